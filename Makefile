@@ -1,0 +1,131 @@
+# tide: build, test, bench, demo, asan, fuzz, install.
+# `make test` and `make demo` install missing dependencies first (deps), then
+# re-enter make so pkg-config is asked only once the packages are there.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+OPT     ?= -O2 -g
+SAN     ?=
+LUA     ?= lua5.4
+BUSTED  ?= /usr/bin/busted
+FUZZ_SECONDS ?= 60
+
+PKGS     = lua5.4 libb2 sqlite3 libuv
+WARN     = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
+           -Wmissing-declarations -Werror
+XCFLAGS  = -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -fPIC \
+           -fvisibility=hidden $(WARN) $(OPT) $(SAN) \
+           $(shell pkg-config --cflags $(PKGS)) -Isrc -MMD -MP $(CFLAGS)
+DEP_LIBS = $(shell pkg-config --libs libb2 sqlite3 libuv) -lm -lpthread
+LUA_LIBS = $(shell pkg-config --libs lua5.4)
+
+CORE_SRC = $(filter-out src/main.c,$(wildcard src/*.c))
+CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+CTEST_SRC = $(wildcard test/c/test_*.c)
+CTESTS   = $(CTEST_SRC:test/c/%.c=$(BUILD)/test/%)
+FUZZ_SRC = $(wildcard test/fuzz/fuzz_*.c)
+REPLAYS  = $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/test/replay_%)
+FUZZERS  = $(FUZZ_SRC:test/fuzz/%.c=build-fuzz/%)
+BENCH_C  = $(wildcard scripts/bench/*.c)
+BENCH_BIN = $(BENCH_C:scripts/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test test-run demo demo-run asan fuzz fuzz-run bench \
+        bench-run install clean
+
+all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a
+
+deps:
+	@sh scripts/setup.sh
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -c $< -o $@
+
+$(BUILD)/libtide.a: $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# The Lua C module. `require "tide.core"` finds luaopen_tide_core in it
+# through Lua's all-in-one loader when LUA_CPATH has build/?.so: build/tide
+# itself is the host program, so the module cannot live in build/tide/.
+$(BUILD)/tide.so: $(CORE_OBJ)
+	$(CC) -shared $(OPT) $(SAN) -o $@ $^ $(DEP_LIBS) $(LDFLAGS)
+
+$(BUILD)/tide: $(BUILD)/obj/main.o $(BUILD)/libtide.a
+	$(CC) $(OPT) $(SAN) -rdynamic -o $@ $^ $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
+
+$(BUILD)/test/%: test/c/%.c test/c/check.h $(BUILD)/libtide.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -Itest/c -o $@ $< $(BUILD)/libtide.a \
+	  $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
+
+# Replays a fuzz target's committed corpus without libFuzzer.
+$(BUILD)/test/replay_%: test/fuzz/%.c test/fuzz/replay.c $(BUILD)/libtide.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -o $@ test/fuzz/replay.c $< $(BUILD)/libtide.a \
+	  $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
+
+$(BUILD)/bench/%: scripts/bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -o $@ $< $(BUILD)/libtide.a $(LUA_LIBS) $(DEP_LIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all $(CTESTS) $(REPLAYS)
+	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh scripts/run-tests.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: all
+	@BUILD=$(BUILD) sh scripts/demo.sh
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang OPT="-O1 -g" \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer \
+	  -fno-sanitize-recover=all" TIDE_ASAN=1 test-run
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-run
+
+build-fuzz/%: test/fuzz/%.c $(CORE_SRC)
+	@mkdir -p build-fuzz/obj
+	clang -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -g -O1 \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  $(shell pkg-config --cflags $(PKGS)) -Isrc -o $@ $< $(CORE_SRC) \
+	  $(LUA_LIBS) $(DEP_LIBS)
+
+# Each target runs FUZZ_SECONDS on its corpus; new inputs it finds are kept
+# in test/fuzz/corpus/NAME so `make test` replays them.
+fuzz-run: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	  name=$${f#build-fuzz/fuzz_}; mkdir -p test/fuzz/corpus/$$name; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -print_final_stats=1 test/fuzz/corpus/$$name || exit 1; \
+	done
+
+bench: deps
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: all $(BENCH_BIN)
+	@BUILD=$(BUILD) sh scripts/bench/run.sh
+
+LUADIR  = $(DESTDIR)$(PREFIX)/share/lua/5.4
+CMODDIR = $(DESTDIR)$(PREFIX)/lib/lua/5.4/tide
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include $(LUADIR)/tide $(CMODDIR)
+	install -m 755 $(BUILD)/tide $(DESTDIR)$(PREFIX)/bin/tide
+	install -m 644 $(BUILD)/libtide.a $(DESTDIR)$(PREFIX)/lib/libtide.a
+	install -m 644 src/tide.h $(DESTDIR)$(PREFIX)/include/tide.h
+	install -m 755 $(BUILD)/tide.so $(CMODDIR)/core.so
+	install -m 644 lua/tide/*.lua $(LUADIR)/tide/
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(CORE_OBJ:.o=.d) $(BUILD)/obj/main.d

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Runs every suite (C unit tests, fuzz corpus replays, busted specs) and
+# ends with one line "N passed, N failed" summing them all.
+BUILD=${BUILD:-build}
+BUSTED=${BUSTED:-/usr/bin/busted}
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+count() { # $1 suite name; reads the suite's "N passed, N failed" from $log
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "$1: no result (crashed?)"; failed=$((failed + 1)); return
+  fi
+  p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+  passed=$((passed + p)); failed=$((failed + f))
+  echo "$1: $line"
+}
+
+for t in "$BUILD"/test/test_*; do
+  [ -x "$t" ] || continue
+  "$t" >"$log" 2>&1; status=$?
+  grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
+  count "$(basename "$t")"
+  [ $status -ne 0 ] && [ -z "$(grep -E ' [1-9][0-9]* failed' "$log")" ] &&
+    failed=$((failed + 1))
+done
+
+for r in "$BUILD"/test/replay_fuzz_*; do
+  [ -x "$r" ] || continue
+  name=${r##*/replay_fuzz_}
+  "$r" "test/fuzz/corpus/$name" >"$log" 2>&1
+  tail -n 20 "$log" | grep -v -E '^[0-9]+ passed' 
+  count "fuzz corpus $name"
+done
+
+# The specs run inside the tide host itself (a Lua 5.4 interpreter), so an
+# ASan build checks the C core under the whole spec suite too.
+TIDE_BUILD=$BUILD "$BUILD/tide" run "$BUSTED" -o utfTerminal \
+  --exclude-tags="${TIDE_EXCLUDE_TAGS:-none}" test/spec >"$log" 2>&1
+cat "$log"
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
+  grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
+if [ -z "$summary" ]; then
+  echo "specs: no result"; failed=$((failed + 1))
+else
+  s=$(echo "$summary" | sed -E 's/.*([0-9]+) success.*/\1/; s/^[^0-9]*//')
+  s=$(echo "$summary" | grep -oE '[0-9]+ success' | grep -oE '[0-9]+')
+  f=$(echo "$summary" | grep -oE '[0-9]+ failure' | grep -oE '[0-9]+')
+  e=$(echo "$summary" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+')
+  passed=$((passed + s)); failed=$((failed + f + e))
+  echo "specs: $s passed, $((f + e)) failed"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,26 @@
+/*
+** The Lua bindings of the C core. Each binding file adds its functions to
+** the module table on top of the stack: [-0, +0, m].
+*/
+#ifndef TIDE_LCORE_H
+#define TIDE_LCORE_H
+
+#include <lua.h>
+
+void tide_lcbor_open(lua_State *L);
+void tide_lfingerprint_open(lua_State *L);
+void tide_lstore_open(lua_State *L);
+void tide_lsplit_open(lua_State *L);
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Encodes the value at idx with the binding's shared encoder, raising a
+** Lua error that names the path on failure. The bytes stay valid until
+** the encoder it pushes is popped. `root` names the value in messages.
+** [-0, +1, e] */
+const uint8_t *tide_lcbor_encode(lua_State *L, int idx, const char *root,
+                                 size_t *len);
+
+#endif

@@ -1,0 +1,411 @@
+/* Logic fingerprints from Lua 5.4 bytecode dumps. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <blake2.h>
+#include <lauxlib.h>
+
+#include "logic.h"
+#include "tide.h"
+
+/* Deeper dependency chains are cut with a fixed marker. */
+#define MAX_DEPTH 100
+
+/* Lua 5.4's OP_GETTABUP: R[A] := UpValue[B][K[C]:shortstring]. */
+#define OP_GETTABUP 11
+
+/* Constant tags in a 5.4 dump (lobject.h's makevariant values). */
+enum { K_NIL = 0, K_FALSE = 1, K_TRUE = 17, K_INT = 3, K_FLT = 19,
+       K_SHRSTR = 4, K_LNGSTR = 20 };
+
+typedef struct {
+  lua_State *L;
+  int cache;       /* stack index: function -> fingerprint bytes */
+  int depth;
+  int low;         /* lowest stack level a back-reference reached */
+  const void *stack[MAX_DEPTH];
+  char *err;
+  size_t errlen;
+  int failed;
+} Logic;
+
+typedef struct {
+  const uint8_t *p, *end;
+  size_t int_size, num_size;
+  int ok;
+} Reader;
+
+/* libb2 takes uint8_t pointers; this takes any bytes. */
+static void feed(blake2b_state *st, const void *p, size_t n) {
+  blake2b_update(st, (const uint8_t *)p, n);
+}
+
+/* ---- Reading a dump -------------------------------------------------- */
+
+static size_t read_size(Reader *r) {
+  size_t x = 0;
+  int b;
+  do {
+    if (r->p >= r->end || x > (SIZE_MAX >> 7)) {
+      r->ok = 0;
+      return 0;
+    }
+    b = *r->p++;
+    x = (x << 7) | (size_t)(b & 0x7f);
+  } while ((b & 0x80) == 0);
+  return x;
+}
+
+static const uint8_t *skip(Reader *r, size_t n) {
+  const uint8_t *at = r->p;
+  if (!r->ok || (size_t)(r->end - r->p) < n) {
+    r->ok = 0;
+    return NULL;
+  }
+  r->p += n;
+  return at;
+}
+
+static void skip_string(Reader *r) {
+  size_t n = read_size(r);
+  if (n > 0) skip(r, n - 1);
+}
+
+/* Records in names (stack index) each global read through an upvalue that
+** is _ENV, in order of first appearance. [-0, +0, m] */
+static void note_global(lua_State *L, int names, const uint8_t *s,
+                        size_t len) {
+  lua_pushlstring(L, (const char *)s, len);
+  if (lua_rawget(L, names) == LUA_TNIL) {
+    lua_pushlstring(L, (const char *)s, len);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, names);
+    lua_pushlstring(L, (const char *)s, len);
+    lua_rawseti(L, names, (lua_Integer)lua_rawlen(L, names) + 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Hashes one function prototype without its source name, line numbers and
+** debug information, and notes the globals it reads. For the outermost
+** prototype (top), env[i] says whether its upvalue i is the closure's _ENV;
+** for a nested one, env is its parent's and its own follow from its
+** upvalue descriptors. */
+static void read_proto(Logic *lg, Reader *r, blake2b_state *st,
+                       const uint8_t *env, int top, int names) {
+  size_t ncode, nk, nup, nproto, i, n;
+  const uint8_t *code, *from;
+  uint8_t my_env[256];
+  const uint8_t **kstr;
+  size_t *klen;
+
+  skip_string(r); /* source */
+  read_size(r);   /* linedefined */
+  read_size(r);   /* lastlinedefined */
+  from = r->p;
+  skip(r, 3);     /* numparams, is_vararg, maxstacksize */
+  ncode = read_size(r);
+  if (!r->ok || ncode > (size_t)(r->end - r->p) / 4) {
+    r->ok = 0;
+    return;
+  }
+  code = skip(r, ncode * 4);
+  nk = read_size(r);
+  if (!r->ok || nk > (size_t)(r->end - r->p)) {
+    r->ok = 0;
+    return;
+  }
+  /* Where each string constant lies, for the GETTABUP scan. */
+  kstr = lua_newuserdatauv(lg->L, nk * (sizeof *kstr + sizeof *klen) + 1, 0);
+  klen = (size_t *)(kstr + nk);
+  for (i = 0; i < nk && r->ok; i++) {
+    int tag = r->p < r->end ? *r->p : -1;
+    skip(r, 1);
+    kstr[i] = NULL;
+    if (tag == K_FLT) skip(r, r->num_size);
+    else if (tag == K_INT) skip(r, r->int_size);
+    else if (tag == K_SHRSTR || tag == K_LNGSTR) {
+      n = read_size(r);
+      klen[i] = n ? n - 1 : 0;
+      kstr[i] = n ? skip(r, n - 1) : NULL;
+    } else if (tag != K_NIL && tag != K_FALSE && tag != K_TRUE) {
+      r->ok = 0;
+    }
+  }
+  nup = read_size(r);
+  if (!r->ok || nup > 255) {
+    r->ok = 0;
+    lua_pop(lg->L, 1);
+    return;
+  }
+  for (i = 0; i < nup && r->ok; i++) {
+    const uint8_t *u = skip(r, 3); /* instack, idx, kind */
+    if (u == NULL) break;
+    my_env[i] = top ? env[i] : (uint8_t)(u[0] == 0 && env[u[1]]);
+  }
+  if (!r->ok) {
+    lua_pop(lg->L, 1);
+    return;
+  }
+  feed(st, from, (size_t)(r->p - from));
+  for (i = 0; i < ncode; i++) {
+    uint32_t ins;
+    memcpy(&ins, code + 4 * i, 4);
+    if ((ins & 0x7f) == OP_GETTABUP) {
+      size_t b = (ins >> 16) & 0xff, c = (ins >> 24) & 0xff;
+      if (b < nup && c < nk && kstr[c] && my_env[b])
+        note_global(lg->L, names, kstr[c], klen[c]);
+    }
+  }
+  lua_pop(lg->L, 1);
+  nproto = read_size(r);
+  for (i = 0; i < nproto && r->ok; i++) read_proto(lg, r, st, my_env, 0, names);
+  /* Debug information: absent when stripped, skipped in any case. */
+  n = read_size(r);
+  skip(r, n);
+  n = read_size(r);
+  for (i = 0; i < n && r->ok; i++) read_size(r), read_size(r);
+  n = read_size(r);
+  for (i = 0; i < n && r->ok; i++)
+    skip_string(r), read_size(r), read_size(r);
+  n = read_size(r);
+  for (i = 0; i < n && r->ok; i++) skip_string(r);
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
+  (void)L;
+  luaL_addlstring((luaL_Buffer *)ud, (const char *)p, n);
+  return 0;
+}
+
+/* ---- The dependency walk --------------------------------------------- */
+
+static void fp_value(Logic *lg, int idx, blake2b_state *st, char kind,
+                     const char *name, size_t name_len);
+
+static void fp_marker(uint8_t out[TIDE_FP_SIZE], const char *what, int n) {
+  char text[64];
+  int len = snprintf(text, sizeof text, "%s %d", what, n);
+  blake2b(out, text, NULL, TIDE_FP_SIZE, (size_t)len, 0);
+}
+
+/* The top-level prototype's _ENV upvalues, by the closure's names. */
+static void closure_env(lua_State *L, int f, uint8_t env[256], int *env_up) {
+  int i;
+  const char *name;
+  memset(env, 0, 256);
+  *env_up = 0;
+  for (i = 1; i <= 255 && (name = lua_getupvalue(L, f, i)) != NULL; i++) {
+    lua_pop(L, 1);
+    if (strcmp(name, "_ENV") == 0) {
+      env[i - 1] = 1;
+      if (*env_up == 0) *env_up = i;
+    }
+  }
+}
+
+/* Pushes the global named by the string at `name` as seen from the table
+** at env, following __index tables but never calling a metamethod.
+** [-0, +1, -] */
+static void lookup_global(lua_State *L, int env, int name) {
+  int hops;
+  lua_pushvalue(L, env);
+  for (hops = 0;; hops++) {
+    lua_pushvalue(L, name);
+    if (lua_rawget(L, -2) != LUA_TNIL || hops == 8) break;
+    lua_pop(L, 1);
+    if (!lua_getmetatable(L, -1)) {
+      lua_pushnil(L);
+      break;
+    }
+    lua_pushliteral(L, "__index");
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+      lua_pop(L, 2);
+      lua_pushnil(L);
+      break;
+    }
+    lua_remove(L, -2); /* the metatable */
+    lua_remove(L, -2); /* the table that missed */
+  }
+  lua_remove(L, -2);
+}
+
+static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
+  lua_State *L = lg->L;
+  const void *self = lua_topointer(L, f);
+  blake2b_state st;
+  luaL_Buffer dump;
+  Reader r;
+  uint8_t env[256];
+  int i, env_up = 0, names, saved_low, level;
+  size_t len;
+
+  if (lua_rawgetp(L, lg->cache, self) == LUA_TSTRING) {
+    memcpy(out, lua_tostring(L, -1), TIDE_FP_SIZE);
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  for (i = 0; i < lg->depth; i++) {
+    if (lg->stack[i] == self) {
+      if (i < lg->low) lg->low = i;
+      fp_marker(out, "cycle", lg->depth - i);
+      return;
+    }
+  }
+  if (lg->depth >= MAX_DEPTH || !lua_checkstack(L, 16)) {
+    fp_marker(out, "deep", 0);
+    return;
+  }
+  level = lg->depth;
+  lg->stack[lg->depth++] = self;
+  saved_low = lg->low;
+  lg->low = INT_MAX;
+
+  blake2b_init(&st, TIDE_FP_SIZE);
+  feed(&st, "tide-logic/1 function", 21);
+  luaL_buffinit(L, &dump);
+  lua_pushvalue(L, f);
+  lua_dump(L, dump_writer, &dump, 1);
+  lua_pop(L, 1);
+  luaL_pushresult(&dump);
+  lua_newtable(L);
+  names = lua_gettop(L);
+  r.p = (const uint8_t *)lua_tolstring(L, -2, &len);
+  r.end = r.p + len;
+  r.ok = len > 32 && memcmp(r.p, "\x1bLua\x54\x00", 6) == 0;
+  if (r.ok) {
+    r.int_size = r.p[13];
+    r.num_size = r.p[14];
+    r.p += 15 + r.int_size + r.num_size + 1; /* header, main's nupvalues */
+    closure_env(L, f, env, &env_up);
+    read_proto(lg, &r, &st, env, 1, names);
+  }
+  if (!r.ok && !lg->failed) {
+    lg->failed = 1;
+    snprintf(lg->err, lg->errlen, "cannot read the bytecode of a function");
+  }
+  /* Upvalues: functions by their fingerprint, scalars by value. */
+  for (i = 1; lua_getupvalue(L, f, i) != NULL; i++) {
+    char tag[16];
+    int n = snprintf(tag, sizeof tag, "upvalue %d", i);
+    fp_value(lg, lua_gettop(L), &st, 'u', tag, (size_t)n);
+    lua_pop(L, 1);
+  }
+  /* Globals read through _ENV, resolved by name. */
+  if (r.ok && env_up > 0) {
+    lua_getupvalue(L, f, env_up);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      int envt = lua_gettop(L);
+      lua_Integer k, count = (lua_Integer)lua_rawlen(L, names);
+      for (k = 1; k <= count; k++) {
+        const char *gname;
+        size_t glen;
+        lua_rawgeti(L, names, k);
+        gname = lua_tolstring(L, -1, &glen);
+        lookup_global(L, envt, lua_gettop(L));
+        fp_value(lg, lua_gettop(L), &st, 'g', gname, glen);
+        lua_pop(L, 2);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2); /* dump, names */
+  blake2b_final(&st, out, TIDE_FP_SIZE);
+  lg->depth--;
+  if (lg->low >= level) {
+    lua_pushlstring(L, (const char *)out, TIDE_FP_SIZE);
+    lua_rawsetp(L, lg->cache, self);
+  }
+  if (saved_low < lg->low) lg->low = saved_low;
+}
+
+/* Adds a dependency's contribution: the kind, its name, and its content. */
+static void fp_value(Logic *lg, int idx, blake2b_state *st, char kind,
+                     const char *name, size_t name_len) {
+  lua_State *L = lg->L;
+  uint8_t fp[TIDE_FP_SIZE];
+  int type = lua_type(L, idx);
+  feed(st, &kind, 1);
+  feed(st, name, name_len);
+  feed(st, "", 1);
+  if (type == LUA_TFUNCTION) {
+    if (lua_iscfunction(L, idx)) {
+      feed(st, "C", 1);
+    } else {
+      fp_function(lg, idx, fp);
+      feed(st, "F", 1);
+      feed(st, fp, TIDE_FP_SIZE);
+    }
+  } else if (type == LUA_TTABLE || type == LUA_TUSERDATA) {
+    if (luaL_getmetafield(L, idx, "__tide_logic") != LUA_TNIL) {
+      size_t len;
+      const char *s;
+      lua_pushvalue(L, idx);
+      if (lua_pcall(L, 1, 1, 0) != LUA_OK ||
+          (s = lua_tolstring(L, -1, &len)) == NULL) {
+        if (!lg->failed) {
+          lg->failed = 1;
+          snprintf(lg->err, lg->errlen, "__tide_logic of %s failed: %s",
+                   name, lua_type(L, -1) == LUA_TSTRING
+                             ? lua_tostring(L, -1) : "no string returned");
+        }
+      } else {
+        feed(st, "L", 1);
+        feed(st, s, len);
+      }
+      lua_pop(L, 1);
+    } else {
+      feed(st, type == LUA_TTABLE ? "T" : "U", 1);
+    }
+  } else if (type == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    uint64_t n = len;
+    feed(st, "S", 1);
+    feed(st, &n, sizeof n);
+    feed(st, s, len);
+  } else if (type == LUA_TNUMBER && lua_isinteger(L, idx)) {
+    lua_Integer v = lua_tointeger(L, idx);
+    feed(st, "I", 1);
+    feed(st, &v, sizeof v);
+  } else if (type == LUA_TNUMBER) {
+    lua_Number v = lua_tonumber(L, idx);
+    feed(st, "N", 1);
+    feed(st, &v, sizeof v);
+  } else if (type == LUA_TBOOLEAN) {
+    feed(st, lua_toboolean(L, idx) ? "t" : "f", 1);
+  } else {
+    feed(st, type == LUA_TNIL ? "-" : "?", 1);
+  }
+}
+
+int tide_logic_fingerprint(lua_State *L, int idx, tide_Fp *fp, char *err,
+                           size_t errlen) {
+  Logic lg;
+  blake2b_state st;
+  idx = lua_absindex(L, idx);
+  lg.L = L;
+  lg.depth = 0;
+  lg.low = INT_MAX;
+  lg.err = err;
+  lg.errlen = errlen;
+  lg.failed = 0;
+  if (lua_type(L, idx) != LUA_TFUNCTION &&
+      luaL_getmetafield(L, idx, "__tide_logic") == LUA_TNIL) {
+    snprintf(err, errlen, "expected a function, got %s",
+             luaL_typename(L, idx));
+    return TIDE_EINVAL;
+  } else if (lua_type(L, idx) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  lg.cache = lua_gettop(L);
+  blake2b_init(&st, TIDE_FP_SIZE);
+  feed(&st, LUA_RELEASE, sizeof LUA_RELEASE - 1);
+  fp_value(&lg, idx, &st, 'r', "", 0);
+  blake2b_final(&st, fp->bytes, TIDE_FP_SIZE);
+  lua_pop(L, 1);
+  return lg.failed ? TIDE_EINVAL : 0;
+}

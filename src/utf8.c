@@ -1,0 +1,40 @@
+/* UTF-8 validation. */
+#include "utf8.h"
+
+size_t tide_utf8_seqlen(const uint8_t *p, size_t avail) {
+  uint8_t c = p[0];
+  if (c < 0x80) return 1;
+  if (c < 0xc2) return 0; /* continuation byte or overlong lead */
+  if (c < 0xe0) {
+    return (avail >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
+  }
+  if (c < 0xf0) {
+    if (avail < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
+    if (c == 0xe0 && p[1] < 0xa0) return 0; /* overlong */
+    if (c == 0xed && p[1] >= 0xa0) return 0; /* surrogate */
+    return 3;
+  }
+  if (c < 0xf5) {
+    if (avail < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+        (p[3] & 0xc0) != 0x80)
+      return 0;
+    if (c == 0xf0 && p[1] < 0x90) return 0; /* overlong */
+    if (c == 0xf4 && p[1] >= 0x90) return 0; /* above U+10FFFF */
+    return 4;
+  }
+  return 0;
+}
+
+int tide_utf8_valid(const uint8_t *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    size_t len;
+    if (p[i] < 0x80) {
+      i++;
+      continue;
+    }
+    if ((len = tide_utf8_seqlen(p + i, n - i)) == 0) return 0;
+    i += len;
+  }
+  return 1;
+}

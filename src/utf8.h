@@ -1,0 +1,14 @@
+/* UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
+#ifndef TIDE_UTF8_H
+#define TIDE_UTF8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Length of the valid sequence at p (1-4), or 0 if p starts no valid one. */
+size_t tide_utf8_seqlen(const uint8_t *p, size_t avail);
+
+/* Whether all n bytes at p are valid UTF-8. */
+int tide_utf8_valid(const uint8_t *p, size_t n);
+
+#endif
