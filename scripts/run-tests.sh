@@ -45,7 +45,6 @@ summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
 if [ -z "$summary" ]; then
   echo "specs: no result"; failed=$((failed + 1))
 else
-  s=$(echo "$summary" | sed -E 's/.*([0-9]+) success.*/\1/; s/^[^0-9]*//')
   s=$(echo "$summary" | grep -oE '[0-9]+ success' | grep -oE '[0-9]+')
   f=$(echo "$summary" | grep -oE '[0-9]+ failure' | grep -oE '[0-9]+')
   e=$(echo "$summary" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+')

@@ -165,6 +165,11 @@ static int enc_fail(tide_CborEnc *e, lua_State *L, int code,
   p += snprintf(p, (size_t)(end - p), "%s", e->root);
   for (d = 1; d <= e->depth && p < end; d++) {
     int k = e->path[d].key_idx;
+    if (e->depth > 12 && d == 6) { /* keep both ends of a long path */
+      p += snprintf(p, (size_t)(end - p), "...");
+      d = e->depth - 4;
+      k = e->path[d].key_idx;
+    }
     if (k == 0) {
       p += snprintf(p, (size_t)(end - p), "[%lld]",
                     (long long)e->path[d].index);
@@ -350,12 +355,11 @@ static int encode_keyed(tide_CborEnc *e, lua_State *L, int idx) {
   const char *name = "userdata";
   size_t len;
   int rc;
-  if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING)
-    name = lua_tostring(L, -1);
-  else if (lua_type(L, -1) != LUA_TNIL)
-    lua_pop(L, 1), lua_pushstring(L, name);
-  else
+  int kind = luaL_getmetafield(L, idx, "__name");
+  if (kind != LUA_TSTRING) {
+    if (kind != LUA_TNIL) lua_pop(L, 1);
     lua_pushstring(L, name);
+  }
   name = lua_tolstring(L, -1, &len);
   luaL_getmetafield(L, idx, "__tide_key");
   lua_pushvalue(L, idx);
