@@ -1,0 +1,399 @@
+/*
+** The state store's lifecycle: opening (format checks, the writer lock),
+** error messages, the statement cache and group commit. The schema lives
+** in store_schema.c, the operations in store_ops.c.
+**
+** The writer lock is an flock on a side file, PATH-lock, which also holds
+** the holder's pid for the message a second writer gets. It is not taken on
+** the database file itself: closing any descriptor of the database file
+** drops every POSIX lock SQLite holds on it in this process (SQLite's
+** "How To Corrupt" 2.2), which would break other connections to the same
+** store in the same process. The kernel releases the flock when its holder
+** dies, even by kill -9; the stale pid left in the file is overwritten by
+** the next writer. The lock file is never deleted, as deleting a lock file
+** races with a process about to lock it.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "store_impl.h"
+
+/* How long a connection waits for a lock held by another connection. */
+#define BUSY_TIMEOUT_MS 5000
+
+static const char out_of_memory[] = "out of memory";
+
+/* ---- Messages ---- */
+
+int tide_store_fail(tide_Store *s, int code, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  char *p;
+  va_start(ap, fmt);
+  n = vsnprintf(s->msg, s->msg_cap, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    s->errmsg = tide_strerror(code);
+    return code;
+  }
+  if ((size_t)n >= s->msg_cap) {
+    p = s->alloc(s->ud, s->msg, s->msg_cap, (size_t)n + 1);
+    if (p == NULL) {
+      s->errmsg = code == TIDE_ENOMEM ? out_of_memory : tide_strerror(code);
+      return code;
+    }
+    s->msg = p;
+    s->msg_cap = (size_t)n + 1;
+    va_start(ap, fmt);
+    vsnprintf(s->msg, s->msg_cap, fmt, ap);
+    va_end(ap);
+  }
+  s->errmsg = s->msg;
+  return code;
+}
+
+static int code_of(int sqlite_rc) {
+  switch (sqlite_rc & 0xff) {
+  case SQLITE_NOMEM: return TIDE_ENOMEM;
+  case SQLITE_IOERR:
+  case SQLITE_FULL:
+  case SQLITE_CANTOPEN: return TIDE_EIO;
+  case SQLITE_NOTADB:
+  case SQLITE_CORRUPT: return TIDE_ENOTSTORE;
+  default: return TIDE_ESTORE;
+  }
+}
+
+static int nomem(tide_Store *s) {
+  return tide_store_fail(s, TIDE_ENOMEM, "%s", out_of_memory);
+}
+
+int tide_store_fail_db(tide_Store *s, const char *what) {
+  int code = code_of(sqlite3_errcode(s->db));
+  const char *note = "";
+  if (s->in_batch && sqlite3_get_autocommit(s->db)) {
+    /* The error ended the transaction: SQLite rolled the batch back. */
+    s->in_batch = 0;
+    s->batch_writes = 0;
+    note = " (the uncommitted batch was rolled back)";
+  }
+  if (code == TIDE_ENOMEM) return nomem(s);
+  return tide_store_fail(s, code, "%s: %s: %s%s", s->path, what,
+                         sqlite3_errmsg(s->db), note);
+}
+
+const char *tide_store_errmsg(const tide_Store *s) {
+  return s ? s->errmsg : out_of_memory;
+}
+
+const char *tide_store_path(const tide_Store *s) {
+  return s && s->path ? s->path : "";
+}
+
+/* ---- Clocks ---- */
+
+static int64_t clock_ns(clockid_t id) {
+  struct timespec ts;
+  if (clock_gettime(id, &ts) != 0) return 0;
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t tide_store_now_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
+/* ---- Statement cache ---- */
+
+static void release(tide_Store *s) {
+  if (s->held) sqlite3_reset(s->held);
+  s->held = NULL;
+}
+
+int tide_store_stmt(tide_Store *s, int slot, const char *sql,
+                    sqlite3_stmt **st) {
+  sqlite3_stmt **p = &s->stmts[slot];
+  release(s);
+  if (*p == NULL) {
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, p,
+                           NULL) != SQLITE_OK) {
+      *p = NULL;
+      return tide_store_fail_db(s, "prepare");
+    }
+  } else if (sqlite3_stmt_busy(*p)) {
+    return tide_store_fail(s, TIDE_EINVAL,
+                           "%s: nested use of a store iteration", s->path);
+  }
+  *st = *p;
+  return 0;
+}
+
+/* Runs a statement without results, such as BEGIN or COMMIT. */
+static int exec_slot(tide_Store *s, int slot, const char *sql,
+                     const char *what) {
+  sqlite3_stmt *st;
+  int rc = tide_store_stmt(s, slot, sql, &st);
+  if (rc) return rc;
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = tide_store_fail_db(s, what);
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+/* ---- Group commit ---- */
+
+int tide_store_write_begin(tide_Store *s) {
+  int rc;
+  if (s->flags != TIDE_STORE_WRITE)
+    return tide_store_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
+                           s->path);
+  if (s->in_batch) return 0;
+  rc = exec_slot(s, TIDE_STMT_BEGIN, "BEGIN IMMEDIATE", "begin");
+  if (rc) return rc;
+  s->in_batch = 1;
+  s->batch_writes = 0;
+  s->batch_started_ns = clock_ns(CLOCK_MONOTONIC);
+  return 0;
+}
+
+void tide_store_write_done(tide_Store *s) { s->batch_writes++; }
+
+int tide_store_flush(tide_Store *s) {
+  int rc;
+  release(s);
+  if (!s->in_batch) return 0;
+  rc = exec_slot(s, TIDE_STMT_COMMIT, "COMMIT", "commit");
+  if (rc) return rc;
+  s->in_batch = 0;
+  s->batch_writes = 0;
+  return 0;
+}
+
+int tide_store_maybe_flush(tide_Store *s) {
+  int64_t age_ns;
+  if (!s->in_batch) return 0;
+  age_ns = clock_ns(CLOCK_MONOTONIC) - s->batch_started_ns;
+  if (s->batch_writes >= s->max_batch_writes ||
+      age_ns >= s->max_batch_ms * 1000000)
+    return tide_store_flush(s);
+  return 0;
+}
+
+int tide_store_rollback(tide_Store *s) {
+  int rc;
+  release(s);
+  if (!s->in_batch) return 0;
+  rc = exec_slot(s, TIDE_STMT_ROLLBACK, "ROLLBACK", "rollback");
+  if (rc) return rc;
+  s->in_batch = 0;
+  s->batch_writes = 0;
+  return 0;
+}
+
+void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
+                                 int64_t max_ms) {
+  s->max_batch_writes = max_writes > 0 ? max_writes : TIDE_STORE_BATCH_WRITES;
+  s->max_batch_ms = max_ms > 0 ? max_ms : TIDE_STORE_BATCH_MS;
+}
+
+int64_t tide_store_batch_writes(const tide_Store *s) {
+  return s->in_batch ? s->batch_writes : 0;
+}
+
+/* ---- Opening ---- */
+
+/* Creates the directories leading to the store's file, like mkdir -p. */
+static int make_parent_dirs(tide_Store *s) {
+  char *dir = s->alloc(s->ud, NULL, 0, s->path_size);
+  char *p;
+  int rc = 0;
+  if (dir == NULL) return nomem(s);
+  memcpy(dir, s->path, s->path_size);
+  for (p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
+    *p = '\0';
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+      rc = tide_store_fail(s, TIDE_EIO, "%s: cannot create directory %s: %s",
+                           s->path, dir, strerror(errno));
+      break;
+    }
+    *p = '/';
+  }
+  s->alloc(s->ud, dir, s->path_size, 0);
+  return rc;
+}
+
+/* Reads the pid a writer left in the lock file; 0 when there is none. */
+static long read_pid(int fd) {
+  char text[32];
+  ssize_t n = pread(fd, text, sizeof text - 1, 0);
+  long pid = 0;
+  ssize_t i;
+  for (i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++) {
+    if (pid > 100000000) return 0;
+    pid = pid * 10 + (text[i] - '0');
+  }
+  return i > 0 && i < n && text[i] == '\n' ? pid : 0;
+}
+
+/* Takes the writer lock, flock on PATH-lock, and records our pid in it. */
+static int lock_writer(tide_Store *s) {
+  size_t size = s->path_size + 5;
+  char *lock_path = s->alloc(s->ud, NULL, 0, size);
+  char text[32];
+  int fd, n, rc = 0;
+  long pid;
+  if (lock_path == NULL) return nomem(s);
+  snprintf(lock_path, size, "%s-lock", s->path);
+  fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    rc = tide_store_fail(s, TIDE_EIO, "%s: cannot open lock file %s: %s",
+                         s->path, lock_path, strerror(errno));
+  } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      pid = read_pid(fd);
+      if (pid > 0)
+        rc = tide_store_fail(s, TIDE_ELOCKED,
+                             "%s: locked by another running update (pid %ld)",
+                             s->path, pid);
+      else
+        rc = tide_store_fail(s, TIDE_ELOCKED,
+                             "%s: locked by another running update", s->path);
+    } else {
+      rc = tide_store_fail(s, TIDE_EIO, "%s: cannot lock %s: %s", s->path,
+                           lock_path, strerror(errno));
+    }
+    close(fd);
+  } else {
+    s->lock_fd = fd;
+    n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n)
+      rc = tide_store_fail(s, TIDE_EIO, "%s: cannot write lock file %s: %s",
+                           s->path, lock_path, strerror(errno));
+  }
+  s->alloc(s->ud, lock_path, size, 0);
+  return rc;
+}
+
+static int connect_db(tide_Store *s, int open_flags) {
+  int rc = sqlite3_open_v2(s->path, &s->db, open_flags | SQLITE_OPEN_NOMUTEX,
+                           NULL);
+  if (s->db == NULL) return nomem(s);
+  if (rc != SQLITE_OK) return tide_store_fail_db(s, "cannot open");
+  sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+  return 0;
+}
+
+/* Per-connection settings, once the file is known to be a store: WAL needs
+** a full sync only at checkpoints. */
+static int set_synchronous(tide_Store *s) {
+  if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) !=
+      SQLITE_OK)
+    return tide_store_fail_db(s, "cannot open");
+  return 0;
+}
+
+static int open_read(tide_Store *s) {
+  struct stat st;
+  int rc;
+  if (stat(s->path, &st) != 0) {
+    if (errno == ENOENT)
+      return tide_store_fail(s, TIDE_ENOTFOUND, "%s: no such state store",
+                             s->path);
+    return tide_store_fail(s, TIDE_EIO, "%s: %s", s->path, strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode))
+    return tide_store_fail(s, TIDE_ENOTSTORE,
+                           "%s: not a tide state store (is a directory)",
+                           s->path);
+  rc = connect_db(s, SQLITE_OPEN_READONLY);
+  if (rc) return rc;
+  rc = tide_store_schema_check(s);
+  if (rc == 1)
+    return tide_store_fail(s, TIDE_ENOTFOUND, "%s: state store is empty",
+                           s->path);
+  return rc ? rc : set_synchronous(s);
+}
+
+static int open_write(tide_Store *s) {
+  sqlite3_stmt *st;
+  int rc = make_parent_dirs(s);
+  if (rc) return rc;
+  rc = connect_db(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (rc) return rc;
+  /* Check before locking, so a file that is not a store is left as it is,
+  ** without a lock file beside it; check again once locked, as another
+  ** writer may have created the schema meanwhile. */
+  rc = tide_store_schema_check(s);
+  if (rc < 0) return rc;
+  rc = lock_writer(s);
+  if (rc) return rc;
+  rc = tide_store_schema_check(s);
+  if (rc < 0) return rc;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) !=
+      SQLITE_OK)
+    return tide_store_fail_db(s, "cannot open");
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    rc = tide_store_fail_db(s, "cannot switch to WAL mode");
+    sqlite3_finalize(st);
+    return rc;
+  }
+  sqlite3_finalize(st);
+  if (rc == 1 && (rc = tide_store_schema_create(s)) != 0) return rc;
+  return set_synchronous(s);
+}
+
+int tide_store_open(tide_Store **out, const char *path, int flags,
+                    tide_Alloc alloc, void *ud) {
+  tide_Store *s;
+  size_t size;
+  if (out == NULL) return TIDE_EINVAL;
+  *out = NULL;
+  if (alloc == NULL) alloc = tide_alloc_default;
+  s = alloc(ud, NULL, 0, sizeof *s);
+  if (s == NULL) return TIDE_ENOMEM;
+  memset(s, 0, sizeof *s);
+  s->alloc = alloc;
+  s->ud = ud;
+  s->lock_fd = -1;
+  s->errmsg = "";
+  tide_store_set_batch_limits(s, 0, 0);
+  *out = s;
+  if (path == NULL || path[0] == '\0')
+    return tide_store_fail(s, TIDE_EINVAL, "state store path is empty");
+  size = strlen(path) + 1;
+  s->path = alloc(ud, NULL, 0, size);
+  if (s->path == NULL) return nomem(s);
+  memcpy(s->path, path, size);
+  s->path_size = size;
+  if (flags != TIDE_STORE_READ && flags != TIDE_STORE_WRITE)
+    return tide_store_fail(s, TIDE_EINVAL, "%s: invalid open flags %d", path,
+                           flags);
+  s->flags = flags;
+  return flags == TIDE_STORE_WRITE ? open_write(s) : open_read(s);
+}
+
+int tide_store_close(tide_Store *s) {
+  int rc = 0, i;
+  if (s == NULL) return 0;
+  if (s->db) {
+    rc = tide_store_flush(s);
+    if (rc) tide_store_rollback(s);
+    release(s);
+    for (i = 0; i < TIDE_STMT_COUNT; i++) sqlite3_finalize(s->stmts[i]);
+    sqlite3_close_v2(s->db);
+  }
+  /* Only now, with the connection closed, may the writer lock go. */
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  if (s->path) s->alloc(s->ud, s->path, s->path_size, 0);
+  if (s->msg) s->alloc(s->ud, s->msg, s->msg_cap, 0);
+  s->alloc(s->ud, s, sizeof *s, 0);
+  return rc;
+}

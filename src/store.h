@@ -1,0 +1,315 @@
+/*
+** The state store: one SQLite file in WAL mode, shared by several apps,
+** holding everything tide remembers between runs (DESIGN.md section 4).
+** The schema is documented at the top of store_schema.c.
+**
+** Contract, for every function below unless it says otherwise:
+** - It returns 0 or a negative TIDE_E* code, and on failure leaves a
+**   message on the store (tide_store_errmsg). TIDE_ENOTFOUND from a get or
+**   an update is an ordinary outcome and leaves the message unchanged.
+** - Strings are NUL-terminated; a NULL string or blob pointer stores SQL
+**   NULL. Blobs are (pointer, length). Fingerprints are TIDE_FP_SIZE raw
+**   bytes. Row ids are positive; 0 stands for "none" (SQL NULL).
+** - Pointers in a struct filled by a get are borrowed from the store and
+**   stay valid until the next call on the store. Pointers handed to an
+**   iterator's callback stay valid only during that callback.
+** - An iterator calls fn(arg, row) per row; fn returns 0 to go on, and any
+**   other value stops the iteration and is returned as is (so a callback
+**   can stop early with 1, or fail with its own negative code). A callback
+**   may call other store functions, but must not start the same iteration
+**   again (TIDE_EINVAL).
+** - Writes go into a batch transaction that the first write opens; see
+**   tide_store_flush. A store opened with TIDE_STORE_READ refuses writes.
+** - A store is used by one thread at a time.
+*/
+#ifndef TIDE_STORE_H
+#define TIDE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tide.h"
+
+/* Open modes: exactly one of them. */
+#define TIDE_STORE_READ 1
+#define TIDE_STORE_WRITE 2
+
+/* The on-disk format version this tide reads and writes. */
+#define TIDE_STORE_FORMAT_VERSION 1
+
+/* The length of a fingerprint (BLAKE2b-128). */
+#define TIDE_FP_SIZE 16
+
+/* Batch defaults for tide_store_maybe_flush. */
+#define TIDE_STORE_BATCH_WRITES 2000
+#define TIDE_STORE_BATCH_MS 100
+
+/* Target state pending flags. */
+#define TIDE_TARGET_APPLIED 0
+#define TIDE_TARGET_UPSERT_PENDING 1
+#define TIDE_TARGET_DELETE_PENDING 2
+
+typedef struct tide_Store tide_Store;
+
+/* ---- Opening and closing ---- */
+
+/*
+** Opens the store at path. TIDE_STORE_WRITE creates the file and its
+** parent directories when missing, creates the schema in an empty file and
+** takes the writer lock (TIDE_ELOCKED when another process holds it).
+** TIDE_STORE_READ opens read-only without a lock (TIDE_ENOTFOUND when the
+** file is missing or empty). A file that is not a tide store gives
+** TIDE_ENOTSTORE, a format version other than TIDE_STORE_FORMAT_VERSION
+** gives TIDE_EVERSION; such files are never modified. On failure *out is
+** still a store holding the message, to be closed by the caller, unless
+** memory ran out before it existed (then *out is NULL, TIDE_ENOMEM).
+** alloc may be NULL for the default allocator; SQLite itself allocates
+** through its own allocator.
+*/
+int tide_store_open(tide_Store **out, const char *path, int flags,
+                    tide_Alloc alloc, void *ud);
+
+/*
+** Commits the open batch, then frees the store and releases the writer
+** lock. Accepts NULL. Returns the commit's status; the store is freed even
+** when that fails, so call tide_store_flush first to read the message.
+*/
+int tide_store_close(tide_Store *s);
+
+/* The last error message, or "" when none; "out of memory" for NULL. The
+** string is borrowed until the next call on the store. */
+const char *tide_store_errmsg(const tide_Store *s);
+
+/* The path the store was opened with (borrowed). */
+const char *tide_store_path(const tide_Store *s);
+
+/* ---- Group commit ---- */
+
+/* Commits the open batch, if any. */
+int tide_store_flush(tide_Store *s);
+
+/* Commits the open batch when it holds at least max_writes writes or was
+** opened at least max_ms milliseconds ago; otherwise does nothing. */
+int tide_store_maybe_flush(tide_Store *s);
+
+/* Discards the open batch, if any. */
+int tide_store_rollback(tide_Store *s);
+
+/* Sets the limits tide_store_maybe_flush uses; a value <= 0 restores the
+** default (TIDE_STORE_BATCH_WRITES, TIDE_STORE_BATCH_MS). */
+void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
+                                 int64_t max_ms);
+
+/* The number of writes in the open batch (0 when none is open). */
+int64_t tide_store_batch_writes(const tide_Store *s);
+
+/* ---- Apps ---- */
+
+typedef struct tide_StoreApp {
+  int64_t id;
+  const char *name;
+  int64_t created_ns;
+} tide_StoreApp;
+
+typedef int (*tide_StoreAppFn)(void *arg, const tide_StoreApp *app);
+
+/* Sets *id to the app named name, creating it when missing; *created (may
+** be NULL) says which happened. */
+int tide_store_app_get_or_create(tide_Store *s, const char *name,
+                                 int64_t *id, int *created);
+/* Fills *app for the app named name; TIDE_ENOTFOUND when there is none. */
+int tide_store_app_lookup(tide_Store *s, const char *name,
+                          tide_StoreApp *app);
+/* Every app, in name order. */
+int tide_store_app_each(tide_Store *s, tide_StoreAppFn fn, void *arg);
+/* Deletes the app and everything it owns: components, memos, containers
+** and their target states, source items, runs. */
+int tide_store_app_delete(tide_Store *s, int64_t app_id);
+
+/* ---- Processing components ---- */
+
+typedef struct tide_StoreComponent {
+  int64_t id;                /* ignored by put */
+  int64_t app_id;
+  const char *path;
+  int64_t parent_id;         /* 0 for none */
+  const char *fn_name;
+  const uint8_t *logic_fp;   /* TIDE_FP_SIZE bytes, or NULL */
+  const uint8_t *input_fp;   /* TIDE_FP_SIZE bytes, or NULL */
+  const char *source_key;    /* or NULL */
+  const void *memo_keys;     /* CBOR list of memo keys used, or NULL */
+  size_t memo_keys_len;
+  int status;
+  const char *error;         /* or NULL */
+  int64_t updated_ns;        /* set by put to the current time */
+} tide_StoreComponent;
+
+typedef int (*tide_StoreComponentFn)(void *arg,
+                                     const tide_StoreComponent *c);
+
+/* Inserts or updates the component at (c->app_id, c->path); *id (may be
+** NULL) receives its row id, which stays the same across updates. */
+int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
+                             int64_t *id);
+/* Fills *c; TIDE_ENOTFOUND when there is none. */
+int tide_store_component_get(tide_Store *s, int64_t app_id,
+                             const char *path, tide_StoreComponent *c);
+int tide_store_component_delete(tide_Store *s, int64_t id);
+/* Every component of the app, in path order (a parent before its
+** children), from one sequential statement without allocating. */
+int tide_store_component_each(tide_Store *s, int64_t app_id,
+                              tide_StoreComponentFn fn, void *arg);
+
+/* ---- Memo entries ---- */
+
+typedef struct tide_StoreMemo {
+  int64_t app_id;
+  const uint8_t *key;        /* TIDE_FP_SIZE bytes */
+  const char *fn_name;
+  const void *value;         /* CBOR, or NULL */
+  size_t value_len;
+  const void *deps;          /* CBOR, or NULL */
+  size_t deps_len;
+  const void *targets;       /* CBOR, or NULL */
+  size_t targets_len;
+  int64_t updated_ns;        /* set by put to the current time */
+} tide_StoreMemo;
+
+typedef int (*tide_StoreMemoKeyFn)(void *arg, const uint8_t *key,
+                                   const char *fn_name);
+
+/* Fills *m; TIDE_ENOTFOUND when there is no entry. */
+int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
+                        tide_StoreMemo *m);
+/* Inserts or replaces the entry at (m->app_id, m->key). */
+int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m);
+int tide_store_memo_delete(tide_Store *s, int64_t app_id,
+                           const uint8_t *key);
+/* The key and function name of every memo entry of the app. */
+int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
+                             tide_StoreMemoKeyFn fn, void *arg);
+
+/* ---- Target containers ---- */
+
+typedef struct tide_StoreContainer {
+  int64_t id;
+  int64_t app_id;
+  const char *kind;          /* the target type's name */
+  const char *identity;
+  const void *spec;          /* CBOR, or NULL */
+  size_t spec_len;
+  const uint8_t *schema_fp;  /* TIDE_FP_SIZE bytes, or NULL */
+  int64_t owner_id;          /* owning component, 0 for none */
+  int state;
+} tide_StoreContainer;
+
+typedef int (*tide_StoreContainerFn)(void *arg,
+                                     const tide_StoreContainer *c);
+
+/* Sets *id to the container (app_id, kind, identity), creating it (with no
+** spec, schema or owner, state 0) when missing; *created may be NULL. */
+int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
+                                       const char *kind,
+                                       const char *identity, int64_t *id,
+                                       int *created);
+/* Fills *c for the container with row id id; TIDE_ENOTFOUND if none. */
+int tide_store_container_get(tide_Store *s, int64_t id,
+                             tide_StoreContainer *c);
+/* Sets spec, schema_fp, owner_id and state of the container c->id;
+** TIDE_ENOTFOUND when there is none. */
+int tide_store_container_update(tide_Store *s,
+                                const tide_StoreContainer *c);
+/* Deletes the container and its target states. */
+int tide_store_container_delete(tide_Store *s, int64_t id);
+/* Every container of the app, by kind then identity. */
+int tide_store_container_each(tide_Store *s, int64_t app_id,
+                              tide_StoreContainerFn fn, void *arg);
+
+/* ---- Target states ---- */
+
+typedef struct tide_StoreTarget {
+  int64_t container_id;
+  const void *key;           /* CBOR */
+  size_t key_len;
+  int64_t owner_id;          /* owning component */
+  const uint8_t *value_fp;   /* TIDE_FP_SIZE bytes, or NULL */
+  int pending;               /* TIDE_TARGET_* */
+  int64_t written_ns;        /* set when applied; 0 when never */
+} tide_StoreTarget;
+
+typedef int (*tide_StoreTargetFn)(void *arg, const tide_StoreTarget *t);
+
+/* Inserts or updates the target state (t->container_id, t->key) with its
+** owner, value fingerprint and pending flag; written_ns is kept. */
+int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t);
+/* Records that the pending change was applied to the target: an upsert
+** becomes applied (written_ns set to now), a delete removes the row. Does
+** nothing for a row that is missing or already applied. */
+int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
+                                   const void *key, size_t key_len);
+int tide_store_target_delete(tide_Store *s, int64_t container_id,
+                             const void *key, size_t key_len);
+/* Fills *t; TIDE_ENOTFOUND when there is none. */
+int tide_store_target_get(tide_Store *s, int64_t container_id,
+                          const void *key, size_t key_len,
+                          tide_StoreTarget *t);
+/* Every target state owned by the component, by container then key. */
+int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
+                                    tide_StoreTargetFn fn, void *arg);
+/* Every target state of the container, by key. */
+int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
+                                        tide_StoreTargetFn fn, void *arg);
+/* Every pending target state of the app, by container then key. */
+int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
+                                   tide_StoreTargetFn fn, void *arg);
+
+/* ---- Source items ---- */
+
+typedef struct tide_StoreSourceItem {
+  int64_t app_id;
+  const char *source;
+  const char *key;
+  int64_t size;
+  int64_t mtime_ns;
+  int64_t inode;
+  const uint8_t *content_fp; /* TIDE_FP_SIZE bytes, or NULL */
+} tide_StoreSourceItem;
+
+typedef int (*tide_StoreSourceItemFn)(void *arg,
+                                      const tide_StoreSourceItem *item);
+
+/* Fills *item; TIDE_ENOTFOUND when there is none. */
+int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
+                          const char *key, tide_StoreSourceItem *item);
+/* Inserts or replaces the item at (app_id, source, key). */
+int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item);
+int tide_store_source_delete(tide_Store *s, int64_t app_id,
+                             const char *source, const char *key);
+/* Every item of the source, by key, from one sequential statement. */
+int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
+                           tide_StoreSourceItemFn fn, void *arg);
+
+/* ---- Run log ---- */
+
+typedef struct tide_StoreRun {
+  int64_t id;
+  int64_t app_id;
+  int64_t started_ns;
+  int64_t finished_ns;       /* 0 while unfinished */
+  int status;                /* meaningful once finished */
+  const char *stats;         /* JSON, or NULL */
+} tide_StoreRun;
+
+typedef int (*tide_StoreRunFn)(void *arg, const tide_StoreRun *run);
+
+/* Records the start of a run now; *run_id receives its id. */
+int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id);
+/* Records the end of the run now, with its status and stats (JSON text,
+** may be NULL); TIDE_ENOTFOUND when there is no such run. */
+int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
+                          const char *stats);
+/* The app's latest runs, newest first, at most limit of them. */
+int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
+                               tide_StoreRunFn fn, void *arg);
+
+#endif

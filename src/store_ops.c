@@ -1,0 +1,877 @@
+/*
+** The state store's operations, each on a statement prepared once and
+** cached on the store. Writes join the open batch (store.c); gets leave
+** their statement on its row so the caller borrows the column values
+** without a copy; iterators step one statement through all rows.
+*/
+#include <string.h>
+
+#include "store_impl.h"
+
+/* What a zero-length blob points at, as SQLite gives NULL for it. */
+static const uint8_t empty_blob[1] = { 0 };
+
+/* ---- Binding and reading columns ---- */
+
+static int bind_text(sqlite3_stmt *st, int i, const char *v) {
+  return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC)
+           : sqlite3_bind_null(st, i);
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n) {
+  return p ? sqlite3_bind_blob64(st, i, p, n, SQLITE_STATIC)
+           : sqlite3_bind_null(st, i);
+}
+
+static int bind_fp(sqlite3_stmt *st, int i, const uint8_t *fp) {
+  return bind_blob(st, i, fp, TIDE_FP_SIZE);
+}
+
+/* Binds a row id, 0 standing for NULL. */
+static int bind_id(sqlite3_stmt *st, int i, int64_t id) {
+  return id ? sqlite3_bind_int64(st, i, id) : sqlite3_bind_null(st, i);
+}
+
+static int bind_int(sqlite3_stmt *st, int i, int64_t v) {
+  return sqlite3_bind_int64(st, i, v);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i) {
+  return (const char *)sqlite3_column_text(st, i);
+}
+
+static const void *col_blob(sqlite3_stmt *st, int i, size_t *len) {
+  const void *p;
+  if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+    *len = 0;
+    return NULL;
+  }
+  p = sqlite3_column_blob(st, i);
+  *len = (size_t)sqlite3_column_bytes(st, i);
+  return p ? p : empty_blob;
+}
+
+/* A fingerprint column; NULL when it is NULL or not TIDE_FP_SIZE bytes. */
+static const uint8_t *col_fp(sqlite3_stmt *st, int i) {
+  size_t len;
+  const void *p = col_blob(st, i, &len);
+  return len == TIDE_FP_SIZE ? p : NULL;
+}
+
+static int64_t col_int(sqlite3_stmt *st, int i) {
+  return sqlite3_column_int64(st, i);
+}
+
+/* ---- Running statements ---- */
+
+/* Steps a statement without result rows to its end. */
+static int run(tide_Store *s, sqlite3_stmt *st, const char *what) {
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE) {
+    rc = tide_store_fail_db(s, what);
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+/* Steps an INSERT ... RETURNING id to its end; *id receives the id. */
+static int run_returning(tide_Store *s, sqlite3_stmt *st, const char *what,
+                         int64_t *id) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *id = col_int(st, 0);
+    rc = sqlite3_step(st);
+  }
+  if (rc != SQLITE_DONE) {
+    rc = tide_store_fail_db(s, what);
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+/* Steps a query to its first row, where it is left until the next call on
+** the store, so the caller borrows its columns; TIDE_ENOTFOUND if none. */
+static int get_row(tide_Store *s, sqlite3_stmt *st, const char *what) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    s->held = st;
+    return 0;
+  }
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    return TIDE_ENOTFOUND;
+  }
+  rc = tide_store_fail_db(s, what);
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* Reads the integer of a one-column query's first row. */
+static int find_id(tide_Store *s, sqlite3_stmt *st, const char *what,
+                   int64_t *id) {
+  int rc = get_row(s, st, what);
+  if (rc) return rc;
+  *id = col_int(st, 0);
+  s->held = NULL;
+  sqlite3_reset(st);
+  return 0;
+}
+
+/* Turns the current row into a struct and hands it to the callback that
+** cb points at. */
+typedef int (*Emit)(sqlite3_stmt *st, const void *cb, void *arg);
+
+static int each(tide_Store *s, sqlite3_stmt *st, const char *what,
+                Emit emit, const void *cb, void *arg) {
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    rc = emit(st, cb, arg);
+    if (rc) {
+      sqlite3_reset(st);
+      return rc;
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    rc = tide_store_fail_db(s, what);
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+static int bind_failed(tide_Store *s, const char *what) {
+  return tide_store_fail_db(s, what);
+}
+
+/* Runs a write statement in the batch and counts it. */
+static int run_write(tide_Store *s, sqlite3_stmt *st, const char *what) {
+  int rc = run(s, st, what);
+  if (rc) return rc;
+  tide_store_write_done(s);
+  return 0;
+}
+
+/* Runs a single-parameter delete keyed by an id. */
+static int delete_by_id(tide_Store *s, int slot, const char *sql,
+                        int64_t id, const char *what) {
+  sqlite3_stmt *st;
+  int rc = tide_store_stmt(s, slot, sql, &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, id)) return bind_failed(s, what);
+  return run(s, st, what);
+}
+
+/* ---- Apps ---- */
+
+static void fill_app(sqlite3_stmt *st, tide_StoreApp *a) {
+  a->id = col_int(st, 0);
+  a->name = col_text(st, 1);
+  a->created_ns = col_int(st, 2);
+}
+
+static int emit_app(sqlite3_stmt *st, const void *cb, void *arg) {
+  tide_StoreApp a;
+  fill_app(st, &a);
+  return (*(const tide_StoreAppFn *)cb)(arg, &a);
+}
+
+#define APP_LOOKUP_SQL \
+  "SELECT id, name, created_ns FROM apps WHERE name = ?1"
+
+int tide_store_app_lookup(tide_Store *s, const char *name,
+                          tide_StoreApp *app) {
+  sqlite3_stmt *st;
+  int rc = tide_store_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
+  if (rc) return rc;
+  if (bind_text(st, 1, name)) return bind_failed(s, "app lookup");
+  rc = get_row(s, st, "app lookup");
+  if (rc) return rc;
+  fill_app(st, app);
+  return 0;
+}
+
+int tide_store_app_get_or_create(tide_Store *s, const char *name,
+                                 int64_t *id, int *created) {
+  sqlite3_stmt *st;
+  const char *what = "app get-or-create";
+  int rc = tide_store_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
+  if (created) *created = 0;
+  if (rc) return rc;
+  if (bind_text(st, 1, name)) return bind_failed(s, what);
+  rc = find_id(s, st, what, id);
+  if (rc != TIDE_ENOTFOUND) return rc;
+  rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_APP_INSERT,
+                       "INSERT INTO apps(name, created_ns) VALUES(?1, ?2)"
+                       " RETURNING id",
+                       &st);
+  if (rc) return rc;
+  if (bind_text(st, 1, name) || bind_int(st, 2, tide_store_now_ns()))
+    return bind_failed(s, what);
+  rc = run_returning(s, st, what, id);
+  if (rc) return rc;
+  tide_store_write_done(s);
+  if (created) *created = 1;
+  return 0;
+}
+
+int tide_store_app_each(tide_Store *s, tide_StoreAppFn fn, void *arg) {
+  sqlite3_stmt *st;
+  int rc = tide_store_stmt(s, TIDE_STMT_APP_EACH,
+                           "SELECT id, name, created_ns FROM apps"
+                           " ORDER BY name",
+                           &st);
+  if (rc) return rc;
+  return each(s, st, "app list", emit_app, &fn, arg);
+}
+
+/* What deleting an app deletes, in order: target states go before the
+** containers that lead to them. */
+static const struct {
+  int slot;
+  const char *sql;
+} app_deletes[] = {
+  { TIDE_STMT_APP_DEL_TARGETS,
+    "DELETE FROM target_states WHERE container_id IN"
+    " (SELECT id FROM containers WHERE app_id = ?1)" },
+  { TIDE_STMT_APP_DEL_CONTAINERS, "DELETE FROM containers WHERE app_id = ?1" },
+  { TIDE_STMT_APP_DEL_MEMOS, "DELETE FROM memos WHERE app_id = ?1" },
+  { TIDE_STMT_APP_DEL_COMPONENTS, "DELETE FROM components WHERE app_id = ?1" },
+  { TIDE_STMT_APP_DEL_SOURCES, "DELETE FROM source_items WHERE app_id = ?1" },
+  { TIDE_STMT_APP_DEL_RUNS, "DELETE FROM runs WHERE app_id = ?1" },
+  { TIDE_STMT_APP_DEL_APP, "DELETE FROM apps WHERE id = ?1" },
+};
+
+int tide_store_app_delete(tide_Store *s, int64_t app_id) {
+  size_t i;
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  for (i = 0; i < sizeof app_deletes / sizeof app_deletes[0]; i++) {
+    rc = delete_by_id(s, app_deletes[i].slot, app_deletes[i].sql, app_id,
+                      "app delete");
+    if (rc) return rc;
+  }
+  tide_store_write_done(s);
+  return 0;
+}
+
+/* ---- Processing components ---- */
+
+#define COMPONENT_COLUMNS                                                  \
+  "id, app_id, path, parent_id, fn_name, logic_fp, input_fp, source_key,"  \
+  " memo_keys, status, error, updated_ns"
+
+static void fill_component(sqlite3_stmt *st, tide_StoreComponent *c) {
+  c->id = col_int(st, 0);
+  c->app_id = col_int(st, 1);
+  c->path = col_text(st, 2);
+  c->parent_id = col_int(st, 3);
+  c->fn_name = col_text(st, 4);
+  c->logic_fp = col_fp(st, 5);
+  c->input_fp = col_fp(st, 6);
+  c->source_key = col_text(st, 7);
+  c->memo_keys = col_blob(st, 8, &c->memo_keys_len);
+  c->status = (int)col_int(st, 9);
+  c->error = col_text(st, 10);
+  c->updated_ns = col_int(st, 11);
+}
+
+static int emit_component(sqlite3_stmt *st, const void *cb, void *arg) {
+  tide_StoreComponent c;
+  fill_component(st, &c);
+  return (*(const tide_StoreComponentFn *)cb)(arg, &c);
+}
+
+int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
+                             int64_t *id) {
+  sqlite3_stmt *st;
+  const char *what = "component put";
+  int64_t row_id = 0;
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(
+    s, TIDE_STMT_COMPONENT_PUT,
+    "INSERT INTO components(app_id, path, parent_id, fn_name, logic_fp,"
+    " input_fp, source_key, memo_keys, status, error, updated_ns)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    " ON CONFLICT(app_id, path) DO UPDATE SET parent_id = excluded.parent_id,"
+    " fn_name = excluded.fn_name, logic_fp = excluded.logic_fp,"
+    " input_fp = excluded.input_fp, source_key = excluded.source_key,"
+    " memo_keys = excluded.memo_keys, status = excluded.status,"
+    " error = excluded.error, updated_ns = excluded.updated_ns"
+    " RETURNING id",
+    &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, c->app_id) || bind_text(st, 2, c->path) ||
+      bind_id(st, 3, c->parent_id) || bind_text(st, 4, c->fn_name) ||
+      bind_fp(st, 5, c->logic_fp) || bind_fp(st, 6, c->input_fp) ||
+      bind_text(st, 7, c->source_key) ||
+      bind_blob(st, 8, c->memo_keys, c->memo_keys_len) ||
+      bind_int(st, 9, c->status) || bind_text(st, 10, c->error) ||
+      bind_int(st, 11, tide_store_now_ns()))
+    return bind_failed(s, what);
+  rc = run_returning(s, st, what, &row_id);
+  if (rc) return rc;
+  tide_store_write_done(s);
+  if (id) *id = row_id;
+  return 0;
+}
+
+int tide_store_component_get(tide_Store *s, int64_t app_id,
+                             const char *path, tide_StoreComponent *c) {
+  sqlite3_stmt *st;
+  const char *what = "component get";
+  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_GET,
+                           "SELECT " COMPONENT_COLUMNS " FROM components"
+                           " WHERE app_id = ?1 AND path = ?2",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, path))
+    return bind_failed(s, what);
+  rc = get_row(s, st, what);
+  if (rc) return rc;
+  fill_component(st, c);
+  return 0;
+}
+
+int tide_store_component_delete(tide_Store *s, int64_t id) {
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = delete_by_id(s, TIDE_STMT_COMPONENT_DEL,
+                    "DELETE FROM components WHERE id = ?1", id,
+                    "component delete");
+  if (rc) return rc;
+  tide_store_write_done(s);
+  return 0;
+}
+
+int tide_store_component_each(tide_Store *s, int64_t app_id,
+                              tide_StoreComponentFn fn, void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "component list";
+  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_EACH,
+                           "SELECT " COMPONENT_COLUMNS " FROM components"
+                           " WHERE app_id = ?1 ORDER BY path",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  return each(s, st, what, emit_component, &fn, arg);
+}
+
+/* ---- Memo entries ---- */
+
+int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
+                        tide_StoreMemo *m) {
+  sqlite3_stmt *st;
+  const char *what = "memo get";
+  int rc = tide_store_stmt(s, TIDE_STMT_MEMO_GET,
+                           "SELECT app_id, key, fn_name, value, deps,"
+                           " targets, updated_ns FROM memos"
+                           " WHERE app_id = ?1 AND key = ?2",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_fp(st, 2, key))
+    return bind_failed(s, what);
+  rc = get_row(s, st, what);
+  if (rc) return rc;
+  m->app_id = col_int(st, 0);
+  m->key = col_fp(st, 1);
+  m->fn_name = col_text(st, 2);
+  m->value = col_blob(st, 3, &m->value_len);
+  m->deps = col_blob(st, 4, &m->deps_len);
+  m->targets = col_blob(st, 5, &m->targets_len);
+  m->updated_ns = col_int(st, 6);
+  return 0;
+}
+
+int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
+  sqlite3_stmt *st;
+  const char *what = "memo put";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(
+    s, TIDE_STMT_MEMO_PUT,
+    "INSERT INTO memos(app_id, key, fn_name, value, deps, targets,"
+    " updated_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    " ON CONFLICT(app_id, key) DO UPDATE SET fn_name = excluded.fn_name,"
+    " value = excluded.value, deps = excluded.deps,"
+    " targets = excluded.targets, updated_ns = excluded.updated_ns",
+    &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, m->app_id) || bind_fp(st, 2, m->key) ||
+      bind_text(st, 3, m->fn_name) ||
+      bind_blob(st, 4, m->value, m->value_len) ||
+      bind_blob(st, 5, m->deps, m->deps_len) ||
+      bind_blob(st, 6, m->targets, m->targets_len) ||
+      bind_int(st, 7, tide_store_now_ns()))
+    return bind_failed(s, what);
+  return run_write(s, st, what);
+}
+
+int tide_store_memo_delete(tide_Store *s, int64_t app_id,
+                           const uint8_t *key) {
+  sqlite3_stmt *st;
+  const char *what = "memo delete";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_MEMO_DEL,
+                       "DELETE FROM memos WHERE app_id = ?1 AND key = ?2",
+                       &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_fp(st, 2, key))
+    return bind_failed(s, what);
+  return run_write(s, st, what);
+}
+
+static int emit_memo_key(sqlite3_stmt *st, const void *cb, void *arg) {
+  return (*(const tide_StoreMemoKeyFn *)cb)(arg, col_fp(st, 0),
+                                            col_text(st, 1));
+}
+
+int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
+                             tide_StoreMemoKeyFn fn, void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "memo list";
+  int rc = tide_store_stmt(s, TIDE_STMT_MEMO_EACH_KEY,
+                           "SELECT key, fn_name FROM memos"
+                           " WHERE app_id = ?1",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  return each(s, st, what, emit_memo_key, &fn, arg);
+}
+
+/* ---- Target containers ---- */
+
+#define CONTAINER_COLUMNS \
+  "id, app_id, kind, identity, spec, schema_fp, owner_id, state"
+
+static void fill_container(sqlite3_stmt *st, tide_StoreContainer *c) {
+  c->id = col_int(st, 0);
+  c->app_id = col_int(st, 1);
+  c->kind = col_text(st, 2);
+  c->identity = col_text(st, 3);
+  c->spec = col_blob(st, 4, &c->spec_len);
+  c->schema_fp = col_fp(st, 5);
+  c->owner_id = col_int(st, 6);
+  c->state = (int)col_int(st, 7);
+}
+
+static int emit_container(sqlite3_stmt *st, const void *cb, void *arg) {
+  tide_StoreContainer c;
+  fill_container(st, &c);
+  return (*(const tide_StoreContainerFn *)cb)(arg, &c);
+}
+
+int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
+                                       const char *kind,
+                                       const char *identity, int64_t *id,
+                                       int *created) {
+  sqlite3_stmt *st;
+  const char *what = "container get-or-create";
+  int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_FIND,
+                           "SELECT id FROM containers WHERE app_id = ?1"
+                           " AND kind = ?2 AND identity = ?3",
+                           &st);
+  if (created) *created = 0;
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, kind) ||
+      bind_text(st, 3, identity))
+    return bind_failed(s, what);
+  rc = find_id(s, st, what, id);
+  if (rc != TIDE_ENOTFOUND) return rc;
+  rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_INSERT,
+                       "INSERT INTO containers(app_id, kind, identity)"
+                       " VALUES(?1, ?2, ?3) RETURNING id",
+                       &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, kind) ||
+      bind_text(st, 3, identity))
+    return bind_failed(s, what);
+  rc = run_returning(s, st, what, id);
+  if (rc) return rc;
+  tide_store_write_done(s);
+  if (created) *created = 1;
+  return 0;
+}
+
+int tide_store_container_get(tide_Store *s, int64_t id,
+                             tide_StoreContainer *c) {
+  sqlite3_stmt *st;
+  const char *what = "container get";
+  int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_GET,
+                           "SELECT " CONTAINER_COLUMNS " FROM containers"
+                           " WHERE id = ?1",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, id)) return bind_failed(s, what);
+  rc = get_row(s, st, what);
+  if (rc) return rc;
+  fill_container(st, c);
+  return 0;
+}
+
+int tide_store_container_update(tide_Store *s,
+                                const tide_StoreContainer *c) {
+  sqlite3_stmt *st;
+  const char *what = "container update";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_UPDATE,
+                       "UPDATE containers SET spec = ?2, schema_fp = ?3,"
+                       " owner_id = ?4, state = ?5 WHERE id = ?1",
+                       &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, c->id) || bind_blob(st, 2, c->spec, c->spec_len) ||
+      bind_fp(st, 3, c->schema_fp) || bind_id(st, 4, c->owner_id) ||
+      bind_int(st, 5, c->state))
+    return bind_failed(s, what);
+  rc = run(s, st, what);
+  if (rc) return rc;
+  if (sqlite3_changes(s->db) == 0) return TIDE_ENOTFOUND;
+  tide_store_write_done(s);
+  return 0;
+}
+
+int tide_store_container_delete(tide_Store *s, int64_t id) {
+  const char *what = "container delete";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = delete_by_id(s, TIDE_STMT_CONTAINER_DEL_TARGETS,
+                    "DELETE FROM target_states WHERE container_id = ?1", id,
+                    what);
+  if (rc) return rc;
+  rc = delete_by_id(s, TIDE_STMT_CONTAINER_DEL,
+                    "DELETE FROM containers WHERE id = ?1", id, what);
+  if (rc) return rc;
+  tide_store_write_done(s);
+  return 0;
+}
+
+int tide_store_container_each(tide_Store *s, int64_t app_id,
+                              tide_StoreContainerFn fn, void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "container list";
+  int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_EACH,
+                           "SELECT " CONTAINER_COLUMNS " FROM containers"
+                           " WHERE app_id = ?1 ORDER BY kind, identity",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  return each(s, st, what, emit_container, &fn, arg);
+}
+
+/* ---- Target states ---- */
+
+#define TARGET_COLUMNS \
+  "container_id, key, owner_id, value_fp, pending, written_ns"
+
+static void fill_target(sqlite3_stmt *st, tide_StoreTarget *t) {
+  t->container_id = col_int(st, 0);
+  t->key = col_blob(st, 1, &t->key_len);
+  t->owner_id = col_int(st, 2);
+  t->value_fp = col_fp(st, 3);
+  t->pending = (int)col_int(st, 4);
+  t->written_ns = col_int(st, 5);
+}
+
+static int emit_target(sqlite3_stmt *st, const void *cb, void *arg) {
+  tide_StoreTarget t;
+  fill_target(st, &t);
+  return (*(const tide_StoreTargetFn *)cb)(arg, &t);
+}
+
+int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t) {
+  sqlite3_stmt *st;
+  const char *what = "target state put";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(
+    s, TIDE_STMT_TARGET_PUT,
+    "INSERT INTO target_states(container_id, key, owner_id, value_fp,"
+    " pending) VALUES(?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT(container_id, key) DO UPDATE SET"
+    " owner_id = excluded.owner_id, value_fp = excluded.value_fp,"
+    " pending = excluded.pending",
+    &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, t->container_id) ||
+      bind_blob(st, 2, t->key, t->key_len) || bind_int(st, 3, t->owner_id) ||
+      bind_fp(st, 4, t->value_fp) || bind_int(st, 5, t->pending))
+    return bind_failed(s, what);
+  return run_write(s, st, what);
+}
+
+/* Binds (container_id, key) as parameters 1 and 2 of the statement. */
+static int target_stmt(tide_Store *s, int slot, const char *sql,
+                       int64_t container_id, const void *key,
+                       size_t key_len, const char *what, sqlite3_stmt **st) {
+  int rc = tide_store_stmt(s, slot, sql, st);
+  if (rc) return rc;
+  if (bind_int(*st, 1, container_id) || bind_blob(*st, 2, key, key_len))
+    return bind_failed(s, what);
+  return 0;
+}
+
+int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
+                                   const void *key, size_t key_len) {
+  sqlite3_stmt *st;
+  const char *what = "target state mark applied";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = target_stmt(s, TIDE_STMT_TARGET_APPLIED_DEL,
+                   "DELETE FROM target_states WHERE container_id = ?1"
+                   " AND key = ?2 AND pending = 2",
+                   container_id, key, key_len, what, &st);
+  if (rc) return rc;
+  rc = run(s, st, what);
+  if (rc) return rc;
+  if (sqlite3_changes(s->db) == 0) {
+    rc = target_stmt(s, TIDE_STMT_TARGET_APPLIED_SET,
+                     "UPDATE target_states SET pending = 0, written_ns = ?3"
+                     " WHERE container_id = ?1 AND key = ?2"
+                     " AND pending <> 0",
+                     container_id, key, key_len, what, &st);
+    if (rc) return rc;
+    if (bind_int(st, 3, tide_store_now_ns())) return bind_failed(s, what);
+    rc = run(s, st, what);
+    if (rc) return rc;
+  }
+  tide_store_write_done(s);
+  return 0;
+}
+
+int tide_store_target_delete(tide_Store *s, int64_t container_id,
+                             const void *key, size_t key_len) {
+  sqlite3_stmt *st;
+  const char *what = "target state delete";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = target_stmt(s, TIDE_STMT_TARGET_DEL,
+                   "DELETE FROM target_states WHERE container_id = ?1"
+                   " AND key = ?2",
+                   container_id, key, key_len, what, &st);
+  if (rc) return rc;
+  return run_write(s, st, what);
+}
+
+int tide_store_target_get(tide_Store *s, int64_t container_id,
+                          const void *key, size_t key_len,
+                          tide_StoreTarget *t) {
+  sqlite3_stmt *st;
+  const char *what = "target state get";
+  int rc = target_stmt(s, TIDE_STMT_TARGET_GET,
+                       "SELECT " TARGET_COLUMNS " FROM target_states"
+                       " WHERE container_id = ?1 AND key = ?2",
+                       container_id, key, key_len, what, &st);
+  if (rc) return rc;
+  rc = get_row(s, st, what);
+  if (rc) return rc;
+  fill_target(st, t);
+  return 0;
+}
+
+/* Iterates a target state query with one integer parameter. */
+static int target_each(tide_Store *s, int slot, const char *sql, int64_t v,
+                       const char *what, tide_StoreTargetFn fn, void *arg) {
+  sqlite3_stmt *st;
+  int rc = tide_store_stmt(s, slot, sql, &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, v)) return bind_failed(s, what);
+  return each(s, st, what, emit_target, &fn, arg);
+}
+
+int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
+                                    tide_StoreTargetFn fn, void *arg) {
+  return target_each(s, TIDE_STMT_TARGET_EACH_OWNER,
+                     "SELECT " TARGET_COLUMNS " FROM target_states"
+                     " WHERE owner_id = ?1 ORDER BY container_id, key",
+                     owner_id, "target state list", fn, arg);
+}
+
+int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
+                                        tide_StoreTargetFn fn, void *arg) {
+  return target_each(s, TIDE_STMT_TARGET_EACH_CONTAINER,
+                     "SELECT " TARGET_COLUMNS " FROM target_states"
+                     " WHERE container_id = ?1 ORDER BY key",
+                     container_id, "target state list", fn, arg);
+}
+
+int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
+                                   tide_StoreTargetFn fn, void *arg) {
+  return target_each(s, TIDE_STMT_TARGET_EACH_PENDING,
+                     "SELECT t.container_id, t.key, t.owner_id, t.value_fp,"
+                     " t.pending, t.written_ns"
+                     " FROM containers c JOIN target_states t"
+                     " ON t.container_id = c.id"
+                     " WHERE c.app_id = ?1 AND t.pending <> 0"
+                     " ORDER BY t.container_id, t.key",
+                     app_id, "pending target state list", fn, arg);
+}
+
+/* ---- Source items ---- */
+
+static void fill_source(sqlite3_stmt *st, tide_StoreSourceItem *item) {
+  item->app_id = col_int(st, 0);
+  item->source = col_text(st, 1);
+  item->key = col_text(st, 2);
+  item->size = col_int(st, 3);
+  item->mtime_ns = col_int(st, 4);
+  item->inode = col_int(st, 5);
+  item->content_fp = col_fp(st, 6);
+}
+
+static int emit_source(sqlite3_stmt *st, const void *cb, void *arg) {
+  tide_StoreSourceItem item;
+  fill_source(st, &item);
+  return (*(const tide_StoreSourceItemFn *)cb)(arg, &item);
+}
+
+#define SOURCE_COLUMNS \
+  "app_id, source, key, size, mtime_ns, inode, content_fp"
+
+int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
+                          const char *key, tide_StoreSourceItem *item) {
+  sqlite3_stmt *st;
+  const char *what = "source item get";
+  int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_GET,
+                           "SELECT " SOURCE_COLUMNS " FROM source_items"
+                           " WHERE app_id = ?1 AND source = ?2 AND key = ?3",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, source) ||
+      bind_text(st, 3, key))
+    return bind_failed(s, what);
+  rc = get_row(s, st, what);
+  if (rc) return rc;
+  fill_source(st, item);
+  return 0;
+}
+
+int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
+  sqlite3_stmt *st;
+  const char *what = "source item put";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(
+    s, TIDE_STMT_SOURCE_PUT,
+    "INSERT INTO source_items(" SOURCE_COLUMNS ")"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    " ON CONFLICT(app_id, source, key) DO UPDATE SET size = excluded.size,"
+    " mtime_ns = excluded.mtime_ns, inode = excluded.inode,"
+    " content_fp = excluded.content_fp",
+    &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, item->app_id) || bind_text(st, 2, item->source) ||
+      bind_text(st, 3, item->key) || bind_int(st, 4, item->size) ||
+      bind_int(st, 5, item->mtime_ns) || bind_int(st, 6, item->inode) ||
+      bind_fp(st, 7, item->content_fp))
+    return bind_failed(s, what);
+  return run_write(s, st, what);
+}
+
+int tide_store_source_delete(tide_Store *s, int64_t app_id,
+                             const char *source, const char *key) {
+  sqlite3_stmt *st;
+  const char *what = "source item delete";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_SOURCE_DEL,
+                       "DELETE FROM source_items WHERE app_id = ?1"
+                       " AND source = ?2 AND key = ?3",
+                       &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, source) ||
+      bind_text(st, 3, key))
+    return bind_failed(s, what);
+  return run_write(s, st, what);
+}
+
+int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
+                           tide_StoreSourceItemFn fn, void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "source item list";
+  int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_EACH,
+                           "SELECT " SOURCE_COLUMNS " FROM source_items"
+                           " WHERE app_id = ?1 AND source = ?2 ORDER BY key",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, source))
+    return bind_failed(s, what);
+  return each(s, st, what, emit_source, &fn, arg);
+}
+
+/* ---- Run log ---- */
+
+static int emit_run(sqlite3_stmt *st, const void *cb, void *arg) {
+  tide_StoreRun r;
+  r.id = col_int(st, 0);
+  r.app_id = col_int(st, 1);
+  r.started_ns = col_int(st, 2);
+  r.finished_ns = col_int(st, 3);
+  r.status = (int)col_int(st, 4);
+  r.stats = col_text(st, 5);
+  return (*(const tide_StoreRunFn *)cb)(arg, &r);
+}
+
+int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id) {
+  sqlite3_stmt *st;
+  const char *what = "run begin";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_RUN_BEGIN,
+                       "INSERT INTO runs(app_id, started_ns) VALUES(?1, ?2)"
+                       " RETURNING id",
+                       &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_int(st, 2, tide_store_now_ns()))
+    return bind_failed(s, what);
+  rc = run_returning(s, st, what, run_id);
+  if (rc) return rc;
+  tide_store_write_done(s);
+  return 0;
+}
+
+int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
+                          const char *stats) {
+  sqlite3_stmt *st;
+  const char *what = "run finish";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_RUN_FINISH,
+                       "UPDATE runs SET finished_ns = ?2, status = ?3,"
+                       " stats = ?4 WHERE id = ?1",
+                       &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, run_id) || bind_int(st, 2, tide_store_now_ns()) ||
+      bind_int(st, 3, status) || bind_text(st, 4, stats))
+    return bind_failed(s, what);
+  rc = run(s, st, what);
+  if (rc) return rc;
+  if (sqlite3_changes(s->db) == 0) return TIDE_ENOTFOUND;
+  tide_store_write_done(s);
+  return 0;
+}
+
+int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
+                               tide_StoreRunFn fn, void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "run list";
+  int rc = tide_store_stmt(s, TIDE_STMT_RUN_LATEST,
+                           "SELECT id, app_id, started_ns, finished_ns,"
+                           " status, stats FROM runs WHERE app_id = ?1"
+                           " ORDER BY id DESC LIMIT ?2",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_int(st, 2, limit))
+    return bind_failed(s, what);
+  return each(s, st, what, emit_run, &fn, arg);
+}

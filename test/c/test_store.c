@@ -1,0 +1,1449 @@
+/*
+** Tests of the state store on real files in a temporary directory. The
+** writer-lock tests run second processes: this binary re-executes itself
+** with "--child MODE PATH FD" (see child_main), so each child is a fresh
+** process with its own SQLite state.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "check.h"
+#include "store.h"
+
+/* ---- Helpers ---- */
+
+typedef struct {
+  char dir[64];
+  char path[128];
+} Tmp;
+
+static void tmp_init(Tmp *t, const char *name) {
+  snprintf(t->dir, sizeof t->dir, "/tmp/tide-store-XXXXXX");
+  if (mkdtemp(t->dir) == NULL) {
+    perror("mkdtemp");
+    exit(2);
+  }
+  snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+                        struct FTW *ftw) {
+  (void)st;
+  (void)type;
+  (void)ftw;
+  return remove(path);
+}
+
+static void tmp_close(Tmp *t) {
+  nftw(t->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int file_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+    perror(path);
+    exit(2);
+  }
+}
+
+/* Reads up to cap - 1 bytes of a file; returns the length, -1 on error. */
+static long read_file(const char *path, char *buf, size_t cap) {
+  FILE *f = fopen(path, "rb");
+  size_t n;
+  if (f == NULL) return -1;
+  n = fread(buf, 1, cap - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return (long)n;
+}
+
+/* The first column of the first row of sql, as an integer; -1 on error. */
+static int64_t sql_int(const char *path, const char *sql) {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  int64_t v = -1;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return v;
+}
+
+/* The first column of the first row of sql, as text into buf. */
+static const char *sql_text(const char *path, const char *sql, char *buf,
+                            size_t cap) {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  snprintf(buf, cap, "(error)");
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return buf;
+}
+
+/* Runs sql on the file with a plain read-write connection. */
+static int sql_exec(const char *path, const char *sql) {
+  sqlite3 *db;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+                           SQLITE_OPEN_CREATE, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  sqlite3_close(db);
+  return rc;
+}
+
+static void fp_fill(uint8_t *fp, int seed) {
+  int i;
+  for (i = 0; i < TIDE_FP_SIZE; i++) fp[i] = (uint8_t)(seed + i * 31);
+}
+
+static int fp_equal(const uint8_t *a, const uint8_t *b) {
+  return a && b && memcmp(a, b, TIDE_FP_SIZE) == 0;
+}
+
+static int blob_equal(const void *a, size_t alen, const void *b,
+                      size_t blen) {
+  return a && b && alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static int str_equal(const char *a, const char *b) {
+  return a && b && strcmp(a, b) == 0;
+}
+
+#define CHECK_STR_EQ(a, b)                                                \
+  do {                                                                    \
+    const char *check_s_ = (a);                                           \
+    if (!str_equal(check_s_, (b))) {                                      \
+      fprintf(stderr, "  %s:%d: %s == \"%s\", expected \"%s\"\n",          \
+              __FILE__, __LINE__, #a, check_s_ ? check_s_ : "(null)",     \
+              (b));                                                       \
+      check_failures_in_test++;                                           \
+    }                                                                     \
+  } while (0)
+
+static tide_Store *open_ok(const char *path, int flags) {
+  tide_Store *s = NULL;
+  int rc = tide_store_open(&s, path, flags, NULL, NULL);
+  if (rc != 0) {
+    fprintf(stderr, "  open %s: %s\n", path, tide_store_errmsg(s));
+    check_failures_in_test++;
+  }
+  return s;
+}
+
+/* Opens, expects code rc and message msg, closes. */
+static void check_open_fails(const char *path, int flags, int rc,
+                             const char *msg) {
+  tide_Store *s = NULL;
+  CHECK_EQ_INT(tide_store_open(&s, path, flags, NULL, NULL), rc);
+  CHECK(s != NULL);
+  CHECK_STR_EQ(tide_store_errmsg(s), msg);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* ---- Second processes ---- */
+
+/*
+** A child: opens the store at path in a mode and reports through fd.
+** "write": opens for writing, writes the open's message, exits with -rc.
+** "read": opens read-only, writes what it sees of apps "docs" and
+**   "pending", exits with -rc.
+** "hold": opens for writing, writes "ready\n", and sleeps until killed.
+*/
+static int child_main(const char *mode, const char *path, int fd) {
+  tide_Store *s = NULL;
+  tide_StoreApp app;
+  char text[512];
+  int rc, n;
+  int flags = strcmp(mode, "read") == 0 ? TIDE_STORE_READ : TIDE_STORE_WRITE;
+  rc = tide_store_open(&s, path, flags, NULL, NULL);
+  if (rc == 0 && strcmp(mode, "read") == 0) {
+    rc = tide_store_app_lookup(s, "docs", &app);
+    n = snprintf(text, sizeof text, "docs=%lld",
+                 rc == 0 ? (long long)app.id : (long long)rc);
+    rc = tide_store_app_lookup(s, "pending", &app);
+    snprintf(text + n, sizeof text - (size_t)n, " pending=%lld",
+             rc == 0 ? (long long)app.id : (long long)rc);
+    rc = 0;
+  } else if (rc == 0 && strcmp(mode, "hold") == 0) {
+    snprintf(text, sizeof text, "ready\n");
+  } else {
+    snprintf(text, sizeof text, "%s", tide_store_errmsg(s));
+  }
+  if (write(fd, text, strlen(text)) < 0) rc = TIDE_EIO;
+  if (rc == 0 && strcmp(mode, "hold") == 0)
+    for (;;) pause();
+  tide_store_close(s);
+  return -rc;
+}
+
+/* Starts this binary as a child in mode; *fd receives the pipe's read
+** end. Returns the child's pid. */
+static pid_t spawn(const char *mode, const char *path, int *fd) {
+  char self[1024], fdtext[16];
+  int p[2];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  pid_t pid;
+  if (n < 0 || pipe(p) != 0) {
+    perror("spawn");
+    exit(2);
+  }
+  self[n] = '\0';
+  pid = fork();
+  if (pid < 0) {
+    perror("fork");
+    exit(2);
+  }
+  if (pid == 0) {
+    close(p[0]);
+    snprintf(fdtext, sizeof fdtext, "%d", p[1]);
+    execl(self, self, "--child", mode, path, fdtext, (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  *fd = p[0];
+  return pid;
+}
+
+/* Reads what the child wrote until it closes the pipe or a newline. */
+static void read_child(int fd, char *buf, size_t cap, int until_newline) {
+  size_t len = 0;
+  ssize_t n;
+  while (len < cap - 1) {
+    n = read(fd, buf + len, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len++;
+    if (until_newline && buf[len - 1] == '\n') break;
+  }
+  buf[len] = '\0';
+}
+
+static int wait_exit(pid_t pid) {
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Runs a child to its end; returns its exit code, its report in buf. */
+static int run_child(const char *mode, const char *path, char *buf,
+                     size_t cap) {
+  int fd;
+  pid_t pid = spawn(mode, path, &fd);
+  read_child(fd, buf, cap, 0);
+  close(fd);
+  return wait_exit(pid);
+}
+
+/* ---- Opening, format and version ---- */
+
+static void test_create_and_reopen(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreApp app;
+  tide_StoreComponent c;
+  uint8_t fp[TIDE_FP_SIZE];
+  char path[160];
+  int64_t id = 0, cid = 0;
+  int created = -1;
+  tmp_init(&t, "unused");
+  /* The parent directories are created too. */
+  snprintf(path, sizeof path, "%s/a/b/state.db", t.dir);
+  s = open_ok(path, TIDE_STORE_WRITE);
+  CHECK_STR_EQ(tide_store_path(s), path);
+  CHECK_STR_EQ(tide_store_errmsg(s), "");
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, &created), 0);
+  CHECK_EQ_INT(id, 1);
+  CHECK_EQ_INT(created, 1);
+  fp_fill(fp, 1);
+  memset(&c, 0, sizeof c);
+  c.app_id = id;
+  c.path = "/process_file/a.md";
+  c.fn_name = "process_file";
+  c.logic_fp = fp;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &cid), 0);
+  CHECK_EQ_INT(cid, 1);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  /* Read back with a reader, then with a writer again. */
+  s = open_ok(path, TIDE_STORE_READ);
+  CHECK_EQ_INT(tide_store_app_lookup(s, "docs", &app), 0);
+  CHECK_EQ_INT(app.id, 1);
+  CHECK_STR_EQ(app.name, "docs");
+  CHECK_EQ_INT(tide_store_component_get(s, 1, "/process_file/a.md", &c), 0);
+  CHECK_EQ_INT(c.id, 1);
+  CHECK_STR_EQ(c.fn_name, "process_file");
+  CHECK(fp_equal(c.logic_fp, fp));
+  tide_store_close(s);
+  s = open_ok(path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, &created), 0);
+  CHECK_EQ_INT(id, 1);
+  CHECK_EQ_INT(created, 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  CHECK_EQ_INT(sql_int(path, "SELECT count(*) FROM apps"), 1);
+  CHECK_EQ_INT(tide_store_close(NULL), 0);
+  CHECK_STR_EQ(tide_store_errmsg(NULL), "out of memory");
+  tmp_close(&t);
+}
+
+static void test_version_recorded(void) {
+  Tmp t;
+  char text[64];
+  tmp_init(&t, "state.db");
+  tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
+  CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta WHERE key = 'format'",
+                        text, sizeof text),
+               "tide-state");
+  CHECK_STR_EQ(sql_text(t.path,
+                        "SELECT value FROM meta WHERE key = 'version'",
+                        text, sizeof text),
+               "1");
+  CHECK_STR_EQ(sql_text(t.path,
+                        "SELECT value FROM meta WHERE key = 'created_by'",
+                        text, sizeof text),
+               "tide " TIDE_VERSION);
+  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 1);
+  CHECK_EQ_INT(sql_int(t.path, "PRAGMA application_id"), 0x54494445);
+  CHECK_STR_EQ(sql_text(t.path, "PRAGMA journal_mode", text, sizeof text),
+               "wal");
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
+                               " WHERE type = 'table'"),
+               8);
+  tmp_close(&t);
+}
+
+static void test_unknown_version_refused(void) {
+  Tmp t;
+  char msg[256], text[64];
+  tmp_init(&t, "state.db");
+  tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
+  CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '7'"
+                                " WHERE key = 'version'"),
+               SQLITE_OK);
+  snprintf(msg, sizeof msg,
+           "%s: state store format version 7 is not supported by this tide"
+           " (supports 1)", t.path);
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_EVERSION, msg);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_EVERSION, msg);
+  /* Refused, not rebuilt: the version is still 7. */
+  CHECK_STR_EQ(sql_text(t.path,
+                        "SELECT value FROM meta WHERE key = 'version'",
+                        text, sizeof text),
+               "7");
+  CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = 'x'"
+                                " WHERE key = 'version'"),
+               SQLITE_OK);
+  snprintf(msg, sizeof msg,
+           "%s: not a tide state store (no valid format version)", t.path);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTSTORE, msg);
+  tmp_close(&t);
+}
+
+static void test_foreign_sqlite_refused(void) {
+  Tmp t;
+  char msg[256], lock[160], text[64];
+  tmp_init(&t, "other.db");
+  snprintf(lock, sizeof lock, "%s-lock", t.path);
+  CHECK_EQ_INT(sql_exec(t.path, "CREATE TABLE t(x); INSERT INTO t VALUES(1)"),
+               SQLITE_OK);
+  snprintf(msg, sizeof msg, "%s: not a tide state store", t.path);
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_ENOTSTORE, msg);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTSTORE, msg);
+  /* The file was left alone: no schema, no WAL mode, no lock file. */
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"), 1);
+  CHECK_STR_EQ(sql_text(t.path, "PRAGMA journal_mode", text, sizeof text),
+               "delete");
+  CHECK(!file_exists(lock));
+  /* A meta table of someone else's format is not ours either. */
+  CHECK_EQ_INT(sql_exec(t.path, "CREATE TABLE meta(key, value);"
+                                "INSERT INTO meta VALUES('format', 'x');"
+                                "INSERT INTO meta VALUES('version', '1')"),
+               SQLITE_OK);
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_ENOTSTORE, msg);
+  /* A store with its tables missing is reported as damaged. */
+  tmp_close(&t);
+  tmp_init(&t, "state.db");
+  tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
+  CHECK_EQ_INT(sql_exec(t.path, "DROP TABLE runs"), SQLITE_OK);
+  snprintf(msg, sizeof msg,
+           "%s: state store is damaged (tables are missing)", t.path);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTSTORE, msg);
+  tmp_close(&t);
+}
+
+static void test_garbage_refused(void) {
+  Tmp t;
+  char msg[256], data[5000], back[6000];
+  size_t i;
+  tmp_init(&t, "garbage.db");
+  for (i = 0; i < sizeof data; i++) data[i] = (char)('a' + i % 26);
+  write_file(t.path, data, sizeof data);
+  snprintf(msg, sizeof msg,
+           "%s: not a tide state store (file is not a database)", t.path);
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_ENOTSTORE, msg);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTSTORE, msg);
+  /* Never rebuilt: the bytes are the same. */
+  CHECK_EQ_INT(read_file(t.path, back, sizeof back), (long)sizeof data);
+  CHECK(memcmp(back, data, sizeof data) == 0);
+  /* A file shorter than an SQLite header too. */
+  write_file(t.path, "hello world\n", 12);
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_ENOTSTORE, msg);
+  CHECK_EQ_INT(read_file(t.path, back, sizeof back), 12);
+  tmp_close(&t);
+}
+
+static void test_missing_and_empty(void) {
+  Tmp t;
+  tide_Store *s;
+  char msg[256];
+  int64_t id = 0;
+  tmp_init(&t, "state.db");
+  snprintf(msg, sizeof msg, "%s: no such state store", t.path);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTFOUND, msg);
+  CHECK(!file_exists(t.path));
+  write_file(t.path, "", 0);
+  snprintf(msg, sizeof msg, "%s: state store is empty", t.path);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTFOUND, msg);
+  /* A writer creates the schema in an empty file. */
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, NULL), 0);
+  CHECK_EQ_INT(id, 1);
+  tide_store_close(s);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM apps"), 1);
+  tmp_close(&t);
+}
+
+static void test_bad_arguments(void) {
+  Tmp t;
+  char msg[256];
+  tmp_init(&t, "state.db");
+  snprintf(msg, sizeof msg, "%s: invalid open flags 3", t.path);
+  check_open_fails(t.path, 3, TIDE_EINVAL, msg);
+  check_open_fails("", TIDE_STORE_READ, TIDE_EINVAL,
+                   "state store path is empty");
+  CHECK_EQ_INT(tide_store_open(NULL, t.path, TIDE_STORE_READ, NULL, NULL),
+               TIDE_EINVAL);
+  tmp_close(&t);
+}
+
+/* ---- The writer lock ---- */
+
+static void test_second_writer_locked(void) {
+  Tmp t;
+  tide_Store *s;
+  char msg[256], report[512];
+  int64_t id;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, NULL), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "pending", &id, NULL), 0);
+  /* Another process cannot write... */
+  snprintf(msg, sizeof msg, "%s: locked by another running update (pid %ld)",
+           t.path, (long)getpid());
+  CHECK_EQ_INT(run_child("write", t.path, report, sizeof report),
+               -TIDE_ELOCKED);
+  CHECK_STR_EQ(report, msg);
+  /* ...but can read what was committed, and only that. */
+  CHECK_EQ_INT(run_child("read", t.path, report, sizeof report), 0);
+  snprintf(msg, sizeof msg, "docs=1 pending=%d", TIDE_ENOTFOUND);
+  CHECK_STR_EQ(report, msg);
+  /* In this process too, a second writer is refused. */
+  snprintf(msg, sizeof msg, "%s: locked by another running update (pid %ld)",
+           t.path, (long)getpid());
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_ELOCKED, msg);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  /* Once the holder has closed, the lock is free. */
+  CHECK_EQ_INT(run_child("write", t.path, report, sizeof report), 0);
+  CHECK_STR_EQ(report, "");
+  CHECK_EQ_INT(run_child("read", t.path, report, sizeof report), 0);
+  CHECK_STR_EQ(report, "docs=1 pending=2");
+  tmp_close(&t);
+}
+
+static void test_lock_freed_by_kill(void) {
+  Tmp t;
+  tide_Store *s;
+  char msg[256], report[64];
+  int fd;
+  pid_t pid;
+  tmp_init(&t, "state.db");
+  pid = spawn("hold", t.path, &fd);
+  read_child(fd, report, sizeof report, 1);
+  CHECK_STR_EQ(report, "ready\n");
+  snprintf(msg, sizeof msg, "%s: locked by another running update (pid %ld)",
+           t.path, (long)pid);
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_ELOCKED, msg);
+  CHECK_EQ_INT(kill(pid, SIGKILL), 0);
+  CHECK_EQ_INT(wait_exit(pid), -1);
+  close(fd);
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK(s != NULL);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+static void test_reader_refuses_writes(void) {
+  Tmp t;
+  tide_Store *s;
+  char msg[256];
+  int64_t id = 0;
+  tmp_init(&t, "state.db");
+  tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
+  s = open_ok(t.path, TIDE_STORE_READ);
+  snprintf(msg, sizeof msg, "%s: state store is open read-only", t.path);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, NULL),
+               TIDE_EINVAL);
+  CHECK_STR_EQ(tide_store_errmsg(s), msg);
+  CHECK_EQ_INT(tide_store_run_begin(s, 1, &id), TIDE_EINVAL);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
+/* ---- Operations ---- */
+
+typedef struct {
+  int count;
+  int stop_after;
+  char names[8][16];
+  int64_t ids[8];
+} Seen;
+
+static int see_app(void *arg, const tide_StoreApp *app) {
+  Seen *seen = arg;
+  if (seen->count < 8) {
+    snprintf(seen->names[seen->count], 16, "%s", app->name);
+    seen->ids[seen->count] = app->id;
+  }
+  seen->count++;
+  return 0;
+}
+
+static void test_apps(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreApp app;
+  Seen seen;
+  int64_t a = 0, b = 0, c = 0, before = 0;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  before = (int64_t)time(NULL) * 1000000000;
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "beta", &b, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "alpha", &a, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "gamma", &c, NULL), 0);
+  CHECK_EQ_INT(b, 1);
+  CHECK_EQ_INT(a, 2);
+  CHECK_EQ_INT(c, 3);
+  CHECK_EQ_INT(tide_store_app_lookup(s, "alpha", &app), 0);
+  CHECK_EQ_INT(app.id, 2);
+  CHECK_STR_EQ(app.name, "alpha");
+  CHECK(app.created_ns >= before);
+  CHECK_EQ_INT(tide_store_app_lookup(s, "delta", &app), TIDE_ENOTFOUND);
+  memset(&seen, 0, sizeof seen);
+  CHECK_EQ_INT(tide_store_app_each(s, see_app, &seen), 0);
+  CHECK_EQ_INT(seen.count, 3);
+  CHECK_STR_EQ(seen.names[0], "alpha");
+  CHECK_STR_EQ(seen.names[1], "beta");
+  CHECK_STR_EQ(seen.names[2], "gamma");
+  CHECK_EQ_INT(seen.ids[0], 2);
+  CHECK_EQ_INT(tide_store_app_delete(s, b), 0);
+  CHECK_EQ_INT(tide_store_app_lookup(s, "beta", &app), TIDE_ENOTFOUND);
+  memset(&seen, 0, sizeof seen);
+  CHECK_EQ_INT(tide_store_app_each(s, see_app, &seen), 0);
+  CHECK_EQ_INT(seen.count, 2);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+static void test_components(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c, got;
+  uint8_t lfp[TIDE_FP_SIZE], ifp[TIDE_FP_SIZE];
+  static const uint8_t keys[] = { 0x82, 0x41, 0x01, 0x41, 0x02 };
+  int64_t app = 0, id = 0, id2 = 0, child = 0;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &app, NULL), 0);
+  fp_fill(lfp, 1);
+  fp_fill(ifp, 2);
+  memset(&c, 0, sizeof c);
+  c.app_id = app;
+  c.path = "/main";
+  c.fn_name = "main";
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &id), 0);
+  c.path = "/main/process_file/a.md";
+  c.parent_id = id;
+  c.fn_name = "process_file";
+  c.logic_fp = lfp;
+  c.input_fp = ifp;
+  c.source_key = "a.md";
+  c.memo_keys = keys;
+  c.memo_keys_len = sizeof keys;
+  c.status = 3;
+  c.error = "boom";
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &child), 0);
+  CHECK_EQ_INT(id, 1);
+  CHECK_EQ_INT(child, 2);
+  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, &got), 0);
+  CHECK_EQ_INT(got.id, 2);
+  CHECK_EQ_INT(got.app_id, app);
+  CHECK_STR_EQ(got.path, "/main/process_file/a.md");
+  CHECK_EQ_INT(got.parent_id, 1);
+  CHECK_STR_EQ(got.fn_name, "process_file");
+  CHECK(fp_equal(got.logic_fp, lfp));
+  CHECK(fp_equal(got.input_fp, ifp));
+  CHECK_STR_EQ(got.source_key, "a.md");
+  CHECK(blob_equal(got.memo_keys, got.memo_keys_len, keys, sizeof keys));
+  CHECK_EQ_INT(got.status, 3);
+  CHECK_STR_EQ(got.error, "boom");
+  CHECK(got.updated_ns > 0);
+  /* The root has NULLs and no parent. */
+  CHECK_EQ_INT(tide_store_component_get(s, app, "/main", &got), 0);
+  CHECK_EQ_INT(got.parent_id, 0);
+  CHECK(got.logic_fp == NULL && got.input_fp == NULL);
+  CHECK(got.source_key == NULL && got.error == NULL);
+  CHECK(got.memo_keys == NULL && got.memo_keys_len == 0);
+  /* An update keeps the id; an empty blob stays empty, not NULL. */
+  c.status = 0;
+  c.error = NULL;
+  c.input_fp = lfp;
+  c.memo_keys_len = 0;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);
+  CHECK_EQ_INT(id2, 2);
+  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, &got), 0);
+  CHECK_EQ_INT(got.status, 0);
+  CHECK(got.error == NULL);
+  CHECK(fp_equal(got.input_fp, lfp));
+  CHECK(got.memo_keys != NULL);
+  CHECK_EQ_INT(got.memo_keys_len, 0);
+  /* Another app's component at the same path is another row. */
+  c.app_id = app + 1;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);
+  CHECK_EQ_INT(id2, 3);
+  CHECK_EQ_INT(tide_store_component_delete(s, child), 0);
+  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, &got),
+               TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_component_get(s, app + 1, c.path, &got), 0);
+  CHECK_EQ_INT(tide_store_component_delete(s, child), 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+typedef struct {
+  tide_Store *s;
+  int count;
+  int stop_after;
+  int ordered;
+  int fields_ok;
+  int nested_rc;
+  char last[64];
+} ComponentWalk;
+
+static int walk_component(void *arg, const tide_StoreComponent *c) {
+  ComponentWalk *w = arg;
+  char want[64];
+  uint8_t fp[TIDE_FP_SIZE];
+  int i;
+  if (w->count > 0 && strcmp(w->last, c->path) >= 0) w->ordered = 0;
+  snprintf(w->last, sizeof w->last, "%s", c->path);
+  /* Paths are /f/NNNN with status NNNN and fn_name "f". */
+  i = atoi(c->path + 3);
+  snprintf(want, sizeof want, "/f/%04d", i);
+  fp_fill(fp, i);
+  if (strcmp(want, c->path) != 0 || c->status != i ||
+      !str_equal(c->fn_name, "f") || !fp_equal(c->input_fp, fp))
+    w->fields_ok = 0;
+  w->count++;
+  if (w->count == 1 && w->s)
+    w->nested_rc = tide_store_component_each(w->s, 1, walk_component, w);
+  return w->stop_after && w->count == w->stop_after ? 1 : 0;
+}
+
+static void test_component_each_bulk(void) {
+  Tmp t;
+  tide_Store *s, *r;
+  tide_StoreComponent c;
+  ComponentWalk w;
+  uint8_t fp[TIDE_FP_SIZE];
+  char path[32];
+  int64_t app = 0, other = 0;
+  int i;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "other", &other, NULL), 0);
+  memset(&c, 0, sizeof c);
+  c.fn_name = "f";
+  c.input_fp = fp;
+  /* Inserted in a scrambled order, 1000 for the app, 10 for the other. */
+  for (i = 0; i < 1000; i++) {
+    int n = (i * 7919) % 1000;
+    snprintf(path, sizeof path, "/f/%04d", n);
+    fp_fill(fp, n);
+    c.app_id = app;
+    c.path = path;
+    c.status = n;
+    CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
+    if (i < 10) {
+      c.app_id = other;
+      CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
+    }
+  }
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  r = open_ok(t.path, TIDE_STORE_READ);
+  memset(&w, 0, sizeof w);
+  w.ordered = w.fields_ok = 1;
+  CHECK_EQ_INT(tide_store_component_each(r, app, walk_component, &w), 0);
+  CHECK_EQ_INT(w.count, 1000);
+  CHECK(w.ordered);
+  CHECK(w.fields_ok);
+  CHECK_STR_EQ(w.last, "/f/0999");
+  memset(&w, 0, sizeof w);
+  w.ordered = w.fields_ok = 1;
+  CHECK_EQ_INT(tide_store_component_each(r, other, walk_component, &w), 0);
+  CHECK_EQ_INT(w.count, 10);
+  /* A callback stops the walk by returning non-zero; starting the same
+  ** walk again from inside the callback is refused. */
+  memset(&w, 0, sizeof w);
+  w.s = r;
+  w.stop_after = 5;
+  CHECK_EQ_INT(tide_store_component_each(r, app, walk_component, &w), 1);
+  CHECK_EQ_INT(w.count, 5);
+  CHECK_EQ_INT(w.nested_rc, TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_store_errmsg(r), "nested use");
+  /* After the early stop the statement is usable again. */
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_component_each(r, app, walk_component, &w), 0);
+  CHECK_EQ_INT(w.count, 1000);
+  tide_store_close(r);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+typedef struct {
+  int count;
+  int bad;
+  int seen[64];
+} MemoWalk;
+
+static int walk_memo(void *arg, const uint8_t *key, const char *fn_name) {
+  MemoWalk *w = arg;
+  uint8_t want[TIDE_FP_SIZE];
+  int seed = key ? key[0] : -1; /* fp_fill(key, seed) starts with seed */
+  fp_fill(want, seed);
+  if (seed < 0 || seed >= 64 || !fp_equal(key, want) ||
+      !str_equal(fn_name, seed % 2 ? "odd" : "even"))
+    w->bad++;
+  else
+    w->seen[seed]++;
+  w->count++;
+  return 0;
+}
+
+static void test_memos(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreMemo m, got;
+  MemoWalk w;
+  uint8_t key[TIDE_FP_SIZE], other[TIDE_FP_SIZE];
+  static const uint8_t value[] = { 0xa1, 0x61, 0x78, 0x01 };
+  static const uint8_t deps[] = { 0x80 };
+  static const uint8_t targets[] = { 0x81, 0x02 };
+  int64_t app = 1;
+  int i;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  fp_fill(key, 5);
+  memset(&m, 0, sizeof m);
+  m.app_id = app;
+  m.key = key;
+  m.fn_name = "odd";
+  m.value = value;
+  m.value_len = sizeof value;
+  m.deps = deps;
+  m.deps_len = sizeof deps;
+  m.targets = targets;
+  m.targets_len = sizeof targets;
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, key, &got), 0);
+  CHECK_EQ_INT(got.app_id, 1);
+  CHECK(fp_equal(got.key, key));
+  CHECK_STR_EQ(got.fn_name, "odd");
+  CHECK(blob_equal(got.value, got.value_len, value, sizeof value));
+  CHECK(blob_equal(got.deps, got.deps_len, deps, sizeof deps));
+  CHECK(blob_equal(got.targets, got.targets_len, targets, sizeof targets));
+  CHECK(got.updated_ns > 0);
+  /* The same key in another app is another entry. */
+  CHECK_EQ_INT(tide_store_memo_get(s, 2, key, &got), TIDE_ENOTFOUND);
+  fp_fill(other, 6);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, other, &got), TIDE_ENOTFOUND);
+  /* Replacing. */
+  m.value_len = 2;
+  m.deps = NULL;
+  m.deps_len = 0;
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, key, &got), 0);
+  CHECK(blob_equal(got.value, got.value_len, value, 2));
+  CHECK(got.deps == NULL && got.deps_len == 0);
+  /* Bulk keys. */
+  for (i = 0; i < 40; i++) {
+    fp_fill(key, i);
+    m.key = key;
+    m.fn_name = i % 2 ? "odd" : "even";
+    CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  }
+  m.app_id = 2;
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_memo_each_key(s, app, walk_memo, &w), 0);
+  CHECK_EQ_INT(w.count, 40);
+  CHECK_EQ_INT(w.bad, 0);
+  for (i = 0; i < 40; i++) CHECK_EQ_INT(w.seen[i], 1);
+  fp_fill(key, 7);
+  CHECK_EQ_INT(tide_store_memo_delete(s, app, key), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, key, &got), TIDE_ENOTFOUND);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_memo_each_key(s, app, walk_memo, &w), 0);
+  CHECK_EQ_INT(w.count, 39);
+  CHECK_EQ_INT(w.seen[7], 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+typedef struct {
+  int count;
+  char text[256];
+} TextWalk;
+
+static int walk_container(void *arg, const tide_StoreContainer *c) {
+  TextWalk *w = arg;
+  size_t n = strlen(w->text);
+  snprintf(w->text + n, sizeof w->text - n, "%s%lld:%s:%s", n ? " " : "",
+           (long long)c->id, c->kind, c->identity);
+  w->count++;
+  return 0;
+}
+
+static int walk_target(void *arg, const tide_StoreTarget *t) {
+  TextWalk *w = arg;
+  size_t n = strlen(w->text);
+  snprintf(w->text + n, sizeof w->text - n, "%s%lld:%.*s:%lld:%d",
+           n ? " " : "", (long long)t->container_id, (int)t->key_len,
+           (const char *)t->key, (long long)t->owner_id, t->pending);
+  w->count++;
+  return 0;
+}
+
+static void test_containers(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreContainer c, got;
+  tide_StoreTarget ts;
+  TextWalk w;
+  uint8_t fp[TIDE_FP_SIZE];
+  static const uint8_t spec[] = { 0xa0 };
+  int64_t a = 0, b = 0, again = 0, other = 0;
+  int created = -1;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, "sqlite.table",
+                                                  "out.db#chunks", &a,
+                                                  &created),
+               0);
+  CHECK_EQ_INT(a, 1);
+  CHECK_EQ_INT(created, 1);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, "fs.dir", "out/",
+                                                  &b, NULL),
+               0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, "sqlite.table",
+                                                  "out.db#chunks", &again,
+                                                  &created),
+               0);
+  CHECK_EQ_INT(again, 1);
+  CHECK_EQ_INT(created, 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, 2, "sqlite.table",
+                                                  "out.db#chunks", &other,
+                                                  &created),
+               0);
+  CHECK_EQ_INT(other, 3);
+  CHECK_EQ_INT(created, 1);
+  CHECK_EQ_INT(tide_store_container_get(s, a, &got), 0);
+  CHECK_EQ_INT(got.app_id, 1);
+  CHECK_STR_EQ(got.kind, "sqlite.table");
+  CHECK_STR_EQ(got.identity, "out.db#chunks");
+  CHECK(got.spec == NULL && got.schema_fp == NULL);
+  CHECK_EQ_INT(got.owner_id, 0);
+  CHECK_EQ_INT(got.state, 0);
+  fp_fill(fp, 9);
+  memset(&c, 0, sizeof c);
+  c.id = a;
+  c.spec = spec;
+  c.spec_len = sizeof spec;
+  c.schema_fp = fp;
+  c.owner_id = 42;
+  c.state = 2;
+  CHECK_EQ_INT(tide_store_container_update(s, &c), 0);
+  CHECK_EQ_INT(tide_store_container_get(s, a, &got), 0);
+  CHECK(blob_equal(got.spec, got.spec_len, spec, sizeof spec));
+  CHECK(fp_equal(got.schema_fp, fp));
+  CHECK_EQ_INT(got.owner_id, 42);
+  CHECK_EQ_INT(got.state, 2);
+  c.id = 99;
+  CHECK_EQ_INT(tide_store_container_update(s, &c), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_container_get(s, 99, &got), TIDE_ENOTFOUND);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_container_each(s, 1, walk_container, &w), 0);
+  CHECK_STR_EQ(w.text, "2:fs.dir:out/ 1:sqlite.table:out.db#chunks");
+  /* Deleting a container deletes its target states, and only those. */
+  memset(&ts, 0, sizeof ts);
+  ts.container_id = a;
+  ts.key = "k1";
+  ts.key_len = 2;
+  ts.owner_id = 5;
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  ts.container_id = b;
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  CHECK_EQ_INT(tide_store_container_delete(s, a), 0);
+  CHECK_EQ_INT(tide_store_container_get(s, a, &got), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_target_get(s, a, "k1", 2, &ts), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_target_get(s, b, "k1", 2, &ts), 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_container_each(s, 1, walk_container, &w), 0);
+  CHECK_STR_EQ(w.text, "2:fs.dir:out/");
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+static void test_targets(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreTarget ts, got;
+  TextWalk w;
+  uint8_t fp[TIDE_FP_SIZE];
+  int64_t app = 0, other = 0, c1 = 0, c2 = 0, c3 = 0;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "other", &other, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "t", "one", &c1,
+                                                  NULL),
+               0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "t", "two", &c2,
+                                                  NULL),
+               0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, other, "t", "one", &c3,
+                                                  NULL),
+               0);
+  fp_fill(fp, 3);
+  memset(&ts, 0, sizeof ts);
+  ts.container_id = c1;
+  ts.key = "b";
+  ts.key_len = 1;
+  ts.owner_id = 10;
+  ts.value_fp = fp;
+  ts.pending = TIDE_TARGET_UPSERT_PENDING;
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "b", 1, &got), 0);
+  CHECK_EQ_INT(got.container_id, c1);
+  CHECK(blob_equal(got.key, got.key_len, "b", 1));
+  CHECK_EQ_INT(got.owner_id, 10);
+  CHECK(fp_equal(got.value_fp, fp));
+  CHECK_EQ_INT(got.pending, TIDE_TARGET_UPSERT_PENDING);
+  CHECK_EQ_INT(got.written_ns, 0);
+  ts.key = "a";
+  ts.pending = TIDE_TARGET_APPLIED;
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  ts.container_id = c2;
+  ts.owner_id = 11;
+  ts.pending = TIDE_TARGET_DELETE_PENDING;
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  ts.container_id = c3;
+  ts.pending = TIDE_TARGET_UPSERT_PENDING;
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  /* Pending rows of the app only, by container then key. */
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_pending(s, app, walk_target, &w), 0);
+  CHECK_STR_EQ(w.text, "1:b:10:1 2:a:11:2");
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_owner(s, 10, walk_target, &w), 0);
+  CHECK_STR_EQ(w.text, "1:a:10:0 1:b:10:1");
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_owner(s, 11, walk_target, &w), 0);
+  CHECK_STR_EQ(w.text, "2:a:11:2 3:a:11:1");
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_container(s, c1, walk_target, &w),
+               0);
+  CHECK_STR_EQ(w.text, "1:a:10:0 1:b:10:1");
+  /* Applying: an upsert becomes applied, a delete goes away. */
+  CHECK_EQ_INT(tide_store_target_mark_applied(s, c1, "b", 1), 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "b", 1, &got), 0);
+  CHECK_EQ_INT(got.pending, TIDE_TARGET_APPLIED);
+  CHECK(got.written_ns > 0);
+  CHECK_EQ_INT(tide_store_target_mark_applied(s, c2, "a", 1), 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c2, "a", 1, &got), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_target_mark_applied(s, c2, "zz", 2), 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_pending(s, app, walk_target, &w), 0);
+  CHECK_EQ_INT(w.count, 0);
+  /* A put of an applied row makes it pending again, keeping written_ns. */
+  ts.container_id = c1;
+  ts.key = "b";
+  ts.owner_id = 12;
+  ts.value_fp = NULL;
+  ts.pending = TIDE_TARGET_UPSERT_PENDING;
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "b", 1, &got), 0);
+  CHECK_EQ_INT(got.owner_id, 12);
+  CHECK(got.value_fp == NULL);
+  CHECK_EQ_INT(got.pending, TIDE_TARGET_UPSERT_PENDING);
+  CHECK(got.written_ns > 0);
+  CHECK_EQ_INT(tide_store_target_delete(s, c1, "b", 1), 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "b", 1, &got), TIDE_ENOTFOUND);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_container(s, c1, walk_target, &w),
+               0);
+  CHECK_STR_EQ(w.text, "1:a:10:0");
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+static int walk_source(void *arg, const tide_StoreSourceItem *item) {
+  TextWalk *w = arg;
+  size_t n = strlen(w->text);
+  snprintf(w->text + n, sizeof w->text - n, "%s%s:%lld:%lld:%lld:%d",
+           n ? " " : "", item->key, (long long)item->size,
+           (long long)item->mtime_ns, (long long)item->inode,
+           item->content_fp ? item->content_fp[0] : -1);
+  w->count++;
+  return 0;
+}
+
+static void test_sources(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreSourceItem item, got;
+  TextWalk w;
+  uint8_t fp[TIDE_FP_SIZE];
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  fp_fill(fp, 1);
+  memset(&item, 0, sizeof item);
+  item.app_id = 1;
+  item.source = "docs";
+  item.key = "b.md";
+  item.size = 100;
+  item.mtime_ns = 1700000000123456789;
+  item.inode = 77;
+  item.content_fp = fp;
+  CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  CHECK_EQ_INT(tide_store_source_get(s, 1, "docs", "b.md", &got), 0);
+  CHECK_EQ_INT(got.app_id, 1);
+  CHECK_STR_EQ(got.source, "docs");
+  CHECK_STR_EQ(got.key, "b.md");
+  CHECK_EQ_INT(got.size, 100);
+  CHECK_EQ_INT(got.mtime_ns, 1700000000123456789);
+  CHECK_EQ_INT(got.inode, 77);
+  CHECK(fp_equal(got.content_fp, fp));
+  CHECK_EQ_INT(tide_store_source_get(s, 1, "other", "b.md", &got),
+               TIDE_ENOTFOUND);
+  item.key = "a.md";
+  item.content_fp = NULL;
+  CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  item.source = "other";
+  CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  item.app_id = 2;
+  item.source = "docs";
+  CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  /* An update replaces the stat fields. */
+  item.app_id = 1;
+  item.key = "b.md";
+  item.size = 5;
+  item.content_fp = fp;
+  CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_source_each(s, 1, "docs", walk_source, &w), 0);
+  CHECK_STR_EQ(w.text, "a.md:100:1700000000123456789:77:-1 "
+                       "b.md:5:1700000000123456789:77:1");
+  CHECK_EQ_INT(tide_store_source_delete(s, 1, "docs", "a.md"), 0);
+  CHECK_EQ_INT(tide_store_source_get(s, 1, "docs", "a.md", &got),
+               TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_source_get(s, 1, "other", "a.md", &got), 0);
+  CHECK_EQ_INT(tide_store_source_get(s, 2, "docs", "a.md", &got), 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+static int walk_run(void *arg, const tide_StoreRun *r) {
+  TextWalk *w = arg;
+  size_t n = strlen(w->text);
+  snprintf(w->text + n, sizeof w->text - n, "%s%lld:%s:%d:%s", n ? " " : "",
+           (long long)r->id, r->finished_ns > r->started_ns ? "done" : "open",
+           r->status, r->stats ? r->stats : "-");
+  w->count++;
+  return 0;
+}
+
+static void test_runs(void) {
+  Tmp t;
+  tide_Store *s;
+  TextWalk w;
+  int64_t r1 = 0, r2 = 0, r3 = 0, r4 = 0;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_run_begin(s, 1, &r1), 0);
+  CHECK_EQ_INT(tide_store_run_begin(s, 1, &r2), 0);
+  CHECK_EQ_INT(tide_store_run_begin(s, 2, &r3), 0);
+  CHECK_EQ_INT(tide_store_run_begin(s, 1, &r4), 0);
+  CHECK_EQ_INT(r1, 1);
+  CHECK_EQ_INT(r3, 3);
+  CHECK_EQ_INT(r4, 4);
+  sleep_ms(2);
+  CHECK_EQ_INT(tide_store_run_finish(s, r1, 0, "{\"a\":1}"), 0);
+  CHECK_EQ_INT(tide_store_run_finish(s, r2, 1, NULL), 0);
+  CHECK_EQ_INT(tide_store_run_finish(s, 99, 0, NULL), TIDE_ENOTFOUND);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_run_each_latest(s, 1, 10, walk_run, &w), 0);
+  CHECK_STR_EQ(w.text, "4:open:0:- 2:done:1:- 1:done:0:{\"a\":1}");
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_run_each_latest(s, 1, 2, walk_run, &w), 0);
+  CHECK_STR_EQ(w.text, "4:open:0:- 2:done:1:-");
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+/* ---- Group commit ---- */
+
+static int count_source(void *arg, const tide_StoreSourceItem *item) {
+  (void)item;
+  (*(int *)arg)++;
+  return 0;
+}
+
+static int visible(tide_Store *r) {
+  int n = 0;
+  if (tide_store_source_each(r, 1, "s", count_source, &n) != 0) return -1;
+  return n;
+}
+
+static void put_items(tide_Store *s, int from, int count) {
+  tide_StoreSourceItem item;
+  char key[16];
+  int i;
+  memset(&item, 0, sizeof item);
+  item.app_id = 1;
+  item.source = "s";
+  item.key = key;
+  for (i = from; i < from + count; i++) {
+    snprintf(key, sizeof key, "k%03d", i);
+    item.size = i;
+    CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  }
+}
+
+static void test_group_commit(void) {
+  Tmp t;
+  tide_Store *s, *r;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  r = open_ok(t.path, TIDE_STORE_READ);
+  /* Ten writes make one batch, invisible to others until flushed. */
+  put_items(s, 0, 10);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 10);
+  CHECK_EQ_INT(visible(r), 0);
+  CHECK_EQ_INT(visible(s), 10);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 0);
+  CHECK_EQ_INT(visible(r), 10);
+  /* maybe_flush commits at the write count... */
+  tide_store_set_batch_limits(s, 5, 60000);
+  put_items(s, 10, 4);
+  CHECK_EQ_INT(tide_store_maybe_flush(s), 0);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 4);
+  CHECK_EQ_INT(visible(r), 10);
+  put_items(s, 14, 1);
+  CHECK_EQ_INT(tide_store_maybe_flush(s), 0);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 0);
+  CHECK_EQ_INT(visible(r), 15);
+  /* ...or at the batch's age. */
+  tide_store_set_batch_limits(s, 1000000, 20);
+  put_items(s, 15, 1);
+  CHECK_EQ_INT(tide_store_maybe_flush(s), 0);
+  CHECK_EQ_INT(visible(r), 15);
+  sleep_ms(30);
+  CHECK_EQ_INT(tide_store_maybe_flush(s), 0);
+  CHECK_EQ_INT(visible(r), 16);
+  /* Defaults come back with 0. */
+  tide_store_set_batch_limits(s, 0, 0);
+  put_items(s, 16, 3);
+  CHECK_EQ_INT(tide_store_maybe_flush(s), 0);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 3);
+  /* A rollback discards the batch. */
+  CHECK_EQ_INT(tide_store_rollback(s), 0);
+  CHECK_EQ_INT(visible(s), 16);
+  /* Close commits what is left. */
+  put_items(s, 16, 2);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  CHECK_EQ_INT(visible(r), 18);
+  tide_store_close(r);
+  tmp_close(&t);
+}
+
+/* Fills an app with one or more rows of every kind; returns its id. */
+static int64_t fill_app(tide_Store *s, const char *name, int n) {
+  tide_StoreComponent c;
+  tide_StoreMemo m;
+  tide_StoreTarget ts;
+  tide_StoreSourceItem item;
+  uint8_t key[TIDE_FP_SIZE];
+  char text[32];
+  int64_t app = 0, cid = 0, run = 0;
+  int i;
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, name, &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "t", "x", &cid,
+                                                  NULL),
+               0);
+  memset(&c, 0, sizeof c);
+  memset(&m, 0, sizeof m);
+  memset(&ts, 0, sizeof ts);
+  memset(&item, 0, sizeof item);
+  for (i = 0; i < n; i++) {
+    snprintf(text, sizeof text, "/c/%d", i);
+    c.app_id = app;
+    c.path = text;
+    c.fn_name = "f";
+    CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
+    fp_fill(key, i);
+    m.app_id = app;
+    m.key = key;
+    m.fn_name = "f";
+    CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+    ts.container_id = cid;
+    ts.key = text;
+    ts.key_len = strlen(text);
+    ts.owner_id = 1;
+    CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+    item.app_id = app;
+    item.source = "src";
+    item.key = text;
+    CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+    CHECK_EQ_INT(tide_store_run_begin(s, app, &run), 0);
+  }
+  return app;
+}
+
+static int64_t count_rows(const char *path, const char *table,
+                          int64_t app) {
+  char sql[256];
+  if (strcmp(table, "target_states") == 0)
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM target_states WHERE container_id IN"
+             " (SELECT id FROM containers WHERE app_id = %lld)",
+             (long long)app);
+  else if (strcmp(table, "apps") == 0)
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM apps WHERE id = %lld",
+             (long long)app);
+  else
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE app_id = %lld",
+             table, (long long)app);
+  return sql_int(path, sql);
+}
+
+static void test_app_delete(void) {
+  static const char *const tables[] = {
+    "apps", "components", "memos", "containers", "target_states",
+    "source_items", "runs", NULL,
+  };
+  static const int64_t b_counts[] = { 1, 3, 3, 1, 3, 3, 3 };
+  Tmp t;
+  tide_Store *s;
+  int64_t a, b;
+  int i;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  a = fill_app(s, "a", 2);
+  b = fill_app(s, "b", 3);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(count_rows(t.path, "target_states", a), 2);
+  CHECK_EQ_INT(tide_store_app_delete(s, a), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  for (i = 0; tables[i]; i++) {
+    CHECK_EQ_INT(count_rows(t.path, tables[i], a), 0);
+    CHECK_EQ_INT(count_rows(t.path, tables[i], b), b_counts[i]);
+  }
+  /* Nothing of a is left anywhere, by any id. */
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM target_states"), 3);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM memos"), 3);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+static void test_failed_statement(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c;
+  char msg[256];
+  int64_t id = 0;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  memset(&c, 0, sizeof c);
+  c.app_id = 1;
+  c.path = "/good/1";
+  c.fn_name = "f";
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &id), 0);
+  c.path = "/bad";
+  c.fn_name = NULL;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &id), TIDE_ESTORE);
+  snprintf(msg, sizeof msg,
+           "%s: component put: NOT NULL constraint failed: "
+           "components.fn_name", t.path);
+  CHECK_STR_EQ(tide_store_errmsg(s), msg);
+  /* The batch survives the failed statement. */
+  CHECK_EQ_INT(tide_store_batch_writes(s), 1);
+  c.path = "/good/2";
+  c.fn_name = "f";
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &id), 0);
+  CHECK_EQ_INT(id, 2);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  tide_store_close(s);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"), 2);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"
+                               " WHERE path = '/bad'"),
+               0);
+  CHECK_STR_EQ(sql_text(t.path, "PRAGMA integrity_check", msg, sizeof msg),
+               "ok");
+  tmp_close(&t);
+}
+
+/* ---- Allocation ---- */
+
+typedef struct {
+  long live;      /* blocks allocated and not freed */
+  long calls;     /* allocations so far */
+  long fail_at;   /* the allocation that fails, or -1 */
+} Counting;
+
+static void *counting_alloc(void *ud, void *ptr, size_t osize,
+                            size_t nsize) {
+  Counting *c = ud;
+  if (nsize == 0) {
+    if (ptr) c->live--;
+    free(ptr);
+    return NULL;
+  }
+  if (c->calls++ == c->fail_at) return NULL;
+  ptr = realloc(ptr, nsize);
+  if (ptr && osize == 0) c->live++;
+  return ptr;
+}
+
+static void test_allocator(void) {
+  Tmp t;
+  tide_Store *s;
+  Counting c;
+  tide_StoreComponent comp;
+  int64_t id;
+  long i;
+  int rc, saw_nomem = 0, saw_ok = 0;
+  tmp_init(&t, "state.db");
+  /* Every allocation failing in turn: ENOMEM or success, never a leak. */
+  for (i = 0; i < 12; i++) {
+    c.live = c.calls = 0;
+    c.fail_at = i;
+    s = NULL;
+    rc = tide_store_open(&s, t.path, TIDE_STORE_WRITE, counting_alloc, &c);
+    if (rc == TIDE_ENOMEM) {
+      saw_nomem++;
+      CHECK_STR_EQ(tide_store_errmsg(s), "out of memory");
+    } else {
+      CHECK_EQ_INT(rc, 0);
+      saw_ok++;
+    }
+    if (rc == TIDE_ENOMEM && s == NULL) CHECK_EQ_INT(c.live, 0);
+    tide_store_close(s);
+    CHECK_EQ_INT(c.live, 0);
+  }
+  CHECK(saw_nomem >= 3);
+  CHECK(saw_ok >= 1);
+  /* Operations and their error messages allocate through it too. */
+  c.live = c.calls = 0;
+  c.fail_at = -1;
+  s = NULL;
+  CHECK_EQ_INT(tide_store_open(&s, t.path, TIDE_STORE_WRITE, counting_alloc,
+                               &c),
+               0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, NULL), 0);
+  memset(&comp, 0, sizeof comp);
+  comp.app_id = id;
+  comp.path = "/x";
+  CHECK_EQ_INT(tide_store_component_put(s, &comp, NULL), TIDE_ESTORE);
+  CHECK_STR_CONTAINS(tide_store_errmsg(s), "NOT NULL constraint failed");
+  CHECK_EQ_INT(c.calls, 5); /* store, path, mkdir path, lock path, msg */
+  CHECK_EQ_INT(c.live, 3);
+  tide_store_close(s);
+  CHECK_EQ_INT(c.live, 0);
+  tmp_close(&t);
+}
+
+static const CheckTest tests[] = {
+  { "create and reopen", test_create_and_reopen },
+  { "version recorded", test_version_recorded },
+  { "unknown version refused", test_unknown_version_refused },
+  { "foreign sqlite file refused", test_foreign_sqlite_refused },
+  { "garbage file refused", test_garbage_refused },
+  { "missing and empty files", test_missing_and_empty },
+  { "bad arguments", test_bad_arguments },
+  { "second writer locked", test_second_writer_locked },
+  { "lock freed by kill -9", test_lock_freed_by_kill },
+  { "reader refuses writes", test_reader_refuses_writes },
+  { "apps", test_apps },
+  { "components", test_components },
+  { "component bulk iteration", test_component_each_bulk },
+  { "memos", test_memos },
+  { "containers", test_containers },
+  { "target states", test_targets },
+  { "source items", test_sources },
+  { "runs", test_runs },
+  { "group commit", test_group_commit },
+  { "app delete", test_app_delete },
+  { "failed statement", test_failed_statement },
+  { "allocator", test_allocator },
+  { NULL, NULL },
+};
+
+int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "--child") == 0)
+    return child_main(argv[2], argv[3], atoi(argv[4]));
+  return check_run("store", tests);
+}
