@@ -10,7 +10,9 @@
 void tide_lcbor_open(lua_State *L);
 void tide_lfingerprint_open(lua_State *L);
 void tide_lstore_open(lua_State *L);
+void tide_lloop_open(lua_State *L);
 void tide_lsplit_open(lua_State *L);
+void tide_lsqlite_open(lua_State *L);
 
 
 #include <stddef.h>

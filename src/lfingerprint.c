@@ -1,4 +1,5 @@
 /* Lua binding of fingerprints: values, files, logic. */
+#include <blake2.h>
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -24,6 +25,63 @@ static int fingerprint(lua_State *L) {
   return 1;
 }
 
+/* fingerprint_args(fn_name, n, ...) -> 16 raw bytes: the fingerprint of
+** the array of the n arguments, each encoded with its own name in error
+** messages ("embed argument 2.opts: cannot encode a function"). */
+static int fingerprint_args(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  int n = (int)luaL_checkinteger(L, 2), i;
+  blake2b_state st;
+  uint8_t head[9], out[TIDE_FP_SIZE];
+  size_t head_len = 1;
+  luaL_argcheck(L, n >= 0 && n <= lua_gettop(L) - 2, 2, "bad count");
+  /* The array head of n items, as the CBOR encoder writes it. */
+  if (n < 24) {
+    head[0] = (uint8_t)(0x80 | n);
+  } else if (n < 256) {
+    head[0] = 0x98, head[1] = (uint8_t)n, head_len = 2;
+  } else {
+    head[0] = 0x99, head[1] = (uint8_t)(n >> 8), head[2] = (uint8_t)n;
+    head_len = 3;
+  }
+  blake2b_init(&st, TIDE_FP_SIZE);
+  blake2b_update(&st, head, head_len);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const uint8_t *p;
+    lua_pushfstring(L, "%s argument %d", name, i);
+    p = tide_lcbor_encode(L, 2 + i, lua_tostring(L, -1), &len);
+    blake2b_update(&st, p, len);
+    lua_pop(L, 2);
+  }
+  blake2b_final(&st, out, TIDE_FP_SIZE);
+  lua_pushlstring(L, (const char *)out, TIDE_FP_SIZE);
+  return 1;
+}
+
+/* fingerprint_raw(v) -> 16 raw bytes. */
+static int fingerprint_raw(lua_State *L) {
+  size_t len;
+  const uint8_t *s;
+  tide_Fp fp;
+  luaL_checkany(L, 1);
+  s = tide_lcbor_encode(L, 1, luaL_optstring(L, 2, "value"), &len);
+  tide_fp_bytes(&fp, s, len);
+  lua_pop(L, 1);
+  lua_pushlstring(L, (const char *)fp.bytes, TIDE_FP_SIZE);
+  return 1;
+}
+
+/* fingerprint_bytes(s) -> 16 raw bytes of the string's bytes. */
+static int fingerprint_bytes(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  tide_Fp fp;
+  tide_fp_bytes(&fp, s, len);
+  lua_pushlstring(L, (const char *)fp.bytes, TIDE_FP_SIZE);
+  return 1;
+}
+
 static int fingerprint_file(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   char err[512];
@@ -40,8 +98,11 @@ static int fingerprint_file(lua_State *L) {
 static int logic_fingerprint(lua_State *L) {
   char err[256];
   tide_Fp fp;
+  static const char *const modes[] = {"full", "self", NULL};
+  int self_only;
   luaL_checkany(L, 1);
-  if (tide_logic_fingerprint(L, 1, &fp, err, sizeof err) != 0)
+  self_only = luaL_checkoption(L, 2, "full", modes) == 1;
+  if (tide_logic_fingerprint(L, 1, self_only, &fp, err, sizeof err) != 0)
     return luaL_error(L, "logic_fingerprint: %s", err);
   push_hex(L, &fp);
   return 1;
@@ -51,6 +112,9 @@ void tide_lfingerprint_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"fingerprint", fingerprint},
     {"fingerprint_file", fingerprint_file},
+    {"fingerprint_args", fingerprint_args},
+    {"fingerprint_raw", fingerprint_raw},
+    {"fingerprint_bytes", fingerprint_bytes},
     {"logic_fingerprint", logic_fingerprint},
     {NULL, NULL},
   };

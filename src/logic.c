@@ -28,6 +28,7 @@ typedef struct {
   char *err;
   size_t errlen;
   int failed;
+  int self_only;   /* only the function's own code, not what it reaches */
 } Logic;
 
 typedef struct {
@@ -287,14 +288,14 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
     snprintf(lg->err, lg->errlen, "cannot read the bytecode of a function");
   }
   /* Upvalues: functions by their fingerprint, scalars by value. */
-  for (i = 1; lua_getupvalue(L, f, i) != NULL; i++) {
+  for (i = 1; !lg->self_only && lua_getupvalue(L, f, i) != NULL; i++) {
     char tag[16];
     int n = snprintf(tag, sizeof tag, "upvalue %d", i);
     fp_value(lg, lua_gettop(L), &st, 'u', tag, (size_t)n);
     lua_pop(L, 1);
   }
   /* Globals read through _ENV, resolved by name. */
-  if (r.ok && env_up > 0) {
+  if (r.ok && env_up > 0 && !lg->self_only) {
     lua_getupvalue(L, f, env_up);
     if (lua_type(L, -1) == LUA_TTABLE) {
       int envt = lua_gettop(L);
@@ -381,8 +382,8 @@ static void fp_value(Logic *lg, int idx, blake2b_state *st, char kind,
   }
 }
 
-int tide_logic_fingerprint(lua_State *L, int idx, tide_Fp *fp, char *err,
-                           size_t errlen) {
+int tide_logic_fingerprint(lua_State *L, int idx, int self_only,
+                           tide_Fp *fp, char *err, size_t errlen) {
   Logic lg;
   blake2b_state st;
   idx = lua_absindex(L, idx);
@@ -392,6 +393,7 @@ int tide_logic_fingerprint(lua_State *L, int idx, tide_Fp *fp, char *err,
   lg.err = err;
   lg.errlen = errlen;
   lg.failed = 0;
+  lg.self_only = self_only;
   if (lua_type(L, idx) != LUA_TFUNCTION &&
       luaL_getmetafield(L, idx, "__tide_logic") == LUA_TNIL) {
     snprintf(err, errlen, "expected a function, got %s",

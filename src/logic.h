@@ -18,10 +18,11 @@
 
 #include "fingerprint.h"
 
-/* Fingerprints the function (or __tide_logic value) at idx. On failure
-** returns TIDE_EINVAL with a message in err. Raises only on memory
-** errors. [-0, +0, m] */
-int tide_logic_fingerprint(lua_State *L, int idx, tide_Fp *fp, char *err,
-                           size_t errlen);
+/* Fingerprints the function (or __tide_logic value) at idx; with
+** self_only, only its own code (nested functions included), not what it
+** reaches. On failure returns TIDE_EINVAL with a message in err. Raises
+** only on memory errors. [-0, +0, m] */
+int tide_logic_fingerprint(lua_State *L, int idx, int self_only,
+                           tide_Fp *fp, char *err, size_t errlen);
 
 #endif

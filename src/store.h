@@ -137,8 +137,8 @@ typedef struct tide_StoreComponent {
   const uint8_t *logic_fp;   /* TIDE_FP_SIZE bytes, or NULL */
   const uint8_t *input_fp;   /* TIDE_FP_SIZE bytes, or NULL */
   const char *source_key;    /* or NULL */
-  const void *memo_keys;     /* CBOR list of memo keys used, or NULL */
-  size_t memo_keys_len;
+  const void *state;         /* CBOR: value, deps, memo keys; or NULL */
+  size_t state_len;
   int status;
   const char *error;         /* or NULL */
   int64_t updated_ns;        /* set by put to the current time */

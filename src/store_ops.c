@@ -265,7 +265,7 @@ int tide_store_app_delete(tide_Store *s, int64_t app_id) {
 
 #define COMPONENT_COLUMNS                                                  \
   "id, app_id, path, parent_id, fn_name, logic_fp, input_fp, source_key,"  \
-  " memo_keys, status, error, updated_ns"
+  " state, status, error, updated_ns"
 
 static void fill_component(sqlite3_stmt *st, tide_StoreComponent *c) {
   c->id = col_int(st, 0);
@@ -276,7 +276,7 @@ static void fill_component(sqlite3_stmt *st, tide_StoreComponent *c) {
   c->logic_fp = col_fp(st, 5);
   c->input_fp = col_fp(st, 6);
   c->source_key = col_text(st, 7);
-  c->memo_keys = col_blob(st, 8, &c->memo_keys_len);
+  c->state = col_blob(st, 8, &c->state_len);
   c->status = (int)col_int(st, 9);
   c->error = col_text(st, 10);
   c->updated_ns = col_int(st, 11);
@@ -298,12 +298,12 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
   rc = tide_store_stmt(
     s, TIDE_STMT_COMPONENT_PUT,
     "INSERT INTO components(app_id, path, parent_id, fn_name, logic_fp,"
-    " input_fp, source_key, memo_keys, status, error, updated_ns)"
+    " input_fp, source_key, state, status, error, updated_ns)"
     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     " ON CONFLICT(app_id, path) DO UPDATE SET parent_id = excluded.parent_id,"
     " fn_name = excluded.fn_name, logic_fp = excluded.logic_fp,"
     " input_fp = excluded.input_fp, source_key = excluded.source_key,"
-    " memo_keys = excluded.memo_keys, status = excluded.status,"
+    " state = excluded.state, status = excluded.status,"
     " error = excluded.error, updated_ns = excluded.updated_ns"
     " RETURNING id",
     &st);
@@ -312,7 +312,7 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
       bind_id(st, 3, c->parent_id) || bind_text(st, 4, c->fn_name) ||
       bind_fp(st, 5, c->logic_fp) || bind_fp(st, 6, c->input_fp) ||
       bind_text(st, 7, c->source_key) ||
-      bind_blob(st, 8, c->memo_keys, c->memo_keys_len) ||
+      bind_blob(st, 8, c->state, c->state_len) ||
       bind_int(st, 9, c->status) || bind_text(st, 10, c->error) ||
       bind_int(st, 11, tide_store_now_ns()))
     return bind_failed(s, what);

@@ -11,7 +11,8 @@
 ** components(id INTEGER PRIMARY KEY, app_id INTEGER NOT NULL,
 **   path TEXT NOT NULL, parent_id INTEGER, fn_name TEXT NOT NULL,
 **   logic_fp BLOB, input_fp BLOB, source_key TEXT,
-**   memo_keys BLOB (CBOR list of the memo keys the component used),
+**   state BLOB (CBOR: its return value, the tide.fns and context values
+**     it depended on, the memo entries it used),
 **   status INTEGER NOT NULL DEFAULT 0, error TEXT, updated_ns INTEGER,
 **   UNIQUE(app_id, path))
 ** memos(app_id INTEGER NOT NULL, key BLOB NOT NULL (16-byte fingerprint),
@@ -56,7 +57,7 @@ static const char schema_sql[] =
   "CREATE TABLE components(id INTEGER PRIMARY KEY,"
   " app_id INTEGER NOT NULL, path TEXT NOT NULL, parent_id INTEGER,"
   " fn_name TEXT NOT NULL, logic_fp BLOB, input_fp BLOB, source_key TEXT,"
-  " memo_keys BLOB, status INTEGER NOT NULL DEFAULT 0, error TEXT,"
+  " state BLOB, status INTEGER NOT NULL DEFAULT 0, error TEXT,"
   " updated_ns INTEGER, UNIQUE(app_id, path));"
   "CREATE TABLE memos(app_id INTEGER NOT NULL, key BLOB NOT NULL,"
   " fn_name TEXT NOT NULL, value BLOB, deps BLOB, targets BLOB,"

@@ -1,6 +1,10 @@
 -- tide: the user API, composed over the C core (tide.core).
 local core = require "tide.core"
 local record = require "tide.record"
+local fnmod = require "tide.fn"
+local engine = require "tide.engine"
+local target = require "tide.target"
+local app = require "tide.app"
 
 local tide = {
   _VERSION = "tide " .. core.version,
@@ -19,6 +23,34 @@ local tide = {
   optional = record.optional,
   check = record.check,
   type_of = record.type_of,
+
+  -- Apps, tracked functions, components, context.
+  app = app.app,
+  mount = engine.mount,
+  use_mount = engine.use_mount,
+  mount_each = engine.mount_each,
+  map = engine.map,
+  path = engine.path,
+  sym = engine.sym,
+  key = engine.key,
+  use = engine.use,
+
+  -- Targets.
+  target_type = target.target_type,
+  declare_target = target.declare_target,
 }
+
+function tide.fn(name, opts, f)
+  return fnmod.new(name, opts, f)
+end
+
+-- tide.json loads on first use (it needs lua-cjson).
+setmetatable(tide, { __index = function(t, k)
+  if k == "json" then
+    local json = require "tide.json"
+    rawset(t, "json", json)
+    return json
+  end
+end })
 
 return tide

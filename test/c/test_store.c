@@ -609,8 +609,8 @@ static void test_components(void) {
   c.logic_fp = lfp;
   c.input_fp = ifp;
   c.source_key = "a.md";
-  c.memo_keys = keys;
-  c.memo_keys_len = sizeof keys;
+  c.state = keys;
+  c.state_len = sizeof keys;
   c.status = 3;
   c.error = "boom";
   CHECK_EQ_INT(tide_store_component_put(s, &c, &child), 0);
@@ -625,7 +625,7 @@ static void test_components(void) {
   CHECK(fp_equal(got.logic_fp, lfp));
   CHECK(fp_equal(got.input_fp, ifp));
   CHECK_STR_EQ(got.source_key, "a.md");
-  CHECK(blob_equal(got.memo_keys, got.memo_keys_len, keys, sizeof keys));
+  CHECK(blob_equal(got.state, got.state_len, keys, sizeof keys));
   CHECK_EQ_INT(got.status, 3);
   CHECK_STR_EQ(got.error, "boom");
   CHECK(got.updated_ns > 0);
@@ -634,20 +634,20 @@ static void test_components(void) {
   CHECK_EQ_INT(got.parent_id, 0);
   CHECK(got.logic_fp == NULL && got.input_fp == NULL);
   CHECK(got.source_key == NULL && got.error == NULL);
-  CHECK(got.memo_keys == NULL && got.memo_keys_len == 0);
+  CHECK(got.state == NULL && got.state_len == 0);
   /* An update keeps the id; an empty blob stays empty, not NULL. */
   c.status = 0;
   c.error = NULL;
   c.input_fp = lfp;
-  c.memo_keys_len = 0;
+  c.state_len = 0;
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);
   CHECK_EQ_INT(id2, 2);
   CHECK_EQ_INT(tide_store_component_get(s, app, c.path, &got), 0);
   CHECK_EQ_INT(got.status, 0);
   CHECK(got.error == NULL);
   CHECK(fp_equal(got.input_fp, lfp));
-  CHECK(got.memo_keys != NULL);
-  CHECK_EQ_INT(got.memo_keys_len, 0);
+  CHECK(got.state != NULL);
+  CHECK_EQ_INT(got.state_len, 0);
   /* Another app's component at the same path is another row. */
   c.app_id = app + 1;
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);

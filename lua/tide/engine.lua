@@ -1,0 +1,428 @@
+-- The incremental engine: one run (`app:update`) of an app.
+--
+-- A run loads what the store remembers of the app's components, runs the
+-- app's main function as the root component, and every mounted child as a
+-- component of its own, each in a coroutine on the scheduler (run.lua).
+-- A memoized component whose function logic, arguments and recorded
+-- dependencies are unchanged is carried over with its subtree and target
+-- states without running. A component that runs declares target states;
+-- on success they are diffed against what it owned (reconcile.lua) and
+-- submitted in batches. Components no longer mounted are deleted at the
+-- end with their target states.
+local core = require "tide.core"
+local fnmod = require "tide.fn"
+local target = require "tide.target"
+local sched = require "tide.sched"
+local reconcile = require "tide.reconcile"
+
+local type, error, pairs, ipairs, tostring, setmetatable, select, pcall =
+  type, error, pairs, ipairs, tostring, setmetatable, select, pcall
+local xpcall, traceback = xpcall, debug.traceback
+local fmt, concat = string.format, table.concat
+local encode, decode = core.cbor_encode, core.cbor_decode
+
+local M = {}
+
+local STATUS_OK, STATUS_ERROR = 0, 1
+
+-- The component frame of the running coroutine, or nil.
+local function current_frame()
+  local task = sched.current()
+  return task and task.frame
+end
+M.current_frame = current_frame
+
+local function fail(msg, level) error(msg, (level or 1) + 1) end
+
+local function fn_stats(run, fn)
+  local s = run.stats.functions[fn.name]
+  if not s then
+    s = { calls = 0, hits = 0, misses = 0, errors = 0 }
+    run.stats.functions[fn.name] = s
+  end
+  run.fns[fn.name] = fn
+  return s
+end
+
+-- ---- Dependencies recorded while a component or memoized call runs ----
+
+-- deps = { fns = { name = logic hex }, ctx = { key name = value fp hex } }
+local function new_deps() return { fns = {}, ctx = {} } end
+
+local function merge_deps(into, from)
+  for k, v in pairs(from.fns) do into.fns[k] = v end
+  for k, v in pairs(from.ctx) do into.ctx[k] = v end
+end
+
+-- Whether recorded dependencies still hold in this run.
+local function deps_valid(run, deps)
+  for name, fp in pairs(deps.fns or {}) do
+    local f = run.fns[name] or fnmod.registry[name]
+    if not f or f:logic() ~= fp then return false end
+  end
+  for name, fp in pairs(deps.ctx or {}) do
+    if run:context_fp(name) ~= fp then return false end
+  end
+  return true
+end
+M.deps_valid = deps_valid
+
+-- The innermost recording scope: a memoized call's, else the component's.
+local function scope_of(frame)
+  local stack = frame.memo_stack
+  return stack[#stack] or frame
+end
+
+-- ---- Components ----
+
+local function child_path(parent, ...)
+  local parts = { parent.path }
+  for i = 1, select("#", ...) do
+    local seg = select(i, ...)
+    parts[#parts + 1] = tostring(seg)
+  end
+  return concat(parts, "/")
+end
+
+-- Runs a component's function in protected mode inside its coroutine.
+local function process(run, frame, fn, args)
+  local results
+  local ok, err = xpcall(function()
+    results = fnmod.pack(fn.body(fnmod.unpack(args)))
+  end, function(e)
+    if type(e) == "table" and e.tide_error then return e end
+    return traceback(tostring(e), 2)
+  end)
+  if ok then return true, results end
+  return false, err
+end
+
+-- Whether the previous run's record of this component can stand for this
+-- run: same function, same logic, same input, dependencies still valid.
+local function unchanged(run, frame, prev)
+  if not prev or prev.status ~= STATUS_OK or run.opts.full_reprocess
+     or run.forced[prev.id] or not frame.fn.memo then
+    return false
+  end
+  if prev.fn ~= frame.fn.name or prev.logic ~= frame.fn:logic_raw()
+     or prev.input ~= frame.input then
+    return false
+  end
+  local state = prev.state and decode(prev.state)
+  if not state then return false end
+  if not deps_valid(run, state.deps or {}) then return false end
+  frame.prev_state = state
+  return true
+end
+
+-- The body of a component's task.
+local function run_component(run, frame)
+  local fn, prev = frame.fn, frame.prev
+  local stats = run.stats
+  local fs
+  if not frame.is_root then fs = fn_stats(run, fn) end
+  if fs then fs.calls = fs.calls + 1 end
+  if not frame.is_root and unchanged(run, frame, prev) then
+    run:keep_subtree(frame.path)
+    stats.components.unchanged = stats.components.unchanged + 1
+    fs.hits = fs.hits + 1
+    frame.value = frame.prev_state.value
+    run:note_memos(frame.prev_state.memos)
+    return true
+  end
+  if fs and fn.memo then fs.misses = fs.misses + 1 end
+  run.seen[frame.path] = "ran"
+  local ok, results = process(run, frame, fn, frame.args)
+  if ok then
+    frame.value = results
+    ok, results = pcall(reconcile.submit, run, frame)
+  end
+  if not ok then
+    if fs then fs.errors = fs.errors + 1 end
+    if not frame.is_root then
+      stats.components.errors = stats.components.errors + 1
+    end
+    -- A failed component keeps what it had: its target states and its
+    -- children stay as the last successful run left them.
+    run.seen[frame.path] = "failed"
+    if prev then run:keep_subtree(frame.path) end
+    frame.error = type(results) == "table" and results.message or results
+    run:report_error(frame.path, frame.error)
+    return false, frame.error
+  end
+  if not frame.is_root then
+    if prev then
+      stats.components.reprocessed = stats.components.reprocessed + 1
+    else
+      stats.components.added = stats.components.added + 1
+    end
+  end
+  return true
+end
+
+-- Creates a child component frame and its task. `mode` is "mount" (a
+-- failure stays in the child) or "use" (the caller gets the value).
+local function mount(parent, path, fn, args, source_key)
+  local run = parent.run
+  if parent.children[path] then
+    fail(fmt("two components mounted at the same path %s", path), 3)
+  end
+  if #parent.memo_stack > 0 then
+    fail(fmt("cannot mount a component inside memoized function %s",
+             parent.memo_stack[#parent.memo_stack].fn.name), 3)
+  end
+  parent.children[path] = true
+  if run.mounted[path] then
+    fail(fmt("two components mounted at the same path %s", path), 3)
+  end
+  run.mounted[path] = true
+  local frame = {
+    run = run, path = path, fn = fn, args = args, parent = parent,
+    children = {}, memo_stack = {}, deps = new_deps(), memos = {},
+    declared = {}, declared_order = {}, prev = run.prev[path],
+    source_key = source_key,
+  }
+  if fn.memo then
+    frame.input = core.fingerprint_args(fn.name, args.n, fnmod.unpack(args))
+  end
+  local task = sched.spawn(run.sched, function() return run_component(run, frame) end)
+  task.frame = frame
+  frame.task = task
+  return frame
+end
+
+-- ---- The public component API (tide.mount and friends) ----
+
+local function need_frame(what, level)
+  local frame = current_frame()
+  if not frame then
+    fail(what .. " can only be called inside a component", level + 1)
+  end
+  return frame
+end
+
+local function check_fn(fn, what, level)
+  if not fnmod.is_fn(fn) then
+    fail(fmt("%s: expected a tide.fn, got %s", what, type(fn)), level + 1)
+  end
+end
+
+-- Splits the optional leading path argument from fn and its arguments.
+local function path_and_fn(what, level, a, ...)
+  if fnmod.is_fn(a) then return nil, a, fnmod.pack(...) end
+  local fn = ...
+  check_fn(fn, what, level + 1)
+  return a, fn, fnmod.pack(select(2, ...))
+end
+
+local Path = { __name = "tide.path" }
+function M.path(...)
+  local segs = fnmod.pack(...)
+  for i = 1, segs.n do
+    local s = segs[i]
+    if type(s) ~= "string" and type(s) ~= "number" then
+      fail("tide.path: segments must be strings or numbers", 2)
+    end
+  end
+  return setmetatable({ segs = segs }, Path)
+end
+
+function M.sym(name)
+  if type(name) ~= "string" then fail("tide.sym: name must be a string", 2) end
+  return setmetatable({ segs = { n = 1, name } }, Path)
+end
+
+local function resolve_path(parent, p, fn)
+  if p == nil then return child_path(parent, fn.name) end
+  if getmetatable(p) == Path then
+    return child_path(parent, fnmod.unpack(p.segs))
+  end
+  return child_path(parent, p)
+end
+
+local Mounted = { __name = "tide.mounted" }
+Mounted.__index = Mounted
+function Mounted:ready()
+  sched.wait(self.frame.task)
+  if self.frame.error then return nil, self.frame.error end
+  return true
+end
+
+function M.mount(...)
+  local parent = need_frame("tide.mount", 2)
+  local p, fn, args = path_and_fn("tide.mount", 2, ...)
+  local frame = mount(parent, resolve_path(parent, p, fn), fn, args)
+  return setmetatable({ frame = frame }, Mounted)
+end
+
+function M.use_mount(...)
+  local parent = need_frame("tide.use_mount", 2)
+  local p, fn, args = path_and_fn("tide.use_mount", 2, ...)
+  local frame = mount(parent, resolve_path(parent, p, fn), fn, args)
+  sched.wait(frame.task)
+  if frame.error then
+    error({ tide_error = true, message = fmt("%s (in %s)", frame.error,
+                                              frame.path) }, 0)
+  end
+  return fnmod.unpack(frame.value or { n = 0 })
+end
+
+-- Iterates a source or a plain table as key, value.
+local function each_item(items, level)
+  if type(items) ~= "table" then
+    fail("tide.mount_each: items must be a source or a table", level + 1)
+  end
+  if type(items.items) == "function" then
+    return items:items()
+  end
+  local keys = {}
+  for k in pairs(items) do
+    if type(k) ~= "string" and math.type(k) ~= "integer" then
+      fail("tide.mount_each: keys must be strings or integers", level + 1)
+    end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) then return a < b end
+    return type(a) == "number"
+  end)
+  local i = 0
+  return function()
+    i = i + 1
+    local k = keys[i]
+    if k ~= nil then return k, items[k] end
+  end
+end
+
+function M.mount_each(...)
+  local parent = need_frame("tide.mount_each", 2)
+  local p, fn, rest
+  if fnmod.is_fn((...)) then
+    fn, rest = ..., fnmod.pack(select(2, ...))
+  else
+    p, fn, rest = ..., select(2, ...), fnmod.pack(select(3, ...))
+    check_fn(fn, "tide.mount_each", 2)
+  end
+  local items = rest[1]
+  local base = p and resolve_path(parent, p, fn) or child_path(parent, fn.name)
+  local run = parent.run
+  local source_name = type(items) == "table" and items.kind
+    and (items.kind .. ":" .. tostring(items.dir or items.path or items.db or ""))
+  for key, value in each_item(items, 2) do
+    local args = { n = rest.n }
+    args[1] = value
+    for i = 2, rest.n do args[i] = rest[i] end
+    mount(parent, base .. "/" .. tostring(key), fn, args,
+          source_name and (source_name .. ":" .. tostring(key)) or tostring(key))
+    sched.throttle(run.sched)
+  end
+end
+
+function M.map(fn, list, ...)
+  need_frame("tide.map", 2)
+  if type(list) ~= "table" then fail("tide.map: expected a list", 2) end
+  local out = {}
+  for i = 1, #list do out[i] = fn(list[i], ...) end
+  return out
+end
+
+-- ---- Memoized calls (tide.fn called inside a component) ----
+
+local function call(frame, fn, ...)
+  local run = frame.run
+  local fs = fn_stats(run, fn)
+  fs.calls = fs.calls + 1
+  local scope = scope_of(frame)
+  scope.deps.fns[fn.name] = fn:logic()
+  if not fn.memo or run.opts.full_reprocess then
+    return fn.body(...)
+  end
+  local n = select("#", ...)
+  local key = core.fingerprint_raw({ fn.name, fn:logic_raw(),
+    core.fingerprint_args(fn.name, n, ...) })
+  local entry = run:memo_lookup(key)
+  if entry then
+    local state = decode(entry.deps or "") or {}
+    if deps_valid(run, state) then
+      fs.hits = fs.hits + 1
+      merge_deps(scope.deps, state)
+      for _, t in ipairs(decode(entry.targets or "") or {}) do
+        reconcile.declare_replayed(frame, t)
+      end
+      frame.memos[key] = true
+      return fnmod.unpack(decode(entry.value))
+    end
+  end
+  fs.misses = fs.misses + 1
+  local memo = { fn = fn, deps = new_deps(), targets = {} }
+  local stack = frame.memo_stack
+  stack[#stack + 1] = memo
+  local ok, results = pcall(fnmod.pack, fn.body(...))
+  stack[#stack] = nil
+  if not ok then
+    fs.errors = fs.errors + 1
+    error(results, 0)
+  end
+  merge_deps(scope.deps, memo.deps)
+  local outer = stack[#stack]
+  if outer then
+    for _, t in ipairs(memo.targets) do outer.targets[#outer.targets + 1] = t end
+  end
+  local value = encode(results, fn.name .. " result")
+  run:memo_store(key, fn.name, value, encode(memo.deps), encode(memo.targets))
+  frame.memos[key] = true
+  return fnmod.unpack(results)
+end
+
+fnmod.hooks = { current_frame = current_frame, call = call }
+
+-- ---- Context ----
+
+local Key = { __name = "tide.key" }
+Key.__index = Key
+
+function M.key(name, opts)
+  if type(name) ~= "string" then fail("tide.key: name must be a string", 2) end
+  return setmetatable({ name = name,
+                        detect_change = opts and opts.detect_change or false },
+                      Key)
+end
+
+function M.use(key)
+  if getmetatable(key) ~= Key then fail("tide.use: expected a tide.key", 2) end
+  local frame = need_frame("tide.use", 2)
+  local run = frame.run
+  local value = run.context[key]
+  if value == nil and run.context_by_name[key.name] ~= nil then
+    value = run.context_by_name[key.name]
+  end
+  if key.detect_change then
+    scope_of(frame).deps.ctx[key.name] = run:context_fp(key)
+  end
+  return value
+end
+
+M.Key = Key
+M.STATUS_OK, M.STATUS_ERROR = STATUS_OK, STATUS_ERROR
+M.new_deps = new_deps
+M.run_component = run_component
+
+-- Target declarations go through reconcile.
+target.declare_hook = function(container, key, value, level)
+  local frame = current_frame()
+  if not frame then
+    fail("target states can only be declared inside a component", level + 1)
+  end
+  reconcile.declare(frame, container, key, value, level + 1)
+end
+
+target.container_hook = function(tt, spec, level)
+  local frame = current_frame()
+  if not frame then
+    fail(tt.name .. ": a target can only be declared inside a component",
+         level + 1)
+  end
+  return frame.run:container(tt, spec, frame, level + 1)
+end
+
+return M

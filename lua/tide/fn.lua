@@ -1,0 +1,131 @@
+-- tide.fn: tracked functions. Outside a component a tide.fn is a plain
+-- call; inside one it is counted, recorded as a dependency of the running
+-- component, and with `memo = true` skipped when its logic and arguments
+-- are unchanged (the stored return value is returned and the target
+-- states it declared are declared again).
+local core = require "tide.core"
+
+local type, error, select, setmetatable, pairs, tostring =
+  type, error, select, setmetatable, pairs, tostring
+local fmt = string.format
+local pack, unpack = table.pack, table.unpack
+
+local M = {}
+
+local Fn = { __name = "tide.fn" }
+Fn.__index = Fn
+
+local LOGIC = { full = true, self = true, none = true }
+local OPTIONS = { memo = true, version = true, deps = true, logic = true,
+                  batch = true, parallel = true, concurrency = true }
+
+local function hex_to_raw(h)
+  return (h:gsub("..", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+-- The engine hooks a tide.fn calls into; set by tide.engine.
+M.hooks = nil
+
+-- The latest tide.fn defined under each name: what recorded dependencies
+-- are checked against.
+M.registry = setmetatable({}, { __mode = "v" })
+
+function M.new(name, opts, body, unregistered)
+  if type(name) ~= "string" or name == "" or name:find("/", 1, true) then
+    error("tide.fn: name must be a non-empty string without '/'", 3)
+  end
+  if body == nil and type(opts) == "function" then opts, body = {}, opts end
+  if type(opts) ~= "table" then
+    error(fmt("tide.fn %s: options must be a table", name), 3)
+  end
+  if type(body) ~= "function" then
+    error(fmt("tide.fn %s: expected a function", name), 3)
+  end
+  for k in pairs(opts) do
+    if not OPTIONS[k] then
+      error(fmt("tide.fn %s: unknown option %s", name, tostring(k)), 3)
+    end
+  end
+  local logic = opts.logic or "full"
+  if not LOGIC[logic] then
+    error(fmt("tide.fn %s: logic must be \"full\", \"self\" or \"none\"",
+              name), 3)
+  end
+  if opts.version ~= nil and type(opts.version) ~= "number"
+     and type(opts.version) ~= "string" then
+    error(fmt("tide.fn %s: version must be a number or a string", name), 3)
+  end
+  if opts.deps ~= nil then
+    local ok, err = pcall(core.cbor_encode, opts.deps, name .. " deps")
+    if not ok then error("tide.fn " .. err, 3) end
+  end
+  local f = setmetatable({
+    name = name, body = body, memo = opts.memo and true or false,
+    version = opts.version, deps = opts.deps, logic_mode = logic,
+    batch = opts.batch, parallel = opts.parallel,
+  }, Fn)
+  if not unregistered then M.registry[name] = f end
+  return f
+end
+
+-- The logic fingerprint as 32 hex digits: the body's code (and, with
+-- logic = "full", everything it reaches), the deps value, the version.
+-- Cached for the length of a run (the engine clears it).
+function Fn:logic()
+  local cached = self._logic
+  if cached then return cached end
+  local code
+  if self.logic_mode == "full" then
+    self._logic = "computing" -- a tide.fn that reaches itself
+    code = core.logic_fingerprint(self.body)
+  elseif self.logic_mode == "self" then
+    code = core.logic_fingerprint(self.body, "self")
+  else
+    code = ""
+  end
+  cached = core.fingerprint({ "tide.fn", self.name, code, self.version or false,
+                              self.deps or false })
+  self._logic = cached
+  self._logic_raw = hex_to_raw(cached)
+  return cached
+end
+
+function Fn:logic_raw()
+  if not self._logic_raw then self:logic() end
+  return self._logic_raw
+end
+
+function Fn:forget_logic()
+  self._logic, self._logic_raw = nil, nil
+end
+
+Fn.__tide_logic = function(self)
+  if self._logic == "computing" then return "cycle " .. self.name end
+  return self:logic()
+end
+
+Fn.__tostring = function(self) return "tide.fn " .. self.name end
+
+Fn.__call = function(self, ...)
+  local hooks = M.hooks
+  if hooks then
+    local frame = hooks.current_frame()
+    if frame then return hooks.call(frame, self, ...) end
+  end
+  return self.body(...)
+end
+
+function M.is_fn(v)
+  return getmetatable(v) == Fn
+end
+
+-- Packs results into an encodable table.
+function M.pack(...)
+  return pack(...)
+end
+
+M.unpack = function(t) return unpack(t, 1, t.n) end
+M.select = select
+M.hex_to_raw = hex_to_raw
+
+return M

@@ -1,0 +1,344 @@
+-- One run of an app: opening the store, recovering from a crash, running
+-- the root component, deleting what is no longer mounted, collecting
+-- unreachable memo entries and logging the run. Also `drop`.
+local core = require "tide.core"
+local fnmod = require "tide.fn"
+local target = require "tide.target"
+local sched = require "tide.sched"
+local engine = require "tide.engine"
+local reconcile = require "tide.reconcile"
+
+local type, error, pairs, ipairs, tostring, setmetatable, pcall =
+  type, error, pairs, ipairs, tostring, setmetatable, pcall
+local fmt, concat = string.format, table.concat
+local encode, decode = core.cbor_encode, core.cbor_decode
+
+local M = {}
+
+local Run = {}
+Run.__index = Run
+
+local function auto_tables()
+  return setmetatable({}, { __index = function(t, k)
+    local v = {}
+    t[k] = v
+    return v
+  end })
+end
+
+local now_ms = core.now_ms
+
+local function new_stats(app)
+  return {
+    app = app.name, elapsed_ms = 0,
+    components = { added = 0, reprocessed = 0, deleted = 0, unchanged = 0,
+                   errors = 0 },
+    targets = { inserted = 0, updated = 0, deleted = 0 },
+    functions = {},
+  }
+end
+
+-- Opens the store for writing; raises a run error (exit status 2).
+local function open_store(path, mode)
+  local store, err, code = core.store_open(path, mode)
+  if not store then
+    error({ tide_fatal = true, message = err, code = code }, 0)
+  end
+  return store
+end
+M.open_store = open_store
+
+function M.new(app, opts)
+  local store = open_store(opts.db)
+  local run = setmetatable({
+    app = app, opts = opts, store = store,
+    stats = new_stats(app), fns = {}, prev = {},
+    path_of_id = {}, seen = {}, mounted = {}, forced = {},
+    released = auto_tables(), claims = auto_tables(),
+    containers = {}, containers_id = {}, stored_containers = {},
+    batch = {}, batch_size = opts.batch_size or 256,
+    memo_cache = {}, memo_used = {}, context = {}, context_by_name = {},
+    context_fps = {}, errors = {}, on_error = opts.on_error,
+    on_preview = opts.on_preview,
+  }, Run)
+  for key, value in pairs(app.context or {}) do
+    run.context[key] = value
+    run.context_by_name[key.name] = value
+  end
+  if opts.reset then
+    local id = store:app(app.name, false)
+    if id then store:app_delete(id) end
+  end
+  run.app_id = store:app(app.name, true)
+  if opts.preview then store:set_batch_limits(1 << 62, 1 << 62) end
+  for _, f in pairs(fnmod.registry) do f:forget_logic() end
+  app.root_fn:forget_logic()
+  return run
+end
+
+-- ---- What the store remembers ----
+
+function Run:load()
+  local store, app_id = self.store, self.app_id
+  local prev, path_of_id, paths = self.prev, self.path_of_id, {}
+  for path, row in pairs(store:components(app_id)) do
+    prev[path] = row
+    path_of_id[row.id] = path
+    paths[#paths + 1] = path
+  end
+  table.sort(paths)
+  self.sorted_paths = paths
+  for _, c in ipairs(store:containers(app_id)) do
+    self.stored_containers[c.id] = c
+  end
+end
+
+-- Marks a carried-over component and every component below it as alive.
+function Run:keep_subtree(path)
+  self.seen[path] = self.seen[path] or "unchanged"
+  local paths, prefix = self.sorted_paths, path .. "/"
+  local lo, hi = 1, #paths + 1
+  while lo < hi do -- the first path >= prefix
+    local mid = (lo + hi) // 2
+    if paths[mid] < prefix then lo = mid + 1 else hi = mid end
+  end
+  local n = #prefix
+  for i = lo, #paths do
+    local p = paths[i]
+    if p:sub(1, n) ~= prefix then break end
+    self.seen[p] = self.seen[p] or "unchanged"
+  end
+end
+
+-- Forces a component and its ancestors to run again.
+function Run:force(path)
+  while path and path ~= "" do
+    self.forced[path] = true
+    path = path:match("^(.*)/[^/]*$")
+  end
+end
+
+-- Pending states are changes whose outcome a crash left unknown: an upsert
+-- may or may not have reached the target (its owner runs again and its
+-- value counts as unknown), a delete is done again.
+function Run:recover()
+  local store = self.store
+  for _, row in ipairs(store:targets_pending(self.app_id)) do
+    if row.pending == 1 then
+      store:target_put(row.container_id, row.key, row.owner_id, nil, 0)
+      local path = self.path_of_id[row.owner_id]
+      if path then self:force(path) end
+    else
+      self.released[row.container_id][row.key] = true
+    end
+  end
+  if not self.opts.preview then store:flush() end
+end
+
+-- ---- Containers ----
+
+function Run:container(tt, spec, frame, level)
+  local identity = tt.identity(spec)
+  local ckey = tt.name .. "\0" .. identity
+  local c = self.containers[ckey]
+  if c then
+    frame.declared_containers = frame.declared_containers or {}
+    frame.declared_containers[c] = true
+    return c
+  end
+  local spec_bytes = encode(spec, tt.name .. " spec")
+  local row = self.store:container(self.app_id, tt.name, identity)
+  c = { id = row.id, type = tt, kind = tt.name, identity = identity,
+        short = tt.short_name(spec), spec = spec }
+  if row.spec ~= spec_bytes and not self.opts.preview then
+    local prev_spec = row.spec and decode(row.spec) or nil
+    local survived = tt.setup(spec, prev_spec)
+    if survived == false and prev_spec ~= nil then
+      -- The container was recreated empty: every component that wrote to
+      -- it runs again to fill it.
+      for _, t in ipairs(self.store:targets_by_container(row.id)) do
+        local path = self.path_of_id[t.owner_id]
+        if path then self:force(path) end
+        self.store:target_delete(row.id, t.key)
+      end
+    end
+    self.store:container_update { id = row.id, spec = spec_bytes, state = 0 }
+  end
+  self.containers[ckey] = c
+  self.containers_id[c.id] = c
+  frame.declared_containers = frame.declared_containers or {}
+  frame.declared_containers[c] = true
+  return c
+end
+
+-- A container by id: declared this run, or as the store recorded it.
+function Run:container_by_id(id)
+  local c = self.containers_id[id]
+  if c then return c end
+  local row = self.stored_containers[id]
+  if not row then error(fmt("unknown target container %d", id), 0) end
+  local tt = target.type_named(row.kind)
+  if not tt then
+    error({ tide_fatal = true, code = "type", message = fmt(
+      "target type %s (of %s) is not loaded: require the module that "
+      .. "defines it in the pipeline", row.kind, row.identity) }, 0)
+  end
+  local spec = decode(row.spec or "")
+  c = { id = row.id, type = tt, kind = row.kind, identity = row.identity,
+        short = tt.short_name(spec), spec = spec }
+  self.containers_id[id] = c
+  return c
+end
+
+-- ---- Memo entries and context ----
+
+function Run:memo_lookup(key)
+  local e = self.memo_cache[key]
+  if e == nil then
+    e = self.store:memo_get(self.app_id, key) or false
+    self.memo_cache[key] = e
+  end
+  return e or nil
+end
+
+function Run:memo_store(key, fn_name, value, deps, targets)
+  self.store:memo_put(self.app_id, key, fn_name, value, deps, targets)
+  self.memo_cache[key] = { fn = fn_name, value = value, deps = deps,
+                           targets = targets }
+end
+
+function Run:note_memos(list)
+  for _, k in ipairs(list or {}) do self.memo_used[k] = true end
+end
+
+function Run:context_fp(key)
+  local name = type(key) == "table" and key.name or key
+  local fp = self.context_fps[name]
+  if not fp then
+    fp = core.fingerprint({ self.context_by_name[name] })
+    self.context_fps[name] = fp
+  end
+  return fp
+end
+
+-- ---- Errors and previews ----
+
+function Run:report_error(path, message)
+  self.errors[#self.errors + 1] = { path = path, message = message }
+  if self.on_error then self.on_error(path, message) end
+end
+
+function Run:component_failed(frame, message)
+  self.stats.components.errors = self.stats.components.errors + 1
+  self:report_error(frame.path, message)
+  self.store:component_put {
+    app_id = self.app_id, path = frame.path, fn = frame.fn.name,
+    source_key = frame.source_key, status = engine.STATUS_ERROR,
+    error = message,
+  }
+end
+
+function Run:preview(container, changes)
+  if self.on_preview then self.on_preview(container, changes) end
+end
+
+-- ---- The run ----
+
+local function finish_deletions(run)
+  local store, stats = run.store, run.stats
+  local live_containers = {}
+  local dead = {}
+  for path, row in pairs(run.prev) do
+    local seen = run.seen[path]
+    if not seen then
+      dead[#dead + 1] = row
+    elseif seen ~= "ran" then
+      local state = row.state and decode(row.state)
+      if state then
+        run:note_memos(state.memos)
+        for _, c in ipairs(state.containers or {}) do
+          live_containers[c[1] .. "\0" .. c[2]] = true
+        end
+      end
+    end
+  end
+  for _, row in ipairs(dead) do
+    for _, t in ipairs(store:targets_by_owner(row.id)) do
+      run.released[t.container_id][t.key] = true
+    end
+    if row.path ~= "" then
+      stats.components.deleted = stats.components.deleted + 1
+    end
+  end
+  reconcile.delete_released(run)
+  for _, row in ipairs(dead) do store:component_delete(row.id) end
+  -- Containers no component declares any more are dropped.
+  for ckey in pairs(run.containers) do live_containers[ckey] = true end
+  for id, row in pairs(run.stored_containers) do
+    if not live_containers[row.kind .. "\0" .. row.identity] then
+      local c = run:container_by_id(id)
+      if not run.opts.preview then
+        local ok, err = pcall(c.type.drop, c.spec)
+        if ok then
+          store:container_delete(id)
+        else
+          run:report_error(c.short, "dropping " .. c.short .. " failed: "
+                           .. tostring(err))
+        end
+      end
+    end
+  end
+  return #dead > 0
+end
+
+-- Memo entries no live component reached are deleted.
+local function collect_memos(run)
+  local store = run.store
+  for key in pairs(store:memo_keys(run.app_id)) do
+    if not run.memo_used[key] then store:memo_delete(run.app_id, key) end
+  end
+end
+
+function Run:execute()
+  local started = now_ms()
+  self.run_id = (not self.opts.preview) and
+    self.store:run_begin(self.app_id) or nil
+  self:load()
+  self:recover()
+  self.sched = sched.new { max_inflight = self.opts.max_inflight }
+  local root = {
+    run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
+    children = {}, memo_stack = {}, deps = engine.new_deps(), memos = {},
+    declared = {}, declared_order = {}, prev = self.prev[""],
+    is_root = true,
+  }
+  self.mounted[""] = true
+  local task = sched.spawn(self.sched, function()
+    return engine.run_component(self, root)
+  end)
+  task.frame = root
+  sched.run(self.sched)
+  reconcile.flush(self)
+  local changed = false
+  for _, state in pairs(self.seen) do
+    if state == "ran" then changed = true break end
+  end
+  if finish_deletions(self) then changed = true end
+  if changed and not root.error then collect_memos(self) end
+  sched.close(self.sched)
+  self.stats.elapsed_ms = now_ms() - started
+  if self.run_id then
+    self.store:run_finish(self.run_id, #self.errors > 0 and 1 or 0,
+                          require("cjson").encode(self.stats))
+  end
+  if self.opts.preview then
+    self.store:rollback()
+  else
+    self.store:flush()
+  end
+  self.store:close()
+  return self.stats, self.errors
+end
+
+M.Run = Run
+return M

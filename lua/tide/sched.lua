@@ -1,0 +1,113 @@
+-- The scheduler: components run as coroutines on the engine's libuv loop.
+-- A task that waits (for another task, for a free slot, for I/O) yields;
+-- the scheduler resumes ready tasks in order and advances the loop
+-- between them. At most `max_inflight` component tasks exist at once; a
+-- parent waiting for its children gives its turn up.
+local core = require "tide.core"
+
+local create, resume, yield, running, status =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
+  coroutine.status
+
+local M = {}
+
+local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+
+function M.new(opts)
+  return {
+    queue = {}, head = 1, tail = 0, inflight = 0,
+    max_inflight = opts and opts.max_inflight or 1024,
+    loop = core.loop_new(),
+  }
+end
+
+local function push(s, task)
+  s.tail = s.tail + 1
+  s.queue[s.tail] = task
+end
+
+local function pop(s)
+  if s.head > s.tail then return nil end
+  local task = s.queue[s.head]
+  s.queue[s.head] = nil
+  s.head = s.head + 1
+  return task
+end
+
+-- A task runs f() in its own coroutine; its results land in task.results.
+function M.spawn(s, f)
+  local task = { sched = s, co = create(f), waiters = {}, done = false }
+  task_of[task.co] = task
+  s.inflight = s.inflight + 1
+  push(s, task)
+  return task
+end
+
+function M.current()
+  return task_of[running()]
+end
+
+-- Waits until task is done (from inside another task).
+function M.wait(task)
+  if task.done then return end
+  local me = M.current()
+  if not me then
+    -- Outside any task: drive the scheduler until the task is done.
+    M.run(task.sched, task)
+    return
+  end
+  task.waiters[#task.waiters + 1] = me
+  yield("wait")
+end
+
+-- Called by a task that spawns many children: when the in-flight limit is
+-- reached it steps aside so the children it spawned can finish.
+function M.throttle(s)
+  if s.inflight >= s.max_inflight and M.current() then
+    yield("again")
+  end
+end
+
+local function finish(s, task, ok, ...)
+  task.done = true
+  task.ok = ok
+  task.results = table.pack(...)
+  s.inflight = s.inflight - 1
+  for _, w in ipairs(task.waiters) do push(s, w) end
+  task.waiters = nil
+  task_of[task.co] = nil
+end
+
+-- Runs tasks until the queue is empty (or `until_task` is done).
+function M.run(s, until_task)
+  local loop = s.loop
+  while not (until_task and until_task.done) do
+    local task = pop(s)
+    if not task then
+      if loop:alive() then
+        loop:run("once")
+      else
+        break
+      end
+    else
+      local ok, what = resume(task.co)
+      if status(task.co) == "dead" then
+        if not ok then
+          finish(s, task, false, what)
+        else
+          finish(s, task, true, what)
+        end
+      elseif what == "again" then
+        push(s, task)
+      end
+      -- Otherwise the task waits and a finishing task requeues it.
+      loop:run("nowait")
+    end
+  end
+end
+
+function M.close(s)
+  s.loop:close()
+end
+
+return M

@@ -1,0 +1,100 @@
+-- Targets: target types, containers (a table, a folder) and the handles
+-- components declare target states through.
+--
+-- A target type is { name, identity(spec), short_name(spec),
+-- setup(spec, prev) -> survived, apply(spec, changes), drop(spec) }; see
+-- tide.target_type. A container is one (type, spec) declared in a run; it
+-- is set up once per run when its spec changed, and batches of changes
+-- { key, value } (nil value = delete) are applied to it.
+local core = require "tide.core"
+
+local type, error, pairs, setmetatable, tostring, pcall =
+  type, error, pairs, setmetatable, tostring, pcall
+local fmt = string.format
+
+local M = {}
+
+local types = {} -- name -> target type
+
+function M.register(tt)
+  types[tt.name] = tt
+  return tt
+end
+
+function M.type_named(name) return types[name] end
+
+-- tide.target_type{ name, apply, setup, drop, identity, short_name }
+function M.target_type(def)
+  if type(def) ~= "table" then
+    error("tide.target_type: expected a table", 2)
+  end
+  if type(def.name) ~= "string" or def.name == "" then
+    error("tide.target_type: name must be a non-empty string", 2)
+  end
+  if type(def.apply) ~= "function" then
+    error(fmt("tide.target_type %s: apply must be a function", def.name), 2)
+  end
+  for _, k in ipairs { "setup", "drop", "identity", "short_name" } do
+    if def[k] ~= nil and type(def[k]) ~= "function" then
+      error(fmt("tide.target_type %s: %s must be a function", def.name, k),
+            2)
+    end
+  end
+  local tt = {
+    name = def.name, apply = def.apply,
+    setup = def.setup or function() return true end,
+    drop = def.drop or function() end,
+    identity = def.identity or function(spec)
+      return type(spec) == "table" and spec.name and tostring(spec.name)
+        or core.fingerprint(spec)
+    end,
+    short_name = def.short_name or function(spec)
+      return type(spec) == "table" and spec.name and tostring(spec.name)
+        or def.name
+    end,
+    -- A custom type: its handle declares with :declare(key, value).
+    custom = true,
+  }
+  return M.register(tt)
+end
+
+-- Handles: what a target constructor returns. As a memo argument a handle
+-- counts by its container's identity.
+local Handle = { __name = "tide.target" }
+Handle.__index = Handle
+Handle.__tide_key = function(h)
+  return { h.container.kind, h.container.identity }
+end
+Handle.__tostring = function(h)
+  return fmt("target %s %s", h.container.kind, h.container.identity)
+end
+
+-- The engine's declare function, set by tide.engine.
+M.declare_hook = nil
+
+function Handle:declare(key, value)
+  if key == nil then error("target key must not be nil", 2) end
+  M.declare_hook(self.container, key, value, 2)
+end
+
+-- Declares the container in the running component and returns a handle.
+-- `level` is the error level of the user's call.
+M.container_hook = nil
+
+function M.declare_target(tt, spec)
+  if type(tt) ~= "table" or type(tt.apply) ~= "function" then
+    error("declare_target: expected a target type", 2)
+  end
+  local container = M.container_hook(tt, spec, 3)
+  return setmetatable({ container = container }, Handle)
+end
+
+-- Applies one batch of changes to a container, in protected mode.
+function M.apply(container, changes)
+  return pcall(container.type.apply, container.spec, changes)
+end
+
+M.Handle = Handle
+M.types = types
+
+return M

@@ -1,0 +1,90 @@
+/*
+** Lua binding of the engine's event loop: core.loop_new() returns a libuv
+** loop the scheduler advances between coroutine steps. Asynchronous work
+** (file events, the thread pool) registers handles on it.
+*/
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "lcore.h"
+
+#define LOOP_TYPE "tide.Loop"
+
+typedef struct {
+  uv_loop_t loop;
+  int open;
+} Loop;
+
+static Loop *check_loop(lua_State *L) {
+  Loop *l = luaL_checkudata(L, 1, LOOP_TYPE);
+  if (!l->open) luaL_error(L, "loop is closed");
+  return l;
+}
+
+static int loop_new(lua_State *L) {
+  Loop *l = lua_newuserdatauv(L, sizeof *l, 0);
+  int rc;
+  l->open = 0;
+  luaL_setmetatable(L, LOOP_TYPE);
+  if ((rc = uv_loop_init(&l->loop)) != 0)
+    return luaL_error(L, "cannot create the event loop: %s", uv_strerror(rc));
+  l->open = 1;
+  return 1;
+}
+
+/* loop:run("nowait" | "once" | "default") -> whether handles are alive */
+static int loop_run(lua_State *L) {
+  static const char *const modes[] = {"nowait", "once", "default", NULL};
+  static const uv_run_mode values[] = {UV_RUN_NOWAIT, UV_RUN_ONCE,
+                                       UV_RUN_DEFAULT};
+  Loop *l = check_loop(L);
+  int mode = luaL_checkoption(L, 2, "nowait", modes);
+  lua_pushboolean(L, uv_run(&l->loop, values[mode]) != 0);
+  return 1;
+}
+
+static int loop_alive(lua_State *L) {
+  lua_pushboolean(L, uv_loop_alive(&check_loop(L)->loop));
+  return 1;
+}
+
+static void close_handle(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static int loop_close(lua_State *L) {
+  Loop *l = luaL_checkudata(L, 1, LOOP_TYPE);
+  if (l->open) {
+    uv_walk(&l->loop, close_handle, NULL);
+    uv_run(&l->loop, UV_RUN_DEFAULT); /* lets the close callbacks run */
+    uv_loop_close(&l->loop);
+    l->open = 0;
+  }
+  return 0;
+}
+
+/* now_ms() -> milliseconds from a monotonic clock, as a float. */
+static int now_ms(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e6);
+  return 1;
+}
+
+void tide_lloop_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"run", loop_run}, {"alive", loop_alive}, {"close", loop_close},
+    {NULL, NULL},
+  };
+  if (luaL_newmetatable(L, LOOP_TYPE)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, loop_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, loop_new);
+  lua_setfield(L, -2, "loop_new");
+  lua_pushcfunction(L, now_ms);
+  lua_setfield(L, -2, "now_ms");
+}

@@ -1,0 +1,644 @@
+/*
+** Lua binding of the state store: core.store_open(path, mode) returns a
+** store object whose methods mirror store.h. Fingerprints and CBOR blobs
+** cross as Lua strings; runtime failures return nil, message, code name.
+*/
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lcore.h"
+#include "store.h"
+
+#define STORE_TYPE "tide.Store"
+
+typedef struct {
+  tide_Store *s; /* owned; NULL once closed */
+} Box;
+
+static tide_Store *check_store(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, STORE_TYPE);
+  if (b->s == NULL) luaL_error(L, "state store is closed");
+  return b->s;
+}
+
+static const char *code_name(int rc) {
+  switch (rc) {
+  case TIDE_ELOCKED: return "locked";
+  case TIDE_EVERSION: return "version";
+  case TIDE_ENOTSTORE: return "notstore";
+  case TIDE_ENOTFOUND: return "notfound";
+  case TIDE_ENOMEM: return "nomem";
+  default: return "store";
+  }
+}
+
+/* nil, message, code name. */
+static int fail(lua_State *L, tide_Store *s, int rc) {
+  luaL_pushfail(L);
+  lua_pushstring(L, s ? tide_store_errmsg(s) : tide_strerror(rc));
+  lua_pushstring(L, code_name(rc));
+  return 3;
+}
+
+/* Returns true, or raises with the store's message: a write the engine
+** cannot go on without. */
+static int ok_or_raise(lua_State *L, tide_Store *s, int rc) {
+  if (rc != 0) return luaL_error(L, "%s", tide_store_errmsg(s));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const uint8_t *opt_fp(lua_State *L, int idx) {
+  size_t len;
+  const char *p = luaL_optlstring(L, idx, NULL, &len);
+  if (p && len != TIDE_FP_SIZE) luaL_argerror(L, idx, "fingerprint of 16 bytes expected");
+  return (const uint8_t *)p;
+}
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (v == NULL) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_blob(lua_State *L, const char *k, const void *v, size_t n) {
+  if (v == NULL) return;
+  lua_pushlstring(L, (const char *)v, n);
+  lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, int64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+/* Table fields read for puts. */
+static const char *get_str(lua_State *L, int t, const char *k) {
+  const char *v;
+  lua_getfield(L, t, k);
+  v = lua_tostring(L, -1);
+  lua_pop(L, 1); /* the string stays reachable from the table */
+  return v;
+}
+
+static const void *get_blob(lua_State *L, int t, const char *k, size_t *n) {
+  const char *v;
+  lua_getfield(L, t, k);
+  v = lua_tolstring(L, -1, n);
+  lua_pop(L, 1);
+  if (v == NULL) *n = 0;
+  return v;
+}
+
+static const uint8_t *get_fp(lua_State *L, int t, const char *k) {
+  size_t n;
+  const void *v = get_blob(L, t, k, &n);
+  if (v && n != TIDE_FP_SIZE) luaL_error(L, "field %s: 16-byte fingerprint expected", k);
+  return v;
+}
+
+static int64_t get_int(lua_State *L, int t, const char *k) {
+  int64_t v;
+  lua_getfield(L, t, k);
+  v = (int64_t)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* ---- Open, close, batches ---- */
+
+static int store_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char *mode = luaL_optstring(L, 2, "write");
+  int flags = strcmp(mode, "read") == 0 ? TIDE_STORE_READ : TIDE_STORE_WRITE;
+  Box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  int rc;
+  b->s = NULL;
+  luaL_setmetatable(L, STORE_TYPE);
+  rc = tide_store_open(&b->s, path, flags, alloc, ud);
+  if (rc != 0) {
+    int n = fail(L, b->s, rc);
+    tide_store_close(b->s);
+    b->s = NULL;
+    return n;
+  }
+  return 1;
+}
+
+static int store_close(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, STORE_TYPE);
+  int rc = 0;
+  if (b->s) {
+    rc = tide_store_flush(b->s);
+    if (rc != 0) {
+      int n = fail(L, b->s, rc);
+      tide_store_close(b->s);
+      b->s = NULL;
+      return n;
+    }
+    tide_store_close(b->s);
+    b->s = NULL;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int store_flush(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_flush(s));
+}
+
+static int store_maybe_flush(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_maybe_flush(s));
+}
+
+static int store_rollback(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_rollback(s));
+}
+
+static int store_set_batch_limits(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_store_set_batch_limits(s, luaL_checkinteger(L, 2),
+                              luaL_checkinteger(L, 3));
+  return 0;
+}
+
+static int store_path(lua_State *L) {
+  lua_pushstring(L, tide_store_path(check_store(L)));
+  return 1;
+}
+
+/* ---- Apps ---- */
+
+static int store_app(lua_State *L) {
+  tide_Store *s = check_store(L);
+  const char *name = luaL_checkstring(L, 2);
+  int64_t id;
+  int created = 0, rc;
+  if (lua_toboolean(L, 3)) {
+    rc = tide_store_app_get_or_create(s, name, &id, &created);
+  } else {
+    tide_StoreApp app;
+    rc = tide_store_app_lookup(s, name, &app);
+    id = app.id;
+  }
+  if (rc == TIDE_ENOTFOUND) return 0;
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)id);
+  lua_pushboolean(L, created);
+  return 2;
+}
+
+static int push_app(void *arg, const tide_StoreApp *a) {
+  lua_State *L = arg;
+  lua_createtable(L, 0, 3);
+  set_int(L, "id", a->id);
+  set_str(L, "name", a->name);
+  set_int(L, "created_ns", a->created_ns);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+static int store_apps(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_app_each(s, push_app, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+static int store_app_delete(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_app_delete(s, luaL_checkinteger(L, 2)));
+}
+
+/* ---- Components ---- */
+
+static void push_component(lua_State *L, const tide_StoreComponent *c) {
+  lua_createtable(L, 0, 12);
+  set_int(L, "id", c->id);
+  set_str(L, "path", c->path);
+  set_int(L, "parent_id", c->parent_id);
+  set_str(L, "fn", c->fn_name);
+  set_blob(L, "logic", c->logic_fp, c->logic_fp ? TIDE_FP_SIZE : 0);
+  set_blob(L, "input", c->input_fp, c->input_fp ? TIDE_FP_SIZE : 0);
+  set_str(L, "source_key", c->source_key);
+  set_blob(L, "state", c->state, c->state_len);
+  set_int(L, "status", c->status);
+  set_str(L, "error", c->error);
+  set_int(L, "updated_ns", c->updated_ns);
+}
+
+static int add_component(void *arg, const tide_StoreComponent *c) {
+  lua_State *L = arg;
+  push_component(L, c);
+  lua_setfield(L, -2, c->path);
+  return 0;
+}
+
+/* store:components(app_id) -> { [path] = row } */
+static int store_components(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_component_each(s, luaL_checkinteger(L, 2), add_component,
+                                 L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+static int store_component(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreComponent c;
+  int rc = tide_store_component_get(s, luaL_checkinteger(L, 2),
+                                    luaL_checkstring(L, 3), &c);
+  if (rc == TIDE_ENOTFOUND) return 0;
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  push_component(L, &c);
+  return 1;
+}
+
+/* store:component_put{ app_id, path, parent_id, fn, logic, input,
+** source_key, state, status, error } -> id */
+static int store_component_put(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreComponent c;
+  int64_t id;
+  int rc;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  memset(&c, 0, sizeof c);
+  c.app_id = get_int(L, 2, "app_id");
+  c.path = get_str(L, 2, "path");
+  c.parent_id = get_int(L, 2, "parent_id");
+  c.fn_name = get_str(L, 2, "fn");
+  c.logic_fp = get_fp(L, 2, "logic");
+  c.input_fp = get_fp(L, 2, "input");
+  c.source_key = get_str(L, 2, "source_key");
+  c.state = get_blob(L, 2, "state", &c.state_len);
+  c.status = (int)get_int(L, 2, "status");
+  c.error = get_str(L, 2, "error");
+  if (c.path == NULL || c.fn_name == NULL)
+    return luaL_error(L, "component_put: path and fn are required");
+  rc = tide_store_component_put(s, &c, &id);
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+static int store_component_delete(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s,
+                     tide_store_component_delete(s, luaL_checkinteger(L, 2)));
+}
+
+/* ---- Memo entries ---- */
+
+static int store_memo_get(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreMemo m;
+  int rc = tide_store_memo_get(s, luaL_checkinteger(L, 2), opt_fp(L, 3), &m);
+  if (rc == TIDE_ENOTFOUND) return 0;
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  lua_createtable(L, 0, 4);
+  set_str(L, "fn", m.fn_name);
+  set_blob(L, "value", m.value, m.value_len);
+  set_blob(L, "deps", m.deps, m.deps_len);
+  set_blob(L, "targets", m.targets, m.targets_len);
+  return 1;
+}
+
+/* store:memo_put(app_id, key, fn, value, deps, targets) */
+static int store_memo_put(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreMemo m;
+  memset(&m, 0, sizeof m);
+  m.app_id = luaL_checkinteger(L, 2);
+  m.key = opt_fp(L, 3);
+  m.fn_name = luaL_checkstring(L, 4);
+  m.value = luaL_optlstring(L, 5, NULL, &m.value_len);
+  m.deps = luaL_optlstring(L, 6, NULL, &m.deps_len);
+  m.targets = luaL_optlstring(L, 7, NULL, &m.targets_len);
+  luaL_argcheck(L, m.key != NULL, 3, "memo key expected");
+  return ok_or_raise(L, s, tide_store_memo_put(s, &m));
+}
+
+static int store_memo_delete(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_memo_delete(s, luaL_checkinteger(L, 2),
+                                                  opt_fp(L, 3)));
+}
+
+static int add_memo_key(void *arg, const uint8_t *key, const char *fn) {
+  lua_State *L = arg;
+  lua_pushlstring(L, (const char *)key, TIDE_FP_SIZE);
+  lua_pushstring(L, fn);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* store:memo_keys(app_id) -> { [key] = fn name } */
+static int store_memo_keys(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_memo_each_key(s, luaL_checkinteger(L, 2), add_memo_key, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+/* ---- Containers ---- */
+
+static void push_container(lua_State *L, const tide_StoreContainer *c) {
+  lua_createtable(L, 0, 7);
+  set_int(L, "id", c->id);
+  set_str(L, "kind", c->kind);
+  set_str(L, "identity", c->identity);
+  set_blob(L, "spec", c->spec, c->spec_len);
+  set_blob(L, "schema_fp", c->schema_fp, c->schema_fp ? TIDE_FP_SIZE : 0);
+  set_int(L, "owner_id", c->owner_id);
+  set_int(L, "state", c->state);
+}
+
+/* store:container(app_id, kind, identity) -> row, created */
+static int store_container(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t id;
+  int created, rc;
+  tide_StoreContainer c;
+  rc = tide_store_container_get_or_create(s, luaL_checkinteger(L, 2),
+                                          luaL_checkstring(L, 3),
+                                          luaL_checkstring(L, 4), &id,
+                                          &created);
+  if (rc == 0) rc = tide_store_container_get(s, id, &c);
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  push_container(L, &c);
+  lua_pushboolean(L, created);
+  return 2;
+}
+
+/* store:container_update{ id, spec, schema_fp, owner_id, state } */
+static int store_container_update(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreContainer c;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  memset(&c, 0, sizeof c);
+  c.id = get_int(L, 2, "id");
+  c.spec = get_blob(L, 2, "spec", &c.spec_len);
+  c.schema_fp = get_fp(L, 2, "schema_fp");
+  c.owner_id = get_int(L, 2, "owner_id");
+  c.state = (int)get_int(L, 2, "state");
+  return ok_or_raise(L, s, tide_store_container_update(s, &c));
+}
+
+static int store_container_delete(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s,
+                     tide_store_container_delete(s, luaL_checkinteger(L, 2)));
+}
+
+static int add_container(void *arg, const tide_StoreContainer *c) {
+  lua_State *L = arg;
+  push_container(L, c);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+static int store_containers(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_container_each(s, luaL_checkinteger(L, 2), add_container,
+                                 L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+/* ---- Target states ---- */
+
+static void push_target(lua_State *L, const tide_StoreTarget *t) {
+  lua_createtable(L, 0, 6);
+  set_int(L, "container_id", t->container_id);
+  set_blob(L, "key", t->key, t->key_len);
+  set_int(L, "owner_id", t->owner_id);
+  set_blob(L, "value_fp", t->value_fp, t->value_fp ? TIDE_FP_SIZE : 0);
+  set_int(L, "pending", t->pending);
+  set_int(L, "written_ns", t->written_ns);
+}
+
+static int add_target(void *arg, const tide_StoreTarget *t) {
+  lua_State *L = arg;
+  push_target(L, t);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* store:target_put(container_id, key, owner_id, value_fp, pending) */
+static int store_target_put(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreTarget t;
+  memset(&t, 0, sizeof t);
+  t.container_id = luaL_checkinteger(L, 2);
+  t.key = luaL_checklstring(L, 3, &t.key_len);
+  t.owner_id = luaL_checkinteger(L, 4);
+  t.value_fp = opt_fp(L, 5);
+  t.pending = (int)luaL_optinteger(L, 6, TIDE_TARGET_APPLIED);
+  return ok_or_raise(L, s, tide_store_target_put(s, &t));
+}
+
+static int store_target_mark_applied(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t len;
+  int64_t container = luaL_checkinteger(L, 2);
+  const char *key = luaL_checklstring(L, 3, &len);
+  return ok_or_raise(L, s,
+                     tide_store_target_mark_applied(s, container, key, len));
+}
+
+static int store_target_delete(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t len;
+  int64_t container = luaL_checkinteger(L, 2);
+  const char *key = luaL_checklstring(L, 3, &len);
+  return ok_or_raise(L, s, tide_store_target_delete(s, container, key, len));
+}
+
+static int store_target(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t len;
+  int64_t container = luaL_checkinteger(L, 2);
+  const char *key = luaL_checklstring(L, 3, &len);
+  tide_StoreTarget t;
+  int rc = tide_store_target_get(s, container, key, len, &t);
+  if (rc == TIDE_ENOTFOUND) return 0;
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  push_target(L, &t);
+  return 1;
+}
+
+static int store_targets_by_owner(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_target_each_by_owner(s, luaL_checkinteger(L, 2), add_target,
+                                       L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+static int store_targets_by_container(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_target_each_by_container(s, luaL_checkinteger(L, 2),
+                                           add_target, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+static int store_targets_pending(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_target_each_pending(s, luaL_checkinteger(L, 2), add_target,
+                                      L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+/* ---- Source items ---- */
+
+static void push_source(lua_State *L, const tide_StoreSourceItem *i) {
+  lua_createtable(L, 0, 5);
+  set_str(L, "key", i->key);
+  set_int(L, "size", i->size);
+  set_int(L, "mtime_ns", i->mtime_ns);
+  set_int(L, "inode", i->inode);
+  set_blob(L, "content_fp", i->content_fp,
+           i->content_fp ? TIDE_FP_SIZE : 0);
+}
+
+static int add_source(void *arg, const tide_StoreSourceItem *i) {
+  lua_State *L = arg;
+  push_source(L, i);
+  lua_setfield(L, -2, i->key);
+  return 0;
+}
+
+/* store:source_items(app_id, source) -> { [key] = item } */
+static int store_source_items(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_source_each(s, luaL_checkinteger(L, 2),
+                              luaL_checkstring(L, 3), add_source, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+/* store:source_put(app_id, source, key, size, mtime_ns, inode, fp) */
+static int store_source_put(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreSourceItem i;
+  i.app_id = luaL_checkinteger(L, 2);
+  i.source = luaL_checkstring(L, 3);
+  i.key = luaL_checkstring(L, 4);
+  i.size = luaL_checkinteger(L, 5);
+  i.mtime_ns = luaL_checkinteger(L, 6);
+  i.inode = luaL_checkinteger(L, 7);
+  i.content_fp = opt_fp(L, 8);
+  return ok_or_raise(L, s, tide_store_source_put(s, &i));
+}
+
+static int store_source_delete(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_source_delete(
+                               s, luaL_checkinteger(L, 2),
+                               luaL_checkstring(L, 3),
+                               luaL_checkstring(L, 4)));
+}
+
+/* ---- Runs ---- */
+
+static int store_run_begin(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t id;
+  int rc = tide_store_run_begin(s, luaL_checkinteger(L, 2), &id);
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+static int store_run_finish(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_run_finish(
+                               s, luaL_checkinteger(L, 2),
+                               (int)luaL_checkinteger(L, 3),
+                               luaL_optstring(L, 4, NULL)));
+}
+
+static int add_run(void *arg, const tide_StoreRun *r) {
+  lua_State *L = arg;
+  lua_createtable(L, 0, 5);
+  set_int(L, "id", r->id);
+  set_int(L, "started_ns", r->started_ns);
+  set_int(L, "finished_ns", r->finished_ns);
+  set_int(L, "status", r->status);
+  set_str(L, "stats", r->stats);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+static int store_runs(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_run_each_latest(s, luaL_checkinteger(L, 2),
+                                  (int)luaL_optinteger(L, 3, 10), add_run, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+static int store_gc(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, STORE_TYPE);
+  if (b->s) {
+    tide_store_rollback(b->s); /* an abandoned store commits nothing */
+    tide_store_close(b->s);
+    b->s = NULL;
+  }
+  return 0;
+}
+
+void tide_lstore_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"close", store_close}, {"flush", store_flush},
+    {"maybe_flush", store_maybe_flush}, {"rollback", store_rollback},
+    {"set_batch_limits", store_set_batch_limits}, {"path", store_path},
+    {"app", store_app}, {"apps", store_apps},
+    {"app_delete", store_app_delete}, {"components", store_components},
+    {"component", store_component}, {"component_put", store_component_put},
+    {"component_delete", store_component_delete},
+    {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
+    {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},
+    {"container", store_container},
+    {"container_update", store_container_update},
+    {"container_delete", store_container_delete},
+    {"containers", store_containers}, {"target", store_target},
+    {"target_put", store_target_put},
+    {"target_mark_applied", store_target_mark_applied},
+    {"target_delete", store_target_delete},
+    {"targets_by_owner", store_targets_by_owner},
+    {"targets_by_container", store_targets_by_container},
+    {"targets_pending", store_targets_pending},
+    {"source_items", store_source_items}, {"source_put", store_source_put},
+    {"source_delete", store_source_delete}, {"run_begin", store_run_begin},
+    {"run_finish", store_run_finish}, {"runs", store_runs},
+    {NULL, NULL},
+  };
+  if (luaL_newmetatable(L, STORE_TYPE)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, store_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, store_open);
+  lua_setfield(L, -2, "store_open");
+}
