@@ -21,7 +21,7 @@ local APP_OPTIONS = { context = true }
 local UPDATE_OPTIONS = {
   db = true, full_reprocess = true, preview = true, reset = true,
   live = true, jobs = true, max_inflight = true, batch_size = true,
-  on_error = true, on_preview = true, quiet = true,
+  on_error = true, on_preview = true, on_progress = true, quiet = true,
 }
 
 function M.app(name, main, opts)

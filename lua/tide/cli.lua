@@ -1,6 +1,13 @@
 -- The tide command line: every command but `run` and `--version`, which
--- the host handles in C. main(args) returns the exit status.
+-- the host handles in C. main(args) returns the exit status: 0 success,
+-- 1 some components failed, 2 the pipeline could not run.
+local core = require "tide.core"
+local report = require "tide.report"
+
 local io_stdout, io_stderr = io.stdout, io.stderr
+local type, pairs, ipairs, tostring, tonumber, pcall, loadfile =
+  type, pairs, ipairs, tostring, tonumber, pcall, loadfile
+local fmt = string.format
 
 local M = {}
 
@@ -8,11 +15,87 @@ M.usage = [[
 usage: tide COMMAND [ARGS]
 
 commands:
+  update PIPELINE.lua [--full-reprocess] [--reset] [--preview] [--db PATH]
+                      [--jobs N] [--quiet] [--json]
+                             bring the pipeline's targets up to date
+  drop PIPELINE.lua [--force] [--db PATH]
+                             delete every target state the app owns, then
+                             its state
+  show PIPELINE.lua [PATH] [--tree] [--target-states] [--json] [--db PATH]
+                             the component tree and what each owns
+  why PIPELINE.lua TARGET KEY [--json] [--db PATH]
+                             where one target state came from
+  ls [--db PATH]             the apps in a state store
   run SCRIPT.lua [ARGS...]   run a Lua 5.4 script with tide preloaded
                              ("-" reads the script from standard input)
   help                       show this help
   --version                  tide's, Lua's, SQLite's and libuv's versions
+
+The state store is --db PATH, else $TIDE_DB, else .tide/state.db beside the
+pipeline file. A pipeline runs from its own folder: relative paths in it
+are relative to the pipeline file.
 ]]
+
+local function say(...) io_stderr:write("tide: ", fmt(...), "\n") end
+
+-- Parses flags; `spec` maps a flag to "bool" or "value". Returns the
+-- options and the positional arguments, or nil and a message.
+local function parse(args, spec, aliases)
+  local opts, pos = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a:sub(1, 1) == "-" and a ~= "-" then
+      local name, value = a:match("^%-%-([%w-]+)=(.*)$")
+      name = name or a:match("^%-%-([%w-]+)$") or (aliases and aliases[a])
+      local kind = name and spec[name]
+      if not kind then return nil, fmt("unknown option %s", a) end
+      if kind == "value" then
+        if not value then
+          i = i + 1
+          value = args[i]
+          if value == nil then return nil, fmt("option %s needs a value", a) end
+        end
+        opts[name] = value
+      elseif value then
+        return nil, fmt("option --%s takes no value", name)
+      else
+        opts[name] = true
+      end
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+local function absolute(path, cwd)
+  if path:sub(1, 1) == "/" then return path end
+  return cwd .. "/" .. path
+end
+
+-- Loads the pipeline file from its own folder; returns the app, its
+-- store path, or nil and a message.
+local function load_pipeline(file, db_flag)
+  local cwd = assert(core.getcwd())
+  local path = absolute(file, cwd)
+  local dir = path:match("^(.*)/[^/]*$")
+  local db = db_flag or os.getenv("TIDE_DB")
+  db = db and absolute(db, cwd) or (dir .. "/.tide/state.db")
+  local ok, err = core.chdir(dir)
+  if not ok then return nil, err end
+  local chunk, lerr = loadfile(path)
+  if not chunk then return nil, lerr end
+  local res = table.pack(xpcall(chunk, debug.traceback))
+  if not res[1] then return nil, tostring(res[2]) end
+  local app = res[2]
+  if not require("tide.app").is_app(app) then
+    return nil, fmt("%s must return an app (return tide.app(...)), got %s",
+                    file, type(app))
+  end
+  return app, db
+end
 
 local commands = {}
 
@@ -23,13 +106,163 @@ end
 commands["--help"] = commands.help
 commands["-h"] = commands.help
 
+function commands.update(...)
+  local opts, pos = parse({ ... }, {
+    ["full-reprocess"] = "bool", reset = "bool", preview = "bool",
+    db = "value", jobs = "value", quiet = "bool", json = "bool",
+    live = "bool",
+  }, { ["-L"] = "live" })
+  if not opts then
+    say("update: %s", pos)
+    io_stderr:write(M.usage)
+    return 2
+  end
+  if #pos ~= 1 then
+    say("update: expected one pipeline file")
+    io_stderr:write(M.usage)
+    return 2
+  end
+  local jobs = opts.jobs and tonumber(opts.jobs)
+  if opts.jobs and (not jobs or jobs < 1 or jobs ~= math.floor(jobs)) then
+    say("update: --jobs must be a positive integer")
+    return 2
+  end
+  if opts.live then
+    say("live mode is not available in this version yet")
+    return 2
+  end
+  local app, db = load_pipeline(pos[1], opts.db)
+  if not app then
+    say("%s", db)
+    return 2
+  end
+  local progress = report.progress(opts.quiet or not core.isatty(2))
+  local stats, errors = app:update {
+    db = db, full_reprocess = opts["full-reprocess"], reset = opts.reset,
+    preview = opts.preview, jobs = jobs,
+    on_error = function(path, message)
+      progress.clear()
+      say("component %s failed: %s", path == "" and "/" or path, message)
+    end,
+    on_preview = opts.preview and report.preview_printer(io_stdout,
+                                                         opts.json) or nil,
+    on_progress = progress.update,
+  }
+  progress.clear()
+  if not stats then
+    say("%s", errors)
+    return 2
+  end
+  if opts.json then
+    io_stdout:write(report.stats_json(stats), "\n")
+  elseif not opts.quiet then
+    io_stdout:write(report.stats_line(stats), "\n")
+  end
+  return #errors > 0 and 1 or 0
+end
+
+function commands.live(...)
+  return commands.update("--live", ...)
+end
+
+function commands.drop(...)
+  local opts, pos = parse({ ... }, { force = "bool", db = "value" })
+  if not opts or #pos ~= 1 then
+    say("drop: %s", opts and "expected one pipeline file" or pos)
+    io_stderr:write(M.usage)
+    return 2
+  end
+  local app, db = load_pipeline(pos[1], opts.db)
+  if not app then
+    say("%s", db)
+    return 2
+  end
+  if not opts.force and core.isatty(0) and core.isatty(2) then
+    io_stderr:write(fmt("Delete every target state app %s owns, then its "
+                        .. "state in %s? [y/N] ", app.name, db))
+    local answer = io.read("l")
+    if not answer or not answer:match("^[yY]") then
+      say("drop cancelled")
+      return 1
+    end
+  end
+  local deleted, err = app:drop { db = db }
+  if not deleted then
+    say("%s", err)
+    return 2
+  end
+  io_stdout:write(fmt("dropped app %s: %d target states deleted\n", app.name,
+                      deleted))
+  return 0
+end
+
+-- Opens the store read-only for show, why and ls.
+local function open_read(db)
+  local store, err = core.store_open(db, "read")
+  if not store then say("%s", err) end
+  return store
+end
+
+function commands.show(...)
+  local opts, pos = parse({ ... }, { tree = "bool", ["target-states"] = "bool",
+                                     json = "bool", db = "value" })
+  if not opts or #pos < 1 or #pos > 2 then
+    say("show: %s", opts and "expected a pipeline file and an optional path"
+        or pos)
+    return 2
+  end
+  local app, db = load_pipeline(pos[1], opts.db)
+  if not app then say("%s", db) return 2 end
+  local store = open_read(db)
+  if not store then return 2 end
+  local ok, out = pcall(report.show, store, app, pos[2], opts)
+  store:close()
+  if not ok then say("%s", out) return 2 end
+  io_stdout:write(out)
+  return 0
+end
+
+function commands.why(...)
+  local opts, pos = parse({ ... }, { json = "bool", db = "value" })
+  if not opts or #pos ~= 3 then
+    say("why: %s", opts and "expected PIPELINE TARGET KEY" or pos)
+    return 2
+  end
+  local app, db = load_pipeline(pos[1], opts.db)
+  if not app then say("%s", db) return 2 end
+  local store = open_read(db)
+  if not store then return 2 end
+  local ok, out, found = pcall(report.why, store, app, pos[2], pos[3], opts)
+  store:close()
+  if not ok then say("%s", out) return 2 end
+  if not found then say("%s", out) return 1 end
+  io_stdout:write(out)
+  return 0
+end
+
+function commands.ls(...)
+  local opts, pos = parse({ ... }, { db = "value", json = "bool" })
+  if not opts or #pos > 0 then
+    say("ls: %s", opts and "takes no arguments" or pos)
+    return 2
+  end
+  local cwd = assert(core.getcwd())
+  local db = absolute(opts.db or os.getenv("TIDE_DB") or ".tide/state.db",
+                      cwd)
+  local store = open_read(db)
+  if not store then return 2 end
+  local ok, out = pcall(report.ls, store, opts)
+  store:close()
+  if not ok then say("%s", out) return 2 end
+  io_stdout:write(out)
+  return 0
+end
+
 function M.main(args)
   local name = args[1]
   local command = name and commands[name]
   if not command then
-    if name then
-      io_stderr:write(("tide: unknown command '%s'\n"):format(name))
-    end
+    if name then say("unknown command '%s'", name) end
     io_stderr:write(M.usage)
     return 2
   end

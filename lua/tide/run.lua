@@ -305,7 +305,8 @@ function Run:execute()
     self.store:run_begin(self.app_id) or nil
   self:load()
   self:recover()
-  self.sched = sched.new { max_inflight = self.opts.max_inflight }
+  self.sched = sched.new { max_inflight = self.opts.max_inflight,
+                          on_progress = self.opts.on_progress }
   local root = {
     run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
     children = {}, memo_stack = {}, deps = engine.new_deps(), memos = {},

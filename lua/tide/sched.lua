@@ -17,7 +17,8 @@ function M.new(opts)
   return {
     queue = {}, head = 1, tail = 0, inflight = 0,
     max_inflight = opts and opts.max_inflight or 1024,
-    loop = core.loop_new(),
+    loop = core.loop_new(), spawned = 0, finished = 0,
+    on_progress = opts and opts.on_progress,
   }
 end
 
@@ -39,6 +40,7 @@ function M.spawn(s, f)
   local task = { sched = s, co = create(f), waiters = {}, done = false }
   task_of[task.co] = task
   s.inflight = s.inflight + 1
+  s.spawned = s.spawned + 1
   push(s, task)
   return task
 end
@@ -73,6 +75,10 @@ local function finish(s, task, ok, ...)
   task.ok = ok
   task.results = table.pack(...)
   s.inflight = s.inflight - 1
+  s.finished = s.finished + 1
+  if s.on_progress and s.finished % 64 == 0 then
+    s.on_progress(s.finished, s.spawned)
+  end
   for _, w in ipairs(task.waiters) do push(s, w) end
   task.waiters = nil
   task_of[task.co] = nil
