@@ -261,8 +261,7 @@ function M.use_mount(...)
   local frame = mount(parent, resolve_path(parent, p, fn), fn, args)
   sched.wait(frame.task)
   if frame.error then
-    error({ tide_error = true, message = fmt("%s (in %s)", frame.error,
-                                              frame.path) }, 0)
+    error(fmt("component %s failed: %s", frame.path, frame.error), 0)
   end
   return fnmod.unpack(frame.value or { n = 0 })
 end
@@ -400,6 +399,16 @@ function M.use(key)
     scope_of(frame).deps.ctx[key.name] = run:context_fp(key)
   end
   return value
+end
+
+-- How a file from fs.walk counts as a memo argument: by its path and its
+-- content, so a touched but identical file is still a hit.
+function M.file_key(file)
+  local frame = current_frame()
+  if frame then return { file.abs, frame.run:file_fp(file) } end
+  local hex, err = core.fingerprint_file(file.abs)
+  if not hex then error(err, 0) end
+  return { file.abs, fnmod.hex_to_raw(hex) }
 end
 
 M.Key = Key

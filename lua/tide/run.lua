@@ -58,6 +58,7 @@ function M.new(app, opts)
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     memo_cache = {}, memo_used = {}, context = {}, context_by_name = {},
+    source_items = {},
     context_fps = {}, errors = {}, on_error = opts.on_error,
     on_preview = opts.on_preview,
   }, Run)
@@ -218,6 +219,33 @@ function Run:context_fp(key)
     fp = core.fingerprint({ self.context_by_name[name] })
     self.context_fps[name] = fp
   end
+  return fp
+end
+
+-- ---- Source items: file states ----
+
+-- The content fingerprint (16 raw bytes) of a walked file: the stored one
+-- when (size, mtime_ns, inode) are unchanged, else the file is hashed and
+-- its new state recorded.
+function Run:file_fp(file)
+  local source = "fs:" .. file.dir
+  local items = self.source_items[source]
+  if not items then
+    items = self.store:source_items(self.app_id, source)
+    self.source_items[source] = items
+  end
+  local item = items[file.path]
+  if item and item.size == file.size and item.mtime_ns == file.mtime_ns
+     and item.inode == file.inode and item.content_fp then
+    return item.content_fp
+  end
+  local hex, err = core.fingerprint_file(file.abs)
+  if not hex then error(err, 0) end
+  local fp = fnmod.hex_to_raw(hex)
+  items[file.path] = { size = file.size, mtime_ns = file.mtime_ns,
+                       inode = file.inode, content_fp = fp }
+  self.store:source_put(self.app_id, source, file.path, file.size,
+                        file.mtime_ns, file.inode, fp)
   return fp
 end
 
