@@ -233,6 +233,7 @@ static void push_component(lua_State *L, const tide_StoreComponent *c) {
   set_int(L, "status", c->status);
   set_str(L, "error", c->error);
   set_int(L, "updated_ns", c->updated_ns);
+  set_blob(L, "deps_fp", c->deps_fp, c->deps_fp ? TIDE_FP_SIZE : 0);
 }
 
 static int add_component(void *arg, const tide_StoreComponent *c) {
@@ -282,6 +283,7 @@ static int store_component_put(lua_State *L) {
   c.state = get_blob(L, 2, "state", &c.state_len);
   c.status = (int)get_int(L, 2, "status");
   c.error = get_str(L, 2, "error");
+  c.deps_fp = get_fp(L, 2, "deps_fp");
   if (c.path == NULL || c.fn_name == NULL)
     return luaL_error(L, "component_put: path and fn are required");
   rc = tide_store_component_put(s, &c, &id);
@@ -348,6 +350,47 @@ static int store_memo_keys(lua_State *L) {
   lua_newtable(L);
   rc = tide_store_memo_each_key(s, luaL_checkinteger(L, 2), add_memo_key, L);
   return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+/* ---- Memo references ---- */
+
+static int store_memo_ref_add(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_memo_ref_add(
+                               s, luaL_checkinteger(L, 2),
+                               luaL_checkinteger(L, 3), opt_fp(L, 4)));
+}
+
+static int add_ref(void *arg, const uint8_t *key) {
+  lua_State *L = arg;
+  lua_pushlstring(L, (const char *)key, TIDE_FP_SIZE);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* store:memo_refs(component_id) -> { key, ... } */
+static int store_memo_refs(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_memo_refs_each(s, luaL_checkinteger(L, 2), add_ref, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+static int store_memo_refs_clear(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s,
+                     tide_store_memo_refs_clear(s, luaL_checkinteger(L, 2)));
+}
+
+static int store_memo_ref_exists(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int used = 0;
+  int rc = tide_store_memo_ref_exists(s, luaL_checkinteger(L, 2),
+                                      opt_fp(L, 3), &used);
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  lua_pushboolean(L, used);
+  return 1;
 }
 
 /* ---- Containers ---- */
@@ -617,6 +660,9 @@ void tide_lstore_open(lua_State *L) {
     {"component_delete", store_component_delete},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
     {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},
+    {"memo_ref_add", store_memo_ref_add}, {"memo_refs", store_memo_refs},
+    {"memo_refs_clear", store_memo_refs_clear},
+    {"memo_ref_exists", store_memo_ref_exists},
     {"container", store_container},
     {"container_update", store_container_update},
     {"container_delete", store_container_delete},

@@ -142,6 +142,7 @@ typedef struct tide_StoreComponent {
   int status;
   const char *error;         /* or NULL */
   int64_t updated_ns;        /* set by put to the current time */
+  const uint8_t *deps_fp;    /* TIDE_FP_SIZE bytes, or NULL */
 } tide_StoreComponent;
 
 typedef int (*tide_StoreComponentFn)(void *arg,
@@ -188,6 +189,22 @@ int tide_store_memo_delete(tide_Store *s, int64_t app_id,
 /* The key and function name of every memo entry of the app. */
 int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
                              tide_StoreMemoKeyFn fn, void *arg);
+
+/* ---- Memo references: which component used which memo entry ---- */
+
+typedef int (*tide_StoreMemoRefFn)(void *arg, const uint8_t *key);
+
+/* Records that the component used the memo entry key. */
+int tide_store_memo_ref_add(tide_Store *s, int64_t app_id,
+                            int64_t component_id, const uint8_t *key);
+/* The keys of the memo entries the component used. */
+int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
+                              tide_StoreMemoRefFn fn, void *arg);
+/* Forgets every memo entry the component used. */
+int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id);
+/* *used is 1 when some component of the app uses the memo entry key. */
+int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
+                               const uint8_t *key, int *used);
 
 /* ---- Target containers ---- */
 

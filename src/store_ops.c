@@ -6,165 +6,7 @@
 */
 #include <string.h>
 
-#include "store_impl.h"
-
-/* What a zero-length blob points at, as SQLite gives NULL for it. */
-static const uint8_t empty_blob[1] = { 0 };
-
-/* ---- Binding and reading columns ---- */
-
-static int bind_text(sqlite3_stmt *st, int i, const char *v) {
-  return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC)
-           : sqlite3_bind_null(st, i);
-}
-
-static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n) {
-  return p ? sqlite3_bind_blob64(st, i, p, n, SQLITE_STATIC)
-           : sqlite3_bind_null(st, i);
-}
-
-static int bind_fp(sqlite3_stmt *st, int i, const uint8_t *fp) {
-  return bind_blob(st, i, fp, TIDE_FP_SIZE);
-}
-
-/* Binds a row id, 0 standing for NULL. */
-static int bind_id(sqlite3_stmt *st, int i, int64_t id) {
-  return id ? sqlite3_bind_int64(st, i, id) : sqlite3_bind_null(st, i);
-}
-
-static int bind_int(sqlite3_stmt *st, int i, int64_t v) {
-  return sqlite3_bind_int64(st, i, v);
-}
-
-static const char *col_text(sqlite3_stmt *st, int i) {
-  return (const char *)sqlite3_column_text(st, i);
-}
-
-static const void *col_blob(sqlite3_stmt *st, int i, size_t *len) {
-  const void *p;
-  if (sqlite3_column_type(st, i) == SQLITE_NULL) {
-    *len = 0;
-    return NULL;
-  }
-  p = sqlite3_column_blob(st, i);
-  *len = (size_t)sqlite3_column_bytes(st, i);
-  return p ? p : empty_blob;
-}
-
-/* A fingerprint column; NULL when it is NULL or not TIDE_FP_SIZE bytes. */
-static const uint8_t *col_fp(sqlite3_stmt *st, int i) {
-  size_t len;
-  const void *p = col_blob(st, i, &len);
-  return len == TIDE_FP_SIZE ? p : NULL;
-}
-
-static int64_t col_int(sqlite3_stmt *st, int i) {
-  return sqlite3_column_int64(st, i);
-}
-
-/* ---- Running statements ---- */
-
-/* Steps a statement without result rows to its end. */
-static int run(tide_Store *s, sqlite3_stmt *st, const char *what) {
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) {
-    rc = tide_store_fail_db(s, what);
-    sqlite3_reset(st);
-    return rc;
-  }
-  sqlite3_reset(st);
-  return 0;
-}
-
-/* Steps an INSERT ... RETURNING id to its end; *id receives the id. */
-static int run_returning(tide_Store *s, sqlite3_stmt *st, const char *what,
-                         int64_t *id) {
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *id = col_int(st, 0);
-    rc = sqlite3_step(st);
-  }
-  if (rc != SQLITE_DONE) {
-    rc = tide_store_fail_db(s, what);
-    sqlite3_reset(st);
-    return rc;
-  }
-  sqlite3_reset(st);
-  return 0;
-}
-
-/* Steps a query to its first row, where it is left until the next call on
-** the store, so the caller borrows its columns; TIDE_ENOTFOUND if none. */
-static int get_row(tide_Store *s, sqlite3_stmt *st, const char *what) {
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    s->held = st;
-    return 0;
-  }
-  if (rc == SQLITE_DONE) {
-    sqlite3_reset(st);
-    return TIDE_ENOTFOUND;
-  }
-  rc = tide_store_fail_db(s, what);
-  sqlite3_reset(st);
-  return rc;
-}
-
-/* Reads the integer of a one-column query's first row. */
-static int find_id(tide_Store *s, sqlite3_stmt *st, const char *what,
-                   int64_t *id) {
-  int rc = get_row(s, st, what);
-  if (rc) return rc;
-  *id = col_int(st, 0);
-  s->held = NULL;
-  sqlite3_reset(st);
-  return 0;
-}
-
-/* Turns the current row into a struct and hands it to the callback that
-** cb points at. */
-typedef int (*Emit)(sqlite3_stmt *st, const void *cb, void *arg);
-
-static int each(tide_Store *s, sqlite3_stmt *st, const char *what,
-                Emit emit, const void *cb, void *arg) {
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    rc = emit(st, cb, arg);
-    if (rc) {
-      sqlite3_reset(st);
-      return rc;
-    }
-  }
-  if (rc != SQLITE_DONE) {
-    rc = tide_store_fail_db(s, what);
-    sqlite3_reset(st);
-    return rc;
-  }
-  sqlite3_reset(st);
-  return 0;
-}
-
-static int bind_failed(tide_Store *s, const char *what) {
-  return tide_store_fail_db(s, what);
-}
-
-/* Runs a write statement in the batch and counts it. */
-static int run_write(tide_Store *s, sqlite3_stmt *st, const char *what) {
-  int rc = run(s, st, what);
-  if (rc) return rc;
-  tide_store_write_done(s);
-  return 0;
-}
-
-/* Runs a single-parameter delete keyed by an id. */
-static int delete_by_id(tide_Store *s, int slot, const char *sql,
-                        int64_t id, const char *what) {
-  sqlite3_stmt *st;
-  int rc = tide_store_stmt(s, slot, sql, &st);
-  if (rc) return rc;
-  if (bind_int(st, 1, id)) return bind_failed(s, what);
-  return run(s, st, what);
-}
+#include "store_sql.h"
 
 /* ---- Apps ---- */
 
@@ -242,6 +84,8 @@ static const struct {
     " (SELECT id FROM containers WHERE app_id = ?1)" },
   { TIDE_STMT_APP_DEL_CONTAINERS, "DELETE FROM containers WHERE app_id = ?1" },
   { TIDE_STMT_APP_DEL_MEMOS, "DELETE FROM memos WHERE app_id = ?1" },
+  { TIDE_STMT_APP_DEL_MEMO_REFS,
+    "DELETE FROM memo_refs WHERE app_id = ?1" },
   { TIDE_STMT_APP_DEL_COMPONENTS, "DELETE FROM components WHERE app_id = ?1" },
   { TIDE_STMT_APP_DEL_SOURCES, "DELETE FROM source_items WHERE app_id = ?1" },
   { TIDE_STMT_APP_DEL_RUNS, "DELETE FROM runs WHERE app_id = ?1" },
@@ -265,7 +109,7 @@ int tide_store_app_delete(tide_Store *s, int64_t app_id) {
 
 #define COMPONENT_COLUMNS                                                  \
   "id, app_id, path, parent_id, fn_name, logic_fp, input_fp, source_key,"  \
-  " state, status, error, updated_ns"
+  " state, status, error, updated_ns, deps_fp"
 
 static void fill_component(sqlite3_stmt *st, tide_StoreComponent *c) {
   c->id = col_int(st, 0);
@@ -280,6 +124,7 @@ static void fill_component(sqlite3_stmt *st, tide_StoreComponent *c) {
   c->status = (int)col_int(st, 9);
   c->error = col_text(st, 10);
   c->updated_ns = col_int(st, 11);
+  c->deps_fp = col_fp(st, 12);
 }
 
 static int emit_component(sqlite3_stmt *st, const void *cb, void *arg) {
@@ -298,13 +143,14 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
   rc = tide_store_stmt(
     s, TIDE_STMT_COMPONENT_PUT,
     "INSERT INTO components(app_id, path, parent_id, fn_name, logic_fp,"
-    " input_fp, source_key, state, status, error, updated_ns)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    " input_fp, source_key, state, status, error, updated_ns, deps_fp)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     " ON CONFLICT(app_id, path) DO UPDATE SET parent_id = excluded.parent_id,"
     " fn_name = excluded.fn_name, logic_fp = excluded.logic_fp,"
     " input_fp = excluded.input_fp, source_key = excluded.source_key,"
     " state = excluded.state, status = excluded.status,"
-    " error = excluded.error, updated_ns = excluded.updated_ns"
+    " error = excluded.error, updated_ns = excluded.updated_ns,"
+    " deps_fp = excluded.deps_fp"
     " RETURNING id",
     &st);
   if (rc) return rc;
@@ -314,7 +160,8 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
       bind_text(st, 7, c->source_key) ||
       bind_blob(st, 8, c->state, c->state_len) ||
       bind_int(st, 9, c->status) || bind_text(st, 10, c->error) ||
-      bind_int(st, 11, tide_store_now_ns()))
+      bind_int(st, 11, tide_store_now_ns()) ||
+      bind_fp(st, 12, c->deps_fp))
     return bind_failed(s, what);
   rc = run_returning(s, st, what, &row_id);
   if (rc) return rc;

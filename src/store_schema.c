@@ -13,8 +13,14 @@
 **   logic_fp BLOB, input_fp BLOB, source_key TEXT,
 **   state BLOB (CBOR: its return value, the tide.fns and context values
 **     it depended on, the memo entries it used),
+**   deps_fp BLOB (fingerprint of those dependencies, so that a run checks
+**     each distinct set once),
 **   status INTEGER NOT NULL DEFAULT 0, error TEXT, updated_ns INTEGER,
 **   UNIQUE(app_id, path))
+** memo_refs(app_id, component_id, key, PRIMARY KEY(component_id, key))
+**   WITHOUT ROWID, indexed by (app_id, key): which component used which memo
+**   entry, so entries no component uses any more can be found and deleted
+**   at the cost of what changed.
 ** memos(app_id INTEGER NOT NULL, key BLOB NOT NULL (16-byte fingerprint),
 **   fn_name TEXT NOT NULL, value BLOB, deps BLOB, targets BLOB (all CBOR),
 **   updated_ns INTEGER, PRIMARY KEY(app_id, key)) WITHOUT ROWID
@@ -57,7 +63,8 @@ static const char schema_sql[] =
   "CREATE TABLE components(id INTEGER PRIMARY KEY,"
   " app_id INTEGER NOT NULL, path TEXT NOT NULL, parent_id INTEGER,"
   " fn_name TEXT NOT NULL, logic_fp BLOB, input_fp BLOB, source_key TEXT,"
-  " state BLOB, status INTEGER NOT NULL DEFAULT 0, error TEXT,"
+  " state BLOB, deps_fp BLOB, status INTEGER NOT NULL DEFAULT 0,"
+  " error TEXT,"
   " updated_ns INTEGER, UNIQUE(app_id, path));"
   "CREATE TABLE memos(app_id INTEGER NOT NULL, key BLOB NOT NULL,"
   " fn_name TEXT NOT NULL, value BLOB, deps BLOB, targets BLOB,"
@@ -80,6 +87,10 @@ static const char schema_sql[] =
   " started_ns INTEGER NOT NULL, finished_ns INTEGER, status INTEGER,"
   " stats TEXT);"
   "CREATE INDEX runs_app ON runs(app_id, id);"
+  "CREATE TABLE memo_refs(app_id INTEGER NOT NULL,"
+  " component_id INTEGER NOT NULL, key BLOB NOT NULL,"
+  " PRIMARY KEY(component_id, key)) WITHOUT ROWID;"
+  "CREATE INDEX memo_refs_key ON memo_refs(app_id, key);"
   "INSERT INTO meta(key, value) VALUES"
   " ('format', '" FORMAT_NAME "'),"
   " ('version', '" XSTR(TIDE_STORE_FORMAT_VERSION) "'),"
@@ -91,8 +102,8 @@ static const char schema_sql[] =
 static const char tables_sql[] =
   "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
   " ('meta', 'apps', 'components', 'memos', 'containers', 'target_states',"
-  " 'source_items', 'runs')";
-#define TABLE_COUNT 8
+  " 'source_items', 'runs', 'memo_refs')";
+#define TABLE_COUNT 9
 
 /* Runs a one-row, one-column query; *st is left on its row. */
 static int query_row(tide_Store *s, const char *sql, sqlite3_stmt **st) {

@@ -127,7 +127,6 @@ local function run_component(run, frame)
     stats.components.unchanged = stats.components.unchanged + 1
     fs.hits = fs.hits + 1
     frame.value = frame.prev_state.value
-    run:note_memos(frame.prev_state.memos)
     return true
   end
   if fs and fn.memo then fs.misses = fs.misses + 1 end

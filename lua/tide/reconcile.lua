@@ -122,20 +122,34 @@ function M.submit(run, frame)
   if #run.batch >= run.batch_size then M.flush(run) end
 end
 
-local function component_state(run, frame)
-  local memos = {}
-  for k in pairs(frame.memos) do memos[#memos + 1] = k end
-  table.sort(memos)
-  run:note_memos(memos)
-  local containers = {}
-  for c in pairs(frame.declared_containers or {}) do
-    containers[#containers + 1] = { c.kind, c.identity }
-  end
+local function component_state(frame)
   -- Only a memoized component's value is ever read back.
   local value = frame.fn.memo and frame.value or nil
-  return encode({ value = value, deps = frame.deps, memos = memos,
-                  containers = containers },
+  return encode({ value = value, deps = frame.deps },
                 frame.fn.name .. " result")
+end
+
+-- Records which memo entries the component uses now; those it used before
+-- and no longer does become candidates for collection.
+local function record_memo_refs(run, frame, id)
+  local store = run.store
+  if frame.prev then
+    for _, k in ipairs(store:memo_refs(id)) do run.memo_candidates[k] = true end
+    store:memo_refs_clear(id)
+  end
+  for k in pairs(frame.memos) do store:memo_ref_add(run.app_id, id, k) end
+end
+
+-- The containers a component declared are owned by it: when it runs again
+-- without declaring one, or is deleted, the container is dropped.
+local function record_container_owner(run, frame, id)
+  for c in pairs(frame.declared_containers or {}) do
+    if c.owner_id ~= id then
+      run.store:container_update { id = c.id, spec = c.spec_bytes,
+                                   owner_id = id, state = 0 }
+      c.owner_id = id
+    end
+  end
 end
 
 -- Applies grouped changes per container: { [container] = { changes } }.
@@ -176,11 +190,13 @@ function M.flush(run)
     local id = store:component_put {
       app_id = app_id, path = frame.path, fn = frame.fn.name,
       logic = frame.fn:logic_raw(), input = frame.input,
-      source_key = frame.source_key, state = component_state(run, frame),
-      status = 0,
+      source_key = frame.source_key, state = component_state(frame),
+      deps_fp = fingerprint_raw(frame.deps), status = 0,
     }
     frame.id = id
     run.path_of_id[id] = frame.path
+    record_memo_refs(run, frame, id)
+    record_container_owner(run, frame, id)
     for _, ch in ipairs(entry.changes) do
       store:target_put(ch.container.id, ch.kb, id, ch.d.fp,
                        ch.write and PENDING_UPSERT or 0)

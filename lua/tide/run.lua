@@ -57,7 +57,7 @@ function M.new(app, opts)
     released = auto_tables(), claims = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
-    memo_cache = {}, memo_used = {}, context = {}, context_by_name = {},
+    memo_cache = {}, memo_candidates = {}, context = {}, context_by_name = {},
     source_items = {},
     context_fps = {}, errors = {}, on_error = opts.on_error,
     on_preview = opts.on_preview,
@@ -150,7 +150,8 @@ function Run:container(tt, spec, frame, level)
   local spec_bytes = encode(spec, tt.name .. " spec")
   local row = self.store:container(self.app_id, tt.name, identity)
   c = { id = row.id, type = tt, kind = tt.name, identity = identity,
-        short = tt.short_name(spec), spec = spec }
+        short = tt.short_name(spec), spec = spec, spec_bytes = spec_bytes,
+        owner_id = row.owner_id }
   if row.spec ~= spec_bytes and not self.opts.preview then
     local prev_spec = row.spec and decode(row.spec) or nil
     local survived = tt.setup(spec, prev_spec)
@@ -163,7 +164,8 @@ function Run:container(tt, spec, frame, level)
         self.store:target_delete(row.id, t.key)
       end
     end
-    self.store:container_update { id = row.id, spec = spec_bytes, state = 0 }
+    self.store:container_update { id = row.id, spec = spec_bytes,
+                                  owner_id = row.owner_id, state = 0 }
   end
   self.containers[ckey] = c
   self.containers_id[c.id] = c
@@ -204,12 +206,9 @@ end
 
 function Run:memo_store(key, fn_name, value, deps, targets)
   self.store:memo_put(self.app_id, key, fn_name, value, deps, targets)
+  self.memo_candidates[key] = true -- collected unless a component uses it
   self.memo_cache[key] = { fn = fn_name, value = value, deps = deps,
                            targets = targets }
-end
-
-function Run:note_memos(list)
-  for _, k in ipairs(list or {}) do self.memo_used[k] = true end
 end
 
 function Run:context_fp(key)
@@ -274,36 +273,32 @@ end
 
 local function finish_deletions(run)
   local store, stats = run.store, run.stats
-  local live_containers = {}
   local dead = {}
   for path, row in pairs(run.prev) do
-    local seen = run.seen[path]
-    if not seen then
-      dead[#dead + 1] = row
-    elseif seen ~= "ran" then
-      local state = row.state and decode(row.state)
-      if state then
-        run:note_memos(state.memos)
-        for _, c in ipairs(state.containers or {}) do
-          live_containers[c[1] .. "\0" .. c[2]] = true
-        end
-      end
-    end
+    if not run.seen[path] then dead[#dead + 1] = row end
   end
   for _, row in ipairs(dead) do
     for _, t in ipairs(store:targets_by_owner(row.id)) do
       run.released[t.container_id][t.key] = true
     end
+    for _, k in ipairs(store:memo_refs(row.id)) do
+      run.memo_candidates[k] = true
+    end
+    store:memo_refs_clear(row.id)
     if row.path ~= "" then
       stats.components.deleted = stats.components.deleted + 1
     end
   end
   reconcile.delete_released(run)
   for _, row in ipairs(dead) do store:component_delete(row.id) end
-  -- Containers no component declares any more are dropped.
-  for ckey in pairs(run.containers) do live_containers[ckey] = true end
+  -- A container is dropped when its owner is gone, or ran again without
+  -- declaring it; a carried-over owner still declares it.
   for id, row in pairs(run.stored_containers) do
-    if not live_containers[row.kind .. "\0" .. row.identity] then
+    local owner = run.path_of_id[row.owner_id]
+    local declared = run.containers_id[id] ~= nil
+    local owner_state = owner and run.seen[owner]
+    if not declared and row.owner_id ~= 0
+       and (owner_state == nil or owner_state == "ran") then
       local c = run:container_by_id(id)
       if not run.opts.preview then
         local ok, err = pcall(c.type.drop, c.spec)
@@ -316,14 +311,15 @@ local function finish_deletions(run)
       end
     end
   end
-  return #dead > 0
 end
 
--- Memo entries no live component reached are deleted.
+-- Memo entries that lost their last user this run are deleted.
 local function collect_memos(run)
-  local store = run.store
-  for key in pairs(store:memo_keys(run.app_id)) do
-    if not run.memo_used[key] then store:memo_delete(run.app_id, key) end
+  local store, app_id = run.store, run.app_id
+  for key in pairs(run.memo_candidates) do
+    if not store:memo_ref_exists(app_id, key) then
+      store:memo_delete(app_id, key)
+    end
   end
 end
 
@@ -348,12 +344,8 @@ function Run:execute()
   task.frame = root
   sched.run(self.sched)
   reconcile.flush(self)
-  local changed = false
-  for _, state in pairs(self.seen) do
-    if state == "ran" then changed = true break end
-  end
-  if finish_deletions(self) then changed = true end
-  if changed and not root.error then collect_memos(self) end
+  finish_deletions(self)
+  collect_memos(self)
   sched.close(self.sched)
   self.stats.elapsed_ms = now_ms() - started
   if self.run_id then

@@ -338,7 +338,7 @@ static void test_version_recorded(void) {
                "wal");
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
                                " WHERE type = 'table'"),
-               8);
+               9);
   tmp_close(&t);
 }
 
@@ -1416,7 +1416,53 @@ static void test_allocator(void) {
   tmp_close(&t);
 }
 
+static int collect_ref(void *arg, const uint8_t *key) {
+  int *seen = arg;
+  seen[key[0]]++;
+  return 0;
+}
+
+static void test_memo_refs(void) {
+  Tmp t;
+  tide_Store *s;
+  uint8_t k1[TIDE_FP_SIZE], k2[TIDE_FP_SIZE], k3[TIDE_FP_SIZE];
+  int seen[256], used = -1;
+  int64_t app, other;
+  memset(k1, 1, sizeof k1);
+  memset(k2, 2, sizeof k2);
+  memset(k3, 3, sizeof k3);
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "a", &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "b", &other, NULL), 0);
+  /* Component 10 uses k1 and k2 (k1 twice), component 11 uses k2. */
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 10, k1), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 10, k1), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 10, k2), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 11, k2), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, other, 12, k3), 0);
+  memset(seen, 0, sizeof seen);
+  CHECK_EQ_INT(tide_store_memo_refs_each(s, 10, collect_ref, seen), 0);
+  CHECK_EQ_INT(seen[1], 1);
+  CHECK_EQ_INT(seen[2], 1);
+  CHECK_EQ_INT(seen[3], 0);
+  CHECK_EQ_INT(tide_store_memo_refs_clear(s, 10), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_exists(s, app, k1, &used), 0);
+  CHECK_EQ_INT(used, 0);
+  CHECK_EQ_INT(tide_store_memo_ref_exists(s, app, k2, &used), 0);
+  CHECK_EQ_INT(used, 1);
+  /* Another app's reference does not count. */
+  CHECK_EQ_INT(tide_store_memo_ref_exists(s, app, k3, &used), 0);
+  CHECK_EQ_INT(used, 0);
+  CHECK_EQ_INT(tide_store_app_delete(s, other), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_exists(s, other, k3, &used), 0);
+  CHECK_EQ_INT(used, 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
 static const CheckTest tests[] = {
+  { "memo references", test_memo_refs },
   { "create and reopen", test_create_and_reopen },
   { "version recorded", test_version_recorded },
   { "unknown version refused", test_unknown_version_refused },
