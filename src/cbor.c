@@ -79,7 +79,7 @@ static double half_to_double(uint16_t h) {
 
 /* ---- Encoder --------------------------------------------------------- */
 
-static int put_head(tide_Buf *b, int major, uint64_t v) {
+int tide_cbor_put_head(tide_Buf *b, int major, uint64_t v) {
   uint8_t h[9];
   size_t n;
   uint8_t m = (uint8_t)(major << 5);
@@ -107,6 +107,12 @@ static int put_head(tide_Buf *b, int major, uint64_t v) {
     n = 9;
   }
   return tide_buf_append(b, h, n);
+}
+
+int tide_cbor_put_string(tide_Buf *b, const void *s, size_t len) {
+  int rc = tide_cbor_put_head(
+    b, tide_utf8_valid(s, len) ? MAJOR_TEXT : MAJOR_BYTES, len);
+  return rc ? rc : tide_buf_append(b, s, len);
 }
 
 /* Whether d (not NaN) is exactly a float; out-of-range casts are avoided
@@ -239,7 +245,7 @@ static int encode_map(tide_CborEnc *e, lua_State *L, int t, size_t n) {
   size_t body, i, entries_at = e->scratch.len, total;
   Entry *ent;
   int rc;
-  if ((rc = put_head(&e->out, MAJOR_MAP, n)) != 0) return rc;
+  if ((rc = tide_cbor_put_head(&e->out, MAJOR_MAP, n)) != 0) return rc;
   if (n > (SIZE_MAX / sizeof(Entry)) / 2) return TIDE_ENOMEM;
   if ((rc = tide_buf_reserve(&e->scratch, 2 * n * sizeof(Entry))) != 0)
     return rc;
@@ -322,7 +328,7 @@ static int encode_table(tide_CborEnc *e, lua_State *L, int t) {
   e->tables[e->depth++] = self;
   if (all_positive_ints && (size_t)max_index == n) {
     lua_Integer i;
-    rc = put_head(&e->out, MAJOR_ARRAY, n);
+    rc = tide_cbor_put_head(&e->out, MAJOR_ARRAY, n);
     for (i = 1; rc == 0 && i <= (lua_Integer)n; i++) {
       e->path[e->depth].key_idx = 0;
       e->path[e->depth].index = i;
@@ -341,9 +347,9 @@ static int encode_table(tide_CborEnc *e, lua_State *L, int t) {
 static int encode_typed(tide_CborEnc *e, lua_State *L, const char *name,
                         size_t len, int idx) {
   int rc;
-  if ((rc = put_head(&e->out, MAJOR_TAG, TIDE_CBOR_TAG_TYPED)) != 0 ||
-      (rc = put_head(&e->out, MAJOR_ARRAY, 2)) != 0 ||
-      (rc = put_head(&e->out, MAJOR_TEXT, len)) != 0 ||
+  if ((rc = tide_cbor_put_head(&e->out, MAJOR_TAG, TIDE_CBOR_TAG_TYPED)) != 0 ||
+      (rc = tide_cbor_put_head(&e->out, MAJOR_ARRAY, 2)) != 0 ||
+      (rc = tide_cbor_put_head(&e->out, MAJOR_TEXT, len)) != 0 ||
       (rc = tide_buf_append(&e->out, name, len)) != 0)
     return rc;
   return idx ? encode_value(e, L, idx) : 0;
@@ -387,16 +393,14 @@ static int encode_value(tide_CborEnc *e, lua_State *L, int idx) {
   case LUA_TNUMBER:
     if (lua_isinteger(L, idx)) {
       lua_Integer i = lua_tointeger(L, idx);
-      if (i >= 0) return put_head(&e->out, MAJOR_UINT, (uint64_t)i);
-      return put_head(&e->out, MAJOR_NINT, ~(uint64_t)i);
+      if (i >= 0) return tide_cbor_put_head(&e->out, MAJOR_UINT, (uint64_t)i);
+      return tide_cbor_put_head(&e->out, MAJOR_NINT, ~(uint64_t)i);
     }
     return put_float(&e->out, lua_tonumber(L, idx));
   case LUA_TSTRING: {
     size_t len;
-    const uint8_t *s = (const uint8_t *)lua_tolstring(L, idx, &len);
-    int rc = put_head(&e->out,
-                      tide_utf8_valid(s, len) ? MAJOR_TEXT : MAJOR_BYTES, len);
-    return rc ? rc : tide_buf_append(&e->out, s, len);
+    const char *s = lua_tolstring(L, idx, &len);
+    return tide_cbor_put_string(&e->out, s, len);
   }
   case LUA_TTABLE: {
     int kind;

@@ -10,6 +10,13 @@ typedef void (*Opener)(lua_State *L);
 static const Opener openers[] = {
   tide_lcbor_open,
   tide_lfingerprint_open,
+  tide_lstore_open,
+  tide_lloop_open,
+  tide_lsys_open,
+  tide_lindex_open,
+  tide_lsplit_open,
+  tide_lfs_open,
+  tide_lsqlite_open,
   NULL,
 };
 

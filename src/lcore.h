@@ -11,7 +11,10 @@ void tide_lcbor_open(lua_State *L);
 void tide_lfingerprint_open(lua_State *L);
 void tide_lstore_open(lua_State *L);
 void tide_lloop_open(lua_State *L);
+void tide_lsys_open(lua_State *L);
+void tide_lindex_open(lua_State *L);
 void tide_lsplit_open(lua_State *L);
+void tide_lfs_open(lua_State *L);
 void tide_lsqlite_open(lua_State *L);
 
 
@@ -24,5 +27,10 @@ void tide_lsqlite_open(lua_State *L);
 ** [-0, +1, e] */
 const uint8_t *tide_lcbor_encode(lua_State *L, int idx, const char *root,
                                  size_t *len);
+
+struct tide_Store;
+/* The store of a store object (core.store_open), raising if closed.
+** [-0, +0, v] */
+struct tide_Store *tide_lstore_check(lua_State *L, int idx);
 
 #endif

@@ -17,10 +17,14 @@ typedef struct {
   tide_Store *s; /* owned; NULL once closed */
 } Box;
 
-static tide_Store *check_store(lua_State *L) {
-  Box *b = luaL_checkudata(L, 1, STORE_TYPE);
+tide_Store *tide_lstore_check(lua_State *L, int idx) {
+  Box *b = luaL_checkudata(L, idx, STORE_TYPE);
   if (b->s == NULL) luaL_error(L, "state store is closed");
   return b->s;
+}
+
+static tide_Store *check_store(lua_State *L) {
+  return tide_lstore_check(L, 1);
 }
 
 static const char *code_name(int rc) {

@@ -101,7 +101,7 @@ end
 -- run: same function, same logic, same input, dependencies still valid.
 local function unchanged(run, frame, prev)
   if not prev or prev.status ~= STATUS_OK or run.opts.full_reprocess
-     or run.forced[prev.id] or not frame.fn.memo then
+     or run.forced[frame.path] or not frame.fn.memo then
     return false
   end
   if prev.fn ~= frame.fn.name or prev.logic ~= frame.fn:logic_raw()
@@ -130,7 +130,7 @@ local function run_component(run, frame)
     return true
   end
   if fs and fn.memo then fs.misses = fs.misses + 1 end
-  run.seen[frame.path] = "ran"
+  run:mark(frame.path, "ran")
   local ok, results = process(run, frame, fn, frame.args)
   if ok then
     frame.value = results
@@ -143,7 +143,7 @@ local function run_component(run, frame)
     end
     -- A failed component keeps what it had: its target states and its
     -- children stay as the last successful run left them.
-    run.seen[frame.path] = "failed"
+    run:mark(frame.path, "failed")
     if prev then run:keep_subtree(frame.path) end
     frame.error = type(results) == "table" and results.message or results
     run:report_error(frame.path, frame.error)
@@ -174,11 +174,15 @@ local function mount(parent, path, fn, args, source_key)
   if run.mounted[path] then
     fail(fmt("two components mounted at the same path %s", path), 3)
   end
+  local seen = run:seen(path)
+  if seen and seen ~= "none" then
+    fail(fmt("two components mounted at the same path %s", path), 3)
+  end
   run.mounted[path] = true
   local frame = {
     run = run, path = path, fn = fn, args = args, parent = parent,
     children = {}, memo_stack = {}, deps = new_deps(), memos = {},
-    declared = {}, declared_order = {}, prev = run.prev[path],
+    declared = {}, declared_order = {}, prev = run:prev_row(path),
     source_key = source_key,
   }
   if fn.memo then
@@ -304,6 +308,10 @@ function M.mount_each(...)
   local items = rest[1]
   local base = p and resolve_path(parent, p, fn) or child_path(parent, fn.name)
   local run = parent.run
+  if type(items) == "table" and items.kind == "fs.walk" and fn.memo
+     and not run.opts.full_reprocess then
+    return M.mount_each_walk(parent, base, fn, rest)
+  end
   local source_name = type(items) == "table" and items.kind
     and (items.kind .. ":" .. tostring(items.dir or items.path or items.db or ""))
   for key, value in each_item(items, 2) do
@@ -313,6 +321,52 @@ function M.mount_each(...)
     mount(parent, base .. "/" .. tostring(key), fn, args,
           source_name and (source_name .. ":" .. tostring(key)) or tostring(key))
     sched.throttle(run.sched)
+  end
+end
+
+-- mount_each over fs.walk: the C index walks the folder and carries over
+-- every file whose component is unchanged without entering Lua; only the
+-- other files come back here to be mounted.
+function M.mount_each_walk(parent, base, fn, rest)
+  local run = parent.run
+  local fsmod = require "tide.fs"
+  local File = fsmod.File
+  local items = rest[1]
+  local extra = {}
+  for i = 2, rest.n do
+    extra[i - 1] = encode(rest[i], fmt("%s argument %d", fn.name, i))
+  end
+  local source = "fs:" .. items.dir
+  local changed, unchanged = run.index:walk {
+    store = run.store, app_id = run.app_id, dir = items.dir,
+    source = source, base = base, logic = fn:logic_raw(),
+    file_type = File.__name, extra = concat(extra), nargs = rest.n,
+    include = items.include, exclude = items.exclude,
+    follow_symlinks = items.follow_symlinks,
+  }
+  if not changed then fail("fs.walk: " .. unchanged, 3) end
+  local fs = fn_stats(run, fn)
+  fs.calls = fs.calls + unchanged
+  fs.hits = fs.hits + unchanged
+  run.stats.components.unchanged = run.stats.components.unchanged + unchanged
+  local source_name = "fs.walk:" .. items.dir
+  for _, rec in ipairs(changed) do
+    local path = base .. "/" .. rec.path
+    if rec.error then
+      run.stats.components.errors = run.stats.components.errors + 1
+      run:report_error(path, fmt("%s/%s: cannot be read (errno %d)",
+                                 items.dir, rec.path, rec.error))
+    else
+      local file = setmetatable({
+        path = rec.path, dir = items.dir, abs = items.dir .. "/" .. rec.path,
+        size = rec.size, mtime = rec.mtime_ns / 1e9, mtime_ns = rec.mtime_ns,
+        inode = rec.inode,
+      }, File)
+      local args = { n = rest.n, file }
+      for i = 2, rest.n do args[i] = rest[i] end
+      mount(parent, path, fn, args, source_name .. ":" .. rec.path)
+      sched.throttle(run.sched)
+    end
   end
 end
 
@@ -411,6 +465,7 @@ function M.file_key(file)
 end
 
 M.Key = Key
+M.declare_target = target.declare_target
 M.STATUS_OK, M.STATUS_ERROR = STATUS_OK, STATUS_ERROR
 M.new_deps = new_deps
 M.run_component = run_component

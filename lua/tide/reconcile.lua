@@ -99,8 +99,8 @@ function M.submit(run, frame)
     else
       local row = store:target(cid, kb)
       if row then
-        local owner = run.path_of_id[row.owner_id]
-        local state = owner and run.seen[owner]
+        local owner = run:path_of(row.owner_id)
+        local state = owner and run:seen(owner)
         if state == "unchanged" or state == "failed" then
           error(fmt("target key %s of %s declared by both %s and %s",
                     describe_key(d.key), container.short, owner,
@@ -194,7 +194,7 @@ function M.flush(run)
       deps_fp = fingerprint_raw(frame.deps), status = 0,
     }
     frame.id = id
-    run.path_of_id[id] = frame.path
+    run.new_paths[id] = frame.path
     record_memo_refs(run, frame, id)
     record_container_owner(run, frame, id)
     for _, ch in ipairs(entry.changes) do

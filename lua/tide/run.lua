@@ -52,8 +52,8 @@ function M.new(app, opts)
   local store = open_store(opts.db)
   local run = setmetatable({
     app = app, opts = opts, store = store,
-    stats = new_stats(app), fns = {}, prev = {},
-    path_of_id = {}, seen = {}, mounted = {}, forced = {},
+    stats = new_stats(app), fns = {}, new_paths = {}, mounted = {},
+    forced = {}, index = core.index_new(),
     released = auto_tables(), claims = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
@@ -80,41 +80,43 @@ end
 -- ---- What the store remembers ----
 
 function Run:load()
-  local store, app_id = self.store, self.app_id
-  local prev, path_of_id, paths = self.prev, self.path_of_id, {}
-  for path, row in pairs(store:components(app_id)) do
-    prev[path] = row
-    path_of_id[row.id] = path
-    paths[#paths + 1] = path
+  local store, app_id, index = self.store, self.app_id, self.index
+  index:load(store, app_id)
+  -- Each distinct set of recorded dependencies is checked once.
+  for i, d in ipairs(index:deps()) do
+    local row = store:component(app_id, d[2])
+    local state = row and row.state and decode(row.state)
+    index:set_deps_valid(i, state ~= nil
+                         and engine.deps_valid(self, state.deps or {}))
   end
-  table.sort(paths)
-  self.sorted_paths = paths
   for _, c in ipairs(store:containers(app_id)) do
     self.stored_containers[c.id] = c
   end
 end
 
--- Marks a carried-over component and every component below it as alive.
-function Run:keep_subtree(path)
-  self.seen[path] = self.seen[path] or "unchanged"
-  local paths, prefix = self.sorted_paths, path .. "/"
-  local lo, hi = 1, #paths + 1
-  while lo < hi do -- the first path >= prefix
-    local mid = (lo + hi) // 2
-    if paths[mid] < prefix then lo = mid + 1 else hi = mid end
-  end
-  local n = #prefix
-  for i = lo, #paths do
-    local p = paths[i]
-    if p:sub(1, n) ~= prefix then break end
-    self.seen[p] = self.seen[p] or "unchanged"
-  end
+-- What the store remembers of the component at path, or nil.
+function Run:prev_row(path)
+  if not self.index:find(path) then return nil end
+  return self.store:component(self.app_id, path)
 end
+
+function Run:path_of(id)
+  return self.new_paths[id] or self.index:path_of(id)
+end
+
+-- "none", "unchanged", "ran" or "failed" for a component of the previous
+-- run, nil for a new one.
+function Run:seen(path) return self.index:seen(path) end
+function Run:mark(path, state) self.index:mark(path, state) end
+
+-- Marks a carried-over component and every component below it as alive.
+function Run:keep_subtree(path) return self.index:keep_subtree(path) end
 
 -- Forces a component and its ancestors to run again.
 function Run:force(path)
   while path and path ~= "" do
     self.forced[path] = true
+    self.index:force(path)
     path = path:match("^(.*)/[^/]*$")
   end
 end
@@ -127,7 +129,7 @@ function Run:recover()
   for _, row in ipairs(store:targets_pending(self.app_id)) do
     if row.pending == 1 then
       store:target_put(row.container_id, row.key, row.owner_id, nil, 0)
-      local path = self.path_of_id[row.owner_id]
+      local path = self:path_of(row.owner_id)
       if path then self:force(path) end
     else
       self.released[row.container_id][row.key] = true
@@ -159,7 +161,7 @@ function Run:container(tt, spec, frame, level)
       -- The container was recreated empty: every component that wrote to
       -- it runs again to fill it.
       for _, t in ipairs(self.store:targets_by_container(row.id)) do
-        local path = self.path_of_id[t.owner_id]
+        local path = self:path_of(t.owner_id)
         if path then self:force(path) end
         self.store:target_delete(row.id, t.key)
       end
@@ -228,23 +230,14 @@ end
 -- its new state recorded.
 function Run:file_fp(file)
   local source = "fs:" .. file.dir
-  local items = self.source_items[source]
-  if not items then
-    items = self.store:source_items(self.app_id, source)
-    self.source_items[source] = items
-  end
-  local item = items[file.path]
-  if item and item.size == file.size and item.mtime_ns == file.mtime_ns
-     and item.inode == file.inode and item.content_fp then
-    return item.content_fp
-  end
+  local fp = self.index:file_fp(self.store, self.app_id, source, file.path,
+                                file.size, file.mtime_ns, file.inode)
+  if fp then return fp end
   local hex, err = core.fingerprint_file(file.abs)
   if not hex then error(err, 0) end
-  local fp = fnmod.hex_to_raw(hex)
-  items[file.path] = { size = file.size, mtime_ns = file.mtime_ns,
-                       inode = file.inode, content_fp = fp }
-  self.store:source_put(self.app_id, source, file.path, file.size,
-                        file.mtime_ns, file.inode, fp)
+  fp = fnmod.hex_to_raw(hex)
+  self.index:file_put(self.store, self.app_id, source, file.path, file.size,
+                      file.mtime_ns, file.inode, fp)
   return fp
 end
 
@@ -273,10 +266,7 @@ end
 
 local function finish_deletions(run)
   local store, stats = run.store, run.stats
-  local dead = {}
-  for path, row in pairs(run.prev) do
-    if not run.seen[path] then dead[#dead + 1] = row end
-  end
+  local dead = run.index:unseen()
   for _, row in ipairs(dead) do
     for _, t in ipairs(store:targets_by_owner(row.id)) do
       run.released[t.container_id][t.key] = true
@@ -294,11 +284,12 @@ local function finish_deletions(run)
   -- A container is dropped when its owner is gone, or ran again without
   -- declaring it; a carried-over owner still declares it.
   for id, row in pairs(run.stored_containers) do
-    local owner = run.path_of_id[row.owner_id]
+    local owner = run:path_of(row.owner_id)
     local declared = run.containers_id[id] ~= nil
-    local owner_state = owner and run.seen[owner]
+    local owner_state = owner and run:seen(owner)
     if not declared and row.owner_id ~= 0
-       and (owner_state == nil or owner_state == "ran") then
+       and (owner_state == nil or owner_state == "none"
+            or owner_state == "ran") then
       local c = run:container_by_id(id)
       if not run.opts.preview then
         local ok, err = pcall(c.type.drop, c.spec)
@@ -334,7 +325,7 @@ function Run:execute()
   local root = {
     run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
     children = {}, memo_stack = {}, deps = engine.new_deps(), memos = {},
-    declared = {}, declared_order = {}, prev = self.prev[""],
+    declared = {}, declared_order = {}, prev = self:prev_row(""),
     is_root = true,
   }
   self.mounted[""] = true

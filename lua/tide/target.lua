@@ -21,7 +21,21 @@ function M.register(tt)
   return tt
 end
 
-function M.type_named(name) return types[name] end
+-- Built-in target types live in modules a pipeline may not have loaded
+-- when `tide drop` or a recovery needs them.
+local builtin = {
+  ["fs.dir"] = function() return require("tide.fs").dir_target end,
+  ["sqlite.table"] = function() return require("tide.sqlite").target end,
+}
+
+function M.type_named(name)
+  local tt = types[name]
+  if not tt and builtin[name] then
+    local ok, found = pcall(builtin[name])
+    if ok and found then tt = M.register(found) end
+  end
+  return tt
+end
 
 -- tide.target_type{ name, apply, setup, drop, identity, short_name }
 function M.target_type(def)
@@ -85,6 +99,7 @@ function M.declare_target(tt, spec)
   if type(tt) ~= "table" or type(tt.apply) ~= "function" then
     error("declare_target: expected a target type", 2)
   end
+  if not types[tt.name] then M.register(tt) end
   local container = M.container_hook(tt, spec, 3)
   return setmetatable({ container = container }, Handle)
 end

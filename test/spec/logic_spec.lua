@@ -1,6 +1,6 @@
 local tide = require "tide"
 local helpers = require "test.spec.helpers"
-local lfp = tide.logic_fingerprint
+local function lfp(f) return tide.logic_fingerprint(f) end
 
 -- Loads a chunk that returns a function, with its own globals table.
 local function fn(src, env)

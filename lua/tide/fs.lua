@@ -1,0 +1,324 @@
+-- tide.fs: the files under a directory as a source (fs.walk) and a folder
+-- as a target (fs.dir). Walking, globs and file I/O are C (tide.core); this
+-- module validates and shapes.
+--
+-- fs.walk(dir, { include, exclude, follow_symlinks, live }) is a source:
+-- src:items([on_error]) iterates relpath, file over the regular files
+-- under dir, sorted by name within each directory. include and exclude
+-- are lists of globs matched against the relative, `/`-separated path:
+-- `*` (not across `/`), `**` (whole segments, zero or more; one or more as
+-- the last segment), `?`, `[a-z]`, `[!a-z]`, `\` escapes, a trailing `/`
+-- for directories only. A file is listed when some include pattern (all
+-- files when there is no include list) matches its path and no exclude
+-- pattern matches it or one of its parent directories; in either list a
+-- later `!pattern` takes back what earlier patterns matched (the last
+-- matching pattern wins, as in .gitignore), so exclude = { "build",
+-- "!build/docs/**" } keeps build/docs. Directories nothing could be listed
+-- from are never opened. Symbolic links are skipped unless
+-- follow_symlinks is set (then a cycle is entered once). A directory that
+-- cannot be read raises an error naming it, or is passed to
+-- on_error(relpath, message) and skipped when a handler is given.
+--
+-- A file is a plain table with the shared metatable fs.File: .path
+-- (relative), .dir (the absolute walked directory), .abs, .size, .mtime
+-- (seconds, a float), .mtime_ns, .inode, and :bytes() and :text()
+-- (UTF-8: a byte order mark dropped, each invalid byte replaced by U+FFFD,
+-- line ends kept).
+--
+-- fs.dir(dir) is a folder target: handle:file(name, content) declares the
+-- file dir/name. fs.dir_target is its target type (see tide.target_type):
+-- writes are atomic (temporary file, fsync, rename), parent folders are
+-- created, deleted files' folders are removed once empty, and nothing is
+-- ever deleted but the files named in the changes and empty folders.
+--
+-- Misuse raises error(msg, 2); failures at run time (a missing dir, an
+-- unreadable file, a write that fails) raise error(msg, 0) with a message
+-- naming the path and the reason, since they happen inside the engine.
+local core = require "tide.core"
+
+local type, error, pairs, ipairs, setmetatable, tostring, require =
+  type, error, pairs, ipairs, setmetatable, tostring, require
+local fmt = string.format
+local sort = table.sort
+local fs_glob, fs_walk, fs_selects, fs_read, fs_write, fs_mkdir =
+  core.fs_glob, core.fs_walk, core.fs_selects, core.fs_read, core.fs_write,
+  core.fs_mkdir
+local fs_sync_dir, fs_remove, fs_rmdir, fs_abspath, utf8_clean =
+  core.fs_sync_dir, core.fs_remove, core.fs_rmdir, core.fs_abspath,
+  core.utf8_clean
+
+local fs = {}
+
+-- ---- Files ----
+
+local File = { __name = "tide.fs.File" }
+File.__index = File
+
+local function read(file)
+  local s, err = fs_read(file.abs)
+  if not s then error(err, 0) end
+  return s
+end
+
+-- The raw bytes of the file.
+function File:bytes() return read(self) end
+
+-- The content as UTF-8 text.
+function File:text() return utf8_clean(read(self)) end
+
+File.__tostring = function(f) return "file " .. f.abs end
+
+fs.File = File
+
+-- ---- fs.walk ----
+
+local Walk = { __name = "tide.fs.walk" }
+Walk.__index = Walk
+
+-- A copy of a pattern list, or nil and why it is not one.
+local function pattern_list(what, list)
+  if list == nil then return nil end
+  if type(list) ~= "table" then
+    return nil, fmt("%s must be a list of glob strings, got %s", what,
+                    type(list))
+  end
+  if #list == 0 and what == "include" then
+    return nil, "include must not be empty (leave it out to list every file)"
+  end
+  local copy = {}
+  for i = 1, #list do
+    if type(list[i]) ~= "string" then
+      return nil, fmt("%s[%d] must be a string, got %s", what, i,
+                      type(list[i]))
+    end
+    copy[i] = list[i]
+  end
+  for k in pairs(list) do
+    if copy[k] == nil then
+      return nil, fmt("%s must be a list of glob strings (has key %s)", what,
+                      tostring(k))
+    end
+  end
+  return copy
+end
+
+-- The compiled set of a list (nil for none), or nil and the message.
+local function compile(what, list)
+  if list == nil then return nil end
+  local set, err = fs_glob(list)
+  if not set then return nil, what .. ": " .. err end
+  return set
+end
+
+local walk_options = { include = true, exclude = true,
+                       follow_symlinks = true, live = true }
+
+function fs.walk(dir, opts)
+  if type(dir) ~= "string" or dir == "" then
+    error(fmt("fs.walk: dir must be a non-empty string, got %s",
+              type(dir) == "string" and '""' or type(dir)), 2)
+  end
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error(fmt("fs.walk: options must be a table, got %s", type(opts)), 2)
+  end
+  for k in pairs(opts) do
+    if not walk_options[k] then
+      error(fmt("fs.walk: unknown option %s (expected include, exclude, "
+        .. "follow_symlinks or live)", tostring(k)), 2)
+    end
+  end
+  for _, k in ipairs { "follow_symlinks", "live" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+      error(fmt("fs.walk: %s must be a boolean, got %s", k, type(opts[k])),
+            2)
+    end
+  end
+  local include, err = pattern_list("include", opts.include)
+  if err then error("fs.walk: " .. err, 2) end
+  local exclude
+  exclude, err = pattern_list("exclude", opts.exclude)
+  if err then error("fs.walk: " .. err, 2) end
+  for what, list in pairs { include = include, exclude = exclude } do
+    local _, bad = compile(what, list)
+    if bad then error("fs.walk: " .. bad, 2) end
+  end
+  local abs
+  abs, err = fs_abspath(dir)
+  if not abs then error("fs.walk: " .. err, 2) end
+  return setmetatable({
+    kind = "fs.walk", dir = abs, include = include, exclude = exclude,
+    follow_symlinks = opts.follow_symlinks or false,
+    live = opts.live or false,
+  }, Walk)
+end
+
+-- Iterates relpath, file in walk order. The walk happens here, at once.
+function Walk:items(on_error)
+  if on_error ~= nil and type(on_error) ~= "function" then
+    error("fs.walk: on_error must be a function", 2)
+  end
+  local inc = compile("include", self.include)
+  local exc = compile("exclude", self.exclude)
+  local files, errors = fs_walk(self.dir, inc, exc, self.follow_symlinks,
+                                File)
+  if not files then error("fs.walk: " .. errors, 0) end
+  if errors then
+    for _, e in ipairs(errors) do
+      if not on_error then
+        error(fmt("fs.walk: %s/%s: %s", self.dir, e.path, e.message), 0)
+      end
+      on_error(e.path, e.message)
+    end
+  end
+  local i = 0
+  return function()
+    i = i + 1
+    local f = files[i]
+    if f then return f.path, f end
+  end
+end
+
+-- Whether the walk lists a file at relpath (when it exists): for file
+-- events in live mode.
+function Walk:selects(relpath)
+  if type(relpath) ~= "string" then
+    error("fs.walk: selects expects a relative path string", 2)
+  end
+  return fs_selects(compile("include", self.include),
+                    compile("exclude", self.exclude), relpath)
+end
+
+fs.Walk = Walk
+
+-- ---- fs.dir ----
+
+-- Why name cannot be a file name inside a folder, or nil.
+local function bad_name(name)
+  if type(name) ~= "string" then
+    return fmt("file name must be a string, got %s", type(name))
+  end
+  if name == "" then return 'file name "" is empty' end
+  if name:find("\0", 1, true) then
+    return fmt("file name %q contains a NUL byte", name)
+  end
+  if name:sub(1, 1) == "/" then
+    return fmt("file name %q is absolute; names are relative to the folder",
+               name)
+  end
+  for seg in (name .. "/"):gmatch("([^/]*)/") do
+    if seg == ".." then
+      return fmt("file name %q has a '..' segment; names must stay inside "
+        .. "the folder", name)
+    end
+    if seg == "" or seg == "." then
+      return fmt("file name %q has an empty or '.' segment", name)
+    end
+  end
+  return nil
+end
+
+local function must(ok, err)
+  if ok == nil then error("fs.dir: " .. err, 0) end
+  return ok
+end
+
+local dir_target = { name = "fs.dir" }
+
+function dir_target.identity(spec) return spec.dir end
+
+function dir_target.short_name(spec) return spec.given end
+
+-- Creates the folder; the files already in it stay.
+function dir_target.setup(spec)
+  must(fs_mkdir(spec.dir))
+  return true
+end
+
+local function depth(rel)
+  local _, n = rel:gsub("/", "")
+  return n
+end
+
+-- Applies { key = name, value = content or nil } changes, makes the
+-- renames and removals durable (one fsync per folder touched), then removes
+-- the folders that deletions left empty, deepest first. Idempotent: a file
+-- already gone is fine.
+function dir_target.apply(spec, changes)
+  local root = spec.dir
+  for _, c in ipairs(changes) do
+    local why = bad_name(c.key)
+    if why then error("fs.dir: " .. why, 0) end
+    if c.value ~= nil and type(c.value) ~= "string" then
+      error(fmt("fs.dir: content of %s must be a string, got %s", c.key,
+                type(c.value)), 0)
+    end
+  end
+  local synced, emptied = {}, {}
+  for _, c in ipairs(changes) do
+    local path = root .. "/" .. c.key
+    local parent = c.key:match("^(.*)/[^/]*$")
+    local touched = true
+    if c.value == nil then
+      touched = must(fs_remove(path))
+      local d = parent
+      while d and not emptied[d] do
+        emptied[d] = true
+        d = d:match("^(.*)/[^/]*$")
+      end
+    else
+      must(fs_write(path, c.value))
+    end
+    if touched then synced[parent and root .. "/" .. parent or root] = true end
+  end
+  for d in pairs(synced) do must(fs_sync_dir(d)) end
+  local list = {}
+  for d in pairs(emptied) do list[#list + 1] = d end
+  sort(list, function(a, b)
+    local da, db = depth(a), depth(b)
+    if da ~= db then return da > db end
+    return a < b
+  end)
+  for _, d in ipairs(list) do must(fs_rmdir(root .. "/" .. d)) end
+end
+
+-- Removes the folder if it is empty (the engine deleted its files first).
+function dir_target.drop(spec)
+  must(fs_rmdir(spec.dir))
+end
+
+fs.dir_target = dir_target
+
+local Dir = { __name = "tide.fs.dir" }
+Dir.__index = Dir
+
+-- A handle counts by its identity (the folder) as a memo argument.
+function Dir.__tide_key(self) return dir_target.identity(self.spec) end
+
+-- Declares the file `name` (relative, `/`-separated) with content.
+function Dir:file(name, content)
+  local why = bad_name(name)
+  if why then error("fs.dir: " .. why, 2) end
+  if type(content) ~= "string" then
+    error(fmt("fs.dir: content of %s must be a string, got %s", name,
+              type(content)), 2)
+  end
+  return self.target:declare(name, content)
+end
+
+fs.Dir = Dir
+
+function fs.dir(dir)
+  if type(dir) ~= "string" or dir == "" then
+    error(fmt("fs.dir: dir must be a non-empty string, got %s",
+              type(dir) == "string" and '""' or type(dir)), 2)
+  end
+  local abs, err = fs_abspath(dir)
+  if not abs then error("fs.dir: " .. err, 2) end
+  local spec = { dir = abs, given = dir }
+  local engine = require "tide.engine"
+  return setmetatable({ target = engine.declare_target(dir_target, spec),
+                        spec = spec }, Dir)
+end
+
+return fs

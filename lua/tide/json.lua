@@ -1,0 +1,209 @@
+-- tide.json: JSON through lua-cjson, and JSON Lines files as a keyed
+-- source.
+--
+-- json.decode(s) returns the value, or nil and the parser's message;
+-- json.encode(v) returns the text, or nil and the message. Both use a
+-- private cjson instance (cjson.new()), so settings made elsewhere do not
+-- leak in or out. JSON null decodes to json.null (cjson's sentinel).
+--
+-- json.lines(path, { key = "field" | function(obj, lineno) -> key }) is a
+-- source: src:items() reads the file at once and iterates key, object in
+-- file order. Each non-blank line must hold one JSON object; nested
+-- objects and arrays stay nested. The key is obj[field] for a field name,
+-- the function's result for a function, and obj.id when there is no key
+-- option; a key must be a non-empty string or an integer (integers become
+-- their decimal text, so keys are always strings). Errors name the file as
+-- given and the line: "products.jsonl:7: expected a JSON object",
+-- "products.jsonl:9: duplicate key \"p1\" (first on line 3)".
+--
+-- Values decoded here are plain data tide can fingerprint and store:
+-- - lua-cjson 2.1 reads every number as a float; a float with an integral
+--   value within 2^53 becomes a Lua integer ("id": 7 is 7, as is 7.0).
+-- - In json.lines, a null object field is left out (obj.field == nil, as a
+--   Lua reader expects), and a null inside an array is an error naming the
+--   line and the element ("products.jsonl:4: null at tags[2]: ..."): there
+--   is no Lua value for it that keeps the array an array, and json.null (a
+--   light userdata) cannot be stored. json.decode keeps json.null.
+--
+-- Misuse raises error(msg, 2); a missing file or bad data raises
+-- error(msg, 0) from items(), with the message above.
+local core = require "tide.core"
+local cjson = require("cjson").new()
+
+local type, error, pairs, pcall, setmetatable, tostring =
+  type, error, pairs, pcall, setmetatable, tostring
+local math_type, tointeger = math.type, math.tointeger
+local fmt = string.format
+local fs_read, fs_abspath = core.fs_read, core.fs_abspath
+
+cjson.decode_invalid_numbers(false) -- strict JSON: no NaN, no hex
+cjson.encode_invalid_numbers(false)
+
+local null = cjson.null
+local cjson_decode, cjson_encode = cjson.decode, cjson.encode
+local EXACT = 2 ^ 53
+
+local json = { null = null }
+
+-- Makes numbers integers where exact, in place. With `lines`, drops null
+-- fields and returns the place of a null array element, if any.
+local function normalize(v, lines, where)
+  for k, x in pairs(v) do
+    local tx = type(x)
+    if tx == "number" then
+      if math_type(x) == "float" and x >= -EXACT and x <= EXACT then
+        v[k] = tointeger(x) or x
+      end
+    elseif tx == "table" then
+      local sub = math_type(k) == "integer" and fmt("%s[%d]", where, k)
+        or (where == "" and tostring(k) or where .. "." .. tostring(k))
+      local bad = normalize(x, lines, sub)
+      if bad then return bad end
+    elseif x == null and lines then
+      if math_type(k) == "integer" then
+        return fmt("%s[%d]", where, k)
+      end
+      v[k] = nil
+    end
+  end
+  return nil
+end
+
+local function clean_message(err)
+  return (tostring(err):gsub("^Expected", "expected"))
+end
+
+-- json.decode(s) -> value | nil, err
+function json.decode(s)
+  if type(s) ~= "string" then
+    error(fmt("json.decode: expected a string, got %s", type(s)), 2)
+  end
+  local ok, v = pcall(cjson_decode, s)
+  if not ok then return nil, clean_message(v) end
+  if type(v) == "number" then
+    if math_type(v) == "float" and v >= -EXACT and v <= EXACT then
+      v = tointeger(v) or v
+    end
+  elseif type(v) == "table" then
+    normalize(v, false, "")
+  end
+  return v
+end
+
+-- json.encode(v) -> string | nil, err
+function json.encode(v)
+  local ok, s = pcall(cjson_encode, v)
+  if not ok then return nil, tostring(s) end
+  return s
+end
+
+-- ---- json.lines ----
+
+local Lines = { __name = "tide.json.lines" }
+Lines.__index = Lines
+
+local function describe(v)
+  if v == "" then return "an empty string" end
+  if type(v) == "number" then return "the number " .. tostring(v) end
+  return v == nil and "nil" or "a " .. type(v)
+end
+
+local function key_text(k)
+  if type(k) == "string" and k ~= "" then return k end
+  if math_type(k) == "integer" then return tostring(k) end
+  return nil
+end
+
+-- Iterates key, object. The file is read and checked as a whole first.
+function Lines:items()
+  local name = self.given
+  local data, err = fs_read(self.path)
+  if not data then error("json.lines: " .. err, 0) end
+  if data:sub(1, 3) == "\239\187\191" then data = data:sub(4) end
+  local keys, objects, first_line = {}, {}, {}
+  local key_opt = self.key
+  local pos, len, lineno = 1, #data, 0
+  while pos <= len do
+    local nl = data:find("\n", pos, true) or len + 1
+    local line = data:sub(pos, nl - 1)
+    pos = nl + 1
+    lineno = lineno + 1
+    local start = line:find("%S")
+    if start then
+      if line:sub(start, start) ~= "{" then
+        error(fmt("%s:%d: expected a JSON object", name, lineno), 0)
+      end
+      local ok, obj = pcall(cjson_decode, line)
+      if not ok then
+        error(fmt("%s:%d: %s", name, lineno, clean_message(obj)), 0)
+      end
+      local bad = normalize(obj, true, "")
+      if bad then
+        error(fmt("%s:%d: null at %s: a null inside an array has no Lua "
+          .. "value tide can store", name, lineno, bad), 0)
+      end
+      local k
+      if type(key_opt) == "function" then
+        k = key_opt(obj, lineno)
+      else
+        k = obj[key_opt or "id"]
+      end
+      local text = key_text(k)
+      if not text then
+        if k == nil and type(key_opt) ~= "function" then
+          error(fmt("%s:%d: no %q field to key the object by (pass "
+            .. "{ key = field or function })", name, lineno, key_opt or "id"),
+            0)
+        end
+        error(fmt("%s:%d: %s %s; a key must be a non-empty string or an "
+          .. "integer", name, lineno, type(key_opt) == "function"
+          and "the key function returned" or fmt("key field %q is",
+          key_opt or "id"), describe(k)), 0)
+      end
+      if first_line[text] then
+        error(fmt("%s:%d: duplicate key %q (first on line %d)", name, lineno,
+                  text, first_line[text]), 0)
+      end
+      first_line[text] = lineno
+      keys[#keys + 1], objects[#objects + 1] = text, obj
+    end
+  end
+  local i = 0
+  return function()
+    i = i + 1
+    local k = keys[i]
+    if k ~= nil then return k, objects[i] end
+  end
+end
+
+-- json.lines(path [, { key = field | function(obj, lineno) }])
+function json.lines(path, opts)
+  if type(path) ~= "string" or path == "" then
+    error(fmt("json.lines: path must be a non-empty string, got %s",
+              type(path) == "string" and '""' or type(path)), 2)
+  end
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error(fmt("json.lines: options must be a table, got %s", type(opts)), 2)
+  end
+  for k in pairs(opts) do
+    if k ~= "key" then
+      error(fmt("json.lines: unknown option %s (expected key)",
+                tostring(k)), 2)
+    end
+  end
+  local key = opts.key
+  if key ~= nil and type(key) ~= "function"
+      and (type(key) ~= "string" or key == "") then
+    error("json.lines: key must be a field name or a function(obj, lineno)",
+          2)
+  end
+  local abs, err = fs_abspath(path)
+  if not abs then error("json.lines: " .. err, 2) end
+  return setmetatable({ kind = "json.lines", path = abs, given = path,
+                        key = key }, Lines)
+end
+
+json.Lines = Lines
+
+return json

@@ -1,0 +1,567 @@
+-- tide.sqlite: the SQLite table target (sqlite.table) and the query source
+-- (sqlite.rows), composed over the C connector in tide.core (lsqlite.c).
+--
+-- A table target's spec is plain data, stored by the engine between runs:
+--   { db = absolute path, name = table name, schema = rt.schema,
+--     fields = { { name =, type = described type, key = bool }... },
+--     fts = { field names } or nil, busy_timeout = ms or nil }
+-- Columns: string TEXT, bytes BLOB, integer INTEGER, number REAL, boolean
+-- INTEGER 0/1, json, lists and records TEXT holding JSON, vector(N) BLOB of
+-- N little-endian float32; optional(T) is T but nullable, every other
+-- column NOT NULL. Key fields make the primary key, in field order.
+-- JSON text is deterministic (equal values, equal text): record fields in
+-- declared order, a missing optional one as null; json objects with keys
+-- sorted bytewise, a table with keys 1..n an array, an empty one {}; lists
+-- as arrays; bytes as base64; floats in their shortest exact form, always
+-- with a fraction or exponent; NaN and infinities as null.
+-- With fts, an external-content FTS5 table <name>_fts indexes those
+-- columns, kept in step by triggers on the table (so any writer keeps it
+-- right); tide's batches then go through a staging table (see
+-- tide_SqliteTable in sqlite_db.h), since FTS5 is slow per statement.
+local core = require "tide.core"
+local record = require "tide.record"
+
+local type, error, pairs, ipairs, pcall, setmetatable, tostring, next,
+      require = type, error, pairs, ipairs, pcall, setmetatable, tostring,
+      next, require
+local io_open, math_type, tonumber = io.open, math.type, tonumber
+local fmt, concat, sort = string.format, table.concat, table.sort
+local check, describe, is_type = record.check, record.describe,
+  record.is_type
+local cbor_encode, sqlite_open, abspath = core.cbor_encode,
+  core.sqlite_open, core.fs_abspath
+
+local M = {}
+
+-- ---- Columns ----
+
+local scalar_sql = { string = "TEXT", bytes = "BLOB", integer = "INTEGER",
+                     number = "REAL", boolean = "INTEGER", json = "TEXT" }
+local scalar_kind = { string = "text", bytes = "blob", integer = "integer",
+                      number = "real", boolean = "boolean", json = "json" }
+-- What an added NOT NULL column holds in existing rows until they are
+-- written again.
+local scalar_default = { string = "''", bytes = "x''", integer = "0",
+                         number = "0.0", boolean = "0", json = "'null'" }
+
+-- A described type's column: SQL type, plan kind, nullable, vector size,
+-- default for ALTER TABLE ADD COLUMN.
+local function column_of(t)
+  local nullable = false
+  while type(t) == "table" and t[1] == "optional" do
+    nullable, t = true, t[2]
+  end
+  if type(t) == "string" then
+    return scalar_sql[t], scalar_kind[t], nullable, nil, scalar_default[t]
+  elseif t[1] == "vector" then
+    return "BLOB", "vector", nullable, t[2], "x''"
+  elseif t[1] == "list" then
+    return "TEXT", "json", nullable, nil, "'[]'"
+  end
+  return "TEXT", "json", nullable, nil, "'{}'"
+end
+
+local function ident(name) return '"' .. name:gsub('"', '""') .. '"' end
+local function literal(s) return "'" .. s:gsub("'", "''") .. "'" end
+
+local function where(spec)
+  return fmt("sqlite.table %s in %s", spec.name, spec.db)
+end
+
+-- What db:apply needs to turn records into rows, built once per spec.
+local plans = setmetatable({}, { __mode = "k" })
+
+local function plan_of(spec)
+  local plan = plans[spec]
+  if plan then return plan end
+  local columns, keys = {}, {}
+  for i, f in ipairs(spec.fields) do
+    local _, kind, nullable, size = column_of(f.type)
+    columns[i] = { name = f.name, kind = kind, nullable = nullable,
+                   size = size, type = f.type }
+    if f.key then keys[#keys + 1] = i end
+  end
+  -- Per-row statements would make FTS5 flush a segment per row: stage.
+  plan = { table = spec.name, columns = columns, keys = keys,
+           staged = spec.fts ~= nil }
+  plans[spec] = plan
+  return plan
+end
+
+-- ---- Connections ----
+
+-- One connection per database file and Lua state, reopened when the file
+-- was deleted or replaced. It never holds a transaction between calls.
+local connections = {}
+
+local function connect(spec)
+  local db = connections[spec.db]
+  if db and db:stale() then
+    db:close()
+    db = nil
+  end
+  if not db then
+    local err
+    db, err = sqlite_open(spec.db, "create")
+    if not db then error(where(spec) .. ": " .. err, 0) end
+    connections[spec.db] = db
+  end
+  db:busy_timeout(spec.busy_timeout or 0)
+  return db
+end
+
+local function must(spec, ok, err)
+  if not ok then error(where(spec) .. ": " .. err, 0) end
+  return ok, err
+end
+
+-- ---- Setup ----
+
+-- The columns a spec wants: name -> { type, notnull, pk (1-based position
+-- in the key, 0 when not a key), default }.
+local function wanted_columns(spec)
+  local cols, pk = {}, 0
+  for _, f in ipairs(spec.fields) do
+    local sql, _, nullable, _, default = column_of(f.type)
+    if f.key then pk = pk + 1 end
+    cols[f.name] = { type = sql, notnull = not nullable,
+                     pk = f.key and pk or 0, default = default }
+  end
+  return cols
+end
+
+-- The columns of an existing table in the same shape, or nil when there is
+-- no such table; the object's type when it is something else (a view).
+local function table_columns(spec, db, name)
+  local rows = must(spec, db:rows(fmt("SELECT type FROM sqlite_master "
+    .. "WHERE name = %s COLLATE NOCASE", literal(name))))
+  if not rows[1] then return nil end
+  if rows[1].type ~= "table" then return nil, rows[1].type end
+  rows = must(spec, db:rows(fmt('SELECT name, type, "notnull", pk '
+    .. "FROM pragma_table_info(%s)", literal(name))))
+  local cols = {}
+  for _, r in ipairs(rows) do
+    cols[r.name] = { type = r.type:upper(), notnull = r.notnull ~= 0,
+                     pk = r.pk }
+  end
+  return cols
+end
+
+local function same_column(a, b)
+  return a.type == b.type and a.notnull == b.notnull and a.pk == b.pk
+end
+
+local function same_columns(have, want)
+  for name, c in pairs(have) do
+    if not want[name] or not same_column(c, want[name]) then return false end
+  end
+  for name in pairs(want) do
+    if not have[name] then return false end
+  end
+  return true
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  sort(keys)
+  return keys
+end
+
+-- Whether the table must be dropped and recreated: a key changed, or a
+-- field kept its name but changed its type.
+local function must_recreate(spec, prev, have, want)
+  for name, c in pairs(have) do
+    local w = want[name]
+    if c.pk > 0 and not w then return true end
+    if w and not same_column(c, w) then return true end
+  end
+  for name, w in pairs(want) do
+    if w.pk > 0 and not have[name] then return true end
+  end
+  local before = {}
+  for _, f in ipairs(prev.fields or {}) do before[f.name] = f end
+  for _, f in ipairs(spec.fields) do
+    local p = before[f.name]
+    if p and ((p.key or false) ~= (f.key or false)
+              or cbor_encode(p.type) ~= cbor_encode(f.type)) then
+      return true
+    end
+  end
+  return false
+end
+
+local function create_sql(spec)
+  local defs, keys = {}, {}
+  for i, f in ipairs(spec.fields) do
+    local sql, _, nullable = column_of(f.type)
+    defs[i] = ident(f.name) .. " " .. sql .. (nullable and "" or " NOT NULL")
+    if f.key then keys[#keys + 1] = ident(f.name) end
+  end
+  defs[#defs + 1] = "PRIMARY KEY (" .. concat(keys, ", ") .. ")"
+  return fmt("CREATE TABLE %s (%s)", ident(spec.name), concat(defs, ", "))
+end
+
+-- Adds and drops columns in place; false when SQLite refuses (a column a
+-- user's index or view depends on), the changes then undone.
+local function alter(spec, db, have, want)
+  local t = ident(spec.name)
+  must(spec, db:exec("SAVEPOINT tide_alter"))
+  for _, name in ipairs(sorted_keys(have)) do
+    if not want[name] and not db:exec(fmt("ALTER TABLE %s DROP COLUMN %s",
+                                          t, ident(name))) then
+      must(spec, db:exec("ROLLBACK TO tide_alter; RELEASE tide_alter"))
+      return false
+    end
+  end
+  for _, f in ipairs(spec.fields) do
+    local w = want[f.name]
+    if not have[f.name] then
+      must(spec, db:exec(fmt("ALTER TABLE %s ADD COLUMN %s %s%s", t,
+        ident(f.name), w.type, w.notnull and " NOT NULL DEFAULT "
+        .. w.default or "")))
+    end
+  end
+  must(spec, db:exec("RELEASE tide_alter"))
+  return true
+end
+
+local function fts_name(spec) return spec.name .. "_fts" end
+
+local function fts_sql(spec)
+  local cols = {}
+  for i, c in ipairs(spec.fts) do cols[i] = ident(c) end
+  return fmt("CREATE VIRTUAL TABLE %s USING fts5(%s, content=%s, "
+    .. "content_rowid='rowid')", ident(fts_name(spec)), concat(cols, ", "),
+    literal(spec.name))
+end
+
+local trigger_suffixes = { "_ai", "_ad", "_au" }
+
+-- Triggers keep the external-content FTS5 index in step with the table:
+-- every insert, delete and update (an upsert's DO UPDATE included) of an
+-- indexed column.
+local function triggers_sql(spec)
+  local t, f = ident(spec.name), ident(fts_name(spec))
+  local cols, new, old, changed = {}, {}, {}, { "old.rowid IS NOT new.rowid" }
+  for i, c in ipairs(spec.fts) do
+    cols[i], new[i], old[i] = ident(c), "new." .. ident(c), "old." .. ident(c)
+    changed[i + 1] = fmt("old.%s IS NOT new.%s", ident(c), ident(c))
+  end
+  cols, new, old = concat(cols, ", "), concat(new, ", "), concat(old, ", ")
+  local add = fmt("INSERT INTO %s(rowid, %s) VALUES (new.rowid, %s);", f,
+                  cols, new)
+  local remove = fmt("INSERT INTO %s(%s, rowid, %s) VALUES ('delete', "
+    .. "old.rowid, %s);", f, f, cols, old)
+  local name = fts_name(spec)
+  return concat {
+    fmt("CREATE TRIGGER %s AFTER INSERT ON %s BEGIN %s END;",
+        ident(name .. "_ai"), t, add),
+    fmt("CREATE TRIGGER %s AFTER DELETE ON %s BEGIN %s END;",
+        ident(name .. "_ad"), t, remove),
+    fmt("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s BEGIN %s %s END;",
+        ident(name .. "_au"), t, concat(changed, " OR "), remove, add),
+  }
+end
+
+local function fts_existing(spec, db)
+  local rows = must(spec, db:rows(fmt("SELECT sql FROM sqlite_master "
+    .. "WHERE name = %s COLLATE NOCASE", literal(fts_name(spec)))))
+  return rows[1] and (rows[1].sql or "")
+end
+
+local function foreign(spec, name, why)
+  error(fmt("%s: table %s exists and was not created by tide (%s); drop "
+    .. "it or choose another name", where(spec), name, why), 0)
+end
+
+-- Brings the FTS index in line with spec.fts; rebuilt when its columns
+-- changed or the table was (re)created.
+local function sync_fts(spec, prev, db, fresh)
+  local existing = fts_existing(spec, db)
+  local wanted = spec.fts and fts_sql(spec)
+  if existing and prev == nil and existing ~= wanted then
+    foreign(spec, fts_name(spec), "not the full-text index tide makes")
+  end
+  if existing and (existing ~= wanted or fresh) then
+    must(spec, db:exec("DROP TABLE " .. ident(fts_name(spec))))
+    existing = nil
+  end
+  if wanted and not existing then
+    local f = ident(fts_name(spec))
+    must(spec, db:exec(wanted))
+    must(spec, db:exec(fmt("INSERT INTO %s(%s) VALUES ('rebuild')", f, f)))
+  end
+  if wanted then must(spec, db:exec(triggers_sql(spec))) end
+end
+
+local function drop_triggers(spec, db)
+  for _, suffix in ipairs(trigger_suffixes) do
+    must(spec, db:exec("DROP TRIGGER IF EXISTS "
+      .. ident(fts_name(spec) .. suffix)))
+  end
+end
+
+local function setup_in(spec, prev, db)
+  local have, other = table_columns(spec, db, spec.name)
+  local want = wanted_columns(spec)
+  local fresh, survived = false, true
+  if other then
+    foreign(spec, spec.name, "it is a " .. other)
+  elseif have and prev == nil and not same_columns(have, want) then
+    foreign(spec, spec.name, "its columns differ from " .. spec.schema[2]
+      .. "'s")
+  end
+  drop_triggers(spec, db)
+  if not have then
+    fresh, survived = true, prev == nil
+  elseif prev and (must_recreate(spec, prev, have, want)
+                   or not alter(spec, db, have, want)) then
+    must(spec, db:exec("DROP TABLE " .. ident(spec.name)))
+    fresh, survived = true, false
+  end
+  if fresh then must(spec, db:exec(create_sql(spec))) end
+  sync_fts(spec, prev, db, fresh)
+  return survived
+end
+
+-- ---- The target type ----
+
+local target = { name = "sqlite.table" }
+M.target = target
+
+function target.identity(spec) return spec.db .. "#" .. spec.name end
+
+function target.short_name(spec) return spec.name end
+
+-- Creates or alters the table (and its FTS index) in one transaction;
+-- returns whether the rows written last run are still there.
+function target.setup(spec, prev)
+  local db = connect(spec)
+  must(spec, db:exec("BEGIN IMMEDIATE"))
+  local ok, survived = pcall(setup_in, spec, prev, db)
+  if not ok then
+    db:exec("ROLLBACK")
+    error(survived, 0)
+  end
+  must(spec, db:exec("COMMIT"))
+  return survived
+end
+
+-- Upserts and deletes a batch of { key, value } in one transaction.
+function target.apply(spec, changes)
+  if next(changes) == nil then return end
+  local db = connect(spec)
+  must(spec, db:apply(plan_of(spec), changes))
+end
+
+function target.drop(spec)
+  local f = io_open(spec.db, "rb")
+  if not f then return end
+  f:close()
+  local db = connect(spec)
+  must(spec, db:exec("BEGIN IMMEDIATE"))
+  local ok, err = db:exec(fmt("DROP TABLE IF EXISTS %s; DROP TABLE IF "
+    .. "EXISTS %s; COMMIT", ident(fts_name(spec)), ident(spec.name)))
+  if not ok then
+    db:exec("ROLLBACK")
+    must(spec, ok, err)
+  end
+end
+
+-- ---- sqlite.table ----
+
+local Table = { __name = "tide.sqlite.table" }
+Table.__index = Table
+
+-- A handle counts by its identity as a memo argument.
+function Table.__tide_key(self) return target.identity(self.spec) end
+
+-- Declares one row: rec is a record value or a plain table, checked
+-- against the schema.
+function Table:row(rec)
+  local rt = self.schema
+  local v, err = check(rt, rec, rt.name)
+  if err then error(err, 2) end
+  local key, keys = {}, rt.keys
+  for i = 1, #keys do key[i] = v[keys[i]] end
+  self.target:declare(key, v)
+  return v
+end
+
+local table_options = { db = true, name = true, schema = true, fts = true,
+                        busy_timeout = true }
+
+local function check_fts(rt, fts)
+  if fts == nil then return nil end
+  if type(fts) ~= "table" or #fts == 0 then
+    error("sqlite.table: fts must be a list of field names", 3)
+  end
+  local out, seen = {}, {}
+  for i, name in ipairs(fts) do
+    local f = rt.by_name[name]
+    if not f then
+      error(fmt("sqlite.table: unknown fts column %s (not a field of %s)",
+                tostring(name), rt.name), 3)
+    end
+    local t = f.type.kind == "optional" and f.type.elem or f.type
+    if t.kind ~= "string" then
+      error(fmt("sqlite.table: fts column %s must be a string field", name),
+            3)
+    end
+    if seen[name] then
+      error(fmt("sqlite.table: fts column %s listed twice", name), 3)
+    end
+    out[i], seen[name] = name, true
+  end
+  return out
+end
+
+function M.table(opts)
+  if type(opts) ~= "table" then
+    error("sqlite.table: expected a table { db = path, name = table name, "
+      .. "schema = record type }", 2)
+  end
+  for k in pairs(opts) do
+    if not table_options[k] then
+      error(fmt("sqlite.table: unknown option %s", tostring(k)), 2)
+    end
+  end
+  local db, name, rt = opts.db, opts.name, opts.schema
+  if type(db) ~= "string" or db == "" then
+    error("sqlite.table: db must be the path of a database file", 2)
+  end
+  if type(name) ~= "string" or not name:match "^[%a_][%w_]*$" then
+    error("sqlite.table: name must be an identifier", 2)
+  end
+  if name:lower():sub(1, 7) == "sqlite_" then
+    error("sqlite.table: name must not start with sqlite_ (reserved by "
+      .. "SQLite)", 2)
+  end
+  if not is_type(rt) or rt.kind ~= "record" or #rt.keys == 0 then
+    error("sqlite.table: schema must be a record type with at least one "
+      .. "key field", 2)
+  end
+  local fields = {}
+  for i, f in ipairs(rt.fields) do
+    if f.key and f.type.kind == "optional" then
+      error(fmt("sqlite.table: key field %s.%s must not be optional",
+                rt.name, f.name), 2)
+    end
+    fields[i] = { name = f.name, type = describe(f.type), key = f.key or
+                  false }
+  end
+  local fts = check_fts(rt, opts.fts)
+  local busy = opts.busy_timeout
+  if busy ~= nil and (math_type(busy) ~= "integer" or busy < 1) then
+    error("sqlite.table: busy_timeout must be a positive integer "
+      .. "(milliseconds)", 2)
+  end
+  local path, err = abspath(db)
+  if not path then error("sqlite.table: " .. err, 2) end
+  local spec = { db = path, name = name, schema = rt.schema,
+                 fields = fields, fts = fts, busy_timeout = busy }
+  local engine = require "tide.engine"
+  return setmetatable({ target = engine.declare_target(target, spec),
+                        spec = spec, schema = rt }, Table)
+end
+
+-- ---- sqlite.rows ----
+
+local function key_text(v)
+  if math_type(v) == "float" then
+    local s = fmt("%.15g", v)
+    return tonumber(s) == v and s or fmt("%.17g", v)
+  end
+  return tostring(v)
+end
+
+local function rows_fail(self, msg, ...)
+  error(fmt("sqlite.rows %s: " .. msg, self.db, ...), 0)
+end
+
+-- Runs the query and iterates key, row; raises on any failure.
+local function items(self)
+  local db, err = sqlite_open(self.db, "read")
+  if not db then rows_fail(self, "%s", err) end
+  local rows, names = db:rows(self.sql)
+  db:close()
+  if not rows then rows_fail(self, "%s in query: %s", names, self.sql) end
+  local keys = type(self.key) == "string" and { self.key } or self.key
+  local columns = {}
+  for _, n in ipairs(names) do columns[n] = true end
+  for _, k in ipairs(keys) do
+    if not columns[k] then
+      rows_fail(self, "key column %s is not in the result of: %s", k,
+                self.sql)
+    end
+  end
+  local out, seen = {}, {}
+  for i, row in ipairs(rows) do
+    local parts = {}
+    for j, k in ipairs(keys) do
+      local v = row[k]
+      if v == nil then
+        rows_fail(self, "key column %s is NULL in row %d of: %s", k, i,
+                  self.sql)
+      end
+      parts[j] = key_text(v)
+    end
+    local key = concat(parts, "/")
+    if seen[key] then
+      rows_fail(self, "duplicate key %s in the result of: %s", key, self.sql)
+    end
+    seen[key], out[i] = true, key
+  end
+  local i = 0
+  return function()
+    i = i + 1
+    if rows[i] then return out[i], rows[i] end
+  end
+end
+
+function M.rows(db, sql, opts)
+  if type(db) ~= "string" or db == "" then
+    error("sqlite.rows: db must be the path of a database file", 2)
+  end
+  if type(sql) ~= "string" or sql == "" then
+    error("sqlite.rows: sql must be a query string", 2)
+  end
+  if type(opts) ~= "table" then
+    error("sqlite.rows: expected options { key = column or columns }", 2)
+  end
+  for k in pairs(opts) do
+    if k ~= "key" then
+      error(fmt("sqlite.rows: unknown option %s", tostring(k)), 2)
+    end
+  end
+  local key = opts.key
+  if type(key) == "table" and #key > 0 then
+    local copy = {}
+    for i, k in ipairs(key) do
+      if type(k) ~= "string" then key = nil break end
+      copy[i] = k
+    end
+    key = key and copy
+  elseif type(key) ~= "string" then
+    key = nil
+  end
+  if not key then
+    error("sqlite.rows: key must be a column name or a list of column "
+      .. "names", 2)
+  end
+  local path, err = abspath(db)
+  if not path then error("sqlite.rows: " .. err, 2) end
+  return { kind = "sqlite.rows", db = path, sql = sql, key = key,
+           items = items }
+end
+
+-- A connection for tests and tools: mode "write" (default), "read" or
+-- "create"; db:exec(sql), db:rows(sql) -> rows, names, db:close().
+function M.open(path, mode)
+  local p, err = abspath(path)
+  if not p then return nil, err end
+  return sqlite_open(p, mode or "write")
+end
+
+return M

@@ -1,0 +1,363 @@
+/*
+** Lua binding of the component index: core.index_new() returns an index
+** the engine loads from the store once per run and asks, per component,
+** whether it is unchanged; index:walk runs the fast path of mount_each
+** over an fs.walk source.
+*/
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "index.h"
+#include "lcore.h"
+
+#define INDEX_TYPE "tide.Index"
+
+typedef struct {
+  tide_Index *ix;     /* owned */
+  tide_Walker walker; /* reused by every walk */
+  tide_Buf changed;   /* the last walk's records */
+} Box;
+
+static Box *check_box(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, INDEX_TYPE);
+  if (b->ix == NULL) luaL_error(L, "index is closed");
+  return b;
+}
+
+static int index_gc(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, INDEX_TYPE);
+  if (b->ix) {
+    tide_index_free(b->ix);
+    tide_walker_close(&b->walker);
+    tide_buf_close(&b->changed);
+    b->ix = NULL;
+  }
+  return 0;
+}
+
+static int index_new(lua_State *L) {
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  Box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->ix = NULL;
+  luaL_setmetatable(L, INDEX_TYPE);
+  if (tide_index_new(&b->ix, alloc, ud) != 0)
+    return luaL_error(L, "out of memory");
+  tide_walker_init(&b->walker, alloc, ud);
+  tide_buf_init(&b->changed, alloc, ud);
+  return 1;
+}
+
+/* index:load(store, app_id) */
+static int index_load(lua_State *L) {
+  Box *b = check_box(L);
+  tide_Store *s = tide_lstore_check(L, 2);
+  if (tide_index_load(b->ix, s, luaL_checkinteger(L, 3)) != 0)
+    return luaL_error(L, "%s", tide_index_errmsg(b->ix));
+  lua_pushinteger(L, (lua_Integer)tide_index_count(b->ix));
+  return 1;
+}
+
+static const char *const seen_names[] = {"none", "unchanged", "ran",
+                                         "failed", NULL};
+
+static void push_entry(lua_State *L, tide_Index *ix, tide_IndexEntry *e) {
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)e->id);
+  lua_setfield(L, -2, "id");
+  lua_pushlstring(L, tide_index_path(ix, e), e->path_len);
+  lua_setfield(L, -2, "path");
+  lua_pushinteger(L, e->status);
+  lua_setfield(L, -2, "status");
+  lua_pushstring(L, seen_names[e->seen]);
+  lua_setfield(L, -2, "seen");
+  lua_pushboolean(L, e->forced);
+  lua_setfield(L, -2, "forced");
+}
+
+/* index:find(path) -> entry table or nil */
+static int index_find(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  tide_IndexEntry *e = tide_index_find(b->ix, path, len);
+  if (e == NULL) return 0;
+  push_entry(L, b->ix, e);
+  return 1;
+}
+
+/* index:path_of(id) -> path or nil */
+static int index_path_of(lua_State *L) {
+  Box *b = check_box(L);
+  tide_IndexEntry *e = tide_index_find_id(b->ix, luaL_checkinteger(L, 2));
+  if (e == NULL) return 0;
+  lua_pushlstring(L, tide_index_path(b->ix, e), e->path_len);
+  return 1;
+}
+
+/* index:seen(path) -> "none" | "unchanged" | "ran" | "failed" | nil */
+static int index_seen(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  tide_IndexEntry *e = tide_index_find(b->ix, path, len);
+  if (e == NULL) return 0;
+  lua_pushstring(L, seen_names[e->seen]);
+  return 1;
+}
+
+/* index:mark(path, state) -> whether the path is in the index */
+static int index_mark(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  int state = luaL_checkoption(L, 3, NULL, seen_names);
+  tide_IndexEntry *e = tide_index_find(b->ix, path, len);
+  if (e) e->seen = (uint8_t)state;
+  lua_pushboolean(L, e != NULL);
+  return 1;
+}
+
+/* index:force(path): the component must run again */
+static int index_force(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  tide_IndexEntry *e = tide_index_find(b->ix, path, len);
+  if (e) e->forced = 1;
+  return 0;
+}
+
+/* index:keep_subtree(path) -> how many entries it marked unchanged */
+static int index_keep_subtree(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  lua_pushinteger(L, (lua_Integer)tide_index_keep_subtree(b->ix, path, len));
+  return 1;
+}
+
+/* index:unseen() -> { { id, path }, ... } of entries no run marked */
+static int index_unseen(lua_State *L) {
+  Box *b = check_box(L);
+  size_t i, n = tide_index_count(b->ix);
+  lua_Integer k = 0;
+  lua_newtable(L);
+  for (i = 0; i < n; i++) {
+    tide_IndexEntry *e = tide_index_at(b->ix, i);
+    if (e->seen != TIDE_SEEN_NONE) continue;
+    push_entry(L, b->ix, e);
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
+/* index:deps() -> { { fp, example_path }, ... } of distinct dependency
+** sets, in the order index:set_deps_valid numbers them */
+static int index_deps(lua_State *L) {
+  Box *b = check_box(L);
+  size_t i, n = tide_index_deps_count(b->ix);
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    const tide_IndexEntry *example;
+    const uint8_t *fp = tide_index_deps_at(b->ix, i, &example);
+    lua_createtable(L, 2, 0);
+    lua_pushlstring(L, (const char *)fp, TIDE_FP_SIZE);
+    lua_rawseti(L, -2, 1);
+    lua_pushlstring(L, tide_index_path(b->ix, example), example->path_len);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+static int index_set_deps_valid(lua_State *L) {
+  Box *b = check_box(L);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, i >= 1 && (size_t)i <= tide_index_deps_count(b->ix), 2,
+                "no such dependency set");
+  tide_index_deps_set_valid(b->ix, (size_t)i - 1, lua_toboolean(L, 3));
+  return 0;
+}
+
+/* index:file_fp(store, app_id, source, path, size, mtime_ns, inode) ->
+** the stored content fingerprint while the state matches, else nil */
+static int index_file_fp(lua_State *L) {
+  Box *b = check_box(L);
+  tide_Store *s = tide_lstore_check(L, 2);
+  const char *source = luaL_checkstring(L, 4);
+  size_t len;
+  const char *path = luaL_checklstring(L, 5, &len);
+  const uint8_t *fp;
+  if (tide_index_load_source(b->ix, s, luaL_checkinteger(L, 3), source) != 0)
+    return luaL_error(L, "%s", tide_index_errmsg(b->ix));
+  fp = tide_index_file_fp(b->ix, source, path, len, luaL_checkinteger(L, 6),
+                          luaL_checkinteger(L, 7), luaL_checkinteger(L, 8));
+  if (fp == NULL) return 0;
+  lua_pushlstring(L, (const char *)fp, TIDE_FP_SIZE);
+  return 1;
+}
+
+/* index:file_put(store, app_id, source, path, size, mtime_ns, inode, fp) */
+static int index_file_put(lua_State *L) {
+  Box *b = check_box(L);
+  tide_Store *s = tide_lstore_check(L, 2);
+  lua_Integer app_id = luaL_checkinteger(L, 3);
+  const char *source = luaL_checkstring(L, 4);
+  size_t fp_len;
+  const char *fp = luaL_checklstring(L, 9, &fp_len);
+  luaL_argcheck(L, fp_len == TIDE_FP_SIZE, 9, "16-byte fingerprint expected");
+  if (tide_index_load_source(b->ix, s, app_id, source) != 0 ||
+      tide_index_file_put(b->ix, s, app_id, source, luaL_checkstring(L, 5),
+                          luaL_checkinteger(L, 6), luaL_checkinteger(L, 7),
+                          luaL_checkinteger(L, 8),
+                          (const uint8_t *)fp) != 0)
+    return luaL_error(L, "%s", tide_index_errmsg(b->ix));
+  return 0;
+}
+
+/* Compiles a list of patterns (or nil) into a glob set owned by a
+** userdata left on the stack. [-0, +1, e] */
+static const tide_GlobSet *compile_globs(lua_State *L, int idx) {
+  tide_GlobSet **holder;
+  const char *patterns[256];
+  lua_Integer n, i;
+  char err[512];
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  holder = lua_newuserdatauv(L, sizeof *holder, 0);
+  *holder = NULL;
+  luaL_setmetatable(L, INDEX_TYPE "Glob");
+  if (lua_isnoneornil(L, idx)) return NULL;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  n = luaL_len(L, idx);
+  if (n == 0) return NULL;
+  luaL_argcheck(L, n <= 256, idx, "at most 256 patterns");
+  for (i = 1; i <= n; i++) {
+    lua_geti(L, idx, i);
+    patterns[i - 1] = luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* the table keeps the string */
+  }
+  if (tide_glob_new(holder, patterns, (size_t)n, alloc, ud, err,
+                    sizeof err) != 0)
+    luaL_error(L, "%s", err);
+  return *holder;
+}
+
+static int glob_holder_gc(lua_State *L) {
+  tide_GlobSet **holder = lua_touserdata(L, 1);
+  tide_glob_free(*holder);
+  *holder = NULL;
+  return 0;
+}
+
+static const char *field_string(lua_State *L, int t, const char *k) {
+  const char *v;
+  lua_getfield(L, t, k);
+  v = luaL_optstring(L, -1, NULL);
+  lua_pop(L, 1);
+  if (v == NULL) luaL_error(L, "index:walk: field %s is required", k);
+  return v;
+}
+
+/* index:walk{ store, app_id, dir, source, base, logic, file_type, extra,
+** nargs, include, exclude, follow_symlinks } -> changed, unchanged
+** where changed is a list of { path, size, mtime_ns, inode } or
+** { path, error = errno } for walk errors. */
+static int index_walk(lua_State *L) {
+  Box *b = check_box(L);
+  tide_IndexWalk spec;
+  size_t logic_len, unchanged = 0, at;
+  int rc;
+  lua_Integer k = 0;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  memset(&spec, 0, sizeof spec);
+  lua_getfield(L, 2, "store");
+  spec.store = tide_lstore_check(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "app_id");
+  spec.app_id = luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  spec.dir = field_string(L, 2, "dir");
+  spec.source = field_string(L, 2, "source");
+  spec.base = field_string(L, 2, "base");
+  spec.file_type = field_string(L, 2, "file_type");
+  lua_getfield(L, 2, "logic");
+  spec.logic = (const uint8_t *)luaL_checklstring(L, -1, &logic_len);
+  luaL_argcheck(L, logic_len == TIDE_FP_SIZE, 2, "logic: 16 bytes expected");
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "extra");
+  spec.extra = luaL_optlstring(L, -1, "", &spec.extra_len);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "nargs");
+  spec.nargs = (int)luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "follow_symlinks");
+  spec.flags = lua_toboolean(L, -1) ? TIDE_WALK_FOLLOW_SYMLINKS : 0;
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "include");
+  spec.include = compile_globs(L, lua_gettop(L));
+  lua_getfield(L, 2, "exclude");
+  spec.exclude = compile_globs(L, lua_gettop(L));
+  b->changed.len = 0;
+  rc = tide_index_walk(b->ix, &b->walker, &spec, &b->changed, &unchanged);
+  if (rc != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, tide_index_errmsg(b->ix));
+    return 2;
+  }
+  lua_newtable(L);
+  for (at = 0; at < b->changed.len;) {
+    tide_IndexChanged c;
+    const char *path;
+    size_t total;
+    memcpy(&c, b->changed.data + at, sizeof c);
+    path = (const char *)b->changed.data + at + sizeof c;
+    lua_createtable(L, 0, 4);
+    lua_pushlstring(L, path, c.len);
+    lua_setfield(L, -2, "path");
+    if (c.kind == TIDE_WALK_FILE) {
+      lua_pushinteger(L, c.size);
+      lua_setfield(L, -2, "size");
+      lua_pushinteger(L, c.mtime_ns);
+      lua_setfield(L, -2, "mtime_ns");
+      lua_pushinteger(L, c.inode);
+      lua_setfield(L, -2, "inode");
+    } else {
+      lua_pushinteger(L, c.error);
+      lua_setfield(L, -2, "error");
+    }
+    lua_rawseti(L, -2, ++k);
+    total = sizeof c + c.len + 1;
+    at += total + (8 - total % 8) % 8;
+  }
+  lua_pushinteger(L, (lua_Integer)unchanged);
+  return 2;
+}
+
+void tide_lindex_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"load", index_load}, {"find", index_find}, {"path_of", index_path_of},
+    {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
+    {"keep_subtree", index_keep_subtree}, {"unseen", index_unseen},
+    {"deps", index_deps}, {"set_deps_valid", index_set_deps_valid},
+    {"file_fp", index_file_fp}, {"file_put", index_file_put},
+    {"walk", index_walk}, {NULL, NULL},
+  };
+  if (luaL_newmetatable(L, INDEX_TYPE)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, index_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, INDEX_TYPE "Glob")) {
+    lua_pushcfunction(L, glob_holder_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, index_new);
+  lua_setfield(L, -2, "index_new");
+}

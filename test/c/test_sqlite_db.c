@@ -1,0 +1,186 @@
+/* The SQLite connector's C layer: connections, batches, queries. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "sqlite_db.h"
+
+static char dir[64];
+
+static const char *path_of(const char *name) {
+  static char path[128];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return path;
+}
+
+static tide_SqlValue text(const char *s) {
+  tide_SqlValue v = {TIDE_SQL_TEXT, 0, 0, s, strlen(s)};
+  return v;
+}
+
+static tide_SqlValue integer(int64_t i) {
+  tide_SqlValue v = {TIDE_SQL_INTEGER, i, 0, NULL, 0};
+  return v;
+}
+
+/* The rows of a query as "a|b\n" lines, into out. */
+static int dump(tide_SqliteDb *db, const char *sql, char *out, size_t len) {
+  tide_SqliteQuery q;
+  tide_SqlValue v;
+  size_t n = 0;
+  int rc, i;
+  out[0] = '\0';
+  if ((rc = tide_sqlite_query_begin(&q, db, sql)) != 0) {
+    tide_sqlite_query_close(&q);
+    return rc;
+  }
+  while ((rc = tide_sqlite_query_next(&q)) == 1) {
+    for (i = 0; i < q.ncols && n < len; i++) {
+      tide_sqlite_query_value(&q, i, &v);
+      if (v.type == TIDE_SQL_INTEGER)
+        n += (size_t)snprintf(out + n, len - n, "%s%lld", i ? "|" : "",
+                              (long long)v.i);
+      else
+        n += (size_t)snprintf(out + n, len - n, "%s%.*s", i ? "|" : "",
+                              (int)v.len, v.p ? (const char *)v.p : "");
+    }
+    if (n < len) n += (size_t)snprintf(out + n, len - n, "\n");
+  }
+  tide_sqlite_query_close(&q);
+  return rc;
+}
+
+static const char *const columns[] = {"id", "n", "body"};
+static const int keys[] = {0};
+
+static void test_open_modes(void) {
+  tide_SqliteDb *db;
+  char out[256];
+  CHECK_EQ_INT(tide_sqlite_db_open(&db, path_of("none.db"),
+                                   TIDE_SQLITE_WRITE, NULL, NULL),
+               TIDE_ENOTFOUND);
+  CHECK_STR_CONTAINS(tide_sqlite_db_errmsg(db), "No such file");
+  tide_sqlite_db_close(db);
+  CHECK(access(path_of("none.db"), F_OK) != 0);
+  CHECK_EQ_INT(tide_sqlite_db_open(&db, path_of("sub/dir/a.db"),
+                                   TIDE_SQLITE_CREATE, NULL, NULL), 0);
+  /* WAL mode: a write goes to the -wal file beside the database. */
+  CHECK_EQ_INT(tide_sqlite_db_exec(db, "CREATE TABLE x (a)"), 0);
+  CHECK(access(path_of("sub/dir/a.db-wal"), F_OK) == 0);
+  CHECK_EQ_INT(dump(db, "SELECT name FROM sqlite_master", out, sizeof out),
+               0);
+  CHECK(strcmp(out, "x\n") == 0);
+  CHECK_EQ_INT(tide_sqlite_db_stale(db), 0);
+  tide_sqlite_db_close(db);
+  tide_sqlite_db_close(NULL);
+}
+
+static void batch_table(int staged) {
+  tide_SqliteTable t = {"t", columns, 3, keys, 1, staged};
+  tide_SqliteDb *db;
+  tide_SqlValue row[3], key[1];
+  char out[256];
+  CHECK_EQ_INT(tide_sqlite_db_open(&db, path_of(staged ? "s.db" : "b.db"),
+                                   TIDE_SQLITE_CREATE, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_sqlite_db_exec(db, "CREATE TABLE t (id TEXT NOT NULL, "
+               "n INTEGER NOT NULL, body BLOB, PRIMARY KEY (id))"), 0);
+  CHECK_EQ_INT(tide_sqlite_batch_begin(db, &t), 0);
+  row[0] = text("a"), row[1] = integer(1), row[2] = text("x");
+  CHECK_EQ_INT(tide_sqlite_batch_upsert(db, row), 0);
+  row[0] = text("b"), row[1] = integer(2), row[2].type = TIDE_SQL_NULL;
+  CHECK_EQ_INT(tide_sqlite_batch_upsert(db, row), 0);
+  row[0] = text("a"), row[1] = integer(3), row[2] = text("y");
+  CHECK_EQ_INT(tide_sqlite_batch_upsert(db, row), 0);
+  key[0] = text("zz");
+  CHECK_EQ_INT(tide_sqlite_batch_delete(db, key), 0);
+  CHECK_EQ_INT(tide_sqlite_batch_commit(db), 0);
+  CHECK_EQ_INT(dump(db, "SELECT id, n, coalesce(body, '-') FROM t ORDER BY "
+               "id", out, sizeof out), 0);
+  CHECK(strcmp(out, "a|3|y\nb|2|-\n") == 0);
+  /* Deletes, and a failed batch leaves nothing behind. */
+  CHECK_EQ_INT(tide_sqlite_batch_begin(db, &t), 0);
+  key[0] = text("a");
+  CHECK_EQ_INT(tide_sqlite_batch_delete(db, key), 0);
+  CHECK_EQ_INT(tide_sqlite_batch_commit(db), 0);
+  CHECK_EQ_INT(tide_sqlite_batch_begin(db, &t), 0);
+  CHECK_EQ_INT(tide_sqlite_batch_delete(db, (key[0] = text("b"), key)), 0);
+  row[0] = text("c"), row[1].type = TIDE_SQL_NULL;
+  if (staged) {
+    CHECK_EQ_INT(tide_sqlite_batch_upsert(db, row), 0);
+    CHECK_EQ_INT(tide_sqlite_batch_commit(db), TIDE_EIO);
+  } else {
+    CHECK_EQ_INT(tide_sqlite_batch_upsert(db, row), TIDE_EIO);
+    tide_sqlite_batch_rollback(db);
+  }
+  CHECK_STR_CONTAINS(tide_sqlite_db_errmsg(db), "NOT NULL constraint");
+  CHECK_EQ_INT(dump(db, "SELECT id FROM t", out, sizeof out), 0);
+  CHECK(strcmp(out, "b\n") == 0);
+  CHECK_EQ_INT(dump(db, "SELECT count(*) FROM sqlite_temp_master", out,
+                    sizeof out), 0);
+  CHECK(strcmp(out, "0\n") == 0);
+  tide_sqlite_db_close(db);
+}
+
+static void test_batch(void) { batch_table(0); }
+static void test_batch_staged(void) { batch_table(1); }
+
+static void test_misuse(void) {
+  tide_SqliteTable none = {"t", columns, 3, keys, 0, 0};
+  tide_SqliteDb *db;
+  tide_SqliteQuery q;
+  tide_SqlValue row[3];
+  CHECK_EQ_INT(tide_sqlite_db_open(&db, path_of("m.db"), TIDE_SQLITE_CREATE,
+                                   NULL, NULL), 0);
+  CHECK_EQ_INT(tide_sqlite_batch_begin(db, &none), TIDE_EINVAL);
+  CHECK_EQ_INT(tide_sqlite_batch_upsert(db, row), TIDE_EINVAL);
+  CHECK_EQ_INT(tide_sqlite_batch_commit(db), TIDE_EINVAL);
+  CHECK_EQ_INT(tide_sqlite_query_begin(&q, db, "CREATE TABLE x (a)"),
+               TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_sqlite_db_errmsg(db), "must only read");
+  tide_sqlite_query_close(&q);
+  CHECK_EQ_INT(tide_sqlite_query_begin(&q, db, "SELECT 1; SELECT 2"),
+               TIDE_EINVAL);
+  tide_sqlite_query_close(&q);
+  CHECK_EQ_INT(tide_sqlite_query_begin(&q, db, "SELECT 1 ; "), 0);
+  tide_sqlite_query_close(&q);
+  CHECK_EQ_INT(tide_sqlite_query_begin(&q, db, "SELECT * FROM nope"),
+               TIDE_EIO);
+  CHECK_STR_CONTAINS(tide_sqlite_db_errmsg(db), "no such table: nope");
+  tide_sqlite_query_close(&q);
+  CHECK_EQ_INT(tide_sqlite_db_exec(db, "bogus"), TIDE_EIO);
+  CHECK_STR_CONTAINS(tide_sqlite_db_errmsg(db), "syntax error");
+  tide_sqlite_db_close(db);
+}
+
+static void test_stale(void) {
+  tide_SqliteDb *db;
+  char from[128];
+  CHECK_EQ_INT(tide_sqlite_db_open(&db, path_of("st.db"), TIDE_SQLITE_CREATE,
+                                   NULL, NULL), 0);
+  CHECK_EQ_INT(tide_sqlite_db_stale(db), 0);
+  snprintf(from, sizeof from, "%s", path_of("st.db"));
+  CHECK_EQ_INT(rename(from, path_of("moved.db")), 0);
+  CHECK_EQ_INT(tide_sqlite_db_stale(db), 1);
+  tide_sqlite_db_close(db);
+}
+
+int main(void) {
+  static const CheckTest tests[] = {
+    {"open modes", test_open_modes},
+    {"batch", test_batch},
+    {"staged batch", test_batch_staged},
+    {"misuse", test_misuse},
+    {"stale", test_stale},
+    {NULL, NULL},
+  };
+  char cmd[96];
+  int rc;
+  snprintf(dir, sizeof dir, "/tmp/tide-sqlite-db.XXXXXX");
+  if (mkdtemp(dir) == NULL) return perror("mkdtemp"), 1;
+  rc = check_run("sqlite_db", tests);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return rc;
+}
