@@ -82,8 +82,11 @@ static int fingerprint_bytes(lua_State *L) {
   return 1;
 }
 
+/* fingerprint_file(path [, "raw"]) -> 32 hex digits, or 16 raw bytes */
 static int fingerprint_file(lua_State *L) {
+  static const char *const forms[] = {"hex", "raw", NULL};
   const char *path = luaL_checkstring(L, 1);
+  int raw = luaL_checkoption(L, 2, "hex", forms) == 1;
   char err[512];
   tide_Fp fp;
   if (tide_fp_file(&fp, path, err, sizeof err) != 0) {
@@ -91,7 +94,10 @@ static int fingerprint_file(lua_State *L) {
     lua_pushstring(L, err);
     return 2;
   }
-  push_hex(L, &fp);
+  if (raw)
+    lua_pushlstring(L, (const char *)fp.bytes, TIDE_FP_SIZE);
+  else
+    push_hex(L, &fp);
   return 1;
 }
 

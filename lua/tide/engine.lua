@@ -122,7 +122,15 @@ local function run_component(run, frame)
   local fs
   if not frame.is_root then fs = fn_stats(run, fn) end
   if fs then fs.calls = fs.calls + 1 end
-  if not frame.is_root and unchanged(run, frame, prev) then
+  -- The input is fingerprinted here, in the component's own task, so an
+  -- argument that cannot be read (an unreadable file) is its error.
+  local input_ok, input_err = true, nil
+  if fn.memo and not frame.is_root then
+    input_ok, input_err = pcall(core.fingerprint_args, fn.name, frame.args.n,
+                                fnmod.unpack(frame.args))
+    if input_ok then frame.input = input_err end
+  end
+  if input_ok and not frame.is_root and unchanged(run, frame, prev) then
     run:keep_subtree(frame.path)
     stats.components.unchanged = stats.components.unchanged + 1
     fs.hits = fs.hits + 1
@@ -131,7 +139,12 @@ local function run_component(run, frame)
   end
   if fs and fn.memo then fs.misses = fs.misses + 1 end
   run:mark(frame.path, "ran")
-  local ok, results = process(run, frame, fn, frame.args)
+  local ok, results
+  if input_ok then
+    ok, results = process(run, frame, fn, frame.args)
+  else
+    ok, results = false, input_err
+  end
   if ok then
     frame.value = results
     ok, results = pcall(reconcile.submit, run, frame)
@@ -185,9 +198,6 @@ local function mount(parent, path, fn, args, source_key)
     declared = {}, declared_order = {}, prev = run:prev_row(path),
     source_key = source_key,
   }
-  if fn.memo then
-    frame.input = core.fingerprint_args(fn.name, args.n, fnmod.unpack(args))
-  end
   local task = sched.spawn(run.sched, function() return run_component(run, frame) end)
   task.frame = frame
   frame.task = task
@@ -459,9 +469,9 @@ end
 function M.file_key(file)
   local frame = current_frame()
   if frame then return { file.abs, frame.run:file_fp(file) } end
-  local hex, err = core.fingerprint_file(file.abs)
-  if not hex then error(err, 0) end
-  return { file.abs, fnmod.hex_to_raw(hex) }
+  local fp, err = core.fingerprint_file(file.abs, "raw")
+  if not fp then error(err, 0) end
+  return { file.abs, fp }
 end
 
 M.Key = Key

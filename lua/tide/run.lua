@@ -233,9 +233,9 @@ function Run:file_fp(file)
   local fp = self.index:file_fp(self.store, self.app_id, source, file.path,
                                 file.size, file.mtime_ns, file.inode)
   if fp then return fp end
-  local hex, err = core.fingerprint_file(file.abs)
-  if not hex then error(err, 0) end
-  fp = fnmod.hex_to_raw(hex)
+  local err
+  fp, err = core.fingerprint_file(file.abs, "raw")
+  if not fp then error(err, 0) end
   self.index:file_put(self.store, self.app_id, source, file.path, file.size,
                       file.mtime_ns, file.inode, fp)
   return fp
