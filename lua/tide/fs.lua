@@ -287,6 +287,14 @@ function dir_target.drop(spec)
   must(fs_rmdir(spec.dir))
 end
 
+-- After a crash: the temporary files of writes that never reached their
+-- rename are removed (a write is a temporary file, fsync, rename).
+function dir_target.recover(spec)
+  local temps = compile("include", { "**/.tide-tmp-*" })
+  local files = fs_walk(spec.dir, temps, nil, false, File)
+  for _, f in ipairs(files or {}) do must(fs_remove(f.abs)) end
+end
+
 fs.dir_target = dir_target
 
 local Dir = { __name = "tide.fs.dir" }

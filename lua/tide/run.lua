@@ -135,6 +135,14 @@ function Run:recover()
       self.released[row.container_id][row.key] = true
     end
   end
+  -- A run that never finished may have left partial writes in targets
+  -- (a temporary file); each target type that can clean them up does.
+  if self.crashed then
+    for id in pairs(self.stored_containers) do
+      local ok, c = pcall(self.container_by_id, self, id)
+      if ok and c.type.recover then c.type.recover(c.spec) end
+    end
+  end
   if not self.opts.preview then store:flush() end
 end
 
@@ -316,6 +324,8 @@ end
 
 function Run:execute()
   local started = now_ms()
+  local last = self.store:runs(self.app_id, 1)[1]
+  self.crashed = last ~= nil and last.finished_ns == 0
   self.run_id = (not self.opts.preview) and
     self.store:run_begin(self.app_id) or nil
   self:load()

@@ -2,8 +2,10 @@
 -- components declare target states through.
 --
 -- A target type is { name, identity(spec), short_name(spec),
--- setup(spec, prev) -> survived, apply(spec, changes), drop(spec) }; see
--- tide.target_type. A container is one (type, spec) declared in a run; it
+-- setup(spec, prev) -> survived, apply(spec, changes), drop(spec),
+-- recover(spec) }; see tide.target_type. recover, optional, is called
+-- before a run that follows one that never finished (killed), to clean up
+-- partial writes apply may have left (a temporary file). A container is one (type, spec) declared in a run; it
 -- is set up once per run when its spec changed, and batches of changes
 -- { key, value } (nil value = delete) are applied to it.
 local core = require "tide.core"
@@ -48,7 +50,8 @@ function M.target_type(def)
   if type(def.apply) ~= "function" then
     error(fmt("tide.target_type %s: apply must be a function", def.name), 2)
   end
-  for _, k in ipairs { "setup", "drop", "identity", "short_name" } do
+  for _, k in ipairs { "setup", "drop", "identity", "short_name",
+                       "recover" } do
     if def[k] ~= nil and type(def[k]) ~= "function" then
       error(fmt("tide.target_type %s: %s must be a function", def.name, k),
             2)
