@@ -1,6 +1,23 @@
 #!/bin/sh
-# `make demo`: runs the example pipeline with the freshly built host.
+# `make demo`: indexes examples/docs_search/docs into SQLite with FTS5,
+# runs it again to show that nothing is redone, and searches the result.
 set -e
 BUILD=${BUILD:-build}
-cd examples/fingerprints
-../../"$BUILD"/tide run main.lua
+tide="$(pwd)/$BUILD/tide"
+cd examples/docs_search
+rm -rf .tide out
+echo "== first run: every document is processed"
+"$tide" update main.lua --json
+echo
+echo "== second run: nothing changed, nothing is redone"
+"$tide" update main.lua --json
+echo
+echo "== full-text search for 'fingerprint'"
+sqlite3 -header -column out/docs.db \
+  "SELECT chunks.file, chunks.heading, chunks.line_start AS from_line,
+          chunks.line_end AS to_line
+   FROM chunks_fts JOIN chunks ON chunks.rowid = chunks_fts.rowid
+   WHERE chunks_fts MATCH 'fingerprint' ORDER BY chunks.file, from_line"
+echo
+echo "== where did one row come from?"
+"$tide" why main.lua chunks "guide/memoization.md#3"

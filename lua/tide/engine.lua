@@ -279,10 +279,17 @@ function M.use_mount(...)
   return fnmod.unpack(frame.value or { n = 0 })
 end
 
--- Iterates a source or a plain table as key, value.
-local function each_item(items, level)
+-- Iterates a source or a plain table as key, value. A walked directory
+-- that cannot be read is reported, and the walk goes on.
+local function each_item(run, base, items, level)
   if type(items) ~= "table" then
     fail("tide.mount_each: items must be a source or a table", level + 1)
+  end
+  if items.kind == "fs.walk" then
+    return items:items(function(path, message)
+      run.stats.components.errors = run.stats.components.errors + 1
+      run:report_error(base .. "/" .. path, message)
+    end)
   end
   if type(items.items) == "function" then
     return items:items()
@@ -324,7 +331,7 @@ function M.mount_each(...)
   end
   local source_name = type(items) == "table" and items.kind
     and (items.kind .. ":" .. tostring(items.dir or items.path or items.db or ""))
-  for key, value in each_item(items, 2) do
+  for key, value in each_item(run, base, items, 2) do
     local args = { n = rest.n }
     args[1] = value
     for i = 2, rest.n do args[i] = rest[i] end
@@ -472,6 +479,30 @@ function M.file_key(file)
   local fp, err = core.fingerprint_file(file.abs, "raw")
   if not fp then error(err, 0) end
   return { file.abs, fp }
+end
+
+-- tide.source{ name, items, watch }: a custom source. items() returns an
+-- iterator of key, value (or a table of key -> value); watch(emit) is for
+-- live mode. mount_each over it gets the same memoization and lineage as
+-- over the built-in sources.
+local Source = { __name = "tide.source" }
+Source.__index = Source
+
+function Source:items()
+  local it, state, init = self.def.items()
+  if type(it) == "table" then return each_item(nil, "", it, 1) end
+  return it, state, init
+end
+
+function M.source(def)
+  if type(def) ~= "table" or type(def.items) ~= "function" then
+    fail("tide.source: expected a table with an items function", 2)
+  end
+  if def.watch ~= nil and type(def.watch) ~= "function" then
+    fail("tide.source: watch must be a function", 2)
+  end
+  return setmetatable({ kind = def.name or "source", def = def,
+                        watch = def.watch }, Source)
 end
 
 M.Key = Key

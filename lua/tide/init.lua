@@ -34,6 +34,7 @@ local tide = {
   sym = engine.sym,
   key = engine.key,
   use = engine.use,
+  source = engine.source,
 
   -- Targets.
   target_type = target.target_type,

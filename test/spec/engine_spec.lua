@@ -399,6 +399,41 @@ end)]])
     assert.are.same({ v = 42, err = "raised" }, kv(dir .. "/out.json"))
   end)
 
+  it("mounts one component per item of a custom source", function()
+    ph.write_pipeline(dir, [[
+local cjson = require "cjson"
+local numbers = tide.source {
+  name = "numbers",
+  items = function()
+    local f = assert(io.open("n.json"))
+    local t = cjson.decode(f:read("a"))
+    f:close()
+    local i = 0
+    return function()
+      i = i + 1
+      if t[i] then return "n" .. i, t[i] end
+    end
+  end,
+}
+local square = tide.fn("square", { memo = true }, function(n, out, key)
+  out:declare(("%d"):format(n), math.tointeger(n * n))
+end)
+return tide.app("src", function()
+  tide.mount_each(square, numbers, kv("out.json"))
+end)]])
+    helpers.write(dir .. "/n.json", "[2, 3, 4]")
+    local stats, err = update(dir)
+    assert.are.equal(3, stats.components.added, err)
+    assert.are.same({ ["2"] = 4, ["3"] = 9, ["4"] = 16 }, kv(dir .. "/out.json"))
+    helpers.write(dir .. "/n.json", "[2, 5, 4]")
+    stats = update(dir)
+    assert.are.same({ added = 0, reprocessed = 1, deleted = 0, unchanged = 2,
+                      errors = 0 }, stats.components)
+    assert.are.same({ ["2"] = 4, ["5"] = 25, ["4"] = 16 }, kv(dir .. "/out.json"))
+    local out = ph.tide(dir, "show pipeline.lua /square/n2")
+    assert.matches("/square/n2%s+square%s+ok%s+1 target states", out)
+  end)
+
   it("previews changes without making them", function()
     ph.write_pipeline(dir, keyed_pipeline())
     write_items(dir, items(2))
