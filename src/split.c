@@ -596,20 +596,40 @@ typedef struct Walk {
   size_t x, chr, line, column;
 } Walk;
 
+/* The end of the run of ASCII bytes from i, at most to end; eight bytes
+** at a time while it can. */
+static size_t ascii_run(const uint8_t *t, size_t i, size_t end) {
+  uint64_t word;
+  while (end - i >= 8) {
+    memcpy(&word, t + i, 8);
+    if (word & 0x8080808080808080u) break;
+    i += 8;
+  }
+  while (i < end && t[i] < 0x80) i++;
+  return i;
+}
+
 /* Walks to the last code point starting at or before target. */
 static void walk_to(const uint8_t *t, size_t n, Walk *k, size_t target) {
   while (k->x < target) {
-    uint8_t b = t[k->x];
-    size_t len = b < 0x80 ? 1 : unit_len(t, k->x, n);
+    size_t len, end = ascii_run(t, k->x, target);
+    const uint8_t *nl;
+    /* ASCII: one code point per byte, lines found with memchr. */
+    while ((nl = memchr(t + k->x, '\n', end - k->x)) != NULL) {
+      k->chr += (size_t)(nl - t) + 1 - k->x;
+      k->x = (size_t)(nl - t) + 1;
+      k->line++;
+      k->column = 1;
+    }
+    k->chr += end - k->x;
+    k->column += end - k->x;
+    k->x = end;
+    if (end == target) break;
+    len = unit_len(t, k->x, n);
     if (k->x + len > target) break;
     k->x += len;
     k->chr++;
-    if (b == '\n') {
-      k->line++;
-      k->column = 1;
-    } else {
-      k->column++;
-    }
+    k->column++;
   }
 }
 
