@@ -504,6 +504,12 @@ static int store_target_mark_applied(lua_State *L) {
                      tide_store_target_mark_applied(s, container, key, len));
 }
 
+static int store_targets_mark_applied(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_targets_mark_applied(
+                               s, luaL_checkinteger(L, 2)));
+}
+
 static int store_target_delete(lua_State *L) {
   tide_Store *s = check_store(L);
   size_t len;
@@ -674,6 +680,7 @@ void tide_lstore_open(lua_State *L) {
     {"target_put", store_target_put},
     {"target_mark_applied", store_target_mark_applied},
     {"target_delete", store_target_delete},
+    {"targets_mark_applied", store_targets_mark_applied},
     {"targets_by_owner", store_targets_by_owner},
     {"targets_by_container", store_targets_by_container},
     {"targets_pending", store_targets_pending},

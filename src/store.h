@@ -264,6 +264,10 @@ int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t);
 ** nothing for a row that is missing or already applied. */
 int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
                                    const void *key, size_t key_len);
+/* Marks every pending state of the container applied at once: pending
+** deletes are removed, pending upserts become applied. For a batch whose
+** apply succeeded when no other state of the container is pending. */
+int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id);
 int tide_store_target_delete(tide_Store *s, int64_t container_id,
                              const void *key, size_t key_len);
 /* Fills *t; TIDE_ENOTFOUND when there is none. */

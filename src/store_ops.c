@@ -496,6 +496,28 @@ int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
   return 0;
 }
 
+int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id) {
+  sqlite3_stmt *st;
+  const char *what = "target states mark applied";
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_TARGETS_APPLIED_DEL,
+                       "DELETE FROM target_states WHERE container_id = ?1"
+                       " AND pending = 2", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, container_id)) return bind_failed(s, what);
+  if ((rc = run(s, st, what)) != 0) return rc;
+  rc = tide_store_stmt(s, TIDE_STMT_TARGETS_APPLIED_SET,
+                       "UPDATE target_states SET pending = 0, written_ns = ?2"
+                       " WHERE container_id = ?1 AND pending = 1", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, container_id) || bind_int(st, 2, tide_store_now_ns()))
+    return bind_failed(s, what);
+  if ((rc = run(s, st, what)) != 0) return rc;
+  tide_store_write_done(s);
+  return 0;
+}
+
 int tide_store_target_delete(tide_Store *s, int64_t container_id,
                              const void *key, size_t key_len) {
   sqlite3_stmt *st;

@@ -97,7 +97,8 @@ function M.submit(run, frame)
       owned[cid][kb] = nil
       if old.value_fp ~= d.fp or old.pending ~= 0 then write = "updated" end
     else
-      local row = store:target(cid, kb)
+      -- A container created in this run holds no states yet.
+      local row = not container.fresh and store:target(cid, kb)
       if row then
         local owner = run:path_of(row.owner_id)
         local state = owner and run:seen(owner)
@@ -178,6 +179,21 @@ local function group(groups, order, container, change)
   list[#list + 1] = change
 end
 
+-- Marks a container's applied changes: all its pending states at once,
+-- unless an earlier apply to it failed in this run and left some pending
+-- that this batch did not apply.
+local function mark_applied(run, container, changes)
+  if run.opts.preview then return end
+  local store = run.store
+  if run.apply_failed[container.id] then
+    for _, ch in ipairs(changes) do
+      store:target_mark_applied(container.id, ch.kb)
+    end
+  else
+    store:targets_mark_applied(container.id)
+  end
+end
+
 -- Writes the queued batch: intents, apply, then marks applied.
 function M.flush(run)
   local batch = run.batch
@@ -214,19 +230,18 @@ function M.flush(run)
     for _, ch in ipairs(groups[container]) do
       if err then
         -- The states stay pending, so the next run redoes this component.
+        run.apply_failed[container.id] = true
         if not ch.frame.apply_failed then
           ch.frame.apply_failed = true
           run:component_failed(ch.frame, fmt("writing to %s failed: %s",
                                              container.short, err))
         end
       else
-        if not run.opts.preview then
-          store:target_mark_applied(container.id, ch.kb)
-        end
         local t = run.stats.targets
         t[ch.write] = t[ch.write] + 1
       end
     end
+    if not err then mark_applied(run, container, groups[container]) end
   end
   if not run.opts.preview then store:flush() end
 end
@@ -251,15 +266,13 @@ function M.delete_released(run)
   local failed = apply_all(run, groups, order)
   for _, container in ipairs(order) do
     if failed[container] then
+      run.apply_failed[container.id] = true
       run:report_error(container.short, "deleting from " .. container.short
                        .. " failed: " .. failed[container])
     else
-      for _, ch in ipairs(groups[container]) do
-        if not run.opts.preview then
-          store:target_mark_applied(container.id, ch.kb)
-        end
-        run.stats.targets.deleted = run.stats.targets.deleted + 1
-      end
+      run.stats.targets.deleted = run.stats.targets.deleted
+        + #groups[container]
+      mark_applied(run, container, groups[container])
     end
   end
   if not run.opts.preview then store:flush() end

@@ -58,6 +58,7 @@ function M.new(app, opts)
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     memo_cache = {}, memo_candidates = {}, context = {}, context_by_name = {},
+    apply_failed = {},
     source_items = {},
     context_fps = {}, errors = {}, on_error = opts.on_error,
     on_preview = opts.on_preview,
@@ -158,10 +159,10 @@ function Run:container(tt, spec, frame, level)
     return c
   end
   local spec_bytes = encode(spec, tt.name .. " spec")
-  local row = self.store:container(self.app_id, tt.name, identity)
+  local row, created = self.store:container(self.app_id, tt.name, identity)
   c = { id = row.id, type = tt, kind = tt.name, identity = identity,
         short = tt.short_name(spec), spec = spec, spec_bytes = spec_bytes,
-        owner_id = row.owner_id }
+        owner_id = row.owner_id, fresh = created }
   if row.spec ~= spec_bytes and not self.opts.preview then
     local prev_spec = row.spec and decode(row.spec) or nil
     local survived = tt.setup(spec, prev_spec)

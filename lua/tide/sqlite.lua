@@ -22,8 +22,8 @@ local core = require "tide.core"
 local record = require "tide.record"
 
 local type, error, pairs, ipairs, pcall, setmetatable, tostring, next,
-      require = type, error, pairs, ipairs, pcall, setmetatable, tostring,
-      next, require
+      require, getmetatable = type, error, pairs, ipairs, pcall,
+      setmetatable, tostring, next, require, getmetatable
 local io_open, math_type, tonumber = io.open, math.type, tonumber
 local fmt, concat, sort = string.format, table.concat, table.sort
 local check, describe, is_type = record.check, record.describe,
@@ -381,8 +381,13 @@ function Table.__tide_key(self) return target.identity(self.spec) end
 -- against the schema.
 function Table:row(rec)
   local rt = self.schema
-  local v, err = check(rt, rec, rt.name)
-  if err then error(err, 2) end
+  local v, err = rec, nil
+  -- A record built by this type's constructor was checked when built.
+  local mt = getmetatable(rec)
+  if type(mt) ~= "table" or mt.__tide_type ~= rt then
+    v, err = check(rt, rec, rt.name)
+    if err then error(err, 2) end
+  end
   local key, keys = {}, rt.keys
   for i = 1, #keys do key[i] = v[keys[i]] end
   self.target:declare(key, v)

@@ -1461,7 +1461,60 @@ static void test_memo_refs(void) {
   tmp_close(&t);
 }
 
+static int count_pending(void *arg, const tide_StoreTarget *t) {
+  (*(int *)arg) += t->pending != 0;
+  return 0;
+}
+
+static void test_targets_mark_applied(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreTarget tg;
+  int64_t app, c1, c2;
+  int pending = 0;
+  static const uint8_t fp[TIDE_FP_SIZE] = {7};
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, "a", &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "k", "one", &c1,
+                                                  NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "k", "two", &c2,
+                                                  NULL), 0);
+  memset(&tg, 0, sizeof tg);
+  tg.owner_id = 1;
+  tg.value_fp = fp;
+  tg.key_len = 1;
+  /* c1: two pending upserts and a pending delete; c2: a pending upsert. */
+  tg.container_id = c1;
+  tg.pending = TIDE_TARGET_UPSERT_PENDING;
+  tg.key = "a";
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  tg.key = "b";
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  tg.key = "c";
+  tg.pending = TIDE_TARGET_DELETE_PENDING;
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  tg.container_id = c2;
+  tg.pending = TIDE_TARGET_UPSERT_PENDING;
+  tg.key = "a";
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  CHECK_EQ_INT(tide_store_targets_mark_applied(s, c1), 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "a", 1, &tg), 0);
+  CHECK_EQ_INT(tg.pending, TIDE_TARGET_APPLIED);
+  CHECK(tg.written_ns > 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "c", 1, &tg), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_target_each_by_container(s, c1, count_pending,
+                                                   &pending), 0);
+  CHECK_EQ_INT(pending, 0);
+  /* The other container is untouched. */
+  CHECK_EQ_INT(tide_store_target_get(s, c2, "a", 1, &tg), 0);
+  CHECK_EQ_INT(tg.pending, TIDE_TARGET_UPSERT_PENDING);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
 static const CheckTest tests[] = {
+  { "targets mark applied", test_targets_mark_applied },
   { "memo references", test_memo_refs },
   { "create and reopen", test_create_and_reopen },
   { "version recorded", test_version_recorded },
