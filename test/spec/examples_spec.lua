@@ -72,3 +72,91 @@ describe("examples/docs_search", function()
     assert.are.same({ inserted = 0, updated = 1, deleted = 0 }, stats.targets)
   end)
 end)
+
+describe("examples/products", function()
+  after_each(helpers.cleanup)
+
+  local function edit_section(dir, product, title, body)
+    local path = dir .. "/products.jsonl"
+    local lines = {}
+    for line in io.lines(path) do
+      local obj = cjson.decode(line)
+      if obj.id == product then
+        for _, s in ipairs(obj.sections) do
+          if s.title == title then s.body = body end
+        end
+        line = cjson.encode(obj)
+      end
+      lines[#lines + 1] = line
+    end
+    helpers.write(path, table.concat(lines, "\n") .. "\n")
+  end
+
+  it("keeps nested rows, section rows and pages in step", function()
+    local dir = copy_example("products")
+    local stats = update(dir)
+    assert.are.same({ added = 4, reprocessed = 0, deleted = 0, unchanged = 0,
+                      errors = 0 }, stats.components)
+    assert.are.same({ inserted = 18, updated = 0, deleted = 0 }, stats.targets)
+    assert.are.same({ calls = 10, hits = 0, misses = 10, errors = 0 },
+                    stats.functions.summarize_section)
+    local db = dir .. "/out/catalog.db"
+    assert.are.equal('mug|[{"sku":"M-S","color":"white","size":"small",'
+      .. '"stock":40},{"sku":"M-L","color":"white","size":"large",'
+      .. '"stock":25}]||["Overview","Care"]\n',
+      sql(db, "SELECT id, variants, image, section_titles FROM products"
+        .. " WHERE id = 'mug'"))
+    assert.are.equal('{"url":"https://example.com/lamp.png","alt":"A brass '
+      .. 'desk lamp","width":640,"height":960}\n',
+      sql(db, "SELECT image FROM products WHERE id = 'lamp'"))
+    assert.are.equal("kettle#1|Overview|14|A 1.7 litre kettle that boils in "
+      .. "three minutes.\n", sql(db, "SELECT id, title, words, summary FROM"
+        .. " sections WHERE id = 'kettle#1'"))
+    assert.are.equal("lamp#2\n", sql(db, "SELECT s.id FROM sections_fts JOIN"
+      .. " sections s ON s.rowid = sections_fts.rowid WHERE sections_fts"
+      .. " MATCH 'lumen'"))
+    assert.are.equal("# Desk lamp\n\nPrice: 64.00\n\n## Overview\n\nAn "
+      .. "articulated arm and a warm LED.\n\n## Specifications\n\n8 W, "
+      .. "2700 K, 600 lumen.\n\n## Care\n\nDust with a dry cloth.\n",
+      helpers.read(dir .. "/out/pages/lamp.md"))
+
+    stats = update(dir)
+    assert.are.equal(4, stats.components.unchanged)
+    assert.are.same({ inserted = 0, updated = 0, deleted = 0 }, stats.targets)
+  end)
+
+  it("recomputes only the edited section of one product", function()
+    local dir = copy_example("products")
+    update(dir)
+    edit_section(dir, "kettle", "Care", "Descale every week. Never immerse "
+                 .. "the base.")
+    local stats = update(dir)
+    assert.are.same({ added = 0, reprocessed = 1, deleted = 0, unchanged = 3,
+                      errors = 0 }, stats.components)
+    assert.are.same({ calls = 3, hits = 2, misses = 1, errors = 0 },
+                    stats.functions.summarize_section)
+    -- The section row and the page; the product row is unchanged.
+    assert.are.same({ inserted = 0, updated = 2, deleted = 0 }, stats.targets)
+    assert.are.equal("kettle#2|Descale every week.\n", sql(dir
+      .. "/out/catalog.db", "SELECT id, summary FROM sections WHERE id ="
+      .. " 'kettle#2'"))
+    assert.matches("## Care\n\nDescale every week.\n",
+                   helpers.read(dir .. "/out/pages/kettle.md"), 1, true)
+  end)
+
+  it("removes a product's rows and page with its line", function()
+    local dir = copy_example("products")
+    update(dir)
+    local lines = {}
+    for line in io.lines(dir .. "/products.jsonl") do
+      if not line:match('"id":"mug"') then lines[#lines + 1] = line end
+    end
+    helpers.write(dir .. "/products.jsonl", table.concat(lines, "\n") .. "\n")
+    local stats = update(dir)
+    assert.are.equal(1, stats.components.deleted)
+    assert.are.same({ inserted = 0, updated = 0, deleted = 4 }, stats.targets)
+    assert.is_nil(helpers.read(dir .. "/out/pages/mug.md"))
+    assert.are.equal("0\n", sql(dir .. "/out/catalog.db",
+      "SELECT count(*) FROM sections WHERE product = 'mug'"))
+  end)
+end)
