@@ -76,9 +76,7 @@ local function finish(s, task, ok, ...)
   task.results = table.pack(...)
   s.inflight = s.inflight - 1
   s.finished = s.finished + 1
-  if s.on_progress and s.finished % 64 == 0 then
-    s.on_progress(s.finished, s.spawned)
-  end
+  if s.on_progress then s.on_progress(s.finished, s.spawned) end
   for _, w in ipairs(task.waiters) do push(s, w) end
   task.waiters = nil
   task_of[task.co] = nil

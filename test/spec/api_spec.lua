@@ -1,0 +1,102 @@
+-- The engine through `require "tide"`: app:update and app:drop called from
+-- Lua, in this process and from the stock lua5.4 interpreter.
+local helpers = require "test.spec.helpers"
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+
+local q = helpers.q
+
+local function rows(db)
+  return helpers.run(("sqlite3 %s %s"):format(q(db),
+    q("SELECT path, size FROM files ORDER BY path")))
+end
+
+describe("require \"tide\"", function()
+  after_each(helpers.cleanup)
+
+  it("runs an app with app:update and returns exact stats", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/in/a.txt", "aaa")
+    helpers.write(dir .. "/in/b.txt", "bb")
+    local File = tide.record("File", { { "path", "string", key = true },
+                                       { "size", "integer" } })
+    local measure = tide.fn("measure", { memo = true }, function(file, t)
+      t:row(File { path = file.path, size = #file:bytes() })
+    end)
+    local app = tide.app("api", function()
+      local t = sqlite.table { db = dir .. "/out.db", name = "files",
+                               schema = File }
+      tide.mount_each(measure, fs.walk(dir .. "/in"), t)
+    end)
+    local db = dir .. "/state.db"
+    local stats, errors = app:update { db = db }
+    assert.are.same({}, errors)
+    assert.are.same({ added = 2, reprocessed = 0, deleted = 0, unchanged = 0,
+                      errors = 0 }, stats.components)
+    assert.are.equal("a.txt|3\nb.txt|2\n", rows(dir .. "/out.db"))
+    helpers.write(dir .. "/in/b.txt", "bbbb")
+    stats = app:update { db = db }
+    assert.are.same({ added = 0, reprocessed = 1, deleted = 0, unchanged = 1,
+                      errors = 0 }, stats.components)
+    assert.are.same({ inserted = 0, updated = 1, deleted = 0 }, stats.targets)
+    assert.are.equal("a.txt|3\nb.txt|4\n", rows(dir .. "/out.db"))
+    -- Preview reports the changes it would make and makes none.
+    os.remove(dir .. "/in/a.txt")
+    local seen = {}
+    stats = app:update { db = db, preview = true,
+      on_preview = function(container, changes)
+        for _, ch in ipairs(changes) do
+          seen[#seen + 1] = container.short .. " " .. tostring(ch.key[1])
+            .. (ch.value == nil and " delete" or "")
+        end
+      end }
+    assert.are.same({ "files a.txt delete" }, seen)
+    assert.are.equal("a.txt|3\nb.txt|4\n", rows(dir .. "/out.db"))
+    assert.are.equal(2, app:drop { db = db })
+    assert.are.equal("", rows(dir .. "/out.db"))
+  end)
+
+  it("returns nil and a message when the store is not a tide store", function()
+    local dir = helpers.tmpdir()
+    local bad = helpers.write(dir .. "/bad.db", "not a database at all")
+    local app = tide.app("x", function() end)
+    local stats, err = app:update { db = bad }
+    assert.is_nil(stats)
+    assert.are.equal(bad .. ": not a tide state store (file is not a "
+                     .. "database)", err)
+    assert.are.equal("not a database at all", helpers.read(bad))
+  end)
+
+  it("rejects unknown options", function()
+    local app = tide.app("x", function() end)
+    assert.has_error(function() app:update { dbb = "x" } end,
+                     "app x: unknown option dbb")
+  end)
+
+  it("runs a pipeline from the stock lua5.4", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/in/a.md", "# A\n")
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local copy = tide.fn("copy", { memo = true }, function(file, out)
+  out:file(file.path, file:text())
+end)
+return tide.app("stock", function()
+  tide.mount_each(copy, fs.walk("in"), fs.dir("out"))
+end)]])
+    local script = helpers.write(dir .. "/run.lua", [[
+local app = dofile("pipeline.lua")
+for _ = 1, 2 do
+  local stats = assert(app:update { db = "state.db" })
+  local c = stats.components
+  print(c.added, c.unchanged, stats.targets.inserted)
+end]])
+    local out, err, code = helpers.run(("cd %s && %s lua5.4 %s"):format(
+      q(dir), helpers.stock_lua_env(), q(script)))
+    assert.are.equal(0, code, err)
+    assert.are.equal("1\t0\t1\n0\t1\t0\n", out)
+    assert.are.equal("# A\n", helpers.read(dir .. "/out/a.md"))
+  end)
+end)
