@@ -443,6 +443,22 @@ int tide_index_file_put(tide_Index *ix, tide_Store *s, int64_t app_id,
   return 0;
 }
 
+/* Marks an entry unchanged with the entries below it, which follow it at
+** once in path order. */
+static void keep_entry(tide_Index *ix, tide_IndexEntry *e) {
+  size_t i = (size_t)(e - tide_index_at(ix, 0)) + 1, n = tide_index_count(ix);
+  const char *path = tide_index_path(ix, e);
+  if (e->seen == TIDE_SEEN_NONE) e->seen = TIDE_SEEN_UNCHANGED;
+  for (; i < n; i++) {
+    tide_IndexEntry *c = tide_index_at(ix, i);
+    const char *p = tide_index_path(ix, c);
+    if (c->path_len <= e->path_len || p[e->path_len] != '/' ||
+        memcmp(p, path, e->path_len) != 0)
+      break;
+    if (c->seen == TIDE_SEEN_NONE) c->seen = TIDE_SEEN_UNCHANGED;
+  }
+}
+
 /* ---- The fast path ---- */
 
 int tide_index_file_input(tide_Buf *scratch, const tide_IndexWalk *spec,
@@ -540,7 +556,7 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
                                 (int64_t)e->inode, fp)) != 0)
     return rc;
   ws->unchanged++;
-  tide_index_keep_subtree(ix, (const char *)ws->path.data, ws->path.len);
+  keep_entry(ix, entry);
   return 0;
 }
 

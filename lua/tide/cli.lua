@@ -141,8 +141,10 @@ function commands.update(...)
     db = db, full_reprocess = opts["full-reprocess"], reset = opts.reset,
     preview = opts.preview, jobs = jobs,
     on_error = function(path, message)
+      -- main's own failure is the run's, reported once below.
+      if path == "" then return end
       progress.clear()
-      say("component %s failed: %s", path == "" and "/" or path, message)
+      say("component %s failed: %s", path, message)
     end,
     on_preview = opts.preview and report.preview_printer(io_stdout,
                                                          opts.json) or nil,

@@ -5,8 +5,8 @@
 -- states it declared are declared again).
 local core = require "tide.core"
 
-local type, error, select, setmetatable, pairs, tostring =
-  type, error, select, setmetatable, pairs, tostring
+local type, error, setmetatable, pairs, tostring =
+  type, error, setmetatable, pairs, tostring
 local fmt = string.format
 local pack, unpack = table.pack, table.unpack
 
@@ -119,13 +119,8 @@ function M.is_fn(v)
   return getmetatable(v) == Fn
 end
 
--- Packs results into an encodable table.
-function M.pack(...)
-  return pack(...)
-end
-
+-- Results as a table that records their count, and back.
+M.pack = pack
 M.unpack = function(t) return unpack(t, 1, t.n) end
-M.select = select
-M.hex_to_raw = hex_to_raw
 
 return M

@@ -8,7 +8,7 @@ local core = require "tide.core"
 local type, error, pairs, ipairs, setmetatable, getmetatable, tostring =
   type, error, pairs, ipairs, setmetatable, getmetatable, tostring
 local math_type, tointeger, utf8_len = math.type, math.tointeger, utf8.len
-local fmt, concat = string.format, table.concat
+local fmt = string.format
 
 local M = {}
 
@@ -255,6 +255,5 @@ end
 
 M.describe = describe
 M.is_type = is_type
-M.key_names = function(rt) return concat(rt.keys, ", ") end
 
 return M

@@ -107,11 +107,6 @@ function M.declare_target(tt, spec)
   return setmetatable({ container = container }, Handle)
 end
 
--- Applies one batch of changes to a container, in protected mode.
-function M.apply(container, changes)
-  return pcall(container.type.apply, container.spec, changes)
-end
-
 M.Handle = Handle
 M.types = types
 

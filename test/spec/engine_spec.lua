@@ -311,6 +311,8 @@ return tide.app("bad", function() error("main is broken") end)]])
       local _, err, code = update(dir)
       assert.are.equal(2, code)
       assert.matches("main of app bad failed: .*main is broken", err)
+      local _, reported = err:gsub("main is broken", "")
+      assert.are.equal(1, reported)
     end)
 
     it("exits 2 when the file does not return an app", function()
