@@ -491,7 +491,10 @@ typedef struct {
   size_t unchanged;
 } WalkState;
 
-static int push_changed(WalkState *ws, const tide_WalkEntry *e) {
+/* Appends a record for the engine; fp and input may be NULL (a walk
+** error, or a file that could not be read). */
+static int push_changed(WalkState *ws, const tide_WalkEntry *e,
+                        const uint8_t *fp, const uint8_t *input) {
   tide_IndexChanged c;
   static const char pad[8] = {0};
   size_t total;
@@ -503,6 +506,11 @@ static int push_changed(WalkState *ws, const tide_WalkEntry *e) {
   c.mtime_ns = e->mtime_ns;
   c.inode = (int64_t)e->inode;
   c.len = e->len;
+  if (fp && input) {
+    c.has_fp = 1;
+    memcpy(c.fp, fp, TIDE_FP_SIZE);
+    memcpy(c.input, input, TIDE_FP_SIZE);
+  }
   total = sizeof c + e->len + 1;
   if ((rc = tide_buf_append(ws->out, &c, sizeof c)) != 0 ||
       (rc = tide_buf_append(ws->out, e->path, e->len + 1)) != 0)
@@ -515,46 +523,47 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
   tide_Index *ix = ws->ix;
   const tide_IndexWalk *spec = ws->spec;
   const uint8_t *fp;
-  uint8_t input[TIDE_FP_SIZE], hashed[TIDE_FP_SIZE];
+  uint8_t input[TIDE_FP_SIZE], content_fp[TIDE_FP_SIZE];
   tide_IndexEntry *entry;
   size_t base_len = strlen(spec->base);
-  int rc;
-  if (e->kind != TIDE_WALK_FILE) return push_changed(ws, e);
+  int rc, candidate;
+  if (e->kind != TIDE_WALK_FILE) return push_changed(ws, e, NULL, NULL);
   ws->path.len = base_len + 1;
   if ((rc = tide_buf_append(&ws->path, e->path, e->len)) != 0) return rc;
   entry = tide_index_find(ix, (const char *)ws->path.data, ws->path.len);
-  if (entry == NULL || entry->forced || entry->status != 0 ||
-      entry->seen != TIDE_SEEN_NONE || !entry->has_logic ||
-      !entry->has_input ||
-      memcmp(entry->logic, spec->logic, TIDE_FP_SIZE) != 0 ||
-      !deps_valid(ix, entry))
-    return push_changed(ws, e);
+  candidate = entry != NULL && !entry->forced && entry->status == 0 &&
+              entry->seen == TIDE_SEEN_NONE && entry->has_logic &&
+              entry->has_input &&
+              memcmp(entry->logic, spec->logic, TIDE_FP_SIZE) == 0 &&
+              deps_valid(ix, entry);
   ws->abs.len = strlen(spec->dir) + 1;
   if ((rc = tide_buf_append(&ws->abs, e->path, e->len + 1)) != 0) return rc;
   fp = tide_index_file_fp(ix, spec->source, e->path, e->len,
                           (int64_t)e->size, e->mtime_ns, (int64_t)e->inode);
   if (fp == NULL) {
-    /* Touched: the content decides. An unreadable file is the
-    ** component's error, reported when it runs. */
+    /* New or touched: hash it and record its state. An unreadable file
+    ** is the component's error, reported when it runs. */
     tide_Fp content;
     char err[256];
     if (tide_fp_file(&content, (const char *)ws->abs.data, err,
                      sizeof err) != 0)
-      return push_changed(ws, e);
-    memcpy(hashed, content.bytes, TIDE_FP_SIZE);
-    fp = hashed;
+      return push_changed(ws, e, NULL, NULL);
+    memcpy(content_fp, content.bytes, TIDE_FP_SIZE);
+    fp = content_fp;
+    if ((rc = tide_index_file_put(ix, spec->store, spec->app_id,
+                                  spec->source, e->path, (int64_t)e->size,
+                                  e->mtime_ns, (int64_t)e->inode, fp)) != 0)
+      return rc;
+  } else {
+    memcpy(content_fp, fp, TIDE_FP_SIZE); /* the state table may grow */
+    fp = content_fp;
   }
   if ((rc = tide_index_file_input(&ix->scratch, spec,
                                   (const char *)ws->abs.data,
                                   ws->abs.len - 1, fp, input)) != 0)
     return rc;
-  if (memcmp(input, entry->input, TIDE_FP_SIZE) != 0)
-    return push_changed(ws, e);
-  if (fp == hashed &&
-      (rc = tide_index_file_put(ix, spec->store, spec->app_id, spec->source,
-                                e->path, (int64_t)e->size, e->mtime_ns,
-                                (int64_t)e->inode, fp)) != 0)
-    return rc;
+  if (!candidate || memcmp(input, entry->input, TIDE_FP_SIZE) != 0)
+    return push_changed(ws, e, fp, input);
   ws->unchanged++;
   keep_entry(ix, entry);
   return 0;

@@ -104,11 +104,16 @@ typedef struct tide_IndexChanged {
   int error;                /* errno, for TIDE_WALK_ERROR */
   int64_t size, mtime_ns, inode;
   size_t len;
+  int has_fp;               /* the file could be read and hashed: */
+  uint8_t fp[TIDE_FP_SIZE]; /* its content fingerprint */
+  uint8_t input[TIDE_FP_SIZE]; /* and the component's input fingerprint */
 } tide_IndexChanged;
 
 /* Walks the folder: a file whose component is unchanged is marked (with
 ** its subtree) and counted in *unchanged; every other file (and every
-** walk error) is appended to out. Returns 0 or a TIDE_E* code with the
+** walk error) is appended to out, with its content and input
+** fingerprints when it could be read, so the engine need not compute
+** them again. Returns 0 or a TIDE_E* code with the
 ** message on the index. */
 int tide_index_walk(tide_Index *ix, tide_Walker *w,
                     const tide_IndexWalk *spec, tide_Buf *out,

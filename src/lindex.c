@@ -264,8 +264,9 @@ static const char *field_string(lua_State *L, int t, const char *k) {
 
 /* index:walk{ store, app_id, dir, source, base, logic, file_type, extra,
 ** nargs, include, exclude, follow_symlinks } -> changed, unchanged
-** where changed is a list of { path, size, mtime_ns, inode } or
-** { path, error = errno } for walk errors. */
+** where changed is a list of { path, size, mtime_ns, inode, fp, input }
+** (fp and input when the file could be read) or { path, error = errno }
+** for walk errors. */
 static int index_walk(lua_State *L) {
   Box *b = check_box(L);
   tide_IndexWalk spec;
@@ -325,6 +326,12 @@ static int index_walk(lua_State *L) {
       lua_setfield(L, -2, "mtime_ns");
       lua_pushinteger(L, c.inode);
       lua_setfield(L, -2, "inode");
+      if (c.has_fp) {
+        lua_pushlstring(L, (const char *)c.fp, TIDE_FP_SIZE);
+        lua_setfield(L, -2, "fp");
+        lua_pushlstring(L, (const char *)c.input, TIDE_FP_SIZE);
+        lua_setfield(L, -2, "input");
+      }
     } else {
       lua_pushinteger(L, c.error);
       lua_setfield(L, -2, "error");

@@ -125,7 +125,7 @@ local function run_component(run, frame)
   -- The input is fingerprinted here, in the component's own task, so an
   -- argument that cannot be read (an unreadable file) is its error.
   local input_ok, input_err = true, nil
-  if fn.memo and not frame.is_root then
+  if fn.memo and not frame.is_root and not frame.input then
     input_ok, input_err = pcall(core.fingerprint_args, fn.name, frame.args.n,
                                 fnmod.unpack(frame.args))
     if input_ok then frame.input = input_err end
@@ -381,7 +381,11 @@ function M.mount_each_walk(parent, base, fn, rest)
       }, File)
       local args = { n = rest.n, file }
       for i = 2, rest.n do args[i] = rest[i] end
-      mount(parent, path, fn, args, source_name .. ":" .. rec.path)
+      local frame = mount(parent, path, fn, args,
+                          source_name .. ":" .. rec.path)
+      -- The walk fingerprinted the file and the arguments exactly as
+      -- core.fingerprint_args does (the no-change check relies on it).
+      frame.input = rec.input
       sched.throttle(run.sched)
     end
   end
