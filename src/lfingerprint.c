@@ -59,6 +59,39 @@ static int fingerprint_args(lua_State *L) {
   return 1;
 }
 
+/* memo_key(fn_name, logic, n, ...) -> 16 raw bytes: the key of a memoized
+** call, BLAKE2b-128 over the function's name and logic fingerprint and
+** the encodings of its n arguments (named in errors as for
+** fingerprint_args). */
+static int memo_key(lua_State *L) {
+  size_t name_len, logic_len;
+  const char *name = luaL_checklstring(L, 1, &name_len);
+  const char *logic = luaL_checklstring(L, 2, &logic_len);
+  int n = (int)luaL_checkinteger(L, 3), i;
+  uint64_t len64 = name_len;
+  blake2b_state st;
+  uint8_t out[TIDE_FP_SIZE];
+  luaL_argcheck(L, n >= 0 && n <= lua_gettop(L) - 3, 3, "bad count");
+  blake2b_init(&st, TIDE_FP_SIZE);
+  blake2b_update(&st, (const uint8_t *)"tide-memo/1", 11);
+  blake2b_update(&st, (const uint8_t *)&len64, sizeof len64);
+  blake2b_update(&st, (const uint8_t *)name, name_len);
+  blake2b_update(&st, (const uint8_t *)logic, logic_len);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const uint8_t *p;
+    lua_pushfstring(L, "%s argument %d", name, i);
+    p = tide_lcbor_encode(L, 3 + i, lua_tostring(L, -1), &len);
+    len64 = len;
+    blake2b_update(&st, (const uint8_t *)&len64, sizeof len64);
+    blake2b_update(&st, p, len);
+    lua_pop(L, 2);
+  }
+  blake2b_final(&st, out, TIDE_FP_SIZE);
+  lua_pushlstring(L, (const char *)out, TIDE_FP_SIZE);
+  return 1;
+}
+
 /* fingerprint_raw(v) -> 16 raw bytes. */
 static int fingerprint_raw(lua_State *L) {
   size_t len;
@@ -120,6 +153,7 @@ void tide_lfingerprint_open(lua_State *L) {
     {"fingerprint_file", fingerprint_file},
     {"fingerprint_args", fingerprint_args},
     {"fingerprint_raw", fingerprint_raw},
+    {"memo_key", memo_key},
     {"fingerprint_bytes", fingerprint_bytes},
     {"logic_fingerprint", logic_fingerprint},
     {NULL, NULL},

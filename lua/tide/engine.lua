@@ -15,11 +15,13 @@ local target = require "tide.target"
 local sched = require "tide.sched"
 local reconcile = require "tide.reconcile"
 
-local type, error, pairs, ipairs, tostring, setmetatable, select, pcall =
-  type, error, pairs, ipairs, tostring, setmetatable, select, pcall
+local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
+      next = type, error, pairs, ipairs, tostring, setmetatable, select,
+      pcall, next
 local xpcall, traceback = xpcall, debug.traceback
 local fmt, concat = string.format, table.concat
 local encode, decode = core.cbor_encode, core.cbor_decode
+local memo_key = core.memo_key
 
 local M = {}
 
@@ -39,8 +41,8 @@ local function fn_stats(run, fn)
   if not s then
     s = { calls = 0, hits = 0, misses = 0, errors = 0 }
     run.stats.functions[fn.name] = s
+    run.fns[fn.name] = fn
   end
-  run.fns[fn.name] = fn
   return s
 end
 
@@ -50,8 +52,12 @@ end
 local function new_deps() return { fns = {}, ctx = {} } end
 
 local function merge_deps(into, from)
-  for k, v in pairs(from.fns) do into.fns[k] = v end
-  for k, v in pairs(from.ctx) do into.ctx[k] = v end
+  if next(from.fns) then
+    for k, v in pairs(from.fns) do into.fns[k] = v end
+  end
+  if next(from.ctx) then
+    for k, v in pairs(from.ctx) do into.ctx[k] = v end
+  end
 end
 
 -- Whether recorded dependencies still hold in this run.
@@ -101,7 +107,7 @@ end
 -- run: same function, same logic, same input, dependencies still valid.
 local function unchanged(run, frame, prev)
   if not prev or prev.status ~= STATUS_OK or run.opts.full_reprocess
-     or run.forced[frame.path] or not frame.fn.memo then
+     or run.forced[frame.path] or not frame.fn.memo or frame.refresh then
     return false
   end
   if prev.fn ~= frame.fn.name or prev.logic ~= frame.fn:logic_raw()
@@ -268,6 +274,22 @@ function M.mount(...)
   return setmetatable({ frame = frame }, Mounted)
 end
 
+-- tide.auto_refresh(fn, seconds, ...): a component that runs on every
+-- update whatever its memo says (its source is outside tide's view: a
+-- web page, an API), at parent/<fn name>. Live mode will re-run it every
+-- `seconds`.
+function M.auto_refresh(fn, seconds, ...)
+  local parent = need_frame("tide.auto_refresh", 2)
+  check_fn(fn, "tide.auto_refresh", 2)
+  if type(seconds) ~= "number" or seconds <= 0 then
+    fail("tide.auto_refresh: seconds must be a positive number", 2)
+  end
+  local frame = mount(parent, child_path(parent, fn.name), fn,
+                      fnmod.pack(...))
+  frame.refresh = seconds
+  return setmetatable({ frame = frame }, Mounted)
+end
+
 function M.use_mount(...)
   local parent = need_frame("tide.use_mount", 2)
   local p, fn, args = path_and_fn("tide.use_mount", 2, ...)
@@ -410,19 +432,25 @@ local function call(frame, fn, ...)
   if not fn.memo or run.opts.full_reprocess then
     return fn.body(...)
   end
-  local n = select("#", ...)
-  local key = core.fingerprint_raw({ fn.name, fn:logic_raw(),
-    core.fingerprint_args(fn.name, n, ...) })
+  local key = memo_key(fn.name, fn:logic_raw(), select("#", ...), ...)
   local entry = run:memo_lookup(key)
   if entry then
-    local state = decode(entry.deps or "") or {}
-    if deps_valid(run, state) then
+    -- An entry's dependencies are decoded and checked once per run: logic
+    -- and context do not change within a run.
+    local valid = entry.valid
+    if valid == nil then
+      entry.deps_table = decode(entry.deps or "") or new_deps()
+      entry.targets_table = decode(entry.targets or "") or {}
+      valid = deps_valid(run, entry.deps_table)
+      entry.valid = valid
+    end
+    if valid then
       fs.hits = fs.hits + 1
-      merge_deps(scope.deps, state)
-      for _, t in ipairs(decode(entry.targets or "") or {}) do
-        reconcile.declare_replayed(frame, t)
-      end
+      merge_deps(scope.deps, entry.deps_table)
+      local targets = entry.targets_table
+      for i = 1, #targets do reconcile.declare_replayed(frame, targets[i]) end
       frame.memos[key] = true
+      -- Decoded on every hit, so that callers never share a table.
       return fnmod.unpack(decode(entry.value))
     end
   end

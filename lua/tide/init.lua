@@ -28,6 +28,7 @@ local tide = {
   app = app.app,
   mount = engine.mount,
   use_mount = engine.use_mount,
+  auto_refresh = engine.auto_refresh,
   mount_each = engine.mount_each,
   map = engine.map,
   path = engine.path,
