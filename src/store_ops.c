@@ -501,15 +501,21 @@ int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id) {
   const char *what = "target states mark applied";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
+  /* Only the pending states, through their partial index: SQLite's
+  ** planner would otherwise walk every state of the container. */
   rc = tide_store_stmt(s, TIDE_STMT_TARGETS_APPLIED_DEL,
-                       "DELETE FROM target_states WHERE container_id = ?1"
+                       "DELETE FROM target_states"
+                       " INDEXED BY target_states_pending"
+                       " WHERE container_id = ?1 AND pending <> 0"
                        " AND pending = 2", &st);
   if (rc) return rc;
   if (bind_int(st, 1, container_id)) return bind_failed(s, what);
   if ((rc = run(s, st, what)) != 0) return rc;
   rc = tide_store_stmt(s, TIDE_STMT_TARGETS_APPLIED_SET,
-                       "UPDATE target_states SET pending = 0, written_ns = ?2"
-                       " WHERE container_id = ?1 AND pending = 1", &st);
+                       "UPDATE target_states INDEXED BY target_states_pending"
+                       " SET pending = 0, written_ns = ?2"
+                       " WHERE container_id = ?1 AND pending <> 0"
+                       " AND pending = 1", &st);
   if (rc) return rc;
   if (bind_int(st, 1, container_id) || bind_int(st, 2, tide_store_now_ns()))
     return bind_failed(s, what);
@@ -580,6 +586,7 @@ int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
                      "SELECT t.container_id, t.key, t.owner_id, t.value_fp,"
                      " t.pending, t.written_ns"
                      " FROM containers c JOIN target_states t"
+                     " INDEXED BY target_states_pending"
                      " ON t.container_id = c.id"
                      " WHERE c.app_id = ?1 AND t.pending <> 0"
                      " ORDER BY t.container_id, t.key",
