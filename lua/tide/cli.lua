@@ -198,11 +198,21 @@ function commands.drop(...)
   return 0
 end
 
--- Opens the store read-only for show, why and ls.
-local function open_read(db)
+-- Runs a report (show, why, ls) on the store opened read-only and prints
+-- what it returns; a report returns false as its second value when what
+-- was asked for does not exist (exit status 1).
+local function report_from(db, f, ...)
   local store, err = core.store_open(db, "read")
-  if not store then say("%s", err) end
-  return store
+  if not store then
+    say("%s", err)
+    return 2
+  end
+  local ok, out, found = pcall(f, store, ...)
+  store:close()
+  if not ok then say("%s", out) return 2 end
+  if found == false then say("%s", out) return 1 end
+  io_stdout:write(out)
+  return 0
 end
 
 function commands.show(...)
@@ -215,13 +225,7 @@ function commands.show(...)
   end
   local app, db = load_pipeline(pos[1], opts.db)
   if not app then say("%s", db) return 2 end
-  local store = open_read(db)
-  if not store then return 2 end
-  local ok, out = pcall(report.show, store, app, pos[2], opts)
-  store:close()
-  if not ok then say("%s", out) return 2 end
-  io_stdout:write(out)
-  return 0
+  return report_from(db, report.show, app, pos[2], opts)
 end
 
 function commands.why(...)
@@ -232,14 +236,7 @@ function commands.why(...)
   end
   local app, db = load_pipeline(pos[1], opts.db)
   if not app then say("%s", db) return 2 end
-  local store = open_read(db)
-  if not store then return 2 end
-  local ok, out, found = pcall(report.why, store, app, pos[2], pos[3], opts)
-  store:close()
-  if not ok then say("%s", out) return 2 end
-  if not found then say("%s", out) return 1 end
-  io_stdout:write(out)
-  return 0
+  return report_from(db, report.why, app, pos[2], pos[3], opts)
 end
 
 function commands.ls(...)
@@ -249,15 +246,8 @@ function commands.ls(...)
     return 2
   end
   local cwd = assert(core.getcwd())
-  local db = absolute(opts.db or os.getenv("TIDE_DB") or ".tide/state.db",
-                      cwd)
-  local store = open_read(db)
-  if not store then return 2 end
-  local ok, out = pcall(report.ls, store, opts)
-  store:close()
-  if not ok then say("%s", out) return 2 end
-  io_stdout:write(out)
-  return 0
+  return report_from(absolute(opts.db or os.getenv("TIDE_DB")
+                              or ".tide/state.db", cwd), report.ls, opts)
 end
 
 function M.main(args)

@@ -6,32 +6,8 @@ local cjson = require "cjson"
 
 local update, kv = ph.update, ph.kv
 
--- A pipeline over items.json ({ key = text }), one memoized component per
+-- A pipeline over items.json ({ key = text }): one memoized component per
 -- item, each declaring one kv row through a memoized inner function.
-local function items_pipeline(opts)
-  opts = opts or {}
-  return ([[
-local cjson = require "cjson"
-%s
-local function clean(s) return (s:gsub("%%s+", " ")) end
-local shout = tide.fn("shout", { memo = true %s }, function(s)
-  return clean(s):upper()%s
-end)
-local process = tide.fn("process", { memo = true }, function(text, out, key)
-  out:declare(key, shout(text))
-end)
-return tide.app("items", function()
-  local f = assert(io.open("items.json"))
-  local items = cjson.decode(f:read("a"))
-  f:close()
-  local out = kv("out.json")
-  tide.mount_each(process, items, out, nil)
-end)
-]]):format(opts.prelude or "", opts.shout_opts or "", opts.suffix or "")
-end
-
--- mount_each passes the item first and the extra arguments after it; the
--- key comes from the item here, so this pipeline passes it explicitly.
 local function keyed_pipeline(opts)
   opts = opts or {}
   return ([[
@@ -454,6 +430,40 @@ end)]])
     assert.are.same({ added = 0, reprocessed = 1, deleted = 0, unchanged = 0,
                       errors = 0 }, stats.components)
     assert.are.equal("v2", kv(dir .. "/out.json").remote)
+  end)
+
+  it("answers show, why and ls from the store", function()
+    ph.write_pipeline(dir, keyed_pipeline())
+    write_items(dir, items(2))
+    update(dir)
+    local out, err, code = ph.tide(dir, "show pipeline.lua --json")
+    assert.are.equal(0, code, err)
+    local shown = cjson.decode(out)
+    assert.are.equal("items", shown.app)
+    assert.are.equal(3, #shown.components)
+    assert.are.equal("/process/k1", shown.components[2].path)
+    assert.are.same({ { target = "out.json", key = "k1", pending = false } },
+                    shown.components[2].target_states)
+    out, err, code = ph.tide(dir, "why pipeline.lua out.json k2 --json")
+    assert.are.equal(0, code, err)
+    local why = cjson.decode(out)
+    assert.are.equal("/process/k2", why.owner)
+    assert.are.equal("process", why.fn)
+    assert.are.equal("applied", why.state)
+    out, err, code = ph.tide(dir, "why pipeline.lua out.json nope")
+    assert.are.equal(1, code)
+    assert.are.equal("tide: out.json has no target state with key nope\n", err)
+    out, err, code = ph.tide(dir, "why pipeline.lua nosuch k1")
+    assert.are.equal(1, code)
+    assert.matches("app items has no target named nosuch", err, 1, true)
+    out, err, code = ph.tide(dir, "ls --db .tide/state.db --json")
+    assert.are.equal(0, code, err)
+    local apps = cjson.decode(out)
+    assert.are.equal("items", apps[1].name)
+    assert.are.equal("ok", apps[1].status)
+    local _, err2, code2 = ph.tide(dir, "ls --db nowhere.db")
+    assert.are.equal(2, code2)
+    assert.matches("nowhere.db", err2, 1, true)
   end)
 
   it("previews changes without making them", function()
