@@ -101,14 +101,19 @@ build-fuzz/%: test/fuzz/%.c $(CORE_SRC)
 	  $(shell pkg-config --cflags $(PKGS)) -Isrc -o $@ $< $(CORE_SRC) \
 	  $(LUA_LIBS) $(DEP_LIBS)
 
-# Each target runs FUZZ_SECONDS on its corpus; new inputs it finds are kept
-# in test/fuzz/corpus/NAME so `make test` replays them.
+# Each target runs FUZZ_SECONDS, growing a scratch corpus seeded from the
+# committed one; then only the inputs that add coverage are merged into
+# test/fuzz/corpus/NAME, which `make test` replays.
 fuzz-run: $(FUZZERS)
 	@for f in $(FUZZERS); do \
-	  name=$${f#build-fuzz/fuzz_}; mkdir -p test/fuzz/corpus/$$name; \
+	  name=$${f#build-fuzz/fuzz_}; \
+	  mkdir -p test/fuzz/corpus/$$name build-fuzz/corpus/$$name; \
 	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    -print_final_stats=1 test/fuzz/corpus/$$name || exit 1; \
+	    -print_final_stats=1 build-fuzz/corpus/$$name \
+	    test/fuzz/corpus/$$name || exit 1; \
+	  $$f -merge=1 -use_counters=0 -max_len=4096 test/fuzz/corpus/$$name \
+	    build-fuzz/corpus/$$name 2>&1 | grep -E "MERGE-OUTER: [0-9]+ new" ; \
 	done
 
 bench: deps
