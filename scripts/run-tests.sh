@@ -39,6 +39,7 @@ done
 # ASan build checks the C core under the whole spec suite too.
 TIDE_BUILD=$BUILD "$BUILD/tide" run "$BUSTED" -o utfTerminal \
   --exclude-tags="${TIDE_EXCLUDE_TAGS:-none}" test/spec >"$log" 2>&1
+busted_status=$?
 cat "$log"
 summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
   grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
@@ -50,6 +51,12 @@ else
   e=$(echo "$summary" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+')
   passed=$((passed + s)); failed=$((failed + f + e))
   echo "specs: $s passed, $((f + e)) failed"
+  # A clean summary but a failing exit (a sanitizer's report at exit, say)
+  # is a failure too.
+  if [ "$busted_status" -ne 0 ] && [ $((f + e)) -eq 0 ]; then
+    echo "specs: the runner exited with status $busted_status"
+    failed=$((failed + 1))
+  fi
 fi
 
 echo "$passed passed, $failed failed"

@@ -466,6 +466,28 @@ end)]])
     assert.matches("nowhere.db", err2, 1, true)
   end)
 
+  it("shows a progress line on a terminal for runs over a second", function()
+    ph.write_pipeline(dir, [[
+local slow = tide.fn("slow", { memo = true }, function(i)
+  local t = os.clock()
+  while os.clock() - t < 0.01 do end
+end)
+local items = {}
+for i = 1, 150 do items["k" .. i] = i end
+return tide.app("slow", function() tide.mount_each(slow, items) end)]])
+    -- script(1) gives tide a terminal; its stdout carries both streams.
+    local out, err, code = helpers.run(("cd %s && script -qec %s /dev/null")
+      :format(helpers.q(dir), helpers.q(helpers.q(helpers.tide)
+      .. " update pipeline.lua")))
+    assert.are.equal(0, code, err)
+    assert.matches("\r\27%[Ktide: %d+/151 components, %d+/s, 1%.%ds", out)
+    assert.matches("\r\27%[Kslow: components 150 added", out)
+    -- Without a terminal, nothing on stderr.
+    os.execute("rm -rf " .. helpers.q(dir .. "/.tide"))
+    local _, err2 = ph.tide(dir, "update pipeline.lua")
+    assert.are.equal("", err2)
+  end)
+
   it("previews changes without making them", function()
     ph.write_pipeline(dir, keyed_pipeline())
     write_items(dir, items(2))
