@@ -25,12 +25,28 @@ static int fingerprint(lua_State *L) {
   return 1;
 }
 
+/* Feeds st the canonical encodings of the n values from stack index
+** first on, each named "<name> argument i" in error messages. Encodings
+** delimit themselves, so they are simply concatenated. [-0, +0, e] */
+static void hash_args(lua_State *L, blake2b_state *st, const char *name,
+                      int first, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    size_t len;
+    const uint8_t *p;
+    lua_pushfstring(L, "%s argument %d", name, i + 1);
+    p = tide_lcbor_encode(L, first + i, lua_tostring(L, -1), &len);
+    blake2b_update(st, p, len);
+    lua_pop(L, 2);
+  }
+}
+
 /* fingerprint_args(fn_name, n, ...) -> 16 raw bytes: the fingerprint of
 ** the array of the n arguments, each encoded with its own name in error
 ** messages ("embed argument 2.opts: cannot encode a function"). */
 static int fingerprint_args(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  int n = (int)luaL_checkinteger(L, 2), i;
+  int n = (int)luaL_checkinteger(L, 2);
   blake2b_state st;
   uint8_t head[9], out[TIDE_FP_SIZE];
   size_t head_len = 1;
@@ -46,14 +62,7 @@ static int fingerprint_args(lua_State *L) {
   }
   blake2b_init(&st, TIDE_FP_SIZE);
   blake2b_update(&st, head, head_len);
-  for (i = 1; i <= n; i++) {
-    size_t len;
-    const uint8_t *p;
-    lua_pushfstring(L, "%s argument %d", name, i);
-    p = tide_lcbor_encode(L, 2 + i, lua_tostring(L, -1), &len);
-    blake2b_update(&st, p, len);
-    lua_pop(L, 2);
-  }
+  hash_args(L, &st, name, 3, n);
   blake2b_final(&st, out, TIDE_FP_SIZE);
   lua_pushlstring(L, (const char *)out, TIDE_FP_SIZE);
   return 1;
@@ -67,7 +76,7 @@ static int memo_key(lua_State *L) {
   size_t name_len, logic_len;
   const char *name = luaL_checklstring(L, 1, &name_len);
   const char *logic = luaL_checklstring(L, 2, &logic_len);
-  int n = (int)luaL_checkinteger(L, 3), i;
+  int n = (int)luaL_checkinteger(L, 3);
   uint64_t len64 = name_len;
   blake2b_state st;
   uint8_t out[TIDE_FP_SIZE];
@@ -77,16 +86,7 @@ static int memo_key(lua_State *L) {
   blake2b_update(&st, (const uint8_t *)&len64, sizeof len64);
   blake2b_update(&st, (const uint8_t *)name, name_len);
   blake2b_update(&st, (const uint8_t *)logic, logic_len);
-  for (i = 1; i <= n; i++) {
-    size_t len;
-    const uint8_t *p;
-    lua_pushfstring(L, "%s argument %d", name, i);
-    p = tide_lcbor_encode(L, 3 + i, lua_tostring(L, -1), &len);
-    len64 = len;
-    blake2b_update(&st, (const uint8_t *)&len64, sizeof len64);
-    blake2b_update(&st, p, len);
-    lua_pop(L, 2);
-  }
+  hash_args(L, &st, name, 4, n);
   blake2b_final(&st, out, TIDE_FP_SIZE);
   lua_pushlstring(L, (const char *)out, TIDE_FP_SIZE);
   return 1;
