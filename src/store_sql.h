@@ -66,26 +66,13 @@ static inline int64_t col_int(sqlite3_stmt *st, int i) {
 
 /* ---- Running statements ---- */
 
-/* Steps a statement without result rows to its end. */
-static inline int run(tide_Store *s, sqlite3_stmt *st,
-                      const char *what) {
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) {
-    rc = tide_store_fail_db(s, what);
-    sqlite3_reset(st);
-    return rc;
-  }
-  sqlite3_reset(st);
-  return 0;
-}
-
-/* Steps an INSERT ... RETURNING id to its end; *id receives the id. */
+/* Steps an INSERT ... RETURNING id to its end; *id (when id is not NULL)
+** receives the id. */
 static inline int run_returning(tide_Store *s, sqlite3_stmt *st,
-                                const char *what,
-                         int64_t *id) {
+                                const char *what, int64_t *id) {
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
-    *id = col_int(st, 0);
+    if (id) *id = col_int(st, 0);
     rc = sqlite3_step(st);
   }
   if (rc != SQLITE_DONE) {
@@ -95,6 +82,11 @@ static inline int run_returning(tide_Store *s, sqlite3_stmt *st,
   }
   sqlite3_reset(st);
   return 0;
+}
+
+/* Steps a statement without result rows to its end. */
+static inline int run(tide_Store *s, sqlite3_stmt *st, const char *what) {
+  return run_returning(s, st, what, NULL);
 }
 
 /* Steps a query to its first row, where it is left until the next call on
