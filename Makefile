@@ -31,7 +31,7 @@ BENCH_C  = $(wildcard scripts/bench/*.c)
 BENCH_BIN = $(BENCH_C:scripts/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test test-run demo demo-run asan fuzz fuzz-run bench \
-        bench-run install clean
+        bench-run crash crash-run install clean
 
 all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a
 
@@ -115,6 +115,16 @@ fuzz-run: $(FUZZERS)
 	  $$f -merge=1 -use_counters=0 -max_len=4096 test/fuzz/corpus/$$name \
 	    build-fuzz/corpus/$$name 2>&1 | grep -E "MERGE-OUTER: [0-9]+ new" ; \
 	done
+
+# The crash campaign (test/crash/campaign.lua): CRASH_TRIALS random SIGKILLs
+# over real runs, each compared with a clean run; CRASH_SEED replays one.
+CRASH_TRIALS ?= 200
+crash: deps
+	@$(MAKE) --no-print-directory crash-run
+
+crash-run: all
+	@$(BUILD)/tide run test/crash/campaign.lua --trials $(CRASH_TRIALS) \
+	  --tide $(BUILD)/tide $(if $(CRASH_SEED),--seed $(CRASH_SEED))
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-run

@@ -35,6 +35,13 @@ for r in "$BUILD"/test/replay_fuzz_*; do
   count "fuzz corpus $name"
 done
 
+# The short crash campaign: random SIGKILLs over real runs (make crash runs
+# the long one). The seed is printed; CRASH_SEED=S replays it.
+"$BUILD/tide" run test/crash/campaign.lua --trials "${CRASH_TRIALS:-20}" \
+  --tide "$BUILD/tide" ${CRASH_SEED:+--seed "$CRASH_SEED"} >"$log" 2>&1
+grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
+count "crash campaign"
+
 # The specs run inside the tide host itself (a Lua 5.4 interpreter), so an
 # ASan build checks the C core under the whole spec suite too.
 TIDE_BUILD=$BUILD "$BUILD/tide" run "$BUSTED" -o utfTerminal \

@@ -20,7 +20,8 @@
 -- on_error(relpath, message) and skipped when a handler is given.
 --
 -- A file is a plain table with the shared metatable fs.File: .path
--- (relative), .dir (the absolute walked directory), .abs, .size, .mtime
+-- (relative), .dir (the walked directory as fs.project_path gives it),
+-- .abs (dir/path), .size, .mtime
 -- (seconds, a float), .mtime_ns, .inode, and :bytes() and :text()
 -- (UTF-8: a byte order mark dropped, each invalid byte replaced by U+FFFD,
 -- line ends kept).
@@ -147,7 +148,7 @@ function fs.walk(dir, opts)
   abs, err = fs_abspath(dir)
   if not abs then error("fs.walk: " .. err, 2) end
   return setmetatable({
-    kind = "fs.walk", dir = abs, include = include, exclude = exclude,
+    kind = "fs.walk", dir = fs.project_path(abs), include = include, exclude = exclude,
     follow_symlinks = opts.follow_symlinks or false,
     live = opts.live or false,
   }, Walk)
@@ -190,6 +191,18 @@ function Walk:selects(relpath)
 end
 
 fs.Walk = Walk
+
+-- How sources and targets record a path: relative to the folder the run
+-- started in (the pipeline's folder for the CLI) when it is inside it, so
+-- that a moved or copied project keeps its state and its memo entries;
+-- absolute otherwise.
+function fs.project_path(abs)
+  local base = fs_abspath(".")
+  if not base or base == "/" then return abs end
+  if abs == base then return "." end
+  if abs:sub(1, #base + 1) == base .. "/" then return abs:sub(#base + 2) end
+  return abs
+end
 
 -- ---- fs.dir ----
 
@@ -323,7 +336,7 @@ function fs.dir(dir)
   end
   local abs, err = fs_abspath(dir)
   if not abs then error("fs.dir: " .. err, 2) end
-  local spec = { dir = abs, given = dir }
+  local spec = { dir = fs.project_path(abs), given = dir }
   local engine = require "tide.engine"
   return setmetatable({ target = engine.declare_target(dir_target, spec),
                         spec = spec }, Dir)

@@ -1,15 +1,32 @@
 -- Reconciliation: the target states a component declares, diffed against
 -- those it owned, applied with the intent protocol.
 --
+-- A target state's row in the store carries a pending code:
+--   0 APPLIED   the target holds the value whose fingerprint is recorded;
+--   1 UPSERT    an upsert is being applied (its outcome is unknown until
+--               it is marked applied);
+--   2 DELETE    a delete is being applied;
+--   3 UNKNOWN   an upsert a crash interrupted: the target may hold any
+--               value, and the owner must run again (and write it again);
+--   4 RELEASED  the owner stopped declaring it: the target still holds the
+--               recorded value; it is deleted at the end of the run unless
+--               another component declares it first.
+-- Invariant: whatever a run must still do to a target is written in the
+-- store, in the same transaction as the component state that made it
+-- necessary, before the target is touched. So a kill at any point leaves
+-- rows that say what is unknown (1, 2, 3) or still to delete (4), and the
+-- next run starts from them (run.lua, Run:recover): 1 becomes 3 in one
+-- commit, every 3 forces its owner to run again until the owner writes it,
+-- and 2 and 4 are deleted again. Every target write is idempotent, so
+-- doing a change twice is harmless, and a change is never forgotten.
+--
 -- A batch of submitted components is written in three steps: (1) the
--- components and their new target states, marked pending, in one store
--- transaction; (2) each container's changes applied to the target in one
--- call (one target transaction); (3) the states marked applied. After a
--- crash, pending states tell the next run what it cannot trust (run.lua
--- recovers them). A state a component stops declaring is released, and
--- deleted at the end of the run unless another component claims it: a
--- state moving between components is then one update, not a delete and an
--- insert.
+-- components, their new target states marked 1 and the states they
+-- released marked 4, in one store transaction; (2) each container's
+-- upserts applied to the target in one call (one target transaction); (3)
+-- the upserts marked applied. Released states are deleted at the end of
+-- the run (marked 2, deleted, removed), so a state moving between
+-- components in one run is one update, not a delete and an insert.
 local core = require "tide.core"
 
 local type, error, pairs, ipairs, tostring, pcall =
@@ -20,7 +37,15 @@ local fingerprint_raw = core.fingerprint_raw
 
 local M = {}
 
-local PENDING_UPSERT, PENDING_DELETE = 1, 2
+local APPLIED, PENDING_UPSERT, PENDING_DELETE, UNKNOWN, RELEASED =
+  0, 1, 2, 3, 4
+M.APPLIED, M.PENDING_UPSERT, M.PENDING_DELETE, M.UNKNOWN, M.RELEASED =
+  APPLIED, PENDING_UPSERT, PENDING_DELETE, UNKNOWN, RELEASED
+
+-- Whether a row's recorded value fingerprint is what the target holds.
+local function holds_value(row)
+  return row.pending == APPLIED or row.pending == RELEASED
+end
 
 local function describe_key(key)
   if type(key) == "table" and #key == 1 then key = key[1] end
@@ -86,7 +111,7 @@ function M.submit(run, frame)
       per[row.key] = row
     end
   end
-  local changes = {}
+  local changes, released = {}, {}
   for _, item in ipairs(frame.declared_order) do
     local container, kb = item[1], item[2]
     local d = frame.declared[container][kb]
@@ -95,31 +120,52 @@ function M.submit(run, frame)
     local write
     if old then
       owned[cid][kb] = nil
-      if old.value_fp ~= d.fp or old.pending ~= 0 then write = "updated" end
+      if old.value_fp ~= d.fp or not holds_value(old) then
+        write = "updated"
+      end
     else
       -- A container created in this run holds no states yet.
       local row = not container.fresh and store:target(cid, kb)
       if row then
-        local owner = run:path_of(row.owner_id)
-        local state = owner and run:seen(owner)
-        if state == "unchanged" or state == "failed" then
-          error(fmt("target key %s of %s declared by both %s and %s",
-                    describe_key(d.key), container.short, owner,
-                    frame.path), 0)
+        -- A state its owner released (or a crash left being deleted) is
+        -- free; otherwise an owner that keeps it is a conflict.
+        if row.pending ~= RELEASED and row.pending ~= PENDING_DELETE then
+          local owner = run:path_of(row.owner_id)
+          local state = owner and run:seen(owner)
+          if state == "unchanged" or state == "failed" then
+            error(fmt("target key %s of %s declared by both %s and %s",
+                      describe_key(d.key), container.short, owner,
+                      frame.path), 0)
+          end
         end
-        run.released[cid][kb] = nil
-        if row.value_fp ~= d.fp or row.pending ~= 0 then write = "updated" end
+        if row.value_fp ~= d.fp or not holds_value(row) then
+          write = "updated"
+        end
       else
         write = "inserted"
       end
     end
+    run.released[cid][kb] = nil
+    run.taken[cid][kb] = frame.path
     changes[#changes + 1] = { container = container, kb = kb, d = d,
                               write = write }
   end
   for cid, per in pairs(owned) do
-    for kb in pairs(per) do run.released[cid][kb] = true end
+    local taken = run.taken[cid]
+    for kb, row in pairs(per) do
+      -- Taken over by a component that already submitted in this run.
+      local by = taken[kb]
+      if by == nil or by == frame.path then
+        run.released[cid][kb] = true
+        if row.pending ~= RELEASED and row.pending ~= PENDING_DELETE then
+          released[#released + 1] = { cid = cid, kb = kb,
+            fp = holds_value(row) and row.value_fp or nil }
+        end
+      end
+    end
   end
-  run.batch[#run.batch + 1] = { frame = frame, changes = changes }
+  run.batch[#run.batch + 1] = { frame = frame, changes = changes,
+                                released = released }
   if #run.batch >= run.batch_size then M.flush(run) end
 end
 
@@ -213,9 +259,14 @@ function M.flush(run)
     run.new_paths[id] = frame.path
     record_memo_refs(run, frame, id)
     record_container_owner(run, frame, id)
+    -- Released in the same transaction as the component's new state, so a
+    -- crash cannot forget to delete them.
+    for _, r in ipairs(entry.released) do
+      store:target_put(r.cid, r.kb, id, r.fp, RELEASED)
+    end
     for _, ch in ipairs(entry.changes) do
       store:target_put(ch.container.id, ch.kb, id, ch.d.fp,
-                       ch.write and PENDING_UPSERT or 0)
+                       ch.write and PENDING_UPSERT or APPLIED)
       if ch.write then
         group(groups, order, ch.container,
               { key = ch.d.key, value = ch.d.value, write = ch.write,
@@ -246,7 +297,8 @@ function M.flush(run)
   if not run.opts.preview then store:flush() end
 end
 
--- Deletes released states (end of run): pending first, then applied.
+-- Deletes released states (end of run): marked pending first, then
+-- deleted from the target, then removed from the store.
 function M.delete_released(run)
   local store = run.store
   local groups, order = {}, {}

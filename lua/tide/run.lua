@@ -54,7 +54,7 @@ function M.new(app, opts)
     app = app, opts = opts, store = store,
     stats = new_stats(app), fns = {}, new_paths = {}, mounted = {},
     forced = {}, index = core.index_new(),
-    released = auto_tables(), claims = auto_tables(),
+    released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     memo_cache = {}, memo_candidates = {}, context = {}, context_by_name = {},
@@ -122,14 +122,20 @@ function Run:force(path)
   end
 end
 
--- Pending states are changes whose outcome a crash left unknown: an upsert
--- may or may not have reached the target (its owner runs again and its
--- value counts as unknown), a delete is done again.
+-- Pending states are what a crash left to do (see reconcile.lua): an
+-- upsert that may or may not have reached the target becomes UNKNOWN, and
+-- the owner of every UNKNOWN state runs again, in this run and in every
+-- run until it has written it (the state itself is the durable record of
+-- that); a delete and a release are done again.
 function Run:recover()
   local store = self.store
   for _, row in ipairs(store:targets_pending(self.app_id)) do
-    if row.pending == 1 then
-      store:target_put(row.container_id, row.key, row.owner_id, nil, 0)
+    local p = row.pending
+    if p == reconcile.PENDING_UPSERT or p == reconcile.UNKNOWN then
+      if p == reconcile.PENDING_UPSERT then
+        store:target_put(row.container_id, row.key, row.owner_id, nil,
+                         reconcile.UNKNOWN)
+      end
       local path = self:path_of(row.owner_id)
       if path then self:force(path) end
     else
@@ -169,10 +175,13 @@ function Run:container(tt, spec, frame, level)
     if survived == false and prev_spec ~= nil then
       -- The container was recreated empty: every component that wrote to
       -- it runs again to fill it.
+      -- Recorded as UNKNOWN, so a crash before they ran still leaves
+      -- the instruction to run them.
       for _, t in ipairs(self.store:targets_by_container(row.id)) do
         local path = self:path_of(t.owner_id)
         if path then self:force(path) end
-        self.store:target_delete(row.id, t.key)
+        self.store:target_put(row.id, t.key, t.owner_id, nil,
+                              reconcile.UNKNOWN)
       end
     end
     self.store:container_update { id = row.id, spec = spec_bytes,

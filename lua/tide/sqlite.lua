@@ -464,6 +464,7 @@ function M.table(opts)
   end
   local path, err = abspath(db)
   if not path then error("sqlite.table: " .. err, 2) end
+  path = require("tide.fs").project_path(path)
   local spec = { db = path, name = name, schema = rt.schema,
                  fields = fields, fts = fts, busy_timeout = busy }
   local engine = require "tide.engine"
@@ -557,6 +558,7 @@ function M.rows(db, sql, opts)
   end
   local path, err = abspath(db)
   if not path then error("sqlite.rows: " .. err, 2) end
+  path = require("tide.fs").project_path(path)
   return { kind = "sqlite.rows", db = path, sql = sql, key = key,
            items = items }
 end

@@ -44,11 +44,11 @@ describe("tide.fs", function()
   after_each(helpers.cleanup)
 
   describe("fs.walk", function()
-    it("is a source with an absolute dir and its options", function()
+    it("is a source with a project-relative dir and its options", function()
       local src = fs.walk("docs", { include = { "**/*.md" },
                                     exclude = { "drafts" }, live = true })
       assert.are.equal("fs.walk", src.kind)
-      assert.are.equal(helpers.root .. "/docs", src.dir)
+      assert.are.equal("docs", src.dir)
       assert.are.same({ "**/*.md" }, src.include)
       assert.are.same({ "drafts" }, src.exclude)
       assert.is_false(src.follow_symlinks)

@@ -1,0 +1,452 @@
+-- The crash campaign: kills `tide update` with SIGKILL at random moments
+-- of real runs over a few thousand files, reruns to completion, and
+-- compares every target with a clean run's.
+--
+--   tide run test/crash/campaign.lua [--trials N] [--seed S] [--only K]
+--     [--files N] [--work N] [--apply-ms N] [--tide PATH] [--dir SCRATCH]
+--     [--keep] [--verbose]
+--
+-- The pipeline (pipeline.lua.in) writes three targets: a sqlite.table, an
+-- fs.dir and a custom target type whose apply takes --apply-ms per batch.
+--
+-- Scenarios (each trial picks one): a cold run, an edit run (a third of
+-- the files edited, paragraphs added and removed, files and a folder
+-- deleted, files added), a logic change (the transform's code edited), a
+-- delete run, and a mixed run (edits and a logic change at once). A trial
+-- copies the scenario's "before" folder (inputs, targets and store after a
+-- clean run), applies the change, starts `tide update`, kills it at a
+-- random moment within the scenario's clean duration; a third of the
+-- trials also kill the recovery run. Then it runs `tide update` to the end
+-- and compares the three targets with those of a clean run
+-- of the same inputs and code in a fresh folder:
+--   missing  a row or file of the clean run is absent   (lost)
+--   extra    a row or file the clean run does not have  (stale)
+--   old      present in both with other content         (stale)
+-- A converged trial has no difference, exit status 0 on the final run, no
+-- pending state in the store, and a further run that writes nothing.
+--
+-- Each trial draws from its own generator seeded by (seed, trial number),
+-- so `--seed S --only K` replays trial K alone. The last lines are
+--   trials T, converged C, lost L, stale S
+--   C passed, T-C failed
+-- and the exit status is 0 only when every trial converged.
+local core = require "tide.core"
+local sqlite = require "tide.sqlite"
+
+local fmt, concat = string.format, table.concat
+local now_ms = core.now_ms
+
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+
+-- ---- Options ----
+
+local opts = { trials = 20, seed = nil, only = nil, files = 2000,
+               work = 30000, apply_ms = 15, tide = os.getenv("TIDE") or "build/tide",
+               keep = false, verbose = false, dir = nil }
+local VALUED = { trials = true, seed = true, only = true, files = true,
+                 work = true, tide = true, dir = true, ["apply-ms"] = true }
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    local name = a:match("^%-%-([%w-]+)$")
+    if name == "keep" or name == "verbose" then
+      opts[name] = true
+    elseif name and VALUED[name] then
+      i = i + 1
+      local v = arg[i]
+      if v == nil then error("option " .. a .. " needs a value", 0) end
+      opts[name] = tonumber(v) or v
+    else
+      io.stderr:write("campaign: unknown argument ", a, "\n")
+      os.exit(2)
+    end
+    i = i + 1
+  end
+end
+opts.seed = opts.seed or (os.time() * 1000 + math.floor(now_ms()) % 1000)
+if opts.tide:sub(1, 1) ~= "/" then
+  opts.tide = os.getenv("PWD") .. "/" .. opts.tide
+end
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function sh(cmd)
+  local ok, _, code = os.execute(cmd)
+  return ok and 0 or code
+end
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+local function write(path, content)
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function mkdirs(path) sh("mkdir -p " .. q(path)) end
+
+-- ---- Inputs and code ----
+
+local template = assert(read(here .. "/pipeline.lua.in"),
+                        "campaign: cannot read pipeline.lua.in")
+
+local SHAPES = {
+  v1 = "return s:upper()",
+  v2 = 'return (s:gsub("%w+", function(w) return w:reverse() end))',
+}
+
+local function pipeline(version)
+  return (template:gsub("@([%u_]+)@", { SHAPE = SHAPES[version],
+    WORK = tostring(opts.work),
+    APPLY_MS = tostring(opts["apply-ms"] or opts.apply_ms) }))
+end
+
+local WORDS = { "tide", "crash", "state", "store", "row", "file", "kill",
+                "commit", "batch", "intent", "apply", "pending", "memo" }
+
+local function paragraph(i, p, salt)
+  local out = {}
+  for w = 1, 4 + (i + p) % 9 do
+    out[w] = WORDS[(i * 7 + p * 3 + w + salt) % #WORDS + 1]
+  end
+  return concat(out, " ") .. " " .. i .. "." .. p
+end
+
+local function file_name(i)
+  return fmt("d%02d/f%05d.md", i % 20, i)
+end
+
+local function content(i, paragraphs, salt)
+  local ps = {}
+  for p = 1, paragraphs do ps[p] = paragraph(i, p, salt) end
+  return concat(ps, "\n\n") .. "\n"
+end
+
+-- An input state: relative path -> content.
+local function state_A()
+  local files = {}
+  for i = 1, opts.files do
+    files[file_name(i)] = content(i, 1 + i % 3, 0)
+  end
+  return files
+end
+
+-- A third edited (paragraph counts change both ways: 2 -> 1, 1 -> 3),
+-- every seventh deleted, one whole folder deleted, a tenth more added.
+local function state_B()
+  local files = state_A()
+  for i = 1, opts.files do
+    local name = file_name(i)
+    if i % 20 == 13 or i % 7 == 0 then
+      files[name] = nil
+    elseif i % 3 == 0 then
+      files[name] = content(i, i % 2 == 0 and 1 or 3, 1)
+    elseif i % 3 == 1 and i % 5 == 0 then
+      files[name] = content(i, 1, 0) -- 2 paragraphs -> the first one
+    end
+  end
+  for i = opts.files + 1, opts.files + opts.files // 10 do
+    files[file_name(i)] = content(i, 2, 2)
+  end
+  return files
+end
+
+-- Every third file and one folder deleted.
+local function state_D()
+  local files = state_A()
+  for i = 1, opts.files do
+    if i % 3 == 1 or i % 20 == 5 then files[file_name(i)] = nil end
+  end
+  return files
+end
+
+local SCENARIOS = {
+  { name = "cold", before = nil, after = { "A", "v1" } },
+  { name = "edit", before = { "A", "v1" }, after = { "B", "v1" } },
+  { name = "logic", before = { "A", "v1" }, after = { "A", "v2" } },
+  { name = "delete", before = { "A", "v1" }, after = { "D", "v1" } },
+  { name = "mixed", before = { "A", "v1" }, after = { "B", "v2" } },
+}
+
+local states = { A = state_A(), B = state_B(), D = state_D() }
+
+-- Brings dir/in from the `from` state to the `to` state, touching only
+-- what differs (so unchanged files keep their stat).
+local function apply_state(dir, from, to)
+  local made = {}
+  for name, text in pairs(to) do
+    if from[name] ~= text then
+      local folder = dir .. "/in/" .. name:match("^(.*)/")
+      if not made[folder] then
+        mkdirs(folder)
+        made[folder] = true
+      end
+      write(dir .. "/in/" .. name, text)
+    end
+  end
+  for name in pairs(from) do
+    if to[name] == nil then os.remove(dir .. "/in/" .. name) end
+  end
+end
+
+-- ---- Running tide ----
+
+local function update(dir, extra)
+  return capture(fmt("%s update %s --quiet %s 2>&1", q(opts.tide),
+                     q(dir .. "/pipeline.lua"), extra or ""))
+end
+
+-- Starts `tide update` and kills it with SIGKILL after delay_ms; true
+-- when the kill found the process still running.
+local function update_killed(dir, delay_ms)
+  local out = capture(fmt(
+    "%s update %s --quiet >/dev/null 2>&1 & pid=$!; sleep %.4f; "
+    .. "if kill -9 $pid 2>/dev/null; then echo killed; fi; "
+    .. "wait $pid 2>/dev/null; true", q(opts.tide),
+    q(dir .. "/pipeline.lua"), delay_ms / 1000))
+  return out:find("killed", 1, true) ~= nil
+end
+
+-- ---- What the targets hold ----
+
+-- { rows = { id = text }, files = { path = content },
+--   ledger = { key = words } }
+local function snapshot(dir)
+  local snap = { rows = {}, files = {}, ledger = {} }
+  local ledger = sqlite.open(dir .. "/out/ledger.db", "read")
+  if ledger then
+    for _, r in ipairs(ledger:rows("SELECT key, words FROM ledger") or {}) do
+      snap.ledger[r.key] = tostring(r.words)
+    end
+    ledger:close()
+  end
+  local db_path = dir .. "/out/chunks.db"
+  if read(db_path) then
+    local db = sqlite.open(db_path, "read")
+    if db then
+      local rows = db:rows("SELECT id, file, words, text FROM chunks")
+      if rows then
+        for _, r in ipairs(rows) do
+          snap.rows[r.id] = concat({ r.file, tostring(r.words), r.text },
+                                   "\0")
+        end
+      end
+      db:close()
+    end
+  end
+  local list = capture(fmt("cd %s 2>/dev/null && find out/site -type f "
+                           .. "2>/dev/null", q(dir)))
+  for path in list:gmatch("[^\n]+") do
+    snap.files[path] = read(dir .. "/" .. path)
+  end
+  return snap
+end
+
+-- Differences of got against want, as { missing, extra, old } lists.
+local function compare(want, got)
+  local d = { missing = {}, extra = {}, old = {} }
+  for _, kind in ipairs { "rows", "files", "ledger" } do
+    for k, v in pairs(want[kind]) do
+      local g = got[kind][k]
+      if g == nil then
+        d.missing[#d.missing + 1] = kind .. " " .. k
+      elseif g ~= v then
+        d.old[#d.old + 1] = kind .. " " .. k
+      end
+    end
+    for k in pairs(got[kind]) do
+      if want[kind][k] == nil then d.extra[#d.extra + 1] = kind .. " " .. k end
+    end
+  end
+  for _, l in pairs(d) do table.sort(l) end
+  return d
+end
+
+local function pending_states(dir)
+  local db = sqlite.open(dir .. "/.tide/state.db", "read")
+  if not db then return -1 end
+  local rows = db:rows("SELECT count(*) AS n FROM target_states "
+                       .. "WHERE pending <> 0")
+  db:close()
+  return rows and rows[1].n or -1
+end
+
+-- ---- Preparing the scenarios ----
+
+-- In memory when it can be: SIGKILL does not need fsync to be tested, and
+-- a run over thousands of files spends most of its time in fsync on disk.
+local scratch = opts.dir or (sh("test -d /dev/shm -a -w /dev/shm") == 0
+                             and "/dev/shm" or "/tmp")
+local base = capture(fmt("mktemp -d %s/tide-crash.XXXXXX", q(scratch)))
+  :gsub("%s+$", "")
+
+local function setup_dir(dir, state, version)
+  sh("rm -rf " .. q(dir))
+  mkdirs(dir .. "/in")
+  write(dir .. "/pipeline.lua", pipeline(version))
+  apply_state(dir, {}, states[state])
+end
+
+local function must_update(dir, what)
+  local out, code = update(dir)
+  if code ~= 0 then
+    io.stderr:write(fmt("campaign: %s: tide update exited %d:\n%s\n", what,
+                        code, out))
+    os.exit(2)
+  end
+end
+
+local function prepare(sc)
+  -- The reference: a clean run of the final inputs and code, from nothing.
+  local ref = base .. "/ref-" .. sc.name
+  setup_dir(ref, sc.after[1], sc.after[2])
+  must_update(ref, sc.name .. " reference")
+  sc.expected = snapshot(ref)
+  -- The folder a trial starts from, after a clean run of the "before"
+  -- inputs and code.
+  sc.start = base .. "/before-" .. sc.name
+  if sc.before then
+    setup_dir(sc.start, sc.before[1], sc.before[2])
+    must_update(sc.start, sc.name .. " before")
+  else
+    sh("rm -rf " .. q(sc.start))
+    mkdirs(sc.start)
+  end
+  -- The clean duration of the change, so kills land all over it.
+  local timing = base .. "/timing-" .. sc.name
+  local durations = {}
+  for r = 1, 1 do
+    sh(fmt("rm -rf %s && cp -a %s %s", q(timing), q(sc.start), q(timing)))
+    sc.change(timing)
+    local t0 = now_ms()
+    must_update(timing, sc.name .. " timing")
+    durations[r] = now_ms() - t0
+  end
+  sc.duration = durations[1]
+  sh("rm -rf " .. q(timing) .. " " .. q(ref))
+end
+
+for _, sc in ipairs(SCENARIOS) do
+  local from = sc.before and states[sc.before[1]] or {}
+  local to = states[sc.after[1]]
+  sc.change = function(dir)
+    if not sc.before or sc.before[2] ~= sc.after[2] then
+      write(dir .. "/pipeline.lua", pipeline(sc.after[2]))
+    end
+    mkdirs(dir .. "/in")
+    apply_state(dir, from, to)
+  end
+end
+
+print(fmt("crash campaign: seed %d, %d trials, %d files (replay with "
+          .. "--seed %d [--only K])", opts.seed, opts.trials, opts.files,
+          opts.seed, opts.seed))
+io.stdout:flush()
+for _, sc in ipairs(SCENARIOS) do
+  prepare(sc)
+  if opts.verbose then
+    print(fmt("  %s: clean run %.0f ms", sc.name, sc.duration))
+  end
+end
+
+-- ---- Trials ----
+
+local totals = { trials = 0, converged = 0, lost = 0, stale = 0,
+                 landed = 0, double = 0 }
+
+local function show(list, n)
+  local out = {}
+  for i = 1, math.min(n, #list) do out[i] = list[i] end
+  if #list > n then out[#out + 1] = fmt("... (%d in all)", #list) end
+  return concat(out, ", ")
+end
+
+local function trial(k)
+  local rng = math.random
+  math.randomseed(opts.seed, k)
+  local sc = SCENARIOS[rng(#SCENARIOS)]
+  local double = rng() < 1 / 3
+  local d1 = rng() * sc.duration * 1.1
+  local d2 = rng() * sc.duration * 1.1
+  local dir = fmt("%s/trial-%04d", base, k)
+  sh(fmt("rm -rf %s && cp -a %s %s", q(dir), q(sc.start), q(dir)))
+  sc.change(dir)
+  local landed = update_killed(dir, d1)
+  local landed2 = double and update_killed(dir, d2)
+  local out, code = update(dir)
+  local problems = {}
+  local d = { missing = {}, extra = {}, old = {} }
+  if code ~= 0 then
+    problems[#problems + 1] = fmt("final run exited %d: %s", code,
+                                  out:sub(1, 2000))
+  end
+  d = compare(sc.expected, snapshot(dir))
+  local pending = pending_states(dir)
+  if pending ~= 0 then
+    problems[#problems + 1] = fmt("%d target states still pending", pending)
+  end
+  local again, code2 = update(dir, "--json")
+  if code2 ~= 0 or not again:find('"targets":{"inserted":0,"updated":0,'
+                                  .. '"deleted":0}', 1, true)
+     or not again:find('"reprocessed":0', 1, true) then
+    problems[#problems + 1] = "a further run was not all unchanged: "
+      .. again:sub(1, 500)
+  end
+  totals.trials = totals.trials + 1
+  if landed then totals.landed = totals.landed + 1 end
+  if landed2 then totals.double = totals.double + 1 end
+  local lost = #d.missing > 0
+  local stale = #d.extra > 0 or #d.old > 0
+  if lost then totals.lost = totals.lost + 1 end
+  if stale then totals.stale = totals.stale + 1 end
+  local ok = not lost and not stale and #problems == 0
+  if ok then totals.converged = totals.converged + 1 end
+  if not ok or opts.verbose then
+    print(fmt("trial %d (%s, kill at %.0f ms%s%s, %s): %s", k, sc.name, d1,
+              landed and "" or " after the end",
+              double and fmt(", again at %.0f ms%s", d2,
+                             landed2 and "" or " after the end") or "",
+              fmt("replay: --seed %d --only %d", opts.seed, k),
+              ok and "converged" or "FAILED"))
+    if #d.missing > 0 then print("  missing: " .. show(d.missing, 5)) end
+    if #d.extra > 0 then print("  extra: " .. show(d.extra, 5)) end
+    if #d.old > 0 then print("  old content: " .. show(d.old, 5)) end
+    for _, p in ipairs(problems) do print("  " .. p) end
+    if not ok then print("  trial folder: " .. dir) end
+    io.stdout:flush()
+  end
+  if ok and not opts.keep then sh("rm -rf " .. q(dir)) end
+  return ok
+end
+
+local failed_dirs = false
+if opts.only then
+  failed_dirs = not trial(opts.only)
+else
+  for k = 1, opts.trials do
+    if not trial(k) then failed_dirs = true end
+  end
+end
+
+print(fmt("kills that landed: %d of %d, second kills: %d", totals.landed,
+          totals.trials, totals.double))
+print(fmt("trials %d, converged %d, lost %d, stale %d", totals.trials,
+          totals.converged, totals.lost, totals.stale))
+print(fmt("%d passed, %d failed", totals.converged,
+          totals.trials - totals.converged))
+if not failed_dirs and not opts.keep then sh("rm -rf " .. q(base)) end
+os.exit(totals.converged == totals.trials and 0 or 1)

@@ -1,0 +1,160 @@
+-- The crash protocol at exact points: a custom target (and the pipeline's
+-- main) kill the tide process with SIGKILL where a flag file says, so each
+-- window of the protocol is hit on purpose. The random campaign
+-- (test/crash, `make crash`) covers the rest.
+local helpers = require "test.spec.helpers"
+local pl = require "test.spec.pipeline_helpers"
+
+local q = helpers.q
+
+-- kv: one JSON object file; apply kills the process when the flag file
+-- `kill-on-<key>` exists and a change for <key> is in the batch (after
+-- writing nothing). main kills it when `kill-in-main` exists.
+local PIPELINE = [[
+local tide = require "tide"
+local cjson = require "cjson"
+local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
+local function die() io.stdout:flush() os.execute("kill -9 $PPID") end
+local function read_kv(file)
+  local f = io.open(file)
+  if not f then return {} end
+  local t = cjson.decode(f:read("a"))
+  f:close()
+  return t
+end
+local kv_type = tide.target_type{
+  name = "kv",
+  identity = function(spec) return spec.file end,
+  short_name = function(spec) return spec.file end,
+  apply = function(spec, changes)
+    for _, c in ipairs(changes) do
+      if exists("kill-on-" .. c.key) then die() end
+    end
+    local t = read_kv(spec.file)
+    for _, c in ipairs(changes) do t[c.key] = c.value end
+    local f = assert(io.open(spec.file .. ".tmp", "w"))
+    f:write(cjson.encode(t))
+    f:close()
+    assert(os.rename(spec.file .. ".tmp", spec.file))
+  end,
+}
+local lines = tide.fn("lines", { memo = true }, function(name, text, out)
+  local n = 0
+  for line in text:gmatch("[^\n]+") do
+    n = n + 1
+    out:declare(name .. "#" .. n, line)
+  end
+end)
+return tide.app("proto", function()
+  if exists("kill-in-main") then die() end
+  local out = tide.declare_target(kv_type, { file = "out.json" })
+  local inputs = {}
+  for _, name in ipairs { "a", "b", "c" } do
+    local f = io.open("in/" .. name)
+    if f then inputs[name] = f:read("a") f:close() end
+  end
+  for name, text in pairs(inputs) do
+    tide.mount(name, lines, name, text, out)
+  end
+end)
+]]
+
+local function setup()
+  local dir = helpers.tmpdir()
+  helpers.write(dir .. "/pipeline.lua", PIPELINE)
+  helpers.write(dir .. "/in/a", "a1\na2\n")
+  helpers.write(dir .. "/in/b", "b1\n")
+  helpers.write(dir .. "/in/c", "c1\n")
+  return dir
+end
+
+local function flag(dir, name, on)
+  if on then helpers.write(dir .. "/" .. name, "")
+  else os.remove(dir .. "/" .. name) end
+end
+
+local function killed_update(dir)
+  local _, _, code = pl.update(dir)
+  return code
+end
+
+describe("the crash protocol", function()
+  after_each(helpers.cleanup)
+
+  it("deletes a released state after a kill that follows its commit",
+     function()
+    local dir = setup()
+    local stats, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({ ["a#1"] = "a1", ["a#2"] = "a2", ["b#1"] = "b1",
+                      ["c#1"] = "c1" }, pl.kv(dir .. "/out.json"))
+    -- a shrinks to one line (a#2 is released) and b changes in the same
+    -- batch; the apply of b's change is killed after the batch committed
+    -- a's new state.
+    helpers.write(dir .. "/in/a", "a1\n")
+    helpers.write(dir .. "/in/b", "b1 edited\n")
+    flag(dir, "kill-on-b#1", true)
+    assert.are_not.equal(0, killed_update(dir))
+    flag(dir, "kill-on-b#1", false)
+    stats, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({ ["a#1"] = "a1", ["b#1"] = "b1 edited",
+                      ["c#1"] = "c1" }, pl.kv(dir .. "/out.json"))
+    assert.are.equal(1, stats.targets.deleted)
+    assert.are.equal(0, pl.store_count(dir,
+      "SELECT count(*) FROM target_states WHERE pending <> 0"))
+  end)
+
+  it("keeps the instruction to rewrite through a second kill", function()
+    local dir = setup()
+    local _, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    -- The apply of c's new line is killed: its outcome is unknown.
+    helpers.write(dir .. "/in/c", "c1 edited\n")
+    flag(dir, "kill-on-c#1", true)
+    assert.are_not.equal(0, killed_update(dir))
+    flag(dir, "kill-on-c#1", false)
+    -- The recovery run is killed too, after recovering and before c's
+    -- component runs again.
+    flag(dir, "kill-in-main", true)
+    assert.are_not.equal(0, killed_update(dir))
+    flag(dir, "kill-in-main", false)
+    assert.are.equal(1, pl.store_count(dir,
+      "SELECT count(*) FROM target_states WHERE pending <> 0"))
+    local stats
+    stats, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({ ["a#1"] = "a1", ["a#2"] = "a2", ["b#1"] = "b1",
+                      ["c#1"] = "c1 edited" }, pl.kv(dir .. "/out.json"))
+    assert.are.equal(1, stats.components.reprocessed)
+    assert.are.equal(1, stats.targets.updated)
+    -- `why` reports when it was written, not "never".
+    local out = pl.tide(dir, "why pipeline.lua out.json c#1")
+    assert.not_matches("never", out)
+    stats, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal(0, stats.components.reprocessed)
+    assert.are.equal(0, stats.targets.updated + stats.targets.inserted
+                     + stats.targets.deleted)
+  end)
+
+  it("deletes a removed component's states after a kill in the run",
+     function()
+    local dir = setup()
+    local _, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    -- b is no longer mounted and a grows; a's apply is killed.
+    os.remove(dir .. "/in/b")
+    helpers.write(dir .. "/in/a", "a1\na2\na3\n")
+    flag(dir, "kill-on-a#3", true)
+    assert.are_not.equal(0, killed_update(dir))
+    flag(dir, "kill-on-a#3", false)
+    local stats
+    stats, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({ ["a#1"] = "a1", ["a#2"] = "a2", ["a#3"] = "a3",
+                      ["c#1"] = "c1" }, pl.kv(dir .. "/out.json"))
+    assert.are.equal(0, pl.store_count(dir,
+      "SELECT count(*) FROM target_states WHERE pending <> 0"))
+  end)
+end)
