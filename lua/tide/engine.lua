@@ -97,6 +97,8 @@ local function process(run, frame, fn, args)
     results = fnmod.pack(fn.body(fnmod.unpack(args)))
   end, function(e)
     if type(e) == "table" and e.tide_error then return e end
+    local nested = frame.traceback_of
+    if nested and nested.err == e then return nested.text end
     return traceback(tostring(e), 2)
   end)
   if ok then return true, results end
@@ -119,6 +121,22 @@ local function unchanged(run, frame, prev)
   if not deps_valid(run, state.deps or {}) then return false end
   frame.prev_state = state
   return true
+end
+
+-- A component that failed keeps what it had: its target states and its
+-- children stay as the last successful run left them.
+function M.component_failed(run, frame, message)
+  local fs = not frame.is_root and fn_stats(run, frame.fn)
+  if fs then fs.errors = fs.errors + 1 end
+  if not frame.is_root then
+    run.stats.components.errors = run.stats.components.errors + 1
+  end
+  run:mark(frame.path, "failed")
+  if frame.prev then run:keep_subtree(frame.path) end
+  frame.error = message
+  run:report_error(frame.path, message)
+  run:record_failure(frame, message)
+  return false, message
 end
 
 -- The body of a component's task.
@@ -156,20 +174,12 @@ local function run_component(run, frame)
     ok, results = pcall(reconcile.submit, run, frame)
   end
   if not ok then
-    if fs then fs.errors = fs.errors + 1 end
-    if not frame.is_root then
-      stats.components.errors = stats.components.errors + 1
-    end
-    -- A failed component keeps what it had: its target states and its
-    -- children stay as the last successful run left them.
-    run:mark(frame.path, "failed")
-    if prev then run:keep_subtree(frame.path) end
-    frame.error = type(results) == "table" and results.message or results
-    run:report_error(frame.path, frame.error)
-    return false, frame.error
+    return M.component_failed(run, frame,
+      type(results) == "table" and results.message or results)
   end
   if not frame.is_root then
-    if prev then
+    -- A component that never succeeded before is added now.
+    if prev and (prev.status == STATUS_OK or prev.logic) then
       stats.components.reprocessed = stats.components.reprocessed + 1
     else
       stats.components.added = stats.components.added + 1
@@ -206,6 +216,7 @@ local function mount(parent, path, fn, args, source_key)
   }
   local task = sched.spawn(run.sched, function() return run_component(run, frame) end)
   task.frame = frame
+  task.on_abort = function(message) M.component_failed(run, frame, message) end
   frame.task = task
   return frame
 end
@@ -423,17 +434,38 @@ end
 
 -- ---- Memoized calls (tide.fn called inside a component) ----
 
+-- Runs fn's body in protected mode; on an error, counts it, keeps the
+-- traceback where it happened (the component reports it) and raises the
+-- original value again, so that a user's own pcall sees what it expects.
+local function protected_body(frame, fs, fn, ...)
+  local ok, results = xpcall(function(...) return fnmod.pack(fn.body(...)) end,
+    function(e)
+      if frame.traceback_of == nil or frame.traceback_of.err ~= e then
+        frame.traceback_of = { err = e, text = type(e) == "table" and e
+                               or traceback(tostring(e), 2) }
+      end
+      return e
+    end, ...)
+  if not ok then
+    fs.errors = fs.errors + 1
+    error(results, 0)
+  end
+  return results
+end
+
 local function call(frame, fn, ...)
   local run = frame.run
   local fs = fn_stats(run, fn)
   fs.calls = fs.calls + 1
   local scope = scope_of(frame)
   scope.deps.fns[fn.name] = fn:logic()
-  if not fn.memo or run.opts.full_reprocess then
-    return fn.body(...)
+  if not fn.memo then
+    return fnmod.unpack(protected_body(frame, fs, fn, ...))
   end
   local key = memo_key(fn.name, fn:logic_raw(), select("#", ...), ...)
-  local entry = run:memo_lookup(key)
+  -- A full reprocess runs every body again, but records the entries as a
+  -- clean run would.
+  local entry = not run.opts.full_reprocess and run:memo_lookup(key)
   if entry then
     -- An entry's dependencies are decoded and checked once per run: logic
     -- and context do not change within a run.
@@ -457,13 +489,13 @@ local function call(frame, fn, ...)
   fs.misses = fs.misses + 1
   local memo = { fn = fn, deps = new_deps(), targets = {} }
   local stack = frame.memo_stack
-  stack[#stack + 1] = memo
-  local ok, results = pcall(fnmod.pack, fn.body(...))
-  stack[#stack] = nil
-  if not ok then
-    fs.errors = fs.errors + 1
-    error(results, 0)
-  end
+  local depth = #stack
+  stack[depth + 1] = memo
+  local ok, results = pcall(protected_body, frame, fs, fn, ...)
+  -- Popped whatever happened, so that a caller's pcall leaves the
+  -- component usable.
+  for i = #stack, depth + 1, -1 do stack[i] = nil end
+  if not ok then error(results, 0) end
   merge_deps(scope.deps, memo.deps)
   local outer = stack[#stack]
   if outer then

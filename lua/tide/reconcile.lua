@@ -99,10 +99,21 @@ function M.declare_replayed(frame, t)
   M.declare(frame, container, t[3], t[4], 1)
 end
 
+local function component_state(frame)
+  -- Only a memoized component's value is ever read back.
+  local value = frame.fn.memo and frame.value or nil
+  return encode({ value = value, deps = frame.deps },
+                frame.fn.name .. " result")
+end
+
 -- Diffs a component's declarations against what it owned and queues the
--- changes for the next batch.
+-- changes for the next batch. Raises (the component's error) when its
+-- value cannot be stored or a declaration conflicts.
 function M.submit(run, frame)
   local store = run.store
+  -- Encoded here, in the component's own protected call, so that a value
+  -- that cannot be stored fails this component only.
+  frame.state_bytes = component_state(frame)
   local owned = {}
   if frame.prev then
     for _, row in ipairs(store:targets_by_owner(frame.prev.id)) do
@@ -145,6 +156,9 @@ function M.submit(run, frame)
         write = "inserted"
       end
     end
+    -- A full reprocess writes every declared state again, which repairs
+    -- rows and files changed or deleted outside tide.
+    if run.opts.full_reprocess and not write then write = "updated" end
     run.released[cid][kb] = nil
     run.taken[cid][kb] = frame.path
     changes[#changes + 1] = { container = container, kb = kb, d = d,
@@ -167,13 +181,6 @@ function M.submit(run, frame)
   run.batch[#run.batch + 1] = { frame = frame, changes = changes,
                                 released = released }
   if #run.batch >= run.batch_size then M.flush(run) end
-end
-
-local function component_state(frame)
-  -- Only a memoized component's value is ever read back.
-  local value = frame.fn.memo and frame.value or nil
-  return encode({ value = value, deps = frame.deps },
-                frame.fn.name .. " result")
 end
 
 -- Records which memo entries the component uses now; those it used before
@@ -252,7 +259,7 @@ function M.flush(run)
     local id = store:component_put {
       app_id = app_id, path = frame.path, fn = frame.fn.name,
       logic = frame.fn:logic_raw(), input = frame.input,
-      source_key = frame.source_key, state = component_state(frame),
+      source_key = frame.source_key, state = frame.state_bytes,
       deps_fp = fingerprint_raw(frame.deps), status = 0,
     }
     frame.id = id

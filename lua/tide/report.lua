@@ -132,7 +132,7 @@ end
 
 -- ---- show, why, ls ----
 
-local STATUS = { [0] = "ok", [1] = "error" }
+local STATUS = { [0] = "ok", [1] = "failed" }
 
 local function containers_by_id(store, app_id)
   local by_id = {}
@@ -212,9 +212,9 @@ function M.show(store, app, under, opts)
       end
       label = ("  "):rep(depth) .. c.path
     end
-    out[#out + 1] = fmt("%-40s %-16s %-5s %3d target states%s\n", label, c.fn,
-      c.status, #c.states, c.error and ("  " .. c.error:match("[^\n]*"))
-      or "")
+    out[#out + 1] = fmt("%-40s %-16s %-6s %3d target states%s\n", label,
+      c.fn, c.status, #c.states, c.error and fmt("  since %s: %s", c.updated,
+      c.error:match("[^\n]*")) or "")
     if opts["target-states"] then
       for _, s in ipairs(c.states) do
         out[#out + 1] = fmt("    %s %s%s\n", s.target, key_text(s.key),

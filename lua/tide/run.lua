@@ -269,10 +269,21 @@ end
 function Run:component_failed(frame, message)
   self.stats.components.errors = self.stats.components.errors + 1
   self:report_error(frame.path, message)
+  self:record_failure(frame, message)
+end
+
+-- Records a failure in the store (`tide show` lists it). A component
+-- that succeeded before keeps its row (id, fingerprints, state), so it
+-- keeps owning its target states and children; its status makes it run
+-- again next time.
+function Run:record_failure(frame, message)
+  if self.opts.preview or frame.is_root then return end
+  local prev = frame.prev or {}
   self.store:component_put {
     app_id = self.app_id, path = frame.path, fn = frame.fn.name,
-    source_key = frame.source_key, status = engine.STATUS_ERROR,
-    error = message,
+    logic = prev.logic, input = prev.input, state = prev.state,
+    deps_fp = prev.deps_fp, source_key = frame.source_key,
+    status = engine.STATUS_ERROR, error = message,
   }
 end
 
@@ -353,7 +364,16 @@ function Run:execute()
     return engine.run_component(self, root)
   end)
   task.frame = root
+  task.on_abort = function(message)
+    engine.component_failed(self, root, message)
+  end
   sched.run(self.sched)
+  if not task.done then
+    -- Nothing is deleted after a run whose main never finished.
+    error({ tide_fatal = true, message = "main of app " .. self.app.name
+            .. " never finished: it waits for something that cannot "
+            .. "happen" }, 0)
+  end
   reconcile.flush(self)
   finish_deletions(self)
   collect_memos(self)

@@ -103,6 +103,14 @@ function M.run(s, until_task)
         end
       elseif what == "again" then
         push(s, task)
+      elseif what ~= "wait" then
+        -- The task's own code yielded to the scheduler: it cannot be
+        -- resumed meaningfully, so it fails (and its owner is told).
+        coroutine.close(task.co)
+        local message = "coroutine.yield() was called outside a coroutine "
+          .. "the component created: component code cannot yield to tide"
+        finish(s, task, false, message)
+        if task.on_abort then task.on_abort(message) end
       end
       -- Otherwise the task waits and a finishing task requeues it.
       loop:run("nowait")

@@ -184,12 +184,22 @@ describe("tide update", function()
       assert.are.equal(3, stats.components.unchanged)
     end)
 
-    it("reprocesses everything with --full-reprocess but writes nothing new",
-       function()
+    it("reprocesses everything with --full-reprocess and writes every "
+       .. "declared state again", function()
+      -- Changed and deleted outside tide: a full reprocess repairs both.
+      local t = kv(dir .. "/out.json")
+      t.k1, t.k2 = "changed by hand", nil
+      helpers.write(dir .. "/out.json", require("cjson").encode(t))
       local stats = update(dir, "--full-reprocess")
       assert.are.equal(3, stats.components.reprocessed)
-      assert.are.same({ inserted = 0, updated = 0, deleted = 0 },
+      assert.are.same({ inserted = 0, updated = 3, deleted = 0 },
                       stats.targets)
+      assert.are.same({ k1 = "TEXT 1", k2 = "TEXT 2", k3 = "TEXT 3" },
+                      kv(dir .. "/out.json"))
+      -- And the next run finds nothing to do.
+      stats = update(dir)
+      assert.are.equal(3, stats.components.unchanged)
+      assert.are.equal(0, stats.targets.updated)
     end)
   end)
 
