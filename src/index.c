@@ -22,7 +22,8 @@ typedef struct {
 } Table;
 
 typedef struct {
-  char *name; /* owned */
+  char *name; /* owned, name_len bytes and a NUL */
+  size_t name_len;
   tide_Buf states; /* FileState */
   tide_Buf paths;
   Table table;
@@ -99,7 +100,7 @@ void tide_index_free(tide_Index *ix) {
   if (ix == NULL) return;
   for (i = 0; i < ix->sources.len / sizeof(Source); i++) {
     Source *src = (Source *)ix->sources.data + i;
-    ix->alloc(ix->ud, src->name, strlen(src->name) + 1, 0);
+    ix->alloc(ix->ud, src->name, src->name_len + 1, 0);
     tide_buf_close(&src->states);
     tide_buf_close(&src->paths);
     table_free(ix, &src->table);
@@ -135,7 +136,7 @@ const char *tide_index_path(const tide_Index *ix, const tide_IndexEntry *e) {
 static int add_entry(void *arg, const tide_StoreComponent *c) {
   tide_Index *ix = arg;
   tide_IndexEntry e;
-  size_t len = strlen(c->path);
+  size_t len = c->path_len;
   int rc;
   memset(&e, 0, sizeof e);
   e.id = c->id;
@@ -148,7 +149,9 @@ static int add_entry(void *arg, const tide_StoreComponent *c) {
   e.has_input = c->input_fp != NULL;
   e.has_deps = c->deps_fp != NULL;
   e.status = (uint8_t)c->status;
-  if ((rc = tide_buf_append(&ix->paths, c->path, len + 1)) != 0) return rc;
+  if ((rc = tide_buf_append(&ix->paths, c->path, len)) != 0 ||
+      (rc = tide_buf_push(&ix->paths, '\0')) != 0)
+    return rc;
   return tide_buf_append(&ix->entries, &e, sizeof e);
 }
 
@@ -222,39 +225,40 @@ tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id) {
   return NULL;
 }
 
-/* Bytewise order, as SQLite's BINARY collation sorts the paths. */
-static int path_cmp(const char *a, size_t alen, const char *b, size_t blen) {
-  int c = memcmp(a, b, alen < blen ? alen : blen);
+/* Compares p with path + "/" in bytewise order, as SQLite's BINARY
+** collation sorts the paths, without building the prefix: negative when
+** p sorts before it, 0 when p starts with it, positive when p sorts after
+** every path that starts with it. */
+static int below_cmp(const char *p, size_t plen, const char *path,
+                     size_t len) {
+  int c;
+  if (plen <= len) {
+    c = memcmp(p, path, plen);
+    return c != 0 ? c : -1;
+  }
+  c = memcmp(p, path, len);
   if (c != 0) return c;
-  return alen < blen ? -1 : alen > blen;
+  return (int)(unsigned char)p[len] - '/';
 }
 
-/* Entries are in path order, so those below `path` are the run of entries
-** starting at the first one >= path + "/" that have that prefix. */
-size_t tide_index_keep_subtree(tide_Index *ix, const char *path,
-                               size_t len) {
+/* Marks the entries below path (path + "/" and more) unchanged, unless
+** already marked; returns how many it marked. Entries are in path order,
+** so they are the run of entries from the first one that does not sort
+** before path + "/". They need not follow the entry at path at once: a
+** sibling such as path + "\0x" or path + ".x" sorts between them. */
+static size_t keep_below(tide_Index *ix, const char *path, size_t len) {
   size_t lo = 0, hi = tide_index_count(ix), marked = 0, i;
-  tide_IndexEntry *self = tide_index_find(ix, path, len);
-  char prefix[4096];
-  if (self && self->seen == TIDE_SEEN_NONE) {
-    self->seen = TIDE_SEEN_UNCHANGED;
-    marked++;
-  }
-  if (len + 1 > sizeof prefix) return marked;
-  memcpy(prefix, path, len);
-  prefix[len] = '/';
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     tide_IndexEntry *e = tide_index_at(ix, mid);
-    if (path_cmp(tide_index_path(ix, e), e->path_len, prefix, len + 1) < 0)
+    if (below_cmp(tide_index_path(ix, e), e->path_len, path, len) < 0)
       lo = mid + 1;
     else
       hi = mid;
   }
   for (i = lo; i < tide_index_count(ix); i++) {
     tide_IndexEntry *e = tide_index_at(ix, i);
-    if (e->path_len <= len ||
-        memcmp(tide_index_path(ix, e), prefix, len + 1) != 0)
+    if (below_cmp(tide_index_path(ix, e), e->path_len, path, len) != 0)
       break;
     if (e->seen == TIDE_SEEN_NONE) {
       e->seen = TIDE_SEEN_UNCHANGED;
@@ -262,6 +266,17 @@ size_t tide_index_keep_subtree(tide_Index *ix, const char *path,
     }
   }
   return marked;
+}
+
+size_t tide_index_keep_subtree(tide_Index *ix, const char *path,
+                               size_t len) {
+  tide_IndexEntry *self = tide_index_find(ix, path, len);
+  size_t marked = 0;
+  if (self && self->seen == TIDE_SEEN_NONE) {
+    self->seen = TIDE_SEEN_UNCHANGED;
+    marked++;
+  }
+  return marked + keep_below(ix, path, len);
 }
 
 size_t tide_index_deps_count(const tide_Index *ix) {
@@ -289,11 +304,12 @@ static int deps_valid(tide_Index *ix, const tide_IndexEntry *e) {
 
 /* ---- File states ---- */
 
-static Source *source_find(tide_Index *ix, const char *name) {
+static Source *source_find(tide_Index *ix, const char *name, size_t len) {
   size_t i;
   for (i = 0; i < ix->sources.len / sizeof(Source); i++) {
     Source *src = (Source *)ix->sources.data + i;
-    if (strcmp(src->name, name) == 0) return src;
+    if (src->name_len == len && memcmp(src->name, name, len) == 0)
+      return src;
   }
   return NULL;
 }
@@ -339,7 +355,8 @@ static int state_add(tide_Index *ix, Source *src, const char *path,
   int rc;
   f->path_off = (uint32_t)src->paths.len;
   f->path_len = (uint32_t)len;
-  if ((rc = tide_buf_append(&src->paths, path, len + 1)) != 0 ||
+  if ((rc = tide_buf_append(&src->paths, path, len)) != 0 ||
+      (rc = tide_buf_push(&src->paths, '\0')) != 0 ||
       (rc = tide_buf_append(&src->states, f, sizeof *f)) != 0)
     return rc;
   if (src->table.cap < 2 * (src->states.len / sizeof *f) + 2)
@@ -368,20 +385,21 @@ static int add_state(void *arg, const tide_StoreSourceItem *item) {
     memcpy(f.fp, item->content_fp, TIDE_FP_SIZE);
     f.has_fp = 1;
   }
-  return state_add(ls->ix, ls->src, item->key, strlen(item->key), &f);
+  return state_add(ls->ix, ls->src, item->key, item->key_len, &f);
 }
 
 int tide_index_load_source(tide_Index *ix, tide_Store *s, int64_t app_id,
-                           const char *source) {
+                           const char *source, size_t len) {
   Source src;
   LoadSource ls;
-  size_t len = strlen(source);
   int rc;
-  if (source_find(ix, source)) return 0;
+  if (source_find(ix, source, len)) return 0;
   memset(&src, 0, sizeof src);
   src.name = ix->alloc(ix->ud, NULL, 0, len + 1);
   if (src.name == NULL) return fail(ix, TIDE_ENOMEM, "out of memory");
-  memcpy(src.name, source, len + 1);
+  memcpy(src.name, source, len);
+  src.name[len] = '\0';
+  src.name_len = len;
   tide_buf_init(&src.states, ix->alloc, ix->ud);
   tide_buf_init(&src.paths, ix->alloc, ix->ud);
   if ((rc = tide_buf_append(&ix->sources, &src, sizeof src)) != 0) {
@@ -392,16 +410,17 @@ int tide_index_load_source(tide_Index *ix, tide_Store *s, int64_t app_id,
   ls.src = (Source *)(ix->sources.data + ix->sources.len) - 1;
   if ((rc = table_init(ix, &ls.src->table, 0)) != 0)
     return fail(ix, rc, "out of memory");
-  rc = tide_store_source_each(s, app_id, source, add_state, &ls);
+  rc = tide_store_source_each(s, app_id, source, len, add_state, &ls);
   if (rc == TIDE_ENOMEM) return fail(ix, rc, "out of memory");
   if (rc) return fail(ix, rc, "%s", tide_store_errmsg(s));
   return 0;
 }
 
 const uint8_t *tide_index_file_fp(tide_Index *ix, const char *source,
-                                  const char *path, size_t len, int64_t size,
-                                  int64_t mtime_ns, int64_t inode) {
-  Source *src = source_find(ix, source);
+                                  size_t source_len, const char *path,
+                                  size_t len, int64_t size, int64_t mtime_ns,
+                                  int64_t inode) {
+  Source *src = source_find(ix, source, source_len);
   FileState *f = src ? state_find(src, path, len) : NULL;
   if (f == NULL || !f->has_fp || f->size != size || f->mtime_ns != mtime_ns ||
       f->inode != inode)
@@ -410,15 +429,16 @@ const uint8_t *tide_index_file_fp(tide_Index *ix, const char *source,
 }
 
 int tide_index_file_put(tide_Index *ix, tide_Store *s, int64_t app_id,
-                        const char *source, const char *path, int64_t size,
+                        const char *source, size_t source_len,
+                        const char *path, size_t len, int64_t size,
                         int64_t mtime_ns, int64_t inode, const uint8_t *fp) {
-  Source *src = source_find(ix, source);
+  Source *src = source_find(ix, source, source_len);
   FileState *f;
   tide_StoreSourceItem item;
-  size_t len = strlen(path);
   int rc;
   if (src == NULL)
-    return fail(ix, TIDE_EINVAL, "source %s not loaded", source);
+    return fail(ix, TIDE_EINVAL, "source %.*s not loaded",
+                (int)(source_len < 256 ? source_len : 256), source);
   if ((f = state_find(src, path, len)) == NULL) {
     FileState fresh;
     memset(&fresh, 0, sizeof fresh);
@@ -432,8 +452,10 @@ int tide_index_file_put(tide_Index *ix, tide_Store *s, int64_t app_id,
   memcpy(f->fp, fp, TIDE_FP_SIZE);
   f->has_fp = 1;
   item.app_id = app_id;
-  item.source = source;
+  item.source = src->name;
+  item.source_len = src->name_len;
   item.key = path;
+  item.key_len = len;
   item.size = size;
   item.mtime_ns = mtime_ns;
   item.inode = inode;
@@ -443,20 +465,10 @@ int tide_index_file_put(tide_Index *ix, tide_Store *s, int64_t app_id,
   return 0;
 }
 
-/* Marks an entry unchanged with the entries below it, which follow it at
-** once in path order. */
+/* Marks an entry unchanged with the entries below it. */
 static void keep_entry(tide_Index *ix, tide_IndexEntry *e) {
-  size_t i = (size_t)(e - tide_index_at(ix, 0)) + 1, n = tide_index_count(ix);
-  const char *path = tide_index_path(ix, e);
   if (e->seen == TIDE_SEEN_NONE) e->seen = TIDE_SEEN_UNCHANGED;
-  for (; i < n; i++) {
-    tide_IndexEntry *c = tide_index_at(ix, i);
-    const char *p = tide_index_path(ix, c);
-    if (c->path_len <= e->path_len || p[e->path_len] != '/' ||
-        memcmp(p, path, e->path_len) != 0)
-      break;
-    if (c->seen == TIDE_SEEN_NONE) c->seen = TIDE_SEEN_UNCHANGED;
-  }
+  keep_below(ix, tide_index_path(ix, e), e->path_len);
 }
 
 /* ---- The fast path ---- */
@@ -472,7 +484,7 @@ int tide_index_file_input(tide_Buf *scratch, const tide_IndexWalk *spec,
       (rc = tide_cbor_put_head(scratch, 6, TIDE_CBOR_TAG_TYPED)) != 0 ||
       (rc = tide_cbor_put_head(scratch, 4, 2)) != 0 ||
       (rc = tide_cbor_put_string(scratch, spec->file_type,
-                                 strlen(spec->file_type))) != 0 ||
+                                 spec->file_type_len)) != 0 ||
       (rc = tide_cbor_put_head(scratch, 4, 2)) != 0 ||
       (rc = tide_cbor_put_string(scratch, abs, abs_len)) != 0 ||
       (rc = tide_cbor_put_string(scratch, content_fp, TIDE_FP_SIZE)) != 0 ||
@@ -525,10 +537,9 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
   const uint8_t *fp;
   uint8_t input[TIDE_FP_SIZE], content_fp[TIDE_FP_SIZE];
   tide_IndexEntry *entry;
-  size_t base_len = strlen(spec->base);
   int rc, candidate;
   if (e->kind != TIDE_WALK_FILE) return push_changed(ws, e, NULL, NULL);
-  ws->path.len = base_len + 1;
+  ws->path.len = spec->base_len + 1;
   if ((rc = tide_buf_append(&ws->path, e->path, e->len)) != 0) return rc;
   entry = tide_index_find(ix, (const char *)ws->path.data, ws->path.len);
   candidate = entry != NULL && !entry->forced && entry->status == 0 &&
@@ -538,8 +549,9 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
               deps_valid(ix, entry);
   ws->abs.len = strlen(spec->dir) + 1;
   if ((rc = tide_buf_append(&ws->abs, e->path, e->len + 1)) != 0) return rc;
-  fp = tide_index_file_fp(ix, spec->source, e->path, e->len,
-                          (int64_t)e->size, e->mtime_ns, (int64_t)e->inode);
+  fp = tide_index_file_fp(ix, spec->source, spec->source_len, e->path,
+                          e->len, (int64_t)e->size, e->mtime_ns,
+                          (int64_t)e->inode);
   if (fp == NULL) {
     /* New or touched: hash it and record its state. An unreadable file
     ** is the component's error, reported when it runs. */
@@ -551,8 +563,9 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
     memcpy(content_fp, content.bytes, TIDE_FP_SIZE);
     fp = content_fp;
     if ((rc = tide_index_file_put(ix, spec->store, spec->app_id,
-                                  spec->source, e->path, (int64_t)e->size,
-                                  e->mtime_ns, (int64_t)e->inode, fp)) != 0)
+                                  spec->source, spec->source_len, e->path,
+                                  e->len, (int64_t)e->size, e->mtime_ns,
+                                  (int64_t)e->inode, fp)) != 0)
       return rc;
   } else {
     memcpy(content_fp, fp, TIDE_FP_SIZE); /* the state table may grow */
@@ -581,13 +594,14 @@ int tide_index_walk(tide_Index *ix, tide_Walker *w,
   ws.unchanged = 0;
   tide_buf_init(&ws.path, ix->alloc, ix->ud);
   tide_buf_init(&ws.abs, ix->alloc, ix->ud);
-  if ((rc = tide_buf_append(&ws.path, spec->base, strlen(spec->base))) != 0 ||
+  if ((rc = tide_buf_append(&ws.path, spec->base, spec->base_len)) != 0 ||
       (rc = tide_buf_push(&ws.path, '/')) != 0 ||
       (rc = tide_buf_append(&ws.abs, spec->dir, dir_len)) != 0 ||
       (rc = tide_buf_push(&ws.abs, '/')) != 0) {
     rc = fail(ix, rc, "out of memory");
   } else if ((rc = tide_index_load_source(ix, spec->store, spec->app_id,
-                                          spec->source)) == 0) {
+                                          spec->source,
+                                          spec->source_len)) == 0) {
     rc = tide_walker_run(w, spec->dir, spec->include, spec->exclude,
                          spec->flags, walk_one, &ws);
     if (rc == TIDE_ENOMEM) rc = fail(ix, rc, "out of memory");

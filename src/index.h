@@ -50,14 +50,17 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id);
 
 size_t tide_index_count(const tide_Index *ix);
 tide_IndexEntry *tide_index_at(tide_Index *ix, size_t i);
+/* The entry's path: e->path_len bytes, which may hold NUL (a component
+** path holds the keys it was mounted under), then a NUL not counted. */
 const char *tide_index_path(const tide_Index *ix, const tide_IndexEntry *e);
-/* The entry for a path or a row id, or NULL. */
+/* The entry for a path (len bytes) or a row id, or NULL. */
 tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
                                  size_t len);
 tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id);
 
 /* Marks the entry at path and every entry below it (path + "/") as
-** unchanged, unless already marked; returns how many it marked. */
+** unchanged, unless already marked; returns how many it marked. Paths of
+** any length are handled. */
 size_t tide_index_keep_subtree(tide_Index *ix, const char *path, size_t len);
 
 /* Dependency sets: each distinct deps fingerprint is checked once by the
@@ -68,26 +71,33 @@ const uint8_t *tide_index_deps_at(const tide_Index *ix, size_t i,
                                   const tide_IndexEntry **example);
 void tide_index_deps_set_valid(tide_Index *ix, size_t i, int valid);
 
-/* File states of one walked source, keyed by relative path. */
+/* File states of one walked source, keyed by relative path. Source names
+** and paths are (pointer, length), as in the store: bytes, NUL included. */
 int tide_index_load_source(tide_Index *ix, tide_Store *s, int64_t app_id,
-                           const char *source);
+                           const char *source, size_t source_len);
 /* The stored content fingerprint of a file when its (size, mtime_ns,
 ** inode) still match, else NULL. */
 const uint8_t *tide_index_file_fp(tide_Index *ix, const char *source,
-                                  const char *path, size_t len, int64_t size,
-                                  int64_t mtime_ns, int64_t inode);
-/* Records a file's new state (in the index and the store). */
+                                  size_t source_len, const char *path,
+                                  size_t len, int64_t size, int64_t mtime_ns,
+                                  int64_t inode);
+/* Records a file's new state (in the index and the store); the source
+** must have been loaded. */
 int tide_index_file_put(tide_Index *ix, tide_Store *s, int64_t app_id,
-                        const char *source, const char *path, int64_t size,
+                        const char *source, size_t source_len,
+                        const char *path, size_t len, int64_t size,
                         int64_t mtime_ns, int64_t inode, const uint8_t *fp);
 
 /* mount_each(fn, fs.walk(dir), extra...) for a memoized fn. */
 typedef struct tide_IndexWalk {
-  const char *dir;          /* absolute walked folder */
+  const char *dir;          /* absolute walked folder, a C string */
   const char *source;       /* the source's name for file states */
-  const char *base;         /* component path prefix: parent/fn-name */
+  size_t source_len;
+  const char *base;         /* component path prefix: parent/fn-name, */
+  size_t base_len;          /* which may hold NUL (from a parent's key) */
   const uint8_t *logic;     /* the fn's logic fingerprint */
   const char *file_type;    /* the file objects' type name (__name) */
+  size_t file_type_len;
   const void *extra;        /* the encodings of the extra arguments */
   size_t extra_len;
   int nargs;                /* 1 + the number of extra arguments */

@@ -187,14 +187,16 @@ static int index_set_deps_valid(lua_State *L) {
 static int index_file_fp(lua_State *L) {
   Box *b = check_box(L);
   tide_Store *s = tide_lstore_check(L, 2);
-  const char *source = luaL_checkstring(L, 4);
-  size_t len;
+  size_t source_len, len;
+  const char *source = luaL_checklstring(L, 4, &source_len);
   const char *path = luaL_checklstring(L, 5, &len);
   const uint8_t *fp;
-  if (tide_index_load_source(b->ix, s, luaL_checkinteger(L, 3), source) != 0)
+  if (tide_index_load_source(b->ix, s, luaL_checkinteger(L, 3), source,
+                             source_len) != 0)
     return luaL_error(L, "%s", tide_index_errmsg(b->ix));
-  fp = tide_index_file_fp(b->ix, source, path, len, luaL_checkinteger(L, 6),
-                          luaL_checkinteger(L, 7), luaL_checkinteger(L, 8));
+  fp = tide_index_file_fp(b->ix, source, source_len, path, len,
+                          luaL_checkinteger(L, 6), luaL_checkinteger(L, 7),
+                          luaL_checkinteger(L, 8));
   if (fp == NULL) return 0;
   lua_pushlstring(L, (const char *)fp, TIDE_FP_SIZE);
   return 1;
@@ -205,14 +207,15 @@ static int index_file_put(lua_State *L) {
   Box *b = check_box(L);
   tide_Store *s = tide_lstore_check(L, 2);
   lua_Integer app_id = luaL_checkinteger(L, 3);
-  const char *source = luaL_checkstring(L, 4);
-  size_t fp_len;
+  size_t source_len, path_len, fp_len;
+  const char *source = luaL_checklstring(L, 4, &source_len);
+  const char *path = luaL_checklstring(L, 5, &path_len);
   const char *fp = luaL_checklstring(L, 9, &fp_len);
   luaL_argcheck(L, fp_len == TIDE_FP_SIZE, 9, "16-byte fingerprint expected");
-  if (tide_index_load_source(b->ix, s, app_id, source) != 0 ||
-      tide_index_file_put(b->ix, s, app_id, source, luaL_checkstring(L, 5),
-                          luaL_checkinteger(L, 6), luaL_checkinteger(L, 7),
-                          luaL_checkinteger(L, 8),
+  if (tide_index_load_source(b->ix, s, app_id, source, source_len) != 0 ||
+      tide_index_file_put(b->ix, s, app_id, source, source_len, path,
+                          path_len, luaL_checkinteger(L, 6),
+                          luaL_checkinteger(L, 7), luaL_checkinteger(L, 8),
                           (const uint8_t *)fp) != 0)
     return luaL_error(L, "%s", tide_index_errmsg(b->ix));
   return 0;
@@ -236,8 +239,11 @@ static const tide_GlobSet *compile_globs(lua_State *L, int idx) {
   if (n == 0) return NULL;
   luaL_argcheck(L, n <= 256, idx, "at most 256 patterns");
   for (i = 1; i <= n; i++) {
+    size_t len;
     lua_geti(L, idx, i);
-    patterns[i - 1] = luaL_checkstring(L, -1);
+    patterns[i - 1] = luaL_checklstring(L, -1, &len);
+    if (strlen(patterns[i - 1]) != len)
+      luaL_error(L, "pattern %d contains a NUL byte", (int)i);
     lua_pop(L, 1); /* the table keeps the string */
   }
   if (tide_glob_new(holder, patterns, (size_t)n, alloc, ud, err,
@@ -253,11 +259,14 @@ static int glob_holder_gc(lua_State *L) {
   return 0;
 }
 
-static const char *field_string(lua_State *L, int t, const char *k) {
+/* A required string field of the table at t and its length, which counts
+** any NUL bytes in it. [-0, +0, v] */
+static const char *field_string(lua_State *L, int t, const char *k,
+                                size_t *len) {
   const char *v;
   lua_getfield(L, t, k);
-  v = luaL_optstring(L, -1, NULL);
-  lua_pop(L, 1);
+  v = luaL_optlstring(L, -1, NULL, len);
+  lua_pop(L, 1); /* the table keeps the string */
   if (v == NULL) luaL_error(L, "index:walk: field %s is required", k);
   return v;
 }
@@ -270,7 +279,7 @@ static const char *field_string(lua_State *L, int t, const char *k) {
 static int index_walk(lua_State *L) {
   Box *b = check_box(L);
   tide_IndexWalk spec;
-  size_t logic_len, unchanged = 0, at;
+  size_t dir_len, logic_len, unchanged = 0, at;
   int rc;
   lua_Integer k = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -281,10 +290,12 @@ static int index_walk(lua_State *L) {
   lua_getfield(L, 2, "app_id");
   spec.app_id = luaL_checkinteger(L, -1);
   lua_pop(L, 1);
-  spec.dir = field_string(L, 2, "dir");
-  spec.source = field_string(L, 2, "source");
-  spec.base = field_string(L, 2, "base");
-  spec.file_type = field_string(L, 2, "file_type");
+  spec.dir = field_string(L, 2, "dir", &dir_len);
+  if (strlen(spec.dir) != dir_len)
+    luaL_error(L, "index:walk: dir contains a NUL byte");
+  spec.source = field_string(L, 2, "source", &spec.source_len);
+  spec.base = field_string(L, 2, "base", &spec.base_len);
+  spec.file_type = field_string(L, 2, "file_type", &spec.file_type_len);
   lua_getfield(L, 2, "logic");
   spec.logic = (const uint8_t *)luaL_checklstring(L, -1, &logic_len);
   luaL_argcheck(L, logic_len == TIDE_FP_SIZE, 2, "logic: 16 bytes expected");

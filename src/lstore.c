@@ -2,6 +2,8 @@
 ** Lua binding of the state store: core.store_open(path, mode) returns a
 ** store object whose methods mirror store.h. Fingerprints and CBOR blobs
 ** cross as Lua strings; runtime failures return nil, message, code name.
+** Text crosses with its length both ways (lua_tolstring, lua_pushlstring),
+** so a path, key or identity holding NUL reaches the store whole.
 */
 #include <string.h>
 
@@ -61,9 +63,10 @@ static const uint8_t *opt_fp(lua_State *L, int idx) {
   return (const uint8_t *)p;
 }
 
-static void set_str(lua_State *L, const char *k, const char *v) {
+static void set_str(lua_State *L, const char *k, const char *v,
+                    size_t n) {
   if (v == NULL) return;
-  lua_pushstring(L, v);
+  lua_pushlstring(L, v, n);
   lua_setfield(L, -2, k);
 }
 
@@ -78,22 +81,19 @@ static void set_int(lua_State *L, const char *k, int64_t v) {
   lua_setfield(L, -2, k);
 }
 
-/* Table fields read for puts. */
-static const char *get_str(lua_State *L, int t, const char *k) {
-  const char *v;
-  lua_getfield(L, t, k);
-  v = lua_tostring(L, -1);
-  lua_pop(L, 1); /* the string stays reachable from the table */
-  return v;
-}
-
-static const void *get_blob(lua_State *L, int t, const char *k, size_t *n) {
+/* Table fields read for puts: a string (or NULL) and its length. The
+** string stays reachable from the table. */
+static const char *get_str(lua_State *L, int t, const char *k, size_t *n) {
   const char *v;
   lua_getfield(L, t, k);
   v = lua_tolstring(L, -1, n);
   lua_pop(L, 1);
   if (v == NULL) *n = 0;
   return v;
+}
+
+static const void *get_blob(lua_State *L, int t, const char *k, size_t *n) {
+  return get_str(L, t, k, n);
 }
 
 static const uint8_t *get_fp(lua_State *L, int t, const char *k) {
@@ -114,13 +114,17 @@ static int64_t get_int(lua_State *L, int t, const char *k) {
 /* ---- Open, close, batches ---- */
 
 static int store_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
   const char *mode = luaL_optstring(L, 2, "write");
   int flags = strcmp(mode, "read") == 0 ? TIDE_STORE_READ : TIDE_STORE_WRITE;
-  Box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  Box *b;
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
   int rc;
+  /* A file path is a C string: a NUL would cut it short. */
+  luaL_argcheck(L, strlen(path) == len, 1, "path contains a NUL byte");
+  b = lua_newuserdatauv(L, sizeof *b, 0);
   b->s = NULL;
   luaL_setmetatable(L, STORE_TYPE);
   rc = tide_store_open(&b->s, path, flags, alloc, ud);
@@ -182,14 +186,15 @@ static int store_path(lua_State *L) {
 
 static int store_app(lua_State *L) {
   tide_Store *s = check_store(L);
-  const char *name = luaL_checkstring(L, 2);
+  size_t len;
+  const char *name = luaL_checklstring(L, 2, &len);
   int64_t id;
   int created = 0, rc;
   if (lua_toboolean(L, 3)) {
-    rc = tide_store_app_get_or_create(s, name, &id, &created);
+    rc = tide_store_app_get_or_create(s, name, len, &id, &created);
   } else {
     tide_StoreApp app;
-    rc = tide_store_app_lookup(s, name, &app);
+    rc = tide_store_app_lookup(s, name, len, &app);
     id = app.id;
   }
   if (rc == TIDE_ENOTFOUND) return 0;
@@ -203,7 +208,7 @@ static int push_app(void *arg, const tide_StoreApp *a) {
   lua_State *L = arg;
   lua_createtable(L, 0, 3);
   set_int(L, "id", a->id);
-  set_str(L, "name", a->name);
+  set_str(L, "name", a->name, a->name_len);
   set_int(L, "created_ns", a->created_ns);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   return 0;
@@ -227,23 +232,24 @@ static int store_app_delete(lua_State *L) {
 static void push_component(lua_State *L, const tide_StoreComponent *c) {
   lua_createtable(L, 0, 12);
   set_int(L, "id", c->id);
-  set_str(L, "path", c->path);
+  set_str(L, "path", c->path, c->path_len);
   set_int(L, "parent_id", c->parent_id);
-  set_str(L, "fn", c->fn_name);
+  set_str(L, "fn", c->fn_name, c->fn_name_len);
   set_blob(L, "logic", c->logic_fp, c->logic_fp ? TIDE_FP_SIZE : 0);
   set_blob(L, "input", c->input_fp, c->input_fp ? TIDE_FP_SIZE : 0);
-  set_str(L, "source_key", c->source_key);
+  set_str(L, "source_key", c->source_key, c->source_key_len);
   set_blob(L, "state", c->state, c->state_len);
   set_int(L, "status", c->status);
-  set_str(L, "error", c->error);
+  set_str(L, "error", c->error, c->error_len);
   set_int(L, "updated_ns", c->updated_ns);
   set_blob(L, "deps_fp", c->deps_fp, c->deps_fp ? TIDE_FP_SIZE : 0);
 }
 
 static int add_component(void *arg, const tide_StoreComponent *c) {
   lua_State *L = arg;
+  lua_pushlstring(L, c->path, c->path_len);
   push_component(L, c);
-  lua_setfield(L, -2, c->path);
+  lua_rawset(L, -3);
   return 0;
 }
 
@@ -260,8 +266,10 @@ static int store_components(lua_State *L) {
 static int store_component(lua_State *L) {
   tide_Store *s = check_store(L);
   tide_StoreComponent c;
-  int rc = tide_store_component_get(s, luaL_checkinteger(L, 2),
-                                    luaL_checkstring(L, 3), &c);
+  size_t len;
+  const char *path = luaL_checklstring(L, 3, &len);
+  int rc = tide_store_component_get(s, luaL_checkinteger(L, 2), path, len,
+                                    &c);
   if (rc == TIDE_ENOTFOUND) return 0;
   if (rc != 0) return ok_or_raise(L, s, rc);
   push_component(L, &c);
@@ -278,15 +286,15 @@ static int store_component_put(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   memset(&c, 0, sizeof c);
   c.app_id = get_int(L, 2, "app_id");
-  c.path = get_str(L, 2, "path");
+  c.path = get_str(L, 2, "path", &c.path_len);
   c.parent_id = get_int(L, 2, "parent_id");
-  c.fn_name = get_str(L, 2, "fn");
+  c.fn_name = get_str(L, 2, "fn", &c.fn_name_len);
   c.logic_fp = get_fp(L, 2, "logic");
   c.input_fp = get_fp(L, 2, "input");
-  c.source_key = get_str(L, 2, "source_key");
+  c.source_key = get_str(L, 2, "source_key", &c.source_key_len);
   c.state = get_blob(L, 2, "state", &c.state_len);
   c.status = (int)get_int(L, 2, "status");
-  c.error = get_str(L, 2, "error");
+  c.error = get_str(L, 2, "error", &c.error_len);
   c.deps_fp = get_fp(L, 2, "deps_fp");
   if (c.path == NULL || c.fn_name == NULL)
     return luaL_error(L, "component_put: path and fn are required");
@@ -311,7 +319,7 @@ static int store_memo_get(lua_State *L) {
   if (rc == TIDE_ENOTFOUND) return 0;
   if (rc != 0) return ok_or_raise(L, s, rc);
   lua_createtable(L, 0, 4);
-  set_str(L, "fn", m.fn_name);
+  set_str(L, "fn", m.fn_name, m.fn_name_len);
   set_blob(L, "value", m.value, m.value_len);
   set_blob(L, "deps", m.deps, m.deps_len);
   set_blob(L, "targets", m.targets, m.targets_len);
@@ -325,7 +333,7 @@ static int store_memo_put(lua_State *L) {
   memset(&m, 0, sizeof m);
   m.app_id = luaL_checkinteger(L, 2);
   m.key = opt_fp(L, 3);
-  m.fn_name = luaL_checkstring(L, 4);
+  m.fn_name = luaL_checklstring(L, 4, &m.fn_name_len);
   m.value = luaL_optlstring(L, 5, NULL, &m.value_len);
   m.deps = luaL_optlstring(L, 6, NULL, &m.deps_len);
   m.targets = luaL_optlstring(L, 7, NULL, &m.targets_len);
@@ -339,10 +347,12 @@ static int store_memo_delete(lua_State *L) {
                                                   opt_fp(L, 3)));
 }
 
-static int add_memo_key(void *arg, const uint8_t *key, const char *fn) {
+static int add_memo_key(void *arg, const uint8_t *key, const char *fn,
+                        size_t fn_len) {
   lua_State *L = arg;
   lua_pushlstring(L, (const char *)key, TIDE_FP_SIZE);
-  lua_pushstring(L, fn);
+  if (fn) lua_pushlstring(L, fn, fn_len);
+  else lua_pushnil(L);
   lua_rawset(L, -3);
   return 0;
 }
@@ -402,8 +412,8 @@ static int store_memo_ref_exists(lua_State *L) {
 static void push_container(lua_State *L, const tide_StoreContainer *c) {
   lua_createtable(L, 0, 7);
   set_int(L, "id", c->id);
-  set_str(L, "kind", c->kind);
-  set_str(L, "identity", c->identity);
+  set_str(L, "kind", c->kind, c->kind_len);
+  set_str(L, "identity", c->identity, c->identity_len);
   set_blob(L, "spec", c->spec, c->spec_len);
   set_blob(L, "schema_fp", c->schema_fp, c->schema_fp ? TIDE_FP_SIZE : 0);
   set_int(L, "owner_id", c->owner_id);
@@ -416,9 +426,12 @@ static int store_container(lua_State *L) {
   int64_t id;
   int created, rc;
   tide_StoreContainer c;
-  rc = tide_store_container_get_or_create(s, luaL_checkinteger(L, 2),
-                                          luaL_checkstring(L, 3),
-                                          luaL_checkstring(L, 4), &id,
+  size_t kind_len, identity_len;
+  int64_t app_id = luaL_checkinteger(L, 2);
+  const char *kind = luaL_checklstring(L, 3, &kind_len);
+  const char *identity = luaL_checklstring(L, 4, &identity_len);
+  rc = tide_store_container_get_or_create(s, app_id, kind, kind_len,
+                                          identity, identity_len, &id,
                                           &created);
   if (rc == 0) rc = tide_store_container_get(s, id, &c);
   if (rc != 0) return ok_or_raise(L, s, rc);
@@ -562,7 +575,7 @@ static int store_targets_pending(lua_State *L) {
 
 static void push_source(lua_State *L, const tide_StoreSourceItem *i) {
   lua_createtable(L, 0, 5);
-  set_str(L, "key", i->key);
+  set_str(L, "key", i->key, i->key_len);
   set_int(L, "size", i->size);
   set_int(L, "mtime_ns", i->mtime_ns);
   set_int(L, "inode", i->inode);
@@ -572,18 +585,21 @@ static void push_source(lua_State *L, const tide_StoreSourceItem *i) {
 
 static int add_source(void *arg, const tide_StoreSourceItem *i) {
   lua_State *L = arg;
+  lua_pushlstring(L, i->key, i->key_len);
   push_source(L, i);
-  lua_setfield(L, -2, i->key);
+  lua_rawset(L, -3);
   return 0;
 }
 
 /* store:source_items(app_id, source) -> { [key] = item } */
 static int store_source_items(lua_State *L) {
   tide_Store *s = check_store(L);
+  int64_t app_id = luaL_checkinteger(L, 2);
+  size_t len;
+  const char *source = luaL_checklstring(L, 3, &len);
   int rc;
   lua_newtable(L);
-  rc = tide_store_source_each(s, luaL_checkinteger(L, 2),
-                              luaL_checkstring(L, 3), add_source, L);
+  rc = tide_store_source_each(s, app_id, source, len, add_source, L);
   return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
@@ -592,8 +608,8 @@ static int store_source_put(lua_State *L) {
   tide_Store *s = check_store(L);
   tide_StoreSourceItem i;
   i.app_id = luaL_checkinteger(L, 2);
-  i.source = luaL_checkstring(L, 3);
-  i.key = luaL_checkstring(L, 4);
+  i.source = luaL_checklstring(L, 3, &i.source_len);
+  i.key = luaL_checklstring(L, 4, &i.key_len);
   i.size = luaL_checkinteger(L, 5);
   i.mtime_ns = luaL_checkinteger(L, 6);
   i.inode = luaL_checkinteger(L, 7);
@@ -603,10 +619,13 @@ static int store_source_put(lua_State *L) {
 
 static int store_source_delete(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_source_delete(
-                               s, luaL_checkinteger(L, 2),
-                               luaL_checkstring(L, 3),
-                               luaL_checkstring(L, 4)));
+  size_t source_len, key_len;
+  int64_t app_id = luaL_checkinteger(L, 2);
+  const char *source = luaL_checklstring(L, 3, &source_len);
+  const char *key = luaL_checklstring(L, 4, &key_len);
+  return ok_or_raise(L, s, tide_store_source_delete(s, app_id, source,
+                                                    source_len, key,
+                                                    key_len));
 }
 
 /* ---- Runs ---- */
@@ -622,10 +641,12 @@ static int store_run_begin(lua_State *L) {
 
 static int store_run_finish(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_run_finish(
-                               s, luaL_checkinteger(L, 2),
-                               (int)luaL_checkinteger(L, 3),
-                               luaL_optstring(L, 4, NULL)));
+  size_t len;
+  int64_t run_id = luaL_checkinteger(L, 2);
+  int status = (int)luaL_checkinteger(L, 3);
+  const char *stats = luaL_optlstring(L, 4, NULL, &len);
+  return ok_or_raise(L, s,
+                     tide_store_run_finish(s, run_id, status, stats, len));
 }
 
 static int add_run(void *arg, const tide_StoreRun *r) {
@@ -635,7 +656,7 @@ static int add_run(void *arg, const tide_StoreRun *r) {
   set_int(L, "started_ns", r->started_ns);
   set_int(L, "finished_ns", r->finished_ns);
   set_int(L, "status", r->status);
-  set_str(L, "stats", r->stats);
+  set_str(L, "stats", r->stats, r->stats_len);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   return 0;
 }

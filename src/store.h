@@ -7,9 +7,16 @@
 ** - It returns 0 or a negative TIDE_E* code, and on failure leaves a
 **   message on the store (tide_store_errmsg). TIDE_ENOTFOUND from a get or
 **   an update is an ordinary outcome and leaves the message unchanged.
-** - Strings are NUL-terminated; a NULL string or blob pointer stores SQL
-**   NULL. Blobs are (pointer, length). Fingerprints are TIDE_FP_SIZE raw
-**   bytes. Row ids are positive; 0 stands for "none" (SQL NULL).
+** - Text is bytes: a string argument `name` comes with `name_len`, and a
+**   string field `name` of a struct with a field `name_len`. The length is
+**   what counts, never a NUL: a component path, a key, a source key or an
+**   identity may hold NUL bytes, and two strings that differ only after a
+**   NUL are different. Text handed out by a get or an iterator is followed
+**   by a NUL byte that its length does not count. Blobs are (pointer,
+**   length) too. A NULL string or blob pointer stores SQL NULL, and reads
+**   back as NULL with length 0. Fingerprints are TIDE_FP_SIZE raw bytes.
+**   Row ids are positive; 0 stands for "none" (SQL NULL). Only the file
+**   path given to tide_store_open and the messages are C strings.
 ** - Pointers in a struct filled by a get are borrowed from the store and
 **   stay valid until the next call on the store. Pointers handed to an
 **   iterator's callback stay valid only during that callback.
@@ -108,6 +115,7 @@ int64_t tide_store_batch_writes(const tide_Store *s);
 typedef struct tide_StoreApp {
   int64_t id;
   const char *name;
+  size_t name_len;
   int64_t created_ns;
 } tide_StoreApp;
 
@@ -116,9 +124,9 @@ typedef int (*tide_StoreAppFn)(void *arg, const tide_StoreApp *app);
 /* Sets *id to the app named name, creating it when missing; *created (may
 ** be NULL) says which happened. */
 int tide_store_app_get_or_create(tide_Store *s, const char *name,
-                                 int64_t *id, int *created);
+                                 size_t name_len, int64_t *id, int *created);
 /* Fills *app for the app named name; TIDE_ENOTFOUND when there is none. */
-int tide_store_app_lookup(tide_Store *s, const char *name,
+int tide_store_app_lookup(tide_Store *s, const char *name, size_t name_len,
                           tide_StoreApp *app);
 /* Every app, in name order. */
 int tide_store_app_each(tide_Store *s, tide_StoreAppFn fn, void *arg);
@@ -131,16 +139,20 @@ int tide_store_app_delete(tide_Store *s, int64_t app_id);
 typedef struct tide_StoreComponent {
   int64_t id;                /* ignored by put */
   int64_t app_id;
-  const char *path;
+  const char *path;          /* may hold NUL: a key is part of it */
+  size_t path_len;
   int64_t parent_id;         /* 0 for none */
   const char *fn_name;
+  size_t fn_name_len;
   const uint8_t *logic_fp;   /* TIDE_FP_SIZE bytes, or NULL */
   const uint8_t *input_fp;   /* TIDE_FP_SIZE bytes, or NULL */
   const char *source_key;    /* or NULL */
+  size_t source_key_len;
   const void *state;         /* CBOR: value, deps, memo keys; or NULL */
   size_t state_len;
   int status;
   const char *error;         /* or NULL */
+  size_t error_len;
   int64_t updated_ns;        /* set by put to the current time */
   const uint8_t *deps_fp;    /* TIDE_FP_SIZE bytes, or NULL */
 } tide_StoreComponent;
@@ -154,7 +166,8 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
                              int64_t *id);
 /* Fills *c; TIDE_ENOTFOUND when there is none. */
 int tide_store_component_get(tide_Store *s, int64_t app_id,
-                             const char *path, tide_StoreComponent *c);
+                             const char *path, size_t path_len,
+                             tide_StoreComponent *c);
 int tide_store_component_delete(tide_Store *s, int64_t id);
 /* Every component of the app, in path order (a parent before its
 ** children), from one sequential statement without allocating. */
@@ -167,6 +180,7 @@ typedef struct tide_StoreMemo {
   int64_t app_id;
   const uint8_t *key;        /* TIDE_FP_SIZE bytes */
   const char *fn_name;
+  size_t fn_name_len;
   const void *value;         /* CBOR, or NULL */
   size_t value_len;
   const void *deps;          /* CBOR, or NULL */
@@ -177,7 +191,7 @@ typedef struct tide_StoreMemo {
 } tide_StoreMemo;
 
 typedef int (*tide_StoreMemoKeyFn)(void *arg, const uint8_t *key,
-                                   const char *fn_name);
+                                   const char *fn_name, size_t fn_name_len);
 
 /* Fills *m; TIDE_ENOTFOUND when there is no entry. */
 int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
@@ -212,7 +226,9 @@ typedef struct tide_StoreContainer {
   int64_t id;
   int64_t app_id;
   const char *kind;          /* the target type's name */
-  const char *identity;
+  size_t kind_len;
+  const char *identity;      /* may hold NUL: it can be a fingerprint */
+  size_t identity_len;
   const void *spec;          /* CBOR, or NULL */
   size_t spec_len;
   const uint8_t *schema_fp;  /* TIDE_FP_SIZE bytes, or NULL */
@@ -226,8 +242,9 @@ typedef int (*tide_StoreContainerFn)(void *arg,
 /* Sets *id to the container (app_id, kind, identity), creating it (with no
 ** spec, schema or owner, state 0) when missing; *created may be NULL. */
 int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
-                                       const char *kind,
-                                       const char *identity, int64_t *id,
+                                       const char *kind, size_t kind_len,
+                                       const char *identity,
+                                       size_t identity_len, int64_t *id,
                                        int *created);
 /* Fills *c for the container with row id id; TIDE_ENOTFOUND if none. */
 int tide_store_container_get(tide_Store *s, int64_t id,
@@ -289,7 +306,9 @@ int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
 typedef struct tide_StoreSourceItem {
   int64_t app_id;
   const char *source;
-  const char *key;
+  size_t source_len;
+  const char *key;           /* may hold NUL */
+  size_t key_len;
   int64_t size;
   int64_t mtime_ns;
   int64_t inode;
@@ -301,14 +320,17 @@ typedef int (*tide_StoreSourceItemFn)(void *arg,
 
 /* Fills *item; TIDE_ENOTFOUND when there is none. */
 int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
-                          const char *key, tide_StoreSourceItem *item);
+                          size_t source_len, const char *key, size_t key_len,
+                          tide_StoreSourceItem *item);
 /* Inserts or replaces the item at (app_id, source, key). */
 int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item);
 int tide_store_source_delete(tide_Store *s, int64_t app_id,
-                             const char *source, const char *key);
+                             const char *source, size_t source_len,
+                             const char *key, size_t key_len);
 /* Every item of the source, by key, from one sequential statement. */
 int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
-                           tide_StoreSourceItemFn fn, void *arg);
+                           size_t source_len, tide_StoreSourceItemFn fn,
+                           void *arg);
 
 /* ---- Run log ---- */
 
@@ -319,6 +341,7 @@ typedef struct tide_StoreRun {
   int64_t finished_ns;       /* 0 while unfinished */
   int status;                /* meaningful once finished */
   const char *stats;         /* JSON, or NULL */
+  size_t stats_len;
 } tide_StoreRun;
 
 typedef int (*tide_StoreRunFn)(void *arg, const tide_StoreRun *run);
@@ -328,7 +351,7 @@ int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id);
 /* Records the end of the run now, with its status and stats (JSON text,
 ** may be NULL); TIDE_ENOTFOUND when there is no such run. */
 int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
-                          const char *stats);
+                          const char *stats, size_t stats_len);
 /* The app's latest runs, newest first, at most limit of them. */
 int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
                                tide_StoreRunFn fn, void *arg);

@@ -12,7 +12,7 @@
 
 static void fill_app(sqlite3_stmt *st, tide_StoreApp *a) {
   a->id = col_int(st, 0);
-  a->name = col_text(st, 1);
+  a->name = col_text(st, 1, &a->name_len);
   a->created_ns = col_int(st, 2);
 }
 
@@ -25,12 +25,12 @@ static int emit_app(sqlite3_stmt *st, const void *cb, void *arg) {
 #define APP_LOOKUP_SQL \
   "SELECT id, name, created_ns FROM apps WHERE name = ?1"
 
-int tide_store_app_lookup(tide_Store *s, const char *name,
+int tide_store_app_lookup(tide_Store *s, const char *name, size_t name_len,
                           tide_StoreApp *app) {
   sqlite3_stmt *st;
   int rc = tide_store_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
   if (rc) return rc;
-  if (bind_text(st, 1, name)) return bind_failed(s, "app lookup");
+  if (bind_text(st, 1, name, name_len)) return bind_failed(s, "app lookup");
   rc = get_row(s, st, "app lookup");
   if (rc) return rc;
   fill_app(st, app);
@@ -38,13 +38,13 @@ int tide_store_app_lookup(tide_Store *s, const char *name,
 }
 
 int tide_store_app_get_or_create(tide_Store *s, const char *name,
-                                 int64_t *id, int *created) {
+                                 size_t name_len, int64_t *id, int *created) {
   sqlite3_stmt *st;
   const char *what = "app get-or-create";
   int rc = tide_store_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
   if (created) *created = 0;
   if (rc) return rc;
-  if (bind_text(st, 1, name)) return bind_failed(s, what);
+  if (bind_text(st, 1, name, name_len)) return bind_failed(s, what);
   rc = find_id(s, st, what, id);
   if (rc != TIDE_ENOTFOUND) return rc;
   rc = tide_store_write_begin(s);
@@ -54,7 +54,8 @@ int tide_store_app_get_or_create(tide_Store *s, const char *name,
                        " RETURNING id",
                        &st);
   if (rc) return rc;
-  if (bind_text(st, 1, name) || bind_int(st, 2, tide_store_now_ns()))
+  if (bind_text(st, 1, name, name_len) ||
+      bind_int(st, 2, tide_store_now_ns()))
     return bind_failed(s, what);
   rc = run_returning(s, st, what, id);
   if (rc) return rc;
@@ -114,15 +115,15 @@ int tide_store_app_delete(tide_Store *s, int64_t app_id) {
 static void fill_component(sqlite3_stmt *st, tide_StoreComponent *c) {
   c->id = col_int(st, 0);
   c->app_id = col_int(st, 1);
-  c->path = col_text(st, 2);
+  c->path = col_text(st, 2, &c->path_len);
   c->parent_id = col_int(st, 3);
-  c->fn_name = col_text(st, 4);
+  c->fn_name = col_text(st, 4, &c->fn_name_len);
   c->logic_fp = col_fp(st, 5);
   c->input_fp = col_fp(st, 6);
-  c->source_key = col_text(st, 7);
+  c->source_key = col_text(st, 7, &c->source_key_len);
   c->state = col_blob(st, 8, &c->state_len);
   c->status = (int)col_int(st, 9);
-  c->error = col_text(st, 10);
+  c->error = col_text(st, 10, &c->error_len);
   c->updated_ns = col_int(st, 11);
   c->deps_fp = col_fp(st, 12);
 }
@@ -154,12 +155,15 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
     " RETURNING id",
     &st);
   if (rc) return rc;
-  if (bind_int(st, 1, c->app_id) || bind_text(st, 2, c->path) ||
-      bind_id(st, 3, c->parent_id) || bind_text(st, 4, c->fn_name) ||
+  if (bind_int(st, 1, c->app_id) ||
+      bind_text(st, 2, c->path, c->path_len) ||
+      bind_id(st, 3, c->parent_id) ||
+      bind_text(st, 4, c->fn_name, c->fn_name_len) ||
       bind_fp(st, 5, c->logic_fp) || bind_fp(st, 6, c->input_fp) ||
-      bind_text(st, 7, c->source_key) ||
+      bind_text(st, 7, c->source_key, c->source_key_len) ||
       bind_blob(st, 8, c->state, c->state_len) ||
-      bind_int(st, 9, c->status) || bind_text(st, 10, c->error) ||
+      bind_int(st, 9, c->status) ||
+      bind_text(st, 10, c->error, c->error_len) ||
       bind_int(st, 11, tide_store_now_ns()) ||
       bind_fp(st, 12, c->deps_fp))
     return bind_failed(s, what);
@@ -171,7 +175,8 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
 }
 
 int tide_store_component_get(tide_Store *s, int64_t app_id,
-                             const char *path, tide_StoreComponent *c) {
+                             const char *path, size_t path_len,
+                             tide_StoreComponent *c) {
   sqlite3_stmt *st;
   const char *what = "component get";
   int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_GET,
@@ -179,7 +184,7 @@ int tide_store_component_get(tide_Store *s, int64_t app_id,
                            " WHERE app_id = ?1 AND path = ?2",
                            &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_text(st, 2, path))
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, path, path_len))
     return bind_failed(s, what);
   rc = get_row(s, st, what);
   if (rc) return rc;
@@ -229,7 +234,7 @@ int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
   if (rc) return rc;
   m->app_id = col_int(st, 0);
   m->key = col_fp(st, 1);
-  m->fn_name = col_text(st, 2);
+  m->fn_name = col_text(st, 2, &m->fn_name_len);
   m->value = col_blob(st, 3, &m->value_len);
   m->deps = col_blob(st, 4, &m->deps_len);
   m->targets = col_blob(st, 5, &m->targets_len);
@@ -252,7 +257,7 @@ int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
     &st);
   if (rc) return rc;
   if (bind_int(st, 1, m->app_id) || bind_fp(st, 2, m->key) ||
-      bind_text(st, 3, m->fn_name) ||
+      bind_text(st, 3, m->fn_name, m->fn_name_len) ||
       bind_blob(st, 4, m->value, m->value_len) ||
       bind_blob(st, 5, m->deps, m->deps_len) ||
       bind_blob(st, 6, m->targets, m->targets_len) ||
@@ -277,8 +282,10 @@ int tide_store_memo_delete(tide_Store *s, int64_t app_id,
 }
 
 static int emit_memo_key(sqlite3_stmt *st, const void *cb, void *arg) {
-  return (*(const tide_StoreMemoKeyFn *)cb)(arg, col_fp(st, 0),
-                                            col_text(st, 1));
+  size_t fn_name_len;
+  const char *fn_name = col_text(st, 1, &fn_name_len);
+  return (*(const tide_StoreMemoKeyFn *)cb)(arg, col_fp(st, 0), fn_name,
+                                            fn_name_len);
 }
 
 int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
@@ -302,8 +309,8 @@ int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
 static void fill_container(sqlite3_stmt *st, tide_StoreContainer *c) {
   c->id = col_int(st, 0);
   c->app_id = col_int(st, 1);
-  c->kind = col_text(st, 2);
-  c->identity = col_text(st, 3);
+  c->kind = col_text(st, 2, &c->kind_len);
+  c->identity = col_text(st, 3, &c->identity_len);
   c->spec = col_blob(st, 4, &c->spec_len);
   c->schema_fp = col_fp(st, 5);
   c->owner_id = col_int(st, 6);
@@ -317,8 +324,9 @@ static int emit_container(sqlite3_stmt *st, const void *cb, void *arg) {
 }
 
 int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
-                                       const char *kind,
-                                       const char *identity, int64_t *id,
+                                       const char *kind, size_t kind_len,
+                                       const char *identity,
+                                       size_t identity_len, int64_t *id,
                                        int *created) {
   sqlite3_stmt *st;
   const char *what = "container get-or-create";
@@ -328,8 +336,8 @@ int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
                            &st);
   if (created) *created = 0;
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_text(st, 2, kind) ||
-      bind_text(st, 3, identity))
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, kind, kind_len) ||
+      bind_text(st, 3, identity, identity_len))
     return bind_failed(s, what);
   rc = find_id(s, st, what, id);
   if (rc != TIDE_ENOTFOUND) return rc;
@@ -340,8 +348,8 @@ int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
                        " VALUES(?1, ?2, ?3) RETURNING id",
                        &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_text(st, 2, kind) ||
-      bind_text(st, 3, identity))
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, kind, kind_len) ||
+      bind_text(st, 3, identity, identity_len))
     return bind_failed(s, what);
   rc = run_returning(s, st, what, id);
   if (rc) return rc;
@@ -597,8 +605,8 @@ int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
 
 static void fill_source(sqlite3_stmt *st, tide_StoreSourceItem *item) {
   item->app_id = col_int(st, 0);
-  item->source = col_text(st, 1);
-  item->key = col_text(st, 2);
+  item->source = col_text(st, 1, &item->source_len);
+  item->key = col_text(st, 2, &item->key_len);
   item->size = col_int(st, 3);
   item->mtime_ns = col_int(st, 4);
   item->inode = col_int(st, 5);
@@ -615,7 +623,8 @@ static int emit_source(sqlite3_stmt *st, const void *cb, void *arg) {
   "app_id, source, key, size, mtime_ns, inode, content_fp"
 
 int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
-                          const char *key, tide_StoreSourceItem *item) {
+                          size_t source_len, const char *key, size_t key_len,
+                          tide_StoreSourceItem *item) {
   sqlite3_stmt *st;
   const char *what = "source item get";
   int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_GET,
@@ -623,8 +632,8 @@ int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
                            " WHERE app_id = ?1 AND source = ?2 AND key = ?3",
                            &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_text(st, 2, source) ||
-      bind_text(st, 3, key))
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, source, source_len) ||
+      bind_text(st, 3, key, key_len))
     return bind_failed(s, what);
   rc = get_row(s, st, what);
   if (rc) return rc;
@@ -646,8 +655,10 @@ int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
     " content_fp = excluded.content_fp",
     &st);
   if (rc) return rc;
-  if (bind_int(st, 1, item->app_id) || bind_text(st, 2, item->source) ||
-      bind_text(st, 3, item->key) || bind_int(st, 4, item->size) ||
+  if (bind_int(st, 1, item->app_id) ||
+      bind_text(st, 2, item->source, item->source_len) ||
+      bind_text(st, 3, item->key, item->key_len) ||
+      bind_int(st, 4, item->size) ||
       bind_int(st, 5, item->mtime_ns) || bind_int(st, 6, item->inode) ||
       bind_fp(st, 7, item->content_fp))
     return bind_failed(s, what);
@@ -655,7 +666,8 @@ int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
 }
 
 int tide_store_source_delete(tide_Store *s, int64_t app_id,
-                             const char *source, const char *key) {
+                             const char *source, size_t source_len,
+                             const char *key, size_t key_len) {
   sqlite3_stmt *st;
   const char *what = "source item delete";
   int rc = tide_store_write_begin(s);
@@ -665,14 +677,15 @@ int tide_store_source_delete(tide_Store *s, int64_t app_id,
                        " AND source = ?2 AND key = ?3",
                        &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_text(st, 2, source) ||
-      bind_text(st, 3, key))
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, source, source_len) ||
+      bind_text(st, 3, key, key_len))
     return bind_failed(s, what);
   return run_write(s, st, what);
 }
 
 int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
-                           tide_StoreSourceItemFn fn, void *arg) {
+                           size_t source_len, tide_StoreSourceItemFn fn,
+                           void *arg) {
   sqlite3_stmt *st;
   const char *what = "source item list";
   int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_EACH,
@@ -680,7 +693,7 @@ int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
                            " WHERE app_id = ?1 AND source = ?2 ORDER BY key",
                            &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_text(st, 2, source))
+  if (bind_int(st, 1, app_id) || bind_text(st, 2, source, source_len))
     return bind_failed(s, what);
   return each(s, st, what, emit_source, &fn, arg);
 }
@@ -694,7 +707,7 @@ static int emit_run(sqlite3_stmt *st, const void *cb, void *arg) {
   r.started_ns = col_int(st, 2);
   r.finished_ns = col_int(st, 3);
   r.status = (int)col_int(st, 4);
-  r.stats = col_text(st, 5);
+  r.stats = col_text(st, 5, &r.stats_len);
   return (*(const tide_StoreRunFn *)cb)(arg, &r);
 }
 
@@ -717,7 +730,7 @@ int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id) {
 }
 
 int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
-                          const char *stats) {
+                          const char *stats, size_t stats_len) {
   sqlite3_stmt *st;
   const char *what = "run finish";
   int rc = tide_store_write_begin(s);
@@ -728,7 +741,7 @@ int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
                        &st);
   if (rc) return rc;
   if (bind_int(st, 1, run_id) || bind_int(st, 2, tide_store_now_ns()) ||
-      bind_int(st, 3, status) || bind_text(st, 4, stats))
+      bind_int(st, 3, status) || bind_text(st, 4, stats, stats_len))
     return bind_failed(s, what);
   rc = run(s, st, what);
   if (rc) return rc;

@@ -14,8 +14,10 @@ static const uint8_t empty_blob[1] = { 0 };
 
 /* ---- Binding and reading columns ---- */
 
-static inline int bind_text(sqlite3_stmt *st, int i, const char *v) {
-  return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC)
+/* Binds len bytes of text, NUL bytes included; NULL binds SQL NULL. */
+static inline int bind_text(sqlite3_stmt *st, int i, const char *v,
+                            size_t len) {
+  return v ? sqlite3_bind_text64(st, i, v, len, SQLITE_STATIC, SQLITE_UTF8)
            : sqlite3_bind_null(st, i);
 }
 
@@ -38,8 +40,13 @@ static inline int bind_int(sqlite3_stmt *st, int i, int64_t v) {
   return sqlite3_bind_int64(st, i, v);
 }
 
-static inline const char *col_text(sqlite3_stmt *st, int i) {
-  return (const char *)sqlite3_column_text(st, i);
+/* A text column and its length in bytes, NUL bytes included; NULL with
+** length 0 for SQL NULL. SQLite ends the text with a NUL it does not
+** count. */
+static inline const char *col_text(sqlite3_stmt *st, int i, size_t *len) {
+  const char *p = (const char *)sqlite3_column_text(st, i);
+  *len = p ? (size_t)sqlite3_column_bytes(st, i) : 0;
+  return p;
 }
 
 static inline const void *col_blob(sqlite3_stmt *st, int i, size_t *len) {

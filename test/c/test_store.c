@@ -133,6 +133,14 @@ static int str_equal(const char *a, const char *b) {
   return a && b && strcmp(a, b) == 0;
 }
 
+/* A string literal as the (pointer, length) pair the store takes. */
+#define LIT(text) text, (sizeof(text) - 1)
+
+/* Sets a string field of a store struct and its _len field from a C
+** string, or to NULL. */
+#define SET_STR(field, v) \
+  ((field) = (v), field##_len = (field) ? strlen(field) : 0)
+
 #define CHECK_STR_EQ(a, b)                                                \
   do {                                                                    \
     const char *check_s_ = (a);                                           \
@@ -188,10 +196,10 @@ static int child_main(const char *mode, const char *path, int fd) {
   int flags = strcmp(mode, "read") == 0 ? TIDE_STORE_READ : TIDE_STORE_WRITE;
   rc = tide_store_open(&s, path, flags, NULL, NULL);
   if (rc == 0 && strcmp(mode, "read") == 0) {
-    rc = tide_store_app_lookup(s, "docs", &app);
+    rc = tide_store_app_lookup(s, LIT("docs"), &app);
     n = snprintf(text, sizeof text, "docs=%lld",
                  rc == 0 ? (long long)app.id : (long long)rc);
-    rc = tide_store_app_lookup(s, "pending", &app);
+    rc = tide_store_app_lookup(s, LIT("pending"), &app);
     snprintf(text + n, sizeof text - (size_t)n, " pending=%lld",
              rc == 0 ? (long long)app.id : (long long)rc);
     rc = 0;
@@ -283,30 +291,31 @@ static void test_create_and_reopen(void) {
   s = open_ok(path, TIDE_STORE_WRITE);
   CHECK_STR_EQ(tide_store_path(s), path);
   CHECK_STR_EQ(tide_store_errmsg(s), "");
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, &created), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &id, &created), 0);
   CHECK_EQ_INT(id, 1);
   CHECK_EQ_INT(created, 1);
   fp_fill(fp, 1);
   memset(&c, 0, sizeof c);
   c.app_id = id;
-  c.path = "/process_file/a.md";
-  c.fn_name = "process_file";
+  SET_STR(c.path, "/process_file/a.md");
+  SET_STR(c.fn_name, "process_file");
   c.logic_fp = fp;
   CHECK_EQ_INT(tide_store_component_put(s, &c, &cid), 0);
   CHECK_EQ_INT(cid, 1);
   CHECK_EQ_INT(tide_store_close(s), 0);
   /* Read back with a reader, then with a writer again. */
   s = open_ok(path, TIDE_STORE_READ);
-  CHECK_EQ_INT(tide_store_app_lookup(s, "docs", &app), 0);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("docs"), &app), 0);
   CHECK_EQ_INT(app.id, 1);
   CHECK_STR_EQ(app.name, "docs");
-  CHECK_EQ_INT(tide_store_component_get(s, 1, "/process_file/a.md", &c), 0);
+  CHECK_EQ_INT(tide_store_component_get(s, 1, LIT("/process_file/a.md"), &c),
+               0);
   CHECK_EQ_INT(c.id, 1);
   CHECK_STR_EQ(c.fn_name, "process_file");
   CHECK(fp_equal(c.logic_fp, fp));
   tide_store_close(s);
   s = open_ok(path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, &created), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &id, &created), 0);
   CHECK_EQ_INT(id, 1);
   CHECK_EQ_INT(created, 0);
   CHECK_EQ_INT(tide_store_close(s), 0);
@@ -436,7 +445,7 @@ static void test_missing_and_empty(void) {
   check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTFOUND, msg);
   /* A writer creates the schema in an empty file. */
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &id, NULL), 0);
   CHECK_EQ_INT(id, 1);
   tide_store_close(s);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM apps"), 1);
@@ -465,9 +474,9 @@ static void test_second_writer_locked(void) {
   int64_t id;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &id, NULL), 0);
   CHECK_EQ_INT(tide_store_flush(s), 0);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "pending", &id, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("pending"), &id, NULL), 0);
   /* Another process cannot write... */
   snprintf(msg, sizeof msg, "%s: locked by another running update (pid %ld)",
            t.path, (long)getpid());
@@ -522,7 +531,7 @@ static void test_reader_refuses_writes(void) {
   tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
   s = open_ok(t.path, TIDE_STORE_READ);
   snprintf(msg, sizeof msg, "%s: state store is open read-only", t.path);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, NULL),
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &id, NULL),
                TIDE_EINVAL);
   CHECK_STR_EQ(tide_store_errmsg(s), msg);
   CHECK_EQ_INT(tide_store_run_begin(s, 1, &id), TIDE_EINVAL);
@@ -559,17 +568,17 @@ static void test_apps(void) {
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
   before = (int64_t)time(NULL) * 1000000000;
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "beta", &b, NULL), 0);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "alpha", &a, NULL), 0);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "gamma", &c, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("beta"), &b, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("alpha"), &a, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("gamma"), &c, NULL), 0);
   CHECK_EQ_INT(b, 1);
   CHECK_EQ_INT(a, 2);
   CHECK_EQ_INT(c, 3);
-  CHECK_EQ_INT(tide_store_app_lookup(s, "alpha", &app), 0);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("alpha"), &app), 0);
   CHECK_EQ_INT(app.id, 2);
   CHECK_STR_EQ(app.name, "alpha");
   CHECK(app.created_ns >= before);
-  CHECK_EQ_INT(tide_store_app_lookup(s, "delta", &app), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("delta"), &app), TIDE_ENOTFOUND);
   memset(&seen, 0, sizeof seen);
   CHECK_EQ_INT(tide_store_app_each(s, see_app, &seen), 0);
   CHECK_EQ_INT(seen.count, 3);
@@ -578,7 +587,7 @@ static void test_apps(void) {
   CHECK_STR_EQ(seen.names[2], "gamma");
   CHECK_EQ_INT(seen.ids[0], 2);
   CHECK_EQ_INT(tide_store_app_delete(s, b), 0);
-  CHECK_EQ_INT(tide_store_app_lookup(s, "beta", &app), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("beta"), &app), TIDE_ENOTFOUND);
   memset(&seen, 0, sizeof seen);
   CHECK_EQ_INT(tide_store_app_each(s, see_app, &seen), 0);
   CHECK_EQ_INT(seen.count, 2);
@@ -595,28 +604,29 @@ static void test_components(void) {
   int64_t app = 0, id = 0, id2 = 0, child = 0;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
   fp_fill(lfp, 1);
   fp_fill(ifp, 2);
   memset(&c, 0, sizeof c);
   c.app_id = app;
-  c.path = "/main";
-  c.fn_name = "main";
+  SET_STR(c.path, "/main");
+  SET_STR(c.fn_name, "main");
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id), 0);
-  c.path = "/main/process_file/a.md";
+  SET_STR(c.path, "/main/process_file/a.md");
   c.parent_id = id;
-  c.fn_name = "process_file";
+  SET_STR(c.fn_name, "process_file");
   c.logic_fp = lfp;
   c.input_fp = ifp;
-  c.source_key = "a.md";
+  SET_STR(c.source_key, "a.md");
   c.state = keys;
   c.state_len = sizeof keys;
   c.status = 3;
-  c.error = "boom";
+  SET_STR(c.error, "boom");
   CHECK_EQ_INT(tide_store_component_put(s, &c, &child), 0);
   CHECK_EQ_INT(id, 1);
   CHECK_EQ_INT(child, 2);
-  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, &got), 0);
+  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, c.path_len, &got),
+               0);
   CHECK_EQ_INT(got.id, 2);
   CHECK_EQ_INT(got.app_id, app);
   CHECK_STR_EQ(got.path, "/main/process_file/a.md");
@@ -630,19 +640,20 @@ static void test_components(void) {
   CHECK_STR_EQ(got.error, "boom");
   CHECK(got.updated_ns > 0);
   /* The root has NULLs and no parent. */
-  CHECK_EQ_INT(tide_store_component_get(s, app, "/main", &got), 0);
+  CHECK_EQ_INT(tide_store_component_get(s, app, LIT("/main"), &got), 0);
   CHECK_EQ_INT(got.parent_id, 0);
   CHECK(got.logic_fp == NULL && got.input_fp == NULL);
   CHECK(got.source_key == NULL && got.error == NULL);
   CHECK(got.state == NULL && got.state_len == 0);
   /* An update keeps the id; an empty blob stays empty, not NULL. */
   c.status = 0;
-  c.error = NULL;
+  SET_STR(c.error, NULL);
   c.input_fp = lfp;
   c.state_len = 0;
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);
   CHECK_EQ_INT(id2, 2);
-  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, &got), 0);
+  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, c.path_len, &got),
+               0);
   CHECK_EQ_INT(got.status, 0);
   CHECK(got.error == NULL);
   CHECK(fp_equal(got.input_fp, lfp));
@@ -653,9 +664,11 @@ static void test_components(void) {
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);
   CHECK_EQ_INT(id2, 3);
   CHECK_EQ_INT(tide_store_component_delete(s, child), 0);
-  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, &got),
+  CHECK_EQ_INT(tide_store_component_get(s, app, c.path, c.path_len, &got),
                TIDE_ENOTFOUND);
-  CHECK_EQ_INT(tide_store_component_get(s, app + 1, c.path, &got), 0);
+  CHECK_EQ_INT(tide_store_component_get(s, app + 1, c.path, c.path_len,
+                                        &got),
+               0);
   CHECK_EQ_INT(tide_store_component_delete(s, child), 0);
   tide_store_close(s);
   tmp_close(&t);
@@ -702,10 +715,10 @@ static void test_component_each_bulk(void) {
   int i;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &app, NULL), 0);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "other", &other, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("other"), &other, NULL), 0);
   memset(&c, 0, sizeof c);
-  c.fn_name = "f";
+  SET_STR(c.fn_name, "f");
   c.input_fp = fp;
   /* Inserted in a scrambled order, 1000 for the app, 10 for the other. */
   for (i = 0; i < 1000; i++) {
@@ -713,7 +726,7 @@ static void test_component_each_bulk(void) {
     snprintf(path, sizeof path, "/f/%04d", n);
     fp_fill(fp, n);
     c.app_id = app;
-    c.path = path;
+    SET_STR(c.path, path);
     c.status = n;
     CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
     if (i < 10) {
@@ -758,13 +771,15 @@ typedef struct {
   int seen[64];
 } MemoWalk;
 
-static int walk_memo(void *arg, const uint8_t *key, const char *fn_name) {
+static int walk_memo(void *arg, const uint8_t *key, const char *fn_name,
+                     size_t fn_name_len) {
   MemoWalk *w = arg;
   uint8_t want[TIDE_FP_SIZE];
   int seed = key ? key[0] : -1; /* fp_fill(key, seed) starts with seed */
   fp_fill(want, seed);
   if (seed < 0 || seed >= 64 || !fp_equal(key, want) ||
-      !str_equal(fn_name, seed % 2 ? "odd" : "even"))
+      !str_equal(fn_name, seed % 2 ? "odd" : "even") ||
+      fn_name_len != strlen(fn_name))
     w->bad++;
   else
     w->seen[seed]++;
@@ -789,7 +804,7 @@ static void test_memos(void) {
   memset(&m, 0, sizeof m);
   m.app_id = app;
   m.key = key;
-  m.fn_name = "odd";
+  SET_STR(m.fn_name, "odd");
   m.value = value;
   m.value_len = sizeof value;
   m.deps = deps;
@@ -821,7 +836,7 @@ static void test_memos(void) {
   for (i = 0; i < 40; i++) {
     fp_fill(key, i);
     m.key = key;
-    m.fn_name = i % 2 ? "odd" : "even";
+    SET_STR(m.fn_name, i % 2 ? "odd" : "even");
     CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
   }
   m.app_id = 2;
@@ -878,23 +893,23 @@ static void test_containers(void) {
   int created = -1;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, "sqlite.table",
-                                                  "out.db#chunks", &a,
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, LIT("sqlite.table"),
+                                                  LIT("out.db#chunks"), &a,
                                                   &created),
                0);
   CHECK_EQ_INT(a, 1);
   CHECK_EQ_INT(created, 1);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, "fs.dir", "out/",
-                                                  &b, NULL),
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, LIT("fs.dir"),
+                                                  LIT("out/"), &b, NULL),
                0);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, "sqlite.table",
-                                                  "out.db#chunks", &again,
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, 1, LIT("sqlite.table"),
+                                                  LIT("out.db#chunks"), &again,
                                                   &created),
                0);
   CHECK_EQ_INT(again, 1);
   CHECK_EQ_INT(created, 0);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, 2, "sqlite.table",
-                                                  "out.db#chunks", &other,
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, 2, LIT("sqlite.table"),
+                                                  LIT("out.db#chunks"), &other,
                                                   &created),
                0);
   CHECK_EQ_INT(other, 3);
@@ -955,16 +970,16 @@ static void test_targets(void) {
   int64_t app = 0, other = 0, c1 = 0, c2 = 0, c3 = 0;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &app, NULL), 0);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "other", &other, NULL), 0);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "t", "one", &c1,
-                                                  NULL),
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("other"), &other, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("t"),
+                                                  LIT("one"), &c1, NULL),
                0);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "t", "two", &c2,
-                                                  NULL),
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("t"),
+                                                  LIT("two"), &c2, NULL),
                0);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, other, "t", "one", &c3,
-                                                  NULL),
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, other, LIT("t"),
+                                                  LIT("one"), &c3, NULL),
                0);
   fp_fill(fp, 3);
   memset(&ts, 0, sizeof ts);
@@ -1061,14 +1076,14 @@ static void test_sources(void) {
   fp_fill(fp, 1);
   memset(&item, 0, sizeof item);
   item.app_id = 1;
-  item.source = "docs";
-  item.key = "b.md";
+  SET_STR(item.source, "docs");
+  SET_STR(item.key, "b.md");
   item.size = 100;
   item.mtime_ns = 1700000000123456789;
   item.inode = 77;
   item.content_fp = fp;
   CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
-  CHECK_EQ_INT(tide_store_source_get(s, 1, "docs", "b.md", &got), 0);
+  CHECK_EQ_INT(tide_store_source_get(s, 1, LIT("docs"), LIT("b.md"), &got), 0);
   CHECK_EQ_INT(got.app_id, 1);
   CHECK_STR_EQ(got.source, "docs");
   CHECK_STR_EQ(got.key, "b.md");
@@ -1076,31 +1091,31 @@ static void test_sources(void) {
   CHECK_EQ_INT(got.mtime_ns, 1700000000123456789);
   CHECK_EQ_INT(got.inode, 77);
   CHECK(fp_equal(got.content_fp, fp));
-  CHECK_EQ_INT(tide_store_source_get(s, 1, "other", "b.md", &got),
+  CHECK_EQ_INT(tide_store_source_get(s, 1, LIT("other"), LIT("b.md"), &got),
                TIDE_ENOTFOUND);
-  item.key = "a.md";
+  SET_STR(item.key, "a.md");
   item.content_fp = NULL;
   CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
-  item.source = "other";
+  SET_STR(item.source, "other");
   CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
   item.app_id = 2;
-  item.source = "docs";
+  SET_STR(item.source, "docs");
   CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
   /* An update replaces the stat fields. */
   item.app_id = 1;
-  item.key = "b.md";
+  SET_STR(item.key, "b.md");
   item.size = 5;
   item.content_fp = fp;
   CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
   memset(&w, 0, sizeof w);
-  CHECK_EQ_INT(tide_store_source_each(s, 1, "docs", walk_source, &w), 0);
+  CHECK_EQ_INT(tide_store_source_each(s, 1, LIT("docs"), walk_source, &w), 0);
   CHECK_STR_EQ(w.text, "a.md:100:1700000000123456789:77:-1 "
                        "b.md:5:1700000000123456789:77:1");
-  CHECK_EQ_INT(tide_store_source_delete(s, 1, "docs", "a.md"), 0);
-  CHECK_EQ_INT(tide_store_source_get(s, 1, "docs", "a.md", &got),
+  CHECK_EQ_INT(tide_store_source_delete(s, 1, LIT("docs"), LIT("a.md")), 0);
+  CHECK_EQ_INT(tide_store_source_get(s, 1, LIT("docs"), LIT("a.md"), &got),
                TIDE_ENOTFOUND);
-  CHECK_EQ_INT(tide_store_source_get(s, 1, "other", "a.md", &got), 0);
-  CHECK_EQ_INT(tide_store_source_get(s, 2, "docs", "a.md", &got), 0);
+  CHECK_EQ_INT(tide_store_source_get(s, 1, LIT("other"), LIT("a.md"), &got), 0);
+  CHECK_EQ_INT(tide_store_source_get(s, 2, LIT("docs"), LIT("a.md"), &got), 0);
   tide_store_close(s);
   tmp_close(&t);
 }
@@ -1130,9 +1145,9 @@ static void test_runs(void) {
   CHECK_EQ_INT(r3, 3);
   CHECK_EQ_INT(r4, 4);
   sleep_ms(2);
-  CHECK_EQ_INT(tide_store_run_finish(s, r1, 0, "{\"a\":1}"), 0);
-  CHECK_EQ_INT(tide_store_run_finish(s, r2, 1, NULL), 0);
-  CHECK_EQ_INT(tide_store_run_finish(s, 99, 0, NULL), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_run_finish(s, r1, 0, LIT("{\"a\":1}")), 0);
+  CHECK_EQ_INT(tide_store_run_finish(s, r2, 1, NULL, 0), 0);
+  CHECK_EQ_INT(tide_store_run_finish(s, 99, 0, NULL, 0), TIDE_ENOTFOUND);
   memset(&w, 0, sizeof w);
   CHECK_EQ_INT(tide_store_run_each_latest(s, 1, 10, walk_run, &w), 0);
   CHECK_STR_EQ(w.text, "4:open:0:- 2:done:1:- 1:done:0:{\"a\":1}");
@@ -1153,7 +1168,7 @@ static int count_source(void *arg, const tide_StoreSourceItem *item) {
 
 static int visible(tide_Store *r) {
   int n = 0;
-  if (tide_store_source_each(r, 1, "s", count_source, &n) != 0) return -1;
+  if (tide_store_source_each(r, 1, LIT("s"), count_source, &n) != 0) return -1;
   return n;
 }
 
@@ -1163,10 +1178,10 @@ static void put_items(tide_Store *s, int from, int count) {
   int i;
   memset(&item, 0, sizeof item);
   item.app_id = 1;
-  item.source = "s";
-  item.key = key;
+  SET_STR(item.source, "s");
   for (i = from; i < from + count; i++) {
     snprintf(key, sizeof key, "k%03d", i);
+    SET_STR(item.key, key);
     item.size = i;
     CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
   }
@@ -1230,9 +1245,11 @@ static int64_t fill_app(tide_Store *s, const char *name, int n) {
   char text[32];
   int64_t app = 0, cid = 0, run = 0;
   int i;
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, name, &app, NULL), 0);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "t", "x", &cid,
-                                                  NULL),
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, name, strlen(name), &app,
+                                            NULL),
+               0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("t"),
+                                                  LIT("x"), &cid, NULL),
                0);
   memset(&c, 0, sizeof c);
   memset(&m, 0, sizeof m);
@@ -1241,13 +1258,13 @@ static int64_t fill_app(tide_Store *s, const char *name, int n) {
   for (i = 0; i < n; i++) {
     snprintf(text, sizeof text, "/c/%d", i);
     c.app_id = app;
-    c.path = text;
-    c.fn_name = "f";
+    SET_STR(c.path, text);
+    SET_STR(c.fn_name, "f");
     CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
     fp_fill(key, i);
     m.app_id = app;
     m.key = key;
-    m.fn_name = "f";
+    SET_STR(m.fn_name, "f");
     CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
     ts.container_id = cid;
     ts.key = text;
@@ -1255,8 +1272,8 @@ static int64_t fill_app(tide_Store *s, const char *name, int n) {
     ts.owner_id = 1;
     CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
     item.app_id = app;
-    item.source = "src";
-    item.key = text;
+    SET_STR(item.source, "src");
+    SET_STR(item.key, text);
     CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
     CHECK_EQ_INT(tide_store_run_begin(s, app, &run), 0);
   }
@@ -1309,6 +1326,132 @@ static void test_app_delete(void) {
   tmp_close(&t);
 }
 
+/* Keys are bytes: text that differs only after a NUL is other text. */
+typedef struct {
+  int count;
+  size_t lens[4];
+  char bytes[4][16];
+} BytesWalk;
+
+static int walk_component_bytes(void *arg, const tide_StoreComponent *c) {
+  BytesWalk *w = arg;
+  if (w->count < 4 && c->path_len <= sizeof w->bytes[0]) {
+    w->lens[w->count] = c->path_len;
+    memcpy(w->bytes[w->count], c->path, c->path_len);
+  }
+  w->count++;
+  return 0;
+}
+
+static int walk_source_bytes(void *arg, const tide_StoreSourceItem *item) {
+  BytesWalk *w = arg;
+  if (w->count < 4 && item->key_len <= sizeof w->bytes[0]) {
+    w->lens[w->count] = item->key_len;
+    memcpy(w->bytes[w->count], item->key, item->key_len);
+  }
+  w->count++;
+  return 0;
+}
+
+static void test_nul_bytes(void) {
+  static const char nul_path[] = "/f/a\0b";
+  static const char nul_key[] = "a\0b";
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c, got;
+  tide_StoreSourceItem item, got_item;
+  tide_StoreContainer container;
+  BytesWalk w;
+  int64_t app = 0, id1 = 0, id2 = 0, c1 = 0, c2 = 0;
+  int created = -1;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  /* Two components: at "/f/a" and at "/f/a" NUL "b". */
+  memset(&c, 0, sizeof c);
+  c.app_id = app;
+  SET_STR(c.fn_name, "f");
+  SET_STR(c.path, "/f/a");
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &id1), 0);
+  c.path = nul_path;
+  c.path_len = sizeof nul_path - 1;
+  c.source_key = nul_key;
+  c.source_key_len = sizeof nul_key - 1;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);
+  CHECK(id1 != id2);
+  CHECK_EQ_INT(tide_store_component_get(s, app, nul_path,
+                                        sizeof nul_path - 1, &got),
+               0);
+  CHECK_EQ_INT(got.id, id2);
+  CHECK(blob_equal(got.path, got.path_len, nul_path, sizeof nul_path - 1));
+  CHECK(blob_equal(got.source_key, got.source_key_len, nul_key,
+                   sizeof nul_key - 1));
+  CHECK_EQ_INT(got.path[got.path_len], '\0');
+  CHECK_EQ_INT(tide_store_component_get(s, app, LIT("/f/a"), &got), 0);
+  CHECK_EQ_INT(got.id, id1);
+  CHECK_EQ_INT(got.path_len, 4);
+  CHECK(got.source_key == NULL && got.source_key_len == 0);
+  /* In bytewise order, NUL bytes and all. */
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_component_each(s, app, walk_component_bytes, &w),
+               0);
+  CHECK_EQ_INT(w.count, 2);
+  CHECK(blob_equal(w.bytes[0], w.lens[0], "/f/a", 4));
+  CHECK(blob_equal(w.bytes[1], w.lens[1], nul_path, sizeof nul_path - 1));
+  /* Source items. */
+  memset(&item, 0, sizeof item);
+  item.app_id = app;
+  SET_STR(item.source, "json.lines:items.jsonl");
+  SET_STR(item.key, "a");
+  CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  item.key = nul_key;
+  item.key_len = sizeof nul_key - 1;
+  item.size = 7;
+  CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  CHECK_EQ_INT(tide_store_source_get(s, app, LIT("json.lines:items.jsonl"),
+                                     nul_key, sizeof nul_key - 1,
+                                     &got_item),
+               0);
+  CHECK_EQ_INT(got_item.size, 7);
+  CHECK(blob_equal(got_item.key, got_item.key_len, nul_key,
+                   sizeof nul_key - 1));
+  CHECK_EQ_INT(tide_store_source_get(s, app, LIT("json.lines:items.jsonl"),
+                                     LIT("a"), &got_item),
+               0);
+  CHECK_EQ_INT(got_item.size, 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_source_each(s, app, LIT("json.lines:items.jsonl"),
+                                      walk_source_bytes, &w),
+               0);
+  CHECK_EQ_INT(w.count, 2);
+  CHECK(blob_equal(w.bytes[1], w.lens[1], nul_key, sizeof nul_key - 1));
+  CHECK_EQ_INT(tide_store_source_delete(s, app, LIT("json.lines:items.jsonl"),
+                                        nul_key, sizeof nul_key - 1),
+               0);
+  CHECK_EQ_INT(tide_store_source_get(s, app, LIT("json.lines:items.jsonl"),
+                                     LIT("a"), &got_item),
+               0);
+  /* Container identities (a default identity is a raw fingerprint). */
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("kv"), LIT("a"),
+                                                  &c1, &created),
+               0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("kv"),
+                                                  nul_key,
+                                                  sizeof nul_key - 1, &c2,
+                                                  &created),
+               0);
+  CHECK_EQ_INT(created, 1);
+  CHECK(c1 != c2);
+  CHECK_EQ_INT(tide_store_container_get(s, c2, &container), 0);
+  CHECK(blob_equal(container.identity, container.identity_len, nul_key,
+                   sizeof nul_key - 1));
+  tide_store_close(s);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"
+                               " WHERE path = '/f/a' || char(0, 98)"),
+               1);
+  tmp_close(&t);
+}
+
 static void test_failed_statement(void) {
   Tmp t;
   tide_Store *s;
@@ -1319,11 +1462,11 @@ static void test_failed_statement(void) {
   s = open_ok(t.path, TIDE_STORE_WRITE);
   memset(&c, 0, sizeof c);
   c.app_id = 1;
-  c.path = "/good/1";
-  c.fn_name = "f";
+  SET_STR(c.path, "/good/1");
+  SET_STR(c.fn_name, "f");
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id), 0);
-  c.path = "/bad";
-  c.fn_name = NULL;
+  SET_STR(c.path, "/bad");
+  SET_STR(c.fn_name, NULL);
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id), TIDE_ESTORE);
   snprintf(msg, sizeof msg,
            "%s: component put: NOT NULL constraint failed: "
@@ -1331,8 +1474,8 @@ static void test_failed_statement(void) {
   CHECK_STR_EQ(tide_store_errmsg(s), msg);
   /* The batch survives the failed statement. */
   CHECK_EQ_INT(tide_store_batch_writes(s), 1);
-  c.path = "/good/2";
-  c.fn_name = "f";
+  SET_STR(c.path, "/good/2");
+  SET_STR(c.fn_name, "f");
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id), 0);
   CHECK_EQ_INT(id, 2);
   CHECK_EQ_INT(tide_store_flush(s), 0);
@@ -1403,10 +1546,10 @@ static void test_allocator(void) {
   CHECK_EQ_INT(tide_store_open(&s, t.path, TIDE_STORE_WRITE, counting_alloc,
                                &c),
                0);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "docs", &id, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &id, NULL), 0);
   memset(&comp, 0, sizeof comp);
   comp.app_id = id;
-  comp.path = "/x";
+  SET_STR(comp.path, "/x");
   CHECK_EQ_INT(tide_store_component_put(s, &comp, NULL), TIDE_ESTORE);
   CHECK_STR_CONTAINS(tide_store_errmsg(s), "NOT NULL constraint failed");
   CHECK_EQ_INT(c.calls, 5); /* store, path, mkdir path, lock path, msg */
@@ -1433,8 +1576,8 @@ static void test_memo_refs(void) {
   memset(k3, 3, sizeof k3);
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "a", &app, NULL), 0);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "b", &other, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("b"), &other, NULL), 0);
   /* Component 10 uses k1 and k2 (k1 twice), component 11 uses k2. */
   CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 10, k1), 0);
   CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 10, k1), 0);
@@ -1475,11 +1618,11 @@ static void test_targets_mark_applied(void) {
   static const uint8_t fp[TIDE_FP_SIZE] = {7};
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, "a", &app, NULL), 0);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "k", "one", &c1,
-                                                  NULL), 0);
-  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, "k", "two", &c2,
-                                                  NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("k"),
+                                                  LIT("one"), &c1, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("k"),
+                                                  LIT("two"), &c2, NULL), 0);
   memset(&tg, 0, sizeof tg);
   tg.owner_id = 1;
   tg.value_fp = fp;
@@ -1536,6 +1679,7 @@ static const CheckTest tests[] = {
   { "runs", test_runs },
   { "group commit", test_group_commit },
   { "app delete", test_app_delete },
+  { "text with NUL bytes", test_nul_bytes },
   { "failed statement", test_failed_statement },
   { "allocator", test_allocator },
   { NULL, NULL },
