@@ -7,6 +7,7 @@
 
 #include <blake2.h>
 
+#include "error.h"
 #include "fingerprint.h"
 #include "tide.h"
 
@@ -17,9 +18,11 @@ void tide_fp_bytes(tide_Fp *fp, const void *p, size_t n) {
 int tide_fp_file(tide_Fp *fp, const char *path, char *err, size_t errlen) {
   blake2b_state state;
   uint8_t chunk[64 * 1024];
+  char text[TIDE_ERRNO_TEXT_SIZE];
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    snprintf(err, errlen, "%s: %s", path,
+             tide_error_errno_text(errno, text, sizeof text));
     return TIDE_EIO;
   }
   blake2b_init(&state, TIDE_FP_SIZE);
@@ -27,7 +30,8 @@ int tide_fp_file(tide_Fp *fp, const char *path, char *err, size_t errlen) {
     ssize_t n = read(fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      snprintf(err, errlen, "%s: %s", path, strerror(errno));
+      snprintf(err, errlen, "%s: %s", path,
+               tide_error_errno_text(errno, text, sizeof text));
       close(fd);
       return TIDE_EIO;
     }

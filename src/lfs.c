@@ -8,6 +8,7 @@
 #include <lua.h>
 
 #include "buf.h"
+#include "error.h"
 #include "glob.h"
 #include "lcore.h"
 #include "utf8.h"
@@ -238,10 +239,11 @@ static int fs_walk(lua_State *L) {
       push_file(L, r, 1, 5);
       lua_rawseti(L, 7, ++nfiles);
     } else {
+      char text[TIDE_ERRNO_TEXT_SIZE];
       lua_createtable(L, 0, 2);
       lua_pushlstring(L, (const char *)(r + 1), r->len);
       lua_setfield(L, -2, "path");
-      lua_pushstring(L, strerror(r->error));
+      lua_pushstring(L, tide_error_errno_text(r->error, text, sizeof text));
       lua_setfield(L, -2, "message");
       lua_rawseti(L, 8, ++nerrors);
     }

@@ -13,6 +13,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -287,6 +288,20 @@ static int put_base64(Scratch *s, const unsigned char *p, size_t len) {
   return rc ? rc : PUTS(s, "\"");
 }
 
+/* A vector is stored as float32s: an element must be finite and within
+** FLT_MAX, or the conversion would store an infinity (and be undefined
+** behaviour in C). Element i (from 1) of the vector is bad. */
+static int check_float32(Scratch *s, lua_Integer i, double d) {
+  char num[32];
+  if (d >= -FLT_MAX && d <= FLT_MAX) return 0; /* false for NaN too */
+  if (isnan(d))
+    memcpy(num, "NaN", 4);
+  else
+    snprintf(num, sizeof num, "%.14g", d);
+  return conv_fail(s, "expected a finite number within float32 range at "
+                   "[%d], got %s", (int)i, num);
+}
+
 static const char *got(lua_State *L, int idx) {
   if (lua_type(L, idx) == LUA_TNUMBER)
     return lua_isinteger(L, idx) ? "integer" : "float";
@@ -413,11 +428,12 @@ static int json_list(Scratch *s, lua_State *L, int v, int t, int depth,
     if (i > 1) rc = PUTS(s, ",");
     lua_rawgeti(L, v, i);
     if (rc == 0 && vector) {
+      double d = (double)lua_tonumber(L, -1);
       if (lua_type(L, -1) != LUA_TNUMBER)
         rc = conv_fail(s, "expected a number in a vector, got %s",
                        got(L, -1));
-      else
-        rc = put_float(s, (double)lua_tonumber(L, -1));
+      else if ((rc = check_float32(s, i, d)) == 0)
+        rc = put_float(s, d);
     } else if (rc == 0) {
       rc = json_typed(s, L, lua_gettop(L), lua_gettop(L) - 1, depth + 1);
     }
@@ -520,17 +536,21 @@ static int put_vector(Scratch *s, lua_State *L, int v, int size) {
   if (tide_buf_reserve(&s->out, (size_t)size * 4) != 0)
     return conv_fail(s, "out of memory");
   for (i = 1; i <= size; i++) {
+    double d;
     float f;
     uint32_t u;
+    int rc;
     uint8_t *b = s->out.data + s->out.len;
     if (lua_rawgeti(L, v, i) != LUA_TNUMBER) {
-      int rc = conv_fail(s, "expected a number at [%d], got %s", (int)i,
-                         got(L, -1));
+      rc = conv_fail(s, "expected a number at [%d], got %s", (int)i,
+                     got(L, -1));
       lua_pop(L, 1);
       return rc;
     }
-    f = (float)lua_tonumber(L, -1);
+    d = (double)lua_tonumber(L, -1);
     lua_pop(L, 1);
+    if ((rc = check_float32(s, i, d)) != 0) return rc;
+    f = (float)d;
     memcpy(&u, &f, 4);
     b[0] = (uint8_t)u;
     b[1] = (uint8_t)(u >> 8);

@@ -1,22 +1,24 @@
 /*
 ** Lua binding of the few process-level calls the CLI needs and Lua lacks:
-** chdir, getcwd, isatty.
+** chdir, getcwd, isatty, and errno_text for messages.
 */
 #include <errno.h>
 #include <limits.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "error.h"
 #include "lcore.h"
 
 static int sys_chdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  char text[TIDE_ERRNO_TEXT_SIZE];
   if (chdir(path) != 0) {
     luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    lua_pushfstring(L, "%s: %s", path,
+                    tide_error_errno_text(errno, text, sizeof text));
     return 2;
   }
   lua_pushboolean(L, 1);
@@ -27,7 +29,7 @@ static int sys_getcwd(lua_State *L) {
   char buf[PATH_MAX];
   if (getcwd(buf, sizeof buf) == NULL) {
     luaL_pushfail(L);
-    lua_pushstring(L, strerror(errno));
+    lua_pushstring(L, tide_error_errno_text(errno, buf, sizeof buf));
     return 2;
   }
   lua_pushstring(L, buf);
@@ -40,11 +42,23 @@ static int sys_isatty(lua_State *L) {
   return 1;
 }
 
+/* errno_text(n): the description of the errno value n, lowercase
+** ("permission denied"), for messages such as "docs/a.md: permission
+** denied". */
+static int sys_errno_text(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  char text[TIDE_ERRNO_TEXT_SIZE];
+  luaL_argcheck(L, n >= 0 && n <= INT_MAX, 1, "not an errno value");
+  lua_pushstring(L, tide_error_errno_text((int)n, text, sizeof text));
+  return 1;
+}
+
 void tide_lsys_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"chdir", sys_chdir},
     {"getcwd", sys_getcwd},
     {"isatty", sys_isatty},
+    {"errno_text", sys_errno_text},
     {NULL, NULL},
   };
   luaL_setfuncs(L, funcs, 0);

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "error.h"
 
 struct tide_SqliteDb {
   sqlite3 *db;            /* owned */
@@ -54,13 +55,13 @@ static int sql_fail(tide_SqliteDb *db, int rc, const char *what) {
 
 /* Creates the folders leading to the database file, like mkdir -p. */
 static int make_parent_dirs(tide_SqliteDb *db) {
-  char *p;
+  char *p, text[TIDE_ERRNO_TEXT_SIZE];
   int rc = 0;
   for (p = strchr(db->path + 1, '/'); p; p = strchr(p + 1, '/')) {
     *p = '\0';
     if (mkdir(db->path, 0777) != 0 && errno != EEXIST)
       rc = fail(db, TIDE_EIO, "cannot create folder %s: %s", db->path,
-                strerror(errno));
+                tide_error_errno_text(errno, text, sizeof text));
     *p = '/';
     if (rc) break;
   }
@@ -117,8 +118,11 @@ int tide_sqlite_db_open(tide_SqliteDb **out, const char *path, int mode,
     if ((rc = make_parent_dirs(db)) != 0) return rc;
     flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   } else if (stat(path, &st) != 0) {
-    return fail(db, errno == ENOENT ? TIDE_ENOTFOUND : TIDE_EIO,
-                "cannot open: %s", strerror(errno));
+    int e = errno;
+    char text[TIDE_ERRNO_TEXT_SIZE];
+    return fail(db, e == ENOENT ? TIDE_ENOTFOUND : TIDE_EIO,
+                "cannot open: %s",
+                tide_error_errno_text(e, text, sizeof text));
   } else {
     flags = mode == TIDE_SQLITE_READONLY ? SQLITE_OPEN_READONLY
                                          : SQLITE_OPEN_READWRITE;

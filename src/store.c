@@ -15,6 +15,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "error.h"
 #include "store_impl.h"
 
 /* How long a connection waits for a lock held by another connection. */
@@ -76,8 +78,48 @@ static int nomem(tide_Store *s) {
   return tide_store_fail(s, TIDE_ENOMEM, "%s", out_of_memory);
 }
 
+/* Says which file stopped SQLite with SQLITE_READONLY: the store's folder
+** (SQLite creates PATH-wal and PATH-shm there, even to read), the store
+** itself when writing, or PATH-wal or PATH-shm. Returns the code, or 0
+** when every one of them is writable. */
+static int explain_readonly(tide_Store *s, const char *note) {
+  static const char *const sides[] = {"-wal", "-shm"};
+  char text[TIDE_ERRNO_TEXT_SIZE], side[PATH_MAX];
+  size_t i, dir_len;
+  const char *slash = strrchr(s->path, '/');
+  int e;
+  if (sqlite3_extended_errcode(s->db) == SQLITE_READONLY_DIRECTORY) {
+    dir_len = slash == NULL ? 1 : slash == s->path ? 1
+                                : (size_t)(slash - s->path);
+    if (dir_len >= sizeof side) return 0;
+    memcpy(side, slash == NULL ? "." : s->path, dir_len);
+    side[dir_len] = '\0';
+    e = access(side, W_OK | X_OK) == 0 ? EACCES : errno;
+    return tide_store_fail(s, TIDE_EIO, "%s: cannot create files in %s, "
+                           "the state store's folder: %s%s", s->path, side,
+                           tide_error_errno_text(e, text, sizeof text),
+                           note);
+  }
+  if (s->flags == TIDE_STORE_WRITE && access(s->path, W_OK) != 0)
+    return tide_store_fail(s, TIDE_EIO, "%s: cannot write the state store: "
+                           "%s%s", s->path,
+                           tide_error_errno_text(errno, text, sizeof text),
+                           note);
+  for (i = 0; i < 2; i++) {
+    if (snprintf(side, sizeof side, "%s%s", s->path, sides[i]) >=
+        (int)sizeof side)
+      return 0;
+    if (access(side, F_OK) == 0 && access(side, W_OK) != 0)
+      return tide_store_fail(s, TIDE_EIO, "%s: cannot write %s: %s%s",
+                             s->path, side,
+                             tide_error_errno_text(errno, text, sizeof text),
+                             note);
+  }
+  return 0;
+}
+
 int tide_store_fail_db(tide_Store *s, const char *what) {
-  int code = code_of(sqlite3_errcode(s->db));
+  int code = code_of(sqlite3_errcode(s->db)), rc;
   const char *note = "";
   if (s->in_batch && sqlite3_get_autocommit(s->db)) {
     /* The error ended the transaction: SQLite rolled the batch back. */
@@ -86,6 +128,11 @@ int tide_store_fail_db(tide_Store *s, const char *what) {
     note = " (the uncommitted batch was rolled back)";
   }
   if (code == TIDE_ENOMEM) return nomem(s);
+  /* "attempt to write a readonly database", even from a read, names
+  ** neither the file nor the reason: say which. */
+  if ((sqlite3_errcode(s->db) & 0xff) == SQLITE_READONLY &&
+      (rc = explain_readonly(s, note)) != 0)
+    return rc;
   return tide_store_fail(s, code, "%s: %s: %s%s", s->path, what,
                          sqlite3_errmsg(s->db), note);
 }
@@ -213,7 +260,7 @@ int64_t tide_store_batch_writes(const tide_Store *s) {
 /* Creates the directories leading to the store's file, like mkdir -p. */
 static int make_parent_dirs(tide_Store *s) {
   char *dir = s->alloc(s->ud, NULL, 0, s->path_size);
-  char *p;
+  char *p, text[TIDE_ERRNO_TEXT_SIZE];
   int rc = 0;
   if (dir == NULL) return nomem(s);
   memcpy(dir, s->path, s->path_size);
@@ -221,7 +268,8 @@ static int make_parent_dirs(tide_Store *s) {
     *p = '\0';
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
       rc = tide_store_fail(s, TIDE_EIO, "%s: cannot create directory %s: %s",
-                           s->path, dir, strerror(errno));
+                           s->path, dir,
+                           tide_error_errno_text(errno, text, sizeof text));
       break;
     }
     *p = '/';
@@ -247,7 +295,7 @@ static long read_pid(int fd) {
 static int lock_writer(tide_Store *s) {
   size_t size = s->path_size + 5;
   char *lock_path = s->alloc(s->ud, NULL, 0, size);
-  char text[32];
+  char text[TIDE_ERRNO_TEXT_SIZE];
   int fd, n, rc = 0;
   long pid;
   if (lock_path == NULL) return nomem(s);
@@ -255,7 +303,8 @@ static int lock_writer(tide_Store *s) {
   fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
   if (fd < 0) {
     rc = tide_store_fail(s, TIDE_EIO, "%s: cannot open lock file %s: %s",
-                         s->path, lock_path, strerror(errno));
+                         s->path, lock_path,
+                         tide_error_errno_text(errno, text, sizeof text));
   } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
       pid = read_pid(fd);
@@ -268,7 +317,8 @@ static int lock_writer(tide_Store *s) {
                              "%s: locked by another running update", s->path);
     } else {
       rc = tide_store_fail(s, TIDE_EIO, "%s: cannot lock %s: %s", s->path,
-                           lock_path, strerror(errno));
+                           lock_path,
+                           tide_error_errno_text(errno, text, sizeof text));
     }
     close(fd);
   } else {
@@ -276,7 +326,8 @@ static int lock_writer(tide_Store *s) {
     n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n)
       rc = tide_store_fail(s, TIDE_EIO, "%s: cannot write lock file %s: %s",
-                           s->path, lock_path, strerror(errno));
+                           s->path, lock_path,
+                           tide_error_errno_text(errno, text, sizeof text));
   }
   s->alloc(s->ud, lock_path, size, 0);
   return rc;
@@ -304,12 +355,14 @@ static int set_synchronous(tide_Store *s) {
 
 static int open_read(tide_Store *s) {
   struct stat st;
+  char text[TIDE_ERRNO_TEXT_SIZE];
   int rc;
   if (stat(s->path, &st) != 0) {
     if (errno == ENOENT)
       return tide_store_fail(s, TIDE_ENOTFOUND, "%s: no such state store",
                              s->path);
-    return tide_store_fail(s, TIDE_EIO, "%s: %s", s->path, strerror(errno));
+    return tide_store_fail(s, TIDE_EIO, "%s: %s", s->path,
+                           tide_error_errno_text(errno, text, sizeof text));
   }
   if (S_ISDIR(st.st_mode))
     return tide_store_fail(s, TIDE_ENOTSTORE,
@@ -324,11 +377,59 @@ static int open_read(tide_Store *s) {
   return rc ? rc : set_synchronous(s);
 }
 
+/* SQLite creates PATH-wal and PATH-shm with the mode of PATH. A connection
+** to a read-only PATH (chmod a-w, then `tide show`) creates them read-only
+** and, unable to write, cannot remove them when it closes; once PATH is
+** writable again they would keep every writer out ("attempt to write a
+** readonly database"). So before a writer opens the store, such a file
+** gets PATH's mode back (a mode change is harmless to a reader that has
+** it open); one this user cannot change is an error naming it. */
+static int repair_side_files(tide_Store *s) {
+  static const char *const sides[] = {"-wal", "-shm"};
+  char side[PATH_MAX], text[TIDE_ERRNO_TEXT_SIZE];
+  struct stat db, st;
+  size_t i;
+  int e;
+  if (stat(s->path, &db) != 0 || access(s->path, W_OK) != 0) return 0;
+  for (i = 0; i < 2; i++) {
+    if (snprintf(side, sizeof side, "%s%s", s->path, sides[i]) >=
+        (int)sizeof side)
+      return 0;
+    if (lstat(side, &st) != 0 || !S_ISREG(st.st_mode) ||
+        access(side, W_OK) == 0)
+      continue;
+    e = errno;
+    if (e == EACCES && chmod(side, db.st_mode & 0777) == 0 &&
+        access(side, W_OK) == 0)
+      continue;
+    return tide_store_fail(s, TIDE_EIO, "%s: cannot write %s: %s", s->path,
+                           side, tide_error_errno_text(e, text, sizeof text));
+  }
+  return 0;
+}
+
+/* SQLite opens a file it may not write read-only, silently; the first
+** write would fail with "attempt to write a readonly database". Checked
+** before the first read, which would create PATH-wal and PATH-shm. */
+static int check_writable(tide_Store *s) {
+  char text[TIDE_ERRNO_TEXT_SIZE];
+  int e;
+  if (sqlite3_db_readonly(s->db, "main") != 1) return 0;
+  e = access(s->path, W_OK) != 0 ? errno : EACCES;
+  return tide_store_fail(s, TIDE_EIO, "%s: cannot open the state store for "
+                         "writing: %s", s->path,
+                         tide_error_errno_text(e, text, sizeof text));
+}
+
 static int open_write(tide_Store *s) {
   sqlite3_stmt *st;
   int rc = make_parent_dirs(s);
   if (rc) return rc;
+  rc = repair_side_files(s);
+  if (rc) return rc;
   rc = connect_db(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (rc) return rc;
+  rc = check_writable(s);
   if (rc) return rc;
   /* Check before locking, so a file that is not a store is left as it is,
   ** without a lock file beside it; check again once locked, as another

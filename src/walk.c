@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "walk.h"
 
 /* One entry of a directory being walked. Names live in w->names, which
@@ -38,6 +39,14 @@ typedef struct {
   tide_WalkFn fn;
   void *ud;
 } Walk;
+
+/* Puts "PATH: reason" in err; the code for errno value e. */
+static int io_fail(const char *path, int e, char *err, size_t errlen) {
+  char text[TIDE_ERRNO_TEXT_SIZE];
+  snprintf(err, errlen, "%s: %s", path,
+           tide_error_errno_text(e, text, sizeof text));
+  return e == ENOENT ? TIDE_ENOTFOUND : TIDE_EIO;
+}
 
 void tide_walker_init(tide_Walker *w, tide_Alloc alloc, void *ud) {
   if (alloc == NULL) alloc = tide_alloc_default;
@@ -341,15 +350,14 @@ int tide_walker_run(tide_Walker *w, const char *root,
   if (exclude) tide_glob_start(exclude, exc_states(&k, f));
   if ((fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
     int e = errno;
-    snprintf(w->err, sizeof w->err, "%s: %s", root, strerror(e));
-    return e == ENOENT ? TIDE_ENOTFOUND : TIDE_EIO;
+    return io_fail(root, e, w->err, sizeof w->err);
   }
   if (k.follow) {
     struct stat st;
     if (fstat(fd, &st) != 0) {
       int e = errno;
       close(fd);
-      snprintf(w->err, sizeof w->err, "%s: %s", root, strerror(e));
+      io_fail(root, e, w->err, sizeof w->err);
       return TIDE_EIO;
     }
     if ((rc = push_dir_id(&k, 0, &st)) != 0) {
@@ -394,11 +402,6 @@ int tide_walk(const char *root, const tide_GlobSet *include,
 
 /* File operations. */
 
-static int io_fail(const char *path, int e, char *err, size_t errlen) {
-  snprintf(err, errlen, "%s: %s", path, strerror(e));
-  return e == ENOENT ? TIDE_ENOTFOUND : TIDE_EIO;
-}
-
 int tide_file_read(const char *path, tide_Buf *out, char *err,
                    size_t errlen) {
   struct stat st;
@@ -438,7 +441,9 @@ int tide_file_read(const char *path, tide_Buf *out, char *err,
 static int copy_path(char *buf, const char *path, char *err, size_t errlen) {
   size_t len = strlen(path);
   if (len >= PATH_MAX) {
-    snprintf(err, errlen, "%.200s...: %s", path, strerror(ENAMETOOLONG));
+    char text[TIDE_ERRNO_TEXT_SIZE];
+    snprintf(err, errlen, "%.200s...: %s", path,
+             tide_error_errno_text(ENAMETOOLONG, text, sizeof text));
     return TIDE_EIO;
   }
   memcpy(buf, path, len + 1);
@@ -573,19 +578,20 @@ int tide_dir_remove_if_empty(const char *path, char *err, size_t errlen) {
 
 int tide_path_absolute(const char *path, char *out, size_t outlen,
                        char *err, size_t errlen) {
+  char text[TIDE_ERRNO_TEXT_SIZE];
   size_t len = 0, i = 0;
   if (outlen < 2) {
-    snprintf(err, errlen, "%s: %s", path, strerror(ENAMETOOLONG));
+    io_fail(path, ENAMETOOLONG, err, errlen);
     return TIDE_EINVAL;
   }
   if (path[0] == '/') {
     out[len++] = '/';
   } else if (getcwd(out, outlen) == NULL) {
     if (errno == ERANGE) {
-      snprintf(err, errlen, "%s: %s", path, strerror(ENAMETOOLONG));
+      io_fail(path, ENAMETOOLONG, err, errlen);
       return TIDE_EINVAL;
     }
-    snprintf(err, errlen, "getcwd: %s", strerror(errno));
+    io_fail("getcwd", errno, err, errlen);
     return TIDE_EIO;
   } else {
     len = strlen(out);
@@ -603,7 +609,8 @@ int tide_path_absolute(const char *path, char *out, size_t outlen,
     } else {
       size_t need = (len > 1) + (end - i);
       if (len + need + 1 > outlen) {
-        snprintf(err, errlen, "%.200s: %s", path, strerror(ENAMETOOLONG));
+        snprintf(err, errlen, "%.200s: %s", path,
+                 tide_error_errno_text(ENAMETOOLONG, text, sizeof text));
         return TIDE_EINVAL;
       }
       if (len > 1) out[len++] = '/';

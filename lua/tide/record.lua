@@ -147,6 +147,42 @@ local function check_scalar(t, v, path)
   end
 end
 
+-- The largest finite float32, (2 - 2^-23) * 2^127: a vector is stored as
+-- float32s, so an element beyond it (or an infinity, or NaN) is refused
+-- rather than written as an infinity.
+local FLOAT32_MAX = (2 - 2 ^ -23) * 2 ^ 127
+
+local function vector_fail(x, path, i)
+  local what
+  if type(x) ~= "number" then
+    return nil, fmt("%s[%d]: expected number, got %s", path, i, got(x))
+  elseif x ~= x then
+    what = "NaN" -- whatever its sign bit, which tostring would show
+  else
+    what = got(x)
+  end
+  return nil, fmt("%s[%d]: expected a finite number within float32 range, "
+    .. "got %s", path, i, what)
+end
+
+-- Fills out with the n elements of v as floats. Hot for embeddings: no
+-- string is made unless an element is bad.
+local function check_vector(v, n, out, path)
+  for i = 1, n do
+    local x = v[i]
+    if math_type(x) ~= "float" then
+      if math_type(x) ~= "integer" then return vector_fail(x, path, i) end
+      x = x + 0.0
+    end
+    -- false for NaN too
+    if not (x >= -FLOAT32_MAX and x <= FLOAT32_MAX) then
+      return vector_fail(x, path, i)
+    end
+    out[i] = x
+  end
+  return out
+end
+
 local function build(rt, v, path)
   if type(v) ~= "table" then
     return nil, fmt("%s: expected a table for %s, got %s", path, rt.name,
@@ -188,10 +224,13 @@ function check(t, v, path)
                         type_name(t), tostring(k))
       end
     end
-    if kind == "vector" and n ~= t.size then
-      return nil, fmt("%s: expected %s, got %d", path, type_name(t), n)
+    if kind == "vector" then
+      if n ~= t.size then
+        return nil, fmt("%s: expected %s, got %d", path, type_name(t), n)
+      end
+      return check_vector(v, n, out, path)
     end
-    local elem = kind == "vector" and scalars.number or t.elem
+    local elem = t.elem
     for i = 1, n do
       local x, err = check(elem, v[i], fmt("%s[%d]", path, i))
       if err then return nil, err end

@@ -137,7 +137,7 @@ static void test_fingerprints(void) {
   CHECK(strcmp(hexfp, "cf4ab791c62b8d2b2109c90275287816") == 0);
   CHECK_EQ_INT(tide_fp_file(&fp, "/nonexistent", err, sizeof err),
                TIDE_EIO);
-  CHECK(strcmp(err, "/nonexistent: No such file or directory") == 0);
+  CHECK(strcmp(err, "/nonexistent: no such file or directory") == 0);
 }
 
 int main(void) {

@@ -61,7 +61,7 @@ static void test_open_modes(void) {
   CHECK_EQ_INT(tide_sqlite_db_open(&db, path_of("none.db"),
                                    TIDE_SQLITE_WRITE, NULL, NULL),
                TIDE_ENOTFOUND);
-  CHECK_STR_CONTAINS(tide_sqlite_db_errmsg(db), "No such file");
+  CHECK_STR_CONTAINS(tide_sqlite_db_errmsg(db), "no such file");
   tide_sqlite_db_close(db);
   CHECK(access(path_of("none.db"), F_OK) != 0);
   CHECK_EQ_INT(tide_sqlite_db_open(&db, path_of("sub/dir/a.db"),

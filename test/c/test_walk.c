@@ -330,11 +330,11 @@ static void test_root_errors(void) {
   full(path, sizeof path, "missing");
   CHECK_EQ_INT(tide_walk(path, NULL, NULL, 0, collect, &s, err, sizeof err),
                TIDE_ENOTFOUND);
-  CHECK_STR_CONTAINS(err, "/missing: No such file or directory");
+  CHECK_STR_CONTAINS(err, "/missing: no such file or directory");
   full(path, sizeof path, "file");
   CHECK_EQ_INT(tide_walk(path, NULL, NULL, 0, collect, &s, err, sizeof err),
                TIDE_EIO);
-  CHECK_STR_CONTAINS(err, "/file: Not a directory");
+  CHECK_STR_CONTAINS(err, "/file: not a directory");
   remove_root();
 }
 
@@ -397,7 +397,7 @@ static void test_file_operations(void) {
   CHECK_EQ_INT(tide_dir_sync(dir, err, sizeof err), 0);
   CHECK_EQ_INT(tide_dir_remove_if_empty(dir, err, sizeof err), 0);
   CHECK_EQ_INT(tide_file_remove(dir, err, sizeof err), TIDE_EIO);
-  CHECK_STR_CONTAINS(err, "/x/y: Is a directory");
+  CHECK_STR_CONTAINS(err, "/x/y: is a directory");
   CHECK_EQ_INT(tide_file_remove(path, err, sizeof err), 1);
   CHECK_EQ_INT(tide_file_remove(path, err, sizeof err), 0);
   full(dir, sizeof dir, "x/y/z");
@@ -409,14 +409,14 @@ static void test_file_operations(void) {
   CHECK_EQ_INT(created, 0);
   tide_buf_init(&b, NULL, NULL);
   CHECK_EQ_INT(tide_file_read(path, &b, err, sizeof err), TIDE_ENOTFOUND);
-  CHECK_STR_CONTAINS(err, "/f.txt: No such file or directory");
+  CHECK_STR_CONTAINS(err, "/f.txt: no such file or directory");
   tide_buf_close(&b);
   /* A file where a parent directory should be. */
   put("plain", "p");
   full(path, sizeof path, "plain/sub/f");
   CHECK_EQ_INT(tide_file_write_atomic(path, "x", 1, &created, err,
                                       sizeof err), TIDE_EIO);
-  CHECK_STR_CONTAINS(err, "Not a directory");
+  CHECK_STR_CONTAINS(err, "not a directory");
   remove_root();
 }
 

@@ -261,7 +261,7 @@ end)]])
     assert.are.equal(1, stats.components.added)
     assert.are.equal(1, stats.components.errors)
     assert.matches("component /process_file/b.md failed: [^\n]*b.md: "
-                   .. "Permission denied", err)
+                   .. "permission denied", err)
     assert.are.equal("a.md|A\n", rows())
   end)
 

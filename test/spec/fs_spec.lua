@@ -179,7 +179,7 @@ describe("tide.fs", function()
       local src = fs.walk(dir)
       local ok, err = pcall(src.items, src)
       assert.is_false(ok)
-      assert.are.equal("fs.walk: " .. dir .. ": No such file or directory",
+      assert.are.equal("fs.walk: " .. dir .. ": no such file or directory",
                        err)
     end)
 
@@ -212,8 +212,8 @@ print(n)
       assert.are.equal("", err)
       assert.are.equal(0, code)
       -- The walk happens when items() is called, so on_error runs first.
-      assert.are.equal("fs.walk: " .. dir .. "/locked: Permission denied\n"
-        .. "locked: Permission denied, a.md, z.md\n2\n", out)
+      assert.are.equal("fs.walk: " .. dir .. "/locked: permission denied\n"
+        .. "locked: permission denied, a.md, z.md\n2\n", out)
     end)
 
     it("rejects an on_error that is not a function", function()
@@ -256,9 +256,39 @@ print(n)
       os.remove(f.abs)
       local ok, err = pcall(f.bytes, f)
       assert.is_false(ok)
-      assert.are.equal(f.abs .. ": No such file or directory", err)
+      assert.are.equal(f.abs .. ": no such file or directory", err)
       ok, err = pcall(f.text, f)
-      assert.are.equal(f.abs .. ": No such file or directory", err)
+      assert.are.equal(f.abs .. ": no such file or directory", err)
+    end)
+
+    it("raise with the reason in words, whatever it is", function()
+      local dir = tree(helpers.tmpdir(), { ["loop.md"] = "x" })
+      local f = only_file(dir)
+      os.execute(("cd %s && rm loop.md && ln -s loop.md loop.md")
+        :format(q(dir)))
+      local ok, err = pcall(f.bytes, f)
+      assert.is_false(ok)
+      assert.are.equal(f.abs .. ": too many levels of symbolic links", err)
+    end)
+  end)
+
+  describe("core.errno_text", function()
+    local core = require "tide.core"
+
+    it("describes an errno value in lowercase words", function()
+      assert.are.equal("permission denied", core.errno_text(13))   -- EACCES
+      assert.are.equal("no such file or directory", core.errno_text(2))
+      assert.are.equal("too many levels of symbolic links",
+                       core.errno_text(40))                        -- ELOOP
+      assert.are.equal("input/output error", core.errno_text(5))  -- EIO
+      assert.are.equal("unknown error 123456", core.errno_text(123456))
+    end)
+
+    it("rejects what is not an errno value", function()
+      assert.matches("^bad argument #1 to '[%w.]*errno_text' %(number "
+                     .. "expected", err_of(core.errno_text, "x"))
+      assert.matches("^bad argument #1 to '[%w.]*errno_text' %(not an "
+                     .. "errno value%)$", err_of(core.errno_text, -1))
     end)
   end)
 
@@ -376,7 +406,7 @@ print(n)
       local spec = spec_for(root .. "/out")
       t.setup(spec)
       helpers.write(spec.dir .. "/plain", "p")
-      assert.are.equal("fs.dir: " .. spec.dir .. "/plain/f.txt: Not a "
+      assert.are.equal("fs.dir: " .. spec.dir .. "/plain/f.txt: not a "
         .. "directory", err_of(t.apply, spec,
           { { key = "plain/f.txt", value = "x" } }))
     end)

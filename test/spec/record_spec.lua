@@ -111,6 +111,49 @@ describe("tide.record", function()
       err_of(Product, product { active = "yes" }))
   end)
 
+  it("rejects vector elements a float32 cannot hold, naming the index",
+     function()
+    local Emb = tide.record("Chunk", { { "embedding", tide.vector(4) } })
+    local function emb(x) return { embedding = { 1, 2, x, 4 } } end
+    local expect = "^Chunk.embedding%[3%]: expected a finite "
+      .. "number within float32 range, got "
+    assert.matches(expect .. "NaN$", err_of(Emb, emb(0 / 0)))
+    assert.matches(expect .. "NaN$", err_of(Emb, emb(-(0 / 0))))
+    assert.matches(expect .. "float inf$", err_of(Emb, emb(math.huge)))
+    assert.matches(expect .. "float %-inf$", err_of(Emb, emb(-math.huge)))
+    assert.matches(expect .. "float 1e%+39$", err_of(Emb, emb(1e39)))
+    assert.matches(expect .. "float %-3.5e%+38$", err_of(Emb, emb(-3.5e38)))
+    -- the largest float32 and the smallest subnormal are fine
+    local max = (2 - 2 ^ -23) * 2 ^ 127
+    assert.are.same({ 1.0, 2.0, -max, 4.0 }, Emb(emb(-max)).embedding)
+    assert.are.same({ 1.0, 2.0, 2 ^ -149, 4.0 },
+                    Emb(emb(2 ^ -149)).embedding)
+    assert.matches("Product.embedding%[1%]: expected a finite number within "
+      .. "float32 range, got float inf$",
+      err_of(Product, product { embedding = { math.huge, 0, 0 } }))
+  end)
+
+  it("checks a vector without allocating per element", function()
+    local function cost(n)
+      local V = tide.record("V", { { "v", tide.vector(n) } })
+      local input = { v = {} }
+      for i = 1, n do input.v[i] = i / 7 end
+      V(input) -- warm up
+      collectgarbage("collect")
+      collectgarbage("stop")
+      local before = collectgarbage("count")
+      V(input)
+      local bytes = (collectgarbage("count") - before) * 1024
+      collectgarbage("restart")
+      return bytes
+    end
+    -- the record's array part grows by 16 bytes an element; a string per
+    -- element (a path such as "V.v[123]") would add 40 more
+    local per_element = (cost(512) - cost(256)) / 256
+    assert.is_true(per_element <= 20, ("%.1f bytes per element")
+                                      :format(per_element))
+  end)
+
   it("does not change the table it was given", function()
     local input = { id = "x", file = "f", line = 2.0, text = "t" }
     local c = Chunk(input)
