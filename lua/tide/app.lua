@@ -22,6 +22,7 @@ local UPDATE_OPTIONS = {
   db = true, full_reprocess = true, preview = true, reset = true,
   live = true, jobs = true, max_inflight = true, batch_size = true,
   on_error = true, on_preview = true, on_progress = true, quiet = true,
+  allow_empty = true, empty_guard = true,
 }
 
 function M.app(name, main, opts)
@@ -89,11 +90,12 @@ function App:update(opts)
   if not ok then
     pcall(run.store.rollback, run.store)
     pcall(run.store.close, run.store)
+    runmod.close_target_connections()
     local err = stats
     return nil, type(err) == "table" and err.message or tostring(err)
   end
   for _, e in ipairs(errors) do
-    if e.path == "" then
+    if e.path == "" and e.kind == nil then
       return nil, "main of app " .. self.name .. " failed: " .. e.message,
         stats
     end
@@ -125,7 +127,9 @@ function App:drop(opts)
         for _, t in ipairs(store:targets_by_container(row.id)) do
           changes[#changes + 1] = { key = decode(t.key), value = nil }
         end
-        if #changes > 0 then tt.apply(spec, changes) end
+        -- A container removed by hand has nothing left to delete.
+        local present = not tt.exists or tt.exists(spec)
+        if #changes > 0 and present then tt.apply(spec, changes) end
         deleted = deleted + #changes
         tt.drop(spec)
       end
@@ -135,6 +139,7 @@ function App:drop(opts)
     store:flush()
   end)
   store:close()
+  runmod.close_target_connections()
   if not result then return nil, tostring(err) end
   return deleted
 end

@@ -16,7 +16,7 @@ usage: tide COMMAND [ARGS]
 
 commands:
   update PIPELINE.lua [--full-reprocess] [--reset] [--preview] [--db PATH]
-                      [--jobs N] [--quiet] [--json]
+                      [--allow-empty] [--jobs N] [--quiet] [--json]
                              bring the pipeline's targets up to date
   drop PIPELINE.lua [--force] [--db PATH]
                              delete every target state the app owns, then
@@ -110,7 +110,7 @@ function commands.update(...)
   local opts, pos = parse({ ... }, {
     ["full-reprocess"] = "bool", reset = "bool", preview = "bool",
     db = "value", jobs = "value", quiet = "bool", json = "bool",
-    live = "bool",
+    live = "bool", ["allow-empty"] = "bool",
   }, { ["-L"] = "live" })
   if not opts then
     say("update: %s", pos)
@@ -139,12 +139,15 @@ function commands.update(...)
   local progress = report.progress(opts.quiet or not core.isatty(2))
   local stats, errors = app:update {
     db = db, full_reprocess = opts["full-reprocess"], reset = opts.reset,
-    preview = opts.preview, jobs = jobs,
-    on_error = function(path, message)
-      -- main's own failure is the run's, reported once below.
-      if path == "" then return end
+    preview = opts.preview, jobs = jobs, allow_empty = opts["allow-empty"],
+    on_error = function(path, message, kind)
       progress.clear()
-      say("component %s failed: %s", path, message)
+      if kind == "source" then
+        say("%s", message)
+      elseif path ~= "" then
+        -- main's own failure is the run's, reported once below.
+        say("component %s failed: %s", path, message)
+      end
     end,
     on_preview = opts.preview and report.preview_printer(io_stdout,
                                                          opts.json) or nil,

@@ -23,6 +23,12 @@ local fmt, concat = string.format, table.concat
 local encode, decode = core.cbor_encode, core.cbor_decode
 local memo_key = core.memo_key
 
+-- An errno value in words ("permission denied").
+local function errno_text(n)
+  if core.errno_text then return core.errno_text(n) end
+  return "error " .. tostring(n)
+end
+
 local M = {}
 
 local STATUS_OK, STATUS_ERROR = 0, 1
@@ -312,21 +318,15 @@ function M.use_mount(...)
   return fnmod.unpack(frame.value or { n = 0 })
 end
 
--- Iterates a source or a plain table as key, value. A walked directory
--- that cannot be read is reported, and the walk goes on.
-local function each_item(run, base, items, level)
-  if type(items) ~= "table" then
-    fail("tide.mount_each: items must be a source or a table", level + 1)
-  end
-  if items.kind == "fs.walk" then
-    return items:items(function(path, message)
-      run.stats.components.errors = run.stats.components.errors + 1
-      run:report_error(base .. "/" .. path, message)
-    end)
-  end
-  if type(items.items) == "function" then
-    return items:items()
-  end
+-- How a source is named in messages: its kind and what it reads.
+local function source_label(items)
+  local what = items.given or items.dir or items.path or items.db
+    or items.name
+  return what and (items.kind .. " " .. tostring(what)) or items.kind
+end
+
+-- An iterator over a plain table's key, value pairs, keys sorted.
+local function table_items(items, level)
   local keys = {}
   for k in pairs(items) do
     if type(k) ~= "string" and math.type(k) ~= "integer" then
@@ -346,6 +346,78 @@ local function each_item(run, base, items, level)
   end
 end
 
+-- Iterates a source or a plain table: returns next() -> key, value (nil at
+-- the end). What a source cannot read (a failed query, a missing file, a
+-- directory it cannot open, a malformed line) goes to on_error(relpath or
+-- nil, message) and the iteration goes on, or ends when the source itself
+-- failed.
+local function each_item(items, level, on_error)
+  if type(items) ~= "table" then
+    fail("tide.mount_each: items must be a source or a table", level + 1)
+  end
+  if type(items.items) ~= "function" then
+    return table_items(items, level + 1)
+  end
+  local ok, it, state, ctl = pcall(items.items, items, on_error)
+  if not ok then
+    on_error(nil, tostring(it))
+    return function() return nil end
+  end
+  if type(it) == "table" then return table_items(it, level + 1) end
+  return function()
+    if it == nil then return nil end
+    local fine, k, v = pcall(it, state, ctl)
+    if not fine then
+      on_error(nil, tostring(k))
+      it = nil
+      return nil
+    end
+    ctl = k
+    return k, v
+  end
+end
+
+-- A source that returned nothing where the store remembers more than
+-- this many components is refused unless allow_empty: an unmounted disk
+-- must not wipe an index.
+local EMPTY_GUARD = 100
+
+-- After a mount_each: the components under a part of the source that
+-- could not be read are kept, and so is everything when the source came
+-- back empty where it had many items (unless allowed).
+local function keep_what_failed(run, base, items, mounted, failed)
+  local index = run.index
+  for _, scope in ipairs(failed) do index:keep_subtree(scope) end
+  if mounted > 0 or #failed > 0 or run.opts.allow_empty then return end
+  local guard = run.opts.empty_guard or EMPTY_GUARD
+  local prefix, before = base .. "/", 0
+  for _, e in ipairs(index:unseen()) do
+    if e.path:sub(1, #prefix) == prefix then before = before + 1 end
+  end
+  if before > guard then
+    index:keep_subtree(base)
+    run.stats.components.errors = run.stats.components.errors + 1
+    run:report_error(base, fmt("source %s returned no items where it had "
+      .. "%d: nothing was deleted (is a disk unmounted?); run with "
+      .. "--allow-empty to accept it", source_label(items), before),
+      "source")
+  end
+end
+
+-- The on_error a mount_each gives its source: on_error(relpath, why) for
+-- a part it could not read (a directory), on_error(nil, message) when it
+-- failed as a whole or for an item it cannot key. Reports the error (exit
+-- 1) and remembers which components to keep.
+local function source_error_handler(run, base, items, failed)
+  return function(relpath, message)
+    run.stats.components.errors = run.stats.components.errors + 1
+    failed[#failed + 1] = relpath and (base .. "/" .. relpath) or base
+    if relpath then message = fmt("cannot read %s: %s", relpath, message) end
+    run:report_error(base, fmt("source %s: %s", source_label(items),
+                               message), "source")
+  end
+end
+
 function M.mount_each(...)
   local parent = need_frame("tide.mount_each", 2)
   local p, fn, rest
@@ -358,26 +430,39 @@ function M.mount_each(...)
   local items = rest[1]
   local base = p and resolve_path(parent, p, fn) or child_path(parent, fn.name)
   local run = parent.run
+  local failed = {}
+  local on_error = source_error_handler(run, base, items, failed)
   if type(items) == "table" and items.kind == "fs.walk" and fn.memo
      and not run.opts.full_reprocess then
-    return M.mount_each_walk(parent, base, fn, rest)
+    local mounted = M.mount_each_walk(parent, base, fn, rest, on_error)
+    keep_what_failed(run, base, items, mounted, failed)
+    return
   end
   local source_name = type(items) == "table" and items.kind
     and (items.kind .. ":" .. tostring(items.dir or items.path or items.db or ""))
-  for key, value in each_item(run, base, items, 2) do
+  local next_item = each_item(items, 2, on_error)
+  local mounted = 0
+  while true do
+    local key, value = next_item()
+    if key == nil then break end
     local args = { n = rest.n }
     args[1] = value
     for i = 2, rest.n do args[i] = rest[i] end
     mount(parent, base .. "/" .. tostring(key), fn, args,
           source_name and (source_name .. ":" .. tostring(key)) or tostring(key))
+    mounted = mounted + 1
     sched.throttle(run.sched)
+  end
+  if type(items) == "table" and type(items.items) == "function" then
+    keep_what_failed(run, base, items, mounted, failed)
   end
 end
 
 -- mount_each over fs.walk: the C index walks the folder and carries over
 -- every file whose component is unchanged without entering Lua; only the
--- other files come back here to be mounted.
-function M.mount_each_walk(parent, base, fn, rest)
+-- other files come back here to be mounted. Returns how many files the
+-- walk listed.
+function M.mount_each_walk(parent, base, fn, rest, on_error)
   local run = parent.run
   local fsmod = require "tide.fs"
   local File = fsmod.File
@@ -394,19 +479,22 @@ function M.mount_each_walk(parent, base, fn, rest)
     include = items.include, exclude = items.exclude,
     follow_symlinks = items.follow_symlinks,
   }
-  if not changed then fail("fs.walk: " .. unchanged, 3) end
+  if not changed then
+    on_error(nil, unchanged)
+    return 0
+  end
   local fs = fn_stats(run, fn)
   fs.calls = fs.calls + unchanged
   fs.hits = fs.hits + unchanged
   run.stats.components.unchanged = run.stats.components.unchanged + unchanged
   local source_name = "fs.walk:" .. items.dir
+  local listed = unchanged
   for _, rec in ipairs(changed) do
     local path = base .. "/" .. rec.path
     if rec.error then
-      run.stats.components.errors = run.stats.components.errors + 1
-      run:report_error(path, fmt("%s/%s: cannot be read (errno %d)",
-                                 items.dir, rec.path, rec.error))
+      on_error(rec.path, errno_text(rec.error))
     else
+      listed = listed + 1
       local file = setmetatable({
         path = rec.path, dir = items.dir, abs = items.dir .. "/" .. rec.path,
         size = rec.size, mtime = rec.mtime_ns / 1e9, mtime_ns = rec.mtime_ns,
@@ -422,6 +510,7 @@ function M.mount_each_walk(parent, base, fn, rest)
       sched.throttle(run.sched)
     end
   end
+  return listed
 end
 
 function M.map(fn, list, ...)
@@ -554,7 +643,7 @@ Source.__index = Source
 
 function Source:items()
   local it, state, init = self.def.items()
-  if type(it) == "table" then return each_item(nil, "", it, 1) end
+  if type(it) == "table" then return table_items(it, 1) end
   return it, state, init
 end
 

@@ -242,6 +242,13 @@ function dir_target.identity(spec) return spec.dir end
 
 function dir_target.short_name(spec) return spec.given end
 
+-- Whether the folder is still there.
+function dir_target.exists(spec)
+  local f = io.open(spec.dir)
+  if f then f:close() end
+  return f ~= nil
+end
+
 -- Creates the folder; the files already in it stay.
 function dir_target.setup(spec)
   must(fs_mkdir(spec.dir))

@@ -114,14 +114,54 @@ local function key_text(k)
   return nil
 end
 
+-- One line of a JSON Lines file: its key text and object, or raises a
+-- message naming the file and the line.
+local function parse_line(self, line, start, lineno, first_line)
+  if line:sub(start, start) ~= "{" then
+    error(fmt("%s:%d: expected a JSON object", self.given, lineno), 0)
+  end
+  local ok, obj = pcall(cjson_decode, line)
+  if not ok then
+    error(fmt("%s:%d: %s", self.given, lineno, clean_message(obj)), 0)
+  end
+  local bad = normalize(obj, true, "")
+  if bad then
+    error(fmt("%s:%d: null at %s: a null inside an array has no Lua "
+      .. "value tide can store", self.given, lineno, bad), 0)
+  end
+  local k
+  if type(self.key) == "function" then
+    k = self.key(obj, lineno)
+  else
+    k = obj[self.key or "id"]
+  end
+  local text = key_text(k)
+  if not text then
+    if k == nil and type(self.key) ~= "function" then
+      error(fmt("%s:%d: no %q field to key the object by (pass "
+        .. "{ key = field or function })", self.given, lineno,
+        self.key or "id"), 0)
+    end
+    error(fmt("%s:%d: %s %s; a key must be a non-empty string or an "
+      .. "integer", self.given, lineno, type(self.key) == "function"
+      and "the key function returned" or fmt("key field %q is",
+      self.key or "id"), describe(k)), 0)
+  end
+  if first_line[text] then
+    error(fmt("%s:%d: duplicate key %q (first on line %d)", self.given,
+              lineno, text, first_line[text]), 0)
+  end
+  return text, obj
+end
+
 -- Iterates key, object. The file is read and checked as a whole first.
-function Lines:items()
-  local name = self.given
+-- With on_error, a line that cannot be used is passed to
+-- on_error(nil, message) and skipped; without, it raises.
+function Lines:items(on_error)
   local data, err = fs_read(self.path)
   if not data then error("json.lines: " .. err, 0) end
   if data:sub(1, 3) == "\239\187\191" then data = data:sub(4) end
   local keys, objects, first_line = {}, {}, {}
-  local key_opt = self.key
   local pos, len, lineno = 1, #data, 0
   while pos <= len do
     local nl = data:find("\n", pos, true) or len + 1
@@ -130,42 +170,16 @@ function Lines:items()
     lineno = lineno + 1
     local start = line:find("%S")
     if start then
-      if line:sub(start, start) ~= "{" then
-        error(fmt("%s:%d: expected a JSON object", name, lineno), 0)
-      end
-      local ok, obj = pcall(cjson_decode, line)
-      if not ok then
-        error(fmt("%s:%d: %s", name, lineno, clean_message(obj)), 0)
-      end
-      local bad = normalize(obj, true, "")
-      if bad then
-        error(fmt("%s:%d: null at %s: a null inside an array has no Lua "
-          .. "value tide can store", name, lineno, bad), 0)
-      end
-      local k
-      if type(key_opt) == "function" then
-        k = key_opt(obj, lineno)
+      local ok, text, obj = pcall(parse_line, self, line, start, lineno,
+                                  first_line)
+      if ok then
+        first_line[text] = lineno
+        keys[#keys + 1], objects[#objects + 1] = text, obj
+      elseif on_error then
+        on_error(nil, text)
       else
-        k = obj[key_opt or "id"]
+        error(text, 0)
       end
-      local text = key_text(k)
-      if not text then
-        if k == nil and type(key_opt) ~= "function" then
-          error(fmt("%s:%d: no %q field to key the object by (pass "
-            .. "{ key = field or function })", name, lineno, key_opt or "id"),
-            0)
-        end
-        error(fmt("%s:%d: %s %s; a key must be a non-empty string or an "
-          .. "integer", name, lineno, type(key_opt) == "function"
-          and "the key function returned" or fmt("key field %q is",
-          key_opt or "id"), describe(k)), 0)
-      end
-      if first_line[text] then
-        error(fmt("%s:%d: duplicate key %q (first on line %d)", name, lineno,
-                  text, first_line[text]), 0)
-      end
-      first_line[text] = lineno
-      keys[#keys + 1], objects[#objects + 1] = text, obj
     end
   end
   local i = 0
@@ -200,7 +214,8 @@ function json.lines(path, opts)
   end
   local abs, err = fs_abspath(path)
   if not abs then error("json.lines: " .. err, 2) end
-  return setmetatable({ kind = "json.lines", path = abs, given = path,
+  return setmetatable({ kind = "json.lines",
+    path = require("tide.fs").project_path(abs), given = path,
                         key = key }, Lines)
 end
 

@@ -6,18 +6,47 @@ local target = require "tide.target"
 local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring,
   pcall
 local fmt, concat, sort = string.format, table.concat, table.sort
+
+-- Control bytes (a NUL in a key) as \xHH in text output.
+local function printable(s)
+  return (s:gsub("%c", function(ch) return fmt("\\x%02x", ch:byte()) end))
+end
+local utf8_len = utf8.len
 local decode = core.cbor_decode
 
 local M = {}
 
 -- ---- JSON with a fixed key order ----
 
+local NAMED = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n",
+                ["\r"] = "\\r", ["\t"] = "\\t" }
+
+local function escape(c)
+  return NAMED[c] or fmt("\\u%04x", c:byte())
+end
+
+-- s as the body of a JSON string. Every string tide prints as JSON is
+-- valid UTF-8: a byte that is not part of a valid UTF-8 sequence (a file
+-- name is any bytes) is written as \ufffd, U+FFFD, as file:text() does.
+local function json_chars(s)
+  local out = s:gsub('[%c"\\]', escape)
+  return out
+end
+
 local function json_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n",
-                    ["\r"] = "\\r", ["\t"] = "\\t" }
-    return named[c] or fmt("\\u%04x", c:byte())
-  end) .. '"'
+  if utf8_len(s) then return '"' .. json_chars(s) .. '"' end
+  local parts, i = {}, 1
+  while i <= #s do
+    local _, bad = utf8_len(s, i)
+    if not bad then
+      parts[#parts + 1] = json_chars(s:sub(i))
+      break
+    end
+    parts[#parts + 1] = json_chars(s:sub(i, bad - 1))
+    parts[#parts + 1] = "\\ufffd"
+    i = bad + 1
+  end
+  return '"' .. concat(parts) .. '"'
 end
 
 local function json_value(v)
@@ -212,8 +241,8 @@ function M.show(store, app, under, opts)
       end
       label = ("  "):rep(depth) .. c.path
     end
-    out[#out + 1] = fmt("%-40s %-16s %-6s %3d target states%s\n", label,
-      c.fn, c.status, #c.states, c.error and fmt("  since %s: %s", c.updated,
+    out[#out + 1] = fmt("%-40s %-16s %-6s %3d target states%s\n",
+      printable(label), printable(c.fn), c.status, #c.states, c.error and fmt("  since %s: %s", c.updated,
       c.error:match("[^\n]*")) or "")
     if opts["target-states"] then
       for _, s in ipairs(c.states) do

@@ -67,10 +67,11 @@ function M.new(app, opts)
     run.context[key] = value
     run.context_by_name[key.name] = value
   end
-  if opts.reset then
-    local id = store:app(app.name, false)
-    if id then store:app_delete(id) end
-  end
+  -- A reset trusts nothing it remembers (memo entries, file
+  -- fingerprints): every component runs and every file is read again.
+  -- What tide wrote stays recorded, so that whatever is no longer
+  -- declared is deleted and the targets end as a clean run's.
+  if opts.reset then opts.full_reprocess = true end
   run.app_id = store:app(app.name, true)
   if opts.preview then store:set_batch_limits(1 << 62, 1 << 62) end
   for _, f in pairs(fnmod.registry) do f:forget_logic() end
@@ -169,29 +170,44 @@ function Run:container(tt, spec, frame, level)
   c = { id = row.id, type = tt, kind = tt.name, identity = identity,
         short = tt.short_name(spec), spec = spec, spec_bytes = spec_bytes,
         owner_id = row.owner_id, fresh = created }
-  if row.spec ~= spec_bytes and not self.opts.preview then
-    local prev_spec = row.spec and decode(row.spec) or nil
-    local survived = tt.setup(spec, prev_spec)
-    if survived == false and prev_spec ~= nil then
-      -- The container was recreated empty: every component that wrote to
-      -- it runs again to fill it.
-      -- Recorded as UNKNOWN, so a crash before they ran still leaves
-      -- the instruction to run them.
-      for _, t in ipairs(self.store:targets_by_container(row.id)) do
-        local path = self:path_of(t.owner_id)
-        if path then self:force(path) end
-        self.store:target_put(row.id, t.key, t.owner_id, nil,
-                              reconcile.UNKNOWN)
-      end
-    end
-    self.store:container_update { id = row.id, spec = spec_bytes,
-                                  owner_id = row.owner_id, state = 0 }
-  end
+  if not self.opts.preview then self:setup_container(tt, spec, c, row) end
   self.containers[ckey] = c
   self.containers_id[c.id] = c
   frame.declared_containers = frame.declared_containers or {}
   frame.declared_containers[c] = true
   return c
+end
+
+-- A container's state while its setup runs: a kill then leaves the
+-- instruction to set it up again.
+local SETUP_PENDING = 1
+
+-- Sets the container up when its spec changed, a setup was interrupted,
+-- or it is gone from the target (a deleted database, a dropped table, a
+-- removed folder). When what it held did not survive, every state in it
+-- becomes UNKNOWN and its owners run again to fill it: recorded, so that a
+-- crash before they ran still leaves the instruction.
+function Run:setup_container(tt, spec, c, row)
+  local prev_spec = row.spec and decode(row.spec) or nil
+  local interrupted = row.state == SETUP_PENDING
+  local gone = prev_spec ~= nil and row.spec == c.spec_bytes
+    and not interrupted and tt.exists ~= nil and not tt.exists(spec)
+  if row.spec == c.spec_bytes and not interrupted and not gone then return end
+  local store = self.store
+  store:container_update { id = row.id, spec = row.spec,
+                           owner_id = row.owner_id, state = SETUP_PENDING }
+  store:flush()
+  -- An interrupted first setup may have made the container: it is ours.
+  local survived = tt.setup(spec, prev_spec or (interrupted and spec or nil))
+  if (survived == false or gone) and prev_spec ~= nil then
+    for _, t in ipairs(store:targets_by_container(row.id)) do
+      local path = self:path_of(t.owner_id)
+      if path then self:force(path) end
+      store:target_put(row.id, t.key, t.owner_id, nil, reconcile.UNKNOWN)
+    end
+  end
+  store:container_update { id = row.id, spec = c.spec_bytes,
+                           owner_id = row.owner_id, state = 0 }
 end
 
 -- A container by id: declared this run, or as the store recorded it.
@@ -248,8 +264,9 @@ end
 -- its new state recorded.
 function Run:file_fp(file)
   local source = "fs:" .. file.dir
-  local fp = self.index:file_fp(self.store, self.app_id, source, file.path,
-                                file.size, file.mtime_ns, file.inode)
+  local fp = not self.opts.reset and
+    self.index:file_fp(self.store, self.app_id, source, file.path,
+                       file.size, file.mtime_ns, file.inode)
   if fp then return fp end
   local err
   fp, err = core.fingerprint_file(file.abs, "raw")
@@ -261,9 +278,12 @@ end
 
 -- ---- Errors and previews ----
 
-function Run:report_error(path, message)
-  self.errors[#self.errors + 1] = { path = path, message = message }
-  if self.on_error then self.on_error(path, message) end
+-- kind is nil for a component's failure, "source" for what a source
+-- could not read (path is then where its components are mounted).
+function Run:report_error(path, message, kind)
+  self.errors[#self.errors + 1] = { path = path, message = message,
+                                    kind = kind }
+  if self.on_error then self.on_error(path, message, kind) end
 end
 
 function Run:component_failed(frame, message)
@@ -389,7 +409,14 @@ function Run:execute()
     self.store:flush()
   end
   self.store:close()
+  M.close_target_connections()
   return self.stats, self.errors
+end
+
+-- Target connections are not kept from one run to the next.
+function M.close_target_connections()
+  local sqlite = package.loaded["tide.sqlite"]
+  if sqlite then sqlite.close_connections() end
 end
 
 M.Run = Run

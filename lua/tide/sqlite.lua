@@ -110,6 +110,16 @@ local function connect(spec)
   return db
 end
 
+-- Closes every connection; the engine calls it at the end of each run and
+-- drop, so that a program that runs several updates never writes through
+-- a connection that another process's checkpoint left behind.
+function M.close_connections()
+  for path, db in pairs(connections) do
+    db:close()
+    connections[path] = nil
+  end
+end
+
 local function must(spec, ok, err)
   if not ok then error(where(spec) .. ": " .. err, 0) end
   return ok, err
@@ -270,9 +280,10 @@ local function fts_existing(spec, db)
   return rows[1] and (rows[1].sql or "")
 end
 
-local function foreign(spec, name, why)
-  error(fmt("%s: table %s exists and was not created by tide (%s); drop "
-    .. "it or choose another name", where(spec), name, why), 0)
+-- A table tide did not create: refused with what the user can do.
+local function foreign(spec, name, why, advice)
+  error(fmt("%s: table %s exists and was not created by tide%s; %s",
+            where(spec), name, why, advice or "choose another name"), 0)
 end
 
 -- Brings the FTS index in line with spec.fts; rebuilt when its columns
@@ -281,7 +292,7 @@ local function sync_fts(spec, prev, db, fresh)
   local existing = fts_existing(spec, db)
   local wanted = spec.fts and fts_sql(spec)
   if existing and prev == nil and existing ~= wanted then
-    foreign(spec, fts_name(spec), "not the full-text index tide makes")
+    foreign(spec, fts_name(spec), " (not the full-text index tide makes)")
   end
   if existing and (existing ~= wanted or fresh) then
     must(spec, db:exec("DROP TABLE " .. ident(fts_name(spec))))
@@ -307,10 +318,14 @@ local function setup_in(spec, prev, db)
   local want = wanted_columns(spec)
   local fresh, survived = false, true
   if other then
-    foreign(spec, spec.name, "it is a " .. other)
+    foreign(spec, spec.name, " (it is a " .. other .. ")")
+  elseif have and prev == nil and not spec.adopt then
+    foreign(spec, spec.name, "", "set adopt = true in sqlite.table{} to "
+      .. "let tide write into it (it then deletes only the rows it wrote), "
+      .. "or choose another name")
   elseif have and prev == nil and not same_columns(have, want) then
-    foreign(spec, spec.name, "its columns differ from " .. spec.schema[2]
-      .. "'s")
+    foreign(spec, spec.name, " and its columns differ from "
+      .. spec.schema[2] .. "'s")
   end
   drop_triggers(spec, db)
   if not have then
@@ -355,7 +370,25 @@ function target.apply(spec, changes)
   must(spec, db:apply(plan_of(spec), changes))
 end
 
+-- Whether the table is still there (the database file may have been
+-- deleted, the table dropped).
+function target.exists(spec)
+  local f = io_open(spec.db, "rb")
+  if not f then return false end
+  f:close()
+  -- Through the shared connection: closing a second one on the same file
+  -- would disturb the first one's locks.
+  local db = connect(spec)
+  local rows = must(spec, db:rows(fmt("SELECT 1 AS found FROM sqlite_master "
+    .. "WHERE type = 'table' AND name = %s COLLATE NOCASE",
+    literal(spec.name))))
+  return rows[1] ~= nil
+end
+
+-- Drops the table tide created; an adopted table stays (the engine has
+-- deleted the rows tide wrote).
 function target.drop(spec)
+  if spec.adopt then return end
   local f = io_open(spec.db, "rb")
   if not f then return end
   f:close()
@@ -395,7 +428,7 @@ function Table:row(rec)
 end
 
 local table_options = { db = true, name = true, schema = true, fts = true,
-                        busy_timeout = true }
+                        busy_timeout = true, adopt = true }
 
 local function check_fts(rt, fts)
   if fts == nil then return nil end
@@ -465,8 +498,12 @@ function M.table(opts)
   local path, err = abspath(db)
   if not path then error("sqlite.table: " .. err, 2) end
   path = require("tide.fs").project_path(path)
+  if opts.adopt ~= nil and type(opts.adopt) ~= "boolean" then
+    error("sqlite.table: adopt must be a boolean", 2)
+  end
   local spec = { db = path, name = name, schema = rt.schema,
-                 fields = fields, fts = fts, busy_timeout = busy }
+                 fields = fields, fts = fts, busy_timeout = busy,
+                 adopt = opts.adopt or nil }
   local engine = require "tide.engine"
   return setmetatable({ target = engine.declare_target(target, spec),
                         spec = spec, schema = rt }, Table)

@@ -3,7 +3,9 @@
 --
 -- A target type is { name, identity(spec), short_name(spec),
 -- setup(spec, prev) -> survived, apply(spec, changes), drop(spec),
--- recover(spec) }; see tide.target_type. recover, optional, is called
+-- recover(spec), exists(spec) }; see tide.target_type. exists, optional,
+-- says whether the container is still there (a run recreates and refills
+-- one that is gone). recover, optional, is called
 -- before a run that follows one that never finished (killed), to clean up
 -- partial writes apply may have left (a temporary file). A container is one (type, spec) declared in a run; it
 -- is set up once per run when its spec changed, and batches of changes
@@ -51,14 +53,15 @@ function M.target_type(def)
     error(fmt("tide.target_type %s: apply must be a function", def.name), 2)
   end
   for _, k in ipairs { "setup", "drop", "identity", "short_name",
-                       "recover" } do
+                       "recover", "exists" } do
     if def[k] ~= nil and type(def[k]) ~= "function" then
       error(fmt("tide.target_type %s: %s must be a function", def.name, k),
             2)
     end
   end
   local tt = {
-    name = def.name, apply = def.apply,
+    name = def.name, apply = def.apply, exists = def.exists,
+    recover = def.recover,
     setup = def.setup or function() return true end,
     drop = def.drop or function() end,
     identity = def.identity or function(spec)

@@ -86,10 +86,10 @@ describe("tide.json", function()
   end)
 
   describe("lines", function()
-    it("is a source with an absolute path and its key", function()
+    it("is a source with a project-relative path and its key", function()
       local src = json.lines("data/p.jsonl", { key = "sku" })
       assert.are.equal("json.lines", src.kind)
-      assert.are.equal(helpers.root .. "/data/p.jsonl", src.path)
+      assert.are.equal("data/p.jsonl", src.path)
       assert.are.equal("sku", src.key)
       assert.are.equal("function", type(src.items))
     end)
@@ -171,7 +171,7 @@ describe("tide.json", function()
       local src = json.lines(path)
       local ok, err = pcall(src.items, src)
       assert.is_false(ok)
-      assert.are.equal("json.lines: " .. path .. ": No such file or "
+      assert.are.equal("json.lines: " .. path .. ": no such file or "
         .. "directory", err)
     end)
 

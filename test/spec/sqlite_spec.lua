@@ -342,8 +342,14 @@ describe("tide.sqlite", function()
         .. "INSERT INTO chunks VALUES ('mine', 'precious')")
       local err = err_of(target.setup, spec, nil)
       assert.are.equal(("sqlite.table chunks in %s: table chunks exists and "
-        .. "was not created by tide (its columns differ from Chunk's); drop "
-        .. "it or choose another name"):format(spec.db), err)
+        .. "was not created by tide; set adopt = true in sqlite.table{} to "
+        .. "let tide write into it (it then deletes only the rows it wrote), "
+        .. "or choose another name"):format(spec.db), err)
+      spec.adopt = true
+      assert.are.equal(("sqlite.table chunks in %s: table chunks exists and "
+        .. "was not created by tide and its columns differ from Chunk's; "
+        .. "choose another name"):format(spec.db),
+        err_of(target.setup, spec, nil))
       assert.are.equal("mine|precious\n", sql(spec.db,
         "SELECT * FROM chunks"))
       -- Nothing else was changed either (one transaction).
@@ -366,11 +372,18 @@ describe("tide.sqlite", function()
         .. "sqlite_master WHERE type = 'table' AND name = 'chunks_fts'"))
     end)
 
-    it("adopts a table of exactly the same shape", function()
+    it("adopts a table of exactly the same shape only when told to",
+       function()
       local spec = chunk_spec()
       target.setup(spec, nil)
       target.apply(spec, { chunk("a") })
-      assert.is_true(target.setup(spec, nil)) -- e.g. the state was reset
+      assert.matches("set adopt = true", err_of(target.setup, spec, nil), 1,
+                     true)
+      spec.adopt = true
+      assert.is_true(target.setup(spec, nil))
+      assert.are.equal("1\n", sql(spec.db, "SELECT count(*) FROM chunks"))
+      -- Dropping an adopted table leaves it (tide deletes its rows first).
+      target.drop(spec)
       assert.are.equal("1\n", sql(spec.db, "SELECT count(*) FROM chunks"))
     end)
 
@@ -577,7 +590,9 @@ describe("tide.sqlite", function()
       local V = tide.record("V", { { "k", "string", key = true },
                                    { "emb", tide.vector(2) },
                                    { "j", tide.optional("json") },
-                                   { "l", tide.optional(tide.list(Section)) } })
+                                   { "l", tide.optional(tide.list(Section)) },
+                                   { "vs", tide.optional(
+                                     tide.list(tide.vector(2))) } })
       local spec = table_of { name = "v", schema = V }
       target.setup(spec, nil)
       local cycle = {}
@@ -589,6 +604,20 @@ describe("tide.sqlite", function()
           "column emb: expected a number at [2], got string" },
         { { k = "a", emb = "12" },
           "column emb: expected a vector, got string" },
+        -- a record changed after it was checked must not store an
+        -- infinity either
+        { { k = "a", emb = { 1, 0 / 0 } },
+          "column emb: expected a finite number within float32 range at "
+          .. "[2], got NaN" },
+        { { k = "a", emb = { -math.huge, 1 } },
+          "column emb: expected a finite number within float32 range at "
+          .. "[1], got -inf" },
+        { { k = "a", emb = { 1, 1e39 } },
+          "column emb: expected a finite number within float32 range at "
+          .. "[2], got 1e+39" },
+        { { k = "a", emb = { 1, 2 }, vs = { { 1, 2 }, { 3, math.huge } } },
+          "column vs: expected a finite number within float32 range at "
+          .. "[2], got inf" },
         { { k = "a", emb = { 1, 2 }, j = { print } },
           "column j: expected json, got function" },
         { { k = "a", emb = { 1, 2 }, j = cycle },
@@ -831,7 +860,7 @@ describe("tide.sqlite", function()
       assert.matches("the query must be a single statement",
         items_err(db, "SELECT 1 AS id; SELECT 2", "id"))
       assert.matches("^sqlite.rows " .. pattern(dir) .. "/none.db: cannot "
-        .. "open: No such file or directory$",
+        .. "open: no such file or directory$",
         items_err(dir .. "/none.db", "SELECT 1", "id"))
       assert.is_nil(helpers.read(dir .. "/none.db"))
       assert.are.equal("3\n", sql(db, "SELECT count(*) FROM items"))

@@ -1,0 +1,157 @@
+-- Targets that repair themselves: containers removed by hand are
+-- recreated and refilled, a moved project keeps working, tables tide did
+-- not create are refused unless adopted, and --reset ends as a clean run.
+local helpers = require "test.spec.helpers"
+local ph = require "test.spec.pipeline_helpers"
+
+local q = helpers.q
+
+local function pipeline(opts)
+  return ([[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "id", "string", key = true },
+                                 { "text", "string" } })
+local process = tide.fn("process", { memo = true }, function(file, docs, site)
+  docs:row(Doc { id = file.path, text = file:text() })
+  site:file(file.path .. ".txt", file:text():upper())
+end)
+return tide.app("repair", function()
+  local docs = sqlite.table { db = "out/docs.db", name = "docs", schema = Doc
+                              %s }
+  tide.mount_each(process, fs.walk("in"), docs, fs.dir("out/site"))
+end)
+]]):format(opts and opts.table_opts or "")
+end
+
+local function setup(opts)
+  local dir = helpers.tmpdir()
+  helpers.write(dir .. "/pipeline.lua", pipeline(opts))
+  helpers.write(dir .. "/in/a.md", "alpha")
+  helpers.write(dir .. "/in/b.md", "beta")
+  return dir
+end
+
+local function sql(db, query)
+  local out, err, code = helpers.run("sqlite3 " .. q(db) .. " " .. q(query))
+  return out, err, code
+end
+
+local function rows(dir)
+  return (sql(dir .. "/out/docs.db", "SELECT id, text FROM docs ORDER BY id"))
+end
+
+local function site(dir)
+  return helpers.read(dir .. "/out/site/a.md.txt"),
+    helpers.read(dir .. "/out/site/b.md.txt")
+end
+
+local function ok_update(dir, args)
+  local stats, err, code = ph.update(dir, args)
+  assert.are.equal(0, code, err)
+  return stats
+end
+
+describe("self-repairing targets", function()
+  after_each(helpers.cleanup)
+
+  it("recreates and refills a deleted database", function()
+    local dir = setup()
+    ok_update(dir)
+    os.remove(dir .. "/out/docs.db")
+    os.remove(dir .. "/out/docs.db-wal")
+    os.remove(dir .. "/out/docs.db-shm")
+    local stats = ok_update(dir)
+    assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
+    assert.are.equal(2, stats.components.reprocessed)
+    stats = ok_update(dir)
+    assert.are.equal(2, stats.components.unchanged)
+  end)
+
+  it("recreates and refills a dropped table, and drop works after it",
+     function()
+    local dir = setup()
+    ok_update(dir)
+    sql(dir .. "/out/docs.db", "DROP TABLE docs")
+    ok_update(dir)
+    assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
+    sql(dir .. "/out/docs.db", "DROP TABLE docs")
+    local _, err, code = ph.tide(dir, "drop pipeline.lua --force")
+    assert.are.equal(0, code, err)
+    assert.is_nil(helpers.read(dir .. "/out/site/a.md.txt"))
+  end)
+
+  it("recreates and refills a removed folder", function()
+    local dir = setup()
+    ok_update(dir)
+    os.execute("rm -rf " .. q(dir .. "/out/site"))
+    ok_update(dir)
+    assert.are.same({ "ALPHA", "BETA" }, { site(dir) })
+  end)
+
+  it("repairs rows and files changed or deleted by hand with "
+     .. "--full-reprocess", function()
+    local dir = setup()
+    ok_update(dir)
+    sql(dir .. "/out/docs.db", "DELETE FROM docs WHERE id = 'a.md'; "
+        .. "UPDATE docs SET text = 'vandal' WHERE id = 'b.md'")
+    os.remove(dir .. "/out/site/a.md.txt")
+    helpers.write(dir .. "/out/site/b.md.txt", "vandal")
+    ok_update(dir, "--full-reprocess")
+    assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
+    assert.are.same({ "ALPHA", "BETA" }, { site(dir) })
+  end)
+
+  it("keeps working after the project folder moves", function()
+    local dir = setup()
+    ok_update(dir)
+    local moved = helpers.tmpdir() .. "/moved"
+    os.execute(("mv %s %s"):format(q(dir), q(moved)))
+    helpers.write(moved .. "/in/c.md", "gamma")
+    local stats = ok_update(moved)
+    assert.are.equal(1, stats.components.added)
+    assert.are.equal(2, stats.components.unchanged)
+    assert.are.equal("a.md|alpha\nb.md|beta\nc.md|gamma\n", rows(moved))
+    assert.is_nil(helpers.read(dir .. "/out/docs.db"))
+  end)
+
+  it("refuses a table it did not create unless adopted, and then drops "
+     .. "only its own rows", function()
+    local dir = setup()
+    os.execute("mkdir -p " .. q(dir .. "/out"))
+    sql(dir .. "/out/docs.db", "CREATE TABLE docs (id TEXT NOT NULL, text "
+        .. "TEXT NOT NULL, PRIMARY KEY (id)); INSERT INTO docs VALUES "
+        .. "('mine.md', 'precious')")
+    local _, err, code = ph.update(dir)
+    assert.are.equal(2, code)
+    assert.matches("table docs exists and was not created by tide; set "
+                   .. "adopt = true", err, 1, true)
+    assert.are.equal("mine.md|precious\n", rows(dir))
+    helpers.write(dir .. "/pipeline.lua",
+                  pipeline { table_opts = ", adopt = true" })
+    ok_update(dir)
+    assert.are.equal("a.md|alpha\nb.md|beta\nmine.md|precious\n", rows(dir))
+    _, err, code = ph.tide(dir, "drop pipeline.lua --force")
+    assert.are.equal(0, code, err)
+    assert.are.equal("mine.md|precious\n", rows(dir))
+  end)
+
+  it("ends --reset with the targets of a clean run", function()
+    local dir = setup()
+    ok_update(dir)
+    os.remove(dir .. "/in/b.md")
+    helpers.write(dir .. "/in/c.md", "gamma")
+    ok_update(dir, "--reset")
+    assert.are.equal("a.md|alpha\nc.md|gamma\n", rows(dir))
+    assert.is_nil(helpers.read(dir .. "/out/site/b.md.txt"))
+    local stats = ok_update(dir)
+    assert.are.equal(2, stats.components.unchanged)
+    local _, err, code = ph.tide(dir, "drop pipeline.lua --force")
+    assert.are.equal(0, code, err)
+    assert.is_nil(helpers.read(dir .. "/out/site/a.md.txt"))
+    local out = sql(dir .. "/out/docs.db", "SELECT count(*) FROM "
+                    .. "sqlite_master WHERE name = 'docs'")
+    assert.are.equal("0\n", out)
+  end)
+end)
