@@ -370,14 +370,16 @@ static int encode_keyed(tide_CborEnc *e, lua_State *L, int idx) {
   luaL_getmetafield(L, idx, "__tide_key");
   lua_pushvalue(L, idx);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    rc = enc_fail(e, L, TIDE_EENCODE, "__tide_key failed: %s",
+    rc = enc_fail(e, L, TIDE_EENCODE,
+                  "its __tide_key metamethod failed: %s",
                   lua_tostring(L, -1));
     lua_pop(L, 2);
     return rc;
   }
   if (lua_type(L, -1) == LUA_TNIL) {
     lua_pop(L, 2);
-    return enc_fail(e, L, TIDE_EENCODE, "__tide_key returned nil");
+    return enc_fail(e, L, TIDE_EENCODE,
+                    "its __tide_key metamethod returned nil");
   }
   rc = encode_typed(e, L, name, len, lua_absindex(L, -1));
   lua_pop(L, 2);

@@ -246,8 +246,9 @@ static int below_cmp(const char *p, size_t plen, const char *path,
 ** so they are the run of entries from the first one that does not sort
 ** before path + "/". They need not follow the entry at path at once: a
 ** sibling such as path + "\0x" or path + ".x" sorts between them. */
-static size_t keep_below(tide_Index *ix, const char *path, size_t len) {
-  size_t lo = 0, hi = tide_index_count(ix), marked = 0, i;
+size_t tide_index_below_first(tide_Index *ix, const char *path,
+                              size_t len) {
+  size_t lo = 0, hi = tide_index_count(ix);
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     tide_IndexEntry *e = tide_index_at(ix, mid);
@@ -256,10 +257,20 @@ static size_t keep_below(tide_Index *ix, const char *path, size_t len) {
     else
       hi = mid;
   }
-  for (i = lo; i < tide_index_count(ix); i++) {
+  return lo;
+}
+
+int tide_index_is_below(tide_Index *ix, const tide_IndexEntry *e,
+                        const char *path, size_t len) {
+  return below_cmp(tide_index_path(ix, e), e->path_len, path, len) == 0;
+}
+
+static size_t keep_below(tide_Index *ix, const char *path, size_t len) {
+  size_t marked = 0, i;
+  for (i = tide_index_below_first(ix, path, len);
+       i < tide_index_count(ix); i++) {
     tide_IndexEntry *e = tide_index_at(ix, i);
-    if (below_cmp(tide_index_path(ix, e), e->path_len, path, len) != 0)
-      break;
+    if (!tide_index_is_below(ix, e, path, len)) break;
     if (e->seen == TIDE_SEEN_NONE) {
       e->seen = TIDE_SEEN_UNCHANGED;
       marked++;

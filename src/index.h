@@ -63,6 +63,14 @@ tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id);
 ** any length are handled. */
 size_t tide_index_keep_subtree(tide_Index *ix, const char *path, size_t len);
 
+/* The entries below path (path + "/" and more) are the run that starts at
+** tide_index_below_first and goes on while tide_index_is_below holds
+** (entries are in path order). */
+size_t tide_index_below_first(tide_Index *ix, const char *path,
+                              size_t len);
+int tide_index_is_below(tide_Index *ix, const tide_IndexEntry *e,
+                        const char *path, size_t len);
+
 /* Dependency sets: each distinct deps fingerprint is checked once by the
 ** engine; until then it counts as invalid. */
 size_t tide_index_deps_count(const tide_Index *ix);

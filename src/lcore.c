@@ -17,6 +17,7 @@ static const Opener openers[] = {
   tide_lsplit_open,
   tide_lfs_open,
   tide_lsqlite_open,
+  tide_lsignal_open,
   NULL,
 };
 

@@ -154,6 +154,27 @@ static int index_unseen(lua_State *L) {
   return 1;
 }
 
+/* index:unseen_below(path) -> { { id, path }, ... } of the entries below
+** path (path + "/" and more) that no run marked, now marked as ran: the
+** descendants of a component that did not mount them again. */
+static int index_unseen_below(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len, i;
+  const char *path = luaL_checklstring(L, 2, &len);
+  lua_Integer k = 0;
+  lua_newtable(L);
+  for (i = tide_index_below_first(b->ix, path, len);
+       i < tide_index_count(b->ix); i++) {
+    tide_IndexEntry *e = tide_index_at(b->ix, i);
+    if (!tide_index_is_below(b->ix, e, path, len)) break;
+    if (e->seen != TIDE_SEEN_NONE) continue;
+    e->seen = TIDE_SEEN_RAN;
+    push_entry(L, b->ix, e);
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
 /* index:deps() -> { { fp, example_path }, ... } of distinct dependency
 ** sets, in the order index:set_deps_valid numbers them */
 static int index_deps(lua_State *L) {
@@ -360,6 +381,7 @@ void tide_lindex_open(lua_State *L) {
     {"load", index_load}, {"find", index_find}, {"path_of", index_path_of},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"unseen", index_unseen},
+    {"unseen_below", index_unseen_below},
     {"deps", index_deps}, {"set_deps_valid", index_set_deps_valid},
     {"file_fp", index_file_fp}, {"file_put", index_file_put},
     {"walk", index_walk}, {NULL, NULL},

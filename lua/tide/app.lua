@@ -76,6 +76,8 @@ end
 -- Runs the app once. Returns the stats table and the list of component
 -- errors ({ path, message }), or nil and a message when the run could
 -- not happen (the store cannot be opened or is locked, main failed).
+-- stats.interrupted is true when a stop (a signal the tide command traps,
+-- see lsignal.c) ended the run early, after committing what completed.
 function App:update(opts)
   opts = check_options(self, opts, 2)
   if opts.live then
@@ -83,7 +85,8 @@ function App:update(opts)
   end
   local ok, run = pcall(runmod.new, self, opts)
   if not ok then
-    return nil, type(run) == "table" and run.message or tostring(run)
+    return nil, engine.clean_message(type(run) == "table" and run.message
+                                     or tostring(run))
   end
   local stats, errors
   ok, stats, errors = pcall(run.execute, run)
@@ -92,15 +95,49 @@ function App:update(opts)
     pcall(run.store.close, run.store)
     runmod.close_target_connections()
     local err = stats
-    return nil, type(err) == "table" and err.message or tostring(err)
+    return nil, engine.clean_message(type(err) == "table" and err.message
+                                     or tostring(err))
   end
   for _, e in ipairs(errors) do
-    if e.path == "" and e.kind == nil then
+    -- A stop may have interrupted main: the run still committed.
+    if e.path == "" and e.kind == nil and not stats.interrupted then
       return nil, "main of app " .. self.name .. " failed: " .. e.message,
         stats
     end
   end
   return stats, errors
+end
+
+-- Runs every component without writing anything and compares every
+-- target with what the store says it holds (tide.verify); with
+-- opts.repair, writes back what drifted. Returns the report (a list per
+-- container) and the component errors, or nil and a message.
+function App:verify(opts)
+  local repair = opts and opts.repair
+  local o = {}
+  for k, v in pairs(opts or {}) do if k ~= "repair" then o[k] = v end end
+  o = check_options(self, o, 2)
+  o.verify, o.repair = true, repair
+  local ok, run = pcall(runmod.new, self, o)
+  if not ok then
+    return nil, engine.clean_message(type(run) == "table" and run.message
+                                     or tostring(run))
+  end
+  local err
+  ok, err = pcall(run.execute, run)
+  if not ok then
+    pcall(run.store.rollback, run.store)
+    pcall(run.store.close, run.store)
+    runmod.close_target_connections()
+    return nil, engine.clean_message(type(err) == "table" and err.message
+                                     or tostring(err))
+  end
+  for _, e in ipairs(run.errors) do
+    if e.path == "" and e.kind == nil then
+      return nil, "main of app " .. self.name .. " failed: " .. e.message
+    end
+  end
+  return run.verify_report, run.errors
 end
 
 -- Deletes every target state the app owns and drops its containers, then
@@ -115,6 +152,7 @@ function App:drop(opts)
   local result, err = pcall(function()
     local app_id = store:app(self.name, false)
     if not app_id then return end
+    local owner = runmod.owner(store, self.name)
     for _, row in ipairs(store:containers(app_id)) do
       local tt = target.type_named(row.kind)
       if not tt then
@@ -131,7 +169,7 @@ function App:drop(opts)
         local present = not tt.exists or tt.exists(spec)
         if #changes > 0 and present then tt.apply(spec, changes) end
         deleted = deleted + #changes
-        tt.drop(spec)
+        tt.drop(spec, owner)
       end
       store:container_delete(row.id)
     end

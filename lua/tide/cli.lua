@@ -25,6 +25,9 @@ commands:
                              the component tree and what each owns
   why PIPELINE.lua TARGET KEY [--json] [--db PATH]
                              where one target state came from
+  verify PIPELINE.lua [--repair] [--json] [--db PATH]
+                             compare every target with what the store says
+                             it holds; --repair writes back what drifted
   ls [--db PATH]             the apps in a state store
   run SCRIPT.lua [ARGS...]   run a Lua 5.4 script with tide preloaded
                              ("-" reads the script from standard input)
@@ -136,7 +139,13 @@ function commands.update(...)
     say("%s", db)
     return 2
   end
+  -- The first SIGINT or SIGTERM stops the run: the components stuck in
+  -- their code are interrupted, what completed is committed, and the exit
+  -- status is 130; a second signal exits at once (lsignal.c). Code from
+  -- tide's own folder is never interrupted half-way.
+  core.trap_signals(debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$"))
   local progress = report.progress(opts.quiet or not core.isatty(2))
+  local failures = report.error_printer(say)
   local stats, errors = app:update {
     db = db, full_reprocess = opts["full-reprocess"], reset = opts.reset,
     preview = opts.preview, jobs = jobs, allow_empty = opts["allow-empty"],
@@ -146,7 +155,7 @@ function commands.update(...)
         say("%s", message)
       elseif path ~= "" then
         -- main's own failure is the run's, reported once below.
-        say("component %s failed: %s", path, message)
+        failures.component(path, message)
       end
     end,
     on_preview = opts.preview and report.preview_printer(io_stdout,
@@ -154,14 +163,25 @@ function commands.update(...)
     on_progress = progress.update,
   }
   progress.clear()
+  failures.finish()
   if not stats then
     say("%s", errors)
     return 2
   end
   if opts.json then
-    io_stdout:write(report.stats_json(stats), "\n")
+    local json = report.stats_json(stats)
+    if stats.interrupted then -- one more member in the one object
+      json = json:gsub("}$", ',"interrupted":true}')
+    end
+    io_stdout:write(json, "\n")
   elseif not opts.quiet then
     io_stdout:write(report.stats_line(stats), "\n")
+  end
+  if stats.interrupted then
+    local n = stats.components.added + stats.components.reprocessed
+    say("interrupted: %d component%s committed; run tide update again to "
+        .. "finish", n, n == 1 and "" or "s")
+    return 130
   end
   return #errors > 0 and 1 or 0
 end
@@ -199,6 +219,41 @@ function commands.drop(...)
   io_stdout:write(fmt("dropped app %s: %d target states deleted\n", app.name,
                       deleted))
   return 0
+end
+
+-- tide verify: exit 0 when every target holds what the store says (or
+-- --repair wrote it back), 1 when drift remains or a component failed, 2
+-- when the pipeline could not run.
+function commands.verify(...)
+  local opts, pos = parse({ ... }, { repair = "bool", db = "value",
+                                     json = "bool" })
+  if not opts or #pos ~= 1 then
+    say("verify: %s", opts and "expected one pipeline file" or pos)
+    io_stderr:write(M.usage)
+    return 2
+  end
+  local app, db = load_pipeline(pos[1], opts.db)
+  if not app then
+    say("%s", db)
+    return 2
+  end
+  local failures = report.error_printer(say)
+  local result, errors = app:verify {
+    db = db, repair = opts.repair,
+    on_error = function(path, message, kind)
+      if kind == "source" then say("%s", message)
+      elseif path ~= "" then failures.component(path, message)
+      end
+    end,
+  }
+  failures.finish()
+  if not result then
+    say("%s", errors)
+    return 2
+  end
+  io_stdout:write(report.verify(app.name, result, opts.json))
+  if #errors > 0 then return 1 end
+  return require("tide.verify").drifted(result) and 1 or 0
 end
 
 -- Runs a report (show, why, ls) on the store opened read-only and prints

@@ -31,7 +31,9 @@ end
 
 local M = {}
 
-local STATUS_OK, STATUS_ERROR = 0, 1
+-- A component's status in the store: ok; failed; incomplete (ok itself,
+-- but something below it failed: it runs again next time).
+local STATUS_OK, STATUS_ERROR, STATUS_INCOMPLETE = 0, 1, 2
 
 -- The component frame of the running coroutine, or nil.
 local function current_frame()
@@ -96,6 +98,34 @@ local function child_path(parent, ...)
   return concat(parts, "/")
 end
 
+-- tide's own Lua files: their frames are left out of the tracebacks, and
+-- their positions out of the messages, that a user reads.
+local own_dir = debug.getinfo(1, "S").source:match("^@(.*/)[^/]*$")
+local own_position = own_dir
+  and (own_dir:gsub("%p", "%%%0") .. "[%w_]+%.lua:%d+: ")
+
+-- A message without positions in tide's own files.
+function M.clean_message(message)
+  if not own_position or type(message) ~= "string" then return message end
+  return (message:gsub(own_position, ""))
+end
+
+-- A traceback of the user's code: tide's frames left out.
+local function user_traceback(message, level)
+  local tb = traceback(M.clean_message(tostring(message)), level + 1)
+  if not own_dir then return tb end
+  local out = {}
+  for line in (tb .. "\n"):gmatch("(.-)\n") do
+    if not line:find(own_dir, 1, true) and line ~= "\t(...tail calls...)"
+       and line ~= "\t[C]: in function 'xpcall'"
+       and line ~= "\t[C]: in function 'pcall'" then
+      out[#out + 1] = line
+    end
+  end
+  if out[#out] == "stack traceback:" then out[#out] = nil end
+  return concat(out, "\n")
+end
+
 -- Runs a component's function in protected mode inside its coroutine.
 local function process(run, frame, fn, args)
   local results
@@ -105,7 +135,7 @@ local function process(run, frame, fn, args)
     if type(e) == "table" and e.tide_error then return e end
     local nested = frame.traceback_of
     if nested and nested.err == e then return nested.text end
-    return traceback(tostring(e), 2)
+    return user_traceback(e, 2)
   end)
   if ok then return true, results end
   return false, err
@@ -115,6 +145,7 @@ end
 -- run: same function, same logic, same input, dependencies still valid.
 local function unchanged(run, frame, prev)
   if not prev or prev.status ~= STATUS_OK or run.opts.full_reprocess
+     or run.opts.verify
      or run.forced[frame.path] or not frame.fn.memo or frame.refresh then
     return false
   end
@@ -139,6 +170,7 @@ function M.component_failed(run, frame, message)
   end
   run:mark(frame.path, "failed")
   if frame.prev then run:keep_subtree(frame.path) end
+  if frame.is_root then run.main_failed = true end
   frame.error = message
   run:report_error(frame.path, message)
   run:record_failure(frame, message)
@@ -177,6 +209,14 @@ local function run_component(run, frame)
   end
   if ok then
     frame.value = results
+    -- A component is recorded only after everything it mounted, so that
+    -- a crash never leaves it recorded (and carried over next time) over
+    -- children that never ran; one whose subtree failed is recorded as
+    -- incomplete, so that it runs again next time and so do they.
+    for _, child in ipairs(frame.child_frames or {}) do
+      if not child.task.done then sched.wait(child.task) end
+      if child.error or child.incomplete then frame.incomplete = true end
+    end
     ok, results = pcall(reconcile.submit, run, frame)
   end
   if not ok then
@@ -224,6 +264,16 @@ local function mount(parent, path, fn, args, source_key)
   task.frame = frame
   task.on_abort = function(message) M.component_failed(run, frame, message) end
   frame.task = task
+  -- A component waits for its children before it is recorded (see
+  -- run_component); the root is never carried over, so it keeps no list.
+  if not parent.is_root then
+    local list = parent.child_frames
+    if not list then
+      list = {}
+      parent.child_frames = list
+    end
+    list[#list + 1] = frame
+  end
   return frame
 end
 
@@ -238,6 +288,11 @@ local function need_frame(what, level)
 end
 
 local function check_fn(fn, what, level)
+  if type(fn) == "function" then
+    fail(fmt("%s: a plain function was given where a tide.fn is needed: "
+             .. "wrap it, tide.fn(\"name\", function(...) ... end)", what),
+         level + 1)
+  end
   if not fnmod.is_fn(fn) then
     fail(fmt("%s: expected a tide.fn, got %s", what, type(fn)), level + 1)
   end
@@ -246,6 +301,7 @@ end
 -- Splits the optional leading path argument from fn and its arguments.
 local function path_and_fn(what, level, a, ...)
   if fnmod.is_fn(a) then return nil, a, fnmod.pack(...) end
+  if type(a) == "function" then check_fn(a, what, level + 1) end
   local fn = ...
   check_fn(fn, what, level + 1)
   return a, fn, fnmod.pack(select(2, ...))
@@ -424,6 +480,7 @@ function M.mount_each(...)
   if fnmod.is_fn((...)) then
     fn, rest = ..., fnmod.pack(select(2, ...))
   else
+    if type((...)) == "function" then check_fn((...), "tide.mount_each", 2) end
     p, fn, rest = ..., select(2, ...), fnmod.pack(select(3, ...))
     check_fn(fn, "tide.mount_each", 2)
   end
@@ -433,7 +490,7 @@ function M.mount_each(...)
   local failed = {}
   local on_error = source_error_handler(run, base, items, failed)
   if type(items) == "table" and items.kind == "fs.walk" and fn.memo
-     and not run.opts.full_reprocess then
+     and not run.opts.full_reprocess and not run.opts.verify then
     local mounted = M.mount_each_walk(parent, base, fn, rest, on_error)
     keep_what_failed(run, base, items, mounted, failed)
     return
@@ -441,6 +498,13 @@ function M.mount_each(...)
   local source_name = type(items) == "table" and items.kind
     and (items.kind .. ":" .. tostring(items.dir or items.path or items.db or ""))
   local next_item = each_item(items, 2, on_error)
+  -- Progress: a plain table's length is known, a source's is not.
+  local expected
+  if type(items.items) ~= "function" then
+    expected = 0
+    for _ in pairs(items) do expected = expected + 1 end
+  end
+  sched.expect(run.sched, expected)
   local mounted = 0
   while true do
     local key, value = next_item()
@@ -453,6 +517,7 @@ function M.mount_each(...)
     mounted = mounted + 1
     sched.throttle(run.sched)
   end
+  sched.listed(run.sched)
   if type(items) == "table" and type(items.items) == "function" then
     keep_what_failed(run, base, items, mounted, failed)
   end
@@ -487,6 +552,13 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
   fs.calls = fs.calls + unchanged
   fs.hits = fs.hits + unchanged
   run.stats.components.unchanged = run.stats.components.unchanged + unchanged
+  -- Progress: the walk listed every file; the unchanged ones are done.
+  local expected = 0
+  for _, rec in ipairs(changed) do
+    if not rec.error then expected = expected + 1 end
+  end
+  sched.carry(run.sched, unchanged)
+  sched.expect(run.sched, expected)
   local source_name = "fs.walk:" .. items.dir
   local listed = unchanged
   for _, rec in ipairs(changed) do
@@ -531,7 +603,7 @@ local function protected_body(frame, fs, fn, ...)
     function(e)
       if frame.traceback_of == nil or frame.traceback_of.err ~= e then
         frame.traceback_of = { err = e, text = type(e) == "table" and e
-                               or traceback(tostring(e), 2) }
+                               or user_traceback(e, 2) }
       end
       return e
     end, ...)
@@ -660,7 +732,8 @@ end
 
 M.Key = Key
 M.declare_target = target.declare_target
-M.STATUS_OK, M.STATUS_ERROR = STATUS_OK, STATUS_ERROR
+M.STATUS_OK, M.STATUS_ERROR, M.STATUS_INCOMPLETE =
+  STATUS_OK, STATUS_ERROR, STATUS_INCOMPLETE
 M.new_deps = new_deps
 M.run_component = run_component
 

@@ -302,6 +302,22 @@ function dir_target.apply(spec, changes)
   for _, d in ipairs(list) do must(fs_rmdir(root .. "/" .. d)) end
 end
 
+-- Compares the folder with the files tide says it holds (expected: a list
+-- of { key = name, value = content }). Files tide did not write are the
+-- user's, never drift: extra is always empty.
+function dir_target.verify(spec, expected)
+  local missing, changed = {}, {}
+  for _, e in ipairs(expected) do
+    local content = fs_read(spec.dir .. "/" .. e.key)
+    if content == nil then
+      missing[#missing + 1] = e.key
+    elseif content ~= e.value then
+      changed[#changed + 1] = e.key
+    end
+  end
+  return { missing = missing, changed = changed, extra = {} }
+end
+
 -- Removes the folder if it is empty (the engine deleted its files first).
 function dir_target.drop(spec)
   must(fs_rmdir(spec.dir))

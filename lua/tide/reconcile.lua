@@ -28,6 +28,7 @@
 -- the run (marked 2, deleted, removed), so a state moving between
 -- components in one run is one update, not a delete and an insert.
 local core = require "tide.core"
+local verify = require "tide.verify"
 
 local type, error, pairs, ipairs, tostring, pcall =
   type, error, pairs, ipairs, tostring, pcall
@@ -161,6 +162,7 @@ function M.submit(run, frame)
     if run.opts.full_reprocess and not write then write = "updated" end
     run.released[cid][kb] = nil
     run.taken[cid][kb] = frame.path
+    if run.verified then verify.declared(run, container, kb, d) end
     changes[#changes + 1] = { container = container, kb = kb, d = d,
                               write = write }
   end
@@ -178,8 +180,13 @@ function M.submit(run, frame)
       end
     end
   end
+  -- Descendants it did not mount again (it has waited for its children,
+  -- so they are all marked by now): deleted with it, in the same store
+  -- transaction, so that a crash cannot leave them behind its new state.
+  local dead = not frame.is_root and run.index:unseen_below(frame.path)
   run.batch[#run.batch + 1] = { frame = frame, changes = changes,
-                                released = released }
+                                released = released,
+                                dead = dead and #dead > 0 and dead or nil }
   if #run.batch >= run.batch_size then M.flush(run) end
 end
 
@@ -247,6 +254,32 @@ local function mark_applied(run, container, changes)
   end
 end
 
+-- Deletes the descendants a component no longer mounts: their states are
+-- released (deleted at the end of the run unless another component takes
+-- them), their memo references dropped, their rows deleted.
+local function delete_descendants(run, frame, dead)
+  local store = run.store
+  for _, row in ipairs(dead) do
+    for _, t in ipairs(store:targets_by_owner(row.id)) do
+      local cid, kb = t.container_id, t.key
+      local by = run.taken[cid][kb]
+      if by == nil then
+        run.released[cid][kb] = true
+        if t.pending ~= RELEASED and t.pending ~= PENDING_DELETE then
+          store:target_put(cid, kb, t.owner_id,
+                           holds_value(t) and t.value_fp or nil, RELEASED)
+        end
+      end
+    end
+    for _, k in ipairs(store:memo_refs(row.id)) do
+      run.memo_candidates[k] = true
+    end
+    store:memo_refs_clear(row.id)
+    store:component_delete(row.id)
+    run.stats.components.deleted = run.stats.components.deleted + 1
+  end
+end
+
 -- Writes the queued batch: intents, apply, then marks applied.
 function M.flush(run)
   local batch = run.batch
@@ -260,7 +293,8 @@ function M.flush(run)
       app_id = app_id, path = frame.path, fn = frame.fn.name,
       logic = frame.fn:logic_raw(), input = frame.input,
       source_key = frame.source_key, state = frame.state_bytes,
-      deps_fp = fingerprint_raw(frame.deps), status = 0,
+      deps_fp = fingerprint_raw(frame.deps),
+      status = frame.incomplete and 2 or 0, -- see engine.STATUS_*
     }
     frame.id = id
     run.new_paths[id] = frame.path
@@ -271,6 +305,7 @@ function M.flush(run)
     for _, r in ipairs(entry.released) do
       store:target_put(r.cid, r.kb, id, r.fp, RELEASED)
     end
+    if entry.dead then delete_descendants(run, frame, entry.dead) end
     for _, ch in ipairs(entry.changes) do
       store:target_put(ch.container.id, ch.kb, id, ch.d.fp,
                        ch.write and PENDING_UPSERT or APPLIED)
@@ -285,23 +320,54 @@ function M.flush(run)
   local failed = apply_all(run, groups, order)
   for _, container in ipairs(order) do
     local err = failed[container]
-    for _, ch in ipairs(groups[container]) do
-      if err then
-        -- The states stay pending, so the next run redoes this component.
-        run.apply_failed[container.id] = true
+    if err then
+      -- The states stay pending; the changes are tried once more after
+      -- the run's deletions (a file that becomes a folder needs the file
+      -- gone first), and the components fail only if that fails too.
+      run.apply_failed[container.id] = true
+      local retry = run.retry[container]
+      if not retry then
+        retry = {}
+        run.retry[container] = retry
+        run.retry_order[#run.retry_order + 1] = container
+      end
+      for _, ch in ipairs(groups[container]) do retry[#retry + 1] = ch end
+    else
+      local t = run.stats.targets
+      for _, ch in ipairs(groups[container]) do
+        t[ch.write] = t[ch.write] + 1
+      end
+      mark_applied(run, container, groups[container])
+    end
+  end
+  if not run.opts.preview then store:flush() end
+end
+
+-- Applies once more the changes whose apply failed in this run (after
+-- the deletions); a failure now fails their components, whose states stay
+-- pending so that the next run redoes them.
+function M.retry_failed(run)
+  local store = run.store
+  for _, container in ipairs(run.retry_order) do
+    local list = run.retry[container]
+    local ok, err = pcall(container.type.apply, container.spec, list)
+    if ok then
+      local t = run.stats.targets
+      for _, ch in ipairs(list) do
+        t[ch.write] = t[ch.write] + 1
+        store:target_mark_applied(container.id, ch.kb)
+      end
+    else
+      for _, ch in ipairs(list) do
         if not ch.frame.apply_failed then
           ch.frame.apply_failed = true
           run:component_failed(ch.frame, fmt("writing to %s failed: %s",
-                                             container.short, err))
+                                             container.short, tostring(err)))
         end
-      else
-        local t = run.stats.targets
-        t[ch.write] = t[ch.write] + 1
       end
     end
-    if not err then mark_applied(run, container, groups[container]) end
   end
-  if not run.opts.preview then store:flush() end
+  if #run.retry_order > 0 then store:flush() end
 end
 
 -- Deletes released states (end of run): marked pending first, then

@@ -114,20 +114,63 @@ end
 
 -- ---- Progress on a terminal ----
 
+local PROGRESS_DELAY_MS = 1000   -- no line for runs shorter than this
+local PROGRESS_EVERY_MS = 250    -- at most four updates a second
+local RATE_SAMPLES = 16          -- the rate is over the last 4 s or so
+
+local function duration(s)
+  s = math.ceil(s)
+  if s < 60 then return fmt("%d s", s) end
+  if s < 3600 then return fmt("%d min %02d s", s // 60, s % 60) end
+  return fmt("%d h %02d min", s // 3600, s % 3600 // 60)
+end
+
+-- The text of the progress line: done of total components (total + when
+-- it is only a lower bound: a source of unknown length is being listed),
+-- components processed per second, elapsed time, and the time left at
+-- that rate when the total is known.
+function M.progress_text(done, total, rate, elapsed_ms, open)
+  local parts = { fmt("tide: %d/%d%s components", done, total,
+                      open and "+" or "") }
+  parts[2] = fmt(rate < 10 and "%.1f/s" or "%.0f/s", rate)
+  parts[3] = fmt("%.1f s elapsed", elapsed_ms / 1000)
+  if not open and rate > 0 and done < total then
+    parts[4] = "ETA " .. duration((total - done) / rate)
+  end
+  return concat(parts, ", ")
+end
+
+-- p.update(done, total, processed, open) is the scheduler's on_progress:
+-- processed counts the components that ran (done also counts those
+-- carried over unchanged), for the rate.
 function M.progress(disabled)
   local started = core.now_ms()
   local shown, last = false, 0
+  -- A ring of (time, processed) samples; the oldest is the rate's base,
+  -- the start of the run until the ring is full.
+  local times, counts, oldest, size = { started }, { 0 }, 1, 1
   local p = {}
-  function p.update(done, total)
+  function p.update(done, total, processed, open)
     if disabled then return end
     local now = core.now_ms()
     local elapsed = now - started
-    if elapsed < 1000 or now - last < 100 then return end
+    if elapsed < PROGRESS_DELAY_MS or now - last < PROGRESS_EVERY_MS then
+      return
+    end
     last = now
+    processed = processed or done
+    local span = (now - times[oldest]) / 1000
+    local rate = span > 0 and (processed - counts[oldest]) / span or 0
+    if size < RATE_SAMPLES then
+      size = size + 1
+      times[size], counts[size] = now, processed
+    else
+      times[oldest], counts[oldest] = now, processed
+      oldest = oldest % RATE_SAMPLES + 1
+    end
     shown = true
-    io.stderr:write(fmt("\r\27[Ktide: %d/%d components, %.0f/s, %.1fs",
-                        done, total, done / (elapsed / 1000),
-                        elapsed / 1000))
+    io.stderr:write("\r\27[K", M.progress_text(done, total, rate, elapsed,
+                                                open))
   end
   function p.clear()
     if shown then
@@ -161,7 +204,7 @@ end
 
 -- ---- show, why, ls ----
 
-local STATUS = { [0] = "ok", [1] = "failed" }
+local STATUS = { [0] = "ok", [1] = "failed", [2] = "incomplete" }
 
 local function containers_by_id(store, app_id)
   local by_id = {}
@@ -310,6 +353,66 @@ function M.why(store, app, target_name, key_text_arg, opts)
              key_text_arg), false
 end
 
+-- The report of tide verify, as text or one JSON object.
+function M.verify(app, result, as_json)
+  if as_json then
+    local items, drift = {}, false
+    local function plain(keys)
+      local out = {}
+      for i, k in ipairs(keys) do
+        out[i] = type(k) == "table" and #k == 1 and k[1] or k
+      end
+      return out
+    end
+    for i, r0 in ipairs(result) do
+      local r = { target = r0.target, kind = r0.kind, checked = r0.checked,
+                  missing = plain(r0.missing), changed = plain(r0.changed),
+                  extra = plain(r0.extra), out_of_date = r0.out_of_date,
+                  unverifiable = r0.unverifiable or false,
+                  repaired = r0.repaired or false }
+      items[i] = ordered(r, { "target", "kind", "checked", "missing",
+                              "changed", "extra", "out_of_date",
+                              "unverifiable", "repaired" })
+      if not r.repaired and #r.missing + #r.changed + #r.extra > 0 then
+        drift = true
+      end
+    end
+    return "{" .. concat({ '"app":' .. json_string(app),
+      '"drift":' .. tostring(drift),
+      '"targets":[' .. concat(items, ",") .. "]" }, ",") .. "}\n"
+  end
+  local out = {}
+  for _, r in ipairs(result) do
+    local n = #r.missing + #r.changed + #r.extra
+    local line
+    if r.unverifiable then
+      line = fmt("%s: cannot be verified (target type %s has no verify)",
+                 r.target, r.kind)
+    elseif n == 0 then
+      line = fmt("%s: in step (%d states checked)", r.target, r.checked)
+    else
+      line = fmt("%s: %d missing, %d changed, %d extra%s", r.target,
+                 #r.missing, #r.changed, #r.extra,
+                 r.repaired and ": repaired" or "")
+    end
+    if r.out_of_date > 0 then
+      line = line .. fmt("; %d states out of date (run tide update)",
+                         r.out_of_date)
+    end
+    out[#out + 1] = printable(line) .. "\n"
+    for _, what in ipairs { "missing", "changed", "extra" } do
+      for i, key in ipairs(r[what]) do
+        if i > 10 then
+          out[#out + 1] = fmt("  ... %d more %s\n", #r[what] - 10, what)
+          break
+        end
+        out[#out + 1] = fmt("  %s %s\n", what, printable(key_text(key)))
+      end
+    end
+  end
+  return concat(out)
+end
+
 function M.ls(store, opts)
   local out, items = {}, {}
   for i, app in ipairs(store:apps()) do
@@ -331,6 +434,49 @@ function M.ls(store, opts)
     return "[" .. concat(parts, ",") .. "]\n"
   end
   return concat(out)
+end
+
+-- Prints component failures as they come, each traceback once: a
+-- failure with the same message as one printed before is counted, not
+-- printed again, and one with the same traceback under another first line
+-- prints that line only. finish() then says how many repeated.
+-- say(fmt, ...) prints one "tide: " line.
+function M.error_printer(say)
+  local seen, same_trace, repeats, order = {}, {}, {}, {}
+  local p = {}
+  function p.component(path, message)
+    local first, trace = message:match("^([^\n]*)\n(.*)$")
+    first, trace = first or message, trace or ""
+    local earlier = seen[message]
+    if earlier then
+      local r = repeats[earlier]
+      if not r then
+        r = { first = earlier, paths = {} }
+        repeats[earlier] = r
+        order[#order + 1] = r
+      end
+      r.paths[#r.paths + 1] = path
+      return
+    end
+    seen[message] = path
+    local twin = trace ~= "" and same_trace[trace]
+    if twin then
+      say("component %s failed: %s (traceback as for %s)", path, first, twin)
+    else
+      if trace ~= "" then same_trace[trace] = path end
+      say("component %s failed: %s", path, message)
+    end
+  end
+  function p.finish()
+    for _, r in ipairs(order) do
+      local shown = {}
+      for i = 1, math.min(5, #r.paths) do shown[i] = r.paths[i] end
+      say("%d more component%s failed with the same error as %s: %s%s",
+          #r.paths, #r.paths == 1 and "" or "s", r.first, concat(shown, ", "),
+          #r.paths > 5 and ", ..." or "")
+    end
+  end
+  return p
 end
 
 return M

@@ -7,6 +7,7 @@ local target = require "tide.target"
 local sched = require "tide.sched"
 local engine = require "tide.engine"
 local reconcile = require "tide.reconcile"
+local verify = require "tide.verify"
 
 local type, error, pairs, ipairs, tostring, setmetatable, pcall =
   type, error, pairs, ipairs, tostring, setmetatable, pcall
@@ -58,7 +59,7 @@ function M.new(app, opts)
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     memo_cache = {}, memo_candidates = {}, context = {}, context_by_name = {},
-    apply_failed = {},
+    apply_failed = {}, retry = {}, retry_order = {},
     source_items = {},
     context_fps = {}, errors = {}, on_error = opts.on_error,
     on_preview = opts.on_preview,
@@ -72,7 +73,13 @@ function M.new(app, opts)
   -- What tide wrote stays recorded, so that whatever is no longer
   -- declared is deleted and the targets end as a clean run's.
   if opts.reset then opts.full_reprocess = true end
+  -- A verify run is a preview in which every component runs.
+  if opts.verify then
+    opts.preview = true
+    run.verified = {}
+  end
   run.app_id = store:app(app.name, true)
+  run.owner = M.owner(store, app.name)
   if opts.preview then store:set_batch_limits(1 << 62, 1 << 62) end
   for _, f in pairs(fnmod.registry) do f:forget_logic() end
   app.root_fn:forget_logic()
@@ -190,6 +197,11 @@ local SETUP_PENDING = 1
 function Run:setup_container(tt, spec, c, row)
   local prev_spec = row.spec and decode(row.spec) or nil
   local interrupted = row.state == SETUP_PENDING
+  -- A container this run makes is unmade if main fails (finish_deletions):
+  -- a run that cannot run leaves no table or folder behind.
+  if prev_spec == nil and not interrupted and tt.exists then
+    c.made_now = not tt.exists(spec)
+  end
   local gone = prev_spec ~= nil and row.spec == c.spec_bytes
     and not interrupted and tt.exists ~= nil and not tt.exists(spec)
   if row.spec == c.spec_bytes and not interrupted and not gone then return end
@@ -198,7 +210,8 @@ function Run:setup_container(tt, spec, c, row)
                            owner_id = row.owner_id, state = SETUP_PENDING }
   store:flush()
   -- An interrupted first setup may have made the container: it is ours.
-  local survived = tt.setup(spec, prev_spec or (interrupted and spec or nil))
+  local survived = tt.setup(spec, prev_spec or (interrupted and spec or nil),
+                           self.owner)
   if (survived == false or gone) and prev_spec ~= nil then
     for _, t in ipairs(store:targets_by_container(row.id)) do
       local path = self:path_of(t.owner_id)
@@ -281,6 +294,7 @@ end
 -- kind is nil for a component's failure, "source" for what a source
 -- could not read (path is then where its components are mounted).
 function Run:report_error(path, message, kind)
+  message = engine.clean_message(message)
   self.errors[#self.errors + 1] = { path = path, message = message,
                                     kind = kind }
   if self.on_error then self.on_error(path, message, kind) end
@@ -313,8 +327,24 @@ end
 
 -- ---- The run ----
 
+-- After main failed: the containers this run made and wrote nothing to
+-- are removed again (their record stays, so the next run makes them).
+local function unmake_containers(run)
+  if run.opts.preview then return end
+  for _, c in pairs(run.containers) do
+    if c.made_now and #run.store:targets_by_container(c.id) == 0 then
+      local ok, err = pcall(c.type.drop, c.spec, run.owner)
+      if not ok then
+        run:report_error(c.short, "removing " .. c.short .. " failed: "
+                         .. tostring(err))
+      end
+    end
+  end
+end
+
 local function finish_deletions(run)
   local store, stats = run.store, run.stats
+  if run.main_failed then unmake_containers(run) end
   local dead = run.index:unseen()
   for _, row in ipairs(dead) do
     for _, t in ipairs(store:targets_by_owner(row.id)) do
@@ -329,6 +359,7 @@ local function finish_deletions(run)
     end
   end
   reconcile.delete_released(run)
+  if not run.opts.preview then reconcile.retry_failed(run) end
   for _, row in ipairs(dead) do store:component_delete(row.id) end
   -- A container is dropped when its owner is gone, or ran again without
   -- declaring it; a carried-over owner still declares it.
@@ -341,7 +372,7 @@ local function finish_deletions(run)
             or owner_state == "ran") then
       local c = run:container_by_id(id)
       if not run.opts.preview then
-        local ok, err = pcall(c.type.drop, c.spec)
+        local ok, err = pcall(c.type.drop, c.spec, run.owner)
         if ok then
           store:container_delete(id)
         else
@@ -363,10 +394,42 @@ local function collect_memos(run)
   end
 end
 
+-- The status a run is logged with when a signal stopped it (0: every
+-- component succeeded, 1: some failed).
+local RUN_INTERRUPTED = 2
+
+-- After a stop: a memoized component that completed while some below it
+-- did not (not started, waiting, or interrupted) is committed again with
+-- its new state but the status of a failure, so that the next run runs it
+-- again rather than carry its unfinished subtree over as unchanged.
+local function reopen_cut_short(run)
+  if run.opts.preview then return end
+  local store, seen = run.store, {}
+  for _, task in ipairs(sched.cut(run.sched)) do
+    local frame = task.frame and task.frame.parent
+    while frame and not seen[frame] do
+      seen[frame] = true
+      if frame.id and not frame.is_root and frame.fn.memo then
+        store:component_put {
+          app_id = run.app_id, path = frame.path, fn = frame.fn.name,
+          logic = frame.fn:logic_raw(), input = frame.input,
+          source_key = frame.source_key, state = frame.state_bytes,
+          deps_fp = core.fingerprint_raw(frame.deps),
+          status = engine.STATUS_ERROR,
+          error = "interrupted before the components it mounted finished",
+        }
+      end
+      frame = frame.parent
+    end
+  end
+end
+
 function Run:execute()
   local started = now_ms()
   local last = self.store:runs(self.app_id, 1)[1]
-  self.crashed = last ~= nil and last.finished_ns == 0
+  -- A run a signal stopped may have interrupted a custom target's apply.
+  self.crashed = last ~= nil
+    and (last.finished_ns == 0 or last.status == RUN_INTERRUPTED)
   self.run_id = (not self.opts.preview) and
     self.store:run_begin(self.app_id) or nil
   self:load()
@@ -388,21 +451,33 @@ function Run:execute()
     engine.component_failed(self, root, message)
   end
   sched.run(self.sched)
-  if not task.done then
+  -- A stop (core.stop_requested) leaves components unfinished: what
+  -- completed is committed, and nothing is deleted or collected, since
+  -- not everything was mounted. Changes whose apply failed stay pending
+  -- (the next run redoes them) instead of being tried again.
+  local interrupted = self.sched.stopped
+  if not task.done and not interrupted then
     -- Nothing is deleted after a run whose main never finished.
     error({ tide_fatal = true, message = "main of app " .. self.app.name
             .. " never finished: it waits for something that cannot "
             .. "happen" }, 0)
   end
   reconcile.flush(self)
-  finish_deletions(self)
-  collect_memos(self)
+  if interrupted then
+    reopen_cut_short(self)
+    self.stats.interrupted = true
+  else
+    finish_deletions(self)
+    collect_memos(self)
+  end
   sched.close(self.sched)
   self.stats.elapsed_ms = now_ms() - started
   if self.run_id then
-    self.store:run_finish(self.run_id, #self.errors > 0 and 1 or 0,
+    self.store:run_finish(self.run_id, interrupted and RUN_INTERRUPTED
+                          or #self.errors > 0 and 1 or 0,
                           require("cjson").encode(self.stats))
   end
+  if self.verified then self.verify_report = verify.check(self) end
   if self.opts.preview then
     self.store:rollback()
   else
@@ -411,6 +486,18 @@ function Run:execute()
   self.store:close()
   M.close_target_connections()
   return self.stats, self.errors
+end
+
+-- How targets know this app in this store (sqlite.table's owners table):
+-- the app's name and creation time, and the store's path.
+function M.owner(store, name)
+  for _, a in ipairs(store:apps()) do
+    if a.name == name then
+      return { id = fmt("%s@%d", name, a.created_ns), store = store:path(),
+               app = name }
+    end
+  end
+  return nil
 end
 
 -- Target connections are not kept from one run to the next.

@@ -2,12 +2,16 @@
 -- A task that waits (for another task, for a free slot, for I/O) yields;
 -- the scheduler resumes ready tasks in order and advances the loop
 -- between them. At most `max_inflight` component tasks exist at once; a
--- parent waiting for its children gives its turn up.
+-- parent waiting for its children gives its turn up. Tasks are resumed
+-- with core.resume, so that a signal reaches the one running (lsignal.c);
+-- once a stop is requested no task is resumed again.
 local core = require "tide.core"
 
+-- core.resume is coroutine.resume that notes the running coroutine.
 local create, resume, yield, running, status =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
+  coroutine.create, core.resume, coroutine.yield, coroutine.running,
   coroutine.status
+local stop_requested = core.stop_requested
 
 local M = {}
 
@@ -18,6 +22,11 @@ function M.new(opts)
     queue = {}, head = 1, tail = 0, inflight = 0,
     max_inflight = opts and opts.max_inflight or 1024,
     loop = core.loop_new(), spawned = 0, finished = 0,
+    -- For the progress line: tasks that listed sources announced and have
+    -- not spawned yet, components settled without a task (carried over
+    -- unchanged), and how many tasks are listing a source whose length is
+    -- not known (while one is, the total is a lower bound).
+    expected = 0, carried = 0, open = 0,
     on_progress = opts and opts.on_progress,
   }
 end
@@ -41,6 +50,13 @@ function M.spawn(s, f)
   task_of[task.co] = task
   s.inflight = s.inflight + 1
   s.spawned = s.spawned + 1
+  local parent = task_of[running()]
+  if parent and parent.expecting then
+    -- One of the tasks its parent announced: already in the total.
+    parent.expecting = parent.expecting - 1
+    s.expected = s.expected - 1
+    if parent.expecting == 0 then parent.expecting = nil end
+  end
   push(s, task)
   return task
 end
@@ -70,19 +86,69 @@ function M.throttle(s)
   end
 end
 
+-- Progress: the current task is about to spawn n tasks, one per item a
+-- source listed (n known), or an unknown number of them (n nil); the total
+-- counts the n at once, so that it does not grow with every spawn. What it
+-- announced and did not spawn is dropped by sched.listed or when it ends.
+function M.expect(s, n)
+  local task = M.current()
+  if not task then return end
+  if n == nil then
+    if not task.listing then
+      task.listing = true
+      s.open = s.open + 1
+    end
+  elseif n > 0 then
+    task.expecting = (task.expecting or 0) + n
+    s.expected = s.expected + n
+  end
+end
+
+local function listed(s, task)
+  if task.expecting then
+    s.expected = s.expected - task.expecting
+    task.expecting = nil
+  end
+  if task.listing then
+    task.listing = nil
+    s.open = s.open - 1
+  end
+end
+
+-- The current task has spawned all it announced with sched.expect.
+function M.listed(s)
+  local task = M.current()
+  if task then listed(s, task) end
+end
+
+-- n components were settled without a task (unchanged, carried over whole
+-- by the C index): they count as done and in the total.
+function M.carry(s, n)
+  s.carried = s.carried + n
+end
+
 local function finish(s, task, ok, ...)
   task.done = true
   task.ok = ok
   task.results = table.pack(...)
   s.inflight = s.inflight - 1
   s.finished = s.finished + 1
-  if s.on_progress then s.on_progress(s.finished, s.spawned) end
+  listed(s, task)
+  if s.on_progress then
+    -- done, total, components this run processed (for the rate), and
+    -- whether the total is still a lower bound.
+    s.on_progress(s.finished + s.carried, s.spawned + s.expected + s.carried,
+                  s.finished, s.open > 0)
+  end
   for _, w in ipairs(task.waiters) do push(s, w) end
   task.waiters = nil
   task_of[task.co] = nil
 end
 
--- Runs tasks until the queue is empty (or `until_task` is done).
+-- Runs tasks until the queue is empty (or `until_task` is done), or until
+-- a stop is requested (the first SIGINT or SIGTERM `tide update` traps):
+-- then the tasks not started or waiting stay so. s.stopped says whether a
+-- stop came while it ran (it may have interrupted the last task).
 function M.run(s, until_task)
   local loop = s.loop
   while not (until_task and until_task.done) do
@@ -93,7 +159,12 @@ function M.run(s, until_task)
       else
         break
       end
+    elseif stop_requested() then
+      s.head = s.head - 1 -- back at the front of the queue
+      s.queue[s.head] = task
+      break
     else
+      s.last = task
       local ok, what = resume(task.co)
       if status(task.co) == "dead" then
         if not ok then
@@ -116,6 +187,28 @@ function M.run(s, until_task)
       loop:run("nowait")
     end
   end
+  if stop_requested() then s.stopped = true end
+end
+
+-- After a stop: the tasks it cut short, those in the queue and those
+-- waiting for them, and the one that ran last (the stop may have
+-- interrupted it).
+function M.cut(s)
+  local out, seen = {}, {}
+  local function add(task)
+    if task and not seen[task] then
+      seen[task] = true
+      out[#out + 1] = task
+    end
+  end
+  for i = s.head, s.tail do add(s.queue[i]) end
+  add(s.last)
+  local i = 1
+  while out[i] do
+    for _, w in ipairs(out[i].waiters or {}) do add(w) end
+    i = i + 1
+  end
+  return out
 end
 
 function M.close(s)

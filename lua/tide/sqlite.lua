@@ -313,7 +313,45 @@ local function drop_triggers(spec, db)
   end
 end
 
-local function setup_in(spec, prev, db)
+-- Which state store keeps which table: a tide_owners table in the same
+-- database, so that a second store (another project, a copy with its own
+-- state) is refused instead of fighting over the rows. owner = { id =
+-- "app@created_ns" of the app in its store, store = its path }.
+local OWNERS = "tide_owners"
+
+local function claim(spec, db, owner)
+  if not owner then return end
+  must(spec, db:exec("CREATE TABLE IF NOT EXISTS " .. OWNERS .. " (name "
+    .. "TEXT PRIMARY KEY, owner TEXT NOT NULL, store TEXT NOT NULL)"))
+  local rows = must(spec, db:rows(fmt("SELECT owner, store FROM %s WHERE "
+    .. "name = %s", OWNERS, literal(spec.name))))
+  local r = rows[1]
+  if r and r.owner ~= owner.id then
+    error(fmt("%s: table %s is kept by another tide state store, %s (app "
+      .. "%s): a table has one owner; drop the app there first, or choose "
+      .. "another name", where(spec), spec.name, r.store,
+      r.owner:match("^(.*)@%d+$") or r.owner), 0)
+  end
+  must(spec, db:exec(fmt("INSERT INTO %s VALUES (%s, %s, %s) ON CONFLICT"
+    .. "(name) DO UPDATE SET owner = excluded.owner, store = "
+    .. "excluded.store", OWNERS, literal(spec.name), literal(owner.id),
+    literal(owner.store))))
+end
+
+-- Forgets the claim; the owners table goes when it is empty.
+local function unclaim(spec, db, owner)
+  local rows = must(spec, db:rows("SELECT name FROM sqlite_master WHERE "
+    .. "name = '" .. OWNERS .. "'"))
+  if not rows[1] then return end
+  must(spec, db:exec(fmt("DELETE FROM %s WHERE name = %s%s", OWNERS,
+    literal(spec.name), owner and (" AND owner = " .. literal(owner.id))
+    or "")))
+  rows = must(spec, db:rows("SELECT count(*) AS n FROM " .. OWNERS))
+  if rows[1].n == 0 then must(spec, db:exec("DROP TABLE " .. OWNERS)) end
+end
+
+local function setup_in(spec, prev, db, owner)
+  claim(spec, db, owner)
   local have, other = table_columns(spec, db, spec.name)
   local want = wanted_columns(spec)
   local fresh, survived = false, true
@@ -351,10 +389,10 @@ function target.short_name(spec) return spec.name end
 
 -- Creates or alters the table (and its FTS index) in one transaction;
 -- returns whether the rows written last run are still there.
-function target.setup(spec, prev)
+function target.setup(spec, prev, owner)
   local db = connect(spec)
   must(spec, db:exec("BEGIN IMMEDIATE"))
-  local ok, survived = pcall(setup_in, spec, prev, db)
+  local ok, survived = pcall(setup_in, spec, prev, db, owner)
   if not ok then
     db:exec("ROLLBACK")
     error(survived, 0)
@@ -387,19 +425,113 @@ end
 
 -- Drops the table tide created; an adopted table stays (the engine has
 -- deleted the rows tide wrote).
-function target.drop(spec)
-  if spec.adopt then return end
+function target.drop(spec, owner)
   local f = io_open(spec.db, "rb")
   if not f then return end
   f:close()
   local db = connect(spec)
   must(spec, db:exec("BEGIN IMMEDIATE"))
-  local ok, err = db:exec(fmt("DROP TABLE IF EXISTS %s; DROP TABLE IF "
-    .. "EXISTS %s; COMMIT", ident(fts_name(spec)), ident(spec.name)))
+  local ok, err = pcall(function()
+    if not spec.adopt then
+      must(spec, db:exec(fmt("DROP TABLE IF EXISTS %s; DROP TABLE IF "
+        .. "EXISTS %s", ident(fts_name(spec)), ident(spec.name))))
+    end
+    unclaim(spec, db, owner)
+  end)
   if not ok then
     db:exec("ROLLBACK")
-    must(spec, ok, err)
+    error(err, 0)
   end
+  must(spec, db:exec("COMMIT"))
+  -- A database left holding nothing is removed, with its WAL files.
+  local rows = must(spec, db:rows("SELECT count(*) AS n FROM sqlite_master"))
+  if rows[1].n == 0 then
+    db:close()
+    connections[spec.db] = nil
+    for _, suffix in ipairs { "", "-wal", "-shm" } do
+      os.remove(spec.db .. suffix)
+    end
+  end
+end
+
+-- Compares the table with the rows tide says it holds: expected is a list
+-- of { key, value } (records), others a list of keys tide knows but does
+-- not vouch for (out of date). The expected rows are written into a
+-- scratch database through the same conversion as apply, and compared
+-- with the table in SQL, so a value counts as changed exactly when apply
+-- would write something else. Returns { missing, changed, extra } lists
+-- of keys; extra is the rows tide did not write, and is empty for an
+-- adopted table (its other rows are the user's).
+function target.verify(spec, expected, others)
+  if not target.exists(spec) then
+    local missing = {}
+    for i, e in ipairs(expected) do missing[i] = e.key end
+    return { missing = missing, changed = {}, extra = {} }
+  end
+  local scratch = os.tmpname()
+  local sdb, err = sqlite_open(scratch, "create")
+  if not sdb then error(where(spec) .. ": scratch database: " .. err, 0) end
+  local ok, result = pcall(function()
+    must(spec, sdb:exec(create_sql(spec)))
+    local plan = plan_of(spec)
+    local copy = { table = plan.table, columns = plan.columns,
+                   keys = plan.keys, staged = false }
+    local changes = {}
+    for i, e in ipairs(expected) do
+      changes[i] = { key = e.key, value = e.value }
+    end
+    if #changes > 0 then must(spec, sdb:apply(copy, changes)) end
+    must(spec, sdb:exec("ATTACH DATABASE " .. literal(abspath(spec.db))
+                        .. " AS target"))
+    local t, cols, keycols, on = ident(spec.name), {}, {}, {}
+    for _, f in ipairs(spec.fields) do
+      cols[#cols + 1] = f.name
+      if f.key then
+        keycols[#keycols + 1] = "v." .. ident(f.name)
+        on[#on + 1] = fmt("m.%s IS v.%s", ident(f.name), ident(f.name))
+      end
+    end
+    local differs = {}
+    for _, c in ipairs(cols) do
+      differs[#differs + 1] = fmt("m.%s IS NOT v.%s", ident(c), ident(c))
+    end
+    -- The keys a query returns, as declared keys are: key field values
+    -- in field order.
+    local function keys_of(sql)
+      local out = {}
+      for i, r in ipairs(must(spec, sdb:rows(sql))) do
+        local key = {}
+        for _, f in ipairs(spec.fields) do
+          if f.key then key[#key + 1] = r[f.name] end
+        end
+        out[i] = key
+      end
+      return out
+    end
+    local keysel = concat(keycols, ", ")
+    local missing = keys_of(fmt("SELECT %s FROM main.%s v WHERE NOT EXISTS "
+      .. "(SELECT 1 FROM target.%s m WHERE %s)", keysel, t, t,
+      concat(on, " AND ")))
+    local changed = keys_of(fmt("SELECT %s FROM main.%s v JOIN target.%s m "
+      .. "ON %s WHERE %s", keysel, t, t, concat(on, " AND "),
+      concat(differs, " OR ")))
+    local extra = {}
+    if not spec.adopt then
+      local known = {}
+      for _, k in ipairs(others) do known[cbor_encode(k)] = true end
+      local sel = keysel:gsub("v%.", "m.")
+      for _, k in ipairs(keys_of(fmt("SELECT %s FROM target.%s m WHERE NOT "
+        .. "EXISTS (SELECT 1 FROM main.%s v WHERE %s)", sel, t, t,
+        concat(on, " AND ")))) do
+        if not known[cbor_encode(k)] then extra[#extra + 1] = k end
+      end
+    end
+    return { missing = missing, changed = changed, extra = extra }
+  end)
+  sdb:close()
+  os.remove(scratch)
+  if not ok then error(result, 0) end
+  return result
 end
 
 -- ---- sqlite.table ----

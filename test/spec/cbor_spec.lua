@@ -142,7 +142,7 @@ describe("tide.cbor", function()
     local failing = setmetatable({}, { __tide_key = function() error("no") end })
     local ok, err = pcall(encode, { h = failing })
     assert.is_false(ok)
-    assert.matches("^value.h: __tide_key failed: .*no$", err)
+    assert.matches("^value.h: its __tide_key metamethod failed: .*no$", err)
   end)
 
   it("tags records with their type name and decodes them typed", function()

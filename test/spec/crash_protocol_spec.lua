@@ -157,4 +157,63 @@ describe("the crash protocol", function()
     assert.are.equal(0, pl.store_count(dir,
       "SELECT count(*) FROM target_states WHERE pending <> 0"))
   end)
+
+  it("never records a memoized component before the children it mounted",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local cjson = require "cjson"
+local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
+local kv_type = tide.target_type{
+  name = "kv",
+  identity = function(spec) return spec.file end,
+  apply = function(spec, changes)
+    local f = io.open(spec.file)
+    local t = f and cjson.decode(f:read("a")) or {}
+    if f then f:close() end
+    for _, c in ipairs(changes) do
+      if exists("kill-on-" .. c.key) then os.execute("kill -9 $PPID") end
+      t[c.key] = c.value
+    end
+    f = assert(io.open(spec.file .. ".tmp", "w"))
+    f:write(cjson.encode(t))
+    f:close()
+    assert(os.rename(spec.file .. ".tmp", spec.file))
+  end,
+}
+local leaf = tide.fn("leaf", { memo = true }, function(i, version, out)
+  if exists(("kill-in-k%03d"):format(i)) then os.execute("kill -9 $PPID") end
+  out:declare(("k%03d"):format(i), version)
+end)
+local parent = tide.fn("parent", { memo = true }, function(n, version, out)
+  for i = 1, n do tide.mount(tide.path("leaf", i), leaf, i, version, out) end
+end)
+return tide.app("nested", function()
+  local f = io.open("version")
+  local version = f and f:read("l") or "v1"
+  if f then f:close() end
+  tide.mount(parent, 600, version, tide.declare_target(kv_type,
+                                                       { file = "out.json" }))
+end)
+]])
+    local _, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    helpers.write(dir .. "/version", "v2\n")
+    -- Killed in a leaf's code, with nothing pending: two batches (the
+    -- parent's among them) committed, the rest never ran.
+    helpers.write(dir .. "/kill-in-k550", "")
+    assert.are_not.equal(0, killed_update(dir))
+    os.remove(dir .. "/kill-in-k550")
+    local stats
+    stats, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    local t = pl.kv(dir .. "/out.json")
+    local old = {}
+    for k, v in pairs(t) do if v ~= "v2" then old[#old + 1] = k end end
+    table.sort(old)
+    assert.are.same({}, old)
+    stats = pl.update(dir)
+    assert.are.equal(0, stats.targets.updated + stats.targets.inserted)
+  end)
 end)

@@ -190,4 +190,96 @@ end)
     local text = ph.tide(dir, "show pipeline.lua")
     assert.matches("/process/c%s+process%s+failed", text)
   end)
+
+  it("turns an fs.dir file into a folder, and back, in one run", function()
+    ph.write_pipeline(dir, [[
+local fs = require "tide.fs"
+local write = tide.fn("write", function(site)
+  local f = io.open("layout")
+  local nested = f ~= nil
+  if f then f:close() end
+  if nested then site:file("x/y", "inside") else site:file("x", "flat") end
+end)
+return tide.app("defects", function()
+  tide.mount(write, fs.dir("site"))
+end)
+]])
+    local _, err, code = update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal("flat", helpers.read(dir .. "/site/x"))
+    helpers.write(dir .. "/layout", "")
+    local stats
+    stats, err, code = update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal("inside", helpers.read(dir .. "/site/x/y"))
+    assert.are.same({ inserted = 1, updated = 0, deleted = 1 },
+                    stats.targets)
+    os.remove(dir .. "/layout")
+    stats, err, code = update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal("flat", helpers.read(dir .. "/site/x"))
+    stats, err, code = update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal(0, stats.targets.inserted + stats.targets.deleted)
+  end)
+
+  it("leaves no table or folder behind when main fails", function()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "id", "string", key = true } })
+return tide.app("defects", function()
+  local docs = sqlite.table { db = "out/docs.db", name = "docs", schema = Doc }
+  local site = fs.dir("out/site")
+  error("main cannot go on")
+end)
+]])
+    local _, err, code = update(dir)
+    assert.are.equal(2, code)
+    assert.matches("main cannot go on", err, 1, true)
+    assert.is_nil(helpers.read(dir .. "/out/docs.db"))
+    assert.is_nil(io.open(dir .. "/out/site"))
+    -- Fixed, the next run makes them.
+    helpers.write(dir .. "/pipeline.lua", (helpers.read(dir
+      .. "/pipeline.lua"):gsub('error%("main cannot go on"%)', "")))
+    _, err, code = update(dir)
+    assert.are.equal(0, code, err)
+    assert.is_not_nil(helpers.read(dir .. "/out/docs.db"))
+    assert.is_not_nil(io.open(dir .. "/out/site"))
+  end)
+
+  it("runs a failed child again under an unchanged memoized parent",
+     function()
+    ph.write_pipeline(dir, [[
+local child = tide.fn("child", { memo = true }, function(name, out)
+  local f = io.open("fail-" .. name)
+  if f then f:close() error("broken " .. name) end
+  out:declare(name, name:upper())
+end)
+local parent = tide.fn("parent", { memo = true }, function(out)
+  for _, name in ipairs { "a", "b", "c" } do
+    tide.mount(name, child, name, out)
+  end
+end)
+return tide.app("defects", function()
+  tide.mount(parent, kv("out.json"))
+end)
+]])
+    helpers.write(dir .. "/fail-b", "")
+    local stats, err, code = update(dir)
+    assert.are.equal(1, code, err)
+    assert.are.same({ a = "A", c = "C" }, kv(dir .. "/out.json"))
+    assert.matches("/parent%s+parent%s+incomplete",
+                   ph.tide(dir, "show pipeline.lua"))
+    os.remove(dir .. "/fail-b")
+    stats, err, code = update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({ a = "A", b = "B", c = "C" }, kv(dir .. "/out.json"))
+    assert.are.equal(1, stats.components.added)
+    -- And then the parent is carried over whole again.
+    stats = update(dir)
+    assert.are.same({ added = 0, reprocessed = 0, deleted = 0,
+                      unchanged = 1, errors = 0 }, stats.components)
+  end)
 end)

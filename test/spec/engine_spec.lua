@@ -490,7 +490,8 @@ return tide.app("slow", function() tide.mount_each(slow, items) end)]])
       :format(helpers.q(dir), helpers.q(helpers.q(helpers.tide)
       .. " update pipeline.lua")))
     assert.are.equal(0, code, err)
-    assert.matches("\r\27%[Ktide: %d+/151 components, %d+/s, 1%.%ds", out)
+    assert.matches("\r\27%[Ktide: %d+/151 components, [%d.]+/s, "
+                   .. "1%.%d s elapsed, ETA %d+ s", out)
     assert.matches("\r\27%[Kslow: components 150 added", out)
     -- Without a terminal, nothing on stderr.
     os.execute("rm -rf " .. helpers.q(dir .. "/.tide"))

@@ -154,4 +154,23 @@ describe("self-repairing targets", function()
                     .. "sqlite_master WHERE name = 'docs'")
     assert.are.equal("0\n", out)
   end)
+
+  it("refuses a second state store claiming the same table", function()
+    local dir = setup()
+    ok_update(dir)
+    local other = dir .. "/other/state.db"
+    local _, err, code = ph.update(dir, "--db " .. q(other))
+    assert.are.equal(2, code)
+    assert.matches("table docs is kept by another tide state store, "
+                   .. dir .. "/.tide/state.db (app repair)", err, 1, true)
+    assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
+    -- Once the first one drops the app, the second may take the table.
+    _, err, code = ph.tide(dir, "drop pipeline.lua --force")
+    assert.are.equal(0, code, err)
+    local stats
+    stats, err, code = ph.update(dir, "--db " .. q(other))
+    assert.are.equal(0, code, err)
+    assert.are.equal(2, stats.components.added)
+    assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
+  end)
 end)

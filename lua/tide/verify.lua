@@ -1,0 +1,119 @@
+-- tide verify: compares every target with what the state store says it
+-- holds, and with --repair writes what drifted back.
+--
+-- A verify run is a preview (nothing is written to the store, and nothing
+-- to the targets until the repair) in which every component runs, so
+-- that every declared value is known (memo hits still stand: a verify
+-- does not call a model again). For each container, the states whose
+-- declared value is the one the store records as applied are what the
+-- target should hold ("expected"); the target type's verify(spec,
+-- expected, others) compares the container with them and returns the
+-- keys missing, changed and extra (present, never written by tide).
+-- States the store does not vouch for (out of date: the sources changed
+-- since the last update, or a write is pending) are counted apart and
+-- left to `tide update`. A repair applies upserts for what is missing or
+-- changed and deletes for what is extra, through the target's own
+-- idempotent apply; the store already records that state, so it does
+-- not change.
+local core = require "tide.core"
+
+local ipairs, pairs, sort = ipairs, pairs, table.sort
+local encode, decode = core.cbor_encode, core.cbor_decode
+
+local M = {}
+
+-- The drift of one container: { target, kind, checked, missing, changed,
+-- extra, out_of_date, unverifiable, repaired }.
+local function check_container(run, container, declared)
+  local store = run.store
+  local recorded = {}
+  for _, row in ipairs(store:targets_by_container(container.id)) do
+    recorded[row.key] = row
+  end
+  local expected, by_kb, out_of_date = {}, {}, 0
+  for _, d in ipairs(declared) do
+    local row = recorded[d.kb]
+    if row and row.pending == 0 and row.value_fp == d.fp then
+      expected[#expected + 1] = { key = d.key, value = d.value }
+      by_kb[d.kb] = d
+    else
+      out_of_date = out_of_date + 1
+    end
+  end
+  local others = {}
+  for kb in pairs(recorded) do
+    if not by_kb[kb] then
+      others[#others + 1] = decode(kb)
+      if not declared.kbs[kb] then out_of_date = out_of_date + 1 end
+    end
+  end
+  local result = { target = container.short, kind = container.kind,
+                   checked = #expected, out_of_date = out_of_date,
+                   missing = {}, changed = {}, extra = {} }
+  local tt = container.type
+  if not tt.verify then
+    result.unverifiable = true
+    return result
+  end
+  local drift = tt.verify(container.spec, expected, others)
+  result.missing = drift.missing or {}
+  result.changed = drift.changed or {}
+  result.extra = drift.extra or {}
+  if run.opts.repair and (#result.missing + #result.changed
+                          + #result.extra) > 0 then
+    local changes = {}
+    for _, list in ipairs { result.missing, result.changed } do
+      for _, key in ipairs(list) do
+        local d = by_kb[encode(key)]
+        if d then changes[#changes + 1] = { key = d.key, value = d.value } end
+      end
+    end
+    for _, key in ipairs(result.extra) do
+      changes[#changes + 1] = { key = key, value = nil }
+    end
+    -- A container removed by hand is made again first.
+    if tt.exists and not tt.exists(container.spec) then
+      tt.setup(container.spec, container.spec, run.owner)
+    end
+    tt.apply(container.spec, changes)
+    result.repaired = true
+  end
+  return result
+end
+
+-- The report of a verify run: a list of container results, by name.
+function M.check(run)
+  local out = {}
+  for _, container in pairs(run.containers) do
+    out[#out + 1] = check_container(run, container,
+      run.verified[container] or { kbs = {} })
+  end
+  sort(out, function(a, b)
+    if a.target ~= b.target then return a.target < b.target end
+    return a.kind < b.kind
+  end)
+  return out
+end
+
+-- Records a declared state during a verify run (reconcile.submit).
+function M.declared(run, container, kb, d)
+  local list = run.verified[container]
+  if not list then
+    list = { kbs = {} }
+    run.verified[container] = list
+  end
+  list[#list + 1] = { kb = kb, key = d.key, value = d.value, fp = d.fp }
+  list.kbs[kb] = true
+end
+
+-- Whether a report shows drift that is still there.
+function M.drifted(report)
+  for _, r in ipairs(report) do
+    if not r.repaired and #r.missing + #r.changed + #r.extra > 0 then
+      return true
+    end
+  end
+  return false
+end
+
+return M

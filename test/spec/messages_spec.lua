@@ -1,0 +1,84 @@
+-- Messages a user can act on: no positions in tide's own files, errno
+-- values in words, a plain function named as such, and one failing
+-- function's traceback printed once for all the components it failed.
+local helpers = require "test.spec.helpers"
+local ph = require "test.spec.pipeline_helpers"
+
+describe("messages", function()
+  local dir
+  before_each(function() dir = helpers.tmpdir() end)
+  after_each(helpers.cleanup)
+
+  local function update()
+    local _, err, code = ph.update(dir)
+    return err, code
+  end
+
+  it("point at the user's code, never at tide's own files", function()
+    ph.write_pipeline(dir, [[
+local K = setmetatable({}, { __tide_key = function() error("no key here") end })
+local f = tide.fn("f", { memo = true }, function(x) return 1 end)
+local Doc = tide.record("Doc", { { "id", "string", key = true },
+                                 { "n", "integer" } })
+local process = tide.fn("process", { memo = true }, function(item, out)
+  if item == "a" then error("boom") end
+  if item == "b" then f(K) end
+  if item == "c" then tide.use(nil) end
+  if item == "d" then Doc { id = "d", n = "x" } end
+end)
+return tide.app("messages", function()
+  tide.mount_each(process, { a = "a", b = "b", c = "c", d = "d" },
+                  kv("out.json"))
+end)
+]])
+    local err, code = update()
+    assert.are.equal(1, code)
+    assert.not_matches("/lua/tide/", err, 1, true)
+    assert.not_matches("xpcall", err, 1, true)
+    local p = (dir .. "/pipeline.lua:"):gsub("%p", "%%%0")
+    assert.matches("component /process/a failed: " .. p .. "%d+: boom\n"
+                   .. "stack traceback:\n\t" .. p .. "%d+:", err)
+    assert.matches("component /process/b failed: f argument 1: its "
+                   .. "__tide_key metamethod failed: " .. p .. "%d+: no key "
+                   .. "here", err)
+    assert.matches("component /process/c failed: " .. p .. "%d+: tide.use: "
+                   .. "expected a tide.key", err)
+    assert.matches("component /process/d failed: " .. p .. "%d+: Doc.n: "
+                   .. "expected integer, got string", err)
+  end)
+
+  it("say a plain function was given where a tide.fn is needed", function()
+    ph.write_pipeline(dir, [[
+return tide.app("messages", function()
+  tide.mount_each(function() end, { a = 1 })
+end)
+]])
+    local err, code = update()
+    assert.are.equal(2, code)
+    assert.matches("tide.mount_each: a plain function was given where a "
+                   .. "tide.fn is needed", err, 1, true)
+  end)
+
+  it("print one failing function's traceback once, with a count", function()
+    local items = {}
+    for i = 1, 44 do items[i] = ("k%02d = %d"):format(i, i) end
+    ph.write_pipeline(dir, ([[
+local broken = tide.fn("broken", function(n) error("cannot parse") end)
+local process = tide.fn("process", { memo = true }, function(n, out)
+  out:declare(tostring(n), broken(n))
+end)
+return tide.app("messages", function()
+  tide.mount_each(process, { %s }, kv("out.json"))
+end)
+]]):format(table.concat(items, ", ")))
+    local err, code = update()
+    assert.are.equal(1, code)
+    local _, tracebacks = err:gsub("stack traceback:", "")
+    assert.are.equal(1, tracebacks)
+    assert.matches("component /process/k01 failed: ", err, 1, true)
+    assert.matches("tide: 43 more components failed with the same error as "
+                   .. "/process/k01: /process/k02, /process/k03, "
+                   .. "/process/k04, /process/k05, /process/k06, ...", err,
+                   1, true)
+  end)
+end)
