@@ -16,7 +16,8 @@ usage: tide COMMAND [ARGS]
 
 commands:
   update PIPELINE.lua [--full-reprocess] [--reset] [--preview] [--db PATH]
-                      [--allow-empty] [--jobs N] [--quiet] [--json]
+                      [--allow-empty] [--max-inflight N] [--jobs N]
+                      [--quiet] [--json]
                              bring the pipeline's targets up to date
   drop PIPELINE.lua [--force] [--db PATH]
                              delete every target state the app owns, then
@@ -113,7 +114,7 @@ function commands.update(...)
   local opts, pos = parse({ ... }, {
     ["full-reprocess"] = "bool", reset = "bool", preview = "bool",
     db = "value", jobs = "value", quiet = "bool", json = "bool",
-    live = "bool", ["allow-empty"] = "bool",
+    live = "bool", ["allow-empty"] = "bool", ["max-inflight"] = "value",
   }, { ["-L"] = "live" })
   if not opts then
     say("update: %s", pos)
@@ -123,6 +124,12 @@ function commands.update(...)
   if #pos ~= 1 then
     say("update: expected one pipeline file")
     io_stderr:write(M.usage)
+    return 2
+  end
+  local inflight = opts["max-inflight"] and
+    math.tointeger(tonumber(opts["max-inflight"]))
+  if opts["max-inflight"] and (not inflight or inflight < 1) then
+    say("update: --max-inflight must be a positive integer")
     return 2
   end
   local jobs = opts.jobs and tonumber(opts.jobs)
@@ -149,6 +156,7 @@ function commands.update(...)
   local stats, errors = app:update {
     db = db, full_reprocess = opts["full-reprocess"], reset = opts.reset,
     preview = opts.preview, jobs = jobs, allow_empty = opts["allow-empty"],
+    max_inflight = inflight,
     on_error = function(path, message, kind)
       progress.clear()
       if kind == "source" then
