@@ -155,23 +155,26 @@ static int index_unseen(lua_State *L) {
 }
 
 /* index:unseen_below(path) -> { { id, path }, ... } of the entries below
-** path (path + "/" and more) that no run marked, now marked as ran: the
-** descendants of a component that did not mount them again. */
+** path (path + "/" and more) that no run marked, now marked as ran (the
+** descendants of a component that did not mount them again), or nil when
+** there is none: the common case, called once per component, allocates
+** nothing. */
 static int index_unseen_below(lua_State *L) {
   Box *b = check_box(L);
   size_t len, i;
   const char *path = luaL_checklstring(L, 2, &len);
   lua_Integer k = 0;
-  lua_newtable(L);
   for (i = tide_index_below_first(b->ix, path, len);
        i < tide_index_count(b->ix); i++) {
     tide_IndexEntry *e = tide_index_at(b->ix, i);
     if (!tide_index_is_below(b->ix, e, path, len)) break;
     if (e->seen != TIDE_SEEN_NONE) continue;
     e->seen = TIDE_SEEN_RAN;
+    if (k == 0) lua_newtable(L);
     push_entry(L, b->ix, e);
     lua_rawseti(L, -2, ++k);
   }
+  if (k == 0) lua_pushnil(L);
   return 1;
 }
 

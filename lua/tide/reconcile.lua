@@ -123,7 +123,7 @@ function M.submit(run, frame)
       per[row.key] = row
     end
   end
-  local changes, released = {}, {}
+  local changes, released = {}, nil
   for _, item in ipairs(frame.declared_order) do
     local container, kb = item[1], item[2]
     local d = frame.declared[container][kb]
@@ -153,6 +153,9 @@ function M.submit(run, frame)
         if row.value_fp ~= d.fp or not holds_value(row) then
           write = "updated"
         end
+        -- Taken from another component: that one must not release it if
+        -- it submits later in this run.
+        run.taken[cid][kb] = frame.path
       else
         write = "inserted"
       end
@@ -161,7 +164,6 @@ function M.submit(run, frame)
     -- rows and files changed or deleted outside tide.
     if run.opts.full_reprocess and not write then write = "updated" end
     run.released[cid][kb] = nil
-    run.taken[cid][kb] = frame.path
     if run.verified then verify.declared(run, container, kb, d) end
     changes[#changes + 1] = { container = container, kb = kb, d = d,
                               write = write }
@@ -174,6 +176,7 @@ function M.submit(run, frame)
       if by == nil or by == frame.path then
         run.released[cid][kb] = true
         if row.pending ~= RELEASED and row.pending ~= PENDING_DELETE then
+          released = released or {}
           released[#released + 1] = { cid = cid, kb = kb,
             fp = holds_value(row) and row.value_fp or nil }
         end
@@ -184,9 +187,9 @@ function M.submit(run, frame)
   -- so they are all marked by now): deleted with it, in the same store
   -- transaction, so that a crash cannot leave them behind its new state.
   local dead = not frame.is_root and run.index:unseen_below(frame.path)
+    or nil
   run.batch[#run.batch + 1] = { frame = frame, changes = changes,
-                                released = released,
-                                dead = dead and #dead > 0 and dead or nil }
+                                released = released, dead = dead }
   if #run.batch >= run.batch_size then M.flush(run) end
 end
 
@@ -302,8 +305,10 @@ function M.flush(run)
     record_container_owner(run, frame, id)
     -- Released in the same transaction as the component's new state, so a
     -- crash cannot forget to delete them.
-    for _, r in ipairs(entry.released) do
-      store:target_put(r.cid, r.kb, id, r.fp, RELEASED)
+    if entry.released then
+      for _, r in ipairs(entry.released) do
+        store:target_put(r.cid, r.kb, id, r.fp, RELEASED)
+      end
     end
     if entry.dead then delete_descendants(run, frame, entry.dead) end
     for _, ch in ipairs(entry.changes) do

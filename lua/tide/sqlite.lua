@@ -319,6 +319,22 @@ end
 -- "app@created_ns" of the app in its store, store = its path }.
 local OWNERS = "tide_owners"
 
+-- Whether the store that claimed a table still keeps that app: a store
+-- deleted (or reset by deleting it) has let its tables go.
+local function claim_alive(r)
+  local store = core.store_open(r.store, "read")
+  if not store then return false end
+  local ok, apps = pcall(store.apps, store)
+  store:close()
+  if not ok then return false end
+  for _, a in ipairs(apps) do
+    if fmt("%s@%d", a.name, a.created_ns) == r.owner then return true end
+  end
+  return false
+end
+
+-- Claims the table for owner; returns "orphan" when tide made it for a
+-- store that no longer keeps it.
 local function claim(spec, db, owner)
   if not owner then return end
   must(spec, db:exec("CREATE TABLE IF NOT EXISTS " .. OWNERS .. " (name "
@@ -326,16 +342,21 @@ local function claim(spec, db, owner)
   local rows = must(spec, db:rows(fmt("SELECT owner, store FROM %s WHERE "
     .. "name = %s", OWNERS, literal(spec.name))))
   local r = rows[1]
+  local orphan = false
   if r and r.owner ~= owner.id then
-    error(fmt("%s: table %s is kept by another tide state store, %s (app "
-      .. "%s): a table has one owner; drop the app there first, or choose "
-      .. "another name", where(spec), spec.name, r.store,
-      r.owner:match("^(.*)@%d+$") or r.owner), 0)
+    if claim_alive(r) then
+      error(fmt("%s: table %s is kept by another tide state store, %s (app "
+        .. "%s): a table has one owner; drop the app there first, or "
+        .. "choose another name", where(spec), spec.name, r.store,
+        r.owner:match("^(.*)@%d+$") or r.owner), 0)
+    end
+    orphan = true
   end
   must(spec, db:exec(fmt("INSERT INTO %s VALUES (%s, %s, %s) ON CONFLICT"
     .. "(name) DO UPDATE SET owner = excluded.owner, store = "
     .. "excluded.store", OWNERS, literal(spec.name), literal(owner.id),
     literal(owner.store))))
+  return orphan and "orphan" or nil
 end
 
 -- Forgets the claim; the owners table goes when it is empty.
@@ -351,8 +372,15 @@ local function unclaim(spec, db, owner)
 end
 
 local function setup_in(spec, prev, db, owner)
-  claim(spec, db, owner)
+  local orphan = claim(spec, db, owner) == "orphan"
   local have, other = table_columns(spec, db, spec.name)
+  -- Made by tide for a store that is gone (deleted to start over): made
+  -- again, empty, for this one, unless it is an adopted table.
+  if orphan and have and prev == nil and not spec.adopt then
+    must(spec, db:exec("DROP TABLE IF EXISTS " .. ident(fts_name(spec))
+      .. "; DROP TABLE " .. ident(spec.name)))
+    have = nil
+  end
   local want = wanted_columns(spec)
   local fresh, survived = false, true
   if other then

@@ -173,4 +173,18 @@ describe("self-repairing targets", function()
     assert.are.equal(2, stats.components.added)
     assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
   end)
+
+  it("starts over when the state store is deleted", function()
+    local dir = setup()
+    ok_update(dir)
+    os.execute("rm -rf " .. q(dir .. "/.tide"))
+    os.remove(dir .. "/in/b.md")
+    local stats = ok_update(dir)
+    assert.are.equal(1, stats.components.added)
+    -- The table tide made for the deleted store is made again: no row of
+    -- the old one is left behind.
+    assert.are.equal("a.md|alpha\n", rows(dir))
+    stats = ok_update(dir)
+    assert.are.equal(1, stats.components.unchanged)
+  end)
 end)
