@@ -154,27 +154,25 @@ static int index_unseen(lua_State *L) {
   return 1;
 }
 
-/* index:unseen_below(path) -> { { id, path }, ... } of the entries below
-** path (path + "/" and more) that no run marked, now marked as ran (the
-** descendants of a component that did not mount them again), or nil when
-** there is none: the common case, called once per component, allocates
-** nothing. */
-static int index_unseen_below(lua_State *L) {
+/* index:has_unseen_below(path) -> whether some entry below path (path +
+** "/" and more) is not marked yet. Called when a component is recorded,
+** after its children ran: true means it no longer mounts some of them
+** (or, when keys hold "/", a sibling whose path extends its own has not
+** run yet). */
+static int index_has_unseen_below(lua_State *L) {
   Box *b = check_box(L);
   size_t len, i;
   const char *path = luaL_checklstring(L, 2, &len);
-  lua_Integer k = 0;
   for (i = tide_index_below_first(b->ix, path, len);
        i < tide_index_count(b->ix); i++) {
     tide_IndexEntry *e = tide_index_at(b->ix, i);
     if (!tide_index_is_below(b->ix, e, path, len)) break;
-    if (e->seen != TIDE_SEEN_NONE) continue;
-    e->seen = TIDE_SEEN_RAN;
-    if (k == 0) lua_newtable(L);
-    push_entry(L, b->ix, e);
-    lua_rawseti(L, -2, ++k);
+    if (e->seen == TIDE_SEEN_NONE) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
   }
-  if (k == 0) lua_pushnil(L);
+  lua_pushboolean(L, 0);
   return 1;
 }
 
@@ -384,7 +382,7 @@ void tide_lindex_open(lua_State *L) {
     {"load", index_load}, {"find", index_find}, {"path_of", index_path_of},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"unseen", index_unseen},
-    {"unseen_below", index_unseen_below},
+    {"has_unseen_below", index_has_unseen_below},
     {"deps", index_deps}, {"set_deps_valid", index_set_deps_valid},
     {"file_fp", index_file_fp}, {"file_put", index_file_put},
     {"walk", index_walk}, {NULL, NULL},

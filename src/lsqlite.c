@@ -718,7 +718,7 @@ static int apply_rows(lua_State *L) {
   tide_SqliteDb *db = lua_touserdata(L, lua_upvalueindex(1));
   lua_Integer i, n = luaL_len(L, 1);
   for (i = 1; i <= n; i++) {
-    int change, value, c, rc = 0, nvals = s->table.ncols;
+    int change, value, c, rc = 0, nvals = s->table.ncols, is_delete;
     lua_rawgeti(L, 1, i);
     change = lua_gettop(L);
     if (lua_type(L, change) != LUA_TTABLE) {
@@ -728,7 +728,8 @@ static int apply_rows(lua_State *L) {
     s->out.len = 0;
     lua_getfield(L, change, "value");
     value = lua_gettop(L);
-    if (lua_type(L, value) == LUA_TNIL) {
+    is_delete = lua_type(L, value) == LUA_TNIL;
+    if (is_delete) {
       nvals = s->table.nkeys;
       if (lua_getfield(L, change, "key") != LUA_TTABLE) {
         lua_pushfstring(L, "change %I: key must be a list",
@@ -755,8 +756,10 @@ static int apply_rows(lua_State *L) {
       return 1;
     }
     fix_row(s, s->vals, nvals);
-    rc = nvals == s->table.ncols ? tide_sqlite_batch_upsert(db, s->vals)
-                                 : tide_sqlite_batch_delete(db, s->vals);
+    /* By the value, not the count: a record of key fields only has as
+    ** many values as keys. */
+    rc = is_delete ? tide_sqlite_batch_delete(db, s->vals)
+                   : tide_sqlite_batch_upsert(db, s->vals);
     if (rc != 0) {
       lua_pushstring(L, tide_sqlite_db_errmsg(db));
       return 1;

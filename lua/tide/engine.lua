@@ -217,6 +217,7 @@ local function run_component(run, frame)
       if not child.task.done then sched.wait(child.task) end
       if child.error or child.incomplete then frame.incomplete = true end
     end
+    frame.child_frames = nil
     ok, results = pcall(reconcile.submit, run, frame)
   end
   if not ok then

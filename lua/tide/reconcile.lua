@@ -129,7 +129,7 @@ function M.submit(run, frame)
     local d = frame.declared[container][kb]
     local cid = container.id
     local old = owned[cid] and owned[cid][kb]
-    local write
+    local write, take
     if old then
       owned[cid][kb] = nil
       if old.value_fp ~= d.fp or not holds_value(old) then
@@ -153,9 +153,7 @@ function M.submit(run, frame)
         if row.value_fp ~= d.fp or not holds_value(row) then
           write = "updated"
         end
-        -- Taken from another component: that one must not release it if
-        -- it submits later in this run.
-        run.taken[cid][kb] = frame.path
+        take = true
       else
         write = "inserted"
       end
@@ -163,10 +161,19 @@ function M.submit(run, frame)
     -- A full reprocess writes every declared state again, which repairs
     -- rows and files changed or deleted outside tide.
     if run.opts.full_reprocess and not write then write = "updated" end
-    run.released[cid][kb] = nil
-    if run.verified then verify.declared(run, container, kb, d) end
     changes[#changes + 1] = { container = container, kb = kb, d = d,
-                              write = write }
+                              write = write, take = take }
+  end
+  -- Nothing can fail from here on: only now does the run learn what this
+  -- component keeps and takes (a component that failed above changes
+  -- nothing of it).
+  for _, ch in ipairs(changes) do
+    local cid, kb = ch.container.id, ch.kb
+    run.released[cid][kb] = nil
+    -- Taken from another component: that one must not release it if it
+    -- submits later in this run.
+    if ch.take then run.taken[cid][kb] = frame.path end
+    if run.verified then verify.declared(run, ch.container, kb, ch.d) end
   end
   for cid, per in pairs(owned) do
     local taken = run.taken[cid]
@@ -183,13 +190,16 @@ function M.submit(run, frame)
       end
     end
   end
-  -- Descendants it did not mount again (it has waited for its children,
-  -- so they are all marked by now): deleted with it, in the same store
-  -- transaction, so that a crash cannot leave them behind its new state.
-  local dead = not frame.is_root and run.index:unseen_below(frame.path)
-    or nil
+  -- Descendants it no longer mounts (it has waited for its children, so
+  -- the others are marked by now) are deleted at the end of the run; until
+  -- then it is recorded incomplete, so that a crash before that makes it
+  -- run again rather than carry them over.
+  if not frame.is_root and run.index:has_unseen_below(frame.path) then
+    frame.shrunk = true
+    run.shrunk[#run.shrunk + 1] = frame
+  end
   run.batch[#run.batch + 1] = { frame = frame, changes = changes,
-                                released = released, dead = dead }
+                                released = released }
   if #run.batch >= run.batch_size then M.flush(run) end
 end
 
@@ -257,29 +267,23 @@ local function mark_applied(run, container, changes)
   end
 end
 
--- Deletes the descendants a component no longer mounts: their states are
--- released (deleted at the end of the run unless another component takes
--- them), their memo references dropped, their rows deleted.
-local function delete_descendants(run, frame, dead)
-  local store = run.store
-  for _, row in ipairs(dead) do
-    for _, t in ipairs(store:targets_by_owner(row.id)) do
-      local cid, kb = t.container_id, t.key
-      local by = run.taken[cid][kb]
-      if by == nil then
-        run.released[cid][kb] = true
-        if t.pending ~= RELEASED and t.pending ~= PENDING_DELETE then
-          store:target_put(cid, kb, t.owner_id,
-                           holds_value(t) and t.value_fp or nil, RELEASED)
-        end
-      end
+-- Records a submitted component with a status; returns its row id.
+local function put_component(run, frame, status)
+  return run.store:component_put {
+    app_id = run.app_id, path = frame.path, fn = frame.fn.name,
+    logic = frame.fn:logic_raw(), input = frame.input,
+    source_key = frame.source_key, state = frame.state_bytes,
+    deps_fp = fingerprint_raw(frame.deps), status = status,
+  }
+end
+
+-- After the end-of-run deletions: a component recorded incomplete only
+-- because it no longer mounted some descendants is complete now.
+function M.complete_shrunk(run)
+  for _, frame in ipairs(run.shrunk) do
+    if frame.id and not frame.incomplete and not frame.apply_failed then
+      put_component(run, frame, 0)
     end
-    for _, k in ipairs(store:memo_refs(row.id)) do
-      run.memo_candidates[k] = true
-    end
-    store:memo_refs_clear(row.id)
-    store:component_delete(row.id)
-    run.stats.components.deleted = run.stats.components.deleted + 1
   end
 end
 
@@ -288,17 +292,12 @@ function M.flush(run)
   local batch = run.batch
   if #batch == 0 then return end
   run.batch = {}
-  local store, app_id = run.store, run.app_id
+  local store = run.store
   local groups, order = {}, {}
   for _, entry in ipairs(batch) do
     local frame = entry.frame
-    local id = store:component_put {
-      app_id = app_id, path = frame.path, fn = frame.fn.name,
-      logic = frame.fn:logic_raw(), input = frame.input,
-      source_key = frame.source_key, state = frame.state_bytes,
-      deps_fp = fingerprint_raw(frame.deps),
-      status = frame.incomplete and 2 or 0, -- see engine.STATUS_*
-    }
+    local id = put_component(run, frame,
+      (frame.incomplete or frame.shrunk) and 2 or 0) -- engine.STATUS_*
     frame.id = id
     run.new_paths[id] = frame.path
     record_memo_refs(run, frame, id)
@@ -310,7 +309,6 @@ function M.flush(run)
         store:target_put(r.cid, r.kb, id, r.fp, RELEASED)
       end
     end
-    if entry.dead then delete_descendants(run, frame, entry.dead) end
     for _, ch in ipairs(entry.changes) do
       store:target_put(ch.container.id, ch.kb, id, ch.d.fp,
                        ch.write and PENDING_UPSERT or APPLIED)
@@ -320,6 +318,9 @@ function M.flush(run)
                 kb = ch.kb, frame = frame })
       end
     end
+    -- What only the submit needed is not kept while a parent waits.
+    frame.declared, frame.declared_order, frame.args = nil, nil, nil
+    if not frame.shrunk then frame.state_bytes = nil end
   end
   if not run.opts.preview then store:flush() end
   local failed = apply_all(run, groups, order)

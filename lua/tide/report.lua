@@ -356,7 +356,7 @@ end
 -- The report of tide verify, as text or one JSON object.
 function M.verify(app, result, as_json)
   if as_json then
-    local items, drift = {}, false
+    local items = {}
     local function plain(keys)
       local out = {}
       for i, k in ipairs(keys) do
@@ -369,16 +369,13 @@ function M.verify(app, result, as_json)
                   missing = plain(r0.missing), changed = plain(r0.changed),
                   extra = plain(r0.extra), out_of_date = r0.out_of_date,
                   unverifiable = r0.unverifiable or false,
-                  repaired = r0.repaired or false }
+                  repaired = r0.repaired or false, gone = r0.gone or false }
       items[i] = ordered(r, { "target", "kind", "checked", "missing",
                               "changed", "extra", "out_of_date",
-                              "unverifiable", "repaired" })
-      if not r.repaired and #r.missing + #r.changed + #r.extra > 0 then
-        drift = true
-      end
+                              "unverifiable", "repaired", "gone" })
     end
     return "{" .. concat({ '"app":' .. json_string(app),
-      '"drift":' .. tostring(drift),
+      '"drift":' .. tostring(require("tide.verify").drifted(result)),
       '"targets":[' .. concat(items, ",") .. "]" }, ",") .. "}\n"
   end
   local out = {}
@@ -394,6 +391,9 @@ function M.verify(app, result, as_json)
       line = fmt("%s: %d missing, %d changed, %d extra%s", r.target,
                  #r.missing, #r.changed, #r.extra,
                  r.repaired and ": repaired" or "")
+    end
+    if r.gone then
+      line = line .. "; it is gone: tide update makes it again and refills it"
     end
     if r.out_of_date > 0 then
       line = line .. fmt("; %d states out of date (run tide update)",

@@ -59,7 +59,8 @@ function M.new(app, opts)
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     memo_cache = {}, memo_candidates = {}, context = {}, context_by_name = {},
-    apply_failed = {}, retry = {}, retry_order = {},
+    apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
+    declared_ids = {},
     source_items = {},
     context_fps = {}, errors = {}, on_error = opts.on_error,
     on_preview = opts.on_preview,
@@ -100,6 +101,30 @@ function Run:load()
   end
   for _, c in ipairs(store:containers(app_id)) do
     self.stored_containers[c.id] = c
+  end
+  self:find_gone_containers()
+end
+
+-- A container removed by hand (a database deleted, a table dropped, a
+-- folder removed) is found before anything runs: whoever declared it and
+-- every owner of a state in it run again, so that it is declared (and
+-- then recreated and refilled, see setup_container) even when they would
+-- have been carried over. Found again by every run until it is made.
+function Run:find_gone_containers()
+  for id, c in pairs(self.stored_containers) do
+    local tt = c.spec and c.state == 0 and target.type_named(c.kind)
+    if tt and tt.exists then
+      local ok, spec = pcall(decode, c.spec)
+      local fine, present = pcall(tt.exists, ok and spec or nil)
+      if ok and fine and not present then
+        local owner = self:path_of(c.owner_id)
+        if owner then self:force(owner) end
+        for _, t in ipairs(self.store:targets_by_container(id)) do
+          local path = self:path_of(t.owner_id)
+          if path then self:force(path) end
+        end
+      end
+    end
   end
 end
 
@@ -152,10 +177,16 @@ function Run:recover()
   end
   -- A run that never finished may have left partial writes in targets
   -- (a temporary file); each target type that can clean them up does.
-  if self.crashed then
+  if self.crashed and not self.opts.preview then
     for id in pairs(self.stored_containers) do
       local ok, c = pcall(self.container_by_id, self, id)
-      if ok and c.type.recover then c.type.recover(c.spec) end
+      if ok and c.type.recover then
+        local fine, err = pcall(c.type.recover, c.spec)
+        if not fine then
+          self:report_error(c.short, "cleaning up " .. c.short .. " after "
+                            .. "a crash failed: " .. tostring(err))
+        end
+      end
     end
   end
   if not self.opts.preview then store:flush() end
@@ -180,6 +211,7 @@ function Run:container(tt, spec, frame, level)
   if not self.opts.preview then self:setup_container(tt, spec, c, row) end
   self.containers[ckey] = c
   self.containers_id[c.id] = c
+  self.declared_ids[c.id] = true
   frame.declared_containers = frame.declared_containers or {}
   frame.declared_containers[c] = true
   return c
@@ -197,30 +229,40 @@ local SETUP_PENDING = 1
 function Run:setup_container(tt, spec, c, row)
   local prev_spec = row.spec and decode(row.spec) or nil
   local interrupted = row.state == SETUP_PENDING
-  -- A container this run makes is unmade if main fails (finish_deletions):
-  -- a run that cannot run leaves no table or folder behind.
-  if prev_spec == nil and not interrupted and tt.exists then
-    c.made_now = not tt.exists(spec)
-  end
   local gone = prev_spec ~= nil and row.spec == c.spec_bytes
     and not interrupted and tt.exists ~= nil and not tt.exists(spec)
   if row.spec == c.spec_bytes and not interrupted and not gone then return end
+  -- A container this run makes is unmade if main fails (finish_deletions):
+  -- a run that cannot run leaves no table or folder behind.
+  if prev_spec == nil and tt.exists then c.made_now = not tt.exists(spec) end
   local store = self.store
   store:container_update { id = row.id, spec = row.spec,
                            owner_id = row.owner_id, state = SETUP_PENDING }
   store:flush()
-  -- An interrupted first setup may have made the container: it is ours.
-  local survived = tt.setup(spec, prev_spec or (interrupted and spec or nil),
-                           self.owner)
-  if (survived == false or gone) and prev_spec ~= nil then
+  local ok, survived = pcall(tt.setup, spec, prev_spec, self.owner)
+  if not ok then
+    -- Refused or failed: as if it had never been tried.
+    store:container_update { id = row.id, spec = row.spec,
+                             owner_id = row.owner_id, state = 0 }
+    store:flush()
+    error(survived, 0)
+  end
+  -- What it held may be gone (recreated, or a setup a kill interrupted):
+  -- every state in it becomes UNKNOWN and its owners run again, recorded
+  -- in the same commit that ends the setup.
+  if prev_spec ~= nil and (survived == false or gone or interrupted) then
     for _, t in ipairs(store:targets_by_container(row.id)) do
-      local path = self:path_of(t.owner_id)
-      if path then self:force(path) end
-      store:target_put(row.id, t.key, t.owner_id, nil, reconcile.UNKNOWN)
+      if t.pending ~= reconcile.RELEASED
+         and t.pending ~= reconcile.PENDING_DELETE then
+        local path = self:path_of(t.owner_id)
+        if path then self:force(path) end
+        store:target_put(row.id, t.key, t.owner_id, nil, reconcile.UNKNOWN)
+      end
     end
   end
   store:container_update { id = row.id, spec = c.spec_bytes,
                            owner_id = row.owner_id, state = 0 }
+  store:flush()
 end
 
 -- A container by id: declared this run, or as the store recorded it.
@@ -361,15 +403,19 @@ local function finish_deletions(run)
   reconcile.delete_released(run)
   if not run.opts.preview then reconcile.retry_failed(run) end
   for _, row in ipairs(dead) do store:component_delete(row.id) end
+  reconcile.complete_shrunk(run)
   -- A container is dropped when its owner is gone, or ran again without
   -- declaring it; a carried-over owner still declares it.
+  -- It must hold no state any more: components carried over may still
+  -- own rows in it.
   for id, row in pairs(run.stored_containers) do
     local owner = run:path_of(row.owner_id)
-    local declared = run.containers_id[id] ~= nil
+    local declared = run.declared_ids[id] ~= nil
     local owner_state = owner and run:seen(owner)
     if not declared and row.owner_id ~= 0
        and (owner_state == nil or owner_state == "none"
-            or owner_state == "ran") then
+            or owner_state == "ran")
+       and #store:targets_by_container(id) == 0 then
       local c = run:container_by_id(id)
       if not run.opts.preview then
         local ok, err = pcall(c.type.drop, c.spec, run.owner)
@@ -397,32 +443,6 @@ end
 -- The status a run is logged with when a signal stopped it (0: every
 -- component succeeded, 1: some failed).
 local RUN_INTERRUPTED = 2
-
--- After a stop: a memoized component that completed while some below it
--- did not (not started, waiting, or interrupted) is committed again with
--- its new state but the status of a failure, so that the next run runs it
--- again rather than carry its unfinished subtree over as unchanged.
-local function reopen_cut_short(run)
-  if run.opts.preview then return end
-  local store, seen = run.store, {}
-  for _, task in ipairs(sched.cut(run.sched)) do
-    local frame = task.frame and task.frame.parent
-    while frame and not seen[frame] do
-      seen[frame] = true
-      if frame.id and not frame.is_root and frame.fn.memo then
-        store:component_put {
-          app_id = run.app_id, path = frame.path, fn = frame.fn.name,
-          logic = frame.fn:logic_raw(), input = frame.input,
-          source_key = frame.source_key, state = frame.state_bytes,
-          deps_fp = core.fingerprint_raw(frame.deps),
-          status = engine.STATUS_ERROR,
-          error = "interrupted before the components it mounted finished",
-        }
-      end
-      frame = frame.parent
-    end
-  end
-end
 
 function Run:execute()
   local started = now_ms()
@@ -462,9 +482,16 @@ function Run:execute()
             .. " never finished: it waits for something that cannot "
             .. "happen" }, 0)
   end
+  if self.sched.inflight > 0 and not interrupted then
+    -- Nor after one where components wait for each other for ever.
+    error({ tide_fatal = true, message = fmt("%d components of app %s "
+            .. "never finished: they wait for each other",
+            self.sched.inflight, self.app.name) }, 0)
+  end
   reconcile.flush(self)
   if interrupted then
-    reopen_cut_short(self)
+    -- Components record themselves only after all they mounted, so what
+    -- was cut short leaves nothing recorded over unfinished children.
     self.stats.interrupted = true
   else
     finish_deletions(self)

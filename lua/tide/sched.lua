@@ -164,7 +164,6 @@ function M.run(s, until_task)
       s.queue[s.head] = task
       break
     else
-      s.last = task
       local ok, what = resume(task.co)
       if status(task.co) == "dead" then
         if not ok then
@@ -188,27 +187,6 @@ function M.run(s, until_task)
     end
   end
   if stop_requested() then s.stopped = true end
-end
-
--- After a stop: the tasks it cut short, those in the queue and those
--- waiting for them, and the one that ran last (the stop may have
--- interrupted it).
-function M.cut(s)
-  local out, seen = {}, {}
-  local function add(task)
-    if task and not seen[task] then
-      seen[task] = true
-      out[#out + 1] = task
-    end
-  end
-  for i = s.head, s.tail do add(s.queue[i]) end
-  add(s.last)
-  local i = 1
-  while out[i] do
-    for _, w in ipairs(out[i].waiters or {}) do add(w) end
-    i = i + 1
-  end
-  return out
 end
 
 function M.close(s)

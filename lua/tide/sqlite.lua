@@ -333,8 +333,9 @@ local function claim_alive(r)
   return false
 end
 
--- Claims the table for owner; returns "orphan" when tide made it for a
--- store that no longer keeps it.
+-- Claims the table for owner; returns "mine" when owner had claimed it
+-- already (a setup a kill interrupted may have made it), "orphan" when
+-- tide made it for a store that no longer keeps it.
 local function claim(spec, db, owner)
   if not owner then return end
   must(spec, db:exec("CREATE TABLE IF NOT EXISTS " .. OWNERS .. " (name "
@@ -343,7 +344,8 @@ local function claim(spec, db, owner)
     .. "name = %s", OWNERS, literal(spec.name))))
   local r = rows[1]
   local orphan = false
-  if r and r.owner ~= owner.id then
+  if r and r.owner == owner.id then return "mine" end
+  if r then
     if claim_alive(r) then
       error(fmt("%s: table %s is kept by another tide state store, %s (app "
         .. "%s): a table has one owner; drop the app there first, or "
@@ -372,7 +374,8 @@ local function unclaim(spec, db, owner)
 end
 
 local function setup_in(spec, prev, db, owner)
-  local orphan = claim(spec, db, owner) == "orphan"
+  local claimed = claim(spec, db, owner)
+  local orphan = claimed == "orphan"
   local have, other = table_columns(spec, db, spec.name)
   -- Made by tide for a store that is gone (deleted to start over): made
   -- again, empty, for this one, unless it is an adopted table.
@@ -385,7 +388,7 @@ local function setup_in(spec, prev, db, owner)
   local fresh, survived = false, true
   if other then
     foreign(spec, spec.name, " (it is a " .. other .. ")")
-  elseif have and prev == nil and not spec.adopt then
+  elseif have and prev == nil and not spec.adopt and claimed ~= "mine" then
     foreign(spec, spec.name, "", "set adopt = true in sqlite.table{} to "
       .. "let tide write into it (it then deletes only the rows it wrote), "
       .. "or choose another name")

@@ -55,11 +55,14 @@ local function check_container(run, container, declared)
     result.unverifiable = true
     return result
   end
+  -- A container removed by hand is `tide update`'s to make again: it
+  -- refills it from every component, which a repair cannot.
+  result.gone = tt.exists ~= nil and not tt.exists(container.spec)
   local drift = tt.verify(container.spec, expected, others)
   result.missing = drift.missing or {}
   result.changed = drift.changed or {}
   result.extra = drift.extra or {}
-  if run.opts.repair and (#result.missing + #result.changed
+  if run.opts.repair and not result.gone and (#result.missing + #result.changed
                           + #result.extra) > 0 then
     local changes = {}
     for _, list in ipairs { result.missing, result.changed } do
@@ -70,10 +73,6 @@ local function check_container(run, container, declared)
     end
     for _, key in ipairs(result.extra) do
       changes[#changes + 1] = { key = key, value = nil }
-    end
-    -- A container removed by hand is made again first.
-    if tt.exists and not tt.exists(container.spec) then
-      tt.setup(container.spec, container.spec, run.owner)
     end
     tt.apply(container.spec, changes)
     result.repaired = true
@@ -109,7 +108,8 @@ end
 -- Whether a report shows drift that is still there.
 function M.drifted(report)
   for _, r in ipairs(report) do
-    if not r.repaired and #r.missing + #r.changed + #r.extra > 0 then
+    if r.gone or not r.repaired and #r.missing + #r.changed + #r.extra > 0
+    then
       return true
     end
   end

@@ -292,4 +292,21 @@ end)
     assert.are.equal(2, code)
     assert.matches("--max-inflight must be a positive integer", err, 1, true)
   end)
+
+  it("refuses to finish a run whose components wait for each other",
+     function()
+    ph.write_pipeline(dir, [[
+local handles = {}
+local a = tide.fn("a", function() handles.b:ready() end)
+local b = tide.fn("b", function() handles.a:ready() end)
+return tide.app("defects", function()
+  handles.a = tide.mount(a)
+  handles.b = tide.mount(b)
+end)
+]])
+    local _, err, code = update(dir)
+    assert.are.equal(2, code)
+    assert.matches("2 components of app defects never finished: they wait "
+                   .. "for each other", err, 1, true)
+  end)
 end)

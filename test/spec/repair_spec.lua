@@ -187,4 +187,53 @@ describe("self-repairing targets", function()
     stats = ok_update(dir)
     assert.are.equal(1, stats.components.unchanged)
   end)
+
+  it("finds a removed folder declared inside a memoized component",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local write = tide.fn("write", { memo = true }, function(name)
+  local site = fs.dir("out")
+  site:file(name .. ".txt", name:upper())
+end)
+return tide.app("repair", function()
+  tide.mount_each(write, { a = "a", b = "b" })
+end)
+]])
+    ok_update(dir)
+    os.execute("rm -rf " .. q(dir .. "/out"))
+    local stats = ok_update(dir)
+    assert.are.equal(2, stats.components.reprocessed)
+    assert.are.equal("A", helpers.read(dir .. "/out/a.txt"))
+    assert.are.equal("B", helpers.read(dir .. "/out/b.txt"))
+  end)
+
+  it("keeps a table whose declaring component is deleted while others "
+     .. "still write to it", function()
+    local dir = helpers.tmpdir()
+    local function write(names)
+      helpers.write(dir .. "/pipeline.lua", ([[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "id", "string", key = true } })
+local write = tide.fn("write", { memo = true }, function(name)
+  local docs = sqlite.table { db = "out/docs.db", name = "docs",
+                              schema = Doc }
+  docs:row(Doc { id = name })
+end)
+return tide.app("repair", function()
+  tide.mount_each(write, { %s })
+end)
+]]):format(names))
+    end
+    write('x = "x", y = "y", z = "z"')
+    ok_update(dir)
+    write('x = "x", y = "y"')
+    ok_update(dir)
+    ok_update(dir)
+    assert.are.equal("x\ny\n", sql(dir .. "/out/docs.db",
+                                    "SELECT id FROM docs ORDER BY id"))
+  end)
 end)

@@ -147,17 +147,26 @@ describe("tide verify", function()
     assert.are.equal(2, by.docs.out_of_date)
   end)
 
-  it("reports a dropped table as missing rows and repairs it", function()
+  it("reports a dropped table as gone and leaves it to tide update",
+     function()
     local dir = setup()
     sql(dir, "DROP TABLE docs")
     local by, _, code = verify(dir)
     assert.are.equal(1, code)
+    assert.is_true(by.docs.gone)
     assert.are.same({ "a.md", "b.md", "c.md" }, by.docs.missing)
-    local _, err
-    _, err, code = ph.tide(dir, "verify pipeline.lua --repair")
+    local out, err
+    out, err, code = ph.tide(dir, "verify pipeline.lua --repair")
+    assert.are.equal(1, code, err)
+    assert.matches("docs: 3 missing, 0 changed, 0 extra; it is gone: tide "
+                   .. "update makes it again and refills it", out, 1, true)
+    local _
+    _, err, code = ph.update(dir)
     assert.are.equal(0, code, err)
     assert.are.equal("a.md|alpha|5\nb.md|beta|4\nc.md|gamma|5\n",
                      sql(dir, "SELECT * FROM docs ORDER BY id"))
+    by, _, code = verify(dir)
+    assert.are.equal(0, code)
   end)
 
   it("never counts a user's rows in an adopted table as extra", function()
