@@ -198,18 +198,27 @@ function commands.live(...)
   return commands.update("--live", ...)
 end
 
-function commands.drop(...)
-  local opts, pos = parse({ ... }, { force = "bool", db = "value" })
+-- Parses a command that takes one pipeline file and loads it: returns
+-- the options, the app and its store path, or nil and the exit status.
+local function with_pipeline(name, args, flags)
+  local opts, pos = parse(args, flags)
   if not opts or #pos ~= 1 then
-    say("drop: %s", opts and "expected one pipeline file" or pos)
+    say("%s: %s", name, opts and "expected one pipeline file" or pos)
     io_stderr:write(M.usage)
-    return 2
+    return nil, 2
   end
   local app, db = load_pipeline(pos[1], opts.db)
   if not app then
     say("%s", db)
-    return 2
+    return nil, 2
   end
+  return opts, app, db
+end
+
+function commands.drop(...)
+  local opts, app, db = with_pipeline("drop", { ... },
+                                      { force = "bool", db = "value" })
+  if not opts then return app end
   if not opts.force and core.isatty(0) and core.isatty(2) then
     io_stderr:write(fmt("Delete every target state app %s owns, then its "
                         .. "state in %s? [y/N] ", app.name, db))
@@ -233,18 +242,9 @@ end
 -- --repair wrote it back), 1 when drift remains or a component failed, 2
 -- when the pipeline could not run.
 function commands.verify(...)
-  local opts, pos = parse({ ... }, { repair = "bool", db = "value",
-                                     json = "bool" })
-  if not opts or #pos ~= 1 then
-    say("verify: %s", opts and "expected one pipeline file" or pos)
-    io_stderr:write(M.usage)
-    return 2
-  end
-  local app, db = load_pipeline(pos[1], opts.db)
-  if not app then
-    say("%s", db)
-    return 2
-  end
+  local opts, app, db = with_pipeline("verify", { ... },
+    { repair = "bool", db = "value", json = "bool" })
+  if not opts then return app end
   local failures = report.error_printer(say)
   local result, errors = app:verify {
     db = db, repair = opts.repair,
