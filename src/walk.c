@@ -198,6 +198,7 @@ static long read_entries(Walk *k, DIR *d, size_t pathlen, int *stop) {
     }
   }
   n = (w->ents.len - ents_mark) / sizeof(Ent);
+  if (n == 0) return 0; /* an empty first directory: no buffer yet */
   ents = (Ent *)(w->ents.data + ents_mark);
   for (i = 0; i < n; i++)
     ents[i].name = (const char *)w->names.data + ents[i].off;

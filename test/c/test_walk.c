@@ -151,6 +151,18 @@ static void test_sorted_order(void) {
   remove_root();
 }
 
+/* A fresh walker on an empty folder (fs.dir's recover after a kill
+** before its first file): nothing, and no arithmetic on empty buffers
+** (UBSan caught it). */
+static void test_empty_root(void) {
+  Seen s;
+  memset(&s, 0, sizeof s);
+  make_root();
+  CHECK_EQ_INT(walk(&s, NULL, NULL, 0), 0);
+  expect(&s, "");
+  remove_root();
+}
+
 static void test_entry_fields(void) {
   Seen s;
   struct stat st;
@@ -442,6 +454,7 @@ static void test_path_absolute(void) {
 int main(void) {
   static const CheckTest tests[] = {
     {"sorted order", test_sorted_order},
+    {"empty root", test_empty_root},
     {"entry fields", test_entry_fields},
     {"globs", test_globs},
     {"selects agrees with the walk", test_selects_agrees_with_the_walk},
