@@ -23,11 +23,7 @@ local fmt, concat = string.format, table.concat
 local encode, decode = core.cbor_encode, core.cbor_decode
 local memo_key = core.memo_key
 
--- An errno value in words ("permission denied").
-local function errno_text(n)
-  if core.errno_text then return core.errno_text(n) end
-  return "error " .. tostring(n)
-end
+local errno_text = core.errno_text -- "permission denied"
 
 local M = {}
 
@@ -561,13 +557,11 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
   sched.carry(run.sched, unchanged)
   sched.expect(run.sched, expected)
   local source_name = "fs.walk:" .. items.dir
-  local listed = unchanged
   for _, rec in ipairs(changed) do
     local path = base .. "/" .. rec.path
     if rec.error then
       on_error(rec.path, errno_text(rec.error))
     else
-      listed = listed + 1
       local file = setmetatable({
         path = rec.path, dir = items.dir, abs = items.dir .. "/" .. rec.path,
         size = rec.size, mtime = rec.mtime_ns / 1e9, mtime_ns = rec.mtime_ns,
@@ -583,7 +577,7 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
       sched.throttle(run.sched)
     end
   end
-  return listed
+  return unchanged + expected
 end
 
 function M.map(fn, list, ...)

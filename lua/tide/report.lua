@@ -205,6 +205,8 @@ end
 -- ---- show, why, ls ----
 
 local STATUS = { [0] = "ok", [1] = "failed", [2] = "incomplete" }
+-- A finished run's status in the run log (run.lua).
+local RUN_STATUS = { [0] = "ok", [1] = "errors", [2] = "interrupted" }
 
 local function containers_by_id(store, app_id)
   local by_id = {}
@@ -422,7 +424,7 @@ function M.ls(store, opts)
                  last_run = last and iso_time(last.finished_ns ~= 0
                    and last.finished_ns or last.started_ns) or "never",
                  status = last and (last.finished_ns == 0 and "unfinished"
-                   or (last.status == 0 and "ok" or "errors")) or "none" }
+                   or RUN_STATUS[last.status] or "errors") or "none" }
     out[i] = fmt("%-24s last run %s (%s)\n", app.name, items[i].last_run,
                  items[i].status)
   end

@@ -60,7 +60,7 @@ function M.new(app, opts)
     batch = {}, batch_size = opts.batch_size or 256,
     memo_cache = {}, memo_candidates = {}, context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
-    declared_ids = {},
+    declared_ids = {}, gone = {},
     source_items = {},
     context_fps = {}, errors = {}, on_error = opts.on_error,
     on_preview = opts.on_preview,
@@ -117,6 +117,7 @@ function Run:find_gone_containers()
       local ok, spec = pcall(decode, c.spec)
       local fine, present = pcall(tt.exists, ok and spec or nil)
       if ok and fine and not present then
+        self.gone[id] = true
         local owner = self:path_of(c.owner_id)
         if owner then self:force(owner) end
         for _, t in ipairs(self.store:targets_by_container(id)) do
@@ -229,8 +230,8 @@ local SETUP_PENDING = 1
 function Run:setup_container(tt, spec, c, row)
   local prev_spec = row.spec and decode(row.spec) or nil
   local interrupted = row.state == SETUP_PENDING
-  local gone = prev_spec ~= nil and row.spec == c.spec_bytes
-    and not interrupted and tt.exists ~= nil and not tt.exists(spec)
+  -- Looked for once, when the run started (find_gone_containers).
+  local gone = self.gone[row.id] and row.spec == c.spec_bytes or false
   if row.spec == c.spec_bytes and not interrupted and not gone then return end
   -- A container this run makes is unmade if main fails (finish_deletions):
   -- a run that cannot run leaves no table or folder behind.

@@ -154,6 +154,8 @@ describe("signals during tide update", function()
                    .. "pipeline%.lua:%d+: interrupted\n", err)
     local stats = cjson.decode(helpers.read(dir .. "/stdout"))
     assert.is_true(stats.interrupted)
+    assert.matches("(interrupted)", pl.tide(dir, "ls --db .tide/state.db"),
+                   1, true)
     assert.are.same({ added = 19, reprocessed = 0, deleted = 0,
                       unchanged = 0, errors = 1 }, stats.components)
     assert.are.same({ inserted = 19, updated = 0, deleted = 0 },
