@@ -95,9 +95,8 @@ int tide_index_new(tide_Index **out, tide_Alloc alloc, void *ud) {
   return 0;
 }
 
-void tide_index_free(tide_Index *ix) {
+static void free_sources(tide_Index *ix) {
   size_t i;
-  if (ix == NULL) return;
   for (i = 0; i < ix->sources.len / sizeof(Source); i++) {
     Source *src = (Source *)ix->sources.data + i;
     ix->alloc(ix->ud, src->name, src->name_len + 1, 0);
@@ -105,6 +104,23 @@ void tide_index_free(tide_Index *ix) {
     tide_buf_close(&src->paths);
     table_free(ix, &src->table);
   }
+  ix->sources.len = 0;
+}
+
+/* Forgets what a previous load held (an engine loads once per cycle);
+** the buffers keep their room. */
+static void index_reset(tide_Index *ix) {
+  free_sources(ix);
+  ix->entries.len = 0;
+  ix->paths.len = 0;
+  ix->deps.len = 0;
+  table_free(ix, &ix->by_path);
+  table_free(ix, &ix->by_id);
+}
+
+void tide_index_free(tide_Index *ix) {
+  if (ix == NULL) return;
+  free_sources(ix);
   tide_buf_close(&ix->entries);
   tide_buf_close(&ix->paths);
   tide_buf_close(&ix->deps);
@@ -166,7 +182,9 @@ static size_t deps_find(tide_Index *ix, const uint8_t *fp) {
 
 int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
   size_t i, n;
-  int rc = tide_store_component_each(s, app_id, add_entry, ix);
+  int rc;
+  index_reset(ix);
+  rc = tide_store_component_each(s, app_id, add_entry, ix);
   if (rc == TIDE_ENOMEM) return fail(ix, rc, "out of memory");
   if (rc) return fail(ix, rc, "%s", tide_store_errmsg(s));
   n = tide_index_count(ix);

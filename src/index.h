@@ -45,7 +45,8 @@ int tide_index_new(tide_Index **out, tide_Alloc alloc, void *ud);
 void tide_index_free(tide_Index *ix);
 const char *tide_index_errmsg(const tide_Index *ix);
 
-/* Loads every component of the app (once, before the run). */
+/* Loads every component of the app, forgetting what an earlier load held
+** (an engine loads its index at the start of every cycle). */
 int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id);
 
 size_t tide_index_count(const tide_Index *ix);

@@ -34,4 +34,23 @@ struct tide_Store;
 ** [-0, +0, v] */
 struct tide_Store *tide_lstore_check(lua_State *L, int idx);
 
+/* Store, index and loop objects over an engine's own (engine.h): their
+** close and __gc let go without freeing. [-0, +1, m] */
+void tide_lstore_push_borrowed(lua_State *L, struct tide_Store *s);
+struct tide_Index;
+void tide_lindex_push_borrowed(lua_State *L, struct tide_Index *ix);
+struct uv_loop_s;
+void tide_lloop_push_borrowed(lua_State *L, struct uv_loop_s *loop);
+
+/* Calls the function below nargs arguments in protected mode under a
+** message handler that adds a traceback, as lua.c does: every entry from
+** C into Lua code goes through it. [-(nargs+1), +(nres|1), -] */
+int tide_lua_pcall(lua_State *L, int nargs, int nres);
+
+void tide_lengine_open(lua_State *L);
+struct tide_Engine;
+/* An engine tide_engine_new made, as a Lua object that borrows it.
+** [-0, +1, m] */
+void tide_lengine_push(lua_State *L, struct tide_Engine *e);
+
 #endif

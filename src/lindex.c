@@ -15,7 +15,8 @@
 #define INDEX_TYPE "tide.Index"
 
 typedef struct {
-  tide_Index *ix;     /* owned */
+  tide_Index *ix;     /* owned unless borrowed */
+  int borrowed;       /* an engine's index: __gc lets go of it */
   tide_Walker walker; /* reused by every walk */
   tide_Buf changed;   /* the last walk's records */
 } Box;
@@ -29,7 +30,7 @@ static Box *check_box(lua_State *L) {
 static int index_gc(lua_State *L) {
   Box *b = luaL_checkudata(L, 1, INDEX_TYPE);
   if (b->ix) {
-    tide_index_free(b->ix);
+    if (!b->borrowed) tide_index_free(b->ix);
     tide_walker_close(&b->walker);
     tide_buf_close(&b->changed);
     b->ix = NULL;
@@ -42,12 +43,24 @@ static int index_new(lua_State *L) {
   lua_Alloc alloc = lua_getallocf(L, &ud);
   Box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->ix = NULL;
+  b->borrowed = 0;
   luaL_setmetatable(L, INDEX_TYPE);
   if (tide_index_new(&b->ix, alloc, ud) != 0)
     return luaL_error(L, "out of memory");
   tide_walker_init(&b->walker, alloc, ud);
   tide_buf_init(&b->changed, alloc, ud);
   return 1;
+}
+
+void tide_lindex_push_borrowed(lua_State *L, tide_Index *ix) {
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  Box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->ix = ix;
+  b->borrowed = 1;
+  tide_walker_init(&b->walker, alloc, ud);
+  tide_buf_init(&b->changed, alloc, ud);
+  luaL_setmetatable(L, INDEX_TYPE);
 }
 
 /* index:load(store, app_id) */
@@ -380,6 +393,7 @@ static int index_walk(lua_State *L) {
 void tide_lindex_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"load", index_load}, {"find", index_find}, {"path_of", index_path_of},
+    {"close", index_gc},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"unseen", index_unseen},
     {"has_unseen_below", index_has_unseen_below},

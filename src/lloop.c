@@ -12,7 +12,8 @@
 #define LOOP_TYPE "tide.Loop"
 
 typedef struct {
-  uv_loop_t loop;
+  uv_loop_t own;
+  uv_loop_t *loop; /* &own, or an engine's (borrowed) */
   int open;
 } Loop;
 
@@ -26,8 +27,9 @@ static int loop_new(lua_State *L) {
   Loop *l = lua_newuserdatauv(L, sizeof *l, 0);
   int rc;
   l->open = 0;
+  l->loop = &l->own;
   luaL_setmetatable(L, LOOP_TYPE);
-  if ((rc = uv_loop_init(&l->loop)) != 0)
+  if ((rc = uv_loop_init(&l->own)) != 0)
     return luaL_error(L, "cannot create the event loop: %s", uv_strerror(rc));
   l->open = 1;
   return 1;
@@ -40,12 +42,12 @@ static int loop_run(lua_State *L) {
                                        UV_RUN_DEFAULT};
   Loop *l = check_loop(L);
   int mode = luaL_checkoption(L, 2, "nowait", modes);
-  lua_pushboolean(L, uv_run(&l->loop, values[mode]) != 0);
+  lua_pushboolean(L, uv_run(l->loop, values[mode]) != 0);
   return 1;
 }
 
 static int loop_alive(lua_State *L) {
-  lua_pushboolean(L, uv_loop_alive(&check_loop(L)->loop));
+  lua_pushboolean(L, uv_loop_alive(check_loop(L)->loop));
   return 1;
 }
 
@@ -56,13 +58,20 @@ static void close_handle(uv_handle_t *h, void *arg) {
 
 static int loop_close(lua_State *L) {
   Loop *l = luaL_checkudata(L, 1, LOOP_TYPE);
-  if (l->open) {
-    uv_walk(&l->loop, close_handle, NULL);
-    uv_run(&l->loop, UV_RUN_DEFAULT); /* lets the close callbacks run */
-    uv_loop_close(&l->loop);
-    l->open = 0;
+  if (l->open && l->loop == &l->own) {
+    uv_walk(l->loop, close_handle, NULL);
+    uv_run(l->loop, UV_RUN_DEFAULT); /* lets the close callbacks run */
+    uv_loop_close(l->loop);
   }
+  l->open = 0;
   return 0;
+}
+
+void tide_lloop_push_borrowed(lua_State *L, uv_loop_t *loop) {
+  Loop *l = lua_newuserdatauv(L, sizeof *l, 0);
+  l->loop = loop;
+  l->open = 1;
+  luaL_setmetatable(L, LOOP_TYPE);
 }
 
 /* now_ms() -> milliseconds from a monotonic clock, as a float. */

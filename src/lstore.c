@@ -16,7 +16,8 @@
 #define STORE_TYPE "tide.Store"
 
 typedef struct {
-  tide_Store *s; /* owned; NULL once closed */
+  tide_Store *s; /* NULL once closed */
+  int borrowed;  /* an engine's store: close and __gc only let go of it */
 } Box;
 
 tide_Store *tide_lstore_check(lua_State *L, int idx) {
@@ -126,6 +127,7 @@ static int store_open(lua_State *L) {
   luaL_argcheck(L, strlen(path) == len, 1, "path contains a NUL byte");
   b = lua_newuserdatauv(L, sizeof *b, 0);
   b->s = NULL;
+  b->borrowed = 0;
   luaL_setmetatable(L, STORE_TYPE);
   rc = tide_store_open(&b->s, path, flags, alloc, ud);
   if (rc != 0) {
@@ -137,10 +139,19 @@ static int store_open(lua_State *L) {
   return 1;
 }
 
+void tide_lstore_push_borrowed(lua_State *L, tide_Store *s) {
+  Box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->s = s;
+  b->borrowed = 1;
+  luaL_setmetatable(L, STORE_TYPE);
+}
+
 static int store_close(lua_State *L) {
   Box *b = luaL_checkudata(L, 1, STORE_TYPE);
   int rc = 0;
-  if (b->s) {
+  if (b->borrowed) {
+    b->s = NULL;
+  } else if (b->s) {
     rc = tide_store_flush(b->s);
     if (rc != 0) {
       int n = fail(L, b->s, rc);
@@ -672,7 +683,7 @@ static int store_runs(lua_State *L) {
 
 static int store_gc(lua_State *L) {
   Box *b = luaL_checkudata(L, 1, STORE_TYPE);
-  if (b->s) {
+  if (b->s && !b->borrowed) {
     tide_store_rollback(b->s); /* an abandoned store commits nothing */
     tide_store_close(b->s);
     b->s = NULL;

@@ -483,6 +483,49 @@ int tide_store_open(tide_Store **out, const char *path, int flags,
   return flags == TIDE_STORE_WRITE ? open_write(s) : open_read(s);
 }
 
+/* PRAGMA data_version: changes when another connection commits. */
+static int data_version(tide_Store *s, int64_t *out) {
+  sqlite3_stmt *st;
+  int rc = 0;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) !=
+      SQLITE_OK)
+    return tide_store_fail_db(s, "cannot read the data version");
+  if (sqlite3_step(st) == SQLITE_ROW)
+    *out = sqlite3_column_int64(st, 0);
+  else
+    rc = tide_store_fail_db(s, "cannot read the data version");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int tide_store_unlock(tide_Store *s) {
+  int rc;
+  if (s->flags != TIDE_STORE_WRITE || s->lock_fd < 0) return 0;
+  rc = tide_store_flush(s);
+  if (rc) return rc;
+  release(s);
+  rc = data_version(s, &s->unlocked_version);
+  if (rc) return rc;
+  close(s->lock_fd);
+  s->lock_fd = -1;
+  return 0;
+}
+
+int tide_store_relock(tide_Store *s, int *changed) {
+  int64_t now;
+  int rc;
+  *changed = 0;
+  if (s->flags != TIDE_STORE_WRITE)
+    return tide_store_fail(s, TIDE_EINVAL, "%s: opened read-only", s->path);
+  if (s->lock_fd >= 0) return 0;
+  rc = lock_writer(s);
+  if (rc) return rc;
+  rc = data_version(s, &now);
+  if (rc) return rc;
+  *changed = now != s->unlocked_version;
+  return 0;
+}
+
 int tide_store_close(tide_Store *s) {
   int rc = 0, i;
   if (s == NULL) return 0;

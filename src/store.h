@@ -83,6 +83,18 @@ int tide_store_open(tide_Store **out, const char *path, int flags,
 */
 int tide_store_close(tide_Store *s);
 
+/*
+** A session keeps its store open across update cycles but holds the
+** writer lock only during a cycle, so that another process may update
+** the store in between. tide_store_unlock commits the open batch and
+** lets the lock go (a no-op on a read-only or already unlocked store);
+** tide_store_relock takes it again (TIDE_ELOCKED when another writer
+** holds it) and sets *changed when another connection committed in
+** between, so that what the session keeps in memory is reloaded.
+*/
+int tide_store_unlock(tide_Store *s);
+int tide_store_relock(tide_Store *s, int *changed);
+
 /* The last error message, or "" when none; "out of memory" for NULL. The
 ** string is borrowed until the next call on the store. */
 const char *tide_store_errmsg(const tide_Store *s);

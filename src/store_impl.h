@@ -81,6 +81,7 @@ struct tide_Store {
   size_t path_size;
   int flags;                 /* TIDE_STORE_READ or TIDE_STORE_WRITE */
   int lock_fd;               /* the writer lock's file, or -1 */
+  int64_t unlocked_version;  /* data_version when the lock was let go */
   char *msg;                 /* owned message buffer */
   size_t msg_cap;
   const char *errmsg;        /* msg, or a static string */

@@ -7,6 +7,7 @@
 #define TIDE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lua.h>
 
@@ -33,7 +34,8 @@
   XX(VERSION, "unsupported state store version")                        \
   XX(NOTSTORE, "file is not a tide state store")                        \
   XX(NOTFOUND, "not found")                                             \
-  XX(LUA, "error in Lua code")
+  XX(LUA, "error in Lua code")                                          \
+  XX(FAILED, "some components failed")
 
 typedef enum {
   TIDE_OK = 0,
@@ -57,6 +59,71 @@ typedef void *(*tide_Alloc)(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* The version string, e.g. "0.1.0". */
 TIDE_API const char *tide_version(void);
+
+/* ---- The engine ----
+**
+** An engine runs one pipeline's app on its own lua_State, with its own
+** libuv loop (or the host's) and allocator. It is a session: the state
+** store, the component index and the loaded pipeline stay open across
+** update cycles, so a second update costs what a no-change run costs. It
+** never calls chdir, getenv or exit. Every call returns 0 or a negative
+** TIDE_E* code; the message is on the engine (tide_engine_errmsg). Two
+** engines in one process are independent; one engine is used by one
+** thread at a time.
+*/
+typedef struct tide_Engine tide_Engine;
+struct uv_loop_s;
+
+/* Relative paths inside a pipeline (fs.walk("docs"), a table's db)
+** resolve against the host process's working directory, which the engine
+** never changes. */
+typedef struct tide_EngineOptions {
+  const char *db;        /* the state store; NULL: .tide/state.db beside
+                            the pipeline file; relative: to the working
+                            directory */
+  const char *lua_dir;   /* the folder holding tide/init.lua; NULL: found
+                            on Lua's package.path */
+  tide_Alloc alloc;      /* NULL: realloc and free */
+  void *alloc_ud;
+  struct uv_loop_s *loop; /* NULL: the engine makes its own */
+} tide_EngineOptions;
+
+/* What one cycle did: the counts `tide update --json` prints. */
+typedef struct tide_Stats {
+  double elapsed_ms;
+  struct { int64_t added, reprocessed, deleted, unchanged, errors; }
+    components;
+  struct { int64_t inserted, updated, deleted; } targets;
+  int interrupted;  /* a stop ended the cycle early (it still committed) */
+  int64_t cycles;   /* cycles this engine has run */
+} tide_Stats;
+
+/* tide_engine_update flags. */
+#define TIDE_UPDATE_FULL_REPROCESS 1 /* run every component again */
+#define TIDE_UPDATE_RESET 2          /* trust nothing remembered */
+#define TIDE_UPDATE_PREVIEW 4        /* compute, write nothing */
+#define TIDE_UPDATE_ALLOW_EMPTY 8    /* accept a source returning nothing */
+
+/* Makes an engine; opts may be NULL. On failure other than TIDE_ENOMEM
+** *out holds the message and must still be freed. */
+TIDE_API int tide_engine_new(tide_Engine **out,
+                             const tide_EngineOptions *opts);
+/* Loads the pipeline file (it returns an app). */
+TIDE_API int tide_engine_load(tide_Engine *e, const char *pipeline);
+/* Runs one catch-up cycle of the loaded app. TIDE_EFAILED when some
+** components failed (the others were committed; the message names the
+** first failure), TIDE_ELOCKED when another process is updating the
+** store. */
+TIDE_API int tide_engine_update(tide_Engine *e, int flags);
+/* The last cycle's counts. */
+TIDE_API int tide_engine_stats(const tide_Engine *e, tide_Stats *out);
+/* The last error message, "" when none. Borrowed until the next call. */
+TIDE_API const char *tide_engine_errmsg(const tide_Engine *e);
+/* The engine's Lua state: a host may register functions in it. */
+TIDE_API lua_State *tide_engine_lua(tide_Engine *e);
+/* Closes the store, the Lua state and the loop (unless the host's), and
+** frees everything. Accepts NULL. */
+TIDE_API void tide_engine_free(tide_Engine *e);
 
 /* Opens the C core as a Lua module (`require "tide.core"`). [-0, +1, m] */
 TIDE_API int luaopen_tide_core(lua_State *L);

@@ -7,8 +7,8 @@ local target = require "tide.target"
 local runmod = require "tide.run"
 local engine = require "tide.engine"
 
-local type, error, pairs, ipairs, tostring, pcall, setmetatable =
-  type, error, pairs, ipairs, tostring, pcall, setmetatable
+local type, error, pairs, ipairs, tostring, pcall, setmetatable, next =
+  type, error, pairs, ipairs, tostring, pcall, setmetatable, next
 local fmt = string.format
 local decode = core.cbor_decode
 
@@ -47,14 +47,11 @@ function M.app(name, main, opts)
   return setmetatable({
     name = name, main = main, context = opts.context,
     root_fn = fnmod.new(name, {}, main, true),
+    engines = {}, -- store path -> engine: the app's sessions
   }, App)
 end
 
 function M.is_app(v) return getmetatable(v) == App end
-
-local function default_db(opts)
-  return opts.db or os.getenv("TIDE_DB") or ".tide/state.db"
-end
 
 local function check_options(app, opts, level)
   if opts ~= nil and type(opts) ~= "table" then
@@ -69,40 +66,93 @@ local function check_options(app, opts, level)
   end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  o.db = default_db(opts)
   return o
 end
 
+-- The engine (core.engine_new, lengine.c) that keeps this app's session
+-- with the store at db: made by the first update and kept, so that the
+-- next updates reuse the open store, the loop and the index. An app a C
+-- host loaded (tide_engine_load) has its host's engine.
+local function engine_for(app, db)
+  local bound = app.engine
+  if bound then
+    if db ~= nil and db ~= bound:db() then
+      return nil, fmt("app %s runs on the engine of its host, whose store "
+                       .. "is %s: it cannot update %s", app.name, bound:db(),
+                       db)
+    end
+    return bound
+  end
+  local cwd = assert(core.getcwd())
+  db = db or ".tide/state.db"
+  local abs = db:sub(1, 1) == "/" and db or (cwd .. "/" .. db)
+  local e = app.engines[abs]
+  if not e then
+    local err, code
+    e, err, code = core.engine_new { base = cwd, db = abs }
+    if not e then return nil, err, code end
+    app.engines[abs] = e
+  end
+  return e
+end
+
+-- Runs one cycle on the app's engine: fn(parts) between the engine's
+-- cycle_begin and cycle_end, parts = { engine, store, index, loop }.
+-- Returns what fn returns, or nil, message, code when the cycle could not
+-- run or raised (what it wrote to the store is then rolled back).
+local function cycle(app, opts, fn)
+  local e, err, code = engine_for(app, opts.db)
+  if not e then return nil, err, code end
+  local store, index, loop = e:cycle_begin()
+  if not store then
+    err, code = index, loop
+    e:fail(err)
+    return nil, err, code
+  end
+  local results = table.pack(pcall(fn, { engine = e, store = store,
+                                         index = index, loop = loop }))
+  if not results[1] then
+    local raised = results[2]
+    pcall(store.rollback, store)
+    runmod.close_target_connections()
+    e:cycle_end()
+    local message = engine.clean_message(type(raised) == "table"
+      and raised.message or tostring(raised))
+    e:fail(message)
+    return nil, message, type(raised) == "table" and raised.code or nil
+  end
+  local fine, end_err, end_code = e:cycle_end(results[2])
+  if not fine then
+    e:fail(end_err)
+    return nil, end_err, end_code
+  end
+  return table.unpack(results, 2, results.n)
+end
+
 -- Runs the app once. Returns the stats table and the list of component
--- errors ({ path, message }), or nil and a message when the run could
--- not happen (the store cannot be opened or is locked, main failed).
--- stats.interrupted is true when a stop (a signal the tide command traps,
--- see lsignal.c) ended the run early, after committing what completed.
+-- errors ({ path, message }), or nil and a message (and a code name such
+-- as "locked") when the run could not happen (the store cannot be opened
+-- or is locked, main failed). stats.interrupted is true when a stop (a
+-- signal the tide command traps, see lsignal.c) ended the run early,
+-- after committing what completed.
 function App:update(opts)
   opts = check_options(self, opts, 2)
   if opts.live then
     return nil, "live mode is not available yet in this version"
   end
-  local ok, run = pcall(runmod.new, self, opts)
-  if not ok then
-    return nil, engine.clean_message(type(run) == "table" and run.message
-                                     or tostring(run))
-  end
-  local stats, errors
-  ok, stats, errors = pcall(run.execute, run)
-  if not ok then
-    pcall(run.store.rollback, run.store)
-    pcall(run.store.close, run.store)
-    runmod.close_target_connections()
-    local err = stats
-    return nil, engine.clean_message(type(err) == "table" and err.message
-                                     or tostring(err))
-  end
+  local stats, errors, code = cycle(self, opts, function(parts)
+    return runmod.new(self, opts, parts):execute()
+  end)
+  if not stats then return nil, errors, code end
   for _, e in ipairs(errors) do
     -- A stop may have interrupted main: the run still committed.
     if e.path == "" and e.kind == nil and not stats.interrupted then
-      return nil, "main of app " .. self.name .. " failed: " .. e.message,
-        stats
+      local message = "main of app " .. self.name .. " failed: " .. e.message
+      if self.engine or next(self.engines) then
+        local en = engine_for(self, opts.db)
+        if en then en:fail(message) end
+      end
+      return nil, message, stats
     end
   end
   return stats, errors
@@ -118,40 +168,47 @@ function App:verify(opts)
   for k, v in pairs(opts or {}) do if k ~= "repair" then o[k] = v end end
   o = check_options(self, o, 2)
   o.verify, o.repair = true, repair
-  local ok, run = pcall(runmod.new, self, o)
-  if not ok then
-    return nil, engine.clean_message(type(run) == "table" and run.message
-                                     or tostring(run))
-  end
-  local err
-  ok, err = pcall(run.execute, run)
-  if not ok then
-    pcall(run.store.rollback, run.store)
-    pcall(run.store.close, run.store)
-    runmod.close_target_connections()
-    return nil, engine.clean_message(type(err) == "table" and err.message
-                                     or tostring(err))
-  end
-  for _, e in ipairs(run.errors) do
+  local report, errors = cycle(self, o, function(parts)
+    local run = runmod.new(self, o, parts)
+    run:execute()
+    return run.verify_report, run.errors
+  end)
+  if not report then return nil, errors end
+  for _, e in ipairs(errors) do
     if e.path == "" and e.kind == nil then
       return nil, "main of app " .. self.name .. " failed: " .. e.message
     end
   end
-  return run.verify_report, run.errors
+  return report, errors
+end
+
+-- Binds the app to an engine a C host made (host.c, tide_engine_load).
+function M.attach(app, e)
+  if not M.is_app(app) then
+    error(fmt("the pipeline must return an app (return tide.app(...)), "
+              .. "got %s", type(app)), 0)
+  end
+  app.engine = e
+end
+
+-- Closes the app's sessions: their stores and loops. The app can update
+-- again (it opens a new session).
+function App:close()
+  for db, e in pairs(self.engines) do
+    e:close()
+    self.engines[db] = nil
+  end
 end
 
 -- Deletes every target state the app owns and drops its containers, then
 -- forgets the app. Returns the number of target states deleted.
 function App:drop(opts)
   opts = check_options(self, opts, 2)
-  local ok, store = pcall(runmod.open_store, opts.db)
-  if not ok then
-    return nil, type(store) == "table" and store.message or tostring(store)
-  end
-  local deleted = 0
-  local result, err = pcall(function()
+  return cycle(self, opts, function(parts)
+    local store = parts.store
+    local deleted = 0
     local app_id = store:app(self.name, false)
-    if not app_id then return end
+    if not app_id then return 0 end
     local owner = runmod.owner(store, self.name)
     for _, row in ipairs(store:containers(app_id)) do
       local tt = target.type_named(row.kind)
@@ -175,11 +232,9 @@ function App:drop(opts)
     end
     store:app_delete(app_id)
     store:flush()
+    runmod.close_target_connections()
+    return deleted
   end)
-  store:close()
-  runmod.close_target_connections()
-  if not result then return nil, tostring(err) end
-  return deleted
 end
 
 return M

@@ -170,6 +170,7 @@ function commands.update(...)
                                                          opts.json) or nil,
     on_progress = progress.update,
   }
+  app:close()
   progress.clear()
   failures.finish()
   if not stats then
@@ -229,6 +230,7 @@ function commands.drop(...)
     end
   end
   local deleted, err = app:drop { db = db }
+  app:close()
   if not deleted then
     say("%s", err)
     return 2
@@ -254,6 +256,7 @@ function commands.verify(...)
       end
     end,
   }
+  app:close()
   failures.finish()
   if not result then
     say("%s", errors)

@@ -49,12 +49,14 @@ local function open_store(path, mode)
 end
 M.open_store = open_store
 
-function M.new(app, opts)
-  local store = open_store(opts.db)
+-- parts: the engine's { engine, store, index, loop } for this cycle.
+function M.new(app, opts, parts)
+  local store = parts.store
   local run = setmetatable({
-    app = app, opts = opts, store = store,
+    app = app, opts = opts, store = store, engine = parts.engine,
+    loop = parts.loop,
     stats = new_stats(app), fns = {}, new_paths = {}, mounted = {},
-    forced = {}, index = core.index_new(),
+    forced = {}, index = parts.index,
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
@@ -456,7 +458,8 @@ function Run:execute()
   self:load()
   self:recover()
   self.sched = sched.new { max_inflight = self.opts.max_inflight,
-                          on_progress = self.opts.on_progress }
+                          on_progress = self.opts.on_progress,
+                          loop = self.loop }
   local root = {
     run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
     children = {}, memo_stack = {}, deps = engine.new_deps(), memos = {},
@@ -498,7 +501,6 @@ function Run:execute()
     finish_deletions(self)
     collect_memos(self)
   end
-  sched.close(self.sched)
   self.stats.elapsed_ms = now_ms() - started
   if self.run_id then
     self.store:run_finish(self.run_id, interrupted and RUN_INTERRUPTED
@@ -511,7 +513,6 @@ function Run:execute()
   else
     self.store:flush()
   end
-  self.store:close()
   M.close_target_connections()
   return self.stats, self.errors
 end

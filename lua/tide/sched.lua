@@ -21,7 +21,8 @@ function M.new(opts)
   return {
     queue = {}, head = 1, tail = 0, inflight = 0,
     max_inflight = opts and opts.max_inflight or 1024,
-    loop = core.loop_new(), spawned = 0, finished = 0,
+    loop = opts and opts.loop or core.loop_new(), spawned = 0, finished = 0,
+    own_loop = not (opts and opts.loop),
     -- For the progress line: tasks that listed sources announced and have
     -- not spawned yet, components settled without a task (carried over
     -- unchanged), and how many tasks are listing a source whose length is
@@ -190,7 +191,7 @@ function M.run(s, until_task)
 end
 
 function M.close(s)
-  s.loop:close()
+  if s.own_loop then s.loop:close() end
 end
 
 return M

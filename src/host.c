@@ -1,0 +1,211 @@
+/*
+** The public C API (tide.h's tide_engine_*): an engine on its own Lua
+** state. tide_engine_load runs the pipeline file, which returns an app,
+** and binds the app to the engine (tide.app's attach); every update is
+** then that app's `app:update`, one cycle of the same session, so the C
+** host, the tide command and a Lua program share one code path. Every
+** entry into Lua goes through tide_lua_pcall.
+*/
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "buf.h"
+#include "engine.h"
+#include "lcore.h"
+
+/* Opens the standard libraries, preloads tide.core and puts lua_dir first
+** on package.path. Runs in protected mode. */
+static int prepare_state(lua_State *L) {
+  const char *lua_dir = lua_tostring(L, 1);
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_tide_core);
+  lua_setfield(L, -2, "tide.core");
+  lua_pop(L, 1);
+  if (lua_dir) {
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", lua_dir, lua_dir);
+    lua_getfield(L, -2, "path");
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* The message of a failed call, popped. */
+static int lua_failed(tide_Engine *e, int code) {
+  lua_State *L = e->L;
+  const char *msg = lua_tostring(L, -1);
+  tide_engine_fail(e, code, "%s", msg ? msg : "error in Lua code");
+  lua_pop(L, 1);
+  return code;
+}
+
+int tide_engine_new(tide_Engine **out, const tide_EngineOptions *opts) {
+  static const tide_EngineOptions none = {0};
+  tide_Alloc alloc;
+  void *ud;
+  lua_State *L;
+  tide_Engine *e;
+  char cwd[PATH_MAX];
+  int rc;
+  if (out == NULL) return TIDE_EINVAL;
+  *out = NULL;
+  if (opts == NULL) opts = &none;
+  alloc = opts->alloc ? opts->alloc : tide_alloc_default;
+  ud = opts->alloc_ud;
+  if (getcwd(cwd, sizeof cwd) == NULL) strcpy(cwd, "/");
+  /* The store path is known once the pipeline is (tide_engine_load). */
+  rc = tide_engine_make(&e, NULL, cwd, opts->db, opts->loop, alloc, ud);
+  *out = e;
+  if (rc) return rc;
+  e->owns_state = 1;
+  L = lua_newstate((lua_Alloc)alloc, ud);
+  if (L == NULL) return tide_engine_fail(e, TIDE_ENOMEM, "out of memory");
+  e->L = L;
+  lua_pushcfunction(L, prepare_state);
+  if (opts->lua_dir)
+    lua_pushstring(L, opts->lua_dir);
+  else
+    lua_pushnil(L);
+  if (tide_lua_pcall(L, 1, 0) != LUA_OK) return lua_failed(e, TIDE_ELUA);
+  return 0;
+}
+
+/* Replaces the engine's store path. */
+static int set_db(tide_Engine *e, const char *dir, const char *path) {
+  int join = dir && dir[0] && path[0] != '/';
+  size_t dn = join ? strlen(dir) : 0, pn = strlen(path);
+  /* Exactly strlen + 1, the size the engine frees. */
+  char *p = e->alloc(e->ud, NULL, 0, dn + join + pn + 1);
+  if (p == NULL) return tide_engine_fail(e, TIDE_ENOMEM, "out of memory");
+  if (join) {
+    memcpy(p, dir, dn);
+    p[dn] = '/';
+    memcpy(p + dn + 1, path, pn + 1);
+  } else {
+    memcpy(p, path, pn + 1);
+  }
+  e->alloc(e->ud, e->db, strlen(e->db) + 1, 0);
+  e->db = p;
+  return 0;
+}
+
+/* require("tide.app").attach(app, engine): binds the app to the engine;
+** raises when the value is not an app. */
+static int attach(lua_State *L) {
+  tide_Engine *e = lua_touserdata(L, 2);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "tide.app");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "attach");
+  lua_pushvalue(L, 1);
+  tide_lengine_push(L, e);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+int tide_engine_load(tide_Engine *e, const char *pipeline) {
+  lua_State *L;
+  char dir[PATH_MAX];
+  const char *slash;
+  int rc;
+  if (e == NULL || (L = e->L) == NULL || pipeline == NULL) return TIDE_EINVAL;
+  if (e->app_ref != LUA_NOREF)
+    return tide_engine_fail(e, TIDE_EINVAL, "a pipeline is already loaded");
+  if (e->db[0] == '\0') {
+    /* .tide/state.db beside the pipeline file. */
+    slash = strrchr(pipeline, '/');
+    if (slash == NULL) {
+      rc = set_db(e, e->base, ".tide/state.db");
+    } else if ((size_t)(slash - pipeline) + 1 > sizeof dir) {
+      return tide_engine_fail(e, TIDE_EINVAL, "%s: path too long", pipeline);
+    } else {
+      memcpy(dir, pipeline, (size_t)(slash - pipeline));
+      dir[slash - pipeline] = '\0';
+      rc = set_db(e, pipeline[0] == '/' ? NULL : e->base, dir);
+      if (rc == 0) rc = set_db(e, e->db, ".tide/state.db");
+    }
+    if (rc) return rc;
+  }
+  if (luaL_loadfile(L, pipeline) != LUA_OK) return lua_failed(e, TIDE_ELUA);
+  if (tide_lua_pcall(L, 0, 1) != LUA_OK) return lua_failed(e, TIDE_ELUA);
+  lua_pushvalue(L, -1);
+  e->app_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushcfunction(L, attach);
+  lua_insert(L, -2);
+  lua_pushlightuserdata(L, e);
+  if (tide_lua_pcall(L, 2, 0) != LUA_OK) {
+    luaL_unref(L, LUA_REGISTRYINDEX, e->app_ref);
+    e->app_ref = LUA_NOREF;
+    return lua_failed(e, TIDE_EINVAL);
+  }
+  return 0;
+}
+
+/* app:update(opts) -> stats, errors | nil, message, code name */
+int tide_engine_update(tide_Engine *e, int flags) {
+  lua_State *L;
+  int code;
+  if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
+  if (e->app_ref == LUA_NOREF)
+    return tide_engine_fail(e, TIDE_EINVAL, "no pipeline is loaded");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);
+  lua_getfield(L, -1, "update");
+  lua_insert(L, -2);
+  lua_createtable(L, 0, 4);
+  lua_pushboolean(L, flags & TIDE_UPDATE_FULL_REPROCESS);
+  lua_setfield(L, -2, "full_reprocess");
+  lua_pushboolean(L, flags & TIDE_UPDATE_RESET);
+  lua_setfield(L, -2, "reset");
+  lua_pushboolean(L, flags & TIDE_UPDATE_PREVIEW);
+  lua_setfield(L, -2, "preview");
+  lua_pushboolean(L, flags & TIDE_UPDATE_ALLOW_EMPTY);
+  lua_setfield(L, -2, "allow_empty");
+  if (tide_lua_pcall(L, 2, 3) != LUA_OK) return lua_failed(e, TIDE_ELUA);
+  if (lua_isnil(L, -3)) {
+    const char *name = lua_tostring(L, -1);
+    code = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED
+           : name && strcmp(name, "store") == 0 ? TIDE_ESTORE : TIDE_ELUA;
+    lua_pop(L, 1);
+    lua_remove(L, -2);
+    return lua_failed(e, code);
+  }
+  code = 0;
+  if (lua_istable(L, -2) && lua_rawgeti(L, -2, 1) == LUA_TTABLE) {
+    lua_getfield(L, -1, "path");
+    lua_getfield(L, -2, "message");
+    tide_engine_fail(e, TIDE_EFAILED, "%s: %s", lua_tostring(L, -2),
+                     lua_tostring(L, -1));
+    lua_pop(L, 2);
+    code = TIDE_EFAILED;
+  }
+  lua_pop(L, 4);
+  return code;
+}
+
+int tide_engine_stats(const tide_Engine *e, tide_Stats *out) {
+  if (e == NULL || out == NULL) return TIDE_EINVAL;
+  *out = e->stats;
+  return 0;
+}
+
+const char *tide_engine_errmsg(const tide_Engine *e) {
+  return e ? e->msg : "out of memory";
+}
+
+lua_State *tide_engine_lua(tide_Engine *e) { return e ? e->L : NULL; }
+
+void tide_engine_free(tide_Engine *e) {
+  if (e == NULL) return;
+  /* The Lua objects over the engine let go of it as the state closes. */
+  if (e->owns_state && e->L) lua_close(e->L);
+  e->L = NULL;
+  tide_engine_destroy(e);
+}

@@ -1,0 +1,230 @@
+/*
+** The public C API (tide.h's tide_engine_*) as an embedding host uses it:
+** two engines in one process, each on its own Lua state, allocator and
+** loop, loading its own pipeline over real files and updating a real
+** SQLite table, cycles interleaved; every byte given back once freed.
+** Run from the repository root (the Lua files are in ./lua).
+*/
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "check.h"
+#include "tide.h"
+
+/* An allocator that counts the bytes it holds. */
+static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  long long *held = ud;
+  if (ptr) *held -= (long long)osize;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  ptr = realloc(ptr, nsize);
+  if (ptr) *held += (long long)nsize;
+  else if (osize) *held += (long long)osize; /* the old block stays */
+  return ptr;
+}
+
+typedef struct {
+  char dir[64];
+  char pipeline[128];
+  char docs[128];
+  long long held;
+  tide_Engine *e;
+} Project;
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    perror(path);
+    exit(2);
+  }
+  fputs(text, f);
+  fclose(f);
+}
+
+/* A project in a temporary folder: docs/ with n files and a pipeline that
+** writes one row per file into out.db (absolute paths: the engine never
+** changes the working directory). */
+static void project_init(Project *p, const char *app, int n) {
+  char path[256], text[2048];
+  int i;
+  memset(p, 0, sizeof *p);
+  snprintf(p->dir, sizeof p->dir, "/tmp/tide-engine-XXXXXX");
+  if (mkdtemp(p->dir) == NULL) {
+    perror("mkdtemp");
+    exit(2);
+  }
+  snprintf(p->docs, sizeof p->docs, "%s/docs", p->dir);
+  CHECK(mkdir(p->docs, 0777) == 0);
+  for (i = 0; i < n; i++) {
+    snprintf(path, sizeof path, "%s/%d.md", p->docs, i);
+    snprintf(text, sizeof text, "# doc %d of %s\n", i, app);
+    write_file(path, text);
+  }
+  snprintf(p->pipeline, sizeof p->pipeline, "%s/pipeline.lua", p->dir);
+  snprintf(text, sizeof text,
+    "local tide = require 'tide'\n"
+    "local fs = require 'tide.fs'\n"
+    "local sqlite = require 'tide.sqlite'\n"
+    "local Doc = tide.record('Doc', { { 'path', 'string', key = true },\n"
+    "                                 { 'title', 'string' } })\n"
+    "local per_file = tide.fn('per_file', { memo = true }, function(f, t)\n"
+    "  t:row(Doc { path = f.path, title = f:text():match('^# ([^\\n]*)') })\n"
+    "end)\n"
+    "return tide.app('%s', function()\n"
+    "  local t = sqlite.table { db = '%s/out.db', name = 'docs',\n"
+    "                           schema = Doc }\n"
+    "  tide.mount_each(per_file, fs.walk('%s'), t)\n"
+    "end)\n", app, p->dir, p->docs);
+  write_file(p->pipeline, text);
+}
+
+static int rows(const Project *p, const char *where) {
+  char path[256], sql[256];
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  int n = -1;
+  snprintf(path, sizeof path, "%s/out.db", p->dir);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM docs %s", where);
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+static void project_free(Project *p) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", p->dir);
+  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", p->dir);
+}
+
+static char lua_dir[PATH_MAX];
+
+static void engine_open(Project *p) {
+  tide_EngineOptions o;
+  memset(&o, 0, sizeof o);
+  o.lua_dir = lua_dir;
+  o.alloc = counting_alloc;
+  o.alloc_ud = &p->held;
+  CHECK_EQ_INT(tide_engine_new(&p->e, &o), 0);
+  CHECK_EQ_INT(tide_engine_load(p->e, p->pipeline), 0);
+}
+
+static void test_two_engines(void) {
+  Project a, b;
+  tide_Stats st;
+  char path[256];
+  project_init(&a, "alpha", 3);
+  project_init(&b, "beta", 5);
+  engine_open(&a);
+  engine_open(&b);
+  CHECK(tide_engine_lua(a.e) != tide_engine_lua(b.e));
+
+  CHECK_EQ_INT(tide_engine_update(a.e, 0), 0);
+  CHECK_EQ_INT(tide_engine_update(b.e, 0), 0);
+  tide_engine_stats(a.e, &st);
+  CHECK_EQ_INT(st.components.added, 3);
+  CHECK_EQ_INT(st.targets.inserted, 3);
+  CHECK_EQ_INT(st.cycles, 1);
+  tide_engine_stats(b.e, &st);
+  CHECK_EQ_INT(st.components.added, 5);
+  CHECK_EQ_INT(rows(&a, ""), 3);
+  CHECK_EQ_INT(rows(&b, ""), 5);
+
+  /* A second cycle of the same session: nothing changed. */
+  CHECK_EQ_INT(tide_engine_update(a.e, 0), 0);
+  tide_engine_stats(a.e, &st);
+  CHECK_EQ_INT(st.components.unchanged, 3);
+  CHECK_EQ_INT(st.components.added, 0);
+  CHECK_EQ_INT(st.targets.inserted + st.targets.updated, 0);
+  CHECK_EQ_INT(st.cycles, 2);
+
+  /* One file edited in b, one deleted in a: each engine sees its own. */
+  snprintf(path, sizeof path, "%s/1.md", b.docs);
+  write_file(path, "# edited\n");
+  snprintf(path, sizeof path, "%s/0.md", a.docs);
+  CHECK(unlink(path) == 0);
+  CHECK_EQ_INT(tide_engine_update(b.e, 0), 0);
+  CHECK_EQ_INT(tide_engine_update(a.e, 0), 0);
+  tide_engine_stats(b.e, &st);
+  CHECK_EQ_INT(st.components.reprocessed, 1);
+  CHECK_EQ_INT(st.components.unchanged, 4);
+  CHECK_EQ_INT(st.targets.updated, 1);
+  tide_engine_stats(a.e, &st);
+  CHECK_EQ_INT(st.components.deleted, 1);
+  CHECK_EQ_INT(st.targets.deleted, 1);
+  CHECK_EQ_INT(rows(&a, ""), 2);
+  CHECK_EQ_INT(rows(&b, "WHERE title = 'edited'"), 1);
+
+  tide_engine_free(a.e);
+  tide_engine_free(b.e);
+  CHECK_EQ_INT(a.held, 0);
+  CHECK_EQ_INT(b.held, 0);
+  project_free(&a);
+  project_free(&b);
+}
+
+static void test_errors(void) {
+  Project p;
+  char path[256];
+  project_init(&p, "gamma", 1);
+  engine_open(&p);
+  /* A second engine on the same store while the first is between cycles:
+  ** the writer lock is held only during a cycle, so both may update. */
+  {
+    Project q = p;
+    q.held = 0;
+    engine_open(&q);
+    CHECK_EQ_INT(tide_engine_update(q.e, 0), 0);
+    CHECK_EQ_INT(tide_engine_update(p.e, 0), 0);
+    tide_engine_free(q.e);
+    CHECK_EQ_INT(q.held, 0);
+  }
+  /* A component that fails: TIDE_EFAILED, its path in the message. */
+  snprintf(path, sizeof path, "%s/bad.md", p.docs);
+  write_file(path, "no heading\n");
+  CHECK_EQ_INT(tide_engine_update(p.e, 0), TIDE_EFAILED);
+  CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "bad.md");
+  CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "title");
+  tide_engine_free(p.e);
+  CHECK_EQ_INT(p.held, 0);
+
+  /* A pipeline that does not return an app. */
+  write_file(p.pipeline, "return 42\n");
+  {
+    tide_EngineOptions o;
+    tide_Engine *e;
+    memset(&o, 0, sizeof o);
+    o.lua_dir = lua_dir;
+    CHECK_EQ_INT(tide_engine_new(&e, &o), 0);
+    CHECK(tide_engine_load(e, p.pipeline) < 0);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "must return an app");
+    CHECK(tide_engine_update(e, 0) < 0);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "no pipeline is loaded");
+    tide_engine_free(e);
+  }
+  project_free(&p);
+}
+
+int main(void) {
+  static const CheckTest tests[] = {
+    {"two engines in one process", test_two_engines},
+    {"failures and messages", test_errors},
+    {NULL, NULL},
+  };
+  if (realpath("lua", lua_dir) == NULL) {
+    perror("lua");
+    return 2;
+  }
+  return check_run("engine", tests);
+}
