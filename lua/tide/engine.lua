@@ -32,10 +32,7 @@ local M = {}
 local STATUS_OK, STATUS_ERROR, STATUS_INCOMPLETE = 0, 1, 2
 
 -- The component frame of the running coroutine, or nil.
-local function current_frame()
-  local task = sched.current()
-  return task and task.frame
-end
+local current_frame = sched.current_frame
 M.current_frame = current_frame
 
 local function fail(msg, level) error(msg, (level or 1) + 1) end
@@ -54,6 +51,21 @@ end
 
 -- deps = { fns = { name = logic hex }, ctx = { key name = value fp hex } }
 local function new_deps() return { fns = {}, ctx = {} } end
+
+-- What a component that recorded no dependency stores (never written to:
+-- a scope gets its own table on its first dependency, deps_of).
+local NO_DEPS = new_deps()
+M.NO_DEPS = NO_DEPS
+
+-- A recording scope's dependency table, made on first use.
+local function deps_of(scope)
+  local deps = scope.deps
+  if not deps then
+    deps = new_deps()
+    scope.deps = deps
+  end
+  return deps
+end
 
 local function merge_deps(into, from)
   if next(from.fns) then
@@ -80,7 +92,7 @@ M.deps_valid = deps_valid
 -- The innermost recording scope: a memoized call's, else the component's.
 local function scope_of(frame)
   local stack = frame.memo_stack
-  return stack[#stack] or frame
+  return stack and stack[#stack] or frame
 end
 
 -- ---- Components ----
@@ -235,14 +247,19 @@ end
 -- failure stays in the child) or "use" (the caller gets the value).
 local function mount(parent, path, fn, args, source_key)
   local run = parent.run
-  if parent.children[path] then
+  local children = parent.children
+  if not children then
+    children = {}
+    parent.children = children
+  elseif children[path] then
     fail(fmt("two components mounted at the same path %s", path), 3)
   end
-  if #parent.memo_stack > 0 then
+  local stack = parent.memo_stack
+  if stack and #stack > 0 then
     fail(fmt("cannot mount a component inside memoized function %s",
-             parent.memo_stack[#parent.memo_stack].fn.name), 3)
+             stack[#stack].fn.name), 3)
   end
-  parent.children[path] = true
+  children[path] = true
   if run.mounted[path] then
     fail(fmt("two components mounted at the same path %s", path), 3)
   end
@@ -251,15 +268,15 @@ local function mount(parent, path, fn, args, source_key)
     fail(fmt("two components mounted at the same path %s", path), 3)
   end
   run.mounted[path] = true
+  -- children, memo_stack, deps, memos, declared and declared_order are
+  -- made when first needed: most components never need some of them.
   local frame = {
     run = run, path = path, fn = fn, args = args, parent = parent,
-    children = {}, memo_stack = {}, deps = new_deps(), memos = {},
-    declared = {}, declared_order = {}, prev = run:prev_row(path),
-    source_key = source_key,
+    prev = run:prev_row(path), source_key = source_key,
   }
-  local task = sched.spawn(run.sched, function() return run_component(run, frame) end)
+  local task = sched.spawn(run.sched, run_component, run, frame,
+                           M.component_failed)
   task.frame = frame
-  task.on_abort = function(message) M.component_failed(run, frame, message) end
   frame.task = task
   -- A component waits for its children before it is recorded (see
   -- run_component); the root is never carried over, so it keeps no list.
@@ -614,7 +631,7 @@ local function call(frame, fn, ...)
   local fs = fn_stats(run, fn)
   fs.calls = fs.calls + 1
   local scope = scope_of(frame)
-  scope.deps.fns[fn.name] = fn:logic()
+  deps_of(scope).fns[fn.name] = fn:logic()
   if not fn.memo then
     return fnmod.unpack(protected_body(frame, fs, fn, ...))
   end
@@ -634,10 +651,12 @@ local function call(frame, fn, ...)
     end
     if valid then
       fs.hits = fs.hits + 1
-      merge_deps(scope.deps, entry.deps_table)
+      merge_deps(deps_of(scope), entry.deps_table)
       local targets = entry.targets_table
       for i = 1, #targets do reconcile.declare_replayed(frame, targets[i]) end
-      frame.memos[key] = true
+      local memos = frame.memos
+      if not memos then memos = {}; frame.memos = memos end
+      memos[key] = true
       -- Decoded on every hit, so that callers never share a table.
       return fnmod.unpack(decode(entry.value))
     end
@@ -645,6 +664,10 @@ local function call(frame, fn, ...)
   fs.misses = fs.misses + 1
   local memo = { fn = fn, deps = new_deps(), targets = {} }
   local stack = frame.memo_stack
+  if not stack then
+    stack = {}
+    frame.memo_stack = stack
+  end
   local depth = #stack
   stack[depth + 1] = memo
   local ok, results = pcall(protected_body, frame, fs, fn, ...)
@@ -652,18 +675,20 @@ local function call(frame, fn, ...)
   -- component usable.
   for i = #stack, depth + 1, -1 do stack[i] = nil end
   if not ok then error(results, 0) end
-  merge_deps(scope.deps, memo.deps)
+  merge_deps(deps_of(scope), memo.deps)
   local outer = stack[#stack]
   if outer then
     for _, t in ipairs(memo.targets) do outer.targets[#outer.targets + 1] = t end
   end
   local value = encode(results, fn.name .. " result")
   run:memo_store(key, fn.name, value, encode(memo.deps), encode(memo.targets))
-  frame.memos[key] = true
+  local memos = frame.memos
+  if not memos then memos = {}; frame.memos = memos end
+  memos[key] = true
   return fnmod.unpack(results)
 end
 
-fnmod.hooks = { current_frame = current_frame, call = call }
+M.call = call
 
 -- ---- Context ----
 
@@ -686,19 +711,9 @@ function M.use(key)
     value = run.context_by_name[key.name]
   end
   if key.detect_change then
-    scope_of(frame).deps.ctx[key.name] = run:context_fp(key)
+    deps_of(scope_of(frame)).ctx[key.name] = run:context_fp(key)
   end
   return value
-end
-
--- How a file from fs.walk counts as a memo argument: by its path and its
--- content, so a touched but identical file is still a hit.
-function M.file_key(file)
-  local frame = current_frame()
-  if frame then return { file.abs, frame.run:file_fp(file) } end
-  local fp, err = core.fingerprint_file(file.abs, "raw")
-  if not fp then error(err, 0) end
-  return { file.abs, fp }
 end
 
 -- tide.source{ name, items, watch }: a custom source. items() returns an
@@ -731,23 +746,5 @@ M.STATUS_OK, M.STATUS_ERROR, M.STATUS_INCOMPLETE =
   STATUS_OK, STATUS_ERROR, STATUS_INCOMPLETE
 M.new_deps = new_deps
 M.run_component = run_component
-
--- Target declarations go through reconcile.
-target.declare_hook = function(container, key, value, level)
-  local frame = current_frame()
-  if not frame then
-    fail("target states can only be declared inside a component", level + 1)
-  end
-  reconcile.declare(frame, container, key, value, level + 1)
-end
-
-target.container_hook = function(tt, spec, level)
-  local frame = current_frame()
-  if not frame then
-    fail(tt.name .. ": a target can only be declared inside a component",
-         level + 1)
-  end
-  return frame.run:container(tt, spec, frame, level + 1)
-end
 
 return M

@@ -4,6 +4,7 @@
 -- are unchanged (the stored return value is returned and the target
 -- states it declared are declared again).
 local core = require "tide.core"
+local sched = require "tide.sched"
 
 local type, error, setmetatable, pairs, tostring =
   type, error, setmetatable, pairs, tostring
@@ -22,9 +23,6 @@ local OPTIONS = { memo = true, version = true, deps = true, logic = true,
 local function hex_to_raw(h)
   return (h:gsub("..", function(x) return string.char(tonumber(x, 16)) end))
 end
-
--- The engine hooks a tide.fn calls into; set by tide.engine.
-M.hooks = nil
 
 -- The latest tide.fn defined under each name: what recorded dependencies
 -- are checked against.
@@ -106,12 +104,13 @@ end
 
 Fn.__tostring = function(self) return "tide.fn " .. self.name end
 
+local current_frame = sched.current_frame
+
+-- Inside a component the call goes through the run the component belongs
+-- to (run.call, tide.engine's call): no module holds a hook.
 Fn.__call = function(self, ...)
-  local hooks = M.hooks
-  if hooks then
-    local frame = hooks.current_frame()
-    if frame then return hooks.call(frame, self, ...) end
-  end
+  local frame = current_frame()
+  if frame then return frame.run.call(frame, self, ...) end
   return self.body(...)
 end
 

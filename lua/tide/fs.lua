@@ -36,6 +36,7 @@
 -- unreadable file, a write that fails) raise error(msg, 0) with a message
 -- naming the path and the reason, since they happen inside the engine.
 local core = require "tide.core"
+local sched = require "tide.sched"
 
 local type, error, pairs, ipairs, setmetatable, tostring, require =
   type, error, pairs, ipairs, setmetatable, tostring, require
@@ -68,6 +69,17 @@ function File:bytes() return read(self) end
 function File:text() return utf8_clean(read(self)) end
 
 File.__tostring = function(f) return "file " .. f.abs end
+
+-- As a memo argument a file counts by its path and its content, so a
+-- touched but identical file is still a hit; inside a run the content
+-- fingerprint comes from the run's file states.
+File.__tide_key = function(file)
+  local frame = sched.current_frame()
+  if frame then return { file.abs, frame.run:file_fp(file) } end
+  local fp, err = core.fingerprint_file(file.abs, "raw")
+  if not fp then error(err, 0) end
+  return { file.abs, fp }
+end
 
 fs.File = File
 

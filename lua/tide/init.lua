@@ -46,9 +46,6 @@ function tide.fn(name, opts, f)
   return fnmod.new(name, opts, f)
 end
 
--- A file from fs.walk counts as a memo argument by path and content.
-require("tide.fs").File.__tide_key = engine.file_key
-
 -- tide.json loads on first use (it needs lua-cjson).
 setmetatable(tide, { __index = function(t, k)
   if k == "json" then

@@ -38,6 +38,11 @@ local fingerprint_raw = core.fingerprint_raw
 
 local M = {}
 
+-- Read-only stand-ins for what a frame never made (engine.lua, mount).
+local EMPTY = {}
+local NO_DEPS = { fns = {}, ctx = {} }
+local NO_DEPS_FP = fingerprint_raw(NO_DEPS)
+
 local APPLIED, PENDING_UPSERT, PENDING_DELETE, UNKNOWN, RELEASED =
   0, 1, 2, 3, 4
 M.APPLIED, M.PENDING_UPSERT, M.PENDING_DELETE, M.UNKNOWN, M.RELEASED =
@@ -62,10 +67,16 @@ M.describe_key = describe_key
 function M.declare(frame, container, key, value, level)
   local run = frame.run
   local kb = encode(key, container.short .. " key")
-  local per = frame.declared[container]
+  local declared = frame.declared
+  if not declared then
+    declared = {}
+    frame.declared = declared
+    frame.declared_order = {}
+  end
+  local per = declared[container]
   if not per then
     per = {}
-    frame.declared[container] = per
+    declared[container] = per
   end
   if per[kb] then
     error(fmt("target key %s of %s declared twice by %s", describe_key(key),
@@ -83,7 +94,8 @@ function M.declare(frame, container, key, value, level)
               fp = fingerprint_raw(value, container.short .. " value") }
   per[kb] = d
   frame.declared_order[#frame.declared_order + 1] = { container, kb }
-  local memo = frame.memo_stack[#frame.memo_stack]
+  local stack = frame.memo_stack
+  local memo = stack and stack[#stack]
   if memo then
     memo.targets[#memo.targets + 1] =
       { container.kind, container.identity, key, value }
@@ -103,7 +115,7 @@ end
 local function component_state(frame)
   -- Only a memoized component's value is ever read back.
   local value = frame.fn.memo and frame.value or nil
-  return encode({ value = value, deps = frame.deps },
+  return encode({ value = value, deps = frame.deps or NO_DEPS },
                 frame.fn.name .. " result")
 end
 
@@ -124,7 +136,7 @@ function M.submit(run, frame)
     end
   end
   local changes, released = {}, nil
-  for _, item in ipairs(frame.declared_order) do
+  for _, item in ipairs(frame.declared_order or EMPTY) do
     local container, kb = item[1], item[2]
     local d = frame.declared[container][kb]
     local cid = container.id
@@ -211,7 +223,9 @@ local function record_memo_refs(run, frame, id)
     for _, k in ipairs(store:memo_refs(id)) do run.memo_candidates[k] = true end
     store:memo_refs_clear(id)
   end
-  for k in pairs(frame.memos) do store:memo_ref_add(run.app_id, id, k) end
+  for k in pairs(frame.memos or EMPTY) do
+    store:memo_ref_add(run.app_id, id, k)
+  end
 end
 
 -- The containers a component declared are owned by it: when it runs again
@@ -273,7 +287,8 @@ local function put_component(run, frame, status)
     app_id = run.app_id, path = frame.path, fn = frame.fn.name,
     logic = frame.fn:logic_raw(), input = frame.input,
     source_key = frame.source_key, state = frame.state_bytes,
-    deps_fp = fingerprint_raw(frame.deps), status = status,
+    deps_fp = frame.deps and fingerprint_raw(frame.deps) or NO_DEPS_FP,
+    status = status,
   }
 end
 

@@ -287,6 +287,16 @@ function Run:container_by_id(id)
   return c
 end
 
+-- ---- What user code reaches through its frame (no module hooks) ----
+
+-- A tide.fn called inside a component (tide.fn's __call).
+Run.call = engine.call
+
+-- A target state declared by the component of frame.
+function Run:declare(frame, container, key, value, level)
+  reconcile.declare(frame, container, key, value, level + 1)
+end
+
 -- ---- Memo entries and context ----
 
 function Run:memo_lookup(key)
@@ -467,13 +477,9 @@ function Run:execute()
     is_root = true,
   }
   self.mounted[""] = true
-  local task = sched.spawn(self.sched, function()
-    return engine.run_component(self, root)
-  end)
+  local task = sched.spawn(self.sched, engine.run_component, self, root,
+                           engine.component_failed)
   task.frame = root
-  task.on_abort = function(message)
-    engine.component_failed(self, root, message)
-  end
   sched.run(self.sched)
   -- A stop (core.stop_requested) leaves components unfinished: what
   -- completed is committed, and nothing is deleted or collected, since

@@ -45,9 +45,12 @@ local function pop(s)
   return task
 end
 
--- A task runs f() in its own coroutine; its results land in task.results.
-function M.spawn(s, f)
-  local task = { sched = s, co = create(f), waiters = {}, done = false }
+-- A task runs f(a, b) in its own coroutine (no closure per task); on_abort
+-- (optional) is called with a, b and the message when the task's own code
+-- yields to the scheduler, which fails it.
+function M.spawn(s, f, a, b, on_abort)
+  local task = { sched = s, co = create(f), done = false, a = a, b = b,
+                 on_abort = on_abort }
   task_of[task.co] = task
   s.inflight = s.inflight + 1
   s.spawned = s.spawned + 1
@@ -66,6 +69,13 @@ function M.current()
   return task_of[running()]
 end
 
+-- The component frame the running coroutine belongs to, or nil: how a
+-- tide.fn, a target handle or a file finds the run it is called in.
+function M.current_frame()
+  local task = task_of[running()]
+  return task and task.frame
+end
+
 -- Waits until task is done (from inside another task).
 function M.wait(task)
   if task.done then return end
@@ -75,7 +85,12 @@ function M.wait(task)
     M.run(task.sched, task)
     return
   end
-  task.waiters[#task.waiters + 1] = me
+  local waiters = task.waiters
+  if not waiters then
+    waiters = {}
+    task.waiters = waiters
+  end
+  waiters[#waiters + 1] = me
   yield("wait")
 end
 
@@ -128,10 +143,9 @@ function M.carry(s, n)
   s.carried = s.carried + n
 end
 
-local function finish(s, task, ok, ...)
+local function finish(s, task, ok)
   task.done = true
   task.ok = ok
-  task.results = table.pack(...)
   s.inflight = s.inflight - 1
   s.finished = s.finished + 1
   listed(s, task)
@@ -141,8 +155,11 @@ local function finish(s, task, ok, ...)
     s.on_progress(s.finished + s.carried, s.spawned + s.expected + s.carried,
                   s.finished, s.open > 0)
   end
-  for _, w in ipairs(task.waiters) do push(s, w) end
-  task.waiters = nil
+  local waiters = task.waiters
+  if waiters then
+    for i = 1, #waiters do push(s, waiters[i]) end
+    task.waiters = nil
+  end
   task_of[task.co] = nil
 end
 
@@ -165,13 +182,17 @@ function M.run(s, until_task)
       s.queue[s.head] = task
       break
     else
-      local ok, what = resume(task.co)
+      local ok, what
+      local a = task.a
+      if a ~= nil then
+        -- First resume: the task's arguments, then forgotten.
+        ok, what = resume(task.co, a, task.b)
+        task.a, task.b = nil, nil
+      else
+        ok, what = resume(task.co)
+      end
       if status(task.co) == "dead" then
-        if not ok then
-          finish(s, task, false, what)
-        else
-          finish(s, task, true, what)
-        end
+        finish(s, task, ok)
       elseif what == "again" then
         push(s, task)
       elseif what ~= "wait" then
@@ -180,11 +201,14 @@ function M.run(s, until_task)
         coroutine.close(task.co)
         local message = "coroutine.yield() was called outside a coroutine "
           .. "the component created: component code cannot yield to tide"
-        finish(s, task, false, message)
-        if task.on_abort then task.on_abort(message) end
+        local frame = task.frame
+        finish(s, task, false)
+        if task.on_abort then task.on_abort(frame.run, frame, message) end
       end
-      -- Otherwise the task waits and a finishing task requeues it.
-      loop:run("nowait")
+      -- Otherwise the task waits and a finishing task requeues it. The loop
+      -- is polled only when something waits on it (no system call per
+      -- task otherwise).
+      if loop:alive() then loop:run("nowait") end
     end
   end
   if stop_requested() then s.stopped = true end

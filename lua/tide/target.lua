@@ -11,6 +11,7 @@
 -- is set up once per run when its spec changed, and batches of changes
 -- { key, value } (nil value = delete) are applied to it.
 local core = require "tide.core"
+local sched = require "tide.sched"
 
 local type, error, pairs, setmetatable, tostring, pcall =
   type, error, pairs, setmetatable, tostring, pcall
@@ -89,24 +90,29 @@ Handle.__tostring = function(h)
   return fmt("target %s %s", h.container.kind, h.container.identity)
 end
 
--- The engine's declare function, set by tide.engine.
-M.declare_hook = nil
-
+-- Declarations go to the run of the component they are made in.
 function Handle:declare(key, value)
   if key == nil then error("target key must not be nil", 2) end
-  M.declare_hook(self.container, key, value, 2)
+  local frame = sched.current_frame()
+  if not frame then
+    error("target states can only be declared inside a component", 2)
+  end
+  frame.run:declare(frame, self.container, key, value, 2)
 end
 
 -- Declares the container in the running component and returns a handle.
--- `level` is the error level of the user's call.
-M.container_hook = nil
-
+-- Errors name the caller of the target constructor (level 3).
 function M.declare_target(tt, spec)
   if type(tt) ~= "table" or type(tt.apply) ~= "function" then
     error("declare_target: expected a target type", 2)
   end
   if not types[tt.name] then M.register(tt) end
-  local container = M.container_hook(tt, spec, 3)
+  local frame = sched.current_frame()
+  if not frame then
+    error(tt.name .. ": a target can only be declared inside a component",
+          3)
+  end
+  local container = frame.run:container(tt, spec, frame, 3)
   return setmetatable({ container = container }, Handle)
 end
 
