@@ -1,7 +1,9 @@
 #!/bin/sh
-# A memo hit of a small function, beside a plain call of it.
+# A memo hit of a small function inside a component, beside a plain call
+# of it (bench_memo.lua): nanoseconds per hit and the ratio.
 set -eu
-BUILD=${BUILD:-build}
+# shellcheck source=scripts/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 work=$(mktemp -d /tmp/tide-bench-memo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-"$BUILD/tide" run scripts/bench/bench_memo.lua "$work/state.db"
+"$tide" run "$root/scripts/bench/bench_memo.lua" "$work/state.db"

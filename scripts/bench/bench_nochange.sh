@@ -1,55 +1,55 @@
 #!/bin/sh
 # The no-change catch-up run against its floor, measured in the same run:
-# for N files, the median of 5 no-change `tide update` runs beside the
-# median of 5 runs of walkstat (a plain C walk + stat of the same tree).
-# Also the cold first run and a run after one file is edited.
-# Usage: bench_nochange.sh [N...]   (default: 10000 100000)
+# for N files made by gen_tree.sh, RUNS no-change `tide update` runs of
+# nochange_pipeline.lua (one memoized component and one SQLite row per
+# file) interleaved with RUNS runs of walkstat (a plain C walk + stat of
+# the same tree), both timed as whole processes by runstat; medians. Then,
+# for context, a run after one file is edited, against the same floor.
+# Usage: bench_nochange.sh [N...]   (default: 10000 100000; BENCH_RUNS runs)
 set -eu
-BUILD=${BUILD:-build}
-root=$(pwd)
-tide="$root/$BUILD/tide"
+# shellcheck source=scripts/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 floor="$root/$BUILD/bench/walkstat"
 sizes=${*:-10000 100000}
-work=$(mktemp -d /tmp/tide-bench.XXXXXX)
+work=$(mktemp -d /tmp/tide-bench-nochange.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-now_us() { date +%s%6N; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-
 for n in $sizes; do
-  tree="$work/tree$n"
-  sh scripts/bench/gen_tree.sh "$n" "$tree"
-  cp scripts/bench/nochange_pipeline.lua "$work/pipeline$n.lua"
-  export BENCH_TREE="$tree"
-  db="$work/state$n.db"
-  t0=$(now_us)
-  "$tide" update "$work/pipeline$n.lua" --db "$db" --quiet
-  cold=$(( $(now_us) - t0 ))
-  tide_runs=""
-  floor_runs=""
-  for i in 1 2 3 4 5; do
-    t0=$(now_us)
-    "$floor" "$tree" >/dev/null
-    floor_runs="$floor_runs $(( $(now_us) - t0 ))"
-    t0=$(now_us)
-    "$tide" update "$work/pipeline$n.lua" --db "$db" --quiet
-    tide_runs="$tide_runs $(( $(now_us) - t0 ))"
+  dir="$work/$n"
+  mkdir -p "$dir"
+  sh "$root/scripts/bench/gen_tree.sh" "$n" "$dir/tree"
+  cp "$root/scripts/bench/nochange_pipeline.lua" "$dir/pipeline.lua"
+  export BENCH_TREE="$dir/tree"
+  db="$dir/state.db"
+  "$tide" update "$dir/pipeline.lua" --db "$db" --quiet # the cold run
+  json=$("$tide" update "$dir/pipeline.lua" --db "$db" --json)
+  case $json in
+    *"\"unchanged\":$n,"*) ;;
+    *) echo "$0: the second run was not a no-change run: $json" >&2
+       exit 1 ;;
+  esac
+  i=0
+  while [ "$i" -lt "$RUNS" ]; do
+    timed "$dir/floor.t" "$floor" "$dir/tree" >/dev/null
+    timed "$dir/tide.t" "$tide" update "$dir/pipeline.lua" --db "$db" \
+      --quiet
+    i=$((i + 1))
   done
-  f=$(echo $floor_runs | tr ' ' '\n' | median)
-  t=$(echo $tide_runs | tr ' ' '\n' | median)
-  edited=$(find "$tree" -name '*.md' | head -n 1)
-  echo "edited" >> "$edited"
-  t0=$(now_us)
-  json=$("$tide" update "$work/pipeline$n.lua" --db "$db" --json)
-  one=$(( $(now_us) - t0 ))
-  awk -v n="$n" -v t="$t" -v f="$f" -v cold="$cold" -v one="$one" 'BEGIN {
-    printf "no-change, %d files: tide %.1f ms (%.2f us/file), floor %.1f ms" \
-      " (%.2f us/file), ratio %.2f\n", n, t / 1000, t / n, f / 1000, f / n,
-      t / f
-    printf "cold run, %d files: %.1f ms (%.2f us/file)\n", n, cold / 1000,
-      cold / n
-    printf "one file edited, %d files: %.1f ms, %.2f x the floor walk\n", n,
-      one / 1000, one / f
-  }'
-  echo "  one-edit run counts: $json"
+  t=$(median 1 "$dir/tide.t")
+  f=$(median 1 "$dir/floor.t")
+  ratio=$(awk -v t="$t" -v f="$f" 'BEGIN { printf "%.2f", t / f }')
+  awk -v n="$n" -v t="$t" -v f="$f" -v r="$ratio" 'BEGIN {
+    printf "no-change run, %d files: %.1f ms, %.2f us/file (floor %.1f ms," \
+      " %.2f us/file: a C walk + stat), ratio %s\n", n, t / 1000, t / n,
+      f / 1000, f / n, r }'
+  if [ "$n" -eq 100000 ]; then
+    verdict "$ratio" 2 "<= 2x the floor at 100000 files"
+  fi
+  edited=$(find "$dir/tree" -name '*.md' | head -n 1)
+  echo "edited" >>"$edited"
+  timed "$dir/one.t" "$tide" update "$dir/pipeline.lua" --db "$db" --quiet
+  awk -v n="$n" -v t="$(median 1 "$dir/one.t")" -v f="$f" 'BEGIN {
+    printf "one file edited among %d: %.1f ms (floor %.1f ms), ratio %.2f\n",
+      n, t / 1000, f / 1000, t / f }'
+  rm -rf "$dir"
 done
