@@ -1,10 +1,12 @@
-/* Error code descriptions, errno texts and the version string. */
+/* Error code names and descriptions, errno texts, the version string. */
 #include <stdio.h>
 #include <string.h>
 
 #include "error.h"
 #include "tide.h"
 
+/* Both derived from TIDE_ERRNO_MAP, so a code added there has its name
+** and its text everywhere at once. */
 const char *tide_strerror(int code) {
   switch (code) {
   case TIDE_OK: return "success";
@@ -12,6 +14,16 @@ const char *tide_strerror(int code) {
   TIDE_ERRNO_MAP(TIDE_ERRNO_CASE)
 #undef TIDE_ERRNO_CASE
   default: return "unknown error";
+  }
+}
+
+const char *tide_err_name(int code) {
+  switch (code) {
+  case TIDE_OK: return "OK";
+#define TIDE_ERRNO_NAME(name, msg) case TIDE_E##name: return "E" #name;
+  TIDE_ERRNO_MAP(TIDE_ERRNO_NAME)
+#undef TIDE_ERRNO_NAME
+  default: return "UNKNOWN";
   }
 }
 

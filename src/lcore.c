@@ -22,8 +22,26 @@ static const Opener openers[] = {
   NULL,
 };
 
+void tide_lcore_push_errname(lua_State *L, int code) {
+  const char *name = tide_err_name(code);
+  char lower[32];
+  size_t i;
+  if (name[0] == 'E') name++;
+  for (i = 0; name[i] && i < sizeof lower; i++)
+    lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a'
+                                                        : name[i]);
+  lua_pushlstring(L, lower, i);
+}
+
+/* strerror(code) -> the code's description ("out of memory") */
 static int core_strerror(lua_State *L) {
   lua_pushstring(L, tide_strerror((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* errname(code) -> the code's name as Lua sees it ("nomem") */
+static int core_errname(lua_State *L) {
+  tide_lcore_push_errname(L, (int)luaL_checkinteger(L, 1));
   return 1;
 }
 
@@ -33,6 +51,8 @@ int luaopen_tide_core(lua_State *L) {
   for (open = openers; *open; open++) (*open)(L);
   lua_pushcfunction(L, core_strerror);
   lua_setfield(L, -2, "strerror");
+  lua_pushcfunction(L, core_errname);
+  lua_setfield(L, -2, "errname");
   lua_pushliteral(L, TIDE_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

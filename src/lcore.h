@@ -29,6 +29,12 @@ void tide_lsignal_open(lua_State *L);
 const uint8_t *tide_lcbor_encode(lua_State *L, int idx, const char *root,
                                  size_t *len);
 
+/* Pushes the name of a TIDE_E* code as the bindings hand it to Lua:
+** tide_err_name without the E, in lower case ("nomem", "locked"; "ok",
+** "unknown"). Derived from TIDE_ERRNO_MAP, never listed by hand.
+** [-0, +1, m] */
+void tide_lcore_push_errname(lua_State *L, int code);
+
 struct tide_Store;
 /* The store of a store object (core.store_open), raising if closed.
 ** [-0, +0, v] */

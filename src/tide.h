@@ -53,6 +53,10 @@ TIDE_ERRNO_MAP(TIDE_ERRNO_VALUE)
 /* A short, static description of an error code. */
 TIDE_API const char *tide_strerror(int code);
 
+/* The name of an error code, from the list above: "ENOMEM" for
+** TIDE_ENOMEM, "OK" for 0, "UNKNOWN" for any other value. Static. */
+TIDE_API const char *tide_err_name(int code);
+
 /* The allocator every part of tide allocates through; lua_Alloc's
 ** signature, so a host hands in one allocator for Lua and tide alike. */
 typedef void *(*tide_Alloc)(void *ud, void *ptr, size_t osize, size_t nsize);

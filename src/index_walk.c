@@ -1,0 +1,161 @@
+/* The walk fast path of mount_each over fs.walk (see index_walk.h). */
+#include <string.h>
+
+#include <blake2.h>
+
+#include "cbor.h"
+#include "filestate.h"
+#include "fingerprint.h"
+#include "index.h"
+
+int tide_index_file_input(tide_Buf *scratch, const tide_IndexWalk *spec,
+                          const char *abs, size_t abs_len,
+                          const uint8_t *content_fp, uint8_t *out) {
+  int rc;
+  scratch->len = 0;
+  /* [file, extra...] where file is tag 27 [type name, [abs, content]],
+  ** as the encoder writes a value whose __tide_key gives {abs, content}. */
+  if ((rc = tide_cbor_put_head(scratch, 4, (uint64_t)spec->nargs)) != 0 ||
+      (rc = tide_cbor_put_head(scratch, 6, TIDE_CBOR_TAG_TYPED)) != 0 ||
+      (rc = tide_cbor_put_head(scratch, 4, 2)) != 0 ||
+      (rc = tide_cbor_put_string(scratch, spec->file_type,
+                                 spec->file_type_len)) != 0 ||
+      (rc = tide_cbor_put_head(scratch, 4, 2)) != 0 ||
+      (rc = tide_cbor_put_string(scratch, abs, abs_len)) != 0 ||
+      (rc = tide_cbor_put_string(scratch, content_fp, TIDE_FP_SIZE)) != 0 ||
+      (rc = tide_buf_append(scratch, spec->extra, spec->extra_len)) != 0)
+    return rc;
+  blake2b(out, scratch->data, NULL, TIDE_FP_SIZE, scratch->len, 0);
+  return 0;
+}
+
+typedef struct {
+  tide_Index *ix;
+  const tide_IndexWalk *spec;
+  tide_FileStates *files; /* the source's file states */
+  tide_Buf *out;
+  tide_Buf path;    /* the component path being built */
+  tide_Buf abs;     /* the absolute file path */
+  tide_Buf scratch; /* the input encoding */
+  size_t unchanged;
+  int failed;       /* the message on the index is this walk's */
+} WalkState;
+
+/* Appends a record for the engine; fp and input may be NULL (a walk
+** error, or a file that could not be read). */
+static int push_changed(WalkState *ws, const tide_WalkEntry *e,
+                        const uint8_t *fp, const uint8_t *input) {
+  tide_IndexChanged c;
+  static const char pad[8] = {0};
+  size_t total;
+  int rc;
+  memset(&c, 0, sizeof c);
+  c.kind = e->kind;
+  c.error = e->error;
+  c.size = (int64_t)e->size;
+  c.mtime_ns = e->mtime_ns;
+  c.inode = (int64_t)e->inode;
+  c.len = e->len;
+  if (fp && input) {
+    c.has_fp = 1;
+    memcpy(c.fp, fp, TIDE_FP_SIZE);
+    memcpy(c.input, input, TIDE_FP_SIZE);
+  }
+  total = sizeof c + e->len + 1;
+  if ((rc = tide_buf_append(ws->out, &c, sizeof c)) != 0 ||
+      (rc = tide_buf_append(ws->out, e->path, e->len + 1)) != 0)
+    return rc;
+  return tide_buf_append(ws->out, pad, (8 - total % 8) % 8);
+}
+
+/* Step 2 of the algorithm: whether last run's entry may be unchanged. */
+static int candidate(const tide_Index *ix, const tide_IndexEntry *entry,
+                     const tide_IndexWalk *spec) {
+  return entry != NULL && !entry->forced && entry->status == 0 &&
+         entry->seen == TIDE_SEEN_NONE && entry->has_logic &&
+         entry->has_input &&
+         memcmp(entry->logic, spec->logic, TIDE_FP_SIZE) == 0 &&
+         tide_index_deps_valid(ix, entry);
+}
+
+static int walk_one(void *arg, const tide_WalkEntry *e) {
+  WalkState *ws = arg;
+  tide_Index *ix = ws->ix;
+  const tide_IndexWalk *spec = ws->spec;
+  const uint8_t *fp;
+  uint8_t input[TIDE_FP_SIZE], content_fp[TIDE_FP_SIZE];
+  tide_IndexEntry *entry;
+  int rc;
+  if (e->kind != TIDE_WALK_FILE) return push_changed(ws, e, NULL, NULL);
+  ws->path.len = spec->base_len + 1;
+  if ((rc = tide_buf_append(&ws->path, e->path, e->len)) != 0) return rc;
+  entry = tide_index_find(ix, (const char *)ws->path.data, ws->path.len);
+  if (!candidate(ix, entry, spec)) entry = NULL;
+  ws->abs.len = strlen(spec->dir) + 1;
+  if ((rc = tide_buf_append(&ws->abs, e->path, e->len + 1)) != 0) return rc;
+  fp = tide_filestates_match(ws->files, e->path, e->len, (int64_t)e->size,
+                             e->mtime_ns, (int64_t)e->inode);
+  if (fp == NULL) {
+    /* New or touched: hash it and record its state. An unreadable file
+    ** is the component's error, reported when it runs. */
+    tide_Fp content;
+    char err[256];
+    if (tide_fp_file(&content, (const char *)ws->abs.data, err,
+                     sizeof err) != 0)
+      return push_changed(ws, e, NULL, NULL);
+    memcpy(content_fp, content.bytes, TIDE_FP_SIZE);
+    rc = tide_filestates_put(ws->files, spec->store, spec->app_id, e->path,
+                             e->len, (int64_t)e->size, e->mtime_ns,
+                             (int64_t)e->inode, content_fp);
+    if (rc == TIDE_ENOMEM) return rc;
+    if (rc != 0) {
+      ws->failed = 1;
+      return tide_index_fail(ix, rc, "%s", tide_store_errmsg(spec->store));
+    }
+  } else {
+    memcpy(content_fp, fp, TIDE_FP_SIZE); /* the cache may grow */
+  }
+  if ((rc = tide_index_file_input(&ws->scratch, spec,
+                                  (const char *)ws->abs.data,
+                                  ws->abs.len - 1, content_fp, input)) != 0)
+    return rc;
+  if (entry == NULL || memcmp(input, entry->input, TIDE_FP_SIZE) != 0)
+    return push_changed(ws, e, content_fp, input);
+  ws->unchanged++;
+  tide_index_keep(ix, entry);
+  return 0;
+}
+
+int tide_index_walk(tide_Index *ix, tide_Walker *w,
+                    const tide_IndexWalk *spec, tide_Buf *out,
+                    size_t *unchanged) {
+  WalkState ws;
+  int rc;
+  ws.ix = ix;
+  ws.spec = spec;
+  ws.out = out;
+  ws.unchanged = 0;
+  ws.failed = 0;
+  tide_buf_init(&ws.path, w->alloc, w->ud);
+  tide_buf_init(&ws.abs, w->alloc, w->ud);
+  tide_buf_init(&ws.scratch, w->alloc, w->ud);
+  if ((rc = tide_buf_append(&ws.path, spec->base, spec->base_len)) != 0 ||
+      (rc = tide_buf_push(&ws.path, '/')) != 0 ||
+      (rc = tide_buf_append(&ws.abs, spec->dir, strlen(spec->dir))) != 0 ||
+      (rc = tide_buf_push(&ws.abs, '/')) != 0) {
+    rc = tide_index_fail(ix, rc, "out of memory");
+  } else if ((rc = tide_index_source(ix, spec->store, spec->app_id,
+                                     spec->source, spec->source_len,
+                                     &ws.files)) == 0) {
+    rc = tide_walker_run(w, spec->dir, spec->include, spec->exclude,
+                         spec->flags, walk_one, &ws);
+    if (rc == TIDE_ENOMEM) rc = tide_index_fail(ix, rc, "out of memory");
+    else if (rc < 0 && !ws.failed)
+      rc = tide_index_fail(ix, rc, "%s", w->err);
+  }
+  tide_buf_close(&ws.path);
+  tide_buf_close(&ws.abs);
+  tide_buf_close(&ws.scratch);
+  *unchanged = ws.unchanged;
+  return rc;
+}

@@ -1,0 +1,215 @@
+/* C tests of the component index and the file-state cache, over a real
+** store in a temporary directory: lookups, subtrees with siblings that
+** sort between a path and its children, dependency sets, file states. */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "index.h"
+
+static char dir[64], db[128];
+static tide_Store *store;
+static int64_t app;
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+                        struct FTW *ftw) {
+  (void)st;
+  (void)type;
+  (void)ftw;
+  return remove(path);
+}
+
+/* The paths, in the order the store sorts them (bytewise): "/a\0x" and
+** "/a.x" sort between "/a" and its children; "/q" has children but no
+** entry of its own. */
+static const struct {
+  const char *path;
+  size_t len;
+  int deps; /* 0 none, 1 set A, 2 set B */
+} paths[] = {
+  {"/a", 2, 1},     {"/a\0x", 4, 1}, {"/a.x", 4, 2},  {"/a/b", 4, 0},
+  {"/a/b/c", 6, 0}, {"/a/c", 4, 1},  {"/ab", 3, 0},   {"/b", 2, 2},
+  {"/q/1", 4, 0},   {"/q/2", 4, 0},
+};
+#define NPATHS (sizeof paths / sizeof paths[0])
+
+static int64_t ids[NPATHS];
+
+static void setup(void) {
+  static const uint8_t fp_a[TIDE_FP_SIZE] = {1}, fp_b[TIDE_FP_SIZE] = {2};
+  size_t i;
+  snprintf(dir, sizeof dir, "/tmp/tide-index-XXXXXX");
+  if (mkdtemp(dir) == NULL) {
+    perror("mkdtemp");
+    exit(2);
+  }
+  snprintf(db, sizeof db, "%s/state.db", dir);
+  if (tide_store_open(&store, db, TIDE_STORE_WRITE, NULL, NULL) != 0 ||
+      tide_store_app_get_or_create(store, "app", 3, &app, NULL) != 0) {
+    fprintf(stderr, "store: %s\n", tide_store_errmsg(store));
+    exit(2);
+  }
+  /* Put in reverse order: the index must come back in path order. */
+  for (i = NPATHS; i-- > 0;) {
+    tide_StoreComponent c;
+    memset(&c, 0, sizeof c);
+    c.app_id = app;
+    c.path = paths[i].path;
+    c.path_len = paths[i].len;
+    c.fn_name = "f";
+    c.fn_name_len = 1;
+    c.deps_fp = paths[i].deps == 1 ? fp_a : paths[i].deps == 2 ? fp_b : NULL;
+    if (tide_store_component_put(store, &c, &ids[i]) != 0) {
+      fprintf(stderr, "put: %s\n", tide_store_errmsg(store));
+      exit(2);
+    }
+  }
+}
+
+static void teardown(void) {
+  tide_store_close(store);
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static tide_Index *loaded(void) {
+  tide_Index *ix;
+  CHECK_EQ_INT(tide_index_new(&ix, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load(ix, store, app), 0);
+  return ix;
+}
+
+static int seen(tide_Index *ix, const char *path, size_t len) {
+  tide_IndexEntry *e = tide_index_find(ix, path, len);
+  return e ? e->seen : -1;
+}
+
+static void test_lookups(void) {
+  tide_Index *ix = loaded();
+  size_t i;
+  CHECK_EQ_INT(tide_index_count(ix), NPATHS);
+  for (i = 0; i < NPATHS; i++) {
+    tide_IndexEntry *e = tide_index_at(ix, i);
+    /* In path order, and each found by path and by id. */
+    CHECK_EQ_INT(e->path_len, paths[i].len);
+    CHECK(memcmp(tide_index_path(ix, e), paths[i].path, paths[i].len) == 0);
+    CHECK(tide_index_path(ix, e)[e->path_len] == '\0');
+    CHECK(tide_index_find(ix, paths[i].path, paths[i].len) == e);
+    CHECK(tide_index_find_id(ix, ids[i]) == e);
+    CHECK_EQ_INT(e->id, ids[i]);
+  }
+  /* "/a\0x" is not "/a" cut at the NUL. */
+  CHECK(tide_index_find(ix, "/a\0y", 4) == NULL);
+  CHECK(tide_index_find(ix, "/q", 2) == NULL);
+  CHECK(tide_index_find_id(ix, 0) == NULL);
+  tide_index_free(ix);
+}
+
+static void test_subtrees(void) {
+  tide_Index *ix = loaded();
+  tide_IndexEntry *e;
+  /* "/a" and its three descendants; not its siblings "/a\0x", "/a.x",
+  ** "/ab". */
+  CHECK_EQ_INT(tide_index_keep_subtree(ix, "/a", 2), 4);
+  CHECK_EQ_INT(seen(ix, "/a/b/c", 6), TIDE_SEEN_UNCHANGED);
+  CHECK_EQ_INT(seen(ix, "/a/c", 4), TIDE_SEEN_UNCHANGED);
+  CHECK_EQ_INT(seen(ix, "/a\0x", 4), TIDE_SEEN_NONE);
+  CHECK_EQ_INT(seen(ix, "/a.x", 4), TIDE_SEEN_NONE);
+  CHECK_EQ_INT(seen(ix, "/ab", 3), TIDE_SEEN_NONE);
+  CHECK_EQ_INT(tide_index_keep_subtree(ix, "/a", 2), 0); /* marked once */
+  /* A path without an entry of its own still keeps its children. */
+  CHECK_EQ_INT(tide_index_keep_subtree(ix, "/q", 2), 2);
+  /* tide_index_keep: a leaf, then an entry whose children follow it. */
+  e = tide_index_find(ix, "/b", 2);
+  tide_index_keep(ix, e);
+  CHECK_EQ_INT(e->seen, TIDE_SEEN_UNCHANGED);
+  CHECK_EQ_INT(seen(ix, "/ab", 3), TIDE_SEEN_NONE);
+  tide_index_free(ix);
+  ix = loaded();
+  e = tide_index_find(ix, "/a/b", 4);
+  e->seen = TIDE_SEEN_RAN; /* a mark is never overwritten */
+  tide_index_keep(ix, e);
+  CHECK_EQ_INT(e->seen, TIDE_SEEN_RAN);
+  CHECK_EQ_INT(seen(ix, "/a/b/c", 6), TIDE_SEEN_UNCHANGED);
+  CHECK_EQ_INT(seen(ix, "/a/c", 4), TIDE_SEEN_NONE);
+  /* And one whose children come after siblings. */
+  tide_index_keep(ix, tide_index_find(ix, "/a", 2));
+  CHECK_EQ_INT(seen(ix, "/a/c", 4), TIDE_SEEN_UNCHANGED);
+  CHECK_EQ_INT(seen(ix, "/a.x", 4), TIDE_SEEN_NONE);
+  /* below_first / is_below give the same run. */
+  {
+    size_t i = tide_index_below_first(ix, "/a", 2), n = 0;
+    for (; i < tide_index_count(ix) &&
+           tide_index_is_below(ix, tide_index_at(ix, i), "/a", 2);
+         i++)
+      n++;
+    CHECK_EQ_INT(n, 3);
+  }
+  tide_index_free(ix);
+}
+
+static void test_deps(void) {
+  tide_Index *ix = loaded();
+  const tide_IndexEntry *example;
+  size_t a, b;
+  CHECK_EQ_INT(tide_index_deps_count(ix), 2);
+  /* Numbered in path order: set A first ("/a"), then B ("/a.x"). */
+  a = 0;
+  b = 1;
+  CHECK_EQ_INT(tide_index_deps_at(ix, a, &example)[0], 1);
+  CHECK(memcmp(tide_index_path(ix, example), "/a", 3) == 0);
+  CHECK_EQ_INT(tide_index_deps_at(ix, b, &example)[0], 2);
+  /* Unknown until the engine says. */
+  CHECK(!tide_index_deps_valid(ix, tide_index_find(ix, "/a/c", 4)));
+  tide_index_deps_set_valid(ix, a, 1);
+  tide_index_deps_set_valid(ix, b, 0);
+  CHECK(tide_index_deps_valid(ix, tide_index_find(ix, "/a/c", 4)));
+  CHECK(tide_index_deps_valid(ix, tide_index_find(ix, "/a\0x", 4)));
+  CHECK(!tide_index_deps_valid(ix, tide_index_find(ix, "/b", 2)));
+  CHECK(!tide_index_deps_valid(ix, tide_index_find(ix, "/a/b", 4)));
+  tide_index_free(ix);
+}
+
+static void test_file_states(void) {
+  static const uint8_t fp[TIDE_FP_SIZE] = {7, 7, 7};
+  tide_Index *ix = loaded();
+  const uint8_t *got;
+  CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:x", 4, "a.md", 4, 1,
+                                   2, 3, fp), TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_index_errmsg(ix), "source fs:x not loaded");
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:x", 4), 0);
+  CHECK(tide_index_file_fp(ix, "fs:x", 4, "a.md", 4, 1, 2, 3) == NULL);
+  CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:x", 4, "a\0.md", 5,
+                                   1, 2, 3, fp), 0);
+  got = tide_index_file_fp(ix, "fs:x", 4, "a\0.md", 5, 1, 2, 3);
+  CHECK(got != NULL && memcmp(got, fp, TIDE_FP_SIZE) == 0);
+  /* Any of size, mtime, inode differing: read it again. */
+  CHECK(tide_index_file_fp(ix, "fs:x", 4, "a\0.md", 5, 9, 2, 3) == NULL);
+  CHECK(tide_index_file_fp(ix, "fs:x", 4, "a\0.md", 5, 1, 9, 3) == NULL);
+  CHECK(tide_index_file_fp(ix, "fs:x", 4, "a\0.md", 5, 1, 2, 9) == NULL);
+  CHECK(tide_index_file_fp(ix, "fs:x", 4, "a", 1, 1, 2, 3) == NULL);
+  CHECK(tide_index_file_fp(ix, "fs:y", 4, "a\0.md", 5, 1, 2, 3) == NULL);
+  tide_index_free(ix);
+  /* The put went to the store: a new index finds it. */
+  ix = loaded();
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:x", 4), 0);
+  CHECK(tide_index_file_fp(ix, "fs:x", 4, "a\0.md", 5, 1, 2, 3) != NULL);
+  tide_index_free(ix);
+}
+
+int main(void) {
+  static const CheckTest tests[] = {
+    {"lookups by path and id", test_lookups},
+    {"subtrees and siblings between", test_subtrees},
+    {"dependency sets", test_deps},
+    {"file states", test_file_states},
+    {NULL, NULL},
+  };
+  int rc;
+  setup();
+  rc = check_run("index", tests);
+  teardown();
+  return rc;
+}
