@@ -276,6 +276,24 @@ int tide_index_deps_valid(const tide_Index *ix, const tide_IndexEntry *e) {
          ((const Deps *)ix->deps.data)[e->deps_set - 1].valid == 1;
 }
 
+int tide_index_may_carry(const tide_Index *ix, const tide_IndexEntry *e,
+                         const uint8_t *logic) {
+  return e != NULL && !e->forced && e->status == 0 &&
+         e->seen == TIDE_SEEN_NONE && e->has_logic && e->has_input &&
+         memcmp(e->logic, logic, TIDE_FP_SIZE) == 0 &&
+         tide_index_deps_valid(ix, e);
+}
+
+int tide_index_carry(tide_Index *ix, const char *path, size_t len,
+                     const uint8_t *logic, const uint8_t *input) {
+  tide_IndexEntry *e = tide_index_find(ix, path, len);
+  if (!tide_index_may_carry(ix, e, logic) ||
+      memcmp(e->input, input, TIDE_FP_SIZE) != 0)
+    return 0;
+  tide_index_keep(ix, e);
+  return 1;
+}
+
 /* ---- File states, one cache per source ---- */
 
 static tide_FileStates *source_find(const tide_Index *ix, const char *name,

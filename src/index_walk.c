@@ -68,15 +68,6 @@ static int push_changed(WalkState *ws, const tide_WalkEntry *e,
   return tide_buf_append(ws->out, pad, (8 - total % 8) % 8);
 }
 
-/* Step 2 of the algorithm: whether last run's entry may be unchanged. */
-static int candidate(const tide_Index *ix, const tide_IndexEntry *entry,
-                     const tide_IndexWalk *spec) {
-  return entry != NULL && !entry->forced && entry->status == 0 &&
-         entry->seen == TIDE_SEEN_NONE && entry->has_logic &&
-         entry->has_input &&
-         memcmp(entry->logic, spec->logic, TIDE_FP_SIZE) == 0 &&
-         tide_index_deps_valid(ix, entry);
-}
 
 static int walk_one(void *arg, const tide_WalkEntry *e) {
   WalkState *ws = arg;
@@ -90,7 +81,8 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
   ws->path.len = spec->base_len + 1;
   if ((rc = tide_buf_append(&ws->path, e->path, e->len)) != 0) return rc;
   entry = tide_index_find(ix, (const char *)ws->path.data, ws->path.len);
-  if (!candidate(ix, entry, spec)) entry = NULL;
+  /* Step 2 of the algorithm: whether last run's entry may be unchanged. */
+  if (!tide_index_may_carry(ix, entry, spec->logic)) entry = NULL;
   ws->abs.len = strlen(spec->dir) + 1;
   if ((rc = tide_buf_append(&ws->abs, e->path, e->len + 1)) != 0) return rc;
   fp = tide_filestates_match(ws->files, e->path, e->len, (int64_t)e->size,

@@ -38,6 +38,19 @@ static const char shared_encoder_key = 0;
 
 const uint8_t *tide_lcbor_encode(lua_State *L, int idx, const char *root,
                                  size_t *len) {
+  const uint8_t *p = tide_lcbor_encode_try(L, idx, root, len);
+  if (p == NULL) {
+    Encoder *e = lua_touserdata(L, -1);
+    luaL_where(L, 1);
+    lua_pushstring(L, e->enc.err);
+    lua_concat(L, 2);
+    lua_error(L);
+  }
+  return p;
+}
+
+const uint8_t *tide_lcbor_encode_try(lua_State *L, int idx, const char *root,
+                                     size_t *len) {
   Encoder *e;
   int rc;
   idx = lua_absindex(L, idx);
@@ -57,12 +70,7 @@ const uint8_t *tide_lcbor_encode(lua_State *L, int idx, const char *root,
   e->busy = 1;
   rc = tide_cbor_encode(&e->enc, L, idx);
   e->busy = 0;
-  if (rc != 0) {
-    luaL_where(L, 1);
-    lua_pushstring(L, e->enc.err);
-    lua_concat(L, 2);
-    lua_error(L);
-  }
+  if (rc != 0) return NULL;
   /* The encoder stays on the stack, so it outlives the caller's use. */
   *len = e->enc.out.len;
   return e->enc.out.data;

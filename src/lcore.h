@@ -28,6 +28,10 @@ void tide_lsignal_open(lua_State *L);
 ** [-0, +1, e] */
 const uint8_t *tide_lcbor_encode(lua_State *L, int idx, const char *root,
                                  size_t *len);
+/* The same without raising: NULL when the value cannot be encoded (the
+** encoder, pushed either way, holds the message). [-0, +1, m] */
+const uint8_t *tide_lcbor_encode_try(lua_State *L, int idx, const char *root,
+                                     size_t *len);
 
 /* Pushes the name of a TIDE_E* code as the bindings hand it to Lua:
 ** tide_err_name without the E, in lower case ("nomem", "locked"; "ok",

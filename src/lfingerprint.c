@@ -26,18 +26,22 @@ static int fingerprint(lua_State *L) {
 }
 
 /* Feeds st the canonical encodings of the n values from stack index
-** first on, each named "<name> argument i" in error messages. Encodings
-** delimit themselves, so they are simply concatenated. [-0, +0, e] */
+** first on, each named "<name> argument i" in error messages: the name is
+** formatted only for a value that cannot be encoded (then encoded again to
+** raise the message). Encodings delimit themselves, so they are simply
+** concatenated. [-0, +0, e] */
 static void hash_args(lua_State *L, blake2b_state *st, const char *name,
                       int first, int n) {
   int i;
   for (i = 0; i < n; i++) {
     size_t len;
-    const uint8_t *p;
-    lua_pushfstring(L, "%s argument %d", name, i + 1);
-    p = tide_lcbor_encode(L, first + i, lua_tostring(L, -1), &len);
+    const uint8_t *p = tide_lcbor_encode_try(L, first + i, "argument", &len);
+    if (p == NULL) {
+      lua_pushfstring(L, "%s argument %d", name, i + 1);
+      tide_lcbor_encode(L, first + i, lua_tostring(L, -1), &len);
+    }
     blake2b_update(st, p, len);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
 }
 

@@ -153,6 +153,23 @@ static int index_keep_subtree(lua_State *L) {
 }
 
 /* index:unseen() -> { { id, path }, ... } of entries no run marked */
+/* index:carry(path, logic, input) -> whether the component at path was
+** carried over unchanged (with its subtree): the verdict is C's
+** (tide_index_carry), for a component of any source. */
+static int index_carry(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len, ll, il;
+  const char *path = luaL_checklstring(L, 2, &len);
+  const char *logic = luaL_checklstring(L, 3, &ll);
+  const char *input = luaL_checklstring(L, 4, &il);
+  luaL_argcheck(L, ll == TIDE_FP_SIZE, 3, "16-byte fingerprint expected");
+  luaL_argcheck(L, il == TIDE_FP_SIZE, 4, "16-byte fingerprint expected");
+  lua_pushboolean(L, tide_index_carry(b->ix, path, len,
+                                      (const uint8_t *)logic,
+                                      (const uint8_t *)input));
+  return 1;
+}
+
 static int index_unseen(lua_State *L) {
   Box *b = check_box(L);
   size_t i, n = tide_index_count(b->ix);
@@ -396,6 +413,7 @@ void tide_lindex_open(lua_State *L) {
     {"close", index_gc},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"unseen", index_unseen},
+    {"carry", index_carry},
     {"has_unseen_below", index_has_unseen_below},
     {"deps", index_deps}, {"set_deps_valid", index_set_deps_valid},
     {"file_fp", index_file_fp}, {"file_put", index_file_put},

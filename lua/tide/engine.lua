@@ -22,6 +22,8 @@ local xpcall, traceback = xpcall, debug.traceback
 local fmt, concat = string.format, table.concat
 local encode, decode = core.cbor_encode, core.cbor_decode
 local memo_key = core.memo_key
+local fingerprint_args = core.fingerprint_args
+local unpack = table.unpack
 
 local errno_text = core.errno_text -- "permission denied"
 
@@ -519,17 +521,49 @@ function M.mount_each(...)
     for _ in pairs(items) do expected = expected + 1 end
   end
   sched.expect(run.sched, expected)
+  -- An item whose component is unchanged is carried over by the C index
+  -- (index:carry, the same verdict as the walk's) without a frame or a
+  -- task; its input fingerprint, computed here, serves the others.
+  local carry = fn.memo and not run.opts.full_reprocess
+    and not run.opts.verify
+  local index, logic, n = run.index, carry and fn:logic_raw(), rest.n
+  local carried = 0
   local mounted = 0
   while true do
     local key, value = next_item()
     if key == nil then break end
-    local args = { n = rest.n }
-    args[1] = value
-    for i = 2, rest.n do args[i] = rest[i] end
-    mount(parent, base .. "/" .. tostring(key), fn, args,
-          source_name and (source_name .. ":" .. tostring(key)) or tostring(key))
+    local path = base .. "/" .. tostring(key)
+    local input
+    if carry then
+      -- A value that cannot be fingerprinted fails its own component.
+      local ok, fp = pcall(fingerprint_args, fn.name, n, value,
+                           unpack(rest, 2, n))
+      if ok then
+        if index:carry(path, logic, fp) then
+          carried = carried + 1
+          sched.carry(run.sched, 1)
+          goto next
+        end
+        input = fp
+      end
+    end
+    do
+      local args = { n = n }
+      args[1] = value
+      for i = 2, n do args[i] = rest[i] end
+      local frame = mount(parent, path, fn, args, source_name
+        and (source_name .. ":" .. tostring(key)) or tostring(key))
+      frame.input = input
+      sched.throttle(run.sched)
+    end
+    ::next::
     mounted = mounted + 1
-    sched.throttle(run.sched)
+  end
+  if carried > 0 then
+    local fs = fn_stats(run, fn)
+    fs.calls = fs.calls + carried
+    fs.hits = fs.hits + carried
+    run.stats.components.unchanged = run.stats.components.unchanged + carried
   end
   sched.listed(run.sched)
   if type(items) == "table" and type(items.items) == "function" then
