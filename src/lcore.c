@@ -19,6 +19,7 @@ static const Opener openers[] = {
   tide_lsqlite_open,
   tide_lsignal_open,
   tide_lengine_open,
+  tide_lmemo_open,
   NULL,
 };
 

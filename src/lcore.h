@@ -58,6 +58,7 @@ void tide_lloop_push_borrowed(lua_State *L, struct uv_loop_s *loop);
 int tide_lua_pcall(lua_State *L, int nargs, int nres);
 
 void tide_lengine_open(lua_State *L);
+void tide_lmemo_open(lua_State *L);
 struct tide_Engine;
 /* An engine tide_engine_new made, as a Lua object that borrows it.
 ** [-0, +1, m] */

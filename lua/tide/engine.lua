@@ -39,13 +39,18 @@ M.current_frame = current_frame
 
 local function fail(msg, level) error(msg, (level or 1) + 1) end
 
+-- A function's counts in the run's stats, also found by the function
+-- itself (run.fstats: the memo-hit path in C reads it).
 local function fn_stats(run, fn)
-  local s = run.stats.functions[fn.name]
+  local s = run.fstats[fn]
+  if s then return s end
+  s = run.stats.functions[fn.name]
   if not s then
     s = { calls = 0, hits = 0, misses = 0, errors = 0 }
     run.stats.functions[fn.name] = s
     run.fns[fn.name] = fn
   end
+  run.fstats[fn] = s
   return s
 end
 
@@ -660,39 +665,87 @@ local function protected_body(frame, fs, fn, ...)
   return results
 end
 
+-- A memo hit: counted, its recorded dependencies and target states (when
+-- it has any) go to the caller, and its results (pushed by the memo cache)
+-- are returned. Entry ids stand for memo keys in frame.memos.
+local function hit(frame, scope, fs, id, ...)
+  fs.hits = fs.hits + 1
+  local extra = frame.run.memo_extra[id]
+  if extra then
+    merge_deps(deps_of(scope), extra.deps)
+    local targets = extra.targets
+    for i = 1, #targets do reconcile.declare_replayed(frame, targets[i]) end
+  end
+  local memos = frame.memos
+  if not memos then
+    memos = {}
+    frame.memos = memos
+  end
+  memos[id] = true
+  return ...
+end
+
+-- Registers a valid entry with the run's memo cache (lmemo.c) and returns
+-- its id; what it depends on or declares is kept beside it.
+local function remember(run, fs, logic, key, value, deps, targets, n, ...)
+  local id = run.memo_hits:put(logic, key, value, fs, n, ...)
+  if next(deps.fns) or next(deps.ctx) or #targets > 0 then
+    run.memo_extra[id] = { deps = deps, targets = targets }
+  else
+    run.memo_extra[id] = nil
+  end
+  return id
+end
+
+-- Every tide.fn called inside a component: its hit path (a valid entry
+-- this run already knows) is written for speed, one probe of the memo
+-- cache in C and no table made.
 local function call(frame, fn, ...)
   local run = frame.run
-  local fs = fn_stats(run, fn)
+  local fs = run.fstats[fn] or fn_stats(run, fn)
   fs.calls = fs.calls + 1
-  local scope = scope_of(frame)
-  deps_of(scope).fns[fn.name] = fn:logic()
+  local stack = frame.memo_stack
+  local scope = stack and stack[#stack] or frame
+  local deps = scope.deps or deps_of(scope)
+  deps.fns[fn.name] = fn._logic or fn:logic()
   if not fn.memo then
     return fnmod.unpack(protected_body(frame, fs, fn, ...))
   end
-  local key = memo_key(fn.name, fn:logic_raw(), select("#", ...), ...)
+  local logic, n = fn._logic_raw or fn:logic_raw(), select("#", ...)
+  local cache = run.memo_hits
   -- A full reprocess runs every body again, but records the entries as a
   -- clean run would.
+  if not run.opts.full_reprocess then
+    local id = cache:probe(logic, n, ...)
+    if id then
+      fs.hits = fs.hits + 1
+      local memos = frame.memos
+      if not memos then
+        memos = {}
+        frame.memos = memos
+      end
+      memos[id] = true
+      local extra = run.memo_extra[id]
+      if extra then
+        merge_deps(deps, extra.deps)
+        local targets = extra.targets
+        for i = 1, #targets do reconcile.declare_replayed(frame, targets[i]) end
+      end
+      return cache:results(id)
+    end
+  end
+  local key = memo_key(fn.name, logic, n, ...)
   local entry = not run.opts.full_reprocess and run:memo_lookup(key)
   if entry then
-    -- An entry's dependencies are decoded and checked once per run: logic
-    -- and context do not change within a run.
-    local valid = entry.valid
-    if valid == nil then
-      entry.deps_table = decode(entry.deps or "") or new_deps()
-      entry.targets_table = decode(entry.targets or "") or {}
-      valid = deps_valid(run, entry.deps_table)
-      entry.valid = valid
-    end
-    if valid then
-      fs.hits = fs.hits + 1
-      merge_deps(deps_of(scope), entry.deps_table)
-      local targets = entry.targets_table
-      for i = 1, #targets do reconcile.declare_replayed(frame, targets[i]) end
-      local memos = frame.memos
-      if not memos then memos = {}; frame.memos = memos end
-      memos[key] = true
-      -- Decoded on every hit, so that callers never share a table.
-      return fnmod.unpack(decode(entry.value))
+    -- A stored entry's dependencies are checked once per run: logic and
+    -- context do not change within a run, and a valid entry joins the
+    -- cache.
+    local deps = decode(entry.deps or "") or new_deps()
+    local targets = decode(entry.targets or "") or {}
+    if deps_valid(run, deps) then
+      local id = remember(run, fs, logic, key, entry.value, deps, targets,
+                          n, ...)
+      return hit(frame, scope, fs, id, cache:results(id))
     end
   end
   fs.misses = fs.misses + 1
@@ -716,9 +769,14 @@ local function call(frame, fn, ...)
   end
   local value = encode(results, fn.name .. " result")
   run:memo_store(key, fn.name, value, encode(memo.deps), encode(memo.targets))
+  local id = remember(run, fs, logic, key, value, memo.deps, memo.targets,
+                      n, ...)
   local memos = frame.memos
-  if not memos then memos = {}; frame.memos = memos end
-  memos[key] = true
+  if not memos then
+    memos = {}
+    frame.memos = memos
+  end
+  memos[id] = true
   return fnmod.unpack(results)
 end
 

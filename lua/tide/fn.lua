@@ -104,15 +104,12 @@ end
 
 Fn.__tostring = function(self) return "tide.fn " .. self.name end
 
-local current_frame = sched.current_frame
-
 -- Inside a component the call goes through the run the component belongs
--- to (run.call, tide.engine's call): no module holds a hook.
-Fn.__call = function(self, ...)
-  local frame = current_frame()
-  if frame then return frame.run.call(frame, self, ...) end
-  return self.body(...)
-end
+-- to (run.call, tide.engine's call), found from the running coroutine's
+-- frame: no module holds a hook. A memo hit of an entry the run already
+-- holds is decided and answered in C (lmemo.c); outside a component the
+-- body is called.
+Fn.__call = core.fn_caller(sched.task_of)
 
 function M.is_fn(v)
   return getmetatable(v) == Fn

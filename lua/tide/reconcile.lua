@@ -223,8 +223,9 @@ local function record_memo_refs(run, frame, id)
     for _, k in ipairs(store:memo_refs(id)) do run.memo_candidates[k] = true end
     store:memo_refs_clear(id)
   end
-  for k in pairs(frame.memos or EMPTY) do
-    store:memo_ref_add(run.app_id, id, k)
+  local cache = run.memo_hits
+  for entry in pairs(frame.memos or EMPTY) do
+    store:memo_ref_add(run.app_id, id, cache:key(entry))
   end
 end
 

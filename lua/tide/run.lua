@@ -60,7 +60,8 @@ function M.new(app, opts, parts)
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
-    memo_cache = {}, memo_candidates = {}, context = {}, context_by_name = {},
+    memo_hits = core.memo_cache_new(), memo_extra = {}, memo_candidates = {},
+    fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
     declared_ids = {}, gone = {},
     source_items = {},
@@ -84,6 +85,8 @@ function M.new(app, opts, parts)
   run.app_id = store:app(app.name, true)
   run.owner = M.owner(store, app.name)
   if opts.preview then store:set_batch_limits(1 << 62, 1 << 62) end
+  -- The memo cache answers hits unless every body must run again.
+  if not opts.full_reprocess then run.memo_probe = run.memo_hits end
   for _, f in pairs(fnmod.registry) do f:forget_logic() end
   app.root_fn:forget_logic()
   return run
@@ -299,20 +302,15 @@ end
 
 -- ---- Memo entries and context ----
 
+-- A stored memo entry (looked up once per key and run: a valid one joins
+-- the run's memo cache, an invalid one is replaced by the call's result).
 function Run:memo_lookup(key)
-  local e = self.memo_cache[key]
-  if e == nil then
-    e = self.store:memo_get(self.app_id, key) or false
-    self.memo_cache[key] = e
-  end
-  return e or nil
+  return self.store:memo_get(self.app_id, key)
 end
 
 function Run:memo_store(key, fn_name, value, deps, targets)
   self.store:memo_put(self.app_id, key, fn_name, value, deps, targets)
   self.memo_candidates[key] = true -- collected unless a component uses it
-  self.memo_cache[key] = { fn = fn_name, value = value, deps = deps,
-                           targets = targets }
 end
 
 function Run:context_fp(key)
@@ -481,6 +479,8 @@ function Run:execute()
                            engine.component_failed)
   task.frame = root
   sched.run(self.sched)
+  -- The memo hits answered in C join the counts.
+  self.memo_hits:count()
   -- A stop (core.stop_requested) leaves components unfinished: what
   -- completed is committed, and nothing is deleted or collected, since
   -- not everything was mounted. Changes whose apply failed stay pending

@@ -69,6 +69,8 @@ function M.current()
   return task_of[running()]
 end
 
+M.task_of = task_of
+
 -- The component frame the running coroutine belongs to, or nil: how a
 -- tide.fn, a target handle or a file finds the run it is called in.
 function M.current_frame()
