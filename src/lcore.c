@@ -20,6 +20,7 @@ static const Opener openers[] = {
   tide_lsignal_open,
   tide_lengine_open,
   tide_lmemo_open,
+  tide_lrecord_open,
   NULL,
 };
 

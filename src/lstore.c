@@ -188,6 +188,35 @@ static int store_set_batch_limits(lua_State *L) {
   return 0;
 }
 
+/* store:reclaim() -> bytes given back (0 when free pages were below the
+** thresholds), or nil, message, code: the run that calls it succeeded
+** whatever becomes of its free space. */
+static int store_reclaim(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreSpace space;
+  int64_t freed;
+  int rc = tide_store_reclaim(s, &freed);
+  if (rc == 0 && freed > 0) rc = tide_store_space(s, &space);
+  if (rc != 0) return fail(L, s, rc);
+  lua_pushinteger(L, freed > 0 ? (lua_Integer)(freed * space.page_size) : 0);
+  return 1;
+}
+
+/* store:space() -> { page_size, pages, free_pages, incremental }. */
+static int store_space(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreSpace space;
+  int rc = tide_store_space(s, &space);
+  if (rc != 0) return fail(L, s, rc);
+  lua_createtable(L, 0, 4);
+  set_int(L, "page_size", space.page_size);
+  set_int(L, "pages", space.pages);
+  set_int(L, "free_pages", space.free_pages);
+  lua_pushboolean(L, space.incremental);
+  lua_setfield(L, -2, "incremental");
+  return 1;
+}
+
 static int store_path(lua_State *L) {
   lua_pushstring(L, tide_store_path(check_store(L)));
   return 1;
@@ -696,6 +725,7 @@ void tide_lstore_open(lua_State *L) {
     {"close", store_close}, {"flush", store_flush},
     {"maybe_flush", store_maybe_flush}, {"rollback", store_rollback},
     {"set_batch_limits", store_set_batch_limits}, {"path", store_path},
+    {"reclaim", store_reclaim}, {"space", store_space},
     {"app", store_app}, {"apps", store_apps},
     {"app_delete", store_app_delete}, {"components", store_components},
     {"component", store_component}, {"component_put", store_component_put},

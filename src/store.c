@@ -1,7 +1,8 @@
 /*
 ** The state store's lifecycle: opening (format checks, the writer lock),
-** error messages, the statement cache and group commit. The schema lives
-** in store_schema.c, the operations in store_ops.c.
+** error messages, the statement cache, group commit and giving free pages
+** back. The schema lives in store_schema.c, the operations in
+** store_ops.c.
 **
 ** The writer lock is an flock on a side file, PATH-lock, which also holds
 ** the holder's pid for the message a second writer gets. It is not taken on
@@ -255,6 +256,76 @@ int64_t tide_store_batch_writes(const tide_Store *s) {
   return s->in_batch ? s->batch_writes : 0;
 }
 
+/* ---- Space ---- */
+
+/* Reads the integer a pragma returns. */
+static int pragma_int(tide_Store *s, const char *sql, int64_t *v) {
+  sqlite3_stmt *st;
+  int rc;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+    return tide_store_fail_db(s, "cannot read its size");
+  rc = sqlite3_step(st);
+  *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) return tide_store_fail_db(s, "cannot read its size");
+  return 0;
+}
+
+int tide_store_space(tide_Store *s, tide_StoreSpace *space) {
+  int64_t mode = 0;
+  int rc;
+  release(s);
+  memset(space, 0, sizeof *space);
+  if ((rc = pragma_int(s, "PRAGMA page_size", &space->page_size)) != 0 ||
+      (rc = pragma_int(s, "PRAGMA page_count", &space->pages)) != 0 ||
+      (rc = pragma_int(s, "PRAGMA freelist_count", &space->free_pages)) !=
+          0 ||
+      (rc = pragma_int(s, "PRAGMA auto_vacuum", &mode)) != 0)
+    return rc;
+  space->incremental = mode == 2;
+  return 0;
+}
+
+/* Writes the WAL back into the database, which truncates the database to
+** its size, and empties the WAL. Without waiting: a reader on an older
+** snapshot stops it short (SQLITE_BUSY), and a later checkpoint finishes
+** the work. */
+static int checkpoint(tide_Store *s) {
+  int rc;
+  sqlite3_busy_timeout(s->db, 0);
+  rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
+                                 NULL, NULL);
+  sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+    return tide_store_fail_db(s, "cannot checkpoint");
+  return 0;
+}
+
+int tide_store_reclaim(tide_Store *s, int64_t *freed) {
+  tide_StoreSpace before, after;
+  int rc;
+  if (freed) *freed = 0;
+  if (s->flags != TIDE_STORE_WRITE)
+    return tide_store_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
+                           s->path);
+  if ((rc = tide_store_flush(s)) != 0 ||
+      (rc = tide_store_space(s, &before)) != 0)
+    return rc;
+  if (before.free_pages * 100 <= before.pages * TIDE_STORE_RECLAIM_SHARE ||
+      before.free_pages * before.page_size <= TIDE_STORE_RECLAIM_MIN_BYTES)
+    return 0;
+  /* Each runs as its own transaction; VACUUM rewrites a store made before
+  ** auto_vacuum was set, and switches it. */
+  if (sqlite3_exec(s->db, before.incremental
+                   ? "PRAGMA incremental_vacuum"
+                   : "PRAGMA auto_vacuum = INCREMENTAL; VACUUM",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    return tide_store_fail_db(s, "cannot give free space back");
+  if ((rc = tide_store_space(s, &after)) != 0) return rc;
+  if (freed) *freed = before.pages - after.pages;
+  return checkpoint(s);
+}
+
 /* ---- Opening ---- */
 
 /* Creates the directories leading to the store's file, like mkdir -p. */
@@ -421,9 +492,27 @@ static int check_writable(tide_Store *s) {
                          tide_error_errno_text(e, text, sizeof text));
 }
 
+/* A new store gives free pages back by incremental vacuum
+** (tide_store_reclaim). auto_vacuum takes effect only when set before the
+** database's first page is written, which the switch to WAL does; a file
+** left empty but in WAL mode by an open cut short takes a VACUUM, which
+** costs nothing on an empty database. */
+static int start_incremental(tide_Store *s) {
+  int64_t mode;
+  int rc;
+  if (sqlite3_exec(s->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL,
+                   NULL) != SQLITE_OK)
+    return tide_store_fail_db(s, "cannot create the schema");
+  if ((rc = pragma_int(s, "PRAGMA auto_vacuum", &mode)) != 0) return rc;
+  if (mode != 2 &&
+      sqlite3_exec(s->db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK)
+    return tide_store_fail_db(s, "cannot create the schema");
+  return 0;
+}
+
 static int open_write(tide_Store *s) {
   sqlite3_stmt *st;
-  int rc = make_parent_dirs(s);
+  int e, rc = make_parent_dirs(s);
   if (rc) return rc;
   rc = repair_side_files(s);
   if (rc) return rc;
@@ -440,6 +529,7 @@ static int open_write(tide_Store *s) {
   if (rc) return rc;
   rc = tide_store_schema_check(s);
   if (rc < 0) return rc;
+  if (rc == 1 && (e = start_incremental(s)) != 0) return e;
   if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) !=
       SQLITE_OK)
     return tide_store_fail_db(s, "cannot open");

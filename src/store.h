@@ -122,6 +122,43 @@ void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
 /* The number of writes in the open batch (0 when none is open). */
 int64_t tide_store_batch_writes(const tide_Store *s);
 
+/* ---- Space ---- */
+
+/* tide_store_reclaim gives free pages back when more than this percentage
+** of the store's pages, and more than this many bytes, are free. */
+#define TIDE_STORE_RECLAIM_SHARE 25
+#define TIDE_STORE_RECLAIM_MIN_BYTES ((int64_t)1 << 20)
+
+typedef struct tide_StoreSpace {
+  int64_t page_size;  /* in bytes */
+  int64_t pages;      /* the database's size in pages, free ones included */
+  int64_t free_pages; /* pages on the freelist: held for nothing */
+  int incremental;    /* 1 when auto_vacuum is INCREMENTAL */
+} tide_StoreSpace;
+
+/* Fills *space with the store's size as SQLite counts it (the WAL aside).
+** Reads what the last committed batch left. */
+int tide_store_space(tide_Store *s, tide_StoreSpace *space);
+
+/*
+** Gives the store's free pages back to the file system, so that its size
+** tracks what it holds, when they are worth it: more than
+** TIDE_STORE_RECLAIM_SHARE percent of its pages and more than
+** TIDE_STORE_RECLAIM_MIN_BYTES. Commits the open batch first. A store
+** created by this tide has auto_vacuum INCREMENTAL and runs an incremental
+** vacuum, which costs the pages it moves. A store created before has
+** auto_vacuum NONE; it is rewritten once by VACUUM, which also switches it
+** to INCREMENTAL, and costs writing the whole store through the WAL and
+** temporary space of its size. Either is one transaction: a crash leaves
+** the store as it was before or after. A checkpoint then writes the WAL
+** back and truncates both files; a reader holding an older snapshot makes
+** it stop short without waiting, and the file shrinks at a later
+** checkpoint (not an error). TIDE_EINVAL on a store opened read-only.
+** *freed (may be NULL) receives the number of pages given back, 0 when
+** the free pages were below the thresholds.
+*/
+int tide_store_reclaim(tide_Store *s, int64_t *freed);
+
 /* ---- Apps ---- */
 
 typedef struct tide_StoreApp {

@@ -5,21 +5,20 @@
 -- offending field ("Chunk.line: expected integer, got string").
 local core = require "tide.core"
 
-local type, error, pairs, ipairs, setmetatable, getmetatable, tostring =
-  type, error, pairs, ipairs, setmetatable, getmetatable, tostring
-local math_type, tointeger, utf8_len = math.type, math.tointeger, utf8.len
+local type, error, ipairs, setmetatable, getmetatable, tostring =
+  type, error, ipairs, setmetatable, getmetatable, tostring
+local math_type = math.type
 local fmt = string.format
 
 local M = {}
 
--- Every type is a descriptor table with this metatable; record types also
--- have RecordType (callable) as metatable.
+-- Every type is a descriptor table with this metatable, but record types:
+-- each has a metatable of its own, whose __call is its check in C.
 local Descriptor = { __name = "tide.type" }
-local RecordType = { __name = "tide.record_type" }
+local record_types = setmetatable({}, { __mode = "k" })
 
 local function is_type(t)
-  local mt = getmetatable(t)
-  return mt == Descriptor or mt == RecordType
+  return getmetatable(t) == Descriptor or record_types[t] == true
 end
 
 local scalars = {}
@@ -86,172 +85,77 @@ local function got(v)
   return tv
 end
 
-local check -- forward
+-- The checks themselves are C (src/lrecord.c: core.record_plan compiles a
+-- type into a plan, core.record_check and a record type's __call walk it)
+-- and make no string when a value fits; a failure comes back as a reason,
+-- the failing type, the offending value and the path to it, which explain
+-- words.
+local plan_of, check_plan, caller_of = core.record_plan, core.record_check,
+  core.record_caller
+local concat = table.concat
 
-local function check_json(v, path, seen)
-  local tv = type(v)
-  if tv == "string" or tv == "number" or tv == "boolean" then return v end
-  if tv ~= "table" then
-    return nil, fmt("%s: expected json, got %s", path, got(v))
+-- constructor: the value was given to the record type's constructor, which
+-- words a missing value as it words any other non-table.
+local function explain(root, why, t, bad, segs, constructor)
+  local parts = { root }
+  for i = 1, #segs do
+    local s = segs[i]
+    parts[i + 1] = type(s) == "string" and "." .. s or "[" .. s .. "]"
   end
-  if seen[v] then return nil, path .. ": expected json, got a cycle" end
-  seen[v] = true
-  for k, x in pairs(v) do
-    local tk = type(k)
-    if tk ~= "string" and math_type(k) ~= "integer" then
-      return nil, fmt("%s: expected json, got a %s key", path, tk)
+  local path = concat(parts)
+  if why == "type" then
+    if t.kind == "record" and (bad ~= nil or constructor and #segs == 0) then
+      return fmt("%s: expected a table for %s, got %s", path, t.name,
+                 got(bad))
     end
-    local _, err = check_json(x, path .. (tk == "string" and "." .. k
-      or "[" .. k .. "]"), seen)
-    if err then return nil, err end
-  end
-  seen[v] = nil
-  return v
+    return fmt("%s: expected %s, got %s", path, type_name(t), got(bad))
+  elseif why == "unknown" then
+    return fmt("%s.%s: unknown field of %s", path, tostring(bad), t.name)
+  elseif why == "key" then
+    return fmt("%s: expected %s, got a table with key %s", path,
+               type_name(t), tostring(bad))
+  elseif why == "size" then
+    return fmt("%s: expected %s, got %d", path, type_name(t), bad)
+  elseif why == "element" then
+    if type(bad) ~= "number" then
+      return fmt("%s: expected number, got %s", path, got(bad))
+    end
+    -- NaN whatever its sign bit, which tostring would show
+    return fmt("%s: expected a finite number within float32 range, got %s",
+               path, bad ~= bad and "NaN" or got(bad))
+  elseif why == "utf8" then
+    return fmt("%s: expected string, got invalid UTF-8 at byte %d "
+      .. "(use bytes for binary data)", path, bad)
+  elseif why == "cycle" then
+    return path .. ": expected json, got a cycle"
+  elseif why == "jsonkey" then
+    return fmt("%s: expected json, got a %s key", path, type(bad))
+  end -- "deep"
+  return fmt("%s: expected %s, got a value nested deeper than %d levels",
+             path, type_name(t), bad)
 end
 
-local function check_scalar(t, v, path)
-  local kind, tv = t.kind, type(v)
-  if kind == "string" then
-    if tv ~= "string" then
-      return nil, fmt("%s: expected string, got %s", path, got(v))
-    end
-    local ok, bad = utf8_len(v)
-    if not ok then
-      return nil, fmt("%s: expected string, got invalid UTF-8 at byte %d "
-        .. "(use bytes for binary data)", path, bad)
-    end
-    return v
-  elseif kind == "bytes" then
-    if tv ~= "string" then
-      return nil, fmt("%s: expected bytes, got %s", path, got(v))
-    end
-    return v
-  elseif kind == "integer" then
-    local i = tv == "number" and tointeger(v)
-    if not i then
-      return nil, fmt("%s: expected integer, got %s", path, got(v))
-    end
-    return i
-  elseif kind == "number" then
-    if tv ~= "number" then
-      return nil, fmt("%s: expected number, got %s", path, got(v))
-    end
-    return v + 0.0
-  elseif kind == "boolean" then
-    if tv ~= "boolean" then
-      return nil, fmt("%s: expected boolean, got %s", path, got(v))
-    end
-    return v
-  else -- json
-    return check_json(v, path, {})
+-- Plans of types other than record types (which keep theirs in .plan).
+local plans = setmetatable({}, { __mode = "k" })
+
+local function plan_for(t)
+  local p = t.plan or plans[t]
+  if not p then
+    p = plan_of(t)
+    plans[t] = p
   end
+  return p
 end
 
--- The largest finite float32, (2 - 2^-23) * 2^127: a vector is stored as
--- float32s, so an element beyond it (or an infinity, or NaN) is refused
--- rather than written as an infinity.
-local FLOAT32_MAX = (2 - 2 ^ -23) * 2 ^ 127
+local function record_type_tostring(rt) return "record type " .. rt.name end
 
-local function vector_fail(x, path, i)
-  local what
-  if type(x) ~= "number" then
-    return nil, fmt("%s[%d]: expected number, got %s", path, i, got(x))
-  elseif x ~= x then
-    what = "NaN" -- whatever its sign bit, which tostring would show
-  else
-    what = got(x)
-  end
-  return nil, fmt("%s[%d]: expected a finite number within float32 range, "
-    .. "got %s", path, i, what)
-end
-
--- Fills out with the n elements of v as floats. Hot for embeddings: no
--- string is made unless an element is bad.
-local function check_vector(v, n, out, path)
-  for i = 1, n do
-    local x = v[i]
-    if math_type(x) ~= "float" then
-      if math_type(x) ~= "integer" then return vector_fail(x, path, i) end
-      x = x + 0.0
-    end
-    -- false for NaN too
-    if not (x >= -FLOAT32_MAX and x <= FLOAT32_MAX) then
-      return vector_fail(x, path, i)
-    end
-    out[i] = x
-  end
-  return out
-end
-
-local function build(rt, v, path)
-  if type(v) ~= "table" then
-    return nil, fmt("%s: expected a table for %s, got %s", path, rt.name,
-                    got(v))
-  end
-  local out = {}
-  for k in pairs(v) do
-    if not rt.by_name[k] then
-      return nil, fmt("%s.%s: unknown field of %s", path, tostring(k),
-                      rt.name)
-    end
-  end
-  for _, f in ipairs(rt.fields) do
-    local x, err = check(f.type, v[f.name], path .. "." .. f.name)
-    if err then return nil, err end
-    out[f.name] = x
-  end
-  return setmetatable(out, rt.mt)
-end
-
-function check(t, v, path)
-  local kind = t.kind
-  if kind == "optional" then
-    if v == nil then return nil end
-    return check(t.elem, v, path)
-  end
-  if v == nil then
-    return nil, fmt("%s: expected %s, got nil", path, type_name(t))
-  end
-  if kind == "record" then return build(t, v, path) end
-  if kind == "list" or kind == "vector" then
-    if type(v) ~= "table" then
-      return nil, fmt("%s: expected %s, got %s", path, type_name(t), got(v))
-    end
-    local n, out = #v, {}
-    for k in pairs(v) do
-      if math_type(k) ~= "integer" or k < 1 or k > n then
-        return nil, fmt("%s: expected %s, got a table with key %s", path,
-                        type_name(t), tostring(k))
-      end
-    end
-    if kind == "vector" then
-      if n ~= t.size then
-        return nil, fmt("%s: expected %s, got %d", path, type_name(t), n)
-      end
-      return check_vector(v, n, out, path)
-    end
-    local elem = t.elem
-    for i = 1, n do
-      local x, err = check(elem, v[i], fmt("%s[%d]", path, i))
-      if err then return nil, err end
-      out[i] = x
-    end
-    return out
-  end
-  return check_scalar(t, v, path)
-end
-
-RecordType.__index = RecordType
-RecordType.__call = function(rt, v)
-  local r, err = build(rt, v, rt.name)
-  if err then error(err, 2) end
-  return r
-end
-RecordType.__tostring = function(rt) return "record type " .. rt.name end
-
--- Checks v against any type; returns the normalised value or nil, err.
+-- Checks v against any type (a descriptor or a scalar type's name);
+-- returns the normalised value or nil, err.
 function M.check(t, v, path)
-  return check(t, v, path or type_name(t))
+  t = resolve(t, "tide.check", 2)
+  local r, why, ft, bad, segs = check_plan(plan_for(t), v)
+  if why then return nil, explain(path or type_name(t), why, ft, bad, segs) end
+  return r
 end
 
 function M.record(name, fields)
@@ -262,8 +166,8 @@ function M.record(name, fields)
     error(fmt("tide.record %s: fields must be a non-empty list of "
       .. "{ name, type }", name), 2)
   end
-  local rt = setmetatable({ kind = "record", name = name, fields = {},
-                            by_name = {}, keys = {} }, RecordType)
+  local rt = { kind = "record", name = name, fields = {}, by_name = {},
+               keys = {} }
   for i, spec in ipairs(fields) do
     local fname = type(spec) == "table" and spec[1]
     if type(fname) ~= "string" or not fname:match "^[%a_][%w_]*$" then
@@ -283,7 +187,13 @@ function M.record(name, fields)
   rt.mt.__tide_type = rt
   rt.schema = describe(rt)
   rt.fingerprint = core.fingerprint(rt.schema)
-  return rt
+  rt.plan = plan_of(rt)
+  record_types[rt] = true
+  -- rt(v) checks v and returns a new record value, or raises what explain
+  -- words at the caller's line.
+  return setmetatable(rt, { __name = "tide.record_type",
+                            __call = caller_of(rt.plan, explain),
+                            __tostring = record_type_tostring })
 end
 
 -- The record type a value was built by, or nil.
