@@ -141,10 +141,19 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
 
 int tide_engine_cycle_end(tide_Engine *e) {
   int rc = 0;
+  int64_t freed;
   if (!e->in_cycle) return 0;
   e->in_cycle = 0;
   e->stats.cycles++;
-  if (e->store && (rc = tide_store_unlock(e->store)) != 0)
-    return store_failed(e, rc);
+  /* A cycle that deleted much leaves free pages: given back while the
+  ** writer lock is still held, so that the store's size tracks what it
+  ** holds (tide_store_reclaim does nothing below its thresholds). Its
+  ** failure (a full disk) loses nothing: the cycle is committed and the
+  ** pages stay free for the next one. */
+  if (e->store && (rc = tide_store_flush(e->store)) == 0) {
+    tide_store_reclaim(e->store, &freed);
+    rc = tide_store_unlock(e->store);
+  }
+  if (rc != 0) return store_failed(e, rc);
   return 0;
 }
