@@ -42,9 +42,10 @@ typedef struct {
 } WalkState;
 
 /* Appends a record for the engine; fp and input may be NULL (a walk
-** error, or a file that could not be read). */
+** error, a file that could not be read, or a deferred one). */
 static int push_changed(WalkState *ws, const tide_WalkEntry *e,
-                        const uint8_t *fp, const uint8_t *input) {
+                        const uint8_t *fp, const uint8_t *input,
+                        int deferred) {
   tide_IndexChanged c;
   static const char pad[8] = {0};
   size_t total;
@@ -56,6 +57,7 @@ static int push_changed(WalkState *ws, const tide_WalkEntry *e,
   c.mtime_ns = e->mtime_ns;
   c.inode = (int64_t)e->inode;
   c.len = e->len;
+  c.deferred = deferred;
   if (fp && input) {
     c.has_fp = 1;
     memcpy(c.fp, fp, TIDE_FP_SIZE);
@@ -77,7 +79,7 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
   uint8_t input[TIDE_FP_SIZE], content_fp[TIDE_FP_SIZE];
   tide_IndexEntry *entry;
   int rc;
-  if (e->kind != TIDE_WALK_FILE) return push_changed(ws, e, NULL, NULL);
+  if (e->kind != TIDE_WALK_FILE) return push_changed(ws, e, NULL, NULL, 0);
   ws->path.len = spec->base_len + 1;
   if ((rc = tide_buf_append(&ws->path, e->path, e->len)) != 0) return rc;
   entry = tide_index_find(ix, (const char *)ws->path.data, ws->path.len);
@@ -87,14 +89,18 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
   if ((rc = tide_buf_append(&ws->abs, e->path, e->len + 1)) != 0) return rc;
   fp = tide_filestates_match(ws->files, e->path, e->len, (int64_t)e->size,
                              e->mtime_ns, (int64_t)e->inode);
+  if (fp == NULL && entry == NULL) {
+    /* Step 3: its component runs whatever the content. */
+    return push_changed(ws, e, NULL, NULL, 1);
+  }
   if (fp == NULL) {
-    /* New or touched: hash it and record its state. An unreadable file
-    ** is the component's error, reported when it runs. */
+    /* Touched: hash it and record its state. An unreadable file is the
+    ** component's error, reported when it runs. */
     tide_Fp content;
     char err[256];
     if (tide_fp_file(&content, (const char *)ws->abs.data, err,
                      sizeof err) != 0)
-      return push_changed(ws, e, NULL, NULL);
+      return push_changed(ws, e, NULL, NULL, 0);
     memcpy(content_fp, content.bytes, TIDE_FP_SIZE);
     rc = tide_filestates_put(ws->files, spec->store, spec->app_id, e->path,
                              e->len, (int64_t)e->size, e->mtime_ns,
@@ -112,7 +118,7 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
                                   ws->abs.len - 1, content_fp, input)) != 0)
     return rc;
   if (entry == NULL || memcmp(input, entry->input, TIDE_FP_SIZE) != 0)
-    return push_changed(ws, e, content_fp, input);
+    return push_changed(ws, e, content_fp, input, 0);
   ws->unchanged++;
   tide_index_keep(ix, entry);
   return 0;

@@ -11,8 +11,12 @@
 **    input fingerprint, its logic fingerprint is the fn's, and its
 **    dependency set was checked valid this run.
 ** 3. The content fingerprint comes from the file-state cache when the
-**    file's (size, mtime_ns, inode) still match (filestate.h); otherwise
-**    the file is read and hashed, and the new state recorded.
+**    file's (size, mtime_ns, inode) still match (filestate.h). Otherwise,
+**    for a candidate, the file is read and hashed and the new state
+**    recorded; a file with no candidate runs whatever its content, so it
+**    is not read here: it is handed over "deferred", and the engine
+**    fingerprints it from the bytes its component reads (one read per
+**    run) and records its state then.
 ** 4. The input fingerprint is computed exactly as core.fingerprint_args
 **    computes fn(file, extra...) (tide_index_file_input below), so the
 **    two agree byte for byte.
@@ -67,6 +71,7 @@ typedef struct tide_IndexChanged {
   int error;                /* errno, for TIDE_WALK_ERROR */
   int64_t size, mtime_ns, inode;
   size_t len;
+  int deferred;             /* not read: its component runs anyway */
   int has_fp;               /* the file could be read and hashed: */
   uint8_t fp[TIDE_FP_SIZE]; /* its content fingerprint */
   uint8_t input[TIDE_FP_SIZE]; /* and the component's input fingerprint */

@@ -326,8 +326,9 @@ static const char *field_string(lua_State *L, int t, const char *k,
 /* index:walk{ store, app_id, dir, source, base, logic, file_type, extra,
 ** nargs, include, exclude, follow_symlinks } -> changed, unchanged
 ** where changed is a list of { path, size, mtime_ns, inode, fp, input }
-** (fp and input when the file could be read) or { path, error = errno }
-** for walk errors. */
+** (fp and input when the file was read and could be), with deferred =
+** true for a file not read (index_walk.h, step 3), or { path, error =
+** errno } for walk errors. */
 static int index_walk(lua_State *L) {
   Box *b = check_box(L);
   tide_IndexWalk spec;
@@ -389,6 +390,10 @@ static int index_walk(lua_State *L) {
       lua_setfield(L, -2, "mtime_ns");
       lua_pushinteger(L, c.inode);
       lua_setfield(L, -2, "inode");
+      if (c.deferred) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "deferred");
+      }
       if (c.has_fp) {
         lua_pushlstring(L, (const char *)c.fp, TIDE_FP_SIZE);
         lua_setfield(L, -2, "fp");

@@ -202,7 +202,8 @@ local function run_component(run, frame)
   -- The input is fingerprinted here, in the component's own task, so an
   -- argument that cannot be read (an unreadable file) is its error.
   local input_ok, input_err = true, nil
-  if fn.memo and not frame.is_root and not frame.input then
+  if fn.memo and not frame.is_root and not frame.input
+     and not frame.defer_input then
     input_ok, input_err = pcall(core.fingerprint_args, fn.name, frame.args.n,
                                 fnmod.unpack(frame.args))
     if input_ok then frame.input = input_err end
@@ -221,6 +222,18 @@ local function run_component(run, frame)
     ok, results = process(run, frame, fn, frame.args)
   else
     ok, results = false, input_err
+  end
+  if ok and frame.defer_input then
+    -- A file the walk did not read: its input, from the content the
+    -- component read (or read now), as the walk would have computed it.
+    local args = frame.args
+    local fine, fp = pcall(fingerprint_args, fn.name, args.n,
+                           unpack(args, 1, args.n))
+    if fine then
+      frame.input = fp
+    else
+      ok, results = false, fp
+    end
   end
   if ok then
     frame.value = results
@@ -627,9 +640,16 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
       for i = 2, rest.n do args[i] = rest[i] end
       local frame = mount(parent, path, fn, args,
                           source_name .. ":" .. rec.path)
-      -- The walk fingerprinted the file and the arguments exactly as
-      -- core.fingerprint_args does (the no-change check relies on it).
-      frame.input = rec.input
+      if rec.deferred then
+        -- Not read by the walk: fingerprinted from the bytes the
+        -- component reads (File:bytes), its input once it has run.
+        file._defer = true
+        frame.defer_input = true
+      else
+        -- The walk fingerprinted the file and the arguments exactly as
+        -- core.fingerprint_args does (the no-change check relies on it).
+        frame.input = rec.input
+      end
       sched.throttle(run.sched)
     end
   end

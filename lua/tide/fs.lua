@@ -48,6 +48,7 @@ local fs_glob, fs_walk, fs_selects, fs_read, fs_write, fs_mkdir =
 local fs_sync_dir, fs_remove, fs_rmdir, fs_abspath, utf8_clean =
   core.fs_sync_dir, core.fs_remove, core.fs_rmdir, core.fs_abspath,
   core.utf8_clean
+local fingerprint_bytes = core.fingerprint_bytes
 
 local fs = {}
 
@@ -56,9 +57,13 @@ local fs = {}
 local File = { __name = "tide.fs.File" }
 File.__index = File
 
+-- A file the walk did not read (file._defer: its component runs whatever
+-- its content) is fingerprinted from the bytes read here, so that a run
+-- reads it once (see the walk fast path, index_walk.h).
 local function read(file)
   local s, err = fs_read(file.abs)
   if not s then error(err, 0) end
+  if file._defer and not file._fp then file._fp = fingerprint_bytes(s) end
   return s
 end
 

@@ -334,9 +334,14 @@ function Run:file_fp(file)
     self.index:file_fp(self.store, self.app_id, source, file.path,
                        file.size, file.mtime_ns, file.inode)
   if fp then return fp end
-  local err
-  fp, err = core.fingerprint_file(file.abs, "raw")
-  if not fp then error(err, 0) end
+  -- What the component read of a file the walk did not read (fs.lua), or
+  -- the file read now.
+  fp = file._fp
+  if not fp then
+    local err
+    fp, err = core.fingerprint_file(file.abs, "raw")
+    if not fp then error(err, 0) end
+  end
   self.index:file_put(self.store, self.app_id, source, file.path, file.size,
                       file.mtime_ns, file.inode, fp)
   return fp
