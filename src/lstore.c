@@ -1,9 +1,14 @@
 /*
 ** Lua binding of the state store: core.store_open(path, mode) returns a
 ** store object whose methods mirror store.h. Fingerprints and CBOR blobs
-** cross as Lua strings; runtime failures return nil, message, code name.
-** Text crosses with its length both ways (lua_tolstring, lua_pushlstring),
-** so a path, key or identity holding NUL reaches the store whole.
+** cross as Lua strings. Misuse (a bad argument, a closed store) raises;
+** runtime failures of opening, closing, store:reclaim() and store:space()
+** return nil, message, code name; any other runtime failure is a write or
+** read the engine cannot go on without, and raises the store's message as
+** it is ("PATH: cannot record a component: database or disk is full"),
+** without a position in tide's own code. Text crosses with its length both
+** ways (lua_tolstring, lua_pushlstring), so a path, key or identity
+** holding NUL reaches the store whole.
 */
 #include <string.h>
 
@@ -50,9 +55,13 @@ static int fail(lua_State *L, tide_Store *s, int rc) {
 }
 
 /* Returns true, or raises with the store's message: a write the engine
-** cannot go on without. */
+** cannot go on without. The message names the store; a position in the
+** engine's Lua code would tell the user nothing. */
 static int ok_or_raise(lua_State *L, tide_Store *s, int rc) {
-  if (rc != 0) return luaL_error(L, "%s", tide_store_errmsg(s));
+  if (rc != 0) {
+    lua_pushstring(L, tide_store_errmsg(s));
+    return lua_error(L);
+  }
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -60,7 +69,8 @@ static int ok_or_raise(lua_State *L, tide_Store *s, int rc) {
 static const uint8_t *opt_fp(lua_State *L, int idx) {
   size_t len;
   const char *p = luaL_optlstring(L, idx, NULL, &len);
-  if (p && len != TIDE_FP_SIZE) luaL_argerror(L, idx, "fingerprint of 16 bytes expected");
+  if (p && len != TIDE_FP_SIZE)
+    luaL_argerror(L, idx, "fingerprint of 16 bytes expected");
   return (const uint8_t *)p;
 }
 
@@ -100,7 +110,8 @@ static const void *get_blob(lua_State *L, int t, const char *k, size_t *n) {
 static const uint8_t *get_fp(lua_State *L, int t, const char *k) {
   size_t n;
   const void *v = get_blob(L, t, k, &n);
-  if (v && n != TIDE_FP_SIZE) luaL_error(L, "field %s: 16-byte fingerprint expected", k);
+  if (v && n != TIDE_FP_SIZE)
+    luaL_error(L, "field %s: 16-byte fingerprint expected", k);
   return v;
 }
 

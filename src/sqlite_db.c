@@ -1,11 +1,11 @@
 /*
-** The SQLite connector's C layer: connections in WAL mode, batches of
-** upserts and deletes inside one transaction with statements prepared once
-** per batch, and read-only queries. See sqlite_db.h for the contract.
+** The SQLite connector's C layer: connections (opened and worded by
+** sqlite_conn.c, as the state store's are), batches of upserts and deletes
+** inside one transaction with statements prepared once per batch, and
+** read-only queries. See sqlite_db.h for the contract.
 */
 #include "sqlite_db.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,20 +15,20 @@
 #include <sqlite3.h>
 
 #include "buf.h"
-#include "error.h"
 
 struct tide_SqliteDb {
   sqlite3 *db;            /* owned */
   sqlite3_stmt *upsert;   /* owned, while a batch is open */
   sqlite3_stmt *del;      /* owned, while a batch is open */
   const tide_SqliteTable *table; /* borrowed, while a batch is open */
+  int mode;               /* TIDE_SQLITE_CREATE, _WRITE or _READONLY */
   int have_id;            /* dev and ino hold the opened file's identity */
   dev_t dev;
   ino_t ino;
   tide_Alloc alloc;
   void *ud;
   size_t size;            /* of this allocation */
-  char errmsg[512];
+  char errmsg[TIDE_SQLITE_MSG_SIZE];
   char path[];            /* owned, part of this allocation */
 };
 
@@ -40,33 +40,14 @@ static int fail(tide_SqliteDb *db, int code, const char *fmt, ...) {
   return code;
 }
 
-/* Records SQLite's message for the failed call, prefixed by what was being
-** done, and maps the result code to a tide code. */
+/* Words the failed call as every SQLite failure is worded (sqlite_conn.h):
+** "what: SQLite's message", or the message alone when what is NULL. */
 static int sql_fail(tide_SqliteDb *db, int rc, const char *what) {
-  const char *msg = db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc);
-  if (what && *what)
-    fail(db, 0, "%s: %s", what, msg);
-  else
-    fail(db, 0, "%s", msg);
-  return (rc & 0xff) == SQLITE_NOMEM ? TIDE_ENOMEM : TIDE_EIO;
+  return tide_sqlite_conn_explain(db->db, rc, db->path, db->mode, "database",
+                                  what, db->errmsg, sizeof db->errmsg);
 }
 
 /* ---- Connections ---- */
-
-/* Creates the folders leading to the database file, like mkdir -p. */
-static int make_parent_dirs(tide_SqliteDb *db) {
-  char *p, text[TIDE_ERRNO_TEXT_SIZE];
-  int rc = 0;
-  for (p = strchr(db->path + 1, '/'); p; p = strchr(p + 1, '/')) {
-    *p = '\0';
-    if (mkdir(db->path, 0777) != 0 && errno != EEXIST)
-      rc = fail(db, TIDE_EIO, "cannot create folder %s: %s", db->path,
-                tide_error_errno_text(errno, text, sizeof text));
-    *p = '/';
-    if (rc) break;
-  }
-  return rc;
-}
 
 static void remember_identity(tide_SqliteDb *db) {
   struct stat st;
@@ -77,66 +58,28 @@ static void remember_identity(tide_SqliteDb *db) {
   }
 }
 
-/* Runs a pragma that returns one text row and checks its value. */
-static int set_journal_wal(tide_SqliteDb *db) {
-  sqlite3_stmt *st;
-  const unsigned char *mode;
-  int rc = sqlite3_prepare_v2(db->db, "PRAGMA journal_mode = WAL", -1, &st,
-                              NULL);
-  if (rc != SQLITE_OK) return sql_fail(db, rc, "cannot use WAL mode");
-  rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    rc = sql_fail(db, rc, "cannot use WAL mode");
-    sqlite3_finalize(st);
-    return rc;
-  }
-  mode = sqlite3_column_text(st, 0);
-  rc = mode && strcmp((const char *)mode, "wal") == 0 ? 0
-       : fail(db, TIDE_EIO, "cannot use WAL mode: journal mode stays %s",
-              mode ? (const char *)mode : "unknown");
-  sqlite3_finalize(st);
-  return rc;
-}
-
 int tide_sqlite_db_open(tide_SqliteDb **out, const char *path, int mode,
                         tide_Alloc alloc, void *ud) {
   size_t n = strlen(path) + 1;
   size_t size = sizeof(tide_SqliteDb) + n;
   tide_SqliteDb *db;
-  int flags, rc;
-  struct stat st;
+  int rc;
   if (alloc == NULL) alloc = tide_alloc_default;
   db = alloc(ud, NULL, 0, size);
   *out = db;
   if (db == NULL) return TIDE_ENOMEM;
   memset(db, 0, sizeof *db);
   memcpy(db->path, path, n);
+  db->mode = mode;
   db->alloc = alloc;
   db->ud = ud;
   db->size = size;
-  if (mode == TIDE_SQLITE_CREATE) {
-    if ((rc = make_parent_dirs(db)) != 0) return rc;
-    flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  } else if (stat(path, &st) != 0) {
-    int e = errno;
-    char text[TIDE_ERRNO_TEXT_SIZE];
-    return fail(db, e == ENOENT ? TIDE_ENOTFOUND : TIDE_EIO,
-                "cannot open: %s",
-                tide_error_errno_text(e, text, sizeof text));
-  } else {
-    flags = mode == TIDE_SQLITE_READONLY ? SQLITE_OPEN_READONLY
-                                         : SQLITE_OPEN_READWRITE;
-  }
-  rc = sqlite3_open_v2(path, &db->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-  if (rc != SQLITE_OK) return sql_fail(db, rc, "cannot open");
-  sqlite3_busy_timeout(db->db, TIDE_SQLITE_BUSY_MS);
-  if (mode != TIDE_SQLITE_READONLY) {
-    if (mode == TIDE_SQLITE_CREATE && (rc = set_journal_wal(db)) != 0)
-      return rc;
-    rc = sqlite3_exec(db->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
-                      NULL);
-    if (rc != SQLITE_OK) return sql_fail(db, rc, "cannot open");
-  }
+  rc = tide_sqlite_conn_open(&db->db, path, mode, "database", db->errmsg,
+                             sizeof db->errmsg);
+  if (rc == 0)
+    rc = tide_sqlite_conn_settle(db->db, path, mode, "database", db->errmsg,
+                                 sizeof db->errmsg);
+  if (rc != 0) return rc;
   remember_identity(db);
   return 0;
 }
@@ -170,14 +113,10 @@ int tide_sqlite_db_stale(const tide_SqliteDb *db) {
 }
 
 int tide_sqlite_db_exec(tide_SqliteDb *db, const char *sql) {
-  char *msg = NULL;
   int rc;
   if (db->db == NULL) return fail(db, TIDE_EINVAL, "database is not open");
-  rc = sqlite3_exec(db->db, sql, NULL, NULL, &msg);
-  if (rc == SQLITE_OK) return 0;
-  fail(db, 0, "%s", msg ? msg : sqlite3_errstr(rc));
-  sqlite3_free(msg);
-  return (rc & 0xff) == SQLITE_NOMEM ? TIDE_ENOMEM : TIDE_EIO;
+  rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : sql_fail(db, rc, NULL);
 }
 
 /* ---- Queries ---- */

@@ -15,15 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sqlite_conn.h" /* the open modes, TIDE_SQLITE_BUSY_MS */
 #include "tide.h"
-
-/* Open modes: exactly one of them. */
-#define TIDE_SQLITE_CREATE 1   /* read-write; creates file and folders */
-#define TIDE_SQLITE_WRITE 2    /* read-write; the file must exist */
-#define TIDE_SQLITE_READONLY 3 /* read-only; the file must exist */
-
-/* How long a statement waits for another connection's lock by default. */
-#define TIDE_SQLITE_BUSY_MS 5000
 
 /* Value types, as SQLite's fundamental datatypes. */
 #define TIDE_SQL_NULL 0
@@ -64,15 +57,17 @@ typedef struct tide_SqliteDb tide_SqliteDb;
 /* ---- Connections ---- */
 
 /*
-** Opens the database file at path. TIDE_SQLITE_CREATE creates the file and
-** its parent folders when missing and puts the database in WAL mode with
-** synchronous = NORMAL, so other programs can read it while tide writes.
-** Every connection waits up to TIDE_SQLITE_BUSY_MS for a lock. On failure
-** *out is still a connection holding the message, to be closed by the
-** caller, unless memory ran out before it existed (then *out is NULL,
-** TIDE_ENOMEM). A missing file with WRITE or READONLY gives
-** TIDE_ENOTFOUND. alloc may be NULL for the default allocator; SQLite
-** itself allocates through its own allocator.
+** Opens the database file at path in a mode of sqlite_conn.h, with the
+** settings and messages every tide connection has (tide_sqlite_conn_open
+** and _settle): TIDE_SQLITE_CREATE creates the file and its parent folders
+** when missing and puts the database in WAL mode with synchronous =
+** NORMAL, so other programs can read it while tide writes; a writer
+** refuses a file it cannot write. Every connection waits up to
+** TIDE_SQLITE_BUSY_MS for a lock. On failure *out is still a connection
+** holding the message, to be closed by the caller, unless memory ran out
+** before it existed (then *out is NULL, TIDE_ENOMEM). A missing file with
+** WRITE or READONLY gives TIDE_ENOTFOUND. alloc may be NULL for the
+** default allocator; SQLite itself allocates through its own allocator.
 */
 int tide_sqlite_db_open(tide_SqliteDb **out, const char *path, int mode,
                         tide_Alloc alloc, void *ud);

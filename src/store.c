@@ -16,7 +16,6 @@
 */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,10 +26,8 @@
 
 #include "buf.h"
 #include "error.h"
+#include "sqlite_conn.h"
 #include "store_impl.h"
-
-/* How long a connection waits for a lock held by another connection. */
-#define BUSY_TIMEOUT_MS 5000
 
 static const char out_of_memory[] = "out of memory";
 
@@ -68,6 +65,7 @@ static int code_of(int sqlite_rc) {
   case SQLITE_NOMEM: return TIDE_ENOMEM;
   case SQLITE_IOERR:
   case SQLITE_FULL:
+  case SQLITE_READONLY:
   case SQLITE_CANTOPEN: return TIDE_EIO;
   case SQLITE_NOTADB:
   case SQLITE_CORRUPT: return TIDE_ENOTSTORE;
@@ -79,48 +77,23 @@ static int nomem(tide_Store *s) {
   return tide_store_fail(s, TIDE_ENOMEM, "%s", out_of_memory);
 }
 
-/* Says which file stopped SQLite with SQLITE_READONLY: the store's folder
-** (SQLite creates PATH-wal and PATH-shm there, even to read), the store
-** itself when writing, or PATH-wal or PATH-shm. Returns the code, or 0
-** when every one of them is writable. */
-static int explain_readonly(tide_Store *s, const char *note) {
-  static const char *const sides[] = {"-wal", "-shm"};
-  char text[TIDE_ERRNO_TEXT_SIZE], side[PATH_MAX];
-  size_t i, dir_len;
-  const char *slash = strrchr(s->path, '/');
-  int e;
-  if (sqlite3_extended_errcode(s->db) == SQLITE_READONLY_DIRECTORY) {
-    dir_len = slash == NULL ? 1 : slash == s->path ? 1
-                                : (size_t)(slash - s->path);
-    if (dir_len >= sizeof side) return 0;
-    memcpy(side, slash == NULL ? "." : s->path, dir_len);
-    side[dir_len] = '\0';
-    e = access(side, W_OK | X_OK) == 0 ? EACCES : errno;
-    return tide_store_fail(s, TIDE_EIO, "%s: cannot create files in %s, "
-                           "the state store's folder: %s%s", s->path, side,
-                           tide_error_errno_text(e, text, sizeof text),
-                           note);
-  }
-  if (s->flags == TIDE_STORE_WRITE && access(s->path, W_OK) != 0)
-    return tide_store_fail(s, TIDE_EIO, "%s: cannot write the state store: "
-                           "%s%s", s->path,
-                           tide_error_errno_text(errno, text, sizeof text),
-                           note);
-  for (i = 0; i < 2; i++) {
-    if (snprintf(side, sizeof side, "%s%s", s->path, sides[i]) >=
-        (int)sizeof side)
-      return 0;
-    if (access(side, F_OK) == 0 && access(side, W_OK) != 0)
-      return tide_store_fail(s, TIDE_EIO, "%s: cannot write %s: %s%s",
-                             s->path, side,
-                             tide_error_errno_text(errno, text, sizeof text),
-                             note);
-  }
-  return 0;
+/* The open mode of the store's connection (sqlite_conn.h). */
+static int conn_mode(const tide_Store *s) {
+  return s->flags == TIDE_STORE_WRITE ? TIDE_SQLITE_CREATE
+                                      : TIDE_SQLITE_READONLY;
+}
+
+/* "PATH: " and a message of sqlite_conn.c, which words every SQLite
+** failure of the store and of the SQLite connector alike. */
+static int fail_conn(tide_Store *s, int code, const char *msg,
+                     const char *note) {
+  if (code == TIDE_ENOMEM) return nomem(s);
+  return tide_store_fail(s, code, "%s: %s%s", s->path, msg, note);
 }
 
 int tide_store_fail_db(tide_Store *s, const char *what) {
-  int code = code_of(sqlite3_errcode(s->db)), rc;
+  char msg[TIDE_SQLITE_MSG_SIZE];
+  int rc = sqlite3_extended_errcode(s->db);
   const char *note = "";
   if (s->in_batch && sqlite3_get_autocommit(s->db)) {
     /* The error ended the transaction: SQLite rolled the batch back. */
@@ -128,14 +101,9 @@ int tide_store_fail_db(tide_Store *s, const char *what) {
     s->batch_writes = 0;
     note = " (the uncommitted batch was rolled back)";
   }
-  if (code == TIDE_ENOMEM) return nomem(s);
-  /* "attempt to write a readonly database", even from a read, names
-  ** neither the file nor the reason: say which. */
-  if ((sqlite3_errcode(s->db) & 0xff) == SQLITE_READONLY &&
-      (rc = explain_readonly(s, note)) != 0)
-    return rc;
-  return tide_store_fail(s, code, "%s: %s: %s%s", s->path, what,
-                         sqlite3_errmsg(s->db), note);
+  tide_sqlite_conn_explain(s->db, rc, s->path, conn_mode(s), "state store",
+                           what, msg, sizeof msg);
+  return fail_conn(s, code_of(rc), msg, note);
 }
 
 const char *tide_store_errmsg(const tide_Store *s) {
@@ -171,7 +139,7 @@ int tide_store_stmt(tide_Store *s, int slot, const char *sql,
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, p,
                            NULL) != SQLITE_OK) {
       *p = NULL;
-      return tide_store_fail_db(s, "prepare");
+      return tide_store_fail_db(s, "cannot prepare a statement");
     }
   } else if (sqlite3_stmt_busy(*p)) {
     return tide_store_fail(s, TIDE_EINVAL,
@@ -204,7 +172,8 @@ int tide_store_write_begin(tide_Store *s) {
     return tide_store_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
                            s->path);
   if (s->in_batch) return 0;
-  rc = exec_slot(s, TIDE_STMT_BEGIN, "BEGIN IMMEDIATE", "begin");
+  rc = exec_slot(s, TIDE_STMT_BEGIN, "BEGIN IMMEDIATE",
+                 "cannot start a write transaction");
   if (rc) return rc;
   s->in_batch = 1;
   s->batch_writes = 0;
@@ -218,7 +187,7 @@ int tide_store_flush(tide_Store *s) {
   int rc;
   release(s);
   if (!s->in_batch) return 0;
-  rc = exec_slot(s, TIDE_STMT_COMMIT, "COMMIT", "commit");
+  rc = exec_slot(s, TIDE_STMT_COMMIT, "COMMIT", "cannot commit");
   if (rc) return rc;
   s->in_batch = 0;
   s->batch_writes = 0;
@@ -239,7 +208,7 @@ int tide_store_rollback(tide_Store *s) {
   int rc;
   release(s);
   if (!s->in_batch) return 0;
-  rc = exec_slot(s, TIDE_STMT_ROLLBACK, "ROLLBACK", "rollback");
+  rc = exec_slot(s, TIDE_STMT_ROLLBACK, "ROLLBACK", "cannot roll back");
   if (rc) return rc;
   s->in_batch = 0;
   s->batch_writes = 0;
@@ -295,7 +264,7 @@ static int checkpoint(tide_Store *s) {
   sqlite3_busy_timeout(s->db, 0);
   rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
                                  NULL, NULL);
-  sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+  sqlite3_busy_timeout(s->db, TIDE_SQLITE_BUSY_MS);
   if (rc != SQLITE_OK && rc != SQLITE_BUSY)
     return tide_store_fail_db(s, "cannot checkpoint");
   return 0;
@@ -327,27 +296,6 @@ int tide_store_reclaim(tide_Store *s, int64_t *freed) {
 }
 
 /* ---- Opening ---- */
-
-/* Creates the directories leading to the store's file, like mkdir -p. */
-static int make_parent_dirs(tide_Store *s) {
-  char *dir = s->alloc(s->ud, NULL, 0, s->path_size);
-  char *p, text[TIDE_ERRNO_TEXT_SIZE];
-  int rc = 0;
-  if (dir == NULL) return nomem(s);
-  memcpy(dir, s->path, s->path_size);
-  for (p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
-    *p = '\0';
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-      rc = tide_store_fail(s, TIDE_EIO, "%s: cannot create directory %s: %s",
-                           s->path, dir,
-                           tide_error_errno_text(errno, text, sizeof text));
-      break;
-    }
-    *p = '/';
-  }
-  s->alloc(s->ud, dir, s->path_size, 0);
-  return rc;
-}
 
 /* Reads the pid a writer left in the lock file; 0 when there is none. */
 static long read_pid(int fd) {
@@ -404,21 +352,25 @@ static int lock_writer(tide_Store *s) {
   return rc;
 }
 
-static int connect_db(tide_Store *s, int open_flags) {
-  int rc = sqlite3_open_v2(s->path, &s->db, open_flags | SQLITE_OPEN_NOMUTEX,
-                           NULL);
-  if (s->db == NULL) return nomem(s);
-  if (rc != SQLITE_OK) return tide_store_fail_db(s, "cannot open");
-  sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-  return 0;
+/* Opens the connection as every tide connection is opened
+** (sqlite_conn.h): nothing of the file is read yet. */
+static int connect_db(tide_Store *s) {
+  char msg[TIDE_SQLITE_MSG_SIZE];
+  int rc = tide_sqlite_conn_open(&s->db, s->path, conn_mode(s),
+                                 "state store", msg, sizeof msg);
+  return rc ? fail_conn(s, rc, msg, "") : 0;
 }
 
-/* Per-connection settings, once the file is known to be a store: WAL needs
-** a full sync only at checkpoints; a page cache of 64 MiB holds the tree of
-** an app of a few hundred thousand components. */
-static int set_synchronous(tide_Store *s) {
-  if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL;"
-                   " PRAGMA cache_size = -65536;", NULL, NULL, NULL) !=
+/* The settings that read the file, once it is known to be a store: WAL and
+** synchronous = NORMAL for a writer (sqlite_conn.h), and for any
+** connection a page cache of 64 MiB, which holds the tree of an app of a
+** few hundred thousand components. */
+static int settle(tide_Store *s) {
+  char msg[TIDE_SQLITE_MSG_SIZE];
+  int rc = tide_sqlite_conn_settle(s->db, s->path, conn_mode(s),
+                                   "state store", msg, sizeof msg);
+  if (rc) return fail_conn(s, rc, msg, "");
+  if (sqlite3_exec(s->db, "PRAGMA cache_size = -65536", NULL, NULL, NULL) !=
       SQLITE_OK)
     return tide_store_fail_db(s, "cannot open");
   return 0;
@@ -439,57 +391,13 @@ static int open_read(tide_Store *s) {
     return tide_store_fail(s, TIDE_ENOTSTORE,
                            "%s: not a tide state store (is a directory)",
                            s->path);
-  rc = connect_db(s, SQLITE_OPEN_READONLY);
+  rc = connect_db(s);
   if (rc) return rc;
   rc = tide_store_schema_check(s);
   if (rc == 1)
     return tide_store_fail(s, TIDE_ENOTFOUND, "%s: state store is empty",
                            s->path);
-  return rc ? rc : set_synchronous(s);
-}
-
-/* SQLite creates PATH-wal and PATH-shm with the mode of PATH. A connection
-** to a read-only PATH (chmod a-w, then `tide show`) creates them read-only
-** and, unable to write, cannot remove them when it closes; once PATH is
-** writable again they would keep every writer out ("attempt to write a
-** readonly database"). So before a writer opens the store, such a file
-** gets PATH's mode back (a mode change is harmless to a reader that has
-** it open); one this user cannot change is an error naming it. */
-static int repair_side_files(tide_Store *s) {
-  static const char *const sides[] = {"-wal", "-shm"};
-  char side[PATH_MAX], text[TIDE_ERRNO_TEXT_SIZE];
-  struct stat db, st;
-  size_t i;
-  int e;
-  if (stat(s->path, &db) != 0 || access(s->path, W_OK) != 0) return 0;
-  for (i = 0; i < 2; i++) {
-    if (snprintf(side, sizeof side, "%s%s", s->path, sides[i]) >=
-        (int)sizeof side)
-      return 0;
-    if (lstat(side, &st) != 0 || !S_ISREG(st.st_mode) ||
-        access(side, W_OK) == 0)
-      continue;
-    e = errno;
-    if (e == EACCES && chmod(side, db.st_mode & 0777) == 0 &&
-        access(side, W_OK) == 0)
-      continue;
-    return tide_store_fail(s, TIDE_EIO, "%s: cannot write %s: %s", s->path,
-                           side, tide_error_errno_text(e, text, sizeof text));
-  }
-  return 0;
-}
-
-/* SQLite opens a file it may not write read-only, silently; the first
-** write would fail with "attempt to write a readonly database". Checked
-** before the first read, which would create PATH-wal and PATH-shm. */
-static int check_writable(tide_Store *s) {
-  char text[TIDE_ERRNO_TEXT_SIZE];
-  int e;
-  if (sqlite3_db_readonly(s->db, "main") != 1) return 0;
-  e = access(s->path, W_OK) != 0 ? errno : EACCES;
-  return tide_store_fail(s, TIDE_EIO, "%s: cannot open the state store for "
-                         "writing: %s", s->path,
-                         tide_error_errno_text(e, text, sizeof text));
+  return rc ? rc : settle(s);
 }
 
 /* A new store gives free pages back by incremental vacuum
@@ -510,15 +418,12 @@ static int start_incremental(tide_Store *s) {
   return 0;
 }
 
+/* The connection creates the file and its folders when missing, and is
+** refused when the file or what SQLite needs beside it is not writable
+** (sqlite_conn.h). Nothing is written before the file is known to be a
+** store, or empty. */
 static int open_write(tide_Store *s) {
-  sqlite3_stmt *st;
-  int e, rc = make_parent_dirs(s);
-  if (rc) return rc;
-  rc = repair_side_files(s);
-  if (rc) return rc;
-  rc = connect_db(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  if (rc) return rc;
-  rc = check_writable(s);
+  int rc = connect_db(s), empty;
   if (rc) return rc;
   /* Check before locking, so a file that is not a store is left as it is,
   ** without a lock file beside it; check again once locked, as another
@@ -527,20 +432,11 @@ static int open_write(tide_Store *s) {
   if (rc < 0) return rc;
   rc = lock_writer(s);
   if (rc) return rc;
-  rc = tide_store_schema_check(s);
-  if (rc < 0) return rc;
-  if (rc == 1 && (e = start_incremental(s)) != 0) return e;
-  if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) !=
-      SQLITE_OK)
-    return tide_store_fail_db(s, "cannot open");
-  if (sqlite3_step(st) != SQLITE_ROW) {
-    rc = tide_store_fail_db(s, "cannot switch to WAL mode");
-    sqlite3_finalize(st);
-    return rc;
-  }
-  sqlite3_finalize(st);
-  if (rc == 1 && (rc = tide_store_schema_create(s)) != 0) return rc;
-  return set_synchronous(s);
+  empty = tide_store_schema_check(s);
+  if (empty < 0) return empty;
+  if (empty == 1 && (rc = start_incremental(s)) != 0) return rc;
+  if ((rc = settle(s)) != 0) return rc;
+  return empty == 1 ? tide_store_schema_create(s) : 0;
 }
 
 int tide_store_open(tide_Store **out, const char *path, int flags,

@@ -30,8 +30,9 @@ int tide_store_app_lookup(tide_Store *s, const char *name, size_t name_len,
   sqlite3_stmt *st;
   int rc = tide_store_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
   if (rc) return rc;
-  if (bind_text(st, 1, name, name_len)) return bind_failed(s, "app lookup");
-  rc = get_row(s, st, "app lookup");
+  if (bind_text(st, 1, name, name_len))
+    return bind_failed(s, "cannot read an app");
+  rc = get_row(s, st, "cannot read an app");
   if (rc) return rc;
   fill_app(st, app);
   return 0;
@@ -40,7 +41,7 @@ int tide_store_app_lookup(tide_Store *s, const char *name, size_t name_len,
 int tide_store_app_get_or_create(tide_Store *s, const char *name,
                                  size_t name_len, int64_t *id, int *created) {
   sqlite3_stmt *st;
-  const char *what = "app get-or-create";
+  const char *what = "cannot record an app";
   int rc = tide_store_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
   if (created) *created = 0;
   if (rc) return rc;
@@ -71,7 +72,7 @@ int tide_store_app_each(tide_Store *s, tide_StoreAppFn fn, void *arg) {
                            " ORDER BY name",
                            &st);
   if (rc) return rc;
-  return each(s, st, "app list", emit_app, &fn, arg);
+  return each(s, st, "cannot list the apps", emit_app, &fn, arg);
 }
 
 /* What deleting an app deletes, in order: target states go before the
@@ -99,7 +100,7 @@ int tide_store_app_delete(tide_Store *s, int64_t app_id) {
   if (rc) return rc;
   for (i = 0; i < sizeof app_deletes / sizeof app_deletes[0]; i++) {
     rc = delete_by_id(s, app_deletes[i].slot, app_deletes[i].sql, app_id,
-                      "app delete");
+                      "cannot delete an app");
     if (rc) return rc;
   }
   tide_store_write_done(s);
@@ -137,7 +138,7 @@ static int emit_component(sqlite3_stmt *st, const void *cb, void *arg) {
 int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
                              int64_t *id) {
   sqlite3_stmt *st;
-  const char *what = "component put";
+  const char *what = "cannot record a component";
   int64_t row_id = 0;
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
@@ -178,7 +179,7 @@ int tide_store_component_get(tide_Store *s, int64_t app_id,
                              const char *path, size_t path_len,
                              tide_StoreComponent *c) {
   sqlite3_stmt *st;
-  const char *what = "component get";
+  const char *what = "cannot read a component";
   int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_GET,
                            "SELECT " COMPONENT_COLUMNS " FROM components"
                            " WHERE app_id = ?1 AND path = ?2",
@@ -197,7 +198,7 @@ int tide_store_component_delete(tide_Store *s, int64_t id) {
   if (rc) return rc;
   rc = delete_by_id(s, TIDE_STMT_COMPONENT_DEL,
                     "DELETE FROM components WHERE id = ?1", id,
-                    "component delete");
+                    "cannot delete a component");
   if (rc) return rc;
   tide_store_write_done(s);
   return 0;
@@ -206,7 +207,7 @@ int tide_store_component_delete(tide_Store *s, int64_t id) {
 int tide_store_component_each(tide_Store *s, int64_t app_id,
                               tide_StoreComponentFn fn, void *arg) {
   sqlite3_stmt *st;
-  const char *what = "component list";
+  const char *what = "cannot list the components";
   int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_EACH,
                            "SELECT " COMPONENT_COLUMNS " FROM components"
                            " WHERE app_id = ?1 ORDER BY path",
@@ -221,7 +222,7 @@ int tide_store_component_each(tide_Store *s, int64_t app_id,
 int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
                         tide_StoreMemo *m) {
   sqlite3_stmt *st;
-  const char *what = "memo get";
+  const char *what = "cannot read a memo entry";
   int rc = tide_store_stmt(s, TIDE_STMT_MEMO_GET,
                            "SELECT app_id, key, fn_name, value, deps,"
                            " targets, updated_ns FROM memos"
@@ -244,7 +245,7 @@ int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
 
 int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
   sqlite3_stmt *st;
-  const char *what = "memo put";
+  const char *what = "cannot record a memo entry";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(
@@ -269,7 +270,7 @@ int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
 int tide_store_memo_delete(tide_Store *s, int64_t app_id,
                            const uint8_t *key) {
   sqlite3_stmt *st;
-  const char *what = "memo delete";
+  const char *what = "cannot delete a memo entry";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(s, TIDE_STMT_MEMO_DEL,
@@ -291,7 +292,7 @@ static int emit_memo_key(sqlite3_stmt *st, const void *cb, void *arg) {
 int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
                              tide_StoreMemoKeyFn fn, void *arg) {
   sqlite3_stmt *st;
-  const char *what = "memo list";
+  const char *what = "cannot list the memo entries";
   int rc = tide_store_stmt(s, TIDE_STMT_MEMO_EACH_KEY,
                            "SELECT key, fn_name FROM memos"
                            " WHERE app_id = ?1",
@@ -329,7 +330,7 @@ int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
                                        size_t identity_len, int64_t *id,
                                        int *created) {
   sqlite3_stmt *st;
-  const char *what = "container get-or-create";
+  const char *what = "cannot record a target container";
   int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_FIND,
                            "SELECT id FROM containers WHERE app_id = ?1"
                            " AND kind = ?2 AND identity = ?3",
@@ -361,7 +362,7 @@ int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
 int tide_store_container_get(tide_Store *s, int64_t id,
                              tide_StoreContainer *c) {
   sqlite3_stmt *st;
-  const char *what = "container get";
+  const char *what = "cannot read a target container";
   int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_GET,
                            "SELECT " CONTAINER_COLUMNS " FROM containers"
                            " WHERE id = ?1",
@@ -377,7 +378,7 @@ int tide_store_container_get(tide_Store *s, int64_t id,
 int tide_store_container_update(tide_Store *s,
                                 const tide_StoreContainer *c) {
   sqlite3_stmt *st;
-  const char *what = "container update";
+  const char *what = "cannot record a target container";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_UPDATE,
@@ -397,7 +398,7 @@ int tide_store_container_update(tide_Store *s,
 }
 
 int tide_store_container_delete(tide_Store *s, int64_t id) {
-  const char *what = "container delete";
+  const char *what = "cannot delete a target container";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = delete_by_id(s, TIDE_STMT_CONTAINER_DEL_TARGETS,
@@ -414,7 +415,7 @@ int tide_store_container_delete(tide_Store *s, int64_t id) {
 int tide_store_container_each(tide_Store *s, int64_t app_id,
                               tide_StoreContainerFn fn, void *arg) {
   sqlite3_stmt *st;
-  const char *what = "container list";
+  const char *what = "cannot list the target containers";
   int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_EACH,
                            "SELECT " CONTAINER_COLUMNS " FROM containers"
                            " WHERE app_id = ?1 ORDER BY kind, identity",
@@ -446,7 +447,7 @@ static int emit_target(sqlite3_stmt *st, const void *cb, void *arg) {
 
 int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t) {
   sqlite3_stmt *st;
-  const char *what = "target state put";
+  const char *what = "cannot record a target state";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(
@@ -479,7 +480,7 @@ static int target_stmt(tide_Store *s, int slot, const char *sql,
 int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
                                    const void *key, size_t key_len) {
   sqlite3_stmt *st;
-  const char *what = "target state mark applied";
+  const char *what = "cannot mark a target state applied";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = target_stmt(s, TIDE_STMT_TARGET_APPLIED_DEL,
@@ -506,7 +507,7 @@ int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
 
 int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id) {
   sqlite3_stmt *st;
-  const char *what = "target states mark applied";
+  const char *what = "cannot mark target states applied";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   /* Only the pending states, through their partial index: SQLite's
@@ -535,7 +536,7 @@ int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id) {
 int tide_store_target_delete(tide_Store *s, int64_t container_id,
                              const void *key, size_t key_len) {
   sqlite3_stmt *st;
-  const char *what = "target state delete";
+  const char *what = "cannot delete a target state";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = target_stmt(s, TIDE_STMT_TARGET_DEL,
@@ -550,7 +551,7 @@ int tide_store_target_get(tide_Store *s, int64_t container_id,
                           const void *key, size_t key_len,
                           tide_StoreTarget *t) {
   sqlite3_stmt *st;
-  const char *what = "target state get";
+  const char *what = "cannot read a target state";
   int rc = target_stmt(s, TIDE_STMT_TARGET_GET,
                        "SELECT " TARGET_COLUMNS " FROM target_states"
                        " WHERE container_id = ?1 AND key = ?2",
@@ -577,7 +578,7 @@ int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
   return target_each(s, TIDE_STMT_TARGET_EACH_OWNER,
                      "SELECT " TARGET_COLUMNS " FROM target_states"
                      " WHERE owner_id = ?1 ORDER BY container_id, key",
-                     owner_id, "target state list", fn, arg);
+                     owner_id, "cannot list the target states", fn, arg);
 }
 
 int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
@@ -585,7 +586,7 @@ int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
   return target_each(s, TIDE_STMT_TARGET_EACH_CONTAINER,
                      "SELECT " TARGET_COLUMNS " FROM target_states"
                      " WHERE container_id = ?1 ORDER BY key",
-                     container_id, "target state list", fn, arg);
+                     container_id, "cannot list the target states", fn, arg);
 }
 
 int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
@@ -598,7 +599,7 @@ int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
                      " ON t.container_id = c.id"
                      " WHERE c.app_id = ?1 AND t.pending <> 0"
                      " ORDER BY t.container_id, t.key",
-                     app_id, "pending target state list", fn, arg);
+                     app_id, "cannot list the pending target states", fn, arg);
 }
 
 /* ---- Source items ---- */
@@ -626,7 +627,7 @@ int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
                           size_t source_len, const char *key, size_t key_len,
                           tide_StoreSourceItem *item) {
   sqlite3_stmt *st;
-  const char *what = "source item get";
+  const char *what = "cannot read a source item";
   int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_GET,
                            "SELECT " SOURCE_COLUMNS " FROM source_items"
                            " WHERE app_id = ?1 AND source = ?2 AND key = ?3",
@@ -643,7 +644,7 @@ int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
 
 int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
   sqlite3_stmt *st;
-  const char *what = "source item put";
+  const char *what = "cannot record a source item";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(
@@ -669,7 +670,7 @@ int tide_store_source_delete(tide_Store *s, int64_t app_id,
                              const char *source, size_t source_len,
                              const char *key, size_t key_len) {
   sqlite3_stmt *st;
-  const char *what = "source item delete";
+  const char *what = "cannot delete a source item";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(s, TIDE_STMT_SOURCE_DEL,
@@ -687,7 +688,7 @@ int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
                            size_t source_len, tide_StoreSourceItemFn fn,
                            void *arg) {
   sqlite3_stmt *st;
-  const char *what = "source item list";
+  const char *what = "cannot list the source items";
   int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_EACH,
                            "SELECT " SOURCE_COLUMNS " FROM source_items"
                            " WHERE app_id = ?1 AND source = ?2 ORDER BY key",
@@ -713,7 +714,7 @@ static int emit_run(sqlite3_stmt *st, const void *cb, void *arg) {
 
 int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id) {
   sqlite3_stmt *st;
-  const char *what = "run begin";
+  const char *what = "cannot record the start of a run";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(s, TIDE_STMT_RUN_BEGIN,
@@ -732,7 +733,7 @@ int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id) {
 int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
                           const char *stats, size_t stats_len) {
   sqlite3_stmt *st;
-  const char *what = "run finish";
+  const char *what = "cannot record the end of a run";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(s, TIDE_STMT_RUN_FINISH,
@@ -753,7 +754,7 @@ int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
 int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
                                tide_StoreRunFn fn, void *arg) {
   sqlite3_stmt *st;
-  const char *what = "run list";
+  const char *what = "cannot list the runs";
   int rc = tide_store_stmt(s, TIDE_STMT_RUN_LATEST,
                            "SELECT id, app_id, started_ns, finished_ns,"
                            " status, stats FROM runs WHERE app_id = ?1"

@@ -9,7 +9,7 @@
 int tide_store_memo_ref_add(tide_Store *s, int64_t app_id,
                             int64_t component_id, const uint8_t *key) {
   sqlite3_stmt *st;
-  const char *what = "memo reference add";
+  const char *what = "cannot record a memo reference";
   int rc = tide_store_write_begin(s);
   if (rc) return rc;
   rc = tide_store_stmt(s, TIDE_STMT_MEMO_REF_ADD,
@@ -31,7 +31,7 @@ static int emit_ref(sqlite3_stmt *st, const void *cb, void *arg) {
 int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
                               tide_StoreMemoRefFn fn, void *arg) {
   sqlite3_stmt *st;
-  const char *what = "memo reference list";
+  const char *what = "cannot list the memo references";
   int rc = tide_store_stmt(s, TIDE_STMT_MEMO_REFS_EACH,
                            "SELECT key FROM memo_refs WHERE component_id = ?1"
                            " ORDER BY key", &st);
@@ -45,7 +45,7 @@ int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id) {
   if (rc) return rc;
   rc = delete_by_id(s, TIDE_STMT_MEMO_REFS_CLEAR,
                     "DELETE FROM memo_refs WHERE component_id = ?1",
-                    component_id, "memo reference clear");
+                    component_id, "cannot delete memo references");
   if (rc) return rc;
   tide_store_write_done(s);
   return 0;
@@ -54,7 +54,7 @@ int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id) {
 int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
                                const uint8_t *key, int *used) {
   sqlite3_stmt *st;
-  const char *what = "memo reference check";
+  const char *what = "cannot read a memo reference";
   int rc = tide_store_stmt(s, TIDE_STMT_MEMO_REF_EXISTS,
                            "SELECT EXISTS(SELECT 1 FROM memo_refs"
                            " WHERE app_id = ?1 AND key = ?2)", &st);
