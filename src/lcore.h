@@ -35,6 +35,13 @@ const uint8_t *tide_lcbor_encode(lua_State *L, int idx, const char *root,
 ** [-0, +1, m] */
 void tide_lcore_push_errname(lua_State *L, int code);
 
+struct tide_GlobSet;
+/* The glob set a binding was handed at idx, pushed: nil gives NULL (and
+** an empty list too: no patterns, no set); a set from core.fs_glob is used
+** as is; a list of patterns is compiled (lfs.c, the one place globs are
+** compiled), raising with the bad pattern's message. [-0, +1, e] */
+const struct tide_GlobSet *tide_lfs_globs(lua_State *L, int idx);
+
 struct tide_Store;
 /* The store of a store object (core.store_open), raising if closed.
 ** [-0, +0, v] */
