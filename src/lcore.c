@@ -18,6 +18,7 @@ static const Opener openers[] = {
   tide_lfs_open,
   tide_lsqlite_open,
   tide_lsignal_open,
+  tide_ljson_open,
   NULL,
 };
 

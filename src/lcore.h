@@ -17,6 +17,7 @@ void tide_lsplit_open(lua_State *L);
 void tide_lfs_open(lua_State *L);
 void tide_lsqlite_open(lua_State *L);
 void tide_lsignal_open(lua_State *L);
+void tide_ljson_open(lua_State *L);
 
 
 #include <stddef.h>
