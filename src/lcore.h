@@ -1,6 +1,17 @@
 /*
 ** The Lua bindings of the C core. Each binding file adds its functions to
 ** the module table on top of the stack: [-0, +0, m].
+**
+** One convention for every binding, as STYLE.md asks:
+** - Misuse raises: an argument of the wrong type, a string holding a NUL
+**   where C needs a path, a closed object, a value that cannot be encoded
+**   (luaL_argerror, luaL_error). The message points at the caller.
+** - A runtime failure returns nil (luaL_pushfail) and a message, sometimes
+**   more values after it: a file that cannot be read, a bad glob pattern,
+**   a database that cannot be opened.
+** - Out of memory raises, as Lua's own allocations do.
+** Each binding file's header says how it applies this and names any
+** function that does otherwise.
 */
 #ifndef TIDE_LCORE_H
 #define TIDE_LCORE_H

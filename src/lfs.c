@@ -1,6 +1,9 @@
 /*
 ** Lua binding of globs, the walker and the file operations: the C half of
-** tide.fs. Runtime failures return nil and a message; misuse raises.
+** tide.fs. Runtime failures return nil and a message (a file that cannot
+** be read or written, a folder that cannot be walked, a bad pattern for
+** fs_glob); misuse raises (a pattern or path that is not a string or
+** holds a NUL byte, a set that failed to compile); out of memory raises.
 */
 #include <string.h>
 
