@@ -1,4 +1,14 @@
-/* Lua binding of the canonical encoding: cbor_encode, cbor_decode. */
+/*
+** Lua binding of the canonical encoding (cbor.h).
+**
+**   cbor_encode(v [, name]) -> bytes   raises when v cannot be encoded (a
+**                                      function, a cycle: misuse), the
+**                                      message naming the place in v
+**   cbor_decode(bytes) -> v | nil, message   bytes that are not a
+**                                      canonical encoding: a runtime
+**                                      failure
+**   record_metatable(name) -> the shared metatable of records of the type
+*/
 #include <lauxlib.h>
 #include <lua.h>
 

@@ -1,4 +1,8 @@
-/* `tide.core`: the C half of the Lua module, composed from the bindings. */
+/*
+** `tide.core`: the C half of the Lua module, composed from the bindings
+** (their convention is in lcore.h), with strerror(code) and errname(code)
+** for TIDE_E* codes and the version string. Misuse raises.
+*/
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -21,6 +25,7 @@ static const Opener openers[] = {
   tide_lengine_open,
   tide_lmemo_open,
   tide_lrecord_open,
+  tide_ljson_open,
   NULL,
 };
 

@@ -1,4 +1,16 @@
-/* Lua binding of fingerprints: values, files, logic. */
+/*
+** Lua binding of fingerprints: values, files, logic (fingerprint.h,
+** logic.h). Misuse raises, and a value that cannot be encoded is misuse:
+** fingerprint, fingerprint_raw, fingerprint_args and memo_key raise with a
+** message naming the function and the argument ("embed argument 2.opts:
+** cannot encode a function"), which is how a memoized call with such an
+** argument fails. fingerprint_file returns nil, message when the file
+** cannot be read. logic_fingerprint raises when its argument is not a
+** function or a __tide_logic metamethod fails: both are the caller's code
+** at fault.
+*/
+#include <string.h>
+
 #include <blake2.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -122,10 +134,12 @@ static int fingerprint_bytes(lua_State *L) {
 /* fingerprint_file(path [, "raw"]) -> 32 hex digits, or 16 raw bytes */
 static int fingerprint_file(lua_State *L) {
   static const char *const forms[] = {"hex", "raw", NULL};
-  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
   int raw = luaL_checkoption(L, 2, "hex", forms) == 1;
   char err[512];
   tide_Fp fp;
+  luaL_argcheck(L, strlen(path) == len, 1, "path contains a NUL byte");
   if (tide_fp_file(&fp, path, err, sizeof err) != 0) {
     luaL_pushfail(L);
     lua_pushstring(L, err);

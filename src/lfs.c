@@ -1,6 +1,9 @@
 /*
 ** Lua binding of globs, the walker and the file operations: the C half of
-** tide.fs. Runtime failures return nil and a message; misuse raises.
+** tide.fs. Runtime failures return nil and a message (a file that cannot
+** be read or written, a folder that cannot be walked, a bad pattern for
+** fs_glob); misuse raises (a pattern or path that is not a string or
+** holds a NUL byte, a set that failed to compile); out of memory raises.
 */
 #include <string.h>
 
@@ -80,27 +83,29 @@ static int fs_selects(lua_State *L) {
   return 1;
 }
 
-/* fs_glob(patterns): a compiled set, or nil and a message naming the bad
-** pattern. */
-static int fs_glob(lua_State *L) {
+/* Compiles the list of patterns at idx into a new set userdata, pushed;
+** returns NULL with the message in err when a pattern is bad. Misuse (a
+** pattern that is not a string or holds a NUL) raises. The one place
+** tide compiles globs. [-0, +1, e] */
+static const tide_GlobSet *compile(lua_State *L, int idx, char *err,
+                                   size_t errlen) {
   lua_Integer n, i;
   const char **patterns;
-  char err[512];
   Glob *g;
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
-  luaL_checktype(L, 1, LUA_TTABLE);
-  n = luaL_len(L, 1);
+  idx = lua_absindex(L, idx);
+  n = luaL_len(L, idx);
   patterns = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *patterns,
                                0);
   for (i = 1; i <= n; i++) {
     size_t len;
-    if (lua_geti(L, 1, i) != LUA_TSTRING)
-      return luaL_error(L, "pattern %d is a %s, not a string", (int)i,
-                        luaL_typename(L, -1));
+    if (lua_geti(L, idx, i) != LUA_TSTRING)
+      luaL_error(L, "pattern %d is a %s, not a string", (int)i,
+                 luaL_typename(L, -1));
     patterns[i - 1] = lua_tolstring(L, -1, &len);
     if (strlen(patterns[i - 1]) != len)
-      return luaL_error(L, "pattern %d contains a NUL byte", (int)i);
+      luaL_error(L, "pattern %d contains a NUL byte", (int)i);
     lua_pop(L, 1); /* the table keeps the string alive */
   }
   g = lua_newuserdatauv(L, sizeof *g, 0);
@@ -114,9 +119,42 @@ static int fs_glob(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_setmetatable(L, -2);
-  if (tide_glob_new(&g->set, patterns, (size_t)n, alloc, ud, err,
-                    sizeof err) != 0)
-    return push_fail(L, err);
+  lua_remove(L, -2); /* the pattern array */
+  if (tide_glob_new(&g->set, patterns, (size_t)n, alloc, ud, err, errlen))
+    return NULL;
+  return g->set;
+}
+
+const tide_GlobSet *tide_lfs_globs(lua_State *L, int idx) {
+  char err[512];
+  const tide_GlobSet *set;
+  idx = lua_absindex(L, idx);
+  if (lua_isnoneornil(L, idx) ||
+      (lua_type(L, idx) == LUA_TTABLE && luaL_len(L, idx) == 0)) {
+    lua_pushnil(L);
+    return NULL;
+  }
+  if (lua_type(L, idx) == LUA_TUSERDATA) {
+    set = check_glob(L, idx);
+    lua_pushvalue(L, idx);
+    return set;
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if ((set = compile(L, idx, err, sizeof err)) == NULL)
+    luaL_error(L, "%s", err);
+  return set;
+}
+
+/* fs_glob(patterns): a compiled set, or nil and a message naming the bad
+** pattern. */
+static int fs_glob(lua_State *L) {
+  char err[512];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (compile(L, 1, err, sizeof err) == NULL) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
   return 1;
 }
 

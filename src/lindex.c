@@ -273,44 +273,6 @@ static int index_file_put(lua_State *L) {
   return 0;
 }
 
-/* Compiles a list of patterns (or nil) into a glob set owned by a
-** userdata left on the stack. [-0, +1, e] */
-static const tide_GlobSet *compile_globs(lua_State *L, int idx) {
-  tide_GlobSet **holder;
-  const char *patterns[256];
-  lua_Integer n, i;
-  char err[512];
-  void *ud;
-  lua_Alloc alloc = lua_getallocf(L, &ud);
-  holder = lua_newuserdatauv(L, sizeof *holder, 0);
-  *holder = NULL;
-  luaL_setmetatable(L, INDEX_TYPE "Glob");
-  if (lua_isnoneornil(L, idx)) return NULL;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  n = luaL_len(L, idx);
-  if (n == 0) return NULL;
-  luaL_argcheck(L, n <= 256, idx, "at most 256 patterns");
-  for (i = 1; i <= n; i++) {
-    size_t len;
-    lua_geti(L, idx, i);
-    patterns[i - 1] = luaL_checklstring(L, -1, &len);
-    if (strlen(patterns[i - 1]) != len)
-      luaL_error(L, "pattern %d contains a NUL byte", (int)i);
-    lua_pop(L, 1); /* the table keeps the string */
-  }
-  if (tide_glob_new(holder, patterns, (size_t)n, alloc, ud, err,
-                    sizeof err) != 0)
-    luaL_error(L, "%s", err);
-  return *holder;
-}
-
-static int glob_holder_gc(lua_State *L) {
-  tide_GlobSet **holder = lua_touserdata(L, 1);
-  tide_glob_free(*holder);
-  *holder = NULL;
-  return 0;
-}
-
 /* A required string field of the table at t and its length, which counts
 ** any NUL bytes in it. [-0, +0, v] */
 static const char *field_string(lua_State *L, int t, const char *k,
@@ -328,7 +290,8 @@ static const char *field_string(lua_State *L, int t, const char *k,
 ** where changed is a list of { path, size, mtime_ns, inode, fp, input }
 ** (fp and input when the file was read and could be), with deferred =
 ** true for a file not read (index_walk.h, step 3), or { path, error =
-** errno } for walk errors. */
+** errno } for walk errors. include and exclude are the walk's compiled
+** sets (fs.Walk:globs()), or pattern lists compiled here. */
 static int index_walk(lua_State *L) {
   Box *b = check_box(L);
   tide_IndexWalk spec;
@@ -363,9 +326,9 @@ static int index_walk(lua_State *L) {
   spec.flags = lua_toboolean(L, -1) ? TIDE_WALK_FOLLOW_SYMLINKS : 0;
   lua_pop(L, 1);
   lua_getfield(L, 2, "include");
-  spec.include = compile_globs(L, lua_gettop(L));
+  spec.include = tide_lfs_globs(L, -1);
   lua_getfield(L, 2, "exclude");
-  spec.exclude = compile_globs(L, lua_gettop(L));
+  spec.exclude = tide_lfs_globs(L, -1);
   b->changed.len = 0;
   rc = tide_index_walk(b->ix, &b->walker, &spec, &b->changed, &unchanged);
   if (rc != 0) {
@@ -428,11 +391,6 @@ void tide_lindex_open(lua_State *L) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, index_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, INDEX_TYPE "Glob")) {
-    lua_pushcfunction(L, glob_holder_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

@@ -1,7 +1,10 @@
 /*
 ** Lua binding of the engine's event loop: core.loop_new() returns a libuv
 ** loop the scheduler advances between coroutine steps. Asynchronous work
-** (file events, the thread pool) registers handles on it.
+** (file events, the thread pool) registers handles on it. Misuse (a closed
+** loop, an unknown run mode) raises. loop_new raises too when libuv cannot
+** make a loop: that is resource exhaustion (no file descriptor or memory
+** left), which raises as out of memory does.
 */
 #include <lauxlib.h>
 #include <lua.h>

@@ -16,6 +16,10 @@
 ** failed component does, while a step of the engine is never cut in half.
 ** A second signal exits at once with status 130.
 **
+** Misuse raises; trap_signals returns nil, message when the handlers
+** cannot be installed; resume returns false, message as coroutine.resume
+** does.
+**
 ** A signal is process-wide by nature, so the signal count and the running
 ** coroutine are statics: the only ones in tide, written by the handler and
 ** by the one thread that runs the scheduler. The source prefix lives in the

@@ -1,7 +1,11 @@
 /*
 ** The Lua binding of the splitter and the language table. tide.text
 ** (lua/tide/text.lua) checks the options and shapes the API; these
-** functions check only what could make the C side misbehave.
+** functions check only what could make the C side misbehave, and raise
+** when it is wrong (misuse: sizes that do not fit, a separator that is not
+** a string). split_compile returns nil and why (then the kind and text of
+** the bad entry) for a language definition that cannot work, a runtime
+** failure tide.text reports. Out of memory raises.
 */
 #include <lauxlib.h>
 #include <limits.h>

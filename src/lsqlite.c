@@ -18,19 +18,16 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "json_write.h"
 #include "lcore.h"
 #include "sqlite_db.h"
 
 #define DB_TYPE "tide.SqliteDb"
 #define QUERY_TYPE "tide.SqliteQuery"
 #define SCRATCH_TYPE "tide.SqliteScratch"
-
-/* Nesting depth at which a JSON value is taken for a cycle. */
-#define JSON_MAX_DEPTH 100
 
 typedef struct {
   tide_SqliteDb *db; /* owned; NULL once closed */
@@ -165,21 +162,12 @@ typedef struct {
   int size; /* of a vector */
 } Column;
 
-/* One sorted key of a JSON object: a string key, or an integer key
-** written in decimal into num. */
-typedef struct {
-  const char *s; /* borrowed from the table, NULL for an integer key */
-  size_t len;
-  lua_Integer i;
-  char num[24];
-} JsonKey;
-
 /* Everything a batch needs, in one userdata so nothing leaks if Lua
 ** raises: the columns, the values of the current row, the bytes of its
-** JSON and vector values, and the key stack of the JSON encoder. */
+** JSON and vector values, and the JSON writer (json_write.h). */
 typedef struct {
   tide_Buf out;  /* JSON and vector bytes of the current row */
-  tide_Buf keys; /* JsonKey stack of the objects being written */
+  tide_JsonWriter json; /* writes json-typed values into out */
   tide_SqliteTable table;
   tide_SqlValue *vals; /* ncols */
   Column *cols;        /* ncols */
@@ -192,7 +180,7 @@ typedef struct {
 static int scratch_gc(lua_State *L) {
   Scratch *s = luaL_checkudata(L, 1, SCRATCH_TYPE);
   tide_buf_close(&s->out);
-  tide_buf_close(&s->keys);
+  tide_json_close(&s->json);
   return 0;
 }
 
@@ -212,60 +200,23 @@ static int put(Scratch *s, const char *p, size_t n) {
 
 #define PUTS(s, lit) put((s), (lit), sizeof(lit) - 1)
 
+/* The pieces of JSON text come from the shared writer (json_write.h). */
 static int put_integer(Scratch *s, lua_Integer i) {
-  char num[32];
-  int n = snprintf(num, sizeof num, LUA_INTEGER_FMT, (LUAI_UACINT)i);
-  return put(s, num, (size_t)n);
+  return tide_json_put_integer(&s->out, (int64_t)i)
+             ? conv_fail(s, "out of memory") : 0;
 }
 
-/* The shortest text that reads back as d, always with a fraction or an
-** exponent so it stays a float; JSON has no NaN or infinity: null. */
+/* A number column keeps what sqlite.lua documents: NaN and infinities
+** as null. */
 static int put_float(Scratch *s, double d) {
-  char num[40];
-  int n = 0, prec;
   if (!isfinite(d)) return PUTS(s, "null");
-  for (prec = 15; prec <= 17; prec++) {
-    n = snprintf(num, sizeof num, "%.*g", prec, d);
-    if (strtod(num, NULL) == d) break;
-  }
-  if (!strpbrk(num, ".,e")) {
-    memcpy(num + n, ".0", 3);
-    n += 2;
-  }
-  for (prec = 0; prec < n; prec++)
-    if (num[prec] == ',') num[prec] = '.'; /* a comma locale */
-  return put(s, num, (size_t)n);
+  return tide_json_put_float(&s->out, d) ? conv_fail(s, "out of memory")
+                                          : 0;
 }
 
 static int put_string(Scratch *s, const char *p, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  size_t i, run = 0;
-  int rc = PUTS(s, "\"");
-  for (i = 0; i < len && rc == 0; i++) {
-    unsigned char c = (unsigned char)p[i];
-    char esc[6] = {'\\', 0, '0', '0', 0, 0};
-    size_t n = 2;
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    rc = put(s, p + run, i - run);
-    run = i + 1;
-    switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\f': esc[1] = 'f'; break;
-    default:
-      esc[1] = 'u';
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      n = 6;
-    }
-    if (rc == 0) rc = put(s, esc, n);
-  }
-  if (rc == 0) rc = put(s, p + run, len - run);
-  return rc ? rc : PUTS(s, "\"");
+  return tide_json_put_string(&s->out, p, len)
+             ? conv_fail(s, "out of memory") : 0;
 }
 
 /* Bytes inside JSON: a base64 string (RFC 4648, with padding). */
@@ -308,103 +259,12 @@ static const char *got(lua_State *L, int idx) {
   return luaL_typename(L, idx);
 }
 
-static int key_order(const void *a, const void *b) {
-  const JsonKey *x = a, *y = b;
-  const char *xs = x->s ? x->s : x->num, *ys = y->s ? y->s : y->num;
-  size_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(xs, ys, n);
-  if (c) return c;
-  if (x->len != y->len) return x->len < y->len ? -1 : 1;
-  return (x->s == NULL) - (y->s == NULL); /* "1" and [1]: integer first */
-}
-
-static int json_any(Scratch *s, lua_State *L, int v, int depth);
-
-/* A table of keys 1..n (n >= 1) is an array; any other table, the empty
-** one included, an object with its keys sorted bytewise. */
-static int json_table(Scratch *s, lua_State *L, int v, int depth) {
-  size_t base = s->keys.len / sizeof(JsonKey), n = 0, i;
-  lua_Integer len = (lua_Integer)lua_rawlen(L, v);
-  int array = 1, rc = 0;
-  lua_pushnil(L);
-  while (lua_next(L, v)) {
-    JsonKey k;
-    lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      k.s = lua_tolstring(L, -1, &k.len);
-      array = 0;
-    } else if (lua_isinteger(L, -1)) {
-      k.s = NULL;
-      k.i = lua_tointeger(L, -1);
-      k.len = (size_t)snprintf(k.num, sizeof k.num, LUA_INTEGER_FMT,
-                               (LUAI_UACINT)k.i);
-      if (k.i < 1 || k.i > len) array = 0;
-    } else {
-      rc = conv_fail(s, "expected json, got a %s key", got(L, -1));
-      lua_pop(L, 1);
-      break;
-    }
-    if (tide_buf_append(&s->keys, &k, sizeof k) != 0) {
-      lua_pop(L, 1);
-      rc = conv_fail(s, "out of memory");
-      break;
-    }
-    n++;
-  }
-  if (rc == 0 && array && n > 0 && (lua_Integer)n == len) {
-    rc = PUTS(s, "[");
-    for (i = 1; i <= n && rc == 0; i++) {
-      if (i > 1) rc = PUTS(s, ",");
-      lua_rawgeti(L, v, (lua_Integer)i);
-      if (rc == 0) rc = json_any(s, L, lua_gettop(L), depth + 1);
-      lua_pop(L, 1);
-    }
-    if (rc == 0) rc = PUTS(s, "]");
-  } else if (rc == 0) {
-    JsonKey *keys = (JsonKey *)s->keys.data + base;
-    qsort(keys, n, sizeof *keys, key_order);
-    rc = PUTS(s, "{");
-    for (i = 0; i < n && rc == 0; i++) {
-      JsonKey *k = (JsonKey *)s->keys.data + base + i; /* may have moved */
-      if (i > 0) rc = PUTS(s, ",");
-      if (rc == 0) rc = put_string(s, k->s ? k->s : k->num, k->len);
-      if (rc == 0) rc = PUTS(s, ":");
-      if (k->s) {
-        lua_pushlstring(L, k->s, k->len);
-        lua_rawget(L, v);
-      } else {
-        lua_rawgeti(L, v, k->i);
-      }
-      if (rc == 0) rc = json_any(s, L, lua_gettop(L), depth + 1);
-      lua_pop(L, 1);
-    }
-    if (rc == 0) rc = PUTS(s, "}");
-  }
-  s->keys.len = base * sizeof(JsonKey);
-  return rc;
-}
-
-/* A json-typed value: any nesting of tables, strings, numbers, booleans. */
-static int json_any(Scratch *s, lua_State *L, int v, int depth) {
-  size_t len;
-  const char *p;
-  switch (lua_type(L, v)) {
-  case LUA_TNIL: return PUTS(s, "null");
-  case LUA_TBOOLEAN:
-    return lua_toboolean(L, v) ? PUTS(s, "true") : PUTS(s, "false");
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, v)) return put_integer(s, lua_tointeger(L, v));
-    return put_float(s, (double)lua_tonumber(L, v));
-  case LUA_TSTRING:
-    p = lua_tolstring(L, v, &len);
-    return put_string(s, p, len);
-  case LUA_TTABLE:
-    if (depth >= JSON_MAX_DEPTH || !lua_checkstack(L, 4))
-      return conv_fail(s, "json nested too deeply (a cycle?)");
-    return json_table(s, L, v, depth);
-  default:
-    return conv_fail(s, "expected json, got %s", got(L, v));
-  }
+/* A json-typed value: any nesting of tables, strings, numbers, booleans,
+** written by the shared writer. */
+static int json_any(Scratch *s, lua_State *L, int v) {
+  int rc = tide_json_write(&s->json, L, v);
+  if (rc == TIDE_ENOMEM) return conv_fail(s, "out of memory");
+  return rc ? conv_fail(s, "%s", s->json.err) : 0;
 }
 
 /* The kind of the described type at t (tide.record's describe): a scalar
@@ -480,7 +340,7 @@ static int json_record(Scratch *s, lua_State *L, int v, int t, int depth) {
 static int json_typed(Scratch *s, lua_State *L, int v, int t, int depth) {
   int top = lua_gettop(L), tv = lua_type(L, v), rc;
   const char *kind;
-  if (depth >= JSON_MAX_DEPTH || !lua_checkstack(L, 8))
+  if (depth >= TIDE_JSON_MAX_DEPTH || !lua_checkstack(L, 8))
     return conv_fail(s, "value nested too deeply");
   kind = type_kind(L, t);
   if (strcmp(kind, "optional") == 0) {
@@ -492,7 +352,7 @@ static int json_typed(Scratch *s, lua_State *L, int v, int t, int depth) {
     }
   } else if (strcmp(kind, "json") == 0) {
     rc = tv == LUA_TNIL ? conv_fail(s, "expected json, got nil")
-                        : json_any(s, L, v, depth);
+                        : json_any(s, L, v);
   } else if (strcmp(kind, "string") == 0 || strcmp(kind, "bytes") == 0) {
     size_t len;
     const char *p = tv == LUA_TSTRING ? lua_tolstring(L, v, &len) : NULL;
@@ -654,7 +514,7 @@ static Scratch *new_scratch(lua_State *L) {
   s = lua_newuserdatauv(L, size, 0);
   memset(s, 0, sizeof *s);
   tide_buf_init(&s->out, alloc, ud);
-  tide_buf_init(&s->keys, alloc, ud);
+  tide_json_init(&s->json, &s->out, TIDE_JSON_NONFINITE_NULL, alloc, ud);
   luaL_setmetatable(L, SCRATCH_TYPE);
   p = (char *)(s + 1);
   s->vals = (tide_SqlValue *)(void *)p;

@@ -1,9 +1,12 @@
 /*
 ** Lua binding of the few process-level calls the CLI needs and Lua lacks:
-** chdir, getcwd, isatty, and errno_text for messages.
+** chdir, getcwd, isatty, and errno_text for messages. chdir and getcwd
+** return nil, message when the call fails; misuse (a path holding a NUL,
+** a number that is no errno value) raises.
 */
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -13,8 +16,10 @@
 #include "lcore.h"
 
 static int sys_chdir(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
   char text[TIDE_ERRNO_TEXT_SIZE];
+  luaL_argcheck(L, strlen(path) == len, 1, "path contains a NUL byte");
   if (chdir(path) != 0) {
     luaL_pushfail(L);
     lua_pushfstring(L, "%s: %s", path,

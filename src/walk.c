@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "mkdirs.h"
 #include "walk.h"
 
 /* One entry of a directory being walked. Names live in w->names, which
@@ -448,49 +449,6 @@ static int copy_path(char *buf, const char *path, char *err, size_t errlen) {
     return TIDE_EIO;
   }
   memcpy(buf, path, len + 1);
-  return 0;
-}
-
-/* mkdir -p on buf (modified in place, restored), counting creations. */
-static int make_dirs(char *buf, int *created) {
-  struct stat st;
-  char *slash;
-  int e;
-  if (mkdir(buf, 0777) == 0) {
-    ++*created;
-    return 0;
-  }
-  if (errno == EEXIST) {
-    if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-    return ENOTDIR;
-  }
-  if (errno != ENOENT) return errno;
-  slash = strrchr(buf, '/');
-  while (slash && slash > buf && slash[-1] == '/') slash--;
-  if (slash == NULL || slash == buf) return ENOENT;
-  *slash = '\0';
-  e = make_dirs(buf, created);
-  *slash = '/';
-  if (e) return e;
-  if (mkdir(buf, 0777) == 0) {
-    ++*created;
-    return 0;
-  }
-  if (errno == EEXIST && stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-  return errno == EEXIST ? ENOTDIR : errno;
-}
-
-int tide_dir_make(const char *path, int *created, char *err, size_t errlen) {
-  char buf[PATH_MAX];
-  size_t len;
-  int count = 0, e, rc;
-  if (created) *created = 0;
-  if ((rc = copy_path(buf, path, err, errlen)) != 0) return rc;
-  len = strlen(buf);
-  while (len > 1 && buf[len - 1] == '/') buf[--len] = '\0';
-  e = make_dirs(buf, &count);
-  if (created) *created = count;
-  if (e) return io_fail(path, e, err, errlen);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 /*
 ** Walking a directory tree, and the file operations the fs source and the
 ** fs.dir target need: read a whole file, write one atomically, remove one,
-** remove a directory when empty.
+** remove a directory when empty (making directories is mkdirs.h).
 **
 ** The walk reports every regular file under a root in a deterministic
 ** order (the entries of each directory sorted bytewise by name, files and
@@ -34,6 +34,7 @@
 
 #include "buf.h"
 #include "glob.h"
+#include "mkdirs.h"
 #include "tide.h"
 
 #define TIDE_WALK_FOLLOW_SYMLINKS 1
@@ -108,10 +109,6 @@ int tide_file_read(const char *path, tide_Buf *out, char *err,
 ** err. */
 int tide_file_write_atomic(const char *path, const void *data, size_t len,
                            int *created, char *err, size_t errlen);
-
-/* Creates path and its missing parents as directories; *created as for
-** tide_file_write_atomic, counting path itself. */
-int tide_dir_make(const char *path, int *created, char *err, size_t errlen);
 
 /* fsyncs a directory so the renames in it survive a crash. */
 int tide_dir_sync(const char *path, char *err, size_t errlen);

@@ -177,12 +177,8 @@ function commands.update(...)
     say("%s", errors)
     return 2
   end
-  if opts.json then
-    local json = report.stats_json(stats)
-    if stats.interrupted then -- one more member in the one object
-      json = json:gsub("}$", ',"interrupted":true}')
-    end
-    io_stdout:write(json, "\n")
+  if opts.json then -- interrupted: one more member in the one object
+    io_stdout:write(report.stats_json(stats), "\n")
   elseif not opts.quiet then
     io_stdout:write(report.stats_line(stats), "\n")
   end

@@ -14,7 +14,9 @@
 -- later `!pattern` takes back what earlier patterns matched (the last
 -- matching pattern wins, as in .gitignore), so exclude = { "build",
 -- "!build/docs/**" } keeps build/docs. Directories nothing could be listed
--- from are never opened. Symbolic links are skipped unless
+-- from are never opened. The patterns are compiled once, by fs.walk (a bad
+-- pattern is an error there), and serve every listing and every live
+-- event of that walk (walk:globs() hands the sets to C). Symbolic links are skipped unless
 -- follow_symlinks is set (then a cycle is entered once). A directory that
 -- cannot be read raises an error naming it, or is passed to
 -- on_error(relpath, message) and skipped when a handler is given.
@@ -128,6 +130,26 @@ local function compile(what, list)
   return set
 end
 
+-- The compiled include and exclude sets of each walk: compiled once, when
+-- the walk is made, and kept beside it rather than in it, since a walk is
+-- plain data (a memo argument encodes it, a worker state gets a copy). A
+-- copy compiles its own on first use.
+local compiled = setmetatable({}, { __mode = "k" })
+
+local function globs(walk)
+  local sets = compiled[walk]
+  if not sets then
+    local inc, err = compile("include", walk.include)
+    if err then error("fs.walk: " .. err, 0) end
+    local exc
+    exc, err = compile("exclude", walk.exclude)
+    if err then error("fs.walk: " .. err, 0) end
+    sets = { inc or false, exc or false }
+    compiled[walk] = sets
+  end
+  return sets[1] or nil, sets[2] or nil
+end
+
 local walk_options = { include = true, exclude = true,
                        follow_symlinks = true, live = true }
 
@@ -157,27 +179,33 @@ function fs.walk(dir, opts)
   local exclude
   exclude, err = pattern_list("exclude", opts.exclude)
   if err then error("fs.walk: " .. err, 2) end
-  for what, list in pairs { include = include, exclude = exclude } do
-    local _, bad = compile(what, list)
-    if bad then error("fs.walk: " .. bad, 2) end
-  end
+  local inc, exc
+  inc, err = compile("include", include)
+  if err then error("fs.walk: " .. err, 2) end
+  exc, err = compile("exclude", exclude)
+  if err then error("fs.walk: " .. err, 2) end
   local abs
   abs, err = fs_abspath(dir)
   if not abs then error("fs.walk: " .. err, 2) end
-  return setmetatable({
+  local walk = setmetatable({
     kind = "fs.walk", dir = fs.project_path(abs), include = include, exclude = exclude,
     follow_symlinks = opts.follow_symlinks or false,
     live = opts.live or false,
   }, Walk)
+  compiled[walk] = { inc or false, exc or false }
+  return walk
 end
+
+-- The walk's compiled include and exclude sets (nil for none), for C
+-- functions that walk: core.fs_walk, core.fs_selects, index:walk.
+Walk.globs = globs
 
 -- Iterates relpath, file in walk order. The walk happens here, at once.
 function Walk:items(on_error)
   if on_error ~= nil and type(on_error) ~= "function" then
     error("fs.walk: on_error must be a function", 2)
   end
-  local inc = compile("include", self.include)
-  local exc = compile("exclude", self.exclude)
+  local inc, exc = globs(self)
   local files, errors = fs_walk(self.dir, inc, exc, self.follow_symlinks,
                                 File)
   if not files then error("fs.walk: " .. errors, 0) end
@@ -203,8 +231,8 @@ function Walk:selects(relpath)
   if type(relpath) ~= "string" then
     error("fs.walk: selects expects a relative path string", 2)
   end
-  return fs_selects(compile("include", self.include),
-                    compile("exclude", self.exclude), relpath)
+  local inc, exc = globs(self)
+  return fs_selects(inc, exc, relpath)
 end
 
 fs.Walk = Walk
@@ -342,8 +370,10 @@ end
 
 -- After a crash: the temporary files of writes that never reached their
 -- rename are removed (a write is a temporary file, fsync, rename).
+local temps -- the set of temporary files' names, compiled on first use
+
 function dir_target.recover(spec)
-  local temps = compile("include", { "**/.tide-tmp-*" })
+  temps = temps or compile("include", { "**/.tide-tmp-*" })
   local files = fs_walk(spec.dir, temps, nil, false, File)
   for _, f in ipairs(files or {}) do must(fs_remove(f.abs)) end
 end

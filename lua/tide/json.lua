@@ -1,10 +1,22 @@
 -- tide.json: JSON through lua-cjson, and JSON Lines files as a keyed
 -- source.
 --
--- json.decode(s) returns the value, or nil and the parser's message;
--- json.encode(v) returns the text, or nil and the message. Both use a
--- private cjson instance (cjson.new()), so settings made elsewhere do not
--- leak in or out. JSON null decodes to json.null (cjson's sentinel).
+-- json.decode(s) returns the value, or nil and the parser's message; it
+-- uses a private cjson instance (cjson.new()), so settings made elsewhere
+-- do not leak in or out. JSON null decodes to json.null (cjson's
+-- sentinel).
+--
+-- json.encode(v) returns the text, or nil and the message. It is tide's
+-- one JSON writer (core.json_encode, the one behind --json and record
+-- columns): deterministic text (map keys sorted bytewise), valid UTF-8 (a
+-- byte that is not becomes \ufffd), floats in their shortest exact form
+-- and always with a fraction ("1.0"). A table whose keys are 1..n is an
+-- array, any other one (the empty one too) an object; a metatable's
+-- __jsontype = "array" or "object" says which, __jsonorder = { keys }
+-- fixes the first keys' order. json.null is null. NaN and infinities are
+-- refused with a message naming the field ("value.n[2]: expected a finite
+-- number, got NaN"); a value JSON cannot hold keeps lua-cjson's words:
+-- "Cannot serialise function at value.f: type not supported".
 --
 -- json.lines(path, { key = "field" | function(obj, lineno) -> key }) is a
 -- source: src:items() reads the file at once and iterates key, object in
@@ -34,13 +46,13 @@ local type, error, pairs, pcall, setmetatable, tostring =
   type, error, pairs, pcall, setmetatable, tostring
 local math_type, tointeger = math.type, math.tointeger
 local fmt = string.format
-local fs_read, fs_abspath = core.fs_read, core.fs_abspath
+local fs_read, fs_abspath, json_encode = core.fs_read, core.fs_abspath,
+  core.json_encode
 
 cjson.decode_invalid_numbers(false) -- strict JSON: no NaN, no hex
-cjson.encode_invalid_numbers(false)
 
 local null = cjson.null
-local cjson_decode, cjson_encode = cjson.decode, cjson.encode
+local cjson_decode = cjson.decode
 local EXACT = 2 ^ 53
 
 local json = { null = null }
@@ -92,9 +104,13 @@ end
 
 -- json.encode(v) -> string | nil, err
 function json.encode(v)
-  local ok, s = pcall(cjson_encode, v)
-  if not ok then return nil, tostring(s) end
-  return s
+  local s, err, bad, place = json_encode(v)
+  if s then return s end
+  if bad then
+    return nil, fmt("Cannot serialise %s at %s: type not supported", bad,
+                    place)
+  end
+  return nil, err
 end
 
 -- ---- json.lines ----

@@ -11,96 +11,71 @@ local fmt, concat, sort = string.format, table.concat, table.sort
 local function printable(s)
   return (s:gsub("%c", function(ch) return fmt("\\x%02x", ch:byte()) end))
 end
-local utf8_len = utf8.len
 local decode = core.cbor_decode
 
 local M = {}
 
--- ---- JSON with a fixed key order ----
+-- ---- JSON ----
 
-local NAMED = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n",
-                ["\r"] = "\\r", ["\t"] = "\\t" }
+-- All JSON is written by tide's one writer (core.json_encode, in C): valid
+-- UTF-8 whatever bytes a name holds (each byte that is not part of a valid
+-- UTF-8 sequence becomes \ufffd), keys of maps sorted, floats exact.
+-- Objects the contract fixes the order of say so in their metatable
+-- (__jsonorder, written null when absent); lists say they are lists
+-- (__jsontype), so an empty one is [] and not {}.
+local json_encode = core.json_encode
 
-local function escape(c)
-  return NAMED[c] or fmt("\\u%04x", c:byte())
+local function order(keys) return { __jsonorder = keys } end
+local LIST = { __jsontype = "array" }
+
+local STATS = order { "app", "elapsed_ms", "components", "targets",
+                      "functions" }
+local STATS_INTERRUPTED = order { "app", "elapsed_ms", "components",
+                                  "targets", "functions", "interrupted" }
+local COMPONENTS = order { "added", "reprocessed", "deleted", "unchanged",
+                           "errors" }
+local TARGETS = order { "inserted", "updated", "deleted" }
+local CALLS = order { "calls", "hits", "misses", "errors" }
+local SHOWN = order { "app", "components" }
+local COMPONENT = order { "path", "fn", "status", "error", "source",
+                          "updated", "target_states" }
+local STATE = order { "target", "key", "pending" }
+local WHY = order { "target", "key", "owner", "fn", "source", "written",
+                    "state" }
+local VERIFIED = order { "app", "drift", "targets" }
+local VERIFY_TARGET = order { "target", "kind", "checked", "missing",
+                              "changed", "extra", "out_of_date",
+                              "unverifiable", "repaired", "gone" }
+local APP = order { "name", "last_run", "status" }
+
+-- A copy of the keys of obj that mt orders, to be written in that order.
+local function ordered(obj, mt)
+  local o = {}
+  for _, k in ipairs(mt.__jsonorder) do o[k] = obj[k] end
+  return setmetatable(o, mt)
 end
 
--- s as the body of a JSON string. Every string tide prints as JSON is
--- valid UTF-8: a byte that is not part of a valid UTF-8 sequence (a file
--- name is any bytes) is written as \ufffd, U+FFFD, as file:text() does.
-local function json_chars(s)
-  local out = s:gsub('[%c"\\]', escape)
-  return out
+local function as_list(t) return setmetatable(t, LIST) end
+
+-- The JSON text of data tide built itself: it always encodes.
+local function json(v)
+  local s, err = json_encode(v)
+  if not s then error(err, 2) end
+  return s
 end
 
-local function json_string(s)
-  if utf8_len(s) then return '"' .. json_chars(s) .. '"' end
-  local parts, i = {}, 1
-  while i <= #s do
-    local _, bad = utf8_len(s, i)
-    if not bad then
-      parts[#parts + 1] = json_chars(s:sub(i))
-      break
-    end
-    parts[#parts + 1] = json_chars(s:sub(i, bad - 1))
-    parts[#parts + 1] = "\\ufffd"
-    i = bad + 1
-  end
-  return '"' .. concat(parts) .. '"'
-end
-
-local function json_value(v)
-  local t = type(v)
-  if t == "string" then return json_string(v) end
-  if t == "number" then
-    if math.type(v) == "integer" then return tostring(v) end
-    if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    return fmt("%.1f", v)
-  end
-  if t == "boolean" then return tostring(v) end
-  if v == nil then return "null" end
-  -- A table: an array if it is a sequence, else an object, keys sorted.
-  if #v > 0 or next(v) == nil then
-    local parts = {}
-    for i, x in ipairs(v) do parts[i] = json_value(x) end
-    return "[" .. concat(parts, ",") .. "]"
-  end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-  sort(keys)
-  local parts = {}
-  for i, k in ipairs(keys) do
-    parts[i] = json_string(k) .. ":" .. json_value(v[k])
-  end
-  return "{" .. concat(parts, ",") .. "}"
-end
-M.json = json_value
-
-local function ordered(obj, keys)
-  local parts = {}
-  for i, k in ipairs(keys) do
-    parts[i] = json_string(k) .. ":" .. json_value(obj[k])
-  end
-  return "{" .. concat(parts, ",") .. "}"
-end
+local function json_string(s) return json(s) end
 
 function M.stats_json(stats)
-  local fns, names = {}, {}
-  for name in pairs(stats.functions) do names[#names + 1] = name end
-  sort(names)
-  for i, name in ipairs(names) do
-    fns[i] = json_string(name) .. ":" .. ordered(stats.functions[name],
-      { "calls", "hits", "misses", "errors" })
-  end
-  return "{" .. concat({
-    '"app":' .. json_string(stats.app),
-    '"elapsed_ms":' .. fmt("%.1f", stats.elapsed_ms),
-    '"components":' .. ordered(stats.components,
-      { "added", "reprocessed", "deleted", "unchanged", "errors" }),
-    '"targets":' .. ordered(stats.targets, { "inserted", "updated",
-                                             "deleted" }),
-    '"functions":{' .. concat(fns, ",") .. "}",
-  }, ",") .. "}"
+  local fns = {}
+  for name, f in pairs(stats.functions) do fns[name] = ordered(f, CALLS) end
+  local o = ordered(stats, stats.interrupted and STATS_INTERRUPTED or STATS)
+  -- Milliseconds to one decimal, as a float: 123.4, 5.0.
+  o.elapsed_ms = math.floor(stats.elapsed_ms * 10 + 0.5) / 10
+  o.components = ordered(stats.components, COMPONENTS)
+  o.targets = ordered(stats.targets, TARGETS)
+  o.functions = fns
+  return json(o)
 end
 
 function M.stats_line(stats)
@@ -186,8 +161,7 @@ end
 local function key_text(key)
   if type(key) == "table" and #key == 1 then key = key[1] end
   if type(key) == "string" then return json_string(key) end
-  local ok, s = pcall(json_value, key)
-  return ok and s or tostring(key)
+  return json_encode(key) or tostring(key)
 end
 M.key_text = key_text
 
@@ -261,17 +235,12 @@ function M.show(store, app, under, opts)
     local items = {}
     for i, c in ipairs(list) do
       local states = {}
-      for j, s in ipairs(c.states) do
-        states[j] = ordered({ target = s.target, key = s.key,
-                              pending = s.pending },
-                            { "target", "key", "pending" })
-      end
-      items[i] = ordered(c, { "path", "fn", "status", "error", "source",
-                              "updated" }):sub(1, -2)
-        .. ',"target_states":[' .. concat(states, ",") .. "]}"
+      for j, st in ipairs(c.states) do states[j] = ordered(st, STATE) end
+      items[i] = ordered(c, COMPONENT)
+      items[i].target_states = as_list(states)
     end
-    return '{"app":' .. json_string(app.name) .. ',"components":['
-      .. concat(items, ",") .. "]}\n"
+    return json(ordered({ app = app.name, components = as_list(items) },
+                        SHOWN)) .. "\n"
   end
   local out = { fmt("app %s: %d components\n", app.name, #list) }
   for _, c in ipairs(list) do
@@ -340,10 +309,7 @@ function M.why(store, app, target_name, key_text_arg, opts)
           written = iso_time(t.written_ns),
           state = t.pending == 0 and "applied" or "pending",
         }
-        if opts.json then
-          return ordered(info, { "target", "key", "owner", "fn", "source",
-                                 "written", "state" }) .. "\n", true
-        end
+        if opts.json then return json(ordered(info, WHY)) .. "\n", true end
         return fmt("%s %s\n  owner component: %s (%s)\n  source item: %s\n"
           .. "  last written: %s (%s)\n", info.target, key_text(info.key),
           info.owner or "?", info.fn or "?", info.source or "none",
@@ -364,7 +330,7 @@ function M.verify(app, result, as_json)
       for i, k in ipairs(keys) do
         out[i] = type(k) == "table" and #k == 1 and k[1] or k
       end
-      return out
+      return as_list(out)
     end
     for i, r0 in ipairs(result) do
       local r = { target = r0.target, kind = r0.kind, checked = r0.checked,
@@ -372,13 +338,11 @@ function M.verify(app, result, as_json)
                   extra = plain(r0.extra), out_of_date = r0.out_of_date,
                   unverifiable = r0.unverifiable or false,
                   repaired = r0.repaired or false, gone = r0.gone or false }
-      items[i] = ordered(r, { "target", "kind", "checked", "missing",
-                              "changed", "extra", "out_of_date",
-                              "unverifiable", "repaired", "gone" })
+      items[i] = ordered(r, VERIFY_TARGET)
     end
-    return "{" .. concat({ '"app":' .. json_string(app),
-      '"drift":' .. tostring(require("tide.verify").drifted(result)),
-      '"targets":[' .. concat(items, ",") .. "]" }, ",") .. "}\n"
+    return json(ordered({ app = app,
+      drift = require("tide.verify").drifted(result) and true or false,
+      targets = as_list(items) }, VERIFIED)) .. "\n"
   end
   local out = {}
   for _, r in ipairs(result) do
@@ -429,11 +393,9 @@ function M.ls(store, opts)
                  items[i].status)
   end
   if opts.json then
-    local parts = {}
-    for i, it in ipairs(items) do
-      parts[i] = ordered(it, { "name", "last_run", "status" })
-    end
-    return "[" .. concat(parts, ",") .. "]\n"
+    local apps = {}
+    for i, it in ipairs(items) do apps[i] = ordered(it, APP) end
+    return json(as_list(apps)) .. "\n"
   end
   return concat(out)
 end

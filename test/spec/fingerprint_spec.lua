@@ -62,5 +62,12 @@ describe("tide.fingerprint", function()
       assert.is_nil(fp)
       assert.are.equal("/nonexistent/file.txt: no such file or directory", err)
     end)
+
+    it("raises on a path holding a NUL byte: misuse, not a failure",
+       function()
+      local ok, err = pcall(tide.fingerprint_file, "/etc/hostname\0x")
+      assert.is_false(ok)
+      assert.matches("path contains a NUL byte", err, 1, true)
+    end)
   end)
 end)
