@@ -355,6 +355,42 @@ static int store_component_put(lua_State *L) {
   return 1;
 }
 
+/* The optional fingerprint argument at idx (nil or 16 bytes). */
+static const uint8_t *arg_fp(lua_State *L, int idx) {
+  size_t n;
+  const char *v = luaL_optlstring(L, idx, NULL, &n);
+  if (v && n != TIDE_FP_SIZE)
+    luaL_argerror(L, idx, "16-byte fingerprint expected");
+  return (const uint8_t *)v;
+}
+
+/* store:component_record(app_id, path, fn, logic, input, source_key,
+** state, deps_fp, status) -> id: component_put for a component that ran,
+** its fields as arguments (the engine's path for every component: no
+** table to build and read). */
+static int store_component_record(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreComponent c;
+  int64_t id;
+  int rc;
+  memset(&c, 0, sizeof c);
+  c.app_id = (int64_t)luaL_checkinteger(L, 2);
+  c.path = luaL_checklstring(L, 3, &c.path_len);
+  c.fn_name = luaL_checklstring(L, 4, &c.fn_name_len);
+  c.logic_fp = arg_fp(L, 5);
+  c.input_fp = arg_fp(L, 6);
+  c.source_key = luaL_optlstring(L, 7, NULL, &c.source_key_len);
+  c.state = luaL_optlstring(L, 8, NULL, &c.state_len);
+  c.deps_fp = arg_fp(L, 9);
+  c.status = (int)luaL_checkinteger(L, 10);
+  if (c.source_key == NULL) c.source_key_len = 0;
+  if (c.state == NULL) c.state_len = 0;
+  rc = tide_store_component_put(s, &c, &id);
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
 static int store_component_delete(lua_State *L) {
   tide_Store *s = check_store(L);
   return ok_or_raise(L, s,
@@ -741,6 +777,7 @@ void tide_lstore_open(lua_State *L) {
     {"app_delete", store_app_delete}, {"components", store_components},
     {"component", store_component}, {"component_put", store_component_put},
     {"component_delete", store_component_delete},
+    {"component_record", store_component_record},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
     {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},
     {"memo_ref_add", store_memo_ref_add}, {"memo_refs", store_memo_refs},

@@ -631,24 +631,27 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
     if rec.error then
       on_error(rec.path, errno_text(rec.error))
     else
+      -- _walk: true when the walk did not read the file, else its input
+      -- fingerprint (one field, so that a file keeps 8 hash slots).
       local file = setmetatable({
         path = rec.path, dir = items.dir, abs = items.dir .. "/" .. rec.path,
         size = rec.size, mtime = rec.mtime_ns / 1e9, mtime_ns = rec.mtime_ns,
-        inode = rec.inode,
+        inode = rec.inode, _walk = rec.deferred or rec.input,
       }, File)
       local args = { n = rest.n, file }
       for i = 2, rest.n do args[i] = rest[i] end
       local frame = mount(parent, path, fn, args,
                           source_name .. ":" .. rec.path)
-      if rec.deferred then
-        -- Not read by the walk: fingerprinted from the bytes the
-        -- component reads (File:bytes), its input once it has run.
-        file._defer = true
+      -- file._walk: true when the walk did not read the file (it is
+      -- fingerprinted from the bytes the component reads, File:bytes, and
+      -- its input computed once it has run), else the input fingerprint,
+      -- computed by the walk exactly as core.fingerprint_args does (the
+      -- no-change check relies on it).
+      if file._walk == true then
         frame.defer_input = true
       else
-        -- The walk fingerprinted the file and the arguments exactly as
-        -- core.fingerprint_args does (the no-change check relies on it).
-        frame.input = rec.input
+        frame.input = file._walk
+        file._walk = nil
       end
       sched.throttle(run.sched)
     end
@@ -787,7 +790,7 @@ local function call(frame, fn, ...)
   if outer then
     for _, t in ipairs(memo.targets) do outer.targets[#outer.targets + 1] = t end
   end
-  local value = encode(results, fn.name .. " result")
+  local value = encode(results, fn.result_what)
   run:memo_store(key, fn.name, value, encode(memo.deps), encode(memo.targets))
   local id = remember(run, fs, logic, key, value, memo.deps, memo.targets,
                       n, ...)

@@ -59,6 +59,7 @@ function M.new(name, opts, body, unregistered)
   end
   local f = setmetatable({
     name = name, body = body, memo = opts.memo and true or false,
+    result_what = name .. " result", -- its results' name in messages
     version = opts.version, deps = opts.deps, logic_mode = logic,
     batch = opts.batch, parallel = opts.parallel,
   }, Fn)

@@ -59,13 +59,14 @@ local fs = {}
 local File = { __name = "tide.fs.File" }
 File.__index = File
 
--- A file the walk did not read (file._defer: its component runs whatever
--- its content) is fingerprinted from the bytes read here, so that a run
--- reads it once (see the walk fast path, index_walk.h).
+-- A file the walk did not read (file._walk == true: its component runs
+-- whatever its content) is fingerprinted from the bytes read here, the
+-- fingerprint kept in the same field, so that a run reads it once (see
+-- the walk fast path, index_walk.h).
 local function read(file)
   local s, err = fs_read(file.abs)
   if not s then error(err, 0) end
-  if file._defer and not file._fp then file._fp = fingerprint_bytes(s) end
+  if file._walk == true then file._walk = fingerprint_bytes(s) end
   return s
 end
 

@@ -66,7 +66,7 @@ M.describe_key = describe_key
 -- Records one declared target state in the running component.
 function M.declare(frame, container, key, value, level)
   local run = frame.run
-  local kb = encode(key, container.short .. " key")
+  local kb = encode(key, container.key_what)
   local declared = frame.declared
   if not declared then
     declared = {}
@@ -91,7 +91,7 @@ function M.declare(frame, container, key, value, level)
   end
   claims[kb] = frame.path
   local d = { key = key, value = value,
-              fp = fingerprint_raw(value, container.short .. " value") }
+              fp = fingerprint_raw(value, container.value_what) }
   per[kb] = d
   frame.declared_order[#frame.declared_order + 1] = { container, kb }
   local stack = frame.memo_stack
@@ -116,7 +116,7 @@ local function component_state(frame)
   -- Only a memoized component's value is ever read back.
   local value = frame.fn.memo and frame.value or nil
   return encode({ value = value, deps = frame.deps or NO_DEPS },
-                frame.fn.name .. " result")
+                frame.fn.result_what)
 end
 
 -- Diffs a component's declarations against what it owned and queues the
@@ -284,13 +284,11 @@ end
 
 -- Records a submitted component with a status; returns its row id.
 local function put_component(run, frame, status)
-  return run.store:component_put {
-    app_id = run.app_id, path = frame.path, fn = frame.fn.name,
-    logic = frame.fn:logic_raw(), input = frame.input,
-    source_key = frame.source_key, state = frame.state_bytes,
-    deps_fp = frame.deps and fingerprint_raw(frame.deps) or NO_DEPS_FP,
-    status = status,
-  }
+  local fn = frame.fn
+  return run.store:component_record(run.app_id, frame.path, fn.name,
+    fn._logic_raw or fn:logic_raw(), frame.input, frame.source_key,
+    frame.state_bytes,
+    frame.deps and fingerprint_raw(frame.deps) or NO_DEPS_FP, status)
 end
 
 -- After the end-of-run deletions: a component recorded incomplete only

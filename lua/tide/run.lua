@@ -211,9 +211,13 @@ function Run:container(tt, spec, frame, level)
   end
   local spec_bytes = encode(spec, tt.name .. " spec")
   local row, created = self.store:container(self.app_id, tt.name, identity)
+  local short = tt.short_name(spec)
+  -- key_what and value_what name a declared key and value in messages:
+  -- made once, not for every declaration.
   c = { id = row.id, type = tt, kind = tt.name, identity = identity,
-        short = tt.short_name(spec), spec = spec, spec_bytes = spec_bytes,
-        owner_id = row.owner_id, fresh = created }
+        short = short, spec = spec, spec_bytes = spec_bytes,
+        owner_id = row.owner_id, fresh = created,
+        key_what = short .. " key", value_what = short .. " value" }
   if not self.opts.preview then self:setup_container(tt, spec, c, row) end
   self.containers[ckey] = c
   self.containers_id[c.id] = c
@@ -286,6 +290,7 @@ function Run:container_by_id(id)
   local spec = decode(row.spec or "")
   c = { id = row.id, type = tt, kind = row.kind, identity = row.identity,
         short = tt.short_name(spec), spec = spec }
+  c.key_what, c.value_what = c.short .. " key", c.short .. " value"
   self.containers_id[id] = c
   return c
 end
@@ -336,8 +341,8 @@ function Run:file_fp(file)
   if fp then return fp end
   -- What the component read of a file the walk did not read (fs.lua), or
   -- the file read now.
-  fp = file._fp
-  if not fp then
+  fp = file._walk
+  if type(fp) ~= "string" then
     local err
     fp, err = core.fingerprint_file(file.abs, "raw")
     if not fp then error(err, 0) end
