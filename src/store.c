@@ -363,14 +363,16 @@ static int connect_db(tide_Store *s) {
 
 /* The settings that read the file, once it is known to be a store: WAL and
 ** synchronous = NORMAL for a writer (sqlite_conn.h), and for any
-** connection a page cache of 64 MiB, which holds the tree of an app of a
-** few hundred thousand components. */
+** connection a page cache of 16 MiB: a cycle reads the components once,
+** in order, into the C index, and writes in batches, so a larger cache
+** only raises a big cold run's peak memory (by up to 48 MiB at 100k
+** files) without making a no-change run faster. */
 static int settle(tide_Store *s) {
   char msg[TIDE_SQLITE_MSG_SIZE];
   int rc = tide_sqlite_conn_settle(s->db, s->path, conn_mode(s),
                                    "state store", msg, sizeof msg);
   if (rc) return fail_conn(s, rc, msg, "");
-  if (sqlite3_exec(s->db, "PRAGMA cache_size = -65536", NULL, NULL, NULL) !=
+  if (sqlite3_exec(s->db, "PRAGMA cache_size = -16384", NULL, NULL, NULL) !=
       SQLITE_OK)
     return tide_store_fail_db(s, "cannot open");
   return 0;
