@@ -267,19 +267,13 @@ end
 -- failure stays in the child) or "use" (the caller gets the value).
 local function mount(parent, path, fn, args, source_key)
   local run = parent.run
-  local children = parent.children
-  if not children then
-    children = {}
-    parent.children = children
-  elseif children[path] then
-    fail(fmt("two components mounted at the same path %s", path), 3)
-  end
   local stack = parent.memo_stack
   if stack and #stack > 0 then
     fail(fmt("cannot mount a component inside memoized function %s",
              stack[#stack].fn.name), 3)
   end
-  children[path] = true
+  -- Paths are unique in the run (run.mounted), which covers a parent's
+  -- own children: no per-parent set.
   if run.mounted[path] then
     fail(fmt("two components mounted at the same path %s", path), 3)
   end
@@ -288,8 +282,8 @@ local function mount(parent, path, fn, args, source_key)
     fail(fmt("two components mounted at the same path %s", path), 3)
   end
   run.mounted[path] = true
-  -- children, memo_stack, deps, memos, declared and declared_order are
-  -- made when first needed: most components never need some of them.
+  -- memo_stack, deps, memos, declared and declared_order are made when
+  -- first needed: most components never need some of them.
   local frame = {
     run = run, path = path, fn = fn, args = args, parent = parent,
     prev = run:prev_row(path), source_key = source_key,

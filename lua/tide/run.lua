@@ -480,7 +480,7 @@ function Run:execute()
                           loop = self.loop }
   local root = {
     run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
-    children = {}, memo_stack = {}, deps = engine.new_deps(), memos = {},
+    memo_stack = {}, deps = engine.new_deps(), memos = {},
     declared = {}, declared_order = {}, prev = self:prev_row(""),
     is_root = true,
   }
