@@ -288,7 +288,7 @@ static int write_table(tide_JsonWriter *w, lua_State *L, int t, int type,
     first = 0;
     lua_pop(L, 2);
   }
-  if (rc == 0) {
+  if (rc == 0 && n > 0) {
     qsort((Key *)w->keys.data + base, n, sizeof(Key), key_order);
     for (i = 0; i < n && rc == 0; i++) {
       Key *k = (Key *)w->keys.data + base + i; /* the buffer may move */

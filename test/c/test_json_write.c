@@ -107,6 +107,9 @@ static void test_metatables(void) {
   EXPECT("setmetatable({ b = 2, z = 1, a = 3 }, "
          "{ __jsonorder = { 'z', 'missing', 'b' } })",
          "{\"z\":1,\"missing\":null,\"b\":2,\"a\":3}");
+  /* Every key ordered: nothing left to sort. */
+  EXPECT("setmetatable({ z = 1 }, { __jsonorder = { 'z' } })",
+         "{\"z\":1}");
   EXPECT("setmetatable({ 5 }, { __jsonorder = { 'n' } })",
          "{\"n\":null,\"1\":5}");
   EXPECT("setmetatable({}, { __jsonorder = { true } })",
