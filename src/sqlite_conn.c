@@ -2,6 +2,7 @@
 ** SQLite connections as tide opens them: modes, shared settings and the
 ** words of a failure. See sqlite_conn.h for the contract.
 */
+#include "mkdirs.h"
 #include "sqlite_conn.h"
 
 #include <errno.h>
@@ -49,22 +50,11 @@ static int folder_of(const char *path, char *dir, size_t cap) {
   return 1;
 }
 
-/* Creates the folders leading to path, like mkdir -p. */
+/* Creates the folders leading to path (the one mkdir -p, mkdirs.h). */
 static int make_folders(const char *path, char *msg, size_t cap) {
-  char dir[PATH_MAX], *p;
-  size_t len = strlen(path);
-  if (len >= sizeof dir)
-    return say_errno(msg, cap, TIDE_EIO, "cannot open", ENAMETOOLONG);
-  memcpy(dir, path, len + 1);
-  for (p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
-    *p = '\0';
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-      char text[TIDE_ERRNO_TEXT_SIZE];
-      return say(msg, cap, TIDE_EIO, "cannot create folder %s: %s", dir,
-                 tide_error_errno_text(errno, text, sizeof text));
-    }
-    *p = '/';
-  }
+  char err[PATH_MAX + TIDE_ERRNO_TEXT_SIZE];
+  if (tide_dir_make_parent(path, NULL, err, sizeof err) != 0)
+    return say(msg, cap, TIDE_EIO, "cannot create folder %s", err);
   return 0;
 }
 

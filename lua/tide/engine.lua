@@ -597,11 +597,13 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
     extra[i - 1] = encode(rest[i], fmt("%s argument %d", fn.name, i))
   end
   local source = "fs:" .. items.dir
+  -- The sets fs.walk compiled once (not the pattern lists again).
+  local include, exclude = fsmod.Walk.globs(items)
   local changed, unchanged = run.index:walk {
     store = run.store, app_id = run.app_id, dir = items.dir,
     source = source, base = base, logic = fn:logic_raw(),
     file_type = File.__name, extra = concat(extra), nargs = rest.n,
-    include = items.include, exclude = items.exclude,
+    include = include, exclude = exclude,
     follow_symlinks = items.follow_symlinks,
   }
   if not changed then

@@ -521,7 +521,7 @@ function Run:execute()
   if self.run_id then
     self.store:run_finish(self.run_id, interrupted and RUN_INTERRUPTED
                           or #self.errors > 0 and 1 or 0,
-                          require("cjson").encode(self.stats))
+                          core.json_encode(self.stats))
   end
   if self.verified then self.verify_report = verify.check(self) end
   if self.opts.preview then
