@@ -99,8 +99,10 @@ end
 -- Runs one cycle on the app's engine: fn(parts) between the engine's
 -- cycle_begin and cycle_end, parts = { engine, store, index, loop }.
 -- Returns what fn returns, or nil, message, code when the cycle could not
--- run or raised (what it wrote to the store is then rolled back).
-local function cycle(app, opts, fn)
+-- run or raised (what it wrote to the store is then rolled back). With
+-- counted, fn's first result is the run's stats, which the engine keeps
+-- as the last cycle's counts (tide_engine_stats).
+local function cycle(app, opts, fn, counted)
   local e, err, code = engine_for(app, opts.db)
   if not e then return nil, err, code end
   local store, index, loop = e:cycle_begin()
@@ -121,7 +123,7 @@ local function cycle(app, opts, fn)
     e:fail(message)
     return nil, message, type(raised) == "table" and raised.code or nil
   end
-  local fine, end_err, end_code = e:cycle_end(results[2])
+  local fine, end_err, end_code = e:cycle_end(counted and results[2] or nil)
   if not fine then
     e:fail(end_err)
     return nil, end_err, end_code
@@ -142,7 +144,7 @@ function App:update(opts)
   end
   local stats, errors, code = cycle(self, opts, function(parts)
     return runmod.new(self, opts, parts):execute()
-  end)
+  end, true)
   if not stats then return nil, errors, code end
   for _, e in ipairs(errors) do
     -- A stop may have interrupted main: the run still committed.
