@@ -142,18 +142,23 @@ local function user_traceback(message, level)
 end
 
 -- Runs a component's function in protected mode inside its coroutine.
+-- The message handler of a component's body (the frame is the running
+-- task's): no closure per component.
+local function body_handler(e)
+  if type(e) == "table" and e.tide_error then return e end
+  local frame = current_frame()
+  local nested = frame and frame.traceback_of
+  if nested and nested.err == e then return nested.text end
+  return user_traceback(e, 2)
+end
+
+local function body_done(ok, ...)
+  if ok then return true, fnmod.pack(...) end
+  return false, (...)
+end
+
 local function process(run, frame, fn, args)
-  local results
-  local ok, err = xpcall(function()
-    results = fnmod.pack(fn.body(fnmod.unpack(args)))
-  end, function(e)
-    if type(e) == "table" and e.tide_error then return e end
-    local nested = frame.traceback_of
-    if nested and nested.err == e then return nested.text end
-    return user_traceback(e, 2)
-  end)
-  if ok then return true, results end
-  return false, err
+  return body_done(xpcall(fn.body, body_handler, unpack(args, 1, args.n)))
 end
 
 -- Whether the previous run's record of this component can stand for this

@@ -127,8 +127,9 @@ function M.submit(run, frame)
   -- Encoded here, in the component's own protected call, so that a value
   -- that cannot be stored fails this component only.
   frame.state_bytes = component_state(frame)
-  local owned = {}
+  local owned = EMPTY
   if frame.prev then
+    owned = {}
     for _, row in ipairs(store:targets_by_owner(frame.prev.id)) do
       local per = owned[row.container_id]
       if not per then per = {}; owned[row.container_id] = per end

@@ -61,6 +61,7 @@ function M.new(app, opts, parts)
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     memo_hits = core.memo_cache_new(), memo_extra = {}, memo_candidates = {},
+    file_sources = {}, -- walked folder -> its file-state source name
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
     declared_ids = {}, gone = {},
@@ -334,7 +335,12 @@ end
 -- when (size, mtime_ns, inode) are unchanged, else the file is hashed and
 -- its new state recorded.
 function Run:file_fp(file)
-  local source = "fs:" .. file.dir
+  local dir = file.dir
+  local source = self.file_sources[dir]
+  if not source then
+    source = "fs:" .. dir
+    self.file_sources[dir] = source
+  end
   local fp = not self.opts.reset and
     self.index:file_fp(self.store, self.app_id, source, file.path,
                        file.size, file.mtime_ns, file.inode)

@@ -22,6 +22,7 @@ function M.new(opts)
     queue = {}, head = 1, tail = 0, inflight = 0,
     max_inflight = opts and opts.max_inflight or 1024,
     loop = opts and opts.loop or core.loop_new(), spawned = 0, finished = 0,
+    pool = {}, -- idle worker coroutines
     own_loop = not (opts and opts.loop),
     -- For the progress line: tasks that listed sources announced and have
     -- not spawned yet, components settled without a task (carried over
@@ -45,11 +46,36 @@ local function pop(s)
   return task
 end
 
--- A task runs f(a, b) in its own coroutine (no closure per task); on_abort
+-- Tasks run on worker coroutines that are kept for the next task once one
+-- ends: a coroutine is a thread and a stack for the collector to make and
+-- sweep, and a run makes one task per component. A worker yields DONE
+-- when its task returned and is resumed with the next (f, a, b); a task
+-- that raised leaves its worker dead, and it is not kept.
+local DONE = {}
+local POOL_MAX = 256
+
+local function worker(f, a, b)
+  while true do
+    f(a, b)
+    f, a, b = yield(DONE)
+  end
+end
+
+-- A task runs f(a, b) on a worker (no closure per task); on_abort
 -- (optional) is called with a, b and the message when the task's own code
 -- yields to the scheduler, which fails it.
 function M.spawn(s, f, a, b, on_abort)
-  local task = { sched = s, co = create(f), done = false, a = a, b = b,
+  local pool = s.pool
+  local n = #pool
+  local co
+  if n > 0 then
+    co = pool[n]
+    pool[n] = nil
+  else
+    co = create(worker)
+  end
+  -- At most 8 fields (8 hash slots): done is set when it ends.
+  local task = { sched = s, co = co, f = f, a = a, b = b,
                  on_abort = on_abort }
   task_of[task.co] = task
   s.inflight = s.inflight + 1
@@ -145,9 +171,8 @@ function M.carry(s, n)
   s.carried = s.carried + n
 end
 
-local function finish(s, task, ok)
+local function finish(s, task)
   task.done = true
-  task.ok = ok
   s.inflight = s.inflight - 1
   s.finished = s.finished + 1
   listed(s, task)
@@ -185,16 +210,20 @@ function M.run(s, until_task)
       break
     else
       local ok, what
-      local a = task.a
-      if a ~= nil then
-        -- First resume: the task's arguments, then forgotten.
-        ok, what = resume(task.co, a, task.b)
-        task.a, task.b = nil, nil
+      local co, f = task.co, task.f
+      if f ~= nil then
+        -- First resume: the task's function and arguments, then forgotten.
+        ok, what = resume(co, f, task.a, task.b)
+        task.f, task.a, task.b = nil, nil, nil
       else
-        ok, what = resume(task.co)
+        ok, what = resume(co)
       end
-      if status(task.co) == "dead" then
-        finish(s, task, ok)
+      if ok and what == DONE then
+        finish(s, task)
+        local pool = s.pool
+        if #pool < POOL_MAX then pool[#pool + 1] = co end
+      elseif status(co) == "dead" then
+        finish(s, task)
       elseif what == "again" then
         push(s, task)
       elseif what ~= "wait" then
@@ -204,7 +233,7 @@ function M.run(s, until_task)
         local message = "coroutine.yield() was called outside a coroutine "
           .. "the component created: component code cannot yield to tide"
         local frame = task.frame
-        finish(s, task, false)
+        finish(s, task)
         if task.on_abort then task.on_abort(frame.run, frame, message) end
       end
       -- Otherwise the task waits and a finishing task requeues it. The loop
