@@ -48,6 +48,7 @@ function M.app(name, main, opts)
     name = name, main = main, context = opts.context,
     root_fn = fnmod.new(name, {}, main, true),
     engines = {}, -- store path -> engine: the app's sessions
+    fns_seen = {}, -- name -> the tide.fn its cycles called last
   }, App)
 end
 

@@ -50,6 +50,9 @@ local function fn_stats(run, fn)
     run.stats.functions[fn.name] = s
     run.fns[fn.name] = fn
   end
+  -- The app's own function of that name, for the next cycles' checks of
+  -- recorded dependencies (deps_valid).
+  run.app.fns_seen[fn.name] = fn
   run.fstats[fn] = s
   return s
 end
@@ -86,7 +89,11 @@ end
 -- Whether recorded dependencies still hold in this run.
 local function deps_valid(run, deps)
   for name, fp in pairs(deps.fns or {}) do
-    local f = run.fns[name] or fnmod.registry[name]
+    -- This run's function of that name, else the one the app's earlier
+    -- cycles called (two apps in one Lua state may each have a function
+    -- of that name), else, in an app's first cycle, the latest defined.
+    local f = run.fns[name] or run.app.fns_seen[name]
+      or fnmod.registry[name]
     if not f or f:logic() ~= fp then return false end
   end
   for name, fp in pairs(deps.ctx or {}) do

@@ -89,6 +89,7 @@ function M.new(app, opts, parts)
   -- The memo cache answers hits unless every body must run again.
   if not opts.full_reprocess then run.memo_probe = run.memo_hits end
   for _, f in pairs(fnmod.registry) do f:forget_logic() end
+  for _, f in pairs(app.fns_seen) do f:forget_logic() end
   app.root_fn:forget_logic()
   return run
 end

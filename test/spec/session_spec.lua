@@ -132,4 +132,37 @@ describe("an engine session", function()
     a1:close()
     a2:close()
   end)
+
+  it("keeps two apps' functions of the same name apart", function()
+    local d1, d2 = helpers.tmpdir(), helpers.tmpdir()
+    helpers.write(d1 .. "/in/x", "1")
+    helpers.write(d2 .. "/in/y", "2")
+    -- Each app's memoized function depends on a helper named "inner",
+    -- with different logic in each: one app's helper must not make the
+    -- other's components run again.
+    local function make(dir, tag)
+      local inner = tide.fn("inner", function(s) return tag .. s end)
+      local per_file = tide.fn("per_file", { memo = true }, function(file)
+        return inner(file:text())
+      end)
+      return tide.app("same_fns", function()
+        tide.mount_each(per_file, fs.walk(dir .. "/in"))
+      end)
+    end
+    local a1, a2 = make(d1, "first"), make(d2, "second")
+    local s1 = assert(a1:update { db = d1 .. "/state.db" })
+    local s2 = assert(a2:update { db = d2 .. "/state.db" })
+    assert.are.equal(1, s1.components.added)
+    assert.are.equal(1, s2.components.added)
+    for _ = 1, 2 do
+      s1 = assert(a1:update { db = d1 .. "/state.db" })
+      s2 = assert(a2:update { db = d2 .. "/state.db" })
+      assert.are.same({ added = 0, reprocessed = 0, deleted = 0,
+                        unchanged = 1, errors = 0 }, s1.components)
+      assert.are.same({ added = 0, reprocessed = 0, deleted = 0,
+                        unchanged = 1, errors = 0 }, s2.components)
+    end
+    a1:close()
+    a2:close()
+  end)
 end)
