@@ -116,7 +116,8 @@ int tide_engine_load(tide_Engine *e, const char *pipeline) {
   char dir[PATH_MAX];
   const char *slash;
   int rc;
-  if (e == NULL || (L = e->L) == NULL || pipeline == NULL) return TIDE_EINVAL;
+  if (e == NULL || (L = e->L) == NULL || e->db == NULL || pipeline == NULL)
+    return TIDE_EINVAL;
   if (e->app_ref != LUA_NOREF)
     return tide_engine_fail(e, TIDE_EINVAL, "a pipeline is already loaded");
   if (e->db[0] == '\0') {

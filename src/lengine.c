@@ -48,16 +48,15 @@ static int fail(lua_State *L, tide_Engine *e, int rc) {
   return 3;
 }
 
-/* The uservalue slot's object, made by push when missing. */
-static void slot(lua_State *L, Box *b, int uv, void (*push)(lua_State *,
-                 void *), void *part) {
+/* Pushes the uservalue slot's object, made by push when missing. */
+static void slot(lua_State *L, int uv, void (*push)(lua_State *, void *),
+                 void *part) {
   if (lua_getiuservalue(L, 1, uv) == LUA_TNIL) {
     lua_pop(L, 1);
     push(L, part);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, uv);
   }
-  (void)b;
 }
 
 static void push_store(lua_State *L, void *p) {
@@ -149,9 +148,9 @@ static int engine_cycle_begin(lua_State *L) {
     lua_setiuservalue(L, 1, UV_STORE);
     b->wrapped = b->e->store;
   }
-  slot(L, b, UV_STORE, push_store, b->e->store);
-  slot(L, b, UV_INDEX, push_index, b->e->index);
-  slot(L, b, UV_LOOP, push_loop, b->e->loop);
+  slot(L, UV_STORE, push_store, b->e->store);
+  slot(L, UV_INDEX, push_index, b->e->index);
+  slot(L, UV_LOOP, push_loop, b->e->loop);
   lua_pushboolean(L, reopened);
   return 4;
 }
