@@ -10,10 +10,10 @@
 #include "buf.h"
 #include "engine.h"
 
-static char *copy_path(tide_Engine *e, const char *dir, const char *path) {
+char *tide_engine_path(tide_Engine *e, const char *dir, const char *path) {
   int join = dir && path[0] != '/';
   size_t dn = join ? strlen(dir) : 0, pn = strlen(path);
-  /* Exactly strlen + 1: free_str gives back that size. */
+  /* Exactly strlen + 1: tide_engine_free_path gives back that size. */
   char *p = e->alloc(e->ud, NULL, 0, dn + join + pn + 1);
   if (p == NULL) return NULL;
   if (join) {
@@ -26,7 +26,7 @@ static char *copy_path(tide_Engine *e, const char *dir, const char *path) {
   return p;
 }
 
-static void free_str(tide_Engine *e, char *p) {
+void tide_engine_free_path(tide_Engine *e, char *p) {
   if (p) e->alloc(e->ud, p, strlen(p) + 1, 0);
 }
 
@@ -58,8 +58,8 @@ int tide_engine_make(tide_Engine **out, lua_State *L, const char *base,
                             "the engine's base folder must be absolute");
   /* NULL: set later (tide_engine_load: beside the pipeline file). */
   if (db == NULL) db = "";
-  e->base = copy_path(e, NULL, base);
-  e->db = copy_path(e, db[0] ? base : NULL, db);
+  e->base = tide_engine_path(e, NULL, base);
+  e->db = tide_engine_path(e, db[0] ? base : NULL, db);
   if (e->base == NULL || e->db == NULL)
     return tide_engine_fail(e, TIDE_ENOMEM, "out of memory");
   if (tide_index_new(&e->index, alloc, ud) != 0)
@@ -91,8 +91,8 @@ void tide_engine_destroy(tide_Engine *e) {
     uv_run(e->loop, UV_RUN_DEFAULT); /* lets the close callbacks run */
     uv_loop_close(e->loop);
   }
-  free_str(e, e->base);
-  free_str(e, e->db);
+  tide_engine_free_path(e, e->base);
+  tide_engine_free_path(e, e->db);
   e->alloc(e->ud, e, sizeof *e, 0);
 }
 

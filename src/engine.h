@@ -54,6 +54,12 @@ int tide_engine_make(tide_Engine **out, lua_State *L, const char *base,
 /* Closes the store and frees everything the engine owns but its Lua
 ** state. Accepts NULL. */
 void tide_engine_destroy(tide_Engine *e);
+/* dir + "/" + path (path alone when dir is NULL or path is absolute),
+** allocated through the engine's allocator, or NULL when out of memory;
+** given back with tide_engine_free_path. */
+char *tide_engine_path(tide_Engine *e, const char *dir, const char *path);
+void tide_engine_free_path(tide_Engine *e, char *p);
+
 /* Sets the message (printf-style) and returns code. */
 int tide_engine_fail(tide_Engine *e, int code, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -78,21 +78,11 @@ int tide_engine_new(tide_Engine **out, const tide_EngineOptions *opts) {
   return 0;
 }
 
-/* Replaces the engine's store path. */
+/* Replaces the engine's store path with dir + "/" + path. */
 static int set_db(tide_Engine *e, const char *dir, const char *path) {
-  int join = dir && dir[0] && path[0] != '/';
-  size_t dn = join ? strlen(dir) : 0, pn = strlen(path);
-  /* Exactly strlen + 1, the size the engine frees. */
-  char *p = e->alloc(e->ud, NULL, 0, dn + join + pn + 1);
+  char *p = tide_engine_path(e, dir && dir[0] ? dir : NULL, path);
   if (p == NULL) return tide_engine_fail(e, TIDE_ENOMEM, "out of memory");
-  if (join) {
-    memcpy(p, dir, dn);
-    p[dn] = '/';
-    memcpy(p + dn + 1, path, pn + 1);
-  } else {
-    memcpy(p, path, pn + 1);
-  }
-  e->alloc(e->ud, e->db, strlen(e->db) + 1, 0);
+  tide_engine_free_path(e, e->db);
   e->db = p;
   return 0;
 }

@@ -696,9 +696,20 @@ local function protected_body(frame, fs, fn, ...)
   return results
 end
 
+-- The component uses memo entry id (its reference is recorded with the
+-- component; ids stand for memo keys in frame.memos, see lmemo.c).
+local function use_entry(frame, id)
+  local memos = frame.memos
+  if not memos then
+    memos = {}
+    frame.memos = memos
+  end
+  memos[id] = true
+end
+
 -- A memo hit: counted, its recorded dependencies and target states (when
 -- it has any) go to the caller, and its results (pushed by the memo cache)
--- are returned. Entry ids stand for memo keys in frame.memos.
+-- are returned.
 local function hit(frame, scope, fs, id, ...)
   fs.hits = fs.hits + 1
   local extra = frame.run.memo_extra[id]
@@ -707,12 +718,7 @@ local function hit(frame, scope, fs, id, ...)
     local targets = extra.targets
     for i = 1, #targets do reconcile.declare_replayed(frame, targets[i]) end
   end
-  local memos = frame.memos
-  if not memos then
-    memos = {}
-    frame.memos = memos
-  end
-  memos[id] = true
+  use_entry(frame, id)
   return ...
 end
 
@@ -747,23 +753,9 @@ local function call(frame, fn, ...)
   -- A full reprocess runs every body again, but records the entries as a
   -- clean run would.
   if not run.opts.full_reprocess then
+    -- (Most hits never get here: tide.fn's __call answers them in C.)
     local id = cache:probe(logic, n, ...)
-    if id then
-      fs.hits = fs.hits + 1
-      local memos = frame.memos
-      if not memos then
-        memos = {}
-        frame.memos = memos
-      end
-      memos[id] = true
-      local extra = run.memo_extra[id]
-      if extra then
-        merge_deps(deps, extra.deps)
-        local targets = extra.targets
-        for i = 1, #targets do reconcile.declare_replayed(frame, targets[i]) end
-      end
-      return cache:results(id)
-    end
+    if id then return hit(frame, scope, fs, id, cache:results(id)) end
   end
   local key = memo_key(fn.name, logic, n, ...)
   local entry = not run.opts.full_reprocess and run:memo_lookup(key)
@@ -800,14 +792,8 @@ local function call(frame, fn, ...)
   end
   local value = encode(results, fn.result_what)
   run:memo_store(key, fn.name, value, encode(memo.deps), encode(memo.targets))
-  local id = remember(run, fs, logic, key, value, memo.deps, memo.targets,
-                      n, ...)
-  local memos = frame.memos
-  if not memos then
-    memos = {}
-    frame.memos = memos
-  end
-  memos[id] = true
+  use_entry(frame, remember(run, fs, logic, key, value, memo.deps,
+                            memo.targets, n, ...))
   return fnmod.unpack(results)
 end
 
