@@ -170,34 +170,42 @@ local function parse_line(self, line, start, lineno, first_line)
   return text, obj
 end
 
--- Iterates key, object. The file is read and checked as a whole first.
--- With on_error, a line that cannot be used is passed to
--- on_error(nil, message) and skipped; without, it raises.
+-- Iterates key, object. With on_error (the engine's mount_each), lines
+-- are decoded one at a time as the iteration reaches them (a run over a
+-- big file holds its keys, for duplicates, not its objects), and a line
+-- that cannot be used is passed to on_error(nil, message) and skipped.
+-- Without, the file is read and checked as a whole first: a line that
+-- cannot be used raises before any item is returned.
 function Lines:items(on_error)
   local data, err = fs_read(self.path)
   if not data then error("json.lines: " .. err, 0) end
   if data:sub(1, 3) == "\239\187\191" then data = data:sub(4) end
-  local keys, objects, first_line = {}, {}, {}
+  local first_line = {}
   local pos, len, lineno = 1, #data, 0
-  while pos <= len do
-    local nl = data:find("\n", pos, true) or len + 1
-    local line = data:sub(pos, nl - 1)
-    pos = nl + 1
-    lineno = lineno + 1
-    local start = line:find("%S")
-    if start then
-      local ok, text, obj = pcall(parse_line, self, line, start, lineno,
-                                  first_line)
-      if ok then
-        first_line[text] = lineno
-        keys[#keys + 1], objects[#objects + 1] = text, obj
-      elseif on_error then
-        on_error(nil, text)
-      else
-        error(text, 0)
+  local function step()
+    while pos <= len do
+      local nl = data:find("\n", pos, true) or len + 1
+      local line = data:sub(pos, nl - 1)
+      pos = nl + 1
+      lineno = lineno + 1
+      local start = line:find("%S")
+      if start then
+        local ok, text, obj = pcall(parse_line, self, line, start, lineno,
+                                    first_line)
+        if ok then
+          first_line[text] = lineno
+          return text, obj
+        elseif on_error then
+          on_error(nil, text)
+        else
+          error(text, 0)
+        end
       end
     end
   end
+  if on_error then return step end
+  local keys, objects = {}, {}
+  for text, obj in step do keys[#keys + 1], objects[#objects + 1] = text, obj end
   local i = 0
   return function()
     i = i + 1
