@@ -5,8 +5,6 @@
 ** and loop as Lua objects that borrow them, and engine:cycle_end(stats).
 ** Misuse raises; runtime failures return nil, message, code name.
 */
-#include <string.h>
-
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -69,25 +67,29 @@ static void push_loop(lua_State *L, void *p) {
   tide_lloop_push_borrowed(L, p);
 }
 
-/* Lets go of the Lua objects over the engine's parts (their close). */
-static void detach(lua_State *L, int idx) {
-  int uv;
+/* Lets go of the Lua object in uservalue slot uv of the engine at idx
+** (its close lets go of the engine's part without freeing it). */
+static void let_go(lua_State *L, int idx, int uv) {
   idx = lua_absindex(L, idx);
-  for (uv = UV_STORE; uv <= UV_COUNT; uv++) {
-    if (lua_getiuservalue(L, idx, uv) != LUA_TNIL &&
-        luaL_getmetafield(L, -1, "__index") == LUA_TTABLE) {
-      if (lua_getfield(L, -1, "close") == LUA_TFUNCTION) {
-        lua_pushvalue(L, -3);
-        lua_call(L, 1, 0);
-      } else {
-        lua_pop(L, 1);
-      }
+  if (lua_getiuservalue(L, idx, uv) != LUA_TNIL &&
+      luaL_getmetafield(L, -1, "__index") == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "close") == LUA_TFUNCTION) {
+      lua_pushvalue(L, -3);
+      lua_call(L, 1, 0);
+    } else {
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_setiuservalue(L, idx, uv);
   }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setiuservalue(L, idx, uv);
+}
+
+/* Lets go of the Lua objects over all the engine's parts. */
+static void detach(lua_State *L, int idx) {
+  int uv;
+  for (uv = UV_STORE; uv <= UV_COUNT; uv++) let_go(L, idx, uv);
 }
 
 /* core.engine_new{ base = absolute folder, db = store path } */
@@ -136,16 +138,7 @@ static int engine_cycle_begin(lua_State *L) {
   if (rc != 0) return fail(L, b->e, rc);
   if (b->wrapped != b->e->store) {
     /* A store that failed was closed and opened again. */
-    if (lua_getiuservalue(L, 1, UV_STORE) != LUA_TNIL) {
-      luaL_getmetafield(L, -1, "__index");
-      lua_getfield(L, -1, "close");
-      lua_pushvalue(L, -3);
-      lua_call(L, 1, 0);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, UV_STORE);
+    let_go(L, 1, UV_STORE);
     b->wrapped = b->e->store;
   }
   slot(L, UV_STORE, push_store, b->e->store);

@@ -7,8 +7,8 @@ local target = require "tide.target"
 local runmod = require "tide.run"
 local engine = require "tide.engine"
 
-local type, error, pairs, ipairs, tostring, pcall, setmetatable, next =
-  type, error, pairs, ipairs, tostring, pcall, setmetatable, next
+local type, error, pairs, ipairs, tostring, pcall, setmetatable =
+  type, error, pairs, ipairs, tostring, pcall, setmetatable
 local fmt = string.format
 local decode = core.cbor_decode
 
@@ -151,10 +151,8 @@ function App:update(opts)
     -- A stop may have interrupted main: the run still committed.
     if e.path == "" and e.kind == nil and not stats.interrupted then
       local message = "main of app " .. self.name .. " failed: " .. e.message
-      if self.engine or next(self.engines) then
-        local en = engine_for(self, opts.db)
-        if en then en:fail(message) end
-      end
+      -- The cycle ran on this engine: its host reads the message there.
+      engine_for(self, opts.db):fail(message)
       return nil, message, stats
     end
   end

@@ -39,16 +39,6 @@ local function new_stats(app)
   }
 end
 
--- Opens the store for writing; raises a run error (exit status 2).
-local function open_store(path, mode)
-  local store, err, code = core.store_open(path, mode)
-  if not store then
-    error({ tide_fatal = true, message = err, code = code }, 0)
-  end
-  return store
-end
-M.open_store = open_store
-
 -- parts: the engine's { engine, store, index, loop } for this cycle.
 function M.new(app, opts, parts)
   local store = parts.store
