@@ -152,8 +152,7 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
     " input_fp = excluded.input_fp, source_key = excluded.source_key,"
     " state = excluded.state, status = excluded.status,"
     " error = excluded.error, updated_ns = excluded.updated_ns,"
-    " deps_fp = excluded.deps_fp"
-    " RETURNING id",
+    " deps_fp = excluded.deps_fp",
     &st);
   if (rc) return rc;
   if (bind_int(st, 1, c->app_id) ||
@@ -168,9 +167,29 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
       bind_int(st, 11, tide_store_now_ns()) ||
       bind_fp(st, 12, c->deps_fp))
     return bind_failed(s, what);
-  rc = run_returning(s, st, what, &row_id);
+  /* Without RETURNING, which makes SQLite buffer the row: an insert
+  ** sets the last rowid (cleared first), an update leaves it, and the
+  ** updated row's id is then looked up by its unique key. */
+  sqlite3_set_last_insert_rowid(s->db, 0);
+  rc = run(s, st, what);
   if (rc) return rc;
   tide_store_write_done(s);
+  row_id = sqlite3_last_insert_rowid(s->db);
+  if (row_id == 0 && id) {
+    rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_ID,
+                         "SELECT id FROM components"
+                         " WHERE app_id = ?1 AND path = ?2", &st);
+    if (rc) return rc;
+    if (bind_int(st, 1, c->app_id) || bind_text(st, 2, c->path, c->path_len))
+      return bind_failed(s, what);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+      rc = tide_store_fail_db(s, what);
+      sqlite3_reset(st);
+      return rc ? rc : TIDE_EIO;
+    }
+    row_id = col_int(st, 0);
+    sqlite3_reset(st);
+  }
   if (id) *id = row_id;
   return 0;
 }
