@@ -294,7 +294,7 @@ local function mount(parent, path, fn, args, source_key)
     fail(fmt("two components mounted at the same path %s", path), 3)
   end
   run.mounted[path] = true
-  -- memo_stack, deps, memos, declared and declared_order are made when
+  -- memo_stack, deps, memos and declared are made when
   -- first needed: most components never need some of them.
   local frame = {
     run = run, path = path, fn = fn, args = args, parent = parent,

@@ -63,37 +63,35 @@ local function describe_key(key)
 end
 M.describe_key = describe_key
 
--- Records one declared target state in the running component.
+-- Records one declared target state in the running component: one table
+-- per state, { container, kb, key, value, fp }, which is also the change
+-- handed to the target's apply ({ key, value }) when it must be written.
+-- The run's claims (container id -> key bytes -> path) find a key declared
+-- twice, by this component or by two.
 function M.declare(frame, container, key, value, level)
   local run = frame.run
   local kb = encode(key, container.key_what)
-  local declared = frame.declared
-  if not declared then
-    declared = {}
-    frame.declared = declared
-    frame.declared_order = {}
-  end
-  local per = declared[container]
-  if not per then
-    per = {}
-    declared[container] = per
-  end
-  if per[kb] then
-    error(fmt("target key %s of %s declared twice by %s", describe_key(key),
-              container.short, frame.path), level + 1)
-  end
   local claims = run.claims[container.id]
   local other = claims[kb]
-  if other and other ~= frame.path then
+  if other then
+    if other == frame.path then
+      error(fmt("target key %s of %s declared twice by %s",
+                describe_key(key), container.short, frame.path), level + 1)
+    end
     error(fmt("target key %s of %s declared by both %s and %s",
               describe_key(key), container.short, other, frame.path),
           level + 1)
   end
   claims[kb] = frame.path
-  local d = { key = key, value = value,
-              fp = fingerprint_raw(value, container.value_what) }
-  per[kb] = d
-  frame.declared_order[#frame.declared_order + 1] = { container, kb }
+  local d = { container = container, kb = kb, key = key, value = value,
+              fp = fingerprint_raw(value, container.value_what),
+              write = nil, take = nil, frame = nil }
+  local declared = frame.declared
+  if not declared then
+    frame.declared = { d }
+  else
+    declared[#declared + 1] = d
+  end
   local stack = frame.memo_stack
   local memo = stack and stack[#stack]
   if memo then
@@ -136,10 +134,10 @@ function M.submit(run, frame)
       per[row.key] = row
     end
   end
-  local changes, released = {}, nil
-  for _, item in ipairs(frame.declared_order or EMPTY) do
-    local container, kb = item[1], item[2]
-    local d = frame.declared[container][kb]
+  local declared, released = frame.declared or EMPTY, nil
+  for i = 1, #declared do
+    local d = declared[i]
+    local container, kb = d.container, d.kb
     local cid = container.id
     local old = owned[cid] and owned[cid][kb]
     local write, take
@@ -174,19 +172,20 @@ function M.submit(run, frame)
     -- A full reprocess writes every declared state again, which repairs
     -- rows and files changed or deleted outside tide.
     if run.opts.full_reprocess and not write then write = "updated" end
-    changes[#changes + 1] = { container = container, kb = kb, d = d,
-                              write = write, take = take }
+    d.write, d.take = write, take
   end
   -- Nothing can fail from here on: only now does the run learn what this
   -- component keeps and takes (a component that failed above changes
   -- nothing of it).
-  for _, ch in ipairs(changes) do
-    local cid, kb = ch.container.id, ch.kb
-    run.released[cid][kb] = nil
+  for i = 1, #declared do
+    local d = declared[i]
+    local cid, kb = d.container.id, d.kb
+    local released_here = run.released[cid]
+    if released_here[kb] then released_here[kb] = nil end
     -- Taken from another component: that one must not release it if it
     -- submits later in this run.
-    if ch.take then run.taken[cid][kb] = frame.path end
-    if run.verified then verify.declared(run, ch.container, kb, ch.d) end
+    if d.take then run.taken[cid][kb] = frame.path end
+    if run.verified then verify.declared(run, d.container, kb, d) end
   end
   for cid, per in pairs(owned) do
     local taken = run.taken[cid]
@@ -211,8 +210,8 @@ function M.submit(run, frame)
     frame.shrunk = true
     run.shrunk[#run.shrunk + 1] = frame
   end
-  run.batch[#run.batch + 1] = { frame = frame, changes = changes,
-                                released = released }
+  frame.released = released
+  run.batch[#run.batch + 1] = frame
   if #run.batch >= run.batch_size then M.flush(run) end
 end
 
@@ -309,8 +308,8 @@ function M.flush(run)
   run.batch = {}
   local store = run.store
   local groups, order = {}, {}
-  for _, entry in ipairs(batch) do
-    local frame = entry.frame
+  for b = 1, #batch do
+    local frame = batch[b]
     local id = put_component(run, frame,
       (frame.incomplete or frame.shrunk) and 2 or 0) -- engine.STATUS_*
     frame.id = id
@@ -319,22 +318,26 @@ function M.flush(run)
     record_container_owner(run, frame, id)
     -- Released in the same transaction as the component's new state, so a
     -- crash cannot forget to delete them.
-    if entry.released then
-      for _, r in ipairs(entry.released) do
+    local released = frame.released
+    if released then
+      for _, r in ipairs(released) do
         store:target_put(r.cid, r.kb, id, r.fp, RELEASED)
       end
+      frame.released = nil
     end
-    for _, ch in ipairs(entry.changes) do
-      store:target_put(ch.container.id, ch.kb, id, ch.d.fp,
-                       ch.write and PENDING_UPSERT or APPLIED)
-      if ch.write then
-        group(groups, order, ch.container,
-              { key = ch.d.key, value = ch.d.value, write = ch.write,
-                kb = ch.kb, frame = frame })
+    local declared = frame.declared or EMPTY
+    for i = 1, #declared do
+      local d = declared[i]
+      local write = d.write
+      store:target_put(d.container.id, d.kb, id, d.fp,
+                       write and PENDING_UPSERT or APPLIED)
+      if write then
+        d.frame = frame
+        group(groups, order, d.container, d)
       end
     end
     -- What only the submit needed is not kept while a parent waits.
-    frame.declared, frame.declared_order, frame.args = nil, nil, nil
+    frame.declared, frame.args = nil, nil
     if not frame.shrunk then frame.state_bytes = nil end
   end
   if not run.opts.preview then store:flush() end

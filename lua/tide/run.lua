@@ -478,7 +478,7 @@ function Run:execute()
   local root = {
     run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
     memo_stack = {}, deps = engine.new_deps(), memos = {},
-    declared = {}, declared_order = {}, prev = self:prev_row(""),
+    declared = {}, prev = self:prev_row(""),
     is_root = true,
   }
   self.mounted[""] = true

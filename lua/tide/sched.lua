@@ -63,21 +63,14 @@ end
 
 -- A task runs f(a, b) on a worker (no closure per task); on_abort
 -- (optional) is called with a, b and the message when the task's own code
--- yields to the scheduler, which fails it.
+-- yields to the scheduler, which fails it. Its worker is taken when it
+-- first runs: the tasks a parent spawns wait in the queue without one,
+-- so that a worker is needed only per task that runs or waits.
 function M.spawn(s, f, a, b, on_abort)
-  local pool = s.pool
-  local n = #pool
-  local co
-  if n > 0 then
-    co = pool[n]
-    pool[n] = nil
-  else
-    co = create(worker)
-  end
-  -- At most 8 fields (8 hash slots): done is set when it ends.
-  local task = { sched = s, co = co, f = f, a = a, b = b,
-                 on_abort = on_abort }
-  task_of[task.co] = task
+  -- At most 8 fields (8 hash slots): co is set when it first runs, done
+  -- when it ends.
+  local task = { sched = s, co = false, f = f, a = a, b = b,
+                 on_abort = on_abort, frame = false }
   s.inflight = s.inflight + 1
   s.spawned = s.spawned + 1
   local parent = task_of[running()]
@@ -101,7 +94,7 @@ M.task_of = task_of
 -- tide.fn, a target handle or a file finds the run it is called in.
 function M.current_frame()
   local task = task_of[running()]
-  return task and task.frame
+  return task and task.frame or nil
 end
 
 -- Waits until task is done (from inside another task).
@@ -187,7 +180,7 @@ local function finish(s, task)
     for i = 1, #waiters do push(s, waiters[i]) end
     task.waiters = nil
   end
-  task_of[task.co] = nil
+  if task.co then task_of[task.co] = nil end
 end
 
 -- Runs tasks until the queue is empty (or `until_task` is done), or until
@@ -212,7 +205,18 @@ function M.run(s, until_task)
       local ok, what
       local co, f = task.co, task.f
       if f ~= nil then
-        -- First resume: the task's function and arguments, then forgotten.
+        -- First resume: a worker, the task's function and arguments, then
+        -- forgotten.
+        local pool = s.pool
+        local n = #pool
+        if n > 0 then
+          co = pool[n]
+          pool[n] = nil
+        else
+          co = create(worker)
+        end
+        task.co = co
+        task_of[co] = task
         ok, what = resume(co, f, task.a, task.b)
         task.f, task.a, task.b = nil, nil, nil
       else
