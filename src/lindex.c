@@ -13,6 +13,7 @@
 #include "lcore.h"
 
 #define INDEX_TYPE "tide.Index"
+#define CHANGED_TYPE "tide.IndexChanged"
 
 typedef struct {
   tide_Index *ix;     /* owned unless borrowed */
@@ -20,6 +21,23 @@ typedef struct {
   tide_Walker walker; /* reused by every walk */
   tide_Buf changed;   /* the last walk's records */
 } Box;
+
+/* What a walk hands the engine: its records (index_walk.h), copied after
+** this header, read one at a time. */
+typedef struct {
+  size_t at, len; /* the next record's offset; the records' size */
+  size_t files;   /* how many records are files */
+  /* What a component's input is computed from (tide_index_file_input),
+  ** for the files the walk did not read; the strings follow the records. */
+  tide_IndexWalk spec;
+  tide_Buf scratch;
+} Changed;
+
+/* A record's size: the struct, the path and its NUL, padded to 8. */
+static size_t record_size(const tide_IndexChanged *c) {
+  size_t total = sizeof *c + c->len + 1;
+  return total + (8 - total % 8) % 8;
+}
 
 static Box *check_box(lua_State *L) {
   Box *b = luaL_checkudata(L, 1, INDEX_TYPE);
@@ -287,17 +305,19 @@ static const char *field_string(lua_State *L, int t, const char *k,
 
 /* index:walk{ store, app_id, dir, source, base, logic, file_type, extra,
 ** nargs, include, exclude, follow_symlinks } -> changed, unchanged
-** where changed is a list of { path, size, mtime_ns, inode, fp, input }
-** (fp and input when the file was read and could be), with deferred =
-** true for a file not read (index_walk.h, step 3), or { path, error =
-** errno } for walk errors. include and exclude are the walk's compiled
-** sets (fs.Walk:globs()), or pattern lists compiled here. */
+** where changed is a cursor over the files the engine must mount (a copy
+** of the walk's compact records: a Lua table is made per file only when
+** the engine takes it, changed:next), which also computes the input of a
+** file the walk did not read (changed:input), and unchanged the number of
+** files carried over. include and exclude are the walk's compiled sets
+** (fs.Walk:globs()), or pattern lists compiled here. */
 static int index_walk(lua_State *L) {
   Box *b = check_box(L);
   tide_IndexWalk spec;
   size_t dir_len, logic_len, unchanged = 0, at;
+  tide_IndexChanged c;
+  Changed *cur;
   int rc;
-  lua_Integer k = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   memset(&spec, 0, sizeof spec);
   lua_getfield(L, 2, "store");
@@ -336,43 +356,122 @@ static int index_walk(lua_State *L) {
     lua_pushstring(L, tide_index_errmsg(b->ix));
     return 2;
   }
-  lua_newtable(L);
-  for (at = 0; at < b->changed.len;) {
-    tide_IndexChanged c;
-    const char *path;
-    size_t total;
-    memcpy(&c, b->changed.data + at, sizeof c);
-    path = (const char *)b->changed.data + at + sizeof c;
-    lua_createtable(L, 0, 4);
-    lua_pushlstring(L, path, c.len);
-    lua_setfield(L, -2, "path");
-    if (c.kind == TIDE_WALK_FILE) {
-      lua_pushinteger(L, c.size);
-      lua_setfield(L, -2, "size");
-      lua_pushinteger(L, c.mtime_ns);
-      lua_setfield(L, -2, "mtime_ns");
-      lua_pushinteger(L, c.inode);
-      lua_setfield(L, -2, "inode");
-      if (c.deferred) {
-        lua_pushboolean(L, 1);
-        lua_setfield(L, -2, "deferred");
-      }
-      if (c.has_fp) {
-        lua_pushlstring(L, (const char *)c.fp, TIDE_FP_SIZE);
-        lua_setfield(L, -2, "fp");
-        lua_pushlstring(L, (const char *)c.input, TIDE_FP_SIZE);
-        lua_setfield(L, -2, "input");
-      }
-    } else {
-      lua_pushinteger(L, c.error);
-      lua_setfield(L, -2, "error");
-    }
-    lua_rawseti(L, -2, ++k);
-    total = sizeof c + c.len + 1;
-    at += total + (8 - total % 8) % 8;
+  cur = lua_newuserdatauv(L, sizeof *cur + b->changed.len
+                                + spec.file_type_len + spec.extra_len, 0);
+  memset(cur, 0, sizeof *cur);
+  cur->len = b->changed.len;
+  if (b->changed.len > 0)
+    memcpy(cur + 1, b->changed.data, b->changed.len);
+  {
+    char *strings = (char *)(cur + 1) + cur->len;
+    memcpy(strings, spec.file_type, spec.file_type_len);
+    if (spec.extra_len > 0)
+      memcpy(strings + spec.file_type_len, spec.extra, spec.extra_len);
+    cur->spec.file_type = strings;
+    cur->spec.file_type_len = spec.file_type_len;
+    cur->spec.extra = strings + spec.file_type_len;
+    cur->spec.extra_len = spec.extra_len;
+    cur->spec.nargs = spec.nargs;
   }
+  {
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    tide_buf_init(&cur->scratch, alloc, ud);
+  }
+  for (at = 0; at < b->changed.len; at += record_size(&c)) {
+    memcpy(&c, b->changed.data + at, sizeof c);
+    if (c.kind == TIDE_WALK_FILE) cur->files++;
+  }
+  luaL_setmetatable(L, CHANGED_TYPE);
   lua_pushinteger(L, (lua_Integer)unchanged);
   return 2;
+}
+
+static int changed_gc(lua_State *L) {
+  Changed *cur = luaL_checkudata(L, 1, CHANGED_TYPE);
+  tide_buf_close(&cur->scratch);
+  return 0;
+}
+
+/* changed:input(abs, content_fp) -> the input fingerprint of the
+** component of the file at abs with that content, computed as the walk
+** computes it for the files it reads (tide_index_file_input). */
+static int changed_input(lua_State *L) {
+  Changed *cur = luaL_checkudata(L, 1, CHANGED_TYPE);
+  size_t abs_len, fp_len;
+  const char *abs = luaL_checklstring(L, 2, &abs_len);
+  const char *fp = luaL_checklstring(L, 3, &fp_len);
+  uint8_t input[TIDE_FP_SIZE];
+  luaL_argcheck(L, fp_len == TIDE_FP_SIZE, 3, "16 bytes expected");
+  if (tide_index_file_input(&cur->scratch, &cur->spec, abs, abs_len,
+                            (const uint8_t *)fp, input) != 0)
+    return luaL_error(L, "out of memory");
+  lua_pushlstring(L, (const char *)input, TIDE_FP_SIZE);
+  return 1;
+}
+
+/* changed:files() -> how many records are files (the others are errors). */
+static int changed_files(lua_State *L) {
+  Changed *cur = luaL_checkudata(L, 1, CHANGED_TYPE);
+  lua_pushinteger(L, (lua_Integer)cur->files);
+  return 1;
+}
+
+/* changed:next(File, dir) -> the next file as a File (metatable File) {
+** path, dir, abs, size, mtime, mtime_ns, inode, _walk }, where _walk is
+** true for a file the walk did not read, else the component's input
+** fingerprint (absent for a file that could not be read: its component
+** fails reading it); or false, path, errno for a part the walk could not
+** read;
+** or nil at the end. */
+static int changed_next(lua_State *L) {
+  Changed *cur = luaL_checkudata(L, 1, CHANGED_TYPE);
+  size_t dir_len;
+  const char *dir = luaL_checklstring(L, 3, &dir_len);
+  const unsigned char *data = (const unsigned char *)(cur + 1);
+  tide_IndexChanged c;
+  const char *path;
+  luaL_Buffer abs;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (cur->at >= cur->len) return 0;
+  memcpy(&c, data + cur->at, sizeof c);
+  path = (const char *)data + cur->at + sizeof c;
+  cur->at += record_size(&c);
+  if (c.kind != TIDE_WALK_FILE) {
+    lua_pushboolean(L, 0);
+    lua_pushlstring(L, path, c.len);
+    lua_pushinteger(L, c.error);
+    return 3;
+  }
+  lua_createtable(L, 0, 8);
+  lua_pushlstring(L, path, c.len);
+  lua_setfield(L, -2, "path");
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "dir");
+  luaL_buffinit(L, &abs);
+  luaL_addlstring(&abs, dir, dir_len);
+  luaL_addchar(&abs, '/');
+  luaL_addlstring(&abs, path, c.len);
+  luaL_pushresult(&abs);
+  lua_setfield(L, -2, "abs");
+  lua_pushinteger(L, c.size);
+  lua_setfield(L, -2, "size");
+  lua_pushnumber(L, (lua_Number)c.mtime_ns / 1e9);
+  lua_setfield(L, -2, "mtime");
+  lua_pushinteger(L, c.mtime_ns);
+  lua_setfield(L, -2, "mtime_ns");
+  lua_pushinteger(L, c.inode);
+  lua_setfield(L, -2, "inode");
+  if (c.deferred) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "_walk");
+  } else if (c.has_fp) {
+    lua_pushlstring(L, (const char *)c.input, TIDE_FP_SIZE);
+    lua_setfield(L, -2, "_walk");
+  }
+  lua_pushvalue(L, 2);
+  lua_setmetatable(L, -2);
+  return 1;
 }
 
 void tide_lindex_open(lua_State *L) {
@@ -391,6 +490,17 @@ void tide_lindex_open(lua_State *L) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, index_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, CHANGED_TYPE)) {
+    static const luaL_Reg changed_methods[] = {
+      {"next", changed_next}, {"files", changed_files},
+      {"input", changed_input}, {NULL, NULL},
+    };
+    luaL_newlib(L, changed_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, changed_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

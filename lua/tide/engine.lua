@@ -159,13 +159,28 @@ local function body_handler(e)
   return user_traceback(e, 2)
 end
 
+-- What a body that returned nothing returns: shared, never changed.
+local NO_RESULTS = { n = 0 }
+
 local function body_done(ok, ...)
-  if ok then return true, fnmod.pack(...) end
+  if ok then
+    if select("#", ...) == 0 then return true, NO_RESULTS end
+    return true, fnmod.pack(...)
+  end
   return false, (...)
 end
 
 local function process(run, frame, fn, args)
   return body_done(xpcall(fn.body, body_handler, unpack(args, 1, args.n)))
+end
+
+-- The input of a component over a file the walk did not read:
+-- frame.defer_input is the walk's cursor (index:walk), the file is its
+-- first argument, and the file's fingerprint is what the component read
+-- of it (or the file read now).
+local function deferred_input(run, frame)
+  local file = frame.args[1]
+  return frame.defer_input:input(file.abs, run:file_fp(file))
 end
 
 -- Whether the previous run's record of this component can stand for this
@@ -237,10 +252,8 @@ local function run_component(run, frame)
   end
   if ok and frame.defer_input then
     -- A file the walk did not read: its input, from the content the
-    -- component read (or read now), as the walk would have computed it.
-    local args = frame.args
-    local fine, fp = pcall(fingerprint_args, fn.name, args.n,
-                           unpack(args, 1, args.n))
+    -- component read (or read now), computed by the walk's own code.
+    local fine, fp = pcall(deferred_input, run, frame)
     if fine then
       frame.input = fp
     else
@@ -253,11 +266,14 @@ local function run_component(run, frame)
     -- a crash never leaves it recorded (and carried over next time) over
     -- children that never ran; one whose subtree failed is recorded as
     -- incomplete, so that it runs again next time and so do they.
-    for _, child in ipairs(frame.child_frames or {}) do
-      if not child.task.done then sched.wait(child.task) end
-      if child.error or child.incomplete then frame.incomplete = true end
+    local children = frame.child_frames
+    if children then
+      for _, child in ipairs(children) do
+        if not child.task.done then sched.wait(child.task) end
+        if child.error or child.incomplete then frame.incomplete = true end
+      end
+      frame.child_frames = nil
     end
-    frame.child_frames = nil
     ok, results = pcall(reconcile.submit, run, frame)
   end
   if not ok then
@@ -295,10 +311,14 @@ local function mount(parent, path, fn, args, source_key)
   end
   run.mounted[path] = true
   -- memo_stack, deps, memos and declared are made when
-  -- first needed: most components never need some of them.
+  -- first needed: most components never need some of them. The fields
+  -- named nil size the table for those a component that runs sets, so
+  -- that it is not grown twice on the way.
   local frame = {
     run = run, path = path, fn = fn, args = args, parent = parent,
     prev = run:prev_row(path), source_key = source_key,
+    task = nil, input = nil, defer_input = nil, value = nil,
+    declared = nil, state_bytes = nil, id = nil,
   }
   local task = sched.spawn(run.sched, run_component, run, frame,
                            M.component_failed)
@@ -627,38 +647,32 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
   fs.hits = fs.hits + unchanged
   run.stats.components.unchanged = run.stats.components.unchanged + unchanged
   -- Progress: the walk listed every file; the unchanged ones are done.
-  local expected = 0
-  for _, rec in ipairs(changed) do
-    if not rec.error then expected = expected + 1 end
-  end
+  local expected = changed:files()
   sched.carry(run.sched, unchanged)
   sched.expect(run.sched, expected)
   local source_name = "fs.walk:" .. items.dir
-  for _, rec in ipairs(changed) do
-    local path = base .. "/" .. rec.path
-    if rec.error then
-      on_error(rec.path, errno_text(rec.error))
+  local dir, n = items.dir, rest.n
+  while true do
+    -- A File, or false with what the walk could not read.
+    local file, relpath, errno = changed:next(File, dir)
+    if file == nil then break end
+    if not file then
+      on_error(relpath, errno_text(errno))
     else
-      -- _walk: true when the walk did not read the file, else its input
-      -- fingerprint (one field, so that a file keeps 8 hash slots).
-      local file = setmetatable({
-        path = rec.path, dir = items.dir, abs = items.dir .. "/" .. rec.path,
-        size = rec.size, mtime = rec.mtime_ns / 1e9, mtime_ns = rec.mtime_ns,
-        inode = rec.inode, _walk = rec.deferred or rec.input,
-      }, File)
-      local args = { n = rest.n, file }
-      for i = 2, rest.n do args[i] = rest[i] end
-      local frame = mount(parent, path, fn, args,
-                          source_name .. ":" .. rec.path)
+      local args = { n = n, file }
+      for i = 2, n do args[i] = rest[i] end
+      local frame = mount(parent, base .. "/" .. file.path, fn, args,
+                          source_name .. ":" .. file.path)
       -- file._walk: true when the walk did not read the file (it is
       -- fingerprinted from the bytes the component reads, File:bytes, and
       -- its input computed once it has run), else the input fingerprint,
       -- computed by the walk exactly as core.fingerprint_args does (the
       -- no-change check relies on it).
-      if file._walk == true then
-        frame.defer_input = true
+      local walked = file._walk
+      if walked == true then
+        frame.defer_input = changed
       else
-        frame.input = file._walk
+        frame.input = walked
         file._walk = nil
       end
       sched.throttle(run.sched)

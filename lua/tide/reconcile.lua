@@ -110,10 +110,20 @@ function M.declare_replayed(frame, t)
   M.declare(frame, container, t[3], t[4], 1)
 end
 
+-- The state of most components, encoded once: one that returned nothing
+-- (a memoized one) or whose value is not kept, and recorded no dependency.
+local NO_VALUE_STATE = encode({ deps = NO_DEPS })
+local NO_RESULTS_STATE = encode({ value = { n = 0 }, deps = NO_DEPS })
+
 local function component_state(frame)
+  local deps = frame.deps
   -- Only a memoized component's value is ever read back.
   local value = frame.fn.memo and frame.value or nil
-  return encode({ value = value, deps = frame.deps or NO_DEPS },
+  if deps == nil then
+    if value == nil then return NO_VALUE_STATE end
+    if value.n == 0 then return NO_RESULTS_STATE end
+  end
+  return encode({ value = value, deps = deps or NO_DEPS },
                 frame.fn.result_what)
 end
 
@@ -232,7 +242,9 @@ end
 -- The containers a component declared are owned by it: when it runs again
 -- without declaring one, or is deleted, the container is dropped.
 local function record_container_owner(run, frame, id)
-  for c in pairs(frame.declared_containers or {}) do
+  local declared = frame.declared_containers
+  if not declared then return end
+  for c in pairs(declared) do
     if c.owner_id ~= id then
       run.store:container_update { id = c.id, spec = c.spec_bytes,
                                    owner_id = id, state = 0 }
