@@ -582,7 +582,9 @@ static int add_target(void *arg, const tide_StoreTarget *t) {
   return 0;
 }
 
-/* store:target_put(container_id, key, owner_id, value_fp, pending) */
+/* store:target_put(container_id, key, owner_id, value_fp, pending,
+** written): written true records the time as when it was written; else
+** the recorded time is kept. */
 static int store_target_put(lua_State *L) {
   tide_Store *s = check_store(L);
   tide_StoreTarget t;
@@ -592,6 +594,7 @@ static int store_target_put(lua_State *L) {
   t.owner_id = luaL_checkinteger(L, 4);
   t.value_fp = opt_fp(L, 5);
   t.pending = (int)luaL_optinteger(L, 6, TIDE_TARGET_APPLIED);
+  t.written = lua_toboolean(L, 7);
   return ok_or_raise(L, s, tide_store_target_put(s, &t));
 }
 
@@ -655,6 +658,47 @@ static int store_targets_pending(lua_State *L) {
   lua_newtable(L);
   rc = tide_store_target_each_pending(s, luaL_checkinteger(L, 2), add_target,
                                       L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+/* ---- Intents ---- */
+
+/* store:intent_add(app_id, container_id, keys) -> id, keys being the CBOR
+** array of the keys of the batch. */
+static int store_intent_add(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t len;
+  const char *keys = luaL_checklstring(L, 4, &len);
+  int64_t id = 0;
+  int rc = tide_store_intent_add(s, luaL_checkinteger(L, 2),
+                                 luaL_checkinteger(L, 3), keys, len, &id);
+  if (rc) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+static int store_intent_delete(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s,
+                     tide_store_intent_delete(s, luaL_checkinteger(L, 2)));
+}
+
+static int add_intent(void *arg, const tide_StoreIntent *in) {
+  lua_State *L = arg;
+  lua_createtable(L, 0, 3);
+  set_int(L, "id", in->id);
+  set_int(L, "container_id", in->container_id);
+  set_blob(L, "keys", in->keys, in->keys_len);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* store:intents(app_id) -> { { id, container_id, keys }... } */
+static int store_intents(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_intent_each(s, luaL_checkinteger(L, 2), add_intent, L);
   return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
@@ -780,6 +824,8 @@ void tide_lstore_open(lua_State *L) {
     {"component_record", store_component_record},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
     {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},
+    {"intent_add", store_intent_add}, {"intent_delete", store_intent_delete},
+    {"intents", store_intents},
     {"memo_ref_add", store_memo_ref_add}, {"memo_refs", store_memo_refs},
     {"memo_refs_clear", store_memo_refs_clear},
     {"memo_ref_exists", store_memo_ref_exists},

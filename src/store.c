@@ -438,7 +438,8 @@ static int open_write(tide_Store *s) {
   if (empty < 0) return empty;
   if (empty == 1 && (rc = start_incremental(s)) != 0) return rc;
   if ((rc = settle(s)) != 0) return rc;
-  return empty == 1 ? tide_store_schema_create(s) : 0;
+  return empty == 1 ? tide_store_schema_create(s)
+                    : tide_store_schema_upgrade(s);
 }
 
 int tide_store_open(tide_Store **out, const char *path, int flags,

@@ -41,8 +41,11 @@
 #define TIDE_STORE_READ 1
 #define TIDE_STORE_WRITE 2
 
-/* The on-disk format version this tide reads and writes. */
-#define TIDE_STORE_FORMAT_VERSION 1
+/* The on-disk format version this tide writes. A store of the previous
+** version (TIDE_STORE_FORMAT_OLDEST and up) is read as it is and upgraded
+** in place when opened for writing (store_schema.c says what changed). */
+#define TIDE_STORE_FORMAT_VERSION 2
+#define TIDE_STORE_FORMAT_OLDEST 1
 
 /* The length of a fingerprint (BLAKE2b-128). */
 #define TIDE_FP_SIZE 16
@@ -66,8 +69,9 @@ typedef struct tide_Store tide_Store;
 ** takes the writer lock (TIDE_ELOCKED when another process holds it).
 ** TIDE_STORE_READ opens read-only without a lock (TIDE_ENOTFOUND when the
 ** file is missing or empty). A file that is not a tide store gives
-** TIDE_ENOTSTORE, a format version other than TIDE_STORE_FORMAT_VERSION
-** gives TIDE_EVERSION; such files are never modified. On failure *out is
+** TIDE_ENOTSTORE, a format version this tide does not know gives
+** TIDE_EVERSION; such files are never modified. An older version it knows
+** is upgraded by a write open, in one transaction. On failure *out is
 ** still a store holding the message, to be closed by the caller, unless
 ** memory ran out before it existed (then *out is NULL, TIDE_ENOMEM).
 ** alloc may be NULL for the default allocator; SQLite itself allocates
@@ -318,12 +322,14 @@ typedef struct tide_StoreTarget {
   const uint8_t *value_fp;   /* TIDE_FP_SIZE bytes, or NULL */
   int pending;               /* TIDE_TARGET_* */
   int64_t written_ns;        /* set when applied; 0 when never */
+  int written;               /* put: 1 records now as when it was written */
 } tide_StoreTarget;
 
 typedef int (*tide_StoreTargetFn)(void *arg, const tide_StoreTarget *t);
 
 /* Inserts or updates the target state (t->container_id, t->key) with its
-** owner, value fingerprint and pending flag; written_ns is kept. */
+** owner, value fingerprint and pending flag; written_ns becomes now when
+** t->written is set, and is kept otherwise. */
 int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t);
 /* Records that the pending change was applied to the target: an upsert
 ** becomes applied (written_ns set to now), a delete removes the row. Does
@@ -349,6 +355,29 @@ int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
 /* Every pending target state of the app, by container then key. */
 int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
                                    tide_StoreTargetFn fn, void *arg);
+
+/* ---- Intents: batches of upserts being applied ---- */
+
+typedef struct tide_StoreIntent {
+  int64_t id;
+  int64_t container_id;
+  const void *keys;          /* CBOR: an array of the states' keys */
+  size_t keys_len;
+} tide_StoreIntent;
+
+typedef int (*tide_StoreIntentFn)(void *arg, const tide_StoreIntent *in);
+
+/* Records that the upserts of the states of container_id named by keys
+** are about to be applied to the target; *id (may be NULL) receives the
+** intent's id. */
+int tide_store_intent_add(tide_Store *s, int64_t app_id,
+                          int64_t container_id, const void *keys,
+                          size_t keys_len, int64_t *id);
+/* Deletes the intent: the target holds what it names. */
+int tide_store_intent_delete(tide_Store *s, int64_t id);
+/* Every intent of the app, oldest first. */
+int tide_store_intent_each(tide_Store *s, int64_t app_id,
+                           tide_StoreIntentFn fn, void *arg);
 
 /* ---- Source items ---- */
 

@@ -71,6 +71,11 @@ enum {
   TIDE_STMT_MEMO_REFS_EACH,
   TIDE_STMT_MEMO_REFS_CLEAR,
   TIDE_STMT_MEMO_REF_EXISTS,
+  TIDE_STMT_INTENT_ADD,
+  TIDE_STMT_APP_DEL_INTENTS,
+  TIDE_STMT_CONTAINER_DEL_INTENTS,
+  TIDE_STMT_INTENT_DEL,
+  TIDE_STMT_INTENT_EACH,
   TIDE_STMT_COUNT
 };
 
@@ -81,6 +86,7 @@ struct tide_Store {
   char *path;                /* owned, NUL-terminated */
   size_t path_size;
   int flags;                 /* TIDE_STORE_READ or TIDE_STORE_WRITE */
+  int version;               /* the file's format version, once checked */
   int lock_fd;               /* the writer lock's file, or -1 */
   int64_t unlocked_version;  /* data_version when the lock was let go */
   char *msg;                 /* owned message buffer */
@@ -119,11 +125,16 @@ void tide_store_write_done(tide_Store *s);
 /* The wall-clock time in nanoseconds since the epoch. */
 int64_t tide_store_now_ns(void);
 
-/* Checks the file's format: 0 for a tide store of this version, 1 for a
-** database without any table (a new or empty file), or an error. */
+/* Checks the file's format: 0 for a tide store of a version this tide
+** reads (s->version says which), 1 for a database without any table (a
+** new or empty file), or an error. */
 int tide_store_schema_check(tide_Store *s);
 
 /* Creates the schema in an empty database, in one transaction. */
 int tide_store_schema_create(tide_Store *s);
+
+/* Upgrades a store of an older version (s->version) to
+** TIDE_STORE_FORMAT_VERSION, in one transaction; 0 when it is current. */
+int tide_store_schema_upgrade(tide_Store *s);
 
 #endif

@@ -81,6 +81,7 @@ static const struct {
   int slot;
   const char *sql;
 } app_deletes[] = {
+  { TIDE_STMT_APP_DEL_INTENTS, "DELETE FROM intents WHERE app_id = ?1" },
   { TIDE_STMT_APP_DEL_TARGETS,
     "DELETE FROM target_states WHERE container_id IN"
     " (SELECT id FROM containers WHERE app_id = ?1)" },
@@ -424,6 +425,9 @@ int tide_store_container_delete(tide_Store *s, int64_t id) {
                     "DELETE FROM target_states WHERE container_id = ?1", id,
                     what);
   if (rc) return rc;
+  rc = delete_by_id(s, TIDE_STMT_CONTAINER_DEL_INTENTS,
+                    "DELETE FROM intents WHERE container_id = ?1", id, what);
+  if (rc) return rc;
   rc = delete_by_id(s, TIDE_STMT_CONTAINER_DEL,
                     "DELETE FROM containers WHERE id = ?1", id, what);
   if (rc) return rc;
@@ -456,6 +460,7 @@ static void fill_target(sqlite3_stmt *st, tide_StoreTarget *t) {
   t->value_fp = col_fp(st, 3);
   t->pending = (int)col_int(st, 4);
   t->written_ns = col_int(st, 5);
+  t->written = 0;
 }
 
 static int emit_target(sqlite3_stmt *st, const void *cb, void *arg) {
@@ -472,15 +477,17 @@ int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t) {
   rc = tide_store_stmt(
     s, TIDE_STMT_TARGET_PUT,
     "INSERT INTO target_states(container_id, key, owner_id, value_fp,"
-    " pending) VALUES(?1, ?2, ?3, ?4, ?5)"
+    " pending, written_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
     " ON CONFLICT(container_id, key) DO UPDATE SET"
     " owner_id = excluded.owner_id, value_fp = excluded.value_fp,"
-    " pending = excluded.pending",
+    " pending = excluded.pending,"
+    " written_ns = coalesce(excluded.written_ns, written_ns)",
     &st);
   if (rc) return rc;
   if (bind_int(st, 1, t->container_id) ||
       bind_blob(st, 2, t->key, t->key_len) || bind_int(st, 3, t->owner_id) ||
-      bind_fp(st, 4, t->value_fp) || bind_int(st, 5, t->pending))
+      bind_fp(st, 4, t->value_fp) || bind_int(st, 5, t->pending) ||
+      bind_id(st, 6, t->written ? tide_store_now_ns() : 0))
     return bind_failed(s, what);
   return run_write(s, st, what);
 }

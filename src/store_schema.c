@@ -1,9 +1,9 @@
 /*
-** The state store's schema, format version 1, and the checks that decide
+** The state store's schema, format version 2, and the checks that decide
 ** whether a file is a store this tide can use.
 **
 ** meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)
-**   format = 'tide-state', version = '1', created_by = 'tide X.Y.Z'.
+**   format = 'tide-state', version = '2', created_by = 'tide X.Y.Z'.
 **   The version is also in PRAGMA user_version, and PRAGMA application_id
 **   is 0x54494445 ("TIDE"), for tools such as file(1); tide reads meta.
 ** apps(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
@@ -36,6 +36,15 @@
 **   + index target_states_owner(owner_id)
 **   + partial index target_states_pending(container_id) WHERE pending <> 0,
 **     so finding the pending rows after a crash reads only those rows
+** intents(id INTEGER PRIMARY KEY, app_id INTEGER NOT NULL,
+**   container_id INTEGER NOT NULL, keys BLOB NOT NULL (CBOR: an array of
+**   the keys, as target_states holds them))
+**   A batch of upserts to one container, recorded with its states (which
+**   are written applied) before the target is touched and deleted once
+**   the target holds them: the intent of a whole batch in one row, where
+**   marking every state pending and then applied would write each twice.
+**   A row left behind by a crash makes every state it names unknown.
+**   (Added in version 2; a version 1 store is upgraded by a write open.)
 ** source_items(app_id INTEGER NOT NULL, source TEXT NOT NULL,
 **   key TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, inode INTEGER,
 **   content_fp BLOB, PRIMARY KEY(app_id, source, key)) WITHOUT ROWID
@@ -55,6 +64,11 @@
 #define FORMAT_NAME "tide-state"
 #define STR(x) #x
 #define XSTR(x) STR(x)
+
+/* What version 2 added. */
+#define INTENTS_SQL \
+  "CREATE TABLE intents(id INTEGER PRIMARY KEY, app_id INTEGER NOT NULL," \
+  " container_id INTEGER NOT NULL, keys BLOB NOT NULL);"
 
 static const char schema_sql[] =
   "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -91,6 +105,7 @@ static const char schema_sql[] =
   " component_id INTEGER NOT NULL, key BLOB NOT NULL,"
   " PRIMARY KEY(component_id, key)) WITHOUT ROWID;"
   "CREATE INDEX memo_refs_key ON memo_refs(app_id, key);"
+  INTENTS_SQL
   "INSERT INTO meta(key, value) VALUES"
   " ('format', '" FORMAT_NAME "'),"
   " ('version', '" XSTR(TIDE_STORE_FORMAT_VERSION) "'),"
@@ -98,12 +113,12 @@ static const char schema_sql[] =
   "PRAGMA application_id = 1414087749;"
   "PRAGMA user_version = " XSTR(TIDE_STORE_FORMAT_VERSION) ";";
 
-/* The tables a store of this version has. */
+/* The tables a store has: version 1's, and those of version 2. */
 static const char tables_sql[] =
   "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
   " ('meta', 'apps', 'components', 'memos', 'containers', 'target_states',"
-  " 'source_items', 'runs', 'memo_refs')";
-#define TABLE_COUNT 9
+  " 'source_items', 'runs', 'memo_refs', 'intents')";
+static const int64_t table_count[] = {0, 9, 10};
 
 /* Runs a one-row, one-column query; *st is left on its row. */
 static int query_row(tide_Store *s, const char *sql, sqlite3_stmt **st) {
@@ -159,11 +174,14 @@ static int check_meta(tide_Store *s) {
     return tide_store_fail(s, TIDE_ENOTSTORE,
                            "%s: not a tide state store (no valid format "
                            "version)", s->path);
-  if (version != TIDE_STORE_FORMAT_VERSION)
+  if (version < TIDE_STORE_FORMAT_OLDEST ||
+      version > TIDE_STORE_FORMAT_VERSION)
     return tide_store_fail(s, TIDE_EVERSION,
                            "%s: state store format version %ld is not "
-                           "supported by this tide (supports %d)",
-                           s->path, version, TIDE_STORE_FORMAT_VERSION);
+                           "supported by this tide (supports %d to %d)",
+                           s->path, version, TIDE_STORE_FORMAT_OLDEST,
+                           TIDE_STORE_FORMAT_VERSION);
+  s->version = (int)version;
   return 0;
 }
 
@@ -189,10 +207,28 @@ int tide_store_schema_check(tide_Store *s) {
   if (rc) return not_a_database(s);
   count = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
-  if (count != TABLE_COUNT)
+  if (count != table_count[s->version])
     return tide_store_fail(s, TIDE_ENOTSTORE,
                            "%s: state store is damaged (tables are missing)",
                            s->path);
+  return 0;
+}
+
+int tide_store_schema_upgrade(tide_Store *s) {
+  static const char upgrade_sql[] =
+    INTENTS_SQL
+    "UPDATE meta SET value = '2' WHERE key = 'version';"
+    "PRAGMA user_version = 2;";
+  if (s->version == TIDE_STORE_FORMAT_VERSION) return 0;
+  if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    return tide_store_fail_db(s, "cannot upgrade the state store");
+  if (sqlite3_exec(s->db, upgrade_sql, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    int rc = tide_store_fail_db(s, "cannot upgrade the state store");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+  }
+  s->version = TIDE_STORE_FORMAT_VERSION;
   return 0;
 }
 
@@ -214,5 +250,6 @@ int tide_store_schema_create(tide_Store *s) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
-  return 0;
+  if (rc == 1) s->version = TIDE_STORE_FORMAT_VERSION;
+  return tide_store_schema_upgrade(s);
 }

@@ -2,9 +2,10 @@
 -- those it owned, applied with the intent protocol.
 --
 -- A target state's row in the store carries a pending code:
---   0 APPLIED   the target holds the value whose fingerprint is recorded;
---   1 UPSERT    an upsert is being applied (its outcome is unknown until
---               it is marked applied);
+--   0 APPLIED   the target holds the value whose fingerprint is recorded,
+--               unless an intent names the state (below);
+--   1 UPSERT    an upsert whose apply failed in this run, to be tried
+--               again (its outcome is unknown until it is marked applied);
 --   2 DELETE    a delete is being applied;
 --   3 UNKNOWN   an upsert a crash interrupted: the target may hold any
 --               value, and the owner must run again (and write it again);
@@ -14,19 +15,26 @@
 -- Invariant: whatever a run must still do to a target is written in the
 -- store, in the same transaction as the component state that made it
 -- necessary, before the target is touched. So a kill at any point leaves
--- rows that say what is unknown (1, 2, 3) or still to delete (4), and the
--- next run starts from them (run.lua, Run:recover): 1 becomes 3 in one
--- commit, every 3 forces its owner to run again until the owner writes it,
+-- rows that say what is unknown (an intent, 1, 2, 3) or still to delete
+-- (4), and the next run starts from them (run.lua, Run:recover): the
+-- states an intent names and 1 become 3 in one commit, every 3 forces its
+-- owner to run again until the owner writes it,
 -- and 2 and 4 are deleted again. Every target write is idempotent, so
 -- doing a change twice is harmless, and a change is never forgotten.
 --
 -- A batch of submitted components is written in three steps: (1) the
--- components, their new target states marked 1 and the states they
--- released marked 4, in one store transaction; (2) each container's
--- upserts applied to the target in one call (one target transaction); (3)
--- the upserts marked applied. Released states are deleted at the end of
--- the run (marked 2, deleted, removed), so a state moving between
--- components in one run is one update, not a delete and an insert.
+-- components, their new target states (written 0, applied) and the states
+-- they released (marked 4), with one intent per container naming the keys
+-- of the states to upsert (the store's intents table), in one store
+-- transaction; (2) each container's upserts applied to the target in one
+-- call (one target transaction); (3) the intents deleted (or, when an
+-- apply failed, its states marked 1 in the same commit). The intent of a
+-- whole batch is one row: marking each state 1 and then 0 would write
+-- every state twice. A crash leaves the intent, and the next run first
+-- turns every applied state it names into 3 (Run:recover). Released states
+-- are deleted at the end of the run (marked 2, deleted, removed), so a
+-- state moving between components in one run is one update, not a delete
+-- and an insert.
 local core = require "tide.core"
 local verify = require "tide.verify"
 
@@ -318,7 +326,7 @@ function M.flush(run)
   local batch = run.batch
   if #batch == 0 then return end
   run.batch = {}
-  local store = run.store
+  local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}
   for b = 1, #batch do
     local frame = batch[b]
@@ -337,12 +345,19 @@ function M.flush(run)
       end
       frame.released = nil
     end
+    -- Written applied: the batch's intent (below) says which of them the
+    -- target may not hold yet. A preview applies nothing: what it would
+    -- write stays pending (verify.lua counts it out of date).
     local declared = frame.declared or EMPTY
     for i = 1, #declared do
       local d = declared[i]
       local write = d.write
-      store:target_put(d.container.id, d.kb, id, d.fp,
-                       write and PENDING_UPSERT or APPLIED)
+      if write and preview then
+        store:target_put(d.container.id, d.kb, id, d.fp, PENDING_UPSERT)
+      else
+        store:target_put(d.container.id, d.kb, id, d.fp, APPLIED,
+                         write ~= nil)
+      end
       if write then
         d.frame = frame
         group(groups, order, d.container, d)
@@ -352,14 +367,31 @@ function M.flush(run)
     frame.declared, frame.args = nil, nil
     if not frame.shrunk then frame.state_bytes = nil end
   end
-  if not run.opts.preview then store:flush() end
+  -- One intent per container: the keys of the states about to be
+  -- written, committed with them.
+  local intents = {}
+  if not preview then
+    for _, container in ipairs(order) do
+      local list, kbs = groups[container], {}
+      for i = 1, #list do kbs[i] = list[i].kb end
+      intents[container] = store:intent_add(run.app_id, container.id,
+                                            encode(kbs))
+    end
+    store:flush()
+  end
   local failed = apply_all(run, groups, order)
   for _, container in ipairs(order) do
     local err = failed[container]
+    local list = groups[container]
     if err then
-      -- The states stay pending; the changes are tried once more after
-      -- the run's deletions (a file that becomes a folder needs the file
-      -- gone first), and the components fail only if that fails too.
+      -- The states become pending, in the commit that drops the intent;
+      -- the changes are tried once more after the run's deletions (a file
+      -- that becomes a folder needs the file gone first), and the
+      -- components fail only if that fails too.
+      for _, ch in ipairs(list) do
+        store:target_put(container.id, ch.kb, ch.frame.id, ch.fp,
+                         PENDING_UPSERT)
+      end
       run.apply_failed[container.id] = true
       local retry = run.retry[container]
       if not retry then
@@ -367,16 +399,16 @@ function M.flush(run)
         run.retry[container] = retry
         run.retry_order[#run.retry_order + 1] = container
       end
-      for _, ch in ipairs(groups[container]) do retry[#retry + 1] = ch end
+      for _, ch in ipairs(list) do retry[#retry + 1] = ch end
     else
       local t = run.stats.targets
-      for _, ch in ipairs(groups[container]) do
+      for _, ch in ipairs(list) do
         t[ch.write] = t[ch.write] + 1
       end
-      mark_applied(run, container, groups[container])
     end
+    if not preview then store:intent_delete(intents[container]) end
   end
-  if not run.opts.preview then store:flush() end
+  if not preview then store:flush() end
 end
 
 -- Applies once more the changes whose apply failed in this run (after

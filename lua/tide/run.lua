@@ -160,6 +160,19 @@ end
 -- that); a delete and a release are done again.
 function Run:recover()
   local store = self.store
+  -- A batch whose apply a crash interrupted: each state it names that is
+  -- recorded applied may not be in the target; it becomes UNKNOWN, and
+  -- its owner runs again (below).
+  for _, intent in ipairs(store:intents(self.app_id)) do
+    local cid = intent.container_id
+    for _, kb in ipairs(decode(intent.keys) or {}) do
+      local row = store:target(cid, kb)
+      if row and row.pending == reconcile.APPLIED then
+        store:target_put(cid, kb, row.owner_id, nil, reconcile.UNKNOWN)
+      end
+    end
+    store:intent_delete(intent.id)
+  end
   for _, row in ipairs(store:targets_pending(self.app_id)) do
     local p = row.pending
     if p == reconcile.PENDING_UPSERT or p == reconcile.UNKNOWN then

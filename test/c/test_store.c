@@ -336,18 +336,55 @@ static void test_version_recorded(void) {
   CHECK_STR_EQ(sql_text(t.path,
                         "SELECT value FROM meta WHERE key = 'version'",
                         text, sizeof text),
-               "1");
+               "2");
   CHECK_STR_EQ(sql_text(t.path,
                         "SELECT value FROM meta WHERE key = 'created_by'",
                         text, sizeof text),
                "tide " TIDE_VERSION);
-  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 1);
+  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 2);
   CHECK_EQ_INT(sql_int(t.path, "PRAGMA application_id"), 0x54494445);
   CHECK_STR_EQ(sql_text(t.path, "PRAGMA journal_mode", text, sizeof text),
                "wal");
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
                                " WHERE type = 'table'"),
-               9);
+               10);
+  tmp_close(&t);
+}
+
+/* A version 1 store (no intents table) is read as it is and upgraded by
+** the first write open, with what it holds. */
+static void test_version_upgraded(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreApp found;
+  char text[64];
+  int64_t app;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("kept"), &app, NULL), 0);
+  tide_store_close(s);
+  CHECK_EQ_INT(sql_exec(t.path, "DROP TABLE intents;"
+                                "UPDATE meta SET value = '1'"
+                                " WHERE key = 'version';"
+                                "PRAGMA user_version = 1"),
+               SQLITE_OK);
+  s = open_ok(t.path, TIDE_STORE_READ);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("kept"), &found), 0);
+  CHECK_EQ_INT(found.id, app);
+  tide_store_close(s);
+  CHECK_STR_EQ(sql_text(t.path,
+                        "SELECT value FROM meta WHERE key = 'version'",
+                        text, sizeof text),
+               "1");
+  tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
+  CHECK_STR_EQ(sql_text(t.path,
+                        "SELECT value FROM meta WHERE key = 'version'",
+                        text, sizeof text),
+               "2");
+  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 2);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM intents"), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM apps"
+                               " WHERE name = 'kept'"), 1);
   tmp_close(&t);
 }
 
@@ -361,7 +398,7 @@ static void test_unknown_version_refused(void) {
                SQLITE_OK);
   snprintf(msg, sizeof msg,
            "%s: state store format version 7 is not supported by this tide"
-           " (supports 1)", t.path);
+           " (supports 1 to 2)", t.path);
   check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_EVERSION, msg);
   check_open_fails(t.path, TIDE_STORE_READ, TIDE_EVERSION, msg);
   /* Refused, not rebuilt: the version is still 7. */
@@ -1656,7 +1693,72 @@ static void test_targets_mark_applied(void) {
   tmp_close(&t);
 }
 
+typedef struct {
+  int count;
+  int64_t ids[4], containers[4];
+  char keys[4][16];
+  size_t lens[4];
+} IntentWalk;
+
+static int walk_intents(void *arg, const tide_StoreIntent *in) {
+  IntentWalk *w = arg;
+  if (w->count < 4 && in->keys_len <= sizeof w->keys[0]) {
+    w->ids[w->count] = in->id;
+    w->containers[w->count] = in->container_id;
+    w->lens[w->count] = in->keys_len;
+    memcpy(w->keys[w->count], in->keys, in->keys_len);
+  }
+  w->count++;
+  return 0;
+}
+
+/* Intents are listed per app, oldest first, and go with their app and
+** with their container. */
+static void test_intents(void) {
+  Tmp t;
+  tide_Store *s;
+  IntentWalk w;
+  int64_t a, b, c1, c2, i1, i2, i3;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &a, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("b"), &b, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, a, LIT("k"), LIT("one"),
+                                                  &c1, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, a, LIT("k"), LIT("two"),
+                                                  &c2, NULL), 0);
+  CHECK_EQ_INT(tide_store_intent_add(s, a, c1, "\x81\x41x", 3, &i1), 0);
+  CHECK_EQ_INT(tide_store_intent_add(s, a, c2, "\x80", 1, &i2), 0);
+  CHECK_EQ_INT(tide_store_intent_add(s, b, c1, "\x80", 1, &i3), 0);
+  CHECK(i1 > 0 && i2 > i1 && i3 > i2);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_intent_each(s, a, walk_intents, &w), 0);
+  CHECK_EQ_INT(w.count, 2);
+  CHECK_EQ_INT(w.ids[0], i1);
+  CHECK_EQ_INT(w.containers[0], c1);
+  CHECK_EQ_INT(w.lens[0], 3);
+  CHECK(memcmp(w.keys[0], "\x81\x41x", 3) == 0);
+  CHECK_EQ_INT(w.ids[1], i2);
+  CHECK_EQ_INT(w.containers[1], c2);
+  CHECK_EQ_INT(tide_store_intent_delete(s, i1), 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_intent_each(s, a, walk_intents, &w), 0);
+  CHECK_EQ_INT(w.count, 1);
+  CHECK_EQ_INT(w.ids[0], i2);
+  CHECK_EQ_INT(tide_store_container_delete(s, c2), 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_intent_each(s, a, walk_intents, &w), 0);
+  CHECK_EQ_INT(w.count, 0);
+  CHECK_EQ_INT(tide_store_app_delete(s, b), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM intents"), 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 static const CheckTest tests[] = {
+  { "intents", test_intents },
+  { "version upgraded", test_version_upgraded },
   { "targets mark applied", test_targets_mark_applied },
   { "memo references", test_memo_refs },
   { "create and reopen", test_create_and_reopen },
