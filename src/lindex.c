@@ -22,11 +22,12 @@ typedef struct {
   tide_Buf changed;   /* the last walk's records */
 } Box;
 
-/* What a walk hands the engine: its records (index_walk.h), copied after
-** this header, read one at a time. */
+/* What a walk hands the engine: its records (index_walk.h), read one at a
+** time. */
 typedef struct {
-  size_t at, len; /* the next record's offset; the records' size */
-  size_t files;   /* how many records are files */
+  tide_Buf records; /* the walk's buffer, taken over from the index */
+  size_t at;        /* the next record's offset */
+  size_t files;     /* how many records are files */
   /* What a component's input is computed from (tide_index_file_input),
   ** for the files the walk did not read; the strings follow the records. */
   tide_IndexWalk spec;
@@ -356,14 +357,21 @@ static int index_walk(lua_State *L) {
     lua_pushstring(L, tide_index_errmsg(b->ix));
     return 2;
   }
-  cur = lua_newuserdatauv(L, sizeof *cur + b->changed.len
-                                + spec.file_type_len + spec.extra_len, 0);
+  cur = lua_newuserdatauv(L, sizeof *cur + spec.file_type_len
+                                + spec.extra_len, 0);
   memset(cur, 0, sizeof *cur);
-  cur->len = b->changed.len;
-  if (b->changed.len > 0)
-    memcpy(cur + 1, b->changed.data, b->changed.len);
+  luaL_setmetatable(L, CHANGED_TYPE);
   {
-    char *strings = (char *)(cur + 1) + cur->len;
+    /* The records move to the cursor, which frees them when collected;
+    ** the index starts the next walk with an empty buffer. */
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    cur->records = b->changed;
+    tide_buf_init(&b->changed, alloc, ud);
+    tide_buf_init(&cur->scratch, alloc, ud);
+  }
+  {
+    char *strings = (char *)(cur + 1);
     memcpy(strings, spec.file_type, spec.file_type_len);
     if (spec.extra_len > 0)
       memcpy(strings + spec.file_type_len, spec.extra, spec.extra_len);
@@ -373,22 +381,17 @@ static int index_walk(lua_State *L) {
     cur->spec.extra_len = spec.extra_len;
     cur->spec.nargs = spec.nargs;
   }
-  {
-    void *ud;
-    lua_Alloc alloc = lua_getallocf(L, &ud);
-    tide_buf_init(&cur->scratch, alloc, ud);
-  }
-  for (at = 0; at < b->changed.len; at += record_size(&c)) {
-    memcpy(&c, b->changed.data + at, sizeof c);
+  for (at = 0; at < cur->records.len; at += record_size(&c)) {
+    memcpy(&c, cur->records.data + at, sizeof c);
     if (c.kind == TIDE_WALK_FILE) cur->files++;
   }
-  luaL_setmetatable(L, CHANGED_TYPE);
   lua_pushinteger(L, (lua_Integer)unchanged);
   return 2;
 }
 
 static int changed_gc(lua_State *L) {
   Changed *cur = luaL_checkudata(L, 1, CHANGED_TYPE);
+  tide_buf_close(&cur->records);
   tide_buf_close(&cur->scratch);
   return 0;
 }
@@ -428,12 +431,12 @@ static int changed_next(lua_State *L) {
   Changed *cur = luaL_checkudata(L, 1, CHANGED_TYPE);
   size_t dir_len;
   const char *dir = luaL_checklstring(L, 3, &dir_len);
-  const unsigned char *data = (const unsigned char *)(cur + 1);
+  const unsigned char *data = cur->records.data;
   tide_IndexChanged c;
   const char *path;
   luaL_Buffer abs;
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (cur->at >= cur->len) return 0;
+  if (cur->at >= cur->records.len) return 0;
   memcpy(&c, data + cur->at, sizeof c);
   path = (const char *)data + cur->at + sizeof c;
   cur->at += record_size(&c);

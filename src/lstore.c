@@ -391,6 +391,19 @@ static int store_component_record(lua_State *L) {
   return 1;
 }
 
+/* store:component_path(id) -> the path of the component, or nil. */
+static int store_component_path(lua_State *L) {
+  tide_Store *s = check_store(L);
+  const char *path;
+  size_t len;
+  int rc = tide_store_component_path(s, luaL_checkinteger(L, 2), &path,
+                                     &len);
+  if (rc == TIDE_ENOTFOUND) return 0;
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  lua_pushlstring(L, path, len);
+  return 1;
+}
+
 static int store_component_delete(lua_State *L) {
   tide_Store *s = check_store(L);
   return ok_or_raise(L, s,
@@ -822,6 +835,7 @@ void tide_lstore_open(lua_State *L) {
     {"component", store_component}, {"component_put", store_component_put},
     {"component_delete", store_component_delete},
     {"component_record", store_component_record},
+    {"component_path", store_component_path},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
     {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},
     {"intent_add", store_intent_add}, {"intent_delete", store_intent_delete},

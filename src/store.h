@@ -222,6 +222,10 @@ int tide_store_component_get(tide_Store *s, int64_t app_id,
                              const char *path, size_t path_len,
                              tide_StoreComponent *c);
 int tide_store_component_delete(tide_Store *s, int64_t id);
+/* Sets *path and *path_len to the path of the component with row id id
+** (borrowed until the next call on the store); TIDE_ENOTFOUND if none. */
+int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
+                              size_t *path_len);
 /* Every component of the app, in path order (a parent before its
 ** children), from one sequential statement without allocating. */
 int tide_store_component_each(tide_Store *s, int64_t app_id,

@@ -213,6 +213,20 @@ int tide_store_component_get(tide_Store *s, int64_t app_id,
   return 0;
 }
 
+int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
+                              size_t *path_len) {
+  sqlite3_stmt *st;
+  const char *what = "cannot read a component";
+  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_PATH,
+                           "SELECT path FROM components WHERE id = ?1", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, id)) return bind_failed(s, what);
+  rc = get_row(s, st, what);
+  if (rc) return rc;
+  *path = col_text(st, 0, path_len);
+  return 0;
+}
+
 int tide_store_component_delete(tide_Store *s, int64_t id) {
   int rc = tide_store_write_begin(s);
   if (rc) return rc;

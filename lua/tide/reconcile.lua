@@ -333,7 +333,6 @@ function M.flush(run)
     local id = put_component(run, frame,
       (frame.incomplete or frame.shrunk) and 2 or 0) -- engine.STATUS_*
     frame.id = id
-    run.new_paths[id] = frame.path
     record_memo_refs(run, frame, id)
     record_container_owner(run, frame, id)
     -- Released in the same transaction as the component's new state, so a

@@ -45,7 +45,7 @@ function M.new(app, opts, parts)
   local run = setmetatable({
     app = app, opts = opts, store = store, engine = parts.engine,
     loop = parts.loop,
-    stats = new_stats(app), fns = {}, new_paths = {}, mounted = {},
+    stats = new_stats(app), fns = {}, mounted = {},
     forced = {}, index = parts.index,
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
@@ -132,8 +132,11 @@ function Run:prev_row(path)
   return self.store:component(self.app_id, path)
 end
 
+-- The path of the component with row id id: one the run started with,
+-- else one this run recorded, asked of the store (rare: conflicts,
+-- containers' owners, recovery), so that the run keeps no table of them.
 function Run:path_of(id)
-  return self.new_paths[id] or self.index:path_of(id)
+  return self.index:path_of(id) or self.store:component_path(id)
 end
 
 -- "none", "unchanged", "ran" or "failed" for a component of the previous

@@ -689,6 +689,14 @@ static void test_components(void) {
   c.state_len = 0;
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);
   CHECK_EQ_INT(id2, 2);
+  {
+    const char *path;
+    size_t len;
+    CHECK_EQ_INT(tide_store_component_path(s, id2, &path, &len), 0);
+    CHECK(len == c.path_len && memcmp(path, c.path, len) == 0);
+    CHECK_EQ_INT(tide_store_component_path(s, 999, &path, &len),
+                 TIDE_ENOTFOUND);
+  }
   CHECK_EQ_INT(tide_store_component_get(s, app, c.path, c.path_len, &got),
                0);
   CHECK_EQ_INT(got.status, 0);
