@@ -28,14 +28,9 @@ int tide_store_intent_add(tide_Store *s, int64_t app_id,
 }
 
 int tide_store_intent_delete(tide_Store *s, int64_t id) {
-  int rc = tide_store_write_begin(s);
-  if (rc) return rc;
-  rc = delete_by_id(s, TIDE_STMT_INTENT_DEL,
-                    "DELETE FROM intents WHERE id = ?1", id,
-                    "cannot delete an intent");
-  if (rc) return rc;
-  tide_store_write_done(s);
-  return 0;
+  return write_delete_by_id(s, TIDE_STMT_INTENT_DEL,
+                            "DELETE FROM intents WHERE id = ?1", id,
+                            "cannot delete an intent");
 }
 
 static int emit_intent(sqlite3_stmt *st, const void *cb, void *arg) {

@@ -228,14 +228,9 @@ int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
 }
 
 int tide_store_component_delete(tide_Store *s, int64_t id) {
-  int rc = tide_store_write_begin(s);
-  if (rc) return rc;
-  rc = delete_by_id(s, TIDE_STMT_COMPONENT_DEL,
-                    "DELETE FROM components WHERE id = ?1", id,
-                    "cannot delete a component");
-  if (rc) return rc;
-  tide_store_write_done(s);
-  return 0;
+  return write_delete_by_id(s, TIDE_STMT_COMPONENT_DEL,
+                            "DELETE FROM components WHERE id = ?1", id,
+                            "cannot delete a component");
 }
 
 int tide_store_component_each(tide_Store *s, int64_t app_id,

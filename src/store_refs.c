@@ -41,14 +41,9 @@ int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
 }
 
 int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id) {
-  int rc = tide_store_write_begin(s);
-  if (rc) return rc;
-  rc = delete_by_id(s, TIDE_STMT_MEMO_REFS_CLEAR,
-                    "DELETE FROM memo_refs WHERE component_id = ?1",
-                    component_id, "cannot delete memo references");
-  if (rc) return rc;
-  tide_store_write_done(s);
-  return 0;
+  return write_delete_by_id(s, TIDE_STMT_MEMO_REFS_CLEAR,
+                            "DELETE FROM memo_refs WHERE component_id = ?1",
+                            component_id, "cannot delete memo references");
 }
 
 int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,

@@ -171,4 +171,15 @@ static inline int delete_by_id(tide_Store *s, int slot, const char *sql,
   return run(s, st, what);
 }
 
+/* A write that is one delete keyed by an id, in the open batch. */
+static inline int write_delete_by_id(tide_Store *s, int slot,
+                                     const char *sql, int64_t id,
+                                     const char *what) {
+  int rc = tide_store_write_begin(s);
+  if (rc) return rc;
+  if ((rc = delete_by_id(s, slot, sql, id, what)) != 0) return rc;
+  tide_store_write_done(s);
+  return 0;
+}
+
 #endif
