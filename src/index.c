@@ -1,6 +1,7 @@
 /* The component index (see index.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hashmap.h"
@@ -144,10 +145,104 @@ static int add_entry(void *arg, const tide_StoreComponent *c) {
   return tide_buf_append(&ix->entries, &e, sizeof e);
 }
 
+/* An entry's path and where it was loaded, for sorting. */
+typedef struct {
+  const char *path;
+  size_t len;
+  size_t at;
+} Loaded;
+
+/* Bytewise, shorter first on a tie: SQLite's BINARY collation. */
+static int path_order(const void *a, const void *b) {
+  const Loaded *x = a, *y = b;
+  int c = memcmp(x->path, y->path, x->len < y->len ? x->len : y->len);
+  if (c != 0) return c;
+  return (x->len > y->len) - (x->len < y->len);
+}
+
+/* Numbers the dependency sets again in path order, each with the first
+** entry that has it as its example, as a load in path order would; the
+** entries are in path order already. moved is scratch for n sizes. */
+static int renumber_deps(tide_Index *ix, size_t *moved) {
+  size_t n = tide_index_count(ix), nd = tide_index_deps_count(ix), i, next = 0;
+  const Deps *old = (const Deps *)ix->deps.data;
+  tide_Buf deps;
+  int rc = 0;
+  for (i = 0; i < nd; i++) moved[i] = SIZE_MAX;
+  tide_buf_init(&deps, ix->alloc, ix->ud);
+  for (i = 0; i < n && rc == 0; i++) {
+    tide_IndexEntry *e = tide_index_at(ix, i);
+    size_t was;
+    if (e->deps_set == 0) continue;
+    was = e->deps_set - 1;
+    if (moved[was] == SIZE_MAX) {
+      Deps d = old[was];
+      d.example = i;
+      moved[was] = next++;
+      *tide_hashmap_get(&ix->by_deps, d.fp, TIDE_FP_SIZE) = moved[was];
+      rc = tide_buf_append(&deps, &d, sizeof d);
+    }
+    e->deps_set = (uint32_t)moved[was] + 1;
+  }
+  if (rc != 0) {
+    tide_buf_close(&deps);
+    return rc;
+  }
+  tide_buf_close(&ix->deps);
+  ix->deps = deps;
+  return 0;
+}
+
+/* Puts the entries, loaded in the table's row order, in path order, and
+** points the maps and the dependency sets at their new places. Rows are
+** mostly recorded in path order already, which is checked first. */
+static int sort_entries(tide_Index *ix) {
+  size_t n = tide_index_count(ix), i;
+  Loaded *order;
+  size_t *moved, bytes;
+  tide_Buf sorted;
+  int rc = 0;
+  for (i = 1; i < n; i++) {
+    const tide_IndexEntry *a = tide_index_at(ix, i - 1), *b = a + 1;
+    Loaded x = {tide_index_path(ix, a), a->path_len, 0};
+    Loaded y = {tide_index_path(ix, b), b->path_len, 0};
+    if (path_order(&x, &y) > 0) break;
+  }
+  if (i >= n) return 0;
+  bytes = n * (sizeof *order + sizeof *moved);
+  order = ix->alloc(ix->ud, NULL, 0, bytes);
+  if (order == NULL) return TIDE_ENOMEM;
+  moved = (size_t *)(order + n);
+  for (i = 0; i < n; i++) {
+    const tide_IndexEntry *e = tide_index_at(ix, i);
+    order[i].path = tide_index_path(ix, e);
+    order[i].len = e->path_len;
+    order[i].at = i;
+  }
+  qsort(order, n, sizeof *order, path_order);
+  tide_buf_init(&sorted, ix->alloc, ix->ud);
+  for (i = 0; i < n && rc == 0; i++) {
+    const tide_IndexEntry *e = tide_index_at(ix, order[i].at);
+    *tide_hashmap_get(&ix->by_path, order[i].path, order[i].len) = i;
+    *tide_hashmap_get_id(&ix->by_id, (uint64_t)e->id) = i;
+    rc = tide_buf_append(&sorted, e, sizeof *e);
+  }
+  if (rc == 0) {
+    tide_buf_close(&ix->entries);
+    ix->entries = sorted;
+    rc = renumber_deps(ix, moved);
+  } else {
+    tide_buf_close(&sorted);
+  }
+  ix->alloc(ix->ud, order, bytes, 0);
+  return rc;
+}
+
 int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
   int rc;
   index_reset(ix);
-  rc = tide_store_component_each(s, app_id, add_entry, ix);
+  rc = tide_store_component_each_brief(s, app_id, add_entry, ix);
+  if (rc == 0) rc = sort_entries(ix);
   if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
   if (rc) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
   return 0;

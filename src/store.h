@@ -230,6 +230,12 @@ int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
 ** children), from one sequential statement without allocating. */
 int tide_store_component_each(tide_Store *s, int64_t app_id,
                               tide_StoreComponentFn fn, void *arg);
+/* Every component of the app in no set order, with only id, app_id, path,
+** logic_fp, input_fp, deps_fp and status filled (the rest is 0 or NULL):
+** one scan of the table, where path order costs a lookup per row. For a
+** caller that orders them itself (the component index). */
+int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
+                                    tide_StoreComponentFn fn, void *arg);
 
 /* ---- Memo entries ---- */
 
