@@ -237,22 +237,6 @@ static int push_seg(Check *c, const char *name, size_t len,
   return 0;
 }
 
-/* 0, or the 1-based position of the first byte that starts no valid
-** sequence: what utf8.len reports. */
-static size_t bad_utf8(const uint8_t *p, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    size_t len;
-    if (p[i] < 0x80) {
-      i++;
-      continue;
-    }
-    if ((len = tide_utf8_seqlen(p + i, n - i)) == 0) return i + 1;
-    i += len;
-  }
-  return 0;
-}
-
 /* Replaces the value on top with x. */
 static void replace_number(lua_State *L, lua_Number x) {
   lua_pop(L, 1);
@@ -312,7 +296,7 @@ static int check_scalar(Check *c, int n) {
     const char *s;
     if (type != LUA_TSTRING) return fail(c, "type", n, -1);
     s = lua_tolstring(L, -1, &len);
-    if ((bad = bad_utf8((const uint8_t *)s, len)) != 0)
+    if ((bad = tide_utf8_invalid_at((const uint8_t *)s, len)) != 0)
       return fail_with(c, "utf8", n, (lua_Integer)bad);
     return 0;
   }
