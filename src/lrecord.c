@@ -464,12 +464,11 @@ static const Field *find_field(lua_State *L, const Field *fields, int nf,
   return NULL;
 }
 
-/* Gives the record being built at out its type's metatable and puts it in
-** place of the value at v. */
-static void finish_record(Check *c, int n, int v, int out) {
+/* Gives the record being built, on top of the stack, its type's metatable
+** and puts it in place of the value at v. */
+static void finish_record(Check *c, int n, int v) {
   lua_rawgeti(c->L, c->anchors, c->plan->nodes[n].desc + 1);
-  lua_setmetatable(c->L, out);
-  lua_settop(c->L, out);
+  lua_setmetatable(c->L, -2);
   lua_replace(c->L, v);
 }
 
@@ -505,7 +504,7 @@ static int record_fast(Check *c, int n, int v) {
     lua_setfield(L, out, f->name);
   }
   if (bad || required != node->required) return 1;
-  finish_record(c, n, v, out);
+  finish_record(c, n, v);
   return 0;
 }
 
@@ -532,7 +531,7 @@ static int record_ordered(Check *c, int n, int v) {
     c->depth--;
     lua_setfield(L, out, f->name);
   }
-  finish_record(c, n, v, out);
+  finish_record(c, n, v);
   return 0;
 }
 
