@@ -237,22 +237,6 @@ static int push_seg(Check *c, const char *name, size_t len,
   return 0;
 }
 
-/* 0, or the 1-based position of the first byte that starts no valid
-** sequence: what utf8.len reports. */
-static size_t bad_utf8(const uint8_t *p, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    size_t len;
-    if (p[i] < 0x80) {
-      i++;
-      continue;
-    }
-    if ((len = tide_utf8_seqlen(p + i, n - i)) == 0) return i + 1;
-    i += len;
-  }
-  return 0;
-}
-
 /* Replaces the value on top with x. */
 static void replace_number(lua_State *L, lua_Number x) {
   lua_pop(L, 1);
@@ -312,7 +296,7 @@ static int check_scalar(Check *c, int n) {
     const char *s;
     if (type != LUA_TSTRING) return fail(c, "type", n, -1);
     s = lua_tolstring(L, -1, &len);
-    if ((bad = bad_utf8((const uint8_t *)s, len)) != 0)
+    if ((bad = tide_utf8_invalid_at((const uint8_t *)s, len)) != 0)
       return fail_with(c, "utf8", n, (lua_Integer)bad);
     return 0;
   }
@@ -480,12 +464,11 @@ static const Field *find_field(lua_State *L, const Field *fields, int nf,
   return NULL;
 }
 
-/* Gives the record being built at out its type's metatable and puts it in
-** place of the value at v. */
-static void finish_record(Check *c, int n, int v, int out) {
+/* Gives the record being built, on top of the stack, its type's metatable
+** and puts it in place of the value at v. */
+static void finish_record(Check *c, int n, int v) {
   lua_rawgeti(c->L, c->anchors, c->plan->nodes[n].desc + 1);
-  lua_setmetatable(c->L, out);
-  lua_settop(c->L, out);
+  lua_setmetatable(c->L, -2);
   lua_replace(c->L, v);
 }
 
@@ -521,7 +504,7 @@ static int record_fast(Check *c, int n, int v) {
     lua_setfield(L, out, f->name);
   }
   if (bad || required != node->required) return 1;
-  finish_record(c, n, v, out);
+  finish_record(c, n, v);
   return 0;
 }
 
@@ -548,7 +531,7 @@ static int record_ordered(Check *c, int n, int v) {
     c->depth--;
     lua_setfield(L, out, f->name);
   }
-  finish_record(c, n, v, out);
+  finish_record(c, n, v);
   return 0;
 }
 

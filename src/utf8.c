@@ -1,6 +1,8 @@
 /* UTF-8 validation. */
 #include "utf8.h"
 
+#include <string.h>
+
 size_t tide_utf8_seqlen(const uint8_t *p, size_t avail) {
   uint8_t c = p[0];
   if (c < 0x80) return 1;
@@ -25,16 +27,28 @@ size_t tide_utf8_seqlen(const uint8_t *p, size_t avail) {
   return 0;
 }
 
-int tide_utf8_valid(const uint8_t *p, size_t n) {
+size_t tide_utf8_invalid_at(const uint8_t *p, size_t n) {
   size_t i = 0;
   while (i < n) {
     size_t len;
+    uint64_t word;
+    if (n - i >= sizeof word) {
+      memcpy(&word, p + i, sizeof word);
+      if ((word & UINT64_C(0x8080808080808080)) == 0) {
+        i += sizeof word;
+        continue;
+      }
+    }
     if (p[i] < 0x80) {
       i++;
       continue;
     }
-    if ((len = tide_utf8_seqlen(p + i, n - i)) == 0) return 0;
+    if ((len = tide_utf8_seqlen(p + i, n - i)) == 0) return i + 1;
     i += len;
   }
-  return 1;
+  return 0;
+}
+
+int tide_utf8_valid(const uint8_t *p, size_t n) {
+  return tide_utf8_invalid_at(p, n) == 0;
 }

@@ -8,6 +8,11 @@
 /* Length of the valid sequence at p (1-4), or 0 if p starts no valid one. */
 size_t tide_utf8_seqlen(const uint8_t *p, size_t avail);
 
+/* 0 when all n bytes at p are valid UTF-8, else the 1-based position of
+** the first byte that starts no valid sequence (what Lua's utf8.len
+** reports). ASCII runs are skipped eight bytes at a time. */
+size_t tide_utf8_invalid_at(const uint8_t *p, size_t n);
+
 /* Whether all n bytes at p are valid UTF-8. */
 int tide_utf8_valid(const uint8_t *p, size_t n);
 

@@ -127,6 +127,19 @@ static void test_utf8(void) {
   CHECK(!tide_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4));
   CHECK(!tide_utf8_valid((const uint8_t *)"\xe2\x82", 2));     /* truncated */
   CHECK_EQ_INT(tide_utf8_seqlen((const uint8_t *)"\xe2\x82\xac", 3), 3);
+  /* The first bad byte's position, before, inside and after ASCII runs
+  ** long enough to be skipped a word at a time. */
+  CHECK_EQ_INT(tide_utf8_invalid_at((const uint8_t *)"", 0), 0);
+  CHECK_EQ_INT(tide_utf8_invalid_at((const uint8_t *)"\xff", 1), 1);
+  CHECK_EQ_INT(tide_utf8_invalid_at((const uint8_t *)"abcdefgh\xff", 9), 9);
+  CHECK_EQ_INT(tide_utf8_invalid_at((const uint8_t *)"abcdefg\xffhijklmnop",
+                                    16), 8);
+  CHECK_EQ_INT(tide_utf8_invalid_at(
+    (const uint8_t *)"abcdefghijklmnop\xc3\xa9qrstuvwx\xed\xa0\x80", 29), 27);
+  CHECK_EQ_INT(tide_utf8_invalid_at(
+    (const uint8_t *)"abc\xc3\xa9" "defghijklmnopqrstuvw", 25), 0);
+  CHECK_EQ_INT(tide_utf8_invalid_at((const uint8_t *)"abcdefghij\xe2\x82",
+                                    12), 11);
 }
 
 static void test_fingerprints(void) {
