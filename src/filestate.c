@@ -7,6 +7,8 @@
 
 typedef struct {
   int64_t size, mtime_ns, inode;
+  size_t key;            /* the path's offset in by_path's keys */
+  uint32_t key_len;
   uint8_t fp[TIDE_FP_SIZE];
   uint8_t has_fp;
 } FileState;
@@ -16,8 +18,9 @@ struct tide_FileStates {
   void *ud;
   char *name;            /* owned: name_len bytes and a NUL */
   size_t name_len;
-  tide_Buf states;       /* FileState */
+  tide_Buf states;       /* FileState, loaded in path order */
   tide_HashMap by_path;  /* relative path -> index in states */
+  size_t next;           /* the state after the last one found */
 };
 
 int tide_filestates_new(tide_FileStates **out, const char *source,
@@ -57,10 +60,25 @@ const char *tide_filestates_source(const tide_FileStates *fs, size_t *len) {
   return fs->name;
 }
 
-static FileState *find(const tide_FileStates *fs, const char *path,
-                       size_t len) {
-  const uint64_t *i = tide_hashmap_get(&fs->by_path, path, len);
-  return i ? (FileState *)fs->states.data + *i : NULL;
+/* A walk asks for the files in about the order the store loaded them
+** (path order): the state after the last one found is tried first, which
+** reads memory in order where a hash lookup would jump. */
+static FileState *find(tide_FileStates *fs, const char *path, size_t len) {
+  FileState *states = (FileState *)fs->states.data;
+  size_t n = fs->states.len / sizeof *states;
+  const uint64_t *i;
+  if (fs->next < n) {
+    FileState *f = &states[fs->next];
+    if (f->key_len == len &&
+        memcmp(tide_hashmap_key(&fs->by_path, f->key), path, len) == 0) {
+      fs->next++;
+      return f;
+    }
+  }
+  i = tide_hashmap_get(&fs->by_path, path, len);
+  if (i == NULL) return NULL;
+  fs->next = (size_t)*i + 1;
+  return &states[*i];
 }
 
 /* Adds a state for a path the cache does not have; *added (may be NULL)
@@ -68,13 +86,19 @@ static FileState *find(const tide_FileStates *fs, const char *path,
 static int add(tide_FileStates *fs, const char *path, size_t len,
                const FileState *f, FileState **added) {
   uint64_t i = fs->states.len / sizeof *f;
+  size_t off;
+  FileState *at;
   int rc;
+  if (len > UINT32_MAX) return TIDE_ENOMEM;
   if ((rc = tide_buf_append(&fs->states, f, sizeof *f)) != 0) return rc;
-  if ((rc = tide_hashmap_put(&fs->by_path, path, len, i, NULL)) != 0) {
+  if ((rc = tide_hashmap_put(&fs->by_path, path, len, i, &off)) != 0) {
     fs->states.len -= sizeof *f;
     return rc == TIDE_EINVAL ? TIDE_ENOMEM : rc;
   }
-  if (added) *added = (FileState *)fs->states.data + i;
+  at = (FileState *)fs->states.data + i;
+  at->key = off;
+  at->key_len = (uint32_t)len;
+  if (added) *added = at;
   return 0;
 }
 
@@ -98,7 +122,7 @@ int tide_filestates_load(tide_FileStates *fs, tide_Store *s,
                                 fs);
 }
 
-const uint8_t *tide_filestates_match(const tide_FileStates *fs,
+const uint8_t *tide_filestates_match(tide_FileStates *fs,
                                      const char *path, size_t len,
                                      int64_t size, int64_t mtime_ns,
                                      int64_t inode) {

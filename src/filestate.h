@@ -52,7 +52,7 @@ int tide_filestates_load(tide_FileStates *fs, tide_Store *s, int64_t app_id);
 /* The stored content fingerprint of the file at path (len bytes) when its
 ** (size, mtime_ns, inode) still match, else NULL. Borrowed until the next
 ** put. */
-const uint8_t *tide_filestates_match(const tide_FileStates *fs,
+const uint8_t *tide_filestates_match(tide_FileStates *fs,
                                      const char *path, size_t len,
                                      int64_t size, int64_t mtime_ns,
                                      int64_t inode);

@@ -22,6 +22,7 @@ struct tide_Index {
   tide_HashMap by_deps; /* deps fingerprint -> index in deps */
   tide_Buf deps;        /* Deps */
   tide_Buf sources;     /* tide_FileStates *, owned */
+  size_t next;          /* the entry after the last one found */
   char err[512];
 };
 
@@ -62,6 +63,7 @@ static void index_reset(tide_Index *ix) {
   free_sources(ix);
   ix->entries.len = 0;
   ix->deps.len = 0;
+  ix->next = 0;
   tide_hashmap_close(&ix->by_path);
   tide_hashmap_close(&ix->by_id);
   tide_hashmap_close(&ix->by_deps);
@@ -250,10 +252,24 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
 
 /* ---- Lookups and subtrees ---- */
 
+/* The engine asks for components in about path order (a walk, a source
+** in key order): the entry after the last one found is tried first, which
+** reads memory in order where a hash lookup would jump. */
 tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
                                  size_t len) {
-  const uint64_t *i = tide_hashmap_get(&ix->by_path, path, len);
-  return i ? tide_index_at(ix, (size_t)*i) : NULL;
+  const uint64_t *i;
+  if (ix->next < tide_index_count(ix)) {
+    tide_IndexEntry *e = tide_index_at(ix, ix->next);
+    if (e->path_len == len &&
+        memcmp(tide_index_path(ix, e), path, len) == 0) {
+      ix->next++;
+      return e;
+    }
+  }
+  i = tide_hashmap_get(&ix->by_path, path, len);
+  if (i == NULL) return NULL;
+  ix->next = (size_t)*i + 1;
+  return tide_index_at(ix, (size_t)*i);
 }
 
 tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id) {
