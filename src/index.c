@@ -17,8 +17,9 @@ struct tide_Index {
   tide_Alloc alloc;
   void *ud;
   tide_Buf entries;     /* tide_IndexEntry, in path order */
-  tide_HashMap by_path; /* path -> entry index; holds the paths' bytes */
-  tide_HashMap by_id;   /* row id -> entry index */
+  tide_Buf paths;       /* the entries' paths, each followed by a NUL */
+  tide_HashMap by_id;   /* row id -> entry index, made on first use */
+  int by_id_made;
   tide_HashMap by_deps; /* deps fingerprint -> index in deps */
   tide_Buf deps;        /* Deps */
   tide_Buf sources;     /* tide_FileStates *, owned */
@@ -43,7 +44,7 @@ int tide_index_new(tide_Index **out, tide_Alloc alloc, void *ud) {
   ix->alloc = alloc;
   ix->ud = ud;
   tide_buf_init(&ix->entries, alloc, ud);
-  tide_hashmap_init(&ix->by_path, alloc, ud);
+  tide_buf_init(&ix->paths, alloc, ud);
   tide_hashmap_init(&ix->by_id, alloc, ud);
   tide_hashmap_init(&ix->by_deps, alloc, ud);
   tide_buf_init(&ix->deps, alloc, ud);
@@ -64,10 +65,10 @@ static void index_reset(tide_Index *ix) {
   ix->entries.len = 0;
   ix->deps.len = 0;
   ix->next = 0;
-  tide_hashmap_close(&ix->by_path);
+  ix->paths.len = 0;
+  ix->by_id_made = 0;
   tide_hashmap_close(&ix->by_id);
   tide_hashmap_close(&ix->by_deps);
-  tide_hashmap_init(&ix->by_path, ix->alloc, ix->ud);
   tide_hashmap_init(&ix->by_id, ix->alloc, ix->ud);
   tide_hashmap_init(&ix->by_deps, ix->alloc, ix->ud);
 }
@@ -76,7 +77,7 @@ void tide_index_free(tide_Index *ix) {
   if (ix == NULL) return;
   free_sources(ix);
   tide_buf_close(&ix->entries);
-  tide_hashmap_close(&ix->by_path);
+  tide_buf_close(&ix->paths);
   tide_hashmap_close(&ix->by_id);
   tide_hashmap_close(&ix->by_deps);
   tide_buf_close(&ix->deps);
@@ -97,13 +98,13 @@ tide_IndexEntry *tide_index_at(tide_Index *ix, size_t i) {
 }
 
 const char *tide_index_path(const tide_Index *ix, const tide_IndexEntry *e) {
-  return tide_hashmap_key(&ix->by_path, e->path_off);
+  return (const char *)ix->paths.data + e->path_off;
 }
 
 /* ---- Loading ---- */
 
-/* Adds a component: its path goes into by_path, which keeps the bytes;
-** a distinct deps fingerprint gets a Deps record. */
+/* Adds a component: its path goes into the paths buffer; a distinct deps
+** fingerprint gets a Deps record. */
 static int add_entry(void *arg, const tide_StoreComponent *c) {
   tide_Index *ix = arg;
   tide_IndexEntry e;
@@ -120,12 +121,13 @@ static int add_entry(void *arg, const tide_StoreComponent *c) {
   e.has_input = c->input_fp != NULL;
   e.has_deps = c->deps_fp != NULL;
   e.status = (uint8_t)c->status;
-  if (c->path_len > UINT32_MAX || i >= UINT32_MAX) return TIDE_ENOMEM;
-  if ((rc = tide_hashmap_put(&ix->by_path, c->path, c->path_len, i,
-                             &off)) != 0 ||
-      (rc = tide_hashmap_put_id(&ix->by_id, (uint64_t)c->id, i)) != 0)
+  off = ix->paths.len;
+  if (c->path_len > UINT32_MAX || i >= UINT32_MAX ||
+      off + c->path_len + 1 > UINT32_MAX)
+    return TIDE_ENOMEM;
+  if ((rc = tide_buf_append(&ix->paths, c->path, c->path_len)) != 0 ||
+      (rc = tide_buf_push(&ix->paths, '\0')) != 0)
     return rc;
-  if (off > UINT32_MAX) return TIDE_ENOMEM;
   e.path_off = (uint32_t)off;
   if (e.has_deps) {
     deps = tide_hashmap_get(&ix->by_deps, e.deps, TIDE_FP_SIZE);
@@ -196,8 +198,8 @@ static int renumber_deps(tide_Index *ix, size_t *moved) {
 }
 
 /* Puts the entries, loaded in the table's row order, in path order, and
-** points the maps and the dependency sets at their new places. Rows are
-** mostly recorded in path order already, which is checked first. */
+** numbers the dependency sets again. Rows are mostly recorded in path
+** order already, which is checked first. */
 static int sort_entries(tide_Index *ix) {
   size_t n = tide_index_count(ix), i;
   Loaded *order;
@@ -225,8 +227,6 @@ static int sort_entries(tide_Index *ix) {
   tide_buf_init(&sorted, ix->alloc, ix->ud);
   for (i = 0; i < n && rc == 0; i++) {
     const tide_IndexEntry *e = tide_index_at(ix, order[i].at);
-    *tide_hashmap_get(&ix->by_path, order[i].path, order[i].len) = i;
-    *tide_hashmap_get_id(&ix->by_id, (uint64_t)e->id) = i;
     rc = tide_buf_append(&sorted, e, sizeof *e);
   }
   if (rc == 0) {
@@ -257,8 +257,9 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
 ** reads memory in order where a hash lookup would jump. */
 tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
                                  size_t len) {
-  const uint64_t *i;
-  if (ix->next < tide_index_count(ix)) {
+  size_t lo = 0, hi = tide_index_count(ix);
+  Loaded want = {path, len, 0};
+  if (ix->next < hi) {
     tide_IndexEntry *e = tide_index_at(ix, ix->next);
     if (e->path_len == len &&
         memcmp(tide_index_path(ix, e), path, len) == 0) {
@@ -266,14 +267,35 @@ tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
       return e;
     }
   }
-  i = tide_hashmap_get(&ix->by_path, path, len);
-  if (i == NULL) return NULL;
-  ix->next = (size_t)*i + 1;
-  return tide_index_at(ix, (size_t)*i);
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    tide_IndexEntry *e = tide_index_at(ix, mid);
+    Loaded at = {tide_index_path(ix, e), e->path_len, 0};
+    int c = path_order(&at, &want);
+    if (c == 0) {
+      ix->next = mid + 1;
+      return e;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
 }
 
 tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id) {
-  const uint64_t *i = tide_hashmap_get_id(&ix->by_id, (uint64_t)id);
+  const uint64_t *i;
+  if (!ix->by_id_made) {
+    size_t n = tide_index_count(ix), k;
+    if (tide_hashmap_reserve(&ix->by_id, n) != 0) return NULL;
+    for (k = 0; k < n; k++)
+      if (tide_hashmap_put_id(&ix->by_id, (uint64_t)tide_index_at(ix, k)->id,
+                              k) != 0)
+        return NULL;
+    ix->by_id_made = 1;
+  }
+  i = tide_hashmap_get_id(&ix->by_id, (uint64_t)id);
   return i ? tide_index_at(ix, (size_t)*i) : NULL;
 }
 
