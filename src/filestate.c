@@ -7,7 +7,7 @@
 
 typedef struct {
   int64_t size, mtime_ns, inode;
-  size_t key;            /* the path's offset in by_path's keys */
+  size_t key;            /* the path's offset in paths */
   uint32_t key_len;
   uint8_t fp[TIDE_FP_SIZE];
   uint8_t has_fp;
@@ -18,9 +18,12 @@ struct tide_FileStates {
   void *ud;
   char *name;            /* owned: name_len bytes and a NUL */
   size_t name_len;
-  tide_Buf states;       /* FileState, loaded in path order */
-  tide_HashMap by_path;  /* relative path -> index in states */
-  size_t next;           /* the state after the last one found */
+  tide_Buf states;       /* FileState: the loaded ones in path order, then
+                         ** those added in this run */
+  size_t loaded;         /* how many states were loaded */
+  tide_Buf paths;        /* every state's path, each followed by a NUL */
+  tide_HashMap added;    /* path -> index in states, for the others */
+  size_t next;           /* the state after the last loaded one found */
 };
 
 int tide_filestates_new(tide_FileStates **out, const char *source,
@@ -41,8 +44,10 @@ int tide_filestates_new(tide_FileStates **out, const char *source,
   fs->name_len = len;
   fs->alloc = alloc;
   fs->ud = ud;
+  fs->loaded = fs->next = 0;
   tide_buf_init(&fs->states, alloc, ud);
-  tide_hashmap_init(&fs->by_path, alloc, ud);
+  tide_buf_init(&fs->paths, alloc, ud);
+  tide_hashmap_init(&fs->added, alloc, ud);
   *out = fs;
   return 0;
 }
@@ -50,7 +55,8 @@ int tide_filestates_new(tide_FileStates **out, const char *source,
 void tide_filestates_free(tide_FileStates *fs) {
   if (fs == NULL) return;
   tide_buf_close(&fs->states);
-  tide_hashmap_close(&fs->by_path);
+  tide_buf_close(&fs->paths);
+  tide_hashmap_close(&fs->added);
   fs->alloc(fs->ud, fs->name, fs->name_len + 1, 0);
   fs->alloc(fs->ud, fs, sizeof *fs, 0);
 }
@@ -60,51 +66,79 @@ const char *tide_filestates_source(const tide_FileStates *fs, size_t *len) {
   return fs->name;
 }
 
-/* A walk asks for the files in about the order the store loaded them
-** (path order): the state after the last one found is tried first, which
-** reads memory in order where a hash lookup would jump. */
-static FileState *find(tide_FileStates *fs, const char *path, size_t len) {
-  FileState *states = (FileState *)fs->states.data;
-  size_t n = fs->states.len / sizeof *states;
-  const uint64_t *i;
-  if (fs->next < n) {
-    FileState *f = &states[fs->next];
-    if (f->key_len == len &&
-        memcmp(tide_hashmap_key(&fs->by_path, f->key), path, len) == 0) {
-      fs->next++;
-      return f;
-    }
-  }
-  i = tide_hashmap_get(&fs->by_path, path, len);
-  if (i == NULL) return NULL;
-  fs->next = (size_t)*i + 1;
-  return &states[*i];
+/* Bytewise, shorter first on a tie: SQLite's BINARY collation, the order
+** the store hands the states in. */
+static int compare(const tide_FileStates *fs, const FileState *f,
+                   const char *path, size_t len) {
+  int c = memcmp(fs->paths.data + f->key, path,
+                 f->key_len < len ? f->key_len : len);
+  if (c != 0) return c;
+  return (f->key_len > len) - (f->key_len < len);
 }
 
-/* Adds a state for a path the cache does not have; *added (may be NULL)
-** is valid until the next add. On failure nothing is added. */
-static int add(tide_FileStates *fs, const char *path, size_t len,
-               const FileState *f, FileState **added) {
-  uint64_t i = fs->states.len / sizeof *f;
-  size_t off;
+static FileState *find(tide_FileStates *fs, const char *path, size_t len) {
+  FileState *states = (FileState *)fs->states.data;
+  size_t lo = 0, hi = fs->loaded;
+  const uint64_t *i;
+  if (fs->next < hi && compare(fs, &states[fs->next], path, len) == 0)
+    return &states[fs->next++];
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = compare(fs, &states[mid], path, len);
+    if (c == 0) {
+      fs->next = mid + 1;
+      return &states[mid];
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  i = tide_hashmap_get(&fs->added, path, len);
+  return i ? &states[*i] : NULL;
+}
+
+/* Appends a state and its path; *added (may be NULL) is valid until the
+** next add. On failure nothing is added. */
+static int append(tide_FileStates *fs, const char *path, size_t len,
+                  const FileState *f, FileState **added) {
+  size_t off = fs->paths.len, was = fs->states.len;
   FileState *at;
   int rc;
   if (len > UINT32_MAX) return TIDE_ENOMEM;
   if ((rc = tide_buf_append(&fs->states, f, sizeof *f)) != 0) return rc;
-  if ((rc = tide_hashmap_put(&fs->by_path, path, len, i, &off)) != 0) {
-    fs->states.len -= sizeof *f;
-    return rc == TIDE_EINVAL ? TIDE_ENOMEM : rc;
+  if ((rc = tide_buf_append(&fs->paths, path, len)) != 0 ||
+      (rc = tide_buf_push(&fs->paths, '\0')) != 0) {
+    fs->states.len = was;
+    fs->paths.len = off;
+    return rc;
   }
-  at = (FileState *)fs->states.data + i;
+  at = (FileState *)(fs->states.data + was);
   at->key = off;
   at->key_len = (uint32_t)len;
   if (added) *added = at;
   return 0;
 }
 
+/* Appends a state that the binary search does not reach (a file first
+** seen in this run), with its path in the map. */
+static int add_unsorted(tide_FileStates *fs, const char *path, size_t len,
+                        const FileState *f, FileState **added) {
+  uint64_t i = fs->states.len / sizeof *f;
+  int rc;
+  if ((rc = append(fs, path, len, f, added)) != 0) return rc;
+  if ((rc = tide_hashmap_put(&fs->added, path, len, i, NULL)) != 0) {
+    fs->states.len -= sizeof *f;
+    fs->paths.len -= len + 1;
+    return rc == TIDE_EINVAL ? TIDE_ENOMEM : rc;
+  }
+  return 0;
+}
+
 static int add_item(void *arg, const tide_StoreSourceItem *item) {
   tide_FileStates *fs = arg;
   FileState f;
+  int rc;
   memset(&f, 0, sizeof f);
   f.size = item->size;
   f.mtime_ns = item->mtime_ns;
@@ -113,13 +147,32 @@ static int add_item(void *arg, const tide_StoreSourceItem *item) {
     memcpy(f.fp, item->content_fp, TIDE_FP_SIZE);
     f.has_fp = 1;
   }
-  return add(fs, item->key, item->key_len, &f, NULL);
+  /* In path order, as the store promises, states join the sorted run the
+  ** binary search reads; should one not be (and every one after it), it
+  ** is reached through the map instead. */
+  if (fs->loaded == fs->states.len / sizeof f &&
+      (fs->loaded == 0 ||
+       compare(fs, (FileState *)fs->states.data + fs->loaded - 1, item->key,
+               item->key_len) < 0)) {
+    if ((rc = append(fs, item->key, item->key_len, &f, NULL)) != 0)
+      return rc;
+    fs->loaded++;
+    return 0;
+  }
+  return add_unsorted(fs, item->key, item->key_len, &f, NULL);
 }
 
 int tide_filestates_load(tide_FileStates *fs, tide_Store *s,
                          int64_t app_id) {
-  return tide_store_source_each(s, app_id, fs->name, fs->name_len, add_item,
-                                fs);
+  int rc;
+  if (fs->states.len > 0) return TIDE_EINVAL;
+  rc = tide_store_source_each(s, app_id, fs->name, fs->name_len, add_item,
+                              fs);
+  if (rc != 0) {
+    fs->states.len = fs->paths.len = 0;
+    fs->loaded = 0;
+  }
+  return rc;
 }
 
 const uint8_t *tide_filestates_match(tide_FileStates *fs,
@@ -142,7 +195,7 @@ int tide_filestates_put(tide_FileStates *fs, tide_Store *s, int64_t app_id,
   if (f == NULL) {
     FileState fresh;
     memset(&fresh, 0, sizeof fresh);
-    if ((rc = add(fs, path, len, &fresh, &f)) != 0) return rc;
+    if ((rc = add_unsorted(fs, path, len, &fresh, &f)) != 0) return rc;
   }
   f->size = size;
   f->mtime_ns = mtime_ns;

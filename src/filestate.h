@@ -22,6 +22,12 @@
 **
 ** Source names and paths are (pointer, length): bytes, NUL included, as in
 ** the store. A fingerprint is TIDE_FP_SIZE raw bytes.
+**
+** The lookup: the loaded states are kept in path order (the store hands
+** them so), their paths in one buffer; a path is first compared with the
+** state after the last one found (a walk asks in about that order), then
+** found by binary search; the states of files first seen in this run go
+** to a hash map (hashmap.h), so a no-change run hashes nothing.
 */
 #ifndef TIDE_FILESTATE_H
 #define TIDE_FILESTATE_H

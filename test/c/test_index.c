@@ -100,6 +100,17 @@ static void test_lookups(void) {
     CHECK(tide_index_find_id(ix, ids[i]) == e);
     CHECK_EQ_INT(e->id, ids[i]);
   }
+  /* Out of order too (a binary search, not the next entry), and paths
+  ** between, before and after the entries. */
+  for (i = NPATHS; i-- > 0;)
+    CHECK(tide_index_find(ix, paths[i].path, paths[i].len) ==
+          tide_index_at(ix, i));
+  CHECK(tide_index_find(ix, paths[3].path, paths[3].len) ==
+        tide_index_at(ix, 3));
+  CHECK(tide_index_find(ix, "", 0) == NULL);
+  CHECK(tide_index_find(ix, "/", 1) == NULL);
+  CHECK(tide_index_find(ix, "/a/bb", 5) == NULL);
+  CHECK(tide_index_find(ix, "/z", 2) == NULL);
   /* "/a\0x" is not "/a" cut at the NUL. */
   CHECK(tide_index_find(ix, "/a\0y", 4) == NULL);
   CHECK(tide_index_find(ix, "/q", 2) == NULL);
@@ -199,12 +210,56 @@ static void test_file_states(void) {
   tide_index_free(ix);
 }
 
+/* States loaded in path order are found in any order, and so are those
+** added after the load; a state changed after the load is found changed. */
+static void test_file_states_order(void) {
+  static const struct {
+    const char *path;
+    size_t len;
+  } files[] = {{"b.md", 4}, {"a/z.md", 6}, {"a.md", 4}, {"a", 1},
+               {"a\0b", 3}, {"c/d/e.md", 8}};
+  enum { NFILES = sizeof files / sizeof files[0] };
+  static const uint8_t fp[TIDE_FP_SIZE] = {5};
+  tide_Index *ix = loaded();
+  size_t i;
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:o", 4), 0);
+  for (i = 0; i < NFILES; i++)
+    CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:o", 4,
+                                     files[i].path, files[i].len,
+                                     (int64_t)i, 2, 3, fp), 0);
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+  tide_index_free(ix);
+  ix = loaded();
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:o", 4), 0);
+  for (i = NFILES; i-- > 0;)
+    CHECK(tide_index_file_fp(ix, "fs:o", 4, files[i].path, files[i].len,
+                             (int64_t)i, 2, 3) != NULL);
+  for (i = 0; i < NFILES; i++)
+    CHECK(tide_index_file_fp(ix, "fs:o", 4, files[i].path, files[i].len,
+                             (int64_t)i, 2, 3) != NULL);
+  CHECK(tide_index_file_fp(ix, "fs:o", 4, "a/", 2, 0, 2, 3) == NULL);
+  CHECK(tide_index_file_fp(ix, "fs:o", 4, "0", 1, 0, 2, 3) == NULL);
+  CHECK(tide_index_file_fp(ix, "fs:o", 4, "z", 1, 0, 2, 3) == NULL);
+  /* Added after the load, and a loaded one changed. */
+  CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:o", 4, "a/b.md", 6,
+                                   9, 2, 3, fp), 0);
+  CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:o", 4, "b.md", 4, 8,
+                                   2, 3, fp), 0);
+  CHECK(tide_index_file_fp(ix, "fs:o", 4, "a/b.md", 6, 9, 2, 3) != NULL);
+  CHECK(tide_index_file_fp(ix, "fs:o", 4, "b.md", 4, 8, 2, 3) != NULL);
+  CHECK(tide_index_file_fp(ix, "fs:o", 4, "b.md", 4, 0, 2, 3) == NULL);
+  CHECK(tide_index_file_fp(ix, "fs:o", 4, "a.md", 4, 2, 2, 3) != NULL);
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+  tide_index_free(ix);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"lookups by path and id", test_lookups},
     {"subtrees and siblings between", test_subtrees},
     {"dependency sets", test_deps},
     {"file states", test_file_states},
+    {"file states in any order", test_file_states_order},
     {NULL, NULL},
   };
   int rc;
