@@ -12,13 +12,24 @@ typedef struct {
   size_t example;
 } Deps;
 
+/* A set of equal fingerprints (logic, deps) shared by many entries: each
+** distinct one is held once, and the last one seen is looked up first
+** (entries of one function come in runs). */
+typedef struct {
+  tide_HashMap by_fp; /* fingerprint -> 1 + its number */
+  uint8_t last[TIDE_FP_SIZE];
+  uint32_t last_set;  /* 1 + the number of last, or 0 */
+} FpSets;
+
 struct tide_Index {
   tide_Alloc alloc;
   void *ud;
   tide_Buf entries;     /* tide_IndexEntry, in path order */
   tide_HashMap by_path; /* path -> entry index; holds the paths' bytes */
-  tide_HashMap by_id;   /* row id -> entry index */
-  tide_HashMap by_deps; /* deps fingerprint -> index in deps */
+  tide_HashMap by_id;   /* row id -> entry index, made on first use */
+  FpSets logics;        /* distinct logic fingerprints */
+  tide_Buf logic_fps;   /* their bytes, TIDE_FP_SIZE each, in order */
+  FpSets deps_sets;     /* distinct deps fingerprints */
   tide_Buf deps;        /* Deps */
   tide_Buf sources;     /* tide_FileStates *, owned */
   char err[512];
@@ -43,7 +54,9 @@ int tide_index_new(tide_Index **out, tide_Alloc alloc, void *ud) {
   tide_buf_init(&ix->entries, alloc, ud);
   tide_hashmap_init(&ix->by_path, alloc, ud);
   tide_hashmap_init(&ix->by_id, alloc, ud);
-  tide_hashmap_init(&ix->by_deps, alloc, ud);
+  tide_hashmap_init(&ix->logics.by_fp, alloc, ud);
+  tide_buf_init(&ix->logic_fps, alloc, ud);
+  tide_hashmap_init(&ix->deps_sets.by_fp, alloc, ud);
   tide_buf_init(&ix->deps, alloc, ud);
   tide_buf_init(&ix->sources, alloc, ud);
   return 0;
@@ -61,12 +74,16 @@ static void index_reset(tide_Index *ix) {
   free_sources(ix);
   ix->entries.len = 0;
   ix->deps.len = 0;
+  ix->logic_fps.len = 0;
+  ix->logics.last_set = ix->deps_sets.last_set = 0;
   tide_hashmap_close(&ix->by_path);
   tide_hashmap_close(&ix->by_id);
-  tide_hashmap_close(&ix->by_deps);
+  tide_hashmap_close(&ix->logics.by_fp);
+  tide_hashmap_close(&ix->deps_sets.by_fp);
   tide_hashmap_init(&ix->by_path, ix->alloc, ix->ud);
   tide_hashmap_init(&ix->by_id, ix->alloc, ix->ud);
-  tide_hashmap_init(&ix->by_deps, ix->alloc, ix->ud);
+  tide_hashmap_init(&ix->logics.by_fp, ix->alloc, ix->ud);
+  tide_hashmap_init(&ix->deps_sets.by_fp, ix->alloc, ix->ud);
 }
 
 void tide_index_free(tide_Index *ix) {
@@ -75,7 +92,9 @@ void tide_index_free(tide_Index *ix) {
   tide_buf_close(&ix->entries);
   tide_hashmap_close(&ix->by_path);
   tide_hashmap_close(&ix->by_id);
-  tide_hashmap_close(&ix->by_deps);
+  tide_hashmap_close(&ix->logics.by_fp);
+  tide_buf_close(&ix->logic_fps);
+  tide_hashmap_close(&ix->deps_sets.by_fp);
   tide_buf_close(&ix->deps);
   tide_buf_close(&ix->sources);
   ix->alloc(ix->ud, ix, sizeof *ix, 0);
@@ -99,55 +118,92 @@ const char *tide_index_path(const tide_Index *ix, const tide_IndexEntry *e) {
 
 /* ---- Loading ---- */
 
+/* The number (1 + index) of fp in sets; *added says whether it is new,
+** numbered count + 1. */
+static int fp_set(FpSets *sets, const uint8_t *fp, uint32_t count,
+                  uint32_t *set, int *added) {
+  uint64_t *have;
+  int rc;
+  *added = 0;
+  if (sets->last_set && memcmp(sets->last, fp, TIDE_FP_SIZE) == 0) {
+    *set = sets->last_set;
+    return 0;
+  }
+  have = tide_hashmap_get(&sets->by_fp, fp, TIDE_FP_SIZE);
+  if (have) {
+    *set = (uint32_t)*have;
+  } else {
+    if (count >= UINT32_MAX - 1) return TIDE_ENOMEM;
+    *set = count + 1;
+    if ((rc = tide_hashmap_put(&sets->by_fp, fp, TIDE_FP_SIZE, *set,
+                               NULL)) != 0)
+      return rc;
+    *added = 1;
+  }
+  memcpy(sets->last, fp, TIDE_FP_SIZE);
+  sets->last_set = *set;
+  return 0;
+}
+
 /* Adds a component: its path goes into by_path, which keeps the bytes;
-** a distinct deps fingerprint gets a Deps record. */
+** a distinct logic or deps fingerprint is numbered (and a deps one gets a
+** Deps record). */
 static int add_entry(void *arg, const tide_StoreComponent *c) {
   tide_Index *ix = arg;
   tide_IndexEntry e;
-  uint64_t i = tide_index_count(ix), *deps;
+  uint64_t i = tide_index_count(ix);
   size_t off;
-  int rc;
+  int rc, added;
   memset(&e, 0, sizeof e);
   e.id = c->id;
   e.path_len = (uint32_t)c->path_len;
-  if (c->logic_fp) memcpy(e.logic, c->logic_fp, TIDE_FP_SIZE);
   if (c->input_fp) memcpy(e.input, c->input_fp, TIDE_FP_SIZE);
-  if (c->deps_fp) memcpy(e.deps, c->deps_fp, TIDE_FP_SIZE);
-  e.has_logic = c->logic_fp != NULL;
   e.has_input = c->input_fp != NULL;
-  e.has_deps = c->deps_fp != NULL;
   e.status = (uint8_t)c->status;
   if (c->path_len > UINT32_MAX || i >= UINT32_MAX) return TIDE_ENOMEM;
   if ((rc = tide_hashmap_put(&ix->by_path, c->path, c->path_len, i,
-                             &off)) != 0 ||
-      (rc = tide_hashmap_put_id(&ix->by_id, (uint64_t)c->id, i)) != 0)
+                             &off)) != 0)
     return rc;
   if (off > UINT32_MAX) return TIDE_ENOMEM;
   e.path_off = (uint32_t)off;
-  if (e.has_deps) {
-    deps = tide_hashmap_get(&ix->by_deps, e.deps, TIDE_FP_SIZE);
-    if (deps == NULL) {
+  if (c->logic_fp) {
+    uint32_t count = (uint32_t)(ix->logic_fps.len / TIDE_FP_SIZE);
+    if ((rc = fp_set(&ix->logics, c->logic_fp, count, &e.logic_set,
+                     &added)) != 0 ||
+        (added && (rc = tide_buf_append(&ix->logic_fps, c->logic_fp,
+                                        TIDE_FP_SIZE)) != 0))
+      return rc;
+  }
+  if (c->deps_fp) {
+    uint32_t count = (uint32_t)tide_index_deps_count(ix);
+    if ((rc = fp_set(&ix->deps_sets, c->deps_fp, count, &e.deps_set,
+                     &added)) != 0)
+      return rc;
+    if (added) {
       Deps d;
-      uint64_t at = tide_index_deps_count(ix);
-      memcpy(d.fp, e.deps, TIDE_FP_SIZE);
+      memcpy(d.fp, c->deps_fp, TIDE_FP_SIZE);
       d.valid = -1;
       d.example = (size_t)i;
-      if ((rc = tide_buf_append(&ix->deps, &d, sizeof d)) != 0 ||
-          (rc = tide_hashmap_put(&ix->by_deps, e.deps, TIDE_FP_SIZE, at,
-                                 NULL)) != 0)
-        return rc;
-      e.deps_set = (uint32_t)at + 1;
-    } else {
-      e.deps_set = (uint32_t)*deps + 1;
+      if ((rc = tide_buf_append(&ix->deps, &d, sizeof d)) != 0) return rc;
     }
   }
   return tide_buf_append(&ix->entries, &e, sizeof e);
 }
 
 int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
+  int64_t count;
   int rc;
   index_reset(ix);
-  rc = tide_store_component_each(s, app_id, add_entry, ix);
+  /* Room for every entry at once: growing would place every path again,
+  ** at random places in a large table. */
+  rc = tide_store_component_count(s, app_id, &count);
+  if (rc == 0 && count > 0 && (uint64_t)count < UINT32_MAX &&
+      ((rc = tide_hashmap_reserve(&ix->by_path, (size_t)count)) != 0 ||
+       (rc = tide_buf_reserve(&ix->entries,
+                              (size_t)count * sizeof(tide_IndexEntry))) !=
+           0))
+    return tide_index_fail(ix, rc, "out of memory");
+  if (rc == 0) rc = tide_store_component_each_brief(s, app_id, add_entry, ix);
   if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
   if (rc) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
   return 0;
@@ -162,7 +218,21 @@ tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
 }
 
 tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id) {
-  const uint64_t *i = tide_hashmap_get_id(&ix->by_id, (uint64_t)id);
+  const uint64_t *i;
+  size_t n = tide_index_count(ix), k;
+  if (tide_hashmap_count(&ix->by_id) < n) {
+    /* Made on first use; out of memory, a scan answers. */
+    if (tide_hashmap_reserve(&ix->by_id, n) == 0) {
+      for (k = 0; k < n; k++)
+        tide_hashmap_put_id(&ix->by_id, (uint64_t)tide_index_at(ix, k)->id,
+                            k); /* room reserved: cannot fail */
+    } else {
+      for (k = 0; k < n; k++)
+        if (tide_index_at(ix, k)->id == id) return tide_index_at(ix, k);
+      return NULL;
+    }
+  }
+  i = tide_hashmap_get_id(&ix->by_id, (uint64_t)id);
   return i ? tide_index_at(ix, (size_t)*i) : NULL;
 }
 
@@ -279,8 +349,10 @@ int tide_index_deps_valid(const tide_Index *ix, const tide_IndexEntry *e) {
 int tide_index_may_carry(const tide_Index *ix, const tide_IndexEntry *e,
                          const uint8_t *logic) {
   return e != NULL && !e->forced && e->status == 0 &&
-         e->seen == TIDE_SEEN_NONE && e->has_logic && e->has_input &&
-         memcmp(e->logic, logic, TIDE_FP_SIZE) == 0 &&
+         e->seen == TIDE_SEEN_NONE && e->logic_set != 0 && e->has_input &&
+         memcmp(ix->logic_fps.data + (size_t)(e->logic_set - 1) *
+                                         TIDE_FP_SIZE,
+                logic, TIDE_FP_SIZE) == 0 &&
          tide_index_deps_valid(ix, e);
 }
 

@@ -222,6 +222,14 @@ int tide_store_component_delete(tide_Store *s, int64_t id);
 ** children), from one sequential statement without allocating. */
 int tide_store_component_each(tide_Store *s, int64_t app_id,
                               tide_StoreComponentFn fn, void *arg);
+/* The same with only what the component index reads (id, path, logic_fp,
+** input_fp, status, deps_fp; the other fields are zero): a run loads
+** every component of its app at its start, so this costs per component. */
+int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
+                                    tide_StoreComponentFn fn, void *arg);
+/* How many components the app has, into *count. */
+int tide_store_component_count(tide_Store *s, int64_t app_id,
+                               int64_t *count);
 
 /* ---- Memo entries ---- */
 

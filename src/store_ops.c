@@ -217,6 +217,47 @@ int tide_store_component_each(tide_Store *s, int64_t app_id,
   return each(s, st, what, emit_component, &fn, arg);
 }
 
+/* The columns the component index reads; the others stay zero. */
+static int emit_component_brief(sqlite3_stmt *st, const void *cb,
+                                void *arg) {
+  tide_StoreComponent c;
+  memset(&c, 0, sizeof c);
+  c.id = col_int(st, 0);
+  c.path = col_text(st, 1, &c.path_len);
+  c.logic_fp = col_fp(st, 2);
+  c.input_fp = col_fp(st, 3);
+  c.status = (int)col_int(st, 4);
+  c.deps_fp = col_fp(st, 5);
+  return (*(const tide_StoreComponentFn *)cb)(arg, &c);
+}
+
+int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
+                                    tide_StoreComponentFn fn, void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "cannot list the components";
+  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_EACH_BRIEF,
+                           "SELECT id, path, logic_fp, input_fp, status,"
+                           " deps_fp FROM components"
+                           " WHERE app_id = ?1 ORDER BY path",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  return each(s, st, what, emit_component_brief, &fn, arg);
+}
+
+int tide_store_component_count(tide_Store *s, int64_t app_id,
+                               int64_t *count) {
+  sqlite3_stmt *st;
+  const char *what = "cannot count the components";
+  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_COUNT,
+                           "SELECT count(*) FROM components"
+                           " WHERE app_id = ?1",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  return find_id(s, st, what, count);
+}
+
 /* ---- Memo entries ---- */
 
 int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
