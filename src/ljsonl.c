@@ -5,6 +5,11 @@
 **   jsonl_open(path, field, each) -> cursor | nil, message
 **   cursor:next() -> lineno, line | nil | nil, message
 **   cursor:close()
+**   jsonl_read(line, field) -> encoding, key | nil
+**
+** jsonl_read is what the C reader makes of one line: the canonical
+** encoding of the object and its key, or nil for a line it leaves to Lua
+** (the specs compare it with json.lua's reading).
 **
 ** The cursor reads the file a line at a time and skips blank lines (only
 ** spaces, as Lua's %s). A line the C reader takes (jsonl.h), keyed by
@@ -25,6 +30,7 @@
 #include "lcore.h"
 
 #define CURSOR_TYPE "tide.JsonlCursor"
+#define VALUE_TYPE "tide.JsonlValue"
 
 typedef struct {
   tide_JsonlFile file;
@@ -130,6 +136,29 @@ static int cursor_next(lua_State *L) {
   }
 }
 
+static int jsonl_read(lua_State *L) {
+  size_t len, field_len;
+  const char *line = luaL_checklstring(L, 1, &len);
+  const char *field = luaL_checklstring(L, 2, &field_len);
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  tide_JsonlValue *v = lua_newuserdatauv(L, sizeof *v, 0);
+  int rc;
+  tide_jsonl_value_init(v, alloc, ud);
+  luaL_setmetatable(L, VALUE_TYPE);
+  rc = tide_jsonl_read(v, line, len, field, field_len);
+  if (rc == TIDE_ENOMEM) return luaL_error(L, "out of memory");
+  if (rc != 1) return 0;
+  lua_pushlstring(L, (const char *)v->out.data, v->out.len);
+  lua_pushlstring(L, (const char *)v->key.data, v->key.len);
+  return 2;
+}
+
+static int value_gc(lua_State *L) {
+  tide_jsonl_value_close(luaL_checkudata(L, 1, VALUE_TYPE));
+  return 0;
+}
+
 void tide_ljsonl_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"next", cursor_next}, {"close", cursor_close}, {NULL, NULL},
@@ -141,6 +170,13 @@ void tide_ljsonl_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
+  if (luaL_newmetatable(L, VALUE_TYPE)) {
+    lua_pushcfunction(L, value_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   lua_pushcfunction(L, jsonl_open);
   lua_setfield(L, -2, "jsonl_open");
+  lua_pushcfunction(L, jsonl_read);
+  lua_setfield(L, -2, "jsonl_read");
 }
