@@ -21,11 +21,20 @@ typedef struct {
   uint32_t last_set;  /* 1 + the number of last, or 0 */
 } FpSets;
 
+/* A slot of the table of paths: 8 bytes, so that a million paths take a
+** table of 16 MB; the path's bytes are the entry's. */
+typedef struct {
+  uint32_t entry; /* 1 + the entry's index; 0 for an empty slot */
+  uint32_t hash;  /* the high 32 bits of the path's hash */
+} PathSlot;
+
 struct tide_Index {
   tide_Alloc alloc;
   void *ud;
   tide_Buf entries;     /* tide_IndexEntry, in path order */
-  tide_HashMap by_path; /* path -> entry index; holds the paths' bytes */
+  tide_Buf paths;       /* the paths' bytes, each followed by a NUL */
+  PathSlot *slots;      /* path -> entry: open addressing, linear probing */
+  size_t cap;           /* slots: 0 or a power of two, at most 3/4 used */
   tide_HashMap by_id;   /* row id -> entry index, made on first use */
   FpSets logics;        /* distinct logic fingerprints */
   tide_Buf logic_fps;   /* their bytes, TIDE_FP_SIZE each, in order */
@@ -52,7 +61,7 @@ int tide_index_new(tide_Index **out, tide_Alloc alloc, void *ud) {
   ix->alloc = alloc;
   ix->ud = ud;
   tide_buf_init(&ix->entries, alloc, ud);
-  tide_hashmap_init(&ix->by_path, alloc, ud);
+  tide_buf_init(&ix->paths, alloc, ud);
   tide_hashmap_init(&ix->by_id, alloc, ud);
   tide_hashmap_init(&ix->logics.by_fp, alloc, ud);
   tide_buf_init(&ix->logic_fps, alloc, ud);
@@ -70,17 +79,23 @@ static void free_sources(tide_Index *ix) {
 }
 
 /* Forgets what a previous load held (an engine loads once per cycle). */
+static void free_slots(tide_Index *ix) {
+  if (ix->slots) ix->alloc(ix->ud, ix->slots, ix->cap * sizeof *ix->slots, 0);
+  ix->slots = NULL;
+  ix->cap = 0;
+}
+
 static void index_reset(tide_Index *ix) {
   free_sources(ix);
+  free_slots(ix);
   ix->entries.len = 0;
+  ix->paths.len = 0;
   ix->deps.len = 0;
   ix->logic_fps.len = 0;
   ix->logics.last_set = ix->deps_sets.last_set = 0;
-  tide_hashmap_close(&ix->by_path);
   tide_hashmap_close(&ix->by_id);
   tide_hashmap_close(&ix->logics.by_fp);
   tide_hashmap_close(&ix->deps_sets.by_fp);
-  tide_hashmap_init(&ix->by_path, ix->alloc, ix->ud);
   tide_hashmap_init(&ix->by_id, ix->alloc, ix->ud);
   tide_hashmap_init(&ix->logics.by_fp, ix->alloc, ix->ud);
   tide_hashmap_init(&ix->deps_sets.by_fp, ix->alloc, ix->ud);
@@ -89,8 +104,9 @@ static void index_reset(tide_Index *ix) {
 void tide_index_free(tide_Index *ix) {
   if (ix == NULL) return;
   free_sources(ix);
+  free_slots(ix);
   tide_buf_close(&ix->entries);
-  tide_hashmap_close(&ix->by_path);
+  tide_buf_close(&ix->paths);
   tide_hashmap_close(&ix->by_id);
   tide_hashmap_close(&ix->logics.by_fp);
   tide_buf_close(&ix->logic_fps);
@@ -113,7 +129,7 @@ tide_IndexEntry *tide_index_at(tide_Index *ix, size_t i) {
 }
 
 const char *tide_index_path(const tide_Index *ix, const tide_IndexEntry *e) {
-  return tide_hashmap_key(&ix->by_path, e->path_off);
+  return (const char *)ix->paths.data + e->path_off;
 }
 
 /* ---- Loading ---- */
@@ -145,7 +161,54 @@ static int fp_set(FpSets *sets, const uint8_t *fp, uint32_t count,
   return 0;
 }
 
-/* Adds a component: its path goes into by_path, which keeps the bytes;
+/* ---- The table of paths ---- */
+
+static uint32_t path_hash(const char *path, size_t len) {
+  return (uint32_t)(tide_hashmap_hash(path, len) >> 32);
+}
+
+/* The slot of the path (len bytes, hash h), or the empty one where it
+** would go. */
+static PathSlot *slot_of(const tide_Index *ix, const char *path, size_t len,
+                         uint32_t h) {
+  size_t mask = ix->cap - 1, at;
+  for (at = h & mask;; at = (at + 1) & mask) {
+    PathSlot *s = &ix->slots[at];
+    const tide_IndexEntry *e;
+    if (s->entry == 0) return s;
+    if (s->hash != h) continue;
+    e = (const tide_IndexEntry *)ix->entries.data + (s->entry - 1);
+    if (e->path_len == len &&
+        memcmp(ix->paths.data + e->path_off, path, len) == 0)
+      return s;
+  }
+}
+
+/* Makes room for n paths in all. */
+static int slots_reserve(tide_Index *ix, size_t n) {
+  size_t cap = ix->cap ? ix->cap : 16, i;
+  PathSlot *slots;
+  if (n > (size_t)UINT32_MAX / 4 * 3) return TIDE_ENOMEM;
+  while (n > cap / 4 * 3) cap *= 2;
+  if (cap == ix->cap) return 0;
+  slots = ix->alloc(ix->ud, NULL, 0, cap * sizeof *slots);
+  if (slots == NULL) return TIDE_ENOMEM;
+  memset(slots, 0, cap * sizeof *slots);
+  for (i = 0; i < ix->cap; i++) {
+    size_t at;
+    if (ix->slots[i].entry == 0) continue;
+    for (at = ix->slots[i].hash & (cap - 1); slots[at].entry;
+         at = (at + 1) & (cap - 1)) {
+    }
+    slots[at] = ix->slots[i];
+  }
+  free_slots(ix);
+  ix->slots = slots;
+  ix->cap = cap;
+  return 0;
+}
+
+/* Adds a component: its path goes into paths and the table;
 ** a distinct logic or deps fingerprint is numbered (and a deps one gets a
 ** Deps record). */
 static int add_entry(void *arg, const tide_StoreComponent *c) {
@@ -161,10 +224,21 @@ static int add_entry(void *arg, const tide_StoreComponent *c) {
   e.has_input = c->input_fp != NULL;
   e.status = (uint8_t)c->status;
   if (c->path_len > UINT32_MAX || i >= UINT32_MAX) return TIDE_ENOMEM;
-  if ((rc = tide_hashmap_put(&ix->by_path, c->path, c->path_len, i,
-                             &off)) != 0)
-    return rc;
+  off = ix->paths.len;
   if (off > UINT32_MAX) return TIDE_ENOMEM;
+  if ((rc = slots_reserve(ix, (size_t)i + 1)) != 0 ||
+      (rc = tide_buf_reserve(&ix->paths, c->path_len + 1)) != 0)
+    return rc;
+  {
+    uint32_t h = path_hash(c->path, c->path_len);
+    PathSlot *slot = slot_of(ix, c->path, c->path_len, h);
+    if (slot->entry != 0) return 0; /* paths are unique in the store */
+    slot->entry = (uint32_t)i + 1;
+    slot->hash = h;
+  }
+  if (c->path_len) memcpy(ix->paths.data + off, c->path, c->path_len);
+  ix->paths.data[off + c->path_len] = '\0';
+  ix->paths.len += c->path_len + 1;
   e.path_off = (uint32_t)off;
   if (c->logic_fp) {
     uint32_t count = (uint32_t)(ix->logic_fps.len / TIDE_FP_SIZE);
@@ -198,7 +272,7 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
   ** at random places in a large table. */
   rc = tide_store_component_count(s, app_id, &count);
   if (rc == 0 && count > 0 && (uint64_t)count < UINT32_MAX &&
-      ((rc = tide_hashmap_reserve(&ix->by_path, (size_t)count)) != 0 ||
+      ((rc = slots_reserve(ix, (size_t)count)) != 0 ||
        (rc = tide_buf_reserve(&ix->entries,
                               (size_t)count * sizeof(tide_IndexEntry))) !=
            0))
@@ -213,8 +287,10 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
 
 tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
                                  size_t len) {
-  const uint64_t *i = tide_hashmap_get(&ix->by_path, path, len);
-  return i ? tide_index_at(ix, (size_t)*i) : NULL;
+  const PathSlot *s;
+  if (ix->cap == 0 || len > UINT32_MAX) return NULL;
+  s = slot_of(ix, path, len, path_hash(path, len));
+  return s->entry ? tide_index_at(ix, s->entry - 1) : NULL;
 }
 
 tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id) {
