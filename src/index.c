@@ -208,7 +208,45 @@ static int slots_reserve(tide_Index *ix, size_t n) {
   return 0;
 }
 
-/* Adds a component: its path goes into paths and the table;
+/* The hash of entry i's path. */
+static uint32_t entry_hash(const tide_Index *ix, size_t i) {
+  const tide_IndexEntry *e = tide_index_at((tide_Index *)ix, i);
+  return path_hash(tide_index_path(ix, e), e->path_len);
+}
+
+#define AHEAD 16
+
+/* Places every entry's path in the table, once all are loaded: the slot
+** of the entry AHEAD places on is fetched into the cache while one is
+** placed, so that a large table costs no wait per entry. Paths are
+** unique (the store's), so a placed path is never met again. */
+static int place_paths(tide_Index *ix) {
+  size_t n = tide_index_count(ix), i, mask;
+  uint32_t ahead[AHEAD]; /* the hashes of entries i .. i + AHEAD - 1 */
+  int rc;
+  if (n == 0) return 0;
+  if ((rc = slots_reserve(ix, n)) != 0) return rc;
+  mask = ix->cap - 1;
+  for (i = 0; i < n && i < AHEAD; i++) ahead[i] = entry_hash(ix, i);
+  for (i = 0; i < n; i++) {
+    uint32_t h = ahead[i % AHEAD];
+    size_t at;
+    if (i + AHEAD < n) {
+      uint32_t later = entry_hash(ix, i + AHEAD);
+      ahead[i % AHEAD] = later;
+#if defined(__GNUC__)
+      __builtin_prefetch(&ix->slots[later & mask], 1);
+#endif
+    }
+    for (at = h & mask; ix->slots[at].entry; at = (at + 1) & mask) {
+    }
+    ix->slots[at].entry = (uint32_t)i + 1;
+    ix->slots[at].hash = h;
+  }
+  return 0;
+}
+
+/* Adds a component: its path goes into paths (the table comes after);
 ** a distinct logic or deps fingerprint is numbered (and a deps one gets a
 ** Deps record). */
 static int add_entry(void *arg, const tide_StoreComponent *c) {
@@ -226,16 +264,7 @@ static int add_entry(void *arg, const tide_StoreComponent *c) {
   if (c->path_len > UINT32_MAX || i >= UINT32_MAX) return TIDE_ENOMEM;
   off = ix->paths.len;
   if (off > UINT32_MAX) return TIDE_ENOMEM;
-  if ((rc = slots_reserve(ix, (size_t)i + 1)) != 0 ||
-      (rc = tide_buf_reserve(&ix->paths, c->path_len + 1)) != 0)
-    return rc;
-  {
-    uint32_t h = path_hash(c->path, c->path_len);
-    PathSlot *slot = slot_of(ix, c->path, c->path_len, h);
-    if (slot->entry != 0) return 0; /* paths are unique in the store */
-    slot->entry = (uint32_t)i + 1;
-    slot->hash = h;
-  }
+  if ((rc = tide_buf_reserve(&ix->paths, c->path_len + 1)) != 0) return rc;
   if (c->path_len) memcpy(ix->paths.data + off, c->path, c->path_len);
   ix->paths.data[off + c->path_len] = '\0';
   ix->paths.len += c->path_len + 1;
@@ -268,16 +297,15 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
   int64_t count;
   int rc;
   index_reset(ix);
-  /* Room for every entry at once: growing would place every path again,
-  ** at random places in a large table. */
+  /* Room for every entry at once. */
   rc = tide_store_component_count(s, app_id, &count);
   if (rc == 0 && count > 0 && (uint64_t)count < UINT32_MAX &&
-      ((rc = slots_reserve(ix, (size_t)count)) != 0 ||
-       (rc = tide_buf_reserve(&ix->entries,
+      ((rc = tide_buf_reserve(&ix->entries,
                               (size_t)count * sizeof(tide_IndexEntry))) !=
            0))
     return tide_index_fail(ix, rc, "out of memory");
   if (rc == 0) rc = tide_store_component_each_brief(s, app_id, add_entry, ix);
+  if (rc == 0) rc = place_paths(ix);
   if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
   if (rc) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
   return 0;
