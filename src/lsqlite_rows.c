@@ -89,12 +89,14 @@ static int rows_gc(lua_State *L) {
 
 static void nomem(lua_State *L) { luaL_error(L, "out of memory"); }
 
-/* The failure of a read: nil, kind, what[, row]. */
-static int failed(lua_State *L, const char *kind, const char *what,
+/* The failure of a read: nil, kind, what[, row]; the connection is let go
+** at once (what may be its message: pushed first). */
+static int failed(lua_State *L, Rows *r, const char *kind, const char *what,
                   lua_Integer row) {
   luaL_pushfail(L);
   lua_pushstring(L, kind);
   lua_pushstring(L, what);
+  rows_release(r);
   if (row == 0) return 3;
   lua_pushinteger(L, row);
   return 4;
@@ -266,9 +268,9 @@ static int rows_open(lua_State *L) {
   luaL_setmetatable(L, ROWS_TYPE);
   rc = tide_sqlite_db_open(&r->db, path, TIDE_SQLITE_READONLY, alloc, ud);
   if (r->db == NULL) nomem(L);
-  if (rc != 0) return failed(L, "open", tide_sqlite_db_errmsg(r->db), 0);
+  if (rc != 0) return failed(L, r, "open", tide_sqlite_db_errmsg(r->db), 0);
   if (tide_sqlite_query_begin(&r->q, r->db, sql) != 0)
-    return failed(L, "query", tide_sqlite_db_errmsg(r->db), 0);
+    return failed(L, r, "query", tide_sqlite_db_errmsg(r->db), 0);
   r->ncols = r->q.ncols;
   r->nkeys = (int)luaL_len(L, 3);
   r->name_at = alloc_array(r, (size_t)r->ncols + 1, sizeof(size_t));
@@ -281,10 +283,8 @@ static int rows_open(lua_State *L) {
     if (tide_cbor_put_string(&r->names, name, strlen(name)) != 0) nomem(L);
   }
   r->name_at[r->ncols] = r->names.len;
-  if (!order_columns(r)) {
-    rows_release(r);
-    return failed(L, "lua", "two columns of one name", 0);
-  }
+  if (!order_columns(r))
+    return failed(L, r, "lua", "two columns of one name", 0);
   for (j = 0; j < r->nkeys; j++) {
     const char *k;
     lua_rawgeti(L, 3, j + 1);
@@ -305,18 +305,18 @@ static int rows_open(lua_State *L) {
     if (rc < 0) nomem(L);
     if (rc == 1) failed_row = row;
   }
-  if (rc < 0) return failed(L, "query", tide_sqlite_db_errmsg(r->db), 0);
+  if (rc < 0) return failed(L, r, "query", tide_sqlite_db_errmsg(r->db), 0);
   if (missing >= 0) {
     lua_rawgeti(L, 3, missing + 1);
-    return failed(L, "column", lua_tostring(L, -1), 0);
+    return failed(L, r, "column", lua_tostring(L, -1), 0);
   }
   if (kind != NULL && key_at >= 0) {
     lua_rawgeti(L, 3, key_at + 1);
-    return failed(L, kind, lua_tostring(L, -1), failed_row);
+    return failed(L, r, kind, lua_tostring(L, -1), failed_row);
   }
   if (kind != NULL) {
     lua_pushlstring(L, (const char *)r->key.data, r->key.len);
-    return failed(L, kind, lua_tostring(L, -1), 0);
+    return failed(L, r, kind, lua_tostring(L, -1), 0);
   }
   rows_release(r);
   carry_rows(r, each);
