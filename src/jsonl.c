@@ -358,6 +358,10 @@ static int finish_object(Parser *P, size_t body, size_t first, size_t n) {
   Entry *ent;
   uint8_t *copy;
   int rc;
+  if (n == 0) { /* {}: the empty table, an empty array */
+    rc = tide_cbor_put_head(out, MAJOR_ARRAY, 0);
+    return rc ? rc : 1;
+  }
   /* After the n entries: room for the sort's second array, then for a
   ** copy of the body. */
   if ((rc = tide_buf_reserve(scratch, n * sizeof(Entry) + total)) != 0)

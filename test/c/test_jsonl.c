@@ -82,7 +82,7 @@ static const char *const others[] = {
   "{\"id\":\"a\",\"x\":1e400}", "{\"id\":\"a\",\"x\":NaN}",
   "{\"id\":\"a\",\"x\":\"\\ude00\"}", "{\"id\":\"a\",\"x\":\"\\ud83d\"}",
   "{\"id\":\"a\",\"x\":\"\\q\"}", "{\"id\":\"a\",\"x\":tru}",
-  "\v{\"id\":\"a\"}", "{'id':'a'}",
+  "\v{\"id\":\"a\"}", "{'id':'a'}", "{}", " { } ",
 };
 
 static void test_reads_as_lua(void) {
