@@ -123,7 +123,7 @@ static int float_exact(double d, float *f) {
   return (double)*f == d;
 }
 
-static int put_float(tide_Buf *b, double d) {
+int tide_cbor_put_float(tide_Buf *b, double d) {
   uint8_t h[9];
   size_t n, i;
   float f = 0;
@@ -398,7 +398,7 @@ static int encode_value(tide_CborEnc *e, lua_State *L, int idx) {
       if (i >= 0) return tide_cbor_put_head(&e->out, MAJOR_UINT, (uint64_t)i);
       return tide_cbor_put_head(&e->out, MAJOR_NINT, ~(uint64_t)i);
     }
-    return put_float(&e->out, lua_tonumber(L, idx));
+    return tide_cbor_put_float(&e->out, lua_tonumber(L, idx));
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);

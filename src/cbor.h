@@ -53,11 +53,13 @@ int tide_cbor_encode(tide_CborEnc *e, lua_State *L, int idx);
 int tide_cbor_decode(lua_State *L, const uint8_t *data, size_t len,
                      char *err, size_t errlen);
 
-/* Appends an item head (major type 0-7, shortest argument), or a Lua
-** string as the encoder writes it (text when valid UTF-8, else bytes):
-** for C code that must produce the same bytes as the encoder. */
+/* Appends an item head (major type 0-7, shortest argument), a Lua string
+** as the encoder writes it (text when valid UTF-8, else bytes), or a Lua
+** float (its shortest exact form): for C code that must produce the same
+** bytes as the encoder. */
 int tide_cbor_put_head(tide_Buf *b, int major, uint64_t v);
 int tide_cbor_put_string(tide_Buf *b, const void *s, size_t len);
+int tide_cbor_put_float(tide_Buf *b, double d);
 
 /* Pushes the metatable shared by records of type `name`, creating it with
 ** __tide_record = name when missing. [-0, +1, m] */

@@ -37,6 +37,10 @@ static uint64_t hash_bytes(const void *key, size_t len) {
   return mix(h);
 }
 
+uint64_t tide_hashmap_hash(const void *key, size_t len) {
+  return hash_bytes(key, len);
+}
+
 static uint32_t hash32(uint64_t h) { return (uint32_t)(h >> 32); }
 
 void tide_hashmap_init(tide_HashMap *m, tide_Alloc alloc, void *ud) {

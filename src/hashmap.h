@@ -90,6 +90,10 @@ static inline const char *tide_hashmap_key(const tide_HashMap *m,
   return (const char *)m->keys.data + key_off;
 }
 
+/* The 64-bit hash the map gives len bytes: for a caller that keeps a
+** table of its own over bytes it already holds (the component index). */
+uint64_t tide_hashmap_hash(const void *key, size_t len);
+
 /* ---- Id keys ---- */
 
 int tide_hashmap_put_id(tide_HashMap *m, uint64_t id, uint64_t value);

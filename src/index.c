@@ -13,14 +13,33 @@ typedef struct {
   size_t example;
 } Deps;
 
+/* A set of equal fingerprints (logic, deps) shared by many entries: each
+** distinct one is held once, and the last one seen is looked up first
+** (entries of one function come in runs). */
+typedef struct {
+  tide_HashMap by_fp; /* fingerprint -> 1 + its number */
+  uint8_t last[TIDE_FP_SIZE];
+  uint32_t last_set;  /* 1 + the number of last, or 0 */
+} FpSets;
+
+/* A slot of the table of paths: 8 bytes, so that a million paths take a
+** table of 16 MB; the path's bytes are the entry's. */
+typedef struct {
+  uint32_t entry; /* 1 + the entry's index; 0 for an empty slot */
+  uint32_t hash;  /* the high 32 bits of the path's hash */
+} PathSlot;
+
 struct tide_Index {
   tide_Alloc alloc;
   void *ud;
   tide_Buf entries;     /* tide_IndexEntry, in path order */
-  tide_Buf paths;       /* the entries' paths, each followed by a NUL */
+  tide_Buf paths;       /* the paths' bytes, each followed by a NUL */
+  PathSlot *slots;      /* path -> entry: open addressing, linear probing */
+  size_t cap;           /* slots: 0 or a power of two, at most 3/4 used */
   tide_HashMap by_id;   /* row id -> entry index, made on first use */
-  int by_id_made;
-  tide_HashMap by_deps; /* deps fingerprint -> index in deps */
+  FpSets logics;        /* distinct logic fingerprints */
+  tide_Buf logic_fps;   /* their bytes, TIDE_FP_SIZE each, in order */
+  FpSets deps_sets;     /* distinct deps fingerprints */
   tide_Buf deps;        /* Deps */
   tide_Buf sources;     /* tide_FileStates *, owned */
   size_t next;          /* the entry after the last one found */
@@ -46,7 +65,9 @@ int tide_index_new(tide_Index **out, tide_Alloc alloc, void *ud) {
   tide_buf_init(&ix->entries, alloc, ud);
   tide_buf_init(&ix->paths, alloc, ud);
   tide_hashmap_init(&ix->by_id, alloc, ud);
-  tide_hashmap_init(&ix->by_deps, alloc, ud);
+  tide_hashmap_init(&ix->logics.by_fp, alloc, ud);
+  tide_buf_init(&ix->logic_fps, alloc, ud);
+  tide_hashmap_init(&ix->deps_sets.by_fp, alloc, ud);
   tide_buf_init(&ix->deps, alloc, ud);
   tide_buf_init(&ix->sources, alloc, ud);
   return 0;
@@ -60,26 +81,39 @@ static void free_sources(tide_Index *ix) {
 }
 
 /* Forgets what a previous load held (an engine loads once per cycle). */
+static void free_slots(tide_Index *ix) {
+  if (ix->slots) ix->alloc(ix->ud, ix->slots, ix->cap * sizeof *ix->slots, 0);
+  ix->slots = NULL;
+  ix->cap = 0;
+}
+
 static void index_reset(tide_Index *ix) {
   free_sources(ix);
+  free_slots(ix);
   ix->entries.len = 0;
+  ix->paths.len = 0;
   ix->deps.len = 0;
   ix->next = 0;
-  ix->paths.len = 0;
-  ix->by_id_made = 0;
+  ix->logic_fps.len = 0;
+  ix->logics.last_set = ix->deps_sets.last_set = 0;
   tide_hashmap_close(&ix->by_id);
-  tide_hashmap_close(&ix->by_deps);
+  tide_hashmap_close(&ix->logics.by_fp);
+  tide_hashmap_close(&ix->deps_sets.by_fp);
   tide_hashmap_init(&ix->by_id, ix->alloc, ix->ud);
-  tide_hashmap_init(&ix->by_deps, ix->alloc, ix->ud);
+  tide_hashmap_init(&ix->logics.by_fp, ix->alloc, ix->ud);
+  tide_hashmap_init(&ix->deps_sets.by_fp, ix->alloc, ix->ud);
 }
 
 void tide_index_free(tide_Index *ix) {
   if (ix == NULL) return;
   free_sources(ix);
+  free_slots(ix);
   tide_buf_close(&ix->entries);
   tide_buf_close(&ix->paths);
   tide_hashmap_close(&ix->by_id);
-  tide_hashmap_close(&ix->by_deps);
+  tide_hashmap_close(&ix->logics.by_fp);
+  tide_buf_close(&ix->logic_fps);
+  tide_hashmap_close(&ix->deps_sets.by_fp);
   tide_buf_close(&ix->deps);
   tide_buf_close(&ix->sources);
   ix->alloc(ix->ud, ix, sizeof *ix, 0);
@@ -103,47 +137,160 @@ const char *tide_index_path(const tide_Index *ix, const tide_IndexEntry *e) {
 
 /* ---- Loading ---- */
 
-/* Adds a component: its path goes into the paths buffer; a distinct deps
-** fingerprint gets a Deps record. */
+/* The number (1 + index) of fp in sets; *added says whether it is new,
+** numbered count + 1. */
+static int fp_set(FpSets *sets, const uint8_t *fp, uint32_t count,
+                  uint32_t *set, int *added) {
+  uint64_t *have;
+  int rc;
+  *added = 0;
+  if (sets->last_set && memcmp(sets->last, fp, TIDE_FP_SIZE) == 0) {
+    *set = sets->last_set;
+    return 0;
+  }
+  have = tide_hashmap_get(&sets->by_fp, fp, TIDE_FP_SIZE);
+  if (have) {
+    *set = (uint32_t)*have;
+  } else {
+    if (count >= UINT32_MAX - 1) return TIDE_ENOMEM;
+    *set = count + 1;
+    if ((rc = tide_hashmap_put(&sets->by_fp, fp, TIDE_FP_SIZE, *set,
+                               NULL)) != 0)
+      return rc;
+    *added = 1;
+  }
+  memcpy(sets->last, fp, TIDE_FP_SIZE);
+  sets->last_set = *set;
+  return 0;
+}
+
+/* ---- The table of paths ---- */
+
+static uint32_t path_hash(const char *path, size_t len) {
+  return (uint32_t)(tide_hashmap_hash(path, len) >> 32);
+}
+
+/* The slot of the path (len bytes, hash h), or the empty one where it
+** would go. */
+static PathSlot *slot_of(const tide_Index *ix, const char *path, size_t len,
+                         uint32_t h) {
+  size_t mask = ix->cap - 1, at;
+  for (at = h & mask;; at = (at + 1) & mask) {
+    PathSlot *s = &ix->slots[at];
+    const tide_IndexEntry *e;
+    if (s->entry == 0) return s;
+    if (s->hash != h) continue;
+    e = (const tide_IndexEntry *)ix->entries.data + (s->entry - 1);
+    if (e->path_len == len &&
+        memcmp(ix->paths.data + e->path_off, path, len) == 0)
+      return s;
+  }
+}
+
+/* Makes room for n paths in all. */
+static int slots_reserve(tide_Index *ix, size_t n) {
+  size_t cap = ix->cap ? ix->cap : 16, i;
+  PathSlot *slots;
+  if (n > (size_t)UINT32_MAX / 4 * 3) return TIDE_ENOMEM;
+  while (n > cap / 4 * 3) cap *= 2;
+  if (cap == ix->cap) return 0;
+  slots = ix->alloc(ix->ud, NULL, 0, cap * sizeof *slots);
+  if (slots == NULL) return TIDE_ENOMEM;
+  memset(slots, 0, cap * sizeof *slots);
+  for (i = 0; i < ix->cap; i++) {
+    size_t at;
+    if (ix->slots[i].entry == 0) continue;
+    for (at = ix->slots[i].hash & (cap - 1); slots[at].entry;
+         at = (at + 1) & (cap - 1)) {
+    }
+    slots[at] = ix->slots[i];
+  }
+  free_slots(ix);
+  ix->slots = slots;
+  ix->cap = cap;
+  return 0;
+}
+
+/* The hash of entry i's path. */
+static uint32_t entry_hash(const tide_Index *ix, size_t i) {
+  const tide_IndexEntry *e = tide_index_at((tide_Index *)ix, i);
+  return path_hash(tide_index_path(ix, e), e->path_len);
+}
+
+#define AHEAD 16
+
+/* Places every entry's path in the table, once all are loaded: the slot
+** of the entry AHEAD places on is fetched into the cache while one is
+** placed, so that a large table costs no wait per entry. Paths are
+** unique (the store's), so a placed path is never met again. */
+static int place_paths(tide_Index *ix) {
+  size_t n = tide_index_count(ix), i, mask;
+  uint32_t ahead[AHEAD]; /* the hashes of entries i .. i + AHEAD - 1 */
+  int rc;
+  if (n == 0) return 0;
+  if ((rc = slots_reserve(ix, n)) != 0) return rc;
+  mask = ix->cap - 1;
+  for (i = 0; i < n && i < AHEAD; i++) ahead[i] = entry_hash(ix, i);
+  for (i = 0; i < n; i++) {
+    uint32_t h = ahead[i % AHEAD];
+    size_t at;
+    if (i + AHEAD < n) {
+      uint32_t later = entry_hash(ix, i + AHEAD);
+      ahead[i % AHEAD] = later;
+#if defined(__GNUC__)
+      __builtin_prefetch(&ix->slots[later & mask], 1);
+#endif
+    }
+    for (at = h & mask; ix->slots[at].entry; at = (at + 1) & mask) {
+    }
+    ix->slots[at].entry = (uint32_t)i + 1;
+    ix->slots[at].hash = h;
+  }
+  return 0;
+}
+
+/* Adds a component: its path goes into paths (the table comes after);
+** a distinct logic or deps fingerprint is numbered (and a deps one gets a
+** Deps record). */
 static int add_entry(void *arg, const tide_StoreComponent *c) {
   tide_Index *ix = arg;
   tide_IndexEntry e;
-  uint64_t i = tide_index_count(ix), *deps;
+  uint64_t i = tide_index_count(ix);
   size_t off;
-  int rc;
+  int rc, added;
   memset(&e, 0, sizeof e);
   e.id = c->id;
   e.path_len = (uint32_t)c->path_len;
-  if (c->logic_fp) memcpy(e.logic, c->logic_fp, TIDE_FP_SIZE);
   if (c->input_fp) memcpy(e.input, c->input_fp, TIDE_FP_SIZE);
-  if (c->deps_fp) memcpy(e.deps, c->deps_fp, TIDE_FP_SIZE);
-  e.has_logic = c->logic_fp != NULL;
   e.has_input = c->input_fp != NULL;
-  e.has_deps = c->deps_fp != NULL;
   e.status = (uint8_t)c->status;
+  if (c->path_len > UINT32_MAX || i >= UINT32_MAX) return TIDE_ENOMEM;
   off = ix->paths.len;
-  if (c->path_len > UINT32_MAX || i >= UINT32_MAX ||
-      off + c->path_len + 1 > UINT32_MAX)
-    return TIDE_ENOMEM;
-  if ((rc = tide_buf_append(&ix->paths, c->path, c->path_len)) != 0 ||
-      (rc = tide_buf_push(&ix->paths, '\0')) != 0)
-    return rc;
+  if (off > UINT32_MAX) return TIDE_ENOMEM;
+  if ((rc = tide_buf_reserve(&ix->paths, c->path_len + 1)) != 0) return rc;
+  if (c->path_len) memcpy(ix->paths.data + off, c->path, c->path_len);
+  ix->paths.data[off + c->path_len] = '\0';
+  ix->paths.len += c->path_len + 1;
   e.path_off = (uint32_t)off;
-  if (e.has_deps) {
-    deps = tide_hashmap_get(&ix->by_deps, e.deps, TIDE_FP_SIZE);
-    if (deps == NULL) {
+  if (c->logic_fp) {
+    uint32_t count = (uint32_t)(ix->logic_fps.len / TIDE_FP_SIZE);
+    if ((rc = fp_set(&ix->logics, c->logic_fp, count, &e.logic_set,
+                     &added)) != 0 ||
+        (added && (rc = tide_buf_append(&ix->logic_fps, c->logic_fp,
+                                        TIDE_FP_SIZE)) != 0))
+      return rc;
+  }
+  if (c->deps_fp) {
+    uint32_t count = (uint32_t)tide_index_deps_count(ix);
+    if ((rc = fp_set(&ix->deps_sets, c->deps_fp, count, &e.deps_set,
+                     &added)) != 0)
+      return rc;
+    if (added) {
       Deps d;
-      uint64_t at = tide_index_deps_count(ix);
-      memcpy(d.fp, e.deps, TIDE_FP_SIZE);
+      memcpy(d.fp, c->deps_fp, TIDE_FP_SIZE);
       d.valid = -1;
       d.example = (size_t)i;
-      if ((rc = tide_buf_append(&ix->deps, &d, sizeof d)) != 0 ||
-          (rc = tide_hashmap_put(&ix->by_deps, e.deps, TIDE_FP_SIZE, at,
-                                 NULL)) != 0)
-        return rc;
-      e.deps_set = (uint32_t)at + 1;
-    } else {
-      e.deps_set = (uint32_t)*deps + 1;
+      if ((rc = tide_buf_append(&ix->deps, &d, sizeof d)) != 0) return rc;
     }
   }
   return tide_buf_append(&ix->entries, &e, sizeof e);
@@ -168,7 +315,8 @@ static int path_order(const void *a, const void *b) {
 ** entry that has it as its example, as a load in path order would; the
 ** entries are in path order already. moved is scratch for n sizes. */
 static int renumber_deps(tide_Index *ix, size_t *moved) {
-  size_t n = tide_index_count(ix), nd = tide_index_deps_count(ix), i, next = 0;
+  size_t n = tide_index_count(ix), nd = tide_index_deps_count(ix), i;
+  size_t next = 0;
   const Deps *old = (const Deps *)ix->deps.data;
   tide_Buf deps;
   int rc = 0;
@@ -183,7 +331,8 @@ static int renumber_deps(tide_Index *ix, size_t *moved) {
       Deps d = old[was];
       d.example = i;
       moved[was] = next++;
-      *tide_hashmap_get(&ix->by_deps, d.fp, TIDE_FP_SIZE) = moved[was];
+      *tide_hashmap_get(&ix->deps_sets.by_fp, d.fp, TIDE_FP_SIZE) =
+        moved[was] + 1;
       rc = tide_buf_append(&deps, &d, sizeof d);
     }
     e->deps_set = (uint32_t)moved[was] + 1;
@@ -194,6 +343,7 @@ static int renumber_deps(tide_Index *ix, size_t *moved) {
   }
   tide_buf_close(&ix->deps);
   ix->deps = deps;
+  ix->deps_sets.last_set = 0;
   return 0;
 }
 
@@ -201,9 +351,9 @@ static int renumber_deps(tide_Index *ix, size_t *moved) {
 ** numbers the dependency sets again. Rows are mostly recorded in path
 ** order already, which is checked first. */
 static int sort_entries(tide_Index *ix) {
-  size_t n = tide_index_count(ix), i;
+  size_t n = tide_index_count(ix), i, bytes;
   Loaded *order;
-  size_t *moved, bytes;
+  size_t *moved;
   tide_Buf sorted;
   int rc = 0;
   for (i = 1; i < n; i++) {
@@ -225,26 +375,32 @@ static int sort_entries(tide_Index *ix) {
   }
   qsort(order, n, sizeof *order, path_order);
   tide_buf_init(&sorted, ix->alloc, ix->ud);
-  for (i = 0; i < n && rc == 0; i++) {
-    const tide_IndexEntry *e = tide_index_at(ix, order[i].at);
-    rc = tide_buf_append(&sorted, e, sizeof *e);
-  }
-  if (rc == 0) {
+  if ((rc = tide_buf_reserve(&sorted, ix->entries.len)) == 0) {
+    for (i = 0; i < n; i++)
+      tide_buf_append(&sorted, tide_index_at(ix, order[i].at),
+                      sizeof(tide_IndexEntry)); /* reserved */
     tide_buf_close(&ix->entries);
     ix->entries = sorted;
     rc = renumber_deps(ix, moved);
-  } else {
-    tide_buf_close(&sorted);
   }
   ix->alloc(ix->ud, order, bytes, 0);
   return rc;
 }
 
 int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
+  int64_t count;
   int rc;
   index_reset(ix);
-  rc = tide_store_component_each_brief(s, app_id, add_entry, ix);
+  /* Room for every entry at once. */
+  rc = tide_store_component_count(s, app_id, &count);
+  if (rc == 0 && count > 0 && (uint64_t)count < UINT32_MAX &&
+      ((rc = tide_buf_reserve(&ix->entries,
+                              (size_t)count * sizeof(tide_IndexEntry))) !=
+           0))
+    return tide_index_fail(ix, rc, "out of memory");
+  if (rc == 0) rc = tide_store_component_each_brief(s, app_id, add_entry, ix);
   if (rc == 0) rc = sort_entries(ix);
+  if (rc == 0) rc = place_paths(ix);
   if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
   if (rc) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
   return 0;
@@ -252,14 +408,11 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
 
 /* ---- Lookups and subtrees ---- */
 
-/* The engine asks for components in about path order (a walk, a source
-** in key order): the entry after the last one found is tried first, which
-** reads memory in order where a hash lookup would jump. */
 tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
                                  size_t len) {
-  size_t lo = 0, hi = tide_index_count(ix);
-  Loaded want = {path, len, 0};
-  if (ix->next < hi) {
+  const PathSlot *s;
+  if (ix->cap == 0 || len > UINT32_MAX) return NULL;
+  if (ix->next < tide_index_count(ix)) {
     tide_IndexEntry *e = tide_index_at(ix, ix->next);
     if (e->path_len == len &&
         memcmp(tide_index_path(ix, e), path, len) == 0) {
@@ -267,33 +420,26 @@ tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
       return e;
     }
   }
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    tide_IndexEntry *e = tide_index_at(ix, mid);
-    Loaded at = {tide_index_path(ix, e), e->path_len, 0};
-    int c = path_order(&at, &want);
-    if (c == 0) {
-      ix->next = mid + 1;
-      return e;
-    }
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return NULL;
+  s = slot_of(ix, path, len, path_hash(path, len));
+  if (s->entry == 0) return NULL;
+  ix->next = s->entry;
+  return tide_index_at(ix, s->entry - 1);
 }
 
 tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id) {
   const uint64_t *i;
-  if (!ix->by_id_made) {
-    size_t n = tide_index_count(ix), k;
-    if (tide_hashmap_reserve(&ix->by_id, n) != 0) return NULL;
-    for (k = 0; k < n; k++)
-      if (tide_hashmap_put_id(&ix->by_id, (uint64_t)tide_index_at(ix, k)->id,
-                              k) != 0)
-        return NULL;
-    ix->by_id_made = 1;
+  size_t n = tide_index_count(ix), k;
+  if (tide_hashmap_count(&ix->by_id) < n) {
+    /* Made on first use; out of memory, a scan answers. */
+    if (tide_hashmap_reserve(&ix->by_id, n) == 0) {
+      for (k = 0; k < n; k++)
+        tide_hashmap_put_id(&ix->by_id, (uint64_t)tide_index_at(ix, k)->id,
+                            k); /* room reserved: cannot fail */
+    } else {
+      for (k = 0; k < n; k++)
+        if (tide_index_at(ix, k)->id == id) return tide_index_at(ix, k);
+      return NULL;
+    }
   }
   i = tide_hashmap_get_id(&ix->by_id, (uint64_t)id);
   return i ? tide_index_at(ix, (size_t)*i) : NULL;
@@ -412,8 +558,10 @@ int tide_index_deps_valid(const tide_Index *ix, const tide_IndexEntry *e) {
 int tide_index_may_carry(const tide_Index *ix, const tide_IndexEntry *e,
                          const uint8_t *logic) {
   return e != NULL && !e->forced && e->status == 0 &&
-         e->seen == TIDE_SEEN_NONE && e->has_logic && e->has_input &&
-         memcmp(e->logic, logic, TIDE_FP_SIZE) == 0 &&
+         e->seen == TIDE_SEEN_NONE && e->logic_set != 0 && e->has_input &&
+         memcmp(ix->logic_fps.data + (size_t)(e->logic_set - 1) *
+                                         TIDE_FP_SIZE,
+                logic, TIDE_FP_SIZE) == 0 &&
          tide_index_deps_valid(ix, e);
 }
 

@@ -11,14 +11,15 @@
 ** failed; those left unmarked at the end are deleted by the engine.
 **
 ** The algorithm:
-** - Entries are read in the table's row order (one scan) and sorted by
-**   path; their paths' bytes are kept once, in one buffer.
-** - A path finds its entry by binary search, after a look at the entry
-**   that follows the last one found: the engine asks in about path order
-**   (a walk, a source read in key order), so a lookup mostly reads the
-**   next entry in memory instead of jumping. A row id finds its entry
-**   through a hash map (hashmap.h) made on first use: only rare paths
-**   (recovery, conflicts) ask by id.
+** - Entries are read in the table's row order (one scan, where path order
+**   would cost a lookup per row) and then sorted by path; their paths'
+**   bytes are kept once, in one buffer.
+** - A path finds its entry through the index's own table of paths (open
+**   addressing, 8 bytes a slot), after a look at the entry that follows
+**   the last one found: the engine asks in about path order (a walk, a
+**   source read in key order), so most lookups read the next entry in
+**   memory instead of a random slot. A row id finds its entry through a
+**   hash map (hashmap.h) made on first use: only rare paths ask by id.
 ** - The entries below a path P are those that start with P + "/". In path
 **   order they form one run, found by binary search without building the
 **   prefix. The run need not start right after P's own entry: a sibling
@@ -49,14 +50,17 @@ enum {
   TIDE_SEEN_FAILED = 3
 };
 
+/* One component of the last run, 48 bytes: an index holds one per
+** component, so a million of them must stay small. The logic and deps
+** fingerprints, shared by many components, are held once each by the
+** index and numbered. */
 typedef struct tide_IndexEntry {
   int64_t id;
   uint32_t path_off, path_len; /* where tide_index_path finds the path */
   uint32_t deps_set;           /* 1 + its dependency set's number, or 0 */
-  uint8_t logic[TIDE_FP_SIZE];
+  uint32_t logic_set;          /* 1 + its logic fingerprint's number, or 0 */
   uint8_t input[TIDE_FP_SIZE];
-  uint8_t deps[TIDE_FP_SIZE];
-  uint8_t has_logic, has_input, has_deps;
+  uint8_t has_input;
   uint8_t status;  /* the store's component status: 0 ok */
   uint8_t seen;    /* TIDE_SEEN_* */
   uint8_t forced;  /* must run again whatever its fingerprints say */
@@ -77,8 +81,8 @@ tide_IndexEntry *tide_index_at(tide_Index *ix, size_t i);
 /* The entry's path: e->path_len bytes, which may hold NUL (a component
 ** path holds the keys it was mounted under), then a NUL not counted. */
 const char *tide_index_path(const tide_Index *ix, const tide_IndexEntry *e);
-/* The entry for a path (len bytes) or a row id, or NULL (for a row id,
-** also when memory for the map by id ran out: ask the store then). */
+/* The entry for a path (len bytes) or a row id, or NULL. The first lookup
+** by id maps every id (most runs never make one). */
 tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
                                  size_t len);
 tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id);

@@ -21,11 +21,13 @@ static const Opener openers[] = {
   tide_lsplit_open,
   tide_lfs_open,
   tide_lsqlite_open,
+  tide_lsqlite_rows_open,
   tide_lsignal_open,
   tide_lengine_open,
   tide_lmemo_open,
   tide_lrecord_open,
   tide_ljson_open,
+  tide_ljsonl_open,
   NULL,
 };
 

@@ -27,9 +27,11 @@ void tide_lindex_open(lua_State *L);
 void tide_lsplit_open(lua_State *L);
 void tide_lfs_open(lua_State *L);
 void tide_lsqlite_open(lua_State *L);
+void tide_lsqlite_rows_open(lua_State *L);
 void tide_lsignal_open(lua_State *L);
 void tide_lrecord_open(lua_State *L);
 void tide_ljson_open(lua_State *L);
+void tide_ljsonl_open(lua_State *L);
 
 
 #include <stddef.h>
@@ -69,6 +71,10 @@ struct tide_Store *tide_lstore_check(lua_State *L, int idx);
 void tide_lstore_push_borrowed(lua_State *L, struct tide_Store *s);
 struct tide_Index;
 void tide_lindex_push_borrowed(lua_State *L, struct tide_Index *ix);
+struct tide_IndexEach;
+/* The each (index_each.h) of an index:each object, raising if it or its
+** index is closed. [-0, +0, v] */
+struct tide_IndexEach *tide_lindex_check_each(lua_State *L, int idx);
 struct uv_loop_s;
 void tide_lloop_push_borrowed(lua_State *L, struct uv_loop_s *loop);
 

@@ -2,7 +2,8 @@
 ** Lua binding of the component index: core.index_new() returns an index
 ** the engine loads from the store once per run and asks, per component,
 ** whether it is unchanged; index:walk runs the fast path of mount_each
-** over an fs.walk source.
+** over an fs.walk source, index:each makes the each that a keyed source
+** read in C (ljsonl.c, lsqlite.c) carries its unchanged items over with.
 */
 #include <string.h>
 
@@ -10,10 +11,12 @@
 #include <lua.h>
 
 #include "index.h"
+#include "index_each.h"
 #include "lcore.h"
 
 #define INDEX_TYPE "tide.Index"
 #define CHANGED_TYPE "tide.IndexChanged"
+#define EACH_TYPE "tide.IndexEach"
 
 typedef struct {
   tide_Index *ix;     /* owned unless borrowed */
@@ -477,6 +480,93 @@ static int changed_next(lua_State *L) {
   return 1;
 }
 
+/* ---- Eaches: mount_each over a keyed source (index_each.h) ---- */
+
+typedef struct {
+  tide_IndexEach each;
+  int open;
+} EachBox;
+
+static int each_gc(lua_State *L) {
+  EachBox *e = luaL_checkudata(L, 1, EACH_TYPE);
+  if (e->open) tide_index_each_close(&e->each);
+  e->open = 0;
+  return 0;
+}
+
+tide_IndexEach *tide_lindex_check_each(lua_State *L, int idx) {
+  EachBox *e = luaL_checkudata(L, idx, EACH_TYPE);
+  Box *b;
+  lua_getiuservalue(L, idx, 1);
+  b = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!e->open || b == NULL || b->ix != e->each.ix)
+    luaL_error(L, "the index of this each is closed");
+  return &e->each;
+}
+
+/* index:each(base, logic, nargs, extra) -> an each for mount_each over a
+** keyed source: components at base of a fn of that logic fingerprint,
+** called with nargs arguments whose extra ones encode as extra. */
+static int index_each(lua_State *L) {
+  Box *b = check_box(L);
+  size_t base_len, logic_len, extra_len;
+  const char *base = luaL_checklstring(L, 2, &base_len);
+  const char *logic = luaL_checklstring(L, 3, &logic_len);
+  lua_Integer nargs = luaL_checkinteger(L, 4);
+  const char *extra = luaL_checklstring(L, 5, &extra_len);
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  EachBox *e;
+  luaL_argcheck(L, logic_len == TIDE_FP_SIZE, 3,
+                "16-byte fingerprint expected");
+  luaL_argcheck(L, nargs >= 1 && nargs <= 0xffff, 4, "bad count");
+  e = lua_newuserdatauv(L, sizeof *e, 1);
+  e->open = 0;
+  luaL_setmetatable(L, EACH_TYPE);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* the index outlives the each */
+  e->open = 1;
+  if (tide_index_each_init(&e->each, b->ix, base, base_len,
+                           (const uint8_t *)logic, (int)nargs, extra,
+                           extra_len, alloc, ud) != 0)
+    return luaL_error(L, "out of memory");
+  return 1;
+}
+
+/* each:count() -> how many items were carried over */
+static int each_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)tide_lindex_check_each(L, 1)->carried);
+  return 1;
+}
+
+/* each:first(key) -> the number key was listed with, or nil */
+static int each_first(lua_State *L) {
+  tide_IndexEach *c = tide_lindex_check_each(L, 1);
+  size_t len;
+  const char *key = luaL_checklstring(L, 2, &len);
+  int64_t n;
+  if (tide_index_each_find(c, key, len) != 0)
+    return luaL_error(L, "out of memory");
+  n = tide_index_each_first(c);
+  if (n == 0) return 0;
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* each:list(key, n): key came from line or row n (> 0) */
+static int each_list(lua_State *L) {
+  tide_IndexEach *c = tide_lindex_check_each(L, 1);
+  size_t len;
+  const char *key = luaL_checklstring(L, 2, &len);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, n > 0, 3, "positive number expected");
+  if (tide_index_each_find(c, key, len) != 0 ||
+      tide_index_each_list(c, (int64_t)n) != 0)
+    return luaL_error(L, "out of memory");
+  return 0;
+}
+
 void tide_lindex_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"load", index_load}, {"find", index_find}, {"path_of", index_path_of},
@@ -487,7 +577,11 @@ void tide_lindex_open(lua_State *L) {
     {"has_unseen_below", index_has_unseen_below},
     {"deps", index_deps}, {"set_deps_valid", index_set_deps_valid},
     {"file_fp", index_file_fp}, {"file_put", index_file_put},
-    {"walk", index_walk}, {NULL, NULL},
+    {"walk", index_walk}, {"each", index_each}, {NULL, NULL},
+  };
+  static const luaL_Reg each_methods[] = {
+    {"count", each_count}, {"first", each_first}, {"list", each_list},
+    {NULL, NULL},
   };
   if (luaL_newmetatable(L, INDEX_TYPE)) {
     luaL_newlib(L, methods);
@@ -504,6 +598,13 @@ void tide_lindex_open(lua_State *L) {
     luaL_newlib(L, changed_methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, changed_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, EACH_TYPE)) {
+    luaL_newlib(L, each_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, each_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

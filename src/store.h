@@ -236,6 +236,9 @@ int tide_store_component_each(tide_Store *s, int64_t app_id,
 ** caller that orders them itself (the component index). */
 int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
                                     tide_StoreComponentFn fn, void *arg);
+/* How many components the app has, into *count. */
+int tide_store_component_count(tide_Store *s, int64_t app_id,
+                               int64_t *count);
 
 /* ---- Memo entries ---- */
 

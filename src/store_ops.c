@@ -276,6 +276,19 @@ int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
   return each(s, st, what, emit_component_brief, &fn, arg);
 }
 
+int tide_store_component_count(tide_Store *s, int64_t app_id,
+                               int64_t *count) {
+  sqlite3_stmt *st;
+  const char *what = "cannot count the components";
+  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_COUNT,
+                           "SELECT count(*) FROM components"
+                           " WHERE app_id = ?1",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  return find_id(s, st, what, count);
+}
+
 /* ---- Memo entries ---- */
 
 int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,

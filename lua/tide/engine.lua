@@ -467,14 +467,14 @@ end
 -- directory it cannot open, a malformed line) goes to on_error(relpath or
 -- nil, message) and the iteration goes on, or ends when the source itself
 -- failed.
-local function each_item(items, level, on_error)
+local function each_item(items, level, on_error, each)
   if type(items) ~= "table" then
     fail("tide.mount_each: items must be a source or a table", level + 1)
   end
   if type(items.items) ~= "function" then
     return table_items(items, level + 1)
   end
-  local ok, it, state, ctl = pcall(items.items, items, on_error)
+  local ok, it, state, ctl = pcall(items.items, items, on_error, each)
   if not ok then
     on_error(nil, tostring(it))
     return function() return nil end
@@ -491,6 +491,20 @@ local function each_item(items, level, on_error)
     ctl = k
     return k, v
   end
+end
+
+-- The each (index_each.h) a source that reads its items in C (json.lines,
+-- sqlite.rows) carries unchanged items over with, for components at base
+-- of fn(item, rest[2], ...): nil when an extra argument cannot be encoded
+-- (then every item fails its own component, as the loop below finds).
+local function source_each(index, base, logic, rest)
+  local extra = {}
+  for i = 2, rest.n do
+    local ok, bytes = pcall(encode, rest[i])
+    if not ok then return nil end
+    extra[i - 1] = bytes
+  end
+  return index:each(base, logic, rest.n, concat(extra))
 end
 
 -- A source that returned nothing where the store remembers more than
@@ -557,7 +571,18 @@ function M.mount_each(...)
   end
   local source_name = type(items) == "table" and items.kind
     and (items.kind .. ":" .. tostring(items.dir or items.path or items.db or ""))
-  local next_item = each_item(items, 2, on_error)
+  -- An item whose component is unchanged is carried over by the C index
+  -- (index:carry, the same verdict as the walk's) without a frame or a
+  -- task; its input fingerprint, computed here, serves the others. A
+  -- source that reads its items in C is handed an each and carries them
+  -- over itself: only the others come back here.
+  local carry = fn.memo and not run.opts.full_reprocess
+    and not run.opts.verify
+  local index, logic, n = run.index, carry and fn:logic_raw(), rest.n
+  local each = carry and type(items) == "table"
+    and type(items.items) == "function"
+    and source_each(index, base, logic, rest) or nil
+  local next_item = each_item(items, 2, on_error, each)
   -- Progress: a plain table's length is known, a source's is not.
   local expected
   if type(items.items) ~= "function" then
@@ -565,16 +590,21 @@ function M.mount_each(...)
     for _ in pairs(items) do expected = expected + 1 end
   end
   sched.expect(run.sched, expected)
-  -- An item whose component is unchanged is carried over by the C index
-  -- (index:carry, the same verdict as the walk's) without a frame or a
-  -- task; its input fingerprint, computed here, serves the others.
-  local carry = fn.memo and not run.opts.full_reprocess
-    and not run.opts.verify
-  local index, logic, n = run.index, carry and fn:logic_raw(), rest.n
   local carried = 0
   local mounted = 0
+  local each_carried = 0
   while true do
     local key, value = next_item()
+    if each then
+      -- What the source carried over before this item (or the end).
+      local now = each:count()
+      if now > each_carried then
+        sched.carry(run.sched, now - each_carried)
+        carried = carried + now - each_carried
+        mounted = mounted + now - each_carried
+        each_carried = now
+      end
+    end
     if key == nil then break end
     local path = base .. "/" .. tostring(key)
     local input

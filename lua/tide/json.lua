@@ -46,8 +46,8 @@ local type, error, pairs, pcall, setmetatable, tostring =
   type, error, pairs, pcall, setmetatable, tostring
 local math_type, tointeger = math.type, math.tointeger
 local fmt = string.format
-local fs_read, fs_abspath, json_encode = core.fs_read, core.fs_abspath,
-  core.json_encode
+local fs_read, fs_abspath, json_encode, jsonl_open = core.fs_read,
+  core.fs_abspath, core.json_encode, core.jsonl_open
 
 cjson.decode_invalid_numbers(false) -- strict JSON: no NaN, no hex
 
@@ -170,13 +170,52 @@ local function parse_line(self, line, start, lineno, first_line)
   return text, obj
 end
 
+-- mount_each's iteration when it hands an each (index_each.h) and the key
+-- is a field: the file is read in C a line at a time (jsonl.h), and a
+-- line whose component is unchanged is carried over there without being
+-- decoded in Lua; every other line comes back here and is read as below.
+-- The keys seen, for duplicates, are listed with the each, which holds
+-- those of the carried lines without a copy.
+local function carried_items(self, on_error, each)
+  local cursor, err = jsonl_open(self.path, self.key or "id", each)
+  if not cursor then error("json.lines: " .. err, 0) end
+  local first_line = setmetatable({}, {
+    __index = function(_, text) return each:first(text) end,
+    __newindex = function(_, text, lineno) each:list(text, lineno) end,
+  })
+  return function()
+    while true do
+      local lineno, line = cursor:next()
+      if not lineno then
+        cursor:close()
+        if line then error("json.lines: " .. line, 0) end
+        return nil
+      end
+      local start = line:find("%S")
+      if start then
+        local ok, text, obj = pcall(parse_line, self, line, start, lineno,
+                                    first_line)
+        if ok then
+          first_line[text] = lineno
+          return text, obj
+        end
+        on_error(nil, text)
+      end
+    end
+  end
+end
+
 -- Iterates key, object. With on_error (the engine's mount_each), lines
 -- are decoded one at a time as the iteration reaches them (a run over a
 -- big file holds its keys, for duplicates, not its objects), and a line
--- that cannot be used is passed to on_error(nil, message) and skipped.
--- Without, the file is read and checked as a whole first: a line that
--- cannot be used raises before any item is returned.
-function Lines:items(on_error)
+-- that cannot be used is passed to on_error(nil, message) and skipped;
+-- with an each too, see carried_items. Without, the file is read and
+-- checked as a whole first: a line that cannot be used raises before any
+-- item is returned.
+function Lines:items(on_error, each)
+  if on_error and each and type(self.key) ~= "function" then
+    return carried_items(self, on_error, each)
+  end
   local data, err = fs_read(self.path)
   if not data then error("json.lines: " .. err, 0) end
   if data:sub(1, 3) == "\239\187\191" then data = data:sub(4) end

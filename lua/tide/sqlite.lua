@@ -28,8 +28,8 @@ local io_open, math_type, tonumber = io.open, math.type, tonumber
 local fmt, concat, sort = string.format, table.concat, table.sort
 local check, describe, is_type = record.check, record.describe,
   record.is_type
-local cbor_encode, sqlite_open, abspath = core.cbor_encode,
-  core.sqlite_open, core.fs_abspath
+local cbor_encode, sqlite_open, abspath, sqlite_rows_open =
+  core.cbor_encode, core.sqlite_open, core.fs_abspath, core.sqlite_rows_open
 
 local M = {}
 
@@ -686,8 +686,39 @@ local function rows_fail(self, msg, ...)
   error(fmt("sqlite.rows %s: " .. msg, self.db, ...), 0)
 end
 
+-- mount_each's iteration when it hands an each (index_each.h): the query
+-- is read in C (lsqlite_rows.c), checked as below, and a row whose
+-- component is unchanged is carried over there without a table being
+-- made for it; the others come back here. nil when the result has two
+-- columns of one name (then items reads it as below).
+local function carried_items(self, each)
+  local keys = type(self.key) == "string" and { self.key } or self.key
+  local cursor, kind, what, row = sqlite_rows_open(self.db, self.sql, keys,
+                                                   each)
+  if cursor then
+    return function() return cursor:next() end
+  elseif kind == "open" then
+    rows_fail(self, "%s", what)
+  elseif kind == "query" then
+    rows_fail(self, "%s in query: %s", what, self.sql)
+  elseif kind == "column" then
+    rows_fail(self, "key column %s is not in the result of: %s", what,
+              self.sql)
+  elseif kind == "null" then
+    rows_fail(self, "key column %s is NULL in row %d of: %s", what, row,
+              self.sql)
+  elseif kind == "duplicate" then
+    rows_fail(self, "duplicate key %s in the result of: %s", what, self.sql)
+  end
+  return nil
+end
+
 -- Runs the query and iterates key, row; raises on any failure.
-local function items(self)
+local function items(self, _, each)
+  if each then
+    local it = carried_items(self, each)
+    if it then return it end
+  end
   local db, err = sqlite_open(self.db, "read")
   if not db then rows_fail(self, "%s", err) end
   local rows, names = db:rows(self.sql)

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fingerprint.h"
 #include "index.h"
+#include "index_each.h"
 
 static char dir[64], db[128];
 static tide_Store *store;
@@ -253,6 +255,93 @@ static void test_file_states_order(void) {
   tide_index_free(ix);
 }
 
+/* An each over components /e/k1, /e/k2 (logic L, deps set A valid) and
+** /e/k3 (logic M): inputs as core.fingerprint_args computes them. */
+static void test_each(void) {
+  static const uint8_t logic_l[TIDE_FP_SIZE] = {9}, logic_m[TIDE_FP_SIZE] =
+    {8}, deps[TIDE_FP_SIZE] = {1};
+  static const uint8_t value[] = {0xa1, 0x61, 0x61, 0x01}; /* {a = 1} */
+  static const uint8_t extra[] = {0x60};                   /* "" */
+  static const uint8_t want_head[] = {0x82};
+  tide_IndexEach c;
+  tide_Index *ix;
+  uint8_t input[TIDE_FP_SIZE], other[TIDE_FP_SIZE];
+  tide_Fp fp;
+  uint8_t bytes[sizeof want_head + sizeof value + sizeof extra];
+  const char *keys[] = {"k1", "k2", "k3", "k1/sub"};
+  size_t i;
+  tide_IndexEntry *e;
+  memcpy(bytes, want_head, sizeof want_head);
+  memcpy(bytes + sizeof want_head, value, sizeof value);
+  memcpy(bytes + sizeof want_head + sizeof value, extra, sizeof extra);
+  tide_fp_bytes(&fp, bytes, sizeof bytes);
+  memset(other, 5, sizeof other);
+  for (i = 0; i < 4; i++) {
+    tide_StoreComponent comp;
+    char path[16];
+    memset(&comp, 0, sizeof comp);
+    snprintf(path, sizeof path, "/e/%s", keys[i]);
+    comp.app_id = app;
+    comp.path = path;
+    comp.path_len = strlen(path);
+    comp.fn_name = "f";
+    comp.fn_name_len = 1;
+    comp.logic_fp = i == 2 ? logic_m : logic_l;
+    comp.input_fp = i == 1 ? other : fp.bytes;
+    comp.deps_fp = deps;
+    CHECK_EQ_INT(tide_store_component_put(store, &comp, NULL), 0);
+  }
+  ix = loaded();
+  for (i = 0; i < tide_index_deps_count(ix); i++) {
+    const tide_IndexEntry *example;
+    tide_index_deps_at(ix, i, &example);
+    tide_index_deps_set_valid(ix, i, 1);
+  }
+  CHECK_EQ_INT(tide_index_each_init(&c, ix, "/e", 2, logic_l, 2, extra,
+                                    sizeof extra, NULL, NULL), 0);
+  tide_index_each_input(&c, value, sizeof value, input);
+  CHECK(memcmp(input, fp.bytes, TIDE_FP_SIZE) == 0);
+  /* k1: same logic, same input: carried with its child k1/sub. */
+  CHECK_EQ_INT(tide_index_each_find(&c, "k1", 2), 0);
+  CHECK(tide_index_each_entry(&c) >= 0);
+  CHECK_EQ_INT(tide_index_each_first(&c), 0);
+  CHECK_EQ_INT(tide_index_each_carry(&c, input), 1);
+  CHECK_EQ_INT(tide_index_each_list(&c, 3), 0);
+  e = tide_index_find(ix, "/e/k1/sub", 9);
+  CHECK(e != NULL && e->seen == TIDE_SEEN_UNCHANGED);
+  /* Listed: found again by key, the second time a duplicate. */
+  CHECK_EQ_INT(tide_index_each_find(&c, "k1", 2), 0);
+  CHECK_EQ_INT(tide_index_each_first(&c), 3);
+  CHECK_EQ_INT(tide_index_each_carry(&c, input), 0); /* marked already */
+  /* k2: another input; k3: another logic; k9: no entry. */
+  CHECK_EQ_INT(tide_index_each_find(&c, "k2", 2), 0);
+  CHECK_EQ_INT(tide_index_each_carry(&c, input), 0);
+  CHECK_EQ_INT(tide_index_each_find(&c, "k3", 2), 0);
+  CHECK_EQ_INT(tide_index_each_carry(&c, input), 0);
+  CHECK_EQ_INT(tide_index_each_find(&c, "k9", 2), 0);
+  CHECK_EQ_INT(tide_index_each_entry(&c), -1);
+  CHECK_EQ_INT(tide_index_each_carry(&c, input), 0);
+  CHECK_EQ_INT(tide_index_each_first(&c), 0);
+  CHECK_EQ_INT(tide_index_each_list(&c, 7), 0);
+  CHECK_EQ_INT(tide_index_each_find(&c, "k9", 2), 0);
+  CHECK_EQ_INT(tide_index_each_first(&c), 7);
+  CHECK_EQ_INT(tide_index_each_find(&c, "k2", 2), 0);
+  CHECK_EQ_INT(tide_index_each_first(&c), 0);
+  CHECK_EQ_INT(c.carried, 1);
+  e = tide_index_find(ix, "/e/k2", 5);
+  CHECK(e != NULL && e->seen == TIDE_SEEN_NONE);
+  /* resume: the entry of an item found earlier becomes current again. */
+  CHECK_EQ_INT(tide_index_each_find(&c, "k2", 2), 0);
+  {
+    int64_t k2 = tide_index_each_entry(&c);
+    CHECK_EQ_INT(tide_index_each_find(&c, "k9", 2), 0);
+    tide_index_each_resume(&c, k2);
+    CHECK(tide_index_each_entry(&c) == k2);
+  }
+  tide_index_each_close(&c);
+  tide_index_free(ix);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"lookups by path and id", test_lookups},
@@ -260,6 +349,7 @@ int main(void) {
     {"dependency sets", test_deps},
     {"file states", test_file_states},
     {"file states in any order", test_file_states_order},
+    {"mount_each over a keyed source", test_each},
     {NULL, NULL},
   };
   int rc;
