@@ -253,8 +253,9 @@ static int cache_key(lua_State *L) {
 /* ---- A tide.fn's call (its __call) ----
 **
 ** fn(...) inside a component is a memo hit when the running coroutine's
-** frame (task_of[coroutine].frame) has a run whose memo cache holds a
-** valid entry for fn's logic and these arguments, and the entry carries
+** frame (task_of[coroutine]: the frame is the scheduler's task) has a run
+** whose memo cache holds a valid entry for fn's logic and these
+** arguments, and the entry carries
 ** no dependency or target state to replay. Then everything a hit does is
 ** done here: the counts (kept in C until cache:count), the caller's
 ** dependency on fn (deps.fns[name] = logic), the component's use of the
@@ -272,12 +273,12 @@ static int call_k(lua_State *L, int status, lua_KContext ctx) {
 ** field names the hit path reads, interned once (a lua_getfield with a C
 ** string would look each up again). */
 enum {
-  UP_TASKS = 1, UP_CACHE_MT, K_FRAME, K_RUN, K_MEMO, K_PROBE, K_LOGIC_RAW,
+  UP_TASKS = 1, UP_CACHE_MT, K_RUN, K_MEMO, K_PROBE, K_LOGIC_RAW,
   K_STACK, K_DEPS, K_FNS, K_EXTRA, K_NAME, K_LOGIC, K_MEMOS, K_N,
   UP_COUNT = K_N
 };
 static const char *const key_names[] = {
-  "frame", "run", "memo", "memo_probe", "_logic_raw", "memo_stack", "deps",
+  "run", "memo", "memo_probe", "_logic_raw", "memo_stack", "deps",
   "fns", "memo_extra", "name", "_logic", "memos", "n",
 };
 
@@ -373,8 +374,8 @@ static int fn_call(lua_State *L) {
   int top = lua_gettop(L), frame, run, cache = 0, i;
   lua_Integer id;
   lua_pushthread(L);
-  if (lua_rawget(L, lua_upvalueindex(UP_TASKS)) != LUA_TTABLE ||
-      !field_is(L, top + 1, K_FRAME, LUA_TTABLE)) {
+  /* The running coroutine's task is its component's frame. */
+  if (lua_rawget(L, lua_upvalueindex(UP_TASKS)) != LUA_TTABLE) {
     /* Outside a component: a plain call of the body. */
     lua_settop(L, top);
     lua_getfield(L, 1, "body");

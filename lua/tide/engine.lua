@@ -219,9 +219,10 @@ function M.component_failed(run, frame, message)
   return false, message
 end
 
--- The body of a component's task.
-local function run_component(run, frame)
-  local fn, prev = frame.fn, frame.prev
+-- The body of a component's task (the scheduler's runner: the frame is the
+-- task).
+local function run_component(frame)
+  local run, fn, prev = frame.run, frame.fn, frame.prev
   local stats = run.stats
   local fs
   if not frame.is_root then fs = fn_stats(run, fn) end
@@ -269,7 +270,7 @@ local function run_component(run, frame)
     local children = frame.child_frames
     if children then
       for _, child in ipairs(children) do
-        if not child.task.done then sched.wait(child.task) end
+        if not child.done then sched.wait(run.sched, child) end
         if child.error or child.incomplete then frame.incomplete = true end
       end
       frame.child_frames = nil
@@ -317,13 +318,11 @@ local function mount(parent, path, fn, args, source_key)
   local frame = {
     run = run, path = path, fn = fn, args = args, parent = parent,
     prev = run:prev_row(path), source_key = source_key,
-    task = nil, input = nil, defer_input = nil, value = nil,
+    co = nil, done = nil, input = nil, defer_input = nil, value = nil,
     declared = nil, state_bytes = nil, id = nil,
   }
-  local task = sched.spawn(run.sched, run_component, run, frame,
-                           M.component_failed)
-  task.frame = frame
-  frame.task = task
+  -- The frame is the scheduler's task (co and done are the scheduler's).
+  sched.spawn(run.sched, frame)
   -- A component waits for its children before it is recorded (see
   -- run_component); the root is never carried over, so it keeps no list.
   if not parent.is_root then
@@ -395,7 +394,7 @@ end
 local Mounted = { __name = "tide.mounted" }
 Mounted.__index = Mounted
 function Mounted:ready()
-  sched.wait(self.frame.task)
+  sched.wait(self.frame.run.sched, self.frame)
   if self.frame.error then return nil, self.frame.error end
   return true
 end
@@ -427,7 +426,7 @@ function M.use_mount(...)
   local parent = need_frame("tide.use_mount", 2)
   local p, fn, args = path_and_fn("tide.use_mount", 2, ...)
   local frame = mount(parent, resolve_path(parent, p, fn), fn, args)
-  sched.wait(frame.task)
+  sched.wait(parent.run.sched, frame)
   if frame.error then
     error(fmt("component %s failed: %s", frame.path, frame.error), 0)
   end
@@ -899,5 +898,11 @@ M.STATUS_OK, M.STATUS_ERROR, M.STATUS_INCOMPLETE =
   STATUS_OK, STATUS_ERROR, STATUS_INCOMPLETE
 M.new_deps = new_deps
 M.run_component = run_component
+
+-- The scheduler's on_abort: a component whose own code yielded to the
+-- scheduler fails.
+function M.abort_component(frame, message)
+  return M.component_failed(frame.run, frame, message)
+end
 
 return M

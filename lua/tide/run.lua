@@ -488,7 +488,9 @@ function Run:execute()
     self.store:run_begin(self.app_id) or nil
   self:load()
   self:recover()
-  self.sched = sched.new { max_inflight = self.opts.max_inflight,
+  self.sched = sched.new { runner = engine.run_component,
+                          on_abort = engine.abort_component,
+                          max_inflight = self.opts.max_inflight,
                           on_progress = self.opts.on_progress,
                           loop = self.loop }
   local root = {
@@ -498,9 +500,7 @@ function Run:execute()
     is_root = true,
   }
   self.mounted[""] = true
-  local task = sched.spawn(self.sched, engine.run_component, self, root,
-                           engine.component_failed)
-  task.frame = root
+  sched.spawn(self.sched, root)
   sched.run(self.sched)
   -- The memo hits answered in C join the counts.
   self.memo_hits:count()
@@ -509,7 +509,7 @@ function Run:execute()
   -- not everything was mounted. Changes whose apply failed stay pending
   -- (the next run redoes them) instead of being tried again.
   local interrupted = self.sched.stopped
-  if not task.done and not interrupted then
+  if not root.done and not interrupted then
     -- Nothing is deleted after a run whose main never finished.
     error({ tide_fatal = true, message = "main of app " .. self.app.name
             .. " never finished: it waits for something that cannot "

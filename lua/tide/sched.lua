@@ -5,6 +5,12 @@
 -- parent waiting for its children gives its turn up. Tasks are resumed
 -- with core.resume, so that a signal reaches the one running (lsignal.c);
 -- once a stop is requested no task is resumed again.
+--
+-- A task is the caller's own table (the engine's component frame): the
+-- scheduler adds co (its coroutine, from its first run), done, and, for
+-- the few that need them, waiters, expecting and listing. Every task runs
+-- the scheduler's runner(task) and, when its own code yields to the
+-- scheduler, is failed through on_abort(task, message).
 local core = require "tide.core"
 
 -- core.resume is coroutine.resume that notes the running coroutine.
@@ -17,19 +23,21 @@ local M = {}
 
 local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> task
 
+-- opts: runner, on_abort (above), max_inflight, loop, on_progress.
 function M.new(opts)
   return {
+    runner = opts.runner, on_abort = opts.on_abort,
     queue = {}, head = 1, tail = 0, inflight = 0,
-    max_inflight = opts and opts.max_inflight or 1024,
-    loop = opts and opts.loop or core.loop_new(), spawned = 0, finished = 0,
+    max_inflight = opts.max_inflight or 1024,
+    loop = opts.loop or core.loop_new(), spawned = 0, finished = 0,
     pool = {}, -- idle worker coroutines
-    own_loop = not (opts and opts.loop),
+    own_loop = not opts.loop,
     -- For the progress line: tasks that listed sources announced and have
     -- not spawned yet, components settled without a task (carried over
     -- unchanged), and how many tasks are listing a source whose length is
     -- not known (while one is, the total is a lower bound).
     expected = 0, carried = 0, open = 0,
-    on_progress = opts and opts.on_progress,
+    on_progress = opts.on_progress,
   }
 end
 
@@ -49,28 +57,22 @@ end
 -- Tasks run on worker coroutines that are kept for the next task once one
 -- ends: a coroutine is a thread and a stack for the collector to make and
 -- sweep, and a run makes one task per component. A worker yields DONE
--- when its task returned and is resumed with the next (f, a, b); a task
--- that raised leaves its worker dead, and it is not kept.
+-- when its task returned and is resumed with the next (runner, task); a
+-- task that raised leaves its worker dead, and it is not kept.
 local DONE = {}
 local POOL_MAX = 256
 
-local function worker(f, a, b)
+local function worker(f, task)
   while true do
-    f(a, b)
-    f, a, b = yield(DONE)
+    f(task)
+    f, task = yield(DONE)
   end
 end
 
--- A task runs f(a, b) on a worker (no closure per task); on_abort
--- (optional) is called with a, b and the message when the task's own code
--- yields to the scheduler, which fails it. Its worker is taken when it
--- first runs: the tasks a parent spawns wait in the queue without one,
--- so that a worker is needed only per task that runs or waits.
-function M.spawn(s, f, a, b, on_abort)
-  -- At most 8 fields (8 hash slots): co is set when it first runs, done
-  -- when it ends.
-  local task = { sched = s, co = false, f = f, a = a, b = b,
-                 on_abort = on_abort, frame = false }
+-- Queues task (a table, see above). Its worker is taken when it first
+-- runs: the tasks a parent spawns wait in the queue without one, so that
+-- a worker is needed only per task that runs or waits.
+function M.spawn(s, task)
   s.inflight = s.inflight + 1
   s.spawned = s.spawned + 1
   local parent = task_of[running()]
@@ -84,26 +86,23 @@ function M.spawn(s, f, a, b, on_abort)
   return task
 end
 
+-- The task (the component frame) the running coroutine belongs to, or
+-- nil: how a tide.fn, a target handle or a file finds the run it is
+-- called in.
 function M.current()
   return task_of[running()]
 end
+M.current_frame = M.current
 
 M.task_of = task_of
 
--- The component frame the running coroutine belongs to, or nil: how a
--- tide.fn, a target handle or a file finds the run it is called in.
-function M.current_frame()
-  local task = task_of[running()]
-  return task and task.frame or nil
-end
-
--- Waits until task is done (from inside another task).
-function M.wait(task)
+-- Waits until task, of scheduler s, is done.
+function M.wait(s, task)
   if task.done then return end
   local me = M.current()
   if not me then
     -- Outside any task: drive the scheduler until the task is done.
-    M.run(task.sched, task)
+    M.run(s, task)
     return
   end
   local waiters = task.waiters
@@ -180,7 +179,11 @@ local function finish(s, task)
     for i = 1, #waiters do push(s, waiters[i]) end
     task.waiters = nil
   end
-  if task.co then task_of[task.co] = nil end
+  local co = task.co
+  if co then
+    task_of[co] = nil
+    task.co = false -- the worker goes back to the pool
+  end
 end
 
 -- Runs tasks until the queue is empty (or `until_task` is done), or until
@@ -203,10 +206,9 @@ function M.run(s, until_task)
       break
     else
       local ok, what
-      local co, f = task.co, task.f
-      if f ~= nil then
-        -- First resume: a worker, the task's function and arguments, then
-        -- forgotten.
+      local co = task.co
+      if not co then
+        -- First resume: a worker, the runner and the task.
         local pool = s.pool
         local n = #pool
         if n > 0 then
@@ -217,8 +219,7 @@ function M.run(s, until_task)
         end
         task.co = co
         task_of[co] = task
-        ok, what = resume(co, f, task.a, task.b)
-        task.f, task.a, task.b = nil, nil, nil
+        ok, what = resume(co, s.runner, task)
       else
         ok, what = resume(co)
       end
@@ -236,9 +237,8 @@ function M.run(s, until_task)
         coroutine.close(task.co)
         local message = "coroutine.yield() was called outside a coroutine "
           .. "the component created: component code cannot yield to tide"
-        local frame = task.frame
         finish(s, task)
-        if task.on_abort then task.on_abort(frame.run, frame, message) end
+        s.on_abort(task, message)
       end
       -- Otherwise the task waits and a finishing task requeues it. The loop
       -- is polled only when something waits on it (no system call per
