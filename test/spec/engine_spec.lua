@@ -541,6 +541,29 @@ return tide.app("slow", function() tide.mount_each(slow, items) end)]])
     assert.are.equal(0, ph.store_count(dir, "SELECT count(*) FROM memos"))
   end)
 
+  it("fails a component whose own code yields to the scheduler, and only it",
+     function()
+    ph.write_pipeline(dir, [[
+local bad = tide.fn("bad", function(out)
+  out:declare("b", 1)
+  coroutine.yield()
+end)
+local good = tide.fn("good", function(out) out:declare("g", 2) end)
+return tide.app("yields", function()
+  local out = kv("out.json")
+  tide.mount("b", bad, out)
+  tide.mount("g", good, out)
+end)]])
+    local stats, err, code = update(dir)
+    assert.are.equal(1, code)
+    assert.matches("component /b failed: coroutine.yield() was called "
+      .. "outside a coroutine the component created: component code "
+      .. "cannot yield to tide", err, 1, true)
+    assert.are.same({ added = 1, reprocessed = 0, deleted = 0, unchanged = 0,
+                      errors = 1 }, stats.components)
+    assert.are.same({ g = 2 }, kv(dir .. "/out.json"))
+  end)
+
   it("exits 2 while another update holds the store", function()
     ph.write_pipeline(dir, [[
 return tide.app("slow", function() os.execute("sleep 2") end)]])
