@@ -347,6 +347,43 @@ static int renumber_deps(tide_Index *ix, size_t *moved) {
   return 0;
 }
 
+/* Sorts order (n items) by path when it is made of at most MAX_RUNS
+** ascending runs, by merging neighbouring runs, with tmp (n items) as
+** scratch; 0 when it has more runs (then it is left as it was). Rows are
+** recorded in about path order, a parent after its children: a few runs
+** where a general sort would compare every row log n times. */
+#define MAX_RUNS 16
+
+static int merge_runs(Loaded *order, Loaded *tmp, size_t n) {
+  size_t starts[MAX_RUNS + 1], runs = 0, i;
+  starts[runs++] = 0;
+  for (i = 1; i < n; i++) {
+    if (path_order(&order[i - 1], &order[i]) > 0) {
+      if (runs == MAX_RUNS) return 0;
+      starts[runs++] = i;
+    }
+  }
+  starts[runs] = n;
+  while (runs > 1) {
+    size_t r, kept = 0;
+    for (r = 0; r + 1 < runs; r += 2) {
+      size_t a = starts[r], mid = starts[r + 1], b = starts[r + 2], k = a;
+      size_t x = a, y = mid;
+      while (x < mid && y < b)
+        tmp[k++] = path_order(&order[y], &order[x]) < 0 ? order[y++]
+                                                        : order[x++];
+      while (x < mid) tmp[k++] = order[x++];
+      while (y < b) tmp[k++] = order[y++];
+      memcpy(order + a, tmp + a, (b - a) * sizeof *order);
+      starts[kept++] = a;
+    }
+    if (r < runs) starts[kept++] = starts[r];
+    starts[kept] = n;
+    runs = kept;
+  }
+  return 1;
+}
+
 /* Puts the entries, loaded in the table's row order, in path order, and
 ** numbers the dependency sets again. Rows are mostly recorded in path
 ** order already, which is checked first. */
@@ -363,17 +400,18 @@ static int sort_entries(tide_Index *ix) {
     if (path_order(&x, &y) > 0) break;
   }
   if (i >= n) return 0;
-  bytes = n * (sizeof *order + sizeof *moved);
+  bytes = n * (2 * sizeof *order + sizeof *moved);
   order = ix->alloc(ix->ud, NULL, 0, bytes);
   if (order == NULL) return TIDE_ENOMEM;
-  moved = (size_t *)(order + n);
+  moved = (size_t *)(order + 2 * n);
   for (i = 0; i < n; i++) {
     const tide_IndexEntry *e = tide_index_at(ix, i);
     order[i].path = tide_index_path(ix, e);
     order[i].len = e->path_len;
     order[i].at = i;
   }
-  qsort(order, n, sizeof *order, path_order);
+  if (!merge_runs(order, order + n, n))
+    qsort(order, n, sizeof *order, path_order);
   tide_buf_init(&sorted, ix->alloc, ix->ud);
   if ((rc = tide_buf_reserve(&sorted, ix->entries.len)) == 0) {
     for (i = 0; i < n; i++)

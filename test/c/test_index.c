@@ -342,6 +342,59 @@ static void test_each(void) {
   tide_index_free(ix);
 }
 
+/* Rows recorded in any order come back in path order: many runs (every
+** row out of place: a general sort) and a few (a root recorded after its
+** children: runs merged). */
+static void put_paths(int64_t in_app, const char *fmt, int from, int to,
+                      int step) {
+  int i;
+  for (i = from; i != to; i += step) {
+    char path[32];
+    tide_StoreComponent c;
+    memset(&c, 0, sizeof c);
+    c.app_id = in_app;
+    snprintf(path, sizeof path, fmt, i);
+    c.path = path;
+    c.path_len = strlen(path);
+    c.fn_name = "f";
+    c.fn_name_len = 1;
+    CHECK_EQ_INT(tide_store_component_put(store, &c, NULL), 0);
+  }
+}
+
+static void check_sorted(int64_t in_app, size_t want) {
+  tide_Index *ix;
+  size_t i;
+  CHECK_EQ_INT(tide_index_new(&ix, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load(ix, store, in_app), 0);
+  CHECK_EQ_INT(tide_index_count(ix), want);
+  for (i = 0; i < tide_index_count(ix); i++) {
+    tide_IndexEntry *e = tide_index_at(ix, i);
+    if (i > 0) {
+      tide_IndexEntry *p = tide_index_at(ix, i - 1);
+      size_t n = p->path_len < e->path_len ? p->path_len : e->path_len;
+      int c = memcmp(tide_index_path(ix, p), tide_index_path(ix, e), n);
+      CHECK(c < 0 || (c == 0 && p->path_len < e->path_len));
+    }
+    CHECK(tide_index_find(ix, tide_index_path(ix, e), e->path_len) == e);
+  }
+  tide_index_free(ix);
+}
+
+static void test_load_orders(void) {
+  int64_t many, few;
+  CHECK_EQ_INT(tide_store_app_get_or_create(store, "many", 4, &many, NULL),
+               0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(store, "few", 3, &few, NULL), 0);
+  put_paths(many, "/p/%02d", 39, -1, -1);
+  put_paths(few, "/x/%02d", 0, 30, 1);
+  put_paths(few, "/a/%d", 0, 3, 1);
+  put_paths(few, "%.0d", 0, 1, 1); /* "": the root, last */
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+  check_sorted(many, 40);
+  check_sorted(few, 34);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"lookups by path and id", test_lookups},
@@ -349,6 +402,7 @@ int main(void) {
     {"dependency sets", test_deps},
     {"file states", test_file_states},
     {"file states in any order", test_file_states_order},
+    {"rows loaded in any order", test_load_orders},
     {"mount_each over a keyed source", test_each},
     {NULL, NULL},
   };
