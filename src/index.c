@@ -1,7 +1,6 @@
 /* The component index (see index.h). */
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "hashmap.h"
@@ -296,30 +295,28 @@ static int add_entry(void *arg, const tide_StoreComponent *c) {
   return tide_buf_append(&ix->entries, &e, sizeof e);
 }
 
-/* An entry's path and where it was loaded, for sorting. */
-typedef struct {
-  const char *path;
-  size_t len;
-  size_t at;
-} Loaded;
-
-/* Bytewise, shorter first on a tie: SQLite's BINARY collation. */
-static int path_order(const void *a, const void *b) {
-  const Loaded *x = a, *y = b;
-  int c = memcmp(x->path, y->path, x->len < y->len ? x->len : y->len);
+/* Entries i and j in path order: bytewise, shorter first on a tie
+** (SQLite's BINARY collation). */
+static int entry_order(tide_Index *ix, size_t i, size_t j) {
+  const tide_IndexEntry *x = tide_index_at(ix, i), *y = tide_index_at(ix, j);
+  int c = memcmp(tide_index_path(ix, x), tide_index_path(ix, y),
+                 x->path_len < y->path_len ? x->path_len : y->path_len);
   if (c != 0) return c;
-  return (x->len > y->len) - (x->len < y->len);
+  return (x->path_len > y->path_len) - (x->path_len < y->path_len);
 }
 
 /* Numbers the dependency sets again in path order, each with the first
 ** entry that has it as its example, as a load in path order would; the
-** entries are in path order already. moved is scratch for n sizes. */
-static int renumber_deps(tide_Index *ix, size_t *moved) {
+** entries are in path order already. */
+static int renumber_deps(tide_Index *ix) {
   size_t n = tide_index_count(ix), nd = tide_index_deps_count(ix), i;
-  size_t next = 0;
+  size_t next = 0, *moved;
   const Deps *old = (const Deps *)ix->deps.data;
   tide_Buf deps;
   int rc = 0;
+  if (nd == 0) return 0;
+  moved = ix->alloc(ix->ud, NULL, 0, nd * sizeof *moved);
+  if (moved == NULL) return TIDE_ENOMEM;
   for (i = 0; i < nd; i++) moved[i] = SIZE_MAX;
   tide_buf_init(&deps, ix->alloc, ix->ud);
   for (i = 0; i < n && rc == 0; i++) {
@@ -337,6 +334,7 @@ static int renumber_deps(tide_Index *ix, size_t *moved) {
     }
     e->deps_set = (uint32_t)moved[was] + 1;
   }
+  ix->alloc(ix->ud, moved, nd * sizeof *moved, 0);
   if (rc != 0) {
     tide_buf_close(&deps);
     return rc;
@@ -347,82 +345,72 @@ static int renumber_deps(tide_Index *ix, size_t *moved) {
   return 0;
 }
 
-/* Sorts order (n items) by path when it is made of at most MAX_RUNS
-** ascending runs, by merging neighbouring runs, with tmp (n items) as
-** scratch; 0 when it has more runs (then it is left as it was). Rows are
-** recorded in about path order, a parent after its children: a few runs
-** where a general sort would compare every row log n times. */
-#define MAX_RUNS 16
+/* The end of the ascending run of v that starts at a. */
+static size_t run_end(tide_Index *ix, const uint32_t *v, size_t a,
+                      size_t n) {
+  while (a + 1 < n && entry_order(ix, v[a], v[a + 1]) < 0) a++;
+  return a + 1;
+}
 
-static int merge_runs(Loaded *order, Loaded *tmp, size_t n) {
-  size_t starts[MAX_RUNS + 1], runs = 0, i;
-  starts[runs++] = 0;
-  for (i = 1; i < n; i++) {
-    if (path_order(&order[i - 1], &order[i]) > 0) {
-      if (runs == MAX_RUNS) return 0;
-      starts[runs++] = i;
-    }
-  }
-  starts[runs] = n;
-  while (runs > 1) {
-    size_t r, kept = 0;
-    for (r = 0; r + 1 < runs; r += 2) {
-      size_t a = starts[r], mid = starts[r + 1], b = starts[r + 2], k = a;
-      size_t x = a, y = mid;
+/* Sorts the entry numbers v (n of them) by path, tmp being as large:
+** each pass merges neighbouring ascending runs, so rows in a few runs (a
+** parent is recorded after its children) take a few linear passes, and
+** any order at most log2 n. Returns v or tmp, whichever ends sorted. */
+static uint32_t *sort_numbers(tide_Index *ix, uint32_t *v, uint32_t *tmp,
+                              size_t n) {
+  for (;;) {
+    size_t a = 0, runs = 0;
+    uint32_t *t;
+    while (a < n) {
+      size_t mid = run_end(ix, v, a, n);
+      size_t b = mid < n ? run_end(ix, v, mid, n) : n, x = a, y = mid;
       while (x < mid && y < b)
-        tmp[k++] = path_order(&order[y], &order[x]) < 0 ? order[y++]
-                                                        : order[x++];
-      while (x < mid) tmp[k++] = order[x++];
-      while (y < b) tmp[k++] = order[y++];
-      memcpy(order + a, tmp + a, (b - a) * sizeof *order);
-      starts[kept++] = a;
+        *tmp++ = entry_order(ix, v[y], v[x]) < 0 ? v[y++] : v[x++];
+      while (x < mid) *tmp++ = v[x++];
+      while (y < b) *tmp++ = v[y++];
+      runs++;
+      a = b;
     }
-    if (r < runs) starts[kept++] = starts[r];
-    starts[kept] = n;
-    runs = kept;
+    tmp -= n;
+    t = v;
+    v = tmp;
+    tmp = t;
+    if (runs == 1) return v;
   }
-  return 1;
 }
 
 /* Puts the entries, loaded in the table's row order, in path order, and
 ** numbers the dependency sets again. Rows are mostly recorded in path
-** order already, which is checked first. */
+** order already, which is checked first. Memory: two numbers per entry;
+** the entries move in place, along the cycles of the permutation. */
 static int sort_entries(tide_Index *ix) {
   size_t n = tide_index_count(ix), i, bytes;
-  Loaded *order;
-  size_t *moved;
-  tide_Buf sorted;
-  int rc = 0;
-  for (i = 1; i < n; i++) {
-    const tide_IndexEntry *a = tide_index_at(ix, i - 1), *b = a + 1;
-    Loaded x = {tide_index_path(ix, a), a->path_len, 0};
-    Loaded y = {tide_index_path(ix, b), b->path_len, 0};
-    if (path_order(&x, &y) > 0) break;
-  }
+  uint32_t *v, *sorted;
+  for (i = 1; i < n; i++)
+    if (entry_order(ix, i - 1, i) > 0) break;
   if (i >= n) return 0;
-  bytes = n * (2 * sizeof *order + sizeof *moved);
-  order = ix->alloc(ix->ud, NULL, 0, bytes);
-  if (order == NULL) return TIDE_ENOMEM;
-  moved = (size_t *)(order + 2 * n);
+  bytes = 2 * n * sizeof *v;
+  v = ix->alloc(ix->ud, NULL, 0, bytes);
+  if (v == NULL) return TIDE_ENOMEM;
+  for (i = 0; i < n; i++) v[i] = (uint32_t)i;
+  sorted = sort_numbers(ix, v, v + n, n);
+  /* Entry sorted[k] goes to k. */
   for (i = 0; i < n; i++) {
-    const tide_IndexEntry *e = tide_index_at(ix, i);
-    order[i].path = tide_index_path(ix, e);
-    order[i].len = e->path_len;
-    order[i].at = i;
+    tide_IndexEntry saved;
+    size_t j = i;
+    if (sorted[i] == i) continue;
+    saved = *tide_index_at(ix, i);
+    while (sorted[j] != i) {
+      size_t from = sorted[j];
+      *tide_index_at(ix, j) = *tide_index_at(ix, from);
+      sorted[j] = (uint32_t)j;
+      j = from;
+    }
+    *tide_index_at(ix, j) = saved;
+    sorted[j] = (uint32_t)j;
   }
-  if (!merge_runs(order, order + n, n))
-    qsort(order, n, sizeof *order, path_order);
-  tide_buf_init(&sorted, ix->alloc, ix->ud);
-  if ((rc = tide_buf_reserve(&sorted, ix->entries.len)) == 0) {
-    for (i = 0; i < n; i++)
-      tide_buf_append(&sorted, tide_index_at(ix, order[i].at),
-                      sizeof(tide_IndexEntry)); /* reserved */
-    tide_buf_close(&ix->entries);
-    ix->entries = sorted;
-    rc = renumber_deps(ix, moved);
-  }
-  ix->alloc(ix->ud, order, bytes, 0);
-  return rc;
+  ix->alloc(ix->ud, v, bytes, 0);
+  return renumber_deps(ix);
 }
 
 int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {

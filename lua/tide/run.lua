@@ -132,11 +132,12 @@ function Run:prev_row(path)
   return self.store:component(self.app_id, path)
 end
 
--- The path of the component with row id id: one the run started with,
--- else one this run recorded, asked of the store (rare: conflicts,
--- containers' owners, recovery), so that the run keeps no table of them.
+-- The path of the component with row id id (asked rarely: conflicts,
+-- containers' owners, recovery): the store's, else, for one this run
+-- deleted, the index's. The run keeps no table of the paths it recorded,
+-- and the index makes its map by id only when the store cannot answer.
 function Run:path_of(id)
-  return self.index:path_of(id) or self.store:component_path(id)
+  return self.store:component_path(id) or self.index:path_of(id)
 end
 
 -- "none", "unchanged", "ran" or "failed" for a component of the previous
