@@ -40,6 +40,9 @@ typedef struct {
   tide_HashMap map;  /* cache key -> entry number */
   tide_CborEnc enc;  /* its output is the key being looked up */
   tide_Buf hits;     /* uint64_t per entry: hits not yet counted in Lua */
+  tide_Buf extra;    /* uint8_t per entry: it has dependencies or target
+                     ** states to replay (cache:set_extra), so a hit takes
+                     ** the Lua path */
   lua_Integer count;
   int open;
   int busy;          /* building a key (a __tide_key may call back) */
@@ -57,6 +60,7 @@ static int cache_gc(lua_State *L) {
     tide_hashmap_close(&c->map);
     tide_cbor_enc_close(&c->enc);
     tide_buf_close(&c->hits);
+    tide_buf_close(&c->extra);
     c->open = 0;
   }
   return 0;
@@ -69,6 +73,7 @@ static int cache_new(lua_State *L) {
   tide_hashmap_init(&c->map, alloc, ud);
   tide_cbor_enc_init(&c->enc, alloc, ud);
   tide_buf_init(&c->hits, alloc, ud);
+  tide_buf_init(&c->extra, alloc, ud);
   c->enc.root = "argument";
   c->count = 0;
   c->open = 1;
@@ -191,8 +196,10 @@ static int cache_put(lua_State *L) {
   if (!lua_istable(L, -1)) return luaL_error(L, "memo entry: not a table");
   {
     uint64_t zero = 0;
-    if (tide_buf_append(&c->hits, &zero, sizeof zero) != 0)
+    if (tide_buf_reserve(&c->extra, 1) != 0 ||
+        tide_buf_append(&c->hits, &zero, sizeof zero) != 0)
       return luaL_error(L, "out of memory");
+    c->extra.data[c->extra.len++] = 0;
   }
   id = ++c->count;
   if (tide_hashmap_put(&c->map, c->enc.out.data, c->enc.out.len,
@@ -213,6 +220,16 @@ static int cache_put(lua_State *L) {
   lua_rawseti(L, -2, id);
   lua_pushinteger(L, id);
   return 1;
+}
+
+/* cache:set_extra(id, has): whether entry id has dependencies or target
+** states to replay (run.memo_extra), which a hit in C cannot do. */
+static int cache_set_extra(lua_State *L) {
+  Cache *c = check_cache(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, id >= 1 && id <= c->count, 2, "no such entry");
+  c->extra.data[id - 1] = (unsigned char)lua_toboolean(L, 3);
+  return 0;
 }
 
 /* Adds n to the integer field k of the table at idx. */
@@ -274,12 +291,12 @@ static int call_k(lua_State *L, int status, lua_KContext ctx) {
 ** string would look each up again). */
 enum {
   UP_TASKS = 1, UP_CACHE_MT, K_RUN, K_MEMO, K_PROBE, K_LOGIC_RAW,
-  K_STACK, K_DEPS, K_FNS, K_EXTRA, K_NAME, K_LOGIC, K_MEMOS, K_N,
+  K_STACK, K_DEPS, K_FNS, K_NAME, K_LOGIC, K_MEMOS, K_N,
   UP_COUNT = K_N
 };
 static const char *const key_names[] = {
   "run", "memo", "memo_probe", "_logic_raw", "memo_stack", "deps",
-  "fns", "memo_extra", "name", "_logic", "memos", "n",
+  "fns", "name", "_logic", "memos", "n",
 };
 
 /* Pushes the raw field k (a K_* upvalue) of the table at the absolute
@@ -329,9 +346,7 @@ static int fast_hit(lua_State *L, int top, int frame, int run,
   found = tide_hashmap_get(&c->map, c->enc.out.data, c->enc.out.len);
   if (found == NULL) return 0;
   id = (lua_Integer)*found;
-  if (!field_is(L, run, K_EXTRA, LUA_TTABLE) ||
-      lua_rawgeti(L, -1, id) != LUA_TNIL ||
-      !field_is(L, 1, K_NAME, LUA_TSTRING))
+  if (c->extra.data[id - 1] || !field_is(L, 1, K_NAME, LUA_TSTRING))
     return 0;
   name = lua_gettop(L);
   if (!field_is(L, 1, K_LOGIC, LUA_TSTRING)) return 0;
@@ -428,6 +443,7 @@ static int fn_caller(lua_State *L) {
 void tide_lmemo_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"probe", cache_probe}, {"results", cache_results}, {"put", cache_put},
+    {"set_extra", cache_set_extra},
     {"key", cache_key}, {"count", cache_count}, {"close", cache_gc},
     {NULL, NULL},
   };

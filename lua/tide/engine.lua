@@ -768,11 +768,11 @@ end
 -- Registers a valid entry with the run's memo cache (lmemo.c) and returns
 -- its id; what it depends on or declares is kept beside it.
 local function remember(run, fs, logic, key, value, deps, targets, n, ...)
-  local id = run.memo_hits:put(logic, key, value, fs, n, ...)
+  local cache = run.memo_hits
+  local id = cache:put(logic, key, value, fs, n, ...)
   if next(deps.fns) or next(deps.ctx) or #targets > 0 then
     run.memo_extra[id] = { deps = deps, targets = targets }
-  else
-    run.memo_extra[id] = nil
+    cache:set_extra(id, true) -- a hit replays them: the Lua path
   end
   return id
 end
