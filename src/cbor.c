@@ -211,9 +211,7 @@ static int encode_value(tide_CborEnc *e, lua_State *L, int idx);
 
 /* One map entry: where its key and value lie in e->out, relative to the
 ** start of the map's body. */
-typedef struct {
-  size_t off, klen, len;
-} Entry;
+typedef tide_CborEntry Entry;
 
 static int entry_less(const uint8_t *base, const Entry *a, const Entry *b) {
   size_t n = a->klen < b->klen ? a->klen : b->klen;
@@ -222,8 +220,8 @@ static int entry_less(const uint8_t *base, const Entry *a, const Entry *b) {
 }
 
 /* A stable merge sort of n entries, using tmp (n entries) as room. */
-static void sort_entries(const uint8_t *base, Entry *v, Entry *tmp,
-                         size_t n) {
+void tide_cbor_sort_entries(const uint8_t *base, Entry *v, Entry *tmp,
+                            size_t n) {
   size_t width, i;
   for (width = 1; width < n; width *= 2) {
     for (i = 0; i < n; i += 2 * width) {
@@ -275,7 +273,7 @@ static int encode_map(tide_CborEnc *e, lua_State *L, int t, size_t n) {
   total = e->out.len - body;
   if ((rc = tide_buf_reserve(&e->scratch, total)) != 0) return rc;
   ent = (Entry *)(e->scratch.data + entries_at);
-  sort_entries(e->out.data + body, ent, ent + n, n);
+  tide_cbor_sort_entries(e->out.data + body, ent, ent + n, n);
   {
     uint8_t *copy = e->scratch.data + e->scratch.len;
     size_t at = body;

@@ -61,6 +61,18 @@ int tide_cbor_put_head(tide_Buf *b, int major, uint64_t v);
 int tide_cbor_put_string(tide_Buf *b, const void *s, size_t len);
 int tide_cbor_put_float(tide_Buf *b, double d);
 
+/* A map entry laid out in a buffer: its key at off (klen bytes), then its
+** value; len bytes in all. */
+typedef struct tide_CborEntry {
+  size_t off, klen, len;
+} tide_CborEntry;
+
+/* Sorts n map entries whose keys lie at base in the canonical order
+** (bytewise, shorter first: RFC 8949 section 4.2.1), stably; tmp is room
+** for n entries. For C code that lays maps out as the encoder does. */
+void tide_cbor_sort_entries(const uint8_t *base, tide_CborEntry *v,
+                            tide_CborEntry *tmp, size_t n);
+
 /* Pushes the metatable shared by records of type `name`, creating it with
 ** __tide_record = name when missing. [-0, +1, m] */
 void tide_cbor_record_metatable(lua_State *L, const char *name);

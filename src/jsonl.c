@@ -145,10 +145,7 @@ typedef struct {
 
 /* One object field: where its key and value lie in out, from the start
 ** of the object's body; a null value is absent (len == klen). */
-typedef struct {
-  size_t off, klen, len;
-  int null;
-} Entry;
+typedef tide_CborEntry Entry;
 
 static void skip_space(Parser *P) {
   while (P->p < P->end &&
@@ -324,32 +321,6 @@ static void head_first(tide_Buf *out, size_t body, size_t at) {
   memcpy(out->data + body, h, hlen);
 }
 
-static int entry_less(const uint8_t *base, const Entry *a, const Entry *b) {
-  size_t n = a->klen < b->klen ? a->klen : b->klen;
-  int c = memcmp(base + a->off, base + b->off, n);
-  return c < 0 || (c == 0 && a->klen < b->klen);
-}
-
-/* A stable merge sort of n entries, with tmp (n entries) as room. */
-static void sort_entries(const uint8_t *base, Entry *v, Entry *tmp,
-                         size_t n) {
-  size_t width, i;
-  for (width = 1; width < n; width *= 2) {
-    for (i = 0; i < n; i += 2 * width) {
-      size_t lo = i, mid = i + width, hi = i + 2 * width, a, b, k;
-      if (mid > n) mid = n;
-      if (hi > n) hi = n;
-      for (a = lo, b = mid, k = lo; k < hi; k++) {
-        if (a < mid && (b >= hi || !entry_less(base, &v[b], &v[a])))
-          tmp[k] = v[a++];
-        else
-          tmp[k] = v[b++];
-      }
-    }
-    memcpy(v, tmp, n * sizeof *v);
-  }
-}
-
 /* Lays the object's fields out again in key order, nulls left out, under
 ** their head; a key twice is a line for Lua (its last value wins there). */
 static int finish_object(Parser *P, size_t body, size_t first, size_t n) {
@@ -367,13 +338,13 @@ static int finish_object(Parser *P, size_t body, size_t first, size_t n) {
   if ((rc = tide_buf_reserve(scratch, n * sizeof(Entry) + total)) != 0)
     return rc;
   ent = (Entry *)(scratch->data + first);
-  sort_entries(out->data + body, ent, ent + n, n);
+  tide_cbor_sort_entries(out->data + body, ent, ent + n, n);
   for (i = 0; i < n; i++) {
     if (i > 0 && ent[i].klen == ent[i - 1].klen &&
         memcmp(out->data + body + ent[i].off,
                out->data + body + ent[i - 1].off, ent[i].klen) == 0)
       return 0;
-    if (!ent[i].null) count++;
+    if (ent[i].len > ent[i].klen) count++;
   }
   copy = scratch->data + first + 2 * n * sizeof(Entry);
   memcpy(copy, out->data + body, total);
@@ -384,7 +355,7 @@ static int finish_object(Parser *P, size_t body, size_t first, size_t n) {
   at = out->len;
   if ((rc = tide_buf_reserve(out, total)) != 0) return rc;
   for (i = 0; i < n; i++) {
-    if (ent[i].null) continue;
+    if (ent[i].len == ent[i].klen) continue;
     memcpy(out->data + at, copy + ent[i].off, ent[i].len);
     at += ent[i].len;
   }
@@ -406,7 +377,7 @@ static int read_object(Parser *P) {
       Entry e;
       const char *k;
       size_t klen;
-      int is_key = 0;
+      int is_key = 0, null;
       if (P->p >= P->end || *P->p != '"') return 0;
       e.off = out->len - body;
       if ((rc = read_string(P, &k, &klen)) != 1 ||
@@ -419,7 +390,7 @@ static int read_object(Parser *P) {
       if (P->p >= P->end || *P->p != ':') return 0;
       P->p++;
       skip_space(P);
-      if ((rc = read_value(P, &e.null, is_key)) != 1) return rc;
+      if ((rc = read_value(P, &null, is_key)) != 1) return rc;
       e.len = out->len - body - e.off;
       if ((rc = tide_buf_append(scratch, &e, sizeof e)) != 0) return rc;
       n++;
