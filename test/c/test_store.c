@@ -1697,6 +1697,31 @@ static void test_targets_mark_applied(void) {
   /* The other container is untouched. */
   CHECK_EQ_INT(tide_store_target_get(s, c2, "a", 1, &tg), 0);
   CHECK_EQ_INT(tg.pending, TIDE_TARGET_UPSERT_PENDING);
+  CHECK_EQ_INT(tg.written_ns, 0);
+  /* A state written applied at once (under an intent) records the time;
+  ** a later put that does not write it keeps that time. */
+  memset(&tg, 0, sizeof tg);
+  tg.container_id = c2;
+  tg.owner_id = 1;
+  tg.value_fp = fp;
+  tg.key = "w";
+  tg.key_len = 1;
+  tg.written = 1;
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c2, "w", 1, &tg), 0);
+  CHECK_EQ_INT(tg.pending, TIDE_TARGET_APPLIED);
+  CHECK(tg.written_ns > 0);
+  {
+    int64_t when = tg.written_ns;
+    tg.written = 0;
+    tg.owner_id = 2;
+    tg.key = "w"; /* not the get's borrowed bytes */
+    tg.value_fp = fp;
+    CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+    CHECK_EQ_INT(tide_store_target_get(s, c2, "w", 1, &tg), 0);
+    CHECK_EQ_INT(tg.written_ns, when);
+    CHECK_EQ_INT(tg.owner_id, 2);
+  }
   CHECK_EQ_INT(tide_store_close(s), 0);
   tmp_close(&t);
 }
