@@ -363,10 +363,27 @@ static int finish_object(Parser *P, size_t body, size_t first, size_t n) {
   return 1;
 }
 
+/* After an element of an object or an array: 1 when a ',' starts another,
+** 0 when the closing byte ends it (either consumed), -1 for anything
+** else. */
+static int after_element(Parser *P, char close) {
+  skip_space(P);
+  if (P->p < P->end && *P->p == ',') {
+    P->p++;
+    skip_space(P);
+    return 1;
+  }
+  if (P->p < P->end && *P->p == close) {
+    P->p++;
+    return 0;
+  }
+  return -1;
+}
+
 static int read_object(Parser *P) {
   tide_Buf *out = &P->v->out, *scratch = &P->v->scratch;
   size_t body = out->len, first = scratch->len, n = 0;
-  int top = P->depth == 0, rc;
+  int top = P->depth == 0, rc, more;
   if (++P->depth > TIDE_JSONL_MAX_DEPTH) return 0;
   P->p++;
   skip_space(P);
@@ -394,17 +411,8 @@ static int read_object(Parser *P) {
       e.len = out->len - body - e.off;
       if ((rc = tide_buf_append(scratch, &e, sizeof e)) != 0) return rc;
       n++;
-      skip_space(P);
-      if (P->p < P->end && *P->p == ',') {
-        P->p++;
-        skip_space(P);
-        continue;
-      }
-      if (P->p < P->end && *P->p == '}') {
-        P->p++;
-        break;
-      }
-      return 0;
+      if ((more = after_element(P, '}')) < 0) return 0;
+      if (!more) break;
     }
   }
   rc = finish_object(P, body, first, n);
@@ -416,7 +424,7 @@ static int read_object(Parser *P) {
 static int read_array(Parser *P) {
   tide_Buf *out = &P->v->out;
   size_t body = out->len, n = 0, at;
-  int rc;
+  int rc, more;
   if (++P->depth > TIDE_JSONL_MAX_DEPTH) return 0;
   P->p++;
   skip_space(P);
@@ -428,17 +436,8 @@ static int read_array(Parser *P) {
       if ((rc = read_value(P, &null, 0)) != 1) return rc;
       if (null) return 0; /* an error in Lua, naming the element */
       n++;
-      skip_space(P);
-      if (P->p < P->end && *P->p == ',') {
-        P->p++;
-        skip_space(P);
-        continue;
-      }
-      if (P->p < P->end && *P->p == ']') {
-        P->p++;
-        break;
-      }
-      return 0;
+      if ((more = after_element(P, ']')) < 0) return 0;
+      if (!more) break;
     }
   }
   at = out->len;
