@@ -150,18 +150,6 @@ int tide_cbor_put_float(tide_Buf *b, double d) {
   return tide_buf_append(b, h, n);
 }
 
-static int is_identifier(const char *s, size_t len) {
-  size_t i;
-  if (len == 0 || len > 64) return 0;
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (i > 0 && c >= '0' && c <= '9')))
-      return 0;
-  }
-  return 1;
-}
-
 /* Formats "<root><path>: <message>" into e->err. */
 static int enc_fail(tide_CborEnc *e, lua_State *L, int code,
                     const char *fmt, ...) {
@@ -182,7 +170,7 @@ static int enc_fail(tide_CborEnc *e, lua_State *L, int code,
     } else if (lua_type(L, k) == LUA_TSTRING) {
       size_t len;
       const char *s = lua_tolstring(L, k, &len);
-      if (is_identifier(s, len))
+      if (tide_is_identifier(s, len))
         p += snprintf(p, (size_t)(end - p), ".%s", s);
       else
         p += snprintf(p, (size_t)(end - p), "[\"%.40s\"]", s);

@@ -105,18 +105,6 @@ int tide_json_put_string(tide_Buf *b, const char *s, size_t len) {
 
 /* ---- Lua values ---- */
 
-static int is_identifier(const char *s, size_t len) {
-  size_t i;
-  if (len == 0 || len > 64) return 0;
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (i > 0 && c >= '0' && c <= '9')))
-      return 0;
-  }
-  return 1;
-}
-
 /* Records the reason and the place of a failure; returns code. */
 static int fail(tide_JsonWriter *w, int code, const char *fmt, ...) {
   char *p = w->where, *end = w->where + sizeof w->where;
@@ -136,7 +124,7 @@ static int fail(tide_JsonWriter *w, int code, const char *fmt, ...) {
     if (s == NULL)
       p += snprintf(p, (size_t)(end - p), "[%lld]",
                     (long long)w->path[d].i);
-    else if (is_identifier(s, len))
+    else if (tide_is_identifier(s, len))
       p += snprintf(p, (size_t)(end - p), ".%s", s);
     else
       p += snprintf(p, (size_t)(end - p), "[\"%.*s\"]",

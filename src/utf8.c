@@ -1,4 +1,4 @@
-/* UTF-8 validation. */
+/* Text checks (see utf8.h). */
 #include "utf8.h"
 
 #include <string.h>
@@ -51,4 +51,16 @@ size_t tide_utf8_invalid_at(const uint8_t *p, size_t n) {
 
 int tide_utf8_valid(const uint8_t *p, size_t n) {
   return tide_utf8_invalid_at(p, n) == 0;
+}
+
+int tide_is_identifier(const char *s, size_t len) {
+  size_t i;
+  if (len == 0 || len > 64) return 0;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (i > 0 && c >= '0' && c <= '9')))
+      return 0;
+  }
+  return 1;
 }
