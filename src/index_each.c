@@ -46,23 +46,14 @@ void tide_index_each_close(tide_IndexEach *c) {
   c->listed = NULL;
 }
 
+/* Sources often list their items in key order, which is path order:
+** tide_index_find tries the entry after the last one found first. */
 int tide_index_each_find(tide_IndexEach *c, const char *key, size_t len) {
-  tide_IndexEntry *next = c->entry ? c->entry + 1 : NULL;
-  const char *path;
   int rc;
   c->path.len = c->prefix_len;
   c->entry = NULL;
   if ((rc = tide_buf_append(&c->path, key, len)) != 0) return rc;
-  path = (const char *)c->path.data;
-  /* Sources often list their items in key order, which is path order:
-  ** the entry after the last one found is tried before the table. */
-  if (next && next < tide_index_at(c->ix, tide_index_count(c->ix)) &&
-      next->path_len == c->path.len &&
-      memcmp(tide_index_path(c->ix, next), path, c->path.len) == 0) {
-    c->entry = next;
-    return 0;
-  }
-  c->entry = tide_index_find(c->ix, path, c->path.len);
+  c->entry = tide_index_find(c->ix, (const char *)c->path.data, c->path.len);
   return 0;
 }
 
