@@ -72,6 +72,8 @@ int tide_engine_make(tide_Engine **out, lua_State *L, const char *base,
                               uv_strerror(rc));
     e->loop = &e->own_loop;
   }
+  if (tide_sched_new(&e->sched, e->loop, alloc, ud) != 0)
+    return tide_engine_fail(e, TIDE_ENOMEM, "out of memory");
   return 0;
 }
 
@@ -86,6 +88,9 @@ void tide_engine_destroy(tide_Engine *e) {
   if (e->in_cycle && e->store) tide_store_rollback(e->store);
   tide_store_close(e->store);
   tide_index_free(e->index);
+  /* Before the loop closes: it cancels the waits left, whose handles are
+  ** on the loop. */
+  tide_sched_free(e->sched);
   if (e->loop == &e->own_loop) {
     uv_walk(e->loop, close_handle, NULL);
     uv_run(e->loop, UV_RUN_DEFAULT); /* lets the close callbacks run */
@@ -101,6 +106,7 @@ const char *tide_engine_db(const tide_Engine *e) { return e->db; }
 uv_loop_t *tide_engine_loop(tide_Engine *e) { return e->loop; }
 tide_Store *tide_engine_store(tide_Engine *e) { return e->store; }
 tide_Index *tide_engine_index(tide_Engine *e) { return e->index; }
+tide_Sched *tide_engine_sched(tide_Engine *e) { return e->sched; }
 tide_Stats *tide_engine_stats_of(tide_Engine *e) { return &e->stats; }
 int tide_engine_in_cycle(const tide_Engine *e) { return e->in_cycle; }
 int tide_engine_owns_state(const tide_Engine *e) { return e->owns_state; }

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "index.h"
+#include "scheduler.h"
 #include "store.h"
 #include "tide.h"
 
@@ -37,6 +38,7 @@ struct tide_Engine {
   char *base, *db;     /* absolute, owned */
   tide_Store *store;   /* NULL until the first cycle */
   tide_Index *index;
+  tide_Sched *sched;   /* the ready queue and waits, on loop */
   int in_cycle;
   int app_ref;         /* the loaded app (tide_engine_load), or LUA_NOREF */
   tide_Stats stats;
@@ -79,9 +81,11 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened);
 /* Commits what the cycle left and lets the writer lock go. */
 int tide_engine_cycle_end(tide_Engine *e);
 int tide_engine_in_cycle(const tide_Engine *e);
-/* The store (open once a cycle began) and the component index. */
+/* The store (open once a cycle began), the component index and the
+** scheduler. */
 tide_Store *tide_engine_store(tide_Engine *e);
 tide_Index *tide_engine_index(tide_Engine *e);
+tide_Sched *tide_engine_sched(tide_Engine *e);
 
 /* The last cycle's counts, written by the cycle (tide.h's tide_Stats). */
 tide_Stats *tide_engine_stats_of(tide_Engine *e);

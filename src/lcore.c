@@ -28,6 +28,7 @@ static const Opener openers[] = {
   tide_lrecord_open,
   tide_ljson_open,
   tide_ljsonl_open,
+  tide_lsched_open,
   NULL,
 };
 

@@ -32,6 +32,8 @@ void tide_lsignal_open(lua_State *L);
 void tide_lrecord_open(lua_State *L);
 void tide_ljson_open(lua_State *L);
 void tide_ljsonl_open(lua_State *L);
+void tide_lsched_open(lua_State *L);
+void tide_lwait_open(lua_State *L);
 
 
 #include <stddef.h>
@@ -77,6 +79,25 @@ struct tide_IndexEach;
 struct tide_IndexEach *tide_lindex_check_each(lua_State *L, int idx);
 struct uv_loop_s;
 void tide_lloop_push_borrowed(lua_State *L, struct uv_loop_s *loop);
+struct tide_Sched;
+void tide_lsched_push_borrowed(lua_State *L, struct tide_Sched *s);
+
+/* Whether a trapped SIGINT or SIGTERM came (lsignal.c). */
+int tide_stop_requested(void);
+/* lua_resume(co, from, narg, nres), with co noted as the coroutine a
+** signal must reach while it runs (lsignal.c). */
+int tide_lsignal_resume(lua_State *co, lua_State *from, int narg,
+                        int *nres);
+
+/* Suspending the running task on something the loop delivers (lsched.c).
+** From a C function running in L: the scheduler of the task L runs, with
+** the task anchored under *anchor (for tide_sched_wait_begin), or NULL
+** when L cannot wait there (outside a component's task, or where it
+** cannot yield): the caller then blocks. [-0, +0, m] */
+struct tide_Sched *tide_lsched_suspend(lua_State *L, int *anchor);
+/* Yields the task to its scheduler until its wait is done; k continues.
+** Use as `return tide_lsched_yield(L, ctx, k);`. */
+int tide_lsched_yield(lua_State *L, lua_KContext ctx, lua_KFunction k);
 
 /* Calls the function below nargs arguments in protected mode under a
 ** message handler that adds a traceback, as lua.c does: every entry from

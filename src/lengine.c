@@ -1,8 +1,8 @@
 /*
 ** Lua binding of the engine (engine.h): core.engine_new{ base, db }
 ** returns the engine an app's updates share (see tide.app). A cycle runs
-** between engine:cycle_begin(), which hands out the engine's store, index
-** and loop as Lua objects that borrow them, and engine:cycle_end(stats).
+** between engine:cycle_begin(), which hands out the engine's store, index,
+** loop and scheduler as Lua objects that borrow them, and engine:cycle_end(stats).
 ** Misuse raises; runtime failures return nil, message, code name.
 */
 #include <lauxlib.h>
@@ -14,7 +14,7 @@
 #define ENGINE_TYPE "tide.Engine"
 
 /* Uservalue slots: the Lua objects over the engine's parts. */
-enum { UV_STORE = 1, UV_INDEX, UV_LOOP, UV_COUNT = UV_LOOP };
+enum { UV_STORE = 1, UV_INDEX, UV_LOOP, UV_SCHED, UV_COUNT = UV_SCHED };
 
 typedef struct {
   tide_Engine *e;          /* NULL once closed */
@@ -65,6 +65,9 @@ static void push_index(lua_State *L, void *p) {
 }
 static void push_loop(lua_State *L, void *p) {
   tide_lloop_push_borrowed(L, p);
+}
+static void push_sched(lua_State *L, void *p) {
+  tide_lsched_push_borrowed(L, p);
 }
 
 /* Lets go of the Lua object in uservalue slot uv of the engine at idx
@@ -131,7 +134,7 @@ void tide_lengine_push(lua_State *L, tide_Engine *e) {
   luaL_setmetatable(L, ENGINE_TYPE);
 }
 
-/* engine:cycle_begin() -> store, index, loop, reopened */
+/* engine:cycle_begin() -> store, index, loop, scheduler, reopened */
 static int engine_cycle_begin(lua_State *L) {
   Box *b = check_box(L);
   int reopened, rc = tide_engine_cycle_begin(b->e, &reopened);
@@ -144,8 +147,9 @@ static int engine_cycle_begin(lua_State *L) {
   slot(L, UV_STORE, push_store, b->e->store);
   slot(L, UV_INDEX, push_index, b->e->index);
   slot(L, UV_LOOP, push_loop, b->e->loop);
+  slot(L, UV_SCHED, push_sched, b->e->sched);
   lua_pushboolean(L, reopened);
-  return 4;
+  return 5;
 }
 
 static int64_t count(lua_State *L, int t, const char *group,

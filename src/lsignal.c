@@ -119,17 +119,28 @@ static int trap_signals(lua_State *L) {
   return 1;
 }
 
+int tide_stop_requested(void) { return signals_caught > 0; }
+
 /* stop_requested() -> whether a trapped signal came */
 static int stop_requested(lua_State *L) {
   lua_pushboolean(L, signals_caught > 0);
   return 1;
 }
 
+int tide_lsignal_resume(lua_State *co, lua_State *from, int narg,
+                        int *nres) {
+  lua_State *prev = running;
+  int status;
+  running = co;
+  status = lua_resume(co, from, narg, nres);
+  running = prev;
+  return status;
+}
+
 /* resume(co, ...) -> true, results... | false, message: coroutine.resume,
 ** with co noted as the running coroutine while it runs. */
 static int resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
-  lua_State *prev;
   int narg = lua_gettop(L) - 1, nres, status;
   luaL_argexpected(L, co != NULL, 1, "coroutine");
   if (!lua_checkstack(co, narg)) {
@@ -138,10 +149,7 @@ static int resume(lua_State *L) {
     return 2;
   }
   lua_xmove(L, co, narg);
-  prev = running;
-  running = co;
-  status = lua_resume(co, L, narg, &nres);
-  running = prev;
+  status = tide_lsignal_resume(co, L, narg, &nres);
   if (status == LUA_OK || status == LUA_YIELD) {
     if (!lua_checkstack(L, nres + 1)) {
       lua_pop(co, nres);

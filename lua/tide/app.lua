@@ -98,7 +98,7 @@ local function engine_for(app, db)
 end
 
 -- Runs one cycle on the app's engine: fn(parts) between the engine's
--- cycle_begin and cycle_end, parts = { engine, store, index, loop }.
+-- cycle_begin and cycle_end, parts = { engine, store, index, loop, sched }.
 -- Returns what fn returns, or nil, message, code when the cycle could not
 -- run or raised (what it wrote to the store is then rolled back). With
 -- counted, fn's first result is the run's stats, which the engine keeps
@@ -106,14 +106,15 @@ end
 local function cycle(app, opts, fn, counted)
   local e, err, code = engine_for(app, opts.db)
   if not e then return nil, err, code end
-  local store, index, loop = e:cycle_begin()
+  local store, index, loop, sched = e:cycle_begin()
   if not store then
     err, code = index, loop
     e:fail(err)
     return nil, err, code
   end
   local results = table.pack(pcall(fn, { engine = e, store = store,
-                                         index = index, loop = loop }))
+                                         index = index, loop = loop,
+                                         sched = sched }))
   if not results[1] then
     local raised = results[2]
     pcall(store.rollback, store)

@@ -39,12 +39,13 @@ local function new_stats(app)
   }
 end
 
--- parts: the engine's { engine, store, index, loop } for this cycle.
+-- parts: the engine's { engine, store, index, loop, sched } for this
+-- cycle.
 function M.new(app, opts, parts)
   local store = parts.store
   local run = setmetatable({
     app = app, opts = opts, store = store, engine = parts.engine,
-    loop = parts.loop,
+    loop = parts.loop, sched = parts.sched,
     stats = new_stats(app), fns = {}, mounted = {},
     forced = {}, index = parts.index,
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
@@ -489,11 +490,10 @@ function Run:execute()
     self.store:run_begin(self.app_id) or nil
   self:load()
   self:recover()
-  self.sched = sched.new { runner = engine.run_component,
-                          on_abort = engine.abort_component,
-                          max_inflight = self.opts.max_inflight,
-                          on_progress = self.opts.on_progress,
-                          loop = self.loop }
+  sched.reset(self.sched, { runner = engine.run_component,
+                            on_abort = engine.abort_component,
+                            max_inflight = self.opts.max_inflight,
+                            on_progress = self.opts.on_progress })
   local root = {
     run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
     memo_stack = {}, deps = engine.new_deps(), memos = {},
@@ -509,18 +509,19 @@ function Run:execute()
   -- completed is committed, and nothing is deleted or collected, since
   -- not everything was mounted. Changes whose apply failed stay pending
   -- (the next run redoes them) instead of being tried again.
-  local interrupted = self.sched.stopped
+  local interrupted = self.sched:stopped()
   if not root.done and not interrupted then
     -- Nothing is deleted after a run whose main never finished.
     error({ tide_fatal = true, message = "main of app " .. self.app.name
             .. " never finished: it waits for something that cannot "
             .. "happen" }, 0)
   end
-  if self.sched.inflight > 0 and not interrupted then
+  local inflight = self.sched:inflight()
+  if inflight > 0 and not interrupted then
     -- Nor after one where components wait for each other for ever.
     error({ tide_fatal = true, message = fmt("%d components of app %s "
             .. "never finished: they wait for each other",
-            self.sched.inflight, self.app.name) }, 0)
+            inflight, self.app.name) }, 0)
   end
   reconcile.flush(self)
   if interrupted then

@@ -1,0 +1,540 @@
+/*
+** Lua binding of the scheduler (scheduler.h): the engine's scheduler as a Lua
+** object, which runs a cycle's tasks as coroutines. sched.lua gives it its
+** Lua shape (the worker function a coroutine runs, the task of a
+** coroutine); engine.lua spawns and waits for component tasks through it.
+**
+** A task is a Lua table (a component frame). The scheduler sets on it co
+** (its coroutine, from its first run; false once it is done) and done,
+** and for the few that need them waiters, expecting and listing. Every
+** task runs runner(task) on a worker coroutine, and a coroutine whose
+** task returned is kept for the next task. A task whose own code yields
+** to the scheduler is failed through on_abort(task, message).
+**
+** sched:run([task]) resumes ready tasks in order until the queue is empty
+** and no task waits on the loop (or until the given task is done), or
+** until a stop is requested (lsignal.c): then the tasks not started stay
+** queued. Between tasks the loop is polled when it has handles; when the
+** queue is empty and tasks wait, the loop runs until one is ready.
+**
+** Waits from C (lwait.c): tide_lsched_suspend anchors the running task and
+** returns the scheduler, the C function links its request and yields
+** through tide_lsched_yield; the request's callback queues the task.
+**
+** The object borrows the engine's scheduler (engine:cycle_begin hands it
+** out); its close lets go of it. Misuse raises (a closed scheduler, a task
+** that is not a table); the runner's own failures are the runner's to
+** report.
+*/
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "engine.h"
+#include "lcore.h"
+#include "scheduler.h"
+
+#define SCHED_TYPE "tide.Sched"
+
+/* Uservalue slots. */
+enum {
+  UV_ANCHORS = 1, /* anchor number -> task */
+  UV_TASKS,       /* coroutine -> task (weak keys; sched.lua's task_of) */
+  UV_POOL,        /* idle worker coroutines */
+  UV_WORKER,      /* the function a worker coroutine runs */
+  UV_RUNNER,
+  UV_ABORT,
+  UV_PROGRESS,
+  UV_COUNT = UV_PROGRESS
+};
+
+/* What tasks yield to the scheduler: light userdata no user code has. */
+static const char done_mark = 0, wait_mark = 0, again_mark = 0;
+#define DONE ((void *)&done_mark)
+#define WAIT ((void *)&wait_mark)
+#define AGAIN ((void *)&again_mark)
+
+/* Registry key of the scheduler object whose run is innermost. */
+static const char running_key = 0;
+
+/* Idle worker coroutines kept: a coroutine is a thread and a stack for the
+** collector to make and sweep. */
+#define POOL_MAX 256
+
+typedef struct {
+  tide_Sched *s; /* the engine's; NULL once let go of */
+  int stopped;   /* a stop came while it ran */
+} Box;
+
+static Box *check_box(lua_State *L, int idx) {
+  Box *b = luaL_checkudata(L, idx, SCHED_TYPE);
+  if (b->s == NULL) luaL_error(L, "scheduler is closed");
+  return b;
+}
+
+static void enomem(lua_State *L) {
+  lua_pushliteral(L, "not enough memory");
+  lua_error(L);
+}
+
+/* Pushes uservalue slot uv of the scheduler at idx. */
+static int slot(lua_State *L, int idx, int uv) {
+  return lua_getiuservalue(L, idx, uv);
+}
+
+/* Pushes the task of the running coroutine of L, or nil; returns its
+** type. The scheduler is at idx. */
+static int push_current(lua_State *L, int idx) {
+  slot(L, idx, UV_TASKS);
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  return lua_type(L, -1);
+}
+
+/* Anchors the task at tidx and queues it (front: back where it was). */
+static void queue(lua_State *L, Box *b, int idx, int tidx, int front) {
+  int anchor = tide_sched_anchor(b->s);
+  tidx = lua_absindex(L, tidx);
+  if (anchor == 0) enomem(L);
+  slot(L, idx, UV_ANCHORS);
+  lua_pushvalue(L, tidx);
+  lua_rawseti(L, -2, anchor);
+  lua_pop(L, 1);
+  if ((front ? tide_sched_push_front(b->s, anchor)
+             : tide_sched_push(b->s, anchor)) != 0) {
+    tide_sched_unanchor(b->s, anchor);
+    enomem(L);
+  }
+}
+
+/* Pushes the task anchored at anchor and gives the anchor back. */
+static void unanchor(lua_State *L, Box *b, int idx, int anchor) {
+  slot(L, idx, UV_ANCHORS);
+  lua_rawgeti(L, -1, anchor);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, anchor);
+  lua_remove(L, -2);
+  tide_sched_unanchor(b->s, anchor);
+}
+
+static lua_Integer int_field(lua_State *L, int t, const char *k) {
+  lua_Integer v;
+  lua_getfield(L, t, k);
+  v = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The task at t no longer counts what it announced (sched:expect). */
+static void listed(lua_State *L, tide_SchedCounts *c, int t) {
+  lua_Integer expecting = int_field(L, t, "expecting");
+  if (expecting > 0) {
+    c->expected -= (size_t)expecting;
+    lua_pushnil(L);
+    lua_setfield(L, t, "expecting");
+  }
+  if (lua_getfield(L, t, "listing") != LUA_TNIL) {
+    lua_pushnil(L);
+    lua_setfield(L, t, "listing");
+    c->open--;
+  }
+  lua_pop(L, 1);
+}
+
+/* The task at t is done: counted, its waiters queued, its coroutine no
+** longer its own. */
+static void finish(lua_State *L, Box *b, int idx, int t) {
+  tide_SchedCounts *c = tide_sched_counts(b->s);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, t, "done");
+  c->inflight--;
+  c->finished++;
+  listed(L, c, t);
+  if (slot(L, idx, UV_PROGRESS) == LUA_TFUNCTION) {
+    /* done, total, components this cycle processed (for the rate), and
+    ** whether the total is still a lower bound. */
+    lua_pushinteger(L, (lua_Integer)(c->finished + c->carried));
+    lua_pushinteger(L, (lua_Integer)(c->spawned + c->expected + c->carried));
+    lua_pushinteger(L, (lua_Integer)c->finished);
+    lua_pushboolean(L, c->open > 0);
+    lua_call(L, 4, 0);
+  } else {
+    lua_pop(L, 1);
+  }
+  if (lua_getfield(L, t, "waiters") == LUA_TTABLE) {
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      queue(L, b, idx, -1, 0);
+      lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    lua_setfield(L, t, "waiters");
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, t, "co") == LUA_TTHREAD) {
+    slot(L, idx, UV_TASKS);
+    lua_pushvalue(L, -2);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, t, "co");
+  }
+  lua_pop(L, 1);
+}
+
+/* Whether the task at t is done. */
+static int is_done(lua_State *L, int t) {
+  int done;
+  lua_getfield(L, t, "done");
+  done = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return done;
+}
+
+/* Pushes a worker coroutine for the task at t (an idle one, else a new
+** one) and records it as the task's. */
+static lua_State *take_worker(lua_State *L, int idx, int t) {
+  lua_State *co;
+  lua_Unsigned n;
+  slot(L, idx, UV_POOL);
+  n = lua_rawlen(L, -1);
+  if (n > 0) {
+    lua_rawgeti(L, -1, (lua_Integer)n);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, (lua_Integer)n);
+    co = lua_tothread(L, -1);
+  } else {
+    co = lua_newthread(L);
+    slot(L, idx, UV_WORKER);
+    lua_xmove(L, co, 1);
+  }
+  lua_remove(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, t, "co");
+  slot(L, idx, UV_TASKS);
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, t);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return co;
+}
+
+/* Keeps the worker coroutine at -1 for the next task (pops it). */
+static void keep_worker(lua_State *L, int idx) {
+  lua_Unsigned n;
+  slot(L, idx, UV_POOL);
+  n = lua_rawlen(L, -1);
+  if (n < POOL_MAX) {
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, (lua_Integer)n + 1);
+  }
+  lua_pop(L, 2);
+}
+
+static void abort_task(lua_State *L, int idx, int t, lua_State *co) {
+  lua_resetthread(co);
+  slot(L, idx, UV_ABORT);
+  lua_pushvalue(L, t);
+  lua_pushliteral(L, "coroutine.yield() was called outside a coroutine "
+                  "the component created: component code cannot yield to "
+                  "tide");
+  lua_call(L, 2, 0);
+}
+
+/* Resumes the task at t once. */
+static void step(lua_State *L, Box *b, int idx, int t) {
+  lua_State *co;
+  int nres = 0, status, fresh = lua_getfield(L, t, "co") != LUA_TTHREAD;
+  void *what = NULL;
+  if (fresh) {
+    lua_pop(L, 1);
+    co = take_worker(L, idx, t);
+    /* The worker's arguments (a new one) or what its yield returns (an
+    ** idle one): the runner and the task. */
+    slot(L, idx, UV_RUNNER);
+    lua_pushvalue(L, t);
+    lua_xmove(L, co, 2);
+    status = tide_lsignal_resume(co, L, 2, &nres);
+  } else {
+    co = lua_tothread(L, -1);
+    status = tide_lsignal_resume(co, L, 0, &nres);
+  }
+  /* The coroutine is at the top of L's stack. */
+  if (status == LUA_YIELD && nres > 0) what = lua_touserdata(co, -1);
+  if (status == LUA_YIELD) lua_pop(co, nres);
+  if (status == LUA_YIELD && what == DONE) {
+    finish(L, b, idx, t);
+    keep_worker(L, idx);
+    return;
+  }
+  if (status != LUA_YIELD) {
+    /* Returned or raised: the coroutine is dead (a runner's failure is
+    ** its own to report). */
+    finish(L, b, idx, t);
+  } else if (what == AGAIN) {
+    queue(L, b, idx, t, 0);
+  } else if (what != WAIT) {
+    /* The task's own code yielded to the scheduler: it cannot be resumed
+    ** meaningfully, so it fails (and its owner is told). */
+    finish(L, b, idx, t);
+    abort_task(L, idx, t, co);
+  }
+  /* Otherwise it waits: a finishing task or a callback queues it. */
+  lua_pop(L, 1);
+}
+
+/* sched:run([task]) */
+static int sched_run(lua_State *L) {
+  Box *b = check_box(L, 1);
+  int until = lua_istable(L, 2) ? 2 : 0, base;
+  uv_loop_t *loop = tide_sched_loop(b->s);
+  lua_settop(L, 2);
+  /* This scheduler is the innermost running one until it returns. */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
+  lua_pushvalue(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+  base = lua_gettop(L);
+  while (!(until && is_done(L, until))) {
+    int anchor = tide_sched_pop(b->s);
+    if (anchor == 0) {
+      if (tide_sched_waiting(b->s) == 0) break;
+      uv_run(loop, UV_RUN_ONCE);
+      continue;
+    }
+    if (tide_stop_requested()) {
+      tide_sched_push_front(b->s, anchor); /* its slot was just freed */
+      break;
+    }
+    unanchor(L, b, 1, anchor);
+    step(L, b, 1, base + 1);
+    lua_settop(L, base);
+    /* The loop is polled only when it has handles: no system call per
+    ** task otherwise. */
+    if (uv_loop_alive(loop)) uv_run(loop, UV_RUN_NOWAIT);
+  }
+  if (tide_stop_requested()) b->stopped = 1;
+  lua_pushvalue(L, base);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+  return 0;
+}
+
+/* sched:spawn(task) -> task: queued; counted in flight until it ends. */
+static int sched_spawn(lua_State *L) {
+  Box *b = check_box(L, 1);
+  tide_SchedCounts *c = tide_sched_counts(b->s);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  c->inflight++;
+  c->spawned++;
+  if (push_current(L, 1) == LUA_TTABLE) {
+    /* One of the tasks its parent announced: already in the total. */
+    lua_Integer expecting = int_field(L, 3, "expecting");
+    if (expecting > 0) {
+      c->expected--;
+      if (expecting == 1)
+        lua_pushnil(L);
+      else
+        lua_pushinteger(L, expecting - 1);
+      lua_setfield(L, 3, "expecting");
+    }
+  }
+  queue(L, b, 1, 2, 0);
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* sched:wait(task): returns once task is done. Inside a task it waits
+** its turn (yields); outside, it runs the scheduler until then. */
+static int sched_wait(lua_State *L) {
+  Box *b = check_box(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (is_done(L, 2)) return 0;
+  if (push_current(L, 1) != LUA_TTABLE) {
+    lua_settop(L, 2);
+    return sched_run(L);
+  }
+  (void)b;
+  if (lua_getfield(L, 2, "waiters") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 2, "waiters");
+  }
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pushlightuserdata(L, WAIT);
+  return lua_yield(L, 1);
+}
+
+/* sched:throttle(): a task that spawns many children steps aside when the
+** in-flight limit is reached, so that they can finish. */
+static int sched_throttle(lua_State *L) {
+  Box *b = check_box(L, 1);
+  tide_SchedCounts *c = tide_sched_counts(b->s);
+  if (c->inflight < c->max_inflight || push_current(L, 1) != LUA_TTABLE)
+    return 0;
+  lua_pushlightuserdata(L, AGAIN);
+  return lua_yield(L, 1);
+}
+
+/* sched:expect([n]): the current task is about to spawn n tasks, one per
+** item a source listed (n known), or an unknown number of them (n nil);
+** the total counts the n at once. What it announced and did not spawn is
+** dropped by sched:listed or when it ends. */
+static int sched_expect(lua_State *L) {
+  Box *b = check_box(L, 1);
+  tide_SchedCounts *c = tide_sched_counts(b->s);
+  lua_Integer n = luaL_optinteger(L, 2, -1);
+  lua_settop(L, 2);
+  if (push_current(L, 1) != LUA_TTABLE) return 0;
+  if (n < 0) {
+    if (lua_getfield(L, 3, "listing") == LUA_TNIL) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, 3, "listing");
+      c->open++;
+    }
+  } else if (n > 0) {
+    lua_pushinteger(L, int_field(L, 3, "expecting") + n);
+    lua_setfield(L, 3, "expecting");
+    c->expected += (size_t)n;
+  }
+  return 0;
+}
+
+/* sched:listed(): the current task spawned all it announced. */
+static int sched_listed(lua_State *L) {
+  Box *b = check_box(L, 1);
+  lua_settop(L, 1);
+  if (push_current(L, 1) == LUA_TTABLE)
+    listed(L, tide_sched_counts(b->s), 2);
+  return 0;
+}
+
+/* sched:carry(n): n components settled without a task (carried over by
+** the C index) count as done and in the total. */
+static int sched_carry(lua_State *L) {
+  Box *b = check_box(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "must not be negative");
+  tide_sched_counts(b->s)->carried += (size_t)n;
+  return 0;
+}
+
+/* sched:reset{ worker, task_of, runner, on_abort, on_progress,
+** max_inflight }: a new cycle. */
+static int sched_reset(lua_State *L) {
+  Box *b = check_box(L, 1);
+  lua_Integer max;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_getfield(L, 2, "max_inflight");
+  max = luaL_optinteger(L, -1, 1024);
+  luaL_argcheck(L, max >= 1, 2, "max_inflight must be at least 1");
+  lua_pop(L, 1);
+  tide_sched_reset(b->s);
+  tide_sched_counts(b->s)->max_inflight = (size_t)max;
+  b->stopped = 0;
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, UV_ANCHORS);
+  lua_getfield(L, 2, "task_of");
+  luaL_argcheck(L, lua_istable(L, -1), 2, "task_of must be a table");
+  lua_setiuservalue(L, 1, UV_TASKS);
+  if (slot(L, 1, UV_POOL) != LUA_TTABLE) {
+    lua_newtable(L);
+    lua_setiuservalue(L, 1, UV_POOL);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "worker");
+  luaL_argcheck(L, lua_isfunction(L, -1), 2, "worker must be a function");
+  lua_setiuservalue(L, 1, UV_WORKER);
+  lua_getfield(L, 2, "runner");
+  luaL_argcheck(L, lua_isfunction(L, -1), 2, "runner must be a function");
+  lua_setiuservalue(L, 1, UV_RUNNER);
+  lua_getfield(L, 2, "on_abort");
+  luaL_argcheck(L, lua_isfunction(L, -1), 2, "on_abort must be a function");
+  lua_setiuservalue(L, 1, UV_ABORT);
+  lua_getfield(L, 2, "on_progress");
+  lua_setiuservalue(L, 1, UV_PROGRESS);
+  return 0;
+}
+
+static int sched_inflight(lua_State *L) {
+  lua_pushinteger(L,
+    (lua_Integer)tide_sched_counts(check_box(L, 1)->s)->inflight);
+  return 1;
+}
+
+static int sched_stopped(lua_State *L) {
+  lua_pushboolean(L, check_box(L, 1)->stopped);
+  return 1;
+}
+
+/* sched:close(): lets go of the engine's scheduler (the engine frees it). */
+static int sched_close(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, SCHED_TYPE);
+  b->s = NULL;
+  return 0;
+}
+
+void tide_lsched_push_borrowed(lua_State *L, tide_Sched *s) {
+  Box *b = lua_newuserdatauv(L, sizeof *b, UV_COUNT);
+  b->s = s;
+  b->stopped = 0;
+  luaL_setmetatable(L, SCHED_TYPE);
+}
+
+tide_Sched *tide_lsched_suspend(lua_State *L, int *anchor) {
+  Box *b;
+  int a;
+  *anchor = 0;
+  if (!lua_isyieldable(L)) return NULL;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  b = luaL_testudata(L, -1, SCHED_TYPE);
+  if (b == NULL || b->s == NULL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (push_current(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return NULL;
+  }
+  a = tide_sched_anchor(b->s);
+  if (a == 0) enomem(L);
+  slot(L, -2, UV_ANCHORS);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, a);
+  lua_pop(L, 3);
+  *anchor = a;
+  return b->s;
+}
+
+int tide_lsched_yield(lua_State *L, lua_KContext ctx, lua_KFunction k) {
+  lua_pushlightuserdata(L, WAIT);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+void tide_lsched_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"reset", sched_reset}, {"spawn", sched_spawn}, {"run", sched_run},
+    {"wait", sched_wait}, {"throttle", sched_throttle},
+    {"expect", sched_expect}, {"listed", sched_listed},
+    {"carry", sched_carry}, {"inflight", sched_inflight},
+    {"stopped", sched_stopped}, {"close", sched_close},
+    {NULL, NULL},
+  };
+  if (luaL_newmetatable(L, SCHED_TYPE)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, sched_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, DONE);
+  lua_setfield(L, -2, "SCHED_DONE");
+}
