@@ -29,6 +29,7 @@ static const Opener openers[] = {
   tide_ljson_open,
   tide_ljsonl_open,
   tide_lsched_open,
+  tide_lwait_open,
   NULL,
 };
 

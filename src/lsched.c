@@ -4,7 +4,9 @@
 ** Lua shape (the worker function a coroutine runs, the task of a
 ** coroutine); engine.lua spawns and waits for component tasks through it.
 **
-** A task is a Lua table (a component frame). The scheduler sets on it co
+** A task is a Lua table: a component frame, or an item of a concurrent
+** map (task.item set: not counted as a component). The scheduler sets on
+** it co
 ** (its coroutine, from its first run; false once it is done) and done,
 ** and for the few that need them waiters, expecting and listing. Every
 ** task runs runner(task) on a worker coroutine, and a coroutine whose
@@ -38,6 +40,7 @@
 /* Uservalue slots. */
 enum {
   UV_ANCHORS = 1, /* anchor number -> task */
+  UV_PARKED,      /* tasks waiting for a slot, a stack */
   UV_TASKS,       /* coroutine -> task (weak keys; sched.lua's task_of) */
   UV_POOL,        /* idle worker coroutines */
   UV_WORKER,      /* the function a worker coroutine runs */
@@ -48,10 +51,9 @@ enum {
 };
 
 /* What tasks yield to the scheduler: light userdata no user code has. */
-static const char done_mark = 0, wait_mark = 0, again_mark = 0;
+static const char done_mark = 0, wait_mark = 0;
 #define DONE ((void *)&done_mark)
 #define WAIT ((void *)&wait_mark)
-#define AGAIN ((void *)&again_mark)
 
 /* Registry key of the scheduler object whose run is innermost. */
 static const char running_key = 0;
@@ -125,6 +127,24 @@ static lua_Integer int_field(lua_State *L, int t, const char *k) {
   return v;
 }
 
+/* Slots: while a slot is free and a task waits for one, the last task to
+** park (the deepest spawner) takes it and is queued. */
+static void give_slots(lua_State *L, Box *b, int idx) {
+  tide_SchedCounts *c = tide_sched_counts(b->s);
+  lua_Unsigned n;
+  slot(L, idx, UV_PARKED);
+  while (c->inflight - c->parked < c->max_inflight &&
+         (n = lua_rawlen(L, -1)) > 0) {
+    lua_rawgeti(L, -1, (lua_Integer)n);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, (lua_Integer)n);
+    c->parked--;
+    queue(L, b, idx, -1, 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /* The task at t no longer counts what it announced (sched:expect). */
 static void listed(lua_State *L, tide_SchedCounts *c, int t) {
   lua_Integer expecting = int_field(L, t, "expecting");
@@ -141,6 +161,25 @@ static void listed(lua_State *L, tide_SchedCounts *c, int t) {
   lua_pop(L, 1);
 }
 
+/* Whether the task at t is an item of a concurrent map (task.item): not
+** a component, so not in the progress counts. */
+static int is_item(lua_State *L, int t) {
+  int item;
+  lua_getfield(L, t, "item");
+  item = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return item;
+}
+
+/* Whether the task at t is done. */
+static int is_done(lua_State *L, int t) {
+  int done;
+  lua_getfield(L, t, "done");
+  done = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return done;
+}
+
 /* The task at t is done: counted, its waiters queued, its coroutine no
 ** longer its own. */
 static void finish(lua_State *L, Box *b, int idx, int t) {
@@ -148,9 +187,14 @@ static void finish(lua_State *L, Box *b, int idx, int t) {
   lua_pushboolean(L, 1);
   lua_setfield(L, t, "done");
   c->inflight--;
-  c->finished++;
-  listed(L, c, t);
-  if (slot(L, idx, UV_PROGRESS) == LUA_TFUNCTION) {
+  if (is_item(L, t)) {
+    lua_pushnil(L); /* no progress to report */
+  } else {
+    c->finished++;
+    listed(L, c, t);
+    slot(L, idx, UV_PROGRESS);
+  }
+  if (lua_isfunction(L, -1)) {
     /* done, total, components this cycle processed (for the rate), and
     ** whether the total is still a lower bound. */
     lua_pushinteger(L, (lua_Integer)(c->finished + c->carried));
@@ -168,6 +212,7 @@ static void finish(lua_State *L, Box *b, int idx, int t) {
       queue(L, b, idx, -1, 0);
       lua_pop(L, 1);
     }
+    c->parked -= (size_t)n; /* they hold their slots again */
     lua_pushnil(L);
     lua_setfield(L, t, "waiters");
   }
@@ -182,15 +227,7 @@ static void finish(lua_State *L, Box *b, int idx, int t) {
     lua_setfield(L, t, "co");
   }
   lua_pop(L, 1);
-}
-
-/* Whether the task at t is done. */
-static int is_done(lua_State *L, int t) {
-  int done;
-  lua_getfield(L, t, "done");
-  done = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return done;
+  give_slots(L, b, idx);
 }
 
 /* Pushes a worker coroutine for the task at t (an idle one, else a new
@@ -273,8 +310,6 @@ static void step(lua_State *L, Box *b, int idx, int t) {
     /* Returned or raised: the coroutine is dead (a runner's failure is
     ** its own to report). */
     finish(L, b, idx, t);
-  } else if (what == AGAIN) {
-    queue(L, b, idx, t, 0);
   } else if (what != WAIT) {
     /* The task's own code yielded to the scheduler: it cannot be resumed
     ** meaningfully, so it fails (and its owner is told). */
@@ -327,6 +362,10 @@ static int sched_spawn(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   c->inflight++;
+  if (is_item(L, 2)) {
+    queue(L, b, 1, 2, 0);
+    return 1;
+  }
   c->spawned++;
   if (push_current(L, 1) == LUA_TTABLE) {
     /* One of the tasks its parent announced: already in the total. */
@@ -356,7 +395,6 @@ static int sched_wait(lua_State *L) {
     lua_settop(L, 2);
     return sched_run(L);
   }
-  (void)b;
   if (lua_getfield(L, 2, "waiters") != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_createtable(L, 1, 0);
@@ -365,19 +403,52 @@ static int sched_wait(lua_State *L) {
   }
   lua_pushvalue(L, 3);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  /* Its slot goes to whoever waits for one meanwhile. */
+  tide_sched_counts(b->s)->parked++;
+  give_slots(L, b, 1);
   lua_pushlightuserdata(L, WAIT);
   return lua_yield(L, 1);
 }
 
-/* sched:throttle(): a task that spawns many children steps aside when the
-** in-flight limit is reached, so that they can finish. */
+/* sched:throttle(): a task that spawns many children, once more tasks
+** hold slots than max_inflight allows, parks until a slot is free (giving
+** its own up meanwhile), so that they can finish. */
 static int sched_throttle(lua_State *L) {
   Box *b = check_box(L, 1);
   tide_SchedCounts *c = tide_sched_counts(b->s);
-  if (c->inflight < c->max_inflight || push_current(L, 1) != LUA_TTABLE)
+  lua_settop(L, 1);
+  if (c->inflight - c->parked <= c->max_inflight ||
+      push_current(L, 1) != LUA_TTABLE)
     return 0;
-  lua_pushlightuserdata(L, AGAIN);
+  slot(L, 1, UV_PARKED);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  c->parked++;
+  lua_pushlightuserdata(L, WAIT);
   return lua_yield(L, 1);
+}
+
+/* sched:park(): the current task waits, its slot given up, until
+** sched:wake(task) queues it; whoever will wake it keeps it meanwhile (a
+** function's callers waiting for a free call, a batch's callers). */
+static int sched_park(lua_State *L) {
+  Box *b = check_box(L, 1);
+  lua_settop(L, 1);
+  if (push_current(L, 1) != LUA_TTABLE)
+    return luaL_error(L, "sched:park: not inside a task");
+  tide_sched_counts(b->s)->parked++;
+  give_slots(L, b, 1);
+  lua_pushlightuserdata(L, WAIT);
+  return lua_yield(L, 1);
+}
+
+/* sched:wake(task): queues a task that parked. */
+static int sched_wake(lua_State *L) {
+  Box *b = check_box(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  tide_sched_counts(b->s)->parked--;
+  queue(L, b, 1, 2, 0);
+  return 0;
 }
 
 /* sched:expect([n]): the current task is about to spawn n tasks, one per
@@ -439,6 +510,8 @@ static int sched_reset(lua_State *L) {
   b->stopped = 0;
   lua_newtable(L);
   lua_setiuservalue(L, 1, UV_ANCHORS);
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, UV_PARKED);
   lua_getfield(L, 2, "task_of");
   luaL_argcheck(L, lua_istable(L, -1), 2, "task_of must be a table");
   lua_setiuservalue(L, 1, UV_TASKS);
@@ -523,6 +596,7 @@ void tide_lsched_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reset", sched_reset}, {"spawn", sched_spawn}, {"run", sched_run},
     {"wait", sched_wait}, {"throttle", sched_throttle},
+    {"park", sched_park}, {"wake", sched_wake},
     {"expect", sched_expect}, {"listed", sched_listed},
     {"carry", sched_carry}, {"inflight", sched_inflight},
     {"stopped", sched_stopped}, {"close", sched_close},

@@ -22,7 +22,10 @@
 **   A wait whose task never comes back for it (a stop, a cycle given up)
 **   is cancelled and released by tide_sched_reset or tide_sched_free, so
 **   no handle outlives the scheduler and no request is leaked.
-** - Counts: tasks in flight (spawned, not finished) against max_inflight;
+** - Counts: tasks in flight (spawned, not finished); those holding a slot
+**   (in flight and not parked waiting for another task or for a slot) are
+**   bounded by max_inflight, so a parent waiting for its children gives
+**   its slot up and even one slot cannot deadlock;
 **   and, for the progress line, how many were spawned, finished, carried
 **   over without a task, announced by a source and not spawned yet, and
 **   how many sources are listing an unknown number of items.
@@ -54,9 +57,11 @@ struct tide_Wait {
   void (*release)(tide_Wait *w);
 };
 
-/* The counts of a cycle (read and written by the binding). */
+/* The counts of a cycle (read and written by the binding). A task in
+** flight (spawned, not finished) holds a slot unless it is parked: waiting
+** for another task, or for a slot. */
 typedef struct tide_SchedCounts {
-  size_t inflight, max_inflight;
+  size_t inflight, parked, max_inflight;
   size_t spawned, finished, carried, expected, open;
 } tide_SchedCounts;
 

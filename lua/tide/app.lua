@@ -17,13 +17,20 @@ local M = {}
 local App = { __name = "tide.app" }
 App.__index = App
 
-local APP_OPTIONS = { context = true }
+local APP_OPTIONS = { context = true, max_inflight = true }
 local UPDATE_OPTIONS = {
   db = true, full_reprocess = true, preview = true, reset = true,
   live = true, jobs = true, max_inflight = true, batch_size = true,
   on_error = true, on_preview = true, on_progress = true, quiet = true,
   allow_empty = true, empty_guard = true,
 }
+
+-- A limit option's value: a positive integer. [level: the caller's]
+local function check_limit(what, name, v, level)
+  if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
+    error(fmt("%s: %s must be a positive integer", what, name), level + 1)
+  end
+end
 
 function M.app(name, main, opts)
   if type(name) ~= "string" or not name:match("^[%w_.%-]+$") then
@@ -39,6 +46,7 @@ function M.app(name, main, opts)
       error(fmt("tide.app %s: unknown option %s", name, tostring(k)), 2)
     end
   end
+  check_limit("tide.app " .. name, "max_inflight", opts.max_inflight, 2)
   for k in pairs(opts.context or {}) do
     if getmetatable(k) ~= engine.Key then
       error(fmt("tide.app %s: context keys must be tide.key values", name), 2)
@@ -46,6 +54,7 @@ function M.app(name, main, opts)
   end
   return setmetatable({
     name = name, main = main, context = opts.context,
+    max_inflight = opts.max_inflight,
     root_fn = fnmod.new(name, {}, main, true),
     engines = {}, -- store path -> engine: the app's sessions
     fns_seen = {}, -- name -> the tide.fn its cycles called last
@@ -65,10 +74,14 @@ local function check_options(app, opts, level)
             level + 1)
     end
   end
+  check_limit("app " .. app.name, "max_inflight", opts.max_inflight,
+              level + 1)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
+  if o.max_inflight == nil then o.max_inflight = app.max_inflight end
   return o
 end
+
 
 -- The engine (core.engine_new, lengine.c) that keeps this app's session
 -- with the store at db: made by the first update and kept, so that the

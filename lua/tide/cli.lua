@@ -126,10 +126,14 @@ function commands.update(...)
     io_stderr:write(M.usage)
     return 2
   end
-  local inflight = opts["max-inflight"] and
-    math.tointeger(tonumber(opts["max-inflight"]))
-  if opts["max-inflight"] and (not inflight or inflight < 1) then
-    say("update: --max-inflight must be a positive integer")
+  -- --max-inflight, else TIDE_MAX_INFLIGHT, else the app's own.
+  local given, from = opts["max-inflight"], "--max-inflight"
+  if not given and os.getenv("TIDE_MAX_INFLIGHT") then
+    given, from = os.getenv("TIDE_MAX_INFLIGHT"), "TIDE_MAX_INFLIGHT"
+  end
+  local inflight = given and math.tointeger(tonumber(given))
+  if given and (not inflight or inflight < 1) then
+    say("update: %s must be a positive integer", from)
     return 2
   end
   local jobs = opts.jobs and tonumber(opts.jobs)

@@ -710,11 +710,98 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
   return unchanged + expected
 end
 
+-- ---- tide.map: items that run concurrently ----
+
+-- Each item of a tide.map runs fn(value, ...) in a task of its own, so
+-- that one waiting (a program, a timer, later a request or a worker)
+-- lets the others run. An item works for the component that called map:
+-- its dependencies and memo entries are the component's (the tables are
+-- shared), the target states it declares are the component's, and the
+-- memoized calls it is inside of are copied to its own stack, so that
+-- the items' calls nest apart.
+
+-- The message handler of an item: keeps the traceback where the error
+-- happened (or where a memoized call inside it caught it) for the
+-- component's report, and the error value as raised.
+local function item_error(e)
+  local item = sched.current()
+  if item then
+    local nested = item.traceback_of
+    if nested and nested.err == e then
+      item.trace = nested.text
+    else
+      item.trace = type(e) == "table" and e or user_traceback(e, 2)
+    end
+  end
+  return e
+end
+
+local function item_call(item)
+  local extra = item.extra
+  return item.fn(item.value, unpack(extra, 1, extra.n))
+end
+
+local function run_item(item)
+  local ok, result = xpcall(item_call, item_error, item)
+  if ok then
+    item.result = result
+  else
+    item.failed, item.err = true, result
+  end
+end
+
+local function copy_list(t)
+  local c = {}
+  for i = 1, #t do c[i] = t[i] end
+  return c
+end
+
+-- tide.map(fn, list, ...): { fn(list[1], ...), fn(list[2], ...), ... },
+-- the items run concurrently, the results in input order. When items
+-- fail, the first failure in input order is raised in the caller once
+-- every item has finished.
 function M.map(fn, list, ...)
-  need_frame("tide.map", 2)
+  local task = sched.current()
+  if not task then fail("tide.map can only be called inside a component", 2) end
   if type(list) ~= "table" then fail("tide.map: expected a list", 2) end
+  local n = #list
   local out = {}
-  for i = 1, #list do out[i] = fn(list[i], ...) end
+  if n == 0 then return out end
+  local frame = task.frame or task
+  local run = frame.run
+  local s = run.sched
+  local extra = fnmod.pack(...)
+  local stack = task.memo_stack
+  if stack and #stack == 0 then stack = nil end
+  local deps = deps_of(frame)
+  local memos = frame.memos
+  if not memos then
+    memos = {}
+    frame.memos = memos
+  end
+  local items = {}
+  for i = 1, n do
+    local item = { item = true, frame = frame, run = run, fn = fn,
+                   value = list[i], extra = extra, deps = deps,
+                   memos = memos, memo_stack = stack and copy_list(stack),
+                   co = nil, done = nil, result = nil }
+    items[i] = item
+    s:spawn(item)
+    s:throttle()
+  end
+  for i = 1, n do
+    local item = items[i]
+    if not item.done then s:wait(item) end
+  end
+  for i = 1, n do
+    local item = items[i]
+    if item.failed then
+      -- The component reports the item's traceback (body_handler).
+      task.traceback_of = { err = item.err, text = item.trace }
+      error(item.err, 0)
+    end
+    out[i] = item.result
+  end
   return out
 end
 
@@ -899,10 +986,20 @@ M.STATUS_OK, M.STATUS_ERROR, M.STATUS_INCOMPLETE =
 M.new_deps = new_deps
 M.run_component = run_component
 
--- The scheduler's on_abort: a component whose own code yielded to the
--- scheduler fails.
-function M.abort_component(frame, message)
-  return M.component_failed(frame.run, frame, message)
+-- The scheduler's runner: a component, or an item of a tide.map.
+function M.run_task(task)
+  if task.item then return run_item(task) end
+  return run_component(task)
+end
+
+-- The scheduler's on_abort: a task whose own code yielded to the
+-- scheduler fails (an item fails its map's caller).
+function M.abort_component(task, message)
+  if task.item then
+    task.failed, task.err, task.trace = true, message, message
+    return
+  end
+  return M.component_failed(task.run, task, message)
 end
 
 return M

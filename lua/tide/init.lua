@@ -37,6 +37,10 @@ local tide = {
   use = engine.use,
   source = engine.source,
 
+  -- Calls that wait without blocking the other components.
+  exec = core.exec,
+  sleep = core.sleep,
+
   -- Targets.
   target_type = target.target_type,
   declare_target = target.declare_target,

@@ -75,8 +75,10 @@ M.describe_key = describe_key
 -- per state, { container, kb, key, value, fp }, which is also the change
 -- handed to the target's apply ({ key, value }) when it must be written.
 -- The run's claims (container id -> key bytes -> path) find a key declared
--- twice, by this component or by two.
-function M.declare(frame, container, key, value, level)
+-- twice, by this component or by two. task is the component's frame or a
+-- map item working for it: its memoized calls record what they declare.
+function M.declare(task, container, key, value, level)
+  local frame = task.frame or task
   local run = frame.run
   local kb = encode(key, container.key_what)
   local claims = run.claims[container.id]
@@ -100,7 +102,7 @@ function M.declare(frame, container, key, value, level)
   else
     declared[#declared + 1] = d
   end
-  local stack = frame.memo_stack
+  local stack = task.memo_stack
   local memo = stack and stack[#stack]
   if memo then
     memo.targets[#memo.targets + 1] =
@@ -108,14 +110,14 @@ function M.declare(frame, container, key, value, level)
   end
 end
 
--- Declares again a state a memo hit carries over.
-function M.declare_replayed(frame, t)
-  local container = frame.run.containers[t[1] .. "\0" .. t[2]]
+-- Declares again a state a memo hit carries over, in the running task.
+function M.declare_replayed(task, t)
+  local container = task.run.containers[t[1] .. "\0" .. t[2]]
   if not container then
     error(fmt("a memoized call declared into %s %s, which this run has not "
               .. "declared", t[1], t[2]), 0)
   end
-  M.declare(frame, container, t[3], t[4], 1)
+  M.declare(task, container, t[3], t[4], 1)
 end
 
 -- The state of most components, encoded once: one that returned nothing

@@ -310,9 +310,10 @@ end
 -- A tide.fn called inside a component (tide.fn's __call).
 Run.call = engine.call
 
--- A target state declared by the component of frame.
-function Run:declare(frame, container, key, value, level)
-  reconcile.declare(frame, container, key, value, level + 1)
+-- A target state declared by the running task (its component's frame, or
+-- a map item working for it).
+function Run:declare(task, container, key, value, level)
+  reconcile.declare(task, container, key, value, level + 1)
 end
 
 -- ---- Memo entries and context ----
@@ -490,7 +491,7 @@ function Run:execute()
     self.store:run_begin(self.app_id) or nil
   self:load()
   self:recover()
-  sched.reset(self.sched, { runner = engine.run_component,
+  sched.reset(self.sched, { runner = engine.run_task,
                             on_abort = engine.abort_component,
                             max_inflight = self.opts.max_inflight,
                             on_progress = self.opts.on_progress })

@@ -30,13 +30,19 @@ local function worker(f, task)
   end
 end
 
--- The task (the component frame) the running coroutine belongs to, or
--- nil: how a tide.fn, a target handle or a file finds the run it is
--- called in.
+-- The task the running coroutine belongs to, or nil: a component frame,
+-- or an item of a concurrent tide.map (item.frame is its component's).
+-- Memoized calls nest per task (task.memo_stack).
 function M.current()
   return task_of[running()]
 end
-M.current_frame = M.current
+
+-- The component frame the running coroutine works for, or nil: how a
+-- tide.fn, a target handle or a file finds the run it is called in.
+function M.current_frame()
+  local task = task_of[running()]
+  return task and (task.frame or task)
+end
 
 -- A new cycle on the engine's scheduler s: opts are runner(task), the body
 -- of every task; on_abort(task, message), for a task whose own code
@@ -54,5 +60,7 @@ function M.expect(s, n) return s:expect(n) end
 function M.listed(s) return s:listed() end
 function M.carry(s, n) return s:carry(n) end
 function M.run(s, until_task) return s:run(until_task) end
+function M.park(s) return s:park() end
+function M.wake(s, task) return s:wake(task) end
 
 return M

@@ -93,11 +93,13 @@ end
 -- Declarations go to the run of the component they are made in.
 function Handle:declare(key, value)
   if key == nil then error("target key must not be nil", 2) end
-  local frame = sched.current_frame()
-  if not frame then
+  -- The running task: its component's frame, or an item of a concurrent
+  -- map working for one (whose memoized calls nest in the item).
+  local task = sched.current()
+  if not task then
     error("target states can only be declared inside a component", 2)
   end
-  frame.run:declare(frame, self.container, key, value, 2)
+  task.run:declare(task, self.container, key, value, 2)
 end
 
 -- Declares the container in the running component and returns a handle.

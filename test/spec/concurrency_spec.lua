@@ -1,0 +1,281 @@
+-- Concurrency (issue 9): the scheduler in C, calls that wait without
+-- blocking (tide.exec, tide.sleep), the in-flight limit, and tide.map's
+-- concurrent items. Overlap is observed by counting how many tasks are
+-- inside a wait at once, never by timing.
+local helpers = require "test.spec.helpers"
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+
+-- A gauge of how many tasks are between enter and leave at once.
+local function gauge()
+  local g = { now = 0, max = 0 }
+  function g.enter()
+    g.now = g.now + 1
+    if g.now > g.max then g.max = g.now end
+  end
+  function g.leave() g.now = g.now - 1 end
+  return g
+end
+
+describe("tide.exec", function()
+  after_each(helpers.cleanup)
+
+  it("runs a program without a shell and returns its status and output",
+     function()
+    local r = assert(tide.exec({ "sh", "-c", "cat; echo oops >&2; exit 3" },
+                               { stdin = "line 1\nline 2\n" }))
+    assert.are.same({ status = 3, stdout = "line 1\nline 2\n",
+                      stderr = "oops\n" }, r)
+    -- Arguments reach the program as they are: no word splitting.
+    r = assert(tide.exec({ "printf", "[%s]", "a b", "$HOME", "*" }))
+    assert.are.equal("[a b][$HOME][*]", r.stdout)
+    assert.are.equal(0, r.status)
+  end)
+
+  it("takes a folder and changes to the environment", function()
+    local dir = helpers.tmpdir()
+    local r = assert(tide.exec({ "sh", "-c", "pwd; echo \"$A|${HOME-unset}\"" },
+                               { cwd = dir, env = { A = "x y", HOME = false } }))
+    assert.are.equal(dir .. "\nx y|unset\n", r.stdout)
+  end)
+
+  it("says which program could not be started", function()
+    local r, err = tide.exec({ "tide-no-such-program", "x" })
+    assert.is_nil(r)
+    assert.are.equal("tide.exec: cannot run tide-no-such-program: no such "
+                     .. "file or directory", err)
+  end)
+
+  it("kills a program that runs past its timeout and reports it", function()
+    local dir = helpers.tmpdir()
+    local pidfile = dir .. "/pid"
+    local r, err = tide.exec({ "sh", "-c", "echo $$ > " .. pidfile
+                               .. "; exec sleep 30" }, { timeout = 0.2 })
+    assert.is_nil(r)
+    assert.are.equal("tide.exec: sh did not finish within 0.2 s and was "
+                     .. "killed", err)
+    -- The program is gone: no process with its pid is left.
+    local pid = assert(tonumber(helpers.read(pidfile)))
+    local _, _, code = helpers.run("kill -0 " .. pid)
+    assert.are_not.equal(0, code)
+  end)
+
+  it("reports a program a signal ended", function()
+    local r = assert(tide.exec({ "sh", "-c", "kill -TERM $$" }))
+    assert.are.same({ signal = 15, stdout = "", stderr = "" }, r)
+  end)
+
+  it("refuses what it cannot use", function()
+    assert.has_error(function() tide.exec("ls") end)
+    assert.has_error(function() tide.exec({}) end,
+      "bad argument #1 to 'exec' (argv must list the program and its "
+      .. "arguments)")
+    assert.has_error(function() tide.exec({ "ls", 3 }) end,
+      "tide.exec: argv[2] must be a string, got number")
+    assert.has_error(function() tide.exec({ "ls" }, { shell = true }) end,
+      "tide.exec: unknown option shell")
+    assert.has_error(function() tide.exec({ "ls" }, { timeout = 0 }) end,
+      "tide.exec: timeout must be a positive number of seconds")
+    assert.has_error(function() tide.exec({ "ls" }, { env = { A = {} } }) end,
+      "tide.exec: env A must be a string, a number or false")
+  end)
+end)
+
+describe("waiting inside components", function()
+  local dir
+  before_each(function() dir = helpers.tmpdir() end)
+  after_each(helpers.cleanup)
+
+  local function sleepers(name, n, g, body)
+    local work = tide.fn(name .. "_work", function(i)
+      g.enter()
+      body(i)
+      g.leave()
+    end)
+    local items = {}
+    for i = 1, n do items["k" .. i] = i end
+    return tide.app(name, function() tide.mount_each(work, items) end)
+  end
+
+  it("overlaps the waits of many components", function()
+    local g = gauge()
+    local app = sleepers("overlap", 12, g, function() tide.sleep(0.05) end)
+    local stats, errors = app:update { db = dir .. "/state.db" }
+    assert.are.same({}, errors)
+    assert.are.equal(12, stats.components.added)
+    assert.are.equal(12, g.max)
+    app:close()
+  end)
+
+  it("overlaps programs run with tide.exec", function()
+    local g = gauge()
+    local outputs = {}
+    local app = sleepers("overlap_exec", 6, g, function(i)
+      local r = assert(tide.exec({ "sh", "-c", "sleep 0.05; echo " .. i }))
+      outputs[i] = r.stdout
+    end)
+    local _, errors = app:update { db = dir .. "/state.db" }
+    assert.are.same({}, errors)
+    assert.are.equal(6, g.max)
+    for i = 1, 6 do assert.are.equal(i .. "\n", outputs[i]) end
+    app:close()
+  end)
+
+  it("keeps at most max_inflight components in flight", function()
+    local g = gauge()
+    local app = sleepers("inflight", 12, g, function() tide.sleep(0.02) end)
+    local stats, errors = app:update { db = dir .. "/state.db",
+                                       max_inflight = 4 }
+    assert.are.same({}, errors)
+    assert.are.equal(12, stats.components.added)
+    assert.are.equal(4, g.max)
+    app:close()
+  end)
+
+  it("finishes nested mounts with a single slot", function()
+    local leaf = tide.fn("leaf", function(i) tide.sleep(0.001) return i end)
+    local mid = tide.fn("mid", function(i)
+      local sum = 0
+      for j = 1, 3 do
+        sum = sum + tide.use_mount(tide.path("leaf", j), leaf, i * 10 + j)
+      end
+      return sum
+    end)
+    local total = 0
+    local app = tide.app("one_slot", function()
+      for i = 1, 4 do
+        total = total + tide.use_mount(tide.path("mid", i), mid, i)
+      end
+      tide.mount_each(leaf, { a = 1, b = 2, c = 3 })
+    end)
+    local stats, errors = app:update { db = dir .. "/state.db",
+                                       max_inflight = 1 }
+    assert.are.same({}, errors)
+    assert.are.equal(4 * 6 + 10 * (1 + 2 + 3 + 4) * 3, total)
+    assert.are.equal(4 + 12 + 3, stats.components.added)
+    app:close()
+  end)
+
+  it("takes max_inflight from the app, and refuses a bad one", function()
+    local g = gauge()
+    local work = tide.fn("app_limit_work", function()
+      g.enter()
+      tide.sleep(0.01)
+      g.leave()
+    end)
+    local app = tide.app("app_limit", function()
+      tide.mount_each(work, { 1, 2, 3, 4, 5, 6 })
+    end, { max_inflight = 3 })
+    assert(app:update { db = dir .. "/state.db" })
+    assert.are.equal(3, g.max)
+    assert.has_error(function()
+      app:update { db = dir .. "/state.db", max_inflight = 0 }
+    end, "app app_limit: max_inflight must be a positive integer")
+    assert.has_error(function()
+      tide.app("bad_limit", function() end, { max_inflight = 1.5 })
+    end, "tide.app bad_limit: max_inflight must be a positive integer")
+    app:close()
+  end)
+end)
+
+describe("tide.map", function()
+  local dir
+  before_each(function() dir = helpers.tmpdir() end)
+  after_each(helpers.cleanup)
+
+  it("runs its items concurrently and returns results in input order",
+     function()
+    local g = gauge()
+    -- Later items finish first.
+    local slow = tide.fn("slow", function(i)
+      g.enter()
+      tide.sleep((10 - i) * 0.005)
+      g.leave()
+      return i * i
+    end)
+    local got
+    local app = tide.app("map_order", function()
+      got = tide.map(slow, { 1, 2, 3, 4, 5, 6, 7, 8, 9 })
+    end)
+    local _, errors = app:update { db = dir .. "/state.db" }
+    assert.are.same({}, errors)
+    assert.are.same({ 1, 4, 9, 16, 25, 36, 49, 64, 81 }, got)
+    assert.are.equal(9, g.max)
+    app:close()
+  end)
+
+  it("raises the first failure in input order once every item finished",
+     function()
+    local finished = {}
+    local item = tide.fn("item", function(i)
+      tide.sleep((6 - i) * 0.005)
+      if i == 2 or i == 4 then error("item " .. i .. " is bad") end
+      finished[#finished + 1] = i
+      return i
+    end)
+    local caught
+    local app = tide.app("map_errors", function()
+      tide.mount("caller", tide.fn("caller", function()
+        local ok, err = pcall(tide.map, item, { 1, 2, 3, 4, 5 })
+        caught = err
+        assert(not ok)
+        tide.map(item, { 4 })
+      end))
+    end)
+    local stats, errors = app:update { db = dir .. "/state.db" }
+    assert.matches("item 2 is bad$", caught)
+    table.sort(finished)
+    assert.are.same({ 1, 3, 5 }, finished)
+    -- Only the caller fails, with the item's own traceback.
+    assert.are.equal(1, stats.components.errors)
+    assert.are.equal(1, #errors)
+    assert.are.equal("/caller", errors[1].path)
+    assert.matches("item 4 is bad", errors[1].message, 1, true)
+    assert.matches("in function", errors[1].message, 1, true)
+    app:close()
+  end)
+
+  it("records its items' memoized calls and target states in the caller",
+     function()
+    local Row = tide.record("Row", { { "k", "string", key = true },
+                                     { "v", "integer" } })
+    local version = 1
+    local square = tide.fn("square", { memo = true }, function(i)
+      tide.sleep(0.001)
+      return i * i * version
+    end)
+    local runs = 0
+    local fill = tide.fn("fill", { memo = true }, function(t)
+      runs = runs + 1
+      tide.map(function(i)
+        t:row(Row { k = "r" .. i, v = square(i) })
+      end, { 1, 2, 3, 4 })
+    end)
+    local app = tide.app("map_memo", function()
+      local t = sqlite.table { db = dir .. "/out.db", name = "rows",
+                               schema = Row }
+      tide.mount(fill, t)
+    end)
+    local db = dir .. "/state.db"
+    local stats = assert(app:update { db = db })
+    assert.are.equal(4, stats.targets.inserted)
+    assert.are.same({ calls = 4, hits = 0, misses = 4, errors = 0 },
+                    stats.functions.square)
+    stats = assert(app:update { db = db })
+    assert.are.equal(1, stats.components.unchanged)
+    assert.are.equal(1, runs)
+    -- A change of square's logic reaches fill through the items' calls.
+    square = tide.fn("square", { memo = true, version = 2 }, function(i)
+      return i * i * 2
+    end)
+    stats = assert(app:update { db = db })
+    assert.are.equal(1, stats.components.reprocessed)
+    assert.are.equal(4, stats.targets.updated)
+    local out = assert(sqlite.open(dir .. "/out.db"))
+    local rows = out:rows("SELECT k, v FROM rows ORDER BY k")
+    out:close()
+    assert.are.same({ { k = "r1", v = 2 }, { k = "r2", v = 8 },
+                      { k = "r3", v = 18 }, { k = "r4", v = 32 } }, rows)
+    app:close()
+  end)
+end)
