@@ -14,6 +14,7 @@ local fnmod = require "tide.fn"
 local target = require "tide.target"
 local sched = require "tide.sched"
 local reconcile = require "tide.reconcile"
+local calls = require "tide.calls"
 
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
       next = type, error, pairs, ipairs, tostring, setmetatable, select,
@@ -807,23 +808,81 @@ end
 
 -- ---- Memoized calls (tide.fn called inside a component) ----
 
--- Runs fn's body in protected mode; on an error, counts it, keeps the
+-- Runs body(...) in protected mode for task; on an error, keeps the
 -- traceback where it happened (the component reports it) and raises the
 -- original value again, so that a user's own pcall sees what it expects.
-local function protected_body(frame, fs, fn, ...)
-  local ok, results = xpcall(function(...) return fnmod.pack(fn.body(...)) end,
+local function protected(task, body, ...)
+  local ok, results = xpcall(function(...) return fnmod.pack(body(...)) end,
     function(e)
-      if frame.traceback_of == nil or frame.traceback_of.err ~= e then
-        frame.traceback_of = { err = e, text = type(e) == "table" and e
-                               or user_traceback(e, 2) }
+      if task.traceback_of == nil or task.traceback_of.err ~= e then
+        task.traceback_of = { err = e, text = type(e) == "table" and e
+                              or user_traceback(e, 2) }
       end
       return e
     end, ...)
+  if not ok then error(results, 0) end
+  return results
+end
+
+-- fn's body called once for task, counted as an error when it raises.
+local function protected_body(task, fs, fn, ...)
+  local ok, results = pcall(protected, task, fn.body, ...)
   if not ok then
     fs.errors = fs.errors + 1
     error(results, 0)
   end
   return results
+end
+
+-- A batched fn's call (calls.lua): the item joins a batch, whose body
+-- runs in the task that leads it, recording what it calls in a scope of
+-- its own that then joins every caller's.
+local function batched_call(task, fs, fn, n, item)
+  if n ~= 1 then
+    fail(fmt("tide.fn %s is batched: it takes one argument per call",
+             fn.name), 4)
+  end
+  local stack = task.memo_stack
+  local scope = stack and stack[#stack] or task
+  local body_scope = { fn = fn, deps = new_deps(), targets = {} }
+  local function call_body(items)
+    local st = task.memo_stack
+    if not st then
+      st = {}
+      task.memo_stack = st
+    end
+    local depth = #st
+    st[depth + 1] = body_scope
+    local ok, results = pcall(protected, task, fn.batch_body, items)
+    for i = #st, depth + 1, -1 do st[i] = nil end
+    if not ok then error(results, 0) end
+    if #body_scope.targets > 0 then
+      error(fmt("tide.fn %s is batched: its body cannot declare target "
+                .. "states (declare them where it is called)", fn.name), 0)
+    end
+    return results[1]
+  end
+  local function done(caller_scope)
+    merge_deps(deps_of(caller_scope), body_scope.deps)
+  end
+  local ok, result = calls.batched(task.run, task, fn, item, scope,
+                                   call_body, done)
+  if not ok then
+    fs.errors = fs.errors + 1
+    error(result, 0)
+  end
+  return { n = 1, result }
+end
+
+-- fn's body called for task once the memo said it must run: alone, under
+-- fn's concurrency limit, or in a batch (calls.lua).
+local function invoke(task, fs, fn, ...)
+  if fn.batch then return batched_call(task, fs, fn, select("#", ...), ...) end
+  if fn.concurrency then
+    return calls.limited(task.run, task, fn, protected_body, task, fs, fn,
+                         ...)
+  end
+  return protected_body(task, fs, fn, ...)
 end
 
 -- The component uses memo entry id (its reference is recorded with the
@@ -876,7 +935,7 @@ local function call(frame, fn, ...)
   local deps = scope.deps or deps_of(scope)
   deps.fns[fn.name] = fn._logic or fn:logic()
   if not fn.memo then
-    return fnmod.unpack(protected_body(frame, fs, fn, ...))
+    return fnmod.unpack(invoke(frame, fs, fn, ...))
   end
   local logic, n = fn._logic_raw or fn:logic_raw(), select("#", ...)
   local cache = run.memo_hits
@@ -910,7 +969,7 @@ local function call(frame, fn, ...)
   end
   local depth = #stack
   stack[depth + 1] = memo
-  local ok, results = pcall(protected_body, frame, fs, fn, ...)
+  local ok, results = pcall(invoke, frame, fs, fn, ...)
   -- Popped whatever happened, so that a caller's pcall leaves the
   -- component usable.
   for i = #stack, depth + 1, -1 do stack[i] = nil end

@@ -5,6 +5,7 @@
 -- states it declared are declared again).
 local core = require "tide.core"
 local sched = require "tide.sched"
+local calls = require "tide.calls"
 
 local type, error, setmetatable, pairs, tostring =
   type, error, setmetatable, pairs, tostring
@@ -57,12 +58,27 @@ function M.new(name, opts, body, unregistered)
     local ok, err = pcall(core.cbor_encode, opts.deps, name .. " deps")
     if not ok then error("tide.fn " .. err, 3) end
   end
+  local c = opts.concurrency
+  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
+    error(fmt("tide.fn %s: concurrency must be a positive integer", name), 3)
+  end
+  local batch
+  if opts.batch ~= nil then
+    local why
+    batch, why = calls.batch_option(opts.batch)
+    if not batch then error(fmt("tide.fn %s: %s", name, why), 3) end
+  end
   local f = setmetatable({
     name = name, body = body, memo = opts.memo and true or false,
     result_what = name .. " result", -- its results' name in messages
     version = opts.version, deps = opts.deps, logic_mode = logic,
-    batch = opts.batch, parallel = opts.parallel,
+    concurrency = c, batch = batch, parallel = opts.parallel,
   }, Fn)
+  if batch then
+    -- Its logic is the body's; a plain call runs it on a list of one.
+    f.batch_body = body
+    f.body = calls.single(name, body)
+  end
   if not unregistered then M.registry[name] = f end
   return f
 end
@@ -76,9 +92,9 @@ function Fn:logic()
   local code
   if self.logic_mode == "full" then
     self._logic = "computing" -- a tide.fn that reaches itself
-    code = core.logic_fingerprint(self.body)
+    code = core.logic_fingerprint(self.batch_body or self.body)
   elseif self.logic_mode == "self" then
-    code = core.logic_fingerprint(self.body, "self")
+    code = core.logic_fingerprint(self.batch_body or self.body, "self")
   else
     code = ""
   end

@@ -5,6 +5,7 @@ local fnmod = require "tide.fn"
 local engine = require "tide.engine"
 local target = require "tide.target"
 local app = require "tide.app"
+local calls = require "tide.calls"
 
 local tide = {
   _VERSION = "tide " .. core.version,
@@ -40,6 +41,7 @@ local tide = {
   -- Calls that wait without blocking the other components.
   exec = core.exec,
   sleep = core.sleep,
+  smaller_batch = calls.smaller_batch,
 
   -- Targets.
   target_type = target.target_type,

@@ -52,6 +52,7 @@ function M.new(app, opts, parts)
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     memo_hits = core.memo_cache_new(), memo_extra = {}, memo_candidates = {},
+    call_states = {}, -- tide.fn -> its calls' limit and batch queue (calls.lua)
     file_sources = {}, -- walked folder -> its file-state source name
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},

@@ -279,3 +279,155 @@ describe("tide.map", function()
     app:close()
   end)
 end)
+
+describe("a tide.fn's concurrency and batch options", function()
+  local dir
+  before_each(function() dir = helpers.tmpdir() end)
+  after_each(helpers.cleanup)
+
+  it("caps the calls of a function that run at once", function()
+    local g = gauge()
+    local limited = tide.fn("limited", { concurrency = 3 }, function(i)
+      g.enter()
+      tide.sleep(0.01)
+      g.leave()
+      return -i
+    end)
+    local got
+    local app = tide.app("limited_app", function()
+      got = tide.map(limited, { 1, 2, 3, 4, 5, 6, 7, 8 })
+    end)
+    local stats = assert(app:update { db = dir .. "/state.db" })
+    assert.are.same({ -1, -2, -3, -4, -5, -6, -7, -8 }, got)
+    assert.are.equal(3, g.max)
+    assert.are.equal(8, stats.functions.limited.calls)
+    app:close()
+  end)
+
+  it("groups concurrent callers into batches of at most N", function()
+    local sizes = {}
+    local double = tide.fn("double", { memo = true, batch = 4 },
+      function(items)
+        sizes[#sizes + 1] = #items
+        tide.sleep(0.005)
+        local out = {}
+        for i, x in ipairs(items) do out[i] = x * 2 end
+        return out
+      end)
+    local got, alone
+    local app = tide.app("batch_app", function()
+      got = tide.map(double, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 })
+    end)
+    local stats = assert(app:update { db = dir .. "/state.db" })
+    assert.are.same({ 2, 4, 6, 8, 10, 12, 14, 16, 18, 20 }, got)
+    -- The first call runs at once, the rest wait for it and go in fours.
+    assert.are.same({ 1, 4, 4, 1 }, sizes)
+    assert.are.same({ calls = 10, hits = 0, misses = 10, errors = 0 },
+                    stats.functions.double)
+    -- Memo per item: the next run hits every item without a batch.
+    sizes = {}
+    stats = assert(app:update { db = dir .. "/state.db" })
+    assert.are.same({}, sizes)
+    assert.are.equal(10, stats.functions.double.hits)
+    -- Outside a component a batched function runs its item alone.
+    alone = double(21)
+    assert.are.equal(42, alone)
+    assert.are.same({ 1 }, sizes)
+    app:close()
+  end)
+
+  it("batches by cost", function()
+    local sizes = {}
+    local f = tide.fn("by_cost", { batch = { cost = function(s)
+      return #s end, max_cost = 10 } }, function(items)
+        sizes[#sizes + 1] = table.concat(items, "+")
+        tide.sleep(0.002)
+        local out = {}
+        for i, s in ipairs(items) do out[i] = #s end
+        return out
+      end)
+    local got
+    local app = tide.app("cost_app", function()
+      got = tide.map(f, { "a", "bbbb", "cccc", "dd", "eeeeeeeeeeee", "f" })
+    end)
+    assert(app:update { db = dir .. "/state.db" })
+    assert.are.same({ 1, 4, 4, 2, 12, 1 }, got)
+    -- An item alone over max_cost still runs, alone.
+    assert.are.same({ "a", "bbbb+cccc+dd", "eeeeeeeeeeee", "f" }, sizes)
+    app:close()
+  end)
+
+  it("gives each caller its own error, and smaller_batch isolates a bad "
+     .. "item", function()
+    local seen = {}
+    local picky = tide.fn("picky", { batch = 8 }, function(items)
+      seen[#seen + 1] = #items
+      tide.sleep(0.001)
+      local out = {}
+      for i, x in ipairs(items) do
+        if x == 5 then
+          if #items > 1 then tide.smaller_batch() end
+          error("item 5 is bad")
+        end
+        out[i] = x * 10
+      end
+      return out
+    end)
+    local results = {}
+    local work = tide.fn("picky_work", function(i)
+      results[i] = picky(i)
+    end)
+    local app = tide.app("picky_app", function()
+      for i = 1, 6 do tide.mount(tide.path("w", i), work, i) end
+    end)
+    local stats, errors = app:update { db = dir .. "/state.db" }
+    -- Only the component whose item was bad failed.
+    assert.are.equal(1, stats.components.errors)
+    assert.are.equal(1, #errors)
+    assert.are.equal("/w/5", errors[1].path)
+    assert.matches("item 5 is bad", errors[1].message, 1, true)
+    assert.are.same({ [1] = 10, [2] = 20, [3] = 30, [4] = 40, [6] = 60 },
+                    results)
+    -- 1 alone, then 2..6 together, split down to 5 alone.
+    assert.are.same({ 1, 5, 2, 3, 1, 2, 1, 1 }, seen)
+    app:close()
+  end)
+
+  it("fails a whole batch that returns the wrong number of results",
+     function()
+    local short = tide.fn("short", { batch = 8 }, function(items)
+      tide.sleep(0.001)
+      return { 1 }
+    end)
+    local work = tide.fn("short_work", function(i) return short(i) end)
+    local app = tide.app("short_app", function()
+      for i = 1, 3 do tide.mount(tide.path("w", i), work, i) end
+    end)
+    local stats, errors = app:update { db = dir .. "/state.db" }
+    -- The first batch (one item) is fine; the second (two) fails both.
+    assert.are.equal(2, stats.components.errors)
+    assert.matches("tide.fn short: a batch of 2 items returned 1 results",
+                   errors[1].message, 1, true)
+    app:close()
+  end)
+
+  it("refuses bad options", function()
+    assert.has_error(function()
+      tide.fn("c0", { concurrency = 0 }, function() end)
+    end, "tide.fn c0: concurrency must be a positive integer")
+    assert.has_error(function()
+      tide.fn("b0", { batch = 0 }, function() end)
+    end, "tide.fn b0: batch must be a positive integer or a table "
+      .. "{ size, cost, max_cost }")
+    assert.has_error(function()
+      tide.fn("b1", { batch = { cost = function() return 1 end } },
+              function() end)
+    end, "tide.fn b1: batch.cost and batch.max_cost go together")
+    assert.has_error(function()
+      tide.fn("b2", { batch = { size = 2, per = 3 } }, function() end)
+    end, "tide.fn b2: unknown batch option per")
+    local b = tide.fn("b3", { batch = 2 }, function(items) return items end)
+    assert.has_error(function() b(1, 2) end,
+      "tide.fn b3 is batched: it takes one argument per call")
+  end)
+end)
