@@ -30,6 +30,7 @@ static const Opener openers[] = {
   tide_ljsonl_open,
   tide_lsched_open,
   tide_lwait_open,
+  tide_lworkers_open,
   NULL,
 };
 

@@ -34,6 +34,7 @@ void tide_ljson_open(lua_State *L);
 void tide_ljsonl_open(lua_State *L);
 void tide_lsched_open(lua_State *L);
 void tide_lwait_open(lua_State *L);
+void tide_lworkers_open(lua_State *L);
 
 
 #include <stddef.h>
@@ -81,6 +82,11 @@ struct uv_loop_s;
 void tide_lloop_push_borrowed(lua_State *L, struct uv_loop_s *loop);
 struct tide_Sched;
 void tide_lsched_push_borrowed(lua_State *L, struct tide_Sched *s);
+/* A pool of n worker threads on loop (lworkers.c), whose states find
+** modules through path and cpath; raises when it cannot start them.
+** [-0, +1, e] */
+void tide_lworkers_push(lua_State *L, struct uv_loop_s *loop, int n,
+                        const char *path, const char *cpath);
 
 /* Whether a trapped SIGINT or SIGTERM came (lsignal.c). */
 int tide_stop_requested(void);

@@ -14,7 +14,10 @@
 #define ENGINE_TYPE "tide.Engine"
 
 /* Uservalue slots: the Lua objects over the engine's parts. */
-enum { UV_STORE = 1, UV_INDEX, UV_LOOP, UV_SCHED, UV_COUNT = UV_SCHED };
+enum {
+  UV_STORE = 1, UV_INDEX, UV_LOOP, UV_SCHED, UV_WORKERS,
+  UV_COUNT = UV_WORKERS
+};
 
 typedef struct {
   tide_Engine *e;          /* NULL once closed */
@@ -192,6 +195,34 @@ static int engine_cycle_end(lua_State *L) {
   return 1;
 }
 
+/* engine:workers(n, path, cpath) -> the pool of n worker threads
+** (lworkers.c), made on first use and kept for the session; a different
+** n replaces it. */
+static int engine_workers(lua_State *L) {
+  Box *b = check_box(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  const char *path = luaL_checkstring(L, 3);
+  const char *cpath = luaL_checkstring(L, 4);
+  luaL_argcheck(L, n >= 1 && n <= 1024, 2, "must be 1 to 1024");
+  if (lua_getiuservalue(L, 1, UV_WORKERS) != LUA_TNIL) {
+    lua_getfield(L, -1, "count");
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 1);
+    if (lua_tointeger(L, -1) == n) {
+      lua_pop(L, 1);
+      return 1;
+    }
+    lua_pop(L, 2);
+    let_go(L, 1, UV_WORKERS);
+  } else {
+    lua_pop(L, 1);
+  }
+  tide_lworkers_push(L, b->e->loop, (int)n, path, cpath);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, UV_WORKERS);
+  return 1;
+}
+
 /* engine:fail(message): the message a C host reads. */
 static int engine_fail(lua_State *L) {
   Box *b = check_box(L);
@@ -251,6 +282,7 @@ static int engine_gc(lua_State *L) {
 void tide_lengine_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"cycle_begin", engine_cycle_begin}, {"cycle_end", engine_cycle_end},
+    {"workers", engine_workers},
     {"fail", engine_fail}, {"message", engine_message},
     {"base", engine_base}, {"db", engine_db}, {"in_cycle", engine_in_cycle},
     {"cycles", engine_cycles}, {"close", engine_close},

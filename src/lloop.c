@@ -83,6 +83,12 @@ static int now_ms(lua_State *L) {
   return 1;
 }
 
+/* cpu_count() -> the number of CPUs this process may use. */
+static int cpu_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)uv_available_parallelism());
+  return 1;
+}
+
 void tide_lloop_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"run", loop_run}, {"alive", loop_alive}, {"close", loop_close},
@@ -99,4 +105,6 @@ void tide_lloop_open(lua_State *L) {
   lua_setfield(L, -2, "loop_new");
   lua_pushcfunction(L, now_ms);
   lua_setfield(L, -2, "now_ms");
+  lua_pushcfunction(L, cpu_count);
+  lua_setfield(L, -2, "cpu_count");
 }

@@ -76,6 +76,7 @@ local function check_options(app, opts, level)
   end
   check_limit("app " .. app.name, "max_inflight", opts.max_inflight,
               level + 1)
+  check_limit("app " .. app.name, "jobs", opts.jobs, level + 1)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   if o.max_inflight == nil then o.max_inflight = app.max_inflight end
@@ -117,6 +118,11 @@ end
 -- counted, fn's first result is the run's stats, which the engine keeps
 -- as the last cycle's counts (tide_engine_stats).
 local function cycle(app, opts, fn, counted)
+  if M.in_worker then
+    -- Definition mode (worker.lua): a worker loads the pipeline only to
+    -- define its functions.
+    error(fmt("app %s does not run in a tide worker", app.name), 3)
+  end
   local e, err, code = engine_for(app, opts.db)
   if not e then return nil, err, code end
   local store, index, loop, sched = e:cycle_begin()

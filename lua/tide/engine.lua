@@ -15,6 +15,7 @@ local target = require "tide.target"
 local sched = require "tide.sched"
 local reconcile = require "tide.reconcile"
 local calls = require "tide.calls"
+local parallel = require "tide.parallel"
 
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
       next = type, error, pairs, ipairs, tostring, setmetatable, select,
@@ -874,15 +875,25 @@ local function batched_call(task, fs, fn, n, item)
   return { n = 1, result }
 end
 
--- fn's body called for task once the memo said it must run: alone, under
--- fn's concurrency limit, or in a batch (calls.lua).
+-- A parallel fn's body, run by a worker (parallel.lua).
+local function parallel_body(task, fs, fn, ...)
+  local ok, results = pcall(parallel.call, task.run, task, fn, ...)
+  if not ok then
+    fs.errors = fs.errors + 1
+    error(results, 0)
+  end
+  return results
+end
+
+-- fn's body called for task once the memo said it must run: alone, in a
+-- worker, under fn's concurrency limit, or in a batch (calls.lua).
 local function invoke(task, fs, fn, ...)
   if fn.batch then return batched_call(task, fs, fn, select("#", ...), ...) end
+  local body = fn.parallel and parallel_body or protected_body
   if fn.concurrency then
-    return calls.limited(task.run, task, fn, protected_body, task, fs, fn,
-                         ...)
+    return calls.limited(task.run, task, fn, body, task, fs, fn, ...)
   end
-  return protected_body(task, fs, fn, ...)
+  return body(task, fs, fn, ...)
 end
 
 -- The component uses memo entry id (its reference is recorded with the

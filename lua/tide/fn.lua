@@ -62,6 +62,13 @@ function M.new(name, opts, body, unregistered)
   if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
     error(fmt("tide.fn %s: concurrency must be a positive integer", name), 3)
   end
+  if opts.parallel ~= nil and type(opts.parallel) ~= "boolean" then
+    error(fmt("tide.fn %s: parallel must be true or false", name), 3)
+  end
+  if opts.parallel and opts.batch ~= nil then
+    error(fmt("tide.fn %s: parallel and batch cannot be used together",
+              name), 3)
+  end
   local batch
   if opts.batch ~= nil then
     local why
@@ -72,7 +79,7 @@ function M.new(name, opts, body, unregistered)
     name = name, body = body, memo = opts.memo and true or false,
     result_what = name .. " result", -- its results' name in messages
     version = opts.version, deps = opts.deps, logic_mode = logic,
-    concurrency = c, batch = batch, parallel = opts.parallel,
+    concurrency = c, batch = batch, parallel = opts.parallel or nil,
   }, Fn)
   if batch then
     -- Its logic is the body's; a plain call runs it on a list of one.

@@ -317,6 +317,18 @@ function Run:declare(task, container, key, value, level)
   reconcile.declare(task, container, key, value, level + 1)
 end
 
+-- The engine's worker pool for this run's parallel functions (opts.jobs
+-- threads, by default one per CPU), started at the first parallel call.
+function Run:workers()
+  local pool = self.pool
+  if not pool then
+    pool = self.engine:workers(self.opts.jobs or core.cpu_count(),
+                               package.path, package.cpath)
+    self.pool = pool
+  end
+  return pool
+end
+
 -- ---- Memo entries and context ----
 
 -- A stored memo entry (looked up once per key and run: a valid one joins

@@ -1,0 +1,117 @@
+-- The main side of parallel Lua: a call of a `parallel` tide.fn whose
+-- memo said it must run goes to a worker (lworkers.c, worker.lua) while
+-- the caller's task waits and the others run.
+--
+-- A function can run in a worker when its body comes from a file (the
+-- worker loads that file to define it) and captures nothing that loading
+-- the file again cannot remake: no userdata (an open connection), no
+-- coroutine, no target handle (pass a handle as an argument instead: its
+-- calls come back to the caller). That is checked at the first call, when
+-- the values it captures are set, and a function that cannot run there is
+-- refused with the reason: never run somewhere else instead.
+local core = require "tide.core"
+local worker = require "tide.worker"
+
+local type, error, getmetatable, ipairs, tostring =
+  type, error, getmetatable, ipairs, tostring
+local getupvalue, getinfo = debug.getupvalue, debug.getinfo
+local fmt = string.format
+local encode, decode = core.cbor_encode, core.cbor_decode
+
+local M = {}
+
+-- The absolute path of the file that defines f, or nil and why there is
+-- none.
+function M.source_file(f)
+  local src = getinfo(f, "S").source
+  if src:sub(1, 1) ~= "@" then
+    return nil, "its code was not loaded from a file"
+  end
+  local path = src:sub(2)
+  if path:sub(1, 1) ~= "/" then
+    local cwd = core.getcwd()
+    if not cwd then return nil, "the current folder cannot be read" end
+    path = cwd .. "/" .. path
+  end
+  return path
+end
+
+local HANDLES = { ["tide.target"] = true, ["tide.sqlite.table"] = true,
+                  ["tide.fs.dir"] = true }
+
+-- What f (or a function it captures) captures that a worker cannot
+-- remake, as "name (what)", or nil.
+local function capture_problem(f, seen)
+  seen[f] = true
+  for i = 1, 255 do
+    local name, v = getupvalue(f, i)
+    if not name then break end
+    local t = type(v)
+    if name ~= "_ENV" then
+      if t == "userdata" then
+        local mt = getmetatable(v)
+        return fmt("%s (%s)", name, type(mt) == "table" and mt.__name
+                   or "a userdata")
+      elseif t == "thread" then
+        return fmt("%s (a coroutine)", name)
+      elseif t == "table" then
+        local mt = getmetatable(v)
+        if type(mt) == "table" and HANDLES[mt.__name] then
+          return fmt("%s (a target handle: pass it as an argument)", name)
+        end
+      elseif t == "function" and not seen[v] then
+        local why = capture_problem(v, seen)
+        if why then return why end
+      end
+    end
+  end
+  return nil
+end
+
+-- true, or why fn cannot run in a worker (checked once).
+local function check(fn)
+  local verdict = fn._parallel_ok
+  if verdict ~= nil then return verdict end
+  local body = fn.batch_body or fn.body
+  local file, why = M.source_file(body)
+  if file then
+    local captured = capture_problem(body, {})
+    if captured then why = "it captures " .. captured end
+  end
+  verdict = why or true
+  fn._parallel_ok, fn._file = verdict, file
+  return verdict
+end
+
+-- fn(...) run by a worker for task; returns its results packed ({ n }).
+function M.call(run, task, fn, ...)
+  local verdict = check(fn)
+  if verdict ~= true then
+    error(fmt("tide.fn %s cannot run in a worker: %s", fn.name, verdict), 0)
+  end
+  local handles = {}
+  local args = worker.pack(table.pack(...), handles, fn.name .. " argument")
+  local request = encode({ file = fn._file, fn = fn.name,
+                           logic = fn:logic(), args = args },
+                         fn.name .. " argument")
+  local answer, err = run:workers():call(request)
+  if not answer then error(fmt("tide.fn %s: %s", fn.name, err), 0) end
+  answer = decode(answer)
+  if not answer.ok then
+    local raised = answer.error
+    if answer.traceback then
+      -- The component reports the worker's traceback (engine.lua).
+      task.traceback_of = { err = raised,
+                            text = answer.traceback .. "\n\t(in a worker)" }
+    end
+    error(raised, 0)
+  end
+  -- What the body declared through handles, in the caller's component.
+  for _, c in ipairs(answer.calls or {}) do
+    local h, a = handles[c.i], worker.unpack(c.args)
+    h[c.method](h, table.unpack(a, 1, a.n))
+  end
+  return worker.unpack(answer.results)
+end
+
+return M

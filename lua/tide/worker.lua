@@ -1,0 +1,205 @@
+-- The worker side of parallel Lua, and how values cross between the main
+-- state and a worker's (both sides use M.pack and M.unpack).
+--
+-- A worker state (lworkers.c) loads this module; M.run is its job runner.
+-- A job is a call of a `parallel` tide.fn: { file, fn, logic, args }. The
+-- worker loads file, the file that defined the function, once, in
+-- definition mode (an app does not run here: app:update raises, and so
+-- does os.exit), finds the function by name, checks that its logic
+-- fingerprint is the caller's (the same code, the same helpers), and
+-- calls its body. The answer is { ok = true, results, calls } or
+-- { ok = false, error, traceback }.
+--
+-- What crosses is canonical CBOR of plain values. Before encoding, M.pack
+-- turns a file (fs.File) into a marked table the other side turns back
+-- into a file, a record value into its plain fields, and a target handle
+-- into a numbered stand-in: in the worker, a method called on the
+-- stand-in (docs:row(...), dir:file(...)) is recorded, and the main side
+-- calls it on the real handle, in order, when the result comes back, so
+-- that target states declared in a worker land in the caller's component.
+local core = require "tide.core"
+
+local type, pairs, getmetatable, setmetatable, select, error, tostring =
+  type, pairs, getmetatable, setmetatable, select, error, tostring
+local encode, decode = core.cbor_encode, core.cbor_decode
+local fmt = string.format
+
+local M = {}
+
+-- The key that marks a table standing for a file or a handle.
+local MARK = "\0tide"
+
+local function is_handle(mt)
+  -- Target handles are what declares target states: tide.target and the
+  -- handles built on it (sqlite.table's, fs.dir's), which hold one.
+  local name = mt.__name
+  return name == "tide.target" or name == "tide.sqlite.table"
+    or name == "tide.fs.dir"
+end
+
+-- v as plain values, with files, records and handles marked; handles is
+-- the list the marks number (nil: a handle cannot cross here).
+local function pack(v, handles, seen, what)
+  if type(v) ~= "table" then return v end
+  if seen[v] then
+    error(fmt("%s: a table that contains itself cannot cross to a worker",
+              what), 0)
+  end
+  local mt = getmetatable(v)
+  local File = package.loaded["tide.fs"] and package.loaded["tide.fs"].File
+  if mt ~= nil and mt == File then
+    return { [MARK] = "file", path = v.path, dir = v.dir, abs = v.abs,
+             size = v.size, mtime = v.mtime, mtime_ns = v.mtime_ns,
+             inode = v.inode }
+  end
+  if type(mt) == "table" and is_handle(mt) then
+    if not handles then
+      error(fmt("%s: a target handle cannot come back from a worker", what),
+            0)
+    end
+    handles[#handles + 1] = v
+    return { [MARK] = "handle", i = #handles }
+  end
+  seen[v] = true
+  local out = {}
+  for k, x in pairs(v) do out[k] = pack(x, handles, seen, what) end
+  seen[v] = nil
+  return out
+end
+
+function M.pack(v, handles, what)
+  return pack(v, handles, {}, what or "value")
+end
+
+-- A handle's stand-in in a worker: every method call is recorded.
+local function stand_in(i, calls)
+  return setmetatable({}, {
+    __name = "tide.worker.handle",
+    __index = function(_, method)
+      return function(_, ...)
+        calls[#calls + 1] = { i = i, method = method,
+                              args = M.pack(table.pack(...), nil,
+                                            "a target handle's argument") }
+      end
+    end,
+  })
+end
+
+-- The value pack made, back: files are files again, handles stand-ins
+-- whose calls go to calls (nil: none may be there).
+local function unpack_value(v, calls)
+  if type(v) ~= "table" then return v end
+  local mark = v[MARK]
+  if mark == "file" then
+    v[MARK] = nil
+    return setmetatable(v, require("tide.fs").File)
+  elseif mark == "handle" then
+    return stand_in(v.i, calls)
+  end
+  for k, x in pairs(v) do v[k] = unpack_value(x, calls) end
+  return v
+end
+M.unpack = unpack_value
+
+-- ---- The worker's side ----
+
+local loaded = {} -- file -> true, or the message its loading raised
+
+local function load(file)
+  if loaded[file] == nil then
+    local chunk, err = loadfile(file)
+    if not chunk then
+      loaded[file] = err
+    else
+      local ok, e = pcall(chunk)
+      loaded[file] = ok or tostring(e)
+    end
+  end
+  return loaded[file]
+end
+
+-- The function a job names, or nil and why it cannot run here.
+local function find(job)
+  local fnmod = require "tide.fn"
+  local outcome = load(job.file)
+  local fn = fnmod.registry[job.fn]
+  if not fn then
+    if outcome ~= true then
+      return nil, fmt("a worker could not load %s: %s", job.file, outcome)
+    end
+    return nil, fmt("%s does not define tide.fn %s when it loads (a "
+                    .. "parallel function is defined at the top level of "
+                    .. "its file)", job.file, job.fn)
+  end
+  if fn:logic() ~= job.logic then
+    return nil, fmt("the tide.fn %s a worker finds in %s is not the one "
+                    .. "called (its code or what it reaches differs when "
+                    .. "the file loads again)", job.fn, job.file)
+  end
+  return fn
+end
+
+-- A traceback of the user's code: this file's frames and the protected
+-- calls around the body left out.
+local own = debug.getinfo(1, "S").source:sub(2)
+local function user_traceback(e)
+  local out = {}
+  for line in (debug.traceback(tostring(e), 3) .. "\n"):gmatch("(.-)\n") do
+    if not line:find(own, 1, true) and not line:find("tide.worker", 1, true)
+       and line ~= "\t[C]: in function 'xpcall'"
+       and line ~= "\t[C]: in function 'pcall'" then
+      out[#out + 1] = line
+    end
+  end
+  return table.concat(out, "\n")
+end
+
+-- An error value as it crosses back: a table that can be encoded as it
+-- is (the caller's pcall sees what was raised), anything else as text.
+local function error_value(e)
+  if type(e) == "table" and pcall(encode, e) then return e end
+  return tostring(e)
+end
+
+local function run_job(bytes)
+  local job = decode(bytes)
+  local fn, why = find(job)
+  if not fn then return encode({ ok = false, error = why }) end
+  local calls = {}
+  local args = unpack_value(job.args, calls)
+  local tb
+  local ok, results = xpcall(function()
+    return table.pack(fn.body(table.unpack(args, 1, args.n)))
+  end, function(e)
+    tb = user_traceback(e)
+    return e
+  end)
+  if not ok then
+    return encode({ ok = false, error = error_value(results),
+                    traceback = tb })
+  end
+  local fine, out = pcall(function()
+    return encode({ ok = true, calls = calls,
+                    results = M.pack(results, nil, fn.name .. " result") },
+                  fn.name .. " result")
+  end)
+  if not fine then return encode({ ok = false, error = tostring(out) }) end
+  return out
+end
+
+-- The job runner (lworkers.c): request bytes in, answer bytes out.
+function M.run(bytes)
+  local ok, out = pcall(run_job, bytes)
+  if ok then return out end
+  return encode({ ok = false, error = tostring(out) })
+end
+
+-- Definition mode: nothing here runs an app or ends the process.
+function M.enter()
+  require("tide.app").in_worker = true
+  os.exit = function()
+    error("os.exit is not available in a tide worker", 2)
+  end
+end
+
+return M

@@ -1,0 +1,184 @@
+/*
+** Lua binding of the worker pool (workers.h): engine:workers(n, path,
+** cpath) returns the engine's pool of n worker threads, whose Lua states
+** find tide's modules through path and cpath (the main state's
+** package.path and package.cpath) and run tide.worker's job runner.
+**
+** pool:call(request) -> response | nil, message
+**   Hands request (canonical CBOR, see worker.lua) to the first idle
+**   worker. Inside a component's task the task waits on the scheduler and
+**   the others run; elsewhere the caller waits on the loop. A worker whose
+**   state could not be made, or a job cancelled by a stop, gives nil and
+**   the message.
+** pool:count() -> n; pool:close() (also its __gc): stops the threads.
+**
+** Misuse raises (a closed pool, a request that is not a string).
+*/
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "lcore.h"
+#include "tide.h"
+#include "workers.h"
+
+#define POOL_TYPE "tide.Workers"
+
+/* What every worker's setup reads: the module paths. Owned by the Box,
+** freed after the threads stopped. */
+typedef struct {
+  char *path, *cpath;
+} SetupArg;
+
+typedef struct {
+  tide_Workers *p; /* NULL once closed */
+  SetupArg arg;
+  lua_Alloc alloc;
+  void *ud;
+} Box;
+
+/* A worker's state: the standard libraries, tide.core preloaded, the
+** main state's module paths, and tide.worker's runner returned. */
+static int setup(lua_State *L) {
+  SetupArg *arg = lua_touserdata(L, 1);
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_tide_core);
+  lua_setfield(L, -2, "tide.core");
+  lua_pop(L, 1);
+  lua_getglobal(L, "package");
+  lua_pushstring(L, arg->path);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, arg->cpath);
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "tide.worker");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "enter");
+  lua_call(L, 0, 0);
+  lua_getfield(L, -1, "run");
+  return 1;
+}
+
+static char *copy(Box *b, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *c = b->alloc(b->ud, NULL, 0, n);
+  if (c) memcpy(c, s, n);
+  return c;
+}
+
+static void drop(Box *b, char **s) {
+  if (*s) b->alloc(b->ud, *s, strlen(*s) + 1, 0);
+  *s = NULL;
+}
+
+static void close_box(Box *b) {
+  tide_workers_free(b->p);
+  b->p = NULL;
+  drop(b, &b->arg.path);
+  drop(b, &b->arg.cpath);
+}
+
+void tide_lworkers_push(lua_State *L, uv_loop_t *loop, int n,
+                        const char *path, const char *cpath) {
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  Box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  int rc;
+  memset(b, 0, sizeof *b);
+  b->alloc = alloc;
+  b->ud = ud;
+  luaL_setmetatable(L, POOL_TYPE);
+  b->arg.path = copy(b, path);
+  b->arg.cpath = copy(b, cpath);
+  if (b->arg.path == NULL || b->arg.cpath == NULL) {
+    close_box(b);
+    luaL_error(L, "not enough memory");
+  }
+  rc = tide_workers_new(&b->p, loop, n, setup, &b->arg, (tide_Alloc)alloc,
+                        ud);
+  if (rc != 0) {
+    close_box(b);
+    luaL_error(L, "cannot start %d worker threads: %s", n,
+               tide_strerror(rc));
+  }
+}
+
+static Box *check_box(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, POOL_TYPE);
+  if (b->p == NULL) luaL_error(L, "worker pool is closed");
+  return b;
+}
+
+/* The outcome of a finished job, pushed; the job is released. */
+static int job_result(lua_State *L, tide_Job *job) {
+  int n = 1;
+  if (job->cancelled) {
+    luaL_pushfail(L);
+    lua_pushliteral(L, "the call was cancelled before a worker took it");
+    n = 2;
+  } else if (job->failed) {
+    luaL_pushfail(L);
+    lua_pushlstring(L, (const char *)job->out.data, job->out.len);
+    n = 2;
+  } else {
+    lua_pushlstring(L, (const char *)job->out.data, job->out.len);
+  }
+  tide_sched_wait_end(&job->w);
+  return n;
+}
+
+static int call_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return job_result(L, (tide_Job *)ctx);
+}
+
+/* pool:call(request) */
+static int pool_call(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *req = luaL_checklstring(L, 2, &len);
+  tide_Job *job = tide_job_new(b->p);
+  tide_Sched *s;
+  int anchor;
+  if (job == NULL || tide_buf_append(&job->in, req, len) != 0) {
+    if (job) tide_job_free(job);
+    return luaL_error(L, "not enough memory");
+  }
+  s = tide_lsched_suspend(L, &anchor);
+  lua_settop(L, 1);
+  if (s != NULL) {
+    tide_sched_wait_begin(s, &job->w, anchor);
+    tide_workers_submit(b->p, job);
+    return tide_lsched_yield(L, (lua_KContext)job, call_k);
+  }
+  tide_workers_submit(b->p, job);
+  tide_workers_wait(b->p, job);
+  return job_result(L, job);
+}
+
+static int pool_count(lua_State *L) {
+  lua_pushinteger(L, tide_workers_count(check_box(L)->p));
+  return 1;
+}
+
+static int pool_close(lua_State *L) {
+  close_box(luaL_checkudata(L, 1, POOL_TYPE));
+  return 0;
+}
+
+void tide_lworkers_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"call", pool_call}, {"count", pool_count}, {"close", pool_close},
+    {NULL, NULL},
+  };
+  if (luaL_newmetatable(L, POOL_TYPE)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, pool_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,269 @@
+/* Parallel Lua's worker threads (workers.h). */
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "workers.h"
+
+typedef struct Worker {
+  tide_Workers *pool;
+  uv_thread_t thread;
+  int started;
+} Worker;
+
+/* The async handle is allocated apart from the pool: its memory must
+** outlive the pool until its close callback runs. */
+typedef struct {
+  uv_async_t h;
+  tide_Alloc alloc;
+  void *ud;
+} Async;
+
+struct tide_Workers {
+  tide_Alloc alloc;
+  void *ud;
+  uv_loop_t *loop;
+  uv_async_t *async;     /* an Async's handle */
+  uv_mutex_t lock;       /* guards queue, done, stopping */
+  uv_cond_t ready;       /* a job was queued, or stop */
+  tide_Job *queue, *queue_tail, *done;
+  int stopping;
+  size_t out;            /* jobs submitted and not delivered (loop thread) */
+  tide_WorkerSetup setup;
+  void *arg;
+  int n;
+  Worker *workers;
+};
+
+static void job_release(tide_Wait *w) { tide_job_free((tide_Job *)w); }
+
+/* Cancelled: taken off the queue if no thread took it yet. */
+static void job_cancel(tide_Wait *w) {
+  tide_Job *job = (tide_Job *)w, **p;
+  tide_Workers *pool = job->pool;
+  int found = 0;
+  uv_mutex_lock(&pool->lock);
+  for (p = &pool->queue; *p; p = &(*p)->next) {
+    if (*p == job) {
+      *p = job->next;
+      found = 1;
+      break;
+    }
+  }
+  if (found) {
+    pool->queue_tail = NULL;
+    for (p = &pool->queue; *p; p = &(*p)->next) pool->queue_tail = *p;
+  }
+  uv_mutex_unlock(&pool->lock);
+  if (found) {
+    job->cancelled = 1;
+    if (--pool->out == 0) uv_unref((uv_handle_t *)pool->async);
+    tide_wait_done(&job->w);
+  }
+}
+
+tide_Job *tide_job_new(tide_Workers *p) {
+  tide_Job *job = p->alloc(p->ud, NULL, 0, sizeof *job);
+  if (job == NULL) return NULL;
+  memset(job, 0, sizeof *job);
+  job->pool = p;
+  job->w.cancel = job_cancel;
+  job->w.release = job_release;
+  tide_buf_init(&job->in, p->alloc, p->ud);
+  tide_buf_init(&job->out, p->alloc, p->ud);
+  return job;
+}
+
+void tide_job_free(tide_Job *job) {
+  tide_Workers *p = job->pool;
+  tide_buf_close(&job->in);
+  tide_buf_close(&job->out);
+  p->alloc(p->ud, job, sizeof *job, 0);
+}
+
+/* The loop thread: delivers the jobs the threads finished, in order. */
+static void on_done(uv_async_t *a) {
+  tide_Workers *p = a->data;
+  tide_Job *list, *rev = NULL;
+  uv_mutex_lock(&p->lock);
+  list = p->done;
+  p->done = NULL;
+  uv_mutex_unlock(&p->lock);
+  while (list) { /* the done list is newest first */
+    tide_Job *next = list->next;
+    list->next = rev;
+    rev = list;
+    list = next;
+  }
+  while (rev) {
+    tide_Job *next = rev->next;
+    if (--p->out == 0) uv_unref((uv_handle_t *)p->async);
+    tide_wait_done(&rev->w);
+    rev = next;
+  }
+}
+
+static void fail_job(tide_Job *job, const char *msg) {
+  job->failed = 1;
+  job->out.len = 0;
+  tide_buf_append(&job->out, msg, strlen(msg));
+}
+
+/* Runs one job in L, whose stack holds the runner (or, when the state
+** could not be made, its message) at index 1. */
+static void run_job(lua_State *L, int ready, tide_Job *job) {
+  size_t len;
+  const char *s;
+  if (!ready) {
+    fail_job(job, lua_tostring(L, 1));
+    return;
+  }
+  lua_pushvalue(L, 1);
+  lua_pushlstring(L, (const char *)job->in.data, job->in.len);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+    s = lua_tostring(L, -1);
+    fail_job(job, s ? s : "the worker's runner returned no output");
+  } else {
+    s = lua_tolstring(L, -1, &len);
+    job->out.len = 0;
+    if (tide_buf_append(&job->out, s, len) != 0)
+      fail_job(job, "not enough memory");
+  }
+  lua_settop(L, 1);
+}
+
+static void worker_main(void *arg) {
+  Worker *w = arg;
+  tide_Workers *p = w->pool;
+  lua_State *L = lua_newstate((lua_Alloc)p->alloc, p->ud);
+  int ready = 0;
+  if (L != NULL) {
+    lua_pushcfunction(L, p->setup);
+    lua_pushlightuserdata(L, p->arg);
+    ready = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_isfunction(L, -1);
+    if (!ready && !lua_isstring(L, -1)) {
+      lua_settop(L, 0);
+      lua_pushliteral(L, "the worker's setup returned no runner");
+    }
+  }
+  for (;;) {
+    tide_Job *job;
+    uv_mutex_lock(&p->lock);
+    while (p->queue == NULL && !p->stopping) uv_cond_wait(&p->ready, &p->lock);
+    if (p->stopping) {
+      uv_mutex_unlock(&p->lock);
+      break;
+    }
+    job = p->queue;
+    p->queue = job->next;
+    if (p->queue == NULL) p->queue_tail = NULL;
+    uv_mutex_unlock(&p->lock);
+    if (L == NULL)
+      fail_job(job, "not enough memory for a worker's Lua state");
+    else
+      run_job(L, ready, job);
+    uv_mutex_lock(&p->lock);
+    job->next = p->done;
+    p->done = job;
+    uv_mutex_unlock(&p->lock);
+    uv_async_send(p->async);
+  }
+  if (L != NULL) lua_close(L);
+}
+
+static void async_closed(uv_handle_t *h) {
+  Async *a = (Async *)h;
+  a->alloc(a->ud, a, sizeof *a, 0);
+}
+
+int tide_workers_new(tide_Workers **out, uv_loop_t *loop, int n,
+                     tide_WorkerSetup setup, void *arg, tide_Alloc alloc,
+                     void *ud) {
+  tide_Workers *p;
+  int i;
+  *out = NULL;
+  p = alloc(ud, NULL, 0, sizeof *p);
+  if (p == NULL) return TIDE_ENOMEM;
+  memset(p, 0, sizeof *p);
+  p->alloc = alloc;
+  p->ud = ud;
+  p->loop = loop;
+  p->setup = setup;
+  p->arg = arg;
+  p->n = n;
+  {
+    Async *a = alloc(ud, NULL, 0, sizeof *a);
+    p->workers = alloc(ud, NULL, 0, (size_t)n * sizeof *p->workers);
+    if (p->workers == NULL || a == NULL) {
+      if (p->workers)
+        alloc(ud, p->workers, (size_t)n * sizeof *p->workers, 0);
+      if (a) alloc(ud, a, sizeof *a, 0);
+      alloc(ud, p, sizeof *p, 0);
+      return TIDE_ENOMEM;
+    }
+    a->alloc = alloc;
+    a->ud = ud;
+    p->async = &a->h;
+  }
+  memset(p->workers, 0, (size_t)n * sizeof *p->workers);
+  uv_mutex_init(&p->lock);
+  uv_cond_init(&p->ready);
+  uv_async_init(loop, p->async, on_done);
+  p->async->data = p;
+  uv_unref((uv_handle_t *)p->async);
+  for (i = 0; i < n; i++) {
+    p->workers[i].pool = p;
+    if (uv_thread_create(&p->workers[i].thread, worker_main,
+                         &p->workers[i]) != 0) {
+      tide_workers_free(p);
+      return TIDE_EIO;
+    }
+    p->workers[i].started = 1;
+  }
+  *out = p;
+  return 0;
+}
+
+void tide_workers_free(tide_Workers *p) {
+  int i;
+  tide_Job *job;
+  if (p == NULL) return;
+  uv_mutex_lock(&p->lock);
+  p->stopping = 1;
+  uv_cond_broadcast(&p->ready);
+  uv_mutex_unlock(&p->lock);
+  for (i = 0; i < p->n; i++)
+    if (p->workers[i].started) uv_thread_join(&p->workers[i].thread);
+  /* What the threads finished, then what none took. */
+  on_done(p->async);
+  while ((job = p->queue) != NULL) {
+    p->queue = job->next;
+    job->cancelled = 1;
+    p->out--;
+    tide_wait_done(&job->w);
+  }
+  uv_close((uv_handle_t *)p->async, async_closed);
+  uv_cond_destroy(&p->ready);
+  uv_mutex_destroy(&p->lock);
+  p->alloc(p->ud, p->workers, (size_t)p->n * sizeof *p->workers, 0);
+  p->alloc(p->ud, p, sizeof *p, 0);
+}
+
+int tide_workers_count(const tide_Workers *p) { return p->n; }
+
+void tide_workers_submit(tide_Workers *p, tide_Job *job) {
+  job->next = NULL;
+  if (p->out++ == 0) uv_ref((uv_handle_t *)p->async);
+  uv_mutex_lock(&p->lock);
+  if (p->queue_tail)
+    p->queue_tail->next = job;
+  else
+    p->queue = job;
+  p->queue_tail = job;
+  uv_cond_signal(&p->ready);
+  uv_mutex_unlock(&p->lock);
+}
+
+void tide_workers_wait(tide_Workers *p, tide_Job *job) {
+  while (!job->w.done) uv_run(p->loop, UV_RUN_ONCE);
+}

@@ -1,0 +1,202 @@
+-- Parallel Lua (issue 9): `parallel` tide.fn functions run on worker
+-- threads, each with its own Lua state that loads the pipeline file in
+-- definition mode. Pipelines are real files here: a worker loads the
+-- file that defines the function.
+local helpers = require "test.spec.helpers"
+local cjson = require "cjson"
+
+-- A pipeline that hashes 40 strings with a parallel function through
+-- tide.map and writes one row per string; every call of the body appends
+-- a line to calls.log (so a spec can count the calls that ran), and the
+-- body reports whether it ran in a worker's state (where tide.app is in
+-- definition mode).
+local PIPELINE = [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Row = tide.record("Row", { { "k", "string", key = true },
+                                 { "h", "integer" }, { "apart", "boolean" } })
+local function hash(s)
+  local h = 7
+  for r = 1, 200 do
+    for i = 1, #s do h = (h * 31 + s:byte(i) + r) % 1000000007 end
+  end
+  return h
+end
+local work = tide.fn("work", { parallel = true, memo = true },
+  function(s, rows)
+    local log = assert(io.open(LOG_DIR .. "/calls.log", "a"))
+    log:write(s, "\n")
+    log:close()
+    if s == "bad" then error("bad item") end
+    local apart = require("tide.app").in_worker == true
+    rows:row(Row { k = s, h = hash(s), apart = apart })
+    return hash(s)
+  end)
+local all = tide.fn("all", function(rows)
+  local list = {}
+  for i = 1, 40 do list[i] = "item " .. i end
+  if os.getenv("TIDE_SPEC_BAD") then list[7] = "bad" end
+  local hashes = tide.map(work, list, rows)
+  local f = assert(io.open("hashes.txt", "w"))
+  f:write(table.concat(hashes, "\n"))
+  f:close()
+end)
+return tide.app("parallel_app", function()
+  local rows = sqlite.table { db = "out.db", name = "rows", schema = Row }
+  tide.mount(all, rows)
+end)
+]]
+
+local function setup(dir)
+  helpers.write(dir .. "/pipeline.lua",
+    ("LOG_DIR = %q\n"):format(dir) .. PIPELINE)
+end
+
+local function update(dir, args, env)
+  local out, err, code = helpers.run(("cd %s && %s %s update pipeline.lua "
+    .. "--json %s"):format(helpers.q(dir), env or "", helpers.q(helpers.tide),
+                           args or ""))
+  local ok, stats = pcall(cjson.decode, out or "")
+  return ok and stats or nil, err, code
+end
+
+local function rows(dir)
+  local out = helpers.run(("sqlite3 %s 'SELECT k, h, apart FROM rows "
+    .. "ORDER BY k'"):format(helpers.q(dir .. "/out.db")))
+  return out
+end
+
+local function count_lines(path)
+  local s = helpers.read(path) or ""
+  local n = 0
+  for _ in s:gmatch("\n") do n = n + 1 end
+  return n
+end
+
+describe("a parallel tide.fn", function()
+  after_each(helpers.cleanup)
+
+  it("runs in workers, results in input order, rows in the target",
+     function()
+    local dir = helpers.tmpdir()
+    setup(dir)
+    local stats, err, code = update(dir, "--jobs 2")
+    assert.are.equal(0, code, err)
+    assert.are.equal(40, stats.targets.inserted)
+    assert.are.same({ calls = 40, hits = 0, misses = 40, errors = 0 },
+                    stats.functions.work)
+    -- Every row was declared in a worker's state, not main's.
+    local out = rows(dir)
+    local n = 0
+    for line in out:gmatch("[^\n]+") do
+      n = n + 1
+      assert.matches("|1$", line)
+    end
+    assert.are.equal(40, n)
+    -- Results in input order: the hash of "item i" on line i.
+    local hashes = {}
+    for h in helpers.read(dir .. "/hashes.txt"):gmatch("[^\n]+") do
+      hashes[#hashes + 1] = h
+    end
+    assert.are.equal(40, #hashes)
+    for line in out:gmatch("[^\n]+") do
+      local k, h = line:match("^item (%d+)|(%d+)|")
+      assert.are.equal(h, hashes[tonumber(k)])
+    end
+  end)
+
+  it("is not dispatched on a memo hit", function()
+    local dir = helpers.tmpdir()
+    setup(dir)
+    assert.are.equal(0, select(3, update(dir, "--jobs 2")))
+    assert.are.equal(40, count_lines(dir .. "/calls.log"))
+    local stats = update(dir, "--jobs 2")
+    assert.are.equal(40, stats.functions.work.hits)
+    assert.are.equal(40, count_lines(dir .. "/calls.log"))
+  end)
+
+  it("gives the same targets and counts with one job or two", function()
+    local one, two = helpers.tmpdir(), helpers.tmpdir()
+    setup(one)
+    setup(two)
+    local s1 = update(one, "--jobs 1")
+    local s2 = update(two, "--jobs 2")
+    s1.elapsed_ms, s2.elapsed_ms = nil, nil
+    assert.are.same(s1, s2)
+    assert.are.equal(rows(one), rows(two))
+    assert.are.equal(helpers.read(one .. "/hashes.txt"),
+                     helpers.read(two .. "/hashes.txt"))
+  end)
+
+  it("fails only the caller of a bad item, with the worker's traceback",
+     function()
+    local dir = helpers.tmpdir()
+    setup(dir)
+    local stats, err, code = update(dir, "--jobs 2", "TIDE_SPEC_BAD=1")
+    assert.are.equal(1, code)
+    assert.are.equal(1, stats.components.errors)
+    assert.are.equal(1, stats.functions.work.errors)
+    assert.matches("component /all failed: ", err, 1, true)
+    assert.matches("pipeline.lua:%d+: bad item", err)
+    assert.matches("(in a worker)", err, 1, true)
+    assert.matches("in field 'body'", err, 1, true)
+    -- Every other item ran (the map raises once all finished).
+    assert.are.equal(40, count_lines(dir .. "/calls.log"))
+  end)
+
+  it("refuses a function that captures an open target, saying why",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Row = tide.record("Row", { { "k", "string", key = true } })
+local rows
+local put = tide.fn("put", { parallel = true }, function(k)
+  rows:row(Row { k = k })
+end)
+return tide.app("captures", function()
+  rows = sqlite.table { db = "out.db", name = "rows", schema = Row }
+  tide.mount("put", tide.fn("caller", function() put("a") end))
+end)
+]])
+    local _, err, code = update(dir, "--jobs 2")
+    assert.are.equal(1, code)
+    assert.matches("tide.fn put cannot run in a worker: it captures rows "
+                   .. "(a target handle: pass it as an argument)", err, 1,
+                   true)
+  end)
+
+  it("refuses a function its file does not define when it loads",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+return tide.app("late", function()
+  tide.mount("c", tide.fn("caller", function()
+    local late = tide.fn("late", { parallel = true }, function(x)
+      return x
+    end)
+    late(1)
+  end))
+end)
+]])
+    local _, err, code = update(dir, "--jobs 1")
+    assert.are.equal(1, code)
+    assert.matches("does not define tide.fn late when it loads", err, 1, true)
+  end)
+
+  it("refuses bad parallel and jobs options", function()
+    local tide = require "tide"
+    assert.has_error(function()
+      tide.fn("p1", { parallel = "yes" }, function() end)
+    end, "tide.fn p1: parallel must be true or false")
+    assert.has_error(function()
+      tide.fn("p2", { parallel = true, batch = 2 }, function() end)
+    end, "tide.fn p2: parallel and batch cannot be used together")
+    local app = tide.app("jobs_opt", function() end)
+    assert.has_error(function()
+      app:update { db = helpers.tmpdir() .. "/s.db", jobs = 0 }
+    end, "app jobs_opt: jobs must be a positive integer")
+  end)
+end)
