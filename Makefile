@@ -30,8 +30,8 @@ FUZZERS  = $(FUZZ_SRC:test/fuzz/%.c=build-fuzz/%)
 BENCH_C  = $(wildcard scripts/bench/*.c)
 BENCH_BIN = $(BENCH_C:scripts/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-run demo demo-run asan fuzz fuzz-run bench \
-        bench-run crash crash-run install clean
+.PHONY: all deps test test-run demo demo-run asan tsan tsan-run fuzz \
+        fuzz-run bench bench-run crash crash-run install clean
 
 all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a
 
@@ -90,6 +90,15 @@ asan: deps
 	  $(MAKE) --no-print-directory BUILD=build-asan CC=clang OPT="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer \
 	  -fno-sanitize-recover=all" test-run
+
+# The concurrency code (scheduler, waits, worker threads) under
+# ThreadSanitizer: its C test and the concurrency and parallel specs.
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan CC=clang OPT="-O1 -g" \
+	  SAN="-fsanitize=thread -fno-omit-frame-pointer" tsan-run
+
+tsan-run: all $(BUILD)/test/test_scheduler
+	@BUILD=$(BUILD) BUSTED=$(BUSTED) sh scripts/run-tsan.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-run

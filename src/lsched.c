@@ -62,6 +62,9 @@ static const char running_key = 0;
 ** collector to make and sweep. */
 #define POOL_MAX 256
 
+/* Tasks resumed between two polls of a loop that has handles. */
+#define POLL_EVERY 64
+
 typedef struct {
   tide_Sched *s; /* the engine's; NULL once let go of */
   int stopped;   /* a stop came while it ran */
@@ -324,6 +327,7 @@ static void step(lua_State *L, Box *b, int idx, int t) {
 static int sched_run(lua_State *L) {
   Box *b = check_box(L, 1);
   int until = lua_istable(L, 2) ? 2 : 0, base;
+  unsigned steps = 0;
   uv_loop_t *loop = tide_sched_loop(b->s);
   lua_settop(L, 2);
   /* This scheduler is the innermost running one until it returns. */
@@ -345,9 +349,13 @@ static int sched_run(lua_State *L) {
     unanchor(L, b, 1, anchor);
     step(L, b, 1, base + 1);
     lua_settop(L, base);
-    /* The loop is polled only when it has handles: no system call per
-    ** task otherwise. */
-    if (uv_loop_alive(loop)) uv_run(loop, UV_RUN_NOWAIT);
+    /* The loop is polled once the ready tasks ran (and every POLL_EVERY
+    ** steps meanwhile, so that a long queue does not hold back a
+    ** finished wait), and only when it has handles: not a system call
+    ** per task. */
+    if (++steps % POLL_EVERY == 0 || tide_sched_ready(b->s) == 0) {
+      if (uv_loop_alive(loop)) uv_run(loop, UV_RUN_NOWAIT);
+    }
   }
   if (tide_stop_requested()) b->stopped = 1;
   lua_pushvalue(L, base);
@@ -438,6 +446,18 @@ static int sched_park(lua_State *L) {
     return luaL_error(L, "sched:park: not inside a task");
   tide_sched_counts(b->s)->parked++;
   give_slots(L, b, 1);
+  lua_pushlightuserdata(L, WAIT);
+  return lua_yield(L, 1);
+}
+
+/* sched:pass(): the current task goes to the back of the ready queue, so
+** that the tasks ready now run first (a batch's leader lets the callers
+** that are about to call join its batch). */
+static int sched_pass(lua_State *L) {
+  Box *b = check_box(L, 1);
+  lua_settop(L, 1);
+  if (push_current(L, 1) != LUA_TTABLE) return 0;
+  queue(L, b, 1, 2, 0);
   lua_pushlightuserdata(L, WAIT);
   return lua_yield(L, 1);
 }
@@ -596,7 +616,7 @@ void tide_lsched_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reset", sched_reset}, {"spawn", sched_spawn}, {"run", sched_run},
     {"wait", sched_wait}, {"throttle", sched_throttle},
-    {"park", sched_park}, {"wake", sched_wake},
+    {"park", sched_park}, {"wake", sched_wake}, {"pass", sched_pass},
     {"expect", sched_expect}, {"listed", sched_listed},
     {"carry", sched_carry}, {"inflight", sched_inflight},
     {"stopped", sched_stopped}, {"close", sched_close},

@@ -10,7 +10,9 @@
 -- the body takes a list of items and returns a list of results of the same
 -- length. A caller's item joins the function's queue; when fewer batches
 -- run than the concurrency limit (1 by default), the caller leads: it
--- takes the items queued first, up to N items (or up to max_cost, the sum
+-- lets the tasks ready at that moment run up to their own calls (so a
+-- body that never waits still gets company), then takes the items queued
+-- first, up to N items (or up to max_cost, the sum
 -- of cost(item); an item alone over it still runs alone), runs the body
 -- once on them, hands every caller its own result, and hands the lead to
 -- the first item still queued. Calls that arrive while a batch runs wait
@@ -239,6 +241,9 @@ function M.batched(run, task, fn, item, scope, call_body, done)
   if st.running < limit_of(fn) and q[st.qhead] == req then
     st.running = st.running + 1
     req.lead = true
+    -- The callers ready now (the other items of a map, the components
+    -- queued) run up to their call first and join this batch.
+    sched.pass(run.sched)
   end
   while not req.lead and req.ok == nil do
     sched.park(run.sched)

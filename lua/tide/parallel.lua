@@ -90,7 +90,13 @@ function M.call(run, task, fn, ...)
     error(fmt("tide.fn %s cannot run in a worker: %s", fn.name, verdict), 0)
   end
   local handles = {}
-  local args = worker.pack(table.pack(...), handles, fn.name .. " argument")
+  local args = table.pack(...)
+  for i = 1, args.n do
+    if type(args[i]) == "table" then
+      args = worker.pack(args, handles, fn.name .. " argument")
+      break
+    end
+  end
   local request = encode({ file = fn._file, fn = fn.name,
                            logic = fn:logic(), args = args },
                          fn.name .. " argument")
@@ -107,9 +113,13 @@ function M.call(run, task, fn, ...)
     error(raised, 0)
   end
   -- What the body declared through handles, in the caller's component.
-  for _, c in ipairs(answer.calls or {}) do
-    local h, a = handles[c.i], worker.unpack(c.args)
-    h[c.method](h, table.unpack(a, 1, a.n))
+  local made = answer.calls
+  if made then
+    for i = 1, #made do
+      local c = made[i]
+      local h, a = handles[c.i], worker.unpack(c.args)
+      h[c.method](h, table.unpack(a, 1, a.n))
+    end
   end
   return worker.unpack(answer.results)
 end

@@ -62,5 +62,6 @@ function M.carry(s, n) return s:carry(n) end
 function M.run(s, until_task) return s:run(until_task) end
 function M.park(s) return s:park() end
 function M.wake(s, task) return s:wake(task) end
+function M.pass(s) return s:pass() end
 
 return M

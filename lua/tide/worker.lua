@@ -104,6 +104,9 @@ M.unpack = unpack_value
 -- ---- The worker's side ----
 
 local loaded = {} -- file -> true, or the message its loading raised
+-- The functions defined so far, held: tide.fn's registry holds them
+-- weakly, and nothing else here keeps what a file defined.
+local defined = {}
 
 local function load(file)
   if loaded[file] == nil then
@@ -114,15 +117,17 @@ local function load(file)
       local ok, e = pcall(chunk)
       loaded[file] = ok or tostring(e)
     end
+    for name, fn in pairs(require("tide.fn").registry) do
+      defined[name] = fn
+    end
   end
   return loaded[file]
 end
 
 -- The function a job names, or nil and why it cannot run here.
 local function find(job)
-  local fnmod = require "tide.fn"
   local outcome = load(job.file)
-  local fn = fnmod.registry[job.fn]
+  local fn = defined[job.fn]
   if not fn then
     if outcome ~= true then
       return nil, fmt("a worker could not load %s: %s", job.file, outcome)
@@ -179,9 +184,14 @@ local function run_job(bytes)
                     traceback = tb })
   end
   local fine, out = pcall(function()
-    return encode({ ok = true, calls = calls,
-                    results = M.pack(results, nil, fn.name .. " result") },
-                  fn.name .. " result")
+    for i = 1, results.n do
+      if type(results[i]) == "table" then
+        results = M.pack(results, nil, fn.name .. " result")
+        break
+      end
+    end
+    return encode({ ok = true, calls = calls[1] and calls or nil,
+                    results = results }, fn.name .. " result")
   end)
   if not fine then return encode({ ok = false, error = tostring(out) }) end
   return out

@@ -320,8 +320,9 @@ describe("a tide.fn's concurrency and batch options", function()
     end)
     local stats = assert(app:update { db = dir .. "/state.db" })
     assert.are.same({ 2, 4, 6, 8, 10, 12, 14, 16, 18, 20 }, got)
-    -- The first call runs at once, the rest wait for it and go in fours.
-    assert.are.same({ 1, 4, 4, 1 }, sizes)
+    -- The first caller lets the other items reach their calls, then the
+    -- batches go in fours.
+    assert.are.same({ 4, 4, 2 }, sizes)
     assert.are.same({ calls = 10, hits = 0, misses = 10, errors = 0 },
                     stats.functions.double)
     -- Memo per item: the next run hits every item without a batch.
@@ -352,8 +353,8 @@ describe("a tide.fn's concurrency and batch options", function()
     end)
     assert(app:update { db = dir .. "/state.db" })
     assert.are.same({ 1, 4, 4, 2, 12, 1 }, got)
-    -- An item alone over max_cost still runs, alone.
-    assert.are.same({ "a", "bbbb+cccc+dd", "eeeeeeeeeeee", "f" }, sizes)
+    -- Up to a cost of 10; an item alone over it still runs, alone.
+    assert.are.same({ "a+bbbb+cccc", "dd", "eeeeeeeeeeee", "f" }, sizes)
     app:close()
   end)
 
@@ -388,8 +389,8 @@ describe("a tide.fn's concurrency and batch options", function()
     assert.matches("item 5 is bad", errors[1].message, 1, true)
     assert.are.same({ [1] = 10, [2] = 20, [3] = 30, [4] = 40, [6] = 60 },
                     results)
-    -- 1 alone, then 2..6 together, split down to 5 alone.
-    assert.are.same({ 1, 5, 2, 3, 1, 2, 1, 1 }, seen)
+    -- All six together, split in halves down to 5 alone.
+    assert.are.same({ 6, 3, 3, 1, 2, 1, 1 }, seen)
     app:close()
   end)
 
@@ -404,9 +405,9 @@ describe("a tide.fn's concurrency and batch options", function()
       for i = 1, 3 do tide.mount(tide.path("w", i), work, i) end
     end)
     local stats, errors = app:update { db = dir .. "/state.db" }
-    -- The first batch (one item) is fine; the second (two) fails both.
-    assert.are.equal(2, stats.components.errors)
-    assert.matches("tide.fn short: a batch of 2 items returned 1 results",
+    -- The three callers share one batch, which fails them all.
+    assert.are.equal(3, stats.components.errors)
+    assert.matches("tide.fn short: a batch of 3 items returned 1 results",
                    errors[1].message, 1, true)
     app:close()
   end)

@@ -1,0 +1,140 @@
+-- Issue 9's figures, each against a floor measured in the same run
+-- (medians of BENCH_RUNS rounds, wall time of the part timed):
+-- 1. a CPU-bound parallel tide.map (a pure-Lua hash over 10k strings) at
+--    --jobs 2 against --jobs 1, and --jobs 1 against the same loop in
+--    plain Lua;
+-- 2. 200 tide.exec calls of a program that sleeps 50 ms, through tide.map
+--    with concurrency = 16, against the ideal 200/16 x 50 ms;
+-- 3. a function with a fixed 2 ms cost per call (CPU: a busy loop, as a
+--    model server that answers one call at a time) with batch = 64,
+--    against no batching (per call; the unbatched run is 1000 calls, the
+--    batched 10k);
+-- 4. the dispatch overhead of a parallel call of a trivial function
+--    through tide.map, against a plain call.
+-- Usage: tide run bench_concurrency.lua WORKDIR
+local tide = require "tide"
+local core = require "tide.core"
+
+local work = assert(arg[1], "usage: bench_concurrency.lua WORKDIR")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local fns = dofile(here .. "concurrency_fns.lua")
+local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 5
+local now = core.now_ms
+
+local function median(t)
+  table.sort(t)
+  return t[(#t + 1) // 2]
+end
+
+local db_n = 0
+local function fresh_db()
+  db_n = db_n + 1
+  return ("%s/state%d.db"):format(work, db_n)
+end
+
+-- Times body() inside a component of a fresh app, RUNS times; returns
+-- the median in ms. opts go to app:update.
+local function timed(name, body, opts)
+  local times = {}
+  for r = 1, RUNS do
+    local ms
+    local app = tide.app(name, function()
+      tide.mount("timed", tide.fn(name .. "_timed", function()
+        local t = now()
+        body()
+        ms = now() - t
+      end))
+    end)
+    local o = { db = fresh_db() }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local stats, errors = app:update(o)
+    assert(stats, errors)
+    assert(#errors == 0, errors[1] and errors[1].message)
+    app:close()
+    times[r] = ms
+  end
+  return median(times)
+end
+
+local function verdict(ok, text)
+  print(("budget %s: %s"):format(text, ok and "met" or "NOT met"))
+end
+
+-- 1. CPU-bound parallel map.
+local N = 10000
+local strings = {}
+for i = 1, N do strings[i] = ("string number %d of the benchmark"):format(i) end
+local floors = {}
+for r = 1, RUNS do
+  local t = now()
+  local out = {}
+  for i = 1, N do out[i] = fns.hash(strings[i]) end
+  floors[r] = now() - t
+end
+local floor = median(floors)
+local function par() tide.map(fns.hash_parallel, strings) end
+local j1 = timed("bench_jobs1", par, { jobs = 1 })
+local j2 = timed("bench_jobs2", par, { jobs = 2 })
+print(("parallel tide.map, pure-Lua hash over %d strings: --jobs 2 %.0f ms,"
+  .. " --jobs 1 %.0f ms: %.2fx faster"):format(N, j2, j1, j1 / j2))
+verdict(j1 / j2 >= 1.8, ">= 1.8x faster with --jobs 2")
+print(("the same at --jobs 1 against a plain Lua loop (%.0f ms): ratio %.2f")
+  :format(floor, j1 / floor))
+verdict(j1 / floor <= 1.1, "<= 1.1x a plain Lua loop at --jobs 1")
+
+-- 2. 200 programs that sleep 50 ms, 16 at a time.
+local sleeper = tide.fn("bench_sleeper", { concurrency = 16 }, function()
+  assert(tide.exec({ "sleep", "0.05" }))
+end)
+local list = {}
+for i = 1, 200 do list[i] = i end
+local ex = timed("bench_exec", function() tide.map(sleeper, list) end)
+local ideal = 200 / 16 * 50
+print(("200 tide.exec of a 50 ms program, concurrency 16: %.0f ms, ideal"
+  .. " %.0f ms: ratio %.2f"):format(ex, ideal, ex / ideal))
+verdict(ex / ideal <= 1.5, "<= 1.5x the ideal")
+
+-- 3. Batching a call with a fixed 2 ms cost.
+local function busy(ms)
+  local stop = now() + ms
+  while now() < stop do end
+end
+local batched = tide.fn("bench_batched", { batch = 64 }, function(items)
+  busy(2)
+  local out = {}
+  for i = 1, #items do out[i] = items[i] end
+  return out
+end)
+local single = tide.fn("bench_single", function(x)
+  busy(2)
+  return x
+end)
+local many = {}
+for i = 1, N do many[i] = i end
+local few = {}
+for i = 1, 1000 do few[i] = i end
+local b = timed("bench_batch", function() tide.map(batched, many) end)
+local u = timed("bench_unbatched", function() tide.map(single, few) end)
+local per_b, per_u = b / N, u / #few
+print(("a 2 ms call, batch = 64: %.3f ms per call (10k calls), no batching:"
+  .. " %.3f ms per call (1000 calls): %.0fx faster"):format(per_b, per_u,
+  per_u / per_b))
+verdict(per_u / per_b >= 30, ">= 30x faster with batch = 64")
+
+-- 4. Dispatch overhead of a parallel call.
+local d = timed("bench_dispatch", function()
+  tide.map(fns.trivial_parallel, many)
+end, { jobs = 1 })
+local plain = {}
+for r = 1, RUNS do
+  local t = now()
+  local out = {}
+  for i = 1, N do out[i] = fns.trivial(many[i]) end
+  plain[r] = now() - t
+end
+local dp = median(plain)
+local over = (d - dp) * 1000 / N
+print(("dispatch overhead of a parallel call of a trivial function through"
+  .. " tide.map: %.1f us per call (floor: a plain call, %.3f us)")
+  :format(over, dp * 1000 / N))
+verdict(over <= 10, "<= 10 us per parallel call")

@@ -1,0 +1,38 @@
+#!/bin/sh
+# `make tsan`: the concurrency code under ThreadSanitizer. Runs the
+# scheduler's C test and the concurrency and parallel specs with a
+# -fsanitize=thread build (the specs' tide processes are that build too);
+# any ThreadSanitizer report fails the run. Ends with "N passed, N failed".
+BUILD=${BUILD:-build-tsan}
+BUSTED=${BUSTED:-/usr/bin/busted}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Reports go to stderr of whichever process races; halt_on_error makes the
+# racing process fail, and the log is searched as well.
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+export TSAN_OPTIONS
+# ThreadSanitizer needs the address layout it knows: no randomization.
+run() { setarch "$(uname -m)" -R "$@"; }
+failed=0
+passed=0
+if run "$BUILD/test/test_scheduler" >"$log" 2>&1; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+cat "$log"
+TIDE_BUILD=$BUILD run "$BUILD/tide" run "$BUSTED" -o TAP \
+  test/spec/concurrency_spec.lua test/spec/parallel_spec.lua >"$log" 2>&1
+status=$?
+grep -v '^ok ' "$log"
+ok=$(grep -c '^ok ' "$log")
+notok=$(grep -c '^not ok ' "$log")
+reports=$(grep -c 'WARNING: ThreadSanitizer' "$log")
+passed=$((passed + ok))
+failed=$((failed + notok + reports))
+if [ "$status" -ne 0 ] && [ "$notok" -eq 0 ] && [ "$reports" -eq 0 ]; then
+  failed=$((failed + 1))
+fi
+echo "ThreadSanitizer reports: $reports"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
