@@ -90,6 +90,9 @@ void tide_lworkers_push(lua_State *L, struct uv_loop_s *loop, int n,
 
 /* Whether a trapped SIGINT or SIGTERM came (lsignal.c). */
 int tide_stop_requested(void);
+/* A descriptor that becomes readable when that happens (a loop watches it
+** so that a stop ends a wait), or -1 when no signal is trapped. */
+int tide_stop_fd(void);
 /* lua_resume(co, from, narg, nres), with co noted as the coroutine a
 ** signal must reach while it runs (lsignal.c). */
 int tide_lsignal_resume(lua_State *co, lua_State *from, int narg,

@@ -148,6 +148,37 @@ static void give_slots(lua_State *L, Box *b, int idx) {
   lua_pop(L, 1);
 }
 
+/* The task at t parks (it yields next): its slot is given up, and it is
+** marked, so that only one wake queues it again. */
+static void park_task(lua_State *L, Box *b, int idx, int t) {
+  lua_pushboolean(L, 1);
+  lua_setfield(L, t, "parked");
+  tide_sched_counts(b->s)->parked++;
+  give_slots(L, b, idx);
+}
+
+/* Wakes the parked task at t: it needs a slot again, and waits for one
+** (last in, first served, with the spawners) when none is free. */
+static void wake_task(lua_State *L, Box *b, int idx, int t) {
+  tide_SchedCounts *c = tide_sched_counts(b->s);
+  t = lua_absindex(L, t);
+  if (lua_getfield(L, t, "parked") != LUA_TBOOLEAN) {
+    luaL_error(L, "scheduler: a task that is not parked was woken");
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setfield(L, t, "parked");
+  if (c->inflight - c->parked < c->max_inflight) {
+    c->parked--;
+    queue(L, b, idx, t, 0);
+  } else {
+    slot(L, idx, UV_PARKED);
+    lua_pushvalue(L, t);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+  }
+}
+
 /* The task at t no longer counts what it announced (sched:expect). */
 static void listed(lua_State *L, tide_SchedCounts *c, int t) {
   lua_Integer expecting = int_field(L, t, "expecting");
@@ -212,10 +243,9 @@ static void finish(lua_State *L, Box *b, int idx, int t) {
     lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
-      queue(L, b, idx, -1, 0);
+      wake_task(L, b, idx, -1);
       lua_pop(L, 1);
     }
-    c->parked -= (size_t)n; /* they hold their slots again */
     lua_pushnil(L);
     lua_setfield(L, t, "waiters");
   }
@@ -330,6 +360,9 @@ static int sched_run(lua_State *L) {
   unsigned steps = 0;
   uv_loop_t *loop = tide_sched_loop(b->s);
   lua_settop(L, 2);
+  /* A stop must end a wait on the loop (without the watch, it would wait
+  ** for the waits to end). */
+  if (tide_stop_fd() >= 0) (void)tide_sched_watch_stop(b->s, tide_stop_fd());
   /* This scheduler is the innermost running one until it returns. */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
   lua_pushvalue(L, 1);
@@ -338,7 +371,9 @@ static int sched_run(lua_State *L) {
   while (!(until && is_done(L, until))) {
     int anchor = tide_sched_pop(b->s);
     if (anchor == 0) {
-      if (tide_sched_waiting(b->s) == 0) break;
+      /* Tasks wait on the loop: it runs until one is ready, or until a
+      ** stop comes (the signal wakes it: tide_sched_watch_stop). */
+      if (tide_sched_waiting(b->s) == 0 || tide_stop_requested()) break;
       uv_run(loop, UV_RUN_ONCE);
       continue;
     }
@@ -412,8 +447,7 @@ static int sched_wait(lua_State *L) {
   lua_pushvalue(L, 3);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   /* Its slot goes to whoever waits for one meanwhile. */
-  tide_sched_counts(b->s)->parked++;
-  give_slots(L, b, 1);
+  park_task(L, b, 1, 3);
   lua_pushlightuserdata(L, WAIT);
   return lua_yield(L, 1);
 }
@@ -444,8 +478,7 @@ static int sched_park(lua_State *L) {
   lua_settop(L, 1);
   if (push_current(L, 1) != LUA_TTABLE)
     return luaL_error(L, "sched:park: not inside a task");
-  tide_sched_counts(b->s)->parked++;
-  give_slots(L, b, 1);
+  park_task(L, b, 1, 2);
   lua_pushlightuserdata(L, WAIT);
   return lua_yield(L, 1);
 }
@@ -462,12 +495,11 @@ static int sched_pass(lua_State *L) {
   return lua_yield(L, 1);
 }
 
-/* sched:wake(task): queues a task that parked. */
+/* sched:wake(task): queues a task that parked, once a slot is free. */
 static int sched_wake(lua_State *L) {
   Box *b = check_box(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  tide_sched_counts(b->s)->parked--;
-  queue(L, b, 1, 2, 0);
+  wake_task(L, b, 1, 2);
   return 0;
 }
 

@@ -25,6 +25,7 @@
 ** by the one thread that runs the scheduler. The source prefix lives in the
 ** registry of the state that trapped the signals.
 */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +39,9 @@
 ** running (NULL when none is). */
 static volatile sig_atomic_t signals_caught;
 static lua_State *volatile running;
+/* A pipe the first signal writes a byte to, so that a scheduler blocked
+** on its loop wakes up (tide_stop_fd); -1 until signals are trapped. */
+static int stop_pipe[2] = {-1, -1};
 
 /* Registry key of the source prefix of tide's own Lua files. */
 static const char own_source_key = 0;
@@ -87,6 +91,10 @@ static void on_signal(int sig) {
     _exit(130);
   }
   signals_caught = 1;
+  if (stop_pipe[1] >= 0) {
+    ssize_t w = write(stop_pipe[1], "", 1);
+    (void)w;
+  }
   if (co != NULL)
     lua_sethook(co, interrupt, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT,
                 1);
@@ -100,6 +108,12 @@ static int trap_signals(lua_State *L) {
   luaL_optstring(L, 1, NULL);
   lua_settop(L, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &own_source_key);
+  if (stop_pipe[0] < 0 && pipe(stop_pipe) == 0) {
+    for (i = 0; i < 2; i++) {
+      fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
+      fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
+    }
+  }
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sa.sa_flags = SA_RESTART; /* a read or a write goes on after the first */
@@ -120,6 +134,8 @@ static int trap_signals(lua_State *L) {
 }
 
 int tide_stop_requested(void) { return signals_caught > 0; }
+
+int tide_stop_fd(void) { return stop_pipe[0]; }
 
 /* stop_requested() -> whether a trapped signal came */
 static int stop_requested(lua_State *L) {

@@ -56,6 +56,7 @@ typedef struct {
   tide_Buf out_buf, err_buf;
   int handles;         /* handles not closed yet */
   int exited, timed_out;
+  int overflow;        /* an append failed: the output is incomplete */
   int spawn_error;     /* a libuv error code, or 0 */
   int64_t status;
   int term_signal;
@@ -89,8 +90,9 @@ static void exec_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   Exec *x = s->data;
   tide_Buf *to = s == (uv_stream_t *)&x->out ? &x->out_buf : &x->err_buf;
   if (n > 0) {
-    /* Out of memory drops the rest: the message says so below. */
-    if (tide_buf_append(to, buf->base, (size_t)n) != 0) to->cap = SIZE_MAX;
+    /* Out of memory drops the rest: the result says so. */
+    if (!x->overflow && tide_buf_append(to, buf->base, (size_t)n) != 0)
+      x->overflow = 1;
   } else if (n < 0) {
     close_once(x, (uv_handle_t *)s);
   }
@@ -252,7 +254,7 @@ static int exec_result(lua_State *L, Exec *x, const char *program) {
     lua_pushfstring(L, "tide.exec: %s did not finish within %f s and was "
                     "killed", program, x->timeout);
     n = 2;
-  } else if (x->out_buf.cap == SIZE_MAX || x->err_buf.cap == SIZE_MAX) {
+  } else if (x->overflow) {
     luaL_pushfail(L);
     lua_pushfstring(L, "tide.exec: the output of %s does not fit in memory",
                     program);
@@ -272,8 +274,6 @@ static int exec_result(lua_State *L, Exec *x, const char *program) {
     lua_setfield(L, -2, "stderr");
     n = 1;
   }
-  if (x->out_buf.cap == SIZE_MAX) x->out_buf.cap = x->out_buf.len;
-  if (x->err_buf.cap == SIZE_MAX) x->err_buf.cap = x->err_buf.len;
   tide_sched_wait_end(&x->w);
   return n;
 }
@@ -388,7 +388,8 @@ static int exec(lua_State *L) {
         return luaL_error(L, "tide.exec: cwd holds a NUL byte");
     }
     if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
-      if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) <= 0)
+      if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) > 0) ||
+          lua_tonumber(L, -1) > 1e9)
         return luaL_error(L, "tide.exec: timeout must be a positive number "
                           "of seconds");
       timeout = (double)lua_tonumber(L, -1);
@@ -399,6 +400,8 @@ static int exec(lua_State *L) {
       env = build_env(L, lua_gettop(L));
     }
   }
+  /* Before anything is allocated: it may raise. */
+  s = tide_lsched_suspend(L, &anchor);
   x = alloc(ud, NULL, 0, sizeof *x);
   if (x == NULL) return luaL_error(L, "not enough memory");
   memset(x, 0, offsetof(Exec, chunk));
@@ -419,7 +422,6 @@ static int exec(lua_State *L) {
     x->input_len = input_len;
     ignore_sigpipe();
   }
-  s = tide_lsched_suspend(L, &anchor);
   if (s != NULL) {
     tide_sched_wait_begin(s, &x->w, anchor);
     exec_start(x, tide_sched_loop(s), argv, env, cwd);

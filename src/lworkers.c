@@ -140,14 +140,14 @@ static int pool_call(lua_State *L) {
   Box *b = check_box(L);
   size_t len;
   const char *req = luaL_checklstring(L, 2, &len);
-  tide_Job *job = tide_job_new(b->p);
-  tide_Sched *s;
   int anchor;
+  /* Before the job is made: it may raise. */
+  tide_Sched *s = tide_lsched_suspend(L, &anchor);
+  tide_Job *job = tide_job_new(b->p);
   if (job == NULL || tide_buf_append(&job->in, req, len) != 0) {
     if (job) tide_job_free(job);
     return luaL_error(L, "not enough memory");
   }
-  s = tide_lsched_suspend(L, &anchor);
   lua_settop(L, 1);
   if (s != NULL) {
     tide_sched_wait_begin(s, &job->w, anchor);

@@ -1,5 +1,6 @@
 /* The scheduler's C core (scheduler.h). */
 #include <string.h>
+#include <unistd.h>
 
 #include "scheduler.h"
 
@@ -15,6 +16,8 @@ struct tide_Sched {
   tide_Wait waits;      /* sentinel of the list of linked waits */
   size_t waiting;       /* linked and not done */
   tide_SchedCounts counts;
+  uv_poll_t stop_watch; /* on the stop descriptor, once watched */
+  int watching;
 };
 
 int tide_sched_new(tide_Sched **out, uv_loop_t *loop, tide_Alloc alloc,
@@ -58,6 +61,11 @@ void tide_sched_reset(tide_Sched *s) {
 void tide_sched_free(tide_Sched *s) {
   if (s == NULL) return;
   drop_waits(s);
+  if (s->watching) {
+    /* Its memory is s's: closed before s is freed. */
+    uv_close((uv_handle_t *)&s->stop_watch, NULL);
+    uv_run(s->loop, UV_RUN_NOWAIT);
+  }
   s->alloc(s->ud, s->ring, s->cap * sizeof *s->ring, 0);
   s->alloc(s->ud, s->free, s->free_cap * sizeof *s->free, 0);
   s->alloc(s->ud, s, sizeof *s, 0);
@@ -156,4 +164,27 @@ void tide_sched_wait_end(tide_Wait *w) {
     w->sched = NULL;
   }
   w->release(w);
+}
+
+static void stop_readable(uv_poll_t *h, int status, int events) {
+  char drain[64];
+  uv_os_fd_t fd;
+  (void)status;
+  (void)events;
+  if (uv_fileno((uv_handle_t *)h, &fd) != 0) return;
+  while (read(fd, drain, sizeof drain) > 0) {
+  }
+}
+
+int tide_sched_watch_stop(tide_Sched *s, int fd) {
+  if (s->watching) return 0;
+  if (uv_poll_init(s->loop, &s->stop_watch, fd) != 0) return TIDE_EIO;
+  if (uv_poll_start(&s->stop_watch, UV_READABLE, stop_readable) != 0) {
+    uv_close((uv_handle_t *)&s->stop_watch, NULL);
+    uv_run(s->loop, UV_RUN_NOWAIT);
+    return TIDE_EIO;
+  }
+  uv_unref((uv_handle_t *)&s->stop_watch);
+  s->watching = 1;
+  return 0;
 }

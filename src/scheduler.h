@@ -101,4 +101,10 @@ void tide_sched_wait_end(tide_Wait *w);
 ** the loop must be run to make progress. */
 size_t tide_sched_waiting(const tide_Sched *s);
 
+/* Watches fd, which becomes readable when a stop is requested (a signal's
+** self-pipe), so that a loop blocked for the waits wakes up; the watch
+** does not keep the loop alive, and what fd holds is read and dropped.
+** Once per scheduler: later calls do nothing. 0 or TIDE_EIO. */
+int tide_sched_watch_stop(tide_Sched *s, int fd);
+
 #endif

@@ -74,6 +74,12 @@ TIDE_API const char *tide_version(void);
 ** TIDE_E* code; the message is on the engine (tide_engine_errmsg). Two
 ** engines in one process are independent; one engine is used by one
 ** thread at a time.
+**
+** Threads and signals: a pipeline with `parallel` functions starts worker
+** threads (its `jobs`), each with a Lua state made with the engine's
+** allocator, which must then be thread-safe (realloc is). tide.exec with
+** stdin makes the process ignore SIGPIPE, unless the host set a handler
+** for it, so that a program that exits without reading cannot end it.
 */
 typedef struct tide_Engine tide_Engine;
 struct uv_loop_s;
@@ -87,7 +93,8 @@ typedef struct tide_EngineOptions {
                             directory */
   const char *lua_dir;   /* the folder holding tide/init.lua; NULL: found
                             on Lua's package.path */
-  tide_Alloc alloc;      /* NULL: realloc and free */
+  tide_Alloc alloc;      /* NULL: realloc and free; thread-safe when the
+                            pipeline has parallel functions */
   void *alloc_ud;
   struct uv_loop_s *loop; /* NULL: the engine makes its own */
 } tide_EngineOptions;

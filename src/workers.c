@@ -67,6 +67,8 @@ tide_Job *tide_job_new(tide_Workers *p) {
   if (job == NULL) return NULL;
   memset(job, 0, sizeof *job);
   job->pool = p;
+  job->alloc = p->alloc;
+  job->ud = p->ud;
   job->w.cancel = job_cancel;
   job->w.release = job_release;
   tide_buf_init(&job->in, p->alloc, p->ud);
@@ -75,10 +77,9 @@ tide_Job *tide_job_new(tide_Workers *p) {
 }
 
 void tide_job_free(tide_Job *job) {
-  tide_Workers *p = job->pool;
   tide_buf_close(&job->in);
   tide_buf_close(&job->out);
-  p->alloc(p->ud, job, sizeof *job, 0);
+  job->alloc(job->ud, job, sizeof *job, 0);
 }
 
 /* The loop thread: delivers the jobs the threads finished, in order. */
@@ -109,6 +110,16 @@ static void fail_job(tide_Job *job, const char *msg) {
   tide_buf_append(&job->out, msg, strlen(msg));
 }
 
+/* Calls the runner (argument 1) on the job (argument 2), in
+** protected mode: pushing the input may raise too. */
+static int call_runner(lua_State *L) {
+  tide_Job *job = lua_touserdata(L, 2);
+  lua_settop(L, 1);
+  lua_pushlstring(L, (const char *)job->in.data, job->in.len);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
 /* Runs one job in L, whose stack holds the runner (or, when the state
 ** could not be made, its message) at index 1. */
 static void run_job(lua_State *L, int ready, tide_Job *job) {
@@ -118,9 +129,10 @@ static void run_job(lua_State *L, int ready, tide_Job *job) {
     fail_job(job, lua_tostring(L, 1));
     return;
   }
+  lua_pushcfunction(L, call_runner);
   lua_pushvalue(L, 1);
-  lua_pushlstring(L, (const char *)job->in.data, job->in.len);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+  lua_pushlightuserdata(L, job);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
     s = lua_tostring(L, -1);
     fail_job(job, s ? s : "the worker's runner returned no output");
   } else {

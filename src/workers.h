@@ -50,7 +50,9 @@ typedef lua_CFunction tide_WorkerSetup;
 typedef struct tide_Job {
   tide_Wait w;           /* first: the scheduler's view of the job */
   struct tide_Job *next; /* in the queue or the done list */
-  tide_Workers *pool;
+  tide_Workers *pool;    /* not read once the job is done: it may be gone */
+  tide_Alloc alloc;      /* what the job was allocated with */
+  void *ud;
   tide_Buf in, out;      /* out is filled by the thread */
   int failed;            /* out holds a message, not the runner's output */
   int cancelled;

@@ -150,31 +150,41 @@ end
 
 -- ---- Batches ----
 
--- Takes the next batch off the queue: the items queued first, up to the
--- size and the cost limit. An item whose cost cannot be computed fails
--- its own caller (in failed).
-local function take_batch(st, opt, failed)
+-- The cost of a request's item, or nil when it cannot be computed (the
+-- request then fails with why).
+local function cost_of(opt, req)
+  if not opt.cost then return 0 end
+  local ok, c = pcall(opt.cost, req.item)
+  if ok and type(c) == "number" and c >= 0 then return c end
+  req.ok, req.result = false, ok and "batch.cost must return a number, 0 "
+    .. "or more" or c
+  return nil
+end
+
+-- The leader's batch: its own request, then the items queued first, up
+-- to the size and the cost limit. A request whose cost cannot be
+-- computed fails its own caller (in failed).
+local function take_batch(st, opt, own, failed)
   local q, batch, cost = st.queue, {}, 0
+  local c = cost_of(opt, own)
+  if c then
+    batch[1], cost = own, c
+  else
+    failed[1] = own
+  end
   while q[st.qhead] and #batch < opt.size do
     local req = q[st.qhead]
-    local c = 0
-    if opt.cost then
-      local ok
-      ok, c = pcall(opt.cost, req.item)
-      if not ok or type(c) ~= "number" or c < 0 then
-        req.ok, req.result = false, ok and "batch.cost must return a "
-          .. "number, 0 or more" or c
-        failed[#failed + 1] = req
-        c = nil
-      elseif #batch > 0 and cost + c > opt.max_cost then
-        break
-      end
+    c = cost_of(opt, req)
+    if c and opt.max_cost and #batch > 0 and cost + c > opt.max_cost then
+      break
     end
     q[st.qhead] = nil
     st.qhead = st.qhead + 1
     if c then
       cost = cost + c
       batch[#batch + 1] = req
+    else
+      failed[#failed + 1] = req
     end
   end
   return batch
@@ -216,13 +226,21 @@ local function run_batch(fn, reqs, call_body)
   end
 end
 
+-- Takes the first request off the queue to lead a batch: taken off, no
+-- other leader can take it into its own batch.
+local function take_lead(st)
+  local req = st.queue[st.qhead]
+  st.queue[st.qhead] = nil
+  st.qhead = st.qhead + 1
+  st.running = st.running + 1
+  req.lead = true
+  return req
+end
+
 -- The first request still queued leads next, if the limit allows.
 local function hand_over(run, st, fn)
-  local nxt = st.queue[st.qhead]
-  if nxt and st.running < limit_of(fn) then
-    st.running = st.running + 1
-    nxt.lead = true
-    sched.wake(run.sched, nxt.task)
+  if st.queue[st.qhead] and st.running < limit_of(fn) then
+    sched.wake(run.sched, take_lead(st).task)
   end
 end
 
@@ -230,17 +248,17 @@ end
 -- once the batch it joined ran. call_body(items) runs the body in
 -- protected mode, raising what it raised; done(scope) is called once per
 -- request that ran in a batch, with the scope its caller gave (to record
--- what the body called in each caller).
+-- what the body called in each caller). A request is woken once: by the
+-- hand-over that makes it lead (then it is off the queue) or by the
+-- leader that ran it.
 function M.batched(run, task, fn, item, scope, call_body, done)
   local st = state_of(run, fn)
   local req = { item = item, task = task, scope = scope, ok = nil,
                 result = nil, lead = nil }
-  local q = st.queue
   st.qtail = st.qtail + 1
-  q[st.qtail] = req
-  if st.running < limit_of(fn) and q[st.qhead] == req then
-    st.running = st.running + 1
-    req.lead = true
+  st.queue[st.qtail] = req
+  if st.running < limit_of(fn) and st.queue[st.qhead] == req then
+    take_lead(st)
     -- The callers ready now (the other items of a map, the components
     -- queued) run up to their call first and join this batch.
     sched.pass(run.sched)
@@ -248,18 +266,23 @@ function M.batched(run, task, fn, item, scope, call_body, done)
   while not req.lead and req.ok == nil do
     sched.park(run.sched)
   end
-  if req.lead and req.ok == nil then
-    local failed = {}
-    local batch = take_batch(st, fn.batch, failed)
-    run_batch(fn, batch, call_body)
+  if req.lead then
+    local batch, failed = {}, {}
+    local fine, err = pcall(function()
+      batch = take_batch(st, fn.batch, req, failed)
+      if #batch > 0 then run_batch(fn, batch, call_body) end
+      for i = 1, #batch do done(batch[i].scope) end
+    end)
     st.running = st.running - 1
-    for i = 1, #batch do done(batch[i].scope) end
+    -- Whatever happened, every caller taken gets an answer and is woken.
     for _, list in ipairs({ batch, failed }) do
       for i = 1, #list do
         local r = list[i]
+        if not fine then r.ok, r.result = false, err end
         if r ~= req then sched.wake(run.sched, r.task) end
       end
     end
+    if not fine then req.ok, req.result = false, err end
     hand_over(run, st, fn)
   end
   return req.ok, req.result

@@ -298,7 +298,9 @@ end
 -- failure stays in the child) or "use" (the caller gets the value).
 local function mount(parent, path, fn, args, source_key)
   local run = parent.run
-  local stack = parent.memo_stack
+  -- The memoized calls of the running task (a map item's are its own).
+  local task = sched.current()
+  local stack = task and task.memo_stack
   if stack and #stack > 0 then
     fail(fmt("cannot mount a component inside memoized function %s",
              stack[#stack].fn.name), 3)
@@ -1015,12 +1017,15 @@ function M.use(key)
   if getmetatable(key) ~= Key then fail("tide.use: expected a tide.key", 2) end
   local frame = need_frame("tide.use", 2)
   local run = frame.run
+  -- Recorded in the innermost memoized call of the running task (a map
+  -- item's own), else in the component.
+  local task = sched.current()
   local value = run.context[key]
   if value == nil and run.context_by_name[key.name] ~= nil then
     value = run.context_by_name[key.name]
   end
   if key.detect_change then
-    deps_of(scope_of(frame)).ctx[key.name] = run:context_fp(key)
+    deps_of(scope_of(task)).ctx[key.name] = run:context_fp(key)
   end
   return value
 end

@@ -432,3 +432,138 @@ describe("a tide.fn's concurrency and batch options", function()
       "tide.fn b3 is batched: it takes one argument per call")
   end)
 end)
+
+describe("the scheduler under mixed waits", function()
+  local dir
+  before_each(function() dir = helpers.tmpdir() end)
+  after_each(helpers.cleanup)
+
+  it("wakes each batch caller once when batches run side by side",
+     function()
+    -- Items reach the batched function at staggered times, several
+    -- batches run at once, each waiting inside.
+    local ran = {}
+    local stagger = tide.fn("stagger", { concurrency = 1 }, function(i)
+      if i % 3 ~= 0 then tide.sleep(0.002) end
+      return i
+    end)
+    local f = tide.fn("side_by_side", { batch = 2, concurrency = 3 },
+      function(items)
+        tide.sleep(0.003)
+        local out = {}
+        for k, x in ipairs(items) do
+          ran[x] = (ran[x] or 0) + 1
+          out[k] = x * 10
+        end
+        return out
+      end)
+    local got
+    local app = tide.app("side_by_side_app", function()
+      local list = {}
+      for i = 1, 30 do list[i] = i end
+      got = tide.map(function(i) return f(stagger(i)) end, list)
+    end)
+    local _, errors = app:update { db = dir .. "/state.db" }
+    assert.are.same({}, errors)
+    for i = 1, 30 do
+      assert.are.equal(i * 10, got[i])
+      assert.are.equal(1, ran[i])
+    end
+    app:close()
+  end)
+
+  it("keeps the slot limit when a batch wakes its callers", function()
+    local g = gauge()
+    local gather = tide.fn("gather", { batch = 8 }, function(items)
+      return items
+    end)
+    local app = tide.app("wake_limit", function()
+      tide.map(function(i)
+        gather(i)
+        g.enter()
+        tide.sleep(0.01)
+        g.leave()
+      end, { 1, 2, 3, 4, 5, 6, 7, 8 })
+    end)
+    local _, errors = app:update { db = dir .. "/state.db",
+                                   max_inflight = 2 }
+    assert.are.same({}, errors)
+    assert.is_true(g.max <= 2, "at most 2 at once, saw " .. g.max)
+    app:close()
+  end)
+
+  it("records a map item's context dependency in its memoized call",
+     function()
+    local K = tide.key("flavour", { detect_change = true })
+    local calls = 0
+    local flavoured = tide.fn("flavoured", { memo = true }, function(x)
+      calls = calls + 1
+      return x .. ":" .. tide.use(K)
+    end)
+    local got
+    local function app_with(flavour)
+      return tide.app("map_context", function()
+        got = tide.map(flavoured, { "a" })
+      end, { context = { [K] = flavour } })
+    end
+    local a = app_with("one")
+    assert(a:update { db = dir .. "/state.db" })
+    a:close()
+    assert.are.same({ "a:one" }, got)
+    local b = app_with("two")
+    assert(b:update { db = dir .. "/state.db" })
+    b:close()
+    assert.are.same({ "a:two" }, got)
+    assert.are.equal(2, calls)
+  end)
+
+  it("refuses a mount inside a memoized call inside a map item", function()
+    local child = tide.fn("mapped_child", function() end)
+    local inner = tide.fn("inner_memo", { memo = true }, function(i)
+      tide.mount(tide.path("c", i), child)
+      return i
+    end)
+    local app = tide.app("map_mount", function()
+      tide.mount("m", tide.fn("mapper", function()
+        tide.map(inner, { 1 })
+      end))
+    end)
+    local stats, errors = app:update { db = dir .. "/state.db" }
+    assert.are.equal(1, stats.components.errors)
+    assert.matches("cannot mount a component inside memoized function "
+                   .. "inner_memo", errors[1].message, 1, true)
+    app:close()
+  end)
+
+  it("stops at a signal while components wait for a program", function()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local wait = tide.fn("wait", function()
+  assert(io.open("started", "w")):close()
+  tide.exec({ "sleep", "30" })
+end)
+return tide.app("stop_waiting", function() tide.mount(wait) end)
+]])
+    os.execute(("cd %s && (sh -c 'echo $$ >pid; exec %s update pipeline.lua'"
+      .. " >stdout 2>stderr; echo $? >status) >/dev/null 2>&1 &")
+      :format(helpers.q(dir), helpers.q(helpers.tide)))
+    local function exists(p)
+      local f = io.open(p)
+      if f then f:close() end
+      return f ~= nil
+    end
+    local function wait_for(path, seconds)
+      for _ = 1, seconds * 20 do
+        if exists(path) then return true end
+        os.execute("sleep 0.05")
+      end
+      return exists(path)
+    end
+    assert.is_true(wait_for(dir .. "/started", 60))
+    local pid = assert(tonumber(helpers.read(dir .. "/pid"):match("%d+")))
+    os.execute("kill -TERM " .. pid)
+    -- Not the 30 s the program would take.
+    assert.is_true(wait_for(dir .. "/status", 10), "tide did not stop")
+    assert.are.equal("130", helpers.read(dir .. "/status"):match("%d+"))
+  end)
+end)
