@@ -27,6 +27,8 @@ struct tide_Workers {
   uv_mutex_t lock;       /* guards queue, done, stopping */
   uv_cond_t ready;       /* a job was queued, or stop */
   tide_Job *queue, *queue_tail, *done;
+  tide_Job *spares;      /* released jobs, kept for the next calls */
+  tide_Job live;         /* sentinel: jobs handed out, not released */
   int stopping;
   size_t out;            /* jobs submitted and not delivered (loop thread) */
   tide_WorkerSetup setup;
@@ -35,7 +37,19 @@ struct tide_Workers {
   Worker *workers;
 };
 
-static void job_release(tide_Wait *w) { tide_job_free((tide_Job *)w); }
+/* A released job goes to the spares, or is freed once its pool is gone. */
+static void job_release(tide_Wait *w) {
+  tide_Job *job = (tide_Job *)w;
+  tide_Workers *p = job->pool;
+  if (p == NULL) {
+    tide_job_free(job);
+    return;
+  }
+  job->live_prev->live_next = job->live_next;
+  job->live_next->live_prev = job->live_prev;
+  job->next = p->spares;
+  p->spares = job;
+}
 
 /* Cancelled: taken off the queue if no thread took it yet. */
 static void job_cancel(tide_Wait *w) {
@@ -63,20 +77,37 @@ static void job_cancel(tide_Wait *w) {
 }
 
 tide_Job *tide_job_new(tide_Workers *p) {
-  tide_Job *job = p->alloc(p->ud, NULL, 0, sizeof *job);
-  if (job == NULL) return NULL;
-  memset(job, 0, sizeof *job);
-  job->pool = p;
-  job->alloc = p->alloc;
-  job->ud = p->ud;
+  tide_Job *job = p->spares;
+  if (job != NULL) {
+    p->spares = job->next;
+    job->in.len = job->out.len = 0;
+  } else {
+    job = p->alloc(p->ud, NULL, 0, sizeof *job);
+    if (job == NULL) return NULL;
+    memset(job, 0, sizeof *job);
+    job->alloc = p->alloc;
+    job->ud = p->ud;
+    tide_buf_init(&job->in, p->alloc, p->ud);
+    tide_buf_init(&job->out, p->alloc, p->ud);
+  }
+  memset(&job->w, 0, sizeof job->w);
   job->w.cancel = job_cancel;
   job->w.release = job_release;
-  tide_buf_init(&job->in, p->alloc, p->ud);
-  tide_buf_init(&job->out, p->alloc, p->ud);
+  job->next = NULL;
+  job->failed = job->cancelled = 0;
+  job->pool = p;
+  job->live_next = p->live.live_next;
+  job->live_prev = &p->live;
+  p->live.live_next->live_prev = job;
+  p->live.live_next = job;
   return job;
 }
 
 void tide_job_free(tide_Job *job) {
+  if (job->pool != NULL) { /* never released: off the live list */
+    job->live_prev->live_next = job->live_next;
+    job->live_next->live_prev = job->live_prev;
+  }
   tide_buf_close(&job->in);
   tide_buf_close(&job->out);
   job->alloc(job->ud, job, sizeof *job, 0);
@@ -203,6 +234,7 @@ int tide_workers_new(tide_Workers **out, uv_loop_t *loop, int n,
   p->setup = setup;
   p->arg = arg;
   p->n = n;
+  p->live.live_next = p->live.live_prev = &p->live;
   {
     Async *a = alloc(ud, NULL, 0, sizeof *a);
     p->workers = alloc(ud, NULL, 0, (size_t)n * sizeof *p->workers);
@@ -253,6 +285,14 @@ void tide_workers_free(tide_Workers *p) {
     job->cancelled = 1;
     p->out--;
     tide_wait_done(&job->w);
+  }
+  /* The jobs not released yet outlive the pool: they free themselves. */
+  for (job = p->live.live_next; job != &p->live; job = job->live_next)
+    job->pool = NULL;
+  while ((job = p->spares) != NULL) {
+    p->spares = job->next;
+    job->pool = NULL;
+    tide_job_free(job);
   }
   uv_close((uv_handle_t *)p->async, async_closed);
   uv_cond_destroy(&p->ready);

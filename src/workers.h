@@ -26,7 +26,7 @@
 **
 ** Memory: the pool and the jobs' buffers come from the allocator given at
 ** creation, which the threads share: it must be thread-safe (the default,
-** realloc, is).
+** realloc, is). A job released after its pool is gone frees itself.
 */
 #ifndef TIDE_WORKERS_H
 #define TIDE_WORKERS_H
@@ -49,8 +49,9 @@ typedef lua_CFunction tide_WorkerSetup;
 
 typedef struct tide_Job {
   tide_Wait w;           /* first: the scheduler's view of the job */
-  struct tide_Job *next; /* in the queue or the done list */
-  tide_Workers *pool;    /* not read once the job is done: it may be gone */
+  struct tide_Job *next; /* in the queue, the done list or the spares */
+  struct tide_Job *live_prev, *live_next; /* the pool's jobs not released */
+  tide_Workers *pool;    /* NULL once the pool is gone */
   tide_Alloc alloc;      /* what the job was allocated with */
   void *ud;
   tide_Buf in, out;      /* out is filled by the thread */
@@ -67,7 +68,9 @@ int tide_workers_new(tide_Workers **out, uv_loop_t *loop, int n,
 void tide_workers_free(tide_Workers *p);
 int tide_workers_count(const tide_Workers *p);
 
-/* A new job (its input empty, to be filled), or NULL when out of memory. */
+/* A new job (its input empty, to be filled), or NULL when out of memory.
+** Released jobs are kept by the pool and handed out again, buffers and
+** all: a call costs no allocation once the pool is warm. */
 tide_Job *tide_job_new(tide_Workers *p);
 /* Queues job. Link it to a scheduler first (tide_sched_wait_begin) to
 ** have its task queued when it is done; otherwise wait with

@@ -97,23 +97,23 @@ function M.call(run, task, fn, ...)
       break
     end
   end
-  local request = encode({ file = fn._file, fn = fn.name,
-                           logic = fn:logic(), args = args },
+  -- The request and the answer are arrays (worker.lua): no keys to sort.
+  local request = encode({ fn._file, fn.name, fn:logic(), args },
                          fn.name .. " argument")
   local answer, err = run:workers():call(request)
   if not answer then error(fmt("tide.fn %s: %s", fn.name, err), 0) end
   answer = decode(answer)
-  if not answer.ok then
-    local raised = answer.error
-    if answer.traceback then
+  if not answer[1] then
+    local raised, traceback = answer[2], answer[3]
+    if traceback then
       -- The component reports the worker's traceback (engine.lua).
       task.traceback_of = { err = raised,
-                            text = answer.traceback .. "\n\t(in a worker)" }
+                            text = traceback .. "\n\t(in a worker)" }
     end
     error(raised, 0)
   end
   -- What the body declared through handles, in the caller's component.
-  local made = answer.calls
+  local made = answer[3]
   if made then
     for i = 1, #made do
       local c = made[i]
@@ -121,7 +121,11 @@ function M.call(run, task, fn, ...)
       h[c.method](h, table.unpack(a, 1, a.n))
     end
   end
-  return worker.unpack(answer.results)
+  local results = answer[2]
+  for i = 1, results.n do
+    if type(results[i]) == "table" then return worker.unpack(results) end
+  end
+  return results
 end
 
 return M

@@ -2,13 +2,14 @@
 -- state and a worker's (both sides use M.pack and M.unpack).
 --
 -- A worker state (lworkers.c) loads this module; M.run is its job runner.
--- A job is a call of a `parallel` tide.fn: { file, fn, logic, args }. The
+-- A job is a call of a `parallel` tide.fn: { file, fn name, logic, args }
+-- (an array: nothing to sort when it is encoded). The
 -- worker loads file, the file that defined the function, once, in
 -- definition mode (an app does not run here: app:update raises, and so
 -- does os.exit), finds the function by name, checks that its logic
 -- fingerprint is the caller's (the same code, the same helpers), and
--- calls its body. The answer is { ok = true, results, calls } or
--- { ok = false, error, traceback }.
+-- calls its body. The answer is { true, results, calls } (calls absent
+-- when there are none) or { false, error, traceback }.
 --
 -- What crosses is canonical CBOR of plain values. Before encoding, M.pack
 -- turns a file (fs.File) into a marked table the other side turns back
@@ -125,21 +126,21 @@ local function load(file)
 end
 
 -- The function a job names, or nil and why it cannot run here.
-local function find(job)
-  local outcome = load(job.file)
-  local fn = defined[job.fn]
+local function find(file, name, logic)
+  local outcome = load(file)
+  local fn = defined[name]
   if not fn then
     if outcome ~= true then
-      return nil, fmt("a worker could not load %s: %s", job.file, outcome)
+      return nil, fmt("a worker could not load %s: %s", file, outcome)
     end
     return nil, fmt("%s does not define tide.fn %s when it loads (a "
                     .. "parallel function is defined at the top level of "
-                    .. "its file)", job.file, job.fn)
+                    .. "its file)", file, name)
   end
-  if fn:logic() ~= job.logic then
+  if fn:logic() ~= logic then
     return nil, fmt("the tide.fn %s a worker finds in %s is not the one "
                     .. "called (its code or what it reaches differs when "
-                    .. "the file loads again)", job.fn, job.file)
+                    .. "the file loads again)", name, file)
   end
   return fn
 end
@@ -147,16 +148,20 @@ end
 -- A traceback of the user's code: this file's frames and the protected
 -- calls around the body left out.
 local own = debug.getinfo(1, "S").source:sub(2)
+local traceback_text
 local function user_traceback(e)
   local out = {}
-  for line in (debug.traceback(tostring(e), 3) .. "\n"):gmatch("(.-)\n") do
+  for line in (debug.traceback(tostring(e), 2) .. "\n"):gmatch("(.-)\n") do
     if not line:find(own, 1, true) and not line:find("tide.worker", 1, true)
        and line ~= "\t[C]: in function 'xpcall'"
        and line ~= "\t[C]: in function 'pcall'" then
       out[#out + 1] = line
     end
   end
-  return table.concat(out, "\n")
+  -- The C frame that called the body (xpcall) ends it.
+  if out[#out] == "\t[C]: in ?" then out[#out] = nil end
+  traceback_text = table.concat(out, "\n")
+  return e
 end
 
 -- An error value as it crosses back: a table that can be encoded as it
@@ -166,23 +171,27 @@ local function error_value(e)
   return tostring(e)
 end
 
+local pack_results = table.pack
+
 local function run_job(bytes)
   local job = decode(bytes)
-  local fn, why = find(job)
-  if not fn then return encode({ ok = false, error = why }) end
+  local fn, why = find(job[1], job[2], job[3])
+  if not fn then return encode({ false, why }) end
   local calls = {}
-  local args = unpack_value(job.args, calls)
-  local tb
-  local ok, results = xpcall(function()
-    return table.pack(fn.body(table.unpack(args, 1, args.n)))
-  end, function(e)
-    tb = user_traceback(e)
-    return e
-  end)
-  if not ok then
-    return encode({ ok = false, error = error_value(results),
-                    traceback = tb })
+  local args = job[4]
+  for i = 1, args.n do
+    if type(args[i]) == "table" then
+      args = unpack_value(args, calls)
+      break
+    end
   end
+  local results = pack_results(xpcall(fn.body, user_traceback,
+                                      table.unpack(args, 1, args.n)))
+  if not results[1] then
+    return encode({ false, error_value(results[2]), traceback_text })
+  end
+  table.remove(results, 1)
+  results.n = results.n - 1
   local fine, out = pcall(function()
     for i = 1, results.n do
       if type(results[i]) == "table" then
@@ -190,10 +199,10 @@ local function run_job(bytes)
         break
       end
     end
-    return encode({ ok = true, calls = calls[1] and calls or nil,
-                    results = results }, fn.name .. " result")
+    return encode({ true, results, calls[1] and calls or nil },
+                  fn.name .. " result")
   end)
-  if not fine then return encode({ ok = false, error = tostring(out) }) end
+  if not fine then return encode({ false, tostring(out) }) end
   return out
 end
 
@@ -201,7 +210,7 @@ end
 function M.run(bytes)
   local ok, out = pcall(run_job, bytes)
   if ok then return out end
-  return encode({ ok = false, error = tostring(out) })
+  return encode({ false, tostring(out) })
 end
 
 -- Definition mode: nothing here runs an app or ends the process.
