@@ -21,7 +21,7 @@ local APP_OPTIONS = { context = true, max_inflight = true }
 local UPDATE_OPTIONS = {
   db = true, full_reprocess = true, preview = true, reset = true,
   live = true, jobs = true, max_inflight = true, batch_size = true,
-  on_error = true, on_preview = true, on_progress = true, quiet = true,
+  on_error = true, on_preview = true, on_progress = true,
   allow_empty = true, empty_guard = true,
 }
 
@@ -77,6 +77,7 @@ local function check_options(app, opts, level)
   check_limit("app " .. app.name, "max_inflight", opts.max_inflight,
               level + 1)
   check_limit("app " .. app.name, "jobs", opts.jobs, level + 1)
+  check_limit("app " .. app.name, "batch_size", opts.batch_size, level + 1)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   if o.max_inflight == nil then o.max_inflight = app.max_inflight end
