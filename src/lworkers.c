@@ -4,10 +4,14 @@
 ** find tide's modules through path and cpath (the main state's
 ** package.path and package.cpath) and run tide.worker's job runner.
 **
-** pool:call(request) -> response | nil, message
-**   Hands request (canonical CBOR, see worker.lua) to the first idle
-**   worker. Inside a component's task the task waits on the scheduler and
-**   the others run; elsewhere the caller waits on the loop. A worker whose
+** pool:call(head, what, n, ...) -> answer | nil, message
+**   Hands a call to the first idle worker. The request is the CBOR array
+**   [file, fn name, logic, n, args...] (worker.lua): head is the
+**   encoding of [file, fn name, logic], whose items are copied, and the n
+**   arguments are encoded here, straight into the job (what names them in
+**   messages). The worker's answer is decoded straight from the job.
+**   Inside a component's task the task waits on the scheduler and the
+**   others run; elsewhere the caller waits on the loop. A worker whose
 **   state could not be made, or a job cancelled by a stop, gives nil and
 **   the message.
 ** pool:count() -> n; pool:close() (also its __gc): stops the threads.
@@ -19,6 +23,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "cbor.h"
 #include "lcore.h"
 #include "tide.h"
 #include "workers.h"
@@ -115,6 +120,7 @@ static Box *check_box(lua_State *L) {
 /* The outcome of a finished job, pushed; the job is released. */
 static int job_result(lua_State *L, tide_Job *job) {
   int n = 1;
+  char err[160];
   if (job->cancelled) {
     luaL_pushfail(L);
     lua_pushliteral(L, "the call was cancelled before a worker took it");
@@ -123,11 +129,41 @@ static int job_result(lua_State *L, tide_Job *job) {
     luaL_pushfail(L);
     lua_pushlstring(L, (const char *)job->out.data, job->out.len);
     n = 2;
-  } else {
-    lua_pushlstring(L, (const char *)job->out.data, job->out.len);
+  } else if (tide_cbor_decode(L, job->out.data, job->out.len, err,
+                              sizeof err) != 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "a worker's answer cannot be read: %s", err);
+    n = 2;
   }
   tide_sched_wait_end(&job->w);
   return n;
+}
+
+/* The request of pool:call, written into job->in (see above). Raises
+** when an argument cannot be encoded (the job is freed first). */
+static void write_request(lua_State *L, tide_Job *job, const char *head,
+                          size_t head_len, const char *what, int n) {
+  int i, rc = 0;
+  tide_Buf *in = &job->in;
+  rc |= tide_cbor_put_head(in, 4, 4 + (uint64_t)n);
+  rc |= tide_buf_append(in, head + 1, head_len - 1);
+  rc |= tide_cbor_put_head(in, 0, (uint64_t)n);
+  for (i = 0; i < n && rc == 0; i++) {
+    size_t len;
+    const uint8_t *p = tide_lcbor_encode_try(L, 5 + i, what, &len);
+    if (p == NULL) {
+      /* Encoded again by the raising encoder, for its message. */
+      tide_job_free(job);
+      lua_pop(L, 1);
+      tide_lcbor_encode(L, 5 + i, what, &len);
+    }
+    rc |= tide_buf_append(in, p, len);
+    lua_pop(L, 1);
+  }
+  if (rc != 0) {
+    tide_job_free(job);
+    luaL_error(L, "not enough memory");
+  }
 }
 
 static int call_k(lua_State *L, int status, lua_KContext ctx) {
@@ -135,19 +171,25 @@ static int call_k(lua_State *L, int status, lua_KContext ctx) {
   return job_result(L, (tide_Job *)ctx);
 }
 
-/* pool:call(request) */
+/* pool:call(head, what, n, ...) */
 static int pool_call(lua_State *L) {
   Box *b = check_box(L);
-  size_t len;
-  const char *req = luaL_checklstring(L, 2, &len);
+  size_t head_len;
+  const char *head = luaL_checklstring(L, 2, &head_len);
+  const char *what = luaL_checkstring(L, 3);
+  lua_Integer n = luaL_checkinteger(L, 4);
   int anchor;
+  tide_Sched *s;
+  tide_Job *job;
+  luaL_argcheck(L, head_len > 0 && (uint8_t)head[0] == 0x83, 2,
+                "expected the encoding of [file, name, logic]");
+  luaL_argcheck(L, n >= 0 && n == lua_gettop(L) - 4, 4,
+                "must be the number of arguments that follow");
   /* Before the job is made: it may raise. */
-  tide_Sched *s = tide_lsched_suspend(L, &anchor);
-  tide_Job *job = tide_job_new(b->p);
-  if (job == NULL || tide_buf_append(&job->in, req, len) != 0) {
-    if (job) tide_job_free(job);
-    return luaL_error(L, "not enough memory");
-  }
+  s = tide_lsched_suspend(L, &anchor);
+  job = tide_job_new(b->p);
+  if (job == NULL) return luaL_error(L, "not enough memory");
+  write_request(L, job, head, head_len, what, (int)n);
   lua_settop(L, 1);
   if (s != NULL) {
     tide_sched_wait_begin(s, &job->w, anchor);

@@ -12,11 +12,11 @@
 local core = require "tide.core"
 local worker = require "tide.worker"
 
-local type, error, getmetatable, ipairs, tostring =
-  type, error, getmetatable, ipairs, tostring
+local type, error, getmetatable, select =
+  type, error, getmetatable, select
 local getupvalue, getinfo = debug.getupvalue, debug.getinfo
 local fmt = string.format
-local encode, decode = core.cbor_encode, core.cbor_decode
+local encode = core.cbor_encode
 
 local M = {}
 
@@ -90,19 +90,28 @@ function M.call(run, task, fn, ...)
     error(fmt("tide.fn %s cannot run in a worker: %s", fn.name, verdict), 0)
   end
   local handles = {}
-  local args = table.pack(...)
-  for i = 1, args.n do
-    if type(args[i]) == "table" then
-      args = worker.pack(args, handles, fn.name .. " argument")
+  local n = select("#", ...)
+  local pool = run:workers()
+  local head = fn._request_head
+  if not head then
+    -- [file, name, logic]: the start of every request for fn.
+    head = encode({ fn._file, fn.name, fn:logic() })
+    fn._request_head = head
+  end
+  local answer, err
+  for i = 1, n do
+    if type((select(i, ...))) == "table" then
+      local args = worker.pack(table.pack(...), handles,
+                               fn.name .. " argument")
+      answer, err = pool:call(head, fn.name .. " argument", n,
+                              table.unpack(args, 1, n))
       break
     end
   end
-  -- The request and the answer are arrays (worker.lua): no keys to sort.
-  local request = encode({ fn._file, fn.name, fn:logic(), args },
-                         fn.name .. " argument")
-  local answer, err = run:workers():call(request)
+  if answer == nil and err == nil then
+    answer, err = pool:call(head, fn.name .. " argument", n, ...)
+  end
   if not answer then error(fmt("tide.fn %s: %s", fn.name, err), 0) end
-  answer = decode(answer)
   if not answer[1] then
     local raised, traceback = answer[2], answer[3]
     if traceback then

@@ -2,8 +2,8 @@
 -- state and a worker's (both sides use M.pack and M.unpack).
 --
 -- A worker state (lworkers.c) loads this module; M.run is its job runner.
--- A job is a call of a `parallel` tide.fn: { file, fn name, logic, args }
--- (an array: nothing to sort when it is encoded). The
+-- A job is a call of a `parallel` tide.fn: [file, fn name, logic, n,
+-- args...] (lworkers.c writes it straight from the caller's values). The
 -- worker loads file, the file that defined the function, once, in
 -- definition mode (an app does not run here: app:update raises, and so
 -- does os.exit), finds the function by name, checks that its logic
@@ -178,15 +178,12 @@ local function run_job(bytes)
   local fn, why = find(job[1], job[2], job[3])
   if not fn then return encode({ false, why }) end
   local calls = {}
-  local args = job[4]
-  for i = 1, args.n do
-    if type(args[i]) == "table" then
-      args = unpack_value(args, calls)
-      break
-    end
+  local n = job[4]
+  for i = 5, 4 + n do
+    if type(job[i]) == "table" then job[i] = unpack_value(job[i], calls) end
   end
   local results = pack_results(xpcall(fn.body, user_traceback,
-                                      table.unpack(args, 1, args.n)))
+                                      table.unpack(job, 5, 4 + n)))
   if not results[1] then
     return encode({ false, error_value(results[2]), traceback_text })
   end
