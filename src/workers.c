@@ -11,6 +11,10 @@ typedef struct Worker {
   int started;
 } Worker;
 
+/* How long a finished job's answer may wait for the next ones before the
+** loop is woken anyway. */
+#define NOTIFY_NS 1000000u
+
 /* The async handle is allocated apart from the pool: its memory must
 ** outlive the pool until its close callback runs. */
 typedef struct {
@@ -27,6 +31,7 @@ struct tide_Workers {
   uv_mutex_t lock;       /* guards queue, done, stopping */
   uv_cond_t ready;       /* a job was queued, or stop */
   tide_Job *queue, *queue_tail, *done;
+  uint64_t done_since;   /* when the done list last stopped being empty */
   tide_Job *spares;      /* released jobs, kept for the next calls */
   tide_Job live;         /* sentinel: jobs handed out, not released */
   int stopping;
@@ -179,7 +184,7 @@ static void worker_main(void *arg) {
   Worker *w = arg;
   tide_Workers *p = w->pool;
   lua_State *L = lua_newstate((lua_Alloc)p->alloc, p->ud);
-  int ready = 0;
+  int ready = 0, notify;
   if (L != NULL) {
     lua_pushcfunction(L, p->setup);
     lua_pushlightuserdata(L, p->arg);
@@ -207,9 +212,16 @@ static void worker_main(void *arg) {
       run_job(L, ready, job);
     uv_mutex_lock(&p->lock);
     job->next = p->done;
+    if (p->done == NULL) p->done_since = uv_hrtime();
     p->done = job;
+    /* The loop is woken when the queue ran dry, or when the oldest answer
+    ** not handed over has waited NOTIFY_NS: a run of short jobs wakes it
+    ** once per run, not once per job. An answer waits at most that long,
+    ** or one job longer. */
+    notify = p->queue == NULL || p->stopping ||
+             uv_hrtime() - p->done_since >= NOTIFY_NS;
     uv_mutex_unlock(&p->lock);
-    uv_async_send(p->async);
+    if (notify) uv_async_send(p->async);
   }
   if (L != NULL) lua_close(L);
 }
