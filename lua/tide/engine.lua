@@ -811,6 +811,24 @@ end
 
 -- ---- Memoized calls (tide.fn called inside a component) ----
 
+-- Runs f(...) in protected mode with scope as the innermost recording
+-- scope of task (pushed on its memo stack); the scope is popped whatever
+-- happened, so that a caller's pcall leaves the task usable, and what f
+-- raised is raised again.
+local function within(task, scope, f, ...)
+  local stack = task.memo_stack
+  if not stack then
+    stack = {}
+    task.memo_stack = stack
+  end
+  local depth = #stack
+  stack[depth + 1] = scope
+  local ok, results = pcall(f, ...)
+  for i = #stack, depth + 1, -1 do stack[i] = nil end
+  if not ok then error(results, 0) end
+  return results
+end
+
 -- Runs body(...) in protected mode for task; on an error, keeps the
 -- traceback where it happened (the component reports it) and raises the
 -- original value again, so that a user's own pcall sees what it expects.
@@ -849,16 +867,8 @@ local function batched_call(task, fs, fn, n, item)
   local scope = stack and stack[#stack] or task
   local body_scope = { fn = fn, deps = new_deps(), targets = {} }
   local function call_body(items)
-    local st = task.memo_stack
-    if not st then
-      st = {}
-      task.memo_stack = st
-    end
-    local depth = #st
-    st[depth + 1] = body_scope
-    local ok, results = pcall(protected, task, fn.batch_body, items)
-    for i = #st, depth + 1, -1 do st[i] = nil end
-    if not ok then error(results, 0) end
+    local results = within(task, body_scope, protected, task, fn.batch_body,
+                           items)
     if #body_scope.targets > 0 then
       error(fmt("tide.fn %s is batched: its body cannot declare target "
                 .. "states (declare them where it is called)", fn.name), 0)
@@ -975,19 +985,9 @@ local function call(frame, fn, ...)
   end
   fs.misses = fs.misses + 1
   local memo = { fn = fn, deps = new_deps(), targets = {} }
-  local stack = frame.memo_stack
-  if not stack then
-    stack = {}
-    frame.memo_stack = stack
-  end
-  local depth = #stack
-  stack[depth + 1] = memo
-  local ok, results = pcall(invoke, frame, fs, fn, ...)
-  -- Popped whatever happened, so that a caller's pcall leaves the
-  -- component usable.
-  for i = #stack, depth + 1, -1 do stack[i] = nil end
-  if not ok then error(results, 0) end
+  local results = within(frame, memo, invoke, frame, fs, fn, ...)
   merge_deps(deps_of(scope), memo.deps)
+  local stack = frame.memo_stack
   local outer = stack[#stack]
   if outer then
     for _, t in ipairs(memo.targets) do outer.targets[#outer.targets + 1] = t end
