@@ -43,6 +43,51 @@ typedef struct {
   void *ud;
 } Box;
 
+/* encode_message(value, what): raises the encoder's message for value. */
+static int encode_message(lua_State *L) {
+  size_t len;
+  tide_lcbor_encode(L, 1, luaL_optstring(L, 2, "result"), &len);
+  return 0;
+}
+
+/* A worker's job runner: the request decoded straight from the job,
+** tide.worker's run (the upvalue) called on it, and the answer it returns
+** encoded straight into the job; an answer that cannot be encoded becomes
+** { error = why }. */
+static int run_job(lua_State *L) {
+  tide_Job *job = lua_touserdata(L, 1);
+  char err[160];
+  size_t len;
+  const uint8_t *p;
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  if (tide_cbor_decode(L, job->in.data, job->in.len, err, sizeof err) != 0)
+    return luaL_error(L, "a request cannot be read: %s", err);
+  lua_call(L, 1, 2); /* answer, what the answer is called in messages */
+  p = tide_lcbor_encode_try(L, 1, luaL_optstring(L, 2, "result"), &len);
+  if (p != NULL) {
+    if (tide_buf_append(&job->out, p, len) != 0)
+      return luaL_error(L, "not enough memory");
+    return 0;
+  }
+  /* Encoded again for its message, in protected mode. */
+  lua_pop(L, 1);
+  lua_pushcfunction(L, encode_message);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pcall(L, 2, 1, 0);
+  {
+    size_t mlen;
+    const char *m = lua_tolstring(L, -1, &mlen);
+    int rc = tide_cbor_put_head(&job->out, 5, 1);
+    rc |= tide_cbor_put_string(&job->out, "error", 5);
+    rc |= tide_cbor_put_string(&job->out, m ? m : "cannot encode",
+                               m ? mlen : 13);
+    if (rc != 0) return luaL_error(L, "not enough memory");
+  }
+  return 0;
+}
+
 /* A worker's state: the standard libraries, tide.core preloaded, the
 ** main state's module paths, and tide.worker's runner returned. */
 static int setup(lua_State *L) {
@@ -64,6 +109,7 @@ static int setup(lua_State *L) {
   lua_getfield(L, -1, "enter");
   lua_call(L, 0, 0);
   lua_getfield(L, -1, "run");
+  lua_pushcclosure(L, run_job, 1);
   return 1;
 }
 

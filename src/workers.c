@@ -146,36 +146,21 @@ static void fail_job(tide_Job *job, const char *msg) {
   tide_buf_append(&job->out, msg, strlen(msg));
 }
 
-/* Calls the runner (argument 1) on the job (argument 2), in
-** protected mode: pushing the input may raise too. */
-static int call_runner(lua_State *L) {
-  tide_Job *job = lua_touserdata(L, 2);
-  lua_settop(L, 1);
-  lua_pushlstring(L, (const char *)job->in.data, job->in.len);
-  lua_call(L, 1, 1);
-  return 1;
-}
-
 /* Runs one job in L, whose stack holds the runner (or, when the state
-** could not be made, its message) at index 1. */
+** could not be made, its message) at index 1: runner(job), the job as a
+** light userdata, fills job->out. */
 static void run_job(lua_State *L, int ready, tide_Job *job) {
-  size_t len;
   const char *s;
   if (!ready) {
     fail_job(job, lua_tostring(L, 1));
     return;
   }
-  lua_pushcfunction(L, call_runner);
+  job->out.len = 0;
   lua_pushvalue(L, 1);
   lua_pushlightuserdata(L, job);
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
     s = lua_tostring(L, -1);
-    fail_job(job, s ? s : "the worker's runner returned no output");
-  } else {
-    s = lua_tolstring(L, -1, &len);
-    job->out.len = 0;
-    if (tide_buf_append(&job->out, s, len) != 0)
-      fail_job(job, "not enough memory");
+    fail_job(job, s ? s : "the worker's runner failed");
   }
   lua_settop(L, 1);
 }

@@ -46,8 +46,9 @@ typedef struct tide_Workers tide_Workers;
 
 /* Makes a worker's state ready, on the worker's thread, in protected
 ** mode: called with the pool's arg as a light userdata, it returns the
-** job runner, a function called with a job's input as a string that
-** returns its output as a string (raising only for out of memory). */
+** job runner, a function called with a job (a tide_Job *, as a light
+** userdata) that reads job->in and fills job->out; an error it raises
+** fails the job with its message. */
 typedef lua_CFunction tide_WorkerSetup;
 
 typedef struct tide_Job {

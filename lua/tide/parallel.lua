@@ -83,37 +83,40 @@ local function check(fn)
   return verdict
 end
 
--- fn(...) run by a worker for task; returns its results packed ({ n }).
-function M.call(run, task, fn, ...)
+-- What every call of fn sends: the encoding of [file, name, logic], kept
+-- on fn with the name its arguments get in messages, once fn passed the
+-- check. Raises when fn cannot run in a worker.
+local function prepare(fn)
   local verdict = check(fn)
   if verdict ~= true then
     error(fmt("tide.fn %s cannot run in a worker: %s", fn.name, verdict), 0)
   end
-  local handles = {}
+  fn._argument_what = fn.name .. " argument"
+  fn._request_head = encode({ fn._file, fn.name, fn:logic() })
+  return fn._request_head
+end
+
+-- fn(...) run by a worker for task; returns its results packed ({ n }).
+-- The answer (worker.lua) is that table itself, or { error, traceback }.
+function M.call(run, task, fn, ...)
+  local head = fn._request_head or prepare(fn)
+  local what = fn._argument_what
+  local pool = run.pool or run:workers()
   local n = select("#", ...)
-  local pool = run:workers()
-  local head = fn._request_head
-  if not head then
-    -- [file, name, logic]: the start of every request for fn.
-    head = encode({ fn._file, fn.name, fn:logic() })
-    fn._request_head = head
-  end
-  local answer, err
+  local answer, err, handles
   for i = 1, n do
     if type((select(i, ...))) == "table" then
-      local args = worker.pack(table.pack(...), handles,
-                               fn.name .. " argument")
-      answer, err = pool:call(head, fn.name .. " argument", n,
-                              table.unpack(args, 1, n))
+      handles = {}
+      local args = worker.pack(table.pack(...), handles, what)
+      answer, err = pool:call(head, what, n, table.unpack(args, 1, n))
       break
     end
   end
-  if answer == nil and err == nil then
-    answer, err = pool:call(head, fn.name .. " argument", n, ...)
-  end
+  if not handles then answer, err = pool:call(head, what, n, ...) end
   if not answer then error(fmt("tide.fn %s: %s", fn.name, err), 0) end
-  if not answer[1] then
-    local raised, traceback = answer[2], answer[3]
+  local count = answer.n
+  if count == nil then
+    local raised, traceback = answer.error, answer.traceback
     if traceback then
       -- The component reports the worker's traceback (engine.lua).
       task.traceback_of = { err = raised,
@@ -122,19 +125,19 @@ function M.call(run, task, fn, ...)
     error(raised, 0)
   end
   -- What the body declared through handles, in the caller's component.
-  local made = answer[3]
+  local made = answer.calls
   if made then
+    answer.calls = nil
     for i = 1, #made do
       local c = made[i]
       local h, a = handles[c.i], worker.unpack(c.args)
       h[c.method](h, table.unpack(a, 1, a.n))
     end
   end
-  local results = answer[2]
-  for i = 1, results.n do
-    if type(results[i]) == "table" then return worker.unpack(results) end
+  for i = 1, count do
+    if type(answer[i]) == "table" then return worker.unpack(answer) end
   end
-  return results
+  return answer
 end
 
 return M

@@ -8,8 +8,8 @@
 -- definition mode (an app does not run here: app:update raises, and so
 -- does os.exit), finds the function by name, checks that its logic
 -- fingerprint is the caller's (the same code, the same helpers), and
--- calls its body. The answer is { true, results, calls } (calls absent
--- when there are none) or { false, error, traceback }.
+-- calls its body. The answer is its results as table.pack makes them,
+-- with calls (below) when there are some, or { error, traceback }.
 --
 -- What crosses is canonical CBOR of plain values. Before encoding, M.pack
 -- turns a file (fs.File) into a marked table the other side turns back
@@ -173,10 +173,9 @@ end
 
 local pack_results = table.pack
 
-local function run_job(bytes)
-  local job = decode(bytes)
+local function run_job(job)
   local fn, why = find(job[1], job[2], job[3])
-  if not fn then return encode({ false, why }) end
+  if not fn then return { error = why } end
   local calls = {}
   local n = job[4]
   for i = 5, 4 + n do
@@ -185,29 +184,26 @@ local function run_job(bytes)
   local results = pack_results(xpcall(fn.body, user_traceback,
                                       table.unpack(job, 5, 4 + n)))
   if not results[1] then
-    return encode({ false, error_value(results[2]), traceback_text })
+    return { error = error_value(results[2]), traceback = traceback_text }
   end
   table.remove(results, 1)
   results.n = results.n - 1
-  local fine, out = pcall(function()
-    for i = 1, results.n do
-      if type(results[i]) == "table" then
-        results = M.pack(results, nil, fn.name .. " result")
-        break
-      end
+  for i = 1, results.n do
+    if type(results[i]) == "table" then
+      results = M.pack(results, nil, fn.name .. " result")
+      break
     end
-    return encode({ true, results, calls[1] and calls or nil },
-                  fn.name .. " result")
-  end)
-  if not fine then return encode({ false, tostring(out) }) end
-  return out
+  end
+  if calls[1] then results.calls = calls end
+  return results, fn.result_what
 end
 
--- The job runner (lworkers.c): request bytes in, answer bytes out.
-function M.run(bytes)
-  local ok, out = pcall(run_job, bytes)
-  if ok then return out end
-  return encode({ false, tostring(out) })
+-- The job runner (lworkers.c decodes the request and encodes the
+-- answer): the request in, the answer and its name in messages out.
+function M.run(job)
+  local ok, answer, what = pcall(run_job, job)
+  if ok then return answer, what end
+  return { error = tostring(answer) }
 end
 
 -- Definition mode: nothing here runs an app or ends the process.
