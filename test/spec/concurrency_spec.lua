@@ -34,8 +34,9 @@ describe("tide.exec", function()
 
   it("takes a folder and changes to the environment", function()
     local dir = helpers.tmpdir()
-    local r = assert(tide.exec({ "sh", "-c", "pwd; echo \"$A|${HOME-unset}\"" },
-                               { cwd = dir, env = { A = "x y", HOME = false } }))
+    local r = assert(tide.exec(
+      { "sh", "-c", "pwd; echo \"$A|${HOME-unset}\"" },
+      { cwd = dir, env = { A = "x y", HOME = false } }))
     assert.are.equal(dir .. "\nx y|unset\n", r.stdout)
   end)
 
