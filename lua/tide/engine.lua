@@ -766,7 +766,9 @@ end
 -- every item has finished.
 function M.map(fn, list, ...)
   local task = sched.current()
-  if not task then fail("tide.map can only be called inside a component", 2) end
+  if not task then
+    fail("tide.map can only be called inside a component", 2)
+  end
   if type(list) ~= "table" then fail("tide.map: expected a list", 2) end
   local n = #list
   local out = {}
