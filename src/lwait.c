@@ -16,6 +16,12 @@
 **   status (nil when a signal ended it), signal the signal's number.
 **   The whole output is kept: a program writing gigabytes needs a file.
 ** sleep(seconds)
+** read_file(path [, with_fp]) -> bytes [, fingerprint] | nil, message
+**   The whole file, read (and, with with_fp, fingerprinted as
+**   fingerprint_bytes does) on libuv's thread pool: for large files, whose
+**   reading and hashing would hold every other component up. Its buffer
+**   comes from realloc, not the host's allocator, since a pool thread
+**   fills it.
 **
 ** Misuse raises (argv or an option of the wrong type, an unknown option);
 ** a program that cannot be started or that timed out returns nil and a
@@ -36,8 +42,10 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "fingerprint.h"
 #include "lcore.h"
 #include "scheduler.h"
+#include "walk.h"
 
 extern char **environ;
 
@@ -510,10 +518,121 @@ static int sleep_for(lua_State *L) {
   return 0;
 }
 
+/* ---- read_file ---- */
+
+typedef struct {
+  tide_Wait w;
+  lua_Alloc alloc;
+  void *ud;
+  uv_work_t req;
+  char *path;          /* a copy, owned */
+  size_t path_len;
+  int with_fp;
+  tide_Buf buf;        /* filled by a pool thread: realloc's */
+  tide_Fp fp;
+  int rc;
+  char err[512];
+} Read;
+
+/* On a pool thread: nothing here touches Lua or the loop. */
+static void read_work(uv_work_t *req) {
+  Read *r = req->data;
+  r->rc = tide_file_read(r->path, &r->buf, r->err, sizeof r->err);
+  if (r->rc == 0 && r->with_fp) tide_fp_bytes(&r->fp, r->buf.data, r->buf.len);
+}
+
+static void read_after(uv_work_t *req, int status) {
+  Read *r = req->data;
+  if (status == UV_ECANCELED) {
+    r->rc = TIDE_EIO;
+    snprintf(r->err, sizeof r->err, "%s: the read was cancelled", r->path);
+  }
+  tide_wait_done(&r->w);
+}
+
+/* Cancelled: a read no thread took yet is dropped (read_after follows);
+** one under way runs to its end. */
+static void read_cancel(tide_Wait *w) {
+  Read *r = (Read *)w;
+  uv_cancel((uv_req_t *)&r->req);
+}
+
+static void read_release(tide_Wait *w) {
+  Read *r = (Read *)w;
+  tide_buf_close(&r->buf);
+  r->alloc(r->ud, r->path, r->path_len + 1, 0);
+  r->alloc(r->ud, r, sizeof *r, 0);
+}
+
+/* The outcome of a finished read, pushed; r is released. */
+static int read_result(lua_State *L, Read *r) {
+  int n;
+  if (r->rc != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, r->err);
+    n = 2;
+  } else {
+    lua_pushlstring(L, (const char *)r->buf.data, r->buf.len);
+    n = 1;
+    if (r->with_fp) {
+      lua_pushlstring(L, (const char *)r->fp.bytes, TIDE_FP_SIZE);
+      n = 2;
+    }
+  }
+  tide_sched_wait_end(&r->w);
+  return n;
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return read_result(L, (Read *)ctx);
+}
+
+/* read_file(path [, with_fp]) */
+static int read_file(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  int with_fp = lua_toboolean(L, 2), anchor;
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  tide_Sched *s;
+  Read *r;
+  luaL_argcheck(L, strlen(path) == len, 1, "holds a NUL byte");
+  /* Before anything is allocated: it may raise. */
+  s = tide_lsched_suspend(L, &anchor);
+  r = alloc(ud, NULL, 0, sizeof *r);
+  if (r == NULL) return luaL_error(L, "not enough memory");
+  memset(r, 0, sizeof *r);
+  r->alloc = alloc;
+  r->ud = ud;
+  r->path = alloc(ud, NULL, 0, len + 1);
+  if (r->path == NULL) {
+    alloc(ud, r, sizeof *r, 0);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(r->path, path, len + 1);
+  r->path_len = len;
+  r->with_fp = with_fp;
+  r->w.cancel = read_cancel;
+  r->w.release = read_release;
+  r->req.data = r;
+  tide_buf_init(&r->buf, tide_alloc_default, NULL);
+  if (s != NULL &&
+      uv_queue_work(tide_sched_loop(s), &r->req, read_work, read_after) == 0) {
+    tide_sched_wait_begin(s, &r->w, anchor);
+    return tide_lsched_yield(L, (lua_KContext)r, read_k);
+  }
+  /* Outside a task (or the pool refused): read here. */
+  read_work(&r->req);
+  r->w.done = 1;
+  return read_result(L, r);
+}
+
 void tide_lwait_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"exec", exec},
     {"sleep", sleep_for},
+    {"read_file", read_file},
     {NULL, NULL},
   };
   luaL_setfuncs(L, funcs, 0);

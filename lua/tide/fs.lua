@@ -51,6 +51,7 @@ local fs_sync_dir, fs_remove, fs_rmdir, fs_abspath, utf8_clean =
   core.fs_sync_dir, core.fs_remove, core.fs_rmdir, core.fs_abspath,
   core.utf8_clean
 local fingerprint_bytes = core.fingerprint_bytes
+local read_file = core.read_file
 
 local fs = {}
 
@@ -59,14 +60,25 @@ local fs = {}
 local File = { __name = "tide.fs.File" }
 File.__index = File
 
+-- Files at least this large are read (and fingerprinted) on libuv's
+-- thread pool: inside a component the others run meanwhile.
+local LARGE_FILE = 1024 * 1024
+
 -- A file the walk did not read (file._walk == true: its component runs
 -- whatever its content) is fingerprinted from the bytes read here, the
 -- fingerprint kept in the same field, so that a run reads it once (see
 -- the walk fast path, index_walk.h).
 local function read(file)
+  local unread = file._walk == true
+  if (file.size or 0) >= LARGE_FILE then
+    local s, fp = read_file(file.abs, unread)
+    if not s then error(fp, 0) end
+    if unread then file._walk = fp end
+    return s
+  end
   local s, err = fs_read(file.abs)
   if not s then error(err, 0) end
-  if file._walk == true then file._walk = fingerprint_bytes(s) end
+  if unread then file._walk = fingerprint_bytes(s) end
   return s
 end
 

@@ -568,3 +568,53 @@ return tide.app("stop_waiting", function() tide.mount(wait) end)
     assert.are.equal("130", helpers.read(dir .. "/status"):match("%d+"))
   end)
 end)
+
+describe("reading large files", function()
+  after_each(helpers.cleanup)
+
+  it("lets other components run while one reads a large file, and "
+     .. "fingerprints it as a small one", function()
+    local dir = helpers.tmpdir()
+    local fs = require "tide.fs"
+    local big = string.rep("0123456789abcdef", 2 * 65536) -- 2 MiB
+    helpers.write(dir .. "/in/a.bin", big)
+    helpers.write(dir .. "/in/b.bin", big .. "b")
+    helpers.write(dir .. "/in/c.txt", "small")
+    local events, sizes = {}, {}
+    local work = tide.fn("read_large", { memo = true }, function(file)
+      events[#events + 1] = "start " .. file.path
+      local s = file:bytes()
+      events[#events + 1] = "end " .. file.path
+      sizes[file.path] = #s
+    end)
+    local app = tide.app("read_large_app", function()
+      tide.mount_each(work, fs.walk(dir .. "/in"))
+    end)
+    local db = dir .. "/state.db"
+    local stats = assert(app:update { db = db })
+    assert.are.equal(3, stats.components.added)
+    assert.are.same({ ["a.bin"] = #big, ["b.bin"] = #big + 1,
+                      ["c.txt"] = 5 }, sizes)
+    -- b started while a was still being read.
+    local pos = {}
+    for i, e in ipairs(events) do pos[e] = i end
+    assert.is_true(pos["start b.bin"] < pos["end a.bin"],
+                   table.concat(events, ", "))
+    -- The fingerprint taken on the pool is the one a no-change run
+    -- compares with; a changed byte is seen.
+    stats = assert(app:update { db = db })
+    assert.are.equal(3, stats.components.unchanged)
+    helpers.write(dir .. "/in/a.bin", big:sub(1, -2) .. "X")
+    stats = assert(app:update { db = db })
+    assert.are.equal(1, stats.components.reprocessed)
+    assert.are.equal(2, stats.components.unchanged)
+    -- Outside a component the read is a plain call.
+    local s, fp = require("tide.core").read_file(dir .. "/in/b.bin", true)
+    assert.are.equal(#big + 1, #s)
+    assert.are.equal(require("tide.core").fingerprint_bytes(s), fp)
+    local none, err = require("tide.core").read_file(dir .. "/in/none")
+    assert.is_nil(none)
+    assert.matches("in/none: ", err, 1, true)
+    app:close()
+  end)
+end)
