@@ -1,6 +1,8 @@
 #!/bin/sh
 # `make demo`: indexes examples/docs_search/docs into SQLite with FTS5,
-# runs it again to show that nothing is redone, and searches the result.
+# runs it again to show that nothing is redone, and searches the result;
+# then indexes this machine's Debian changelogs (examples/changelogs),
+# with gzip run through tide.exec and words counted on worker threads.
 set -e
 BUILD=${BUILD:-build}
 tide="$(pwd)/$BUILD/tide"
@@ -21,3 +23,12 @@ sqlite3 -header -column out/docs.db \
 echo
 echo "== where did one row come from?"
 "$tide" why main.lua chunks "guide/memoization.md#3"
+echo
+echo "== concurrency: every Debian changelog on this machine (examples/changelogs)"
+cd ../changelogs
+rm -rf .tide out
+"$tide" update main.lua
+"$tide" update main.lua
+sqlite3 -header -column out/changelogs.db \
+  "SELECT binary, count(*) AS entries, sum(words) AS words FROM entries
+   GROUP BY binary ORDER BY words DESC LIMIT 5"

@@ -160,3 +160,56 @@ describe("examples/products", function()
       "SELECT count(*) FROM sections WHERE product = 'mug'"))
   end)
 end)
+
+describe("examples/changelogs", function()
+  after_each(helpers.cleanup)
+
+  -- Three small gzipped changelogs in a folder of the spec's own.
+  local function changelogs(dir)
+    local entries = {
+      ["alpha"] = "alpha (1.1-1) unstable; urgency=low\n\n  * Two words.\n\n"
+        .. " -- A <a@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n\n"
+        .. "alpha (1.0-1) unstable; urgency=low\n\n  * One.\n\n"
+        .. " -- A <a@example.org>  Mon, 01 Jan 2023 00:00:00 +0000\n",
+      ["beta"] = "beta (2.0) unstable; urgency=low\n\n  * Three more words.\n\n"
+        .. " -- B <b@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n",
+    }
+    for pkg, text in pairs(entries) do
+      helpers.write(("%s/doc/%s/changelog.Debian"):format(dir, pkg), text)
+      os.execute(("gzip -n %s"):format(q(("%s/doc/%s/changelog.Debian")
+        :format(dir, pkg))))
+    end
+    helpers.write(dir .. "/doc/gamma/README", "not a changelog")
+  end
+
+  local function run(dir, args)
+    local out, err, code = helpers.run(("cd %s && CHANGELOGS_DIR=%s %s "
+      .. "update main.lua --json %s"):format(q(dir), q(dir .. "/doc"),
+      q(helpers.tide), args or ""))
+    assert.are.equal(0, code, err)
+    return cjson.decode(out)
+  end
+
+  it("indexes the entries with gzip and parallel word counts", function()
+    local one, two = copy_example("changelogs"), copy_example("changelogs")
+    changelogs(one)
+    changelogs(two)
+    local s1 = run(one, "--jobs 1")
+    local s2 = run(two, "--jobs 2")
+    s1.elapsed_ms, s2.elapsed_ms = nil, nil
+    assert.are.same(s1, s2)
+    assert.are.equal(2, s1.components.added)
+    assert.are.equal(3, s1.targets.inserted)
+    assert.are.equal(2, s1.functions.gunzip.calls)
+    assert.are.equal(3, s1.functions.count_words.calls)
+    -- Words of each entry's text: "*" counts as one.
+    local want = "alpha|1.0-1|2\nalpha|1.1-1|3\nbeta|2.0|4\n"
+    for _, dir in ipairs { one, two } do
+      assert.are.equal(want, sql(dir .. "/out/changelogs.db",
+        "SELECT binary, version, words FROM entries ORDER BY 1, 2"))
+    end
+    local again = run(one)
+    assert.are.same({ added = 0, reprocessed = 0, deleted = 0,
+                      unchanged = 2, errors = 0 }, again.components)
+  end)
+end)
