@@ -11,14 +11,16 @@ typedef struct Worker {
   int started;
 } Worker;
 
-/* How long a finished job's answer may wait for the next ones before the
-** loop is woken anyway. */
-#define NOTIFY_NS 1000000u
+/* How often the loop thread looks for finished jobs while some are out,
+** in ms: a worker wakes the loop itself only when its queue runs dry. */
+#define TICK_MS 1
 
-/* The async handle is allocated apart from the pool: its memory must
-** outlive the pool until its close callback runs. */
+/* The loop handles, allocated apart from the pool: their memory must
+** outlive the pool until both close callbacks ran. */
 typedef struct {
   uv_async_t h;
+  uv_timer_t tick;
+  int open;            /* handles not closed yet */
   tide_Alloc alloc;
   void *ud;
 } Async;
@@ -31,7 +33,7 @@ struct tide_Workers {
   uv_mutex_t lock;       /* guards queue, done, stopping */
   uv_cond_t ready;       /* a job was queued, or stop */
   tide_Job *queue, *queue_tail, *done;
-  uint64_t done_since;   /* when the done list last stopped being empty */
+  uv_timer_t *tick;      /* the Async's timer */
   tide_Job *spares;      /* released jobs, kept for the next calls */
   tide_Job live;         /* sentinel: jobs handed out, not released */
   int stopping;
@@ -43,6 +45,15 @@ struct tide_Workers {
 };
 
 /* A released job goes to the spares, or is freed once its pool is gone. */
+/* One job fewer out: the loop is no longer kept for the pool once none
+** is. Loop thread only. */
+static void one_less(tide_Workers *p) {
+  if (--p->out == 0) {
+    uv_unref((uv_handle_t *)p->async);
+    uv_timer_stop(p->tick);
+  }
+}
+
 static void job_release(tide_Wait *w) {
   tide_Job *job = (tide_Job *)w;
   tide_Workers *p = job->pool;
@@ -76,7 +87,7 @@ static void job_cancel(tide_Wait *w) {
   uv_mutex_unlock(&pool->lock);
   if (found) {
     job->cancelled = 1;
-    if (--pool->out == 0) uv_unref((uv_handle_t *)pool->async);
+    one_less(pool);
     tide_wait_done(&job->w);
   }
 }
@@ -134,7 +145,7 @@ static void on_done(uv_async_t *a) {
   }
   while (rev) {
     tide_Job *next = rev->next;
-    if (--p->out == 0) uv_unref((uv_handle_t *)p->async);
+    one_less(p);
     tide_wait_done(&rev->w);
     rev = next;
   }
@@ -197,14 +208,12 @@ static void worker_main(void *arg) {
       run_job(L, ready, job);
     uv_mutex_lock(&p->lock);
     job->next = p->done;
-    if (p->done == NULL) p->done_since = uv_hrtime();
     p->done = job;
-    /* The loop is woken when the queue ran dry, or when the oldest answer
-    ** not handed over has waited NOTIFY_NS: a run of short jobs wakes it
-    ** once per run, not once per job. An answer waits at most that long,
-    ** or one job longer. */
-    notify = p->queue == NULL || p->stopping ||
-             uv_hrtime() - p->done_since >= NOTIFY_NS;
+    /* The loop is woken at once when the queue ran dry; otherwise its
+    ** tick collects the answers within TICK_MS: a run of short jobs wakes
+    ** it once a tick, not once a job, and no answer waits for another
+    ** job to end. */
+    notify = p->queue == NULL || p->stopping;
     uv_mutex_unlock(&p->lock);
     if (notify) uv_async_send(p->async);
   }
@@ -212,9 +221,11 @@ static void worker_main(void *arg) {
 }
 
 static void async_closed(uv_handle_t *h) {
-  Async *a = (Async *)h;
-  a->alloc(a->ud, a, sizeof *a, 0);
+  Async *a = h->data;
+  if (--a->open == 0) a->alloc(a->ud, a, sizeof *a, 0);
 }
+
+static void on_tick(uv_timer_t *t) { on_done(t->data); }
 
 int tide_workers_new(tide_Workers **out, uv_loop_t *loop, int n,
                      tide_WorkerSetup setup, void *arg, tide_Alloc alloc,
@@ -244,7 +255,9 @@ int tide_workers_new(tide_Workers **out, uv_loop_t *loop, int n,
     }
     a->alloc = alloc;
     a->ud = ud;
+    a->open = 2;
     p->async = &a->h;
+    p->tick = &a->tick;
   }
   memset(p->workers, 0, (size_t)n * sizeof *p->workers);
   uv_mutex_init(&p->lock);
@@ -252,6 +265,8 @@ int tide_workers_new(tide_Workers **out, uv_loop_t *loop, int n,
   uv_async_init(loop, p->async, on_done);
   p->async->data = p;
   uv_unref((uv_handle_t *)p->async);
+  uv_timer_init(loop, p->tick);
+  p->tick->data = p->async;
   for (i = 0; i < n; i++) {
     p->workers[i].pool = p;
     if (uv_thread_create(&p->workers[i].thread, worker_main,
@@ -280,7 +295,7 @@ void tide_workers_free(tide_Workers *p) {
   while ((job = p->queue) != NULL) {
     p->queue = job->next;
     job->cancelled = 1;
-    p->out--;
+    one_less(p);
     tide_wait_done(&job->w);
   }
   /* The jobs not released yet outlive the pool: they free themselves. */
@@ -291,6 +306,9 @@ void tide_workers_free(tide_Workers *p) {
     job->pool = NULL;
     tide_job_free(job);
   }
+  /* Both close callbacks find the Async through data. */
+  p->tick->data = p->async->data = (Async *)p->async;
+  uv_close((uv_handle_t *)p->tick, async_closed);
   uv_close((uv_handle_t *)p->async, async_closed);
   uv_cond_destroy(&p->ready);
   uv_mutex_destroy(&p->lock);
@@ -302,7 +320,10 @@ int tide_workers_count(const tide_Workers *p) { return p->n; }
 
 void tide_workers_submit(tide_Workers *p, tide_Job *job) {
   job->next = NULL;
-  if (p->out++ == 0) uv_ref((uv_handle_t *)p->async);
+  if (p->out++ == 0) {
+    uv_ref((uv_handle_t *)p->async);
+    uv_timer_start(p->tick, on_tick, TICK_MS, TICK_MS);
+  }
   uv_mutex_lock(&p->lock);
   if (p->queue_tail)
     p->queue_tail->next = job;

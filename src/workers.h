@@ -13,14 +13,15 @@
 **   setup's message.
 ** - Jobs wait in one queue (first in, first out) under a mutex; an idle
 **   thread takes the first. A finished job goes to the done list and the
-**   loop is woken through a uv_async_t, when the queue is empty or the
-**   oldest answer waiting has waited 1 ms (so a run of short jobs wakes
-**   the loop thread once per millisecond, not once per job; an answer
-**   waits at most that, or one job longer); on the loop thread the pool
-**   calls tide_wait_done for each, so the task that waits for it is
-**   queued (a job is a tide_Wait: scheduler.h).
-** - The async handle keeps the loop alive only while jobs are out, so an
-**   idle pool never keeps a cycle (or the host's loop) running.
+**   loop thread collects it: woken through a uv_async_t when the queue
+**   has run dry, and otherwise by a 1 ms tick that runs while jobs are
+**   out (so a run of short jobs wakes it once a millisecond, not once a
+**   job, and no answer waits for another job to end); the pool calls
+**   tide_wait_done for each, so the task that waits for it is queued (a
+**   job is a tide_Wait: scheduler.h).
+** - The async handle and the tick keep the loop alive only while jobs are
+**   out, so an idle pool never keeps a cycle (or the host's loop)
+**   running.
 ** - A job cancelled before a thread took it is done at once, with no
 **   output; one already running cannot be stopped: it is done when the
 **   thread finishes it.

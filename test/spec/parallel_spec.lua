@@ -186,6 +186,34 @@ end)
     assert.matches("does not define tide.fn late when it loads", err, 1, true)
   end)
 
+  it("hands an answer over without waiting for the next job to end",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+-- Spins for ms milliseconds in a worker, then leaves a marker file.
+local spin = tide.fn("spin", { parallel = true }, function(ms, marker)
+  local stop = os.clock() + ms / 1000
+  while os.clock() < stop do end
+  if marker then assert(io.open(marker, "w")):close() end
+  return ms
+end)
+return tide.app("answers", function()
+  tide.mount("fast", tide.fn("fast", function()
+    spin(1)
+    -- The slow call, queued behind this one on the only worker, runs
+    -- for seconds: this answer came before it ended.
+    local f = io.open("slow-done")
+    assert(f == nil, "the answer waited for the next job")
+  end))
+  tide.mount("slow", tide.fn("slow", function() spin(3000, "slow-done") end))
+end)
+]])
+    local stats, err, code = update(dir, "--jobs 1")
+    assert.are.equal(0, code, err)
+    assert.are.equal(2, stats.components.added)
+  end)
+
   it("refuses bad parallel and jobs options", function()
     local tide = require "tide"
     assert.has_error(function()
