@@ -9,14 +9,16 @@
 **   [file, fn name, logic, n, args...] (worker.lua): head is the
 **   encoding of [file, fn name, logic], whose items are copied, and the n
 **   arguments are encoded here, straight into the job (what names them in
-**   messages). The worker's answer is decoded straight from the job.
-**   Inside a component's task the task waits on the scheduler and the
-**   others run; elsewhere the caller waits on the loop. A worker whose
-**   state could not be made, or a job cancelled by a stop, gives nil and
-**   the message.
+**   messages). n = -1 is followed by one table, the arguments packed (for
+**   arguments that hold nil, which an array cannot). The worker's answer
+**   is decoded straight from the job. Inside a component's task the task
+**   waits on the scheduler and the others run; elsewhere the caller
+**   waits on the loop. A worker whose state could not be made, or a job
+**   cancelled by a stop, gives nil and the message.
 ** pool:count() -> n; pool:close() (also its __gc): stops the threads.
 **
-** Misuse raises (a closed pool, a request that is not a string).
+** Misuse raises (a closed pool, a bad head or count); an argument that
+** cannot be encoded raises its encoder's message.
 */
 #include <string.h>
 
@@ -188,20 +190,31 @@ static int job_result(lua_State *L, tide_Job *job) {
 /* The request of pool:call, written into job->in (see above). Raises
 ** when an argument cannot be encoded (the job is freed first). */
 static void write_request(lua_State *L, tide_Job *job, const char *head,
-                          size_t head_len, const char *what, int n) {
+                          size_t head_len, const char *what, int n,
+                          int count) {
   int i, rc = 0;
   tide_Buf *in = &job->in;
-  rc |= tide_cbor_put_head(in, 4, 4 + (uint64_t)n);
+  rc |= tide_cbor_put_head(in, 4, 4 + (uint64_t)count);
   rc |= tide_buf_append(in, head + 1, head_len - 1);
-  rc |= tide_cbor_put_head(in, 0, (uint64_t)n);
-  for (i = 0; i < n && rc == 0; i++) {
+  if (n >= 0)
+    rc |= tide_cbor_put_head(in, 0, (uint64_t)n);
+  else
+    rc |= tide_cbor_put_head(in, 1, 0); /* -1: one packed table follows */
+  for (i = 0; i < count && rc == 0; i++) {
     size_t len;
     const uint8_t *p = tide_lcbor_encode_try(L, 5 + i, what, &len);
     if (p == NULL) {
-      /* Encoded again by the raising encoder, for its message. */
-      tide_job_free(job);
+      /* The message, from the raising encoder in protected mode; the
+      ** job goes before it is raised. */
       lua_pop(L, 1);
-      tide_lcbor_encode(L, 5 + i, what, &len);
+      lua_pushcfunction(L, encode_message);
+      lua_pushvalue(L, 5 + i);
+      lua_pushstring(L, what);
+      lua_pcall(L, 2, 0, 0);
+      tide_job_free(job);
+      if (lua_type(L, -1) != LUA_TSTRING) lua_pushfstring(L, "%s: cannot be "
+                                                          "encoded", what);
+      lua_error(L);
     }
     rc |= tide_buf_append(in, p, len);
     lua_pop(L, 1);
@@ -224,18 +237,19 @@ static int pool_call(lua_State *L) {
   const char *head = luaL_checklstring(L, 2, &head_len);
   const char *what = luaL_checkstring(L, 3);
   lua_Integer n = luaL_checkinteger(L, 4);
-  int anchor;
+  int anchor, count = lua_gettop(L) - 4;
   tide_Sched *s;
   tide_Job *job;
   luaL_argcheck(L, head_len > 0 && (uint8_t)head[0] == 0x83, 2,
                 "expected the encoding of [file, name, logic]");
-  luaL_argcheck(L, n >= 0 && n == lua_gettop(L) - 4, 4,
-                "must be the number of arguments that follow");
-  /* Before the job is made: it may raise. */
-  s = tide_lsched_suspend(L, &anchor);
+  luaL_argcheck(L, (n >= 0 && n == count) || (n == -1 && count == 1), 4,
+                "must be the number of arguments that follow, or -1 before "
+                "one packed table");
   job = tide_job_new(b->p);
   if (job == NULL) return luaL_error(L, "not enough memory");
-  write_request(L, job, head, head_len, what, (int)n);
+  write_request(L, job, head, head_len, what, (int)n, count);
+  /* Once the request is written: what raises before leaves no anchor. */
+  s = tide_lsched_suspend(L, &anchor);
   lua_settop(L, 1);
   if (s != NULL) {
     tide_sched_wait_begin(s, &job->w, anchor);

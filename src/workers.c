@@ -15,6 +15,9 @@ typedef struct Worker {
 ** in ms: a worker wakes the loop itself only when its queue runs dry. */
 #define TICK_MS 1
 
+/* The largest buffer a spare job keeps, in bytes. */
+#define SPARE_BUF_MAX (64u * 1024u)
+
 /* The loop handles, allocated apart from the pool: their memory must
 ** outlive the pool until both close callbacks ran. */
 typedef struct {
@@ -63,6 +66,10 @@ static void job_release(tide_Wait *w) {
   }
   job->live_prev->live_next = job->live_next;
   job->live_next->live_prev = job->live_prev;
+  /* A spare keeps small buffers only: one large call does not hold its
+  ** memory for the session. */
+  if (job->in.cap > SPARE_BUF_MAX) tide_buf_close(&job->in);
+  if (job->out.cap > SPARE_BUF_MAX) tide_buf_close(&job->out);
   job->next = p->spares;
   p->spares = job;
 }

@@ -105,10 +105,13 @@ function M.call(run, task, fn, ...)
   local n = select("#", ...)
   local answer, err, handles
   for i = 1, n do
-    if type((select(i, ...))) == "table" then
+    local v = (select(i, ...))
+    if v == nil or type(v) == "table" then
+      -- Files, records and handles marked; nils kept in a packed table
+      -- (an array cannot hold them).
       handles = {}
       local args = worker.pack(table.pack(...), handles, what)
-      answer, err = pool:call(head, what, n, table.unpack(args, 1, n))
+      answer, err = pool:call(head, what, -1, args)
       break
     end
   end

@@ -177,17 +177,27 @@ local function run_job(job)
   local fn, why = find(job[1], job[2], job[3])
   if not fn then return { error = why } end
   local calls = {}
-  local n = job[4]
-  for i = 5, 4 + n do
-    if type(job[i]) == "table" then job[i] = unpack_value(job[i], calls) end
+  local args, first, n = job, 5, job[4]
+  if n == -1 then
+    -- The arguments packed, nils and all ({ n = ... }).
+    args, first = unpack_value(job[5], calls), 1
+    n = args.n
+  else
+    for i = 5, 4 + n do
+      if type(job[i]) == "table" then job[i] = unpack_value(job[i], calls) end
+    end
   end
+  traceback_text = nil
   local results = pack_results(xpcall(fn.body, user_traceback,
-                                      table.unpack(job, 5, 4 + n)))
+                                      table.unpack(args, first, first + n - 1)))
   if not results[1] then
     return { error = error_value(results[2]), traceback = traceback_text }
   end
-  table.remove(results, 1)
-  results.n = results.n - 1
+  -- The results after the status, nils where they were.
+  local count = results.n - 1
+  table.move(results, 2, results.n, 1)
+  results[results.n] = nil
+  results.n = count
   for i = 1, results.n do
     if type(results[i]) == "table" then
       results = M.pack(results, nil, fn.name .. " result")

@@ -214,6 +214,34 @@ end)
     assert.are.equal(2, stats.components.added)
   end)
 
+  it("keeps nils in arguments and results where they were", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local echo = tide.fn("echo", { parallel = true }, function(...)
+  return select("#", ...), ...
+end)
+local holes = tide.fn("holes", { parallel = true }, function()
+  return nil, 5, nil, nil
+end)
+return tide.app("nils", function()
+  tide.mount("c", tide.fn("caller", function()
+    local t = table.pack(echo("a", nil, 3))
+    assert(t.n == 4 and t[1] == 3 and t[2] == "a" and t[3] == nil
+           and t[4] == 3, "echo")
+    t = table.pack(echo(nil))
+    assert(t.n == 2 and t[1] == 1 and t[2] == nil, "echo nil")
+    t = table.pack(holes())
+    assert(t.n == 4 and t[1] == nil and t[2] == 5 and t[3] == nil
+           and t[4] == nil, "holes")
+  end))
+end)
+]])
+    local stats, err, code = update(dir, "--jobs 1")
+    assert.are.equal(0, code, err)
+    assert.are.equal(1, stats.components.added)
+  end)
+
   it("refuses bad parallel and jobs options", function()
     local tide = require "tide"
     assert.has_error(function()
