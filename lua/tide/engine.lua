@@ -105,10 +105,12 @@ local function deps_valid(run, deps)
 end
 M.deps_valid = deps_valid
 
--- The innermost recording scope: a memoized call's, else the component's.
-local function scope_of(frame)
-  local stack = frame.memo_stack
-  return stack and stack[#stack] or frame
+-- The innermost recording scope of a task: its innermost memoized call,
+-- else the task itself (a component's frame, or a map item, whose deps
+-- are its component's).
+local function scope_of(task)
+  local stack = task.memo_stack
+  return stack and stack[#stack] or task
 end
 
 -- ---- Components ----
@@ -847,14 +849,19 @@ local function protected(task, body, ...)
   return results
 end
 
--- fn's body called once for task, counted as an error when it raises.
-local function protected_body(task, fs, fn, ...)
-  local ok, results = pcall(protected, task, fn.body, ...)
+-- f(...), counted as an error of fn (its stats fs) when it raises.
+local function counted(fs, f, ...)
+  local ok, results = pcall(f, ...)
   if not ok then
     fs.errors = fs.errors + 1
     error(results, 0)
   end
   return results
+end
+
+-- fn's body called once for task.
+local function protected_body(task, fs, fn, ...)
+  return counted(fs, protected, task, fn.body, ...)
 end
 
 -- A batched fn's call (calls.lua): the item joins a batch, whose body
@@ -865,8 +872,7 @@ local function batched_call(task, fs, fn, n, item)
     fail(fmt("tide.fn %s is batched: it takes one argument per call",
              fn.name), 4)
   end
-  local stack = task.memo_stack
-  local scope = stack and stack[#stack] or task
+  local scope = scope_of(task)
   local body_scope = { fn = fn, deps = new_deps(), targets = {} }
   local function call_body(items)
     local results = within(task, body_scope, protected, task, fn.batch_body,
@@ -891,12 +897,7 @@ end
 
 -- A parallel fn's body, run by a worker (parallel.lua).
 local function parallel_body(task, fs, fn, ...)
-  local ok, results = pcall(parallel.call, task.run, task, fn, ...)
-  if not ok then
-    fs.errors = fs.errors + 1
-    error(results, 0)
-  end
-  return results
+  return counted(fs, parallel.call, task.run, task, fn, ...)
 end
 
 -- fn's body called for task once the memo said it must run: alone, in a

@@ -548,23 +548,15 @@ return tide.app("stop_waiting", function() tide.mount(wait) end)
     os.execute(("cd %s && (sh -c 'echo $$ >pid; exec %s update pipeline.lua'"
       .. " >stdout 2>stderr; echo $? >status) >/dev/null 2>&1 &")
       :format(helpers.q(dir), helpers.q(helpers.tide)))
-    local function exists(p)
-      local f = io.open(p)
-      if f then f:close() end
-      return f ~= nil
+    local function appears(path, seconds)
+      return helpers.wait_for(function() return helpers.exists(path) end,
+                              seconds)
     end
-    local function wait_for(path, seconds)
-      for _ = 1, seconds * 20 do
-        if exists(path) then return true end
-        os.execute("sleep 0.05")
-      end
-      return exists(path)
-    end
-    assert.is_true(wait_for(dir .. "/started", 60))
+    assert.is_true(appears(dir .. "/started", 60))
     local pid = assert(tonumber(helpers.read(dir .. "/pid"):match("%d+")))
     os.execute("kill -TERM " .. pid)
     -- Not the 30 s the program would take.
-    assert.is_true(wait_for(dir .. "/status", 10), "tide did not stop")
+    assert.is_true(appears(dir .. "/status", 10), "tide did not stop")
     assert.are.equal("130", helpers.read(dir .. "/status"):match("%d+"))
   end)
 end)

@@ -35,6 +35,22 @@ function M.write(path, content)
   return path
 end
 
+function M.exists(path)
+  local f = io.open(path)
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Polls pred every 50 ms for at most `seconds`; returns its last answer.
+function M.wait_for(pred, seconds)
+  local deadline = os.time() + seconds
+  repeat
+    if pred() then return true end
+    os.execute("sleep 0.05")
+  until os.time() > deadline
+  return pred() and true or false
+end
+
 function M.read(path)
   local f = io.open(path, "rb")
   if not f then return nil end

@@ -44,21 +44,7 @@ return tide.app("signals", function()
 end)
 ]]
 
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
--- Polls pred every 50 ms for at most `seconds`; returns its last answer.
-local function wait_for(pred, seconds)
-  local deadline = os.time() + seconds
-  repeat
-    if pred() then return true end
-    os.execute("sleep 0.05")
-  until os.time() > deadline
-  return pred() and true or false
-end
+local exists, wait_for = helpers.exists, helpers.wait_for
 
 local running = {} -- pids of background updates still to reap
 
