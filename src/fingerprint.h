@@ -7,6 +7,11 @@
 
 #define TIDE_FP_SIZE 16
 
+/* Files at least this large are read and hashed on libuv's thread pool,
+** by the component that needs them, never on the loop's thread: the walk
+** leaves a touched one unhashed, and core.large_file tells Lua. */
+#define TIDE_LARGE_FILE ((int64_t)1 << 20)
+
 typedef struct tide_Fp {
   uint8_t bytes[TIDE_FP_SIZE];
 } tide_Fp;

@@ -93,6 +93,12 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
     /* Step 3: its component runs whatever the content. */
     return push_changed(ws, e, NULL, NULL, 1);
   }
+  if (fp == NULL && (int64_t)e->size >= TIDE_LARGE_FILE) {
+    /* Touched and large: hashed by its component on the thread pool
+    ** (where the unchanged check is the engine's), so that the walk
+    ** never holds the loop for it. */
+    return push_changed(ws, e, NULL, NULL, 0);
+  }
   if (fp == NULL) {
     /* Touched: hash it and record its state. An unreadable file is the
     ** component's error, reported when it runs. */

@@ -13,7 +13,10 @@
 ** 3. The content fingerprint comes from the file-state cache when the
 **    file's (size, mtime_ns, inode) still match (filestate.h). Otherwise,
 **    for a candidate, the file is read and hashed and the new state
-**    recorded; a file with no candidate runs whatever its content, so it
+**    recorded, unless it is large (TIDE_LARGE_FILE): that one is handed
+**    over without fingerprints, for its component's task to hash on the
+**    thread pool and decide; a file with no candidate runs whatever its
+**    content, so it
 **    is not read here: it is handed over "deferred", and the engine
 **    fingerprints it from the bytes its component reads (one read per
 **    run) and records its state then.

@@ -20,6 +20,7 @@ static const Opener openers[] = {
   tide_lindex_open,
   tide_lsplit_open,
   tide_lfs_open,
+  tide_lfs_apply_open,
   tide_lsqlite_open,
   tide_lsqlite_rows_open,
   tide_lsignal_open,

@@ -26,6 +26,7 @@ void tide_lsys_open(lua_State *L);
 void tide_lindex_open(lua_State *L);
 void tide_lsplit_open(lua_State *L);
 void tide_lfs_open(lua_State *L);
+void tide_lfs_apply_open(lua_State *L);
 void tide_lsqlite_open(lua_State *L);
 void tide_lsqlite_rows_open(lua_State *L);
 void tide_lsignal_open(lua_State *L);

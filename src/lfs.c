@@ -352,20 +352,6 @@ static int utf8_clean(lua_State *L) {
   return 1;
 }
 
-/* fs_write(path, data): replaces the file atomically; the number of parent
-** directories it had to create, or nil and a message. */
-static int fs_write(lua_State *L) {
-  const char *path = check_path(L, 1);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  char err[512];
-  int created;
-  if (tide_file_write_atomic(path, data, len, &created, err, sizeof err))
-    return push_fail(L, err);
-  lua_pushinteger(L, created);
-  return 1;
-}
-
 /* fs_mkdir(path): mkdir -p; how many directories it created. */
 static int fs_mkdir(lua_State *L) {
   const char *path = check_path(L, 1);
@@ -374,14 +360,6 @@ static int fs_mkdir(lua_State *L) {
   if (tide_dir_make(path, &created, err, sizeof err) != 0)
     return push_fail(L, err);
   lua_pushinteger(L, created);
-  return 1;
-}
-
-static int fs_sync_dir(lua_State *L) {
-  char err[512];
-  if (tide_dir_sync(check_path(L, 1), err, sizeof err) != 0)
-    return push_fail(L, err);
-  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -419,9 +397,7 @@ void tide_lfs_open(lua_State *L) {
     {"fs_walk", fs_walk},
     {"fs_selects", fs_selects},
     {"fs_read", fs_read},
-    {"fs_write", fs_write},
     {"fs_mkdir", fs_mkdir},
-    {"fs_sync_dir", fs_sync_dir},
     {"fs_remove", fs_remove},
     {"fs_rmdir", fs_rmdir},
     {"fs_abspath", fs_abspath},

@@ -1,6 +1,7 @@
 /*
 ** Lua binding of the calls that wait without blocking: core.exec (a
-** program run through libuv, no shell) and core.sleep. Inside a
+** program run through libuv, no shell), core.sleep, and the reads and
+** hashes of large files on libuv's thread pool. Inside a
 ** component's task they suspend the task on the engine's scheduler
 ** (scheduler.h) and let the other tasks run; anywhere else (outside a
 ** component, in a coroutine of the user's own, where the call cannot
@@ -22,6 +23,11 @@
 **   reading and hashing would hold every other component up. Its buffer
 **   comes from realloc, not the host's allocator, since a pool thread
 **   fills it.
+** hash_file(path) -> fingerprint | nil, message
+**   The file's content fingerprint (16 raw bytes, as fingerprint_file
+**   computes it), hashed on libuv's thread pool as it is read, without
+**   keeping the bytes: for a large file whose content only decides
+**   whether its component runs.
 **
 ** Misuse raises (argv or an option of the wrong type, an unknown option);
 ** a program that cannot be started or that timed out returns nil and a
@@ -518,7 +524,9 @@ static int sleep_for(lua_State *L) {
   return 0;
 }
 
-/* ---- read_file ---- */
+/* ---- read_file and hash_file ---- */
+
+enum { READ_BYTES, READ_WITH_FP, READ_FP_ONLY };
 
 typedef struct {
   tide_Wait w;
@@ -527,7 +535,7 @@ typedef struct {
   uv_work_t req;
   char *path;          /* a copy, owned */
   size_t path_len;
-  int with_fp;
+  int mode;            /* READ_BYTES, READ_WITH_FP or READ_FP_ONLY */
   tide_Buf buf;        /* filled by a pool thread: realloc's */
   tide_Fp fp;
   int rc;
@@ -537,8 +545,13 @@ typedef struct {
 /* On a pool thread: nothing here touches Lua or the loop. */
 static void read_work(uv_work_t *req) {
   Read *r = req->data;
+  if (r->mode == READ_FP_ONLY) {
+    r->rc = tide_fp_file(&r->fp, r->path, r->err, sizeof r->err);
+    return;
+  }
   r->rc = tide_file_read(r->path, &r->buf, r->err, sizeof r->err);
-  if (r->rc == 0 && r->with_fp) tide_fp_bytes(&r->fp, r->buf.data, r->buf.len);
+  if (r->rc == 0 && r->mode == READ_WITH_FP)
+    tide_fp_bytes(&r->fp, r->buf.data, r->buf.len);
 }
 
 static void read_after(uv_work_t *req, int status) {
@@ -571,10 +584,13 @@ static int read_result(lua_State *L, Read *r) {
     luaL_pushfail(L);
     lua_pushstring(L, r->err);
     n = 2;
+  } else if (r->mode == READ_FP_ONLY) {
+    lua_pushlstring(L, (const char *)r->fp.bytes, TIDE_FP_SIZE);
+    n = 1;
   } else {
     lua_pushlstring(L, (const char *)r->buf.data, r->buf.len);
     n = 1;
-    if (r->with_fp) {
+    if (r->mode == READ_WITH_FP) {
       lua_pushlstring(L, (const char *)r->fp.bytes, TIDE_FP_SIZE);
       n = 2;
     }
@@ -588,11 +604,12 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   return read_result(L, (Read *)ctx);
 }
 
-/* read_file(path [, with_fp]) */
-static int read_file(lua_State *L) {
+/* Reads or hashes the file at argument 1 on the pool (inside a task) or
+** here (anywhere else). */
+static int read_on_pool(lua_State *L, int mode) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
-  int with_fp = lua_toboolean(L, 2), anchor;
+  int anchor;
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
   tide_Sched *s;
@@ -612,7 +629,7 @@ static int read_file(lua_State *L) {
   }
   memcpy(r->path, path, len + 1);
   r->path_len = len;
-  r->with_fp = with_fp;
+  r->mode = mode;
   r->w.cancel = read_cancel;
   r->w.release = read_release;
   r->req.data = r;
@@ -628,12 +645,23 @@ static int read_file(lua_State *L) {
   return read_result(L, r);
 }
 
+/* read_file(path [, with_fp]) */
+static int read_file(lua_State *L) {
+  return read_on_pool(L, lua_toboolean(L, 2) ? READ_WITH_FP : READ_BYTES);
+}
+
+/* hash_file(path) */
+static int hash_file(lua_State *L) { return read_on_pool(L, READ_FP_ONLY); }
+
 void tide_lwait_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"exec", exec},
     {"sleep", sleep_for},
     {"read_file", read_file},
+    {"hash_file", hash_file},
     {NULL, NULL},
   };
   luaL_setfuncs(L, funcs, 0);
+  lua_pushinteger(L, TIDE_LARGE_FILE);
+  lua_setfield(L, -2, "large_file");
 }

@@ -187,6 +187,21 @@ local function deferred_input(run, frame)
   return frame.defer_input:input(file.abs, run:file_fp(file))
 end
 
+-- The files among a component's arguments that are large enough to be
+-- hashed on the thread pool are hashed here, where the task may wait for
+-- it; core.fingerprint_args then finds their states recorded (it calls
+-- File.__tide_key from C, where the task cannot wait).
+local File -- tide.fs's, once loaded (it requires this module)
+local function hash_large_files(run, args)
+  File = File or require("tide.fs").File
+  for i = 1, args.n do
+    local a = args[i]
+    if getmetatable(a) == File and (a.size or 0) >= core.large_file then
+      run:file_fp(a)
+    end
+  end
+end
+
 -- Whether the previous run's record of this component can stand for this
 -- run: same function, same logic, same input, dependencies still valid.
 local function unchanged(run, frame, prev)
@@ -236,8 +251,11 @@ local function run_component(frame)
   local input_ok, input_err = true, nil
   if fn.memo and not frame.is_root and not frame.input
      and not frame.defer_input then
-    input_ok, input_err = pcall(core.fingerprint_args, fn.name, frame.args.n,
-                                fnmod.unpack(frame.args))
+    input_ok, input_err = pcall(hash_large_files, run, frame.args)
+    if input_ok then
+      input_ok, input_err = pcall(core.fingerprint_args, fn.name,
+                                  frame.args.n, fnmod.unpack(frame.args))
+    end
     if input_ok then frame.input = input_err end
   end
   if input_ok and not frame.is_root and unchanged(run, frame, prev) then

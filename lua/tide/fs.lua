@@ -44,11 +44,10 @@ local type, error, pairs, ipairs, setmetatable, tostring, require =
   type, error, pairs, ipairs, setmetatable, tostring, require
 local fmt = string.format
 local sort = table.sort
-local fs_glob, fs_walk, fs_selects, fs_read, fs_write, fs_mkdir =
-  core.fs_glob, core.fs_walk, core.fs_selects, core.fs_read, core.fs_write,
-  core.fs_mkdir
-local fs_sync_dir, fs_remove, fs_rmdir, fs_abspath, utf8_clean =
-  core.fs_sync_dir, core.fs_remove, core.fs_rmdir, core.fs_abspath,
+local fs_glob, fs_walk, fs_selects, fs_read, fs_mkdir =
+  core.fs_glob, core.fs_walk, core.fs_selects, core.fs_read, core.fs_mkdir
+local fs_apply, fs_remove, fs_rmdir, fs_abspath, utf8_clean =
+  core.fs_apply, core.fs_remove, core.fs_rmdir, core.fs_abspath,
   core.utf8_clean
 local fingerprint_bytes = core.fingerprint_bytes
 local read_file = core.read_file
@@ -62,7 +61,7 @@ File.__index = File
 
 -- Files at least this large are read (and fingerprinted) on libuv's
 -- thread pool: inside a component the others run meanwhile.
-local LARGE_FILE = 1024 * 1024
+local LARGE_FILE = core.large_file
 
 -- A file the walk did not read (file._walk == true: its component runs
 -- whatever its content) is fingerprinted from the bytes read here, the
@@ -321,7 +320,8 @@ end
 -- Applies { key = name, value = content or nil } changes, makes the
 -- renames and removals durable (one fsync per folder touched), then removes
 -- the folders that deletions left empty, deepest first. Idempotent: a file
--- already gone is fine.
+-- already gone is fine. The batch runs on libuv's thread pool (each write
+-- waits for its fsync): inside a component the others run meanwhile.
 function dir_target.apply(spec, changes)
   local root = spec.dir
   for _, c in ipairs(changes) do
@@ -332,24 +332,24 @@ function dir_target.apply(spec, changes)
                 type(c.value)), 0)
     end
   end
-  local synced, emptied = {}, {}
-  for _, c in ipairs(changes) do
-    local path = root .. "/" .. c.key
+  local steps, syncs, sync_at, emptied = {}, {}, {}, {}
+  for i, c in ipairs(changes) do
     local parent = c.key:match("^(.*)/[^/]*$")
-    local touched = true
+    local folder = parent and root .. "/" .. parent or root
+    local at = sync_at[folder]
+    if not at then
+      at = #syncs + 1
+      syncs[at], sync_at[folder] = folder, at
+    end
     if c.value == nil then
-      touched = must(fs_remove(path))
       local d = parent
       while d and not emptied[d] do
         emptied[d] = true
         d = d:match("^(.*)/[^/]*$")
       end
-    else
-      must(fs_write(path, c.value))
     end
-    if touched then synced[parent and root .. "/" .. parent or root] = true end
+    steps[i] = { root .. "/" .. c.key, c.value or false, at }
   end
-  for d in pairs(synced) do must(fs_sync_dir(d)) end
   local list = {}
   for d in pairs(emptied) do list[#list + 1] = d end
   sort(list, function(a, b)
@@ -357,7 +357,8 @@ function dir_target.apply(spec, changes)
     if da ~= db then return da > db end
     return a < b
   end)
-  for _, d in ipairs(list) do must(fs_rmdir(root .. "/" .. d)) end
+  for i, d in ipairs(list) do list[i] = root .. "/" .. d end
+  must(fs_apply(steps, syncs, list))
 end
 
 -- Compares the folder with the files tide says it holds (expected: a list

@@ -36,6 +36,7 @@
 -- state moving between components in one run is one update, not a delete
 -- and an insert.
 local core = require "tide.core"
+local sched = require "tide.sched"
 local verify = require "tide.verify"
 
 local type, error, pairs, ipairs, tostring, pcall =
@@ -323,11 +324,52 @@ function M.complete_shrunk(run)
   end
 end
 
+-- Batches are written one at a time, in the order they were queued: a
+-- batch's apply may wait (an fs.dir target writes on the thread pool),
+-- and a task that flushes meanwhile waits for its turn, its slot given
+-- up. Returns false outside a task while a batch is out, which only a
+-- stopped run sees (its components are then recorded by a later run).
+local function take_turn(run)
+  if not run.flushing then
+    run.flushing = true
+    return true
+  end
+  local task = sched.current()
+  if not task then return false end
+  local q = run.flush_queue
+  q.tail = q.tail + 1
+  q[q.tail] = task
+  sched.park(run.sched)
+  return true -- handed over by pass_turn: run.flushing stays set
+end
+
+local function pass_turn(run)
+  local q = run.flush_queue
+  local task = q[q.head]
+  if task then
+    q[q.head] = nil
+    q.head = q.head + 1
+    sched.wake(run.sched, task)
+  else
+    run.flushing = false
+  end
+end
+
+local write_batch
+
 -- Writes the queued batch: intents, apply, then marks applied.
 function M.flush(run)
+  if #run.batch == 0 or not take_turn(run) then return end
+  -- Taken now: it holds what was queued while this task waited its turn.
   local batch = run.batch
-  if #batch == 0 then return end
   run.batch = {}
+  local ok, err = true, nil
+  if #batch > 0 then ok, err = pcall(write_batch, run, batch) end
+  pass_turn(run)
+  if not ok then error(err, 0) end
+end
+
+function write_batch(run, batch)
   local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}
   for b = 1, #batch do

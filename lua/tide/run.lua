@@ -51,6 +51,7 @@ function M.new(app, opts, parts)
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
+    flushing = false, flush_queue = { head = 1, tail = 0 },
     memo_hits = core.memo_cache_new(), memo_extra = {}, memo_candidates = {},
     call_states = {}, -- tide.fn -> its calls' limit and batch queue (calls.lua)
     file_sources = {}, -- walked folder -> its file-state source name
@@ -373,7 +374,11 @@ function Run:file_fp(file)
   fp = file._walk
   if type(fp) ~= "string" then
     local err
-    fp, err = core.fingerprint_file(file.abs, "raw")
+    if (file.size or 0) >= core.large_file then
+      fp, err = core.hash_file(file.abs) -- on the pool, in a task
+    else
+      fp, err = core.fingerprint_file(file.abs, "raw")
+    end
     if not fp then error(err, 0) end
   end
   self.index:file_put(self.store, self.app_id, source, file.path, file.size,

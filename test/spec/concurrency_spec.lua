@@ -609,4 +609,162 @@ describe("reading large files", function()
     assert.matches("in/none: ", err, 1, true)
     app:close()
   end)
+
+  it("hashes a touched large file in its component, on the pool, and "
+     .. "still finds it unchanged", function()
+    local dir = helpers.tmpdir()
+    local fs = require "tide.fs"
+    local core = require "tide.core"
+    local big = string.rep("fedcba9876543210", 2 * 65536) -- 2 MiB
+    helpers.write(dir .. "/in/a.bin", big)
+    helpers.write(dir .. "/in/c.txt", "small")
+    local ran = {}
+    local work = tide.fn("hash_large", { memo = true }, function(file)
+      ran[#ran + 1] = file.path
+    end)
+    local app = tide.app("hash_large_app", function()
+      tide.mount_each(work, fs.walk(dir .. "/in"))
+    end)
+    local db = dir .. "/state.db"
+    assert.are.equal(2, assert(app:update { db = db }).components.added)
+    -- Touched with the same bytes: hashed again, and not run.
+    ran = {}
+    helpers.write(dir .. "/in/a.bin", big)
+    helpers.write(dir .. "/in/c.txt", "small")
+    os.execute("touch -d '2001-01-01' " .. helpers.q(dir .. "/in/a.bin"))
+    local stats = assert(app:update { db = db })
+    assert.are.equal(2, stats.components.unchanged)
+    assert.are.same({}, ran)
+    -- A changed byte is seen.
+    helpers.write(dir .. "/in/a.bin", big:sub(1, -2) .. "X")
+    stats = assert(app:update { db = db })
+    assert.are.equal(1, stats.components.reprocessed)
+    assert.are.same({ "a.bin" }, ran)
+    app:close()
+    -- In a task the hash waits on the pool: the other items run meanwhile.
+    local events = {}
+    local both = tide.app("hash_overlap_app", function()
+      tide.map(function(i)
+        if i == 1 then
+          events[#events + 1] = "hash starts"
+          local fp = assert(core.hash_file(dir .. "/in/a.bin"))
+          events[#events + 1] = "hash ends"
+          assert.are.equal(core.fingerprint_file(dir .. "/in/a.bin", "raw"),
+                           fp)
+        else
+          events[#events + 1] = "other runs"
+        end
+      end, { 1, 2 })
+    end)
+    assert(both:update { db = dir .. "/other.db" })
+    both:close()
+    assert.are.same({ "hash starts", "other runs", "hash ends" }, events)
+    -- Outside a task it is a plain call; a missing file is a message.
+    assert.are.equal(core.fingerprint_file(dir .. "/in/a.bin", "raw"),
+                     core.hash_file(dir .. "/in/a.bin"))
+    local none, err = core.hash_file(dir .. "/in/none")
+    assert.is_nil(none)
+    assert.matches("in/none: ", err, 1, true)
+  end)
+end)
+
+describe("writing to a folder target", function()
+  after_each(helpers.cleanup)
+
+  -- Every file under dir, as { relative path = content }.
+  local function tree(dir)
+    local out = {}
+    local p = io.popen("cd " .. helpers.q(dir) .. " && find . -type f")
+    for line in p:lines() do
+      out[line:sub(3)] = helpers.read(dir .. "/" .. line:sub(3))
+    end
+    p:close()
+    return out
+  end
+
+  it("writes a batch on the pool while the other components run, one "
+     .. "batch at a time", function()
+    local dir = helpers.tmpdir()
+    local fs = require "tide.fs"
+    for i = 1, 40 do
+      helpers.write(("%s/in/d%d/f%02d.txt"):format(dir, i % 4, i),
+                    "text " .. i)
+    end
+    local render = tide.fn("render", { memo = true }, function(file, site)
+      site:file(file.path, file:text():upper())
+    end)
+    local app = tide.app("dir_batches", function()
+      tide.mount_each(render, fs.walk(dir .. "/in"), fs.dir(dir .. "/site"))
+    end)
+    local db = dir .. "/state.db"
+    -- One component per batch: every submit writes its own batch, most
+    -- of them while the previous one is still on the pool.
+    local stats = assert(app:update { db = db, batch_size = 1 })
+    assert.are.equal(40, stats.components.added)
+    assert.are.equal(40, stats.targets.inserted)
+    local want = {}
+    for path, text in pairs(tree(dir .. "/in")) do want[path] = text:upper() end
+    assert.are.same(want, tree(dir .. "/site"))
+    -- Edits, deletions (a whole folder) and additions in small batches.
+    os.execute("rm -r " .. helpers.q(dir .. "/in/d1"))
+    helpers.write(dir .. "/in/d2/f02.txt", "edited")
+    helpers.write(dir .. "/in/d5/new.txt", "new")
+    stats = assert(app:update { db = db, batch_size = 1 })
+    assert.are.equal(10, stats.components.deleted)
+    assert.are.equal(1, stats.components.reprocessed)
+    assert.are.equal(1, stats.components.added)
+    want = {}
+    for path, text in pairs(tree(dir .. "/in")) do want[path] = text:upper() end
+    assert.are.same(want, tree(dir .. "/site"))
+    assert.is_false(helpers.exists(dir .. "/site/d1"))
+    -- Nothing left pending: a further run writes nothing.
+    stats = assert(app:update { db = db, batch_size = 1 })
+    assert.are.equal(31, stats.components.unchanged)
+    assert.are.equal(0, stats.targets.inserted + stats.targets.updated
+                        + stats.targets.deleted)
+    app:close()
+  end)
+
+  it("waits for the writes in the calling task only", function()
+    local dir = helpers.tmpdir()
+    local core = require "tide.core"
+    local events = {}
+    local app = tide.app("fs_apply_overlap", function()
+      tide.map(function(i)
+        if i == 1 then
+          events[#events + 1] = "writes start"
+          assert(core.fs_apply({ { dir .. "/a.txt", "A", 1 },
+                                 { dir .. "/gone.txt", false, 1 } },
+                               { dir }, {}))
+          events[#events + 1] = "writes end"
+        else
+          events[#events + 1] = "other runs"
+        end
+      end, { 1, 2 })
+    end)
+    assert(app:update { db = dir .. "/state.db" })
+    app:close()
+    assert.are.same({ "writes start", "other runs", "writes end" }, events)
+    assert.are.equal("A", helpers.read(dir .. "/a.txt"))
+    -- Outside a task it is a plain call; removals and empty folders.
+    assert(core.fs_apply({ { dir .. "/sub/deep/b.txt", "B", 1 } },
+                         { dir .. "/sub/deep" }, {}))
+    assert.are.equal("B", helpers.read(dir .. "/sub/deep/b.txt"))
+    assert(core.fs_apply({ { dir .. "/sub/deep/b.txt", false, 1 } },
+                         { dir .. "/sub/deep" },
+                         { dir .. "/sub/deep", dir .. "/sub" }))
+    assert.is_false(helpers.exists(dir .. "/sub"))
+    -- A failure stops the batch and names the file.
+    helpers.write(dir .. "/file", "x")
+    local ok, err = core.fs_apply({ { dir .. "/file/under", "C" } }, {}, {})
+    assert.is_nil(ok)
+    assert.matches(dir .. "/file/under", err, 1, true)
+    -- Misuse raises.
+    assert.has_error(function()
+      core.fs_apply({ { dir .. "/x", 3 } }, {}, {})
+    end, "fs_apply: steps[1][2] must be the content or false")
+    assert.has_error(function()
+      core.fs_apply({ { dir .. "/x", "y", 2 } }, { dir }, {})
+    end, "fs_apply: steps[1][3] must be an index into syncs")
+  end)
 end)
