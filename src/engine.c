@@ -133,6 +133,9 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
       if (e->store == NULL) return tide_engine_fail(e, rc, "out of memory");
       return store_failed(e, rc);
     }
+    /* Commits never wait for the disk: checkpoints run on the pool. */
+    if ((rc = tide_store_checkpoint_on(e->store, e->loop)) != 0)
+      return store_failed(e, rc);
     *reopened = 1;
   } else if ((rc = tide_store_relock(e->store, &changed)) != 0) {
     /* Locked by another process: the connection stays for next time. */

@@ -639,6 +639,16 @@ tide_Sched *tide_lsched_suspend(lua_State *L, int *anchor) {
   return b->s;
 }
 
+uv_loop_t *tide_lsched_loop(lua_State *L) {
+  Box *b;
+  uv_loop_t *loop = NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
+  b = luaL_testudata(L, -1, SCHED_TYPE);
+  if (b != NULL && b->s != NULL) loop = tide_sched_loop(b->s);
+  lua_pop(L, 1);
+  return loop;
+}
+
 int tide_lsched_yield(lua_State *L, lua_KContext ctx, lua_KFunction k) {
   lua_pushlightuserdata(L, WAIT);
   return lua_yieldk(L, 1, ctx, k);

@@ -515,6 +515,15 @@ int tide_store_relock(tide_Store *s, int *changed) {
   return 0;
 }
 
+int tide_store_checkpoint_on(tide_Store *s, uv_loop_t *loop) {
+  if (s->flags != TIDE_STORE_WRITE)
+    return tide_store_fail(s, TIDE_EINVAL, "%s: opened read-only", s->path);
+  if (s->ckpt) return 0;
+  if (tide_ckpt_attach(&s->ckpt, s->db, s->path, loop, s->alloc, s->ud))
+    return nomem(s);
+  return 0;
+}
+
 int tide_store_close(tide_Store *s) {
   int rc = 0, i;
   if (s == NULL) return 0;
@@ -522,6 +531,7 @@ int tide_store_close(tide_Store *s) {
     rc = tide_store_flush(s);
     if (rc) tide_store_rollback(s);
     release(s);
+    tide_ckpt_detach(s->ckpt);
     for (i = 0; i < TIDE_STMT_COUNT; i++) sqlite3_finalize(s->stmts[i]);
     sqlite3_close_v2(s->db);
   }

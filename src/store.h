@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "tide.h"
 
 /* Open modes: exactly one of them. */
@@ -98,6 +100,16 @@ int tide_store_close(tide_Store *s);
 */
 int tide_store_unlock(tide_Store *s);
 int tide_store_relock(tide_Store *s, int *changed);
+
+/*
+** Makes the store's checkpoints on loop's thread pool (checkpointer.h)
+** instead of in the commit that fills the log, so that a commit never
+** waits for the disk. For a writer used on loop's thread, once; the store
+** detaches it when it closes, and the loop must run afterwards for a
+** checkpoint under way to be freed. 0, TIDE_ENOMEM, or TIDE_EINVAL on a
+** read-only store.
+*/
+int tide_store_checkpoint_on(tide_Store *s, uv_loop_t *loop);
 
 /* The last error message, or "" when none; "out of memory" for NULL. The
 ** string is borrowed until the next call on the store. */

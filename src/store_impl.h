@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "checkpointer.h"
 #include "store.h"
 
 #if defined(__GNUC__)
@@ -102,6 +103,7 @@ struct tide_Store {
   int64_t batch_started_ns;  /* CLOCK_MONOTONIC */
   int64_t max_batch_writes;
   int64_t max_batch_ms;
+  tide_Ckpt *ckpt;           /* the checkpointer, once attached */
 };
 
 /* Sets the store's message from fmt and returns code. */

@@ -133,7 +133,9 @@ TIDE_API const char *tide_engine_errmsg(const tide_Engine *e);
 /* The engine's Lua state: a host may register functions in it. */
 TIDE_API lua_State *tide_engine_lua(tide_Engine *e);
 /* Closes the store, the Lua state and the loop (unless the host's), and
-** frees everything. Accepts NULL. */
+** frees everything. Accepts NULL. A host's loop must go on running (or be
+** run once more) afterwards: a checkpoint of the store still under way
+** on libuv's thread pool finishes there and frees what it used. */
 TIDE_API void tide_engine_free(tide_Engine *e);
 
 /* Opens the C core as a Lua module (`require "tide.core"`). [-0, +1, m] */

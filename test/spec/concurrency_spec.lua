@@ -555,8 +555,12 @@ return tide.app("stop_waiting", function() tide.mount(wait) end)
     assert.is_true(appears(dir .. "/started", 60))
     local pid = assert(tonumber(helpers.read(dir .. "/pid"):match("%d+")))
     os.execute("kill -TERM " .. pid)
-    -- Not the 30 s the program would take.
-    assert.is_true(appears(dir .. "/status", 10), "tide did not stop")
+    -- Not the 30 s the program would take (the shell creates the status
+    -- file before it writes the status in it).
+    assert.is_true(helpers.wait_for(function()
+      return helpers.exists(dir .. "/status")
+        and helpers.read(dir .. "/status"):match("%d") ~= nil
+    end, 10), "tide did not stop")
     assert.are.equal("130", helpers.read(dir .. "/status"):match("%d+"))
   end)
 end)

@@ -71,8 +71,11 @@ local function stop(dir, pid, ...)
     os.execute(("kill -%s %d"):format(sig, pid))
   end
   local sent = os.time()
-  assert.is_true(wait_for(function() return exists(dir .. "/status") end,
-                          120), "tide update did not exit")
+  -- The shell creates the file before it writes the status into it.
+  assert.is_true(wait_for(function()
+    return exists(dir .. "/status")
+      and helpers.read(dir .. "/status"):match("%d") ~= nil
+  end, 120), "tide update did not exit")
   return tonumber(helpers.read(dir .. "/status"):match("%d+")),
     os.time() - sent
 end
