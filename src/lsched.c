@@ -592,6 +592,13 @@ static int sched_inflight(lua_State *L) {
   return 1;
 }
 
+/* sched:limit() -> max_inflight */
+static int sched_limit(lua_State *L) {
+  lua_pushinteger(L,
+    (lua_Integer)tide_sched_counts(check_box(L, 1)->s)->max_inflight);
+  return 1;
+}
+
 static int sched_stopped(lua_State *L) {
   lua_pushboolean(L, check_box(L, 1)->stopped);
   return 1;
@@ -639,14 +646,19 @@ tide_Sched *tide_lsched_suspend(lua_State *L, int *anchor) {
   return b->s;
 }
 
-uv_loop_t *tide_lsched_loop(lua_State *L) {
+tide_Sched *tide_lsched_running(lua_State *L) {
   Box *b;
-  uv_loop_t *loop = NULL;
+  tide_Sched *s = NULL;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
   b = luaL_testudata(L, -1, SCHED_TYPE);
-  if (b != NULL && b->s != NULL) loop = tide_sched_loop(b->s);
+  if (b != NULL) s = b->s;
   lua_pop(L, 1);
-  return loop;
+  return s;
+}
+
+uv_loop_t *tide_lsched_loop(lua_State *L) {
+  tide_Sched *s = tide_lsched_running(L);
+  return s ? tide_sched_loop(s) : NULL;
 }
 
 int tide_lsched_yield(lua_State *L, lua_KContext ctx, lua_KFunction k) {
@@ -661,6 +673,7 @@ void tide_lsched_open(lua_State *L) {
     {"park", sched_park}, {"wake", sched_wake}, {"pass", sched_pass},
     {"expect", sched_expect}, {"listed", sched_listed},
     {"carry", sched_carry}, {"inflight", sched_inflight},
+    {"limit", sched_limit},
     {"stopped", sched_stopped}, {"close", sched_close},
     {NULL, NULL},
   };

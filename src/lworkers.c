@@ -15,6 +15,13 @@
 **   waits on the scheduler and the others run; elsewhere the caller
 **   waits on the loop. A worker whose state could not be made, or a job
 **   cancelled by a stop, gives nil and the message.
+** pool:batch(head, what) -> batch
+**   For many calls of one function from one task (tide.map): 
+**   batch:submit(n, ...) sends a call as pool:call does and returns at
+**   once (true, or nil and the message of an argument that cannot be
+**   encoded: nothing went out); batch:next() returns the answers in the
+**   order the calls went out, as pool:call does, the task waiting for
+**   each only while it is not in; batch:out() counts the calls out.
 ** pool:count() -> n; pool:close() (also its __gc): stops the threads.
 **
 ** Misuse raises (a closed pool, a bad head or count); an argument that
@@ -31,6 +38,7 @@
 #include "workers.h"
 
 #define POOL_TYPE "tide.Workers"
+#define BATCH_TYPE "tide.WorkerBatch"
 
 /* What every worker's setup reads: the module paths. Owned by the Box,
 ** freed after the threads stopped. */
@@ -187,11 +195,13 @@ static int job_result(lua_State *L, tide_Job *job) {
   return n;
 }
 
-/* The request of pool:call, written into job->in (see above). Raises
-** when an argument cannot be encoded (the job is freed first). */
-static void write_request(lua_State *L, tide_Job *job, const char *head,
-                          size_t head_len, const char *what, int n,
-                          int count) {
+/* The request of pool:call, written into job->in (see above), with the
+** count arguments from stack index first. 0, or 1 when an argument cannot
+** be encoded: the job is freed and the message pushed. Out of memory
+** raises (the job freed first). */
+static int write_request(lua_State *L, tide_Job *job, const char *head,
+                         size_t head_len, const char *what, int n,
+                         int first, int count) {
   int i, rc = 0;
   tide_Buf *in = &job->in;
   rc |= tide_cbor_put_head(in, 4, 4 + (uint64_t)count);
@@ -202,19 +212,18 @@ static void write_request(lua_State *L, tide_Job *job, const char *head,
     rc |= tide_cbor_put_head(in, 1, 0); /* -1: one packed table follows */
   for (i = 0; i < count && rc == 0; i++) {
     size_t len;
-    const uint8_t *p = tide_lcbor_encode_try(L, 5 + i, what, &len);
+    const uint8_t *p = tide_lcbor_encode_try(L, first + i, what, &len);
     if (p == NULL) {
-      /* The message, from the raising encoder in protected mode; the
-      ** job goes before it is raised. */
+      /* The message, from the raising encoder in protected mode. */
       lua_pop(L, 1);
       lua_pushcfunction(L, encode_message);
-      lua_pushvalue(L, 5 + i);
+      lua_pushvalue(L, first + i);
       lua_pushstring(L, what);
       lua_pcall(L, 2, 0, 0);
       tide_job_free(job);
       if (lua_type(L, -1) != LUA_TSTRING) lua_pushfstring(L, "%s: cannot be "
                                                           "encoded", what);
-      lua_error(L);
+      return 1;
     }
     rc |= tide_buf_append(in, p, len);
     lua_pop(L, 1);
@@ -223,6 +232,20 @@ static void write_request(lua_State *L, tide_Job *job, const char *head,
     tide_job_free(job);
     luaL_error(L, "not enough memory");
   }
+  return 0;
+}
+
+/* The count check shared by pool:call and batch:submit. */
+static void check_count(lua_State *L, int arg, lua_Integer n, int count) {
+  luaL_argcheck(L, (n >= 0 && n == count) || (n == -1 && count == 1), arg,
+                "must be the number of arguments that follow, or -1 before "
+                "one packed table");
+}
+
+static void check_head(lua_State *L, int arg, const char *head,
+                       size_t head_len) {
+  luaL_argcheck(L, head_len > 0 && (uint8_t)head[0] == 0x83, arg,
+                "expected the encoding of [file, name, logic]");
 }
 
 static int call_k(lua_State *L, int status, lua_KContext ctx) {
@@ -240,14 +263,12 @@ static int pool_call(lua_State *L) {
   int anchor, count = lua_gettop(L) - 4;
   tide_Sched *s;
   tide_Job *job;
-  luaL_argcheck(L, head_len > 0 && (uint8_t)head[0] == 0x83, 2,
-                "expected the encoding of [file, name, logic]");
-  luaL_argcheck(L, (n >= 0 && n == count) || (n == -1 && count == 1), 4,
-                "must be the number of arguments that follow, or -1 before "
-                "one packed table");
+  check_head(L, 2, head, head_len);
+  check_count(L, 4, n, count);
   job = tide_job_new(b->p);
   if (job == NULL) return luaL_error(L, "not enough memory");
-  write_request(L, job, head, head_len, what, (int)n, count);
+  if (write_request(L, job, head, head_len, what, (int)n, 5, count))
+    return lua_error(L);
   /* Once the request is written: what raises before leaves no anchor. */
   s = tide_lsched_suspend(L, &anchor);
   lua_settop(L, 1);
@@ -259,6 +280,134 @@ static int pool_call(lua_State *L) {
   tide_workers_submit(b->p, job);
   tide_workers_wait(b->p, job);
   return job_result(L, job);
+}
+
+/* ---- Batches: many calls out at once, answered in order ---- */
+
+/* The jobs of a batch, in the order they were submitted: a ring. Each is
+** linked to the scheduler when submitted, with no task waiting on it
+** (anchor 0), so that a batch its task gives up (a stop, an error) leaves
+** its jobs to the scheduler, which cancels and releases them at the end
+** of the cycle; next() puts the task on the first one. The batch itself
+** never frees a job: one it has handed out is released by job_result. */
+typedef struct {
+  tide_Workers *p;
+  tide_Sched *s;
+  tide_Job **ring;
+  size_t head, count, cap;
+  lua_Alloc alloc;
+  void *ud;
+} Batch;
+
+enum { BATCH_POOL = 1, BATCH_HEAD, BATCH_WHAT, BATCH_SLOTS = BATCH_WHAT };
+
+static int batch_gc(lua_State *L) {
+  Batch *t = luaL_checkudata(L, 1, BATCH_TYPE);
+  if (t->ring) t->alloc(t->ud, t->ring, t->cap * sizeof *t->ring, 0);
+  t->ring = NULL;
+  t->count = t->cap = 0;
+  return 0;
+}
+
+/* pool:batch(head, what): calls of one function, from a component's task
+** (misuse raises outside one). */
+static int pool_batch(lua_State *L) {
+  Box *b = check_box(L);
+  size_t head_len;
+  const char *head = luaL_checklstring(L, 2, &head_len);
+  tide_Sched *s = tide_lsched_running(L);
+  Batch *t;
+  luaL_checkstring(L, 3);
+  check_head(L, 2, head, head_len);
+  if (s == NULL) return luaL_error(L, "a batch of calls needs a cycle");
+  t = lua_newuserdatauv(L, sizeof *t, BATCH_SLOTS);
+  memset(t, 0, sizeof *t);
+  t->alloc = lua_getallocf(L, &t->ud);
+  t->p = b->p;
+  t->s = s;
+  luaL_setmetatable(L, BATCH_TYPE);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, BATCH_POOL);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, BATCH_HEAD);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, -2, BATCH_WHAT);
+  return 1;
+}
+
+static Batch *check_batch(lua_State *L) {
+  Batch *t = luaL_checkudata(L, 1, BATCH_TYPE);
+  lua_getiuservalue(L, 1, BATCH_POOL);
+  if (((Box *)lua_touserdata(L, -1))->p != t->p)
+    luaL_error(L, "worker pool is closed");
+  lua_pop(L, 1);
+  return t;
+}
+
+/* batch:submit(n, ...) -> true | nil, message: the call goes out now; a
+** message when an argument cannot be encoded (nothing went out). */
+static int batch_submit(lua_State *L) {
+  Batch *t = check_batch(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  int count = lua_gettop(L) - 2;
+  size_t head_len;
+  const char *head, *what;
+  tide_Job *job;
+  check_count(L, 2, n, count);
+  if (t->count == t->cap) {
+    size_t cap = t->cap ? 2 * t->cap : 16, i;
+    tide_Job **ring = t->alloc(t->ud, NULL, 0, cap * sizeof *ring);
+    if (ring == NULL) return luaL_error(L, "not enough memory");
+    for (i = 0; i < t->count; i++) ring[i] = t->ring[(t->head + i) % t->cap];
+    if (t->ring) t->alloc(t->ud, t->ring, t->cap * sizeof *t->ring, 0);
+    t->ring = ring;
+    t->cap = cap;
+    t->head = 0;
+  }
+  lua_getiuservalue(L, 1, BATCH_HEAD);
+  head = lua_tolstring(L, -1, &head_len);
+  lua_getiuservalue(L, 1, BATCH_WHAT);
+  what = lua_tostring(L, -1);
+  lua_pop(L, 2); /* both stay anchored by the batch */
+  job = tide_job_new(t->p);
+  if (job == NULL) return luaL_error(L, "not enough memory");
+  if (write_request(L, job, head, head_len, what, (int)n, 3, count)) {
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  tide_sched_wait_begin(t->s, &job->w, 0);
+  tide_workers_submit(t->p, job);
+  t->ring[(t->head + t->count) % t->cap] = job;
+  t->count++;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* batch:next() -> answer | nil, message: the answer of the first call
+** not handed out yet, as pool:call returns it; the task waits for it. */
+static int batch_next(lua_State *L) {
+  Batch *t = check_batch(L);
+  tide_Job *job;
+  int anchor;
+  if (t->count == 0) return luaL_error(L, "no call of the batch is out");
+  job = t->ring[t->head];
+  t->head = (t->head + 1) % t->cap;
+  t->count--;
+  if (job->w.done) return job_result(L, job);
+  if (tide_lsched_suspend(L, &anchor) != NULL) {
+    job->w.task = anchor;
+    return tide_lsched_yield(L, (lua_KContext)job, call_k);
+  }
+  /* Where the task cannot yield (a coroutine of the user's own). */
+  tide_workers_wait(t->p, job);
+  return job_result(L, job);
+}
+
+/* batch:out() -> how many calls are out, not handed out yet */
+static int batch_out(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_batch(L)->count);
+  return 1;
 }
 
 static int pool_count(lua_State *L) {
@@ -273,13 +422,24 @@ static int pool_close(lua_State *L) {
 
 void tide_lworkers_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"call", pool_call}, {"count", pool_count}, {"close", pool_close},
+    {"call", pool_call}, {"batch", pool_batch}, {"count", pool_count},
+    {"close", pool_close}, {NULL, NULL},
+  };
+  static const luaL_Reg batch_methods[] = {
+    {"submit", batch_submit}, {"next", batch_next}, {"out", batch_out},
     {NULL, NULL},
   };
   if (luaL_newmetatable(L, POOL_TYPE)) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, pool_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, BATCH_TYPE)) {
+    luaL_newlib(L, batch_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, batch_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

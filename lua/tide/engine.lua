@@ -780,6 +780,38 @@ local function copy_list(t)
   return c
 end
 
+-- tide.map over a parallel fn that nothing else is asked of (no memo,
+-- batch or limit): no task per item; the calls go out from the caller's
+-- task, as many at a time as tasks may be in flight (parallel.lua), and
+-- count as the caller's calls of fn, as the items' would.
+local function map_parallel(task, frame, run, fn, list, n, extra, out)
+  local fs = run.fstats[fn] or fn_stats(run, fn)
+  fs.calls = fs.calls + n
+  local stack = task.memo_stack
+  local scope = stack and stack[#stack] or frame
+  deps_of(scope).fns[fn.name] = fn._logic or fn:logic()
+  local first, first_err, first_trace
+  parallel.map(run, fn, list, n, extra, run.sched:limit(),
+    function(i, ok, results, traceback)
+      if ok then
+        out[i] = results[1]
+      else
+        fs.errors = fs.errors + 1
+        if first == nil or i < first then
+          first, first_err, first_trace = i, results, traceback
+        end
+      end
+    end)
+  if first then
+    -- The component reports the item's traceback (body_handler).
+    if first_trace then
+      task.traceback_of = { err = first_err, text = first_trace }
+    end
+    error(first_err, 0)
+  end
+  return out
+end
+
 -- tide.map(fn, list, ...): { fn(list[1], ...), fn(list[2], ...), ... },
 -- the items run concurrently, the results in input order. When items
 -- fail, the first failure in input order is raised in the caller once
@@ -797,6 +829,10 @@ function M.map(fn, list, ...)
   local run = frame.run
   local s = run.sched
   local extra = fnmod.pack(...)
+  if type(fn) == "table" and fn.parallel and not fn.memo
+     and not fn.batch and not fn.concurrency then
+    return map_parallel(task, frame, run, fn, list, n, extra, out)
+  end
   local stack = task.memo_stack
   if stack and #stack == 0 then stack = nil end
   local deps = deps_of(frame)

@@ -12,8 +12,9 @@
 local core = require "tide.core"
 local worker = require "tide.worker"
 
-local type, error, getmetatable, select =
-  type, error, getmetatable, select
+local type, error, getmetatable, select, pcall =
+  type, error, getmetatable, select, pcall
+local unpack = table.unpack
 local getupvalue, getinfo = debug.getupvalue, debug.getinfo
 local fmt = string.format
 local encode = core.cbor_encode
@@ -96,38 +97,17 @@ local function prepare(fn)
   return fn._request_head
 end
 
--- fn(...) run by a worker for task; returns its results packed ({ n }).
--- The answer (worker.lua) is that table itself, or { error, traceback }.
-function M.call(run, task, fn, ...)
-  local head = fn._request_head or prepare(fn)
-  local what = fn._argument_what
-  local pool = run.pool or run:workers()
-  local n = select("#", ...)
-  local answer, err, handles
-  for i = 1, n do
-    local v = (select(i, ...))
-    if v == nil or type(v) == "table" then
-      -- Files, records and handles marked; nils kept in a packed table
-      -- (an array cannot hold them).
-      handles = {}
-      local args = worker.pack(table.pack(...), handles, what)
-      answer, err = pool:call(head, what, -1, args)
-      break
-    end
-  end
-  if not handles then answer, err = pool:call(head, what, n, ...) end
-  if not answer then error(fmt("tide.fn %s: %s", fn.name, err), 0) end
+-- What a worker's answer means: true and the results packed ({ n }),
+-- after the calls the body made through handles are made on them, in the
+-- caller's component; or false, the error and the worker's traceback (or
+-- nil). err is the pool's message when there is no answer.
+local function outcome(fn, answer, err, handles)
+  if not answer then return false, fmt("tide.fn %s: %s", fn.name, err) end
   local count = answer.n
   if count == nil then
-    local raised, traceback = answer.error, answer.traceback
-    if traceback then
-      -- The component reports the worker's traceback (engine.lua).
-      task.traceback_of = { err = raised,
-                            text = traceback .. "\n\t(in a worker)" }
-    end
-    error(raised, 0)
+    local traceback = answer.traceback
+    return false, answer.error, traceback and traceback .. "\n\t(in a worker)"
   end
-  -- What the body declared through handles, in the caller's component.
   local made = answer.calls
   if made then
     answer.calls = nil
@@ -138,9 +118,98 @@ function M.call(run, task, fn, ...)
     end
   end
   for i = 1, count do
-    if type(answer[i]) == "table" then return worker.unpack(answer) end
+    if type(answer[i]) == "table" then return true, worker.unpack(answer) end
   end
-  return answer
+  return true, answer
+end
+
+-- Whether the arguments must be packed (worker.pack): a table may hold
+-- files, records or handles, and a nil needs a packed table.
+local function needs_pack(n, ...)
+  for i = 1, n do
+    local v = (select(i, ...))
+    if v == nil or type(v) == "table" then return true end
+  end
+  return false
+end
+
+-- fn(...) run by a worker for task; returns its results packed ({ n }).
+-- The answer (worker.lua) is that table itself, or { error, traceback }.
+function M.call(run, task, fn, ...)
+  local head = fn._request_head or prepare(fn)
+  local what = fn._argument_what
+  local pool = run.pool or run:workers()
+  local n = select("#", ...)
+  local answer, err, handles
+  if needs_pack(n, ...) then
+    handles = {}
+    local args = worker.pack(table.pack(...), handles, what)
+    answer, err = pool:call(head, what, -1, args)
+  else
+    answer, err = pool:call(head, what, n, ...)
+  end
+  local ok, results, traceback = outcome(fn, answer, err, handles)
+  if not ok then
+    -- The component reports the worker's traceback (engine.lua).
+    if traceback then task.traceback_of = { err = results, text = traceback } end
+    error(results, 0)
+  end
+  return results
+end
+
+-- tide.map(fn, list, ...) over a parallel fn that is neither memoized,
+-- batched nor limited, for task: the calls go out from task itself, at
+-- most `window` at a time, with no task per item, and their answers are
+-- taken in input order, so handle calls are made in input order too.
+-- on_item(i, ok, results, traceback) gets each item's outcome as
+-- outcome() gives it (an argument that cannot cross, or handle calls
+-- that raise, fail that item alone).
+function M.map(run, fn, list, n, extra, window, on_item)
+  local head = fn._request_head or prepare(fn)
+  local what = fn._argument_what
+  local pool = run.pool or run:workers()
+  local batch = pool:batch(head, what)
+  local ne = extra.n
+  local plain = not needs_pack(ne, unpack(extra, 1, ne))
+  local queue, handles_of = {}, {}
+  local qhead, qtail, submitted = 1, 0, 0
+  while submitted < n or qhead <= qtail do
+    while submitted < n and qtail - qhead < window do
+      submitted = submitted + 1
+      local i, v = submitted, list[submitted]
+      local ok, err
+      if plain and v ~= nil and type(v) ~= "table" then
+        ok, err = batch:submit(ne + 1, v, unpack(extra, 1, ne))
+      else
+        local handles = {}
+        ok, err = pcall(worker.pack, table.pack(v, unpack(extra, 1, ne)),
+                        handles, what)
+        if ok then ok, err = batch:submit(-1, err) end
+        handles_of[i] = handles
+      end
+      if ok then
+        qtail = qtail + 1
+        queue[qtail] = i
+      else
+        handles_of[i] = nil
+        on_item(i, false, err)
+      end
+    end
+    if qhead <= qtail then
+      local i = queue[qhead]
+      queue[qhead] = nil
+      qhead = qhead + 1
+      local answer, err = batch:next()
+      local fine, ok, results, traceback = pcall(outcome, fn, answer, err,
+                                                 handles_of[i])
+      handles_of[i] = nil
+      if fine then
+        on_item(i, ok, results, traceback)
+      else
+        on_item(i, false, ok)
+      end
+    end
+  end
 end
 
 return M

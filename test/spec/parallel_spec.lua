@@ -6,7 +6,9 @@ local helpers = require "test.spec.helpers"
 local cjson = require "cjson"
 
 -- A pipeline that hashes 40 strings with a parallel function through
--- tide.map and writes one row per string; every call of the body appends
+-- tide.map and writes one row per string (the function memoized or not:
+-- tide.map sends the calls of one that is not from its own task, with no
+-- task per item); every call of the body appends
 -- a line to calls.log (so a spec can count the calls that ran), and the
 -- body reports whether it ran in a worker's state (where tide.app is in
 -- definition mode).
@@ -22,7 +24,7 @@ local function hash(s)
   end
   return h
 end
-local work = tide.fn("work", { parallel = true, memo = true },
+local work = tide.fn("work", { parallel = true, memo = MEMO },
   function(s, rows)
     local log = assert(io.open(LOG_DIR .. "/calls.log", "a"))
     log:write(s, "\n")
@@ -47,9 +49,10 @@ return tide.app("parallel_app", function()
 end)
 ]]
 
-local function setup(dir)
+local function setup(dir, memo)
   helpers.write(dir .. "/pipeline.lua",
-    ("LOG_DIR = %q\n"):format(dir) .. PIPELINE)
+    ("LOG_DIR = %q\nMEMO = %s\n"):format(dir, tostring(memo ~= false))
+    .. PIPELINE)
 end
 
 local function update(dir, args, env)
@@ -73,18 +76,19 @@ local function count_lines(path)
   return n
 end
 
-describe("a parallel tide.fn", function()
+for _, memo in ipairs { true, false } do
+describe(("a parallel tide.fn (memo = %s)"):format(memo), function()
   after_each(helpers.cleanup)
 
   it("runs in workers, results in input order, rows in the target",
      function()
     local dir = helpers.tmpdir()
-    setup(dir)
+    setup(dir, memo)
     local stats, err, code = update(dir, "--jobs 2")
     assert.are.equal(0, code, err)
     assert.are.equal(40, stats.targets.inserted)
-    assert.are.same({ calls = 40, hits = 0, misses = 40, errors = 0 },
-                    stats.functions.work)
+    assert.are.same({ calls = 40, hits = 0, misses = memo and 40 or 0,
+                      errors = 0 }, stats.functions.work)
     -- Every row was declared in a worker's state, not main's.
     local out = rows(dir)
     local n = 0
@@ -105,20 +109,22 @@ describe("a parallel tide.fn", function()
     end
   end)
 
-  it("is not dispatched on a memo hit", function()
-    local dir = helpers.tmpdir()
-    setup(dir)
-    assert.are.equal(0, select(3, update(dir, "--jobs 2")))
-    assert.are.equal(40, count_lines(dir .. "/calls.log"))
-    local stats = update(dir, "--jobs 2")
-    assert.are.equal(40, stats.functions.work.hits)
-    assert.are.equal(40, count_lines(dir .. "/calls.log"))
-  end)
+  if memo then
+    it("is not dispatched on a memo hit", function()
+      local dir = helpers.tmpdir()
+      setup(dir)
+      assert.are.equal(0, select(3, update(dir, "--jobs 2")))
+      assert.are.equal(40, count_lines(dir .. "/calls.log"))
+      local stats = update(dir, "--jobs 2")
+      assert.are.equal(40, stats.functions.work.hits)
+      assert.are.equal(40, count_lines(dir .. "/calls.log"))
+    end)
+  end
 
   it("gives the same targets and counts with one job or two", function()
     local one, two = helpers.tmpdir(), helpers.tmpdir()
-    setup(one)
-    setup(two)
+    setup(one, memo)
+    setup(two, memo)
     local s1 = update(one, "--jobs 1")
     local s2 = update(two, "--jobs 2")
     s1.elapsed_ms, s2.elapsed_ms = nil, nil
@@ -131,7 +137,7 @@ describe("a parallel tide.fn", function()
   it("fails only the caller of a bad item, with the worker's traceback",
      function()
     local dir = helpers.tmpdir()
-    setup(dir)
+    setup(dir, memo)
     local stats, err, code = update(dir, "--jobs 2", "TIDE_SPEC_BAD=1")
     assert.are.equal(1, code)
     assert.are.equal(1, stats.components.errors)
@@ -143,6 +149,11 @@ describe("a parallel tide.fn", function()
     -- Every other item ran (the map raises once all finished).
     assert.are.equal(40, count_lines(dir .. "/calls.log"))
   end)
+end)
+end
+
+describe("a parallel tide.fn", function()
+  after_each(helpers.cleanup)
 
   it("refuses a function that captures an open target, saying why",
      function()
@@ -240,6 +251,49 @@ end)
     local stats, err, code = update(dir, "--jobs 1")
     assert.are.equal(0, code, err)
     assert.are.equal(1, stats.components.added)
+  end)
+
+  it("sends a map's calls from its task, a window at a time, and fails "
+     .. "only the items that fail", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local square = tide.fn("square", { parallel = true }, function(x, add)
+  if x == 30 or x == 10 then error("item " .. x .. " is bad") end
+  return x * x + (add or 0)
+end)
+local pairs_of = tide.fn("pairs_of", { parallel = true }, function(t)
+  return { t[1], t[2] }
+end)
+return tide.app("map_window", function()
+  tide.mount("c", tide.fn("caller", function()
+    local list = {}
+    for i = 1, 50 do list[i] = i end
+    -- Two bad items: the first in input order is raised, once every
+    -- item is in; a coroutine cannot cross, and fails its item alone.
+    local ok, err = pcall(tide.map, square, list)
+    assert(not ok and err:match("item 10 is bad$"), tostring(err))
+    list[10], list[30] = 1, 2
+    local out = tide.map(square, list, 100)
+    for i = 1, 50 do assert(out[i] == list[i] ^ 2 + 100, "item " .. i) end
+    list[5] = coroutine.create(print)
+    ok, err = pcall(tide.map, square, list)
+    assert(not ok and err:match("thread"), tostring(err))
+    -- Tables cross packed; results come back in input order.
+    local t = {}
+    for i = 1, 20 do t[i] = { i, -i } end
+    local back = tide.map(pairs_of, t)
+    for i = 1, 20 do
+      assert(back[i][1] == i and back[i][2] == -i, "pair " .. i)
+    end
+  end))
+end)
+]])
+    local stats, err, code = update(dir, "--jobs 2 --max-inflight 4")
+    assert.are.equal(0, code, err)
+    assert.are.equal(1, stats.components.added)
+    assert.are.same({ calls = 150, hits = 0, misses = 0, errors = 3 },
+                    stats.functions.square)
   end)
 
   it("refuses bad parallel and jobs options", function()
