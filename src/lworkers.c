@@ -16,12 +16,12 @@
 **   waits on the loop. A worker whose state could not be made, or a job
 **   cancelled by a stop, gives nil and the message.
 ** pool:batch(head, what) -> batch
-**   For many calls of one function from one task (tide.map): 
+**   For many calls of one function from one task (tide.map):
 **   batch:submit(n, ...) sends a call as pool:call does and returns at
 **   once (true, or nil and the message of an argument that cannot be
 **   encoded: nothing went out); batch:next() returns the answers in the
 **   order the calls went out, as pool:call does, the task waiting for
-**   each only while it is not in; batch:out() counts the calls out.
+**   each only while it is not in.
 ** pool:count() -> n; pool:close() (also its __gc): stops the threads.
 **
 ** Misuse raises (a closed pool, a bad head or count); an argument that
@@ -404,12 +404,6 @@ static int batch_next(lua_State *L) {
   return job_result(L, job);
 }
 
-/* batch:out() -> how many calls are out, not handed out yet */
-static int batch_out(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)check_batch(L)->count);
-  return 1;
-}
-
 static int pool_count(lua_State *L) {
   lua_pushinteger(L, tide_workers_count(check_box(L)->p));
   return 1;
@@ -426,8 +420,7 @@ void tide_lworkers_open(lua_State *L) {
     {"close", pool_close}, {NULL, NULL},
   };
   static const luaL_Reg batch_methods[] = {
-    {"submit", batch_submit}, {"next", batch_next}, {"out", batch_out},
-    {NULL, NULL},
+    {"submit", batch_submit}, {"next", batch_next}, {NULL, NULL},
   };
   if (luaL_newmetatable(L, POOL_TYPE)) {
     luaL_newlib(L, methods);

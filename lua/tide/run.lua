@@ -380,6 +380,7 @@ function Run:file_fp(file)
       fp, err = core.fingerprint_file(file.abs, "raw")
     end
     if not fp then error(err, 0) end
+    file._walk = fp -- not hashed twice (a reset run asks the index in vain)
   end
   self.index:file_put(self.store, self.app_id, source, file.path, file.size,
                       file.mtime_ns, file.inode, fp)
