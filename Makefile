@@ -97,7 +97,7 @@ tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan CC=clang OPT="-O1 -g" \
 	  SAN="-fsanitize=thread -fno-omit-frame-pointer" tsan-run
 
-tsan-run: all $(BUILD)/test/test_scheduler
+tsan-run: all $(BUILD)/test/test_scheduler $(BUILD)/test/test_checkpointer
 	@BUILD=$(BUILD) BUSTED=$(BUSTED) sh scripts/run-tsan.sh
 
 fuzz: deps

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make tsan`: the concurrency code under ThreadSanitizer. Runs the
-# scheduler's C test and the concurrency and parallel specs with a
-# -fsanitize=thread build (the specs' tide processes are that build too);
+# scheduler's and the checkpointer's C tests and the concurrency and
+# parallel specs with a -fsanitize=thread build (the specs' tide
+# processes are that build too);
 # any ThreadSanitizer report fails the run. Ends with "N passed, N failed".
 BUILD=${BUILD:-build-tsan}
 BUSTED=${BUSTED:-/usr/bin/busted}
@@ -15,12 +16,14 @@ export TSAN_OPTIONS
 run() { setarch "$(uname -m)" -R "$@"; }
 failed=0
 passed=0
-if run "$BUILD/test/test_scheduler" >"$log" 2>&1; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1))
-fi
-cat "$log"
+for t in test_scheduler test_checkpointer; do
+  if run "$BUILD/test/$t" >"$log" 2>&1; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+  cat "$log"
+done
 TIDE_BUILD=$BUILD run "$BUILD/tide" run "$BUSTED" -o TAP \
   test/spec/concurrency_spec.lua test/spec/parallel_spec.lua >"$log" 2>&1
 status=$?
