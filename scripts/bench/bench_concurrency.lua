@@ -11,11 +11,15 @@
 --    batched 10k);
 -- 4. the dispatch overhead of a parallel call of a trivial function
 --    through tide.map, against a plain call.
--- Usage: tide run bench_concurrency.lua WORKDIR
+-- With 1, as context: the machine's own ceiling for two CPU-bound
+-- threads, the plain loop run in two processes at once against one (a
+-- shared machine's two CPUs may not give twice the work).
+-- Usage: tide run bench_concurrency.lua WORKDIR TIDE
 local tide = require "tide"
 local core = require "tide.core"
 
-local work = assert(arg[1], "usage: bench_concurrency.lua WORKDIR")
+local work = assert(arg[1], "usage: bench_concurrency.lua WORKDIR TIDE")
+local tide_exe = assert(arg[2], "usage: bench_concurrency.lua WORKDIR TIDE")
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local fns = dofile(here .. "concurrency_fns.lua")
 local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 5
@@ -85,6 +89,23 @@ for i = 1, N do strings[i] = ("string number %d of the benchmark"):format(i) end
 -- machine that gets busier or quieter meanwhile weighs on all three.
 local floors, ones, twos = {}, {}, {}
 local function par() tide.map(fns.hash_parallel, strings) end
+-- The plain loop as a program of its own, for the machine's ceiling.
+local plain = work .. "/plain_loop.lua"
+do
+  local f = assert(io.open(plain, "w"))
+  f:write(("local fns = dofile(%q)\nfor i = 1, %d do\n"
+    .. "  fns.hash((\"string number %%d of the benchmark\"):format(i))\n"
+    .. "end\n"):format(here .. "concurrency_fns.lua", N))
+  f:close()
+end
+local function processes(n)
+  local cmd = {}
+  for i = 1, n do cmd[i] = ("'%s' run '%s' &"):format(tide_exe, plain) end
+  local t = now()
+  assert(os.execute(table.concat(cmd, " ") .. " wait"))
+  return now() - t
+end
+local one_proc, two_procs = {}, {}
 for r = 1, RUNS do
   local t = now()
   local out = {}
@@ -92,11 +113,18 @@ for r = 1, RUNS do
   floors[r] = now() - t
   ones[r] = timed_once("bench_jobs1", par, { jobs = 1 })
   twos[r] = timed_once("bench_jobs2", par, { jobs = 2 })
+  one_proc[r] = processes(1)
+  two_procs[r] = processes(2)
 end
 local floor, j1, j2 = median(floors), median(ones), median(twos)
+local ceiling = 2 * median(one_proc) / median(two_procs)
 print(("parallel tide.map, pure-Lua hash over %d strings: --jobs 2 %.0f ms,"
   .. " --jobs 1 %.0f ms: %.2fx faster"):format(N, j2, j1, j1 / j2))
 verdict(j1 / j2 >= 1.8, ">= 1.8x faster with --jobs 2")
+print(("  context: the machine's own ceiling, the plain loop in two processes"
+  .. " at once against one: %.2fx the work per second (one %.0f ms, two"
+  .. " %.0f ms); --jobs 2 reaches %.0f%% of it"):format(ceiling,
+  median(one_proc), median(two_procs), 100 * (j1 / j2) / ceiling))
 print(("the same at --jobs 1 against a plain Lua loop (%.0f ms): ratio %.2f")
   :format(floor, j1 / floor))
 verdict(j1 / floor <= 1.1, "<= 1.1x a plain Lua loop at --jobs 1")

@@ -6,4 +6,4 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 work=$(mktemp -d /tmp/tide-bench-conc.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-"$tide" run "$root/scripts/bench/bench_concurrency.lua" "$work"
+"$tide" run "$root/scripts/bench/bench_concurrency.lua" "$work" "$tide"
