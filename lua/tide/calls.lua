@@ -101,8 +101,9 @@ end
 local function state_of(run, fn)
   local st = run.call_states[fn]
   if not st then
-    -- waiting[head..tail] and queue[qhead..qtail]: first in, first out.
-    st = { running = 0, waiting = {}, head = 1, tail = 0, queue = {},
+    -- waiting (callers over the limit) and queue[qhead..qtail] (a batch's
+    -- calls): first in, first out.
+    st = { running = 0, waiting = sched.line(), queue = {},
            qhead = 1, qtail = 0 }
     run.call_states[fn] = st
   end
@@ -119,20 +120,12 @@ local function acquire(run, st, fn, task)
     st.running = st.running + 1
     return
   end
-  st.tail = st.tail + 1
-  st.waiting[st.tail] = task
   -- release hands its turn over: running stays counted for us.
-  sched.park(run.sched)
+  sched.wait_in_line(run.sched, st.waiting, task)
 end
 
 local function release(run, st)
-  local w = st.waiting
-  local task = w[st.head]
-  if task then
-    w[st.head] = nil
-    st.head = st.head + 1
-    sched.wake(run.sched, task)
-  else
+  if not sched.wake_first(run.sched, st.waiting) then
     st.running = st.running - 1
   end
 end

@@ -336,21 +336,12 @@ local function take_turn(run)
   end
   local task = sched.current()
   if not task then return false end
-  local q = run.flush_queue
-  q.tail = q.tail + 1
-  q[q.tail] = task
-  sched.park(run.sched)
+  sched.wait_in_line(run.sched, run.flush_queue, task)
   return true -- handed over by pass_turn: run.flushing stays set
 end
 
 local function pass_turn(run)
-  local q = run.flush_queue
-  local task = q[q.head]
-  if task then
-    q[q.head] = nil
-    q.head = q.head + 1
-    sched.wake(run.sched, task)
-  else
+  if not sched.wake_first(run.sched, run.flush_queue) then
     run.flushing = false
   end
 end

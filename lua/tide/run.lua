@@ -51,7 +51,7 @@ function M.new(app, opts, parts)
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
-    flushing = false, flush_queue = { head = 1, tail = 0 },
+    flushing = false, flush_queue = sched.line(),
     memo_hits = core.memo_cache_new(), memo_extra = {}, memo_candidates = {},
     call_states = {}, -- tide.fn -> its calls' limit and batch queue (calls.lua)
     file_sources = {}, -- walked folder -> its file-state source name

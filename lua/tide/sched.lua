@@ -53,6 +53,26 @@ function M.reset(s, opts)
             on_progress = opts.on_progress }
 end
 
+-- A line of parked tasks, first in first out (a table made by line()):
+-- wait_in_line parks the running task at its end, giving its slot up;
+-- wake_first wakes the first and returns true, or false when none waits.
+function M.line() return { head = 1, tail = 0 } end
+
+function M.wait_in_line(s, q, task)
+  q.tail = q.tail + 1
+  q[q.tail] = task
+  s:park()
+end
+
+function M.wake_first(s, q)
+  local task = q[q.head]
+  if not task then return false end
+  q[q.head] = nil
+  q.head = q.head + 1
+  s:wake(task)
+  return true
+end
+
 function M.spawn(s, task) return s:spawn(task) end
 function M.wait(s, task) return s:wait(task) end
 function M.throttle(s) return s:throttle() end

@@ -6,6 +6,30 @@ local helpers = require "test.spec.helpers"
 local tide = require "tide"
 local sqlite = require "tide.sqlite"
 
+-- Runs wait() in the first item of a two-item tide.map in an app of its
+-- own (state in db) and returns what happened, in order: the second item
+-- runs while the first waits when the list reads wait starts, other runs,
+-- wait ends.
+local overlaps = 0
+local function overlap(db, wait)
+  local events = {}
+  overlaps = overlaps + 1
+  local app = tide.app("overlap_" .. overlaps, function()
+    tide.map(function(i)
+      if i == 1 then
+        events[#events + 1] = "wait starts"
+        wait()
+        events[#events + 1] = "wait ends"
+      else
+        events[#events + 1] = "other runs"
+      end
+    end, { 1, 2 })
+  end)
+  assert(app:update { db = db })
+  app:close()
+  return events
+end
+
 -- A gauge of how many tasks are between enter and leave at once.
 local function gauge()
   local g = { now = 0, max = 0 }
@@ -646,23 +670,11 @@ describe("reading large files", function()
     assert.are.same({ "a.bin" }, ran)
     app:close()
     -- In a task the hash waits on the pool: the other items run meanwhile.
-    local events = {}
-    local both = tide.app("hash_overlap_app", function()
-      tide.map(function(i)
-        if i == 1 then
-          events[#events + 1] = "hash starts"
-          local fp = assert(core.hash_file(dir .. "/in/a.bin"))
-          events[#events + 1] = "hash ends"
-          assert.are.equal(core.fingerprint_file(dir .. "/in/a.bin", "raw"),
-                           fp)
-        else
-          events[#events + 1] = "other runs"
-        end
-      end, { 1, 2 })
-    end)
-    assert(both:update { db = dir .. "/other.db" })
-    both:close()
-    assert.are.same({ "hash starts", "other runs", "hash ends" }, events)
+    assert.are.same({ "wait starts", "other runs", "wait ends" },
+      overlap(dir .. "/other.db", function()
+        assert.are.equal(core.fingerprint_file(dir .. "/in/a.bin", "raw"),
+                         assert(core.hash_file(dir .. "/in/a.bin")))
+      end))
     -- Outside a task it is a plain call; a missing file is a message.
     assert.are.equal(core.fingerprint_file(dir .. "/in/a.bin", "raw"),
                      core.hash_file(dir .. "/in/a.bin"))
@@ -732,23 +744,12 @@ describe("writing to a folder target", function()
   it("waits for the writes in the calling task only", function()
     local dir = helpers.tmpdir()
     local core = require "tide.core"
-    local events = {}
-    local app = tide.app("fs_apply_overlap", function()
-      tide.map(function(i)
-        if i == 1 then
-          events[#events + 1] = "writes start"
-          assert(core.fs_apply({ { dir .. "/a.txt", "A", 1 },
-                                 { dir .. "/gone.txt", false, 1 } },
-                               { dir }, {}))
-          events[#events + 1] = "writes end"
-        else
-          events[#events + 1] = "other runs"
-        end
-      end, { 1, 2 })
-    end)
-    assert(app:update { db = dir .. "/state.db" })
-    app:close()
-    assert.are.same({ "writes start", "other runs", "writes end" }, events)
+    assert.are.same({ "wait starts", "other runs", "wait ends" },
+      overlap(dir .. "/state.db", function()
+        assert(core.fs_apply({ { dir .. "/a.txt", "A", 1 },
+                               { dir .. "/gone.txt", false, 1 } },
+                             { dir }, {}))
+      end))
     assert.are.equal("A", helpers.read(dir .. "/a.txt"))
     -- Outside a task it is a plain call; removals and empty folders.
     assert(core.fs_apply({ { dir .. "/sub/deep/b.txt", "B", 1 } },
