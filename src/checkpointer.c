@@ -95,7 +95,8 @@ int tide_ckpt_attach(tide_Ckpt **out, sqlite3 *db, const char *path,
 
 void tide_ckpt_detach(tide_Ckpt *c) {
   if (c == NULL) return;
-  sqlite3_wal_hook(c->writer, NULL, NULL);
+  /* The writer checkpoints itself again, as SQLite does by default. */
+  sqlite3_wal_autocheckpoint(c->writer, TIDE_CKPT_PAGES);
   c->writer = NULL;
   if (!c->busy) ckpt_free(c);
 }

@@ -7,9 +7,10 @@
 
 #define TIDE_FP_SIZE 16
 
-/* Files at least this large are read and hashed on libuv's thread pool,
-** by the component that needs them, never on the loop's thread: the walk
-** leaves a touched one unhashed, and core.large_file tells Lua. */
+/* Files at least this large are read and hashed on libuv's thread pool
+** by the component that needs them (the walk leaves a touched one
+** unhashed; core.large_file tells Lua), except where the task cannot wait:
+** a memo key computed from C hashes it on the loop's thread. */
 #define TIDE_LARGE_FILE ((int64_t)1 << 20)
 
 typedef struct tide_Fp {

@@ -105,10 +105,9 @@ int tide_lsignal_resume(lua_State *co, lua_State *from, int narg,
 ** when L cannot wait there (outside a component's task, or where it
 ** cannot yield): the caller then blocks. [-0, +0, m] */
 struct tide_Sched *tide_lsched_suspend(lua_State *L, int *anchor);
-/* The scheduler running now (a cycle is under way), or NULL; its loop.
+/* The scheduler running now (a cycle is under way), or NULL.
 ** [-0, +0, -] */
 struct tide_Sched *tide_lsched_running(lua_State *L);
-struct uv_loop_s *tide_lsched_loop(lua_State *L);
 /* Yields the task to its scheduler until its wait is done; k continues.
 ** Use as `return tide_lsched_yield(L, ctx, k);`. */
 int tide_lsched_yield(lua_State *L, lua_KContext ctx, lua_KFunction k);

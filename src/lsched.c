@@ -656,11 +656,6 @@ tide_Sched *tide_lsched_running(lua_State *L) {
   return s;
 }
 
-uv_loop_t *tide_lsched_loop(lua_State *L) {
-  tide_Sched *s = tide_lsched_running(L);
-  return s ? tide_sched_loop(s) : NULL;
-}
-
 int tide_lsched_yield(lua_State *L, lua_KContext ctx, lua_KFunction k) {
   lua_pushlightuserdata(L, WAIT);
   return lua_yieldk(L, 1, ctx, k);

@@ -63,7 +63,6 @@ static int sqlite_open(lua_State *L) {
   int mode = codes[luaL_checkoption(L, 2, "create", modes)];
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
-  uv_loop_t *loop;
   Db *d = lua_newuserdatauv(L, sizeof *d, 0);
   d->db = NULL;
   luaL_setmetatable(L, DB_TYPE);
@@ -75,11 +74,6 @@ static int sqlite_open(lua_State *L) {
     lua_insert(L, -2);
     return 2;
   }
-  /* Opened during a cycle: its commits leave the checkpoints to the
-  ** engine's thread pool, as the state store's do. */
-  if (mode != TIDE_SQLITE_READONLY && (loop = tide_lsched_loop(L)) != NULL &&
-      tide_sqlite_db_checkpoint_on(d->db, loop) != 0)
-    return luaL_error(L, "not enough memory");
   return 1;
 }
 

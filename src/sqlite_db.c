@@ -15,7 +15,6 @@
 #include <sqlite3.h>
 
 #include "buf.h"
-#include "checkpointer.h"
 
 struct tide_SqliteDb {
   sqlite3 *db;            /* owned */
@@ -29,7 +28,6 @@ struct tide_SqliteDb {
   tide_Alloc alloc;
   void *ud;
   size_t size;            /* of this allocation */
-  tide_Ckpt *ckpt;        /* a writer's checkpointer, once attached */
   char errmsg[TIDE_SQLITE_MSG_SIZE];
   char path[];            /* owned, part of this allocation */
 };
@@ -93,16 +91,9 @@ static void end_batch(tide_SqliteDb *db) {
   db->table = NULL;
 }
 
-int tide_sqlite_db_checkpoint_on(tide_SqliteDb *db, uv_loop_t *loop) {
-  if (db->mode == TIDE_SQLITE_READONLY || db->ckpt) return 0;
-  return tide_ckpt_attach(&db->ckpt, db->db, db->path, loop, db->alloc,
-                          db->ud);
-}
-
 void tide_sqlite_db_close(tide_SqliteDb *db) {
   if (db == NULL) return;
   tide_sqlite_batch_rollback(db);
-  tide_ckpt_detach(db->ckpt);
   sqlite3_close_v2(db->db);
   db->alloc(db->ud, db, db->size, 0);
 }

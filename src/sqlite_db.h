@@ -15,8 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
-
 #include "sqlite_conn.h" /* the open modes, TIDE_SQLITE_BUSY_MS */
 #include "tide.h"
 
@@ -73,12 +71,6 @@ typedef struct tide_SqliteDb tide_SqliteDb;
 */
 int tide_sqlite_db_open(tide_SqliteDb **out, const char *path, int mode,
                         tide_Alloc alloc, void *ud);
-
-/* Makes a writer's checkpoints on loop's thread pool (checkpointer.h),
-** so that its commits never wait for the disk; the loop must run after
-** the connection closes for a checkpoint under way to be freed. 0 or
-** TIDE_ENOMEM; nothing on a read-only connection. */
-int tide_sqlite_db_checkpoint_on(tide_SqliteDb *db, uv_loop_t *loop);
 
 /* Rolls back an open batch, then closes and frees. Accepts NULL. */
 void tide_sqlite_db_close(tide_SqliteDb *db);

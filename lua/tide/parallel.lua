@@ -174,7 +174,7 @@ function M.map(run, fn, list, n, extra, window, on_item)
   local queue, handles_of = {}, {}
   local qhead, qtail, submitted = 1, 0, 0
   while submitted < n or qhead <= qtail do
-    while submitted < n and qtail - qhead < window do
+    while submitted < n and qtail - qhead + 1 < window do
       submitted = submitted + 1
       local i, v = submitted, list[submitted]
       local ok, err
