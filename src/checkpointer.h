@@ -16,6 +16,7 @@
 ** is SQLite's: a checkpoint interrupted anywhere leaves a log that the
 ** next connection replays.
 **
+** Detaching gives the writer SQLite's own automatic checkpoint back.
 ** Edge cases: a writer that closes while a checkpoint runs detaches it
 ** first: the checkpoint finishes, and its connection is closed and its
 ** memory freed in the after-work callback, on the loop's thread (the loop

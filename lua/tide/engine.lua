@@ -784,12 +784,10 @@ end
 -- batch or limit): no task per item; the calls go out from the caller's
 -- task, as many at a time as tasks may be in flight (parallel.lua), and
 -- count as the caller's calls of fn, as the items' would.
-local function map_parallel(task, frame, run, fn, list, n, extra, out)
+local function map_parallel(task, run, fn, list, n, extra, out)
   local fs = run.fstats[fn] or fn_stats(run, fn)
   fs.calls = fs.calls + n
-  local stack = task.memo_stack
-  local scope = stack and stack[#stack] or frame
-  deps_of(scope).fns[fn.name] = fn._logic or fn:logic()
+  deps_of(scope_of(task)).fns[fn.name] = fn._logic or fn:logic()
   local first, first_err, first_trace
   parallel.map(run, fn, list, n, extra, run.sched:limit(),
     function(i, ok, results, traceback)
@@ -831,7 +829,7 @@ function M.map(fn, list, ...)
   local extra = fnmod.pack(...)
   if type(fn) == "table" and fn.parallel and not fn.memo
      and not fn.batch and not fn.concurrency then
-    return map_parallel(task, frame, run, fn, list, n, extra, out)
+    return map_parallel(task, run, fn, list, n, extra, out)
   end
   local stack = task.memo_stack
   if stack and #stack == 0 then stack = nil end
