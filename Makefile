@@ -97,7 +97,8 @@ tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan CC=clang OPT="-O1 -g" \
 	  SAN="-fsanitize=thread -fno-omit-frame-pointer" tsan-run
 
-tsan-run: all $(BUILD)/test/test_scheduler $(BUILD)/test/test_checkpointer
+tsan-run: all $(BUILD)/test/test_scheduler $(BUILD)/test/test_checkpointer \
+  $(BUILD)/test/test_index
 	@BUILD=$(BUILD) BUSTED=$(BUSTED) sh scripts/run-tsan.sh
 
 fuzz: deps

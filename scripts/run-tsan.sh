@@ -1,8 +1,8 @@
 #!/bin/sh
 # `make tsan`: the concurrency code under ThreadSanitizer. Runs the
-# scheduler's and the checkpointer's C tests and the concurrency and
-# parallel specs with a -fsanitize=thread build (the specs' tide
-# processes are that build too);
+# scheduler's, the checkpointer's and the index's C tests and the
+# concurrency and parallel specs with a -fsanitize=thread build (the
+# specs' tide processes are that build too);
 # any ThreadSanitizer report fails the run. Ends with "N passed, N failed".
 BUILD=${BUILD:-build-tsan}
 BUSTED=${BUSTED:-/usr/bin/busted}
@@ -16,7 +16,7 @@ export TSAN_OPTIONS
 run() { setarch "$(uname -m)" -R "$@"; }
 failed=0
 passed=0
-for t in test_scheduler test_checkpointer; do
+for t in test_scheduler test_checkpointer test_index; do
   if run "$BUILD/test/$t" >"$log" 2>&1; then
     passed=$((passed + 1))
   else

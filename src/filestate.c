@@ -135,8 +135,8 @@ static int add_unsorted(tide_FileStates *fs, const char *path, size_t len,
   return 0;
 }
 
-static int add_item(void *arg, const tide_StoreSourceItem *item) {
-  tide_FileStates *fs = arg;
+int tide_filestates_add(tide_FileStates *fs,
+                        const tide_StoreSourceItem *item) {
   FileState f;
   int rc;
   memset(&f, 0, sizeof f);
@@ -160,6 +160,10 @@ static int add_item(void *arg, const tide_StoreSourceItem *item) {
     return 0;
   }
   return add_unsorted(fs, item->key, item->key_len, &f, NULL);
+}
+
+static int add_item(void *arg, const tide_StoreSourceItem *item) {
+  return tide_filestates_add(arg, item);
 }
 
 int tide_filestates_load(tide_FileStates *fs, tide_Store *s,

@@ -55,6 +55,13 @@ const char *tide_filestates_source(const tide_FileStates *fs, size_t *len);
 ** TIDE_ENOMEM, or the store's code with the message on the store. */
 int tide_filestates_load(tide_FileStates *fs, tide_Store *s, int64_t app_id);
 
+/* Adds one state the store holds for the cache's source (item->source is
+** not read): tide_filestates_load's step, for a loader that reads the
+** states of many sources in one statement. Items come in key order, as
+** the store hands them. Returns 0 or TIDE_ENOMEM. */
+int tide_filestates_add(tide_FileStates *fs,
+                        const tide_StoreSourceItem *item);
+
 /* The stored content fingerprint of the file at path (len bytes) when its
 ** (size, mtime_ns, inode) still match, else NULL. Borrowed until the next
 ** put. */

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "hashmap.h"
 #include "index.h"
 
@@ -42,6 +44,15 @@ struct tide_Index {
   tide_Buf deps;        /* Deps */
   tide_Buf sources;     /* tide_FileStates *, owned */
   size_t next;          /* the entry after the last one found */
+  struct {              /* a load on a thread of its own */
+    int running;        /* started, not joined yet */
+    uv_thread_t thread;
+    char *path;         /* the store file (owned), path_size bytes */
+    size_t path_size;
+    int64_t app_id;
+    tide_Store *store;  /* the caller's, for loading again on failure */
+    int rc;             /* the thread's result */
+  } async;
   char err[512];
 };
 
@@ -103,8 +114,11 @@ static void index_reset(tide_Index *ix) {
   tide_hashmap_init(&ix->deps_sets.by_fp, ix->alloc, ix->ud);
 }
 
+static void join_load(tide_Index *ix);
+
 void tide_index_free(tide_Index *ix) {
   if (ix == NULL) return;
+  join_load(ix);
   free_sources(ix);
   free_slots(ix);
   tide_buf_close(&ix->entries);
@@ -429,6 +443,99 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id) {
   if (rc == 0) rc = place_paths(ix);
   if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
   if (rc) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
+  return 0;
+}
+
+/* ---- Loading on a thread of its own ---- */
+
+typedef struct {
+  tide_Index *ix;
+  tide_FileStates *at; /* the cache of the source being read */
+} SourceLoad;
+
+/* Adds a stored file state to its source's cache, made when the source
+** changes (items come by source, then key). */
+static int add_source_item(void *arg, const tide_StoreSourceItem *item) {
+  SourceLoad *l = arg;
+  tide_Index *ix = l->ix;
+  tide_FileStates *fs = l->at;
+  size_t len = 0;
+  const char *name = fs ? tide_filestates_source(fs, &len) : NULL;
+  int rc;
+  if (fs == NULL || len != item->source_len ||
+      memcmp(name, item->source, len) != 0) {
+    if ((rc = tide_buf_reserve(&ix->sources, sizeof fs)) != 0 ||
+        (rc = tide_filestates_new(&fs, item->source, item->source_len,
+                                  ix->alloc, ix->ud)) != 0)
+      return rc;
+    tide_buf_append(&ix->sources, &fs, sizeof fs); /* reserved above */
+    l->at = fs;
+  }
+  return tide_filestates_add(fs, item);
+}
+
+/* The thread: its own read-only connection, the index, then the file
+** states of every source of the app. Touches nothing but ix. */
+static void load_thread(void *arg) {
+  tide_Index *ix = arg;
+  tide_Store *reader = NULL;
+  SourceLoad l;
+  int rc = tide_store_open(&reader, ix->async.path, TIDE_STORE_READ, NULL,
+                           NULL);
+  l.ix = ix;
+  l.at = NULL;
+  if (rc == 0) rc = tide_index_load(ix, reader, ix->async.app_id);
+  if (rc == 0)
+    rc = tide_store_source_each_app(reader, ix->async.app_id,
+                                    add_source_item, &l);
+  tide_store_close(reader);
+  ix->async.rc = rc;
+}
+
+/* Waits for the thread, if one runs; its result stays in async.rc. */
+static void join_load(tide_Index *ix) {
+  if (!ix->async.running) return;
+  uv_thread_join(&ix->async.thread);
+  ix->async.running = 0;
+  ix->alloc(ix->ud, ix->async.path, ix->async.path_size, 0);
+  ix->async.path = NULL;
+}
+
+int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id) {
+  const char *path = tide_store_path(s);
+  size_t size = strlen(path) + 1;
+  join_load(ix);
+  /* Only the default allocator is known to be thread-safe; a store
+  ** that is not a file named by an absolute path (an in-memory one)
+  ** cannot be opened again. */
+  if (ix->alloc != tide_alloc_default || path[0] != '/')
+    return tide_index_load(ix, s, app_id);
+  if ((ix->async.path = ix->alloc(ix->ud, NULL, 0, size)) == NULL)
+    return tide_index_fail(ix, TIDE_ENOMEM, "out of memory");
+  memcpy(ix->async.path, path, size);
+  ix->async.path_size = size;
+  ix->async.app_id = app_id;
+  ix->async.store = s;
+  ix->async.rc = 0;
+  if (uv_thread_create(&ix->async.thread, load_thread, ix) != 0) {
+    ix->alloc(ix->ud, ix->async.path, size, 0);
+    ix->async.path = NULL;
+    return tide_index_load(ix, s, app_id);
+  }
+  ix->async.running = 1;
+  return 0;
+}
+
+int tide_index_loading(const tide_Index *ix) { return ix->async.running; }
+
+int tide_index_wait(tide_Index *ix) {
+  if (!ix->async.running) return 0;
+  join_load(ix);
+  /* Whatever stopped the thread (its connection could not be opened),
+  ** the load is made again through the caller's connection; the file
+  ** states then load per source, on first use. */
+  if (ix->async.rc != 0)
+    return tide_index_load(ix, ix->async.store, ix->async.app_id);
   return 0;
 }
 

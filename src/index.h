@@ -76,6 +76,26 @@ const char *tide_index_errmsg(const tide_Index *ix);
 ** (an engine loads its index at the start of every cycle). */
 int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id);
 
+/*
+** The same load, and the file states of every source of the app, on a
+** thread of its own, so that the caller goes on meanwhile (a walk lists
+** its folder): the thread reads through a read-only connection of its
+** own to s's file, and touches nothing but the index. Until
+** tide_index_wait, the caller must neither read nor change the index
+** (tide_index_loading and tide_index_free aside: freeing waits), nor
+** write the app's components or source items through s: the thread reads
+** what was committed when it began. The load runs at once instead, as
+** tide_index_load, when the index's allocator is not the default one (the
+** only one known to be thread-safe) or s is not a file named by an
+** absolute path. tide_index_wait returns 0 at once when no load is under
+** way; when the thread failed (its connection could not be opened), it
+** loads again through s, and file states then load per source on first
+** use.
+*/
+int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id);
+int tide_index_loading(const tide_Index *ix);
+int tide_index_wait(tide_Index *ix);
+
 size_t tide_index_count(const tide_Index *ix);
 tide_IndexEntry *tide_index_at(tide_Index *ix, size_t i);
 /* The entry's path: e->path_len bytes, which may hold NUL (a component

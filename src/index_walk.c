@@ -130,8 +130,74 @@ static int walk_one(void *arg, const tide_WalkEntry *e) {
   return 0;
 }
 
+/* ---- Listing first, while the index loads ---- */
+
+/* A listed entry: this struct, then the path's bytes and a NUL, padded
+** to 8. */
+typedef struct {
+  int kind, error;
+  uint64_t size, inode;
+  int64_t mtime_ns;
+  size_t len;
+} Listed;
+
+static size_t listed_size(size_t len) {
+  size_t total = sizeof(Listed) + len + 1;
+  return total + (8 - total % 8) % 8;
+}
+
+static int list_one(void *arg, const tide_WalkEntry *e) {
+  tide_Buf *listing = arg;
+  Listed l;
+  static const char pad[8] = {0};
+  size_t total = sizeof l + e->len + 1;
+  int rc;
+  memset(&l, 0, sizeof l);
+  l.kind = e->kind;
+  l.error = e->error;
+  l.size = e->size;
+  l.inode = e->inode;
+  l.mtime_ns = e->mtime_ns;
+  l.len = e->len;
+  if ((rc = tide_buf_append(listing, &l, sizeof l)) != 0 ||
+      (rc = tide_buf_append(listing, e->path, e->len + 1)) != 0)
+    return rc;
+  return tide_buf_append(listing, pad, (8 - total % 8) % 8);
+}
+
+int tide_index_list(tide_Walker *w, const tide_IndexWalk *spec,
+                    tide_IndexListing *out) {
+  out->entries.len = 0;
+  out->rc = tide_walker_run(w, spec->dir, spec->include, spec->exclude,
+                            spec->flags, list_one, &out->entries);
+  return out->rc;
+}
+
+/* Hands every listed entry to walk_one, as the walker would have. */
+static int replay(WalkState *ws, const tide_IndexListing *listed) {
+  size_t at = 0;
+  while (at < listed->entries.len) {
+    Listed l;
+    tide_WalkEntry e;
+    int rc;
+    memcpy(&l, listed->entries.data + at, sizeof l);
+    memset(&e, 0, sizeof e);
+    e.kind = l.kind;
+    e.error = l.error;
+    e.size = l.size;
+    e.inode = l.inode;
+    e.mtime_ns = l.mtime_ns;
+    e.len = l.len;
+    e.path = (const char *)listed->entries.data + at + sizeof l;
+    if ((rc = walk_one(ws, &e)) != 0) return rc;
+    at += listed_size(l.len);
+  }
+  return listed->rc;
+}
+
 int tide_index_walk(tide_Index *ix, tide_Walker *w,
-                    const tide_IndexWalk *spec, tide_Buf *out,
+                    const tide_IndexWalk *spec,
+                    const tide_IndexListing *listed, tide_Buf *out,
                     size_t *unchanged) {
   WalkState ws;
   int rc;
@@ -151,8 +217,9 @@ int tide_index_walk(tide_Index *ix, tide_Walker *w,
   } else if ((rc = tide_index_source(ix, spec->store, spec->app_id,
                                      spec->source, spec->source_len,
                                      &ws.files)) == 0) {
-    rc = tide_walker_run(w, spec->dir, spec->include, spec->exclude,
-                         spec->flags, walk_one, &ws);
+    rc = listed ? replay(&ws, listed)
+                : tide_walker_run(w, spec->dir, spec->include, spec->exclude,
+                                  spec->flags, walk_one, &ws);
     if (rc == TIDE_ENOMEM) rc = tide_index_fail(ix, rc, "out of memory");
     else if (rc < 0 && !ws.failed)
       rc = tide_index_fail(ix, rc, "%s", w->err);

@@ -28,6 +28,10 @@
 **    Every other file is handed to the engine as a record, with both
 **    fingerprints so the engine need not compute them again.
 **
+** When the index is still loading on its thread, the walk lists the
+** folder first (tide_index_list) and goes through the listing once the
+** index is there, with the same steps: the listing and the load overlap.
+**
 ** Edge cases: a file that cannot be read is handed over without
 ** fingerprints (reading it again in the component reports the error
 ** there); a directory or file the walk cannot read becomes a
@@ -80,14 +84,31 @@ typedef struct tide_IndexChanged {
   uint8_t input[TIDE_FP_SIZE]; /* and the component's input fingerprint */
 } tide_IndexChanged;
 
-/* Walks the folder: a file whose component is unchanged is marked (with
-** its subtree) and counted in *unchanged; every other file (and every
-** walk error) is appended to out, with its content and input
+/* What a walk found, listed before the index was there to read (it loads
+** on a thread of its own meanwhile, tide_index_load_async): the entries
+** the walker reported, in its order, and how the walker ended (0, or a
+** code with the message in the walker's err). */
+typedef struct tide_IndexListing {
+  tide_Buf entries;
+  int rc;
+} tide_IndexListing;
+
+/* Lists the folder as tide_index_walk walks it, without reading the
+** index, into out (its entries buffer is emptied first, then grows);
+** returns out->rc. */
+int tide_index_list(tide_Walker *w, const tide_IndexWalk *spec,
+                    tide_IndexListing *out);
+
+/* Walks the folder, or goes through what tide_index_list listed of it
+** when listed is not NULL: a file whose component is unchanged is marked
+** (with its subtree) and counted in *unchanged; every other file (and
+** every walk error) is appended to out, with its content and input
 ** fingerprints when it could be read, so the engine need not compute
 ** them again. Scratch memory comes from the walker's allocator. Returns 0
 ** or a TIDE_E* code with the message on the index. */
 int tide_index_walk(tide_Index *ix, tide_Walker *w,
-                    const tide_IndexWalk *spec, tide_Buf *out,
+                    const tide_IndexWalk *spec,
+                    const tide_IndexListing *listed, tide_Buf *out,
                     size_t *unchanged);
 
 /* The input fingerprint the engine computes for fn(file, extra...):

@@ -4,6 +4,9 @@
 ** whether it is unchanged; index:walk runs the fast path of mount_each
 ** over an fs.walk source, index:each makes the each that a keyed source
 ** read in C (ljsonl.c, lsqlite.c) carries its unchanged items over with.
+** index:load loads on a thread of its own when it can: every method
+** waits for that load first, but index:walk lists its folder meanwhile.
+** Misuse raises; a store that cannot be read raises its message.
 */
 #include <string.h>
 
@@ -25,6 +28,12 @@ typedef struct {
   tide_Buf changed;   /* the last walk's records */
 } Box;
 
+/* Waits for a load under way; raises when it failed. */
+static void wait_loaded(lua_State *L, Box *b) {
+  if (tide_index_wait(b->ix) != 0)
+    luaL_error(L, "%s", tide_index_errmsg(b->ix));
+}
+
 /* What a walk hands the engine: its records (index_walk.h), read one at a
 ** time. */
 typedef struct {
@@ -43,9 +52,16 @@ static size_t record_size(const tide_IndexChanged *c) {
   return total + (8 - total % 8) % 8;
 }
 
-static Box *check_box(lua_State *L) {
+/* The index at 1, once loaded; walk_box does not wait. */
+static Box *walk_box(lua_State *L) {
   Box *b = luaL_checkudata(L, 1, INDEX_TYPE);
   if (b->ix == NULL) luaL_error(L, "index is closed");
+  return b;
+}
+
+static Box *check_box(lua_State *L) {
+  Box *b = walk_box(L);
+  wait_loaded(L, b);
   return b;
 }
 
@@ -85,13 +101,19 @@ void tide_lindex_push_borrowed(lua_State *L, tide_Index *ix) {
   luaL_setmetatable(L, INDEX_TYPE);
 }
 
-/* index:load(store, app_id) */
+/* index:load(store, app_id): starts the load (index.h,
+** tide_index_load_async); the store must outlive it. */
 static int index_load(lua_State *L) {
-  Box *b = check_box(L);
+  Box *b = walk_box(L);
   tide_Store *s = tide_lstore_check(L, 2);
-  if (tide_index_load(b->ix, s, luaL_checkinteger(L, 3)) != 0)
+  if (tide_index_load_async(b->ix, s, luaL_checkinteger(L, 3)) != 0)
     return luaL_error(L, "%s", tide_index_errmsg(b->ix));
-  lua_pushinteger(L, (lua_Integer)tide_index_count(b->ix));
+  return 0;
+}
+
+/* index:count() -> the number of components loaded */
+static int index_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)tide_index_count(check_box(L)->ix));
   return 1;
 }
 
@@ -308,16 +330,19 @@ static const char *field_string(lua_State *L, int t, const char *k,
 }
 
 /* index:walk{ store, app_id, dir, source, base, logic, file_type, extra,
-** nargs, include, exclude, follow_symlinks } -> changed, unchanged
+** nargs, include, exclude, follow_symlinks, ready } -> changed, unchanged
 ** where changed is a cursor over the files the engine must mount (a copy
 ** of the walk's compact records: a Lua table is made per file only when
 ** the engine takes it, changed:next), which also computes the input of a
 ** file the walk did not read (changed:input), and unchanged the number of
 ** files carried over. include and exclude are the walk's compiled sets
-** (fs.Walk:globs()), or pattern lists compiled here. */
+** (fs.Walk:globs()), or pattern lists compiled here. ready, a function,
+** is called once the index is loaded, before the walk reads it: while it
+** loads, the folder is listed. */
 static int index_walk(lua_State *L) {
-  Box *b = check_box(L);
+  Box *b = walk_box(L);
   tide_IndexWalk spec;
+  tide_IndexListing listing, *listed = NULL;
   size_t dir_len, logic_len, unchanged = 0, at;
   tide_IndexChanged c;
   Changed *cur;
@@ -354,7 +379,36 @@ static int index_walk(lua_State *L) {
   lua_getfield(L, 2, "exclude");
   spec.exclude = tide_lfs_globs(L, -1);
   b->changed.len = 0;
-  rc = tide_index_walk(b->ix, &b->walker, &spec, &b->changed, &unchanged);
+  if (tide_index_loading(b->ix)) {
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    tide_buf_init(&listing.entries, alloc, ud);
+    if (tide_index_list(&b->walker, &spec, &listing) == TIDE_ENOMEM) {
+      tide_buf_close(&listing.entries);
+      return luaL_error(L, "out of memory");
+    }
+    listed = &listing;
+  }
+  if (tide_index_wait(b->ix) != 0) {
+    if (listed) tide_buf_close(&listing.entries);
+    return luaL_error(L, "%s", tide_index_errmsg(b->ix));
+  }
+  lua_getfield(L, 2, "ready");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+  } else if (listed) {
+    /* The listing must be freed should ready raise. */
+    int ok = lua_pcall(L, 0, 0, 0) == LUA_OK;
+    if (!ok) {
+      tide_buf_close(&listing.entries);
+      return lua_error(L);
+    }
+  } else {
+    lua_call(L, 0, 0);
+  }
+  rc = tide_index_walk(b->ix, &b->walker, &spec, listed, &b->changed,
+                       &unchanged);
+  if (listed) tide_buf_close(&listing.entries);
   if (rc != 0) {
     luaL_pushfail(L);
     lua_pushstring(L, tide_index_errmsg(b->ix));
@@ -569,7 +623,7 @@ static int each_list(lua_State *L) {
 
 void tide_lindex_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"load", index_load}, {"find", index_find}, {"path_of", index_path_of},
+    {"load", index_load}, {"count", index_count}, {"find", index_find}, {"path_of", index_path_of},
     {"close", index_gc},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"unseen", index_unseen},

@@ -434,6 +434,10 @@ int tide_store_source_delete(tide_Store *s, int64_t app_id,
 int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
                            size_t source_len, tide_StoreSourceItemFn fn,
                            void *arg);
+/* Every item of every source of the app, by source then key, from one
+** sequential statement (the table's own order). */
+int tide_store_source_each_app(tide_Store *s, int64_t app_id,
+                               tide_StoreSourceItemFn fn, void *arg);
 
 /* ---- Run log ---- */
 

@@ -777,6 +777,19 @@ int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
   return each(s, st, what, emit_source, &fn, arg);
 }
 
+int tide_store_source_each_app(tide_Store *s, int64_t app_id,
+                               tide_StoreSourceItemFn fn, void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "cannot list the source items";
+  int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_EACH_APP,
+                           "SELECT " SOURCE_COLUMNS " FROM source_items"
+                           " WHERE app_id = ?1 ORDER BY source, key",
+                           &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  return each(s, st, what, emit_source, &fn, arg);
+}
+
 /* ---- Run log ---- */
 
 static int emit_run(sqlite3_stmt *st, const void *cb, void *arg) {

@@ -266,13 +266,16 @@ local function run_component(frame)
     return true
   end
   if fs and fn.memo then fs.misses = fs.misses + 1 end
-  run:mark(frame.path, "ran")
+  -- The root is marked once main has run: the index may still be loading
+  -- meanwhile (Run:load).
+  if not frame.is_root then run:mark(frame.path, "ran") end
   local ok, results
   if input_ok then
     ok, results = process(run, frame, fn, frame.args)
   else
     ok, results = false, input_err
   end
+  if ok and frame.is_root then run:mark(frame.path, "ran") end
   if ok and frame.defer_input then
     -- A file the walk did not read: its input, from the content the
     -- component read (or read now), computed by the walk's own code.
@@ -602,6 +605,7 @@ function M.mount_each(...)
   local carry = fn.memo and not run.opts.full_reprocess
     and not run.opts.verify
   local index, logic, n = run.index, carry and fn:logic_raw(), rest.n
+  if carry then run:index_ready() end
   local each = carry and type(items) == "table"
     and type(items.items) == "function"
     and source_each(index, base, logic, rest) or nil
@@ -690,6 +694,7 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
     file_type = File.__name, extra = concat(extra), nargs = rest.n,
     include = include, exclude = exclude,
     follow_symlinks = items.follow_symlinks,
+    ready = function() run:index_ready() end,
   }
   if not changed then
     on_error(nil, unchanged)

@@ -47,7 +47,7 @@ function M.new(app, opts, parts)
     app = app, opts = opts, store = store, engine = parts.engine,
     loop = parts.loop, sched = parts.sched,
     stats = new_stats(app), fns = {}, mounted = {},
-    forced = {}, index = parts.index,
+    forced = {}, index = parts.index, deps_checked = false,
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
@@ -90,19 +90,29 @@ end
 -- ---- What the store remembers ----
 
 function Run:load()
+  local store, app_id = self.store, self.app_id
+  -- The index loads on a thread of its own while main runs and its walks
+  -- list their folders; whatever reads it first waits for it.
+  self.index:load(store, app_id)
+  for _, c in ipairs(store:containers(app_id)) do
+    self.stored_containers[c.id] = c
+  end
+  self:find_gone_containers()
+end
+
+-- Each distinct set of dependencies the index holds is checked once,
+-- before the first verdict that trusts it (index:walk, index:carry,
+-- index:each); until then no component is carried over on it.
+function Run:index_ready()
+  if self.deps_checked then return end
+  self.deps_checked = true
   local store, app_id, index = self.store, self.app_id, self.index
-  index:load(store, app_id)
-  -- Each distinct set of recorded dependencies is checked once.
   for i, d in ipairs(index:deps()) do
     local row = store:component(app_id, d[2])
     local state = row and row.state and decode(row.state)
     index:set_deps_valid(i, state ~= nil
                          and engine.deps_valid(self, state.deps or {}))
   end
-  for _, c in ipairs(store:containers(app_id)) do
-    self.stored_containers[c.id] = c
-  end
-  self:find_gone_containers()
 end
 
 -- A container removed by hand (a database deleted, a table dropped, a
@@ -517,7 +527,7 @@ function Run:execute()
   local root = {
     run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
     memo_stack = {}, deps = engine.new_deps(), memos = {},
-    declared = {}, prev = self:prev_row(""),
+    declared = {}, prev = self.store:component(self.app_id, ""),
     is_root = true,
   }
   self.mounted[""] = true

@@ -1,6 +1,7 @@
 /* C tests of the component index and the file-state cache, over a real
 ** store in a temporary directory: lookups, subtrees with siblings that
-** sort between a path and its children, dependency sets, file states. */
+** sort between a path and its children, dependency sets, file states,
+** a load on a thread of its own. */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,6 +396,86 @@ static void test_load_orders(void) {
   check_sorted(few, 34);
 }
 
+/* Entries of two indexes are the same, in the same order. */
+static void check_same(tide_Index *a, tide_Index *b) {
+  size_t i;
+  CHECK_EQ_INT(tide_index_count(a), tide_index_count(b));
+  for (i = 0; i < tide_index_count(a) && i < tide_index_count(b); i++) {
+    tide_IndexEntry *x = tide_index_at(a, i), *y = tide_index_at(b, i);
+    CHECK(x->id == y->id && x->path_len == y->path_len &&
+          x->status == y->status && x->has_input == y->has_input &&
+          memcmp(x->input, y->input, TIDE_FP_SIZE) == 0);
+    CHECK(memcmp(tide_index_path(a, x), tide_index_path(b, y),
+                 x->path_len) == 0);
+  }
+  CHECK_EQ_INT(tide_index_deps_count(a), tide_index_deps_count(b));
+}
+
+/* An allocator that is not the default one (only that one is known to be
+** thread-safe). */
+static void *other_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  return tide_alloc_default(ud, ptr, osize, nsize);
+}
+
+/* A load on a thread of its own gives what a load at once gives, and the
+** file states of every source of the app besides; freeing waits for it;
+** a thread that cannot open the store loads again through the caller's
+** connection; another allocator loads at once. */
+static void test_load_async(void) {
+  static const uint8_t fp[TIDE_FP_SIZE] = {9};
+  tide_Index *ix, *now = loaded();
+  char moved[160];
+  CHECK_EQ_INT(tide_index_load_source(now, store, app, "fs:p", 4), 0);
+  CHECK_EQ_INT(tide_index_load_source(now, store, app, "fs:r", 4), 0);
+  CHECK_EQ_INT(tide_index_file_put(now, store, app, "fs:p", 4, "x.md", 4, 1,
+                                   2, 3, fp), 0);
+  CHECK_EQ_INT(tide_index_file_put(now, store, app, "fs:r", 4, "y\0z", 3, 4,
+                                   5, 6, fp), 0);
+  /* The thread reads what is committed. */
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+
+  CHECK_EQ_INT(tide_index_new(&ix, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load_async(ix, store, app), 0);
+  CHECK(tide_index_loading(ix));
+  CHECK_EQ_INT(tide_index_wait(ix), 0);
+  CHECK(!tide_index_loading(ix));
+  CHECK_EQ_INT(tide_index_wait(ix), 0);
+  check_same(ix, now);
+  /* Found without a load of the source: the thread read them. */
+  CHECK(tide_index_file_fp(ix, "fs:p", 4, "x.md", 4, 1, 2, 3) != NULL);
+  CHECK(tide_index_file_fp(ix, "fs:r", 4, "y\0z", 3, 4, 5, 6) != NULL);
+  CHECK(tide_index_file_fp(ix, "fs:r", 4, "x.md", 4, 1, 2, 3) == NULL);
+  /* A second load forgets the first. */
+  CHECK_EQ_INT(tide_index_load_async(ix, store, app), 0);
+  CHECK_EQ_INT(tide_index_wait(ix), 0);
+  check_same(ix, now);
+  CHECK(tide_index_file_fp(ix, "fs:p", 4, "x.md", 4, 1, 2, 3) != NULL);
+  /* Freed while it loads. */
+  CHECK_EQ_INT(tide_index_load_async(ix, store, app), 0);
+  tide_index_free(ix);
+
+  /* The file is not where the thread looks: the caller's connection,
+  ** which has it open, loads it instead. */
+  snprintf(moved, sizeof moved, "%s/moved.db", dir);
+  CHECK_EQ_INT(rename(db, moved), 0);
+  CHECK_EQ_INT(tide_index_new(&ix, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load_async(ix, store, app), 0);
+  CHECK_EQ_INT(tide_index_wait(ix), 0);
+  CHECK_EQ_INT(rename(moved, db), 0);
+  check_same(ix, now);
+  CHECK(tide_index_file_fp(ix, "fs:p", 4, "x.md", 4, 1, 2, 3) == NULL);
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:p", 4), 0);
+  CHECK(tide_index_file_fp(ix, "fs:p", 4, "x.md", 4, 1, 2, 3) != NULL);
+  tide_index_free(ix);
+
+  CHECK_EQ_INT(tide_index_new(&ix, other_alloc, NULL), 0);
+  CHECK_EQ_INT(tide_index_load_async(ix, store, app), 0);
+  CHECK(!tide_index_loading(ix));
+  check_same(ix, now);
+  tide_index_free(ix);
+  tide_index_free(now);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"lookups by path and id", test_lookups},
@@ -404,6 +485,7 @@ int main(void) {
     {"file states in any order", test_file_states_order},
     {"rows loaded in any order", test_load_orders},
     {"mount_each over a keyed source", test_each},
+    {"a load on a thread of its own", test_load_async},
     {NULL, NULL},
   };
   int rc;
