@@ -81,6 +81,11 @@ struct tide_IndexEach;
 struct tide_IndexEach *tide_lindex_check_each(lua_State *L, int idx);
 struct uv_loop_s;
 void tide_lloop_push_borrowed(lua_State *L, struct uv_loop_s *loop);
+/* The libuv loop of the loop object at idx; raises when it is not one or
+** is closed. */
+struct uv_loop_s *tide_lloop_check(lua_State *L, int idx);
+/* core.watch_new (lwatch.c). */
+void tide_lwatch_open(lua_State *L);
 struct tide_Sched;
 void tide_lsched_push_borrowed(lua_State *L, struct tide_Sched *s);
 /* A pool of n worker threads on loop (lworkers.c), whose states find

@@ -155,6 +155,14 @@ static int engine_cycle_begin(lua_State *L) {
   return 5;
 }
 
+/* engine:loop() -> the engine's loop (between cycles too: live mode waits
+** on it for file events) */
+static int engine_loop(lua_State *L) {
+  Box *b = check_box(L);
+  slot(L, UV_LOOP, push_loop, b->e->loop);
+  return 1;
+}
+
 static int64_t count(lua_State *L, int t, const char *group,
                      const char *name) {
   int64_t v = 0;
@@ -286,6 +294,7 @@ void tide_lengine_open(lua_State *L) {
     {"fail", engine_fail}, {"message", engine_message},
     {"base", engine_base}, {"db", engine_db}, {"in_cycle", engine_in_cycle},
     {"cycles", engine_cycles}, {"close", engine_close},
+    {"loop", engine_loop},
     {NULL, NULL},
   };
   if (luaL_newmetatable(L, ENGINE_TYPE)) {

@@ -70,6 +70,12 @@ static int loop_close(lua_State *L) {
   return 0;
 }
 
+uv_loop_t *tide_lloop_check(lua_State *L, int idx) {
+  Loop *l = luaL_checkudata(L, idx, LOOP_TYPE);
+  if (!l->open) luaL_error(L, "loop is closed");
+  return l->loop;
+}
+
 void tide_lloop_push_borrowed(lua_State *L, uv_loop_t *loop) {
   Loop *l = lua_newuserdatauv(L, sizeof *l, 0);
   l->loop = loop;

@@ -6,6 +6,7 @@ local fnmod = require "tide.fn"
 local target = require "tide.target"
 local runmod = require "tide.run"
 local engine = require "tide.engine"
+local live = require "tide.live"
 
 local type, error, pairs, ipairs, tostring, pcall, setmetatable =
   type, error, pairs, ipairs, tostring, pcall, setmetatable
@@ -23,6 +24,7 @@ local UPDATE_OPTIONS = {
   live = true, jobs = true, max_inflight = true, batch_size = true,
   on_error = true, on_preview = true, on_progress = true,
   allow_empty = true, empty_guard = true,
+  rescan = true, on_cycle = true, on_message = true, on_watching = true,
 }
 
 -- A limit option's value: a positive integer. [level: the caller's]
@@ -161,11 +163,52 @@ end
 -- after committing what completed.
 function App:update(opts)
   opts = check_options(self, opts, 2)
-  if opts.live then
-    return nil, "live mode is not available yet in this version"
+  if opts.live then return self:live(opts) end
+  return self:cycle(opts)
+end
+
+-- Live mode (live.lua): a catch-up cycle, then a cycle per batch of file
+-- changes, until a trapped signal or opts.on_cycle returns false.
+function App:live(opts)
+  if opts.preview or opts.verify then
+    return nil, "live mode cannot preview or verify: it writes as it goes"
   end
+  local rescan = opts.rescan or live.DEFAULT_RESCAN
+  if type(rescan) ~= "number" or rescan <= 0 then
+    error(fmt("app %s: rescan must be a positive number of seconds",
+              self.name), 3)
+  end
+  local e, err, code = engine_for(self, opts.db)
+  if not e then return nil, err, code end
+  local walked = {}
+  local cycle_opts = {}
+  for k, v in pairs(opts) do
+    if k ~= "live" then cycle_opts[k] = v end
+  end
+  -- Only the first cycle reprocesses in full: the others answer changes.
+  local function update()
+    local stats, errors, c = self:cycle(cycle_opts, walked)
+    cycle_opts.full_reprocess, cycle_opts.reset = nil, nil
+    return stats, errors, c
+  end
+  return live.run(e, update, function() return walked end, {
+    on_cycle = opts.on_cycle or function() end,
+    on_message = opts.on_message, on_watching = opts.on_watching,
+    rescan = rescan,
+  })
+end
+
+-- One catch-up cycle; walked (a table, may be nil) receives the folders
+-- it listed (live mode watches them).
+function App:cycle(opts, walked)
   local stats, errors, code = cycle(self, opts, function(parts)
-    return runmod.new(self, opts, parts):execute()
+    local run = runmod.new(self, opts, parts)
+    local results = table.pack(run:execute())
+    if walked then
+      for abs in pairs(walked) do walked[abs] = nil end
+      for abs, walk in pairs(run.walked) do walked[abs] = walk end
+    end
+    return table.unpack(results, 1, results.n)
   end, true)
   if not stats then return nil, errors, code end
   for _, e in ipairs(errors) do

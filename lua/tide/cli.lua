@@ -3,6 +3,7 @@
 -- 1 some components failed, 2 the pipeline could not run.
 local core = require "tide.core"
 local report = require "tide.report"
+local live = require "tide.live"
 
 local io_stdout, io_stderr = io.stdout, io.stderr
 local type, pairs, ipairs, tostring, tonumber, pcall, loadfile =
@@ -17,8 +18,10 @@ usage: tide COMMAND [ARGS]
 commands:
   update PIPELINE.lua [--full-reprocess] [--reset] [--preview] [--db PATH]
                       [--allow-empty] [--max-inflight N] [--jobs N]
-                      [--quiet] [--json]
-                             bring the pipeline's targets up to date
+                      [--quiet] [--json] [--live|-L] [--rescan SECONDS]
+                             bring the pipeline's targets up to date; with
+                             --live, then keep them so as files change
+  live PIPELINE.lua [...]    update --live
   drop PIPELINE.lua [--force] [--db PATH]
                              delete every target state the app owns, then
                              its state
@@ -115,6 +118,7 @@ function commands.update(...)
     ["full-reprocess"] = "bool", reset = "bool", preview = "bool",
     db = "value", jobs = "value", quiet = "bool", json = "bool",
     live = "bool", ["allow-empty"] = "bool", ["max-inflight"] = "value",
+    rescan = "value",
   }, { ["-L"] = "live" })
   if not opts then
     say("update: %s", pos)
@@ -141,8 +145,14 @@ function commands.update(...)
     say("update: --jobs must be a positive integer")
     return 2
   end
-  if opts.live then
-    say("live mode is not available in this version yet")
+  local rescan = opts.rescan and tonumber(opts.rescan)
+  if opts.rescan and (not opts.live or not rescan or rescan <= 0) then
+    say(opts.live and "update: --rescan must be a positive number of seconds"
+        or "update: --rescan is for live mode (--live)")
+    return 2
+  end
+  if opts.live and opts.preview then
+    say("update: --live cannot --preview: live mode writes as it goes")
     return 2
   end
   local app, db = load_pipeline(pos[1], opts.db)
@@ -157,10 +167,14 @@ function commands.update(...)
   core.trap_signals(debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$"))
   local progress = report.progress(opts.quiet or not core.isatty(2))
   local failures = report.error_printer(say)
+  local live_hooks = opts.live and M.live_output(opts, progress)
+    or {}
   local stats, errors = app:update {
     db = db, full_reprocess = opts["full-reprocess"], reset = opts.reset,
     preview = opts.preview, jobs = jobs, allow_empty = opts["allow-empty"],
-    max_inflight = inflight,
+    max_inflight = inflight, live = opts.live, rescan = rescan,
+    on_cycle = live_hooks.on_cycle, on_message = live_hooks.on_message,
+    on_watching = live_hooks.on_watching,
     on_error = function(path, message, kind)
       progress.clear()
       if kind == "source" then
@@ -181,6 +195,11 @@ function commands.update(...)
     say("%s", errors)
     return 2
   end
+  if opts.live then
+    -- Every cycle was reported as it ended; a stop is how live mode ends.
+    live_hooks.finish()
+    return 0
+  end
   if opts.json then -- interrupted: one more member in the one object
     io_stdout:write(report.stats_json(stats), "\n")
   elseif not opts.quiet then
@@ -193,6 +212,57 @@ function commands.update(...)
     return 130
   end
   return #errors > 0 and 1 or 0
+end
+
+-- What `tide update --live` prints: with --json one stats object per
+-- cycle, one per line; else, on a terminal, a status line (rewritten in
+-- place) saying what is watched, how many changes were applied and the
+-- last one, and otherwise one stats line per cycle; failures as a
+-- catch-up run prints them; nothing but failures with --quiet.
+function M.live_output(opts, progress)
+  local tty = core.isatty(2) and not opts.quiet
+  local folders, applied, last = 0, 0, nil
+  local function status()
+    if tty then
+      io_stderr:write("\r\27[K", live.status(folders, applied, last))
+      io_stderr:flush()
+    end
+  end
+  local function clear()
+    if tty then io_stderr:write("\r\27[K") end
+  end
+  local hooks = {}
+  function hooks.on_watching(n)
+    folders = n
+    if tty then
+      status()
+    elseif not opts.quiet then
+      say("watching %d folder%s for changes", n, n == 1 and "" or "s")
+    end
+  end
+  function hooks.on_message(text)
+    clear()
+    say("%s", text)
+    status()
+  end
+  function hooks.on_cycle(stats, _, changes)
+    progress.clear()
+    clear()
+    for _, c in ipairs(changes or {}) do
+      applied = applied + 1
+      last = c.path and (c.dir .. "/" .. c.path) or (c.dir .. " (rescan)")
+    end
+    if opts.json then
+      io_stdout:write(report.stats_json(stats), "\n")
+      io_stdout:flush()
+    elseif not opts.quiet and not tty then
+      io_stdout:write(report.stats_line(stats), "\n")
+      io_stdout:flush()
+    end
+    status()
+  end
+  function hooks.finish() clear() end
+  return hooks
 end
 
 function commands.live(...)

@@ -686,6 +686,7 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
     extra[i - 1] = encode(rest[i], fmt("%s argument %d", fn.name, i))
   end
   local source = "fs:" .. items.dir
+  items:listed()
   -- The sets fs.walk compiled once (not the pattern lists again).
   local include, exclude = fsmod.Walk.globs(items)
   local changed, unchanged = run.index:walk {

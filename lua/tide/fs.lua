@@ -200,9 +200,10 @@ function fs.walk(dir, opts)
   abs, err = fs_abspath(dir)
   if not abs then error("fs.walk: " .. err, 2) end
   local walk = setmetatable({
-    kind = "fs.walk", dir = fs.project_path(abs), include = include, exclude = exclude,
+    kind = "fs.walk", dir = fs.project_path(abs), abs = abs,
+    include = include, exclude = exclude,
     follow_symlinks = opts.follow_symlinks or false,
-    live = opts.live or false,
+    live = opts.live ~= false,
   }, Walk)
   compiled[walk] = { inc or false, exc or false }
   return walk
@@ -212,11 +213,19 @@ end
 -- functions that walk: core.fs_walk, core.fs_selects, index:walk.
 Walk.globs = globs
 
+-- A walk listed inside a component is watched in live mode (live.lua),
+-- unless it says live = false.
+function Walk:listed()
+  local frame = sched.current_frame()
+  if frame then frame.run.walked[self.abs] = self end
+end
+
 -- Iterates relpath, file in walk order. The walk happens here, at once.
 function Walk:items(on_error)
   if on_error ~= nil and type(on_error) ~= "function" then
     error("fs.walk: on_error must be a function", 2)
   end
+  self:listed()
   local inc, exc = globs(self)
   local files, errors = fs_walk(self.dir, inc, exc, self.follow_symlinks,
                                 File)

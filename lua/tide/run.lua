@@ -55,6 +55,7 @@ function M.new(app, opts, parts)
     memo_hits = core.memo_cache_new(), memo_extra = {}, memo_candidates = {},
     call_states = {}, -- tide.fn -> its calls' limit and batch queue (calls.lua)
     file_sources = {}, -- walked folder -> its file-state source name
+    walked = {}, -- absolute folder -> the fs.walk a component listed (live mode)
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
     declared_ids = {}, gone = {},

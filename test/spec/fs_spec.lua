@@ -58,7 +58,9 @@ describe("tide.fs", function()
       assert.are.equal("/a/c", plain.dir)
       assert.is_nil(plain.include)
       assert.is_nil(plain.exclude)
-      assert.is_false(plain.live)
+      -- Watched in live mode unless it says otherwise.
+      assert.is_true(plain.live)
+      assert.is_false(fs.walk("x", { live = false }).live)
     end)
 
     it("keeps a copy of the pattern lists", function()

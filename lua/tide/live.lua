@@ -1,0 +1,146 @@
+-- tide.live: live mode (DESIGN.md section 6; `tide live`, `app:update{
+-- live = true }`).
+--
+-- After a catch-up cycle, the folders of the app's fs.walk sources (those
+-- a component listed, unless fs.walk said live = false) are watched
+-- through inotify (watch.c: one watch per directory, folders created
+-- later included). A change starts a cycle once events have been quiet
+-- for QUIET_MS, and at most MAX_DELAY_MS after the first, so that a burst
+-- (an editor's write, rename and chmod; a copy of many files) is one
+-- cycle; changes that arrive during a cycle start another after it, so no
+-- change is ever lost. Each cycle is a catch-up cycle of the engine's
+-- session (the store stays open): the walk compares every file as a
+-- catch-up run does, so the targets after any sequence of changes are
+-- those of a fresh catch-up run. A folder is watched once a cycle has
+-- listed it, and one more cycle then covers what changed in between. A
+-- cycle also runs every `rescan` seconds
+-- (default one hour) as a safety net, and at once when events were lost
+-- or a folder could not be watched.
+--
+-- The first SIGINT or SIGTERM (trapped by the tide command) stops: a
+-- cycle under way commits what completed, and live mode returns; a
+-- second one exits at once (lsignal.c).
+
+local core = require "tide.core"
+
+local M = {}
+
+local now_ms = core.now_ms
+local fmt = string.format
+
+-- A burst of events ends after this much quiet...
+M.QUIET_MS = 5
+-- ...or this long after its first event.
+M.MAX_DELAY_MS = 100
+-- The safety net's period, in seconds.
+M.DEFAULT_RESCAN = 3600
+
+-- Watches the roots of walked that are not watched yet; says why one
+-- cannot be. Returns whether it watched a new one: what changed in it
+-- between the cycle's walk and its watch needs one more cycle.
+local function watch_roots(watch, watched, walked, say)
+  local added = false
+  for abs, walk in pairs(walked) do
+    if walk.live and not watched[abs] then
+      watched[abs] = true
+      added = true
+      local root, err = watch:add(abs, walk.follow_symlinks)
+      if not root then say(err .. "; it is rescanned every cycle") end
+    end
+  end
+  return added
+end
+
+-- Waits for the end of a burst of changes: until QUIET_MS pass without a
+-- new one, or MAX_DELAY_MS since first.
+local function settle(watch, stopped)
+  local first = now_ms()
+  while not stopped() do
+    local before = watch:pending()
+    local left = M.MAX_DELAY_MS - (now_ms() - first)
+    if left <= 0 then return end
+    local quiet_until = now_ms() + math.min(M.QUIET_MS, left)
+    repeat
+      watch:wait(math.max(0, quiet_until - now_ms()))
+    until watch:pending() ~= before or now_ms() >= quiet_until
+      or stopped()
+    if watch:pending() == before then return end
+  end
+end
+
+-- Runs the app live on its engine e. update(opts) runs one cycle (the
+-- app's update); walked() gives the folders the last cycle listed.
+-- hooks: on_cycle(stats, errors, changes) after every cycle, the first
+-- (catch-up) one included, with the list of changes that started it
+-- ({ dir, path }, path nil for a whole folder; nil for the catch-up and
+-- periodic rescans); it may return false to stop. on_message(text) for
+-- what was lost or could not be watched. stopped() says whether to stop
+-- (a trapped signal). Returns the last stats and errors, or nil, message,
+-- code when a cycle could not run.
+function M.run(e, update, walked, hooks)
+  local say = hooks.on_message or function() end
+  local stopped = hooks.stopped or core.stop_requested
+  local stats, errors, code = update()
+  if not stats then return nil, errors, code end
+  if hooks.on_cycle(stats, errors, nil) == false or stats.interrupted
+     or stopped() then
+    return stats, errors
+  end
+  local watch, err = core.watch_new(e:loop())
+  if not watch then return nil, err end
+  local watched = {}
+  local ok, a, b, c = pcall(function()
+    local rescan_ms = hooks.rescan * 1000
+    local next_rescan = now_ms() + rescan_ms
+    if watch_roots(watch, watched, walked(), say) then next_rescan = 0 end
+    if hooks.on_watching then hooks.on_watching(watch:count()) end
+    while not stopped() do
+      if watch:pending() == 0 then
+        watch:wait(math.max(0, next_rescan - now_ms()))
+      end
+      local messages = watch:messages()
+      if messages then say(messages) end
+      local changes
+      if watch:pending() > 0 then
+        settle(watch, stopped)
+        changes = watch:take()
+        messages = watch:messages()
+        if messages then say(messages) end
+      elseif now_ms() < next_rescan or stopped() then
+        goto continue
+      end
+      if stopped() then break end
+      local fresh, errs = update()
+      next_rescan = now_ms() + rescan_ms
+      if not fresh then
+        -- Main failed, or another process holds the store: said, and
+        -- the next change (or rescan) tries again.
+        say(errs)
+        goto continue
+      end
+      stats, errors = fresh, errs
+      if watch_roots(watch, watched, walked(), say) then next_rescan = 0 end
+      if hooks.on_cycle(stats, errors, changes) == false
+         or stats.interrupted then
+        break
+      end
+      ::continue::
+    end
+    return stats, errors
+  end)
+  watch:close()
+  e:loop():run("nowait") -- the watch's handles close
+  if not ok then error(a, 0) end
+  return a, b, c
+end
+
+-- The status line of a live run on a terminal.
+function M.status(folders, applied, last)
+  local text = fmt("tide: watching %d folder%s; %d change%s applied",
+                   folders, folders == 1 and "" or "s", applied,
+                   applied == 1 and "" or "s")
+  if last then text = text .. "; last: " .. last end
+  return text
+end
+
+return M

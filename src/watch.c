@@ -1,0 +1,440 @@
+/* Watching folders for live mode (see watch.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "error.h"
+#include "hashmap.h"
+#include "watch.h"
+
+#define WATCH_EVENTS                                                       \
+  (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB |       \
+   IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR | IN_EXCL_UNLINK)
+
+typedef struct {
+  size_t path_off, path_len; /* in strings: the absolute folder */
+  int follow;
+} Root;
+
+/* A watched directory, at index wd of dirs. */
+typedef struct {
+  int used;
+  size_t root;
+  size_t rel_off, rel_len; /* in strings: relative to the root ("" for it) */
+} Dir;
+
+/* A change waiting: its key in the pending set's arena. */
+typedef struct {
+  size_t key_off, key_len;
+} Pending;
+
+struct tide_Watch {
+  tide_Alloc alloc;
+  void *ud;
+  uv_poll_t poll;
+  int fd;
+  int polling;
+  tide_Buf roots;     /* Root */
+  tide_Buf dirs;      /* Dir, indexed by watch descriptor */
+  size_t watched;     /* dirs in use */
+  tide_Buf strings;   /* the roots' and directories' paths */
+  tide_HashMap seen;  /* pending keys: the root's number (8 bytes), then
+                      ** the path, or a NUL for the whole root */
+  tide_Buf pending;   /* Pending, in the order they came */
+  tide_Buf messages;  /* lines waiting */
+  tide_Buf taken;     /* the lines the last tide_watch_messages gave */
+  tide_Buf scratch;   /* paths being built */
+  char err[512];
+};
+
+static int watch_fail(tide_Watch *w, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->err, sizeof w->err, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+const char *tide_watch_errmsg(const tide_Watch *w) {
+  return w ? w->err : "out of memory";
+}
+
+static const char *string_at(const tide_Watch *w, size_t off) {
+  return (const char *)w->strings.data + off;
+}
+
+static Root *root_at(const tide_Watch *w, size_t i) {
+  return (Root *)w->roots.data + i;
+}
+
+static size_t root_count(const tide_Watch *w) {
+  return w->roots.len / sizeof(Root);
+}
+
+const char *tide_watch_root(const tide_Watch *w, size_t root) {
+  return root < root_count(w) ? string_at(w, root_at(w, root)->path_off)
+                              : NULL;
+}
+
+size_t tide_watch_count(const tide_Watch *w) { return w->watched; }
+
+size_t tide_watch_pending(const tide_Watch *w) {
+  return w->pending.len / sizeof(Pending);
+}
+
+/* Appends s (len bytes) and a NUL to strings; *off receives where. */
+static int keep_string(tide_Watch *w, const char *s, size_t len,
+                       size_t *off) {
+  int rc;
+  *off = w->strings.len;
+  if ((rc = tide_buf_append(&w->strings, s, len)) != 0) return rc;
+  return tide_buf_push(&w->strings, '\0');
+}
+
+/* Adds a line to the messages. */
+static void say(tide_Watch *w, const char *fmt, ...) {
+  char line[PATH_MAX + 256];
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
+  if (w->messages.len > 0) (void)tide_buf_push(&w->messages, '\n');
+  (void)tide_buf_append(&w->messages, line, (size_t)n);
+}
+
+/* Marks path (len bytes) of root changed; path NULL: the whole root. */
+static int mark(tide_Watch *w, size_t root, const char *path, size_t len) {
+  uint64_t r = root;
+  size_t key_len = sizeof r + (path ? len : 1), key_off;
+  Pending p;
+  int rc;
+  w->scratch.len = 0;
+  if ((rc = tide_buf_append(&w->scratch, &r, sizeof r)) != 0 ||
+      (rc = path ? tide_buf_append(&w->scratch, path, len)
+                 : tide_buf_push(&w->scratch, '\0')) != 0)
+    return rc;
+  if (tide_hashmap_get(&w->seen, w->scratch.data, key_len)) return 0;
+  if ((rc = tide_buf_reserve(&w->pending, sizeof p)) != 0 ||
+      (rc = tide_hashmap_put(&w->seen, w->scratch.data, key_len, 1,
+                             &key_off)) != 0)
+    return rc;
+  p.key_off = key_off;
+  p.key_len = key_len;
+  return tide_buf_append(&w->pending, &p, sizeof p); /* reserved above */
+}
+
+/* The root's folder + "/" + rel into scratch, NUL-terminated. */
+static int absolute(tide_Watch *w, size_t root, const char *rel,
+                    size_t len) {
+  const Root *r = root_at(w, root);
+  int rc;
+  w->scratch.len = 0;
+  if ((rc = tide_buf_append(&w->scratch, string_at(w, r->path_off),
+                            r->path_len)) != 0 ||
+      (len > 0 && ((rc = tide_buf_push(&w->scratch, '/')) != 0 ||
+                   (rc = tide_buf_append(&w->scratch, rel, len)) != 0)) ||
+      (rc = tide_buf_push(&w->scratch, '\0')) != 0)
+    return rc;
+  return 0;
+}
+
+/* Watches the directory rel (len bytes) of root: its watch descriptor
+** maps to it. A failure is said and marks the root for a rescan. */
+static int watch_dir(tide_Watch *w, size_t root, const char *rel,
+                     size_t len) {
+  Dir *d;
+  size_t need, off;
+  int wd, rc;
+  if ((rc = absolute(w, root, rel, len)) != 0) return rc;
+  wd = inotify_add_watch(w->fd, (const char *)w->scratch.data,
+                         WATCH_EVENTS |
+                             (root_at(w, root)->follow ? 0 : IN_DONT_FOLLOW));
+  if (wd < 0) {
+    int e = errno;
+    char text[TIDE_ERRNO_TEXT_SIZE];
+    if (e == ENOENT || e == ENOTDIR) return 0; /* gone meanwhile */
+    say(w, "cannot watch %s: %s%s; it is rescanned now, and changes under "
+        "it are found by the periodic rescan", (const char *)w->scratch.data,
+        tide_error_errno_text(e, text, sizeof text),
+        e == ENOSPC ? " (the limit of inotify watches, "
+                      "fs.inotify.max_user_watches, is reached)" : "");
+    return mark(w, root, NULL, 0);
+  }
+  need = ((size_t)wd + 1) * sizeof(Dir);
+  if (w->dirs.len < need) {
+    if ((rc = tide_buf_reserve(&w->dirs, need - w->dirs.len)) != 0)
+      return rc;
+    memset(w->dirs.data + w->dirs.len, 0, need - w->dirs.len);
+    w->dirs.len = need;
+  }
+  if ((rc = keep_string(w, rel, len, &off)) != 0) return rc;
+  d = (Dir *)w->dirs.data + wd;
+  if (!d->used) w->watched++;
+  d->used = 1;
+  d->root = root;
+  d->rel_off = off;
+  d->rel_len = len;
+  return 0;
+}
+
+/* Watches rel and every directory under it. depth bounds the descent
+** through symbolic links that loop back. */
+static int watch_tree(tide_Watch *w, size_t root, const char *rel,
+                      size_t len, int depth) {
+  DIR *dir;
+  struct dirent *de;
+  tide_Buf sub;
+  int rc;
+  if (depth > 64) return 0;
+  if ((rc = watch_dir(w, root, rel, len)) != 0) return rc;
+  if ((rc = absolute(w, root, rel, len)) != 0) return rc;
+  if ((dir = opendir((const char *)w->scratch.data)) == NULL) return 0;
+  tide_buf_init(&sub, w->alloc, w->ud);
+  while (rc == 0 && (de = readdir(dir)) != NULL) {
+    const char *name = de->d_name;
+    int is_dir = de->d_type == DT_DIR;
+    size_t name_len = strlen(name);
+    if (name[0] == '.' &&
+        (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
+      continue;
+    if (de->d_type == DT_UNKNOWN ||
+        (de->d_type == DT_LNK && root_at(w, root)->follow)) {
+      struct stat st;
+      int flags = root_at(w, root)->follow ? 0 : AT_SYMLINK_NOFOLLOW;
+      is_dir = fstatat(dirfd(dir), name, &st, flags) == 0 &&
+               S_ISDIR(st.st_mode);
+    }
+    if (!is_dir) continue;
+    sub.len = 0;
+    if ((len > 0 && ((rc = tide_buf_append(&sub, rel, len)) != 0 ||
+                     (rc = tide_buf_push(&sub, '/')) != 0)) ||
+        (rc = tide_buf_append(&sub, name, name_len)) != 0)
+      break;
+    /* rel may live in strings, which the descent grows: copied first. */
+    rc = watch_tree(w, root, (const char *)sub.data, sub.len, depth + 1);
+  }
+  closedir(dir);
+  tide_buf_close(&sub);
+  return rc;
+}
+
+/* Forgets the directory rel of root and every directory under it. */
+static void forget_tree(tide_Watch *w, size_t root, const char *rel,
+                        size_t len) {
+  size_t wd, n = w->dirs.len / sizeof(Dir);
+  for (wd = 0; wd < n; wd++) {
+    Dir *d = (Dir *)w->dirs.data + wd;
+    const char *p;
+    if (!d->used || d->root != root || d->rel_len < len) continue;
+    p = string_at(w, d->rel_off);
+    if (memcmp(p, rel, len) != 0 ||
+        (d->rel_len > len && (len > 0 && p[len] != '/')))
+      continue;
+    (void)inotify_rm_watch(w->fd, (int)wd);
+    d->used = 0;
+    w->watched--;
+  }
+}
+
+/* One event: its path marked, directories watched or forgotten. */
+static int on_event(tide_Watch *w, const struct inotify_event *ev) {
+  Dir *d;
+  size_t name_len, n = w->dirs.len / sizeof(Dir), i;
+  tide_Buf path;
+  int rc = 0;
+  if (ev->mask & IN_Q_OVERFLOW) {
+    say(w, "events were lost (the kernel's inotify queue overflowed): "
+        "every watched folder is rescanned");
+    for (i = 0; i < root_count(w) && rc == 0; i++)
+      rc = mark(w, i, NULL, 0);
+    return rc;
+  }
+  if (ev->wd < 0 || (size_t)ev->wd >= n) return 0;
+  d = (Dir *)w->dirs.data + ev->wd;
+  if (!d->used) return 0;
+  if (ev->mask & IN_IGNORED) {
+    d->used = 0;
+    w->watched--;
+    return 0;
+  }
+  if (ev->len == 0) return 0; /* an event on the directory itself */
+  name_len = strlen(ev->name);
+  tide_buf_init(&path, w->alloc, w->ud);
+  if ((d->rel_len > 0 &&
+       ((rc = tide_buf_append(&path, string_at(w, d->rel_off),
+                              d->rel_len)) != 0 ||
+        (rc = tide_buf_push(&path, '/')) != 0)) ||
+      (rc = tide_buf_append(&path, ev->name, name_len)) != 0) {
+    tide_buf_close(&path);
+    return rc;
+  }
+  if (ev->mask & IN_ISDIR) {
+    size_t root = d->root; /* d moves when dirs grows */
+    if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+      forget_tree(w, root, (const char *)path.data, path.len);
+    if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+      rc = watch_tree(w, root, (const char *)path.data, path.len, 0);
+    if (rc == 0) rc = mark(w, root, (const char *)path.data, path.len);
+  } else {
+    rc = mark(w, d->root, (const char *)path.data, path.len);
+  }
+  tide_buf_close(&path);
+  return rc;
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  tide_Watch *w = handle->data;
+  /* Aligned for struct inotify_event, as inotify(7) shows. */
+  _Alignas(struct inotify_event) char buf[64 * 1024];
+  (void)events;
+  if (status < 0) return;
+  for (;;) {
+    ssize_t got = read(w->fd, buf, sizeof buf), at = 0;
+    if (got <= 0) break;
+    while (at < got) {
+      const struct inotify_event *ev = (const void *)(buf + at);
+      if (on_event(w, ev) == TIDE_ENOMEM) {
+        say(w, "out of memory while taking file events: every watched "
+            "folder is rescanned");
+        /* Lost events: rescans are marked once memory allows. */
+      }
+      at += (ssize_t)(sizeof *ev + ev->len);
+    }
+  }
+}
+
+int tide_watch_new(tide_Watch **out, uv_loop_t *loop, tide_Alloc alloc,
+                   void *ud) {
+  tide_Watch *w;
+  int rc;
+  if (alloc == NULL) alloc = tide_alloc_default;
+  *out = w = alloc(ud, NULL, 0, sizeof *w);
+  if (w == NULL) return TIDE_ENOMEM;
+  memset(w, 0, sizeof *w);
+  w->alloc = alloc;
+  w->ud = ud;
+  tide_buf_init(&w->roots, alloc, ud);
+  tide_buf_init(&w->dirs, alloc, ud);
+  tide_buf_init(&w->strings, alloc, ud);
+  tide_hashmap_init(&w->seen, alloc, ud);
+  tide_buf_init(&w->pending, alloc, ud);
+  tide_buf_init(&w->messages, alloc, ud);
+  tide_buf_init(&w->taken, alloc, ud);
+  tide_buf_init(&w->scratch, alloc, ud);
+  if ((w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
+    char text[TIDE_ERRNO_TEXT_SIZE];
+    int e = errno;
+    return watch_fail(w, TIDE_EIO, "cannot watch files: %s%s",
+                      tide_error_errno_text(e, text, sizeof text),
+                      e == EMFILE ? " (the limit of inotify instances, "
+                                    "fs.inotify.max_user_instances, is "
+                                    "reached)" : "");
+  }
+  if ((rc = uv_poll_init(loop, &w->poll, w->fd)) != 0)
+    return watch_fail(w, TIDE_EIO, "cannot watch files: %s",
+                      uv_strerror(rc));
+  w->polling = 1;
+  w->poll.data = w;
+  if ((rc = uv_poll_start(&w->poll, UV_READABLE, on_readable)) != 0)
+    return watch_fail(w, TIDE_EIO, "cannot watch files: %s",
+                      uv_strerror(rc));
+  return 0;
+}
+
+static void release(tide_Watch *w) {
+  if (w->fd >= 0) close(w->fd);
+  tide_buf_close(&w->roots);
+  tide_buf_close(&w->dirs);
+  tide_buf_close(&w->strings);
+  tide_hashmap_close(&w->seen);
+  tide_buf_close(&w->pending);
+  tide_buf_close(&w->messages);
+  tide_buf_close(&w->taken);
+  tide_buf_close(&w->scratch);
+  w->alloc(w->ud, w, sizeof *w, 0);
+}
+
+static void on_closed(uv_handle_t *handle) { release(handle->data); }
+
+void tide_watch_free(tide_Watch *w) {
+  if (w == NULL) return;
+  if (w->polling)
+    uv_close((uv_handle_t *)&w->poll, on_closed);
+  else
+    release(w);
+}
+
+int tide_watch_add(tide_Watch *w, const char *dir, int follow_symlinks,
+                   size_t *root) {
+  size_t i, len = strlen(dir);
+  struct stat st;
+  Root r;
+  int rc;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    return watch_fail(w, TIDE_ENOTFOUND, "cannot watch %s: not a folder",
+                      dir);
+  for (i = 0; i < root_count(w); i++) {
+    Root *have = root_at(w, i);
+    if (have->path_len == len &&
+        memcmp(string_at(w, have->path_off), dir, len) == 0) {
+      have->follow = follow_symlinks;
+      *root = i;
+      return 0;
+    }
+  }
+  r.path_len = len;
+  r.follow = follow_symlinks;
+  if ((rc = keep_string(w, dir, len, &r.path_off)) != 0 ||
+      (rc = tide_buf_append(&w->roots, &r, sizeof r)) != 0)
+    return watch_fail(w, rc, "out of memory");
+  *root = root_count(w) - 1;
+  if ((rc = watch_tree(w, *root, "", 0, 0)) != 0)
+    return watch_fail(w, rc, "out of memory");
+  return 0;
+}
+
+int tide_watch_take(tide_Watch *w, tide_WatchFn fn, void *arg) {
+  size_t i, n = tide_watch_pending(w);
+  int rc = 0;
+  for (i = 0; i < n && rc == 0; i++) {
+    const Pending *p = (const Pending *)w->pending.data + i;
+    const char *key = tide_hashmap_key(&w->seen, p->key_off);
+    tide_WatchChange c;
+    uint64_t r;
+    memcpy(&r, key, sizeof r);
+    c.root = (size_t)r;
+    c.len = p->key_len - sizeof r;
+    c.path = key + sizeof r;
+    if (c.len == 1 && c.path[0] == '\0') {
+      c.path = NULL;
+      c.len = 0;
+    }
+    rc = fn(arg, &c);
+  }
+  w->pending.len = 0;
+  tide_hashmap_close(&w->seen);
+  tide_hashmap_init(&w->seen, w->alloc, w->ud);
+  return rc;
+}
+
+const char *tide_watch_messages(tide_Watch *w) {
+  tide_Buf t = w->taken;
+  w->taken = w->messages;
+  w->messages = t;
+  w->messages.len = 0;
+  if (tide_buf_push(&w->taken, '\0') != 0) return "";
+  w->taken.len--;
+  return (const char *)w->taken.data;
+}

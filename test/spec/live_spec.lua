@@ -1,0 +1,262 @@
+-- Live mode (issue 10): `tide live` catches up, then watches the folders
+-- of its fs.walk sources through inotify and applies each change, with
+-- real files, real file events, a real SQLite target and a real process
+-- stopped by real signals.
+local helpers = require "test.spec.helpers"
+local sqlite = require "tide.sqlite"
+local cjson = require "cjson"
+
+local q, exists, wait_for = helpers.q, helpers.exists, helpers.wait_for
+
+-- One row per Markdown file under docs: its path and its first line.
+local PIPELINE = [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "path", "string", key = true },
+  { "title", "string" },
+})
+local index_file = tide.fn("index_file", { memo = true }, function(file, docs)
+  docs:row(Doc { path = file.path, title = file:text():match("^[^\n]*") })
+end)
+return tide.app("live", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(index_file, fs.walk("docs", { include = { "**/*.md" },
+                                                live = LIVE }), docs)
+end)
+]]
+
+local running = {}
+
+-- Starts `tide live pipeline.lua --json ARGS` in dir; returns its pid
+-- once it watches (after its catch-up cycle).
+local function start(dir, args)
+  os.execute(("cd %s && (sh -c 'echo $$ >pid; exec env --default-signal=INT "
+    .. "\"$0\" live pipeline.lua --json %s' %s >stdout 2>stderr; "
+    .. "echo $? >status) >/dev/null 2>&1 &"):format(q(dir), args or "",
+                                                    q(helpers.tide)))
+  assert.is_true(wait_for(function()
+    return (helpers.read(dir .. "/stderr") or ""):find("watching") ~= nil
+  end, 60), "live mode never watched: "
+    .. tostring(helpers.read(dir .. "/stderr")))
+  local pid = assert(tonumber(helpers.read(dir .. "/pid"):match("%d+")))
+  running[#running + 1] = pid
+  return pid
+end
+
+-- Sends sig and waits for the exit status.
+local function stop(dir, pid, sig)
+  os.execute(("kill -%s %d"):format(sig or "INT", pid))
+  assert.is_true(wait_for(function()
+    return (helpers.read(dir .. "/status") or ""):match("%d") ~= nil
+  end, 60), "tide live did not exit")
+  return tonumber(helpers.read(dir .. "/status"):match("%d+"))
+end
+
+-- path -> title, as the target holds them now.
+local function rows(dir)
+  local db = sqlite.open(dir .. "/out.db")
+  if not db then return {} end
+  local ok, list = pcall(db.rows, db, "SELECT path, title FROM docs")
+  db:close()
+  local t = {}
+  for _, r in ipairs(ok and list or {}) do t[r.path] = r.title end
+  return t
+end
+
+local function same(a, b)
+  for k, v in pairs(a) do if b[k] ~= v then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+-- Waits until the target holds exactly want.
+local function reaches(dir, want, seconds)
+  local ok = wait_for(function() return same(rows(dir), want) end,
+                      seconds or 20)
+  if not ok then
+    assert.are.same(want, rows(dir))
+  end
+end
+
+-- The stats lines printed so far.
+local function cycles(dir)
+  local list = {}
+  for line in (helpers.read(dir .. "/stdout") or ""):gmatch("[^\n]+") do
+    list[#list + 1] = cjson.decode(line)
+  end
+  return list
+end
+
+local function setup(live)
+  local dir = helpers.tmpdir()
+  helpers.write(dir .. "/pipeline.lua",
+                (PIPELINE:gsub("LIVE", tostring(live ~= false))))
+  helpers.write(dir .. "/docs/a.md", "alpha\n")
+  helpers.write(dir .. "/docs/b.md", "beta\n")
+  helpers.write(dir .. "/docs/c.md", "gamma\n")
+  return dir
+end
+
+describe("tide live", function()
+  after_each(function()
+    for _, pid in ipairs(running) do os.execute("kill -9 " .. pid
+      .. " 2>/dev/null") end
+    running = {}
+    helpers.cleanup()
+  end)
+
+  it("applies a create, a modify, a delete and a rename, a new folder and "
+     .. "a deleted one, and exits 0 on SIGINT", function()
+    local dir = setup()
+    local pid = start(dir)
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma" })
+    helpers.write(dir .. "/docs/d.md", "delta\n")
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma",
+                   ["d.md"] = "delta" })
+    helpers.write(dir .. "/docs/a.md", "ALPHA\n")
+    reaches(dir, { ["a.md"] = "ALPHA", ["b.md"] = "beta", ["c.md"] = "gamma",
+                   ["d.md"] = "delta" })
+    os.remove(dir .. "/docs/b.md")
+    reaches(dir, { ["a.md"] = "ALPHA", ["c.md"] = "gamma",
+                   ["d.md"] = "delta" })
+    assert(os.rename(dir .. "/docs/c.md", dir .. "/docs/e.md"))
+    reaches(dir, { ["a.md"] = "ALPHA", ["e.md"] = "gamma",
+                   ["d.md"] = "delta" })
+    -- A folder made after the start, with files, then one more file in
+    -- it: the folder is watched as soon as it appears.
+    os.execute("mkdir -p " .. q(dir .. "/docs/new/deep"))
+    helpers.write(dir .. "/docs/new/deep/f.md", "phi\n")
+    reaches(dir, { ["a.md"] = "ALPHA", ["e.md"] = "gamma", ["d.md"] = "delta",
+                   ["new/deep/f.md"] = "phi" })
+    helpers.write(dir .. "/docs/new/deep/g.md", "gee\n")
+    reaches(dir, { ["a.md"] = "ALPHA", ["e.md"] = "gamma", ["d.md"] = "delta",
+                   ["new/deep/f.md"] = "phi", ["new/deep/g.md"] = "gee" })
+    -- A folder moved in whole, then one deleted whole.
+    os.execute("mkdir -p " .. q(dir .. "/outside/m"))
+    helpers.write(dir .. "/outside/m/h.md", "aitch\n")
+    assert(os.rename(dir .. "/outside/m", dir .. "/docs/m"))
+    reaches(dir, { ["a.md"] = "ALPHA", ["e.md"] = "gamma", ["d.md"] = "delta",
+                   ["new/deep/f.md"] = "phi", ["new/deep/g.md"] = "gee",
+                   ["m/h.md"] = "aitch" })
+    os.execute("rm -r " .. q(dir .. "/docs/new"))
+    reaches(dir, { ["a.md"] = "ALPHA", ["e.md"] = "gamma", ["d.md"] = "delta",
+                   ["m/h.md"] = "aitch" })
+    -- A file in the folder moved in is watched too.
+    helpers.write(dir .. "/docs/m/h.md", "AITCH\n")
+    reaches(dir, { ["a.md"] = "ALPHA", ["e.md"] = "gamma", ["d.md"] = "delta",
+                   ["m/h.md"] = "AITCH" })
+    assert.are.equal(0, stop(dir, pid, "INT"))
+    -- One JSON object per cycle: the catch-up, then the changes.
+    local list = cycles(dir)
+    assert.is_true(#list >= 8)
+    assert.are.equal(3, list[1].components.added)
+    -- The store agrees: a catch-up run now changes nothing.
+    local out = helpers.run(("cd %s && %s update pipeline.lua --json")
+      :format(q(dir), q(helpers.tide)))
+    local stats = cjson.decode(out)
+    assert.are.equal(4, stats.components.unchanged)
+    assert.are.equal(0, stats.components.added + stats.components.reprocessed
+                        + stats.components.deleted)
+  end)
+
+  it("applies three files changed at the same instant, and ends a burst "
+     .. "of 50 edits of one file with its last content in a few cycles",
+     function()
+    local dir = setup()
+    local pid = start(dir)
+    os.execute(("cd %s && printf 'A1\\n' >a.md && printf 'B1\\n' >b.md && "
+      .. "printf 'C1\\n' >c.md"):format(q(dir .. "/docs")))
+    reaches(dir, { ["a.md"] = "A1", ["b.md"] = "B1", ["c.md"] = "C1" })
+    local before = #cycles(dir)
+    os.execute(("cd %s && i=1; while [ $i -le 50 ]; do "
+      .. "printf 'edit %%s\\n' $i >a.md; i=$((i+1)); done")
+      :format(q(dir .. "/docs")))
+    reaches(dir, { ["a.md"] = "edit 50", ["b.md"] = "B1", ["c.md"] = "C1" })
+    -- Let any cycle still due end, then count the reprocesses.
+    os.execute("sleep 0.3")
+    local reprocessed = 0
+    local list = cycles(dir)
+    for i = before + 1, #list do
+      reprocessed = reprocessed + list[i].components.reprocessed
+    end
+    assert.is_true(reprocessed >= 1 and reprocessed <= 5,
+                   "reprocessed " .. reprocessed .. " times")
+    assert.are.equal(0, stop(dir, pid, "TERM"))
+  end)
+
+  it("ends a stream of random changes as a fresh catch-up run does",
+     function()
+    local dir = setup()
+    local pid = start(dir)
+    math.randomseed(7)
+    for i = 1, 500 do
+      local name = ("docs/%s/f%d.md"):format(
+        ({ "x", "y", "x/z" })[math.random(3)], math.random(40))
+      local r = math.random(10)
+      if r <= 7 then
+        helpers.write(dir .. "/" .. name, "v" .. i .. "\n")
+      elseif r <= 9 then
+        os.remove(dir .. "/" .. name)
+      else
+        os.rename(dir .. "/" .. name, dir .. "/" .. name .. ".md")
+      end
+    end
+    -- The reference: a fresh catch-up run over the same files, with its
+    -- own store and target.
+    local ref = helpers.tmpdir()
+    os.execute(("cp -r %s/docs %s/pipeline.lua %s/"):format(q(dir), q(dir),
+                                                           q(ref)))
+    local _, err, code = helpers.run(("cd %s && %s update pipeline.lua")
+      :format(q(ref), q(helpers.tide)))
+    assert.are.equal(0, code, err)
+    reaches(dir, rows(ref), 30)
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
+  it("converges after SIGKILL, with files deleted while it was down",
+     function()
+    local dir = setup()
+    local pid = start(dir)
+    helpers.write(dir .. "/docs/d.md", "delta\n")
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma",
+                   ["d.md"] = "delta" })
+    assert.are.equal(137, stop(dir, pid, "KILL"))
+    os.remove(dir .. "/docs/a.md")
+    helpers.write(dir .. "/docs/b.md", "BETA\n")
+    for _, f in ipairs { "status", "stdout", "stderr", "pid" } do
+      os.remove(dir .. "/" .. f)
+    end
+    pid = start(dir)
+    reaches(dir, { ["b.md"] = "BETA", ["c.md"] = "gamma",
+                   ["d.md"] = "delta" })
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
+  it("leaves a walk with live = false to the periodic rescan", function()
+    local dir = setup(false)
+    local pid = start(dir, "--rescan 1")
+    helpers.write(dir .. "/docs/a.md", "ALPHA\n")
+    -- Not watched: found by the rescan, within about a second.
+    reaches(dir, { ["a.md"] = "ALPHA", ["b.md"] = "beta", ["c.md"] = "gamma" },
+            10)
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
+  it("refuses --rescan without --live, and --live with --preview", function()
+    local dir = setup()
+    local _, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+      .. "--rescan 5"):format(q(dir), q(helpers.tide)))
+    assert.are.equal(2, code)
+    assert.matches("%-%-rescan is for live mode", err)
+    _, err, code = helpers.run(("cd %s && %s live pipeline.lua --rescan 0")
+      :format(q(dir), q(helpers.tide)))
+    assert.are.equal(2, code)
+    assert.matches("positive number of seconds", err)
+    _, err, code = helpers.run(("cd %s && %s update pipeline.lua -L "
+      .. "--preview"):format(q(dir), q(helpers.tide)))
+    assert.are.equal(2, code)
+    assert.matches("cannot %-%-preview", err)
+  end)
+end)
