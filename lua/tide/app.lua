@@ -180,33 +180,35 @@ function App:live(opts)
   end
   local e, err, code = engine_for(self, opts.db)
   if not e then return nil, err, code end
-  local walked = {}
-  local cycle_opts = {}
+  local seen = {}
+  local cycle_opts = { live_cycle = true }
   for k, v in pairs(opts) do
     if k ~= "live" then cycle_opts[k] = v end
   end
   -- Only the first cycle reprocesses in full: the others answer changes.
   local function update()
-    local stats, errors, c = self:cycle(cycle_opts, walked)
+    local stats, errors, c = self:cycle(cycle_opts, seen)
     cycle_opts.full_reprocess, cycle_opts.reset = nil, nil
     return stats, errors, c
   end
-  return live.run(e, update, function() return walked end, {
+  return live.run(e, update, seen, {
     on_cycle = opts.on_cycle or function() end,
     on_message = opts.on_message, on_watching = opts.on_watching,
     rescan = rescan,
   })
 end
 
--- One catch-up cycle; walked (a table, may be nil) receives the folders
--- it listed (live mode watches them).
-function App:cycle(opts, walked)
+-- One catch-up cycle. seen (a table, may be nil) receives what live mode
+-- follows: seen.walked, the folders the cycle listed (absolute path ->
+-- fs.walk), seen.refresh, the shortest auto_refresh period, if any, and
+-- seen.watched_source, the name of a tide.source with a watch function.
+function App:cycle(opts, seen)
   local stats, errors, code = cycle(self, opts, function(parts)
     local run = runmod.new(self, opts, parts)
     local results = table.pack(run:execute())
-    if walked then
-      for abs in pairs(walked) do walked[abs] = nil end
-      for abs, walk in pairs(run.walked) do walked[abs] = walk end
+    if seen then
+      seen.walked, seen.refresh = run.walked, run.refresh_every
+      seen.watched_source = run.watched_source
     end
     return table.unpack(results, 1, results.n)
   end, true)

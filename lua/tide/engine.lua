@@ -435,8 +435,8 @@ end
 
 -- tide.auto_refresh(fn, seconds, ...): a component that runs on every
 -- update whatever its memo says (its source is outside tide's view: a
--- web page, an API), at parent/<fn name>. Live mode will re-run it every
--- `seconds`.
+-- web page, an API), at parent/<fn name>. Live mode runs a cycle, and so
+-- re-runs it, at least every `seconds`.
 function M.auto_refresh(fn, seconds, ...)
   local parent = need_frame("tide.auto_refresh", 2)
   check_fn(fn, "tide.auto_refresh", 2)
@@ -446,6 +446,11 @@ function M.auto_refresh(fn, seconds, ...)
   local frame = mount(parent, child_path(parent, fn.name), fn,
                       fnmod.pack(...))
   frame.refresh = seconds
+  -- Live mode runs a cycle at least this often (live.lua).
+  local run = parent.run
+  if not run.refresh_every or seconds < run.refresh_every then
+    run.refresh_every = seconds
+  end
   return setmetatable({ frame = frame }, Mounted)
 end
 
@@ -1099,6 +1104,9 @@ local Source = { __name = "tide.source" }
 Source.__index = Source
 
 function Source:items()
+  -- Live mode refuses a watch it does not run (live.lua).
+  local frame = current_frame()
+  if self.watch and frame then frame.run.watched_source = self.kind end
   local it, state, init = self.def.items()
   if type(it) == "table" then return table_items(it, 1) end
   return it, state, init

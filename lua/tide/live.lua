@@ -15,7 +15,9 @@
 -- listed it, and one more cycle then covers what changed in between. A
 -- cycle also runs every `rescan` seconds
 -- (default one hour) as a safety net, and at once when events were lost
--- or a folder could not be watched.
+-- or a folder could not be watched; and at least as often as the shortest
+-- period of the app's tide.auto_refresh components, which every cycle
+-- runs again.
 --
 -- The first SIGINT or SIGTERM (trapped by the tide command) stops: a
 -- cycle under way commits what completed, and live mode returns; a
@@ -68,8 +70,10 @@ local function settle(watch, stopped)
   end
 end
 
--- Runs the app live on its engine e. update(opts) runs one cycle (the
--- app's update); walked() gives the folders the last cycle listed.
+-- Runs the app live on its engine e. update() runs one cycle (the app's
+-- update) and fills seen: seen.walked, the folders the last cycle listed
+-- (absolute path -> fs.walk), seen.refresh, the shortest period of its
+-- auto_refresh components (nil for none).
 -- hooks: on_cycle(stats, errors, changes) after every cycle, the first
 -- (catch-up) one included, with the list of changes that started it
 -- ({ dir, path }, path nil for a whole folder; nil for the catch-up and
@@ -77,7 +81,7 @@ end
 -- what was lost or could not be watched. stopped() says whether to stop
 -- (a trapped signal). Returns the last stats and errors, or nil, message,
 -- code when a cycle could not run.
-function M.run(e, update, walked, hooks)
+function M.run(e, update, seen, hooks)
   local say = hooks.on_message or function() end
   local stopped = hooks.stopped or core.stop_requested
   local stats, errors, code = update()
@@ -86,13 +90,29 @@ function M.run(e, update, walked, hooks)
      or stopped() then
     return stats, errors
   end
+  if seen.watched_source then
+    return nil, fmt("tide.source %s: live mode does not run watch "
+      .. "functions yet; leave watch out, and the source is read again at "
+      .. "every cycle (a file change, an auto_refresh period, the periodic "
+      .. "rescan)", seen.watched_source)
+  end
   local watch, err = core.watch_new(e:loop())
   if not watch then return nil, err end
   local watched = {}
   local ok, a, b, c = pcall(function()
+    -- The next cycle due without a change: the periodic rescan, or an
+    -- auto_refresh component's period, whichever comes first.
     local rescan_ms = hooks.rescan * 1000
-    local next_rescan = now_ms() + rescan_ms
-    if watch_roots(watch, watched, walked(), say) then next_rescan = 0 end
+    local next_rescan
+    local function schedule()
+      local period = rescan_ms
+      if seen.refresh then period = math.min(period, seen.refresh * 1000) end
+      next_rescan = now_ms() + period
+      if watch_roots(watch, watched, seen.walked or {}, say) then
+        next_rescan = 0
+      end
+    end
+    schedule()
     if hooks.on_watching then hooks.on_watching(watch:count()) end
     while not stopped() do
       if watch:pending() == 0 then
@@ -111,7 +131,7 @@ function M.run(e, update, walked, hooks)
       end
       if stopped() then break end
       local fresh, errs = update()
-      next_rescan = now_ms() + rescan_ms
+      schedule()
       if not fresh then
         -- Main failed, or another process holds the store: said, and
         -- the next change (or rescan) tries again.
@@ -119,7 +139,6 @@ function M.run(e, update, walked, hooks)
         goto continue
       end
       stats, errors = fresh, errs
-      if watch_roots(watch, watched, walked(), say) then next_rescan = 0 end
       if hooks.on_cycle(stats, errors, changes) == false
          or stats.interrupted then
         break

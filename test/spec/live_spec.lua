@@ -244,6 +244,50 @@ describe("tide live", function()
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
+  it("re-runs an auto_refresh component every period, and refuses a "
+     .. "tide.source watch it does not run", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/price.txt", "10")
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Row = tide.record("Row", { { "path", "string", key = true },
+                                 { "title", "string" } })
+local fetch = tide.fn("fetch", function(out)
+  local f = assert(io.open("price.txt"))
+  out:row(Row { path = "price", title = f:read("a") })
+  f:close()
+end)
+local watched = tide.source { name = "feed",
+  items = function() return { k = "v" } end,
+  --WATCH--watch = function(emit) end,
+}
+local each = tide.fn("each", function(v, out)
+  out:row(Row { path = "feed", title = v })
+end)
+return tide.app("refresh", function()
+  local out = sqlite.table { db = "out.db", name = "docs", schema = Row }
+  tide.auto_refresh(fetch, 0.2, out)
+  tide.mount_each(each, watched, out)
+end)
+]])
+    local pid = start(dir)
+    reaches(dir, { price = "10", feed = "v" })
+    helpers.write(dir .. "/price.txt", "11")
+    reaches(dir, { price = "11", feed = "v" }, 10)
+    assert.are.equal(0, stop(dir, pid, "INT"))
+    -- The same pipeline with a watch function on its source: the catch-up
+    -- is committed, then live mode refuses to go on.
+    helpers.write(dir .. "/pipeline.lua", helpers.read(dir .. "/pipeline.lua")
+      :gsub("%-%-WATCH%-%-", ""))
+    local _, err, code = helpers.run(("cd %s && %s live pipeline.lua")
+      :format(q(dir), q(helpers.tide)))
+    assert.are.equal(2, code)
+    assert.matches("tide.source feed: live mode does not run watch "
+      .. "functions yet", err)
+    assert.are.same({ price = "11", feed = "v" }, rows(dir))
+  end)
+
   it("refuses --rescan without --live, and --live with --preview", function()
     local dir = setup()
     local _, err, code = helpers.run(("cd %s && %s update pipeline.lua "
