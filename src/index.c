@@ -53,6 +53,12 @@ struct tide_Index {
     tide_Store *store;  /* the caller's, for loading again on failure */
     int rc;             /* the thread's result */
   } async;
+  struct {              /* kept up to date across cycles */
+    int on;             /* loaded whole from store for app_id, and the
+                        ** store notes its component writes since */
+    tide_Store *store;
+    int64_t app_id;
+  } warm;
   char err[512];
 };
 
@@ -501,15 +507,231 @@ static void join_load(tide_Index *ix) {
   ix->async.path = NULL;
 }
 
+/* A whole load on the caller's thread; the index is warm after it. */
+static int load_now(tide_Index *ix, tide_Store *s, int64_t app_id) {
+  int rc = tide_index_load(ix, s, app_id);
+  ix->warm.on = rc == 0;
+  return rc;
+}
+
+/* ---- Kept up to date across cycles ---- */
+
+/* The store's notes: each path written once (notes by id become the path
+** the index knows for it). */
+typedef struct {
+  tide_Index *ix;
+  tide_HashMap paths;
+} Notes;
+
+static int take_note(void *arg, const char *path, size_t len, int64_t id) {
+  Notes *n = arg;
+  if (path == NULL) {
+    tide_IndexEntry *e = tide_index_find_id(n->ix, id);
+    if (e == NULL) return 0; /* not one of this app's */
+    path = tide_index_path(n->ix, e);
+    len = e->path_len;
+  }
+  return tide_hashmap_put(&n->paths, path, len, 1, NULL);
+}
+
+/* The store's view of an entry, for add_entry. */
+static void entry_view(tide_Index *ix, const tide_IndexEntry *e,
+                       tide_StoreComponent *c) {
+  memset(c, 0, sizeof *c);
+  c->id = e->id;
+  c->path = tide_index_path(ix, e);
+  c->path_len = e->path_len;
+  c->logic_fp = e->logic_set ? ix->logic_fps.data +
+                                   (size_t)(e->logic_set - 1) * TIDE_FP_SIZE
+                             : NULL;
+  c->input_fp = e->has_input ? e->input : NULL;
+  c->deps_fp = e->deps_set ? ((const Deps *)ix->deps.data)[e->deps_set - 1].fp
+                           : NULL;
+  c->status = e->status;
+}
+
+/* Swaps what fresh loaded into ix; fresh leaves with ix's old parts. */
+static void take_over(tide_Index *ix, tide_Index *fresh) {
+  tide_Index old = *ix;
+  ix->entries = fresh->entries;
+  ix->paths = fresh->paths;
+  ix->slots = fresh->slots;
+  ix->cap = fresh->cap;
+  ix->by_id = fresh->by_id;
+  ix->logics = fresh->logics;
+  ix->logic_fps = fresh->logic_fps;
+  ix->deps_sets = fresh->deps_sets;
+  ix->deps = fresh->deps;
+  ix->next = 0;
+  fresh->entries = old.entries;
+  fresh->paths = old.paths;
+  fresh->slots = old.slots;
+  fresh->cap = old.cap;
+  fresh->by_id = old.by_id;
+  fresh->logics = old.logics;
+  fresh->logic_fps = old.logic_fps;
+  fresh->deps_sets = old.deps_sets;
+  fresh->deps = old.deps;
+}
+
+/* The common case of a live cycle: every noted component is one the
+** index has, and the store still has: each is updated where it is, and
+** every mark cleared. Returns 1, having changed nothing, when one was
+** added or deleted (the caller rebuilds), else 0 or a code. */
+static int update_in_place(tide_Index *ix, tide_Store *s, int64_t app_id,
+                           const tide_HashMap *noted) {
+  size_t i, n = tide_index_count(ix);
+  int rc;
+  for (i = 0; i < noted->cap; i++) {
+    const tide_HashMapSlot *slot = noted->slots + i;
+    if (slot->used &&
+        tide_index_find(ix, tide_hashmap_key(noted, slot->key),
+                        slot->used - 1) == NULL)
+      return 1;
+  }
+  for (i = 0; i < noted->cap; i++) {
+    const tide_HashMapSlot *slot = noted->slots + i;
+    const char *path;
+    tide_IndexEntry *e;
+    tide_StoreComponent c;
+    int added;
+    uint32_t set = 0;
+    if (!slot->used) continue;
+    path = tide_hashmap_key(noted, slot->key);
+    rc = tide_store_component_get(s, app_id, path, slot->used - 1, &c);
+    if (rc == TIDE_ENOTFOUND) return 1; /* deleted: rebuilt, as read */
+    if (rc != 0) return rc;
+    e = tide_index_find(ix, path, slot->used - 1);
+    if (e->deps_set != 0) {
+      const Deps *was = (const Deps *)ix->deps.data + (e->deps_set - 1);
+      /* The example a set is checked by leaves it: rebuilt (a rebuild
+      ** reads every noted component again, these included). */
+      if (was->example == (size_t)(e - tide_index_at(ix, 0)) &&
+          (c.deps_fp == NULL ||
+           memcmp(was->fp, c.deps_fp, TIDE_FP_SIZE) != 0))
+        return 1;
+    }
+    e->id = c.id;
+    e->status = (uint8_t)c.status;
+    e->has_input = c.input_fp != NULL;
+    if (c.input_fp) memcpy(e->input, c.input_fp, TIDE_FP_SIZE);
+    if (c.logic_fp) {
+      uint32_t count = (uint32_t)(ix->logic_fps.len / TIDE_FP_SIZE);
+      if ((rc = fp_set(&ix->logics, c.logic_fp, count, &set, &added)) != 0 ||
+          (added && (rc = tide_buf_append(&ix->logic_fps, c.logic_fp,
+                                          TIDE_FP_SIZE)) != 0))
+        return rc;
+    }
+    e->logic_set = set;
+    set = 0;
+    if (c.deps_fp) {
+      uint32_t count = (uint32_t)tide_index_deps_count(ix);
+      if ((rc = fp_set(&ix->deps_sets, c.deps_fp, count, &set, &added)) != 0)
+        return rc;
+      if (added) {
+        Deps d;
+        memcpy(d.fp, c.deps_fp, TIDE_FP_SIZE);
+        d.valid = -1;
+        d.example = (size_t)(e - tide_index_at(ix, 0));
+        if ((rc = tide_buf_append(&ix->deps, &d, sizeof d)) != 0) return rc;
+      }
+    }
+    e->deps_set = set;
+  }
+  /* The by-id map may hold an id that changed: made again on use. */
+  tide_hashmap_close(&ix->by_id);
+  tide_hashmap_init(&ix->by_id, ix->alloc, ix->ud);
+  for (i = 0; i < n; i++) {
+    tide_IndexEntry *e = tide_index_at(ix, i);
+    e->seen = TIDE_SEEN_NONE;
+    e->forced = 0;
+  }
+  ix->next = 0;
+  return 0;
+}
+
+/* Brings the index up to date with the components the store noted as
+** written: the others are kept as they are (their marks cleared), the
+** noted ones read again (gone when the store no longer has them).
+** *whole is set instead when the store says everything must be read. */
+static int refresh(tide_Index *ix, tide_Store *s, int64_t app_id,
+                   int *whole) {
+  Notes notes;
+  tide_Index *fresh;
+  size_t i, n = tide_index_count(ix);
+  int rc;
+  notes.ix = ix;
+  tide_hashmap_init(&notes.paths, ix->alloc, ix->ud);
+  if ((rc = tide_store_written(s, whole, take_note, &notes)) != 0 ||
+      *whole) {
+    tide_hashmap_close(&notes.paths);
+    return rc == TIDE_EINVAL ? TIDE_ENOMEM : rc;
+  }
+  rc = update_in_place(ix, s, app_id, &notes.paths);
+  if (rc != 1) {
+    tide_hashmap_close(&notes.paths);
+    return rc;
+  }
+  if ((rc = tide_index_new(&fresh, ix->alloc, ix->ud)) != 0) {
+    tide_hashmap_close(&notes.paths);
+    return rc;
+  }
+  if ((rc = tide_buf_reserve(&fresh->entries,
+                             n * sizeof(tide_IndexEntry))) == 0)
+    rc = tide_buf_reserve(&fresh->paths, ix->paths.len);
+  for (i = 0; i < n && rc == 0; i++) {
+    const tide_IndexEntry *e = tide_index_at(ix, i);
+    tide_StoreComponent c;
+    if (tide_hashmap_get(&notes.paths, tide_index_path(ix, e), e->path_len))
+      continue;
+    entry_view(ix, e, &c);
+    rc = add_entry(fresh, &c);
+  }
+  for (i = 0; i < notes.paths.cap && rc == 0; i++) {
+    const tide_HashMapSlot *slot = notes.paths.slots + i;
+    tide_StoreComponent c;
+    if (!slot->used) continue;
+    rc = tide_store_component_get(s, app_id,
+                                  tide_hashmap_key(&notes.paths, slot->key),
+                                  slot->used - 1, &c);
+    if (rc == TIDE_ENOTFOUND) {
+      rc = 0;
+    } else if (rc == 0) {
+      rc = add_entry(fresh, &c);
+    }
+  }
+  if (rc == 0) rc = sort_entries(fresh);
+  if (rc == 0) rc = place_paths(fresh);
+  if (rc == 0) take_over(ix, fresh);
+  tide_index_free(fresh);
+  tide_hashmap_close(&notes.paths);
+  return rc;
+}
+
+void tide_index_cool(tide_Index *ix) { ix->warm.on = 0; }
+
 int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id) {
   const char *path = tide_store_path(s);
   size_t size = strlen(path) + 1;
+  int whole = 0, rc;
   join_load(ix);
+  if (ix->warm.on && ix->warm.store == s && ix->warm.app_id == app_id) {
+    rc = refresh(ix, s, app_id, &whole);
+    if (rc == 0 && !whole) return 0;
+    if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
+    if (rc != 0) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
+  }
+  /* Read whole: what the store noted until now is in what is read. */
+  ix->warm.on = 0;
+  ix->warm.store = s;
+  ix->warm.app_id = app_id;
+  tide_store_track_components(s, 1);
+  (void)tide_store_written(s, &whole, NULL, NULL);
   /* Only the default allocator is known to be thread-safe; a store
   ** that is not a file named by an absolute path (an in-memory one)
   ** cannot be opened again. */
   if (ix->alloc != tide_alloc_default || path[0] != '/')
-    return tide_index_load(ix, s, app_id);
+    return load_now(ix, s, app_id);
   if ((ix->async.path = ix->alloc(ix->ud, NULL, 0, size)) == NULL)
     return tide_index_fail(ix, TIDE_ENOMEM, "out of memory");
   memcpy(ix->async.path, path, size);
@@ -520,7 +742,7 @@ int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id) {
   if (uv_thread_create(&ix->async.thread, load_thread, ix) != 0) {
     ix->alloc(ix->ud, ix->async.path, size, 0);
     ix->async.path = NULL;
-    return tide_index_load(ix, s, app_id);
+    return load_now(ix, s, app_id);
   }
   ix->async.running = 1;
   return 0;
@@ -535,7 +757,8 @@ int tide_index_wait(tide_Index *ix) {
   ** the load is made again through the caller's connection; the file
   ** states then load per source, on first use. */
   if (ix->async.rc != 0)
-    return tide_index_load(ix, ix->async.store, ix->async.app_id);
+    return load_now(ix, ix->async.store, ix->async.app_id);
+  ix->warm.on = 1;
   return 0;
 }
 

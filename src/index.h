@@ -96,6 +96,19 @@ int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id);
 int tide_index_loading(const tide_Index *ix);
 int tide_index_wait(tide_Index *ix);
 
+/*
+** Kept up to date: an index that tide_index_load_async loaded whole turns
+** on the store's notes of component writes (store.h,
+** tide_store_track_components). The next tide_index_load_async for the
+** same store and app then reads again only the components noted since,
+** keeps the others (their marks cleared) and the file states, and returns
+** at once: a session's second cycle costs what it changed, not a reload.
+** It loads whole again when the store says everything must be read, or
+** after tide_index_cool, which the engine calls when another connection
+** wrote the store between cycles (the notes know only this one's).
+*/
+void tide_index_cool(tide_Index *ix);
+
 size_t tide_index_count(const tide_Index *ix);
 tide_IndexEntry *tide_index_at(tide_Index *ix, size_t i);
 /* The entry's path: e->path_len bytes, which may hold NUL (a component

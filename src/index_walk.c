@@ -1,5 +1,9 @@
 /* The walk fast path of mount_each over fs.walk (see index_walk.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <blake2.h>
 
@@ -224,6 +228,135 @@ int tide_index_walk(tide_Index *ix, tide_Walker *w,
     else if (rc < 0 && !ws.failed)
       rc = tide_index_fail(ix, rc, "%s", w->err);
   }
+  tide_buf_close(&ws.path);
+  tide_buf_close(&ws.abs);
+  tide_buf_close(&ws.scratch);
+  *unchanged = ws.unchanged;
+  return rc;
+}
+
+/* ---- Only what changed (live mode) ---- */
+
+/* Marks (as RAN, for a moment) the entries a changed path touches: its
+** component and everything below it. */
+static void touch(tide_Index *ix, tide_Buf *path, size_t n, int seen) {
+  size_t i = tide_index_below_first(ix, (const char *)path->data, path->len);
+  tide_IndexEntry *e = tide_index_find(ix, (const char *)path->data,
+                                       path->len);
+  (void)n;
+  if (e) e->seen = (uint8_t)seen;
+  for (; i < tide_index_count(ix); i++) {
+    e = tide_index_at(ix, i);
+    if (!tide_index_is_below(ix, e, (const char *)path->data, path->len))
+      break;
+    e->seen = (uint8_t)seen;
+  }
+}
+
+/* Keeps every component below the base that no changed path touches;
+** returns how many file components it kept. The touched ones are marked
+** first, so that the pass over the others compares nothing, then left
+** unmarked again. */
+static size_t keep_untouched(tide_Index *ix, const tide_IndexWalk *spec,
+                             const char *const *paths, const size_t *lens,
+                             size_t n, tide_Buf *path) {
+  size_t i, count = tide_index_count(ix), kept = 0;
+  for (i = 0; i < n; i++) {
+    path->len = spec->base_len + 1;
+    if (tide_buf_append(path, paths[i], lens[i]) != 0) return 0;
+    touch(ix, path, count, TIDE_SEEN_RAN);
+  }
+  i = tide_index_below_first(ix, spec->base, spec->base_len);
+  for (; i < count; i++) {
+    tide_IndexEntry *e = tide_index_at(ix, i);
+    if (!tide_index_is_below(ix, e, spec->base, spec->base_len)) break;
+    if (e->seen != TIDE_SEEN_NONE) continue;
+    tide_index_keep(ix, e);
+    kept++;
+  }
+  for (i = 0; i < n; i++) {
+    path->len = spec->base_len + 1;
+    if (tide_buf_append(path, paths[i], lens[i]) != 0) return kept;
+    touch(ix, path, count, TIDE_SEEN_NONE);
+  }
+  return kept;
+}
+
+/* Hands one changed path to walk_one as the walk would have met it: a
+** regular file the sets select, or a walk error; nothing when it is gone
+** or not listed. Returns 1 when it is a folder now (the caller walks). */
+static int walk_changed(WalkState *ws, int root_fd, const char *rel,
+                        size_t len) {
+  const tide_IndexWalk *spec = ws->spec;
+  tide_WalkEntry e;
+  struct stat st;
+  int sel;
+  memset(&e, 0, sizeof e);
+  e.path = rel;
+  e.len = len;
+  if (fstatat(root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return 0;
+    e.kind = TIDE_WALK_ERROR;
+    e.error = errno;
+    return walk_one(ws, &e);
+  }
+  if (S_ISDIR(st.st_mode)) return 1;
+  if (!S_ISREG(st.st_mode)) return 0; /* a link, a FIFO: never listed */
+  sel = tide_walk_selects(spec->include, spec->exclude, rel, len);
+  if (sel <= 0) return sel;
+  e.kind = TIDE_WALK_FILE;
+  e.size = (uint64_t)st.st_size;
+  e.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  e.inode = (uint64_t)st.st_ino;
+  e.dev = (uint64_t)st.st_dev;
+  return walk_one(ws, &e);
+}
+
+int tide_index_walk_changes(tide_Index *ix, tide_Walker *w,
+                            const tide_IndexWalk *spec,
+                            const char *const *paths, const size_t *lens,
+                            size_t n, tide_Buf *out, size_t *unchanged) {
+  WalkState ws;
+  size_t i;
+  int rc = 0, root_fd = -1;
+  *unchanged = 0;
+  /* A walk that follows links may reach a file by two paths. */
+  if (spec->flags & TIDE_WALK_FOLLOW_SYMLINKS) return 1;
+  /* First, whether a changed path is a folder now: then the whole walk,
+  ** before anything is marked. */
+  if ((root_fd = open(spec->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    return 1;
+  for (i = 0; i < n; i++) {
+    struct stat st;
+    if (fstatat(root_fd, paths[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(st.st_mode)) {
+      close(root_fd);
+      return 1;
+    }
+  }
+  ws.ix = ix;
+  ws.spec = spec;
+  ws.out = out;
+  ws.unchanged = 0;
+  ws.failed = 0;
+  tide_buf_init(&ws.path, w->alloc, w->ud);
+  tide_buf_init(&ws.abs, w->alloc, w->ud);
+  tide_buf_init(&ws.scratch, w->alloc, w->ud);
+  if ((rc = tide_buf_append(&ws.path, spec->base, spec->base_len)) != 0 ||
+      (rc = tide_buf_push(&ws.path, '/')) != 0 ||
+      (rc = tide_buf_append(&ws.abs, spec->dir, strlen(spec->dir))) != 0 ||
+      (rc = tide_buf_push(&ws.abs, '/')) != 0) {
+    rc = tide_index_fail(ix, rc, "out of memory");
+  } else if ((rc = tide_index_source(ix, spec->store, spec->app_id,
+                                     spec->source, spec->source_len,
+                                     &ws.files)) == 0) {
+    ws.unchanged = keep_untouched(ix, spec, paths, lens, n, &ws.path);
+    for (i = 0; i < n && rc == 0; i++)
+      rc = walk_changed(&ws, root_fd, paths[i], lens[i]);
+    if (rc == 1) rc = 0; /* became a folder since: the next event says */
+    if (rc == TIDE_ENOMEM) rc = tide_index_fail(ix, rc, "out of memory");
+  }
+  close(root_fd);
   tide_buf_close(&ws.path);
   tide_buf_close(&ws.abs);
   tide_buf_close(&ws.scratch);

@@ -111,6 +111,24 @@ int tide_index_walk(tide_Index *ix, tide_Walker *w,
                     const tide_IndexListing *listed, tide_Buf *out,
                     size_t *unchanged);
 
+/* In live mode, the walk of a folder whose changes are known (the n
+** distinct relative paths, lens[i] bytes each, file events named since the
+** last walk of the same folder by the same components): every component
+** below the base that no changed path touches (the path itself, or a
+** folder above it) is carried over as it is, without a stat, and each
+** changed path is handled as the walk would have met it: a file the sets
+** select goes through the steps above, one that is gone or not listed is
+** left unmarked (so its component is deleted). Valid only when the index
+** holds what the last walk left and the fn, its extra arguments and the
+** sets are the same (the engine checks). Returns 0, 1 when the whole
+** folder must be walked instead (a changed path is a folder now, or the
+** walk follows symbolic links) with nothing marked, or a TIDE_E* code
+** with the message on the index. */
+int tide_index_walk_changes(tide_Index *ix, tide_Walker *w,
+                            const tide_IndexWalk *spec,
+                            const char *const *paths, const size_t *lens,
+                            size_t n, tide_Buf *out, size_t *unchanged);
+
 /* The input fingerprint the engine computes for fn(file, extra...):
 ** BLAKE2b-128 over the array head, the file's key, the extra encodings. */
 int tide_index_file_input(tide_Buf *scratch, const tide_IndexWalk *spec,

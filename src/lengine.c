@@ -147,6 +147,8 @@ static int engine_cycle_begin(lua_State *L) {
     let_go(L, 1, UV_STORE);
     b->wrapped = b->e->store;
   }
+  /* Another connection wrote the store: the index reads it whole. */
+  if (reopened) tide_index_cool(b->e->index);
   slot(L, UV_STORE, push_store, b->e->store);
   slot(L, UV_INDEX, push_index, b->e->index);
   slot(L, UV_LOOP, push_loop, b->e->loop);

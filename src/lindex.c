@@ -330,7 +330,8 @@ static const char *field_string(lua_State *L, int t, const char *k,
 }
 
 /* index:walk{ store, app_id, dir, source, base, logic, file_type, extra,
-** nargs, include, exclude, follow_symlinks, ready } -> changed, unchanged
+** nargs, include, exclude, follow_symlinks, ready, changes } -> changed,
+** unchanged
 ** where changed is a cursor over the files the engine must mount (a copy
 ** of the walk's compact records: a Lua table is made per file only when
 ** the engine takes it, changed:next), which also computes the input of a
@@ -338,11 +339,14 @@ static const char *field_string(lua_State *L, int t, const char *k,
 ** files carried over. include and exclude are the walk's compiled sets
 ** (fs.Walk:globs()), or pattern lists compiled here. ready, a function,
 ** is called once the index is loaded, before the walk reads it: while it
-** loads, the folder is listed. */
+** loads, the folder is listed. changes, a list of relative paths, makes
+** it the live walk of what changed (tide_index_walk_changes), which walks
+** the whole folder when it must. */
 static int index_walk(lua_State *L) {
   Box *b = walk_box(L);
   tide_IndexWalk spec;
   tide_IndexListing listing, *listed = NULL;
+  int changes = 0;
   size_t dir_len, logic_len, unchanged = 0, at;
   tide_IndexChanged c;
   Changed *cur;
@@ -378,8 +382,13 @@ static int index_walk(lua_State *L) {
   spec.include = tide_lfs_globs(L, -1);
   lua_getfield(L, 2, "exclude");
   spec.exclude = tide_lfs_globs(L, -1);
+  lua_getfield(L, 2, "changes");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    changes = lua_gettop(L);
+  }
   b->changed.len = 0;
-  if (tide_index_loading(b->ix)) {
+  if (!changes && tide_index_loading(b->ix)) {
     void *ud;
     lua_Alloc alloc = lua_getallocf(L, &ud);
     tide_buf_init(&listing.entries, alloc, ud);
@@ -406,8 +415,25 @@ static int index_walk(lua_State *L) {
   } else {
     lua_call(L, 0, 0);
   }
-  rc = tide_index_walk(b->ix, &b->walker, &spec, listed, &b->changed,
-                       &unchanged);
+  rc = 1;
+  if (changes) {
+    size_t n = (size_t)luaL_len(L, changes), i;
+    const char **paths = lua_newuserdatauv(
+      L, (n ? n : 1) * (sizeof *paths + sizeof(size_t)), 0);
+    size_t *lens = (size_t *)(paths + (n ? n : 1));
+    for (i = 0; i < n; i++) {
+      if (lua_geti(L, changes, (lua_Integer)i + 1) != LUA_TSTRING)
+        return luaL_error(L, "index:walk: changes[%d] is not a string",
+                          (int)i + 1);
+      paths[i] = lua_tolstring(L, -1, &lens[i]);
+      lua_pop(L, 1); /* the table keeps the string */
+    }
+    rc = tide_index_walk_changes(b->ix, &b->walker, &spec, paths, lens, n,
+                                 &b->changed, &unchanged);
+  }
+  if (rc == 1)
+    rc = tide_index_walk(b->ix, &b->walker, &spec, listed, &b->changed,
+                         &unchanged);
   if (listed) tide_buf_close(&listing.entries);
   if (rc != 0) {
     luaL_pushfail(L);

@@ -537,6 +537,7 @@ int tide_store_close(tide_Store *s) {
   }
   /* Only now, with the connection closed, may the writer lock go. */
   if (s->lock_fd >= 0) close(s->lock_fd);
+  if (s->track) tide_buf_close(&s->written);
   if (s->path) s->alloc(s->ud, s->path, s->path_size, 0);
   if (s->msg) s->alloc(s->ud, s->msg, s->msg_cap, 0);
   s->alloc(s->ud, s, sizeof *s, 0);

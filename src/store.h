@@ -252,6 +252,27 @@ int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
 int tide_store_component_count(tide_Store *s, int64_t app_id,
                                int64_t *count);
 
+/*
+** Component writes, for a component index kept up to date across the
+** cycles of a session (index.h, tide_index_refresh) instead of read again
+** whole. While tracking is on, every put notes its path, every delete its
+** row id, and deleting an app notes that everything must be read again
+** (so do running out of memory for a note and notes past
+** TIDE_STORE_WRITTEN_MAX bytes). tide_store_written hands
+** the notes over, fn(arg, path, len, id) each (path NULL for a delete by
+** id; fn NULL only forgets), sets *all when everything must be read
+** again, and forgets them. A
+** note says only what to read again: a batch rolled back afterwards is
+** read as the store then holds it.
+*/
+void tide_store_track_components(tide_Store *s, int on);
+/* Notes beyond this many bytes become "everything". */
+#define TIDE_STORE_WRITTEN_MAX (1 << 20)
+typedef int (*tide_StoreWrittenFn)(void *arg, const char *path, size_t len,
+                                   int64_t id);
+int tide_store_written(tide_Store *s, int *all, tide_StoreWrittenFn fn,
+                       void *arg);
+
 /* ---- Memo entries ---- */
 
 typedef struct tide_StoreMemo {

@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "buf.h"
 #include "checkpointer.h"
 #include "store.h"
 
@@ -105,7 +106,15 @@ struct tide_Store {
   int64_t max_batch_writes;
   int64_t max_batch_ms;
   tide_Ckpt *ckpt;           /* the checkpointer, once attached */
+  int track;                 /* component writes are noted (written) */
+  int written_all;           /* everything must be read again */
+  tide_Buf written;          /* notes: int64 id, uint64 len, path bytes */
 };
+
+/* Notes a component write while tracking (store_ops.c): its path, or
+** (path NULL) the row id it deleted. */
+void tide_store_note_written(tide_Store *s, const char *path, size_t len,
+                             int64_t id);
 
 /* Sets the store's message from fmt and returns code. */
 int tide_store_fail(tide_Store *s, int code, const char *fmt, ...)

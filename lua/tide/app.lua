@@ -128,7 +128,7 @@ local function cycle(app, opts, fn, counted)
   end
   local e, err, code = engine_for(app, opts.db)
   if not e then return nil, err, code end
-  local store, index, loop, sched = e:cycle_begin()
+  local store, index, loop, sched, reopened = e:cycle_begin()
   if not store then
     err, code = index, loop
     e:fail(err)
@@ -136,7 +136,8 @@ local function cycle(app, opts, fn, counted)
   end
   local results = table.pack(pcall(fn, { engine = e, store = store,
                                          index = index, loop = loop,
-                                         sched = sched }))
+                                         sched = sched,
+                                         reopened = reopened }))
   if not results[1] then
     local raised = results[2]
     pcall(store.rollback, store)
@@ -181,14 +182,37 @@ function App:live(opts)
   local e, err, code = engine_for(self, opts.db)
   if not e then return nil, err, code end
   local seen = {}
-  local cycle_opts = { live_cycle = true }
+  -- live_walks: what each folder's last walk was (engine.lua,
+  -- mount_each_walk), so that the next walks only what changed.
+  local cycle_opts = { live_cycle = true, live_walks = {} }
   for k, v in pairs(opts) do
     if k ~= "live" then cycle_opts[k] = v end
   end
-  -- Only the first cycle reprocesses in full: the others answer changes.
-  local function update()
+  -- Only the first cycle reprocesses in full: the others answer changes
+  -- (nil: a cycle that walks every folder whole).
+  local function update(changes)
+    local by_dir
+    if changes then
+      by_dir = {}
+      for _, c in ipairs(changes) do
+        local list = by_dir[c.dir]
+        if c.path == nil then
+          by_dir[c.dir] = true
+        elseif list ~= true then
+          if not list then
+            list = {}
+            by_dir[c.dir] = list
+          end
+          list[#list + 1] = c.path
+        end
+      end
+    end
+    cycle_opts.live_changes = by_dir
     local stats, errors, c = self:cycle(cycle_opts, seen)
     cycle_opts.full_reprocess, cycle_opts.reset = nil, nil
+    -- Only the walks of a cycle that finished are known to the next.
+    cycle_opts.live_walks = stats and not stats.interrupted
+      and seen.walks or {}
     return stats, errors, c
   end
   return live.run(e, update, seen, {
@@ -201,13 +225,15 @@ end
 -- One catch-up cycle. seen (a table, may be nil) receives what live mode
 -- follows: seen.walked, the folders the cycle listed (absolute path ->
 -- fs.walk), seen.refresh, the shortest auto_refresh period, if any, and
--- seen.watched_source, the name of a tide.source with a watch function.
+-- seen.watched_source, the name of a tide.source with a watch function,
+-- and seen.walks, what each of its walks was (engine.lua).
 function App:cycle(opts, seen)
   local stats, errors, code = cycle(self, opts, function(parts)
     local run = runmod.new(self, opts, parts)
     local results = table.pack(run:execute())
     if seen then
       seen.walked, seen.refresh = run.walked, run.refresh_every
+      seen.walks = run.walks_now
       seen.watched_source = run.watched_source
     end
     return table.unpack(results, 1, results.n)

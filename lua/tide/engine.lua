@@ -694,7 +694,7 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
   items:listed()
   -- The sets fs.walk compiled once (not the pattern lists again).
   local include, exclude = fsmod.Walk.globs(items)
-  local changed, unchanged = run.index:walk {
+  local spec = {
     store = run.store, app_id = run.app_id, dir = items.dir,
     source = source, base = base, logic = fn:logic_raw(),
     file_type = File.__name, extra = concat(extra), nargs = rest.n,
@@ -702,6 +702,22 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
     follow_symlinks = items.follow_symlinks,
     ready = function() run:index_ready() end,
   }
+  -- Live mode: a folder the session's last cycle walked with the same
+  -- components is walked for the paths file events named only.
+  local walks, key, signature = run.opts.live_walks
+  if walks then
+    key = base .. "\0" .. items.abs
+    signature = concat({ spec.logic, spec.extra, rest.n,
+      concat(items.include or {}, "\n"), concat(items.exclude or {}, "\n"),
+      tostring(items.follow_symlinks) }, "\0")
+    local changes = run.opts.live_changes
+    if changes and not run.reopened and walks[key] == signature then
+      local here = changes[items.abs]
+      if here ~= true then spec.changes = here or {} end
+    end
+  end
+  local changed, unchanged = run.index:walk(spec)
+  if walks and changed then run.walks_now[key] = signature end
   if not changed then
     on_error(nil, unchanged)
     return 0

@@ -31,7 +31,7 @@ local now_ms = core.now_ms
 local fmt = string.format
 
 -- A burst of events ends after this much quiet...
-M.QUIET_MS = 5
+M.QUIET_MS = 3
 -- ...or this long after its first event.
 M.MAX_DELAY_MS = 100
 -- The safety net's period, in seconds.
@@ -70,8 +70,9 @@ local function settle(watch, stopped)
   end
 end
 
--- Runs the app live on its engine e. update() runs one cycle (the app's
--- update) and fills seen: seen.walked, the folders the last cycle listed
+-- Runs the app live on its engine e. update(changes) runs one cycle (the
+-- app's update), walking only the changes given (nil: every folder
+-- whole), and fills seen: seen.walked, the folders the last cycle listed
 -- (absolute path -> fs.walk), seen.refresh, the shortest period of its
 -- auto_refresh components (nil for none).
 -- hooks: on_cycle(stats, errors, changes) after every cycle, the first
@@ -130,7 +131,7 @@ function M.run(e, update, seen, hooks)
         goto continue
       end
       if stopped() then break end
-      local fresh, errs = update()
+      local fresh, errs = update(changes)
       schedule()
       if not fresh then
         -- Main failed, or another process holds the store: said, and

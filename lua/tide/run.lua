@@ -48,6 +48,7 @@ function M.new(app, opts, parts)
     loop = parts.loop, sched = parts.sched,
     stats = new_stats(app), fns = {}, mounted = {},
     forced = {}, index = parts.index, deps_checked = false,
+    reopened = parts.reopened, -- another connection wrote the store
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
@@ -56,6 +57,7 @@ function M.new(app, opts, parts)
     call_states = {}, -- tide.fn -> its calls' limit and batch queue (calls.lua)
     file_sources = {}, -- walked folder -> its file-state source name
     walked = {}, -- absolute folder -> the fs.walk a component listed (live mode)
+    walks_now = {}, -- what each walk of this cycle was (live mode)
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
     declared_ids = {}, gone = {},

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "fingerprint.h"
 #include "index.h"
@@ -476,6 +478,100 @@ static void test_load_async(void) {
   tide_index_free(now);
 }
 
+/* An index loaded whole keeps up with the component writes the store
+** notes: an update in place, an add, a delete, a put whose deps set moves
+** away from the set's example; each load after them equals a load from
+** scratch, and its marks are cleared. Another connection's write is not
+** noted: after tide_index_cool the index reads it whole. */
+static void put_component(const char *path, const uint8_t *input,
+                          const uint8_t *deps, int64_t *id) {
+  tide_StoreComponent c;
+  memset(&c, 0, sizeof c);
+  c.app_id = app;
+  c.path = path;
+  c.path_len = strlen(path);
+  c.fn_name = "f";
+  c.fn_name_len = 1;
+  c.input_fp = input;
+  c.deps_fp = deps;
+  CHECK_EQ_INT(tide_store_component_put(store, &c, id), 0);
+}
+
+static void check_warm(tide_Index *warm) {
+  tide_Index *now = loaded();
+  size_t i;
+  CHECK_EQ_INT(tide_index_load_async(warm, store, app), 0);
+  CHECK(!tide_index_loading(warm));
+  check_same(warm, now);
+  for (i = 0; i < tide_index_count(warm); i++) {
+    CHECK_EQ_INT(tide_index_at(warm, i)->seen, TIDE_SEEN_NONE);
+    CHECK_EQ_INT(tide_index_at(warm, i)->forced, 0);
+  }
+  tide_index_free(now);
+}
+
+static void test_warm(void) {
+  static const uint8_t in1[TIDE_FP_SIZE] = {41}, in2[TIDE_FP_SIZE] = {42},
+                       deps_c[TIDE_FP_SIZE] = {43};
+  tide_Index *warm;
+  int64_t id;
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+  CHECK_EQ_INT(tide_index_new(&warm, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load_async(warm, store, app), 0);
+  CHECK_EQ_INT(tide_index_wait(warm), 0);
+  tide_index_keep_subtree(warm, "/a", 2);
+  /* In place: /b gets an input. */
+  put_component("/b", in1, NULL, NULL);
+  check_warm(warm);
+  CHECK(memcmp(tide_index_find(warm, "/b", 2)->input, in1,
+               TIDE_FP_SIZE) == 0);
+  /* Added, then deleted, in one cycle; and one added to stay. */
+  put_component("/w/new", in2, NULL, &id);
+  CHECK_EQ_INT(tide_store_component_delete(store, id), 0);
+  put_component("/w/kept", in2, deps_c, NULL);
+  check_warm(warm);
+  CHECK(tide_index_find(warm, "/w/new", 6) == NULL);
+  CHECK(tide_index_find(warm, "/w/kept", 7) != NULL);
+  /* /a is the example of its deps set; it moves to another set. */
+  put_component("/a", in1, deps_c, NULL);
+  check_warm(warm);
+  /* Deleted by id only. */
+  CHECK_EQ_INT(tide_store_component_delete(store,
+                                           tide_index_find(warm, "/w/kept",
+                                                           7)->id), 0);
+  check_warm(warm);
+  CHECK(tide_index_find(warm, "/w/kept", 7) == NULL);
+  /* Rolled back: read as the store holds it. */
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+  put_component("/b", in2, NULL, NULL);
+  CHECK_EQ_INT(tide_store_rollback(store), 0);
+  check_warm(warm);
+  CHECK(memcmp(tide_index_find(warm, "/b", 2)->input, in1,
+               TIDE_FP_SIZE) == 0);
+  /* Another connection's write: seen once cooled. */
+  {
+    sqlite3 *other;
+    tide_Index *now;
+    char sql[160];
+    CHECK_EQ_INT(tide_store_flush(store), 0);
+    CHECK_EQ_INT(sqlite3_open(db, &other), SQLITE_OK);
+    snprintf(sql, sizeof sql, "INSERT INTO components(app_id, path, fn_name)"
+             " VALUES(%lld, '/foreign', 'f')", (long long)app);
+    CHECK_EQ_INT(sqlite3_exec(other, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    CHECK_EQ_INT(tide_index_load_async(warm, store, app), 0);
+    CHECK(tide_index_find(warm, "/foreign", 8) == NULL); /* not noted */
+    tide_index_cool(warm);
+    CHECK_EQ_INT(tide_index_load_async(warm, store, app), 0);
+    CHECK_EQ_INT(tide_index_wait(warm), 0);
+    now = loaded();
+    check_same(warm, now);
+    CHECK(tide_index_find(warm, "/foreign", 8) != NULL);
+    tide_index_free(now);
+  }
+  tide_index_free(warm);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"lookups by path and id", test_lookups},
@@ -486,6 +582,7 @@ int main(void) {
     {"rows loaded in any order", test_load_orders},
     {"mount_each over a keyed source", test_each},
     {"a load on a thread of its own", test_load_async},
+    {"kept up to date across cycles", test_warm},
     {NULL, NULL},
   };
   int rc;

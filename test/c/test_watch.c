@@ -1,0 +1,176 @@
+/* C tests of watching folders (watch.h) with real inotify on a real
+** folder: changes marked once each, folders made later watched, folders
+** removed forgotten, a root that is not a folder refused, and nothing
+** left on the loop once freed. */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "watch.h"
+
+static char dir[64];
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+                        struct FTW *ftw) {
+  (void)st;
+  (void)type;
+  (void)ftw;
+  return remove(path);
+}
+
+static void put(const char *rel, const char *text) {
+  char path[256];
+  FILE *f;
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+static void make_dir(const char *rel) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  CHECK_EQ_INT(mkdir(path, 0755), 0);
+}
+
+/* The changes taken, as "path" or "*" for a whole root, joined by ' '. */
+typedef struct {
+  char text[1024];
+} Taken;
+
+static int collect(void *arg, const tide_WatchChange *c) {
+  Taken *t = arg;
+  size_t at = strlen(t->text);
+  snprintf(t->text + at, sizeof t->text - at, "%s%.*s", at ? " " : "",
+           c->path ? (int)c->len : 1, c->path ? c->path : "*");
+  return 0;
+}
+
+/* Runs the loop until the watch has changes waiting (at most 2 s), then a
+** little longer, so that the events of one step all arrive. */
+static void settle(uv_loop_t *loop, tide_Watch *w) {
+  int i;
+  for (i = 0; i < 200 && tide_watch_pending(w) == 0; i++) {
+    uv_run(loop, UV_RUN_NOWAIT);
+    usleep(10000);
+  }
+  for (i = 0; i < 5; i++) {
+    usleep(10000);
+    uv_run(loop, UV_RUN_NOWAIT);
+  }
+}
+
+/* How many of the space-separated words of text are word. */
+static int count(const char *text, const char *word) {
+  size_t n = strlen(word);
+  int found = 0;
+  while (*text) {
+    size_t len = strcspn(text, " ");
+    if (len == n && memcmp(text, word, n) == 0) found++;
+    text += len;
+    if (*text == ' ') text++;
+  }
+  return found;
+}
+
+static void take(tide_Watch *w, Taken *t) {
+  t->text[0] = '\0';
+  CHECK_EQ_INT(tide_watch_take(w, collect, t), 0);
+  CHECK_EQ_INT(tide_watch_pending(w), 0);
+}
+
+static void test_changes(void) {
+  uv_loop_t loop;
+  tide_Watch *w;
+  size_t root, again;
+  Taken t;
+  CHECK_EQ_INT(uv_loop_init(&loop), 0);
+  CHECK_EQ_INT(tide_watch_new(&w, &loop, NULL, NULL), 0);
+  make_dir("sub");
+  CHECK_EQ_INT(tide_watch_add(w, dir, 0, &root), 0);
+  CHECK_EQ_INT(tide_watch_count(w), 2);
+  CHECK_EQ_INT(tide_watch_add(w, dir, 0, &again), 0);
+  CHECK_EQ_INT(again, root);
+  CHECK(strcmp(tide_watch_root(w, root), dir) == 0);
+  CHECK(tide_watch_root(w, root + 1) == NULL);
+
+  /* A file written, then written again: one change. */
+  put("a.md", "1");
+  put("a.md", "2");
+  put("sub/b.md", "3");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK_EQ_INT(count(t.text, "a.md"), 1);
+  CHECK_EQ_INT(count(t.text, "sub/b.md"), 1);
+
+  /* A folder made now: marked, watched, and a file in it seen. */
+  make_dir("new");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "new") == 0);
+  CHECK_EQ_INT(tide_watch_count(w), 3);
+  put("new/c.md", "4");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "new/c.md") == 0);
+
+  /* A file renamed: both names; a folder removed: forgotten. */
+  {
+    char from[256], to[256];
+    snprintf(from, sizeof from, "%s/a.md", dir);
+    snprintf(to, sizeof to, "%s/d.md", dir);
+    CHECK_EQ_INT(rename(from, to), 0);
+    settle(&loop, w);
+    take(w, &t);
+    CHECK_EQ_INT(count(t.text, "a.md"), 1);
+    CHECK_EQ_INT(count(t.text, "d.md"), 1);
+    snprintf(from, sizeof from, "%s/new/c.md", dir);
+    CHECK_EQ_INT(remove(from), 0);
+    snprintf(from, sizeof from, "%s/new", dir);
+    CHECK_EQ_INT(rmdir(from), 0);
+    settle(&loop, w);
+    take(w, &t);
+    CHECK_EQ_INT(count(t.text, "new"), 1);
+    CHECK_EQ_INT(tide_watch_count(w), 2);
+  }
+  CHECK(strcmp(tide_watch_messages(w), "") == 0);
+
+  /* Not a folder. */
+  {
+    char file[256];
+    size_t r;
+    snprintf(file, sizeof file, "%s/d.md", dir);
+    CHECK_EQ_INT(tide_watch_add(w, file, 0, &r), TIDE_ENOTFOUND);
+    CHECK_STR_CONTAINS(tide_watch_errmsg(w), "not a folder");
+  }
+
+  /* Freed: its handle closes on the loop's next turn, and nothing is left
+  ** on the loop. */
+  tide_watch_free(w);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK_EQ_INT(uv_loop_alive(&loop), 0);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+int main(void) {
+  static const CheckTest tests[] = {
+    {"changes, folders made and removed", test_changes},
+    {NULL, NULL},
+  };
+  int rc;
+  snprintf(dir, sizeof dir, "/tmp/tide-watch-XXXXXX");
+  if (mkdtemp(dir) == NULL) {
+    perror("mkdtemp");
+    return 2;
+  }
+  rc = check_run("watch", tests);
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  return rc;
+}
