@@ -2,8 +2,11 @@
 ** Lua binding of the engine (engine.h): core.engine_new{ base, db }
 ** returns the engine an app's updates share (see tide.app). A cycle runs
 ** between engine:cycle_begin(), which hands out the engine's store, index,
-** loop and scheduler as Lua objects that borrow them, and engine:cycle_end(stats).
-** Misuse raises; runtime failures return nil, message, code name.
+** loop and scheduler as Lua objects that borrow them (and whether another
+** connection wrote the store since the last cycle: then the index is read
+** whole), and engine:cycle_end(stats); engine:loop() is the loop between
+** cycles (live mode waits on it). Misuse raises; runtime failures return
+** nil, message, code name.
 */
 #include <lauxlib.h>
 #include <lua.h>
