@@ -1,5 +1,6 @@
 /* The component index (see index.h). */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,7 @@ struct tide_Index {
     int64_t app_id;
     tide_Store *store;  /* the caller's, for loading again on failure */
     int rc;             /* the thread's result */
+    atomic_int done;    /* the thread has ended (join is then at once) */
   } async;
   struct {              /* kept up to date across cycles */
     int on;             /* loaded whole from store for app_id, and the
@@ -496,6 +498,7 @@ static void load_thread(void *arg) {
                                     add_source_item, &l);
   tide_store_close(reader);
   ix->async.rc = rc;
+  atomic_store(&ix->async.done, 1);
 }
 
 /* Waits for the thread, if one runs; its result stays in async.rc. */
@@ -739,6 +742,7 @@ int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id) {
   ix->async.app_id = app_id;
   ix->async.store = s;
   ix->async.rc = 0;
+  atomic_store(&ix->async.done, 0);
   if (uv_thread_create(&ix->async.thread, load_thread, ix) != 0) {
     ix->alloc(ix->ud, ix->async.path, size, 0);
     ix->async.path = NULL;
@@ -748,7 +752,9 @@ int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id) {
   return 0;
 }
 
-int tide_index_loading(const tide_Index *ix) { return ix->async.running; }
+int tide_index_loading(tide_Index *ix) {
+  return ix->async.running && !atomic_load(&ix->async.done);
+}
 
 int tide_index_wait(tide_Index *ix) {
   if (!ix->async.running) return 0;

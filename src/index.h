@@ -93,7 +93,9 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id);
 ** use.
 */
 int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id);
-int tide_index_loading(const tide_Index *ix);
+/* Whether the thread still loads (once it has ended, tide_index_wait
+** returns at once). */
+int tide_index_loading(tide_Index *ix);
 int tide_index_wait(tide_Index *ix);
 
 /*
