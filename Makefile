@@ -33,7 +33,7 @@ BENCH_BIN = $(BENCH_C:scripts/bench/%.c=$(BUILD)/bench/%)
 .PHONY: all deps test test-run demo demo-run asan tsan tsan-run fuzz \
         fuzz-run bench bench-run crash crash-run install clean
 
-all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a
+all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a $(BUILD)/libtide.so
 
 deps:
 	@sh scripts/setup.sh
@@ -51,6 +51,12 @@ $(BUILD)/libtide.a: $(CORE_OBJ)
 # itself is the host program, so the module cannot live in build/tide/.
 $(BUILD)/tide.so: $(CORE_OBJ)
 	$(CC) -shared $(OPT) $(SAN) -o $@ $^ $(DEP_LIBS) $(LDFLAGS)
+
+# The C embedding library (tide.h) for hosts that link tide instead of
+# loading it as a Lua module: the same objects, linked with Lua.
+$(BUILD)/libtide.so: $(CORE_OBJ)
+	$(CC) -shared $(OPT) $(SAN) -Wl,-soname,libtide.so.0 -o $@ $^ \
+	  $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
 
 $(BUILD)/tide: $(BUILD)/obj/main.o $(BUILD)/libtide.a
 	$(CC) $(OPT) $(SAN) -rdynamic -o $@ $^ $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
@@ -146,9 +152,15 @@ LUADIR  = $(DESTDIR)$(PREFIX)/share/lua/5.4
 CMODDIR = $(DESTDIR)$(PREFIX)/lib/lua/5.4/tide
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/include $(LUADIR)/tide $(CMODDIR)
 	install -m 755 $(BUILD)/tide $(DESTDIR)$(PREFIX)/bin/tide
 	install -m 644 $(BUILD)/libtide.a $(DESTDIR)$(PREFIX)/lib/libtide.a
+	install -m 755 $(BUILD)/libtide.so $(DESTDIR)$(PREFIX)/lib/libtide.so.0
+	ln -sf libtide.so.0 $(DESTDIR)$(PREFIX)/lib/libtide.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n \
+	  's/^#define TIDE_VERSION \"\(.*\)\"/\1/p' src/tide.h)|" \
+	  scripts/tide.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/tide.pc
 	install -m 644 src/tide.h $(DESTDIR)$(PREFIX)/include/tide.h
 	install -m 755 $(BUILD)/tide.so $(CMODDIR)/core.so
 	install -m 644 lua/tide/*.lua $(LUADIR)/tide/
