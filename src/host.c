@@ -181,6 +181,71 @@ int tide_engine_update(tide_Engine *e, int flags) {
   return code;
 }
 
+/* Pushes app.METHOD and the app, for a call with more arguments pushed
+** after them; TIDE_EINVAL (message on e) when no pipeline is loaded. */
+static int push_method(tide_Engine *e, lua_State *L, const char *method) {
+  if (e->app_ref == LUA_NOREF)
+    return tide_engine_fail(e, TIDE_EINVAL, "no pipeline is loaded");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);
+  lua_getfield(L, -1, method);
+  lua_insert(L, -2);
+  return 0;
+}
+
+/* app:start_live{} -> stats, errors | nil, message, code name */
+int tide_engine_live_start(tide_Engine *e) {
+  lua_State *L;
+  int rc;
+  if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
+  if ((rc = push_method(e, L, "start_live")) != 0) return rc;
+  lua_newtable(L);
+  if (tide_lua_pcall(L, 2, 3) != LUA_OK) return lua_failed(e, TIDE_ELUA);
+  if (lua_isnil(L, -3)) {
+    const char *name = lua_tostring(L, -1);
+    rc = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED : TIDE_ELUA;
+    lua_pop(L, 1);
+    lua_remove(L, -2);
+    return lua_failed(e, rc);
+  }
+  lua_pop(L, 3);
+  return 0;
+}
+
+/* app:step(budget_us / 1000) -> whether live mode goes on */
+int tide_engine_step(tide_Engine *e, long budget_us) {
+  lua_State *L;
+  int rc, live;
+  if (e == NULL || (L = e->L) == NULL || budget_us < 0) return TIDE_EINVAL;
+  if (e->app_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);
+    live = lua_getfield(L, -1, "live_session") != LUA_TNIL;
+    lua_pop(L, 2);
+    if (!live)
+      return tide_engine_fail(e, TIDE_EINVAL, "live mode is not running "
+                              "(tide_engine_live_start)");
+  }
+  if ((rc = push_method(e, L, "step")) != 0) return rc;
+  lua_pushnumber(L, (lua_Number)budget_us / 1000.0);
+  if (tide_lua_pcall(L, 2, 1) != LUA_OK) return lua_failed(e, TIDE_ELUA);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* app:stop() */
+int tide_engine_live_stop(tide_Engine *e) {
+  lua_State *L;
+  int rc;
+  if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
+  if ((rc = push_method(e, L, "stop")) != 0) return rc;
+  if (tide_lua_pcall(L, 1, 2) != LUA_OK) return lua_failed(e, TIDE_ELUA);
+  if (lua_isnil(L, -2)) {
+    lua_remove(L, -2);
+    return lua_failed(e, TIDE_EINVAL);
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
 int tide_engine_stats(const tide_Engine *e, tide_Stats *out) {
   if (e == NULL || out == NULL) return TIDE_EINVAL;
   *out = e->stats;

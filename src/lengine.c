@@ -168,6 +168,14 @@ static int engine_loop(lua_State *L) {
   return 1;
 }
 
+/* engine:sched() -> the engine's scheduler (between cycles too: a host's
+** step sets its deadline) */
+static int engine_sched(lua_State *L) {
+  Box *b = check_box(L);
+  slot(L, UV_SCHED, push_sched, b->e->sched);
+  return 1;
+}
+
 static int64_t count(lua_State *L, int t, const char *group,
                      const char *name) {
   int64_t v = 0;
@@ -299,7 +307,7 @@ void tide_lengine_open(lua_State *L) {
     {"fail", engine_fail}, {"message", engine_message},
     {"base", engine_base}, {"db", engine_db}, {"in_cycle", engine_in_cycle},
     {"cycles", engine_cycles}, {"close", engine_close},
-    {"loop", engine_loop},
+    {"loop", engine_loop}, {"sched", engine_sched},
     {NULL, NULL},
   };
   if (luaL_newmetatable(L, ENGINE_TYPE)) {

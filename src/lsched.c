@@ -68,6 +68,10 @@ static const char running_key = 0;
 typedef struct {
   tide_Sched *s; /* the engine's; NULL once let go of */
   int stopped;   /* a stop came while it ran */
+  /* A host's step (live.lua): past deadline (uv_hrtime), or with nothing
+  ** ready, run in driver gives the step back by yielding driver. */
+  uint64_t deadline;
+  lua_State *driver;
 } Box;
 
 static Box *check_box(lua_State *L, int idx) {
@@ -353,27 +357,30 @@ static void step(lua_State *L, Box *b, int idx, int t) {
   lua_pop(L, 1);
 }
 
-/* sched:run([task]) */
-static int sched_run(lua_State *L) {
-  Box *b = check_box(L, 1);
-  int until = lua_istable(L, 2) ? 2 : 0, base;
+/* Whether run, in a host's step, must give the step back now. */
+static int step_over(lua_State *L, Box *b) {
+  return b->driver == L && lua_isyieldable(L) && uv_hrtime() >= b->deadline;
+}
+
+/* Runs tasks until the one at until is done (or none is left). Returns 1
+** when a host's step must be given back first (sched_run yields). */
+static int run_tasks(lua_State *L, Box *b, int until, int base) {
   unsigned steps = 0;
   uv_loop_t *loop = tide_sched_loop(b->s);
-  lua_settop(L, 2);
-  /* A stop must end a wait on the loop (without the watch, it would wait
-  ** for the waits to end). */
-  if (tide_stop_fd() >= 0) (void)tide_sched_watch_stop(b->s, tide_stop_fd());
-  /* This scheduler is the innermost running one until it returns. */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
-  lua_pushvalue(L, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
-  base = lua_gettop(L);
   while (!(until && is_done(L, until))) {
-    int anchor = tide_sched_pop(b->s);
+    int anchor;
+    if (step_over(L, b)) return 1;
+    anchor = tide_sched_pop(b->s);
     if (anchor == 0) {
       /* Tasks wait on the loop: it runs until one is ready, or until a
-      ** stop comes (the signal wakes it: tide_sched_watch_stop). */
+      ** stop comes (the signal wakes it: tide_sched_watch_stop). In a
+      ** host's step it is only polled, and the step given back. */
       if (tide_sched_waiting(b->s) == 0 || tide_stop_requested()) break;
+      if (b->driver == L && lua_isyieldable(L)) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (tide_sched_ready(b->s) == 0) return 1;
+        continue;
+      }
       uv_run(loop, UV_RUN_ONCE);
       continue;
     }
@@ -392,9 +399,60 @@ static int sched_run(lua_State *L) {
       if (uv_loop_alive(loop)) uv_run(loop, UV_RUN_NOWAIT);
     }
   }
-  if (tide_stop_requested()) b->stopped = 1;
+  return 0;
+}
+
+static int run_on(lua_State *L, Box *b, int until, int base);
+
+/* A run resumed by the host's next step: the innermost running one
+** again. */
+static int run_resumed(lua_State *L, int status, lua_KContext base) {
+  (void)status;
+  lua_pushvalue(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+  return run_on(L, check_box(L, 1), lua_istable(L, 2) ? 2 : 0, (int)base);
+}
+
+static int run_on(lua_State *L, Box *b, int until, int base) {
+  int yield = run_tasks(L, b, until, base);
+  /* The scheduler that ran before is the innermost running one again
+  ** (also while this one is given back to the host). */
   lua_pushvalue(L, base);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+  if (yield) return lua_yieldk(L, 0, (lua_KContext)base, run_resumed);
+  if (tide_stop_requested()) b->stopped = 1;
+  return 0;
+}
+
+/* sched:run([task]) */
+static int sched_run(lua_State *L) {
+  Box *b = check_box(L, 1);
+  int until = lua_istable(L, 2) ? 2 : 0;
+  lua_settop(L, 2);
+  /* A stop must end a wait on the loop (without the watch, it would wait
+  ** for the waits to end). */
+  if (tide_stop_fd() >= 0) (void)tide_sched_watch_stop(b->s, tide_stop_fd());
+  /* This scheduler is the innermost running one until it returns. */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
+  lua_pushvalue(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+  return run_on(L, b, until, lua_gettop(L));
+}
+
+/* sched:step(driver, budget_ms) before a host's step resumes driver, the
+** coroutine of its live mode; sched:step() after. In between, a run in
+** driver gives the step back (yields driver) once budget_ms have passed,
+** or when its tasks all wait. */
+static int sched_step(lua_State *L) {
+  Box *b = check_box(L, 1);
+  if (lua_isnoneornil(L, 2)) {
+    b->driver = NULL;
+    b->deadline = 0;
+    return 0;
+  }
+  luaL_checktype(L, 2, LUA_TTHREAD);
+  b->driver = lua_tothread(L, 2);
+  b->deadline = uv_hrtime() + (uint64_t)(luaL_checknumber(L, 3) * 1e6);
   return 0;
 }
 
@@ -615,6 +673,8 @@ void tide_lsched_push_borrowed(lua_State *L, tide_Sched *s) {
   Box *b = lua_newuserdatauv(L, sizeof *b, UV_COUNT);
   b->s = s;
   b->stopped = 0;
+  b->deadline = 0;
+  b->driver = NULL;
   luaL_setmetatable(L, SCHED_TYPE);
 }
 
@@ -664,6 +724,7 @@ int tide_lsched_yield(lua_State *L, lua_KContext ctx, lua_KFunction k) {
 void tide_lsched_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reset", sched_reset}, {"spawn", sched_spawn}, {"run", sched_run},
+    {"step", sched_step},
     {"wait", sched_wait}, {"throttle", sched_throttle},
     {"park", sched_park}, {"wake", sched_wake}, {"pass", sched_pass},
     {"expect", sched_expect}, {"listed", sched_listed},

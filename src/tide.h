@@ -126,6 +126,30 @@ TIDE_API int tide_engine_load(tide_Engine *e, const char *pipeline);
 ** first failure), TIDE_ELOCKED when another process is updating the
 ** store. */
 TIDE_API int tide_engine_update(tide_Engine *e, int flags);
+/*
+** Live mode in the host's own loop (README.md, Live mode).
+** tide_engine_live_start runs a catch-up cycle (it blocks for it, as
+** tide_engine_update does; components that failed are in the stats, not
+** an error) and starts watching the folders of the app's fs.walk sources
+** on the engine's loop. From then on the host calls tide_engine_step from
+** its frame loop: each call polls the loop without blocking and does at
+** most about budget_us of work (the scheduler gives the step back
+** between components once the budget is spent, so a single component's
+** own code, a folder walked whole, or the commit that ends a cycle may
+** run past it); the counts of each finished cycle are tide_engine_stats'.
+** The first steps walk every folder once (what changed between the
+** catch-up and the watch). tide_engine_live_stop finishes the cycle under
+** way (blocking), commits and stops watching. A host that runs the loop
+** itself (an engine made on the host's loop) must still call
+** tide_engine_step: the file events are taken there. All three are
+** called from the engine's thread; TIDE_EINVAL when no pipeline is
+** loaded, or (step, stop) when live mode is not running; a failing
+** cycle's message is on the engine.
+*/
+TIDE_API int tide_engine_live_start(tide_Engine *e);
+TIDE_API int tide_engine_step(tide_Engine *e, long budget_us);
+TIDE_API int tide_engine_live_stop(tide_Engine *e);
+
 /* The last cycle's counts. */
 TIDE_API int tide_engine_stats(const tide_Engine *e, tide_Stats *out);
 /* The last error message, "" when none. Borrowed until the next call. */

@@ -168,18 +168,20 @@ function App:update(opts)
   return self:cycle(opts)
 end
 
--- Live mode (live.lua): a catch-up cycle, then a cycle per batch of file
--- changes, until a trapped signal or opts.on_cycle returns false.
-function App:live(opts)
+-- What live mode runs on (live.lua): the engine, the cycle function
+-- (update(changes): one cycle that walks only the changes given, nil for
+-- every folder whole), what cycles saw, and the hooks. nil, message, code
+-- when it cannot run.
+local function live_parts(app, opts, level)
   if opts.preview or opts.verify then
     return nil, "live mode cannot preview or verify: it writes as it goes"
   end
   local rescan = opts.rescan or live.DEFAULT_RESCAN
   if type(rescan) ~= "number" or rescan <= 0 then
     error(fmt("app %s: rescan must be a positive number of seconds",
-              self.name), 3)
+              app.name), level + 1)
   end
-  local e, err, code = engine_for(self, opts.db)
+  local e, err, code = engine_for(app, opts.db)
   if not e then return nil, err, code end
   local seen = {}
   -- live_walks: what each folder's last walk was (engine.lua,
@@ -188,8 +190,7 @@ function App:live(opts)
   for k, v in pairs(opts) do
     if k ~= "live" then cycle_opts[k] = v end
   end
-  -- Only the first cycle reprocesses in full: the others answer changes
-  -- (nil: a cycle that walks every folder whole).
+  -- Only the first cycle reprocesses in full: the others answer changes.
   local function update(changes)
     local by_dir
     if changes then
@@ -208,18 +209,73 @@ function App:live(opts)
       end
     end
     cycle_opts.live_changes = by_dir
-    local stats, errors, c = self:cycle(cycle_opts, seen)
+    local stats, errors, c = app:cycle(cycle_opts, seen)
     cycle_opts.full_reprocess, cycle_opts.reset = nil, nil
     -- Only the walks of a cycle that finished are known to the next.
     cycle_opts.live_walks = stats and not stats.interrupted
       and seen.walks or {}
     return stats, errors, c
   end
-  return live.run(e, update, seen, {
+  return e, update, seen, {
     on_cycle = opts.on_cycle or function() end,
     on_message = opts.on_message, on_watching = opts.on_watching,
     rescan = rescan,
-  })
+  }
+end
+
+-- Live mode (live.lua): a catch-up cycle, then a cycle per batch of file
+-- changes, until a trapped signal or opts.on_cycle returns false.
+function App:live(opts)
+  local e, update, seen, hooks = live_parts(self, opts, 2)
+  if not e then return nil, update, seen end
+  return live.run(e, update, seen, hooks)
+end
+
+-- The apps a host steps (tide.step): weak, so that an app dropped by its
+-- host is not kept.
+M.stepped = setmetatable({}, { __mode = "k" })
+
+-- Live mode in the host's own loop: a catch-up cycle now, then
+-- app:step(budget_ms) (or tide.step for every such app) advances it by at
+-- most about that much work, and app:stop() ends it. Returns the
+-- catch-up's stats and errors, or nil, message, code.
+function App:start_live(opts)
+  opts = check_options(self, opts, 2)
+  if self.live_session then
+    return nil, fmt("app %s is live already", self.name)
+  end
+  local e, update, seen, hooks = live_parts(self, opts, 2)
+  if not e then return nil, update, seen end
+  local stats, errors, code = update()
+  if not stats then return nil, errors, code end
+  if seen.watched_source then
+    return nil, fmt("tide.source %s: live mode does not run watch "
+      .. "functions yet", seen.watched_source)
+  end
+  hooks.on_cycle(stats, errors, nil)
+  self.live_session = live.start(e, update, seen, hooks, stats)
+  M.stepped[self] = true
+  return stats, errors
+end
+
+-- One step of live mode; false once it ended (an error in a cycle raises).
+function App:step(budget_ms)
+  if type(budget_ms) ~= "number" or budget_ms < 0 then
+    error("app:step: budget_ms must be a number of milliseconds", 2)
+  end
+  local session = self.live_session
+  if not session then error(fmt("app %s is not live", self.name), 2) end
+  return session:step(budget_ms)
+end
+
+-- Ends live mode: the cycle under way finishes and commits. Returns the
+-- last cycle's stats and errors.
+function App:stop()
+  local session = self.live_session
+  if not session then return nil, fmt("app %s is not live", self.name) end
+  self.live_session = nil
+  M.stepped[self] = nil
+  return session:stop()
 end
 
 -- One catch-up cycle. seen (a table, may be nil) receives what live mode

@@ -52,6 +52,19 @@ function tide.fn(name, opts, f)
   return fnmod.new(name, opts, f)
 end
 
+-- One step of every app this Lua state runs live (app:start_live), each
+-- given budget_ms; returns how many are still live.
+function tide.step(budget_ms)
+  if type(budget_ms) ~= "number" or budget_ms < 0 then
+    error("tide.step: budget_ms must be a number of milliseconds", 2)
+  end
+  local live = 0
+  for a in pairs(app.stepped) do
+    if a:step(budget_ms) then live = live + 1 end
+  end
+  return live
+end
+
 -- tide.json loads on first use (it needs lua-cjson).
 setmetatable(tide, { __index = function(t, k)
   if k == "json" then

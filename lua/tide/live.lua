@@ -54,8 +54,8 @@ local function watch_roots(watch, watched, walked, say)
 end
 
 -- Waits for the end of a burst of changes: until QUIET_MS pass without a
--- new one, or MAX_DELAY_MS since first.
-local function settle(watch, stopped)
+-- new one, or MAX_DELAY_MS since first. wait(ms) waits on the loop.
+local function settle(watch, stopped, wait)
   local first = now_ms()
   while not stopped() do
     local before = watch:pending()
@@ -63,7 +63,7 @@ local function settle(watch, stopped)
     if left <= 0 then return end
     local quiet_until = now_ms() + math.min(M.QUIET_MS, left)
     repeat
-      watch:wait(math.max(0, quiet_until - now_ms()))
+      wait(math.max(0, quiet_until - now_ms()))
     until watch:pending() ~= before or now_ms() >= quiet_until
       or stopped()
     if watch:pending() == before then return end
@@ -85,11 +85,16 @@ end
 function M.run(e, update, seen, hooks)
   local say = hooks.on_message or function() end
   local stopped = hooks.stopped or core.stop_requested
-  local stats, errors, code = update()
-  if not stats then return nil, errors, code end
-  if hooks.on_cycle(stats, errors, nil) == false or stats.interrupted
-     or stopped() then
-    return stats, errors
+  local stats, errors, code
+  if hooks.caught_up then
+    stats, errors = hooks.caught_up, {}
+  else
+    stats, errors, code = update()
+    if not stats then return nil, errors, code end
+    if hooks.on_cycle(stats, errors, nil) == false or stats.interrupted
+       or stopped() then
+      return stats, errors
+    end
   end
   if seen.watched_source then
     return nil, fmt("tide.source %s: live mode does not run watch "
@@ -100,6 +105,10 @@ function M.run(e, update, seen, hooks)
   local watch, err = core.watch_new(e:loop())
   if not watch then return nil, err end
   local watched = {}
+  -- How the loop is waited on: blocking, or, when a host steps live mode
+  -- (M.start), polled, the step then given back.
+  local wait = hooks.wait and function(ms) hooks.wait(watch, ms) end
+    or function(ms) watch:wait(ms) end
   local ok, a, b, c = pcall(function()
     -- The next cycle due without a change: the periodic rescan, or an
     -- auto_refresh component's period, whichever comes first.
@@ -117,13 +126,13 @@ function M.run(e, update, seen, hooks)
     if hooks.on_watching then hooks.on_watching(watch:count()) end
     while not stopped() do
       if watch:pending() == 0 then
-        watch:wait(math.max(0, next_rescan - now_ms()))
+        wait(math.max(0, next_rescan - now_ms()))
       end
       local messages = watch:messages()
       if messages then say(messages) end
       local changes
       if watch:pending() > 0 then
-        settle(watch, stopped)
+        settle(watch, stopped, wait)
         changes = watch:take()
         messages = watch:messages()
         if messages then say(messages) end
@@ -152,6 +161,54 @@ function M.run(e, update, seen, hooks)
   e:loop():run("nowait") -- the watch's handles close
   if not ok then error(a, 0) end
   return a, b, c
+end
+
+-- Live mode a host steps from its own loop (app:start_live, tide.step,
+-- tide_engine_step): M.run in a coroutine that never blocks. A step
+-- resumes it for at most budget_ms: the scheduler gives the step back
+-- between tasks once the budget is spent, and so does the wait for file
+-- events when nothing is due. caught_up is the stats of the catch-up
+-- cycle the caller ran. Returns a session: session:step(budget_ms) ->
+-- true while live (raises what live mode raised), session:stop() finishes
+-- the cycle under way, unwatches and returns M.run's results.
+function M.start(e, update, seen, hooks, caught_up)
+  local session = { stopping = false }
+  local h = setmetatable({}, { __index = hooks })
+  local outer = hooks.stopped or function() return false end
+  h.caught_up = caught_up
+  function h.stopped() return session.stopping or outer() end
+  function h.wait(watch)
+    watch:wait(0)
+    if watch:pending() == 0 and not session.stopping then
+      coroutine.yield()
+    end
+  end
+  local co = coroutine.create(function()
+    return M.run(e, update, seen, h)
+  end)
+  local function resume()
+    local r = table.pack(coroutine.resume(co))
+    if not r[1] then error(r[2], 0) end
+    if coroutine.status(co) == "dead" then
+      session.results = table.pack(table.unpack(r, 2, r.n))
+    end
+  end
+  function session:step(budget_ms)
+    if coroutine.status(co) == "dead" then return false end
+    local sched = e:sched()
+    sched:step(co, budget_ms)
+    local ok, err = pcall(resume)
+    sched:step()
+    if not ok then error(err, 0) end
+    return coroutine.status(co) ~= "dead"
+  end
+  function session:stop()
+    self.stopping = true
+    while coroutine.status(co) ~= "dead" do resume() end
+    local r = self.results
+    return table.unpack(r, 1, r.n)
+  end
+  return session
 end
 
 -- The status line of a live run on a terminal.

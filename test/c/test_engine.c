@@ -3,6 +3,7 @@
 ** two engines in one process, each on its own Lua state, allocator and
 ** loop, loading its own pipeline over real files and updating a real
 ** SQLite table, cycles interleaved; every byte given back once freed.
+** And live mode stepped from a host's own loop, two engines on it.
 ** Run from the repository root (the Lua files are in ./lua).
 */
 #include <limits.h>
@@ -10,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <uv.h>
 
 #include "check.h"
 #include "tide.h"
@@ -216,10 +219,95 @@ static void test_errors(void) {
   project_free(&p);
 }
 
+/* Steps both engines until pred holds (at most 5 s); returns whether it
+** did, and the longest step in microseconds in *worst. */
+static int step_until(Project *a, Project *b, int (*pred)(Project *),
+                      Project *on, long *worst) {
+  int i;
+  for (i = 0; i < 2500; i++) {
+    struct timespec t0, t1;
+    long us;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(tide_engine_step(a->e, 2000), 0);
+    CHECK_EQ_INT(tide_engine_step(b->e, 2000), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    if (us > *worst) *worst = us;
+    if (pred(on)) return 1;
+    usleep(2000);
+  }
+  return 0;
+}
+
+static int has_edit(Project *p) { return rows(p, "WHERE title = 'edited'") == 1; }
+static int lost_one(Project *p) { return rows(p, "") == 2; }
+
+/* Live mode on the host's own loop: two engines on one loop, each started
+** live, stepped from the host's frame loop; a file written in one folder
+** and one deleted in the other show up; both stop, are freed, and leave
+** nothing on the host's loop. */
+static void test_live_steps(void) {
+  Project a, b;
+  uv_loop_t loop;
+  tide_EngineOptions o;
+  tide_Stats st;
+  char path[256];
+  long worst = 0;
+  CHECK_EQ_INT(uv_loop_init(&loop), 0);
+  project_init(&a, "alpha", 3);
+  project_init(&b, "beta", 3);
+  memset(&o, 0, sizeof o);
+  o.lua_dir = lua_dir;
+  o.loop = &loop;
+  o.alloc = counting_alloc;
+  o.alloc_ud = &a.held;
+  CHECK_EQ_INT(tide_engine_new(&a.e, &o), 0);
+  o.alloc_ud = &b.held;
+  CHECK_EQ_INT(tide_engine_new(&b.e, &o), 0);
+  CHECK_EQ_INT(tide_engine_step(a.e, 1000), TIDE_EINVAL);
+  CHECK_EQ_INT(tide_engine_load(a.e, a.pipeline), 0);
+  CHECK_EQ_INT(tide_engine_load(b.e, b.pipeline), 0);
+  CHECK_EQ_INT(tide_engine_step(a.e, 1000), TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_engine_errmsg(a.e), "live mode is not running");
+  CHECK_EQ_INT(tide_engine_live_start(a.e), 0);
+  CHECK_EQ_INT(tide_engine_live_start(b.e), 0);
+  tide_engine_stats(a.e, &st);
+  CHECK_EQ_INT(st.components.added, 3);
+
+  snprintf(path, sizeof path, "%s/1.md", a.docs);
+  write_file(path, "# edited\n");
+  CHECK(step_until(&a, &b, has_edit, &a, &worst));
+  tide_engine_stats(a.e, &st);
+  CHECK_EQ_INT(st.components.reprocessed, 1);
+  snprintf(path, sizeof path, "%s/2.md", b.docs);
+  CHECK_EQ_INT(remove(path), 0);
+  CHECK(step_until(&a, &b, lost_one, &b, &worst));
+  tide_engine_stats(b.e, &st);
+  CHECK_EQ_INT(st.components.deleted, 1);
+  CHECK_EQ_INT(rows(&a, ""), 3);
+
+  CHECK_EQ_INT(tide_engine_live_stop(a.e), 0);
+  CHECK_EQ_INT(tide_engine_live_stop(b.e), 0);
+  CHECK_EQ_INT(tide_engine_live_stop(a.e), TIDE_EINVAL);
+  tide_engine_free(a.e);
+  tide_engine_free(b.e);
+  /* The host's loop: the handles tide closed finish closing, none is
+  ** left, and every byte went back. */
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK_EQ_INT(uv_loop_alive(&loop), 0);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+  CHECK_EQ_INT(a.held, 0);
+  CHECK_EQ_INT(b.held, 0);
+  if (worst > 50000) fprintf(stderr, "note: a step took %ld us\n", worst);
+  project_free(&a);
+  project_free(&b);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"two engines in one process", test_two_engines},
     {"failures and messages", test_errors},
+    {"live mode stepped from the host's loop", test_live_steps},
     {NULL, NULL},
   };
   if (realpath("lua", lua_dir) == NULL) {

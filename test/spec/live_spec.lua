@@ -304,3 +304,40 @@ end)
     assert.matches("cannot %-%-preview", err)
   end)
 end)
+
+describe("live mode in a Lua host's own loop", function()
+  after_each(helpers.cleanup)
+
+  it("app:start_live, tide.step and app:stop from the stock lua5.4",
+     function()
+    local dir = setup()
+    helpers.write(dir .. "/host.lua", [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local app = dofile("pipeline.lua")
+assert(app:start_live { db = "state.db" })
+local function title(path)
+  local db = sqlite.open("out.db")
+  local rows = db:rows("SELECT title FROM docs WHERE path = '" .. path .. "'")
+  db:close()
+  return rows[1] and rows[1].title
+end
+local f = assert(io.open("docs/b.md", "w"))
+f:write("BETA\n")
+f:close()
+local steps = 0
+while title("b.md") ~= "BETA" and steps < 2000 do
+  assert(tide.step(5) == 1)
+  steps = steps + 1
+  os.execute("sleep 0.002")
+end
+local stats = app:stop()
+assert(tide.step(5) == 0)
+print(title("b.md"), steps > 0, stats.components.unchanged)
+]])
+    local out, err, code = helpers.run(("cd %s && %s lua5.4 host.lua")
+      :format(q(dir), helpers.stock_lua_env()))
+    assert.are.equal(0, code, err)
+    assert.matches("^BETA\ttrue\t%d+\n$", out)
+  end)
+end)
