@@ -33,7 +33,8 @@ BENCH_BIN = $(BENCH_C:scripts/bench/%.c=$(BUILD)/bench/%)
 .PHONY: all deps test test-run demo demo-run asan tsan tsan-run fuzz \
         fuzz-run bench bench-run crash crash-run install clean
 
-all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a $(BUILD)/libtide.so
+all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a $(BUILD)/libtide.so \
+     $(BUILD)/examples/embed_host
 
 deps:
 	@sh scripts/setup.sh
@@ -57,6 +58,13 @@ $(BUILD)/tide.so: $(CORE_OBJ)
 $(BUILD)/libtide.so: $(CORE_OBJ)
 	$(CC) -shared $(OPT) $(SAN) -Wl,-soname,libtide.so.0 -o $@ $^ \
 	  $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
+
+# examples/embed_host: a host program with its own frame loop.
+$(BUILD)/examples/embed_host: examples/embed_host/embed_host.c \
+                              $(BUILD)/libtide.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -DTIDE_LUA_DIR='"$(abspath lua)"' -o $@ $< \
+	  $(BUILD)/libtide.a $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
 
 $(BUILD)/tide: $(BUILD)/obj/main.o $(BUILD)/libtide.a
 	$(CC) $(OPT) $(SAN) -rdynamic -o $@ $^ $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)

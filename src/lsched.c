@@ -439,6 +439,15 @@ static int sched_run(lua_State *L) {
   return run_on(L, b, until, lua_gettop(L));
 }
 
+/* sched:give_back(): in a host's step past its budget, yields the driver
+** (the step ends; the next one goes on from here); else does nothing. For
+** the parts of a cycle between runs of tasks. */
+static int sched_give_back(lua_State *L) {
+  Box *b = check_box(L, 1);
+  if (step_over(L, b)) return lua_yield(L, 0);
+  return 0;
+}
+
 /* sched:step(driver, budget_ms) before a host's step resumes driver, the
 ** coroutine of its live mode; sched:step() after. In between, a run in
 ** driver gives the step back (yields driver) once budget_ms have passed,
@@ -724,7 +733,7 @@ int tide_lsched_yield(lua_State *L, lua_KContext ctx, lua_KFunction k) {
 void tide_lsched_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reset", sched_reset}, {"spawn", sched_spawn}, {"run", sched_run},
-    {"step", sched_step},
+    {"step", sched_step}, {"give_back", sched_give_back},
     {"wait", sched_wait}, {"throttle", sched_throttle},
     {"park", sched_park}, {"wake", sched_wake}, {"pass", sched_pass},
     {"expect", sched_expect}, {"listed", sched_listed},

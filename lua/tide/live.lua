@@ -177,11 +177,11 @@ function M.start(e, update, seen, hooks, caught_up)
   local outer = hooks.stopped or function() return false end
   h.caught_up = caught_up
   function h.stopped() return session.stopping or outer() end
-  function h.wait(watch)
+  -- Waiting for time to pass (no event yet, a burst's quiet) gives the
+  -- step back.
+  function h.wait(watch, ms)
     watch:wait(0)
-    if watch:pending() == 0 and not session.stopping then
-      coroutine.yield()
-    end
+    if ms > 0 and not session.stopping then coroutine.yield() end
   end
   local co = coroutine.create(function()
     return M.run(e, update, seen, h)

@@ -521,7 +521,12 @@ function Run:execute()
     and (last.finished_ns == 0 or last.status == RUN_INTERRUPTED)
   self.run_id = (not self.opts.preview) and
     self.store:run_begin(self.app_id) or nil
+  -- In a host's step, each part of the cycle may end the step (lsched.c,
+  -- give_back): the next one goes on from there.
+  local s = self.sched
+  s:give_back()
   self:load()
+  s:give_back()
   self:recover()
   sched.reset(self.sched, { runner = engine.run_task,
                             on_abort = engine.abort_component,
@@ -556,13 +561,16 @@ function Run:execute()
             .. "never finished: they wait for each other",
             inflight, self.app.name) }, 0)
   end
+  s:give_back()
   reconcile.flush(self)
+  s:give_back()
   if interrupted then
     -- Components record themselves only after all they mounted, so what
     -- was cut short leaves nothing recorded over unfinished children.
     self.stats.interrupted = true
   else
     finish_deletions(self)
+    s:give_back()
     collect_memos(self)
   end
   self.stats.elapsed_ms = now_ms() - started
@@ -577,7 +585,8 @@ function Run:execute()
   else
     self.store:flush()
   end
-  M.close_target_connections()
+  -- Live mode keeps them for its next cycle, and closes them at its end.
+  if not self.opts.live_cycle then M.close_target_connections() end
   return self.stats, self.errors
 end
 
@@ -593,7 +602,8 @@ function M.owner(store, name)
   return nil
 end
 
--- Target connections are not kept from one run to the next.
+-- Target connections are not kept from one run to the next (but from one
+-- cycle of live mode to the next: app.lua closes them when it ends).
 function M.close_target_connections()
   local sqlite = package.loaded["tide.sqlite"]
   if sqlite then sqlite.close_connections() end
