@@ -228,10 +228,7 @@ end
 function App:live(opts)
   local e, update, seen, hooks = live_parts(self, opts, 2)
   if not e then return nil, update, seen end
-  local results = table.pack(pcall(live.run, e, update, seen, hooks))
-  runmod.close_target_connections()
-  if not results[1] then error(results[2], 0) end
-  return table.unpack(results, 2, results.n)
+  return live.run(e, update, seen, hooks)
 end
 
 -- The apps a host steps (tide.step): weak, so that an app dropped by its
@@ -278,10 +275,7 @@ function App:stop()
   if not session then return nil, fmt("app %s is not live", self.name) end
   self.live_session = nil
   M.stepped[self] = nil
-  local results = table.pack(pcall(session.stop, session))
-  runmod.close_target_connections()
-  if not results[1] then error(results[2], 0) end
-  return table.unpack(results, 2, results.n)
+  return session:stop()
 end
 
 -- One catch-up cycle. seen (a table, may be nil) receives what live mode

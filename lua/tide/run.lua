@@ -585,8 +585,7 @@ function Run:execute()
   else
     self.store:flush()
   end
-  -- Live mode keeps them for its next cycle, and closes them at its end.
-  if not self.opts.live_cycle then M.close_target_connections() end
+  M.close_target_connections()
   return self.stats, self.errors
 end
 
@@ -602,8 +601,8 @@ function M.owner(store, name)
   return nil
 end
 
--- Target connections are not kept from one run to the next (but from one
--- cycle of live mode to the next: app.lua closes them when it ends).
+-- Target connections are not kept from one run (or live cycle) to the
+-- next.
 function M.close_target_connections()
   local sqlite = package.loaded["tide.sqlite"]
   if sqlite then sqlite.close_connections() end

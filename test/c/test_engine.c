@@ -228,8 +228,10 @@ static int step_until(Project *a, Project *b, int (*pred)(Project *),
     struct timespec t0, t1;
     long us;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    CHECK_EQ_INT(tide_engine_step(a->e, 2000), 0);
-    CHECK_EQ_INT(tide_engine_step(b->e, 2000), 0);
+    int ra = tide_engine_step(a->e, 2000), rb = tide_engine_step(b->e, 2000);
+    CHECK_EQ_INT(ra, 0);
+    CHECK_EQ_INT(rb, 0);
+    if (ra != 0 || rb != 0) return 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
     if (us > *worst) *worst = us;
@@ -239,8 +241,19 @@ static int step_until(Project *a, Project *b, int (*pred)(Project *),
   return 0;
 }
 
-static int has_edit(Project *p) { return rows(p, "WHERE title = 'edited'") == 1; }
-static int lost_one(Project *p) { return rows(p, "") == 2; }
+/* The row is there and the cycle that wrote it has ended. */
+static int has_edit(Project *p) {
+  tide_Stats st;
+  tide_engine_stats(p->e, &st);
+  return rows(p, "WHERE title = 'edited'") == 1 &&
+         st.components.reprocessed == 1;
+}
+
+static int lost_one(Project *p) {
+  tide_Stats st;
+  tide_engine_stats(p->e, &st);
+  return rows(p, "") == 2 && st.components.deleted == 1;
+}
 
 /* Live mode on the host's own loop: two engines on one loop, each started
 ** live, stepped from the host's frame loop; a file written in one folder

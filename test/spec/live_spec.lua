@@ -76,7 +76,9 @@ local function reaches(dir, want, seconds)
   local ok = wait_for(function() return same(rows(dir), want) end,
                       seconds or 20)
   if not ok then
-    assert.are.same(want, rows(dir))
+    assert.are.same(want, rows(dir), "live mode's output:\n"
+      .. tostring(helpers.read(dir .. "/stdout"))
+      .. tostring(helpers.read(dir .. "/stderr")))
   end
 end
 
