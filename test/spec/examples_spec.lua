@@ -213,3 +213,27 @@ describe("examples/changelogs", function()
                       unchanged = 2, errors = 0 }, again.components)
   end)
 end)
+
+describe("examples/embed_host", function()
+  after_each(helpers.cleanup)
+
+  it("runs a live pipeline inside a 60-frame loop and applies a change "
+     .. "within its frames", function()
+    local dir = copy_example("embed_host")
+    local host = helpers.root .. "/" .. helpers.build .. "/examples/embed_host"
+    -- A note written a second after the start, while the frames run.
+    os.execute(("(sleep 1; printf '# Written live\\n' >%s/docs/live.md) "
+      .. ">/dev/null 2>&1 &"):format(q(dir)))
+    local out, err, code = helpers.run(("cd %s && %s main.lua 3")
+      :format(q(dir), q(host)))
+    assert.are.equal(0, code, err)
+    out = out:gsub("\r", "\n")
+    assert.matches("caught up: 2 added, 0 unchanged; watching", out)
+    assert.matches("cycle %d+: 1 added, 0 reprocessed, 0 deleted", out)
+    local frames = tonumber(out:match("\n(%d+) frames; longest tide step"))
+    assert.is_true(frames > 100, "only " .. tostring(frames) .. " frames")
+    assert.are.equal("live.md|Written live\n",
+      sql(dir .. "/out/notes.db",
+          "SELECT path, title FROM notes WHERE path = 'live.md'"))
+  end)
+end)
