@@ -199,28 +199,44 @@ static int replay(WalkState *ws, const tide_IndexListing *listed) {
   return listed->rc;
 }
 
+/* Sets a walk up: its paths' prefixes and the source's file states.
+** Returns 0, or a code with the message on the index (ws is then still
+** to be ended). */
+static int walk_begin(WalkState *ws, tide_Index *ix, tide_Walker *w,
+                      const tide_IndexWalk *spec, tide_Buf *out) {
+  int rc;
+  ws->ix = ix;
+  ws->spec = spec;
+  ws->out = out;
+  ws->unchanged = 0;
+  ws->failed = 0;
+  tide_buf_init(&ws->path, w->alloc, w->ud);
+  tide_buf_init(&ws->abs, w->alloc, w->ud);
+  tide_buf_init(&ws->scratch, w->alloc, w->ud);
+  if ((rc = tide_buf_append(&ws->path, spec->base, spec->base_len)) != 0 ||
+      (rc = tide_buf_push(&ws->path, '/')) != 0 ||
+      (rc = tide_buf_append(&ws->abs, spec->dir, strlen(spec->dir))) != 0 ||
+      (rc = tide_buf_push(&ws->abs, '/')) != 0)
+    return tide_index_fail(ix, rc, "out of memory");
+  return tide_index_source(ix, spec->store, spec->app_id, spec->source,
+                           spec->source_len, &ws->files);
+}
+
+/* Ends a walk: its count, its scratch freed. */
+static void walk_end(WalkState *ws, size_t *unchanged) {
+  tide_buf_close(&ws->path);
+  tide_buf_close(&ws->abs);
+  tide_buf_close(&ws->scratch);
+  *unchanged = ws->unchanged;
+}
+
 int tide_index_walk(tide_Index *ix, tide_Walker *w,
                     const tide_IndexWalk *spec,
                     const tide_IndexListing *listed, tide_Buf *out,
                     size_t *unchanged) {
   WalkState ws;
-  int rc;
-  ws.ix = ix;
-  ws.spec = spec;
-  ws.out = out;
-  ws.unchanged = 0;
-  ws.failed = 0;
-  tide_buf_init(&ws.path, w->alloc, w->ud);
-  tide_buf_init(&ws.abs, w->alloc, w->ud);
-  tide_buf_init(&ws.scratch, w->alloc, w->ud);
-  if ((rc = tide_buf_append(&ws.path, spec->base, spec->base_len)) != 0 ||
-      (rc = tide_buf_push(&ws.path, '/')) != 0 ||
-      (rc = tide_buf_append(&ws.abs, spec->dir, strlen(spec->dir))) != 0 ||
-      (rc = tide_buf_push(&ws.abs, '/')) != 0) {
-    rc = tide_index_fail(ix, rc, "out of memory");
-  } else if ((rc = tide_index_source(ix, spec->store, spec->app_id,
-                                     spec->source, spec->source_len,
-                                     &ws.files)) == 0) {
+  int rc = walk_begin(&ws, ix, w, spec, out);
+  if (rc == 0) {
     rc = listed ? replay(&ws, listed)
                 : tide_walker_run(w, spec->dir, spec->include, spec->exclude,
                                   spec->flags, walk_one, &ws);
@@ -228,58 +244,58 @@ int tide_index_walk(tide_Index *ix, tide_Walker *w,
     else if (rc < 0 && !ws.failed)
       rc = tide_index_fail(ix, rc, "%s", w->err);
   }
-  tide_buf_close(&ws.path);
-  tide_buf_close(&ws.abs);
-  tide_buf_close(&ws.scratch);
-  *unchanged = ws.unchanged;
+  walk_end(&ws, unchanged);
   return rc;
 }
 
 /* ---- Only what changed (live mode) ---- */
 
-/* Marks (as RAN, for a moment) the entries a changed path touches: its
-** component and everything below it. */
-static void touch(tide_Index *ix, tide_Buf *path, size_t n, int seen) {
-  size_t i = tide_index_below_first(ix, (const char *)path->data, path->len);
-  tide_IndexEntry *e = tide_index_find(ix, (const char *)path->data,
-                                       path->len);
-  (void)n;
+/* Marks the entries a changed path (path: base + "/" + the change)
+** touches, its component and everything below it, as seen. */
+static void touch(tide_Index *ix, const tide_Buf *path, int seen) {
+  const char *p = (const char *)path->data;
+  size_t i = tide_index_below_first(ix, p, path->len);
+  tide_IndexEntry *e = tide_index_find(ix, p, path->len);
   if (e) e->seen = (uint8_t)seen;
   for (; i < tide_index_count(ix); i++) {
     e = tide_index_at(ix, i);
-    if (!tide_index_is_below(ix, e, (const char *)path->data, path->len))
-      break;
+    if (!tide_index_is_below(ix, e, p, path->len)) break;
     e->seen = (uint8_t)seen;
   }
 }
 
-/* Keeps every component below the base that no changed path touches;
-** returns how many file components it kept. The touched ones are marked
-** first, so that the pass over the others compares nothing, then left
-** unmarked again. */
-static size_t keep_untouched(tide_Index *ix, const tide_IndexWalk *spec,
-                             const char *const *paths, const size_t *lens,
-                             size_t n, tide_Buf *path) {
-  size_t i, count = tide_index_count(ix), kept = 0;
-  for (i = 0; i < n; i++) {
+/* Keeps every component below the base that no changed path touches,
+** counting in *kept the file components it kept. The touched ones are
+** marked (as ran) first, so that the pass over the others compares
+** nothing, and unmarked after it. Returns 0 or TIDE_ENOMEM (then nothing
+** is kept). */
+static int keep_untouched(tide_Index *ix, const tide_IndexWalk *spec,
+                          const char *const *paths, const size_t *lens,
+                          size_t n, tide_Buf *path, size_t *kept) {
+  size_t i, touched, count = tide_index_count(ix);
+  int rc = 0;
+  *kept = 0;
+  for (i = 0; i < n && rc == 0; i++) {
     path->len = spec->base_len + 1;
-    if (tide_buf_append(path, paths[i], lens[i]) != 0) return 0;
-    touch(ix, path, count, TIDE_SEEN_RAN);
+    if ((rc = tide_buf_append(path, paths[i], lens[i])) == 0)
+      touch(ix, path, TIDE_SEEN_RAN);
   }
-  i = tide_index_below_first(ix, spec->base, spec->base_len);
-  for (; i < count; i++) {
+  touched = rc ? i - 1 : n;
+  for (i = tide_index_below_first(ix, spec->base, spec->base_len);
+       rc == 0 && i < count; i++) {
     tide_IndexEntry *e = tide_index_at(ix, i);
     if (!tide_index_is_below(ix, e, spec->base, spec->base_len)) break;
     if (e->seen != TIDE_SEEN_NONE) continue;
     tide_index_keep(ix, e);
-    kept++;
+    (*kept)++;
   }
-  for (i = 0; i < n; i++) {
+  for (i = 0; i < touched; i++) {
+    /* The buffer held these already: no allocation, no failure. */
     path->len = spec->base_len + 1;
-    if (tide_buf_append(path, paths[i], lens[i]) != 0) return kept;
-    touch(ix, path, count, TIDE_SEEN_NONE);
+    (void)tide_buf_append(path, paths[i], lens[i]);
+    touch(ix, path, TIDE_SEEN_NONE);
   }
-  return kept;
+  return rc;
 }
 
 /* Hands one changed path to walk_one as the walk would have met it: a
@@ -318,14 +334,14 @@ int tide_index_walk_changes(tide_Index *ix, tide_Walker *w,
                             size_t n, tide_Buf *out, size_t *unchanged) {
   WalkState ws;
   size_t i;
-  int rc = 0, root_fd = -1;
+  int rc, root_fd;
   *unchanged = 0;
   /* A walk that follows links may reach a file by two paths. */
   if (spec->flags & TIDE_WALK_FOLLOW_SYMLINKS) return 1;
-  /* First, whether a changed path is a folder now: then the whole walk,
-  ** before anything is marked. */
   if ((root_fd = open(spec->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     return 1;
+  /* First, whether a changed path is a folder now: then the whole walk,
+  ** before anything is marked. */
   for (i = 0; i < n; i++) {
     struct stat st;
     if (fstatat(root_fd, paths[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -334,32 +350,14 @@ int tide_index_walk_changes(tide_Index *ix, tide_Walker *w,
       return 1;
     }
   }
-  ws.ix = ix;
-  ws.spec = spec;
-  ws.out = out;
-  ws.unchanged = 0;
-  ws.failed = 0;
-  tide_buf_init(&ws.path, w->alloc, w->ud);
-  tide_buf_init(&ws.abs, w->alloc, w->ud);
-  tide_buf_init(&ws.scratch, w->alloc, w->ud);
-  if ((rc = tide_buf_append(&ws.path, spec->base, spec->base_len)) != 0 ||
-      (rc = tide_buf_push(&ws.path, '/')) != 0 ||
-      (rc = tide_buf_append(&ws.abs, spec->dir, strlen(spec->dir))) != 0 ||
-      (rc = tide_buf_push(&ws.abs, '/')) != 0) {
-    rc = tide_index_fail(ix, rc, "out of memory");
-  } else if ((rc = tide_index_source(ix, spec->store, spec->app_id,
-                                     spec->source, spec->source_len,
-                                     &ws.files)) == 0) {
-    ws.unchanged = keep_untouched(ix, spec, paths, lens, n, &ws.path);
+  if ((rc = walk_begin(&ws, ix, w, spec, out)) == 0) {
+    rc = keep_untouched(ix, spec, paths, lens, n, &ws.path, &ws.unchanged);
     for (i = 0; i < n && rc == 0; i++)
       rc = walk_changed(&ws, root_fd, paths[i], lens[i]);
     if (rc == 1) rc = 0; /* became a folder since: the next event says */
     if (rc == TIDE_ENOMEM) rc = tide_index_fail(ix, rc, "out of memory");
   }
   close(root_fd);
-  tide_buf_close(&ws.path);
-  tide_buf_close(&ws.abs);
-  tide_buf_close(&ws.scratch);
-  *unchanged = ws.unchanged;
+  walk_end(&ws, unchanged);
   return rc;
 }
