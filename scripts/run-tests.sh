@@ -27,6 +27,19 @@ for t in "$BUILD"/test/test_*; do
     failed=$((failed + 1))
 done
 
+# The embedding API and the file watcher under valgrind as well: no leak,
+# no invalid access (not in a sanitizer build, which has its own checks).
+case $BUILD in *asan* | *tsan*) ;; *)
+  for t in test_engine test_watch; do
+    [ -x "$BUILD/test/$t" ] || continue
+    valgrind -q --leak-check=full --error-exitcode=9 "$BUILD/test/$t" \
+      >"$log" 2>&1; status=$?
+    grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
+    count "valgrind $t"
+    [ $status -ne 0 ] && failed=$((failed + 1))
+  done ;;
+esac
+
 for r in "$BUILD"/test/replay_fuzz_*; do
   [ -x "$r" ] || continue
   name=${r##*/replay_fuzz_}
