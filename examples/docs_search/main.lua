@@ -2,7 +2,7 @@
 -- their positions, searchable with FTS5. Run from this folder:
 --   tide update main.lua --json
 --   sqlite3 out/docs.db "SELECT file, line_start FROM chunks_fts
---                        JOIN chunks USING(rowid) WHERE chunks_fts MATCH 'memo'"
+--                        JOIN chunks ON chunks.rowid = chunks_fts.rowid WHERE chunks_fts MATCH 'memo'"
 local tide = require "tide"
 local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
