@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
   tide_Engine *e;
   tide_Stats st;
   long seconds = argc > 2 ? atol(argv[2]) : 0, frames = 0, start, next;
-  long worst_step = 0, worst_frame = 0, first_step = 0;
+  long worst_step = 0, worst_frame = 0, first_step = 0, over = 0;
   int64_t cycles = 0, started;
   if (argc < 2 || argc > 3) {
     fprintf(stderr, "usage: embed_host PIPELINE.lua [SECONDS]\n");
@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
       if (t2 - t1 > first_step) first_step = t2 - t1;
     } else if (st.cycles > started + 1 || cycles > started + 1) {
       if (t2 - t1 > worst_step) worst_step = t2 - t1;
+      if (t2 - t1 > 4000) over++;
       if (t2 - t0 > worst_frame) worst_frame = t2 - t0;
     } else if (t2 - t1 > first_step) {
       first_step = t2 - t1;
@@ -93,9 +94,9 @@ int main(int argc, char **argv) {
     }
   }
   if (tide_engine_live_stop(e) != 0) return fail(e, "stop");
-  printf("\n%ld frames; longest tide step %.2f ms, longest frame %.2f ms "
-         "(the start's walk of every folder: %.2f ms)\n",
-         frames, worst_step / 1000.0, worst_frame / 1000.0,
+  printf("\n%ld frames; longest tide step %.2f ms, longest frame %.2f ms, "
+         "%ld steps over 4 ms (the start's walk of every folder: %.2f ms)\n",
+         frames, worst_step / 1000.0, worst_frame / 1000.0, over,
          first_step / 1000.0);
   tide_engine_free(e);
   return 0;
