@@ -98,9 +98,11 @@ demo-run: all
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 # The stock lua5.4 is not instrumented: the spec that loads the module into
-# it preloads clang's ASan runtime.
+# it preloads clang's ASan runtime; the spec that links a host program
+# against the installed library links it with the same sanitizers.
 asan: deps
 	@TIDE_ASAN_PRELOAD=$$(clang -print-file-name=libclang_rt.asan-x86_64.so) \
+	  TIDE_HOST_CC="clang -fsanitize=address,undefined" \
 	  $(MAKE) --no-print-directory BUILD=build-asan CC=clang OPT="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer \
 	  -fno-sanitize-recover=all" test-run
