@@ -890,6 +890,45 @@ size_t tide_index_keep_subtree(tide_Index *ix, const char *path,
   return marked + keep_below(ix, path, len, first_below(ix, self));
 }
 
+/* Moves the entry at path and those below it from seen state from to
+** state to. */
+static void remark_subtree(tide_Index *ix, const char *path, size_t len,
+                           uint8_t from, uint8_t to) {
+  tide_IndexEntry *self = tide_index_find(ix, path, len);
+  size_t i = self ? first_below(ix, self)
+                  : tide_index_below_first(ix, path, len);
+  if (self && self->seen == from) self->seen = to;
+  for (; i < tide_index_count(ix); i++) {
+    tide_IndexEntry *e = tide_index_at(ix, i);
+    if (!tide_index_is_below(ix, e, path, len)) break;
+    if (e->seen == from) e->seen = to;
+  }
+}
+
+/* Not a state a run gives: what keep_subtree_except holds back. */
+#define SEEN_HELD 0xff
+
+size_t tide_index_keep_below_except(tide_Index *ix, const char *path,
+                                    size_t len, const char *const *except,
+                                    const size_t *lens, size_t n) {
+  size_t i, kept = 0;
+  for (i = 0; i < n; i++)
+    remark_subtree(ix, except[i], lens[i], TIDE_SEEN_NONE, SEEN_HELD);
+  /* Keeping an entry keeps what is below it: the entries the pass finds
+  ** unmarked are the tops of what it keeps. */
+  for (i = tide_index_below_first(ix, path, len);
+       i < tide_index_count(ix); i++) {
+    tide_IndexEntry *e = tide_index_at(ix, i);
+    if (!tide_index_is_below(ix, e, path, len)) break;
+    if (e->seen != TIDE_SEEN_NONE) continue;
+    tide_index_keep(ix, e);
+    kept++;
+  }
+  for (i = 0; i < n; i++)
+    remark_subtree(ix, except[i], lens[i], SEEN_HELD, TIDE_SEEN_NONE);
+  return kept;
+}
+
 void tide_index_keep(tide_Index *ix, tide_IndexEntry *e) {
   if (e->seen == TIDE_SEEN_NONE) e->seen = TIDE_SEEN_UNCHANGED;
   keep_below(ix, tide_index_path(ix, e), e->path_len, first_below(ix, e));

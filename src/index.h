@@ -127,6 +127,16 @@ tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id);
 ** any length are handled. */
 size_t tide_index_keep_subtree(tide_Index *ix, const char *path, size_t len);
 
+/* Marks every entry below path (not path's own) as unchanged, unless
+** already marked, except that the n entries at except[i] (of lens[i]
+** bytes) and those below them stay as they are: the items of a live
+** source a cycle processes (their components mounted, or deleted when
+** not) among those it keeps. Returns how many subtrees it kept (for a
+** mount_each's base, how many of its components). */
+size_t tide_index_keep_below_except(tide_Index *ix, const char *path,
+                                    size_t len, const char *const *except,
+                                    const size_t *lens, size_t n);
+
 /* The entries below path (path + "/" and more) are the run that starts at
 ** tide_index_below_first and goes on while tide_index_is_below holds
 ** (entries are in path order). */

@@ -196,6 +196,34 @@ static int index_keep_subtree(lua_State *L) {
   return 1;
 }
 
+/* index:keep_below(path, except) -> how many subtrees below path it kept,
+** leaving those of the paths in the list except as they are
+** (tide_index_keep_below_except). */
+static int index_keep_below(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len, n, i;
+  const char *path = luaL_checklstring(L, 2, &len);
+  const char **except;
+  size_t *lens;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  n = (size_t)lua_rawlen(L, 3);
+  /* Scratch in a userdata: freed by the collector if a check raises. */
+  except = lua_newuserdatauv(L, n * (sizeof *except + sizeof *lens) + 1, 0);
+  lens = (size_t *)(except + n);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "index:keep_below: except[%d] is not a path",
+                 (int)i + 1);
+    /* The strings stay alive in the table at 3. */
+    except[i] = lua_tolstring(L, -1, &lens[i]);
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, (lua_Integer)tide_index_keep_below_except(
+                         b->ix, path, len, except, lens, n));
+  return 1;
+}
+
 /* index:unseen() -> { { id, path }, ... } of entries no run marked */
 /* index:carry(path, logic, input) -> whether the component at path was
 ** carried over unchanged (with its subtree): the verdict is C's
@@ -652,7 +680,8 @@ void tide_lindex_open(lua_State *L) {
     {"load", index_load}, {"count", index_count}, {"find", index_find}, {"path_of", index_path_of},
     {"close", index_gc},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
-    {"keep_subtree", index_keep_subtree}, {"unseen", index_unseen},
+    {"keep_subtree", index_keep_subtree}, {"keep_below", index_keep_below},
+    {"unseen", index_unseen},
     {"carry", index_carry},
     {"has_unseen_below", index_has_unseen_below},
     {"deps", index_deps}, {"set_deps_valid", index_set_deps_valid},

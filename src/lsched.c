@@ -23,8 +23,13 @@
 ** returns the scheduler, the C function links its request and yields
 ** through tide_lsched_yield; the request's callback queues the task.
 **
+** sched:run_ready() is the same without ever waiting on the loop: for
+** tasks that live across cycles (live sources' watch functions, on a
+** scheduler of their own from core.sched_new, run between cycles).
+**
 ** The object borrows the engine's scheduler (engine:cycle_begin hands it
-** out); its close lets go of it. Misuse raises (a closed scheduler, a task
+** out); its close lets go of it. One from core.sched_new owns its
+** scheduler; its close cancels the waits left and frees it. Misuse raises (a closed scheduler, a task
 ** that is not a table); the runner's own failures are the runner's to
 ** report.
 */
@@ -66,7 +71,9 @@ static const char running_key = 0;
 #define POLL_EVERY 64
 
 typedef struct {
-  tide_Sched *s; /* the engine's; NULL once let go of */
+  tide_Sched *s; /* the engine's, or its own; NULL once let go of */
+  int owned;     /* s is its own (core.sched_new): freed on close */
+  int nowait;    /* in run_ready: an empty queue ends the run */
   int stopped;   /* a stop came while it ran */
   /* A host's step (live.lua): past deadline (uv_hrtime), or with nothing
   ** ready, run in driver gives the step back by yielding driver. */
@@ -376,6 +383,11 @@ static int run_tasks(lua_State *L, Box *b, int until, int base) {
       ** stop comes (the signal wakes it: tide_sched_watch_stop). In a
       ** host's step it is only polled, and the step given back. */
       if (tide_sched_waiting(b->s) == 0 || tide_stop_requested()) break;
+      if (b->nowait) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (tide_sched_ready(b->s) == 0) break;
+        continue;
+      }
       if (b->driver == L && lua_isyieldable(L)) {
         uv_run(loop, UV_RUN_NOWAIT);
         if (tide_sched_ready(b->s) == 0) return 1;
@@ -437,6 +449,26 @@ static int sched_run(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
   return run_on(L, b, until, lua_gettop(L));
+}
+
+/* sched:run_ready(): resumes the tasks that are ready, and those the
+** loop, polled without blocking, makes ready meanwhile; returns once none
+** is, leaving the others waiting. For tasks that live across cycles (a
+** live source's watch function, live.lua): never waits on the loop. */
+static int sched_run_ready(lua_State *L) {
+  Box *b = check_box(L, 1);
+  int base;
+  lua_settop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
+  base = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+  b->nowait = 1;
+  (void)run_tasks(L, b, 0, base);
+  b->nowait = 0;
+  lua_pushvalue(L, base);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+  return 0;
 }
 
 /* sched:give_back(): in a host's step past its budget, yields the driver
@@ -671,20 +703,42 @@ static int sched_stopped(lua_State *L) {
   return 1;
 }
 
-/* sched:close(): lets go of the engine's scheduler (the engine frees it). */
+/* sched:close(): lets go of the engine's scheduler (the engine frees it),
+** or frees its own, cancelling the waits left. */
 static int sched_close(lua_State *L) {
   Box *b = luaL_checkudata(L, 1, SCHED_TYPE);
+  if (b->owned && b->s != NULL) tide_sched_free(b->s);
   b->s = NULL;
   return 0;
 }
 
-void tide_lsched_push_borrowed(lua_State *L, tide_Sched *s) {
+static Box *push_box(lua_State *L, tide_Sched *s) {
   Box *b = lua_newuserdatauv(L, sizeof *b, UV_COUNT);
   b->s = s;
+  b->owned = 0;
+  b->nowait = 0;
   b->stopped = 0;
   b->deadline = 0;
   b->driver = NULL;
   luaL_setmetatable(L, SCHED_TYPE);
+  return b;
+}
+
+void tide_lsched_push_borrowed(lua_State *L, tide_Sched *s) {
+  (void)push_box(L, s);
+}
+
+/* core.sched_new(loop) -> a scheduler of its own on the loop object's
+** loop, apart from the engine's: for tasks that outlive a cycle. The
+** caller closes it before the loop's engine closes. */
+static int sched_new(lua_State *L) {
+  uv_loop_t *loop = tide_lloop_check(L, 1);
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  Box *b = push_box(L, NULL);
+  if (tide_sched_new(&b->s, loop, alloc, ud) != 0) enomem(L);
+  b->owned = 1;
+  return 1;
 }
 
 tide_Sched *tide_lsched_suspend(lua_State *L, int *anchor) {
@@ -734,6 +788,7 @@ void tide_lsched_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reset", sched_reset}, {"spawn", sched_spawn}, {"run", sched_run},
     {"step", sched_step}, {"give_back", sched_give_back},
+    {"run_ready", sched_run_ready},
     {"wait", sched_wait}, {"throttle", sched_throttle},
     {"park", sched_park}, {"wake", sched_wake}, {"pass", sched_pass},
     {"expect", sched_expect}, {"listed", sched_listed},
@@ -751,4 +806,6 @@ void tide_lsched_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushlightuserdata(L, DONE);
   lua_setfield(L, -2, "SCHED_DONE");
+  lua_pushcfunction(L, sched_new);
+  lua_setfield(L, -2, "sched_new");
 }

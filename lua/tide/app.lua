@@ -169,8 +169,9 @@ function App:update(opts)
 end
 
 -- What live mode runs on (live.lua): the engine, the cycle function
--- (update(changes): one cycle that walks only the changes given, nil for
--- every folder whole), what cycles saw, and the hooks. nil, message, code
+-- (update(changes, emits): one cycle that walks only the file changes
+-- given and processes only what live sources emitted, nil for every
+-- folder and source whole), what cycles saw, and the hooks. nil, message, code
 -- when it cannot run.
 local function live_parts(app, opts, level)
   if opts.preview or opts.verify then
@@ -191,7 +192,7 @@ local function live_parts(app, opts, level)
     if k ~= "live" then cycle_opts[k] = v end
   end
   -- Only the first cycle reprocesses in full: the others answer changes.
-  local function update(changes)
+  local function update(changes, emits)
     local by_dir
     if changes then
       by_dir = {}
@@ -209,11 +210,14 @@ local function live_parts(app, opts, level)
       end
     end
     cycle_opts.live_changes = by_dir
+    cycle_opts.live_emits = emits
     local stats, errors, c = app:cycle(cycle_opts, seen)
     cycle_opts.full_reprocess, cycle_opts.reset = nil, nil
-    -- Only the walks of a cycle that finished are known to the next.
-    cycle_opts.live_walks = stats and not stats.interrupted
-      and seen.walks or {}
+    -- Only the walks and live sources of a cycle that finished are known
+    -- to the next.
+    local finished = stats and not stats.interrupted
+    cycle_opts.live_walks = finished and seen.walks or {}
+    cycle_opts.live_watched = finished and seen.watched or {}
     return stats, errors, c
   end
   return e, update, seen, {
@@ -248,10 +252,6 @@ function App:start_live(opts)
   if not e then return nil, update, seen end
   local stats, errors, code = update()
   if not stats then return nil, errors, code end
-  if seen.watched_source then
-    return nil, fmt("tide.source %s: live mode does not run watch "
-      .. "functions yet", seen.watched_source)
-  end
   hooks.on_cycle(stats, errors, nil)
   self.live_session = live.start(e, update, seen, hooks, stats)
   M.stepped[self] = true
@@ -280,9 +280,10 @@ end
 
 -- One catch-up cycle. seen (a table, may be nil) receives what live mode
 -- follows: seen.walked, the folders the cycle listed (absolute path ->
--- fs.walk), seen.refresh, the shortest auto_refresh period, if any, and
--- seen.watched_source, the name of a tide.source with a watch function,
--- and seen.walks, what each of its walks was (engine.lua).
+-- fs.walk), seen.refresh, the shortest auto_refresh period, if any,
+-- seen.walks, what each of its walks was, and seen.watched, the sources
+-- with a watch function it mounted (base path -> { source, signature },
+-- engine.lua).
 function App:cycle(opts, seen)
   local stats, errors, code = cycle(self, opts, function(parts)
     local run = runmod.new(self, opts, parts)
@@ -290,7 +291,7 @@ function App:cycle(opts, seen)
     if seen then
       seen.walked, seen.refresh = run.walked, run.refresh_every
       seen.walks = run.walks_now
-      seen.watched_source = run.watched_source
+      seen.watched = run.watched_now
     end
     return table.unpack(results, 1, results.n)
   end, true)

@@ -232,12 +232,14 @@ function M.live_output(opts, progress)
     if tty then io_stderr:write("\r\27[K") end
   end
   local hooks = {}
-  function hooks.on_watching(n)
+  function hooks.on_watching(n, sources)
     folders = n
     if tty then
       status()
     elseif not opts.quiet then
-      say("watching %d folder%s for changes", n, n == 1 and "" or "s")
+      say("watching %d folder%s%s for changes", n, n == 1 and "" or "s",
+          (sources or 0) > 0 and string.format(" and %d source%s", sources,
+            sources == 1 and "" or "s") or "")
     end
   end
   function hooks.on_message(text)
@@ -250,7 +252,11 @@ function M.live_output(opts, progress)
     clear()
     for _, c in ipairs(changes or {}) do
       applied = applied + 1
-      last = c.path and (c.dir .. "/" .. c.path) or (c.dir .. " (rescan)")
+      if c.source then
+        last = c.source .. ": " .. tostring(c.key)
+      else
+        last = c.path and (c.dir .. "/" .. c.path) or (c.dir .. " (rescan)")
+      end
     end
     if opts.json then
       io_stdout:write(report.stats_json(stats), "\n")

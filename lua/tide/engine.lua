@@ -579,6 +579,69 @@ local function source_error_handler(run, base, items, failed)
   end
 end
 
+-- tide.source{ name, items, watch }: a custom source. items() returns an
+-- iterator of key, value (or a table of key -> value): what the source
+-- holds now. watch(emit), for live mode, reports its changes as they
+-- happen (live.lua runs it): mount_each over it gets the same
+-- memoization and lineage as over the built-in sources.
+local Source = { __name = "tide.source" }
+Source.__index = Source
+
+-- What mount_each keys a live source's changes by: one cycle's changes
+-- apply to the components it mounted last cycle only when they are
+-- still of the same function, logic and extra arguments.
+local function mount_signature(fn, rest)
+  local extra = { fn:logic_raw(), tostring(rest.n) }
+  for i = 2, rest.n do
+    local ok, bytes = pcall(encode, rest[i])
+    if not ok then return nil end
+    extra[i + 1] = bytes
+  end
+  return concat(extra, "\0")
+end
+
+-- A mount_each over a source with a watch function, in live mode: noted
+-- in run.watched_now (base -> { source, signature }) for live.lua to run
+-- the watch; returns the changes it emitted since the last cycle ({
+-- keys, values, paths }, live.lua) when this cycle processes only them,
+-- else nil (it is listed in full: a first or full cycle, a watch that
+-- failed, a function or arguments that changed).
+local function watched_changes(run, base, fn, rest)
+  local source = rest[1]
+  if not source.watch or not run.opts.live_cycle then return nil end
+  local signature = mount_signature(fn, rest)
+  if not signature then return nil end
+  run.watched_now[base] = { source = source, signature = signature }
+  local changes = run.opts.live_emits and run.opts.live_emits[base]
+  local last = run.opts.live_watched and run.opts.live_watched[base]
+  if not changes or not last or last.signature ~= signature
+     or run.reopened or run.opts.full_reprocess or run.opts.verify then
+    return nil
+  end
+  return changes
+end
+
+-- next() over the keys a live source upserted, and how many there are.
+local function emitted_items(changes)
+  local keys, values, i = changes.keys, changes.values, 0
+  local n = 0
+  for _, k in ipairs(keys) do
+    if values[tostring(k)] ~= M.DELETED then n = n + 1 end
+  end
+  return function()
+    repeat
+      i = i + 1
+      local k = keys[i]
+      if k == nil then return nil end
+      local v = values[tostring(k)]
+      if v ~= M.DELETED then return k, v end
+    until false
+  end, n
+end
+
+-- What a live source's emit(key, nil) stands as among its changes.
+M.DELETED = setmetatable({}, { __name = "tide.deleted" })
+
 function M.mount_each(...)
   local parent = need_frame("tide.mount_each", 2)
   local p, fn, rest
@@ -602,6 +665,9 @@ function M.mount_each(...)
   end
   local source_name = type(items) == "table" and items.kind
     and (items.kind .. ":" .. tostring(items.dir or items.path or items.db or ""))
+  -- A live source's changes, when this cycle processes only them.
+  local emitted = getmetatable(items) == Source
+    and watched_changes(run, base, fn, rest)
   -- An item whose component is unchanged is carried over by the C index
   -- (index:carry, the same verdict as the walk's) without a frame or a
   -- task; its input fingerprint, computed here, serves the others. A
@@ -611,13 +677,26 @@ function M.mount_each(...)
     and not run.opts.verify
   local index, logic, n = run.index, carry and fn:logic_raw(), rest.n
   if carry then run:index_ready() end
-  local each = carry and type(items) == "table"
+  local each = carry and not emitted and type(items) == "table"
     and type(items.items) == "function"
     and source_each(index, base, logic, rest) or nil
-  local next_item = each_item(items, 2, on_error, each)
+  local next_item, expected
+  if emitted then
+    -- The components of the keys it did not emit stay as they are; those
+    -- of the keys it deleted are not mounted, so they are deleted.
+    local kept = index:keep_below(base, emitted.paths)
+    if kept > 0 then
+      local fs = fn_stats(run, fn)
+      fs.calls, fs.hits = fs.calls + kept, fs.hits + kept
+      run.stats.components.unchanged = run.stats.components.unchanged + kept
+      sched.carry(run.sched, kept)
+    end
+    next_item, expected = emitted_items(emitted)
+  else
+    next_item = each_item(items, 2, on_error, each)
+  end
   -- Progress: a plain table's length is known, a source's is not.
-  local expected
-  if type(items.items) ~= "function" then
+  if not emitted and type(items.items) ~= "function" then
     expected = 0
     for _ in pairs(items) do expected = expected + 1 end
   end
@@ -672,7 +751,8 @@ function M.mount_each(...)
     run.stats.components.unchanged = run.stats.components.unchanged + carried
   end
   sched.listed(run.sched)
-  if type(items) == "table" and type(items.items) == "function" then
+  if not emitted and type(items) == "table"
+     and type(items.items) == "function" then
     keep_what_failed(run, base, items, mounted, failed)
   end
 end
@@ -1112,17 +1192,7 @@ function M.use(key)
   return value
 end
 
--- tide.source{ name, items, watch }: a custom source. items() returns an
--- iterator of key, value (or a table of key -> value); watch(emit) is for
--- live mode. mount_each over it gets the same memoization and lineage as
--- over the built-in sources.
-local Source = { __name = "tide.source" }
-Source.__index = Source
-
 function Source:items()
-  -- Live mode refuses a watch it does not run (live.lua).
-  local frame = current_frame()
-  if self.watch and frame then frame.run.watched_source = self.kind end
   local it, state, init = self.def.items()
   if type(it) == "table" then return table_items(it, 1) end
   return it, state, init

@@ -24,6 +24,8 @@
 -- second one exits at once (lsignal.c).
 
 local core = require "tide.core"
+local engine = require "tide.engine"
+local sched = require "tide.sched"
 
 local M = {}
 
@@ -53,20 +55,134 @@ local function watch_roots(watch, watched, walked, say)
   return added
 end
 
+-- ---- Live sources ----
+
+-- Every tide.source with a watch function that a cycle mounted (seen.watched:
+-- base path -> { source, signature }) has watch(emit) run once, in a task
+-- of its own on a scheduler apart from the cycles' (sched.own), resumed
+-- between cycles: a watch that waits (tide.sleep, tide.exec) lets live
+-- mode go on, and one that returns at once may keep emit for later (a
+-- host's callback). emit(key, value) upserts, emit(key, nil) deletes; the
+-- next cycle processes only the keys emitted since the last (the last
+-- value of each) and keeps the source's other components (engine.lua,
+-- watched_changes). A watch that raises is said, and its source is
+-- listed in full (items()) at once and at every cycle after.
+local Watchers = {}
+Watchers.__index = Watchers
+
+local function new_watchers(loop)
+  return setmetatable({ loop = loop, tasks = {}, pending = {}, count = 0,
+                        stopped = false, rescan = false }, Watchers)
+end
+
+local function run_watch(task)
+  local ok, err = pcall(task.watch, task.emit)
+  if not ok then task.failed = tostring(err) end
+end
+
+local function watch_yielded(task)
+  task.failed = "coroutine.yield() was called outside a coroutine the "
+    .. "watch function created"
+end
+
+-- The emit of the source mounted at base: true when the change was taken,
+-- false once live mode stopped or the watch failed.
+function Watchers:emitter(base, name)
+  return function(key, value)
+    local kt = type(key)
+    if kt ~= "string" and math.type(key) ~= "integer" then
+      error(fmt("tide.source %s: emit: the key must be a string or an "
+        .. "integer, not %s", name, kt == "number" and "a float" or kt), 2)
+    end
+    local task = self.tasks[base]
+    if self.stopped or task.failed then return false end
+    local p = self.pending[base]
+    if not p then
+      p = { keys = {}, values = {} }
+      self.pending[base] = p
+    end
+    local id = tostring(key)
+    if p.values[id] == nil then
+      p.keys[#p.keys + 1] = key
+      self.count = self.count + 1
+    end
+    if value == nil then value = engine.DELETED end
+    p.values[id] = value
+    return true
+  end
+end
+
+-- Starts the watch of every source of watched not watched yet.
+function Watchers:start(watched)
+  for base, w in pairs(watched or {}) do
+    if not self.tasks[base] then
+      self.sched = self.sched
+        or sched.own(self.loop, run_watch, watch_yielded)
+      local task = { base = base, name = w.source.kind,
+                     watch = w.source.watch }
+      task.emit = self:emitter(base, task.name)
+      self.tasks[base] = task
+      self.sched:spawn(task)
+    end
+  end
+end
+
+-- Resumes the watches that can go on; says which failed (and asks for a
+-- rescan: what they would have emitted is read from items()).
+function Watchers:run(say)
+  if not self.sched then return end
+  self.sched:run_ready()
+  for _, task in pairs(self.tasks) do
+    if task.failed and not task.said then
+      task.said = true
+      self.rescan = true
+      say(fmt("tide.source %s: its watch function failed: %s; the source "
+        .. "is listed in full at every cycle", task.name, task.failed))
+    end
+  end
+end
+
+-- What the next cycle processes of each watched source: base -> { keys,
+-- values, paths }, for every one whose watch has not failed (empty:
+-- nothing changed, its components are kept); and the list of what
+-- changed ({ source, key }). The pending changes start over.
+function Watchers:take()
+  local emits, list = {}, {}
+  for base, task in pairs(self.tasks) do
+    if not task.failed then
+      local p = self.pending[base] or { keys = {}, values = {} }
+      p.paths = {}
+      for i, k in ipairs(p.keys) do
+        p.paths[i] = base .. "/" .. tostring(k)
+        list[#list + 1] = { source = task.name, key = k }
+      end
+      emits[base] = p
+    end
+  end
+  self.pending, self.count = {}, 0
+  return emits, list
+end
+
+function Watchers:close()
+  self.stopped = true
+  if self.sched then self.sched:close() end
+end
+
 -- Waits for the end of a burst of changes: until QUIET_MS pass without a
--- new one, or MAX_DELAY_MS since first. wait(ms) waits on the loop.
-local function settle(watch, stopped, wait)
+-- new one, or MAX_DELAY_MS since first. wait(ms) waits on the loop;
+-- pending() counts the changes waiting.
+local function settle(pending, stopped, wait)
   local first = now_ms()
   while not stopped() do
-    local before = watch:pending()
+    local before = pending()
     local left = M.MAX_DELAY_MS - (now_ms() - first)
     if left <= 0 then return end
     local quiet_until = now_ms() + math.min(M.QUIET_MS, left)
     repeat
       wait(math.max(0, quiet_until - now_ms()))
-    until watch:pending() ~= before or now_ms() >= quiet_until
+    until pending() ~= before or now_ms() >= quiet_until
       or stopped()
-    if watch:pending() == before then return end
+    if pending() == before then return end
   end
 end
 
@@ -96,19 +212,19 @@ function M.run(e, update, seen, hooks)
       return stats, errors
     end
   end
-  if seen.watched_source then
-    return nil, fmt("tide.source %s: live mode does not run watch "
-      .. "functions yet; leave watch out, and the source is read again at "
-      .. "every cycle (a file change, an auto_refresh period, the periodic "
-      .. "rescan)", seen.watched_source)
-  end
   local watch, err = core.watch_new(e:loop())
   if not watch then return nil, err end
   local watched = {}
+  local watchers = new_watchers(e:loop())
+  local function pending() return watch:pending() + watchers.count end
   -- How the loop is waited on: blocking, or, when a host steps live mode
-  -- (M.start), polled, the step then given back.
-  local wait = hooks.wait and function(ms) hooks.wait(watch, ms) end
+  -- (M.start), polled, the step then given back. The watches go on after.
+  local wait_loop = hooks.wait and function(ms) hooks.wait(watch, ms) end
     or function(ms) watch:wait(ms) end
+  local function wait(ms)
+    wait_loop(ms)
+    watchers:run(say)
+  end
   local ok, a, b, c = pcall(function()
     -- The next cycle due without a change: the periodic rescan, or an
     -- auto_refresh component's period, whichever comes first.
@@ -121,26 +237,41 @@ function M.run(e, update, seen, hooks)
       if watch_roots(watch, watched, seen.walked or {}, say) then
         next_rescan = 0
       end
+      -- A source's watch that starts now misses nothing: its items were
+      -- listed by the cycle that just ran.
+      watchers:start(seen.watched)
+      watchers:run(say)
     end
     schedule()
-    if hooks.on_watching then hooks.on_watching(watch:count()) end
+    if hooks.on_watching then
+      local sources = 0
+      for _ in pairs(watchers.tasks) do sources = sources + 1 end
+      hooks.on_watching(watch:count(), sources)
+    end
     while not stopped() do
-      if watch:pending() == 0 then
+      if watchers.rescan then
+        watchers.rescan, next_rescan = false, 0
+      end
+      if pending() == 0 then
         wait(math.max(0, next_rescan - now_ms()))
       end
       local messages = watch:messages()
       if messages then say(messages) end
-      local changes
-      if watch:pending() > 0 then
-        settle(watch, stopped, wait)
-        changes = watch:take()
+      local changes, emits, emitted
+      if pending() > 0 then
+        settle(pending, stopped, wait)
+        changes = watch:take() or {}
+        emits, emitted = watchers:take()
         messages = watch:messages()
         if messages then say(messages) end
       elseif now_ms() < next_rescan or stopped() then
         goto continue
+      else
+        -- A full cycle lists every source: what was emitted is in it.
+        watchers:take()
       end
       if stopped() then break end
-      local fresh, errs = update(changes)
+      local fresh, errs = update(changes, emits)
       schedule()
       if not fresh then
         -- Main failed, or another process holds the store: said, and
@@ -149,6 +280,7 @@ function M.run(e, update, seen, hooks)
         goto continue
       end
       stats, errors = fresh, errs
+      if emitted then table.move(emitted, 1, #emitted, #changes + 1, changes) end
       if hooks.on_cycle(stats, errors, changes) == false
          or stats.interrupted then
         break
@@ -157,6 +289,7 @@ function M.run(e, update, seen, hooks)
     end
     return stats, errors
   end)
+  watchers:close()
   watch:close()
   e:loop():run("nowait") -- the watch's handles close
   if not ok then error(a, 0) end

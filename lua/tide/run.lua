@@ -58,6 +58,7 @@ function M.new(app, opts, parts)
     file_sources = {}, -- walked folder -> its file-state source name
     walked = {}, -- absolute folder -> the fs.walk a component listed (live mode)
     walks_now = {}, -- what each walk of this cycle was (live mode)
+    watched_now = {}, -- the live sources it mounted (live mode)
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
     declared_ids = {}, gone = {},

@@ -73,6 +73,18 @@ function M.wake_first(s, q)
   return true
 end
 
+-- A scheduler of its own on the loop object loop (core.sched_new), for
+-- tasks that outlive a cycle (live sources' watch functions): they run
+-- runner(task), on_abort(task, message) for one that yielded to it, and
+-- are not components (current() is nil in them). Its owner runs it with
+-- run_ready() and closes it.
+function M.own(loop, runner, on_abort)
+  local s = core.sched_new(loop)
+  s:reset { worker = worker, task_of = setmetatable({}, { __mode = "k" }),
+            runner = runner, on_abort = on_abort }
+  return s
+end
+
 function M.spawn(s, task) return s:spawn(task) end
 function M.wait(s, task) return s:wait(task) end
 function M.throttle(s) return s:throttle() end

@@ -166,6 +166,35 @@ static void test_subtrees(void) {
   tide_index_free(ix);
 }
 
+/* Keeping below a live source's base, except the items it changed. */
+static void test_keep_below_except(void) {
+  static const char *const except_a[] = {"/a/b"};
+  static const size_t lens_a[] = {4};
+  static const char *const except_q[] = {"/q/2", "/q/9"};
+  static const size_t lens_q[] = {4, 4};
+  tide_Index *ix = loaded();
+  tide_index_find(ix, "/a/b/c", 6)->seen = TIDE_SEEN_RAN;
+  /* One subtree kept ("/a/c"); "/a" itself and its siblings untouched;
+  ** what was excepted stays as it was, marked or not. */
+  CHECK_EQ_INT(tide_index_keep_below_except(ix, "/a", 2, except_a, lens_a,
+                                            1), 1);
+  CHECK_EQ_INT(seen(ix, "/a/c", 4), TIDE_SEEN_UNCHANGED);
+  CHECK_EQ_INT(seen(ix, "/a/b", 4), TIDE_SEEN_NONE);
+  CHECK_EQ_INT(seen(ix, "/a/b/c", 6), TIDE_SEEN_RAN);
+  CHECK_EQ_INT(seen(ix, "/a", 2), TIDE_SEEN_NONE);
+  CHECK_EQ_INT(seen(ix, "/a.x", 4), TIDE_SEEN_NONE);
+  CHECK_EQ_INT(seen(ix, "/ab", 3), TIDE_SEEN_NONE);
+  /* A base without an entry of its own; an excepted path without one. */
+  CHECK_EQ_INT(tide_index_keep_below_except(ix, "/q", 2, except_q, lens_q,
+                                            2), 1);
+  CHECK_EQ_INT(seen(ix, "/q/1", 4), TIDE_SEEN_UNCHANGED);
+  CHECK_EQ_INT(seen(ix, "/q/2", 4), TIDE_SEEN_NONE);
+  /* Nothing excepted: everything below, once. */
+  CHECK_EQ_INT(tide_index_keep_below_except(ix, "/q", 2, NULL, NULL, 0), 1);
+  CHECK_EQ_INT(tide_index_keep_below_except(ix, "/q", 2, NULL, NULL, 0), 0);
+  tide_index_free(ix);
+}
+
 static void test_deps(void) {
   tide_Index *ix = loaded();
   const tide_IndexEntry *example;
@@ -575,6 +604,7 @@ int main(void) {
   static const CheckTest tests[] = {
     {"lookups by path and id", test_lookups},
     {"subtrees and siblings between", test_subtrees},
+    {"keeping below a base except some paths", test_keep_below_except},
     {"dependency sets", test_deps},
     {"file states", test_file_states},
     {"file states in any order", test_file_states_order},

@@ -27,6 +27,57 @@ return tide.app("live", function()
 end)
 ]]
 
+-- A tide.source over the lines "key value" of feed.txt, whose watch
+-- function polls the file every 20 ms and emits what changed.
+local FEED_PIPELINE = [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "path", "string", key = true },
+  { "title", "string" },
+})
+local function load()
+  local t = {}
+  local f = io.open("feed.txt")
+  for line in f:lines() do
+    local k, v = line:match("^(%S+) (.*)$")
+    if k then t[k] = { key = k, title = v } end
+  end
+  f:close()
+  return t
+end
+local feed = tide.source { name = "feed",
+  items = function()
+    local f = io.open("listed", "a")
+    f:write("x")
+    f:close()
+    return load()
+  end,
+  watch = function(emit)
+    local last = load()
+    while true do
+      tide.sleep(0.02)
+      local now = load()
+      --FAIL--
+      for k, v in pairs(now) do
+        if not last[k] or last[k].title ~= v.title then emit(k, v) end
+      end
+      for k in pairs(last) do
+        if now[k] == nil then emit(k, nil) end
+      end
+      last = now
+    end
+  end,
+}
+local each = tide.fn("each", { memo = true }, function(item, docs)
+  docs:row(Doc { path = item.key, title = item.title })
+end)
+return tide.app("feed", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(each, feed, docs)
+end)
+]]
+
 local running = {}
 
 -- Starts `tide live pipeline.lua --json ARGS` in dir; returns its pid
@@ -246,8 +297,7 @@ describe("tide live", function()
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
-  it("re-runs an auto_refresh component every period, and refuses a "
-     .. "tide.source watch it does not run", function()
+  it("re-runs an auto_refresh component every period", function()
     local dir = helpers.tmpdir()
     helpers.write(dir .. "/price.txt", "10")
     helpers.write(dir .. "/pipeline.lua", [[
@@ -260,34 +310,68 @@ local fetch = tide.fn("fetch", function(out)
   out:row(Row { path = "price", title = f:read("a") })
   f:close()
 end)
-local watched = tide.source { name = "feed",
-  items = function() return { k = "v" } end,
-  --WATCH--watch = function(emit) end,
-}
-local each = tide.fn("each", function(v, out)
-  out:row(Row { path = "feed", title = v })
-end)
 return tide.app("refresh", function()
   local out = sqlite.table { db = "out.db", name = "docs", schema = Row }
   tide.auto_refresh(fetch, 0.2, out)
-  tide.mount_each(each, watched, out)
 end)
 ]])
     local pid = start(dir)
-    reaches(dir, { price = "10", feed = "v" })
+    reaches(dir, { price = "10" })
     helpers.write(dir .. "/price.txt", "11")
-    reaches(dir, { price = "11", feed = "v" }, 10)
+    reaches(dir, { price = "11" }, 10)
     assert.are.equal(0, stop(dir, pid, "INT"))
-    -- The same pipeline with a watch function on its source: the catch-up
-    -- is committed, then live mode refuses to go on.
-    helpers.write(dir .. "/pipeline.lua", helpers.read(dir .. "/pipeline.lua")
-      :gsub("%-%-WATCH%-%-", ""))
-    local _, err, code = helpers.run(("cd %s && %s live pipeline.lua")
-      :format(q(dir), q(helpers.tide)))
-    assert.are.equal(2, code)
-    assert.matches("tide.source feed: live mode does not run watch "
-      .. "functions yet", err)
-    assert.are.same({ price = "11", feed = "v" }, rows(dir))
+  end)
+
+  it("runs a tide.source's watch function: what it emits is applied, "
+     .. "and only that", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/feed.txt", "a alpha\nb beta\nc gamma\n")
+    helpers.write(dir .. "/pipeline.lua", FEED_PIPELINE)
+    local pid = start(dir)
+    assert.matches("watching 0 folders and 1 source",
+                   helpers.read(dir .. "/stderr"))
+    reaches(dir, { a = "alpha", b = "beta", c = "gamma" })
+    -- An update, a delete and an insert, seen by the watch's polling.
+    helpers.write(dir .. "/feed.txt", "a ALPHA\nc gamma\nd delta\n")
+    reaches(dir, { a = "ALPHA", c = "gamma", d = "delta" }, 10)
+    -- The cycle processed the three keys emitted and kept the fourth,
+    -- without listing the source.
+    local list = cycles(dir)
+    local last = list[#list]
+    assert.are.same({ added = 1, reprocessed = 1, deleted = 1,
+                      unchanged = 1, errors = 0 }, last.components)
+    assert.are.same({ calls = 3, hits = 1, misses = 2, errors = 0 },
+                    last.functions.each)
+    assert.are.equal("x", helpers.read(dir .. "/listed"))
+    assert.are.equal(0, stop(dir, pid, "INT"))
+    -- What live mode left is what a catch-up run finds current.
+    local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+      .. "--json"):format(q(dir), q(helpers.tide)))
+    assert.are.equal(0, code, err)
+    local stats = cjson.decode(out)
+    assert.are.same({ added = 0, reprocessed = 0, deleted = 0,
+                      unchanged = 3, errors = 0 }, stats.components)
+  end)
+
+  it("says when a watch function fails, and lists its source in full "
+     .. "from then on", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/feed.txt", "a alpha\n")
+    helpers.write(dir .. "/pipeline.lua", (FEED_PIPELINE:gsub(
+      "%-%-FAIL%-%-", "if next(now) == nil then error('feed is empty') end")))
+    local pid = start(dir, "--rescan 0.3")
+    reaches(dir, { a = "alpha" })
+    helpers.write(dir .. "/feed.txt", "")
+    assert.is_true(wait_for(function()
+      return (helpers.read(dir .. "/stderr") or "")
+        :find("its watch function failed: [^\n]*feed is empty") ~= nil
+    end, 10), helpers.read(dir .. "/stderr"))
+    -- The rescans list it: an empty source where there were few items is
+    -- an empty source.
+    reaches(dir, {}, 10)
+    helpers.write(dir .. "/feed.txt", "b beta\n")
+    reaches(dir, { b = "beta" }, 10)
+    assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
   it("refuses --rescan without --live, and --live with --preview", function()
@@ -341,5 +425,72 @@ print(title("b.md"), steps > 0, stats.components.unchanged)
       :format(q(dir), helpers.stock_lua_env()))
     assert.are.equal(0, code, err)
     assert.matches("^BETA\ttrue\t%d+\n$", out)
+  end)
+
+  it("a host pushes changes through the emit a watch function kept",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/host.lua", [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Row = tide.record("Row", { { "k", "string", key = true },
+                                 { "v", "string" } })
+-- The host's own data, and the emit tide hands the watch function.
+local data, emit = { a = "1", b = "2" }, nil
+local items = tide.source { name = "host data",
+  items = function()
+    local t = {}
+    for k, v in pairs(data) do t[k] = { k = k, v = v } end
+    return t
+  end,
+  watch = function(e) emit = e end,
+}
+local each = tide.fn("each", { memo = true }, function(item, out)
+  out:row(Row { k = item.k, v = item.v })
+end)
+local app = tide.app("host", function()
+  local out = sqlite.table { db = "out.db", name = "rows", schema = Row }
+  tide.mount_each(each, items, out)
+end)
+local function rows()
+  local db = sqlite.open("out.db")
+  local t = {}
+  for _, r in ipairs(db:rows("SELECT k, v FROM rows ORDER BY k")) do
+    t[#t + 1] = r.k .. "=" .. r.v
+  end
+  db:close()
+  return table.concat(t, " ")
+end
+local seen = {}
+assert(app:start_live { db = "state.db", on_cycle = function(stats)
+  seen[#seen + 1] = stats.components
+end })
+tide.step(1)
+assert(emit, "the watch function ran")
+local ok, err = pcall(function() emit(1.5, {}) end)
+print(ok, err)
+data.b, data.c = "22", "3"
+emit("b", { k = "b", v = "22" })
+emit("c", { k = "c", v = "3" })
+data.a = nil
+emit("a", nil)
+local steps = 0
+while rows() ~= "b=22 c=3" and steps < 2000 do
+  tide.step(5)
+  steps = steps + 1
+  os.execute("sleep 0.002")
+end
+print(rows())
+local last = seen[#seen]
+print(last.added, last.reprocessed, last.deleted, last.unchanged)
+app:stop()
+print(emit("d", { k = "d", v = "4" }))
+]])
+    local out, err, code = helpers.run(("cd %s && %s lua5.4 host.lua")
+      :format(q(dir), helpers.stock_lua_env()))
+    assert.are.equal(0, code, err)
+    assert.matches("^false\thost%.lua:%d+: tide%.source host data: emit: "
+      .. "the key must be a string or an integer, not a float\n"
+      .. "b=22 c=3\n1\t1\t1\t0\nfalse\n$", out)
   end)
 end)
