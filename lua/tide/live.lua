@@ -17,7 +17,8 @@
 -- (default one hour) as a safety net, and at once when events were lost
 -- or a folder could not be watched; and at least as often as the shortest
 -- period of the app's tide.auto_refresh components, which every cycle
--- runs again.
+-- runs again. A tide.source with a watch function reports its own
+-- changes (Watchers below): a cycle processes only what it emitted.
 --
 -- The first SIGINT or SIGTERM (trapped by the tide command) stops: a
 -- cycle under way commits what completed, and live mode returns; a
