@@ -33,6 +33,7 @@ static const Opener openers[] = {
   tide_lwait_open,
   tide_lworkers_open,
   tide_lwatch_open,
+  tide_lluv_open,
   NULL,
 };
 

@@ -86,6 +86,7 @@ void tide_lloop_push_borrowed(lua_State *L, struct uv_loop_s *loop);
 struct uv_loop_s *tide_lloop_check(lua_State *L, int idx);
 /* core.watch_new (lwatch.c). */
 void tide_lwatch_open(lua_State *L);
+void tide_lluv_open(lua_State *L);
 struct tide_Sched;
 void tide_lsched_push_borrowed(lua_State *L, struct tide_Sched *s);
 /* A pool of n worker threads on loop (lworkers.c), whose states find

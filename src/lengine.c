@@ -101,24 +101,33 @@ static void detach(lua_State *L, int idx) {
   for (uv = UV_STORE; uv <= UV_COUNT; uv++) let_go(L, idx, uv);
 }
 
-/* core.engine_new{ base = absolute folder, db = store path } */
+/* core.engine_new{ base = absolute folder, db = store path [, loop] }:
+** loop, a host's loop (core.luv_loop), which the host runs; else the
+** engine makes its own. */
 static int engine_new(lua_State *L) {
   const char *base, *db;
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
   Box *b;
   int rc;
+  uv_loop_t *loop;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "base");
   lua_getfield(L, 1, "db");
   base = luaL_checkstring(L, -2);
   db = luaL_checkstring(L, -1);
+  /* A host's loop (core.luv_loop), or NULL for one of its own. */
+  lua_getfield(L, 1, "loop");
+  luaL_argcheck(L, lua_isnil(L, -1) || lua_islightuserdata(L, -1), 1,
+                "loop must come from core.luv_loop");
+  loop = lua_touserdata(L, -1);
+  lua_pop(L, 1);
   b = lua_newuserdatauv(L, sizeof *b, UV_COUNT);
   b->e = NULL;
   b->owned = 1;
   b->wrapped = NULL;
   luaL_setmetatable(L, ENGINE_TYPE);
-  rc = tide_engine_make(&b->e, NULL, base, db, NULL, alloc, ud);
+  rc = tide_engine_make(&b->e, NULL, base, db, loop, alloc, ud);
   if (rc != 0) {
     int n = fail(L, b->e, rc);
     tide_engine_destroy(b->e);

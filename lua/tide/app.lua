@@ -25,6 +25,7 @@ local UPDATE_OPTIONS = {
   on_error = true, on_preview = true, on_progress = true,
   allow_empty = true, empty_guard = true,
   rescan = true, on_cycle = true, on_message = true, on_watching = true,
+  loop = true,
 }
 
 -- A limit option's value: a positive integer. [level: the caller's]
@@ -59,6 +60,7 @@ function M.app(name, main, opts)
     max_inflight = opts.max_inflight,
     root_fn = fnmod.new(name, {}, main, true),
     engines = {}, -- store path -> engine: the app's sessions
+    luv_of = setmetatable({}, { __mode = "k" }), -- engine -> luv, its loop's
     fns_seen = {}, -- name -> the tide.fn its cycles called last
   }, App)
 end
@@ -90,8 +92,9 @@ end
 -- The engine (core.engine_new, lengine.c) that keeps this app's session
 -- with the store at db: made by the first update and kept, so that the
 -- next updates reuse the open store, the loop and the index. An app a C
--- host loaded (tide_engine_load) has its host's engine.
-local function engine_for(app, db)
+-- host loaded (tide_engine_load) has its host's engine. loop: the luv
+-- module, whose loop the engine is made on (the first update only).
+local function engine_for(app, db, loop)
   local bound = app.engine
   if bound then
     if db ~= nil and db ~= bound:db() then
@@ -99,19 +102,52 @@ local function engine_for(app, db)
                        .. "is %s: it cannot update %s", app.name, bound:db(),
                        db)
     end
+    if loop ~= nil then
+      return nil, fmt("app %s runs on the engine of its host, and on its "
+                      .. "host's loop: it cannot take another", app.name)
+    end
     return bound
   end
   local cwd = assert(core.getcwd())
   db = db or ".tide/state.db"
   local abs = db:sub(1, 1) == "/" and db or (cwd .. "/" .. db)
   local e = app.engines[abs]
-  if not e then
-    local err, code
-    e, err, code = core.engine_new { base = cwd, db = abs }
-    if not e then return nil, err, code end
-    app.engines[abs] = e
+  if e then
+    if loop ~= nil and app.luv_of[e] ~= loop then
+      return nil, fmt("app %s: the loop option is for the first update "
+                      .. "of a store: its engine for %s runs on %s already",
+                      app.name, abs, app.luv_of[e] and "another loop"
+                      or "a loop of its own")
+    end
+    return e
   end
+  local luv_loop, err, code
+  if loop ~= nil then
+    if type(loop) ~= "table" or loop ~= package.loaded.luv then
+      return nil, fmt("app %s: the loop option takes the luv module "
+                      .. "(require \"luv\")", app.name)
+    end
+    luv_loop, err = core.luv_loop()
+    if not luv_loop then return nil, fmt("app %s: %s", app.name, err) end
+  end
+  e, err, code = core.engine_new { base = cwd, db = abs, loop = luv_loop }
+  if not e then return nil, err, code end
+  app.engines[abs] = e
+  app.luv_of[e] = loop
   return e
+end
+
+-- A cycle runs the engine's loop: not from inside a run of the same loop
+-- (a callback of luv's uv.run, when the app shares luv's loop), which
+-- libuv does not allow. Returns a message saying so, or nil.
+local function inside_loop(app, e, what)
+  local luv = app.luv_of[e]
+  if luv and luv.loop_mode() then
+    return fmt("app %s: %s from inside uv.run(): the app runs on luv's "
+      .. "loop, which cannot be run again from one of its callbacks; call "
+      .. "it between runs of the loop (uv.run(\"nowait\") in a loop of "
+      .. "your own)", app.name, what)
+  end
 end
 
 -- Runs one cycle on the app's engine: fn(parts) between the engine's
@@ -126,8 +162,10 @@ local function cycle(app, opts, fn, counted)
     -- define its functions.
     error(fmt("app %s does not run in a tide worker", app.name), 3)
   end
-  local e, err, code = engine_for(app, opts.db)
+  local e, err, code = engine_for(app, opts.db, opts.loop)
   if not e then return nil, err, code end
+  err = inside_loop(app, e, "an update")
+  if err then return nil, err end
   local store, index, loop, sched, reopened = e:cycle_begin()
   if not store then
     err, code = index, loop
@@ -182,7 +220,7 @@ local function live_parts(app, opts, level)
     error(fmt("app %s: rescan must be a positive number of seconds",
               app.name), level + 1)
   end
-  local e, err, code = engine_for(app, opts.db)
+  local e, err, code = engine_for(app, opts.db, opts.loop)
   if not e then return nil, err, code end
   local seen = {}
   -- live_walks: what each folder's last walk was (engine.lua,
@@ -254,18 +292,26 @@ function App:start_live(opts)
   if not stats then return nil, errors, code end
   hooks.on_cycle(stats, errors, nil)
   self.live_session = live.start(e, update, seen, hooks, stats)
+  self.live_engine = e
   M.stepped[self] = true
   return stats, errors
 end
 
--- One step of live mode; false once it ended (an error in a cycle raises).
+-- One step of the live app a; false once it ended (an error in a cycle
+-- raises). [level: the caller's, for misuse]
+function M.step(a, budget_ms, level)
+  local session = a.live_session
+  if not session then error(fmt("app %s is not live", a.name), level + 1) end
+  local busy = inside_loop(a, a.live_engine, "a step")
+  if busy then error(busy, level + 1) end
+  return session:step(budget_ms)
+end
+
 function App:step(budget_ms)
   if type(budget_ms) ~= "number" or budget_ms < 0 then
     error("app:step: budget_ms must be a number of milliseconds", 2)
   end
-  local session = self.live_session
-  if not session then error(fmt("app %s is not live", self.name), 2) end
-  return session:step(budget_ms)
+  return M.step(self, budget_ms, 2)
 end
 
 -- Ends live mode: the cycle under way finishes and commits. Returns the
@@ -273,7 +319,9 @@ end
 function App:stop()
   local session = self.live_session
   if not session then return nil, fmt("app %s is not live", self.name) end
-  self.live_session = nil
+  local busy = inside_loop(self, self.live_engine, "a stop")
+  if busy then error(busy, 2) end
+  self.live_session, self.live_engine = nil, nil
   M.stepped[self] = nil
   return session:stop()
 end

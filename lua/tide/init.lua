@@ -60,7 +60,7 @@ function tide.step(budget_ms)
   end
   local live = 0
   for a in pairs(app.stepped) do
-    if a:step(budget_ms) then live = live + 1 end
+    if app.step(a, budget_ms, 2) then live = live + 1 end
   end
   return live
 end

@@ -427,6 +427,59 @@ print(title("b.md"), steps > 0, stats.components.unchanged)
     assert.matches("^BETA\ttrue\t%d+\n$", out)
   end)
 
+  it("a luv host hands its loop to tide and steps it between its runs",
+     function()
+    local dir = setup()
+    helpers.write(dir .. "/host.lua", [[
+local uv = require "luv"
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local app = dofile("pipeline.lua")
+assert(app:start_live { db = "state.db", loop = uv })
+local function title(path)
+  local db = sqlite.open("out.db")
+  local rows = db:rows("SELECT title FROM docs WHERE path = '" .. path .. "'")
+  db:close()
+  return rows[1] and rows[1].title
+end
+-- The host's own handle, on the loop tide watches on; a step from inside
+-- one of luv's callbacks is refused (libuv's run is not reentrant).
+local ticks, inside = 0, nil
+local timer = uv.new_timer()
+timer:start(1, 1, function()
+  ticks = ticks + 1
+  if not inside then inside = select(2, pcall(tide.step, 1)) end
+end)
+local f = assert(io.open("docs/b.md", "w"))
+f:write("BETA\n")
+f:close()
+local frames = 0
+while title("b.md") ~= "BETA" and frames < 2000 do
+  uv.run("nowait")
+  tide.step(2)
+  frames = frames + 1
+  uv.sleep(2)
+end
+timer:close()
+app:stop()
+uv.run("nowait")
+print(title("b.md"), ticks > 0, inside)
+-- A catch-up update on the same engine, between runs of the loop; a loop
+-- that is not luv's is refused.
+print(app:update { db = "state.db" } ~= nil,
+      (select(2, app:update { db = "other.db", loop = {} })))
+]])
+    local out, err, code = helpers.run(("cd %s && %s lua5.4 host.lua")
+      :format(q(dir), helpers.stock_lua_env()))
+    assert.are.equal(0, code, err)
+    assert.are.equal("BETA\ttrue\tapp live: a step from inside uv.run(): "
+      .. "the app runs on luv's loop, which cannot be run again from one of "
+      .. "its callbacks; call it between runs of the loop "
+      .. "(uv.run(\"nowait\") in a loop of your own)\n"
+      .. "true\tapp live: the loop option takes the luv module "
+      .. "(require \"luv\")\n", out)
+  end)
+
   it("a host pushes changes through the emit a watch function kept",
      function()
     local dir = helpers.tmpdir()
