@@ -69,6 +69,10 @@ int tide_engine_new(tide_Engine **out, const tide_EngineOptions *opts) {
   L = lua_newstate((lua_Alloc)alloc, ud);
   if (L == NULL) return tide_engine_fail(e, TIDE_ENOMEM, "out of memory");
   e->L = L;
+  /* Generational collection: a live session allocates little per cycle,
+  ** and minor collections keep a host's frames from the long pauses an
+  ** incremental cycle's atomic phase takes over the whole heap. */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   lua_pushcfunction(L, prepare_state);
   if (opts->lua_dir)
     lua_pushstring(L, opts->lua_dir);

@@ -653,6 +653,11 @@ static int update_in_place(tide_Index *ix, tide_Store *s, int64_t app_id,
   return 0;
 }
 
+/* A refresh that would read again more than this many components, and
+** more than this share of the index, loads it whole instead. */
+#define REFRESH_WHOLE_MIN 512
+#define REFRESH_WHOLE_SHARE 4
+
 /* Brings the index up to date with the components the store noted as
 ** written: the others are kept as they are (their marks cleared), the
 ** noted ones read again (gone when the store no longer has them).
@@ -669,6 +674,14 @@ static int refresh(tide_Index *ix, tide_Store *s, int64_t app_id,
       *whole) {
     tide_hashmap_close(&notes.paths);
     return rc == TIDE_EINVAL ? TIDE_ENOMEM : rc;
+  }
+  /* Many components written (a cold run's): reading them one by one
+  ** costs more than a whole load, which runs on a thread. */
+  if (notes.paths.count > REFRESH_WHOLE_MIN &&
+      notes.paths.count > n / REFRESH_WHOLE_SHARE) {
+    tide_hashmap_close(&notes.paths);
+    *whole = 1;
+    return 0;
   }
   rc = update_in_place(ix, s, app_id, &notes.paths);
   if (rc != 1) {
@@ -711,13 +724,19 @@ static int refresh(tide_Index *ix, tide_Store *s, int64_t app_id,
   return rc;
 }
 
-void tide_index_cool(tide_Index *ix) { ix->warm.on = 0; }
+void tide_index_cool(tide_Index *ix) {
+  /* A load under way would turn it warm when waited for. */
+  (void)tide_index_wait(ix);
+  ix->warm.on = 0;
+}
 
 int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id) {
   const char *path = tide_store_path(s);
   size_t size = strlen(path) + 1;
   int whole = 0, rc;
-  join_load(ix);
+  /* A load under way (the one a live cycle starts for the next) ends
+  ** first: the index is warm after it. */
+  if (tide_index_wait(ix) != 0) ix->warm.on = 0;
   if (ix->warm.on && ix->warm.store == s && ix->warm.app_id == app_id) {
     rc = refresh(ix, s, app_id, &whole);
     if (rc == 0 && !whole) return 0;

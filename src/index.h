@@ -105,8 +105,9 @@ int tide_index_wait(tide_Index *ix);
 ** same store and app then reads again only the components noted since,
 ** keeps the others (their marks cleared) and the file states, and returns
 ** at once: a session's second cycle costs what it changed, not a reload.
-** It loads whole again when the store says everything must be read, or
-** after tide_index_cool, which the engine calls when another connection
+** It loads whole again (on the thread) when the store says everything
+** must be read, when the notes are many (more than 512 components and a
+** quarter of the index: a cold run's), or after tide_index_cool, which the engine calls when another connection
 ** wrote the store between cycles (the notes know only this one's).
 */
 void tide_index_cool(tide_Index *ix);

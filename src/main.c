@@ -149,7 +149,6 @@ int main(int argc, char **argv) {
     return 2;
   }
   L = tide_engine_lua(e);
-  lua_gc(L, LUA_GCGEN, 0, 0);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);

@@ -73,7 +73,8 @@ TIDE_API const char *tide_version(void);
 ** never calls chdir, getenv or exit. Every call returns 0 or a negative
 ** TIDE_E* code; the message is on the engine (tide_engine_errmsg). Two
 ** engines in one process are independent; one engine is used by one
-** thread at a time.
+** thread at a time. The lua_State it makes collects garbage in
+** generational mode (a live session's frames see minor collections).
 **
 ** Threads and signals: a pipeline with `parallel` functions starts worker
 ** threads (its `jobs`), each with a Lua state made with the engine's
@@ -137,8 +138,8 @@ TIDE_API int tide_engine_update(tide_Engine *e, int flags);
 ** between components once the budget is spent, so a single component's
 ** own code, a folder walked whole, or the commit that ends a cycle may
 ** run past it); the counts of each finished cycle are tide_engine_stats'.
-** The first steps walk every folder once (what changed between the
-** catch-up and the watch). tide_engine_live_stop finishes the cycle under
+** Folders are watched before the catch-up walks them.
+** tide_engine_live_stop finishes the cycle under
 ** way (blocking), commits and stops watching. A host that runs the loop
 ** itself (an engine made on the host's loop) must still call
 ** tide_engine_step: the file events are taken there. All three are

@@ -223,9 +223,14 @@ local function live_parts(app, opts, level)
   local e, err, code = engine_for(app, opts.db, opts.loop)
   if not e then return nil, err, code end
   local seen = {}
+  local say = opts.on_message or function() end
+  local folders, why = live.folders(e:loop(), function(text) say(text) end)
+  if not folders then return nil, why end
   -- live_walks: what each folder's last walk was (engine.lua,
-  -- mount_each_walk), so that the next walks only what changed.
-  local cycle_opts = { live_cycle = true, live_walks = {} }
+  -- mount_each_walk), so that the next walks only what changed;
+  -- watch_folder watches a folder before a walk lists it.
+  local cycle_opts = { live_cycle = true, live_walks = {},
+                       watch_folder = folders.add }
   for k, v in pairs(opts) do
     if k ~= "live" then cycle_opts[k] = v end
   end
@@ -261,7 +266,7 @@ local function live_parts(app, opts, level)
   return e, update, seen, {
     on_cycle = opts.on_cycle or function() end,
     on_message = opts.on_message, on_watching = opts.on_watching,
-    rescan = rescan,
+    rescan = rescan, folders = folders,
   }
 end
 
@@ -289,7 +294,10 @@ function App:start_live(opts)
   local e, update, seen, hooks = live_parts(self, opts, 2)
   if not e then return nil, update, seen end
   local stats, errors, code = update()
-  if not stats then return nil, errors, code end
+  if not stats then
+    live.close(e, hooks.folders)
+    return nil, errors, code
+  end
   hooks.on_cycle(stats, errors, nil)
   self.live_session = live.start(e, update, seen, hooks, stats)
   self.live_engine = e

@@ -214,10 +214,17 @@ end
 Walk.globs = globs
 
 -- A walk listed inside a component is watched in live mode (live.lua),
--- unless it says live = false.
+-- unless it says live = false: before it is walked, so that nothing
+-- changes unseen between the walk and the watch.
 function Walk:listed()
   local frame = sched.current_frame()
-  if frame then frame.run.walked[self.abs] = self end
+  if not frame then return end
+  local run = frame.run
+  run.walked[self.abs] = self
+  local watch_folder = run.opts.watch_folder
+  if watch_folder and self.live then
+    watch_folder(self.abs, self.follow_symlinks)
+  end
 end
 
 -- Iterates relpath, file in walk order. The walk happens here, at once.

@@ -40,17 +40,39 @@ M.MAX_DELAY_MS = 100
 -- The safety net's period, in seconds.
 M.DEFAULT_RESCAN = 3600
 
--- Watches the roots of walked that are not watched yet; says why one
--- cannot be. Returns whether it watched a new one: what changed in it
--- between the cycle's walk and its watch needs one more cycle.
-local function watch_roots(watch, watched, walked, say)
+-- The folders a live session watches, on the engine's loop: folders:add
+-- (abs, follow_symlinks) watches one (once), and a cycle's walk calls it
+-- before it walks (fs.lua, Walk:listed, through the cycle's option
+-- watch_folder), so that nothing changes unseen between the walk and the
+-- watch. A folder that cannot be watched is said, and walked whole at
+-- every cycle (folders.unwatched). nil, message when the system refuses
+-- a watch.
+function M.folders(loop, say)
+  local watch, err = core.watch_new(loop)
+  if not watch then return nil, err end
+  local folders = { watch = watch, watched = {}, unwatched = {} }
+  function folders.add(abs, follow_symlinks)
+    if folders.watched[abs] then return end
+    folders.watched[abs] = true
+    local root, why = watch:add(abs, follow_symlinks)
+    if not root then
+      folders.unwatched[abs] = true
+      say(why .. "; it is walked whole at every cycle")
+    end
+  end
+  return folders
+end
+
+-- Watches the roots of walked that are not watched yet (a walk listed
+-- other than through Walk:listed). Returns whether it watched a new one:
+-- what changed in it between the cycle's walk and its watch needs one
+-- more cycle.
+local function watch_roots(folders, walked)
   local added = false
   for abs, walk in pairs(walked) do
-    if walk.live and not watched[abs] then
-      watched[abs] = true
+    if walk.live and not folders.watched[abs] then
+      folders.add(abs, walk.follow_symlinks)
       added = true
-      local root, err = watch:add(abs, walk.follow_symlinks)
-      if not root then say(err .. "; it is rescanned every cycle") end
     end
   end
   return added
@@ -197,25 +219,25 @@ end
 -- ({ dir, path }, path nil for a whole folder; nil for the catch-up and
 -- periodic rescans); it may return false to stop. on_message(text) for
 -- what was lost or could not be watched. stopped() says whether to stop
--- (a trapped signal). Returns the last stats and errors, or nil, message,
--- code when a cycle could not run.
+-- (a trapped signal). folders (M.folders) watches the folders; the
+-- cycles' walks add to it, and it is closed on return. Returns the last
+-- stats and errors, or nil, message, code when a cycle could not run.
 function M.run(e, update, seen, hooks)
   local say = hooks.on_message or function() end
   local stopped = hooks.stopped or core.stop_requested
+  local folders = hooks.folders
+  local watch = folders.watch
   local stats, errors, code
   if hooks.caught_up then
     stats, errors = hooks.caught_up, {}
   else
     stats, errors, code = update()
-    if not stats then return nil, errors, code end
-    if hooks.on_cycle(stats, errors, nil) == false or stats.interrupted
-       or stopped() then
-      return stats, errors
+    if not stats or hooks.on_cycle(stats, errors, nil) == false
+       or stats.interrupted or stopped() then
+      M.close(e, folders)
+      return stats, errors, code
     end
   end
-  local watch, err = core.watch_new(e:loop())
-  if not watch then return nil, err end
-  local watched = {}
   local watchers = new_watchers(e:loop())
   local function pending() return watch:pending() + watchers.count end
   -- How the loop is waited on: blocking, or, when a host steps live mode
@@ -235,9 +257,7 @@ function M.run(e, update, seen, hooks)
       local period = rescan_ms
       if seen.refresh then period = math.min(period, seen.refresh * 1000) end
       next_rescan = now_ms() + period
-      if watch_roots(watch, watched, seen.walked or {}, say) then
-        next_rescan = 0
-      end
+      if watch_roots(folders, seen.walked or {}) then next_rescan = 0 end
       -- A source's watch that starts now misses nothing: its items were
       -- listed by the cycle that just ran.
       watchers:start(seen.watched)
@@ -261,7 +281,10 @@ function M.run(e, update, seen, hooks)
       local changes, emits, emitted
       if pending() > 0 then
         settle(pending, stopped, wait)
-        changes = watch:take() or {}
+        changes = watch:take()
+        for abs in pairs(folders.unwatched) do
+          changes[#changes + 1] = { dir = abs }
+        end
         emits, emitted = watchers:take()
         messages = watch:messages()
         if messages then say(messages) end
@@ -291,10 +314,15 @@ function M.run(e, update, seen, hooks)
     return stats, errors
   end)
   watchers:close()
-  watch:close()
-  e:loop():run("nowait") -- the watch's handles close
+  M.close(e, folders)
   if not ok then error(a, 0) end
   return a, b, c
+end
+
+-- Stops watching the folders of a live session on engine e.
+function M.close(e, folders)
+  folders.watch:close()
+  e:loop():run("nowait") -- the watch's handles close
 end
 
 -- Live mode a host steps from its own loop (app:start_live, tide.step,

@@ -585,6 +585,10 @@ function Run:execute()
     self.store:rollback()
   else
     self.store:flush()
+    -- Live mode: the index is brought up to date for the next cycle now
+    -- (a cold run's many writes: loaded whole on its thread while the
+    -- session waits for changes), not when a change arrives.
+    if self.opts.live_cycle then self.index:load(self.store, self.app_id) end
   end
   M.close_target_connections()
   return self.stats, self.errors
