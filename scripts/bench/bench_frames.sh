@@ -5,7 +5,7 @@
 # file is written every 100 ms; RUNS runs. Prints the median over the
 # runs of the longest step tide took and of the steps over 4 ms, beside
 # the floor: the longest frame of the same loop with tide's step left out
-# (FLOOR=1, the same writes), which is the machine's own scheduling noise.
+# (EMBED_NO_STEP=1, the same writes), the machine's own noise.
 # Usage: bench_frames.sh [N]
 set -eu
 # shellcheck source=scripts/bench/lib.sh
@@ -17,8 +17,8 @@ trap 'rm -rf "$work"' EXIT
 sh "$root/scripts/bench/gen_tree.sh" "$n" "$work/tree"
 cp "$root/examples/embed_host/main.lua" "$work/main.lua"
 
-# run FLOOR: one 12-second run; appends "worst_step_us over_4ms" to
-# $work/FLOOR (0: tide steps, 1: the floor).
+# run FLOOR: one 12-second run; appends "longest_step_us steps_over_4ms
+# longest_frame_us" to $work/FLOOR (0: tide steps, 1: the floor).
 run() {
   rm -rf "$work/out" "$work/.tide"
   (cd "$work" && EMBED_DOCS="$work/tree" EMBED_NO_STEP="$1" \
@@ -43,9 +43,10 @@ run() {
   tr '\r' '\n' <"$work/log" | awk '/longest tide step/ {
     for (i = 1; i <= NF; i++) {
       if ($i == "step") step = $(i + 1)
+      if ($i == "frame") frame = $(i + 1)
       if ($i == "steps" && $(i + 1) == "over") over = $(i - 1)
     }
-    printf "%d %d\n", step * 1000, over }' >>"$work/$1"
+    printf "%d %d %d\n", step * 1000, over, frame * 1000 }' >>"$work/$1"
 }
 
 r=0
@@ -56,7 +57,7 @@ while [ "$r" -lt "$RUNS" ]; do
 done
 step=$(median 1 "$work/0")
 over=$(median 2 "$work/0")
-floor=$(median 1 "$work/1")
+floor=$(median 3 "$work/1")
 printf 'embed_host over %d files, a write every 100 ms, 12 s, %d runs:\n' \
   "$n" "$RUNS"
 printf '  longest tide step: median %.2f ms (runs: %s); steps over 4 ms: median %d\n' \
