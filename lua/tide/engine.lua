@@ -686,8 +686,10 @@ function M.mount_each(...)
     -- of the keys it deleted are not mounted, so they are deleted.
     local kept = index:keep_below(base, emitted.paths)
     if kept > 0 then
-      local fs = fn_stats(run, fn)
-      fs.calls, fs.hits = fs.calls + kept, fs.hits + kept
+      if fn.memo then
+        local fs = fn_stats(run, fn)
+        fs.calls, fs.hits = fs.calls + kept, fs.hits + kept
+      end
       run.stats.components.unchanged = run.stats.components.unchanged + kept
       sched.carry(run.sched, kept)
     end

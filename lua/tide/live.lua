@@ -135,8 +135,10 @@ function Watchers:emitter(base, name)
   end
 end
 
--- Starts the watch of every source of watched not watched yet.
+-- Starts the watch of every source of watched not watched yet; returns
+-- whether it started one.
 function Watchers:start(watched)
+  local started = false
   for base, w in pairs(watched or {}) do
     if not self.tasks[base] then
       self.sched = self.sched
@@ -146,8 +148,10 @@ function Watchers:start(watched)
       task.emit = self:emitter(base, task.name)
       self.tasks[base] = task
       self.sched:spawn(task)
+      started = true
     end
   end
+  return started
 end
 
 -- Resumes the watches that can go on; says which failed (and asks for a
@@ -252,15 +256,16 @@ function M.run(e, update, seen, hooks)
     -- The next cycle due without a change: the periodic rescan, or an
     -- auto_refresh component's period, whichever comes first.
     local rescan_ms = hooks.rescan * 1000
-    local next_rescan
+    local next_rescan, relist
     local function schedule()
       local period = rescan_ms
       if seen.refresh then period = math.min(period, seen.refresh * 1000) end
       next_rescan = now_ms() + period
       if watch_roots(folders, seen.walked or {}) then next_rescan = 0 end
-      -- A source's watch that starts now misses nothing: its items were
-      -- listed by the cycle that just ran.
-      watchers:start(seen.watched)
+      -- A watch that starts now (and runs until it first waits) did not
+      -- see what changed since the cycle listed its source: the next
+      -- cycle lists the sources again (not the folders).
+      if watchers:start(seen.watched) then relist = true end
       watchers:run(say)
     end
     schedule()
@@ -273,19 +278,21 @@ function M.run(e, update, seen, hooks)
       if watchers.rescan then
         watchers.rescan, next_rescan = false, 0
       end
-      if pending() == 0 then
+      if pending() == 0 and not relist then
         wait(math.max(0, next_rescan - now_ms()))
       end
       local messages = watch:messages()
       if messages then say(messages) end
       local changes, emits, emitted
-      if pending() > 0 then
+      if pending() > 0 or relist then
         settle(pending, stopped, wait)
         changes = watch:take()
         for abs in pairs(folders.unwatched) do
           changes[#changes + 1] = { dir = abs }
         end
         emits, emitted = watchers:take()
+        -- Listed again, the sources hold what they emitted.
+        if relist then emits, emitted, relist = nil, nil, false end
         messages = watch:messages()
         if messages then say(messages) end
       elseif now_ms() < next_rescan or stopped() then

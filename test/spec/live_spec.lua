@@ -331,6 +331,11 @@ end)
     assert.matches("watching 0 folders and 1 source",
                    helpers.read(dir .. "/stderr"))
     reaches(dir, { a = "alpha", b = "beta", c = "gamma" })
+    -- Listed by the catch-up, and once more once the watch ran (what
+    -- changed in between).
+    assert.is_true(wait_for(function()
+      return helpers.read(dir .. "/listed") == "xx"
+    end, 10), helpers.read(dir .. "/listed"))
     -- An update, a delete and an insert, seen by the watch's polling.
     helpers.write(dir .. "/feed.txt", "a ALPHA\nc gamma\nd delta\n")
     reaches(dir, { a = "ALPHA", c = "gamma", d = "delta" }, 10)
@@ -342,7 +347,7 @@ end)
                       unchanged = 1, errors = 0 }, last.components)
     assert.are.same({ calls = 3, hits = 1, misses = 2, errors = 0 },
                     last.functions.each)
-    assert.are.equal("x", helpers.read(dir .. "/listed"))
+    assert.are.equal("xx", helpers.read(dir .. "/listed"))
     assert.are.equal(0, stop(dir, pid, "INT"))
     -- What live mode left is what a catch-up run finds current.
     local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
