@@ -712,6 +712,18 @@ static int sched_close(lua_State *L) {
   return 0;
 }
 
+/* The collector's close: a scheduler of its own that still has waits is
+** let go of, not freed, since freeing runs the loop until they end, and
+** a finalizer may run inside a run of that loop (or after its engine
+** closed it, which closed their handles). live.lua closes its own. */
+static int sched_gc(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, SCHED_TYPE);
+  if (b->owned && b->s != NULL && tide_sched_waiting(b->s) == 0)
+    tide_sched_free(b->s);
+  b->s = NULL;
+  return 0;
+}
+
 static Box *push_box(lua_State *L, tide_Sched *s) {
   Box *b = lua_newuserdatauv(L, sizeof *b, UV_COUNT);
   b->s = s;
@@ -800,7 +812,7 @@ void tide_lsched_open(lua_State *L) {
   if (luaL_newmetatable(L, SCHED_TYPE)) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sched_close);
+    lua_pushcfunction(L, sched_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

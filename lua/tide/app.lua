@@ -223,8 +223,8 @@ local function live_parts(app, opts, level)
   local e, err, code = engine_for(app, opts.db, opts.loop)
   if not e then return nil, err, code end
   local seen = {}
-  local say = opts.on_message or function() end
-  local folders, why = live.folders(e:loop(), function(text) say(text) end)
+  local folders, why = live.folders(e:loop(),
+                                   opts.on_message or function() end)
   if not folders then return nil, why end
   -- live_walks: what each folder's last walk was (engine.lua,
   -- mount_each_walk), so that the next walks only what changed;
