@@ -177,6 +177,14 @@ static int engine_loop(lua_State *L) {
   return 1;
 }
 
+/* engine:owns_state() -> whether the Lua state is the engine's own
+** (tide_engine_new made it), not a host's: live mode may then time its
+** full collections (live.lua). */
+static int engine_owns_state(lua_State *L) {
+  lua_pushboolean(L, tide_engine_owns_state(check_box(L)->e));
+  return 1;
+}
+
 /* engine:sched() -> the engine's scheduler (between cycles too: a host's
 ** step sets its deadline) */
 static int engine_sched(lua_State *L) {
@@ -317,6 +325,7 @@ void tide_lengine_open(lua_State *L) {
     {"base", engine_base}, {"db", engine_db}, {"in_cycle", engine_in_cycle},
     {"cycles", engine_cycles}, {"close", engine_close},
     {"loop", engine_loop}, {"sched", engine_sched},
+    {"owns_state", engine_owns_state},
     {NULL, NULL},
   };
   if (luaL_newmetatable(L, ENGINE_TYPE)) {

@@ -39,6 +39,9 @@ M.QUIET_MS = 3
 M.MAX_DELAY_MS = 100
 -- The safety net's period, in seconds.
 M.DEFAULT_RESCAN = 3600
+-- A stepped session in a Lua state of the engine's own collects in full,
+-- when idle, once the heap has grown this many times since the last.
+M.GC_GROWTH = 1.5
 
 -- The folders a live session watches, on the engine's loop: folders:add
 -- (abs, follow_symlinks) watches one (once), and a cycle's walk calls it
@@ -347,10 +350,25 @@ function M.start(e, update, seen, hooks, caught_up)
   h.caught_up = caught_up
   function h.stopped() return session.stopping or outer() end
   -- Waiting for time to pass (no event yet, a burst's quiet) gives the
-  -- step back.
+  -- step back; the session is idle until the next resume.
+  local idle = false
   function h.wait(watch, ms)
     watch:wait(0)
-    if ms > 0 and not session.stopping then coroutine.yield() end
+    if ms > 0 and not session.stopping then
+      idle = true
+      coroutine.yield()
+      idle = false
+    end
+  end
+  -- A full collection of the Lua heap takes milliseconds. In a state the
+  -- engine owns (not a host's), live mode makes it itself, in a step that
+  -- found nothing to do, once the heap has grown GC_GROWTH times since
+  -- the last: before the collector would, in the middle of a cycle.
+  local own_gc = e:owns_state()
+  local gc_base
+  if own_gc then
+    collectgarbage()
+    gc_base = collectgarbage("count")
   end
   local co = coroutine.create(function()
     return M.run(e, update, seen, h)
@@ -369,6 +387,11 @@ function M.start(e, update, seen, hooks, caught_up)
     local ok, err = pcall(resume)
     sched:step()
     if not ok then error(err, 0) end
+    if own_gc and idle and collectgarbage("count") > gc_base * M.GC_GROWTH
+    then
+      collectgarbage()
+      gc_base = collectgarbage("count")
+    end
     return coroutine.status(co) ~= "dead"
   end
   function session:stop()
