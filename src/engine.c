@@ -115,6 +115,9 @@ lua_State *tide_engine_state(tide_Engine *e) { return e->L; }
 /* A store that failed is closed, so that the next cycle opens it anew. */
 static int store_failed(tide_Engine *e, int rc) {
   tide_engine_fail(e, rc, "%s", tide_store_errmsg(e->store));
+  /* A load on the index's thread ends first (it falls back on this
+  ** store), and the next cycle reads the new one whole. */
+  tide_index_cool(e->index);
   tide_store_close(e->store);
   e->store = NULL;
   return rc;
