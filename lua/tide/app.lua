@@ -25,7 +25,7 @@ local UPDATE_OPTIONS = {
   on_error = true, on_preview = true, on_progress = true,
   allow_empty = true, empty_guard = true,
   rescan = true, on_cycle = true, on_message = true, on_watching = true,
-  loop = true,
+  on_cycle_start = true, loop = true,
 }
 
 -- A limit option's value: a positive integer. [level: the caller's]
@@ -254,6 +254,7 @@ local function live_parts(app, opts, level)
     end
     cycle_opts.live_changes = by_dir
     cycle_opts.live_emits = emits
+    if opts.on_cycle_start then opts.on_cycle_start() end
     local stats, errors, c = app:cycle(cycle_opts, seen)
     cycle_opts.full_reprocess, cycle_opts.reset = nil, nil
     -- Only the walks and live sources of a cycle that finished are known

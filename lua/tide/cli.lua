@@ -175,6 +175,7 @@ function commands.update(...)
     max_inflight = inflight, live = opts.live, rescan = rescan,
     on_cycle = live_hooks.on_cycle, on_message = live_hooks.on_message,
     on_watching = live_hooks.on_watching,
+    on_cycle_start = opts.live and progress.restart or nil,
     on_error = function(path, message, kind)
       progress.clear()
       if kind == "source" then
@@ -221,10 +222,11 @@ end
 -- catch-up run prints them; nothing but failures with --quiet.
 function M.live_output(opts, progress)
   local tty = core.isatty(2) and not opts.quiet
-  local folders, applied, last = 0, 0, nil
+  local folders, sources, applied, last = 0, 0, 0, nil
   local function status()
     if tty then
-      io_stderr:write("\r\27[K", live.status(folders, applied, last))
+      io_stderr:write("\r\27[K", live.status(folders, applied, last,
+                                               sources))
       io_stderr:flush()
     end
   end
@@ -232,14 +234,12 @@ function M.live_output(opts, progress)
     if tty then io_stderr:write("\r\27[K") end
   end
   local hooks = {}
-  function hooks.on_watching(n, sources)
-    folders = n
+  function hooks.on_watching(n, watched_sources)
+    folders, sources = n, watched_sources
     if tty then
       status()
     elseif not opts.quiet then
-      say("watching %d folder%s%s for changes", n, n == 1 and "" or "s",
-          (sources or 0) > 0 and string.format(" and %d source%s", sources,
-            sources == 1 and "" or "s") or "")
+      say("watching %s for changes", live.watching(n, sources))
     end
   end
   function hooks.on_message(text)

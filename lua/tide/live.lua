@@ -403,10 +403,20 @@ function M.start(e, update, seen, hooks, caught_up)
   return session
 end
 
+-- "N folders[ and M sources]": what a live run watches.
+function M.watching(folders, sources)
+  local text = fmt("%d folder%s", folders, folders == 1 and "" or "s")
+  if (sources or 0) > 0 then
+    text = text .. fmt(" and %d source%s", sources,
+                       sources == 1 and "" or "s")
+  end
+  return text
+end
+
 -- The status line of a live run on a terminal.
-function M.status(folders, applied, last)
-  local text = fmt("tide: watching %d folder%s; %d change%s applied",
-                   folders, folders == 1 and "" or "s", applied,
+function M.status(folders, applied, last, sources)
+  local text = fmt("tide: watching %s; %d change%s applied",
+                   M.watching(folders, sources), applied,
                    applied == 1 and "" or "s")
   if last then text = text .. "; last: " .. last end
   return text

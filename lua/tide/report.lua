@@ -153,6 +153,11 @@ function M.progress(disabled)
       shown = false
     end
   end
+  -- A new run begins (a live cycle): elapsed time and rate start over.
+  function p.restart()
+    started, last = core.now_ms(), 0
+    times, counts, oldest, size = { started }, { 0 }, 1, 1
+  end
   return p
 end
 
