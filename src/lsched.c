@@ -703,6 +703,21 @@ static int sched_stopped(lua_State *L) {
   return 1;
 }
 
+/* sched:trim(keep): keeps at most keep idle worker coroutines. Between
+** cycles: every coroutine is a stack the collector walks and clears at
+** each full collection, which a cold run's pool makes milliseconds. */
+static int sched_trim(lua_State *L) {
+  lua_Integer keep = luaL_checkinteger(L, 2), n;
+  (void)check_box(L, 1);
+  luaL_argcheck(L, keep >= 0, 2, "keep must not be negative");
+  if (slot(L, 1, UV_POOL) != LUA_TTABLE) return 0;
+  for (n = (lua_Integer)lua_rawlen(L, -1); n > keep; n--) {
+    lua_pushnil(L);
+    lua_rawseti(L, -2, n);
+  }
+  return 0;
+}
+
 /* sched:close(): lets go of the engine's scheduler (the engine frees it),
 ** or frees its own, cancelling the waits left. */
 static int sched_close(lua_State *L) {
@@ -800,7 +815,7 @@ void tide_lsched_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reset", sched_reset}, {"spawn", sched_spawn}, {"run", sched_run},
     {"step", sched_step}, {"give_back", sched_give_back},
-    {"run_ready", sched_run_ready},
+    {"run_ready", sched_run_ready}, {"trim", sched_trim},
     {"wait", sched_wait}, {"throttle", sched_throttle},
     {"park", sched_park}, {"wake", sched_wake}, {"pass", sched_pass},
     {"expect", sched_expect}, {"listed", sched_listed},

@@ -514,6 +514,9 @@ end
 -- component succeeded, 1: some failed).
 local RUN_INTERRUPTED = 2
 
+-- Idle worker coroutines kept from one cycle to the next.
+local POOL_KEPT = 16
+
 function Run:execute()
   local started = now_ms()
   local last = self.store:runs(self.app_id, 1)[1]
@@ -591,6 +594,9 @@ function Run:execute()
     if self.opts.live_cycle then self.index:load(self.store, self.app_id) end
   end
   M.close_target_connections()
+  -- The worker coroutines a large cycle made stay for the next only a
+  -- few: each is a stack every full collection walks.
+  self.sched:trim(POOL_KEPT)
   return self.stats, self.errors
 end
 
