@@ -704,8 +704,8 @@ static int sched_stopped(lua_State *L) {
 }
 
 /* sched:trim(keep): keeps at most keep idle worker coroutines. Between
-** cycles: every coroutine is a stack the collector walks and clears at
-** each full collection, which a cold run's pool makes milliseconds. */
+** cycles: a coroutine keeps the stack its deepest task grew, which every
+** full collection walks (a cold run's pool held megabytes). */
 static int sched_trim(lua_State *L) {
   lua_Integer keep = luaL_checkinteger(L, 2), n;
   (void)check_box(L, 1);

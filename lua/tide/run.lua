@@ -514,8 +514,6 @@ end
 -- component succeeded, 1: some failed).
 local RUN_INTERRUPTED = 2
 
--- Idle worker coroutines kept from one cycle to the next.
-local POOL_KEPT = 16
 
 function Run:execute()
   local started = now_ms()
@@ -594,9 +592,10 @@ function Run:execute()
     if self.opts.live_cycle then self.index:load(self.store, self.app_id) end
   end
   M.close_target_connections()
-  -- The worker coroutines a large cycle made stay for the next only a
-  -- few: each is a stack every full collection walks.
-  self.sched:trim(POOL_KEPT)
+  -- The worker coroutines of this cycle do not stay for the next: a
+  -- coroutine keeps the stack its deepest task grew (a cold run's held
+  -- megabytes), which every full collection walks.
+  self.sched:trim(0)
   return self.stats, self.errors
 end
 
