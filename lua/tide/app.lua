@@ -19,6 +19,11 @@ local App = { __name = "tide.app" }
 App.__index = App
 
 local APP_OPTIONS = { context = true, max_inflight = true }
+-- The options only live mode reads.
+local LIVE_OPTIONS = {
+  rescan = true, on_cycle = true, on_message = true, on_watching = true,
+  on_cycle_start = true,
+}
 local UPDATE_OPTIONS = {
   db = true, full_reprocess = true, preview = true, reset = true,
   live = true, jobs = true, max_inflight = true, batch_size = true,
@@ -203,6 +208,12 @@ end
 function App:update(opts)
   opts = check_options(self, opts, 2)
   if opts.live then return self:live(opts) end
+  for k in pairs(LIVE_OPTIONS) do
+    if opts[k] ~= nil then
+      error(fmt("app %s: option %s is for live mode (live = true, or "
+                .. "app:start_live)", self.name, k), 2)
+    end
+  end
   return self:cycle(opts)
 end
 

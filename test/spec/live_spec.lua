@@ -381,6 +381,16 @@ end)
 
   it("refuses --rescan without --live, and --live with --preview", function()
     local dir = setup()
+    -- The Lua API's live-only options, outside live mode.
+    local tide = require "tide"
+    local app = tide.app("not_live", function() end)
+    for _, option in ipairs { "rescan", "on_cycle", "on_message",
+                              "on_watching", "on_cycle_start" } do
+      local ok, err = pcall(app.update, app, { db = dir .. "/x.db",
+        [option] = option == "rescan" and 5 or function() end })
+      assert.is_false(ok)
+      assert.matches("option " .. option .. " is for live mode", err)
+    end
     local _, err, code = helpers.run(("cd %s && %s update pipeline.lua "
       .. "--rescan 5"):format(q(dir), q(helpers.tide)))
     assert.are.equal(2, code)
