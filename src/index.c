@@ -924,7 +924,7 @@ static void remark_subtree(tide_Index *ix, const char *path, size_t len,
   }
 }
 
-/* Not a state a run gives: what keep_subtree_except holds back. */
+/* Not a state a run gives: what keep_below_except holds back. */
 #define SEEN_HELD 0xff
 
 size_t tide_index_keep_below_except(tide_Index *ix, const char *path,
