@@ -412,6 +412,25 @@ local function needs_stock_lua()
   if os.getenv("TIDE_TSAN") then pending("a ThreadSanitizer build") end
 end
 
+-- title(path) in a host script: the title the target holds for path.
+local HOST_TITLE = [[
+local function title(path)
+  local db = sqlite.open("out.db")
+  local rows = db:rows("SELECT title FROM docs WHERE path = '" .. path .. "'")
+  db:close()
+  return rows[1] and rows[1].title
+end
+]] .. "\n" -- what follows it begins with a [[ that skips its newline
+
+-- Runs dir/host.lua with the stock lua5.4; returns its output once it
+-- exited 0.
+local function run_host(dir)
+  local out, err, code = helpers.run(("cd %s && %s lua5.4 host.lua")
+    :format(q(dir), helpers.stock_lua_env()))
+  assert.are.equal(0, code, err)
+  return out
+end
+
 describe("live mode in a Lua host's own loop", function()
   after_each(helpers.cleanup)
 
@@ -424,12 +443,7 @@ local tide = require "tide"
 local sqlite = require "tide.sqlite"
 local app = dofile("pipeline.lua")
 assert(app:start_live { db = "state.db" })
-local function title(path)
-  local db = sqlite.open("out.db")
-  local rows = db:rows("SELECT title FROM docs WHERE path = '" .. path .. "'")
-  db:close()
-  return rows[1] and rows[1].title
-end
+]] .. HOST_TITLE .. [[
 local f = assert(io.open("docs/b.md", "w"))
 f:write("BETA\n")
 f:close()
@@ -443,9 +457,7 @@ local stats = app:stop()
 assert(tide.step(5) == 0)
 print(title("b.md"), steps > 0, stats.components.unchanged)
 ]])
-    local out, err, code = helpers.run(("cd %s && %s lua5.4 host.lua")
-      :format(q(dir), helpers.stock_lua_env()))
-    assert.are.equal(0, code, err)
+    local out = run_host(dir)
     assert.matches("^BETA\ttrue\t%d+\n$", out)
   end)
 
@@ -459,12 +471,7 @@ local tide = require "tide"
 local sqlite = require "tide.sqlite"
 local app = dofile("pipeline.lua")
 assert(app:start_live { db = "state.db", loop = uv })
-local function title(path)
-  local db = sqlite.open("out.db")
-  local rows = db:rows("SELECT title FROM docs WHERE path = '" .. path .. "'")
-  db:close()
-  return rows[1] and rows[1].title
-end
+]] .. HOST_TITLE .. [[
 -- The host's own handle, on the loop tide watches on; a step from inside
 -- one of luv's callbacks is refused (libuv's run is not reentrant).
 local ticks, inside = 0, nil
@@ -492,9 +499,7 @@ print(title("b.md"), ticks > 0, inside)
 print(app:update { db = "state.db" } ~= nil,
       (select(2, app:update { db = "other.db", loop = {} })))
 ]])
-    local out, err, code = helpers.run(("cd %s && %s lua5.4 host.lua")
-      :format(q(dir), helpers.stock_lua_env()))
-    assert.are.equal(0, code, err)
+    local out = run_host(dir)
     assert.are.equal("BETA\ttrue\tapp live: a step from inside uv.run(): "
       .. "the app runs on luv's loop, which cannot be run again from one of "
       .. "its callbacks; call it between runs of the loop "
@@ -563,9 +568,7 @@ print(last.added, last.reprocessed, last.deleted, last.unchanged)
 app:stop()
 print(emit("d", { k = "d", v = "4" }))
 ]])
-    local out, err, code = helpers.run(("cd %s && %s lua5.4 host.lua")
-      :format(q(dir), helpers.stock_lua_env()))
-    assert.are.equal(0, code, err)
+    local out = run_host(dir)
     assert.matches("^false\thost%.lua:%d+: tide%.source host data: emit: "
       .. "the key must be a string or an integer, not a float\n"
       .. "b=22 c=3\n1\t1\t1\t0\nfalse\n$", out)
