@@ -343,7 +343,11 @@ static int lock_writer(tide_Store *s) {
   } else {
     s->lock_fd = fd;
     n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n)
+    /* A session takes the lock again at every cycle: the file rewritten
+    ** only when another process held it last (a truncate and a write can
+    ** wait milliseconds on the file system's journal). */
+    if (read_pid(fd) != (long)getpid() &&
+        (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n))
       rc = tide_store_fail(s, TIDE_EIO, "%s: cannot write lock file %s: %s",
                            s->path, lock_path,
                            tide_error_errno_text(errno, text, sizeof text));

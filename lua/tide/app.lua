@@ -287,7 +287,10 @@ end
 function App:live(opts)
   local e, update, seen, hooks = live_parts(self, opts, 2)
   if not e then return nil, update, seen end
-  return live.run(e, update, seen, hooks)
+  local results = table.pack(pcall(live.run, e, update, seen, hooks))
+  runmod.fold_target_logs()
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
 end
 
 -- The apps a host steps (tide.step): weak, so that an app dropped by its
@@ -308,6 +311,7 @@ function App:start_live(opts)
   local stats, errors, code = update()
   if not stats then
     live.close(e, hooks.folders)
+    runmod.fold_target_logs()
     return nil, errors, code
   end
   hooks.on_cycle(stats, errors, nil)
@@ -343,7 +347,10 @@ function App:stop()
   if busy then error(busy, 2) end
   self.live_session, self.live_engine = nil, nil
   M.stepped[self] = nil
-  return session:stop()
+  local results = table.pack(pcall(session.stop, session))
+  runmod.fold_target_logs()
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
 end
 
 -- One catch-up cycle. seen (a table, may be nil) receives what live mode

@@ -591,11 +591,13 @@ function Run:execute()
     -- session waits for changes), not when a change arrives.
     if self.opts.live_cycle then self.index:load(self.store, self.app_id) end
   end
-  M.close_target_connections()
+  s:give_back()
+  M.close_target_connections(self.opts.live_cycle)
   -- The worker coroutines of this cycle do not stay for the next: a
   -- coroutine keeps the stack its deepest task grew (a cold run's held
   -- megabytes), which every full collection walks.
   self.sched:trim(0)
+  s:give_back()
   return self.stats, self.errors
 end
 
@@ -612,10 +614,16 @@ function M.owner(store, name)
 end
 
 -- Target connections are not kept from one run (or live cycle) to the
--- next.
-function M.close_target_connections()
+-- next. A live cycle's leave their logs (sqlite.close_connections), which
+-- M.fold_target_logs copies back when live mode ends.
+function M.close_target_connections(live_cycle)
   local sqlite = package.loaded["tide.sqlite"]
-  if sqlite then sqlite.close_connections() end
+  if sqlite then sqlite.close_connections(live_cycle) end
+end
+
+function M.fold_target_logs()
+  local sqlite = package.loaded["tide.sqlite"]
+  if sqlite then sqlite.fold_logs() end
 end
 
 M.Run = Run

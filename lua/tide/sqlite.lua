@@ -110,13 +110,34 @@ local function connect(spec)
   return db
 end
 
+-- The databases whose write-ahead log a live cycle left (path -> true).
+local kept_logs = {}
+
 -- Closes every connection; the engine calls it at the end of each run and
 -- drop, so that a program that runs several updates never writes through
--- a connection that another process's checkpoint left behind.
-function M.close_connections()
+-- a connection that another process's checkpoint left behind. keep_log
+-- (the end of a live cycle) closes without copying the log back into the
+-- database, which syncs the file and takes milliseconds a host's frame
+-- cannot give; M.fold_logs does it when live mode ends.
+function M.close_connections(keep_log)
   for path, db in pairs(connections) do
-    db:close()
+    db:close(keep_log)
+    if keep_log then kept_logs[path] = true end
     connections[path] = nil
+  end
+end
+
+-- Copies back the logs live cycles left: a database file that holds every
+-- commit once live mode ends (a copy of the file alone loses nothing).
+-- One that is gone, or cannot be opened, keeps its log for SQLite to
+-- replay.
+function M.fold_logs()
+  for path in pairs(kept_logs) do
+    kept_logs[path] = nil
+    if not connections[path] then
+      local db = sqlite_open(path, "write")
+      if db then db:close() end
+    end
   end
 end
 

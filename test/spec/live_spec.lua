@@ -461,6 +461,56 @@ print(title("b.md"), steps > 0, stats.components.unchanged)
     assert.matches("^BETA\ttrue\t%d+\n$", out)
   end)
 
+  it("live cycles leave the target's log, and app:stop copies it back "
+     .. "into the database file", function()
+    needs_stock_lua()
+    local dir = setup()
+    helpers.write(dir .. "/host.lua", [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local app = dofile("pipeline.lua")
+local cycles = 0
+local function on_cycle() cycles = cycles + 1 end
+assert(app:start_live { db = "state.db", on_cycle = on_cycle })
+local function size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+-- The catch-up cycle's commits wait in out.db-wal, read by every
+-- connection (tide closed its own without copying them back).
+print("after catch-up", size("out.db-wal") > 0)
+local f = assert(io.open("docs/b.md", "w"))
+f:write("BETA\n")
+f:close()
+local steps = 0
+while cycles < 2 and steps < 2000 do
+  tide.step(5)
+  steps = steps + 1
+  os.execute("sleep 0.002")
+end
+print("after a change", cycles, size("out.db-wal") > 0)
+app:stop()
+-- Copied back: the database file alone holds every row.
+print("after stop", size("out.db-wal"))
+local copy = assert(io.open("copy.db", "wb"))
+local src = assert(io.open("out.db", "rb"))
+copy:write(src:read("a"))
+copy:close()
+src:close()
+local db = sqlite.open("copy.db")
+local rows = db:rows("SELECT path, title FROM docs ORDER BY path")
+db:close()
+for _, r in ipairs(rows) do io.write(r.path, "=", r.title, " ") end
+print()
+]])
+    local out = run_host(dir)
+    assert.are.equal("after catch-up\ttrue\nafter a change\t2\ttrue\n"
+      .. "after stop\tnil\na.md=alpha b.md=BETA c.md=gamma \n", out)
+  end)
+
   it("a luv host hands its loop to tide and steps it between its runs",
      function()
     needs_stock_lua()
