@@ -8,7 +8,7 @@
 **   db:exec(sql) -> true | nil, err
 **   db:rows(sql) -> rows, column names | nil, err
 **   db:apply(plan, changes) -> true | nil, err   (see db_apply)
-**   db:stale() -> boolean, db:busy_timeout(ms), db:close([keep_log])
+**   db:stale() -> boolean, db:busy_timeout(ms), db:close()
 */
 #include <lauxlib.h>
 #include <lua.h>
@@ -48,22 +48,9 @@ static int push_fail(lua_State *L, const tide_SqliteDb *db) {
   return 2;
 }
 
-/* __gc and __close (whose second argument is an error object). */
-static int db_release(lua_State *L) {
-  Db *d = luaL_checkudata(L, 1, DB_TYPE);
-  tide_sqlite_db_close(d->db);
-  d->db = NULL;
-  return 0;
-}
-
-/* db:close([keep_log]): keep_log leaves the write-ahead log for a later
-** connection to copy back (tide_sqlite_db_close_keeping_log). */
 static int db_close(lua_State *L) {
   Db *d = luaL_checkudata(L, 1, DB_TYPE);
-  if (lua_toboolean(L, 2))
-    tide_sqlite_db_close_keeping_log(d->db);
-  else
-    tide_sqlite_db_close(d->db);
+  tide_sqlite_db_close(d->db);
   d->db = NULL;
   return 0;
 }
@@ -699,9 +686,9 @@ void tide_lsqlite_open(lua_State *L) {
   if (luaL_newmetatable(L, DB_TYPE)) {
     luaL_newlib(L, db_methods);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, db_release);
+    lua_pushcfunction(L, db_close);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, db_release);
+    lua_pushcfunction(L, db_close);
     lua_setfield(L, -2, "__close");
   }
   lua_pop(L, 1);

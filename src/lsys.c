@@ -1,12 +1,13 @@
 /*
 ** Lua binding of the few process-level calls the CLI needs and Lua lacks:
-** chdir, getcwd, isatty, and errno_text for messages. chdir and getcwd
-** return nil, message when the call fails; misuse (a path holding a NUL,
-** a number that is no errno value) raises.
+** chdir, getcwd, isatty, errno_text for messages, and exists. chdir and
+** getcwd return nil, message when the call fails; misuse (a path holding
+** a NUL, a number that is no errno value) raises.
 */
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -58,12 +59,27 @@ static int sys_errno_text(lua_State *L) {
   return 1;
 }
 
+/* exists(path): whether something is at path. It never opens the file:
+** closing a descriptor of a database file would drop the locks every
+** SQLite connection of this process holds on it (POSIX record locks are
+** the process's), and another process could then take the database as
+** unused and delete the write-ahead log under them. */
+static int sys_exists(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  struct stat st;
+  luaL_argcheck(L, strlen(path) == len, 1, "path contains a NUL byte");
+  lua_pushboolean(L, stat(path, &st) == 0);
+  return 1;
+}
+
 void tide_lsys_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"chdir", sys_chdir},
     {"getcwd", sys_getcwd},
     {"isatty", sys_isatty},
     {"errno_text", sys_errno_text},
+    {"exists", sys_exists},
     {NULL, NULL},
   };
   luaL_setfuncs(L, funcs, 0);

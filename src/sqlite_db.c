@@ -98,13 +98,6 @@ void tide_sqlite_db_close(tide_SqliteDb *db) {
   db->alloc(db->ud, db, db->size, 0);
 }
 
-void tide_sqlite_db_close_keeping_log(tide_SqliteDb *db) {
-  if (db == NULL) return;
-  if (db->db)
-    sqlite3_db_config(db->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-  tide_sqlite_db_close(db);
-}
-
 const char *tide_sqlite_db_errmsg(const tide_SqliteDb *db) {
   return db ? db->errmsg : "out of memory";
 }

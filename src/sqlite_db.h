@@ -72,17 +72,8 @@ typedef struct tide_SqliteDb tide_SqliteDb;
 int tide_sqlite_db_open(tide_SqliteDb **out, const char *path, int mode,
                         tide_Alloc alloc, void *ud);
 
-/* Rolls back an open batch, then closes and frees. Accepts NULL. The last
-** connection to a database copies its write-ahead log back into it as it
-** closes (a checkpoint, with a sync of the file) and deletes the log. */
+/* Rolls back an open batch, then closes and frees. Accepts NULL. */
 void tide_sqlite_db_close(tide_SqliteDb *db);
-
-/* The same, but the write-ahead log is left for a later connection to
-** copy back (SQLite's SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE): a close that
-** never waits for the disk. Every commit stays in the log, read by every
-** connection; the database file alone lacks them until the next
-** checkpoint. Accepts NULL. */
-void tide_sqlite_db_close_keeping_log(tide_SqliteDb *db);
 
 /* The last error message, or ""; borrowed until the next call. */
 const char *tide_sqlite_db_errmsg(const tide_SqliteDb *db);

@@ -288,7 +288,7 @@ function App:live(opts)
   local e, update, seen, hooks = live_parts(self, opts, 2)
   if not e then return nil, update, seen end
   local results = table.pack(pcall(live.run, e, update, seen, hooks))
-  runmod.fold_target_logs()
+  runmod.end_live_targets()
   if not results[1] then error(results[2], 0) end
   return table.unpack(results, 2, results.n)
 end
@@ -311,7 +311,7 @@ function App:start_live(opts)
   local stats, errors, code = update()
   if not stats then
     live.close(e, hooks.folders)
-    runmod.fold_target_logs()
+    runmod.end_live_targets()
     return nil, errors, code
   end
   hooks.on_cycle(stats, errors, nil)
@@ -348,7 +348,7 @@ function App:stop()
   self.live_session, self.live_engine = nil, nil
   M.stepped[self] = nil
   local results = table.pack(pcall(session.stop, session))
-  runmod.fold_target_logs()
+  runmod.end_live_targets()
   if not results[1] then error(results[2], 0) end
   return table.unpack(results, 2, results.n)
 end

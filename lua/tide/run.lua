@@ -614,16 +614,16 @@ function M.owner(store, name)
 end
 
 -- Target connections are not kept from one run (or live cycle) to the
--- next. A live cycle's leave their logs (sqlite.close_connections), which
--- M.fold_target_logs copies back when live mode ends.
+-- next; a live cycle's leave an anchor each (sqlite.close_connections),
+-- which M.end_live_targets closes when live mode ends.
 function M.close_target_connections(live_cycle)
   local sqlite = package.loaded["tide.sqlite"]
   if sqlite then sqlite.close_connections(live_cycle) end
 end
 
-function M.fold_target_logs()
+function M.end_live_targets()
   local sqlite = package.loaded["tide.sqlite"]
-  if sqlite then sqlite.fold_logs() end
+  if sqlite then sqlite.end_live() end
 end
 
 M.Run = Run

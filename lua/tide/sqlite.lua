@@ -24,7 +24,7 @@ local record = require "tide.record"
 local type, error, pairs, ipairs, pcall, setmetatable, tostring, next,
       require, getmetatable = type, error, pairs, ipairs, pcall,
       setmetatable, tostring, next, require, getmetatable
-local io_open, math_type, tonumber = io.open, math.type, tonumber
+local math_type, tonumber = math.type, tonumber
 local fmt, concat, sort = string.format, table.concat, table.sort
 local check, describe, is_type = record.check, record.describe,
   record.is_type
@@ -110,34 +110,48 @@ local function connect(spec)
   return db
 end
 
--- The databases whose write-ahead log a live cycle left (path -> true).
-local kept_logs = {}
+-- Live mode keeps one more connection to each target database it wrote,
+-- an anchor that never reads or writes after it opened (path -> db), so
+-- that a cycle's connection is never the last one: closing the last
+-- connection copies the write-ahead log back into the database and syncs
+-- the file, and opening the first one after reads the whole log again,
+-- milliseconds a host's frame cannot give. M.end_live closes the anchors
+-- and so copies the log back.
+local anchors = {}
+
+local function anchor(path)
+  local a = anchors[path]
+  if a and not a:stale() then return end
+  if a then a:close() end
+  anchors[path] = nil
+  a = sqlite_open(path, "write")
+  -- A connection opens the log and its shared memory when it first reads.
+  if a and a:rows("SELECT 1 FROM sqlite_master LIMIT 1") then
+    anchors[path] = a
+  elseif a then
+    a:close()
+  end
+end
 
 -- Closes every connection; the engine calls it at the end of each run and
 -- drop, so that a program that runs several updates never writes through
--- a connection that another process's checkpoint left behind. keep_log
--- (the end of a live cycle) closes without copying the log back into the
--- database, which syncs the file and takes milliseconds a host's frame
--- cannot give; M.fold_logs does it when live mode ends.
-function M.close_connections(keep_log)
+-- a connection that another process's checkpoint left behind. live (the
+-- end of a live cycle) anchors each database first.
+function M.close_connections(live)
   for path, db in pairs(connections) do
-    db:close(keep_log)
-    if keep_log then kept_logs[path] = true end
+    if live then anchor(path) end
+    db:close()
     connections[path] = nil
   end
 end
 
--- Copies back the logs live cycles left: a database file that holds every
--- commit once live mode ends (a copy of the file alone loses nothing).
--- One that is gone, or cannot be opened, keeps its log for SQLite to
--- replay.
-function M.fold_logs()
-  for path in pairs(kept_logs) do
-    kept_logs[path] = nil
-    if not connections[path] then
-      local db = sqlite_open(path, "write")
-      if db then db:close() end
-    end
+-- Closes the anchors: the last connection to each database copies its log
+-- back, so that the database file alone holds every row once live mode
+-- ends (a copy of the file alone loses nothing).
+function M.end_live()
+  for path, a in pairs(anchors) do
+    a:close()
+    anchors[path] = nil
   end
 end
 
@@ -463,11 +477,10 @@ end
 -- Whether the table is still there (the database file may have been
 -- deleted, the table dropped).
 function target.exists(spec)
-  local f = io_open(spec.db, "rb")
-  if not f then return false end
-  f:close()
-  -- Through the shared connection: closing a second one on the same file
-  -- would disturb the first one's locks.
+  -- Not opened to look (core.exists): closing a descriptor of the file
+  -- would drop the locks of this process's connections to it. Through the
+  -- shared connection: closing a second one would do the same.
+  if not core.exists(spec.db) then return false end
   local db = connect(spec)
   local rows = must(spec, db:rows(fmt("SELECT 1 AS found FROM sqlite_master "
     .. "WHERE type = 'table' AND name = %s COLLATE NOCASE",
@@ -478,9 +491,7 @@ end
 -- Drops the table tide created; an adopted table stays (the engine has
 -- deleted the rows tide wrote).
 function target.drop(spec, owner)
-  local f = io_open(spec.db, "rb")
-  if not f then return end
-  f:close()
+  if not core.exists(spec.db) then return end
   local db = connect(spec)
   must(spec, db:exec("BEGIN IMMEDIATE"))
   local ok, err = pcall(function()
