@@ -34,7 +34,7 @@ BENCH_BIN = $(BENCH_C:scripts/bench/%.c=$(BUILD)/bench/%)
         fuzz-run bench bench-run crash crash-run install clean
 
 all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a $(BUILD)/libtide.so \
-     $(BUILD)/examples/embed_host
+     $(BUILD)/tide_vec.so $(BUILD)/examples/embed_host
 
 deps:
 	@sh scripts/setup.sh
@@ -58,6 +58,14 @@ $(BUILD)/tide.so: $(CORE_OBJ)
 $(BUILD)/libtide.so: $(CORE_OBJ)
 	$(CC) -shared $(OPT) $(SAN) -Wl,-soname,libtide.so.0 -o $@ $^ \
 	  $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
+
+# The vector functions as a SQLite loadable extension (sqlite_vec.h), for
+# any SQLite client: `.load build/tide_vec` in the sqlite3 shell. Never
+# sanitized: the programs that load it are not.
+$(BUILD)/tide_vec.so: src/sqlite_vec.c src/vec.c src/vec.h
+	@mkdir -p $(@D)
+	$(CC) $(filter-out $(SAN),$(XCFLAGS)) -DTIDE_VEC_EXTENSION -shared \
+	  -o $@ src/sqlite_vec.c src/vec.c -lm $(LDFLAGS)
 
 # examples/embed_host: a host program with its own frame loop.
 $(BUILD)/examples/embed_host: examples/embed_host/embed_host.c \
@@ -173,6 +181,7 @@ install: all
 	  scripts/tide.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/tide.pc
 	install -m 644 src/tide.h $(DESTDIR)$(PREFIX)/include/tide.h
 	install -m 755 $(BUILD)/tide.so $(CMODDIR)/core.so
+	install -m 755 $(BUILD)/tide_vec.so $(DESTDIR)$(PREFIX)/lib/tide_vec.so
 	install -m 644 lua/tide/*.lua $(LUADIR)/tide/
 
 clean:

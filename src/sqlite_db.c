@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "sqlite_vec.h"
 
 struct tide_SqliteDb {
   sqlite3 *db;            /* owned */
@@ -79,6 +80,9 @@ int tide_sqlite_db_open(tide_SqliteDb **out, const char *path, int mode,
   if (rc == 0)
     rc = tide_sqlite_conn_settle(db->db, path, mode, "database", db->errmsg,
                                  sizeof db->errmsg);
+  if (rc == 0 && tide_sqlite_vec_register(db->db) != SQLITE_OK)
+    rc = sql_fail(db, sqlite3_errcode(db->db), "cannot add the vector "
+                  "functions");
   if (rc != 0) return rc;
   remember_identity(db);
   return 0;

@@ -826,12 +826,87 @@ function M.rows(db, sql, opts)
            items = items }
 end
 
--- A connection for tests and tools: mode "write" (default), "read" or
--- "create"; db:exec(sql), db:rows(sql) -> rows, names, db:close().
+-- A connection for reading results and for tools: mode "write"
+-- (default), "read" or "create"; db:exec(sql) -> true | nil, message,
+-- db:rows(sql) -> rows, names | nil, message, db:close(). Its SQL has the
+-- vector functions (vec_distance_cosine, vec_distance_l2, vec_dot,
+-- vec_json: sqlite_vec.h).
 function M.open(path, mode)
   local p, err = abspath(path)
   if not p then return nil, err end
   return sqlite_open(p, mode or "write")
+end
+
+-- ---- Vector search ----
+
+local METRICS = { cosine = "vec_distance_cosine", l2 = "vec_distance_l2" }
+
+-- A list of numbers as an SQL BLOB literal of little-endian float32s, the
+-- bytes tide stores a tide.vector as.
+local function vector_literal(v)
+  local hex = {}
+  for i = 1, #v do
+    local x = v[i]
+    if type(x) ~= "number" or x ~= x or x > 3.4028234663852886e38
+       or x < -3.4028234663852886e38 then
+      error(fmt("sqlite.search: vector[%d] is not a finite float32 number",
+                i), 3)
+    end
+    hex[i] = (string.pack("<f", x):gsub(".", function(c)
+      return fmt("%02x", c:byte())
+    end))
+  end
+  return "X'" .. concat(hex) .. "'"
+end
+
+-- sqlite.search{ db, table, column, vector, k = 10, where = nil,
+-- metric = "cosine" } -> the k rows of table nearest to vector by its
+-- vector column, nearest first, each with its columns and `distance`
+-- (1 - cosine similarity, or the Euclidean distance with metric = "l2");
+-- rows whose distance is undefined (a vector of zeros, NULL) are left
+-- out. where is an SQL condition on the table's columns. An exact scan.
+-- Misuse raises; nil, message when the query cannot run (no such file,
+-- table or column, vectors of another dimension).
+function M.search(opts)
+  if type(opts) ~= "table" then
+    error("sqlite.search: expected a table of options", 2)
+  end
+  for k in pairs(opts) do
+    if k ~= "db" and k ~= "table" and k ~= "column" and k ~= "vector"
+       and k ~= "k" and k ~= "where" and k ~= "metric" then
+      error(fmt("sqlite.search: unknown option %s", tostring(k)), 2)
+    end
+  end
+  for _, name in ipairs({ "db", "table", "column" }) do
+    if type(opts[name]) ~= "string" or opts[name] == "" then
+      error(fmt("sqlite.search: %s must be a non-empty string", name), 2)
+    end
+  end
+  if type(opts.vector) ~= "table" or #opts.vector == 0 then
+    error("sqlite.search: vector must be a non-empty list of numbers", 2)
+  end
+  local k = opts.k or 10
+  if math_type(k) ~= "integer" or k < 1 then
+    error("sqlite.search: k must be a positive integer", 2)
+  end
+  if opts.where ~= nil and type(opts.where) ~= "string" then
+    error("sqlite.search: where must be an SQL condition (a string)", 2)
+  end
+  local fn = METRICS[opts.metric or "cosine"]
+  if not fn then
+    error("sqlite.search: metric must be \"cosine\" or \"l2\"", 2)
+  end
+  local sql = fmt("SELECT * FROM (SELECT *, %s(%s, %s) AS distance FROM %s%s) "
+    .. "WHERE distance IS NOT NULL ORDER BY distance LIMIT %d", fn,
+    ident(opts.column), vector_literal(opts.vector), ident(opts.table),
+    opts.where and (" WHERE " .. opts.where) or "", k)
+  local db, err = M.open(opts.db, "read")
+  if not db then return nil, fmt("sqlite.search: %s: %s", opts.db, err) end
+  local rows
+  rows, err = db:rows(sql)
+  db:close()
+  if not rows then return nil, fmt("sqlite.search: %s: %s", opts.db, err) end
+  return rows
 end
 
 return M

@@ -43,7 +43,8 @@ describe("make install", function()
     assert.are.equal(0, code, err)
     for _, f in ipairs { "bin/tide", "lib/libtide.a", "lib/libtide.so.0",
                          "lib/libtide.so", "lib/pkgconfig/tide.pc",
-                         "include/tide.h", "share/lua/5.4/tide/init.lua" } do
+                         "include/tide.h", "share/lua/5.4/tide/init.lua",
+                         "lib/tide_vec.so" } do
       assert.is_true(helpers.exists(prefix .. "/" .. f), f)
     end
     local dir = helpers.tmpdir()

@@ -461,7 +461,7 @@ print(title("b.md"), steps > 0, stats.components.unchanged)
     assert.matches("^BETA\ttrue\t%d+\n$", out)
   end)
 
-  it("live cycles leave the target's log, and app:stop copies it back "
+  it("live cycles keep the target's log, and app:stop copies it back "
      .. "into the database file", function()
     needs_stock_lua()
     local dir = setup()
@@ -480,7 +480,7 @@ local function size(path)
   return n
 end
 -- The catch-up cycle's commits wait in out.db-wal, read by every
--- connection (tide closed its own without copying them back).
+-- connection: live mode keeps one open, so no close copied them back.
 print("after catch-up", size("out.db-wal") > 0)
 local f = assert(io.open("docs/b.md", "w"))
 f:write("BETA\n")
