@@ -864,7 +864,8 @@ end
 -- vector column, nearest first, each with its columns and `distance`
 -- (1 - cosine similarity, or the Euclidean distance with metric = "l2");
 -- rows whose distance is undefined (a vector of zeros, NULL) are left
--- out. where is an SQL condition on the table's columns. An exact scan.
+-- out. where is an SQL condition on the table's columns. An exact scan;
+-- the table must have a rowid (every table sqlite.table makes has).
 -- Misuse raises; nil, message when the query cannot run (no such file,
 -- table or column, vectors of another dimension).
 function M.search(opts)
@@ -896,16 +897,25 @@ function M.search(opts)
   if not fn then
     error("sqlite.search: metric must be \"cosine\" or \"l2\"", 2)
   end
-  local sql = fmt("SELECT * FROM (SELECT *, %s(%s, %s) AS distance FROM %s%s) "
-    .. "WHERE distance IS NOT NULL ORDER BY distance LIMIT %d", fn,
-    ident(opts.column), vector_literal(opts.vector), ident(opts.table),
-    opts.where and (" WHERE " .. opts.where) or "", k)
+  -- The scan sorts rowids and distances only (whole rows, vectors and
+  -- all, would each be copied into the sorter); the k rows are read
+  -- after. A row without a distance sorts last (9e999 is an infinity) and
+  -- is dropped below: a condition on the distance would compute it twice.
+  local t = ident(opts.table)
+  local sql = fmt("SELECT t.*, s.distance FROM (SELECT rowid AS r, "
+    .. "coalesce(%s(%s, %s), 9e999) AS distance FROM %s%s ORDER BY distance "
+    .. "LIMIT %d) AS s JOIN %s AS t ON t.rowid = s.r ORDER BY s.distance",
+    fn, ident(opts.column), vector_literal(opts.vector), t,
+    opts.where and (" WHERE " .. opts.where) or "", k, t)
   local db, err = M.open(opts.db, "read")
   if not db then return nil, fmt("sqlite.search: %s: %s", opts.db, err) end
   local rows
   rows, err = db:rows(sql)
   db:close()
   if not rows then return nil, fmt("sqlite.search: %s: %s", opts.db, err) end
+  while #rows > 0 and rows[#rows].distance == math.huge do
+    rows[#rows] = nil
+  end
   return rows
 end
 

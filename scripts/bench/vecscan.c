@@ -2,14 +2,16 @@
 ** For bench_vector.sh. `vecscan make DB N DIMS` writes a table docs(id
 ** INTEGER PRIMARY KEY, v BLOB) of N random vectors of DIMS float32s
 ** (seeded: the same bytes every time), as tide stores a tide.vector.
-** `vecscan scan DB` is the floor of a search: it reads every BLOB of the
-** table and touches its first byte, nothing more, and prints how many it
-** read. Usage: vecscan make DB N DIMS | vecscan scan DB
+** `vecscan scan DB RUNS` is the floor of a search: it reads every BLOB
+** of the table and touches its first byte, nothing more, RUNS times on
+** one connection, and prints the median time of a scan in milliseconds.
+** Usage: vecscan make DB N DIMS | vecscan scan DB RUNS
 */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -59,30 +61,49 @@ static int make(const char *path, long n, int dims) {
   return sqlite3_close(db) == SQLITE_OK ? 0 : 1;
 }
 
-static int scan(const char *path) {
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int scan(const char *path, int runs) {
   sqlite3 *db;
   sqlite3_stmt *st;
-  long rows = 0;
+  double times[101];
   unsigned sum = 0;
+  int r;
+  if (runs < 1 || runs > 101) runs = 5;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(db, "SELECT v FROM docs", -1, &st, NULL) !=
           SQLITE_OK)
     return fail(db, "scan");
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    const unsigned char *b = sqlite3_column_blob(st, 0);
-    if (b != NULL && sqlite3_column_bytes(st, 0) > 0) sum += b[0];
-    rows++;
+  for (r = 0; r < runs; r++) {
+    double t0 = now_ms();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const unsigned char *b = sqlite3_column_blob(st, 0);
+      if (b != NULL && sqlite3_column_bytes(st, 0) > 0) sum += b[0];
+    }
+    sqlite3_reset(st);
+    times[r] = now_ms() - t0;
   }
   sqlite3_finalize(st);
   sqlite3_close(db);
-  printf("%ld rows (%u)\n", rows, sum & 1);
+  qsort(times, (size_t)runs, sizeof times[0], by_value);
+  printf("%.3f %u\n", times[runs / 2], sum & 1);
   return 0;
 }
 
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "make") == 0)
     return make(argv[2], atol(argv[3]), atoi(argv[4]));
-  if (argc == 3 && strcmp(argv[1], "scan") == 0) return scan(argv[2]);
-  fprintf(stderr, "usage: vecscan make DB N DIMS | vecscan scan DB\n");
+  if (argc == 4 && strcmp(argv[1], "scan") == 0)
+    return scan(argv[2], atoi(argv[3]));
+  fprintf(stderr, "usage: vecscan make DB N DIMS | vecscan scan DB RUNS\n");
   return 2;
 }
