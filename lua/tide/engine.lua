@@ -615,7 +615,8 @@ local function watched_changes(run, base, fn, rest)
   local changes = run.opts.live_emits and run.opts.live_emits[base]
   local last = run.opts.live_watched and run.opts.live_watched[base]
   if not changes or not last or last.signature ~= signature
-     or run.reopened or run.opts.full_reprocess or run.opts.verify then
+     or run.reopened or run.list_whole or run.opts.full_reprocess
+     or run.opts.verify then
     return nil
   end
   return changes
@@ -793,7 +794,8 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
       concat(items.include or {}, "\n"), concat(items.exclude or {}, "\n"),
       tostring(items.follow_symlinks) }, "\0")
     local changes = run.opts.live_changes
-    if changes and not run.reopened and walks[key] == signature then
+    if changes and not run.reopened and not run.list_whole
+       and walks[key] == signature then
       local here = changes[items.abs]
       if here ~= true then spec.changes = here or {} end
     end

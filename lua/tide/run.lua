@@ -49,6 +49,7 @@ function M.new(app, opts, parts)
     stats = new_stats(app), fns = {}, mounted = {},
     forced = {}, index = parts.index, deps_checked = false,
     reopened = parts.reopened, -- another connection wrote the store
+    list_whole = false, -- a container is gone (find_gone_containers)
     released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
@@ -132,6 +133,9 @@ function Run:find_gone_containers()
       local fine, present = pcall(tt.exists, ok and spec or nil)
       if ok and fine and not present then
         self.gone[id] = true
+        -- A live cycle then lists every source whole: the owners it forces
+        -- run again although no file of theirs changed.
+        self.list_whole = true
         local owner = self:path_of(c.owner_id)
         if owner then self:force(owner) end
         for _, t in ipairs(self.store:targets_by_container(id)) do

@@ -94,7 +94,24 @@ end
 -- was deleted or replaced. It never holds a transaction between calls.
 local connections = {}
 
+-- Live mode keeps one more connection to each target database it wrote,
+-- an anchor that never reads or writes after it opened (path -> db), so
+-- that a cycle's connection is never the last one: closing the last
+-- connection copies the write-ahead log back into the database and syncs
+-- the file, and opening the first one after reads the whole log again,
+-- milliseconds a host's frame cannot give. M.end_live closes the anchors
+-- and so copies the log back.
+local anchors = {}
+
 local function connect(spec)
+  -- A live anchor to a file since deleted or replaced closes before a
+  -- connection opens the new one: as the last connection to the old file
+  -- it deletes the log by its name, which the new file's would have.
+  local a = anchors[spec.db]
+  if a and a:stale() then
+    a:close()
+    anchors[spec.db] = nil
+  end
   local db = connections[spec.db]
   if db and db:stale() then
     db:close()
@@ -109,15 +126,6 @@ local function connect(spec)
   db:busy_timeout(spec.busy_timeout or 0)
   return db
 end
-
--- Live mode keeps one more connection to each target database it wrote,
--- an anchor that never reads or writes after it opened (path -> db), so
--- that a cycle's connection is never the last one: closing the last
--- connection copies the write-ahead log back into the database and syncs
--- the file, and opening the first one after reads the whole log again,
--- milliseconds a host's frame cannot give. M.end_live closes the anchors
--- and so copies the log back.
-local anchors = {}
 
 local function anchor(path)
   local a = anchors[path]

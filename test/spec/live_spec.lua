@@ -287,6 +287,20 @@ describe("tide live", function()
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
+  it("refills a target database deleted while it runs at its next cycle",
+     function()
+    local dir = setup()
+    local pid = start(dir)
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma" })
+    for _, side in ipairs { "", "-wal", "-shm" } do
+      os.remove(dir .. "/out.db" .. side)
+    end
+    helpers.write(dir .. "/docs/a.md", "ALPHA\n")
+    -- Every row again, not only the changed file's.
+    reaches(dir, { ["a.md"] = "ALPHA", ["b.md"] = "beta", ["c.md"] = "gamma" })
+    assert.are.equal(0, stop(dir, pid, "TERM"))
+  end)
+
   it("leaves a walk with live = false to the periodic rescan", function()
     local dir = setup(false)
     local pid = start(dir, "--rescan 1")
