@@ -117,8 +117,12 @@ static int arg_vec(sqlite3_context *ctx, sqlite3_value *arg, int i,
     snprintf(msg, sizeof msg, "%s: argument %d is not a vector: %zu bytes "
              "are not a whole number of float32s", name, i + 1, size);
   } else if (type == SQLITE_TEXT) {
-    if (parse_json((const char *)sqlite3_value_text(arg), v, &why) == 0)
-      return 1;
+    const char *text = (const char *)sqlite3_value_text(arg);
+    if (text == NULL) {
+      sqlite3_result_error_nomem(ctx);
+      return -1;
+    }
+    if (parse_json(text, v, &why) == 0) return 1;
     snprintf(msg, sizeof msg, "%s: argument %d is not a vector: %s", name,
              i + 1, why);
   } else {
