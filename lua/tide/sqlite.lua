@@ -104,9 +104,9 @@ local connections = {}
 local anchors = {}
 
 local function connect(spec)
-  -- A live anchor to a file since deleted or replaced closes before a
-  -- connection opens the new one: as the last connection to the old file
-  -- it deletes the log by its name, which the new file's would have.
+  -- A live anchor to a file since deleted or replaced holds the old file
+  -- open for nothing: it closes as soon as the path is used again (SQLite
+  -- leaves the log alone when it closes on a file that was unlinked).
   local a = anchors[spec.db]
   if a and a:stale() then
     a:close()
