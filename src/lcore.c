@@ -31,6 +31,7 @@ static const Opener openers[] = {
   tide_ljsonl_open,
   tide_lsched_open,
   tide_lwait_open,
+  tide_lhttp_open,
   tide_lworkers_open,
   tide_lwatch_open,
   tide_lluv_open,

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "scheduler.h"
 
 struct tide_Sched {
@@ -18,6 +19,7 @@ struct tide_Sched {
   tide_SchedCounts counts;
   uv_poll_t stop_watch; /* on the stop descriptor, once watched */
   int watching;
+  tide_Http *http;      /* the session's HTTP client, made on first use */
 };
 
 int tide_sched_new(tide_Sched **out, uv_loop_t *loop, tide_Alloc alloc,
@@ -61,17 +63,25 @@ void tide_sched_reset(tide_Sched *s) {
 void tide_sched_free(tide_Sched *s) {
   if (s == NULL) return;
   drop_waits(s);
+  tide_http_free(s->http); /* its handles close on the run below */
   if (s->watching) {
     /* Its memory is s's: closed before s is freed. */
     uv_close((uv_handle_t *)&s->stop_watch, NULL);
-    uv_run(s->loop, UV_RUN_NOWAIT);
   }
+  if (s->watching || s->http) uv_run(s->loop, UV_RUN_NOWAIT);
   s->alloc(s->ud, s->ring, s->cap * sizeof *s->ring, 0);
   s->alloc(s->ud, s->free, s->free_cap * sizeof *s->free, 0);
   s->alloc(s->ud, s, sizeof *s, 0);
 }
 
 uv_loop_t *tide_sched_loop(tide_Sched *s) { return s->loop; }
+
+int tide_sched_http(tide_Sched *s, struct tide_Http **out) {
+  int rc = 0;
+  if (s->http == NULL) rc = tide_http_new(&s->http, s->loop, s->alloc, s->ud);
+  *out = s->http;
+  return rc;
+}
 tide_SchedCounts *tide_sched_counts(tide_Sched *s) { return &s->counts; }
 size_t tide_sched_ready(const tide_Sched *s) { return s->count; }
 size_t tide_sched_waiting(const tide_Sched *s) { return s->waiting; }

@@ -74,6 +74,11 @@ void tide_sched_free(tide_Sched *s);
 void tide_sched_reset(tide_Sched *s);
 
 uv_loop_t *tide_sched_loop(tide_Sched *s);
+/* The session's HTTP client on the scheduler's loop (http.h), made on
+** first use and kept until tide_sched_free, so that connections outlive
+** a request and a cycle. 0, TIDE_ENOMEM or TIDE_EIO. */
+struct tide_Http;
+int tide_sched_http(tide_Sched *s, struct tide_Http **out);
 tide_SchedCounts *tide_sched_counts(tide_Sched *s);
 
 /* Anchors: a free number (> 0), or 0 when out of memory; given back once

@@ -41,6 +41,7 @@ local tide = {
   -- Calls that wait without blocking the other components.
   exec = core.exec,
   sleep = core.sleep,
+  http = { request = core.http_request },
   smaller_batch = calls.smaller_batch,
 
   -- Targets.
