@@ -32,6 +32,7 @@ static const Opener openers[] = {
   tide_lsched_open,
   tide_lwait_open,
   tide_lhttp_open,
+  tide_lvec_open,
   tide_lworkers_open,
   tide_lwatch_open,
   tide_lluv_open,

@@ -27,13 +27,16 @@ local calls = require "tide.calls"
 local json = require "tide.json"
 local record = require "tide.record"
 
-local type, error, pairs, ipairs, tostring, tonumber, pcall, select =
-  type, error, pairs, ipairs, tostring, tonumber, pcall, select
+local type, error, pairs, ipairs, tostring, tonumber, pcall =
+  type, error, pairs, ipairs, tostring, tonumber, pcall
 local fmt = string.format
 local math_type, floor, random, huge = math.type, math.floor, math.random,
   math.huge
-local http_request, sleep, now_ms = core.http_request, core.sleep,
-  core.now_ms
+local http_request, sleep, now_ms, vector_f32 = core.http_request,
+  core.sleep, core.now_ms, core.vector_f32
+-- Model answers are read with a private cjson: tide.json's normalising
+-- walk in Lua would double the cost of a batch of vectors.
+local decode_answer = require("cjson.safe").new().decode
 
 local M = {}
 
@@ -204,7 +207,7 @@ local function post(client, url, payload, tokens)
       headers = headers, body = body, timeout = client.timeout }
     local wait
     if r and r.status >= 200 and r.status < 300 then
-      local answer = json.decode(r.body)
+      local answer = client.decode(r.body)
       if type(answer) == "table" then return answer end
       last = fmt("POST %s: the answer is not a JSON object", shown)
     elseif r then
@@ -252,6 +255,7 @@ local function new_client(what, opts)
     retry = check_retry(what, opts.retry),
     limit = new_limiter(what, opts.rate),
     timeout = positive_number(what, opts.timeout, "timeout", 120),
+    decode = json.decode,
   }
 end
 
@@ -277,24 +281,6 @@ local EMBEDDER = { url = true, model = true, api_key_env = true, dims = true,
   retry = true, api = true, options = true, timeout = true, name = true,
   memo = true }
 
--- The vector of one answer entry, checked: a list of dims finite numbers.
-local function vector_of(v, dims, where)
-  if type(v) ~= "table" or #v == 0 then
-    return nil, where .. " is not a list of numbers"
-  end
-  if dims and #v ~= dims then
-    return nil, fmt("%s has %d numbers, the embedder was declared with "
-                    .. "dims = %d", where, #v, dims)
-  end
-  for i = 1, #v do
-    local x = v[i]
-    if type(x) ~= "number" or x ~= x or x == huge or x == -huge then
-      return nil, fmt("%s[%d] is not a finite number", where, i)
-    end
-  end
-  return v
-end
-
 -- The list of vectors in an answer, in input order.
 local function vectors_of(client, answer, n, dims)
   local list = {}
@@ -316,9 +302,18 @@ local function vectors_of(client, answer, n, dims)
   if #list ~= n then
     return nil, fmt("the answer holds %d vectors for %d texts", #list, n)
   end
+  -- Each checked (dims finite numbers) and rounded to float32, as a
+  -- tide.vector stores it.
   for i = 1, n do
-    local v, err = vector_of(list[i], dims, fmt("vector %d", i))
-    if not v then return nil, err end
+    local v, err = vector_f32(list[i], dims)
+    if not v then
+      if dims and err:find("^has %d+ numbers") then
+        err = err:gsub(", not %d+$", "") .. ", the embedder was declared "
+          .. "with dims = " .. dims
+      end
+      return nil, fmt("vector %d %s", i, err)
+    end
+    list[i] = v
   end
   return list
 end
@@ -327,6 +322,7 @@ function M.embedder(opts)
   local what = "ai.embedder"
   check_keys(what, opts, EMBEDDER)
   local client = new_client(what, opts)
+  client.decode = decode_answer
   what = what .. " " .. client.model
   local dims = opts.dims
   if dims ~= nil and (math_type(dims) ~= "integer" or dims < 1) then
