@@ -851,14 +851,14 @@ local METRICS = { cosine = "vec_distance_cosine", l2 = "vec_distance_l2" }
 
 -- A list of numbers as an SQL BLOB literal of little-endian float32s, the
 -- bytes tide stores a tide.vector as.
-local function vector_literal(v)
+local function vector_literal(v, caller)
   local hex = {}
   for i = 1, #v do
     local x = v[i]
     if type(x) ~= "number" or x ~= x or x > 3.4028234663852886e38
        or x < -3.4028234663852886e38 then
-      error(fmt("sqlite.search: vector[%d] is not a finite float32 number",
-                i), 3)
+      error(fmt("%s: vector[%d] is not a finite float32 number", caller, i),
+            3)
     end
     hex[i] = (string.pack("<f", x):gsub(".", function(c)
       return fmt("%02x", c:byte())
@@ -913,7 +913,8 @@ function M.search(opts)
   local sql = fmt("SELECT t.*, s.distance FROM (SELECT rowid AS r, "
     .. "coalesce(%s(%s, %s), 9e999) AS distance FROM %s%s ORDER BY distance "
     .. "LIMIT %d) AS s JOIN %s AS t ON t.rowid = s.r ORDER BY s.distance",
-    fn, ident(opts.column), vector_literal(opts.vector), t,
+    fn, t .. "." .. ident(opts.column),
+    vector_literal(opts.vector, "sqlite.search"), t,
     opts.where and (" WHERE " .. opts.where) or "", k, t)
   local db, err = M.open(opts.db, "read")
   if not db then return nil, fmt("sqlite.search: %s: %s", opts.db, err) end
@@ -924,6 +925,174 @@ function M.search(opts)
   while #rows > 0 and rows[#rows].distance == math.huge do
     rows[#rows] = nil
   end
+  return rows
+end
+
+
+-- ---- Hybrid search ----
+
+local hybrid_options = { db = true, table = true, column = true,
+  vector = true, text = true, k = true, where = true, metric = true,
+  fts_table = true, rrf_k = true, candidates = true }
+
+-- A user's text as an FTS5 query that cannot be malformed: each run of
+-- characters other than spaces that holds a letter or a digit becomes a
+-- phrase in double quotes (a quote inside doubled), and the phrases are
+-- joined by OR. So AND, OR, NOT, NEAR(, column filters (title:), prefix
+-- stars, parentheses and quotes in the text are only words to match; the
+-- FTS5 tokenizer splits each phrase as it split the indexed text ("foo-bar"
+-- matches foo followed by bar). "" when there is nothing to match.
+local function fts_query(text)
+  local terms = {}
+  for w in (text:gsub("%z", " ")):gmatch("%S+") do
+    if w:find("[%w\128-\255]") then
+      terms[#terms + 1] = '"' .. w:gsub('"', '""') .. '"'
+    end
+  end
+  return concat(terms, " OR ")
+end
+
+-- sqlite.hybrid_search{ db, table, column, vector, text, k = 10, where,
+-- metric = "cosine", fts_table = table .. "_fts", rrf_k = 60,
+-- candidates = max(4 * k, 50) } -> up to k rows of table, best first,
+-- ranked by reciprocal rank fusion of two candidate lists: the
+-- `candidates` rows nearest to vector by column (as sqlite.search ranks
+-- them) and the `candidates` best matches of text in the FTS5 table
+-- fts_table by BM25. A row's score is the sum over the lists it is in of
+-- 1 / (rrf_k + its rank there), ranks from 1; ties go to the smaller
+-- rowid. Each row has its columns and score, vector_rank and distance
+-- (nil when it is not among the vector candidates), text_rank and bm25
+-- (FTS5's bm25(), lower is better; nil when not among the text
+-- candidates). fts_table's rowid must be the table's rowid, as in the
+-- external-content index sqlite.table{ fts = ... } keeps; its rows
+-- without a row in table are ignored. where, an SQL condition on the
+-- table's columns, filters both lists. text is made safe by fts_query
+-- above; text with nothing to match leaves the text list empty. Misuse
+-- raises; nil, message when the search cannot run (no such file, table,
+-- column or full-text table, vectors of another dimension).
+function M.hybrid_search(opts)
+  local name = "sqlite.hybrid_search"
+  if type(opts) ~= "table" then
+    error(name .. ": expected a table of options", 2)
+  end
+  for key in pairs(opts) do
+    if not hybrid_options[key] then
+      error(fmt("%s: unknown option %s", name, tostring(key)), 2)
+    end
+  end
+  for _, o in ipairs({ "db", "table", "column" }) do
+    if type(opts[o]) ~= "string" or opts[o] == "" then
+      error(fmt("%s: %s must be a non-empty string", name, o), 2)
+    end
+  end
+  if type(opts.vector) ~= "table" or #opts.vector == 0 then
+    error(name .. ": vector must be a non-empty list of numbers", 2)
+  end
+  if type(opts.text) ~= "string" then
+    error(name .. ": text must be a string", 2)
+  end
+  local k = opts.k or 10
+  if math_type(k) ~= "integer" or k < 1 then
+    error(name .. ": k must be a positive integer", 2)
+  end
+  local n = opts.candidates or (4 * k > 50 and 4 * k or 50)
+  if math_type(n) ~= "integer" or n < 1 then
+    error(name .. ": candidates must be a positive integer", 2)
+  end
+  local rrf_k = opts.rrf_k or 60
+  if type(rrf_k) ~= "number" or not (rrf_k >= 0 and rrf_k < math.huge) then
+    error(name .. ": rrf_k must be a number >= 0", 2)
+  end
+  if opts.where ~= nil and type(opts.where) ~= "string" then
+    error(name .. ": where must be an SQL condition (a string)", 2)
+  end
+  local fn = METRICS[opts.metric or "cosine"]
+  if not fn then
+    error(name .. ": metric must be \"cosine\" or \"l2\"", 2)
+  end
+  local fts = opts.fts_table or (opts.table .. "_fts")
+  if type(fts) ~= "string" or fts == "" then
+    error(name .. ": fts_table must be a non-empty string", 2)
+  end
+  local t, f, match = ident(opts.table), ident(fts), fts_query(opts.text)
+  local cond = opts.where and ("(" .. opts.where .. ")")
+  local vector_sql = fmt("SELECT rowid AS r, coalesce(%s(%s, %s), 9e999) "
+    .. "AS distance FROM %s%s ORDER BY distance LIMIT %d", fn,
+    t .. "." .. ident(opts.column), vector_literal(opts.vector, name), t,
+    cond and (" WHERE " .. cond) or "", n)
+  local text_sql = fmt("SELECT %s.rowid AS r, bm25(%s) AS bm25 FROM %s "
+    .. "WHERE %s MATCH %s AND EXISTS (SELECT 1 FROM %s WHERE %s.rowid = "
+    .. "%s.rowid%s) ORDER BY bm25 LIMIT %d", f, f, f, f, literal(match), t, t,
+    f, cond and (" AND " .. cond) or "", n)
+
+  local db, err = M.open(opts.db, "read")
+  if not db then return nil, fmt("%s: %s: %s", name, opts.db, err) end
+  -- Both lists and the rows from one snapshot of the database.
+  local function run()
+    local found, msg = db:rows(fmt("SELECT 1 AS found FROM sqlite_master "
+      .. "WHERE type = 'table' AND name = %s COLLATE NOCASE", literal(fts)))
+    if not found then return nil, msg end
+    if not found[1] then
+      return nil, fmt("no full-text table %s for table %s (sqlite.table "
+        .. "makes %s_fts when given fts = { fields }; fts_table names "
+        .. "another)", fts, opts.table, opts.table)
+    end
+    local by_rowid, fused = {}, {}
+    local function entry(r)
+      local e = by_rowid[r]
+      if not e then
+        e = { r = r, score = 0 }
+        by_rowid[r], fused[#fused + 1] = e, e
+      end
+      return e
+    end
+    local rows
+    rows, msg = db:rows(vector_sql)
+    if not rows then return nil, msg end
+    for i, row in ipairs(rows) do
+      if row.distance == math.huge then break end
+      local e = entry(row.r)
+      e.vector_rank, e.distance = i, row.distance
+      e.score = e.score + 1 / (rrf_k + i)
+    end
+    if match ~= "" then
+      rows, msg = db:rows(text_sql)
+      if not rows then return nil, msg end
+      for i, row in ipairs(rows) do
+        local e = entry(row.r)
+        e.text_rank, e.bm25 = i, row.bm25
+        e.score = e.score + 1 / (rrf_k + i)
+      end
+    end
+    sort(fused, function(a, b)
+      if a.score ~= b.score then return a.score > b.score end
+      return a.r < b.r
+    end)
+    local ids, order = {}, {}
+    for i = 1, k < #fused and k or #fused do
+      ids[i] = fmt("%d", fused[i].r)
+      order[i] = fmt("WHEN %d THEN %d", fused[i].r, i)
+    end
+    if #ids == 0 then return {} end
+    rows, msg = db:rows(fmt("SELECT * FROM %s WHERE rowid IN (%s) ORDER BY "
+      .. "CASE rowid %s END", t, concat(ids, ", "), concat(order, " ")))
+    if not rows then return nil, msg end
+    for i, row in ipairs(rows) do
+      local e = fused[i]
+      row.score, row.vector_rank, row.distance = e.score, e.vector_rank,
+        e.distance
+      row.text_rank, row.bm25 = e.text_rank, e.bm25
+    end
+    return rows
+  end
+  local ok, rows
+  ok, err = db:exec("BEGIN")
+  if ok then
+    rows, err = run()
+    db:exec("COMMIT")
+  end
+  db:close()
+  if not rows then return nil, fmt("%s: %s: %s", name, opts.db, err) end
   return rows
 end
 

@@ -115,6 +115,11 @@ describe("vectors in SQLite", function()
     assert.is_nil(rows)
     assert.matches("vec_distance_cosine: vectors of 3 and 2 dimensions", err,
                    1, true)
+    -- A column that is not there is named (not taken for a string).
+    rows, err = sqlite.search { db = db, table = "points", column = "w",
+      vector = { 1, 0, 0 } }
+    assert.is_nil(rows)
+    assert.matches("no such column: points.w", err, 1, true)
     rows, err = sqlite.search { db = dir .. "/none.db", table = "points",
       column = "v", vector = { 1, 0, 0 } }
     assert.is_nil(rows)
