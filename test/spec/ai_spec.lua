@@ -457,3 +457,45 @@ describe("ai.chat and ai.extract", function()
                            .. "JSON object", 1, true), err)
   end)
 end)
+
+describe("ai.hash_embedder", function()
+  local function cosine(a, b)
+    local s = 0
+    for i = 1, #a do s = s + a[i] * b[i] end
+    return s
+  end
+
+  it("maps a text to a unit vector of dims numbers, with no model",
+     function()
+    local embed = ai.hash_embedder { dims = 64 }
+    local v = embed("the quick brown fox")
+    assert.are.equal(64, #v)
+    assert.is_true(math.abs(cosine(v, v) - 1) < 1e-6)
+    assert.are.same(v, embed("the quick brown fox"))
+    -- Lexical similarity: shared words and subwords score higher.
+    local near = cosine(v, embed("a quick brown dog"))
+    local far = cosine(v, embed("sqlite write-ahead log checkpoint"))
+    assert.is_true(near > far + 0.2, near .. " vs " .. far)
+    assert.are.equal(0, cosine(embed(""), embed("")))
+  end)
+
+  it("refuses bad dims and non-strings", function()
+    assert.has_error(function() ai.hash_embedder { dims = 0 } end,
+                     "ai.hash_embedder: dims must be an integer from 1 to "
+                     .. "65536")
+    assert.has_error(function() ai.hash_embedder { size = 3 } end,
+                     "ai.hash_embedder: unknown option size")
+    local embed = ai.hash_embedder { dims = 8 }
+    assert.has_error(function() embed(42) end,
+                     "ai.hash_embedder: expected a string to embed, got "
+                     .. "number")
+  end)
+
+  it("joins its dims to the logic fingerprint", function()
+    local a = ai.hash_embedder { dims = 8, name = "h" }
+    local b = ai.hash_embedder { dims = 16, name = "h" }
+    local c = ai.hash_embedder { dims = 8, name = "h" }
+    assert.are_not.equal(a:logic(), b:logic())
+    assert.are.equal(a:logic(), c:logic())
+  end)
+end)
