@@ -19,6 +19,7 @@ static const Opener openers[] = {
   tide_lsys_open,
   tide_lindex_open,
   tide_lsplit_open,
+  tide_ldocs_open,
   tide_lhash_embed_open,
   tide_lfs_open,
   tide_lfs_apply_open,

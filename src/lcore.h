@@ -25,6 +25,8 @@ void tide_lloop_open(lua_State *L);
 void tide_lsys_open(lua_State *L);
 void tide_lindex_open(lua_State *L);
 void tide_lsplit_open(lua_State *L);
+/* core.gunzip, core.html_text (ldocs.c). */
+void tide_ldocs_open(lua_State *L);
 void tide_lhash_embed_open(lua_State *L);
 void tide_lfs_open(lua_State *L);
 void tide_lfs_apply_open(lua_State *L);

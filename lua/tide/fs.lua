@@ -26,7 +26,11 @@
 -- .abs (dir/path), .size, .mtime
 -- (seconds, a float), .mtime_ns, .inode, and :bytes() and :text()
 -- (UTF-8: a byte order mark dropped, each invalid byte replaced by U+FFFD,
--- line ends kept).
+-- line ends kept). Both take an optional { decompress = true }: a file
+-- that starts with the gzip magic number is decompressed (zlib, in C:
+-- gunzip.h; concatenated members read whole; at most 1 GiB of output),
+-- any other file is returned as it is; corrupt or truncated gzip data
+-- raises an error naming the file.
 --
 -- fs.dir(dir) is a folder target: handle:file(name, content) declares the
 -- file dir/name. fs.dir_target is its target type (see tide.target_type):
@@ -51,6 +55,7 @@ local fs_apply, fs_remove, fs_rmdir, fs_abspath, utf8_clean =
   core.utf8_clean
 local fingerprint_bytes = core.fingerprint_bytes
 local read_file = core.read_file
+local gunzip, is_gzip = core.gunzip, core.is_gzip
 
 local fs = {}
 
@@ -81,11 +86,49 @@ local function read(file)
   return s
 end
 
--- The raw bytes of the file.
-function File:bytes() return read(self) end
+-- Whether the options of file:bytes or file:text (a table) ask to
+-- decompress; raises at the caller's caller on a bad option.
+local function decompress(opts, method)
+  if type(opts) ~= "table" then
+    error(fmt("file:%s: options must be a table, got %s", method,
+              type(opts)), 3)
+  end
+  for k, v in pairs(opts) do
+    if k ~= "decompress" then
+      error(fmt("file:%s: unknown option %s (expected decompress)", method,
+                tostring(k)), 3)
+    end
+    if type(v) ~= "boolean" then
+      error(fmt("file:%s: decompress must be a boolean, got %s", method,
+                type(v)), 3)
+    end
+  end
+  return opts.decompress
+end
 
--- The content as UTF-8 text.
-function File:text() return utf8_clean(read(self)) end
+-- The bytes, decompressed when they are gzip data.
+local function inflate(file, s)
+  if not is_gzip(s) then return s end
+  local out, err = gunzip(s, file.abs)
+  if not out then error(err, 0) end
+  return out
+end
+
+-- The raw bytes of the file ({ decompress = true }: see above).
+function File:bytes(opts)
+  if opts == nil then return read(self) end
+  if decompress(opts, "bytes") then return inflate(self, read(self)) end
+  return read(self)
+end
+
+-- The content as UTF-8 text ({ decompress = true }: see above).
+function File:text(opts)
+  if opts == nil then return utf8_clean(read(self)) end
+  if decompress(opts, "text") then
+    return utf8_clean(inflate(self, read(self)))
+  end
+  return utf8_clean(read(self))
+end
 
 File.__tostring = function(f) return "file " .. f.abs end
 

@@ -68,12 +68,40 @@ text.language_def{ name, extensions, filenames, separators, comments,
   extensions: "rst" or ".rst"; filenames: whole base names.
 
 text.languages() -> the sorted names of all languages
+
+text.from_html(s) -> text, title | nil, message
+
+  HTML (taken as UTF-8) as Markdown-ish text, through gumbo in C
+  (src/html_text.h says exactly what is kept): headings as `# ...`,
+  paragraphs separated by blank lines, lists as `- ` and `1. ` (nested ones
+  indented), links as [text](href), <pre> as fenced blocks kept verbatim,
+  *em*, **strong**, `code`, tables as `| a | b |` rows, blockquotes as
+  `> `. head, script, style, nav, svg, forms' controls, hidden elements
+  and comments are dropped; entities are decoded; white space collapses
+  as a browser's does. title is the <title> (nil without one). The text
+  ends with a newline unless it is empty. Nesting deeper than 512
+  elements is flattened (its text kept), so any input parses in linear
+  time. nil and a message for an input over 1 GiB.
+
+text.from_pdf(file_or_path [, { layout, timeout }]) -> pages | nil, message
+
+  The text of a PDF, page by page, extracted by poppler's pdftotext
+  (Debian package poppler-utils) run through tide.exec: inside a
+  component it waits without blocking the others. pages is a list of
+  { page = n, text = "..." }, one per page in order, empty pages
+  included (text ""), so that a pipeline can split each page's text with
+  text.split and keep page and line numbers. layout = true keeps the
+  physical layout (columns side by side, as pdftotext -layout) instead of
+  the reading order; timeout (seconds) kills pdftotext when it runs
+  longer. file_or_path is an fs.walk file or a path. A missing pdftotext,
+  a file pdftotext cannot read (not a PDF, damaged, encrypted) or a
+  timeout return nil and a message naming the file.
 ]]
 
 local core = require "tide.core"
 
-local error, ipairs, pairs, tostring, type =
-  error, ipairs, pairs, tostring, type
+local error, ipairs, pairs, tostring, type, getmetatable =
+  error, ipairs, pairs, tostring, type, getmetatable
 local format, lower = string.format, string.lower
 local tointeger = math.tointeger
 local sort = table.sort
@@ -224,6 +252,84 @@ function M.language_def(def)
     by_filename[lower(filename)] = name
   end
   return name
+end
+
+function M.from_html(s)
+  if type(s) ~= "string" then
+    error(format("text.from_html: expected a string, got %s", type(s)), 2)
+  end
+  local out, title = core.html_text(s)
+  if out == nil then return nil, "text.from_html: " .. title end
+  return out, title
+end
+
+local pdf_options = { layout = true, timeout = true }
+
+function M.from_pdf(file, opts)
+  local path
+  if type(file) == "string" then
+    path = file
+  elseif getmetatable(file) == require("tide.fs").File then
+    path = file.abs
+  else
+    error(format("text.from_pdf: expected a file or a path, got %s",
+                 type(file)), 2)
+  end
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error(format("text.from_pdf: options must be a table, got %s",
+                 type(opts)), 2)
+  end
+  for k in pairs(opts) do
+    if not pdf_options[k] then
+      error(format("text.from_pdf: unknown option %s (expected layout or "
+                   .. "timeout)", tostring(k)), 2)
+    end
+  end
+  if opts.layout ~= nil and type(opts.layout) ~= "boolean" then
+    error("text.from_pdf: layout must be a boolean", 2)
+  end
+  local timeout = opts.timeout
+  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0)) then
+    error("text.from_pdf: timeout must be a positive number of seconds", 2)
+  end
+  local argv = { "pdftotext", "-enc", "UTF-8" }
+  if opts.layout then argv[#argv + 1] = "-layout" end
+  -- A relative path starting with "-" would be read as an option.
+  argv[#argv + 1] = path:sub(1, 1) == "-" and "./" .. path or path
+  argv[#argv + 1] = "-"
+  local r, err = core.exec(argv, { timeout = timeout })
+  if r == nil then
+    if err:find("cannot run pdftotext: no such file or directory", 1, true)
+    then
+      return nil, format("text.from_pdf: %s: pdftotext is not installed "
+        .. "(Debian: apt-get install poppler-utils)", path)
+    end
+    return nil, format("text.from_pdf: %s: %s", path, err)
+  end
+  if r.status ~= 0 then
+    -- pdftotext's last line of errors says the most: "Couldn't read
+    -- xref table", "Incorrect password".
+    local why = r.stderr:match("([^\n]+)\n*$")
+    return nil, format("text.from_pdf: %s: pdftotext cannot read it (%s)",
+      path, why or (r.signal and "killed by signal " .. r.signal)
+                or "exit status " .. tostring(r.status))
+  end
+  local pages, out = {}, r.stdout
+  local at, n = 1, 0
+  while true do
+    local ff = out:find("\f", at, true)
+    if not ff then break end
+    n = n + 1
+    pages[n] = { page = n, text = core.utf8_clean(out:sub(at, ff - 1)) }
+    at = ff + 1
+  end
+  if at <= #out then
+    -- Text after the last form feed: a page pdftotext did not close.
+    n = n + 1
+    pages[n] = { page = n, text = core.utf8_clean(out:sub(at)) }
+  end
+  return pages
 end
 
 function M.languages()
