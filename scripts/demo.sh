@@ -2,7 +2,9 @@
 # `make demo`: indexes examples/docs_search/docs into SQLite with FTS5,
 # runs it again to show that nothing is redone, and searches the result;
 # then indexes this machine's Debian changelogs (examples/changelogs),
-# with gzip run through tide.exec and words counted on worker threads.
+# with gzip run through tide.exec and words counted on worker threads;
+# then embeds this repository's documents and runs a hybrid search
+# (examples/semantic_search).
 set -e
 BUILD=${BUILD:-build}
 tide="$(pwd)/$BUILD/tide"
@@ -32,3 +34,11 @@ rm -rf .tide out
 sqlite3 -header -column out/changelogs.db \
   "SELECT binary, count(*) AS entries, sum(words) AS words FROM entries
    GROUP BY binary ORDER BY words DESC LIMIT 5"
+echo
+echo "== semantic search: this repository's documents, embedded with no model"
+echo "   (examples/semantic_search; TIDE_EMBED_URL and TIDE_EMBED_MODEL name a server)"
+cd ../semantic_search
+rm -rf .tide out
+"$tide" update main.lua
+"$tide" update main.lua
+"$tide" run search.lua "crash safety after kill -9" 3

@@ -238,3 +238,49 @@ describe("examples/embed_host", function()
           "SELECT path, title FROM notes WHERE path = 'live.md'"))
   end)
 end)
+
+describe("examples/semantic_search", function()
+  after_each(helpers.cleanup)
+
+  it("indexes Markdown, HTML and gzipped documents and finds them by "
+     .. "hybrid search, with no model", function()
+    local dir = copy_example("semantic_search")
+    local docs = helpers.tmpdir()
+    helpers.write(docs .. "/garden.md", "# Garden\n\nTomatoes need sun, "
+      .. "water and a stake to climb.\n\nBasil grows beside them.\n")
+    helpers.write(docs .. "/ships.html", "<html><head><title>Ships</title>"
+      .. "</head><body><h1>Sailing ships</h1><p>A schooner has two masts "
+      .. "and fore-and-aft sails.</p><script>var x = 'tomatoes';</script>"
+      .. "</body></html>")
+    helpers.write(docs .. "/kitchen.txt", "not indexed: not a document type")
+    helpers.write(docs .. "/bread.md", "# Bread\n\nKnead the dough, let it "
+      .. "rise, bake it hot.\n")
+    os.execute("gzip " .. q(docs .. "/bread.md"))
+    local env = "TIDE_DOCS=" .. q(docs) .. " TIDE_EMBED_URL= "
+    local out, err, code = helpers.run(("cd %s && %s %s update main.lua --json")
+      :format(q(dir), env, helpers.tide))
+    assert.are.equal(0, code, err)
+    local report = cjson.decode(out)
+    assert.are.equal(3, report.components.added)
+    assert.are.equal("bread.md.gz|1\ngarden.md|1\nships.html|1\n",
+      sql(dir .. "/out/search.db", "SELECT file, count(*) FROM chunks "
+        .. "GROUP BY file ORDER BY file"))
+    assert.are.equal("# Bread\n\nKnead the dough, let it rise, bake it "
+      .. "hot.\n\n# Sailing ships\n\nA schooner has two masts and "
+      .. "fore-and-aft sails.\n\n", sql(dir .. "/out/search.db", "SELECT "
+        .. "text FROM chunks WHERE file IN ('bread.md.gz', 'ships.html') "
+        .. "ORDER BY file"))
+    -- The script's text is not indexed.
+    assert.are.equal("0\n", sql(dir .. "/out/search.db", "SELECT count(*) "
+      .. "FROM chunks WHERE text LIKE '%var x%'"))
+    out, err, code = helpers.run(("cd %s && %s %s run search.lua "
+      .. "'how many masts does a schooner have' 2"):format(q(dir), env,
+      helpers.tide))
+    assert.are.equal(0, code, err)
+    assert.matches("^1%. ships%.html:%d+%-%d+  %(score [%d.]+; vector rank 1, "
+      .. "text rank 1%)\n   # Sailing ships A schooner has two masts", out)
+    local again = cjson.decode((helpers.run(("cd %s && %s %s update main.lua "
+      .. "--json"):format(q(dir), env, helpers.tide))))
+    assert.are.equal(3, again.components.unchanged)
+  end)
+end)
