@@ -27,10 +27,11 @@ for t in "$BUILD"/test/test_*; do
     failed=$((failed + 1))
 done
 
-# The embedding API and the file watcher under valgrind as well: no leak,
-# no invalid access (not in a sanitizer build, which has its own checks).
+# The embedding API, the file watcher and the HTTP client under valgrind
+# as well: no leak, no invalid access (not in a sanitizer build, which has
+# its own checks).
 case $BUILD in *asan* | *tsan*) ;; *)
-  for t in test_engine test_watch; do
+  for t in test_engine test_watch test_http; do
     [ -x "$BUILD/test/$t" ] || continue
     valgrind -q --leak-check=full --error-exitcode=9 "$BUILD/test/$t" \
       >"$log" 2>&1; status=$?
