@@ -15,7 +15,9 @@
 --   POST /v1/chat/completions         { model, messages, ... }
 --   GET  /control/stats   { requests, batches = { sizes }, paths, auth,
 --                           models, bodies = { the last 50 request bodies },
---                           max_inflight (requests answered at once) }
+--                           max_inflight (requests answered at once),
+--                           proxied (requests that named a whole URL, as
+--                           through a proxy: served as if direct) }
 --   POST /control/reset   forgets the counts, faults and replies
 --   POST /control/faults  { faults = { fault, ... } }: the next requests
 --     to a model endpoint take these faults in order, one each:
@@ -49,7 +51,7 @@ local stats, faults, replies
 
 local function reset()
   stats = { requests = 0, batches = {}, paths = {}, auth = {}, models = {},
-            bodies = {}, inflight = 0, max_inflight = 0 }
+            bodies = {}, inflight = 0, max_inflight = 0, proxied = 0 }
   faults, replies = {}, {}
 end
 reset()
@@ -256,6 +258,11 @@ local function serve(client)
     local body = buf:sub(head_end + 4, head_end + 3 + len)
     buf = buf:sub(head_end + 4 + len)
     busy = true
+    -- A request through a proxy names the whole URL: served as if direct.
+    if path:match("^https?://") then
+      stats.proxied = stats.proxied + 1
+      path = path:gsub("^https?://[^/]*", "")
+    end
     handle(method, path:gsub("%?.*", ""), headers, body, function(bytes)
       if closed then return end
       if bytes == nil then

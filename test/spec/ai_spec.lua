@@ -140,6 +140,23 @@ describe("tide.http.request", function()
     assert.truthy(err:find("tide.http: GET file:///etc/passwd: ", 1, true))
   end)
 
+  it("goes through the proxy the environment names", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/get.lua", [[
+local tide = require "tide"
+local r = assert(tide.http.request{ method = "POST",
+  url = "http://models.invalid/v1/embeddings", body = '{"input":"x"}' })
+print(r.status)
+]])
+    local out, err, code = helpers.run(("http_proxy=%s no_proxy= %s run %s")
+      :format(server.url, helpers.tide, q(dir .. "/get.lua")))
+    assert.are.equal(0, code, err)
+    assert.are.equal("200\n", out)
+    local s = server.stats()
+    assert.are.equal(1, s.proxied)
+    assert.are.same({ 1 }, s.batches)
+  end)
+
   it("overlaps the requests of concurrent components", function()
     local dir = helpers.tmpdir()
     helpers.write(dir .. "/pipeline.lua", ([[
