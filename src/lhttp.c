@@ -277,11 +277,13 @@ static int http_request(lua_State *L) {
   lua_pushstring(L, shown);
   headers = header_lines(L);
   o.headers = headers;
-  /* Before anything is allocated: it may raise. */
-  s = tide_lsched_suspend(L, &anchor);
+  /* The session's client, before the task is suspended (this may raise);
+  ** then nothing may raise before the request is allocated. */
+  s = lua_isyieldable(L) ? tide_lsched_running(L) : NULL;
   if (s != NULL && (rc = tide_sched_http(s, &h)) != 0)
     return luaL_error(L, "tide.http.request: cannot start the HTTP client: "
                       "%s", tide_strerror(rc));
+  s = tide_lsched_suspend(L, &anchor);
   q = alloc(ud, NULL, 0, sizeof *q);
   if (q == NULL) return luaL_error(L, "not enough memory");
   rc = tide_http_request_init(&q->r, &o, alloc, ud);
