@@ -159,6 +159,9 @@ static int cache_results(lua_State *L) {
   }
 }
 
+/* Results encoded in more bytes are kept encoded (see cache_put). */
+#define KEEP_DECODED_MAX 1024
+
 /* Whether every result of the packed table on top is a scalar. */
 static int all_scalars(lua_State *L) {
   lua_Integer i, n;
@@ -191,9 +194,18 @@ static int cache_put(lua_State *L) {
   luaL_checktype(L, 5, LUA_TTABLE);
   if (!build_key(L, c, 7, (int)luaL_checkinteger(L, 6)))
     return luaL_error(L, "memo cache: cannot encode the arguments");
-  if (tide_cbor_decode(L, (const uint8_t *)value, vl, err, sizeof err) != 0)
-    return luaL_error(L, "memo entry: %s", err);
-  if (!lua_istable(L, -1)) return luaL_error(L, "memo entry: not a table");
+  /* A large encoding is kept as it is, undecoded: decoding it only to
+  ** learn whether its results are scalars would cost more than a hit's
+  ** decoding saves (a vector of 384 floats: 2 KB). */
+  if (vl > KEEP_DECODED_MAX) {
+    lua_pushnil(L);
+  } else {
+    if (tide_cbor_decode(L, (const uint8_t *)value, vl, err, sizeof err)
+        != 0)
+      return luaL_error(L, "memo entry: %s", err);
+    if (!lua_istable(L, -1))
+      return luaL_error(L, "memo entry: not a table");
+  }
   {
     uint64_t zero = 0;
     if (tide_buf_reserve(&c->extra, 1) != 0 ||
@@ -211,7 +223,7 @@ static int cache_put(lua_State *L) {
   lua_pop(L, 1);
   /* The decoded results are on top: kept when no caller could change
   ** them, else their encoding is (decoded again for every hit). */
-  scalars = all_scalars(L);
+  scalars = !lua_isnil(L, -1) && all_scalars(L);
   lua_getiuservalue(L, 1, UV_RESULTS);
   lua_pushvalue(L, scalars ? -2 : 4);
   lua_rawseti(L, -2, id);

@@ -1,73 +1,63 @@
 /*
 ** Lua binding of the vector helpers the model code needs in C:
 **
-** vector_f32(list [, dims]) -> a new list | nil, message
-**   The numbers of list rounded to float32 (what a tide.vector stores),
-**   checked: a list of dims numbers (any length >= 1 without dims), each
-**   finite once rounded. Doing this in C saves the model functions a Lua
-**   loop over every element of every vector, and their memo entries hold
-**   4-byte floats (cbor.h writes a float32-exact double in 5 bytes).
-**   The message names the element: "[3] is not a number (a string)",
-**   "[7] is not finite as a float32", "has 5 numbers, not 8".
+** embedding_answer(body) -> { vector, ... } | nil, message
+**   The vectors of an embeddings endpoint's answer (embed_answer.h: the
+**   OpenAI-compatible and Ollama shapes, strict JSON), each a list of
+**   numbers rounded to float32, in the answer's index order; nil and the
+**   reader's message when the body is not such an answer.
 */
-#include <math.h>
-
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "embed_answer.h"
 #include "lcore.h"
 
-/* Pushes nil and the message (already pushed above the result list). */
-static int fail(lua_State *L) {
-  luaL_pushfail(L);
-  lua_insert(L, -2);
-  return 2;
+#define ANSWER_TYPE "tide.embed_answer"
+
+static int answer_gc(lua_State *L) {
+  tide_embed_answer_close(luaL_checkudata(L, 1, ANSWER_TYPE));
+  return 0;
 }
 
-/* vector_f32(list [, dims]) */
-static int vector_f32(lua_State *L) {
-  lua_Integer dims = luaL_optinteger(L, 2, 0), n, i;
-  if (lua_type(L, 1) != LUA_TTABLE) {
+/* embedding_answer(body): the reader's buffers live in a userdata, so
+** that a raise while the lists are made frees them (its __gc). */
+static int embedding_answer(lua_State *L) {
+  size_t len, i, j;
+  const char *body = luaL_checklstring(L, 1, &len);
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  tide_EmbedAnswer *a = lua_newuserdatauv(L, sizeof *a, 0);
+  const float *f;
+  int rc;
+  tide_embed_answer_init(a, alloc, ud);
+  luaL_setmetatable(L, ANSWER_TYPE);
+  rc = tide_embed_answer_read(a, body, len);
+  if (rc == TIDE_ENOMEM) return luaL_error(L, "not enough memory");
+  if (rc != 0) {
     luaL_pushfail(L);
-    lua_pushfstring(L, "is not a list of numbers (a %s)", luaL_typename(L, 1));
+    lua_pushstring(L, a->err);
     return 2;
   }
-  n = (lua_Integer)lua_rawlen(L, 1);
-  if (n == 0) {
-    lua_pushliteral(L, "is an empty list");
-    return fail(L);
-  }
-  if (dims > 0 && n != dims) {
-    luaL_pushfail(L);
-    lua_pushfstring(L, "has %I numbers, not %I", (LUAI_UACINT)n,
-                    (LUAI_UACINT)dims);
-    return 2;
-  }
-  lua_createtable(L, (int)n, 0);
-  for (i = 1; i <= n; i++) {
-    int isnum;
-    lua_Number x;
-    float f;
-    lua_rawgeti(L, 1, i);
-    x = lua_tonumberx(L, -1, &isnum);
-    if (!isnum || lua_type(L, -1) != LUA_TNUMBER) {
-      lua_pushfstring(L, "[%I] is not a number (a %s)", (LUAI_UACINT)i,
-                      luaL_typename(L, -1));
-      return fail(L);
+  f = (const float *)a->floats.data;
+  lua_createtable(L, (int)a->count, 0);
+  for (i = 0; i < a->count; i++) {
+    lua_createtable(L, (int)a->dims, 0);
+    for (j = 0; j < a->dims; j++) {
+      lua_pushnumber(L, (lua_Number)*f++);
+      lua_rawseti(L, -2, (lua_Integer)j + 1);
     }
-    lua_pop(L, 1);
-    f = (float)x;
-    if (!isfinite(f)) {
-      lua_pushfstring(L, "[%I] is not finite as a float32", (LUAI_UACINT)i);
-      return fail(L);
-    }
-    lua_pushnumber(L, (lua_Number)f);
-    lua_rawseti(L, -2, i);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   return 1;
 }
 
 void tide_lvec_open(lua_State *L) {
-  lua_pushcfunction(L, vector_f32);
-  lua_setfield(L, -2, "vector_f32");
+  if (luaL_newmetatable(L, ANSWER_TYPE)) {
+    lua_pushcfunction(L, answer_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, embedding_answer);
+  lua_setfield(L, -2, "embedding_answer");
 }

@@ -32,11 +32,8 @@ local type, error, pairs, ipairs, tostring, tonumber, pcall =
 local fmt = string.format
 local math_type, floor, random, huge = math.type, math.floor, math.random,
   math.huge
-local http_request, sleep, now_ms, vector_f32 = core.http_request,
-  core.sleep, core.now_ms, core.vector_f32
--- Model answers are read with a private cjson: tide.json's normalising
--- walk in Lua would double the cost of a batch of vectors.
-local decode_answer = require("cjson.safe").new().decode
+local http_request, sleep, now_ms, embedding_answer = core.http_request,
+  core.sleep, core.now_ms, core.embedding_answer
 
 local M = {}
 
@@ -207,9 +204,10 @@ local function post(client, url, payload, tokens)
       headers = headers, body = body, timeout = client.timeout }
     local wait
     if r and r.status >= 200 and r.status < 300 then
-      local answer = client.decode(r.body)
+      local answer, why = client.decode(r.body)
       if type(answer) == "table" then return answer end
-      last = fmt("POST %s: the answer is not a JSON object", shown)
+      last = fmt("POST %s: the answer cannot be read: %s", shown,
+                 why or "not a JSON object")
     elseif r then
       last = fmt("POST %s: HTTP %d: %s", shown, r.status,
                  server_words(r.body, key))
@@ -281,48 +279,32 @@ local EMBEDDER = { url = true, model = true, api_key_env = true, dims = true,
   retry = true, api = true, options = true, timeout = true, name = true,
   memo = true }
 
--- The list of vectors in an answer, in input order.
-local function vectors_of(client, answer, n, dims)
-  local list = {}
-  if client.api == "ollama" then
-    if type(answer.embeddings) ~= "table" then
-      return nil, "the answer has no embeddings list"
-    end
-    for i = 1, #answer.embeddings do list[i] = answer.embeddings[i] end
-  else
-    if type(answer.data) ~= "table" then
-      return nil, "the answer has no data list"
-    end
-    for i, entry in ipairs(answer.data) do
-      local at = type(entry) == "table" and math_type(entry.index) ==
-        "integer" and entry.index + 1 or i
-      list[at] = type(entry) == "table" and entry.embedding or nil
-    end
-  end
+-- The vectors of an answer (read in C, as float32s, in index order),
+-- checked against the texts sent and the declared dims.
+local function vectors_of(answer, n, dims)
+  local list = answer.vectors
   if #list ~= n then
     return nil, fmt("the answer holds %d vectors for %d texts", #list, n)
   end
-  -- Each checked (dims finite numbers) and rounded to float32, as a
-  -- tide.vector stores it.
-  for i = 1, n do
-    local v, err = vector_f32(list[i], dims)
-    if not v then
-      if dims and err:find("^has %d+ numbers") then
-        err = err:gsub(", not %d+$", "") .. ", the embedder was declared "
-          .. "with dims = " .. dims
-      end
-      return nil, fmt("vector %d %s", i, err)
-    end
-    list[i] = v
+  if dims and n > 0 and #list[1] ~= dims then
+    return nil, fmt("vector 1 has %d numbers, the embedder was declared "
+                    .. "with dims = %d", #list[1], dims)
   end
   return list
+end
+
+-- An embeddings answer as { vectors }, or nil and why it cannot be read.
+local function read_embeddings(body)
+  local vectors, why = embedding_answer(body)
+  if not vectors then return nil, why end
+  return { vectors = vectors }
 end
 
 function M.embedder(opts)
   local what = "ai.embedder"
   check_keys(what, opts, EMBEDDER)
   local client = new_client(what, opts)
-  client.decode = decode_answer
+  client.decode = read_embeddings
   what = what .. " " .. client.model
   local dims = opts.dims
   if dims ~= nil and (math_type(dims) ~= "integer" or dims < 1) then
@@ -350,7 +332,7 @@ function M.embedder(opts)
       if status and #texts > 1 then calls.smaller_batch() end
       error(what .. ": " .. err, 0)
     end
-    local vectors, why = vectors_of(client, answer, #texts, dims)
+    local vectors, why = vectors_of(answer, #texts, dims)
     if not vectors then
       error(fmt("%s: POST %s: %s", what, public_url(url), why), 0)
     end
