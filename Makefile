@@ -11,13 +11,14 @@ LUA     ?= lua5.4
 BUSTED  ?= /usr/bin/busted
 FUZZ_SECONDS ?= 60
 
-PKGS     = lua5.4 libb2 sqlite3 libuv libcurl zlib gumbo
+PKGS     = lua5.4 libb2 sqlite3 libuv libcurl zlib gumbo libpq
 WARN     = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
            -Wmissing-declarations -Werror
 XCFLAGS  = -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -fPIC \
            -fvisibility=hidden $(WARN) $(OPT) $(SAN) \
            $(shell pkg-config --cflags $(PKGS)) -Isrc -MMD -MP $(CFLAGS)
-DEP_LIBS = $(shell pkg-config --libs libb2 sqlite3 libuv libcurl zlib gumbo) \
+DEP_LIBS = $(shell pkg-config --libs libb2 sqlite3 libuv libcurl zlib gumbo \
+           libpq) \
            -lm -lpthread
 LUA_LIBS = $(shell pkg-config --libs lua5.4)
 

@@ -6,7 +6,8 @@ set -eu
 packages="build-essential pkg-config lua5.4 liblua5.4-dev libb2-dev
   libsqlite3-dev sqlite3 libuv1-dev lua-cjson lua-busted clang
   libclang-rt-dev valgrind lua-luv
-  libcurl4-openssl-dev zlib1g-dev libgumbo-dev poppler-utils"
+  libcurl4-openssl-dev zlib1g-dev libgumbo-dev poppler-utils libpq-dev
+  postgresql-15"
 
 missing=""
 for p in $packages; do

@@ -35,6 +35,7 @@ static const Opener openers[] = {
   tide_lwait_open,
   tide_lhttp_open,
   tide_lvec_open,
+  tide_lpg_open,
   tide_lworkers_open,
   tide_lwatch_open,
   tide_lluv_open,

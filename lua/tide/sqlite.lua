@@ -20,16 +20,19 @@
 -- tide_SqliteTable in sqlite_db.h), since FTS5 is slow per statement.
 local core = require "tide.core"
 local record = require "tide.record"
+local keyed_rows = require "tide.rows"
 
 local type, error, pairs, ipairs, pcall, setmetatable, tostring, next,
       require, getmetatable = type, error, pairs, ipairs, pcall,
       setmetatable, tostring, next, require, getmetatable
-local math_type, tonumber = math.type, tonumber
+local math_type = math.type
 local fmt, concat, sort = string.format, table.concat, table.sort
 local check, describe, is_type = record.check, record.describe,
   record.is_type
 local cbor_encode, sqlite_open, abspath, sqlite_rows_open =
   core.cbor_encode, core.sqlite_open, core.fs_abspath, core.sqlite_rows_open
+
+local keyed, key_option = keyed_rows.keyed, keyed_rows.key_option
 
 local M = {}
 
@@ -714,14 +717,6 @@ end
 
 -- ---- sqlite.rows ----
 
-local function key_text(v)
-  if math_type(v) == "float" then
-    local s = fmt("%.15g", v)
-    return tonumber(s) == v and s or fmt("%.17g", v)
-  end
-  return tostring(v)
-end
-
 local function rows_fail(self, msg, ...)
   error(fmt("sqlite.rows %s: " .. msg, self.db, ...), 0)
 end
@@ -764,37 +759,9 @@ local function items(self, _, each)
   local rows, names = db:rows(self.sql)
   db:close()
   if not rows then rows_fail(self, "%s in query: %s", names, self.sql) end
-  local keys = type(self.key) == "string" and { self.key } or self.key
-  local columns = {}
-  for _, n in ipairs(names) do columns[n] = true end
-  for _, k in ipairs(keys) do
-    if not columns[k] then
-      rows_fail(self, "key column %s is not in the result of: %s", k,
-                self.sql)
-    end
-  end
-  local out, seen = {}, {}
-  for i, row in ipairs(rows) do
-    local parts = {}
-    for j, k in ipairs(keys) do
-      local v = row[k]
-      if v == nil then
-        rows_fail(self, "key column %s is NULL in row %d of: %s", k, i,
-                  self.sql)
-      end
-      parts[j] = key_text(v)
-    end
-    local key = concat(parts, "/")
-    if seen[key] then
-      rows_fail(self, "duplicate key %s in the result of: %s", key, self.sql)
-    end
-    seen[key], out[i] = true, key
-  end
-  local i = 0
-  return function()
-    i = i + 1
-    if rows[i] then return out[i], rows[i] end
-  end
+  return keyed(rows, names, self.key, self.sql, function(msg, ...)
+    rows_fail(self, msg, ...)
+  end)
 end
 
 function M.rows(db, sql, opts)
@@ -812,17 +779,7 @@ function M.rows(db, sql, opts)
       error(fmt("sqlite.rows: unknown option %s", tostring(k)), 2)
     end
   end
-  local key = opts.key
-  if type(key) == "table" and #key > 0 then
-    local copy = {}
-    for i, k in ipairs(key) do
-      if type(k) ~= "string" then key = nil break end
-      copy[i] = k
-    end
-    key = key and copy
-  elseif type(key) ~= "string" then
-    key = nil
-  end
+  local key = key_option(opts.key)
   if not key then
     error("sqlite.rows: key must be a column name or a list of column "
       .. "names", 2)

@@ -1,0 +1,112 @@
+-- tide.postgres: PostgreSQL through libpq's asynchronous API on the
+-- engine's loop (pg.h). A connection is a libpq connection string or URI
+-- ("host=/run/postgresql dbname=docs", "postgresql://user@db.example/docs";
+-- "" takes the PG* environment variables). Its identity, user@host:port/
+-- dbname, is what messages and the store name; a password never appears.
+--
+-- postgres.query(conn, sql [, params]) -> result | nil, message
+--   One statement with $1..$n bound to params (never spliced into the
+--   SQL). Inside a component the component waits and the others run;
+--   elsewhere the call blocks. result = { columns, types, rows, command,
+--   count }: rows are tables of column = value, integers and floats as
+--   numbers, booleans, bytea as bytes, json and jsonb decoded, NULL as
+--   nil, any other type as PostgreSQL's text (numeric, dates, ...).
+-- postgres.identity(conn) -> "user@host:port/dbname" | nil, message
+-- postgres.rows(conn, sql, { key = column or { columns } }) -> a source:
+--   the rows of the query keyed by the key column(s), as sqlite.rows; a
+--   row's component runs again when its content changes.
+local core = require "tide.core"
+local json = require "tide.json"
+local keyed_rows = require "tide.rows"
+
+local type, error, pairs, ipairs, tostring = type, error, pairs, ipairs,
+  tostring
+local fmt = string.format
+local pg_query, pg_identity = core.pg_query, core.pg_identity
+
+local M = {}
+
+local function check_conn(caller, conn)
+  if type(conn) ~= "string" then
+    error(fmt("%s: conn must be a libpq connection string or URI, got %s",
+              caller, type(conn)), 3)
+  end
+end
+
+function M.identity(conn)
+  check_conn("postgres.identity", conn)
+  return pg_identity(conn)
+end
+
+function M.query(conn, sql, params)
+  check_conn("postgres.query", conn)
+  if type(sql) ~= "string" or sql == "" then
+    error("postgres.query: sql must be a query string", 2)
+  end
+  if params ~= nil and type(params) ~= "table" then
+    error("postgres.query: params must be a list of values", 2)
+  end
+  local r, err = pg_query(conn, sql, params)
+  if not r then
+    local who = pg_identity(conn)
+    return nil, who and fmt("postgres %s: %s", who, err)
+      or "postgres: " .. err
+  end
+  for j, kind in ipairs(r.types) do
+    if kind == "json" then
+      local name = r.columns[j]
+      for i, row in ipairs(r.rows) do
+        local text = row[name]
+        if text ~= nil then
+          local v, why = json.decode(text)
+          if v == nil then
+            return nil, fmt("postgres: row %d, column %s: %s", i, name, why)
+          end
+          row[name] = v
+        end
+      end
+    end
+  end
+  return r
+end
+
+-- ---- postgres.rows ----
+
+local function items(self)
+  local function fail(msg, ...)
+    error(fmt("postgres.rows %s: " .. msg, self.identity, ...), 0)
+  end
+  local r, err = M.query(self.conn, self.sql)
+  if not r then fail("%s", (err:gsub("^postgres [^:]*: ", ""))) end
+  return keyed_rows.keyed(r.rows, r.columns, self.key, self.sql, fail)
+end
+
+function M.rows(conn, sql, opts)
+  check_conn("postgres.rows", conn)
+  if type(sql) == "table" then
+    error("postgres.rows: change capture ({ table, key, live }) is not "
+          .. "available yet: give a query and { key }", 2)
+  end
+  if type(sql) ~= "string" or sql == "" then
+    error("postgres.rows: sql must be a query string", 2)
+  end
+  if type(opts) ~= "table" then
+    error("postgres.rows: expected options { key = column or columns }", 2)
+  end
+  for k in pairs(opts) do
+    if k ~= "key" then
+      error(fmt("postgres.rows: unknown option %s", tostring(k)), 2)
+    end
+  end
+  local key = keyed_rows.key_option(opts.key)
+  if not key then
+    error("postgres.rows: key must be a column name or a list of column "
+          .. "names", 2)
+  end
+  local identity, err = pg_identity(conn)
+  if not identity then error("postgres.rows: " .. err, 2) end
+  return { kind = "postgres.rows", conn = conn, identity = identity,
+           sql = sql, key = key, items = items }
+end
+
+return M

@@ -1,0 +1,309 @@
+/* One PostgreSQL query on a libuv loop through libpq (pg.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "pg.h"
+
+enum { CONNECTING, FLUSHING, READING, OVER };
+
+typedef struct {
+  uv_poll_t poll;
+  tide_PgQuery *q;
+} Watch;
+
+static char *copy(tide_PgQuery *q, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = q->alloc(q->ud, NULL, 0, n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+static void release(tide_PgQuery *q, char *s) {
+  if (s) q->alloc(q->ud, s, strlen(s) + 1, 0);
+}
+
+/* The message, with the password's text (when there is one) replaced. */
+static void set_message(tide_PgQuery *q, const char *text) {
+  char *at;
+  size_t n;
+  snprintf(q->message, sizeof q->message, "%s", text);
+  n = strlen(q->message);
+  while (n > 0 && (q->message[n - 1] == '\n' || q->message[n - 1] == ' '))
+    q->message[--n] = '\0';
+  if (q->password == NULL || q->password[0] == '\0') return;
+  while ((at = strstr(q->message, q->password)) != NULL) {
+    size_t pl = strlen(q->password), rest = strlen(at + pl);
+    memmove(at + 3, at + pl, rest + 1);
+    memcpy(at, "***", 3);
+  }
+}
+
+static void watch_closed(uv_handle_t *h) {
+  Watch *w = h->data;
+  tide_PgQuery *q = w->q;
+  q->alloc(q->ud, w, sizeof *w, 0);
+  if (--q->closing == 0 && q->ended) q->done(q);
+}
+
+static void unwatch(tide_PgQuery *q) {
+  Watch *w = q->watch;
+  if (w == NULL) return;
+  q->watch = NULL;
+  q->fd = -1;
+  uv_poll_stop(&w->poll);
+  q->closing++;
+  uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+/* The query is over: its handle closes, then done runs. */
+static void end(tide_PgQuery *q, int ok) {
+  if (q->ended) return;
+  q->ended = 1;
+  q->ok = ok;
+  q->phase = OVER;
+  unwatch(q);
+  if (q->closing == 0) q->done(q);
+}
+
+static void fail(tide_PgQuery *q, const char *text) {
+  set_message(q, text);
+  end(q, 0);
+}
+
+static void step(tide_PgQuery *q, int readable);
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  Watch *w = h->data;
+  (void)status;
+  if (w->q->ended || w != w->q->watch) return;
+  step(w->q, (events & UV_READABLE) != 0);
+}
+
+/* Waits for events on the connection's socket (another one than before
+** when libpq moved to another while connecting). */
+static void watch(tide_PgQuery *q, int events) {
+  int fd = PQsocket(q->conn);
+  Watch *w = q->watch;
+  if (fd < 0) {
+    fail(q, "the connection has no socket");
+    return;
+  }
+  if (w == NULL || q->fd != fd) {
+    unwatch(q);
+    w = q->alloc(q->ud, NULL, 0, sizeof *w);
+    if (w == NULL) {
+      fail(q, "out of memory");
+      return;
+    }
+    if (uv_poll_init_socket(q->loop, &w->poll, fd) != 0) {
+      q->alloc(q->ud, w, sizeof *w, 0);
+      fail(q, "cannot watch the connection's socket");
+      return;
+    }
+    w->poll.data = w;
+    w->q = q;
+    q->watch = w;
+    q->fd = fd;
+  }
+  uv_poll_start(&w->poll, events, on_poll);
+}
+
+/* Reads what has come; at the last result the query is over. */
+static void read_results(tide_PgQuery *q) {
+  PGconn *c = q->conn;
+  if (!PQconsumeInput(c)) {
+    fail(q, PQerrorMessage(c));
+    return;
+  }
+  while (!PQisBusy(c)) {
+    PGresult *r = PQgetResult(c);
+    if (r == NULL) {
+      if (q->message[0]) end(q, 0);
+      else if (q->result == NULL) fail(q, "the server sent no result");
+      else end(q, 1);
+      return;
+    }
+    switch (PQresultStatus(r)) {
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+    case PGRES_EMPTY_QUERY:
+      if (q->result) PQclear(q->result);
+      q->result = r;
+      break;
+    default:
+      if (q->message[0] == '\0') set_message(q, PQresultErrorMessage(r));
+      PQclear(r);
+      break;
+    }
+  }
+  watch(q, UV_READABLE);
+}
+
+/* Sends what libpq holds: the query's bytes may not fit the socket. */
+static void flush(tide_PgQuery *q) {
+  int r = PQflush(q->conn);
+  if (r < 0) {
+    fail(q, PQerrorMessage(q->conn));
+  } else if (r > 0) {
+    watch(q, UV_READABLE | UV_WRITABLE);
+  } else {
+    q->phase = READING;
+    watch(q, UV_READABLE);
+  }
+}
+
+static void send_query(tide_PgQuery *q) {
+  if (PQsetnonblocking(q->conn, 1) != 0 ||
+      !PQsendQueryParams(q->conn, q->sql, q->nparams, NULL,
+                         (const char *const *)q->params, NULL, NULL, 0)) {
+    fail(q, PQerrorMessage(q->conn));
+    return;
+  }
+  q->phase = FLUSHING;
+  flush(q);
+}
+
+static void step(tide_PgQuery *q, int readable) {
+  switch (q->phase) {
+  case CONNECTING:
+    switch (PQconnectPoll(q->conn)) {
+    case PGRES_POLLING_OK: send_query(q); break;
+    case PGRES_POLLING_READING: watch(q, UV_READABLE); break;
+    case PGRES_POLLING_WRITING: watch(q, UV_WRITABLE); break;
+    default: fail(q, PQerrorMessage(q->conn)); break;
+    }
+    break;
+  case FLUSHING:
+    if (readable && !PQconsumeInput(q->conn)) {
+      fail(q, PQerrorMessage(q->conn));
+      return;
+    }
+    flush(q);
+    break;
+  case READING:
+    read_results(q);
+    break;
+  default:
+    break;
+  }
+}
+
+/* The password conninfo holds (a copy), or none: 0, 1 when libpq cannot
+** read conninfo, or TIDE_ENOMEM. */
+static int find_password(tide_PgQuery *q, const char *conninfo) {
+  char *err = NULL;
+  PQconninfoOption *o = PQconninfoParse(conninfo, &err), *i;
+  if (o == NULL) {
+    PQfreemem(err);
+    return 1;
+  }
+  for (i = o; i->keyword; i++)
+    if (strcmp(i->keyword, "password") == 0 && i->val && i->val[0]) {
+      q->password = copy(q, i->val);
+      if (q->password == NULL) {
+        PQconninfoFree(o);
+        return TIDE_ENOMEM;
+      }
+    }
+  PQconninfoFree(o);
+  return 0;
+}
+
+int tide_pg_query_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                        void *ud, const char *conninfo, const char *sql,
+                        int nparams, const char *const *params) {
+  void (*done)(tide_PgQuery *) = q->done;
+  tide_Wait w = q->w;
+  int i, rc;
+  memset(q, 0, sizeof *q);
+  q->w = w;
+  q->done = done;
+  q->loop = loop;
+  q->alloc = alloc;
+  q->ud = ud;
+  q->fd = -1;
+  q->sql = copy(q, sql);
+  if (q->sql == NULL) return TIDE_ENOMEM;
+  if (nparams > 0) {
+    q->params = alloc(ud, NULL, 0, (size_t)nparams * sizeof *q->params);
+    if (q->params == NULL) return TIDE_ENOMEM;
+    memset(q->params, 0, (size_t)nparams * sizeof *q->params);
+    q->nparams = nparams;
+    for (i = 0; i < nparams; i++)
+      if (params[i] && (q->params[i] = copy(q, params[i])) == NULL)
+        return TIDE_ENOMEM;
+  }
+  rc = find_password(q, conninfo);
+  if (rc == TIDE_ENOMEM) return rc;
+  if (rc == 1) {
+    fail(q, "the connection string is not one libpq reads (check its "
+         "keywords and quoting)");
+    return 0;
+  }
+  q->conn = PQconnectStart(conninfo);
+  if (q->conn == NULL) return TIDE_ENOMEM;
+  if (PQstatus(q->conn) == CONNECTION_BAD) {
+    fail(q, PQerrorMessage(q->conn));
+    return 0;
+  }
+  /* As if PQconnectPoll had last said PGRES_POLLING_WRITING. */
+  q->phase = CONNECTING;
+  watch(q, UV_WRITABLE);
+  return 0;
+}
+
+void tide_pg_query_cancel(tide_PgQuery *q) {
+  if (!q->ended) fail(q, "the query was cancelled");
+}
+
+void tide_pg_query_close(tide_PgQuery *q) {
+  int i;
+  if (q->result) PQclear(q->result);
+  if (q->conn) PQfinish(q->conn);
+  q->result = q->conn = NULL;
+  release(q, q->sql);
+  for (i = 0; i < q->nparams; i++) release(q, q->params[i]);
+  if (q->params)
+    q->alloc(q->ud, q->params, (size_t)q->nparams * sizeof *q->params, 0);
+  release(q, q->password);
+  q->sql = q->password = NULL;
+  q->params = NULL;
+  q->nparams = 0;
+}
+
+int tide_pg_identity(const char *conninfo, char *out, size_t size) {
+  char *err = NULL;
+  PQconninfoOption *given = PQconninfoParse(conninfo, &err), *defaults, *i;
+  const char *host = NULL, *port = NULL, *db = NULL, *user = NULL;
+  if (given == NULL) {
+    PQfreemem(err);
+    snprintf(out, size, "the connection string is not one libpq reads "
+             "(check its keywords and quoting)");
+    return 0;
+  }
+  defaults = PQconndefaults();
+  for (i = given; i->keyword; i++) {
+    const char *v = i->val && i->val[0] ? i->val : NULL;
+    if (!v) continue;
+    if (strcmp(i->keyword, "host") == 0) host = v;
+    else if (strcmp(i->keyword, "port") == 0) port = v;
+    else if (strcmp(i->keyword, "dbname") == 0) db = v;
+    else if (strcmp(i->keyword, "user") == 0) user = v;
+  }
+  for (i = defaults; i && i->keyword; i++) {
+    const char *v = i->val && i->val[0] ? i->val : NULL;
+    if (!v) continue;
+    if (!host && strcmp(i->keyword, "host") == 0) host = v;
+    else if (!port && strcmp(i->keyword, "port") == 0) port = v;
+    else if (!db && strcmp(i->keyword, "dbname") == 0) db = v;
+    else if (!user && strcmp(i->keyword, "user") == 0) user = v;
+  }
+  snprintf(out, size, "%s@%s:%s/%s", user ? user : "", host ? host :
+           "/var/run/postgresql", port ? port : "5432", db ? db : user ?
+           user : "");
+  PQconninfoFree(given);
+  if (defaults) PQconninfoFree(defaults);
+  return 1;
+}
