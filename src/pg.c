@@ -132,6 +132,13 @@ static void read_results(tide_PgQuery *q) {
       if (q->result) PQclear(q->result);
       q->result = r;
       break;
+    case PGRES_COPY_IN:
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_BOTH:
+      /* The connection is in a COPY no one will end: it is dropped. */
+      PQclear(r);
+      fail(q, "COPY is not a statement a query can run");
+      return;
     default:
       if (q->message[0] == '\0') set_message(q, PQresultErrorMessage(r));
       PQclear(r);

@@ -72,6 +72,9 @@ describe("postgres.query", function()
     _, err = postgres.query("host=x password='" .. SECRET, "SELECT 1")
     assert.are.equal("postgres: the connection string is not one libpq "
       .. "reads (check its keywords and quoting)", err)
+    _, err = postgres.query(conn, "COPY t1 TO STDOUT")
+    assert.truthy(err:find("COPY is not a statement a query can run", 1,
+                           true), err)
     assert.has_error(function() postgres.query(conn, "SELECT $1", { {} }) end,
       "tide.postgres: parameter $1 must be a string, a number, a boolean "
       .. "or nil, got table")
