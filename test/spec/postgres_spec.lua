@@ -88,9 +88,9 @@ local fs = require "tide.fs"
 local postgres = require "tide.postgres"
 local conn = %q
 local run = tide.fn("run", function(i, out)
-  local r = assert(postgres.query(conn, "SELECT pg_sleep(0.4), (SELECT "
+  local r = assert(postgres.query(conn, "SELECT pg_sleep(1), (SELECT "
     .. "count(*) FROM pg_stat_activity WHERE state = 'active' AND query "
-    .. "LIKE 'SELECT pg_sleep(0.4)%%') AS at_once"))
+    .. "LIKE 'SELECT pg_sleep(1)%%') AS at_once"))
   out:file(i .. ".txt", tostring(r.rows[1].at_once))
 end)
 return tide.app("sleepers", function()
