@@ -153,12 +153,27 @@ end
 
 local RETRY_KIND = { timeout = true, connect = true, reset = true }
 
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+-- Seconds to wait from a Retry-After header: a number of seconds, or an
+-- HTTP date ("Wed, 21 Oct 2026 07:28:00 GMT") taken against this
+-- machine's clock; nil when there is none or it cannot be read.
 local function retry_after(headers)
   local v = headers and headers["retry-after"]
   if not v then return nil end
   local s = tonumber(v)
   if s then return math.max(0, s) end
-  return nil -- an HTTP date: the backoff decides
+  local day, mon, year, h, m, sec =
+    v:match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not day or not MONTHS[mon] then return nil end
+  -- os.time reads a table as local time: the zone's offset is taken out.
+  local now = os.time()
+  local offset = now - os.time(os.date("!*t", now))
+  local at = os.time { year = tonumber(year), month = MONTHS[mon],
+    day = tonumber(day), hour = tonumber(h), min = tonumber(m),
+    sec = tonumber(sec), isdst = false } + offset
+  return math.max(0, at - now)
 end
 
 -- The server's own words for a refused request, at most 300 bytes, the

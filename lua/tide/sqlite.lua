@@ -924,7 +924,9 @@ end
 -- external-content index sqlite.table{ fts = ... } keeps; its rows
 -- without a row in table are ignored. where, an SQL condition on the
 -- table's columns, filters both lists. text is made safe by fts_query
--- above; text with nothing to match leaves the text list empty. Misuse
+-- above; text with nothing to match leaves the text list empty. Without
+-- text only the vector list ranks (no full-text table needed), without
+-- vector only the text list (no column needed); one of them is. Misuse
 -- raises; nil, message when the search cannot run (no such file, table,
 -- column or full-text table, vectors of another dimension).
 function M.hybrid_search(opts)
@@ -937,15 +939,20 @@ function M.hybrid_search(opts)
       error(fmt("%s: unknown option %s", name, tostring(key)), 2)
     end
   end
-  for _, o in ipairs({ "db", "table", "column" }) do
-    if type(opts[o]) ~= "string" or opts[o] == "" then
+  if opts.vector == nil and opts.text == nil then
+    error(name .. ": give vector, text or both", 2)
+  end
+  -- A column is needed to rank by vector only.
+  for _, o in ipairs({ "db", "table", opts.vector ~= nil and "column" }) do
+    if o and (type(opts[o]) ~= "string" or opts[o] == "") then
       error(fmt("%s: %s must be a non-empty string", name, o), 2)
     end
   end
-  if type(opts.vector) ~= "table" or #opts.vector == 0 then
+  if opts.vector ~= nil and (type(opts.vector) ~= "table"
+                             or #opts.vector == 0) then
     error(name .. ": vector must be a non-empty list of numbers", 2)
   end
-  if type(opts.text) ~= "string" then
+  if opts.text ~= nil and type(opts.text) ~= "string" then
     error(name .. ": text must be a string", 2)
   end
   local k = opts.k or 10
@@ -971,12 +978,14 @@ function M.hybrid_search(opts)
   if type(fts) ~= "string" or fts == "" then
     error(name .. ": fts_table must be a non-empty string", 2)
   end
-  local t, f, match = ident(opts.table), ident(fts), fts_query(opts.text)
+  local t, f = ident(opts.table), ident(fts)
+  local match = opts.text and fts_query(opts.text) or ""
   local cond = opts.where and ("(" .. opts.where .. ")")
-  local vector_sql = fmt("SELECT rowid AS r, coalesce(%s(%s, %s), 9e999) "
-    .. "AS distance FROM %s%s ORDER BY distance LIMIT %d", fn,
-    t .. "." .. ident(opts.column), vector_literal(opts.vector, name), t,
-    cond and (" WHERE " .. cond) or "", n)
+  local vector_sql = opts.vector and fmt("SELECT rowid AS r, "
+    .. "coalesce(%s(%s, %s), 9e999) AS distance FROM %s%s ORDER BY "
+    .. "distance LIMIT %d", fn, t .. "." .. ident(opts.column),
+    vector_literal(opts.vector, name), t, cond and (" WHERE " .. cond) or "",
+    n)
   local text_sql = fmt("SELECT %s.rowid AS r, bm25(%s) AS bm25 FROM %s "
     .. "WHERE %s MATCH %s AND EXISTS (SELECT 1 FROM %s WHERE %s.rowid = "
     .. "%s.rowid%s) ORDER BY bm25 LIMIT %d", f, f, f, f, literal(match), t, t,
@@ -986,13 +995,16 @@ function M.hybrid_search(opts)
   if not db then return nil, fmt("%s: %s: %s", name, opts.db, err) end
   -- Both lists and the rows from one snapshot of the database.
   local function run()
-    local found, msg = db:rows(fmt("SELECT 1 AS found FROM sqlite_master "
-      .. "WHERE type = 'table' AND name = %s COLLATE NOCASE", literal(fts)))
-    if not found then return nil, msg end
-    if not found[1] then
-      return nil, fmt("no full-text table %s for table %s (sqlite.table "
-        .. "makes %s_fts when given fts = { fields }; fts_table names "
-        .. "another)", fts, opts.table, opts.table)
+    local found, msg
+    if opts.text ~= nil then
+      found, msg = db:rows(fmt("SELECT 1 AS found FROM sqlite_master "
+        .. "WHERE type = 'table' AND name = %s COLLATE NOCASE", literal(fts)))
+      if not found then return nil, msg end
+      if not found[1] then
+        return nil, fmt("no full-text table %s for table %s (sqlite.table "
+          .. "makes %s_fts when given fts = { fields }; fts_table names "
+          .. "another)", fts, opts.table, opts.table)
+      end
     end
     local by_rowid, fused = {}, {}
     local function entry(r)
@@ -1004,13 +1016,15 @@ function M.hybrid_search(opts)
       return e
     end
     local rows
-    rows, msg = db:rows(vector_sql)
-    if not rows then return nil, msg end
-    for i, row in ipairs(rows) do
-      if row.distance == math.huge then break end
-      local e = entry(row.r)
-      e.vector_rank, e.distance = i, row.distance
-      e.score = e.score + 1 / (rrf_k + i)
+    if vector_sql then
+      rows, msg = db:rows(vector_sql)
+      if not rows then return nil, msg end
+      for i, row in ipairs(rows) do
+        if row.distance == math.huge then break end
+        local e = entry(row.r)
+        e.vector_rank, e.distance = i, row.distance
+        e.score = e.score + 1 / (rrf_k + i)
+      end
     end
     if match ~= "" then
       rows, msg = db:rows(text_sql)

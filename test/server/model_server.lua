@@ -21,7 +21,8 @@
 --   POST /control/reset   forgets the counts, faults and replies
 --   POST /control/faults  { faults = { fault, ... } }: the next requests
 --     to a model endpoint take these faults in order, one each:
---     { status = 429, retry_after = S } | { status = 500 } |
+--     { status = 429, retry_after = S } | { status = 429,
+--     retry_after_date = S } (an HTTP date S seconds ahead) | { status = 500 } |
 --     { delay_ms = N } | { reset = true } | { malformed = true } |
 --     { echo_auth = true } (a 401 whose message quotes the key)
 --   POST /control/chat    { replies = { "...", ... } }: the next chat
@@ -140,6 +141,10 @@ local function model_answer(path, req)
     elseif fault.status then
       local h = {}
       if fault.retry_after then h["Retry-After"] = tostring(fault.retry_after) end
+      if fault.retry_after_date then
+        h["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT",
+                                   os.time() + fault.retry_after_date)
+      end
       return fault.status, cjson.encode({ error = { message = "injected" } }),
         h, delay
     end

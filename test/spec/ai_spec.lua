@@ -270,6 +270,19 @@ describe("ai.embedder", function()
     assert.is_true(t1 - t0 >= 1)
   end)
 
+  it("waits out a Retry-After given as an HTTP date", function()
+    local dir = helpers.tmpdir()
+    docs(dir, 2)
+    embed_pipeline(dir, 'model = "m1", dims = 8, batch = 8, '
+                   .. 'retry = { initial_delay = 0.01 }')
+    server.faults{ { status = 429, retry_after_date = 2 } }
+    local report, err = update(dir)
+    assert.are.equal(2, report.targets.inserted, err)
+    assert.are.equal(2, server.stats().requests)
+    -- The date is whole seconds, 2 ahead: at least 1 s was waited.
+    assert.is_true(report.elapsed_ms >= 1000, report.elapsed_ms)
+  end)
+
   it("retries 500s, resets, timeouts and malformed answers", function()
     local dir = helpers.tmpdir()
     docs(dir, 2)

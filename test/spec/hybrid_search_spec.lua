@@ -120,6 +120,28 @@ describe("sqlite.hybrid_search", function()
       table = "docs", column = "v", vector = { 1, 0, 0 }, k = 1 })[1].id)
   end)
 
+  it("ranks by one side alone when the other is left out", function()
+    -- Vector alone: sqlite.search's order, with fused scores; no FTS5
+    -- table is needed.
+    local rows = assert(sqlite.hybrid_search { db = db, table = "docs",
+      column = "v", vector = { 1, 0, 0 }, fts_table = "none_at_all" })
+    assert.are.same({ "vector_only", "both", "neither", "text_only" },
+                    ids(rows))
+    assert.is_nil(rows[1].text_rank)
+    assert.is_true(near(rows[1].score, 1 / 61))
+    -- Text alone: BM25's order; no column is needed.
+    rows = assert(sqlite.hybrid_search { db = db, table = "docs",
+                                         text = "solar" })
+    assert.are.same({ "text_only", "both" }, ids(rows))
+    assert.is_nil(rows[1].vector_rank)
+    assert.are.same({ 1, 2 }, { rows[1].text_rank, rows[2].text_rank })
+    assert.has_error(function() sqlite.hybrid_search { db = db,
+      table = "docs" } end, "sqlite.hybrid_search: give vector, text or both")
+    assert.has_error(function() sqlite.hybrid_search { db = db,
+      table = "docs", vector = { 1, 0, 0 } } end,
+      "sqlite.hybrid_search: column must be a non-empty string")
+  end)
+
   it("keeps k rows, takes candidates from each side and weighs ranks by "
      .. "rrf_k", function()
     assert.are.same({ "both", "text_only" }, ids(assert(search { k = 2 })))
