@@ -7,6 +7,7 @@
 #define TIDE_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_failures_in_test;
@@ -40,6 +41,33 @@ static int check_failures_in_test;
       check_failures_in_test++;                                           \
     }                                                                     \
   } while (0)
+
+/* An allocator (lua_Alloc's shape) that fails after `budget` allocations
+** (never, when negative) and counts the blocks it has handed out, so that
+** a test sees both how a failure is handled and whether anything leaked. */
+typedef struct Budget {
+  long budget;
+  long live;
+} Budget;
+
+static inline void *budget_alloc(void *ud, void *ptr, size_t osize,
+                                 size_t nsize) {
+  Budget *b = ud;
+  (void)osize;
+  if (nsize == 0) {
+    if (ptr) b->live--;
+    free(ptr);
+    return NULL;
+  }
+  if (b->budget == 0) return NULL;
+  if (b->budget > 0) b->budget--;
+  if (ptr == NULL) {
+    void *p = malloc(nsize);
+    if (p) b->live++;
+    return p;
+  }
+  return realloc(ptr, nsize);
+}
 
 typedef struct {
   const char *name;

@@ -11,31 +11,6 @@
 
 int main(void);
 
-/* An allocator that fails after `budget` allocations and counts the
-** blocks it has handed out. */
-typedef struct Budget {
-  long budget;
-  long live;
-} Budget;
-
-static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  Budget *b = ud;
-  (void)osize;
-  if (nsize == 0) {
-    if (ptr) b->live--;
-    free(ptr);
-    return NULL;
-  }
-  if (b->budget == 0) return NULL;
-  if (b->budget > 0) b->budget--;
-  if (ptr == NULL) {
-    void *p = malloc(nsize);
-    if (p) b->live++;
-    return p;
-  }
-  return realloc(ptr, nsize);
-}
-
 /* The gzip compression of n bytes at s into out (cap bytes); its size. */
 static size_t compress_gz(const void *s, size_t n, uint8_t *out, size_t cap) {
   z_stream z;

@@ -10,29 +10,6 @@
 
 int main(void);
 
-typedef struct Budget {
-  long budget;
-  long live;
-} Budget;
-
-static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  Budget *b = ud;
-  (void)osize;
-  if (nsize == 0) {
-    if (ptr) b->live--;
-    free(ptr);
-    return NULL;
-  }
-  if (b->budget == 0) return NULL;
-  if (b->budget > 0) b->budget--;
-  if (ptr == NULL) {
-    void *p = malloc(nsize);
-    if (p) b->live++;
-    return p;
-  }
-  return realloc(ptr, nsize);
-}
-
 /* The cap's copy of html as a string ("" when it made none). */
 static const char *capped(const char *html, int cap, tide_Buf *copy,
                           int *rc) {

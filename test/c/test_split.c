@@ -9,31 +9,6 @@
 
 int main(void);
 
-/* An allocator that fails after `budget` allocations and counts the
-** blocks it has handed out, so a test sees both failures and leaks. */
-typedef struct Budget {
-  int budget;
-  long live;
-} Budget;
-
-static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  Budget *b = ud;
-  (void)osize;
-  if (nsize == 0) {
-    if (ptr) b->live--;
-    free(ptr);
-    return NULL;
-  }
-  if (b->budget == 0) return NULL;
-  if (b->budget > 0) b->budget--;
-  if (ptr == NULL) {
-    void *p = malloc(nsize);
-    if (p) b->live++;
-    return p;
-  }
-  return realloc(ptr, nsize);
-}
-
 static tide_SplitLang *compile(const char *name) {
   const tide_Language *l = tide_language_find(name, strlen(name));
   tide_SplitEntry entries[512];
