@@ -20,6 +20,10 @@
 ** its kind: "timeout", "connect", "reset", "too_large", "cancelled" or
 ** "error". A response is not a failure, whatever its status. Misuse (an
 ** option of the wrong type, an unknown option, no url) raises.
+**
+** http_public_url(url) -> the URL without its user, password, query and
+**   fragment, as the messages above show it (for callers that name a URL
+**   in their own messages or fingerprints).
 */
 #include <stdio.h>
 #include <string.h>
@@ -311,7 +315,20 @@ static int http_request(lua_State *L) {
   return tide_lsched_yield(L, (lua_KContext)q, request_k);
 }
 
+/* http_public_url(url): the URL as messages show it. */
+static int http_public_url(lua_State *L) {
+  size_t len;
+  const char *url = luaL_checklstring(L, 1, &len);
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, len + 1);
+  tide_http_url_for_message(url, out, len + 1);
+  luaL_pushresultsize(&b, strlen(out));
+  return 1;
+}
+
 void tide_lhttp_open(lua_State *L) {
   lua_pushcfunction(L, http_request);
   lua_setfield(L, -2, "http_request");
+  lua_pushcfunction(L, http_public_url);
+  lua_setfield(L, -2, "http_public_url");
 }

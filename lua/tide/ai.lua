@@ -66,14 +66,8 @@ local function positive_number(what, v, key, default)
 end
 
 -- The URL without user, password, query and fragment: what joins the
--- fingerprint and messages.
-local function public_url(url)
-  local scheme, rest = url:match("^(%a[%w+.-]*://)(.*)$")
-  if not scheme then return url:gsub("[?#].*", "") end
-  local host, path = rest:match("^([^/?#]*)(.*)$")
-  host = host:gsub("^.*@", "")
-  return scheme .. host .. path:gsub("[?#].*", "")
-end
+-- fingerprint and messages (tide.http's own words for it).
+local public_url = core.http_public_url
 
 local function check_retry(what, retry)
   if retry == false then return { attempts = 1, initial = 0, max = 0 } end
@@ -372,7 +366,7 @@ function M.hash_embedder(opts)
   if math_type(dims) ~= "integer" or dims < 1 or dims > 65536 then
     fail(what, "dims must be an integer from 1 to 65536", 2)
   end
-  local embed, embed_many = core.hash_embed, core.hash_embed_many
+  local embed = core.hash_embed
   local f = fnmod.new(opts.name or ("hash_embed_" .. dims), {
     memo = opts.memo and true or false, logic = "none",
     version = "tide.ai.hash_embedder " .. core.hash_embed_version,
@@ -384,7 +378,6 @@ function M.hash_embedder(opts)
     end
     return embed(text, dims)
   end)
-  f.many = function(texts) return embed_many(texts, dims) end
   return f
 end
 
