@@ -36,6 +36,7 @@ static const Opener openers[] = {
   tide_lhttp_open,
   tide_lvec_open,
   tide_lpg_open,
+  tide_lpg_copy_open,
   tide_lworkers_open,
   tide_lwatch_open,
   tide_lluv_open,

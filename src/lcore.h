@@ -41,6 +41,7 @@ void tide_lwait_open(lua_State *L);
 void tide_lhttp_open(lua_State *L);
 void tide_lvec_open(lua_State *L);
 void tide_lpg_open(lua_State *L);
+void tide_lpg_copy_open(lua_State *L);
 void tide_lworkers_open(lua_State *L);
 
 

@@ -1,13 +1,14 @@
 /*
-** Lua binding of one PostgreSQL query (pg.h): core.pg_query, which
-** tide.postgres composes.
+** Lua binding of PostgreSQL queries (pg.h): core.pg_query and
+** core.pg_script, which tide.postgres composes.
 **
-** pg_query(conninfo, sql [, params]) -> result | nil, message
+** pg_query(conninfo, sql [, params [, block]]) -> result | nil, message
 **   conninfo: a libpq connection string or URI ("" takes the PG*
 **   environment variables); params: a list of values for $1..$n (strings,
 **   numbers, booleans; nil is NULL up to params.n or #params). Inside a
 **   component's task the call suspends the task until the answer is in;
-**   anywhere else it blocks the caller on a loop of its own. result:
+**   anywhere else, or when block is true, it blocks the caller on a loop
+**   of its own (a target's setup must not let another component in). result:
 **   { columns = { names }, types = { kinds }, rows = { { name = value } },
 **   command = "INSERT 0 3", count = rows the command touched }. Values:
 **   smallint, integer, bigint and oid as integers, real and double as
@@ -15,7 +16,20 @@
 **   other type (numeric, json, dates, ...) as PostgreSQL's text; kinds
 **   are "integer", "number", "boolean", "bytes", "json" (json and jsonb:
 **   the Lua side decodes them) or "text".
+** pg_script(conninfo, sql, copies [, block]) -> result | nil, message
+**   sql: statements separated by semicolons, without parameters; copies:
+**   a list of strings, the data of its `COPY ... FROM STDIN` statements
+**   in order (pg.h's scripts). result: the last statement's, as above.
 ** pg_identity(conninfo) -> "user@host:port/dbname" | nil, message
+** pg_public_conninfo(conninfo) -> the string without its password | nil,
+**   message
+**
+** Connections are kept between calls: each Lua state keeps up to
+** POOL_SIZE idle connections per connection string (a registry table),
+** so that a target's batches and a source's queries do not connect
+** again each time; one the server closed since is dropped when next
+** taken (pg.h). A connection is kept only when its query succeeded and
+** it is idle.
 **
 ** Messages never hold the password (pg.h).
 */
@@ -31,11 +45,86 @@
 #include "lcore.h"
 #include "pg.h"
 
+enum { POOL_SIZE = 4 };
+
+#define CONN_TYPE "tide.PgConn"
+#define POOL_KEY "tide.pg_pool"
+
 typedef struct {
   tide_PgQuery q; /* first: its tide_Wait is the query's */
   lua_Alloc alloc;
   void *ud;
+  tide_PgCopy *copies; /* a script's COPY data, owned */
+  int ncopies;
 } Query;
+
+/* An idle connection in the pool. */
+typedef struct {
+  void *conn; /* NULL once taken back */
+} Conn;
+
+static int conn_gc(lua_State *L) {
+  Conn *c = luaL_checkudata(L, 1, CONN_TYPE);
+  tide_pg_conn_free(c->conn);
+  c->conn = NULL;
+  return 0;
+}
+
+/* The pool's list for conninfo, pushed (made when missing). */
+static int push_pool(lua_State *L, const char *conninfo) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, POOL_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, POOL_KEY);
+  }
+  if (lua_getfield(L, -1, conninfo) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, conninfo);
+  }
+  lua_remove(L, -2);
+  return lua_gettop(L);
+}
+
+/* An idle connection to conninfo, or NULL. */
+static void *take_conn(lua_State *L, const char *conninfo) {
+  int pool = push_pool(L, conninfo);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, pool);
+  void *conn = NULL;
+  if (n > 0) {
+    Conn *c;
+    lua_rawgeti(L, pool, n);
+    c = lua_touserdata(L, -1);
+    conn = c->conn;
+    c->conn = NULL;
+    lua_pushnil(L);
+    lua_rawseti(L, pool, n);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return conn;
+}
+
+/* Keeps q's connection for the next call when it may be. */
+static void give_back(lua_State *L, const char *conninfo, tide_PgQuery *q) {
+  void *conn = tide_pg_query_keep(q);
+  int pool;
+  Conn *c;
+  if (conn == NULL) return;
+  pool = push_pool(L, conninfo);
+  if (lua_rawlen(L, pool) >= POOL_SIZE) {
+    tide_pg_conn_free(conn);
+    lua_pop(L, 1);
+    return;
+  }
+  c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->conn = conn;
+  luaL_setmetatable(L, CONN_TYPE);
+  lua_rawseti(L, pool, (lua_Integer)lua_rawlen(L, pool) + 1);
+  lua_pop(L, 1);
+}
 
 static void query_done(tide_PgQuery *q) { tide_wait_done(&q->w); }
 
@@ -45,7 +134,13 @@ static void query_cancel(tide_Wait *w) {
 
 static void query_release(tide_Wait *w) {
   Query *x = (Query *)w;
+  int i;
   tide_pg_query_close(&x->q);
+  for (i = 0; i < x->ncopies; i++)
+    if (x->copies[i].data)
+      x->alloc(x->ud, (void *)x->copies[i].data, x->copies[i].len + 1, 0);
+  if (x->copies)
+    x->alloc(x->ud, x->copies, (size_t)x->ncopies * sizeof *x->copies, 0);
   x->alloc(x->ud, x, sizeof *x, 0);
 }
 
@@ -107,10 +202,12 @@ static void push_value(lua_State *L, const PGresult *r, int row, int col,
   }
 }
 
-/* The outcome of a finished query, pushed; x is released. */
+/* The outcome of a finished query, pushed; x is released and its
+** connection kept when it may be (conninfo at index 1). */
 static int query_result(lua_State *L, Query *x) {
   PGresult *r = x->q.result;
   int n = 1;
+  give_back(L, lua_tostring(L, 1), &x->q);
   if (!x->q.ok) {
     luaL_pushfail(L);
     lua_pushstring(L, x->q.message);
@@ -193,31 +290,33 @@ static const char **check_params(lua_State *L, int idx, int *n) {
   return list;
 }
 
-/* pg_query(conninfo, sql [, params]) */
-static int pg_query(lua_State *L) {
-  const char *conninfo = luaL_checkstring(L, 1);
-  const char *sql = luaL_checkstring(L, 2);
-  const char **params;
+/* A new query for the caller, its connection taken from the pool. */
+static Query *new_query(lua_State *L, const char *conninfo) {
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
-  tide_Sched *s;
-  Query *x;
-  int n, anchor, rc;
-  lua_settop(L, 3);
-  params = check_params(L, 3, &n); /* 4: strings, 5: the array */
-  s = tide_lsched_suspend(L, &anchor);
-  x = alloc(ud, NULL, 0, sizeof *x);
-  if (x == NULL) return luaL_error(L, "not enough memory");
+  Query *x = alloc(ud, NULL, 0, sizeof *x);
+  if (x == NULL) luaL_error(L, "not enough memory");
   memset(x, 0, sizeof *x);
   x->alloc = alloc;
   x->ud = ud;
   x->q.done = query_done;
   x->q.w.cancel = query_cancel;
   x->q.w.release = query_release;
+  x->q.conn = take_conn(L, conninfo);
+  return x;
+}
+
+typedef int (*Start)(Query *x, uv_loop_t *loop, lua_State *L);
+
+/* Starts x on the task's scheduler and yields, or, outside a task, on a
+** loop of its own until it is over; then pushes the outcome. The stack
+** above index 3 is dropped first. */
+static int run_query(lua_State *L, Query *x, Start start, int block) {
+  int anchor, rc;
+  tide_Sched *s = block ? NULL : tide_lsched_suspend(L, &anchor);
   if (s != NULL) {
     tide_sched_wait_begin(s, &x->q.w, anchor);
-    rc = tide_pg_query_start(&x->q, tide_sched_loop(s), alloc, ud, conninfo,
-                             sql, n, params);
+    rc = start(x, tide_sched_loop(s), L);
     if (rc != 0) {
       x->q.ended = 1;
       snprintf(x->q.message, sizeof x->q.message, "out of memory");
@@ -230,12 +329,14 @@ static int pg_query(lua_State *L) {
     uv_loop_t loop;
     if ((rc = uv_loop_init(&loop)) != 0) {
       x->q.w.done = 1;
+      tide_pg_conn_free(x->q.conn);
+      x->q.conn = NULL;
       snprintf(x->q.message, sizeof x->q.message,
                "cannot create an event loop: %s", uv_strerror(rc));
+      lua_settop(L, 3);
       return query_result(L, x);
     }
-    rc = tide_pg_query_start(&x->q, &loop, alloc, ud, conninfo, sql, n,
-                             params);
+    rc = start(x, &loop, L);
     if (rc != 0) {
       x->q.w.done = 1;
       snprintf(x->q.message, sizeof x->q.message, "out of memory");
@@ -246,6 +347,113 @@ static int pg_query(lua_State *L) {
     lua_settop(L, 3);
     return query_result(L, x);
   }
+}
+
+/* Arguments: conninfo, sql, params; 4: kept strings, 5: the array. */
+static int start_query(Query *x, uv_loop_t *loop, lua_State *L) {
+  int n = (int)lua_tointeger(L, 6);
+  return tide_pg_query_start(&x->q, loop, x->alloc, x->ud,
+                             lua_tostring(L, 1), lua_tostring(L, 2), n,
+                             lua_touserdata(L, 5));
+}
+
+/* pg_query(conninfo, sql [, params [, block]]) */
+static int pg_query(lua_State *L) {
+  int n, block = lua_toboolean(L, 4);
+  luaL_checkstring(L, 1);
+  luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  check_params(L, 3, &n); /* 4: strings, 5: the array */
+  lua_pushinteger(L, n);  /* 6 */
+  return run_query(L, new_query(L, lua_tostring(L, 1)), start_query, block);
+}
+
+static int start_script(Query *x, uv_loop_t *loop, lua_State *L) {
+  return tide_pg_script_start(&x->q, loop, x->alloc, x->ud,
+                              lua_tostring(L, 1), lua_tostring(L, 2),
+                              x->ncopies, x->copies);
+}
+
+/* Copies the strings of the list at index 3 into x, which owns them from
+** then on (the task may be given up while the query runs). */
+static void copy_copies(lua_State *L, Query *x) {
+  int i, n = (int)lua_rawlen(L, 3);
+  if (n == 0) return;
+  x->copies = x->alloc(x->ud, NULL, 0, (size_t)n * sizeof *x->copies);
+  if (x->copies == NULL) goto nomem;
+  memset(x->copies, 0, (size_t)n * sizeof *x->copies);
+  x->ncopies = n;
+  for (i = 0; i < n; i++) {
+    size_t len;
+    const char *p;
+    char *mine;
+    lua_rawgeti(L, 3, i + 1);
+    p = lua_tolstring(L, -1, &len);
+    if (p == NULL) {
+      query_release(&x->q.w);
+      luaL_error(L, "tide.postgres: copies[%d] must be a string", i + 1);
+    }
+    if ((mine = x->alloc(x->ud, NULL, 0, len + 1)) == NULL) goto nomem;
+    memcpy(mine, p, len + 1);
+    x->copies[i].data = mine;
+    x->copies[i].len = len;
+    lua_pop(L, 1);
+  }
+  return;
+nomem:
+  query_release(&x->q.w);
+  luaL_error(L, "not enough memory");
+}
+
+/* pg_script(conninfo, sql, copies [, block]) */
+static int pg_script(lua_State *L) {
+  Query *x;
+  int block = lua_toboolean(L, 4);
+  luaL_checkstring(L, 1);
+  luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  x = new_query(L, lua_tostring(L, 1));
+  copy_copies(L, x);
+  return run_query(L, x, start_script, block);
+}
+
+/* pg_public_conninfo(conninfo): the same connection string without its
+** password, in keyword = 'value' form (a URI is rewritten), or nil and a
+** message when libpq cannot read it. What a target keeps in the store:
+** the password then comes from PGPASSWORD or ~/.pgpass when the string
+** is used alone (`tide drop`). */
+static int pg_public_conninfo(lua_State *L) {
+  char *err = NULL;
+  PQconninfoOption *o = PQconninfoParse(luaL_checkstring(L, 1), &err), *i;
+  luaL_Buffer b;
+  int first = 1;
+  if (o == NULL) {
+    PQfreemem(err);
+    luaL_pushfail(L);
+    lua_pushstring(L, "the connection string is not one libpq reads (check "
+                   "its keywords and quoting)");
+    return 2;
+  }
+  luaL_buffinit(L, &b);
+  for (i = o; i->keyword; i++) {
+    const char *v;
+    if (i->val == NULL || i->val[0] == '\0' ||
+        strcmp(i->keyword, "password") == 0)
+      continue;
+    if (!first) luaL_addchar(&b, ' ');
+    first = 0;
+    luaL_addstring(&b, i->keyword);
+    luaL_addstring(&b, "='");
+    for (v = i->val; *v; v++) {
+      if (*v == '\'' || *v == '\\') luaL_addchar(&b, '\\');
+      luaL_addchar(&b, *v);
+    }
+    luaL_addchar(&b, '\'');
+  }
+  PQconninfoFree(o);
+  luaL_pushresult(&b);
+  return 1;
 }
 
 /* pg_identity(conninfo) */
@@ -261,8 +469,17 @@ static int pg_identity(lua_State *L) {
 }
 
 void tide_lpg_open(lua_State *L) {
+  if (luaL_newmetatable(L, CONN_TYPE)) {
+    lua_pushcfunction(L, conn_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, pg_script);
+  lua_setfield(L, -2, "pg_script");
   lua_pushcfunction(L, pg_query);
   lua_setfield(L, -2, "pg_query");
+  lua_pushcfunction(L, pg_public_conninfo);
+  lua_setfield(L, -2, "pg_public_conninfo");
   lua_pushcfunction(L, pg_identity);
   lua_setfield(L, -2, "pg_identity");
 }

@@ -6,7 +6,7 @@
 
 #include "pg.h"
 
-enum { CONNECTING, FLUSHING, READING, OVER };
+enum { CONNECTING, FLUSHING, READING, COPYING, OVER };
 
 typedef struct {
   uv_poll_t poll;
@@ -110,6 +110,38 @@ static void watch(tide_PgQuery *q, int events) {
   uv_poll_start(&w->poll, events, on_poll);
 }
 
+static void flush(tide_PgQuery *q);
+
+/* Sends the data of the COPY the server waits for, then its end: the
+** next of the caller's copies, or an error when there is none left (the
+** server then fails the COPY). In non-blocking mode libpq queues the data
+** in its buffer; flush sends it as the socket takes it. */
+static void put_copy(tide_PgQuery *q) {
+  PGconn *c = q->conn;
+  int r;
+  if (q->copy_at < q->ncopies) {
+    const tide_PgCopy *d = &q->copies[q->copy_at++];
+    size_t at = 0;
+    while (at < d->len) {
+      size_t n = d->len - at < 65536 ? d->len - at : 65536;
+      if (PQputCopyData(c, d->data + at, (int)n) != 1) {
+        fail(q, PQerrorMessage(c));
+        return;
+      }
+      at += n;
+    }
+    r = PQputCopyEnd(c, NULL);
+  } else {
+    r = PQputCopyEnd(c, "the script has more COPY statements than data");
+  }
+  if (r != 1) {
+    fail(q, PQerrorMessage(c));
+    return;
+  }
+  q->phase = FLUSHING;
+  flush(q);
+}
+
 /* Reads what has come; at the last result the query is over. */
 static void read_results(tide_PgQuery *q) {
   PGconn *c = q->conn;
@@ -133,6 +165,13 @@ static void read_results(tide_PgQuery *q) {
       q->result = r;
       break;
     case PGRES_COPY_IN:
+      PQclear(r);
+      if (q->simple) {
+        q->phase = COPYING;
+        put_copy(q);
+        return;
+      }
+      /* fall through */
     case PGRES_COPY_OUT:
     case PGRES_COPY_BOTH:
       /* The connection is in a COPY no one will end: it is dropped. */
@@ -156,15 +195,24 @@ static void flush(tide_PgQuery *q) {
   } else if (r > 0) {
     watch(q, UV_READABLE | UV_WRITABLE);
   } else {
+    /* What came while sending (an error the server raised early) is
+    ** already read into libpq's buffer: no socket event would tell. */
     q->phase = READING;
-    watch(q, UV_READABLE);
+    read_results(q);
   }
 }
 
 static void send_query(tide_PgQuery *q) {
-  if (PQsetnonblocking(q->conn, 1) != 0 ||
-      !PQsendQueryParams(q->conn, q->sql, q->nparams, NULL,
-                         (const char *const *)q->params, NULL, NULL, 0)) {
+  int sent;
+  if (PQsetnonblocking(q->conn, 1) != 0) {
+    fail(q, PQerrorMessage(q->conn));
+    return;
+  }
+  sent = q->simple ? PQsendQuery(q->conn, q->sql)
+                   : PQsendQueryParams(q->conn, q->sql, q->nparams, NULL,
+                                       (const char *const *)q->params, NULL,
+                                       NULL, 0);
+  if (!sent) {
     fail(q, PQerrorMessage(q->conn));
     return;
   }
@@ -192,6 +240,9 @@ static void step(tide_PgQuery *q, int readable) {
   case READING:
     read_results(q);
     break;
+  case COPYING:
+    flush(q);
+    break;
   default:
     break;
   }
@@ -218,39 +269,46 @@ static int find_password(tide_PgQuery *q, const char *conninfo) {
   return 0;
 }
 
-int tide_pg_query_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
-                        void *ud, const char *conninfo, const char *sql,
-                        int nparams, const char *const *params) {
-  void (*done)(tide_PgQuery *) = q->done;
-  tide_Wait w = q->w;
-  int i, rc;
-  memset(q, 0, sizeof *q);
-  q->w = w;
-  q->done = done;
-  q->loop = loop;
-  q->alloc = alloc;
-  q->ud = ud;
-  q->fd = -1;
-  q->sql = copy(q, sql);
-  if (q->sql == NULL) return TIDE_ENOMEM;
-  if (nparams > 0) {
-    q->params = alloc(ud, NULL, 0, (size_t)nparams * sizeof *q->params);
-    if (q->params == NULL) return TIDE_ENOMEM;
-    memset(q->params, 0, (size_t)nparams * sizeof *q->params);
-    q->nparams = nparams;
-    for (i = 0; i < nparams; i++)
-      if (params[i] && (q->params[i] = copy(q, params[i])) == NULL)
-        return TIDE_ENOMEM;
+/* Whether a kept connection can take a query: the server may have closed
+** it since (a restart, an idle timeout), which reading what is pending
+** finds out without blocking (libpq's sockets never block). */
+static int still_usable(PGconn *c) {
+  return PQstatus(c) == CONNECTION_OK && PQconsumeInput(c) &&
+         PQstatus(c) == CONNECTION_OK &&
+         PQtransactionStatus(c) == PQTRANS_IDLE && !PQisBusy(c);
+}
+
+/* Notices (a table that was not there to drop) are not errors: libpq
+** would print them on stderr. */
+static void ignore_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+/* Connects (or takes the kept connection) and sends once connected. */
+static int connect_and_send(tide_PgQuery *q, const char *conninfo,
+                            void *reuse) {
+  int rc = find_password(q, conninfo);
+  if (rc == TIDE_ENOMEM) {
+    if (reuse) PQfinish(reuse);
+    return rc;
   }
-  rc = find_password(q, conninfo);
-  if (rc == TIDE_ENOMEM) return rc;
   if (rc == 1) {
+    if (reuse) PQfinish(reuse);
     fail(q, "the connection string is not one libpq reads (check its "
          "keywords and quoting)");
     return 0;
   }
+  if (reuse && still_usable(reuse)) {
+    q->conn = reuse;
+    q->reused = 1;
+    send_query(q);
+    return 0;
+  }
+  if (reuse) PQfinish(reuse);
   q->conn = PQconnectStart(conninfo);
   if (q->conn == NULL) return TIDE_ENOMEM;
+  PQsetNoticeProcessor(q->conn, ignore_notice, NULL);
   if (PQstatus(q->conn) == CONNECTION_BAD) {
     fail(q, PQerrorMessage(q->conn));
     return 0;
@@ -261,8 +319,73 @@ int tide_pg_query_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
   return 0;
 }
 
+/* Clears q but for what its caller set: done, the wait, a kept conn. */
+static void *reset(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                   void *ud) {
+  void (*done)(tide_PgQuery *) = q->done;
+  tide_Wait w = q->w;
+  void *reuse = q->conn;
+  memset(q, 0, sizeof *q);
+  q->w = w;
+  q->done = done;
+  q->loop = loop;
+  q->alloc = alloc;
+  q->ud = ud;
+  q->fd = -1;
+  return reuse;
+}
+
+int tide_pg_script_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                         void *ud, const char *conninfo, const char *sql,
+                         int ncopies, const tide_PgCopy *copies) {
+  void *reuse = reset(q, loop, alloc, ud);
+  q->simple = 1;
+  q->copies = copies;
+  q->ncopies = ncopies;
+  q->sql = copy(q, sql);
+  if (q->sql == NULL) {
+    if (reuse) PQfinish(reuse);
+    return TIDE_ENOMEM;
+  }
+  return connect_and_send(q, conninfo, reuse);
+}
+
+int tide_pg_query_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                        void *ud, const char *conninfo, const char *sql,
+                        int nparams, const char *const *params) {
+  void *reuse = reset(q, loop, alloc, ud);
+  int i;
+  if ((q->sql = copy(q, sql)) == NULL) goto nomem;
+  if (nparams > 0) {
+    q->params = alloc(ud, NULL, 0, (size_t)nparams * sizeof *q->params);
+    if (q->params == NULL) goto nomem;
+    memset(q->params, 0, (size_t)nparams * sizeof *q->params);
+    q->nparams = nparams;
+    for (i = 0; i < nparams; i++)
+      if (params[i] && (q->params[i] = copy(q, params[i])) == NULL)
+        goto nomem;
+  }
+  return connect_and_send(q, conninfo, reuse);
+nomem:
+  if (reuse) PQfinish(reuse);
+  return TIDE_ENOMEM;
+}
+
 void tide_pg_query_cancel(tide_PgQuery *q) {
   if (!q->ended) fail(q, "the query was cancelled");
+}
+
+void *tide_pg_query_keep(tide_PgQuery *q) {
+  PGconn *c = q->conn;
+  if (!q->ok || c == NULL || PQstatus(c) != CONNECTION_OK ||
+      PQtransactionStatus(c) != PQTRANS_IDLE || PQisBusy(c))
+    return NULL;
+  q->conn = NULL;
+  return c;
+}
+
+void tide_pg_conn_free(void *conn) {
+  if (conn) PQfinish(conn);
 }
 
 void tide_pg_query_close(tide_PgQuery *q) {

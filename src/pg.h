@@ -13,9 +13,21 @@
 ** over (a result, an error, or tide_pg_query_cancel) and its handles are
 ** closed, its done callback runs once from a loop callback (or from
 ** tide_pg_query_start itself, for a connection string libpq cannot read);
-** tide_pg_query_close then frees the result and the connection. One
-** connection per query: the caller that runs many keeps its own (a later
-** step).
+** tide_pg_query_close then frees the result and the connection.
+**
+** Kept connections: a caller that runs many queries sets q->conn to a
+** connection an earlier query gave up (tide_pg_query_keep) before it
+** starts the next; the query then skips connecting. A kept connection is
+** checked before it is used (one the server closed since is dropped and a
+** new one made), and is only given up when it is idle: no transaction
+** open, nothing unread.
+**
+** Scripts: tide_pg_script_start sends statements separated by semicolons
+** in one message (libpq's simple protocol, no parameters); each `COPY ...
+** FROM STDIN` among them takes the next of the caller's copies as its
+** data, so values travel as COPY data, never as SQL. An error stops the
+** script where it is (the server skips the rest); the result kept is the
+** last statement's.
 **
 ** Secrets: conninfo may hold a password. It is never copied into a
 ** message: libpq's messages are scrubbed of the password's text, and a
@@ -35,6 +47,12 @@
 
 typedef struct tide_PgQuery tide_PgQuery;
 
+/* COPY data in PostgreSQL's text format, for one COPY ... FROM STDIN. */
+typedef struct tide_PgCopy {
+  const char *data;
+  size_t len;
+} tide_PgCopy;
+
 struct tide_PgQuery {
   tide_Wait w;                /* first: a task waits on the query */
   uv_loop_t *loop;
@@ -52,6 +70,10 @@ struct tide_PgQuery {
   int closing;                /* handles waiting for their close */
   int ok;                     /* the query ran: result is its result */
   int ended;                  /* the outcome is in */
+  int simple;                 /* sql is a script (tide_pg_script_start) */
+  const struct tide_PgCopy *copies; /* the script's COPY data, borrowed */
+  int ncopies, copy_at;       /* how many; the next to send */
+  int reused;                 /* conn was kept from an earlier query */
   void (*done)(tide_PgQuery *q);
   char message[512];          /* why it failed, scrubbed */
 };
@@ -63,6 +85,19 @@ struct tide_PgQuery {
 int tide_pg_query_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
                         void *ud, const char *conninfo, const char *sql,
                         int nparams, const char *const *params);
+/* Starts a script on loop (see above): copies (borrowed: they must live
+** until q->done runs) feed its COPY statements in order. Otherwise as
+** tide_pg_query_start. */
+int tide_pg_script_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                         void *ud, const char *conninfo, const char *sql,
+                         int ncopies, const tide_PgCopy *copies);
+/* After q->done: q's connection when the query succeeded and the
+** connection is idle (q no longer owns it; the caller frees it with
+** tide_pg_conn_free or hands it to the next query as q->conn), else NULL
+** (tide_pg_query_close frees it). */
+void *tide_pg_query_keep(tide_PgQuery *q);
+/* Frees a connection tide_pg_query_keep gave. */
+void tide_pg_conn_free(void *conn);
 /* Ends q early if it is under way (its done callback follows once its
 ** handle is closed). */
 void tide_pg_query_cancel(tide_PgQuery *q);

@@ -15,9 +15,15 @@
 -- postgres.rows(conn, sql, { key = column or { columns } }) -> a source:
 --   the rows of the query keyed by the key column(s), as sqlite.rows; a
 --   row's component runs again when its content changes.
+-- postgres.table{...}, postgres.search{...}, postgres.hybrid_search{...}:
+--   the target and the searches (postgres_table.lua, postgres_search.lua).
+-- Connections are kept between calls (lpg.c), a few per connection
+-- string.
 local core = require "tide.core"
 local json = require "tide.json"
 local keyed_rows = require "tide.rows"
+local ptable = require "tide.postgres_table"
+local search = require "tide.postgres_search"
 
 local type, error, pairs, ipairs, tostring = type, error, pairs, ipairs,
   tostring
@@ -108,5 +114,14 @@ function M.rows(conn, sql, opts)
   return { kind = "postgres.rows", conn = conn, identity = identity,
            sql = sql, key = key, items = items }
 end
+
+-- ---- The target and the searches ----
+
+-- postgres.table{ conn, name, schema, fts, fts_config, vector_index,
+-- adopt }: see postgres_table.lua.
+M.table, M.target = ptable.table, ptable.target
+-- postgres.search{...}, postgres.hybrid_search{...}: see
+-- postgres_search.lua.
+M.search, M.hybrid_search = search.search, search.hybrid_search
 
 return M

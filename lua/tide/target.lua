@@ -31,6 +31,9 @@ end
 local builtin = {
   ["fs.dir"] = function() return require("tide.fs").dir_target end,
   ["sqlite.table"] = function() return require("tide.sqlite").target end,
+  ["postgres.table"] = function()
+    return require("tide.postgres").target
+  end,
 }
 
 function M.type_named(name)
