@@ -2,7 +2,8 @@
 ** Lua binding of PostgreSQL queries (pg.h): core.pg_query and
 ** core.pg_script, which tide.postgres composes.
 **
-** pg_query(conninfo, sql [, params [, block]]) -> result | nil, message
+** pg_query(conninfo, sql [, params [, block]]) -> result | nil, message,
+**   sqlstate (the server's error code, nil for a failure of the client)
 **   conninfo: a libpq connection string or URI ("" takes the PG*
 **   environment variables); params: a list of values for $1..$n (strings,
 **   numbers, booleans; nil is NULL up to params.n or #params). Inside a
@@ -16,7 +17,8 @@
 **   other type (numeric, json, dates, ...) as PostgreSQL's text; kinds
 **   are "integer", "number", "boolean", "bytes", "json" (json and jsonb:
 **   the Lua side decodes them) or "text".
-** pg_script(conninfo, sql, copies [, block]) -> result | nil, message
+** pg_script(conninfo, sql, copies [, block]) -> result | nil, message,
+**   sqlstate
 **   sql: statements separated by semicolons, without parameters; copies:
 **   a list of strings, the data of its `COPY ... FROM STDIN` statements
 **   in order (pg.h's scripts). result: the last statement's, as above.
@@ -211,7 +213,9 @@ static int query_result(lua_State *L, Query *x) {
   if (!x->q.ok) {
     luaL_pushfail(L);
     lua_pushstring(L, x->q.message);
-    n = 2;
+    if (x->q.sqlstate[0]) lua_pushstring(L, x->q.sqlstate);
+    else lua_pushnil(L);
+    n = 3;
   } else {
     int rows = PQntuples(r), cols = PQnfields(r), i, j;
     int *kinds = lua_newuserdatauv(L, (size_t)(cols + 1) * sizeof *kinds, 0);

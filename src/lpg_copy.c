@@ -3,12 +3,14 @@
 ** it upserts and deletes them in one statement each.
 **
 ** Added to tide.core:
-**   pg_copy_rows(plan, changes, vectors) -> data | nil, message
+**   pg_copy_rows(plan, changes, vectors [, bare]) -> data | nil, message
 **     plan and changes as db:apply takes them (lrows.h); vectors is
 **     "array" (real[] text, {1,2}) or "pgvector" ([1,2]). data is COPY
 **     text, one line per change in order: its position (from 1), whether
 **     it deletes (t/f), then every column of the plan, in PostgreSQL's
 **     text format; a delete holds its key columns and \N for the others.
+**     bare leaves the first two columns out (rows to COPY straight into
+**     the table: the changes must all be upserts).
 **
 ** Text format (PostgreSQL's COPY documentation): columns separated by a
 ** tab, NULL as \N, and in a value a backslash, tab, newline and carriage
@@ -46,25 +48,34 @@ static int put(tide_Buf *b, const char *p, size_t n) {
 
 #define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
 
-/* A text value, escaped; TIDE_EINVAL at a NUL byte. */
+/* The bytes a text value cannot hold as they are. */
+static const unsigned char special[256] = {
+  ['\0'] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, ['\\'] = 1,
+};
+
+/* A text value, escaped; TIDE_EINVAL at a NUL byte. Runs of plain bytes
+** are copied whole. */
 static int put_text(tide_Buf *b, const char *p, size_t len) {
-  size_t i, from = 0;
+  const unsigned char *u = (const unsigned char *)p;
+  size_t i = 0, from = 0;
   int rc = 0;
-  for (i = 0; i < len && rc == 0; i++) {
-    const char *esc = NULL;
-    switch (p[i]) {
-    case '\\': esc = "\\\\"; break;
-    case '\t': esc = "\\t"; break;
-    case '\n': esc = "\\n"; break;
-    case '\r': esc = "\\r"; break;
-    case '\0': return TIDE_EINVAL;
-    default: continue;
-    }
+  for (;;) {
+    while (i < len && !special[u[i]]) i++;
+    if (i == len) break;
     rc = put(b, p + from, i - from);
-    if (rc == 0) rc = put(b, esc, 2);
-    from = i + 1;
+    if (rc == 0) {
+      switch (p[i]) {
+      case '\\': rc = put(b, "\\\\", 2); break;
+      case '\t': rc = put(b, "\\t", 2); break;
+      case '\n': rc = put(b, "\\n", 2); break;
+      case '\r': rc = put(b, "\\r", 2); break;
+      default: return TIDE_EINVAL;
+      }
+    }
+    if (rc) return rc;
+    from = ++i;
   }
-  return rc ? rc : put(b, p + from, len - from);
+  return put(b, p + from, len - from);
 }
 
 static int put_bytea(tide_Buf *b, const unsigned char *p, size_t len) {
@@ -126,13 +137,13 @@ static int put_value(tide_Buf *b, const tide_RowColumn *col,
 
 /* The line of change i, whose values are in s->vals. */
 static int put_line(tide_RowPlan *s, tide_Buf *b, lua_Integer i,
-                    int is_delete, int pgvector) {
+                    int is_delete, int pgvector, int bare) {
   char head[32];
-  int c, k, rc = put(b, head, (size_t)snprintf(head, sizeof head,
+  int c, k, rc = bare ? 0 : put(b, head, (size_t)snprintf(head, sizeof head,
                      "%lld\t%s", (long long)i, is_delete ? "t" : "f"));
   for (c = 0; c < s->table.ncols && rc == 0; c++) {
     const tide_SqlValue *v = &s->vals[c];
-    rc = PUTS(b, "\t");
+    if (c > 0 || !bare) rc = PUTS(b, "\t");
     if (is_delete) { /* the key's values are in key order */
       v = NULL;
       for (k = 0; k < s->table.nkeys; k++)
@@ -156,7 +167,14 @@ static int put_line(tide_RowPlan *s, tide_Buf *b, lua_Integer i,
   return rc;
 }
 
-/* pg_copy_rows(plan, changes, vectors) */
+/* A delete cannot be a bare row: the caller's mistake, reported. */
+static int bare_delete(tide_RowPlan *s, lua_Integer i) {
+  snprintf(s->err, sizeof s->err, "change %lld: a delete among bare rows",
+           (long long)i);
+  return TIDE_EINVAL;
+}
+
+/* pg_copy_rows(plan, changes, vectors [, bare]) */
 static int pg_copy_rows(lua_State *L) {
   static const char *const styles[] = {"array", "pgvector", NULL};
   void *ud;
@@ -164,10 +182,11 @@ static int pg_copy_rows(lua_State *L) {
   tide_RowPlan *s;
   CopyOut *o;
   lua_Integer i, n;
-  int pgvector;
+  int pgvector, bare;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   pgvector = luaL_checkoption(L, 3, NULL, styles) == 1;
+  bare = lua_toboolean(L, 4);
   lua_settop(L, 2);
   s = tide_rowplan_push(L, 1); /* 3: plan, 4: names, 5: types */
   o = lua_newuserdatauv(L, sizeof *o, 0);
@@ -178,7 +197,8 @@ static int pg_copy_rows(lua_State *L) {
     int is_delete;
     lua_rawgeti(L, 2, i);
     if (tide_rowplan_change(s, L, i, lua_gettop(L), 4, 5, &is_delete) ||
-        put_line(s, &o->out, i, is_delete, pgvector)) {
+        (is_delete && bare && bare_delete(s, i)) ||
+        put_line(s, &o->out, i, is_delete, pgvector, bare)) {
       luaL_pushfail(L);
       lua_pushstring(L, s->err);
       return 2;

@@ -179,7 +179,11 @@ static void read_results(tide_PgQuery *q) {
       fail(q, "COPY is not a statement a query can run");
       return;
     default:
-      if (q->message[0] == '\0') set_message(q, PQresultErrorMessage(r));
+      if (q->message[0] == '\0') {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        set_message(q, PQresultErrorMessage(r));
+        snprintf(q->sqlstate, sizeof q->sqlstate, "%s", code ? code : "");
+      }
       PQclear(r);
       break;
     }

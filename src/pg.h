@@ -76,6 +76,7 @@ struct tide_PgQuery {
   int reused;                 /* conn was kept from an earlier query */
   void (*done)(tide_PgQuery *q);
   char message[512];          /* why it failed, scrubbed */
+  char sqlstate[6];           /* the server's error code, or "" */
 };
 
 /* Starts q on loop: conninfo (a libpq connection string or URI; empty:

@@ -249,6 +249,12 @@ function Run:container(tt, spec, frame, level)
         owner_id = row.owner_id, fresh = created,
         key_what = short .. " key", value_what = short .. " value" }
   if not self.opts.preview then self:setup_container(tt, spec, c, row) end
+  -- A target whose writes cost much per batch (a database round trip)
+  -- asks for bigger ones, unless the run was given a size.
+  if tt.batch_size and not self.opts.batch_size
+     and tt.batch_size > self.batch_size then
+    self.batch_size = tt.batch_size
+  end
   self.containers[ckey] = c
   self.containers_id[c.id] = c
   self.declared_ids[c.id] = true

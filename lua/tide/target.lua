@@ -3,7 +3,10 @@
 --
 -- A target type is { name, identity(spec), short_name(spec),
 -- setup(spec, prev) -> survived, apply(spec, changes), drop(spec),
--- recover(spec), exists(spec) }; see tide.target_type. exists, optional,
+-- recover(spec), exists(spec), batch_size }; see tide.target_type.
+-- batch_size, optional, is the number of components a run's batches
+-- should hold at least once the target is declared (a target whose
+-- every apply costs a round trip to a server). exists, optional,
 -- says whether the container is still there (a run recreates and refills
 -- one that is gone). recover, optional, is called
 -- before a run that follows one that never finished (killed), to clean up
