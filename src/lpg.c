@@ -22,6 +22,10 @@
 **   sql: statements separated by semicolons, without parameters; copies:
 **   a list of strings, the data of its `COPY ... FROM STDIN` statements
 **   in order (pg.h's scripts). result: the last statement's, as above.
+** pg_listen(conninfo, sql) -> listener | nil, message, sqlstate
+**   runs sql (LISTEN "channel") on a connection of its own, kept for
+**   listener:wait([timeout_ms]) -> { payloads } | nil, message (the
+**   connection lost), which waits as pg_query does; listener:close().
 ** pg_identity(conninfo) -> "user@host:port/dbname" | nil, message
 ** pg_public_conninfo(conninfo) -> the string without its password | nil,
 **   message
@@ -50,6 +54,7 @@
 enum { POOL_SIZE = 4 };
 
 #define CONN_TYPE "tide.PgConn"
+#define LISTENER_TYPE "tide.PgListener"
 #define POOL_KEY "tide.pg_pool"
 
 typedef struct {
@@ -58,6 +63,7 @@ typedef struct {
   void *ud;
   tide_PgCopy *copies; /* a script's COPY data, owned */
   int ncopies;
+  int listen;          /* pg_listen: the connection becomes a listener */
 } Query;
 
 /* An idle connection in the pool. */
@@ -206,9 +212,22 @@ static void push_value(lua_State *L, const PGresult *r, int row, int col,
 
 /* The outcome of a finished query, pushed; x is released and its
 ** connection kept when it may be (conninfo at index 1). */
+static void push_listener(lua_State *L, void *conn);
+
 static int query_result(lua_State *L, Query *x) {
   PGresult *r = x->q.result;
   int n = 1;
+  if (x->listen && x->q.ok) {
+    void *conn = tide_pg_query_keep(&x->q);
+    tide_sched_wait_end(&x->q.w);
+    if (conn == NULL) {
+      luaL_pushfail(L);
+      lua_pushstring(L, "the connection is not idle after LISTEN");
+      return 2;
+    }
+    push_listener(L, conn);
+    return 1;
+  }
   give_back(L, lua_tostring(L, 1), &x->q);
   if (!x->q.ok) {
     luaL_pushfail(L);
@@ -460,6 +479,151 @@ static int pg_public_conninfo(lua_State *L) {
   return 1;
 }
 
+/* ---- Listeners ---- */
+
+typedef struct {
+  void *conn; /* PGconn that ran LISTEN; NULL while a wait holds it */
+} Listener;
+
+typedef struct {
+  tide_PgListen l; /* first: its tide_Wait is the wait's */
+  lua_Alloc alloc;
+  void *ud;
+  int started;
+} ListenWait;
+
+static void push_listener(lua_State *L, void *conn) {
+  Listener *li = lua_newuserdatauv(L, sizeof *li, 0);
+  li->conn = conn;
+  luaL_setmetatable(L, LISTENER_TYPE);
+}
+
+static int listener_close(lua_State *L) {
+  Listener *li = luaL_checkudata(L, 1, LISTENER_TYPE);
+  tide_pg_conn_free(li->conn);
+  li->conn = NULL;
+  return 0;
+}
+
+static void listen_done(tide_PgListen *l) { tide_wait_done(&l->w); }
+
+static void listen_cancel(tide_Wait *w) {
+  tide_pg_listen_cancel((tide_PgListen *)w);
+}
+
+/* Frees the wait, and its connection when no task came back for it. */
+static void listen_release(tide_Wait *w) {
+  ListenWait *x = (ListenWait *)w;
+  tide_pg_listen_close(&x->l);
+  x->alloc(x->ud, x, sizeof *x, 0);
+}
+
+static void add_payload(void *arg, const char *payload) {
+  lua_State *L = arg;
+  lua_pushstring(L, payload);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* Pushes the payloads that came (a list), or nil and a message when the
+** connection is lost (it is then closed). */
+static int drained(lua_State *L, Listener *li) {
+  char why[512];
+  lua_newtable(L);
+  if (tide_pg_listen_drain(li->conn, add_payload, L, why, sizeof why))
+    return 1;
+  tide_pg_conn_free(li->conn);
+  li->conn = NULL;
+  luaL_pushfail(L);
+  lua_pushstring(L, why);
+  return 2;
+}
+
+/* After a wait: the connection back to the listener (index 1), then
+** what came. */
+static int listen_result(lua_State *L, ListenWait *x) {
+  Listener *li = lua_touserdata(L, 1);
+  li->conn = x->l.conn;
+  x->l.conn = NULL;
+  tide_sched_wait_end(&x->l.w);
+  return drained(L, li);
+}
+
+static int listen_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return listen_result(L, (ListenWait *)ctx);
+}
+
+/* listener:wait([timeout_ms]) -> payloads | nil, message. Returns what
+** came already at once; else waits for the server (the task yields, or
+** the caller blocks) at most timeout_ms (none: no limit). An empty list:
+** the time ran out. */
+static int listener_wait(lua_State *L) {
+  Listener *li = luaL_checkudata(L, 1, LISTENER_TYPE);
+  int timeout = (int)luaL_optinteger(L, 2, -1), anchor, rc, n;
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  tide_Sched *s;
+  ListenWait *x;
+  if (li->conn == NULL) return luaL_error(L, "the listener is closed");
+  lua_settop(L, 1);
+  n = drained(L, li);
+  if (n == 2 || lua_rawlen(L, -1) > 0) return n;
+  lua_settop(L, 1);
+  x = alloc(ud, NULL, 0, sizeof *x);
+  if (x == NULL) return luaL_error(L, "not enough memory");
+  memset(x, 0, sizeof *x);
+  x->alloc = alloc;
+  x->ud = ud;
+  x->l.done = listen_done;
+  x->l.w.cancel = listen_cancel;
+  x->l.w.release = listen_release;
+  x->l.conn = li->conn;
+  li->conn = NULL;
+  s = tide_lsched_suspend(L, &anchor);
+  if (s != NULL) {
+    tide_sched_wait_begin(s, &x->l.w, anchor);
+    if ((rc = tide_pg_listen_start(&x->l, tide_sched_loop(s), timeout))
+        != 0) {
+      x->l.ended = 1;
+      tide_wait_done(&x->l.w);
+    }
+    return tide_lsched_yield(L, (lua_KContext)x, listen_k);
+  }
+  {
+    uv_loop_t loop;
+    if ((rc = uv_loop_init(&loop)) == 0) {
+      if (tide_pg_listen_start(&x->l, &loop, timeout) == 0)
+        while (!x->l.w.done) uv_run(&loop, UV_RUN_ONCE);
+      uv_run(&loop, UV_RUN_DEFAULT);
+      uv_loop_close(&loop);
+    }
+    x->l.w.done = 1;
+    return listen_result(L, x);
+  }
+}
+
+static int start_listen(Query *x, uv_loop_t *loop, lua_State *L) {
+  return tide_pg_query_start(&x->q, loop, x->alloc, x->ud,
+                             lua_tostring(L, 1), lua_tostring(L, 2), 0,
+                             NULL);
+}
+
+/* pg_listen(conninfo, sql) -> listener | nil, message, sqlstate: runs sql
+** (LISTEN "channel", one or more) on a connection of its own, which then
+** waits for notifications (listener:wait, listener:close). */
+static int pg_listen(lua_State *L) {
+  Query *x;
+  luaL_checkstring(L, 1);
+  luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  x = new_query(L, lua_tostring(L, 1));
+  /* Its own connection: a kept one goes back. */
+  tide_pg_conn_free(x->q.conn);
+  x->q.conn = NULL;
+  x->listen = 1;
+  return run_query(L, x, start_listen, 0);
+}
+
 /* pg_identity(conninfo) */
 static int pg_identity(lua_State *L) {
   char out[512];
@@ -473,11 +637,25 @@ static int pg_identity(lua_State *L) {
 }
 
 void tide_lpg_open(lua_State *L) {
+  static const luaL_Reg listener_methods[] = {
+    {"wait", listener_wait},
+    {"close", listener_close},
+    {NULL, NULL},
+  };
   if (luaL_newmetatable(L, CONN_TYPE)) {
     lua_pushcfunction(L, conn_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
+  if (luaL_newmetatable(L, LISTENER_TYPE)) {
+    luaL_newlib(L, listener_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, listener_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, pg_listen);
+  lua_setfield(L, -2, "pg_listen");
   lua_pushcfunction(L, pg_script);
   lua_setfield(L, -2, "pg_script");
   lua_pushcfunction(L, pg_query);

@@ -58,8 +58,28 @@ static void unwatch(tide_PgQuery *q) {
 }
 
 /* The query is over: its handle closes, then done runs. */
+static int start_connecting(tide_PgQuery *q);
+
+/* A kept connection the server closed while it was idle (a restart)
+** fails the query it is given before any result comes: the query is sent
+** again once, on a new connection. */
+static int retry_fresh(tide_PgQuery *q) {
+  if (!q->reused || q->retried || q->conn == NULL || q->conninfo == NULL ||
+      PQstatus(q->conn) != CONNECTION_BAD || q->result != NULL ||
+      q->copy_at > 0)
+    return 0;
+  q->retried = 1;
+  q->reused = 0;
+  unwatch(q);
+  PQfinish(q->conn);
+  q->conn = NULL;
+  q->message[0] = q->sqlstate[0] = '\0';
+  return start_connecting(q) == 0;
+}
+
 static void end(tide_PgQuery *q, int ok) {
   if (q->ended) return;
+  if (!ok && retry_fresh(q)) return;
   q->ended = 1;
   q->ok = ok;
   q->phase = OVER;
@@ -303,6 +323,10 @@ static int connect_and_send(tide_PgQuery *q, const char *conninfo,
          "keywords and quoting)");
     return 0;
   }
+  if ((q->conninfo = copy(q, conninfo)) == NULL) {
+    if (reuse) PQfinish(reuse);
+    return TIDE_ENOMEM;
+  }
   if (reuse && still_usable(reuse)) {
     q->conn = reuse;
     q->reused = 1;
@@ -310,7 +334,11 @@ static int connect_and_send(tide_PgQuery *q, const char *conninfo,
     return 0;
   }
   if (reuse) PQfinish(reuse);
-  q->conn = PQconnectStart(conninfo);
+  return start_connecting(q);
+}
+
+static int start_connecting(tide_PgQuery *q) {
+  q->conn = PQconnectStart(q->conninfo);
   if (q->conn == NULL) return TIDE_ENOMEM;
   PQsetNoticeProcessor(q->conn, ignore_notice, NULL);
   if (PQstatus(q->conn) == CONNECTION_BAD) {
@@ -402,7 +430,8 @@ void tide_pg_query_close(tide_PgQuery *q) {
   if (q->params)
     q->alloc(q->ud, q->params, (size_t)q->nparams * sizeof *q->params, 0);
   release(q, q->password);
-  q->sql = q->password = NULL;
+  release(q, q->conninfo);
+  q->sql = q->password = q->conninfo = NULL;
   q->params = NULL;
   q->nparams = 0;
 }

@@ -19,7 +19,9 @@
 ** connection an earlier query gave up (tide_pg_query_keep) before it
 ** starts the next; the query then skips connecting. A kept connection is
 ** checked before it is used (one the server closed since is dropped and a
-** new one made), and is only given up when it is idle: no transaction
+** new one made; one that fails the query before any result, the server
+** having closed it meanwhile, has the query sent again, once, on a new
+** connection), and is only given up when it is idle: no transaction
 ** open, nothing unread.
 **
 ** Scripts: tide_pg_script_start sends statements separated by semicolons
@@ -74,6 +76,8 @@ struct tide_PgQuery {
   const struct tide_PgCopy *copies; /* the script's COPY data, borrowed */
   int ncopies, copy_at;       /* how many; the next to send */
   int reused;                 /* conn was kept from an earlier query */
+  int retried;                /* sent again on a new connection */
+  char *conninfo;             /* owned copy: to connect again */
   void (*done)(tide_PgQuery *q);
   char message[512];          /* why it failed, scrubbed */
   char sqlstate[6];           /* the server's error code, or "" */
@@ -105,6 +109,42 @@ void tide_pg_query_cancel(tide_PgQuery *q);
 /* Frees q's result, connection and copies (not q). Accepts a query that
 ** failed to start; q must be over. */
 void tide_pg_query_close(tide_PgQuery *q);
+
+/*
+** Waiting for notifications: on a connection that ran LISTEN (kept from
+** its query by tide_pg_query_keep), a tide_PgListen waits until the
+** connection's socket is readable or timeout_ms pass (-1: no timeout).
+** It owns conn while it waits (the caller takes it back after done, or
+** tide_pg_listen_close frees it); the caller then reads what came with
+** tide_pg_listen_drain. Its done callback runs once, from a loop
+** callback, after its handles are closed.
+*/
+typedef struct tide_PgListen tide_PgListen;
+
+struct tide_PgListen {
+  tide_Wait w;                /* first: a task waits on it */
+  tide_Alloc alloc;
+  void *ud;
+  void *conn;                 /* PGconn, owned while waiting */
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int handles;                /* open handles */
+  int ended;                  /* the outcome is in */
+  int timed_out;
+  void (*done)(tide_PgListen *l);
+};
+
+/* 0, or a libuv error code (done does not run; close l). */
+int tide_pg_listen_start(tide_PgListen *l, uv_loop_t *loop, int timeout_ms);
+void tide_pg_listen_cancel(tide_PgListen *l);
+/* Frees conn if l still owns it (not l). l must be over or never begun. */
+void tide_pg_listen_close(tide_PgListen *l);
+/* Reads what the server sent on conn without blocking, and calls each
+** with every notification's payload. 1, or 0 when the connection is lost
+** (its message, scrubbed of nothing: it holds no password, in out). */
+int tide_pg_listen_drain(void *conn, void (*each)(void *arg,
+                         const char *payload), void *arg, char *out,
+                         size_t size);
 
 /* The server conninfo names, "user@host:port/dbname" with libpq's
 ** defaults and the PG* variables applied, written to out; or 0 with a

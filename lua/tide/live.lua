@@ -91,7 +91,9 @@ end
 -- host's callback). emit(key, value) upserts, emit(key, nil) deletes; the
 -- next cycle processes only the keys emitted since the last (the last
 -- value of each) and keeps the source's other components (engine.lua,
--- watched_changes). A watch that raises is said, and its source is
+-- watched_changes). watch(emit, rescan): rescan() has the next cycle list
+-- the source in full instead, once (a watch that may have missed changes
+-- while it could not watch). A watch that raises is said, and its source is
 -- listed in full (items()) at once and at every cycle after.
 local Watchers = {}
 Watchers.__index = Watchers
@@ -102,7 +104,7 @@ local function new_watchers(loop)
 end
 
 local function run_watch(task)
-  local ok, err = pcall(task.watch, task.emit)
+  local ok, err = pcall(task.watch, task.emit, task.rescan)
   if not ok then task.failed = tostring(err) end
 end
 
@@ -138,6 +140,21 @@ function Watchers:emitter(base, name)
   end
 end
 
+-- The rescan of the source mounted at base: the next cycle lists it in
+-- full (what it emitted meanwhile is read again with the rest), for a
+-- watch that may have missed changes (a connection lost and made again).
+function Watchers:rescanner(base)
+  return function()
+    local task = self.tasks[base]
+    if self.stopped or task.failed then return false end
+    if not task.rescan_due then
+      task.rescan_due = true
+      self.count = self.count + 1
+    end
+    return true
+  end
+end
+
 -- Starts the watch of every source of watched not watched yet; returns
 -- whether it started one.
 function Watchers:start(watched)
@@ -149,6 +166,7 @@ function Watchers:start(watched)
       local task = { base = base, name = w.source.kind,
                      watch = w.source.watch }
       task.emit = self:emitter(base, task.name)
+      task.rescan = self:rescanner(base)
       self.tasks[base] = task
       self.sched:spawn(task)
       started = true
@@ -179,7 +197,13 @@ end
 function Watchers:take()
   local emits, list = {}, {}
   for base, task in pairs(self.tasks) do
-    if not task.failed then
+    if task.rescan_due then
+      -- Listed in full: no emits for it this cycle.
+      task.rescan_due = false
+      for _, k in ipairs((self.pending[base] or { keys = {} }).keys) do
+        list[#list + 1] = { source = task.name, key = k }
+      end
+    elseif not task.failed then
       local p = self.pending[base] or { keys = {}, values = {} }
       p.paths = {}
       for i, k in ipairs(p.keys) do

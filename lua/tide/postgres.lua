@@ -15,6 +15,10 @@
 -- postgres.rows(conn, sql, { key = column or { columns } }) -> a source:
 --   the rows of the query keyed by the key column(s), as sqlite.rows; a
 --   row's component runs again when its content changes.
+-- postgres.rows(conn, { table, key = column or { columns }, live }) -> a
+--   source of the table's rows; live = true installs a trigger whose
+--   notifications live mode reprocesses exactly the changed rows from
+--   (postgres_capture.lua).
 -- postgres.table{...}, postgres.search{...}, postgres.hybrid_search{...}:
 --   the target and the searches (postgres_table.lua, postgres_search.lua).
 -- Connections are kept between calls (lpg.c), a few per connection
@@ -24,6 +28,7 @@ local json = require "tide.json"
 local keyed_rows = require "tide.rows"
 local ptable = require "tide.postgres_table"
 local search = require "tide.postgres_search"
+local capture = require "tide.postgres_capture"
 
 local type, error, pairs, ipairs, tostring = type, error, pairs, ipairs,
   tostring
@@ -90,8 +95,11 @@ end
 function M.rows(conn, sql, opts)
   check_conn("postgres.rows", conn)
   if type(sql) == "table" then
-    error("postgres.rows: change capture ({ table, key, live }) is not "
-          .. "available yet: give a query and { key }", 2)
+    if opts ~= nil then
+      error("postgres.rows: give a query and { key }, or { table, key, "
+            .. "live }", 2)
+    end
+    return capture.rows(conn, sql)
   end
   if type(sql) ~= "string" or sql == "" then
     error("postgres.rows: sql must be a query string", 2)
@@ -123,5 +131,6 @@ M.table, M.target = ptable.table, ptable.target
 -- postgres.search{...}, postgres.hybrid_search{...}: see
 -- postgres_search.lua.
 M.search, M.hybrid_search = search.search, search.hybrid_search
+M.capture = capture.target
 
 return M

@@ -47,6 +47,9 @@ local given = {}
 
 local function conn_of(spec) return given[spec.conn] or spec.conn end
 
+-- Another spec keeping public (postgres.rows' capture) was given conn.
+local function remember_conn(public, conn) given[public] = conn end
+
 local function ident(name) return '"' .. name:gsub('"', '""') .. '"' end
 
 -- A table name, "name" or "schema.name", quoted.
@@ -760,6 +763,7 @@ function M.table(opts)
                         spec = spec, schema = rt }, Table)
 end
 
-M.ident, M.table_ident, M.conn_of = ident, table_ident, conn_of
+M.ident, M.table_ident, M.conn_of, M.remember_conn = ident, table_ident,
+  conn_of, remember_conn
 
 return M

@@ -37,6 +37,9 @@ local builtin = {
   ["postgres.table"] = function()
     return require("tide.postgres").target
   end,
+  ["postgres.capture"] = function()
+    return require("tide.postgres").capture
+  end,
 }
 
 function M.type_named(name)

@@ -188,8 +188,7 @@ end)
     assert.has_error(function() postgres.rows(conn, "SELECT 1", {}) end,
       "postgres.rows: key must be a column name or a list of column names")
     assert.has_error(function() postgres.rows(conn, { table = "docs",
-      key = "id", live = true }) end, "postgres.rows: change capture "
-      .. "({ table, key, live }) is not available yet: give a query and "
-      .. "{ key }")
+      key = "id" }, { key = "id" }) end, "postgres.rows: give a query and "
+      .. "{ key }, or { table, key, live }")
   end)
 end)

@@ -1,0 +1,305 @@
+-- Change capture from a PostgreSQL table: postgres.rows(conn, { table,
+-- key, live = true }). tide.postgres exposes it.
+--
+-- The source lists the whole table (SELECT *), keyed by the key
+-- column(s) as postgres.rows keys a query. With live = true it also
+-- installs, in the run that lists it, a trigger on the table that sends
+-- NOTIFY on the channel tide_<table> with the key of every row inserted,
+-- updated or deleted (a JSON array of the key's values; "*" for a
+-- TRUNCATE, or a key too long for a notification). The trigger is a
+-- container of the app (target type postgres.capture, holding no
+-- states): it is removed when the pipeline stops asking for it and by
+-- `tide drop`, and put back when someone removed it.
+--
+-- In live mode the source's watch LISTENs on its own connection; each
+-- notification has the changed rows read again by key and emitted, so a
+-- cycle reprocesses exactly them. When the connection is lost (a server
+-- restart) it connects again, with a growing pause, and asks for the
+-- table to be listed in full once (changes made meanwhile were not
+-- notified); so it does after its first LISTEN, for what changed between
+-- the cycle's listing and it.
+local core = require "tide.core"
+local json = require "tide.json"
+local keyed_rows = require "tide.rows"
+local ptable = require "tide.postgres_table"
+
+local type, error, ipairs, pairs, tostring = type, error, ipairs, pairs,
+  tostring
+local fmt, concat = string.format, table.concat
+local pg_query, pg_script, pg_listen, pg_identity, public_conninfo =
+  core.pg_query, core.pg_script, core.pg_listen, core.pg_identity,
+  core.pg_public_conninfo
+local ident, table_ident = ptable.ident, ptable.table_ident
+local key_text = keyed_rows.key_text
+
+local M = {}
+
+-- A notification holds at most 8000 bytes: a longer key asks for a
+-- rescan instead (the trigger must never fail the user's write).
+local MAX_PAYLOAD = 7900
+
+local function names(spec)
+  local base = spec.table:match("([^.]+)$")
+  local ns = spec.table:match("^([^.]+)%.")
+  local fn = "tide_capture_" .. base
+  return {
+    channel = "tide_" .. base,
+    fn = ns and ident(ns) .. "." .. ident(fn) or ident(fn),
+    trigger = ident("tide_capture"),
+    truncate = ident("tide_capture_truncate"),
+  }
+end
+
+local function fail(spec, msg)
+  error(fmt("postgres.rows %s in %s: %s", spec.table, spec.server, msg), 0)
+end
+
+local function run(spec, conn, sql)
+  local r, err = pg_script(conn, sql, {}, true)
+  if not r then fail(spec, err) end
+  return r
+end
+
+-- ---- The trigger, as a container ----
+
+local capture = { name = "postgres.capture" }
+M.target = capture
+
+function capture.identity(spec)
+  return spec.server .. "#" .. spec.table .. "#capture"
+end
+
+function capture.short_name(spec) return spec.table .. " capture" end
+
+-- Nothing is ever declared in it.
+function capture.apply() end
+
+local function conn_of(spec) return ptable.conn_of(spec) end
+
+-- Installs (or replaces) the function and the triggers.
+function capture.setup(spec)
+  local n, t = names(spec), table_ident(spec.table)
+  local keys = {}
+  for i, k in ipairs(spec.key) do
+    keys[i] = "'" .. k:gsub("'", "''") .. "'"
+  end
+  run(spec, conn_of(spec), concat({
+    "BEGIN;",
+    fmt([[CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql
+AS $tide$
+DECLARE
+  rec jsonb;
+  k jsonb;
+  payload text;
+  i int;
+BEGIN
+  IF TG_LEVEL = 'STATEMENT' THEN
+    PERFORM pg_notify(TG_ARGV[0], '*');
+    RETURN NULL;
+  END IF;
+  FOREACH rec IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[to_jsonb(NEW)]
+      WHEN 'DELETE' THEN ARRAY[to_jsonb(OLD)]
+      ELSE ARRAY[to_jsonb(OLD), to_jsonb(NEW)] END LOOP
+    k := '[]'::jsonb;
+    FOR i IN 1 .. TG_NARGS - 1 LOOP
+      k := k || jsonb_build_array(rec -> TG_ARGV[i]);
+    END LOOP;
+    payload := k::text;
+    IF octet_length(payload) > %d THEN
+      payload := '*';
+    END IF;
+    PERFORM pg_notify(TG_ARGV[0], payload);
+  END LOOP;
+  RETURN NULL;
+END
+$tide$;]], n.fn, MAX_PAYLOAD),
+    fmt("DROP TRIGGER IF EXISTS %s ON %s;", n.trigger, t),
+    fmt("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH "
+      .. "ROW EXECUTE FUNCTION %s('%s', %s);", n.trigger, t, n.fn,
+      n.channel, concat(keys, ", ")),
+    fmt("DROP TRIGGER IF EXISTS %s ON %s;", n.truncate, t),
+    fmt("CREATE TRIGGER %s AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE "
+      .. "FUNCTION %s('%s');", n.truncate, t, n.fn, n.channel),
+    "COMMIT;",
+  }, "\n"))
+  return true
+end
+
+function capture.exists(spec)
+  local r, err = pg_query(conn_of(spec), "SELECT count(*) AS n FROM "
+    .. "pg_trigger WHERE tgrelid = to_regclass($1) AND tgname IN "
+    .. "('tide_capture', 'tide_capture_truncate')",
+    { table_ident(spec.table) }, true)
+  if not r then fail(spec, err) end
+  return r.rows[1].n == 2
+end
+
+-- Removes the triggers and the function (the table itself is the user's).
+function capture.drop(spec)
+  local n = names(spec)
+  run(spec, conn_of(spec), fmt("DROP FUNCTION IF EXISTS %s() CASCADE",
+                                n.fn))
+end
+
+-- ---- The source ----
+
+-- The table's rows, keyed: nil, message when the query fails.
+local function listing(spec, conn)
+  local r, err = require("tide.postgres").query(conn, "SELECT * FROM "
+    .. table_ident(spec.table))
+  if not r then return nil, err end
+  return r
+end
+
+local function items(self)
+  local function failing(msg, ...)
+    error(fmt("postgres.rows %s: " .. msg, self.spec.server, ...), 0)
+  end
+  local r, err = listing(self.spec, self.conn)
+  if not r then failing("%s", (err:gsub("^postgres [^:]*: ", ""))) end
+  return keyed_rows.keyed(r.rows, r.columns, self.spec.key,
+                          "SELECT * FROM " .. self.spec.table, failing)
+end
+
+-- The key columns' types, for reading rows back by key.
+local function key_types(spec, conn)
+  local r, err = pg_query(conn, "SELECT a.attname AS name, "
+    .. "format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a "
+    .. "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT "
+    .. "a.attisdropped", { table_ident(spec.table) })
+  if not r then return nil, err end
+  local by_name, out = {}, {}
+  for _, row in ipairs(r.rows) do by_name[row.name] = row.type end
+  for i, k in ipairs(spec.key) do
+    if not by_name[k] then return nil, "no key column " .. k end
+    out[i] = ident(k) .. " " .. by_name[k]
+  end
+  return out
+end
+
+-- Reads the rows of the keys notified and emits each (nil: deleted).
+-- Returns false when it cannot (the next connection rescans).
+local function emit_rows(spec, conn, types, keys, emit)
+  local records, on = {}, {}
+  for i, values in ipairs(keys) do
+    local rec = {}
+    for j, k in ipairs(spec.key) do rec[k] = values[j] end
+    records[i] = rec
+  end
+  for j, k in ipairs(spec.key) do
+    on[j] = fmt("t.%s = x.%s", ident(k), ident(k))
+  end
+  local r = require("tide.postgres").query(conn, fmt("SELECT t.* FROM %s t "
+    .. "JOIN jsonb_to_recordset($1::jsonb) AS x(%s) ON %s",
+    table_ident(spec.table), concat(types, ", "), concat(on, " AND ")),
+    { json.encode(records) })
+  if not r then return false end
+  local found = {}
+  for _, row in ipairs(r.rows) do
+    local parts = {}
+    for j, k in ipairs(spec.key) do parts[j] = key_text(row[k]) end
+    local key = concat(parts, "/")
+    found[key] = true
+    emit(key, row)
+  end
+  for _, values in ipairs(keys) do
+    local parts = {}
+    for j = 1, #spec.key do parts[j] = key_text(values[j]) end
+    local key = concat(parts, "/")
+    if not found[key] then
+      found[key] = true
+      emit(key, nil)
+    end
+  end
+  return true
+end
+
+-- The keys in a batch of payloads; nil when one asks for a rescan.
+local function notified_keys(payloads, nkeys)
+  local keys, seen = {}, {}
+  for _, p in ipairs(payloads) do
+    if p == "*" then return nil end
+    local ok, values = pcall(json.decode, p)
+    if not ok or type(values) ~= "table" or #values ~= nkeys then
+      return nil
+    end
+    local id = p
+    if not seen[id] then
+      seen[id] = true
+      keys[#keys + 1] = values
+    end
+  end
+  return keys
+end
+
+local function watch(self)
+  local spec, conn = self.spec, self.conn
+  local channel = names(spec).channel
+  return function(emit, rescan)
+    local pause = 0.1 -- seconds
+    while true do
+      local l = pg_listen(conn, "LISTEN " .. ident(channel))
+      local types = l and key_types(spec, conn)
+      if l and types then
+        pause = 0.1
+        -- What changed before the LISTEN (since the cycle's listing, or
+        -- while the connection was lost) was not notified.
+        rescan()
+        while true do
+          local payloads = l:wait()
+          if not payloads then break end
+          local keys = notified_keys(payloads, #spec.key)
+          if not keys then
+            rescan()
+          elseif #keys > 0 and not emit_rows(spec, conn, types, keys, emit)
+          then
+            break
+          end
+        end
+      end
+      if l then l:close() end
+      core.sleep(pause)
+      pause = pause < 5 and pause * 2 or 5
+    end
+  end
+end
+
+local options = { table = true, key = true, live = true }
+
+-- postgres.rows(conn, { table, key, live }): see the head of this file.
+function M.rows(conn, opts)
+  for k in pairs(opts) do
+    if not options[k] then
+      error(fmt("postgres.rows: unknown option %s", tostring(k)), 3)
+    end
+  end
+  local tbl = opts.table
+  if type(tbl) ~= "string" or not (tbl:match "^[%a_][%w_]*$"
+     or tbl:match "^[%a_][%w_]*%.[%a_][%w_]*$") then
+    error("postgres.rows: table must be an identifier, or schema.name", 3)
+  end
+  local key = keyed_rows.key_option(opts.key)
+  if not key then
+    error("postgres.rows: key must be a column name or a list of column "
+      .. "names", 3)
+  end
+  if type(key) == "string" then key = { key } end
+  if opts.live ~= nil and type(opts.live) ~= "boolean" then
+    error("postgres.rows: live must be a boolean", 3)
+  end
+  local server, err = pg_identity(conn)
+  if not server then error("postgres.rows: " .. err, 3) end
+  local spec = { conn = public_conninfo(conn), server = server, table = tbl,
+                 key = key }
+  local self = { spec = spec, conn = conn }
+  local engine = require "tide.engine"
+  if opts.live then
+    ptable.remember_conn(spec.conn, conn)
+    engine.declare_target(capture, spec)
+  end
+  return engine.source { name = "postgres.rows",
+    items = function() return items(self) end,
+    watch = opts.live and watch(self) or nil }
+end
+
+return M
