@@ -602,14 +602,15 @@ static int listener_wait(lua_State *L) {
   }
 }
 
+/* A script: LISTEN statements, one per channel. */
 static int start_listen(Query *x, uv_loop_t *loop, lua_State *L) {
-  return tide_pg_query_start(&x->q, loop, x->alloc, x->ud,
-                             lua_tostring(L, 1), lua_tostring(L, 2), 0,
-                             NULL);
+  return tide_pg_script_start(&x->q, loop, x->alloc, x->ud,
+                              lua_tostring(L, 1), lua_tostring(L, 2), 0,
+                              NULL);
 }
 
 /* pg_listen(conninfo, sql) -> listener | nil, message, sqlstate: runs sql
-** (LISTEN "channel", one or more) on a connection of its own, which then
+** (LISTEN "channel"; one or more) on a connection of its own, which then
 ** waits for notifications (listener:wait, listener:close). */
 static int pg_listen(lua_State *L) {
   Query *x;
