@@ -159,6 +159,54 @@ describe("examples/products", function()
     assert.are.equal("0\n", sql(dir .. "/out/catalog.db",
       "SELECT count(*) FROM sections WHERE product = 'mug'"))
   end)
+
+  it("writes the same rows into PostgreSQL with main_postgres.lua",
+     function()
+    local postgres = require "tide.postgres"
+    local pg = os.tmpname()
+    os.remove(pg)
+    local conn, err, code = helpers.run(("sh %s/scripts/pg_server.sh start "
+      .. "%s"):format(q(helpers.root), q(pg)))
+    assert.are.equal(0, code, err)
+    conn = conn:gsub("%s+$", "")
+    local ok, failure = pcall(function()
+      local dir = copy_example("products")
+      local function tide(args)
+        return helpers.run(("cd %s && TIDE_PG=%s %s %s"):format(q(dir),
+          q(conn), q(helpers.tide), args))
+      end
+      local out
+      out, err, code = tide("update main_postgres.lua --json")
+      assert.are.equal(0, code, err)
+      local stats = cjson.decode(out)
+      assert.are.equal(4, stats.components.added)
+      assert.are.same({ inserted = 18, updated = 0, deleted = 0 },
+                      stats.targets)
+      local r = assert(postgres.query(conn, "SELECT variants FROM products "
+        .. "WHERE id = 'mug'"))
+      assert.are.same({ { sku = "M-S", color = "white", size = "small",
+        stock = 40 }, { sku = "M-L", color = "white", size = "large",
+        stock = 25 } }, r.rows[1].variants)
+      r = assert(postgres.query(conn, "SELECT id FROM sections WHERE "
+        .. "tide_fts @@ websearch_to_tsquery('english', 'lumen')"))
+      assert.are.same({ { id = "lamp#2" } }, r.rows)
+      local found = assert(postgres.hybrid_search { conn = conn,
+        table = "sections", text = "clean with a dry cloth", k = 3 })
+      assert.are.equal("lamp#3", found[1].id)
+      assert.are.equal(helpers.read(dir .. "/out/pages_pg/lamp.md"),
+        "# Desk lamp\n\nPrice: 64.00\n\n## Overview\n\nAn articulated "
+        .. "arm and a warm LED.\n\n## Specifications\n\n8 W, 2700 K, 600 "
+        .. "lumen.\n\n## Care\n\nDust with a dry cloth.\n")
+      out, err, code = tide("drop main_postgres.lua")
+      assert.are.equal(0, code, err)
+      r = assert(postgres.query(conn, "SELECT to_regclass('products') IS "
+        .. "NULL AS gone"))
+      assert.is_true(r.rows[1].gone)
+    end)
+    helpers.run(("sh %s/scripts/pg_server.sh stop %s"):format(
+      q(helpers.root), q(pg)))
+    assert(ok, failure)
+  end)
 end)
 
 describe("examples/changelogs", function()
