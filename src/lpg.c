@@ -26,6 +26,11 @@
 **   runs sql (LISTEN "channel") on a connection of its own, kept for
 **   listener:wait([timeout_ms]) -> { payloads } | nil, message (the
 **   connection lost), which waits as pg_query does; listener:close().
+** pg_copy_begin(conninfo, sql [, block]) -> copy | nil, message, sqlstate
+**   sql ends with COPY ... FROM STDIN: its data is sent as it is made,
+**   copy:send(data) -> true | nil, message, then copy:finish([block]) ->
+**   result | nil, message, sqlstate; copy:abort() (or collecting it)
+**   ends it with none of its rows kept.
 ** pg_identity(conninfo) -> "user@host:port/dbname" | nil, message
 ** pg_public_conninfo(conninfo) -> the string without its password | nil,
 **   message
@@ -55,6 +60,7 @@ enum { POOL_SIZE = 4 };
 
 #define CONN_TYPE "tide.PgConn"
 #define LISTENER_TYPE "tide.PgListener"
+#define COPY_TYPE "tide.PgCopy"
 #define POOL_KEY "tide.pg_pool"
 
 typedef struct {
@@ -64,6 +70,7 @@ typedef struct {
   tide_PgCopy *copies; /* a script's COPY data, owned */
   int ncopies;
   int listen;          /* pg_listen: the connection becomes a listener */
+  int copy_begin;      /* pg_copy_begin: it becomes a Copy */
 } Query;
 
 /* An idle connection in the pool. */
@@ -213,6 +220,7 @@ static void push_value(lua_State *L, const PGresult *r, int row, int col,
 /* The outcome of a finished query, pushed; x is released and its
 ** connection kept when it may be (conninfo at index 1). */
 static void push_listener(lua_State *L, void *conn);
+static void push_copy(lua_State *L, void *conn);
 
 static int query_result(lua_State *L, Query *x) {
   PGresult *r = x->q.result;
@@ -226,6 +234,12 @@ static int query_result(lua_State *L, Query *x) {
       return 2;
     }
     push_listener(L, conn);
+    return 1;
+  }
+  if (x->copy_begin && x->q.ok) {
+    void *conn = tide_pg_query_take(&x->q);
+    tide_sched_wait_end(&x->q.w);
+    push_copy(L, conn);
     return 1;
   }
   give_back(L, lua_tostring(L, 1), &x->q);
@@ -625,6 +639,87 @@ static int pg_listen(lua_State *L) {
   return run_query(L, x, start_listen, 0);
 }
 
+/* ---- COPY made as it goes ---- */
+
+typedef struct {
+  void *conn; /* PGconn in its COPY; NULL once ended */
+} Copy;
+
+/* The Copy keeps its connection string as its user value. */
+static void push_copy(lua_State *L, void *conn) {
+  Copy *c = lua_newuserdatauv(L, sizeof *c, 1);
+  c->conn = conn;
+  luaL_setmetatable(L, COPY_TYPE);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+}
+
+/* Frees the connection: the server ends the COPY and keeps none of it. */
+static int copy_abort(lua_State *L) {
+  Copy *c = luaL_checkudata(L, 1, COPY_TYPE);
+  tide_pg_conn_free(c->conn);
+  c->conn = NULL;
+  return 0;
+}
+
+/* copy:send(data) -> true | nil, message */
+static int copy_send(lua_State *L) {
+  Copy *c = luaL_checkudata(L, 1, COPY_TYPE);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  char why[512];
+  if (c->conn == NULL) return luaL_error(L, "the COPY is over");
+  if (!tide_pg_copy_put(c->conn, data, len, why, sizeof why)) {
+    tide_pg_conn_free(c->conn);
+    c->conn = NULL;
+    luaL_pushfail(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int start_copy_end(Query *x, uv_loop_t *loop, lua_State *L) {
+  return tide_pg_copy_end(&x->q, loop, x->alloc, x->ud, lua_tostring(L, 1));
+}
+
+/* copy:finish([block]) -> result | nil, message, sqlstate: ends the COPY
+** and gives its outcome, as pg_script does. */
+static int copy_finish(lua_State *L) {
+  Copy *c = luaL_checkudata(L, 1, COPY_TYPE);
+  int block = lua_toboolean(L, 2);
+  Query *x;
+  if (c->conn == NULL) return luaL_error(L, "the COPY is over");
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_replace(L, 1); /* the connection string, as run_query wants it */
+  x = new_query(L, lua_tostring(L, 1));
+  tide_pg_conn_free(x->q.conn); /* not a kept one: the COPY's */
+  x->q.conn = c->conn;
+  c->conn = NULL;
+  return run_query(L, x, start_copy_end, block);
+}
+
+static int start_copy_begin(Query *x, uv_loop_t *loop, lua_State *L) {
+  return tide_pg_copy_begin(&x->q, loop, x->alloc, x->ud,
+                            lua_tostring(L, 1), lua_tostring(L, 2));
+}
+
+/* pg_copy_begin(conninfo, sql [, block]) -> copy | nil, message, sqlstate:
+** sql ends with COPY ... FROM STDIN; the copy takes the data as it is
+** made (copy:send), then copy:finish() or copy:abort(). */
+static int pg_copy_begin(lua_State *L) {
+  Query *x;
+  int block = lua_toboolean(L, 3);
+  luaL_checkstring(L, 1);
+  luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  x = new_query(L, lua_tostring(L, 1));
+  x->copy_begin = 1;
+  return run_query(L, x, start_copy_begin, block);
+}
+
 /* pg_identity(conninfo) */
 static int pg_identity(lua_State *L) {
   char out[512];
@@ -655,6 +750,21 @@ void tide_lpg_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
+  if (luaL_newmetatable(L, COPY_TYPE)) {
+    static const luaL_Reg copy_methods[] = {
+      {"send", copy_send},
+      {"finish", copy_finish},
+      {"abort", copy_abort},
+      {NULL, NULL},
+    };
+    luaL_newlib(L, copy_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, copy_abort);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, pg_copy_begin);
+  lua_setfield(L, -2, "pg_copy_begin");
   lua_pushcfunction(L, pg_listen);
   lua_setfield(L, -2, "pg_listen");
   lua_pushcfunction(L, pg_script);

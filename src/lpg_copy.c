@@ -3,14 +3,16 @@
 ** it upserts and deletes them in one statement each.
 **
 ** Added to tide.core:
-**   pg_copy_rows(plan, changes, vectors [, bare]) -> data | nil, message
+**   pg_copy_rows(plan, changes, vectors [, bare [, first, last]]) -> data
+**     | nil, message
 **     plan and changes as db:apply takes them (lrows.h); vectors is
 **     "array" (real[] text, {1,2}) or "pgvector" ([1,2]). data is COPY
 **     text, one line per change in order: its position (from 1), whether
 **     it deletes (t/f), then every column of the plan, in PostgreSQL's
 **     text format; a delete holds its key columns and \N for the others.
 **     bare leaves the first two columns out (rows to COPY straight into
-**     the table: the changes must all be upserts).
+**     the table: the changes must all be upserts). first and last (default
+**     all) are the changes to write, by position.
 **
 ** Text format (PostgreSQL's COPY documentation): columns separated by a
 ** tab, NULL as \N, and in a value a backslash, tab, newline and carriage
@@ -174,26 +176,27 @@ static int bare_delete(tide_RowPlan *s, lua_Integer i) {
   return TIDE_EINVAL;
 }
 
-/* pg_copy_rows(plan, changes, vectors [, bare]) */
+/* pg_copy_rows(plan, changes, vectors [, bare [, first, last]]) */
 static int pg_copy_rows(lua_State *L) {
   static const char *const styles[] = {"array", "pgvector", NULL};
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
   tide_RowPlan *s;
   CopyOut *o;
-  lua_Integer i, n;
+  lua_Integer i, first, last;
   int pgvector, bare;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   pgvector = luaL_checkoption(L, 3, NULL, styles) == 1;
   bare = lua_toboolean(L, 4);
+  first = luaL_optinteger(L, 5, 1);
+  last = luaL_optinteger(L, 6, luaL_len(L, 2));
   lua_settop(L, 2);
   s = tide_rowplan_push(L, 1); /* 3: plan, 4: names, 5: types */
   o = lua_newuserdatauv(L, sizeof *o, 0);
   tide_buf_init(&o->out, alloc, ud);
   luaL_setmetatable(L, COPY_TYPE);
-  n = luaL_len(L, 2);
-  for (i = 1; i <= n; i++) {
+  for (i = first; i <= last; i++) {
     int is_delete;
     lua_rawgeti(L, 2, i);
     if (tide_rowplan_change(s, L, i, lua_gettop(L), 4, 5, &is_delete) ||

@@ -186,6 +186,11 @@ static void read_results(tide_PgQuery *q) {
       break;
     case PGRES_COPY_IN:
       PQclear(r);
+      if (q->stop_at_copy) {
+        /* The caller sends the data (tide_pg_query_take). */
+        end(q, 1);
+        return;
+      }
       if (q->simple) {
         q->phase = COPYING;
         put_copy(q);
@@ -237,6 +242,16 @@ static void send_query(tide_PgQuery *q) {
                                        (const char *const *)q->params, NULL,
                                        NULL, 0);
   if (!sent) {
+    fail(q, PQerrorMessage(q->conn));
+    return;
+  }
+  q->phase = FLUSHING;
+  flush(q);
+}
+
+/* Ends the COPY the connection is in and reads its outcome. */
+static void end_copy(tide_PgQuery *q) {
+  if (PQsetnonblocking(q->conn, 1) != 0 || PQputCopyEnd(q->conn, NULL) != 1) {
     fail(q, PQerrorMessage(q->conn));
     return;
   }
@@ -327,6 +342,11 @@ static int connect_and_send(tide_PgQuery *q, const char *conninfo,
     if (reuse) PQfinish(reuse);
     return TIDE_ENOMEM;
   }
+  if (reuse && q->end_copy) {
+    q->conn = reuse; /* in its COPY: not kept, never sent again */
+    end_copy(q);
+    return 0;
+  }
   if (reuse && still_usable(reuse)) {
     q->conn = reuse;
     q->reused = 1;
@@ -380,6 +400,53 @@ int tide_pg_script_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
     return TIDE_ENOMEM;
   }
   return connect_and_send(q, conninfo, reuse);
+}
+
+int tide_pg_copy_begin(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                       void *ud, const char *conninfo, const char *sql) {
+  void *reuse = reset(q, loop, alloc, ud);
+  q->simple = q->stop_at_copy = 1;
+  if ((q->sql = copy(q, sql)) == NULL) {
+    if (reuse) PQfinish(reuse);
+    return TIDE_ENOMEM;
+  }
+  return connect_and_send(q, conninfo, reuse);
+}
+
+int tide_pg_copy_end(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                     void *ud, const char *conninfo) {
+  void *conn = reset(q, loop, alloc, ud);
+  q->end_copy = 1;
+  if (conn == NULL) {
+    fail(q, "no COPY is under way on the connection");
+    return 0;
+  }
+  if ((q->sql = copy(q, "")) == NULL) {
+    PQfinish(conn);
+    return TIDE_ENOMEM;
+  }
+  return connect_and_send(q, conninfo, conn);
+}
+
+int tide_pg_copy_put(void *conn, const char *data, size_t len, char *out,
+                     size_t size) {
+  if (PQputCopyData(conn, data, (int)len) != 1) {
+    snprintf(out, size, "%s", PQerrorMessage(conn));
+    return 0;
+  }
+  /* Sends what the socket takes now, so the server works while the
+  ** caller makes the next data; the rest goes out later. */
+  if (PQflush(conn) < 0) {
+    snprintf(out, size, "%s", PQerrorMessage(conn));
+    return 0;
+  }
+  return 1;
+}
+
+void *tide_pg_query_take(tide_PgQuery *q) {
+  void *c = q->conn;
+  q->conn = NULL;
+  return c;
 }
 
 int tide_pg_query_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,

@@ -77,6 +77,8 @@ struct tide_PgQuery {
   int ncopies, copy_at;       /* how many; the next to send */
   int reused;                 /* conn was kept from an earlier query */
   int retried;                /* sent again on a new connection */
+  int stop_at_copy;           /* tide_pg_copy_begin */
+  int end_copy;               /* tide_pg_copy_end */
   char *conninfo;             /* owned copy: to connect again */
   void (*done)(tide_PgQuery *q);
   char message[512];          /* why it failed, scrubbed */
@@ -101,6 +103,25 @@ int tide_pg_script_start(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
 ** tide_pg_conn_free or hands it to the next query as q->conn), else NULL
 ** (tide_pg_query_close frees it). */
 void *tide_pg_query_keep(tide_PgQuery *q);
+/*
+** A COPY ... FROM STDIN whose data the caller makes as it goes, so that
+** the server works on the rows sent while the next are made:
+** tide_pg_copy_begin sends sql and is over (ok) once the server waits for
+** the data; tide_pg_query_take then gives the connection, in its COPY, to
+** the caller, who sends the data with tide_pg_copy_put (1, or 0 with a
+** message in out) and ends it with tide_pg_copy_end: a query on that
+** connection (q->conn, set by the caller) that is over with the COPY's
+** outcome. A connection freed in its COPY ends it on the server, which
+** keeps none of its rows.
+*/
+int tide_pg_copy_begin(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                       void *ud, const char *conninfo, const char *sql);
+int tide_pg_copy_put(void *conn, const char *data, size_t len, char *out,
+                     size_t size);
+int tide_pg_copy_end(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
+                     void *ud, const char *conninfo);
+/* q's connection, whatever its state; q no longer owns it. */
+void *tide_pg_query_take(tide_PgQuery *q);
 /* Frees a connection tide_pg_query_keep gave. */
 void tide_pg_conn_free(void *conn);
 /* Ends q early if it is under way (its done callback follows once its

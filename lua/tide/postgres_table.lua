@@ -32,9 +32,9 @@ local type, error, pairs, ipairs, tostring, setmetatable, getmetatable =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable
 local fmt, concat = string.format, table.concat
 local math_type = math.type
-local pg_script, pg_query, pg_copy_rows, pg_identity, public_conninfo =
-  core.pg_script, core.pg_query, core.pg_copy_rows, core.pg_identity,
-  core.pg_public_conninfo
+local pg_script, pg_query, pg_copy_rows, pg_copy_begin, pg_identity,
+      public_conninfo = core.pg_script, core.pg_query, core.pg_copy_rows,
+  core.pg_copy_begin, core.pg_identity, core.pg_public_conninfo
 local cbor_encode = core.cbor_encode
 local check, describe, is_type = record.check, record.describe,
   record.is_type
@@ -209,17 +209,57 @@ local function must_recreate(spec, prev, have, want)
   return false
 end
 
-local function create_sql(spec)
-  local defs, keys = {}, {}
+local function key_columns(spec)
+  local keys = {}
+  for _, f in ipairs(spec.fields) do
+    if f.key then keys[#keys + 1] = ident(f.name) end
+  end
+  return concat(keys, ", ")
+end
+
+-- The table, without its primary key when keyed is false (a new table
+-- is loaded first and keyed after: see ensure_key).
+local function create_sql(spec, keyed)
+  local defs = {}
   for i, f in ipairs(spec.fields) do
     local sql, _, nullable = column_of(f.type, spec.vectors)
     defs[i] = ident(f.name) .. " " .. sql .. key_collation(f, sql)
       .. (nullable and "" or " NOT NULL")
-    if f.key then keys[#keys + 1] = ident(f.name) end
   end
-  defs[#defs + 1] = "PRIMARY KEY (" .. concat(keys, ", ") .. ")"
+  if keyed then
+    defs[#defs + 1] = "PRIMARY KEY (" .. key_columns(spec) .. ")"
+  end
   return fmt("CREATE TABLE %s (%s);", table_ident(spec.name),
              concat(defs, ", "))
+end
+
+-- A table this process made is loaded before it has its primary key:
+-- PostgreSQL builds the key's index from the loaded rows at the end of
+-- the run (finish) far faster than it grows it row by row, as pg_restore
+-- does. Only the new keys of a fresh table are written meanwhile, by COPY
+-- (the store knows the table held none); anything else (an upsert, a
+-- delete) keys the table first. Another process, or this one once it
+-- applied, checks the key is there before its first write to the table
+-- (a run killed while loading left it unkeyed): identity -> true.
+local loading, keyed = {}, {}
+
+local function ensure_key(spec)
+  local id = spec.server .. "#" .. spec.name
+  if keyed[id] then return end
+  local has = query(spec, "SELECT EXISTS (SELECT 1 FROM pg_index WHERE "
+    .. "indrelid = to_regclass($1) AND indisprimary) AS found",
+    { table_ident(spec.name) })[1].found
+  if not has then
+    local r, err = pg_script(conn_of(spec), fmt("ALTER TABLE %s ADD "
+      .. "PRIMARY KEY (%s)", table_ident(spec.name), key_columns(spec)), {},
+      true)
+    if not r then
+      fail(spec, "its primary key cannot be made: " .. err .. " (rows "
+        .. "with the same key were written by another writer while tide "
+        .. "loaded the table: delete them and run again)")
+    end
+  end
+  loading[id], keyed[id] = nil, true
 end
 
 -- ADD and DROP COLUMN statements bringing have to want.
@@ -390,8 +430,10 @@ function target.setup(spec, prev, owner)
   elseif prev then
     add(alter_sql(spec, have, want))
   end
+  local id = target.identity(spec)
+  loading[id], keyed[id] = nil, nil
   if fresh then
-    add(create_sql(spec))
+    add(create_sql(spec, false))
     if spec.vector_index then add(vector_index_sql(spec)) end
   end
   if spec.fts then add(fts_sql(spec)) end
@@ -408,7 +450,13 @@ function target.setup(spec, prev, owner)
   end
   add("COMMIT;")
   run(spec, concat(script, "\n"), copies)
+  if fresh then loading[id] = true end
   return survived
+end
+
+-- A table loaded unkeyed in this run is keyed now.
+function target.finish(spec)
+  if loading[target.identity(spec)] then ensure_key(spec) end
 end
 
 -- ---- Apply ----
@@ -488,6 +536,30 @@ local function all_new(changes)
   return true
 end
 
+-- Rows sent to the server as they are made: it stores a chunk while the
+-- next is made.
+local CHUNK = 256
+
+-- COPYs new rows straight into the table; what pg_script returns.
+local function copy_new(spec, conn, sql, changes, vectors)
+  local copy, err, state = pg_copy_begin(conn, sql)
+  if not copy then return nil, err, state end
+  local plan, n = plan_of(spec), #changes
+  for first = 1, n, CHUNK do
+    local data, why = pg_copy_rows(plan, changes, vectors, true, first,
+                                   first + CHUNK - 1 < n
+                                   and first + CHUNK - 1 or n)
+    if not data then
+      copy:abort()
+      fail(spec, why)
+    end
+    local sent
+    sent, why = copy:send(data)
+    if not sent then return nil, why end
+  end
+  return copy:finish()
+end
+
 -- Upserts and deletes a batch of { key, value } in one transaction. A
 -- batch of new keys only (a cold run's) is copied straight into the
 -- table, a third of the work of staging and upserting; should a key be
@@ -499,11 +571,10 @@ function target.apply(spec, changes)
   changes = last_per_key(changes)
   local conn, s = conn_of(spec), statements(spec)
   local vectors = spec.vectors or "array"
-  if all_new(changes) then
-    local data, err = pg_copy_rows(plan_of(spec), changes, vectors, true)
-    if not data then fail(spec, err) end
-    local ok, state
-    ok, err, state = pg_script(conn, s.copy, { data })
+  local fresh = all_new(changes)
+  if not (fresh and loading[target.identity(spec)]) then ensure_key(spec) end
+  if fresh then
+    local ok, err, state = copy_new(spec, conn, s.copy, changes, vectors)
     if ok then return end
     if state ~= "23505" then fail(spec, err) end
   end
@@ -531,6 +602,8 @@ end
 -- deleted the rows tide wrote). The claim goes, and the owners table
 -- when it is empty.
 function target.drop(spec, owner)
+  local id = target.identity(spec)
+  loading[id], keyed[id] = nil, nil
   local script = { "BEGIN;" }
   if not spec.adopt then
     script[2] = fmt("DROP TABLE IF EXISTS %s;", table_ident(spec.name))

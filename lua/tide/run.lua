@@ -510,6 +510,22 @@ local function finish_deletions(run)
   end
 end
 
+-- The containers the run declared whose type has a finish (work a target
+-- leaves to the end of the run: postgres.table builds a new table's key
+-- after its first load).
+local function finish_containers(run)
+  if run.opts.preview then return end
+  for _, c in pairs(run.containers) do
+    if c.type.finish then
+      local ok, err = pcall(c.type.finish, c.spec)
+      if not ok then
+        run:report_error(c.short, "finishing " .. c.short .. " failed: "
+                         .. tostring(err))
+      end
+    end
+  end
+end
+
 -- Memo entries that lost their last user this run are deleted.
 local function collect_memos(run)
   local store, app_id = run.store, run.app_id
@@ -585,6 +601,7 @@ function Run:execute()
     s:give_back()
     collect_memos(self)
   end
+  finish_containers(self)
   self.stats.elapsed_ms = now_ms() - started
   if self.run_id then
     self.store:run_finish(self.run_id, interrupted and RUN_INTERRUPTED

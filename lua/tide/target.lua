@@ -6,7 +6,8 @@
 -- recover(spec), exists(spec), batch_size }; see tide.target_type.
 -- batch_size, optional, is the number of components a run's batches
 -- should hold at least once the target is declared (a target whose
--- every apply costs a round trip to a server). exists, optional,
+-- every apply costs a round trip to a server). finish(spec), optional,
+-- runs at the end of every run that declared the container. exists, optional,
 -- says whether the container is still there (a run recreates and refills
 -- one that is gone). recover, optional, is called
 -- before a run that follows one that never finished (killed), to clean up
@@ -63,7 +64,7 @@ function M.target_type(def)
     error(fmt("tide.target_type %s: apply must be a function", def.name), 2)
   end
   for _, k in ipairs { "setup", "drop", "identity", "short_name",
-                       "recover", "exists" } do
+                       "recover", "exists", "finish" } do
     if def[k] ~= nil and type(def[k]) ~= "function" then
       error(fmt("tide.target_type %s: %s must be a function", def.name, k),
             2)
@@ -71,7 +72,7 @@ function M.target_type(def)
   end
   local tt = {
     name = def.name, apply = def.apply, exists = def.exists,
-    recover = def.recover,
+    recover = def.recover, finish = def.finish,
     setup = def.setup or function() return true end,
     drop = def.drop or function() end,
     identity = def.identity or function(spec)

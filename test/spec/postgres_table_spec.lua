@@ -37,6 +37,8 @@ local function rows(sql, params)
   return must(postgres.query(conn, sql, params)).rows
 end
 
+local function sql_exec(sql) must(postgres.query(conn, sql)) end
+
 -- A project folder with pipeline.lua, and a way to update it.
 local function project(source)
   local d = helpers.tmpdir()
@@ -171,6 +173,10 @@ describe("postgres.table", function()
       .. "ANY(i.indkey) WHERE i.indrelid = 'pairs'::regclass AND "
       .. "i.indisprimary ORDER BY a.attnum")
     assert.are.same({ { name = "a" }, { name = "b" } }, pk)
+    -- A table left without its key (a run killed while it loaded the
+    -- table, which gets its key at the end) is keyed before it is
+    -- written again.
+    sql_exec("ALTER TABLE pairs DROP CONSTRAINT pairs_pkey")
     items(d, { { id = 1, a = "x\"y", b = 1, v = "P" },
                { id = 3, a = "o'k", b = 1, v = "r" } })
     _, err, code = update()
@@ -180,6 +186,8 @@ describe("postgres.table", function()
       got[#got + 1] = r.a .. "/" .. r.b .. "=" .. r.v
     end
     assert.are.same({ "o'k/1=r", "x\"y/1=P" }, got)
+    assert.are.equal(1, #rows("SELECT 1 FROM pg_index WHERE indrelid = "
+      .. "'pairs'::regclass AND indisprimary"))
   end)
 
   it("adds and drops fields in place and recreates on a changed type",
