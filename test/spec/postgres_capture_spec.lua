@@ -151,13 +151,19 @@ describe("postgres.rows with change capture", function()
       :format(q(d), helpers.tide))
     assert.are.equal(0, code, err)
     assert.are.same({}, triggers())
-    -- And by tide drop.
-    helpers.write(d .. "/pipeline.lua", (PIPELINE:format(conn)
-      :gsub("LIVE", "true")))
-    _, err, code = helpers.run(("cd %s && %s update pipeline.lua")
+    -- And by tide drop. (The password given is used, and never stored.)
+    local secret = "pw-Cap77-never-stored"
+    helpers.write(d .. "/pipeline.lua", (PIPELINE:format(conn
+      .. " password=" .. secret):gsub("LIVE", "true")))
+    local out
+    out, err, code = helpers.run(("cd %s && %s update pipeline.lua")
       :format(q(d), helpers.tide))
     assert.are.equal(0, code, err)
     assert.are.equal(2, #triggers())
+    for _, bytes in ipairs { out, err, helpers.read(d .. "/.tide/state.db"),
+        helpers.read(d .. "/.tide/state.db-wal") or "" } do
+      assert.is_nil(bytes:find(secret, 1, true))
+    end
     _, err, code = helpers.run(("cd %s && %s drop pipeline.lua")
       :format(q(d), helpers.tide))
     assert.are.equal(0, code, err)
