@@ -12,11 +12,11 @@
 local json = require "tide.json"
 local ptable = require "tide.postgres_table"
 local core = require "tide.core"
+local checks = require "tide.search_options"
 
 local type, error, pairs, ipairs, tostring, tonumber =
   type, error, pairs, ipairs, tostring, tonumber
 local fmt, concat = string.format, table.concat
-local math_type = math.type
 local pg_query, pg_identity = core.pg_query, core.pg_identity
 local ident, table_ident = ptable.ident, ptable.table_ident
 
@@ -90,15 +90,10 @@ local function distance_sql(c, metric, pgvector, p)
     .. "u(a, b))", c, p)
 end
 
-local function check_common(name, opts, allowed, need_column)
-  if type(opts) ~= "table" then
-    error(name .. ": expected a table of options", 3)
-  end
-  for key in pairs(opts) do
-    if not allowed[key] then
-      error(fmt("%s: unknown option %s", name, tostring(key)), 3)
-    end
-  end
+-- The options every search checks; returns k and the metric.
+local function check_common(name, opts, allowed, need_column, optional)
+  checks.table(name, opts, allowed, 4)
+  if optional then checks.vector_or_text(name, opts, 4) end
   if type(opts.conn) ~= "string" then
     error(name .. ": conn must be a libpq connection string or URI", 3)
   end
@@ -110,22 +105,7 @@ local function check_common(name, opts, allowed, need_column)
   then
     error(name .. ": column must be a non-empty string", 3)
   end
-  if opts.vector ~= nil and (type(opts.vector) ~= "table"
-                             or #opts.vector == 0) then
-    error(name .. ": vector must be a non-empty list of numbers", 3)
-  end
-  local k = opts.k or 10
-  if math_type(k) ~= "integer" or k < 1 then
-    error(name .. ": k must be a positive integer", 3)
-  end
-  if opts.where ~= nil and type(opts.where) ~= "string" then
-    error(name .. ": where must be an SQL condition (a string)", 3)
-  end
-  local metric = opts.metric or "cosine"
-  if metric ~= "cosine" and metric ~= "l2" then
-    error(name .. ": metric must be \"cosine\" or \"l2\"", 3)
-  end
-  return k, metric
+  return checks.ranking(name, opts, optional, 4)
 end
 
 -- Checks the vector column and says whether it is pgvector's; nil and a
@@ -176,9 +156,6 @@ local search_options = { conn = true, table = true, column = true,
 -- out. Misuse raises; nil, message when the search cannot run.
 function M.search(opts)
   local name = "postgres.search"
-  if type(opts) == "table" and opts.vector == nil then
-    error(name .. ": vector must be a non-empty list of numbers", 2)
-  end
   local k, metric = check_common(name, opts, search_options, true)
   local pgvector, err = vector_column(opts.conn, opts)
   if pgvector == nil then return failed(name, opts.conn, err) end
@@ -236,22 +213,10 @@ local hybrid_options = { conn = true, table = true, column = true,
 -- only the text list. Misuse raises; nil, message when it cannot run.
 function M.hybrid_search(opts)
   local name = "postgres.hybrid_search"
-  if type(opts) == "table" and opts.vector == nil and opts.text == nil then
-    error(name .. ": give vector, text or both", 2)
-  end
   local k, metric = check_common(name, opts, hybrid_options,
-                                 type(opts) == "table" and opts.vector)
-  if opts.text ~= nil and type(opts.text) ~= "string" then
-    error(name .. ": text must be a string", 2)
-  end
-  local n = opts.candidates or (4 * k > 50 and 4 * k or 50)
-  if math_type(n) ~= "integer" or n < 1 then
-    error(name .. ": candidates must be a positive integer", 2)
-  end
-  local rrf_k = opts.rrf_k or 60
-  if type(rrf_k) ~= "number" or not (rrf_k >= 0 and rrf_k < math.huge) then
-    error(name .. ": rrf_k must be a number >= 0", 2)
-  end
+                                 type(opts) == "table" and opts.vector,
+                                 true)
+  local n, rrf_k = checks.fusion(name, opts, k)
   local conn, t = opts.conn, table_ident(opts.table)
   local cond = opts.where and (" AND (" .. opts.where .. ")") or ""
   local params, lists = {}, {}

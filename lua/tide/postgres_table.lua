@@ -26,18 +26,15 @@
 -- Applies are idempotent (an upsert or delete by key), so replaying a
 -- batch a kill interrupted converges.
 local core = require "tide.core"
-local record = require "tide.record"
+local sql_table = require "tide.sql_table"
 
-local type, error, pairs, ipairs, tostring, setmetatable, getmetatable =
-  type, error, pairs, ipairs, tostring, setmetatable, getmetatable
+local type, error, pairs, ipairs, setmetatable =
+  type, error, pairs, ipairs, setmetatable
 local fmt, concat = string.format, table.concat
-local math_type = math.type
 local pg_script, pg_query, pg_copy_rows, pg_copy_begin, pg_identity,
       public_conninfo = core.pg_script, core.pg_query, core.pg_copy_rows,
   core.pg_copy_begin, core.pg_identity, core.pg_public_conninfo
 local cbor_encode = core.cbor_encode
-local check, describe, is_type = record.check, record.describe,
-  record.is_type
 
 local M = {}
 
@@ -138,16 +135,8 @@ local function plan_of(spec)
   return plan
 end
 
--- name -> { type, notnull, pk (position in the key, 0 if none), default }
 local function wanted_columns(spec)
-  local cols, pk = {}, 0
-  for _, f in ipairs(spec.fields) do
-    local sql, _, nullable, _, default = column_of(f.type, spec.vectors)
-    if f.key then pk = pk + 1 end
-    cols[f.name] = { type = sql, notnull = not nullable,
-                     pk = f.key and pk or 0, default = default }
-  end
-  return cols
+  return sql_table.wanted_columns(spec, column_of)
 end
 
 -- The columns of the table (but tide_fts) in the same shape, or nil when
@@ -172,42 +161,7 @@ local function table_columns(spec)
   return cols
 end
 
-local function same_column(a, b)
-  return a.type == b.type and a.notnull == b.notnull and a.pk == b.pk
-end
-
-local function same_columns(have, want)
-  for name, c in pairs(have) do
-    if not want[name] or not same_column(c, want[name]) then return false end
-  end
-  for name in pairs(want) do
-    if not have[name] then return false end
-  end
-  return true
-end
-
--- A key changed, or a field kept its name and changed its type: the table
--- is made again and filled again.
-local function must_recreate(spec, prev, have, want)
-  for name, c in pairs(have) do
-    local w = want[name]
-    if c.pk > 0 and not w then return true end
-    if w and not same_column(c, w) then return true end
-  end
-  for name, w in pairs(want) do
-    if w.pk > 0 and not have[name] then return true end
-  end
-  local before = {}
-  for _, f in ipairs(prev.fields or {}) do before[f.name] = f end
-  for _, f in ipairs(spec.fields) do
-    local p = before[f.name]
-    if p and ((p.key or false) ~= (f.key or false)
-              or cbor_encode(p.type) ~= cbor_encode(f.type)) then
-      return true
-    end
-  end
-  return false
-end
+local must_recreate = sql_table.must_recreate
 
 local function key_columns(spec)
   local keys = {}
@@ -327,18 +281,6 @@ end
 -- fighting over the rows.
 local OWNERS = "tide_owners"
 
-local function claim_alive(r)
-  local store = core.store_open(r.store, "read")
-  if not store then return false end
-  local ok, apps = pcall(store.apps, store)
-  store:close()
-  if not ok then return false end
-  for _, a in ipairs(apps) do
-    if fmt("%s@%d", a.name, a.created_ns) == r.owner then return true end
-  end
-  return false
-end
-
 -- "mine" when owner claimed the table already, "orphan" when a store
 -- that no longer keeps it did, nil when no one did; raises when another
 -- live store keeps it.
@@ -350,11 +292,8 @@ local function claim_state(spec, owner)
     .. " WHERE name = $1", { spec.name })[1]
   if not r then return nil end
   if r.owner == owner.id then return "mine" end
-  if claim_alive(r) then
-    fail(spec, fmt("table %s is kept by another tide state store, %s (app "
-      .. "%s): a table has one owner; drop the app there first, or choose "
-      .. "another name", spec.name, r.store,
-      r.owner:match("^(.*)@%d+$") or r.owner))
+  if sql_table.claim_alive(r) then
+    fail(spec, sql_table.kept_by_another(spec.name, r))
   end
   return "orphan"
 end
@@ -408,16 +347,10 @@ function target.setup(spec, prev, owner)
   end
   local want = wanted_columns(spec)
   local fresh, survived = false, true
-  if other then
-    foreign(spec, spec.name, " (it is a relation of kind " .. other .. ")")
-  elseif have and prev == nil and not spec.adopt and claimed ~= "mine" then
-    foreign(spec, spec.name, "", "set adopt = true in postgres.table{} to "
-      .. "let tide write into it (it then deletes only the rows it wrote), "
-      .. "or choose another name")
-  elseif have and prev == nil and not same_columns(have, want) then
-    foreign(spec, spec.name, " and its columns differ from "
-      .. spec.schema[2] .. "'s")
-  end
+  sql_table.refuse_foreign("postgres.table", spec, prev, claimed, have,
+    other and "relation of kind " .. other, want, function(...)
+      foreign(spec, ...)
+    end)
   if have then
     add(fmt("ALTER TABLE %s DROP COLUMN IF EXISTS tide_fts;", t))
     add(fmt("DROP INDEX IF EXISTS %s;", index_name(spec, "fts")))
@@ -685,55 +618,11 @@ end
 
 -- ---- postgres.table ----
 
-local Table = { __name = "tide.postgres.table" }
-Table.__index = Table
-
-function Table.__tide_key(self) return target.identity(self.spec) end
-
--- Declares one row: rec is a record value or a plain table, checked
--- against the schema.
-function Table:row(rec)
-  local rt = self.schema
-  local v, err = rec, nil
-  local mt = getmetatable(rec)
-  if type(mt) ~= "table" or mt.__tide_type ~= rt then
-    v, err = check(rt, rec, rt.name)
-    if err then error(err, 2) end
-  end
-  local key, keys = {}, rt.keys
-  for i = 1, #keys do key[i] = v[keys[i]] end
-  self.target:declare(key, v)
-  return v
-end
+local Table = sql_table.handle_class("tide.postgres.table", target)
 
 local table_options = { conn = true, name = true, schema = true, fts = true,
                         fts_config = true, vector_index = true,
                         adopt = true }
-
-local function check_fts(rt, fts)
-  if fts == nil then return nil end
-  if type(fts) ~= "table" or #fts == 0 then
-    error("postgres.table: fts must be a list of field names", 3)
-  end
-  local out, seen = {}, {}
-  for i, name in ipairs(fts) do
-    local f = rt.by_name[name]
-    if not f then
-      error(fmt("postgres.table: unknown fts column %s (not a field of %s)",
-                tostring(name), rt.name), 3)
-    end
-    local t = f.type.kind == "optional" and f.type.elem or f.type
-    if t.kind ~= "string" then
-      error(fmt("postgres.table: fts column %s must be a string field",
-                name), 3)
-    end
-    if seen[name] then
-      error(fmt("postgres.table: fts column %s listed twice", name), 3)
-    end
-    out[i], seen[name] = name, true
-  end
-  return out
-end
 
 local function has_vector(fields)
   for _, f in ipairs(fields) do
@@ -765,11 +654,7 @@ function M.table(opts)
     error("postgres.table: expected a table { conn = connection string, "
       .. "name = table name, schema = record type }", 2)
   end
-  for k in pairs(opts) do
-    if not table_options[k] then
-      error(fmt("postgres.table: unknown option %s", tostring(k)), 2)
-    end
-  end
+  sql_table.check_options("postgres.table", opts, table_options)
   local conn, name, rt = opts.conn, opts.name, opts.schema
   if type(conn) ~= "string" then
     error("postgres.table: conn must be a libpq connection string or URI "
@@ -784,24 +669,14 @@ function M.table(opts)
     error("postgres.table: name must not start with pg_ (reserved by "
       .. "PostgreSQL) or be tide_owners (tide's own)", 2)
   end
-  if not is_type(rt) or rt.kind ~= "record" or #rt.keys == 0 then
-    error("postgres.table: schema must be a record type with at least one "
-      .. "key field", 2)
-  end
-  local fields = {}
-  for i, f in ipairs(rt.fields) do
-    if f.key and f.type.kind == "optional" then
-      error(fmt("postgres.table: key field %s.%s must not be optional",
-                rt.name, f.name), 2)
-    end
-    if f.name == "tide_fts" or f.name:match("^tide_") then
+  local fields = sql_table.fields("postgres.table", rt)
+  for _, f in ipairs(fields) do
+    if f.name:match("^tide_") then
       error(fmt("postgres.table: field %s.%s: names starting with tide_ "
         .. "are tide's own columns", rt.name, f.name), 2)
     end
-    fields[i] = { name = f.name, type = describe(f.type), key = f.key or
-                  false }
   end
-  local fts = check_fts(rt, opts.fts)
+  local fts = sql_table.check_fts("postgres.table", rt, opts.fts)
   local fts_config = opts.fts_config or "english"
   if type(fts_config) ~= "string" or not fts_config:match("^[%a_][%w_.]*$")
   then

@@ -19,16 +19,15 @@
 -- right); tide's batches then go through a staging table (see
 -- tide_SqliteTable in sqlite_db.h), since FTS5 is slow per statement.
 local core = require "tide.core"
-local record = require "tide.record"
 local keyed_rows = require "tide.rows"
+local sql_table = require "tide.sql_table"
+local checks = require "tide.search_options"
 
 local type, error, pairs, ipairs, pcall, setmetatable, tostring, next,
-      require, getmetatable = type, error, pairs, ipairs, pcall,
-      setmetatable, tostring, next, require, getmetatable
+      require = type, error, pairs, ipairs, pcall, setmetatable, tostring,
+      next, require
 local math_type = math.type
 local fmt, concat, sort = string.format, table.concat, table.sort
-local check, describe, is_type = record.check, record.describe,
-  record.is_type
 local cbor_encode, sqlite_open, abspath, sqlite_rows_open =
   core.cbor_encode, core.sqlite_open, core.fs_abspath, core.sqlite_rows_open
 
@@ -173,17 +172,8 @@ end
 
 -- ---- Setup ----
 
--- The columns a spec wants: name -> { type, notnull, pk (1-based position
--- in the key, 0 when not a key), default }.
 local function wanted_columns(spec)
-  local cols, pk = {}, 0
-  for _, f in ipairs(spec.fields) do
-    local sql, _, nullable, _, default = column_of(f.type)
-    if f.key then pk = pk + 1 end
-    cols[f.name] = { type = sql, notnull = not nullable,
-                     pk = f.key and pk or 0, default = default }
-  end
-  return cols
+  return sql_table.wanted_columns(spec, column_of)
 end
 
 -- The columns of an existing table in the same shape, or nil when there is
@@ -203,20 +193,6 @@ local function table_columns(spec, db, name)
   return cols
 end
 
-local function same_column(a, b)
-  return a.type == b.type and a.notnull == b.notnull and a.pk == b.pk
-end
-
-local function same_columns(have, want)
-  for name, c in pairs(have) do
-    if not want[name] or not same_column(c, want[name]) then return false end
-  end
-  for name in pairs(want) do
-    if not have[name] then return false end
-  end
-  return true
-end
-
 local function sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -224,28 +200,7 @@ local function sorted_keys(t)
   return keys
 end
 
--- Whether the table must be dropped and recreated: a key changed, or a
--- field kept its name but changed its type.
-local function must_recreate(spec, prev, have, want)
-  for name, c in pairs(have) do
-    local w = want[name]
-    if c.pk > 0 and not w then return true end
-    if w and not same_column(c, w) then return true end
-  end
-  for name, w in pairs(want) do
-    if w.pk > 0 and not have[name] then return true end
-  end
-  local before = {}
-  for _, f in ipairs(prev.fields or {}) do before[f.name] = f end
-  for _, f in ipairs(spec.fields) do
-    local p = before[f.name]
-    if p and ((p.key or false) ~= (f.key or false)
-              or cbor_encode(p.type) ~= cbor_encode(f.type)) then
-      return true
-    end
-  end
-  return false
-end
+local must_recreate = sql_table.must_recreate
 
 local function create_sql(spec)
   local defs, keys = {}, {}
@@ -365,20 +320,6 @@ end
 -- "app@created_ns" of the app in its store, store = its path }.
 local OWNERS = "tide_owners"
 
--- Whether the store that claimed a table still keeps that app: a store
--- deleted (or reset by deleting it) has let its tables go.
-local function claim_alive(r)
-  local store = core.store_open(r.store, "read")
-  if not store then return false end
-  local ok, apps = pcall(store.apps, store)
-  store:close()
-  if not ok then return false end
-  for _, a in ipairs(apps) do
-    if fmt("%s@%d", a.name, a.created_ns) == r.owner then return true end
-  end
-  return false
-end
-
 -- Claims the table for owner; returns "mine" when owner had claimed it
 -- already (a setup a kill interrupted may have made it), "orphan" when
 -- tide made it for a store that no longer keeps it.
@@ -392,11 +333,8 @@ local function claim(spec, db, owner)
   local orphan = false
   if r and r.owner == owner.id then return "mine" end
   if r then
-    if claim_alive(r) then
-      error(fmt("%s: table %s is kept by another tide state store, %s (app "
-        .. "%s): a table has one owner; drop the app there first, or "
-        .. "choose another name", where(spec), spec.name, r.store,
-        r.owner:match("^(.*)@%d+$") or r.owner), 0)
+    if sql_table.claim_alive(r) then
+      error(where(spec) .. ": " .. sql_table.kept_by_another(spec.name, r), 0)
     end
     orphan = true
   end
@@ -432,16 +370,8 @@ local function setup_in(spec, prev, db, owner)
   end
   local want = wanted_columns(spec)
   local fresh, survived = false, true
-  if other then
-    foreign(spec, spec.name, " (it is a " .. other .. ")")
-  elseif have and prev == nil and not spec.adopt and claimed ~= "mine" then
-    foreign(spec, spec.name, "", "set adopt = true in sqlite.table{} to "
-      .. "let tide write into it (it then deletes only the rows it wrote), "
-      .. "or choose another name")
-  elseif have and prev == nil and not same_columns(have, want) then
-    foreign(spec, spec.name, " and its columns differ from "
-      .. spec.schema[2] .. "'s")
-  end
+  sql_table.refuse_foreign("sqlite.table", spec, prev, claimed, have, other,
+    want, function(...) foreign(spec, ...) end)
   drop_triggers(spec, db)
   if not have then
     fresh, survived = true, prev == nil
@@ -610,67 +540,17 @@ end
 
 -- ---- sqlite.table ----
 
-local Table = { __name = "tide.sqlite.table" }
-Table.__index = Table
-
--- A handle counts by its identity as a memo argument.
-function Table.__tide_key(self) return target.identity(self.spec) end
-
--- Declares one row: rec is a record value or a plain table, checked
--- against the schema.
-function Table:row(rec)
-  local rt = self.schema
-  local v, err = rec, nil
-  -- A record built by this type's constructor was checked when built.
-  local mt = getmetatable(rec)
-  if type(mt) ~= "table" or mt.__tide_type ~= rt then
-    v, err = check(rt, rec, rt.name)
-    if err then error(err, 2) end
-  end
-  local key, keys = {}, rt.keys
-  for i = 1, #keys do key[i] = v[keys[i]] end
-  self.target:declare(key, v)
-  return v
-end
+local Table = sql_table.handle_class("tide.sqlite.table", target)
 
 local table_options = { db = true, name = true, schema = true, fts = true,
                         busy_timeout = true, adopt = true }
-
-local function check_fts(rt, fts)
-  if fts == nil then return nil end
-  if type(fts) ~= "table" or #fts == 0 then
-    error("sqlite.table: fts must be a list of field names", 3)
-  end
-  local out, seen = {}, {}
-  for i, name in ipairs(fts) do
-    local f = rt.by_name[name]
-    if not f then
-      error(fmt("sqlite.table: unknown fts column %s (not a field of %s)",
-                tostring(name), rt.name), 3)
-    end
-    local t = f.type.kind == "optional" and f.type.elem or f.type
-    if t.kind ~= "string" then
-      error(fmt("sqlite.table: fts column %s must be a string field", name),
-            3)
-    end
-    if seen[name] then
-      error(fmt("sqlite.table: fts column %s listed twice", name), 3)
-    end
-    out[i], seen[name] = name, true
-  end
-  return out
-end
 
 function M.table(opts)
   if type(opts) ~= "table" then
     error("sqlite.table: expected a table { db = path, name = table name, "
       .. "schema = record type }", 2)
   end
-  for k in pairs(opts) do
-    if not table_options[k] then
-      error(fmt("sqlite.table: unknown option %s", tostring(k)), 2)
-    end
-  end
+  sql_table.check_options("sqlite.table", opts, table_options)
   local db, name, rt = opts.db, opts.name, opts.schema
   if type(db) ~= "string" or db == "" then
     error("sqlite.table: db must be the path of a database file", 2)
@@ -682,20 +562,8 @@ function M.table(opts)
     error("sqlite.table: name must not start with sqlite_ (reserved by "
       .. "SQLite)", 2)
   end
-  if not is_type(rt) or rt.kind ~= "record" or #rt.keys == 0 then
-    error("sqlite.table: schema must be a record type with at least one "
-      .. "key field", 2)
-  end
-  local fields = {}
-  for i, f in ipairs(rt.fields) do
-    if f.key and f.type.kind == "optional" then
-      error(fmt("sqlite.table: key field %s.%s must not be optional",
-                rt.name, f.name), 2)
-    end
-    fields[i] = { name = f.name, type = describe(f.type), key = f.key or
-                  false }
-  end
-  local fts = check_fts(rt, opts.fts)
+  local fields = sql_table.fields("sqlite.table", rt)
+  local fts = sql_table.check_fts("sqlite.table", rt, opts.fts)
   local busy = opts.busy_timeout
   if busy ~= nil and (math_type(busy) ~= "integer" or busy < 1) then
     error("sqlite.table: busy_timeout must be a positive integer "
@@ -833,35 +701,19 @@ end
 -- the table must have a rowid (every table sqlite.table makes has).
 -- Misuse raises; nil, message when the query cannot run (no such file,
 -- table or column, vectors of another dimension).
+local search_options = { db = true, table = true, column = true,
+                         vector = true, k = true, where = true,
+                         metric = true }
+
 function M.search(opts)
-  if type(opts) ~= "table" then
-    error("sqlite.search: expected a table of options", 2)
-  end
-  for k in pairs(opts) do
-    if k ~= "db" and k ~= "table" and k ~= "column" and k ~= "vector"
-       and k ~= "k" and k ~= "where" and k ~= "metric" then
-      error(fmt("sqlite.search: unknown option %s", tostring(k)), 2)
-    end
-  end
+  checks.table("sqlite.search", opts, search_options)
   for _, name in ipairs({ "db", "table", "column" }) do
     if type(opts[name]) ~= "string" or opts[name] == "" then
       error(fmt("sqlite.search: %s must be a non-empty string", name), 2)
     end
   end
-  if type(opts.vector) ~= "table" or #opts.vector == 0 then
-    error("sqlite.search: vector must be a non-empty list of numbers", 2)
-  end
-  local k = opts.k or 10
-  if math_type(k) ~= "integer" or k < 1 then
-    error("sqlite.search: k must be a positive integer", 2)
-  end
-  if opts.where ~= nil and type(opts.where) ~= "string" then
-    error("sqlite.search: where must be an SQL condition (a string)", 2)
-  end
-  local fn = METRICS[opts.metric or "cosine"]
-  if not fn then
-    error("sqlite.search: metric must be \"cosine\" or \"l2\"", 2)
-  end
+  local k, metric = checks.ranking("sqlite.search", opts)
+  local fn = METRICS[metric]
   -- The scan sorts rowids and distances only (whole rows, vectors and
   -- all, would each be copied into the sorter); the k rows are read
   -- after. A row without a distance sorts last (9e999 is an infinity) and
@@ -931,49 +783,17 @@ end
 -- column or full-text table, vectors of another dimension).
 function M.hybrid_search(opts)
   local name = "sqlite.hybrid_search"
-  if type(opts) ~= "table" then
-    error(name .. ": expected a table of options", 2)
-  end
-  for key in pairs(opts) do
-    if not hybrid_options[key] then
-      error(fmt("%s: unknown option %s", name, tostring(key)), 2)
-    end
-  end
-  if opts.vector == nil and opts.text == nil then
-    error(name .. ": give vector, text or both", 2)
-  end
+  checks.table(name, opts, hybrid_options)
+  checks.vector_or_text(name, opts)
   -- A column is needed to rank by vector only.
   for _, o in ipairs({ "db", "table", opts.vector ~= nil and "column" }) do
     if o and (type(opts[o]) ~= "string" or opts[o] == "") then
       error(fmt("%s: %s must be a non-empty string", name, o), 2)
     end
   end
-  if opts.vector ~= nil and (type(opts.vector) ~= "table"
-                             or #opts.vector == 0) then
-    error(name .. ": vector must be a non-empty list of numbers", 2)
-  end
-  if opts.text ~= nil and type(opts.text) ~= "string" then
-    error(name .. ": text must be a string", 2)
-  end
-  local k = opts.k or 10
-  if math_type(k) ~= "integer" or k < 1 then
-    error(name .. ": k must be a positive integer", 2)
-  end
-  local n = opts.candidates or (4 * k > 50 and 4 * k or 50)
-  if math_type(n) ~= "integer" or n < 1 then
-    error(name .. ": candidates must be a positive integer", 2)
-  end
-  local rrf_k = opts.rrf_k or 60
-  if type(rrf_k) ~= "number" or not (rrf_k >= 0 and rrf_k < math.huge) then
-    error(name .. ": rrf_k must be a number >= 0", 2)
-  end
-  if opts.where ~= nil and type(opts.where) ~= "string" then
-    error(name .. ": where must be an SQL condition (a string)", 2)
-  end
-  local fn = METRICS[opts.metric or "cosine"]
-  if not fn then
-    error(name .. ": metric must be \"cosine\" or \"l2\"", 2)
-  end
+  local k, metric = checks.ranking(name, opts, true)
+  local n, rrf_k = checks.fusion(name, opts, k)
+  local fn = METRICS[metric]
   local fts = opts.fts_table or (opts.table .. "_fts")
   if type(fts) ~= "string" or fts == "" then
     error(name .. ": fts_table must be a non-empty string", 2)

@@ -163,13 +163,10 @@ describe("examples/products", function()
   it("writes the same rows into PostgreSQL with main_postgres.lua",
      function()
     local postgres = require "tide.postgres"
-    local pg = os.tmpname()
-    os.remove(pg)
-    local conn, err, code = helpers.run(("sh %s/scripts/pg_server.sh start "
-      .. "%s"):format(q(helpers.root), q(pg)))
-    assert.are.equal(0, code, err)
-    conn = conn:gsub("%s+$", "")
+    local pg = require "test.spec.pg_helpers"
+    local server, conn = pg.start()
     local ok, failure = pcall(function()
+      local err, code
       local dir = copy_example("products")
       local function tide(args)
         return helpers.run(("cd %s && TIDE_PG=%s %s %s"):format(q(dir),
@@ -203,8 +200,7 @@ describe("examples/products", function()
         .. "NULL AS gone"))
       assert.is_true(r.rows[1].gone)
     end)
-    helpers.run(("sh %s/scripts/pg_server.sh stop %s"):format(
-      q(helpers.root), q(pg)))
+    pg.stop(server)
     assert(ok, failure)
   end)
 end)

@@ -4,6 +4,7 @@
 -- parameters, types, errors without the password, waits that let other
 -- components run, and postgres.rows as a source in a pipeline.
 local helpers = require "test.spec.helpers"
+local pg = require "test.spec.pg_helpers"
 local postgres = require "tide.postgres"
 local cjson = require "cjson"
 
@@ -11,18 +12,10 @@ local q = helpers.q
 local dir, conn
 local SECRET = "pw-Zq81-never-shown"
 
-setup(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  local out, err, code = helpers.run(("sh %s/scripts/pg_server.sh start %s")
-    :format(q(helpers.root), q(dir)))
-  assert(code == 0, "cannot start PostgreSQL: " .. tostring(err))
-  conn = out:gsub("%s+$", "")
-end)
+setup(function() dir, conn = pg.start() end)
 
 teardown(function()
-  helpers.run(("sh %s/scripts/pg_server.sh stop %s"):format(q(helpers.root),
-                                                            q(dir)))
+  pg.stop(dir)
   helpers.cleanup()
 end)
 

@@ -6,6 +6,7 @@
 -- make; tide drop; the password kept out of the store and the output; and
 -- kill -9 during applies converging to a clean run's rows.
 local helpers = require "test.spec.helpers"
+local pg = require "test.spec.pg_helpers"
 local postgres = require "tide.postgres"
 local cjson = require "cjson"
 
@@ -13,18 +14,10 @@ local q = helpers.q
 local dir, conn
 local SECRET = "pw-Xk42-never-stored"
 
-setup(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  local out, err, code = helpers.run(("sh %s/scripts/pg_server.sh start %s")
-    :format(q(helpers.root), q(dir)))
-  assert(code == 0, "cannot start PostgreSQL: " .. tostring(err))
-  conn = out:gsub("%s+$", "")
-end)
+setup(function() dir, conn = pg.start() end)
 
 teardown(function()
-  helpers.run(("sh %s/scripts/pg_server.sh stop %s"):format(q(helpers.root),
-                                                            q(dir)))
+  pg.stop(dir)
   helpers.cleanup()
 end)
 
