@@ -140,6 +140,41 @@ describe("postgres.table", function()
                     { r[1].id, r[1].title, r[1].raw })
   end)
 
+  it("is verified against the store and repaired", function()
+    local d, update = project(pipeline(conn, "checked", [[{
+      { "id", "string", key = true }, { "title", "string" },
+      { "emb", tide.vector(2) } }]], [[Rec { id = item.id,
+      title = item.title, emb = { 0.25, item.n } }]], ', fts = { "title" }'))
+    items(d, { { id = "a", title = "A", n = 1 }, { id = "b", title = "B",
+                n = 2 }, { id = "c", title = "C", n = 3 } })
+    local _, err, code = update()
+    assert.are.equal(0, code, err)
+    local out
+    out, err, code = helpers.run(("cd %s && %s verify pipeline.lua")
+      :format(q(d), helpers.tide))
+    assert.are.equal(0, code, err)
+    assert.matches("checked: in step (3 states checked)", out, 1, true)
+    sql_exec("DELETE FROM checked WHERE id = 'a'")
+    sql_exec("UPDATE checked SET emb = '{0.25,9}' WHERE id = 'b'")
+    sql_exec("INSERT INTO checked (id, title, emb) VALUES ('zz', 'hand', "
+      .. "'{1,1}')")
+    out, err, code = helpers.run(("cd %s && %s verify pipeline.lua")
+      :format(q(d), helpers.tide))
+    assert.are_not.equal(0, code)
+    assert.matches("checked: 1 missing, 1 changed, 1 extra", out, 1, true)
+    out, err, code = helpers.run(("cd %s && %s verify pipeline.lua --repair")
+      :format(q(d), helpers.tide))
+    assert.are.equal(0, code, err)
+    assert.matches("checked: 1 missing, 1 changed, 1 extra: repaired", out,
+                   1, true)
+    local got = {}
+    for _, r in ipairs(rows("SELECT id, emb::text AS emb FROM checked "
+                            .. "ORDER BY id")) do
+      got[#got + 1] = r.id .. "=" .. r.emb
+    end
+    assert.are.same({ "a={0.25,1}", "b={0.25,2}", "c={0.25,3}" }, got)
+  end)
+
   it("refuses a NUL in text with a message naming the column", function()
     local d, update = project(pipeline(conn, "nul", [[{
       { "id", "string", key = true }, { "title", "string" } }]],
