@@ -327,7 +327,8 @@ static const char **check_params(lua_State *L, int idx, int *n) {
   return list;
 }
 
-/* A new query for the caller, its connection taken from the pool. */
+/* A new query for the caller, its connection taken from the pool unless
+** conninfo is NULL (the caller gives it one, or it connects anew). */
 static Query *new_query(lua_State *L, const char *conninfo) {
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
@@ -339,7 +340,7 @@ static Query *new_query(lua_State *L, const char *conninfo) {
   x->q.done = query_done;
   x->q.w.cancel = query_cancel;
   x->q.w.release = query_release;
-  x->q.conn = take_conn(L, conninfo);
+  x->q.conn = conninfo ? take_conn(L, conninfo) : NULL;
   return x;
 }
 
@@ -631,10 +632,7 @@ static int pg_listen(lua_State *L) {
   luaL_checkstring(L, 1);
   luaL_checkstring(L, 2);
   lua_settop(L, 3);
-  x = new_query(L, lua_tostring(L, 1));
-  /* Its own connection: a kept one goes back. */
-  tide_pg_conn_free(x->q.conn);
-  x->q.conn = NULL;
+  x = new_query(L, NULL); /* a connection of its own */
   x->listen = 1;
   return run_query(L, x, start_listen, 0);
 }
@@ -694,9 +692,8 @@ static int copy_finish(lua_State *L) {
   lua_settop(L, 1);
   lua_getiuservalue(L, 1, 1);
   lua_replace(L, 1); /* the connection string, as run_query wants it */
-  x = new_query(L, lua_tostring(L, 1));
-  tide_pg_conn_free(x->q.conn); /* not a kept one: the COPY's */
-  x->q.conn = c->conn;
+  x = new_query(L, NULL);
+  x->q.conn = c->conn; /* the COPY's */
   c->conn = NULL;
   return run_query(L, x, start_copy_end, block);
 }
