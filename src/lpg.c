@@ -28,7 +28,9 @@
 **   connection lost), which waits as pg_query does; listener:close().
 ** pg_copy_begin(conninfo, sql [, block]) -> copy | nil, message, sqlstate
 **   sql ends with COPY ... FROM STDIN: its data is sent as it is made,
-**   copy:send(data) -> true | nil, message, then copy:finish([block]) ->
+**   copy:send(data) -> true | nil, message (or copy:send_rows(plan,
+**   changes, vectors, first, last), which makes the data of records as
+**   core.pg_copy_rows does, bare), then copy:finish([block]) ->
 **   result | nil, message, sqlstate; copy:abort() (or collecting it)
 **   ends it with none of its rows kept.
 ** pg_identity(conninfo) -> "user@host:port/dbname" | nil, message
@@ -54,6 +56,7 @@
 #include <lua.h>
 
 #include "lcore.h"
+#include "lpg_copy.h"
 #include "pg.h"
 
 enum { POOL_SIZE = 4 };
@@ -640,13 +643,17 @@ static int pg_listen(lua_State *L) {
 /* ---- COPY made as it goes ---- */
 
 typedef struct {
-  void *conn; /* PGconn in its COPY; NULL once ended */
+  void *conn;    /* PGconn in its COPY; NULL once ended */
+  tide_Buf rows; /* send_rows' lines, reused chunk after chunk */
 } Copy;
 
 /* The Copy keeps its connection string as its user value. */
 static void push_copy(lua_State *L, void *conn) {
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
   Copy *c = lua_newuserdatauv(L, sizeof *c, 1);
   c->conn = conn;
+  tide_buf_init(&c->rows, alloc, ud);
   luaL_setmetatable(L, COPY_TYPE);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
@@ -657,7 +664,42 @@ static int copy_abort(lua_State *L) {
   Copy *c = luaL_checkudata(L, 1, COPY_TYPE);
   tide_pg_conn_free(c->conn);
   c->conn = NULL;
+  tide_buf_close(&c->rows);
   return 0;
+}
+
+/* copy:send_rows(plan, changes, vectors, first, last) -> true | nil,
+** message: the COPY lines of those changes (lpg_copy.h, bare), made and
+** sent without a Lua string between. */
+static int copy_send_rows(lua_State *L) {
+  static const char *const styles[] = {"array", "pgvector", NULL};
+  Copy *c = luaL_checkudata(L, 1, COPY_TYPE);
+  int pgvector;
+  lua_Integer first, last;
+  char why[512];
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  pgvector = luaL_checkoption(L, 4, NULL, styles) == 1;
+  first = luaL_checkinteger(L, 5);
+  last = luaL_checkinteger(L, 6);
+  if (c->conn == NULL) return luaL_error(L, "the COPY is over");
+  c->rows.len = 0;
+  if (tide_lpg_copy_rows(L, 2, 3, pgvector, 1, first, last, &c->rows, why,
+                         sizeof why)) {
+    luaL_pushfail(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  if (!tide_pg_copy_put(c->conn, (const char *)c->rows.data, c->rows.len,
+                        why, sizeof why)) {
+    tide_pg_conn_free(c->conn);
+    c->conn = NULL;
+    luaL_pushfail(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* copy:send(data) -> true | nil, message */
@@ -695,6 +737,7 @@ static int copy_finish(lua_State *L) {
   x = new_query(L, NULL);
   x->q.conn = c->conn; /* the COPY's */
   c->conn = NULL;
+  tide_buf_close(&c->rows);
   return run_query(L, x, start_copy_end, block);
 }
 
@@ -750,6 +793,7 @@ void tide_lpg_open(lua_State *L) {
   if (luaL_newmetatable(L, COPY_TYPE)) {
     static const luaL_Reg copy_methods[] = {
       {"send", copy_send},
+      {"send_rows", copy_send_rows},
       {"finish", copy_finish},
       {"abort", copy_abort},
       {NULL, NULL},

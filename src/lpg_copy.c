@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "lcore.h"
+#include "lpg_copy.h"
 #include "lrows.h"
 
 #define COPY_TYPE "tide.PgCopyOut"
@@ -176,15 +177,36 @@ static int bare_delete(tide_RowPlan *s, lua_Integer i) {
   return TIDE_EINVAL;
 }
 
+int tide_lpg_copy_rows(lua_State *L, int plan, int changes, int pgvector,
+                       int bare, lua_Integer first, lua_Integer last,
+                       tide_Buf *out, char *err, size_t size) {
+  int top = lua_gettop(L), names, rc = 0;
+  lua_Integer i;
+  tide_RowPlan *s = tide_rowplan_push(L, plan);
+  names = top + 2;
+  for (i = first; i <= last && rc == 0; i++) {
+    int is_delete;
+    lua_rawgeti(L, changes, i);
+    rc = tide_rowplan_change(s, L, i, lua_gettop(L), names, names + 1,
+                             &is_delete);
+    if (rc == 0 && is_delete && bare) rc = bare_delete(s, i);
+    if (rc == 0) rc = put_line(s, out, i, is_delete, pgvector, bare);
+    lua_pop(L, 1);
+  }
+  if (rc != 0) snprintf(err, size, "%s", s->err);
+  lua_settop(L, top);
+  return rc;
+}
+
 /* pg_copy_rows(plan, changes, vectors [, bare [, first, last]]) */
 static int pg_copy_rows(lua_State *L) {
   static const char *const styles[] = {"array", "pgvector", NULL};
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
-  tide_RowPlan *s;
   CopyOut *o;
-  lua_Integer i, first, last;
+  lua_Integer first, last;
   int pgvector, bare;
+  char err[256];
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   pgvector = luaL_checkoption(L, 3, NULL, styles) == 1;
@@ -192,21 +214,14 @@ static int pg_copy_rows(lua_State *L) {
   first = luaL_optinteger(L, 5, 1);
   last = luaL_optinteger(L, 6, luaL_len(L, 2));
   lua_settop(L, 2);
-  s = tide_rowplan_push(L, 1); /* 3: plan, 4: names, 5: types */
   o = lua_newuserdatauv(L, sizeof *o, 0);
   tide_buf_init(&o->out, alloc, ud);
   luaL_setmetatable(L, COPY_TYPE);
-  for (i = first; i <= last; i++) {
-    int is_delete;
-    lua_rawgeti(L, 2, i);
-    if (tide_rowplan_change(s, L, i, lua_gettop(L), 4, 5, &is_delete) ||
-        (is_delete && bare && bare_delete(s, i)) ||
-        put_line(s, &o->out, i, is_delete, pgvector, bare)) {
-      luaL_pushfail(L);
-      lua_pushstring(L, s->err);
-      return 2;
-    }
-    lua_pop(L, 1);
+  if (tide_lpg_copy_rows(L, 1, 2, pgvector, bare, first, last, &o->out,
+                         err, sizeof err)) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
   }
   lua_pushlstring(L, (const char *)o->out.data, o->out.len);
   tide_buf_close(&o->out);

@@ -428,19 +428,18 @@ int tide_pg_copy_end(tide_PgQuery *q, uv_loop_t *loop, tide_Alloc alloc,
   return connect_and_send(q, conninfo, conn);
 }
 
+/* In blocking mode libpq sends what it holds as soon as it holds 8 KiB,
+** waiting for the socket when the server is behind, so that its buffer
+** stays small: in non-blocking mode it would keep the whole COPY and move
+** what is left to the buffer's start at every partial send. The server
+** reads what the socket holds while the caller makes the next data. */
 int tide_pg_copy_put(void *conn, const char *data, size_t len, char *out,
                      size_t size) {
-  if (PQputCopyData(conn, data, (int)len) != 1) {
-    snprintf(out, size, "%s", PQerrorMessage(conn));
-    return 0;
-  }
-  /* Sends what the socket takes now, so the server works while the
-  ** caller makes the next data; the rest goes out later. */
-  if (PQflush(conn) < 0) {
-    snprintf(out, size, "%s", PQerrorMessage(conn));
-    return 0;
-  }
-  return 1;
+  int ok = PQsetnonblocking(conn, 0) == 0 &&
+           PQputCopyData(conn, data, (int)len) == 1;
+  if (!ok) snprintf(out, size, "%s", PQerrorMessage(conn));
+  PQsetnonblocking(conn, 1);
+  return ok;
 }
 
 void *tide_pg_query_take(tide_PgQuery *q) {

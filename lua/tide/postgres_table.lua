@@ -479,16 +479,16 @@ local function copy_new(spec, conn, sql, changes, vectors)
   if not copy then return nil, err, state end
   local plan, n = plan_of(spec), #changes
   for first = 1, n, CHUNK do
-    local data, why = pg_copy_rows(plan, changes, vectors, true, first,
+    local ok, why = copy:send_rows(plan, changes, vectors, first,
                                    first + CHUNK - 1 < n
                                    and first + CHUNK - 1 or n)
-    if not data then
+    if not ok then
       copy:abort()
-      fail(spec, why)
+      -- A record that cannot be a row fails the batch; a lost
+      -- connection is the apply's failure.
+      if why:match("^change %d+: ") then fail(spec, why) end
+      return nil, why
     end
-    local sent
-    sent, why = copy:send(data)
-    if not sent then return nil, why end
   end
   return copy:finish()
 end
