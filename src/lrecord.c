@@ -379,41 +379,69 @@ static int sequence_failure(Check *c, int n, int v, lua_Integer len) {
   return 0;
 }
 
-/* A vector of size numbers, as floats. The fast path, for a table without
-** a metatable, reads each element raw: when the table has exactly size
-** keys and each of 1..size holds a float32, its keys are 1..size. Anything
-** else takes sequence_failure's path, which finds the failure (or, when an
-** __index fills holes, none). */
+/* How many keys the table at v has, counting no further than limit + 1. */
+static lua_Integer count_keys(lua_State *L, int v, lua_Integer limit) {
+  lua_Integer count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, v)) {
+    lua_pop(L, 1);
+    if (++count > limit) {
+      lua_pop(L, 1);
+      break;
+    }
+  }
+  return count;
+}
+
+/* Whether x may be an integer's value: only an integral float can (any
+** beyond +-2^63 is), and most elements of a vector are not. */
+static int integral(lua_Number x) {
+  return !(x > -0x1p63 && x < 0x1p63) || (lua_Number)(lua_Integer)x == x;
+}
+
+/* Pushes element i of the plain table at v as a float, or returns 0,
+** pushing nothing, when it is not a number a float32 can hold. */
+static int push_float32(lua_State *L, int v, lua_Integer i) {
+  lua_Number x;
+  if (lua_rawgeti(L, v, i) != LUA_TNUMBER ||
+      !((x = lua_tonumber(L, -1)) >= -FLT_MAX && x <= FLT_MAX)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (integral(x) && lua_isinteger(L, -1)) replace_number(L, x);
+  return 1;
+}
+
+/* The copy of a plain table whose keys are exactly 1..size and whose
+** elements are float32s, as floats, in place of it; or 0 when the table is
+** not one. Once its keys are counted, each of 1..size being present means
+** there is no other. */
+static int vector_fast(lua_State *L, int v, lua_Integer size) {
+  lua_Integer i;
+  int out = v + 1; /* the table is on top */
+  if (count_keys(L, v, size) != size) return 0;
+  lua_createtable(L, (int)size, 0);
+  for (i = 1; i <= size; i++) {
+    if (!push_float32(L, v, i)) return 0;
+    lua_rawseti(L, out, i);
+  }
+  lua_replace(L, v);
+  return 1;
+}
+
+/* A vector of size numbers, as floats. A table with a metatable, or one
+** that vector_fast refuses, takes sequence_failure's path, which finds the
+** failure (or, when an __index fills holes, none). */
 static int check_vector(Check *c, int n, int v) {
   lua_State *L = c->L;
-  lua_Integer size = c->plan->nodes[n].size, count = 0, i;
+  lua_Integer size = c->plan->nodes[n].size, i;
   lua_Number x = 0;
-  int out, plain = !lua_getmetatable(L, v);
+  int out;
+  if (!lua_getmetatable(L, v) && vector_fast(L, v, size)) return 0;
   lua_settop(L, v);
-  if (plain) {
-    lua_pushnil(L);
-    while (lua_next(L, v)) {
-      count++;
-      lua_pop(L, 1);
-    }
-  }
+  if (sequence_failure(c, n, v, length(L, v)) != 0) return -1;
   lua_createtable(L, (int)size, 0);
   out = lua_gettop(L);
-  if (plain && count == size) {
-    for (i = 1; i <= size; i++) {
-      if (lua_rawgeti(L, v, i) != LUA_TNUMBER) break;
-      x = lua_tonumber(L, -1);
-      if (!(x >= -FLT_MAX && x <= FLT_MAX)) break;
-      if (lua_isinteger(L, -1)) replace_number(L, x);
-      lua_rawseti(L, out, i);
-    }
-    lua_settop(L, out);
-    if (i > size) {
-      lua_replace(L, v);
-      return 0;
-    }
-  }
-  if (sequence_failure(c, n, v, length(L, v)) != 0) return -1;
   for (i = 1; i <= size; i++) { /* holes an __index fills */
     lua_geti(L, v, i);
     float32_at(L, -1, &x);
@@ -483,7 +511,7 @@ static int record_fast(Check *c, int n, int v) {
   const Field *fields = c->plan->fields + node->first;
   int out, required = 0, bad = 0, depth = c->depth;
   lua_createtable(L, 0, node->size);
-  out = lua_gettop(L);
+  out = v + 1; /* check_record left the value on top */
   lua_pushnil(L);
   while (lua_next(L, v)) {
     const Field *f = find_field(L, fields, node->size, out + 1);
@@ -560,11 +588,11 @@ static int check_value(Check *c, int n) {
     node = &c->plan->nodes[n];
   }
   switch (node->kind) {
-  case K_RECORD:
-    return lua_isnil(L, -1) ? fail(c, "type", n, -1) : check_record(c, n);
+  case K_RECORD: /* each refuses a value that is not a table, nil too */
+    return check_record(c, n);
   case K_LIST:
   case K_VECTOR:
-    return lua_isnil(L, -1) ? fail(c, "type", n, -1) : check_sequence(c, n);
+    return check_sequence(c, n);
   default:
     return check_scalar(c, n);
   }
