@@ -171,8 +171,9 @@ function M.record(name, fields)
   for i, spec in ipairs(fields) do
     local fname = type(spec) == "table" and spec[1]
     if type(fname) ~= "string" or not fname:match "^[%a_][%w_]*$" then
-      error(fmt("tide.record %s: field %d needs an identifier name", name, i),
-            2)
+      error(fmt("tide.record %s: field %d%s needs an identifier name "
+        .. "(letters, digits and _, not starting with a digit)", name, i,
+        type(fname) == "string" and fmt(" (%q)", fname) or ""), 2)
     end
     if rt.by_name[fname] then
       error(fmt("tide.record %s: field %s declared twice", name, fname), 2)
