@@ -57,7 +57,6 @@ static void unwatch(tide_PgQuery *q) {
   uv_close((uv_handle_t *)&w->poll, watch_closed);
 }
 
-/* The query is over: its handle closes, then done runs. */
 static int start_connecting(tide_PgQuery *q);
 
 /* A kept connection the server closed while it was idle (a restart)
@@ -74,9 +73,12 @@ static int retry_fresh(tide_PgQuery *q) {
   PQfinish(q->conn);
   q->conn = NULL;
   q->message[0] = q->sqlstate[0] = '\0';
-  return start_connecting(q) == 0;
+  if (start_connecting(q) == 0) return 1;
+  set_message(q, "out of memory");
+  return 0;
 }
 
+/* The query is over: its handle closes, then done runs. */
 static void end(tide_PgQuery *q, int ok) {
   if (q->ended) return;
   if (!ok && retry_fresh(q)) return;
