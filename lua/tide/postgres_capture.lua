@@ -3,13 +3,15 @@
 --
 -- The source lists the whole table (SELECT *), keyed by the key
 -- column(s) as postgres.rows keys a query. With live = true it also
--- installs, in the run that lists it, a trigger on the table that sends
--- NOTIFY on the channel tide_<table> with the key of every row inserted,
--- updated or deleted (a JSON array of the key's values; "*" for a
--- TRUNCATE, or a key too long for a notification). The trigger is a
+-- installs, in the run that lists it, statement-level triggers on the
+-- table that send NOTIFY on the channel tide_<table> with the keys of the
+-- rows each statement inserted, updated or deleted (JSON arrays of keys,
+-- a key the array of its columns' values, as few notifications as fit;
+-- "*" for a TRUNCATE, a statement of more than MAX_KEYS rows, or a key
+-- too long for a notification). The triggers and their function are a
 -- container of the app (target type postgres.capture, holding no
--- states): it is removed when the pipeline stops asking for it and by
--- `tide drop`, and put back when someone removed it.
+-- states): removed when the pipeline stops asking for them and by `tide
+-- drop`, and put back when someone removed them.
 --
 -- In live mode the source's watch LISTENs on its own connection; each
 -- notification has the changed rows read again by key and emitted, so a
@@ -34,9 +36,24 @@ local key_text = keyed_rows.key_text
 
 local M = {}
 
--- A notification holds at most 8000 bytes: a longer key asks for a
--- rescan instead (the trigger must never fail the user's write).
-local MAX_PAYLOAD = 7900
+-- A notification holds at most 8000 bytes: the keys go in groups under
+-- this size, and a key longer than half of it asks for a rescan instead
+-- (the trigger must never fail the user's write).
+local MAX_PAYLOAD = 7800
+
+-- A statement that changed more rows than this notifies "*": the table
+-- is listed again, which costs less than reading so many rows by key.
+local MAX_KEYS = 10000
+
+local TRIGGERS = {
+  { name = "tide_capture_insert", event = "INSERT",
+    tables = "REFERENCING NEW TABLE AS tide_new" },
+  { name = "tide_capture_update", event = "UPDATE",
+    tables = "REFERENCING OLD TABLE AS tide_old NEW TABLE AS tide_new" },
+  { name = "tide_capture_delete", event = "DELETE",
+    tables = "REFERENCING OLD TABLE AS tide_old" },
+  { name = "tide_capture_truncate", event = "TRUNCATE", tables = "" },
+}
 
 local function names(spec)
   local base = spec.table:match("([^.]+)$")
@@ -45,8 +62,6 @@ local function names(spec)
   return {
     channel = "tide_" .. base,
     fn = ns and ident(ns) .. "." .. ident(fn) or ident(fn),
-    trigger = ident("tide_capture"),
-    truncate = ident("tide_capture_truncate"),
   }
 end
 
@@ -77,61 +92,90 @@ function capture.apply() end
 local function conn_of(spec) return ptable.conn_of(spec) end
 
 -- Installs (or replaces) the function and the triggers.
-function capture.setup(spec)
-  local n, t = names(spec), table_ident(spec.table)
-  local keys = {}
-  for i, k in ipairs(spec.key) do
-    keys[i] = "'" .. k:gsub("'", "''") .. "'"
+-- The keys of the rows in source (a transition table), as JSON arrays in
+-- text, once each.
+local function keys_sql(spec, source)
+  local cols = {}
+  for i, k in ipairs(spec.key) do cols[i] = "r." .. ident(k) end
+  return fmt("SELECT DISTINCT jsonb_build_array(%s)::text AS k FROM %s r",
+             concat(cols, ", "), source)
+end
+
+-- The trigger function: one per table, its channel and key columns
+-- written in. It runs once per statement, over the statement's changed
+-- rows (transition tables), and notifies their keys in as few
+-- notifications as fit: JSON arrays of keys, each under MAX_PAYLOAD
+-- bytes. A statement that changed more than MAX_KEYS rows, a key longer
+-- than half a notification, or a TRUNCATE notifies "*" (list the table).
+local function function_sql(spec, n)
+  local channel = "'" .. n.channel .. "'"
+  local per_op = {}
+  for op, source in pairs { INSERT = "tide_new", DELETE = "tide_old",
+      UPDATE = "(SELECT * FROM tide_old UNION ALL SELECT * FROM tide_new)" } do
+    per_op[#per_op + 1] = fmt([[
+  IF TG_OP = '%s' THEN
+    SELECT count(*), coalesce(max(octet_length(k)), 0) INTO n, longest
+      FROM (%s) k0;
+    IF n = 0 THEN RETURN NULL; END IF;
+    IF n > %d OR longest > %d THEN
+      PERFORM pg_notify(%s, '*');
+      RETURN NULL;
+    END IF;
+    FOR payload IN SELECT '[' || string_agg(k, ',' ORDER BY k) || ']'
+        FROM (SELECT k, sum(octet_length(k) + 1) OVER (ORDER BY k) / %d AS g
+              FROM (%s) k1) k2 GROUP BY g LOOP
+      PERFORM pg_notify(%s, payload);
+    END LOOP;
+  END IF;]], op, keys_sql(spec, source), MAX_KEYS, MAX_PAYLOAD // 2,
+      channel, MAX_PAYLOAD // 2, keys_sql(spec, source), channel)
   end
-  run(spec, conn_of(spec), concat({
-    "BEGIN;",
-    fmt([[CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql
+  table.sort(per_op)
+  return fmt([[CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql
 AS $tide$
 DECLARE
-  rec jsonb;
-  k jsonb;
+  n bigint;
+  longest int;
   payload text;
-  i int;
 BEGIN
-  IF TG_LEVEL = 'STATEMENT' THEN
-    PERFORM pg_notify(TG_ARGV[0], '*');
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM pg_notify(%s, '*');
     RETURN NULL;
   END IF;
-  FOREACH rec IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[to_jsonb(NEW)]
-      WHEN 'DELETE' THEN ARRAY[to_jsonb(OLD)]
-      ELSE ARRAY[to_jsonb(OLD), to_jsonb(NEW)] END LOOP
-    k := '[]'::jsonb;
-    FOR i IN 1 .. TG_NARGS - 1 LOOP
-      k := k || jsonb_build_array(rec -> TG_ARGV[i]);
-    END LOOP;
-    payload := k::text;
-    IF octet_length(payload) > %d THEN
-      payload := '*';
-    END IF;
-    PERFORM pg_notify(TG_ARGV[0], payload);
-  END LOOP;
+%s
   RETURN NULL;
 END
-$tide$;]], n.fn, MAX_PAYLOAD),
-    fmt("DROP TRIGGER IF EXISTS %s ON %s;", n.trigger, t),
-    fmt("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH "
-      .. "ROW EXECUTE FUNCTION %s('%s', %s);", n.trigger, t, n.fn,
-      n.channel, concat(keys, ", ")),
-    fmt("DROP TRIGGER IF EXISTS %s ON %s;", n.truncate, t),
-    fmt("CREATE TRIGGER %s AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE "
-      .. "FUNCTION %s('%s');", n.truncate, t, n.fn, n.channel),
-    "COMMIT;",
-  }, "\n"))
+$tide$;]], n.fn, channel, concat(per_op, "\n"))
+end
+
+-- Installs (or replaces) the function and its triggers, one per kind of
+-- statement (a transition table belongs to one event).
+function capture.setup(spec)
+  local n, t = names(spec), table_ident(spec.table)
+  local script = { "BEGIN;", function_sql(spec, n) }
+  for _, trigger in ipairs(TRIGGERS) do
+    script[#script + 1] = fmt("DROP TRIGGER IF EXISTS %s ON %s;",
+                              ident(trigger.name), t)
+    script[#script + 1] = fmt("CREATE TRIGGER %s AFTER %s ON %s %s FOR "
+      .. "EACH STATEMENT EXECUTE FUNCTION %s();", ident(trigger.name),
+      trigger.event, t, trigger.tables, n.fn)
+  end
+  -- The row-level trigger of tide's first releases.
+  script[#script + 1] = fmt("DROP TRIGGER IF EXISTS tide_capture ON %s;", t)
+  script[#script + 1] = "COMMIT;"
+  run(spec, conn_of(spec), concat(script, "\n"))
   return true
 end
 
 function capture.exists(spec)
+  local list = {}
+  for i, trigger in ipairs(TRIGGERS) do
+    list[i] = "'" .. trigger.name .. "'"
+  end
   local r, err = pg_query(conn_of(spec), "SELECT count(*) AS n FROM "
-    .. "pg_trigger WHERE tgrelid = to_regclass($1) AND tgname IN "
-    .. "('tide_capture', 'tide_capture_truncate')",
-    { table_ident(spec.table) }, true)
+    .. "pg_trigger WHERE tgrelid = to_regclass($1) AND tgname IN ("
+    .. concat(list, ", ") .. ")", { table_ident(spec.table) }, true)
   if not r then fail(spec, err) end
-  return r.rows[1].n == 2
+  return r.rows[1].n == #TRIGGERS
 end
 
 -- Removes the triggers and the function (the table itself is the user's).
@@ -214,19 +258,22 @@ local function emit_rows(spec, conn, types, keys, emit)
   return true
 end
 
--- The keys in a batch of payloads; nil when one asks for a rescan.
+-- The keys in a batch of payloads (each a JSON array of keys, a key an
+-- array of its columns' values); nil when one asks for a rescan, or is
+-- not what the trigger sends.
 local function notified_keys(payloads, nkeys)
   local keys, seen = {}, {}
   for _, p in ipairs(payloads) do
     if p == "*" then return nil end
-    local ok, values = pcall(json.decode, p)
-    if not ok or type(values) ~= "table" or #values ~= nkeys then
-      return nil
-    end
-    local id = p
-    if not seen[id] then
-      seen[id] = true
-      keys[#keys + 1] = values
+    local ok, list = pcall(json.decode, p)
+    if not ok or type(list) ~= "table" then return nil end
+    for _, values in ipairs(list) do
+      if type(values) ~= "table" or #values ~= nkeys then return nil end
+      local id = json.encode(values)
+      if not seen[id] then
+        seen[id] = true
+        keys[#keys + 1] = values
+      end
     end
   end
   return keys
@@ -289,8 +336,9 @@ function M.rows(conn, opts)
   end
   local server, err = pg_identity(conn)
   if not server then error("postgres.rows: " .. err, 3) end
+  -- version: the trigger's form, so that a new one replaces an old one.
   local spec = { conn = public_conninfo(conn), server = server, table = tbl,
-                 key = key }
+                 key = key, version = 2 }
   local self = { spec = spec, conn = conn }
   local engine = require "tide.engine"
   if opts.live then

@@ -52,6 +52,9 @@ local function project(live)
   return d
 end
 
+local ALL_TRIGGERS = { "tide_capture_delete", "tide_capture_insert",
+                       "tide_capture_truncate", "tide_capture_update" }
+
 local function triggers()
   local names = {}
   for _, r in ipairs(sql("SELECT tgname FROM pg_trigger WHERE tgrelid = "
@@ -130,13 +133,13 @@ describe("postgres.rows with change capture", function()
     _, err, code = helpers.run(("cd %s && %s update pipeline.lua")
       :format(q(d), helpers.tide))
     assert.are.equal(0, code, err)
-    assert.are.same({ "tide_capture", "tide_capture_truncate" }, triggers())
+    assert.are.same(ALL_TRIGGERS, triggers())
     -- Removed by hand: put back by the next run.
-    sql("DROP TRIGGER tide_capture ON src")
+    sql("DROP TRIGGER tide_capture_update ON src")
     _, err, code = helpers.run(("cd %s && %s update pipeline.lua")
       :format(q(d), helpers.tide))
     assert.are.equal(0, code, err)
-    assert.are.same({ "tide_capture", "tide_capture_truncate" }, triggers())
+    assert.are.same(ALL_TRIGGERS, triggers())
     -- No longer asked for: removed.
     helpers.write(d .. "/pipeline.lua", (PIPELINE:format(conn)
       :gsub("LIVE", "false")))
@@ -152,7 +155,7 @@ describe("postgres.rows with change capture", function()
     out, err, code = helpers.run(("cd %s && %s update pipeline.lua")
       :format(q(d), helpers.tide))
     assert.are.equal(0, code, err)
-    assert.are.equal(2, #triggers())
+    assert.are.same(ALL_TRIGGERS, triggers())
     for _, bytes in ipairs { out, err, helpers.read(d .. "/.tide/state.db"),
         helpers.read(d .. "/.tide/state.db-wal") or "" } do
       assert.is_nil(bytes:find(secret, 1, true))
@@ -204,6 +207,21 @@ describe("postgres.rows with change capture", function()
     reaches(d, function(t)
       return t[10] == "A" and t[11] == nil and t[4000] == "ROW 11"
     end, "a key changed")
+    -- A statement changing many rows notifies their keys in a few
+    -- notifications; one changing more than 10000 has the table listed.
+    before = #cycles(d)
+    sql("UPDATE src SET title = 'bulk ' || id WHERE id <= 1500")
+    reaches(d, function(t) return t[1500] == "BULK 1500" end, "a bulk update")
+    reprocessed = 0
+    after = cycles(d)
+    for i = before + 1, #after do
+      reprocessed = reprocessed + after[i].components.reprocessed
+    end
+    assert.are.equal(1498, reprocessed) -- rows 7 and 11 are gone
+    sql("INSERT INTO src SELECT g, 'many ' || g FROM generate_series(10001, "
+        .. "22000) g")
+    reaches(d, function(t) return t[22000] == "MANY 22000" end,
+            "a statement of 12000 rows")
     -- The server restarts: the listener reconnects, and what changed
     -- before it listens again is found by listing the table once more.
     pg.restart(dir)
