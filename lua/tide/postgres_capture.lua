@@ -159,8 +159,6 @@ function capture.setup(spec)
       .. "EACH STATEMENT EXECUTE FUNCTION %s();", ident(trigger.name),
       trigger.event, t, trigger.tables, n.fn)
   end
-  -- The row-level trigger of tide's first releases.
-  script[#script + 1] = fmt("DROP TRIGGER IF EXISTS tide_capture ON %s;", t)
   script[#script + 1] = "COMMIT;"
   run(spec, conn_of(spec), concat(script, "\n"))
   return true
@@ -334,11 +332,16 @@ function M.rows(conn, opts)
   if opts.live ~= nil and type(opts.live) ~= "boolean" then
     error("postgres.rows: live must be a boolean", 3)
   end
+  -- PostgreSQL's names hold 63 bytes: tide_capture_<table> must fit.
+  if opts.live and #tbl:match("([^.]+)$") > 50 then
+    error("postgres.rows: change capture needs a table name of at most 50 "
+      .. "bytes (its trigger function is named tide_capture_<table>)", 3)
+  end
   local server, err = pg_identity(conn)
   if not server then error("postgres.rows: " .. err, 3) end
-  -- version: the trigger's form, so that a new one replaces an old one.
+  -- version: the triggers' form, so that a later one replaces them.
   local spec = { conn = public_conninfo(conn), server = server, table = tbl,
-                 key = key, version = 2 }
+                 key = key, version = 1 }
   local self = { spec = spec, conn = conn }
   local engine = require "tide.engine"
   if opts.live then

@@ -253,6 +253,10 @@ describe("postgres.rows with change capture", function()
       postgres.rows(conn, { table = "src", key = "id", live = "yes" })
     end, "postgres.rows: live must be a boolean")
     assert.has_error(function()
+      postgres.rows(conn, { table = ("t"):rep(51), key = "id", live = true })
+    end, "postgres.rows: change capture needs a table name of at most 50 "
+      .. "bytes (its trigger function is named tide_capture_<table>)")
+    assert.has_error(function()
       postgres.rows(conn, { table = "src", key = "id", live = true })
     end, "postgres.capture: a target can only be declared inside a "
       .. "component")
