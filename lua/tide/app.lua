@@ -143,15 +143,17 @@ local function engine_for(app, db, loop)
 end
 
 -- A cycle runs the engine's loop: not from inside a run of the same loop
--- (a callback of luv's uv.run, when the app shares luv's loop), which
--- libuv does not allow. Returns a message saying so, or nil.
-local function inside_loop(app, e, what)
+-- (a callback of luv's uv.run when the app shares luv's loop, or, for a
+-- step or a stop, of the run a live step makes: stepped is the live
+-- session), which libuv does not allow. Returns a message saying so, or
+-- nil.
+local function inside_loop(app, e, what, stepped)
   local luv = app.luv_of[e]
-  if luv and luv.loop_mode() then
-    return fmt("app %s: %s from inside uv.run(): the app runs on luv's "
-      .. "loop, which cannot be run again from one of its callbacks; call "
-      .. "it between runs of the loop (uv.run(\"nowait\") in a loop of "
-      .. "your own)", app.name, what)
+  if luv and (luv.loop_mode() or stepped and stepped:busy()) then
+    return fmt("app %s: %s from inside a run of luv's loop: the app runs "
+      .. "on luv's loop, which cannot be run again from one of its "
+      .. "callbacks; call it between runs of the loop (uv.run(\"nowait\") "
+      .. "in a loop of your own)", app.name, what)
   end
 end
 
@@ -326,7 +328,7 @@ end
 function M.step(a, budget_ms, level)
   local session = a.live_session
   if not session then error(fmt("app %s is not live", a.name), level + 1) end
-  local busy = inside_loop(a, a.live_engine, "a step")
+  local busy = inside_loop(a, a.live_engine, "a step", session)
   if busy then error(busy, level + 1) end
   return session:step(budget_ms)
 end
@@ -343,7 +345,7 @@ end
 function App:stop()
   local session = self.live_session
   if not session then return nil, fmt("app %s is not live", self.name) end
-  local busy = inside_loop(self, self.live_engine, "a stop")
+  local busy = inside_loop(self, self.live_engine, "a stop", session)
   if busy then error(busy, 2) end
   self.live_session, self.live_engine = nil, nil
   M.stepped[self] = nil

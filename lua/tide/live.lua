@@ -418,6 +418,12 @@ function M.start(e, update, seen, hooks, caught_up)
     end
     return coroutine.status(co) ~= "dead"
   end
+  -- Whether the session is running now: a call from a callback of the
+  -- loop a step is running (a host's handle on a shared loop).
+  function session:busy()
+    local status = coroutine.status(co)
+    return status == "running" or status == "normal"
+  end
   function session:stop()
     self.stopping = true
     while coroutine.status(co) ~= "dead" do resume() end
