@@ -28,11 +28,10 @@
 **   connection lost), which waits as pg_query does; listener:close().
 ** pg_copy_begin(conninfo, sql [, block]) -> copy | nil, message, sqlstate
 **   sql ends with COPY ... FROM STDIN: its data is sent as it is made,
-**   copy:send(data) -> true | nil, message (or copy:send_rows(plan,
-**   changes, vectors, first, last), which makes the data of records as
-**   core.pg_copy_rows does, bare), then copy:finish([block]) ->
-**   result | nil, message, sqlstate; copy:abort() (or collecting it)
-**   ends it with none of its rows kept.
+**   copy:send_rows(plan, changes, vectors, first, last) -> true | nil,
+**   message (the data of records, as core.pg_copy_rows makes it, bare),
+**   then copy:finish([block]) -> result | nil, message, sqlstate;
+**   copy:abort() (or collecting it) ends it with none of its rows kept.
 ** pg_identity(conninfo) -> "user@host:port/dbname" | nil, message
 ** pg_public_conninfo(conninfo) -> the string without its password | nil,
 **   message
@@ -670,7 +669,8 @@ static int copy_abort(lua_State *L) {
 
 /* copy:send_rows(plan, changes, vectors, first, last) -> true | nil,
 ** message: the COPY lines of those changes (lpg_copy.h, bare), made and
-** sent without a Lua string between. */
+** sent without a Lua string between. A record that cannot be a line
+** leaves the COPY as it was; a failed send ends it. */
 static int copy_send_rows(lua_State *L) {
   static const char *const styles[] = {"array", "pgvector", NULL};
   Copy *c = luaL_checkudata(L, 1, COPY_TYPE);
@@ -685,39 +685,18 @@ static int copy_send_rows(lua_State *L) {
   if (c->conn == NULL) return luaL_error(L, "the COPY is over");
   c->rows.len = 0;
   if (tide_lpg_copy_rows(L, 2, 3, pgvector, 1, first, last, &c->rows, why,
-                         sizeof why)) {
-    luaL_pushfail(L);
-    lua_pushstring(L, why);
-    return 2;
-  }
-  if (!tide_pg_copy_put(c->conn, (const char *)c->rows.data, c->rows.len,
-                        why, sizeof why)) {
+                         sizeof why) == 0) {
+    if (tide_pg_copy_put(c->conn, (const char *)c->rows.data, c->rows.len,
+                         why, sizeof why)) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
     tide_pg_conn_free(c->conn);
     c->conn = NULL;
-    luaL_pushfail(L);
-    lua_pushstring(L, why);
-    return 2;
   }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* copy:send(data) -> true | nil, message */
-static int copy_send(lua_State *L) {
-  Copy *c = luaL_checkudata(L, 1, COPY_TYPE);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  char why[512];
-  if (c->conn == NULL) return luaL_error(L, "the COPY is over");
-  if (!tide_pg_copy_put(c->conn, data, len, why, sizeof why)) {
-    tide_pg_conn_free(c->conn);
-    c->conn = NULL;
-    luaL_pushfail(L);
-    lua_pushstring(L, why);
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  luaL_pushfail(L);
+  lua_pushstring(L, why);
+  return 2;
 }
 
 static int start_copy_end(Query *x, uv_loop_t *loop, lua_State *L) {
@@ -792,7 +771,6 @@ void tide_lpg_open(lua_State *L) {
   lua_pop(L, 1);
   if (luaL_newmetatable(L, COPY_TYPE)) {
     static const luaL_Reg copy_methods[] = {
-      {"send", copy_send},
       {"send_rows", copy_send_rows},
       {"finish", copy_finish},
       {"abort", copy_abort},

@@ -83,13 +83,20 @@ end
 
 -- ---- postgres.rows ----
 
-local function items(self)
+-- The rows of sql, keyed by key (as rows.lua keys them); raises, naming
+-- the server's identity, when the query fails or a key does not hold.
+-- postgres.rows lists a query with it, change capture a whole table.
+function M.listed(conn, identity, sql, key)
   local function fail(msg, ...)
-    error(fmt("postgres.rows %s: " .. msg, self.identity, ...), 0)
+    error(fmt("postgres.rows %s: " .. msg, identity, ...), 0)
   end
-  local r, err = M.query(self.conn, self.sql)
+  local r, err = M.query(conn, sql)
   if not r then fail("%s", (err:gsub("^postgres [^:]*: ", ""))) end
-  return keyed_rows.keyed(r.rows, r.columns, self.key, self.sql, fail)
+  return keyed_rows.keyed(r.rows, r.columns, key, sql, fail)
+end
+
+local function items(self)
+  return M.listed(self.conn, self.identity, self.sql, self.key)
 end
 
 function M.rows(conn, sql, opts)

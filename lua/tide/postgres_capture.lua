@@ -185,22 +185,10 @@ end
 
 -- ---- The source ----
 
--- The table's rows, keyed: nil, message when the query fails.
-local function listing(spec, conn)
-  local r, err = require("tide.postgres").query(conn, "SELECT * FROM "
-    .. table_ident(spec.table))
-  if not r then return nil, err end
-  return r
-end
-
+-- The whole table, keyed.
 local function items(self)
-  local function failing(msg, ...)
-    error(fmt("postgres.rows %s: " .. msg, self.spec.server, ...), 0)
-  end
-  local r, err = listing(self.spec, self.conn)
-  if not r then failing("%s", (err:gsub("^postgres [^:]*: ", ""))) end
-  return keyed_rows.keyed(r.rows, r.columns, self.spec.key,
-                          "SELECT * FROM " .. self.spec.table, failing)
+  return require("tide.postgres").listed(self.conn, self.spec.server,
+    "SELECT * FROM " .. table_ident(self.spec.table), self.spec.key)
 end
 
 -- The key columns' types, for reading rows back by key.

@@ -123,14 +123,7 @@ local plans = setmetatable({}, { __mode = "k" })
 local function plan_of(spec)
   local plan = plans[spec]
   if plan then return plan end
-  local columns, keys = {}, {}
-  for i, f in ipairs(spec.fields) do
-    local _, kind, nullable, size = column_of(f.type, spec.vectors)
-    columns[i] = { name = f.name, kind = kind, nullable = nullable,
-                   size = size, type = f.type }
-    if f.key then keys[#keys + 1] = i end
-  end
-  plan = { table = spec.name, columns = columns, keys = keys }
+  plan = sql_table.plan(spec, column_of)
   plans[spec] = plan
   return plan
 end
@@ -562,11 +555,7 @@ end
 -- as apply and compared in SQL, so a value counts as changed exactly when
 -- apply would write something else.
 function target.verify(spec, expected, others)
-  if not target.exists(spec) then
-    local missing = {}
-    for i, e in ipairs(expected) do missing[i] = e.key end
-    return { missing = missing, changed = {}, extra = {} }
-  end
+  if not target.exists(spec) then return sql_table.all_missing(expected) end
   local changes = {}
   for i, e in ipairs(expected) do
     changes[i] = { key = e.key, value = e.value }

@@ -116,6 +116,19 @@ function M.wanted_columns(spec, column_of)
   return cols
 end
 
+-- The plan by which lrows.c turns spec's records into rows ({ table,
+-- columns, keys }: lrows.h), column_of as for wanted_columns.
+function M.plan(spec, column_of)
+  local columns, keys = {}, {}
+  for i, f in ipairs(spec.fields) do
+    local _, kind, nullable, size = column_of(f.type, spec.vectors)
+    columns[i] = { name = f.name, kind = kind, nullable = nullable,
+                   size = size, type = f.type }
+    if f.key then keys[#keys + 1] = i end
+  end
+  return { table = spec.name, columns = columns, keys = keys }
+end
+
 local function same_column(a, b)
   return a.type == b.type and a.notnull == b.notnull and a.pk == b.pk
 end
@@ -172,6 +185,16 @@ function M.refuse_foreign(caller, spec, prev, claimed, have, other, want,
     refuse(spec.name, " and its columns differ from " .. spec.schema[2]
       .. "'s")
   end
+end
+
+-- ---- Verify ----
+
+-- A verify's report for a table that is not there: every expected row
+-- missing.
+function M.all_missing(expected)
+  local missing = {}
+  for i, e in ipairs(expected) do missing[i] = e.key end
+  return { missing = missing, changed = {}, extra = {} }
 end
 
 -- ---- Owners ----

@@ -76,16 +76,9 @@ local plans = setmetatable({}, { __mode = "k" })
 local function plan_of(spec)
   local plan = plans[spec]
   if plan then return plan end
-  local columns, keys = {}, {}
-  for i, f in ipairs(spec.fields) do
-    local _, kind, nullable, size = column_of(f.type)
-    columns[i] = { name = f.name, kind = kind, nullable = nullable,
-                   size = size, type = f.type }
-    if f.key then keys[#keys + 1] = i end
-  end
+  plan = sql_table.plan(spec, column_of)
   -- Per-row statements would make FTS5 flush a segment per row: stage.
-  plan = { table = spec.name, columns = columns, keys = keys,
-           staged = spec.fts ~= nil }
+  plan.staged = spec.fts ~= nil
   plans[spec] = plan
   return plan
 end
@@ -467,11 +460,7 @@ end
 -- of keys; extra is the rows tide did not write, and is empty for an
 -- adopted table (its other rows are the user's).
 function target.verify(spec, expected, others)
-  if not target.exists(spec) then
-    local missing = {}
-    for i, e in ipairs(expected) do missing[i] = e.key end
-    return { missing = missing, changed = {}, extra = {} }
-  end
+  if not target.exists(spec) then return sql_table.all_missing(expected) end
   local scratch = os.tmpname()
   local sdb, err = sqlite_open(scratch, "create")
   if not sdb then error(where(spec) .. ": scratch database: " .. err, 0) end

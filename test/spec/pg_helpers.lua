@@ -29,4 +29,10 @@ function M.stop(dir)
                                                              q(dir)))
 end
 
+-- r, or an error with err: what a call that returns nil, message gave.
+function M.must(r, err)
+  assert(r, err)
+  return r
+end
+
 return M

@@ -16,16 +16,14 @@ local running = {}
 setup(function() dir, conn = pg.start() end)
 
 teardown(function()
-  for _, pid in ipairs(running) do os.execute("kill -9 " .. pid
-                                              .. " 2>/dev/null") end
+  for _, pid in ipairs(running) do
+    os.execute("kill -9 " .. pid .. " 2>/dev/null")
+  end
   pg.stop(dir)
   helpers.cleanup()
 end)
 
-local function must(r, err)
-  assert(r, err)
-  return r
-end
+local must = pg.must
 
 local function sql(s) return must(postgres.query(conn, s)) end
 
@@ -165,9 +163,55 @@ describe("postgres.rows with change capture", function()
     assert.are.equal(0, code, err)
     assert.are.same({}, triggers())
     assert.are.same({}, target(d))
-    -- A write to the table never fails for the trigger: a key too long
-    -- for a notification asks for a rescan instead.
     sql("DROP TABLE src")
+  end)
+
+  it("notifies a statement's keys together, and * where they cannot be",
+     function()
+    sql("CREATE TABLE wide (k text PRIMARY KEY, n int NOT NULL)")
+    local core = require "tide.core"
+    postgres.capture.setup { conn = conn, server = "s", table = "wide",
+                             key = { "k" }, version = 1 }
+    local l = must(core.pg_listen(conn, 'LISTEN "tide_wide"'))
+    local function notified(statement)
+      sql(statement)
+      -- What came until the notifications stop for 200 ms.
+      local got, list = {}, must(l:wait(5000))
+      while #list > 0 do
+        for _, p in ipairs(list) do got[#got + 1] = p end
+        list = must(l:wait(200))
+      end
+      return got
+    end
+    assert.are.same({ '[["a"],["b"]]' },
+      notified("INSERT INTO wide VALUES ('a', 1), ('b', 2)"))
+    assert.are.same({ '[["a"]]' },
+      notified("UPDATE wide SET n = 3 WHERE k = 'a'"))
+    -- A key changed: the old key and the new.
+    assert.are.same({ '[["b"],["c"]]' },
+      notified("UPDATE wide SET k = 'c' WHERE k = 'b'"))
+    assert.are.same({ '[["c"]]' }, notified("DELETE FROM wide WHERE k = 'c'"))
+    -- Many keys in notifications of under 8000 bytes, every key once.
+    local got = notified("INSERT INTO wide SELECT 'key-' || g, g FROM "
+      .. "generate_series(1, 3000) g")
+    assert.is_true(#got > 1)
+    local seen = 0
+    for _, p in ipairs(got) do
+      assert.is_true(#p < 8000)
+      for _ in p:gmatch('%["key%-%d+"%]') do seen = seen + 1 end
+    end
+    assert.are.equal(3000, seen)
+    -- A key too long for a notification, more than 10000 rows, a
+    -- truncate: "*", and the writes succeed.
+    assert.are.same({ "*" }, notified("INSERT INTO wide VALUES ('"
+      .. ("x"):rep(5000) .. "', 1)"))
+    assert.are.same({ "*" }, notified("INSERT INTO wide SELECT 'many-' || g, "
+      .. "g FROM generate_series(1, 10001) g"))
+    assert.are.same({ "*" }, notified("TRUNCATE wide"))
+    l:close()
+    postgres.capture.drop { conn = conn, server = "s", table = "wide",
+                            key = { "k" }, version = 1 }
+    sql("DROP TABLE wide")
   end)
 
   it("reprocesses exactly the rows that changed, and catches up after a "

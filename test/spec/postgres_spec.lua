@@ -19,10 +19,7 @@ teardown(function()
   helpers.cleanup()
 end)
 
-local function must(r, err)
-  assert(r, err)
-  return r
-end
+local must = pg.must
 
 describe("postgres.query", function()
   it("binds parameters, never splicing them, and converts types", function()

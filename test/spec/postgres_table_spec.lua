@@ -21,10 +21,7 @@ teardown(function()
   helpers.cleanup()
 end)
 
-local function must(r, err)
-  assert(r, err)
-  return r
-end
+local must = pg.must
 
 local function rows(sql, params)
   return must(postgres.query(conn, sql, params)).rows
