@@ -1,5 +1,5 @@
 /*
-** SQLite connections as tide opens them, for the state store (store.c) and
+** SQLite connections as tide opens them, for the state store (store_sqlite.c) and
 ** the SQLite connector (sqlite_db.c): one set of open modes, the settings
 ** every connection shares, and one way of wording a failure.
 **

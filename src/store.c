@@ -1,549 +1,297 @@
 /*
-** The state store's lifecycle: opening (format checks, the writer lock),
-** error messages, the statement cache, group commit and giving free pages
-** back. The schema lives in store_schema.c, the operations in
-** store_ops.c.
-**
-** The writer lock is an flock on a side file, PATH-lock, which also holds
-** the holder's pid for the message a second writer gets. It is not taken on
-** the database file itself: closing any descriptor of the database file
-** drops every POSIX lock SQLite holds on it in this process (SQLite's
-** "How To Corrupt" 2.2), which would break other connections to the same
-** store in the same process. The kernel releases the flock when its holder
-** dies, even by kill -9; the stale pid left in the file is overwritten by
-** the next writer. The lock file is never deleted, as deleting a lock file
-** races with a process about to lock it.
+** The state store's calls (store.h), each handed to the backend the store
+** was opened with: PostgreSQL for a location that starts with
+** postgresql:// or postgres://, SQLite for any other (a file path). Both
+** keep the same content under the same contract; store_backend.h says
+** how a store says which it is.
 */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "buf.h"
-#include "error.h"
-#include "sqlite_conn.h"
-#include "store_impl.h"
+#include "store.h"
+#include "store_backend.h"
+#include "store_sqlite.h"
 
-static const char out_of_memory[] = "out of memory";
+static SqStore *sq(tide_Store *s) { return (SqStore *)s; }
+static const SqStore *csq(const tide_Store *s) { return (const SqStore *)s; }
 
-/* ---- Messages ---- */
-
-int tide_store_fail(tide_Store *s, int code, const char *fmt, ...) {
-  va_list ap;
-  int n;
-  char *p;
-  va_start(ap, fmt);
-  n = vsnprintf(s->msg, s->msg_cap, fmt, ap);
-  va_end(ap);
-  if (n < 0) {
-    s->errmsg = tide_strerror(code);
-    return code;
-  }
-  if ((size_t)n >= s->msg_cap) {
-    p = s->alloc(s->ud, s->msg, s->msg_cap, (size_t)n + 1);
-    if (p == NULL) {
-      s->errmsg = code == TIDE_ENOMEM ? out_of_memory : tide_strerror(code);
-      return code;
-    }
-    s->msg = p;
-    s->msg_cap = (size_t)n + 1;
-    va_start(ap, fmt);
-    vsnprintf(s->msg, s->msg_cap, fmt, ap);
-    va_end(ap);
-  }
-  s->errmsg = s->msg;
-  return code;
+int tide_store_open(tide_Store **out, const char *path, int flags,
+                    tide_Alloc alloc, void *ud) {
+  SqStore *q = NULL;
+  int rc;
+  if (out == NULL) return TIDE_EINVAL;
+  rc = tide_sqs_open(&q, path, flags, alloc, ud);
+  *out = q ? &q->base : NULL;
+  return rc;
 }
 
-static int code_of(int sqlite_rc) {
-  switch (sqlite_rc & 0xff) {
-  case SQLITE_NOMEM: return TIDE_ENOMEM;
-  case SQLITE_IOERR:
-  case SQLITE_FULL:
-  case SQLITE_READONLY:
-  case SQLITE_CANTOPEN: return TIDE_EIO;
-  case SQLITE_NOTADB:
-  case SQLITE_CORRUPT: return TIDE_ENOTSTORE;
-  default: return TIDE_ESTORE;
-  }
-}
-
-static int nomem(tide_Store *s) {
-  return tide_store_fail(s, TIDE_ENOMEM, "%s", out_of_memory);
-}
-
-/* The open mode of the store's connection (sqlite_conn.h). */
-static int conn_mode(const tide_Store *s) {
-  return s->flags == TIDE_STORE_WRITE ? TIDE_SQLITE_CREATE
-                                      : TIDE_SQLITE_READONLY;
-}
-
-/* "PATH: " and a message of sqlite_conn.c, which words every SQLite
-** failure of the store and of the SQLite connector alike. */
-static int fail_conn(tide_Store *s, int code, const char *msg,
-                     const char *note) {
-  if (code == TIDE_ENOMEM) return nomem(s);
-  return tide_store_fail(s, code, "%s: %s%s", s->path, msg, note);
-}
-
-int tide_store_fail_db(tide_Store *s, const char *what) {
-  char msg[TIDE_SQLITE_MSG_SIZE];
-  int rc = sqlite3_extended_errcode(s->db);
-  const char *note = "";
-  if (s->in_batch && sqlite3_get_autocommit(s->db)) {
-    /* The error ended the transaction: SQLite rolled the batch back. */
-    s->in_batch = 0;
-    s->batch_writes = 0;
-    note = " (the uncommitted batch was rolled back)";
-  }
-  tide_sqlite_conn_explain(s->db, rc, s->path, conn_mode(s), "state store",
-                           what, msg, sizeof msg);
-  return fail_conn(s, code_of(rc), msg, note);
+int tide_store_close(tide_Store *s) {
+  if (s == NULL) return 0;
+  return tide_sqs_close(sq(s));
 }
 
 const char *tide_store_errmsg(const tide_Store *s) {
-  return s ? s->errmsg : out_of_memory;
+  if (s == NULL) return "out of memory";
+  return tide_sqs_errmsg(csq(s));
 }
 
 const char *tide_store_path(const tide_Store *s) {
-  return s && s->path ? s->path : "";
+  if (s == NULL) return "";
+  return tide_sqs_path(csq(s));
 }
 
-/* ---- Clocks ---- */
-
-static int64_t clock_ns(clockid_t id) {
-  struct timespec ts;
-  if (clock_gettime(id, &ts) != 0) return 0;
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+int tide_store_unlock(tide_Store *s) {
+  return tide_sqs_unlock(sq(s));
 }
 
-int64_t tide_store_now_ns(void) { return clock_ns(CLOCK_REALTIME); }
-
-/* ---- Statement cache ---- */
-
-static void release(tide_Store *s) {
-  if (s->held) sqlite3_reset(s->held);
-  s->held = NULL;
+int tide_store_relock(tide_Store *s, int *changed) {
+  return tide_sqs_relock(sq(s), changed);
 }
 
-int tide_store_stmt(tide_Store *s, int slot, const char *sql,
-                    sqlite3_stmt **st) {
-  sqlite3_stmt **p = &s->stmts[slot];
-  release(s);
-  if (*p == NULL) {
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, p,
-                           NULL) != SQLITE_OK) {
-      *p = NULL;
-      return tide_store_fail_db(s, "cannot prepare a statement");
-    }
-  } else if (sqlite3_stmt_busy(*p)) {
-    return tide_store_fail(s, TIDE_EINVAL,
-                           "%s: nested use of a store iteration", s->path);
-  }
-  *st = *p;
-  return 0;
+int tide_store_checkpoint_on(tide_Store *s, uv_loop_t *loop) {
+  return tide_sqs_checkpoint_on(sq(s), loop);
 }
-
-/* Runs a statement without results, such as BEGIN or COMMIT. */
-static int exec_slot(tide_Store *s, int slot, const char *sql,
-                     const char *what) {
-  sqlite3_stmt *st;
-  int rc = tide_store_stmt(s, slot, sql, &st);
-  if (rc) return rc;
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    rc = tide_store_fail_db(s, what);
-    sqlite3_reset(st);
-    return rc;
-  }
-  sqlite3_reset(st);
-  return 0;
-}
-
-/* ---- Group commit ---- */
-
-int tide_store_write_begin(tide_Store *s) {
-  int rc;
-  if (s->flags != TIDE_STORE_WRITE)
-    return tide_store_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
-                           s->path);
-  if (s->in_batch) return 0;
-  rc = exec_slot(s, TIDE_STMT_BEGIN, "BEGIN IMMEDIATE",
-                 "cannot start a write transaction");
-  if (rc) return rc;
-  s->in_batch = 1;
-  s->batch_writes = 0;
-  s->batch_started_ns = clock_ns(CLOCK_MONOTONIC);
-  return 0;
-}
-
-void tide_store_write_done(tide_Store *s) { s->batch_writes++; }
 
 int tide_store_flush(tide_Store *s) {
-  int rc;
-  release(s);
-  if (!s->in_batch) return 0;
-  rc = exec_slot(s, TIDE_STMT_COMMIT, "COMMIT", "cannot commit");
-  if (rc) return rc;
-  s->in_batch = 0;
-  s->batch_writes = 0;
-  return 0;
+  return tide_sqs_flush(sq(s));
 }
 
 int tide_store_maybe_flush(tide_Store *s) {
-  int64_t age_ns;
-  if (!s->in_batch) return 0;
-  age_ns = clock_ns(CLOCK_MONOTONIC) - s->batch_started_ns;
-  if (s->batch_writes >= s->max_batch_writes ||
-      age_ns >= s->max_batch_ms * 1000000)
-    return tide_store_flush(s);
-  return 0;
+  return tide_sqs_maybe_flush(sq(s));
 }
 
 int tide_store_rollback(tide_Store *s) {
-  int rc;
-  release(s);
-  if (!s->in_batch) return 0;
-  rc = exec_slot(s, TIDE_STMT_ROLLBACK, "ROLLBACK", "cannot roll back");
-  if (rc) return rc;
-  s->in_batch = 0;
-  s->batch_writes = 0;
-  return 0;
+  return tide_sqs_rollback(sq(s));
 }
 
 void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
                                  int64_t max_ms) {
-  s->max_batch_writes = max_writes > 0 ? max_writes : TIDE_STORE_BATCH_WRITES;
-  s->max_batch_ms = max_ms > 0 ? max_ms : TIDE_STORE_BATCH_MS;
+  tide_sqs_set_batch_limits(sq(s), max_writes, max_ms);
 }
 
 int64_t tide_store_batch_writes(const tide_Store *s) {
-  return s->in_batch ? s->batch_writes : 0;
-}
-
-/* ---- Space ---- */
-
-/* Reads the integer a pragma returns. */
-static int pragma_int(tide_Store *s, const char *sql, int64_t *v) {
-  sqlite3_stmt *st;
-  int rc;
-  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-    return tide_store_fail_db(s, "cannot read its size");
-  rc = sqlite3_step(st);
-  *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_finalize(st);
-  if (rc != SQLITE_ROW) return tide_store_fail_db(s, "cannot read its size");
-  return 0;
+  return tide_sqs_batch_writes(csq(s));
 }
 
 int tide_store_space(tide_Store *s, tide_StoreSpace *space) {
-  int64_t mode = 0;
-  int rc;
-  release(s);
-  memset(space, 0, sizeof *space);
-  if ((rc = pragma_int(s, "PRAGMA page_size", &space->page_size)) != 0 ||
-      (rc = pragma_int(s, "PRAGMA page_count", &space->pages)) != 0 ||
-      (rc = pragma_int(s, "PRAGMA freelist_count", &space->free_pages)) !=
-          0 ||
-      (rc = pragma_int(s, "PRAGMA auto_vacuum", &mode)) != 0)
-    return rc;
-  space->incremental = mode == 2;
-  return 0;
-}
-
-/* Writes the WAL back into the database, which truncates the database to
-** its size, and empties the WAL. Without waiting: a reader on an older
-** snapshot stops it short (SQLITE_BUSY), and a later checkpoint finishes
-** the work. */
-static int checkpoint(tide_Store *s) {
-  int rc;
-  sqlite3_busy_timeout(s->db, 0);
-  rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
-                                 NULL, NULL);
-  sqlite3_busy_timeout(s->db, TIDE_SQLITE_BUSY_MS);
-  if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-    return tide_store_fail_db(s, "cannot checkpoint");
-  return 0;
+  return tide_sqs_space(sq(s), space);
 }
 
 int tide_store_reclaim(tide_Store *s, int64_t *freed) {
-  tide_StoreSpace before, after;
-  int rc;
-  if (freed) *freed = 0;
-  if (s->flags != TIDE_STORE_WRITE)
-    return tide_store_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
-                           s->path);
-  if ((rc = tide_store_flush(s)) != 0 ||
-      (rc = tide_store_space(s, &before)) != 0)
-    return rc;
-  if (before.free_pages * 100 <= before.pages * TIDE_STORE_RECLAIM_SHARE ||
-      before.free_pages * before.page_size <= TIDE_STORE_RECLAIM_MIN_BYTES)
-    return 0;
-  /* Each runs as its own transaction; VACUUM rewrites a store made before
-  ** auto_vacuum was set, and switches it. */
-  if (sqlite3_exec(s->db, before.incremental
-                   ? "PRAGMA incremental_vacuum"
-                   : "PRAGMA auto_vacuum = INCREMENTAL; VACUUM",
-                   NULL, NULL, NULL) != SQLITE_OK)
-    return tide_store_fail_db(s, "cannot give free space back");
-  if ((rc = tide_store_space(s, &after)) != 0) return rc;
-  if (freed) *freed = before.pages - after.pages;
-  return checkpoint(s);
+  return tide_sqs_reclaim(sq(s), freed);
 }
 
-/* ---- Opening ---- */
-
-/* Reads the pid a writer left in the lock file; 0 when there is none. */
-static long read_pid(int fd) {
-  char text[32];
-  ssize_t n = pread(fd, text, sizeof text - 1, 0);
-  long pid = 0;
-  ssize_t i;
-  for (i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++) {
-    if (pid > 100000000) return 0;
-    pid = pid * 10 + (text[i] - '0');
-  }
-  return i > 0 && i < n && text[i] == '\n' ? pid : 0;
+int tide_store_app_get_or_create(tide_Store *s, const char *name,
+                                 size_t name_len, int64_t *id, int *created) {
+  return tide_sqs_app_get_or_create(sq(s), name, name_len, id, created);
 }
 
-/* Takes the writer lock, flock on PATH-lock, and records our pid in it. */
-static int lock_writer(tide_Store *s) {
-  size_t size = s->path_size + 5;
-  char *lock_path = s->alloc(s->ud, NULL, 0, size);
-  char text[TIDE_ERRNO_TEXT_SIZE];
-  int fd, n, rc = 0;
-  long pid;
-  if (lock_path == NULL) return nomem(s);
-  snprintf(lock_path, size, "%s-lock", s->path);
-  fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-  if (fd < 0) {
-    rc = tide_store_fail(s, TIDE_EIO, "%s: cannot open lock file %s: %s",
-                         s->path, lock_path,
-                         tide_error_errno_text(errno, text, sizeof text));
-  } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      pid = read_pid(fd);
-      if (pid > 0)
-        rc = tide_store_fail(s, TIDE_ELOCKED,
-                             "%s: locked by another running update (pid %ld)",
-                             s->path, pid);
-      else
-        rc = tide_store_fail(s, TIDE_ELOCKED,
-                             "%s: locked by another running update", s->path);
-    } else {
-      rc = tide_store_fail(s, TIDE_EIO, "%s: cannot lock %s: %s", s->path,
-                           lock_path,
-                           tide_error_errno_text(errno, text, sizeof text));
-    }
-    close(fd);
-  } else {
-    s->lock_fd = fd;
-    n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
-    /* A session takes the lock again at every cycle: the file rewritten
-    ** only when another process held it last (a truncate and a write can
-    ** wait milliseconds on the file system's journal). */
-    if (read_pid(fd) != (long)getpid() &&
-        (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n))
-      rc = tide_store_fail(s, TIDE_EIO, "%s: cannot write lock file %s: %s",
-                           s->path, lock_path,
-                           tide_error_errno_text(errno, text, sizeof text));
-  }
-  s->alloc(s->ud, lock_path, size, 0);
-  return rc;
+int tide_store_app_lookup(tide_Store *s, const char *name, size_t name_len,
+                          tide_StoreApp *app) {
+  return tide_sqs_app_lookup(sq(s), name, name_len, app);
 }
 
-/* Opens the connection as every tide connection is opened
-** (sqlite_conn.h): nothing of the file is read yet. */
-static int connect_db(tide_Store *s) {
-  char msg[TIDE_SQLITE_MSG_SIZE];
-  int rc = tide_sqlite_conn_open(&s->db, s->path, conn_mode(s),
-                                 "state store", msg, sizeof msg);
-  return rc ? fail_conn(s, rc, msg, "") : 0;
+int tide_store_app_each(tide_Store *s, tide_StoreAppFn fn, void *arg) {
+  return tide_sqs_app_each(sq(s), fn, arg);
 }
 
-/* The settings that read the file, once it is known to be a store: WAL and
-** synchronous = NORMAL for a writer (sqlite_conn.h), and for any
-** connection a page cache of 16 MiB: a cycle reads the components once,
-** in order, into the C index, and writes in batches, so a larger cache
-** only raises a big cold run's peak memory (by up to 48 MiB at 100k
-** files) without making a no-change run faster. */
-static int settle(tide_Store *s) {
-  char msg[TIDE_SQLITE_MSG_SIZE];
-  int rc = tide_sqlite_conn_settle(s->db, s->path, conn_mode(s),
-                                   "state store", msg, sizeof msg);
-  if (rc) return fail_conn(s, rc, msg, "");
-  if (sqlite3_exec(s->db, "PRAGMA cache_size = -16384", NULL, NULL, NULL) !=
-      SQLITE_OK)
-    return tide_store_fail_db(s, "cannot open");
-  return 0;
+int tide_store_app_delete(tide_Store *s, int64_t app_id) {
+  return tide_sqs_app_delete(sq(s), app_id);
 }
 
-static int open_read(tide_Store *s) {
-  struct stat st;
-  char text[TIDE_ERRNO_TEXT_SIZE];
-  int rc;
-  if (stat(s->path, &st) != 0) {
-    if (errno == ENOENT)
-      return tide_store_fail(s, TIDE_ENOTFOUND, "%s: no such state store",
-                             s->path);
-    return tide_store_fail(s, TIDE_EIO, "%s: %s", s->path,
-                           tide_error_errno_text(errno, text, sizeof text));
-  }
-  if (S_ISDIR(st.st_mode))
-    return tide_store_fail(s, TIDE_ENOTSTORE,
-                           "%s: not a tide state store (is a directory)",
-                           s->path);
-  rc = connect_db(s);
-  if (rc) return rc;
-  rc = tide_store_schema_check(s);
-  if (rc == 1)
-    return tide_store_fail(s, TIDE_ENOTFOUND, "%s: state store is empty",
-                           s->path);
-  return rc ? rc : settle(s);
+int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
+                             int64_t *id) {
+  return tide_sqs_component_put(sq(s), c, id);
 }
 
-/* A new store gives free pages back by incremental vacuum
-** (tide_store_reclaim). auto_vacuum takes effect only when set before the
-** database's first page is written, which the switch to WAL does; a file
-** left empty but in WAL mode by an open cut short takes a VACUUM, which
-** costs nothing on an empty database. */
-static int start_incremental(tide_Store *s) {
-  int64_t mode;
-  int rc;
-  if (sqlite3_exec(s->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL,
-                   NULL) != SQLITE_OK)
-    return tide_store_fail_db(s, "cannot create the schema");
-  if ((rc = pragma_int(s, "PRAGMA auto_vacuum", &mode)) != 0) return rc;
-  if (mode != 2 &&
-      sqlite3_exec(s->db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK)
-    return tide_store_fail_db(s, "cannot create the schema");
-  return 0;
+int tide_store_component_get(tide_Store *s, int64_t app_id, const char *path,
+                             size_t path_len, tide_StoreComponent *c) {
+  return tide_sqs_component_get(sq(s), app_id, path, path_len, c);
 }
 
-/* The connection creates the file and its folders when missing, and is
-** refused when the file or what SQLite needs beside it is not writable
-** (sqlite_conn.h). Nothing is written before the file is known to be a
-** store, or empty. */
-static int open_write(tide_Store *s) {
-  int rc = connect_db(s), empty;
-  if (rc) return rc;
-  /* Check before locking, so a file that is not a store is left as it is,
-  ** without a lock file beside it; check again once locked, as another
-  ** writer may have created the schema meanwhile. */
-  rc = tide_store_schema_check(s);
-  if (rc < 0) return rc;
-  rc = lock_writer(s);
-  if (rc) return rc;
-  empty = tide_store_schema_check(s);
-  if (empty < 0) return empty;
-  if (empty == 1 && (rc = start_incremental(s)) != 0) return rc;
-  if ((rc = settle(s)) != 0) return rc;
-  return empty == 1 ? tide_store_schema_create(s)
-                    : tide_store_schema_upgrade(s);
+int tide_store_component_delete(tide_Store *s, int64_t id) {
+  return tide_sqs_component_delete(sq(s), id);
 }
 
-int tide_store_open(tide_Store **out, const char *path, int flags,
-                    tide_Alloc alloc, void *ud) {
-  tide_Store *s;
-  size_t size;
-  if (out == NULL) return TIDE_EINVAL;
-  *out = NULL;
-  if (alloc == NULL) alloc = tide_alloc_default;
-  s = alloc(ud, NULL, 0, sizeof *s);
-  if (s == NULL) return TIDE_ENOMEM;
-  memset(s, 0, sizeof *s);
-  s->alloc = alloc;
-  s->ud = ud;
-  s->lock_fd = -1;
-  s->errmsg = "";
-  tide_store_set_batch_limits(s, 0, 0);
-  *out = s;
-  if (path == NULL || path[0] == '\0')
-    return tide_store_fail(s, TIDE_EINVAL, "state store path is empty");
-  size = strlen(path) + 1;
-  s->path = alloc(ud, NULL, 0, size);
-  if (s->path == NULL) return nomem(s);
-  memcpy(s->path, path, size);
-  s->path_size = size;
-  if (flags != TIDE_STORE_READ && flags != TIDE_STORE_WRITE)
-    return tide_store_fail(s, TIDE_EINVAL, "%s: invalid open flags %d", path,
-                           flags);
-  s->flags = flags;
-  return flags == TIDE_STORE_WRITE ? open_write(s) : open_read(s);
+int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
+                              size_t *path_len) {
+  return tide_sqs_component_path(sq(s), id, path, path_len);
 }
 
-/* PRAGMA data_version: changes when another connection commits. */
-static int data_version(tide_Store *s, int64_t *out) {
-  sqlite3_stmt *st;
-  int rc = 0;
-  if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) !=
-      SQLITE_OK)
-    return tide_store_fail_db(s, "cannot read the data version");
-  if (sqlite3_step(st) == SQLITE_ROW)
-    *out = sqlite3_column_int64(st, 0);
-  else
-    rc = tide_store_fail_db(s, "cannot read the data version");
-  sqlite3_finalize(st);
-  return rc;
+int tide_store_component_each(tide_Store *s, int64_t app_id,
+                              tide_StoreComponentFn fn, void *arg) {
+  return tide_sqs_component_each(sq(s), app_id, fn, arg);
 }
 
-int tide_store_unlock(tide_Store *s) {
-  int rc;
-  if (s->flags != TIDE_STORE_WRITE || s->lock_fd < 0) return 0;
-  rc = tide_store_flush(s);
-  if (rc) return rc;
-  release(s);
-  rc = data_version(s, &s->unlocked_version);
-  if (rc) return rc;
-  close(s->lock_fd);
-  s->lock_fd = -1;
-  return 0;
+int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
+                                    tide_StoreComponentFn fn, void *arg) {
+  return tide_sqs_component_each_brief(sq(s), app_id, fn, arg);
 }
 
-int tide_store_relock(tide_Store *s, int *changed) {
-  int64_t now;
-  int rc;
-  *changed = 0;
-  if (s->flags != TIDE_STORE_WRITE)
-    return tide_store_fail(s, TIDE_EINVAL, "%s: opened read-only", s->path);
-  if (s->lock_fd >= 0) return 0;
-  rc = lock_writer(s);
-  if (rc) return rc;
-  rc = data_version(s, &now);
-  if (rc) return rc;
-  *changed = now != s->unlocked_version;
-  return 0;
+int tide_store_component_count(tide_Store *s, int64_t app_id, int64_t *count) {
+  return tide_sqs_component_count(sq(s), app_id, count);
 }
 
-int tide_store_checkpoint_on(tide_Store *s, uv_loop_t *loop) {
-  if (s->flags != TIDE_STORE_WRITE)
-    return tide_store_fail(s, TIDE_EINVAL, "%s: opened read-only", s->path);
-  if (s->ckpt) return 0;
-  if (tide_ckpt_attach(&s->ckpt, s->db, s->path, loop, s->alloc, s->ud))
-    return nomem(s);
-  return 0;
+void tide_store_track_components(tide_Store *s, int on) {
+  tide_sqs_track_components(sq(s), on);
 }
 
-int tide_store_close(tide_Store *s) {
-  int rc = 0, i;
-  if (s == NULL) return 0;
-  if (s->db) {
-    rc = tide_store_flush(s);
-    if (rc) tide_store_rollback(s);
-    release(s);
-    tide_ckpt_detach(s->ckpt);
-    for (i = 0; i < TIDE_STMT_COUNT; i++) sqlite3_finalize(s->stmts[i]);
-    sqlite3_close_v2(s->db);
-  }
-  /* Only now, with the connection closed, may the writer lock go. */
-  if (s->lock_fd >= 0) close(s->lock_fd);
-  if (s->track) tide_buf_close(&s->written);
-  if (s->path) s->alloc(s->ud, s->path, s->path_size, 0);
-  if (s->msg) s->alloc(s->ud, s->msg, s->msg_cap, 0);
-  s->alloc(s->ud, s, sizeof *s, 0);
-  return rc;
+int tide_store_written(tide_Store *s, int *all, tide_StoreWrittenFn fn,
+                       void *arg) {
+  return tide_sqs_written(sq(s), all, fn, arg);
+}
+
+int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
+                        tide_StoreMemo *m) {
+  return tide_sqs_memo_get(sq(s), app_id, key, m);
+}
+
+int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
+  return tide_sqs_memo_put(sq(s), m);
+}
+
+int tide_store_memo_delete(tide_Store *s, int64_t app_id, const uint8_t *key) {
+  return tide_sqs_memo_delete(sq(s), app_id, key);
+}
+
+int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
+                             tide_StoreMemoKeyFn fn, void *arg) {
+  return tide_sqs_memo_each_key(sq(s), app_id, fn, arg);
+}
+
+int tide_store_memo_ref_add(tide_Store *s, int64_t app_id,
+                            int64_t component_id, const uint8_t *key) {
+  return tide_sqs_memo_ref_add(sq(s), app_id, component_id, key);
+}
+
+int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
+                              tide_StoreMemoRefFn fn, void *arg) {
+  return tide_sqs_memo_refs_each(sq(s), component_id, fn, arg);
+}
+
+int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id) {
+  return tide_sqs_memo_refs_clear(sq(s), component_id);
+}
+
+int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
+                               const uint8_t *key, int *used) {
+  return tide_sqs_memo_ref_exists(sq(s), app_id, key, used);
+}
+
+int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
+                                       const char *kind, size_t kind_len,
+                                       const char *identity,
+                                       size_t identity_len, int64_t *id,
+                                       int *created) {
+  return tide_sqs_container_get_or_create(sq(s), app_id, kind, kind_len, identity, identity_len, id, created);
+}
+
+int tide_store_container_get(tide_Store *s, int64_t id,
+                             tide_StoreContainer *c) {
+  return tide_sqs_container_get(sq(s), id, c);
+}
+
+int tide_store_container_update(tide_Store *s, const tide_StoreContainer *c) {
+  return tide_sqs_container_update(sq(s), c);
+}
+
+int tide_store_container_delete(tide_Store *s, int64_t id) {
+  return tide_sqs_container_delete(sq(s), id);
+}
+
+int tide_store_container_each(tide_Store *s, int64_t app_id,
+                              tide_StoreContainerFn fn, void *arg) {
+  return tide_sqs_container_each(sq(s), app_id, fn, arg);
+}
+
+int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t) {
+  return tide_sqs_target_put(sq(s), t);
+}
+
+int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
+                                   const void *key, size_t key_len) {
+  return tide_sqs_target_mark_applied(sq(s), container_id, key, key_len);
+}
+
+int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id) {
+  return tide_sqs_targets_mark_applied(sq(s), container_id);
+}
+
+int tide_store_target_delete(tide_Store *s, int64_t container_id,
+                             const void *key, size_t key_len) {
+  return tide_sqs_target_delete(sq(s), container_id, key, key_len);
+}
+
+int tide_store_target_get(tide_Store *s, int64_t container_id, const void *key,
+                          size_t key_len, tide_StoreTarget *t) {
+  return tide_sqs_target_get(sq(s), container_id, key, key_len, t);
+}
+
+int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
+                                    tide_StoreTargetFn fn, void *arg) {
+  return tide_sqs_target_each_by_owner(sq(s), owner_id, fn, arg);
+}
+
+int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
+                                        tide_StoreTargetFn fn, void *arg) {
+  return tide_sqs_target_each_by_container(sq(s), container_id, fn, arg);
+}
+
+int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
+                                   tide_StoreTargetFn fn, void *arg) {
+  return tide_sqs_target_each_pending(sq(s), app_id, fn, arg);
+}
+
+int tide_store_intent_add(tide_Store *s, int64_t app_id, int64_t container_id,
+                          const void *keys, size_t keys_len, int64_t *id) {
+  return tide_sqs_intent_add(sq(s), app_id, container_id, keys, keys_len, id);
+}
+
+int tide_store_intent_delete(tide_Store *s, int64_t id) {
+  return tide_sqs_intent_delete(sq(s), id);
+}
+
+int tide_store_intent_each(tide_Store *s, int64_t app_id,
+                           tide_StoreIntentFn fn, void *arg) {
+  return tide_sqs_intent_each(sq(s), app_id, fn, arg);
+}
+
+int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
+                          size_t source_len, const char *key, size_t key_len,
+                          tide_StoreSourceItem *item) {
+  return tide_sqs_source_get(sq(s), app_id, source, source_len, key, key_len, item);
+}
+
+int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
+  return tide_sqs_source_put(sq(s), item);
+}
+
+int tide_store_source_delete(tide_Store *s, int64_t app_id, const char *source,
+                             size_t source_len, const char *key,
+                             size_t key_len) {
+  return tide_sqs_source_delete(sq(s), app_id, source, source_len, key, key_len);
+}
+
+int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
+                           size_t source_len, tide_StoreSourceItemFn fn,
+                           void *arg) {
+  return tide_sqs_source_each(sq(s), app_id, source, source_len, fn, arg);
+}
+
+int tide_store_source_each_app(tide_Store *s, int64_t app_id,
+                               tide_StoreSourceItemFn fn, void *arg) {
+  return tide_sqs_source_each_app(sq(s), app_id, fn, arg);
+}
+
+int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id) {
+  return tide_sqs_run_begin(sq(s), app_id, run_id);
+}
+
+int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
+                          const char *stats, size_t stats_len) {
+  return tide_sqs_run_finish(sq(s), run_id, status, stats, stats_len);
+}
+
+int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
+                               tide_StoreRunFn fn, void *arg) {
+  return tide_sqs_run_each_latest(sq(s), app_id, limit, fn, arg);
 }

@@ -59,7 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_impl.h"
+#include "store_sqlite.h"
 
 #define FORMAT_NAME "tide-state"
 #define STR(x) #x
@@ -121,7 +121,7 @@ static const char tables_sql[] =
 static const int64_t table_count[] = {0, 9, 10};
 
 /* Runs a one-row, one-column query; *st is left on its row. */
-static int query_row(tide_Store *s, const char *sql, sqlite3_stmt **st) {
+static int query_row(SqStore *s, const char *sql, sqlite3_stmt **st) {
   int rc;
   if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) return -1;
   rc = sqlite3_step(*st);
@@ -131,21 +131,21 @@ static int query_row(tide_Store *s, const char *sql, sqlite3_stmt **st) {
   return rc == SQLITE_DONE ? 1 : -1;
 }
 
-static int not_a_database(tide_Store *s) {
+static int not_a_database(SqStore *s) {
   if ((sqlite3_errcode(s->db) & 0xff) == SQLITE_NOTADB)
-    return tide_store_fail(s, TIDE_ENOTSTORE,
+    return tide_sqs_fail(s, TIDE_ENOTSTORE,
                            "%s: not a tide state store (file is not a "
                            "database)", s->path);
-  return tide_store_fail_db(s, "cannot read the state store");
+  return tide_sqs_fail_db(s, "cannot read the state store");
 }
 
-static int not_a_store(tide_Store *s) {
-  return tide_store_fail(s, TIDE_ENOTSTORE, "%s: not a tide state store",
+static int not_a_store(SqStore *s) {
+  return tide_sqs_fail(s, TIDE_ENOTSTORE, "%s: not a tide state store",
                          s->path);
 }
 
 /* Reads meta's format and version; 0 when they match this tide. */
-static int check_meta(tide_Store *s) {
+static int check_meta(SqStore *s) {
   sqlite3_stmt *st;
   const char *key, *value;
   char *end;
@@ -171,12 +171,12 @@ static int check_meta(tide_Store *s) {
   if (rc != SQLITE_DONE) return not_a_database(s);
   if (!has_format) return not_a_store(s);
   if (!has_version)
-    return tide_store_fail(s, TIDE_ENOTSTORE,
+    return tide_sqs_fail(s, TIDE_ENOTSTORE,
                            "%s: not a tide state store (no valid format "
                            "version)", s->path);
   if (version < TIDE_STORE_FORMAT_OLDEST ||
       version > TIDE_STORE_FORMAT_VERSION)
-    return tide_store_fail(s, TIDE_EVERSION,
+    return tide_sqs_fail(s, TIDE_EVERSION,
                            "%s: state store format version %ld is not "
                            "supported by this tide (supports %d to %d)",
                            s->path, version, TIDE_STORE_FORMAT_OLDEST,
@@ -185,7 +185,7 @@ static int check_meta(tide_Store *s) {
   return 0;
 }
 
-int tide_store_schema_check(tide_Store *s) {
+int tide_sqs_schema_check(SqStore *s) {
   sqlite3_stmt *st;
   int64_t count;
   int rc = query_row(s, "SELECT count(*) FROM sqlite_master", &st);
@@ -208,23 +208,23 @@ int tide_store_schema_check(tide_Store *s) {
   count = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   if (count != table_count[s->version])
-    return tide_store_fail(s, TIDE_ENOTSTORE,
+    return tide_sqs_fail(s, TIDE_ENOTSTORE,
                            "%s: state store is damaged (tables are missing)",
                            s->path);
   return 0;
 }
 
-int tide_store_schema_upgrade(tide_Store *s) {
+int tide_sqs_schema_upgrade(SqStore *s) {
   static const char upgrade_sql[] =
     INTENTS_SQL
     "UPDATE meta SET value = '2' WHERE key = 'version';"
     "PRAGMA user_version = 2;";
   if (s->version == TIDE_STORE_FORMAT_VERSION) return 0;
   if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    return tide_store_fail_db(s, "cannot upgrade the state store");
+    return tide_sqs_fail_db(s, "cannot upgrade the state store");
   if (sqlite3_exec(s->db, upgrade_sql, NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    int rc = tide_store_fail_db(s, "cannot upgrade the state store");
+    int rc = tide_sqs_fail_db(s, "cannot upgrade the state store");
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
@@ -232,24 +232,24 @@ int tide_store_schema_upgrade(tide_Store *s) {
   return 0;
 }
 
-int tide_store_schema_create(tide_Store *s) {
+int tide_sqs_schema_create(SqStore *s) {
   int rc;
   if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    return tide_store_fail_db(s, "cannot create the schema");
+    return tide_sqs_fail_db(s, "cannot create the schema");
   /* Check again inside the transaction, so nothing slips in between. */
-  rc = tide_store_schema_check(s);
+  rc = tide_sqs_schema_check(s);
   if (rc == 1 &&
       sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
-    rc = tide_store_fail_db(s, "cannot create the schema");
+    rc = tide_sqs_fail_db(s, "cannot create the schema");
   if (rc < 0) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
   if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    rc = tide_store_fail_db(s, "cannot create the schema");
+    rc = tide_sqs_fail_db(s, "cannot create the schema");
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
   if (rc == 1) s->version = TIDE_STORE_FORMAT_VERSION;
-  return tide_store_schema_upgrade(s);
+  return tide_sqs_schema_upgrade(s);
 }

@@ -4,15 +4,15 @@
 ** checked one by one, so collecting unused memo entries costs what
 ** changed, not the size of the app.
 */
-#include "store_sql.h"
+#include "store_sqlite_sql.h"
 
-int tide_store_memo_ref_add(tide_Store *s, int64_t app_id,
+int tide_sqs_memo_ref_add(SqStore *s, int64_t app_id,
                             int64_t component_id, const uint8_t *key) {
   sqlite3_stmt *st;
   const char *what = "cannot record a memo reference";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_MEMO_REF_ADD,
+  rc = tide_sqs_stmt(s, TIDE_STMT_MEMO_REF_ADD,
                        "INSERT OR IGNORE INTO memo_refs(app_id, component_id,"
                        " key) VALUES(?1, ?2, ?3)", &st);
   if (rc) return rc;
@@ -28,11 +28,11 @@ static int emit_ref(sqlite3_stmt *st, const void *cb, void *arg) {
   return (*(const tide_StoreMemoRefFn *)cb)(arg, key);
 }
 
-int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
+int tide_sqs_memo_refs_each(SqStore *s, int64_t component_id,
                               tide_StoreMemoRefFn fn, void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the memo references";
-  int rc = tide_store_stmt(s, TIDE_STMT_MEMO_REFS_EACH,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_MEMO_REFS_EACH,
                            "SELECT key FROM memo_refs WHERE component_id = ?1"
                            " ORDER BY key", &st);
   if (rc) return rc;
@@ -40,17 +40,17 @@ int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
   return each(s, st, what, emit_ref, &fn, arg);
 }
 
-int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id) {
+int tide_sqs_memo_refs_clear(SqStore *s, int64_t component_id) {
   return write_delete_by_id(s, TIDE_STMT_MEMO_REFS_CLEAR,
                             "DELETE FROM memo_refs WHERE component_id = ?1",
                             component_id, "cannot delete memo references");
 }
 
-int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
+int tide_sqs_memo_ref_exists(SqStore *s, int64_t app_id,
                                const uint8_t *key, int *used) {
   sqlite3_stmt *st;
   const char *what = "cannot read a memo reference";
-  int rc = tide_store_stmt(s, TIDE_STMT_MEMO_REF_EXISTS,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_MEMO_REF_EXISTS,
                            "SELECT EXISTS(SELECT 1 FROM memo_refs"
                            " WHERE app_id = ?1 AND key = ?2)", &st);
   int64_t found = 0;

@@ -5,16 +5,16 @@
 ** once the target holds them, the row is deleted. A row left behind by a
 ** crash says that every state it names may not be in the target.
 */
-#include "store_sql.h"
+#include "store_sqlite_sql.h"
 
-int tide_store_intent_add(tide_Store *s, int64_t app_id,
+int tide_sqs_intent_add(SqStore *s, int64_t app_id,
                           int64_t container_id, const void *keys,
                           size_t keys_len, int64_t *id) {
   sqlite3_stmt *st;
   const char *what = "cannot record an intent";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_INTENT_ADD,
+  rc = tide_sqs_stmt(s, TIDE_STMT_INTENT_ADD,
                        "INSERT INTO intents(app_id, container_id, keys)"
                        " VALUES(?1, ?2, ?3)", &st);
   if (rc) return rc;
@@ -22,12 +22,12 @@ int tide_store_intent_add(tide_Store *s, int64_t app_id,
       bind_blob(st, 3, keys, keys_len))
     return bind_failed(s, what);
   if ((rc = run(s, st, what)) != 0) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   if (id) *id = sqlite3_last_insert_rowid(s->db);
   return 0;
 }
 
-int tide_store_intent_delete(tide_Store *s, int64_t id) {
+int tide_sqs_intent_delete(SqStore *s, int64_t id) {
   return write_delete_by_id(s, TIDE_STMT_INTENT_DEL,
                             "DELETE FROM intents WHERE id = ?1", id,
                             "cannot delete an intent");
@@ -41,11 +41,11 @@ static int emit_intent(sqlite3_stmt *st, const void *cb, void *arg) {
   return (*(const tide_StoreIntentFn *)cb)(arg, &in);
 }
 
-int tide_store_intent_each(tide_Store *s, int64_t app_id,
+int tide_sqs_intent_each(SqStore *s, int64_t app_id,
                            tide_StoreIntentFn fn, void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the intents";
-  int rc = tide_store_stmt(s, TIDE_STMT_INTENT_EACH,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_INTENT_EACH,
                            "SELECT id, container_id, keys FROM intents"
                            " WHERE app_id = ?1 ORDER BY id", &st);
   if (rc) return rc;

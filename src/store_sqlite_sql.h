@@ -2,12 +2,12 @@
 ** SQL helpers shared by the store's operation files: binding parameters,
 ** reading columns, stepping statements. Only store_*.c include this.
 */
-#ifndef TIDE_STORE_SQL_H
-#define TIDE_STORE_SQL_H
+#ifndef TIDE_STORE_SQLITE_SQL_H
+#define TIDE_STORE_SQLITE_SQL_H
 
 #include <string.h>
 
-#include "store_impl.h"
+#include "store_sqlite.h"
 
 /* What a zero-length blob points at, as SQLite gives NULL for it. */
 static const uint8_t empty_blob[1] = { 0 };
@@ -75,7 +75,7 @@ static inline int64_t col_int(sqlite3_stmt *st, int i) {
 
 /* Steps an INSERT ... RETURNING id to its end; *id (when id is not NULL)
 ** receives the id. */
-static inline int run_returning(tide_Store *s, sqlite3_stmt *st,
+static inline int run_returning(SqStore *s, sqlite3_stmt *st,
                                 const char *what, int64_t *id) {
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
@@ -83,7 +83,7 @@ static inline int run_returning(tide_Store *s, sqlite3_stmt *st,
     rc = sqlite3_step(st);
   }
   if (rc != SQLITE_DONE) {
-    rc = tide_store_fail_db(s, what);
+    rc = tide_sqs_fail_db(s, what);
     sqlite3_reset(st);
     return rc;
   }
@@ -92,13 +92,13 @@ static inline int run_returning(tide_Store *s, sqlite3_stmt *st,
 }
 
 /* Steps a statement without result rows to its end. */
-static inline int run(tide_Store *s, sqlite3_stmt *st, const char *what) {
+static inline int run(SqStore *s, sqlite3_stmt *st, const char *what) {
   return run_returning(s, st, what, NULL);
 }
 
 /* Steps a query to its first row, where it is left until the next call on
 ** the store, so the caller borrows its columns; TIDE_ENOTFOUND if none. */
-static inline int get_row(tide_Store *s, sqlite3_stmt *st,
+static inline int get_row(SqStore *s, sqlite3_stmt *st,
                           const char *what) {
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
@@ -109,13 +109,13 @@ static inline int get_row(tide_Store *s, sqlite3_stmt *st,
     sqlite3_reset(st);
     return TIDE_ENOTFOUND;
   }
-  rc = tide_store_fail_db(s, what);
+  rc = tide_sqs_fail_db(s, what);
   sqlite3_reset(st);
   return rc;
 }
 
 /* Reads the integer of a one-column query's first row. */
-static inline int find_id(tide_Store *s, sqlite3_stmt *st, const char *what,
+static inline int find_id(SqStore *s, sqlite3_stmt *st, const char *what,
                    int64_t *id) {
   int rc = get_row(s, st, what);
   if (rc) return rc;
@@ -129,7 +129,7 @@ static inline int find_id(tide_Store *s, sqlite3_stmt *st, const char *what,
 ** cb points at. */
 typedef int (*Emit)(sqlite3_stmt *st, const void *cb, void *arg);
 
-static inline int each(tide_Store *s, sqlite3_stmt *st, const char *what,
+static inline int each(SqStore *s, sqlite3_stmt *st, const char *what,
                 Emit emit, const void *cb, void *arg) {
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -140,7 +140,7 @@ static inline int each(tide_Store *s, sqlite3_stmt *st, const char *what,
     }
   }
   if (rc != SQLITE_DONE) {
-    rc = tide_store_fail_db(s, what);
+    rc = tide_sqs_fail_db(s, what);
     sqlite3_reset(st);
     return rc;
   }
@@ -148,37 +148,37 @@ static inline int each(tide_Store *s, sqlite3_stmt *st, const char *what,
   return 0;
 }
 
-static inline int bind_failed(tide_Store *s, const char *what) {
-  return tide_store_fail_db(s, what);
+static inline int bind_failed(SqStore *s, const char *what) {
+  return tide_sqs_fail_db(s, what);
 }
 
 /* Runs a write statement in the batch and counts it. */
-static inline int run_write(tide_Store *s, sqlite3_stmt *st,
+static inline int run_write(SqStore *s, sqlite3_stmt *st,
                             const char *what) {
   int rc = run(s, st, what);
   if (rc) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 
 /* Runs a single-parameter delete keyed by an id. */
-static inline int delete_by_id(tide_Store *s, int slot, const char *sql,
+static inline int delete_by_id(SqStore *s, int slot, const char *sql,
                         int64_t id, const char *what) {
   sqlite3_stmt *st;
-  int rc = tide_store_stmt(s, slot, sql, &st);
+  int rc = tide_sqs_stmt(s, slot, sql, &st);
   if (rc) return rc;
   if (bind_int(st, 1, id)) return bind_failed(s, what);
   return run(s, st, what);
 }
 
 /* A write that is one delete keyed by an id, in the open batch. */
-static inline int write_delete_by_id(tide_Store *s, int slot,
+static inline int write_delete_by_id(SqStore *s, int slot,
                                      const char *sql, int64_t id,
                                      const char *what) {
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
   if ((rc = delete_by_id(s, slot, sql, id, what)) != 0) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 

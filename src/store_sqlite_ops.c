@@ -1,12 +1,12 @@
 /*
 ** The state store's operations, each on a statement prepared once and
-** cached on the store. Writes join the open batch (store.c); gets leave
+** cached on the store. Writes join the open batch (store_sqlite.c); gets leave
 ** their statement on its row so the caller borrows the column values
 ** without a copy; iterators step one statement through all rows.
 */
 #include <string.h>
 
-#include "store_sql.h"
+#include "store_sqlite_sql.h"
 
 /* ---- Apps ---- */
 
@@ -25,10 +25,10 @@ static int emit_app(sqlite3_stmt *st, const void *cb, void *arg) {
 #define APP_LOOKUP_SQL \
   "SELECT id, name, created_ns FROM apps WHERE name = ?1"
 
-int tide_store_app_lookup(tide_Store *s, const char *name, size_t name_len,
+int tide_sqs_app_lookup(SqStore *s, const char *name, size_t name_len,
                           tide_StoreApp *app) {
   sqlite3_stmt *st;
-  int rc = tide_store_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
+  int rc = tide_sqs_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
   if (rc) return rc;
   if (bind_text(st, 1, name, name_len))
     return bind_failed(s, "cannot read an app");
@@ -38,36 +38,36 @@ int tide_store_app_lookup(tide_Store *s, const char *name, size_t name_len,
   return 0;
 }
 
-int tide_store_app_get_or_create(tide_Store *s, const char *name,
+int tide_sqs_app_get_or_create(SqStore *s, const char *name,
                                  size_t name_len, int64_t *id, int *created) {
   sqlite3_stmt *st;
   const char *what = "cannot record an app";
-  int rc = tide_store_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
+  int rc = tide_sqs_stmt(s, TIDE_STMT_APP_LOOKUP, APP_LOOKUP_SQL, &st);
   if (created) *created = 0;
   if (rc) return rc;
   if (bind_text(st, 1, name, name_len)) return bind_failed(s, what);
   rc = find_id(s, st, what, id);
   if (rc != TIDE_ENOTFOUND) return rc;
-  rc = tide_store_write_begin(s);
+  rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_APP_INSERT,
+  rc = tide_sqs_stmt(s, TIDE_STMT_APP_INSERT,
                        "INSERT INTO apps(name, created_ns) VALUES(?1, ?2)"
                        " RETURNING id",
                        &st);
   if (rc) return rc;
   if (bind_text(st, 1, name, name_len) ||
-      bind_int(st, 2, tide_store_now_ns()))
+      bind_int(st, 2, tide_sqs_now_ns()))
     return bind_failed(s, what);
   rc = run_returning(s, st, what, id);
   if (rc) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   if (created) *created = 1;
   return 0;
 }
 
-int tide_store_app_each(tide_Store *s, tide_StoreAppFn fn, void *arg) {
+int tide_sqs_app_each(SqStore *s, tide_StoreAppFn fn, void *arg) {
   sqlite3_stmt *st;
-  int rc = tide_store_stmt(s, TIDE_STMT_APP_EACH,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_APP_EACH,
                            "SELECT id, name, created_ns FROM apps"
                            " ORDER BY name",
                            &st);
@@ -95,14 +95,14 @@ static const struct {
   { TIDE_STMT_APP_DEL_APP, "DELETE FROM apps WHERE id = ?1" },
 };
 
-void tide_store_track_components(tide_Store *s, int on) {
+void tide_sqs_track_components(SqStore *s, int on) {
   if (on && !s->track) tide_buf_init(&s->written, s->alloc, s->ud);
   if (!on && s->track) tide_buf_close(&s->written);
   s->track = on;
   s->written_all = 0;
 }
 
-void tide_store_note_written(tide_Store *s, const char *path, size_t len,
+void tide_sqs_note_written(SqStore *s, const char *path, size_t len,
                              int64_t id) {
   uint64_t n = path ? (uint64_t)len : UINT64_MAX;
   if (!s->track || s->written_all) return;
@@ -118,7 +118,7 @@ void tide_store_note_written(tide_Store *s, const char *path, size_t len,
   }
 }
 
-int tide_store_written(tide_Store *s, int *all, tide_StoreWrittenFn fn,
+int tide_sqs_written(SqStore *s, int *all, tide_StoreWrittenFn fn,
                        void *arg) {
   size_t at = 0;
   int rc = 0;
@@ -141,9 +141,9 @@ int tide_store_written(tide_Store *s, int *all, tide_StoreWrittenFn fn,
   return rc;
 }
 
-int tide_store_app_delete(tide_Store *s, int64_t app_id) {
+int tide_sqs_app_delete(SqStore *s, int64_t app_id) {
   size_t i;
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
   if (s->track) s->written_all = 1;
   for (i = 0; i < sizeof app_deletes / sizeof app_deletes[0]; i++) {
@@ -151,7 +151,7 @@ int tide_store_app_delete(tide_Store *s, int64_t app_id) {
                       "cannot delete an app");
     if (rc) return rc;
   }
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 
@@ -183,15 +183,15 @@ static int emit_component(sqlite3_stmt *st, const void *cb, void *arg) {
   return (*(const tide_StoreComponentFn *)cb)(arg, &c);
 }
 
-int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
+int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
                              int64_t *id) {
   sqlite3_stmt *st;
   const char *what = "cannot record a component";
   int64_t row_id = 0;
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  tide_store_note_written(s, c->path, c->path_len, 0);
-  rc = tide_store_stmt(
+  tide_sqs_note_written(s, c->path, c->path_len, 0);
+  rc = tide_sqs_stmt(
     s, TIDE_STMT_COMPONENT_PUT,
     "INSERT INTO components(app_id, path, parent_id, fn_name, logic_fp,"
     " input_fp, source_key, state, status, error, updated_ns, deps_fp)"
@@ -213,7 +213,7 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
       bind_blob(st, 8, c->state, c->state_len) ||
       bind_int(st, 9, c->status) ||
       bind_text(st, 10, c->error, c->error_len) ||
-      bind_int(st, 11, tide_store_now_ns()) ||
+      bind_int(st, 11, tide_sqs_now_ns()) ||
       bind_fp(st, 12, c->deps_fp))
     return bind_failed(s, what);
   /* Without RETURNING, which makes SQLite buffer the row: an insert
@@ -222,17 +222,17 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
   sqlite3_set_last_insert_rowid(s->db, 0);
   rc = run(s, st, what);
   if (rc) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   row_id = sqlite3_last_insert_rowid(s->db);
   if (row_id == 0 && id) {
-    rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_ID,
+    rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_ID,
                          "SELECT id FROM components"
                          " WHERE app_id = ?1 AND path = ?2", &st);
     if (rc) return rc;
     if (bind_int(st, 1, c->app_id) || bind_text(st, 2, c->path, c->path_len))
       return bind_failed(s, what);
     if (sqlite3_step(st) != SQLITE_ROW) {
-      rc = tide_store_fail_db(s, what);
+      rc = tide_sqs_fail_db(s, what);
       sqlite3_reset(st);
       return rc ? rc : TIDE_EIO;
     }
@@ -243,12 +243,12 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
   return 0;
 }
 
-int tide_store_component_get(tide_Store *s, int64_t app_id,
+int tide_sqs_component_get(SqStore *s, int64_t app_id,
                              const char *path, size_t path_len,
                              tide_StoreComponent *c) {
   sqlite3_stmt *st;
   const char *what = "cannot read a component";
-  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_GET,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_GET,
                            "SELECT " COMPONENT_COLUMNS " FROM components"
                            " WHERE app_id = ?1 AND path = ?2",
                            &st);
@@ -261,11 +261,11 @@ int tide_store_component_get(tide_Store *s, int64_t app_id,
   return 0;
 }
 
-int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
+int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,
                               size_t *path_len) {
   sqlite3_stmt *st;
   const char *what = "cannot read a component";
-  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_PATH,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_PATH,
                            "SELECT path FROM components WHERE id = ?1", &st);
   if (rc) return rc;
   if (bind_int(st, 1, id)) return bind_failed(s, what);
@@ -275,18 +275,18 @@ int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
   return 0;
 }
 
-int tide_store_component_delete(tide_Store *s, int64_t id) {
-  tide_store_note_written(s, NULL, 0, id);
+int tide_sqs_component_delete(SqStore *s, int64_t id) {
+  tide_sqs_note_written(s, NULL, 0, id);
   return write_delete_by_id(s, TIDE_STMT_COMPONENT_DEL,
                             "DELETE FROM components WHERE id = ?1", id,
                             "cannot delete a component");
 }
 
-int tide_store_component_each(tide_Store *s, int64_t app_id,
+int tide_sqs_component_each(SqStore *s, int64_t app_id,
                               tide_StoreComponentFn fn, void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the components";
-  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_EACH,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_EACH,
                            "SELECT " COMPONENT_COLUMNS " FROM components"
                            " WHERE app_id = ?1 ORDER BY path",
                            &st);
@@ -309,13 +309,13 @@ static int emit_component_brief(sqlite3_stmt *st, const void *cb,
   return (*(const tide_StoreComponentFn *)cb)(arg, &c);
 }
 
-int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
+int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
                                     tide_StoreComponentFn fn, void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the components";
   /* NOT INDEXED: the (app_id, path) index would give path order at the
   ** price of a table lookup per row. */
-  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_EACH_BRIEF,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_EACH_BRIEF,
                            "SELECT id, app_id, path, logic_fp, input_fp,"
                            " deps_fp, status FROM components NOT INDEXED"
                            " WHERE app_id = ?1",
@@ -325,11 +325,11 @@ int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
   return each(s, st, what, emit_component_brief, &fn, arg);
 }
 
-int tide_store_component_count(tide_Store *s, int64_t app_id,
+int tide_sqs_component_count(SqStore *s, int64_t app_id,
                                int64_t *count) {
   sqlite3_stmt *st;
   const char *what = "cannot count the components";
-  int rc = tide_store_stmt(s, TIDE_STMT_COMPONENT_COUNT,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_COUNT,
                            "SELECT count(*) FROM components"
                            " WHERE app_id = ?1",
                            &st);
@@ -340,11 +340,11 @@ int tide_store_component_count(tide_Store *s, int64_t app_id,
 
 /* ---- Memo entries ---- */
 
-int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
+int tide_sqs_memo_get(SqStore *s, int64_t app_id, const uint8_t *key,
                         tide_StoreMemo *m) {
   sqlite3_stmt *st;
   const char *what = "cannot read a memo entry";
-  int rc = tide_store_stmt(s, TIDE_STMT_MEMO_GET,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_MEMO_GET,
                            "SELECT app_id, key, fn_name, value, deps,"
                            " targets, updated_ns FROM memos"
                            " WHERE app_id = ?1 AND key = ?2",
@@ -364,12 +364,12 @@ int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
   return 0;
 }
 
-int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
+int tide_sqs_memo_put(SqStore *s, const tide_StoreMemo *m) {
   sqlite3_stmt *st;
   const char *what = "cannot record a memo entry";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(
+  rc = tide_sqs_stmt(
     s, TIDE_STMT_MEMO_PUT,
     "INSERT INTO memos(app_id, key, fn_name, value, deps, targets,"
     " updated_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -383,18 +383,18 @@ int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
       bind_blob(st, 4, m->value, m->value_len) ||
       bind_blob(st, 5, m->deps, m->deps_len) ||
       bind_blob(st, 6, m->targets, m->targets_len) ||
-      bind_int(st, 7, tide_store_now_ns()))
+      bind_int(st, 7, tide_sqs_now_ns()))
     return bind_failed(s, what);
   return run_write(s, st, what);
 }
 
-int tide_store_memo_delete(tide_Store *s, int64_t app_id,
+int tide_sqs_memo_delete(SqStore *s, int64_t app_id,
                            const uint8_t *key) {
   sqlite3_stmt *st;
   const char *what = "cannot delete a memo entry";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_MEMO_DEL,
+  rc = tide_sqs_stmt(s, TIDE_STMT_MEMO_DEL,
                        "DELETE FROM memos WHERE app_id = ?1 AND key = ?2",
                        &st);
   if (rc) return rc;
@@ -410,11 +410,11 @@ static int emit_memo_key(sqlite3_stmt *st, const void *cb, void *arg) {
                                             fn_name_len);
 }
 
-int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
+int tide_sqs_memo_each_key(SqStore *s, int64_t app_id,
                              tide_StoreMemoKeyFn fn, void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the memo entries";
-  int rc = tide_store_stmt(s, TIDE_STMT_MEMO_EACH_KEY,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_MEMO_EACH_KEY,
                            "SELECT key, fn_name FROM memos"
                            " WHERE app_id = ?1",
                            &st);
@@ -445,14 +445,14 @@ static int emit_container(sqlite3_stmt *st, const void *cb, void *arg) {
   return (*(const tide_StoreContainerFn *)cb)(arg, &c);
 }
 
-int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
+int tide_sqs_container_get_or_create(SqStore *s, int64_t app_id,
                                        const char *kind, size_t kind_len,
                                        const char *identity,
                                        size_t identity_len, int64_t *id,
                                        int *created) {
   sqlite3_stmt *st;
   const char *what = "cannot record a target container";
-  int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_FIND,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_CONTAINER_FIND,
                            "SELECT id FROM containers WHERE app_id = ?1"
                            " AND kind = ?2 AND identity = ?3",
                            &st);
@@ -463,9 +463,9 @@ int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
     return bind_failed(s, what);
   rc = find_id(s, st, what, id);
   if (rc != TIDE_ENOTFOUND) return rc;
-  rc = tide_store_write_begin(s);
+  rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_INSERT,
+  rc = tide_sqs_stmt(s, TIDE_STMT_CONTAINER_INSERT,
                        "INSERT INTO containers(app_id, kind, identity)"
                        " VALUES(?1, ?2, ?3) RETURNING id",
                        &st);
@@ -475,16 +475,16 @@ int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
     return bind_failed(s, what);
   rc = run_returning(s, st, what, id);
   if (rc) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   if (created) *created = 1;
   return 0;
 }
 
-int tide_store_container_get(tide_Store *s, int64_t id,
+int tide_sqs_container_get(SqStore *s, int64_t id,
                              tide_StoreContainer *c) {
   sqlite3_stmt *st;
   const char *what = "cannot read a target container";
-  int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_GET,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_CONTAINER_GET,
                            "SELECT " CONTAINER_COLUMNS " FROM containers"
                            " WHERE id = ?1",
                            &st);
@@ -496,13 +496,13 @@ int tide_store_container_get(tide_Store *s, int64_t id,
   return 0;
 }
 
-int tide_store_container_update(tide_Store *s,
+int tide_sqs_container_update(SqStore *s,
                                 const tide_StoreContainer *c) {
   sqlite3_stmt *st;
   const char *what = "cannot record a target container";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_UPDATE,
+  rc = tide_sqs_stmt(s, TIDE_STMT_CONTAINER_UPDATE,
                        "UPDATE containers SET spec = ?2, schema_fp = ?3,"
                        " owner_id = ?4, state = ?5 WHERE id = ?1",
                        &st);
@@ -514,13 +514,13 @@ int tide_store_container_update(tide_Store *s,
   rc = run(s, st, what);
   if (rc) return rc;
   if (sqlite3_changes(s->db) == 0) return TIDE_ENOTFOUND;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 
-int tide_store_container_delete(tide_Store *s, int64_t id) {
+int tide_sqs_container_delete(SqStore *s, int64_t id) {
   const char *what = "cannot delete a target container";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
   rc = delete_by_id(s, TIDE_STMT_CONTAINER_DEL_TARGETS,
                     "DELETE FROM target_states WHERE container_id = ?1", id,
@@ -532,15 +532,15 @@ int tide_store_container_delete(tide_Store *s, int64_t id) {
   rc = delete_by_id(s, TIDE_STMT_CONTAINER_DEL,
                     "DELETE FROM containers WHERE id = ?1", id, what);
   if (rc) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 
-int tide_store_container_each(tide_Store *s, int64_t app_id,
+int tide_sqs_container_each(SqStore *s, int64_t app_id,
                               tide_StoreContainerFn fn, void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the target containers";
-  int rc = tide_store_stmt(s, TIDE_STMT_CONTAINER_EACH,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_CONTAINER_EACH,
                            "SELECT " CONTAINER_COLUMNS " FROM containers"
                            " WHERE app_id = ?1 ORDER BY kind, identity",
                            &st);
@@ -570,12 +570,12 @@ static int emit_target(sqlite3_stmt *st, const void *cb, void *arg) {
   return (*(const tide_StoreTargetFn *)cb)(arg, &t);
 }
 
-int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t) {
+int tide_sqs_target_put(SqStore *s, const tide_StoreTarget *t) {
   sqlite3_stmt *st;
   const char *what = "cannot record a target state";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(
+  rc = tide_sqs_stmt(
     s, TIDE_STMT_TARGET_PUT,
     "INSERT INTO target_states(container_id, key, owner_id, value_fp,"
     " pending, written_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
@@ -588,27 +588,27 @@ int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t) {
   if (bind_int(st, 1, t->container_id) ||
       bind_blob(st, 2, t->key, t->key_len) || bind_int(st, 3, t->owner_id) ||
       bind_fp(st, 4, t->value_fp) || bind_int(st, 5, t->pending) ||
-      bind_id(st, 6, t->written ? tide_store_now_ns() : 0))
+      bind_id(st, 6, t->written ? tide_sqs_now_ns() : 0))
     return bind_failed(s, what);
   return run_write(s, st, what);
 }
 
 /* Binds (container_id, key) as parameters 1 and 2 of the statement. */
-static int target_stmt(tide_Store *s, int slot, const char *sql,
+static int target_stmt(SqStore *s, int slot, const char *sql,
                        int64_t container_id, const void *key,
                        size_t key_len, const char *what, sqlite3_stmt **st) {
-  int rc = tide_store_stmt(s, slot, sql, st);
+  int rc = tide_sqs_stmt(s, slot, sql, st);
   if (rc) return rc;
   if (bind_int(*st, 1, container_id) || bind_blob(*st, 2, key, key_len))
     return bind_failed(s, what);
   return 0;
 }
 
-int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
+int tide_sqs_target_mark_applied(SqStore *s, int64_t container_id,
                                    const void *key, size_t key_len) {
   sqlite3_stmt *st;
   const char *what = "cannot mark a target state applied";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
   rc = target_stmt(s, TIDE_STMT_TARGET_APPLIED_DEL,
                    "DELETE FROM target_states WHERE container_id = ?1"
@@ -624,22 +624,22 @@ int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
                      " AND pending <> 0",
                      container_id, key, key_len, what, &st);
     if (rc) return rc;
-    if (bind_int(st, 3, tide_store_now_ns())) return bind_failed(s, what);
+    if (bind_int(st, 3, tide_sqs_now_ns())) return bind_failed(s, what);
     rc = run(s, st, what);
     if (rc) return rc;
   }
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 
-int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id) {
+int tide_sqs_targets_mark_applied(SqStore *s, int64_t container_id) {
   sqlite3_stmt *st;
   const char *what = "cannot mark target states applied";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
   /* Only the pending states, through their partial index: SQLite's
   ** planner would otherwise walk every state of the container. */
-  rc = tide_store_stmt(s, TIDE_STMT_TARGETS_APPLIED_DEL,
+  rc = tide_sqs_stmt(s, TIDE_STMT_TARGETS_APPLIED_DEL,
                        "DELETE FROM target_states"
                        " INDEXED BY target_states_pending"
                        " WHERE container_id = ?1 AND pending <> 0"
@@ -647,24 +647,24 @@ int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id) {
   if (rc) return rc;
   if (bind_int(st, 1, container_id)) return bind_failed(s, what);
   if ((rc = run(s, st, what)) != 0) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_TARGETS_APPLIED_SET,
+  rc = tide_sqs_stmt(s, TIDE_STMT_TARGETS_APPLIED_SET,
                        "UPDATE target_states INDEXED BY target_states_pending"
                        " SET pending = 0, written_ns = ?2"
                        " WHERE container_id = ?1 AND pending <> 0"
                        " AND pending = 1", &st);
   if (rc) return rc;
-  if (bind_int(st, 1, container_id) || bind_int(st, 2, tide_store_now_ns()))
+  if (bind_int(st, 1, container_id) || bind_int(st, 2, tide_sqs_now_ns()))
     return bind_failed(s, what);
   if ((rc = run(s, st, what)) != 0) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 
-int tide_store_target_delete(tide_Store *s, int64_t container_id,
+int tide_sqs_target_delete(SqStore *s, int64_t container_id,
                              const void *key, size_t key_len) {
   sqlite3_stmt *st;
   const char *what = "cannot delete a target state";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
   rc = target_stmt(s, TIDE_STMT_TARGET_DEL,
                    "DELETE FROM target_states WHERE container_id = ?1"
@@ -674,7 +674,7 @@ int tide_store_target_delete(tide_Store *s, int64_t container_id,
   return run_write(s, st, what);
 }
 
-int tide_store_target_get(tide_Store *s, int64_t container_id,
+int tide_sqs_target_get(SqStore *s, int64_t container_id,
                           const void *key, size_t key_len,
                           tide_StoreTarget *t) {
   sqlite3_stmt *st;
@@ -691,16 +691,16 @@ int tide_store_target_get(tide_Store *s, int64_t container_id,
 }
 
 /* Iterates a target state query with one integer parameter. */
-static int target_each(tide_Store *s, int slot, const char *sql, int64_t v,
+static int target_each(SqStore *s, int slot, const char *sql, int64_t v,
                        const char *what, tide_StoreTargetFn fn, void *arg) {
   sqlite3_stmt *st;
-  int rc = tide_store_stmt(s, slot, sql, &st);
+  int rc = tide_sqs_stmt(s, slot, sql, &st);
   if (rc) return rc;
   if (bind_int(st, 1, v)) return bind_failed(s, what);
   return each(s, st, what, emit_target, &fn, arg);
 }
 
-int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
+int tide_sqs_target_each_by_owner(SqStore *s, int64_t owner_id,
                                     tide_StoreTargetFn fn, void *arg) {
   return target_each(s, TIDE_STMT_TARGET_EACH_OWNER,
                      "SELECT " TARGET_COLUMNS " FROM target_states"
@@ -708,7 +708,7 @@ int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
                      owner_id, "cannot list the target states", fn, arg);
 }
 
-int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
+int tide_sqs_target_each_by_container(SqStore *s, int64_t container_id,
                                         tide_StoreTargetFn fn, void *arg) {
   return target_each(s, TIDE_STMT_TARGET_EACH_CONTAINER,
                      "SELECT " TARGET_COLUMNS " FROM target_states"
@@ -716,7 +716,7 @@ int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
                      container_id, "cannot list the target states", fn, arg);
 }
 
-int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
+int tide_sqs_target_each_pending(SqStore *s, int64_t app_id,
                                    tide_StoreTargetFn fn, void *arg) {
   return target_each(s, TIDE_STMT_TARGET_EACH_PENDING,
                      "SELECT t.container_id, t.key, t.owner_id, t.value_fp,"
@@ -750,12 +750,12 @@ static int emit_source(sqlite3_stmt *st, const void *cb, void *arg) {
 #define SOURCE_COLUMNS \
   "app_id, source, key, size, mtime_ns, inode, content_fp"
 
-int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
+int tide_sqs_source_get(SqStore *s, int64_t app_id, const char *source,
                           size_t source_len, const char *key, size_t key_len,
                           tide_StoreSourceItem *item) {
   sqlite3_stmt *st;
   const char *what = "cannot read a source item";
-  int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_GET,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_SOURCE_GET,
                            "SELECT " SOURCE_COLUMNS " FROM source_items"
                            " WHERE app_id = ?1 AND source = ?2 AND key = ?3",
                            &st);
@@ -769,12 +769,12 @@ int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
   return 0;
 }
 
-int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
+int tide_sqs_source_put(SqStore *s, const tide_StoreSourceItem *item) {
   sqlite3_stmt *st;
   const char *what = "cannot record a source item";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(
+  rc = tide_sqs_stmt(
     s, TIDE_STMT_SOURCE_PUT,
     "INSERT INTO source_items(" SOURCE_COLUMNS ")"
     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -793,14 +793,14 @@ int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
   return run_write(s, st, what);
 }
 
-int tide_store_source_delete(tide_Store *s, int64_t app_id,
+int tide_sqs_source_delete(SqStore *s, int64_t app_id,
                              const char *source, size_t source_len,
                              const char *key, size_t key_len) {
   sqlite3_stmt *st;
   const char *what = "cannot delete a source item";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_SOURCE_DEL,
+  rc = tide_sqs_stmt(s, TIDE_STMT_SOURCE_DEL,
                        "DELETE FROM source_items WHERE app_id = ?1"
                        " AND source = ?2 AND key = ?3",
                        &st);
@@ -811,12 +811,12 @@ int tide_store_source_delete(tide_Store *s, int64_t app_id,
   return run_write(s, st, what);
 }
 
-int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
+int tide_sqs_source_each(SqStore *s, int64_t app_id, const char *source,
                            size_t source_len, tide_StoreSourceItemFn fn,
                            void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the source items";
-  int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_EACH,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_SOURCE_EACH,
                            "SELECT " SOURCE_COLUMNS " FROM source_items"
                            " WHERE app_id = ?1 AND source = ?2 ORDER BY key",
                            &st);
@@ -826,11 +826,11 @@ int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
   return each(s, st, what, emit_source, &fn, arg);
 }
 
-int tide_store_source_each_app(tide_Store *s, int64_t app_id,
+int tide_sqs_source_each_app(SqStore *s, int64_t app_id,
                                tide_StoreSourceItemFn fn, void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the source items";
-  int rc = tide_store_stmt(s, TIDE_STMT_SOURCE_EACH_APP,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_SOURCE_EACH_APP,
                            "SELECT " SOURCE_COLUMNS " FROM source_items"
                            " WHERE app_id = ?1 ORDER BY source, key",
                            &st);
@@ -852,50 +852,50 @@ static int emit_run(sqlite3_stmt *st, const void *cb, void *arg) {
   return (*(const tide_StoreRunFn *)cb)(arg, &r);
 }
 
-int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id) {
+int tide_sqs_run_begin(SqStore *s, int64_t app_id, int64_t *run_id) {
   sqlite3_stmt *st;
   const char *what = "cannot record the start of a run";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_RUN_BEGIN,
+  rc = tide_sqs_stmt(s, TIDE_STMT_RUN_BEGIN,
                        "INSERT INTO runs(app_id, started_ns) VALUES(?1, ?2)"
                        " RETURNING id",
                        &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_int(st, 2, tide_store_now_ns()))
+  if (bind_int(st, 1, app_id) || bind_int(st, 2, tide_sqs_now_ns()))
     return bind_failed(s, what);
   rc = run_returning(s, st, what, run_id);
   if (rc) return rc;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 
-int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
+int tide_sqs_run_finish(SqStore *s, int64_t run_id, int status,
                           const char *stats, size_t stats_len) {
   sqlite3_stmt *st;
   const char *what = "cannot record the end of a run";
-  int rc = tide_store_write_begin(s);
+  int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  rc = tide_store_stmt(s, TIDE_STMT_RUN_FINISH,
+  rc = tide_sqs_stmt(s, TIDE_STMT_RUN_FINISH,
                        "UPDATE runs SET finished_ns = ?2, status = ?3,"
                        " stats = ?4 WHERE id = ?1",
                        &st);
   if (rc) return rc;
-  if (bind_int(st, 1, run_id) || bind_int(st, 2, tide_store_now_ns()) ||
+  if (bind_int(st, 1, run_id) || bind_int(st, 2, tide_sqs_now_ns()) ||
       bind_int(st, 3, status) || bind_text(st, 4, stats, stats_len))
     return bind_failed(s, what);
   rc = run(s, st, what);
   if (rc) return rc;
   if (sqlite3_changes(s->db) == 0) return TIDE_ENOTFOUND;
-  tide_store_write_done(s);
+  tide_sqs_write_done(s);
   return 0;
 }
 
-int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
+int tide_sqs_run_each_latest(SqStore *s, int64_t app_id, int limit,
                                tide_StoreRunFn fn, void *arg) {
   sqlite3_stmt *st;
   const char *what = "cannot list the runs";
-  int rc = tide_store_stmt(s, TIDE_STMT_RUN_LATEST,
+  int rc = tide_sqs_stmt(s, TIDE_STMT_RUN_LATEST,
                            "SELECT id, app_id, started_ns, finished_ns,"
                            " status, stats FROM runs WHERE app_id = ?1"
                            " ORDER BY id DESC LIMIT ?2",

@@ -1,0 +1,17 @@
+/*
+** What the state store's backends share: store.c hands each call of
+** store.h to the backend the store was opened with, SQLite
+** (store_sqlite.h) for a file path, PostgreSQL (store_pg.h) for a
+** postgresql:// or postgres:// location. Every backend's store struct
+** begins with a tide_Store, which says which backend it is.
+*/
+#ifndef TIDE_STORE_BACKEND_H
+#define TIDE_STORE_BACKEND_H
+
+enum { TIDE_STORE_SQLITE = 1, TIDE_STORE_POSTGRES = 2 };
+
+struct tide_Store {
+  int backend; /* TIDE_STORE_SQLITE or TIDE_STORE_POSTGRES */
+};
+
+#endif

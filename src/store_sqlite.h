@@ -1,0 +1,354 @@
+/*
+** The state store's SQLite backend (a file in WAL mode): its functions,
+** one per function of store.h with the same contract, which store.c
+** calls for a store whose location is a file path; and the internals
+** shared by store_sqlite.c (lifecycle, lock, errors, batches),
+** store_sqlite_schema.c (schema and format checks) and
+** store_sqlite_ops.c, store_sqlite_refs.c, store_sqlite_intents.c
+** (operations). Nothing but those files and store.c includes this header.
+*/
+#ifndef TIDE_STORE_SQLITE_H
+#define TIDE_STORE_SQLITE_H
+
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "checkpointer.h"
+#include "store.h"
+#include "store_backend.h"
+
+#if defined(__GNUC__)
+#define TIDE_STORE_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TIDE_STORE_PRINTF(f, a)
+#endif
+
+/* The slots of the prepared-statement cache, one per SQL text. */
+enum {
+  TIDE_STMT_BEGIN,
+  TIDE_STMT_COMMIT,
+  TIDE_STMT_ROLLBACK,
+  TIDE_STMT_APP_LOOKUP,
+  TIDE_STMT_APP_INSERT,
+  TIDE_STMT_APP_EACH,
+  TIDE_STMT_APP_DEL_TARGETS,
+  TIDE_STMT_APP_DEL_CONTAINERS,
+  TIDE_STMT_APP_DEL_MEMOS,
+  TIDE_STMT_APP_DEL_MEMO_REFS,
+  TIDE_STMT_APP_DEL_COMPONENTS,
+  TIDE_STMT_APP_DEL_SOURCES,
+  TIDE_STMT_APP_DEL_RUNS,
+  TIDE_STMT_APP_DEL_APP,
+  TIDE_STMT_COMPONENT_PUT,
+  TIDE_STMT_COMPONENT_GET,
+  TIDE_STMT_COMPONENT_ID,
+  TIDE_STMT_COMPONENT_PATH,
+  TIDE_STMT_COMPONENT_DEL,
+  TIDE_STMT_COMPONENT_EACH,
+  TIDE_STMT_COMPONENT_EACH_BRIEF,
+  TIDE_STMT_COMPONENT_COUNT,
+  TIDE_STMT_MEMO_GET,
+  TIDE_STMT_MEMO_PUT,
+  TIDE_STMT_MEMO_DEL,
+  TIDE_STMT_MEMO_EACH_KEY,
+  TIDE_STMT_CONTAINER_FIND,
+  TIDE_STMT_CONTAINER_INSERT,
+  TIDE_STMT_CONTAINER_GET,
+  TIDE_STMT_CONTAINER_UPDATE,
+  TIDE_STMT_CONTAINER_DEL_TARGETS,
+  TIDE_STMT_CONTAINER_DEL,
+  TIDE_STMT_CONTAINER_EACH,
+  TIDE_STMT_TARGET_PUT,
+  TIDE_STMT_TARGET_APPLIED_DEL,
+  TIDE_STMT_TARGET_APPLIED_SET,
+  TIDE_STMT_TARGET_DEL,
+  TIDE_STMT_TARGETS_APPLIED_DEL,
+  TIDE_STMT_TARGETS_APPLIED_SET,
+  TIDE_STMT_TARGET_GET,
+  TIDE_STMT_TARGET_EACH_OWNER,
+  TIDE_STMT_TARGET_EACH_CONTAINER,
+  TIDE_STMT_TARGET_EACH_PENDING,
+  TIDE_STMT_SOURCE_GET,
+  TIDE_STMT_SOURCE_PUT,
+  TIDE_STMT_SOURCE_DEL,
+  TIDE_STMT_SOURCE_EACH,
+  TIDE_STMT_SOURCE_EACH_APP,
+  TIDE_STMT_RUN_BEGIN,
+  TIDE_STMT_RUN_FINISH,
+  TIDE_STMT_RUN_LATEST,
+  TIDE_STMT_MEMO_REF_ADD,
+  TIDE_STMT_MEMO_REFS_EACH,
+  TIDE_STMT_MEMO_REFS_CLEAR,
+  TIDE_STMT_MEMO_REF_EXISTS,
+  TIDE_STMT_INTENT_ADD,
+  TIDE_STMT_APP_DEL_INTENTS,
+  TIDE_STMT_CONTAINER_DEL_INTENTS,
+  TIDE_STMT_INTENT_DEL,
+  TIDE_STMT_INTENT_EACH,
+  TIDE_STMT_COUNT
+};
+
+typedef struct SqStore SqStore;
+
+struct SqStore {
+  tide_Store base;           /* first: the backend, for store.c */
+  tide_Alloc alloc;
+  void *ud;
+  sqlite3 *db;               /* owned; NULL until connected */
+  char *path;                /* owned, NUL-terminated */
+  size_t path_size;
+  int flags;                 /* TIDE_STORE_READ or TIDE_STORE_WRITE */
+  int version;               /* the file's format version, once checked */
+  int lock_fd;               /* the writer lock's file, or -1 */
+  int64_t unlocked_version;  /* data_version when the lock was let go */
+  char *msg;                 /* owned message buffer */
+  size_t msg_cap;
+  const char *errmsg;        /* msg, or a static string */
+  sqlite3_stmt *stmts[TIDE_STMT_COUNT]; /* owned, prepared lazily */
+  sqlite3_stmt *held;        /* a get's statement, left on its row */
+  int in_batch;              /* a batch transaction is open */
+  int64_t batch_writes;
+  int64_t batch_started_ns;  /* CLOCK_MONOTONIC */
+  int64_t max_batch_writes;
+  int64_t max_batch_ms;
+  tide_Ckpt *ckpt;           /* the checkpointer, once attached */
+  int track;                 /* component writes are noted (written) */
+  int written_all;           /* everything must be read again */
+  tide_Buf written;          /* notes: int64 id, uint64 len, path bytes */
+};
+
+/* Notes a component write while tracking (store_sqlite_ops.c): its path, or
+** (path NULL) the row id it deleted. */
+void tide_sqs_note_written(SqStore *s, const char *path, size_t len,
+                             int64_t id);
+
+/* Sets the store's message from fmt and returns code. */
+int tide_sqs_fail(SqStore *s, int code, const char *fmt, ...)
+  TIDE_STORE_PRINTF(3, 4);
+
+/* Sets the message "PATH: what: <SQLite's message>" and returns the code
+** matching SQLite's last error. When the error rolled back the open batch,
+** the batch is closed and the message says so. */
+int tide_sqs_fail_db(SqStore *s, const char *what);
+
+/* Sets *st to the statement in slot, preparing sql the first time. Ends
+** the hold of a previous get first. TIDE_EINVAL when the statement is in
+** use by an iteration in progress. */
+int tide_sqs_stmt(SqStore *s, int slot, const char *sql,
+                    sqlite3_stmt **st);
+
+/* Checks that the store is writable and opens the batch if none is. */
+int tide_sqs_write_begin(SqStore *s);
+
+/* Counts one more write in the batch. */
+void tide_sqs_write_done(SqStore *s);
+
+/* The wall-clock time in nanoseconds since the epoch. */
+int64_t tide_sqs_now_ns(void);
+
+/* Checks the file's format: 0 for a tide store of a version this tide
+** reads (s->version says which), 1 for a database without any table (a
+** new or empty file), or an error. */
+int tide_sqs_schema_check(SqStore *s);
+
+/* Creates the schema in an empty database, in one transaction. */
+int tide_sqs_schema_create(SqStore *s);
+
+/* Upgrades a store of an older version (s->version) to
+** TIDE_STORE_FORMAT_VERSION, in one transaction; 0 when it is current. */
+int tide_sqs_schema_upgrade(SqStore *s);
+
+/* ---- The backend's functions: store.h's, for an SqStore ---- */
+
+int tide_sqs_open(SqStore **out, const char *path, int flags, tide_Alloc alloc,
+                  void *ud);
+int tide_sqs_close(SqStore *s);
+int tide_sqs_unlock(SqStore *s);
+int tide_sqs_relock(SqStore *s, int *changed);
+int tide_sqs_checkpoint_on(SqStore *s, uv_loop_t *loop);
+const char *tide_sqs_errmsg(const SqStore *s);
+const char *tide_sqs_path(const SqStore *s);
+int tide_sqs_flush(SqStore *s);
+int tide_sqs_maybe_flush(SqStore *s);
+int tide_sqs_rollback(SqStore *s);
+void tide_sqs_set_batch_limits(SqStore *s, int64_t max_writes, int64_t max_ms);
+int64_t tide_sqs_batch_writes(const SqStore *s);
+int tide_sqs_space(SqStore *s, tide_StoreSpace *space);
+int tide_sqs_reclaim(SqStore *s, int64_t *freed);
+int tide_sqs_app_get_or_create(SqStore *s, const char *name, size_t name_len,
+                               int64_t *id, int *created);
+int tide_sqs_app_lookup(SqStore *s, const char *name, size_t name_len,
+                        tide_StoreApp *app);
+int tide_sqs_app_each(SqStore *s, tide_StoreAppFn fn, void *arg);
+int tide_sqs_app_delete(SqStore *s, int64_t app_id);
+int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
+                           int64_t *id);
+int tide_sqs_component_get(SqStore *s, int64_t app_id, const char *path,
+                           size_t path_len, tide_StoreComponent *c);
+int tide_sqs_component_delete(SqStore *s, int64_t id);
+int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,
+                            size_t *path_len);
+int tide_sqs_component_each(SqStore *s, int64_t app_id,
+                            tide_StoreComponentFn fn, void *arg);
+int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
+                                  tide_StoreComponentFn fn, void *arg);
+int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t *count);
+void tide_sqs_track_components(SqStore *s, int on);
+int tide_sqs_written(SqStore *s, int *all, tide_StoreWrittenFn fn, void *arg);
+int tide_sqs_memo_get(SqStore *s, int64_t app_id, const uint8_t *key,
+                      tide_StoreMemo *m);
+int tide_sqs_memo_put(SqStore *s, const tide_StoreMemo *m);
+int tide_sqs_memo_delete(SqStore *s, int64_t app_id, const uint8_t *key);
+int tide_sqs_memo_each_key(SqStore *s, int64_t app_id, tide_StoreMemoKeyFn fn,
+                           void *arg);
+int tide_sqs_memo_ref_add(SqStore *s, int64_t app_id, int64_t component_id,
+                          const uint8_t *key);
+int tide_sqs_memo_refs_each(SqStore *s, int64_t component_id,
+                            tide_StoreMemoRefFn fn, void *arg);
+int tide_sqs_memo_refs_clear(SqStore *s, int64_t component_id);
+int tide_sqs_memo_ref_exists(SqStore *s, int64_t app_id, const uint8_t *key,
+                             int *used);
+int tide_sqs_container_get_or_create(SqStore *s, int64_t app_id,
+                                     const char *kind, size_t kind_len,
+                                     const char *identity, size_t identity_len,
+                                     int64_t *id, int *created);
+int tide_sqs_container_get(SqStore *s, int64_t id, tide_StoreContainer *c);
+int tide_sqs_container_update(SqStore *s, const tide_StoreContainer *c);
+int tide_sqs_container_delete(SqStore *s, int64_t id);
+int tide_sqs_container_each(SqStore *s, int64_t app_id,
+                            tide_StoreContainerFn fn, void *arg);
+int tide_sqs_target_put(SqStore *s, const tide_StoreTarget *t);
+int tide_sqs_target_mark_applied(SqStore *s, int64_t container_id,
+                                 const void *key, size_t key_len);
+int tide_sqs_targets_mark_applied(SqStore *s, int64_t container_id);
+int tide_sqs_target_delete(SqStore *s, int64_t container_id, const void *key,
+                           size_t key_len);
+int tide_sqs_target_get(SqStore *s, int64_t container_id, const void *key,
+                        size_t key_len, tide_StoreTarget *t);
+int tide_sqs_target_each_by_owner(SqStore *s, int64_t owner_id,
+                                  tide_StoreTargetFn fn, void *arg);
+int tide_sqs_target_each_by_container(SqStore *s, int64_t container_id,
+                                      tide_StoreTargetFn fn, void *arg);
+int tide_sqs_target_each_pending(SqStore *s, int64_t app_id,
+                                 tide_StoreTargetFn fn, void *arg);
+int tide_sqs_intent_add(SqStore *s, int64_t app_id, int64_t container_id,
+                        const void *keys, size_t keys_len, int64_t *id);
+int tide_sqs_intent_delete(SqStore *s, int64_t id);
+int tide_sqs_intent_each(SqStore *s, int64_t app_id, tide_StoreIntentFn fn,
+                         void *arg);
+int tide_sqs_source_get(SqStore *s, int64_t app_id, const char *source,
+                        size_t source_len, const char *key, size_t key_len,
+                        tide_StoreSourceItem *item);
+int tide_sqs_source_put(SqStore *s, const tide_StoreSourceItem *item);
+int tide_sqs_source_delete(SqStore *s, int64_t app_id, const char *source,
+                           size_t source_len, const char *key, size_t key_len);
+int tide_sqs_source_each(SqStore *s, int64_t app_id, const char *source,
+                         size_t source_len, tide_StoreSourceItemFn fn,
+                         void *arg);
+int tide_sqs_source_each_app(SqStore *s, int64_t app_id,
+                             tide_StoreSourceItemFn fn, void *arg);
+int tide_sqs_run_begin(SqStore *s, int64_t app_id, int64_t *run_id);
+int tide_sqs_run_finish(SqStore *s, int64_t run_id, int status,
+                        const char *stats, size_t stats_len);
+int tide_sqs_run_each_latest(SqStore *s, int64_t app_id, int limit,
+                             tide_StoreRunFn fn, void *arg);
+
+
+/* ---- The backend's functions: store.h's, for an SqStore ---- */
+
+int tide_sqs_open(SqStore **out, const char *path, int flags, tide_Alloc alloc,
+                  void *ud);
+int tide_sqs_close(SqStore *s);
+int tide_sqs_unlock(SqStore *s);
+int tide_sqs_relock(SqStore *s, int *changed);
+int tide_sqs_checkpoint_on(SqStore *s, uv_loop_t *loop);
+const char *tide_sqs_errmsg(const SqStore *s);
+const char *tide_sqs_path(const SqStore *s);
+int tide_sqs_flush(SqStore *s);
+int tide_sqs_maybe_flush(SqStore *s);
+int tide_sqs_rollback(SqStore *s);
+void tide_sqs_set_batch_limits(SqStore *s, int64_t max_writes, int64_t max_ms);
+int64_t tide_sqs_batch_writes(const SqStore *s);
+int tide_sqs_space(SqStore *s, tide_StoreSpace *space);
+int tide_sqs_reclaim(SqStore *s, int64_t *freed);
+int tide_sqs_app_get_or_create(SqStore *s, const char *name, size_t name_len,
+                               int64_t *id, int *created);
+int tide_sqs_app_lookup(SqStore *s, const char *name, size_t name_len,
+                        tide_StoreApp *app);
+int tide_sqs_app_each(SqStore *s, tide_StoreAppFn fn, void *arg);
+int tide_sqs_app_delete(SqStore *s, int64_t app_id);
+int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
+                           int64_t *id);
+int tide_sqs_component_get(SqStore *s, int64_t app_id, const char *path,
+                           size_t path_len, tide_StoreComponent *c);
+int tide_sqs_component_delete(SqStore *s, int64_t id);
+int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,
+                            size_t *path_len);
+int tide_sqs_component_each(SqStore *s, int64_t app_id,
+                            tide_StoreComponentFn fn, void *arg);
+int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
+                                  tide_StoreComponentFn fn, void *arg);
+int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t *count);
+void tide_sqs_track_components(SqStore *s, int on);
+int tide_sqs_written(SqStore *s, int *all, tide_StoreWrittenFn fn, void *arg);
+int tide_sqs_memo_get(SqStore *s, int64_t app_id, const uint8_t *key,
+                      tide_StoreMemo *m);
+int tide_sqs_memo_put(SqStore *s, const tide_StoreMemo *m);
+int tide_sqs_memo_delete(SqStore *s, int64_t app_id, const uint8_t *key);
+int tide_sqs_memo_each_key(SqStore *s, int64_t app_id, tide_StoreMemoKeyFn fn,
+                           void *arg);
+int tide_sqs_memo_ref_add(SqStore *s, int64_t app_id, int64_t component_id,
+                          const uint8_t *key);
+int tide_sqs_memo_refs_each(SqStore *s, int64_t component_id,
+                            tide_StoreMemoRefFn fn, void *arg);
+int tide_sqs_memo_refs_clear(SqStore *s, int64_t component_id);
+int tide_sqs_memo_ref_exists(SqStore *s, int64_t app_id, const uint8_t *key,
+                             int *used);
+int tide_sqs_container_get_or_create(SqStore *s, int64_t app_id,
+                                     const char *kind, size_t kind_len,
+                                     const char *identity, size_t identity_len,
+                                     int64_t *id, int *created);
+int tide_sqs_container_get(SqStore *s, int64_t id, tide_StoreContainer *c);
+int tide_sqs_container_update(SqStore *s, const tide_StoreContainer *c);
+int tide_sqs_container_delete(SqStore *s, int64_t id);
+int tide_sqs_container_each(SqStore *s, int64_t app_id,
+                            tide_StoreContainerFn fn, void *arg);
+int tide_sqs_target_put(SqStore *s, const tide_StoreTarget *t);
+int tide_sqs_target_mark_applied(SqStore *s, int64_t container_id,
+                                 const void *key, size_t key_len);
+int tide_sqs_targets_mark_applied(SqStore *s, int64_t container_id);
+int tide_sqs_target_delete(SqStore *s, int64_t container_id, const void *key,
+                           size_t key_len);
+int tide_sqs_target_get(SqStore *s, int64_t container_id, const void *key,
+                        size_t key_len, tide_StoreTarget *t);
+int tide_sqs_target_each_by_owner(SqStore *s, int64_t owner_id,
+                                  tide_StoreTargetFn fn, void *arg);
+int tide_sqs_target_each_by_container(SqStore *s, int64_t container_id,
+                                      tide_StoreTargetFn fn, void *arg);
+int tide_sqs_target_each_pending(SqStore *s, int64_t app_id,
+                                 tide_StoreTargetFn fn, void *arg);
+int tide_sqs_intent_add(SqStore *s, int64_t app_id, int64_t container_id,
+                        const void *keys, size_t keys_len, int64_t *id);
+int tide_sqs_intent_delete(SqStore *s, int64_t id);
+int tide_sqs_intent_each(SqStore *s, int64_t app_id, tide_StoreIntentFn fn,
+                         void *arg);
+int tide_sqs_source_get(SqStore *s, int64_t app_id, const char *source,
+                        size_t source_len, const char *key, size_t key_len,
+                        tide_StoreSourceItem *item);
+int tide_sqs_source_put(SqStore *s, const tide_StoreSourceItem *item);
+int tide_sqs_source_delete(SqStore *s, int64_t app_id, const char *source,
+                           size_t source_len, const char *key, size_t key_len);
+int tide_sqs_source_each(SqStore *s, int64_t app_id, const char *source,
+                         size_t source_len, tide_StoreSourceItemFn fn,
+                         void *arg);
+int tide_sqs_source_each_app(SqStore *s, int64_t app_id,
+                             tide_StoreSourceItemFn fn, void *arg);
+int tide_sqs_run_begin(SqStore *s, int64_t app_id, int64_t *run_id);
+int tide_sqs_run_finish(SqStore *s, int64_t run_id, int status,
+                        const char *stats, size_t stats_len);
+int tide_sqs_run_each_latest(SqStore *s, int64_t app_id, int limit,
+                             tide_StoreRunFn fn, void *arg);
+
+#endif
