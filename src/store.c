@@ -7,6 +7,7 @@
 */
 #include <string.h>
 
+#include "buf.h"
 #include "store.h"
 #include "store_backend.h"
 #include "store_sqlite.h"
@@ -26,6 +27,7 @@ int tide_store_open(tide_Store **out, const char *path, int flags,
 
 int tide_store_close(tide_Store *s) {
   if (s == NULL) return 0;
+  if (s->track) tide_buf_close(&s->written);
   return tide_sqs_close(sq(s));
 }
 
@@ -50,6 +52,56 @@ int tide_store_relock(tide_Store *s, int *changed) {
 int tide_store_checkpoint_on(tide_Store *s, uv_loop_t *loop) {
   return tide_sqs_checkpoint_on(sq(s), loop);
 }
+
+/* ---- Notes of component writes (store.h), the same for every backend ---- */
+
+void tide_store_track_components(tide_Store *s, int on) {
+  if (on && !s->track) tide_buf_init(&s->written, s->alloc, s->ud);
+  if (!on && s->track) tide_buf_close(&s->written);
+  s->track = on;
+  s->written_all = 0;
+}
+
+static void note_written(tide_Store *s, const char *path, size_t len,
+                         int64_t id) {
+  uint64_t n = path ? (uint64_t)len : UINT64_MAX;
+  if (!s->track || s->written_all) return;
+  /* Past this many, a whole load costs less than reading each again (and
+  ** the notes of a cold run would hold every path). */
+  if (s->written.len > TIDE_STORE_WRITTEN_MAX ||
+      tide_buf_append(&s->written, &id, sizeof id) != 0 ||
+      tide_buf_append(&s->written, &n, sizeof n) != 0 ||
+      (path && tide_buf_append(&s->written, path, len) != 0)) {
+    s->written_all = 1;
+    tide_buf_close(&s->written);
+    tide_buf_init(&s->written, s->alloc, s->ud);
+  }
+}
+
+int tide_store_written(tide_Store *s, int *all, tide_StoreWrittenFn fn,
+                       void *arg) {
+  size_t at = 0;
+  int rc = 0;
+  *all = s->written_all;
+  while (fn && s->track && !*all && rc == 0 && at < s->written.len) {
+    int64_t id;
+    uint64_t n;
+    memcpy(&id, s->written.data + at, sizeof id);
+    memcpy(&n, s->written.data + at + sizeof id, sizeof n);
+    at += sizeof id + sizeof n;
+    if (n == UINT64_MAX) {
+      rc = fn(arg, NULL, 0, id);
+    } else {
+      rc = fn(arg, (const char *)s->written.data + at, (size_t)n, 0);
+      at += (size_t)n;
+    }
+  }
+  if (s->track) s->written.len = 0;
+  s->written_all = 0;
+  return rc;
+}
+
+/* ---- The rest, as each backend does it ---- */
 
 int tide_store_flush(tide_Store *s) {
   return tide_sqs_flush(sq(s));
@@ -95,11 +147,13 @@ int tide_store_app_each(tide_Store *s, tide_StoreAppFn fn, void *arg) {
 }
 
 int tide_store_app_delete(tide_Store *s, int64_t app_id) {
+  if (s->track) s->written_all = 1;
   return tide_sqs_app_delete(sq(s), app_id);
 }
 
 int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
                              int64_t *id) {
+  note_written(s, c->path, c->path_len, 0);
   return tide_sqs_component_put(sq(s), c, id);
 }
 
@@ -109,6 +163,7 @@ int tide_store_component_get(tide_Store *s, int64_t app_id, const char *path,
 }
 
 int tide_store_component_delete(tide_Store *s, int64_t id) {
+  note_written(s, NULL, 0, id);
   return tide_sqs_component_delete(sq(s), id);
 }
 
@@ -129,15 +184,6 @@ int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
 
 int tide_store_component_count(tide_Store *s, int64_t app_id, int64_t *count) {
   return tide_sqs_component_count(sq(s), app_id, count);
-}
-
-void tide_store_track_components(tide_Store *s, int on) {
-  tide_sqs_track_components(sq(s), on);
-}
-
-int tide_store_written(tide_Store *s, int *all, tide_StoreWrittenFn fn,
-                       void *arg) {
-  return tide_sqs_written(sq(s), all, fn, arg);
 }
 
 int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,

@@ -459,6 +459,8 @@ int tide_sqs_open(SqStore **out, const char *path, int flags,
   s->alloc = alloc;
   s->ud = ud;
   s->base.backend = TIDE_STORE_SQLITE;
+  s->base.alloc = alloc;
+  s->base.ud = ud;
   s->lock_fd = -1;
   s->errmsg = "";
   tide_sqs_set_batch_limits(s, 0, 0);
@@ -542,7 +544,6 @@ int tide_sqs_close(SqStore *s) {
   }
   /* Only now, with the connection closed, may the writer lock go. */
   if (s->lock_fd >= 0) close(s->lock_fd);
-  if (s->track) tide_buf_close(&s->written);
   if (s->path) s->alloc(s->ud, s->path, s->path_size, 0);
   if (s->msg) s->alloc(s->ud, s->msg, s->msg_cap, 0);
   s->alloc(s->ud, s, sizeof *s, 0);

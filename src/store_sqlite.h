@@ -114,15 +114,7 @@ struct SqStore {
   int64_t max_batch_writes;
   int64_t max_batch_ms;
   tide_Ckpt *ckpt;           /* the checkpointer, once attached */
-  int track;                 /* component writes are noted (written) */
-  int written_all;           /* everything must be read again */
-  tide_Buf written;          /* notes: int64 id, uint64 len, path bytes */
 };
-
-/* Notes a component write while tracking (store_sqlite_ops.c): its path, or
-** (path NULL) the row id it deleted. */
-void tide_sqs_note_written(SqStore *s, const char *path, size_t len,
-                             int64_t id);
 
 /* Sets the store's message from fmt and returns code. */
 int tide_sqs_fail(SqStore *s, int code, const char *fmt, ...)
@@ -195,104 +187,6 @@ int tide_sqs_component_each(SqStore *s, int64_t app_id,
 int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
                                   tide_StoreComponentFn fn, void *arg);
 int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t *count);
-void tide_sqs_track_components(SqStore *s, int on);
-int tide_sqs_written(SqStore *s, int *all, tide_StoreWrittenFn fn, void *arg);
-int tide_sqs_memo_get(SqStore *s, int64_t app_id, const uint8_t *key,
-                      tide_StoreMemo *m);
-int tide_sqs_memo_put(SqStore *s, const tide_StoreMemo *m);
-int tide_sqs_memo_delete(SqStore *s, int64_t app_id, const uint8_t *key);
-int tide_sqs_memo_each_key(SqStore *s, int64_t app_id, tide_StoreMemoKeyFn fn,
-                           void *arg);
-int tide_sqs_memo_ref_add(SqStore *s, int64_t app_id, int64_t component_id,
-                          const uint8_t *key);
-int tide_sqs_memo_refs_each(SqStore *s, int64_t component_id,
-                            tide_StoreMemoRefFn fn, void *arg);
-int tide_sqs_memo_refs_clear(SqStore *s, int64_t component_id);
-int tide_sqs_memo_ref_exists(SqStore *s, int64_t app_id, const uint8_t *key,
-                             int *used);
-int tide_sqs_container_get_or_create(SqStore *s, int64_t app_id,
-                                     const char *kind, size_t kind_len,
-                                     const char *identity, size_t identity_len,
-                                     int64_t *id, int *created);
-int tide_sqs_container_get(SqStore *s, int64_t id, tide_StoreContainer *c);
-int tide_sqs_container_update(SqStore *s, const tide_StoreContainer *c);
-int tide_sqs_container_delete(SqStore *s, int64_t id);
-int tide_sqs_container_each(SqStore *s, int64_t app_id,
-                            tide_StoreContainerFn fn, void *arg);
-int tide_sqs_target_put(SqStore *s, const tide_StoreTarget *t);
-int tide_sqs_target_mark_applied(SqStore *s, int64_t container_id,
-                                 const void *key, size_t key_len);
-int tide_sqs_targets_mark_applied(SqStore *s, int64_t container_id);
-int tide_sqs_target_delete(SqStore *s, int64_t container_id, const void *key,
-                           size_t key_len);
-int tide_sqs_target_get(SqStore *s, int64_t container_id, const void *key,
-                        size_t key_len, tide_StoreTarget *t);
-int tide_sqs_target_each_by_owner(SqStore *s, int64_t owner_id,
-                                  tide_StoreTargetFn fn, void *arg);
-int tide_sqs_target_each_by_container(SqStore *s, int64_t container_id,
-                                      tide_StoreTargetFn fn, void *arg);
-int tide_sqs_target_each_pending(SqStore *s, int64_t app_id,
-                                 tide_StoreTargetFn fn, void *arg);
-int tide_sqs_intent_add(SqStore *s, int64_t app_id, int64_t container_id,
-                        const void *keys, size_t keys_len, int64_t *id);
-int tide_sqs_intent_delete(SqStore *s, int64_t id);
-int tide_sqs_intent_each(SqStore *s, int64_t app_id, tide_StoreIntentFn fn,
-                         void *arg);
-int tide_sqs_source_get(SqStore *s, int64_t app_id, const char *source,
-                        size_t source_len, const char *key, size_t key_len,
-                        tide_StoreSourceItem *item);
-int tide_sqs_source_put(SqStore *s, const tide_StoreSourceItem *item);
-int tide_sqs_source_delete(SqStore *s, int64_t app_id, const char *source,
-                           size_t source_len, const char *key, size_t key_len);
-int tide_sqs_source_each(SqStore *s, int64_t app_id, const char *source,
-                         size_t source_len, tide_StoreSourceItemFn fn,
-                         void *arg);
-int tide_sqs_source_each_app(SqStore *s, int64_t app_id,
-                             tide_StoreSourceItemFn fn, void *arg);
-int tide_sqs_run_begin(SqStore *s, int64_t app_id, int64_t *run_id);
-int tide_sqs_run_finish(SqStore *s, int64_t run_id, int status,
-                        const char *stats, size_t stats_len);
-int tide_sqs_run_each_latest(SqStore *s, int64_t app_id, int limit,
-                             tide_StoreRunFn fn, void *arg);
-
-
-/* ---- The backend's functions: store.h's, for an SqStore ---- */
-
-int tide_sqs_open(SqStore **out, const char *path, int flags, tide_Alloc alloc,
-                  void *ud);
-int tide_sqs_close(SqStore *s);
-int tide_sqs_unlock(SqStore *s);
-int tide_sqs_relock(SqStore *s, int *changed);
-int tide_sqs_checkpoint_on(SqStore *s, uv_loop_t *loop);
-const char *tide_sqs_errmsg(const SqStore *s);
-const char *tide_sqs_path(const SqStore *s);
-int tide_sqs_flush(SqStore *s);
-int tide_sqs_maybe_flush(SqStore *s);
-int tide_sqs_rollback(SqStore *s);
-void tide_sqs_set_batch_limits(SqStore *s, int64_t max_writes, int64_t max_ms);
-int64_t tide_sqs_batch_writes(const SqStore *s);
-int tide_sqs_space(SqStore *s, tide_StoreSpace *space);
-int tide_sqs_reclaim(SqStore *s, int64_t *freed);
-int tide_sqs_app_get_or_create(SqStore *s, const char *name, size_t name_len,
-                               int64_t *id, int *created);
-int tide_sqs_app_lookup(SqStore *s, const char *name, size_t name_len,
-                        tide_StoreApp *app);
-int tide_sqs_app_each(SqStore *s, tide_StoreAppFn fn, void *arg);
-int tide_sqs_app_delete(SqStore *s, int64_t app_id);
-int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
-                           int64_t *id);
-int tide_sqs_component_get(SqStore *s, int64_t app_id, const char *path,
-                           size_t path_len, tide_StoreComponent *c);
-int tide_sqs_component_delete(SqStore *s, int64_t id);
-int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,
-                            size_t *path_len);
-int tide_sqs_component_each(SqStore *s, int64_t app_id,
-                            tide_StoreComponentFn fn, void *arg);
-int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
-                                  tide_StoreComponentFn fn, void *arg);
-int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t *count);
-void tide_sqs_track_components(SqStore *s, int on);
-int tide_sqs_written(SqStore *s, int *all, tide_StoreWrittenFn fn, void *arg);
 int tide_sqs_memo_get(SqStore *s, int64_t app_id, const uint8_t *key,
                       tide_StoreMemo *m);
 int tide_sqs_memo_put(SqStore *s, const tide_StoreMemo *m);

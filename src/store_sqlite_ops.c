@@ -95,57 +95,10 @@ static const struct {
   { TIDE_STMT_APP_DEL_APP, "DELETE FROM apps WHERE id = ?1" },
 };
 
-void tide_sqs_track_components(SqStore *s, int on) {
-  if (on && !s->track) tide_buf_init(&s->written, s->alloc, s->ud);
-  if (!on && s->track) tide_buf_close(&s->written);
-  s->track = on;
-  s->written_all = 0;
-}
-
-void tide_sqs_note_written(SqStore *s, const char *path, size_t len,
-                             int64_t id) {
-  uint64_t n = path ? (uint64_t)len : UINT64_MAX;
-  if (!s->track || s->written_all) return;
-  /* Past this many, a whole load costs less than reading each again (and
-  ** the notes of a cold run would hold every path). */
-  if (s->written.len > TIDE_STORE_WRITTEN_MAX ||
-      tide_buf_append(&s->written, &id, sizeof id) != 0 ||
-      tide_buf_append(&s->written, &n, sizeof n) != 0 ||
-      (path && tide_buf_append(&s->written, path, len) != 0)) {
-    s->written_all = 1;
-    tide_buf_close(&s->written);
-    tide_buf_init(&s->written, s->alloc, s->ud);
-  }
-}
-
-int tide_sqs_written(SqStore *s, int *all, tide_StoreWrittenFn fn,
-                       void *arg) {
-  size_t at = 0;
-  int rc = 0;
-  *all = s->written_all;
-  while (fn && s->track && !*all && rc == 0 && at < s->written.len) {
-    int64_t id;
-    uint64_t n;
-    memcpy(&id, s->written.data + at, sizeof id);
-    memcpy(&n, s->written.data + at + sizeof id, sizeof n);
-    at += sizeof id + sizeof n;
-    if (n == UINT64_MAX) {
-      rc = fn(arg, NULL, 0, id);
-    } else {
-      rc = fn(arg, (const char *)s->written.data + at, (size_t)n, 0);
-      at += (size_t)n;
-    }
-  }
-  if (s->track) s->written.len = 0;
-  s->written_all = 0;
-  return rc;
-}
-
 int tide_sqs_app_delete(SqStore *s, int64_t app_id) {
   size_t i;
   int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  if (s->track) s->written_all = 1;
   for (i = 0; i < sizeof app_deletes / sizeof app_deletes[0]; i++) {
     rc = delete_by_id(s, app_deletes[i].slot, app_deletes[i].sql, app_id,
                       "cannot delete an app");
@@ -190,7 +143,6 @@ int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
   int64_t row_id = 0;
   int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
-  tide_sqs_note_written(s, c->path, c->path_len, 0);
   rc = tide_sqs_stmt(
     s, TIDE_STMT_COMPONENT_PUT,
     "INSERT INTO components(app_id, path, parent_id, fn_name, logic_fp,"
@@ -276,7 +228,6 @@ int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,
 }
 
 int tide_sqs_component_delete(SqStore *s, int64_t id) {
-  tide_sqs_note_written(s, NULL, 0, id);
   return write_delete_by_id(s, TIDE_STMT_COMPONENT_DEL,
                             "DELETE FROM components WHERE id = ?1", id,
                             "cannot delete a component");
