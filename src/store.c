@@ -10,16 +10,31 @@
 #include "buf.h"
 #include "store.h"
 #include "store_backend.h"
+#include "store_pg.h"
 #include "store_sqlite.h"
 
 static SqStore *sq(tide_Store *s) { return (SqStore *)s; }
 static const SqStore *csq(const tide_Store *s) { return (const SqStore *)s; }
+static PgStore *pg(tide_Store *s) { return (PgStore *)s; }
+static const PgStore *cpg(const tide_Store *s) { return (const PgStore *)s; }
+
+/* A location libpq reads as a URI: the PostgreSQL backend's. */
+static int is_postgres(const char *location) {
+  return location && (strncmp(location, "postgresql://", 13) == 0 ||
+                      strncmp(location, "postgres://", 11) == 0);
+}
 
 int tide_store_open(tide_Store **out, const char *path, int flags,
                     tide_Alloc alloc, void *ud) {
   SqStore *q = NULL;
   int rc;
   if (out == NULL) return TIDE_EINVAL;
+  if (is_postgres(path)) {
+    PgStore *g = NULL;
+    rc = tide_pgs_open(&g, path, flags, alloc, ud);
+    *out = g ? &g->base : NULL;
+    return rc;
+  }
   rc = tide_sqs_open(&q, path, flags, alloc, ud);
   *out = q ? &q->base : NULL;
   return rc;
@@ -28,28 +43,40 @@ int tide_store_open(tide_Store **out, const char *path, int flags,
 int tide_store_close(tide_Store *s) {
   if (s == NULL) return 0;
   if (s->track) tide_buf_close(&s->written);
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_close(pg(s));
   return tide_sqs_close(sq(s));
 }
 
 const char *tide_store_errmsg(const tide_Store *s) {
   if (s == NULL) return "out of memory";
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_errmsg(cpg(s));
   return tide_sqs_errmsg(csq(s));
 }
 
 const char *tide_store_path(const tide_Store *s) {
   if (s == NULL) return "";
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_path(cpg(s));
   return tide_sqs_path(csq(s));
 }
 
 int tide_store_unlock(tide_Store *s) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_unlock(pg(s));
   return tide_sqs_unlock(sq(s));
 }
 
 int tide_store_relock(tide_Store *s, int *changed) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_relock(pg(s), changed);
   return tide_sqs_relock(sq(s), changed);
 }
 
 int tide_store_checkpoint_on(tide_Store *s, uv_loop_t *loop) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_checkpoint_on(pg(s), loop);
   return tide_sqs_checkpoint_on(sq(s), loop);
 }
 
@@ -104,122 +131,175 @@ int tide_store_written(tide_Store *s, int *all, tide_StoreWrittenFn fn,
 /* ---- The rest, as each backend does it ---- */
 
 int tide_store_flush(tide_Store *s) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_flush(pg(s));
   return tide_sqs_flush(sq(s));
 }
 
 int tide_store_maybe_flush(tide_Store *s) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_maybe_flush(pg(s));
   return tide_sqs_maybe_flush(sq(s));
 }
 
 int tide_store_rollback(tide_Store *s) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_rollback(pg(s));
   return tide_sqs_rollback(sq(s));
 }
 
 void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
                                  int64_t max_ms) {
-  tide_sqs_set_batch_limits(sq(s), max_writes, max_ms);
+  if (s->backend == TIDE_STORE_POSTGRES)
+    tide_pgs_set_batch_limits(pg(s), max_writes, max_ms);
+  else
+    tide_sqs_set_batch_limits(sq(s), max_writes, max_ms);
 }
 
 int64_t tide_store_batch_writes(const tide_Store *s) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_batch_writes(cpg(s));
   return tide_sqs_batch_writes(csq(s));
 }
 
 int tide_store_space(tide_Store *s, tide_StoreSpace *space) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_space(pg(s), space);
   return tide_sqs_space(sq(s), space);
 }
 
 int tide_store_reclaim(tide_Store *s, int64_t *freed) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_reclaim(pg(s), freed);
   return tide_sqs_reclaim(sq(s), freed);
 }
 
 int tide_store_app_get_or_create(tide_Store *s, const char *name,
                                  size_t name_len, int64_t *id, int *created) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_app_get_or_create(pg(s), name, name_len, id, created);
   return tide_sqs_app_get_or_create(sq(s), name, name_len, id, created);
 }
 
 int tide_store_app_lookup(tide_Store *s, const char *name, size_t name_len,
                           tide_StoreApp *app) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_app_lookup(pg(s), name, name_len, app);
   return tide_sqs_app_lookup(sq(s), name, name_len, app);
 }
 
 int tide_store_app_each(tide_Store *s, tide_StoreAppFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_app_each(pg(s), fn, arg);
   return tide_sqs_app_each(sq(s), fn, arg);
 }
 
 int tide_store_app_delete(tide_Store *s, int64_t app_id) {
   if (s->track) s->written_all = 1;
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_app_delete(pg(s), app_id);
   return tide_sqs_app_delete(sq(s), app_id);
 }
 
 int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
                              int64_t *id) {
   note_written(s, c->path, c->path_len, 0);
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_put(pg(s), c, id);
   return tide_sqs_component_put(sq(s), c, id);
 }
 
 int tide_store_component_get(tide_Store *s, int64_t app_id, const char *path,
                              size_t path_len, tide_StoreComponent *c) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_get(pg(s), app_id, path, path_len, c);
   return tide_sqs_component_get(sq(s), app_id, path, path_len, c);
 }
 
 int tide_store_component_delete(tide_Store *s, int64_t id) {
   note_written(s, NULL, 0, id);
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_delete(pg(s), id);
   return tide_sqs_component_delete(sq(s), id);
 }
 
 int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
                               size_t *path_len) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_path(pg(s), id, path, path_len);
   return tide_sqs_component_path(sq(s), id, path, path_len);
 }
 
 int tide_store_component_each(tide_Store *s, int64_t app_id,
                               tide_StoreComponentFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_each(pg(s), app_id, fn, arg);
   return tide_sqs_component_each(sq(s), app_id, fn, arg);
 }
 
 int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
                                     tide_StoreComponentFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_each_brief(pg(s), app_id, fn, arg);
   return tide_sqs_component_each_brief(sq(s), app_id, fn, arg);
 }
 
 int tide_store_component_count(tide_Store *s, int64_t app_id, int64_t *count) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_count(pg(s), app_id, count);
   return tide_sqs_component_count(sq(s), app_id, count);
 }
 
 int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
                         tide_StoreMemo *m) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_get(pg(s), app_id, key, m);
   return tide_sqs_memo_get(sq(s), app_id, key, m);
 }
 
 int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_put(pg(s), m);
   return tide_sqs_memo_put(sq(s), m);
 }
 
 int tide_store_memo_delete(tide_Store *s, int64_t app_id, const uint8_t *key) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_delete(pg(s), app_id, key);
   return tide_sqs_memo_delete(sq(s), app_id, key);
 }
 
 int tide_store_memo_each_key(tide_Store *s, int64_t app_id,
                              tide_StoreMemoKeyFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_each_key(pg(s), app_id, fn, arg);
   return tide_sqs_memo_each_key(sq(s), app_id, fn, arg);
 }
 
 int tide_store_memo_ref_add(tide_Store *s, int64_t app_id,
                             int64_t component_id, const uint8_t *key) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_ref_add(pg(s), app_id, component_id, key);
   return tide_sqs_memo_ref_add(sq(s), app_id, component_id, key);
 }
 
 int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
                               tide_StoreMemoRefFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_refs_each(pg(s), component_id, fn, arg);
   return tide_sqs_memo_refs_each(sq(s), component_id, fn, arg);
 }
 
 int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_refs_clear(pg(s), component_id);
   return tide_sqs_memo_refs_clear(sq(s), component_id);
 }
 
 int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
                                const uint8_t *key, int *used) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_ref_exists(pg(s), app_id, key, used);
   return tide_sqs_memo_ref_exists(sq(s), app_id, key, used);
 }
 
@@ -228,116 +308,164 @@ int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
                                        const char *identity,
                                        size_t identity_len, int64_t *id,
                                        int *created) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_container_get_or_create(pg(s), app_id, kind, kind_len, identity, identity_len, id, created);
   return tide_sqs_container_get_or_create(sq(s), app_id, kind, kind_len, identity, identity_len, id, created);
 }
 
 int tide_store_container_get(tide_Store *s, int64_t id,
                              tide_StoreContainer *c) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_container_get(pg(s), id, c);
   return tide_sqs_container_get(sq(s), id, c);
 }
 
 int tide_store_container_update(tide_Store *s, const tide_StoreContainer *c) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_container_update(pg(s), c);
   return tide_sqs_container_update(sq(s), c);
 }
 
 int tide_store_container_delete(tide_Store *s, int64_t id) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_container_delete(pg(s), id);
   return tide_sqs_container_delete(sq(s), id);
 }
 
 int tide_store_container_each(tide_Store *s, int64_t app_id,
                               tide_StoreContainerFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_container_each(pg(s), app_id, fn, arg);
   return tide_sqs_container_each(sq(s), app_id, fn, arg);
 }
 
 int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_put(pg(s), t);
   return tide_sqs_target_put(sq(s), t);
 }
 
 int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
                                    const void *key, size_t key_len) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_mark_applied(pg(s), container_id, key, key_len);
   return tide_sqs_target_mark_applied(sq(s), container_id, key, key_len);
 }
 
 int tide_store_targets_mark_applied(tide_Store *s, int64_t container_id) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_targets_mark_applied(pg(s), container_id);
   return tide_sqs_targets_mark_applied(sq(s), container_id);
 }
 
 int tide_store_target_delete(tide_Store *s, int64_t container_id,
                              const void *key, size_t key_len) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_delete(pg(s), container_id, key, key_len);
   return tide_sqs_target_delete(sq(s), container_id, key, key_len);
 }
 
 int tide_store_target_get(tide_Store *s, int64_t container_id, const void *key,
                           size_t key_len, tide_StoreTarget *t) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_get(pg(s), container_id, key, key_len, t);
   return tide_sqs_target_get(sq(s), container_id, key, key_len, t);
 }
 
 int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
                                     tide_StoreTargetFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_each_by_owner(pg(s), owner_id, fn, arg);
   return tide_sqs_target_each_by_owner(sq(s), owner_id, fn, arg);
 }
 
 int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
                                         tide_StoreTargetFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_each_by_container(pg(s), container_id, fn, arg);
   return tide_sqs_target_each_by_container(sq(s), container_id, fn, arg);
 }
 
 int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
                                    tide_StoreTargetFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_each_pending(pg(s), app_id, fn, arg);
   return tide_sqs_target_each_pending(sq(s), app_id, fn, arg);
 }
 
 int tide_store_intent_add(tide_Store *s, int64_t app_id, int64_t container_id,
                           const void *keys, size_t keys_len, int64_t *id) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_intent_add(pg(s), app_id, container_id, keys, keys_len, id);
   return tide_sqs_intent_add(sq(s), app_id, container_id, keys, keys_len, id);
 }
 
 int tide_store_intent_delete(tide_Store *s, int64_t id) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_intent_delete(pg(s), id);
   return tide_sqs_intent_delete(sq(s), id);
 }
 
 int tide_store_intent_each(tide_Store *s, int64_t app_id,
                            tide_StoreIntentFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_intent_each(pg(s), app_id, fn, arg);
   return tide_sqs_intent_each(sq(s), app_id, fn, arg);
 }
 
 int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
                           size_t source_len, const char *key, size_t key_len,
                           tide_StoreSourceItem *item) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_source_get(pg(s), app_id, source, source_len, key, key_len, item);
   return tide_sqs_source_get(sq(s), app_id, source, source_len, key, key_len, item);
 }
 
 int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_source_put(pg(s), item);
   return tide_sqs_source_put(sq(s), item);
 }
 
 int tide_store_source_delete(tide_Store *s, int64_t app_id, const char *source,
                              size_t source_len, const char *key,
                              size_t key_len) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_source_delete(pg(s), app_id, source, source_len, key, key_len);
   return tide_sqs_source_delete(sq(s), app_id, source, source_len, key, key_len);
 }
 
 int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,
                            size_t source_len, tide_StoreSourceItemFn fn,
                            void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_source_each(pg(s), app_id, source, source_len, fn, arg);
   return tide_sqs_source_each(sq(s), app_id, source, source_len, fn, arg);
 }
 
 int tide_store_source_each_app(tide_Store *s, int64_t app_id,
                                tide_StoreSourceItemFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_source_each_app(pg(s), app_id, fn, arg);
   return tide_sqs_source_each_app(sq(s), app_id, fn, arg);
 }
 
 int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_run_begin(pg(s), app_id, run_id);
   return tide_sqs_run_begin(sq(s), app_id, run_id);
 }
 
 int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
                           const char *stats, size_t stats_len) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_run_finish(pg(s), run_id, status, stats, stats_len);
   return tide_sqs_run_finish(sq(s), run_id, status, stats, stats_len);
 }
 
 int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
                                tide_StoreRunFn fn, void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_run_each_latest(pg(s), app_id, limit, fn, arg);
   return tide_sqs_run_each_latest(sq(s), app_id, limit, fn, arg);
 }

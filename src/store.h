@@ -201,8 +201,11 @@ int tide_store_app_delete(tide_Store *s, int64_t app_id);
 
 /* ---- Processing components ---- */
 
+/* A put's id for a component the caller knows is not in the store. */
+#define TIDE_STORE_NEW_ID (-1)
+
 typedef struct tide_StoreComponent {
-  int64_t id;                /* ignored by put */
+  int64_t id;                /* put: see tide_store_component_put */
   int64_t app_id;
   const char *path;          /* may hold NUL: a key is part of it */
   size_t path_len;
@@ -226,7 +229,12 @@ typedef int (*tide_StoreComponentFn)(void *arg,
                                      const tide_StoreComponent *c);
 
 /* Inserts or updates the component at (c->app_id, c->path); *id (may be
-** NULL) receives its row id, which stays the same across updates. */
+** NULL) receives its row id, which stays the same across updates. c->id
+** says what the caller knows: 0 nothing (the store finds the component
+** by its path), its row id (read from the store), or TIDE_STORE_NEW_ID
+** (it is not in the store). A store that must wait for a server to find
+** an id (PostgreSQL) does not wait for the other two; a put whose id
+** turns out wrong fails the batch when it is next synchronised. */
 int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
                              int64_t *id);
 /* Fills *c; TIDE_ENOTFOUND when there is none. */

@@ -1,8 +1,12 @@
 /*
-** Tests of the state store on real files in a temporary directory. The
-** writer-lock tests run second processes: this binary re-executes itself
-** with "--child MODE PATH FD" (see child_main), so each child is a fresh
-** process with its own SQLite state.
+** Tests of the state store on real files in a temporary directory, or,
+** when TIDE_TEST_PG names a PostgreSQL database as a location
+** (postgresql://...), in a fresh schema of it per test: one suite, two
+** backends. A few tests are of one backend only (files, SQLite's format
+** history; the schemas of PostgreSQL). The writer-lock tests run second
+** processes: this binary re-executes itself with "--child MODE PATH FD"
+** (see child_main), so each child is a fresh process with its own
+** connection.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "buf.h"
@@ -27,14 +32,34 @@
 
 typedef struct {
   char dir[64];
-  char path[128];
+  char path[512];
+  char schema[64]; /* PostgreSQL: the test's schema */
 } Tmp;
 
+/* TIDE_TEST_PG, or NULL: the tests then run on files. */
+static const char *pg_base(void) {
+  const char *base = getenv("TIDE_TEST_PG");
+  return base && base[0] ? base : NULL;
+}
+
+/* Runs sql (no result) on the database of TIDE_TEST_PG in schema, or
+** with no schema set when schema is NULL; 0 or -1. */
+static int pg_exec(const char *schema, const char *sql);
+
 static void tmp_init(Tmp *t, const char *name) {
+  static int made;
   snprintf(t->dir, sizeof t->dir, "/tmp/tide-store-XXXXXX");
   if (mkdtemp(t->dir) == NULL) {
     perror("mkdtemp");
     exit(2);
+  }
+  t->schema[0] = '\0';
+  if (pg_base()) {
+    snprintf(t->schema, sizeof t->schema, "test_store_%ld_%d",
+             (long)getpid(), ++made);
+    snprintf(t->path, sizeof t->path, "%s%cschema=%s", pg_base(),
+             strchr(pg_base(), '?') ? '&' : '?', t->schema);
+    return;
   }
   snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
 }
@@ -48,7 +73,66 @@ static int remove_entry(const char *path, const struct stat *st, int type,
 }
 
 static void tmp_close(Tmp *t) {
+  char sql[128];
   nftw(t->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (t->schema[0]) {
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", t->schema);
+    pg_exec(NULL, sql);
+  }
+}
+
+/* ---- PostgreSQL: the same reads and writes as on files ---- */
+
+/* A connection to TIDE_TEST_PG's database in the schema of location (its
+** schema= parameter, which libpq does not know, left out). */
+static PGconn *pg_connect(const char *schema) {
+  char info[512], sql[128], *p;
+  PGconn *conn;
+  snprintf(info, sizeof info, "%s", pg_base());
+  if ((p = strstr(info, "schema=")) != NULL) p[-1] = '\0';
+  conn = PQconnectdb(info);
+  if (PQstatus(conn) != CONNECTION_OK) {
+    fprintf(stderr, "  %s", PQerrorMessage(conn));
+    exit(2);
+  }
+  PQclear(PQexec(conn, "SET client_min_messages = warning"));
+  if (schema) {
+    snprintf(sql, sizeof sql, "SET search_path TO %s", schema);
+    PQclear(PQexec(conn, sql));
+  }
+  return conn;
+}
+
+/* The schema= of a test's location. */
+static const char *schema_of(const char *location, char *buf, size_t cap) {
+  const char *p = strstr(location, "schema=");
+  snprintf(buf, cap, "%s", p ? p + 7 : "tide");
+  buf[strcspn(buf, "&")] = '\0';
+  return buf;
+}
+
+static int pg_exec(const char *schema, const char *sql) {
+  PGconn *conn = pg_connect(schema);
+  PGresult *r = PQexec(conn, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+           PQresultStatus(r) == PGRES_TUPLES_OK;
+  PQclear(r);
+  PQfinish(conn);
+  return ok ? 0 : -1;
+}
+
+/* The first column of the first row of sql, as text into buf. */
+static const char *pg_text(const char *location, const char *sql, char *buf,
+                           size_t cap) {
+  char schema[64];
+  PGconn *conn = pg_connect(schema_of(location, schema, sizeof schema));
+  PGresult *r = PQexec(conn, sql);
+  snprintf(buf, cap, "(error)");
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+    snprintf(buf, cap, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  PQfinish(conn);
+  return buf;
 }
 
 static int file_exists(const char *path) {
@@ -80,6 +164,12 @@ static int64_t sql_int(const char *path, const char *sql) {
   sqlite3 *db;
   sqlite3_stmt *st;
   int64_t v = -1;
+  if (pg_base()) {
+    char text[64], *end;
+    pg_text(path, sql, text, sizeof text);
+    v = strtoll(text, &end, 10);
+    return *end == '\0' && end != text ? v : -1;
+  }
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
       sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
     if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
@@ -94,6 +184,7 @@ static const char *sql_text(const char *path, const char *sql, char *buf,
                             size_t cap) {
   sqlite3 *db;
   sqlite3_stmt *st;
+  if (pg_base()) return pg_text(path, sql, buf, cap);
   snprintf(buf, cap, "(error)");
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
       sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
@@ -108,7 +199,13 @@ static const char *sql_text(const char *path, const char *sql, char *buf,
 /* Runs sql on the file with a plain read-write connection. */
 static int sql_exec(const char *path, const char *sql) {
   sqlite3 *db;
-  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+  int rc;
+  if (pg_base()) {
+    char schema[64];
+    return pg_exec(schema_of(path, schema, sizeof schema), sql) == 0
+             ? SQLITE_OK : SQLITE_ERROR;
+  }
+  rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
                            SQLITE_OPEN_CREATE, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
   sqlite3_close(db);
@@ -390,7 +487,7 @@ static void test_version_upgraded(void) {
 
 static void test_unknown_version_refused(void) {
   Tmp t;
-  char msg[256], text[64];
+  char msg[768], text[64];
   tmp_init(&t, "state.db");
   tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
   CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '7'"
@@ -417,7 +514,7 @@ static void test_unknown_version_refused(void) {
 
 static void test_foreign_sqlite_refused(void) {
   Tmp t;
-  char msg[256], lock[160], text[64];
+  char msg[768], lock[600], text[64];
   tmp_init(&t, "other.db");
   snprintf(lock, sizeof lock, "%s-lock", t.path);
   CHECK_EQ_INT(sql_exec(t.path, "CREATE TABLE t(x); INSERT INTO t VALUES(1)"),
@@ -449,7 +546,7 @@ static void test_foreign_sqlite_refused(void) {
 
 static void test_garbage_refused(void) {
   Tmp t;
-  char msg[256], data[5000], back[6000];
+  char msg[768], data[5000], back[6000];
   size_t i;
   tmp_init(&t, "garbage.db");
   for (i = 0; i < sizeof data; i++) data[i] = (char)('a' + i % 26);
@@ -471,7 +568,7 @@ static void test_garbage_refused(void) {
 static void test_missing_and_empty(void) {
   Tmp t;
   tide_Store *s;
-  char msg[256];
+  char msg[768];
   int64_t id = 0;
   tmp_init(&t, "state.db");
   snprintf(msg, sizeof msg, "%s: no such state store", t.path);
@@ -491,7 +588,7 @@ static void test_missing_and_empty(void) {
 
 static void test_bad_arguments(void) {
   Tmp t;
-  char msg[256];
+  char msg[768];
   tmp_init(&t, "state.db");
   snprintf(msg, sizeof msg, "%s: invalid open flags 3", t.path);
   check_open_fails(t.path, 3, TIDE_EINVAL, msg);
@@ -507,7 +604,7 @@ static void test_bad_arguments(void) {
 static void test_second_writer_locked(void) {
   Tmp t;
   tide_Store *s;
-  char msg[256], report[512];
+  char msg[768], report[512];
   int64_t id;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
@@ -540,7 +637,7 @@ static void test_second_writer_locked(void) {
 static void test_lock_freed_by_kill(void) {
   Tmp t;
   tide_Store *s;
-  char msg[256], report[64];
+  char msg[768], report[64];
   int fd;
   pid_t pid;
   tmp_init(&t, "state.db");
@@ -562,7 +659,7 @@ static void test_lock_freed_by_kill(void) {
 static void test_reader_refuses_writes(void) {
   Tmp t;
   tide_Store *s;
-  char msg[256];
+  char msg[768];
   int64_t id = 0;
   tmp_init(&t, "state.db");
   tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
@@ -707,7 +804,11 @@ static void test_components(void) {
   /* Another app's component at the same path is another row. */
   c.app_id = app + 1;
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id2), 0);
-  CHECK_EQ_INT(id2, 3);
+  /* SQLite's ids are dense; a sequence's go up, with gaps. */
+  if (pg_base())
+    CHECK(id2 > child);
+  else
+    CHECK_EQ_INT(id2, 3);
   CHECK_EQ_INT(tide_store_component_delete(s, child), 0);
   CHECK_EQ_INT(tide_store_component_get(s, app, c.path, c.path_len, &got),
                TIDE_ENOTFOUND);
@@ -1491,17 +1592,23 @@ static void test_nul_bytes(void) {
   CHECK(blob_equal(container.identity, container.identity_len, nul_key,
                    sizeof nul_key - 1));
   tide_store_close(s);
-  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"
-                               " WHERE path = '/f/a' || char(0, 98)"),
+  CHECK_EQ_INT(sql_int(t.path, pg_base()
+                                 ? "SELECT count(*) FROM components WHERE"
+                                   " path = '\\x2f662f610062'::bytea"
+                                 : "SELECT count(*) FROM components"
+                                   " WHERE path = '/f/a' || char(0, 98)"),
                1);
   tmp_close(&t);
 }
 
+/* A statement that fails: SQLite fails it alone and the batch goes on;
+** PostgreSQL's transaction is aborted, so the batch is rolled back and the
+** message says so. Either way the store goes on. */
 static void test_failed_statement(void) {
   Tmp t;
   tide_Store *s;
   tide_StoreComponent c;
-  char msg[256];
+  char msg[768];
   int64_t id = 0;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
@@ -1513,24 +1620,40 @@ static void test_failed_statement(void) {
   SET_STR(c.path, "/bad");
   SET_STR(c.fn_name, NULL);
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id), TIDE_ESTORE);
-  snprintf(msg, sizeof msg,
-           "%s: cannot record a component: NOT NULL constraint failed: "
-           "components.fn_name", t.path);
-  CHECK_STR_EQ(tide_store_errmsg(s), msg);
-  /* The batch survives the failed statement. */
-  CHECK_EQ_INT(tide_store_batch_writes(s), 1);
+  if (pg_base()) {
+    snprintf(msg, sizeof msg,
+             "%s: cannot record a component: null value in column "
+             "\"fn_name\" of relation \"components\" violates not-null "
+             "constraint (the uncommitted batch was rolled back)", t.path);
+    CHECK_STR_EQ(tide_store_errmsg(s), msg);
+    CHECK_EQ_INT(tide_store_batch_writes(s), 0);
+  } else {
+    snprintf(msg, sizeof msg,
+             "%s: cannot record a component: NOT NULL constraint failed: "
+             "components.fn_name", t.path);
+    CHECK_STR_EQ(tide_store_errmsg(s), msg);
+    /* The batch survives the failed statement. */
+    CHECK_EQ_INT(tide_store_batch_writes(s), 1);
+  }
   SET_STR(c.path, "/good/2");
   SET_STR(c.fn_name, "f");
   CHECK_EQ_INT(tide_store_component_put(s, &c, &id), 0);
-  CHECK_EQ_INT(id, 2);
+  if (!pg_base()) CHECK_EQ_INT(id, 2);
   CHECK_EQ_INT(tide_store_flush(s), 0);
   tide_store_close(s);
-  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"), 2);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"),
+               pg_base() ? 1 : 2);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"
-                               " WHERE path = '/bad'"),
+                               " WHERE path = '/good/2'"), 1);
+  CHECK_EQ_INT(sql_int(t.path, pg_base()
+                                 ? "SELECT count(*) FROM components"
+                                   " WHERE path = '/bad'::bytea"
+                                 : "SELECT count(*) FROM components"
+                                   " WHERE path = '/bad'"),
                0);
-  CHECK_STR_EQ(sql_text(t.path, "PRAGMA integrity_check", msg, sizeof msg),
-               "ok");
+  if (!pg_base())
+    CHECK_STR_EQ(sql_text(t.path, "PRAGMA integrity_check", msg,
+                          sizeof msg), "ok");
   tmp_close(&t);
 }
 
@@ -1596,9 +1719,18 @@ static void test_allocator(void) {
   comp.app_id = id;
   SET_STR(comp.path, "/x");
   CHECK_EQ_INT(tide_store_component_put(s, &comp, NULL), TIDE_ESTORE);
-  CHECK_STR_CONTAINS(tide_store_errmsg(s), "NOT NULL constraint failed");
-  CHECK_EQ_INT(c.calls, 4); /* store, path, lock path, msg */
-  CHECK_EQ_INT(c.live, 3);
+  if (pg_base()) {
+    CHECK_STR_CONTAINS(tide_store_errmsg(s), "violates not-null");
+    /* store, conninfo, location, the pipeline's queue, msg (grown once
+    ** for the longer message), and the message kept while the batch is
+    ** rolled back */
+    CHECK_EQ_INT(c.calls, 7);
+    CHECK_EQ_INT(c.live, 5);
+  } else {
+    CHECK_STR_CONTAINS(tide_store_errmsg(s), "NOT NULL constraint failed");
+    CHECK_EQ_INT(c.calls, 4); /* store, path, lock path, msg */
+    CHECK_EQ_INT(c.live, 3);
+  }
   tide_store_close(s);
   CHECK_EQ_INT(c.live, 0);
   tmp_close(&t);
@@ -1789,17 +1921,210 @@ static void test_intents(void) {
   tmp_close(&t);
 }
 
+/* ---- PostgreSQL's schemas ---- */
+
+static int64_t pg_tables(const Tmp *t) {
+  char sql[160];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_tables"
+           " WHERE schemaname = '%s'", t->schema);
+  return sql_int(t->path, sql);
+}
+
+static void test_pg_schema(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreApp app;
+  tide_StoreComponent c;
+  char text[64];
+  uint8_t fp[TIDE_FP_SIZE];
+  int64_t id = 0, cid = 0;
+  int created = -1;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_STR_EQ(tide_store_path(s), t.path);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &id, &created), 0);
+  CHECK(id > 0);
+  CHECK_EQ_INT(created, 1);
+  fp_fill(fp, 1);
+  memset(&c, 0, sizeof c);
+  c.app_id = id;
+  SET_STR(c.path, "/process_file/a.md");
+  SET_STR(c.fn_name, "process_file");
+  c.logic_fp = fp;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &cid), 0);
+  CHECK(cid > 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  CHECK_EQ_INT(pg_tables(&t), 10);
+  CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta WHERE key = 'format'",
+                        text, sizeof text), "tide-state");
+  CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta"
+                        " WHERE key = 'version'", text, sizeof text), "2");
+  CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta"
+                        " WHERE key = 'created_by'", text, sizeof text),
+               "tide " TIDE_VERSION);
+  s = open_ok(t.path, TIDE_STORE_READ);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("docs"), &app), 0);
+  CHECK_EQ_INT(app.id, id);
+  CHECK_EQ_INT(tide_store_component_get(s, id, LIT("/process_file/a.md"), &c),
+               0);
+  CHECK_EQ_INT(c.id, cid);
+  CHECK(fp_equal(c.logic_fp, fp));
+  tide_store_close(s);
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &id, &created), 0);
+  CHECK_EQ_INT(created, 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+static void test_pg_refused(void) {
+  Tmp t;
+  char msg[768], sql[256], bad[600];
+  tmp_init(&t, "unused");
+  snprintf(msg, sizeof msg, "%s: no such state store", t.path);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTFOUND, msg);
+  /* A schema of someone else's tables is left as it is. */
+  snprintf(sql, sizeof sql, "CREATE SCHEMA %s; CREATE TABLE %s.t(x int)",
+           t.schema, t.schema);
+  CHECK_EQ_INT(pg_exec(NULL, sql), 0);
+  snprintf(msg, sizeof msg, "%s: not a tide state store (schema %s holds "
+           "other tables)", t.path, t.schema);
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_ENOTSTORE, msg);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTSTORE, msg);
+  CHECK_EQ_INT(pg_tables(&t), 1);
+  tmp_close(&t);
+  /* A store with a table missing is damaged; one of another version is
+  ** refused, not rebuilt. */
+  tmp_init(&t, "unused");
+  tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
+  CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '7'"
+                                " WHERE key = 'version'"), SQLITE_OK);
+  snprintf(msg, sizeof msg, "%s: state store format version 7 is not "
+           "supported by this tide (supports 2)", t.path);
+  check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_EVERSION, msg);
+  CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '2'"
+                                " WHERE key = 'version'; DROP TABLE runs"),
+               SQLITE_OK);
+  snprintf(msg, sizeof msg, "%s: state store is damaged (tables are "
+           "missing)", t.path);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_ENOTSTORE, msg);
+  tmp_close(&t);
+  /* Schema names tide makes need no quoting. */
+  snprintf(bad, sizeof bad, "%s%cschema=Bad-Name", pg_base(),
+           strchr(pg_base(), '?') ? '&' : '?');
+  check_open_fails(bad, TIDE_STORE_WRITE, TIDE_EINVAL,
+                   "state store location: the schema must be lowercase "
+                   "letters, digits and underscores, not starting with a "
+                   "digit");
+}
+
+/* A write's failure is found at the next synchronisation (here the
+** commit): the batch is rolled back and the store usable again. */
+static void test_pg_failed_batch(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c;
+  tide_StoreApp app;
+  int64_t app_id, a = 0, b = 0;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app_id, NULL),
+               0);
+  memset(&c, 0, sizeof c);
+  c.app_id = app_id;
+  SET_STR(c.fn_name, "f");
+  SET_STR(c.path, "/f/a");
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &a), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  /* In one batch: an app, then a component that claims a's id for
+  ** another path. */
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("lost"), &b, NULL), 0);
+  c.id = a;
+  SET_STR(c.path, "/f/b");
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &b), 0);
+  CHECK_EQ_INT(tide_store_flush(s), TIDE_ESTORE);
+  CHECK(strstr(tide_store_errmsg(s), ": cannot record a component: ") !=
+        NULL);
+  CHECK(strstr(tide_store_errmsg(s), "(the uncommitted batch was rolled "
+               "back)") != NULL);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("lost"), &app), TIDE_ENOTFOUND);
+  /* The store goes on. */
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("kept"), &b, NULL), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("kept"), &app), 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+/* Puts that give what they know of the id are not waited for, and come
+** back with the same ids as puts that wait. */
+static void test_pg_known_ids(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c, got;
+  int64_t app_id, a = 0, b = 0, again = 0;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app_id, NULL),
+               0);
+  memset(&c, 0, sizeof c);
+  c.app_id = app_id;
+  SET_STR(c.fn_name, "f");
+  c.id = TIDE_STORE_NEW_ID;
+  SET_STR(c.path, "/f/a");
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &a), 0);
+  CHECK_STR_EQ(tide_store_errmsg(s), "");
+  SET_STR(c.path, "/f/b");
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &b), 0);
+  CHECK(a > 0 && b > 0 && a != b);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_component_get(s, app_id, LIT("/f/b"), &got), 0);
+  CHECK_EQ_INT(got.id, b);
+  /* An update by the id read, and one that waits: the same row. */
+  c.id = b;
+  c.status = 2;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &again), 0);
+  CHECK_EQ_INT(again, b);
+  c.id = 0;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &again), 0);
+  CHECK_EQ_INT(again, b);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"), 2);
+  /* A new component whose path is there already fails its batch. */
+  c.id = TIDE_STORE_NEW_ID;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &again), 0);
+  CHECK_EQ_INT(tide_store_flush(s), TIDE_ESTORE);
+  CHECK(strstr(tide_store_errmsg(s), "recorded under another id") != NULL);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+/* The location's password never reaches the path or a message. */
+static void test_pg_password(void) {
+  Tmp t;
+  tide_Store *s = NULL;
+  char location[700];
+  tmp_init(&t, "unused");
+  snprintf(location, sizeof location, "%s&password=s3cret-word", t.path);
+  s = open_ok(location, TIDE_STORE_WRITE);
+  CHECK_STR_EQ(tide_store_path(s), t.path);
+  tide_store_close(s);
+  s = NULL;
+  CHECK_EQ_INT(tide_store_open(&s, "postgresql://tide:s3cret-word@/postgres"
+                               "?host=/nonexistent&schema=x",
+                               TIDE_STORE_WRITE, NULL, NULL), TIDE_EIO);
+  CHECK(strstr(tide_store_errmsg(s), "s3cret") == NULL);
+  CHECK(strncmp(tide_store_errmsg(s), "postgresql://tide@/postgres"
+                "?host=/nonexistent&schema=x: cannot connect: ", 68) == 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+/* On either backend. */
 static const CheckTest tests[] = {
   { "intents", test_intents },
-  { "version upgraded", test_version_upgraded },
   { "targets mark applied", test_targets_mark_applied },
   { "memo references", test_memo_refs },
-  { "create and reopen", test_create_and_reopen },
-  { "version recorded", test_version_recorded },
-  { "unknown version refused", test_unknown_version_refused },
-  { "foreign sqlite file refused", test_foreign_sqlite_refused },
-  { "garbage file refused", test_garbage_refused },
-  { "missing and empty files", test_missing_and_empty },
   { "bad arguments", test_bad_arguments },
   { "second writer locked", test_second_writer_locked },
   { "lock freed by kill -9", test_lock_freed_by_kill },
@@ -1820,8 +2145,39 @@ static const CheckTest tests[] = {
   { NULL, NULL },
 };
 
+/* Of files and SQLite's format history. */
+static const CheckTest sqlite_tests[] = {
+  { "version upgraded", test_version_upgraded },
+  { "create and reopen", test_create_and_reopen },
+  { "version recorded", test_version_recorded },
+  { "unknown version refused", test_unknown_version_refused },
+  { "foreign sqlite file refused", test_foreign_sqlite_refused },
+  { "garbage file refused", test_garbage_refused },
+  { "missing and empty files", test_missing_and_empty },
+  { NULL, NULL },
+};
+
+/* Of PostgreSQL's schemas. */
+static const CheckTest pg_tests[] = {
+  { "schema created, read and reopened", test_pg_schema },
+  { "schemas that are not stores refused", test_pg_refused },
+  { "a batch that fails is rolled back", test_pg_failed_batch },
+  { "ids not waited for", test_pg_known_ids },
+  { "the password never shown", test_pg_password },
+  { NULL, NULL },
+};
+
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "--child") == 0)
     return child_main(argv[2], argv[3], atoi(argv[4]));
-  return check_run("store", tests);
+  {
+    CheckTest all[64];
+    const CheckTest *more = pg_base() ? pg_tests : sqlite_tests;
+    size_t n = 0, i;
+    for (i = 0; tests[i].name; i++) all[n++] = tests[i];
+    for (i = 0; more[i].name; i++) all[n++] = more[i];
+    all[n].name = NULL;
+    all[n].fn = NULL;
+    return check_run(pg_base() ? "store (PostgreSQL)" : "store", all);
+  }
 }

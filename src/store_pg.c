@@ -1,0 +1,669 @@
+/*
+** The PostgreSQL store's lifecycle (store_pg.h): the location, the
+** connection, the writer lock, messages, the pipeline and group commit.
+** The schema lives in store_pg_schema.c, the operations in
+** store_pg_ops.c.
+**
+** The pipeline: every statement is sent with PQsendQueryPrepared and a
+** PgWait saying what its result is for. Nothing is read until a
+** synchronisation (sync_pipeline): then each result is read in order, the
+** first failure kept, a read's result handed back. A failure inside the
+** batch has aborted the server's transaction; it is rolled back at once,
+** so the store is usable again and the message says the batch is lost.
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "store_pg.h"
+
+static const char out_of_memory[] = "out of memory";
+
+/* The writer lock's first key: "TIDE"; the second is the schema's hash. */
+#define LOCK_CLASS 1414087749
+
+/* ---- Messages ---- */
+
+int tide_pgs_fail(PgStore *s, int code, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  char *p;
+  va_start(ap, fmt);
+  n = vsnprintf(s->msg, s->msg_cap, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    s->errmsg = tide_strerror(code);
+    return code;
+  }
+  if ((size_t)n >= s->msg_cap) {
+    p = s->base.alloc(s->base.ud, s->msg, s->msg_cap, (size_t)n + 1);
+    if (p == NULL) {
+      s->errmsg = code == TIDE_ENOMEM ? out_of_memory : tide_strerror(code);
+      return code;
+    }
+    s->msg = p;
+    s->msg_cap = (size_t)n + 1;
+    va_start(ap, fmt);
+    vsnprintf(s->msg, s->msg_cap, fmt, ap);
+    va_end(ap);
+  }
+  s->errmsg = s->msg;
+  return code;
+}
+
+static int nomem(PgStore *s) {
+  return tide_pgs_fail(s, TIDE_ENOMEM, "%s", out_of_memory);
+}
+
+/* libpq's message on one line, without its trailing newline. */
+static void one_line(const char *in, char *out, size_t size) {
+  size_t n = 0;
+  for (; in && *in && n + 1 < size; in++) {
+    char c = *in == '\n' || *in == '\r' || *in == '\t' ? ' ' : *in;
+    if (c == ' ' && (n == 0 || out[n - 1] == ' ')) continue;
+    out[n++] = c;
+  }
+  while (n > 0 && out[n - 1] == ' ') n--;
+  out[n] = '\0';
+}
+
+/* "LOCATION: what: <the server's or libpq's message>", the code by what
+** failed: the connection (TIDE_EIO) or a statement (TIDE_ESTORE). */
+int tide_pgs_fail_pg(PgStore *s, const PGresult *r, const char *what,
+                     const char *note) {
+  char msg[512];
+  const char *text = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+                       : NULL;
+  one_line(text ? text : PQerrorMessage(s->conn), msg, sizeof msg);
+  if (msg[0] == '\0') snprintf(msg, sizeof msg, "the server closed the "
+                               "connection");
+  return tide_pgs_fail(s, PQstatus(s->conn) == CONNECTION_OK ? TIDE_ESTORE
+                                                              : TIDE_EIO,
+                       "%s: %s: %s%s", s->location, what, msg, note);
+}
+
+const char *tide_pgs_errmsg(const PgStore *s) {
+  return s ? s->errmsg : out_of_memory;
+}
+
+const char *tide_pgs_path(const PgStore *s) {
+  return s && s->location ? s->location : "";
+}
+
+/* ---- Clocks ---- */
+
+static int64_t clock_ns(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t tide_pgs_now_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
+/* ---- The pipeline ---- */
+
+void tide_pgs_release(PgStore *s) {
+  if (s->held) PQclear(s->held);
+  s->held = NULL;
+}
+
+static int push_wait(PgStore *s, const char *what, int kind, int slot,
+                     int64_t id) {
+  if (s->nwaits == s->waits_cap) {
+    size_t cap = s->waits_cap ? s->waits_cap * 2 : 64;
+    PgWait *w = s->base.alloc(s->base.ud, s->waits,
+                              s->waits_cap * sizeof *w, cap * sizeof *w);
+    if (w == NULL) return nomem(s);
+    s->waits = w;
+    s->waits_cap = cap;
+  }
+  s->waits[s->nwaits].what = what;
+  s->waits[s->nwaits].kind = kind;
+  s->waits[s->nwaits].slot = slot;
+  s->waits[s->nwaits].id = id;
+  s->nwaits++;
+  return 0;
+}
+
+static int sync_pipeline(PgStore *s, PGresult **read);
+
+/* Sends a statement without parameters outside the prepared ones
+** (BEGIN, COMMIT, ROLLBACK). */
+static int send_plain(PgStore *s, const char *sql, const char *what) {
+  if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 1))
+    return tide_pgs_fail_pg(s, NULL, what, "");
+  return push_wait(s, what, PG_WAIT_TXN, -1, 0);
+}
+
+static int send_prepared(PgStore *s, int slot, const char *sql,
+                         const PgParams *p, const char *what, int kind,
+                         int64_t id) {
+  char name[16];
+  int rc;
+  snprintf(name, sizeof name, "tide%d", slot);
+  if (!s->prepared[slot]) {
+    if (!PQsendPrepare(s->conn, name, sql, 0, NULL))
+      return tide_pgs_fail_pg(s, NULL, what, "");
+    s->prepared[slot] = 1;
+    if ((rc = push_wait(s, what, PG_WAIT_PREPARE, slot, 0)) != 0) return rc;
+  }
+  if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0,
+                           p ? p->values : NULL, p ? p->lengths : NULL,
+                           p ? p->formats : NULL, 1))
+    return tide_pgs_fail_pg(s, NULL, what, "");
+  return push_wait(s, what, kind, slot, id);
+}
+
+/* Reads what a result says of its statement. The first failure of a
+** synchronisation sets the message and *failed (its code); a read's
+** result goes to *read, and 1 says it was kept there. */
+static int check_result(PgStore *s, const PgWait *w, PGresult *r,
+                        PGresult **read, int *failed) {
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    if (w->kind == PG_WAIT_PREPARE) s->prepared[w->slot] = 0;
+    /* A statement after a failure is skipped, not failed. */
+    if (st != PGRES_PIPELINE_ABORTED && !*failed)
+      *failed = tide_pgs_fail_pg(s, r, w->what, "");
+    return 0;
+  }
+  if (w->kind == PG_WAIT_ID && !*failed &&
+      (PQntuples(r) != 1 || pg_int(r, 0, 0) != w->id))
+    *failed = tide_pgs_fail(s, TIDE_ESTORE,
+                            "%s: %s: it is recorded under another id (did "
+                            "another process write it?)", s->location,
+                            w->what);
+  if (w->kind == PG_WAIT_READ && read && !*failed) {
+    *read = r;
+    return 1;
+  }
+  return 0;
+}
+
+/* Ends a failed batch: the server's transaction is aborted, so it is
+** rolled back at once (the store is usable again), and the message says
+** what was lost. */
+static void roll_back_failed(PgStore *s) {
+  size_t len = strlen(s->errmsg);
+  char *kept = s->base.alloc(s->base.ud, NULL, 0, len + 1);
+  s->in_batch = 0;
+  s->batch_writes = 0;
+  if (kept) memcpy(kept, s->errmsg, len + 1);
+  if (send_plain(s, "ROLLBACK", "cannot roll back") == 0)
+    sync_pipeline(s, NULL);
+  if (kept) {
+    tide_pgs_fail(s, TIDE_ESTORE, "%s (the uncommitted batch was rolled "
+                  "back)", kept);
+    s->base.alloc(s->base.ud, kept, len + 1, 0);
+  }
+}
+
+/* Marks the end of what was sent, reads every result in order and then
+** the synchronisation's own. Returns the first failure's code. */
+static int sync_pipeline(PgStore *s, PGresult **read) {
+  size_t i;
+  int failed = 0, lost = 0;
+  if (read) *read = NULL;
+  if (s->nwaits == 0) return 0;
+  if (!PQpipelineSync(s->conn)) lost = 1;
+  for (i = 0; i < s->nwaits && !lost; i++) {
+    PGresult *r;
+    /* A statement's results, then NULL. */
+    while ((r = PQgetResult(s->conn)) != NULL)
+      if (!check_result(s, &s->waits[i], r, read, &failed)) PQclear(r);
+    if (PQstatus(s->conn) != CONNECTION_OK) lost = 1;
+  }
+  if (!lost) {
+    PGresult *r = PQgetResult(s->conn);
+    if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) lost = 1;
+    PQclear(r);
+  }
+  s->nwaits = 0;
+  if ((lost || failed) && read && *read) {
+    PQclear(*read);
+    *read = NULL;
+  }
+  if (lost) {
+    int in_batch = s->in_batch;
+    memset(s->prepared, 0, sizeof s->prepared);
+    s->in_batch = 0;
+    s->batch_writes = 0;
+    if (!failed)
+      failed = tide_pgs_fail_pg(s, NULL, "lost its connection",
+                       in_batch ? " (the uncommitted batch was lost)" : "");
+    return failed;
+  }
+  if (failed && s->in_batch) roll_back_failed(s);
+  return failed;
+}
+
+int tide_pgs_write_begin(PgStore *s) {
+  int rc;
+  if (s->flags != TIDE_STORE_WRITE)
+    return tide_pgs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
+                         s->location);
+  if (s->in_batch) return 0;
+  rc = send_plain(s, "BEGIN", "cannot start a write transaction");
+  if (rc) return rc;
+  s->in_batch = 1;
+  s->batch_writes = 0;
+  s->batch_started_ns = clock_ns(CLOCK_MONOTONIC);
+  return 0;
+}
+
+int tide_pgs_write(PgStore *s, int slot, const char *sql, const PgParams *p,
+                   const char *what, int kind, int64_t id) {
+  int rc;
+  tide_pgs_release(s);
+  if ((rc = tide_pgs_write_begin(s)) != 0 ||
+      (rc = send_prepared(s, slot, sql, p, what, kind, id)) != 0)
+    return rc;
+  s->batch_writes++;
+  /* The server answers every statement: read the answers now and then,
+  ** so that neither side's buffers fill while the other waits. */
+  if (s->nwaits >= PG_PIPELINE_MAX) return sync_pipeline(s, NULL);
+  return 0;
+}
+
+int tide_pgs_read(PgStore *s, int slot, const char *sql, const PgParams *p,
+                  const char *what, PGresult **out) {
+  int rc;
+  tide_pgs_release(s);
+  *out = NULL;
+  rc = send_prepared(s, slot, sql, p, what, PG_WAIT_READ, 0);
+  if (rc == 0) rc = sync_pipeline(s, out);
+  if (rc == 0 && *out == NULL)
+    rc = tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no result", s->location,
+                       what);
+  return rc;
+}
+
+int tide_pgs_get(PgStore *s, int slot, const char *sql, const PgParams *p,
+                 const char *what, PGresult **out) {
+  int rc = tide_pgs_read(s, slot, sql, p, what, out);
+  if (rc) return rc;
+  if (PQntuples(*out) == 0) {
+    PQclear(*out);
+    *out = NULL;
+    return TIDE_ENOTFOUND;
+  }
+  s->held = *out;
+  return 0;
+}
+
+/* ---- Group commit ---- */
+
+int tide_pgs_flush(PgStore *s) {
+  int rc;
+  tide_pgs_release(s);
+  if (!s->in_batch) return sync_pipeline(s, NULL);
+  /* The generation moves with every commit: how a session that let the
+  ** lock go sees that another process wrote meanwhile. */
+  if ((rc = send_prepared(s, PG_GENERATION, "SELECT nextval('generation')",
+                          NULL, "cannot commit", PG_WAIT_WRITE, 0)) != 0 ||
+      (rc = send_plain(s, "COMMIT", "cannot commit")) != 0)
+    return rc;
+  rc = sync_pipeline(s, NULL);
+  s->in_batch = 0;
+  s->batch_writes = 0;
+  return rc;
+}
+
+int tide_pgs_maybe_flush(PgStore *s) {
+  int64_t age_ns;
+  if (!s->in_batch) return 0;
+  age_ns = clock_ns(CLOCK_MONOTONIC) - s->batch_started_ns;
+  if (s->batch_writes >= s->max_batch_writes ||
+      age_ns >= s->max_batch_ms * 1000000)
+    return tide_pgs_flush(s);
+  return 0;
+}
+
+int tide_pgs_rollback(PgStore *s) {
+  int rc;
+  tide_pgs_release(s);
+  if (!s->in_batch) return sync_pipeline(s, NULL);
+  rc = send_plain(s, "ROLLBACK", "cannot roll back");
+  s->in_batch = 0;
+  s->batch_writes = 0;
+  if (rc == 0) rc = sync_pipeline(s, NULL);
+  return rc;
+}
+
+void tide_pgs_set_batch_limits(PgStore *s, int64_t max_writes,
+                               int64_t max_ms) {
+  s->max_batch_writes = max_writes > 0 ? max_writes : TIDE_STORE_BATCH_WRITES;
+  s->max_batch_ms = max_ms > 0 ? max_ms : TIDE_STORE_BATCH_MS;
+}
+
+int64_t tide_pgs_batch_writes(const PgStore *s) {
+  return s->in_batch ? s->batch_writes : 0;
+}
+
+/* ---- Space: the server's ---- */
+
+/* The pages of the schema's tables and indexes, as the server counts
+** them; none is counted free, as the server reuses them itself. */
+int tide_pgs_space(PgStore *s, tide_StoreSpace *space) {
+  PGresult *r;
+  PgParams p = {0};
+  int rc;
+  memset(space, 0, sizeof *space);
+  pg_param_bytes(&p, s->schema, strlen(s->schema));
+  rc = tide_pgs_read(s, PG_SPACE,
+                     "SELECT current_setting('block_size')::int8,"
+                     " coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8"
+                     " FROM pg_class c JOIN pg_namespace n"
+                     " ON n.oid = c.relnamespace"
+                     " WHERE n.nspname = convert_from($1::bytea, 'UTF8')"
+                     " AND c.relkind IN ('r', 'S')",
+                     &p, "cannot read its size", &r);
+  if (rc) return rc;
+  space->page_size = pg_int(r, 0, 0);
+  space->pages = space->page_size > 0 ? pg_int(r, 0, 1) / space->page_size
+                                      : 0;
+  PQclear(r);
+  return 0;
+}
+
+int tide_pgs_reclaim(PgStore *s, int64_t *freed) {
+  if (freed) *freed = 0;
+  if (s->flags != TIDE_STORE_WRITE)
+    return tide_pgs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
+                         s->location);
+  return tide_pgs_flush(s);
+}
+
+int tide_pgs_checkpoint_on(PgStore *s, uv_loop_t *loop) {
+  (void)loop;
+  if (s->flags != TIDE_STORE_WRITE) return TIDE_EINVAL;
+  return 0;
+}
+
+/* ---- The location ---- */
+
+/* Whether c may be in a schema name tide makes: lowercase letters,
+** digits and underscores, so that it never needs quoting. */
+static int schema_char(char c, int first) {
+  return (c >= 'a' && c <= 'z') || c == '_' || (!first && c >= '0' &&
+                                                c <= '9');
+}
+
+/* Reads location into s->conninfo (schema= taken out), s->location
+** (the password taken out, from user:password@ and password=) and
+** s->schema. Both copies are no longer than location. */
+static int parse_location(PgStore *s, const char *location) {
+  size_t len = strlen(location), c, l, i;
+  const char *auth = strstr(location, "://"), *end, *query, *p, *userinfo;
+  const char *stop;
+  int c_first = 1, l_first = 1;
+  strcpy(s->schema, "tide");
+  if ((s->conninfo = s->base.alloc(s->base.ud, NULL, 0, len + 1)) == NULL ||
+      (s->location = s->base.alloc(s->base.ud, NULL, 0, len + 1)) == NULL)
+    return nomem(s);
+  s->conninfo_size = s->location_size = len + 1;
+  auth = auth ? auth + 3 : location;
+  end = auth + strcspn(auth, "/?");
+  query = end + strcspn(end, "?");
+  /* Up to the query, whole for libpq; without the password for messages:
+  ** user:password@host becomes user@host. */
+  c = (size_t)(query - location);
+  memcpy(s->conninfo, location, c);
+  for (userinfo = end; userinfo > auth && userinfo[-1] != '@'; userinfo--) {}
+  p = userinfo > auth ? memchr(auth, ':', (size_t)(userinfo - 1 - auth))
+                      : NULL;
+  if (p) {
+    l = (size_t)(p - location);
+    memcpy(s->location, location, l);
+    memcpy(s->location + l, userinfo - 1, (size_t)(query - (userinfo - 1)));
+    l += (size_t)(query - (userinfo - 1));
+  } else {
+    l = c;
+    memcpy(s->location, location, l);
+  }
+  /* The parameters one by one: schema= is tide's, password= is secret. */
+  for (p = query + 1; *query; p = stop + 1) {
+    stop = p + strcspn(p, "&");
+    size_t n = (size_t)(stop - p);
+    if (n >= 7 && memcmp(p, "schema=", 7) == 0) {
+      if (n == 7 || n - 7 >= sizeof s->schema)
+        return tide_pgs_fail(s, TIDE_EINVAL, "state store location: the "
+                             "schema must be 1 to %d characters long",
+                             (int)sizeof s->schema - 1);
+      for (i = 7; i < n; i++)
+        if (!schema_char(p[i], i == 7))
+          return tide_pgs_fail(s, TIDE_EINVAL, "state store location: the "
+                               "schema must be lowercase letters, digits "
+                               "and underscores, not starting with a digit");
+      memcpy(s->schema, p + 7, n - 7);
+      s->schema[n - 7] = '\0';
+    } else if (n > 0) {
+      s->conninfo[c++] = c_first ? '?' : '&';
+      c_first = 0;
+      memcpy(s->conninfo + c, p, n);
+      c += n;
+    }
+    if (n > 0 && !(n >= 9 && memcmp(p, "password=", 9) == 0)) {
+      s->location[l++] = l_first ? '?' : '&';
+      l_first = 0;
+      memcpy(s->location + l, p, n);
+      l += n;
+    }
+    if (*stop == '\0') break;
+  }
+  s->conninfo[c] = '\0';
+  s->location[l] = '\0';
+  return 0;
+}
+
+/* ---- Opening ---- */
+
+/* Runs sql (no parameters, any number of statements) before the pipeline
+** starts; 0 or the failure. */
+static int exec_setup(PgStore *s, const char *sql, const char *what) {
+  PGresult *r = PQexec(s->conn, sql);
+  int rc = 0;
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    rc = tide_pgs_fail_pg(s, r, what, "");
+  PQclear(r);
+  return rc;
+}
+
+/* Runs a one-parameter query (the schema's name) before the pipeline
+** starts; *out receives its result. */
+static int query_setup(PgStore *s, const char *sql, const char *what,
+                       PGresult **out) {
+  const char *values[1] = { s->schema };
+  PGresult *r = PQexecParams(s->conn, sql, 1, NULL, values, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    int rc = tide_pgs_fail_pg(s, r, what, "");
+    PQclear(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+/* The writer lock: an advisory lock of the session, keyed by the schema.
+** A second writer hears the first's pid from its application_name. */
+#define LOCK_KEYS "1414087749, hashtext($1::text)"
+
+static int lock_writer(PgStore *s) {
+  PGresult *r;
+  int rc = query_setup(s, "SELECT pg_try_advisory_lock(" LOCK_KEYS ")",
+                       "cannot take the writer lock", &r);
+  int taken;
+  long pid = 0;
+  if (rc) return rc;
+  taken = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (taken) {
+    s->locked = 1;
+    return 0;
+  }
+  if (query_setup(s, "SELECT a.application_name FROM pg_locks l"
+                  " JOIN pg_stat_activity a ON a.pid = l.pid"
+                  " WHERE l.locktype = 'advisory' AND l.granted"
+                  " AND l.classid = 1414087749"
+                  " AND l.objid = (hashtext($1::text)::int8"
+                  " & 4294967295)::oid AND l.objsubid = 2",
+                  "cannot take the writer lock", &r) == 0) {
+    if (PQntuples(r) > 0 &&
+        sscanf(PQgetvalue(r, 0, 0), "tide pid %ld", &pid) != 1)
+      pid = 0;
+    PQclear(r);
+  }
+  if (pid > 0)
+    return tide_pgs_fail(s, TIDE_ELOCKED,
+                         "%s: locked by another running update (pid %ld)",
+                         s->location, pid);
+  return tide_pgs_fail(s, TIDE_ELOCKED,
+                       "%s: locked by another running update", s->location);
+}
+
+/* The server's notices (a NOTICE of CREATE ... IF NOT EXISTS) are not
+** the store's to print. */
+static void ignore_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+static int connect_server(PgStore *s) {
+  char name[64], sql[128];
+  const char *keys[] = { "dbname", "fallback_application_name", NULL };
+  const char *values[] = { s->conninfo, name, NULL };
+  snprintf(name, sizeof name, "tide pid %ld", (long)getpid());
+  s->conn = PQconnectdbParams(keys, values, 1);
+  if (s->conn == NULL) return nomem(s);
+  if (PQstatus(s->conn) != CONNECTION_OK)
+    return tide_pgs_fail_pg(s, NULL, "cannot connect", "");
+  PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+  /* The schema's name needs no quoting (schema_char). */
+  snprintf(sql, sizeof sql, "SET search_path TO %s", s->schema);
+  return exec_setup(s, sql, "cannot open");
+}
+
+static int open_server(PgStore *s) {
+  int rc = connect_server(s), empty;
+  if (rc) return rc;
+  empty = tide_pgs_schema_check(s);
+  if (empty < 0) return empty;
+  if (s->flags == TIDE_STORE_READ) {
+    if (empty == 1)
+      return tide_pgs_fail(s, TIDE_ENOTFOUND, "%s: no such state store",
+                           s->location);
+  } else {
+    /* Checked again once locked: another writer may have made it. */
+    if ((rc = lock_writer(s)) != 0) return rc;
+    empty = tide_pgs_schema_check(s);
+    if (empty < 0) return empty;
+    if (empty == 1 && (rc = tide_pgs_schema_create(s)) != 0) return rc;
+  }
+  if (!PQenterPipelineMode(s->conn))
+    return tide_pgs_fail_pg(s, NULL, "cannot open", "");
+  return 0;
+}
+
+int tide_pgs_open(PgStore **out, const char *location, int flags,
+                  tide_Alloc alloc, void *ud) {
+  PgStore *s;
+  int rc;
+  if (out == NULL) return TIDE_EINVAL;
+  *out = NULL;
+  if (alloc == NULL) alloc = tide_alloc_default;
+  s = alloc(ud, NULL, 0, sizeof *s);
+  if (s == NULL) return TIDE_ENOMEM;
+  memset(s, 0, sizeof *s);
+  s->base.backend = TIDE_STORE_POSTGRES;
+  s->base.alloc = alloc;
+  s->base.ud = ud;
+  s->errmsg = "";
+  tide_pgs_set_batch_limits(s, 0, 0);
+  *out = s;
+  if ((rc = parse_location(s, location)) != 0) return rc;
+  if (flags != TIDE_STORE_READ && flags != TIDE_STORE_WRITE)
+    return tide_pgs_fail(s, TIDE_EINVAL, "%s: invalid open flags %d",
+                         s->location, flags);
+  s->flags = flags;
+  return open_server(s);
+}
+
+/* The generation now: the sequence every committed batch advances. */
+static int read_generation(PgStore *s, int64_t *out) {
+  PGresult *r;
+  int rc = tide_pgs_read(s, PG_READ_GENERATION,
+                         "SELECT last_value FROM generation", NULL,
+                         "cannot read the store's generation", &r);
+  if (rc) return rc;
+  *out = PQntuples(r) ? pg_int(r, 0, 0) : 0;
+  PQclear(r);
+  return 0;
+}
+
+int tide_pgs_unlock(PgStore *s) {
+  PGresult *r;
+  PgParams p = {0};
+  int rc;
+  if (s->flags != TIDE_STORE_WRITE || !s->locked) return 0;
+  if ((rc = tide_pgs_flush(s)) != 0 ||
+      (rc = read_generation(s, &s->unlocked_generation)) != 0)
+    return rc;
+  pg_param_bytes(&p, s->schema, strlen(s->schema));
+  p.formats[0] = 0; /* text */
+  rc = tide_pgs_read(s, PG_UNLOCK, "SELECT pg_advisory_unlock(" LOCK_KEYS ")",
+                     &p, "cannot let the writer lock go", &r);
+  if (rc) return rc;
+  PQclear(r);
+  s->locked = 0;
+  return 0;
+}
+
+int tide_pgs_relock(PgStore *s, int *changed) {
+  PGresult *r;
+  PgParams p = {0};
+  int64_t now;
+  int rc, taken;
+  *changed = 0;
+  if (s->flags != TIDE_STORE_WRITE || s->locked) return 0;
+  pg_param_bytes(&p, s->schema, strlen(s->schema));
+  p.formats[0] = 0;
+  rc = tide_pgs_read(s, PG_LOCK, "SELECT pg_try_advisory_lock(" LOCK_KEYS
+                     ")", &p, "cannot take the writer lock", &r);
+  if (rc) return rc;
+  taken = PQgetvalue(r, 0, 0)[0] != 0;
+  PQclear(r);
+  if (!taken)
+    return tide_pgs_fail(s, TIDE_ELOCKED,
+                         "%s: locked by another running update",
+                         s->location);
+  s->locked = 1;
+  if ((rc = read_generation(s, &now)) != 0) return rc;
+  *changed = now != s->unlocked_generation;
+  return 0;
+}
+
+int tide_pgs_close(PgStore *s) {
+  int rc = 0;
+  if (s == NULL) return 0;
+  tide_pgs_release(s);
+  if (s->conn && PQpipelineStatus(s->conn) == PQ_PIPELINE_ON) {
+    rc = tide_pgs_flush(s);
+    if (rc) tide_pgs_rollback(s);
+  }
+  /* Closing the connection lets the writer lock go. */
+  if (s->conn) PQfinish(s->conn);
+  if (s->waits)
+    s->base.alloc(s->base.ud, s->waits, s->waits_cap * sizeof *s->waits, 0);
+  if (s->conninfo) s->base.alloc(s->base.ud, s->conninfo, s->conninfo_size,
+                                 0);
+  if (s->location) s->base.alloc(s->base.ud, s->location, s->location_size,
+                                 0);
+  if (s->msg) s->base.alloc(s->base.ud, s->msg, s->msg_cap, 0);
+  s->base.alloc(s->base.ud, s, sizeof *s, 0);
+  return rc;
+}

@@ -1,0 +1,383 @@
+/*
+** The state store's PostgreSQL backend: the store kept in a schema of a
+** PostgreSQL database, with the content, format version and contract of
+** the SQLite store (store.h), for a location
+**
+**   postgresql://[user[:password]@][host][:port][/dbname][?param=value&...]
+**
+** (or postgres://), any libpq URI; tide's own parameter schema=NAME names
+** the schema (default "tide") and is taken out before libpq reads the
+** rest. store.c calls these functions for such a location.
+**
+** How it talks to the server: one connection in libpq's pipeline mode.
+** A write is sent and not waited for: its result is read, and its failure
+** found, at the next synchronisation, which the next read, the batch's
+** commit, or every PG_PIPELINE_MAX statements make. So a batch of writes
+** costs one round trip, not one per row, and a write's failure is the
+** failure of the call that synchronises (the batch is then rolled back,
+** and the message names what failed: "cannot record a target state").
+**
+** What differs from SQLite, by necessity:
+** - The writer lock is an advisory lock of the session, keyed by the
+**   schema: the server drops it when the connection ends, kill -9
+**   included. A second writer is refused with the first's
+**   application_name, "tide (pid N)".
+** - Text is stored as bytea, since PostgreSQL's text cannot hold NUL
+**   bytes; orders are byte orders, as SQLite's BINARY collation.
+** - Component ids: a put that gives the component's id (read from the
+**   store) or TIDE_STORE_NEW_ID (a component the caller knows is new) is
+**   not waited for; a put with id 0 waits for the id the server finds.
+** - Space is the server's: tide_store_reclaim leaves it to autovacuum
+**   and gives nothing back itself; there are no checkpoints to move.
+** - Another writer's commits are seen through the generation sequence,
+**   which every committed batch advances.
+*/
+#ifndef TIDE_STORE_PG_H
+#define TIDE_STORE_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+#include "store_backend.h"
+
+/* Statements sent before the pipeline is synchronised at the latest. */
+#define PG_PIPELINE_MAX 512
+
+/* Component ids a writer takes from their sequence at once. */
+#define PG_RESERVED_IDS 256
+
+/* The most parameters a statement of the store takes. */
+#define PG_MAX_PARAMS 14
+
+/* What a statement's result is awaited for. */
+enum {
+  PG_WAIT_WRITE,   /* a write: only its failure matters */
+  PG_WAIT_PREPARE, /* preparing a statement of slot */
+  PG_WAIT_ID,      /* a put that must return one row with id */
+  PG_WAIT_READ,    /* a read: its result is kept */
+  PG_WAIT_TXN      /* BEGIN, COMMIT or ROLLBACK */
+};
+
+typedef struct PgWait {
+  const char *what; /* the failure's words: "cannot record a component" */
+  int kind;         /* PG_WAIT_* */
+  int slot;         /* the statement's slot (PG_WAIT_PREPARE), or -1 */
+  int64_t id;       /* PG_WAIT_ID: the id the row must come back with */
+} PgWait;
+
+/* The slots of the prepared statements, one per SQL text. */
+enum {
+  PG_APP_LOOKUP,
+  PG_APP_INSERT,
+  PG_APP_EACH,
+  PG_APP_DELETE,
+  PG_COMPONENT_PUT,
+  PG_COMPONENT_PUT_ID,
+  PG_COMPONENT_GET,
+  PG_COMPONENT_PATH,
+  PG_COMPONENT_DEL,
+  PG_COMPONENT_EACH_FIRST,
+  PG_COMPONENT_EACH_NEXT,
+  PG_COMPONENT_BRIEF,
+  PG_COMPONENT_BRIEF_NEXT,
+  PG_COMPONENT_COUNT,
+  PG_COMPONENT_IDS,
+  PG_MEMO_GET,
+  PG_MEMO_PUT,
+  PG_MEMO_DEL,
+  PG_MEMO_KEYS_FIRST,
+  PG_MEMO_KEYS_NEXT,
+  PG_MEMO_REF_ADD,
+  PG_MEMO_REFS_EACH,
+  PG_MEMO_REFS_CLEAR,
+  PG_MEMO_REF_EXISTS,
+  PG_CONTAINER_FIND,
+  PG_CONTAINER_INSERT,
+  PG_CONTAINER_GET,
+  PG_CONTAINER_UPDATE,
+  PG_CONTAINER_DEL,
+  PG_CONTAINER_EACH,
+  PG_TARGET_PUT,
+  PG_TARGET_APPLIED,
+  PG_TARGETS_APPLIED,
+  PG_TARGET_DEL,
+  PG_TARGET_GET,
+  PG_TARGET_EACH_OWNER,
+  PG_TARGET_EACH_FIRST,
+  PG_TARGET_EACH_NEXT,
+  PG_TARGET_EACH_PENDING,
+  PG_INTENT_ADD,
+  PG_INTENT_DEL,
+  PG_INTENT_EACH,
+  PG_SOURCE_GET,
+  PG_SOURCE_PUT,
+  PG_SOURCE_DEL,
+  PG_SOURCE_EACH_FIRST,
+  PG_SOURCE_EACH_NEXT,
+  PG_SOURCE_APP_FIRST,
+  PG_SOURCE_APP_NEXT,
+  PG_RUN_BEGIN,
+  PG_RUN_FINISH,
+  PG_RUN_LATEST,
+  PG_GENERATION,
+  PG_SPACE,
+  PG_LOCK,
+  PG_UNLOCK,
+  PG_LOCK_HOLDER,
+  PG_READ_GENERATION,
+  PG_SLOT_COUNT
+};
+
+typedef struct PgStore PgStore;
+
+struct PgStore {
+  tide_Store base;           /* first: the backend, for store.c */
+  PGconn *conn;              /* owned; in pipeline mode once open */
+  char *location;            /* owned: the location without its password */
+  size_t location_size;
+  char *conninfo;            /* owned: what libpq reads (schema= taken out) */
+  size_t conninfo_size;
+  char schema[64];           /* the schema's name */
+  int flags;                 /* TIDE_STORE_READ or TIDE_STORE_WRITE */
+  int version;               /* the schema's format version, once checked */
+  int locked;                /* this session holds the writer lock */
+  int64_t unlocked_generation; /* the generation when the lock was let go */
+  char *msg;                 /* owned message buffer */
+  size_t msg_cap;
+  const char *errmsg;        /* msg, or a static string */
+  unsigned char prepared[PG_SLOT_COUNT];
+  PGresult *held;            /* a get's result, borrowed until the next call */
+  PgWait *waits;             /* owned: what the pipeline's results are for */
+  size_t nwaits, waits_cap;
+  int in_batch;              /* BEGIN was sent */
+  int64_t batch_writes;
+  int64_t batch_started_ns;  /* CLOCK_MONOTONIC */
+  int64_t max_batch_writes;
+  int64_t max_batch_ms;
+  int64_t ids[PG_RESERVED_IDS]; /* component ids reserved, ids[next_id..] */
+  int next_id, nids;
+  unsigned char iterating[PG_SLOT_COUNT]; /* an iteration of slot runs */
+};
+
+/* ---- Parameters: every one binary ---- */
+
+typedef struct PgParams {
+  int n;
+  const char *values[PG_MAX_PARAMS];
+  int lengths[PG_MAX_PARAMS];
+  int formats[PG_MAX_PARAMS];
+  char ints[PG_MAX_PARAMS][8];
+} PgParams;
+
+/* ---- Internals shared by store_pg*.c ---- */
+
+/* Sets the store's message from fmt and returns code. */
+int tide_pgs_fail(PgStore *s, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 3, 4)))
+#endif
+  ;
+
+/* Sets "LOCATION: what: <the server's message, or libpq's when r is NULL>
+** note" and returns TIDE_ESTORE, or TIDE_EIO when the connection is lost. */
+int tide_pgs_fail_pg(PgStore *s, const PGresult *r, const char *what,
+                     const char *note);
+
+/* Frees the result a get left for its caller. */
+void tide_pgs_release(PgStore *s);
+
+/* Sends the statement of slot (prepared the first time) with p, its
+** result awaited as kind (PG_WAIT_WRITE or PG_WAIT_ID with id); a write
+** opens the batch first and counts in it. */
+int tide_pgs_write(PgStore *s, int slot, const char *sql, const PgParams *p,
+                   const char *what, int kind, int64_t id);
+
+/* Sends the statement of slot and synchronises: *out receives its
+** result, whose rows the caller reads and then frees (PQclear). Any
+** failure of a write sent before is this call's. */
+int tide_pgs_read(PgStore *s, int slot, const char *sql, const PgParams *p,
+                  const char *what, PGresult **out);
+
+/* tide_pgs_read that leaves the result on the store (s->held), so that
+** the caller hands out pointers into its first row; TIDE_ENOTFOUND when
+** it has no row. */
+int tide_pgs_get(PgStore *s, int slot, const char *sql, const PgParams *p,
+                 const char *what, PGresult **out);
+
+/* Checks that the store is writable and opens the batch if none is. */
+int tide_pgs_write_begin(PgStore *s);
+
+/* The wall-clock time in nanoseconds since the epoch. */
+int64_t tide_pgs_now_ns(void);
+
+/* The schema (store_pg_schema.c): 0 for a store of a version this tide
+** reads, 1 for a schema that is missing or holds no table, or an error;
+** and its creation, on a connection not yet in pipeline mode. */
+int tide_pgs_schema_check(PgStore *s);
+int tide_pgs_schema_create(PgStore *s);
+
+/* ---- Reading results (binary) ---- */
+
+static inline int64_t pg_int(const PGresult *r, int row, int col) {
+  const unsigned char *p;
+  uint64_t v = 0;
+  int i, n;
+  if (PQgetisnull(r, row, col)) return 0;
+  p = (const unsigned char *)PQgetvalue(r, row, col);
+  n = PQgetlength(r, row, col);
+  for (i = 0; i < n && i < 8; i++) v = (v << 8) | p[i];
+  if (n == 4) return (int32_t)(uint32_t)v;
+  return (int64_t)v;
+}
+
+/* Bytes (text or blob): NULL with length 0 for SQL NULL; libpq ends them
+** with a NUL byte it does not count. */
+static inline const char *pg_bytes(const PGresult *r, int row, int col,
+                                   size_t *len) {
+  if (PQgetisnull(r, row, col)) {
+    *len = 0;
+    return NULL;
+  }
+  *len = (size_t)PQgetlength(r, row, col);
+  return PQgetvalue(r, row, col);
+}
+
+static inline const uint8_t *pg_fp(const PGresult *r, int row, int col) {
+  size_t len;
+  const char *p = pg_bytes(r, row, col, &len);
+  return len == TIDE_FP_SIZE ? (const uint8_t *)p : NULL;
+}
+
+static inline void pg_param_int(PgParams *p, int64_t v) {
+  uint64_t u = (uint64_t)v;
+  int i;
+  for (i = 7; i >= 0; i--) {
+    p->ints[p->n][i] = (char)(u & 0xff);
+    u >>= 8;
+  }
+  p->values[p->n] = p->ints[p->n];
+  p->lengths[p->n] = 8;
+  p->formats[p->n] = 1;
+  p->n++;
+}
+
+/* len bytes, or SQL NULL for a NULL pointer. */
+static inline void pg_param_bytes(PgParams *p, const void *v, size_t len) {
+  p->values[p->n] = (const char *)v;
+  p->lengths[p->n] = v ? (int)len : 0;
+  p->formats[p->n] = 1;
+  p->n++;
+}
+
+static inline void pg_param_fp(PgParams *p, const uint8_t *fp) {
+  pg_param_bytes(p, fp, TIDE_FP_SIZE);
+}
+
+/* A row id, 0 standing for NULL. */
+static inline void pg_param_id(PgParams *p, int64_t id) {
+  if (id)
+    pg_param_int(p, id);
+  else
+    pg_param_bytes(p, NULL, 0);
+}
+
+/* ---- The backend's functions: store.h's, for a PgStore ---- */
+
+int tide_pgs_open(PgStore **out, const char *location, int flags,
+                  tide_Alloc alloc, void *ud);
+int tide_pgs_close(PgStore *s);
+int tide_pgs_unlock(PgStore *s);
+int tide_pgs_relock(PgStore *s, int *changed);
+int tide_pgs_checkpoint_on(PgStore *s, uv_loop_t *loop);
+const char *tide_pgs_errmsg(const PgStore *s);
+const char *tide_pgs_path(const PgStore *s);
+int tide_pgs_flush(PgStore *s);
+int tide_pgs_maybe_flush(PgStore *s);
+int tide_pgs_rollback(PgStore *s);
+void tide_pgs_set_batch_limits(PgStore *s, int64_t max_writes,
+                               int64_t max_ms);
+int64_t tide_pgs_batch_writes(const PgStore *s);
+int tide_pgs_space(PgStore *s, tide_StoreSpace *space);
+int tide_pgs_reclaim(PgStore *s, int64_t *freed);
+int tide_pgs_app_get_or_create(PgStore *s, const char *name, size_t name_len,
+                               int64_t *id, int *created);
+int tide_pgs_app_lookup(PgStore *s, const char *name, size_t name_len,
+                        tide_StoreApp *app);
+int tide_pgs_app_each(PgStore *s, tide_StoreAppFn fn, void *arg);
+int tide_pgs_app_delete(PgStore *s, int64_t app_id);
+int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
+                           int64_t *id);
+int tide_pgs_component_get(PgStore *s, int64_t app_id, const char *path,
+                           size_t path_len, tide_StoreComponent *c);
+int tide_pgs_component_delete(PgStore *s, int64_t id);
+int tide_pgs_component_path(PgStore *s, int64_t id, const char **path,
+                            size_t *path_len);
+int tide_pgs_component_each(PgStore *s, int64_t app_id,
+                            tide_StoreComponentFn fn, void *arg);
+int tide_pgs_component_each_brief(PgStore *s, int64_t app_id,
+                                  tide_StoreComponentFn fn, void *arg);
+int tide_pgs_component_count(PgStore *s, int64_t app_id, int64_t *count);
+int tide_pgs_memo_get(PgStore *s, int64_t app_id, const uint8_t *key,
+                      tide_StoreMemo *m);
+int tide_pgs_memo_put(PgStore *s, const tide_StoreMemo *m);
+int tide_pgs_memo_delete(PgStore *s, int64_t app_id, const uint8_t *key);
+int tide_pgs_memo_each_key(PgStore *s, int64_t app_id, tide_StoreMemoKeyFn fn,
+                           void *arg);
+int tide_pgs_memo_ref_add(PgStore *s, int64_t app_id, int64_t component_id,
+                          const uint8_t *key);
+int tide_pgs_memo_refs_each(PgStore *s, int64_t component_id,
+                            tide_StoreMemoRefFn fn, void *arg);
+int tide_pgs_memo_refs_clear(PgStore *s, int64_t component_id);
+int tide_pgs_memo_ref_exists(PgStore *s, int64_t app_id, const uint8_t *key,
+                             int *used);
+int tide_pgs_container_get_or_create(PgStore *s, int64_t app_id,
+                                     const char *kind, size_t kind_len,
+                                     const char *identity,
+                                     size_t identity_len, int64_t *id,
+                                     int *created);
+int tide_pgs_container_get(PgStore *s, int64_t id, tide_StoreContainer *c);
+int tide_pgs_container_update(PgStore *s, const tide_StoreContainer *c);
+int tide_pgs_container_delete(PgStore *s, int64_t id);
+int tide_pgs_container_each(PgStore *s, int64_t app_id,
+                            tide_StoreContainerFn fn, void *arg);
+int tide_pgs_target_put(PgStore *s, const tide_StoreTarget *t);
+int tide_pgs_target_mark_applied(PgStore *s, int64_t container_id,
+                                 const void *key, size_t key_len);
+int tide_pgs_targets_mark_applied(PgStore *s, int64_t container_id);
+int tide_pgs_target_delete(PgStore *s, int64_t container_id, const void *key,
+                           size_t key_len);
+int tide_pgs_target_get(PgStore *s, int64_t container_id, const void *key,
+                        size_t key_len, tide_StoreTarget *t);
+int tide_pgs_target_each_by_owner(PgStore *s, int64_t owner_id,
+                                  tide_StoreTargetFn fn, void *arg);
+int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,
+                                      tide_StoreTargetFn fn, void *arg);
+int tide_pgs_target_each_pending(PgStore *s, int64_t app_id,
+                                 tide_StoreTargetFn fn, void *arg);
+int tide_pgs_intent_add(PgStore *s, int64_t app_id, int64_t container_id,
+                        const void *keys, size_t keys_len, int64_t *id);
+int tide_pgs_intent_delete(PgStore *s, int64_t id);
+int tide_pgs_intent_each(PgStore *s, int64_t app_id, tide_StoreIntentFn fn,
+                         void *arg);
+int tide_pgs_source_get(PgStore *s, int64_t app_id, const char *source,
+                        size_t source_len, const char *key, size_t key_len,
+                        tide_StoreSourceItem *item);
+int tide_pgs_source_put(PgStore *s, const tide_StoreSourceItem *item);
+int tide_pgs_source_delete(PgStore *s, int64_t app_id, const char *source,
+                           size_t source_len, const char *key,
+                           size_t key_len);
+int tide_pgs_source_each(PgStore *s, int64_t app_id, const char *source,
+                         size_t source_len, tide_StoreSourceItemFn fn,
+                         void *arg);
+int tide_pgs_source_each_app(PgStore *s, int64_t app_id,
+                             tide_StoreSourceItemFn fn, void *arg);
+int tide_pgs_run_begin(PgStore *s, int64_t app_id, int64_t *run_id);
+int tide_pgs_run_finish(PgStore *s, int64_t run_id, int status,
+                        const char *stats, size_t stats_len);
+int tide_pgs_run_each_latest(PgStore *s, int64_t app_id, int limit,
+                             tide_StoreRunFn fn, void *arg);
+
+#endif

@@ -1,0 +1,177 @@
+/*
+** The PostgreSQL store's schema: the tables of the SQLite store's format
+** version 2 (store_sqlite_schema.c says what each holds), in a schema of
+** their own, and the checks that decide whether a schema is a store this
+** tide can use. The differences:
+** - Text is bytea (PostgreSQL's text cannot hold NUL bytes); integers
+**   are bigint.
+** - components.id comes from the sequence component_ids: a writer that
+**   records new components takes PG_RESERVED_IDS of them at once
+**   (store_pg_ops.c), and a put that waits for its id takes one.
+** - The sequence generation moves with every committed batch (store_pg.h).
+** Nothing else refers to another table by a foreign key, as in SQLite.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_pg.h"
+
+#define FORMAT_NAME "tide-state"
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+static const char schema_sql[] =
+  "CREATE TABLE meta(key text PRIMARY KEY, value text NOT NULL);"
+  "CREATE TABLE apps(id bigserial PRIMARY KEY, name bytea NOT NULL UNIQUE,"
+  " created_ns bigint NOT NULL);"
+  "CREATE SEQUENCE component_ids;"
+  "CREATE TABLE components(id bigint PRIMARY KEY"
+  " DEFAULT nextval('component_ids'), app_id bigint NOT NULL,"
+  " path bytea NOT NULL, parent_id bigint, fn_name bytea NOT NULL,"
+  " logic_fp bytea, input_fp bytea, source_key bytea, state bytea,"
+  " deps_fp bytea, status bigint NOT NULL DEFAULT 0, error bytea,"
+  " updated_ns bigint, UNIQUE(app_id, path));"
+  "CREATE TABLE memos(app_id bigint NOT NULL, key bytea NOT NULL,"
+  " fn_name bytea NOT NULL, value bytea, deps bytea, targets bytea,"
+  " updated_ns bigint, PRIMARY KEY(app_id, key));"
+  "CREATE TABLE containers(id bigserial PRIMARY KEY,"
+  " app_id bigint NOT NULL, kind bytea NOT NULL, identity bytea NOT NULL,"
+  " spec bytea, schema_fp bytea, owner_id bigint,"
+  " state bigint NOT NULL DEFAULT 0, UNIQUE(app_id, kind, identity));"
+  "CREATE TABLE target_states(container_id bigint NOT NULL,"
+  " key bytea NOT NULL, owner_id bigint NOT NULL, value_fp bytea,"
+  " pending bigint NOT NULL DEFAULT 0, written_ns bigint,"
+  " PRIMARY KEY(container_id, key));"
+  "CREATE INDEX target_states_owner ON target_states(owner_id);"
+  "CREATE INDEX target_states_pending ON target_states(container_id)"
+  " WHERE pending <> 0;"
+  "CREATE TABLE source_items(app_id bigint NOT NULL, source bytea NOT NULL,"
+  " key bytea NOT NULL, size bigint, mtime_ns bigint, inode bigint,"
+  " content_fp bytea, PRIMARY KEY(app_id, source, key));"
+  "CREATE TABLE runs(id bigserial PRIMARY KEY, app_id bigint NOT NULL,"
+  " started_ns bigint NOT NULL, finished_ns bigint, status bigint,"
+  " stats bytea);"
+  "CREATE INDEX runs_app ON runs(app_id, id);"
+  "CREATE TABLE memo_refs(app_id bigint NOT NULL,"
+  " component_id bigint NOT NULL, key bytea NOT NULL,"
+  " PRIMARY KEY(component_id, key));"
+  "CREATE INDEX memo_refs_key ON memo_refs(app_id, key);"
+  "CREATE TABLE intents(id bigserial PRIMARY KEY, app_id bigint NOT NULL,"
+  " container_id bigint NOT NULL, keys bytea NOT NULL);"
+  "CREATE SEQUENCE generation;"
+  "INSERT INTO meta(key, value) VALUES"
+  " ('format', '" FORMAT_NAME "'),"
+  " ('version', '" XSTR(TIDE_STORE_FORMAT_VERSION) "'),"
+  " ('created_by', 'tide " TIDE_VERSION "');";
+
+/* The tables and sequences a store has. */
+static const char *const relations[] = {
+  "meta", "apps", "components", "memos", "containers", "target_states",
+  "source_items", "runs", "memo_refs", "intents", "component_ids",
+  "generation",
+};
+
+static int not_a_store(PgStore *s) {
+  return tide_pgs_fail(s, TIDE_ENOTSTORE, "%s: not a tide state store "
+                       "(schema %s holds other tables)", s->location,
+                       s->schema);
+}
+
+/* A query on the connection before its pipeline starts, with the
+** schema's name as $1 when with_schema; NULL after setting the message. */
+static PGresult *query(PgStore *s, const char *sql, int with_schema) {
+  const char *values[1] = { s->schema };
+  PGresult *r = PQexecParams(s->conn, sql, with_schema, NULL, values, NULL,
+                             NULL, 0);
+  if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+  tide_pgs_fail_pg(s, r, "cannot read the state store", "");
+  PQclear(r);
+  return NULL;
+}
+
+/* Runs sql (any number of statements) before the pipeline starts. */
+static int run(PgStore *s, const char *sql) {
+  PGresult *r = PQexec(s->conn, sql);
+  int rc = 0;
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    rc = tide_pgs_fail_pg(s, r, "cannot create the schema", "");
+  PQclear(r);
+  return rc;
+}
+
+/* Reads meta's format and version; 0 when they match this tide. */
+static int check_meta(PgStore *s) {
+  PGresult *r = query(s, "SELECT key, value FROM meta"
+                      " WHERE key IN ('format', 'version')", 0);
+  int has_format = 0, has_version = 0, i;
+  long version = 0;
+  char *end;
+  if (r == NULL) return TIDE_ESTORE;
+  for (i = 0; i < PQntuples(r); i++) {
+    const char *key = PQgetvalue(r, i, 0), *value = PQgetvalue(r, i, 1);
+    if (strcmp(key, "format") == 0) {
+      has_format = strcmp(value, FORMAT_NAME) == 0;
+    } else {
+      version = strtol(value, &end, 10);
+      has_version = end != value && *end == '\0';
+    }
+  }
+  PQclear(r);
+  if (!has_format) return not_a_store(s);
+  if (!has_version)
+    return tide_pgs_fail(s, TIDE_ENOTSTORE, "%s: not a tide state store "
+                         "(no valid format version)", s->location);
+  if (version != TIDE_STORE_FORMAT_VERSION)
+    return tide_pgs_fail(s, TIDE_EVERSION,
+                         "%s: state store format version %ld is not "
+                         "supported by this tide (supports %d)",
+                         s->location, version, TIDE_STORE_FORMAT_VERSION);
+  s->version = (int)version;
+  return 0;
+}
+
+int tide_pgs_schema_check(PgStore *s) {
+  PGresult *r = query(s, "SELECT c.relname FROM pg_class c"
+                      " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                      " WHERE n.nspname = $1 AND c.relkind IN ('r', 'S')",
+                      1);
+  size_t i, found = 0;
+  int n, j, has_meta = 0, rc;
+  if (r == NULL) return TIDE_ESTORE;
+  n = PQntuples(r);
+  for (j = 0; j < n; j++) {
+    const char *name = PQgetvalue(r, j, 0);
+    if (strcmp(name, "meta") == 0) has_meta = 1;
+    for (i = 0; i < sizeof relations / sizeof relations[0]; i++)
+      if (strcmp(name, relations[i]) == 0) found++;
+  }
+  PQclear(r);
+  if (n == 0) return 1;
+  if (!has_meta) return not_a_store(s);
+  if ((rc = check_meta(s)) != 0) return rc;
+  if (found != sizeof relations / sizeof relations[0])
+    return tide_pgs_fail(s, TIDE_ENOTSTORE, "%s: state store is damaged "
+                         "(tables are missing)", s->location);
+  return 0;
+}
+
+/* In one transaction, with the schema itself when missing; checked again
+** inside it, so that nothing slips in between. */
+int tide_pgs_schema_create(PgStore *s) {
+  char sql[128];
+  int rc;
+  snprintf(sql, sizeof sql, "BEGIN; CREATE SCHEMA IF NOT EXISTS %s",
+           s->schema);
+  if ((rc = run(s, sql)) != 0) {
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+    return rc;
+  }
+  rc = tide_pgs_schema_check(s);
+  if (rc == 1) rc = run(s, schema_sql);
+  if (rc < 0 || (rc = run(s, "COMMIT")) != 0) {
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+    return rc;
+  }
+  s->version = TIDE_STORE_FORMAT_VERSION;
+  return 0;
+}
