@@ -59,7 +59,10 @@ int tide_engine_make(tide_Engine **out, lua_State *L, const char *base,
   /* NULL: set later (tide_engine_load: beside the pipeline file). */
   if (db == NULL) db = "";
   e->base = tide_engine_path(e, NULL, base);
-  e->db = tide_engine_path(e, db[0] ? base : NULL, db);
+  /* A PostgreSQL store's location is not a path. */
+  e->db = tide_engine_path(e, db[0] && !tide_store_is_postgres(db) ? base
+                                                                   : NULL,
+                           db);
   if (e->base == NULL || e->db == NULL)
     return tide_engine_fail(e, TIDE_ENOMEM, "out of memory");
   if (tide_index_new(&e->index, alloc, ud) != 0)

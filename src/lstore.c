@@ -1,6 +1,7 @@
 /*
 ** Lua binding of the state store: core.store_open(path, mode) returns a
-** store object whose methods mirror store.h. Fingerprints and CBOR blobs
+** store object whose methods mirror store.h; core.store_is_postgres and
+** core.store_public read a location (store.h). Fingerprints and CBOR blobs
 ** cross as Lua strings. Misuse (a bad argument, a closed store) raises;
 ** runtime failures of opening, closing, store:reclaim() and store:space()
 ** return nil, message, code name; any other runtime failure is a write or
@@ -124,6 +125,29 @@ static int64_t get_int(lua_State *L, int t, const char *k) {
 }
 
 /* ---- Open, close, batches ---- */
+
+/* core.store_is_postgres(location) -> whether it names a PostgreSQL
+** store (a location, not a file path). */
+static int store_is_postgres(lua_State *L) {
+  lua_pushboolean(L, tide_store_is_postgres(luaL_checkstring(L, 1)));
+  return 1;
+}
+
+/* core.store_public(location) -> the location as messages show it (a
+** PostgreSQL location without its password), or nil and a message. */
+static int store_public(lua_State *L) {
+  size_t len;
+  const char *location = luaL_checklstring(L, 1, &len);
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, len + 80);
+  if (tide_store_public_location(location, out, len + 80) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, out);
+    return 2;
+  }
+  luaL_pushresultsize(&b, strlen(out));
+  return 1;
+}
 
 static int store_open(lua_State *L) {
   size_t len;
@@ -365,9 +389,11 @@ static const uint8_t *arg_fp(lua_State *L, int idx) {
 }
 
 /* store:component_record(app_id, path, fn, logic, input, source_key,
-** state, deps_fp, status) -> id: component_put for a component that ran,
-** its fields as arguments (the engine's path for every component: no
-** table to build and read). */
+** state, deps_fp, status[, known]) -> id: component_put for a component
+** that ran, its fields as arguments (the engine's path for every
+** component: no table to build and read). known is what the caller knows
+** of its id (store.h): its row id, -1 for a component not in the store,
+** nil or 0 for nothing. */
 static int store_component_record(lua_State *L) {
   tide_Store *s = check_store(L);
   tide_StoreComponent c;
@@ -383,6 +409,9 @@ static int store_component_record(lua_State *L) {
   c.state = luaL_optlstring(L, 8, NULL, &c.state_len);
   c.deps_fp = arg_fp(L, 9);
   c.status = (int)luaL_checkinteger(L, 10);
+  c.id = (int64_t)luaL_optinteger(L, 11, 0);
+  if (c.id < TIDE_STORE_NEW_ID)
+    return luaL_argerror(L, 11, "a row id, -1 (new) or 0 expected");
   if (c.source_key == NULL) c.source_key_len = 0;
   if (c.state == NULL) c.state_len = 0;
   rc = tide_store_component_put(s, &c, &id);
@@ -868,4 +897,8 @@ void tide_lstore_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, store_open);
   lua_setfield(L, -2, "store_open");
+  lua_pushcfunction(L, store_is_postgres);
+  lua_setfield(L, -2, "store_is_postgres");
+  lua_pushcfunction(L, store_public);
+  lua_setfield(L, -2, "store_public");
 }

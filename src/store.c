@@ -5,6 +5,8 @@
 ** keep the same content under the same contract; store_backend.h says
 ** how a store says which it is.
 */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -18,10 +20,32 @@ static const SqStore *csq(const tide_Store *s) { return (const SqStore *)s; }
 static PgStore *pg(tide_Store *s) { return (PgStore *)s; }
 static const PgStore *cpg(const tide_Store *s) { return (const PgStore *)s; }
 
-/* A location libpq reads as a URI: the PostgreSQL backend's. */
-static int is_postgres(const char *location) {
+int tide_store_is_postgres(const char *location) {
   return location && (strncmp(location, "postgresql://", 13) == 0 ||
                       strncmp(location, "postgres://", 11) == 0);
+}
+
+int tide_store_public_location(const char *location, char *out,
+                               size_t size) {
+  size_t len = strlen(location);
+  char schema[TIDE_PG_SCHEMA_SIZE], *conninfo, *shown;
+  const char *error = NULL;
+  int rc;
+  if (size == 0) return TIDE_EINVAL;
+  if (!tide_store_is_postgres(location)) {
+    snprintf(out, size, "%s", location);
+    return 0;
+  }
+  conninfo = malloc(2 * (len + 1));
+  if (conninfo == NULL) {
+    snprintf(out, size, "out of memory");
+    return TIDE_ENOMEM;
+  }
+  shown = conninfo + len + 1;
+  rc = tide_pgs_split_location(location, conninfo, shown, schema, &error);
+  snprintf(out, size, "%s", rc ? error : shown);
+  free(conninfo);
+  return rc;
 }
 
 int tide_store_open(tide_Store **out, const char *path, int flags,
@@ -29,7 +53,7 @@ int tide_store_open(tide_Store **out, const char *path, int flags,
   SqStore *q = NULL;
   int rc;
   if (out == NULL) return TIDE_EINVAL;
-  if (is_postgres(path)) {
+  if (tide_store_is_postgres(path)) {
     PgStore *g = NULL;
     rc = tide_pgs_open(&g, path, flags, alloc, ud);
     *out = g ? &g->base : NULL;

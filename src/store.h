@@ -115,8 +115,19 @@ int tide_store_checkpoint_on(tide_Store *s, uv_loop_t *loop);
 ** string is borrowed until the next call on the store. */
 const char *tide_store_errmsg(const tide_Store *s);
 
-/* The path the store was opened with (borrowed). */
+/* The location the store was opened with, as messages show it: a file
+** path as given, a PostgreSQL location without its password (borrowed). */
 const char *tide_store_path(const tide_Store *s);
+
+/* 1 when location names a PostgreSQL store (it starts with postgresql://
+** or postgres://): a location, never a path to join to a folder. */
+int tide_store_is_postgres(const char *location);
+
+/* Writes location as tide_store_path would show it into out (size bytes,
+** strlen(location) + 1 is always enough); 0, or TIDE_EINVAL with a
+** message in out for a PostgreSQL location tide cannot read. */
+int tide_store_public_location(const char *location, char *out,
+                               size_t size);
 
 /* ---- Group commit ---- */
 

@@ -393,70 +393,88 @@ static int schema_char(char c, int first) {
                                                 c <= '9');
 }
 
-/* Reads location into s->conninfo (schema= taken out), s->location
-** (the password taken out, from user:password@ and password=) and
-** s->schema. Both copies are no longer than location. */
-static int parse_location(PgStore *s, const char *location) {
+int tide_pgs_split_location(const char *location, char *conninfo,
+                            char *public_location, char *schema,
+                            const char **error) {
   size_t len = strlen(location), c, l, i;
   const char *auth = strstr(location, "://"), *end, *query, *p, *userinfo;
   const char *stop;
   int c_first = 1, l_first = 1;
-  strcpy(s->schema, "tide");
-  if ((s->conninfo = s->base.alloc(s->base.ud, NULL, 0, len + 1)) == NULL ||
-      (s->location = s->base.alloc(s->base.ud, NULL, 0, len + 1)) == NULL)
-    return nomem(s);
-  s->conninfo_size = s->location_size = len + 1;
+  *error = NULL;
+  strcpy(schema, "tide");
   auth = auth ? auth + 3 : location;
   end = auth + strcspn(auth, "/?");
   query = end + strcspn(end, "?");
   /* Up to the query, whole for libpq; without the password for messages:
   ** user:password@host becomes user@host. */
   c = (size_t)(query - location);
-  memcpy(s->conninfo, location, c);
+  memcpy(conninfo, location, c);
   for (userinfo = end; userinfo > auth && userinfo[-1] != '@'; userinfo--) {}
   p = userinfo > auth ? memchr(auth, ':', (size_t)(userinfo - 1 - auth))
                       : NULL;
   if (p) {
     l = (size_t)(p - location);
-    memcpy(s->location, location, l);
-    memcpy(s->location + l, userinfo - 1, (size_t)(query - (userinfo - 1)));
+    memcpy(public_location, location, l);
+    memcpy(public_location + l, userinfo - 1,
+           (size_t)(query - (userinfo - 1)));
     l += (size_t)(query - (userinfo - 1));
   } else {
     l = c;
-    memcpy(s->location, location, l);
+    memcpy(public_location, location, l);
   }
   /* The parameters one by one: schema= is tide's, password= is secret. */
   for (p = query + 1; *query; p = stop + 1) {
+    size_t n;
     stop = p + strcspn(p, "&");
-    size_t n = (size_t)(stop - p);
+    n = (size_t)(stop - p);
     if (n >= 7 && memcmp(p, "schema=", 7) == 0) {
-      if (n == 7 || n - 7 >= sizeof s->schema)
-        return tide_pgs_fail(s, TIDE_EINVAL, "state store location: the "
-                             "schema must be 1 to %d characters long",
-                             (int)sizeof s->schema - 1);
+      if (n == 7 || n - 7 >= TIDE_PG_SCHEMA_SIZE) {
+        *error = "state store location: the schema must be 1 to 63 "
+                 "characters long";
+        return TIDE_EINVAL;
+      }
       for (i = 7; i < n; i++)
-        if (!schema_char(p[i], i == 7))
-          return tide_pgs_fail(s, TIDE_EINVAL, "state store location: the "
-                               "schema must be lowercase letters, digits "
-                               "and underscores, not starting with a digit");
-      memcpy(s->schema, p + 7, n - 7);
-      s->schema[n - 7] = '\0';
+        if (!schema_char(p[i], i == 7)) {
+          *error = "state store location: the schema must be lowercase "
+                   "letters, digits and underscores, not starting with a "
+                   "digit";
+          return TIDE_EINVAL;
+        }
+      memcpy(schema, p + 7, n - 7);
+      schema[n - 7] = '\0';
     } else if (n > 0) {
-      s->conninfo[c++] = c_first ? '?' : '&';
+      conninfo[c++] = c_first ? '?' : '&';
       c_first = 0;
-      memcpy(s->conninfo + c, p, n);
+      memcpy(conninfo + c, p, n);
       c += n;
     }
     if (n > 0 && !(n >= 9 && memcmp(p, "password=", 9) == 0)) {
-      s->location[l++] = l_first ? '?' : '&';
+      public_location[l++] = l_first ? '?' : '&';
       l_first = 0;
-      memcpy(s->location + l, p, n);
+      memcpy(public_location + l, p, n);
       l += n;
     }
     if (*stop == '\0') break;
   }
-  s->conninfo[c] = '\0';
-  s->location[l] = '\0';
+  conninfo[c] = '\0';
+  public_location[l] = '\0';
+  (void)len;
+  return 0;
+}
+
+/* Reads location into s->conninfo, s->location and s->schema. */
+static int parse_location(PgStore *s, const char *location) {
+  size_t len = strlen(location);
+  const char *error;
+  if ((s->conninfo = s->base.alloc(s->base.ud, NULL, 0, len + 1)) == NULL ||
+      (s->location = s->base.alloc(s->base.ud, NULL, 0, len + 1)) == NULL)
+    return nomem(s);
+  s->conninfo_size = s->location_size = len + 1;
+  if (tide_pgs_split_location(location, s->conninfo, s->location, s->schema,
+                              &error) != 0) {
+    s->location[0] = '\0';
+    return tide_pgs_fail(s, TIDE_EINVAL, "%s", error);
+  }
   return 0;
 }
 

@@ -46,6 +46,9 @@
 /* Statements sent before the pipeline is synchronised at the latest. */
 #define PG_PIPELINE_MAX 512
 
+/* The longest schema name, with its NUL (PostgreSQL's names). */
+#define TIDE_PG_SCHEMA_SIZE 64
+
 /* Component ids a writer takes from their sequence at once. */
 #define PG_RESERVED_IDS 256
 
@@ -140,7 +143,7 @@ struct PgStore {
   size_t location_size;
   char *conninfo;            /* owned: what libpq reads (schema= taken out) */
   size_t conninfo_size;
-  char schema[64];           /* the schema's name */
+  char schema[TIDE_PG_SCHEMA_SIZE]; /* the schema's name */
   int flags;                 /* TIDE_STORE_READ or TIDE_STORE_WRITE */
   int version;               /* the schema's format version, once checked */
   int locked;                /* this session holds the writer lock */
@@ -171,6 +174,16 @@ typedef struct PgParams {
   int formats[PG_MAX_PARAMS];
   char ints[PG_MAX_PARAMS][8];
 } PgParams;
+
+/* Splits a location: conninfo receives what libpq reads (schema= taken
+** out), public_location the location without its password (from
+** user:password@ and password=), schema the schema's name (at least
+** TIDE_PG_SCHEMA_SIZE bytes). conninfo and public_location take
+** strlen(location) + 1 bytes. TIDE_EINVAL with *error set for a schema
+** name tide does not make. */
+int tide_pgs_split_location(const char *location, char *conninfo,
+                            char *public_location, char *schema,
+                            const char **error);
 
 /* ---- Internals shared by store_pg*.c ---- */
 

@@ -104,8 +104,9 @@ local function engine_for(app, db, loop)
   if bound then
     if db ~= nil and db ~= bound:db() then
       return nil, fmt("app %s runs on the engine of its host, whose store "
-                       .. "is %s: it cannot update %s", app.name, bound:db(),
-                       db)
+                       .. "is %s: it cannot update %s", app.name,
+                       core.store_public(bound:db()) or "elsewhere",
+                       core.store_public(db) or "another store")
     end
     if loop ~= nil then
       return nil, fmt("app %s runs on the engine of its host, and on its "
@@ -115,7 +116,8 @@ local function engine_for(app, db, loop)
   end
   local cwd = assert(core.getcwd())
   db = db or ".tide/state.db"
-  local abs = db:sub(1, 1) == "/" and db or (cwd .. "/" .. db)
+  local abs = (db:sub(1, 1) == "/" or core.store_is_postgres(db)) and db
+    or (cwd .. "/" .. db)
   local e = app.engines[abs]
   if e then
     if loop ~= nil and app.luv_of[e] ~= loop then

@@ -82,6 +82,12 @@ local function absolute(path, cwd)
   return cwd .. "/" .. path
 end
 
+-- A store's location: a path made absolute; a PostgreSQL location as is.
+local function store_location(db, cwd)
+  if core.store_is_postgres(db) then return db end
+  return absolute(db, cwd)
+end
+
 -- Loads the pipeline file from its own folder; returns the app, its
 -- store path, or nil and a message.
 local function load_pipeline(file, db_flag)
@@ -89,7 +95,7 @@ local function load_pipeline(file, db_flag)
   local path = absolute(file, cwd)
   local dir = path:match("^(.*)/[^/]*$")
   local db = db_flag or os.getenv("TIDE_DB")
-  db = db and absolute(db, cwd) or (dir .. "/.tide/state.db")
+  db = db and store_location(db, cwd) or (dir .. "/.tide/state.db")
   local ok, err = core.chdir(dir)
   if not ok then return nil, err end
   local chunk, lerr = loadfile(path)
@@ -298,7 +304,8 @@ function commands.drop(...)
   if not opts then return app end
   if not opts.force and core.isatty(0) and core.isatty(2) then
     io_stderr:write(fmt("Delete every target state app %s owns, then its "
-                        .. "state in %s? [y/N] ", app.name, db))
+                        .. "state in %s? [y/N] ", app.name,
+                        core.store_public(db) or "its store"))
     local answer = io.read("l")
     if not answer or not answer:match("^[yY]") then
       say("drop cancelled")
@@ -391,8 +398,9 @@ function commands.ls(...)
     return 2
   end
   local cwd = assert(core.getcwd())
-  return report_from(absolute(opts.db or os.getenv("TIDE_DB")
-                              or ".tide/state.db", cwd), report.ls, opts)
+  return report_from(store_location(opts.db or os.getenv("TIDE_DB")
+                                    or ".tide/state.db", cwd),
+                     report.ls, opts)
 end
 
 function M.main(args)

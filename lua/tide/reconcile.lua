@@ -305,13 +305,17 @@ local function mark_applied(run, container, changes)
   end
 end
 
--- Records a submitted component with a status; returns its row id.
+-- Records a submitted component with a status; returns its row id. The
+-- id it has already, or NEW_ID for one the store has not seen (the index
+-- says which), lets a store on a server record it without waiting.
+local NEW_ID = -1
 local function put_component(run, frame, status)
-  local fn = frame.fn
+  local fn, prev = frame.fn, frame.prev
   return run.store:component_record(run.app_id, frame.path, fn.name,
     fn._logic_raw or fn:logic_raw(), frame.input, frame.source_key,
     frame.state_bytes,
-    frame.deps and fingerprint_raw(frame.deps) or NO_DEPS_FP, status)
+    frame.deps and fingerprint_raw(frame.deps) or NO_DEPS_FP, status,
+    frame.id or prev and prev.id or NEW_ID)
 end
 
 -- After the end-of-run deletions: a component recorded incomplete only

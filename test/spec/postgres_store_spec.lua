@@ -1,0 +1,226 @@
+-- The state store on PostgreSQL (--db postgresql://...?schema=NAME), with
+-- a real PostgreSQL 15 started for this spec: the same pipeline run on a
+-- SQLite store and on a PostgreSQL one gives the same reports and rows
+-- through a cold run, a no-change run, edits and deletions; kill -9 at
+-- random moments converges; show, ls, verify and drop read it; a schema
+-- that is not a store is refused; and the password never reaches the
+-- output, the targets or the store.
+local helpers = require "test.spec.helpers"
+local pg = require "test.spec.pg_helpers"
+local postgres = require "tide.postgres"
+local sqlite = require "tide.sqlite"
+local cjson = require "cjson"
+
+local q = helpers.q
+local dir, conn
+local SECRET = "pw-Store-77-never-shown"
+
+setup(function() dir, conn = pg.start() end)
+
+teardown(function()
+  pg.stop(dir)
+  helpers.cleanup()
+end)
+
+local must = pg.must
+
+local function rows(sql, params)
+  return must(postgres.query(conn, sql, params)).rows
+end
+
+-- A store location in schema name, with a password libpq sends and the
+-- server (trust on its socket) does not ask for.
+local function location(name, with_password)
+  return ("postgresql:///postgres?host=%s&user=tide&schema=%s%s")
+    :format(dir, name, with_password and ("&password=" .. SECRET) or "")
+end
+
+local PIPELINE = [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "path", "string", key = true },
+  { "title", "string" },
+  { "words", "integer" },
+})
+local process = tide.fn("process", { memo = true }, function(file, docs)
+  local text = file:text()
+  local n = 0
+  for _ in text:gmatch("%S+") do n = n + 1 end
+  docs:row(Doc { path = file.path, title = text:match("^([^\n]*)"),
+                 words = n })
+end)
+return tide.app("docs", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), docs)
+end)
+]]
+
+-- A project folder with the pipeline and n documents.
+local function project(n)
+  local d = helpers.tmpdir()
+  helpers.write(d .. "/pipeline.lua", PIPELINE)
+  for i = 1, n do
+    helpers.write(("%s/docs/d%03d.txt"):format(d, i),
+                  ("Document %d\nwith %d words %s\n"):format(i, i,
+                  ("x "):rep(i % 7)))
+  end
+  return d
+end
+
+local function tide(d, db, ...)
+  return helpers.run(("cd %s && %s %s pipeline.lua --db %s %s")
+    :format(q(d), helpers.tide, table.concat({ ... }, " "), q(db), ""))
+end
+
+local function update(d, db)
+  local out, err, code = tide(d, db, "update --json")
+  assert(code == 0, "update failed: " .. tostring(err) .. out)
+  return cjson.decode(out)
+end
+
+-- The rows of a table of out.db, as one string in key order.
+local function target_rows(d, name)
+  local db = assert(sqlite.open(d .. "/out.db", "read"))
+  local lines = {}
+  for _, r in ipairs(assert(db:rows(("SELECT * FROM %s ORDER BY 1")
+                                    :format(name or "docs")))) do
+    local cells = {}
+    for k, v in pairs(r) do cells[#cells + 1] = k .. "=" .. tostring(v) end
+    table.sort(cells)
+    lines[#lines + 1] = table.concat(cells, " ")
+  end
+  db:close()
+  return table.concat(lines, "\n")
+end
+
+-- What a run's report says, without times.
+local function counts(report)
+  return cjson.encode({ report.components, report.targets })
+end
+
+describe("the state store on PostgreSQL", function()
+  it("gives a SQLite store's reports and rows through cold, no-change, "
+     .. "edited and deleting runs", function()
+    local a, b = project(40), project(40)
+    local lite, srv = a .. "/state.db", location("same_as_sqlite")
+    local function both()
+      local ra, rb = update(a, lite), update(b, srv)
+      assert.are.equal(counts(ra), counts(rb))
+      assert.are.equal(target_rows(a), target_rows(b))
+      return rb
+    end
+    local r = both()
+    assert.are.equal(40, r.components.added)
+    r = both()
+    assert.are.equal(40, r.components.unchanged)
+    for _, d in ipairs { a, b } do
+      helpers.write(d .. "/docs/d007.txt", "Seven, edited\n")
+      os.remove(d .. "/docs/d008.txt")
+      helpers.write(d .. "/docs/d041.txt", "A new one\n")
+    end
+    r = both()
+    assert.are.equal(1, r.components.added)
+    assert.are.equal(1, r.components.reprocessed)
+    assert.are.equal(1, r.components.deleted)
+    assert.are.equal(1, r.targets.deleted)
+    r = both()
+    assert.are.equal(40, r.components.unchanged)
+    -- The store is the schema's tables.
+    assert.are.equal(40, tonumber(rows("SELECT count(*) AS n FROM "
+      .. "same_as_sqlite.components WHERE path LIKE '%.txt'::bytea")[1].n))
+  end)
+
+  it("converges after kill -9 at random moments", function()
+    local d = project(300)
+    local clean = project(300)
+    local db = location("killed")
+    update(clean, location("clean"))
+    local want = target_rows(clean)
+    math.randomseed(os.time())
+    for trial = 1, 6 do
+      -- Edits between trials, so that each run has work to cut short.
+      for i = 1, 300, 7 do
+        local text = ("Document %d, trial %d\n"):format(i, trial)
+        helpers.write(("%s/docs/d%03d.txt"):format(d, i), text)
+        helpers.write(("%s/docs/d%03d.txt"):format(clean, i), text)
+      end
+      local ms = math.random(20, 400)
+      helpers.run(("cd %s && (%s update pipeline.lua --db %s --quiet & "
+        .. "pid=$!; sleep %.3f; kill -9 $pid; wait $pid) 2>/dev/null")
+        :format(q(d), helpers.tide, q(db), ms / 1000))
+    end
+    update(d, db)
+    update(clean, location("clean"))
+    want = target_rows(clean)
+    assert.are.equal(want, target_rows(d))
+    local r = update(d, db)
+    assert.are.equal(300, r.components.unchanged)
+    assert.are.equal(0, r.targets.inserted + r.targets.updated
+                        + r.targets.deleted)
+  end)
+
+  it("is read by show, ls and verify, and dropped by drop", function()
+    local d = project(5)
+    local db = location("reports")
+    update(d, db)
+    local out, err, code = tide(d, db, "show --json")
+    assert.are.equal(0, code, err)
+    local shown = cjson.decode(out)
+    assert.is_truthy(out:find("d003.txt", 1, true))
+    assert.is_table(shown)
+    out, err, code = helpers.run(("%s ls --db %s"):format(helpers.tide,
+                                                          q(db)))
+    assert.are.equal(0, code, err)
+    assert.is_truthy(out:find("docs", 1, true))
+    out, err, code = tide(d, db, "verify --json")
+    assert.are.equal(0, code, err .. out)
+    out, err, code = tide(d, db, "drop --force")
+    assert.are.equal(0, code, err .. out)
+    assert.are.equal(0, tonumber(rows("SELECT count(*) AS n FROM "
+      .. "reports.components")[1].n))
+  end)
+
+  it("never shows the password: output, messages, targets, store",
+     function()
+    local d = project(3)
+    local db = location("secret", true)
+    local out, err, code = tide(d, db, "update --json")
+    assert.are.equal(0, code, err)
+    assert.is_nil(out:find(SECRET, 1, true))
+    -- The target records which store owns it: without the password.
+    local owners = target_rows(d, "tide_owners")
+    assert.is_truthy(owners:find("schema=secret", 1, true))
+    assert.is_nil(owners:find(SECRET, 1, true))
+    -- A server that cannot be reached: the message names the location
+    -- without the password given in either form.
+    out, err, code = tide(d, ("postgresql://tide:%s@/postgres?host=%s/none"
+      .. "&password=%s&schema=secret"):format(SECRET, dir, SECRET), "update")
+    assert.are_not.equal(0, code)
+    assert.is_truthy((out .. err):find("postgresql://tide@/postgres?host="
+      .. dir .. "/none&schema=secret: cannot connect", 1, true), out .. err)
+    assert.is_nil((out .. err):find(SECRET, 1, true))
+    for _, r in ipairs(rows("SELECT encode(string_agg(coalesce(state, "
+      .. "''::bytea), ''::bytea), 'escape') AS s FROM secret.components")) do
+      assert.is_nil((r.s or ""):find(SECRET, 1, true))
+    end
+  end)
+
+  it("refuses a schema that is not a store, and a bad schema name",
+     function()
+    local d = project(2)
+    must(postgres.query(conn, "CREATE SCHEMA theirs"))
+    must(postgres.query(conn, "CREATE TABLE theirs.t(x int)"))
+    local out, err, code = tide(d, location("theirs"), "update")
+    assert.are_not.equal(0, code)
+    assert.is_truthy((out .. err):find("not a tide state store (schema "
+      .. "theirs holds other tables)", 1, true), out .. err)
+    assert.are.equal(1, #rows("SELECT tablename FROM pg_tables "
+      .. "WHERE schemaname = 'theirs'"))
+    out, err, code = tide(d, location("Bad-Name"), "update")
+    assert.are_not.equal(0, code)
+    assert.is_truthy((out .. err):find("the schema must be lowercase "
+      .. "letters", 1, true), out .. err)
+  end)
+end)
