@@ -126,6 +126,138 @@ static int64_t get_int(lua_State *L, int t, const char *k) {
 
 /* ---- Open, close, batches ---- */
 
+
+/* ---- Shared updates (store.h): a PostgreSQL store's ---- */
+
+/* store:update_open(app_id) -> id */
+static int store_update_open(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t id;
+  int rc = tide_store_update_open(s, luaL_checkinteger(L, 2), &id);
+  if (rc) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+/* store:update_set(id, state) */
+static int store_update_set(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_update_set(s, luaL_checkinteger(L, 2),
+                                                 (int)luaL_checkinteger(L,
+                                                                        3)));
+}
+
+/* store:update_current(app_id) -> id, state | nothing */
+static int store_update_current(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t id;
+  int state;
+  int rc = tide_store_update_current(s, luaL_checkinteger(L, 2), &id,
+                                     &state);
+  if (rc == TIDE_ENOTFOUND) return 0;
+  if (rc) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)id);
+  lua_pushinteger(L, state);
+  return 2;
+}
+
+/* store:work_add(update_id, path, item) */
+static int store_work_add(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t path_len, item_len;
+  const char *path = luaL_checklstring(L, 3, &path_len);
+  const char *item = luaL_optlstring(L, 4, NULL, &item_len);
+  return ok_or_raise(L, s, tide_store_work_add(s, luaL_checkinteger(L, 2),
+                                               path, path_len, item,
+                                               item ? item_len : 0));
+}
+
+/* store:worker_join(update_id, host, pid) -> id */
+static int store_worker_join(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t host_len;
+  const char *host = luaL_checklstring(L, 3, &host_len);
+  int64_t id;
+  int rc = tide_store_worker_join(s, luaL_checkinteger(L, 2), host, host_len,
+                                  luaL_checkinteger(L, 4), &id);
+  if (rc) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+/* store:worker_beat(worker_id) */
+static int store_worker_beat(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_worker_beat(s, luaL_checkinteger(L,
+                                                                       2)));
+}
+
+static int add_work_item(void *arg, const tide_StoreWorkItem *w) {
+  lua_State *L = arg;
+  lua_createtable(L, 0, 3);
+  set_int(L, "id", w->id);
+  set_str(L, "path", w->path, w->path_len);
+  set_blob(L, "item", w->item, w->item_len);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* store:work_claim(update_id, worker_id, max, lease_ms) -> { {id, path,
+** item} ... }, open (the items of the update not done) */
+static int store_work_claim(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t open = 0;
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_work_claim(s, luaL_checkinteger(L, 2),
+                             luaL_checkinteger(L, 3),
+                             (int)luaL_checkinteger(L, 4),
+                             luaL_checkinteger(L, 5), add_work_item, L,
+                             &open);
+  if (rc) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)open);
+  return 2;
+}
+
+/* store:work_done(item_id, worker_id) */
+static int store_work_done(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_work_done(s, luaL_checkinteger(L, 2),
+                                                luaL_checkinteger(L, 3)));
+}
+
+/* store:worker_leave(worker_id) */
+static int store_worker_leave(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_worker_leave(s, luaL_checkinteger(L,
+                                                                        2)));
+}
+
+static int add_worker(void *arg, const tide_StoreWorker *w) {
+  lua_State *L = arg;
+  lua_createtable(L, 0, 8);
+  set_int(L, "id", w->id);
+  set_int(L, "update_id", w->update_id);
+  set_str(L, "host", w->host, w->host_len);
+  set_int(L, "pid", w->pid);
+  set_int(L, "claimed", w->claimed);
+  set_int(L, "done", w->done);
+  set_int(L, "seen_ms_ago", w->seen_ms_ago);
+  lua_pushboolean(L, w->left);
+  lua_setfield(L, -2, "left");
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* store:workers(update_id) -> { worker ... } */
+static int store_workers(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_worker_each(s, luaL_checkinteger(L, 2), add_worker, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
 /* core.store_is_postgres(location) -> whether it names a PostgreSQL
 ** store (a location, not a file path). */
 static int store_is_postgres(lua_State *L) {
@@ -886,6 +1018,12 @@ void tide_lstore_open(lua_State *L) {
     {"source_items", store_source_items}, {"source_put", store_source_put},
     {"source_delete", store_source_delete}, {"run_begin", store_run_begin},
     {"run_finish", store_run_finish}, {"runs", store_runs},
+    {"update_open", store_update_open}, {"update_set", store_update_set},
+    {"update_current", store_update_current},
+    {"work_add", store_work_add}, {"worker_join", store_worker_join},
+    {"worker_beat", store_worker_beat}, {"work_claim", store_work_claim},
+    {"work_done", store_work_done}, {"worker_leave", store_worker_leave},
+    {"workers", store_workers},
     {NULL, NULL},
   };
   if (luaL_newmetatable(L, STORE_TYPE)) {

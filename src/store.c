@@ -493,3 +493,71 @@ int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
     return tide_pgs_run_each_latest(pg(s), app_id, limit, fn, arg);
   return tide_sqs_run_each_latest(sq(s), app_id, limit, fn, arg);
 }
+
+/* ---- Shared updates: a PostgreSQL store's only ---- */
+
+static int needs_postgres(tide_Store *s) {
+  return tide_sqs_fail(sq(s), TIDE_EINVAL,
+                       "%s: an update shared by workers needs a PostgreSQL "
+                       "state store (--db postgresql://...)",
+                       tide_sqs_path(csq(s)));
+}
+
+int tide_store_update_open(tide_Store *s, int64_t app_id, int64_t *id) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_update_open(pg(s), app_id, id);
+}
+
+int tide_store_update_set(tide_Store *s, int64_t id, int state) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_update_set(pg(s), id, state);
+}
+
+int tide_store_update_current(tide_Store *s, int64_t app_id, int64_t *id,
+                              int *state) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_update_current(pg(s), app_id, id, state);
+}
+
+int tide_store_work_add(tide_Store *s, int64_t update_id, const char *path,
+                        size_t path_len, const void *item, size_t item_len) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_work_add(pg(s), update_id, path, path_len, item, item_len);
+}
+
+int tide_store_worker_join(tide_Store *s, int64_t update_id,
+                           const char *host, size_t host_len, int64_t pid,
+                           int64_t *id) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_worker_join(pg(s), update_id, host, host_len, pid, id);
+}
+
+int tide_store_worker_beat(tide_Store *s, int64_t worker_id) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_worker_beat(pg(s), worker_id);
+}
+
+int tide_store_work_claim(tide_Store *s, int64_t update_id,
+                          int64_t worker_id, int max, int64_t lease_ms,
+                          tide_StoreWorkItemFn fn, void *arg,
+                          int64_t *open) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_work_claim(pg(s), update_id, worker_id, max, lease_ms, fn,
+                             arg, open);
+}
+
+int tide_store_work_done(tide_Store *s, int64_t item_id, int64_t worker_id) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_work_done(pg(s), item_id, worker_id);
+}
+
+int tide_store_worker_leave(tide_Store *s, int64_t worker_id) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_worker_leave(pg(s), worker_id);
+}
+
+int tide_store_worker_each(tide_Store *s, int64_t update_id,
+                           tide_StoreWorkerFn fn, void *arg) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_worker_each(pg(s), update_id, fn, arg);
+}

@@ -39,9 +39,12 @@
 
 #include "tide.h"
 
-/* Open modes: exactly one of them. */
+/* Open modes: exactly one of them. TIDE_STORE_SHARED writes without the
+** writer lock: a worker's, in an update the lock's holder runs (a
+** PostgreSQL store's only; the store must exist). */
 #define TIDE_STORE_READ 1
 #define TIDE_STORE_WRITE 2
+#define TIDE_STORE_SHARED 3
 
 /* The on-disk format version this tide writes. A store of the previous
 ** version (TIDE_STORE_FORMAT_OLDEST and up) is read as it is and upgraded
@@ -502,5 +505,86 @@ int tide_store_run_finish(tide_Store *s, int64_t run_id, int status,
 /* The app's latest runs, newest first, at most limit of them. */
 int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
                                tide_StoreRunFn fn, void *arg);
+
+/* ---- Shared updates: work items and workers ---- */
+
+/*
+** An update shared by several processes (DESIGN.md, scale-out): the
+** process that runs it lists the sources and records a work item per
+** component to run; workers claim items in small batches, each under the
+** worker's lease, run them, and mark each done in the batch that records
+** its component, so that an item is committed once. A worker's lease
+** lasts while it beats (tide_store_worker_beat) more often than the lease
+** time; the items of a worker that stopped beating, or left, are claimed
+** again by another. Times of leases are the server's.
+**
+** These need a store several processes write at once: a PostgreSQL
+** store. The SQLite store returns TIDE_EINVAL with a message saying so.
+*/
+
+/* Update states. */
+#define TIDE_UPDATE_LISTING 0  /* the sources are being listed */
+#define TIDE_UPDATE_LISTED 1   /* every item is recorded */
+#define TIDE_UPDATE_FINISHED 2 /* every item is done, or the update ended */
+
+typedef struct tide_StoreWorkItem {
+  int64_t id;
+  const char *path;          /* the component's path */
+  size_t path_len;
+  const void *item;          /* CBOR: what the worker needs to run it */
+  size_t item_len;
+} tide_StoreWorkItem;
+
+typedef struct tide_StoreWorker {
+  int64_t id;
+  int64_t update_id;
+  const char *host;
+  size_t host_len;
+  int64_t pid;
+  int64_t claimed;           /* items it holds now */
+  int64_t done;              /* items it marked done */
+  int64_t seen_ms_ago;       /* since its last beat, by the server's clock */
+  int left;                  /* it left (or was let go) */
+} tide_StoreWorker;
+
+typedef int (*tide_StoreWorkItemFn)(void *arg, const tide_StoreWorkItem *w);
+typedef int (*tide_StoreWorkerFn)(void *arg, const tide_StoreWorker *w);
+
+/* Records a new update of the app, TIDE_UPDATE_LISTING; *id receives it.
+** Ends any earlier update of the app left open (its process died). */
+int tide_store_update_open(tide_Store *s, int64_t app_id, int64_t *id);
+/* Sets the update's state. */
+int tide_store_update_set(tide_Store *s, int64_t id, int state);
+/* The app's latest update not finished: *id and *state, or
+** TIDE_ENOTFOUND. */
+int tide_store_update_current(tide_Store *s, int64_t app_id, int64_t *id,
+                              int *state);
+/* Records a work item of the update (in the open batch). */
+int tide_store_work_add(tide_Store *s, int64_t update_id, const char *path,
+                        size_t path_len, const void *item, size_t item_len);
+/* Records a worker joining the update, on host with pid; *id receives it. */
+int tide_store_worker_join(tide_Store *s, int64_t update_id,
+                           const char *host, size_t host_len, int64_t pid,
+                           int64_t *id);
+/* Renews the worker's lease (in the open batch). */
+int tide_store_worker_beat(tide_Store *s, int64_t worker_id);
+/* Claims up to max items of the update for the worker: items no one
+** holds, and items of workers that left or have not beaten for lease_ms;
+** calls fn with each, committing first. *open receives how many items of
+** the update are not done, claimed ones included. */
+int tide_store_work_claim(tide_Store *s, int64_t update_id,
+                          int64_t worker_id, int max, int64_t lease_ms,
+                          tide_StoreWorkItemFn fn, void *arg,
+                          int64_t *open);
+/* Marks the item done by the worker, in the open batch; the batch fails
+** when it commits if the item is no longer the worker's (its lease ran
+** out and another claimed it). */
+int tide_store_work_done(tide_Store *s, int64_t item_id, int64_t worker_id);
+/* The worker leaves: the items it holds and has not done are free for
+** others at once. Commits. */
+int tide_store_worker_leave(tide_Store *s, int64_t worker_id);
+/* The workers of the update, in the order they joined. */
+int tide_store_worker_each(tide_Store *s, int64_t update_id,
+                           tide_StoreWorkerFn fn, void *arg);
 
 #endif

@@ -111,8 +111,7 @@ void tide_pgs_release(PgStore *s) {
   s->held = NULL;
 }
 
-static int push_wait(PgStore *s, const char *what, int kind, int slot,
-                     int64_t id) {
+static int push_wait(PgStore *s, const char *what, int kind, int slot) {
   if (s->nwaits == s->waits_cap) {
     size_t cap = s->waits_cap ? s->waits_cap * 2 : 64;
     PgWait *w = s->base.alloc(s->base.ud, s->waits,
@@ -124,7 +123,6 @@ static int push_wait(PgStore *s, const char *what, int kind, int slot,
   s->waits[s->nwaits].what = what;
   s->waits[s->nwaits].kind = kind;
   s->waits[s->nwaits].slot = slot;
-  s->waits[s->nwaits].id = id;
   s->nwaits++;
   return 0;
 }
@@ -136,12 +134,11 @@ static int sync_pipeline(PgStore *s, PGresult **read);
 static int send_plain(PgStore *s, const char *sql, const char *what) {
   if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 1))
     return tide_pgs_fail_pg(s, NULL, what, "");
-  return push_wait(s, what, PG_WAIT_TXN, -1, 0);
+  return push_wait(s, what, PG_WAIT_TXN, -1);
 }
 
 static int send_prepared(PgStore *s, int slot, const char *sql,
-                         const PgParams *p, const char *what, int kind,
-                         int64_t id) {
+                         const PgParams *p, const char *what, int kind) {
   char name[16];
   int rc;
   snprintf(name, sizeof name, "tide%d", slot);
@@ -149,13 +146,13 @@ static int send_prepared(PgStore *s, int slot, const char *sql,
     if (!PQsendPrepare(s->conn, name, sql, 0, NULL))
       return tide_pgs_fail_pg(s, NULL, what, "");
     s->prepared[slot] = 1;
-    if ((rc = push_wait(s, what, PG_WAIT_PREPARE, slot, 0)) != 0) return rc;
+    if ((rc = push_wait(s, what, PG_WAIT_PREPARE, slot)) != 0) return rc;
   }
   if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0,
                            p ? p->values : NULL, p ? p->lengths : NULL,
                            p ? p->formats : NULL, 1))
     return tide_pgs_fail_pg(s, NULL, what, "");
-  return push_wait(s, what, kind, slot, id);
+  return push_wait(s, what, kind, slot);
 }
 
 /* Reads what a result says of its statement. The first failure of a
@@ -171,12 +168,6 @@ static int check_result(PgStore *s, const PgWait *w, PGresult *r,
       *failed = tide_pgs_fail_pg(s, r, w->what, "");
     return 0;
   }
-  if (w->kind == PG_WAIT_ID && !*failed &&
-      (PQntuples(r) != 1 || pg_int(r, 0, 0) != w->id))
-    *failed = tide_pgs_fail(s, TIDE_ESTORE,
-                            "%s: %s: it is recorded under another id (did "
-                            "another process write it?)", s->location,
-                            w->what);
   if (w->kind == PG_WAIT_READ && read && !*failed) {
     *read = r;
     return 1;
@@ -243,7 +234,7 @@ static int sync_pipeline(PgStore *s, PGresult **read) {
 
 int tide_pgs_write_begin(PgStore *s) {
   int rc;
-  if (s->flags != TIDE_STORE_WRITE)
+  if (s->flags == TIDE_STORE_READ)
     return tide_pgs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
                          s->location);
   if (s->in_batch) return 0;
@@ -256,11 +247,11 @@ int tide_pgs_write_begin(PgStore *s) {
 }
 
 int tide_pgs_write(PgStore *s, int slot, const char *sql, const PgParams *p,
-                   const char *what, int kind, int64_t id) {
+                   const char *what) {
   int rc;
   tide_pgs_release(s);
   if ((rc = tide_pgs_write_begin(s)) != 0 ||
-      (rc = send_prepared(s, slot, sql, p, what, kind, id)) != 0)
+      (rc = send_prepared(s, slot, sql, p, what, PG_WAIT_WRITE)) != 0)
     return rc;
   s->batch_writes++;
   /* The server answers every statement: read the answers now and then,
@@ -274,11 +265,33 @@ int tide_pgs_read(PgStore *s, int slot, const char *sql, const PgParams *p,
   int rc;
   tide_pgs_release(s);
   *out = NULL;
-  rc = send_prepared(s, slot, sql, p, what, PG_WAIT_READ, 0);
+  rc = send_prepared(s, slot, sql, p, what, PG_WAIT_READ);
   if (rc == 0) rc = sync_pipeline(s, out);
   if (rc == 0 && *out == NULL)
     rc = tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no result", s->location,
                        what);
+  return rc;
+}
+
+int tide_pgs_write_returning_rows(PgStore *s, int slot, const char *sql,
+                                  const PgParams *p, const char *what,
+                                  PGresult **out) {
+  int rc = tide_pgs_write_begin(s);
+  if (rc) return rc;
+  if ((rc = tide_pgs_read(s, slot, sql, p, what, out)) != 0) return rc;
+  s->batch_writes++;
+  return 0;
+}
+
+int tide_pgs_write_returning(PgStore *s, int slot, const char *sql,
+                             const PgParams *p, const char *what,
+                             int64_t *id) {
+  PGresult *r;
+  int rc = tide_pgs_write_returning_rows(s, slot, sql, p, what, &r);
+  if (rc) return rc;
+  rc = PQntuples(r) == 1 ? 0 : TIDE_ENOTFOUND;
+  if (rc == 0 && id) *id = pg_int(r, 0, 0);
+  PQclear(r);
   return rc;
 }
 
@@ -304,7 +317,7 @@ int tide_pgs_flush(PgStore *s) {
   /* The generation moves with every commit: how a session that let the
   ** lock go sees that another process wrote meanwhile. */
   if ((rc = send_prepared(s, PG_GENERATION, "SELECT nextval('generation')",
-                          NULL, "cannot commit", PG_WAIT_WRITE, 0)) != 0 ||
+                          NULL, "cannot commit", PG_WAIT_WRITE)) != 0 ||
       (rc = send_plain(s, "COMMIT", "cannot commit")) != 0)
     return rc;
   rc = sync_pipeline(s, NULL);
@@ -372,7 +385,7 @@ int tide_pgs_space(PgStore *s, tide_StoreSpace *space) {
 
 int tide_pgs_reclaim(PgStore *s, int64_t *freed) {
   if (freed) *freed = 0;
-  if (s->flags != TIDE_STORE_WRITE)
+  if (s->flags == TIDE_STORE_READ)
     return tide_pgs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
                          s->location);
   return tide_pgs_flush(s);
@@ -380,7 +393,7 @@ int tide_pgs_reclaim(PgStore *s, int64_t *freed) {
 
 int tide_pgs_checkpoint_on(PgStore *s, uv_loop_t *loop) {
   (void)loop;
-  if (s->flags != TIDE_STORE_WRITE) return TIDE_EINVAL;
+  if (s->flags == TIDE_STORE_READ) return TIDE_EINVAL;
   return 0;
 }
 
@@ -571,7 +584,7 @@ static int open_server(PgStore *s) {
   if (rc) return rc;
   empty = tide_pgs_schema_check(s);
   if (empty < 0) return empty;
-  if (s->flags == TIDE_STORE_READ) {
+  if (s->flags != TIDE_STORE_WRITE) {
     if (empty == 1)
       return tide_pgs_fail(s, TIDE_ENOTFOUND, "%s: no such state store",
                            s->location);
@@ -604,7 +617,8 @@ int tide_pgs_open(PgStore **out, const char *location, int flags,
   tide_pgs_set_batch_limits(s, 0, 0);
   *out = s;
   if ((rc = parse_location(s, location)) != 0) return rc;
-  if (flags != TIDE_STORE_READ && flags != TIDE_STORE_WRITE)
+  if (flags != TIDE_STORE_READ && flags != TIDE_STORE_WRITE &&
+      flags != TIDE_STORE_SHARED)
     return tide_pgs_fail(s, TIDE_EINVAL, "%s: invalid open flags %d",
                          s->location, flags);
   s->flags = flags;

@@ -59,7 +59,6 @@
 enum {
   PG_WAIT_WRITE,   /* a write: only its failure matters */
   PG_WAIT_PREPARE, /* preparing a statement of slot */
-  PG_WAIT_ID,      /* a put that must return one row with id */
   PG_WAIT_READ,    /* a read: its result is kept */
   PG_WAIT_TXN      /* BEGIN, COMMIT or ROLLBACK */
 };
@@ -68,7 +67,6 @@ typedef struct PgWait {
   const char *what; /* the failure's words: "cannot record a component" */
   int kind;         /* PG_WAIT_* */
   int slot;         /* the statement's slot (PG_WAIT_PREPARE), or -1 */
-  int64_t id;       /* PG_WAIT_ID: the id the row must come back with */
 } PgWait;
 
 /* The slots of the prepared statements, one per SQL text. */
@@ -127,6 +125,18 @@ enum {
   PG_RUN_LATEST,
   PG_GENERATION,
   PG_SPACE,
+  PG_UPDATE_CLOSE_OLD,
+  PG_UPDATE_OPEN,
+  PG_UPDATE_SET,
+  PG_UPDATE_CURRENT,
+  PG_WORK_ADD,
+  PG_WORKER_JOIN,
+  PG_WORKER_BEAT,
+  PG_WORK_CLAIM,
+  PG_WORK_OPEN,
+  PG_WORK_DONE,
+  PG_WORKER_LEAVE,
+  PG_WORKER_EACH,
   PG_LOCK,
   PG_UNLOCK,
   PG_LOCK_HOLDER,
@@ -202,17 +212,30 @@ int tide_pgs_fail_pg(PgStore *s, const PGresult *r, const char *what,
 /* Frees the result a get left for its caller. */
 void tide_pgs_release(PgStore *s);
 
-/* Sends the statement of slot (prepared the first time) with p, its
-** result awaited as kind (PG_WAIT_WRITE or PG_WAIT_ID with id); a write
-** opens the batch first and counts in it. */
+/* Sends the statement of slot (prepared the first time) with p, and does
+** not wait for its result; a write opens the batch first and counts in
+** it. A write that must touch one row checks it on the server (one_row),
+** so that its failure aborts the transaction. */
 int tide_pgs_write(PgStore *s, int slot, const char *sql, const PgParams *p,
-                   const char *what, int kind, int64_t id);
+                   const char *what);
 
 /* Sends the statement of slot and synchronises: *out receives its
 ** result, whose rows the caller reads and then frees (PQclear). Any
 ** failure of a write sent before is this call's. */
 int tide_pgs_read(PgStore *s, int slot, const char *sql, const PgParams *p,
                   const char *what, PGresult **out);
+
+/* A write whose result is waited for: opens the batch, counts in it, and
+** *out receives the result (the caller frees it). */
+int tide_pgs_write_returning_rows(PgStore *s, int slot, const char *sql,
+                                  const PgParams *p, const char *what,
+                                  PGresult **out);
+
+/* The same for a write that returns one row's id into *id (may be NULL);
+** TIDE_ENOTFOUND when it returns no row. */
+int tide_pgs_write_returning(PgStore *s, int slot, const char *sql,
+                             const PgParams *p, const char *what,
+                             int64_t *id);
 
 /* tide_pgs_read that leaves the result on the store (s->held), so that
 ** the caller hands out pointers into its first row; TIDE_ENOTFOUND when
@@ -392,5 +415,21 @@ int tide_pgs_run_finish(PgStore *s, int64_t run_id, int status,
                         const char *stats, size_t stats_len);
 int tide_pgs_run_each_latest(PgStore *s, int64_t app_id, int limit,
                              tide_StoreRunFn fn, void *arg);
+int tide_pgs_update_open(PgStore *s, int64_t app_id, int64_t *id);
+int tide_pgs_update_set(PgStore *s, int64_t id, int state);
+int tide_pgs_update_current(PgStore *s, int64_t app_id, int64_t *id,
+                            int *state);
+int tide_pgs_work_add(PgStore *s, int64_t update_id, const char *path,
+                      size_t path_len, const void *item, size_t item_len);
+int tide_pgs_worker_join(PgStore *s, int64_t update_id, const char *host,
+                         size_t host_len, int64_t pid, int64_t *id);
+int tide_pgs_worker_beat(PgStore *s, int64_t worker_id);
+int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
+                        int max, int64_t lease_ms, tide_StoreWorkItemFn fn,
+                        void *arg, int64_t *open);
+int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id);
+int tide_pgs_worker_leave(PgStore *s, int64_t worker_id);
+int tide_pgs_worker_each(PgStore *s, int64_t update_id,
+                         tide_StoreWorkerFn fn, void *arg);
 
 #endif

@@ -96,24 +96,9 @@ static int each_page(PgStore *s, int first_slot, const char *first_sql,
   return rc;
 }
 
-/* A write that returns the row's id, waited for: *id receives it. */
-static int write_returning(PgStore *s, int slot, const char *sql,
-                           const PgParams *p, const char *what,
-                           int64_t *id) {
-  PGresult *r;
-  int rc = tide_pgs_write_begin(s);
-  if (rc) return rc;
-  if ((rc = tide_pgs_read(s, slot, sql, p, what, &r)) != 0) return rc;
-  s->batch_writes++;
-  rc = PQntuples(r) == 1 ? 0 : TIDE_ENOTFOUND;
-  if (rc == 0 && id) *id = pg_int(r, 0, 0);
-  PQclear(r);
-  return rc;
-}
-
 static int send_write(PgStore *s, int slot, const char *sql, const PgParams *p,
                       const char *what) {
-  return tide_pgs_write(s, slot, sql, p, what, PG_WAIT_WRITE, 0);
+  return tide_pgs_write(s, slot, sql, p, what);
 }
 
 /* A statement whose one parameter is an id. */
@@ -164,7 +149,7 @@ int tide_pgs_app_get_or_create(PgStore *s, const char *name, size_t name_len,
   if (rc != TIDE_ENOTFOUND) return rc;
   pg_param_bytes(&p, name, name_len);
   pg_param_int(&p, tide_pgs_now_ns());
-  rc = write_returning(s, PG_APP_INSERT,
+  rc = tide_pgs_write_returning(s, PG_APP_INSERT,
                        "INSERT INTO apps(name, created_ns) VALUES($1, $2)"
                        " RETURNING id", &p, "cannot record an app", id);
   if (rc) return rc;
@@ -291,18 +276,21 @@ int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
   pg_param_int(&p, tide_pgs_now_ns());
   pg_param_fp(&p, c->deps_fp);
   if (known <= 0)
-    return write_returning(s, PG_COMPONENT_PUT,
+    return tide_pgs_write_returning(s, PG_COMPONENT_PUT,
                            "INSERT INTO components(" COMPONENT_VALUES ")"
                            " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                            " $10, $11, $12)" COMPONENT_UPDATE " RETURNING id",
                            &p, what, id);
   pg_param_int(&p, known);
   rc = tide_pgs_write(s, PG_COMPONENT_PUT_ID,
-                      "INSERT INTO components(" COMPONENT_VALUES ", id)"
-                      " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-                      " $12, $13)" COMPONENT_UPDATE
-                      " WHERE components.id = excluded.id RETURNING id",
-                      &p, what, PG_WAIT_ID, known);
+                      "WITH c AS (INSERT INTO components(" COMPONENT_VALUES
+                      ", id) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+                      " $11, $12, $13)" COMPONENT_UPDATE
+                      " WHERE components.id = excluded.id RETURNING id)"
+                      " SELECT one_row((SELECT count(*) FROM c), 'it is"
+                      " recorded under another id (did another process"
+                      " write it?)')",
+                      &p, what);
   if (rc == 0 && id) *id = known;
   return rc;
 }
@@ -581,7 +569,7 @@ int tide_pgs_container_get_or_create(PgStore *s, int64_t app_id,
     return 0;
   }
   PQclear(r);
-  rc = write_returning(s, PG_CONTAINER_INSERT,
+  rc = tide_pgs_write_returning(s, PG_CONTAINER_INSERT,
                        "INSERT INTO containers(app_id, kind, identity)"
                        " VALUES($1, $2, $3) RETURNING id",
                        &p, what, id);
@@ -611,7 +599,7 @@ int tide_pgs_container_update(PgStore *s, const tide_StoreContainer *c) {
   pg_param_fp(&p, c->schema_fp);
   pg_param_id(&p, c->owner_id);
   pg_param_int(&p, c->state);
-  return write_returning(s, PG_CONTAINER_UPDATE,
+  return tide_pgs_write_returning(s, PG_CONTAINER_UPDATE,
                          "UPDATE containers SET spec = $2, schema_fp = $3,"
                          " owner_id = $4, state = $5 WHERE id = $1"
                          " RETURNING id",
@@ -787,7 +775,7 @@ int tide_pgs_intent_add(PgStore *s, int64_t app_id, int64_t container_id,
   pg_param_int(&p, app_id);
   pg_param_int(&p, container_id);
   pg_param_bytes(&p, keys, keys_len);
-  return write_returning(s, PG_INTENT_ADD,
+  return tide_pgs_write_returning(s, PG_INTENT_ADD,
                          "INSERT INTO intents(app_id, container_id, keys)"
                          " VALUES($1, $2, $3) RETURNING id",
                          &p, "cannot record an intent", id);
@@ -935,7 +923,7 @@ int tide_pgs_run_begin(PgStore *s, int64_t app_id, int64_t *run_id) {
   PgParams p = {0};
   pg_param_int(&p, app_id);
   pg_param_int(&p, tide_pgs_now_ns());
-  return write_returning(s, PG_RUN_BEGIN,
+  return tide_pgs_write_returning(s, PG_RUN_BEGIN,
                          "INSERT INTO runs(app_id, started_ns)"
                          " VALUES($1, $2) RETURNING id",
                          &p, "cannot record a run", run_id);
@@ -948,7 +936,7 @@ int tide_pgs_run_finish(PgStore *s, int64_t run_id, int status,
   pg_param_int(&p, tide_pgs_now_ns());
   pg_param_int(&p, status);
   pg_param_bytes(&p, stats, stats_len);
-  return write_returning(s, PG_RUN_FINISH,
+  return tide_pgs_write_returning(s, PG_RUN_FINISH,
                          "UPDATE runs SET finished_ns = $2, status = $3,"
                          " stats = $4 WHERE id = $1 RETURNING id",
                          &p, "cannot record the end of a run", NULL);

@@ -9,6 +9,18 @@
 **   records new components takes PG_RESERVED_IDS of them at once
 **   (store_pg_ops.c), and a put that waits for its id takes one.
 ** - The sequence generation moves with every committed batch (store_pg.h).
+** - one_row(n, message) raises message unless n is 1: a write that must
+**   touch exactly one row fails its transaction on the server when it
+**   does not, so the batch it is in is never committed.
+** - updates, workers and work_items hold the updates several processes
+**   share (store_pg_work.c):
+**   updates(id, app_id, state: 0 listing, 1 listed, 2 finished,
+**     started_ns, finished_ns)
+**   workers(id, update_id, host, pid, started_ns, seen_at: its last beat,
+**     left_at), by the server's clock
+**   work_items(id, update_id, path, item (CBOR), state: 0 ready,
+**     1 claimed, 2 done, worker_id, tries) + a partial index of the items
+**     not done
 ** Nothing else refers to another table by a foreign key, as in SQLite.
 */
 #include <stdlib.h>
@@ -59,6 +71,24 @@ static const char schema_sql[] =
   "CREATE TABLE intents(id bigserial PRIMARY KEY, app_id bigint NOT NULL,"
   " container_id bigint NOT NULL, keys bytea NOT NULL);"
   "CREATE SEQUENCE generation;"
+  "CREATE FUNCTION one_row(n bigint, message text) RETURNS bigint"
+  " LANGUAGE plpgsql AS $$ BEGIN IF n <> 1 THEN"
+  " RAISE EXCEPTION USING MESSAGE = message; END IF; RETURN n; END $$;"
+  "CREATE TABLE updates(id bigserial PRIMARY KEY, app_id bigint NOT NULL,"
+  " state bigint NOT NULL DEFAULT 0, started_ns bigint NOT NULL,"
+  " finished_ns bigint);"
+  "CREATE TABLE workers(id bigserial PRIMARY KEY,"
+  " update_id bigint NOT NULL, host bytea, pid bigint,"
+  " started_ns bigint NOT NULL, seen_at timestamptz NOT NULL DEFAULT now(),"
+  " left_at timestamptz);"
+  "CREATE INDEX workers_update ON workers(update_id);"
+  "CREATE TABLE work_items(id bigserial PRIMARY KEY,"
+  " update_id bigint NOT NULL, path bytea NOT NULL, item bytea,"
+  " state bigint NOT NULL DEFAULT 0, worker_id bigint,"
+  " tries bigint NOT NULL DEFAULT 0);"
+  "CREATE INDEX work_items_open ON work_items(update_id, id)"
+  " WHERE state < 2;"
+  "CREATE INDEX work_items_worker ON work_items(worker_id);"
   "INSERT INTO meta(key, value) VALUES"
   " ('format', '" FORMAT_NAME "'),"
   " ('version', '" XSTR(TIDE_STORE_FORMAT_VERSION) "'),"
@@ -68,7 +98,7 @@ static const char schema_sql[] =
 static const char *const relations[] = {
   "meta", "apps", "components", "memos", "containers", "target_states",
   "source_items", "runs", "memo_refs", "intents", "component_ids",
-  "generation",
+  "generation", "updates", "workers", "work_items",
 };
 
 static int not_a_store(PgStore *s) {

@@ -472,6 +472,10 @@ int tide_sqs_open(SqStore **out, const char *path, int flags,
   if (s->path == NULL) return nomem(s);
   memcpy(s->path, path, size);
   s->path_size = size;
+  if (flags == TIDE_STORE_SHARED)
+    return tide_sqs_fail(s, TIDE_EINVAL, "%s: an update shared by workers "
+                         "needs a PostgreSQL state store (--db "
+                         "postgresql://...)", path);
   if (flags != TIDE_STORE_READ && flags != TIDE_STORE_WRITE)
     return tide_sqs_fail(s, TIDE_EINVAL, "%s: invalid open flags %d", path,
                            flags);

@@ -565,6 +565,23 @@ static void test_garbage_refused(void) {
   tmp_close(&t);
 }
 
+/* Workers share an update through a PostgreSQL store only. */
+static void test_sqlite_not_shared(void) {
+  Tmp t;
+  tide_Store *s;
+  char msg[768];
+  int64_t id;
+  tmp_init(&t, "state.db");
+  snprintf(msg, sizeof msg, "%s: an update shared by workers needs a "
+           "PostgreSQL state store (--db postgresql://...)", t.path);
+  check_open_fails(t.path, TIDE_STORE_SHARED, TIDE_EINVAL, msg);
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_update_open(s, 1, &id), TIDE_EINVAL);
+  CHECK_STR_EQ(tide_store_errmsg(s), msg);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 static void test_missing_and_empty(void) {
   Tmp t;
   tide_Store *s;
@@ -590,8 +607,8 @@ static void test_bad_arguments(void) {
   Tmp t;
   char msg[768];
   tmp_init(&t, "state.db");
-  snprintf(msg, sizeof msg, "%s: invalid open flags 3", t.path);
-  check_open_fails(t.path, 3, TIDE_EINVAL, msg);
+  snprintf(msg, sizeof msg, "%s: invalid open flags 7", t.path);
+  check_open_fails(t.path, 7, TIDE_EINVAL, msg);
   check_open_fails("", TIDE_STORE_READ, TIDE_EINVAL,
                    "state store path is empty");
   CHECK_EQ_INT(tide_store_open(NULL, t.path, TIDE_STORE_READ, NULL, NULL),
@@ -1954,7 +1971,7 @@ static void test_pg_schema(void) {
   CHECK_EQ_INT(tide_store_component_put(s, &c, &cid), 0);
   CHECK(cid > 0);
   CHECK_EQ_INT(tide_store_close(s), 0);
-  CHECK_EQ_INT(pg_tables(&t), 10);
+  CHECK_EQ_INT(pg_tables(&t), 13);
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta WHERE key = 'format'",
                         text, sizeof text), "tide-state");
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta"
@@ -2120,6 +2137,118 @@ static void test_pg_password(void) {
   tmp_close(&t);
 }
 
+
+/* Work items: claimed by one worker at a time, done once, taken over when
+** a worker's lease runs out, freed when it leaves. */
+typedef struct {
+  int count;
+  int64_t ids[16];
+} Claimed;
+
+static int see_item(void *arg, const tide_StoreWorkItem *w) {
+  Claimed *c = arg;
+  if (c->count < 16) c->ids[c->count] = w->id;
+  c->count++;
+  return 0;
+}
+
+static Claimed claim(tide_Store *s, int64_t u, int64_t worker, int max,
+                     int64_t lease_ms, int64_t *open) {
+  Claimed c;
+  memset(&c, 0, sizeof c);
+  CHECK_EQ_INT(tide_store_work_claim(s, u, worker, max, lease_ms, see_item,
+                                     &c, open), 0);
+  return c;
+}
+
+typedef struct {
+  int count;
+  int64_t done[4], claimed[4];
+  int left[4];
+} Workers;
+
+static int see_worker(void *arg, const tide_StoreWorker *w) {
+  Workers *k = arg;
+  if (k->count < 4) {
+    k->done[k->count] = w->done;
+    k->claimed[k->count] = w->claimed;
+    k->left[k->count] = w->left;
+  }
+  k->count++;
+  return 0;
+}
+
+static void test_pg_work(void) {
+  Tmp t;
+  tide_Store *s, *a, *b;
+  Claimed got;
+  Workers k;
+  int64_t app, u, wa, wb, open = -1, cur;
+  int state, i;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
+  for (i = 0; i < 5; i++)
+    CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/x"), LIT("item")), 0);
+  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  /* Workers write without the writer lock, which s holds. */
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  b = open_ok(t.path, TIDE_STORE_SHARED);
+  CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state), 0);
+  CHECK_EQ_INT(cur, u);
+  CHECK_EQ_INT(state, TIDE_UPDATE_LISTED);
+  CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 11, &wa), 0);
+  CHECK_EQ_INT(tide_store_worker_join(b, u, LIT("there"), 22, &wb), 0);
+  got = claim(a, u, wa, 2, 60000, &open);
+  CHECK_EQ_INT(got.count, 2);
+  CHECK_EQ_INT(open, 5);
+  got = claim(b, u, wb, 10, 60000, &open);
+  CHECK_EQ_INT(got.count, 3);
+  got = claim(b, u, wb, 10, 60000, &open);
+  CHECK_EQ_INT(got.count, 0);
+  /* Done once: by its holder, in the batch that records its work. */
+  CHECK_EQ_INT(tide_store_work_done(a, 1, wa), 0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  CHECK_EQ_INT(tide_store_work_done(b, 1, wb), 0);
+  CHECK_EQ_INT(tide_store_flush(b), TIDE_ESTORE);
+  CHECK_STR_CONTAINS(tide_store_errmsg(b), "another worker holds it now");
+  /* a stops beating: with a lease of 1 ms, b takes a's other item over,
+  ** and a can no longer mark it done. */
+  sleep_ms(20);
+  got = claim(b, u, wb, 10, 1, &open);
+  CHECK_EQ_INT(got.count, 1);
+  CHECK_EQ_INT(got.ids[0], 2);
+  CHECK_EQ_INT(open, 4);
+  CHECK_EQ_INT(tide_store_work_done(a, 2, wa), 0);
+  CHECK_EQ_INT(tide_store_flush(a), TIDE_ESTORE);
+  /* b leaves: what it holds is a's to claim at once. */
+  CHECK_EQ_INT(tide_store_worker_leave(b, wb), 0);
+  got = claim(a, u, wa, 10, 60000, &open);
+  CHECK_EQ_INT(got.count, 4);
+  for (i = 0; i < got.count && i < 16; i++)
+    CHECK_EQ_INT(tide_store_work_done(a, got.ids[i], wa), 0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  got = claim(a, u, wa, 10, 60000, &open);
+  CHECK_EQ_INT(got.count, 0);
+  CHECK_EQ_INT(open, 0);
+  memset(&k, 0, sizeof k);
+  CHECK_EQ_INT(tide_store_worker_each(s, u, see_worker, &k), 0);
+  CHECK_EQ_INT(k.count, 2);
+  CHECK_EQ_INT(k.done[0], 5);
+  CHECK_EQ_INT(k.done[1], 0);
+  CHECK_EQ_INT(k.left[1], 1);
+  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_FINISHED), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state),
+               TIDE_ENOTFOUND);
+  tide_store_close(a);
+  tide_store_close(b);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 /* On either backend. */
 static const CheckTest tests[] = {
   { "intents", test_intents },
@@ -2154,6 +2283,7 @@ static const CheckTest sqlite_tests[] = {
   { "foreign sqlite file refused", test_foreign_sqlite_refused },
   { "garbage file refused", test_garbage_refused },
   { "missing and empty files", test_missing_and_empty },
+  { "no shared updates", test_sqlite_not_shared },
   { NULL, NULL },
 };
 
@@ -2164,6 +2294,7 @@ static const CheckTest pg_tests[] = {
   { "a batch that fails is rolled back", test_pg_failed_batch },
   { "ids not waited for", test_pg_known_ids },
   { "the password never shown", test_pg_password },
+  { "work items shared by workers", test_pg_work },
   { NULL, NULL },
 };
 

@@ -1,0 +1,228 @@
+/*
+** Shared updates on the PostgreSQL store (store.h): updates, work items
+** and workers, in the tables store_pg_schema.c makes.
+**
+** A claim is one statement: it picks items no one holds, or held by a
+** worker that left or whose last beat is older than the lease, locks
+** them with FOR UPDATE SKIP LOCKED so that two workers claiming at once
+** take different items without waiting for each other, and gives them to
+** the claimer. Leases are measured by the server's clock, so workers on
+** machines whose clocks differ agree. Marking an item done checks that
+** the claimer still holds it: a worker whose lease ran out, and whose
+** item another took, fails the batch that would record the component a
+** second time, before any target is written: the check is the server's
+** (one_row), so the transaction is aborted there and never commits.
+*/
+#include <string.h>
+
+#include "store_pg.h"
+
+int tide_pgs_update_open(PgStore *s, int64_t app_id, int64_t *id) {
+  PgParams p = {0};
+  int rc;
+  pg_param_int(&p, app_id);
+  pg_param_int(&p, tide_pgs_now_ns());
+  rc = tide_pgs_write(s, PG_UPDATE_CLOSE_OLD,
+                      "UPDATE updates SET state = 2, finished_ns = $2"
+                      " WHERE app_id = $1 AND state < 2",
+                      &p, "cannot record an update");
+  if (rc) return rc;
+  return tide_pgs_write_returning(s, PG_UPDATE_OPEN,
+                                  "INSERT INTO updates(app_id, started_ns)"
+                                  " VALUES($1, $2) RETURNING id",
+                                  &p, "cannot record an update", id);
+}
+
+int tide_pgs_update_set(PgStore *s, int64_t id, int state) {
+  PgParams p = {0};
+  pg_param_int(&p, id);
+  pg_param_int(&p, state);
+  pg_param_int(&p, tide_pgs_now_ns());
+  return tide_pgs_write(s, PG_UPDATE_SET,
+                        "UPDATE updates SET state = $2::int8,"
+                        " finished_ns = CASE WHEN $2::int8 = 2"
+                        " THEN $3::int8 END WHERE id = $1",
+                        &p, "cannot record an update");
+}
+
+int tide_pgs_update_current(PgStore *s, int64_t app_id, int64_t *id,
+                            int *state) {
+  PGresult *r;
+  PgParams p = {0};
+  int rc;
+  pg_param_int(&p, app_id);
+  rc = tide_pgs_read(s, PG_UPDATE_CURRENT,
+                     "SELECT id, state FROM updates WHERE app_id = $1"
+                     " AND state < 2 ORDER BY id DESC LIMIT 1",
+                     &p, "cannot read the updates", &r);
+  if (rc) return rc;
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return TIDE_ENOTFOUND;
+  }
+  *id = pg_int(r, 0, 0);
+  *state = (int)pg_int(r, 0, 1);
+  PQclear(r);
+  return 0;
+}
+
+int tide_pgs_work_add(PgStore *s, int64_t update_id, const char *path,
+                      size_t path_len, const void *item, size_t item_len) {
+  PgParams p = {0};
+  pg_param_int(&p, update_id);
+  pg_param_bytes(&p, path, path_len);
+  pg_param_bytes(&p, item, item_len);
+  return tide_pgs_write(s, PG_WORK_ADD,
+                        "INSERT INTO work_items(update_id, path, item)"
+                        " VALUES($1, $2, $3)",
+                        &p, "cannot record a work item");
+}
+
+int tide_pgs_worker_join(PgStore *s, int64_t update_id, const char *host,
+                         size_t host_len, int64_t pid, int64_t *id) {
+  PgParams p = {0};
+  int rc;
+  pg_param_int(&p, update_id);
+  pg_param_bytes(&p, host, host_len);
+  pg_param_int(&p, pid);
+  pg_param_int(&p, tide_pgs_now_ns());
+  rc = tide_pgs_write_returning(s, PG_WORKER_JOIN,
+                                "INSERT INTO workers(update_id, host, pid,"
+                                " started_ns) VALUES($1, $2, $3, $4)"
+                                " RETURNING id",
+                                &p, "cannot record a worker", id);
+  return rc ? rc : tide_pgs_flush(s);
+}
+
+int tide_pgs_worker_beat(PgStore *s, int64_t worker_id) {
+  PgParams p = {0};
+  pg_param_int(&p, worker_id);
+  return tide_pgs_write(s, PG_WORKER_BEAT,
+                        "UPDATE workers SET seen_at = now() WHERE id = $1",
+                        &p, "cannot renew a worker's lease");
+}
+
+static int emit_work_items(PgStore *s, PGresult *r, tide_StoreWorkItemFn fn,
+                           void *arg) {
+  int i, n = PQntuples(r), rc = 0;
+  (void)s;
+  for (i = 0; i < n && rc == 0; i++) {
+    tide_StoreWorkItem w;
+    w.id = pg_int(r, i, 0);
+    w.path = pg_bytes(r, i, 1, &w.path_len);
+    w.item = pg_bytes(r, i, 2, &w.item_len);
+    rc = fn(arg, &w);
+  }
+  return rc;
+}
+
+int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
+                        int max, int64_t lease_ms, tide_StoreWorkItemFn fn,
+                        void *arg, int64_t *open) {
+  const char *what = "cannot claim work items";
+  PGresult *r;
+  PgParams p = {0};
+  int rc;
+  /* The claim commits at once: until then other workers would wait on
+  ** its locks, and a crash must not take claims with it unrecorded. */
+  if ((rc = tide_pgs_worker_beat(s, worker_id)) != 0) return rc;
+  pg_param_int(&p, update_id);
+  pg_param_int(&p, worker_id);
+  pg_param_int(&p, max);
+  pg_param_int(&p, lease_ms);
+  if ((rc = tide_pgs_write_returning_rows(
+         s, PG_WORK_CLAIM,
+         "WITH c AS (SELECT w.id FROM work_items w"
+         " WHERE w.update_id = $1 AND w.state < 2 AND (w.state = 0"
+         " OR (w.worker_id <> $2 AND NOT EXISTS (SELECT 1 FROM workers k"
+         " WHERE k.id = w.worker_id AND k.left_at IS NULL"
+         " AND k.seen_at > now() - $4::int8 * interval '1 millisecond')))"
+         " ORDER BY w.id LIMIT $3 FOR UPDATE SKIP LOCKED)"
+         " UPDATE work_items w SET state = 1, worker_id = $2,"
+         " tries = tries + 1 FROM c WHERE w.id = c.id"
+         " RETURNING w.id, w.path, w.item",
+         &p, what, &r)) != 0)
+    return rc;
+  if ((rc = tide_pgs_flush(s)) != 0) {
+    PQclear(r);
+    return rc;
+  }
+  rc = emit_work_items(s, r, fn, arg);
+  PQclear(r);
+  if (rc || open == NULL) return rc;
+  p.n = 0;
+  pg_param_int(&p, update_id);
+  if ((rc = tide_pgs_read(s, PG_WORK_OPEN,
+                          "SELECT count(*) FROM work_items"
+                          " WHERE update_id = $1 AND state < 2",
+                          &p, what, &r)) != 0)
+    return rc;
+  *open = pg_int(r, 0, 0);
+  PQclear(r);
+  return 0;
+}
+
+int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id) {
+  PgParams p = {0};
+  pg_param_int(&p, item_id);
+  pg_param_int(&p, worker_id);
+  return tide_pgs_write(s, PG_WORK_DONE,
+                        "WITH d AS (UPDATE work_items SET state = 2"
+                        " WHERE id = $1 AND worker_id = $2 AND state = 1"
+                        " RETURNING id) SELECT one_row((SELECT count(*)"
+                        " FROM d), 'another worker holds it now (this"
+                        " worker''s lease ran out)')",
+                        &p, "cannot mark a work item done");
+}
+
+int tide_pgs_worker_leave(PgStore *s, int64_t worker_id) {
+  PgParams p = {0};
+  int rc;
+  pg_param_int(&p, worker_id);
+  if ((rc = tide_pgs_write(s, PG_WORKER_LEAVE,
+                           "WITH f AS (UPDATE work_items SET state = 0,"
+                           " worker_id = NULL WHERE worker_id = $1"
+                           " AND state = 1)"
+                           " UPDATE workers SET left_at = now()"
+                           " WHERE id = $1",
+                           &p, "cannot record a worker leaving")) != 0)
+    return rc;
+  return tide_pgs_flush(s);
+}
+
+static int emit_worker(const PGresult *r, int row, tide_StoreWorkerFn fn,
+                       void *arg) {
+  tide_StoreWorker w;
+  w.id = pg_int(r, row, 0);
+  w.update_id = pg_int(r, row, 1);
+  w.host = pg_bytes(r, row, 2, &w.host_len);
+  w.pid = pg_int(r, row, 3);
+  w.claimed = pg_int(r, row, 4);
+  w.done = pg_int(r, row, 5);
+  w.seen_ms_ago = pg_int(r, row, 6);
+  w.left = PQgetvalue(r, row, 7)[0] != 0;
+  return fn(arg, &w);
+}
+
+int tide_pgs_worker_each(PgStore *s, int64_t update_id,
+                         tide_StoreWorkerFn fn, void *arg) {
+  PGresult *r;
+  PgParams p = {0};
+  int rc, i, n;
+  pg_param_int(&p, update_id);
+  rc = tide_pgs_read(s, PG_WORKER_EACH,
+                     "SELECT k.id, k.update_id, k.host, k.pid,"
+                     " (SELECT count(*) FROM work_items w"
+                     " WHERE w.worker_id = k.id AND w.state = 1),"
+                     " (SELECT count(*) FROM work_items w"
+                     " WHERE w.worker_id = k.id AND w.state = 2),"
+                     " (extract(epoch FROM now() - k.seen_at) * 1000)::int8,"
+                     " k.left_at IS NOT NULL"
+                     " FROM workers k WHERE k.update_id = $1 ORDER BY k.id",
+                     &p, "cannot list the workers", &r);
+  if (rc) return rc;
+  n = PQntuples(r);
+  for (i = 0; i < n && rc == 0; i++) rc = emit_worker(r, i, fn, arg);
+  PQclear(r);
+  return rc;
+}
