@@ -134,7 +134,11 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
                             "already running (update called from inside "
                             "a component?)");
   if (e->store == NULL) {
-    rc = tide_store_open(&e->store, e->db, TIDE_STORE_WRITE, e->alloc, e->ud);
+    /* A worker of an update another process runs writes without the
+    ** writer lock, which that process holds. */
+    rc = tide_store_open(&e->store, e->db,
+                         e->shared ? TIDE_STORE_SHARED : TIDE_STORE_WRITE,
+                         e->alloc, e->ud);
     if (rc) {
       if (e->store == NULL) return tide_engine_fail(e, rc, "out of memory");
       return store_failed(e, rc);

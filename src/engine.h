@@ -40,6 +40,7 @@ struct tide_Engine {
   tide_Index *index;
   tide_Sched *sched;   /* the ready queue and waits, on loop */
   int in_cycle;
+  int shared;          /* a worker of a shared update: TIDE_STORE_SHARED */
   int app_ref;         /* the loaded app (tide_engine_load), or LUA_NOREF */
   tide_Stats stats;
   char msg[1024];

@@ -101,9 +101,10 @@ static void detach(lua_State *L, int idx) {
   for (uv = UV_STORE; uv <= UV_COUNT; uv++) let_go(L, idx, uv);
 }
 
-/* core.engine_new{ base = absolute folder, db = store path [, loop] }:
-** loop, a host's loop (core.luv_loop), which the host runs; else the
-** engine makes its own. */
+/* core.engine_new{ base = absolute folder, db = store path [, loop]
+** [, shared] }: loop, a host's loop (core.luv_loop), which the host runs;
+** else the engine makes its own. shared: a worker of an update another
+** process runs (store.h, TIDE_STORE_SHARED). */
 static int engine_new(lua_State *L) {
   const char *base, *db;
   void *ud;
@@ -134,6 +135,9 @@ static int engine_new(lua_State *L) {
     b->e = NULL;
     return n;
   }
+  lua_getfield(L, 1, "shared");
+  b->e->shared = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   b->e->L = lua_tothread(L, -1);
   lua_pop(L, 1);

@@ -5,7 +5,9 @@
 ** fs_glob); misuse raises (a pattern or path that is not a string or
 ** holds a NUL byte, a set that failed to compile); out of memory raises.
 */
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -294,6 +296,47 @@ static int fs_walk(lua_State *L) {
   return 2;
 }
 
+/* fs_file(dir, relpath, file_mt): the file object of dir/relpath, as a
+** walk of dir would make it (its state read by stat, following a
+** symbolic link), or nil and "dir/relpath: reason" when it is not a
+** regular file that can be read. What a worker of a shared update makes
+** of an item another process listed. */
+static int fs_file(lua_State *L) {
+  size_t dirlen, len;
+  const char *dir = luaL_checklstring(L, 1, &dirlen);
+  const char *rel = luaL_checklstring(L, 2, &len);
+  struct {
+    Record r;
+    char path[4096];
+  } entry;
+  struct stat st;
+  char text[TIDE_ERRNO_TEXT_SIZE];
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  if (len >= sizeof entry.path || strlen(rel) != len)
+    return luaL_argerror(L, 2, "a relative path expected");
+  lua_pushfstring(L, "%s%s%s", dir,
+                  dirlen > 0 && dir[dirlen - 1] == '/' ? "" : "/", rel);
+  if (stat(lua_tostring(L, -1), &st) != 0)
+    return push_fail(L, lua_pushfstring(L, "%s: %s", lua_tostring(L, -1),
+                                        tide_error_errno_text(errno, text,
+                                                              sizeof text)));
+  if (!S_ISREG(st.st_mode))
+    return push_fail(L, lua_pushfstring(L, "%s: not a regular file",
+                                        lua_tostring(L, -1)));
+  memset(&entry.r, 0, sizeof entry.r);
+  entry.r.kind = TIDE_WALK_FILE;
+  entry.r.size = (uint64_t)st.st_size;
+  entry.r.inode = (uint64_t)st.st_ino;
+  entry.r.dev = (uint64_t)st.st_dev;
+  entry.r.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                     st.st_mtim.tv_nsec;
+  entry.r.len = len;
+  memcpy(entry.path, rel, len);
+  push_file(L, &entry.r, 1, 3);
+  return 1;
+}
+
 /* File operations. */
 
 static int buf_gc(lua_State *L) {
@@ -395,6 +438,7 @@ void tide_lfs_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"fs_glob", fs_glob},
     {"fs_walk", fs_walk},
+    {"fs_file", fs_file},
     {"fs_selects", fs_selects},
     {"fs_read", fs_read},
     {"fs_mkdir", fs_mkdir},

@@ -196,6 +196,7 @@ static int add_work_item(void *arg, const tide_StoreWorkItem *w) {
   lua_State *L = arg;
   lua_createtable(L, 0, 3);
   set_int(L, "id", w->id);
+  set_int(L, "tries", w->tries);
   set_str(L, "path", w->path, w->path_len);
   set_blob(L, "item", w->item, w->item_len);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
@@ -226,11 +227,33 @@ static int store_work_done(lua_State *L) {
                                                 luaL_checkinteger(L, 3)));
 }
 
-/* store:worker_leave(worker_id) */
+/* store:worker_leave(worker_id, stats JSON) */
 static int store_worker_leave(lua_State *L) {
   tide_Store *s = check_store(L);
+  size_t len;
+  const char *stats = luaL_optlstring(L, 3, NULL, &len);
   return ok_or_raise(L, s, tide_store_worker_leave(s, luaL_checkinteger(L,
-                                                                        2)));
+                                                                        2),
+                                                   stats, stats ? len : 0));
+}
+
+/* store:work_open(update_id) -> the items not done */
+static int store_work_open(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t open;
+  int rc = tide_store_work_open(s, luaL_checkinteger(L, 2), &open);
+  if (rc) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)open);
+  return 1;
+}
+
+/* store:work_redo(update_id, path) */
+static int store_work_redo(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 3, &len);
+  return ok_or_raise(L, s, tide_store_work_redo(s, luaL_checkinteger(L, 2),
+                                                path, len));
 }
 
 static int add_worker(void *arg, const tide_StoreWorker *w) {
@@ -245,6 +268,7 @@ static int add_worker(void *arg, const tide_StoreWorker *w) {
   set_int(L, "seen_ms_ago", w->seen_ms_ago);
   lua_pushboolean(L, w->left);
   lua_setfield(L, -2, "left");
+  set_str(L, "stats", w->stats, w->stats_len);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   return 0;
 }
@@ -1023,7 +1047,8 @@ void tide_lstore_open(lua_State *L) {
     {"work_add", store_work_add}, {"worker_join", store_worker_join},
     {"worker_beat", store_worker_beat}, {"work_claim", store_work_claim},
     {"work_done", store_work_done}, {"worker_leave", store_worker_leave},
-    {"workers", store_workers},
+    {"workers", store_workers}, {"work_open", store_work_open},
+    {"work_redo", store_work_redo},
     {NULL, NULL},
   };
   if (luaL_newmetatable(L, STORE_TYPE)) {

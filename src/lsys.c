@@ -1,10 +1,13 @@
 /*
 ** Lua binding of the few process-level calls the CLI needs and Lua lacks:
-** chdir, getcwd, isatty, errno_text for messages, and exists. chdir and
-** getcwd return nil, message when the call fails; misuse (a path holding
-** a NUL, a number that is no errno value) raises.
+** chdir, getcwd, isatty, errno_text for messages, exists, and for the
+** workers of a shared update getpid, hostname, spawn and reap. chdir,
+** getcwd, hostname and spawn return nil, message when the call fails;
+** misuse (a path holding a NUL, a number that is no errno value) raises.
 */
 #include <errno.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,6 +76,86 @@ static int sys_exists(lua_State *L) {
   return 1;
 }
 
+/* exe_path(): the running executable, for starting more of it (the
+** workers of a shared update); nil, message when it cannot be read. */
+static int sys_exe_path(lua_State *L) {
+  char path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n < 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, tide_error_errno_text(errno, path, sizeof path));
+    return 2;
+  }
+  lua_pushlstring(L, path, (size_t)n);
+  return 1;
+}
+
+/* getpid(): this process's id. */
+static int sys_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+/* hostname(): the machine's name, as workers report it. */
+static int sys_hostname(lua_State *L) {
+  char name[256];
+  if (gethostname(name, sizeof name) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, tide_error_errno_text(errno, name, sizeof name));
+    return 2;
+  }
+  name[sizeof name - 1] = '\0';
+  lua_pushstring(L, name);
+  return 1;
+}
+
+extern char **environ;
+
+/* spawn(argv): starts argv[1] (a path) with argv and this process's
+** environment, standard streams shared; its pid, to be reaped. */
+static int sys_spawn(lua_State *L) {
+  const char *argv[64];
+  char text[TIDE_ERRNO_TEXT_SIZE];
+  lua_Integer i, n;
+  pid_t pid;
+  int rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, n >= 1 && n < 64, 1, "1 to 63 arguments expected");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    argv[i - 1] = luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* the string stays in the table */
+  }
+  argv[n] = NULL;
+  rc = posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
+  if (rc != 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", argv[0],
+                    tide_error_errno_text(rc, text, sizeof text));
+    return 2;
+  }
+  lua_pushinteger(L, (lua_Integer)pid);
+  return 1;
+}
+
+/* reap(pid): nil while the child runs; else its exit code, or 128 plus
+** the signal that ended it. */
+static int sys_reap(lua_State *L) {
+  int status;
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1), got;
+  do got = waitpid(pid, &status, WNOHANG);
+  while (got < 0 && errno == EINTR);
+  if (got == 0) return 0;
+  if (got < 0) {
+    lua_pushinteger(L, 255);
+    return 1;
+  }
+  lua_pushinteger(L, WIFEXITED(status) ? WEXITSTATUS(status)
+                                       : 128 + WTERMSIG(status));
+  return 1;
+}
+
 void tide_lsys_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"chdir", sys_chdir},
@@ -80,6 +163,11 @@ void tide_lsys_open(lua_State *L) {
     {"isatty", sys_isatty},
     {"errno_text", sys_errno_text},
     {"exists", sys_exists},
+    {"getpid", sys_getpid},
+    {"exe_path", sys_exe_path},
+    {"hostname", sys_hostname},
+    {"spawn", sys_spawn},
+    {"reap", sys_reap},
     {NULL, NULL},
   };
   luaL_setfuncs(L, funcs, 0);

@@ -551,9 +551,21 @@ int tide_store_work_done(tide_Store *s, int64_t item_id, int64_t worker_id) {
   return tide_pgs_work_done(pg(s), item_id, worker_id);
 }
 
-int tide_store_worker_leave(tide_Store *s, int64_t worker_id) {
+int tide_store_worker_leave(tide_Store *s, int64_t worker_id,
+                            const char *stats, size_t stats_len) {
   if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
-  return tide_pgs_worker_leave(pg(s), worker_id);
+  return tide_pgs_worker_leave(pg(s), worker_id, stats, stats_len);
+}
+
+int tide_store_work_open(tide_Store *s, int64_t update_id, int64_t *open) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_work_open(pg(s), update_id, open);
+}
+
+int tide_store_work_redo(tide_Store *s, int64_t update_id, const char *path,
+                         size_t path_len) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_work_redo(pg(s), update_id, path, path_len);
 }
 
 int tide_store_worker_each(tide_Store *s, int64_t update_id,

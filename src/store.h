@@ -529,6 +529,7 @@ int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
 
 typedef struct tide_StoreWorkItem {
   int64_t id;
+  int64_t tries;             /* claims so far, this one included */
   const char *path;          /* the component's path */
   size_t path_len;
   const void *item;          /* CBOR: what the worker needs to run it */
@@ -545,6 +546,8 @@ typedef struct tide_StoreWorker {
   int64_t done;              /* items it marked done */
   int64_t seen_ms_ago;       /* since its last beat, by the server's clock */
   int left;                  /* it left (or was let go) */
+  const char *stats;         /* JSON: what it did, once it left; or NULL */
+  size_t stats_len;
 } tide_StoreWorker;
 
 typedef int (*tide_StoreWorkItemFn)(void *arg, const tide_StoreWorkItem *w);
@@ -580,9 +583,17 @@ int tide_store_work_claim(tide_Store *s, int64_t update_id,
 ** when it commits if the item is no longer the worker's (its lease ran
 ** out and another claimed it). */
 int tide_store_work_done(tide_Store *s, int64_t item_id, int64_t worker_id);
-/* The worker leaves: the items it holds and has not done are free for
-** others at once. Commits. */
-int tide_store_worker_leave(tide_Store *s, int64_t worker_id);
+/* The worker leaves, with what it did as JSON text (stats, may be NULL):
+** the items it holds and has not done are free for others at once.
+** Commits. */
+int tide_store_worker_leave(tide_Store *s, int64_t worker_id,
+                            const char *stats, size_t stats_len);
+/* How many items of the update are not done, into *open. */
+int tide_store_work_open(tide_Store *s, int64_t update_id, int64_t *open);
+/* Makes the update's item at path ready again (in the open batch): its
+** component runs once more, in full. */
+int tide_store_work_redo(tide_Store *s, int64_t update_id, const char *path,
+                         size_t path_len);
 /* The workers of the update, in the order they joined. */
 int tide_store_worker_each(tide_Store *s, int64_t update_id,
                            tide_StoreWorkerFn fn, void *arg);

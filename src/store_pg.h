@@ -137,6 +137,7 @@ enum {
   PG_WORK_DONE,
   PG_WORKER_LEAVE,
   PG_WORKER_EACH,
+  PG_WORK_REDO,
   PG_LOCK,
   PG_UNLOCK,
   PG_LOCK_HOLDER,
@@ -428,7 +429,11 @@ int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
                         int max, int64_t lease_ms, tide_StoreWorkItemFn fn,
                         void *arg, int64_t *open);
 int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id);
-int tide_pgs_worker_leave(PgStore *s, int64_t worker_id);
+int tide_pgs_worker_leave(PgStore *s, int64_t worker_id, const char *stats,
+                          size_t stats_len);
+int tide_pgs_work_open(PgStore *s, int64_t update_id, int64_t *open);
+int tide_pgs_work_redo(PgStore *s, int64_t update_id, const char *path,
+                       size_t path_len);
 int tide_pgs_worker_each(PgStore *s, int64_t update_id,
                          tide_StoreWorkerFn fn, void *arg);
 

@@ -17,7 +17,7 @@
 **   updates(id, app_id, state: 0 listing, 1 listed, 2 finished,
 **     started_ns, finished_ns)
 **   workers(id, update_id, host, pid, started_ns, seen_at: its last beat,
-**     left_at), by the server's clock
+**     left_at, by the server's clock; stats: JSON, what it did)
 **   work_items(id, update_id, path, item (CBOR), state: 0 ready,
 **     1 claimed, 2 done, worker_id, tries) + a partial index of the items
 **     not done
@@ -80,7 +80,7 @@ static const char schema_sql[] =
   "CREATE TABLE workers(id bigserial PRIMARY KEY,"
   " update_id bigint NOT NULL, host bytea, pid bigint,"
   " started_ns bigint NOT NULL, seen_at timestamptz NOT NULL DEFAULT now(),"
-  " left_at timestamptz);"
+  " left_at timestamptz, stats bytea);"
   "CREATE INDEX workers_update ON workers(update_id);"
   "CREATE TABLE work_items(id bigserial PRIMARY KEY,"
   " update_id bigint NOT NULL, path bytea NOT NULL, item bytea,"

@@ -111,6 +111,7 @@ static int emit_work_items(PgStore *s, PGresult *r, tide_StoreWorkItemFn fn,
     w.id = pg_int(r, i, 0);
     w.path = pg_bytes(r, i, 1, &w.path_len);
     w.item = pg_bytes(r, i, 2, &w.item_len);
+    w.tries = pg_int(r, i, 3);
     rc = fn(arg, &w);
   }
   return rc;
@@ -140,7 +141,7 @@ int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
          " ORDER BY w.id LIMIT $3 FOR UPDATE SKIP LOCKED)"
          " UPDATE work_items w SET state = 1, worker_id = $2,"
          " tries = tries + 1 FROM c WHERE w.id = c.id"
-         " RETURNING w.id, w.path, w.item",
+         " RETURNING w.id, w.path, w.item, w.tries",
          &p, what, &r)) != 0)
     return rc;
   if ((rc = tide_pgs_flush(s)) != 0) {
@@ -150,16 +151,33 @@ int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
   rc = emit_work_items(s, r, fn, arg);
   PQclear(r);
   if (rc || open == NULL) return rc;
-  p.n = 0;
+  return tide_pgs_work_open(s, update_id, open);
+}
+
+int tide_pgs_work_open(PgStore *s, int64_t update_id, int64_t *open) {
+  PGresult *r;
+  PgParams p = {0};
+  int rc;
   pg_param_int(&p, update_id);
   if ((rc = tide_pgs_read(s, PG_WORK_OPEN,
                           "SELECT count(*) FROM work_items"
                           " WHERE update_id = $1 AND state < 2",
-                          &p, what, &r)) != 0)
+                          &p, "cannot count work items", &r)) != 0)
     return rc;
   *open = pg_int(r, 0, 0);
   PQclear(r);
   return 0;
+}
+
+int tide_pgs_work_redo(PgStore *s, int64_t update_id, const char *path,
+                       size_t path_len) {
+  PgParams p = {0};
+  pg_param_int(&p, update_id);
+  pg_param_bytes(&p, path, path_len);
+  return tide_pgs_write(s, PG_WORK_REDO,
+                        "UPDATE work_items SET state = 0, worker_id = NULL"
+                        " WHERE update_id = $1 AND path = $2",
+                        &p, "cannot record a work item");
 }
 
 int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id) {
@@ -175,16 +193,18 @@ int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id) {
                         &p, "cannot mark a work item done");
 }
 
-int tide_pgs_worker_leave(PgStore *s, int64_t worker_id) {
+int tide_pgs_worker_leave(PgStore *s, int64_t worker_id, const char *stats,
+                          size_t stats_len) {
   PgParams p = {0};
   int rc;
   pg_param_int(&p, worker_id);
+  pg_param_bytes(&p, stats, stats_len);
   if ((rc = tide_pgs_write(s, PG_WORKER_LEAVE,
                            "WITH f AS (UPDATE work_items SET state = 0,"
                            " worker_id = NULL WHERE worker_id = $1"
                            " AND state = 1)"
-                           " UPDATE workers SET left_at = now()"
-                           " WHERE id = $1",
+                           " UPDATE workers SET left_at = now(),"
+                           " stats = $2 WHERE id = $1",
                            &p, "cannot record a worker leaving")) != 0)
     return rc;
   return tide_pgs_flush(s);
@@ -201,6 +221,7 @@ static int emit_worker(const PGresult *r, int row, tide_StoreWorkerFn fn,
   w.done = pg_int(r, row, 5);
   w.seen_ms_ago = pg_int(r, row, 6);
   w.left = PQgetvalue(r, row, 7)[0] != 0;
+  w.stats = pg_bytes(r, row, 8, &w.stats_len);
   return fn(arg, &w);
 }
 
@@ -217,7 +238,7 @@ int tide_pgs_worker_each(PgStore *s, int64_t update_id,
                      " (SELECT count(*) FROM work_items w"
                      " WHERE w.worker_id = k.id AND w.state = 2),"
                      " (extract(epoch FROM now() - k.seen_at) * 1000)::int8,"
-                     " k.left_at IS NOT NULL"
+                     " k.left_at IS NOT NULL, k.stats"
                      " FROM workers k WHERE k.update_id = $1 ORDER BY k.id",
                      &p, "cannot list the workers", &r);
   if (rc) return rc;

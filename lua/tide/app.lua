@@ -31,6 +31,9 @@ local UPDATE_OPTIONS = {
   allow_empty = true, empty_guard = true,
   rescan = true, on_cycle = true, on_message = true, on_watching = true,
   on_cycle_start = true, loop = true,
+  -- A shared update's part (share.lua): what the CLI's update --workers
+  -- and worker commands give.
+  share = true,
 }
 
 -- A limit option's value: a positive integer. [level: the caller's]
@@ -99,7 +102,7 @@ end
 -- next updates reuse the open store, the loop and the index. An app a C
 -- host loaded (tide_engine_load) has its host's engine. loop: the luv
 -- module, whose loop the engine is made on (the first update only).
-local function engine_for(app, db, loop)
+local function engine_for(app, db, loop, shared)
   local bound = app.engine
   if bound then
     if db ~= nil and db ~= bound:db() then
@@ -118,7 +121,9 @@ local function engine_for(app, db, loop)
   db = db or ".tide/state.db"
   local abs = (db:sub(1, 1) == "/" or core.store_is_postgres(db)) and db
     or (cwd .. "/" .. db)
-  local e = app.engines[abs]
+  -- A worker's engine writes without the writer lock: not the lead's.
+  local key = shared and abs .. "\0worker" or abs
+  local e = app.engines[key]
   if e then
     if loop ~= nil and app.luv_of[e] ~= loop then
       return nil, fmt("app %s: the loop option is for the first update "
@@ -137,9 +142,10 @@ local function engine_for(app, db, loop)
     luv_loop, err = core.luv_loop()
     if not luv_loop then return nil, fmt("app %s: %s", app.name, err) end
   end
-  e, err, code = core.engine_new { base = cwd, db = abs, loop = luv_loop }
+  e, err, code = core.engine_new { base = cwd, db = abs, loop = luv_loop,
+                                  shared = shared }
   if not e then return nil, err, code end
-  app.engines[abs] = e
+  app.engines[key] = e
   app.luv_of[e] = loop
   return e
 end
@@ -171,7 +177,8 @@ local function cycle(app, opts, fn, counted)
     -- define its functions.
     error(fmt("app %s does not run in a tide worker", app.name), 3)
   end
-  local e, err, code = engine_for(app, opts.db, opts.loop)
+  local e, err, code = engine_for(app, opts.db, opts.loop,
+                                  opts.share and opts.share.role == "worker")
   if not e then return nil, err, code end
   err = inside_loop(app, e, "an update")
   if err then return nil, err end
@@ -380,7 +387,8 @@ function App:cycle(opts, seen)
     if e.path == "" and e.kind == nil and not stats.interrupted then
       local message = "main of app " .. self.name .. " failed: " .. e.message
       -- The cycle ran on this engine: its host reads the message there.
-      engine_for(self, opts.db):fail(message)
+      engine_for(self, opts.db, nil,
+                 opts.share and opts.share.role == "worker"):fail(message)
       return nil, message, stats
     end
   end

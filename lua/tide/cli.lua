@@ -12,6 +12,8 @@ local fmt = string.format
 
 local M = {}
 
+local share_options, lead_share
+
 M.usage = [[
 usage: tide COMMAND [ARGS]
 
@@ -19,8 +21,16 @@ commands:
   update PIPELINE.lua [--full-reprocess] [--reset] [--preview] [--db PATH]
                       [--allow-empty] [--max-inflight N] [--jobs N]
                       [--quiet] [--json] [--live|-L] [--rescan SECONDS]
+                      [--workers N] [--lease SECONDS]
                              bring the pipeline's targets up to date; with
-                             --live, then keep them so as files change
+                             --live, then keep them so as files change;
+                             with --workers (a PostgreSQL store), N worker
+                             processes share the work
+  worker PIPELINE.lua --db postgresql://... [--update ID] [--wait SECONDS]
+                      [--lease SECONDS] [--jobs N] [--max-inflight N]
+                      [--quiet] [--json]
+                             join an update another process runs (tide
+                             update --workers) and take a share of it
   live PIPELINE.lua [...]    update --live
   drop PIPELINE.lua [--force] [--db PATH]
                              delete every target state the app owns, then
@@ -32,6 +42,8 @@ commands:
   verify PIPELINE.lua [--repair] [--json] [--db PATH]
                              compare every target with what the store says
                              it holds; --repair writes back what drifted
+  show PIPELINE.lua --workers [--json] [--db PATH]
+                             the workers of the app's latest shared update
   ls [--db PATH]             the apps in a state store
   run SCRIPT.lua [ARGS...]   run a Lua 5.4 script with tide preloaded
                              ("-" reads the script from standard input)
@@ -119,12 +131,65 @@ end
 commands["--help"] = commands.help
 commands["-h"] = commands.help
 
+-- --workers and --lease: the number of workers (nil when not given) and
+-- the lease in milliseconds, or a message.
+function share_options(opts, command)
+  local workers = opts.workers and math.tointeger(tonumber(opts.workers))
+  if opts.workers and (not workers or workers < 1) then
+    return nil, nil, command .. ": --workers must be a positive integer"
+  end
+  local lease = opts.lease and tonumber(opts.lease)
+  if opts.lease and (not lease or lease <= 0) then
+    return nil, nil, command .. ": --lease must be a positive number of "
+      .. "seconds"
+  end
+  return workers, lease and math.floor(lease * 1000 + 0.5)
+end
+
+-- The lead's part of a shared update: n workers started as this
+-- executable's `worker` command once the update is open, with the flags
+-- forward, reaped at the end; starting() says whether one of them still
+-- runs.
+function lead_share(pipeline, db, n, lease_ms, forward)
+  local pids, exe = {}, assert(core.exe_path())
+  local share = { role = "lead", lease_ms = lease_ms }
+  function share.on_open(update_id)
+    for i = 1, n do
+      local argv = { exe, "worker", pipeline, "--db", db, "--update",
+                     tostring(update_id), "--quiet" }
+      if lease_ms then
+        argv[#argv + 1] = "--lease=" .. tostring(lease_ms / 1000)
+      end
+      for _, flag in ipairs(forward) do argv[#argv + 1] = flag end
+      local pid, err = core.spawn(argv)
+      if not pid then error({ tide_fatal = true, message = err }, 0) end
+      pids[i] = pid
+    end
+  end
+  function share.starting()
+    for _, pid in ipairs(pids) do
+      if pids[pid] == nil and core.reap(pid) == nil then return true end
+      pids[pid] = true
+    end
+    return false
+  end
+  -- Workers that are still running when the update ends (it failed) are
+  -- waited for: they end once no item is left.
+  function share.finish()
+    for _, pid in ipairs(pids) do
+      while not pids[pid] and core.reap(pid) == nil do core.sleep(0.02) end
+      pids[pid] = true
+    end
+  end
+  return share
+end
+
 function commands.update(...)
   local opts, pos = parse({ ... }, {
     ["full-reprocess"] = "bool", reset = "bool", preview = "bool",
     db = "value", jobs = "value", quiet = "bool", json = "bool",
     live = "bool", ["allow-empty"] = "bool", ["max-inflight"] = "value",
-    rescan = "value",
+    rescan = "value", workers = "value", lease = "value",
   }, { ["-L"] = "live" })
   if not opts then
     say("update: %s", pos)
@@ -161,10 +226,40 @@ function commands.update(...)
     say("update: --live cannot --preview: live mode writes as it goes")
     return 2
   end
+  local workers, lease, why = share_options(opts, "update")
+  if why then
+    say("%s", why)
+    return 2
+  end
+  if opts.lease and not workers then
+    say("update: --lease is for --workers")
+    return 2
+  end
+  if workers and (opts.live or opts.preview) then
+    say("update: --workers shares a catch-up update; it cannot %s",
+        opts.live and "run live" or "preview")
+    return 2
+  end
+  local pipeline = absolute(pos[1], assert(core.getcwd()))
   local app, db = load_pipeline(pos[1], opts.db)
   if not app then
     say("%s", db)
     return 2
+  end
+  local share
+  if workers then
+    if not core.store_is_postgres(db) then
+      say("update: --workers needs a PostgreSQL state store (--db "
+          .. "postgresql://...): workers share the update through it")
+      return 2
+    end
+    -- Each worker runs as this process would.
+    local forward = {}
+    if jobs then forward[#forward + 1] = "--jobs=" .. tostring(jobs) end
+    if inflight then
+      forward[#forward + 1] = "--max-inflight=" .. tostring(inflight)
+    end
+    share = lead_share(pipeline, db, workers, lease, forward)
   end
   -- The first SIGINT or SIGTERM stops the run: the components stuck in
   -- their code are interrupted, what completed is committed, and the exit
@@ -193,8 +288,9 @@ function commands.update(...)
     end,
     on_preview = opts.preview and report.preview_printer(io_stdout,
                                                          opts.json) or nil,
-    on_progress = progress.update,
+    on_progress = progress.update, share = share,
   }
+  if share then share.finish() end
   app:close()
   progress.clear()
   failures.finish()
@@ -279,6 +375,73 @@ end
 
 function commands.live(...)
   return commands.update("--live", ...)
+end
+
+-- tide worker: joins an update the lead runs, takes items until none is
+-- left, and prints its own counts.
+function commands.worker(...)
+  local opts, pos = parse({ ... }, {
+    db = "value", update = "value", wait = "value", lease = "value",
+    jobs = "value", quiet = "bool", json = "bool", ["max-inflight"] = "value",
+  })
+  if not opts or #pos ~= 1 then
+    say("worker: %s", opts and "expected one pipeline file" or pos)
+    io_stderr:write(M.usage)
+    return 2
+  end
+  local _, lease, why = share_options(opts, "worker")
+  if why then
+    say("%s", why)
+    return 2
+  end
+  local update = opts.update and math.tointeger(tonumber(opts.update))
+  local wait = opts.wait and tonumber(opts.wait)
+  local jobs = opts.jobs and math.tointeger(tonumber(opts.jobs))
+  local inflight = opts["max-inflight"]
+    and math.tointeger(tonumber(opts["max-inflight"]))
+  if (opts.update and (not update or update < 1))
+     or (opts.wait and (not wait or wait < 0))
+     or (opts.jobs and (not jobs or jobs < 1))
+     or (opts["max-inflight"] and (not inflight or inflight < 1)) then
+    say("worker: --update, --jobs and --max-inflight take a positive "
+        .. "integer, --wait a number of seconds")
+    return 2
+  end
+  local app, db = load_pipeline(pos[1], opts.db)
+  if not app then
+    say("%s", db)
+    return 2
+  end
+  if not core.store_is_postgres(db) then
+    say("worker: a worker joins an update through a PostgreSQL state store "
+        .. "(--db postgresql://...)")
+    return 2
+  end
+  -- A stop (SIGTERM, SIGINT) ends the worker: what it finished is
+  -- committed, and what it holds is free for others at once.
+  core.trap_signals(debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$"))
+  local failures = report.error_printer(say)
+  local stats, errors = app:update {
+    db = db, jobs = jobs, max_inflight = inflight,
+    share = { role = "worker", update_id = update, lease_ms = lease,
+              wait_s = wait },
+    on_error = function(path, message)
+      if path ~= "" then failures.component(path, message) end
+    end,
+  }
+  app:close()
+  failures.finish()
+  if not stats then
+    say("%s", errors)
+    return 2
+  end
+  if opts.json then
+    io_stdout:write(report.stats_json(stats), "\n")
+  elseif not opts.quiet then
+    io_stdout:write(report.stats_line(stats), "\n")
+  end
+  if stats.interrupted then return 130 end
+  return #errors > 0 and 1 or 0
 end
 
 -- Parses a command that takes one pipeline file and loads it: returns
@@ -369,14 +532,28 @@ end
 
 function commands.show(...)
   local opts, pos = parse({ ... }, { tree = "bool", ["target-states"] = "bool",
-                                     json = "bool", db = "value" })
+                                     json = "bool", db = "value",
+                                     workers = "bool" })
   if not opts or #pos < 1 or #pos > 2 then
     say("show: %s", opts and "expected a pipeline file and an optional path"
         or pos)
     return 2
   end
+  if opts.workers and (pos[2] or opts.tree or opts["target-states"]) then
+    say("show: --workers lists the workers only: no path, --tree or "
+        .. "--target-states with it")
+    return 2
+  end
   local app, db = load_pipeline(pos[1], opts.db)
   if not app then say("%s", db) return 2 end
+  if opts.workers then
+    if not core.store_is_postgres(db) then
+      say("show: --workers: workers share updates through a PostgreSQL "
+          .. "state store (--db postgresql://...)")
+      return 2
+    end
+    return report_from(db, report.workers, app, opts)
+  end
   return report_from(db, report.show, app, pos[2], opts)
 end
 

@@ -16,6 +16,7 @@ local sched = require "tide.sched"
 local reconcile = require "tide.reconcile"
 local calls = require "tide.calls"
 local parallel = require "tide.parallel"
+local sharemod = require "tide.share"
 
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
       next = type, error, pairs, ipairs, tostring, setmetatable, select,
@@ -272,6 +273,15 @@ local function run_component(frame)
   local ok, results
   if input_ok then
     ok, results = process(run, frame, fn, frame.args)
+    -- A shared update: the lead waits for the workers, a worker claims
+    -- and runs items, once main has said what they are (share.lua).
+    local share = frame.is_root and run.share
+    if ok and share then
+      local fine, err = pcall(share.after_main, run)
+      if not fine then ok, results = false, err end
+      -- A worker's root is the lead's to record.
+      if ok and share.role == "worker" then return true end
+    end
   else
     ok, results = false, input_err
   end
@@ -319,7 +329,7 @@ end
 
 -- Creates a child component frame and its task. `mode` is "mount" (a
 -- failure stays in the child) or "use" (the caller gets the value).
-local function mount(parent, path, fn, args, source_key)
+local function mount(parent, path, fn, args, source_key, work_item)
   local run = parent.run
   -- The memoized calls of the running task (a map item's are its own).
   local task = sched.current()
@@ -330,12 +340,16 @@ local function mount(parent, path, fn, args, source_key)
   end
   -- Paths are unique in the run (run.mounted), which covers a parent's
   -- own children: no per-parent set.
-  if run.mounted[path] then
-    fail(fmt("two components mounted at the same path %s", path), 3)
-  end
-  local seen = run:seen(path)
-  if seen and seen ~= "none" then
-    fail(fmt("two components mounted at the same path %s", path), 3)
+  -- A shared update's item run by the lead in a second round was
+  -- mounted (delegated) once already.
+  if not work_item then
+    if run.mounted[path] then
+      fail(fmt("two components mounted at the same path %s", path), 3)
+    end
+    local seen = run:seen(path)
+    if seen and seen ~= "none" then
+      fail(fmt("two components mounted at the same path %s", path), 3)
+    end
   end
   run.mounted[path] = true
   -- memo_stack, deps, memos and declared are made when
@@ -348,6 +362,7 @@ local function mount(parent, path, fn, args, source_key)
     co = nil, done = nil, input = nil, defer_input = nil, value = nil,
     declared = nil, state_bytes = nil, id = nil,
   }
+  frame.work_item = work_item
   -- The frame is the scheduler's task (co and done are the scheduler's).
   sched.spawn(run.sched, frame)
   -- A component waits for its children before it is recorded (see
@@ -429,6 +444,11 @@ end
 function M.mount(...)
   local parent = need_frame("tide.mount", 2)
   local p, fn, args = path_and_fn("tide.mount", 2, ...)
+  local share = parent.is_root and parent.run.share
+  if share and share.role == "worker" then
+    -- The lead runs main's own components.
+    return setmetatable({ frame = { done = true } }, Mounted)
+  end
   local frame = mount(parent, resolve_path(parent, p, fn), fn, args)
   return setmetatable({ frame = frame }, Mounted)
 end
@@ -656,6 +676,13 @@ function M.mount_each(...)
   local items = rest[1]
   local base = p and resolve_path(parent, p, fn) or child_path(parent, fn.name)
   local run = parent.run
+  -- A shared update: main's items are work items (share.lua). A worker
+  -- only learns which function and arguments they take.
+  local share = parent.is_root and run.share
+  if share then
+    sharemod.register(run, base, fn, rest, items)
+    if share.role == "worker" then return end
+  end
   local failed = {}
   local on_error = source_error_handler(run, base, items, failed)
   if type(items) == "table" and items.kind == "fs.walk" and fn.memo
@@ -736,11 +763,16 @@ function M.mount_each(...)
       end
     end
     do
+      local source_key = source_name
+        and (source_name .. ":" .. tostring(key)) or tostring(key)
+      if share and sharemod.delegate(run, path, base, key, nil, value,
+                                     source_key) then
+        goto next
+      end
       local args = { n = n }
       args[1] = value
       for i = 2, n do args[i] = rest[i] end
-      local frame = mount(parent, path, fn, args, source_name
-        and (source_name .. ":" .. tostring(key)) or tostring(key))
+      local frame = mount(parent, path, fn, args, source_key)
       frame.input = input
       sched.throttle(run.sched)
     end
@@ -822,6 +854,10 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
     if file == nil then break end
     if not file then
       on_error(relpath, errno_text(errno))
+    elseif run.share and parent.is_root and sharemod.delegate(run,
+           base .. "/" .. file.path, base, file.path, file.path, nil,
+           source_name .. ":" .. file.path) then
+      sched.carry(run.sched, 1) -- done here: a worker runs it
     else
       local args = { n = n, file }
       for i = 2, n do args[i] = rest[i] end
@@ -1235,5 +1271,8 @@ function M.abort_component(task, message)
   end
   return M.component_failed(task.run, task, message)
 end
+
+-- What share.lua mounts a claimed item with.
+M.mount_component = mount
 
 return M

@@ -372,6 +372,10 @@ function write_batch(run, batch)
     local id = put_component(run, frame,
       (frame.incomplete or frame.shrunk) and 2 or 0) -- engine.STATUS_*
     frame.id = id
+    -- A shared update's item is done in the batch that records it.
+    if frame.work_item then
+      store:work_done(frame.work_item, run.share.worker_id)
+    end
     record_memo_refs(run, frame, id)
     record_container_owner(run, frame, id)
     -- Released in the same transaction as the component's new state, so a

@@ -32,6 +32,16 @@ local STATS = order { "app", "elapsed_ms", "components", "targets",
                       "functions" }
 local STATS_INTERRUPTED = order { "app", "elapsed_ms", "components",
                                   "targets", "functions", "interrupted" }
+-- A shared update's (update --workers) add what each worker did.
+local STATS_SHARED = order { "app", "elapsed_ms", "components", "targets",
+                             "functions", "workers" }
+local STATS_SHARED_INTERRUPTED = order { "app", "elapsed_ms", "components",
+                                         "targets", "functions", "workers",
+                                         "interrupted" }
+local WORKER = order { "id", "host", "pid", "done", "components" }
+local WORKER_SHOWN = order { "id", "host", "pid", "claimed", "done",
+                             "seen_ms_ago", "left" }
+local WORKERS_SHOWN = order { "app", "update", "listed", "workers" }
 local COMPONENTS = order { "added", "reprocessed", "deleted", "unchanged",
                            "errors" }
 local TARGETS = order { "inserted", "updated", "deleted" }
@@ -69,12 +79,25 @@ local function json_string(s) return json(s) end
 function M.stats_json(stats)
   local fns = {}
   for name, f in pairs(stats.functions) do fns[name] = ordered(f, CALLS) end
-  local o = ordered(stats, stats.interrupted and STATS_INTERRUPTED or STATS)
+  local shared = stats.workers ~= nil
+  local o = ordered(stats, stats.interrupted
+    and (shared and STATS_SHARED_INTERRUPTED or STATS_INTERRUPTED)
+    or (shared and STATS_SHARED or STATS))
   -- Milliseconds to one decimal, as a float: 123.4, 5.0.
   o.elapsed_ms = math.floor(stats.elapsed_ms * 10 + 0.5) / 10
   o.components = ordered(stats.components, COMPONENTS)
   o.targets = ordered(stats.targets, TARGETS)
   o.functions = fns
+  -- A shared update's: what each worker did.
+  if stats.workers then
+    local list = {}
+    for i, w in ipairs(stats.workers) do
+      list[i] = ordered(w, WORKER)
+      list[i].components = w.components
+        and ordered(w.components, COMPONENTS) or nil
+    end
+    o.workers = as_list(list)
+  end
   return json(o)
 end
 
@@ -208,6 +231,38 @@ end
 local function iso_time(ns)
   if not ns or ns == 0 then return "never" end
   return os.date("!%Y-%m-%d %H:%M:%S UTC", ns // 1000000000)
+end
+
+-- show --workers: the workers of the app's shared update under way,
+-- with what they hold and have done and how long since each beat.
+function M.workers(store, app, opts)
+  local app_id = app_id_of(store, app)
+  local update, state = store:update_current(app_id)
+  local list = update and store:workers(update) or {}
+  if opts.json then
+    local out = {}
+    for i, w in ipairs(list) do
+      out[i] = ordered({ id = w.id, host = w.host, pid = w.pid,
+                         claimed = w.claimed, done = w.done,
+                         seen_ms_ago = w.seen_ms_ago, left = w.left },
+                       WORKER_SHOWN)
+    end
+    return json(ordered({ app = app.name, update = update,
+                          listed = update and state >= 1 or nil,
+                          workers = as_list(out) }, WORKERS_SHOWN)) .. "\n"
+  end
+  if not update then
+    return fmt("%s: no shared update is under way\n", app.name)
+  end
+  local lines = { fmt("%s: update %d, %s", app.name, update,
+                      state >= 1 and "listed" or "listing") }
+  for _, w in ipairs(list) do
+    lines[#lines + 1] = fmt("  worker %d  %s pid %d  %d held, %d done, %s",
+      w.id, w.host or "?", w.pid or 0, w.claimed, w.done,
+      w.left and "left" or fmt("last beat %.1f s ago", w.seen_ms_ago / 1000))
+  end
+  if #list == 0 then lines[#lines + 1] = "  no worker has joined" end
+  return table.concat(lines, "\n") .. "\n"
 end
 
 function M.show(store, app, under, opts)

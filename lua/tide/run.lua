@@ -8,6 +8,7 @@ local sched = require "tide.sched"
 local engine = require "tide.engine"
 local reconcile = require "tide.reconcile"
 local verify = require "tide.verify"
+local sharemod = require "tide.share"
 
 local type, error, pairs, ipairs, tostring, setmetatable, pcall =
   type, error, pairs, ipairs, tostring, setmetatable, pcall
@@ -82,6 +83,25 @@ function M.new(app, opts, parts)
     run.verified = {}
   end
   run.app_id = store:app(app.name, true)
+  -- A shared update (share.lua): opts.share = { role = "lead" | "worker",
+  -- update_id (a worker's), lease_ms, starting (the lead's: whether
+  -- workers it started may still join) }.
+  if opts.share then
+    run.share = {
+      role = opts.share.role, update_id = opts.share.update_id,
+      lease_ms = opts.share.lease_ms or sharemod.LEASE_MS,
+      starting = opts.share.starting, on_open = opts.share.on_open,
+      wait_s = opts.share.wait_s, bases = {}, items = 0, claimed = 0,
+      failed_items = {}, per_worker = {},
+      after_main = opts.share.role == "lead" and sharemod.lead
+        or function(r) sharemod.work(r, r.share.worker_id) end,
+    }
+    -- A worker records its items in small batches: what it finished is
+    -- done for all to see, and not redone if it dies.
+    if run.share.role == "worker" then
+      run.batch_size = math.min(run.batch_size, sharemod.BATCH)
+    end
+  end
   run.owner = M.owner(store, app.name)
   if opts.preview then store:set_batch_limits(1 << 62, 1 << 62) end
   -- The memo cache answers hits unless every body must run again.
@@ -441,6 +461,10 @@ function Run:record_failure(frame, message)
     deps_fp = prev.deps_fp, source_key = frame.source_key,
     status = engine.STATUS_ERROR, error = message,
   }
+  -- A shared update's item is done, failed: the next update runs it.
+  if frame.work_item then
+    self.store:work_done(frame.work_item, self.share.worker_id)
+  end
 end
 
 function Run:preview(container, changes)
@@ -547,7 +571,10 @@ function Run:execute()
   -- A run a signal stopped may have interrupted a custom target's apply.
   self.crashed = last ~= nil
     and (last.finished_ns == 0 or last.status == RUN_INTERRUPTED)
-  self.run_id = (not self.opts.preview) and
+  local share = self.share
+  local worker = share and share.role == "worker"
+  -- A worker's part is logged by the lead's run.
+  self.run_id = (not self.opts.preview and not worker) and
     self.store:run_begin(self.app_id) or nil
   -- In a host's step, each part of the cycle may end the step (lsched.c,
   -- give_back): the next one goes on from there.
@@ -555,7 +582,17 @@ function Run:execute()
   s:give_back()
   self:load()
   s:give_back()
-  self:recover()
+  if not worker then self:recover() end
+  if share and not worker then
+    share.update_id = self.store:update_open(self.app_id)
+    self.store:flush()
+    if share.on_open then share.on_open(share.update_id) end
+  elseif worker and not sharemod.join(self, share.update_id, share.wait_s)
+  then
+    -- Nothing to join: the update ended before this worker came.
+    self.stats.elapsed_ms = now_ms() - started
+    return self.stats, self.errors
+  end
   sched.reset(self.sched, { runner = engine.run_task,
                             on_abort = engine.abort_component,
                             max_inflight = self.opts.max_inflight,
@@ -596,12 +633,24 @@ function Run:execute()
     -- Components record themselves only after all they mounted, so what
     -- was cut short leaves nothing recorded over unfinished children.
     self.stats.interrupted = true
-  else
+  elseif not worker then
     finish_deletions(self)
     s:give_back()
     collect_memos(self)
   end
-  finish_containers(self)
+  -- The end of a shared update is the lead's; a worker leaves with its
+  -- counts, its unfinished items free for others.
+  if worker then
+    sharemod.leave(self)
+  else
+    finish_containers(self)
+  end
+  if share and not worker then
+    self.stats.workers = share.per_worker
+    if interrupted then
+      self.store:update_set(share.update_id, sharemod.FINISHED)
+    end
+  end
   self.stats.elapsed_ms = now_ms() - started
   if self.run_id then
     self.store:run_finish(self.run_id, interrupted and RUN_INTERRUPTED

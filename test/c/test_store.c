@@ -2224,7 +2224,7 @@ static void test_pg_work(void) {
   CHECK_EQ_INT(tide_store_work_done(a, 2, wa), 0);
   CHECK_EQ_INT(tide_store_flush(a), TIDE_ESTORE);
   /* b leaves: what it holds is a's to claim at once. */
-  CHECK_EQ_INT(tide_store_worker_leave(b, wb), 0);
+  CHECK_EQ_INT(tide_store_worker_leave(b, wb, LIT("{}")), 0);
   got = claim(a, u, wa, 10, 60000, &open);
   CHECK_EQ_INT(got.count, 4);
   for (i = 0; i < got.count && i < 16; i++)

@@ -1,0 +1,334 @@
+-- An update shared by worker processes (DESIGN.md, scale-out), on a
+-- PostgreSQL state store (store.h, "Shared updates").
+--
+-- The lead (`tide update --workers N`) runs the update as one process
+-- would, but each item of a mount_each of main that must run becomes a
+-- work item in the store: the component's path, what the source gave
+-- (a file's path, a row), and the item's source key. Then it waits until
+-- every item is done, and ends the update itself: deletions, memo
+-- collection, the run's record.
+--
+-- A worker (`tide worker`, or one the lead starts) loads the same
+-- pipeline and runs main, whose mount_each calls only say which function
+-- and which extra arguments each set of items takes (the walk is the
+-- lead's); then it claims items in small batches, mounts each as a
+-- component of its own run (always run in full), and marks it done in
+-- the store batch that records the component, so an item is committed
+-- once. A worker whose lease runs out (it died, or stopped beating) has
+-- its items claimed by another; one that lost an item fails the batch
+-- that would record it twice. A worker leaves when no item is left, with
+-- its counts, which the lead adds to its own.
+--
+-- A batch a worker recorded but did not finish applying (it died in
+-- between) leaves its intent; once every worker is gone the lead turns
+-- such states unknown (the crash protocol, Run:recover) and runs their
+-- components again itself, so the update ends with the targets whole.
+--
+-- What runs where: the items of mount_each calls made by main are
+-- shared; components main mounts one by one (tide.mount, use_mount) and
+-- what the items mount below themselves run in the process that runs
+-- main's or the item's, as one process would.
+local core = require "tide.core"
+local sched = require "tide.sched"
+
+local encode, decode = core.cbor_encode, core.cbor_decode
+local fmt = string.format
+
+local M = {}
+
+M.LISTING, M.LISTED, M.FINISHED = 0, 1, 2
+
+-- Items a worker claims at once, and holds at most: small, so that work
+-- spreads evenly.
+local CLAIM = 16
+local HELD = 64
+-- The components a worker records in one store batch.
+M.BATCH = 32
+-- How often a worker with nothing to claim, or the lead, looks again.
+local POLL_S = 0.02
+-- How long a worker's lease lasts without a beat, by default.
+M.LEASE_MS = 30000
+
+local function sleep(s)
+  -- In a task, the other tasks run meanwhile.
+  core.sleep(s)
+end
+
+local function hex(s)
+  return (s:gsub(".", function(c) return fmt("%02x", c:byte()) end))
+end
+
+local function unhex(h)
+  return (h:gsub("..", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+-- ---- The lead ----
+
+-- Records the work item of the component at path instead of mounting it;
+-- false when what the source gave cannot be recorded (a function, a
+-- handle), and the lead mounts it itself.
+function M.delegate(run, path, base, key, file_path, value, source_key)
+  local share = run.share
+  local ok, bytes = pcall(encode, { base, tostring(key), file_path or false,
+                                    value, source_key or false })
+  if not ok then return false end
+  run.store:work_add(share.update_id, path, bytes)
+  run.mounted[path] = true
+  -- Seen by this run: not deleted at its end, nor what it mounts below.
+  run:mark(path, "ran")
+  run:keep_subtree(path)
+  share.items = share.items + 1
+  -- The store's batches hold what the lead records; a long listing
+  -- commits as it goes, so that workers can start.
+  run.store:maybe_flush()
+  return true
+end
+
+-- What main's mount_each calls give each set of items: in a worker (and
+-- in the lead, for a second round) the function and extra arguments.
+function M.register(run, base, fn, rest, items)
+  run.share.bases[base] = { fn = fn, rest = rest, items = items }
+end
+
+-- Counts as integers (JSON gives numbers).
+local function counts(t)
+  local out = {}
+  for k, v in pairs(t or {}) do
+    if type(v) == "number" then out[k] = math.tointeger(v) or v end
+  end
+  return out
+end
+
+-- The counts a worker left, added to the lead's.
+local function add_stats(into, from)
+  for _, group in ipairs { "components", "targets" } do
+    for k, v in pairs(counts(from[group])) do
+      into[group][k] = (into[group][k] or 0) + v
+    end
+  end
+  for name, f in pairs(from.functions or {}) do
+    local mine = into.functions[name]
+    if not mine then
+      into.functions[name] = counts(f)
+    else
+      for k, v in pairs(counts(f)) do mine[k] = (mine[k] or 0) + v end
+    end
+  end
+end
+
+-- Whether some worker of the update may still be at work: one that has
+-- not left and has beaten within the lease.
+local function workers_alive(run)
+  local share = run.share
+  for _, w in ipairs(run.store:workers(share.update_id)) do
+    if not w.left and w.seen_ms_ago < share.lease_ms then return true end
+  end
+  return false
+end
+
+-- The owners of the states left unknown by batches whose apply a worker
+-- did not finish (their intents): their items run again, here.
+local function redo(run)
+  local store, share = run.store, run.share
+  if #store:intents(run.app_id) == 0 then return 0 end
+  local before = {}
+  for path in pairs(run.forced) do before[path] = true end
+  run:recover()
+  local n = 0
+  for path in pairs(run.forced) do
+    if not before[path] and path ~= "" then
+      -- The item the owner belongs to: the shared path it is under.
+      local item = path
+      while item and not share.bases[item:match("^(.*)/[^/]*$") or ""] do
+        item = item:match("^(.*)/[^/]*$")
+      end
+      if item then
+        store:work_redo(share.update_id, item)
+        n = n + 1
+      end
+    end
+  end
+  store:flush()
+  return n
+end
+
+-- The lead's wait, in its root task once main has listed everything:
+-- until every item is done and every worker gone. fail(message) is
+-- called when no worker is left to do what remains.
+function M.lead(run)
+  local store, share = run.store, run.share
+  store:update_set(share.update_id, M.LISTED)
+  store:flush()
+  while true do
+    local open = store:work_open(share.update_id)
+    if open == 0 and not workers_alive(run) then
+      if redo(run) == 0 then break end
+      -- A second round, run by the lead itself.
+      M.work(run, run.store:worker_join(share.update_id, "lead",
+                                        core.getpid()))
+    elseif open > 0 and not workers_alive(run)
+           and not (share.starting and share.starting()) then
+      error({ tide_fatal = true, message = fmt("%d of the update's items "
+              .. "were not done: no worker is left to do them (see tide "
+              .. "show --workers)", open) }, 0)
+    else
+      sleep(POLL_S)
+    end
+  end
+  for _, w in ipairs(store:workers(share.update_id)) do
+    local stats = w.stats and require("cjson").decode(w.stats)
+    if type(stats) == "table" then
+      add_stats(run.stats, stats)
+      -- Memo entries the worker's components stopped using: collected at
+      -- the end of the update, once no worker can still record a use.
+      for _, k in ipairs(stats.memo_candidates or {}) do
+        run.memo_candidates[unhex(k)] = true
+      end
+    end
+    share.per_worker[#share.per_worker + 1] = {
+      id = w.id, host = w.host, pid = w.pid, done = w.done,
+      components = type(stats) == "table" and counts(stats.components)
+        or nil,
+    }
+  end
+  store:update_set(share.update_id, M.FINISHED)
+end
+
+-- ---- A worker ----
+
+-- Waits for the app's update to be listed (the one given, or the latest)
+-- and joins it; returns false when the update given is over already (a
+-- lead with nothing to share ends before its workers start), and fails
+-- when none comes within wait_s seconds.
+function M.join(run, want, wait_s)
+  local store, share = run.store, run.share
+  local deadline = core.now_ms() + (wait_s or 60) * 1000
+  while true do
+    local id, state = store:update_current(run.app_id)
+    if want and id ~= want and (id == nil or id > want) then
+      return false
+    end
+    if id and (not want or id == want) and state == M.LISTED then
+      share.update_id = id
+      share.worker_id = store:worker_join(id, core.hostname() or "?",
+                                          core.getpid())
+      return true
+    end
+    if core.now_ms() > deadline then
+      error({ tide_fatal = true, message = fmt("no update of app %s to "
+              .. "join in %g s (start one with tide update --workers, or "
+              .. "give --wait more seconds)", run.app.name, wait_s or 60) },
+            0)
+    end
+    sleep(POLL_S * 5)
+  end
+end
+
+-- Mounts a claimed item as a component of the worker's run; returns its
+-- frame, or nil when it cannot run here.
+local function mount_item(run, root, item, mount)
+  local share = run.share
+  local ok, t = pcall(decode, item.item)
+  local base = ok and type(t) == "table" and t[1]
+  local b = base and share.bases[base]
+  if not b then
+    run:report_error(item.path, fmt("this worker's pipeline does not mount "
+                     .. "%s: is it the lead's?", tostring(base)))
+    share.failed_items[#share.failed_items + 1] = item.id
+    return
+  end
+  local rest, value = b.rest, t[4]
+  if t[3] then
+    local File = require("tide.fs").File
+    local file, err = core.fs_file(b.items.dir, t[3], File)
+    if not file then
+      run:report_error(item.path, err)
+      share.failed_items[#share.failed_items + 1] = item.id
+      return
+    end
+    file._walk = true -- not read yet: fingerprinted from what is read
+    value = file
+  end
+  local args = { n = rest.n, value }
+  for i = 2, rest.n do args[i] = rest[i] end
+  -- Always in full: the lead found it changed, or its first run died.
+  run.forced[item.path] = true
+  share.claimed = share.claimed + 1
+  return mount(root, item.path, b.fn, args, t[5] or nil, item.id)
+end
+
+-- Claims and runs items until none is left; in the root task of the
+-- worker's run, after main. worker_id: this process's row.
+function M.work(run, worker_id)
+  local store, share = run.store, run.share
+  local mount = require("tide.engine").mount_component
+  share.worker_id = worker_id
+  local reconcile = require "tide.reconcile"
+  local root = sched.current_frame()
+  -- A worker holds no more items than it runs at once (and at most
+  -- HELD), so that the others can take the rest.
+  local cap = math.min(run.sched:limit(), HELD)
+  local held = {}
+  while not run.sched:stopped() do
+    local n = 0
+    for i = 1, #held do
+      if not held[i].done then
+        n = n + 1
+        held[n] = held[i]
+      end
+    end
+    for i = #held, n + 1, -1 do held[i] = nil end
+    if n >= cap then
+      sched.wait(run.sched, held[1])
+      goto again
+    end
+    do
+      local items = store:work_claim(share.update_id, worker_id,
+                                     math.min(CLAIM, cap - n),
+                                     share.lease_ms)
+      for _, item in ipairs(items) do
+        local frame = mount_item(run, root, item, mount)
+        if frame then held[#held + 1] = frame end
+      end
+      -- Items that cannot run here are done with an error, not left.
+      if #share.failed_items > 0 then
+        for _, id in ipairs(share.failed_items) do
+          store:work_done(id, worker_id)
+        end
+        share.failed_items = {}
+        store:flush()
+      end
+      if #items > 0 then goto again end
+    end
+    -- Nothing to claim: what this worker ran is recorded (and its items
+    -- marked done) before it looks again, or waits for what others hold.
+    if #held > 0 then
+      sched.wait(run.sched, held[1])
+    else
+      reconcile.flush(run)
+      if store:work_open(share.update_id) == 0 then break end
+      sleep(POLL_S)
+    end
+    ::again::
+  end
+end
+
+-- What a worker's run leaves in the store when it ends: its counts, and
+-- the memo entries its components stopped using, for the lead.
+function M.leave(run)
+  local share = run.share
+  if not share.worker_id then return end
+  local cjson = require "cjson"
+  local candidates = {}
+  for k in pairs(run.memo_candidates) do
+    candidates[#candidates + 1] = hex(k)
+  end
+  table.sort(candidates)
+  run.store:worker_leave(share.worker_id, cjson.encode({
+    components = run.stats.components, targets = run.stats.targets,
+    functions = run.stats.functions,
+    memo_candidates = candidates,
+  }))
+end
+
+return M

@@ -1,0 +1,311 @@
+-- An update shared by worker processes on a PostgreSQL state store, with
+-- a real PostgreSQL 15 started for this spec: 4 workers give the targets
+-- and the store a one-process run gives, through cold, edited and
+-- no-change runs; a worker killed with SIGKILL is taken over and the
+-- result is the same, each component committed once but for the ones the
+-- lead runs again; a worker started by hand joins and takes work; SIGTERM
+-- frees a worker's items at once; show --workers lists them; and what
+-- cannot be shared is refused with a message.
+local helpers = require "test.spec.helpers"
+local pg = require "test.spec.pg_helpers"
+local postgres = require "tide.postgres"
+local sqlite = require "tide.sqlite"
+local cjson = require "cjson"
+
+local q = helpers.q
+local dir, conn
+
+setup(function() dir, conn = pg.start() end)
+
+teardown(function()
+  pg.stop(dir)
+  helpers.cleanup()
+end)
+
+local must = pg.must
+
+local function rows(sql, params)
+  return must(postgres.query(conn, sql, params)).rows
+end
+
+local function location(schema)
+  return ("postgresql:///postgres?host=%s&user=tide&schema=%s")
+    :format(dir, schema)
+end
+
+-- Each document is counted by a memoized function (a memo entry per
+-- text, shared by the workers) and written as a row; SLEEP_MS stands in
+-- for a model call.
+local PIPELINE = [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "path", "string", key = true },
+  { "title", "string" },
+  { "words", "integer" },
+})
+local count = tide.fn("count", { memo = true }, function(text)
+  local n = 0
+  for _ in text:gmatch("%S+") do n = n + 1 end
+  return n
+end)
+local pause = tonumber(os.getenv("SLEEP_MS") or "0") / 1000
+local process = tide.fn("process", { memo = true }, function(file, docs)
+  if pause > 0 then tide.sleep(pause) end
+  local text = file:text()
+  docs:row(Doc { path = file.path, title = text:match("^([^\n]*)"),
+                 words = count(text) })
+end)
+return tide.app("docs", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), docs)
+end)
+]]
+
+local function project(n)
+  local d = helpers.tmpdir()
+  helpers.write(d .. "/pipeline.lua", PIPELINE)
+  for i = 1, n do
+    helpers.write(("%s/docs/d%03d.txt"):format(d, i),
+                  ("Document %d\n%s\n"):format(i, ("w "):rep(i % 5 + 1)))
+  end
+  return d
+end
+
+local function tide(d, env, args)
+  return helpers.run(("cd %s && env %s %s %s"):format(q(d), env or "",
+                                                        helpers.tide, args))
+end
+
+local function update(d, db, extra, env)
+  local out, err, code = tide(d, env, ("update pipeline.lua --db %s --json %s")
+    :format(q(db), extra or ""))
+  assert(code == 0, "update failed: " .. tostring(err) .. out)
+  return cjson.decode(out)
+end
+
+local function target_rows(d)
+  local db = assert(sqlite.open(d .. "/out.db", "read"))
+  local lines = {}
+  for _, r in ipairs(assert(db:rows("SELECT * FROM docs ORDER BY path"))) do
+    lines[#lines + 1] = ("%s|%s|%d"):format(r.path, r.title, r.words)
+  end
+  db:close()
+  return table.concat(lines, "\n")
+end
+
+-- What a schema's store holds that does not depend on which process
+-- wrote it (ids, times and file identities aside).
+local function store_content(schema)
+  local parts = {}
+  local function add(sql)
+    for _, r in ipairs(rows((sql:gsub("S%.", schema .. ".")))) do
+      local cells = {}
+      for k, v in pairs(r) do cells[#cells + 1] = k .. "=" .. tostring(v) end
+      table.sort(cells)
+      parts[#parts + 1] = table.concat(cells, " ")
+    end
+  end
+  add("SELECT encode(path, 'escape') AS path, encode(fn_name, 'escape') AS fn,"
+      .. " encode(logic_fp, 'hex') AS logic, encode(input_fp, 'hex') AS input,"
+      .. " encode(source_key, 'escape') AS source_key,"
+      .. " encode(state, 'hex') AS state, encode(deps_fp, 'hex') AS deps,"
+      .. " status FROM S.components ORDER BY path")
+  add("SELECT encode(c.kind, 'escape') AS kind,"
+      .. " encode(c.identity, 'escape') AS identity,"
+      .. " encode(t.key, 'hex') AS key, encode(t.value_fp, 'hex') AS value,"
+      .. " t.pending, encode(o.path, 'escape') AS owner"
+      .. " FROM S.target_states t JOIN S.containers c ON c.id = t.container_id"
+      .. " JOIN S.components o ON o.id = t.owner_id ORDER BY 1, 2, 3")
+  add("SELECT encode(key, 'hex') AS key, encode(fn_name, 'escape') AS fn,"
+      .. " encode(value, 'hex') AS value, encode(targets, 'hex') AS targets"
+      .. " FROM S.memos ORDER BY key")
+  add("SELECT encode(source, 'escape') AS source,"
+      .. " encode(key, 'escape') AS key, size,"
+      .. " encode(content_fp, 'hex') AS fp FROM S.source_items ORDER BY 1, 2")
+  add("SELECT count(*) AS intents FROM S.intents")
+  return table.concat(parts, "\n")
+end
+
+local function edit(d)
+  helpers.write(d .. "/docs/d010.txt", "Ten, edited\nw w w\n")
+  helpers.write(d .. "/docs/d011.txt", "Document 1\nw w \n") -- a memo hit
+  os.remove(d .. "/docs/d012.txt")
+  helpers.write(d .. "/docs/d999.txt", "New\nw\n")
+end
+
+-- The counts a report gives, as one string.
+local function counts(r)
+  return cjson.encode({ r.components, r.targets })
+end
+
+describe("an update shared by workers", function()
+  it("gives a one-process run's targets and store, with 4 workers",
+     function()
+    -- Each component waits 10 ms, one at a time in each worker, so that
+    -- all four join before the work is done.
+    local env, shared = "SLEEP_MS=10", "--workers 4 --max-inflight 1"
+    local one, four = project(200), project(200)
+    local a = update(one, location("one"), "", env)
+    local b = update(four, location("four"), shared, env)
+    assert.are.equal(counts(a), counts(b))
+    assert.are.equal(200, b.components.added)
+    assert.are.equal(4, #b.workers)
+    local done = 0
+    for _, w in ipairs(b.workers) do
+      assert.is_true(w.done > 0)
+      done = done + w.done
+    end
+    assert.are.equal(200, done)
+    assert.are.equal(target_rows(one), target_rows(four))
+    assert.are.equal(store_content("one"), store_content("four"))
+    edit(one)
+    edit(four)
+    a = update(one, location("one"), "", env)
+    b = update(four, location("four"), shared, env)
+    assert.are.equal(counts(a), counts(b))
+    assert.are.equal(1, b.components.deleted)
+    assert.are.equal(target_rows(one), target_rows(four))
+    assert.are.equal(store_content("one"), store_content("four"))
+    -- Nothing to do: the lead ends at once, its workers with it.
+    b = update(four, location("four"), shared, env)
+    assert.are.equal(200, b.components.unchanged)
+    assert.are.equal(0, b.components.added + b.components.reprocessed)
+  end)
+
+  it("takes a killed worker's items over, each committed once",
+     function()
+    local d, clean = project(150), project(150)
+    update(clean, location("clean_kill"), "", "SLEEP_MS=10")
+    local db = location("killed")
+    -- The store's components, counted as each commit writes them.
+    must(postgres.query(conn, "CREATE SCHEMA killed"))
+    must(postgres.query(conn, "CREATE TABLE public.killed_audit(path bytea)"))
+    update(d, db, "", "SLEEP_MS=10") -- makes the schema
+    must(postgres.query(conn, "CREATE FUNCTION killed_audit() RETURNS "
+      .. "trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.killed_audit "
+      .. "VALUES (NEW.path); RETURN NEW; END $$"))
+    must(postgres.query(conn, "CREATE TRIGGER audit AFTER INSERT OR UPDATE "
+      .. "ON killed.components FOR EACH ROW EXECUTE FUNCTION "
+      .. "killed_audit()"))
+    for i = 1, 150 do
+      local text = ("Document %d, again\nw w\n"):format(i)
+      helpers.write(("%s/docs/d%03d.txt"):format(d, i), text)
+      helpers.write(("%s/docs/d%03d.txt"):format(clean, i), text)
+    end
+    local out = os.tmpname()
+    local lead = io.popen(("cd %s && SLEEP_MS=10 %s update pipeline.lua "
+      .. "--db %s --workers 2 --lease 1 --max-inflight 2 --json > %s; "
+      .. "echo $?"):format(q(d), helpers.tide, q(db), q(out)))
+    -- Once both work, one of them dies.
+    local victim
+    helpers.wait_for(function()
+      local o = tide(d, "", ("show pipeline.lua --workers --json --db %s")
+        :format(q(db)))
+      local ok, shown = pcall(cjson.decode, o)
+      local w = ok and shown.workers
+      if w and #w == 2 and w[1].claimed > 0 and w[2].claimed > 0 then
+        victim = w[1]
+        return true
+      end
+    end, 20)
+    assert.is_table(victim)
+    helpers.run("kill -9 " .. victim.pid)
+    local code = lead:read("a")
+    lead:close()
+    assert.are.equal("0", code:match("%d+"))
+    local r = cjson.decode(helpers.read(out))
+    os.remove(out)
+    assert.are.equal(150, r.components.reprocessed)
+    assert.are.equal(0, r.components.errors)
+    update(clean, location("clean_kill"), "", "SLEEP_MS=10")
+    assert.are.equal(target_rows(clean), target_rows(d))
+    -- Every component was committed; twice only when the lead ran it
+    -- again because the dead worker's last batch never reached the
+    -- target (its intent, turned unknown); never more.
+    local twice = 0
+    for _, row in ipairs(rows("SELECT count(*) AS n FROM killed_audit "
+                              .. "WHERE path <> ''::bytea GROUP BY path")) do
+      local n = tonumber(row.n)
+      assert.is_true(n == 1 or n == 2)
+      if n == 2 then twice = twice + 1 end
+    end
+    assert.is_true(twice <= 32, "committed twice: " .. twice)
+    assert.are.equal(150, #rows("SELECT DISTINCT path FROM killed_audit "
+                                .. "WHERE path <> ''::bytea"))
+    -- And a run after it has nothing to do.
+    local again = update(d, db, "", "SLEEP_MS=10")
+    assert.are.equal(150, again.components.unchanged)
+    assert.are.equal(0, again.targets.inserted + again.targets.updated)
+  end)
+
+  it("lets a worker started by hand join and take work, and frees a "
+     .. "stopped worker's items at once", function()
+    local d = project(120)
+    local db = location("joined")
+    update(d, db, "", "SLEEP_MS=15")
+    for i = 1, 120 do
+      helpers.write(("%s/docs/d%03d.txt"):format(d, i), "Edited " .. i .. "\n")
+    end
+    local out = os.tmpname()
+    -- One worker, whose lease would last a minute.
+    local lead = io.popen(("cd %s && SLEEP_MS=15 %s update pipeline.lua "
+      .. "--db %s --workers 1 --lease 60 --max-inflight 1 --json > %s; "
+      .. "echo $?"):format(q(d), helpers.tide, q(db), q(out)))
+    local first
+    helpers.wait_for(function()
+      local o = tide(d, "", ("show pipeline.lua --workers --json --db %s")
+        :format(q(db)))
+      local ok, shown = pcall(cjson.decode, o)
+      first = ok and shown.workers and shown.workers[1]
+      return first and first.claimed > 0
+    end, 20)
+    assert.is_table(first)
+    -- A second worker, by hand, joins the update under way.
+    local joined = io.popen(("cd %s && SLEEP_MS=15 %s worker pipeline.lua "
+      .. "--db %s --max-inflight 1 --json"):format(q(d), helpers.tide, q(db)))
+    helpers.run("sleep 0.3")
+    -- SIGTERM: the first leaves at once, its items free without waiting
+    -- a minute for its lease.
+    helpers.run("kill -TERM " .. first.pid)
+    local started = os.time()
+    local w = cjson.decode(joined:read("a"))
+    joined:close()
+    assert.is_true(lead:read("a"):match("%d+") == "0")
+    lead:close()
+    assert.is_true(os.time() - started < 30)
+    local r = cjson.decode(helpers.read(out))
+    os.remove(out)
+    assert.are.equal(120, r.components.reprocessed)
+    assert.is_true(w.components.reprocessed > 0)
+    local left
+    for _, x in ipairs(r.workers) do
+      if x.pid == first.pid then left = x end
+    end
+    assert.is_table(left)
+    assert.is_true(left.done < 120)
+  end)
+
+  it("refuses what it cannot share, with a message", function()
+    local d = project(3)
+    local out, err, code = tide(d, "", "update pipeline.lua --workers 2")
+    assert.are.equal(2, code)
+    assert.is_truthy((out .. err):find("--workers needs a PostgreSQL state "
+      .. "store", 1, true))
+    out, err, code = tide(d, "", ("update pipeline.lua --db %s --workers 2 "
+      .. "--live"):format(q(location("x"))))
+    assert.are.equal(2, code)
+    assert.is_truthy((out .. err):find("cannot run live", 1, true))
+    out, err, code = tide(d, "", ("update pipeline.lua --db %s --workers 0")
+      :format(q(location("x"))))
+    assert.are.equal(2, code)
+    assert.is_truthy(err:find("--workers must be a positive integer", 1,
+                              true))
+    out, err, code = tide(d, "", ("worker pipeline.lua --db %s --wait 0.2")
+      :format(q(location("nothing"))))
+    assert.are_not.equal(0, code)
+    assert.is_truthy(err:find("no update of app docs to join", 1, true)
+                     or err:find("no such state store", 1, true), err)
+  end)
+end)
