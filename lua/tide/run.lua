@@ -50,7 +50,8 @@ function M.new(app, opts, parts)
     forced = {}, index = parts.index, deps_checked = false,
     reopened = parts.reopened, -- another connection wrote the store
     list_whole = false, -- a container is gone (find_gone_containers)
-    released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
+    released = auto_tables(), taken = auto_tables(),
+    claims = core.claims_new(), -- (container, key) -> who declared it (lclaims.c)
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     flushing = false, flush_queue = sched.line(),
