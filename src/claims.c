@@ -52,17 +52,26 @@ static int store_path(tide_Claims *c, const char *path, size_t len,
   return 0;
 }
 
+/* Sets the scratch key: id (8 bytes, little-endian), then len bytes. */
+static int make_key(tide_Claims *c, uint64_t id, const void *p, size_t len) {
+  uint8_t head[8];
+  int i;
+  for (i = 0; i < 8; i++) head[i] = (uint8_t)(id >> (8 * i));
+  c->scratch.len = 0;
+  if (tide_buf_append(&c->scratch, head, sizeof head) != 0 ||
+      tide_buf_append(&c->scratch, p, len) != 0)
+    return TIDE_ENOMEM;
+  return 0;
+}
+
 int tide_claims_take(tide_Claims *c, int64_t container_id, const void *key,
                      size_t key_len, const char *path, size_t path_len,
                      const char **other, size_t *other_len) {
-  uint8_t id[8];
-  uint64_t u = (uint64_t)container_id, *found;
+  uint64_t *found;
   size_t off, before;
-  int i, rc;
-  for (i = 0; i < 8; i++) id[i] = (uint8_t)(u >> (8 * i));
-  c->scratch.len = 0;
-  if (tide_buf_append(&c->scratch, id, sizeof id) != 0 ||
-      tide_buf_append(&c->scratch, key, key_len) != 0)
+  int rc;
+  if (container_id <= 0) return TIDE_EINVAL;
+  if (make_key(c, (uint64_t)container_id, key, key_len) != 0)
     return TIDE_ENOMEM;
   found = tide_hashmap_get(&c->map, c->scratch.data, c->scratch.len);
   if (found) {
@@ -82,6 +91,14 @@ int tide_claims_take(tide_Claims *c, int64_t container_id, const void *key,
     return rc;
   }
   return 0;
+}
+
+int tide_claims_take_path(tide_Claims *c, const char *path, size_t len) {
+  int rc;
+  if (make_key(c, 0, path, len) != 0) return TIDE_ENOMEM;
+  if (tide_hashmap_get(&c->map, c->scratch.data, c->scratch.len)) return 1;
+  rc = tide_hashmap_put(&c->map, c->scratch.data, c->scratch.len, 0, NULL);
+  return rc ? rc : 0;
 }
 
 size_t tide_claims_count(const tide_Claims *c) {

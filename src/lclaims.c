@@ -1,8 +1,9 @@
 /*
-** Lua binding of a run's claims on target states (claims.h):
-** core.claims_new() returns a claims object, and claims:declare(...) is
-** what reconcile.declare does for each declared state in one call: the
-** key's canonical bytes, the claim, and the value's fingerprint. Misuse
+** Lua binding of a run's claims (claims.h): core.claims_new() returns a
+** claims object; claims:declare(...) is what reconcile.declare does for
+** each declared state in one call: the key's canonical bytes, the claim,
+** and the value's fingerprint; claims:mount(path) claims a component's
+** path for the one mount a run may make of it. Misuse
 ** raises, and so does a key or value that cannot be encoded (with the
 ** message naming it, as core.cbor_encode and core.fingerprint_raw do); a
 ** key claimed already is an ordinary outcome, returned as nil and the
@@ -71,7 +72,19 @@ static int claims_declare(lua_State *L) {
   return 2;
 }
 
-/* claims:count() -> how many states are claimed */
+/* claims:mount(path) -> true when the path was not mounted before in
+** this run (now it is), false when it was. */
+static int claims_mount(lua_State *L) {
+  tide_Claims *c = check_claims(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  int rc = tide_claims_take_path(c, path, len);
+  if (rc < 0) return luaL_error(L, "%s", tide_strerror(rc));
+  lua_pushboolean(L, rc == 0);
+  return 1;
+}
+
+/* claims:count() -> how many states and paths are claimed */
 static int claims_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)tide_claims_count(check_claims(L)));
   return 1;
@@ -80,7 +93,8 @@ static int claims_count(lua_State *L) {
 void tide_lclaims_open(lua_State *L) {
   if (luaL_newmetatable(L, CLAIMS_TYPE)) {
     static const luaL_Reg methods[] = {
-      {"declare", claims_declare}, {"count", claims_count}, {NULL, NULL},
+      {"declare", claims_declare}, {"mount", claims_mount},
+      {"count", claims_count}, {NULL, NULL},
     };
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

@@ -1,6 +1,6 @@
-/* C tests of a run's claims on target states: a key claimed twice names
-** its first claimant, containers and NUL bytes keep keys apart, and
-** running out of memory leaves the set as it was. */
+/* C tests of a run's claims: a key claimed twice names its first
+** claimant, containers and NUL bytes keep keys apart, a path is claimed
+** once, and running out of memory leaves the set as it was. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +37,21 @@ static void test_claims(void) {
   CHECK(claimed_by(&c, 1, "k1\0y", 4, "app/d", NULL));
   CHECK(claimed_by(&c, 1, "k1\0x", 4, "app/e", "app/c"));
   CHECK_EQ_INT(tide_claims_count(&c), 6);
+  /* Paths are claimed apart from states, and once. */
+  CHECK_EQ_INT(tide_claims_take_path(&c, "k1", 2), 0);
+  CHECK_EQ_INT(tide_claims_take_path(&c, "", 0), 0);
+  CHECK_EQ_INT(tide_claims_take_path(&c, "k1", 2), 1);
+  CHECK_EQ_INT(tide_claims_take_path(&c, "", 0), 1);
+  CHECK_EQ_INT(tide_claims_take_path(&c, "k1\0", 3), 0);
+  CHECK(claimed_by(&c, 1, "k1", 2, "app/f", "app/a"));
+  CHECK_EQ_INT(tide_claims_count(&c), 9);
+  /* Container ids are row ids: 0 is refused. */
+  {
+    const char *other;
+    size_t other_len;
+    CHECK_EQ_INT(tide_claims_take(&c, 0, "k1", 2, "app/a", 5, &other,
+                                  &other_len), TIDE_EINVAL);
+  }
   tide_claims_close(&c);
   tide_claims_close(&c); /* twice is fine */
   tide_claims_close(NULL);
@@ -50,12 +65,12 @@ static void test_many(void) {
   for (i = 0; i < 5000; i++) {
     snprintf(key, sizeof key, "key%d", i);
     snprintf(path, sizeof path, "app/%d", i / 3);
-    if (!claimed_by(&c, i % 2, key, strlen(key), path, NULL)) wrong++;
+    if (!claimed_by(&c, i % 2 + 1, key, strlen(key), path, NULL)) wrong++;
   }
   for (i = 0; i < 5000; i++) {
     snprintf(key, sizeof key, "key%d", i);
     snprintf(want, sizeof want, "app/%d", i / 3);
-    if (!claimed_by(&c, i % 2, key, strlen(key), "app/x", want)) wrong++;
+    if (!claimed_by(&c, i % 2 + 1, key, strlen(key), "app/x", want)) wrong++;
   }
   CHECK_EQ_INT(wrong, 0);
   CHECK_EQ_INT(tide_claims_count(&c), 5000);
