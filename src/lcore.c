@@ -38,6 +38,7 @@ static const Opener openers[] = {
   tide_lpg_open,
   tide_lpg_copy_open,
   tide_lworkers_open,
+  tide_lclaims_open,
   tide_lwatch_open,
   tide_lluv_open,
   NULL,

@@ -43,6 +43,7 @@ void tide_lvec_open(lua_State *L);
 void tide_lpg_open(lua_State *L);
 void tide_lpg_copy_open(lua_State *L);
 void tide_lworkers_open(lua_State *L);
+void tide_lclaims_open(lua_State *L);
 
 
 #include <stddef.h>

@@ -338,20 +338,16 @@ local function mount(parent, path, fn, args, source_key, work_item)
     fail(fmt("cannot mount a component inside memoized function %s",
              stack[#stack].fn.name), 3)
   end
-  -- Paths are unique in the run (run.mounted), which covers a parent's
-  -- own children: no per-parent set.
-  -- A shared update's item run by the lead in a second round was
-  -- mounted (delegated) once already.
+  -- Paths are unique in the run (the run's claims, lclaims.c), which
+  -- covers a parent's own children: no per-parent set. A shared update's
+  -- item run by the lead in a second round was mounted (delegated) once
+  -- already.
   if not work_item then
-    if run.mounted[path] then
-      fail(fmt("two components mounted at the same path %s", path), 3)
-    end
     local seen = run:seen(path)
-    if seen and seen ~= "none" then
+    if (seen and seen ~= "none") or not run.claims:mount(path) then
       fail(fmt("two components mounted at the same path %s", path), 3)
     end
   end
-  run.mounted[path] = true
   -- memo_stack, deps, memos and declared are made when
   -- first needed: most components never need some of them. The fields
   -- named nil size the table for those a component that runs sets, so

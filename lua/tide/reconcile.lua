@@ -75,28 +75,26 @@ M.describe_key = describe_key
 -- Records one declared target state in the running component: one table
 -- per state, { container, kb, key, value, fp }, which is also the change
 -- handed to the target's apply ({ key, value }) when it must be written.
--- The run's claims (container id -> key bytes -> path) find a key declared
--- twice, by this component or by two. task is the component's frame or a
--- map item working for it: its memoized calls record what they declare.
+-- The run's claims (lclaims.c: a C map of (container, key bytes) to the
+-- claiming path, kept for the whole run) find a key declared twice, by
+-- this component or by two; the same call encodes the key and
+-- fingerprints the value. task is the component's frame or a map item
+-- working for it: its memoized calls record what they declare.
 function M.declare(task, container, key, value, level)
   local frame = task.frame or task
-  local run = frame.run
-  local kb = encode(key, container.key_what)
-  local claims = run.claims[container.id]
-  local other = claims[kb]
-  if other then
-    if other == frame.path then
+  local path = frame.path
+  local kb, fp = frame.run.claims:declare(container.id, key, value,
+    container.key_what, container.value_what, path)
+  if not kb then
+    if fp == path then
       error(fmt("target key %s of %s declared twice by %s",
-                describe_key(key), container.short, frame.path), level + 1)
+                describe_key(key), container.short, path), level + 1)
     end
     error(fmt("target key %s of %s declared by both %s and %s",
-              describe_key(key), container.short, other, frame.path),
-          level + 1)
+              describe_key(key), container.short, fp, path), level + 1)
   end
-  claims[kb] = frame.path
   local d = { container = container, kb = kb, key = key, value = value,
-              fp = fingerprint_raw(value, container.value_what),
-              write = nil, take = nil, frame = nil }
+              fp = fp, write = nil, take = nil, frame = nil }
   local declared = frame.declared
   if not declared then
     frame.declared = { d }

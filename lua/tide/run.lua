@@ -47,11 +47,14 @@ function M.new(app, opts, parts)
   local run = setmetatable({
     app = app, opts = opts, store = store, engine = parts.engine,
     loop = parts.loop, sched = parts.sched,
-    stats = new_stats(app), fns = {}, mounted = {},
+    stats = new_stats(app), fns = {},
     forced = {}, index = parts.index, deps_checked = false,
     reopened = parts.reopened, -- another connection wrote the store
     list_whole = false, -- a container is gone (find_gone_containers)
-    released = auto_tables(), claims = auto_tables(), taken = auto_tables(),
+    released = auto_tables(), taken = auto_tables(),
+    -- Who declared each (container, key), and the paths mounted
+    -- (lclaims.c).
+    claims = core.claims_new(),
     containers = {}, containers_id = {}, stored_containers = {},
     batch = {}, batch_size = opts.batch_size or 256,
     flushing = false, flush_queue = sched.line(),
@@ -603,7 +606,7 @@ function Run:execute()
     declared = {}, prev = self.store:component(self.app_id, ""),
     is_root = true,
   }
-  self.mounted[""] = true
+  self.claims:mount("")
   sched.spawn(self.sched, root)
   sched.run(self.sched)
   -- The memo hits answered in C join the counts.

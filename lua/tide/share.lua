@@ -72,8 +72,10 @@ function M.delegate(run, path, base, key, file_path, value, source_key)
   local ok, bytes = pcall(encode, { base, tostring(key), file_path or false,
                                     value, source_key or false })
   if not ok then return false end
+  if not run.claims:mount(path) then
+    error(fmt("two components mounted at the same path %s", path), 0)
+  end
   run.store:work_add(share.update_id, path, bytes)
-  run.mounted[path] = true
   -- Seen by this run: not deleted at its end, nor what it mounts below.
   run:mark(path, "ran")
   run:keep_subtree(path)
