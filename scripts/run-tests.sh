@@ -27,6 +27,24 @@ for t in "$BUILD"/test/test_*; do
     failed=$((failed + 1))
 done
 
+# The state store's suite once more on a PostgreSQL store (one suite, two
+# backends), with a server of its own.
+pgdir=$(mktemp -d /tmp/tide-store-pg.XXXXXX)
+rmdir "$pgdir"
+if sh scripts/pg_server.sh start "$pgdir" >"$log" 2>&1; then
+  TIDE_TEST_PG="postgresql:///postgres?host=$pgdir&user=tide" \
+    "$BUILD/test/test_store" >"$log" 2>&1; status=$?
+  grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
+  count "test_store on PostgreSQL"
+  [ $status -ne 0 ] && [ -z "$(grep -E ' [1-9][0-9]* failed' "$log")" ] &&
+    failed=$((failed + 1))
+  sh scripts/pg_server.sh stop "$pgdir" >/dev/null 2>&1
+else
+  cat "$log"
+  echo "test_store on PostgreSQL: the server did not start"
+  failed=$((failed + 1))
+fi
+
 # The embedding API, the file watcher and the HTTP client under valgrind
 # as well: no leak, no invalid access (not in a sanitizer build, which has
 # its own checks).

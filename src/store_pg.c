@@ -132,13 +132,18 @@ static int sync_pipeline(PgStore *s, PGresult **read);
 /* Sends a statement without parameters outside the prepared ones
 ** (BEGIN, COMMIT, ROLLBACK). */
 static int send_plain(PgStore *s, const char *sql, const char *what) {
+  int rc;
+  if (strcmp(sql, "ROLLBACK") == 0)
+    tide_pgs_bulk_drop(s);
+  else if ((rc = tide_pgs_bulk_send(s)) != 0)
+    return rc;
   if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 1))
     return tide_pgs_fail_pg(s, NULL, what, "");
   return push_wait(s, what, PG_WAIT_TXN, -1);
 }
 
-static int send_prepared(PgStore *s, int slot, const char *sql,
-                         const PgParams *p, const char *what, int kind) {
+static int send_raw(PgStore *s, int slot, const char *sql,
+                    const PgParams *p, const char *what, int kind) {
   char name[16];
   int rc;
   snprintf(name, sizeof name, "tide%d", slot);
@@ -153,6 +158,18 @@ static int send_prepared(PgStore *s, int slot, const char *sql,
                            p ? p->formats : NULL, 1))
     return tide_pgs_fail_pg(s, NULL, what, "");
   return push_wait(s, what, kind, slot);
+}
+
+int tide_pgs_send(PgStore *s, int slot, const char *sql, const PgParams *p,
+                  const char *what) {
+  return send_raw(s, slot, sql, p, what, PG_WAIT_WRITE);
+}
+
+/* Any statement but the set-based ones goes after the rows kept. */
+static int send_prepared(PgStore *s, int slot, const char *sql,
+                         const PgParams *p, const char *what, int kind) {
+  int rc = tide_pgs_bulk_send(s);
+  return rc ? rc : send_raw(s, slot, sql, p, what, kind);
 }
 
 /* Reads what a result says of its statement. The first failure of a
@@ -199,6 +216,7 @@ static int sync_pipeline(PgStore *s, PGresult **read) {
   size_t i;
   int failed = 0, lost = 0;
   if (read) *read = NULL;
+  if ((failed = tide_pgs_bulk_send(s)) != 0) return failed;
   if (s->nwaits == 0) return 0;
   if (!PQpipelineSync(s->conn)) lost = 1;
   for (i = 0; i < s->nwaits && !lost; i++) {
@@ -220,6 +238,7 @@ static int sync_pipeline(PgStore *s, PGresult **read) {
   }
   if (lost) {
     int in_batch = s->in_batch;
+    tide_pgs_bulk_drop(s);
     memset(s->prepared, 0, sizeof s->prepared);
     s->in_batch = 0;
     s->batch_writes = 0;
@@ -689,6 +708,7 @@ int tide_pgs_close(PgStore *s) {
   }
   /* Closing the connection lets the writer lock go. */
   if (s->conn) PQfinish(s->conn);
+  tide_pgs_bulk_free(s);
   if (s->waits)
     s->base.alloc(s->base.ud, s->waits, s->waits_cap * sizeof *s->waits, 0);
   if (s->conninfo) s->base.alloc(s->base.ud, s->conninfo, s->conninfo_size,

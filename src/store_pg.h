@@ -76,7 +76,6 @@ enum {
   PG_APP_EACH,
   PG_APP_DELETE,
   PG_COMPONENT_PUT,
-  PG_COMPONENT_PUT_ID,
   PG_COMPONENT_GET,
   PG_COMPONENT_PATH,
   PG_COMPONENT_DEL,
@@ -101,7 +100,6 @@ enum {
   PG_CONTAINER_UPDATE,
   PG_CONTAINER_DEL,
   PG_CONTAINER_EACH,
-  PG_TARGET_PUT,
   PG_TARGET_APPLIED,
   PG_TARGETS_APPLIED,
   PG_TARGET_DEL,
@@ -114,7 +112,6 @@ enum {
   PG_INTENT_DEL,
   PG_INTENT_EACH,
   PG_SOURCE_GET,
-  PG_SOURCE_PUT,
   PG_SOURCE_DEL,
   PG_SOURCE_EACH_FIRST,
   PG_SOURCE_EACH_NEXT,
@@ -134,16 +131,45 @@ enum {
   PG_WORKER_BEAT,
   PG_WORK_CLAIM,
   PG_WORK_OPEN,
-  PG_WORK_DONE,
   PG_WORKER_LEAVE,
   PG_WORKER_EACH,
   PG_WORK_REDO,
+  PG_BULK_COMPONENTS,
+  PG_BULK_TARGETS,
+  PG_BULK_SOURCES,
+  PG_BULK_DONE,
   PG_LOCK,
   PG_UNLOCK,
   PG_LOCK_HOLDER,
   PG_READ_GENERATION,
   PG_SLOT_COUNT
 };
+
+/* The writes kept for a set-based statement (store_pg_bulk.c), in the
+** order they are sent. */
+enum {
+  PG_KIND_COMPONENTS,
+  PG_KIND_TARGETS,
+  PG_KIND_SOURCES,
+  PG_KIND_DONE,
+  PG_BULK_KINDS
+};
+
+/* The most columns a kind has. */
+#define PG_BULK_COLS 13
+
+typedef struct PgBulk {
+  int64_t rows;
+  tide_Buf cols[PG_BULK_COLS]; /* a text array literal each, being built */
+} PgBulk;
+
+/* One value of a kept row: an int8 (i) or bytes (p, len), or NULL. */
+typedef struct PgCell {
+  int null;
+  int64_t i;
+  const void *p;
+  size_t len;
+} PgCell;
 
 typedef struct PgStore PgStore;
 
@@ -174,6 +200,7 @@ struct PgStore {
   int64_t ids[PG_RESERVED_IDS]; /* component ids reserved, ids[next_id..] */
   int next_id, nids;
   unsigned char iterating[PG_SLOT_COUNT]; /* an iteration of slot runs */
+  PgBulk bulk[PG_BULK_KINDS]; /* rows kept for set-based statements */
 };
 
 /* ---- Parameters: every one binary ---- */
@@ -215,8 +242,8 @@ void tide_pgs_release(PgStore *s);
 
 /* Sends the statement of slot (prepared the first time) with p, and does
 ** not wait for its result; a write opens the batch first and counts in
-** it. A write that must touch one row checks it on the server (one_row),
-** so that its failure aborts the transaction. */
+** it. A write that must touch some rows checks it on the server
+** (rows_are), so that its failure aborts the transaction. */
 int tide_pgs_write(PgStore *s, int slot, const char *sql, const PgParams *p,
                    const char *what);
 
@@ -225,6 +252,20 @@ int tide_pgs_write(PgStore *s, int slot, const char *sql, const PgParams *p,
 ** failure of a write sent before is this call's. */
 int tide_pgs_read(PgStore *s, int slot, const char *sql, const PgParams *p,
                   const char *what, PGresult **out);
+
+/* Keeps one row of kind (PG_KIND_*) for its set-based statement, in
+** the open batch (store_pg_bulk.c). */
+int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells);
+/* Sends the rows kept, a statement per kind; the next statement sent and
+** every synchronisation do it first. */
+int tide_pgs_bulk_send(PgStore *s);
+/* Forgets the rows kept (a batch rolled back); frees their buffers. */
+void tide_pgs_bulk_drop(PgStore *s);
+void tide_pgs_bulk_free(PgStore *s);
+
+/* Sends a prepared write as it is (the rows kept are not sent first). */
+int tide_pgs_send(PgStore *s, int slot, const char *sql, const PgParams *p,
+                  const char *what);
 
 /* A write whose result is waited for: opens the batch, counts in it, and
 ** *out receives the result (the caller frees it). */

@@ -101,6 +101,23 @@ static int send_write(PgStore *s, int slot, const char *sql, const PgParams *p,
   return tide_pgs_write(s, slot, sql, p, what);
 }
 
+/* A kept row's bytes (NULL for a NULL pointer), fingerprint, and id (0
+** for NULL). */
+static void cell_bytes(PgCell *cell, const void *p, size_t len) {
+  cell->null = p == NULL;
+  cell->p = p;
+  cell->len = p ? len : 0;
+}
+
+static void cell_fp(PgCell *cell, const uint8_t *fp) {
+  cell_bytes(cell, fp, TIDE_FP_SIZE);
+}
+
+static void cell_id(PgCell *cell, int64_t id) {
+  cell->null = id == 0;
+  cell->i = id;
+}
+
 /* A statement whose one parameter is an id. */
 static void id_param(PgParams *p, int64_t id) {
   p->n = 0;
@@ -247,50 +264,60 @@ static int reserve_ids(PgStore *s) {
 
 /*
 ** c->id > 0 (the id the caller read) and TIDE_STORE_NEW_ID (a component
-** the caller knows is not there, given a reserved id) are sent and not
-** waited for: the row must come back with that id, else the batch fails
-** (someone else recorded the path meanwhile). c->id 0 waits for the id
-** the server finds or makes.
+** the caller knows is not there, given a reserved id) are kept for the
+** batch's set-based statement and not waited for: each row must be
+** written with that id, else the batch fails (someone else recorded the
+** path meanwhile). c->id 0 waits for the id the server finds or makes.
 */
 int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
                            int64_t *id) {
   const char *what = "cannot record a component";
   PgParams p = {0};
   int64_t known = c->id;
-  int rc;
+  int rc = 0;
   if (known == TIDE_STORE_NEW_ID) {
     if ((rc = tide_pgs_write_begin(s)) != 0) return rc;
     if (s->next_id == s->nids && (rc = reserve_ids(s)) != 0) return rc;
     known = s->ids[s->next_id++];
   }
-  pg_param_int(&p, c->app_id);
-  pg_param_bytes(&p, c->path, c->path_len);
-  pg_param_id(&p, c->parent_id);
-  pg_param_bytes(&p, c->fn_name, c->fn_name_len);
-  pg_param_fp(&p, c->logic_fp);
-  pg_param_fp(&p, c->input_fp);
-  pg_param_bytes(&p, c->source_key, c->source_key_len);
-  pg_param_bytes(&p, c->state, c->state_len);
-  pg_param_int(&p, c->status);
-  pg_param_bytes(&p, c->error, c->error_len);
-  pg_param_int(&p, tide_pgs_now_ns());
-  pg_param_fp(&p, c->deps_fp);
-  if (known <= 0)
+  if (known <= 0) {
+    pg_param_int(&p, c->app_id);
+    pg_param_bytes(&p, c->path, c->path_len);
+    pg_param_id(&p, c->parent_id);
+    pg_param_bytes(&p, c->fn_name, c->fn_name_len);
+    pg_param_fp(&p, c->logic_fp);
+    pg_param_fp(&p, c->input_fp);
+    pg_param_bytes(&p, c->source_key, c->source_key_len);
+    pg_param_bytes(&p, c->state, c->state_len);
+    pg_param_int(&p, c->status);
+    pg_param_bytes(&p, c->error, c->error_len);
+    pg_param_int(&p, tide_pgs_now_ns());
+    pg_param_fp(&p, c->deps_fp);
     return tide_pgs_write_returning(s, PG_COMPONENT_PUT,
-                           "INSERT INTO components(" COMPONENT_VALUES ")"
-                           " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-                           " $10, $11, $12)" COMPONENT_UPDATE " RETURNING id",
-                           &p, what, id);
-  pg_param_int(&p, known);
-  rc = tide_pgs_write(s, PG_COMPONENT_PUT_ID,
-                      "WITH c AS (INSERT INTO components(" COMPONENT_VALUES
-                      ", id) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-                      " $11, $12, $13)" COMPONENT_UPDATE
-                      " WHERE components.id = excluded.id RETURNING id)"
-                      " SELECT one_row((SELECT count(*) FROM c), 'it is"
-                      " recorded under another id (did another process"
-                      " write it?)')",
-                      &p, what);
+                                    "INSERT INTO components("
+                                    COMPONENT_VALUES ")"
+                                    " VALUES($1, $2, $3, $4, $5, $6, $7, $8,"
+                                    " $9, $10, $11, $12)" COMPONENT_UPDATE
+                                    " RETURNING id", &p, what, id);
+  }
+  {
+    PgCell row[13];
+    memset(row, 0, sizeof row);
+    row[0].i = c->app_id;
+    cell_bytes(&row[1], c->path, c->path_len);
+    cell_id(&row[2], c->parent_id);
+    cell_bytes(&row[3], c->fn_name, c->fn_name_len);
+    cell_fp(&row[4], c->logic_fp);
+    cell_fp(&row[5], c->input_fp);
+    cell_bytes(&row[6], c->source_key, c->source_key_len);
+    cell_bytes(&row[7], c->state, c->state_len);
+    row[8].i = c->status;
+    cell_bytes(&row[9], c->error, c->error_len);
+    row[10].i = tide_pgs_now_ns();
+    cell_fp(&row[11], c->deps_fp);
+    row[12].i = known;
+    rc = tide_pgs_bulk_row(s, PG_KIND_COMPONENTS, row);
+  }
   if (rc == 0 && id) *id = known;
   return rc;
 }
@@ -658,21 +685,15 @@ static void target_params(PgParams *p, int64_t container_id, const void *key,
 }
 
 int tide_pgs_target_put(PgStore *s, const tide_StoreTarget *t) {
-  PgParams p;
-  target_params(&p, t->container_id, t->key, t->key_len);
-  pg_param_int(&p, t->owner_id);
-  pg_param_fp(&p, t->value_fp);
-  pg_param_int(&p, t->pending);
-  pg_param_id(&p, t->written ? tide_pgs_now_ns() : 0);
-  return send_write(s, PG_TARGET_PUT,
-               "INSERT INTO target_states(container_id, key, owner_id,"
-               " value_fp, pending, written_ns)"
-               " VALUES($1, $2, $3, $4, $5, $6)"
-               " ON CONFLICT (container_id, key) DO UPDATE SET"
-               " owner_id = excluded.owner_id, value_fp = excluded.value_fp,"
-               " pending = excluded.pending, written_ns ="
-               " coalesce(excluded.written_ns, target_states.written_ns)",
-               &p, "cannot record a target state");
+  PgCell row[6];
+  memset(row, 0, sizeof row);
+  row[0].i = t->container_id;
+  cell_bytes(&row[1], t->key, t->key_len);
+  row[2].i = t->owner_id;
+  cell_fp(&row[3], t->value_fp);
+  row[4].i = t->pending;
+  cell_id(&row[5], t->written ? tide_pgs_now_ns() : 0);
+  return tide_pgs_bulk_row(s, PG_KIND_TARGETS, row);
 }
 
 /* A pending delete goes; any other pending state becomes applied. */
@@ -856,20 +877,16 @@ int tide_pgs_source_get(PgStore *s, int64_t app_id, const char *source,
 }
 
 int tide_pgs_source_put(PgStore *s, const tide_StoreSourceItem *item) {
-  PgParams p;
-  source_params(&p, item->app_id, item->source, item->source_len, item->key,
-                item->key_len);
-  pg_param_int(&p, item->size);
-  pg_param_int(&p, item->mtime_ns);
-  pg_param_int(&p, item->inode);
-  pg_param_fp(&p, item->content_fp);
-  return send_write(s, PG_SOURCE_PUT,
-               "INSERT INTO source_items(" SOURCE_COLUMNS ")"
-               " VALUES($1, $2, $3, $4, $5, $6, $7)"
-               " ON CONFLICT (app_id, source, key) DO UPDATE SET"
-               " size = excluded.size, mtime_ns = excluded.mtime_ns,"
-               " inode = excluded.inode, content_fp = excluded.content_fp",
-               &p, "cannot record a source item");
+  PgCell row[7];
+  memset(row, 0, sizeof row);
+  row[0].i = item->app_id;
+  cell_bytes(&row[1], item->source, item->source_len);
+  cell_bytes(&row[2], item->key, item->key_len);
+  row[3].i = item->size;
+  row[4].i = item->mtime_ns;
+  row[5].i = item->inode;
+  cell_fp(&row[6], item->content_fp);
+  return tide_pgs_bulk_row(s, PG_KIND_SOURCES, row);
 }
 
 int tide_pgs_source_delete(PgStore *s, int64_t app_id, const char *source,

@@ -9,9 +9,9 @@
 **   records new components takes PG_RESERVED_IDS of them at once
 **   (store_pg_ops.c), and a put that waits for its id takes one.
 ** - The sequence generation moves with every committed batch (store_pg.h).
-** - one_row(n, message) raises message unless n is 1: a write that must
-**   touch exactly one row fails its transaction on the server when it
-**   does not, so the batch it is in is never committed.
+** - rows_are(n, expected, message) raises message unless n is expected:
+**   a write that must touch so many rows fails its transaction on the
+**   server when it does not, so the batch it is in is never committed.
 ** - updates, workers and work_items hold the updates several processes
 **   share (store_pg_work.c):
 **   updates(id, app_id, state: 0 listing, 1 listed, 2 finished,
@@ -71,8 +71,8 @@ static const char schema_sql[] =
   "CREATE TABLE intents(id bigserial PRIMARY KEY, app_id bigint NOT NULL,"
   " container_id bigint NOT NULL, keys bytea NOT NULL);"
   "CREATE SEQUENCE generation;"
-  "CREATE FUNCTION one_row(n bigint, message text) RETURNS bigint"
-  " LANGUAGE plpgsql AS $$ BEGIN IF n <> 1 THEN"
+  "CREATE FUNCTION rows_are(n bigint, expected bigint, message text)"
+  " RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN IF n <> expected THEN"
   " RAISE EXCEPTION USING MESSAGE = message; END IF; RETURN n; END $$;"
   "CREATE TABLE updates(id bigserial PRIMARY KEY, app_id bigint NOT NULL,"
   " state bigint NOT NULL DEFAULT 0, started_ns bigint NOT NULL,"

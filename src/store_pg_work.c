@@ -11,7 +11,8 @@
 ** the claimer still holds it: a worker whose lease ran out, and whose
 ** item another took, fails the batch that would record the component a
 ** second time, before any target is written: the check is the server's
-** (one_row), so the transaction is aborted there and never commits.
+** (rows_are, in the batch's set-based statement, store_pg_bulk.c), so
+** the transaction is aborted there and never commits.
 */
 #include <string.h>
 
@@ -181,16 +182,11 @@ int tide_pgs_work_redo(PgStore *s, int64_t update_id, const char *path,
 }
 
 int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id) {
-  PgParams p = {0};
-  pg_param_int(&p, item_id);
-  pg_param_int(&p, worker_id);
-  return tide_pgs_write(s, PG_WORK_DONE,
-                        "WITH d AS (UPDATE work_items SET state = 2"
-                        " WHERE id = $1 AND worker_id = $2 AND state = 1"
-                        " RETURNING id) SELECT one_row((SELECT count(*)"
-                        " FROM d), 'another worker holds it now (this"
-                        " worker''s lease ran out)')",
-                        &p, "cannot mark a work item done");
+  PgCell row[2];
+  memset(row, 0, sizeof row);
+  row[0].i = item_id;
+  row[1].i = worker_id;
+  return tide_pgs_bulk_row(s, PG_KIND_DONE, row);
 }
 
 int tide_pgs_worker_leave(PgStore *s, int64_t worker_id, const char *stats,
