@@ -139,26 +139,34 @@ static int store_update_open(lua_State *L) {
   return 1;
 }
 
-/* store:update_set(id, state) */
+/* store:update_set(id, state[, info]) */
 static int store_update_set(lua_State *L) {
   tide_Store *s = check_store(L);
+  size_t len;
+  const char *info = luaL_optlstring(L, 4, NULL, &len);
   return ok_or_raise(L, s, tide_store_update_set(s, luaL_checkinteger(L, 2),
-                                                 (int)luaL_checkinteger(L,
-                                                                        3)));
+                                                 (int)luaL_checkinteger(L, 3),
+                                                 info, info ? len : 0));
 }
 
-/* store:update_current(app_id) -> id, state | nothing */
+/* store:update_current(app_id) -> id, state, info | nothing */
 static int store_update_current(lua_State *L) {
   tide_Store *s = check_store(L);
   int64_t id;
   int state;
+  const void *info;
+  size_t len;
   int rc = tide_store_update_current(s, luaL_checkinteger(L, 2), &id,
-                                     &state);
+                                     &state, &info, &len);
   if (rc == TIDE_ENOTFOUND) return 0;
   if (rc) return ok_or_raise(L, s, rc);
   lua_pushinteger(L, (lua_Integer)id);
   lua_pushinteger(L, state);
-  return 2;
+  if (info)
+    lua_pushlstring(L, (const char *)info, len);
+  else
+    lua_pushnil(L);
+  return 3;
 }
 
 /* store:work_add(update_id, path, item) */

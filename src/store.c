@@ -508,15 +508,17 @@ int tide_store_update_open(tide_Store *s, int64_t app_id, int64_t *id) {
   return tide_pgs_update_open(pg(s), app_id, id);
 }
 
-int tide_store_update_set(tide_Store *s, int64_t id, int state) {
+int tide_store_update_set(tide_Store *s, int64_t id, int state,
+                          const void *info, size_t info_len) {
   if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
-  return tide_pgs_update_set(pg(s), id, state);
+  return tide_pgs_update_set(pg(s), id, state, info, info_len);
 }
 
 int tide_store_update_current(tide_Store *s, int64_t app_id, int64_t *id,
-                              int *state) {
+                              int *state, const void **info,
+                              size_t *info_len) {
   if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
-  return tide_pgs_update_current(pg(s), app_id, id, state);
+  return tide_pgs_update_current(pg(s), app_id, id, state, info, info_len);
 }
 
 int tide_store_work_add(tide_Store *s, int64_t update_id, const char *path,

@@ -556,12 +556,16 @@ typedef int (*tide_StoreWorkerFn)(void *arg, const tide_StoreWorker *w);
 /* Records a new update of the app, TIDE_UPDATE_LISTING; *id receives it.
 ** Ends any earlier update of the app left open (its process died). */
 int tide_store_update_open(tide_Store *s, int64_t app_id, int64_t *id);
-/* Sets the update's state. */
-int tide_store_update_set(tide_Store *s, int64_t id, int state);
-/* The app's latest update not finished: *id and *state, or
+/* Sets the update's state, and what the lead tells its workers (info,
+** CBOR; NULL keeps what it was). */
+int tide_store_update_set(tide_Store *s, int64_t id, int state,
+                          const void *info, size_t info_len);
+/* The app's latest update not finished: *id, *state and *info (borrowed
+** until the next call; NULL with length 0 when none), or
 ** TIDE_ENOTFOUND. */
 int tide_store_update_current(tide_Store *s, int64_t app_id, int64_t *id,
-                              int *state);
+                              int *state, const void **info,
+                              size_t *info_len);
 /* Records a work item of the update (in the open batch). */
 int tide_store_work_add(tide_Store *s, int64_t update_id, const char *path,
                         size_t path_len, const void *item, size_t item_len);
@@ -573,8 +577,9 @@ int tide_store_worker_join(tide_Store *s, int64_t update_id,
 int tide_store_worker_beat(tide_Store *s, int64_t worker_id);
 /* Claims up to max items of the update for the worker: items no one
 ** holds, and items of workers that left or have not beaten for lease_ms;
-** calls fn with each, committing first. *open receives how many items of
-** the update are not done, claimed ones included. */
+** calls fn with each, committing first. When it claims none, *open (may
+** be NULL) receives how many items of the update are not done, claimed
+** ones included; else -1. */
 int tide_store_work_claim(tide_Store *s, int64_t update_id,
                           int64_t worker_id, int max, int64_t lease_ms,
                           tide_StoreWorkItemFn fn, void *arg,

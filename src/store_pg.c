@@ -302,6 +302,27 @@ int tide_pgs_write_returning_rows(PgStore *s, int slot, const char *sql,
   return 0;
 }
 
+int tide_pgs_write_commit(PgStore *s, int slot, const char *sql,
+                          const PgParams *p, const char *what,
+                          PGresult **out) {
+  int rc;
+  tide_pgs_release(s);
+  *out = NULL;
+  if ((rc = tide_pgs_write_begin(s)) != 0 ||
+      (rc = send_prepared(s, slot, sql, p, what, PG_WAIT_READ)) != 0 ||
+      (rc = send_prepared(s, PG_GENERATION, "SELECT nextval('generation')",
+                          NULL, "cannot commit", PG_WAIT_WRITE)) != 0 ||
+      (rc = send_plain(s, "COMMIT", "cannot commit")) != 0)
+    return rc;
+  rc = sync_pipeline(s, out);
+  s->in_batch = 0;
+  s->batch_writes = 0;
+  if (rc == 0 && *out == NULL)
+    rc = tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no result", s->location,
+                       what);
+  return rc;
+}
+
 int tide_pgs_write_returning(PgStore *s, int slot, const char *sql,
                              const PgParams *p, const char *what,
                              int64_t *id) {
@@ -593,8 +614,13 @@ static int connect_server(PgStore *s) {
   if (PQstatus(s->conn) != CONNECTION_OK)
     return tide_pgs_fail_pg(s, NULL, "cannot connect", "");
   PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
-  /* The schema's name needs no quoting (schema_char). */
-  snprintf(sql, sizeof sql, "SET search_path TO %s", s->schema);
+  /* The schema's name needs no quoting (schema_char). Bitmap scans off:
+  ** the store's statements are key lookups and ordered scans, and on a
+  ** table just filled (its statistics not yet made) the planner would
+  ** read every ready work item into a bitmap and sort it at each claim,
+  ** where an ordered index scan reads the few it claims. */
+  snprintf(sql, sizeof sql, "SET search_path TO %s; SET enable_bitmapscan"
+           " = off", s->schema);
   return exec_setup(s, sql, "cannot open");
 }
 

@@ -126,10 +126,10 @@ enum {
   PG_UPDATE_OPEN,
   PG_UPDATE_SET,
   PG_UPDATE_CURRENT,
-  PG_WORK_ADD,
   PG_WORKER_JOIN,
   PG_WORKER_BEAT,
   PG_WORK_CLAIM,
+  PG_WORK_CLAIM_NEXT,
   PG_WORK_OPEN,
   PG_WORKER_LEAVE,
   PG_WORKER_EACH,
@@ -137,6 +137,7 @@ enum {
   PG_BULK_COMPONENTS,
   PG_BULK_TARGETS,
   PG_BULK_SOURCES,
+  PG_BULK_WORK,
   PG_BULK_DONE,
   PG_LOCK,
   PG_UNLOCK,
@@ -151,6 +152,7 @@ enum {
   PG_KIND_COMPONENTS,
   PG_KIND_TARGETS,
   PG_KIND_SOURCES,
+  PG_KIND_WORK,
   PG_KIND_DONE,
   PG_BULK_KINDS
 };
@@ -201,6 +203,8 @@ struct PgStore {
   int next_id, nids;
   unsigned char iterating[PG_SLOT_COUNT]; /* an iteration of slot runs */
   PgBulk bulk[PG_BULK_KINDS]; /* rows kept for set-based statements */
+  int64_t claim_update, claim_worker; /* whose claims claim_mark is */
+  int64_t claim_mark;        /* the last item id this worker claimed */
 };
 
 /* ---- Parameters: every one binary ---- */
@@ -272,6 +276,12 @@ int tide_pgs_send(PgStore *s, int slot, const char *sql, const PgParams *p,
 int tide_pgs_write_returning_rows(PgStore *s, int slot, const char *sql,
                                   const PgParams *p, const char *what,
                                   PGresult **out);
+
+/* A write whose result is waited for, committed with the open batch in
+** the same round trip: *out receives its result. */
+int tide_pgs_write_commit(PgStore *s, int slot, const char *sql,
+                          const PgParams *p, const char *what,
+                          PGresult **out);
 
 /* The same for a write that returns one row's id into *id (may be NULL);
 ** TIDE_ENOTFOUND when it returns no row. */
@@ -458,9 +468,10 @@ int tide_pgs_run_finish(PgStore *s, int64_t run_id, int status,
 int tide_pgs_run_each_latest(PgStore *s, int64_t app_id, int limit,
                              tide_StoreRunFn fn, void *arg);
 int tide_pgs_update_open(PgStore *s, int64_t app_id, int64_t *id);
-int tide_pgs_update_set(PgStore *s, int64_t id, int state);
+int tide_pgs_update_set(PgStore *s, int64_t id, int state, const void *info,
+                        size_t info_len);
 int tide_pgs_update_current(PgStore *s, int64_t app_id, int64_t *id,
-                            int *state);
+                            int *state, const void **info, size_t *info_len);
 int tide_pgs_work_add(PgStore *s, int64_t update_id, const char *path,
                       size_t path_len, const void *item, size_t item_len);
 int tide_pgs_worker_join(PgStore *s, int64_t update_id, const char *host,

@@ -1,7 +1,7 @@
 /*
 ** Set-based writes of the PostgreSQL store (store_pg.h): the rows of the
 ** writes a batch makes by the thousand (components, target states, file
-** states, done work items) are kept here as they come, a column each,
+** states, work items recorded and done) are kept here as they come, a column each,
 ** and sent as one statement per kind over arrays (unnest), before any
 ** other statement and before the pipeline is synchronised. So a batch
 ** costs the server one statement per kind instead of one per row.
@@ -77,6 +77,10 @@ static const Kind kinds[PG_BULK_KINDS] = {
     " ON CONFLICT (app_id, source, key) DO UPDATE SET size = excluded.size,"
     " mtime_ns = excluded.mtime_ns, inode = excluded.inode,"
     " content_fp = excluded.content_fp" },
+  { PG_BULK_WORK, "cannot record a work item", "ibb",
+    "INSERT INTO work_items(update_id, path, item) SELECT update_id, path,"
+    " item FROM unnest($1::int8[], $2::bytea[], $3::bytea[]) WITH ORDINALITY"
+    " AS u(update_id, path, item, ord) ORDER BY ord" },
   { PG_BULK_DONE, "cannot mark a work item done", "ii",
     "WITH u AS (SELECT DISTINCT id, worker FROM unnest($1::int8[],"
     " $2::int8[]) AS u(id, worker)), d AS (UPDATE work_items w"

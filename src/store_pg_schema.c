@@ -15,7 +15,7 @@
 ** - updates, workers and work_items hold the updates several processes
 **   share (store_pg_work.c):
 **   updates(id, app_id, state: 0 listing, 1 listed, 2 finished,
-**     started_ns, finished_ns)
+**     started_ns, finished_ns, info: what the lead tells its workers)
 **   workers(id, update_id, host, pid, started_ns, seen_at: its last beat,
 **     left_at, by the server's clock; stats: JSON, what it did)
 **   work_items(id, update_id, path, item (CBOR), state: 0 ready,
@@ -76,7 +76,7 @@ static const char schema_sql[] =
   " RAISE EXCEPTION USING MESSAGE = message; END IF; RETURN n; END $$;"
   "CREATE TABLE updates(id bigserial PRIMARY KEY, app_id bigint NOT NULL,"
   " state bigint NOT NULL DEFAULT 0, started_ns bigint NOT NULL,"
-  " finished_ns bigint);"
+  " finished_ns bigint, info bytea);"
   "CREATE TABLE workers(id bigserial PRIMARY KEY,"
   " update_id bigint NOT NULL, host bytea, pid bigint,"
   " started_ns bigint NOT NULL, seen_at timestamptz NOT NULL DEFAULT now(),"

@@ -34,49 +34,51 @@ int tide_pgs_update_open(PgStore *s, int64_t app_id, int64_t *id) {
                                   &p, "cannot record an update", id);
 }
 
-int tide_pgs_update_set(PgStore *s, int64_t id, int state) {
+int tide_pgs_update_set(PgStore *s, int64_t id, int state, const void *info,
+                        size_t info_len) {
   PgParams p = {0};
   pg_param_int(&p, id);
   pg_param_int(&p, state);
   pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_bytes(&p, info, info_len);
   return tide_pgs_write(s, PG_UPDATE_SET,
                         "UPDATE updates SET state = $2::int8,"
                         " finished_ns = CASE WHEN $2::int8 = 2"
-                        " THEN $3::int8 END WHERE id = $1",
+                        " THEN $3::int8 END, info = coalesce($4, info)"
+                        " WHERE id = $1",
                         &p, "cannot record an update");
 }
 
 int tide_pgs_update_current(PgStore *s, int64_t app_id, int64_t *id,
-                            int *state) {
+                            int *state, const void **info,
+                            size_t *info_len) {
   PGresult *r;
   PgParams p = {0};
   int rc;
   pg_param_int(&p, app_id);
-  rc = tide_pgs_read(s, PG_UPDATE_CURRENT,
-                     "SELECT id, state FROM updates WHERE app_id = $1"
-                     " AND state < 2 ORDER BY id DESC LIMIT 1",
-                     &p, "cannot read the updates", &r);
+  rc = tide_pgs_get(s, PG_UPDATE_CURRENT,
+                    "SELECT id, state, info FROM updates WHERE app_id = $1"
+                    " AND state < 2 ORDER BY id DESC LIMIT 1",
+                    &p, "cannot read the updates", &r);
   if (rc) return rc;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return TIDE_ENOTFOUND;
-  }
   *id = pg_int(r, 0, 0);
   *state = (int)pg_int(r, 0, 1);
-  PQclear(r);
+  *info = pg_bytes(r, 0, 2, info_len);
   return 0;
 }
 
 int tide_pgs_work_add(PgStore *s, int64_t update_id, const char *path,
                       size_t path_len, const void *item, size_t item_len) {
-  PgParams p = {0};
-  pg_param_int(&p, update_id);
-  pg_param_bytes(&p, path, path_len);
-  pg_param_bytes(&p, item, item_len);
-  return tide_pgs_write(s, PG_WORK_ADD,
-                        "INSERT INTO work_items(update_id, path, item)"
-                        " VALUES($1, $2, $3)",
-                        &p, "cannot record a work item");
+  PgCell row[3];
+  memset(row, 0, sizeof row);
+  row[0].i = update_id;
+  row[1].null = path == NULL;
+  row[1].p = path;
+  row[1].len = path_len;
+  row[2].null = item == NULL;
+  row[2].p = item;
+  row[2].len = item_len;
+  return tide_pgs_bulk_row(s, PG_KIND_WORK, row);
 }
 
 int tide_pgs_worker_join(PgStore *s, int64_t update_id, const char *host,
@@ -118,40 +120,68 @@ static int emit_work_items(PgStore *s, PGresult *r, tide_StoreWorkItemFn fn,
   return rc;
 }
 
+/* Claims in two steps, in one transaction committed with the claims: the
+** ready items after the last this worker claimed (the items before are
+** claimed or done, and a scan from the start would step over all of
+** them, and over their dead versions, at every claim); then, only when
+** there are none, any ready item and the items of workers whose lease ran
+** out. */
+#define CLAIM_SET                                                          \
+  " UPDATE work_items w SET state = 1, worker_id = $2,"                    \
+  " tries = tries + 1 FROM c WHERE w.id = c.id"                            \
+  " RETURNING w.id, w.path, w.item, w.tries"
+
 int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
                         int max, int64_t lease_ms, tide_StoreWorkItemFn fn,
                         void *arg, int64_t *open) {
   const char *what = "cannot claim work items";
   PGresult *r;
   PgParams p = {0};
-  int rc;
-  /* The claim commits at once: until then other workers would wait on
-  ** its locks, and a crash must not take claims with it unrecorded. */
+  int rc, i, n;
+  if (s->claim_update != update_id || s->claim_worker != worker_id) {
+    s->claim_update = update_id;
+    s->claim_worker = worker_id;
+    s->claim_mark = 0;
+  }
   if ((rc = tide_pgs_worker_beat(s, worker_id)) != 0) return rc;
   pg_param_int(&p, update_id);
   pg_param_int(&p, worker_id);
   pg_param_int(&p, max);
-  pg_param_int(&p, lease_ms);
-  if ((rc = tide_pgs_write_returning_rows(
-         s, PG_WORK_CLAIM,
-         "WITH c AS (SELECT w.id FROM work_items w"
-         " WHERE w.update_id = $1 AND w.state < 2 AND (w.state = 0"
-         " OR (w.worker_id <> $2 AND NOT EXISTS (SELECT 1 FROM workers k"
-         " WHERE k.id = w.worker_id AND k.left_at IS NULL"
-         " AND k.seen_at > now() - $4::int8 * interval '1 millisecond')))"
-         " ORDER BY w.id LIMIT $3 FOR UPDATE SKIP LOCKED)"
-         " UPDATE work_items w SET state = 1, worker_id = $2,"
-         " tries = tries + 1 FROM c WHERE w.id = c.id"
-         " RETURNING w.id, w.path, w.item, w.tries",
+  pg_param_int(&p, s->claim_mark);
+  /* Committed with the claim, in one round trip: until then other
+  ** workers would wait on its locks, and a crash must not take claims
+  ** with it unrecorded. */
+  if ((rc = tide_pgs_write_commit(
+         s, PG_WORK_CLAIM_NEXT,
+         "WITH c AS (SELECT id FROM work_items WHERE update_id = $1"
+         " AND state = 0 AND id > $4 ORDER BY update_id, id LIMIT $3"
+         " FOR UPDATE SKIP LOCKED)" CLAIM_SET,
          &p, what, &r)) != 0)
     return rc;
-  if ((rc = tide_pgs_flush(s)) != 0) {
+  if (PQntuples(r) == 0) {
     PQclear(r);
-    return rc;
+    p.n = 3;
+    pg_param_int(&p, lease_ms);
+    if ((rc = tide_pgs_worker_beat(s, worker_id)) != 0 ||
+        (rc = tide_pgs_write_commit(
+           s, PG_WORK_CLAIM,
+           "WITH c AS (SELECT w.id FROM work_items w"
+           " WHERE w.update_id = $1 AND w.state < 2 AND (w.state = 0"
+           " OR (w.worker_id <> $2 AND NOT EXISTS (SELECT 1 FROM workers k"
+           " WHERE k.id = w.worker_id AND k.left_at IS NULL"
+           " AND k.seen_at > now() - $4::int8 * interval '1 millisecond')))"
+           " ORDER BY w.update_id, w.id LIMIT $3 FOR UPDATE SKIP LOCKED)"
+           CLAIM_SET,
+           &p, what, &r)) != 0)
+      return rc;
   }
+  n = PQntuples(r);
+  for (i = 0; i < n; i++)
+    if (pg_int(r, i, 0) > s->claim_mark) s->claim_mark = pg_int(r, i, 0);
   rc = emit_work_items(s, r, fn, arg);
   PQclear(r);
-  if (rc || open == NULL) return rc;
+  if (open) *open = -1;
+  if (rc || open == NULL || n > 0) return rc;
   return tide_pgs_work_open(s, update_id, open);
 }
 

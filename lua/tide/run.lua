@@ -95,6 +95,7 @@ function M.new(app, opts, parts)
       lease_ms = opts.share.lease_ms or sharemod.LEASE_MS,
       starting = opts.share.starting, on_open = opts.share.on_open,
       wait_s = opts.share.wait_s, bases = {}, items = 0, claimed = 0,
+      fresh = {},
       failed_items = {}, per_worker = {},
       after_main = opts.share.role == "lead" and sharemod.lead
         or function(r) sharemod.work(r, r.share.worker_id) end,
@@ -269,7 +270,11 @@ function Run:container(tt, spec, frame, level)
   -- made once, not for every declaration.
   c = { id = row.id, type = tt, kind = tt.name, identity = identity,
         short = short, spec = spec, spec_bytes = spec_bytes,
-        owner_id = row.owner_id, fresh = created,
+        owner_id = row.owner_id,
+        -- Made in this run, or in the shared update a worker joined (the
+        -- lead says which): no state is in it yet.
+        fresh = created or (self.share ~= nil and self.share.fresh[row.id]
+                            == true),
         key_what = short .. " key", value_what = short .. " value" }
   if not self.opts.preview then self:setup_container(tt, spec, c, row) end
   -- A target whose writes cost much per batch (a database round trip)

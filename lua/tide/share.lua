@@ -40,10 +40,10 @@ M.LISTING, M.LISTED, M.FINISHED = 0, 1, 2
 
 -- Items a worker claims at once, and holds at most: small, so that work
 -- spreads evenly.
-local CLAIM = 16
-local HELD = 64
+local CLAIM = 32
+local HELD = 96
 -- The components a worker records in one store batch.
-M.BATCH = 32
+M.BATCH = 64
 -- How often a worker with nothing to claim, or the lead, looks again.
 local POLL_S = 0.02
 -- How long a worker's lease lasts without a beat, by default.
@@ -159,8 +159,18 @@ end
 -- called when no worker is left to do what remains.
 function M.lead(run)
   local store, share = run.store, run.share
-  store:update_set(share.update_id, M.LISTED)
+  -- The workers learn which containers this update made: no state can
+  -- be in them from before, so their keys are not looked up one by one.
+  local fresh = {}
+  for _, c in pairs(run.containers) do
+    if c.fresh then fresh[#fresh + 1] = c.id end
+  end
+  table.sort(fresh)
+  store:update_set(share.update_id, M.LISTED, encode({ fresh = fresh }))
   store:flush()
+  -- Looked at often at first, then less and less while it waits (each
+  -- look costs the server a count of the items not done).
+  local wait = POLL_S / 4
   while true do
     local open = store:work_open(share.update_id)
     if open == 0 and not workers_alive(run) then
@@ -174,7 +184,8 @@ function M.lead(run)
               .. "were not done: no worker is left to do them (see tide "
               .. "show --workers)", open) }, 0)
     else
-      sleep(POLL_S)
+      sleep(wait)
+      wait = math.min(wait * 2, POLL_S * 10)
     end
   end
   for _, w in ipairs(store:workers(share.update_id)) do
@@ -206,12 +217,17 @@ function M.join(run, want, wait_s)
   local store, share = run.store, run.share
   local deadline = core.now_ms() + (wait_s or 60) * 1000
   while true do
-    local id, state = store:update_current(run.app_id)
+    local id, state, info = store:update_current(run.app_id)
     if want and id ~= want and (id == nil or id > want) then
       return false
     end
     if id and (not want or id == want) and state == M.LISTED then
       share.update_id = id
+      local ok, told = pcall(decode, info or "")
+      for _, cid in ipairs(ok and type(told) == "table" and told.fresh or {})
+      do
+        share.fresh[cid] = true
+      end
       share.worker_id = store:worker_join(id, core.hostname() or "?",
                                           core.getpid())
       return true
@@ -280,7 +296,9 @@ function M.work(run, worker_id)
       end
     end
     for i = #held, n + 1, -1 do held[i] = nil end
-    if n >= cap then
+    -- Claims of CLAIM items (fewer only when it holds none): each is a
+    -- round trip and a commit.
+    if n > 0 and cap - n < CLAIM then
       sched.wait(run.sched, held[1])
       goto again
     end

@@ -2184,6 +2184,8 @@ static void test_pg_work(void) {
   Claimed got;
   Workers k;
   int64_t app, u, wa, wb, open = -1, cur;
+  const void *info;
+  size_t info_len;
   int state, i;
   tmp_init(&t, "unused");
   s = open_ok(t.path, TIDE_STORE_WRITE);
@@ -2191,19 +2193,21 @@ static void test_pg_work(void) {
   CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
   for (i = 0; i < 5; i++)
     CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/x"), LIT("item")), 0);
-  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED), 0);
+  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED, LIT("info")), 0);
   CHECK_EQ_INT(tide_store_flush(s), 0);
   /* Workers write without the writer lock, which s holds. */
   a = open_ok(t.path, TIDE_STORE_SHARED);
   b = open_ok(t.path, TIDE_STORE_SHARED);
-  CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state), 0);
+  CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state, &info,
+                                         &info_len), 0);
   CHECK_EQ_INT(cur, u);
   CHECK_EQ_INT(state, TIDE_UPDATE_LISTED);
+  CHECK(blob_equal(info, info_len, "info", 4));
   CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 11, &wa), 0);
   CHECK_EQ_INT(tide_store_worker_join(b, u, LIT("there"), 22, &wb), 0);
   got = claim(a, u, wa, 2, 60000, &open);
   CHECK_EQ_INT(got.count, 2);
-  CHECK_EQ_INT(open, 5);
+  CHECK_EQ_INT(open, -1);
   got = claim(b, u, wb, 10, 60000, &open);
   CHECK_EQ_INT(got.count, 3);
   got = claim(b, u, wb, 10, 60000, &open);
@@ -2220,15 +2224,22 @@ static void test_pg_work(void) {
   got = claim(b, u, wb, 10, 1, &open);
   CHECK_EQ_INT(got.count, 1);
   CHECK_EQ_INT(got.ids[0], 2);
-  CHECK_EQ_INT(open, 4);
+  CHECK_EQ_INT(open, -1);
   CHECK_EQ_INT(tide_store_work_done(a, 2, wa), 0);
   CHECK_EQ_INT(tide_store_flush(a), TIDE_ESTORE);
-  /* b leaves: what it holds is a's to claim at once. */
+  /* b leaves: what it holds is a's to claim at once (the items after
+  ** the last a claimed first, then the one before). */
   CHECK_EQ_INT(tide_store_worker_leave(b, wb, LIT("{}")), 0);
   got = claim(a, u, wa, 10, 60000, &open);
-  CHECK_EQ_INT(got.count, 4);
+  CHECK_EQ_INT(got.count, 3);
+  CHECK_EQ_INT(got.ids[0], 3);
+  CHECK_EQ_INT(open, -1);
   for (i = 0; i < got.count && i < 16; i++)
     CHECK_EQ_INT(tide_store_work_done(a, got.ids[i], wa), 0);
+  got = claim(a, u, wa, 10, 60000, &open);
+  CHECK_EQ_INT(got.count, 1);
+  CHECK_EQ_INT(got.ids[0], 2);
+  CHECK_EQ_INT(tide_store_work_done(a, 2, wa), 0);
   CHECK_EQ_INT(tide_store_flush(a), 0);
   got = claim(a, u, wa, 10, 60000, &open);
   CHECK_EQ_INT(got.count, 0);
@@ -2239,10 +2250,10 @@ static void test_pg_work(void) {
   CHECK_EQ_INT(k.done[0], 5);
   CHECK_EQ_INT(k.done[1], 0);
   CHECK_EQ_INT(k.left[1], 1);
-  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_FINISHED), 0);
+  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_FINISHED, NULL, 0), 0);
   CHECK_EQ_INT(tide_store_flush(s), 0);
-  CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state),
-               TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state, &info,
+                                         &info_len), TIDE_ENOTFOUND);
   tide_store_close(a);
   tide_store_close(b);
   tide_store_close(s);
