@@ -448,7 +448,8 @@ function write_batch(run, batch)
     end
     if not preview then store:intent_delete(intents[container]) end
   end
-  if not preview then store:flush() end
+  -- The intents are dropped in the next batch's commit (or the run's last):
+  -- a crash before it costs only a rerun of this batch's owners.
 end
 
 -- Applies once more the changes whose apply failed in this run (after

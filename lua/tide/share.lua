@@ -185,7 +185,7 @@ function M.lead(run)
               .. "show --workers)", open) }, 0)
     else
       sleep(wait)
-      wait = math.min(wait * 2, POLL_S * 10)
+      wait = math.min(wait * 2, POLL_S * 2)
     end
   end
   for _, w in ipairs(store:workers(share.update_id)) do
@@ -238,7 +238,7 @@ function M.join(run, want, wait_s)
               .. "give --wait more seconds)", run.app.name, wait_s or 60) },
             0)
     end
-    sleep(POLL_S * 5)
+    sleep(POLL_S / 2)
   end
 end
 

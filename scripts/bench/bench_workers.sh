@@ -1,0 +1,113 @@
+#!/bin/sh
+# Updates shared by workers on a PostgreSQL state store (tide update
+# --workers), against a PostgreSQL 15 started for the run
+# (scripts/pg_server.sh: a Unix socket in a temporary folder, fsync off).
+# Every run is cold: a new schema and a new target database. Medians of
+# BENCH_RUNS runs of workers_pipeline.lua over trees made by gen_tree.sh:
+# - claim + commit overhead: a no-op transform (BENCH_WORK=noop) on 2k
+#   and 10k files, one worker on the PostgreSQL store against one process
+#   on the SQLite store; the cost per component is the slope between the
+#   two sizes, (T(10k) - T(2k)) / 8000, so that what a run pays once
+#   (starting processes, opening stores) cancels out;
+# - CPU-bound: a pure-Lua hash of each of 10k files (BENCH_WORK=cpu),
+#   2 workers against 1;
+# - I/O-bound: each of 2k components waits 20 ms on tide.sleep, standing
+#   in for a model call (BENCH_WORK=wait), 4 at a time in each worker
+#   (--max-inflight 4), 8 workers against 1.
+# Usage: bench_workers.sh
+set -eu
+# shellcheck source=scripts/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$(mktemp -d /tmp/tide-bench-workers.XXXXXX)
+chmod 755 "$work" # the server runs as another user
+sh "$root/scripts/pg_server.sh" start "$work/pg" >/dev/null
+cleanup() {
+  sh "$root/scripts/pg_server.sh" stop "$work/pg"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cp "$root/scripts/bench/workers_pipeline.lua" "$work/pipeline.lua"
+for n in 2000 10000; do
+  sh "$root/scripts/bench/gen_tree.sh" "$n" "$work/tree$n"
+done
+schema=0
+
+# run OUT N WORKERS [FLAGS...]: one cold update of tree N, timed into OUT;
+# WORKERS 0 is one process on the SQLite store.
+run() {
+  out=$1 n=$2 workers=$3
+  shift 3
+  rm -f "$work"/out.db* "$work"/state.db*
+  schema=$((schema + 1))
+  if [ "$workers" -eq 0 ]; then
+    db="$work/state.db"
+  else
+    db="postgresql:///postgres?host=$work/pg&user=tide&schema=s$schema"
+    set -- --workers "$workers" "$@"
+  fi
+  (cd "$work" && export BENCH_TREE="$work/tree$n" &&
+    timed "$out" "$tide" update pipeline.lua --db "$db" --quiet "$@")
+}
+
+# ---- Claim + commit overhead per component ----
+export BENCH_WORK=noop
+i=0
+while [ "$i" -lt "$RUNS" ]; do
+  for n in 2000 10000; do
+    run "$work/lite$n.t" "$n" 0
+    run "$work/pg$n.t" "$n" 1
+  done
+  i=$((i + 1))
+done
+lite_slope=$(awk -v a="$(median 1 "$work/lite2000.t")" \
+  -v b="$(median 1 "$work/lite10000.t")" 'BEGIN { printf "%.1f", (b - a) / 8000 }')
+pg_slope=$(awk -v a="$(median 1 "$work/pg2000.t")" \
+  -v b="$(median 1 "$work/pg10000.t")" 'BEGIN { printf "%.1f", (b - a) / 8000 }')
+ratio=$(awk -v p="$pg_slope" -v l="$lite_slope" \
+  'BEGIN { printf "%.2f", p / l }')
+awk -v p="$pg_slope" -v l="$lite_slope" -v r="$ratio" \
+  -v a="$(median 1 "$work/pg2000.t")" -v b="$(median 1 "$work/pg10000.t")" \
+  -v c="$(median 1 "$work/lite2000.t")" \
+  -v d="$(median 1 "$work/lite10000.t")" 'BEGIN {
+  printf "claim + commit per component, no-op transform: %.1f us with one" \
+    " worker on PostgreSQL (2k files %.0f ms, 10k %.0f ms), %.1f us in" \
+    " one process on SQLite (%.0f ms, %.0f ms), ratio %.2f\n", p, a / 1000,
+    b / 1000, l, c / 1000, d / 1000, r }'
+verdict "$ratio" 3 "<= 3x the SQLite store's cost per component"
+
+# ---- CPU-bound: 2 workers against 1 ----
+export BENCH_WORK=cpu BENCH_ROUNDS=${BENCH_ROUNDS:-40}
+i=0
+while [ "$i" -lt "$RUNS" ]; do
+  run "$work/cpu1.t" 10000 1
+  run "$work/cpu2.t" 10000 2
+  i=$((i + 1))
+done
+one=$(median 1 "$work/cpu1.t")
+two=$(median 1 "$work/cpu2.t")
+speedup=$(awk -v a="$one" -v b="$two" 'BEGIN { printf "%.2f", a / b }')
+awk -v a="$one" -v b="$two" -v s="$speedup" 'BEGIN {
+  printf "CPU-bound, a pure-Lua hash of each of 10k files: 1 worker %.0f ms," \
+    " 2 workers %.0f ms, %.2fx faster\n", a / 1000, b / 1000, s }'
+awk -v s="$speedup" 'BEGIN {
+  printf "budget >= 1.8x faster with 2 workers: %s\n",
+    (s + 0 >= 1.8) ? "met" : "NOT met" }'
+
+# ---- I/O-bound: 8 workers against 1 ----
+export BENCH_WORK=wait BENCH_WAIT_MS=20
+i=0
+while [ "$i" -lt "$RUNS" ]; do
+  run "$work/wait1.t" 2000 1 --max-inflight 4
+  run "$work/wait8.t" 2000 8 --max-inflight 4
+  i=$((i + 1))
+done
+one=$(median 1 "$work/wait1.t")
+eight=$(median 1 "$work/wait8.t")
+speedup=$(awk -v a="$one" -v b="$eight" 'BEGIN { printf "%.2f", a / b }')
+awk -v a="$one" -v b="$eight" -v s="$speedup" 'BEGIN {
+  printf "I/O-bound, 2k components waiting 20 ms, 4 at a time a worker:" \
+    " 1 worker %.0f ms (ideal 10000), 8 workers %.0f ms (ideal 1250)," \
+    " %.2fx faster\n", a / 1000, b / 1000, s }'
+awk -v s="$speedup" 'BEGIN {
+  printf "budget >= 6x faster with 8 workers: %s\n",
+    (s + 0 >= 6) ? "met" : "NOT met" }'
