@@ -111,12 +111,25 @@ static int sys_hostname(lua_State *L) {
 
 extern char **environ;
 
-/* spawn(argv): starts argv[1] (a path) with argv and this process's
-** environment, standard streams shared; its pid, to be reaped. */
+/* Whether entry ("NAME=value") sets one of the names set sets. */
+static int overridden(const char *entry, const char *const *set, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    size_t len = strcspn(set[i], "=");
+    if (strncmp(entry, set[i], len + 1) == 0) return 1;
+  }
+  return 0;
+}
+
+/* spawn(argv[, env]): starts argv[1] (a path) with argv and this
+** process's environment, with env's "NAME=value" strings set on top
+** (a secret goes there, not in argv, which every user can list);
+** standard streams shared. Its pid, to be reaped. */
 static int sys_spawn(lua_State *L) {
-  const char *argv[64];
+  const char *argv[64], *set[16];
+  const char **envp;
   char text[TIDE_ERRNO_TEXT_SIZE];
-  lua_Integer i, n;
+  lua_Integer i, n, nset = 0, nenv = 0;
   pid_t pid;
   int rc;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -128,7 +141,26 @@ static int sys_spawn(lua_State *L) {
     lua_pop(L, 1); /* the string stays in the table */
   }
   argv[n] = NULL;
-  rc = posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    nset = (lua_Integer)lua_rawlen(L, 2);
+    luaL_argcheck(L, nset < 16, 2, "at most 15 variables expected");
+    for (i = 1; i <= nset; i++) {
+      lua_rawgeti(L, 2, i);
+      set[i - 1] = luaL_checkstring(L, -1);
+      luaL_argcheck(L, strchr(set[i - 1], '=') != NULL, 2,
+                    "NAME=value strings expected");
+      lua_pop(L, 1);
+    }
+  }
+  while (environ[nenv]) nenv++;
+  envp = lua_newuserdatauv(L, sizeof *envp * (size_t)(nenv + nset + 1), 0);
+  for (n = 0, i = 0; i < nenv; i++)
+    if (!overridden(environ[i], set, (int)nset)) envp[n++] = environ[i];
+  for (i = 0; i < nset; i++) envp[n++] = set[i];
+  envp[n] = NULL;
+  rc = posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv,
+                   (char *const *)envp);
   if (rc != 0) {
     luaL_pushfail(L);
     lua_pushfstring(L, "%s: %s", argv[0],

@@ -333,8 +333,11 @@ int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
                                        size_t identity_len, int64_t *id,
                                        int *created) {
   if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_container_get_or_create(pg(s), app_id, kind, kind_len, identity, identity_len, id, created);
-  return tide_sqs_container_get_or_create(sq(s), app_id, kind, kind_len, identity, identity_len, id, created);
+    return tide_pgs_container_get_or_create(pg(s), app_id, kind, kind_len,
+                                            identity, identity_len, id,
+                                            created);
+  return tide_sqs_container_get_or_create(sq(s), app_id, kind, kind_len,
+                                          identity, identity_len, id, created);
 }
 
 int tide_store_container_get(tide_Store *s, int64_t id,
@@ -420,7 +423,8 @@ int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
 int tide_store_intent_add(tide_Store *s, int64_t app_id, int64_t container_id,
                           const void *keys, size_t keys_len, int64_t *id) {
   if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_intent_add(pg(s), app_id, container_id, keys, keys_len, id);
+    return tide_pgs_intent_add(pg(s), app_id, container_id, keys, keys_len,
+                               id);
   return tide_sqs_intent_add(sq(s), app_id, container_id, keys, keys_len, id);
 }
 
@@ -441,8 +445,10 @@ int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
                           size_t source_len, const char *key, size_t key_len,
                           tide_StoreSourceItem *item) {
   if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_source_get(pg(s), app_id, source, source_len, key, key_len, item);
-  return tide_sqs_source_get(sq(s), app_id, source, source_len, key, key_len, item);
+    return tide_pgs_source_get(pg(s), app_id, source, source_len, key, key_len,
+                               item);
+  return tide_sqs_source_get(sq(s), app_id, source, source_len, key, key_len,
+                             item);
 }
 
 int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
@@ -455,8 +461,10 @@ int tide_store_source_delete(tide_Store *s, int64_t app_id, const char *source,
                              size_t source_len, const char *key,
                              size_t key_len) {
   if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_source_delete(pg(s), app_id, source, source_len, key, key_len);
-  return tide_sqs_source_delete(sq(s), app_id, source, source_len, key, key_len);
+    return tide_pgs_source_delete(pg(s), app_id, source, source_len, key,
+                                  key_len);
+  return tide_sqs_source_delete(sq(s), app_id, source, source_len, key,
+                                key_len);
 }
 
 int tide_store_source_each(tide_Store *s, int64_t app_id, const char *source,

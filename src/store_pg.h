@@ -85,6 +85,7 @@ enum {
   PG_COMPONENT_BRIEF_NEXT,
   PG_COMPONENT_COUNT,
   PG_COMPONENT_IDS,
+  PG_INTENT_IDS,
   PG_MEMO_GET,
   PG_MEMO_PUT,
   PG_MEMO_DEL,
@@ -173,6 +174,12 @@ typedef struct PgCell {
   size_t len;
 } PgCell;
 
+/* Ids taken from a sequence ahead of the rows that use them. */
+typedef struct PgIds {
+  int64_t ids[PG_RESERVED_IDS];
+  int next, n;               /* ids[next..n) are free */
+} PgIds;
+
 typedef struct PgStore PgStore;
 
 struct PgStore {
@@ -199,8 +206,8 @@ struct PgStore {
   int64_t batch_started_ns;  /* CLOCK_MONOTONIC */
   int64_t max_batch_writes;
   int64_t max_batch_ms;
-  int64_t ids[PG_RESERVED_IDS]; /* component ids reserved, ids[next_id..] */
-  int next_id, nids;
+  PgIds component_ids;       /* ids reserved for new components */
+  PgIds intent_ids;          /* and for intents */
   unsigned char iterating[PG_SLOT_COUNT]; /* an iteration of slot runs */
   PgBulk bulk[PG_BULK_KINDS]; /* rows kept for set-based statements */
   int64_t claim_update, claim_worker; /* whose claims claim_mark is */

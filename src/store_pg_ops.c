@@ -241,25 +241,28 @@ static int emit_component(const PGresult *r, int row, const void *cb,
   " status = excluded.status, error = excluded.error,"                     \
   " updated_ns = excluded.updated_ns, deps_fp = excluded.deps_fp"
 
-/* Takes ids for new components from their sequence, PG_RESERVED_IDS at
-** a time: one round trip for that many new components. */
-static int reserve_ids(PgStore *s) {
-  PGresult *r;
-  PgParams p = {0};
-  int rc, i;
-  pg_param_int(&p, PG_RESERVED_IDS);
-  rc = tide_pgs_read(s, PG_COMPONENT_IDS,
-                     "SELECT nextval('component_ids')"
-                     " FROM generate_series(1, $1::int8)", &p,
-                     "cannot record a component", &r);
-  if (rc) return rc;
-  s->nids = PQntuples(r) < PG_RESERVED_IDS ? PQntuples(r) : PG_RESERVED_IDS;
-  for (i = 0; i < s->nids; i++) s->ids[i] = pg_int(r, i, 0);
-  s->next_id = 0;
-  PQclear(r);
-  return s->nids > 0 ? 0 : tide_pgs_fail(s, TIDE_ESTORE, "%s: cannot record "
-                                         "a component: no ids reserved",
-                                         s->location);
+/* The next id of a pool, taken from the sequence by sql (a statement of
+** slot returning PG_RESERVED_IDS ids) when the pool is empty: one round
+** trip for that many new rows. */
+static int take_id(PgStore *s, PgIds *pool, int slot, const char *sql,
+                   const char *what, int64_t *id) {
+  if (pool->next == pool->n) {
+    PGresult *r;
+    PgParams p = {0};
+    int rc, i;
+    pg_param_int(&p, PG_RESERVED_IDS);
+    if ((rc = tide_pgs_read(s, slot, sql, &p, what, &r)) != 0) return rc;
+    pool->n = PQntuples(r) < PG_RESERVED_IDS ? PQntuples(r)
+                                              : PG_RESERVED_IDS;
+    for (i = 0; i < pool->n; i++) pool->ids[i] = pg_int(r, i, 0);
+    pool->next = 0;
+    PQclear(r);
+    if (pool->n == 0)
+      return tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no ids reserved",
+                           s->location, what);
+  }
+  *id = pool->ids[pool->next++];
+  return 0;
 }
 
 /*
@@ -277,8 +280,11 @@ int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
   int rc = 0;
   if (known == TIDE_STORE_NEW_ID) {
     if ((rc = tide_pgs_write_begin(s)) != 0) return rc;
-    if (s->next_id == s->nids && (rc = reserve_ids(s)) != 0) return rc;
-    known = s->ids[s->next_id++];
+    if ((rc = take_id(s, &s->component_ids, PG_COMPONENT_IDS,
+                      "SELECT nextval('component_ids')"
+                      " FROM generate_series(1, $1::int8)", what,
+                      &known)) != 0)
+      return rc;
   }
   if (known <= 0) {
     pg_param_int(&p, c->app_id);
@@ -355,7 +361,8 @@ int tide_pgs_component_path(PgStore *s, int64_t id, const char **path,
 int tide_pgs_component_delete(PgStore *s, int64_t id) {
   PgParams p;
   id_param(&p, id);
-  return send_write(s, PG_COMPONENT_DEL, "DELETE FROM components WHERE id = $1",
+  return send_write(s, PG_COMPONENT_DEL,
+                    "DELETE FROM components WHERE id = $1",
                &p, "cannot delete a component");
 }
 
@@ -790,16 +797,29 @@ int tide_pgs_target_each_pending(PgStore *s, int64_t app_id,
 
 /* ---- Intents ---- */
 
+/* Its id is taken from a reserve, so the intent is sent with the batch's
+** other writes and not waited for. */
 int tide_pgs_intent_add(PgStore *s, int64_t app_id, int64_t container_id,
                         const void *keys, size_t keys_len, int64_t *id) {
+  const char *what = "cannot record an intent";
   PgParams p = {0};
+  int64_t given;
+  int rc;
+  if ((rc = tide_pgs_write_begin(s)) != 0 ||
+      (rc = take_id(s, &s->intent_ids, PG_INTENT_IDS,
+                    "SELECT nextval('intents_id_seq')"
+                    " FROM generate_series(1, $1::int8)", what,
+                    &given)) != 0)
+    return rc;
+  pg_param_int(&p, given);
   pg_param_int(&p, app_id);
   pg_param_int(&p, container_id);
   pg_param_bytes(&p, keys, keys_len);
-  return tide_pgs_write_returning(s, PG_INTENT_ADD,
-                         "INSERT INTO intents(app_id, container_id, keys)"
-                         " VALUES($1, $2, $3) RETURNING id",
-                         &p, "cannot record an intent", id);
+  rc = tide_pgs_write(s, PG_INTENT_ADD,
+                      "INSERT INTO intents(id, app_id, container_id, keys)"
+                      " VALUES($1, $2, $3, $4)", &p, what);
+  if (rc == 0 && id) *id = given;
+  return rc;
 }
 
 int tide_pgs_intent_delete(PgStore *s, int64_t id) {

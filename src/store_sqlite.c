@@ -1,8 +1,8 @@
 /*
-** The SQLite state store's lifecycle: opening (format checks, the writer lock),
-** error messages, the statement cache, group commit and giving free pages
-** back. The schema lives in store_sqlite_schema.c, the operations in
-** store_sqlite_ops.c.
+** The SQLite state store's lifecycle: opening (format checks, the writer
+** lock), error messages, the statement cache, group commit and giving
+** free pages back. The schema lives in store_sqlite_schema.c, the
+** operations in store_sqlite_ops.c.
 **
 ** The writer lock is an flock on a side file, PATH-lock, which also holds
 ** the holder's pid for the message a second writer gets. It is not taken on

@@ -155,13 +155,15 @@ function lead_share(pipeline, db, n, lease_ms, forward)
   local share = { role = "lead", lease_ms = lease_ms }
   function share.on_open(update_id)
     for i = 1, n do
-      local argv = { exe, "worker", pipeline, "--db", db, "--update",
+      -- The store's location (which may hold a password) goes in the
+      -- environment, not on the command line every user can list.
+      local argv = { exe, "worker", pipeline, "--update",
                      tostring(update_id), "--quiet" }
       if lease_ms then
         argv[#argv + 1] = "--lease=" .. tostring(lease_ms / 1000)
       end
       for _, flag in ipairs(forward) do argv[#argv + 1] = flag end
-      local pid, err = core.spawn(argv)
+      local pid, err = core.spawn(argv, { "TIDE_DB=" .. db })
       if not pid then error({ tide_fatal = true, message = err }, 0) end
       pids[i] = pid
     end

@@ -59,10 +59,13 @@ while [ "$i" -lt "$RUNS" ]; do
   done
   i=$((i + 1))
 done
-lite_slope=$(awk -v a="$(median 1 "$work/lite2000.t")" \
-  -v b="$(median 1 "$work/lite10000.t")" 'BEGIN { printf "%.1f", (b - a) / 8000 }')
-pg_slope=$(awk -v a="$(median 1 "$work/pg2000.t")" \
-  -v b="$(median 1 "$work/pg10000.t")" 'BEGIN { printf "%.1f", (b - a) / 8000 }')
+slope() { # the cost per component between the runs of 2k and 10k files
+  awk -v a="$(median 1 "$work/${1}2000.t")" \
+    -v b="$(median 1 "$work/${1}10000.t")" \
+    'BEGIN { printf "%.1f", (b - a) / 8000 }'
+}
+lite_slope=$(slope lite)
+pg_slope=$(slope pg)
 ratio=$(awk -v p="$pg_slope" -v l="$lite_slope" \
   'BEGIN { printf "%.2f", p / l }')
 awk -v p="$pg_slope" -v l="$lite_slope" -v r="$ratio" \

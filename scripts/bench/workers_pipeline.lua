@@ -40,7 +40,6 @@ end)
 
 return tide.app("bench_workers", function()
   local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
-  tide.mount_each(process,
-                  fs.walk(os.getenv("BENCH_TREE"), { include = { "**/*.md" } }),
-                  docs)
+  local tree = fs.walk(os.getenv("BENCH_TREE"), { include = { "**/*.md" } })
+  tide.mount_each(process, tree, docs)
 end)

@@ -2193,7 +2193,8 @@ static void test_pg_work(void) {
   CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
   for (i = 0; i < 5; i++)
     CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/x"), LIT("item")), 0);
-  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED, LIT("info")), 0);
+  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED, LIT("info")),
+               0);
   CHECK_EQ_INT(tide_store_flush(s), 0);
   /* Workers write without the writer lock, which s holds. */
   a = open_ok(t.path, TIDE_STORE_SHARED);

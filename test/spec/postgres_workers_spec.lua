@@ -184,8 +184,8 @@ describe("an update shared by workers", function()
     must(postgres.query(conn, "CREATE TABLE public.killed_audit(path bytea)"))
     update(d, db, "", "SLEEP_MS=10") -- makes the schema
     must(postgres.query(conn, "CREATE FUNCTION killed_audit() RETURNS "
-      .. "trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.killed_audit "
-      .. "VALUES (NEW.path); RETURN NEW; END $$"))
+      .. "trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO "
+      .. "public.killed_audit VALUES (NEW.path); RETURN NEW; END $$"))
     must(postgres.query(conn, "CREATE TRIGGER audit AFTER INSERT OR UPDATE "
       .. "ON killed.components FOR EACH ROW EXECUTE FUNCTION "
       .. "killed_audit()"))
@@ -285,6 +285,37 @@ describe("an update shared by workers", function()
     end
     assert.is_table(left)
     assert.is_true(left.done < 120)
+  end)
+
+  it("keeps the store's password off the workers' command lines",
+     function()
+    local d = project(30)
+    local secret = "pw-Workers-51-hidden"
+    local db = location("hidden") .. "&password=" .. secret
+    local lead = io.popen(("cd %s && SLEEP_MS=30 %s update pipeline.lua "
+      .. "--db %s --workers 2 --max-inflight 1 --json; echo $?")
+      :format(q(d), helpers.tide, q(db)))
+    -- The lead was given it on its own command line; its workers get
+    -- it in their environment.
+    local workers = {}
+    helpers.wait_for(function()
+      workers = {}
+      for line in helpers.run("ps -eo args"):gmatch("[^\n]+") do
+        if line:find(" worker ", 1, true) and line:find("tide", 1, true)
+        then
+          workers[#workers + 1] = line
+        end
+      end
+      return #workers > 0
+    end, 20)
+    assert.is_true(#workers > 0)
+    for _, line in ipairs(workers) do
+      assert.is_nil(line:find(secret, 1, true), line)
+    end
+    local out = lead:read("a")
+    lead:close()
+    assert.is_truthy(out:match("\n0\n$"), out)
+    assert.is_nil(out:find(secret, 1, true))
   end)
 
   it("refuses what it cannot share, with a message", function()
