@@ -151,7 +151,9 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
     /* Locked by another process: the connection stays for next time. */
     return tide_engine_fail(e, rc, "%s", tide_store_errmsg(e->store));
   }
-  if (changed) *reopened = 1;
+  /* Other processes write a shared update's store without taking the
+  ** lock, so a worker reads the store whole at every cycle. */
+  if (changed || e->shared) *reopened = 1;
   tide_store_set_batch_limits(e->store, 0, 0);
   e->in_cycle = 1;
   e->msg[0] = '\0';

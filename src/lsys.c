@@ -1,11 +1,12 @@
 /*
 ** Lua binding of the few process-level calls the CLI needs and Lua lacks:
 ** chdir, getcwd, isatty, errno_text for messages, exists, and for the
-** workers of a shared update getpid, hostname, spawn and reap. chdir,
+** workers of a shared update getpid, hostname, spawn, stop and reap. chdir,
 ** getcwd, hostname and spawn return nil, message when the call fails;
 ** misuse (a path holding a NUL, a number that is no errno value) raises.
 */
 #include <errno.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <limits.h>
@@ -171,6 +172,12 @@ static int sys_spawn(lua_State *L) {
   return 1;
 }
 
+/* stop(pid): sends SIGTERM to a child this process started. */
+static int sys_stop(lua_State *L) {
+  lua_pushboolean(L, kill((pid_t)luaL_checkinteger(L, 1), SIGTERM) == 0);
+  return 1;
+}
+
 /* reap(pid): nil while the child runs; else its exit code, or 128 plus
 ** the signal that ended it. */
 static int sys_reap(lua_State *L) {
@@ -200,6 +207,7 @@ void tide_lsys_open(lua_State *L) {
     {"hostname", sys_hostname},
     {"spawn", sys_spawn},
     {"reap", sys_reap},
+    {"stop", sys_stop},
     {NULL, NULL},
   };
   luaL_setfuncs(L, funcs, 0);

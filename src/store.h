@@ -557,7 +557,8 @@ typedef int (*tide_StoreWorkerFn)(void *arg, const tide_StoreWorker *w);
 ** Ends any earlier update of the app left open (its process died). */
 int tide_store_update_open(tide_Store *s, int64_t app_id, int64_t *id);
 /* Sets the update's state, and what the lead tells its workers (info,
-** CBOR; NULL keeps what it was). */
+** CBOR; NULL keeps what it was). Listed, it is announced when it commits
+** (PostgreSQL: NOTIFY on the channel tide_SCHEMA, the update's id). */
 int tide_store_update_set(tide_Store *s, int64_t id, int state,
                           const void *info, size_t info_len);
 /* The app's latest update not finished: *id, *state and *info (borrowed

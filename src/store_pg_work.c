@@ -41,11 +41,15 @@ int tide_pgs_update_set(PgStore *s, int64_t id, int state, const void *info,
   pg_param_int(&p, state);
   pg_param_int(&p, tide_pgs_now_ns());
   pg_param_bytes(&p, info, info_len);
+  /* Listed: the workers waiting for an update hear of it when it
+  ** commits (NOTIFY on tide_SCHEMA, the update's id). */
   return tide_pgs_write(s, PG_UPDATE_SET,
-                        "UPDATE updates SET state = $2::int8,"
+                        "WITH u AS (UPDATE updates SET state = $2::int8,"
                         " finished_ns = CASE WHEN $2::int8 = 2"
                         " THEN $3::int8 END, info = coalesce($4, info)"
-                        " WHERE id = $1",
+                        " WHERE id = $1 RETURNING id)"
+                        " SELECT pg_notify('tide_' || current_schema(),"
+                        " id::text) FROM u WHERE $2::int8 = 1",
                         &p, "cannot record an update");
 }
 

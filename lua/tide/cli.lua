@@ -27,10 +27,11 @@ commands:
                              with --workers (a PostgreSQL store), N worker
                              processes share the work
   worker PIPELINE.lua --db postgresql://... [--update ID] [--wait SECONDS]
-                      [--lease SECONDS] [--jobs N] [--max-inflight N]
-                      [--quiet] [--json]
+                      [--live] [--after ID] [--lease SECONDS] [--jobs N]
+                      [--max-inflight N] [--quiet] [--json]
                              join an update another process runs (tide
-                             update --workers) and take a share of it
+                             update --workers) and take a share of it;
+                             with --live, every update in turn
   live PIPELINE.lua [...]    update --live
   drop PIPELINE.lua [--force] [--db PATH]
                              delete every target state the app owns, then
@@ -150,15 +151,23 @@ end
 -- executable's `worker` command once the update is open, with the flags
 -- forward, reaped at the end; starting() says whether one of them still
 -- runs.
-function lead_share(pipeline, db, n, lease_ms, forward)
+function lead_share(pipeline, db, n, lease_ms, forward, live)
   local pids, exe = {}, assert(core.exe_path())
   local share = { role = "lead", lease_ms = lease_ms }
   function share.on_open(update_id)
+    -- Live mode: the workers are started once and take every cycle's
+    -- update in turn.
+    if live and #pids > 0 then return end
     for i = 1, n do
       -- The store's location (which may hold a password) goes in the
       -- environment, not on the command line every user can list.
-      local argv = { exe, "worker", pipeline, "--update",
-                     tostring(update_id), "--quiet" }
+      local argv = { exe, "worker", pipeline, "--quiet" }
+      if live then
+        argv[#argv + 1] = "--live"
+        argv[#argv + 1] = "--after=" .. tostring(update_id - 1)
+      else
+        argv[#argv + 1] = "--update=" .. tostring(update_id)
+      end
       if lease_ms then
         argv[#argv + 1] = "--lease=" .. tostring(lease_ms / 1000)
       end
@@ -176,8 +185,11 @@ function lead_share(pipeline, db, n, lease_ms, forward)
     return false
   end
   -- Workers that are still running when the update ends (it failed) are
-  -- waited for: they end once no item is left.
+  -- waited for: they end once no item is left; live mode's are stopped.
   function share.finish()
+    for _, pid in ipairs(pids) do
+      if live and not pids[pid] then core.stop(pid) end
+    end
     for _, pid in ipairs(pids) do
       while not pids[pid] and core.reap(pid) == nil do core.sleep(0.02) end
       pids[pid] = true
@@ -237,9 +249,8 @@ function commands.update(...)
     say("update: --lease is for --workers")
     return 2
   end
-  if workers and (opts.live or opts.preview) then
-    say("update: --workers shares a catch-up update; it cannot %s",
-        opts.live and "run live" or "preview")
+  if workers and opts.preview then
+    say("update: --workers shares an update; it cannot preview")
     return 2
   end
   local pipeline = absolute(pos[1], assert(core.getcwd()))
@@ -261,7 +272,7 @@ function commands.update(...)
     if inflight then
       forward[#forward + 1] = "--max-inflight=" .. tostring(inflight)
     end
-    share = lead_share(pipeline, db, workers, lease, forward)
+    share = lead_share(pipeline, db, workers, lease, forward, opts.live)
   end
   -- The first SIGINT or SIGTERM stops the run: the components stuck in
   -- their code are interrupted, what completed is committed, and the exit
@@ -385,7 +396,8 @@ function commands.worker(...)
   local opts, pos = parse({ ... }, {
     db = "value", update = "value", wait = "value", lease = "value",
     jobs = "value", quiet = "bool", json = "bool", ["max-inflight"] = "value",
-  })
+    live = "bool", after = "value",
+  }, { ["-L"] = "live" })
   if not opts or #pos ~= 1 then
     say("worker: %s", opts and "expected one pipeline file" or pos)
     io_stderr:write(M.usage)
@@ -397,6 +409,12 @@ function commands.worker(...)
     return 2
   end
   local update = opts.update and math.tointeger(tonumber(opts.update))
+  local after = opts.after and math.tointeger(tonumber(opts.after))
+  if (opts.after and (not after or after < 0)) or (opts.live and update) then
+    say("worker: --after takes an update id; --live takes every update in "
+        .. "turn, not one --update")
+    return 2
+  end
   local wait = opts.wait and tonumber(opts.wait)
   local jobs = opts.jobs and math.tointeger(tonumber(opts.jobs))
   local inflight = opts["max-inflight"]
@@ -423,27 +441,40 @@ function commands.worker(...)
   -- committed, and what it holds is free for others at once.
   core.trap_signals(debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$"))
   local failures = report.error_printer(say)
-  local stats, errors = app:update {
-    db = db, jobs = jobs, max_inflight = inflight,
-    share = { role = "worker", update_id = update, lease_ms = lease,
-              wait_s = wait },
-    on_error = function(path, message)
-      if path ~= "" then failures.component(path, message) end
-    end,
-  }
+  -- Live mode: one update after another, each heard of through the
+  -- store's notifications, until a signal stops the worker.
+  local live = opts.live and { location = db } or nil
+  local status = 0
+  repeat
+    local stats, errors = app:update {
+      db = db, jobs = jobs, max_inflight = inflight,
+      share = { role = "worker", update_id = update, lease_ms = lease,
+                wait_s = wait, live = live, after = after },
+      on_error = function(path, message)
+        if path ~= "" then failures.component(path, message) end
+      end,
+    }
+    failures.finish()
+    if not stats then
+      app:close()
+      say("%s", errors)
+      return 2
+    end
+    if stats.update then
+      if opts.json then
+        io_stdout:write(report.stats_json(stats), "\n")
+      elseif not opts.quiet then
+        io_stdout:write(report.stats_line(stats), "\n")
+      end
+      io_stdout:flush()
+      after = stats.update
+    end
+    if stats.interrupted then status = 130 end
+    if #errors > 0 then status = math.max(status, 1) end
+  until not live or stats.interrupted
+  if live and live.listener then live.listener:close() end
   app:close()
-  failures.finish()
-  if not stats then
-    say("%s", errors)
-    return 2
-  end
-  if opts.json then
-    io_stdout:write(report.stats_json(stats), "\n")
-  elseif not opts.quiet then
-    io_stdout:write(report.stats_line(stats), "\n")
-  end
-  if stats.interrupted then return 130 end
-  return #errors > 0 and 1 or 0
+  return status
 end
 
 -- Parses a command that takes one pipeline file and loads it: returns

@@ -96,6 +96,9 @@ function M.new(app, opts, parts)
       starting = opts.share.starting, on_open = opts.share.on_open,
       wait_s = opts.share.wait_s, bases = {}, items = 0, claimed = 0,
       fresh = {},
+      -- A worker in live mode: updates one after another (after: the
+      -- last it joined), heard of through the store's notifications.
+      live = opts.share.live, after = opts.share.after,
       failed_items = {}, per_worker = {},
       after_main = opts.share.role == "lead" and sharemod.lead
         or function(r) sharemod.work(r, r.share.worker_id) end,
@@ -597,10 +600,13 @@ function Run:execute()
     if share.on_open then share.on_open(share.update_id) end
   elseif worker and not sharemod.join(self, share.update_id, share.wait_s)
   then
-    -- Nothing to join: the update ended before this worker came.
+    -- Nothing to join: the update ended before this worker came (or a
+    -- signal stopped a worker waiting in live mode).
     self.stats.elapsed_ms = now_ms() - started
+    self.stats.interrupted = share.live and core.stop_requested() or nil
     return self.stats, self.errors
   end
+  if worker then self.stats.update = share.update_id end
   sched.reset(self.sched, { runner = engine.run_task,
                             on_abort = engine.abort_component,
                             max_inflight = self.opts.max_inflight,

@@ -209,10 +209,36 @@ end
 
 -- ---- A worker ----
 
--- Waits for the app's update to be listed (the one given, or the latest)
--- and joins it; returns false when the update given is over already (a
--- lead with nothing to share ends before its workers start), and fails
--- when none comes within wait_s seconds.
+-- The channel a store announces its listed updates on (store.h), and
+-- the location as libpq reads it (without tide's own schema=).
+local function channel_of(location)
+  local schema = location:match("[?&]schema=([^&]*)") or "tide"
+  local conninfo = location:gsub("([?&])schema=[^&]*&?", "%1")
+  return "tide_" .. schema, (conninfo:gsub("[?&]$", ""))
+end
+
+-- Waits until a listed update comes: for a worker in live mode, a
+-- notification of the store (or a second); else a short sleep.
+local function wait_for_update(share)
+  local live = share.live
+  if not live then return sleep(POLL_S / 2) end
+  if not live.listener and live.location then
+    local channel, conninfo = channel_of(live.location)
+    live.listener = core.pg_listen(conninfo, "LISTEN " .. channel)
+    live.location = live.listener and live.location or nil
+  end
+  if not live.listener or not live.listener:wait(1000) then
+    if live.listener then live.listener:close() end
+    live.listener = nil
+    sleep(POLL_S)
+  end
+end
+
+-- Waits for the app's update to be listed (the one given, or the latest
+-- after share.after) and joins it; returns false when the update given
+-- is over already (a lead with nothing to share ends before its workers
+-- start) or a signal stops a worker in live mode, and fails when none
+-- comes within wait_s seconds (a worker in live mode waits for ever).
 function M.join(run, want, wait_s)
   local store, share = run.store, run.share
   local deadline = core.now_ms() + (wait_s or 60) * 1000
@@ -221,7 +247,9 @@ function M.join(run, want, wait_s)
     if want and id ~= want and (id == nil or id > want) then
       return false
     end
-    if id and (not want or id == want) and state == M.LISTED then
+    if share.live and core.stop_requested() then return false end
+    if id and (not want or id == want) and state == M.LISTED
+       and (not share.after or id > share.after) then
       share.update_id = id
       local ok, told = pcall(decode, info or "")
       for _, cid in ipairs(ok and type(told) == "table" and told.fresh or {})
@@ -232,13 +260,13 @@ function M.join(run, want, wait_s)
                                           core.getpid())
       return true
     end
-    if core.now_ms() > deadline then
+    if not share.live and core.now_ms() > deadline then
       error({ tide_fatal = true, message = fmt("no update of app %s to "
               .. "join in %g s (start one with tide update --workers, or "
               .. "give --wait more seconds)", run.app.name, wait_s or 60) },
             0)
     end
-    sleep(POLL_S / 2)
+    wait_for_update(share)
   end
 end
 
@@ -283,6 +311,9 @@ function M.work(run, worker_id)
   share.worker_id = worker_id
   local reconcile = require "tide.reconcile"
   local root = sched.current_frame()
+  -- The index (loading on its thread) says which items ran before: it is
+  -- waited for, and its dependencies checked, before the first mount.
+  run:index_ready()
   -- A worker holds no more items than it runs at once (and at most
   -- HELD), so that the others can take the rest.
   local cap = math.min(run.sched:limit(), HELD)

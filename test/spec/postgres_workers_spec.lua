@@ -318,6 +318,47 @@ describe("an update shared by workers", function()
     assert.is_nil(out:find(secret, 1, true))
   end)
 
+  it("shares live mode's cycles: a file written is picked up by a worker",
+     function()
+    local d = project(20)
+    local db = location("live")
+    local out = os.tmpname()
+    local lead = io.popen(("cd %s && exec %s update pipeline.lua --db %s "
+      .. "--workers 2 --live --json > %s 2>&1"):format(q(d), helpers.tide,
+      q(db), q(out)))
+    local function rows_now()
+      local ok, got = pcall(target_rows, d)
+      return ok and got or ""
+    end
+    assert.is_true(helpers.wait_for(function()
+      return select(2, rows_now():gsub("\n", "")) == 19
+    end, 20))
+    helpers.write(d .. "/docs/d005.txt", "Five, live\nw w w w\n")
+    helpers.write(d .. "/docs/d021.txt", "Twenty-one\nw\n")
+    assert.is_true(helpers.wait_for(function()
+      local t = rows_now()
+      return t:find("d005.txt|Five, live|6", 1, true)
+        and t:find("d021.txt|Twenty-one|2", 1, true)
+    end, 20))
+    -- The workers did it, and stop with the session.
+    helpers.run("pkill -TERM -f 'update pipeline.lua --db .*schema=live '")
+    lead:close()
+    local lines = {}
+    for line in helpers.read(out):gmatch("[^\n]+") do
+      if line:match("^{") then lines[#lines + 1] = cjson.decode(line) end
+    end
+    os.remove(out)
+    local shared = 0
+    for i = 2, #lines do
+      for _, w in ipairs(lines[i].workers or {}) do shared = shared + w.done end
+    end
+    assert.is_true(shared >= 2, "items done by workers: " .. shared)
+    assert.is_true(helpers.wait_for(function()
+      return not helpers.run("ps -eo args"):find("worker pipeline.lua", 1,
+                                                 true)
+    end, 10))
+  end)
+
   it("refuses what it cannot share, with a message", function()
     local d = project(3)
     local out, err, code = tide(d, "", "update pipeline.lua --workers 2")
@@ -325,9 +366,9 @@ describe("an update shared by workers", function()
     assert.is_truthy((out .. err):find("--workers needs a PostgreSQL state "
       .. "store", 1, true))
     out, err, code = tide(d, "", ("update pipeline.lua --db %s --workers 2 "
-      .. "--live"):format(q(location("x"))))
+      .. "--preview"):format(q(location("x"))))
     assert.are.equal(2, code)
-    assert.is_truthy((out .. err):find("cannot run live", 1, true))
+    assert.is_truthy((out .. err):find("it cannot preview", 1, true))
     out, err, code = tide(d, "", ("update pipeline.lua --db %s --workers 0")
       :format(q(location("x"))))
     assert.are.equal(2, code)
