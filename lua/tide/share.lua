@@ -66,9 +66,15 @@ end
 
 -- Records the work item of the component at path instead of mounting it;
 -- false when what the source gave cannot be recorded (a function, a
--- handle), and the lead mounts it itself.
+-- handle), and the lead mounts it itself. A file (a walk's item) goes as
+-- its path in the walked folder, which the worker stats again.
 function M.delegate(run, path, base, key, file_path, value, source_key)
   local share = run.share
+  if value ~= nil and getmetatable(value) == require("tide.fs").File then
+    local items = share.bases[base].items
+    if type(items) ~= "table" or value.dir ~= items.dir then return false end
+    file_path, value = value.path, nil
+  end
   local ok, bytes = pcall(encode, { base, tostring(key), file_path or false,
                                     value, source_key or false })
   if not ok then return false end
@@ -80,8 +86,7 @@ function M.delegate(run, path, base, key, file_path, value, source_key)
   run:mark(path, "ran")
   run:keep_subtree(path)
   share.items = share.items + 1
-  -- The store's batches hold what the lead records; a long listing
-  -- commits as it goes, so that workers can start.
+  -- A long listing commits as it goes, as any run's writes do.
   run.store:maybe_flush()
   return true
 end
