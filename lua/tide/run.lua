@@ -661,7 +661,9 @@ function Run:execute()
   end
   if share and not worker then
     self.stats.workers = share.per_worker
-    if interrupted then
+    -- Ended however it ended (main failed, a signal): workers waiting to
+    -- join, or for items, stop.
+    if not share.finished then
       self.store:update_set(share.update_id, sharemod.FINISHED)
     end
   end

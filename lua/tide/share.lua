@@ -210,6 +210,7 @@ function M.lead(run)
     }
   end
   store:update_set(share.update_id, M.FINISHED)
+  share.finished = true
 end
 
 -- ---- A worker ----
@@ -363,6 +364,9 @@ function M.work(run, worker_id)
     else
       reconcile.flush(run)
       if store:work_open(share.update_id) == 0 then break end
+      -- The lead ended the update (it failed or was stopped): what is
+      -- left is the next update's.
+      if store:update_current(run.app_id) ~= share.update_id then break end
       sleep(POLL_S)
     end
     ::again::
