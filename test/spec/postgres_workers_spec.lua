@@ -374,6 +374,15 @@ describe("an update shared by workers", function()
     assert.are.equal(2, code)
     assert.is_truthy(err:find("--workers must be a positive integer", 1,
                               true))
+    -- A lead whose main fails ends the update: its workers do not wait.
+    helpers.write(d .. "/broken.lua", "return require('tide').app('docs', "
+      .. "function() error('main breaks') end)")
+    local started = os.time()
+    out, err, code = tide(d, "", ("update broken.lua --db %s --workers 2")
+      :format(q(location("broken"))))
+    assert.are.equal(2, code)
+    assert.is_truthy(err:find("main breaks", 1, true))
+    assert.is_true(os.time() - started < 10)
     out, err, code = tide(d, "", ("worker pipeline.lua --db %s --wait 0.2")
       :format(q(location("nothing"))))
     assert.are_not.equal(0, code)
