@@ -282,6 +282,10 @@ local function run_component(frame)
       -- A worker's root is the lead's to record.
       if ok and share.role == "worker" then return true end
     end
+    if ok and frame.value_only then
+      frame.value = results
+      return true
+    end
   else
     ok, results = false, input_err
   end
@@ -325,6 +329,11 @@ local function run_component(frame)
     end
   end
   return true
+end
+
+-- Whether the run is a worker's part of a shared update (share.lua).
+local function worker_of(run)
+  return run.share ~= nil and run.share.role == "worker"
 end
 
 -- Creates a child component frame and its task. `mode` is "mount" (a
@@ -440,8 +449,7 @@ end
 function M.mount(...)
   local parent = need_frame("tide.mount", 2)
   local p, fn, args = path_and_fn("tide.mount", 2, ...)
-  local share = parent.is_root and parent.run.share
-  if share and share.role == "worker" then
+  if parent.is_root and worker_of(parent.run) then
     -- The lead runs main's own components.
     return setmetatable({ frame = { done = true } }, Mounted)
   end
@@ -459,6 +467,10 @@ function M.auto_refresh(fn, seconds, ...)
   if type(seconds) ~= "number" or seconds <= 0 then
     fail("tide.auto_refresh: seconds must be a positive number", 2)
   end
+  if parent.is_root and worker_of(parent.run) then
+    -- The lead runs main's own components.
+    return setmetatable({ frame = { done = true } }, Mounted)
+  end
   local frame = mount(parent, child_path(parent, fn.name), fn,
                       fnmod.pack(...))
   frame.refresh = seconds
@@ -474,6 +486,9 @@ function M.use_mount(...)
   local parent = need_frame("tide.use_mount", 2)
   local p, fn, args = path_and_fn("tide.use_mount", 2, ...)
   local frame = mount(parent, resolve_path(parent, p, fn), fn, args)
+  -- A worker of a shared update runs main's component for its value
+  -- only: the lead records it and writes what it declares.
+  frame.value_only = parent.is_root and worker_of(parent.run)
   sched.wait(parent.run.sched, frame)
   if frame.error then
     error(fmt("component %s failed: %s", frame.path, frame.error), 0)

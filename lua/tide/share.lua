@@ -25,9 +25,10 @@
 -- components again itself, so the update ends with the targets whole.
 --
 -- What runs where: the items of mount_each calls made by main are
--- shared; components main mounts one by one (tide.mount, use_mount) and
--- what the items mount below themselves run in the process that runs
--- main's or the item's, as one process would.
+-- shared; components main mounts one by one (tide.mount, auto_refresh,
+-- use_mount) are the lead's to run and record (a worker runs use_mount's
+-- for its value only), and what an item mounts below itself runs in the
+-- worker that runs the item.
 local core = require "tide.core"
 local sched = require "tide.sched"
 

@@ -359,6 +359,36 @@ describe("an update shared by workers", function()
     end, 10))
   end)
 
+  it("records main's own components once: use_mount's value in a worker",
+     function()
+    local d = helpers.tmpdir()
+    helpers.write(d .. "/pipeline.lua", [=[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Row = tide.record("Row", { { "name", "string", key = true },
+                                 { "n", "integer" } })
+local list = tide.fn("list", function()
+  local t = {}
+  for i = 1, 40 do t[("k%02d"):format(i)] = i end
+  return t
+end)
+local put = tide.fn("put", { memo = true }, function(n, rows)
+  rows:row(Row { name = "x" .. n, n = n })
+end)
+return tide.app("listed", function()
+  local rows = sqlite.table { db = "out.db", name = "rows", schema = Row }
+  tide.mount_each(put, tide.use_mount(list), rows)
+end)
+]=])
+    local r = update(d, location("listed"), "--workers 2")
+    assert.are.equal(41, r.components.added)
+    assert.are.equal(40, r.targets.inserted)
+    assert.are.equal(0, r.components.errors)
+    local again = update(d, location("listed"), "--workers 2")
+    assert.are.equal(40, again.components.unchanged)
+    assert.are.equal(1, again.components.reprocessed) -- list: not memoized
+  end)
+
   it("refuses what it cannot share, with a message", function()
     local d = project(3)
     local out, err, code = tide(d, "", "update pipeline.lua --workers 2")
