@@ -184,11 +184,12 @@ function lead_share(pipeline, db, n, lease_ms, forward, live)
     end
     return false
   end
-  -- Workers that are still running when the update ends (it failed) are
-  -- waited for: they end once no item is left; live mode's are stopped.
-  function share.finish()
+  -- Workers that are still running when the update ends are waited for:
+  -- they end once no item is left. Live mode's, and those of an update
+  -- that failed (they may wait for it to be listed), are stopped.
+  function share.finish(failed)
     for _, pid in ipairs(pids) do
-      if live and not pids[pid] then core.stop(pid) end
+      if (live or failed) and not pids[pid] then core.stop(pid) end
     end
     for _, pid in ipairs(pids) do
       while not pids[pid] and core.reap(pid) == nil do core.sleep(0.02) end
@@ -303,7 +304,7 @@ function commands.update(...)
                                                          opts.json) or nil,
     on_progress = progress.update, share = share,
   }
-  if share then share.finish() end
+  if share then share.finish(not stats) end
   app:close()
   progress.clear()
   failures.finish()

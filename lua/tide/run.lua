@@ -603,7 +603,7 @@ function Run:execute()
     -- Nothing to join: the update ended before this worker came (or a
     -- signal stopped a worker waiting in live mode).
     self.stats.elapsed_ms = now_ms() - started
-    self.stats.interrupted = share.live and core.stop_requested() or nil
+    self.stats.interrupted = core.stop_requested() or nil
     return self.stats, self.errors
   end
   if worker then self.stats.update = share.update_id end

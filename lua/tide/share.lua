@@ -254,7 +254,7 @@ function M.join(run, want, wait_s)
     if want and id ~= want and (id == nil or id > want) then
       return false
     end
-    if share.live and core.stop_requested() then return false end
+    if core.stop_requested() then return false end
     if id and (not want or id == want) and state == M.LISTED
        and (not share.after or id > share.after) then
       share.update_id = id
