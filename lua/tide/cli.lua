@@ -44,7 +44,8 @@ commands:
                              compare every target with what the store says
                              it holds; --repair writes back what drifted
   show PIPELINE.lua --workers [--json] [--db PATH]
-                             the workers of the app's latest shared update
+                             the workers of the app's shared update under
+                             way
   ls [--db PATH]             the apps in a state store
   run SCRIPT.lua [ARGS...]   run a Lua 5.4 script with tide preloaded
                              ("-" reads the script from standard input)
@@ -52,8 +53,9 @@ commands:
   --version                  tide's, Lua's, SQLite's and libuv's versions
 
 The state store is --db PATH, else $TIDE_DB, else .tide/state.db beside the
-pipeline file. A pipeline runs from its own folder: relative paths in it
-are relative to the pipeline file.
+pipeline file; a postgresql:// location keeps it in PostgreSQL. A pipeline
+runs from its own folder: relative paths in it are relative to the
+pipeline file.
 ]]
 
 local function say(...) io_stderr:write("tide: ", fmt(...), "\n") end
