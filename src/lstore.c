@@ -228,6 +228,37 @@ static int store_work_claim(lua_State *L) {
   return 2;
 }
 
+#define BEAT_TYPE "tide.StoreBeat"
+
+static int beat_stop(lua_State *L) {
+  tide_StoreBeat **b = luaL_checkudata(L, 1, BEAT_TYPE);
+  tide_store_beat_stop(*b);
+  *b = NULL;
+  return 0;
+}
+
+/* store:beat_start(worker_id, interval_ms) -> beat, whose :stop() (or
+** collection) ends it */
+static int store_beat_start(lua_State *L) {
+  tide_Store *s = check_store(L);
+  tide_StoreBeat **b = lua_newuserdatauv(L, sizeof *b, 0);
+  int rc;
+  *b = NULL;
+  if (luaL_newmetatable(L, BEAT_TYPE)) {
+    lua_pushcfunction(L, beat_stop);
+    lua_setfield(L, -2, "__gc");
+    lua_newtable(L);
+    lua_pushcfunction(L, beat_stop);
+    lua_setfield(L, -2, "stop");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
+  rc = tide_store_beat_start(s, luaL_checkinteger(L, 2),
+                             (int)luaL_checkinteger(L, 3), b);
+  if (rc) return ok_or_raise(L, s, rc);
+  return 1;
+}
+
 /* store:work_done(item_id, worker_id) */
 static int store_work_done(lua_State *L) {
   tide_Store *s = check_store(L);
@@ -1056,6 +1087,7 @@ void tide_lstore_open(lua_State *L) {
     {"worker_beat", store_worker_beat}, {"work_claim", store_work_claim},
     {"work_done", store_work_done}, {"worker_leave", store_worker_leave},
     {"workers", store_workers}, {"work_open", store_work_open},
+    {"beat_start", store_beat_start},
     {"work_redo", store_work_redo},
     {NULL, NULL},
   };

@@ -556,6 +556,13 @@ int tide_store_work_claim(tide_Store *s, int64_t update_id,
                              arg, open);
 }
 
+int tide_store_beat_start(tide_Store *s, int64_t worker_id, int interval_ms,
+                          tide_StoreBeat **out) {
+  *out = NULL;
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_beat_start(pg(s), worker_id, interval_ms, out);
+}
+
 int tide_store_work_done(tide_Store *s, int64_t item_id, int64_t worker_id) {
   if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
   return tide_pgs_work_done(pg(s), item_id, worker_id);

@@ -585,6 +585,15 @@ int tide_store_work_claim(tide_Store *s, int64_t update_id,
                           int64_t worker_id, int max, int64_t lease_ms,
                           tide_StoreWorkItemFn fn, void *arg,
                           int64_t *open);
+/* Starts the worker's heartbeat: a thread with a connection of its own
+** renews the worker's lease every interval_ms, whatever this thread does
+** meanwhile (a component that runs longer than the lease), until
+** tide_store_beat_stop (which accepts NULL). The thread ends with the
+** process, so a dead worker's lease still runs out. */
+typedef struct tide_StoreBeat tide_StoreBeat;
+int tide_store_beat_start(tide_Store *s, int64_t worker_id, int interval_ms,
+                          tide_StoreBeat **out);
+void tide_store_beat_stop(tide_StoreBeat *b);
 /* Marks the item done by the worker, in the open batch; the batch fails
 ** when it commits if the item is no longer the worker's (its lease ran
 ** out and another claimed it). */

@@ -491,6 +491,8 @@ int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id);
 int tide_pgs_worker_leave(PgStore *s, int64_t worker_id, const char *stats,
                           size_t stats_len);
 int tide_pgs_work_open(PgStore *s, int64_t update_id, int64_t *open);
+int tide_pgs_beat_start(PgStore *s, int64_t worker_id, int interval_ms,
+                        tide_StoreBeat **out);
 int tide_pgs_work_redo(PgStore *s, int64_t update_id, const char *path,
                        size_t path_len);
 int tide_pgs_worker_each(PgStore *s, int64_t update_id,

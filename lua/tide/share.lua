@@ -321,6 +321,10 @@ function M.work(run, worker_id)
   -- The index (loading on its thread) says which items ran before: it is
   -- waited for, and its dependencies checked, before the first mount.
   run:index_ready()
+  -- The lease is renewed by a thread of its own, however long a
+  -- component runs without yielding.
+  share.beat = store:beat_start(worker_id,
+                                math.max(share.lease_ms // 4, 50))
   -- A worker holds no more items than it runs at once (and at most
   -- HELD), so that the others can take the rest.
   local cap = math.min(run.sched:limit(), HELD)
@@ -379,6 +383,7 @@ end
 function M.leave(run)
   local share = run.share
   if not share.worker_id then return end
+  if share.beat then share.beat:stop() end
   local cjson = require "cjson"
   local candidates = {}
   for k in pairs(run.memo_candidates) do

@@ -2261,6 +2261,43 @@ static void test_pg_work(void) {
   tmp_close(&t);
 }
 
+/* A worker's heartbeat renews its lease while it works; stopped, the
+** lease runs out and its items go to another. */
+static void test_pg_beat(void) {
+  Tmp t;
+  tide_Store *s, *a, *b;
+  tide_StoreBeat *beat = NULL;
+  Claimed got;
+  int64_t app, u, wa, wb, open;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
+  CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/x"), LIT("item")), 0);
+  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED, NULL, 0), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  b = open_ok(t.path, TIDE_STORE_SHARED);
+  CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 1, &wa), 0);
+  CHECK_EQ_INT(tide_store_worker_join(b, u, LIT("there"), 2, &wb), 0);
+  got = claim(a, u, wa, 1, 60000, &open);
+  CHECK_EQ_INT(got.count, 1);
+  CHECK_EQ_INT(tide_store_beat_start(a, wa, 10, &beat), 0);
+  sleep_ms(300);
+  /* a's thread beats every 10 ms: a lease of 200 ms holds. */
+  got = claim(b, u, wb, 1, 200, &open);
+  CHECK_EQ_INT(got.count, 0);
+  tide_store_beat_stop(beat);
+  sleep_ms(300);
+  got = claim(b, u, wb, 1, 200, &open);
+  CHECK_EQ_INT(got.count, 1);
+  tide_store_beat_stop(NULL);
+  tide_store_close(a);
+  tide_store_close(b);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 /* On either backend. */
 static const CheckTest tests[] = {
   { "intents", test_intents },
@@ -2307,6 +2344,7 @@ static const CheckTest pg_tests[] = {
   { "ids not waited for", test_pg_known_ids },
   { "the password never shown", test_pg_password },
   { "work items shared by workers", test_pg_work },
+  { "a worker's heartbeat", test_pg_beat },
   { NULL, NULL },
 };
 
