@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "error.h"
 
 #include "buf.h"
 #include "store.h"
@@ -48,6 +51,68 @@ int tide_store_public_location(const char *location, char *out,
   return rc;
 }
 
+/* ---- What every backend keeps alike: messages, clocks, batches ---- */
+
+static const char out_of_memory[] = "out of memory";
+
+int tide_store_failv(tide_Store *s, int code, const char *fmt, va_list ap) {
+  va_list again;
+  char *p;
+  int n;
+  va_copy(again, ap);
+  n = vsnprintf(s->msg, s->msg_cap, fmt, ap);
+  if (n >= 0 && (size_t)n >= s->msg_cap) {
+    p = s->alloc(s->ud, s->msg, s->msg_cap, (size_t)n + 1);
+    if (p == NULL) {
+      va_end(again);
+      s->errmsg = code == TIDE_ENOMEM ? out_of_memory : tide_strerror(code);
+      return code;
+    }
+    s->msg = p;
+    s->msg_cap = (size_t)n + 1;
+    vsnprintf(s->msg, s->msg_cap, fmt, again);
+  }
+  va_end(again);
+  s->errmsg = n < 0 ? tide_strerror(code) : s->msg;
+  return code;
+}
+
+void tide_store_base_close(tide_Store *s) {
+  if (s->msg) s->alloc(s->ud, s->msg, s->msg_cap, 0);
+  s->msg = NULL;
+  s->msg_cap = 0;
+}
+
+const char *tide_store_errmsg(const tide_Store *s) {
+  return s ? s->errmsg : out_of_memory;
+}
+
+static int64_t clock_ns(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t tide_store_monotonic_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+int64_t tide_store_now_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
+void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
+                                 int64_t max_ms) {
+  s->max_batch_writes = max_writes > 0 ? max_writes : TIDE_STORE_BATCH_WRITES;
+  s->max_batch_ms = max_ms > 0 ? max_ms : TIDE_STORE_BATCH_MS;
+}
+
+int64_t tide_store_batch_writes(const tide_Store *s) {
+  return s->in_batch ? s->batch_writes : 0;
+}
+
+int tide_store_batch_due(const tide_Store *s) {
+  return s->in_batch &&
+         (s->batch_writes >= s->max_batch_writes ||
+          tide_store_monotonic_ns() - s->batch_started_ns >=
+            s->max_batch_ms * 1000000);
+}
+
 int tide_store_open(tide_Store **out, const char *path, int flags,
                     tide_Alloc alloc, void *ud) {
   SqStore *q = NULL;
@@ -70,13 +135,6 @@ int tide_store_close(tide_Store *s) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_close(pg(s));
   return tide_sqs_close(sq(s));
-}
-
-const char *tide_store_errmsg(const tide_Store *s) {
-  if (s == NULL) return "out of memory";
-  if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_errmsg(cpg(s));
-  return tide_sqs_errmsg(csq(s));
 }
 
 const char *tide_store_path(const tide_Store *s) {
@@ -170,20 +228,6 @@ int tide_store_rollback(tide_Store *s) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_rollback(pg(s));
   return tide_sqs_rollback(sq(s));
-}
-
-void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
-                                 int64_t max_ms) {
-  if (s->backend == TIDE_STORE_POSTGRES)
-    tide_pgs_set_batch_limits(pg(s), max_writes, max_ms);
-  else
-    tide_sqs_set_batch_limits(sq(s), max_writes, max_ms);
-}
-
-int64_t tide_store_batch_writes(const tide_Store *s) {
-  if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_batch_writes(cpg(s));
-  return tide_sqs_batch_writes(csq(s));
 }
 
 int tide_store_space(tide_Store *s, tide_StoreSpace *space) {

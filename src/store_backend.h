@@ -9,6 +9,9 @@
 #ifndef TIDE_STORE_BACKEND_H
 #define TIDE_STORE_BACKEND_H
 
+#include <stdarg.h>
+#include <stdint.h>
+
 #include "buf.h"
 
 enum { TIDE_STORE_SQLITE = 1, TIDE_STORE_POSTGRES = 2 };
@@ -20,6 +23,31 @@ struct tide_Store {
   int track;         /* component writes are noted (tide_store_written) */
   int written_all;   /* everything must be read again */
   tide_Buf written;  /* notes: int64 id, uint64 len, path bytes */
+  char *msg;         /* owned message buffer */
+  size_t msg_cap;
+  const char *errmsg; /* msg, or a static string */
+  /* The open batch (group commit): both backends keep it alike. */
+  int in_batch;
+  int64_t batch_writes;
+  int64_t batch_started_ns; /* CLOCK_MONOTONIC */
+  int64_t max_batch_writes;
+  int64_t max_batch_ms;
 };
+
+/* Sets the store's message from fmt and returns code (store.c); the
+** backends' fail functions are this. */
+int tide_store_failv(tide_Store *s, int code, const char *fmt, va_list ap);
+
+/* Frees the message buffer (a backend's close). */
+void tide_store_base_close(tide_Store *s);
+
+/* CLOCK_MONOTONIC in nanoseconds, for the batches' age; the wall-clock
+** time in nanoseconds since the epoch, for the rows' times. */
+int64_t tide_store_monotonic_ns(void);
+int64_t tide_store_now_ns(void);
+
+/* Whether the open batch is due for a commit by tide_store_maybe_flush:
+** it holds max_batch_writes writes or was opened max_batch_ms ago. */
+int tide_store_batch_due(const tide_Store *s);
 
 #endif

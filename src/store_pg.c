@@ -30,28 +30,9 @@ static const char out_of_memory[] = "out of memory";
 
 int tide_pgs_fail(PgStore *s, int code, const char *fmt, ...) {
   va_list ap;
-  int n;
-  char *p;
   va_start(ap, fmt);
-  n = vsnprintf(s->msg, s->msg_cap, fmt, ap);
+  code = tide_store_failv(&s->base, code, fmt, ap);
   va_end(ap);
-  if (n < 0) {
-    s->errmsg = tide_strerror(code);
-    return code;
-  }
-  if ((size_t)n >= s->msg_cap) {
-    p = s->base.alloc(s->base.ud, s->msg, s->msg_cap, (size_t)n + 1);
-    if (p == NULL) {
-      s->errmsg = code == TIDE_ENOMEM ? out_of_memory : tide_strerror(code);
-      return code;
-    }
-    s->msg = p;
-    s->msg_cap = (size_t)n + 1;
-    va_start(ap, fmt);
-    vsnprintf(s->msg, s->msg_cap, fmt, ap);
-    va_end(ap);
-  }
-  s->errmsg = s->msg;
   return code;
 }
 
@@ -86,23 +67,13 @@ int tide_pgs_fail_pg(PgStore *s, const PGresult *r, const char *what,
                        "%s: %s: %s%s", s->location, what, msg, note);
 }
 
-const char *tide_pgs_errmsg(const PgStore *s) {
-  return s ? s->errmsg : out_of_memory;
-}
-
 const char *tide_pgs_path(const PgStore *s) {
   return s && s->location ? s->location : "";
 }
 
 /* ---- Clocks ---- */
 
-static int64_t clock_ns(clockid_t id) {
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
-int64_t tide_pgs_now_ns(void) { return clock_ns(CLOCK_REALTIME); }
 
 /* ---- The pipeline ---- */
 
@@ -196,11 +167,11 @@ static int check_result(PgStore *s, const PgWait *w, PGresult *r,
 ** rolled back at once (the store is usable again), and the message says
 ** what was lost. */
 static void roll_back_failed(PgStore *s) {
-  size_t len = strlen(s->errmsg);
+  size_t len = strlen(s->base.errmsg);
   char *kept = s->base.alloc(s->base.ud, NULL, 0, len + 1);
-  s->in_batch = 0;
-  s->batch_writes = 0;
-  if (kept) memcpy(kept, s->errmsg, len + 1);
+  s->base.in_batch = 0;
+  s->base.batch_writes = 0;
+  if (kept) memcpy(kept, s->base.errmsg, len + 1);
   if (send_plain(s, "ROLLBACK", "cannot roll back") == 0)
     sync_pipeline(s, NULL);
   if (kept) {
@@ -237,17 +208,17 @@ static int sync_pipeline(PgStore *s, PGresult **read) {
     *read = NULL;
   }
   if (lost) {
-    int in_batch = s->in_batch;
+    int in_batch = s->base.in_batch;
     tide_pgs_bulk_drop(s);
     memset(s->prepared, 0, sizeof s->prepared);
-    s->in_batch = 0;
-    s->batch_writes = 0;
+    s->base.in_batch = 0;
+    s->base.batch_writes = 0;
     if (!failed)
       failed = tide_pgs_fail_pg(s, NULL, "lost its connection",
                        in_batch ? " (the uncommitted batch was lost)" : "");
     return failed;
   }
-  if (failed && s->in_batch) roll_back_failed(s);
+  if (failed && s->base.in_batch) roll_back_failed(s);
   return failed;
 }
 
@@ -256,12 +227,12 @@ int tide_pgs_write_begin(PgStore *s) {
   if (s->flags == TIDE_STORE_READ)
     return tide_pgs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
                          s->location);
-  if (s->in_batch) return 0;
+  if (s->base.in_batch) return 0;
   rc = send_plain(s, "BEGIN", "cannot start a write transaction");
   if (rc) return rc;
-  s->in_batch = 1;
-  s->batch_writes = 0;
-  s->batch_started_ns = clock_ns(CLOCK_MONOTONIC);
+  s->base.in_batch = 1;
+  s->base.batch_writes = 0;
+  s->base.batch_started_ns = tide_store_monotonic_ns();
   return 0;
 }
 
@@ -272,7 +243,7 @@ int tide_pgs_write(PgStore *s, int slot, const char *sql, const PgParams *p,
   if ((rc = tide_pgs_write_begin(s)) != 0 ||
       (rc = send_prepared(s, slot, sql, p, what, PG_WAIT_WRITE)) != 0)
     return rc;
-  s->batch_writes++;
+  s->base.batch_writes++;
   /* The server answers every statement: read the answers now and then,
   ** so that neither side's buffers fill while the other waits. */
   if (s->nwaits >= PG_PIPELINE_MAX) return sync_pipeline(s, NULL);
@@ -298,7 +269,7 @@ int tide_pgs_write_returning_rows(PgStore *s, int slot, const char *sql,
   int rc = tide_pgs_write_begin(s);
   if (rc) return rc;
   if ((rc = tide_pgs_read(s, slot, sql, p, what, out)) != 0) return rc;
-  s->batch_writes++;
+  s->base.batch_writes++;
   return 0;
 }
 
@@ -315,8 +286,8 @@ int tide_pgs_write_commit(PgStore *s, int slot, const char *sql,
       (rc = send_plain(s, "COMMIT", "cannot commit")) != 0)
     return rc;
   rc = sync_pipeline(s, out);
-  s->in_batch = 0;
-  s->batch_writes = 0;
+  s->base.in_batch = 0;
+  s->base.batch_writes = 0;
   if (rc == 0 && *out == NULL)
     rc = tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no result", s->location,
                        what);
@@ -353,7 +324,7 @@ int tide_pgs_get(PgStore *s, int slot, const char *sql, const PgParams *p,
 int tide_pgs_flush(PgStore *s) {
   int rc;
   tide_pgs_release(s);
-  if (!s->in_batch) return sync_pipeline(s, NULL);
+  if (!s->base.in_batch) return sync_pipeline(s, NULL);
   /* The generation moves with every commit: how a session that let the
   ** lock go sees that another process wrote meanwhile. */
   if ((rc = send_prepared(s, PG_GENERATION, "SELECT nextval('generation')",
@@ -361,40 +332,24 @@ int tide_pgs_flush(PgStore *s) {
       (rc = send_plain(s, "COMMIT", "cannot commit")) != 0)
     return rc;
   rc = sync_pipeline(s, NULL);
-  s->in_batch = 0;
-  s->batch_writes = 0;
+  s->base.in_batch = 0;
+  s->base.batch_writes = 0;
   return rc;
 }
 
 int tide_pgs_maybe_flush(PgStore *s) {
-  int64_t age_ns;
-  if (!s->in_batch) return 0;
-  age_ns = clock_ns(CLOCK_MONOTONIC) - s->batch_started_ns;
-  if (s->batch_writes >= s->max_batch_writes ||
-      age_ns >= s->max_batch_ms * 1000000)
-    return tide_pgs_flush(s);
-  return 0;
+  return tide_store_batch_due(&s->base) ? tide_pgs_flush(s) : 0;
 }
 
 int tide_pgs_rollback(PgStore *s) {
   int rc;
   tide_pgs_release(s);
-  if (!s->in_batch) return sync_pipeline(s, NULL);
+  if (!s->base.in_batch) return sync_pipeline(s, NULL);
   rc = send_plain(s, "ROLLBACK", "cannot roll back");
-  s->in_batch = 0;
-  s->batch_writes = 0;
+  s->base.in_batch = 0;
+  s->base.batch_writes = 0;
   if (rc == 0) rc = sync_pipeline(s, NULL);
   return rc;
-}
-
-void tide_pgs_set_batch_limits(PgStore *s, int64_t max_writes,
-                               int64_t max_ms) {
-  s->max_batch_writes = max_writes > 0 ? max_writes : TIDE_STORE_BATCH_WRITES;
-  s->max_batch_ms = max_ms > 0 ? max_ms : TIDE_STORE_BATCH_MS;
-}
-
-int64_t tide_pgs_batch_writes(const PgStore *s) {
-  return s->in_batch ? s->batch_writes : 0;
 }
 
 /* ---- Space: the server's ---- */
@@ -658,8 +613,8 @@ int tide_pgs_open(PgStore **out, const char *location, int flags,
   s->base.backend = TIDE_STORE_POSTGRES;
   s->base.alloc = alloc;
   s->base.ud = ud;
-  s->errmsg = "";
-  tide_pgs_set_batch_limits(s, 0, 0);
+  s->base.errmsg = "";
+  tide_store_set_batch_limits(&s->base, 0, 0);
   *out = s;
   if ((rc = parse_location(s, location)) != 0) return rc;
   if (flags != TIDE_STORE_READ && flags != TIDE_STORE_WRITE &&
@@ -741,7 +696,7 @@ int tide_pgs_close(PgStore *s) {
                                  0);
   if (s->location) s->base.alloc(s->base.ud, s->location, s->location_size,
                                  0);
-  if (s->msg) s->base.alloc(s->base.ud, s->msg, s->msg_cap, 0);
+  tide_store_base_close(&s->base);
   s->base.alloc(s->base.ud, s, sizeof *s, 0);
   return rc;
 }

@@ -194,18 +194,10 @@ struct PgStore {
   int version;               /* the schema's format version, once checked */
   int locked;                /* this session holds the writer lock */
   int64_t unlocked_generation; /* the generation when the lock was let go */
-  char *msg;                 /* owned message buffer */
-  size_t msg_cap;
-  const char *errmsg;        /* msg, or a static string */
   unsigned char prepared[PG_SLOT_COUNT];
   PGresult *held;            /* a get's result, borrowed until the next call */
   PgWait *waits;             /* owned: what the pipeline's results are for */
   size_t nwaits, waits_cap;
-  int in_batch;              /* BEGIN was sent */
-  int64_t batch_writes;
-  int64_t batch_started_ns;  /* CLOCK_MONOTONIC */
-  int64_t max_batch_writes;
-  int64_t max_batch_ms;
   PgIds component_ids;       /* ids reserved for new components */
   PgIds intent_ids;          /* and for intents */
   unsigned char iterating[PG_SLOT_COUNT]; /* an iteration of slot runs */
@@ -305,8 +297,6 @@ int tide_pgs_get(PgStore *s, int slot, const char *sql, const PgParams *p,
 /* Checks that the store is writable and opens the batch if none is. */
 int tide_pgs_write_begin(PgStore *s);
 
-/* The wall-clock time in nanoseconds since the epoch. */
-int64_t tide_pgs_now_ns(void);
 
 /* The schema (store_pg_schema.c): 0 for a store of a version this tide
 ** reads, 1 for a schema that is missing or holds no table, or an error;
@@ -387,14 +377,10 @@ int tide_pgs_close(PgStore *s);
 int tide_pgs_unlock(PgStore *s);
 int tide_pgs_relock(PgStore *s, int *changed);
 int tide_pgs_checkpoint_on(PgStore *s, uv_loop_t *loop);
-const char *tide_pgs_errmsg(const PgStore *s);
 const char *tide_pgs_path(const PgStore *s);
 int tide_pgs_flush(PgStore *s);
 int tide_pgs_maybe_flush(PgStore *s);
 int tide_pgs_rollback(PgStore *s);
-void tide_pgs_set_batch_limits(PgStore *s, int64_t max_writes,
-                               int64_t max_ms);
-int64_t tide_pgs_batch_writes(const PgStore *s);
 int tide_pgs_space(PgStore *s, tide_StoreSpace *space);
 int tide_pgs_reclaim(PgStore *s, int64_t *freed);
 int tide_pgs_app_get_or_create(PgStore *s, const char *name, size_t name_len,

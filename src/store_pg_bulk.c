@@ -130,7 +130,7 @@ int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells) {
     if (add_cell(&k->cols[i], t[i], &cells[i]) != 0) return nomem(s);
   }
   k->rows++;
-  s->batch_writes++;
+  s->base.batch_writes++;
   if (k->rows >= BULK_MAX_ROWS) return tide_pgs_bulk_send(s);
   return 0;
 }

@@ -165,7 +165,7 @@ int tide_pgs_app_get_or_create(PgStore *s, const char *name, size_t name_len,
   }
   if (rc != TIDE_ENOTFOUND) return rc;
   pg_param_bytes(&p, name, name_len);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   rc = tide_pgs_write_returning(s, PG_APP_INSERT,
                        "INSERT INTO apps(name, created_ns) VALUES($1, $2)"
                        " RETURNING id", &p, "cannot record an app", id);
@@ -297,7 +297,7 @@ int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
     pg_param_bytes(&p, c->state, c->state_len);
     pg_param_int(&p, c->status);
     pg_param_bytes(&p, c->error, c->error_len);
-    pg_param_int(&p, tide_pgs_now_ns());
+    pg_param_int(&p, tide_store_now_ns());
     pg_param_fp(&p, c->deps_fp);
     return tide_pgs_write_returning(s, PG_COMPONENT_PUT,
                                     "INSERT INTO components("
@@ -319,7 +319,7 @@ int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
     cell_bytes(&row[7], c->state, c->state_len);
     row[8].i = c->status;
     cell_bytes(&row[9], c->error, c->error_len);
-    row[10].i = tide_pgs_now_ns();
+    row[10].i = tide_store_now_ns();
     cell_fp(&row[11], c->deps_fp);
     row[12].i = known;
     rc = tide_pgs_bulk_row(s, PG_KIND_COMPONENTS, row);
@@ -458,7 +458,7 @@ int tide_pgs_memo_put(PgStore *s, const tide_StoreMemo *m) {
   pg_param_bytes(&p, m->value, m->value_len);
   pg_param_bytes(&p, m->deps, m->deps_len);
   pg_param_bytes(&p, m->targets, m->targets_len);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   return send_write(s, PG_MEMO_PUT,
                "INSERT INTO memos(app_id, key, fn_name, value, deps, targets,"
                " updated_ns) VALUES($1, $2, $3, $4, $5, $6, $7)"
@@ -699,7 +699,7 @@ int tide_pgs_target_put(PgStore *s, const tide_StoreTarget *t) {
   row[2].i = t->owner_id;
   cell_fp(&row[3], t->value_fp);
   row[4].i = t->pending;
-  cell_id(&row[5], t->written ? tide_pgs_now_ns() : 0);
+  cell_id(&row[5], t->written ? tide_store_now_ns() : 0);
   return tide_pgs_bulk_row(s, PG_KIND_TARGETS, row);
 }
 
@@ -708,7 +708,7 @@ int tide_pgs_target_mark_applied(PgStore *s, int64_t container_id,
                                  const void *key, size_t key_len) {
   PgParams p;
   target_params(&p, container_id, key, key_len);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   return send_write(s, PG_TARGET_APPLIED,
                "WITH d AS (DELETE FROM target_states WHERE container_id = $1"
                " AND key = $2 AND pending = 2 RETURNING 1)"
@@ -721,7 +721,7 @@ int tide_pgs_target_mark_applied(PgStore *s, int64_t container_id,
 int tide_pgs_targets_mark_applied(PgStore *s, int64_t container_id) {
   PgParams p;
   id_param(&p, container_id);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   return send_write(s, PG_TARGETS_APPLIED,
                "WITH d AS (DELETE FROM target_states WHERE container_id = $1"
                " AND pending <> 0 AND pending = 2)"
@@ -959,7 +959,7 @@ int tide_pgs_source_each_app(PgStore *s, int64_t app_id,
 int tide_pgs_run_begin(PgStore *s, int64_t app_id, int64_t *run_id) {
   PgParams p = {0};
   pg_param_int(&p, app_id);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   return tide_pgs_write_returning(s, PG_RUN_BEGIN,
                          "INSERT INTO runs(app_id, started_ns)"
                          " VALUES($1, $2) RETURNING id",
@@ -970,7 +970,7 @@ int tide_pgs_run_finish(PgStore *s, int64_t run_id, int status,
                         const char *stats, size_t stats_len) {
   PgParams p = {0};
   pg_param_int(&p, run_id);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   pg_param_int(&p, status);
   pg_param_bytes(&p, stats, stats_len);
   return tide_pgs_write_returning(s, PG_RUN_FINISH,

@@ -22,7 +22,7 @@ int tide_pgs_update_open(PgStore *s, int64_t app_id, int64_t *id) {
   PgParams p = {0};
   int rc;
   pg_param_int(&p, app_id);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   rc = tide_pgs_write(s, PG_UPDATE_CLOSE_OLD,
                       "UPDATE updates SET state = 2, finished_ns = $2"
                       " WHERE app_id = $1 AND state < 2",
@@ -39,7 +39,7 @@ int tide_pgs_update_set(PgStore *s, int64_t id, int state, const void *info,
   PgParams p = {0};
   pg_param_int(&p, id);
   pg_param_int(&p, state);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   pg_param_bytes(&p, info, info_len);
   /* Listed: the workers waiting for an update hear of it when it
   ** commits (NOTIFY on tide_SCHEMA, the update's id). */
@@ -92,7 +92,7 @@ int tide_pgs_worker_join(PgStore *s, int64_t update_id, const char *host,
   pg_param_int(&p, update_id);
   pg_param_bytes(&p, host, host_len);
   pg_param_int(&p, pid);
-  pg_param_int(&p, tide_pgs_now_ns());
+  pg_param_int(&p, tide_store_now_ns());
   rc = tide_pgs_write_returning(s, PG_WORKER_JOIN,
                                 "INSERT INTO workers(update_id, host, pid,"
                                 " started_ns) VALUES($1, $2, $3, $4)"

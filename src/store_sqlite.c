@@ -35,28 +35,9 @@ static const char out_of_memory[] = "out of memory";
 
 int tide_sqs_fail(SqStore *s, int code, const char *fmt, ...) {
   va_list ap;
-  int n;
-  char *p;
   va_start(ap, fmt);
-  n = vsnprintf(s->msg, s->msg_cap, fmt, ap);
+  code = tide_store_failv(&s->base, code, fmt, ap);
   va_end(ap);
-  if (n < 0) {
-    s->errmsg = tide_strerror(code);
-    return code;
-  }
-  if ((size_t)n >= s->msg_cap) {
-    p = s->alloc(s->ud, s->msg, s->msg_cap, (size_t)n + 1);
-    if (p == NULL) {
-      s->errmsg = code == TIDE_ENOMEM ? out_of_memory : tide_strerror(code);
-      return code;
-    }
-    s->msg = p;
-    s->msg_cap = (size_t)n + 1;
-    va_start(ap, fmt);
-    vsnprintf(s->msg, s->msg_cap, fmt, ap);
-    va_end(ap);
-  }
-  s->errmsg = s->msg;
   return code;
 }
 
@@ -95,19 +76,15 @@ int tide_sqs_fail_db(SqStore *s, const char *what) {
   char msg[TIDE_SQLITE_MSG_SIZE];
   int rc = sqlite3_extended_errcode(s->db);
   const char *note = "";
-  if (s->in_batch && sqlite3_get_autocommit(s->db)) {
+  if (s->base.in_batch && sqlite3_get_autocommit(s->db)) {
     /* The error ended the transaction: SQLite rolled the batch back. */
-    s->in_batch = 0;
-    s->batch_writes = 0;
+    s->base.in_batch = 0;
+    s->base.batch_writes = 0;
     note = " (the uncommitted batch was rolled back)";
   }
   tide_sqlite_conn_explain(s->db, rc, s->path, conn_mode(s), "state store",
                            what, msg, sizeof msg);
   return fail_conn(s, code_of(rc), msg, note);
-}
-
-const char *tide_sqs_errmsg(const SqStore *s) {
-  return s ? s->errmsg : out_of_memory;
 }
 
 const char *tide_sqs_path(const SqStore *s) {
@@ -116,13 +93,7 @@ const char *tide_sqs_path(const SqStore *s) {
 
 /* ---- Clocks ---- */
 
-static int64_t clock_ns(clockid_t id) {
-  struct timespec ts;
-  if (clock_gettime(id, &ts) != 0) return 0;
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
-int64_t tide_sqs_now_ns(void) { return clock_ns(CLOCK_REALTIME); }
 
 /* ---- Statement cache ---- */
 
@@ -171,58 +142,42 @@ int tide_sqs_write_begin(SqStore *s) {
   if (s->flags != TIDE_STORE_WRITE)
     return tide_sqs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
                            s->path);
-  if (s->in_batch) return 0;
+  if (s->base.in_batch) return 0;
   rc = exec_slot(s, TIDE_STMT_BEGIN, "BEGIN IMMEDIATE",
                  "cannot start a write transaction");
   if (rc) return rc;
-  s->in_batch = 1;
-  s->batch_writes = 0;
-  s->batch_started_ns = clock_ns(CLOCK_MONOTONIC);
+  s->base.in_batch = 1;
+  s->base.batch_writes = 0;
+  s->base.batch_started_ns = tide_store_monotonic_ns();
   return 0;
 }
 
-void tide_sqs_write_done(SqStore *s) { s->batch_writes++; }
+void tide_sqs_write_done(SqStore *s) { s->base.batch_writes++; }
 
 int tide_sqs_flush(SqStore *s) {
   int rc;
   release(s);
-  if (!s->in_batch) return 0;
+  if (!s->base.in_batch) return 0;
   rc = exec_slot(s, TIDE_STMT_COMMIT, "COMMIT", "cannot commit");
   if (rc) return rc;
-  s->in_batch = 0;
-  s->batch_writes = 0;
+  s->base.in_batch = 0;
+  s->base.batch_writes = 0;
   return 0;
 }
 
 int tide_sqs_maybe_flush(SqStore *s) {
-  int64_t age_ns;
-  if (!s->in_batch) return 0;
-  age_ns = clock_ns(CLOCK_MONOTONIC) - s->batch_started_ns;
-  if (s->batch_writes >= s->max_batch_writes ||
-      age_ns >= s->max_batch_ms * 1000000)
-    return tide_sqs_flush(s);
-  return 0;
+  return tide_store_batch_due(&s->base) ? tide_sqs_flush(s) : 0;
 }
 
 int tide_sqs_rollback(SqStore *s) {
   int rc;
   release(s);
-  if (!s->in_batch) return 0;
+  if (!s->base.in_batch) return 0;
   rc = exec_slot(s, TIDE_STMT_ROLLBACK, "ROLLBACK", "cannot roll back");
   if (rc) return rc;
-  s->in_batch = 0;
-  s->batch_writes = 0;
+  s->base.in_batch = 0;
+  s->base.batch_writes = 0;
   return 0;
-}
-
-void tide_sqs_set_batch_limits(SqStore *s, int64_t max_writes,
-                                 int64_t max_ms) {
-  s->max_batch_writes = max_writes > 0 ? max_writes : TIDE_STORE_BATCH_WRITES;
-  s->max_batch_ms = max_ms > 0 ? max_ms : TIDE_STORE_BATCH_MS;
-}
-
-int64_t tide_sqs_batch_writes(const SqStore *s) {
-  return s->in_batch ? s->batch_writes : 0;
 }
 
 /* ---- Space ---- */
@@ -462,8 +417,8 @@ int tide_sqs_open(SqStore **out, const char *path, int flags,
   s->base.alloc = alloc;
   s->base.ud = ud;
   s->lock_fd = -1;
-  s->errmsg = "";
-  tide_sqs_set_batch_limits(s, 0, 0);
+  s->base.errmsg = "";
+  tide_store_set_batch_limits(&s->base, 0, 0);
   *out = s;
   if (path == NULL || path[0] == '\0')
     return tide_sqs_fail(s, TIDE_EINVAL, "state store path is empty");
@@ -549,7 +504,7 @@ int tide_sqs_close(SqStore *s) {
   /* Only now, with the connection closed, may the writer lock go. */
   if (s->lock_fd >= 0) close(s->lock_fd);
   if (s->path) s->alloc(s->ud, s->path, s->path_size, 0);
-  if (s->msg) s->alloc(s->ud, s->msg, s->msg_cap, 0);
+  tide_store_base_close(&s->base);
   s->alloc(s->ud, s, sizeof *s, 0);
   return rc;
 }

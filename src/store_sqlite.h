@@ -103,16 +103,8 @@ struct SqStore {
   int version;               /* the file's format version, once checked */
   int lock_fd;               /* the writer lock's file, or -1 */
   int64_t unlocked_version;  /* data_version when the lock was let go */
-  char *msg;                 /* owned message buffer */
-  size_t msg_cap;
-  const char *errmsg;        /* msg, or a static string */
   sqlite3_stmt *stmts[TIDE_STMT_COUNT]; /* owned, prepared lazily */
   sqlite3_stmt *held;        /* a get's statement, left on its row */
-  int in_batch;              /* a batch transaction is open */
-  int64_t batch_writes;
-  int64_t batch_started_ns;  /* CLOCK_MONOTONIC */
-  int64_t max_batch_writes;
-  int64_t max_batch_ms;
   tide_Ckpt *ckpt;           /* the checkpointer, once attached */
 };
 
@@ -137,8 +129,6 @@ int tide_sqs_write_begin(SqStore *s);
 /* Counts one more write in the batch. */
 void tide_sqs_write_done(SqStore *s);
 
-/* The wall-clock time in nanoseconds since the epoch. */
-int64_t tide_sqs_now_ns(void);
 
 /* Checks the file's format: 0 for a tide store of a version this tide
 ** reads (s->version says which), 1 for a database without any table (a
@@ -160,13 +150,10 @@ int tide_sqs_close(SqStore *s);
 int tide_sqs_unlock(SqStore *s);
 int tide_sqs_relock(SqStore *s, int *changed);
 int tide_sqs_checkpoint_on(SqStore *s, uv_loop_t *loop);
-const char *tide_sqs_errmsg(const SqStore *s);
 const char *tide_sqs_path(const SqStore *s);
 int tide_sqs_flush(SqStore *s);
 int tide_sqs_maybe_flush(SqStore *s);
 int tide_sqs_rollback(SqStore *s);
-void tide_sqs_set_batch_limits(SqStore *s, int64_t max_writes, int64_t max_ms);
-int64_t tide_sqs_batch_writes(const SqStore *s);
 int tide_sqs_space(SqStore *s, tide_StoreSpace *space);
 int tide_sqs_reclaim(SqStore *s, int64_t *freed);
 int tide_sqs_app_get_or_create(SqStore *s, const char *name, size_t name_len,

@@ -56,7 +56,7 @@ int tide_sqs_app_get_or_create(SqStore *s, const char *name,
                        &st);
   if (rc) return rc;
   if (bind_text(st, 1, name, name_len) ||
-      bind_int(st, 2, tide_sqs_now_ns()))
+      bind_int(st, 2, tide_store_now_ns()))
     return bind_failed(s, what);
   rc = run_returning(s, st, what, id);
   if (rc) return rc;
@@ -165,7 +165,7 @@ int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
       bind_blob(st, 8, c->state, c->state_len) ||
       bind_int(st, 9, c->status) ||
       bind_text(st, 10, c->error, c->error_len) ||
-      bind_int(st, 11, tide_sqs_now_ns()) ||
+      bind_int(st, 11, tide_store_now_ns()) ||
       bind_fp(st, 12, c->deps_fp))
     return bind_failed(s, what);
   /* Without RETURNING, which makes SQLite buffer the row: an insert
@@ -334,7 +334,7 @@ int tide_sqs_memo_put(SqStore *s, const tide_StoreMemo *m) {
       bind_blob(st, 4, m->value, m->value_len) ||
       bind_blob(st, 5, m->deps, m->deps_len) ||
       bind_blob(st, 6, m->targets, m->targets_len) ||
-      bind_int(st, 7, tide_sqs_now_ns()))
+      bind_int(st, 7, tide_store_now_ns()))
     return bind_failed(s, what);
   return run_write(s, st, what);
 }
@@ -539,7 +539,7 @@ int tide_sqs_target_put(SqStore *s, const tide_StoreTarget *t) {
   if (bind_int(st, 1, t->container_id) ||
       bind_blob(st, 2, t->key, t->key_len) || bind_int(st, 3, t->owner_id) ||
       bind_fp(st, 4, t->value_fp) || bind_int(st, 5, t->pending) ||
-      bind_id(st, 6, t->written ? tide_sqs_now_ns() : 0))
+      bind_id(st, 6, t->written ? tide_store_now_ns() : 0))
     return bind_failed(s, what);
   return run_write(s, st, what);
 }
@@ -575,7 +575,7 @@ int tide_sqs_target_mark_applied(SqStore *s, int64_t container_id,
                      " AND pending <> 0",
                      container_id, key, key_len, what, &st);
     if (rc) return rc;
-    if (bind_int(st, 3, tide_sqs_now_ns())) return bind_failed(s, what);
+    if (bind_int(st, 3, tide_store_now_ns())) return bind_failed(s, what);
     rc = run(s, st, what);
     if (rc) return rc;
   }
@@ -604,7 +604,7 @@ int tide_sqs_targets_mark_applied(SqStore *s, int64_t container_id) {
                        " WHERE container_id = ?1 AND pending <> 0"
                        " AND pending = 1", &st);
   if (rc) return rc;
-  if (bind_int(st, 1, container_id) || bind_int(st, 2, tide_sqs_now_ns()))
+  if (bind_int(st, 1, container_id) || bind_int(st, 2, tide_store_now_ns()))
     return bind_failed(s, what);
   if ((rc = run(s, st, what)) != 0) return rc;
   tide_sqs_write_done(s);
@@ -813,7 +813,7 @@ int tide_sqs_run_begin(SqStore *s, int64_t app_id, int64_t *run_id) {
                        " RETURNING id",
                        &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_int(st, 2, tide_sqs_now_ns()))
+  if (bind_int(st, 1, app_id) || bind_int(st, 2, tide_store_now_ns()))
     return bind_failed(s, what);
   rc = run_returning(s, st, what, run_id);
   if (rc) return rc;
@@ -832,7 +832,7 @@ int tide_sqs_run_finish(SqStore *s, int64_t run_id, int status,
                        " stats = ?4 WHERE id = ?1",
                        &st);
   if (rc) return rc;
-  if (bind_int(st, 1, run_id) || bind_int(st, 2, tide_sqs_now_ns()) ||
+  if (bind_int(st, 1, run_id) || bind_int(st, 2, tide_store_now_ns()) ||
       bind_int(st, 3, status) || bind_text(st, 4, stats, stats_len))
     return bind_failed(s, what);
   rc = run(s, st, what);

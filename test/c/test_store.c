@@ -2283,13 +2283,14 @@ static void test_pg_beat(void) {
   got = claim(a, u, wa, 1, 60000, &open);
   CHECK_EQ_INT(got.count, 1);
   CHECK_EQ_INT(tide_store_beat_start(a, wa, 10, &beat), 0);
-  sleep_ms(300);
-  /* a's thread beats every 10 ms: a lease of 200 ms holds. */
-  got = claim(b, u, wb, 1, 200, &open);
+  sleep_ms(1000);
+  /* a's thread beats every 10 ms: a lease of 500 ms holds after a
+  ** second (and would not without it). */
+  got = claim(b, u, wb, 1, 500, &open);
   CHECK_EQ_INT(got.count, 0);
   tide_store_beat_stop(beat);
-  sleep_ms(300);
-  got = claim(b, u, wb, 1, 200, &open);
+  sleep_ms(1000);
+  got = claim(b, u, wb, 1, 500, &open);
   CHECK_EQ_INT(got.count, 1);
   tide_store_beat_stop(NULL);
   tide_store_close(a);
