@@ -361,9 +361,15 @@ local function mount(parent, path, fn, args, source_key, work_item)
   -- first needed: most components never need some of them. The fields
   -- named nil size the table for those a component that runs sets, so
   -- that it is not grown twice on the way.
+  -- A shared update's second round, run by the lead, records what its
+  -- workers recorded meanwhile, which its index (loaded before) lacks.
+  local prev = run:prev_row(path)
+  if not prev and work_item and run.share.role == "lead" then
+    prev = run.store:component(run.app_id, path)
+  end
   local frame = {
     run = run, path = path, fn = fn, args = args, parent = parent,
-    prev = run:prev_row(path), source_key = source_key,
+    prev = prev, source_key = source_key,
     co = nil, done = nil, input = nil, defer_input = nil, value = nil,
     declared = nil, state_bytes = nil, id = nil,
   }

@@ -181,9 +181,11 @@ function M.lead(run)
     local open = store:work_open(share.update_id)
     if open == 0 and not workers_alive(run) then
       if redo(run) == 0 then break end
-      -- A second round, run by the lead itself.
-      M.work(run, run.store:worker_join(share.update_id, "lead",
-                                        core.getpid()))
+      -- A second round, run by the lead itself, as a worker that leaves
+      -- once done (its counts are its run's already).
+      M.work(run, store:worker_join(share.update_id, "lead", core.getpid()))
+      share.beat:stop()
+      store:worker_leave(share.worker_id)
     elseif open > 0 and not workers_alive(run)
            and not (share.starting and share.starting()) then
       error({ tide_fatal = true, message = fmt("%d of the update's items "

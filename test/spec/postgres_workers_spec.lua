@@ -240,6 +240,64 @@ describe("an update shared by workers", function()
     assert.are.equal(0, again.targets.inserted + again.targets.updated)
   end)
 
+  it("writes again what a worker recorded but died before writing",
+     function()
+    -- A target whose first apply in a worker kills the worker: its batch
+    -- is recorded (the items done) but never written, its intent left.
+    local d = helpers.tmpdir()
+    helpers.write(d .. "/pipeline.lua", [=[
+local tide = require "tide"
+local core = require "tide.core"
+local out = "files"
+local dying = tide.target_type {
+  name = "dying",
+  apply = function(spec, changes)
+    local marker = io.open("died", "r")
+    if marker then
+      marker:close()
+    elseif os.getenv("TIDE_DB") then -- a worker the lead started
+      io.open("died", "w"):close()
+      os.execute("kill -9 " .. core.getpid())
+    end
+    for _, ch in ipairs(changes) do
+      local name = out .. "/" .. ch.key[1]
+      if ch.value == nil then
+        os.remove(name)
+      else
+        local f = assert(io.open(name, "w"))
+        f:write(ch.value.text)
+        f:close()
+      end
+    end
+  end,
+}
+local put = tide.fn("put", { memo = true }, function(n, t)
+  t:declare({ ("f%03d"):format(n) }, { text = "item " .. n })
+end)
+return tide.app("dying", function()
+  local t = tide.declare_target(dying, { name = "files" })
+  local items = {}
+  for i = 1, 100 do items["k" .. i] = i end
+  tide.mount_each(put, items, t)
+end)
+]=])
+    helpers.run("mkdir -p " .. q(d .. "/files"))
+    local r = update(d, location("dying"), "--workers 2 --lease 1")
+    assert.is_true(helpers.exists(d .. "/died"))
+    -- (The dead worker's counts died with it: the report has the rest.)
+    assert.are.equal(0, r.components.errors)
+    assert.is_true(r.components.added < 100)
+    -- Every file is written, the intent left by the dead worker redone.
+    for i = 1, 100 do
+      assert.are.equal("item " .. i,
+                       helpers.read(("%s/files/f%03d"):format(d, i)))
+    end
+    assert.are.equal(0, tonumber(rows("SELECT count(*) AS n FROM "
+      .. "dying.intents")[1].n))
+    local again = update(d, location("dying"), "--workers 2")
+    assert.are.equal(100, again.components.unchanged)
+  end)
+
   it("lets a worker started by hand join and take work, and frees a "
      .. "stopped worker's items at once", function()
     local d = project(120)
