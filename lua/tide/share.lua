@@ -65,13 +65,17 @@ end
 
 -- ---- The lead ----
 
+local File -- tide.fs's, once loaded (it requires the engine, which
+           -- requires this module)
+
 -- Records the work item of the component at path instead of mounting it;
 -- false when what the source gave cannot be recorded (a function, a
 -- handle), and the lead mounts it itself. A file (a walk's item) goes as
 -- its path in the walked folder, which the worker stats again.
 function M.delegate(run, path, base, key, file_path, value, source_key)
   local share = run.share
-  if value ~= nil and getmetatable(value) == require("tide.fs").File then
+  File = File or require("tide.fs").File
+  if value ~= nil and getmetatable(value) == File then
     local items = share.bases[base].items
     if type(items) ~= "table" or value.dir ~= items.dir then return false end
     file_path, value = value.path, nil
@@ -86,7 +90,6 @@ function M.delegate(run, path, base, key, file_path, value, source_key)
   -- Seen by this run: not deleted at its end, nor what it mounts below.
   run:mark(path, "ran")
   run:keep_subtree(path)
-  share.items = share.items + 1
   -- A long listing commits as it goes, as any run's writes do.
   run.store:maybe_flush()
   return true
@@ -294,7 +297,7 @@ local function mount_item(run, root, item, mount)
   end
   local rest, value = b.rest, t[4]
   if t[3] then
-    local File = require("tide.fs").File
+    File = File or require("tide.fs").File
     local file, err = core.fs_file(b.items.dir, t[3], File)
     if not file then
       run:report_error(item.path, err)
@@ -308,7 +311,6 @@ local function mount_item(run, root, item, mount)
   for i = 2, rest.n do args[i] = rest[i] end
   -- Always in full: the lead found it changed, or its first run died.
   run.forced[item.path] = true
-  share.claimed = share.claimed + 1
   return mount(root, item.path, b.fn, args, t[5] or nil, item.id)
 end
 

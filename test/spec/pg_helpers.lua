@@ -29,6 +29,13 @@ function M.stop(dir)
                                                              q(dir)))
 end
 
+-- A state store location in schema of the server in dir; extra (such
+-- as "&password=...") is appended.
+function M.store_location(dir, schema, extra)
+  return ("postgresql:///postgres?host=%s&user=tide&schema=%s%s")
+    :format(dir, schema, extra or "")
+end
+
 -- r, or an error with err: what a call that returns nil, message gave.
 function M.must(r, err)
   assert(r, err)

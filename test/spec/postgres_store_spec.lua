@@ -31,8 +31,8 @@ end
 -- A store location in schema name, with a password libpq sends and the
 -- server (trust on its socket) does not ask for.
 local function location(name, with_password)
-  return ("postgresql:///postgres?host=%s&user=tide&schema=%s%s")
-    :format(dir, name, with_password and ("&password=" .. SECRET) or "")
+  return pg.store_location(dir, name,
+                           with_password and ("&password=" .. SECRET))
 end
 
 local PIPELINE = [[

@@ -29,8 +29,7 @@ local function rows(sql, params)
 end
 
 local function location(schema)
-  return ("postgresql:///postgres?host=%s&user=tide&schema=%s")
-    :format(dir, schema)
+  return pg.store_location(dir, schema)
 end
 
 -- Each document is counted by a memoized function (a memo entry per
@@ -481,10 +480,16 @@ end)
     assert.are.equal(2, code)
     assert.is_truthy(err:find("main breaks", 1, true))
     assert.is_true(os.time() - started < 10)
+    -- A worker with no update to join waits --wait seconds, then says so.
+    update(d, location("quiet"))
+    out, err, code = tide(d, "", ("worker pipeline.lua --db %s --wait 0.2")
+      :format(q(location("quiet"))))
+    assert.are.equal(2, code)
+    assert.is_truthy(err:find("no update of app docs to join in 0.2 s", 1,
+                              true), err)
     out, err, code = tide(d, "", ("worker pipeline.lua --db %s --wait 0.2")
       :format(q(location("nothing"))))
-    assert.are_not.equal(0, code)
-    assert.is_truthy(err:find("no update of app docs to join", 1, true)
-                     or err:find("no such state store", 1, true), err)
+    assert.are.equal(2, code)
+    assert.is_truthy(err:find("no such state store", 1, true), err)
   end)
 end)
