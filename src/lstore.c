@@ -286,6 +286,17 @@ static int store_work_open(lua_State *L) {
   return 1;
 }
 
+/* store:workers_alive(update_id, lease_ms) -> how many may be at work */
+static int store_workers_alive(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t alive;
+  int rc = tide_store_workers_alive(s, luaL_checkinteger(L, 2),
+                                    luaL_checkinteger(L, 3), &alive);
+  if (rc) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)alive);
+  return 1;
+}
+
 /* store:work_redo(update_id, path) */
 static int store_work_redo(lua_State *L) {
   tide_Store *s = check_store(L);
@@ -399,6 +410,16 @@ static int store_close(lua_State *L) {
 static int store_flush(lua_State *L) {
   tide_Store *s = check_store(L);
   return ok_or_raise(L, s, tide_store_flush(s));
+}
+
+static int store_flush_send(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_flush_send(s));
+}
+
+static int store_flush_wait(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_flush_wait(s));
 }
 
 static int store_maybe_flush(lua_State *L) {
@@ -1051,6 +1072,7 @@ static int store_gc(lua_State *L) {
 void tide_lstore_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"close", store_close}, {"flush", store_flush},
+    {"flush_send", store_flush_send}, {"flush_wait", store_flush_wait},
     {"maybe_flush", store_maybe_flush}, {"rollback", store_rollback},
     {"set_batch_limits", store_set_batch_limits}, {"path", store_path},
     {"reclaim", store_reclaim}, {"space", store_space},
@@ -1086,7 +1108,8 @@ void tide_lstore_open(lua_State *L) {
     {"work_add", store_work_add}, {"worker_join", store_worker_join},
     {"worker_beat", store_worker_beat}, {"work_claim", store_work_claim},
     {"work_done", store_work_done}, {"worker_leave", store_worker_leave},
-    {"workers", store_workers}, {"work_open", store_work_open},
+    {"workers", store_workers},
+    {"workers_alive", store_workers_alive}, {"work_open", store_work_open},
     {"beat_start", store_beat_start},
     {"work_redo", store_work_redo},
     {NULL, NULL},

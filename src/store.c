@@ -218,6 +218,18 @@ int tide_store_flush(tide_Store *s) {
   return tide_sqs_flush(sq(s));
 }
 
+int tide_store_flush_send(tide_Store *s) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_flush_send(pg(s));
+  return tide_sqs_flush(sq(s));
+}
+
+int tide_store_flush_wait(tide_Store *s) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_flush_wait(pg(s));
+  return 0;
+}
+
 int tide_store_maybe_flush(tide_Store *s) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_maybe_flush(pg(s));
@@ -627,6 +639,12 @@ int tide_store_work_redo(tide_Store *s, int64_t update_id, const char *path,
                          size_t path_len) {
   if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
   return tide_pgs_work_redo(pg(s), update_id, path, path_len);
+}
+
+int tide_store_workers_alive(tide_Store *s, int64_t update_id,
+                             int64_t lease_ms, int64_t *alive) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_workers_alive(pg(s), update_id, lease_ms, alive);
 }
 
 int tide_store_worker_each(tide_Store *s, int64_t update_id,

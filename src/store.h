@@ -136,6 +136,16 @@ int tide_store_public_location(const char *location, char *out,
 
 /* Commits the open batch, if any. */
 int tide_store_flush(tide_Store *s);
+/* Starts committing the open batch and returns, where the backend can
+** (PostgreSQL: the commit is sent, its answer read later), so that the
+** caller works while the server commits; SQLite commits at once. The
+** outcome is read by the next call on the store, which fails with it
+** when the commit failed, and told by tide_store_flush_wait. */
+int tide_store_flush_send(tide_Store *s);
+/* Waits for the batch tide_store_flush_send last sent: 0 once it is
+** committed, or the code and message of its failure (the batch was
+** rolled back). */
+int tide_store_flush_wait(tide_Store *s);
 
 /* Commits the open batch when it holds at least max_writes writes or was
 ** opened at least max_ms milliseconds ago; otherwise does nothing. */
@@ -609,6 +619,10 @@ int tide_store_work_open(tide_Store *s, int64_t update_id, int64_t *open);
 ** component runs once more, in full. */
 int tide_store_work_redo(tide_Store *s, int64_t update_id, const char *path,
                          size_t path_len);
+/* How many workers of the update may still be at work, into *alive:
+** those that have not left and beat within lease_ms. */
+int tide_store_workers_alive(tide_Store *s, int64_t update_id,
+                             int64_t lease_ms, int64_t *alive);
 /* The workers of the update, in the order they joined. */
 int tide_store_worker_each(tide_Store *s, int64_t update_id,
                            tide_StoreWorkerFn fn, void *arg);

@@ -99,24 +99,41 @@ static int push_wait(PgStore *s, const char *what, int kind, int slot) {
 }
 
 static int sync_pipeline(PgStore *s, PGresult **read);
+static int finish_sent(PgStore *s);
 
-/* Sends a statement without parameters outside the prepared ones
-** (BEGIN, COMMIT, ROLLBACK). */
-static int send_plain(PgStore *s, const char *sql, const char *what) {
-  int rc;
-  if (strcmp(sql, "ROLLBACK") == 0)
-    tide_pgs_bulk_drop(s);
-  else if ((rc = tide_pgs_bulk_send(s)) != 0)
-    return rc;
+static int send_text(PgStore *s, const char *sql, const char *what) {
   if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 1))
     return tide_pgs_fail_pg(s, NULL, what, "");
   return push_wait(s, what, PG_WAIT_TXN, -1);
+}
+
+/* The open batch's BEGIN goes with its first statement: until then its
+** rows are only kept here, and a commit sent earlier is not waited for. */
+static int send_begin(PgStore *s) {
+  if (!s->base.in_batch || s->begun) return 0;
+  s->begun = 1;
+  return send_text(s, "BEGIN", "cannot start a write transaction");
+}
+
+/* Ends the open batch with COMMIT or ROLLBACK. */
+static int send_plain(PgStore *s, const char *sql, const char *what) {
+  int rc;
+  if ((rc = finish_sent(s)) != 0) return rc;
+  if (strcmp(sql, "ROLLBACK") == 0) {
+    tide_pgs_bulk_drop(s);
+    if (!s->begun) return 0; /* nothing of it reached the server */
+  } else if ((rc = tide_pgs_bulk_send(s)) != 0 ||
+             (rc = send_begin(s)) != 0) {
+    return rc;
+  }
+  return send_text(s, sql, what);
 }
 
 static int send_raw(PgStore *s, int slot, const char *sql,
                     const PgParams *p, const char *what, int kind) {
   char name[16];
   int rc;
+  if ((rc = finish_sent(s)) != 0 || (rc = send_begin(s)) != 0) return rc;
   snprintf(name, sizeof name, "tide%d", slot);
   if (!s->prepared[slot]) {
     if (!PQsendPrepare(s->conn, name, sql, 0, NULL))
@@ -181,15 +198,24 @@ static void roll_back_failed(PgStore *s) {
   }
 }
 
+static int read_pipeline(PgStore *s, PGresult **read, int lost);
+
 /* Marks the end of what was sent, reads every result in order and then
 ** the synchronisation's own. Returns the first failure's code. */
 static int sync_pipeline(PgStore *s, PGresult **read) {
-  size_t i;
-  int failed = 0, lost = 0;
+  int rc;
   if (read) *read = NULL;
-  if ((failed = tide_pgs_bulk_send(s)) != 0) return failed;
+  if ((rc = finish_sent(s)) != 0 || (rc = tide_pgs_bulk_send(s)) != 0)
+    return rc;
   if (s->nwaits == 0) return 0;
-  if (!PQpipelineSync(s->conn)) lost = 1;
+  return read_pipeline(s, read, !PQpipelineSync(s->conn));
+}
+
+/* Reads the results of what a synchronisation ended (lost: the sync
+** could not be sent). */
+static int read_pipeline(PgStore *s, PGresult **read, int lost) {
+  size_t i;
+  int failed = 0;
   for (i = 0; i < s->nwaits && !lost; i++) {
     PGresult *r;
     /* A statement's results, then NULL. */
@@ -223,14 +249,12 @@ static int sync_pipeline(PgStore *s, PGresult **read) {
 }
 
 int tide_pgs_write_begin(PgStore *s) {
-  int rc;
   if (s->flags == TIDE_STORE_READ)
     return tide_pgs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
                          s->location);
   if (s->base.in_batch) return 0;
-  rc = send_plain(s, "BEGIN", "cannot start a write transaction");
-  if (rc) return rc;
   s->base.in_batch = 1;
+  s->begun = 0;
   s->base.batch_writes = 0;
   s->base.batch_started_ns = tide_store_monotonic_ns();
   return 0;
@@ -334,6 +358,65 @@ int tide_pgs_flush(PgStore *s) {
   rc = sync_pipeline(s, NULL);
   s->base.in_batch = 0;
   s->base.batch_writes = 0;
+  return rc;
+}
+
+/* A commit sent and not read yet: what it sent is all the pipeline
+** holds, since every call that sends or reads reads it first. */
+int tide_pgs_flush_send(PgStore *s) {
+  int rc;
+  tide_pgs_release(s);
+  if ((rc = finish_sent(s)) != 0) return rc;
+  s->sent_rc = 0;
+  if (!s->base.in_batch) return sync_pipeline(s, NULL);
+  if ((rc = send_prepared(s, PG_GENERATION, "SELECT nextval('generation')",
+                          NULL, "cannot commit", PG_WAIT_WRITE)) != 0 ||
+      (rc = send_plain(s, "COMMIT", "cannot commit")) != 0)
+    return rc;
+  s->base.in_batch = 0;
+  s->base.batch_writes = 0;
+  if (!PQpipelineSync(s->conn)) return read_pipeline(s, NULL, 1);
+  /* Sent now, so that the server starts on it while this process goes
+  ** on. */
+  if (PQflush(s->conn) < 0) return read_pipeline(s, NULL, 1);
+  s->sent = 1;
+  return 0;
+}
+
+/* Reads the commit sent last, if not read yet; its failure is kept (with
+** its message) for tide_pgs_flush_wait. */
+static int finish_sent(PgStore *s) {
+  size_t len;
+  int in_batch = s->base.in_batch, begun = s->begun;
+  if (!s->sent) return 0;
+  s->sent = 0;
+  /* Read as the batch it was: its failure left the server's transaction
+  ** aborted, and rolls it back with the rows kept for the next. */
+  s->base.in_batch = 1;
+  s->begun = 1;
+  s->sent_rc = read_pipeline(s, NULL, 0);
+  if (s->sent_rc == 0) {
+    s->base.in_batch = in_batch;
+    s->begun = begun;
+    return 0;
+  }
+  len = strlen(s->base.errmsg) + 1;
+  if (len > s->sent_msg_size) {
+    char *m = s->base.alloc(s->base.ud, s->sent_msg, s->sent_msg_size, len);
+    if (m == NULL) return s->sent_rc;
+    s->sent_msg = m;
+    s->sent_msg_size = len;
+  }
+  memcpy(s->sent_msg, s->base.errmsg, len);
+  return s->sent_rc;
+}
+
+int tide_pgs_flush_wait(PgStore *s) {
+  int rc = finish_sent(s);
+  if (rc == 0 && s->sent_rc != 0) {
+    rc = s->sent_rc;
+    tide_pgs_fail(s, rc, "%s", s->sent_msg ? s->sent_msg : "cannot commit");
+  }
   return rc;
 }
 
@@ -690,6 +773,8 @@ int tide_pgs_close(PgStore *s) {
   /* Closing the connection lets the writer lock go. */
   if (s->conn) PQfinish(s->conn);
   tide_pgs_bulk_free(s);
+  if (s->sent_msg)
+    s->base.alloc(s->base.ud, s->sent_msg, s->sent_msg_size, 0);
   if (s->waits)
     s->base.alloc(s->base.ud, s->waits, s->waits_cap * sizeof *s->waits, 0);
   if (s->conninfo) s->base.alloc(s->base.ud, s->conninfo, s->conninfo_size,

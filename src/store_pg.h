@@ -134,6 +134,7 @@ enum {
   PG_WORK_OPEN,
   PG_WORKER_LEAVE,
   PG_WORKER_EACH,
+  PG_WORKERS_ALIVE,
   PG_WORK_REDO,
   PG_BULK_COMPONENTS,
   PG_BULK_TARGETS,
@@ -203,6 +204,11 @@ struct PgStore {
   PgBulk bulk[PG_BULK_KINDS]; /* rows kept for set-based statements */
   int64_t claim_update, claim_worker; /* whose claims claim_mark is */
   int64_t claim_mark;        /* the last item id this worker claimed */
+  int begun;                 /* the open batch's BEGIN was sent */
+  int sent;                  /* a commit was sent, its answer not read */
+  int sent_rc;               /* the outcome of the last commit sent */
+  char *sent_msg;            /* owned: its message, when it failed */
+  size_t sent_msg_size;
 };
 
 /* ---- Parameters: every one binary ---- */
@@ -378,6 +384,8 @@ int tide_pgs_relock(PgStore *s, int *changed);
 int tide_pgs_checkpoint_on(PgStore *s, uv_loop_t *loop);
 const char *tide_pgs_path(const PgStore *s);
 int tide_pgs_flush(PgStore *s);
+int tide_pgs_flush_send(PgStore *s);
+int tide_pgs_flush_wait(PgStore *s);
 int tide_pgs_maybe_flush(PgStore *s);
 int tide_pgs_rollback(PgStore *s);
 int tide_pgs_space(PgStore *s, tide_StoreSpace *space);
@@ -480,6 +488,8 @@ int tide_pgs_beat_start(PgStore *s, int64_t worker_id, int interval_ms,
                         tide_StoreBeat **out);
 int tide_pgs_work_redo(PgStore *s, int64_t update_id, const char *path,
                        size_t path_len);
+int tide_pgs_workers_alive(PgStore *s, int64_t update_id, int64_t lease_ms,
+                           int64_t *alive);
 int tide_pgs_worker_each(PgStore *s, int64_t update_id,
                          tide_StoreWorkerFn fn, void *arg);
 

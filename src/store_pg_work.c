@@ -204,6 +204,26 @@ int tide_pgs_work_open(PgStore *s, int64_t update_id, int64_t *open) {
   return 0;
 }
 
+int tide_pgs_workers_alive(PgStore *s, int64_t update_id, int64_t lease_ms,
+                           int64_t *alive) {
+  PGresult *r;
+  PgParams p = {0};
+  int rc;
+  pg_param_int(&p, update_id);
+  pg_param_int(&p, lease_ms);
+  /* Only the workers' rows: the lead asks this often while it waits. */
+  if ((rc = tide_pgs_read(s, PG_WORKERS_ALIVE,
+                          "SELECT count(*) FROM workers WHERE update_id = $1"
+                          " AND left_at IS NULL"
+                          " AND seen_at > now() - $2::int8"
+                          " * interval '1 millisecond'",
+                          &p, "cannot count the workers", &r)) != 0)
+    return rc;
+  *alive = pg_int(r, 0, 0);
+  PQclear(r);
+  return 0;
+}
+
 int tide_pgs_work_redo(PgStore *s, int64_t update_id, const char *path,
                        size_t path_len) {
   PgParams p = {0};

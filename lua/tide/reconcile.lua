@@ -26,8 +26,11 @@
 -- components, their new target states (written 0, applied) and the states
 -- they released (marked 4), with one intent per container naming the keys
 -- of the states to upsert (the store's intents table), in one store
--- transaction; (2) each container's upserts applied to the target in one
--- call (one target transaction); (3) the intents deleted (or, when an
+-- transaction; (2) once that commit is known, each container's upserts
+-- applied to the target in one call (one target transaction): a batch
+-- the run writes while components still run is applied when the next is
+-- written, so that a store on a server commits it meanwhile (M.flush);
+-- (3) the intents deleted (or, when an
 -- apply failed, its states marked 1 in the same commit). The intent of a
 -- whole batch is one row: marking each state 1 and then 0 would write
 -- every state twice. A crash leaves the intent, and the next run first
@@ -231,7 +234,7 @@ function M.submit(run, frame)
   end
   frame.released = released
   run.batch[#run.batch + 1] = frame
-  if #run.batch >= run.batch_size then M.flush(run) end
+  if #run.batch >= run.batch_size then M.flush(run, true) end
 end
 
 -- Records which memo entries the component uses now; those it used before
@@ -350,19 +353,75 @@ end
 
 local write_batch
 
--- Writes the queued batch: intents, apply, then marks applied.
-function M.flush(run)
-  if #run.batch == 0 or not take_turn(run) then return end
+-- Writes the queued batch: intents, apply, then marks applied. defer:
+-- the batch's commit is sent but not waited for, and its changes are
+-- applied when the next batch is written (or at the next flush without
+-- defer), so that the components after it run while a store on a server
+-- commits it. Without defer, every batch written is applied on return.
+function M.flush(run, defer)
+  if #run.batch == 0 and (defer or not run.unapplied) then return end
+  if not take_turn(run) then return end
   -- Taken now: it holds what was queued while this task waited its turn.
   local batch = run.batch
   run.batch = {}
-  local ok, err = true, nil
-  if #batch > 0 then ok, err = pcall(write_batch, run, batch) end
+  local ok, err = pcall(write_batch, run, batch, defer)
   pass_turn(run)
   if not ok then error(err, 0) end
 end
 
-function write_batch(run, batch)
+-- Applies a committed batch's changes to the targets, then queues in
+-- the store's open batch what follows: its intents dropped, and the
+-- states whose apply failed marked pending.
+local function apply_batch(run, b)
+  local store, preview = run.store, run.opts.preview
+  local groups, order = b.groups, b.order
+  local failed = apply_all(run, groups, order)
+  for _, container in ipairs(order) do
+    local err = failed[container]
+    local list = groups[container]
+    if err then
+      -- The states become pending, in the commit that drops the intent;
+      -- the changes are tried once more after the run's deletions (a file
+      -- that becomes a folder needs the file gone first), and the
+      -- components fail only if that fails too.
+      for _, ch in ipairs(list) do
+        store:target_put(container.id, ch.kb, ch.frame.id, ch.fp,
+                         PENDING_UPSERT)
+      end
+      run.apply_failed[container.id] = true
+      local retry = run.retry[container]
+      if not retry then
+        retry = {}
+        run.retry[container] = retry
+        run.retry_order[#run.retry_order + 1] = container
+      end
+      for _, ch in ipairs(list) do retry[#retry + 1] = ch end
+    else
+      local t = run.stats.targets
+      for _, ch in ipairs(list) do
+        t[ch.write] = t[ch.write] + 1
+      end
+    end
+    if not preview then store:intent_delete(b.intents[container]) end
+  end
+  -- The intents are dropped in the next batch's commit (or the run's last):
+  -- a crash before it costs only a rerun of this batch's owners.
+end
+
+-- The batch whose commit was sent last: once the store says it is
+-- committed, its changes are applied. A failed commit raises, and its
+-- changes are not applied (its intents were rolled back with it).
+local function apply_sent(run)
+  local b = run.unapplied
+  if not b then return end
+  run.unapplied = nil
+  run.store:flush_wait()
+  apply_batch(run, b)
+end
+
+function write_batch(run, batch, defer)
+  apply_sent(run)
+  if #batch == 0 then return end
   local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}
   for b = 1, #batch do
@@ -409,47 +468,24 @@ function write_batch(run, batch)
   end
   -- One intent per container: the keys of the states about to be
   -- written, committed with them.
-  local intents = {}
-  if not preview then
-    for _, container in ipairs(order) do
-      local list, kbs = groups[container], {}
-      for i = 1, #list do kbs[i] = list[i].kb end
-      intents[container] = store:intent_add(run.app_id, container.id,
-                                            encode(kbs))
-    end
-    store:flush()
+  local sent = { groups = groups, order = order, intents = {} }
+  if preview then
+    apply_batch(run, sent)
+    return
   end
-  local failed = apply_all(run, groups, order)
   for _, container in ipairs(order) do
-    local err = failed[container]
-    local list = groups[container]
-    if err then
-      -- The states become pending, in the commit that drops the intent;
-      -- the changes are tried once more after the run's deletions (a file
-      -- that becomes a folder needs the file gone first), and the
-      -- components fail only if that fails too.
-      for _, ch in ipairs(list) do
-        store:target_put(container.id, ch.kb, ch.frame.id, ch.fp,
-                         PENDING_UPSERT)
-      end
-      run.apply_failed[container.id] = true
-      local retry = run.retry[container]
-      if not retry then
-        retry = {}
-        run.retry[container] = retry
-        run.retry_order[#run.retry_order + 1] = container
-      end
-      for _, ch in ipairs(list) do retry[#retry + 1] = ch end
-    else
-      local t = run.stats.targets
-      for _, ch in ipairs(list) do
-        t[ch.write] = t[ch.write] + 1
-      end
-    end
-    if not preview then store:intent_delete(intents[container]) end
+    local list, kbs = groups[container], {}
+    for i = 1, #list do kbs[i] = list[i].kb end
+    sent.intents[container] = store:intent_add(run.app_id, container.id,
+                                               encode(kbs))
   end
-  -- The intents are dropped in the next batch's commit (or the run's last):
-  -- a crash before it costs only a rerun of this batch's owners.
+  if defer then
+    store:flush_send()
+    run.unapplied = sent
+  else
+    store:flush()
+    apply_batch(run, sent)
+  end
 end
 
 -- Applies once more the changes whose apply failed in this run (after

@@ -39,12 +39,12 @@ local M = {}
 
 M.LISTING, M.LISTED, M.FINISHED = 0, 1, 2
 
--- Items a worker claims at once, and holds at most: small, so that work
--- spreads evenly.
-local CLAIM = 32
-local HELD = 96
--- The components a worker records in one store batch.
-M.BATCH = 64
+-- Items a worker holds at most: few, so that work spreads evenly.
+local HELD = 128
+-- The components a worker records in one store batch, at most: it
+-- records what it finished at each claim (M.work), and only a batch
+-- that grows while it waits for a long component records itself.
+M.BATCH = 2 * HELD
 -- How often a worker with nothing to claim, or the lead, looks again.
 local POLL_S = 0.02
 -- How long a worker's lease lasts without a beat, by default.
@@ -131,10 +131,7 @@ end
 -- not left and has beaten within the lease.
 local function workers_alive(run)
   local share = run.share
-  for _, w in ipairs(run.store:workers(share.update_id)) do
-    if not w.left and w.seen_ms_ago < share.lease_ms then return true end
-  end
-  return false
+  return run.store:workers_alive(share.update_id, share.lease_ms) > 0
 end
 
 -- The owners of the states left unknown by batches whose apply a worker
@@ -342,16 +339,20 @@ function M.work(run, worker_id)
       end
     end
     for i = #held, n + 1, -1 do held[i] = nil end
-    -- Claims of CLAIM items (fewer only when it holds none): each is a
-    -- round trip and a commit.
-    if n > 0 and cap - n < CLAIM then
+    -- A claim once half of what it holds is done, for as many: each is
+    -- a round trip and a commit, and the items it holds run while the
+    -- server commits the last batch (below).
+    if n > cap // 2 then
       sched.wait(run.sched, held[1])
       goto again
     end
     do
-      local items = store:work_claim(share.update_id, worker_id,
-                                     math.min(CLAIM, cap - n),
+      local items = store:work_claim(share.update_id, worker_id, cap - n,
                                      share.lease_ms)
+      -- What finished since the last claim is recorded now: after the
+      -- claim, which would wait for its commit, and before the items
+      -- just claimed start, which run while the server commits it.
+      reconcile.flush(run, true)
       for _, item in ipairs(items) do
         local frame = mount_item(run, root, item, mount)
         if frame then held[#held + 1] = frame end

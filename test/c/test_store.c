@@ -1460,6 +1460,43 @@ static int64_t count_rows(const char *path, const char *table,
   return sql_int(path, sql);
 }
 
+/* A commit sent and not waited for: the next call reads its outcome. */
+static void test_flush_send(void) {
+  Tmp t;
+  tide_Store *s, *r;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  r = open_ok(t.path, TIDE_STORE_READ);
+  put_items(s, 0, 10);
+  CHECK_EQ_INT(tide_store_flush_send(s), 0);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 0);
+  /* Writes after it make the next batch... */
+  put_items(s, 10, 5);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 5);
+  CHECK_EQ_INT(tide_store_flush_wait(s), 0);
+  CHECK_EQ_INT(tide_store_flush_wait(s), 0);
+  CHECK_EQ_INT(visible(r), 10);
+  /* ...whose rollback leaves the batch sent committed. */
+  CHECK_EQ_INT(tide_store_rollback(s), 0);
+  CHECK_EQ_INT(visible(s), 10);
+  /* A read after a commit sent sees what it committed. */
+  put_items(s, 10, 3);
+  CHECK_EQ_INT(tide_store_flush_send(s), 0);
+  CHECK_EQ_INT(visible(s), 13);
+  CHECK_EQ_INT(tide_store_flush_wait(s), 0);
+  CHECK_EQ_INT(visible(r), 13);
+  /* With no batch open, it sends nothing and waits for nothing. */
+  CHECK_EQ_INT(tide_store_flush_send(s), 0);
+  CHECK_EQ_INT(tide_store_flush_wait(s), 0);
+  /* Close reads the last one. */
+  put_items(s, 13, 2);
+  CHECK_EQ_INT(tide_store_flush_send(s), 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  CHECK_EQ_INT(visible(r), 15);
+  tide_store_close(r);
+  tmp_close(&t);
+}
+
 static void test_app_delete(void) {
   static const char *const tables[] = {
     "apps", "components", "memos", "containers", "target_states",
@@ -2073,6 +2110,55 @@ static void test_pg_failed_batch(void) {
   tmp_close(&t);
 }
 
+/* A batch sent with tide_store_flush_send that fails: the next call on
+** the store fails with it, tide_store_flush_wait tells it, and the store
+** goes on. */
+static void test_pg_failed_send(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c;
+  tide_StoreApp app;
+  int64_t app_id, a = 0, b = 0;
+  int round;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app_id, NULL),
+               0);
+  memset(&c, 0, sizeof c);
+  c.app_id = app_id;
+  SET_STR(c.fn_name, "f");
+  SET_STR(c.path, "/f/a");
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &a), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  /* Round 0 waits at once; round 1 calls the store first. */
+  for (round = 0; round < 2; round++) {
+    CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("lost"), &b, NULL), 0);
+    c.id = a;
+    SET_STR(c.path, "/f/b");
+    CHECK_EQ_INT(tide_store_component_put(s, &c, &b), 0);
+    CHECK_EQ_INT(tide_store_flush_send(s), 0);
+    if (round == 1) {
+      CHECK_EQ_INT(tide_store_app_lookup(s, LIT("docs"), &app), TIDE_ESTORE);
+      CHECK(strstr(tide_store_errmsg(s), "(the uncommitted batch was "
+                   "rolled back)") != NULL);
+    }
+    CHECK_EQ_INT(tide_store_flush_wait(s), TIDE_ESTORE);
+    CHECK(strstr(tide_store_errmsg(s), ": cannot record a component: ") !=
+          NULL);
+    CHECK(strstr(tide_store_errmsg(s), "(the uncommitted batch was rolled "
+                 "back)") != NULL);
+    CHECK_EQ_INT(tide_store_app_lookup(s, LIT("lost"), &app),
+                 TIDE_ENOTFOUND);
+    /* The store goes on. */
+    CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("kept"), &b, NULL), 0);
+    CHECK_EQ_INT(tide_store_flush_send(s), 0);
+    CHECK_EQ_INT(tide_store_flush_wait(s), 0);
+    CHECK_EQ_INT(tide_store_app_lookup(s, LIT("kept"), &app), 0);
+  }
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 /* Puts that give what they know of the id are not waited for, and come
 ** back with the same ids as puts that wait. */
 static void test_pg_known_ids(void) {
@@ -2317,6 +2403,7 @@ static const CheckTest tests[] = {
   { "source items", test_sources },
   { "runs", test_runs },
   { "group commit", test_group_commit },
+  { "commits sent, waited for later", test_flush_send },
   { "app delete", test_app_delete },
   { "text with NUL bytes", test_nul_bytes },
   { "failed statement", test_failed_statement },
@@ -2342,6 +2429,7 @@ static const CheckTest pg_tests[] = {
   { "schema created, read and reopened", test_pg_schema },
   { "schemas that are not stores refused", test_pg_refused },
   { "a batch that fails is rolled back", test_pg_failed_batch },
+  { "a batch sent that fails", test_pg_failed_send },
   { "ids not waited for", test_pg_known_ids },
   { "the password never shown", test_pg_password },
   { "work items shared by workers", test_pg_work },
