@@ -9,7 +9,8 @@ local q = helpers.q
 
 -- kv: one JSON object file; apply kills the process when the flag file
 -- `kill-on-<key>` exists and a change for <key> is in the batch (after
--- writing nothing). main kills it when `kill-in-main` exists.
+-- writing nothing), and fails when `fail-on-<key>` does. main kills it
+-- when `kill-in-main` exists.
 local PIPELINE = [[
 local tide = require "tide"
 local cjson = require "cjson"
@@ -29,6 +30,7 @@ local kv_type = tide.target_type{
   apply = function(spec, changes)
     for _, c in ipairs(changes) do
       if exists("kill-on-" .. c.key) then die() end
+      if exists("fail-on-" .. c.key) then error("disk full") end
     end
     local t = read_kv(spec.file)
     for _, c in ipairs(changes) do t[c.key] = c.value end
@@ -76,6 +78,24 @@ end
 local function killed_update(dir)
   local _, _, code = pl.update(dir)
   return code
+end
+
+-- An update of one component per batch (the Lua API's batch_size): each
+-- batch written while the next components run is applied once the next
+-- is written, after its commit. Returns the stats and errors, the exit
+-- status and stderr.
+local RUNNER = [[
+local cjson = require "cjson"
+local app = dofile("pipeline.lua")
+local stats, errors = app:update { db = ".tide/state.db", batch_size = 1 }
+io.write(cjson.encode({ stats = stats, errors = errors or {} }))
+]]
+local function small_batches(dir)
+  helpers.write(dir .. "/runner.lua", RUNNER)
+  local out, err, code = pl.tide(dir, "run runner.lua")
+  local ok, t = pcall(require("cjson").decode, out or "")
+  if not ok then t = {} end
+  return t.stats, t.errors, code, err
 end
 
 describe("the crash protocol", function()
@@ -136,6 +156,52 @@ describe("the crash protocol", function()
     assert.are.equal(0, stats.components.reprocessed)
     assert.are.equal(0, stats.targets.updated + stats.targets.inserted
                      + stats.targets.deleted)
+  end)
+
+  it("applies a batch written mid-run after its commit, through a kill "
+     .. "and a failed apply", function()
+    local dir = setup()
+    -- Killed in the apply of b's batch, whichever batch it is.
+    flag(dir, "kill-on-b#1", true)
+    local _, _, code = small_batches(dir)
+    assert.are_not.equal(0, code)
+    flag(dir, "kill-on-b#1", false)
+    local stats, errors, err
+    stats, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({}, errors)
+    assert.are.same({ ["a#1"] = "a1", ["a#2"] = "a2", ["b#1"] = "b1",
+                      ["c#1"] = "c1" }, pl.kv(dir .. "/out.json"))
+    assert.are.equal(0, pl.store_count(dir,
+      "SELECT count(*) FROM target_states WHERE pending <> 0"))
+    assert.are.equal(0, pl.store_count(dir, "SELECT count(*) FROM intents"))
+    -- Every change of an edit fails to apply: each batch's states stay
+    -- pending, the run reports the failures, the others are written.
+    helpers.write(dir .. "/in/a", "a1 edited\na2\n")
+    helpers.write(dir .. "/in/b", "b1 edited\n")
+    flag(dir, "fail-on-b#1", true)
+    stats, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal(1, #errors)
+    assert.matches("writing to out.json failed: .*disk full",
+                   errors[1].message)
+    assert.are.same({ ["a#1"] = "a1 edited", ["a#2"] = "a2",
+                      ["b#1"] = "b1", ["c#1"] = "c1" },
+                    pl.kv(dir .. "/out.json"))
+    assert.are.equal(1, pl.store_count(dir,
+      "SELECT count(*) FROM target_states WHERE pending <> 0"))
+    assert.are.equal(0, pl.store_count(dir, "SELECT count(*) FROM intents"))
+    -- The next run writes it.
+    flag(dir, "fail-on-b#1", false)
+    stats, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({}, errors)
+    assert.are.same({ ["a#1"] = "a1 edited", ["a#2"] = "a2",
+                      ["b#1"] = "b1 edited", ["c#1"] = "c1" },
+                    pl.kv(dir .. "/out.json"))
+    assert.are.equal(1, stats.targets.updated)
+    assert.are.equal(0, pl.store_count(dir,
+      "SELECT count(*) FROM target_states WHERE pending <> 0"))
   end)
 
   it("deletes a removed component's states after a kill in the run",
