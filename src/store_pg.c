@@ -200,15 +200,21 @@ static void roll_back_failed(PgStore *s) {
 
 static int read_pipeline(PgStore *s, PGresult **read, int lost);
 
-/* Marks the end of what was sent, reads every result in order and then
-** the synchronisation's own. Returns the first failure's code. */
-static int sync_pipeline(PgStore *s, PGresult **read) {
+/* Marks the end of what was sent (with the rows kept, when send_kept),
+** reads every result in order and then the synchronisation's own.
+** Returns the first failure's code. */
+static int sync_sent(PgStore *s, PGresult **read, int send_kept) {
   int rc;
   if (read) *read = NULL;
-  if ((rc = finish_sent(s)) != 0 || (rc = tide_pgs_bulk_send(s)) != 0)
+  if ((rc = finish_sent(s)) != 0 ||
+      (send_kept && (rc = tide_pgs_bulk_send(s)) != 0))
     return rc;
   if (s->nwaits == 0) return 0;
   return read_pipeline(s, read, !PQpipelineSync(s->conn));
+}
+
+static int sync_pipeline(PgStore *s, PGresult **read) {
+  return sync_sent(s, read, 1);
 }
 
 /* Reads the results of what a synchronisation ended (lost: the sync
@@ -281,6 +287,19 @@ int tide_pgs_read(PgStore *s, int slot, const char *sql, const PgParams *p,
   *out = NULL;
   rc = send_prepared(s, slot, sql, p, what, PG_WAIT_READ);
   if (rc == 0) rc = sync_pipeline(s, out);
+  if (rc == 0 && *out == NULL)
+    rc = tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no result", s->location,
+                       what);
+  return rc;
+}
+
+int tide_pgs_read_apart(PgStore *s, int slot, const char *sql,
+                        const PgParams *p, const char *what, PGresult **out) {
+  int rc;
+  tide_pgs_release(s);
+  *out = NULL;
+  rc = send_raw(s, slot, sql, p, what, PG_WAIT_READ);
+  if (rc == 0) rc = sync_sent(s, out, 0);
   if (rc == 0 && *out == NULL)
     rc = tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no result", s->location,
                        what);

@@ -260,6 +260,11 @@ int tide_pgs_write(PgStore *s, int slot, const char *sql, const PgParams *p,
 ** failure of a write sent before is this call's. */
 int tide_pgs_read(PgStore *s, int slot, const char *sql, const PgParams *p,
                   const char *what, PGresult **out);
+/* A read whose answer does not depend on the rows kept for the open
+** batch (a sequence's next values): they are not sent before it, so that
+** the batch's rows still go as one statement per kind. */
+int tide_pgs_read_apart(PgStore *s, int slot, const char *sql,
+                        const PgParams *p, const char *what, PGresult **out);
 
 /* Keeps one row of kind (PG_KIND_*) for its set-based statement, in
 ** the open batch (store_pg_bulk.c). */

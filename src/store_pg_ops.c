@@ -251,7 +251,8 @@ static int take_id(PgStore *s, PgIds *pool, int slot, const char *sql,
     PgParams p = {0};
     int rc, i;
     pg_param_int(&p, PG_RESERVED_IDS);
-    if ((rc = tide_pgs_read(s, slot, sql, &p, what, &r)) != 0) return rc;
+    if ((rc = tide_pgs_read_apart(s, slot, sql, &p, what, &r)) != 0)
+      return rc;
     pool->n = PQntuples(r) < PG_RESERVED_IDS ? PQntuples(r)
                                               : PG_RESERVED_IDS;
     for (i = 0; i < pool->n; i++) pool->ids[i] = pg_int(r, i, 0);

@@ -41,6 +41,11 @@ M.LISTING, M.LISTED, M.FINISHED = 0, 1, 2
 
 -- Items a worker holds at most: few, so that work spreads evenly.
 local HELD = 128
+-- And about this much of its own CPU's work, at the CPU time per item it
+-- measured (FIRST before any item is done): a worker does not hoard long
+-- items while others wait, nor claim short ones a few at a time.
+local HOLD_S = 1
+local FIRST = 8
 -- The components a worker records in one store batch, at most: it
 -- records what it finished at each claim (M.work), and only a batch
 -- that grows while it waits for a long component records itself.
@@ -329,7 +334,7 @@ function M.work(run, worker_id)
   -- A worker holds no more items than it runs at once (and at most
   -- HELD), so that the others can take the rest.
   local cap = math.min(run.sched:limit(), HELD)
-  local held = {}
+  local held, done, cpu0 = {}, 0, nil
   while not run.sched:stopped() do
     local n = 0
     for i = 1, #held do
@@ -338,16 +343,27 @@ function M.work(run, worker_id)
         held[n] = held[i]
       end
     end
+    done = done + #held - n
     for i = #held, n + 1, -1 do held[i] = nil end
-    -- A claim once half of what it holds is done, for as many: each is
+    -- A claim once half of what it may hold is done, for as many: each is
     -- a round trip and a commit, and the items it holds run while the
     -- server commits the last batch (below).
-    if n > cap // 2 then
+    local limit = math.min(cap, FIRST)
+    if done > 0 then
+      -- Its parallel functions' threads count in the CPU time, and may
+      -- run that many items at once.
+      local threads = run.pool and (run.opts.jobs or core.cpu_count()) or 1
+      local per_item = (os.clock() - cpu0) / done
+      limit = per_item > 0 and math.ceil(threads * HOLD_S / per_item) or cap
+      limit = math.max(math.min(limit, cap), math.min(cap, threads + 1))
+    end
+    if n > limit // 2 then
       sched.wait(run.sched, held[1])
       goto again
     end
     do
-      local items = store:work_claim(share.update_id, worker_id, cap - n,
+      cpu0 = cpu0 or os.clock()
+      local items = store:work_claim(share.update_id, worker_id, limit - n,
                                      share.lease_ms)
       -- What finished since the last claim is recorded now: after the
       -- claim, which would wait for its commit, and before the items

@@ -34,7 +34,7 @@ end
 
 -- Each document is counted by a memoized function (a memo entry per
 -- text, shared by the workers) and written as a row; SLEEP_MS stands in
--- for a model call.
+-- for a model call, BUSY_MS for a long computation.
 local PIPELINE = [[
 local tide = require "tide"
 local fs = require "tide.fs"
@@ -50,8 +50,13 @@ local count = tide.fn("count", { memo = true }, function(text)
   return n
 end)
 local pause = tonumber(os.getenv("SLEEP_MS") or "0") / 1000
+local busy = tonumber(os.getenv("BUSY_MS") or "0") / 1000
 local process = tide.fn("process", { memo = true }, function(file, docs)
   if pause > 0 then tide.sleep(pause) end
+  if busy > 0 then
+    local t = os.clock()
+    repeat until os.clock() - t >= busy
+  end
   local text = file:text()
   docs:row(Doc { path = file.path, title = text:match("^([^\n]*)"),
                  words = count(text) })
@@ -171,6 +176,19 @@ describe("an update shared by workers", function()
     b = update(four, location("four"), shared, env)
     assert.are.equal(200, b.components.unchanged)
     assert.are.equal(0, b.components.added + b.components.reprocessed)
+  end)
+
+  it("spreads long items over the workers: none takes them all at once",
+     function()
+    -- 30 items of 100 ms of CPU each: a worker holds about a second of
+    -- work once it has measured one, and 8 items before.
+    local d = project(30)
+    local r = update(d, location("long"), "--workers 2", "BUSY_MS=100")
+    assert.are.equal(30, r.components.added)
+    assert.are.equal(2, #r.workers)
+    for _, w in ipairs(r.workers) do
+      assert.is_true(w.done >= 8, cjson.encode(r.workers))
+    end
   end)
 
   it("takes a killed worker's items over, each committed once",
