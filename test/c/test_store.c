@@ -578,6 +578,8 @@ static void test_sqlite_not_shared(void) {
   s = open_ok(t.path, TIDE_STORE_WRITE);
   CHECK_EQ_INT(tide_store_update_open(s, 1, &id), TIDE_EINVAL);
   CHECK_STR_EQ(tide_store_errmsg(s), msg);
+  CHECK_EQ_INT(tide_store_workers_alive(s, 1, 1000, &id), TIDE_EINVAL);
+  CHECK_STR_EQ(tide_store_errmsg(s), msg);
   tide_store_close(s);
   tmp_close(&t);
 }
@@ -2269,7 +2271,7 @@ static void test_pg_work(void) {
   tide_Store *s, *a, *b;
   Claimed got;
   Workers k;
-  int64_t app, u, wa, wb, open = -1, cur;
+  int64_t app, u, wa, wb, open = -1, cur, alive = -1;
   const void *info;
   size_t info_len;
   int state, i;
@@ -2292,6 +2294,8 @@ static void test_pg_work(void) {
   CHECK(blob_equal(info, info_len, "info", 4));
   CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 11, &wa), 0);
   CHECK_EQ_INT(tide_store_worker_join(b, u, LIT("there"), 22, &wb), 0);
+  CHECK_EQ_INT(tide_store_workers_alive(s, u, 60000, &alive), 0);
+  CHECK_EQ_INT(alive, 2);
   got = claim(a, u, wa, 2, 60000, &open);
   CHECK_EQ_INT(got.count, 2);
   CHECK_EQ_INT(open, -1);
@@ -2308,6 +2312,8 @@ static void test_pg_work(void) {
   /* a stops beating: with a lease of 1 ms, b takes a's other item over,
   ** and a can no longer mark it done. */
   sleep_ms(20);
+  CHECK_EQ_INT(tide_store_workers_alive(s, u, 5, &alive), 0);
+  CHECK_EQ_INT(alive, 0);
   got = claim(b, u, wb, 10, 1, &open);
   CHECK_EQ_INT(got.count, 1);
   CHECK_EQ_INT(got.ids[0], 2);
@@ -2317,6 +2323,8 @@ static void test_pg_work(void) {
   /* b leaves: what it holds is a's to claim at once (the items after
   ** the last a claimed first, then the one before). */
   CHECK_EQ_INT(tide_store_worker_leave(b, wb, LIT("{}")), 0);
+  CHECK_EQ_INT(tide_store_workers_alive(s, u, 60000, &alive), 0);
+  CHECK_EQ_INT(alive, 1);
   got = claim(a, u, wa, 10, 60000, &open);
   CHECK_EQ_INT(got.count, 3);
   CHECK_EQ_INT(got.ids[0], 3);

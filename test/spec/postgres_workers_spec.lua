@@ -187,7 +187,7 @@ describe("an update shared by workers", function()
     assert.are.equal(30, r.components.added)
     assert.are.equal(2, #r.workers)
     for _, w in ipairs(r.workers) do
-      assert.is_true(w.done >= 8, cjson.encode(r.workers))
+      assert.is_true(w.done >= 5, cjson.encode(r.workers))
     end
   end)
 
