@@ -380,6 +380,21 @@ int tide_pgs_flush(PgStore *s) {
   return rc;
 }
 
+/* Keeps a failure of the commit sent last, with its message, for
+** tide_pgs_flush_wait; returns rc. */
+static int keep_sent_failure(PgStore *s, int rc) {
+  size_t len = strlen(s->base.errmsg) + 1;
+  s->sent_rc = rc;
+  if (len > s->sent_msg_size) {
+    char *m = s->base.alloc(s->base.ud, s->sent_msg, s->sent_msg_size, len);
+    if (m == NULL) return rc;
+    s->sent_msg = m;
+    s->sent_msg_size = len;
+  }
+  memcpy(s->sent_msg, s->base.errmsg, len);
+  return rc;
+}
+
 /* A commit sent and not read yet: what it sent is all the pipeline
 ** holds, since every call that sends or reads reads it first. */
 int tide_pgs_flush_send(PgStore *s) {
@@ -391,43 +406,32 @@ int tide_pgs_flush_send(PgStore *s) {
   if ((rc = send_prepared(s, PG_GENERATION, "SELECT nextval('generation')",
                           NULL, "cannot commit", PG_WAIT_WRITE)) != 0 ||
       (rc = send_plain(s, "COMMIT", "cannot commit")) != 0)
-    return rc;
-  s->base.in_batch = 0;
-  s->base.batch_writes = 0;
-  if (!PQpipelineSync(s->conn)) return read_pipeline(s, NULL, 1);
+    return keep_sent_failure(s, rc);
   /* Sent now, so that the server starts on it while this process goes
   ** on. */
-  if (PQflush(s->conn) < 0) return read_pipeline(s, NULL, 1);
+  if (!PQpipelineSync(s->conn) || PQflush(s->conn) < 0)
+    return keep_sent_failure(s, read_pipeline(s, NULL, 1));
+  s->base.in_batch = 0;
+  s->base.batch_writes = 0;
   s->sent = 1;
   return 0;
 }
 
-/* Reads the commit sent last, if not read yet; its failure is kept (with
-** its message) for tide_pgs_flush_wait. */
+/* Reads the commit sent last, if not read yet; its failure is kept for
+** tide_pgs_flush_wait. */
 static int finish_sent(PgStore *s) {
-  size_t len;
-  int in_batch = s->base.in_batch, begun = s->begun;
+  int in_batch = s->base.in_batch, begun = s->begun, rc;
   if (!s->sent) return 0;
   s->sent = 0;
   /* Read as the batch it was: its failure left the server's transaction
   ** aborted, and rolls it back with the rows kept for the next. */
   s->base.in_batch = 1;
   s->begun = 1;
-  s->sent_rc = read_pipeline(s, NULL, 0);
-  if (s->sent_rc == 0) {
-    s->base.in_batch = in_batch;
-    s->begun = begun;
-    return 0;
-  }
-  len = strlen(s->base.errmsg) + 1;
-  if (len > s->sent_msg_size) {
-    char *m = s->base.alloc(s->base.ud, s->sent_msg, s->sent_msg_size, len);
-    if (m == NULL) return s->sent_rc;
-    s->sent_msg = m;
-    s->sent_msg_size = len;
-  }
-  memcpy(s->sent_msg, s->base.errmsg, len);
-  return s->sent_rc;
+  rc = read_pipeline(s, NULL, 0);
+  if (rc != 0) return keep_sent_failure(s, rc);
+  s->base.in_batch = in_batch;
+  s->begun = begun;
+  return 0;
 }
 
 int tide_pgs_flush_wait(PgStore *s) {

@@ -2161,6 +2161,37 @@ static void test_pg_failed_send(void) {
   tmp_close(&t);
 }
 
+/* A commit sent on a connection the server has closed: the batch is
+** lost, and the store says so when it sends or when it is waited for. */
+static void test_pg_lost_send(void) {
+  Tmp t;
+  tide_Store *s, *r;
+  char sql[192];
+  int rc;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  put_items(s, 0, 3);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  put_items(s, 3, 3);
+  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid) FROM "
+           "pg_stat_activity WHERE application_name = 'tide pid %ld'",
+           (long)getpid());
+  CHECK_EQ_INT(pg_exec(NULL, sql), 0);
+  rc = tide_store_flush_send(s);
+  if (rc == 0) rc = tide_store_flush_wait(s);
+  CHECK_EQ_INT(rc, TIDE_ESTORE);
+  /* The server's last word, when it had time to say it. */
+  CHECK(strstr(tide_store_errmsg(s), "terminating connection due to "
+               "administrator command") != NULL ||
+        strstr(tide_store_errmsg(s), "lost its connection") != NULL);
+  CHECK_EQ_INT(tide_store_flush_wait(s), TIDE_ESTORE);
+  tide_store_close(s);
+  r = open_ok(t.path, TIDE_STORE_READ);
+  CHECK_EQ_INT(visible(r), 3);
+  tide_store_close(r);
+  tmp_close(&t);
+}
+
 /* Puts that give what they know of the id are not waited for, and come
 ** back with the same ids as puts that wait. */
 static void test_pg_known_ids(void) {
@@ -2438,6 +2469,7 @@ static const CheckTest pg_tests[] = {
   { "schemas that are not stores refused", test_pg_refused },
   { "a batch that fails is rolled back", test_pg_failed_batch },
   { "a batch sent that fails", test_pg_failed_send },
+  { "a batch sent on a lost connection", test_pg_lost_send },
   { "ids not waited for", test_pg_known_ids },
   { "the password never shown", test_pg_password },
   { "work items shared by workers", test_pg_work },
