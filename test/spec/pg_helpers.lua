@@ -42,4 +42,9 @@ function M.must(r, err)
   return r
 end
 
+-- The rows sql gives on conn (a tide.postgres connection), or an error.
+function M.rows(conn, sql, params)
+  return M.must(require("tide.postgres").query(conn, sql, params)).rows
+end
+
 return M

@@ -24,9 +24,7 @@ end)
 
 local must = pg.must
 
-local function rows(sql, params)
-  return must(postgres.query(conn, sql, params)).rows
-end
+local function rows(sql, params) return pg.rows(conn, sql, params) end
 
 -- A store location in schema name, with a password libpq sends and the
 -- server (trust on its socket) does not ask for.

@@ -23,9 +23,7 @@ end)
 
 local must = pg.must
 
-local function rows(sql, params)
-  return must(postgres.query(conn, sql, params)).rows
-end
+local function rows(sql, params) return pg.rows(conn, sql, params) end
 
 local function sql_exec(sql) must(postgres.query(conn, sql)) end
 

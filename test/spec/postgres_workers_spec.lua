@@ -24,9 +24,7 @@ end)
 
 local must = pg.must
 
-local function rows(sql, params)
-  return must(postgres.query(conn, sql, params)).rows
-end
+local function rows(sql, params) return pg.rows(conn, sql, params) end
 
 local function location(schema)
   return pg.store_location(dir, schema)
@@ -140,6 +138,15 @@ local function edit(d)
 end
 
 -- The counts a report gives, as one string.
+-- The workers of the update under way, as show --workers --json lists
+-- them, or nil.
+local function shown_workers(d, db)
+  local o = tide(d, "", ("show pipeline.lua --workers --json --db %s")
+    :format(q(db)))
+  local ok, shown = pcall(cjson.decode, o)
+  return ok and type(shown) == "table" and shown.workers or nil
+end
+
 local function counts(r)
   return cjson.encode({ r.components, r.targets })
 end
@@ -218,10 +225,7 @@ describe("an update shared by workers", function()
     -- Once both work, one of them dies.
     local victim
     helpers.wait_for(function()
-      local o = tide(d, "", ("show pipeline.lua --workers --json --db %s")
-        :format(q(db)))
-      local ok, shown = pcall(cjson.decode, o)
-      local w = ok and shown.workers
+      local w = shown_workers(d, db)
       if w and #w == 2 and w[1].claimed > 0 and w[2].claimed > 0 then
         victim = w[1]
         return true
@@ -328,10 +332,8 @@ end)
       .. "echo $?"):format(q(d), helpers.tide, q(db), q(out)))
     local first
     helpers.wait_for(function()
-      local o = tide(d, "", ("show pipeline.lua --workers --json --db %s")
-        :format(q(db)))
-      local ok, shown = pcall(cjson.decode, o)
-      first = ok and shown.workers and shown.workers[1]
+      local w = shown_workers(d, db)
+      first = w and w[1]
       return first and first.claimed > 0
     end, 20)
     assert.is_table(first)
