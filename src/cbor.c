@@ -123,31 +123,34 @@ static int float_exact(double d, float *f) {
   return (double)*f == d;
 }
 
+/* The shortest of half, single and double precision that holds d exactly,
+** written in place: a vector's floats go through here one by one. */
 int tide_cbor_put_float(tide_Buf *b, double d) {
-  uint8_t h[9];
-  size_t n, i;
+  uint8_t *h;
   float f = 0;
   uint16_t half;
-  int is_float = d == d && float_exact(d, &f);
+  int i, rc, is_float = d == d && float_exact(d, &f);
+  if ((rc = tide_buf_reserve(b, 9)) != 0) return rc;
+  h = b->data + b->len;
   if (d != d) {
     h[0] = 0xf9, h[1] = 0x7e, h[2] = 0x00;
-    n = 3;
+    b->len += 3;
   } else if (is_float && half_exact(f, &half)) {
     h[0] = 0xf9, h[1] = (uint8_t)(half >> 8), h[2] = (uint8_t)half;
-    n = 3;
+    b->len += 3;
   } else if (is_float) {
     uint32_t u = float_bits(f);
     h[0] = 0xfa;
     for (i = 0; i < 4; i++) h[1 + i] = (uint8_t)(u >> (24 - 8 * i));
-    n = 5;
+    b->len += 5;
   } else {
     uint64_t u;
     memcpy(&u, &d, 8);
     h[0] = 0xfb;
     for (i = 0; i < 8; i++) h[1 + i] = (uint8_t)(u >> (56 - 8 * i));
-    n = 9;
+    b->len += 9;
   }
-  return tide_buf_append(b, h, n);
+  return 0;
 }
 
 /* Formats "<root><path>: <message>" into e->err. */
@@ -283,12 +286,66 @@ static int encode_map(tide_CborEnc *e, lua_State *L, int t, size_t n) {
   return 0;
 }
 
+/* Elements read before the stack is reset: one lua_settop for many. */
+#define ARRAY_BLOCK 32
+
+/* Whether x may be an integer's value: only an integral float can (any
+** beyond +-2^63 is), and most floats of a vector are not. */
+static int integral(lua_Number x) {
+  return !(x > -0x1p63 && x < 0x1p63) || (lua_Number)(lua_Integer)x == x;
+}
+
+/* Whether each of from..n is a key of the table at t. */
+static int all_present(lua_State *L, int t, lua_Integer from, size_t n) {
+  lua_Integer i;
+  int present = 1;
+  for (i = from; present && i <= (lua_Integer)n; i++) {
+    present = lua_rawgeti(L, t, i) != LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  return present;
+}
+
+/* The table at t, whose n keys were counted, as an array when they are
+** exactly 1..n: each of 1..n being present proves it. Returns 1, with
+** nothing written, when one is missing: the table is a map. A float
+** element, what vectors hold, is written without encode_value's dispatch.
+** An element that cannot be encoded fails the array only when the rest of
+** 1..n is present; otherwise the map reports it. */
+static int encode_array(tide_CborEnc *e, lua_State *L, int t, size_t n) {
+  size_t mark = e->out.len;
+  lua_Integer i;
+  int top = lua_gettop(L), rc;
+  if ((rc = tide_cbor_put_head(&e->out, MAJOR_ARRAY, n)) != 0) return rc;
+  for (i = 1; i <= (lua_Integer)n; i++) {
+    int type;
+    if (i % ARRAY_BLOCK == 0) lua_settop(L, top);
+    type = lua_rawgeti(L, t, i);
+    if (type == LUA_TNUMBER) {
+      lua_Number x = lua_tonumberx(L, -1, NULL);
+      if (!integral(x) || !lua_isinteger(L, -1)) {
+        if ((rc = tide_cbor_put_float(&e->out, x)) != 0) break;
+        continue;
+      }
+    } else if (type == LUA_TNIL) {
+      break;
+    }
+    e->path[e->depth].key_idx = 0;
+    e->path[e->depth].index = i;
+    if ((rc = encode_value(e, L, lua_gettop(L))) != 0) break;
+  }
+  lua_settop(L, top);
+  if (i <= (lua_Integer)n && (rc == 0 || !all_present(L, t, i + 1, n))) {
+    e->out.len = mark;
+    return 1;
+  }
+  return rc;
+}
+
 static int encode_table(tide_CborEnc *e, lua_State *L, int t) {
   size_t n = 0;
-  lua_Integer max_index = 0;
-  int all_positive_ints = 1, rc;
   const void *self = lua_topointer(L, t);
-  int d;
+  int d, rc;
   for (d = 0; d < e->depth; d++) {
     if (e->tables[d] == self)
       return enc_fail(e, L, TIDE_EENCODE,
@@ -297,34 +354,15 @@ static int encode_table(tide_CborEnc *e, lua_State *L, int t) {
   if (e->depth >= TIDE_CBOR_MAX_DEPTH)
     return enc_fail(e, L, TIDE_EENCODE, "nesting deeper than %d levels",
                     TIDE_CBOR_MAX_DEPTH);
-  if (!lua_checkstack(L, 8))
+  if (!lua_checkstack(L, ARRAY_BLOCK + 8))
     return enc_fail(e, L, TIDE_ENOMEM, "out of Lua stack");
   lua_pushnil(L);
   while (lua_next(L, t)) {
     n++;
-    if (lua_isinteger(L, -2)) {
-      lua_Integer k = lua_tointeger(L, -2);
-      if (k < 1) all_positive_ints = 0;
-      else if (k > max_index) max_index = k;
-    } else {
-      all_positive_ints = 0;
-    }
     lua_pop(L, 1);
   }
   e->tables[e->depth++] = self;
-  if (all_positive_ints && (size_t)max_index == n) {
-    lua_Integer i;
-    rc = tide_cbor_put_head(&e->out, MAJOR_ARRAY, n);
-    for (i = 1; rc == 0 && i <= (lua_Integer)n; i++) {
-      e->path[e->depth].key_idx = 0;
-      e->path[e->depth].index = i;
-      lua_rawgeti(L, t, i);
-      rc = encode_value(e, L, lua_absindex(L, -1));
-      lua_pop(L, 1);
-    }
-  } else {
-    rc = encode_map(e, L, t, n);
-  }
+  if ((rc = encode_array(e, L, t, n)) == 1) rc = encode_map(e, L, t, n);
   e->depth--;
   return rc;
 }
