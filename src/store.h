@@ -46,11 +46,14 @@
 #define TIDE_STORE_WRITE 2
 #define TIDE_STORE_SHARED 3
 
-/* The on-disk format version this tide writes. A store of the previous
+/* The on-disk format version this tide writes. A store of an earlier
 ** version (TIDE_STORE_FORMAT_OLDEST and up) is read as it is and upgraded
-** in place when opened for writing (store_schema.c says what changed). */
-#define TIDE_STORE_FORMAT_VERSION 2
+** in place when opened for writing (store_sqlite_schema.c says what
+** changed). A PostgreSQL store has a format version of its own
+** (TIDE_STORE_PG_FORMAT_VERSION): its tables did not change in 3. */
+#define TIDE_STORE_FORMAT_VERSION 3
 #define TIDE_STORE_FORMAT_OLDEST 1
+#define TIDE_STORE_PG_FORMAT_VERSION 2
 
 /* The length of a fingerprint (BLAKE2b-128). */
 #define TIDE_FP_SIZE 16

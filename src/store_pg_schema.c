@@ -1,14 +1,16 @@
 /*
-** The PostgreSQL store's schema: the tables of the SQLite store's format
-** version 2 (store_sqlite_schema.c says what each holds), in a schema of
-** their own, and the checks that decide whether a schema is a store this
-** tide can use. The differences:
+** The PostgreSQL store's schema, format version 2: the tables of the
+** SQLite store (store_sqlite_schema.c says what each holds), in a schema
+** of their own, and the checks that decide whether a schema is a store
+** this tide can use. The differences:
 ** - Text is bytea (PostgreSQL's text cannot hold NUL bytes); integers
 **   are bigint.
 ** - components.id comes from the sequence component_ids: a writer that
 **   records new components takes PG_RESERVED_IDS of them at once
 **   (store_pg_ops.c), and a put that waits for its id takes one.
 ** - The sequence generation moves with every committed batch (store_pg.h).
+** - memos has a primary key: a heap table appends its rows whatever the
+**   key, which is what SQLite's version 3 made its memos a rowid table for.
 ** - rows_are(n, expected, message) raises message unless n is expected:
 **   a write that must touch so many rows fails its transaction on the
 **   server when it does not, so the batch it is in is never committed.
@@ -91,7 +93,7 @@ static const char schema_sql[] =
   "CREATE INDEX work_items_worker ON work_items(worker_id);"
   "INSERT INTO meta(key, value) VALUES"
   " ('format', '" FORMAT_NAME "'),"
-  " ('version', '" XSTR(TIDE_STORE_FORMAT_VERSION) "'),"
+  " ('version', '" XSTR(TIDE_STORE_PG_FORMAT_VERSION) "'),"
   " ('created_by', 'tide " TIDE_VERSION "');";
 
 /* The tables and sequences a store has. */
@@ -151,11 +153,11 @@ static int check_meta(PgStore *s) {
   if (!has_version)
     return tide_pgs_fail(s, TIDE_ENOTSTORE, "%s: not a tide state store "
                          "(no valid format version)", s->location);
-  if (version != TIDE_STORE_FORMAT_VERSION)
+  if (version != TIDE_STORE_PG_FORMAT_VERSION)
     return tide_pgs_fail(s, TIDE_EVERSION,
                          "%s: state store format version %ld is not "
                          "supported by this tide (supports %d)",
-                         s->location, version, TIDE_STORE_FORMAT_VERSION);
+                         s->location, version, TIDE_STORE_PG_FORMAT_VERSION);
   s->version = (int)version;
   return 0;
 }
@@ -202,6 +204,6 @@ int tide_pgs_schema_create(PgStore *s) {
     PQclear(PQexec(s->conn, "ROLLBACK"));
     return rc;
   }
-  s->version = TIDE_STORE_FORMAT_VERSION;
+  s->version = TIDE_STORE_PG_FORMAT_VERSION;
   return 0;
 }

@@ -1,9 +1,9 @@
 /*
-** The state store's schema, format version 2, and the checks that decide
+** The state store's schema, format version 3, and the checks that decide
 ** whether a file is a store this tide can use.
 **
 ** meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)
-**   format = 'tide-state', version = '2', created_by = 'tide X.Y.Z'.
+**   format = 'tide-state', version = '3', created_by = 'tide X.Y.Z'.
 **   The version is also in PRAGMA user_version, and PRAGMA application_id
 **   is 0x54494445 ("TIDE"), for tools such as file(1); tide reads meta.
 ** apps(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
@@ -23,7 +23,12 @@
 **   at the cost of what changed.
 ** memos(app_id INTEGER NOT NULL, key BLOB NOT NULL (16-byte fingerprint),
 **   fn_name TEXT NOT NULL, value BLOB, deps BLOB, targets BLOB (all CBOR),
-**   updated_ns INTEGER, PRIMARY KEY(app_id, key)) WITHOUT ROWID
+**   updated_ns INTEGER, UNIQUE(app_id, key))
+**   A rowid table: entries are appended in the order they are made, and
+**   the keys, which are random, go to the small index. (Up to version 2
+**   it was WITHOUT ROWID, keyed by (app_id, key): a value of a few KB, an
+**   embedding, then overflowed its page and each random insert moved big
+**   rows around; 2,000 such values took 2.5 times as long to write.)
 ** containers(id INTEGER PRIMARY KEY, app_id INTEGER NOT NULL,
 **   kind TEXT NOT NULL (the target type), identity TEXT NOT NULL,
 **   spec BLOB (CBOR), schema_fp BLOB, owner_id INTEGER,
@@ -44,7 +49,10 @@
 **   the target holds them: the intent of a whole batch in one row, where
 **   marking every state pending and then applied would write each twice.
 **   A row left behind by a crash makes every state it names unknown.
-**   (Added in version 2; a version 1 store is upgraded by a write open.)
+**   (Added in version 2.)
+**
+** A store of version 1 or 2 is read as it is and upgraded by a write open,
+** in one transaction, keeping what it holds.
 ** source_items(app_id INTEGER NOT NULL, source TEXT NOT NULL,
 **   key TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, inode INTEGER,
 **   content_fp BLOB, PRIMARY KEY(app_id, source, key)) WITHOUT ROWID
@@ -70,6 +78,13 @@
   "CREATE TABLE intents(id INTEGER PRIMARY KEY, app_id INTEGER NOT NULL," \
   " container_id INTEGER NOT NULL, keys BLOB NOT NULL);"
 
+/* What version 3 changed: memos as a rowid table. */
+#define MEMOS_SQL \
+  "CREATE TABLE memos(app_id INTEGER NOT NULL, key BLOB NOT NULL," \
+  " fn_name TEXT NOT NULL, value BLOB, deps BLOB, targets BLOB," \
+  " updated_ns INTEGER, UNIQUE(app_id, key));"
+#define MEMO_COLUMNS "app_id, key, fn_name, value, deps, targets, updated_ns"
+
 static const char schema_sql[] =
   "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
   "CREATE TABLE apps(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -80,9 +95,7 @@ static const char schema_sql[] =
   " state BLOB, deps_fp BLOB, status INTEGER NOT NULL DEFAULT 0,"
   " error TEXT,"
   " updated_ns INTEGER, UNIQUE(app_id, path));"
-  "CREATE TABLE memos(app_id INTEGER NOT NULL, key BLOB NOT NULL,"
-  " fn_name TEXT NOT NULL, value BLOB, deps BLOB, targets BLOB,"
-  " updated_ns INTEGER, PRIMARY KEY(app_id, key)) WITHOUT ROWID;"
+  MEMOS_SQL
   "CREATE TABLE containers(id INTEGER PRIMARY KEY,"
   " app_id INTEGER NOT NULL, kind TEXT NOT NULL, identity TEXT NOT NULL,"
   " spec BLOB, schema_fp BLOB, owner_id INTEGER,"
@@ -118,7 +131,7 @@ static const char tables_sql[] =
   "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
   " ('meta', 'apps', 'components', 'memos', 'containers', 'target_states',"
   " 'source_items', 'runs', 'memo_refs', 'intents')";
-static const int64_t table_count[] = {0, 9, 10};
+static const int64_t table_count[] = {0, 9, 10, 10};
 
 /* Runs a one-row, one-column query; *st is left on its row. */
 static int query_row(SqStore *s, const char *sql, sqlite3_stmt **st) {
@@ -214,15 +227,33 @@ int tide_sqs_schema_check(SqStore *s) {
   return 0;
 }
 
+/* Each step upgrades a store from the version before its own. */
+static const char *const upgrade_steps[] = {
+  NULL, NULL,
+  /* 2 */ INTENTS_SQL,
+  /* 3 */ "ALTER TABLE memos RENAME TO memos_v2;" MEMOS_SQL
+  "INSERT INTO memos(" MEMO_COLUMNS ") SELECT " MEMO_COLUMNS
+  " FROM memos_v2 ORDER BY updated_ns;"
+  "DROP TABLE memos_v2;",
+};
+typedef char upgrade_steps_cover_each_version
+  [sizeof upgrade_steps / sizeof upgrade_steps[0] ==
+   TIDE_STORE_FORMAT_VERSION + 1 ? 1 : -1];
+
 int tide_sqs_schema_upgrade(SqStore *s) {
-  static const char upgrade_sql[] =
-    INTENTS_SQL
-    "UPDATE meta SET value = '2' WHERE key = 'version';"
-    "PRAGMA user_version = 2;";
+  static const char version_sql[] =
+    "UPDATE meta SET value = '" XSTR(TIDE_STORE_FORMAT_VERSION) "'"
+    " WHERE key = 'version';"
+    "PRAGMA user_version = " XSTR(TIDE_STORE_FORMAT_VERSION) ";";
+  int v, failed = 0;
   if (s->version == TIDE_STORE_FORMAT_VERSION) return 0;
   if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     return tide_sqs_fail_db(s, "cannot upgrade the state store");
-  if (sqlite3_exec(s->db, upgrade_sql, NULL, NULL, NULL) != SQLITE_OK ||
+  for (v = s->version + 1; !failed && v <= TIDE_STORE_FORMAT_VERSION; v++)
+    failed = sqlite3_exec(s->db, upgrade_steps[v], NULL, NULL, NULL) !=
+             SQLITE_OK;
+  if (failed ||
+      sqlite3_exec(s->db, version_sql, NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
     int rc = tide_sqs_fail_db(s, "cannot upgrade the state store");
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

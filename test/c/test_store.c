@@ -433,12 +433,12 @@ static void test_version_recorded(void) {
   CHECK_STR_EQ(sql_text(t.path,
                         "SELECT value FROM meta WHERE key = 'version'",
                         text, sizeof text),
-               "2");
+               "3");
   CHECK_STR_EQ(sql_text(t.path,
                         "SELECT value FROM meta WHERE key = 'created_by'",
                         text, sizeof text),
                "tide " TIDE_VERSION);
-  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 2);
+  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 3);
   CHECK_EQ_INT(sql_int(t.path, "PRAGMA application_id"), 0x54494445);
   CHECK_STR_EQ(sql_text(t.path, "PRAGMA journal_mode", text, sizeof text),
                "wal");
@@ -477,11 +477,81 @@ static void test_version_upgraded(void) {
   CHECK_STR_EQ(sql_text(t.path,
                         "SELECT value FROM meta WHERE key = 'version'",
                         text, sizeof text),
-               "2");
-  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 2);
+               "3");
+  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 3);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM intents"), 0);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM apps"
                                " WHERE name = 'kept'"), 1);
+  tmp_close(&t);
+}
+
+/* A version 2 store, whose memos table was WITHOUT ROWID, is read as it
+** is; a write open makes memos a rowid table with the same entries. */
+static void test_version_2_upgraded(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreMemo m, got;
+  uint8_t key[TIDE_FP_SIZE], other[TIDE_FP_SIZE];
+  static const uint8_t value[] = { 0x82, 0xfa, 0x3f, 0x00, 0x00, 0x01, 0x07 };
+  char text[64];
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  fp_fill(key, 9);
+  fp_fill(other, 10);
+  memset(&m, 0, sizeof m);
+  m.app_id = 1;
+  m.key = key;
+  SET_STR(m.fn_name, "embed");
+  m.value = value;
+  m.value_len = sizeof value;
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  m.key = other;
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  tide_store_close(s);
+  /* Version 2's memos, holding the same rows. */
+  CHECK_EQ_INT(sql_exec(t.path,
+                        "ALTER TABLE memos RENAME TO m3;"
+                        "CREATE TABLE memos(app_id INTEGER NOT NULL,"
+                        " key BLOB NOT NULL, fn_name TEXT NOT NULL,"
+                        " value BLOB, deps BLOB, targets BLOB,"
+                        " updated_ns INTEGER, PRIMARY KEY(app_id, key))"
+                        " WITHOUT ROWID;"
+                        "INSERT INTO memos SELECT app_id, key, fn_name, value,"
+                        " deps, targets, updated_ns FROM m3;"
+                        "DROP TABLE m3;"
+                        "UPDATE meta SET value = '2' WHERE key = 'version';"
+                        "PRAGMA user_version = 2"),
+               SQLITE_OK);
+  s = open_ok(t.path, TIDE_STORE_READ);
+  CHECK_EQ_INT(tide_store_memo_get(s, 1, key, &got), 0);
+  CHECK(blob_equal(got.value, got.value_len, value, sizeof value));
+  tide_store_close(s);
+  CHECK_STR_EQ(sql_text(t.path,
+                        "SELECT value FROM meta WHERE key = 'version'",
+                        text, sizeof text),
+               "2");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_memo_get(s, 1, key, &got), 0);
+  CHECK_STR_EQ(got.fn_name, "embed");
+  CHECK(blob_equal(got.value, got.value_len, value, sizeof value));
+  CHECK_EQ_INT(tide_store_memo_get(s, 1, other, &got), 0);
+  /* The upgraded table takes new entries and replaces old ones. */
+  m.value_len = 2;
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, 1, other, &got), 0);
+  CHECK_EQ_INT((int)got.value_len, 2);
+  tide_store_close(s);
+  CHECK_STR_EQ(sql_text(t.path,
+                        "SELECT value FROM meta WHERE key = 'version'",
+                        text, sizeof text),
+               "3");
+  CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 3);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM memos"), 2);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
+                               " WHERE name = 'memos'"
+                               " AND sql LIKE '%WITHOUT ROWID%'"), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
+                               " WHERE name = 'memos_v2'"), 0);
   tmp_close(&t);
 }
 
@@ -495,7 +565,7 @@ static void test_unknown_version_refused(void) {
                SQLITE_OK);
   snprintf(msg, sizeof msg,
            "%s: state store format version 7 is not supported by this tide"
-           " (supports 1 to 2)", t.path);
+           " (supports 1 to 3)", t.path);
   check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_EVERSION, msg);
   check_open_fails(t.path, TIDE_STORE_READ, TIDE_EVERSION, msg);
   /* Refused, not rebuilt: the version is still 7. */
@@ -2453,6 +2523,7 @@ static const CheckTest tests[] = {
 /* Of files and SQLite's format history. */
 static const CheckTest sqlite_tests[] = {
   { "version upgraded", test_version_upgraded },
+  { "version 2 upgraded", test_version_2_upgraded },
   { "create and reopen", test_create_and_reopen },
   { "version recorded", test_version_recorded },
   { "unknown version refused", test_unknown_version_refused },
