@@ -107,8 +107,9 @@ static int push_current(lua_State *L, int idx) {
   return lua_type(L, -1);
 }
 
-/* Anchors the task at tidx and queues it (front: back where it was). */
-static void queue(lua_State *L, Box *b, int idx, int tidx, int front) {
+/* Anchors the task at tidx and queues it (front: back where it was);
+** returns its anchor. */
+static int queue(lua_State *L, Box *b, int idx, int tidx, int front) {
   int anchor = tide_sched_anchor(b->s);
   tidx = lua_absindex(L, tidx);
   if (anchor == 0) enomem(L);
@@ -121,6 +122,7 @@ static void queue(lua_State *L, Box *b, int idx, int tidx, int front) {
     tide_sched_unanchor(b->s, anchor);
     enomem(L);
   }
+  return anchor;
 }
 
 /* Pushes the task anchored at anchor and gives the anchor back. */
@@ -584,14 +586,39 @@ static int sched_park(lua_State *L) {
 
 /* sched:pass(): the current task goes to the back of the ready queue, so
 ** that the tasks ready now run first (a batch's leader lets the callers
-** that are about to call join its batch). */
+** that are about to call join its batch), unless sched:hurry brings it
+** back to the front before they all ran. */
 static int sched_pass(lua_State *L) {
   Box *b = check_box(L, 1);
   lua_settop(L, 1);
   if (push_current(L, 1) != LUA_TTABLE) return 0;
-  queue(L, b, 1, 2, 0);
+  lua_pushinteger(L, queue(L, b, 1, 2, 0));
+  lua_setfield(L, 2, "passed");
   lua_pushlightuserdata(L, WAIT);
   return lua_yield(L, 1);
+}
+
+/* sched:hurry(task): a task that passed and is still in the ready queue
+** runs next (a batch's leader whose batch is full). Returns whether it
+** was there. */
+static int sched_hurry(lua_State *L) {
+  Box *b = check_box(L, 1);
+  lua_Integer anchor;
+  int moved = 0;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  anchor = lua_getfield(L, 2, "passed") == LUA_TNUMBER
+               ? lua_tointeger(L, -1) : 0;
+  lua_pushnil(L);
+  lua_setfield(L, 2, "passed");
+  if (anchor > 0) {
+    slot(L, 1, UV_ANCHORS);
+    /* The anchor is the task's only while the task is queued under it. */
+    if (lua_rawgeti(L, -1, anchor) == LUA_TTABLE && lua_rawequal(L, -1, 2))
+      moved = tide_sched_promote(b->s, (int)anchor);
+  }
+  lua_pushboolean(L, moved);
+  return 1;
 }
 
 /* sched:wake(task): queues a task that parked, once a slot is free. */
@@ -818,6 +845,7 @@ void tide_lsched_open(lua_State *L) {
     {"run_ready", sched_run_ready}, {"trim", sched_trim},
     {"wait", sched_wait}, {"throttle", sched_throttle},
     {"park", sched_park}, {"wake", sched_wake}, {"pass", sched_pass},
+    {"hurry", sched_hurry},
     {"expect", sched_expect}, {"listed", sched_listed},
     {"carry", sched_carry}, {"inflight", sched_inflight},
     {"limit", sched_limit},

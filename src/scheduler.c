@@ -145,6 +145,18 @@ int tide_sched_pop(tide_Sched *s) {
   return anchor;
 }
 
+int tide_sched_promote(tide_Sched *s, int anchor) {
+  size_t k;
+  for (k = 0; k < s->count; k++) {
+    if (s->ring[(s->head + k) % s->cap] == anchor) break;
+  }
+  if (k == s->count) return 0;
+  for (; k > 0; k--)
+    s->ring[(s->head + k) % s->cap] = s->ring[(s->head + k - 1) % s->cap];
+  s->ring[s->head] = anchor;
+  return 1;
+}
+
 void tide_sched_wait_begin(tide_Sched *s, tide_Wait *w, int anchor) {
   w->sched = s;
   w->task = anchor;

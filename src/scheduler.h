@@ -92,6 +92,10 @@ void tide_sched_unanchor(tide_Sched *s, int anchor);
 int tide_sched_push(tide_Sched *s, int anchor);
 int tide_sched_push_front(tide_Sched *s, int anchor);
 int tide_sched_pop(tide_Sched *s);
+/* Moves anchor, when it is in the ready queue, to its front, the others
+** keeping their order; returns whether it was there. A scan of the queue:
+** for a rare hurry, not for every step. */
+int tide_sched_promote(tide_Sched *s, int anchor);
 size_t tide_sched_ready(const tide_Sched *s);
 
 /* Links w (its cancel and release set) for the task anchored at anchor. */

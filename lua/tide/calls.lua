@@ -11,11 +11,13 @@
 -- length. A caller's item joins the function's queue; when fewer batches
 -- run than the concurrency limit (1 by default), the caller leads: it
 -- lets the tasks ready at that moment run up to their own calls (so a
--- body that never waits still gets company), then takes the items queued
+-- body that never waits still gets company) until N items are queued for
+-- it (sched.hurry then brings it back first), takes the items queued
 -- first, up to N items (or up to max_cost, the sum
 -- of cost(item); an item alone over it still runs alone), runs the body
--- once on them, hands every caller its own result, and hands the lead to
--- the first item still queued. Calls that arrive while a batch runs wait
+-- once on them, hands the lead to the first item still queued (which
+-- runs before the callers, so the next call starts at once), and hands
+-- every caller its own result. Calls that arrive while a batch runs wait
 -- for the next one; nothing waits for a timer. A caller outside any
 -- component calls the body with its item alone.
 --
@@ -103,8 +105,10 @@ local function state_of(run, fn)
   if not st then
     -- waiting (callers over the limit) and queue[qhead..qtail] (a batch's
     -- calls): first in, first out.
+    -- fillers: the leaders that passed to let callers join their batch,
+    -- first first.
     st = { running = 0, waiting = sched.line(), queue = {},
-           qhead = 1, qtail = 0 }
+           qhead = 1, qtail = 0, fillers = {} }
     run.call_states[fn] = st
   end
   return st
@@ -253,8 +257,16 @@ function M.batched(run, task, fn, item, scope, call_body, done)
   if st.running < limit_of(fn) and st.queue[st.qhead] == req then
     take_lead(st)
     -- The callers ready now (the other items of a map, the components
-    -- queued) run up to their call first and join this batch.
+    -- queued) run up to their call first and join this batch, until it
+    -- is full: then its leader runs at once, and the rest join the next.
+    local fillers = st.fillers
+    fillers[#fillers + 1] = task
     sched.pass(run.sched)
+    for i = 1, #fillers do
+      if fillers[i] == task then table.remove(fillers, i) break end
+    end
+  elseif st.fillers[1] and st.qtail - st.qhead + 2 >= fn.batch.size then
+    sched.hurry(run.sched, table.remove(st.fillers, 1))
   end
   while not req.lead and req.ok == nil do
     sched.park(run.sched)
@@ -267,6 +279,10 @@ function M.batched(run, task, fn, item, scope, call_body, done)
       for i = 1, #batch do done(batch[i].scope) end
     end)
     st.running = st.running - 1
+    -- The next batch is sent before this one's callers resume: woken
+    -- first, its leader runs first, and the callers' own work (often all
+    -- the rest of their components) overlaps its wait.
+    hand_over(run, st, fn)
     -- Whatever happened, every caller taken gets an answer and is woken.
     for _, list in ipairs({ batch, failed }) do
       for i = 1, #list do
@@ -276,7 +292,6 @@ function M.batched(run, task, fn, item, scope, call_body, done)
       end
     end
     if not fine then req.ok, req.result = false, err end
-    hand_over(run, st, fn)
   end
   return req.ok, req.result
 end

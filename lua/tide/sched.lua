@@ -95,5 +95,6 @@ function M.run(s, until_task) return s:run(until_task) end
 function M.park(s) return s:park() end
 function M.wake(s, task) return s:wake(task) end
 function M.pass(s) return s:pass() end
+function M.hurry(s, task) return s:hurry(task) end
 
 return M

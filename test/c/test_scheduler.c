@@ -33,6 +33,32 @@ static void test_queue_order_and_growth(void) {
   CHECK_EQ_INT(uv_loop_close(&loop), 0);
 }
 
+/* promote moves one anchor to the front across the ring's wrap, keeping
+** the others' order, and leaves the queue alone for an anchor not in it. */
+static void test_promote(void) {
+  uv_loop_t loop;
+  tide_Sched *s;
+  int i;
+  CHECK_EQ_INT(uv_loop_init(&loop), 0);
+  CHECK_EQ_INT(tide_sched_new(&s, &loop, tide_alloc_default, NULL), 0);
+  CHECK_EQ_INT(tide_sched_promote(s, 1), 0);
+  for (i = 1; i <= 60; i++) CHECK_EQ_INT(tide_sched_push(s, i), 0);
+  for (i = 1; i <= 50; i++) CHECK_EQ_INT(tide_sched_pop(s), i);
+  for (i = 61; i <= 100; i++) CHECK_EQ_INT(tide_sched_push(s, i), 0);
+  CHECK_EQ_INT(tide_sched_promote(s, 99), 1);
+  CHECK_EQ_INT(tide_sched_promote(s, 5), 0);
+  CHECK_EQ_INT(tide_sched_promote(s, 51), 1); /* back before 99 */
+  CHECK_EQ_INT(tide_sched_promote(s, 51), 1); /* first already */
+  CHECK_EQ_INT(tide_sched_ready(s), 50);
+  CHECK_EQ_INT(tide_sched_pop(s), 51);
+  CHECK_EQ_INT(tide_sched_pop(s), 99);
+  for (i = 52; i <= 98; i++) CHECK_EQ_INT(tide_sched_pop(s), i);
+  CHECK_EQ_INT(tide_sched_pop(s), 100);
+  CHECK_EQ_INT(tide_sched_pop(s), 0);
+  tide_sched_free(s);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
 static void test_anchors_are_reused(void) {
   uv_loop_t loop;
   tide_Sched *s;
@@ -145,6 +171,7 @@ static void test_reset_cancels_and_releases_what_is_left(void) {
 int main(void) {
   static const CheckTest tests[] = {
     {"queue order and growth", test_queue_order_and_growth},
+    {"promote", test_promote},
     {"anchors are reused", test_anchors_are_reused},
     {"waits queue their tasks in time order",
      test_waits_queue_their_tasks_in_time_order},

@@ -362,6 +362,71 @@ describe("a tide.fn's concurrency and batch options", function()
     app:close()
   end)
 
+  it("sends a full batch at once, and the next before the last one's "
+     .. "callers resume", function()
+    local log, arrived = {}, 0
+    local first_seen
+    local pair = tide.fn("pair", { batch = 2, concurrency = 5 },
+      function(items)
+        first_seen = first_seen or arrived
+        log[#log + 1] = "batch " .. table.concat(items, "+")
+        tide.sleep(0.002)
+        return items
+      end)
+    local app = tide.app("eager_batches", function()
+      tide.map(function(i)
+        arrived = arrived + 1
+        pair(i)
+        log[#log + 1] = "done " .. i
+      end, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 })
+    end)
+    local _, errors = app:update { db = dir .. "/state.db" }
+    assert.are.same({}, errors)
+    -- Five leaders wait for company; each goes as soon as its batch of 2
+    -- is full, before the other callers have all arrived.
+    assert.is_true(first_seen < 12, "the first batch waited for all 12")
+    local done = 0
+    for _, line in ipairs(log) do
+      if line:match "^done" then done = done + 1 end
+    end
+    assert.are.equal(12, done)
+    -- The five leaders' batches are full and all sent before any caller
+    -- resumed; the items left after them go in further batches.
+    for k = 1, 5 do assert.matches("^batch %d+%+%d+$", log[k]) end
+    local seen = {}
+    for _, line in ipairs(log) do
+      for x in line:gmatch "%d+" do
+        if line:match "^batch" then
+          assert.is_nil(seen[x], "item " .. x .. " in two batches")
+          seen[x] = true
+        end
+      end
+    end
+    for i = 1, 12 do assert.is_true(seen[tostring(i)], "item " .. i) end
+    app:close()
+    -- One call at a time: when a batch ends, its leader goes on with its
+    -- own item, then the next batch starts, before the other callers of
+    -- the batch that ended go on.
+    log = {}
+    local one = tide.fn("one_at_a_time", { batch = 2 }, function(items)
+      log[#log + 1] = "batch " .. table.concat(items, "+")
+      tide.sleep(0.002)
+      return items
+    end)
+    app = tide.app("next_batch_first", function()
+      tide.map(function(i)
+        one(i)
+        log[#log + 1] = "done " .. i
+      end, { 1, 2, 3, 4, 5, 6 })
+    end)
+    _, errors = app:update { db = dir .. "/state2.db" }
+    assert.are.same({}, errors)
+    assert.are.same({ "batch 1+2", "done 1", "batch 3+4", "done 2",
+                      "done 3", "batch 5+6", "done 4", "done 5", "done 6" },
+                    log)
+    app:close()
+  end)
+
   it("batches by cost", function()
     local sizes = {}
     local f = tide.fn("by_cost", { batch = { cost = function(s)
