@@ -50,15 +50,15 @@
 **   marking every state pending and then applied would write each twice.
 **   A row left behind by a crash makes every state it names unknown.
 **   (Added in version 2.)
-**
-** A store of version 1 or 2 is read as it is and upgraded by a write open,
-** in one transaction, keeping what it holds.
 ** source_items(app_id INTEGER NOT NULL, source TEXT NOT NULL,
 **   key TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, inode INTEGER,
 **   content_fp BLOB, PRIMARY KEY(app_id, source, key)) WITHOUT ROWID
 ** runs(id INTEGER PRIMARY KEY, app_id INTEGER NOT NULL,
 **   started_ns INTEGER NOT NULL, finished_ns INTEGER, status INTEGER,
 **   stats TEXT (JSON)) + index runs_app(app_id, id)
+**
+** A store of version 1 or 2 is read as it is and upgraded by a write open,
+** in one transaction, keeping what it holds.
 **
 ** Times are nanoseconds since the epoch. Ids of other tables (app_id,
 ** parent_id, owner_id, container_id) are plain integers without foreign
