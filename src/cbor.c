@@ -308,14 +308,17 @@ static int all_present(lua_State *L, int t, lua_Integer from, size_t n) {
 
 /* The table at t, whose n keys were counted, as an array when they are
 ** exactly 1..n: each of 1..n being present proves it. Returns 1, with
-** nothing written, when one is missing: the table is a map. A float
-** element, what vectors hold, is written without encode_value's dispatch.
-** An element that cannot be encoded fails the array only when the rest of
-** 1..n is present; otherwise the map reports it. */
+** nothing written, when one is missing: the table is a map. Key n is
+** looked at first, so that a map whose first keys are 1, 2, ... (a list
+** of results with its count n) is not encoded once as an array in vain.
+** A float element, what vectors hold, is written without encode_value's
+** dispatch. An element that cannot be encoded fails the array only when
+** the rest of 1..n is present; otherwise the map reports it. */
 static int encode_array(tide_CborEnc *e, lua_State *L, int t, size_t n) {
   size_t mark = e->out.len;
   lua_Integer i;
   int top = lua_gettop(L), rc;
+  if (n > 0 && !all_present(L, t, (lua_Integer)n, n)) return 1;
   if ((rc = tide_cbor_put_head(&e->out, MAJOR_ARRAY, n)) != 0) return rc;
   for (i = 1; i <= (lua_Integer)n; i++) {
     int type;

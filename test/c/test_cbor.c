@@ -50,6 +50,7 @@ static void test_encodes_canonically(void) {
      "85f93800 02 f94000 fb7e37e43c8800759c fb3fb999999999999a"},
     {"{[1] = 'a', [3] = 'c'}", "a2016161036163"},
     {"{1.5, 2.5, x = 1}", "a301f93e0002f94100617801"},
+    {"{n = 2, 'a', {0.5}}", "a3 016161 0281f93800 616e02"},
     {"(function() local t = {} for i = 1, 40 do t[i] = i + 0.5 end"
      " t[20] = nil return t end)()", "<map 39>"},
   };
