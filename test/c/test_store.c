@@ -196,6 +196,12 @@ static const char *sql_text(const char *path, const char *sql, char *buf,
   return buf;
 }
 
+/* The format version a store's meta table records, in buf. */
+static const char *meta_version(const char *path, char *buf, size_t cap) {
+  return sql_text(path, "SELECT value FROM meta WHERE key = 'version'", buf,
+                  cap);
+}
+
 /* Runs sql on the file with a plain read-write connection. */
 static int sql_exec(const char *path, const char *sql) {
   sqlite3 *db;
@@ -430,10 +436,7 @@ static void test_version_recorded(void) {
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta WHERE key = 'format'",
                         text, sizeof text),
                "tide-state");
-  CHECK_STR_EQ(sql_text(t.path,
-                        "SELECT value FROM meta WHERE key = 'version'",
-                        text, sizeof text),
-               "3");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "3");
   CHECK_STR_EQ(sql_text(t.path,
                         "SELECT value FROM meta WHERE key = 'created_by'",
                         text, sizeof text),
@@ -469,15 +472,9 @@ static void test_version_upgraded(void) {
   CHECK_EQ_INT(tide_store_app_lookup(s, LIT("kept"), &found), 0);
   CHECK_EQ_INT(found.id, app);
   tide_store_close(s);
-  CHECK_STR_EQ(sql_text(t.path,
-                        "SELECT value FROM meta WHERE key = 'version'",
-                        text, sizeof text),
-               "1");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "1");
   tide_store_close(open_ok(t.path, TIDE_STORE_WRITE));
-  CHECK_STR_EQ(sql_text(t.path,
-                        "SELECT value FROM meta WHERE key = 'version'",
-                        text, sizeof text),
-               "3");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "3");
   CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 3);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM intents"), 0);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM apps"
@@ -526,10 +523,7 @@ static void test_version_2_upgraded(void) {
   CHECK_EQ_INT(tide_store_memo_get(s, 1, key, &got), 0);
   CHECK(blob_equal(got.value, got.value_len, value, sizeof value));
   tide_store_close(s);
-  CHECK_STR_EQ(sql_text(t.path,
-                        "SELECT value FROM meta WHERE key = 'version'",
-                        text, sizeof text),
-               "2");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "2");
   s = open_ok(t.path, TIDE_STORE_WRITE);
   CHECK_EQ_INT(tide_store_memo_get(s, 1, key, &got), 0);
   CHECK_STR_EQ(got.fn_name, "embed");
@@ -541,10 +535,7 @@ static void test_version_2_upgraded(void) {
   CHECK_EQ_INT(tide_store_memo_get(s, 1, other, &got), 0);
   CHECK_EQ_INT((int)got.value_len, 2);
   tide_store_close(s);
-  CHECK_STR_EQ(sql_text(t.path,
-                        "SELECT value FROM meta WHERE key = 'version'",
-                        text, sizeof text),
-               "3");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "3");
   CHECK_EQ_INT(sql_int(t.path, "PRAGMA user_version"), 3);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM memos"), 2);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
@@ -569,10 +560,7 @@ static void test_unknown_version_refused(void) {
   check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_EVERSION, msg);
   check_open_fails(t.path, TIDE_STORE_READ, TIDE_EVERSION, msg);
   /* Refused, not rebuilt: the version is still 7. */
-  CHECK_STR_EQ(sql_text(t.path,
-                        "SELECT value FROM meta WHERE key = 'version'",
-                        text, sizeof text),
-               "7");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "7");
   CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = 'x'"
                                 " WHERE key = 'version'"),
                SQLITE_OK);
@@ -2083,8 +2071,7 @@ static void test_pg_schema(void) {
   CHECK_EQ_INT(pg_tables(&t), 13);
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta WHERE key = 'format'",
                         text, sizeof text), "tide-state");
-  CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta"
-                        " WHERE key = 'version'", text, sizeof text), "2");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "2");
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta"
                         " WHERE key = 'created_by'", text, sizeof text),
                "tide " TIDE_VERSION);
