@@ -289,12 +289,6 @@ static int encode_map(tide_CborEnc *e, lua_State *L, int t, size_t n) {
 /* Elements read before the stack is reset: one lua_settop for many. */
 #define ARRAY_BLOCK 32
 
-/* Whether x may be an integer's value: only an integral float can (any
-** beyond +-2^63 is), and most floats of a vector are not. */
-static int integral(lua_Number x) {
-  return !(x > -0x1p63 && x < 0x1p63) || (lua_Number)(lua_Integer)x == x;
-}
-
 /* Whether each of from..n is a key of the table at t. */
 static int all_present(lua_State *L, int t, lua_Integer from, size_t n) {
   lua_Integer i;
@@ -326,7 +320,7 @@ static int encode_array(tide_CborEnc *e, lua_State *L, int t, size_t n) {
     type = lua_rawgeti(L, t, i);
     if (type == LUA_TNUMBER) {
       lua_Number x = lua_tonumberx(L, -1, NULL);
-      if (!integral(x) || !lua_isinteger(L, -1)) {
+      if (!tide_may_be_integer(x) || !lua_isinteger(L, -1)) {
         if ((rc = tide_cbor_put_float(&e->out, x)) != 0) break;
         continue;
       }

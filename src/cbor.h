@@ -38,6 +38,13 @@ typedef struct tide_CborEnc {
   char err[256];
 } tide_CborEnc;
 
+/* Whether a number whose value as a float is x may be a Lua integer: only
+** an integral float can (any beyond +-2^63 is). A test before the call
+** lua_isinteger, which the floats of a vector, rarely integral, skip. */
+static inline int tide_may_be_integer(lua_Number x) {
+  return !(x > -0x1p63 && x < 0x1p63) || (lua_Number)(lua_Integer)x == x;
+}
+
 void tide_cbor_enc_init(tide_CborEnc *e, tide_Alloc alloc, void *ud);
 void tide_cbor_enc_close(tide_CborEnc *e);
 

@@ -393,12 +393,6 @@ static lua_Integer count_keys(lua_State *L, int v, lua_Integer limit) {
   return count;
 }
 
-/* Whether x may be an integer's value: only an integral float can (any
-** beyond +-2^63 is), and most elements of a vector are not. */
-static int integral(lua_Number x) {
-  return !(x > -0x1p63 && x < 0x1p63) || (lua_Number)(lua_Integer)x == x;
-}
-
 /* Pushes element i of the plain table at v as a float, or returns 0,
 ** pushing nothing, when it is not a number a float32 can hold. */
 static int push_float32(lua_State *L, int v, lua_Integer i) {
@@ -408,7 +402,7 @@ static int push_float32(lua_State *L, int v, lua_Integer i) {
     lua_pop(L, 1);
     return 0;
   }
-  if (integral(x) && lua_isinteger(L, -1)) replace_number(L, x);
+  if (tide_may_be_integer(x) && lua_isinteger(L, -1)) replace_number(L, x);
   return 1;
 }
 
