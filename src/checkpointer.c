@@ -13,6 +13,7 @@ struct tide_Ckpt {
   char *path;       /* owned */
   size_t path_size;
   int busy;         /* a checkpoint is queued or running */
+  int pages;        /* the log's size after the last commit */
   int rc;           /* its outcome, written on the pool */
   int64_t done, failed;
 };
@@ -55,17 +56,24 @@ static void ckpt_after(uv_work_t *req, int status) {
   if (c->writer == NULL) ckpt_free(c);
 }
 
-/* The writer's WAL hook, after each of its commits. */
+/* The writer's WAL hook, after each of its commits, on the thread that
+** committed: it only notes the log's size (tide_ckpt_poll acts on it). */
 static int on_commit(void *arg, sqlite3 *db, const char *name, int pages) {
   tide_Ckpt *c = arg;
   (void)db;
   (void)name;
-  if (pages >= TIDE_CKPT_PAGES && !c->busy) {
+  c->pages = pages;
+  return SQLITE_OK;
+}
+
+void tide_ckpt_poll(tide_Ckpt *c) {
+  if (c == NULL || c->writer == NULL) return;
+  if (c->pages >= TIDE_CKPT_PAGES && !c->busy) {
     c->busy = 1;
+    c->pages = 0;
     if (uv_queue_work(c->loop, &c->req, ckpt_work, ckpt_after) != 0)
       c->busy = 0;
   }
-  return SQLITE_OK;
 }
 
 int tide_ckpt_attach(tide_Ckpt **out, sqlite3 *db, const char *path,

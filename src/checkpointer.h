@@ -6,10 +6,13 @@
 ** By itself SQLite checkpoints a WAL database after a commit that leaves
 ** the log over 1000 pages (wal_autocheckpoint): that commit then waits
 ** while the log and the database are written back and synced. Attached,
-** the checkpointer replaces that: a WAL hook on the writer (called on the
-** writer's thread after each commit, with the log's size in pages) queues
-** a PASSIVE checkpoint on libuv's thread pool when the log holds at least
-** TIDE_CKPT_PAGES pages and no checkpoint is under way. The checkpoint
+** the checkpointer replaces that: a WAL hook on the writer (called after
+** each commit, on the thread that committed, with the log's size in
+** pages) notes the size, and tide_ckpt_poll, called on the loop's thread
+** once the commit is known, queues a PASSIVE checkpoint on libuv's thread
+** pool when the log holds at least TIDE_CKPT_PAGES pages and no
+** checkpoint is under way. (The store may commit on a thread of its own,
+** where the loop cannot be touched.) The checkpoint
 ** runs through a connection of its own, opened on the pool the first
 ** time and kept. A passive checkpoint neither blocks the writer nor waits
 ** for readers: what it cannot copy yet, the next one copies. Crash safety
@@ -46,6 +49,10 @@ typedef struct tide_Ckpt tide_Ckpt;
 ** attached. */
 int tide_ckpt_attach(tide_Ckpt **out, sqlite3 *db, const char *path,
                      uv_loop_t *loop, tide_Alloc alloc, void *ud);
+
+/* After a commit of the writer, on the loop's thread: queues a checkpoint
+** when the log has grown enough. Accepts NULL. */
+void tide_ckpt_poll(tide_Ckpt *c);
 
 /* Detaches it from its writer, before the writer closes. Accepts NULL. */
 void tide_ckpt_detach(tide_Ckpt *c);

@@ -61,7 +61,8 @@ int tide_store_failv(tide_Store *s, int code, const char *fmt, va_list ap) {
   int n;
   va_copy(again, ap);
   n = vsnprintf(s->msg, s->msg_cap, fmt, ap);
-  if (n >= 0 && (size_t)n >= s->msg_cap) {
+  /* A fixed buffer keeps the message cut short. */
+  if (n >= 0 && (size_t)n >= s->msg_cap && !s->msg_fixed) {
     p = s->alloc(s->ud, s->msg, s->msg_cap, (size_t)n + 1);
     if (p == NULL) {
       va_end(again);
@@ -75,6 +76,18 @@ int tide_store_failv(tide_Store *s, int code, const char *fmt, va_list ap) {
   va_end(again);
   s->errmsg = n < 0 ? tide_strerror(code) : s->msg;
   return code;
+}
+
+int tide_store_msg_reserve(tide_Store *s, size_t size) {
+  char *p;
+  if (s->msg_cap >= size) return 0;
+  p = s->alloc(s->ud, s->msg, s->msg_cap, size);
+  if (p == NULL) return TIDE_ENOMEM;
+  if (s->errmsg == s->msg) s->errmsg = p;
+  if (s->msg_cap == 0) p[0] = '\0';
+  s->msg = p;
+  s->msg_cap = size;
+  return 0;
 }
 
 void tide_store_base_close(tide_Store *s) {
@@ -103,6 +116,7 @@ void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
 }
 
 int64_t tide_store_batch_writes(const tide_Store *s) {
+  if (s->backend == TIDE_STORE_SQLITE) return tide_sqs_batch_writes(csq(s));
   return s->in_batch ? s->batch_writes : 0;
 }
 
@@ -221,13 +235,13 @@ int tide_store_flush(tide_Store *s) {
 int tide_store_flush_send(tide_Store *s) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_flush_send(pg(s));
-  return tide_sqs_flush(sq(s));
+  return tide_sqs_flush_send(sq(s));
 }
 
 int tide_store_flush_wait(tide_Store *s) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_flush_wait(pg(s));
-  return 0;
+  return tide_sqs_flush_wait(sq(s));
 }
 
 int tide_store_maybe_flush(tide_Store *s) {
@@ -286,6 +300,8 @@ int tide_store_component_put(tide_Store *s, const tide_StoreComponent *c,
   note_written(s, c->path, c->path_len, 0);
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_component_put(pg(s), c, id);
+  /* With an id the caller knows, nothing is read: the write is queued. */
+  if (c->id != 0) return tide_sqs_queue_component(sq(s), c, id);
   return tide_sqs_component_put(sq(s), c, id);
 }
 
@@ -340,7 +356,7 @@ int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
 int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_memo_put(pg(s), m);
-  return tide_sqs_memo_put(sq(s), m);
+  return tide_sqs_queue_memo(sq(s), m);
 }
 
 int tide_store_memo_delete(tide_Store *s, int64_t app_id, const uint8_t *key) {
@@ -360,7 +376,7 @@ int tide_store_memo_ref_add(tide_Store *s, int64_t app_id,
                             int64_t component_id, const uint8_t *key) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_memo_ref_add(pg(s), app_id, component_id, key);
-  return tide_sqs_memo_ref_add(sq(s), app_id, component_id, key);
+  return tide_sqs_queue_memo_ref(sq(s), app_id, component_id, key);
 }
 
 int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
@@ -425,7 +441,7 @@ int tide_store_container_each(tide_Store *s, int64_t app_id,
 int tide_store_target_put(tide_Store *s, const tide_StoreTarget *t) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_target_put(pg(s), t);
-  return tide_sqs_target_put(sq(s), t);
+  return tide_sqs_queue_target(sq(s), t);
 }
 
 int tide_store_target_mark_applied(tide_Store *s, int64_t container_id,
@@ -481,13 +497,14 @@ int tide_store_intent_add(tide_Store *s, int64_t app_id, int64_t container_id,
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_intent_add(pg(s), app_id, container_id, keys, keys_len,
                                id);
-  return tide_sqs_intent_add(sq(s), app_id, container_id, keys, keys_len, id);
+  return tide_sqs_queue_intent(sq(s), app_id, container_id, keys, keys_len,
+                               id);
 }
 
 int tide_store_intent_delete(tide_Store *s, int64_t id) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_intent_delete(pg(s), id);
-  return tide_sqs_intent_delete(sq(s), id);
+  return tide_sqs_queue_intent_delete(sq(s), id);
 }
 
 int tide_store_intent_each(tide_Store *s, int64_t app_id,
@@ -510,7 +527,7 @@ int tide_store_source_get(tide_Store *s, int64_t app_id, const char *source,
 int tide_store_source_put(tide_Store *s, const tide_StoreSourceItem *item) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_source_put(pg(s), item);
-  return tide_sqs_source_put(sq(s), item);
+  return tide_sqs_queue_source(sq(s), item);
 }
 
 int tide_store_source_delete(tide_Store *s, int64_t app_id, const char *source,

@@ -27,7 +27,13 @@
 **   again (TIDE_EINVAL).
 ** - Writes go into a batch transaction that the first write opens; see
 **   tide_store_flush. A store opened with TIDE_STORE_READ refuses writes.
-** - A store is used by one thread at a time.
+**   The writes a cycle makes for each component (component, target state
+**   and source item puts, memo entries and references, intents) may be
+**   kept and run later, in call order, by either backend: such a write
+**   that fails fails its batch (rolled back), reported by the next call
+**   or flush.
+** - A store is used by one thread at a time (a SQLite store runs a sent
+**   batch on a thread of its own, which its caller never sees).
 */
 #ifndef TIDE_STORE_H
 #define TIDE_STORE_H
@@ -139,11 +145,12 @@ int tide_store_public_location(const char *location, char *out,
 
 /* Commits the open batch, if any. */
 int tide_store_flush(tide_Store *s);
-/* Starts committing the open batch and returns, where the backend can
-** (PostgreSQL: the commit is sent, its answer read later), so that the
-** caller works while the server commits; SQLite commits at once. The
-** outcome is read by the next call on the store, which fails with it
-** when the commit failed, and told by tide_store_flush_wait. */
+/* Starts committing the open batch and returns, so that the caller works
+** while it commits (PostgreSQL: the commit is sent, its answer read
+** later; SQLite: the batch's queued writes and its commit run on the
+** store's writer thread, store_sqlite.h). The outcome is read by the
+** next call on the store, which fails with it when the commit failed,
+** and told by tide_store_flush_wait until the next send. */
 int tide_store_flush_send(tide_Store *s);
 /* Waits for the batch tide_store_flush_send last sent: 0 once it is
 ** committed, or the code and message of its failure (the batch was

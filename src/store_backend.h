@@ -26,6 +26,7 @@ struct tide_Store {
   char *msg;         /* owned message buffer */
   size_t msg_cap;
   const char *errmsg; /* msg, or a static string */
+  int msg_fixed;     /* msg does not grow: another thread may write it */
   /* The open batch (group commit): both backends keep it alike. */
   int in_batch;
   int64_t batch_writes;
@@ -37,6 +38,10 @@ struct tide_Store {
 /* Sets the store's message from fmt and returns code (store.c); the
 ** backends' fail functions are this. */
 int tide_store_failv(tide_Store *s, int code, const char *fmt, va_list ap);
+
+/* Makes the message buffer hold at least size bytes, so that it need not
+** grow while msg_fixed is set; 0 or TIDE_ENOMEM. */
+int tide_store_msg_reserve(tide_Store *s, size_t size);
 
 /* Frees the message buffer (a backend's close). */
 void tide_store_base_close(tide_Store *s);

@@ -105,6 +105,8 @@ static void release(SqStore *s) {
 int tide_sqs_stmt(SqStore *s, int slot, const char *sql,
                     sqlite3_stmt **st) {
   sqlite3_stmt **p = &s->stmts[slot];
+  int rc = tide_sqs_sync(s);
+  if (rc) return rc;
   release(s);
   if (*p == NULL) {
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, p,
@@ -142,6 +144,7 @@ int tide_sqs_write_begin(SqStore *s) {
   if (s->flags != TIDE_STORE_WRITE)
     return tide_sqs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
                            s->path);
+  if ((rc = tide_sqs_sync(s)) != 0) return rc;
   if (s->base.in_batch) return 0;
   rc = exec_slot(s, TIDE_STMT_BEGIN, "BEGIN IMMEDIATE",
                  "cannot start a write transaction");
@@ -155,22 +158,31 @@ int tide_sqs_write_begin(SqStore *s) {
 void tide_sqs_write_done(SqStore *s) { s->base.batch_writes++; }
 
 int tide_sqs_flush(SqStore *s) {
-  int rc;
+  int rc = tide_sqs_sync(s);
+  if (rc) return rc;
   release(s);
   if (!s->base.in_batch) return 0;
   rc = exec_slot(s, TIDE_STMT_COMMIT, "COMMIT", "cannot commit");
   if (rc) return rc;
   s->base.in_batch = 0;
   s->base.batch_writes = 0;
+  tide_sqs_committed(s);
   return 0;
 }
 
 int tide_sqs_maybe_flush(SqStore *s) {
+  int rc = tide_sqs_sync(s);
+  if (rc) return rc;
   return tide_store_batch_due(&s->base) ? tide_sqs_flush(s) : 0;
 }
 
 int tide_sqs_rollback(SqStore *s) {
-  int rc;
+  /* A batch in flight is not the open batch: it commits. */
+  int rc = tide_sqs_flush_wait(s);
+  s->queue.len = 0;
+  s->queued = 0;
+  tide_sqs_forget_ids(s);
+  if (rc) return rc;
   release(s);
   if (!s->base.in_batch) return 0;
   rc = exec_slot(s, TIDE_STMT_ROLLBACK, "ROLLBACK", "cannot roll back");
@@ -197,7 +209,8 @@ static int pragma_int(SqStore *s, const char *sql, int64_t *v) {
 
 int tide_sqs_space(SqStore *s, tide_StoreSpace *space) {
   int64_t mode = 0;
-  int rc;
+  int rc = tide_sqs_sync(s);
+  if (rc) return rc;
   release(s);
   memset(space, 0, sizeof *space);
   if ((rc = pragma_int(s, "PRAGMA page_size", &space->page_size)) != 0 ||
@@ -232,6 +245,7 @@ int tide_sqs_reclaim(SqStore *s, int64_t *freed) {
   if (s->flags != TIDE_STORE_WRITE)
     return tide_sqs_fail(s, TIDE_EINVAL, "%s: state store is open read-only",
                            s->path);
+  if ((rc = tide_sqs_sync(s)) != 0) return rc;
   if ((rc = tide_sqs_flush(s)) != 0 ||
       (rc = tide_sqs_space(s, &before)) != 0)
     return rc;
@@ -418,6 +432,9 @@ int tide_sqs_open(SqStore **out, const char *path, int flags,
   s->base.ud = ud;
   s->lock_fd = -1;
   s->base.errmsg = "";
+  tide_buf_init(&s->queue, alloc, ud);
+  tide_buf_init(&s->sending, alloc, ud);
+  tide_buf_init(&s->sent_msg, alloc, ud);
   tide_store_set_batch_limits(&s->base, 0, 0);
   *out = s;
   if (path == NULL || path[0] == '\0')
@@ -459,6 +476,8 @@ int tide_sqs_unlock(SqStore *s) {
   rc = tide_sqs_flush(s);
   if (rc) return rc;
   release(s);
+  /* Another writer may add rows before the lock is taken again. */
+  tide_sqs_forget_ids(s);
   rc = data_version(s, &s->unlocked_version);
   if (rc) return rc;
   close(s->lock_fd);
@@ -482,9 +501,11 @@ int tide_sqs_relock(SqStore *s, int *changed) {
 }
 
 int tide_sqs_checkpoint_on(SqStore *s, uv_loop_t *loop) {
+  int rc;
   if (s->flags != TIDE_STORE_WRITE)
     return tide_sqs_fail(s, TIDE_EINVAL, "%s: opened read-only", s->path);
   if (s->ckpt) return 0;
+  if ((rc = tide_sqs_sync(s)) != 0) return rc;
   if (tide_ckpt_attach(&s->ckpt, s->db, s->path, loop, s->alloc, s->ud))
     return nomem(s);
   return 0;
@@ -496,6 +517,7 @@ int tide_sqs_close(SqStore *s) {
   if (s->db) {
     rc = tide_sqs_flush(s);
     if (rc) tide_sqs_rollback(s);
+    tide_sqs_writer_stop(s);
     release(s);
     tide_ckpt_detach(s->ckpt);
     for (i = 0; i < TIDE_STMT_COUNT; i++) sqlite3_finalize(s->stmts[i]);
@@ -504,6 +526,9 @@ int tide_sqs_close(SqStore *s) {
   /* Only now, with the connection closed, may the writer lock go. */
   if (s->lock_fd >= 0) close(s->lock_fd);
   if (s->path) s->alloc(s->ud, s->path, s->path_size, 0);
+  tide_buf_close(&s->queue);
+  tide_buf_close(&s->sending);
+  tide_buf_close(&s->sent_msg);
   tide_store_base_close(&s->base);
   s->alloc(s->ud, s, sizeof *s, 0);
   return rc;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <sqlite3.h>
+#include <uv.h>
 
 #include "buf.h"
 #include "checkpointer.h"
@@ -87,10 +88,25 @@ enum {
   TIDE_STMT_CONTAINER_DEL_INTENTS,
   TIDE_STMT_INTENT_DEL,
   TIDE_STMT_INTENT_EACH,
+  TIDE_STMT_COMPONENT_INSERT,
+  TIDE_STMT_COMPONENT_MAX_ID,
+  TIDE_STMT_INTENT_MAX_ID,
   TIDE_STMT_COUNT
 };
 
 typedef struct SqStore SqStore;
+
+/* The writer thread that runs a sent batch (store_sqlite_queue.c). */
+typedef struct SqWriter {
+  uv_thread_t thread;
+  uv_mutex_t lock;
+  uv_cond_t wake;            /* a batch was handed over, or stop */
+  uv_cond_t idle;            /* the batch handed over is done */
+  int started;
+  int busy;                  /* a batch is handed over and not done */
+  int stop;
+  int rc;                    /* the outcome of the last batch */
+} SqWriter;
 
 struct SqStore {
   tide_Store base;           /* first: the backend, for store.c */
@@ -106,6 +122,17 @@ struct SqStore {
   sqlite3_stmt *stmts[TIDE_STMT_COUNT]; /* owned, prepared lazily */
   sqlite3_stmt *held;        /* a get's statement, left on its row */
   tide_Ckpt *ckpt;           /* the checkpointer, once attached */
+  /* Queued writes (store_sqlite_queue.c); the loop's thread owns them
+  ** but for sending, which the writer thread reads while it runs it. */
+  tide_Buf queue;            /* written in call order, not run yet */
+  tide_Buf sending;          /* handed to the writer with its commit */
+  int64_t queued;            /* records in queue */
+  int in_flight;             /* sending is the writer's until waited for */
+  int64_t next_component_id; /* the next new component's id; 0 unknown */
+  int64_t next_intent_id;    /* the same for intents */
+  int sent_rc;               /* the failure of the batch sent last */
+  tide_Buf sent_msg;         /* its message, NUL-terminated */
+  SqWriter writer;
 };
 
 /* Sets the store's message from fmt and returns code. */
@@ -129,6 +156,67 @@ int tide_sqs_write_begin(SqStore *s);
 /* Counts one more write in the batch. */
 void tide_sqs_write_done(SqStore *s);
 
+
+/*
+** Queued writes (store_sqlite_queue.c). The writes every component makes
+** (its record, its target and source states, its memo entries and
+** references, the batch's intents) are not run at the call: each is
+** copied, in call order, into the store's queue, and the queue runs at
+** the next call that needs the connection (any read, any other write, a
+** commit), on that call's thread, before that call, or, at
+** tide_sqs_flush_send, on the store's writer thread followed by the
+** commit, while the caller goes on with the next batch. So the
+** connection runs the statements of the calls in the order of the calls;
+** only when, and on which thread, changes, and the connection is used by
+** one thread at a time: while a batch is in flight the loop's thread only
+** queues, and anything else waits for the batch first.
+**
+** A new component's or intent's id is known at the call: ids are handed
+** out from a counter read once as the table's largest id plus one (the
+** writer lock keeps other processes from writing meanwhile); a put that
+** would record a path twice fails its batch. A queued write that fails
+** rolls its batch back, drops what was queued after it, and fails the
+** next call, which reports it (as tide_store_flush_wait does): like the
+** PostgreSQL store, whose batches fail the same way.
+*/
+
+/* Runs what is queued and waits for a batch in flight: every call that
+** uses the connection from the loop's thread does this first (on the
+** writer thread, while it runs the queue, it does nothing). 0, or the
+** failure of a queued write, the batch rolled back. */
+int tide_sqs_sync(SqStore *s);
+
+/* Queue the writes of store.h's functions of the same names. */
+int tide_sqs_queue_component(SqStore *s, const tide_StoreComponent *c,
+                             int64_t *id);
+int tide_sqs_queue_target(SqStore *s, const tide_StoreTarget *t);
+int tide_sqs_queue_source(SqStore *s, const tide_StoreSourceItem *item);
+int tide_sqs_queue_memo(SqStore *s, const tide_StoreMemo *m);
+int tide_sqs_queue_memo_ref(SqStore *s, int64_t app_id, int64_t component_id,
+                            const uint8_t *key);
+int tide_sqs_queue_intent(SqStore *s, int64_t app_id, int64_t container_id,
+                          const void *keys, size_t keys_len, int64_t *id);
+int tide_sqs_queue_intent_delete(SqStore *s, int64_t id);
+
+/* store.h's tide_store_batch_writes: the open batch's writes, queued
+** ones included. */
+int64_t tide_sqs_batch_writes(const SqStore *s);
+
+/* store.h's tide_store_flush_send and tide_store_flush_wait. */
+int tide_sqs_flush_send(SqStore *s);
+int tide_sqs_flush_wait(SqStore *s);
+
+/* After a commit: on the loop's thread, the checkpointer looks at the
+** log's size (tide_ckpt_poll); on the writer thread, the wait does. */
+void tide_sqs_committed(SqStore *s);
+
+/* Stops the writer thread (the store's close, once nothing is in
+** flight). */
+void tide_sqs_writer_stop(SqStore *s);
+
+/* Forgets the id counters: the next new id is read from the tables again
+** (after a rollback, an unlock, a put that let SQLite choose an id). */
+void tide_sqs_forget_ids(SqStore *s);
 
 /* Checks the file's format: 0 for a tide store of a version this tide
 ** reads (s->version says which), 1 for a database without any table (a
@@ -162,8 +250,14 @@ int tide_sqs_app_lookup(SqStore *s, const char *name, size_t name_len,
                         tide_StoreApp *app);
 int tide_sqs_app_each(SqStore *s, tide_StoreAppFn fn, void *arg);
 int tide_sqs_app_delete(SqStore *s, int64_t app_id);
+/* c->id 0: SQLite finds or makes the id; > 0: the row is written with
+** that id unless its path is recorded already (then that row is
+** updated). */
 int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
                            int64_t *id);
+/* Inserts a component the caller knows is new, with the id c->id; fails
+** when its path is recorded already. */
+int tide_sqs_component_insert(SqStore *s, const tide_StoreComponent *c);
 int tide_sqs_component_get(SqStore *s, int64_t app_id, const char *path,
                            size_t path_len, tide_StoreComponent *c);
 int tide_sqs_component_delete(SqStore *s, int64_t id);
@@ -210,8 +304,10 @@ int tide_sqs_target_each_by_container(SqStore *s, int64_t container_id,
                                       tide_StoreTargetFn fn, void *arg);
 int tide_sqs_target_each_pending(SqStore *s, int64_t app_id,
                                  tide_StoreTargetFn fn, void *arg);
-int tide_sqs_intent_add(SqStore *s, int64_t app_id, int64_t container_id,
-                        const void *keys, size_t keys_len, int64_t *id);
+/* Inserts an intent with the id the queue gave it. */
+int tide_sqs_intent_add(SqStore *s, int64_t id, int64_t app_id,
+                        int64_t container_id, const void *keys,
+                        size_t keys_len);
 int tide_sqs_intent_delete(SqStore *s, int64_t id);
 int tide_sqs_intent_each(SqStore *s, int64_t app_id, tide_StoreIntentFn fn,
                          void *arg);

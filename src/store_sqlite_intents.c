@@ -7,24 +7,21 @@
 */
 #include "store_sqlite_sql.h"
 
-int tide_sqs_intent_add(SqStore *s, int64_t app_id,
-                          int64_t container_id, const void *keys,
-                          size_t keys_len, int64_t *id) {
+int tide_sqs_intent_add(SqStore *s, int64_t id, int64_t app_id,
+                        int64_t container_id, const void *keys,
+                        size_t keys_len) {
   sqlite3_stmt *st;
   const char *what = "cannot record an intent";
   int rc = tide_sqs_write_begin(s);
   if (rc) return rc;
   rc = tide_sqs_stmt(s, TIDE_STMT_INTENT_ADD,
-                       "INSERT INTO intents(app_id, container_id, keys)"
-                       " VALUES(?1, ?2, ?3)", &st);
+                       "INSERT INTO intents(id, app_id, container_id, keys)"
+                       " VALUES(?1, ?2, ?3, ?4)", &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id) || bind_int(st, 2, container_id) ||
-      bind_blob(st, 3, keys, keys_len))
+  if (bind_int(st, 1, id) || bind_int(st, 2, app_id) ||
+      bind_int(st, 3, container_id) || bind_blob(st, 4, keys, keys_len))
     return bind_failed(s, what);
-  if ((rc = run(s, st, what)) != 0) return rc;
-  tide_sqs_write_done(s);
-  if (id) *id = sqlite3_last_insert_rowid(s->db);
-  return 0;
+  return run_write(s, st, what);
 }
 
 int tide_sqs_intent_delete(SqStore *s, int64_t id) {

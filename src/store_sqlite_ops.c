@@ -136,38 +136,69 @@ static int emit_component(sqlite3_stmt *st, const void *cb, void *arg) {
   return (*(const tide_StoreComponentFn *)cb)(arg, &c);
 }
 
+/* The columns of a component after its id, as ?2 .. ?13. */
+static int bind_component(sqlite3_stmt *st, const tide_StoreComponent *c) {
+  return bind_int(st, 2, c->app_id) ||
+         bind_text(st, 3, c->path, c->path_len) ||
+         bind_id(st, 4, c->parent_id) ||
+         bind_text(st, 5, c->fn_name, c->fn_name_len) ||
+         bind_fp(st, 6, c->logic_fp) || bind_fp(st, 7, c->input_fp) ||
+         bind_text(st, 8, c->source_key, c->source_key_len) ||
+         bind_blob(st, 9, c->state, c->state_len) ||
+         bind_int(st, 10, c->status) ||
+         bind_text(st, 11, c->error, c->error_len) ||
+         bind_int(st, 12, tide_store_now_ns()) ||
+         bind_fp(st, 13, c->deps_fp);
+}
+
+#define COMPONENT_INSERT \
+  "INSERT INTO components(id, app_id, path, parent_id, fn_name, logic_fp," \
+  " input_fp, source_key, state, status, error, updated_ns, deps_fp)" \
+  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)" \
+  " ON CONFLICT(app_id, path) DO UPDATE SET parent_id = excluded.parent_id," \
+  " fn_name = excluded.fn_name, logic_fp = excluded.logic_fp," \
+  " input_fp = excluded.input_fp, source_key = excluded.source_key," \
+  " state = excluded.state, status = excluded.status," \
+  " error = excluded.error, updated_ns = excluded.updated_ns," \
+  " deps_fp = excluded.deps_fp"
+
+int tide_sqs_component_insert(SqStore *s, const tide_StoreComponent *c) {
+  sqlite3_stmt *st;
+  const char *what = "cannot record a component";
+  int rc = tide_sqs_write_begin(s);
+  if (rc) return rc;
+  /* The path's row is updated only when it has the caller's id. */
+  rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_INSERT,
+                     COMPONENT_INSERT " WHERE components.id = excluded.id",
+                     &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, c->id) || bind_component(st, c))
+    return bind_failed(s, what);
+  if ((rc = run(s, st, what)) != 0) return rc;
+  if (sqlite3_changes(s->db) == 0)
+    return tide_sqs_fail(s, TIDE_ESTORE, "%s: %s: %.*s: it is recorded "
+                         "under another id (did another process write it?)",
+                         s->path, what, (int)strnlen(c->path, c->path_len),
+                         c->path);
+  tide_sqs_write_done(s);
+  return 0;
+}
+
 int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
                              int64_t *id) {
   sqlite3_stmt *st;
   const char *what = "cannot record a component";
   int64_t row_id = 0;
-  int rc = tide_sqs_write_begin(s);
+  int rc;
+  if (c->id > 0) {
+    rc = tide_sqs_component_insert(s, c);
+    if (rc == 0 && id) *id = c->id;
+    return rc;
+  }
+  if ((rc = tide_sqs_write_begin(s)) != 0) return rc;
+  rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_PUT, COMPONENT_INSERT, &st);
   if (rc) return rc;
-  rc = tide_sqs_stmt(
-    s, TIDE_STMT_COMPONENT_PUT,
-    "INSERT INTO components(app_id, path, parent_id, fn_name, logic_fp,"
-    " input_fp, source_key, state, status, error, updated_ns, deps_fp)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    " ON CONFLICT(app_id, path) DO UPDATE SET parent_id = excluded.parent_id,"
-    " fn_name = excluded.fn_name, logic_fp = excluded.logic_fp,"
-    " input_fp = excluded.input_fp, source_key = excluded.source_key,"
-    " state = excluded.state, status = excluded.status,"
-    " error = excluded.error, updated_ns = excluded.updated_ns,"
-    " deps_fp = excluded.deps_fp",
-    &st);
-  if (rc) return rc;
-  if (bind_int(st, 1, c->app_id) ||
-      bind_text(st, 2, c->path, c->path_len) ||
-      bind_id(st, 3, c->parent_id) ||
-      bind_text(st, 4, c->fn_name, c->fn_name_len) ||
-      bind_fp(st, 5, c->logic_fp) || bind_fp(st, 6, c->input_fp) ||
-      bind_text(st, 7, c->source_key, c->source_key_len) ||
-      bind_blob(st, 8, c->state, c->state_len) ||
-      bind_int(st, 9, c->status) ||
-      bind_text(st, 10, c->error, c->error_len) ||
-      bind_int(st, 11, tide_store_now_ns()) ||
-      bind_fp(st, 12, c->deps_fp))
-    return bind_failed(s, what);
+  if (bind_id(st, 1, 0) || bind_component(st, c)) return bind_failed(s, what);
   /* Without RETURNING, which makes SQLite buffer the row: an insert
   ** sets the last rowid (cleared first), an update leaves it, and the
   ** updated row's id is then looked up by its unique key. */
@@ -176,6 +207,8 @@ int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
   if (rc) return rc;
   tide_sqs_write_done(s);
   row_id = sqlite3_last_insert_rowid(s->db);
+  /* SQLite chose the id: the queue's counter may have handed it out. */
+  if (row_id != 0) tide_sqs_forget_ids(s);
   if (row_id == 0 && id) {
     rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_ID,
                          "SELECT id FROM components"

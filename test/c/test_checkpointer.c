@@ -100,6 +100,7 @@ static void test_the_log_stays_bounded(void) {
   for (i = 0; i < rows; i++) {
     long long n;
     commit_row(db);
+    tide_ckpt_poll(c);
     uv_run(&loop, UV_RUN_DEFAULT);
     n = file_size(t.wal);
     if (n > max_wal) max_wal = n;
@@ -130,10 +131,42 @@ static void test_detached_while_busy(void) {
   CHECK_EQ_INT(tide_ckpt_attach(&c, db, t.path, &loop, tide_alloc_default,
                                 NULL), 0);
   /* Past the threshold without running the loop: one checkpoint queued. */
-  for (i = 0; i < 600; i++) commit_row(db);
+  for (i = 0; i < 600; i++) {
+    commit_row(db);
+    tide_ckpt_poll(c);
+  }
   tide_ckpt_detach(c);
   CHECK_EQ_INT(sqlite3_close_v2(db), SQLITE_OK);
   CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+  CHECK_EQ_INT(count_rows(t.path), 600);
+  tmp_close(&t);
+}
+
+/* The hook only notes the log's size (a commit may run on a thread that
+** must not touch the loop): nothing is queued until the loop's thread
+** polls, and then one checkpoint. */
+static void test_queued_only_when_polled(void) {
+  Tmp t;
+  uv_loop_t loop;
+  tide_Ckpt *c;
+  sqlite3 *db;
+  int i;
+  tmp_init(&t);
+  CHECK_EQ_INT(uv_loop_init(&loop), 0);
+  db = open_writer(t.path);
+  CHECK_EQ_INT(tide_ckpt_attach(&c, db, t.path, &loop, tide_alloc_default,
+                                NULL), 0);
+  for (i = 0; i < 600; i++) commit_row(db);
+  CHECK_EQ_INT(uv_loop_alive(&loop), 0);
+  tide_ckpt_poll(c);
+  tide_ckpt_poll(c);
+  CHECK(uv_loop_alive(&loop) != 0);
+  CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  CHECK_EQ_INT(tide_ckpt_done(c), 1);
+  CHECK(file_size(t.wal) > 0);
+  tide_ckpt_detach(c);
+  CHECK_EQ_INT(sqlite3_close_v2(db), SQLITE_OK);
   CHECK_EQ_INT(uv_loop_close(&loop), 0);
   CHECK_EQ_INT(count_rows(t.path), 600);
   tmp_close(&t);
@@ -168,6 +201,7 @@ int main(void) {
     {"the log stays bounded", test_the_log_stays_bounded},
     {"detached while busy", test_detached_while_busy},
     {"detached when idle", test_detached_when_idle},
+    {"queued only when polled", test_queued_only_when_polled},
     {NULL, NULL},
   };
   return check_run("checkpointer", tests);

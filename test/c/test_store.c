@@ -2133,7 +2133,7 @@ static void test_pg_refused(void) {
 
 /* A write's failure is found at the next synchronisation (here the
 ** commit): the batch is rolled back and the store usable again. */
-static void test_pg_failed_batch(void) {
+static void test_failed_batch(void) {
   Tmp t;
   tide_Store *s;
   tide_StoreComponent c;
@@ -2172,7 +2172,7 @@ static void test_pg_failed_batch(void) {
 /* A batch sent with tide_store_flush_send that fails: the next call on
 ** the store fails with it, tide_store_flush_wait tells it, and the store
 ** goes on. */
-static void test_pg_failed_send(void) {
+static void test_failed_send(void) {
   Tmp t;
   tide_Store *s;
   tide_StoreComponent c;
@@ -2251,7 +2251,7 @@ static void test_pg_lost_send(void) {
 
 /* Puts that give what they know of the id are not waited for, and come
 ** back with the same ids as puts that wait. */
-static void test_pg_known_ids(void) {
+static void test_known_ids(void) {
   Tmp t;
   tide_Store *s;
   tide_StoreComponent c, got;
@@ -2504,6 +2504,9 @@ static const CheckTest tests[] = {
   { "text with NUL bytes", test_nul_bytes },
   { "failed statement", test_failed_statement },
   { "allocator", test_allocator },
+  { "a batch that fails is rolled back", test_failed_batch },
+  { "a batch sent that fails", test_failed_send },
+  { "ids not waited for", test_known_ids },
   { NULL, NULL },
 };
 
@@ -2525,10 +2528,7 @@ static const CheckTest sqlite_tests[] = {
 static const CheckTest pg_tests[] = {
   { "schema created, read and reopened", test_pg_schema },
   { "schemas that are not stores refused", test_pg_refused },
-  { "a batch that fails is rolled back", test_pg_failed_batch },
-  { "a batch sent that fails", test_pg_failed_send },
   { "a batch sent on a lost connection", test_pg_lost_send },
-  { "ids not waited for", test_pg_known_ids },
   { "the password never shown", test_pg_password },
   { "work items shared by workers", test_pg_work },
   { "a worker's heartbeat", test_pg_beat },
