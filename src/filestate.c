@@ -18,9 +18,10 @@ struct tide_FileStates {
   void *ud;
   char *name;            /* owned: name_len bytes and a NUL */
   size_t name_len;
-  tide_Buf states;       /* FileState: the loaded ones in path order, then
-                         ** those added in this run */
-  size_t loaded;         /* how many states were loaded */
+  tide_Buf states;       /* FileState: the sorted run (those loaded, and
+                         ** those added after them in path order), then
+                         ** those added out of order in this run */
+  size_t loaded;         /* how many states the sorted run holds */
   tide_Buf paths;        /* every state's path, each followed by a NUL */
   tide_HashMap added;    /* path -> index in states, for the others */
   size_t next;           /* the state after the last loaded one found */
@@ -120,6 +121,17 @@ static int append(tide_FileStates *fs, const char *path, size_t len,
   return 0;
 }
 
+/* Whether a path not in the cache would keep the sorted run in order if
+** appended to it: every state is in the run, and the path sorts after
+** the last. A walk's files come in path order, so a cold run's do. */
+static int after_sorted_run(const tide_FileStates *fs, const char *path,
+                            size_t len) {
+  return fs->loaded == fs->states.len / sizeof(FileState) &&
+         (fs->loaded == 0 ||
+          compare(fs, (const FileState *)fs->states.data + fs->loaded - 1,
+                  path, len) < 0);
+}
+
 /* Appends a state that the binary search does not reach (a file first
 ** seen in this run), with its path in the map. */
 static int add_unsorted(tide_FileStates *fs, const char *path, size_t len,
@@ -150,10 +162,7 @@ int tide_filestates_add(tide_FileStates *fs,
   /* In path order, as the store promises, states join the sorted run the
   ** binary search reads; should one not be (and every one after it), it
   ** is reached through the map instead. */
-  if (fs->loaded == fs->states.len / sizeof f &&
-      (fs->loaded == 0 ||
-       compare(fs, (FileState *)fs->states.data + fs->loaded - 1, item->key,
-               item->key_len) < 0)) {
+  if (after_sorted_run(fs, item->key, item->key_len)) {
     if ((rc = append(fs, item->key, item->key_len, &f, NULL)) != 0)
       return rc;
     fs->loaded++;
@@ -193,13 +202,18 @@ const uint8_t *tide_filestates_match(tide_FileStates *fs,
 int tide_filestates_put(tide_FileStates *fs, tide_Store *s, int64_t app_id,
                         const char *path, size_t len, int64_t size,
                         int64_t mtime_ns, int64_t inode, const uint8_t *fp) {
-  FileState *f = find(fs, path, len);
+  FileState *f = NULL, fresh;
   tide_StoreSourceItem item;
   int rc;
-  if (f == NULL) {
-    FileState fresh;
-    memset(&fresh, 0, sizeof fresh);
-    if ((rc = add_unsorted(fs, path, len, &fresh, &f)) != 0) return rc;
+  memset(&fresh, 0, sizeof fresh);
+  /* A path after every state is new and joins the sorted run, without a
+  ** search; any other is looked for first. */
+  if (after_sorted_run(fs, path, len)) {
+    if ((rc = append(fs, path, len, &fresh, &f)) != 0) return rc;
+    fs->loaded++;
+  } else if ((f = find(fs, path, len)) == NULL &&
+             (rc = add_unsorted(fs, path, len, &fresh, &f)) != 0) {
+    return rc;
   }
   f->size = size;
   f->mtime_ns = mtime_ns;

@@ -26,8 +26,10 @@
 ** The lookup: the loaded states are kept in path order (the store hands
 ** them so), their paths in one buffer; a path is first compared with the
 ** state after the last one found (a walk asks in about that order), then
-** found by binary search; the states of files first seen in this run go
-** to a hash map (hashmap.h), so a no-change run hashes nothing.
+** found by binary search; a file first seen in this run whose path sorts
+** after every state joins that sorted run (a cold run's walk adds them so,
+** without a search), any other goes to a hash map (hashmap.h), so a
+** no-change run hashes nothing.
 */
 #ifndef TIDE_FILESTATE_H
 #define TIDE_FILESTATE_H

@@ -261,6 +261,12 @@ static void test_file_states_order(void) {
     CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:o", 4,
                                      files[i].path, files[i].len,
                                      (int64_t)i, 2, 3, fp), 0);
+  /* Found in the index that added them, some in its sorted run ("b.md",
+  ** then "c/d/e.md"), the others through its map. */
+  for (i = 0; i < NFILES; i++)
+    CHECK(tide_index_file_fp(ix, "fs:o", 4, files[i].path, files[i].len,
+                             (int64_t)i, 2, 3) != NULL);
+  CHECK(tide_index_file_fp(ix, "fs:o", 4, "c", 1, 0, 2, 3) == NULL);
   CHECK_EQ_INT(tide_store_flush(store), 0);
   tide_index_free(ix);
   ix = loaded();
@@ -284,6 +290,45 @@ static void test_file_states_order(void) {
   CHECK(tide_index_file_fp(ix, "fs:o", 4, "b.md", 4, 0, 2, 3) == NULL);
   CHECK(tide_index_file_fp(ix, "fs:o", 4, "a.md", 4, 2, 2, 3) != NULL);
   CHECK_EQ_INT(tide_store_flush(store), 0);
+  tide_index_free(ix);
+}
+
+/* Files added in path order (a cold run's walk) join the sorted run one
+** after another; one that sorts before them, and a second put of one of
+** them, are found as well, each with its last state. */
+static void test_file_states_added_in_order(void) {
+  static const uint8_t fp[TIDE_FP_SIZE] = {6};
+  char path[32];
+  tide_Index *ix = loaded();
+  int i;
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:n", 4), 0);
+  for (i = 0; i < 300; i++) {
+    snprintf(path, sizeof path, "d%02d/f%04d.md", i / 100, i);
+    CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:n", 4, path,
+                                     strlen(path), i, 2, 3, fp), 0);
+  }
+  CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:n", 4, "a.md", 4,
+                                   7, 2, 3, fp), 0);
+  CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:n", 4,
+                                   "d01/f0150.md", 12, 1000, 2, 3, fp), 0);
+  for (i = 0; i < 300; i++) {
+    snprintf(path, sizeof path, "d%02d/f%04d.md", i / 100, i);
+    CHECK(tide_index_file_fp(ix, "fs:n", 4, path, strlen(path),
+                             i == 150 ? 1000 : i, 2, 3) != NULL);
+  }
+  CHECK(tide_index_file_fp(ix, "fs:n", 4, "d01/f0150.md", 12, 150, 2, 3) ==
+        NULL);
+  CHECK(tide_index_file_fp(ix, "fs:n", 4, "a.md", 4, 7, 2, 3) != NULL);
+  CHECK(tide_index_file_fp(ix, "fs:n", 4, "d00", 3, 0, 2, 3) == NULL);
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+  tide_index_free(ix);
+  /* The store has one state per path, the last. */
+  ix = loaded();
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:n", 4), 0);
+  CHECK(tide_index_file_fp(ix, "fs:n", 4, "d01/f0150.md", 12, 1000, 2, 3) !=
+        NULL);
+  CHECK(tide_index_file_fp(ix, "fs:n", 4, "d02/f0299.md", 12, 299, 2, 3) !=
+        NULL);
   tide_index_free(ix);
 }
 
@@ -608,6 +653,7 @@ int main(void) {
     {"dependency sets", test_deps},
     {"file states", test_file_states},
     {"file states in any order", test_file_states_order},
+    {"file states added in path order", test_file_states_added_in_order},
     {"rows loaded in any order", test_load_orders},
     {"mount_each over a keyed source", test_each},
     {"a load on a thread of its own", test_load_async},
