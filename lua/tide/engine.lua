@@ -876,8 +876,14 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
            source_name .. ":" .. file.path) then
       sched.carry(run.sched, 1) -- done here: a worker runs it
     else
-      local args = { n = n, file }
-      for i = 2, n do args[i] = rest[i] end
+      -- Made at its size (most components take the file and a target).
+      local args
+      if n == 2 then
+        args = { n = 2, file, rest[2] }
+      else
+        args = { n = n, file }
+        for i = 2, n do args[i] = rest[i] end
+      end
       local frame = mount(parent, base .. "/" .. file.path, fn, args,
                           source_name .. ":" .. file.path)
       -- file._walk: true when the walk did not read the file (it is

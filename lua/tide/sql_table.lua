@@ -35,8 +35,17 @@ function M.handle_class(name, target)
       v, err = check(rt, rec, rt.name)
       if err then error(err, 2) end
     end
-    local key, keys = {}, rt.keys
-    for i = 1, #keys do key[i] = v[keys[i]] end
+    -- Made at its size: a key grown one field at a time is rehashed.
+    local keys = rt.keys
+    local n, key = #keys, nil
+    if n == 1 then
+      key = { v[keys[1]] }
+    elseif n == 2 then
+      key = { v[keys[1]], v[keys[2]] }
+    else
+      key = {}
+      for i = 1, n do key[i] = v[keys[i]] end
+    end
     self.target:declare(key, v)
     return v
   end
