@@ -392,95 +392,99 @@ static int read_next_ids(SqStore *s) {
   return 0;
 }
 
-/* Checks that the store takes writes, as a write run at once would, and
-** that a record can be started. */
-static int queue_begin(SqStore *s) {
-  if (s->flags != TIDE_STORE_WRITE) return tide_sqs_write_begin(s);
+/* Starts a record of kind at the queue's end, once the store is known to
+** take writes (as a write run at once would check); *start is where it
+** begins. 0, or the refusal. */
+static int record_begin(SqStore *s, int kind, size_t *start) {
+  int rc;
+  if (s->flags != TIDE_STORE_WRITE && (rc = tide_sqs_write_begin(s)) != 0)
+    return rc;
+  *start = s->queue.len;
+  if (tide_buf_push(&s->queue, (uint8_t)kind)) return queue_failed(s, *start);
+  return 0;
+}
+
+/* Ends the record begun at start: counted when every field was appended,
+** taken back when one was not. */
+static int record_end(SqStore *s, size_t start, int incomplete) {
+  if (incomplete) return queue_failed(s, start);
+  s->queued++;
   return 0;
 }
 
 int tide_sqs_queue_component(SqStore *s, const tide_StoreComponent *c,
                              int64_t *id) {
   tide_Buf *b = &s->queue;
-  size_t start = b->len;
+  size_t start;
   int64_t row_id = c->id;
   int rc;
-  if ((rc = queue_begin(s)) != 0) return rc;
-  if (row_id == TIDE_STORE_NEW_ID) {
-    if (s->next_component_id == 0 && (rc = read_next_ids(s)) != 0)
-      return rc;
-    row_id = s->next_component_id++;
-    start = b->len;
-  }
-  if (tide_buf_push(b, OP_COMPONENT) || put_i64(b, row_id) ||
-      put_i64(b, c->app_id) || put_bytes(b, c->path, c->path_len) ||
-      put_i64(b, c->parent_id) ||
-      put_bytes(b, c->fn_name, c->fn_name_len) || put_fp(b, c->logic_fp) ||
-      put_fp(b, c->input_fp) ||
-      put_bytes(b, c->source_key, c->source_key_len) ||
-      put_bytes(b, c->state, c->state_len) || put_i64(b, c->status) ||
-      put_bytes(b, c->error, c->error_len) || put_fp(b, c->deps_fp))
-    return queue_failed(s, start);
-  s->queued++;
-  if (id) *id = row_id;
-  return 0;
+  /* Read before the record begins: reading runs the queue. */
+  if (row_id == TIDE_STORE_NEW_ID && s->next_component_id == 0 &&
+      s->flags == TIDE_STORE_WRITE && (rc = read_next_ids(s)) != 0)
+    return rc;
+  if ((rc = record_begin(s, OP_COMPONENT, &start)) != 0) return rc;
+  if (row_id == TIDE_STORE_NEW_ID) row_id = s->next_component_id++;
+  rc = record_end(s, start,
+                  put_i64(b, row_id) || put_i64(b, c->app_id) ||
+                  put_bytes(b, c->path, c->path_len) ||
+                  put_i64(b, c->parent_id) ||
+                  put_bytes(b, c->fn_name, c->fn_name_len) ||
+                  put_fp(b, c->logic_fp) || put_fp(b, c->input_fp) ||
+                  put_bytes(b, c->source_key, c->source_key_len) ||
+                  put_bytes(b, c->state, c->state_len) ||
+                  put_i64(b, c->status) ||
+                  put_bytes(b, c->error, c->error_len) ||
+                  put_fp(b, c->deps_fp));
+  if (rc == 0 && id) *id = row_id;
+  return rc;
 }
 
 int tide_sqs_queue_target(SqStore *s, const tide_StoreTarget *t) {
   tide_Buf *b = &s->queue;
-  size_t start = b->len;
-  int rc;
-  if ((rc = queue_begin(s)) != 0) return rc;
-  if (tide_buf_push(b, OP_TARGET) || put_i64(b, t->container_id) ||
-      put_bytes(b, t->key, t->key_len) || put_i64(b, t->owner_id) ||
-      put_fp(b, t->value_fp) || put_i64(b, t->pending) ||
-      put_i64(b, t->written))
-    return queue_failed(s, start);
-  s->queued++;
-  return 0;
+  size_t start;
+  int rc = record_begin(s, OP_TARGET, &start);
+  if (rc) return rc;
+  return record_end(s, start,
+                    put_i64(b, t->container_id) ||
+                    put_bytes(b, t->key, t->key_len) ||
+                    put_i64(b, t->owner_id) || put_fp(b, t->value_fp) ||
+                    put_i64(b, t->pending) || put_i64(b, t->written));
 }
 
 int tide_sqs_queue_source(SqStore *s, const tide_StoreSourceItem *item) {
   tide_Buf *b = &s->queue;
-  size_t start = b->len;
-  int rc;
-  if ((rc = queue_begin(s)) != 0) return rc;
-  if (tide_buf_push(b, OP_SOURCE) || put_i64(b, item->app_id) ||
-      put_bytes(b, item->source, item->source_len) ||
-      put_bytes(b, item->key, item->key_len) || put_i64(b, item->size) ||
-      put_i64(b, item->mtime_ns) || put_i64(b, item->inode) ||
-      put_fp(b, item->content_fp))
-    return queue_failed(s, start);
-  s->queued++;
-  return 0;
+  size_t start;
+  int rc = record_begin(s, OP_SOURCE, &start);
+  if (rc) return rc;
+  return record_end(s, start,
+                    put_i64(b, item->app_id) ||
+                    put_bytes(b, item->source, item->source_len) ||
+                    put_bytes(b, item->key, item->key_len) ||
+                    put_i64(b, item->size) || put_i64(b, item->mtime_ns) ||
+                    put_i64(b, item->inode) || put_fp(b, item->content_fp));
 }
 
 int tide_sqs_queue_memo(SqStore *s, const tide_StoreMemo *m) {
   tide_Buf *b = &s->queue;
-  size_t start = b->len;
-  int rc;
-  if ((rc = queue_begin(s)) != 0) return rc;
-  if (tide_buf_push(b, OP_MEMO) || put_i64(b, m->app_id) ||
-      put_fp(b, m->key) || put_bytes(b, m->fn_name, m->fn_name_len) ||
-      put_bytes(b, m->value, m->value_len) ||
-      put_bytes(b, m->deps, m->deps_len) ||
-      put_bytes(b, m->targets, m->targets_len))
-    return queue_failed(s, start);
-  s->queued++;
-  return 0;
+  size_t start;
+  int rc = record_begin(s, OP_MEMO, &start);
+  if (rc) return rc;
+  return record_end(s, start,
+                    put_i64(b, m->app_id) || put_fp(b, m->key) ||
+                    put_bytes(b, m->fn_name, m->fn_name_len) ||
+                    put_bytes(b, m->value, m->value_len) ||
+                    put_bytes(b, m->deps, m->deps_len) ||
+                    put_bytes(b, m->targets, m->targets_len));
 }
 
 int tide_sqs_queue_memo_ref(SqStore *s, int64_t app_id, int64_t component_id,
                             const uint8_t *key) {
   tide_Buf *b = &s->queue;
-  size_t start = b->len;
-  int rc;
-  if ((rc = queue_begin(s)) != 0) return rc;
-  if (tide_buf_push(b, OP_MEMO_REF) || put_i64(b, app_id) ||
-      put_i64(b, component_id) || put_fp(b, key))
-    return queue_failed(s, start);
-  s->queued++;
-  return 0;
+  size_t start;
+  int rc = record_begin(s, OP_MEMO_REF, &start);
+  if (rc) return rc;
+  return record_end(s, start, put_i64(b, app_id) ||
+                                put_i64(b, component_id) || put_fp(b, key));
 }
 
 int tide_sqs_queue_intent(SqStore *s, int64_t app_id, int64_t container_id,
@@ -489,26 +493,21 @@ int tide_sqs_queue_intent(SqStore *s, int64_t app_id, int64_t container_id,
   size_t start;
   int64_t intent_id;
   int rc;
-  if ((rc = queue_begin(s)) != 0) return rc;
-  if (s->next_intent_id == 0 && (rc = read_next_ids(s)) != 0) return rc;
+  if (s->next_intent_id == 0 && s->flags == TIDE_STORE_WRITE &&
+      (rc = read_next_ids(s)) != 0)
+    return rc;
+  if ((rc = record_begin(s, OP_INTENT, &start)) != 0) return rc;
   intent_id = s->next_intent_id++;
-  start = b->len;
-  if (tide_buf_push(b, OP_INTENT) || put_i64(b, intent_id) ||
-      put_i64(b, app_id) || put_i64(b, container_id) ||
-      put_bytes(b, keys, keys_len))
-    return queue_failed(s, start);
-  s->queued++;
-  if (id) *id = intent_id;
-  return 0;
+  rc = record_end(s, start,
+                  put_i64(b, intent_id) || put_i64(b, app_id) ||
+                  put_i64(b, container_id) || put_bytes(b, keys, keys_len));
+  if (rc == 0 && id) *id = intent_id;
+  return rc;
 }
 
 int tide_sqs_queue_intent_delete(SqStore *s, int64_t id) {
-  tide_Buf *b = &s->queue;
-  size_t start = b->len;
-  int rc;
-  if ((rc = queue_begin(s)) != 0) return rc;
-  if (tide_buf_push(b, OP_INTENT_DELETE) || put_i64(b, id))
-    return queue_failed(s, start);
-  s->queued++;
-  return 0;
+  size_t start;
+  int rc = record_begin(s, OP_INTENT_DELETE, &start);
+  if (rc) return rc;
+  return record_end(s, start, put_i64(&s->queue, id));
 }

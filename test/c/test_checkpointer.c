@@ -82,6 +82,17 @@ static long long count_rows(const char *path) {
   return n;
 }
 
+/* A new database's writer, with a checkpointer on loop attached. */
+static tide_Ckpt *attached(Tmp *t, uv_loop_t *loop, sqlite3 **db) {
+  tide_Ckpt *c = NULL;
+  tmp_init(t);
+  CHECK_EQ_INT(uv_loop_init(loop), 0);
+  *db = open_writer(t->path);
+  CHECK_EQ_INT(tide_ckpt_attach(&c, *db, t->path, loop, tide_alloc_default,
+                                NULL), 0);
+  return c;
+}
+
 /* With the loop run after every commit (so each checkpoint finishes before
 ** the next commit), the log never grows far past the threshold; SQLite's
 ** own automatic checkpoint is off, so without the pool's the log would
@@ -92,11 +103,7 @@ static void test_the_log_stays_bounded(void) {
   tide_Ckpt *c;
   sqlite3 *db;
   long long max_wal = 0, rows = 2000, i;
-  tmp_init(&t);
-  CHECK_EQ_INT(uv_loop_init(&loop), 0);
-  db = open_writer(t.path);
-  CHECK_EQ_INT(tide_ckpt_attach(&c, db, t.path, &loop, tide_alloc_default,
-                                NULL), 0);
+  c = attached(&t, &loop, &db);
   for (i = 0; i < rows; i++) {
     long long n;
     commit_row(db);
@@ -125,11 +132,7 @@ static void test_detached_while_busy(void) {
   tide_Ckpt *c;
   sqlite3 *db;
   int i;
-  tmp_init(&t);
-  CHECK_EQ_INT(uv_loop_init(&loop), 0);
-  db = open_writer(t.path);
-  CHECK_EQ_INT(tide_ckpt_attach(&c, db, t.path, &loop, tide_alloc_default,
-                                NULL), 0);
+  c = attached(&t, &loop, &db);
   /* Past the threshold without running the loop: one checkpoint queued. */
   for (i = 0; i < 600; i++) {
     commit_row(db);
@@ -152,11 +155,7 @@ static void test_queued_only_when_polled(void) {
   tide_Ckpt *c;
   sqlite3 *db;
   int i;
-  tmp_init(&t);
-  CHECK_EQ_INT(uv_loop_init(&loop), 0);
-  db = open_writer(t.path);
-  CHECK_EQ_INT(tide_ckpt_attach(&c, db, t.path, &loop, tide_alloc_default,
-                                NULL), 0);
+  c = attached(&t, &loop, &db);
   for (i = 0; i < 600; i++) commit_row(db);
   CHECK_EQ_INT(uv_loop_alive(&loop), 0);
   tide_ckpt_poll(c);
@@ -179,11 +178,7 @@ static void test_detached_when_idle(void) {
   uv_loop_t loop;
   tide_Ckpt *c;
   sqlite3 *db;
-  tmp_init(&t);
-  CHECK_EQ_INT(uv_loop_init(&loop), 0);
-  db = open_writer(t.path);
-  CHECK_EQ_INT(tide_ckpt_attach(&c, db, t.path, &loop, tide_alloc_default,
-                                NULL), 0);
+  c = attached(&t, &loop, &db);
   commit_row(db);
   CHECK_EQ_INT(tide_ckpt_done(c), 0);
   tide_ckpt_detach(c);
