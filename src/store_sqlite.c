@@ -177,12 +177,8 @@ int tide_sqs_maybe_flush(SqStore *s) {
 }
 
 int tide_sqs_rollback(SqStore *s) {
-  /* A batch in flight is not the open batch: it commits. */
-  int rc = tide_sqs_flush_wait(s);
-  s->queue.len = 0;
-  s->queued = 0;
-  tide_sqs_forget_ids(s);
-  if (rc) return rc;
+  int rc;
+  tide_sqs_drop_queue(s);
   release(s);
   if (!s->base.in_batch) return 0;
   rc = exec_slot(s, TIDE_STMT_ROLLBACK, "ROLLBACK", "cannot roll back");

@@ -210,6 +210,11 @@ int tide_sqs_flush_wait(SqStore *s);
 ** log's size (tide_ckpt_poll); on the writer thread, the wait does. */
 void tide_sqs_committed(SqStore *s);
 
+/* Drops what is queued, for a rollback, once the batch in flight is done
+** (a batch sent is not the open batch: it commits, and a failure of it is
+** kept for tide_sqs_flush_wait). */
+void tide_sqs_drop_queue(SqStore *s);
+
 /* Stops the writer thread (the store's close, once nothing is in
 ** flight). */
 void tide_sqs_writer_stop(SqStore *s);

@@ -310,6 +310,11 @@ static int failed(SqStore *s, int rc) {
   return rc;
 }
 
+void tide_sqs_drop_queue(SqStore *s) {
+  wait_writer(s);
+  failed(s, 0);
+}
+
 int tide_sqs_sync(SqStore *s) {
   int rc;
   if (running_queue) return 0;
