@@ -1,8 +1,9 @@
 #!/bin/sh
 # `make tsan`: the concurrency code under ThreadSanitizer. Runs the
-# scheduler's, the checkpointer's and the index's C tests and the
-# concurrency, parallel and live specs with a -fsanitize=thread build (the
-# specs' tide processes are that build too);
+# scheduler's, the checkpointer's, the index's and the store's C tests
+# (the SQLite store commits on a writer thread) and the concurrency,
+# parallel, live and crash-protocol specs with a -fsanitize=thread build
+# (the specs' tide processes are that build too);
 # any ThreadSanitizer report fails the run. Ends with "N passed, N failed".
 BUILD=${BUILD:-build-tsan}
 BUSTED=${BUSTED:-/usr/bin/busted}
@@ -16,7 +17,7 @@ export TSAN_OPTIONS
 run() { setarch "$(uname -m)" -R "$@"; }
 failed=0
 passed=0
-for t in test_scheduler test_checkpointer test_index; do
+for t in test_scheduler test_checkpointer test_index test_store; do
   if run "$BUILD/test/$t" >"$log" 2>&1; then
     passed=$((passed + 1))
   else
@@ -28,7 +29,7 @@ done
 # stock-lua5.4 hosts cannot load a ThreadSanitizer build and are pending.
 TIDE_TSAN=1 TIDE_BUILD=$BUILD run "$BUILD/tide" run "$BUSTED" -o TAP \
   test/spec/concurrency_spec.lua test/spec/parallel_spec.lua \
-  test/spec/live_spec.lua >"$log" 2>&1
+  test/spec/live_spec.lua test/spec/crash_protocol_spec.lua >"$log" 2>&1
 status=$?
 grep -v '^ok ' "$log"
 ok=$(grep '^ok ' "$log" | grep -vc '# SKIP')

@@ -193,11 +193,12 @@ static int rolled_back(SqStore *s, int rc) {
 ** failure rolls the open batch back, keeping its message. */
 static int run_queue(SqStore *s, tide_Buf *b, int commit) {
   Reader r;
-  const uint8_t *end = b->data + b->len;
   int rc = 0;
   r.p = b->data;
   running_queue = 1;
-  while (rc == 0 && r.p < end) rc = run_record(s, &r);
+  /* An empty queue may have no buffer at all: a commit alone. */
+  while (rc == 0 && b->len > 0 && r.p < b->data + b->len)
+    rc = run_record(s, &r);
   if (rc == 0 && commit) rc = tide_sqs_flush(s);
   if (rc && s->base.in_batch) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
