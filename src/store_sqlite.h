@@ -173,8 +173,8 @@ void tide_sqs_write_done(SqStore *s);
 **
 ** A new component's or intent's id is known at the call: ids are handed
 ** out from a counter read once as the table's largest id plus one (the
-** writer lock keeps other processes from writing meanwhile); a put that
-** would record a path twice fails its batch. A queued write that fails
+** writer lock keeps other processes from writing meanwhile); a put whose
+** path is recorded under another id fails its batch. A queued write that fails
 ** rolls its batch back, drops what was queued after it, and fails the
 ** next call, which reports it (as tide_store_flush_wait does): like the
 ** PostgreSQL store, whose batches fail the same way.
@@ -255,13 +255,13 @@ int tide_sqs_app_lookup(SqStore *s, const char *name, size_t name_len,
                         tide_StoreApp *app);
 int tide_sqs_app_each(SqStore *s, tide_StoreAppFn fn, void *arg);
 int tide_sqs_app_delete(SqStore *s, int64_t app_id);
-/* c->id 0: SQLite finds or makes the id; > 0: the row is written with
-** that id unless its path is recorded already (then that row is
-** updated). */
+/* c->id 0: the row at the path is updated, or inserted with an id SQLite
+** chooses; > 0: as tide_sqs_component_insert. */
 int tide_sqs_component_put(SqStore *s, const tide_StoreComponent *c,
                            int64_t *id);
-/* Inserts a component the caller knows is new, with the id c->id; fails
-** when its path is recorded already. */
+/* Writes the component with the id c->id (> 0): inserted when its path is
+** not recorded, updated when the path's row has that id; fails (and so
+** does its batch) when the path is recorded under another id. */
 int tide_sqs_component_insert(SqStore *s, const tide_StoreComponent *c);
 int tide_sqs_component_get(SqStore *s, int64_t app_id, const char *path,
                            size_t path_len, tide_StoreComponent *c);
