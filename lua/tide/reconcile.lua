@@ -29,7 +29,8 @@
 -- transaction; (2) once that commit is known, each container's upserts
 -- applied to the target in one call (one target transaction): a batch
 -- the run writes while components still run is applied when the next is
--- written, so that a store on a server commits it meanwhile (M.flush);
+-- written, so that the store commits it meanwhile (M.flush: PostgreSQL
+-- on its server, SQLite on its writer thread);
 -- (3) the intents deleted (or, when an
 -- apply failed, its states marked 1 in the same commit). The intent of a
 -- whole batch is one row: marking each state 1 and then 0 would write
@@ -308,7 +309,8 @@ end
 
 -- Records a submitted component with a status; returns its row id. The
 -- id it has already, or NEW_ID for one the store has not seen (the index
--- says which), lets a store on a server record it without waiting.
+-- says which), lets the store record it without waiting (PostgreSQL for
+-- its server, SQLite for its writer thread).
 local NEW_ID = -1
 local function put_component(run, frame, status)
   local fn, prev = frame.fn, frame.prev
@@ -356,8 +358,8 @@ local write_batch
 -- Writes the queued batch: intents, apply, then marks applied. defer:
 -- the batch's commit is sent but not waited for, and its changes are
 -- applied when the next batch is written (or at the next flush without
--- defer), so that the components after it run while a store on a server
--- commits it. Without defer, every batch written is applied on return.
+-- defer), so that the components after it run while the store commits
+-- it (on its server, or on its writer thread). Without defer, every batch written is applied on return.
 function M.flush(run, defer)
   if #run.batch == 0 and (defer or not run.unapplied) then return end
   if not take_turn(run) then return end
