@@ -332,9 +332,11 @@ function target.setup(spec, prev, owner)
   local t = table_ident(spec.name)
   local script = { "BEGIN;" }
   local function add(sql) script[#script + 1] = sql end
-  -- Made by tide for a store that is gone: made again, empty, for this
-  -- one, unless it is an adopted table.
-  if claimed == "orphan" and have and prev == nil and not spec.adopt then
+  -- Made by tide for a store that is gone, or by this store in a first
+  -- setup a kill interrupted before the store recorded it (unkeyed, and
+  -- holding nothing the store knows of): made again, empty, unless it is
+  -- an adopted table.
+  if claimed and have and prev == nil and not spec.adopt then
     add(fmt("DROP TABLE %s;", t))
     have = nil
   end

@@ -352,11 +352,12 @@ end
 
 local function setup_in(spec, prev, db, owner)
   local claimed = claim(spec, db, owner)
-  local orphan = claimed == "orphan"
   local have, other = table_columns(spec, db, spec.name)
-  -- Made by tide for a store that is gone (deleted to start over): made
-  -- again, empty, for this one, unless it is an adopted table.
-  if orphan and have and prev == nil and not spec.adopt then
+  -- Made by tide for a store that is gone (deleted to start over), or by
+  -- this store in a first setup a kill interrupted before the store
+  -- recorded it (it holds nothing the store knows of): made again, empty,
+  -- unless it is an adopted table.
+  if claimed and have and prev == nil and not spec.adopt then
     must(spec, db:exec("DROP TABLE IF EXISTS " .. ident(fts_name(spec))
       .. "; DROP TABLE " .. ident(spec.name)))
     have = nil

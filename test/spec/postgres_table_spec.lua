@@ -478,6 +478,40 @@ describe("postgres.table", function()
 end)
 
 describe("postgres.table under kill -9", function()
+  it("makes again a table whose first setup a kill cut short", function()
+    -- main kills the process once the table is declared (made unkeyed, to
+    -- be loaded); the store is then put back to what a kill between the
+    -- table's setup and the store's record of it leaves: no spec.
+    local d, update = project(([[
+local tide = require "tide"
+local postgres = require "tide.postgres"
+local Rec = tide.record("Rec", { { "id", "integer", key = true },
+                                 { "v", "string" } })
+local put = tide.fn("put", function(i, out)
+  out:row(Rec { id = i, v = "v" .. i })
+end)
+return tide.app("cut", function()
+  local out = postgres.table { conn = %q, name = "cut", schema = Rec }
+  if os.getenv("DIE") then os.execute("kill -9 $PPID") end
+  tide.mount_each(put, { 1, 2, 3 }, out)
+end)
+]]):format(conn))
+    local _, _, code = update("DIE=1")
+    assert.are_not.equal(0, code)
+    assert.are.same({ { n = 0 } }, rows("SELECT count(*)::int AS n FROM cut"))
+    local out, err, c = helpers.run("sqlite3 " .. q(d .. "/.tide/state.db")
+      .. " \"UPDATE containers SET spec = NULL, state = 1 WHERE kind = "
+      .. "'postgres.table'\"")
+    assert.are.equal(0, c, out .. err)
+    _, err, code = update()
+    assert.are.equal(0, code, err)
+    assert.are.same({ { id = 1, v = "v1" }, { id = 2, v = "v2" },
+                      { id = 3, v = "v3" } },
+                    rows("SELECT * FROM cut ORDER BY id"))
+    assert.are.same({ { n = 1 } }, rows("SELECT count(*)::int AS n FROM "
+      .. "pg_index WHERE indrelid = 'cut'::regclass AND indisprimary"))
+  end)
+
   it("converges to a clean run's rows", function()
     local n = 20000
     local source = ([[

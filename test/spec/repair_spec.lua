@@ -174,6 +174,32 @@ describe("self-repairing targets", function()
     assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
   end)
 
+  it("makes again a table whose first setup a kill cut short", function()
+    -- main kills the process once the table is declared; the store is
+    -- then put back to what a kill between the table's setup and the
+    -- store's record of it leaves: the table made and claimed, no spec.
+    local dir = setup()
+    local function with(fields)
+      return (pipeline():gsub('{ "text", "string" } }', fields .. " }", 1)
+        :gsub("(fs%.dir%(\"out/site\"%)%))", "%1\n  if os.getenv(\"DIE\") "
+          .. "then os.execute(\"kill -9 $PPID\") end", 1))
+    end
+    helpers.write(dir .. "/pipeline.lua", with('{ "text", "string" }'))
+    local _, _, code = helpers.run(("cd %s && DIE=1 %s update pipeline.lua "
+      .. "--quiet"):format(q(dir), q(helpers.tide)))
+    assert.are_not.equal(0, code)
+    local _, err, c = sql(dir .. "/.tide/state.db", "UPDATE containers SET "
+      .. "spec = NULL, state = 1 WHERE kind = 'sqlite.table'")
+    assert.are.equal(0, c, err)
+    assert.are.equal("0\n", (sql(dir .. "/out/docs.db",
+                                 "SELECT count(*) FROM docs")))
+    -- Its fields changed meanwhile: the table is tide's, made again.
+    helpers.write(dir .. "/pipeline.lua", with('{ "text", "string" }, '
+      .. '{ "n", tide.optional("integer") }'))
+    ok_update(dir)
+    assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
+  end)
+
   it("starts over when the state store is deleted", function()
     local dir = setup()
     ok_update(dir)
