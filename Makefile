@@ -124,7 +124,8 @@ tsan: deps
 	  SAN="-fsanitize=thread -fno-omit-frame-pointer" tsan-run
 
 tsan-run: all $(BUILD)/test/test_scheduler $(BUILD)/test/test_checkpointer \
-  $(BUILD)/test/test_index $(BUILD)/test/test_store
+  $(BUILD)/test/test_index $(BUILD)/test/test_store \
+  $(BUILD)/test/test_sqlite_db
 	@BUILD=$(BUILD) BUSTED=$(BUSTED) sh scripts/run-tsan.sh
 
 fuzz: deps

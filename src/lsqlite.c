@@ -8,6 +8,9 @@
 **   db:exec(sql) -> true | nil, err
 **   db:rows(sql) -> rows, column names | nil, err
 **   db:apply(plan, changes) -> true | nil, err   (see db_apply)
+**   db:apply_send(plan, changes) -> true | nil, err, db:apply_wait() ->
+**     true | nil, err: the same write on the connection's own thread
+**     (sqlite_send.h); every other method waits for it first
 **   db:stale() -> boolean, db:busy_timeout(ms), db:close()
 */
 #include <lauxlib.h>
@@ -24,19 +27,23 @@
 #include "lcore.h"
 #include "lrows.h"
 #include "sqlite_db.h"
+#include "sqlite_send.h"
 
 #define DB_TYPE "tide.SqliteDb"
 #define QUERY_TYPE "tide.SqliteQuery"
 
 typedef struct {
-  tide_SqliteDb *db; /* owned; NULL once closed */
+  tide_SqliteDb *db;    /* owned; NULL once closed */
+  tide_SqliteSend send; /* over db, while it is open */
 } Db;
 
 /* ---- Connections ---- */
 
+/* The connection is the caller's once a batch sent is written. */
 static Db *check_db(lua_State *L) {
   Db *d = luaL_checkudata(L, 1, DB_TYPE);
   if (d->db == NULL) luaL_argerror(L, 1, "database is closed");
+  tide_sqlite_send_settle(&d->send);
   return d;
 }
 
@@ -49,6 +56,7 @@ static int push_fail(lua_State *L, const tide_SqliteDb *db) {
 
 static int db_close(lua_State *L) {
   Db *d = luaL_checkudata(L, 1, DB_TYPE);
+  if (d->db) tide_sqlite_send_close(&d->send);
   tide_sqlite_db_close(d->db);
   d->db = NULL;
   return 0;
@@ -73,6 +81,7 @@ static int sqlite_open(lua_State *L) {
     lua_insert(L, -2);
     return 2;
   }
+  tide_sqlite_send_init(&d->send, d->db, alloc, ud);
   return 1;
 }
 
@@ -218,11 +227,63 @@ static int db_apply(lua_State *L) {
   return 1;
 }
 
+/*
+** db:apply_send(plan, changes): what db:apply does, on the connection's
+** own thread: the rows are converted and copied here, and written there
+** while the caller goes on. Returns true once they are sent, or nil and
+** the message of a row that cannot be converted (nothing is sent). The
+** outcome comes from db:apply_wait(), which must be called before the
+** next send (misuse otherwise).
+*/
+static int db_apply_send(lua_State *L) {
+  Db *d = check_db(L);
+  tide_RowPlan *s;
+  lua_Integer i, n;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  if (d->send.unreported)
+    return luaL_error(L, "db:apply_send: the outcome of the batch sent "
+                      "before was not waited for (db:apply_wait)");
+  s = tide_rowplan_push(L, 2); /* 4: scratch, 5: names, 6: types */
+  if (tide_sqlite_send_begin(&d->send, &s->table) != 0)
+    return luaL_error(L, "%s", d->send.msg);
+  n = luaL_len(L, 3);
+  for (i = 1; i <= n; i++) {
+    int is_delete;
+    lua_rawgeti(L, 3, i);
+    if (tide_rowplan_change(s, L, i, lua_gettop(L), 5, 6, &is_delete)) {
+      luaL_pushfail(L);
+      lua_pushstring(L, s->err);
+      return 2;
+    }
+    if (tide_sqlite_send_row(&d->send, is_delete, s->vals) != 0)
+      return luaL_error(L, "%s", d->send.msg);
+    lua_pop(L, 1);
+  }
+  tide_sqlite_send_go(&d->send);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int db_apply_wait(lua_State *L) {
+  Db *d = check_db(L);
+  if (tide_sqlite_send_wait(&d->send) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, d->send.msg);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void tide_lsqlite_open(lua_State *L) {
   static const luaL_Reg db_methods[] = {
     {"exec", db_exec},
     {"rows", db_rows},
     {"apply", db_apply},
+    {"apply_send", db_apply_send},
+    {"apply_wait", db_apply_wait},
     {"stale", db_stale},
     {"busy_timeout", db_busy_timeout},
     {"close", db_close},

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "checkpointer.h"
+#include "job.h"
 #include "store.h"
 #include "store_backend.h"
 
@@ -96,18 +97,6 @@ enum {
 
 typedef struct SqStore SqStore;
 
-/* The writer thread that runs a sent batch (store_sqlite_queue.c). */
-typedef struct SqWriter {
-  uv_thread_t thread;
-  uv_mutex_t lock;
-  uv_cond_t wake;            /* a batch was handed over, or stop */
-  uv_cond_t idle;            /* the batch handed over is done */
-  int started;
-  int busy;                  /* a batch is handed over and not done */
-  int stop;
-  int rc;                    /* the outcome of the last batch */
-} SqWriter;
-
 struct SqStore {
   tide_Store base;           /* first: the backend, for store.c */
   tide_Alloc alloc;
@@ -132,7 +121,7 @@ struct SqStore {
   int64_t next_intent_id;    /* the same for intents */
   int sent_rc;               /* the failure of the batch sent last */
   tide_Buf sent_msg;         /* its message, NUL-terminated */
-  SqWriter writer;
+  tide_Job writer;           /* runs a sent batch (store_sqlite_queue.c) */
 };
 
 /* Sets the store's message from fmt and returns code. */

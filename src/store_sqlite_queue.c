@@ -26,7 +26,6 @@
 ** Signals are blocked on the writer thread: they belong to the loop's.
 */
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -213,59 +212,14 @@ static int run_queue(SqStore *s, tide_Buf *b, int commit) {
 
 /* ---- The writer thread ---- */
 
-static void writer_main(void *arg) {
+/* The writer thread's job: the batch sent, and its commit. */
+static int write_sent(void *arg) {
   SqStore *s = arg;
-  SqWriter *w = &s->writer;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);
-  uv_mutex_lock(&w->lock);
-  for (;;) {
-    while (!w->busy && !w->stop) uv_cond_wait(&w->wake, &w->lock);
-    if (!w->busy) break;
-    uv_mutex_unlock(&w->lock);
-    {
-      int rc = run_queue(s, &s->sending, 1);
-      uv_mutex_lock(&w->lock);
-      w->rc = rc;
-    }
-    w->busy = 0;
-    uv_cond_signal(&w->idle);
-  }
-  uv_mutex_unlock(&w->lock);
-}
-
-static int writer_start(SqStore *s) {
-  SqWriter *w = &s->writer;
-  if (w->started) return 0;
-  if (uv_mutex_init(&w->lock) != 0) return TIDE_ENOMEM;
-  if (uv_cond_init(&w->wake) != 0) goto no_wake;
-  if (uv_cond_init(&w->idle) != 0) goto no_idle;
-  w->busy = w->stop = 0;
-  if (uv_thread_create(&w->thread, writer_main, s) != 0) goto no_thread;
-  w->started = 1;
-  return 0;
-no_thread:
-  uv_cond_destroy(&w->idle);
-no_idle:
-  uv_cond_destroy(&w->wake);
-no_wake:
-  uv_mutex_destroy(&w->lock);
-  return TIDE_ENOMEM;
+  return run_queue(s, &s->sending, 1);
 }
 
 void tide_sqs_writer_stop(SqStore *s) {
-  SqWriter *w = &s->writer;
-  if (!w->started) return;
-  uv_mutex_lock(&w->lock);
-  w->stop = 1;
-  uv_cond_signal(&w->wake);
-  uv_mutex_unlock(&w->lock);
-  uv_thread_join(&w->thread);
-  uv_cond_destroy(&w->idle);
-  uv_cond_destroy(&w->wake);
-  uv_mutex_destroy(&w->lock);
-  w->started = 0;
+  tide_job_stop(&s->writer);
 }
 
 /* Keeps the failure of the batch sent last, with its message, for
@@ -279,13 +233,9 @@ static int keep_sent_failure(SqStore *s, int rc) {
 
 /* Waits for the batch in flight; its outcome. */
 static int wait_writer(SqStore *s) {
-  SqWriter *w = &s->writer;
   int rc;
   if (!s->in_flight) return 0;
-  uv_mutex_lock(&w->lock);
-  while (w->busy) uv_cond_wait(&w->idle, &w->lock);
-  rc = w->rc;
-  uv_mutex_unlock(&w->lock);
+  rc = tide_job_wait(&s->writer);
   s->in_flight = 0;
   s->base.msg_fixed = 0;
   tide_ckpt_poll(s->ckpt);
@@ -332,7 +282,6 @@ int64_t tide_sqs_batch_writes(const SqStore *s) {
 }
 
 int tide_sqs_flush_send(SqStore *s) {
-  SqWriter *w = &s->writer;
   tide_Buf swap;
   int rc;
   if ((rc = wait_writer(s)) != 0) return failed(s, rc);
@@ -340,20 +289,22 @@ int tide_sqs_flush_send(SqStore *s) {
   if (s->queue.len == 0 && !s->base.in_batch) return 0;
   /* The writer thread may write a message, never allocate: the host's
   ** allocator need not be thread-safe. */
-  if (tide_store_msg_reserve(&s->base, WRITER_MSG_SIZE) != 0 ||
-      writer_start(s) != 0)
+  if (tide_store_msg_reserve(&s->base, WRITER_MSG_SIZE) != 0)
     return tide_sqs_flush(s);
   s->base.msg_fixed = 1;
   swap = s->sending;
   s->sending = s->queue;
   s->queue = swap;
+  if (tide_job_send(&s->writer, write_sent, s) != 0) {
+    /* No thread: committed here. */
+    swap = s->queue;
+    s->queue = s->sending;
+    s->sending = swap;
+    s->base.msg_fixed = 0;
+    return tide_sqs_flush(s);
+  }
   s->queued = 0;
   s->in_flight = 1;
-  uv_mutex_lock(&w->lock);
-  w->busy = 1;
-  w->rc = 0;
-  uv_cond_signal(&w->wake);
-  uv_mutex_unlock(&w->lock);
   return 0;
 }
 

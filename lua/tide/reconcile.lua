@@ -266,20 +266,49 @@ local function record_container_owner(run, frame, id)
   end
 end
 
--- Applies grouped changes per container: { [container] = { changes } }.
--- Returns the set of containers whose apply failed, with their errors.
-local function apply_all(run, groups, order)
+-- Applies a batch's grouped changes ({ [container] = { changes } }) per
+-- container, in order, into b.failed ({ [container] = message }). A type
+-- that writes in the background (apply_send, apply_wait: sqlite.table, on
+-- its connection's thread) is only sent its changes here, and listed in
+-- b.background for finish_apply to wait for.
+local function start_apply(run, b)
   local failed = {}
-  for _, container in ipairs(order) do
-    local list = groups[container]
+  b.failed = failed
+  for _, container in ipairs(b.order) do
+    local list, tt = b.groups[container], container.type
     if run.opts.preview then
       run:preview(container, list)
+    elseif tt.apply_send then
+      local ok, err = pcall(tt.apply_send, container.spec, list)
+      if ok then
+        b.background = b.background or {}
+        b.background[#b.background + 1] = container
+      else
+        failed[container] = tostring(err)
+      end
     else
-      local ok, err = pcall(container.type.apply, container.spec, list)
+      local ok, err = pcall(tt.apply, container.spec, list)
       if not ok then failed[container] = tostring(err) end
     end
   end
-  return failed
+end
+
+-- Waits for the changes start_apply sent to be written in the background.
+local function wait_background(b)
+  for _, container in ipairs(b.background or EMPTY) do
+    local ok, err = pcall(container.type.apply_wait, container.spec)
+    if not ok then b.failed[container] = tostring(err) end
+  end
+  b.background = nil
+end
+
+-- Applies grouped changes, each written before it returns; returns the
+-- containers whose apply failed, with their messages.
+local function apply_all(run, groups, order)
+  local b = { groups = groups, order = order }
+  start_apply(run, b)
+  wait_background(b)
+  return b.failed
 end
 
 local function group(groups, order, container, change)
@@ -361,7 +390,9 @@ local write_batch
 -- defer), so that the components after it run while the store commits
 -- it (on its server, or on its writer thread). Without defer, every batch written is applied on return.
 function M.flush(run, defer)
-  if #run.batch == 0 and (defer or not run.unapplied) then return end
+  if #run.batch == 0 and (defer or not (run.unapplied or run.applying)) then
+    return
+  end
   if not take_turn(run) then return end
   -- Taken now: it holds what was queued while this task waited its turn.
   local batch = run.batch
@@ -371,13 +402,14 @@ function M.flush(run, defer)
   if not ok then error(err, 0) end
 end
 
--- Applies a committed batch's changes to the targets, then queues in
--- the store's open batch what follows: its intents dropped, and the
--- states whose apply failed marked pending.
-local function apply_batch(run, b)
+-- Once a started batch's changes are written (waiting for those written
+-- in the background), queues in the store's open batch what follows: its
+-- intents dropped, and the states whose apply failed marked pending.
+local function finish_apply(run, b)
   local store, preview = run.store, run.opts.preview
   local groups, order = b.groups, b.order
-  local failed = apply_all(run, groups, order)
+  wait_background(b)
+  local failed = b.failed
   for _, container in ipairs(order) do
     local err = failed[container]
     local list = groups[container]
@@ -410,19 +442,36 @@ local function apply_batch(run, b)
   -- a crash before it costs only a rerun of this batch's owners.
 end
 
+local function apply_batch(run, b)
+  start_apply(run, b)
+  finish_apply(run, b)
+end
+
 -- The batch whose commit was sent last: once the store says it is
 -- committed, its changes are applied. A failed commit raises, and its
--- changes are not applied (its intents were rolled back with it).
-local function apply_sent(run)
+-- changes are not applied (its intents were rolled back with it). The
+-- batch before it, whose changes were being written in the background,
+-- is finished first (a container's batches are written in order); with
+-- defer, this one's background writes go on while the next components
+-- run, and its intents are dropped a batch later.
+local function apply_sent(run, defer)
   local b = run.unapplied
-  if not b then return end
   run.unapplied = nil
-  run.store:flush_wait()
-  apply_batch(run, b)
+  if b then run.store:flush_wait() end
+  local writing = run.applying
+  run.applying = nil
+  if writing then finish_apply(run, writing) end
+  if not b then return end
+  start_apply(run, b)
+  if defer and b.background then
+    run.applying = b
+  else
+    finish_apply(run, b)
+  end
 end
 
 function write_batch(run, batch, defer)
-  apply_sent(run)
+  apply_sent(run, defer)
   if #batch == 0 then return end
   local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}

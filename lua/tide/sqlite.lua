@@ -98,7 +98,26 @@ local connections = {}
 -- and so copies the log back.
 local anchors = {}
 
+-- Batches written on a connection's own thread (target.apply_send): the
+-- spec whose batch each connection has out, until apply_wait reports it;
+-- and the outcome (false, or the message) of a batch waited for early,
+-- because its connection was needed meanwhile (another table of the same
+-- database, a check that closed it), until its own apply_wait.
+local sent, outcomes = {}, {}
+
+-- Waits for the batch the connection to path has out, keeping its
+-- outcome: the connection is free for anything once this returns.
+local function settle(path)
+  local db = connections[path]
+  local spec = db and sent[db]
+  if not spec then return end
+  sent[db] = nil
+  local ok, err = db:apply_wait()
+  outcomes[spec] = not ok and err
+end
+
 local function connect(spec)
+  settle(spec.db)
   -- A live anchor to a file since deleted or replaced holds the old file
   -- open for nothing: it closes as soon as the path is used again (SQLite
   -- leaves the log alone when it closes on a file that was unlinked).
@@ -143,9 +162,11 @@ end
 function M.close_connections(live)
   for path, db in pairs(connections) do
     if live then anchor(path) end
+    sent[db] = nil
     db:close()
     connections[path] = nil
   end
+  outcomes = {}
 end
 
 -- Closes the anchors: the last connection to each database copies its log
@@ -407,6 +428,31 @@ function target.apply(spec, changes)
   if next(changes) == nil then return end
   local db = connect(spec)
   must(spec, db:apply(plan_of(spec), changes))
+end
+
+-- The same, on the connection's own thread: the engine goes on while
+-- SQLite writes, and learns the outcome from apply_wait(spec). A row that
+-- cannot be converted raises here, and nothing is written.
+function target.apply_send(spec, changes)
+  if next(changes) == nil then return end
+  local db = connect(spec)
+  must(spec, db:apply_send(plan_of(spec), changes))
+  sent[db] = spec
+end
+
+-- Waits for spec's batch sent last; raises if it was not written (then
+-- none of it was).
+function target.apply_wait(spec)
+  local early = outcomes[spec]
+  if early ~= nil then
+    outcomes[spec] = nil
+    if early then error(where(spec) .. ": " .. early, 0) end
+    return
+  end
+  local db = connections[spec.db]
+  if not db or sent[db] ~= spec then return end
+  sent[db] = nil
+  must(spec, db:apply_wait())
 end
 
 -- Whether the table is still there (the database file may have been

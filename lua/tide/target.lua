@@ -11,7 +11,12 @@
 -- says whether the container is still there (a run recreates and refills
 -- one that is gone). recover, optional, is called
 -- before a run that follows one that never finished (killed), to clean up
--- partial writes apply may have left (a temporary file). A container is one (type, spec) declared in a run; it
+-- partial writes apply may have left (a temporary file). apply_send(spec,
+-- changes) and apply_wait(spec), optional (sqlite.table's), do what apply
+-- does in the background: the engine sends a batch's changes once its
+-- commit is known, runs the next components meanwhile, and waits (the
+-- wait raises what apply would have) before it sends the container's
+-- next batch and drops the batch's intent. A container is one (type, spec) declared in a run; it
 -- is set up once per run when its spec changed, and batches of changes
 -- { key, value } (nil value = delete) are applied to it.
 local core = require "tide.core"

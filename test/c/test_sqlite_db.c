@@ -1,4 +1,5 @@
-/* The SQLite connector's C layer: connections, batches, queries. */
+/* The SQLite connector's C layer: connections, batches, queries, and
+** batches sent to a connection's own thread. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 
 #include "check.h"
 #include "sqlite_db.h"
+#include "sqlite_send.h"
 
 static char dir[64];
 
@@ -166,6 +168,61 @@ static void test_stale(void) {
   tide_sqlite_db_close(db);
 }
 
+/* A batch sent to the connection's thread: its rows copied at once, its
+** outcome kept through a settle and reported once, a second batch refused
+** until then. */
+static void test_send(void) {
+  tide_SqliteTable t = {"t", columns, 3, keys, 1, 0};
+  tide_SqliteDb *db;
+  tide_SqliteSend s;
+  tide_SqlValue row[3], key[1];
+  char id[8], out[256];
+  int i;
+  CHECK_EQ_INT(tide_sqlite_db_open(&db, path_of("send.db"),
+                                   TIDE_SQLITE_CREATE, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_sqlite_db_exec(db, "CREATE TABLE t (id TEXT NOT NULL, "
+               "n INTEGER NOT NULL CHECK (n < 100), body BLOB, PRIMARY KEY "
+               "(id))"), 0);
+  tide_sqlite_send_init(&s, db, NULL, NULL);
+  CHECK_EQ_INT(tide_sqlite_send_wait(&s), 0); /* nothing sent yet */
+  CHECK_EQ_INT(tide_sqlite_send_begin(&s, &t), 0);
+  for (i = 0; i < 50; i++) {
+    /* The same buffer for every row: the sender copies it. */
+    snprintf(id, sizeof id, "r%02d", i);
+    row[0] = text(id), row[1] = integer(i), row[2].type = TIDE_SQL_NULL;
+    CHECK_EQ_INT(tide_sqlite_send_row(&s, 0, row), 0);
+  }
+  key[0] = text("r07");
+  CHECK_EQ_INT(tide_sqlite_send_row(&s, 1, key), 0);
+  CHECK_EQ_INT(tide_sqlite_send_go(&s), 0);
+  CHECK_EQ_INT(tide_sqlite_send_wait(&s), 0);
+  CHECK_EQ_INT(dump(db, "SELECT count(*), sum(n) FROM t", out, sizeof out),
+               0);
+  CHECK(strcmp(out, "49|1218\n") == 0);
+  /* A row the database refuses: nothing of the batch is written. */
+  CHECK_EQ_INT(tide_sqlite_send_begin(&s, &t), 0);
+  row[0] = text("new"), row[1] = integer(1);
+  CHECK_EQ_INT(tide_sqlite_send_row(&s, 0, row), 0);
+  row[0] = text("big"), row[1] = integer(100);
+  CHECK_EQ_INT(tide_sqlite_send_row(&s, 0, row), 0);
+  CHECK_EQ_INT(tide_sqlite_send_go(&s), 0);
+  tide_sqlite_send_settle(&s);
+  CHECK_EQ_INT(dump(db, "SELECT count(*) FROM t WHERE id IN ('new', 'big')",
+                    out, sizeof out), 0);
+  CHECK(strcmp(out, "0\n") == 0);
+  CHECK_EQ_INT(tide_sqlite_send_begin(&s, &t), TIDE_EINVAL);
+  CHECK_EQ_INT(tide_sqlite_send_wait(&s), TIDE_EIO);
+  CHECK_STR_CONTAINS(s.msg, "CHECK constraint failed");
+  CHECK_EQ_INT(tide_sqlite_send_wait(&s), 0);
+  /* Usable again; a batch begun and never sent is dropped at close. */
+  CHECK_EQ_INT(tide_sqlite_send_begin(&s, &t), 0);
+  CHECK_EQ_INT(tide_sqlite_send_row(&s, 0, row), 0);
+  tide_sqlite_send_close(&s);
+  CHECK_EQ_INT(dump(db, "SELECT count(*) FROM t", out, sizeof out), 0);
+  CHECK(strcmp(out, "49\n") == 0);
+  tide_sqlite_db_close(db);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"open modes", test_open_modes},
@@ -173,6 +230,7 @@ int main(void) {
     {"staged batch", test_batch_staged},
     {"misuse", test_misuse},
     {"stale", test_stale},
+    {"send", test_send},
     {NULL, NULL},
   };
   char cmd[96];

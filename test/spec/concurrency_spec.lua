@@ -838,3 +838,73 @@ describe("writing to a folder target", function()
     end, "fs_apply: steps[1][3] must be an index into syncs")
   end)
 end)
+
+describe("writing to a sqlite.table target", function()
+  after_each(helpers.cleanup)
+
+  it("writes a sqlite.table batch on its connection's thread while the "
+     .. "next components run", function()
+    local dir = helpers.tmpdir()
+    local fs = require "tide.fs"
+    local sqlite = require "tide.sqlite"
+    for i = 1, 30 do
+      helpers.write(("%s/in/f%02d.txt"):format(dir, i), "text " .. i)
+    end
+    local Doc = tide.record("Doc", { { "path", "string", key = true },
+                                     { "text", "string" } })
+    local put = tide.fn("put", { memo = true }, function(file, docs)
+      docs:row(Doc { path = file.path, text = file:text() })
+    end)
+    local out = dir .. "/out.db"
+    local app = tide.app("sqlite_batches", function()
+      tide.mount_each(put, fs.walk(dir .. "/in"),
+                      sqlite.table { db = out, name = "docs", schema = Doc })
+    end)
+    local db = dir .. "/state.db"
+    local function rows()
+      local p = io.popen("sqlite3 " .. helpers.q(out)
+                         .. " 'SELECT path, text FROM docs ORDER BY path'")
+      local t = p:read("a")
+      p:close()
+      return t
+    end
+    local function want(skip)
+      local t = {}
+      for i = 1, 30 do
+        local path = ("f%02d.txt"):format(i)
+        if path ~= skip then
+          t[#t + 1] = path .. "|" .. (helpers.read(dir .. "/in/" .. path))
+        end
+      end
+      return table.concat(t, "\n") .. "\n"
+    end
+    local stats = assert(app:update { db = db, batch_size = 1 })
+    assert.are.equal(30, stats.targets.inserted)
+    assert.are.equal(want(), rows())
+    -- A row the database refuses, in one batch among many written in the
+    -- background: its component fails, the others' rows are written, and
+    -- the next run writes it once it is accepted.
+    os.execute("sqlite3 " .. helpers.q(out) .. " \"CREATE TRIGGER no_7 "
+      .. "BEFORE UPDATE ON docs WHEN new.path = 'f07.txt' BEGIN SELECT "
+      .. "RAISE(ABORT, 'no f07 today'); END\"")
+    for i = 1, 30 do
+      helpers.write(("%s/in/f%02d.txt"):format(dir, i), "edited " .. i)
+    end
+    local errors
+    stats, errors = app:update { db = db, batch_size = 1 }
+    assert.are.equal(29, stats.targets.updated)
+    assert.are.equal(1, stats.components.errors)
+    assert.matches("no f07 today", errors[1].message)
+    local before = want("f07.txt"):gsub("f06.txt|edited 6\n",
+                                       "%0f07.txt|text 7\n")
+    assert.are.equal(before, rows())
+    os.execute("sqlite3 " .. helpers.q(out) .. " 'DROP TRIGGER no_7'")
+    stats = assert(app:update { db = db, batch_size = 1 })
+    assert.are.equal(1, stats.targets.updated)
+    assert.are.equal(want(), rows())
+    stats = assert(app:update { db = db, batch_size = 1 })
+    assert.are.equal(30, stats.components.unchanged)
+    assert.are.equal(0, stats.targets.inserted + stats.targets.updated)
+    app:close()
+  end)
+end)

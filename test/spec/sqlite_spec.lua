@@ -586,6 +586,68 @@ describe("tide.sqlite", function()
       end)
     end
 
+    it("writes a batch in the background with apply's outcome", function()
+      local spec = chunk_spec {}
+      target.setup(spec, nil)
+      target.apply_send(spec, { chunk("a"), chunk("b"), del("b") })
+      target.apply_wait(spec)
+      assert.are.equal("a\n", sql(spec.db, "SELECT id FROM chunks"))
+      -- A failure on the connection's thread: nothing written, the same
+      -- message as apply's, reported once.
+      sql(spec.db, "CREATE TRIGGER no_b BEFORE INSERT ON chunks "
+        .. "WHEN new.id = 'b' BEGIN SELECT RAISE(ABORT, 'no b here'); END")
+      target.apply_send(spec, { chunk("c"), chunk("b") })
+      assert.are.equal(("sqlite.table chunks in %s: cannot write a row: no "
+        .. "b here"):format(spec.db), err_of(target.apply_wait, spec))
+      target.apply_wait(spec)
+      assert.are.equal("a\n", sql(spec.db, "SELECT id FROM chunks"))
+      -- A row that cannot be converted raises at the send; nothing is sent.
+      local bad = { chunk("d"), { key = { "e" }, value = { id = "e",
+                    file = "f", line = "x", text = "t" } } }
+      assert.are.equal(("sqlite.table chunks in %s: change 2: column line: "
+        .. "expected integer, got string"):format(spec.db),
+        err_of(target.apply_send, spec, bad))
+      target.apply_wait(spec)
+      assert.are.equal("a\n", sql(spec.db, "SELECT id FROM chunks"))
+    end)
+
+    it("keeps a background failure when the connection is used before "
+       .. "the wait", function()
+      local spec = chunk_spec {}
+      local other = (table_of { name = "other", schema = Chunk })
+      target.setup(spec, nil)
+      target.setup(other, nil)
+      sql(spec.db, "CREATE TRIGGER no_b BEFORE INSERT ON chunks "
+        .. "WHEN new.id = 'b' BEGIN SELECT RAISE(ABORT, 'no b here'); END")
+      target.apply_send(spec, { chunk("b") })
+      -- Another table of the same database, and a check through the same
+      -- connection, each wait for the batch out first.
+      target.apply_send(other, { chunk("x") })
+      assert.is_true(target.exists(spec))
+      target.apply_wait(other)
+      assert.matches("cannot write a row: no b here$",
+                     err_of(target.apply_wait, spec))
+      assert.are.equal("0\n", sql(spec.db, "SELECT count(*) FROM chunks"))
+      assert.are.equal("x\n", sql(spec.db, "SELECT id FROM other"))
+    end)
+
+    it("refuses a second send before the first is waited for", function()
+      local db = assert(require("tide.core").sqlite_open(dir .. "/send.db",
+                                                      "create"))
+      assert(db:exec("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)"))
+      local plan = { table = "t", keys = { 1 }, columns = {
+        { name = "k", kind = "text", nullable = false, type = "string" },
+        { name = "v", kind = "integer", nullable = true, type = "integer" } } }
+      local rows = { { key = { "a" }, value = { k = "a", v = 1 } } }
+      assert(db:apply_send(plan, rows))
+      assert.matches("db:apply_send: the outcome of the batch sent before "
+        .. "was not waited for %(db:apply_wait%)$",
+        err_of(db.apply_send, db, plan, rows))
+      assert.is_true(db:apply_wait())
+      assert.is_true(db:apply_wait()) -- nothing left to report
+      db:close()
+    end)
+
     it("names the column of a value that does not fit it", function()
       local V = tide.record("V", { { "k", "string", key = true },
                                    { "emb", tide.vector(2) },
