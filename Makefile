@@ -125,7 +125,7 @@ tsan: deps
 
 tsan-run: all $(BUILD)/test/test_scheduler $(BUILD)/test/test_checkpointer \
   $(BUILD)/test/test_index $(BUILD)/test/test_store \
-  $(BUILD)/test/test_sqlite_db
+  $(BUILD)/test/test_sqlite_db $(BUILD)/test/test_readahead
 	@BUILD=$(BUILD) BUSTED=$(BUSTED) sh scripts/run-tsan.sh
 
 fuzz: deps

@@ -1,8 +1,9 @@
 #!/bin/sh
 # `make tsan`: the concurrency code under ThreadSanitizer. Runs the
 # scheduler's, the checkpointer's, the index's, the store's and the
-# SQLite connector's C tests (the SQLite store commits on a writer thread,
-# a sqlite.table batch is written on its connection's) and the concurrency,
+# SQLite connector's and the read-ahead's C tests (the SQLite store
+# commits on a writer thread, a sqlite.table batch is written on its
+# connection's, a walk's files are read ahead on one) and the concurrency,
 # parallel, live and crash-protocol specs with a -fsanitize=thread build
 # (the specs' tide processes are that build too);
 # any ThreadSanitizer report fails the run. Ends with "N passed, N failed".
@@ -19,7 +20,7 @@ run() { setarch "$(uname -m)" -R "$@"; }
 failed=0
 passed=0
 for t in test_scheduler test_checkpointer test_index test_store \
-         test_sqlite_db; do
+         test_sqlite_db test_readahead; do
   if run "$BUILD/test/$t" >"$log" 2>&1; then
     passed=$((passed + 1))
   else

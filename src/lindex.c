@@ -16,6 +16,7 @@
 #include "index.h"
 #include "index_each.h"
 #include "lcore.h"
+#include "readahead.h"
 
 #define INDEX_TYPE "tide.Index"
 #define CHANGED_TYPE "tide.IndexChanged"
@@ -44,12 +45,38 @@ typedef struct {
   ** for the files the walk did not read; the strings follow the records. */
   tide_IndexWalk spec;
   tide_Buf scratch;
+  /* The files the walk did not read, read ahead of changed:next. */
+  tide_ReadAhead ahead;
+  size_t ahead_at;  /* the next record the read-ahead has not seen */
+  int ahead_on;     /* ahead was initialized */
 } Changed;
 
 /* A record's size: the struct, the path and its NUL, padded to 8. */
 static size_t record_size(const tide_IndexChanged *c) {
   size_t total = sizeof *c + c->len + 1;
   return total + (8 - total % 8) % 8;
+}
+
+/* The read-ahead's candidates (readahead.h): the files the walk did not
+** read, small enough to be read in one go, keyed by their record's
+** offset. */
+static int ahead_next(void *ud, size_t *key, const char **path, size_t *len,
+                      int64_t *size) {
+  Changed *cur = ud;
+  while (cur->ahead_at < cur->records.len) {
+    tide_IndexChanged c;
+    size_t at = cur->ahead_at;
+    memcpy(&c, cur->records.data + at, sizeof c);
+    cur->ahead_at += record_size(&c);
+    if (c.kind == TIDE_WALK_FILE && c.deferred && c.size < TIDE_LARGE_FILE) {
+      *key = at;
+      *path = (const char *)cur->records.data + at + sizeof c;
+      *len = c.len;
+      *size = c.size;
+      return 1;
+    }
+  }
+  return 0;
 }
 
 /* The index at 1, once loaded; walk_box does not wait. */
@@ -496,12 +523,22 @@ static int index_walk(lua_State *L) {
     memcpy(&c, cur->records.data + at, sizeof c);
     if (c.kind == TIDE_WALK_FILE) cur->files++;
   }
+  {
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    /* Without its memory the files are read as they are taken. */
+    cur->ahead_on = 1;
+    tide_readahead_init(&cur->ahead, spec.dir, dir_len, ahead_next, cur,
+                        alloc, ud);
+  }
   lua_pushinteger(L, (lua_Integer)unchanged);
   return 2;
 }
 
 static int changed_gc(lua_State *L) {
   Changed *cur = luaL_checkudata(L, 1, CHANGED_TYPE);
+  if (cur->ahead_on) tide_readahead_close(&cur->ahead);
+  cur->ahead_on = 0;
   tide_buf_close(&cur->records);
   tide_buf_close(&cur->scratch);
   return 0;
@@ -535,8 +572,10 @@ static int changed_files(lua_State *L) {
 ** path, dir, abs, size, mtime, mtime_ns, inode, _walk }, where _walk is
 ** true for a file the walk did not read, else the component's input
 ** fingerprint (absent for a file that could not be read: its component
-** fails reading it); or false, path, errno for a part the walk could not
-** read;
+** fails reading it); a file the walk did not read but the read-ahead did
+** has its bytes in _content and their fingerprint in _content_fp (fs.lua
+** reads them from there); or false, path, errno for a part the walk
+** could not read;
 ** or nil at the end. */
 static int changed_next(lua_State *L) {
   Changed *cur = luaL_checkudata(L, 1, CHANGED_TYPE);
@@ -546,10 +585,17 @@ static int changed_next(lua_State *L) {
   tide_IndexChanged c;
   const char *path;
   luaL_Buffer abs;
+  size_t at;
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (cur->at >= cur->records.len) return 0;
-  memcpy(&c, data + cur->at, sizeof c);
-  path = (const char *)data + cur->at + sizeof c;
+  if (cur->at >= cur->records.len) {
+    /* The end: the read-ahead's thread and buffers go now. */
+    if (cur->ahead_on) tide_readahead_close(&cur->ahead);
+    cur->ahead_on = 0;
+    return 0;
+  }
+  at = cur->at;
+  memcpy(&c, data + at, sizeof c);
+  path = (const char *)data + at + sizeof c;
   cur->at += record_size(&c);
   if (c.kind != TIDE_WALK_FILE) {
     lua_pushboolean(L, 0);
@@ -557,7 +603,7 @@ static int changed_next(lua_State *L) {
     lua_pushinteger(L, c.error);
     return 3;
   }
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, c.deferred ? 10 : 8);
   lua_pushlstring(L, path, c.len);
   lua_setfield(L, -2, "path");
   lua_pushvalue(L, 3);
@@ -577,8 +623,17 @@ static int changed_next(lua_State *L) {
   lua_pushinteger(L, c.inode);
   lua_setfield(L, -2, "inode");
   if (c.deferred) {
+    const uint8_t *bytes, *fp;
+    size_t len;
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "_walk");
+    if (cur->ahead_on &&
+        tide_readahead_take(&cur->ahead, at, &bytes, &len, &fp)) {
+      lua_pushlstring(L, (const char *)bytes, len);
+      lua_setfield(L, -2, "_content");
+      lua_pushlstring(L, (const char *)fp, TIDE_FP_SIZE);
+      lua_setfield(L, -2, "_content_fp");
+    }
   } else if (c.has_fp) {
     lua_pushlstring(L, (const char *)c.input, TIDE_FP_SIZE);
     lua_setfield(L, -2, "_walk");

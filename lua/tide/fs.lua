@@ -71,9 +71,16 @@ local LARGE_FILE = core.large_file
 -- A file the walk did not read (file._walk == true: its component runs
 -- whatever its content) is fingerprinted from the bytes read here, the
 -- fingerprint kept in the same field, so that a run reads it once (see
--- the walk fast path, index_walk.h).
+-- the walk fast path, index_walk.h). The walk's read-ahead (readahead.h)
+-- may have read it already, on its thread: its bytes and their
+-- fingerprint are then in _content and _content_fp.
 local function read(file)
   local unread = file._walk == true
+  local content = file._content
+  if content then
+    if unread then file._walk = file._content_fp end
+    return content
+  end
   if (file.size or 0) >= LARGE_FILE then
     local s, fp = read_file(file.abs, unread)
     if not s then error(fp, 0) end

@@ -424,9 +424,10 @@ function Run:file_fp(file)
     self.index:file_fp(self.store, self.app_id, source, file.path,
                        file.size, file.mtime_ns, file.inode)
   if fp then return fp end
-  -- What the component read of a file the walk did not read (fs.lua), or
-  -- the file read now.
+  -- What the component read of a file the walk did not read (fs.lua),
+  -- what the walk's read-ahead read of it, or the file read now.
   fp = file._walk
+  if type(fp) ~= "string" then fp = file._content_fp end
   if type(fp) ~= "string" then
     local err
     if (file.size or 0) >= core.large_file then

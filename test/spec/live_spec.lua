@@ -354,7 +354,13 @@ end)
     helpers.write(dir .. "/feed.txt", "a ALPHA\nc gamma\nd delta\n")
     reaches(dir, { a = "ALPHA", c = "gamma", d = "delta" }, 10)
     -- The cycle processed the three keys emitted and kept the fourth,
-    -- without listing the source.
+    -- without listing the source. Its rows are written before its report
+    -- is: both are waited for.
+    wait_for(function()
+      local l = cycles(dir)
+      local c = #l >= 2 and l[#l].components
+      return c and c.added + c.reprocessed + c.deleted > 0
+    end, 10)
     local list = cycles(dir)
     local last = list[#list]
     assert.are.same({ added = 1, reprocessed = 1, deleted = 1,
