@@ -185,6 +185,8 @@ end
 -- of it (or the file read now).
 local function deferred_input(run, frame)
   local file = frame.args[1]
+  -- What the read-ahead read and the component did not take is let go.
+  file._content = nil
   return frame.defer_input:input(file.abs, run:file_fp(file))
 end
 

@@ -78,6 +78,9 @@ local function read(file)
   local unread = file._walk == true
   local content = file._content
   if content then
+    -- Taken once: the File does not keep the bytes alive while its
+    -- component's batch is written; a second read reads the file.
+    file._content = nil
     if unread then file._walk = file._content_fp end
     return content
   end

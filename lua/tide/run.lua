@@ -427,7 +427,10 @@ function Run:file_fp(file)
   -- What the component read of a file the walk did not read (fs.lua),
   -- what the walk's read-ahead read of it, or the file read now.
   fp = file._walk
-  if type(fp) ~= "string" then fp = file._content_fp end
+  if type(fp) ~= "string" and file._content_fp then
+    fp = file._content_fp
+    file._walk = fp
+  end
   if type(fp) ~= "string" then
     local err
     if (file.size or 0) >= core.large_file then
