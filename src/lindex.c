@@ -385,8 +385,8 @@ static const char *field_string(lua_State *L, int t, const char *k,
 }
 
 /* index:walk{ store, app_id, dir, source, base, logic, file_type, extra,
-** nargs, include, exclude, follow_symlinks, ready, changes } -> changed,
-** unchanged
+** nargs, include, exclude, follow_symlinks, ready, changes, read_ahead }
+** -> changed, unchanged
 ** where changed is a cursor over the files the engine must mount (a copy
 ** of the walk's compact records: a Lua table is made per file only when
 ** the engine takes it, changed:next), which also computes the input of a
@@ -396,12 +396,13 @@ static const char *field_string(lua_State *L, int t, const char *k,
 ** is called once the index is loaded, before the walk reads it: while it
 ** loads, the folder is listed. changes, a list of relative paths, makes
 ** it the live walk of what changed (tide_index_walk_changes), which walks
-** the whole folder when it must. */
+** the whole folder when it must. read_ahead = false: changed:next does
+** not read the files ahead (readahead.h). */
 static int index_walk(lua_State *L) {
   Box *b = walk_box(L);
   tide_IndexWalk spec;
   tide_IndexListing listing, *listed = NULL;
-  int changes = 0;
+  int changes = 0, read_ahead;
   size_t dir_len, logic_len, unchanged = 0, at;
   tide_IndexChanged c;
   Changed *cur;
@@ -432,6 +433,9 @@ static int index_walk(lua_State *L) {
   lua_pop(L, 1);
   lua_getfield(L, 2, "follow_symlinks");
   spec.flags = lua_toboolean(L, -1) ? TIDE_WALK_FOLLOW_SYMLINKS : 0;
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "read_ahead");
+  read_ahead = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);
   lua_getfield(L, 2, "include");
   spec.include = tide_lfs_globs(L, -1);
@@ -523,7 +527,7 @@ static int index_walk(lua_State *L) {
     memcpy(&c, cur->records.data + at, sizeof c);
     if (c.kind == TIDE_WALK_FILE) cur->files++;
   }
-  {
+  if (read_ahead) {
     void *ud;
     lua_Alloc alloc = lua_getallocf(L, &ud);
     /* Without its memory the files are read as they are taken. */

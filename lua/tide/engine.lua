@@ -835,6 +835,8 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
     include = include, exclude = exclude,
     follow_symlinks = items.follow_symlinks,
     ready = function() run:index_ready() end,
+    -- A shared update's lead hands most files to workers, which read them.
+    read_ahead = run.share == nil,
   }
   -- Live mode: a folder the session's last cycle walked with the same
   -- components is walked for the paths file events named only.

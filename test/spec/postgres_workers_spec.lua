@@ -201,12 +201,12 @@ describe("an update shared by workers", function()
   it("takes a killed worker's items over, each committed once",
      function()
     local d, clean = project(150), project(150)
-    update(clean, location("clean_kill"), "", "SLEEP_MS=10")
+    update(clean, location("clean_kill"), "", "SLEEP_MS=40")
     local db = location("killed")
     -- The store's components, counted as each commit writes them.
     must(postgres.query(conn, "CREATE SCHEMA killed"))
     must(postgres.query(conn, "CREATE TABLE public.killed_audit(path bytea)"))
-    update(d, db, "", "SLEEP_MS=10") -- makes the schema
+    update(d, db, "", "SLEEP_MS=40") -- makes the schema
     must(postgres.query(conn, "CREATE FUNCTION killed_audit() RETURNS "
       .. "trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO "
       .. "public.killed_audit VALUES (NEW.path); RETURN NEW; END $$"))
@@ -219,7 +219,11 @@ describe("an update shared by workers", function()
       helpers.write(("%s/docs/d%03d.txt"):format(clean, i), text)
     end
     local out = os.tmpname()
-    local lead = io.popen(("cd %s && SLEEP_MS=10 %s update pipeline.lua "
+    -- 40 ms a component (in every run here: the pause is part of the
+    -- function's logic): the work lasts long enough (about 3 s) for both
+    -- workers to be seen claiming, however slowly they start (a sanitizer
+    -- build, a busy machine).
+    local lead = io.popen(("cd %s && SLEEP_MS=40 %s update pipeline.lua "
       .. "--db %s --workers 2 --lease 1 --max-inflight 2 --json > %s; "
       .. "echo $?"):format(q(d), helpers.tide, q(db), q(out)))
     -- Once both work, one of them dies.
@@ -240,7 +244,7 @@ describe("an update shared by workers", function()
     os.remove(out)
     assert.are.equal(150, r.components.reprocessed)
     assert.are.equal(0, r.components.errors)
-    update(clean, location("clean_kill"), "", "SLEEP_MS=10")
+    update(clean, location("clean_kill"), "", "SLEEP_MS=40")
     assert.are.equal(target_rows(clean), target_rows(d))
     -- Every component was committed; twice only when the lead ran it
     -- again because the dead worker's last batch never reached the
@@ -256,7 +260,7 @@ describe("an update shared by workers", function()
     assert.are.equal(150, #rows("SELECT DISTINCT path FROM killed_audit "
                                 .. "WHERE path <> ''::bytea"))
     -- And a run after it has nothing to do.
-    local again = update(d, db, "", "SLEEP_MS=10")
+    local again = update(d, db, "", "SLEEP_MS=40")
     assert.are.equal(150, again.components.unchanged)
     assert.are.equal(0, again.targets.inserted + again.targets.updated)
   end)
