@@ -839,6 +839,59 @@ describe("writing to a folder target", function()
   end)
 end)
 
+describe("reading a walk's files ahead", function()
+  after_each(helpers.cleanup)
+
+  it("hands each component its file's bytes as it was read, once",
+     function()
+    local dir = helpers.tmpdir()
+    local fs = require "tide.fs"
+    -- More files than two windows of the read-ahead (64 each).
+    for i = 1, 200 do
+      helpers.write(("%s/in/f%03d.txt"):format(dir, i), "text " .. i)
+    end
+    local seen, again = {}, {}
+    local work = tide.fn("read_ahead", { memo = true }, function(file)
+      seen[file.path] = file:text()
+      if file.path == "f150.txt" then
+        -- Changed on disk once read: a second read reads the file, and
+        -- the run keeps the fingerprint of what the first read gave.
+        helpers.write(dir .. "/in/f150.txt", "changed")
+        again[file.path] = file:text()
+      end
+    end)
+    local app = tide.app("read_ahead_app", function()
+      tide.mount_each(work, fs.walk(dir .. "/in"))
+    end)
+    local db = dir .. "/state.db"
+    local stats = assert(app:update { db = db })
+    assert.are.equal(200, stats.components.added)
+    for i = 1, 200 do
+      local path = ("f%03d.txt"):format(i)
+      assert.are.equal("text " .. i, seen[path])
+    end
+    assert.are.equal("changed", again["f150.txt"])
+    -- The file states hold the fingerprints of the bytes handed over.
+    local core = require "tide.core"
+    local store = assert(core.store_open(db, "read"))
+    local app_id = store:apps()[1].id
+    local items = store:source_items(app_id, "fs:" .. dir .. "/in")
+    store:close()
+    assert.are.equal(core.fingerprint_bytes("text 1"),
+                     items["f001.txt"].content_fp)
+    assert.are.equal(core.fingerprint_bytes("text 150"),
+                     items["f150.txt"].content_fp)
+    -- The file changed after its first read: the next run runs it again,
+    -- and only it.
+    seen = {}
+    stats = assert(app:update { db = db })
+    assert.are.equal(1, stats.components.reprocessed)
+    assert.are.equal(199, stats.components.unchanged)
+    assert.are.equal("changed", seen["f150.txt"])
+    app:close()
+  end)
+end)
+
 describe("writing to a sqlite.table target", function()
   after_each(helpers.cleanup)
 
