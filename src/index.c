@@ -537,9 +537,8 @@ static int take_note(void *arg, const char *path, size_t len, int64_t id) {
   return tide_hashmap_put(&n->paths, path, len, 1, NULL);
 }
 
-/* The store's view of an entry, for add_entry. */
-static void entry_view(tide_Index *ix, const tide_IndexEntry *e,
-                       tide_StoreComponent *c) {
+void tide_index_view(const tide_Index *ix, const tide_IndexEntry *e,
+                     tide_StoreComponent *c) {
   memset(c, 0, sizeof *c);
   c->id = e->id;
   c->path = tide_index_path(ix, e);
@@ -700,7 +699,7 @@ static int refresh(tide_Index *ix, tide_Store *s, int64_t app_id,
     tide_StoreComponent c;
     if (tide_hashmap_get(&notes.paths, tide_index_path(ix, e), e->path_len))
       continue;
-    entry_view(ix, e, &c);
+    tide_index_view(ix, e, &c);
     rc = add_entry(fresh, &c);
   }
   for (i = 0; i < notes.paths.cap && rc == 0; i++) {

@@ -122,6 +122,11 @@ const char *tide_index_path(const tide_Index *ix, const tide_IndexEntry *e);
 tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
                                  size_t len);
 tide_IndexEntry *tide_index_find_id(tide_Index *ix, int64_t id);
+/* What the store recorded of e when the index loaded it: its id, path,
+** status and logic, input and deps fingerprints (borrowed from the index,
+** valid until its next load); the other fields are zero. */
+void tide_index_view(const tide_Index *ix, const tide_IndexEntry *e,
+                     tide_StoreComponent *c);
 
 /* Marks the entry at path and every entry below it (path + "/") as
 ** unchanged, unless already marked; returns how many it marked. Paths of

@@ -172,6 +172,39 @@ static int index_find(lua_State *L) {
   return 1;
 }
 
+/* index:prev(path) -> nil, or what the store recorded of the component
+** when the index loaded it: { id, path, status, logic, input, deps_fp },
+** the fingerprints as 16 raw bytes or nil. */
+static int index_prev(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  tide_IndexEntry *e = tide_index_find(b->ix, path, len);
+  tide_StoreComponent c;
+  if (e == NULL) return 0;
+  tide_index_view(b->ix, e, &c);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)c.id);
+  lua_setfield(L, -2, "id");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "path");
+  lua_pushinteger(L, c.status);
+  lua_setfield(L, -2, "status");
+  if (c.logic_fp) {
+    lua_pushlstring(L, (const char *)c.logic_fp, TIDE_FP_SIZE);
+    lua_setfield(L, -2, "logic");
+  }
+  if (c.input_fp) {
+    lua_pushlstring(L, (const char *)c.input_fp, TIDE_FP_SIZE);
+    lua_setfield(L, -2, "input");
+  }
+  if (c.deps_fp) {
+    lua_pushlstring(L, (const char *)c.deps_fp, TIDE_FP_SIZE);
+    lua_setfield(L, -2, "deps_fp");
+  }
+  return 1;
+}
+
 /* index:path_of(id) -> path or nil */
 static int index_path_of(lua_State *L) {
   Box *b = check_box(L);
@@ -736,7 +769,8 @@ static int each_list(lua_State *L) {
 
 void tide_lindex_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"load", index_load}, {"count", index_count}, {"find", index_find}, {"path_of", index_path_of},
+    {"load", index_load}, {"count", index_count}, {"find", index_find},
+    {"prev", index_prev}, {"path_of", index_path_of},
     {"close", index_gc},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"keep_below", index_keep_below},

@@ -389,7 +389,7 @@ int tide_store_memo_refs_each(tide_Store *s, int64_t component_id,
 int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_memo_refs_clear(pg(s), component_id);
-  return tide_sqs_memo_refs_clear(sq(s), component_id);
+  return tide_sqs_queue_memo_refs_clear(sq(s), component_id);
 }
 
 int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,

@@ -149,7 +149,8 @@ void tide_sqs_write_done(SqStore *s);
 /*
 ** Queued writes (store_sqlite_queue.c). The writes every component makes
 ** (its record, its target and source states, its memo entries and
-** references, the batch's intents) are not run at the call: each is
+** references and the clearing of its old ones, the batch's intents) are
+** not run at the call: each is
 ** copied, in call order, into the store's queue, and the queue runs at
 ** the next call that needs the connection (any read, any other write, a
 ** commit), on that call's thread, before that call, or, at
@@ -175,6 +176,15 @@ void tide_sqs_write_done(SqStore *s);
 ** failure of a queued write, the batch rolled back. */
 int tide_sqs_sync(SqStore *s);
 
+/* Before a read: on the loop's thread of a store that holds its writer
+** lock, a read outside a batch opens one, as a write would. A read on
+** its own takes SQLite's locks and a snapshot for itself, several times
+** what the read costs inside a transaction; the batch is committed as
+** any is (tide_sqs_flush_send, tide_sqs_flush), and holds only what was
+** written. Elsewhere (the writer thread, a read-only or unlocked store,
+** a batch already open) it does nothing. */
+int tide_sqs_read_begin(SqStore *s);
+
 /* Queue the writes of store.h's functions of the same names. */
 int tide_sqs_queue_component(SqStore *s, const tide_StoreComponent *c,
                              int64_t *id);
@@ -183,6 +193,7 @@ int tide_sqs_queue_source(SqStore *s, const tide_StoreSourceItem *item);
 int tide_sqs_queue_memo(SqStore *s, const tide_StoreMemo *m);
 int tide_sqs_queue_memo_ref(SqStore *s, int64_t app_id, int64_t component_id,
                             const uint8_t *key);
+int tide_sqs_queue_memo_refs_clear(SqStore *s, int64_t component_id);
 int tide_sqs_queue_intent(SqStore *s, int64_t app_id, int64_t container_id,
                           const void *keys, size_t keys_len, int64_t *id);
 int tide_sqs_queue_intent_delete(SqStore *s, int64_t id);

@@ -39,7 +39,8 @@ enum {
   OP_MEMO,
   OP_MEMO_REF,
   OP_INTENT,
-  OP_INTENT_DELETE
+  OP_INTENT_DELETE,
+  OP_MEMO_REFS_CLEAR
 };
 
 static _Thread_local int running_queue;
@@ -172,6 +173,8 @@ static int run_record(SqStore *s, Reader *r) {
   }
   case OP_INTENT_DELETE:
     return tide_sqs_intent_delete(s, get_i64(r));
+  case OP_MEMO_REFS_CLEAR:
+    return tide_sqs_memo_refs_clear(s, get_i64(r));
   default:
     return tide_sqs_fail(s, TIDE_EINVAL, "%s: unknown queued write %d",
                          s->path, kind);
@@ -274,6 +277,13 @@ int tide_sqs_sync(SqStore *s) {
   s->queued = 0;
   if ((rc = run_queue(s, &s->queue, 0)) != 0) return failed(s, rc);
   return 0;
+}
+
+int tide_sqs_read_begin(SqStore *s) {
+  if (running_queue || s->base.in_batch || s->flags != TIDE_STORE_WRITE ||
+      s->lock_fd < 0)
+    return 0;
+  return tide_sqs_write_begin(s);
 }
 
 int64_t tide_sqs_batch_writes(const SqStore *s) {
@@ -442,6 +452,13 @@ int tide_sqs_queue_memo_ref(SqStore *s, int64_t app_id, int64_t component_id,
   if (rc) return rc;
   return record_end(s, start, put_i64(b, app_id) ||
                                 put_i64(b, component_id) || put_fp(b, key));
+}
+
+int tide_sqs_queue_memo_refs_clear(SqStore *s, int64_t component_id) {
+  size_t start;
+  int rc = record_begin(s, OP_MEMO_REFS_CLEAR, &start);
+  if (rc) return rc;
+  return record_end(s, start, put_i64(&s->queue, component_id));
 }
 
 int tide_sqs_queue_intent(SqStore *s, int64_t app_id, int64_t container_id,

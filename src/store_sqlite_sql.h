@@ -100,7 +100,12 @@ static inline int run(SqStore *s, sqlite3_stmt *st, const char *what) {
 ** the store, so the caller borrows its columns; TIDE_ENOTFOUND if none. */
 static inline int get_row(SqStore *s, sqlite3_stmt *st,
                           const char *what) {
-  int rc = sqlite3_step(st);
+  int rc = tide_sqs_read_begin(s);
+  if (rc) {
+    sqlite3_reset(st);
+    return rc;
+  }
+  rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     s->held = st;
     return 0;
@@ -131,7 +136,11 @@ typedef int (*Emit)(sqlite3_stmt *st, const void *cb, void *arg);
 
 static inline int each(SqStore *s, sqlite3_stmt *st, const char *what,
                 Emit emit, const void *cb, void *arg) {
-  int rc;
+  int rc = tide_sqs_read_begin(s);
+  if (rc) {
+    sqlite3_reset(st);
+    return rc;
+  }
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     rc = emit(st, cb, arg);
     if (rc) {

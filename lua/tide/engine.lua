@@ -213,8 +213,10 @@ local function unchanged(run, frame, prev)
      or run.forced[frame.path] or not frame.fn.memo or frame.refresh then
     return false
   end
-  if prev.fn ~= frame.fn.name or prev.logic ~= frame.fn:logic_raw()
-     or prev.input ~= frame.input then
+  -- The input and the logic first: the index has them (Run:prev_row),
+  -- and a component whose input changed needs nothing else of its row.
+  if prev.input ~= frame.input or prev.logic ~= frame.fn:logic_raw()
+     or prev.fn ~= frame.fn.name then
     return false
   end
   local state = prev.state and decode(prev.state)

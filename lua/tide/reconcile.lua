@@ -239,11 +239,12 @@ function M.submit(run, frame)
 end
 
 -- Records which memo entries the component uses now; those it used before
--- and no longer does become candidates for collection.
-local function record_memo_refs(run, frame, id)
+-- (old_refs, read by write_batch) and no longer does become candidates for
+-- collection.
+local function record_memo_refs(run, frame, id, old_refs)
   local store = run.store
-  if frame.prev then
-    for _, k in ipairs(store:memo_refs(id)) do run.memo_candidates[k] = true end
+  if old_refs then
+    for _, k in ipairs(old_refs) do run.memo_candidates[k] = true end
     store:memo_refs_clear(id)
   end
   local cache = run.memo_hits
@@ -475,6 +476,19 @@ function write_batch(run, batch, defer)
   if #batch == 0 then return end
   local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}
+  -- The memo entries the batch's components used before, read before the
+  -- batch's first write: a read after it would run the writes queued so
+  -- far on this thread, and wait for the store's writer (the SQLite
+  -- store's queue), at every component.
+  -- So is the rest of their previous rows (Run:keep_prev_row).
+  local old_refs = {}
+  for b = 1, #batch do
+    local frame = batch[b]
+    if frame.prev then
+      run:keep_prev_row(frame)
+      old_refs[b] = store:memo_refs(frame.id or frame.prev.id)
+    end
+  end
   for b = 1, #batch do
     local frame = batch[b]
     local id = put_component(run, frame,
@@ -484,7 +498,7 @@ function write_batch(run, batch, defer)
     if frame.work_item then
       store:work_done(frame.work_item, run.share.worker_id)
     end
-    record_memo_refs(run, frame, id)
+    record_memo_refs(run, frame, id, old_refs[b])
     record_container_owner(run, frame, id)
     -- Released in the same transaction as the component's new state, so a
     -- crash cannot forget to delete them.

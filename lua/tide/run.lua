@@ -10,8 +10,8 @@ local reconcile = require "tide.reconcile"
 local verify = require "tide.verify"
 local sharemod = require "tide.share"
 
-local type, error, pairs, ipairs, tostring, setmetatable, pcall =
-  type, error, pairs, ipairs, tostring, setmetatable, pcall
+local type, error, pairs, ipairs, tostring, setmetatable, pcall, rawget =
+  type, error, pairs, ipairs, tostring, setmetatable, pcall, rawget
 local fmt, concat = string.format, table.concat
 local encode, decode = core.cbor_encode, core.cbor_decode
 
@@ -174,10 +174,52 @@ function Run:find_gone_containers()
   end
 end
 
--- What the store remembers of the component at path, or nil.
+-- Fills a row prev_row made with the rest of what the store recorded.
+local function read_rest(run, prev)
+  setmetatable(prev, nil)
+  local row = run.store:component(run.app_id, prev.path)
+  if not row then return nil end
+  for k, v in pairs(row) do
+    if rawget(prev, k) == nil then prev[k] = v end
+  end
+  return row
+end
+
+-- The metatable of prev_row's rows: the first field they lack reads the
+-- whole row, and then they lack nothing.
+local function prev_rest(run)
+  return { __index = function(prev, field)
+    local row = read_rest(run, prev)
+    return row and row[field]
+  end }
+end
+
+-- What the store remembers of the component at path, or nil: its id,
+-- status and fingerprints as the index loaded them (a row nothing in this
+-- run has written yet), and the rest of its row (its function's name, its
+-- state, its error) read from the store when first asked for. A component
+-- that runs again because its input changed never needs the rest: reading
+-- it would wait for the store's writer (store_sqlite_queue.c).
 function Run:prev_row(path)
-  if not self.index:find(path) then return nil end
-  return self.store:component(self.app_id, path)
+  local prev = self.index:prev(path)
+  if not prev then return nil end
+  local rest = self.prev_rest
+  if not rest then
+    rest = prev_rest(self)
+    self.prev_rest = rest
+  end
+  return setmetatable(prev, rest)
+end
+
+-- Reads the rest of a component's previous row before the run records
+-- the component anew: a failure after that (its apply) records the
+-- previous row again (record_failure), which the store then no longer
+-- holds. Reads made before a batch's first write cost no wait.
+function Run:keep_prev_row(frame)
+  local prev = frame.prev
+  if prev and getmetatable(prev) == self.prev_rest then
+    read_rest(self, prev)
+  end
 end
 
 -- The path of the component with row id id (asked rarely: conflicts,

@@ -645,6 +645,70 @@ static void test_warm(void) {
   tide_index_free(warm);
 }
 
+static void check_same_fp(const uint8_t *a, const uint8_t *b) {
+  CHECK((a == NULL) == (b == NULL));
+  if (a && b) CHECK(memcmp(a, b, TIDE_FP_SIZE) == 0);
+}
+
+/* What the index holds of a component is what the store recorded: the
+** engine takes a component's id, status and fingerprints from it
+** (Run:prev_row) without reading the store. */
+static void test_view(void) {
+  static const uint8_t logic[TIDE_FP_SIZE] = {7}, input[TIDE_FP_SIZE] = {8},
+                       deps[TIDE_FP_SIZE] = {9};
+  static const struct {
+    const char *path;
+    size_t len;
+    int status, fps;
+  } rows[] = {{"/bare", 5, 1, 0}, {"/full", 5, 2, 1}, {"/k\0ey", 6, 0, 1}};
+  int64_t other;
+  tide_Index *ix;
+  size_t i;
+  CHECK_EQ_INT(tide_store_app_get_or_create(store, "view", 4, &other, NULL),
+               0);
+  for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    tide_StoreComponent c;
+    int64_t id;
+    memset(&c, 0, sizeof c);
+    c.app_id = other;
+    c.path = rows[i].path;
+    c.path_len = rows[i].len;
+    c.fn_name = "f";
+    c.fn_name_len = 1;
+    c.status = rows[i].status;
+    if (rows[i].fps) {
+      c.logic_fp = logic;
+      c.input_fp = input;
+      c.deps_fp = deps;
+    }
+    CHECK_EQ_INT(tide_store_component_put(store, &c, &id), 0);
+  }
+  CHECK_EQ_INT(tide_index_new(&ix, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load(ix, store, other), 0);
+  CHECK_EQ_INT(tide_index_count(ix), 3);
+  for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    tide_IndexEntry *e = tide_index_find(ix, rows[i].path, rows[i].len);
+    tide_StoreComponent v, got;
+    CHECK(e != NULL);
+    if (e == NULL) continue;
+    tide_index_view(ix, e, &v);
+    CHECK_EQ_INT(tide_store_component_get(store, other, rows[i].path,
+                                          rows[i].len, &got), 0);
+    CHECK_EQ_INT(v.id, got.id);
+    CHECK_EQ_INT(v.status, got.status);
+    CHECK_EQ_INT(v.status, rows[i].status);
+    CHECK_EQ_INT(v.path_len, rows[i].len);
+    CHECK(memcmp(v.path, rows[i].path, rows[i].len) == 0);
+    check_same_fp(v.logic_fp, got.logic_fp);
+    check_same_fp(v.input_fp, got.input_fp);
+    check_same_fp(v.deps_fp, got.deps_fp);
+    CHECK((v.logic_fp != NULL) == rows[i].fps);
+    CHECK(v.fn_name == NULL && v.state == NULL && v.error == NULL);
+  }
+  tide_index_free(ix);
+  CHECK_EQ_INT(tide_store_app_delete(store, other), 0);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"lookups by path and id", test_lookups},
@@ -658,6 +722,7 @@ int main(void) {
     {"mount_each over a keyed source", test_each},
     {"a load on a thread of its own", test_load_async},
     {"kept up to date across cycles", test_warm},
+    {"what an entry holds is what the store recorded", test_view},
     {NULL, NULL},
   };
   int rc;

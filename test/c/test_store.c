@@ -1885,12 +1885,72 @@ static void test_memo_refs(void) {
   CHECK_EQ_INT(used, 0);
   CHECK_EQ_INT(tide_store_memo_ref_exists(s, app, k2, &used), 0);
   CHECK_EQ_INT(used, 1);
+  /* A clear is queued like the additions, and runs in call order with
+  ** them: what was added before it goes, what comes after stays. */
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 13, k1), 0);
+  CHECK_EQ_INT(tide_store_memo_refs_clear(s, 13), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 13, k3), 0);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 3);
+  memset(seen, 0, sizeof seen);
+  CHECK_EQ_INT(tide_store_memo_refs_each(s, 13, collect_ref, seen), 0);
+  CHECK_EQ_INT(seen[1], 0);
+  CHECK_EQ_INT(seen[3], 1);
+  CHECK_EQ_INT(tide_store_memo_refs_clear(s, 13), 0);
   /* Another app's reference does not count. */
   CHECK_EQ_INT(tide_store_memo_ref_exists(s, app, k3, &used), 0);
   CHECK_EQ_INT(used, 0);
   CHECK_EQ_INT(tide_store_app_delete(s, other), 0);
   CHECK_EQ_INT(tide_store_memo_ref_exists(s, other, k3, &used), 0);
   CHECK_EQ_INT(used, 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
+/* Whether another connection can take the database's write lock now. */
+static int writable_by_another(const char *path) {
+  sqlite3 *db;
+  int rc;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+    return -1;
+  rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc == SQLITE_OK) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(db);
+  return rc == SQLITE_OK;
+}
+
+/* A read outside a batch opens one, as a write would (one snapshot and
+** one set of locks for the reads that follow), only while the store holds
+** its writer lock; the batch ends at a flush, and nothing opens one once
+** the store has let its lock go. */
+static void test_read_opens_batch(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreApp a;
+  int64_t app;
+  int changed = 0;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(writable_by_another(t.path), 1);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("a"), &a), 0);
+  CHECK_EQ_INT(a.id, app);
+  CHECK_EQ_INT(writable_by_another(t.path), 0);
+  CHECK_EQ_INT(tide_store_batch_writes(s), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(writable_by_another(t.path), 1);
+  /* Unlocked, a read is a read only. */
+  CHECK_EQ_INT(tide_store_unlock(s), 0);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("a"), &a), 0);
+  CHECK_EQ_INT(writable_by_another(t.path), 1);
+  CHECK_EQ_INT(tide_store_relock(s, &changed), 0);
+  CHECK_EQ_INT(changed, 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  /* A read-only store never opens one. */
+  s = open_ok(t.path, TIDE_STORE_READ);
+  CHECK_EQ_INT(tide_store_app_lookup(s, LIT("a"), &a), 0);
+  CHECK_EQ_INT(writable_by_another(t.path), 1);
   CHECK_EQ_INT(tide_store_close(s), 0);
   tmp_close(&t);
 }
@@ -2486,6 +2546,8 @@ static const CheckTest tests[] = {
   { "intents", test_intents },
   { "targets mark applied", test_targets_mark_applied },
   { "memo references", test_memo_refs },
+  { "a read opens a batch while the store holds its lock",
+    test_read_opens_batch },
   { "bad arguments", test_bad_arguments },
   { "second writer locked", test_second_writer_locked },
   { "lock freed by kill -9", test_lock_freed_by_kill },

@@ -960,4 +960,74 @@ describe("writing to a sqlite.table target", function()
     assert.are.equal(0, stats.targets.inserted + stats.targets.updated)
     app:close()
   end)
+
+  it("puts a component's previous record back when its rows are refused "
+     .. "after it was recorded", function()
+    local dir = helpers.tmpdir()
+    local fs = require "tide.fs"
+    local core = require "tide.core"
+    for i = 1, 6 do
+      helpers.write(("%s/in/f%d.txt"):format(dir, i), "text " .. i)
+    end
+    local Doc = tide.record("Doc", { { "path", "string", key = true },
+                                     { "text", "string" } })
+    local put = tide.fn("put", { memo = true }, function(file, docs)
+      docs:row(Doc { path = file.path, text = file:text() })
+      return #file:text()
+    end)
+    local out = dir .. "/out.db"
+    local app = tide.app("previous_record", function()
+      tide.mount_each(put, fs.walk(dir .. "/in"),
+                      sqlite.table { db = out, name = "docs", schema = Doc })
+    end)
+    local db = dir .. "/state.db"
+    -- Each component's row as the store holds it, by file name.
+    local function records()
+      local s = assert(core.store_open(db, "r"))
+      local app_id = s:app("previous_record")
+      local t = {}
+      for path, row in pairs(s:components(app_id)) do
+        local name = path:match("(f%d%.txt)$")
+        if name then t[name] = row end
+      end
+      s:close()
+      return t
+    end
+    assert(app:update { db = db, batch_size = 1 })
+    local first = records()
+    os.execute("sqlite3 " .. helpers.q(out) .. " \"CREATE TRIGGER no_4 "
+      .. "BEFORE UPDATE ON docs WHEN new.path = 'f4.txt' BEGIN SELECT "
+      .. "RAISE(ABORT, 'no f4 today'); END\"")
+    for i = 1, 6 do
+      helpers.write(("%s/in/f%d.txt"):format(dir, i), "edited text " .. i)
+    end
+    local stats, errors = app:update { db = db, batch_size = 1 }
+    assert.are.equal(1, stats.components.errors)
+    assert.matches("no f4 today", errors[1].message)
+    local second = records()
+    -- The failed one has its previous record back (fingerprints, state),
+    -- failed; the others have new ones.
+    local failed, was = second["f4.txt"], first["f4.txt"]
+    assert.are.equal(was.id, failed.id)
+    assert.are.equal(was.input, failed.input)
+    assert.are.equal(was.logic, failed.logic)
+    assert.are.equal(was.state, failed.state)
+    assert.are.equal(was.deps_fp, failed.deps_fp)
+    assert.are_not.equal(0, failed.status)
+    assert.matches("no f4 today", failed.error)
+    for i = 1, 6 do
+      local name = ("f%d.txt"):format(i)
+      if name ~= "f4.txt" then
+        assert.are.equal(0, second[name].status)
+        assert.are_not.equal(first[name].input, second[name].input)
+        assert.are_not.equal(first[name].state, second[name].state)
+      end
+    end
+    os.execute("sqlite3 " .. helpers.q(out) .. " 'DROP TRIGGER no_4'")
+    stats = assert(app:update { db = db, batch_size = 1 })
+    assert.are.equal(1, stats.components.reprocessed)
+    assert.are.equal(5, stats.components.unchanged)
+    assert.are.equal(0, records()["f4.txt"].status)
+    app:close()
+  end)
 end)
