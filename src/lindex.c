@@ -161,17 +161,6 @@ static void push_entry(lua_State *L, tide_Index *ix, tide_IndexEntry *e) {
   lua_setfield(L, -2, "forced");
 }
 
-/* index:find(path) -> entry table or nil */
-static int index_find(lua_State *L) {
-  Box *b = check_box(L);
-  size_t len;
-  const char *path = luaL_checklstring(L, 2, &len);
-  tide_IndexEntry *e = tide_index_find(b->ix, path, len);
-  if (e == NULL) return 0;
-  push_entry(L, b->ix, e);
-  return 1;
-}
-
 /* index:prev(path) -> nil, or what the store recorded of the component
 ** when the index loaded it: { id, path, status, logic, input, deps_fp },
 ** the fingerprints as 16 raw bytes or nil. */
@@ -769,8 +758,8 @@ static int each_list(lua_State *L) {
 
 void tide_lindex_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"load", index_load}, {"count", index_count}, {"find", index_find},
-    {"prev", index_prev}, {"path_of", index_path_of},
+    {"load", index_load}, {"count", index_count}, {"prev", index_prev},
+    {"path_of", index_path_of},
     {"close", index_gc},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"keep_below", index_keep_below},

@@ -895,24 +895,38 @@ end)
 describe("writing to a sqlite.table target", function()
   after_each(helpers.cleanup)
 
-  it("writes a sqlite.table batch on its connection's thread while the "
-     .. "next components run", function()
-    local dir = helpers.tmpdir()
+  -- An app named name with a memoized component per file of dir/in that
+  -- puts it as a row of dir/out.db and returns its size (so that its
+  -- state changes with the file); returns the app and the database.
+  local function files_to_rows(name, dir)
     local fs = require "tide.fs"
-    local sqlite = require "tide.sqlite"
-    for i = 1, 30 do
-      helpers.write(("%s/in/f%02d.txt"):format(dir, i), "text " .. i)
-    end
     local Doc = tide.record("Doc", { { "path", "string", key = true },
                                      { "text", "string" } })
     local put = tide.fn("put", { memo = true }, function(file, docs)
       docs:row(Doc { path = file.path, text = file:text() })
+      return #file:text()
     end)
     local out = dir .. "/out.db"
-    local app = tide.app("sqlite_batches", function()
+    return tide.app(name, function()
       tide.mount_each(put, fs.walk(dir .. "/in"),
                       sqlite.table { db = out, name = "docs", schema = Doc })
-    end)
+    end), out
+  end
+
+  -- Makes the database at out refuse to update the row of path.
+  local function refuse_update(out, trigger, path, message)
+    os.execute("sqlite3 " .. helpers.q(out) .. " \"CREATE TRIGGER "
+      .. trigger .. " BEFORE UPDATE ON docs WHEN new.path = '" .. path
+      .. "' BEGIN SELECT RAISE(ABORT, '" .. message .. "'); END\"")
+  end
+
+  it("writes a sqlite.table batch on its connection's thread while the "
+     .. "next components run", function()
+    local dir = helpers.tmpdir()
+    for i = 1, 30 do
+      helpers.write(("%s/in/f%02d.txt"):format(dir, i), "text " .. i)
+    end
+    local app, out = files_to_rows("sqlite_batches", dir)
     local db = dir .. "/state.db"
     local function rows()
       local p = io.popen("sqlite3 " .. helpers.q(out)
@@ -937,9 +951,7 @@ describe("writing to a sqlite.table target", function()
     -- A row the database refuses, in one batch among many written in the
     -- background: its component fails, the others' rows are written, and
     -- the next run writes it once it is accepted.
-    os.execute("sqlite3 " .. helpers.q(out) .. " \"CREATE TRIGGER no_7 "
-      .. "BEFORE UPDATE ON docs WHEN new.path = 'f07.txt' BEGIN SELECT "
-      .. "RAISE(ABORT, 'no f07 today'); END\"")
+    refuse_update(out, "no_7", "f07.txt", "no f07 today")
     for i = 1, 30 do
       helpers.write(("%s/in/f%02d.txt"):format(dir, i), "edited " .. i)
     end
@@ -964,22 +976,11 @@ describe("writing to a sqlite.table target", function()
   it("puts a component's previous record back when its rows are refused "
      .. "after it was recorded", function()
     local dir = helpers.tmpdir()
-    local fs = require "tide.fs"
     local core = require "tide.core"
     for i = 1, 6 do
       helpers.write(("%s/in/f%d.txt"):format(dir, i), "text " .. i)
     end
-    local Doc = tide.record("Doc", { { "path", "string", key = true },
-                                     { "text", "string" } })
-    local put = tide.fn("put", { memo = true }, function(file, docs)
-      docs:row(Doc { path = file.path, text = file:text() })
-      return #file:text()
-    end)
-    local out = dir .. "/out.db"
-    local app = tide.app("previous_record", function()
-      tide.mount_each(put, fs.walk(dir .. "/in"),
-                      sqlite.table { db = out, name = "docs", schema = Doc })
-    end)
+    local app, out = files_to_rows("previous_record", dir)
     local db = dir .. "/state.db"
     -- Each component's row as the store holds it, by file name.
     local function records()
@@ -995,9 +996,7 @@ describe("writing to a sqlite.table target", function()
     end
     assert(app:update { db = db, batch_size = 1 })
     local first = records()
-    os.execute("sqlite3 " .. helpers.q(out) .. " \"CREATE TRIGGER no_4 "
-      .. "BEFORE UPDATE ON docs WHEN new.path = 'f4.txt' BEGIN SELECT "
-      .. "RAISE(ABORT, 'no f4 today'); END\"")
+    refuse_update(out, "no_4", "f4.txt", "no f4 today")
     for i = 1, 6 do
       helpers.write(("%s/in/f%d.txt"):format(dir, i), "edited text " .. i)
     end
