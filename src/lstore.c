@@ -649,6 +649,21 @@ static int store_component_path(lua_State *L) {
   return 1;
 }
 
+/* store:component_state(id) -> the state of the component, or nil (no
+** state, or no such component). */
+static int store_component_state(lua_State *L) {
+  tide_Store *s = check_store(L);
+  const void *state;
+  size_t len;
+  int rc = tide_store_component_state(s, luaL_checkinteger(L, 2), &state,
+                                      &len);
+  if (rc == TIDE_ENOTFOUND) return 0;
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (state == NULL) return 0;
+  lua_pushlstring(L, state, len);
+  return 1;
+}
+
 static int store_component_delete(lua_State *L) {
   tide_Store *s = check_store(L);
   return ok_or_raise(L, s,
@@ -901,6 +916,29 @@ static int store_targets_by_owner(lua_State *L) {
   return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
+/* store.h's *_committed reads, for reconcile.lua's submit. */
+static int store_target_committed(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t len;
+  int64_t container = luaL_checkinteger(L, 2);
+  const char *key = luaL_checklstring(L, 3, &len);
+  tide_StoreTarget t;
+  int rc = tide_store_target_get_committed(s, container, key, len, &t);
+  if (rc == TIDE_ENOTFOUND) return 0;
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  push_target(L, &t);
+  return 1;
+}
+
+static int store_targets_by_owner_committed(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_target_each_by_owner_committed(s, luaL_checkinteger(L, 2),
+                                                 add_target, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
 static int store_targets_by_container(lua_State *L) {
   tide_Store *s = check_store(L);
   int rc;
@@ -1082,6 +1120,7 @@ void tide_lstore_open(lua_State *L) {
     {"component_delete", store_component_delete},
     {"component_record", store_component_record},
     {"component_path", store_component_path},
+    {"component_state", store_component_state},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
     {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},
     {"intent_add", store_intent_add}, {"intent_delete", store_intent_delete},
@@ -1098,6 +1137,8 @@ void tide_lstore_open(lua_State *L) {
     {"target_delete", store_target_delete},
     {"targets_mark_applied", store_targets_mark_applied},
     {"targets_by_owner", store_targets_by_owner},
+    {"targets_by_owner_committed", store_targets_by_owner_committed},
+    {"target_committed", store_target_committed},
     {"targets_by_container", store_targets_by_container},
     {"targets_pending", store_targets_pending},
     {"source_items", store_source_items}, {"source_put", store_source_put},

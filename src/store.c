@@ -319,6 +319,13 @@ int tide_store_component_delete(tide_Store *s, int64_t id) {
   return tide_sqs_component_delete(sq(s), id);
 }
 
+int tide_store_component_state(tide_Store *s, int64_t id, const void **state,
+                               size_t *state_len) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_state(pg(s), id, state, state_len);
+  return tide_sqs_component_state(sq(s), id, state, state_len);
+}
+
 int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
                               size_t *path_len) {
   if (s->backend == TIDE_STORE_POSTGRES)
@@ -476,6 +483,23 @@ int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_target_each_by_owner(pg(s), owner_id, fn, arg);
   return tide_sqs_target_each_by_owner(sq(s), owner_id, fn, arg);
+}
+
+int tide_store_target_get_committed(tide_Store *s, int64_t container_id,
+                                    const void *key, size_t key_len,
+                                    tide_StoreTarget *t) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_get(pg(s), container_id, key, key_len, t);
+  return tide_sqs_target_get_committed(sq(s), container_id, key, key_len, t);
+}
+
+int tide_store_target_each_by_owner_committed(tide_Store *s,
+                                              int64_t owner_id,
+                                              tide_StoreTargetFn fn,
+                                              void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_each_by_owner(pg(s), owner_id, fn, arg);
+  return tide_sqs_target_each_by_owner_committed(sq(s), owner_id, fn, arg);
 }
 
 int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,

@@ -280,6 +280,11 @@ int tide_store_component_delete(tide_Store *s, int64_t id);
 ** (borrowed until the next call on the store); TIDE_ENOTFOUND if none. */
 int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
                               size_t *path_len);
+/* Sets *state and *state_len to the state of the component with row id
+** id (NULL and 0 for none; borrowed until the next call on the store);
+** TIDE_ENOTFOUND if there is no such component. */
+int tide_store_component_state(tide_Store *s, int64_t id, const void **state,
+                               size_t *state_len);
 /* Every component of the app, in path order (a parent before its
 ** children), from one sequential statement without allocating. */
 int tide_store_component_each(tide_Store *s, int64_t app_id,
@@ -437,6 +442,23 @@ int tide_store_target_get(tide_Store *s, int64_t container_id,
 /* Every target state owned by the component, by container then key. */
 int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
                                     tide_StoreTargetFn fn, void *arg);
+/*
+** The same reads, of the committed state: they may answer without waiting
+** for a batch in flight (tide_store_flush_send) and without the writes
+** queued since, so they may or may not see those. For rows the caller
+** knows neither changes, such as a component's own states before it is
+** recorded anew (reconcile.lua: another component's writes to them are
+** known to the run). The SQLite store reads them on a read-only
+** connection of its own while a batch is in flight; the PostgreSQL store
+** as the reads above.
+*/
+int tide_store_target_get_committed(tide_Store *s, int64_t container_id,
+                                    const void *key, size_t key_len,
+                                    tide_StoreTarget *t);
+int tide_store_target_each_by_owner_committed(tide_Store *s,
+                                              int64_t owner_id,
+                                              tide_StoreTargetFn fn,
+                                              void *arg);
 /* Every target state of the container, by key. */
 int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
                                         tide_StoreTargetFn fn, void *arg);

@@ -78,6 +78,7 @@ enum {
   PG_COMPONENT_PUT,
   PG_COMPONENT_GET,
   PG_COMPONENT_PATH,
+  PG_COMPONENT_STATE,
   PG_COMPONENT_DEL,
   PG_COMPONENT_EACH_FIRST,
   PG_COMPONENT_EACH_NEXT,
@@ -406,6 +407,8 @@ int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
 int tide_pgs_component_get(PgStore *s, int64_t app_id, const char *path,
                            size_t path_len, tide_StoreComponent *c);
 int tide_pgs_component_delete(PgStore *s, int64_t id);
+int tide_pgs_component_state(PgStore *s, int64_t id, const void **state,
+                             size_t *state_len);
 int tide_pgs_component_path(PgStore *s, int64_t id, const char **path,
                             size_t *path_len);
 int tide_pgs_component_each(PgStore *s, int64_t app_id,

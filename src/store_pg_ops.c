@@ -359,6 +359,20 @@ int tide_pgs_component_path(PgStore *s, int64_t id, const char **path,
   return 0;
 }
 
+int tide_pgs_component_state(PgStore *s, int64_t id, const void **state,
+                             size_t *state_len) {
+  PGresult *r;
+  PgParams p;
+  int rc;
+  id_param(&p, id);
+  rc = tide_pgs_get(s, PG_COMPONENT_STATE,
+                    "SELECT state FROM components WHERE id = $1", &p,
+                    "cannot read a component", &r);
+  if (rc) return rc;
+  *state = pg_bytes(r, 0, 0, state_len);
+  return 0;
+}
+
 int tide_pgs_component_delete(PgStore *s, int64_t id) {
   PgParams p;
   id_param(&p, id);

@@ -478,6 +478,7 @@ int tide_sqs_unlock(SqStore *s) {
   if (rc) return rc;
   close(s->lock_fd);
   s->lock_fd = -1;
+  tide_sqs_reader_end(s);
   return 0;
 }
 
@@ -516,6 +517,7 @@ int tide_sqs_close(SqStore *s) {
     tide_sqs_writer_stop(s);
     release(s);
     tide_ckpt_detach(s->ckpt);
+    tide_sqs_reader_close(s);
     for (i = 0; i < TIDE_STMT_COUNT; i++) sqlite3_finalize(s->stmts[i]);
     sqlite3_close_v2(s->db);
   }

@@ -3,7 +3,9 @@
 ** one per function of store.h with the same contract, which store.c
 ** calls for a store whose location is a file path; and the internals
 ** shared by store_sqlite.c (lifecycle, lock, errors, batches),
-** store_sqlite_schema.c (schema and format checks) and
+** store_sqlite_schema.c (schema and format checks),
+** store_sqlite_queue.c (queued writes, the writer thread),
+** store_sqlite_reader.c (reads beside a batch in flight) and
 ** store_sqlite_ops.c, store_sqlite_refs.c, store_sqlite_intents.c
 ** (operations). Nothing but those files and store.c includes this header.
 */
@@ -47,6 +49,7 @@ enum {
   TIDE_STMT_COMPONENT_GET,
   TIDE_STMT_COMPONENT_ID,
   TIDE_STMT_COMPONENT_PATH,
+  TIDE_STMT_COMPONENT_STATE,
   TIDE_STMT_COMPONENT_DEL,
   TIDE_STMT_COMPONENT_EACH,
   TIDE_STMT_COMPONENT_EACH_BRIEF,
@@ -95,6 +98,13 @@ enum {
   TIDE_STMT_COUNT
 };
 
+/* The reader's statements (store_sqlite_reader.c). */
+enum {
+  TIDE_READER_TARGET_GET,
+  TIDE_READER_TARGET_EACH_OWNER,
+  TIDE_READER_COUNT
+};
+
 typedef struct SqStore SqStore;
 
 struct SqStore {
@@ -122,6 +132,11 @@ struct SqStore {
   int sent_rc;               /* the failure of the batch sent last */
   tide_Buf sent_msg;         /* its message, NUL-terminated */
   tide_Job writer;           /* runs a sent batch (store_sqlite_queue.c) */
+  /* The reader (store_sqlite_reader.c), the loop's thread's only. */
+  sqlite3 *reader;           /* owned; NULL until first used */
+  sqlite3_stmt *reader_stmts[TIDE_READER_COUNT];
+  sqlite3_stmt *reader_held; /* a get's statement, left on its row */
+  int reading;               /* its read transaction is open */
 };
 
 /* Sets the store's message from fmt and returns code. */
@@ -185,6 +200,24 @@ int tide_sqs_sync(SqStore *s);
 ** a batch already open) it does nothing. */
 int tide_sqs_read_begin(SqStore *s);
 
+/*
+** The reader, a read-only connection for reads of the committed state
+** while a batch is in flight (store_sqlite_reader.c says when its
+** transaction begins and ends). tide_sqs_reader_stmt: the reader's
+** statement in slot, prepared the first time, its transaction begun, the
+** reader opened at first use. tide_sqs_reader_hold: a get leaves st on
+** its row, which the caller borrows until the reader's next call.
+** tide_sqs_reader_end: its next read sees every commit so far (the
+** store calls it whenever it learns of one). tide_sqs_reader_fail: the
+** store's message for the reader's last failure.
+*/
+int tide_sqs_reader_stmt(SqStore *s, int slot, const char *sql,
+                         sqlite3_stmt **st);
+void tide_sqs_reader_hold(SqStore *s, sqlite3_stmt *st);
+void tide_sqs_reader_end(SqStore *s);
+int tide_sqs_reader_fail(SqStore *s, const char *what);
+void tide_sqs_reader_close(SqStore *s);
+
 /* Queue the writes of store.h's functions of the same names. */
 int tide_sqs_queue_component(SqStore *s, const tide_StoreComponent *c,
                              int64_t *id);
@@ -207,7 +240,8 @@ int tide_sqs_flush_send(SqStore *s);
 int tide_sqs_flush_wait(SqStore *s);
 
 /* After a commit: on the loop's thread, the checkpointer looks at the
-** log's size (tide_ckpt_poll); on the writer thread, the wait does. */
+** log's size (tide_ckpt_poll) and the reader's transaction ends; on the
+** writer thread, the wait does both. */
 void tide_sqs_committed(SqStore *s);
 
 /* Drops what is queued, for a rollback, once the batch in flight is done
@@ -266,6 +300,8 @@ int tide_sqs_component_insert(SqStore *s, const tide_StoreComponent *c);
 int tide_sqs_component_get(SqStore *s, int64_t app_id, const char *path,
                            size_t path_len, tide_StoreComponent *c);
 int tide_sqs_component_delete(SqStore *s, int64_t id);
+int tide_sqs_component_state(SqStore *s, int64_t id, const void **state,
+                             size_t *state_len);
 int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,
                             size_t *path_len);
 int tide_sqs_component_each(SqStore *s, int64_t app_id,
@@ -305,6 +341,12 @@ int tide_sqs_target_get(SqStore *s, int64_t container_id, const void *key,
                         size_t key_len, tide_StoreTarget *t);
 int tide_sqs_target_each_by_owner(SqStore *s, int64_t owner_id,
                                   tide_StoreTargetFn fn, void *arg);
+int tide_sqs_target_get_committed(SqStore *s, int64_t container_id,
+                                  const void *key, size_t key_len,
+                                  tide_StoreTarget *t);
+int tide_sqs_target_each_by_owner_committed(SqStore *s, int64_t owner_id,
+                                            tide_StoreTargetFn fn,
+                                            void *arg);
 int tide_sqs_target_each_by_container(SqStore *s, int64_t container_id,
                                       tide_StoreTargetFn fn, void *arg);
 int tide_sqs_target_each_pending(SqStore *s, int64_t app_id,

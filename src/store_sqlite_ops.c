@@ -260,6 +260,20 @@ int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,
   return 0;
 }
 
+int tide_sqs_component_state(SqStore *s, int64_t id, const void **state,
+                             size_t *state_len) {
+  sqlite3_stmt *st;
+  const char *what = "cannot read a component";
+  int rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_STATE,
+                         "SELECT state FROM components WHERE id = ?1", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, id)) return bind_failed(s, what);
+  rc = get_row(s, st, what);
+  if (rc) return rc;
+  *state = col_blob(st, 0, state_len);
+  return 0;
+}
+
 int tide_sqs_component_delete(SqStore *s, int64_t id) {
   return write_delete_by_id(s, TIDE_STMT_COMPONENT_DEL,
                             "DELETE FROM components WHERE id = ?1", id,
@@ -690,6 +704,61 @@ int tide_sqs_target_each_by_owner(SqStore *s, int64_t owner_id,
                      "SELECT " TARGET_COLUMNS " FROM target_states"
                      " WHERE owner_id = ?1 ORDER BY container_id, key",
                      owner_id, "cannot list the target states", fn, arg);
+}
+
+/* Reads of the committed state: on the store's connection when no batch
+** is in flight (what is queued runs first, as for any read), on the
+** reader otherwise. */
+int tide_sqs_target_get_committed(SqStore *s, int64_t container_id,
+                                  const void *key, size_t key_len,
+                                  tide_StoreTarget *t) {
+  sqlite3_stmt *st;
+  int rc;
+  if (!s->in_flight)
+    return tide_sqs_target_get(s, container_id, key, key_len, t);
+  rc = tide_sqs_reader_stmt(s, TIDE_READER_TARGET_GET,
+                            "SELECT " TARGET_COLUMNS " FROM target_states"
+                            " WHERE container_id = ?1 AND key = ?2", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, container_id) || bind_blob(st, 2, key, key_len))
+    return tide_sqs_reader_fail(s, "cannot read a target state");
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    fill_target(st, t);
+    tide_sqs_reader_hold(s, st);
+    return 0;
+  }
+  if (rc == SQLITE_DONE) rc = TIDE_ENOTFOUND;
+  else rc = tide_sqs_reader_fail(s, "cannot read a target state");
+  sqlite3_reset(st);
+  return rc;
+}
+
+int tide_sqs_target_each_by_owner_committed(SqStore *s, int64_t owner_id,
+                                            tide_StoreTargetFn fn,
+                                            void *arg) {
+  const char *what = "cannot list the target states";
+  sqlite3_stmt *st;
+  int rc;
+  if (!s->in_flight)
+    return tide_sqs_target_each_by_owner(s, owner_id, fn, arg);
+  rc = tide_sqs_reader_stmt(s, TIDE_READER_TARGET_EACH_OWNER,
+                            "SELECT " TARGET_COLUMNS " FROM target_states"
+                            " WHERE owner_id = ?1"
+                            " ORDER BY container_id, key", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, owner_id)) return tide_sqs_reader_fail(s, what);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    tide_StoreTarget t;
+    fill_target(st, &t);
+    if ((rc = fn(arg, &t)) != 0) {
+      sqlite3_reset(st);
+      return rc;
+    }
+  }
+  rc = rc == SQLITE_DONE ? 0 : tide_sqs_reader_fail(s, what);
+  sqlite3_reset(st);
+  return rc;
 }
 
 int tide_sqs_target_each_by_container(SqStore *s, int64_t container_id,

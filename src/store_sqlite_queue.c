@@ -240,6 +240,7 @@ static int wait_writer(SqStore *s) {
   if (!s->in_flight) return 0;
   rc = tide_job_wait(&s->writer);
   s->in_flight = 0;
+  tide_sqs_reader_end(s);
   s->base.msg_fixed = 0;
   tide_ckpt_poll(s->ckpt);
   return rc ? keep_sent_failure(s, rc) : 0;
@@ -253,7 +254,9 @@ void tide_sqs_forget_ids(SqStore *s) {
 }
 
 void tide_sqs_committed(SqStore *s) {
-  if (!running_queue) tide_ckpt_poll(s->ckpt);
+  if (running_queue) return;
+  tide_ckpt_poll(s->ckpt);
+  tide_sqs_reader_end(s);
 }
 
 /* After a failure: what was queued after it is dropped with its batch. */

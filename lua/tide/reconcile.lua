@@ -148,10 +148,14 @@ function M.submit(run, frame)
   -- Encoded here, in the component's own protected call, so that a value
   -- that cannot be stored fails this component only.
   frame.state_bytes = component_state(frame)
+  -- The committed state is read, without waiting for a batch in flight:
+  -- what this run wrote since to the states this component owned (another
+  -- component took or released them) or may declare (another declared or
+  -- released them) is in run.taken, run.released and the run's claims.
   local owned = EMPTY
   if frame.prev then
     owned = {}
-    for _, row in ipairs(store:targets_by_owner(frame.prev.id)) do
+    for _, row in ipairs(store:targets_by_owner_committed(frame.prev.id)) do
       local per = owned[row.container_id]
       if not per then per = {}; owned[row.container_id] = per end
       per[row.key] = row
@@ -171,7 +175,7 @@ function M.submit(run, frame)
       end
     else
       -- A container created in this run holds no states yet.
-      local row = not container.fresh and store:target(cid, kb)
+      local row = not container.fresh and store:target_committed(cid, kb)
       if row then
         -- A state its owner released (or a crash left being deleted) is
         -- free; otherwise an owner that keeps it is a conflict.

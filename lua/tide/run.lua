@@ -211,14 +211,18 @@ function Run:prev_row(path)
   return setmetatable(prev, rest)
 end
 
--- Reads the rest of a component's previous row before the run records
--- the component anew: a failure after that (its apply) records the
--- previous row again (record_failure), which the store then no longer
--- holds. Reads made before a batch's first write cost no wait.
+-- Keeps what a failure needs of a component's previous row before the run
+-- records the component anew: a failure after that (its apply) records
+-- the previous row again (record_failure: the index's fingerprints and
+-- the state), which the store then no longer holds. Only the state is
+-- read (by row id, one column); the row stops reading the rest, which
+-- would now be the new row's. Reads made before a batch's first write
+-- cost no wait.
 function Run:keep_prev_row(frame)
   local prev = frame.prev
   if prev and getmetatable(prev) == self.prev_rest then
-    read_rest(self, prev)
+    setmetatable(prev, nil)
+    prev.state = self.store:component_state(prev.id)
   end
 end
 

@@ -850,6 +850,17 @@ static void test_components(void) {
   CHECK_EQ_INT(got.status, 3);
   CHECK_STR_EQ(got.error, "boom");
   CHECK(got.updated_ns > 0);
+  /* Its state alone, by row id: NULL for the root, which has none. */
+  {
+    const void *state;
+    size_t len;
+    CHECK_EQ_INT(tide_store_component_state(s, child, &state, &len), 0);
+    CHECK(blob_equal(state, len, keys, sizeof keys));
+    CHECK_EQ_INT(tide_store_component_state(s, id, &state, &len), 0);
+    CHECK(state == NULL && len == 0);
+    CHECK_EQ_INT(tide_store_component_state(s, 999, &state, &len),
+                 TIDE_ENOTFOUND);
+  }
   /* The root has NULLs and no parent. */
   CHECK_EQ_INT(tide_store_component_get(s, app, LIT("/main"), &got), 0);
   CHECK_EQ_INT(got.parent_id, 0);
@@ -1240,6 +1251,17 @@ static void test_targets(void) {
   memset(&w, 0, sizeof w);
   CHECK_EQ_INT(tide_store_target_each_by_owner(s, 11, walk_target, &w), 0);
   CHECK_STR_EQ(w.text, "2:a:11:2 3:a:11:1");
+  /* With no batch in flight, the committed state's reads see what the
+  ** store holds, queued writes included. */
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_owner_committed(s, 11, walk_target,
+                                                         &w), 0);
+  CHECK_STR_EQ(w.text, "2:a:11:2 3:a:11:1");
+  CHECK_EQ_INT(tide_store_target_get_committed(s, c1, "b", 1, &got), 0);
+  CHECK_EQ_INT(got.owner_id, 10);
+  CHECK_EQ_INT(got.pending, TIDE_TARGET_UPSERT_PENDING);
+  CHECK_EQ_INT(tide_store_target_get_committed(s, c1, "z", 1, &got),
+               TIDE_ENOTFOUND);
   memset(&w, 0, sizeof w);
   CHECK_EQ_INT(tide_store_target_each_by_container(s, c1, walk_target, &w),
                0);
@@ -1957,6 +1979,97 @@ static void test_read_opens_batch(void) {
   tmp_close(&t);
 }
 
+/* Sends the store's batch while another connection holds SQLite's write
+** lock, so that the batch stays in flight until unlock_and_wait. */
+static sqlite3 *send_while_locked(tide_Store *s, const char *path) {
+  sqlite3 *other = NULL;
+  CHECK_EQ_INT(sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL),
+               SQLITE_OK);
+  CHECK_EQ_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+               SQLITE_OK);
+  CHECK_EQ_INT(tide_store_flush_send(s), 0);
+  return other;
+}
+
+static void unlock_and_wait(tide_Store *s, sqlite3 *other) {
+  sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(other);
+  CHECK_EQ_INT(tide_store_flush_wait(s), 0);
+}
+
+/* A read of the committed state does not wait for a batch in flight: it
+** answers from what was committed before it (here the batch cannot
+** commit, another connection holding SQLite's write lock, and would fail
+** had the read waited out the lock's timeout); once the batch is waited
+** for, it answers from what the batch wrote. */
+static void test_committed_reads(void) {
+  static const uint8_t fp[TIDE_FP_SIZE] = {7};
+  Tmp t;
+  tide_Store *s;
+  tide_StoreTarget ts, got;
+  TextWalk w;
+  sqlite3 *other;
+  int64_t app, c;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("t"),
+                                                  LIT("one"), &c, NULL), 0);
+  memset(&ts, 0, sizeof ts);
+  ts.container_id = c;
+  ts.key_len = 1;
+  ts.owner_id = 5;
+  ts.value_fp = fp;
+  ts.key = "a";
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  ts.key = "b";
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  /* The batch sent gives "a" to 6 and adds "c", owned by 6. */
+  ts.owner_id = 6;
+  ts.key = "a";
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  ts.key = "c";
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  other = send_while_locked(s, t.path);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_owner_committed(s, 5, walk_target,
+                                                         &w), 0);
+  CHECK_STR_EQ(w.text, "1:a:5:0 1:b:5:0");
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_owner_committed(s, 6, walk_target,
+                                                         &w), 0);
+  CHECK_EQ_INT(w.count, 0);
+  CHECK_EQ_INT(tide_store_target_get_committed(s, c, "a", 1, &got), 0);
+  CHECK_EQ_INT(got.owner_id, 5);
+  CHECK(blob_equal(got.key, got.key_len, "a", 1));
+  CHECK(fp_equal(got.value_fp, fp));
+  CHECK_EQ_INT(tide_store_target_get_committed(s, c, "c", 1, &got),
+               TIDE_ENOTFOUND);
+  unlock_and_wait(s, other);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_owner_committed(s, 6, walk_target,
+                                                         &w), 0);
+  CHECK_STR_EQ(w.text, "1:a:6:0 1:c:6:0");
+  /* A second batch in flight (the read above opened the batch, which
+  ** takes SQLite's write lock: flushed first): the reader's snapshot is a
+  ** new one, taken after the first batch committed. */
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  ts.owner_id = 7;
+  ts.key = "b";
+  CHECK_EQ_INT(tide_store_target_put(s, &ts), 0);
+  other = send_while_locked(s, t.path);
+  CHECK_EQ_INT(tide_store_target_get_committed(s, c, "c", 1, &got), 0);
+  CHECK_EQ_INT(got.owner_id, 6);
+  CHECK_EQ_INT(tide_store_target_get_committed(s, c, "b", 1, &got), 0);
+  CHECK_EQ_INT(got.owner_id, 5);
+  unlock_and_wait(s, other);
+  CHECK_EQ_INT(tide_store_target_get_committed(s, c, "b", 1, &got), 0);
+  CHECK_EQ_INT(got.owner_id, 7);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
 static int count_pending(void *arg, const tide_StoreTarget *t) {
   (*(int *)arg) += t->pending != 0;
   return 0;
@@ -2576,6 +2689,8 @@ static const CheckTest tests[] = {
 static const CheckTest sqlite_tests[] = {
   { "a read opens a batch while the store holds its lock",
     test_read_opens_batch },
+  { "reads of the committed state beside a batch in flight",
+    test_committed_reads },
   { "version upgraded", test_version_upgraded },
   { "version 2 upgraded", test_version_2_upgraded },
   { "create and reopen", test_create_and_reopen },
