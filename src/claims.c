@@ -7,6 +7,7 @@ void tide_claims_init(tide_Claims *c, tide_Alloc alloc, void *ud) {
   tide_hashmap_init(&c->map, alloc, ud);
   tide_buf_init(&c->paths, alloc, ud);
   tide_buf_init(&c->scratch, alloc, ud);
+  tide_buf_init(&c->diff, alloc, ud);
   c->last = SIZE_MAX;
 }
 
@@ -15,6 +16,7 @@ void tide_claims_close(tide_Claims *c) {
   tide_hashmap_close(&c->map);
   tide_buf_close(&c->paths);
   tide_buf_close(&c->scratch);
+  tide_buf_close(&c->diff);
   c->last = SIZE_MAX;
 }
 

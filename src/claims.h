@@ -27,6 +27,7 @@ typedef struct tide_Claims {
   tide_HashMap map; /* claim key -> offset of its claimant in paths */
   tide_Buf paths;   /* each claimant: u32 length, bytes, NUL */
   tide_Buf scratch; /* the claim key being looked up */
+  tide_Buf diff;    /* a component's declared states (lclaims.c, diff) */
   size_t last;      /* offset of the path stored last, SIZE_MAX for none */
 } tide_Claims;
 

@@ -72,6 +72,8 @@
 #define TIDE_TARGET_APPLIED 0
 #define TIDE_TARGET_UPSERT_PENDING 1
 #define TIDE_TARGET_DELETE_PENDING 2
+#define TIDE_TARGET_UNKNOWN 3   /* an upsert a crash interrupted */
+#define TIDE_TARGET_RELEASED 4  /* its owner let it go; deleted at run end */
 
 typedef struct tide_Store tide_Store;
 

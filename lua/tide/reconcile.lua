@@ -77,7 +77,8 @@ end
 M.describe_key = describe_key
 
 -- Records one declared target state in the running component: one table
--- per state, { container, kb, key, value, fp }, which is also the change
+-- per state, { container, kb, key, value, fp } (submit adds what its diff
+-- found: owned, write, take), which is also the change
 -- handed to the target's apply ({ key, value }) when it must be written.
 -- The run's claims (lclaims.c: a C map of (container, key bytes) to the
 -- claiming path, kept for the whole run) find a key declared twice, by
@@ -98,7 +99,7 @@ function M.declare(task, container, key, value, level)
               describe_key(key), container.short, fp, path), level + 1)
   end
   local d = { container = container, kb = kb, key = key, value = value,
-              fp = fp, write = nil, take = nil, frame = nil }
+              fp = fp, write = nil, take = nil, frame = nil, owned = nil }
   local declared = frame.declared
   if not declared then
     frame.declared = { d }
@@ -148,34 +149,24 @@ function M.submit(run, frame)
   -- Encoded here, in the component's own protected call, so that a value
   -- that cannot be stored fails this component only.
   frame.state_bytes = component_state(frame)
-  -- The committed state is read, without waiting for a batch in flight:
-  -- what this run wrote since to the states this component owned (another
-  -- component took or released them) or may declare (another declared or
-  -- released them) is in run.taken, run.released and the run's claims.
-  local owned = EMPTY
-  if frame.prev then
-    owned = {}
-    for _, row in ipairs(store:targets_by_owner_committed(frame.prev.id)) do
-      local per = owned[row.container_id]
-      if not per then per = {}; owned[row.container_id] = per end
-      per[row.key] = row
-    end
-  end
+  -- The states it owned are diffed against those it declares in C
+  -- (claims:diff), read as the store last committed them, without waiting
+  -- for a batch in flight: what this run wrote since to those states
+  -- (another component took or released them) or to a state it declares
+  -- and did not own (another declared or released it) is in run.taken,
+  -- run.released and the run's claims.
   local declared, released = frame.declared or EMPTY, nil
+  local full = run.opts.full_reprocess
+  local left = frame.prev and run.claims:diff(store, frame.prev.id, declared,
+                                              full) or EMPTY
   for i = 1, #declared do
     local d = declared[i]
-    local container, kb = d.container, d.kb
-    local cid = container.id
-    local old = owned[cid] and owned[cid][kb]
-    local write, take
-    if old then
-      owned[cid][kb] = nil
-      if old.value_fp ~= d.fp or not holds_value(old) then
-        write = "updated"
-      end
-    else
+    if not d.owned then
+      local container, kb = d.container, d.kb
+      local write, take
       -- A container created in this run holds no states yet.
-      local row = not container.fresh and store:target_committed(cid, kb)
+      local row = not container.fresh
+        and store:target_committed(container.id, kb)
       if row then
         -- A state its owner released (or a crash left being deleted) is
         -- free; otherwise an owner that keeps it is a conflict.
@@ -195,11 +186,11 @@ function M.submit(run, frame)
       else
         write = "inserted"
       end
+      -- A full reprocess writes every declared state again, which repairs
+      -- rows and files changed or deleted outside tide.
+      if full and not write then write = "updated" end
+      d.write, d.take = write, take
     end
-    -- A full reprocess writes every declared state again, which repairs
-    -- rows and files changed or deleted outside tide.
-    if run.opts.full_reprocess and not write then write = "updated" end
-    d.write, d.take = write, take
   end
   -- Nothing can fail from here on: only now does the run learn what this
   -- component keeps and takes (a component that failed above changes
@@ -214,18 +205,18 @@ function M.submit(run, frame)
     if d.take then run.taken[cid][kb] = frame.path end
     if run.verified then verify.declared(run, d.container, kb, d) end
   end
-  for cid, per in pairs(owned) do
-    local taken = run.taken[cid]
-    for kb, row in pairs(per) do
-      -- Taken over by a component that already submitted in this run.
-      local by = taken[kb]
-      if by == nil or by == frame.path then
-        run.released[cid][kb] = true
-        if row.pending ~= RELEASED and row.pending ~= PENDING_DELETE then
-          released = released or {}
-          released[#released + 1] = { cid = cid, kb = kb,
-            fp = holds_value(row) and row.value_fp or nil }
-        end
+  -- The states it owned and no longer declares are released, unless a
+  -- component that already submitted in this run took them over.
+  for i = 1, #left do
+    local row = left[i]
+    local cid, kb = row.container_id, row.key
+    local by = run.taken[cid][kb]
+    if by == nil or by == frame.path then
+      run.released[cid][kb] = true
+      if row.pending ~= RELEASED and row.pending ~= PENDING_DELETE then
+        released = released or {}
+        released[#released + 1] = { cid = cid, kb = kb,
+          fp = holds_value(row) and row.value_fp or nil }
       end
     end
   end
