@@ -56,10 +56,13 @@
 ** version (TIDE_STORE_FORMAT_OLDEST and up) is read as it is and upgraded
 ** in place when opened for writing (store_sqlite_schema.c says what
 ** changed). A PostgreSQL store has a format version of its own
-** (TIDE_STORE_PG_FORMAT_VERSION): its tables did not change in 3. */
+** (TIDE_STORE_PG_FORMAT_VERSION), and is upgraded the same way from
+** TIDE_STORE_PG_FORMAT_OLDEST (store_pg_schema.c says what changed); a
+** store of an older version is not read until a writer upgrades it. */
 #define TIDE_STORE_FORMAT_VERSION 3
 #define TIDE_STORE_FORMAT_OLDEST 1
-#define TIDE_STORE_PG_FORMAT_VERSION 2
+#define TIDE_STORE_PG_FORMAT_VERSION 3
+#define TIDE_STORE_PG_FORMAT_OLDEST 2
 
 /* The length of a fingerprint (BLAKE2b-128). */
 #define TIDE_FP_SIZE 16
@@ -598,11 +601,13 @@ typedef int (*tide_StoreWorkItemFn)(void *arg, const tide_StoreWorkItem *w);
 typedef int (*tide_StoreWorkerFn)(void *arg, const tide_StoreWorker *w);
 
 /* Records a new update of the app, TIDE_UPDATE_LISTING; *id receives it.
-** Ends any earlier update of the app left open (its process died). */
+** Ends any earlier update of the app left open (its process died), and
+** drops that update's work items. */
 int tide_store_update_open(tide_Store *s, int64_t app_id, int64_t *id);
 /* Sets the update's state, and what the lead tells its workers (info,
 ** CBOR; NULL keeps what it was). Listed, it is announced when it commits
-** (PostgreSQL: NOTIFY on the channel tide_SCHEMA, the update's id). */
+** (PostgreSQL: NOTIFY on the channel tide_SCHEMA, the update's id);
+** finished, its work items are dropped (its workers keep their counts). */
 int tide_store_update_set(tide_Store *s, int64_t id, int state,
                           const void *info, size_t info_len);
 /* The app's latest update not finished: *id, *state and *info (borrowed

@@ -700,6 +700,7 @@ static int open_server(PgStore *s) {
     empty = tide_pgs_schema_check(s);
     if (empty < 0) return empty;
     if (empty == 1 && (rc = tide_pgs_schema_create(s)) != 0) return rc;
+    if ((rc = tide_pgs_schema_upgrade(s)) != 0) return rc;
   }
   if (!PQenterPipelineMode(s->conn))
     return tide_pgs_fail_pg(s, NULL, "cannot open", "");

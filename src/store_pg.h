@@ -310,10 +310,13 @@ int tide_pgs_write_begin(PgStore *s);
 
 
 /* The schema (store_pg_schema.c): 0 for a store of a version this tide
-** reads, 1 for a schema that is missing or holds no table, or an error;
-** and its creation, on a connection not yet in pipeline mode. */
+** reads (an older one only when opened for writing), 1 for a schema that
+** is missing or holds no table, or an error; its creation; and its
+** upgrade to this tide's version, by a writer that holds the lock. All
+** on a connection not yet in pipeline mode. */
 int tide_pgs_schema_check(PgStore *s);
 int tide_pgs_schema_create(PgStore *s);
+int tide_pgs_schema_upgrade(PgStore *s);
 
 /* ---- Reading results (binary) ---- */
 

@@ -85,7 +85,9 @@ static const Kind kinds[PG_BULK_KINDS] = {
     "WITH u AS (SELECT DISTINCT id, worker FROM unnest($1::int8[],"
     " $2::int8[]) AS u(id, worker)), d AS (UPDATE work_items w"
     " SET state = 2 FROM u WHERE w.id = u.id AND w.worker_id = u.worker"
-    " AND w.state = 1 RETURNING 1)"
+    " AND w.state = 0 RETURNING w.worker_id), n AS (UPDATE workers k"
+    " SET done = k.done + c.n FROM (SELECT worker_id, count(*) AS n FROM d"
+    " GROUP BY worker_id) c WHERE k.id = c.worker_id)"
     " SELECT rows_are((SELECT count(*) FROM d), (SELECT count(*) FROM u),"
     " 'another worker holds it now (this worker''s lease ran out)')" },
 };

@@ -23,9 +23,13 @@ int tide_pgs_update_open(PgStore *s, int64_t app_id, int64_t *id) {
   int rc;
   pg_param_int(&p, app_id);
   pg_param_int(&p, tide_store_now_ns());
+  /* An update left unfinished (its lead stopped) ends here, and its work
+  ** items go as a finished one's do. */
   rc = tide_pgs_write(s, PG_UPDATE_CLOSE_OLD,
-                      "UPDATE updates SET state = 2, finished_ns = $2"
-                      " WHERE app_id = $1 AND state < 2",
+                      "WITH c AS (UPDATE updates SET state = 2,"
+                      " finished_ns = $2 WHERE app_id = $1 AND state < 2"
+                      " RETURNING id) DELETE FROM work_items"
+                      " WHERE update_id IN (SELECT id FROM c)",
                       &p, "cannot record an update");
   if (rc) return rc;
   return tide_pgs_write_returning(s, PG_UPDATE_OPEN,
@@ -42,12 +46,16 @@ int tide_pgs_update_set(PgStore *s, int64_t id, int state, const void *info,
   pg_param_int(&p, tide_store_now_ns());
   pg_param_bytes(&p, info, info_len);
   /* Listed: the workers waiting for an update hear of it when it
-  ** commits (NOTIFY on tide_SCHEMA, the update's id). */
+  ** commits (NOTIFY on tide_SCHEMA, the update's id). Finished: its work
+  ** items go (the workers' rows keep their counts), so the table holds
+  ** the items of the updates under way only. */
   return tide_pgs_write(s, PG_UPDATE_SET,
                         "WITH u AS (UPDATE updates SET state = $2::int8,"
                         " finished_ns = CASE WHEN $2::int8 = 2"
                         " THEN $3::int8 END, info = coalesce($4, info)"
-                        " WHERE id = $1 RETURNING id)"
+                        " WHERE id = $1 RETURNING id),"
+                        " d AS (DELETE FROM work_items"
+                        " WHERE update_id = $1 AND $2::int8 = 2)"
                         " SELECT pg_notify('tide_' || current_schema(),"
                         " id::text) FROM u WHERE $2::int8 = 1",
                         &p, "cannot record an update");
@@ -129,9 +137,10 @@ static int emit_work_items(PgStore *s, PGresult *r, tide_StoreWorkItemFn fn,
 ** claimed or done, and a scan from the start would step over all of
 ** them, and over their dead versions, at every claim); then, only when
 ** there are none, any ready item and the items of workers whose lease ran
-** out. */
+** out. A claim sets the worker and the tries, which no index holds, so
+** the server updates the row in place (store_pg_schema.c). */
 #define CLAIM_SET                                                          \
-  " UPDATE work_items w SET state = 1, worker_id = $2,"                    \
+  " UPDATE work_items w SET worker_id = $2,"                               \
   " tries = tries + 1 FROM c WHERE w.id = c.id"                            \
   " RETURNING w.id, w.path, w.item, w.tries"
 
@@ -158,8 +167,9 @@ int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
   if ((rc = tide_pgs_write_commit(
          s, PG_WORK_CLAIM_NEXT,
          "WITH c AS (SELECT id FROM work_items WHERE update_id = $1"
-         " AND state = 0 AND id > $4 ORDER BY update_id, id LIMIT $3"
-         " FOR UPDATE SKIP LOCKED)" CLAIM_SET,
+         " AND state = 0 AND worker_id IS NULL AND id > $4"
+         " ORDER BY update_id, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
+         CLAIM_SET,
          &p, what, &r)) != 0)
     return rc;
   if (PQntuples(r) == 0) {
@@ -170,7 +180,7 @@ int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
         (rc = tide_pgs_write_commit(
            s, PG_WORK_CLAIM,
            "WITH c AS (SELECT w.id FROM work_items w"
-           " WHERE w.update_id = $1 AND w.state < 2 AND (w.state = 0"
+           " WHERE w.update_id = $1 AND w.state = 0 AND (w.worker_id IS NULL"
            " OR (w.worker_id <> $2 AND NOT EXISTS (SELECT 1 FROM workers k"
            " WHERE k.id = w.worker_id AND k.left_at IS NULL"
            " AND k.seen_at > now() - $4::int8 * interval '1 millisecond')))"
@@ -250,9 +260,10 @@ int tide_pgs_worker_leave(PgStore *s, int64_t worker_id, const char *stats,
   pg_param_int(&p, worker_id);
   pg_param_bytes(&p, stats, stats_len);
   if ((rc = tide_pgs_write(s, PG_WORKER_LEAVE,
-                           "WITH f AS (UPDATE work_items SET state = 0,"
-                           " worker_id = NULL WHERE worker_id = $1"
-                           " AND state = 1)"
+                           "WITH f AS (UPDATE work_items w SET"
+                           " worker_id = NULL FROM workers k"
+                           " WHERE k.id = $1 AND w.update_id = k.update_id"
+                           " AND w.state = 0 AND w.worker_id = $1)"
                            " UPDATE workers SET left_at = now(),"
                            " stats = $2 WHERE id = $1",
                            &p, "cannot record a worker leaving")) != 0)
@@ -284,9 +295,8 @@ int tide_pgs_worker_each(PgStore *s, int64_t update_id,
   rc = tide_pgs_read(s, PG_WORKER_EACH,
                      "SELECT k.id, k.update_id, k.host, k.pid,"
                      " (SELECT count(*) FROM work_items w"
-                     " WHERE w.worker_id = k.id AND w.state = 1),"
-                     " (SELECT count(*) FROM work_items w"
-                     " WHERE w.worker_id = k.id AND w.state = 2),"
+                     " WHERE w.update_id = k.update_id AND w.state = 0"
+                     " AND w.worker_id = k.id), k.done,"
                      " (extract(epoch FROM now() - k.seen_at) * 1000)::int8,"
                      " k.left_at IS NOT NULL, k.stats"
                      " FROM workers k WHERE k.update_id = $1 ORDER BY k.id",

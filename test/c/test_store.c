@@ -2246,7 +2246,7 @@ static void test_pg_schema(void) {
   CHECK_EQ_INT(pg_tables(&t), 13);
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta WHERE key = 'format'",
                         text, sizeof text), "tide-state");
-  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "2");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "3");
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta"
                         " WHERE key = 'created_by'", text, sizeof text),
                "tide " TIDE_VERSION);
@@ -2288,9 +2288,9 @@ static void test_pg_refused(void) {
   CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '7'"
                                 " WHERE key = 'version'"), SQLITE_OK);
   snprintf(msg, sizeof msg, "%s: state store format version 7 is not "
-           "supported by this tide (supports 2)", t.path);
+           "supported by this tide (supports 2 to 3)", t.path);
   check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_EVERSION, msg);
-  CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '2'"
+  CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '3'"
                                 " WHERE key = 'version'; DROP TABLE runs"),
                SQLITE_OK);
   snprintf(msg, sizeof msg, "%s: state store is damaged (tables are "
@@ -2612,8 +2612,99 @@ static void test_pg_work(void) {
   CHECK_EQ_INT(tide_store_flush(s), 0);
   CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state, &info,
                                          &info_len), TIDE_ENOTFOUND);
+  /* A finished update's items are gone; its workers keep their counts. */
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM work_items"), 0);
+  memset(&k, 0, sizeof k);
+  CHECK_EQ_INT(tide_store_worker_each(s, u, see_worker, &k), 0);
+  CHECK_EQ_INT(k.done[0], 5);
+  /* So are those of an update left open, once the next one opens. */
+  CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
+  CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/y"), LIT("item")), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM work_items"), 1);
+  CHECK_EQ_INT(tide_store_update_open(s, app, &cur), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK(cur > u);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM work_items"), 0);
   tide_store_close(a);
   tide_store_close(b);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+/* A version 2 store (claimed items in state 1, an index of items by
+** worker, no done counts) is read by no one until a writer opens it,
+** which upgrades it in one transaction: its claims, done counts and
+** leases carry over. */
+static void test_pg_upgrade(void) {
+  Tmp t;
+  tide_Store *s, *a;
+  Claimed got;
+  Workers k;
+  char msg[768], text[64];
+  int64_t app, u, wa, open = -1;
+  int i;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
+  for (i = 0; i < 4; i++)
+    CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/x"), LIT("item")), 0);
+  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED, NULL, 0), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 1, &wa), 0);
+  got = claim(a, u, wa, 2, 60000, &open);
+  CHECK_EQ_INT(got.count, 2);
+  CHECK_EQ_INT(tide_store_work_done(a, got.ids[0], wa), 0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  tide_store_close(a);
+  tide_store_close(s);
+  /* As version 2 wrote it: the item claimed and not done in state 1. */
+  CHECK_EQ_INT(sql_exec(t.path,
+                        "UPDATE work_items SET state = 1 WHERE state = 0"
+                        " AND worker_id IS NOT NULL;"
+                        "ALTER TABLE workers DROP COLUMN done;"
+                        "CREATE INDEX work_items_worker"
+                        " ON work_items(worker_id);"
+                        "ALTER TABLE work_items RESET (fillfactor);"
+                        "UPDATE meta SET value = '2'"
+                        " WHERE key = 'version'"), SQLITE_OK);
+  snprintf(msg, sizeof msg, "%s: state store format version 2 is older "
+           "than this tide's (3): an update with this tide upgrades it",
+           t.path);
+  check_open_fails(t.path, TIDE_STORE_READ, TIDE_EVERSION, msg);
+  check_open_fails(t.path, TIDE_STORE_SHARED, TIDE_EVERSION, msg);
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "3");
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM pg_indexes WHERE"
+                       " schemaname = current_schema()"
+                       " AND indexname = 'work_items_worker'"), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM pg_class WHERE"
+                       " relname = 'work_items' AND relnamespace ="
+                       " current_schema()::regnamespace AND"
+                       " 'fillfactor=50' = ANY(reloptions)"), 1);
+  memset(&k, 0, sizeof k);
+  CHECK_EQ_INT(tide_store_worker_each(s, u, see_worker, &k), 0);
+  CHECK_EQ_INT(k.count, 1);
+  CHECK_EQ_INT(k.done[0], 1);
+  CHECK_EQ_INT(k.claimed[0], 1);
+  /* The worker still holds its item (only it can mark it done), and the
+  ** two ready ones are claimed as before. */
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  got = claim(a, u, wa, 10, 60000, &open);
+  CHECK_EQ_INT(got.count, 2);
+  CHECK_EQ_INT(tide_store_work_done(a, 2, wa), 0);
+  for (i = 0; i < got.count; i++)
+    CHECK_EQ_INT(tide_store_work_done(a, got.ids[i], wa), 0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  CHECK_EQ_INT(tide_store_work_open(s, u, &open), 0);
+  CHECK_EQ_INT(open, 0);
+  memset(&k, 0, sizeof k);
+  CHECK_EQ_INT(tide_store_worker_each(s, u, see_worker, &k), 0);
+  CHECK_EQ_INT(k.done[0], 4);
+  CHECK_EQ_INT(k.claimed[0], 0);
+  tide_store_close(a);
   tide_store_close(s);
   tmp_close(&t);
 }
@@ -2711,6 +2802,7 @@ static const CheckTest pg_tests[] = {
   { "the password never shown", test_pg_password },
   { "work items shared by workers", test_pg_work },
   { "a worker's heartbeat", test_pg_beat },
+  { "a version 2 store upgraded", test_pg_upgrade },
   { NULL, NULL },
 };
 
