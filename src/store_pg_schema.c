@@ -213,13 +213,16 @@ int tide_pgs_schema_check(PgStore *s) {
 
 /* From version 2 to 3, in one transaction (the header says why): the
 ** claimed items (state 1) become open items that name their worker,
-** each worker's done count is taken from its items, and the index of
-** items by worker goes. The fill factor applies to the pages written
-** from now on. */
+** each worker's done count is taken from its items, the items of
+** finished updates go (version 2 kept them), and the index of items by
+** worker goes. The fill factor applies to the pages written from now
+** on. */
 static const char upgrade_2_sql[] =
   "ALTER TABLE workers ADD COLUMN done bigint NOT NULL DEFAULT 0;"
   "UPDATE workers k SET done = (SELECT count(*) FROM work_items w"
   " WHERE w.worker_id = k.id AND w.state = 2);"
+  "DELETE FROM work_items w USING updates u"
+  " WHERE u.id = w.update_id AND u.state = 2;"
   "UPDATE work_items SET state = 0 WHERE state = 1;"
   "DROP INDEX work_items_worker;"
   "ALTER TABLE work_items SET (fillfactor = " WORK_FILL ");"

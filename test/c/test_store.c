@@ -2668,6 +2668,10 @@ static void test_pg_upgrade(void) {
                         "CREATE INDEX work_items_worker"
                         " ON work_items(worker_id);"
                         "ALTER TABLE work_items RESET (fillfactor);"
+                        "INSERT INTO updates(id, app_id, state, started_ns)"
+                        " VALUES(100, 1, 2, 0);"
+                        "INSERT INTO work_items(update_id, path, state)"
+                        " VALUES(100, 'kept by version 2', 2);"
                         "UPDATE meta SET value = '2'"
                         " WHERE key = 'version'"), SQLITE_OK);
   snprintf(msg, sizeof msg, "%s: state store format version 2 is older "
@@ -2684,6 +2688,10 @@ static void test_pg_upgrade(void) {
                        " relname = 'work_items' AND relnamespace ="
                        " current_schema()::regnamespace AND"
                        " 'fillfactor=50' = ANY(reloptions)"), 1);
+  /* The finished update's items are gone, the one under way's kept. */
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM work_items"
+                       " WHERE update_id = 100"), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM work_items"), 4);
   memset(&k, 0, sizeof k);
   CHECK_EQ_INT(tide_store_worker_each(s, u, see_worker, &k), 0);
   CHECK_EQ_INT(k.count, 1);
