@@ -916,7 +916,8 @@ static int store_targets_by_owner(lua_State *L) {
   return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
-/* store.h's *_committed reads, for reconcile.lua's submit. */
+/* store.h's committed read of a state, for reconcile.lua's submit (the
+** owned states' read is claims:diff's, in C). */
 static int store_target_committed(lua_State *L) {
   tide_Store *s = check_store(L);
   size_t len;
@@ -928,15 +929,6 @@ static int store_target_committed(lua_State *L) {
   if (rc != 0) return ok_or_raise(L, s, rc);
   push_target(L, &t);
   return 1;
-}
-
-static int store_targets_by_owner_committed(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int rc;
-  lua_newtable(L);
-  rc = tide_store_target_each_by_owner_committed(s, luaL_checkinteger(L, 2),
-                                                 add_target, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
 static int store_targets_by_container(lua_State *L) {
@@ -1137,7 +1129,6 @@ void tide_lstore_open(lua_State *L) {
     {"target_delete", store_target_delete},
     {"targets_mark_applied", store_targets_mark_applied},
     {"targets_by_owner", store_targets_by_owner},
-    {"targets_by_owner_committed", store_targets_by_owner_committed},
     {"target_committed", store_target_committed},
     {"targets_by_container", store_targets_by_container},
     {"targets_pending", store_targets_pending},

@@ -2529,6 +2529,23 @@ static int see_worker(void *arg, const tide_StoreWorker *w) {
   return 0;
 }
 
+/* A writer's store holding a listed update of the app "docs" with items
+** work items (info, NUL-terminated, or NULL, for its workers). */
+static tide_Store *listed_update(const char *path, int items,
+                                 const char *info, int64_t *app,
+                                 int64_t *u) {
+  tide_Store *s = open_ok(path, TIDE_STORE_WRITE);
+  int i;
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), app, NULL), 0);
+  CHECK_EQ_INT(tide_store_update_open(s, *app, u), 0);
+  for (i = 0; i < items; i++)
+    CHECK_EQ_INT(tide_store_work_add(s, *u, LIT("/f/x"), LIT("item")), 0);
+  CHECK_EQ_INT(tide_store_update_set(s, *u, TIDE_UPDATE_LISTED, info,
+                                     info ? strlen(info) : 0), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  return s;
+}
+
 static void test_pg_work(void) {
   Tmp t;
   tide_Store *s, *a, *b;
@@ -2539,14 +2556,7 @@ static void test_pg_work(void) {
   size_t info_len;
   int state, i;
   tmp_init(&t, "unused");
-  s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
-  CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
-  for (i = 0; i < 5; i++)
-    CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/x"), LIT("item")), 0);
-  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED, LIT("info")),
-               0);
-  CHECK_EQ_INT(tide_store_flush(s), 0);
+  s = listed_update(t.path, 5, "info", &app, &u);
   /* Workers write without the writer lock, which s holds. */
   a = open_ok(t.path, TIDE_STORE_SHARED);
   b = open_ok(t.path, TIDE_STORE_SHARED);
@@ -2645,13 +2655,7 @@ static void test_pg_upgrade(void) {
   int64_t app, u, wa, open = -1;
   int i;
   tmp_init(&t, "unused");
-  s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
-  CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
-  for (i = 0; i < 4; i++)
-    CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/x"), LIT("item")), 0);
-  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED, NULL, 0), 0);
-  CHECK_EQ_INT(tide_store_flush(s), 0);
+  s = listed_update(t.path, 4, NULL, &app, &u);
   a = open_ok(t.path, TIDE_STORE_SHARED);
   CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 1, &wa), 0);
   got = claim(a, u, wa, 2, 60000, &open);
@@ -2726,12 +2730,7 @@ static void test_pg_beat(void) {
   Claimed got;
   int64_t app, u, wa, wb, open;
   tmp_init(&t, "unused");
-  s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
-  CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
-  CHECK_EQ_INT(tide_store_work_add(s, u, LIT("/f/x"), LIT("item")), 0);
-  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_LISTED, NULL, 0), 0);
-  CHECK_EQ_INT(tide_store_flush(s), 0);
+  s = listed_update(t.path, 1, NULL, &app, &u);
   a = open_ok(t.path, TIDE_STORE_SHARED);
   b = open_ok(t.path, TIDE_STORE_SHARED);
   CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 1, &wa), 0);
