@@ -46,6 +46,11 @@ local HELD = 128
 -- items while others wait, nor claim short ones a few at a time.
 local HOLD_S = 1
 local FIRST = 8
+-- Beyond the items it runs at once (its slots, max_inflight), about
+-- this much wall time of the items it finishes: items that mostly wait
+-- (a model call) are claimed, and recorded, several slots' worth at a
+-- time, and the last of them keep another worker idle this long at most.
+local QUEUE_S = 0.1
 -- The components a worker records in one store batch, at most: it
 -- records what it finished at each claim (M.work), and only a batch
 -- that grows while it waits for a long component records itself.
@@ -316,6 +321,25 @@ local function mount_item(run, root, item, mount)
   return mount(root, item.path, b.fn, args, t[5] or nil, item.id)
 end
 
+-- How many items a worker may hold: FIRST before any is done (at most
+-- as many as run at once, cap); then as many as HOLD_S of its CPU time
+-- and QUEUE_S of wall time beyond those running take, at the rates it
+-- measured since its first claim, and never fewer than its parallel
+-- functions' threads take (plus one).
+local function hold_limit(run, cap, done, cpu0, wall0)
+  if done == 0 then return math.min(cap, FIRST) end
+  -- Its parallel functions' threads count in the CPU time, and may run
+  -- that many items at once.
+  local threads = run.pool and (run.opts.jobs or core.cpu_count()) or 1
+  local per_item = (os.clock() - cpu0) / done
+  local by_cpu = per_item > 0 and math.ceil(threads * HOLD_S / per_item)
+    or HELD
+  local wall = (core.now_ms() - wall0) / 1000
+  local by_wall = wall > 0 and cap + math.ceil(done / wall * QUEUE_S) or cap
+  return math.max(math.min(by_cpu, by_wall, HELD),
+                  math.min(cap, threads + 1))
+end
+
 -- Claims and runs items until none is left; in the root task of the
 -- worker's run, after main. worker_id: this process's row.
 function M.work(run, worker_id)
@@ -331,62 +355,68 @@ function M.work(run, worker_id)
   -- component runs without yielding.
   share.beat = store:beat_start(worker_id,
                                 math.max(share.lease_ms // 4, 50))
-  -- A worker holds no more items than it runs at once (and at most
-  -- HELD), so that the others can take the rest.
+  -- Claimed items are mounted no more than the run's slots at once (and
+  -- HELD): the others wait in claimed[first..last], in the order claimed.
+  -- (A mounted item runs whatever the slots: the worker's root task is
+  -- its only spawner, and this is its throttle.)
   local cap = math.min(run.sched:limit(), HELD)
-  local held, done, cpu0 = {}, 0, nil
+  local running, claimed, first, last = {}, {}, 1, 0
+  local done, limit, cpu0, wall0 = 0, 0, nil, nil
   while not run.sched:stopped() do
     local n = 0
-    for i = 1, #held do
-      if not held[i].done then
+    for i = 1, #running do
+      if not running[i].done then
         n = n + 1
-        held[n] = held[i]
+        running[n] = running[i]
       end
     end
-    done = done + #held - n
-    for i = #held, n + 1, -1 do held[i] = nil end
+    done = done + #running - n
+    for i = #running, n + 1, -1 do running[i] = nil end
+    while n < cap and first <= last do
+      local frame = mount_item(run, root, claimed[first], mount)
+      claimed[first], first = nil, first + 1
+      if frame then
+        n = n + 1
+        running[n] = frame
+      end
+    end
+    -- Items that cannot run here are done with an error, not left.
+    if #share.failed_items > 0 then
+      for _, id in ipairs(share.failed_items) do
+        store:work_done(id, worker_id)
+      end
+      share.failed_items = {}
+      store:flush()
+    end
     -- A claim once half of what it may hold is done, for as many: each is
     -- a round trip and a commit, and the items it holds run while the
-    -- server commits the last batch (below).
-    local limit = math.min(cap, FIRST)
-    if done > 0 then
-      -- Its parallel functions' threads count in the CPU time, and may
-      -- run that many items at once.
-      local threads = run.pool and (run.opts.jobs or core.cpu_count()) or 1
-      local per_item = (os.clock() - cpu0) / done
-      limit = per_item > 0 and math.ceil(threads * HOLD_S / per_item) or cap
-      limit = math.max(math.min(limit, cap), math.min(cap, threads + 1))
-    end
-    if n > limit // 2 then
-      sched.wait(run.sched, held[1])
+    -- server commits the last batch (below). The limit at most doubles
+    -- from one claim to the next: the first rates measured are rough.
+    local held = n + last - first + 1
+    limit = math.min(hold_limit(run, cap, done, cpu0, wall0),
+                     math.max(2 * limit, cap))
+    if held > limit // 2 then
+      sched.wait(run.sched, running[1])
       goto again
     end
     do
-      cpu0 = cpu0 or os.clock()
-      local items = store:work_claim(share.update_id, worker_id, limit - n,
-                                     share.lease_ms)
+      cpu0, wall0 = cpu0 or os.clock(), wall0 or core.now_ms()
+      local items = store:work_claim(share.update_id, worker_id,
+                                     limit - held, share.lease_ms)
       -- What finished since the last claim is recorded now: after the
       -- claim, which would wait for its commit, and before the items
       -- just claimed start, which run while the server commits it.
       reconcile.flush(run, true)
       for _, item in ipairs(items) do
-        local frame = mount_item(run, root, item, mount)
-        if frame then held[#held + 1] = frame end
-      end
-      -- Items that cannot run here are done with an error, not left.
-      if #share.failed_items > 0 then
-        for _, id in ipairs(share.failed_items) do
-          store:work_done(id, worker_id)
-        end
-        share.failed_items = {}
-        store:flush()
+        last = last + 1
+        claimed[last] = item
       end
       if #items > 0 then goto again end
     end
     -- Nothing to claim: what this worker ran is recorded (and its items
     -- marked done) before it looks again, or waits for what others hold.
-    if #held > 0 then
-      sched.wait(run.sched, held[1])
+    if n > 0 then
+      sched.wait(run.sched, running[1])
     else
       reconcile.flush(run)
       if store:work_open(share.update_id) == 0 then break end

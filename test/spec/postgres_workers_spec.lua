@@ -32,11 +32,24 @@ end
 
 -- Each document is counted by a memoized function (a memo entry per
 -- text, shared by the workers) and written as a row; SLEEP_MS stands in
--- for a model call, BUSY_MS for a long computation.
+-- for a model call, BUSY_MS for a long computation. With MOST_DIR, each
+-- process writes there (most.PID) the most items it had under way at once.
 local PIPELINE = [[
 local tide = require "tide"
 local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
+local most_dir = os.getenv("MOST_DIR")
+local under_way, most = 0, 0
+local function started()
+  under_way = under_way + 1
+  if most_dir and under_way > most then
+    most = under_way
+    local f = assert(io.open(most_dir .. "/most."
+                             .. require("tide.core").getpid(), "w"))
+    f:write(most)
+    f:close()
+  end
+end
 local Doc = tide.record("Doc", {
   { "path", "string", key = true },
   { "title", "string" },
@@ -50,6 +63,7 @@ end)
 local pause = tonumber(os.getenv("SLEEP_MS") or "0") / 1000
 local busy = tonumber(os.getenv("BUSY_MS") or "0") / 1000
 local process = tide.fn("process", { memo = true }, function(file, docs)
+  started()
   if pause > 0 then tide.sleep(pause) end
   if busy > 0 then
     local t = os.clock()
@@ -58,6 +72,7 @@ local process = tide.fn("process", { memo = true }, function(file, docs)
   local text = file:text()
   docs:row(Doc { path = file.path, title = text:match("^([^\n]*)"),
                  words = count(text) })
+  under_way = under_way - 1
 end)
 return tide.app("docs", function()
   local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
@@ -196,6 +211,42 @@ describe("an update shared by workers", function()
     for _, w in ipairs(r.workers) do
       assert.is_true(w.done >= 5, cjson.encode(r.workers))
     end
+  end)
+
+  it("claims items that mostly wait several slots' worth at a time, and "
+     .. "runs no more of them at once than its slots", function()
+    local d = project(120)
+    local db = location("queued")
+    update(d, db, "", "SLEEP_MS=20") -- makes the schema
+    for i = 1, 120 do
+      helpers.write(("%s/docs/d%03d.txt"):format(d, i), "Edited " .. i .. "\n")
+    end
+    -- Every statement that sets a work item's worker: a claim (or a
+    -- worker's leave, which sets none).
+    must(postgres.query(conn, "CREATE TABLE public.queued_updates(n int)"))
+    must(postgres.query(conn, "CREATE FUNCTION queued_count() RETURNS "
+      .. "trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO "
+      .. "public.queued_updates VALUES (1); RETURN NULL; END $$"))
+    must(postgres.query(conn, "CREATE TRIGGER counted AFTER UPDATE OF "
+      .. "worker_id ON queued.work_items FOR EACH STATEMENT EXECUTE "
+      .. "FUNCTION queued_count()"))
+    local most = helpers.tmpdir()
+    local r = update(d, db, "--workers 1 --max-inflight 2",
+                     "SLEEP_MS=20 MOST_DIR=" .. q(most))
+    assert.are.equal(120, r.components.reprocessed)
+    assert.are.equal(120, r.workers[1].done)
+    -- The worker ran at most 2 at once (the lead ran none).
+    local files = helpers.run("ls " .. q(most))
+    assert.are.equal(1, select(2, files:gsub("most%.", "")), files)
+    assert.are.equal("2", helpers.read(most .. "/"
+                                       .. files:match("most%.%d+")))
+    -- Holding no more than it ran, it would claim one or two items at a
+    -- time (and a second statement for each claim that finds none
+    -- after the worker's last): 120 claim statements at least. It holds
+    -- about a tenth of a second of its items beyond its slots, some 12.
+    local statements = tonumber(rows("SELECT count(*) AS n FROM "
+      .. "public.queued_updates")[1].n)
+    assert.is_true(statements < 60, statements .. " statements")
   end)
 
   it("takes a killed worker's items over, each committed once",
