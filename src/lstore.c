@@ -757,14 +757,29 @@ static int store_memo_refs_clear(lua_State *L) {
                      tide_store_memo_refs_clear(s, luaL_checkinteger(L, 2)));
 }
 
-static int store_memo_ref_exists(lua_State *L) {
+/* store:memo_delete_unused(app_id, { key, ... }): the entries no
+** component uses go. */
+static int store_memo_delete_unused(lua_State *L) {
   tide_Store *s = check_store(L);
-  int used = 0;
-  int rc = tide_store_memo_ref_exists(s, luaL_checkinteger(L, 2),
-                                      opt_fp(L, 3), &used);
-  if (rc != 0) return ok_or_raise(L, s, rc);
-  lua_pushboolean(L, used);
-  return 1;
+  lua_Integer app_id = luaL_checkinteger(L, 2);
+  lua_Integer i, n;
+  luaL_Buffer b;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 3);
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *key;
+    lua_rawgeti(L, 3, i);
+    key = lua_tolstring(L, -1, &len);
+    luaL_argcheck(L, key != NULL && len == TIDE_FP_SIZE, 3,
+                  "memo keys expected");
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  return ok_or_raise(L, s, tide_store_memo_delete_unused(
+                               s, app_id, (const uint8_t *)lua_tostring(L, -1),
+                               (size_t)n));
 }
 
 /* ---- Containers ---- */
@@ -1119,7 +1134,7 @@ void tide_lstore_open(lua_State *L) {
     {"intents", store_intents},
     {"memo_ref_add", store_memo_ref_add}, {"memo_refs", store_memo_refs},
     {"memo_refs_clear", store_memo_refs_clear},
-    {"memo_ref_exists", store_memo_ref_exists},
+    {"memo_delete_unused", store_memo_delete_unused},
     {"container", store_container},
     {"container_update", store_container_update},
     {"container_delete", store_container_delete},

@@ -406,6 +406,21 @@ int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
   return tide_sqs_memo_ref_exists(sq(s), app_id, key, used);
 }
 
+int tide_store_memo_delete_unused(tide_Store *s, int64_t app_id,
+                                  const uint8_t *keys, size_t n) {
+  size_t i;
+  int rc = 0, used;
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_delete_unused(pg(s), app_id, keys, n);
+  /* A local file answers each key at once. */
+  for (i = 0; i < n && rc == 0; i++) {
+    const uint8_t *key = keys + i * TIDE_FP_SIZE;
+    rc = tide_sqs_memo_ref_exists(sq(s), app_id, key, &used);
+    if (rc == 0 && !used) rc = tide_sqs_memo_delete(sq(s), app_id, key);
+  }
+  return rc;
+}
+
 int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
                                        const char *kind, size_t kind_len,
                                        const char *identity,

@@ -370,6 +370,12 @@ int tide_store_memo_refs_clear(tide_Store *s, int64_t component_id);
 /* *used is 1 when some component of the app uses the memo entry key. */
 int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
                                const uint8_t *key, int *used);
+/* Deletes, of the n memo entries whose keys are at keys (n times
+** TIDE_FP_SIZE bytes), those no component of the app uses: the run's end
+** collects what lost its last user. On PostgreSQL a few statements, not
+** one round trip a key. */
+int tide_store_memo_delete_unused(tide_Store *s, int64_t app_id,
+                                  const uint8_t *keys, size_t n);
 
 /* ---- Target containers ---- */
 

@@ -349,10 +349,8 @@ int tide_pgs_write_returning(PgStore *s, int slot, const char *sql,
   return rc;
 }
 
-int tide_pgs_get(PgStore *s, int slot, const char *sql, const PgParams *p,
-                 const char *what, PGresult **out) {
-  int rc = tide_pgs_read(s, slot, sql, p, what, out);
-  if (rc) return rc;
+/* What a get read into *out: held, or TIDE_ENOTFOUND for no row. */
+static int hold_row(PgStore *s, PGresult **out) {
   if (PQntuples(*out) == 0) {
     PQclear(*out);
     *out = NULL;
@@ -360,6 +358,18 @@ int tide_pgs_get(PgStore *s, int slot, const char *sql, const PgParams *p,
   }
   s->held = *out;
   return 0;
+}
+
+int tide_pgs_get_apart(PgStore *s, int slot, const char *sql,
+                       const PgParams *p, const char *what, PGresult **out) {
+  int rc = tide_pgs_read_apart(s, slot, sql, p, what, out);
+  return rc ? rc : hold_row(s, out);
+}
+
+int tide_pgs_get(PgStore *s, int slot, const char *sql, const PgParams *p,
+                 const char *what, PGresult **out) {
+  int rc = tide_pgs_read(s, slot, sql, p, what, out);
+  return rc ? rc : hold_row(s, out);
 }
 
 /* ---- Group commit ---- */
@@ -721,6 +731,8 @@ int tide_pgs_open(PgStore **out, const char *location, int flags,
   s->base.alloc = alloc;
   s->base.ud = ud;
   s->base.errmsg = "";
+  tide_hashmap_init(&s->ref_owners, alloc, ud);
+  tide_hashmap_init(&s->memos_kept, alloc, ud);
   tide_store_set_batch_limits(&s->base, 0, 0);
   *out = s;
   if ((rc = parse_location(s, location)) != 0) return rc;

@@ -40,6 +40,7 @@
 
 #include <libpq-fe.h>
 
+#include "hashmap.h"
 #include "store.h"
 #include "store_backend.h"
 
@@ -88,13 +89,11 @@ enum {
   PG_COMPONENT_IDS,
   PG_INTENT_IDS,
   PG_MEMO_GET,
-  PG_MEMO_PUT,
   PG_MEMO_DEL,
+  PG_MEMO_DEL_UNUSED,
   PG_MEMO_KEYS_FIRST,
   PG_MEMO_KEYS_NEXT,
-  PG_MEMO_REF_ADD,
   PG_MEMO_REFS_EACH,
-  PG_MEMO_REFS_CLEAR,
   PG_MEMO_REF_EXISTS,
   PG_CONTAINER_FIND,
   PG_CONTAINER_INSERT,
@@ -142,6 +141,9 @@ enum {
   PG_BULK_SOURCES,
   PG_BULK_WORK,
   PG_BULK_DONE,
+  PG_BULK_MEMOS,
+  PG_BULK_REFS_CLEAR,
+  PG_BULK_REFS,
   PG_LOCK,
   PG_UNLOCK,
   PG_READ_GENERATION,
@@ -156,6 +158,9 @@ enum {
   PG_KIND_SOURCES,
   PG_KIND_WORK,
   PG_KIND_DONE,
+  PG_KIND_MEMOS,
+  PG_KIND_REFS_CLEAR,
+  PG_KIND_REFS,
   PG_BULK_KINDS
 };
 
@@ -203,6 +208,8 @@ struct PgStore {
   PgIds intent_ids;          /* and for intents */
   unsigned char iterating[PG_SLOT_COUNT]; /* an iteration of slot runs */
   PgBulk bulk[PG_BULK_KINDS]; /* rows kept for set-based statements */
+  tide_HashMap ref_owners;   /* components whose memo references are kept */
+  tide_HashMap memos_kept;   /* the keys of the memo entries kept */
   int64_t claim_update, claim_worker; /* whose claims claim_mark is */
   int64_t claim_mark;        /* the last item id this worker claimed */
   int begun;                 /* the open batch's BEGIN was sent */
@@ -273,6 +280,17 @@ int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells);
 /* Sends the rows kept, a statement per kind; the next statement sent and
 ** every synchronisation do it first. */
 int tide_pgs_bulk_send(PgStore *s);
+/* Keeps a memo reference (tide_store_memo_ref_add), and a clear of a
+** component's (tide_store_memo_refs_clear): clears are sent before
+** additions, and a clear that follows additions to the same component
+** sends the rows kept first, so the order of the calls holds. */
+int tide_pgs_bulk_ref(PgStore *s, int64_t app_id, int64_t component_id,
+                      const uint8_t *key, size_t key_len);
+int tide_pgs_bulk_refs_clear(PgStore *s, int64_t component_id);
+/* Keeps a memo entry (tide_store_memo_put); whether one is kept under
+** key, which a read of it must send first. */
+int tide_pgs_bulk_memo(PgStore *s, const PgCell *cells, const uint8_t *key);
+int tide_pgs_bulk_memo_kept(const PgStore *s, const uint8_t *key);
 /* Forgets the rows kept (a batch rolled back); frees their buffers. */
 void tide_pgs_bulk_drop(PgStore *s);
 void tide_pgs_bulk_free(PgStore *s);
@@ -304,6 +322,9 @@ int tide_pgs_write_returning(PgStore *s, int slot, const char *sql,
 ** it has no row. */
 int tide_pgs_get(PgStore *s, int slot, const char *sql, const PgParams *p,
                  const char *what, PGresult **out);
+/* The same as a read apart (tide_pgs_read_apart). */
+int tide_pgs_get_apart(PgStore *s, int slot, const char *sql,
+                       const PgParams *p, const char *what, PGresult **out);
 
 /* Checks that the store is writable and opens the batch if none is. */
 int tide_pgs_write_begin(PgStore *s);
@@ -432,6 +453,8 @@ int tide_pgs_memo_refs_each(PgStore *s, int64_t component_id,
 int tide_pgs_memo_refs_clear(PgStore *s, int64_t component_id);
 int tide_pgs_memo_ref_exists(PgStore *s, int64_t app_id, const uint8_t *key,
                              int *used);
+int tide_pgs_memo_delete_unused(PgStore *s, int64_t app_id,
+                                const uint8_t *keys, size_t n);
 int tide_pgs_container_get_or_create(PgStore *s, int64_t app_id,
                                      const char *kind, size_t kind_len,
                                      const char *identity,

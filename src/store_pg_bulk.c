@@ -10,7 +10,12 @@
 ** is written once, with the last row's values (DISTINCT ON ... ORDER BY
 ** the row's number, descending); kinds go in a fixed order, which is
 ** safe because they write different tables, nothing reads in between,
-** and every other statement sends the rows kept before it first.
+** and every other statement sends the rows kept before it first. The
+** two kinds of memo references write the same table: a component's are
+** cleared before any is added, so a clear that comes after additions to
+** the same component (tide_pgs_memo_refs_clear checks ref_owners) sends
+** the rows kept first. A memo entry is read apart from the rows kept
+** (they do not change it), unless it is one of them (memos_kept).
 **
 ** The arrays travel as text: int8 elements as decimal digits, bytea
 ** elements as "\\x" and hex, NULL as NULL.
@@ -20,8 +25,10 @@
 
 #include "store_pg.h"
 
-/* Rows kept before a kind is sent on its own. */
+/* Rows kept before a kind is sent on its own; and bytes (a memo entry's
+** value may be large: an embedding). */
 #define BULK_MAX_ROWS 2048
+#define BULK_MAX_BYTES (8 << 20)
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -90,6 +97,22 @@ static const Kind kinds[PG_BULK_KINDS] = {
     " GROUP BY worker_id) c WHERE k.id = c.worker_id)"
     " SELECT rows_are((SELECT count(*) FROM d), (SELECT count(*) FROM u),"
     " 'another worker holds it now (this worker''s lease ran out)')" },
+  { PG_BULK_MEMOS, "cannot record a memo entry", "ibbbbbi",
+    "INSERT INTO memos(app_id, key, fn_name, value, deps, targets,"
+    " updated_ns) SELECT DISTINCT ON (app_id, key) app_id, key, fn_name,"
+    " value, deps, targets, updated_ns FROM unnest($1::int8[], $2::bytea[],"
+    " $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::int8[])"
+    " WITH ORDINALITY AS u(app_id, key, fn_name, value, deps, targets,"
+    " updated_ns, ord) ORDER BY app_id, key, ord DESC"
+    " ON CONFLICT (app_id, key) DO UPDATE SET fn_name = excluded.fn_name,"
+    " value = excluded.value, deps = excluded.deps,"
+    " targets = excluded.targets, updated_ns = excluded.updated_ns" },
+  { PG_BULK_REFS_CLEAR, "cannot delete memo references", "i",
+    "DELETE FROM memo_refs WHERE component_id = ANY($1::int8[])" },
+  { PG_BULK_REFS, "cannot record a memo reference", "iib",
+    "INSERT INTO memo_refs(app_id, component_id, key) SELECT app_id,"
+    " component_id, key FROM unnest($1::int8[], $2::int8[], $3::bytea[])"
+    " AS u(app_id, component_id, key) ON CONFLICT DO NOTHING" },
 };
 
 static int nomem(PgStore *s) {
@@ -123,6 +146,7 @@ static int add_cell(tide_Buf *b, char type, const PgCell *cell) {
 int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells) {
   PgBulk *k = &s->bulk[kind];
   const char *t = kinds[kind].types;
+  size_t bytes;
   int i, rc;
   if ((rc = tide_pgs_write_begin(s)) != 0) return rc;
   tide_pgs_release(s);
@@ -134,6 +158,8 @@ int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells) {
   k->rows++;
   s->base.batch_writes++;
   if (k->rows >= BULK_MAX_ROWS) return tide_pgs_bulk_send(s);
+  for (i = 0, bytes = 0; t[i]; i++) bytes += k->cols[i].len;
+  if (bytes >= BULK_MAX_BYTES) return tide_pgs_bulk_send(s);
   return 0;
 }
 
@@ -160,13 +186,99 @@ static int send_kind(PgStore *s, int kind) {
   return rc;
 }
 
+/* The kind's rows are sent or dropped: a map of what it keeps (empty
+** for most kinds) starts again. */
+static void forget(PgStore *s, int kind) {
+  tide_HashMap *m = kind == PG_KIND_REFS    ? &s->ref_owners
+                    : kind == PG_KIND_MEMOS ? &s->memos_kept
+                                            : NULL;
+  if (m == NULL || tide_hashmap_count(m) == 0) return;
+  tide_hashmap_close(m);
+  tide_hashmap_init(m, s->base.alloc, s->base.ud);
+}
+
 int tide_pgs_bulk_send(PgStore *s) {
   int kind, rc;
   for (kind = 0; kind < PG_BULK_KINDS; kind++) {
     if (s->bulk[kind].rows == 0) continue;
+    forget(s, kind);
     if ((rc = send_kind(s, kind)) != 0) return rc;
   }
   return 0;
+}
+
+int tide_pgs_bulk_memo(PgStore *s, const PgCell *cells, const uint8_t *key) {
+  if (tide_hashmap_put(&s->memos_kept, key, TIDE_FP_SIZE, 1, NULL) != 0)
+    return nomem(s);
+  return tide_pgs_bulk_row(s, PG_KIND_MEMOS, cells);
+}
+
+int tide_pgs_bulk_memo_kept(const PgStore *s, const uint8_t *key) {
+  return tide_hashmap_get(&s->memos_kept, key, TIDE_FP_SIZE) != NULL;
+}
+
+int tide_pgs_bulk_ref(PgStore *s, int64_t app_id, int64_t component_id,
+                      const uint8_t *key, size_t key_len) {
+  PgCell row[3];
+  memset(row, 0, sizeof row);
+  row[0].i = app_id;
+  row[1].i = component_id;
+  row[2].p = key;
+  row[2].len = key_len;
+  if (tide_hashmap_put_id(&s->ref_owners, (uint64_t)component_id, 1) != 0)
+    return nomem(s);
+  return tide_pgs_bulk_row(s, PG_KIND_REFS, row);
+}
+
+int tide_pgs_bulk_refs_clear(PgStore *s, int64_t component_id) {
+  PgCell row[1];
+  int rc;
+  memset(row, 0, sizeof row);
+  row[0].i = component_id;
+  /* Additions kept for the component go first, as they came. */
+  if (tide_hashmap_get_id(&s->ref_owners, (uint64_t)component_id) != NULL &&
+      (rc = tide_pgs_bulk_send(s)) != 0)
+    return rc;
+  return tide_pgs_bulk_row(s, PG_KIND_REFS_CLEAR, row);
+}
+
+/* The memo entries among keys that no component uses go, BULK_MAX_ROWS
+** keys a statement, in the open batch. */
+int tide_pgs_memo_delete_unused(PgStore *s, int64_t app_id,
+                                const uint8_t *keys, size_t n) {
+  tide_Buf list;
+  char id[24];
+  PgParams p;
+  size_t i, at;
+  int rc = 0;
+  tide_buf_init(&list, s->base.alloc, s->base.ud);
+  snprintf(id, sizeof id, "%lld", (long long)app_id);
+  for (at = 0; at < n && rc == 0; at += BULK_MAX_ROWS) {
+    list.len = 0;
+    for (i = at; i < n && i < at + BULK_MAX_ROWS && rc == 0; i++) {
+      PgCell cell;
+      memset(&cell, 0, sizeof cell);
+      cell.p = keys + i * TIDE_FP_SIZE;
+      cell.len = TIDE_FP_SIZE;
+      if (add_cell(&list, 'b', &cell) != 0) rc = nomem(s);
+    }
+    if (rc == 0 && (tide_buf_push(&list, '}') != 0 ||
+                    tide_buf_push(&list, '\0') != 0))
+      rc = nomem(s);
+    if (rc != 0) break;
+    memset(&p, 0, sizeof p);
+    p.n = 2;
+    p.values[0] = id;
+    p.values[1] = (const char *)list.data;
+    rc = tide_pgs_write(s, PG_MEMO_DEL_UNUSED,
+                        "DELETE FROM memos m WHERE m.app_id = $1::int8"
+                        " AND m.key = ANY($2::bytea[]) AND NOT EXISTS"
+                        " (SELECT 1 FROM memo_refs r WHERE r.app_id ="
+                        " m.app_id AND r.key = m.key)",
+                        &p, "cannot delete memo entries");
+  }
+  tide_buf_close(&list);
+  return rc;
 }
 
 void tide_pgs_bulk_drop(PgStore *s) {
@@ -174,6 +286,7 @@ void tide_pgs_bulk_drop(PgStore *s) {
   for (kind = 0; kind < PG_BULK_KINDS; kind++) {
     for (i = 0; i < PG_BULK_COLS; i++) s->bulk[kind].cols[i].len = 0;
     s->bulk[kind].rows = 0;
+    forget(s, kind);
   }
 }
 
@@ -182,4 +295,6 @@ void tide_pgs_bulk_free(PgStore *s) {
   for (kind = 0; kind < PG_BULK_KINDS; kind++)
     for (i = 0; i < PG_BULK_COLS; i++)
       if (s->bulk[kind].cols[i].alloc) tide_buf_close(&s->bulk[kind].cols[i]);
+  tide_hashmap_close(&s->ref_owners);
+  tide_hashmap_close(&s->memos_kept);
 }

@@ -450,10 +450,13 @@ int tide_pgs_memo_get(PgStore *s, int64_t app_id, const uint8_t *key,
   int rc;
   pg_param_int(&p, app_id);
   pg_param_fp(&p, key);
-  rc = tide_pgs_get(s, PG_MEMO_GET,
-                    "SELECT app_id, key, fn_name, value, deps, targets,"
-                    " updated_ns FROM memos WHERE app_id = $1 AND key = $2",
-                    &p, "cannot read a memo entry", &r);
+  /* Apart from the rows kept, unless the entry is one of them: a memo
+  ** miss in each component would otherwise send every kind's rows. */
+  rc = (tide_pgs_bulk_memo_kept(s, key) ? tide_pgs_get : tide_pgs_get_apart)(
+    s, PG_MEMO_GET,
+    "SELECT app_id, key, fn_name, value, deps, targets,"
+    " updated_ns FROM memos WHERE app_id = $1 AND key = $2",
+    &p, "cannot read a memo entry", &r);
   if (rc) return rc;
   m->app_id = pg_int(r, 0, 0);
   m->key = pg_fp(r, 0, 1);
@@ -466,22 +469,18 @@ int tide_pgs_memo_get(PgStore *s, int64_t app_id, const uint8_t *key,
 }
 
 int tide_pgs_memo_put(PgStore *s, const tide_StoreMemo *m) {
-  PgParams p = {0};
-  pg_param_int(&p, m->app_id);
-  pg_param_fp(&p, m->key);
-  pg_param_bytes(&p, m->fn_name, m->fn_name_len);
-  pg_param_bytes(&p, m->value, m->value_len);
-  pg_param_bytes(&p, m->deps, m->deps_len);
-  pg_param_bytes(&p, m->targets, m->targets_len);
-  pg_param_int(&p, tide_store_now_ns());
-  return send_write(s, PG_MEMO_PUT,
-               "INSERT INTO memos(app_id, key, fn_name, value, deps, targets,"
-               " updated_ns) VALUES($1, $2, $3, $4, $5, $6, $7)"
-               " ON CONFLICT (app_id, key) DO UPDATE SET"
-               " fn_name = excluded.fn_name, value = excluded.value,"
-               " deps = excluded.deps, targets = excluded.targets,"
-               " updated_ns = excluded.updated_ns",
-               &p, "cannot record a memo entry");
+  PgCell row[7];
+  memset(row, 0, sizeof row);
+  row[0].i = m->app_id;
+  cell_fp(&row[1], m->key);
+  /* A name is never NULL, even when empty. */
+  row[2].p = m->fn_name;
+  row[2].len = m->fn_name_len;
+  cell_bytes(&row[3], m->value, m->value_len);
+  cell_bytes(&row[4], m->deps, m->deps_len);
+  cell_bytes(&row[5], m->targets, m->targets_len);
+  row[6].i = tide_store_now_ns();
+  return tide_pgs_bulk_memo(s, row, m->key);
 }
 
 int tide_pgs_memo_delete(PgStore *s, int64_t app_id, const uint8_t *key) {
@@ -520,14 +519,7 @@ int tide_pgs_memo_each_key(PgStore *s, int64_t app_id, tide_StoreMemoKeyFn fn,
 
 int tide_pgs_memo_ref_add(PgStore *s, int64_t app_id, int64_t component_id,
                           const uint8_t *key) {
-  PgParams p = {0};
-  pg_param_int(&p, app_id);
-  pg_param_int(&p, component_id);
-  pg_param_fp(&p, key);
-  return send_write(s, PG_MEMO_REF_ADD,
-               "INSERT INTO memo_refs(app_id, component_id, key)"
-               " VALUES($1, $2, $3) ON CONFLICT DO NOTHING",
-               &p, "cannot record a memo reference");
+  return tide_pgs_bulk_ref(s, app_id, component_id, key, TIDE_FP_SIZE);
 }
 
 static int emit_memo_ref(const PGresult *r, int row, const void *cb,
@@ -546,11 +538,7 @@ int tide_pgs_memo_refs_each(PgStore *s, int64_t component_id,
 }
 
 int tide_pgs_memo_refs_clear(PgStore *s, int64_t component_id) {
-  PgParams p;
-  id_param(&p, component_id);
-  return send_write(s, PG_MEMO_REFS_CLEAR,
-               "DELETE FROM memo_refs WHERE component_id = $1", &p,
-               "cannot delete memo references");
+  return tide_pgs_bulk_refs_clear(s, component_id);
 }
 
 int tide_pgs_memo_ref_exists(PgStore *s, int64_t app_id, const uint8_t *key,

@@ -613,12 +613,9 @@ end
 
 -- Memo entries that lost their last user this run are deleted.
 local function collect_memos(run)
-  local store, app_id = run.store, run.app_id
-  for key in pairs(run.memo_candidates) do
-    if not store:memo_ref_exists(app_id, key) then
-      store:memo_delete(app_id, key)
-    end
-  end
+  local keys = {}
+  for key in pairs(run.memo_candidates) do keys[#keys + 1] = key end
+  if #keys > 0 then run.store:memo_delete_unused(run.app_id, keys) end
 end
 
 -- The status a run is logged with when a signal stopped it (0: every

@@ -1929,6 +1929,61 @@ static void test_memo_refs(void) {
   tmp_close(&t);
 }
 
+/* The memo entries among a list of keys that no component of the app
+** uses are deleted, in one call; a read of an entry sees the entries
+** written before it in the batch, and only those. */
+static void test_memo_unused(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreMemo m, got;
+  uint8_t keys[4 * TIDE_FP_SIZE];
+  static const uint8_t value[] = { 0x01 };
+  int64_t app, other;
+  int i;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("b"), &other, NULL), 0);
+  memset(&m, 0, sizeof m);
+  SET_STR(m.fn_name, "f");
+  m.value = value;
+  m.value_len = sizeof value;
+  for (i = 0; i < 4; i++) {
+    fp_fill(keys + i * TIDE_FP_SIZE, 40 + i);
+    m.app_id = app;
+    m.key = keys + i * TIDE_FP_SIZE;
+    CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+    /* Read back before the batch's commit: the entries written so far
+    ** answer, the next one not yet. */
+    CHECK_EQ_INT(tide_store_memo_get(s, app, m.key, &got), 0);
+    if (i < 3) {
+      CHECK_EQ_INT(tide_store_memo_get(s, app, keys + (i + 1) * TIDE_FP_SIZE,
+                                       &got), TIDE_ENOTFOUND);
+    }
+  }
+  m.app_id = other;
+  m.key = keys;
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  /* Component 30 uses the second key; another app's component the
+  ** first, which does not count for this app. */
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, app, 30, keys + TIDE_FP_SIZE), 0);
+  CHECK_EQ_INT(tide_store_memo_ref_add(s, other, 31, keys), 0);
+  /* The first three are listed: the first and third go, the second is
+  ** used, the fourth was not listed. */
+  CHECK_EQ_INT(tide_store_memo_delete_unused(s, app, keys, 3), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, keys, &got), TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, keys + TIDE_FP_SIZE, &got), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, keys + 2 * TIDE_FP_SIZE, &got),
+               TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, keys + 3 * TIDE_FP_SIZE, &got), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, other, keys, &got), 0);
+  /* Nothing listed: nothing to do. */
+  CHECK_EQ_INT(tide_store_memo_delete_unused(s, app, keys, 0), 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
 /* Whether another connection can take the database's write lock now. */
 static int writable_by_another(const char *path) {
   sqlite3 *db;
@@ -2759,6 +2814,7 @@ static const CheckTest tests[] = {
   { "intents", test_intents },
   { "targets mark applied", test_targets_mark_applied },
   { "memo references", test_memo_refs },
+  { "unused memo entries deleted", test_memo_unused },
   { "bad arguments", test_bad_arguments },
   { "second writer locked", test_second_writer_locked },
   { "lock freed by kill -9", test_lock_freed_by_kill },
