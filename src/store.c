@@ -504,7 +504,8 @@ int tide_store_target_get_committed(tide_Store *s, int64_t container_id,
                                     const void *key, size_t key_len,
                                     tide_StoreTarget *t) {
   if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_target_get(pg(s), container_id, key, key_len, t);
+    return tide_pgs_target_get_committed(pg(s), container_id, key, key_len,
+                                         t);
   return tide_sqs_target_get_committed(sq(s), container_id, key, key_len, t);
 }
 
@@ -513,7 +514,7 @@ int tide_store_target_each_by_owner_committed(tide_Store *s,
                                               tide_StoreTargetFn fn,
                                               void *arg) {
   if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_target_each_by_owner(pg(s), owner_id, fn, arg);
+    return tide_pgs_target_each_by_owner_committed(pg(s), owner_id, fn, arg);
   return tide_sqs_target_each_by_owner_committed(sq(s), owner_id, fn, arg);
 }
 

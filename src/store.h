@@ -461,7 +461,8 @@ int tide_store_target_each_by_owner(tide_Store *s, int64_t owner_id,
 ** recorded anew (reconcile.lua: another component's writes to them are
 ** known to the run). The SQLite store reads them on a read-only
 ** connection of its own while a batch is in flight; the PostgreSQL store
-** as the reads above.
+** as the reads above, but apart from the writes it keeps for its batch's
+** set-based statements (they are not sent first).
 */
 int tide_store_target_get_committed(tide_Store *s, int64_t container_id,
                                     const void *key, size_t key_len,

@@ -733,6 +733,7 @@ int tide_pgs_open(PgStore **out, const char *location, int flags,
   s->base.errmsg = "";
   tide_hashmap_init(&s->ref_owners, alloc, ud);
   tide_hashmap_init(&s->memos_kept, alloc, ud);
+  tide_hashmap_init(&s->components_kept, alloc, ud);
   tide_store_set_batch_limits(&s->base, 0, 0);
   *out = s;
   if ((rc = parse_location(s, location)) != 0) return rc;

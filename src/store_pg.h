@@ -210,6 +210,7 @@ struct PgStore {
   PgBulk bulk[PG_BULK_KINDS]; /* rows kept for set-based statements */
   tide_HashMap ref_owners;   /* components whose memo references are kept */
   tide_HashMap memos_kept;   /* the keys of the memo entries kept */
+  tide_HashMap components_kept; /* the ids of the components kept */
   int64_t claim_update, claim_worker; /* whose claims claim_mark is */
   int64_t claim_mark;        /* the last item id this worker claimed */
   int begun;                 /* the open batch's BEGIN was sent */
@@ -291,6 +292,11 @@ int tide_pgs_bulk_refs_clear(PgStore *s, int64_t component_id);
 ** key, which a read of it must send first. */
 int tide_pgs_bulk_memo(PgStore *s, const PgCell *cells, const uint8_t *key);
 int tide_pgs_bulk_memo_kept(const PgStore *s, const uint8_t *key);
+/* Keeps a component's row (its id known); whether one is kept, and
+** whether memo references of the component are (added or cleared). */
+int tide_pgs_bulk_component(PgStore *s, const PgCell *cells, int64_t id);
+int tide_pgs_bulk_component_kept(const PgStore *s, int64_t id);
+int tide_pgs_bulk_refs_kept(const PgStore *s, int64_t component_id);
 /* Forgets the rows kept (a batch rolled back); frees their buffers. */
 void tide_pgs_bulk_drop(PgStore *s);
 void tide_pgs_bulk_free(PgStore *s);
@@ -473,6 +479,12 @@ int tide_pgs_target_delete(PgStore *s, int64_t container_id, const void *key,
                            size_t key_len);
 int tide_pgs_target_get(PgStore *s, int64_t container_id, const void *key,
                         size_t key_len, tide_StoreTarget *t);
+int tide_pgs_target_get_committed(PgStore *s, int64_t container_id,
+                                  const void *key, size_t key_len,
+                                  tide_StoreTarget *t);
+int tide_pgs_target_each_by_owner_committed(PgStore *s, int64_t owner_id,
+                                            tide_StoreTargetFn fn,
+                                            void *arg);
 int tide_pgs_target_each_by_owner(PgStore *s, int64_t owner_id,
                                   tide_StoreTargetFn fn, void *arg);
 int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,

@@ -14,8 +14,11 @@
 ** two kinds of memo references write the same table: a component's are
 ** cleared before any is added, so a clear that comes after additions to
 ** the same component (tide_pgs_memo_refs_clear checks ref_owners) sends
-** the rows kept first. A memo entry is read apart from the rows kept
-** (they do not change it), unless it is one of them (memos_kept).
+** the rows kept first. A memo entry, a component's state and its memo
+** references are read apart from the rows kept (the store's call does
+** not send them first) unless one of those rows is theirs (the maps
+** memos_kept, components_kept, ref_owners): a read in each component
+** would otherwise send every kind's rows one by one.
 **
 ** The arrays travel as text: int8 elements as decimal digits, bytea
 ** elements as "\\x" and hex, NULL as NULL.
@@ -186,25 +189,66 @@ static int send_kind(PgStore *s, int kind) {
   return rc;
 }
 
-/* The kind's rows are sent or dropped: a map of what it keeps (empty
-** for most kinds) starts again. */
-static void forget(PgStore *s, int kind) {
-  tide_HashMap *m = kind == PG_KIND_REFS    ? &s->ref_owners
-                    : kind == PG_KIND_MEMOS ? &s->memos_kept
-                                            : NULL;
-  if (m == NULL || tide_hashmap_count(m) == 0) return;
+/* What the maps of kept rows say: nothing is kept (the rows were sent,
+** or dropped). */
+static void forget_map(PgStore *s, tide_HashMap *m) {
+  if (tide_hashmap_count(m) == 0) return;
   tide_hashmap_close(m);
   tide_hashmap_init(m, s->base.alloc, s->base.ud);
+}
+
+static void forget_kept(PgStore *s) {
+  forget_map(s, &s->ref_owners);
+  forget_map(s, &s->memos_kept);
+  forget_map(s, &s->components_kept);
 }
 
 int tide_pgs_bulk_send(PgStore *s) {
   int kind, rc;
   for (kind = 0; kind < PG_BULK_KINDS; kind++) {
     if (s->bulk[kind].rows == 0) continue;
-    forget(s, kind);
     if ((rc = send_kind(s, kind)) != 0) return rc;
   }
+  forget_kept(s);
   return 0;
+}
+
+/* ref_owners' values: a component's references cleared, or added (and
+** maybe cleared before). */
+enum { REFS_CLEARED = 1, REFS_ADDED = 2 };
+
+int tide_pgs_bulk_ref(PgStore *s, int64_t app_id, int64_t component_id,
+                      const uint8_t *key, size_t key_len) {
+  PgCell row[3];
+  memset(row, 0, sizeof row);
+  row[0].i = app_id;
+  row[1].i = component_id;
+  row[2].p = key;
+  row[2].len = key_len;
+  if (tide_hashmap_put_id(&s->ref_owners, (uint64_t)component_id,
+                          REFS_ADDED) != 0)
+    return nomem(s);
+  return tide_pgs_bulk_row(s, PG_KIND_REFS, row);
+}
+
+int tide_pgs_bulk_refs_clear(PgStore *s, int64_t component_id) {
+  const uint64_t *was = tide_hashmap_get_id(&s->ref_owners,
+                                            (uint64_t)component_id);
+  PgCell row[1];
+  int rc;
+  memset(row, 0, sizeof row);
+  row[0].i = component_id;
+  /* Additions kept for the component go first, as they came. */
+  if (was && *was == REFS_ADDED && (rc = tide_pgs_bulk_send(s)) != 0)
+    return rc;
+  if (tide_hashmap_put_id(&s->ref_owners, (uint64_t)component_id,
+                          REFS_CLEARED) != 0)
+    return nomem(s);
+  return tide_pgs_bulk_row(s, PG_KIND_REFS_CLEAR, row);
+}
+
+int tide_pgs_bulk_refs_kept(const PgStore *s, int64_t component_id) {
+  return tide_hashmap_get_id(&s->ref_owners, (uint64_t)component_id) != NULL;
 }
 
 int tide_pgs_bulk_memo(PgStore *s, const PgCell *cells, const uint8_t *key) {
@@ -217,29 +261,14 @@ int tide_pgs_bulk_memo_kept(const PgStore *s, const uint8_t *key) {
   return tide_hashmap_get(&s->memos_kept, key, TIDE_FP_SIZE) != NULL;
 }
 
-int tide_pgs_bulk_ref(PgStore *s, int64_t app_id, int64_t component_id,
-                      const uint8_t *key, size_t key_len) {
-  PgCell row[3];
-  memset(row, 0, sizeof row);
-  row[0].i = app_id;
-  row[1].i = component_id;
-  row[2].p = key;
-  row[2].len = key_len;
-  if (tide_hashmap_put_id(&s->ref_owners, (uint64_t)component_id, 1) != 0)
+int tide_pgs_bulk_component(PgStore *s, const PgCell *cells, int64_t id) {
+  if (tide_hashmap_put_id(&s->components_kept, (uint64_t)id, 1) != 0)
     return nomem(s);
-  return tide_pgs_bulk_row(s, PG_KIND_REFS, row);
+  return tide_pgs_bulk_row(s, PG_KIND_COMPONENTS, cells);
 }
 
-int tide_pgs_bulk_refs_clear(PgStore *s, int64_t component_id) {
-  PgCell row[1];
-  int rc;
-  memset(row, 0, sizeof row);
-  row[0].i = component_id;
-  /* Additions kept for the component go first, as they came. */
-  if (tide_hashmap_get_id(&s->ref_owners, (uint64_t)component_id) != NULL &&
-      (rc = tide_pgs_bulk_send(s)) != 0)
-    return rc;
-  return tide_pgs_bulk_row(s, PG_KIND_REFS_CLEAR, row);
+int tide_pgs_bulk_component_kept(const PgStore *s, int64_t id) {
+  return tide_hashmap_get_id(&s->components_kept, (uint64_t)id) != NULL;
 }
 
 /* The memo entries among keys that no component uses go, BULK_MAX_ROWS
@@ -286,8 +315,8 @@ void tide_pgs_bulk_drop(PgStore *s) {
   for (kind = 0; kind < PG_BULK_KINDS; kind++) {
     for (i = 0; i < PG_BULK_COLS; i++) s->bulk[kind].cols[i].len = 0;
     s->bulk[kind].rows = 0;
-    forget(s, kind);
   }
+  forget_kept(s);
 }
 
 void tide_pgs_bulk_free(PgStore *s) {
@@ -297,4 +326,5 @@ void tide_pgs_bulk_free(PgStore *s) {
       if (s->bulk[kind].cols[i].alloc) tide_buf_close(&s->bulk[kind].cols[i]);
   tide_hashmap_close(&s->ref_owners);
   tide_hashmap_close(&s->memos_kept);
+  tide_hashmap_close(&s->components_kept);
 }

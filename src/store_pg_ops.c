@@ -27,18 +27,28 @@ static int nested(PgStore *s) {
 }
 
 /* Every row of one query. */
-static int each_row(PgStore *s, int slot, const char *sql, const PgParams *p,
-                    const char *what, Emit emit, const void *cb, void *arg) {
+/* Every row of a query, read apart from the rows kept for the open batch
+** (tide_pgs_read_apart) when apart is set. */
+static int each_row_of(PgStore *s, int apart, int slot, const char *sql,
+                       const PgParams *p, const char *what, Emit emit,
+                       const void *cb, void *arg) {
   PGresult *r;
   int rc, i, n;
   if (s->iterating[slot]) return nested(s);
-  if ((rc = tide_pgs_read(s, slot, sql, p, what, &r)) != 0) return rc;
+  rc = apart ? tide_pgs_read_apart(s, slot, sql, p, what, &r)
+             : tide_pgs_read(s, slot, sql, p, what, &r);
+  if (rc != 0) return rc;
   n = PQntuples(r);
   s->iterating[slot] = 1;
   for (i = 0; i < n && rc == 0; i++) rc = emit(r, i, cb, arg);
   s->iterating[slot] = 0;
   PQclear(r);
   return rc;
+}
+
+static int each_row(PgStore *s, int slot, const char *sql, const PgParams *p,
+                    const char *what, Emit emit, const void *cb, void *arg) {
+  return each_row_of(s, 0, slot, sql, p, what, emit, cb, arg);
 }
 
 /*
@@ -323,7 +333,7 @@ int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
     row[10].i = tide_store_now_ns();
     cell_fp(&row[11], c->deps_fp);
     row[12].i = known;
-    rc = tide_pgs_bulk_row(s, PG_KIND_COMPONENTS, row);
+    rc = tide_pgs_bulk_component(s, row, known);
   }
   if (rc == 0 && id) *id = known;
   return rc;
@@ -365,9 +375,11 @@ int tide_pgs_component_state(PgStore *s, int64_t id, const void **state,
   PgParams p;
   int rc;
   id_param(&p, id);
-  rc = tide_pgs_get(s, PG_COMPONENT_STATE,
-                    "SELECT state FROM components WHERE id = $1", &p,
-                    "cannot read a component", &r);
+  /* Apart from the rows kept, unless the component is one of them. */
+  rc = (tide_pgs_bulk_component_kept(s, id) ? tide_pgs_get
+                                             : tide_pgs_get_apart)(
+    s, PG_COMPONENT_STATE, "SELECT state FROM components WHERE id = $1", &p,
+    "cannot read a component", &r);
   if (rc) return rc;
   *state = pg_bytes(r, 0, 0, state_len);
   return 0;
@@ -531,10 +543,11 @@ int tide_pgs_memo_refs_each(PgStore *s, int64_t component_id,
                             tide_StoreMemoRefFn fn, void *arg) {
   PgParams p;
   id_param(&p, component_id);
-  return each_row(s, PG_MEMO_REFS_EACH,
-                  "SELECT key FROM memo_refs WHERE component_id = $1"
-                  " ORDER BY key", &p, "cannot list the memo references",
-                  emit_memo_ref, &fn, arg);
+  return each_row_of(s, !tide_pgs_bulk_refs_kept(s, component_id),
+                     PG_MEMO_REFS_EACH,
+                     "SELECT key FROM memo_refs WHERE component_id = $1"
+                     " ORDER BY key", &p, "cannot list the memo references",
+                     emit_memo_ref, &fn, arg);
 }
 
 int tide_pgs_memo_refs_clear(PgStore *s, int64_t component_id) {
@@ -743,30 +756,55 @@ int tide_pgs_target_delete(PgStore *s, int64_t container_id, const void *key,
                &p, "cannot delete a target state");
 }
 
-int tide_pgs_target_get(PgStore *s, int64_t container_id, const void *key,
-                        size_t key_len, tide_StoreTarget *t) {
+static int target_get(PgStore *s, int apart, int64_t container_id,
+                      const void *key, size_t key_len, tide_StoreTarget *t) {
   PGresult *r;
   PgParams p;
   int rc;
   target_params(&p, container_id, key, key_len);
-  rc = tide_pgs_get(s, PG_TARGET_GET,
-                    "SELECT " TARGET_COLUMNS " FROM target_states"
-                    " WHERE container_id = $1 AND key = $2",
-                    &p, "cannot read a target state", &r);
+  rc = (apart ? tide_pgs_get_apart : tide_pgs_get)(
+    s, PG_TARGET_GET,
+    "SELECT " TARGET_COLUMNS " FROM target_states"
+    " WHERE container_id = $1 AND key = $2",
+    &p, "cannot read a target state", &r);
   if (rc) return rc;
   fill_target(r, 0, t);
   return 0;
 }
 
-int tide_pgs_target_each_by_owner(PgStore *s, int64_t owner_id,
-                                  tide_StoreTargetFn fn, void *arg) {
+int tide_pgs_target_get(PgStore *s, int64_t container_id, const void *key,
+                        size_t key_len, tide_StoreTarget *t) {
+  return target_get(s, 0, container_id, key, key_len, t);
+}
+
+int tide_pgs_target_get_committed(PgStore *s, int64_t container_id,
+                                  const void *key, size_t key_len,
+                                  tide_StoreTarget *t) {
+  return target_get(s, 1, container_id, key, key_len, t);
+}
+
+static int target_each_by_owner(PgStore *s, int apart, int64_t owner_id,
+                                tide_StoreTargetFn fn, void *arg) {
   PgParams p;
   id_param(&p, owner_id);
-  return each_row(s, PG_TARGET_EACH_OWNER,
-                  "SELECT " TARGET_COLUMNS " FROM target_states"
-                  " WHERE owner_id = $1 ORDER BY container_id, key",
-                  &p, "cannot list the target states", emit_target, &fn,
-                  arg);
+  return each_row_of(s, apart, PG_TARGET_EACH_OWNER,
+                     "SELECT " TARGET_COLUMNS " FROM target_states"
+                     " WHERE owner_id = $1 ORDER BY container_id, key",
+                     &p, "cannot list the target states", emit_target, &fn,
+                     arg);
+}
+
+int tide_pgs_target_each_by_owner(PgStore *s, int64_t owner_id,
+                                  tide_StoreTargetFn fn, void *arg) {
+  return target_each_by_owner(s, 0, owner_id, fn, arg);
+}
+
+/* The committed reads (store.h) may miss the batch under way: they are
+** read apart from the rows kept for it. */
+int tide_pgs_target_each_by_owner_committed(PgStore *s, int64_t owner_id,
+                                            tide_StoreTargetFn fn,
+                                            void *arg) {
+  return target_each_by_owner(s, 1, owner_id, fn, arg);
 }
 
 int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,

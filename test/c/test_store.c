@@ -2513,6 +2513,28 @@ static void test_known_ids(void) {
   CHECK_EQ_INT(again, b);
   CHECK_EQ_INT(tide_store_flush(s), 0);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM components"), 2);
+  /* A component's state read while its new row waits in the batch is
+  ** that row's; another's, read beside it, its own. */
+  {
+    static const uint8_t st1[] = { 0x81, 0x01 }, st2[] = { 0x81, 0x02 };
+    const void *state;
+    size_t len;
+    c.id = b;
+    c.state = st1;
+    c.state_len = sizeof st1;
+    CHECK_EQ_INT(tide_store_component_put(s, &c, &again), 0);
+    CHECK_EQ_INT(tide_store_component_state(s, a, &state, &len), 0);
+    CHECK(state == NULL && len == 0);
+    CHECK_EQ_INT(tide_store_component_state(s, b, &state, &len), 0);
+    CHECK(blob_equal(state, len, st1, sizeof st1));
+    c.state = st2;
+    CHECK_EQ_INT(tide_store_component_put(s, &c, &again), 0);
+    CHECK_EQ_INT(tide_store_component_state(s, b, &state, &len), 0);
+    CHECK(blob_equal(state, len, st2, sizeof st2));
+    CHECK_EQ_INT(tide_store_flush(s), 0);
+    c.state = NULL;
+    c.state_len = 0;
+  }
   /* A new component whose path is there already fails its batch. */
   c.id = TIDE_STORE_NEW_ID;
   CHECK_EQ_INT(tide_store_component_put(s, &c, &again), 0);
