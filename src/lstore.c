@@ -664,6 +664,54 @@ static int store_component_state(lua_State *L) {
   return 1;
 }
 
+/* Into the tables at -2 (states: id -> state) and -1 (refs: id -> list
+** of keys). */
+static int put_state(void *arg, int64_t id, const void *state, size_t len) {
+  lua_State *L = arg;
+  if (state == NULL) return 0;
+  lua_pushlstring(L, state, len);
+  lua_rawseti(L, -3, (lua_Integer)id);
+  return 0;
+}
+
+static int put_ref(void *arg, int64_t id, const uint8_t *key) {
+  lua_State *L = arg;
+  if (lua_rawgeti(L, -1, (lua_Integer)id) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, (lua_Integer)id);
+  }
+  lua_pushlstring(L, (const char *)key, TIDE_FP_SIZE);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* store:components_before({ id, ... }) -> { [id] = state }, { [id] =
+** { memo key, ... } }: what a batch keeps of its components' previous
+** rows, read in one go (a component without a state or references has
+** no entry). */
+static int store_components_before(lua_State *L) {
+  tide_Store *s = check_store(L);
+  lua_Integer i, n;
+  int64_t *ids;
+  int rc;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 2);
+  ids = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *ids, 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    ids[i] = (int64_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  lua_newtable(L);
+  rc = tide_store_components_before(s, ids, (size_t)n, put_state, put_ref, L);
+  if (rc != 0) return ok_or_raise(L, s, rc);
+  return 2;
+}
+
 static int store_component_delete(lua_State *L) {
   tide_Store *s = check_store(L);
   return ok_or_raise(L, s,
@@ -1128,6 +1176,7 @@ void tide_lstore_open(lua_State *L) {
     {"component_record", store_component_record},
     {"component_path", store_component_path},
     {"component_state", store_component_state},
+    {"components_before", store_components_before},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
     {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},
     {"intent_add", store_intent_add}, {"intent_delete", store_intent_delete},

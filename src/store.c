@@ -406,6 +406,42 @@ int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
   return tide_sqs_memo_ref_exists(sq(s), app_id, key, used);
 }
 
+typedef struct {
+  tide_StoreComponentRefFn fn;
+  void *arg;
+  int64_t id;
+} RefOf;
+
+static int ref_of(void *arg, const uint8_t *key) {
+  RefOf *r = arg;
+  return r->fn(r->arg, r->id, key);
+}
+
+int tide_store_components_before(tide_Store *s, const int64_t *ids, size_t n,
+                                 tide_StoreStateFn states,
+                                 tide_StoreComponentRefFn refs, void *arg) {
+  size_t i;
+  int rc = 0;
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_components_before(pg(s), ids, n, states, refs, arg);
+  /* A local file answers each at once. */
+  for (i = 0; i < n && rc == 0 && states; i++) {
+    const void *state;
+    size_t len;
+    rc = tide_sqs_component_state(sq(s), ids[i], &state, &len);
+    if (rc == TIDE_ENOTFOUND) rc = 0;
+    else if (rc == 0) rc = states(arg, ids[i], state, len);
+  }
+  for (i = 0; i < n && rc == 0 && refs; i++) {
+    RefOf r;
+    r.fn = refs;
+    r.arg = arg;
+    r.id = ids[i];
+    rc = tide_sqs_memo_refs_each(sq(s), ids[i], ref_of, &r);
+  }
+  return rc;
+}
+
 int tide_store_memo_delete_unused(tide_Store *s, int64_t app_id,
                                   const uint8_t *keys, size_t n) {
   size_t i;

@@ -290,6 +290,22 @@ int tide_store_component_path(tide_Store *s, int64_t id, const char **path,
 ** TIDE_ENOTFOUND if there is no such component. */
 int tide_store_component_state(tide_Store *s, int64_t id, const void **state,
                                size_t *state_len);
+/*
+** What a batch needs of its components' previous rows before it records
+** them anew, read in one go: states(arg, id, state, state_len) for each of
+** ids[0..n) that is there (state NULL for none; borrowed for the call),
+** then refs(arg, id, key) for each memo entry each used (tide_store_memo
+** _refs_each). Either callback may be NULL. An id given twice may be
+** answered once or twice. The same answers as the calls one by one; on
+** PostgreSQL two statements instead of two round trips a component.
+*/
+typedef int (*tide_StoreStateFn)(void *arg, int64_t id, const void *state,
+                                 size_t state_len);
+typedef int (*tide_StoreComponentRefFn)(void *arg, int64_t component_id,
+                                        const uint8_t *key);
+int tide_store_components_before(tide_Store *s, const int64_t *ids, size_t n,
+                                 tide_StoreStateFn states,
+                                 tide_StoreComponentRefFn refs, void *arg);
 /* Every component of the app, in path order (a parent before its
 ** children), from one sequential statement without allocating. */
 int tide_store_component_each(tide_Store *s, int64_t app_id,

@@ -80,6 +80,8 @@ enum {
   PG_COMPONENT_GET,
   PG_COMPONENT_PATH,
   PG_COMPONENT_STATE,
+  PG_COMPONENTS_STATES,
+  PG_MEMO_REFS_OF,
   PG_COMPONENT_DEL,
   PG_COMPONENT_EACH_FIRST,
   PG_COMPONENT_EACH_NEXT,
@@ -459,6 +461,9 @@ int tide_pgs_memo_refs_each(PgStore *s, int64_t component_id,
 int tide_pgs_memo_refs_clear(PgStore *s, int64_t component_id);
 int tide_pgs_memo_ref_exists(PgStore *s, int64_t app_id, const uint8_t *key,
                              int *used);
+int tide_pgs_components_before(PgStore *s, const int64_t *ids, size_t n,
+                               tide_StoreStateFn states,
+                               tide_StoreComponentRefFn refs, void *arg);
 int tide_pgs_memo_delete_unused(PgStore *s, int64_t app_id,
                                 const uint8_t *keys, size_t n);
 int tide_pgs_container_get_or_create(PgStore *s, int64_t app_id,

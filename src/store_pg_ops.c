@@ -385,6 +385,82 @@ int tide_pgs_component_state(PgStore *s, int64_t id, const void **state,
   return 0;
 }
 
+/* The ids as an int8[] literal in *list (NUL-terminated), and whether a
+** row of any of them is kept for the batch (states: its component's row;
+** else its memo references). */
+static int id_list(PgStore *s, tide_Buf *list, const int64_t *ids, size_t n,
+                   int states, int *kept) {
+  size_t i;
+  char digits[24];
+  *kept = 0;
+  list->len = 0;
+  if (tide_buf_push(list, '{') != 0) return TIDE_ENOMEM;
+  for (i = 0; i < n; i++) {
+    int len = snprintf(digits, sizeof digits, "%s%lld", i ? "," : "",
+                       (long long)ids[i]);
+    if (tide_buf_append(list, digits, (size_t)len) != 0) return TIDE_ENOMEM;
+    if (states ? tide_pgs_bulk_component_kept(s, ids[i])
+               : tide_pgs_bulk_refs_kept(s, ids[i]))
+      *kept = 1;
+  }
+  if (tide_buf_push(list, '}') != 0 || tide_buf_push(list, '\0') != 0)
+    return TIDE_ENOMEM;
+  return 0;
+}
+
+/* One statement over the ids: read apart from the rows kept unless one
+** of them is an id's. */
+static int read_ids(PgStore *s, tide_Buf *list, const int64_t *ids,
+                    size_t n, int states, int slot, const char *sql,
+                    PGresult **out) {
+  const char *what = states ? "cannot read the components"
+                            : "cannot list the memo references";
+  PgParams p;
+  int kept;
+  if (id_list(s, list, ids, n, states, &kept) != 0)
+    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
+  memset(&p, 0, sizeof p);
+  p.n = 1;
+  p.values[0] = (const char *)list->data;
+  return kept ? tide_pgs_read(s, slot, sql, &p, what, out)
+              : tide_pgs_read_apart(s, slot, sql, &p, what, out);
+}
+
+int tide_pgs_components_before(PgStore *s, const int64_t *ids, size_t n,
+                               tide_StoreStateFn states,
+                               tide_StoreComponentRefFn refs, void *arg) {
+  tide_Buf list;
+  PGresult *r = NULL;
+  int rc = 0, i, rows;
+  if (n == 0) return 0;
+  tide_buf_init(&list, s->base.alloc, s->base.ud);
+  if (states) {
+    rc = read_ids(s, &list, ids, n, 1, PG_COMPONENTS_STATES,
+                  "SELECT id, state FROM components"
+                  " WHERE id = ANY($1::int8[])", &r);
+    rows = rc ? 0 : PQntuples(r);
+    for (i = 0; i < rows && rc == 0; i++) {
+      size_t len;
+      const void *state = pg_bytes(r, i, 1, &len);
+      rc = states(arg, pg_int(r, i, 0), state, len);
+    }
+    PQclear(r);
+    r = NULL;
+  }
+  if (refs && rc == 0) {
+    rc = read_ids(s, &list, ids, n, 0, PG_MEMO_REFS_OF,
+                  "SELECT component_id, key FROM memo_refs"
+                  " WHERE component_id = ANY($1::int8[])"
+                  " ORDER BY component_id, key", &r);
+    rows = rc ? 0 : PQntuples(r);
+    for (i = 0; i < rows && rc == 0; i++)
+      rc = refs(arg, pg_int(r, i, 0), pg_fp(r, i, 1));
+    PQclear(r);
+  }
+  tide_buf_close(&list);
+  return rc;
+}
+
 int tide_pgs_component_delete(PgStore *s, int64_t id) {
   PgParams p;
   id_param(&p, id);

@@ -474,14 +474,26 @@ function write_batch(run, batch, defer)
   -- The memo entries the batch's components used before, read before the
   -- batch's first write: a read after it would run the writes queued so
   -- far on this thread, and wait for the store's writer (the SQLite
-  -- store's queue), at every component.
-  -- So is the rest of their previous rows (Run:keep_prev_row).
-  local old_refs = {}
+  -- store's queue), at every component. So is the rest of their previous
+  -- rows (Run:keep_prev_row). All in one call: two statements on a
+  -- PostgreSQL store, not two round trips a component.
+  local old_refs, ids = {}, {}
   for b = 1, #batch do
     local frame = batch[b]
-    if frame.prev then
-      run:keep_prev_row(frame)
-      old_refs[b] = store:memo_refs(frame.id or frame.prev.id)
+    local prev = frame.prev
+    if prev then
+      ids[#ids + 1] = prev.id
+      if frame.id and frame.id ~= prev.id then ids[#ids + 1] = frame.id end
+    end
+  end
+  if #ids > 0 then
+    local states, refs = store:components_before(ids)
+    for b = 1, #batch do
+      local frame = batch[b]
+      if frame.prev then
+        run:keep_prev_row(frame, states)
+        old_refs[b] = refs[frame.id or frame.prev.id] or {}
+      end
     end
   end
   for b = 1, #batch do

@@ -215,14 +215,14 @@ end
 -- records the component anew: a failure after that (its apply) records
 -- the previous row again (record_failure: the index's fingerprints and
 -- the state), which the store then no longer holds. Only the state is
--- read (by row id, one column); the row stops reading the rest, which
--- would now be the new row's. Reads made before a batch's first write
--- cost no wait.
-function Run:keep_prev_row(frame)
+-- kept, from states ({ [row id] = state }: store:components_before, which
+-- the batch reads for all its components at once); the row stops reading
+-- the rest, which would now be the new row's.
+function Run:keep_prev_row(frame, states)
   local prev = frame.prev
   if prev and getmetatable(prev) == self.prev_rest then
     setmetatable(prev, nil)
-    prev.state = self.store:component_state(prev.id)
+    prev.state = states[prev.id]
   end
 end
 
