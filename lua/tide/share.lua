@@ -206,6 +206,18 @@ function M.lead(run)
       wait = math.min(wait * 2, POLL_S * 2)
     end
   end
+  -- What the workers' components stopped declaring (released in their
+  -- batches) is deleted at the update's end with what the lead's own
+  -- released: a worker's run deletes nothing. Read back from the store,
+  -- as Run:recover reads what a crash left, so that a worker that died
+  -- after its commit counts too.
+  local reconcile = require "tide.reconcile"
+  for _, row in ipairs(store:targets_pending(run.app_id)) do
+    if row.pending == reconcile.RELEASED
+       or row.pending == reconcile.PENDING_DELETE then
+      run.released[row.container_id][row.key] = true
+    end
+  end
   for _, w in ipairs(store:workers(share.update_id)) do
     local stats = w.stats and require("cjson").decode(w.stats)
     if type(stats) == "table" then
