@@ -227,6 +227,11 @@ function M.lead(run)
       for _, k in ipairs(stats.memo_candidates or {}) do
         run.memo_candidates[unhex(k)] = true
       end
+      -- Containers the worker's components declared are kept, as the
+      -- lead's own are (run.lua, the end of a run).
+      for _, id in ipairs(stats.declared or {}) do
+        run.declared_ids[math.tointeger(id) or id] = true
+      end
     end
     share.per_worker[#share.per_worker + 1] = {
       id = w.id, host = w.host, pid = w.pid, done = w.done,
@@ -453,10 +458,15 @@ function M.leave(run)
     candidates[#candidates + 1] = hex(k)
   end
   table.sort(candidates)
+  -- The containers its components declared: the lead keeps them (a
+  -- container whose owner ran is dropped unless someone declared it).
+  local declared = {}
+  for id in pairs(run.declared_ids) do declared[#declared + 1] = id end
+  table.sort(declared)
   run.store:worker_leave(share.worker_id, cjson.encode({
     components = run.stats.components, targets = run.stats.targets,
     functions = run.stats.functions,
-    memo_candidates = candidates,
+    memo_candidates = candidates, declared = declared,
   }))
 end
 

@@ -229,6 +229,54 @@ describe("an update shared by workers", function()
     assert.are.equal(store_content("one_skip"), store_content("two_skip"))
   end)
 
+  it("keeps the containers a worker's components declare, rows or none",
+     function()
+    -- Each document has a table of its own, owned by its component,
+    -- which writes a row into it unless the document says skip.
+    local function tables_project()
+      local d = project(12)
+      helpers.write(d .. "/pipeline.lua", [=[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "path", "string", key = true } })
+local process = tide.fn("process", { memo = true }, function(file)
+  local t = sqlite.table { db = "out.db", name = "t_" .. file.path:sub(1, 4),
+                           schema = Doc }
+  if not file:text():match("^skip") then t:row(Doc { path = file.path }) end
+end)
+return tide.app("tables", function()
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }))
+end)
+]=])
+      return d
+    end
+    local function tables(d)
+      local db = assert(sqlite.open(d .. "/out.db", "read"))
+      local names = {}
+      for _, r in ipairs(assert(db:rows("SELECT name FROM sqlite_master "
+          .. "WHERE type = 'table' AND name LIKE 't_%' ORDER BY name"))) do
+        local n = assert(db:rows("SELECT count(*) AS n FROM " .. r.name))
+        names[#names + 1] = r.name .. "=" .. n[1].n
+      end
+      db:close()
+      return table.concat(names, " ")
+    end
+    local one, two = tables_project(), tables_project()
+    update(one, location("one_tables"))
+    update(two, location("two_tables"), "--workers 2")
+    assert.are.equal(tables(one), tables(two))
+    for _, d in ipairs { one, two } do
+      helpers.write(d .. "/docs/d002.txt", "skip\n")
+      helpers.write(d .. "/docs/d003.txt", "Document 3, edited\n")
+    end
+    update(one, location("one_tables"))
+    update(two, location("two_tables"), "--workers 2")
+    local kept = tables(one)
+    assert.is_truthy(kept:find("t_d002=0", 1, true), kept)
+    assert.are.equal(kept, tables(two))
+  end)
+
   it("spreads long items over the workers: none takes them all at once",
      function()
     -- 30 items of 100 ms of CPU each: a worker holds about a second of
