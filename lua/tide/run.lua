@@ -702,6 +702,7 @@ function Run:execute()
   -- The end of a shared update is the lead's; a worker leaves with its
   -- counts, its unfinished items free for others.
   if worker then
+    if not interrupted then sharemod.finish_items(self) end
     sharemod.leave(self)
   else
     finish_containers(self)

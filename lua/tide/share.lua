@@ -446,6 +446,46 @@ function M.work(run, worker_id)
   end
 end
 
+-- At the end of a worker's run, what its items no longer mount is
+-- deleted, as a one-process run's end deletes every component it did not
+-- see (the lead cannot: it does not know which of an item's descendants
+-- the worker saw). Their target states are released for the lead to
+-- delete from the targets at the update's end (M.lead), their memo
+-- entries become candidates for its collection, and the items that
+-- shrank are recorded complete. Before that commits, those items stay
+-- recorded incomplete: a crash makes the next update run them again.
+function M.finish_items(run)
+  if #run.shrunk == 0 then return end
+  local store, stats = run.store, run.stats
+  local reconcile = require "tide.reconcile"
+  local below = {}
+  for _, frame in ipairs(run.shrunk) do below[#below + 1] = frame.path .. "/" end
+  for _, row in ipairs(run.index:unseen()) do
+    local path = row.path
+    for _, prefix in ipairs(below) do
+      if path:sub(1, #prefix) == prefix then
+        for _, t in ipairs(store:targets_by_owner(row.id)) do
+          if t.pending ~= reconcile.RELEASED
+             and t.pending ~= reconcile.PENDING_DELETE then
+            store:target_put(t.container_id, t.key, t.owner_id,
+              t.pending == reconcile.APPLIED and t.value_fp or nil,
+              reconcile.RELEASED)
+          end
+        end
+        for _, k in ipairs(store:memo_refs(row.id)) do
+          run.memo_candidates[k] = true
+        end
+        store:memo_refs_clear(row.id)
+        store:component_delete(row.id)
+        stats.components.deleted = stats.components.deleted + 1
+        break
+      end
+    end
+  end
+  reconcile.complete_shrunk(run)
+  store:flush()
+end
+
 -- What a worker's run leaves in the store when it ends: its counts, and
 -- the memo entries its components stopped using, for the lead.
 function M.leave(run)

@@ -277,6 +277,68 @@ end)
     assert.are.equal(kept, tables(two))
   end)
 
+  it("deletes what a worker's item no longer mounts, as one process does",
+     function()
+    -- Each document mounts a component per line, which writes its row.
+    local function lines_project()
+      local d = project(10)
+      helpers.write(d .. "/pipeline.lua", [=[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Line = tide.record("Line", { { "id", "string", key = true },
+                                   { "text", "string" } })
+local line = tide.fn("line", { memo = true }, function(id, text, t)
+  t:row(Line { id = id, text = text })
+end)
+local process = tide.fn("process", { memo = true }, function(file, t)
+  local i = 0
+  for l in file:text():gmatch("[^\n]+") do
+    i = i + 1
+    tide.mount(tostring(i), line, file.path .. "#" .. i, l, t)
+  end
+end)
+return tide.app("lines", function()
+  local t = sqlite.table { db = "out.db", name = "lines", schema = Line }
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), t)
+end)
+]=])
+      for i = 1, 10 do
+        helpers.write(("%s/docs/d%03d.txt"):format(d, i),
+                      ("a%d\nb%d\nc%d\n"):format(i, i, i))
+      end
+      return d
+    end
+    local function lines(d)
+      local db = assert(sqlite.open(d .. "/out.db", "read"))
+      local out = {}
+      for _, r in ipairs(assert(db:rows("SELECT * FROM lines ORDER BY id")))
+      do
+        out[#out + 1] = r.id .. "=" .. r.text
+      end
+      db:close()
+      return table.concat(out, " ")
+    end
+    local one, two = lines_project(), lines_project()
+    update(one, location("one_lines"))
+    update(two, location("two_lines"), "--workers 2")
+    for _, d in ipairs { one, two } do
+      helpers.write(d .. "/docs/d003.txt", "a3\n")
+      helpers.write(d .. "/docs/d007.txt", "a7\nB7\n")
+    end
+    local a = update(one, location("one_lines"))
+    local b = update(two, location("two_lines"), "--workers 2")
+    assert.are.equal(3, a.components.deleted)
+    assert.are.equal(counts(a), counts(b))
+    local kept = lines(one)
+    assert.is_nil(kept:find("d003.txt#2", 1, true))
+    assert.are.equal(kept, lines(two))
+    assert.are.equal(store_content("one_lines"), store_content("two_lines"))
+    -- Nothing left to do, nothing recorded incomplete.
+    b = update(two, location("two_lines"), "--workers 2")
+    assert.are.equal(0, b.components.reprocessed + b.components.deleted)
+  end)
+
   it("spreads long items over the workers: none takes them all at once",
      function()
     -- 30 items of 100 ms of CPU each: a worker holds about a second of
