@@ -459,7 +459,9 @@ function M.finish_items(run)
   local store, stats = run.store, run.stats
   local reconcile = require "tide.reconcile"
   local below = {}
-  for _, frame in ipairs(run.shrunk) do below[#below + 1] = frame.path .. "/" end
+  for _, frame in ipairs(run.shrunk) do
+    below[#below + 1] = frame.path .. "/"
+  end
   for _, row in ipairs(run.index:unseen()) do
     local path = row.path
     for _, prefix in ipairs(below) do
