@@ -549,22 +549,28 @@ local function unmake_containers(run)
   end
 end
 
+-- A component that goes (row: its id and path): release(t) for each
+-- target state it owns, its memo entries become candidates for
+-- collection, its references go, and it counts as deleted. The caller
+-- deletes its row once its states are dealt with.
+function Run:let_go(row, release)
+  local store = self.store
+  for _, t in ipairs(store:targets_by_owner(row.id)) do release(t) end
+  for _, k in ipairs(store:memo_refs(row.id)) do
+    self.memo_candidates[k] = true
+  end
+  store:memo_refs_clear(row.id)
+  if row.path ~= "" then
+    self.stats.components.deleted = self.stats.components.deleted + 1
+  end
+end
+
 local function finish_deletions(run)
-  local store, stats = run.store, run.stats
+  local store = run.store
   if run.main_failed then unmake_containers(run) end
   local dead = run.index:unseen()
-  for _, row in ipairs(dead) do
-    for _, t in ipairs(store:targets_by_owner(row.id)) do
-      run.released[t.container_id][t.key] = true
-    end
-    for _, k in ipairs(store:memo_refs(row.id)) do
-      run.memo_candidates[k] = true
-    end
-    store:memo_refs_clear(row.id)
-    if row.path ~= "" then
-      stats.components.deleted = stats.components.deleted + 1
-    end
-  end
+  local function release(t) run.released[t.container_id][t.key] = true end
+  for _, row in ipairs(dead) do run:let_go(row, release) end
   reconcile.delete_released(run)
   if not run.opts.preview then reconcile.retry_failed(run) end
   for _, row in ipairs(dead) do store:component_delete(row.id) end

@@ -456,30 +456,25 @@ end
 -- recorded incomplete: a crash makes the next update run them again.
 function M.finish_items(run)
   if #run.shrunk == 0 then return end
-  local store, stats = run.store, run.stats
+  local store = run.store
   local reconcile = require "tide.reconcile"
+  local function release(t)
+    if t.pending ~= reconcile.RELEASED
+       and t.pending ~= reconcile.PENDING_DELETE then
+      store:target_put(t.container_id, t.key, t.owner_id,
+        t.pending == reconcile.APPLIED and t.value_fp or nil,
+        reconcile.RELEASED)
+    end
+  end
   local below = {}
   for _, frame in ipairs(run.shrunk) do
     below[#below + 1] = frame.path .. "/"
   end
   for _, row in ipairs(run.index:unseen()) do
-    local path = row.path
     for _, prefix in ipairs(below) do
-      if path:sub(1, #prefix) == prefix then
-        for _, t in ipairs(store:targets_by_owner(row.id)) do
-          if t.pending ~= reconcile.RELEASED
-             and t.pending ~= reconcile.PENDING_DELETE then
-            store:target_put(t.container_id, t.key, t.owner_id,
-              t.pending == reconcile.APPLIED and t.value_fp or nil,
-              reconcile.RELEASED)
-          end
-        end
-        for _, k in ipairs(store:memo_refs(row.id)) do
-          run.memo_candidates[k] = true
-        end
-        store:memo_refs_clear(row.id)
+      if row.path:sub(1, #prefix) == prefix then
+        run:let_go(row, release)
         store:component_delete(row.id)
-        stats.components.deleted = stats.components.deleted + 1
         break
       end
     end

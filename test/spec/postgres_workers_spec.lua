@@ -97,6 +97,13 @@ local function project(n)
   return d
 end
 
+-- A project of n documents whose pipeline is the one given.
+local function project_with(n, pipeline)
+  local d = project(n)
+  helpers.write(d .. "/pipeline.lua", pipeline)
+  return d
+end
+
 local function tide(d, env, args)
   return helpers.run(("cd %s && env %s %s %s"):format(q(d), env or "",
                                                         helpers.tide, args))
@@ -234,8 +241,7 @@ describe("an update shared by workers", function()
     -- Each document has a table of its own, owned by its component,
     -- which writes a row into it unless the document says skip.
     local function tables_project()
-      local d = project(12)
-      helpers.write(d .. "/pipeline.lua", [=[
+      return project_with(12, [=[
 local tide = require "tide"
 local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
@@ -249,7 +255,6 @@ return tide.app("tables", function()
   tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }))
 end)
 ]=])
-      return d
     end
     local function tables(d)
       local db = assert(sqlite.open(d .. "/out.db", "read"))
@@ -281,8 +286,7 @@ end)
      function()
     -- Each document mounts a component per line, which writes its row.
     local function lines_project()
-      local d = project(10)
-      helpers.write(d .. "/pipeline.lua", [=[
+      local d = project_with(10, [=[
 local tide = require "tide"
 local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
