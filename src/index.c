@@ -923,6 +923,15 @@ static void remark_subtree(tide_Index *ix, const char *path, size_t len,
   }
 }
 
+void tide_index_unkeep_below(tide_Index *ix, const char *path, size_t len) {
+  size_t i = tide_index_below_first(ix, path, len);
+  for (; i < tide_index_count(ix); i++) {
+    tide_IndexEntry *e = tide_index_at(ix, i);
+    if (!tide_index_is_below(ix, e, path, len)) break;
+    if (e->seen == TIDE_SEEN_UNCHANGED) e->seen = TIDE_SEEN_NONE;
+  }
+}
+
 /* Not a state a run gives: what keep_below_except holds back. */
 #define SEEN_HELD 0xff
 

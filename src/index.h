@@ -133,6 +133,12 @@ void tide_index_view(const tide_Index *ix, const tide_IndexEntry *e,
 ** any length are handled. */
 size_t tide_index_keep_subtree(tide_Index *ix, const char *path, size_t len);
 
+/* Undoes tide_index_keep_subtree below path: the entries below it (not
+** path's own) marked unchanged are marked none again, the others stay as
+** they are. A shared update's lead keeps what is below each item it hands
+** out; when it runs one itself, what the item mounts marks them anew. */
+void tide_index_unkeep_below(tide_Index *ix, const char *path, size_t len);
+
 /* Marks every entry below path (not path's own) as unchanged, unless
 ** already marked, except that the n entries at except[i] (of lens[i]
 ** bytes) and those below them stay as they are: the items of a live

@@ -245,6 +245,16 @@ static int index_keep_subtree(lua_State *L) {
   return 1;
 }
 
+/* index:unkeep_below(path): what is below path and kept is not marked
+** any more (tide_index_unkeep_below) */
+static int index_unkeep_below(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  tide_index_unkeep_below(b->ix, path, len);
+  return 0;
+}
+
 /* index:keep_below(path, except) -> how many subtrees below path it kept,
 ** leaving those of the paths in the list except as they are
 ** (tide_index_keep_below_except). */
@@ -763,6 +773,7 @@ void tide_lindex_open(lua_State *L) {
     {"close", index_gc},
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"keep_below", index_keep_below},
+    {"unkeep_below", index_unkeep_below},
     {"unseen", index_unseen},
     {"carry", index_carry},
     {"has_unseen_below", index_has_unseen_below},

@@ -266,6 +266,24 @@ static int store_work_done(lua_State *L) {
                                                 luaL_checkinteger(L, 3)));
 }
 
+/* store:work_ran(item_id, worker_id) */
+static int store_work_ran(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_work_ran(s, luaL_checkinteger(L, 2),
+                                               luaL_checkinteger(L, 3)));
+}
+
+/* store:work_reopen(update_id) -> how many items run and not done it
+** made ready again */
+static int store_work_reopen(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t n;
+  int rc = tide_store_work_reopen(s, luaL_checkinteger(L, 2), &n);
+  if (rc) return ok_or_raise(L, s, rc);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 /* store:worker_leave(worker_id, stats JSON) */
 static int store_worker_leave(lua_State *L) {
   tide_Store *s = check_store(L);
@@ -1207,7 +1225,8 @@ void tide_lstore_open(lua_State *L) {
     {"workers", store_workers},
     {"workers_alive", store_workers_alive}, {"work_open", store_work_open},
     {"beat_start", store_beat_start},
-    {"work_redo", store_work_redo},
+    {"work_redo", store_work_redo}, {"work_ran", store_work_ran},
+    {"work_reopen", store_work_reopen},
     {NULL, NULL},
   };
   if (luaL_newmetatable(L, STORE_TYPE)) {

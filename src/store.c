@@ -714,7 +714,17 @@ int tide_store_beat_start(tide_Store *s, int64_t worker_id, int interval_ms,
 
 int tide_store_work_done(tide_Store *s, int64_t item_id, int64_t worker_id) {
   if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
-  return tide_pgs_work_done(pg(s), item_id, worker_id);
+  return tide_pgs_work_done(pg(s), item_id, worker_id, 2);
+}
+
+int tide_store_work_ran(tide_Store *s, int64_t item_id, int64_t worker_id) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_work_done(pg(s), item_id, worker_id, 1);
+}
+
+int tide_store_work_reopen(tide_Store *s, int64_t update_id, int64_t *n) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_work_reopen(pg(s), update_id, n);
 }
 
 int tide_store_worker_leave(tide_Store *s, int64_t worker_id,

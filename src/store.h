@@ -651,8 +651,8 @@ int tide_store_worker_beat(tide_Store *s, int64_t worker_id);
 /* Claims up to max items of the update for the worker: items no one
 ** holds, and items of workers that left or have not beaten for lease_ms;
 ** calls fn with each, committing first. When it claims none, *open (may
-** be NULL) receives how many items of the update are not done, claimed
-** ones included; else -1. */
+** be NULL) receives how many items of the update are open, claimed ones
+** included (tide_store_work_open); else -1. */
 int tide_store_work_claim(tide_Store *s, int64_t update_id,
                           int64_t worker_id, int max, int64_t lease_ms,
                           tide_StoreWorkItemFn fn, void *arg,
@@ -670,12 +670,23 @@ void tide_store_beat_stop(tide_StoreBeat *b);
 ** when it commits if the item is no longer the worker's (its lease ran
 ** out and another claimed it). */
 int tide_store_work_done(tide_Store *s, int64_t item_id, int64_t worker_id);
+/* Marks the item run by the worker, in the open batch, when its record is
+** not all of it: the worker's end must still finish it (delete what it no
+** longer mounts, tell which containers it declared) and then mark it
+** done. Until then it is neither open (no claim takes it, work_open does
+** not count it) nor done. Fails as tide_store_work_done does. */
+int tide_store_work_ran(tide_Store *s, int64_t item_id, int64_t worker_id);
+/* Makes the update's items marked run and not done ready again: once no
+** worker is left, theirs ended without finishing them (died, or were
+** stopped). *n receives how many. In the open batch. */
+int tide_store_work_reopen(tide_Store *s, int64_t update_id, int64_t *n);
 /* The worker leaves, with what it did as JSON text (stats, may be NULL):
 ** the items it holds and has not done are free for others at once.
 ** Commits. */
 int tide_store_worker_leave(tide_Store *s, int64_t worker_id,
                             const char *stats, size_t stats_len);
-/* How many items of the update are not done, into *open. */
+/* How many items of the update are open (neither done nor run), into
+** *open. */
 int tide_store_work_open(tide_Store *s, int64_t update_id, int64_t *open);
 /* Makes the update's item at path ready again (in the open batch): its
 ** component runs once more, in full. */

@@ -138,6 +138,7 @@ enum {
   PG_WORKER_EACH,
   PG_WORKERS_ALIVE,
   PG_WORK_REDO,
+  PG_WORK_REOPEN,
   PG_BULK_COMPONENTS,
   PG_BULK_TARGETS,
   PG_BULK_SOURCES,
@@ -531,7 +532,9 @@ int tide_pgs_worker_beat(PgStore *s, int64_t worker_id);
 int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
                         int max, int64_t lease_ms, tide_StoreWorkItemFn fn,
                         void *arg, int64_t *open);
-int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id);
+int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id,
+                      int state);
+int tide_pgs_work_reopen(PgStore *s, int64_t update_id, int64_t *n);
 int tide_pgs_worker_leave(PgStore *s, int64_t worker_id, const char *stats,
                           size_t stats_len);
 int tide_pgs_work_open(PgStore *s, int64_t update_id, int64_t *open);

@@ -91,13 +91,15 @@ static const Kind kinds[PG_BULK_KINDS] = {
     "INSERT INTO work_items(update_id, path, item) SELECT update_id, path,"
     " item FROM unnest($1::int8[], $2::bytea[], $3::bytea[]) WITH ORDINALITY"
     " AS u(update_id, path, item, ord) ORDER BY ord" },
-  { PG_BULK_DONE, "cannot mark a work item done", "ii",
-    "WITH u AS (SELECT DISTINCT id, worker FROM unnest($1::int8[],"
-    " $2::int8[]) AS u(id, worker)), d AS (UPDATE work_items w"
-    " SET state = 2 FROM u WHERE w.id = u.id AND w.worker_id = u.worker"
-    " AND w.state = 0 RETURNING w.worker_id), n AS (UPDATE workers k"
+  { PG_BULK_DONE, "cannot mark a work item done", "iii",
+    "WITH u AS (SELECT DISTINCT ON (id) id, worker, state FROM"
+    " unnest($1::int8[], $2::int8[], $3::int8[]) AS u(id, worker, state)"
+    " ORDER BY id, state DESC), d AS (UPDATE work_items w"
+    " SET state = u.state FROM u WHERE w.id = u.id"
+    " AND w.worker_id = u.worker AND w.state < u.state"
+    " RETURNING w.worker_id, w.state), n AS (UPDATE workers k"
     " SET done = k.done + c.n FROM (SELECT worker_id, count(*) AS n FROM d"
-    " GROUP BY worker_id) c WHERE k.id = c.worker_id)"
+    " WHERE state = 2 GROUP BY worker_id) c WHERE k.id = c.worker_id)"
     " SELECT rows_are((SELECT count(*) FROM d), (SELECT count(*) FROM u),"
     " 'another worker holds it now (this worker''s lease ran out)')" },
   { PG_BULK_MEMOS, "cannot record a memo entry", "ibbbbbi",

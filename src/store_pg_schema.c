@@ -21,8 +21,9 @@
 **   workers(id, update_id, host, pid, started_ns, seen_at: its last beat,
 **     left_at, by the server's clock; stats: JSON, what it did; done:
 **     how many items it marked done)
-**   work_items(id, update_id, path, item (CBOR), state: 0 open, 2 done,
-**     worker_id: NULL while ready, its claimant's once claimed; tries)
+**   work_items(id, update_id, path, item (CBOR), state: 0 open, 1 run
+**     but not done (its worker's end finishes it), 2 done, worker_id:
+**     NULL while ready, its claimant's once claimed; tries)
 **     + a partial index of the open items
 ** Nothing else refers to another table by a foreign key, as in SQLite.
 **

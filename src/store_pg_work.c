@@ -206,7 +206,7 @@ int tide_pgs_work_open(PgStore *s, int64_t update_id, int64_t *open) {
   pg_param_int(&p, update_id);
   if ((rc = tide_pgs_read(s, PG_WORK_OPEN,
                           "SELECT count(*) FROM work_items"
-                          " WHERE update_id = $1 AND state < 2",
+                          " WHERE update_id = $1 AND state = 0",
                           &p, "cannot count work items", &r)) != 0)
     return rc;
   *open = pg_int(r, 0, 0);
@@ -245,12 +245,25 @@ int tide_pgs_work_redo(PgStore *s, int64_t update_id, const char *path,
                         &p, "cannot record a work item");
 }
 
-int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id) {
-  PgCell row[2];
+int tide_pgs_work_done(PgStore *s, int64_t item_id, int64_t worker_id,
+                      int state) {
+  PgCell row[3];
   memset(row, 0, sizeof row);
   row[0].i = item_id;
   row[1].i = worker_id;
+  row[2].i = state;
   return tide_pgs_bulk_row(s, PG_KIND_DONE, row);
+}
+
+int tide_pgs_work_reopen(PgStore *s, int64_t update_id, int64_t *n) {
+  PgParams p = {0};
+  pg_param_int(&p, update_id);
+  return tide_pgs_write_returning(s, PG_WORK_REOPEN,
+                                  "WITH r AS (UPDATE work_items"
+                                  " SET state = 0, worker_id = NULL"
+                                  " WHERE update_id = $1 AND state = 1"
+                                  " RETURNING 1) SELECT count(*) FROM r",
+                                  &p, "cannot record a work item", n);
 }
 
 int tide_pgs_worker_leave(PgStore *s, int64_t worker_id, const char *stats,

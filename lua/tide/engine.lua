@@ -366,9 +366,10 @@ local function mount(parent, path, fn, args, source_key, work_item)
   -- named nil size the table for those a component that runs sets, so
   -- that it is not grown twice on the way.
   -- A shared update's second round, run by the lead, records what its
-  -- workers recorded meanwhile, which its index (loaded before) lacks.
+  -- workers recorded meanwhile, which its index (loaded before) lacks:
+  -- the items and what they mount.
   local prev = run:prev_row(path)
-  if not prev and work_item and run.share.role == "lead" then
+  if not prev and run.share and run.share.redoing then
     prev = run.store:component(run.app_id, path)
   end
   local frame = {

@@ -227,6 +227,7 @@ function M.submit(run, frame)
   if not frame.is_root and run.index:has_unseen_below(frame.path) then
     frame.shrunk = true
     run.shrunk[#run.shrunk + 1] = frame
+    if run.share then require("tide.share").finish_later(run, frame) end
   end
   frame.released = released
   run.batch[#run.batch + 1] = frame
@@ -501,9 +502,15 @@ function write_batch(run, batch, defer)
     local id = put_component(run, frame,
       (frame.incomplete or frame.shrunk) and 2 or 0) -- engine.STATUS_*
     frame.id = id
-    -- A shared update's item is done in the batch that records it.
-    if frame.work_item then
-      store:work_done(frame.work_item, run.share.worker_id)
+    -- A shared update's item is done in the batch that records it, or
+    -- run, when its worker's end must finish it (share.finish_later).
+    local item = frame.work_item
+    if item and frame.finish_later then
+      store:work_ran(item, run.share.worker_id)
+      local ran = run.share.ran_items
+      ran[#ran + 1] = item
+    elseif item then
+      store:work_done(item, run.share.worker_id)
     end
     record_memo_refs(run, frame, id, old_refs[b])
     record_container_owner(run, frame, id)

@@ -100,6 +100,8 @@ function M.new(app, opts, parts)
       -- last it joined), heard of through the store's notifications.
       live = opts.share.live, after = opts.share.after,
       failed_items = {}, per_worker = {},
+      -- A worker's items that its end finishes (share.finish_later).
+      ran_items = {},
       after_main = opts.share.role == "lead" and sharemod.lead
         or function(r) sharemod.work(r, r.share.worker_id) end,
     }
@@ -335,6 +337,7 @@ function Run:container(tt, spec, frame, level)
   self.containers[ckey] = c
   self.containers_id[c.id] = c
   self.declared_ids[c.id] = true
+  if self.share then sharemod.finish_later(self, frame) end
   frame.declared_containers = frame.declared_containers or {}
   frame.declared_containers[c] = true
   return c
@@ -709,7 +712,7 @@ function Run:execute()
   -- counts, its unfinished items free for others.
   if worker then
     if not interrupted then sharemod.finish_items(self) end
-    sharemod.leave(self)
+    sharemod.leave(self, not interrupted)
   else
     finish_containers(self)
   end

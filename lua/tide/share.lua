@@ -14,7 +14,7 @@
 -- lead's); then it claims items in small batches, mounts each as a
 -- component of its own run (always run in full), and marks it done in
 -- the store batch that records the component, so an item is committed
--- once. A worker whose lease runs out (it died, or stopped beating) has
+-- once (or run, when its worker's end must finish it: M.finish_later). A worker whose lease runs out (it died, or stopped beating) has
 -- its items claimed by another; one that lost an item fails the batch
 -- that would record it twice. A worker leaves when no item is left, with
 -- its counts, which the lead adds to its own.
@@ -22,7 +22,8 @@
 -- A batch a worker recorded but did not finish applying (it died in
 -- between) leaves its intent; once every worker is gone the lead turns
 -- such states unknown (the crash protocol, Run:recover) and runs their
--- components again itself, so the update ends with the targets whole.
+-- components again itself, so the update ends with the targets whole;
+-- and so it runs the items a worker ran but did not finish.
 --
 -- What runs where: the items of mount_each calls made by main are
 -- shared; components main mounts one by one (tide.mount, auto_refresh,
@@ -190,10 +191,14 @@ function M.lead(run)
   while true do
     local open = store:work_open(share.update_id)
     if open == 0 and not workers_alive(run) then
-      if redo(run) == 0 then break end
+      -- Items whose worker ended before it finished them (M.finish_later)
+      -- are ready again, with those whose batch a worker did not write.
+      if store:work_reopen(share.update_id) + redo(run) == 0 then break end
       -- A second round, run by the lead itself, as a worker that leaves
       -- once done (its counts are its run's already).
+      share.redoing = true
       M.work(run, store:worker_join(share.update_id, "lead", core.getpid()))
+      share.redoing = false
       share.beat:stop()
       store:worker_leave(share.worker_id)
     elseif open > 0 and not workers_alive(run)
@@ -335,6 +340,10 @@ local function mount_item(run, root, item, mount)
   for i = 2, rest.n do args[i] = rest[i] end
   -- Always in full: the lead found it changed, or its first run died.
   run.forced[item.path] = true
+  -- The lead kept what is below each item it handed out (M.delegate):
+  -- running one itself, it marks what the item mounts now, and deletes
+  -- at the end of its run what the item no longer mounts.
+  if share.role == "lead" then run.index:unkeep_below(item.path) end
   return mount(root, item.path, b.fn, args, t[5] or nil, item.id)
 end
 
@@ -446,14 +455,28 @@ function M.work(run, worker_id)
   end
 end
 
+-- An item whose worker's end must finish it: frame (or a component
+-- below it) no longer mounts some of what it did, which the end deletes
+-- (M.finish_items), or declared a container, which the end tells the
+-- lead of (M.leave). Its batch marks it run, not done; the end marks it
+-- done with what it does, in one commit. If the worker dies (or is
+-- stopped) before, the lead runs the item again once no worker is left.
+function M.finish_later(run, frame)
+  if run.share.role ~= "worker" then return end
+  while frame and not frame.work_item do frame = frame.parent end
+  if frame then frame.finish_later = true end
+end
+
 -- At the end of a worker's run, what its items no longer mount is
 -- deleted, as a one-process run's end deletes every component it did not
 -- see (the lead cannot: it does not know which of an item's descendants
 -- the worker saw). Their target states are released for the lead to
 -- delete from the targets at the update's end (M.lead), their memo
 -- entries become candidates for its collection, and the items that
--- shrank are recorded complete. Before that commits, those items stay
--- recorded incomplete: a crash makes the next update run them again.
+-- shrank are recorded complete, in the commit of the worker's leave
+-- (M.leave), which marks the items done. Until then those items stay
+-- recorded incomplete, and run (not done): the lead runs them again if
+-- this worker dies first.
 function M.finish_items(run)
   if #run.shrunk == 0 then return end
   local store = run.store
@@ -480,15 +503,21 @@ function M.finish_items(run)
     end
   end
   reconcile.complete_shrunk(run)
-  store:flush()
 end
 
 -- What a worker's run leaves in the store when it ends: its counts, and
--- the memo entries its components stopped using, for the lead.
-function M.leave(run)
+-- the memo entries its components stopped using, for the lead; and,
+-- finished (its run not stopped, M.finish_items done), the items it ran
+-- are done, in the same commit.
+function M.leave(run, finished)
   local share = run.share
   if not share.worker_id then return end
   if share.beat then share.beat:stop() end
+  if finished then
+    for _, item in ipairs(share.ran_items) do
+      run.store:work_done(item, share.worker_id)
+    end
+  end
   local cjson = require "cjson"
   local candidates = {}
   for k in pairs(run.memo_candidates) do

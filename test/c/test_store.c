@@ -2826,6 +2826,63 @@ static void test_pg_work(void) {
   tmp_close(&t);
 }
 
+/* An item its worker ran but must still finish is neither open nor
+** claimable, even once the worker's lease runs out; its worker marks it
+** done (counted once), or, once no worker is left, the lead makes such
+** items ready again. */
+static void test_pg_work_ran(void) {
+  Tmp t;
+  tide_Store *s, *a, *b;
+  Claimed got;
+  Workers k;
+  int64_t app, u, wa, wb, open = -1, n = -1;
+  tmp_init(&t, "unused");
+  s = listed_update(t.path, 3, NULL, &app, &u);
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  b = open_ok(t.path, TIDE_STORE_SHARED);
+  CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 1, &wa), 0);
+  CHECK_EQ_INT(tide_store_worker_join(b, u, LIT("there"), 2, &wb), 0);
+  got = claim(a, u, wa, 3, 60000, &open);
+  CHECK_EQ_INT(got.count, 3);
+  CHECK_EQ_INT(tide_store_work_ran(a, 1, wa), 0);
+  CHECK_EQ_INT(tide_store_work_done(a, 2, wa), 0);
+  CHECK_EQ_INT(tide_store_work_ran(a, 3, wa), 0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  CHECK_EQ_INT(tide_store_work_open(s, u, &open), 0);
+  CHECK_EQ_INT(open, 0);
+  /* Only its worker finishes it. */
+  CHECK_EQ_INT(tide_store_work_done(b, 1, wb), 0);
+  CHECK_EQ_INT(tide_store_flush(b), TIDE_ESTORE);
+  CHECK_EQ_INT(tide_store_work_done(a, 1, wa), 0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  memset(&k, 0, sizeof k);
+  CHECK_EQ_INT(tide_store_worker_each(s, u, see_worker, &k), 0);
+  CHECK_EQ_INT(k.done[0], 2);
+  /* a dies with item 3 run: no claim takes it, however old a's lease. */
+  sleep_ms(20);
+  got = claim(b, u, wb, 10, 1, &open);
+  CHECK_EQ_INT(got.count, 0);
+  CHECK_EQ_INT(open, 0);
+  CHECK_EQ_INT(tide_store_work_reopen(s, u, &n), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(n, 1);
+  got = claim(b, u, wb, 10, 60000, &open);
+  CHECK_EQ_INT(got.count, 1);
+  CHECK_EQ_INT(got.ids[0], 3);
+  CHECK_EQ_INT(tide_store_work_done(b, 3, wb), 0);
+  CHECK_EQ_INT(tide_store_flush(b), 0);
+  CHECK_EQ_INT(tide_store_work_reopen(s, u, &n), 0);
+  CHECK_EQ_INT(n, 0);
+  memset(&k, 0, sizeof k);
+  CHECK_EQ_INT(tide_store_worker_each(s, u, see_worker, &k), 0);
+  CHECK_EQ_INT(k.done[0], 2);
+  CHECK_EQ_INT(k.done[1], 1);
+  tide_store_close(a);
+  tide_store_close(b);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 /* A version 2 store (claimed items in state 1, an index of items by
 ** worker, no done counts) is read by no one until a writer opens it,
 ** which upgrades it in one transaction: its claims, done counts and
@@ -2996,6 +3053,8 @@ static const CheckTest pg_tests[] = {
   { "work items shared by workers", test_pg_work },
   { "a worker's heartbeat", test_pg_beat },
   { "a version 2 store upgraded", test_pg_upgrade },
+  { "work items run, finished by their worker or reopened",
+    test_pg_work_ran },
   { NULL, NULL },
 };
 

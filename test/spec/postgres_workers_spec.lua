@@ -515,6 +515,124 @@ end)
     assert.are.equal(100, again.components.unchanged)
   end)
 
+  it("runs again, in the lead, the items of a worker that died before it "
+     .. "finished them, and gives one process's result", function()
+    -- Each document mounts a component per line, which writes its row;
+    -- one that starts with "own" has a table of its own too, empty;
+    -- zz.txt also writes a file through a target whose apply kills the
+    -- worker (with DIE set, the first time). One worker runs the items
+    -- one at a time, in order: when it dies, d03 is recorded but what it
+    -- no longer mounts is not deleted yet, nor has d05 told the lead of
+    -- its table (its worker's end does both), and zz is recorded but not
+    -- written. The lead runs the three again.
+    local pipeline = [=[
+local tide = require "tide"
+local core = require "tide.core"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local dying = tide.target_type {
+  name = "dying",
+  apply = function(spec, changes)
+    if os.getenv("DIE") and os.getenv("TIDE_DB")
+       and os.execute("mkdir died 2>/dev/null") then
+      os.execute("kill -9 " .. core.getpid())
+    end
+    for _, ch in ipairs(changes) do
+      local name = "files/" .. ch.key[1]
+      if ch.value == nil then
+        os.remove(name)
+      else
+        local f = assert(io.open(name, "w"))
+        f:write(ch.value.text)
+        f:close()
+      end
+    end
+  end,
+}
+local Line = tide.record("Line", { { "id", "string", key = true },
+                                   { "text", "string" } })
+local line = tide.fn("line", { memo = true }, function(id, text, t)
+  t:row(Line { id = id, text = text })
+end)
+local process = tide.fn("process", { memo = true }, function(file, t, f)
+  local i = 0
+  for l in file:text():gmatch("[^\n]+") do
+    i = i + 1
+    tide.mount(tostring(i), line, file.path .. "#" .. i, l, t)
+  end
+  if file:text():match("^own") then
+    sqlite.table { db = "out.db", name = "t_" .. file.path:sub(1, 3),
+                   schema = Line }
+  end
+  if file.path == "zz.txt" then
+    f:declare({ "zz" }, { text = file:text() })
+  end
+end)
+return tide.app("finish", function()
+  local t = sqlite.table { db = "out.db", name = "lines", schema = Line }
+  local f = tide.declare_target(dying, { name = "files" })
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), t, f)
+end)
+]=]
+    local function make()
+      local d = project_with(0, pipeline)
+      helpers.run("mkdir -p " .. q(d .. "/files"))
+      for i = 1, 6 do
+        helpers.write(("%s/docs/d%02d.txt"):format(d, i),
+                      ("a%d\nb%d\nc%d\n"):format(i, i, i))
+      end
+      helpers.write(d .. "/docs/d05.txt", "own\n")
+      helpers.write(d .. "/docs/zz.txt", "z1\nz2\n")
+      return d
+    end
+    local function result(d)
+      local db = assert(sqlite.open(d .. "/out.db", "read"))
+      local out = {}
+      for _, r in ipairs(assert(db:rows("SELECT * FROM lines ORDER BY id")))
+      do
+        out[#out + 1] = r.id .. "=" .. r.text
+      end
+      for _, r in ipairs(assert(db:rows("SELECT name FROM sqlite_master "
+          .. "WHERE type = 'table' AND name LIKE 't_%' ORDER BY name"))) do
+        out[#out + 1] = r.name
+      end
+      db:close()
+      return table.concat(out, " ") .. " | " .. helpers.read(d
+        .. "/files/zz")
+    end
+    local one, two = make(), make()
+    local workers = "--workers 1 --max-inflight 1 --lease 1"
+    -- Cold: zz's components are new, recorded by the dead worker only.
+    update(one, location("one_finish"))
+    update(two, location("two_finish"), workers, "DIE=1")
+    assert.is_true(helpers.exists(two .. "/died"))
+    assert.are.equal(result(one), result(two))
+    assert.are.equal(store_content("one_finish"),
+                     store_content("two_finish"))
+    -- d03 shrinks, d05 and zz change: all are handed out, below what the
+    -- lead kept of them.
+    os.remove(two .. "/died")
+    for _, d in ipairs { one, two } do
+      helpers.write(d .. "/docs/d03.txt", "a3\n")
+      helpers.write(d .. "/docs/d05.txt", "own\n\n") -- writes no row
+      helpers.write(d .. "/docs/zz.txt", "z1\nz2\nz3\n")
+    end
+    local a = update(one, location("one_finish"))
+    local b = update(two, location("two_finish"), workers, "DIE=1")
+    assert.is_true(helpers.exists(two .. "/died"))
+    assert.are.equal(0, b.components.errors)
+    assert.are.equal(2, a.components.deleted)
+    local kept = result(one)
+    assert.is_nil(kept:find("d03.txt#2", 1, true))
+    assert.is_truthy(kept:find("t_d05", 1, true))
+    assert.is_truthy(kept:find("z1\nz2\nz3", 1, true))
+    assert.are.equal(kept, result(two))
+    assert.are.equal(store_content("one_finish"),
+                     store_content("two_finish"))
+    b = update(two, location("two_finish"), workers)
+    assert.are.equal(0, b.components.reprocessed + b.components.deleted)
+  end)
+
   it("lets a worker started by hand join and take work, and frees a "
      .. "stopped worker's items at once", function()
     local d = project(120)
