@@ -330,7 +330,10 @@ function commands.update(...)
         .. "finish", n, n == 1 and "" or "s")
     return 130
   end
-  return #errors > 0 and 1 or 0
+  -- A shared update's workers report their components' errors themselves
+  -- (on their own stderr, the lead's for those it started): their counts
+  -- reach the lead's.
+  return (#errors > 0 or stats.components.errors > 0) and 1 or 0
 end
 
 -- What `tide update --live` prints: with --json one stats object per

@@ -505,6 +505,7 @@ function write_batch(run, batch, defer)
     -- A shared update's item is done in the batch that records it, or
     -- run, when its worker's end must finish it (share.finish_later).
     local item = frame.work_item
+    frame.item_marked = item ~= nil
     if item and frame.finish_later then
       store:work_ran(item, run.share.worker_id)
       local ran = run.share.ran_items

@@ -525,8 +525,9 @@ function Run:record_failure(frame, message)
     deps_fp = prev.deps_fp, source_key = frame.source_key,
     status = engine.STATUS_ERROR, error = message,
   }
-  -- A shared update's item is done, failed: the next update runs it.
-  if frame.work_item then
+  -- A shared update's item is done, failed: the next update runs it
+  -- (unless its batch marked it already: its apply failed).
+  if frame.work_item and not frame.item_marked then
     self.store:work_done(frame.work_item, self.share.worker_id)
   end
 end

@@ -467,10 +467,14 @@ function M.finish_later(run, frame)
   if frame then frame.finish_later = true end
 end
 
--- At the end of a worker's run, what its items no longer mount is
--- deleted, as a one-process run's end deletes every component it did not
--- see (the lead cannot: it does not know which of an item's descendants
--- the worker saw). Their target states are released for the lead to
+-- At the end of a worker's run, the changes whose apply failed are
+-- tried once more, and their components fail if that fails too, as at a
+-- one-process run's end (there after its deletions, which are the
+-- lead's here: a change that needs one first, a file that became a
+-- folder, fails in the worker and is written by the next update). Then
+-- what its items no longer mount is deleted, as a one-process run's end
+-- deletes every component it did not see (the lead cannot: it does not
+-- know which of an item's descendants the worker saw). Their target states are released for the lead to
 -- delete from the targets at the update's end (M.lead), their memo
 -- entries become candidates for its collection, and the items that
 -- shrank are recorded complete, in the commit of the worker's leave
@@ -478,9 +482,10 @@ end
 -- recorded incomplete, and run (not done): the lead runs them again if
 -- this worker dies first.
 function M.finish_items(run)
-  if #run.shrunk == 0 then return end
   local store = run.store
   local reconcile = require "tide.reconcile"
+  if not run.opts.preview then reconcile.retry_failed(run) end
+  if #run.shrunk == 0 then return end
   local function release(t)
     if t.pending ~= reconcile.RELEASED
        and t.pending ~= reconcile.PENDING_DELETE then

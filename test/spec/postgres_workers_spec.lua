@@ -633,6 +633,76 @@ end)
     assert.are.equal(0, b.components.reprocessed + b.components.deleted)
   end)
 
+  it("tries a worker's failed writes again at its end, and fails their "
+     .. "components as one process does", function()
+    -- A target whose writes fail: the first time in each process with
+    -- FAIL=once, every time with FAIL=always.
+    local pipeline = [=[
+local tide = require "tide"
+local failed = {}
+local flaky = tide.target_type {
+  name = "flaky",
+  apply = function(spec, changes)
+    local mode = os.getenv("FAIL")
+    if mode == "always" or (mode == "once" and not failed.once) then
+      failed.once = true
+      error("the disk said no")
+    end
+    for _, ch in ipairs(changes) do
+      local f = assert(io.open("files/" .. ch.key[1], "w"))
+      f:write(ch.value.text)
+      f:close()
+    end
+  end,
+}
+local put = tide.fn("put", { memo = true }, function(n, t)
+  t:declare({ ("f%02d"):format(n) }, { text = "item " .. n })
+end)
+return tide.app("flaky", function()
+  local t = tide.declare_target(flaky, { name = "files" })
+  local items = {}
+  for i = 1, 12 do items["k" .. i] = i end
+  tide.mount_each(put, items, t)
+end)
+]=]
+    local function files(d)
+      local out = {}
+      for i = 1, 12 do
+        local name = ("%s/files/f%02d"):format(d, i)
+        out[#out + 1] = helpers.exists(name) and helpers.read(name) or "-"
+      end
+      return table.concat(out, ",")
+    end
+    local results = {}
+    for _, workers in ipairs { "", "--workers 2" } do
+      for _, mode in ipairs { "once", "always" } do
+        local d = project_with(0, pipeline)
+        helpers.run("mkdir -p " .. q(d .. "/files"))
+        local schema = "flaky_" .. mode .. (workers == "" and "1" or "2")
+        local out, err, code = tide(d, "FAIL=" .. mode, ("update pipeline.lua "
+          .. "--db %s --json %s"):format(q(location(schema)), workers))
+        local r = cjson.decode(out)
+        results[#results + 1] = { mode = mode, files = files(d), code = code,
+                                  errors = r.components.errors, err = err }
+      end
+    end
+    -- Once: written on the second try, in each process.
+    assert.are.equal(0, results[1].errors)
+    assert.are.equal(0, results[1].code)
+    assert.is_truthy(results[1].files:find("item 12", 1, true))
+    -- Always: every component failed, with the message, exit status 1.
+    assert.are.equal(12, results[2].errors)
+    assert.are.equal(1, results[2].code)
+    assert.is_truthy(results[2].err:find("the disk said no", 1, true))
+    for i = 1, 2 do
+      local one, shared = results[i], results[i + 2]
+      assert.are.equal(one.files, shared.files)
+      assert.are.equal(one.errors, shared.errors)
+      assert.are.equal(one.code, shared.code)
+    end
+    assert.is_truthy(results[4].err:find("the disk said no", 1, true))
+  end)
+
   it("lets a worker started by hand join and take work, and frees a "
      .. "stopped worker's items at once", function()
     local d = project(120)
