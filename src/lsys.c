@@ -1,7 +1,8 @@
 /*
 ** Lua binding of the few process-level calls the CLI needs and Lua lacks:
 ** chdir, getcwd, isatty, errno_text for messages, exists, and for the
-** workers of a shared update getpid, hostname, spawn, stop and reap. chdir,
+** workers of a shared update getpid, hostname, spawn, stop, reap and
+** die_with_parent. chdir,
 ** getcwd, hostname and spawn return nil, message when the call fails;
 ** misuse (a path holding a NUL, a number that is no errno value) raises.
 */
@@ -13,6 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -195,6 +199,27 @@ static int sys_reap(lua_State *L) {
   return 1;
 }
 
+/* die_with_parent(pid): this process is killed (SIGKILL) when its parent
+** ends; true when pid is still its parent, false when pid ended before
+** (the parent is another already). A shared update's workers started by
+** a lead end with it: none of them writes a target once its lead is gone
+** and the next update may have begun. Where the system cannot tell
+** (outside Linux), true, and nothing is done. */
+static int sys_die_with_parent(lua_State *L) {
+  pid_t parent = (pid_t)luaL_checkinteger(L, 1);
+#ifdef __linux__
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, getppid() == parent);
+#else
+  (void)parent;
+  lua_pushboolean(L, 1);
+#endif
+  return 1;
+}
+
 void tide_lsys_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"chdir", sys_chdir},
@@ -208,6 +233,7 @@ void tide_lsys_open(lua_State *L) {
     {"spawn", sys_spawn},
     {"reap", sys_reap},
     {"stop", sys_stop},
+    {"die_with_parent", sys_die_with_parent},
     {NULL, NULL},
   };
   luaL_setfuncs(L, funcs, 0);

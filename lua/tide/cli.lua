@@ -174,7 +174,8 @@ function lead_share(pipeline, db, n, lease_ms, forward, live)
         argv[#argv + 1] = "--lease=" .. tostring(lease_ms / 1000)
       end
       for _, flag in ipairs(forward) do argv[#argv + 1] = flag end
-      local pid, err = core.spawn(argv, { "TIDE_DB=" .. db })
+      local pid, err = core.spawn(argv, { "TIDE_DB=" .. db,
+        "TIDE_LEAD_PID=" .. tostring(core.getpid()) })
       if not pid then error({ tide_fatal = true, message = err }, 0) end
       pids[i] = pid
     end
@@ -442,6 +443,13 @@ function commands.worker(...)
     say("worker: a worker joins an update through a PostgreSQL state store "
         .. "(--db postgresql://...)")
     return 2
+  end
+  -- A worker its lead started ends with it, at once (kill -9 of the lead
+  -- included): the lead's end is the update's.
+  local lead = math.tointeger(tonumber(os.getenv("TIDE_LEAD_PID") or ""))
+  if lead and not core.die_with_parent(lead) then
+    say("worker: the update's lead (pid %d) is gone", lead)
+    return 1
   end
   -- A stop (SIGTERM, SIGINT) ends the worker: what it finished is
   -- committed, and what it holds is free for others at once.

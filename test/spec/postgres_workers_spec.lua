@@ -392,6 +392,41 @@ end)
     assert.is_true(statements < 60, statements .. " statements")
   end)
 
+  it("ends the workers a lead started when the lead is killed; the next "
+     .. "update gives one process's result", function()
+    local d, clean = project(120), project(120)
+    update(clean, location("clean_lead"), "", "SLEEP_MS=100")
+    local db = location("lead_killed")
+    local pidfile = os.tmpname()
+    local lead = io.popen(("cd %s && { SLEEP_MS=100 %s update pipeline.lua "
+      .. "--db %s --workers 2 --max-inflight 2 --quiet & echo $! > %s; "
+      .. "wait; }"):format(q(d), helpers.tide, q(db), q(pidfile)))
+    local workers
+    helpers.wait_for(function()
+      local w = shown_workers(d, db)
+      if w and #w == 2 and w[1].claimed > 0 and w[2].claimed > 0 then
+        workers = w
+        return true
+      end
+    end, 20)
+    assert.is_table(workers)
+    helpers.run("kill -9 " .. helpers.read(pidfile):match("%d+"))
+    lead:close()
+    os.remove(pidfile)
+    -- The workers end with it, long before their items would be done
+    -- (about 3 s of them: 100 ms each, 4 at a time).
+    local function alive(pid) -- a zombie (not reaped yet) is not
+      local stat = helpers.read(("/proc/%d/stat"):format(pid))
+      return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
+    end
+    assert.is_true(helpers.wait_for(function()
+      return not alive(workers[1].pid) and not alive(workers[2].pid)
+    end, 1))
+    local r = update(d, db, "--workers 2", "SLEEP_MS=100")
+    assert.are.equal(0, r.components.errors)
+    assert.are.equal(target_rows(clean), target_rows(d))
+  end)
+
   it("takes a killed worker's items over, each committed once",
      function()
     local d, clean = project(150), project(150)
