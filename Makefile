@@ -33,7 +33,8 @@ BENCH_C  = $(wildcard scripts/bench/*.c)
 BENCH_BIN = $(BENCH_C:scripts/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test test-run demo demo-run asan tsan tsan-run fuzz \
-        fuzz-run bench bench-run crash crash-run install clean
+        fuzz-run bench bench-run crash crash-run crash-workers \
+        crash-workers-run install clean
 
 all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a $(BUILD)/libtide.so \
      $(BUILD)/tide_vec.so $(BUILD)/examples/embed_host
@@ -161,6 +162,18 @@ crash: deps
 
 crash-run: all
 	@$(BUILD)/tide run test/crash/campaign.lua --trials $(CRASH_TRIALS) \
+	  --tide $(BUILD)/tide $(if $(CRASH_SEED),--seed $(CRASH_SEED))
+
+# The same over updates shared by CRASH_WORKERS workers on a PostgreSQL
+# store of the campaign's own; a kill takes the lead or one of them.
+CRASH_WORKERS ?= 2
+CRASH_WORKERS_TRIALS ?= 60
+crash-workers: deps
+	@$(MAKE) --no-print-directory crash-workers-run
+
+crash-workers-run: all
+	@$(BUILD)/tide run test/crash/campaign.lua \
+	  --trials $(CRASH_WORKERS_TRIALS) --workers $(CRASH_WORKERS) \
 	  --tide $(BUILD)/tide $(if $(CRASH_SEED),--seed $(CRASH_SEED))
 
 bench: deps

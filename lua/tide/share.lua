@@ -153,17 +153,26 @@ local function redo(run)
   local before = {}
   for path in pairs(run.forced) do before[path] = true end
   run:recover()
-  local n = 0
+  local n, asked = 0, {}
   for path in pairs(run.forced) do
     if not before[path] and path ~= "" then
-      -- The item the owner belongs to: the shared path it is under.
-      local item = path
-      while item and not share.bases[item:match("^(.*)/[^/]*$") or ""] do
-        item = item:match("^(.*)/[^/]*$")
-      end
-      if item then
-        store:work_redo(share.update_id, item)
-        n = n + 1
+      -- The item the owner belongs to: the path it is under that is one of
+      -- the update's items. An item's key may hold "/" (a walked file's
+      -- path), so each of the owner's ancestors below a base may be it.
+      for base in pairs(share.bases) do
+        if path:sub(1, #base + 1) == base .. "/" then
+          n = n + 1
+          local stop = #base + 1
+          local at = #path + 1
+          while at > stop do
+            local item = path:sub(1, at - 1)
+            if not asked[item] then
+              asked[item] = true
+              store:work_redo(share.update_id, item)
+            end
+            at = item:match("^.*()/") or 0
+          end
+        end
       end
     end
   end
@@ -377,6 +386,18 @@ function M.work(run, worker_id)
   -- The index (loading on its thread) says which items ran before: it is
   -- waited for, and its dependencies checked, before the first mount.
   run:index_ready()
+  -- The owners of the states a crash left unknown (the lead's recover
+  -- turned them so) run again, as in one process: an item runs in full
+  -- here, and so must those of its descendants.
+  if share.role == "worker" then
+    for _, row in ipairs(store:targets_pending(run.app_id)) do
+      if row.pending == reconcile.UNKNOWN
+         or row.pending == reconcile.PENDING_UPSERT then
+        local path = run:path_of(row.owner_id)
+        if path then run:force(path) end
+      end
+    end
+  end
   -- The lease is renewed by a thread of its own, however long a
   -- component runs without yielding.
   share.beat = store:beat_start(worker_id,

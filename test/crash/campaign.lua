@@ -4,7 +4,16 @@
 --
 --   tide run test/crash/campaign.lua [--trials N] [--seed S] [--only K]
 --     [--files N] [--work N] [--apply-ms N] [--tide PATH] [--dir SCRATCH]
---     [--keep] [--verbose]
+--     [--workers N] [--keep] [--verbose]
+--
+-- With --workers N, every run but the reference is an update shared by N
+-- worker processes (`--workers N --lease 1`) on a PostgreSQL state store
+-- (a server of the campaign's own, scripts/pg_server.sh; a database per
+-- folder, copied with it), and a kill takes the lead (a third of them) or
+-- one of its workers. An update whose worker was killed must itself end
+-- with exit status 0 and the clean run's targets (another worker or the
+-- lead takes the dead one's items over): its differences count as lost
+-- or stale too.
 --
 -- The pipeline (pipeline.lua.in) writes three targets: a sqlite.table, an
 -- fs.dir and a custom target type whose apply takes --apply-ms per batch.
@@ -42,9 +51,10 @@ local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 
 local opts = { trials = 20, seed = nil, only = nil, files = 2000,
                work = 30000, apply_ms = 15, tide = os.getenv("TIDE") or "build/tide",
-               keep = false, verbose = false, dir = nil }
+               keep = false, verbose = false, dir = nil, workers = nil }
 local VALUED = { trials = true, seed = true, only = true, files = true,
-                 work = true, tide = true, dir = true, ["apply-ms"] = true }
+                 work = true, tide = true, dir = true, ["apply-ms"] = true,
+                 workers = true }
 do
   local i = 1
   while i <= #arg do
@@ -203,22 +213,84 @@ local function apply_state(dir, from, to)
   end
 end
 
--- ---- Running tide ----
+-- ---- The state store: each folder's own ----
 
-local function update(dir, extra)
-  return capture(fmt("%s update %s --quiet %s 2>&1", q(opts.tide),
-                     q(dir .. "/pipeline.lua"), extra or ""))
+-- With --workers, a PostgreSQL server of the campaign's own (started
+-- below): each folder's store is a database named after the folder,
+-- made, copied and dropped with it.
+local pg
+
+local function db_name(dir)
+  return (dir:match("([^/]+)$"):gsub("[^%w]", "_"))
 end
 
--- Starts `tide update` and kills it with SIGKILL after delay_ms; true
--- when the kill found the process still running.
-local function update_killed(dir, delay_ms)
+local function store_flag(dir)
+  if not pg then return "" end
+  return "--db " .. q(fmt("postgresql:///%s?host=%s&user=tide", db_name(dir),
+                          pg.dir))
+end
+
+local function pg_exec(sql)
+  local ok, err = require("tide.postgres").query(pg.conn, sql)
+  if not ok then error("campaign: " .. sql .. ": " .. tostring(err), 0) end
+end
+
+-- rm -rf dir, its store with it.
+local function remove_dir(dir)
+  sh("rm -rf " .. q(dir))
+  if pg then
+    pg_exec(fmt('DROP DATABASE IF EXISTS "%s" WITH (FORCE)', db_name(dir)))
+  end
+end
+
+-- A fresh folder dir, with an empty store.
+local function fresh_dir(dir)
+  remove_dir(dir)
+  mkdirs(dir)
+  if pg then pg_exec(fmt('CREATE DATABASE "%s"', db_name(dir))) end
+end
+
+-- A copy of the folder from (inputs, targets and store) at dir.
+local function copy_dir(from, dir)
+  remove_dir(dir)
+  sh(fmt("cp -a %s %s", q(from), q(dir)))
+  if pg then
+    pg_exec(fmt('CREATE DATABASE "%s" TEMPLATE "%s"', db_name(dir),
+                db_name(from)))
+  end
+end
+
+-- ---- Running tide ----
+
+local function shared_flags(dir)
+  if not pg then return "" end
+  return fmt("%s --workers %d --lease 1", store_flag(dir), opts.workers)
+end
+
+-- A run to its end: shared by the workers, unless it is the reference
+-- (one process, what the others must give).
+local function update(dir, extra, alone)
+  return capture(fmt("%s update %s --quiet %s %s 2>&1", q(opts.tide),
+                     q(dir .. "/pipeline.lua"),
+                     alone and store_flag(dir) or shared_flags(dir),
+                     extra or ""))
+end
+
+-- Starts `tide update` and kills it with SIGKILL after delay_ms, or with
+-- --workers the victim-th of its workers (0: the lead); true when the
+-- kill found the process still running, and the update's exit status
+-- when its lead lived on.
+local function update_killed(dir, delay_ms, victim)
   local out = capture(fmt(
-    "%s update %s --quiet >/dev/null 2>&1 & pid=$!; sleep %.4f; "
-    .. "if kill -9 $pid 2>/dev/null; then echo killed; fi; "
-    .. "wait $pid 2>/dev/null; true", q(opts.tide),
-    q(dir .. "/pipeline.lua"), delay_ms / 1000))
-  return out:find("killed", 1, true) ~= nil
+    "%s update %s --quiet %s >/dev/null 2>&1 & pid=$!; sleep %.4f; "
+    .. "v=$pid; if [ %d -gt 0 ]; then "
+    .. "v=$(pgrep -P $pid | sed -n %dp); fi; "
+    .. "if [ -n \"$v\" ] && kill -9 $v 2>/dev/null; then echo killed; fi; "
+    .. "wait $pid 2>/dev/null; echo status $?", q(opts.tide),
+    q(dir .. "/pipeline.lua"), shared_flags(dir), delay_ms / 1000,
+    victim or 0, math.max(victim or 0, 1)))
+  return out:find("killed", 1, true) ~= nil,
+    tonumber(out:match("status (%d+)"))
 end
 
 -- ---- What the targets hold ----
@@ -277,6 +349,12 @@ local function compare(want, got)
 end
 
 local function pending_states(dir)
+  if pg then
+    local r = require("tide.postgres").query(fmt(
+      "host=%s user=tide dbname=%s", pg.dir, db_name(dir)),
+      "SELECT count(*) AS n FROM tide.target_states WHERE pending <> 0")
+    return r and tonumber(r.rows[1].n) or -1
+  end
   local db = sqlite.open(dir .. "/.tide/state.db", "read")
   if not db then return -1 end
   local rows = db:rows("SELECT count(*) AS n FROM target_states "
@@ -294,18 +372,39 @@ local scratch = opts.dir or (sh("test -d /dev/shm -a -w /dev/shm") == 0
 local base = capture(fmt("mktemp -d %s/tide-crash.XXXXXX", q(scratch)))
   :gsub("%s+$", "")
 
+if opts.workers then
+  -- Its own folder: the server's user cannot enter base.
+  local dir = capture(fmt("mktemp -u %s/tide-crash-pg.XXXXXX", q(scratch)))
+    :gsub("%s+$", "")
+  local out, code = capture(fmt("sh %s/../../scripts/pg_server.sh start %s "
+                                .. "2>&1", q(here), q(dir)))
+  if code ~= 0 then
+    io.stderr:write("campaign: cannot start PostgreSQL: ", out, "\n")
+    os.exit(2)
+  end
+  pg = { dir = dir, conn = out:gsub("%s+$", "") }
+end
+
+local function stop_pg()
+  if pg then
+    sh(fmt("sh %s/../../scripts/pg_server.sh stop %s >/dev/null 2>&1",
+           q(here), q(pg.dir)))
+  end
+end
+
 local function setup_dir(dir, state, version)
-  sh("rm -rf " .. q(dir))
+  fresh_dir(dir)
   mkdirs(dir .. "/in")
   write(dir .. "/pipeline.lua", pipeline(version))
   apply_state(dir, {}, states[state])
 end
 
-local function must_update(dir, what)
-  local out, code = update(dir)
+local function must_update(dir, what, alone)
+  local out, code = update(dir, nil, alone)
   if code ~= 0 then
     io.stderr:write(fmt("campaign: %s: tide update exited %d:\n%s\n", what,
                         code, out))
+    stop_pg()
     os.exit(2)
   end
 end
@@ -314,7 +413,7 @@ local function prepare(sc)
   -- The reference: a clean run of the final inputs and code, from nothing.
   local ref = base .. "/ref-" .. sc.name
   setup_dir(ref, sc.after[1], sc.after[2])
-  must_update(ref, sc.name .. " reference")
+  must_update(ref, sc.name .. " reference", true)
   sc.expected = snapshot(ref)
   -- The folder a trial starts from, after a clean run of the "before"
   -- inputs and code.
@@ -323,21 +422,21 @@ local function prepare(sc)
     setup_dir(sc.start, sc.before[1], sc.before[2])
     must_update(sc.start, sc.name .. " before")
   else
-    sh("rm -rf " .. q(sc.start))
-    mkdirs(sc.start)
+    fresh_dir(sc.start)
   end
   -- The clean duration of the change, so kills land all over it.
   local timing = base .. "/timing-" .. sc.name
   local durations = {}
   for r = 1, 1 do
-    sh(fmt("rm -rf %s && cp -a %s %s", q(timing), q(sc.start), q(timing)))
+    copy_dir(sc.start, timing)
     sc.change(timing)
     local t0 = now_ms()
     must_update(timing, sc.name .. " timing")
     durations[r] = now_ms() - t0
   end
   sc.duration = durations[1]
-  sh("rm -rf " .. q(timing) .. " " .. q(ref))
+  remove_dir(timing)
+  remove_dir(ref)
 end
 
 for _, sc in ipairs(SCENARIOS) do
@@ -352,9 +451,10 @@ for _, sc in ipairs(SCENARIOS) do
   end
 end
 
-print(fmt("crash campaign: seed %d, %d trials, %d files (replay with "
+print(fmt("crash campaign: seed %d, %d trials, %d files%s (replay with "
           .. "--seed %d [--only K])", opts.seed, opts.trials, opts.files,
-          opts.seed, opts.seed))
+          pg and fmt(", %d workers on PostgreSQL", opts.workers) or "",
+          opts.seed))
 io.stdout:flush()
 for _, sc in ipairs(SCENARIOS) do
   prepare(sc)
@@ -382,19 +482,46 @@ local function trial(k)
   local double = rng() < 1 / 3
   local d1 = rng() * sc.duration * 1.1
   local d2 = rng() * sc.duration * 1.1
+  -- With workers: the lead, or which of its workers.
+  local function victim()
+    if not pg or rng() < 1 / 3 then return 0 end
+    return rng(opts.workers)
+  end
+  local v1, v2 = victim(), victim()
   local dir = fmt("%s/trial-%04d", base, k)
-  sh(fmt("rm -rf %s && cp -a %s %s", q(dir), q(sc.start), q(dir)))
+  copy_dir(sc.start, dir)
   sc.change(dir)
-  local landed = update_killed(dir, d1)
-  local landed2 = double and update_killed(dir, d2)
-  local out, code = update(dir)
   local problems = {}
   local d = { missing = {}, extra = {}, old = {} }
+  local landed, status = update_killed(dir, d1, v1)
+  local landed2, status2
+  -- An update that lost a worker ends as a clean one: checked now.
+  local function lived_on(status_, landed_, v)
+    if not landed_ or v == 0 then return end
+    if status_ ~= 0 then
+      problems[#problems + 1] = fmt("the update whose worker %d was killed "
+                                    .. "exited %s", v, tostring(status_))
+    end
+    local early = compare(sc.expected, snapshot(dir))
+    for kind, list in pairs(early) do
+      for _, what in ipairs(list) do
+        d[kind][#d[kind] + 1] = what .. " (when a worker was killed)"
+      end
+    end
+  end
+  lived_on(status, landed, v1)
+  if double then
+    landed2, status2 = update_killed(dir, d2, v2)
+    lived_on(status2, landed2, v2)
+  end
+  local out, code = update(dir)
   if code ~= 0 then
     problems[#problems + 1] = fmt("final run exited %d: %s", code,
                                   out:sub(1, 2000))
   end
-  d = compare(sc.expected, snapshot(dir))
+  for kind, list in pairs(compare(sc.expected, snapshot(dir))) do
+    for _, what in ipairs(list) do d[kind][#d[kind] + 1] = what end
+  end
   local pending = pending_states(dir)
   if pending ~= 0 then
     problems[#problems + 1] = fmt("%d target states still pending", pending)
@@ -416,7 +543,9 @@ local function trial(k)
   local ok = not lost and not stale and #problems == 0
   if ok then totals.converged = totals.converged + 1 end
   if not ok or opts.verbose then
-    print(fmt("trial %d (%s, kill at %.0f ms%s%s, %s): %s", k, sc.name, d1,
+    print(fmt("trial %d (%s, kill%s at %.0f ms%s%s, %s): %s", k, sc.name,
+              pg and (v1 == 0 and " of the lead" or " of worker " .. v1)
+                or "", d1,
               landed and "" or " after the end",
               double and fmt(", again at %.0f ms%s", d2,
                              landed2 and "" or " after the end") or "",
@@ -429,7 +558,7 @@ local function trial(k)
     if not ok then print("  trial folder: " .. dir) end
     io.stdout:flush()
   end
-  if ok and not opts.keep then sh("rm -rf " .. q(dir)) end
+  if ok and not opts.keep then remove_dir(dir) end
   return ok
 end
 
@@ -449,4 +578,8 @@ print(fmt("trials %d, converged %d, lost %d, stale %d", totals.trials,
 print(fmt("%d passed, %d failed", totals.converged,
           totals.trials - totals.converged))
 if not failed_dirs and not opts.keep then sh("rm -rf " .. q(base)) end
+-- The server goes (its databases with it) unless a failed trial's store
+-- must be looked at.
+if not failed_dirs and not opts.keep then stop_pg()
+elseif pg then print("PostgreSQL left running: host=" .. pg.dir) end
 os.exit(totals.converged == totals.trials and 0 or 1)

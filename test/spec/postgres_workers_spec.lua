@@ -554,7 +554,8 @@ end)
      .. "finished them, and gives one process's result", function()
     -- Each document mounts a component per line, which writes its row;
     -- one that starts with "own" has a table of its own too, empty;
-    -- zz.txt also writes a file through a target whose apply kills the
+    -- sub/zz.txt (a key that holds "/") also writes a file through a
+    -- target whose apply kills the
     -- worker (with DIE set, the first time). One worker runs the items
     -- one at a time, in order: when it dies, d03 is recorded but what it
     -- no longer mounts is not deleted yet, nor has d05 told the lead of
@@ -599,14 +600,15 @@ local process = tide.fn("process", { memo = true }, function(file, t, f)
     sqlite.table { db = "out.db", name = "t_" .. file.path:sub(1, 3),
                    schema = Line }
   end
-  if file.path == "zz.txt" then
+  if file.path == "sub/zz.txt" then
     f:declare({ "zz" }, { text = file:text() })
   end
 end)
 return tide.app("finish", function()
   local t = sqlite.table { db = "out.db", name = "lines", schema = Line }
   local f = tide.declare_target(dying, { name = "files" })
-  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), t, f)
+  tide.mount_each(process, fs.walk("docs", { include = { "**/*.txt" } }),
+                  t, f)
 end)
 ]=]
     local function make()
@@ -617,7 +619,7 @@ end)
                       ("a%d\nb%d\nc%d\n"):format(i, i, i))
       end
       helpers.write(d .. "/docs/d05.txt", "own\n")
-      helpers.write(d .. "/docs/zz.txt", "z1\nz2\n")
+      helpers.write(d .. "/docs/sub/zz.txt", "z1\nz2\n")
       return d
     end
     local function result(d)
@@ -632,8 +634,8 @@ end)
         out[#out + 1] = r.name
       end
       db:close()
-      return table.concat(out, " ") .. " | " .. helpers.read(d
-        .. "/files/zz")
+      return table.concat(out, " ") .. " | "
+        .. (helpers.read(d .. "/files/zz") or "(no file zz)")
     end
     local one, two = make(), make()
     local workers = "--workers 1 --max-inflight 1 --lease 1"
@@ -650,7 +652,7 @@ end)
     for _, d in ipairs { one, two } do
       helpers.write(d .. "/docs/d03.txt", "a3\n")
       helpers.write(d .. "/docs/d05.txt", "own\n\n") -- writes no row
-      helpers.write(d .. "/docs/zz.txt", "z1\nz2\nz3\n")
+      helpers.write(d .. "/docs/sub/zz.txt", "z1\nz2\nz3\n")
     end
     local a = update(one, location("one_finish"))
     local b = update(two, location("two_finish"), workers, "DIE=1")
@@ -666,6 +668,58 @@ end)
                      store_content("two_finish"))
     b = update(two, location("two_finish"), workers)
     assert.are.equal(0, b.components.reprocessed + b.components.deleted)
+  end)
+
+  it("writes again, in a worker, what a component below an item recorded "
+     .. "and its process died before writing", function()
+    -- Each item mounts a component that writes a file; the first write
+    -- in a worker (with DIE set) kills the update's lead, and so the
+    -- worker with it: the states are recorded, the files not written.
+    local d = project_with(0, [=[
+local tide = require "tide"
+local dying = tide.target_type {
+  name = "dying",
+  apply = function(spec, changes)
+    local lead = os.getenv("TIDE_LEAD_PID")
+    if os.getenv("DIE") and lead then
+      os.execute("kill -9 " .. lead .. "; sleep 5")
+    end
+    for _, ch in ipairs(changes) do
+      local f = assert(io.open("files/" .. ch.key[1], "w"))
+      f:write(ch.value.text)
+      f:close()
+    end
+  end,
+}
+local leaf = tide.fn("leaf", { memo = true }, function(n, t)
+  t:declare({ ("f%02d"):format(n) }, { text = "item " .. n })
+end)
+local put = tide.fn("put", { memo = true }, function(n, t)
+  tide.mount("a", leaf, n, t)
+end)
+return tide.app("orphaned", function()
+  local t = tide.declare_target(dying, { name = "files" })
+  local items = {}
+  for i = 1, 20 do items["k" .. i] = i end
+  tide.mount_each(put, items, t)
+end)
+]=])
+    helpers.run("mkdir -p " .. q(d .. "/files"))
+    local db = location("orphaned")
+    local _, _, code = tide(d, "DIE=1", ("update pipeline.lua --db %s "
+      .. "--workers 1 --quiet"):format(q(db)))
+    assert.are_not.equal(0, code)
+    assert.is_nil(helpers.read(d .. "/files/f01"))
+    -- The next update: the lead finds the states unknown, its worker
+    -- runs the items, and what they mount, again.
+    local r = update(d, db, "--workers 1")
+    assert.are.equal(0, r.components.errors)
+    for i = 1, 20 do
+      assert.are.equal("item " .. i,
+                       helpers.read(("%s/files/f%02d"):format(d, i)))
+    end
+    assert.are.equal(0, tonumber(rows("SELECT count(*) AS n FROM "
+      .. "orphaned.target_states WHERE pending <> 0")[1].n))
   end)
 
   it("tries a worker's failed writes again at its end, and fails their "
