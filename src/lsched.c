@@ -62,6 +62,9 @@ static const char done_mark = 0, wait_mark = 0;
 
 /* Registry key of the scheduler object whose run is innermost. */
 static const char running_key = 0;
+/* The key of a wait_any registration in a task's waiters: a table whose
+** [&any_key] is the waiting task, set to false once one woke it. */
+static const char any_key = 0;
 
 /* Idle worker coroutines kept: a coroutine is a thread and a stack for the
 ** collector to make and sweep. */
@@ -256,7 +259,18 @@ static void finish(lua_State *L, Box *b, int idx, int t) {
     lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
-      wake_task(L, b, idx, -1);
+      if (lua_rawgetp(L, -1, &any_key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        wake_task(L, b, idx, -1);
+      } else if (lua_istable(L, -1)) {
+        /* The first of the tasks a wait_any names to end wakes it. */
+        wake_task(L, b, idx, -1);
+        lua_pushboolean(L, 0);
+        lua_rawsetp(L, -3, &any_key);
+        lua_pop(L, 1);
+      } else {
+        lua_pop(L, 1);
+      }
       lua_pop(L, 1);
     }
     lua_pushnil(L);
@@ -553,6 +567,45 @@ static int sched_wait(lua_State *L) {
   return lua_yield(L, 1);
 }
 
+/* sched:wait_any(tasks[, n]): returns once one of tasks[1..n] (n: all of
+** them) is done, inside a task (which gives its slot up meanwhile, as
+** sched:wait does). The first of them to end wakes it; the others find
+** the registration spent. */
+static int sched_wait_any(lua_State *L) {
+  Box *b = check_box(L, 1);
+  lua_Integer i, n;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = luaL_optinteger(L, 3, (lua_Integer)lua_rawlen(L, 2));
+  lua_settop(L, 2);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    luaL_argcheck(L, lua_istable(L, -1), 2, "tasks expected");
+    if (is_done(L, -1)) return 0;
+    lua_pop(L, 1);
+  }
+  if (n == 0 || push_current(L, 1) != LUA_TTABLE)
+    return luaL_error(L, "sched:wait_any: tasks to wait for, inside a "
+                      "task, expected");
+  lua_createtable(L, 0, 1);                        /* [4] registration */
+  lua_pushvalue(L, 3);
+  lua_rawsetp(L, 4, &any_key);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    if (lua_getfield(L, -1, "waiters") != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_createtable(L, 1, 0);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, -3, "waiters");
+    }
+    lua_pushvalue(L, 4);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 2);
+  }
+  park_task(L, b, 1, 3);
+  lua_pushlightuserdata(L, WAIT);
+  return lua_yield(L, 1);
+}
+
 /* sched:throttle(): a task that spawns many children, once more tasks
 ** hold slots than max_inflight allows, parks until a slot is free (giving
 ** its own up meanwhile), so that they can finish. */
@@ -843,7 +896,8 @@ void tide_lsched_open(lua_State *L) {
     {"reset", sched_reset}, {"spawn", sched_spawn}, {"run", sched_run},
     {"step", sched_step}, {"give_back", sched_give_back},
     {"run_ready", sched_run_ready}, {"trim", sched_trim},
-    {"wait", sched_wait}, {"throttle", sched_throttle},
+    {"wait", sched_wait}, {"wait_any", sched_wait_any},
+    {"throttle", sched_throttle},
     {"park", sched_park}, {"wake", sched_wake}, {"pass", sched_pass},
     {"hurry", sched_hurry},
     {"expect", sched_expect}, {"listed", sched_listed},

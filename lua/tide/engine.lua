@@ -367,9 +367,10 @@ local function mount(parent, path, fn, args, source_key, work_item)
   -- that it is not grown twice on the way.
   -- A shared update's second round, run by the lead, records what its
   -- workers recorded meanwhile, which its index (loaded before) lacks:
-  -- the items and what they mount.
+  -- the items and what they mount; so does a worker below an item it
+  -- took over from one that died (frame.redo, share.lua).
   local prev = run:prev_row(path)
-  if not prev and run.share and run.share.redoing then
+  if not prev and (parent.redo or run.share and run.share.redoing) then
     prev = run.store:component(run.app_id, path)
   end
   local frame = {
@@ -379,6 +380,7 @@ local function mount(parent, path, fn, args, source_key, work_item)
     declared = nil, state_bytes = nil, id = nil,
   }
   frame.work_item = work_item
+  if parent.redo then frame.redo = true end
   -- The frame is the scheduler's task (co and done are the scheduler's).
   sched.spawn(run.sched, frame)
   -- A component waits for its children before it is recorded (see

@@ -288,19 +288,29 @@ function Run:recover()
   end
   -- A run that never finished may have left partial writes in targets
   -- (a temporary file); each target type that can clean them up does.
-  if self.crashed and not self.opts.preview then
-    for id in pairs(self.stored_containers) do
-      local ok, c = pcall(self.container_by_id, self, id)
-      if ok and c.type.recover then
-        local fine, err = pcall(c.type.recover, c.spec)
-        if not fine then
-          self:report_error(c.short, "cleaning up " .. c.short .. " after "
-                            .. "a crash failed: " .. tostring(err))
-        end
+  if self.crashed then self:clean_up_targets() end
+  if not self.opts.preview then store:flush() end
+end
+
+-- What a process that died in a target's apply may have left there (a
+-- temporary file) is removed by each target type that can: after a run
+-- that never finished, and at the end of a shared update one of whose
+-- workers died (share.lua).
+function Run:clean_up_targets()
+  if self.opts.preview then return end
+  local ids = {}
+  for id in pairs(self.stored_containers) do ids[id] = true end
+  for id in pairs(self.containers_id) do ids[id] = true end
+  for id in pairs(ids) do
+    local ok, c = pcall(self.container_by_id, self, id)
+    if ok and c.type.recover then
+      local fine, err = pcall(c.type.recover, c.spec)
+      if not fine then
+        self:report_error(c.short, "cleaning up " .. c.short .. " after "
+                          .. "a crash failed: " .. tostring(err))
       end
     end
   end
-  if not self.opts.preview then store:flush() end
 end
 
 -- ---- Containers ----

@@ -87,6 +87,7 @@ end
 
 function M.spawn(s, task) return s:spawn(task) end
 function M.wait(s, task) return s:wait(task) end
+function M.wait_any(s, tasks, n) return s:wait_any(tasks, n) end
 function M.throttle(s) return s:throttle() end
 function M.expect(s, n) return s:expect(n) end
 function M.listed(s) return s:listed() end

@@ -232,7 +232,9 @@ function M.lead(run)
       run.released[row.container_id][row.key] = true
     end
   end
+  local died = false
   for _, w in ipairs(store:workers(share.update_id)) do
+    died = died or not w.left
     local stats = w.stats and require("cjson").decode(w.stats)
     if type(stats) == "table" then
       add_stats(run.stats, stats)
@@ -253,6 +255,9 @@ function M.lead(run)
         or nil,
     }
   end
+  -- A worker that died in a target's apply may have left a partial write
+  -- there; no worker is left to be writing one now.
+  if died then run:clean_up_targets() end
   store:update_set(share.update_id, M.FINISHED)
   share.finished = true
 end
@@ -353,7 +358,12 @@ local function mount_item(run, root, item, mount)
   -- running one itself, it marks what the item mounts now, and deletes
   -- at the end of its run what the item no longer mounts.
   if share.role == "lead" then run.index:unkeep_below(item.path) end
-  return mount(root, item.path, b.fn, args, t[5] or nil, item.id)
+  local frame = mount(root, item.path, b.fn, args, t[5] or nil, item.id)
+  -- Claimed before, by a worker that died: it may have recorded some of
+  -- what the item mounts, which this worker's index (loaded before)
+  -- lacks; those components are read from the store (engine.mount).
+  if item.tries > 1 then frame.redo = true end
+  return frame
 end
 
 -- How many items a worker may hold: FIRST before any is done (at most
@@ -443,7 +453,10 @@ function M.work(run, worker_id)
     limit = math.min(hold_limit(run, cap, done, cpu0, wall0),
                      math.max(2 * limit, cap))
     if held > limit // 2 then
-      sched.wait(run.sched, running[1])
+      -- Until one of them ends, whichever: its slot is filled at once (a
+      -- wait for the first would leave the others' slots empty meanwhile,
+      -- a long item among short ones).
+      sched.wait_any(run.sched, running, n)
       goto again
     end
     do
@@ -463,7 +476,7 @@ function M.work(run, worker_id)
     -- Nothing to claim: what this worker ran is recorded (and its items
     -- marked done) before it looks again, or waits for what others hold.
     if n > 0 then
-      sched.wait(run.sched, running[1])
+      sched.wait_any(run.sched, running, n)
     else
       reconcile.flush(run)
       if store:work_open(share.update_id) == 0 then break end

@@ -282,12 +282,13 @@ end
 -- when its lead lived on.
 local function update_killed(dir, delay_ms, victim)
   local out = capture(fmt(
-    "%s update %s --quiet %s >/dev/null 2>&1 & pid=$!; sleep %.4f; "
+    "%s update %s --quiet %s >%s 2>&1 & pid=$!; sleep %.4f; "
     .. "v=$pid; if [ %d -gt 0 ]; then "
     .. "v=$(pgrep -P $pid | sed -n %dp); fi; "
     .. "if [ -n \"$v\" ] && kill -9 $v 2>/dev/null; then echo killed; fi; "
     .. "wait $pid 2>/dev/null; echo status $?", q(opts.tide),
-    q(dir .. "/pipeline.lua"), shared_flags(dir), delay_ms / 1000,
+    q(dir .. "/pipeline.lua"), shared_flags(dir), q(dir .. "/killed.out"),
+    delay_ms / 1000,
     victim or 0, math.max(victim or 0, 1)))
   return out:find("killed", 1, true) ~= nil,
     tonumber(out:match("status (%d+)"))
@@ -500,7 +501,9 @@ local function trial(k)
     if not landed_ or v == 0 then return end
     if status_ ~= 0 then
       problems[#problems + 1] = fmt("the update whose worker %d was killed "
-                                    .. "exited %s", v, tostring(status_))
+                                    .. "exited %s: %s", v, tostring(status_),
+                                    (read(dir .. "/killed.out") or "")
+                                      :sub(1, 2000))
     end
     local early = compare(sc.expected, snapshot(dir))
     for kind, list in pairs(early) do

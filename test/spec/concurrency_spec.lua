@@ -1030,3 +1030,40 @@ describe("writing to a sqlite.table target", function()
     app:close()
   end)
 end)
+
+describe("the scheduler's wait for any of several tasks", function()
+  local core = require "tide.core"
+  local sched = require "tide.sched"
+
+  it("wakes the waiter once, when the first of them ends", function()
+    -- Tasks pass their turn `rounds` times, then end; the waiter waits
+    -- for any of b and c, and c ends first.
+    local order = {}
+    local s
+    local function runner(task)
+      if task.body then return task.body() end
+      for _ = 1, task.rounds do sched.pass(s) end
+      order[#order + 1] = task.name
+    end
+    s = sched.own(core.loop_new(), runner, function(_, message)
+      error(message)
+    end)
+    local b = { name = "b", rounds = 4 }
+    local c = { name = "c", rounds = 1 }
+    local waiter = { body = function()
+      sched.wait_any(s, { b, c })
+      order[#order + 1] = "woken"
+      -- Both done now or later: a second wait for a task done returns.
+      sched.wait_any(s, { c })
+      order[#order + 1] = "again"
+    end }
+    sched.spawn(s, waiter)
+    sched.spawn(s, b)
+    sched.spawn(s, c)
+    s:run_ready()
+    assert.are.same({ "c", "woken", "again", "b" }, order)
+    assert.is_true(waiter.done and b.done and c.done)
+    assert.has_error(function() sched.wait_any(s, {}) end)
+    s:close()
+  end)
+end)

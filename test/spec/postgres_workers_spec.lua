@@ -505,6 +505,8 @@ local core = require "tide.core"
 local out = "files"
 local dying = tide.target_type {
   name = "dying",
+  -- What a process that died in apply may have left is cleaned up.
+  recover = function(spec) io.open("recovered", "w"):close() end,
   apply = function(spec, changes)
     -- The first of the workers the lead started to get here dies: mkdir
     -- makes the folder for one of them only, however close they come.
@@ -536,6 +538,8 @@ end)
     helpers.run("mkdir -p " .. q(d .. "/files"))
     local r = update(d, location("dying"), "--workers 2 --lease 1")
     assert.is_true(helpers.exists(d .. "/died"))
+    -- The lead's end cleaned up after the dead worker.
+    assert.is_true(helpers.exists(d .. "/recovered"))
     -- (The dead worker's counts died with it: the report has the rest.)
     assert.are.equal(0, r.components.errors)
     assert.is_true(r.components.added < 100)
@@ -720,6 +724,109 @@ end)
     end
     assert.are.equal(0, tonumber(rows("SELECT count(*) AS n FROM "
       .. "orphaned.target_states WHERE pending <> 0")[1].n))
+  end)
+
+  it("takes over an item whose dead worker recorded some of what it "
+     .. "mounts, and gives one process's result", function()
+    -- Each document mounts a component that writes its row, and takes
+    -- 0.1 s. a.txt's, in a worker (with DIE set), waits long enough for
+    -- its child to be recorded with the worker's other items (at its
+    -- next claim), then kills the worker.
+    local pipeline = [=[
+local tide = require "tide"
+local core = require "tide.core"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Line = tide.record("Line", { { "id", "string", key = true },
+                                   { "text", "string" } })
+local line = tide.fn("line", { memo = true }, function(id, text, t)
+  t:row(Line { id = id, text = text })
+end)
+local process = tide.fn("process", { memo = true }, function(file, t)
+  tide.mount("1", line, file.path, file:text(), t)
+  if file.path == "a.txt" and os.getenv("DIE") and os.getenv("TIDE_DB")
+     and os.execute("mkdir died 2>/dev/null") then
+    tide.sleep(1)
+    os.execute("kill -9 " .. core.getpid())
+  end
+  tide.sleep(0.1)
+end)
+return tide.app("takeover", function()
+  local t = sqlite.table { db = "out.db", name = "lines", schema = Line }
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), t)
+end)
+]=]
+    local function make()
+      local d = project_with(0, pipeline)
+      for c in ("abcdefghijklmnopqrst"):gmatch(".") do
+        helpers.write(d .. "/docs/" .. c .. ".txt", "text of " .. c)
+      end
+      return d
+    end
+    local function lines(d)
+      local db = assert(sqlite.open(d .. "/out.db", "read"))
+      local out = {}
+      for _, r in ipairs(assert(db:rows("SELECT * FROM lines ORDER BY id")))
+      do
+        out[#out + 1] = r.id .. "=" .. r.text
+      end
+      db:close()
+      return table.concat(out, " ")
+    end
+    local one, two = make(), make()
+    update(one, location("one_takeover"))
+    local r = update(two, location("two_takeover"),
+                     "--workers 2 --lease 1 --max-inflight 4", "DIE=1")
+    assert.is_true(helpers.exists(two .. "/died"))
+    assert.are.equal(0, r.components.errors)
+    assert.is_truthy(lines(one):find("a.txt=text of a", 1, true))
+    assert.are.equal(lines(one), lines(two))
+    assert.are.equal(store_content("one_takeover"),
+                     store_content("two_takeover"))
+  end)
+
+  it("gives a worker's free slot the next item at once, while a long "
+     .. "one runs", function()
+    -- a.txt takes 1 s, the 40 others 20 ms; one worker, two slots: the
+    -- short items go on through the other slot while a.txt runs.
+    local d = project_with(0, [=[
+local tide = require "tide"
+local core = require "tide.core"
+local fs = require "tide.fs"
+local function log(what, path)
+  local f = assert(io.open("log", "a"))
+  f:write(what, " ", path, " ", core.now_ms(), "\n")
+  f:close()
+end
+local process = tide.fn("process", { memo = true }, function(file)
+  log("start", file.path)
+  tide.sleep(file.path == "a.txt" and 1 or 0.02)
+  log("end", file.path)
+end)
+return tide.app("slots", function()
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }))
+end)
+]=])
+    for i = 1, 40 do
+      helpers.write(("%s/docs/s%02d.txt"):format(d, i), "short")
+    end
+    helpers.write(d .. "/docs/a.txt", "long")
+    update(d, location("slots"), "--workers 1 --max-inflight 2")
+    local at = {}
+    for what, path, t in helpers.read(d .. "/log"):gmatch("(%a+) (%S+) (%S+)")
+    do
+      at[what .. " " .. path] = tonumber(t)
+    end
+    local from, to, during = at["start a.txt"], at["end a.txt"], 0
+    for i = 1, 40 do
+      local path = ("s%02d.txt"):format(i)
+      if at["start " .. path] > from and at["end " .. path] < to then
+        during = during + 1
+      end
+    end
+    -- About 40 fit in that second; waiting for a.txt before mounting
+    -- more let one or two through.
+    assert.is_true(during >= 20, "short items run beside a.txt: " .. during)
   end)
 
   it("tries a worker's failed writes again at its end, and fails their "
