@@ -14,9 +14,10 @@
 -- lead's); then it claims items in small batches, mounts each as a
 -- component of its own run (always run in full), and marks it done in
 -- the store batch that records the component, so an item is committed
--- once (or run, when its worker's end must finish it: M.finish_later). A worker whose lease runs out (it died, or stopped beating) has
--- its items claimed by another; one that lost an item fails the batch
--- that would record it twice. A worker leaves when no item is left, with
+-- once (or run, when its worker's end must finish it: M.finish_later).
+-- A worker whose lease runs out (it died, or stopped beating) has its
+-- items claimed by another; one that lost an item fails the batch that
+-- would record it twice. A worker leaves when no item is left, with
 -- its counts, which the lead adds to its own.
 --
 -- A batch a worker recorded but did not finish applying (it died in
@@ -508,13 +509,13 @@ end
 -- folder, fails in the worker and is written by the next update). Then
 -- what its items no longer mount is deleted, as a one-process run's end
 -- deletes every component it did not see (the lead cannot: it does not
--- know which of an item's descendants the worker saw). Their target states are released for the lead to
--- delete from the targets at the update's end (M.lead), their memo
--- entries become candidates for its collection, and the items that
--- shrank are recorded complete, in the commit of the worker's leave
--- (M.leave), which marks the items done. Until then those items stay
--- recorded incomplete, and run (not done): the lead runs them again if
--- this worker dies first.
+-- know which of an item's descendants the worker saw). Their target
+-- states are released for the lead to delete from the targets at the
+-- update's end (M.lead), their memo entries become candidates for its
+-- collection, and the items that shrank are recorded complete, in the
+-- commit of the worker's leave (M.leave), which marks the items done.
+-- Until then those items stay recorded incomplete, and run (not done):
+-- the lead runs them again if this worker dies first.
 function M.finish_items(run)
   local store = run.store
   local reconcile = require "tide.reconcile"
