@@ -17,9 +17,12 @@ WARN     = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
 XCFLAGS  = -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -fPIC \
            -fvisibility=hidden $(WARN) $(OPT) $(SAN) \
            $(shell pkg-config --cflags $(PKGS)) -Isrc -MMD -MP $(CFLAGS)
-DEP_LIBS = $(shell pkg-config --libs libb2 sqlite3 libuv libcurl zlib gumbo \
-           libpq) \
-           -lm -lpthread
+# libcurl and libpq are not linked: they load when first used (dynlib.h),
+# so a process that needs neither does not pay for their start.
+DEP_LIBS = $(shell pkg-config --libs libb2 sqlite3 libuv zlib gumbo) \
+           -ldl -lm -lpthread
+# The C tests reach PostgreSQL themselves too (test_store's SQL checks).
+TEST_LIBS = $(shell pkg-config --libs libpq)
 LUA_LIBS = $(shell pkg-config --libs lua5.4)
 
 CORE_SRC = $(filter-out src/main.c,$(wildcard src/*.c))
@@ -83,7 +86,7 @@ $(BUILD)/tide: $(BUILD)/obj/main.o $(BUILD)/libtide.a
 $(BUILD)/test/%: test/c/%.c test/c/check.h $(BUILD)/libtide.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -Itest/c -o $@ $< $(BUILD)/libtide.a \
-	  $(LUA_LIBS) $(DEP_LIBS) $(LDFLAGS)
+	  $(LUA_LIBS) $(DEP_LIBS) $(TEST_LIBS) $(LDFLAGS)
 
 # Replays a fuzz target's committed corpus without libFuzzer.
 $(BUILD)/test/replay_%: test/fuzz/%.c test/fuzz/replay.c $(BUILD)/libtide.a

@@ -4,8 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
+#include "curl_api.h"
 #include "http.h"
 
 typedef struct Socket Socket;
@@ -33,8 +32,6 @@ struct Socket {
 /* curl's message buffer is the request's message. */
 typedef char message_fits[sizeof ((tide_HttpRequest *)0)->message >=
                           CURL_ERROR_SIZE ? 1 : -1];
-
-static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* ---- the client's handles ---- */
 
@@ -197,12 +194,16 @@ static int on_timer_change(CURLM *multi, long ms, void *userp) {
 
 /* ---- the client ---- */
 
+int tide_http_ready(const char **message) {
+  return tide_curl_need(message) == 0 ? 0 : TIDE_EIO;
+}
+
 int tide_http_new(tide_Http **out, uv_loop_t *loop, tide_Alloc alloc,
                   void *ud) {
-  static uv_once_t once = UV_ONCE_INIT;
+  const char *why;
   tide_Http *h;
   *out = NULL;
-  uv_once(&once, global_init);
+  if (tide_curl_need(&why) != 0) return TIDE_EIO;
   h = alloc(ud, NULL, 0, sizeof *h);
   if (h == NULL) return TIDE_ENOMEM;
   memset(h, 0, sizeof *h);
@@ -282,8 +283,8 @@ static int set_method(tide_HttpRequest *r, const tide_HttpOptions *o) {
 
 int tide_http_request_init(tide_HttpRequest *r, const tide_HttpOptions *o,
                            tide_Alloc alloc, void *ud) {
-  static uv_once_t once = UV_ONCE_INIT;
   struct curl_slist *list = NULL;
+  const char *why;
   CURL *e;
   int rc;
   size_t i;
@@ -291,7 +292,10 @@ int tide_http_request_init(tide_HttpRequest *r, const tide_HttpOptions *o,
   tide_buf_init(&r->body, alloc, ud);
   tide_buf_init(&r->head, alloc, ud);
   r->max_size = o->max_size;
-  uv_once(&once, global_init);
+  if (tide_curl_need(&why) != 0) {
+    snprintf(r->message, sizeof r->message, "%s", why);
+    return TIDE_EIO;
+  }
   e = r->easy = curl_easy_init();
   if (e == NULL) return TIDE_ENOMEM;
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);

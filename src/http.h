@@ -94,8 +94,12 @@ typedef struct tide_HttpOptions {
   int follow;                  /* follow up to 10 redirects */
 } tide_HttpOptions;
 
+/* 0 when libcurl is loaded, or loads now (curl_api.h); else TIDE_EIO
+** and *message says what is missing. */
+int tide_http_ready(const char **message);
+
 /* A client on loop. Returns 0, TIDE_ENOMEM, or TIDE_EIO when curl cannot
-** be initialised. */
+** be loaded or initialised (tide_http_ready says why). */
 int tide_http_new(tide_Http **out, uv_loop_t *loop, tide_Alloc alloc,
                   void *ud);
 /* Cancels the transfers left (their done callbacks run), lets curl close
@@ -107,7 +111,8 @@ size_t tide_http_running(const tide_Http *h);
 
 /* Prepares r from o (r's memory is the caller's; the buffers take alloc).
 ** Returns 0, TIDE_ENOMEM, or TIDE_EINVAL with r->message set (a method
-** or header curl refuses); r must then still be closed. */
+** or header curl refuses), or TIDE_EIO with it set (libcurl cannot be
+** loaded); r must then still be closed. */
 int tide_http_request_init(tide_HttpRequest *r, const tide_HttpOptions *o,
                            tide_Alloc alloc, void *ud);
 /* Starts r on h: r->done runs when it ends. 0 or TIDE_ENOMEM. */

@@ -235,7 +235,7 @@ static int request_blocking(lua_State *L, Request *q) {
 /* http_request(options) */
 static int http_request(lua_State *L) {
   tide_HttpOptions o;
-  const char **headers;
+  const char **headers, *why;
   char shown[512];
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
@@ -283,6 +283,8 @@ static int http_request(lua_State *L) {
   o.headers = headers;
   /* The session's client, before the task is suspended (this may raise);
   ** then nothing may raise before the request is allocated. */
+  if (tide_http_ready(&why) != 0)
+    return luaL_error(L, "tide.http.request: %s", why);
   s = lua_isyieldable(L) ? tide_lsched_running(L) : NULL;
   if (s != NULL && (rc = tide_sched_http(s, &h)) != 0)
     return luaL_error(L, "tide.http.request: cannot start the HTTP client: "

@@ -51,12 +51,12 @@
 #include <string.h>
 
 #include <lauxlib.h>
-#include <libpq-fe.h>
 #include <lua.h>
 
 #include "lcore.h"
 #include "lpg_copy.h"
 #include "pg.h"
+#include "pq_api.h"
 
 enum { POOL_SIZE = 4 };
 
@@ -465,9 +465,16 @@ static int pg_script(lua_State *L) {
 ** is used alone (`tide drop`). */
 static int pg_public_conninfo(lua_State *L) {
   char *err = NULL;
-  PQconninfoOption *o = PQconninfoParse(luaL_checkstring(L, 1), &err), *i;
+  const char *conninfo = luaL_checkstring(L, 1), *why;
+  PQconninfoOption *o, *i;
   luaL_Buffer b;
   int first = 1;
+  if (tide_pq_need(&why) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  o = PQconninfoParse(conninfo, &err);
   if (o == NULL) {
     PQfreemem(err);
     luaL_pushfail(L);

@@ -2,9 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "pg.h"
+#include "pq_api.h"
 
 enum { CONNECTING, FLUSHING, READING, COPYING, OVER };
 
@@ -329,7 +328,14 @@ static void ignore_notice(void *arg, const char *message) {
 /* Connects (or takes the kept connection) and sends once connected. */
 static int connect_and_send(tide_PgQuery *q, const char *conninfo,
                             void *reuse) {
-  int rc = find_password(q, conninfo);
+  const char *why;
+  int rc;
+  /* A connection kept from before means libpq is loaded. */
+  if (reuse == NULL && tide_pq_need(&why) != 0) {
+    fail(q, why);
+    return 0;
+  }
+  rc = find_password(q, conninfo);
   if (rc == TIDE_ENOMEM) {
     if (reuse) PQfinish(reuse);
     return rc;
@@ -506,8 +512,13 @@ void tide_pg_query_close(tide_PgQuery *q) {
 
 int tide_pg_identity(const char *conninfo, char *out, size_t size) {
   char *err = NULL;
-  PQconninfoOption *given = PQconninfoParse(conninfo, &err), *defaults, *i;
-  const char *host = NULL, *port = NULL, *db = NULL, *user = NULL;
+  PQconninfoOption *given, *defaults, *i;
+  const char *host = NULL, *port = NULL, *db = NULL, *user = NULL, *why;
+  if (tide_pq_need(&why) != 0) {
+    snprintf(out, size, "%s", why);
+    return 0;
+  }
+  given = PQconninfoParse(conninfo, &err);
   if (given == NULL) {
     PQfreemem(err);
     snprintf(out, size, "the connection string is not one libpq reads "

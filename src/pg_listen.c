@@ -2,9 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "pg.h"
+#include "pq_api.h"
 
 static void handle_closed(uv_handle_t *h) {
   tide_PgListen *l = h->data;

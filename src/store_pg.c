@@ -679,6 +679,9 @@ static int connect_server(PgStore *s) {
   char name[64], sql[128];
   const char *keys[] = { "dbname", "fallback_application_name", NULL };
   const char *values[] = { s->conninfo, name, NULL };
+  const char *why;
+  if (tide_pq_need(&why) != 0)
+    return tide_pgs_fail(s, TIDE_EIO, "%s", why);
   snprintf(name, sizeof name, "tide pid %ld", (long)getpid());
   s->conn = PQconnectdbParams(keys, values, 1);
   if (s->conn == NULL) return nomem(s);

@@ -38,9 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libpq-fe.h>
-
 #include "hashmap.h"
+#include "pq_api.h"
 #include "store.h"
 #include "store_backend.h"
 

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 #include <uv.h>
 
+#include "pq_api.h"
 #include "store_pg.h"
 
 struct tide_StoreBeat {

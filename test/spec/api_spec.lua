@@ -99,4 +99,41 @@ end]])
     assert.are.equal("1\t0\t1\n0\t1\t0\n", out)
     assert.are.equal("# A\n", helpers.read(dir .. "/out/a.md"))
   end)
+
+  it("starts without libpq and libcurl, and loads each at its first use",
+     function()
+    -- Which of the two this process holds, as the kernel lists its maps.
+    local dir = helpers.tmpdir()
+    local script = helpers.write(dir .. "/maps.lua", [[
+local function held()
+  local f = assert(io.open("/proc/self/maps"))
+  local maps = f:read("a")
+  f:close()
+  return tostring(maps:find("libpq.so", 1, true) ~= nil) .. " "
+    .. tostring(maps:find("libcurl.so", 1, true) ~= nil)
+end
+local app = dofile(arg[1])
+assert(app:update { db = arg[2] .. "/state.db" })
+io.write(held(), "\n")
+-- A connection string read (libpq's parser), then a request.
+require("tide.postgres").identity("host=/nowhere dbname=x")
+io.write(held(), "\n")
+pcall(require("tide").http.request, { url = "http://127.0.0.1:9/" })
+io.write(held(), "\n")
+]])
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local copy = tide.fn("copy", { memo = true }, function(file, out)
+  out:file(file.path, file:text())
+end)
+return tide.app("maps", function()
+  tide.mount_each(copy, fs.walk("in"), fs.dir("out"))
+end)]])
+    helpers.write(dir .. "/in/a.md", "# A\n")
+    local out, err, code = helpers.run(("cd %s && %s run %s %s %s"):format(
+      q(dir), helpers.tide, q(script), q(dir .. "/pipeline.lua"), q(dir)))
+    assert.are.equal(0, code, err)
+    assert.are.equal("false false\ntrue false\ntrue true\n", out)
+  end)
 end)
