@@ -62,9 +62,12 @@ static const char done_mark = 0, wait_mark = 0;
 
 /* Registry key of the scheduler object whose run is innermost. */
 static const char running_key = 0;
-/* The key of a wait_any registration in a task's waiters: a table whose
-** [&any_key] is the waiting task, set to false once one woke it. */
+/* A wait_any registration, in the waiters of the tasks it watches, is a
+** table whose [&any_key] is the task waiting (armed), or false once one
+** of them woke it. One is kept in the list of tasks it watches (list
+** [&any_key]), and a task watched holds it once (task[&held_key]). */
 static const char any_key = 0;
+static const char held_key = 0;
 
 /* Idle worker coroutines kept: a coroutine is a thread and a stack for the
 ** collector to make and sweep. */
@@ -570,37 +573,46 @@ static int sched_wait(lua_State *L) {
 /* sched:wait_any(tasks[, n]): returns once one of tasks[1..n] (n: all of
 ** them) is done, inside a task (which gives its slot up meanwhile, as
 ** sched:wait does). The first of them to end wakes it; the others find
-** the registration spent. */
+** the registration spent. The list keeps its registration from one wait
+** to the next (a worker's running items, most of them watched already),
+** so a wait costs a look at each task and an entry for the new ones. */
 static int sched_wait_any(lua_State *L) {
   Box *b = check_box(L, 1);
   lua_Integer i, n;
   luaL_checktype(L, 2, LUA_TTABLE);
   n = luaL_optinteger(L, 3, (lua_Integer)lua_rawlen(L, 2));
   lua_settop(L, 2);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 2, i);
-    luaL_argcheck(L, lua_istable(L, -1), 2, "tasks expected");
-    if (is_done(L, -1)) return 0;
-    lua_pop(L, 1);
-  }
-  if (n == 0 || push_current(L, 1) != LUA_TTABLE)
+  if (n == 0 || push_current(L, 1) != LUA_TTABLE)   /* [3] the waiter */
     return luaL_error(L, "sched:wait_any: tasks to wait for, inside a "
                       "task, expected");
-  lua_createtable(L, 0, 1);                        /* [4] registration */
-  lua_pushvalue(L, 3);
-  lua_rawsetp(L, 4, &any_key);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 2, i);
-    if (lua_getfield(L, -1, "waiters") != LUA_TTABLE) {
-      lua_pop(L, 1);
-      lua_createtable(L, 1, 0);
-      lua_pushvalue(L, -1);
-      lua_setfield(L, -3, "waiters");
-    }
-    lua_pushvalue(L, 4);
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    lua_pop(L, 2);
+  if (lua_rawgetp(L, 2, &any_key) != LUA_TTABLE) {  /* [4] registration */
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, 2, &any_key);
   }
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);                           /* [5] a task */
+    luaL_argcheck(L, lua_istable(L, 5), 2, "tasks expected");
+    if (is_done(L, 5)) return 0;
+    lua_rawgetp(L, 5, &held_key);
+    if (!lua_rawequal(L, -1, 4)) {
+      if (lua_getfield(L, 5, "waiters") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_createtable(L, 1, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, 5, "waiters");
+      }
+      lua_pushvalue(L, 4);
+      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+      lua_pop(L, 1);
+      lua_pushvalue(L, 4);
+      lua_rawsetp(L, 5, &held_key);
+    }
+    lua_settop(L, 4);
+  }
+  lua_pushvalue(L, 3);
+  lua_rawsetp(L, 4, &any_key);                      /* armed */
   park_task(L, b, 1, 3);
   lua_pushlightuserdata(L, WAIT);
   return lua_yield(L, 1);
