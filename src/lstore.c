@@ -823,6 +823,13 @@ static int store_memo_refs_clear(lua_State *L) {
                      tide_store_memo_refs_clear(s, luaL_checkinteger(L, 2)));
 }
 
+/* store:memo_delete_unreferenced(app_id): every entry no component uses */
+static int store_memo_delete_unreferenced(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_memo_delete_unreferenced(
+                              s, luaL_checkinteger(L, 2)));
+}
+
 /* store:memo_delete_unused(app_id, { key, ... }): the entries no
 ** component uses go. */
 static int store_memo_delete_unused(lua_State *L) {
@@ -1202,6 +1209,7 @@ void tide_lstore_open(lua_State *L) {
     {"memo_ref_add", store_memo_ref_add}, {"memo_refs", store_memo_refs},
     {"memo_refs_clear", store_memo_refs_clear},
     {"memo_delete_unused", store_memo_delete_unused},
+    {"memo_delete_unreferenced", store_memo_delete_unreferenced},
     {"container", store_container},
     {"container_update", store_container_update},
     {"container_delete", store_container_delete},

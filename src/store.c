@@ -457,6 +457,12 @@ int tide_store_memo_delete_unused(tide_Store *s, int64_t app_id,
   return rc;
 }
 
+int tide_store_memo_delete_unreferenced(tide_Store *s, int64_t app_id) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_delete_unreferenced(pg(s), app_id);
+  return tide_sqs_memo_delete_unreferenced(sq(s), app_id);
+}
+
 int tide_store_container_get_or_create(tide_Store *s, int64_t app_id,
                                        const char *kind, size_t kind_len,
                                        const char *identity,

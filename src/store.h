@@ -392,6 +392,10 @@ int tide_store_memo_ref_exists(tide_Store *s, int64_t app_id,
 ** one round trip a key. */
 int tide_store_memo_delete_unused(tide_Store *s, int64_t app_id,
                                   const uint8_t *keys, size_t n);
+/* Deletes every memo entry of the app that no component uses: after a
+** run whose list of entries to collect was lost with a process (a crash,
+** a shared update's worker that died). In the open batch. */
+int tide_store_memo_delete_unreferenced(tide_Store *s, int64_t app_id);
 
 /* ---- Target containers ---- */
 

@@ -138,6 +138,7 @@ enum {
   PG_WORKERS_ALIVE,
   PG_WORK_REDO,
   PG_WORK_REOPEN,
+  PG_MEMO_DELETE_UNREFERENCED,
   PG_BULK_COMPONENTS,
   PG_BULK_TARGETS,
   PG_BULK_SOURCES,
@@ -466,6 +467,7 @@ int tide_pgs_components_before(PgStore *s, const int64_t *ids, size_t n,
                                tide_StoreComponentRefFn refs, void *arg);
 int tide_pgs_memo_delete_unused(PgStore *s, int64_t app_id,
                                 const uint8_t *keys, size_t n);
+int tide_pgs_memo_delete_unreferenced(PgStore *s, int64_t app_id);
 int tide_pgs_container_get_or_create(PgStore *s, int64_t app_id,
                                      const char *kind, size_t kind_len,
                                      const char *identity,

@@ -273,6 +273,16 @@ int tide_pgs_bulk_component_kept(const PgStore *s, int64_t id) {
   return tide_hashmap_get_id(&s->components_kept, (uint64_t)id) != NULL;
 }
 
+int tide_pgs_memo_delete_unreferenced(PgStore *s, int64_t app_id) {
+  PgParams p = {0};
+  pg_param_int(&p, app_id);
+  return tide_pgs_write(s, PG_MEMO_DELETE_UNREFERENCED,
+                        "DELETE FROM memos m WHERE app_id = $1"
+                        " AND NOT EXISTS (SELECT 1 FROM memo_refs r"
+                        " WHERE r.app_id = $1 AND r.key = m.key)",
+                        &p, "cannot delete memo entries");
+}
+
 /* The memo entries among keys that no component uses go, BULK_MAX_ROWS
 ** keys a statement, in the open batch. */
 int tide_pgs_memo_delete_unused(PgStore *s, int64_t app_id,

@@ -57,6 +57,7 @@ enum {
   TIDE_STMT_MEMO_GET,
   TIDE_STMT_MEMO_PUT,
   TIDE_STMT_MEMO_DEL,
+  TIDE_STMT_MEMO_DEL_UNREFERENCED,
   TIDE_STMT_MEMO_EACH_KEY,
   TIDE_STMT_CONTAINER_FIND,
   TIDE_STMT_CONTAINER_INSERT,
@@ -313,6 +314,7 @@ int tide_sqs_memo_get(SqStore *s, int64_t app_id, const uint8_t *key,
                       tide_StoreMemo *m);
 int tide_sqs_memo_put(SqStore *s, const tide_StoreMemo *m);
 int tide_sqs_memo_delete(SqStore *s, int64_t app_id, const uint8_t *key);
+int tide_sqs_memo_delete_unreferenced(SqStore *s, int64_t app_id);
 int tide_sqs_memo_each_key(SqStore *s, int64_t app_id, tide_StoreMemoKeyFn fn,
                            void *arg);
 int tide_sqs_memo_ref_add(SqStore *s, int64_t app_id, int64_t component_id,

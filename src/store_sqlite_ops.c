@@ -401,6 +401,20 @@ int tide_sqs_memo_delete(SqStore *s, int64_t app_id,
   return run_write(s, st, what);
 }
 
+int tide_sqs_memo_delete_unreferenced(SqStore *s, int64_t app_id) {
+  sqlite3_stmt *st;
+  const char *what = "cannot delete memo entries";
+  int rc = tide_sqs_write_begin(s);
+  if (rc) return rc;
+  rc = tide_sqs_stmt(s, TIDE_STMT_MEMO_DEL_UNREFERENCED,
+                     "DELETE FROM memos WHERE app_id = ?1 AND NOT EXISTS"
+                     " (SELECT 1 FROM memo_refs r WHERE r.app_id = ?1"
+                     " AND r.key = memos.key)", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  return run_write(s, st, what);
+}
+
 static int emit_memo_key(sqlite3_stmt *st, const void *cb, void *arg) {
   size_t fn_name_len;
   const char *fn_name = col_text(st, 1, &fn_name_len);

@@ -633,6 +633,12 @@ end
 
 -- Memo entries that lost their last user this run are deleted.
 local function collect_memos(run)
+  -- The candidates of a run that died (a crash, a shared update's dead
+  -- worker) died with it: every entry no component uses goes.
+  if run.crashed or run.worker_died then
+    run.store:memo_delete_unreferenced(run.app_id)
+    return
+  end
   local keys = {}
   for key in pairs(run.memo_candidates) do keys[#keys + 1] = key end
   if #keys > 0 then run.store:memo_delete_unused(run.app_id, keys) end

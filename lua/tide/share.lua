@@ -257,8 +257,12 @@ function M.lead(run)
     }
   end
   -- A worker that died in a target's apply may have left a partial write
-  -- there; no worker is left to be writing one now.
-  if died then run:clean_up_targets() end
+  -- there; no worker is left to be writing one now. The memo entries its
+  -- components stopped using are collected by a sweep (run.lua).
+  if died then
+    run:clean_up_targets()
+    run.worker_died = true
+  end
   store:update_set(share.update_id, M.FINISHED)
   share.finished = true
 end

@@ -1980,6 +1980,14 @@ static void test_memo_unused(void) {
   CHECK_EQ_INT(tide_store_memo_get(s, other, keys, &got), 0);
   /* Nothing listed: nothing to do. */
   CHECK_EQ_INT(tide_store_memo_delete_unused(s, app, keys, 0), 0);
+  /* The sweep (the list died with a process): every entry of the app no
+  ** component of it uses, the fourth, goes; the other app's stays. */
+  CHECK_EQ_INT(tide_store_memo_delete_unreferenced(s, app), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, keys + TIDE_FP_SIZE, &got), 0);
+  CHECK_EQ_INT(tide_store_memo_get(s, app, keys + 3 * TIDE_FP_SIZE, &got),
+               TIDE_ENOTFOUND);
+  CHECK_EQ_INT(tide_store_memo_get(s, other, keys, &got), 0);
   CHECK_EQ_INT(tide_store_close(s), 0);
   tmp_close(&t);
 }

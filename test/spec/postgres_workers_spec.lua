@@ -455,11 +455,13 @@ end)
     local lead = io.popen(("cd %s && SLEEP_MS=40 %s update pipeline.lua "
       .. "--db %s --workers 2 --lease 1 --max-inflight 2 --json > %s; "
       .. "echo $?"):format(q(d), helpers.tide, q(db), q(out)))
-    -- Once both work, one of them dies.
+    -- Once both work, and one has committed some of its items (and so
+    -- the references to the memo entries they no longer use), it dies.
     local victim
     helpers.wait_for(function()
       local w = shown_workers(d, db)
-      if w and #w == 2 and w[1].claimed > 0 and w[2].claimed > 0 then
+      if w and #w == 2 and w[1].done >= 10 and w[1].claimed > 0
+         and w[2].claimed > 0 then
         victim = w[1]
         return true
       end
@@ -475,6 +477,12 @@ end)
     assert.are.equal(0, r.components.errors)
     update(clean, location("clean_kill"), "", "SLEEP_MS=40")
     assert.are.equal(target_rows(clean), target_rows(d))
+    -- The memo entries the dead worker's components stopped using are
+    -- collected as one process collects them (its list died with it).
+    assert.are.same(rows("SELECT encode(key, 'hex') AS k FROM "
+                         .. "clean_kill.memos ORDER BY 1"),
+                    rows("SELECT encode(key, 'hex') AS k FROM killed.memos "
+                         .. "ORDER BY 1"))
     -- Every component was committed; twice only when the lead ran it
     -- again because the dead worker's last batch never reached the
     -- target (its intent, turned unknown); never more.
@@ -525,13 +533,18 @@ local dying = tide.target_type {
     end
   end,
 }
-local put = tide.fn("put", { memo = true }, function(n, t)
-  t:declare({ ("f%03d"):format(n) }, { text = "item " .. n })
+-- A memo entry an item's component uses, one per item and version.
+local label = tide.fn("label", { memo = true }, function(n, v)
+  return ("item %d"):format(n) .. (v > 1 and (" v" .. v) or "")
+end)
+local put = tide.fn("put", { memo = true }, function(item, t)
+  t:declare({ ("f%03d"):format(item.n) }, { text = label(item.n, item.v) })
 end)
 return tide.app("dying", function()
   local t = tide.declare_target(dying, { name = "files" })
   local items = {}
-  for i = 1, 100 do items["k" .. i] = i end
+  local v = tonumber(os.getenv("V") or "1")
+  for i = 1, 100 do items["k" .. i] = { n = i, v = v } end
   tide.mount_each(put, items, t)
 end)
 ]=])
@@ -552,6 +565,15 @@ end)
       .. "dying.intents")[1].n))
     local again = update(d, location("dying"), "--workers 2")
     assert.are.equal(100, again.components.unchanged)
+    -- Every item changes, and the first write dies again: the memo
+    -- entries the dead worker's components stopped using are collected
+    -- all the same (its list of them died with it).
+    os.remove(d .. "/died")
+    r = update(d, location("dying"), "--workers 2 --lease 1", "V=2")
+    assert.is_true(helpers.exists(d .. "/died"))
+    assert.are.equal("item 7 v2", helpers.read(d .. "/files/f007"))
+    assert.are.equal(100, tonumber(rows("SELECT count(*) AS n FROM "
+      .. "dying.memos")[1].n))
   end)
 
   it("runs again, in the lead, the items of a worker that died before it "
