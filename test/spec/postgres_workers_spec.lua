@@ -97,11 +97,32 @@ local function project(n)
   return d
 end
 
--- A project of n documents whose pipeline is the one given.
+-- A project of n documents whose pipeline is the one given; @LINE@ in
+-- it stands for a record Line (id, text) and a memoized component
+-- line(id, text, t) that writes one to t.
+local LINE = [[
+local Line = tide.record("Line", { { "id", "string", key = true },
+                                   { "text", "string" } })
+local line = tide.fn("line", { memo = true }, function(id, text, t)
+  t:row(Line { id = id, text = text })
+end)]]
+
 local function project_with(n, pipeline)
   local d = project(n)
-  helpers.write(d .. "/pipeline.lua", pipeline)
+  helpers.write(d .. "/pipeline.lua",
+                (pipeline:gsub("@LINE@", function() return LINE end)))
   return d
+end
+
+-- The rows of the table lines of out.db, as one string.
+local function lines_of(d)
+  local db = assert(sqlite.open(d .. "/out.db", "read"))
+  local out = {}
+  for _, r in ipairs(assert(db:rows("SELECT * FROM lines ORDER BY id"))) do
+    out[#out + 1] = r.id .. "=" .. r.text
+  end
+  db:close()
+  return table.concat(out, " ")
 end
 
 local function tide(d, env, args)
@@ -290,11 +311,7 @@ end)
 local tide = require "tide"
 local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
-local Line = tide.record("Line", { { "id", "string", key = true },
-                                   { "text", "string" } })
-local line = tide.fn("line", { memo = true }, function(id, text, t)
-  t:row(Line { id = id, text = text })
-end)
+@LINE@
 local process = tide.fn("process", { memo = true }, function(file, t)
   local i = 0
   for l in file:text():gmatch("[^\n]+") do
@@ -313,16 +330,6 @@ end)
       end
       return d
     end
-    local function lines(d)
-      local db = assert(sqlite.open(d .. "/out.db", "read"))
-      local out = {}
-      for _, r in ipairs(assert(db:rows("SELECT * FROM lines ORDER BY id")))
-      do
-        out[#out + 1] = r.id .. "=" .. r.text
-      end
-      db:close()
-      return table.concat(out, " ")
-    end
     local one, two = lines_project(), lines_project()
     update(one, location("one_lines"))
     update(two, location("two_lines"), "--workers 2")
@@ -334,9 +341,9 @@ end)
     local b = update(two, location("two_lines"), "--workers 2")
     assert.are.equal(3, a.components.deleted)
     assert.are.equal(counts(a), counts(b))
-    local kept = lines(one)
+    local kept = lines_of(one)
     assert.is_nil(kept:find("d003.txt#2", 1, true))
-    assert.are.equal(kept, lines(two))
+    assert.are.equal(kept, lines_of(two))
     assert.are.equal(store_content("one_lines"), store_content("two_lines"))
     -- Nothing left to do, nothing recorded incomplete.
     b = update(two, location("two_lines"), "--workers 2")
@@ -581,8 +588,8 @@ end)
     -- Each document mounts a component per line, which writes its row;
     -- one that starts with "own" has a table of its own too, empty;
     -- sub/zz.txt (a key that holds "/") also writes a file through a
-    -- target whose apply kills the
-    -- worker (with DIE set, the first time). One worker runs the items
+    -- target whose apply kills the worker (with DIE set, the first
+    -- time). One worker runs the items
     -- one at a time, in order: when it dies, d03 is recorded but what it
     -- no longer mounts is not deleted yet, nor has d05 told the lead of
     -- its table (its worker's end does both), and zz is recorded but not
@@ -611,11 +618,7 @@ local dying = tide.target_type {
     end
   end,
 }
-local Line = tide.record("Line", { { "id", "string", key = true },
-                                   { "text", "string" } })
-local line = tide.fn("line", { memo = true }, function(id, text, t)
-  t:row(Line { id = id, text = text })
-end)
+@LINE@
 local process = tide.fn("process", { memo = true }, function(file, t, f)
   local i = 0
   for l in file:text():gmatch("[^\n]+") do
@@ -651,16 +654,12 @@ end)
     local function result(d)
       local db = assert(sqlite.open(d .. "/out.db", "read"))
       local out = {}
-      for _, r in ipairs(assert(db:rows("SELECT * FROM lines ORDER BY id")))
-      do
-        out[#out + 1] = r.id .. "=" .. r.text
-      end
       for _, r in ipairs(assert(db:rows("SELECT name FROM sqlite_master "
           .. "WHERE type = 'table' AND name LIKE 't_%' ORDER BY name"))) do
         out[#out + 1] = r.name
       end
       db:close()
-      return table.concat(out, " ") .. " | "
+      return lines_of(d) .. " " .. table.concat(out, " ") .. " | "
         .. (helpers.read(d .. "/files/zz") or "(no file zz)")
     end
     local one, two = make(), make()
@@ -759,11 +758,7 @@ local tide = require "tide"
 local core = require "tide.core"
 local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
-local Line = tide.record("Line", { { "id", "string", key = true },
-                                   { "text", "string" } })
-local line = tide.fn("line", { memo = true }, function(id, text, t)
-  t:row(Line { id = id, text = text })
-end)
+@LINE@
 local process = tide.fn("process", { memo = true }, function(file, t)
   tide.mount("1", line, file.path, file:text(), t)
   if file.path == "a.txt" and os.getenv("DIE") and os.getenv("TIDE_DB")
@@ -785,24 +780,14 @@ end)
       end
       return d
     end
-    local function lines(d)
-      local db = assert(sqlite.open(d .. "/out.db", "read"))
-      local out = {}
-      for _, r in ipairs(assert(db:rows("SELECT * FROM lines ORDER BY id")))
-      do
-        out[#out + 1] = r.id .. "=" .. r.text
-      end
-      db:close()
-      return table.concat(out, " ")
-    end
     local one, two = make(), make()
     update(one, location("one_takeover"))
     local r = update(two, location("two_takeover"),
                      "--workers 2 --lease 1 --max-inflight 4", "DIE=1")
     assert.is_true(helpers.exists(two .. "/died"))
     assert.are.equal(0, r.components.errors)
-    assert.is_truthy(lines(one):find("a.txt=text of a", 1, true))
-    assert.are.equal(lines(one), lines(two))
+    assert.is_truthy(lines_of(one):find("a.txt=text of a", 1, true))
+    assert.are.equal(lines_of(one), lines_of(two))
     assert.are.equal(store_content("one_takeover"),
                      store_content("two_takeover"))
   end)
