@@ -545,6 +545,20 @@ static int sched_spawn(lua_State *L) {
   return 1;
 }
 
+/* Appends the value at w (a waiting task, or a wait_any registration)
+** to the waiters of the task at t, which finish wakes. */
+static void add_waiter(lua_State *L, int t, int w) {
+  if (lua_getfield(L, t, "waiters") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, t, "waiters");
+  }
+  lua_pushvalue(L, w);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pop(L, 1);
+}
+
 /* sched:wait(task): returns once task is done. Inside a task it waits
 ** its turn (yields); outside, it runs the scheduler until then. */
 static int sched_wait(lua_State *L) {
@@ -556,14 +570,7 @@ static int sched_wait(lua_State *L) {
     lua_settop(L, 2);
     return sched_run(L);
   }
-  if (lua_getfield(L, 2, "waiters") != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 1, 0);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, 2, "waiters");
-  }
-  lua_pushvalue(L, 3);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  add_waiter(L, 2, 3);
   /* Its slot goes to whoever waits for one meanwhile. */
   park_task(L, b, 1, 3);
   lua_pushlightuserdata(L, WAIT);
@@ -597,15 +604,7 @@ static int sched_wait_any(lua_State *L) {
     if (is_done(L, 5)) return 0;
     lua_rawgetp(L, 5, &held_key);
     if (!lua_rawequal(L, -1, 4)) {
-      if (lua_getfield(L, 5, "waiters") != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_createtable(L, 1, 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, 5, "waiters");
-      }
-      lua_pushvalue(L, 4);
-      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-      lua_pop(L, 1);
+      add_waiter(L, 5, 4);
       lua_pushvalue(L, 4);
       lua_rawsetp(L, 5, &held_key);
     }

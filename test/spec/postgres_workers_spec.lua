@@ -589,11 +589,11 @@ end)
     -- one that starts with "own" has a table of its own too, empty;
     -- sub/zz.txt (a key that holds "/") also writes a file through a
     -- target whose apply kills the worker (with DIE set, the first
-    -- time). One worker runs the items
-    -- one at a time, in order: when it dies, d03 is recorded but what it
-    -- no longer mounts is not deleted yet, nor has d05 told the lead of
-    -- its table (its worker's end does both), and zz is recorded but not
-    -- written. The lead runs the three again.
+    -- time). One worker runs the items one at a time, in order: when it
+    -- dies, d03 is recorded but what it no longer mounts is not deleted
+    -- yet, nor has d05 told the lead of its table (its worker's end does
+    -- both), and zz is recorded but not written. The lead runs the three
+    -- again.
     local pipeline = [=[
 local tide = require "tide"
 local core = require "tide.core"
