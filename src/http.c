@@ -187,8 +187,11 @@ static int on_timer_change(CURLM *multi, long ms, void *userp) {
   (void)multi;
   if (ms < 0)
     uv_timer_stop(&h->timer);
-  else
+  else {
+    /* libcurl's ms count from now, not from the loop's cached time. */
+    uv_update_time(h->timer.loop);
     uv_timer_start(&h->timer, on_timer, (uint64_t)ms, 0);
+  }
   return 0;
 }
 

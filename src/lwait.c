@@ -344,9 +344,11 @@ static void exec_start(Exec *x, uv_loop_t *loop, char **argv, char **env,
                  exec_written) != 0)
       close_once(x, (uv_handle_t *)&x->in);
   }
-  if (x->timeout > 0)
+  if (x->timeout > 0) {
+    uv_update_time(x->timer.loop); /* a timeout from now (see sleep_for) */
     uv_timer_start(&x->timer, exec_timed_out,
                    (uint64_t)(x->timeout * 1000.0 + 0.999), 0);
+  }
 }
 
 static int exec_k(lua_State *L, int status, lua_KContext ctx) {
@@ -517,6 +519,9 @@ static int sleep_for(lua_State *L) {
     uv_timer_init(tide_sched_loop(s), &z->timer);
     z->timer.data = z;
     tide_sched_wait_begin(s, &z->w, anchor);
+    /* From now, not from the loop's cached time: Lua that ran long
+    ** since the loop last looked at the clock would shorten the sleep. */
+    uv_update_time(tide_sched_loop(s));
     uv_timer_start(&z->timer, sleep_over, ms, 0);
     return tide_lsched_yield(L, (lua_KContext)z, sleep_k);
   }

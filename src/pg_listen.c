@@ -43,8 +43,10 @@ int tide_pg_listen_start(tide_PgListen *l, uv_loop_t *loop, int timeout_ms) {
   l->timer.data = l;
   l->handles++;
   uv_poll_start(&l->poll, UV_READABLE | UV_DISCONNECT, on_readable);
-  if (timeout_ms >= 0)
+  if (timeout_ms >= 0) {
+    uv_update_time(loop); /* from now, not the loop's cached time */
     uv_timer_start(&l->timer, on_timeout, (uint64_t)timeout_ms, 0);
+  }
   return 0;
 }
 

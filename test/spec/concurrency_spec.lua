@@ -146,6 +146,28 @@ describe("waiting inside components", function()
     app:close()
   end)
 
+  it("sleeps as long as asked after a component ran long without waiting",
+     function()
+    -- The loop's clock is read when it last waited: a sleep counted from
+    -- it would end early (here at once) after 60 ms of work.
+    local now, slept = require("tide.core").now_ms, nil
+    local work = tide.fn("busy_then_sleep", function()
+      local t = now()
+      while now() - t < 60 do end
+      t = now()
+      tide.sleep(0.03)
+      slept = now() - t
+    end)
+    local app = tide.app("busy_then_sleep", function()
+      tide.mount(work)
+    end)
+    local _, errors = app:update { db = dir .. "/state.db" }
+    assert.are.same({}, errors)
+    -- The loop counts whole milliseconds: 29 and a fraction at least.
+    assert.is_true(slept >= 29, "slept " .. tostring(slept) .. " ms")
+    app:close()
+  end)
+
   it("keeps at most max_inflight components in flight", function()
     local g = gauge()
     local app = sleepers("inflight", 12, g, function() tide.sleep(0.02) end)
