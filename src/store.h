@@ -597,7 +597,8 @@ int tide_store_run_each_latest(tide_Store *s, int64_t app_id, int limit,
 */
 
 /* Update states. */
-#define TIDE_UPDATE_LISTING 0  /* the sources are being listed */
+#define TIDE_UPDATE_LISTING 0  /* the sources are being listed (the
+                                  lead's info may open it to claims) */
 #define TIDE_UPDATE_LISTED 1   /* every item is recorded */
 #define TIDE_UPDATE_FINISHED 2 /* every item is done, or the update ended */
 
@@ -632,8 +633,9 @@ typedef int (*tide_StoreWorkerFn)(void *arg, const tide_StoreWorker *w);
 ** drops that update's work items. */
 int tide_store_update_open(tide_Store *s, int64_t app_id, int64_t *id);
 /* Sets the update's state, and what the lead tells its workers (info,
-** CBOR; NULL keeps what it was). Listed, it is announced when it commits
-** (PostgreSQL: NOTIFY on the channel tide_SCHEMA, the update's id);
+** CBOR; NULL keeps what it was). Listed, or listing with info (opened to
+** claims), it is announced when it commits (PostgreSQL: NOTIFY on the
+** channel tide_SCHEMA, the update's id);
 ** finished, its work items are dropped (its workers keep their counts). */
 int tide_store_update_set(tide_Store *s, int64_t id, int state,
                           const void *info, size_t info_len);

@@ -33,8 +33,10 @@ static void ignore_notice(void *arg, const char *message) {
   (void)message;
 }
 
-/* Beats until told to stop; a connection lost is made again at the next
-** beat. */
+/* Beats every interval until told to stop; a connection lost is made
+** again at the next beat. The first is an interval after the start: the
+** worker's row was seen when it joined, and each claim beats too, so an
+** update shorter than the interval never opens this connection. */
 static void beat_thread(void *arg) {
   tide_StoreBeat *b = arg;
   PGconn *conn = NULL;
@@ -44,7 +46,11 @@ static void beat_thread(void *arg) {
            " WHERE id = $1::int8", b->schema);
   values[0] = b->worker;
   uv_mutex_lock(&b->lock);
-  while (!b->stop) {
+  for (;;) {
+    if (!b->stop)
+      (void)uv_cond_timedwait(&b->wake, &b->lock,
+                              (uint64_t)b->interval_ms * 1000000);
+    if (b->stop) break;
     uv_mutex_unlock(&b->lock);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
       if (conn) PQfinish(conn);
@@ -54,9 +60,6 @@ static void beat_thread(void *arg) {
     if (conn && PQstatus(conn) == CONNECTION_OK)
       PQclear(PQexecParams(conn, sql, 1, NULL, values, NULL, NULL, 0));
     uv_mutex_lock(&b->lock);
-    if (!b->stop)
-      (void)uv_cond_timedwait(&b->wake, &b->lock,
-                              (uint64_t)b->interval_ms * 1000000);
   }
   uv_mutex_unlock(&b->lock);
   if (conn) PQfinish(conn);

@@ -45,10 +45,11 @@ int tide_pgs_update_set(PgStore *s, int64_t id, int state, const void *info,
   pg_param_int(&p, state);
   pg_param_int(&p, tide_store_now_ns());
   pg_param_bytes(&p, info, info_len);
-  /* Listed: the workers waiting for an update hear of it when it
-  ** commits (NOTIFY on tide_SCHEMA, the update's id). Finished: its work
-  ** items go (the workers' rows keep their counts), so the table holds
-  ** the items of the updates under way only. */
+  /* Opened to claims (listing, with info) or listed: the workers waiting
+  ** for an update hear of it when it commits (NOTIFY on tide_SCHEMA, the
+  ** update's id). Finished: its work items go (the workers' rows keep
+  ** their counts), so the table holds the items of the updates under way
+  ** only. */
   return tide_pgs_write(s, PG_UPDATE_SET,
                         "WITH u AS (UPDATE updates SET state = $2::int8,"
                         " finished_ns = CASE WHEN $2::int8 = 2"
@@ -57,7 +58,8 @@ int tide_pgs_update_set(PgStore *s, int64_t id, int state, const void *info,
                         " d AS (DELETE FROM work_items"
                         " WHERE update_id = $1 AND $2::int8 = 2)"
                         " SELECT pg_notify('tide_' || current_schema(),"
-                        " id::text) FROM u WHERE $2::int8 = 1",
+                        " id::text) FROM u WHERE $2::int8 = 1"
+                        " OR ($2::int8 = 0 AND $4 IS NOT NULL)",
                         &p, "cannot record an update");
 }
 

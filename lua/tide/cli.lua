@@ -195,7 +195,7 @@ function lead_share(pipeline, db, n, lease_ms, forward, live)
       if (live or failed) and not pids[pid] then core.stop(pid) end
     end
     for _, pid in ipairs(pids) do
-      while not pids[pid] and core.reap(pid) == nil do core.sleep(0.02) end
+      while not pids[pid] and core.reap(pid) == nil do core.sleep(0.005) end
       pids[pid] = true
     end
   end

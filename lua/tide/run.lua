@@ -325,6 +325,9 @@ function Run:container(tt, spec, frame, level)
     return c
   end
   local spec_bytes = encode(spec, tt.name .. " spec")
+  if self.share then
+    sharemod.await_container(self, tt.name, identity, spec_bytes)
+  end
   local row, created = self.store:container(self.app_id, tt.name, identity)
   local short = tt.short_name(spec)
   -- key_what and value_what name a declared key and value in messages:
@@ -712,6 +715,15 @@ function Run:execute()
     error({ tide_fatal = true, message = fmt("%d components of app %s "
             .. "never finished: they wait for each other",
             inflight, self.app.name) }, 0)
+  end
+  -- A lead whose main failed (or was stopped) after it opened the update
+  -- to claims: no worker claims or records more of it from now (a batch
+  -- fails the check of the item it holds), before this run's end looks at
+  -- what the containers hold.
+  if share and not worker and share.opened and not share.finished then
+    self.store:update_set(share.update_id, sharemod.FINISHED)
+    self.store:flush()
+    share.finished = true
   end
   s:give_back()
   reconcile.flush(self)

@@ -59,6 +59,8 @@ local QUEUE_S = 0.1
 M.BATCH = 2 * HELD
 -- How often a worker with nothing to claim, or the lead, looks again.
 local POLL_S = 0.02
+-- How often the lead commits the items it lists, at most (publish).
+local OPEN_S = 0.02
 -- How long a worker's lease lasts without a beat, by default.
 M.LEASE_MS = 30000
 
@@ -79,6 +81,36 @@ end
 
 local File -- tide.fs's, once loaded (it requires the engine, which
            -- requires this module)
+
+-- The containers this update made, by id: no state can be in them from
+-- before, so the workers do not look their keys up one by one.
+local function fresh_ids(run)
+  local fresh = {}
+  for _, c in pairs(run.containers) do
+    if c.fresh then fresh[#fresh + 1] = c.id end
+  end
+  table.sort(fresh)
+  return fresh
+end
+
+-- The items listed so far are committed: at the first, with the update
+-- opened to claims (the workers need not wait for the whole listing),
+-- then every OPEN_S at least, so that the workers find items at once.
+-- What main declared before its first item is committed with it (the
+-- containers a worker's main looks for, M.await_container).
+local function publish(run)
+  local share, store = run.share, run.store
+  local now = core.now_ms()
+  if not share.opened then
+    share.opened = true
+    store:update_set(share.update_id, M.LISTING,
+                     encode({ fresh = fresh_ids(run), open = true }))
+  elseif now - share.published_ms < OPEN_S * 1000 then
+    return store:maybe_flush()
+  end
+  store:flush()
+  share.published_ms = now
+end
 
 -- Records the work item of the component at path instead of mounting it;
 -- false when what the source gave cannot be recorded (a function, a
@@ -102,8 +134,7 @@ function M.delegate(run, path, base, key, file_path, value, source_key)
   -- Seen by this run: not deleted at its end, nor what it mounts below.
   run:mark(path, "ran")
   run:keep_subtree(path)
-  -- A long listing commits as it goes, as any run's writes do.
-  run.store:maybe_flush()
+  publish(run)
   return true
 end
 
@@ -186,21 +217,19 @@ end
 -- called when no worker is left to do what remains.
 function M.lead(run)
   local store, share = run.store, run.share
-  -- The workers learn which containers this update made: no state can
-  -- be in them from before, so their keys are not looked up one by one.
-  local fresh = {}
-  for _, c in pairs(run.containers) do
-    if c.fresh then fresh[#fresh + 1] = c.id end
-  end
-  table.sort(fresh)
-  store:update_set(share.update_id, M.LISTED, encode({ fresh = fresh }))
+  -- The workers learn which containers this update made (fresh_ids).
+  store:update_set(share.update_id, M.LISTED,
+                   encode({ fresh = fresh_ids(run) }))
   store:flush()
   -- Looked at often at first, then less and less while it waits (each
   -- look costs the server a count of the items not done).
   local wait = POLL_S / 4
   while true do
     local open = store:work_open(share.update_id)
-    if open == 0 and not workers_alive(run) then
+    -- Every item is done (or run, M.finish_later): none can become open
+    -- again but by the lead (below), and the workers are about to leave.
+    while open == 0 and workers_alive(run) do sleep(POLL_S / 4) end
+    if open == 0 then
       -- Items whose worker ended before it finished them (M.finish_later)
       -- are ready again, with those whose batch a worker did not write.
       if store:work_reopen(share.update_id) + redo(run) == 0 then break end
@@ -308,14 +337,15 @@ function M.join(run, want, wait_s)
       return false
     end
     if core.stop_requested() then return false end
-    if id and (not want or id == want) and state == M.LISTED
+    local told = id and info and select(2, pcall(decode, info))
+    told = type(told) == "table" and told or {}
+    if id and (not want or id == want)
+       and (state == M.LISTED or state == M.LISTING and told.open)
        and (not share.after or id > share.after) then
       share.update_id = id
-      local ok, told = pcall(decode, info or "")
-      for _, cid in ipairs(ok and type(told) == "table" and told.fresh or {})
-      do
-        share.fresh[cid] = true
-      end
+      -- Joined while the lead lists: items may come until it is listed.
+      share.listing = state == M.LISTING
+      for _, cid in ipairs(told.fresh or {}) do share.fresh[cid] = true end
       share.worker_id = store:worker_join(id, core.hostname() or "?",
                                           core.getpid())
       return true
@@ -328,6 +358,52 @@ function M.join(run, want, wait_s)
     end
     wait_for_update(share)
   end
+end
+
+-- Waits until the update this worker joined while it was listing is
+-- listed: main has run in the lead, every container it declares is made.
+local function await_listed(run)
+  local store, share = run.store, run.share
+  local beat = core.now_ms()
+  while share.listing do
+    -- Its lease is renewed meanwhile: its heartbeat starts with its
+    -- claims (M.work), and the listing may last longer than the lease.
+    if core.now_ms() - beat > share.lease_ms / 4 then
+      store:worker_beat(share.worker_id)
+      store:flush()
+      beat = core.now_ms()
+    end
+    local id, state, info = store:update_current(run.app_id)
+    if id ~= share.update_id then
+      error({ tide_fatal = true, message = fmt("update %d ended before "
+              .. "it was listed (its lead failed or was stopped)",
+              share.update_id) }, 0)
+    end
+    if state == M.LISTED then
+      share.listing = false
+      local ok, told = pcall(decode, info or "")
+      for _, cid in ipairs(ok and type(told) == "table" and told.fresh or {})
+      do
+        share.fresh[cid] = true
+      end
+    else
+      sleep(POLL_S / 2)
+    end
+  end
+end
+
+-- Before a worker's main declares a container (Run:container): one the
+-- lead has not made yet, while it lists, is waited for; the lead makes
+-- it (a worker would race it), and it is ready once the update is listed.
+function M.await_container(run, kind, identity, spec_bytes)
+  if not run.share.listing then return end
+  for _, row in ipairs(run.store:containers(run.app_id)) do
+    if row.kind == kind and row.identity == identity then
+      if row.spec == spec_bytes and row.state == 0 then return end
+      break
+    end
+  end
+  await_listed(run)
 end
 
 -- Mounts a claimed item as a component of the worker's run; returns its
@@ -484,10 +560,14 @@ function M.work(run, worker_id)
       sched.wait_any(run.sched, running, n)
     else
       reconcile.flush(run)
-      if store:work_open(share.update_id) == 0 then break end
       -- The lead ended the update (it failed or was stopped): what is
-      -- left is the next update's.
-      if store:update_current(run.app_id) ~= share.update_id then break end
+      -- left is the next update's. While it lists, more items may come;
+      -- once it is listed (read first), none is left when none is open.
+      local id, state = store:update_current(run.app_id)
+      if id ~= share.update_id then break end
+      if state ~= M.LISTING and store:work_open(share.update_id) == 0 then
+        break
+      end
       sleep(POLL_S)
     end
     ::again::

@@ -1063,6 +1063,85 @@ end)
     assert.are.equal(1, again.components.reprocessed) -- list: not memoized
   end)
 
+  it("lets workers claim items while the lead still lists, and waits for "
+     .. "the containers main declares after its first items", function()
+    -- WAIT: the lead's main (not its workers': theirs only say what each
+    -- item runs) waits, after its first items, until one of them has
+    -- run: it would wait for ever if the workers waited for the whole
+    -- listing. LATER: main declares a second table after its first items,
+    -- which a worker's main waits for the lead to make (it could not claim
+    -- before: WAIT and LATER together would wait for ever).
+    local pipeline = [=[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+@LINE@
+local marker = os.getenv("MARKER")
+local first = tide.fn("first", { memo = true }, function(id, t)
+  local f = assert(io.open(marker, "a"))
+  f:write(id, "\n")
+  f:close()
+  t:row(Line { id = id, text = "first" })
+end)
+local second = tide.fn("second", { memo = true }, function(id, t)
+  t:row(Line { id = id, text = "second" })
+end)
+local function items(prefix, n)
+  local t = {}
+  for i = 1, n do
+    local id = ("%s%02d"):format(prefix, i)
+    t[id] = id
+  end
+  return t
+end
+return tide.app("early", function()
+  local early = sqlite.table { db = "out.db", name = "lines", schema = Line }
+  tide.mount_each(first, items("a", 20), early)
+  if os.getenv("WAIT") and not os.getenv("TIDE_LEAD_PID") then
+    local t = require("tide.core").now_ms()
+    while not io.open(marker) do
+      if require("tide.core").now_ms() - t > 30000 then
+        error("no item ran while main was listing")
+      end
+      tide.sleep(0.01)
+    end
+  end
+  if os.getenv("LATER") then
+    -- The lead makes it late: a worker's main comes to it first.
+    if not os.getenv("TIDE_LEAD_PID") then tide.sleep(0.3) end
+    local later = sqlite.table { db = "out.db", name = "later",
+                                 schema = Line }
+    tide.mount_each(second, items("b", 20), later)
+  end
+end)
+]=]
+    for _, case in ipairs { { env = "WAIT=1", n = 20, tables = 1 },
+                            { env = "LATER=1", n = 40, tables = 2 } } do
+      local one = project_with(0, pipeline)
+      local two = project_with(0, pipeline)
+      local s1, s2 = "early_one" .. case.tables, "early_two" .. case.tables
+      local a = update(one, location(s1), "",
+                       case.env .. " MARKER=marker")
+      local b = update(two, location(s2), "--workers 2",
+                       case.env .. " MARKER=marker")
+      assert.are.equal(case.n, b.components.added)
+      assert.are.equal(0, b.components.errors)
+      assert.are.equal(counts(a), counts(b))
+      assert.are.equal(lines_of(one), lines_of(two))
+      assert.are.equal(store_content(s1), store_content(s2))
+      -- Each table made once, by the lead.
+      assert.are.equal(case.tables,
+                       #rows("SELECT id FROM " .. s2 .. ".containers"))
+      if case.tables == 2 then
+        local db = assert(sqlite.open(two .. "/out.db", "read"))
+        assert.are.equal(20, db:rows("SELECT count(*) AS n FROM later")[1].n)
+        db:close()
+      end
+      local again = update(two, location(s2), "--workers 2",
+                           case.env .. " MARKER=marker")
+      assert.are.equal(case.n, again.components.unchanged)
+    end
+  end)
+
   it("refuses what it cannot share, with a message", function()
     local d = project(3)
     local out, err, code = tide(d, "", "update pipeline.lua --workers 2")
