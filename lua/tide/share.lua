@@ -227,8 +227,13 @@ function M.lead(run)
   while true do
     local open = store:work_open(share.update_id)
     -- Every item is done (or run, M.finish_later): none can become open
-    -- again but by the lead (below), and the workers are about to leave.
-    while open == 0 and workers_alive(run) do sleep(POLL_S / 4) end
+    -- again but by the lead (below), and the workers are about to leave:
+    -- looked at often again (a dead one's lease may take longer).
+    local gone = POLL_S / 4
+    while open == 0 and workers_alive(run) do
+      sleep(gone)
+      gone = math.min(gone * 1.5, POLL_S * 2)
+    end
     if open == 0 then
       -- Items whose worker ended before it finished them (M.finish_later)
       -- are ready again, with those whose batch a worker did not write.
