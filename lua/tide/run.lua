@@ -325,7 +325,9 @@ function Run:container(tt, spec, frame, level)
     return c
   end
   local spec_bytes = encode(spec, tt.name .. " spec")
-  if self.share then
+  -- Main's containers are the lead's to make (share.lua); a component's
+  -- are made by the process that runs it, as always.
+  if self.share and frame.is_root then
     sharemod.await_container(self, tt.name, identity, spec_bytes)
   end
   local row, created = self.store:container(self.app_id, tt.name, identity)

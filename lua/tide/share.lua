@@ -400,6 +400,7 @@ end
 -- Before a worker's main declares a container (Run:container): one the
 -- lead has not made yet, while it lists, is waited for; the lead makes
 -- it (a worker would race it), and it is ready once the update is listed.
+-- (The containers its items' components declare are the worker's own.)
 function M.await_container(run, kind, identity, spec_bytes)
   if not run.share.listing then return end
   for _, row in ipairs(run.store:containers(run.app_id)) do
