@@ -182,12 +182,18 @@ end
 local function redo(run)
   local store, share = run.store, run.share
   if #store:intents(run.app_id) == 0 then return 0 end
-  local before = {}
-  for path in pairs(run.forced) do before[path] = true end
+  -- The owners this recovery finds, apart from those forced before: an
+  -- item the update began by running again (its first run died) may have
+  -- died again in a worker's apply, and runs a third time.
+  local forced = run.forced
+  run.forced = {}
   run:recover()
+  local found = run.forced
+  run.forced = forced
+  for path in pairs(found) do forced[path] = true end
   local n, asked = 0, {}
-  for path in pairs(run.forced) do
-    if not before[path] and path ~= "" then
+  for path in pairs(found) do
+    if path ~= "" then
       -- The item the owner belongs to: the path it is under that is one of
       -- the update's items. An item's key may hold "/" (a walked file's
       -- path), so each of the owner's ancestors below a base may be it.

@@ -583,6 +583,58 @@ end)
       .. "dying.memos")[1].n))
   end)
 
+  it("writes again what a worker died before writing, when the update "
+     .. "began by recovering a crash over the same items", function()
+    -- The first update (one process) dies in its first apply: its
+    -- items' states are left unknown, and the next update runs them again
+    -- from its start. There, the first worker to write dies too: what its
+    -- batch recorded is left unwritten again, for the lead's end to redo.
+    local d = helpers.tmpdir()
+    helpers.write(d .. "/pipeline.lua", [=[
+local tide = require "tide"
+local core = require "tide.core"
+local dying = tide.target_type {
+  name = "dying",
+  apply = function(spec, changes)
+    local worker = os.getenv("TIDE_DB") ~= nil
+    if (worker or os.getenv("DIE_ALONE"))
+       and os.execute("mkdir died" .. (worker and "" or "-alone")
+                      .. " 2>/dev/null") then
+      os.execute("kill -9 " .. core.getpid())
+    end
+    for _, ch in ipairs(changes) do
+      local f = assert(io.open("files/" .. ch.key[1], "w"))
+      f:write(ch.value.text)
+      f:close()
+    end
+  end,
+}
+local put = tide.fn("put", { memo = true }, function(n, t)
+  t:declare({ ("f%d"):format(n) }, { text = ("item %d"):format(n) })
+end)
+return tide.app("dying_twice", function()
+  local t = tide.declare_target(dying, { name = "files" })
+  tide.mount_each(put, { k1 = 1, k2 = 2, k3 = 3 }, t)
+end)
+]=])
+    helpers.run("mkdir -p " .. q(d .. "/files"))
+    local db = location("dying_twice")
+    local _, _, code = tide(d, "DIE_ALONE=1", ("update pipeline.lua --db %s")
+                              :format(q(db)))
+    assert.are_not.equal(0, code)
+    assert.is_true(helpers.exists(d .. "/died-alone"))
+    assert.is_nil(helpers.read(d .. "/files/f1"))
+    update(d, db, "--workers 2 --lease 1")
+    assert.is_true(helpers.exists(d .. "/died"))
+    for i = 1, 3 do
+      assert.are.equal("item " .. i,
+                       helpers.read(("%s/files/f%d"):format(d, i)))
+    end
+    assert.are.equal(0, tonumber(rows("SELECT count(*) AS n FROM "
+      .. "dying_twice.intents")[1].n))
+    assert.are.equal(3, update(d, db, "--workers 2").components.unchanged)
+  end)
+
   it("runs again, in the lead, the items of a worker that died before it "
      .. "finished them, and gives one process's result", function()
     -- Each document mounts a component per line, which writes its row;
