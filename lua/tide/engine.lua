@@ -703,15 +703,16 @@ function M.mount_each(...)
   -- A shared update: main's items are work items (share.lua). A worker
   -- only learns which function and arguments they take.
   local share = parent.is_root and run.share
+  local call
   if share then
-    sharemod.register(run, base, fn, rest, items)
+    call = sharemod.register(run, base, fn, rest, items)
     if share.role == "worker" then return end
   end
   local failed = {}
   local on_error = source_error_handler(run, base, items, failed)
   if type(items) == "table" and items.kind == "fs.walk" and fn.memo
      and not run.opts.full_reprocess and not run.opts.verify then
-    local mounted = M.mount_each_walk(parent, base, fn, rest, on_error)
+    local mounted = M.mount_each_walk(parent, base, fn, rest, on_error, call)
     keep_what_failed(run, base, items, mounted, failed)
     return
   end
@@ -789,8 +790,8 @@ function M.mount_each(...)
     do
       local source_key = source_name
         and (source_name .. ":" .. tostring(key)) or tostring(key)
-      if share and sharemod.delegate(run, path, base, key, nil, value,
-                                     source_key) then
+      if call and sharemod.delegate(run, path, call, key, nil, value,
+                                    source_key) then
         goto next
       end
       local args = { n = n }
@@ -819,8 +820,9 @@ end
 -- mount_each over fs.walk: the C index walks the folder and carries over
 -- every file whose component is unchanged without entering Lua; only the
 -- other files come back here to be mounted. Returns how many files the
--- walk listed.
-function M.mount_each_walk(parent, base, fn, rest, on_error)
+-- walk listed. call: in a shared update's lead, what share.register gave
+-- this mount_each (its changed files become work items).
+function M.mount_each_walk(parent, base, fn, rest, on_error, call)
   local run = parent.run
   local fsmod = require "tide.fs"
   local File = fsmod.File
@@ -880,9 +882,8 @@ function M.mount_each_walk(parent, base, fn, rest, on_error)
     if file == nil then break end
     if not file then
       on_error(relpath, errno_text(errno))
-    elseif run.share and parent.is_root and sharemod.delegate(run,
-           base .. "/" .. file.path, base, file.path, file.path, nil,
-           source_name .. ":" .. file.path) then
+    elseif call and sharemod.delegate(run, base .. "/" .. file.path, call,
+           file.path, file.path, nil, source_name .. ":" .. file.path) then
       sched.carry(run.sched, 1) -- done here: a worker runs it
     else
       -- Made at its size (most components take the file and a target).

@@ -94,7 +94,7 @@ function M.new(app, opts, parts)
       role = opts.share.role, update_id = opts.share.update_id,
       lease_ms = opts.share.lease_ms or sharemod.LEASE_MS,
       starting = opts.share.starting, on_open = opts.share.on_open,
-      wait_s = opts.share.wait_s, bases = {},
+      wait_s = opts.share.wait_s, bases = {}, base_calls = {},
       fresh = {},
       -- A worker in live mode: updates one after another (after: the
       -- last it joined), heard of through the store's notifications.

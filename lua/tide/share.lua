@@ -115,17 +115,19 @@ end
 -- Records the work item of the component at path instead of mounting it;
 -- false when what the source gave cannot be recorded (a function, a
 -- handle), and the lead mounts it itself. A file (a walk's item) goes as
--- its path in the walked folder, which the worker stats again.
-function M.delegate(run, path, base, key, file_path, value, source_key)
+-- its path in the walked folder, which the worker stats again. call:
+-- what M.register gave for the mount_each call that lists the item.
+function M.delegate(run, path, call, key, file_path, value, source_key)
   local share = run.share
   File = File or require("tide.fs").File
   if value ~= nil and getmetatable(value) == File then
-    local items = share.bases[base].items
+    local items = call.items
     if type(items) ~= "table" or value.dir ~= items.dir then return false end
     file_path, value = value.path, nil
   end
-  local ok, bytes = pcall(encode, { base, tostring(key), file_path or false,
-                                    value, source_key or false })
+  local ok, bytes = pcall(encode, { call.id, tostring(key),
+                                    file_path or false, value,
+                                    source_key or false })
   if not ok then return false end
   if not run.claims:mount(path) then
     error(fmt("two components mounted at the same path %s", path), 0)
@@ -140,8 +142,17 @@ end
 
 -- What main's mount_each calls give each set of items: in a worker (and
 -- in the lead, for a second round) the function and extra arguments.
+-- Calls are told apart by their base path and, when main makes several
+-- under one path (one function, other arguments), by their order among
+-- those: main runs the same calls in the lead and in each worker.
 function M.register(run, base, fn, rest, items)
-  run.share.bases[base] = { fn = fn, rest = rest, items = items }
+  local share = run.share
+  local n = (share.base_calls[base] or 0) + 1
+  share.base_calls[base] = n
+  local call = { id = n == 1 and base or fmt("%s\0%d", base, n),
+                 base = base, fn = fn, rest = rest, items = items }
+  share.bases[call.id] = call
+  return call
 end
 
 -- Counts as integers (JSON gives numbers).
@@ -197,7 +208,7 @@ local function redo(run)
       -- The item the owner belongs to: the path it is under that is one of
       -- the update's items. An item's key may hold "/" (a walked file's
       -- path), so each of the owner's ancestors below a base may be it.
-      for base in pairs(share.bases) do
+      for base in pairs(share.base_calls) do
         if path:sub(1, #base + 1) == base .. "/" then
           n = n + 1
           local stop = #base + 1
@@ -423,11 +434,13 @@ end
 local function mount_item(run, root, item, mount)
   local share = run.share
   local ok, t = pcall(decode, item.item)
-  local base = ok and type(t) == "table" and t[1]
-  local b = base and share.bases[base]
+  local id = ok and type(t) == "table" and t[1]
+  local b = id and share.bases[id]
   if not b then
+    local base, n = tostring(id):match("^(.-)%z(%d+)$")
     run:report_error(item.path, fmt("this worker's pipeline does not mount "
-                     .. "%s: is it the lead's?", tostring(base)))
+                     .. "%s: is it the lead's?", base
+                     and fmt("%s a %s time", base, n) or tostring(id)))
     share.failed_items[#share.failed_items + 1] = item.id
     return
   end

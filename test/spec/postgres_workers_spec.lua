@@ -1194,6 +1194,47 @@ end)
     end
   end)
 
+  it("tells apart main's mount_each calls of one function with other "
+     .. "arguments", function()
+    -- Both calls mount under /put: each item's worker must give it its
+    -- own call's table.
+    local pipeline = [=[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+@LINE@
+local put = tide.fn("put", { memo = true }, function(id, t)
+  t:row(Line { id = id, text = "put" })
+end)
+local function items(prefix)
+  local t = {}
+  for i = 1, 15 do
+    local id = ("%s%02d"):format(prefix, i)
+    t[id] = id
+  end
+  return t
+end
+return tide.app("twice", function()
+  local a = sqlite.table { db = "out.db", name = "lines", schema = Line }
+  local b = sqlite.table { db = "out.db", name = "others", schema = Line }
+  tide.mount_each(put, items("a"), a)
+  tide.mount_each(put, items("b"), b)
+end)
+]=]
+    local one = project_with(0, pipeline)
+    local two = project_with(0, pipeline)
+    local a = update(one, location("twice_one"))
+    local b = update(two, location("twice_two"), "--workers 2")
+    assert.are.equal(counts(a), counts(b))
+    assert.are.equal(30, b.components.added)
+    assert.are.equal(lines_of(one), lines_of(two))
+    local db = assert(sqlite.open(two .. "/out.db", "read"))
+    local others = db:rows("SELECT id FROM others ORDER BY id")
+    db:close()
+    assert.are.equal(15, #others)
+    assert.are.equal("b01", others[1].id)
+    assert.are.equal(store_content("twice_one"), store_content("twice_two"))
+  end)
+
   it("refuses what it cannot share, with a message", function()
     local d = project(3)
     local out, err, code = tide(d, "", "update pipeline.lua --workers 2")
