@@ -193,9 +193,9 @@ end
 local function redo(run)
   local store, share = run.store, run.share
   if #store:intents(run.app_id) == 0 then return 0 end
-  -- The owners this recovery finds, apart from those forced before: an
-  -- item the update began by running again (its first run died) may have
-  -- died again in a worker's apply, and runs a third time.
+  -- The owners this recovery finds, forced before or not: an item the
+  -- update began by running again (its first run died) may have died
+  -- again in a worker's apply, and runs a third time.
   local forced = run.forced
   run.forced = {}
   run:recover()
