@@ -328,6 +328,18 @@ local function channel_of(location)
   return "tide_" .. schema, (conninfo:gsub("[?&]$", ""))
 end
 
+-- What an update's info tells (publish, M.lead): { fresh = container
+-- ids, open = true while listing }, empty when it tells nothing.
+local function told_of(info)
+  local ok, told = pcall(decode, info or "")
+  return ok and type(told) == "table" and told or {}
+end
+
+-- Takes in the containers the update made (Run:container's fresh ones).
+local function take_fresh(share, told)
+  for _, cid in ipairs(told.fresh or {}) do share.fresh[cid] = true end
+end
+
 -- Waits until a listed update comes: for a worker in live mode, a
 -- notification of the store (or a second); else a short sleep.
 local function wait_for_update(share)
@@ -359,15 +371,14 @@ function M.join(run, want, wait_s)
       return false
     end
     if core.stop_requested() then return false end
-    local told = id and info and select(2, pcall(decode, info))
-    told = type(told) == "table" and told or {}
+    local told = told_of(id and info)
     if id and (not want or id == want)
        and (state == M.LISTED or state == M.LISTING and told.open)
        and (not share.after or id > share.after) then
       share.update_id = id
       -- Joined while the lead lists: items may come until it is listed.
       share.listing = state == M.LISTING
-      for _, cid in ipairs(told.fresh or {}) do share.fresh[cid] = true end
+      take_fresh(share, told)
       share.worker_id = store:worker_join(id, core.hostname() or "?",
                                           core.getpid())
       return true
@@ -403,11 +414,7 @@ local function await_listed(run)
     end
     if state == M.LISTED then
       share.listing = false
-      local ok, told = pcall(decode, info or "")
-      for _, cid in ipairs(ok and type(told) == "table" and told.fresh or {})
-      do
-        share.fresh[cid] = true
-      end
+      take_fresh(share, told_of(info))
     else
       sleep(POLL_S / 2)
     end
