@@ -17,6 +17,7 @@ static const Opener openers[] = {
   tide_lstore_open,
   tide_lloop_open,
   tide_lsys_open,
+  tide_lfork_open,
   tide_lindex_open,
   tide_lsplit_open,
   tide_ldocs_open,

@@ -23,6 +23,10 @@ void tide_lfingerprint_open(lua_State *L);
 void tide_lstore_open(lua_State *L);
 void tide_lloop_open(lua_State *L);
 void tide_lsys_open(lua_State *L);
+/* core.fork_worker, core.exit_now, core.setenv (lfork.c); main.c gives
+** the command line a forked worker's title overwrites. */
+void tide_lfork_open(lua_State *L);
+void tide_lfork_set_args(int argc, char **argv);
 void tide_lindex_open(lua_State *L);
 void tide_lsplit_open(lua_State *L);
 /* core.gunzip, core.html_text (ldocs.c). */

@@ -35,6 +35,8 @@
 ** pg_identity(conninfo) -> "user@host:port/dbname" | nil, message
 ** pg_public_conninfo(conninfo) -> the string without its password | nil,
 **   message
+** pg_load() -> true | nil, message: loads libpq now (else its first use
+**   does), for a lead about to fork its workers (lfork.c)
 **
 ** Connections are kept between calls: each Lua state keeps up to
 ** POOL_SIZE idle connections per connection string (a registry table),
@@ -458,6 +460,17 @@ static int pg_script(lua_State *L) {
   return run_query(L, x, start_script, block);
 }
 
+static int pg_load(lua_State *L) {
+  const char *why;
+  if (tide_pq_need(&why) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* pg_public_conninfo(conninfo): the same connection string without its
 ** password, in keyword = 'value' form (a URI is rewritten), or nil and a
 ** message when libpq cannot read it. What a target keeps in the store:
@@ -801,4 +814,6 @@ void tide_lpg_open(lua_State *L) {
   lua_setfield(L, -2, "pg_public_conninfo");
   lua_pushcfunction(L, pg_identity);
   lua_setfield(L, -2, "pg_identity");
+  lua_pushcfunction(L, pg_load);
+  lua_setfield(L, -2, "pg_load");
 }

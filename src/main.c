@@ -142,6 +142,7 @@ int main(int argc, char **argv) {
   lua_State *L;
   int status, code;
   memset(&opts, 0, sizeof opts);
+  tide_lfork_set_args(argc, argv);
   opts.lua_dir = find_lua_dir(dir, sizeof dir);
   if (tide_engine_new(&e, &opts) != 0) {
     print_message(e ? tide_engine_errmsg(e) : "not enough memory");

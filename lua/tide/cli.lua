@@ -149,35 +149,112 @@ function share_options(opts, command)
   return workers, lease and math.floor(lease * 1000 + 0.5)
 end
 
--- The lead's part of a shared update: n workers started as this
--- executable's `worker` command once the update is open, with the flags
--- forward, reaped at the end; starting() says whether one of them still
--- runs.
-function lead_share(pipeline, db, n, lease_ms, forward, live)
+-- The modules a worker runs, compiled by the lead before it forks.
+local WORKER_MODULES = { "tide", "tide.run", "tide.share", "tide.engine",
+                         "tide.reconcile", "tide.postgres", "tide.fs",
+                         "tide.sqlite" }
+
+-- A worker its lead forked (fork_workers): waits until the lead's update
+-- is open and the lead tells it how to join it (the store's location,
+-- then `tide worker`'s arguments, NUL-separated), then runs as `tide
+-- worker` would, with the environment a spawned worker gets. Ends quietly
+-- when the lead ended without telling. Returns the exit status.
+local function forked_worker(channel, lead)
+  local told = channel:receive()
+  channel:close()
+  if not told then return 0 end
+  local args = {}
+  for field in (told .. "\0"):gmatch("(.-)%z") do args[#args + 1] = field end
+  core.setenv("TIDE_DB", table.remove(args, 1))
+  core.setenv("TIDE_LEAD_PID", tostring(lead))
+  local ok, status = pcall(commands.worker, table.unpack(args))
+  if ok then return status end
+  say("worker: %s", type(status) == "table" and tostring(status.message)
+      or tostring(status))
+  return 2
+end
+
+-- Ends forked workers that were told nothing (they end at once) and
+-- reaps them.
+local function release_workers(children)
+  for _, c in ipairs(children or {}) do c.channel:close() end
+  for _, c in ipairs(children or {}) do
+    while core.reap(c.pid) == nil do core.sleep(0.001) end
+  end
+end
+
+-- Forks the n workers of a shared update at the lead's start, before it
+-- has threads, connections or a loop at work (lfork.c), tide's modules
+-- compiled and libpq loaded: each waits until the update is open. (One
+-- that started as early as the lead would open the store as the lead
+-- makes it, in a first update, and compete with the lead's own start for
+-- the CPUs: it was slower.) Returns { { pid, channel } }, or nil when
+-- this process cannot fork (its workers are then spawned at the
+-- opening). A forked worker never returns here.
+local function fork_workers(n, pipeline)
+  core.pg_load() -- a failure is the store's to report
+  for _, name in ipairs(WORKER_MODULES) do require(name) end
+  local lead, children = core.getpid(), {}
+  for i = 1, n do
+    local pid, channel = core.fork_worker("tide worker",
+                                          "tide worker " .. pipeline)
+    if pid == 0 then
+      for _, c in ipairs(children) do c.channel:close() end
+      core.exit_now(forked_worker(channel, lead))
+    end
+    if not pid then
+      release_workers(children)
+      return nil
+    end
+    children[i] = { pid = pid, channel = channel }
+  end
+  return children
+end
+
+-- The arguments of `tide worker` for a lead's workers, but the update
+-- they join.
+local function worker_args(pipeline, live, lease_ms, forward)
+  local args = { pipeline, "--quiet" }
+  if live then args[#args + 1] = "--live" end
+  if lease_ms then
+    args[#args + 1] = "--lease=" .. tostring(lease_ms / 1000)
+  end
+  for _, flag in ipairs(forward) do args[#args + 1] = flag end
+  return args
+end
+
+-- The lead's part of a shared update: n workers, forked at its start
+-- (forked: fork_workers) or started as this executable's `worker`
+-- command, told to join once the update is open with the flags forward,
+-- reaped at the end; starting() says whether one of them still runs.
+function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
   local pids, exe = {}, assert(core.exe_path())
   local share = { role = "lead", lease_ms = lease_ms }
+  for i, child in ipairs(forked or {}) do pids[i] = child.pid end
+  local told = false
   function share.on_open(update_id)
     -- Live mode: the workers are started once and take every cycle's
     -- update in turn.
-    if live and #pids > 0 then return end
+    if live and told then return end
+    told = true
     for i = 1, n do
-      -- The store's location (which may hold a password) goes in the
-      -- environment, not on the command line every user can list.
-      local argv = { exe, "worker", pipeline, "--quiet" }
-      if live then
-        argv[#argv + 1] = "--live"
-        argv[#argv + 1] = "--after=" .. tostring(update_id - 1)
+      local args = worker_args(pipeline, live, lease_ms, forward)
+      args[#args + 1] = live and "--after=" .. tostring(update_id - 1)
+        or "--update=" .. tostring(update_id)
+      local child = forked and forked[i]
+      if child then
+        -- (One that died is reaped as any other.)
+        child.channel:send(table.concat({ db, table.unpack(args) }, "\0"))
+        child.channel:close()
       else
-        argv[#argv + 1] = "--update=" .. tostring(update_id)
+        -- The store's location (which may hold a password) goes in the
+        -- environment, not on the command line every user can list.
+        local argv = { exe, "worker", table.unpack(args) }
+        local pid, err = core.spawn(argv, { "TIDE_DB=" .. db,
+          "TIDE_LEAD_PID=" .. tostring(core.getpid()) })
+        if not pid then error({ tide_fatal = true, message = err }, 0) end
+        pids[i] = pid
       end
-      if lease_ms then
-        argv[#argv + 1] = "--lease=" .. tostring(lease_ms / 1000)
-      end
-      for _, flag in ipairs(forward) do argv[#argv + 1] = flag end
-      local pid, err = core.spawn(argv, { "TIDE_DB=" .. db,
-        "TIDE_LEAD_PID=" .. tostring(core.getpid()) })
-      if not pid then error({ tide_fatal = true, message = err }, 0) end
-      pids[i] = pid
     end
   end
   function share.starting()
@@ -191,6 +268,8 @@ function lead_share(pipeline, db, n, lease_ms, forward, live)
   -- they end once no item is left. Live mode's, and those of an update
   -- that failed (they may wait for it to be listed), are stopped.
   function share.finish(failed)
+    -- Forked workers not told to join (the update never opened) end.
+    for _, child in ipairs(forked or {}) do child.channel:close() end
     for _, pid in ipairs(pids) do
       if (live or failed) and not pids[pid] then core.stop(pid) end
     end
@@ -258,14 +337,17 @@ function commands.update(...)
     return 2
   end
   local pipeline = absolute(pos[1], assert(core.getcwd()))
+  local forked = workers and fork_workers(workers, pipeline)
   local app, db = load_pipeline(pos[1], opts.db)
   if not app then
+    release_workers(forked)
     say("%s", db)
     return 2
   end
   local share
   if workers then
     if not core.store_is_postgres(db) then
+      release_workers(forked)
       say("update: --workers needs a PostgreSQL state store (--db "
           .. "postgresql://...): workers share the update through it")
       return 2
@@ -276,7 +358,8 @@ function commands.update(...)
     if inflight then
       forward[#forward + 1] = "--max-inflight=" .. tostring(inflight)
     end
-    share = lead_share(pipeline, db, workers, lease, forward, opts.live)
+    share = lead_share(pipeline, db, workers, lease, forward, opts.live,
+                       forked)
   end
   -- The first SIGINT or SIGTERM stops the run: the components stuck in
   -- their code are interrupted, what completed is committed, and the exit
