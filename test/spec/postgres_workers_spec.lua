@@ -1194,6 +1194,79 @@ end)
     end
   end)
 
+  it("makes main's containers in the lead only, one declared late "
+     .. "included: a worker's main waits for it", function()
+    -- The lead declares the second target 0.3 s after its first items,
+    -- which the workers claim at once: their main comes to that
+    -- declaration first, and must wait for the lead to make it (each
+    -- setup is logged with its process).
+    local d = helpers.tmpdir()
+    helpers.write(d .. "/pipeline.lua", [=[
+local tide = require "tide"
+local core = require "tide.core"
+local logged = tide.target_type {
+  name = "logged",
+  setup = function(spec)
+    local f = assert(io.open("setups", "a"))
+    f:write(spec.name, " ", core.getpid(), "\n")
+    f:close()
+    return true
+  end,
+  apply = function(spec, changes)
+    for _, ch in ipairs(changes) do
+      local f = assert(io.open(spec.name .. "-" .. ch.key[1], "w"))
+      f:write(ch.value.text)
+      f:close()
+    end
+  end,
+}
+local function items(prefix)
+  local t = {}
+  for i = 1, 20 do
+    local key = ("%s%02d"):format(prefix, i)
+    t[key] = key
+  end
+  return t
+end
+local put_a = tide.fn("put_a", { memo = true }, function(key, t)
+  t:declare({ key }, { text = key })
+end)
+local put_b = tide.fn("put_b", { memo = true }, function(key, t)
+  t:declare({ key }, { text = key })
+end)
+return tide.app("late", function()
+  local early = tide.declare_target(logged, { name = "early" })
+  tide.mount_each(put_a, items("a"), early)
+  if not os.getenv("TIDE_LEAD_PID") then tide.sleep(0.3) end
+  local late = tide.declare_target(logged, { name = "late" })
+  tide.mount_each(put_b, items("b"), late)
+end)
+]=])
+    local r = update(d, location("late"), "--workers 2")
+    assert.are.equal(40, r.components.added)
+    assert.are.equal(0, r.components.errors)
+    local worker_pids = {}
+    for _, w in ipairs(r.workers) do
+      worker_pids[math.tointeger(w.pid)] = true
+    end
+    assert.are.equal(2, #r.workers)
+    local setups = {}
+    for name, pid in (helpers.read(d .. "/setups") or ""):gmatch("(%S+) (%d+)")
+    do
+      assert.is_nil(worker_pids[math.tointeger(tonumber(pid))],
+                    name .. " was set up by a worker")
+      setups[#setups + 1] = name
+    end
+    table.sort(setups)
+    assert.are.same({ "early", "late" }, setups)
+    for i = 1, 20 do
+      assert.are.equal(("a%02d"):format(i),
+                       helpers.read(("%s/early-a%02d"):format(d, i)))
+      assert.are.equal(("b%02d"):format(i),
+                       helpers.read(("%s/late-b%02d"):format(d, i)))
+    end
+  end)
+
   it("tells apart main's mount_each calls of one function with other "
      .. "arguments", function()
     -- Both calls mount under /put: each item's worker must give it its
