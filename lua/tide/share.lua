@@ -436,6 +436,15 @@ function M.await_container(run, kind, identity, spec_bytes)
   await_listed(run)
 end
 
+-- An item that cannot run here fails as a component does: counted (the
+-- update ends with errors) and reported; it is done, not left to others,
+-- where it would fail the same way.
+local function item_failed(run, item, message)
+  run.stats.components.errors = run.stats.components.errors + 1
+  run:report_error(item.path, message)
+  run.share.failed_items[#run.share.failed_items + 1] = item.id
+end
+
 -- Mounts a claimed item as a component of the worker's run; returns its
 -- frame, or nil when it cannot run here.
 local function mount_item(run, root, item, mount)
@@ -445,21 +454,17 @@ local function mount_item(run, root, item, mount)
   local b = id and share.bases[id]
   if not b then
     local base, n = tostring(id):match("^(.-)%z(%d+)$")
-    run:report_error(item.path, fmt("this worker's pipeline does not mount "
-                     .. "%s: is it the lead's?", base
-                     and fmt("%s a %s time", base, n) or tostring(id)))
-    share.failed_items[#share.failed_items + 1] = item.id
-    return
+    return item_failed(run, item, base
+      and fmt("this worker's main makes fewer than %s mount_each calls "
+              .. "under %s: is it the lead's pipeline?", n, base)
+      or fmt("this worker's pipeline does not mount %s: is it the lead's?",
+             tostring(id)))
   end
   local rest, value = b.rest, t[4]
   if t[3] then
     File = File or require("tide.fs").File
     local file, err = core.fs_file(b.items.dir, t[3], File)
-    if not file then
-      run:report_error(item.path, err)
-      share.failed_items[#share.failed_items + 1] = item.id
-      return
-    end
+    if not file then return item_failed(run, item, err) end
     file._walk = true -- not read yet: fingerprinted from what is read
     value = file
   end

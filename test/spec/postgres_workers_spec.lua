@@ -1308,6 +1308,48 @@ end)
     assert.are.equal(store_content("twice_one"), store_content("twice_two"))
   end)
 
+  it("fails, naming it, an item whose worker's main makes fewer "
+     .. "mount_each calls than the lead's", function()
+    -- The lead's main makes a second call under /put that its workers'
+    -- mains do not make: the second call's items fail in the workers,
+    -- each with the message, and the update ends with errors.
+    local pipeline = [=[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+@LINE@
+local put = tide.fn("put", { memo = true }, function(id, t)
+  t:row(Line { id = id, text = "put" })
+end)
+local function items(prefix)
+  local t = {}
+  for i = 1, 5 do
+    local id = ("%s%02d"):format(prefix, i)
+    t[id] = id
+  end
+  return t
+end
+return tide.app("fewer", function()
+  local a = sqlite.table { db = "out.db", name = "lines", schema = Line }
+  tide.mount_each(put, items("a"), a)
+  if not os.getenv("TIDE_LEAD_PID") then tide.mount_each(put, items("b"), a) end
+end)
+]=]
+    local d = project_with(0, pipeline)
+    local out, err, code = tide(d, "", ("update pipeline.lua --db %s "
+      .. "--workers 2 --json"):format(q(location("fewer"))))
+    local r = cjson.decode(out)
+    assert.are.equal(1, code, err)
+    assert.are.equal(5, r.components.added)
+    assert.are.equal(5, r.components.errors)
+    assert.is_truthy(err:find("this worker's main makes fewer than 2 "
+      .. "mount_each calls under /put: is it the lead's pipeline?", 1, true),
+      err)
+    for i = 1, 5 do
+      assert.is_truthy(err:find(("/put/b%02d"):format(i), 1, true), err)
+    end
+    assert.is_nil(err:find("/put/a", 1, true), err)
+  end)
+
   it("refuses what it cannot share, with a message", function()
     local d = project(3)
     local out, err, code = tide(d, "", "update pipeline.lua --workers 2")
