@@ -1350,6 +1350,57 @@ end)
     assert.is_nil(err:find("/put/a", 1, true), err)
   end)
 
+  it("ends the update when the lead's main fails after its workers "
+     .. "began, and the next update gives one process's result", function()
+    -- The lead's main fails once a worker has written a row.
+    local main = [=[
+return tide.app("docs", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), docs)
+  if os.getenv("FAIL") and not os.getenv("TIDE_LEAD_PID") then
+    local t0, n = require("tide.core").now_ms(), 0
+    repeat
+      tide.sleep(0.02)
+      local db = sqlite.open("out.db", "read")
+      if db then
+        local got = db:rows("SELECT count(*) AS n FROM docs")
+        n = got and got[1].n or 0
+        db:close()
+      end
+    until n > 0 or require("tide.core").now_ms() - t0 > 30000
+    error("main stops here")
+  end
+end)
+]=]
+    local function failing(n)
+      local d = project(n)
+      local text = PIPELINE:gsub("return tide%.app.*$", function()
+        return main
+      end)
+      helpers.write(d .. "/pipeline.lua", text)
+      return d
+    end
+    local d, clean = failing(40), failing(40)
+    assert.is_truthy(helpers.read(d .. "/pipeline.lua"):find("main stops"))
+    local out, err, code = tide(d, "FAIL=1 SLEEP_MS=50", ("update "
+      .. "pipeline.lua --db %s --workers 2 --max-inflight 2 --json")
+      :format(q(location("main_fails"))))
+    assert.are.equal(2, code, out .. err)
+    assert.is_truthy(err:find("main stops here", 1, true), err)
+    -- The workers had begun: some documents are written, not all.
+    local written = select(2, target_rows(d):gsub("[^\n]+", ""))
+    assert.is_true(written > 0 and written < 40, tostring(written))
+    -- The update ended: the next one runs the rest, as one process would.
+    local r = update(d, location("main_fails"), "--workers 2")
+    assert.are.equal(0, r.components.errors)
+    update(clean, location("main_fails_clean"))
+    assert.are.equal(target_rows(clean), target_rows(d))
+    assert.are.equal(store_content("main_fails_clean"),
+                     store_content("main_fails"))
+    assert.are.equal(40, update(d, location("main_fails"), "--workers 2")
+                           .components.unchanged)
+  end)
+
   it("refuses what it cannot share, with a message", function()
     local d = project(3)
     local out, err, code = tide(d, "", "update pipeline.lua --workers 2")
