@@ -17,6 +17,7 @@
 #include <lua.h>
 
 #include "lcore.h"
+#include "scheduler.h"
 #include "store.h"
 
 #define STORE_TYPE "tide.Store"
@@ -211,21 +212,159 @@ static int add_work_item(void *arg, const tide_StoreWorkItem *w) {
   return 0;
 }
 
-/* store:work_claim(update_id, worker_id, max, lease_ms) -> { {id, path,
-** item} ... }, open (the items of the update not done) */
-static int store_work_claim(lua_State *L) {
-  tide_Store *s = check_store(L);
+/* The claim of tide_store_work_claim, its arguments at 2..5: pushes its
+** items and how many items of the update are open (-1 when it took
+** some). */
+static int claim_now(lua_State *L, tide_Store *s) {
   int64_t open = 0;
   int rc;
   lua_newtable(L);
-  rc = tide_store_work_claim(s, luaL_checkinteger(L, 2),
-                             luaL_checkinteger(L, 3),
-                             (int)luaL_checkinteger(L, 4),
-                             luaL_checkinteger(L, 5), add_work_item, L,
-                             &open);
+  rc = tide_store_work_claim(s, lua_tointeger(L, 2), lua_tointeger(L, 3),
+                             (int)lua_tointeger(L, 4), lua_tointeger(L, 5),
+                             add_work_item, L, &open);
   if (rc) return ok_or_raise(L, s, rc);
   lua_pushinteger(L, (lua_Integer)open);
   return 2;
+}
+
+/* A task's wait for a claim's answer: the store's socket readable, or
+** the answer read meanwhile by another call of the store (a task's read),
+** which a timer looks for every millisecond. Its callbacks touch neither
+** the store nor Lua: they close the handles, and the task, resumed,
+** looks, and reads or waits again. */
+typedef struct {
+  tide_Wait w; /* first */
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int made;     /* handles made and not closed yet */
+  int readable; /* the socket was (or cannot be watched: read at once) */
+  lua_Alloc alloc;
+  void *ud;
+} Answer;
+
+static void answer_closed(uv_handle_t *h) {
+  Answer *a = h->data;
+  if (--a->made == 0) tide_wait_done(&a->w);
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, answer_closed);
+}
+
+/* Ends the wait: its handles closed, then done. */
+static void answer_stop(Answer *a) {
+  if (a->poll.data) close_handle((uv_handle_t *)&a->poll);
+  if (a->timer.data) close_handle((uv_handle_t *)&a->timer);
+}
+
+static void answer_readable(uv_poll_t *p, int status, int events) {
+  Answer *a = p->data;
+  (void)status; /* an error on the socket: the read reports it */
+  (void)events;
+  a->readable = 1;
+  answer_stop(a);
+}
+
+static void answer_tick(uv_timer_t *t) { answer_stop(t->data); }
+
+static void answer_cancel(tide_Wait *w) { answer_stop((Answer *)w); }
+
+static void answer_release(tide_Wait *w) {
+  Answer *a = (Answer *)w;
+  a->alloc(a->ud, a, sizeof *a, 0);
+}
+
+/* Reads a claim sent: pushes its items and -1, or, when it took none (and
+** max, at 4, asked for some), what tide_store_work_claim gives. */
+static int claim_read(lua_State *L, tide_Store *s) {
+  int count = 0, rc;
+  lua_newtable(L);
+  rc = tide_store_claim_read(s, add_work_item, L, &count);
+  if (rc) return ok_or_raise(L, s, rc);
+  if (count == 0 && lua_tointeger(L, 4) > 0) {
+    lua_pop(L, 1);
+    return claim_now(L, s);
+  }
+  lua_pushinteger(L, -1);
+  return 2;
+}
+
+static int claim_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Suspends the task until the answer of the claim sent may be in
+** (claim_k), or reads it now when the task cannot wait. */
+static int claim_wait(lua_State *L, tide_Store *s) {
+  int fd = tide_store_claim_socket(s), anchor;
+  tide_Sched *sched;
+  uv_loop_t *loop;
+  Answer *a;
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  if (fd < 0 || (sched = tide_lsched_suspend(L, &anchor)) == NULL)
+    return claim_read(L, s);
+  if ((a = alloc(ud, NULL, 0, sizeof *a)) == NULL)
+    return luaL_error(L, "not enough memory");
+  memset(a, 0, sizeof *a);
+  a->alloc = alloc;
+  a->ud = ud;
+  a->w.cancel = answer_cancel;
+  a->w.release = answer_release;
+  tide_sched_wait_begin(sched, &a->w, anchor);
+  loop = tide_sched_loop(sched);
+  if (uv_poll_init_socket(loop, &a->poll, fd) == 0) {
+    a->poll.data = a;
+    a->made++;
+    if (uv_poll_start(&a->poll, UV_READABLE, answer_readable) != 0)
+      a->readable = 1;
+  } else {
+    a->readable = 1;
+  }
+  /* Without its timer, an answer another call read would go unnoticed. */
+  if (!a->readable && uv_timer_init(loop, &a->timer) == 0) {
+    a->timer.data = a;
+    a->made++;
+    if (uv_timer_start(&a->timer, answer_tick, 1, 1) != 0) a->readable = 1;
+  } else {
+    a->readable = 1;
+  }
+  if (a->made == 0) tide_wait_done(&a->w);
+  else if (a->readable) answer_stop(a);
+  return tide_lsched_yield(L, (lua_KContext)a, claim_k);
+}
+
+static int claim_k(lua_State *L, int status, lua_KContext ctx) {
+  Answer *a = (Answer *)ctx;
+  int readable = a->readable;
+  tide_Store *s;
+  (void)status;
+  tide_sched_wait_end(&a->w);
+  lua_settop(L, 5);
+  s = check_store(L);
+  if (!readable && tide_store_claim_socket(s) >= 0) return claim_wait(L, s);
+  return claim_read(L, s);
+}
+
+/* store:work_claim(update_id, worker_id, max, lease_ms [, wait]) -> {
+** {id, path, item, tries} ... }, open (the items of the update not done,
+** or -1 when some were claimed). wait, in a task: the first step's answer
+** is waited for while the other tasks run (tide_store_claim_send);
+** elsewhere, or without wait, the call blocks. */
+static int store_work_claim(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  luaL_checkinteger(L, 2);
+  luaL_checkinteger(L, 3);
+  luaL_checkinteger(L, 4);
+  luaL_checkinteger(L, 5);
+  if (!lua_toboolean(L, 6) || !lua_isyieldable(L)) {
+    lua_settop(L, 5);
+    return claim_now(L, s);
+  }
+  lua_settop(L, 5);
+  rc = tide_store_claim_send(s, lua_tointeger(L, 2), lua_tointeger(L, 3),
+                             (int)lua_tointeger(L, 4));
+  if (rc) return ok_or_raise(L, s, rc);
+  return claim_wait(L, s);
 }
 
 #define BEAT_TYPE "tide.StoreBeat"

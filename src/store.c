@@ -711,6 +711,24 @@ int tide_store_work_claim(tide_Store *s, int64_t update_id,
                              arg, open);
 }
 
+int tide_store_claim_send(tide_Store *s, int64_t update_id,
+                          int64_t worker_id, int max) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_claim_send(pg(s), update_id, worker_id, max);
+}
+
+int tide_store_claim_socket(tide_Store *s) {
+  return s->backend == TIDE_STORE_POSTGRES ? tide_pgs_claim_socket(pg(s))
+                                           : -1;
+}
+
+int tide_store_claim_read(tide_Store *s, tide_StoreWorkItemFn fn, void *arg,
+                          int *count) {
+  *count = 0;
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_claim_read(pg(s), fn, arg, count);
+}
+
 int tide_store_beat_start(tide_Store *s, int64_t worker_id, int interval_ms,
                           tide_StoreBeat **out) {
   *out = NULL;

@@ -663,6 +663,22 @@ int tide_store_work_claim(tide_Store *s, int64_t update_id,
                           int64_t worker_id, int max, int64_t lease_ms,
                           tide_StoreWorkItemFn fn, void *arg,
                           int64_t *open);
+/* A claim whose answer the caller's loop waits for (PostgreSQL only):
+** tide_store_claim_send sends the first step of tide_store_work_claim
+** (up to max of the update's ready items after the last this store
+** claimed, renewing the worker's lease), committed with what the open
+** batch holds, without reading the answer. While the answer is unread,
+** tide_store_claim_socket is the socket to wait on until it is readable
+** (else -1). tide_store_claim_read then reads the answer and hands the
+** items claimed to fn, in order, *count of them. Any other call of the
+** store in between reads the answer first and keeps it for claim_read.
+** Finding no item is not a failure: the caller then claims with
+** tide_store_work_claim (the items of workers whose lease ran out). */
+int tide_store_claim_send(tide_Store *s, int64_t update_id,
+                          int64_t worker_id, int max);
+int tide_store_claim_socket(tide_Store *s);
+int tide_store_claim_read(tide_Store *s, tide_StoreWorkItemFn fn, void *arg,
+                          int *count);
 /* Starts the worker's heartbeat: a thread with a connection of its own
 ** renews the worker's lease every interval_ms, whatever this thread does
 ** meanwhile (a component that runs longer than the lease), until

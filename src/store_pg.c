@@ -177,6 +177,11 @@ static int check_result(PgStore *s, const PgWait *w, PGresult *r,
     *read = r;
     return 1;
   }
+  if (w->kind == PG_WAIT_LATER && !*failed) {
+    if (s->later) PQclear(s->later);
+    s->later = r;
+    return 1;
+  }
   return 0;
 }
 
@@ -221,13 +226,19 @@ static int sync_pipeline(PgStore *s, PGresult **read) {
 ** could not be sent). */
 static int read_pipeline(PgStore *s, PGresult **read, int lost) {
   size_t i;
-  int failed = 0;
+  int failed = 0, later = 0;
   for (i = 0; i < s->nwaits && !lost; i++) {
     PGresult *r;
     /* A statement's results, then NULL. */
     while ((r = PQgetResult(s->conn)) != NULL)
       if (!check_result(s, &s->waits[i], r, read, &failed)) PQclear(r);
+      else if (s->waits[i].kind == PG_WAIT_LATER) later = 1;
     if (PQstatus(s->conn) != CONNECTION_OK) lost = 1;
+  }
+  /* Its transaction did not commit: the result says nothing that holds. */
+  if ((lost || failed) && later && s->later) {
+    PQclear(s->later);
+    s->later = NULL;
   }
   if (!lost) {
     PGresult *r = PQgetResult(s->conn);
@@ -334,6 +345,44 @@ int tide_pgs_write_commit(PgStore *s, int slot, const char *sql,
   if (rc == 0 && *out == NULL)
     rc = tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no result", s->location,
                        what);
+  return rc;
+}
+
+int tide_pgs_write_commit_send(PgStore *s, int slot, const char *sql,
+                               const PgParams *p, const char *what) {
+  int rc;
+  tide_pgs_release(s);
+  if (s->later) { /* a result no one took: its claim is over */
+    PQclear(s->later);
+    s->later = NULL;
+  }
+  if ((rc = tide_pgs_write_begin(s)) != 0 ||
+      (rc = send_prepared(s, slot, sql, p, what, PG_WAIT_LATER)) != 0 ||
+      (rc = tide_pgs_flush_send(s)) != 0)
+    return rc;
+  return 0;
+}
+
+/* Nothing is read but when a result is asked for (in a pipeline, libpq
+** parses what comes only then), and the answer to the synchronisation,
+** sent last, comes after the last byte sent: while it is unread, the
+** socket becomes readable. */
+int tide_pgs_sent_socket(PgStore *s) {
+  return s->sent && s->conn ? PQsocket(s->conn) : -1;
+}
+
+int tide_pgs_write_commit_read(PgStore *s, const char *what,
+                               PGresult **out) {
+  int rc = tide_pgs_flush_wait(s);
+  *out = s->later;
+  s->later = NULL;
+  if (rc == 0 && *out == NULL)
+    rc = tide_pgs_fail(s, TIDE_ESTORE, "%s: %s: no result", s->location,
+                       what);
+  if (rc != 0 && *out) {
+    PQclear(*out);
+    *out = NULL;
+  }
   return rc;
 }
 
@@ -812,6 +861,7 @@ int tide_pgs_close(PgStore *s) {
   }
   /* Closing the connection lets the writer lock go. */
   if (s->conn) PQfinish(s->conn);
+  if (s->later) PQclear(s->later);
   tide_pgs_bulk_free(s);
   if (s->sent_msg)
     s->base.alloc(s->base.ud, s->sent_msg, s->sent_msg_size, 0);

@@ -60,6 +60,8 @@ enum {
   PG_WAIT_WRITE,   /* a write: only its failure matters */
   PG_WAIT_PREPARE, /* preparing a statement of slot */
   PG_WAIT_READ,    /* a read: its result is kept */
+  PG_WAIT_LATER,   /* a read sent with its commit, its result kept in
+                   ** s->later for tide_pgs_write_commit_read */
   PG_WAIT_TXN      /* BEGIN, COMMIT or ROLLBACK */
 };
 
@@ -216,6 +218,8 @@ struct PgStore {
   tide_HashMap components_kept; /* the ids of the components kept */
   int64_t claim_update, claim_worker; /* whose claims claim_mark is */
   int64_t claim_mark;        /* the last item id this worker claimed */
+  PGresult *later;           /* owned: tide_pgs_write_commit_send's result,
+                             ** read and not taken yet */
   int begun;                 /* the open batch's BEGIN was sent */
   int sent;                  /* a commit was sent, its answer not read */
   int sent_rc;               /* the outcome of the last commit sent */
@@ -319,6 +323,16 @@ int tide_pgs_write_returning_rows(PgStore *s, int slot, const char *sql,
 int tide_pgs_write_commit(PgStore *s, int slot, const char *sql,
                           const PgParams *p, const char *what,
                           PGresult **out);
+/* As tide_pgs_write_commit, without waiting for the answer: the statement
+** and the commit are sent; tide_pgs_sent_socket is the socket to wait on
+** until it is readable, while the answer is unread (else -1). Any call of
+** the store reads the answer first; tide_pgs_write_commit_read then gives
+** the statement's result (owned by the caller) or the failure. */
+int tide_pgs_write_commit_send(PgStore *s, int slot, const char *sql,
+                               const PgParams *p, const char *what);
+int tide_pgs_sent_socket(PgStore *s);
+int tide_pgs_write_commit_read(PgStore *s, const char *what,
+                               PGresult **out);
 
 /* The same for a write that returns one row's id into *id (may be NULL);
 ** TIDE_ENOTFOUND when it returns no row. */
@@ -530,6 +544,24 @@ int tide_pgs_work_add(PgStore *s, int64_t update_id, const char *path,
 int tide_pgs_worker_join(PgStore *s, int64_t update_id, const char *host,
                          size_t host_len, int64_t pid, int64_t *id);
 int tide_pgs_worker_beat(PgStore *s, int64_t worker_id);
+/* A claim's first step, with the worker's beat: the ready items after
+** the last this worker claimed ($1 update, $2 worker, $3 how many at
+** most, $4 the mark: store_pg_claim.c). */
+extern const char tide_pgs_claim_next_sql[];
+/* Hands the work items of a claim's result to fn, in order. */
+int tide_pgs_emit_work_items(PGresult *r, tide_StoreWorkItemFn fn,
+                             void *arg);
+/* A claim's first parameters: update_id, worker_id, max and the mark of
+** their claims (the last item claimed), which tide_pgs_claim_advance
+** moves past the items of a claim's result. */
+void tide_pgs_claim_params(PgStore *s, int64_t update_id, int64_t worker_id,
+                           int max, PgParams *p);
+void tide_pgs_claim_advance(PgStore *s, const PGresult *r);
+int tide_pgs_claim_send(PgStore *s, int64_t update_id, int64_t worker_id,
+                        int max);
+int tide_pgs_claim_socket(PgStore *s);
+int tide_pgs_claim_read(PgStore *s, tide_StoreWorkItemFn fn, void *arg,
+                        int *count);
 int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
                         int max, int64_t lease_ms, tide_StoreWorkItemFn fn,
                         void *arg, int64_t *open);

@@ -119,10 +119,9 @@ int tide_pgs_worker_beat(PgStore *s, int64_t worker_id) {
                         &p, "cannot renew a worker's lease");
 }
 
-static int emit_work_items(PgStore *s, PGresult *r, tide_StoreWorkItemFn fn,
-                           void *arg) {
+int tide_pgs_emit_work_items(PGresult *r, tide_StoreWorkItemFn fn,
+                             void *arg) {
   int i, n = PQntuples(r), rc = 0;
-  (void)s;
   for (i = 0; i < n && rc == 0; i++) {
     tide_StoreWorkItem w;
     w.id = pg_int(r, i, 0);
@@ -152,27 +151,14 @@ int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
   const char *what = "cannot claim work items";
   PGresult *r;
   PgParams p = {0};
-  int rc, i, n;
-  if (s->claim_update != update_id || s->claim_worker != worker_id) {
-    s->claim_update = update_id;
-    s->claim_worker = worker_id;
-    s->claim_mark = 0;
-  }
-  if ((rc = tide_pgs_worker_beat(s, worker_id)) != 0) return rc;
-  pg_param_int(&p, update_id);
-  pg_param_int(&p, worker_id);
-  pg_param_int(&p, max);
-  pg_param_int(&p, s->claim_mark);
+  int rc, n;
+  tide_pgs_claim_params(s, update_id, worker_id, max, &p);
   /* Committed with the claim, in one round trip: until then other
   ** workers would wait on its locks, and a crash must not take claims
   ** with it unrecorded. */
-  if ((rc = tide_pgs_write_commit(
-         s, PG_WORK_CLAIM_NEXT,
-         "WITH c AS (SELECT id FROM work_items WHERE update_id = $1"
-         " AND state = 0 AND worker_id IS NULL AND id > $4"
-         " ORDER BY update_id, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
-         CLAIM_SET,
-         &p, what, &r)) != 0)
+  if ((rc = tide_pgs_write_commit(s, PG_WORK_CLAIM_NEXT,
+                                  tide_pgs_claim_next_sql, &p, what,
+                                  &r)) != 0)
     return rc;
   if (PQntuples(r) == 0) {
     PQclear(r);
@@ -192,9 +178,8 @@ int tide_pgs_work_claim(PgStore *s, int64_t update_id, int64_t worker_id,
       return rc;
   }
   n = PQntuples(r);
-  for (i = 0; i < n; i++)
-    if (pg_int(r, i, 0) > s->claim_mark) s->claim_mark = pg_int(r, i, 0);
-  rc = emit_work_items(s, r, fn, arg);
+  tide_pgs_claim_advance(s, r);
+  rc = tide_pgs_emit_work_items(r, fn, arg);
   PQclear(r);
   if (open) *open = -1;
   if (rc || open == NULL || n > 0) return rc;

@@ -579,8 +579,10 @@ function M.work(run, worker_id)
     end
     do
       cpu0, wall0 = cpu0 or os.clock(), wall0 or core.now_ms()
+      -- While items run, they go on while the server answers: the claim
+      -- waits for its answer as a task does (with none, nothing would).
       local items = store:work_claim(share.update_id, worker_id,
-                                     limit - held, share.lease_ms)
+                                     limit - held, share.lease_ms, n > 0)
       -- What finished since the last claim is recorded now: after the
       -- claim, which would wait for its commit, and before the items
       -- just claimed start, which run while the server commits it.

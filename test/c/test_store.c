@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -638,6 +639,9 @@ static void test_sqlite_not_shared(void) {
   CHECK_STR_EQ(tide_store_errmsg(s), msg);
   CHECK_EQ_INT(tide_store_workers_alive(s, 1, 1000, &id), TIDE_EINVAL);
   CHECK_STR_EQ(tide_store_errmsg(s), msg);
+  CHECK_EQ_INT(tide_store_claim_send(s, 1, 1, 1), TIDE_EINVAL);
+  CHECK_STR_EQ(tide_store_errmsg(s), msg);
+  CHECK_EQ_INT(tide_store_claim_socket(s), -1);
   tide_store_close(s);
   tmp_close(&t);
 }
@@ -2834,6 +2838,77 @@ static void test_pg_work(void) {
   tmp_close(&t);
 }
 
+/* Whether fd becomes readable within ms. */
+static int readable_within(int fd, int ms) {
+  struct pollfd p;
+  p.fd = fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* A claim sent and read later: its answer makes the socket readable; a
+** call of the store in between reads it first and keeps the items for
+** the claim's read; a claim that finds none says so, and the next claim
+** goes on after the last item claimed; a SQLite store refuses it. */
+static void test_pg_claim_later(void) {
+  Tmp t;
+  tide_Store *s, *a;
+  Claimed got;
+  int64_t app, u, wa, open = -1;
+  int fd, count = -1;
+  tmp_init(&t, "unused");
+  s = listed_update(t.path, 5, NULL, &app, &u);
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 11, &wa), 0);
+  CHECK_EQ_INT(tide_store_claim_socket(a), -1);
+  CHECK_EQ_INT(tide_store_claim_send(a, u, wa, 2), 0);
+  fd = tide_store_claim_socket(a);
+  CHECK(fd >= 0);
+  CHECK(readable_within(fd, 5000));
+  memset(&got, 0, sizeof got);
+  CHECK_EQ_INT(tide_store_claim_read(a, see_item, &got, &count), 0);
+  CHECK_EQ_INT(count, 2);
+  CHECK_EQ_INT(got.count, 2);
+  CHECK_EQ_INT(got.ids[0], 1);
+  CHECK_EQ_INT(got.ids[1], 2);
+  CHECK_EQ_INT(tide_store_claim_socket(a), -1);
+  /* Committed when it was read: another session sees them held. */
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM work_items"
+                               " WHERE worker_id IS NOT NULL"), 2);
+  /* Read by the next call of the store, which needs the connection. */
+  CHECK_EQ_INT(tide_store_claim_send(a, u, wa, 2), 0);
+  CHECK_EQ_INT(tide_store_work_done(a, 1, wa), 0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  CHECK_EQ_INT(tide_store_claim_socket(a), -1);
+  memset(&got, 0, sizeof got);
+  CHECK_EQ_INT(tide_store_claim_read(a, see_item, &got, &count), 0);
+  CHECK_EQ_INT(count, 2);
+  CHECK_EQ_INT(got.ids[0], 3);
+  CHECK_EQ_INT(got.ids[1], 4);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM work_items"
+                               " WHERE state = 2"), 1);
+  /* The last item, then none: the claim goes on after the last. */
+  CHECK_EQ_INT(tide_store_claim_send(a, u, wa, 10), 0);
+  memset(&got, 0, sizeof got);
+  CHECK_EQ_INT(tide_store_claim_read(a, see_item, &got, &count), 0);
+  CHECK_EQ_INT(count, 1);
+  CHECK_EQ_INT(got.ids[0], 5);
+  CHECK_EQ_INT(tide_store_claim_send(a, u, wa, 10), 0);
+  memset(&got, 0, sizeof got);
+  CHECK_EQ_INT(tide_store_claim_read(a, see_item, &got, &count), 0);
+  CHECK_EQ_INT(count, 0);
+  got = claim(a, u, wa, 10, 60000, &open);
+  CHECK_EQ_INT(got.count, 0);
+  CHECK_EQ_INT(open, 4);
+  /* A claim read twice finds no answer the second time. */
+  CHECK_EQ_INT(tide_store_claim_read(a, see_item, &got, &count), TIDE_ESTORE);
+  CHECK_STR_CONTAINS(tide_store_errmsg(a), "no result");
+  tide_store_close(a);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 /* An item its worker ran but must still finish is neither open nor
 ** claimable, even once the worker's lease runs out; its worker marks it
 ** done (counted once), or, once no worker is left, the lead makes such
@@ -3059,6 +3134,7 @@ static const CheckTest pg_tests[] = {
   { "a batch sent on a lost connection", test_pg_lost_send },
   { "the password never shown", test_pg_password },
   { "work items shared by workers", test_pg_work },
+  { "a claim read once its answer is in", test_pg_claim_later },
   { "a worker's heartbeat", test_pg_beat },
   { "a version 2 store upgraded", test_pg_upgrade },
   { "work items run, finished by their worker or reopened",

@@ -888,6 +888,54 @@ end)
     assert.is_true(during >= 20, "short items run beside a.txt: " .. during)
   end)
 
+  it("runs its items on while a claim waits for the server", function()
+    -- A trigger holds every claimed item back 0.3 s on the server (a
+    -- claim sets the item's worker; marking it done does not); the items
+    -- wait 20 to 80 ms each, so that a claim is made while some run. A
+    -- worker that waited for a claim's answer with its loop blocked would
+    -- hold the items under way as long.
+    local d = project_with(0, [=[
+local tide = require "tide"
+local core = require "tide.core"
+local fs = require "tide.fs"
+local process = tide.fn("process", { memo = true }, function(file)
+  local from = core.now_ms()
+  tide.sleep(0.02 * (tonumber(file.path:match("%d+")) % 4 + 1))
+  local f = assert(io.open("log", "a"))
+  f:write(file.path, " ", core.now_ms() - from, "\n")
+  f:close()
+end)
+return tide.app("claims", function()
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }))
+end)
+]=])
+    local db = location("slow_claims")
+    helpers.run("mkdir -p " .. q(d .. "/docs"))
+    tide(d, "", "update pipeline.lua --quiet --allow-empty --db " .. q(db))
+    must(postgres.query(conn, "CREATE FUNCTION slow_claim() RETURNS "
+      .. "trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); "
+      .. "RETURN NEW; END $$"))
+    must(postgres.query(conn, "CREATE TRIGGER slow BEFORE UPDATE OF "
+      .. "worker_id ON slow_claims.work_items FOR EACH ROW WHEN "
+      .. "(OLD.worker_id IS NULL AND NEW.worker_id IS NOT NULL) EXECUTE "
+      .. "FUNCTION slow_claim()"))
+    for i = 1, 24 do
+      helpers.write(("%s/docs/s%02d.txt"):format(d, i), "item")
+    end
+    local r = update(d, db, "--workers 1 --max-inflight 3")
+    assert.are.equal(24, r.workers[1].done)
+    local n, longest = 0, 0
+    for ms in helpers.read(d .. "/log"):gmatch("%S+ (%S+)\n") do
+      n = n + 1
+      longest = math.max(longest, tonumber(ms))
+    end
+    assert.are.equal(24, n)
+    -- A claim made while items run lasts 0.3 s or more; the items it
+    -- overlaps end on time nonetheless (the longest waits 80 ms).
+    assert.is_true(longest < 250, "the longest item took " .. longest
+                   .. " ms")
+  end)
+
   it("tries a worker's failed writes again at its end, and fails their "
      .. "components as one process does", function()
     -- A target whose writes fail: the first time in each process with
