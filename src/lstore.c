@@ -300,10 +300,13 @@ static int claim_wait(lua_State *L, tide_Store *s) {
   Answer *a;
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
-  if (fd < 0 || (sched = tide_lsched_suspend(L, &anchor)) == NULL)
-    return claim_read(L, s);
+  if (fd < 0) return claim_read(L, s);
   if ((a = alloc(ud, NULL, 0, sizeof *a)) == NULL)
     return luaL_error(L, "not enough memory");
+  if ((sched = tide_lsched_suspend(L, &anchor)) == NULL) {
+    alloc(ud, a, sizeof *a, 0);
+    return claim_read(L, s);
+  }
   memset(a, 0, sizeof *a);
   a->alloc = alloc;
   a->ud = ud;
