@@ -379,46 +379,29 @@ static int sequence_failure(Check *c, int n, int v, lua_Integer len) {
   return 0;
 }
 
-/* How many keys the table at v has, counting no further than limit + 1. */
-static lua_Integer count_keys(lua_State *L, int v, lua_Integer limit) {
-  lua_Integer count = 0;
-  lua_pushnil(L);
-  while (lua_next(L, v)) {
-    lua_pop(L, 1);
-    if (++count > limit) {
-      lua_pop(L, 1);
-      break;
-    }
-  }
-  return count;
-}
-
-/* Pushes element i of the plain table at v as a float, or returns 0,
-** pushing nothing, when it is not a number a float32 can hold. */
-static int push_float32(lua_State *L, int v, lua_Integer i) {
-  lua_Number x;
-  if (lua_rawgeti(L, v, i) != LUA_TNUMBER ||
-      !((x = lua_tonumber(L, -1)) >= -FLT_MAX && x <= FLT_MAX)) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (tide_may_be_integer(x) && lua_isinteger(L, -1)) replace_number(L, x);
-  return 1;
-}
-
 /* The copy of a plain table whose keys are exactly 1..size and whose
 ** elements are float32s, as floats, in place of it; or 0 when the table is
-** not one. Once its keys are counted, each of 1..size being present means
-** there is no other. */
+** not one. In one traversal: each key in 1..size is stored at once, so
+** size of them, keys being distinct, means each of 1..size and no other
+** (a second pass of lua_rawgeti over the keys counted would cost as much
+** again). */
 static int vector_fast(lua_State *L, int v, lua_Integer size) {
-  lua_Integer i;
-  int out = v + 1; /* the table is on top */
-  if (count_keys(L, v, size) != size) return 0;
+  lua_Integer count = 0, k;
+  lua_Number x;
+  int out;
   lua_createtable(L, (int)size, 0);
-  for (i = 1; i <= size; i++) {
-    if (!push_float32(L, v, i)) return 0;
-    lua_rawseti(L, out, i);
+  out = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, v)) {
+    if (!lua_isinteger(L, -2) || (k = lua_tointeger(L, -2)) < 1 ||
+        k > size || lua_type(L, -1) != LUA_TNUMBER ||
+        !((x = lua_tonumber(L, -1)) >= -FLT_MAX && x <= FLT_MAX))
+      return 0;
+    if (tide_may_be_integer(x) && lua_isinteger(L, -1)) replace_number(L, x);
+    lua_rawseti(L, out, k);
+    count++;
   }
+  if (count != size) return 0;
   lua_replace(L, v);
   return 1;
 }

@@ -102,6 +102,11 @@ describe("a record check", function()
     assert.are.equal(2, r.line)
     assert.is_nil(getmetatable(r).__index)
     local V = tide.record("V", { { "v", tide.vector(3) } })
+    -- Keys set in any order (some in the table's hash part).
+    local backwards = {}
+    for i = 3, 1, -1 do backwards[i] = i end
+    assert.are.same({ 1.0, 2.0, 3.0 }, V { v = backwards }.v)
+    assert.are.equal("float", math.type(V { v = backwards }.v[3]))
     local holed = setmetatable({ 1, nil, 3 },
       { __index = { [2] = 2 }, __len = function() return 3 end })
     assert.are.same({ 1.0, 2.0, 3.0 }, V { v = holed }.v)
@@ -121,6 +126,12 @@ describe("a record check", function()
         "V.v[2]: expected number, got nil" },
       { V, { v = { 1, 2, 3, n = 3 } },
         "V.v: expected vector of 3 numbers, got a table with key n" },
+      { V, { v = { 1, 2, 3, 4 } },
+        "V.v: expected vector of 3 numbers, got 4" },
+      { V, { v = { 1, 2, 3, [0] = 0 } },
+        "V.v: expected vector of 3 numbers, got a table with key 0" },
+      { V, { v = { 1, 2, 3, [2.5] = 0 } },
+        "V.v: expected vector of 3 numbers, got a table with key 2.5" },
       { V, { v = { 1, 2, 0 / 0 } }, "V.v[3]: expected a finite number "
         .. "within float32 range, got NaN" },
       { V, { v = "x" }, "V.v: expected vector of 3 numbers, got string" },
