@@ -31,7 +31,7 @@ const char tide_pgs_claim_next_sql[] =
   " WHERE w.id = c.id RETURNING w.id, w.path, w.item, w.tries";
 
 /* The mark of the claims of update_id by worker_id. */
-static int64_t claim_mark(PgStore *s, int64_t update_id, int64_t worker_id) {
+static int64_t mark_of(PgStore *s, int64_t update_id, int64_t worker_id) {
   if (s->claim_update != update_id || s->claim_worker != worker_id) {
     s->claim_update = update_id;
     s->claim_worker = worker_id;
@@ -46,7 +46,7 @@ void tide_pgs_claim_params(PgStore *s, int64_t update_id, int64_t worker_id,
   pg_param_int(p, update_id);
   pg_param_int(p, worker_id);
   pg_param_int(p, max);
-  pg_param_int(p, claim_mark(s, update_id, worker_id));
+  pg_param_int(p, mark_of(s, update_id, worker_id));
 }
 
 void tide_pgs_claim_advance(PgStore *s, const PGresult *r) {

@@ -133,10 +133,11 @@ int tide_pgs_emit_work_items(PGresult *r, tide_StoreWorkItemFn fn,
   return rc;
 }
 
-/* Claims in two steps, in one transaction committed with the claims: the
-** ready items after the last this worker claimed (the items before are
-** claimed or done, and a scan from the start would step over all of
-** them, and over their dead versions, at every claim); then, only when
+/* Claims in two steps, each committed with its claims: the ready items
+** after the last this worker claimed (the items before are claimed or
+** done, and a scan from the start would step over all of them, and over
+** their dead versions, at every claim; store_pg_claim.c holds this step,
+** which a worker's loop may also send and read later); then, only when
 ** there are none, any ready item and the items of workers whose lease ran
 ** out. A claim sets the worker and the tries, which no index holds, so
 ** the server updates the row in place (store_pg_schema.c). */
