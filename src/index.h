@@ -80,17 +80,20 @@ int tide_index_load(tide_Index *ix, tide_Store *s, int64_t app_id);
 ** The same load, and the file states of every source of the app, on a
 ** thread of its own, so that the caller goes on meanwhile (a walk lists
 ** its folder): the thread reads through a read-only connection of its
-** own to s's file, and touches nothing but the index. Until
-** tide_index_wait, the caller must neither read nor change the index
-** (tide_index_loading and tide_index_free aside: freeing waits), nor
-** write the app's components or source items through s: the thread reads
-** what was committed when it began. The load runs at once instead, as
-** tide_index_load, when the index's allocator is not the default one (the
-** only one known to be thread-safe) or s is not a file named by an
-** absolute path. tide_index_wait returns 0 at once when no load is under
-** way; when the thread failed (its connection could not be opened), it
-** loads again through s, and file states then load per source on first
-** use.
+** own to s's store (tide_store_open_again), and touches nothing but the
+** index. Until tide_index_wait, the caller must neither read nor change
+** the index (tide_index_loading and tide_index_free aside: freeing
+** waits), nor write the app's components or source items through s: the
+** thread reads what was committed when it began. The load runs at once
+** instead, as tide_index_load, when the index's allocator is not the
+** default one (the only one known to be thread-safe), when s is a SQLite
+** store not named by an absolute path, or a PostgreSQL store whose app
+** has fewer than 20000 components (counted first: below that, the
+** thread's connection, a server process started for it, costs more than
+** the load).
+** tide_index_wait returns 0 at once when no load is under way; when the
+** thread failed (its connection could not be opened), it loads again
+** through s, and file states then load per source on first use.
 */
 int tide_index_load_async(tide_Index *ix, tide_Store *s, int64_t app_id);
 /* Whether the thread still loads (once it has ended, tide_index_wait

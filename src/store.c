@@ -143,6 +143,22 @@ int tide_store_open(tide_Store **out, const char *path, int flags,
   return rc;
 }
 
+int tide_store_open_again(tide_Store **out, const tide_Store *s,
+                          int flags) {
+  const char *path;
+  if (out == NULL) return TIDE_EINVAL;
+  *out = NULL;
+  if (s->backend == TIDE_STORE_POSTGRES) {
+    PgStore *g = NULL;
+    int rc = tide_pgs_open_again(&g, cpg(s), flags);
+    *out = g ? &g->base : NULL;
+    return rc;
+  }
+  path = tide_sqs_path(csq(s));
+  if (path[0] != '/') return TIDE_EINVAL;
+  return tide_store_open(out, path, flags, NULL, NULL);
+}
+
 int tide_store_close(tide_Store *s) {
   if (s == NULL) return 0;
   if (s->track) tide_buf_close(&s->written);

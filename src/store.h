@@ -100,6 +100,22 @@ int tide_store_open(tide_Store **out, const char *path, int flags,
                     tide_Alloc alloc, void *ud);
 
 /*
+** Opens the store s was opened on again, with flags and the default
+** allocator, as tide_store_open would: a connection of its own, for
+** another thread (the index's load, index.h). A PostgreSQL store is
+** reached as s reached it, password included; a SQLite store must have
+** been opened by an absolute path (else TIDE_EINVAL and *out NULL: an
+** in-memory or relative one cannot be found again from elsewhere).
+** Opened again read-only, a PostgreSQL store reads from one snapshot,
+** what was committed at its first read, until it is closed: a thread's
+** reads agree even while the workers of a shared update write. It reads
+** only what s's open fixed, so another thread may call it while s
+** is in use; s must stay open until it returns. Other failures as
+** tide_store_open's.
+*/
+int tide_store_open_again(tide_Store **out, const tide_Store *s, int flags);
+
+/*
 ** Commits the open batch, then frees the store and releases the writer
 ** lock. Accepts NULL. Returns the commit's status; the store is freed even
 ** when that fails, so call tide_store_flush first to read the message.

@@ -764,16 +764,20 @@ static int open_server(PgStore *s) {
     if (empty == 1 && (rc = tide_pgs_schema_create(s)) != 0) return rc;
     if ((rc = tide_pgs_schema_upgrade(s)) != 0) return rc;
   }
+  /* The transaction stays open across the pipeline's synchronisations:
+  ** every read sees what was committed at the first. */
+  if (s->snapshot &&
+      (rc = exec_setup(s, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                       "cannot open")) != 0)
+    return rc;
   if (!PQenterPipelineMode(s->conn))
     return tide_pgs_fail_pg(s, NULL, "cannot open", "");
   return 0;
 }
 
-int tide_pgs_open(PgStore **out, const char *location, int flags,
-                  tide_Alloc alloc, void *ud) {
+/* A store not connected yet, in *out (NULL when memory ran out). */
+static int make_store(PgStore **out, tide_Alloc alloc, void *ud) {
   PgStore *s;
-  int rc;
-  if (out == NULL) return TIDE_EINVAL;
   *out = NULL;
   if (alloc == NULL) alloc = tide_alloc_default;
   s = alloc(ud, NULL, 0, sizeof *s);
@@ -788,12 +792,55 @@ int tide_pgs_open(PgStore **out, const char *location, int flags,
   tide_hashmap_init(&s->components_kept, alloc, ud);
   tide_store_set_batch_limits(&s->base, 0, 0);
   *out = s;
-  if ((rc = parse_location(s, location)) != 0) return rc;
+  return 0;
+}
+
+static int check_flags(PgStore *s, int flags) {
   if (flags != TIDE_STORE_READ && flags != TIDE_STORE_WRITE &&
       flags != TIDE_STORE_SHARED)
     return tide_pgs_fail(s, TIDE_EINVAL, "%s: invalid open flags %d",
                          s->location, flags);
   s->flags = flags;
+  return 0;
+}
+
+int tide_pgs_open(PgStore **out, const char *location, int flags,
+                  tide_Alloc alloc, void *ud) {
+  PgStore *s;
+  int rc;
+  if (out == NULL) return TIDE_EINVAL;
+  if ((rc = make_store(out, alloc, ud)) != 0) return rc;
+  s = *out;
+  if ((rc = parse_location(s, location)) != 0 ||
+      (rc = check_flags(s, flags)) != 0)
+    return rc;
+  return open_server(s);
+}
+
+/* Copies n bytes of from into *to, allocated by s. */
+static int copy_owned(PgStore *s, char **to, size_t *size, const char *from,
+                      size_t n) {
+  if ((*to = s->base.alloc(s->base.ud, NULL, 0, n)) == NULL) return nomem(s);
+  memcpy(*to, from, n);
+  *size = n;
+  return 0;
+}
+
+int tide_pgs_open_again(PgStore **out, const PgStore *from, int flags) {
+  PgStore *s;
+  int rc;
+  if (out == NULL) return TIDE_EINVAL;
+  if ((rc = make_store(out, NULL, NULL)) != 0) return rc;
+  s = *out;
+  /* What from's open fixed, read only: from may be in use meanwhile. */
+  if ((rc = copy_owned(s, &s->conninfo, &s->conninfo_size, from->conninfo,
+                       from->conninfo_size)) != 0 ||
+      (rc = copy_owned(s, &s->location, &s->location_size, from->location,
+                       from->location_size)) != 0)
+    return rc;
+  memcpy(s->schema, from->schema, sizeof s->schema);
+  if ((rc = check_flags(s, flags)) != 0) return rc;
+  s->snapshot = flags == TIDE_STORE_READ;
   return open_server(s);
 }
 

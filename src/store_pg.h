@@ -203,6 +203,7 @@ struct PgStore {
   char schema[TIDE_PG_SCHEMA_SIZE]; /* the schema's name */
   int flags;                 /* TIDE_STORE_READ or TIDE_STORE_WRITE */
   int version;               /* the schema's format version, once checked */
+  int snapshot;              /* reads from one snapshot (opened again) */
   int locked;                /* this session holds the writer lock */
   int64_t unlocked_generation; /* the generation when the lock was let go */
   unsigned char prepared[PG_SLOT_COUNT];
@@ -431,6 +432,7 @@ static inline void pg_param_id(PgParams *p, int64_t id) {
 
 int tide_pgs_open(PgStore **out, const char *location, int flags,
                   tide_Alloc alloc, void *ud);
+int tide_pgs_open_again(PgStore **out, const PgStore *from, int flags);
 int tide_pgs_close(PgStore *s);
 int tide_pgs_unlock(PgStore *s);
 int tide_pgs_relock(PgStore *s, int *changed);

@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "check.h"
+#include "index.h"
 #include "store.h"
 
 /* ---- Helpers ---- */
@@ -752,6 +753,116 @@ static void test_reader_refuses_writes(void) {
   CHECK_EQ_INT(tide_store_run_begin(s, 1, &id), TIDE_EINVAL);
   CHECK_EQ_INT(tide_store_flush(s), 0);
   CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
+/* A store opened again (a thread's own connection, the index's load)
+** reads what its first open reaches, read-only, and shows the same
+** location; a SQLite store opened by a relative path cannot be. */
+static void test_open_again(void) {
+  Tmp t;
+  tide_Store *s, *again = NULL;
+  int64_t app = 0, got = 0, count = -1;
+  char cwd[512];
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_open_again(&again, s, TIDE_STORE_READ), 0);
+  CHECK_STR_EQ(tide_store_path(again), tide_store_path(s));
+  CHECK_EQ_INT(tide_store_app_get_or_create(again, LIT("docs"), &got, NULL),
+               0);
+  CHECK_EQ_INT(got, app);
+  CHECK_EQ_INT(tide_store_app_get_or_create(again, LIT("other"), &got, NULL),
+               TIDE_EINVAL); /* read-only */
+  CHECK_EQ_INT(tide_store_component_count(again, app, &count), 0);
+  CHECK_EQ_INT(count, 0);
+  CHECK_EQ_INT(tide_store_close(again), 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  if (!pg_base() && getcwd(cwd, sizeof cwd) != NULL) {
+    /* Relative to a folder the caller may leave. */
+    CHECK_EQ_INT(chdir(t.dir), 0);
+    s = open_ok("relative.db", TIDE_STORE_WRITE);
+    again = s; /* set to NULL by the call */
+    CHECK_EQ_INT(tide_store_open_again(&again, s, TIDE_STORE_READ),
+                 TIDE_EINVAL);
+    CHECK(again == NULL);
+    tide_store_close(s);
+    CHECK_EQ_INT(chdir(cwd), 0);
+  }
+  tmp_close(&t);
+}
+
+/* The index loads on a thread of its own through the store opened again,
+** reading the file states of every source besides (a load at once reads
+** none): always from a SQLite file, from PostgreSQL only for an app of
+** 20000 components or more (below, the thread's connection would cost
+** more than the load). Either way it equals a load at once. */
+static int64_t put_many(tide_Store *s, const char *app_name, int n) {
+  tide_StoreComponent c;
+  tide_StoreSourceItem item;
+  uint8_t fp[TIDE_FP_SIZE];
+  char path[32];
+  int64_t app = 0;
+  int i;
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, app_name, strlen(app_name),
+                                            &app, NULL), 0);
+  memset(&c, 0, sizeof c);
+  SET_STR(c.fn_name, "f");
+  c.input_fp = fp;
+  c.app_id = app;
+  for (i = 0; i < n; i++) {
+    snprintf(path, sizeof path, "/f/%05d", (int)(((int64_t)i * 7919) % n));
+    fp_fill(fp, i % 200);
+    SET_STR(c.path, path);
+    CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
+  }
+  memset(&item, 0, sizeof item);
+  item.app_id = app;
+  SET_STR(item.source, "fs:docs");
+  SET_STR(item.key, "a.md");
+  item.size = 1;
+  item.mtime_ns = 2;
+  item.inode = 3;
+  item.content_fp = fp;
+  CHECK_EQ_INT(tide_store_source_put(s, &item), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  return app;
+}
+
+static void check_index_load(tide_Store *s, int64_t app, int on_thread) {
+  tide_Index *now, *ix;
+  size_t i;
+  CHECK_EQ_INT(tide_index_new(&now, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load(now, s, app), 0);
+  CHECK_EQ_INT(tide_index_new(&ix, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load_async(ix, s, app), 0);
+  CHECK_EQ_INT(tide_index_wait(ix), 0);
+  CHECK_EQ_INT(tide_index_count(ix), tide_index_count(now));
+  for (i = 0; i < tide_index_count(ix) && i < tide_index_count(now); i++) {
+    tide_IndexEntry *x = tide_index_at(ix, i), *y = tide_index_at(now, i);
+    CHECK(x->id == y->id && x->path_len == y->path_len &&
+          memcmp(x->input, y->input, TIDE_FP_SIZE) == 0 &&
+          memcmp(tide_index_path(ix, x), tide_index_path(now, y),
+                 x->path_len) == 0);
+  }
+  CHECK_EQ_INT(tide_index_file_fp(ix, LIT("fs:docs"), LIT("a.md"), 1, 2, 3)
+                 != NULL, on_thread);
+  tide_index_free(ix);
+  tide_index_free(now);
+}
+
+static void test_index_on_a_thread(void) {
+  Tmp t;
+  tide_Store *s;
+  int64_t small, big;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  small = put_many(s, "small", 19999);
+  big = put_many(s, "big", 20000);
+  check_index_load(s, small, !pg_base());
+  check_index_load(s, big, 1);
+  tide_store_close(s);
   tmp_close(&t);
 }
 
@@ -2666,12 +2777,16 @@ static void test_known_ids(void) {
 /* The location's password never reaches the path or a message. */
 static void test_pg_password(void) {
   Tmp t;
-  tide_Store *s = NULL;
+  tide_Store *s = NULL, *again = NULL;
   char location[700];
   tmp_init(&t, "unused");
   snprintf(location, sizeof location, "%s&password=s3cret-word", t.path);
   s = open_ok(location, TIDE_STORE_WRITE);
   CHECK_STR_EQ(tide_store_path(s), t.path);
+  /* Opened again as it was reached, shown as it was. */
+  CHECK_EQ_INT(tide_store_open_again(&again, s, TIDE_STORE_READ), 0);
+  CHECK_STR_EQ(tide_store_path(again), t.path);
+  tide_store_close(again);
   tide_store_close(s);
   s = NULL;
   CHECK_EQ_INT(tide_store_open(&s, "postgresql://tide:s3cret-word@/postgres"
@@ -3089,6 +3204,8 @@ static const CheckTest tests[] = {
   { "second writer locked", test_second_writer_locked },
   { "lock freed by kill -9", test_lock_freed_by_kill },
   { "reader refuses writes", test_reader_refuses_writes },
+  { "a store opened again", test_open_again },
+  { "the index loaded on a thread", test_index_on_a_thread },
   { "apps", test_apps },
   { "components", test_components },
   { "component bulk iteration", test_component_each_bulk },

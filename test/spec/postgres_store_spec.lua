@@ -59,10 +59,14 @@ end)
 local function project(n)
   local d = helpers.tmpdir()
   helpers.write(d .. "/pipeline.lua", PIPELINE)
+  helpers.write(d .. "/docs/d000.txt", "")
+  os.remove(d .. "/docs/d000.txt")
+  local name = n > 999 and "%s/docs/d%05d.txt" or "%s/docs/d%03d.txt"
   for i = 1, n do
-    helpers.write(("%s/docs/d%03d.txt"):format(d, i),
-                  ("Document %d\nwith %d words %s\n"):format(i, i,
-                  ("x "):rep(i % 7)))
+    local f = assert(io.open(name:format(d, i), "wb"))
+    f:write(("Document %d\nwith %d words %s\n"):format(i, i,
+                                                     ("x "):rep(i % 7)))
+    f:close()
   end
   return d
 end
@@ -128,6 +132,45 @@ describe("the state store on PostgreSQL", function()
     -- The store is the schema's tables.
     assert.are.equal(40, tonumber(rows("SELECT count(*) AS n FROM "
       .. "same_as_sqlite.components WHERE path LIKE '%.txt'::bytea")[1].n))
+  end)
+
+  -- From 20000 components the index and the file states are read on a
+  -- thread with a connection of its own (index.h), beside main and the
+  -- walk; the thread reaches the store as the run does, password included.
+  it("reads a large store's index beside the walk: the same reports and "
+     .. "rows, alone and with workers", function()
+    local a, b = project(20000), project(20000)
+    local lite, srv = a .. "/state.db", location("large", true)
+    local function both(...)
+      local ra = update(a, lite)
+      local out, err, code = tide(b, srv, "update --json", ...)
+      assert(code == 0, "update failed: " .. tostring(err) .. out)
+      local rb = cjson.decode(out)
+      assert.are.equal(counts(ra), counts(rb))
+      assert.are.equal(target_rows(a), target_rows(b))
+      return rb
+    end
+    assert.are.equal(20000, both().components.added)
+    assert.are.equal(20000, both().components.unchanged)
+    for _, d in ipairs { a, b } do
+      helpers.write(d .. "/docs/d00007.txt", "Seven, edited\n")
+      os.remove(d .. "/docs/d00008.txt")
+      helpers.write(d .. "/docs/d20001.txt", "A new one\n")
+    end
+    local r = both()
+    assert.are.equal(1, r.components.added)
+    assert.are.equal(1, r.components.reprocessed)
+    assert.are.equal(1, r.components.deleted)
+    assert.are.equal(19998, r.components.unchanged)
+    -- Workers too read it on a thread, while they wait to join.
+    for _, d in ipairs { a, b } do
+      helpers.write(d .. "/docs/d00009.txt", "Nine, edited\n")
+      helpers.write(d .. "/docs/d00010.txt", "Ten, edited\n")
+    end
+    r = both("--workers", "2")
+    assert.are.equal(2, r.components.reprocessed)
+    assert.are.equal(19998, r.components.unchanged)
+    assert.are.equal(20000, both().components.unchanged)
   end)
 
   it("converges after kill -9 at random moments", function()
