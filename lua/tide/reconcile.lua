@@ -98,8 +98,12 @@ function M.declare(task, container, key, value, level)
     error(fmt("target key %s of %s declared by both %s and %s",
               describe_key(key), container.short, fp, path), level + 1)
   end
+  -- Sized for the fields it may get (nil ones only size it): at most
+  -- eight, since take is for a state it did not own, owned for one it did.
+  -- Eight fit a table's smallest hash of that size; a ninth would double
+  -- it (one such table per declared state).
   local d = { container = container, kb = kb, key = key, value = value,
-              fp = fp, write = nil, take = nil, frame = nil, owned = nil }
+              fp = fp, write = nil, frame = nil, owned = nil }
   local declared = frame.declared
   if not declared then
     frame.declared = { d }
