@@ -11,9 +11,10 @@
 ** failed; those left unmarked at the end are deleted by the engine.
 **
 ** The algorithm:
-** - Entries are read in the table's row order (one scan, where path order
-**   would cost a lookup per row) and then sorted by path; their paths'
-**   bytes are kept once, in one buffer.
+** - Entries are read in the order the store reads fastest (a SQLite
+**   file's row order: one scan, where path order would cost a lookup per
+**   row) and then sorted by path; their paths' bytes are kept once, in
+**   one buffer.
 ** - A path finds its entry through the index's own table of paths (open
 **   addressing, 8 bytes a slot), after a look at the entry that follows
 **   the last one found: the engine asks in about path order (a walk, a

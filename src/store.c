@@ -363,10 +363,11 @@ int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
   return tide_sqs_component_each_brief(sq(s), app_id, fn, arg);
 }
 
-int tide_store_component_count(tide_Store *s, int64_t app_id, int64_t *count) {
+int tide_store_component_count(tide_Store *s, int64_t app_id, int64_t max,
+                               int64_t *count) {
   if (s->backend == TIDE_STORE_POSTGRES)
-    return tide_pgs_component_count(pg(s), app_id, count);
-  return tide_sqs_component_count(sq(s), app_id, count);
+    return tide_pgs_component_count(pg(s), app_id, max, count);
+  return tide_sqs_component_count(sq(s), app_id, max, count);
 }
 
 int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,

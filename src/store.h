@@ -327,13 +327,19 @@ int tide_store_components_before(tide_Store *s, const int64_t *ids, size_t n,
 int tide_store_component_each(tide_Store *s, int64_t app_id,
                               tide_StoreComponentFn fn, void *arg);
 /* Every component of the app in no set order, with only id, app_id, path,
-** logic_fp, input_fp, deps_fp and status filled (the rest is 0 or NULL):
-** one scan of the table, where path order costs a lookup per row. For a
-** caller that orders them itself (the component index). */
+** logic_fp, input_fp, deps_fp and status filled (the rest is 0 or NULL),
+** in the order the backend reads fastest: a SQLite file's row order (one
+** scan, where path order costs a lookup per row), PostgreSQL's path
+** order (pages through the app's path index, the one plan its statistics
+** cannot turn into a sort of the whole table). For a caller that orders
+** them itself (the component index). */
 int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
                                     tide_StoreComponentFn fn, void *arg);
-/* How many components the app has, into *count. */
-int tide_store_component_count(tide_Store *s, int64_t app_id,
+/* How many components the app has, into *count; with max > 0, no more
+** than max: the count stops there, a bound on what it reads (a count of
+** a large table is a scan of its index, and of its rows while
+** PostgreSQL has not vacuumed them). */
+int tide_store_component_count(tide_Store *s, int64_t app_id, int64_t max,
                                int64_t *count);
 
 /*

@@ -464,7 +464,8 @@ int tide_pgs_component_each(PgStore *s, int64_t app_id,
                             tide_StoreComponentFn fn, void *arg);
 int tide_pgs_component_each_brief(PgStore *s, int64_t app_id,
                                   tide_StoreComponentFn fn, void *arg);
-int tide_pgs_component_count(PgStore *s, int64_t app_id, int64_t *count);
+int tide_pgs_component_count(PgStore *s, int64_t app_id, int64_t max,
+                             int64_t *count);
 int tide_pgs_memo_get(PgStore *s, int64_t app_id, const uint8_t *key,
                       tide_StoreMemo *m);
 int tide_pgs_memo_put(PgStore *s, const tide_StoreMemo *m);

@@ -498,30 +498,40 @@ static int emit_component_brief(const PGresult *r, int row, const void *cb,
   return (*(const tide_StoreComponentFn *)cb)(arg, &c);
 }
 
+/* In path order, the pages read through the (app_id, path) index: the
+** plan the server takes whatever its statistics say. (By id, a table
+** just filled, not yet analyzed, was read whole and sorted for each
+** page: 30 ms a page of 100k components instead of 5.) */
 int tide_pgs_component_each_brief(PgStore *s, int64_t app_id,
                                   tide_StoreComponentFn fn, void *arg) {
-  static const int keys[] = { 0 };
+  static const int keys[] = { 2 };
   PgParams p;
   id_param(&p, app_id);
   return each_page(s, PG_COMPONENT_BRIEF,
                    "SELECT id, app_id, path, logic_fp, input_fp, deps_fp,"
                    " status FROM components WHERE app_id = $1"
-                   " ORDER BY id" PAGE,
+                   " ORDER BY path" PAGE,
                    PG_COMPONENT_BRIEF_NEXT,
                    "SELECT id, app_id, path, logic_fp, input_fp, deps_fp,"
-                   " status FROM components WHERE app_id = $1 AND id > $2"
-                   " ORDER BY id" PAGE,
+                   " status FROM components WHERE app_id = $1 AND path > $2"
+                   " ORDER BY path" PAGE,
                    &p, keys, 1, "cannot list the components",
                    emit_component_brief, &fn, arg);
 }
 
-int tide_pgs_component_count(PgStore *s, int64_t app_id, int64_t *count) {
+int tide_pgs_component_count(PgStore *s, int64_t app_id, int64_t max,
+                             int64_t *count) {
   PGresult *r;
   PgParams p;
   int rc;
   id_param(&p, app_id);
+  if (max > 0)
+    pg_param_int(&p, max);
+  else
+    pg_param_bytes(&p, NULL, 0); /* LIMIT NULL: all */
   rc = tide_pgs_read(s, PG_COMPONENT_COUNT,
-                     "SELECT count(*) FROM components WHERE app_id = $1", &p,
+                     "SELECT count(*) FROM (SELECT 1 FROM components"
+                     " WHERE app_id = $1 LIMIT $2) c", &p,
                      "cannot count the components", &r);
   if (rc) return rc;
   *count = pg_int(r, 0, 0);

@@ -309,7 +309,8 @@ int tide_sqs_component_each(SqStore *s, int64_t app_id,
                             tide_StoreComponentFn fn, void *arg);
 int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
                                   tide_StoreComponentFn fn, void *arg);
-int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t *count);
+int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t max,
+                             int64_t *count);
 int tide_sqs_memo_get(SqStore *s, int64_t app_id, const uint8_t *key,
                       tide_StoreMemo *m);
 int tide_sqs_memo_put(SqStore *s, const tide_StoreMemo *m);

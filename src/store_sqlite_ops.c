@@ -323,16 +323,17 @@ int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
   return each(s, st, what, emit_component_brief, &fn, arg);
 }
 
-int tide_sqs_component_count(SqStore *s, int64_t app_id,
-                               int64_t *count) {
+int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t max,
+                             int64_t *count) {
   sqlite3_stmt *st;
   const char *what = "cannot count the components";
   int rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_COUNT,
-                           "SELECT count(*) FROM components"
-                           " WHERE app_id = ?1",
+                           "SELECT count(*) FROM (SELECT 1 FROM components"
+                           " WHERE app_id = ?1 LIMIT ?2)",
                            &st);
   if (rc) return rc;
-  if (bind_int(st, 1, app_id)) return bind_failed(s, what);
+  if (bind_int(st, 1, app_id) || bind_int(st, 2, max > 0 ? max : -1))
+    return bind_failed(s, what);
   return find_id(s, st, what, count);
 }
 

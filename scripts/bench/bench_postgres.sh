@@ -5,7 +5,11 @@
 #   unindexed table (bench_postgres.lua), BENCH_RUNS rounds, medians;
 # - `tide live` keeping a table of N rows through NOTIFY: one row changed
 #   until tide's target row changed, against the notification reaching a
-#   bare listener (bench_postgres_live.lua).
+#   bare listener (bench_postgres_live.lua);
+# - a no-change run over N files made by gen_tree.sh (nochange_pipeline.lua:
+#   one memoized component and one SQLite row per file) with its state
+#   store in PostgreSQL, against the same run on a SQLite store, RUNS runs
+#   of each interleaved, medians.
 # Usage: bench_postgres.sh [N]   (default 100000)
 set -eu
 # shellcheck source=scripts/bench/lib.sh
@@ -45,3 +49,37 @@ until grep -q watching "$work/live.err" 2>/dev/null; do
 done
 sleep 3 # the watch's own listing of the table, after it listens
 "$tide" run "$root/scripts/bench/bench_postgres_live.lua" 30 "$n"
+kill "$live_pid" 2>/dev/null
+wait "$live_pid" 2>/dev/null || true
+live_pid=
+
+# ---- A no-change run with the state store in PostgreSQL ----
+sh "$root/scripts/bench/gen_tree.sh" "$n" "$work/tree"
+export BENCH_TREE="$work/tree"
+pg_db="postgresql:///postgres?host=$work/pg&user=tide&schema=nochange"
+for store in pg lite; do
+  # A folder each: the target table has one owning store.
+  mkdir -p "$work/$store"
+  cp "$root/scripts/bench/nochange_pipeline.lua" "$work/$store/pipeline.lua"
+done
+"$tide" update "$work/pg/pipeline.lua" --db "$pg_db" --quiet # cold
+"$tide" update "$work/lite/pipeline.lua" --db "$work/lite/state.db" --quiet
+json=$("$tide" update "$work/pg/pipeline.lua" --db "$pg_db" --json)
+case $json in
+  *"\"unchanged\":$n,"*) ;;
+  *) echo "$0: the second run was not a no-change run: $json" >&2
+     exit 1 ;;
+esac
+i=0
+while [ "$i" -lt "$RUNS" ]; do
+  timed "$work/lite.t" "$tide" update "$work/lite/pipeline.lua" \
+    --db "$work/lite/state.db" --quiet
+  timed "$work/pg.t" "$tide" update "$work/pg/pipeline.lua" --db "$pg_db" \
+    --quiet
+  i=$((i + 1))
+done
+awk -v n="$n" -v p="$(median 1 "$work/pg.t")" \
+  -v l="$(median 1 "$work/lite.t")" 'BEGIN {
+  printf "no-change run, %d files, state store in PostgreSQL: %.0f ms" \
+    " (%.2f us/file), against %.0f ms on a SQLite store, ratio %.2f\n",
+    n, p / 1000, p / n, l / 1000, p / l }'

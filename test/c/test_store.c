@@ -775,7 +775,7 @@ static void test_open_again(void) {
   CHECK_EQ_INT(got, app);
   CHECK_EQ_INT(tide_store_app_get_or_create(again, LIT("other"), &got, NULL),
                TIDE_EINVAL); /* read-only */
-  CHECK_EQ_INT(tide_store_component_count(again, app, &count), 0);
+  CHECK_EQ_INT(tide_store_component_count(again, app, 0, &count), 0);
   CHECK_EQ_INT(count, 0);
   CHECK_EQ_INT(tide_store_close(again), 0);
   CHECK_EQ_INT(tide_store_close(s), 0);
@@ -855,11 +855,18 @@ static void check_index_load(tide_Store *s, int64_t app, int on_thread) {
 static void test_index_on_a_thread(void) {
   Tmp t;
   tide_Store *s;
-  int64_t small, big;
+  int64_t small, big, count = -1;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
   small = put_many(s, "small", 19999);
   big = put_many(s, "big", 20000);
+  /* A count that stops at its bound. */
+  CHECK_EQ_INT(tide_store_component_count(s, big, 0, &count), 0);
+  CHECK_EQ_INT(count, 20000);
+  CHECK_EQ_INT(tide_store_component_count(s, big, 100, &count), 0);
+  CHECK_EQ_INT(count, 100);
+  CHECK_EQ_INT(tide_store_component_count(s, small, 30000, &count), 0);
+  CHECK_EQ_INT(count, 19999);
   check_index_load(s, small, !pg_base());
   check_index_load(s, big, 1);
   tide_store_close(s);
