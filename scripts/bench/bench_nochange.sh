@@ -22,12 +22,7 @@ for n in $sizes; do
   export BENCH_TREE="$dir/tree"
   db="$dir/state.db"
   "$tide" update "$dir/pipeline.lua" --db "$db" --quiet # the cold run
-  json=$("$tide" update "$dir/pipeline.lua" --db "$db" --json)
-  case $json in
-    *"\"unchanged\":$n,"*) ;;
-    *) echo "$0: the second run was not a no-change run: $json" >&2
-       exit 1 ;;
-  esac
+  expect_nochange "$n" "$tide" update "$dir/pipeline.lua" --db "$db" --json
   i=0
   while [ "$i" -lt "$RUNS" ]; do
     timed "$dir/floor.t" "$floor" "$dir/tree" >/dev/null

@@ -41,12 +41,7 @@ for kind in $kinds; do
   export BENCH_SOURCE="$kind" BENCH_DATA="$data"
   db="$dir/state.db"
   timed "$dir/cold.t" "$tide" update "$dir/pipeline.lua" --db "$db" --quiet
-  json=$("$tide" update "$dir/pipeline.lua" --db "$db" --json)
-  case $json in
-    *"\"unchanged\":$n,"*) ;;
-    *) echo "$0: the second run was not a no-change run: $json" >&2
-       exit 1 ;;
-  esac
+  expect_nochange "$n" "$tide" update "$dir/pipeline.lua" --db "$db" --json
   i=0
   while [ "$i" -lt "$RUNS" ]; do
     got=$(timed "$dir/floor.t" "$tide" run "$floor_lua" "$kind" "$data")

@@ -4,6 +4,8 @@
 #   timed OUT CMD...        runs CMD under runstat: appends "US KB" to OUT
 #   median COLUMN FILE      the median of a column of numbers
 #   verdict VALUE BUDGET TEXT   prints "budget TEXT: met" or "NOT met"
+#   expect_nochange N CMD...    runs CMD (an update with --json), exits
+#                           unless it carried over N components
 # BUILD names the build directory (default build).
 BUILD=${BUILD:-build}
 # shellcheck disable=SC2034 # RUNS is for the scripts that source this.
@@ -33,4 +35,15 @@ verdict() {
   awk -v v="$1" -v b="$2" -v t="$3" 'BEGIN {
     printf "budget %s: %s\n", t, (v + 0 <= b + 0) ? "met" : "NOT met"
   }'
+}
+
+expect_nochange() {
+  want=$1
+  shift
+  json=$("$@")
+  case $json in
+    *"\"unchanged\":$want,"*) ;;
+    *) echo "$0: the run was not a no-change run: $json" >&2
+       exit 1 ;;
+  esac
 }
