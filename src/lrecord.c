@@ -389,8 +389,9 @@ static int vector_fast(lua_State *L, int v, lua_Integer size) {
   lua_Integer count = 0, k;
   lua_Number x;
   int out;
-  /* 1..size all there and size + 1 not: size is the table's only border
-  ** (and a table far too short costs no copy the size of the type's). */
+  /* A valid vector (keys 1..size, no other) has size as its only border:
+  ** any other length fails here, before a copy the size of the type's is
+  ** made (the traversal below checks the keys themselves). */
   if ((lua_Integer)lua_rawlen(L, v) != size) return 0;
   lua_createtable(L, (int)size, 0);
   out = lua_gettop(L);
