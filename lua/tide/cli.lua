@@ -231,6 +231,8 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
   local pids, exe = {}, assert(core.exe_path())
   local share = { role = "lead", lease_ms = lease_ms }
   for i, child in ipairs(forked or {}) do pids[i] = child.pid end
+  -- What the lead does that a user should hear of (share.lua).
+  function share.notice(text) say("%s", text) end
   local told = false
   function share.on_open(update_id)
     -- Live mode: the workers are started once and take every cycle's

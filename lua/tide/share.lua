@@ -229,9 +229,22 @@ local function redo(run)
   return n
 end
 
+-- A round of the update's items run by the lead itself, as a worker that
+-- leaves once none is left to claim (its counts are its run's already):
+-- what its workers left when none of them is left.
+local function lead_round(run)
+  local store, share = run.store, run.share
+  share.redoing = true
+  M.work(run, store:worker_join(share.update_id, "lead", core.getpid()))
+  share.redoing = false
+  share.beat:stop()
+  store:worker_leave(share.worker_id)
+end
+
 -- The lead's wait, in its root task once main has listed everything:
--- until every item is done and every worker gone. fail(message) is
--- called when no worker is left to do what remains.
+-- until every item is done and every worker gone. When every worker has
+-- died (or never joined) with items left, the lead runs them itself, once
+-- their leases have run out, and says so (share.notice).
 function M.lead(run)
   local store, share = run.store, run.share
   -- The workers learn which containers this update made (fresh_ids).
@@ -255,18 +268,15 @@ function M.lead(run)
       -- Items whose worker ended before it finished them (M.finish_later)
       -- are ready again, with those whose batch a worker did not write.
       if store:work_reopen(share.update_id) + redo(run) == 0 then break end
-      -- A second round, run by the lead itself, as a worker that leaves
-      -- once done (its counts are its run's already).
-      share.redoing = true
-      M.work(run, store:worker_join(share.update_id, "lead", core.getpid()))
-      share.redoing = false
-      share.beat:stop()
-      store:worker_leave(share.worker_id)
+      -- A second round, run by the lead itself.
+      lead_round(run)
     elseif open > 0 and not workers_alive(run)
            and not (share.starting and share.starting()) then
-      error({ tide_fatal = true, message = fmt("%d of the update's items "
-              .. "were not done: no worker is left to do them (see tide "
-              .. "show --workers)", open) }, 0)
+      if share.notice then
+        share.notice(fmt("no worker is left: the lead runs the %d items "
+                         .. "not done itself", open))
+      end
+      lead_round(run)
     else
       sleep(wait)
       wait = math.min(wait * 2, POLL_S * 2)

@@ -3,7 +3,8 @@
 -- and the store a one-process run gives, through cold, edited and
 -- no-change runs; a worker killed with SIGKILL is taken over and the
 -- result is the same, each component committed once but for the ones the
--- lead runs again; a worker started by hand joins and takes work; SIGTERM
+-- lead runs again; when every worker dies, the lead runs what is left
+-- itself; a worker started by hand joins and takes work; SIGTERM
 -- frees a worker's items at once; show --workers lists them; and what
 -- cannot be shared is refused with a message.
 local helpers = require "test.spec.helpers"
@@ -506,6 +507,54 @@ end)
     -- And a run after it has nothing to do.
     local again = update(d, db, "", "SLEEP_MS=40")
     assert.are.equal(150, again.components.unchanged)
+    assert.are.equal(0, again.targets.inserted + again.targets.updated)
+  end)
+
+  it("runs the items left itself when every worker died, and gives one "
+     .. "process's result", function()
+    local d, clean = project(80), project(80)
+    update(clean, location("clean_all_dead"), "", "SLEEP_MS=100")
+    local db = location("all_dead")
+    -- 100 ms a component, 4 at a time: about 2 s of work, long enough for
+    -- both workers to be seen at work, however slowly they start.
+    local out, err = os.tmpname(), os.tmpname()
+    local lead = io.popen(("cd %s && SLEEP_MS=100 %s update pipeline.lua "
+      .. "--db %s --workers 2 --lease 1 --max-inflight 2 --json > %s 2> %s;"
+      .. " echo $?"):format(q(d), helpers.tide, q(db), q(out), q(err)))
+    -- Once both work and have done some of their items, both die.
+    local workers
+    helpers.wait_for(function()
+      local w = shown_workers(d, db)
+      if w and #w == 2 and w[1].done >= 5 and w[2].done >= 5 then
+        workers = w
+        return true
+      end
+    end, 20)
+    assert.is_table(workers)
+    helpers.run(("kill -9 %d %d"):format(workers[1].pid, workers[2].pid))
+    local code = lead:read("a")
+    lead:close()
+    local said = helpers.read(err)
+    local r = cjson.decode(helpers.read(out))
+    os.remove(out)
+    os.remove(err)
+    assert.are.equal("0", code:match("%d+"), said)
+    assert.is_truthy(said:find("no worker is left: the lead runs the %d+ "
+                               .. "items not done itself"), said)
+    assert.are.equal(0, r.components.errors)
+    -- The lead's own rounds are among the update's workers, with what
+    -- they did: the items the workers left.
+    local lead_done = 0
+    for _, w in ipairs(r.workers) do
+      if w.host == "lead" then lead_done = lead_done + w.done end
+    end
+    assert.is_true(lead_done > 0, "the lead did " .. lead_done)
+    assert.are.equal(target_rows(clean), target_rows(d))
+    assert.are.equal(store_content("clean_all_dead"),
+                     store_content("all_dead"))
+    -- And a run after it has nothing to do.
+    local again = update(d, db, "", "SLEEP_MS=100")
+    assert.are.equal(80, again.components.unchanged)
     assert.are.equal(0, again.targets.inserted + again.targets.updated)
   end)
 
