@@ -259,12 +259,32 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
       end
     end
   end
-  function share.starting()
+  -- Reaps the workers that ended; whether one of them still runs. Those
+  -- that ended with a status other than 0 (killed, crashed) wait in
+  -- ended for share.ended.
+  local ended = {}
+  local function reap()
+    local running = false
     for _, pid in ipairs(pids) do
-      if pids[pid] == nil and core.reap(pid) == nil then return true end
-      pids[pid] = true
+      if pids[pid] == nil then
+        local status = core.reap(pid)
+        if status == nil then
+          running = true
+        else
+          pids[pid] = true
+          if status ~= 0 then ended[#ended + 1] = pid end
+        end
+      end
     end
-    return false
+    return running
+  end
+  share.starting = reap
+  -- The pids of the workers that ended badly since the last call.
+  function share.ended()
+    reap()
+    local out = ended
+    ended = {}
+    return out
   end
   -- Workers that are still running when the update ends are waited for:
   -- they end once no item is left. Live mode's, and those of an update

@@ -88,14 +88,15 @@ function M.new(app, opts, parts)
   run.app_id = store:app(app.name, true)
   -- A shared update (share.lua): opts.share = { role = "lead" | "worker",
   -- update_id (a worker's), lease_ms, starting (the lead's: whether
-  -- workers it started may still join), notice (the lead's: says what a
-  -- user should hear of) }.
+  -- workers it started may still join), ended (the lead's: the pids of
+  -- those that ended badly since it last asked), notice (the lead's: says
+  -- what a user should hear of) }.
   if opts.share then
     run.share = {
       role = opts.share.role, update_id = opts.share.update_id,
       lease_ms = opts.share.lease_ms or sharemod.LEASE_MS,
       starting = opts.share.starting, on_open = opts.share.on_open,
-      notice = opts.share.notice,
+      ended = opts.share.ended, notice = opts.share.notice,
       wait_s = opts.share.wait_s, bases = {}, base_calls = {},
       fresh = {},
       -- A worker in live mode: updates one after another (after: the

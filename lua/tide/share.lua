@@ -181,10 +181,30 @@ local function add_stats(into, from)
   end
 end
 
+-- The workers this lead started that ended without leaving the update
+-- (killed, crashed: share.ended, the pids reaped since) leave it now: a
+-- process that ended cannot write any more, so its items are free for
+-- the others at once, not once its lease runs out. Such an end counts as
+-- a death at the update's end (share.lost, M.lead).
+local function release_ended(run)
+  local share = run.share
+  local ended = share.ended and share.ended()
+  if not ended or #ended == 0 then return end
+  local host, gone = core.hostname() or "?", {}
+  for _, pid in ipairs(ended) do gone[pid] = true end
+  for _, w in ipairs(run.store:workers(share.update_id)) do
+    if not w.left and gone[w.pid] and w.host == host then
+      run.store:worker_leave(w.id)
+      share.lost = true
+    end
+  end
+end
+
 -- Whether some worker of the update may still be at work: one that has
 -- not left and has beaten within the lease.
 local function workers_alive(run)
   local share = run.share
+  release_ended(run)
   return run.store:workers_alive(share.update_id, share.lease_ms) > 0
 end
 
@@ -244,7 +264,8 @@ end
 -- The lead's wait, in its root task once main has listed everything:
 -- until every item is done and every worker gone. When every worker has
 -- died (or never joined) with items left, the lead runs them itself, once
--- their leases have run out, and says so (share.notice).
+-- their leases have run out (at once for the workers it started and saw
+-- end: release_ended), and says so (share.notice).
 function M.lead(run)
   local store, share = run.store, run.share
   -- The workers learn which containers this update made (fresh_ids).
@@ -294,7 +315,7 @@ function M.lead(run)
       run.released[row.container_id][row.key] = true
     end
   end
-  local died = false
+  local died = share.lost or false
   for _, w in ipairs(store:workers(share.update_id)) do
     died = died or not w.left
     local stats = w.stats and require("cjson").decode(w.stats)

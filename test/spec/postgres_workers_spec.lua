@@ -3,8 +3,9 @@
 -- and the store a one-process run gives, through cold, edited and
 -- no-change runs; a worker killed with SIGKILL is taken over and the
 -- result is the same, each component committed once but for the ones the
--- lead runs again; when every worker dies, the lead runs what is left
--- itself; a worker started by hand joins and takes work; SIGTERM
+-- lead runs again; a killed worker the lead started has its items freed
+-- at once; when every worker dies, the lead runs what is left itself; a
+-- worker started by hand joins and takes work; SIGTERM
 -- frees a worker's items at once; show --workers lists them; and what
 -- cannot be shared is refused with a message.
 local helpers = require "test.spec.helpers"
@@ -196,6 +197,18 @@ local function shown_workers(d, db)
     :format(q(db)))
   local ok, shown = pcall(cjson.decode, o)
   return ok and type(shown) == "table" and shown.workers or nil
+end
+
+-- Sends signal (KILL, TERM) to the processes whose pids are given (JSON
+-- numbers, which cjson reads as floats) and checks that it was sent.
+local function kill(signal, ...)
+  local pids = {}
+  for i, pid in ipairs { ... } do
+    pids[i] = ("%d"):format(math.tointeger(pid) or error("pid " .. pid))
+  end
+  local _, err, code = helpers.run(("kill -%s %s")
+    :format(signal, table.concat(pids, " ")))
+  assert(code == 0, "kill: " .. tostring(err))
 end
 
 local function counts(r)
@@ -475,13 +488,12 @@ end)
       end
     end, 20)
     assert.is_table(victim)
-    helpers.run("kill -9 " .. victim.pid)
+    kill("KILL", victim.pid)
     local code = lead:read("a")
     lead:close()
     assert.are.equal("0", code:match("%d+"))
     local r = cjson.decode(helpers.read(out))
     os.remove(out)
-    assert.are.equal(150, r.components.reprocessed)
     assert.are.equal(0, r.components.errors)
     update(clean, location("clean_kill"), "", "SLEEP_MS=40")
     assert.are.equal(target_rows(clean), target_rows(d))
@@ -504,10 +516,58 @@ end)
     assert.is_true(twice <= 32, "committed twice: " .. twice)
     assert.are.equal(150, #rows("SELECT DISTINCT path FROM killed_audit "
                                 .. "WHERE path <> ''::bytea"))
+    -- The counts: the dead worker's went with it (a worker tells its own
+    -- when it leaves); the others count the items it had not done, and
+    -- the lead those it ran again.
+    local victim_done
+    for _, w in ipairs(r.workers) do
+      if w.pid == victim.pid then victim_done = w.done end
+    end
+    assert.is_true(victim_done >= 10)
+    assert.are.equal(150 - victim_done + twice, r.components.reprocessed)
     -- And a run after it has nothing to do.
     local again = update(d, db, "", "SLEEP_MS=40")
     assert.are.equal(150, again.components.unchanged)
     assert.are.equal(0, again.targets.inserted + again.targets.updated)
+  end)
+
+  it("frees at once the items of a worker it started that was killed, "
+     .. "whatever its lease", function()
+    local d, clean = project(40), project(40)
+    update(clean, location("clean_freed"), "", "SLEEP_MS=300")
+    local db = location("freed")
+    local out = os.tmpname()
+    -- A lease of a minute: the items are taken over long before it ends.
+    -- 300 ms a component, 4 at a time: about 3 s of work, so that the
+    -- worker killed holds items when it dies.
+    local lead = io.popen(("cd %s && SLEEP_MS=300 %s update pipeline.lua "
+      .. "--db %s --workers 2 --lease 60 --max-inflight 2 --json > %s; "
+      .. "echo $?"):format(q(d), helpers.tide, q(db), q(out)))
+    local victim
+    helpers.wait_for(function()
+      local w = shown_workers(d, db)
+      if w and #w == 2 and w[1].done >= 3 and w[1].claimed > 0
+         and w[2].claimed > 0 then
+        victim = w[1]
+        return true
+      end
+    end, 20)
+    assert.is_table(victim)
+    kill("KILL", victim.pid)
+    local code = lead:read("a")
+    lead:close()
+    local r = cjson.decode(helpers.read(out))
+    os.remove(out)
+    assert.are.equal("0", code:match("%d+"))
+    assert.are.equal(0, r.components.errors)
+    -- The lead saw it end and let it go, with what it held: the update
+    -- ended long before the lease could run out (until then the lead
+    -- would wait for the dead worker to leave, or for its items).
+    assert.is_true(r.elapsed_ms < 60000, r.elapsed_ms .. " ms")
+    assert.are.equal(target_rows(clean), target_rows(d))
+    assert.are.equal(store_content("clean_freed"), store_content("freed"))
+    local again = update(d, db, "", "SLEEP_MS=300")
+    assert.are.equal(40, again.components.unchanged)
   end)
 
   it("runs the items left itself when every worker died, and gives one "
@@ -531,7 +591,7 @@ end)
       end
     end, 20)
     assert.is_table(workers)
-    helpers.run(("kill -9 %d %d"):format(workers[1].pid, workers[2].pid))
+    kill("KILL", workers[1].pid, workers[2].pid)
     local code = lead:read("a")
     lead:close()
     local said = helpers.read(err)
@@ -1081,7 +1141,7 @@ end)
     helpers.run("sleep 0.3")
     -- SIGTERM: the first leaves at once, its items free without waiting
     -- a minute for its lease.
-    helpers.run("kill -TERM " .. first.pid)
+    kill("TERM", first.pid)
     local started = os.time()
     local w = cjson.decode(joined:read("a"))
     joined:close()
