@@ -101,7 +101,8 @@ static const Kind kinds[PG_BULK_KINDS] = {
     " SET done = k.done + c.n FROM (SELECT worker_id, count(*) AS n FROM d"
     " WHERE state = 2 GROUP BY worker_id) c WHERE k.id = c.worker_id)"
     " SELECT rows_are((SELECT count(*) FROM d), (SELECT count(*) FROM u),"
-    " 'another worker holds it now (this worker''s lease ran out)')" },
+    " 'it is no longer this worker''s (its lease ran out and another"
+    " worker took it, or its update ended)')" },
   { PG_BULK_MEMOS, "cannot record a memo entry", "ibbbbbi",
     "INSERT INTO memos(app_id, key, fn_name, value, deps, targets,"
     " updated_ns) SELECT DISTINCT ON (app_id, key) app_id, key, fn_name,"

@@ -2899,7 +2899,7 @@ static void test_pg_work(void) {
   CHECK_EQ_INT(tide_store_flush(a), 0);
   CHECK_EQ_INT(tide_store_work_done(b, 1, wb), 0);
   CHECK_EQ_INT(tide_store_flush(b), TIDE_ESTORE);
-  CHECK_STR_CONTAINS(tide_store_errmsg(b), "another worker holds it now");
+  CHECK_STR_CONTAINS(tide_store_errmsg(b), "no longer this worker's");
   /* a stops beating: with a lease of 1 ms, b takes a's other item over,
   ** and a can no longer mark it done. */
   sleep_ms(20);
