@@ -233,39 +233,38 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
   for i, child in ipairs(forked or {}) do pids[i] = child.pid end
   -- What the lead does that a user should hear of (share.lua).
   function share.notice(text) say("%s", text) end
-  local told = false
-  function share.on_open(update_id)
-    -- Live mode: the workers are started once and take every cycle's
-    -- update in turn.
-    if live and told then return end
-    told = true
-    for i = 1, n do
-      local args = worker_args(pipeline, live, lease_ms, forward)
-      args[#args + 1] = live and "--after=" .. tostring(update_id - 1)
-        or "--update=" .. tostring(update_id)
-      local child = forked and forked[i]
-      if child then
-        -- (One that died is reaped as any other.)
-        child.channel:send(table.concat({ db, table.unpack(args) }, "\0"))
-        child.channel:close()
-      else
-        -- The store's location (which may hold a password) goes in the
-        -- environment, not on the command line every user can list.
-        local argv = { exe, "worker", table.unpack(args) }
-        local pid, err = core.spawn(argv, { "TIDE_DB=" .. db,
-          "TIDE_LEAD_PID=" .. tostring(core.getpid()) })
-        if not pid then error({ tide_fatal = true, message = err }, 0) end
-        pids[i] = pid
-      end
+  -- Starts worker i for the update opened (live: for the session's
+  -- updates from it on), forked at the lead's start if it was, else as
+  -- this executable's `worker`.
+  local function start(i, update_id)
+    local args = worker_args(pipeline, live, lease_ms, forward)
+    args[#args + 1] = live and "--after=" .. tostring(update_id - 1)
+      or "--update=" .. tostring(update_id)
+    local child = forked and forked[i]
+    if child and not child.told then
+      -- (One that died is reaped as any other.)
+      child.told = true
+      child.channel:send(table.concat({ db, table.unpack(args) }, "\0"))
+      child.channel:close()
+      return
     end
+    -- The store's location (which may hold a password) goes in the
+    -- environment, not on the command line every user can list.
+    local argv = { exe, "worker", table.unpack(args) }
+    local pid, err = core.spawn(argv, { "TIDE_DB=" .. db,
+      "TIDE_LEAD_PID=" .. tostring(core.getpid()) })
+    if not pid then error({ tide_fatal = true, message = err }, 0) end
+    pids[i] = pid
   end
   -- Reaps the workers that ended; whether one of them still runs. Those
   -- that ended with a status other than 0 (killed, crashed) wait in
-  -- ended for share.ended.
-  local ended = {}
+  -- ended for share.ended; those a signal ended, other than a stop's
+  -- (SIGINT, SIGTERM: 130 once trapped), in died, by their number, for
+  -- live mode.
+  local ended, died = {}, {}
   local function reap()
     local running = false
-    for _, pid in ipairs(pids) do
+    for i, pid in ipairs(pids) do
       if pids[pid] == nil then
         local status = core.reap(pid)
         if status == nil then
@@ -273,6 +272,9 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
         else
           pids[pid] = true
           if status ~= 0 then ended[#ended + 1] = pid end
+          if status > 128 and status ~= 128 + 2 and status ~= 128 + 15 then
+            died[#died + 1] = { i = i, pid = pid, status = status }
+          end
         end
       end
     end
@@ -285,6 +287,25 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
     local out = ended
     ended = {}
     return out
+  end
+  local told = false
+  function share.on_open(update_id)
+    if live and told then
+      -- Live mode: the workers are started once and take every cycle's
+      -- update in turn; one that was killed (or crashed) is started
+      -- again, so that the session keeps its n workers.
+      reap()
+      for _, d in ipairs(died) do
+        start(d.i, update_id)
+        share.notice(("worker %d (pid %d) was ended by signal %d: "
+          .. "started again (pid %d)"):format(d.i, d.pid, d.status - 128,
+                                               pids[d.i]))
+      end
+      died = {}
+      return
+    end
+    told = true
+    for i = 1, n do start(i, update_id) end
   end
   -- Workers that are still running when the update ends are waited for:
   -- they end once no item is left. Live mode's, and those of an update

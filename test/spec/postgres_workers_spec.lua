@@ -4,8 +4,8 @@
 -- no-change runs; a worker killed with SIGKILL is taken over and the
 -- result is the same, each component committed once but for the ones the
 -- lead runs again; a killed worker the lead started has its items freed
--- at once; when every worker dies, the lead runs what is left itself; a
--- worker started by hand joins and takes work; SIGTERM
+-- at once, or started again in live mode; when every worker dies, the
+-- lead runs what is left itself; a worker started by hand joins and takes work; SIGTERM
 -- frees a worker's items at once; show --workers lists them; and what
 -- cannot be shared is refused with a message.
 local helpers = require "test.spec.helpers"
@@ -1239,6 +1239,60 @@ end)
     assert.is_true(helpers.wait_for(function()
       return not helpers.run("ps -eo args"):find("worker pipeline.lua", 1,
                                                  true)
+    end, 10))
+  end)
+
+  it("starts again, in live mode, a worker that was killed", function()
+    local d = project(20)
+    local db = location("live_again")
+    local err = os.tmpname()
+    local lead = io.popen(("cd %s && exec %s update pipeline.lua --db %s "
+      .. "--workers 2 --live --quiet 2> %s"):format(q(d), helpers.tide,
+      q(db), q(err)))
+    local function rows_now()
+      local ok, got = pcall(target_rows, d)
+      return ok and got or ""
+    end
+    -- The pids of this session's workers (their command lines name the
+    -- pipeline).
+    local function worker_pids()
+      local pids = {}
+      for pid, args in helpers.run("ps -eo pid,args"):gmatch("(%d+) ([^\n]*)")
+      do
+        if args:find("worker", 1, true)
+           and args:find(d .. "/pipeline.lua", 1, true) then
+          pids[#pids + 1] = math.tointeger(tonumber(pid))
+        end
+      end
+      return pids
+    end
+    assert.is_true(helpers.wait_for(function()
+      return select(2, rows_now():gsub("\n", "")) == 19
+    end, 20))
+    local before = worker_pids()
+    assert.are.equal(2, #before)
+    kill("KILL", before[1])
+    -- The next cycle starts another, and its files are written.
+    helpers.write(d .. "/docs/d005.txt", "Five, live\nw w w w\n")
+    assert.is_true(helpers.wait_for(function()
+      return rows_now():find("d005.txt|Five, live|6", 1, true) ~= nil
+    end, 20))
+    assert.is_true(helpers.wait_for(function()
+      local now = worker_pids()
+      return #now == 2 and now[1] ~= before[1] and now[2] ~= before[1]
+    end, 20))
+    assert.is_truthy(helpers.read(err):find(("worker %%d+ %%(pid %d%%) was "
+      .. "ended by signal 9: started again %%(pid %%d+%%)"):format(before[1])),
+      helpers.read(err))
+    helpers.write(d .. "/docs/d021.txt", "Twenty-one\nw\n")
+    assert.is_true(helpers.wait_for(function()
+      return rows_now():find("d021.txt|Twenty-one|2", 1, true) ~= nil
+    end, 20))
+    helpers.run("pkill -TERM -f 'update pipeline.lua --db .*schema=live_again'")
+    lead:close()
+    os.remove(err)
+    assert.is_true(helpers.wait_for(function()
+      return #worker_pids() == 0
     end, 10))
   end)
 
