@@ -89,14 +89,16 @@ function M.new(app, opts, parts)
   -- A shared update (share.lua): opts.share = { role = "lead" | "worker",
   -- update_id (a worker's), lease_ms, starting (the lead's: whether
   -- workers it started may still join), ended (the lead's: the pids of
-  -- those that ended badly since it last asked), notice (the lead's: says
-  -- what a user should hear of) }.
+  -- those that ended badly since it last asked), stop_workers (the
+  -- lead's: stops those it started and waits for them), notice (the
+  -- lead's: says what a user should hear of) }.
   if opts.share then
     run.share = {
       role = opts.share.role, update_id = opts.share.update_id,
       lease_ms = opts.share.lease_ms or sharemod.LEASE_MS,
       starting = opts.share.starting, on_open = opts.share.on_open,
       ended = opts.share.ended, notice = opts.share.notice,
+      stop_workers = opts.share.stop_workers,
       wait_s = opts.share.wait_s, bases = {}, base_calls = {},
       fresh = {},
       -- A worker in live mode: updates one after another (after: the
@@ -722,13 +724,9 @@ function Run:execute()
             inflight, self.app.name) }, 0)
   end
   -- A lead whose main failed (or was stopped) after it opened the update
-  -- to claims: no worker claims or records more of it from now (a batch
-  -- fails the check of the item it holds), before this run's end looks at
-  -- what the containers hold.
+  -- to claims ends it here (share.lua, end_early).
   if share and not worker and share.opened and not share.finished then
-    self.store:update_set(share.update_id, sharemod.FINISHED)
-    self.store:flush()
-    share.finished = true
+    sharemod.end_early(self, interrupted)
   end
   s:give_back()
   reconcile.flush(self)

@@ -63,6 +63,8 @@ local POLL_S = 0.02
 local OPEN_S = 0.02
 -- How long a worker's lease lasts without a beat, by default.
 M.LEASE_MS = 30000
+-- How long a stopped lead waits for the workers it stops (M.end_early).
+local STOP_WAIT_S = 30
 
 local function sleep(s)
   -- In a task, the other tasks run meanwhile.
@@ -347,6 +349,27 @@ function M.lead(run)
   end
   store:update_set(share.update_id, M.FINISHED)
   share.finished = true
+end
+
+-- A lead whose run ends before its wait did (main failed, or a signal
+-- stopped it after it opened the update to claims): no worker claims or
+-- records more of the update from now (a batch fails the check of the
+-- item it holds), before the run's end looks at what the containers
+-- hold. Stopped, it first stops the workers it started (share.
+-- stop_workers), which commit what they finished and leave with their
+-- counts, added to the lead's; its stop is the session's end, where a
+-- failed main in live mode is one cycle's, and its workers stay.
+function M.end_early(run, stopped)
+  local store, share = run.store, run.share
+  if stopped and share.stop_workers then share.stop_workers(STOP_WAIT_S) end
+  store:update_set(share.update_id, M.FINISHED)
+  store:flush()
+  share.finished = true
+  if not stopped then return end
+  for _, w in ipairs(store:workers(share.update_id)) do
+    local stats = w.left and w.stats and require("cjson").decode(w.stats)
+    if type(stats) == "table" then add_stats(run.stats, stats) end
+  end
 end
 
 -- ---- A worker ----

@@ -3,11 +3,12 @@
 -- and the store a one-process run gives, through cold, edited and
 -- no-change runs; a worker killed with SIGKILL is taken over and the
 -- result is the same, each component committed once but for the ones the
--- lead runs again; a killed worker the lead started has its items freed
--- at once, or started again in live mode; when every worker dies, the
--- lead runs what is left itself; a worker started by hand joins and takes work; SIGTERM
--- frees a worker's items at once; show --workers lists them; and what
--- cannot be shared is refused with a message.
+-- lead runs again; a lead stopped stops its workers cleanly; a killed
+-- worker the lead started has its items freed at once, or is started
+-- again in live mode; when every worker dies, the lead runs what is left
+-- itself; a worker started by hand joins and takes work; SIGTERM frees a
+-- worker's items at once; show --workers lists them; and what cannot be
+-- shared is refused with a message.
 local helpers = require "test.spec.helpers"
 local pg = require "test.spec.pg_helpers"
 local postgres = require "tide.postgres"
@@ -445,6 +446,42 @@ end)
     end, 1))
     local r = update(d, db, "--workers 2", "SLEEP_MS=100")
     assert.are.equal(0, r.components.errors)
+    assert.are.equal(target_rows(clean), target_rows(d))
+  end)
+
+  it("stops the workers it started when it is stopped: what they "
+     .. "finished is kept and counted", function()
+    local d, clean = project(60), project(60)
+    update(clean, location("clean_stopped"), "", "SLEEP_MS=200")
+    local db = location("lead_stopped")
+    local pidfile, codefile, err = os.tmpname(), os.tmpname(), os.tmpname()
+    -- 200 ms a component, 4 at a time: about 3 s of work.
+    local lead = io.popen(("cd %s && { SLEEP_MS=200 %s update pipeline.lua "
+      .. "--db %s --workers 2 --max-inflight 2 >/dev/null 2> %s & "
+      .. "echo $! > %s; "
+      .. "wait $!; echo $? > %s; }"):format(q(d), helpers.tide, q(db),
+      q(err), q(pidfile), q(codefile)))
+    assert.is_true(helpers.wait_for(function()
+      local w = shown_workers(d, db)
+      return w and #w == 2 and w[1].done >= 5 and w[2].done >= 5
+    end, 20))
+    kill("TERM", helpers.read(pidfile):match("%d+"))
+    lead:close()
+    local said = helpers.read(err)
+    local code = helpers.read(codefile)
+    for _, f in ipairs { pidfile, codefile, err } do os.remove(f) end
+    assert.are.equal("130", code:match("%d+"), said)
+    -- The workers stopped as a stop stops them: no batch of theirs
+    -- failed, and what they committed is counted.
+    assert.is_nil(said:find("cannot mark", 1, true), said)
+    local n = tonumber(said:match("interrupted: (%d+) components committed"))
+    assert.is_true(n ~= nil and n >= 10, said)
+    assert.is_false(helpers.run("ps -eo args"):find(d .. "/pipeline.lua", 1,
+                                                   true) ~= nil)
+    -- The next update runs the rest, and keeps what they committed.
+    local r = update(d, db, "", "SLEEP_MS=200")
+    assert.are.equal(n, r.components.unchanged)
+    assert.are.equal(60 - n, r.components.added)
     assert.are.equal(target_rows(clean), target_rows(d))
   end)
 
