@@ -212,6 +212,40 @@ local function kill(signal, ...)
   assert(code == 0, "kill: " .. tostring(err))
 end
 
+-- Starts a shared update of project d on store db in the background,
+-- with the environment and flags given; returns a function that waits
+-- for it and gives its exit status (a string), its --json report and
+-- what it wrote on stderr.
+local function start_update(d, db, env, flags)
+  local out, err = os.tmpname(), os.tmpname()
+  local lead = io.popen(("cd %s && %s %s update pipeline.lua --db %s %s "
+    .. "--json > %s 2> %s; echo $?"):format(q(d), env, helpers.tide, q(db),
+    flags, q(out), q(err)))
+  return function()
+    local code = lead:read("a"):match("%d+")
+    lead:close()
+    local said = helpers.read(err) or ""
+    local ok, r = pcall(cjson.decode, helpers.read(out) or "")
+    os.remove(out)
+    os.remove(err)
+    return code, ok and r or nil, said
+  end
+end
+
+-- The workers show --workers lists once pred(workers) holds (20 s at
+-- most), or nil.
+local function workers_when(d, db, pred)
+  local found
+  helpers.wait_for(function()
+    local w = shown_workers(d, db)
+    if w and pred(w) then
+      found = w
+      return true
+    end
+  end, 20)
+  return found
+end
+
 local function counts(r)
   return cjson.encode({ r.components, r.targets })
 end
@@ -505,32 +539,23 @@ end)
       helpers.write(("%s/docs/d%03d.txt"):format(d, i), text)
       helpers.write(("%s/docs/d%03d.txt"):format(clean, i), text)
     end
-    local out = os.tmpname()
     -- 40 ms a component (in every run here: the pause is part of the
     -- function's logic): the work lasts long enough (about 3 s) for both
     -- workers to be seen claiming, however slowly they start (a sanitizer
     -- build, a busy machine).
-    local lead = io.popen(("cd %s && SLEEP_MS=40 %s update pipeline.lua "
-      .. "--db %s --workers 2 --lease 1 --max-inflight 2 --json > %s; "
-      .. "echo $?"):format(q(d), helpers.tide, q(db), q(out)))
+    local finish = start_update(d, db, "SLEEP_MS=40",
+                                "--workers 2 --lease 1 --max-inflight 2")
     -- Once both work, and one has committed some of its items (and so
     -- the references to the memo entries they no longer use), it dies.
-    local victim
-    helpers.wait_for(function()
-      local w = shown_workers(d, db)
-      if w and #w == 2 and w[1].done >= 10 and w[1].claimed > 0
-         and w[2].claimed > 0 then
-        victim = w[1]
-        return true
-      end
-    end, 20)
-    assert.is_table(victim)
+    local seen = workers_when(d, db, function(w)
+      return #w == 2 and w[1].done >= 10 and w[1].claimed > 0
+        and w[2].claimed > 0
+    end)
+    assert.is_table(seen)
+    local victim = seen[1]
     kill("KILL", victim.pid)
-    local code = lead:read("a")
-    lead:close()
-    assert.are.equal("0", code:match("%d+"))
-    local r = cjson.decode(helpers.read(out))
-    os.remove(out)
+    local code, r, said = finish()
+    assert.are.equal("0", code, said)
     assert.are.equal(0, r.components.errors)
     update(clean, location("clean_kill"), "", "SLEEP_MS=40")
     assert.are.equal(target_rows(clean), target_rows(d))
@@ -573,29 +598,19 @@ end)
     local d, clean = project(40), project(40)
     update(clean, location("clean_freed"), "", "SLEEP_MS=300")
     local db = location("freed")
-    local out = os.tmpname()
     -- A lease of a minute: the items are taken over long before it ends.
     -- 300 ms a component, 4 at a time: about 3 s of work, so that the
     -- worker killed holds items when it dies.
-    local lead = io.popen(("cd %s && SLEEP_MS=300 %s update pipeline.lua "
-      .. "--db %s --workers 2 --lease 60 --max-inflight 2 --json > %s; "
-      .. "echo $?"):format(q(d), helpers.tide, q(db), q(out)))
-    local victim
-    helpers.wait_for(function()
-      local w = shown_workers(d, db)
-      if w and #w == 2 and w[1].done >= 3 and w[1].claimed > 0
-         and w[2].claimed > 0 then
-        victim = w[1]
-        return true
-      end
-    end, 20)
-    assert.is_table(victim)
-    kill("KILL", victim.pid)
-    local code = lead:read("a")
-    lead:close()
-    local r = cjson.decode(helpers.read(out))
-    os.remove(out)
-    assert.are.equal("0", code:match("%d+"))
+    local finish = start_update(d, db, "SLEEP_MS=300",
+                                "--workers 2 --lease 60 --max-inflight 2")
+    local seen = workers_when(d, db, function(w)
+      return #w == 2 and w[1].done >= 3 and w[1].claimed > 0
+        and w[2].claimed > 0
+    end)
+    assert.is_table(seen)
+    kill("KILL", seen[1].pid)
+    local code, r, said = finish()
+    assert.are.equal("0", code, said)
     assert.are.equal(0, r.components.errors)
     -- The lead saw it end and let it go, with what it held: the update
     -- ended long before the lease could run out (until then the lead
@@ -614,28 +629,16 @@ end)
     local db = location("all_dead")
     -- 100 ms a component, 4 at a time: about 2 s of work, long enough for
     -- both workers to be seen at work, however slowly they start.
-    local out, err = os.tmpname(), os.tmpname()
-    local lead = io.popen(("cd %s && SLEEP_MS=100 %s update pipeline.lua "
-      .. "--db %s --workers 2 --lease 1 --max-inflight 2 --json > %s 2> %s;"
-      .. " echo $?"):format(q(d), helpers.tide, q(db), q(out), q(err)))
+    local finish = start_update(d, db, "SLEEP_MS=100",
+                                "--workers 2 --lease 1 --max-inflight 2")
     -- Once both work and have done some of their items, both die.
-    local workers
-    helpers.wait_for(function()
-      local w = shown_workers(d, db)
-      if w and #w == 2 and w[1].done >= 5 and w[2].done >= 5 then
-        workers = w
-        return true
-      end
-    end, 20)
-    assert.is_table(workers)
-    kill("KILL", workers[1].pid, workers[2].pid)
-    local code = lead:read("a")
-    lead:close()
-    local said = helpers.read(err)
-    local r = cjson.decode(helpers.read(out))
-    os.remove(out)
-    os.remove(err)
-    assert.are.equal("0", code:match("%d+"), said)
+    local seen = workers_when(d, db, function(w)
+      return #w == 2 and w[1].done >= 5 and w[2].done >= 5
+    end)
+    assert.is_table(seen)
+    kill("KILL", seen[1].pid, seen[2].pid)
+    local code, r, said = finish()
+    assert.are.equal("0", code, said)
     assert.is_truthy(said:find("no worker is left: the lead runs the %d+ "
                                .. "items not done itself"), said)
     assert.are.equal(0, r.components.errors)
