@@ -6,7 +6,7 @@
 **
 ** core.trap_signals(own_source) is for the tide command only: a program
 ** that embeds tide keeps its own signal handling. It installs handlers for
-** SIGINT and SIGTERM, except for a signal already ignored (SIGINT in a
+** SIGINT, SIGTERM and SIGUSR1, except for a signal already ignored (SIGINT in a
 ** background job of a script): whoever started tide meant it so. The
 ** first signal sets the stop flag, which the scheduler reads before each
 ** task it resumes (core.stop_requested()), and sets a hook on the
@@ -14,7 +14,12 @@
 ** as that coroutine runs code other than tide's own (chunks whose source
 ** begins with own_source), so a component stuck in a loop fails as any
 ** failed component does, while a step of the engine is never cut in half.
-** A second signal exits at once with status 130.
+** A second SIGINT or SIGTERM exits at once with status 130. SIGUSR1 is
+** a stop asked by a shared update's lead of a worker it started
+** (core.ask_stop): it stops the worker as a first signal does, and
+** counts as no signal, so that a worker that a Ctrl-C (sent to the whole
+** process group) stops already goes on stopping as it was, whichever of
+** the two signals the kernel delivers first.
 **
 ** Misuse raises; trap_signals returns nil, message when the handlers
 ** cannot be installed; resume returns false, message as coroutine.resume
@@ -35,9 +40,11 @@
 
 #include "lcore.h"
 
-/* Signals received since trap_signals, and the coroutine core.resume is
-** running (NULL when none is). */
+/* Whether a SIGINT or SIGTERM came since trap_signals (the next one
+** exits); whether a stop came (that, or SIGUSR1: a lead's request); and
+** the coroutine core.resume is running (NULL when none is). */
 static volatile sig_atomic_t signals_caught;
+static volatile sig_atomic_t stop_asked;
 static lua_State *volatile running;
 /* A pipe the first signal writes a byte to, so that a scheduler blocked
 ** on its loop wakes up (tide_stop_fd); -1 until signals are trapped. */
@@ -84,13 +91,16 @@ static void interrupt(lua_State *L, lua_Debug *ar) {
 static void on_signal(int sig) {
   static const char again[] = "tide: interrupted again: exiting at once\n";
   lua_State *co = running;
-  (void)sig;
-  if (signals_caught > 0) {
-    ssize_t written = write(STDERR_FILENO, again, sizeof again - 1);
-    (void)written;
-    _exit(130);
+  if (sig != SIGUSR1) {
+    if (signals_caught > 0) {
+      ssize_t written = write(STDERR_FILENO, again, sizeof again - 1);
+      (void)written;
+      _exit(130);
+    }
+    signals_caught = 1;
   }
-  signals_caught = 1;
+  if (stop_asked) return;
+  stop_asked = 1;
   if (stop_pipe[1] >= 0) {
     ssize_t w = write(stop_pipe[1], "", 1);
     (void)w;
@@ -102,7 +112,7 @@ static void on_signal(int sig) {
 
 /* trap_signals([own_source]) -> true, or fail and a message */
 static int trap_signals(lua_State *L) {
-  static const int trapped[] = {SIGINT, SIGTERM};
+  static const int trapped[] = {SIGINT, SIGTERM, SIGUSR1};
   struct sigaction sa, old;
   size_t i;
   luaL_optstring(L, 1, NULL);
@@ -120,6 +130,7 @@ static int trap_signals(lua_State *L) {
   sigemptyset(&sa.sa_mask); /* neither interrupts the other's handler */
   sigaddset(&sa.sa_mask, SIGINT);
   sigaddset(&sa.sa_mask, SIGTERM);
+  sigaddset(&sa.sa_mask, SIGUSR1);
   for (i = 0; i < sizeof trapped / sizeof trapped[0]; i++) {
     if (sigaction(trapped[i], NULL, &old) != 0 ||
         (old.sa_handler != SIG_IGN &&
@@ -133,13 +144,13 @@ static int trap_signals(lua_State *L) {
   return 1;
 }
 
-int tide_stop_requested(void) { return signals_caught > 0; }
+int tide_stop_requested(void) { return stop_asked != 0; }
 
 int tide_stop_fd(void) { return stop_pipe[0]; }
 
 /* stop_requested() -> whether a trapped signal came */
 static int stop_requested(lua_State *L) {
-  lua_pushboolean(L, signals_caught > 0);
+  lua_pushboolean(L, stop_asked != 0);
   return 1;
 }
 

@@ -1,8 +1,8 @@
 /*
 ** Lua binding of the few process-level calls the CLI needs and Lua lacks:
 ** chdir, getcwd, isatty, errno_text for messages, exists, and for the
-** workers of a shared update getpid, hostname, spawn, stop, reap and
-** die_with_parent. chdir,
+** workers of a shared update getpid, hostname, spawn, stop, ask_stop,
+** reap and die_with_parent. chdir,
 ** getcwd, hostname and spawn return nil, message when the call fails;
 ** misuse (a path holding a NUL, a number that is no errno value) raises.
 */
@@ -182,6 +182,14 @@ static int sys_stop(lua_State *L) {
   return 1;
 }
 
+/* ask_stop(pid): sends SIGUSR1 to a tide child this process started,
+** which stops as a first SIGINT or SIGTERM stops it, and never more than
+** that: one that a signal stops already goes on as it was (lsignal.c). */
+static int sys_ask_stop(lua_State *L) {
+  lua_pushboolean(L, kill((pid_t)luaL_checkinteger(L, 1), SIGUSR1) == 0);
+  return 1;
+}
+
 /* reap(pid): nil while the child runs; else its exit code, or 128 plus
 ** the signal that ended it. */
 static int sys_reap(lua_State *L) {
@@ -233,6 +241,7 @@ void tide_lsys_open(lua_State *L) {
     {"spawn", sys_spawn},
     {"reap", sys_reap},
     {"stop", sys_stop},
+    {"ask_stop", sys_ask_stop},
     {"die_with_parent", sys_die_with_parent},
     {NULL, NULL},
   };

@@ -313,11 +313,13 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
   -- A lead that was stopped (SIGINT, SIGTERM) stops the workers it
   -- started that still run, as a stop would stop them (what each finished
   -- is committed, and it leaves), and waits for them, at most wait_s
-  -- seconds.
+  -- seconds. It asks (core.ask_stop): a worker that the same Ctrl-C
+  -- reached, which stops already, must not take it for a second signal,
+  -- which would end it at once.
   function share.stop_workers(wait_s)
     reap()
     for _, pid in ipairs(pids) do
-      if not pids[pid] then core.stop(pid) end
+      if not pids[pid] then core.ask_stop(pid) end
     end
     local deadline = core.now_ms() + wait_s * 1000
     while reap() and core.now_ms() < deadline do core.sleep(0.005) end

@@ -201,13 +201,16 @@ local function shown_workers(d, db)
 end
 
 -- Sends signal (KILL, TERM) to the processes whose pids are given (JSON
--- numbers, which cjson reads as floats) and checks that it was sent.
+-- numbers, which cjson reads as floats, or text; "-PID" for a process
+-- group) and checks that it was sent.
 local function kill(signal, ...)
   local pids = {}
   for i, pid in ipairs { ... } do
-    pids[i] = ("%d"):format(math.tointeger(pid) or error("pid " .. pid))
+    -- "-PID": the process group PID
+    local group, n = tostring(pid):match("^(%-?)(%d+)")
+    pids[i] = group .. n
   end
-  local _, err, code = helpers.run(("kill -%s %s")
+  local _, err, code = helpers.run(("kill -s %s -- %s")
     :format(signal, table.concat(pids, " ")))
   assert(code == 0, "kill: " .. tostring(err))
 end
@@ -483,31 +486,35 @@ end)
     assert.are.equal(target_rows(clean), target_rows(d))
   end)
 
-  it("stops the workers it started when it is stopped: what they "
-     .. "finished is kept and counted", function()
+  -- An update of 60 items stopped by SIGTERM half-way, sent to its lead
+  -- alone, or (group) to the lead and its workers at once, as a Ctrl-C
+  -- in a terminal is: what the workers finished is kept and counted, and
+  -- the next update runs the rest.
+  local function stopped_halfway(schema, group)
     local d, clean = project(60), project(60)
-    update(clean, location("clean_stopped"), "", "SLEEP_MS=200")
-    local db = location("lead_stopped")
+    update(clean, location("clean_" .. schema), "", "SLEEP_MS=200")
+    local db = location(schema)
     local pidfile, codefile, err = os.tmpname(), os.tmpname(), os.tmpname()
-    -- 200 ms a component, 4 at a time: about 3 s of work.
-    local lead = io.popen(("cd %s && { SLEEP_MS=200 %s update pipeline.lua "
-      .. "--db %s --workers 2 --max-inflight 2 >/dev/null 2> %s & "
-      .. "echo $! > %s; "
-      .. "wait $!; echo $? > %s; }"):format(q(d), helpers.tide, q(db),
-      q(err), q(pidfile), q(codefile)))
-    assert.is_true(helpers.wait_for(function()
-      local w = shown_workers(d, db)
-      return w and #w == 2 and w[1].done >= 5 and w[2].done >= 5
-    end, 20))
-    kill("TERM", helpers.read(pidfile):match("%d+"))
+    -- 200 ms a component, 4 at a time: about 3 s of work. setsid: the
+    -- lead and the workers it forks in a process group of their own.
+    local lead = io.popen(("cd %s && { SLEEP_MS=200 setsid %s update "
+      .. "pipeline.lua --db %s --workers 2 --max-inflight 2 >/dev/null 2> %s "
+      .. "& echo $! > %s; wait $!; echo $? > %s; }"):format(q(d),
+      helpers.tide, q(db), q(err), q(pidfile), q(codefile)))
+    assert.is_table(workers_when(d, db, function(w)
+      return #w == 2 and w[1].done >= 5 and w[2].done >= 5
+    end))
+    local pid = helpers.read(pidfile):match("%d+")
+    kill("TERM", group and "-" .. pid or pid)
     lead:close()
     local said = helpers.read(err)
     local code = helpers.read(codefile)
     for _, f in ipairs { pidfile, codefile, err } do os.remove(f) end
     assert.are.equal("130", code:match("%d+"), said)
-    -- The workers stopped as a stop stops them: no batch of theirs
-    -- failed, and what they committed is counted.
+    -- Each worker stopped once, as a stop stops it: no batch of theirs
+    -- failed, none exited at once, and what they committed is counted.
     assert.is_nil(said:find("cannot mark", 1, true), said)
+    assert.is_nil(said:find("exiting at once", 1, true), said)
     local n = tonumber(said:match("interrupted: (%d+) components committed"))
     assert.is_true(n ~= nil and n >= 10, said)
     assert.is_false(helpers.run("ps -eo args"):find(d .. "/pipeline.lua", 1,
@@ -517,6 +524,16 @@ end)
     assert.are.equal(n, r.components.unchanged)
     assert.are.equal(60 - n, r.components.added)
     assert.are.equal(target_rows(clean), target_rows(d))
+  end
+
+  it("stops the workers it started when it is stopped: what they "
+     .. "finished is kept and counted", function()
+    stopped_halfway("lead_stopped", false)
+  end)
+
+  it("stops each worker once when a stop reaches the lead and its workers "
+     .. "together, as a Ctrl-C does", function()
+    stopped_halfway("group_stopped", true)
   end)
 
   it("takes a killed worker's items over, each committed once",

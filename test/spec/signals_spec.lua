@@ -1,7 +1,8 @@
 -- SIGINT and SIGTERM during `tide update` (issue 7): the first signal stops
 -- scheduling, interrupts the component stuck in its own code, commits what
 -- completed and exits 130 with a line saying so; a second signal exits at
--- once. Either way the next run ends as a clean run's.
+-- once; SIGUSR1 stops it as a first signal does and never counts as one.
+-- Either way the next run ends as a clean run's.
 local helpers = require "test.spec.helpers"
 local pl = require "test.spec.pipeline_helpers"
 local cjson = require "cjson"
@@ -166,6 +167,23 @@ describe("signals during tide update", function()
                       unchanged = 19, errors = 0 }, rerun.components)
     assert.are.same({ inserted = 21, updated = 0, deleted = 0 },
                     rerun.targets)
+    assert_converges(dir)
+  end)
+
+  it("stops on SIGUSR1 as on a first signal, which it never counts as "
+     .. "(a lead's request to its workers)", function()
+    local dir = helpers.tmpdir()
+    pl.write_pipeline(dir, PIPELINE)
+    helpers.write(dir .. "/loop", "")
+    local pid = start(dir)
+    -- Then a Ctrl-C: the first SIGINT or SIGTERM, not a second signal.
+    local code = stop(dir, pid, "USR1", "USR1", "TERM")
+    local err = helpers.read(dir .. "/stderr")
+    assert.are.equal(130, code, err)
+    assert.is_nil(err:find("exiting at once", 1, true), err)
+    assert.matches("\ntide: interrupted: 19 components committed; run tide "
+                   .. "update again to finish\n$", "\n" .. err)
+    os.remove(dir .. "/loop")
     assert_converges(dir)
   end)
 
