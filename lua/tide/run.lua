@@ -674,6 +674,18 @@ function Run:execute()
   -- give_back): the next one goes on from there.
   local s = self.sched
   s:give_back()
+  -- A worker joins its update before it reads the store: what it reads
+  -- is then what the update began with, written by whoever ended the one
+  -- before (a lead's last round, its deletions), not what the store held
+  -- while it waited (a worker in live mode waits from the end of one
+  -- update to the next).
+  if worker and not sharemod.join(self, share.update_id, share.wait_s) then
+    -- Nothing to join: the update ended before this worker came (or a
+    -- signal stopped a worker waiting in live mode).
+    self.stats.elapsed_ms = now_ms() - started
+    self.stats.interrupted = core.stop_requested() or nil
+    return self.stats, self.errors
+  end
   self:load()
   s:give_back()
   if not worker then self:recover() end
@@ -681,13 +693,6 @@ function Run:execute()
     share.update_id = self.store:update_open(self.app_id)
     self.store:flush()
     if share.on_open then share.on_open(share.update_id) end
-  elseif worker and not sharemod.join(self, share.update_id, share.wait_s)
-  then
-    -- Nothing to join: the update ended before this worker came (or a
-    -- signal stopped a worker waiting in live mode).
-    self.stats.elapsed_ms = now_ms() - started
-    self.stats.interrupted = core.stop_requested() or nil
-    return self.stats, self.errors
   end
   if worker then self.stats.update = share.update_id end
   sched.reset(self.sched, { runner = engine.run_task,
