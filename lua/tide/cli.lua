@@ -307,9 +307,6 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
     told = true
     for i = 1, n do start(i, update_id) end
   end
-  -- Workers that are still running when the update ends are waited for:
-  -- they end once no item is left. Live mode's, and those of an update
-  -- that failed (they may wait for it to be listed), are stopped.
   -- A lead that was stopped (SIGINT, SIGTERM) stops the workers it
   -- started that still run, as a stop would stop them (what each finished
   -- is committed, and it leaves), and waits for them, at most wait_s
@@ -324,6 +321,9 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
     local deadline = core.now_ms() + wait_s * 1000
     while reap() and core.now_ms() < deadline do core.sleep(0.005) end
   end
+  -- Workers that are still running when the update ends are waited for:
+  -- they end once no item is left. Live mode's, and those of an update
+  -- that failed (they may wait for it to be listed), are stopped.
   function share.finish(failed)
     -- Forked workers not told to join (the update never opened) end.
     for _, child in ipairs(forked or {}) do child.channel:close() end
