@@ -54,6 +54,7 @@ struct tide_Index {
     int rc;             /* the thread's result */
     atomic_int done;    /* the thread has ended (join is then at once) */
   } async;
+  int scoped;           /* tide_index_scope: loaded under paths only */
   struct {              /* kept up to date across cycles */
     int on;             /* loaded whole from store for app_id, and the
                         ** store notes its component writes since */
@@ -105,6 +106,7 @@ static void free_slots(tide_Index *ix) {
 }
 
 static void index_reset(tide_Index *ix) {
+  ix->scoped = 0;
   free_sources(ix);
   free_slots(ix);
   ix->entries.len = 0;
@@ -796,6 +798,72 @@ int tide_index_wait(tide_Index *ix) {
   return 0;
 }
 
+/* ---- Scoped: loaded under paths ---- */
+
+void tide_index_scope(tide_Index *ix) {
+  (void)tide_index_wait(ix); /* a load under way ends first */
+  index_reset(ix);
+  ix->warm.on = 0;
+  ix->scoped = 1;
+}
+
+/* Adds a component read under the paths unless the index holds it. */
+static int add_under(void *arg, const tide_StoreComponent *c) {
+  tide_Index *ix = arg;
+  if (tide_index_find(ix, c->path, c->path_len) != NULL) return 0;
+  return add_entry(ix, c);
+}
+
+/* Whether path b (blen bytes) is a, or below it. */
+static int at_or_below(const char *a, size_t alen, const char *b,
+                       size_t blen) {
+  return blen >= alen && memcmp(a, b, alen) == 0 &&
+         (blen == alen || b[alen] == '/');
+}
+
+int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
+                          const char *const *paths, const size_t *lens,
+                          size_t n) {
+  const char **roots;
+  size_t *root_lens, i, j, k = 0, before = tide_index_count(ix);
+  int rc;
+  if (n == 0) return 0;
+  roots = ix->alloc(ix->ud, NULL, 0, n * (sizeof *roots + sizeof *lens));
+  if (roots == NULL) return tide_index_fail(ix, TIDE_ENOMEM, "out of memory");
+  root_lens = (size_t *)(roots + n);
+  /* A path at or below another one given is read with it, not twice (a
+  ** row read twice would be two entries). */
+  for (i = 0; i < n; i++) {
+    for (j = 0; j < n; j++) {
+      if (j == i || !at_or_below(paths[j], lens[j], paths[i], lens[i]))
+        continue;
+      if (lens[j] < lens[i] || j < i) break;
+    }
+    if (j < n) continue;
+    roots[k] = paths[i];
+    root_lens[k++] = lens[i];
+  }
+  (void)tide_index_wait(ix);
+  rc = tide_store_component_each_under(s, app_id, roots, root_lens, k,
+                                       add_under, ix);
+  ix->alloc(ix->ud, roots, n * (sizeof *roots + sizeof *lens), 0);
+  if (rc == 0 && tide_index_count(ix) > before) {
+    /* In path order again, the table of paths and the map by id made
+    ** anew: the entries moved. */
+    rc = sort_entries(ix);
+    if (rc == 0) {
+      free_slots(ix);
+      rc = place_paths(ix);
+    }
+    tide_hashmap_close(&ix->by_id);
+    tide_hashmap_init(&ix->by_id, ix->alloc, ix->ud);
+    ix->next = 0;
+  }
+  if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
+  if (rc) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
+  return 0;
+}
+
 /* ---- Lookups and subtrees ---- */
 
 tide_IndexEntry *tide_index_find(tide_Index *ix, const char *path,
@@ -988,6 +1056,10 @@ void tide_index_deps_set_valid(tide_Index *ix, size_t i, int valid) {
   ((Deps *)ix->deps.data)[i].valid = valid ? 1 : 0;
 }
 
+int tide_index_deps_checked(const tide_Index *ix, size_t i) {
+  return ((const Deps *)ix->deps.data)[i].valid != -1;
+}
+
 int tide_index_deps_valid(const tide_Index *ix, const tide_IndexEntry *e) {
   return e->deps_set != 0 &&
          ((const Deps *)ix->deps.data)[e->deps_set - 1].valid == 1;
@@ -1036,7 +1108,8 @@ int tide_index_source(tide_Index *ix, tide_Store *s, int64_t app_id,
   if ((rc = tide_buf_reserve(&ix->sources, sizeof fs)) != 0 ||
       (rc = tide_filestates_new(&fs, source, len, ix->alloc, ix->ud)) != 0)
     return tide_index_fail(ix, rc, "out of memory");
-  if ((rc = tide_filestates_load(fs, s, app_id)) != 0) {
+  /* Scoped, a source starts empty: its states are the files' puts. */
+  if (!ix->scoped && (rc = tide_filestates_load(fs, s, app_id)) != 0) {
     tide_filestates_free(fs);
     if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
     return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));

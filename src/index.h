@@ -116,6 +116,26 @@ int tide_index_wait(tide_Index *ix);
 */
 void tide_index_cool(tide_Index *ix);
 
+/*
+** Scoped: a shared update's worker runs only the items it claims, and
+** reads of the store only what is below them, as it claims them, not the
+** app's whole index (a million components, read by every worker at
+** every update it joins). tide_index_scope empties the index (what an
+** earlier load held is forgotten) and makes it scoped until the next
+** tide_index_load or tide_index_load_async: file states then come only
+** from tide_index_file_put (a source is never read whole; a file without
+** a state is fingerprinted from its content). tide_index_load_under adds
+** the components at each of the n paths (lens[i] bytes) and below them
+** that the index does not hold yet, in one store call; those it holds
+** keep their marks. Entries move (they stay in path order) and new
+** dependency sets come unchecked (tide_index_deps_checked): entry
+** pointers and set numbers from before the call are stale after it.
+*/
+void tide_index_scope(tide_Index *ix);
+int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
+                          const char *const *paths, const size_t *lens,
+                          size_t n);
+
 size_t tide_index_count(const tide_Index *ix);
 tide_IndexEntry *tide_index_at(tide_Index *ix, size_t i);
 /* The entry's path: e->path_len bytes, which may hold NUL (a component
@@ -168,6 +188,9 @@ size_t tide_index_deps_count(const tide_Index *ix);
 const uint8_t *tide_index_deps_at(const tide_Index *ix, size_t i,
                                   const tide_IndexEntry **example);
 void tide_index_deps_set_valid(tide_Index *ix, size_t i, int valid);
+/* Whether the i-th set was said valid or not (tide_index_deps_set_valid)
+** since it was loaded. */
+int tide_index_deps_checked(const tide_Index *ix, size_t i);
 
 /* File states of one walked source, keyed by relative path (a
 ** tide_FileStates cache per source, filestate.h). Source names and paths

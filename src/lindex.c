@@ -138,6 +138,40 @@ static int index_load(lua_State *L) {
   return 0;
 }
 
+/* index:scope(): empties the index, which then loads under the items a
+** worker claims (index.h, tide_index_scope). */
+static int index_scope(lua_State *L) {
+  tide_index_scope(walk_box(L)->ix);
+  return 0;
+}
+
+/* index:load_under(store, app_id, paths): adds the components at and
+** below each of the paths (a list of strings) that it does not hold. */
+static int index_load_under(lua_State *L) {
+  Box *b = check_box(L);
+  tide_Store *s = tide_lstore_check(L, 2);
+  lua_Integer app_id = luaL_checkinteger(L, 3);
+  lua_Integer i, n;
+  const char **paths;
+  size_t *lens;
+  int rc;
+  luaL_checktype(L, 4, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 4);
+  paths = lua_newuserdatauv(L, (size_t)n * (sizeof *paths + sizeof *lens)
+                               + 1, 0);
+  lens = (size_t *)(paths + n);
+  for (i = 0; i < n; i++) { /* the strings stay in the list meanwhile */
+    lua_rawgeti(L, 4, i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_argerror(L, 4, "a list of paths (strings) expected");
+    paths[i] = lua_tolstring(L, -1, &lens[i]);
+    lua_pop(L, 1);
+  }
+  rc = tide_index_load_under(b->ix, s, app_id, paths, lens, (size_t)n);
+  if (rc != 0) return luaL_error(L, "%s", tide_index_errmsg(b->ix));
+  return 0;
+}
+
 /* index:count() -> the number of components loaded */
 static int index_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)tide_index_count(check_box(L)->ix));
@@ -337,21 +371,27 @@ static int index_has_unseen_below(lua_State *L) {
   return 1;
 }
 
-/* index:deps() -> { { fp, example_path }, ... } of distinct dependency
-** sets, in the order index:set_deps_valid numbers them */
+/* index:deps([unchecked]) -> { { fp, example_path, number }, ... } of
+** distinct dependency sets (with unchecked, only those not said valid or
+** not yet), number being what index:set_deps_valid takes */
 static int index_deps(lua_State *L) {
   Box *b = check_box(L);
   size_t i, n = tide_index_deps_count(b->ix);
-  lua_createtable(L, (int)n, 0);
+  int unchecked = lua_toboolean(L, 2);
+  lua_Integer k = 0;
+  lua_createtable(L, unchecked ? 0 : (int)n, 0);
   for (i = 0; i < n; i++) {
     const tide_IndexEntry *example;
     const uint8_t *fp = tide_index_deps_at(b->ix, i, &example);
-    lua_createtable(L, 2, 0);
+    if (unchecked && tide_index_deps_checked(b->ix, i)) continue;
+    lua_createtable(L, 3, 0);
     lua_pushlstring(L, (const char *)fp, TIDE_FP_SIZE);
     lua_rawseti(L, -2, 1);
     lua_pushlstring(L, tide_index_path(b->ix, example), example->path_len);
     lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_pushinteger(L, (lua_Integer)i + 1);
+    lua_rawseti(L, -2, 3);
+    lua_rawseti(L, -2, ++k);
   }
   return 1;
 }
@@ -778,6 +818,7 @@ void tide_lindex_open(lua_State *L) {
     {"carry", index_carry},
     {"has_unseen_below", index_has_unseen_below},
     {"deps", index_deps}, {"set_deps_valid", index_set_deps_valid},
+    {"scope", index_scope}, {"load_under", index_load_under},
     {"file_fp", index_file_fp}, {"file_put", index_file_put},
     {"walk", index_walk}, {"each", index_each}, {NULL, NULL},
   };

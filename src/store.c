@@ -363,6 +363,18 @@ int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
   return tide_sqs_component_each_brief(sq(s), app_id, fn, arg);
 }
 
+int tide_store_component_each_under(tide_Store *s, int64_t app_id,
+                                    const char *const *paths,
+                                    const size_t *lens, size_t n,
+                                    tide_StoreComponentFn fn, void *arg) {
+  if (n == 0) return 0;
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_each_under(pg(s), app_id, paths, lens, n, fn,
+                                         arg);
+  return tide_sqs_component_each_under(sq(s), app_id, paths, lens, n, fn,
+                                       arg);
+}
+
 int tide_store_component_count(tide_Store *s, int64_t app_id, int64_t max,
                                int64_t *count) {
   if (s->backend == TIDE_STORE_POSTGRES)

@@ -335,6 +335,14 @@ int tide_store_component_each(tide_Store *s, int64_t app_id,
 ** them itself (the component index). */
 int tide_store_component_each_brief(tide_Store *s, int64_t app_id,
                                     tide_StoreComponentFn fn, void *arg);
+/* The components at each of the n paths (lens[i] bytes) and below them
+** (path + "/" and more), filled as tide_store_component_each_brief fills
+** them, in no set order; a component under two of the paths comes twice.
+** One statement (PostgreSQL: one round trip) for the n paths. */
+int tide_store_component_each_under(tide_Store *s, int64_t app_id,
+                                    const char *const *paths,
+                                    const size_t *lens, size_t n,
+                                    tide_StoreComponentFn fn, void *arg);
 /* How many components the app has, into *count; with max > 0, no more
 ** than max: the count stops there, a bound on what it reads (a count of
 ** a large table is a scan of its index, and of its rows while

@@ -88,6 +88,7 @@ enum {
   PG_COMPONENT_EACH_NEXT,
   PG_COMPONENT_BRIEF,
   PG_COMPONENT_BRIEF_NEXT,
+  PG_COMPONENT_UNDER,
   PG_COMPONENT_COUNT,
   PG_COMPONENT_IDS,
   PG_INTENT_IDS,
@@ -184,6 +185,10 @@ typedef struct PgCell {
   const void *p;
   size_t len;
 } PgCell;
+
+/* Appends len bytes at p to the text literal of a bytea[] under way in b
+** (empty: the literal's start; the caller closes it with "}"). */
+int tide_pgs_array_bytes(tide_Buf *b, const void *p, size_t len);
 
 /* Ids taken from a sequence ahead of the rows that use them. */
 typedef struct PgIds {
@@ -463,6 +468,10 @@ int tide_pgs_component_path(PgStore *s, int64_t id, const char **path,
 int tide_pgs_component_each(PgStore *s, int64_t app_id,
                             tide_StoreComponentFn fn, void *arg);
 int tide_pgs_component_each_brief(PgStore *s, int64_t app_id,
+                                  tide_StoreComponentFn fn, void *arg);
+int tide_pgs_component_each_under(PgStore *s, int64_t app_id,
+                                  const char *const *paths,
+                                  const size_t *lens, size_t n,
                                   tide_StoreComponentFn fn, void *arg);
 int tide_pgs_component_count(PgStore *s, int64_t app_id, int64_t max,
                              int64_t *count);

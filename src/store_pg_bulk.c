@@ -149,6 +149,14 @@ static int add_cell(tide_Buf *b, char type, const PgCell *cell) {
   return 0;
 }
 
+int tide_pgs_array_bytes(tide_Buf *b, const void *p, size_t len) {
+  PgCell cell;
+  memset(&cell, 0, sizeof cell);
+  cell.p = p;
+  cell.len = len;
+  return add_cell(b, 'b', &cell);
+}
+
 int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells) {
   PgBulk *k = &s->bulk[kind];
   const char *t = kinds[kind].types;

@@ -519,6 +519,51 @@ int tide_pgs_component_each_brief(PgStore *s, int64_t app_id,
                    emit_component_brief, &fn, arg);
 }
 
+/* One statement for every path: each path's run of the (app_id, path)
+** index, from the path itself to path + "0" ('0' is the byte after '/'),
+** less its siblings that sort between (path + "." and the like). */
+int tide_pgs_component_each_under(PgStore *s, int64_t app_id,
+                                  const char *const *paths,
+                                  const size_t *lens, size_t n,
+                                  tide_StoreComponentFn fn, void *arg) {
+  const char *what = "cannot list the components";
+  tide_Buf list;
+  char id[24];
+  PgParams p;
+  PGresult *r;
+  size_t i;
+  int rc = 0, row, rows;
+  tide_buf_init(&list, s->base.alloc, s->base.ud);
+  for (i = 0; i < n && rc == 0; i++)
+    rc = tide_pgs_array_bytes(&list, paths[i], lens[i]);
+  if (rc == 0) rc = tide_buf_append(&list, "}", 2); /* and its NUL */
+  if (rc != 0) {
+    tide_buf_close(&list);
+    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
+  }
+  snprintf(id, sizeof id, "%lld", (long long)app_id);
+  memset(&p, 0, sizeof p);
+  p.n = 2;
+  p.values[0] = id;
+  p.values[1] = (const char *)list.data;
+  rc = tide_pgs_read(s, PG_COMPONENT_UNDER,
+                     "SELECT c.id, c.app_id, c.path, c.logic_fp, c.input_fp,"
+                     " c.deps_fp, c.status FROM unnest($2::bytea[]) AS u(p)"
+                     " JOIN components c ON c.app_id = $1::int8"
+                     " AND c.path >= u.p AND c.path < (u.p || '\\x30'::bytea)"
+                     " WHERE octet_length(c.path) = octet_length(u.p)"
+                     " OR substring(c.path FROM octet_length(u.p) + 1"
+                     " FOR 1) = '\\x2f'::bytea",
+                     &p, what, &r);
+  tide_buf_close(&list);
+  if (rc) return rc;
+  rows = PQntuples(r);
+  for (row = 0; row < rows && rc == 0; row++)
+    rc = emit_component_brief(r, row, &fn, arg);
+  PQclear(r);
+  return rc;
+}
+
 int tide_pgs_component_count(PgStore *s, int64_t app_id, int64_t max,
                              int64_t *count) {
   PGresult *r;

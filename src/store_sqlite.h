@@ -53,6 +53,7 @@ enum {
   TIDE_STMT_COMPONENT_DEL,
   TIDE_STMT_COMPONENT_EACH,
   TIDE_STMT_COMPONENT_EACH_BRIEF,
+  TIDE_STMT_COMPONENT_EACH_UNDER,
   TIDE_STMT_COMPONENT_COUNT,
   TIDE_STMT_MEMO_GET,
   TIDE_STMT_MEMO_PUT,
@@ -308,6 +309,10 @@ int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,
 int tide_sqs_component_each(SqStore *s, int64_t app_id,
                             tide_StoreComponentFn fn, void *arg);
 int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
+                                  tide_StoreComponentFn fn, void *arg);
+int tide_sqs_component_each_under(SqStore *s, int64_t app_id,
+                                  const char *const *paths,
+                                  const size_t *lens, size_t n,
                                   tide_StoreComponentFn fn, void *arg);
 int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t max,
                              int64_t *count);

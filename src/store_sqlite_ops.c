@@ -323,6 +323,70 @@ int tide_sqs_component_each_brief(SqStore *s, int64_t app_id,
   return each(s, st, what, emit_component_brief, &fn, arg);
 }
 
+/* A path that tide_sqs_component_each_under reads below, and whom to
+** tell of what it finds. */
+typedef struct {
+  const char *path;
+  size_t len;
+  tide_StoreComponentFn fn;
+  void *arg;
+} Under;
+
+static int emit_under(sqlite3_stmt *st, const void *cb, void *arg) {
+  const Under *u = cb;
+  size_t len;
+  const char *path = col_text(st, 2, &len);
+  (void)arg;
+  /* Between path and path + "0" sort its siblings path + "." and the
+  ** like too ('.' and NUL are below '/'). */
+  if (len != u->len && path[u->len] != '/') return 0;
+  return emit_component_brief(st, &u->fn, u->arg);
+}
+
+/* Each path's run of the (app_id, path) index: from the path itself to
+** path + "0", '0' being the byte after '/'. */
+int tide_sqs_component_each_under(SqStore *s, int64_t app_id,
+                                  const char *const *paths,
+                                  const size_t *lens, size_t n,
+                                  tide_StoreComponentFn fn, void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "cannot list the components";
+  char *end = NULL;
+  size_t i, end_size = 0;
+  int rc = tide_sqs_stmt(s, TIDE_STMT_COMPONENT_EACH_UNDER,
+                         "SELECT id, app_id, path, logic_fp, input_fp,"
+                         " deps_fp, status FROM components"
+                         " WHERE app_id = ?1 AND path >= ?2 AND path < ?3",
+                         &st);
+  for (i = 0; i < n && rc == 0; i++) {
+    Under u;
+    if (lens[i] + 1 > end_size) {
+      char *grown = s->alloc(s->ud, end, end_size, lens[i] + 1);
+      if (grown == NULL) {
+        rc = tide_sqs_fail(s, TIDE_ENOMEM, "out of memory");
+        break;
+      }
+      end = grown;
+      end_size = lens[i] + 1;
+    }
+    memcpy(end, paths[i], lens[i]);
+    end[lens[i]] = '0';
+    u.path = paths[i];
+    u.len = lens[i];
+    u.fn = fn;
+    u.arg = arg;
+    if (bind_int(st, 1, app_id) || bind_text(st, 2, paths[i], lens[i]) ||
+        bind_text(st, 3, end, lens[i] + 1)) {
+      rc = bind_failed(s, what);
+      sqlite3_reset(st);
+      break;
+    }
+    rc = each(s, st, what, emit_under, &u, NULL);
+  }
+  if (end) s->alloc(s->ud, end, end_size, 0);
+  return rc;
+}
+
 int tide_sqs_component_count(SqStore *s, int64_t app_id, int64_t max,
                              int64_t *count) {
   sqlite3_stmt *st;

@@ -498,10 +498,15 @@ end
 function M.use_mount(...)
   local parent = need_frame("tide.use_mount", 2)
   local p, fn, args = path_and_fn("tide.use_mount", 2, ...)
-  local frame = mount(parent, resolve_path(parent, p, fn), fn, args)
+  local path = resolve_path(parent, p, fn)
   -- A worker of a shared update runs main's component for its value
-  -- only: the lead records it and writes what it declares.
-  frame.value_only = parent.is_root and worker_of(parent.run)
+  -- only: the lead records it and writes what it declares. Its index
+  -- reads what the store remembers of it first (share.lua), so that it
+  -- is carried over as in the lead.
+  local value_only = parent.is_root and worker_of(parent.run)
+  if value_only then parent.run:load_under({ path }) end
+  local frame = mount(parent, path, fn, args)
+  frame.value_only = value_only
   sched.wait(parent.run.sched, frame)
   if frame.error then
     error(fmt("component %s failed: %s", frame.path, frame.error), 0)

@@ -38,7 +38,7 @@ local STATS_SHARED = order { "app", "elapsed_ms", "components", "targets",
 local STATS_SHARED_INTERRUPTED = order { "app", "elapsed_ms", "components",
                                          "targets", "functions", "workers",
                                          "interrupted" }
-local WORKER = order { "id", "host", "pid", "done", "components" }
+local WORKER = order { "id", "host", "pid", "done", "read", "components" }
 local WORKER_SHOWN = order { "id", "host", "pid", "claimed", "done",
                              "seen_ms_ago", "left" }
 local WORKERS_SHOWN = order { "app", "update", "listed", "workers" }

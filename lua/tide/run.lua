@@ -130,9 +130,15 @@ end
 
 function Run:load()
   local store, app_id = self.store, self.app_id
-  -- The index loads on a thread of its own while main runs and its walks
-  -- list their folders; whatever reads it first waits for it.
-  self.index:load(store, app_id)
+  if self.share and self.share.role == "worker" then
+    -- A worker's index holds what is below the items it claims, read as
+    -- it claims them (Run:load_under), not the app's whole index.
+    self.index:scope()
+  else
+    -- The index loads on a thread of its own while main runs and its
+    -- walks list their folders; whatever reads it first waits for it.
+    self.index:load(store, app_id)
+  end
   for _, c in ipairs(store:containers(app_id)) do
     self.stored_containers[c.id] = c
   end
@@ -145,13 +151,28 @@ end
 function Run:index_ready()
   if self.deps_checked then return end
   self.deps_checked = true
+  self:check_deps()
+end
+
+-- Checks the dependency sets the index holds that are not checked yet.
+function Run:check_deps()
   local store, app_id, index = self.store, self.app_id, self.index
-  for i, d in ipairs(index:deps()) do
+  for _, d in ipairs(index:deps(true)) do
     local row = store:component(app_id, d[2])
     local state = row and row.state and decode(row.state)
-    index:set_deps_valid(i, state ~= nil
+    index:set_deps_valid(d[3], state ~= nil
                          and engine.deps_valid(self, state.deps or {}))
   end
+end
+
+-- A worker's index: what the store remembers at each of paths and below
+-- (the items it claimed, a use_mount of main's), read before they mount,
+-- its new dependency sets checked; the owners of the states a crash left
+-- unknown that it now holds are forced (M.work, share.lua).
+function Run:load_under(paths)
+  self.index:load_under(self.store, self.app_id, paths)
+  self:check_deps()
+  for _, path in ipairs(self.crash_owners or {}) do self:force(path) end
 end
 
 -- A container removed by hand (a database deleted, a table dropped, a

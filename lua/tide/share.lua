@@ -336,6 +336,7 @@ function M.lead(run)
     end
     share.per_worker[#share.per_worker + 1] = {
       id = w.id, host = w.host, pid = w.pid, done = w.done,
+      read = type(stats) == "table" and math.tointeger(stats.read) or nil,
       components = type(stats) == "table" and counts(stats.components)
         or nil,
     }
@@ -532,7 +533,7 @@ local function mount_item(run, root, item, mount)
   if share.role == "lead" then run.index:unkeep_below(item.path) end
   local frame = mount(root, item.path, b.fn, args, t[5] or nil, item.id)
   -- Claimed before, by a worker that died: it may have recorded some of
-  -- what the item mounts, which this worker's index (loaded before)
+  -- what the item mounts, which the lead's index (loaded at its start)
   -- lacks; those components are read from the store (engine.mount).
   if item.tries > 1 then frame.redo = true end
   return frame
@@ -565,20 +566,27 @@ function M.work(run, worker_id)
   share.worker_id = worker_id
   local reconcile = require "tide.reconcile"
   local root = sched.current_frame()
-  -- The index (loading on its thread) says which items ran before: it is
-  -- waited for, and its dependencies checked, before the first mount.
+  -- The lead's index (loading on its thread) says which items ran
+  -- before: it is waited for, and its dependencies checked, before the
+  -- first mount. A worker's reads what is below each claim's items.
   run:index_ready()
   -- The owners of the states a crash left unknown (the lead's recover
   -- turned them so) run again, as in one process: an item runs in full
-  -- here, and so must those of its descendants.
+  -- here, and so must those of its descendants (forced again as the
+  -- index reads them, Run:load_under).
   if share.role == "worker" then
+    local owners = {}
     for _, row in ipairs(store:targets_pending(run.app_id)) do
       if row.pending == reconcile.UNKNOWN
          or row.pending == reconcile.PENDING_UPSERT then
         local path = run:path_of(row.owner_id)
-        if path then run:force(path) end
+        if path then
+          owners[#owners + 1] = path
+          run:force(path)
+        end
       end
     end
+    run.crash_owners = owners
   end
   -- The lease is renewed by a thread of its own, however long a
   -- component runs without yielding.
@@ -637,6 +645,13 @@ function M.work(run, worker_id)
       -- waits for its answer as a task does (with none, nothing would).
       local items = store:work_claim(share.update_id, worker_id,
                                      limit - held, share.lease_ms, n > 0)
+      -- A worker's index reads what is below the items it claimed (the
+      -- lead's, in its second round, holds all).
+      if #items > 0 and share.role == "worker" then
+        local paths = {}
+        for i, item in ipairs(items) do paths[i] = item.path end
+        run:load_under(paths)
+      end
       -- What finished since the last claim is recorded now: after the
       -- claim, which would wait for its commit, and before the items
       -- just claimed start, which run while the server commits it.
@@ -748,7 +763,7 @@ function M.leave(run, finished)
   table.sort(declared)
   run.store:worker_leave(share.worker_id, cjson.encode({
     components = run.stats.components, targets = run.stats.targets,
-    functions = run.stats.functions,
+    functions = run.stats.functions, read = run.index:count(),
     memo_candidates = candidates, declared = declared,
   }))
 end

@@ -709,12 +709,109 @@ static void test_view(void) {
   CHECK_EQ_INT(tide_store_app_delete(store, other), 0);
 }
 
+/* A scoped index (a worker's) holds only what was loaded under paths:
+** entries already held keep their marks, new dependency sets come
+** unchecked, a path below another one given is read once, and file states
+** come only from puts. */
+static void test_load_under(void) {
+  static const uint8_t fp[TIDE_FP_SIZE] = {5};
+  static const char *const a[] = { "/a" };
+  static const char *const more[] = { "/q/1", "/a/b", "/b", "/q", "/q/2" };
+  static const size_t a_lens[] = { 2 }, more_lens[] = { 4, 4, 2, 2, 4 };
+  tide_Index *ix = loaded();
+  const tide_IndexEntry *example;
+  tide_IndexEntry *e;
+  size_t i;
+  tide_index_scope(ix);
+  CHECK_EQ_INT(tide_index_count(ix), 0);
+  CHECK(tide_index_find(ix, "/a", 2) == NULL);
+  CHECK_EQ_INT(tide_index_load_under(ix, store, app, a, a_lens, 1), 0);
+  /* Not "/a" NUL "x", "/a.x" nor "/ab": siblings, not below. */
+  CHECK_EQ_INT(tide_index_count(ix), 4);
+  CHECK(tide_index_find(ix, "/a\0x", 4) == NULL);
+  CHECK(tide_index_find(ix, "/a.x", 4) == NULL);
+  CHECK_EQ_INT(tide_index_deps_count(ix), 1);
+  CHECK(!tide_index_deps_checked(ix, 0));
+  tide_index_deps_set_valid(ix, 0, 1);
+  CHECK(tide_index_deps_checked(ix, 0));
+  tide_index_find(ix, "/a/b", 4)->seen = TIDE_SEEN_RAN;
+  tide_index_find(ix, "/a/c", 4)->seen = TIDE_SEEN_FAILED;
+  CHECK_EQ_INT(tide_index_load_under(ix, store, app, more, more_lens, 5), 0);
+  /* "/q/1" and "/q/2" once each, under "/q" given too; "/a/b" kept. */
+  CHECK_EQ_INT(tide_index_count(ix), 7);
+  CHECK_EQ_INT(seen(ix, "/a/b", 4), TIDE_SEEN_RAN);
+  CHECK_EQ_INT(seen(ix, "/a/c", 4), TIDE_SEEN_FAILED);
+  CHECK_EQ_INT(seen(ix, "/b", 2), TIDE_SEEN_NONE);
+  CHECK_EQ_INT(seen(ix, "/a/b/c", 6), TIDE_SEEN_NONE);
+  for (i = 1; i < tide_index_count(ix); i++) {
+    const tide_IndexEntry *x = tide_index_at(ix, i - 1);
+    const tide_IndexEntry *y = tide_index_at(ix, i);
+    size_t n = x->path_len < y->path_len ? x->path_len : y->path_len;
+    int c = memcmp(tide_index_path(ix, x), tide_index_path(ix, y), n);
+    CHECK(c < 0 || (c == 0 && x->path_len < y->path_len));
+  }
+  e = tide_index_find_id(ix, ids[7]); /* "/b", by id */
+  CHECK(e != NULL && e->path_len == 2);
+  /* Set A checked and valid still; B ("/b"'s) new, unchecked. */
+  CHECK_EQ_INT(tide_index_deps_count(ix), 2);
+  for (i = 0; i < 2; i++) {
+    const uint8_t *set = tide_index_deps_at(ix, i, &example);
+    CHECK_EQ_INT(tide_index_deps_checked(ix, i), set[0] == 1);
+  }
+  CHECK(tide_index_deps_valid(ix, tide_index_find(ix, "/a/c", 4)));
+  CHECK(!tide_index_deps_valid(ix, tide_index_find(ix, "/b", 2)));
+  CHECK_EQ_INT(tide_index_keep_subtree(ix, "/q", 2), 2);
+  /* Entries read later that sort first: the sets are numbered again in
+  ** path order, each keeping what was said of it. */
+  tide_index_scope(ix);
+  CHECK_EQ_INT(tide_index_load_under(ix, store, app, more + 2, more_lens + 2,
+                                     1), 0); /* "/b": set B */
+  tide_index_deps_set_valid(ix, 0, 0);
+  tide_index_find(ix, "/b", 2)->seen = TIDE_SEEN_RAN;
+  CHECK_EQ_INT(tide_index_load_under(ix, store, app, a, a_lens, 1), 0);
+  CHECK_EQ_INT(tide_index_count(ix), 5);
+  CHECK_EQ_INT(tide_index_deps_count(ix), 2);
+  CHECK_EQ_INT(tide_index_deps_at(ix, 0, &example)[0], 1); /* A, new */
+  CHECK(!tide_index_deps_checked(ix, 0));
+  CHECK_EQ_INT(tide_index_deps_at(ix, 1, &example)[0], 2);
+  CHECK(tide_index_deps_checked(ix, 1));
+  CHECK(example == tide_index_find(ix, "/b", 2));
+  CHECK_EQ_INT(seen(ix, "/b", 2), TIDE_SEEN_RAN);
+  tide_index_deps_set_valid(ix, 0, 1);
+  CHECK(tide_index_deps_valid(ix, tide_index_find(ix, "/a/c", 4)));
+  CHECK(!tide_index_deps_valid(ix, tide_index_find(ix, "/b", 2)));
+  /* File states: the store's are not read, puts are kept. */
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:s", 4), 0);
+  CHECK(tide_index_file_fp(ix, "fs:s", 4, "k", 1, 1, 2, 3) == NULL);
+  CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:s", 4, "k", 1, 1, 2,
+                                   3, fp), 0);
+  CHECK(tide_index_file_fp(ix, "fs:s", 4, "k", 1, 1, 2, 3) != NULL);
+  tide_index_free(ix);
+  ix = loaded();
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:s", 4), 0);
+  CHECK(tide_index_file_fp(ix, "fs:s", 4, "k", 1, 1, 2, 3) != NULL);
+  CHECK_EQ_INT(tide_index_file_put(ix, store, app, "fs:s", 4, "j", 1, 1, 2,
+                                   3, fp), 0);
+  /* Scoped again: what a whole load held is forgotten. */
+  tide_index_scope(ix);
+  CHECK_EQ_INT(tide_index_count(ix), 0);
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:s", 4), 0);
+  CHECK(tide_index_file_fp(ix, "fs:s", 4, "j", 1, 1, 2, 3) == NULL);
+  /* A whole load ends the scope. */
+  CHECK_EQ_INT(tide_index_load(ix, store, app), 0);
+  CHECK_EQ_INT(tide_index_count(ix), NPATHS);
+  CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:s", 4), 0);
+  CHECK(tide_index_file_fp(ix, "fs:s", 4, "j", 1, 1, 2, 3) != NULL);
+  tide_index_free(ix);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"lookups by path and id", test_lookups},
     {"subtrees and siblings between", test_subtrees},
     {"keeping below a base except some paths", test_keep_below_except},
     {"dependency sets", test_deps},
+    {"scoped: loaded under paths", test_load_under},
     {"file states", test_file_states},
     {"file states in any order", test_file_states_order},
     {"file states added in path order", test_file_states_added_in_order},

@@ -1121,6 +1121,99 @@ static void test_component_each_bulk(void) {
   tmp_close(&t);
 }
 
+/* The paths a walk under paths met, as a string: each path (a NUL shown
+** as "~"), sorted, then " " after each. */
+typedef struct {
+  int count;
+  char names[16][16];
+} UnderWalk;
+
+static int walk_under(void *arg, const tide_StoreComponent *c) {
+  UnderWalk *w = arg;
+  size_t i;
+  if (w->count < 16 && c->path_len < sizeof w->names[0]) {
+    for (i = 0; i < c->path_len; i++)
+      w->names[w->count][i] = c->path[i] ? c->path[i] : '~';
+    w->names[w->count][c->path_len] = '\0';
+    if (c->logic_fp == NULL || c->status != 7 || c->app_id == 0) return 1;
+  }
+  w->count++;
+  return 0;
+}
+
+static int name_order(const void *a, const void *b) {
+  return strcmp(a, b);
+}
+
+static const char *under(tide_Store *s, int64_t app, const char *const *paths,
+                         const size_t *lens, size_t n) {
+  static char out[256];
+  UnderWalk w;
+  int i;
+  memset(&w, 0, sizeof w);
+  out[0] = '\0';
+  if (tide_store_component_each_under(s, app, paths, lens, n, walk_under,
+                                      &w) != 0)
+    return tide_store_errmsg(s);
+  qsort(w.names, (size_t)(w.count < 16 ? w.count : 16), sizeof w.names[0],
+        name_order);
+  for (i = 0; i < w.count && i < 16; i++) {
+    strcat(out, w.names[i]);
+    strcat(out, " ");
+  }
+  return out;
+}
+
+/* The components at and below given paths, in one call: not a sibling
+** that sorts between a path and what is below it ("/a.x", "/a" NUL "x"),
+** nor one that only starts the same ("/ab"), nor another app's. */
+static void test_component_each_under(void) {
+  static const struct { const char *p; size_t len; } all[] = {
+    {"/a", 2}, {"/a\0x", 4}, {"/a.x", 4}, {"/a/b", 4}, {"/a/b/c", 6},
+    {"/a/\0", 4}, {"/ab", 3}, {"/b/c", 4}, {"/q", 2},
+  };
+  const char *two[] = { "/a", "/b" }, *nested[] = { "/a", "/a/b" };
+  const char *nul[] = { "/a\0x" }, *none[] = { "/zz" };
+  size_t two_lens[] = { 2, 2 }, nested_lens[] = { 2, 4 }, nul_lens[] = { 4 };
+  size_t none_lens[] = { 3 };
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c;
+  uint8_t fp[TIDE_FP_SIZE];
+  int64_t app = 0, other = 0;
+  size_t i;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("other"), &other, NULL), 0);
+  fp_fill(fp, 3);
+  memset(&c, 0, sizeof c);
+  SET_STR(c.fn_name, "f");
+  c.logic_fp = fp;
+  c.status = 7;
+  for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+    c.app_id = app;
+    c.path = all[i].p;
+    c.path_len = all[i].len;
+    CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
+  }
+  c.app_id = other;
+  SET_STR(c.path, "/a/other");
+  CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_STR_EQ(under(s, app, two, two_lens, 2),
+               "/a /a/b /a/b/c /a/~ /b/c ");
+  /* A path below another one given comes twice: the caller's to avoid. */
+  CHECK_STR_EQ(under(s, app, nested, nested_lens, 2),
+               "/a /a/b /a/b /a/b/c /a/b/c /a/~ ");
+  CHECK_STR_EQ(under(s, app, nul, nul_lens, 1), "/a~x ");
+  CHECK_STR_EQ(under(s, app, none, none_lens, 1), "");
+  CHECK_STR_EQ(under(s, app, two, two_lens, 0), "");
+  CHECK_STR_EQ(under(s, other, two, two_lens, 1), "/a/other ");
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 typedef struct {
   int count;
   int bad;
@@ -3216,6 +3309,7 @@ static const CheckTest tests[] = {
   { "apps", test_apps },
   { "components", test_components },
   { "component bulk iteration", test_component_each_bulk },
+  { "components under paths", test_component_each_under },
   { "memos", test_memos },
   { "containers", test_containers },
   { "target states", test_targets },

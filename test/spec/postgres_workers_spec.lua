@@ -279,6 +279,12 @@ describe("an update shared by workers", function()
     b = update(four, location("four"), shared, env)
     assert.are.equal(counts(a), counts(b))
     assert.are.equal(1, b.components.deleted)
+    -- Each worker read of the store only what is below the items it
+    -- claimed, not the app's 200 components: the two edited documents
+    -- (the new one has nothing stored yet).
+    local read = 0
+    for _, w in ipairs(b.workers) do read = read + w.read end
+    assert.are.equal(2, read)
     assert.are.equal(target_rows(one), target_rows(four))
     assert.are.equal(store_content("one"), store_content("four"))
     -- Nothing to do: the lead ends at once, its workers with it.
