@@ -243,6 +243,11 @@ function M.component_failed(run, frame, message)
   return false, message
 end
 
+-- Whether the run is a worker's part of a shared update (share.lua).
+local function worker_of(run)
+  return run.share ~= nil and run.share.role == "worker"
+end
+
 -- The body of a component's task (the scheduler's runner: the frame is the
 -- task).
 local function run_component(frame)
@@ -321,6 +326,15 @@ local function run_component(frame)
     ok, results = pcall(reconcile.submit, run, frame)
   end
   if not ok then
+    -- A worker of a shared update that a stop ends (a SIGTERM scales the
+    -- workers down) leaves what the stop cut short (the interrupt raised
+    -- in its code, lsignal.c) to the others, as a worker that dies does:
+    -- neither recorded nor counted, its item freed when the worker
+    -- leaves, and run in full by whoever claims it next (share.lua).
+    if not frame.is_root and worker_of(run) and core.stop_requested() then
+      frame.incomplete = true
+      return false
+    end
     return M.component_failed(run, frame,
       type(results) == "table" and results.message or results)
   end
@@ -335,10 +349,6 @@ local function run_component(frame)
   return true
 end
 
--- Whether the run is a worker's part of a shared update (share.lua).
-local function worker_of(run)
-  return run.share ~= nil and run.share.role == "worker"
-end
 
 -- Creates a child component frame and its task. `mode` is "mount" (a
 -- failure stays in the child) or "use" (the caller gets the value).

@@ -542,6 +542,30 @@ end)
     stopped_halfway("group_stopped", true)
   end)
 
+  it("leaves what a worker's stop cut short to the others, not counted "
+     .. "as a failure", function()
+    -- Each item computes for 300 ms in the pipeline's own code, where the
+    -- interrupt of a stop lands (lsignal.c): the component it cuts short
+    -- is run again by the other worker, in this update.
+    local d, one = project(12), project(12)
+    update(one, location("cut_one"), "", "BUSY_MS=300")
+    local db = location("cut_short")
+    local finish = start_update(d, db, "BUSY_MS=300",
+                                "--workers 2 --max-inflight 1")
+    local seen = workers_when(d, db, function(w)
+      return #w == 2 and w[1].claimed > 0 and w[2].claimed > 0
+    end)
+    assert.is_table(seen)
+    kill("TERM", seen[1].pid)
+    local code, r, said = finish()
+    assert.are.equal("0", code, said)
+    assert.are.equal(0, r.components.errors)
+    assert.are.equal(12, r.components.added)
+    assert.is_nil(said:find("interrupted", 1, true), said)
+    assert.are.equal(target_rows(one), target_rows(d))
+    assert.are.equal(store_content("cut_one"), store_content("cut_short"))
+  end)
+
   it("takes a killed worker's items over, each committed once",
      function()
     local d, clean = project(150), project(150)
