@@ -826,9 +826,10 @@ int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
                           size_t n) {
   const char **roots;
   size_t *root_lens, i, j, k = 0, before = tide_index_count(ix);
+  size_t bytes = n * (sizeof *roots + sizeof *root_lens);
   int rc;
   if (n == 0) return 0;
-  roots = ix->alloc(ix->ud, NULL, 0, n * (sizeof *roots + sizeof *lens));
+  roots = ix->alloc(ix->ud, NULL, 0, bytes);
   if (roots == NULL) return tide_index_fail(ix, TIDE_ENOMEM, "out of memory");
   root_lens = (size_t *)(roots + n);
   /* A path at or below another one given is read with it, not twice (a
@@ -846,18 +847,20 @@ int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
   (void)tide_index_wait(ix);
   rc = tide_store_component_each_under(s, app_id, roots, root_lens, k,
                                        add_under, ix);
-  ix->alloc(ix->ud, roots, n * (sizeof *roots + sizeof *lens), 0);
-  if (rc == 0 && tide_index_count(ix) > before) {
+  ix->alloc(ix->ud, roots, bytes, 0);
+  if (tide_index_count(ix) > before) {
     /* In path order again, the table of paths and the map by id made
-    ** anew: the entries moved. */
-    rc = sort_entries(ix);
-    if (rc == 0) {
+    ** anew: the entries moved. (Also after a failure: what was read
+    ** before it is in the store, and the index stays whole.) */
+    int placed = sort_entries(ix);
+    if (placed == 0) {
       free_slots(ix);
-      rc = place_paths(ix);
+      placed = place_paths(ix);
     }
     tide_hashmap_close(&ix->by_id);
     tide_hashmap_init(&ix->by_id, ix->alloc, ix->ud);
     ix->next = 0;
+    if (rc == 0) rc = placed;
   }
   if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
   if (rc) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
