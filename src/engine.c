@@ -152,7 +152,8 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
     return tide_engine_fail(e, rc, "%s", tide_store_errmsg(e->store));
   }
   /* Other processes write a shared update's store without taking the
-  ** lock, so a worker reads the store whole at every cycle. */
+  ** lock: what a worker kept of it is stale at every cycle (its index,
+  ** scoped, is read anew under the items it claims). */
   if (changed || e->shared) *reopened = 1;
   tide_store_set_batch_limits(e->store, 0, 0);
   e->in_cycle = 1;
