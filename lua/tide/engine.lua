@@ -349,7 +349,6 @@ local function run_component(frame)
   return true
 end
 
-
 -- Creates a child component frame and its task. `mode` is "mount" (a
 -- failure stays in the child) or "use" (the caller gets the value).
 local function mount(parent, path, fn, args, source_key, work_item)
