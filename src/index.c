@@ -821,19 +821,22 @@ static int at_or_below(const char *a, size_t alen, const char *b,
          (blen == alen || b[alen] == '/');
 }
 
-int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
-                          const char *const *paths, const size_t *lens,
-                          size_t n) {
-  const char **roots;
-  size_t *root_lens, i, j, k = 0, before = tide_index_count(ix);
-  size_t bytes = n * (sizeof *roots + sizeof *root_lens);
-  int rc;
-  if (n == 0) return 0;
-  roots = ix->alloc(ix->ud, NULL, 0, bytes);
-  if (roots == NULL) return tide_index_fail(ix, TIDE_ENOMEM, "out of memory");
-  root_lens = (size_t *)(roots + n);
-  /* A path at or below another one given is read with it, not twice (a
-  ** row read twice would be two entries). */
+/* The paths given that are not at or below another one given (a path
+** below another is read with it, not twice: a row read twice would be two
+** entries), in roots (allocated, Roots_free) with their lengths. */
+typedef struct {
+  const char **paths;
+  size_t *lens, n, bytes;
+} Roots;
+
+static int roots_of(tide_Index *ix, const char *const *paths,
+                    const size_t *lens, size_t n, Roots *r) {
+  size_t i, j;
+  r->n = 0;
+  r->bytes = n * (sizeof *r->paths + sizeof *r->lens);
+  r->paths = ix->alloc(ix->ud, NULL, 0, r->bytes);
+  if (r->paths == NULL) return TIDE_ENOMEM;
+  r->lens = (size_t *)(r->paths + n);
   for (i = 0; i < n; i++) {
     for (j = 0; j < n; j++) {
       if (j == i || !at_or_below(paths[j], lens[j], paths[i], lens[i]))
@@ -841,13 +844,29 @@ int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
       if (lens[j] < lens[i] || j < i) break;
     }
     if (j < n) continue;
-    roots[k] = paths[i];
-    root_lens[k++] = lens[i];
+    r->paths[r->n] = paths[i];
+    r->lens[r->n++] = lens[i];
   }
+  return 0;
+}
+
+static void roots_free(tide_Index *ix, Roots *r) {
+  ix->alloc(ix->ud, r->paths, r->bytes, 0);
+}
+
+int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
+                          const char *const *paths, const size_t *lens,
+                          size_t n) {
+  Roots r;
+  size_t before = tide_index_count(ix);
+  int rc;
+  if (n == 0) return 0;
+  if (roots_of(ix, paths, lens, n, &r) != 0)
+    return tide_index_fail(ix, TIDE_ENOMEM, "out of memory");
   (void)tide_index_wait(ix);
-  rc = tide_store_component_each_under(s, app_id, roots, root_lens, k,
+  rc = tide_store_component_each_under(s, app_id, r.paths, r.lens, r.n,
                                        add_under, ix);
-  ix->alloc(ix->ud, roots, bytes, 0);
+  roots_free(ix, &r);
   if (tide_index_count(ix) > before) {
     /* In path order again, the table of paths and the map by id made
     ** anew: the entries moved. (Also after a failure: what was read
@@ -865,6 +884,65 @@ int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
   if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
   if (rc) return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
   return 0;
+}
+
+int tide_index_reload_under(tide_Index *ix, tide_Store *s, int64_t app_id,
+                            const char *const *paths, const size_t *lens,
+                            size_t n) {
+  Roots r;
+  tide_Index *fresh = NULL;
+  uint8_t *drop = NULL;
+  size_t i, j, count;
+  int rc;
+  if (n == 0) return 0;
+  (void)tide_index_wait(ix);
+  count = tide_index_count(ix);
+  if (!ix->warm.on || ix->warm.store != s || ix->warm.app_id != app_id)
+    return 0; /* its next load reads it whole anyway */
+  if (roots_of(ix, paths, lens, n, &r) != 0)
+    return tide_index_fail(ix, TIDE_ENOMEM, "out of memory");
+  /* Many subtrees (a cold cycle's items): read whole, on the thread. */
+  if (r.n > REFRESH_WHOLE_MIN && r.n > count / REFRESH_WHOLE_SHARE) {
+    roots_free(ix, &r);
+    ix->warm.on = 0;
+    return 0;
+  }
+  /* The entries at and below each root are dropped, the others kept. */
+  rc = (drop = ix->alloc(ix->ud, NULL, 0, count + 1)) ? 0 : TIDE_ENOMEM;
+  if (rc == 0) {
+    memset(drop, 0, count + 1);
+    for (i = 0; i < r.n; i++) {
+      tide_IndexEntry *self = tide_index_find(ix, r.paths[i], r.lens[i]);
+      if (self) drop[self - tide_index_at(ix, 0)] = 1;
+      for (j = tide_index_below_first(ix, r.paths[i], r.lens[i]);
+           j < count && tide_index_is_below(ix, tide_index_at(ix, j),
+                                            r.paths[i], r.lens[i]); j++)
+        drop[j] = 1;
+    }
+    rc = tide_index_new(&fresh, ix->alloc, ix->ud);
+  }
+  if (rc == 0) rc = tide_buf_reserve(&fresh->entries,
+                                     count * sizeof(tide_IndexEntry));
+  for (i = 0; i < count && rc == 0; i++) {
+    tide_StoreComponent c;
+    if (drop[i]) continue;
+    tide_index_view(ix, tide_index_at(ix, i), &c);
+    rc = add_entry(fresh, &c);
+  }
+  if (rc == 0)
+    rc = tide_store_component_each_under(s, app_id, r.paths, r.lens, r.n,
+                                         add_entry, fresh);
+  if (rc == 0) rc = sort_entries(fresh);
+  if (rc == 0) rc = place_paths(fresh);
+  if (rc == 0) take_over(ix, fresh);
+  if (drop) ix->alloc(ix->ud, drop, count + 1, 0);
+  if (fresh) tide_index_free(fresh);
+  roots_free(ix, &r);
+  if (rc == 0) return 0;
+  /* Left as it was, but stale: its next load reads it whole. */
+  ix->warm.on = 0;
+  if (rc == TIDE_ENOMEM) return tide_index_fail(ix, rc, "out of memory");
+  return tide_index_fail(ix, rc, "%s", tide_store_errmsg(s));
 }
 
 /* ---- Lookups and subtrees ---- */

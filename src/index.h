@@ -111,8 +111,10 @@ int tide_index_wait(tide_Index *ix);
 ** at once: a session's second cycle costs what it changed, not a reload.
 ** It loads whole again (on the thread) when the store says everything
 ** must be read, when the notes are many (more than 512 components and a
-** quarter of the index: a cold run's), or after tide_index_cool, which the engine calls when another connection
-** wrote the store between cycles (the notes know only this one's).
+** quarter of the index: a cold run's), or after tide_index_cool: the
+** engine cools it when another connection wrote the store between
+** cycles, and a shared update's lead when its workers wrote it during the
+** cycle (the notes know only this connection's writes).
 */
 void tide_index_cool(tide_Index *ix);
 
@@ -135,6 +137,22 @@ void tide_index_scope(tide_Index *ix);
 int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
                           const char *const *paths, const size_t *lens,
                           size_t n);
+
+/*
+** Reloaded under paths: the lead of a shared update keeps its whole index
+** warm across the cycles of a live session, but its workers wrote the
+** store below the items they claimed, which the notes of its own writes
+** lack. tide_index_reload_under replaces the entries at and below each of
+** the n paths by what the store holds there now, in one store call, and
+** keeps the others; marks are cleared and dependency sets come unchecked,
+** as after a refresh. An index that is not warm for s and app_id is left
+** as it is (its next load reads it whole); so is one given many paths (a
+** cold cycle's items: more than a refresh reads one by one), which it
+** cools instead. On failure the index is left as it was, cooled.
+*/
+int tide_index_reload_under(tide_Index *ix, tide_Store *s, int64_t app_id,
+                            const char *const *paths, const size_t *lens,
+                            size_t n);
 
 size_t tide_index_count(const tide_Index *ix);
 tide_IndexEntry *tide_index_at(tide_Index *ix, size_t i);

@@ -138,6 +138,13 @@ static int index_load(lua_State *L) {
   return 0;
 }
 
+/* index:cool(): the next index:load reads the store whole (other
+** connections wrote it: tide_index_cool). */
+static int index_cool(lua_State *L) {
+  tide_index_cool(walk_box(L)->ix);
+  return 0;
+}
+
 /* index:scope(): empties the index, which then loads under the items a
 ** worker claims (index.h, tide_index_scope). */
 static int index_scope(lua_State *L) {
@@ -145,16 +152,19 @@ static int index_scope(lua_State *L) {
   return 0;
 }
 
-/* index:load_under(store, app_id, paths): adds the components at and
-** below each of the paths (a list of strings) that it does not hold. */
-static int index_load_under(lua_State *L) {
+typedef int (*UnderFn)(tide_Index *ix, tide_Store *s, int64_t app_id,
+                       const char *const *paths, const size_t *lens,
+                       size_t n);
+
+/* Calls fn with the store at 2, the app id at 3 and the list of paths
+** (strings) at 4. */
+static int under(lua_State *L, UnderFn fn) {
   Box *b = check_box(L);
   tide_Store *s = tide_lstore_check(L, 2);
   lua_Integer app_id = luaL_checkinteger(L, 3);
   lua_Integer i, n;
   const char **paths;
   size_t *lens;
-  int rc;
   luaL_checktype(L, 4, LUA_TTABLE);
   n = (lua_Integer)lua_rawlen(L, 4);
   paths = lua_newuserdatauv(L, (size_t)n * (sizeof *paths + sizeof *lens)
@@ -167,9 +177,21 @@ static int index_load_under(lua_State *L) {
     paths[i] = lua_tolstring(L, -1, &lens[i]);
     lua_pop(L, 1);
   }
-  rc = tide_index_load_under(b->ix, s, app_id, paths, lens, (size_t)n);
-  if (rc != 0) return luaL_error(L, "%s", tide_index_errmsg(b->ix));
+  if (fn(b->ix, s, app_id, paths, lens, (size_t)n) != 0)
+    return luaL_error(L, "%s", tide_index_errmsg(b->ix));
   return 0;
+}
+
+/* index:load_under(store, app_id, paths): adds the components at and
+** below each of the paths (a list of strings) that it does not hold. */
+static int index_load_under(lua_State *L) {
+  return under(L, tide_index_load_under);
+}
+
+/* index:reload_under(store, app_id, paths): what it holds at and below
+** each of the paths is read again (tide_index_reload_under). */
+static int index_reload_under(lua_State *L) {
+  return under(L, tide_index_reload_under);
 }
 
 /* index:count() -> the number of components loaded */
@@ -346,6 +368,23 @@ static int index_unseen(lua_State *L) {
     push_entry(L, b->ix, e);
     lua_rawseti(L, -2, ++k);
   }
+  return 1;
+}
+
+/* index:holds(path) -> whether the index has path or some entry below it
+** (what a shared update's lead tells a worker: nothing stored to read). */
+static int index_holds(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len, i;
+  const char *path = luaL_checklstring(L, 2, &len);
+  if (tide_index_find(b->ix, path, len) != NULL) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  i = tide_index_below_first(b->ix, path, len);
+  lua_pushboolean(L, i < tide_index_count(b->ix) &&
+                       tide_index_is_below(b->ix, tide_index_at(b->ix, i),
+                                           path, len));
   return 1;
 }
 
@@ -817,8 +856,10 @@ void tide_lindex_open(lua_State *L) {
     {"unseen", index_unseen},
     {"carry", index_carry},
     {"has_unseen_below", index_has_unseen_below},
+    {"holds", index_holds},
     {"deps", index_deps}, {"set_deps_valid", index_set_deps_valid},
-    {"scope", index_scope}, {"load_under", index_load_under},
+    {"cool", index_cool}, {"scope", index_scope},
+    {"load_under", index_load_under}, {"reload_under", index_reload_under},
     {"file_fp", index_file_fp}, {"file_put", index_file_put},
     {"walk", index_walk}, {"each", index_each}, {NULL, NULL},
   };

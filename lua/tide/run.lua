@@ -105,6 +105,9 @@ function M.new(app, opts, parts)
       -- last it joined), heard of through the store's notifications.
       live = opts.share.live, after = opts.share.after,
       failed_items = {}, per_worker = {},
+      -- The lead's: the paths of the items it handed out (M.delegate),
+      -- until too many to read again one subtree each (false).
+      delegated = {},
       -- A worker's items that its end finishes (share.finish_later).
       ran_items = {},
       after_main = opts.share.role == "lead" and sharemod.lead
@@ -795,8 +798,19 @@ function Run:execute()
     self.store:flush()
     -- Live mode: the index is brought up to date for the next cycle now
     -- (a cold run's many writes: loaded whole on its thread while the
-    -- session waits for changes), not when a change arrives.
-    if self.opts.live_cycle then self.index:load(self.store, self.app_id) end
+    -- session waits for changes), not when a change arrives. A shared
+    -- update's lead reads again the subtrees of the items it handed out,
+    -- which its workers wrote (the notes of its own writes lack them);
+    -- after many items, or a run that ended before the update did, the
+    -- whole index. A worker's is read under its next claims.
+    if self.opts.live_cycle and not worker then
+      if share and share.delegated and share.finished then
+        self.index:reload_under(self.store, self.app_id, share.delegated)
+      elseif share then
+        self.index:cool()
+      end
+      self.index:load(self.store, self.app_id)
+    end
   end
   s:give_back()
   M.close_target_connections(self.opts.live_cycle)

@@ -65,6 +65,9 @@ local OPEN_S = 0.02
 M.LEASE_MS = 30000
 -- How long a stopped lead waits for the workers it stops (M.end_early).
 local STOP_WAIT_S = 30
+-- How many item paths the lead keeps for its index to read again below
+-- them at the end of a live cycle (Run:finish); beyond, it reads it whole.
+local DELEGATED_MAX = 65536
 
 local function sleep(s)
   -- In a task, the other tasks run meanwhile.
@@ -127,14 +130,22 @@ function M.delegate(run, path, call, key, file_path, value, source_key)
     if type(items) ~= "table" or value.dir ~= items.dir then return false end
     file_path, value = value.path, nil
   end
+  -- Whether the store holds the component or some below it (the lead's
+  -- index is whole): a worker reads those, and only those, as it claims.
+  local stored = run.index:holds(path)
   local ok, bytes = pcall(encode, { call.id, tostring(key),
                                     file_path or false, value,
-                                    source_key or false })
+                                    source_key or false, stored })
   if not ok then return false end
   if not run.claims:mount(path) then
     error(fmt("two components mounted at the same path %s", path), 0)
   end
   run.store:work_add(share.update_id, path, bytes)
+  local delegated = share.delegated
+  if delegated then
+    delegated[#delegated + 1] = path
+    if #delegated > DELEGATED_MAX then share.delegated = false end
+  end
   -- Seen by this run: not deleted at its end, nor what it mounts below.
   run:mark(path, "ran")
   run:keep_subtree(path)
@@ -500,12 +511,22 @@ local function item_failed(run, item, message)
   run.share.failed_items[#run.share.failed_items + 1] = item.id
 end
 
+-- What M.delegate recorded of an item, decoded once: a table, or false
+-- when it cannot be read.
+local function item_of(item)
+  if item.t == nil then
+    local ok, t = pcall(decode, item.item)
+    item.t = ok and type(t) == "table" and t
+  end
+  return item.t
+end
+
 -- Mounts a claimed item as a component of the worker's run; returns its
 -- frame, or nil when it cannot run here.
 local function mount_item(run, root, item, mount)
   local share = run.share
-  local ok, t = pcall(decode, item.item)
-  local id = ok and type(t) == "table" and t[1]
+  local t = item_of(item)
+  local id = t and t[1]
   local b = id and share.bases[id]
   if not b then
     local base, n = tostring(id):match("^(.-)%z(%d+)$")
@@ -647,10 +668,17 @@ function M.work(run, worker_id)
                                      limit - held, share.lease_ms, n > 0)
       -- A worker's index reads what is below the items it claimed (the
       -- lead's, in its second round, holds all).
+      -- Not the items under which the lead found nothing stored, unless
+      -- claimed before (a worker that died may have recorded some).
       if #items > 0 and share.role == "worker" then
         local paths = {}
-        for i, item in ipairs(items) do paths[i] = item.path end
-        run:load_under(paths)
+        for _, item in ipairs(items) do
+          local t = item_of(item)
+          if not t or t[6] ~= false or item.tries > 1 then
+            paths[#paths + 1] = item.path
+          end
+        end
+        if #paths > 0 then run:load_under(paths) end
       end
       -- What finished since the last claim is recorded now: after the
       -- claim, which would wait for its commit, and before the items

@@ -645,6 +645,89 @@ static void test_warm(void) {
   tide_index_free(warm);
 }
 
+/* Runs sql on another connection to the store (a worker's writes, which
+** this connection's notes lack). */
+static void other_writes(const char *sql) {
+  sqlite3 *other;
+  char *err = NULL;
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+  CHECK_EQ_INT(sqlite3_open(db, &other), SQLITE_OK);
+  CHECK_EQ_INT(sqlite3_exec(other, sql, NULL, NULL, &err), SQLITE_OK);
+  if (err) fprintf(stderr, "sql: %s\n", err);
+  sqlite3_free(err);
+  sqlite3_close(other);
+}
+
+/* A shared update's lead reads again below the items it handed out: those
+** subtrees come as the store now holds them (added, deleted, changed), the
+** rest as the index held it; many items cool it instead. */
+static void test_reload_under(void) {
+  static const char *const items[] = { "/r", "/s/1", "/r/x" };
+  static const size_t item_lens[] = { 2, 4, 4 };
+  static const char *const rest[] = { "/t", "/r.x" };
+  static const size_t rest_lens[] = { 2, 4 };
+  static char many_paths[600][8];
+  static const char *many[600];
+  static size_t many_lens[600];
+  tide_Index *warm, *now;
+  char sql[600];
+  size_t i;
+  put_component("/r", NULL, NULL, NULL);
+  put_component("/r/gone", NULL, NULL, NULL);
+  put_component("/s/1", NULL, NULL, NULL);
+  CHECK_EQ_INT(tide_store_flush(store), 0);
+  CHECK_EQ_INT(tide_index_new(&warm, NULL, NULL), 0);
+  CHECK_EQ_INT(tide_index_load_async(warm, store, app), 0);
+  CHECK_EQ_INT(tide_index_wait(warm), 0);
+  tide_index_find(warm, "/r", 2)->seen = TIDE_SEEN_RAN;
+  snprintf(sql, sizeof sql,
+           "INSERT INTO components(app_id, path, fn_name) VALUES"
+           " (%lld, '/r/new', 'f'), (%lld, '/r.x', 'f'), (%lld, '/t', 'f');"
+           "DELETE FROM components WHERE path = '/r/gone';"
+           "UPDATE components SET status = 3 WHERE path = '/s/1';",
+           (long long)app, (long long)app, (long long)app);
+  other_writes(sql);
+  CHECK_EQ_INT(tide_index_reload_under(warm, store, app, items, item_lens, 3),
+               0);
+  CHECK(tide_index_find(warm, "/r/new", 6) != NULL);
+  CHECK(tide_index_find(warm, "/r/gone", 7) == NULL);
+  CHECK(tide_index_find(warm, "/s/1", 4) != NULL &&
+        tide_index_find(warm, "/s/1", 4)->status == 3);
+  CHECK_EQ_INT(seen(warm, "/r", 2), TIDE_SEEN_NONE);
+  /* Not below the items: not read. */
+  CHECK(tide_index_find(warm, "/t", 2) == NULL);
+  CHECK(tide_index_find(warm, "/r.x", 4) == NULL);
+  CHECK(tide_index_find(warm, "/a/b", 4) != NULL);
+  /* Those read too, it holds what a whole load gives. */
+  CHECK_EQ_INT(tide_index_reload_under(warm, store, app, rest, rest_lens, 2),
+               0);
+  now = loaded();
+  check_same(warm, now);
+  tide_index_free(now);
+  /* Many items: cooled, its next load reads it whole. */
+  for (i = 0; i < 600; i++) {
+    many_lens[i] = (size_t)snprintf(many_paths[i], sizeof many_paths[i],
+                                    "/z/%zu", i);
+    many[i] = many_paths[i];
+  }
+  snprintf(sql, sizeof sql, "INSERT INTO components(app_id, path, fn_name)"
+           " VALUES (%lld, '/u', 'f')", (long long)app);
+  other_writes(sql);
+  CHECK_EQ_INT(tide_index_reload_under(warm, store, app, many, many_lens,
+                                       600), 0);
+  CHECK(tide_index_find(warm, "/u", 2) == NULL);
+  CHECK_EQ_INT(tide_index_load_async(warm, store, app), 0);
+  CHECK_EQ_INT(tide_index_wait(warm), 0);
+  CHECK(tide_index_find(warm, "/u", 2) != NULL);
+  /* A cold index is left as it is. */
+  other_writes("DELETE FROM components WHERE path = '/u'");
+  tide_index_cool(warm);
+  CHECK_EQ_INT(tide_index_reload_under(warm, store, app, rest, rest_lens, 2),
+               0);
+  CHECK(tide_index_find(warm, "/u", 2) != NULL);
+  tide_index_free(warm);
+}
+
 static void check_same_fp(const uint8_t *a, const uint8_t *b) {
   CHECK((a == NULL) == (b == NULL));
   if (a && b) CHECK(memcmp(a, b, TIDE_FP_SIZE) == 0);
@@ -819,6 +902,7 @@ int main(void) {
     {"mount_each over a keyed source", test_each},
     {"a load on a thread of its own", test_load_async},
     {"kept up to date across cycles", test_warm},
+    {"read again under the items workers ran", test_reload_under},
     {"what an entry holds is what the store recorded", test_view},
     {NULL, NULL},
   };

@@ -1300,6 +1300,16 @@ end)
       return t:find("d005.txt|Five, live|6", 1, true)
         and t:find("d021.txt|Twenty-one|2", 1, true)
     end, 20))
+    -- A file a worker indexed in the first cycle, deleted: its row goes
+    -- (the lead knows what the workers recorded), and a file a later
+    -- cycle's worker indexed, edited again: its row follows.
+    os.remove(d .. "/docs/d007.txt")
+    helpers.write(d .. "/docs/d021.txt", "Twenty-one again\nw w\n")
+    assert.is_true(helpers.wait_for(function()
+      local t = rows_now()
+      return not t:find("d007.txt", 1, true)
+        and t:find("d021.txt|Twenty-one again|4", 1, true)
+    end, 20), rows_now())
     -- The workers did it (the cycles' lines say so once the lead has
     -- ended them: a worker writes the rows before), and stop with the
     -- session.
