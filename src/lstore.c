@@ -592,6 +592,12 @@ static int store_rollback(lua_State *L) {
   return ok_or_raise(L, s, tide_store_rollback(s));
 }
 
+/* store:batches_lost() -> tide_store_batches_lost */
+static int store_batches_lost(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)tide_store_batches_lost(check_store(L)));
+  return 1;
+}
+
 static int store_set_batch_limits(lua_State *L) {
   tide_Store *s = check_store(L);
   tide_store_set_batch_limits(s, luaL_checkinteger(L, 2),
@@ -1334,6 +1340,7 @@ void tide_lstore_open(lua_State *L) {
     {"close", store_close}, {"flush", store_flush},
     {"flush_send", store_flush_send}, {"flush_wait", store_flush_wait},
     {"maybe_flush", store_maybe_flush}, {"rollback", store_rollback},
+    {"batches_lost", store_batches_lost},
     {"set_batch_limits", store_set_batch_limits}, {"path", store_path},
     {"reclaim", store_reclaim}, {"space", store_space},
     {"app", store_app}, {"apps", store_apps},

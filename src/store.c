@@ -272,6 +272,10 @@ int tide_store_rollback(tide_Store *s) {
   return tide_sqs_rollback(sq(s));
 }
 
+int64_t tide_store_batches_lost(const tide_Store *s) {
+  return s->batches_lost;
+}
+
 int tide_store_space(tide_Store *s, tide_StoreSpace *space) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_space(pg(s), space);

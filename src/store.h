@@ -185,6 +185,12 @@ int tide_store_maybe_flush(tide_Store *s);
 /* Discards the open batch, if any. */
 int tide_store_rollback(tide_Store *s);
 
+/* How many batches a failure rolled back since the store was opened (the
+** caller's own rollbacks aside). PostgreSQL only: a shared update's
+** worker whose batch was lost leaves the update (its items' records and
+** done marks went with it); one process on SQLite fails its run. */
+int64_t tide_store_batches_lost(const tide_Store *s);
+
 /* Sets the limits tide_store_maybe_flush uses; a value <= 0 restores the
 ** default (TIDE_STORE_BATCH_WRITES, TIDE_STORE_BATCH_MS). */
 void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,

@@ -33,6 +33,7 @@ struct tide_Store {
   int64_t batch_started_ns; /* CLOCK_MONOTONIC */
   int64_t max_batch_writes;
   int64_t max_batch_ms;
+  int64_t batches_lost; /* batches a failure rolled back (PostgreSQL) */
 };
 
 /* Sets the store's message from fmt and returns code (store.c); the

@@ -193,6 +193,7 @@ static void roll_back_failed(PgStore *s) {
   char *kept = s->base.alloc(s->base.ud, NULL, 0, len + 1);
   s->base.in_batch = 0;
   s->base.batch_writes = 0;
+  s->base.batches_lost++;
   if (kept) memcpy(kept, s->base.errmsg, len + 1);
   if (send_plain(s, "ROLLBACK", "cannot roll back") == 0)
     sync_pipeline(s, NULL);

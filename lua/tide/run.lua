@@ -772,8 +772,10 @@ function Run:execute()
   -- The end of a shared update is the lead's; a worker leaves with its
   -- counts, its unfinished items free for others.
   if worker then
-    if not interrupted then sharemod.finish_items(self) end
-    sharemod.leave(self, not interrupted)
+    -- Not after a batch was lost: the others run its items again.
+    local finished = not interrupted and not sharemod.batch_lost(self)
+    if finished then sharemod.finish_items(self) end
+    sharemod.leave(self, finished)
   else
     finish_containers(self)
   end

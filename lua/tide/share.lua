@@ -585,6 +585,7 @@ function M.work(run, worker_id)
   local store, share = run.store, run.share
   local mount = require("tide.engine").mount_component
   share.worker_id = worker_id
+  share.lost0 = store:batches_lost()
   local reconcile = require "tide.reconcile"
   local root = sched.current_frame()
   -- The lead's index (loading on its thread) says which items ran
@@ -621,6 +622,12 @@ function M.work(run, worker_id)
   local running, claimed, first, last = {}, {}, 1, 0
   local done, limit, cpu0, wall0 = 0, 0, nil, nil
   while not run.sched:stopped() do
+    -- A batch of this worker's was rolled back (a failure on the server):
+    -- what it recorded since its last commit is lost, its items' done
+    -- marks with it. It claims and starts no more; what it runs ends, and
+    -- it leaves the update, whose other workers (or, once none is left,
+    -- the lead) run its items again (run.lua, M.batch_lost).
+    local lost = M.batch_lost(run)
     local n = 0
     for i = 1, #running do
       if not running[i].done then
@@ -630,7 +637,7 @@ function M.work(run, worker_id)
     end
     done = done + #running - n
     for i = #running, n + 1, -1 do running[i] = nil end
-    while n < cap and first <= last do
+    while n < cap and first <= last and not lost do
       local frame = mount_item(run, root, claimed[first], mount)
       claimed[first], first = nil, first + 1
       if frame then
@@ -653,6 +660,11 @@ function M.work(run, worker_id)
     local held = n + last - first + 1
     limit = math.min(hold_limit(run, cap, done, cpu0, wall0),
                      math.max(2 * limit, cap))
+    if lost then
+      if n == 0 then break end
+      sched.wait_any(run.sched, running, n)
+      goto again
+    end
     if held > limit // 2 then
       -- Until one of them ends, whichever: its slot is filled at once (a
       -- wait for the first would leave the others' slots empty meanwhile,
@@ -708,6 +720,13 @@ function M.work(run, worker_id)
     end
     ::again::
   end
+end
+
+-- Whether a batch of this worker's was rolled back since it began to
+-- claim (M.work).
+function M.batch_lost(run)
+  local lost0 = run.share.lost0
+  return lost0 ~= nil and run.store:batches_lost() > lost0
 end
 
 -- An item whose worker's end must finish it: frame (or a component

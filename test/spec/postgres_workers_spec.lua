@@ -1040,6 +1040,46 @@ end)
                      store_content("two_takeover"))
   end)
 
+  it("ends the update when a worker's batch is rolled back: its items run "
+     .. "again, and the targets are one process's", function()
+    local d, clean = project(60), project(60)
+    local db = location("lost_batch")
+    update(d, db) -- makes the schema
+    -- The server refuses, once, the record of one component: the batch
+    -- that holds it is rolled back, and with it what the worker recorded
+    -- of its other items since its last commit (their done marks too).
+    must(postgres.query(conn, "CREATE SEQUENCE public.lost_once"))
+    must(postgres.query(conn, "CREATE FUNCTION lost_once() RETURNS "
+      .. "trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.path = "
+      .. "'/process/d030.txt'::bytea AND nextval('public.lost_once') = 1 "
+      .. "THEN RAISE EXCEPTION 'refused once'; END IF; RETURN NEW; END $$"))
+    must(postgres.query(conn, "CREATE TRIGGER lost BEFORE INSERT OR UPDATE "
+      .. "ON lost_batch.components FOR EACH ROW EXECUTE FUNCTION "
+      .. "lost_once()"))
+    for i = 1, 60 do
+      local text = ("Document %d, edited\nw w\n"):format(i)
+      helpers.write(("%s/docs/d%03d.txt"):format(d, i), text)
+      helpers.write(("%s/docs/d%03d.txt"):format(clean, i), text)
+    end
+    -- It ends (the worker leaves, its items are run by the others or the
+    -- lead), and says why it failed.
+    local _, err, code = helpers.run(("cd %s && SLEEP_MS=40 timeout 60 %s "
+      .. "update pipeline.lua --db %s --workers 2 --max-inflight 2 --json")
+      :format(q(d), helpers.tide, q(db)))
+    assert.are_not.equal(124, code, err)
+    assert.is_truthy(err:find("refused once", 1, true), err)
+    update(clean, location("lost_clean"))
+    assert.are.equal(target_rows(clean), target_rows(d))
+    local r = update(d, db, "--workers 2")
+    assert.are.equal(0, r.components.errors)
+    assert.are.equal(target_rows(clean), target_rows(d))
+    assert.are.equal(store_content("lost_clean"),
+                     store_content("lost_batch"))
+    -- And a run after it has nothing to do.
+    local again = update(d, db, "--workers 2")
+    assert.are.equal(60, again.components.unchanged)
+  end)
+
   it("gives a worker's free slot the next item at once, while a long "
      .. "one runs", function()
     -- a.txt takes 1 s, the 40 others 20 ms; one worker, two slots: the
