@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <uv.h>
@@ -823,29 +824,52 @@ static int at_or_below(const char *a, size_t alen, const char *b,
 
 /* The paths given that are not at or below another one given (a path
 ** below another is read with it, not twice: a row read twice would be two
-** entries), in roots (allocated, Roots_free) with their lengths. */
+** entries), with their lengths, in path order; allocated (roots_free). */
 typedef struct {
   const char **paths;
   size_t *lens, n, bytes;
 } Roots;
 
+typedef struct {
+  const char *path;
+  size_t len;
+} Root;
+
+/* Bytewise, but '/' before every other byte: a path's subtree then
+** follows it at once, before its siblings that extend it ("P.x", "P" NUL
+** "x"). */
+static int root_cmp(const void *pa, const void *pb) {
+  const Root *a = pa, *b = pb;
+  size_t i, n = a->len < b->len ? a->len : b->len;
+  for (i = 0; i < n; i++) {
+    int x = (unsigned char)a->path[i], y = (unsigned char)b->path[i];
+    if (x == y) continue;
+    return (x == '/' ? -1 : x) - (y == '/' ? -1 : y);
+  }
+  return (a->len > b->len) - (a->len < b->len);
+}
+
 static int roots_of(tide_Index *ix, const char *const *paths,
                     const size_t *lens, size_t n, Roots *r) {
-  size_t i, j;
+  Root *sorted;
+  size_t i;
   r->n = 0;
-  r->bytes = n * (sizeof *r->paths + sizeof *r->lens);
+  r->bytes = n * (sizeof *r->paths + sizeof *r->lens + sizeof *sorted);
   r->paths = ix->alloc(ix->ud, NULL, 0, r->bytes);
   if (r->paths == NULL) return TIDE_ENOMEM;
   r->lens = (size_t *)(r->paths + n);
+  sorted = (Root *)(r->lens + n);
   for (i = 0; i < n; i++) {
-    for (j = 0; j < n; j++) {
-      if (j == i || !at_or_below(paths[j], lens[j], paths[i], lens[i]))
-        continue;
-      if (lens[j] < lens[i] || j < i) break;
-    }
-    if (j < n) continue;
-    r->paths[r->n] = paths[i];
-    r->lens[r->n++] = lens[i];
+    sorted[i].path = paths[i];
+    sorted[i].len = lens[i];
+  }
+  qsort(sorted, n, sizeof *sorted, root_cmp);
+  for (i = 0; i < n; i++) {
+    if (r->n > 0 && at_or_below(r->paths[r->n - 1], r->lens[r->n - 1],
+                                sorted[i].path, sorted[i].len))
+      continue;
+    r->paths[r->n] = sorted[i].path;
+    r->lens[r->n++] = sorted[i].len;
   }
   return 0;
 }

@@ -105,9 +105,10 @@ function M.new(app, opts, parts)
       -- last it joined), heard of through the store's notifications.
       live = opts.share.live, after = opts.share.after,
       failed_items = {}, per_worker = {},
-      -- The lead's: the paths of the items it handed out (M.delegate),
-      -- until too many to read again one subtree each (false).
-      delegated = {},
+      -- A live session's lead: the paths of the items it handed out
+      -- (M.delegate), until too many to read again one subtree each.
+      delegated = opts.live_cycle and opts.share.role == "lead" and {}
+        or false,
       -- A worker's items that its end finishes (share.finish_later).
       ran_items = {},
       after_main = opts.share.role == "lead" and sharemod.lead

@@ -878,6 +878,18 @@ static void test_load_under(void) {
   /* Scoped again: what a whole load held is forgotten. */
   tide_index_scope(ix);
   CHECK_EQ_INT(tide_index_count(ix), 0);
+  /* Siblings that sort between a path and its subtree, given with them
+  ** in any order: each read once. */
+  {
+    static const char *const mixed[] = { "/a/b", "/a.x", "/a", "/a\0x" };
+    static const size_t mixed_lens[] = { 4, 4, 2, 4 };
+    CHECK_EQ_INT(tide_index_load_under(ix, store, app, mixed, mixed_lens, 4),
+                 0);
+    CHECK_EQ_INT(tide_index_count(ix), 6);
+    CHECK(tide_index_find(ix, "/a\0x", 4) != NULL);
+    CHECK(tide_index_find(ix, "/a/b/c", 6) != NULL);
+    tide_index_scope(ix);
+  }
   CHECK_EQ_INT(tide_index_load_source(ix, store, app, "fs:s", 4), 0);
   CHECK(tide_index_file_fp(ix, "fs:s", 4, "j", 1, 1, 2, 3) == NULL);
   /* A whole load ends the scope. */
