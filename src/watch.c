@@ -158,9 +158,11 @@ static int watch_dir(tide_Watch *w, size_t root, const char *rel,
   size_t need, off;
   int wd, rc;
   if ((rc = absolute(w, root, rel, len)) != 0) return rc;
+  /* The root itself is followed when it is a link, as a walk lists it. */
   wd = inotify_add_watch(w->fd, (const char *)w->scratch.data,
-                         WATCH_EVENTS |
-                             (root_at(w, root)->follow ? 0 : IN_DONT_FOLLOW));
+                         WATCH_EVENTS | (len == 0 || root_at(w, root)->follow
+                                             ? 0
+                                             : IN_DONT_FOLLOW));
   if (wd < 0) {
     int e = errno;
     char text[TIDE_ERRNO_TEXT_SIZE];

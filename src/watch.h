@@ -9,8 +9,9 @@
 ** one change), and whether the whole root must be walked again because
 ** events were lost. The rules:
 ** - Adding a root watches it and every directory under it; symbolic links
-**   to directories are followed only when asked (a directory met twice on
-**   the way is watched once).
+**   to directories below it are followed only when asked (a directory met
+**   twice on the way is watched once); a root that is a link is followed,
+**   as a walk lists it.
 ** - An event on a name in a watched directory marks its path changed. A
 **   directory created or moved in is watched, with everything under it,
 **   and marked changed; one deleted or moved away is forgotten with

@@ -142,6 +142,30 @@ static void test_changes(void) {
   }
   CHECK(strcmp(tide_watch_messages(w), "") == 0);
 
+  /* A root that is a link to a folder: watched through it, as a walk
+  ** lists it. */
+  {
+    char link[256], target[256], file[300];
+    size_t r;
+    FILE *f;
+    snprintf(target, sizeof target, "%s.other", dir);
+    snprintf(link, sizeof link, "%s.link", dir);
+    snprintf(file, sizeof file, "%s/e.md", target);
+    CHECK_EQ_INT(mkdir(target, 0755), 0);
+    CHECK_EQ_INT(symlink(target, link), 0);
+    CHECK_EQ_INT(tide_watch_add(w, link, 0, &r), 0);
+    CHECK_EQ_INT(tide_watch_count(w), 3);
+    f = fopen(file, "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    settle(&loop, w);
+    take(w, &t);
+    CHECK(strcmp(t.text, "e.md") == 0);
+    CHECK_EQ_INT(remove(file), 0);
+    CHECK_EQ_INT(unlink(link), 0);
+    CHECK_EQ_INT(rmdir(target), 0);
+  }
+
   /* Not a folder. */
   {
     char file[256];
