@@ -146,9 +146,10 @@ int tide_index_load_under(tide_Index *ix, tide_Store *s, int64_t app_id,
 ** the n paths by what the store holds there now, in one store call, and
 ** keeps the others; marks are cleared and dependency sets come unchecked,
 ** as after a refresh. An index that is not warm for s and app_id is left
-** as it is (its next load reads it whole); so is one given many paths (a
-** cold cycle's items: more than a refresh reads one by one), which it
-** cools instead. On failure the index is left as it was, cooled.
+** as it is (its next load reads it whole); so is one given many paths
+** (more than 512 that are a quarter of the index or more, as a refresh
+** counts them: a cold cycle's items), which it cools instead. On failure
+** the index is left as it was, cooled.
 */
 int tide_index_reload_under(tide_Index *ix, tide_Store *s, int64_t app_id,
                             const char *const *paths, const size_t *lens,

@@ -66,7 +66,7 @@ M.LEASE_MS = 30000
 -- How long a stopped lead waits for the workers it stops (M.end_early).
 local STOP_WAIT_S = 30
 -- How many item paths the lead keeps for its index to read again below
--- them at the end of a live cycle (Run:finish); beyond, it reads it whole.
+-- them at the end of a live cycle (Run:execute); beyond, it reads it whole.
 local DELEGATED_MAX = 65536
 
 local function sleep(s)
