@@ -592,10 +592,13 @@ static int store_rollback(lua_State *L) {
   return ok_or_raise(L, s, tide_store_rollback(s));
 }
 
-/* store:batches_lost() -> tide_store_batches_lost */
+/* store:batches_lost() -> tide_store_batches_lost, and
+** tide_store_lost_message (or nil) */
 static int store_batches_lost(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)tide_store_batches_lost(check_store(L)));
-  return 1;
+  tide_Store *s = check_store(L);
+  lua_pushinteger(L, (lua_Integer)tide_store_batches_lost(s));
+  lua_pushstring(L, tide_store_lost_message(s));
+  return 2;
 }
 
 static int store_set_batch_limits(lua_State *L) {

@@ -94,6 +94,13 @@ void tide_store_base_close(tide_Store *s) {
   if (s->msg) s->alloc(s->ud, s->msg, s->msg_cap, 0);
   s->msg = NULL;
   s->msg_cap = 0;
+  tide_store_keep_lost(s, NULL);
+}
+
+void tide_store_keep_lost(tide_Store *s, char *msg) {
+  if (s->lost_msg)
+    s->alloc(s->ud, s->lost_msg, strlen(s->lost_msg) + 1, 0);
+  s->lost_msg = msg;
 }
 
 const char *tide_store_errmsg(const tide_Store *s) {
@@ -274,6 +281,10 @@ int tide_store_rollback(tide_Store *s) {
 
 int64_t tide_store_batches_lost(const tide_Store *s) {
   return s->batches_lost;
+}
+
+const char *tide_store_lost_message(const tide_Store *s) {
+  return s->lost_msg;
 }
 
 int tide_store_space(tide_Store *s, tide_StoreSpace *space) {

@@ -191,6 +191,11 @@ int tide_store_rollback(tide_Store *s);
 ** done marks went with it); one process on SQLite fails its run. */
 int64_t tide_store_batches_lost(const tide_Store *s);
 
+/* The failure that rolled back the last batch lost ("LOCATION: cannot
+** record a component: ..."), or NULL when none was. Valid until the next
+** batch is lost or the store is closed. */
+const char *tide_store_lost_message(const tide_Store *s);
+
 /* Sets the limits tide_store_maybe_flush uses; a value <= 0 restores the
 ** default (TIDE_STORE_BATCH_WRITES, TIDE_STORE_BATCH_MS). */
 void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,

@@ -34,6 +34,7 @@ struct tide_Store {
   int64_t max_batch_writes;
   int64_t max_batch_ms;
   int64_t batches_lost; /* batches a failure rolled back (PostgreSQL) */
+  char *lost_msg;       /* the last one's failure, or NULL (alloc'd) */
 };
 
 /* Sets the store's message from fmt and returns code (store.c); the
@@ -44,8 +45,13 @@ int tide_store_failv(tide_Store *s, int code, const char *fmt, va_list ap);
 ** grow while msg_fixed is set; 0 or TIDE_ENOMEM. */
 int tide_store_msg_reserve(tide_Store *s, size_t size);
 
-/* Frees the message buffer (a backend's close). */
+/* Frees the message buffer and the kept message (a backend's close). */
 void tide_store_base_close(tide_Store *s);
+
+/* Keeps msg (allocated with the store's allocator, NUL-terminated, now
+** the store's) as the failure of the last batch lost, freeing the one
+** kept before; NULL frees it. */
+void tide_store_keep_lost(tide_Store *s, char *msg);
 
 /* CLOCK_MONOTONIC in nanoseconds, for the batches' age; the wall-clock
 ** time in nanoseconds since the epoch, for the rows' times. */

@@ -187,7 +187,8 @@ static int check_result(PgStore *s, const PgWait *w, PGresult *r,
 
 /* Ends a failed batch: the server's transaction is aborted, so it is
 ** rolled back at once (the store is usable again), and the message says
-** what was lost. */
+** what was lost. The failure is kept (tide_store_lost_message): a worker
+** tells it when it leaves, whatever failed after it. */
 static void roll_back_failed(PgStore *s) {
   size_t len = strlen(s->base.errmsg);
   char *kept = s->base.alloc(s->base.ud, NULL, 0, len + 1);
@@ -200,7 +201,7 @@ static void roll_back_failed(PgStore *s) {
   if (kept) {
     tide_pgs_fail(s, TIDE_ESTORE, "%s (the uncommitted batch was rolled "
                   "back)", kept);
-    s->base.alloc(s->base.ud, kept, len + 1, 0);
+    tide_store_keep_lost(&s->base, kept);
   }
 }
 

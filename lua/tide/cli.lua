@@ -604,8 +604,12 @@ function commands.worker(...)
       db = db, jobs = jobs, max_inflight = inflight,
       share = { role = "worker", update_id = update, lease_ms = lease,
                 wait_s = wait, live = live, after = after },
-      on_error = function(path, message)
-        if path ~= "" then failures.component(path, message) end
+      on_error = function(path, message, kind)
+        if kind == "lost" then
+          say("%s", message)
+        elseif path ~= "" then
+          failures.component(path, message)
+        end
       end,
     }
     failures.finish()

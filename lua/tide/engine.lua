@@ -226,9 +226,23 @@ local function unchanged(run, frame, prev)
   return true
 end
 
+-- Whether the run is a worker's part of a shared update (share.lua).
+local function worker_of(run)
+  return run.share ~= nil and run.share.role == "worker"
+end
+
 -- A component that failed keeps what it had: its target states and its
 -- children stay as the last successful run left them.
 function M.component_failed(run, frame, message)
+  -- A worker whose batch the server rolled back leaves its items to the
+  -- others, who run them again (share.lua, M.batch_lost): a failure from
+  -- then on (the loss itself, met in a component's memo write or in the
+  -- worker's own claims, or any after it) is not this worker's to count
+  -- or record. It tells the loss once, as it leaves (run.lua).
+  if worker_of(run) and sharemod.batch_lost(run) then
+    frame.incomplete = true
+    return false, message
+  end
   local fs = not frame.is_root and fn_stats(run, frame.fn)
   if fs then fs.errors = fs.errors + 1 end
   if not frame.is_root then
@@ -241,11 +255,6 @@ function M.component_failed(run, frame, message)
   run:report_error(frame.path, message)
   run:record_failure(frame, message)
   return false, message
-end
-
--- Whether the run is a worker's part of a shared update (share.lua).
-local function worker_of(run)
-  return run.share ~= nil and run.share.role == "worker"
 end
 
 -- The body of a component's task (the scheduler's runner: the frame is the

@@ -543,7 +543,8 @@ end
 -- ---- Errors and previews ----
 
 -- kind is nil for a component's failure, "source" for what a source
--- could not read (path is then where its components are mounted).
+-- could not read (path is then where its components are mounted), "lost"
+-- for a worker that leaves its update after a batch was lost (path "").
 function Run:report_error(path, message, kind)
   message = engine.clean_message(message)
   self.errors[#self.errors + 1] = { path = path, message = message,
@@ -759,7 +760,14 @@ function Run:execute()
     sharemod.end_early(self, interrupted)
   end
   s:give_back()
-  reconcile.flush(self)
+  if worker then
+    -- A worker's last batch may be the one the server rolls back: it then
+    -- leaves as one that lost a batch earlier does (below).
+    local ok, err = pcall(reconcile.flush, self)
+    if not ok and not sharemod.batch_lost(self) then error(err, 0) end
+  else
+    reconcile.flush(self)
+  end
   s:give_back()
   if interrupted then
     -- Components record themselves only after all they mounted, so what
@@ -774,8 +782,10 @@ function Run:execute()
   -- counts, its unfinished items free for others.
   if worker then
     -- Not after a batch was lost: the others run its items again.
-    local finished = not interrupted and not sharemod.batch_lost(self)
+    local lost = sharemod.batch_lost(self)
+    local finished = not interrupted and not lost
     if finished then sharemod.finish_items(self) end
+    if lost then self:report_error("", sharemod.lost_report(self), "lost") end
     sharemod.leave(self, finished)
   else
     finish_containers(self)

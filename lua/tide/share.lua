@@ -729,6 +729,16 @@ function M.batch_lost(run)
   return lost0 ~= nil and run.store:batches_lost() > lost0
 end
 
+-- What a worker that lost a batch says as it leaves: the server's
+-- failure, and that the update goes on without it.
+function M.lost_report(run)
+  local _, failure = run.store:batches_lost()
+  return fmt("worker %s left the update: the server rolled back a batch of "
+    .. "its writes (%s); the items it held run again in this update, on "
+    .. "the other workers or the lead", run.share.worker_id,
+    failure or "no message")
+end
+
 -- An item whose worker's end must finish it: frame (or a component
 -- below it) no longer mounts some of what it did, which the end deletes
 -- (M.finish_items), or declared a container, which the end tells the

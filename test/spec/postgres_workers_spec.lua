@@ -1067,7 +1067,14 @@ end)
       .. "update pipeline.lua --db %s --workers 2 --max-inflight 2 --json")
       :format(q(d), helpers.tide, q(db)))
     assert.are_not.equal(124, code, err)
+    -- The update is whole: the worker says why it left, blames no
+    -- component for the server's failure, and the lead ends well.
+    assert.are.equal(0, code, err)
+    assert.is_truthy(err:find("left the update: the server rolled back a "
+      .. "batch of its writes (", 1, true), err)
     assert.is_truthy(err:find("refused once", 1, true), err)
+    assert.is_falsy(err:find("component /process/", 1, true), err)
+    assert.is_falsy(err:find("traceback", 1, true), err)
     update(clean, location("lost_clean"))
     assert.are.equal(target_rows(clean), target_rows(d))
     local r = update(d, db, "--workers 2")
