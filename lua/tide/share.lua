@@ -87,15 +87,21 @@ end
 local File -- tide.fs's, once loaded (it requires the engine, which
            -- requires this module)
 
--- The containers this update made, by id: no state can be in them from
--- before, so the workers do not look their keys up one by one.
-local function fresh_ids(run)
+-- What the update tells its workers (told_of reads it): the containers
+-- it made, by id (no state can be in them from before, so the workers do
+-- not look their keys up one by one), whether it is still open to claims
+-- while the lead lists, and how it runs: --full-reprocess (every declared
+-- state written again) and --reset (nothing remembered trusted) are the
+-- update's, whoever runs its items, a worker started by hand included.
+local function update_info(run, open)
   local fresh = {}
   for _, c in pairs(run.containers) do
     if c.fresh then fresh[#fresh + 1] = c.id end
   end
   table.sort(fresh)
-  return fresh
+  return encode({ fresh = fresh, open = open or nil,
+                  full = run.opts.full_reprocess or nil,
+                  reset = run.opts.reset or nil })
 end
 
 -- The items listed so far are committed: at the first, with the update
@@ -108,8 +114,7 @@ local function publish(run)
   local now = core.now_ms()
   if not share.opened then
     share.opened = true
-    store:update_set(share.update_id, M.LISTING,
-                     encode({ fresh = fresh_ids(run), open = true }))
+    store:update_set(share.update_id, M.LISTING, update_info(run, true))
   elseif now - share.published_ms < OPEN_S * 1000 then
     return store:maybe_flush()
   end
@@ -281,9 +286,8 @@ end
 -- end: release_ended), and says so (share.notice).
 function M.lead(run)
   local store, share = run.store, run.share
-  -- The workers learn which containers this update made (fresh_ids).
-  store:update_set(share.update_id, M.LISTED,
-                   encode({ fresh = fresh_ids(run) }))
+  -- The workers learn which containers this update made (update_info).
+  store:update_set(share.update_id, M.LISTED, update_info(run))
   store:flush()
   -- Looked at often at first, then less and less while it waits (each
   -- look costs the server a count of the items not done).
@@ -394,8 +398,8 @@ local function channel_of(location)
   return "tide_" .. schema, (conninfo:gsub("[?&]$", ""))
 end
 
--- What an update's info tells (publish, M.lead): { fresh = container
--- ids, open = true while listing }, empty when it tells nothing.
+-- What an update's info tells (update_info): { fresh = container ids,
+-- open = true while listing, full, reset }, empty when it tells nothing.
 local function told_of(info)
   local ok, told = pcall(decode, info or "")
   return ok and type(told) == "table" and told or {}
@@ -445,6 +449,12 @@ function M.join(run, want, wait_s)
       -- Joined while the lead lists: items may come until it is listed.
       share.listing = state == M.LISTING
       take_fresh(share, told)
+      -- The update's mode is this run's (Run.new reads it as given).
+      if told.reset then run.opts.reset = true end
+      if told.full or told.reset then
+        run.opts.full_reprocess = true
+        run.memo_probe = nil
+      end
       share.worker_id = store:worker_join(id, core.hostname() or "?",
                                           core.getpid())
       return true

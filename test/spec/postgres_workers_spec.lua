@@ -1087,6 +1087,41 @@ end)
     assert.are.equal(60, again.components.unchanged)
   end)
 
+  it("runs an update's --full-reprocess and --reset in its workers too, "
+     .. "as one process does", function()
+    local d, clean = project(30), project(30)
+    local db = location("full_workers")
+    update(d, db, "--workers 2")
+    update(clean, location("full_clean"))
+    -- Rows changed outside tide: a full reprocess writes every declared
+    -- state again, whoever runs its components.
+    local out = assert(sqlite.open(d .. "/out.db", "write"))
+    assert(out:exec("DELETE FROM docs WHERE path = 'd003.txt'"))
+    assert(out:exec("UPDATE docs SET title = 'tampered' WHERE path = "
+                    .. "'d004.txt'"))
+    out:close()
+    local r = update(d, db, "--workers 2 --full-reprocess")
+    assert.are.equal(30, r.components.reprocessed)
+    assert.are.equal(30, r.targets.updated)
+    assert.are.equal(target_rows(clean), target_rows(d))
+    -- A file edited behind the store's back (same size, inode and time):
+    -- only a reset, which trusts no file state, reads it again.
+    local path = d .. "/docs/d005.txt"
+    assert(os.execute(("touch -r %s %s.t"):format(q(path), q(path))))
+    local f = assert(io.open(path, "r+"))
+    f:write("Dokument")
+    f:close()
+    assert(os.execute(("touch -r %s.t %s"):format(q(path), q(path))))
+    os.remove(path .. ".t")
+    update(d, db, "--workers 2")
+    assert.is_falsy(target_rows(d):find("Dokument 5", 1, true))
+    r = update(d, db, "--workers 2 --reset")
+    assert.are.equal(30, r.components.reprocessed)
+    assert.is_truthy(target_rows(d):find("d005.txt|Dokument 5|", 1, true))
+    -- And the update after them is a plain one again.
+    assert.are.equal(30, update(d, db, "--workers 2").components.unchanged)
+  end)
+
   it("gives a worker's free slot the next item at once, while a long "
      .. "one runs", function()
     -- a.txt takes 1 s, the 40 others 20 ms; one worker, two slots: the
