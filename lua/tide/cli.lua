@@ -605,7 +605,7 @@ function commands.worker(...)
       share = { role = "worker", update_id = update, lease_ms = lease,
                 wait_s = wait, live = live, after = after },
       on_error = function(path, message, kind)
-        if kind == "lost" then
+        if kind == "left" then
           say("%s", message)
         elseif path ~= "" then
           failures.component(path, message)

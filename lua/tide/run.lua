@@ -358,7 +358,7 @@ function Run:container(tt, spec, frame, level)
   -- Main's containers are the lead's to make (share.lua); a component's
   -- are made by the process that runs it, as always.
   if self.share and frame.is_root then
-    sharemod.await_container(self, tt.name, identity, spec_bytes)
+    sharemod.await_container(self, tt, spec, identity, spec_bytes)
   end
   local row, created = self.store:container(self.app_id, tt.name, identity)
   local short = tt.short_name(spec)
@@ -543,8 +543,8 @@ end
 -- ---- Errors and previews ----
 
 -- kind is nil for a component's failure, "source" for what a source
--- could not read (path is then where its components are mounted), "lost"
--- for a worker that leaves its update after a batch was lost (path "").
+-- could not read (path is then where its components are mounted), "left"
+-- for a worker that leaves its update early (share.left_why; path "").
 function Run:report_error(path, message, kind)
   message = engine.clean_message(message)
   self.errors[#self.errors + 1] = { path = path, message = message,
@@ -782,10 +782,10 @@ function Run:execute()
   -- counts, its unfinished items free for others.
   if worker then
     -- Not after a batch was lost: the others run its items again.
-    local lost = sharemod.batch_lost(self)
-    local finished = not interrupted and not lost
+    local why = sharemod.left_why(self)
+    local finished = not interrupted and not why
     if finished then sharemod.finish_items(self) end
-    if lost then self:report_error("", sharemod.lost_report(self), "lost") end
+    if why then self:report_error("", why, "left") end
     sharemod.leave(self, finished)
   else
     finish_containers(self)

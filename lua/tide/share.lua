@@ -138,9 +138,13 @@ function M.delegate(run, path, call, key, file_path, value, source_key)
   -- Whether the store holds the component or some below it (the lead's
   -- index is whole): a worker reads those, and only those, as it claims.
   local stored = run.index:holds(path)
+  -- The function's logic goes with each item: a worker whose pipeline
+  -- has other code for it leaves the update to those that run the
+  -- lead's (mount_item).
   local ok, bytes = pcall(encode, { call.id, tostring(key),
                                     file_path or false, value,
-                                    source_key or false, stored })
+                                    source_key or false, stored,
+                                    call.logic })
   if not ok then return false end
   if not run.claims:mount(path) then
     error(fmt("two components mounted at the same path %s", path), 0)
@@ -168,7 +172,8 @@ function M.register(run, base, fn, rest, items)
   local n = (share.base_calls[base] or 0) + 1
   share.base_calls[base] = n
   local call = { id = n == 1 and base or fmt("%s\0%d", base, n),
-                 base = base, fn = fn, rest = rest, items = items }
+                 base = base, fn = fn, rest = rest, items = items,
+                 logic = fn._logic_raw or fn:logic_raw() }
   share.bases[call.id] = call
   return call
 end
@@ -500,16 +505,40 @@ end
 -- Before a worker's main declares a container (Run:container): one the
 -- lead has not made yet, while it lists, is waited for; the lead makes
 -- it (a worker would race it), and it is ready once the update is listed.
+-- Then it must be the lead's and be there, or the worker's main fails.
 -- (The containers its items' components declare are the worker's own.)
-function M.await_container(run, kind, identity, spec_bytes)
-  if not run.share.listing then return end
-  for _, row in ipairs(run.store:containers(run.app_id)) do
-    if row.kind == kind and row.identity == identity then
-      if row.spec == spec_bytes and row.state == 0 then return end
-      break
+function M.await_container(run, tt, spec, identity, spec_bytes)
+  local share = run.share
+  if share.role ~= "worker" then return end
+  local function made()
+    for _, row in ipairs(run.store:containers(run.app_id)) do
+      if row.kind == tt.name and row.identity == identity then
+        return row.spec == spec_bytes and row.state == 0
+      end
     end
+    return false
   end
+  -- Where this worker reaches it: a table the lead made in a database
+  -- file it cannot see (another machine's disk, another folder's copy)
+  -- is not there.
+  local function here() return not tt.exists or tt.exists(spec) end
+  if share.listing and made() and here() then return end
   await_listed(run)
+  -- Listed: the lead's main has made (or made again) every container it
+  -- declares. One this worker's main declares otherwise (another path,
+  -- schema or option) means another pipeline; one it cannot find, a
+  -- target it does not reach: its rows would go where the lead's are not.
+  if not made() then
+    error(fmt("%s %s: this worker's main declares a target the lead's "
+      .. "main does not (or declares it otherwise): a worker runs the "
+      .. "lead's pipeline", tt.name, identity), 0)
+  end
+  if not here() then
+    error(fmt("%s %s: not found where this worker looks for it, though "
+      .. "the lead made it: a worker writes the lead's targets, and must "
+      .. "reach them at the same place (a database file in a folder it "
+      .. "shares with the lead, a PostgreSQL table)", tt.name, identity), 0)
+  end
 end
 
 -- An item that cannot run here fails as a component does: counted (the
@@ -545,6 +574,13 @@ local function mount_item(run, root, item, mount)
               .. "under %s: is it the lead's pipeline?", n, base)
       or fmt("this worker's pipeline does not mount %s: is it the lead's?",
              tostring(id)))
+  end
+  if t[7] and t[7] ~= b.logic then
+    share.differs = share.differs or fmt("its pipeline is not the lead's: "
+      .. "function %s (mounted under %s) has other code here, or calls "
+      .. "code that differs; run the same pipeline on every machine",
+      b.fn.name, b.base)
+    return nil
   end
   local rest, value = b.rest, t[4]
   if t[3] then
@@ -637,7 +673,9 @@ function M.work(run, worker_id)
     -- marks with it. It claims and starts no more; what it runs ends, and
     -- it leaves the update, whose other workers (or, once none is left,
     -- the lead) run its items again (run.lua, M.batch_lost).
-    local lost = M.batch_lost(run)
+    -- So does one whose pipeline turned out not to be the lead's
+    -- (mount_item): others run its items.
+    local lost = M.batch_lost(run) or share.differs ~= nil
     local n = 0
     for i = 1, #running do
       if not running[i].done then
@@ -647,7 +685,7 @@ function M.work(run, worker_id)
     end
     done = done + #running - n
     for i = #running, n + 1, -1 do running[i] = nil end
-    while n < cap and first <= last and not lost do
+    while n < cap and first <= last and not lost and not share.differs do
       local frame = mount_item(run, root, claimed[first], mount)
       claimed[first], first = nil, first + 1
       if frame then
@@ -655,6 +693,7 @@ function M.work(run, worker_id)
         running[n] = frame
       end
     end
+    if share.differs then lost = true end
     -- Items that cannot run here are done with an error, not left.
     if #share.failed_items > 0 then
       for _, id in ipairs(share.failed_items) do
@@ -739,14 +778,23 @@ function M.batch_lost(run)
   return lost0 ~= nil and run.store:batches_lost() > lost0
 end
 
--- What a worker that lost a batch says as it leaves: the server's
--- failure, and that the update goes on without it.
-function M.lost_report(run)
-  local _, failure = run.store:batches_lost()
-  return fmt("worker %s left the update: the server rolled back a batch of "
-    .. "its writes (%s); the items it held run again in this update, on "
-    .. "the other workers or the lead", run.share.worker_id,
-    failure or "no message")
+-- Why a worker leaves its update before it is done, or nil: a batch of
+-- its the server rolled back (M.batch_lost), or a pipeline that is not
+-- the lead's (mount_item). What it held runs again, on the others.
+function M.left_why(run)
+  local share, why = run.share, nil
+  if M.batch_lost(run) then
+    local _, failure = run.store:batches_lost()
+    why = fmt("the server rolled back a batch of its writes (%s)",
+              failure or "no message")
+  elseif share.differs then
+    why = share.differs
+  else
+    return nil
+  end
+  return fmt("worker %s left the update: %s; the items it held run again "
+    .. "in this update, on the other workers or the lead", share.worker_id,
+    why)
 end
 
 -- An item whose worker's end must finish it: frame (or a component

@@ -1329,6 +1329,62 @@ end)
     assert.is_true(left.done < 120)
   end)
 
+  it("lets a worker whose pipeline has other code leave, and runs its "
+     .. "items elsewhere", function()
+    local d, clean = project(40), project(40)
+    update(clean, location("other_code_clean"), "", "SLEEP_MS=40")
+    -- pipeline2.lua, beside it (the same relative paths), counts words
+    -- another way: its items would give other rows.
+    helpers.write(d .. "/pipeline2.lua", (helpers.read(d .. "/pipeline.lua")
+      :gsub('for _ in text:gmatch%("%%S%+"%) do n = n %+ 1 end',
+            'for _ in text:gmatch("%%S+") do n = n + 2 end')))
+    assert.are_not.equal(helpers.read(d .. "/pipeline.lua"),
+                         helpers.read(d .. "/pipeline2.lua"))
+    local db = location("other_code")
+    local finish = start_update(d, db, "SLEEP_MS=40",
+                                "--workers 1 --max-inflight 2")
+    assert.is_table(workers_when(d, db, function(w) return #w >= 1 end))
+    local _, err, code = tide(d, "SLEEP_MS=40", ("worker pipeline2.lua --db %s "
+      .. "--max-inflight 2"):format(q(db)))
+    assert.are.equal(1, code, err)
+    assert.is_truthy(err:find("left the update: its pipeline is not the "
+      .. "lead's: function process (mounted under /process) has other code "
+      .. "here", 1, true), err)
+    local status, r, said = finish()
+    assert.are.equal("0", status, said)
+    assert.are.equal(40, r.components.added)
+    assert.are.equal(0, r.components.errors)
+    assert.are.equal(target_rows(clean), target_rows(d))
+    assert.are.equal(store_content("other_code_clean"),
+                     store_content("other_code"))
+  end)
+
+  it("refuses a worker that does not find the lead's targets where it "
+     .. "looks", function()
+    -- The same pipeline, from another folder: its out.db is not the
+    -- lead's.
+    local d, elsewhere = project(30), helpers.tmpdir()
+    helpers.write(elsewhere .. "/pipeline.lua",
+                  helpers.read(d .. "/pipeline.lua"))
+    local db = location("elsewhere")
+    local finish = start_update(d, db, "SLEEP_MS=40",
+                                "--workers 1 --max-inflight 2")
+    assert.is_table(workers_when(d, db, function(w) return #w >= 1 end))
+    local _, err, code = tide(elsewhere, "SLEEP_MS=40", ("worker "
+      .. "pipeline.lua --db %s"):format(q(db)))
+    assert.are.equal(2, code, err)
+    assert.is_truthy(err:find("sqlite.table out.db#docs: not found where "
+      .. "this worker looks for it, though the lead made it", 1, true), err)
+    -- It wrote nothing there, and the update is whole.
+    assert.is_nil(io.open(elsewhere .. "/out.db"))
+    local status, r, said = finish()
+    assert.are.equal("0", status, said)
+    assert.are.equal(30, r.components.added)
+    local clean = project(30)
+    update(clean, location("elsewhere_clean"), "", "SLEEP_MS=40")
+    assert.are.equal(target_rows(clean), target_rows(d))
+  end)
+
   it("keeps the store's password off the workers' command lines",
      function()
     local d = project(30)
