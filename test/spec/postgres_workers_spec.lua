@@ -183,6 +183,26 @@ local function store_content(schema)
   return table.concat(parts, "\n")
 end
 
+-- Documents 1..n of both projects given the same new text, "Document
+-- <i>, <how>".
+local function edit_both(d, clean, n, how)
+  for i = 1, n do
+    local text = ("Document %d, %s\nw w\n"):format(i, how)
+    helpers.write(("%s/docs/d%03d.txt"):format(d, i), text)
+    helpers.write(("%s/docs/d%03d.txt"):format(clean, i), text)
+  end
+end
+
+-- Runs the PL/pgSQL body (which ends with RETURN NEW) on each row written
+-- to schema's components, when ("BEFORE" or "AFTER"), as function name.
+local function on_component_write(schema, name, when, body)
+  must(postgres.query(conn, ("CREATE FUNCTION %s() RETURNS trigger "
+    .. "LANGUAGE plpgsql AS $$ BEGIN %s END $$"):format(name, body)))
+  must(postgres.query(conn, ("CREATE TRIGGER %s %s INSERT OR UPDATE ON "
+    .. "%s.components FOR EACH ROW EXECUTE FUNCTION %s()")
+    :format(name, when, schema, name)))
+end
+
 local function edit(d)
   helpers.write(d .. "/docs/d010.txt", "Ten, edited\nw w w\n")
   helpers.write(d .. "/docs/d011.txt", "Document 1\nw w \n") -- a memo hit
@@ -575,17 +595,9 @@ end)
     must(postgres.query(conn, "CREATE SCHEMA killed"))
     must(postgres.query(conn, "CREATE TABLE public.killed_audit(path bytea)"))
     update(d, db, "", "SLEEP_MS=40") -- makes the schema
-    must(postgres.query(conn, "CREATE FUNCTION killed_audit() RETURNS "
-      .. "trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO "
-      .. "public.killed_audit VALUES (NEW.path); RETURN NEW; END $$"))
-    must(postgres.query(conn, "CREATE TRIGGER audit AFTER INSERT OR UPDATE "
-      .. "ON killed.components FOR EACH ROW EXECUTE FUNCTION "
-      .. "killed_audit()"))
-    for i = 1, 150 do
-      local text = ("Document %d, again\nw w\n"):format(i)
-      helpers.write(("%s/docs/d%03d.txt"):format(d, i), text)
-      helpers.write(("%s/docs/d%03d.txt"):format(clean, i), text)
-    end
+    on_component_write("killed", "killed_audit", "AFTER",
+      "INSERT INTO public.killed_audit VALUES (NEW.path); RETURN NEW;")
+    edit_both(d, clean, 150, "again")
     -- 40 ms a component (in every run here: the pause is part of the
     -- function's logic): the work lasts long enough (about 3 s) for both
     -- workers to be seen claiming, however slowly they start (a sanitizer
@@ -1049,18 +1061,11 @@ end)
     -- that holds it is rolled back, and with it what the worker recorded
     -- of its other items since its last commit (their done marks too).
     must(postgres.query(conn, "CREATE SEQUENCE public.lost_once"))
-    must(postgres.query(conn, "CREATE FUNCTION lost_once() RETURNS "
-      .. "trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.path = "
-      .. "'/process/d030.txt'::bytea AND nextval('public.lost_once') = 1 "
-      .. "THEN RAISE EXCEPTION 'refused once'; END IF; RETURN NEW; END $$"))
-    must(postgres.query(conn, "CREATE TRIGGER lost BEFORE INSERT OR UPDATE "
-      .. "ON lost_batch.components FOR EACH ROW EXECUTE FUNCTION "
-      .. "lost_once()"))
-    for i = 1, 60 do
-      local text = ("Document %d, edited\nw w\n"):format(i)
-      helpers.write(("%s/docs/d%03d.txt"):format(d, i), text)
-      helpers.write(("%s/docs/d%03d.txt"):format(clean, i), text)
-    end
+    on_component_write("lost_batch", "lost_once", "BEFORE",
+      "IF NEW.path = '/process/d030.txt'::bytea AND "
+      .. "nextval('public.lost_once') = 1 THEN RAISE EXCEPTION 'refused "
+      .. "once'; END IF; RETURN NEW;")
+    edit_both(d, clean, 60, "edited")
     -- It ends (the worker leaves, its items are run by the others or the
     -- lead), and says why it failed.
     local _, err, code = helpers.run(("cd %s && SLEEP_MS=40 timeout 60 %s "
