@@ -292,7 +292,13 @@ static int lock_writer(SqStore *s) {
   } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
       pid = read_pid(fd);
-      if (pid > 0)
+      if (pid == (long)getpid())
+        /* Two sessions of one process on one store: two apps. */
+        rc = tide_sqs_fail(s, TIDE_ELOCKED,
+                             "%s: locked by another running update in this"
+                             " process (another app's, on the same store)",
+                             s->path);
+      else if (pid > 0)
         rc = tide_sqs_fail(s, TIDE_ELOCKED,
                              "%s: locked by another running update (pid %ld)",
                              s->path, pid);

@@ -39,6 +39,11 @@ M.QUIET_MS = 3
 M.MAX_DELAY_MS = 100
 -- The safety net's period, in seconds.
 M.DEFAULT_RESCAN = 3600
+-- A cycle that could not run (the store locked by another update, its
+-- server gone, main failed) is tried again after this long, doubled at
+-- each failure in a row up to RETRY_MAX_MS (or the rescan period).
+M.RETRY_MS = 100
+M.RETRY_MAX_MS = 30000
 -- A stepped session in a Lua state of the engine's own collects in full,
 -- when idle, once the heap has grown this many times since the last.
 M.GC_GROWTH = 1.5
@@ -284,6 +289,9 @@ function M.run(e, update, seen, hooks)
     -- auto_refresh component's period, whichever comes first.
     local rescan_ms = hooks.rescan * 1000
     local next_rescan, relist
+    -- After a cycle that could not run: the delay before the next try,
+    -- and what was said of the failure (said again only when it changes).
+    local retry_ms, failed_with
     local function schedule()
       local period = rescan_ms
       if seen.refresh then period = math.min(period, seen.refresh * 1000) end
@@ -332,11 +340,23 @@ function M.run(e, update, seen, hooks)
       local fresh, errs = update(changes, emits)
       schedule()
       if not fresh then
-        -- Main failed, or another process holds the store: said, and
-        -- the next change (or rescan) tries again.
-        say(errs)
+        -- Main failed, or another update holds the store (another
+        -- process, or another app of this one on the same store): the
+        -- changes taken are not lost, since the next cycle lists every
+        -- folder and source whole (app.lua keeps no walk of a cycle
+        -- that failed); it comes with the next change, or after a
+        -- delay that grows while the failures go on.
+        retry_ms = retry_ms and retry_ms * 2 or M.RETRY_MS
+        retry_ms = math.min(retry_ms, M.RETRY_MAX_MS, rescan_ms)
+        next_rescan = math.min(next_rescan, now_ms() + retry_ms)
+        if errs ~= failed_with then
+          say(fmt("%s; trying again in %s", errs, retry_ms < 1000
+            and fmt("%d ms", retry_ms) or fmt("%.0f s", retry_ms / 1000)))
+          failed_with = errs
+        end
         goto continue
       end
+      retry_ms, failed_with = nil, nil
       stats, errors = fresh, errs
       if emitted then table.move(emitted, 1, #emitted, #changes + 1, changes) end
       if hooks.on_cycle(stats, errors, changes) == false

@@ -301,6 +301,37 @@ describe("tide live", function()
     assert.are.equal(0, stop(dir, pid, "TERM"))
   end)
 
+  it("tries a cycle again once another update lets the store go, with no "
+     .. "other change", function()
+    local dir = setup()
+    local pid = start(dir)
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma" })
+    -- Another app on the same store, whose one component holds the
+    -- store's writer lock for a second and a half.
+    helpers.write(dir .. "/slow.lua", [[
+local tide = require "tide"
+local wait = tide.fn("wait", function()
+  local f = io.open("holding", "w")
+  f:close()
+  tide.sleep(1.5)
+end)
+return tide.app("slow", function() tide.mount(wait, "only") end)
+]])
+    os.execute(("cd %s && %s update slow.lua --db .tide/state.db --quiet "
+      .. ">slow.out 2>&1 &"):format(q(dir), q(helpers.tide)))
+    assert.is_true(wait_for(function() return exists(dir .. "/holding") end,
+                            30), "the other update never started")
+    helpers.write(dir .. "/docs/b.md", "BETA\n")
+    -- The change's cycle finds the store locked; nothing else changes,
+    -- and the next rescan is an hour away: the row comes from the try
+    -- after the lock is let go.
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "BETA", ["c.md"] = "gamma" })
+    assert.matches("state.db: locked by another running update %(pid %d+%); "
+      .. "trying again in 100 ms", helpers.read(dir .. "/stderr"))
+    assert.are.equal(0, stop(dir, pid, "TERM"))
+    assert.are.equal("", helpers.read(dir .. "/slow.out"))
+  end)
+
   it("leaves a walk with live = false to the periodic rescan", function()
     local dir = setup(false)
     local pid = start(dir, "--rescan 1")
@@ -479,6 +510,78 @@ print(title("b.md"), steps > 0, stats.components.unchanged)
 ]])
     local out = run_host(dir)
     assert.matches("^BETA\ttrue\t%d+\n$", out)
+  end)
+
+  it("two live apps of one Lua state on one store take turns with its "
+     .. "lock", function()
+    needs_stock_lua()
+    local dir = helpers.tmpdir()
+    for _, name in ipairs { "a", "b" } do
+      helpers.write(dir .. "/" .. name .. "/1.txt", name .. " one\n")
+    end
+    helpers.write(dir .. "/host.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Row = tide.record("Row", { { "path", "string", key = true },
+                                 { "text", "string" } })
+-- App a's component takes 0.3 s: its cycles span many steps, and hold
+-- the store's writer lock through them.
+local function app(name, seconds)
+  local f = tide.fn(name .. "_row", function(file, out)
+    if seconds then
+      io.open("started", "w"):close()
+      tide.sleep(seconds)
+    end
+    out:row(Row { path = file.path, text = file:text() })
+  end)
+  return tide.app(name, function()
+    local t = sqlite.table { db = name .. ".db", name = "rows", schema = Row }
+    tide.mount_each(f, fs.walk(name), t)
+  end)
+end
+local said = {}
+local function say(m) said[#said + 1] = m end
+local a, b = app("a", 0.3), app("b")
+assert(a:start_live { db = "state.db", on_message = say })
+assert(b:start_live { db = "state.db", on_message = say })
+local function count(name)
+  local db = sqlite.open(name .. ".db")
+  local rows = db:rows("SELECT count(*) AS n FROM rows")
+  db:close()
+  return rows[1].n
+end
+local function put(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+put("a/2.txt", "a two\n")
+-- a's cycle starts and sleeps; b's change comes while it holds the lock.
+os.remove("started")
+local steps = 0
+while not io.open("started") and steps < 5000 do
+  assert(tide.step(1) == 2)
+  steps = steps + 1
+  os.execute("sleep 0.002")
+end
+put("b/2.txt", "b two\n")
+put("b/3.txt", "b three\n")
+while (count("a") < 2 or count("b") < 3) and steps < 5000 do
+  tide.step(1)
+  steps = steps + 1
+  os.execute("sleep 0.002")
+end
+a:stop()
+b:stop()
+print(count("a"), count("b"))
+print(table.concat(said, "\n"))
+]])
+    local out = run_host(dir)
+    assert.matches("^2\t3\n", out)
+    assert.matches("state.db: locked by another running update in this "
+      .. "process %(another app's, on the same store%); trying again in "
+      .. "100 ms", out)
   end)
 
   it("live cycles keep the target's log, and app:stop copies it back "

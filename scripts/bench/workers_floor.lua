@@ -1,0 +1,36 @@
+-- The CPU-bound floor of bench_workers.sh: workers_pipeline.lua's hash of
+-- each file, as a plain Lua loop, over the PART-th of PARTS equal shares
+-- of the tree's files (every PARTS-th in sorted order). One process over
+-- all of them against two at once over a half each is what this machine
+-- gives two processes: the ceiling for 2 workers against 1.
+-- Usage: tide run workers_floor.lua TREE ROUNDS PART PARTS
+local tree, rounds, part, parts = arg[1], tonumber(arg[2]),
+  tonumber(arg[3]), tonumber(arg[4])
+assert(tree and rounds and part and parts,
+  "usage: workers_floor.lua TREE ROUNDS PART PARTS")
+
+-- FNV-1a over the bytes, 32 bits: the same as workers_pipeline.lua's.
+local function hash(text, n)
+  local h = 2166136261
+  for _ = 1, n do
+    for i = 1, #text do
+      h = ((h ~ text:byte(i)) * 16777619) & 0xffffffff
+    end
+  end
+  return h
+end
+
+local list = assert(io.popen(("find '%s' -type f -name '*.md' | sort")
+  :format(tree)))
+local sum, i = 0, 0
+for path in list:lines() do
+  if i % parts == part - 1 then
+    local f = assert(io.open(path, "rb"))
+    sum = sum ~ hash(f:read("a"), rounds)
+    f:close()
+  end
+  i = i + 1
+end
+list:close()
+assert(i > 0, "no files under " .. tree)
+io.write(("%d\n"):format(sum))
