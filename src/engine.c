@@ -148,7 +148,10 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
       return store_failed(e, rc);
     *reopened = 1;
   } else if ((rc = tide_store_relock(e->store, &changed)) != 0) {
-    /* Locked by another process: the connection stays for next time. */
+    /* Locked by another process: the connection stays for next time.
+    ** Any other failure (a PostgreSQL store's connection cut by a
+    ** server restart) closes the store: the next cycle opens it anew. */
+    if (rc != TIDE_ELOCKED) return store_failed(e, rc);
     return tide_engine_fail(e, rc, "%s", tide_store_errmsg(e->store));
   }
   /* Other processes write a shared update's store without taking the

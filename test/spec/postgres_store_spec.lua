@@ -201,6 +201,39 @@ describe("the state store on PostgreSQL", function()
                         + r.targets.deleted)
   end)
 
+  it("keeps a live session through a server restart: a change made after "
+     .. "it is applied", function()
+    local d = project(5)
+    local db = location("restarted")
+    os.execute(("cd %s && (sh -c 'echo $$ >pid; exec \"$0\" live "
+      .. "pipeline.lua --db \"$1\" --json' %s %s >stdout 2>stderr; "
+      .. "echo $? >status) >/dev/null 2>&1 &"):format(q(d), q(helpers.tide),
+                                                     q(db)))
+    assert.is_true(helpers.wait_for(function()
+      return (helpers.read(d .. "/stderr") or ""):find("watching") ~= nil
+    end, 60), "live mode never watched")
+    -- The restart cuts the session's connection off: the next cycle's
+    -- store is opened anew, not tried again on the dead connection.
+    pg.restart(dir)
+    helpers.write(d .. "/docs/d002.txt", "Retitled\nafter the restart\n")
+    local title
+    assert.is_true(helpers.wait_for(function()
+      local ok, t = pcall(target_rows, d)
+      title = ok and t:match("path=d002.txt title=([^\n]*)") or title
+      return title == "Retitled words=4"
+    end, 30), "the change after the restart was not applied: "
+      .. tostring(title) .. "\n" .. tostring(helpers.read(d .. "/stderr")))
+    local pid = assert(tonumber(helpers.read(d .. "/pid"):match("%d+")))
+    os.execute("kill -TERM " .. pid)
+    assert.is_true(helpers.wait_for(function()
+      return (helpers.read(d .. "/status") or ""):match("%d") ~= nil
+    end, 60), "tide live did not exit")
+    assert.are.equal("0", helpers.read(d .. "/status"):match("%d+"))
+    -- The store holds the change: a plain update carries every file over.
+    local report = update(d, db)
+    assert.are.equal(5, report.components.unchanged)
+  end)
+
   it("is read by show, ls and verify, and dropped by drop", function()
     local d = project(5)
     local db = location("reports")
