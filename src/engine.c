@@ -133,6 +133,17 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
     return tide_engine_fail(e, TIDE_EINVAL, "an update of this app is "
                             "already running (update called from inside "
                             "a component?)");
+  if (e->store != NULL &&
+      (rc = tide_store_relock(e->store, &changed)) != 0) {
+    /* Locked by another process: the connection stays for next time. */
+    if (rc == TIDE_ELOCKED)
+      return tide_engine_fail(e, rc, "%s", tide_store_errmsg(e->store));
+    /* Any other failure (a PostgreSQL store's connection cut by a server
+    ** restart): the store is opened anew, as by a first cycle. */
+    tide_index_cool(e->index);
+    tide_store_close(e->store);
+    e->store = NULL;
+  }
   if (e->store == NULL) {
     /* A worker of an update another process runs writes without the
     ** writer lock, which that process holds. */
@@ -147,12 +158,6 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
     if ((rc = tide_store_checkpoint_on(e->store, e->loop)) != 0)
       return store_failed(e, rc);
     *reopened = 1;
-  } else if ((rc = tide_store_relock(e->store, &changed)) != 0) {
-    /* Locked by another process: the connection stays for next time.
-    ** Any other failure (a PostgreSQL store's connection cut by a
-    ** server restart) closes the store: the next cycle opens it anew. */
-    if (rc != TIDE_ELOCKED) return store_failed(e, rc);
-    return tide_engine_fail(e, rc, "%s", tide_store_errmsg(e->store));
   }
   /* Other processes write a shared update's store without taking the
   ** lock: what a worker kept of it is stale at every cycle (its index,

@@ -129,7 +129,10 @@ int tide_store_close(tide_Store *s);
 ** lets the lock go (a no-op on a read-only or already unlocked store);
 ** tide_store_relock takes it again (TIDE_ELOCKED when another writer
 ** holds it) and sets *changed when another connection committed in
-** between, so that what the session keeps in memory is reloaded.
+** between, so that what the session keeps in memory is reloaded. On a
+** PostgreSQL store, shared (a worker's, which takes no lock) or not,
+** it fails with TIDE_EIO when a failure found the connection cut: the
+** store is then to be closed and opened anew.
 */
 int tide_store_unlock(tide_Store *s);
 int tide_store_relock(tide_Store *s, int *changed);

@@ -882,6 +882,11 @@ int tide_pgs_relock(PgStore *s, int *changed) {
   int64_t now;
   int rc, taken;
   *changed = 0;
+  /* A connection a failure of the last cycle found cut (a server
+  ** restart): the engine opens the store anew rather than use it. */
+  if (PQstatus(s->conn) != CONNECTION_OK)
+    return tide_pgs_fail(s, TIDE_EIO, "%s: lost its connection to the "
+                         "server", s->location);
   if (s->flags != TIDE_STORE_WRITE || s->locked) return 0;
   pg_param_bytes(&p, s->schema, strlen(s->schema));
   p.formats[0] = 0;

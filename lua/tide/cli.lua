@@ -597,8 +597,13 @@ function commands.worker(...)
   local failures = report.error_printer(say)
   -- Live mode: one update after another, each heard of through the
   -- store's notifications, until a signal stops the worker.
+  local livemod = live
   local live = opts.live and { location = db } or nil
   local status = 0
+  -- Live mode: an update the worker could not take part in (the server
+  -- restarted, its main failed here) is said once and tried again, after
+  -- a delay that grows while the failures go on: the worker stays.
+  local retry_ms, failed_with
   repeat
     local stats, errors = app:update {
       db = db, jobs = jobs, max_inflight = inflight,
@@ -613,10 +618,24 @@ function commands.worker(...)
       end,
     }
     failures.finish()
-    if not stats then
+    if not stats and live then
+      retry_ms = livemod.next_retry(retry_ms)
+      if errors ~= failed_with then
+        say("%s", livemod.retry_message(errors, retry_ms))
+        failed_with = errors
+      end
+      local deadline = core.now_ms() + retry_ms
+      while core.now_ms() < deadline and not core.stop_requested() do
+        core.sleep(0.01)
+      end
+      stats = { interrupted = core.stop_requested() or nil }
+      errors = {}
+    elseif not stats then
       app:close()
       say("%s", errors)
       return 2
+    else
+      retry_ms, failed_with = nil, nil
     end
     if stats.update then
       if opts.json then

@@ -44,6 +44,17 @@ M.DEFAULT_RESCAN = 3600
 -- each failure in a row up to RETRY_MAX_MS (or the rescan period).
 M.RETRY_MS = 100
 M.RETRY_MAX_MS = 30000
+
+-- The delay before the next try after one of retry_ms (nil: the first).
+function M.next_retry(retry_ms)
+  return retry_ms and math.min(retry_ms * 2, M.RETRY_MAX_MS) or M.RETRY_MS
+end
+
+-- What is said of a failure tried again after retry_ms.
+function M.retry_message(message, retry_ms)
+  return fmt("%s; trying again in %s", message, retry_ms < 1000
+    and fmt("%d ms", retry_ms) or fmt("%.0f s", retry_ms / 1000))
+end
 -- A stepped session in a Lua state of the engine's own collects in full,
 -- when idle, once the heap has grown this many times since the last.
 M.GC_GROWTH = 1.5
@@ -346,12 +357,10 @@ function M.run(e, update, seen, hooks)
         -- folder and source whole (app.lua keeps no walk of a cycle
         -- that failed); it comes with the next change, or after a
         -- delay that grows while the failures go on.
-        retry_ms = retry_ms and retry_ms * 2 or M.RETRY_MS
-        retry_ms = math.min(retry_ms, M.RETRY_MAX_MS, rescan_ms)
+        retry_ms = math.min(M.next_retry(retry_ms), rescan_ms)
         next_rescan = math.min(next_rescan, now_ms() + retry_ms)
         if errs ~= failed_with then
-          say(fmt("%s; trying again in %s", errs, retry_ms < 1000
-            and fmt("%d ms", retry_ms) or fmt("%.0f s", retry_ms / 1000)))
+          say(M.retry_message(errs, retry_ms))
           failed_with = errs
         end
         goto continue

@@ -234,6 +234,33 @@ describe("the state store on PostgreSQL", function()
     assert.are.equal(5, report.components.unchanged)
   end)
 
+  it("runs an app's next update after a server restart on a store opened "
+     .. "anew", function()
+    local d = project(5)
+    local db = location("reconnected")
+    helpers.write(d .. "/host.lua", ([[
+local app = dofile("pipeline.lua")
+local db = %q
+local first = assert(app:update { db = db })
+-- The server restarts between the two updates of one session.
+assert(os.execute(%q))
+local f = assert(io.open("docs/d002.txt", "w"))
+f:write("Retitled\nafter the restart\n")
+f:close()
+local second, err = app:update { db = db }
+assert(second, err)
+app:close()
+print(first.components.added, second.components.reprocessed,
+      second.components.unchanged)
+]]):format(db, ("cd / && sh %s/scripts/pg_server.sh restart %s")
+               :format(q(helpers.root), q(dir))))
+    local out, err, code = helpers.run(("cd %s && %s run host.lua")
+      :format(q(d), q(helpers.tide)))
+    assert.are.equal(0, code, err)
+    assert.are.equal("5\t1\t4\n", out)
+    assert.matches("path=d002.txt title=Retitled words=4", target_rows(d))
+  end)
+
   it("is read by show, ls and verify, and dropped by drop", function()
     local d = project(5)
     local db = location("reports")

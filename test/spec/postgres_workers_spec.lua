@@ -1544,6 +1544,81 @@ end)
     end, 10))
   end)
 
+  it("keeps its workers through a server restart in live mode: the "
+     .. "changes after it are applied, by the same workers", function()
+    local d = project(20)
+    local db = location("live_restart")
+    local out, err = os.tmpname(), os.tmpname()
+    local lead = io.popen(("cd %s && exec %s update pipeline.lua --db %s "
+      .. "--workers 2 --live --json > %s 2> %s"):format(q(d), helpers.tide,
+      q(db), q(out), q(err)))
+    local function rows_now()
+      local ok, got = pcall(target_rows, d)
+      return ok and got or ""
+    end
+    local function worker_pids()
+      local pids = {}
+      for pid, args in helpers.run("ps -eo pid,args"):gmatch("(%d+) ([^\n]*)")
+      do
+        if args:find("worker", 1, true)
+           and args:find(d .. "/pipeline.lua", 1, true) then
+          pids[#pids + 1] = math.tointeger(tonumber(pid))
+        end
+      end
+      table.sort(pids)
+      return pids
+    end
+    assert.is_true(helpers.wait_for(function()
+      return select(2, rows_now():gsub("\n", "")) == 19
+    end, 20))
+    local before = worker_pids()
+    assert.are.equal(2, #before)
+    local cycles_before = select(2, (helpers.read(out) or ""):gsub("\n", ""))
+    -- The server cuts every connection off: the lead's, the workers'.
+    pg.restart(dir)
+    for i = 1, 6 do
+      helpers.write(("%s/docs/d%03d.txt"):format(d, i),
+                    ("After %d\nw w\n"):format(i))
+    end
+    assert.is_true(helpers.wait_for(function()
+      local t = rows_now()
+      for i = 1, 6 do
+        if not t:find(("d%03d.txt|After %d|4"):format(i, i), 1, true) then
+          return false
+        end
+      end
+      return true
+    end, 30), rows_now() .. "\n" .. tostring(helpers.read(err)))
+    helpers.write(d .. "/docs/d021.txt", "Twenty-one\nw\n")
+    assert.is_true(helpers.wait_for(function()
+      return rows_now():find("d021.txt|Twenty-one|2", 1, true) ~= nil
+    end, 20), tostring(helpers.read(err)))
+    -- The workers stayed (each said what cut it off, and tried again),
+    -- and took part in the cycles after the restart.
+    assert.are.same(before, worker_pids(), helpers.read(err))
+    assert.is_truthy(helpers.read(err):find("trying again in", 1, true))
+    local function done_after()
+      local done, n = 0, 0
+      for line in (helpers.read(out) or ""):gmatch("[^\n]+") do
+        n = n + 1
+        local ok, o = pcall(cjson.decode, line)
+        if n > cycles_before and ok and type(o) == "table" then
+          for _, w in ipairs(o.workers or {}) do done = done + w.done end
+        end
+      end
+      return done
+    end
+    helpers.wait_for(function() return done_after() >= 1 end, 20)
+    assert.is_true(done_after() >= 1, helpers.read(out))
+    helpers.run("pkill -TERM -f 'update pipeline.lua --db .*schema=live_restart'")
+    lead:close()
+    os.remove(out)
+    os.remove(err)
+    assert.is_true(helpers.wait_for(function()
+      return #worker_pids() == 0
+    end, 10))
+  end)
+
   it("records main's own components once: use_mount's value in a worker",
      function()
     local d = helpers.tmpdir()
