@@ -83,8 +83,8 @@ verdict "$ratio" 3 "<= 3x the SQLite store's cost per component"
 
 # ---- CPU-bound: 2 workers against 1 ----
 # floor OUT ROUNDS PARTS: the same hash as a plain Lua loop over the
-# 10k files (workers_floor.lua), in PARTS processes at once, a share
-# each, timed together into OUT. One against two is what the machine's
+# 10k files (workers_floor.lua, over their list made once), in PARTS
+# processes at once, a share each, timed together into OUT. One against two is what the machine's
 # two CPUs, shared with other machines' work, give two processes: the
 # ceiling of 2 workers against 1, measured beside them.
 floor() {
@@ -93,7 +93,7 @@ floor() {
   p=1
   while [ "$p" -le "$parts" ]; do
     cmd="$cmd '$tide' run '$root/scripts/bench/workers_floor.lua'"
-    cmd="$cmd '$work/tree10000' $rounds $p $parts >/dev/null &"
+    cmd="$cmd '$work/list10000' $rounds $p $parts >/dev/null &"
     p=$((p + 1))
   done
   timed "$out" sh -c "$cmd wait"
@@ -101,6 +101,7 @@ floor() {
 # Twice: a hash of 40 rounds a file (about 0.25 ms, against some 60 us of
 # tide's and the server's own work a component) and of 200 (about 1.1 ms).
 export BENCH_WORK=cpu
+find "$work/tree10000" -type f -name '*.md' | sort >"$work/list10000"
 for rounds in ${BENCH_ROUNDS:-40 200}; do
   export BENCH_ROUNDS=$rounds
   i=0

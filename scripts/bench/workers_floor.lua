@@ -1,13 +1,13 @@
 -- The CPU-bound floor of bench_workers.sh: workers_pipeline.lua's hash of
 -- each file, as a plain Lua loop, over the PART-th of PARTS equal shares
--- of the tree's files (every PARTS-th in sorted order). One process over
--- all of them against two at once over a half each is what this machine
--- gives two processes: the ceiling for 2 workers against 1.
--- Usage: tide run workers_floor.lua TREE ROUNDS PART PARTS
-local tree, rounds, part, parts = arg[1], tonumber(arg[2]),
+-- of the files LIST names, one path a line (every PARTS-th). One process
+-- over all of them against two at once over a half each is what this
+-- machine gives two processes: the ceiling for 2 workers against 1.
+-- Usage: tide run workers_floor.lua LIST ROUNDS PART PARTS
+local list_path, rounds, part, parts = arg[1], tonumber(arg[2]),
   tonumber(arg[3]), tonumber(arg[4])
-assert(tree and rounds and part and parts,
-  "usage: workers_floor.lua TREE ROUNDS PART PARTS")
+assert(list_path and rounds and part and parts,
+  "usage: workers_floor.lua LIST ROUNDS PART PARTS")
 
 -- FNV-1a over the bytes, 32 bits: the same as workers_pipeline.lua's.
 local function hash(text, n)
@@ -20,8 +20,7 @@ local function hash(text, n)
   return h
 end
 
-local list = assert(io.popen(("find '%s' -type f -name '*.md' | sort")
-  :format(tree)))
+local list = assert(io.open(list_path))
 local sum, i = 0, 0
 for path in list:lines() do
   if i % parts == part - 1 then
@@ -32,5 +31,5 @@ for path in list:lines() do
   i = i + 1
 end
 list:close()
-assert(i > 0, "no files under " .. tree)
+assert(i > 0, "no files in " .. list_path)
 io.write(("%d\n"):format(sum))
