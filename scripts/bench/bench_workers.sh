@@ -30,6 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cp "$root/scripts/bench/workers_pipeline.lua" "$work/pipeline.lua"
+cp "$root/scripts/bench/workers_hash.lua" "$work/"
 for n in 2000 10000; do
   sh "$root/scripts/bench/gen_tree.sh" "$n" "$work/tree$n"
 done

@@ -9,16 +9,8 @@ local list_path, rounds, part, parts = arg[1], tonumber(arg[2]),
 assert(list_path and rounds and part and parts,
   "usage: workers_floor.lua LIST ROUNDS PART PARTS")
 
--- FNV-1a over the bytes, 32 bits: the same as workers_pipeline.lua's.
-local function hash(text, n)
-  local h = 2166136261
-  for _ = 1, n do
-    for i = 1, #text do
-      h = ((h ~ text:byte(i)) * 16777619) & 0xffffffff
-    end
-  end
-  return h
-end
+-- The pipeline's own hash (workers_hash.lua, beside this file).
+local hash = dofile(arg[0]:match("^(.*/)") .. "workers_hash.lua")
 
 local list = assert(io.open(list_path))
 local sum, i = 0, 0

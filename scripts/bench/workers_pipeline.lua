@@ -17,16 +17,8 @@ local Doc = tide.record("Doc", {
   { "digest", "integer" },
 })
 
--- FNV-1a over the bytes, 32 bits.
-local function hash(text, n)
-  local h = 2166136261
-  for _ = 1, n do
-    for i = 1, #text do
-      h = ((h ~ text:byte(i)) * 16777619) & 0xffffffff
-    end
-  end
-  return h
-end
+-- workers_hash.lua, beside this file where bench_workers.sh copies both.
+local hash = dofile("workers_hash.lua")
 
 local process = tide.fn("process", { memo = true }, function(file, docs)
   local digest = 0

@@ -269,6 +269,26 @@ local function workers_when(d, db, pred)
   return found
 end
 
+-- The pids of the workers of the project in d (their command lines name
+-- its pipeline), in order.
+local function worker_pids(d)
+  local pids = {}
+  for pid, args in helpers.run("ps -eo pid,args"):gmatch("(%d+) ([^\n]*)") do
+    if args:find("worker", 1, true)
+       and args:find(d .. "/pipeline.lua", 1, true) then
+      pids[#pids + 1] = math.tointeger(tonumber(pid))
+    end
+  end
+  table.sort(pids)
+  return pids
+end
+
+-- The rows of the project in d's target now, "" while it cannot be read.
+local function rows_now(d)
+  local ok, got = pcall(target_rows, d)
+  return ok and got or ""
+end
+
 local function counts(r)
   return cjson.encode({ r.components, r.targets })
 end
@@ -1429,17 +1449,13 @@ end)
     local lead = io.popen(("cd %s && exec %s update pipeline.lua --db %s "
       .. "--workers 2 --live --json > %s 2>&1"):format(q(d), helpers.tide,
       q(db), q(out)))
-    local function rows_now()
-      local ok, got = pcall(target_rows, d)
-      return ok and got or ""
-    end
     assert.is_true(helpers.wait_for(function()
-      return select(2, rows_now():gsub("\n", "")) == 19
+      return select(2, rows_now(d):gsub("\n", "")) == 19
     end, 20))
     helpers.write(d .. "/docs/d005.txt", "Five, live\nw w w w\n")
     helpers.write(d .. "/docs/d021.txt", "Twenty-one\nw\n")
     assert.is_true(helpers.wait_for(function()
-      local t = rows_now()
+      local t = rows_now(d)
       return t:find("d005.txt|Five, live|6", 1, true)
         and t:find("d021.txt|Twenty-one|2", 1, true)
     end, 20))
@@ -1449,10 +1465,10 @@ end)
     os.remove(d .. "/docs/d007.txt")
     helpers.write(d .. "/docs/d021.txt", "Twenty-one again\nw w\n")
     assert.is_true(helpers.wait_for(function()
-      local t = rows_now()
+      local t = rows_now(d)
       return not t:find("d007.txt", 1, true)
         and t:find("d021.txt|Twenty-one again|4", 1, true)
-    end, 20), rows_now())
+    end, 20), rows_now(d))
     -- The workers did it (the cycles' lines say so once the lead has
     -- ended them: a worker writes the rows before), and stop with the
     -- session.
@@ -1489,27 +1505,10 @@ end)
     local lead = io.popen(("cd %s && exec %s update pipeline.lua --db %s "
       .. "--workers 2 --live --quiet 2> %s"):format(q(d), helpers.tide,
       q(db), q(err)))
-    local function rows_now()
-      local ok, got = pcall(target_rows, d)
-      return ok and got or ""
-    end
-    -- The pids of this session's workers (their command lines name the
-    -- pipeline).
-    local function worker_pids()
-      local pids = {}
-      for pid, args in helpers.run("ps -eo pid,args"):gmatch("(%d+) ([^\n]*)")
-      do
-        if args:find("worker", 1, true)
-           and args:find(d .. "/pipeline.lua", 1, true) then
-          pids[#pids + 1] = math.tointeger(tonumber(pid))
-        end
-      end
-      return pids
-    end
     assert.is_true(helpers.wait_for(function()
-      return select(2, rows_now():gsub("\n", "")) == 19
+      return select(2, rows_now(d):gsub("\n", "")) == 19
     end, 20))
-    local before = worker_pids()
+    local before = worker_pids(d)
     assert.are.equal(2, #before)
     kill("KILL", before[1])
     -- Dead (a zombie until the lead reaps it: the kernel may take a
@@ -1521,11 +1520,11 @@ end)
     -- The next cycle starts another, and its files are written.
     helpers.write(d .. "/docs/d005.txt", "Five, live\nw w w w\n")
     assert.is_true(helpers.wait_for(function()
-      return rows_now():find("d005.txt|Five, live|6", 1, true) ~= nil
+      return rows_now(d):find("d005.txt|Five, live|6", 1, true) ~= nil
     end, 20))
     local now
     assert.is_true(helpers.wait_for(function()
-      now = worker_pids()
+      now = worker_pids(d)
       return #now == 2 and now[1] ~= before[1] and now[2] ~= before[1]
     end, 20), ("workers %s, killed %d; the lead said: %s")
       :format(table.concat(now, " "), before[1], helpers.read(err)))
@@ -1534,13 +1533,13 @@ end)
       helpers.read(err))
     helpers.write(d .. "/docs/d021.txt", "Twenty-one\nw\n")
     assert.is_true(helpers.wait_for(function()
-      return rows_now():find("d021.txt|Twenty-one|2", 1, true) ~= nil
+      return rows_now(d):find("d021.txt|Twenty-one|2", 1, true) ~= nil
     end, 20))
     helpers.run("pkill -TERM -f 'update pipeline.lua --db .*schema=live_again'")
     lead:close()
     os.remove(err)
     assert.is_true(helpers.wait_for(function()
-      return #worker_pids() == 0
+      return #worker_pids(d) == 0
     end, 10))
   end)
 
@@ -1552,26 +1551,10 @@ end)
     local lead = io.popen(("cd %s && exec %s update pipeline.lua --db %s "
       .. "--workers 2 --live --json > %s 2> %s"):format(q(d), helpers.tide,
       q(db), q(out), q(err)))
-    local function rows_now()
-      local ok, got = pcall(target_rows, d)
-      return ok and got or ""
-    end
-    local function worker_pids()
-      local pids = {}
-      for pid, args in helpers.run("ps -eo pid,args"):gmatch("(%d+) ([^\n]*)")
-      do
-        if args:find("worker", 1, true)
-           and args:find(d .. "/pipeline.lua", 1, true) then
-          pids[#pids + 1] = math.tointeger(tonumber(pid))
-        end
-      end
-      table.sort(pids)
-      return pids
-    end
     assert.is_true(helpers.wait_for(function()
-      return select(2, rows_now():gsub("\n", "")) == 19
+      return select(2, rows_now(d):gsub("\n", "")) == 19
     end, 20))
-    local before = worker_pids()
+    local before = worker_pids(d)
     assert.are.equal(2, #before)
     local cycles_before = select(2, (helpers.read(out) or ""):gsub("\n", ""))
     -- The server cuts every connection off: the lead's, the workers'.
@@ -1581,21 +1564,21 @@ end)
                     ("After %d\nw w\n"):format(i))
     end
     assert.is_true(helpers.wait_for(function()
-      local t = rows_now()
+      local t = rows_now(d)
       for i = 1, 6 do
         if not t:find(("d%03d.txt|After %d|4"):format(i, i), 1, true) then
           return false
         end
       end
       return true
-    end, 30), rows_now() .. "\n" .. tostring(helpers.read(err)))
+    end, 30), rows_now(d) .. "\n" .. tostring(helpers.read(err)))
     helpers.write(d .. "/docs/d021.txt", "Twenty-one\nw\n")
     assert.is_true(helpers.wait_for(function()
-      return rows_now():find("d021.txt|Twenty-one|2", 1, true) ~= nil
+      return rows_now(d):find("d021.txt|Twenty-one|2", 1, true) ~= nil
     end, 20), tostring(helpers.read(err)))
     -- The workers stayed (each said what cut it off, and tried again),
     -- and took part in the cycles after the restart.
-    assert.are.same(before, worker_pids(), helpers.read(err))
+    assert.are.same(before, worker_pids(d), helpers.read(err))
     assert.is_truthy(helpers.read(err):find("trying again in", 1, true))
     local function done_after()
       local done, n = 0, 0
@@ -1615,7 +1598,7 @@ end)
     os.remove(out)
     os.remove(err)
     assert.is_true(helpers.wait_for(function()
-      return #worker_pids() == 0
+      return #worker_pids(d) == 0
     end, 10))
   end)
 
