@@ -55,6 +55,15 @@ function M.retry_message(message, retry_ms)
   return fmt("%s; trying again in %s", message, retry_ms < 1000
     and fmt("%d ms", retry_ms) or fmt("%.0f s", retry_ms / 1000))
 end
+
+-- A store locked by another update's cycle is routine for apps that
+-- share a store: said only once the wait reaches this long.
+M.LOCKED_QUIET_MS = 800
+
+-- Whether a failure with this code, tried again after retry_ms, is said.
+local function worth_saying(code, retry_ms)
+  return code ~= "locked" or retry_ms >= M.LOCKED_QUIET_MS
+end
 -- A stepped session in a Lua state of the engine's own collects in full,
 -- when idle, once the heap has grown this many times since the last.
 M.GC_GROWTH = 1.5
@@ -279,6 +288,21 @@ function M.run(e, update, seen, hooks)
     stats, errors = hooks.caught_up, {}
   else
     stats, errors, code = update()
+    -- Another update holds the store (another app's cycle, a one-off
+    -- tide update): the catch-up waits for it, as later cycles do.
+    local retry_ms, said
+    while not stats and code == "locked" and not stopped() do
+      retry_ms = M.next_retry(retry_ms)
+      if errors ~= said and worth_saying(code, retry_ms) then
+        say(M.retry_message(errors, retry_ms))
+        said = errors
+      end
+      local deadline = now_ms() + retry_ms
+      repeat
+        core.sleep(0.01)
+      until now_ms() >= deadline or stopped()
+      if not stopped() then stats, errors, code = update() end
+    end
     if not stats or hooks.on_cycle(stats, errors, nil) == false
        or stats.interrupted or stopped() then
       M.close(e, folders)
@@ -348,7 +372,7 @@ function M.run(e, update, seen, hooks)
         watchers:take()
       end
       if stopped() then break end
-      local fresh, errs = update(changes, emits)
+      local fresh, errs, code_now = update(changes, emits)
       schedule()
       if not fresh then
         -- Main failed, or another update holds the store (another
@@ -359,7 +383,7 @@ function M.run(e, update, seen, hooks)
         -- delay that grows while the failures go on.
         retry_ms = math.min(M.next_retry(retry_ms), rescan_ms)
         next_rescan = math.min(next_rescan, now_ms() + retry_ms)
-        if errs ~= failed_with then
+        if errs ~= failed_with and worth_saying(code_now, retry_ms) then
           say(M.retry_message(errs, retry_ms))
           failed_with = errs
         end

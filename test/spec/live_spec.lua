@@ -78,6 +78,18 @@ return tide.app("feed", function()
 end)
 ]]
 
+-- Another app, for the same store, whose one component holds the
+-- store's writer lock for a second and a half.
+local SLOW_PIPELINE = [[
+local tide = require "tide"
+local wait = tide.fn("wait", function()
+  local f = io.open("holding", "w")
+  f:close()
+  tide.sleep(1.5)
+end)
+return tide.app("slow", function() tide.mount(wait, "only") end)
+]]
+
 local running = {}
 
 -- Starts `tide live pipeline.lua --json ARGS` in dir; returns its pid
@@ -301,22 +313,28 @@ describe("tide live", function()
     assert.are.equal(0, stop(dir, pid, "TERM"))
   end)
 
+  it("waits for another update that holds the store to catch up, rather "
+     .. "than exit", function()
+    local dir = setup()
+    helpers.write(dir .. "/slow.lua", SLOW_PIPELINE)
+    os.execute(("cd %s && %s update slow.lua --db .tide/state.db --quiet "
+      .. ">slow.out 2>&1 &"):format(q(dir), q(helpers.tide)))
+    assert.is_true(wait_for(function() return exists(dir .. "/holding") end,
+                            30), "the other update never started")
+    local pid = start(dir)
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma" })
+    assert.matches("state.db: locked by another running update %(pid %d+%); "
+      .. "trying again in 800 ms", helpers.read(dir .. "/stderr"))
+    assert.are.equal(0, stop(dir, pid, "TERM"))
+    assert.are.equal("", helpers.read(dir .. "/slow.out"))
+  end)
+
   it("tries a cycle again once another update lets the store go, with no "
      .. "other change", function()
     local dir = setup()
     local pid = start(dir)
     reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma" })
-    -- Another app on the same store, whose one component holds the
-    -- store's writer lock for a second and a half.
-    helpers.write(dir .. "/slow.lua", [[
-local tide = require "tide"
-local wait = tide.fn("wait", function()
-  local f = io.open("holding", "w")
-  f:close()
-  tide.sleep(1.5)
-end)
-return tide.app("slow", function() tide.mount(wait, "only") end)
-]])
+    helpers.write(dir .. "/slow.lua", SLOW_PIPELINE)
     os.execute(("cd %s && %s update slow.lua --db .tide/state.db --quiet "
       .. ">slow.out 2>&1 &"):format(q(dir), q(helpers.tide)))
     assert.is_true(wait_for(function() return exists(dir .. "/holding") end,
@@ -326,8 +344,11 @@ return tide.app("slow", function() tide.mount(wait, "only") end)
     -- and the next rescan is an hour away: the row comes from the try
     -- after the lock is let go.
     reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "BETA", ["c.md"] = "gamma" })
+    -- Said once the wait reaches 800 ms (a short one is routine).
+    local said = helpers.read(dir .. "/stderr")
     assert.matches("state.db: locked by another running update %(pid %d+%); "
-      .. "trying again in 100 ms", helpers.read(dir .. "/stderr"))
+      .. "trying again in 800 ms", said)
+    assert.is_nil(said:find("in 100 ms", 1, true), said)
     assert.are.equal(0, stop(dir, pid, "TERM"))
     assert.are.equal("", helpers.read(dir .. "/slow.out"))
   end)
@@ -525,7 +546,7 @@ local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
 local Row = tide.record("Row", { { "path", "string", key = true },
                                  { "text", "string" } })
--- App a's component takes 0.3 s: its cycles span many steps, and hold
+-- App a's component takes 1.2 s: its cycles span many steps, and hold
 -- the store's writer lock through them.
 local function app(name, seconds)
   local f = tide.fn(name .. "_row", function(file, out)
@@ -542,7 +563,7 @@ local function app(name, seconds)
 end
 local said = {}
 local function say(m) said[#said + 1] = m end
-local a, b = app("a", 0.3), app("b")
+local a, b = app("a", 1.2), app("b")
 assert(a:start_live { db = "state.db", on_message = say })
 assert(b:start_live { db = "state.db", on_message = say })
 local function count(name)
@@ -581,7 +602,7 @@ print(table.concat(said, "\n"))
     assert.matches("^2\t3\n", out)
     assert.matches("state.db: locked by another running update in this "
       .. "process %(another app's, on the same store%); trying again in "
-      .. "100 ms", out)
+      .. "800 ms", out)
   end)
 
   it("live cycles keep the target's log, and app:stop copies it back "
