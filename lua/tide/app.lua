@@ -278,7 +278,8 @@ local function live_parts(app, opts, level)
     cycle_opts.live_emits = emits
     if opts.on_cycle_start then opts.on_cycle_start() end
     local stats, errors, c = app:cycle(cycle_opts, seen)
-    cycle_opts.full_reprocess, cycle_opts.reset = nil, nil
+    -- (A catch-up that could not run is tried again as it was asked.)
+    if stats then cycle_opts.full_reprocess, cycle_opts.reset = nil, nil end
     -- Only the walks and live sources of a cycle that finished are known
     -- to the next.
     local finished = stats and not stats.interrupted

@@ -316,15 +316,20 @@ describe("tide live", function()
   it("waits for another update that holds the store to catch up, rather "
      .. "than exit", function()
     local dir = setup()
+    local _, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+      .. "--quiet"):format(q(dir), q(helpers.tide)))
+    assert.are.equal(0, code, err)
     helpers.write(dir .. "/slow.lua", SLOW_PIPELINE)
     os.execute(("cd %s && %s update slow.lua --db .tide/state.db --quiet "
       .. ">slow.out 2>&1 &"):format(q(dir), q(helpers.tide)))
     assert.is_true(wait_for(function() return exists(dir .. "/holding") end,
                             30), "the other update never started")
-    local pid = start(dir)
+    -- The catch-up, tried again, is still the one asked for.
+    local pid = start(dir, "--full-reprocess")
     reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma" })
     assert.matches("state.db: locked by another running update %(pid %d+%); "
       .. "trying again in 800 ms", helpers.read(dir .. "/stderr"))
+    assert.are.equal(3, cycles(dir)[1].components.reprocessed)
     assert.are.equal(0, stop(dir, pid, "TERM"))
     assert.are.equal("", helpers.read(dir .. "/slow.out"))
   end)
