@@ -492,6 +492,44 @@ static int store_workers(lua_State *L) {
   return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
+/* store:worker_count(worker_id, name, n): adds n to the worker's count,
+** in the open batch */
+static int store_worker_count(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t len;
+  const char *name = luaL_checklstring(L, 3, &len);
+  return ok_or_raise(L, s, tide_store_worker_count(s, luaL_checkinteger(L,
+                                                                        2),
+                                                   name, len,
+                                                   luaL_checkinteger(L, 4)));
+}
+
+static int add_count(void *arg, int64_t worker_id, const char *name,
+                     size_t name_len, int64_t n) {
+  lua_State *L = arg;
+  lua_rawgeti(L, -1, (lua_Integer)worker_id);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, (lua_Integer)worker_id);
+  }
+  lua_pushlstring(L, name, name_len);
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* store:worker_counts(update_id) -> { [worker_id] = { [name] = n } } */
+static int store_worker_counts(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int rc;
+  lua_newtable(L);
+  rc = tide_store_worker_counts(s, luaL_checkinteger(L, 2), add_count, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
 /* core.store_is_postgres(location) -> whether it names a PostgreSQL
 ** store (a location, not a file path). */
 static int store_is_postgres(lua_State *L) {
@@ -1382,7 +1420,8 @@ void tide_lstore_open(lua_State *L) {
     {"work_add", store_work_add}, {"worker_join", store_worker_join},
     {"worker_beat", store_worker_beat}, {"work_claim", store_work_claim},
     {"work_done", store_work_done}, {"worker_leave", store_worker_leave},
-    {"workers", store_workers},
+    {"workers", store_workers}, {"worker_count", store_worker_count},
+    {"worker_counts", store_worker_counts},
     {"workers_alive", store_workers_alive}, {"work_open", store_work_open},
     {"beat_start", store_beat_start},
     {"work_redo", store_work_redo}, {"work_ran", store_work_ran},

@@ -823,3 +823,15 @@ int tide_store_worker_each(tide_Store *s, int64_t update_id,
   if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
   return tide_pgs_worker_each(pg(s), update_id, fn, arg);
 }
+
+int tide_store_worker_count(tide_Store *s, int64_t worker_id,
+                            const char *name, size_t name_len, int64_t n) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_worker_count(pg(s), worker_id, name, name_len, n);
+}
+
+int tide_store_worker_counts(tide_Store *s, int64_t update_id,
+                             tide_StoreCountFn fn, void *arg) {
+  if (s->backend != TIDE_STORE_POSTGRES) return needs_postgres(s);
+  return tide_pgs_worker_counts(pg(s), update_id, fn, arg);
+}

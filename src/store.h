@@ -61,7 +61,7 @@
 ** store of an older version is not read until a writer upgrades it. */
 #define TIDE_STORE_FORMAT_VERSION 3
 #define TIDE_STORE_FORMAT_OLDEST 1
-#define TIDE_STORE_PG_FORMAT_VERSION 3
+#define TIDE_STORE_PG_FORMAT_VERSION 4
 #define TIDE_STORE_PG_FORMAT_OLDEST 2
 
 /* The length of a fingerprint (BLAKE2b-128). */
@@ -665,7 +665,7 @@ typedef struct tide_StoreWorker {
   int64_t done;              /* items it marked done */
   int64_t seen_ms_ago;       /* since its last beat, by the server's clock */
   int left;                  /* it left (or was let go) */
-  const char *stats;         /* JSON: what it did, once it left; or NULL */
+  const char *stats;         /* JSON: what it left the lead; or NULL */
   size_t stats_len;
 } tide_StoreWorker;
 
@@ -746,7 +746,8 @@ int tide_store_work_ran(tide_Store *s, int64_t item_id, int64_t worker_id);
 ** worker is left, theirs ended without finishing them (died, or were
 ** stopped). *n receives how many. In the open batch. */
 int tide_store_work_reopen(tide_Store *s, int64_t update_id, int64_t *n);
-/* The worker leaves, with what it did as JSON text (stats, may be NULL):
+/* The worker leaves, with what it tells the lead as JSON text (stats, may
+** be NULL; its counts are tide_store_worker_count's):
 ** the items it holds and has not done are free for others at once.
 ** Commits. */
 int tide_store_worker_leave(tide_Store *s, int64_t worker_id,
@@ -765,5 +766,18 @@ int tide_store_workers_alive(tide_Store *s, int64_t update_id,
 /* The workers of the update, in the order they joined. */
 int tide_store_worker_each(tide_Store *s, int64_t update_id,
                            tide_StoreWorkerFn fn, void *arg);
+/* Adds n to the worker's count called name (bytes, any of them), in the
+** open batch: a count goes with the records it counts, so that a worker
+** that dies, or whose batch the server rolls back, leaves the counts of
+** what it committed, no more, no less. */
+int tide_store_worker_count(tide_Store *s, int64_t worker_id,
+                            const char *name, size_t name_len, int64_t n);
+/* The counts of the update's workers (tide_store_worker_count): fn with
+** each worker's id, a count's name and its value, by worker and name. */
+typedef int (*tide_StoreCountFn)(void *arg, int64_t worker_id,
+                                 const char *name, size_t name_len,
+                                 int64_t n);
+int tide_store_worker_counts(tide_Store *s, int64_t update_id,
+                             tide_StoreCountFn fn, void *arg);
 
 #endif

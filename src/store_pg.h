@@ -138,6 +138,7 @@ enum {
   PG_WORK_OPEN,
   PG_WORKER_LEAVE,
   PG_WORKER_EACH,
+  PG_WORKER_COUNTS,
   PG_WORKERS_ALIVE,
   PG_WORK_REDO,
   PG_WORK_REOPEN,
@@ -147,6 +148,7 @@ enum {
   PG_BULK_SOURCES,
   PG_BULK_WORK,
   PG_BULK_DONE,
+  PG_BULK_COUNTS,
   PG_BULK_MEMOS,
   PG_BULK_REFS_CLEAR,
   PG_BULK_REFS,
@@ -164,6 +166,7 @@ enum {
   PG_KIND_SOURCES,
   PG_KIND_WORK,
   PG_KIND_DONE,
+  PG_KIND_COUNTS,
   PG_KIND_MEMOS,
   PG_KIND_REFS_CLEAR,
   PG_KIND_REFS,
@@ -591,5 +594,9 @@ int tide_pgs_workers_alive(PgStore *s, int64_t update_id, int64_t lease_ms,
                            int64_t *alive);
 int tide_pgs_worker_each(PgStore *s, int64_t update_id,
                          tide_StoreWorkerFn fn, void *arg);
+int tide_pgs_worker_count(PgStore *s, int64_t worker_id, const char *name,
+                          size_t name_len, int64_t n);
+int tide_pgs_worker_counts(PgStore *s, int64_t update_id,
+                           tide_StoreCountFn fn, void *arg);
 
 #endif

@@ -1,7 +1,7 @@
 /*
 ** Set-based writes of the PostgreSQL store (store_pg.h): the rows of the
 ** writes a batch makes by the thousand (components, target states, file
-** states, work items recorded and done) are kept here as they come, a
+** states, work items recorded and done, a worker's counts) are kept here as they come, a
 ** column each, and sent as one statement per kind over arrays (unnest), before any
 ** other statement and before the pipeline is synchronised. So a batch
 ** costs the server one statement per kind instead of one per row.
@@ -103,6 +103,12 @@ static const Kind kinds[PG_BULK_KINDS] = {
     " SELECT rows_are((SELECT count(*) FROM d), (SELECT count(*) FROM u),"
     " 'it is no longer this worker''s (its lease ran out and another"
     " worker took it, or its update ended)')" },
+  { PG_BULK_COUNTS, "cannot record a worker's counts", "ibi",
+    "INSERT INTO worker_counts(worker_id, name, n) SELECT worker_id, name,"
+    " sum(n) FROM unnest($1::int8[], $2::bytea[], $3::int8[])"
+    " AS u(worker_id, name, n) GROUP BY worker_id, name"
+    " ON CONFLICT (worker_id, name) DO UPDATE"
+    " SET n = worker_counts.n + excluded.n" },
   { PG_BULK_MEMOS, "cannot record a memo entry", "ibbbbbi",
     "INSERT INTO memos(app_id, key, fn_name, value, deps, targets,"
     " updated_ns) SELECT DISTINCT ON (app_id, key) app_id, key, fn_name,"

@@ -1,5 +1,5 @@
 /*
-** The PostgreSQL store's schema, format version 3: the tables of the
+** The PostgreSQL store's schema, format version 4: the tables of the
 ** SQLite store (store_sqlite_schema.c says what each holds), in a schema
 ** of their own, and the checks that decide whether a schema is a store
 ** this tide can use. The differences:
@@ -19,12 +19,16 @@
 **   updates(id, app_id, state: 0 listing, 1 listed, 2 finished,
 **     started_ns, finished_ns, info: what the lead tells its workers)
 **   workers(id, update_id, host, pid, started_ns, seen_at: its last beat,
-**     left_at, by the server's clock; stats: JSON, what it did; done:
-**     how many items it marked done)
+**     left_at, by the server's clock; stats: JSON, what it leaves the
+**     lead as it leaves (memo entries no longer used, containers
+**     declared); done: how many items it marked done)
 **   work_items(id, update_id, path, item (CBOR), state: 0 open, 1 run
 **     but not done (its worker's end finishes it), 2 done, worker_id:
 **     NULL while ready, its claimant's once claimed; tries)
 **     + a partial index of the open items
+**   worker_counts(worker_id, name, n): what a worker's committed batches
+**     did (components added, target states inserted, ...), added to in
+**     each batch that records what it counts
 ** Nothing else refers to another table by a foreign key, as in SQLite.
 **
 ** Version 3 (from 2): a claim sets only work_items.worker_id, which no
@@ -36,6 +40,12 @@
 ** that index). A claim and a done mark each cost the server about 25 µs
 ** in 2, both writing every index of the table. The upgrade runs in one
 ** transaction when a writer opens a version 2 store.
+**
+** Version 4 (from 3): worker_counts. A worker used to leave its counts
+** in workers.stats as it left: a worker killed left none, and one whose
+** batch the server rolled back counted the components the others then
+** ran again. Its counts now commit with its batches, and the lead adds
+** up the table.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +61,11 @@
 #define WORK_FILL "50"
 #define STR(x) #x
 #define XSTR(x) STR(x)
+
+/* Version 4's table. */
+#define WORKER_COUNTS_SQL \
+  "CREATE TABLE worker_counts(worker_id bigint NOT NULL," \
+  " name bytea NOT NULL, n bigint NOT NULL, PRIMARY KEY(worker_id, name));"
 
 static const char schema_sql[] =
   "CREATE TABLE meta(key text PRIMARY KEY, value text NOT NULL);"
@@ -108,6 +123,7 @@ static const char schema_sql[] =
   " tries bigint NOT NULL DEFAULT 0) WITH (fillfactor = " WORK_FILL ");"
   "CREATE INDEX work_items_open ON work_items(update_id, id)"
   " WHERE state < 2;"
+  WORKER_COUNTS_SQL
   "INSERT INTO meta(key, value) VALUES"
   " ('format', '" FORMAT_NAME "'),"
   " ('version', '" XSTR(TIDE_STORE_PG_FORMAT_VERSION) "'),"
@@ -118,6 +134,7 @@ static const char *const relations[] = {
   "meta", "apps", "components", "memos", "containers", "target_states",
   "source_items", "runs", "memo_refs", "intents", "component_ids",
   "generation", "updates", "workers", "work_items",
+  "worker_counts", /* from version 4 */
 };
 
 static int not_a_store(PgStore *s) {
@@ -206,7 +223,8 @@ int tide_pgs_schema_check(PgStore *s) {
   if (n == 0) return 1;
   if (!has_meta) return not_a_store(s);
   if ((rc = check_meta(s)) != 0) return rc;
-  if (found != sizeof relations / sizeof relations[0])
+  /* A version 3 store lacks worker_counts until it is upgraded. */
+  if (found != sizeof relations / sizeof relations[0] - (s->version < 4))
     return tide_pgs_fail(s, TIDE_ENOTSTORE, "%s: state store is damaged "
                          "(tables are missing)", s->location);
   return 0;
@@ -229,6 +247,11 @@ static const char upgrade_2_sql[] =
   "ALTER TABLE work_items SET (fillfactor = " WORK_FILL ");"
   "UPDATE meta SET value = '3' WHERE key = 'version';";
 
+/* From version 3 to 4: the table of the workers' counts. */
+static const char upgrade_3_sql[] =
+  WORKER_COUNTS_SQL
+  "UPDATE meta SET value = '4' WHERE key = 'version';";
+
 int tide_pgs_schema_upgrade(PgStore *s) {
   const char *what = "cannot upgrade the state store";
   int rc;
@@ -236,9 +259,9 @@ int tide_pgs_schema_upgrade(PgStore *s) {
   if ((rc = run(s, "BEGIN", what)) != 0) return rc;
   /* Checked again inside the transaction: another tide may have
   ** upgraded it meanwhile. */
-  if ((rc = tide_pgs_schema_check(s)) == 0 &&
-      s->version < TIDE_STORE_PG_FORMAT_VERSION)
+  if ((rc = tide_pgs_schema_check(s)) == 0 && s->version < 3)
     rc = run(s, upgrade_2_sql, what);
+  if (rc == 0 && s->version < 4) rc = run(s, upgrade_3_sql, what);
   if (rc != 0 || (rc = run(s, "COMMIT", what)) != 0) {
     PQclear(PQexec(s->conn, "ROLLBACK"));
     return rc < 0 ? rc : tide_pgs_fail(s, TIDE_ESTORE, "%s: %s",

@@ -308,3 +308,37 @@ int tide_pgs_worker_each(PgStore *s, int64_t update_id,
   PQclear(r);
   return rc;
 }
+
+int tide_pgs_worker_count(PgStore *s, int64_t worker_id, const char *name,
+                          size_t name_len, int64_t n) {
+  PgCell row[3];
+  memset(row, 0, sizeof row);
+  row[0].i = worker_id;
+  row[1].p = name;
+  row[1].len = name_len;
+  row[2].i = n;
+  return tide_pgs_bulk_row(s, PG_KIND_COUNTS, row);
+}
+
+int tide_pgs_worker_counts(PgStore *s, int64_t update_id,
+                           tide_StoreCountFn fn, void *arg) {
+  PGresult *r;
+  PgParams p = {0};
+  int rc, i, n;
+  const char *name;
+  size_t len;
+  pg_param_int(&p, update_id);
+  rc = tide_pgs_read(s, PG_WORKER_COUNTS,
+                     "SELECT c.worker_id, c.name, c.n FROM worker_counts c"
+                     " JOIN workers k ON k.id = c.worker_id"
+                     " WHERE k.update_id = $1 ORDER BY c.worker_id, c.name",
+                     &p, "cannot read the workers' counts", &r);
+  if (rc) return rc;
+  n = PQntuples(r);
+  for (i = 0; i < n && rc == 0; i++) {
+    name = pg_bytes(r, i, 1, &len);
+    rc = fn(arg, pg_int(r, i, 0), name, len, pg_int(r, i, 2));
+  }
+  PQclear(r);
+  return rc;
+}

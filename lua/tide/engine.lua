@@ -348,11 +348,14 @@ local function run_component(frame)
       type(results) == "table" and results.message or results)
   end
   if not frame.is_root then
-    -- A component that never succeeded before is added now.
-    if prev and (prev.status == STATUS_OK or prev.logic) then
-      stats.components.reprocessed = stats.components.reprocessed + 1
+    -- A component that never succeeded before is added now. A worker
+    -- counts it as it records it (reconcile.lua, share.send_counts).
+    local as = (prev and (prev.status == STATUS_OK or prev.logic))
+      and "reprocessed" or "added"
+    if worker_of(run) then
+      frame.count_as = as
     else
-      stats.components.added = stats.components.added + 1
+      stats.components[as] = stats.components[as] + 1
     end
   end
   return true

@@ -42,6 +42,7 @@
 local core = require "tide.core"
 local sched = require "tide.sched"
 local verify = require "tide.verify"
+local sharemod = require "tide.share"
 
 local type, error, pairs, ipairs, tostring, pcall =
   type, error, pairs, ipairs, tostring, pcall
@@ -424,6 +425,12 @@ local function finish_apply(run, b)
                          PENDING_UPSERT)
       end
       run.apply_failed[container.id] = true
+      -- A worker counted them as it recorded them: they count once
+      -- applied, as in one process (M.retry_failed).
+      if run.share and run.share.role == "worker" then
+        local t = run.stats.targets
+        for _, ch in ipairs(list) do t[ch.write] = t[ch.write] - 1 end
+      end
       local retry = run.retry[container]
       if not retry then
         retry = {}
@@ -431,13 +438,23 @@ local function finish_apply(run, b)
         run.retry_order[#run.retry_order + 1] = container
       end
       for _, ch in ipairs(list) do retry[#retry + 1] = ch end
-    else
+    elseif not (run.share and run.share.role == "worker") then
       local t = run.stats.targets
       for _, ch in ipairs(list) do
         t[ch.write] = t[ch.write] + 1
       end
     end
-    if not preview then store:intent_delete(b.intents[container]) end
+    if not preview then
+      local intent = b.intents[container]
+      store:intent_delete(intent)
+      -- A worker whose later batch is lost drops these again as it
+      -- leaves (share.leave): applied in full, they would have the lead
+      -- run their items once more.
+      if not err and run.share and run.share.role == "worker" then
+        local applied = run.share.applied_intents
+        applied[#applied + 1] = intent
+      end
+    end
   end
   -- The intents are dropped in the next batch's commit (or the run's last):
   -- a crash before it costs only a rerun of this batch's owners.
@@ -458,9 +475,19 @@ end
 local function apply_sent(run, defer)
   local b = run.unapplied
   run.unapplied = nil
-  if b then run.store:flush_wait() end
   local writing = run.applying
   run.applying = nil
+  if b then
+    local ok, err = pcall(run.store.flush_wait, run.store)
+    if not ok then
+      -- The batch sent last was lost (a worker's, share.batch_lost): the
+      -- one being applied, committed before it, is still finished (its
+      -- changes waited for, its intents dropped), lest its items be
+      -- taken for a crash's and run again.
+      if writing then finish_apply(run, writing) end
+      error(err, 0)
+    end
+  end
   if writing then finish_apply(run, writing) end
   if not b then return end
   start_apply(run, b)
@@ -501,11 +528,19 @@ function write_batch(run, batch, defer)
       end
     end
   end
+  -- A worker counts what it records, in the batch that records it
+  -- (share.send_counts); one process counts as it goes.
+  local worker = run.share ~= nil and run.share.role == "worker"
+  local counted = run.stats.components
   for b = 1, #batch do
     local frame = batch[b]
     local id = put_component(run, frame,
       (frame.incomplete or frame.shrunk) and 2 or 0) -- engine.STATUS_*
     frame.id = id
+    if frame.count_as then
+      counted[frame.count_as] = counted[frame.count_as] + 1
+      frame.count_as = nil
+    end
     -- A shared update's item is done in the batch that records it, or
     -- run, when its worker's end must finish it (share.finish_later).
     local item = frame.work_item
@@ -544,12 +579,16 @@ function write_batch(run, batch, defer)
       if write then
         d.frame = frame
         group(groups, order, d.container, d)
+        if worker then
+          run.stats.targets[write] = run.stats.targets[write] + 1
+        end
       end
     end
     -- What only the submit needed is not kept while a parent waits.
     frame.declared, frame.args = nil, nil
     if not frame.shrunk then frame.state_bytes = nil end
   end
+  if worker then sharemod.send_counts(run) end
   -- One intent per container: the keys of the states about to be
   -- written, committed with them.
   local sent = { groups = groups, order = order, intents = {} }

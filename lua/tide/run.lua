@@ -111,6 +111,11 @@ function M.new(app, opts, parts)
         or false,
       -- A worker's items that its end finishes (share.finish_later).
       ran_items = {},
+      -- The counts a worker sent the store so far (share.send_counts);
+      -- the lead's own rows among the workers' (share.lua, lead_round).
+      sent = {}, lead_rows = {},
+      -- A worker's intents whose changes it applied in full (reconcile).
+      applied_intents = {},
       after_main = opts.share.role == "lead" and sharemod.lead
         or function(r) sharemod.work(r, r.share.worker_id) end,
     }

@@ -187,21 +187,63 @@ local function counts(t)
   return out
 end
 
--- The counts a worker left, added to the lead's.
-local function add_stats(into, from)
+-- A worker's counts travel to the lead through the store, each in the
+-- batch that commits what it counts (M.send_counts): named
+-- "components.added", "targets.inserted", "functions.calls.NAME". So the
+-- totals of an update are those of what was committed, as one process's
+-- are, whatever worker died or had a batch rolled back (the others ran
+-- its items again, and counted them). A worker counts a component, and
+-- its target writes, as it records them (engine.lua, reconcile.lua),
+-- not as it finishes and applies them, as one process does.
+
+-- Queues in the store's open batch what the worker's counts grew by
+-- since it last sent them; called before each commit of a worker's
+-- records: its batches (reconcile.lua), its claims and its leave.
+function M.send_counts(run)
+  local share = run.share
+  if not share or share.role ~= "worker" or not share.worker_id then
+    return
+  end
+  local store, id, sent = run.store, share.worker_id, share.sent
+  local function send(name, now)
+    if math.type(now) ~= "integer" then return end
+    local grew = now - (sent[name] or 0)
+    if grew ~= 0 then
+      store:worker_count(id, name, grew)
+      sent[name] = now
+    end
+  end
   for _, group in ipairs { "components", "targets" } do
-    for k, v in pairs(counts(from[group])) do
-      into[group][k] = (into[group][k] or 0) + v
+    for k, v in pairs(run.stats[group]) do send(group .. "." .. k, v) end
+  end
+  for name, f in pairs(run.stats.functions) do
+    for k, v in pairs(f) do send("functions." .. k .. "." .. name, v) end
+  end
+end
+
+-- A worker's counts as the store keeps them ({ [name] = n }), added to
+-- the lead's stats; returns its components' counts alone.
+local function add_counts(into, named)
+  local components = { added = 0, reprocessed = 0, deleted = 0,
+                       unchanged = 0, errors = 0 }
+  for name, n in pairs(named or {}) do
+    local group, rest = name:match("^(%a+)%.(.+)$")
+    if group == "components" or group == "targets" then
+      into[group][rest] = (into[group][rest] or 0) + n
+      if group == "components" then components[rest] = n end
+    elseif group == "functions" then
+      local k, fn = rest:match("^(%a+)%.(.+)$")
+      if k then
+        local mine = into.functions[fn]
+        if not mine then
+          mine = { calls = 0, hits = 0, misses = 0, errors = 0 }
+          into.functions[fn] = mine
+        end
+        mine[k] = (mine[k] or 0) + n
+      end
     end
   end
-  for name, f in pairs(from.functions or {}) do
-    local mine = into.functions[name]
-    if not mine then
-      into.functions[name] = counts(f)
-    else
-      for k, v in pairs(counts(f)) do mine[k] = (mine[k] or 0) + v end
-    end
-  end
+  return components
 end
 
 -- The workers this lead started that ended without leaving the update
@@ -278,7 +320,9 @@ end
 local function lead_round(run)
   local store, share = run.store, run.share
   share.redoing = true
-  M.work(run, store:worker_join(share.update_id, "lead", core.getpid()))
+  local id = store:worker_join(share.update_id, "lead", core.getpid())
+  share.lead_rows[id] = true
+  M.work(run, id)
   share.redoing = false
   share.beat:stop()
   store:worker_leave(share.worker_id)
@@ -338,11 +382,15 @@ function M.lead(run)
     end
   end
   local died = share.lost or false
+  local named = store:worker_counts(share.update_id)
   for _, w in ipairs(store:workers(share.update_id)) do
     died = died or not w.left
+    -- (The lead's own row, which it joins to run items itself, counts
+    -- nothing: its counts are its run's.)
+    local components = not share.lead_rows[w.id]
+      and add_counts(run.stats, named[w.id]) or nil
     local stats = w.stats and require("cjson").decode(w.stats)
     if type(stats) == "table" then
-      add_stats(run.stats, stats)
       -- Memo entries the worker's components stopped using: collected at
       -- the end of the update, once no worker can still record a use.
       for _, k in ipairs(stats.memo_candidates or {}) do
@@ -357,8 +405,7 @@ function M.lead(run)
     share.per_worker[#share.per_worker + 1] = {
       id = w.id, host = w.host, pid = w.pid, done = w.done,
       read = type(stats) == "table" and math.tointeger(stats.read) or nil,
-      components = type(stats) == "table" and counts(stats.components)
-        or nil,
+      components = components and counts(components) or nil,
     }
   end
   -- A worker that died in a target's apply may have left a partial write
@@ -387,9 +434,8 @@ function M.end_early(run, stopped)
   store:flush()
   share.finished = true
   if not stopped then return end
-  for _, w in ipairs(store:workers(share.update_id)) do
-    local stats = w.left and w.stats and require("cjson").decode(w.stats)
-    if type(stats) == "table" then add_stats(run.stats, stats) end
+  for _, named in pairs(store:worker_counts(share.update_id)) do
+    add_counts(run.stats, named)
   end
 end
 
@@ -700,6 +746,7 @@ function M.work(run, worker_id)
         store:work_done(id, worker_id)
       end
       share.failed_items = {}
+      M.send_counts(run)
       store:flush()
     end
     -- A claim once half of what it may hold is done, for as many: each is
@@ -725,6 +772,8 @@ function M.work(run, worker_id)
       cpu0, wall0 = cpu0 or os.clock(), wall0 or core.now_ms()
       -- While items run, they go on while the server answers: the claim
       -- waits for its answer as a task does (with none, nothing would).
+      -- (A claim commits what the store's open batch holds.)
+      M.send_counts(run)
       local items = store:work_claim(share.update_id, worker_id,
                                      limit - held, share.lease_ms, n > 0)
       -- A worker's index reads what is below the items it claimed (the
@@ -864,6 +913,15 @@ function M.leave(run, finished)
     for _, item in ipairs(share.ran_items) do
       run.store:work_done(item, share.worker_id)
     end
+  elseif M.batch_lost(run) then
+    -- A lost batch may have held the drop of intents whose changes this
+    -- worker had applied in full, after the batch that recorded them
+    -- committed: dropped again (a drop of one gone is nothing), or the
+    -- lead would take them for a crash's and run their items once more,
+    -- items done and counted already.
+    for _, intent in ipairs(share.applied_intents) do
+      run.store:intent_delete(intent)
+    end
   end
   local cjson = require "cjson"
   local candidates = {}
@@ -876,10 +934,11 @@ function M.leave(run, finished)
   local declared = {}
   for id in pairs(run.declared_ids) do declared[#declared + 1] = id end
   table.sort(declared)
+  -- Its counts (M.send_counts): those of the items it finishes now too.
+  M.send_counts(run)
   run.store:worker_leave(share.worker_id, cjson.encode({
-    components = run.stats.components, targets = run.stats.targets,
-    functions = run.stats.functions, read = run.index:count(),
-    memo_candidates = candidates, declared = declared,
+    read = run.index:count(), memo_candidates = candidates,
+    declared = declared,
   }))
 end
 

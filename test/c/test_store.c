@@ -642,6 +642,9 @@ static void test_sqlite_not_shared(void) {
   CHECK_STR_EQ(tide_store_errmsg(s), msg);
   CHECK_EQ_INT(tide_store_claim_send(s, 1, 1, 1), TIDE_EINVAL);
   CHECK_STR_EQ(tide_store_errmsg(s), msg);
+  CHECK_EQ_INT(tide_store_worker_count(s, 1, LIT("components.added"), 1),
+               TIDE_EINVAL);
+  CHECK_STR_EQ(tide_store_errmsg(s), msg);
   CHECK_EQ_INT(tide_store_claim_socket(s), -1);
   tide_store_close(s);
   tmp_close(&t);
@@ -2634,10 +2637,10 @@ static void test_pg_schema(void) {
   CHECK_EQ_INT(tide_store_component_put(s, &c, &cid), 0);
   CHECK(cid > 0);
   CHECK_EQ_INT(tide_store_close(s), 0);
-  CHECK_EQ_INT(pg_tables(&t), 13);
+  CHECK_EQ_INT(pg_tables(&t), 14);
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta WHERE key = 'format'",
                         text, sizeof text), "tide-state");
-  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "3");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "4");
   CHECK_STR_EQ(sql_text(t.path, "SELECT value FROM meta"
                         " WHERE key = 'created_by'", text, sizeof text),
                "tide " TIDE_VERSION);
@@ -2679,9 +2682,9 @@ static void test_pg_refused(void) {
   CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '7'"
                                 " WHERE key = 'version'"), SQLITE_OK);
   snprintf(msg, sizeof msg, "%s: state store format version 7 is not "
-           "supported by this tide (supports 2 to 3)", t.path);
+           "supported by this tide (supports 2 to 4)", t.path);
   check_open_fails(t.path, TIDE_STORE_WRITE, TIDE_EVERSION, msg);
-  CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '3'"
+  CHECK_EQ_INT(sql_exec(t.path, "UPDATE meta SET value = '4'"
                                 " WHERE key = 'version'; DROP TABLE runs"),
                SQLITE_OK);
   snprintf(msg, sizeof msg, "%s: state store is damaged (tables are "
@@ -3205,6 +3208,88 @@ static void test_pg_work_ran(void) {
   tmp_close(&t);
 }
 
+/* What tide_store_worker_counts hands over: up to 4 counts. */
+typedef struct {
+  int count;
+  int64_t worker[4], n[4];
+  char name[4][32];
+  size_t name_len[4];
+} Counts;
+
+static int see_count(void *arg, int64_t worker_id, const char *name,
+                     size_t name_len, int64_t n) {
+  Counts *c = arg;
+  if (c->count < 4 && name_len <= sizeof c->name[0]) {
+    c->worker[c->count] = worker_id;
+    memcpy(c->name[c->count], name, name_len);
+    c->name_len[c->count] = name_len;
+    c->n[c->count] = n;
+  }
+  c->count++;
+  return 0;
+}
+
+/* A worker's counts go with the batch that records what they count: a
+** batch rolled back takes its counts with it; names are bytes. */
+static void test_pg_worker_counts(void) {
+  Tmp t;
+  tide_Store *s, *a, *b;
+  Counts c;
+  int64_t app, u, u2, wa, wb, wc;
+  tmp_init(&t, "unused");
+  s = listed_update(t.path, 4, NULL, &app, &u);
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  b = open_ok(t.path, TIDE_STORE_SHARED);
+  CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 1, &wa), 0);
+  CHECK_EQ_INT(tide_store_worker_join(b, u, LIT("there"), 2, &wb), 0);
+  /* Summed within a batch and across batches. */
+  CHECK_EQ_INT(tide_store_worker_count(a, wa, LIT("components.added"), 2),
+               0);
+  CHECK_EQ_INT(tide_store_worker_count(a, wa, LIT("components.added"), 3),
+               0);
+  CHECK_EQ_INT(tide_store_worker_count(a, wa, "functions.calls.x\0y", 17,
+                                       4), 0);
+  CHECK_EQ_INT(tide_store_worker_count(b, wb, LIT("components.added"), 1),
+               0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  CHECK_EQ_INT(tide_store_flush(b), 0);
+  CHECK_EQ_INT(tide_store_worker_count(a, wa, LIT("components.added"), 10),
+               0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  /* Not committed: not counted. */
+  CHECK_EQ_INT(tide_store_worker_count(a, wa, LIT("components.added"), 100),
+               0);
+  CHECK_EQ_INT(tide_store_rollback(a), 0);
+  /* Another update's workers are not this one's. */
+  CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_FINISHED, NULL, 0),
+               0);
+  CHECK_EQ_INT(tide_store_update_open(s, app, &u2), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_worker_join(b, u2, LIT("there"), 2, &wc), 0);
+  CHECK_EQ_INT(tide_store_worker_count(b, wc, LIT("components.added"), 1000),
+               0);
+  CHECK_EQ_INT(tide_store_flush(b), 0);
+  memset(&c, 0, sizeof c);
+  CHECK_EQ_INT(tide_store_worker_counts(s, u, see_count, &c), 0);
+  CHECK_EQ_INT(c.count, 3);
+  CHECK_EQ_INT(c.worker[0], wa);
+  CHECK(blob_equal(c.name[0], c.name_len[0], "components.added", 16));
+  CHECK_EQ_INT(c.n[0], 15);
+  CHECK_EQ_INT(c.worker[1], wa);
+  CHECK(blob_equal(c.name[1], c.name_len[1], "functions.calls.x\0y", 17));
+  CHECK_EQ_INT(c.n[1], 4);
+  CHECK_EQ_INT(c.worker[2], wb);
+  CHECK_EQ_INT(c.n[2], 1);
+  memset(&c, 0, sizeof c);
+  CHECK_EQ_INT(tide_store_worker_counts(s, u2, see_count, &c), 0);
+  CHECK_EQ_INT(c.count, 1);
+  CHECK_EQ_INT(c.n[0], 1000);
+  tide_store_close(a);
+  tide_store_close(b);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 /* A version 2 store (claimed items in state 1, an index of items by
 ** worker, no done counts) is read by no one until a writer opens it,
 ** which upgrades it in one transaction: its claims, done counts and
@@ -3239,15 +3324,17 @@ static void test_pg_upgrade(void) {
                         " VALUES(100, 1, 2, 0);"
                         "INSERT INTO work_items(update_id, path, state)"
                         " VALUES(100, 'kept by version 2', 2);"
+                        "DROP TABLE worker_counts;"
                         "UPDATE meta SET value = '2'"
                         " WHERE key = 'version'"), SQLITE_OK);
   snprintf(msg, sizeof msg, "%s: state store format version 2 is older "
-           "than this tide's (3): an update with this tide upgrades it",
+           "than this tide's (4): an update with this tide upgrades it",
            t.path);
   check_open_fails(t.path, TIDE_STORE_READ, TIDE_EVERSION, msg);
   check_open_fails(t.path, TIDE_STORE_SHARED, TIDE_EVERSION, msg);
   s = open_ok(t.path, TIDE_STORE_WRITE);
-  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "3");
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "4");
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM worker_counts"), 0);
   CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM pg_indexes WHERE"
                        " schemaname = current_schema()"
                        " AND indexname = 'work_items_worker'"), 0);
@@ -3279,6 +3366,40 @@ static void test_pg_upgrade(void) {
   CHECK_EQ_INT(tide_store_worker_each(s, u, see_worker, &k), 0);
   CHECK_EQ_INT(k.done[0], 4);
   CHECK_EQ_INT(k.claimed[0], 0);
+  tide_store_close(a);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
+/* A version 3 store (no worker_counts) is upgraded by a writer: its
+** workers' counts are kept from then on. */
+static void test_pg_upgrade_3(void) {
+  Tmp t;
+  tide_Store *s, *a;
+  Counts c;
+  char msg[768], text[64];
+  int64_t app, u, wa;
+  tmp_init(&t, "unused");
+  s = listed_update(t.path, 2, NULL, &app, &u);
+  tide_store_close(s);
+  CHECK_EQ_INT(sql_exec(t.path, "DROP TABLE worker_counts;"
+                        "UPDATE meta SET value = '3'"
+                        " WHERE key = 'version'"), SQLITE_OK);
+  snprintf(msg, sizeof msg, "%s: state store format version 3 is older "
+           "than this tide's (4): an update with this tide upgrades it",
+           t.path);
+  check_open_fails(t.path, TIDE_STORE_SHARED, TIDE_EVERSION, msg);
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_STR_EQ(meta_version(t.path, text, sizeof text), "4");
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  CHECK_EQ_INT(tide_store_worker_join(a, u, LIT("here"), 1, &wa), 0);
+  CHECK_EQ_INT(tide_store_worker_count(a, wa, LIT("targets.inserted"), 2),
+               0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  memset(&c, 0, sizeof c);
+  CHECK_EQ_INT(tide_store_worker_counts(s, u, see_count, &c), 0);
+  CHECK_EQ_INT(c.count, 1);
+  CHECK_EQ_INT(c.n[0], 2);
   tide_store_close(a);
   tide_store_close(s);
   tmp_close(&t);
@@ -3379,6 +3500,8 @@ static const CheckTest pg_tests[] = {
   { "a claim read once its answer is in", test_pg_claim_later },
   { "a worker's heartbeat", test_pg_beat },
   { "a version 2 store upgraded", test_pg_upgrade },
+  { "a version 3 store upgraded", test_pg_upgrade_3 },
+  { "a worker's counts committed with its batches", test_pg_worker_counts },
   { "work items run, finished by their worker or reopened",
     test_pg_work_ran },
   { NULL, NULL },

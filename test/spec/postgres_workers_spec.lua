@@ -657,15 +657,20 @@ end)
     assert.is_true(twice <= 32, "committed twice: " .. twice)
     assert.are.equal(150, #rows("SELECT DISTINCT path FROM killed_audit "
                                 .. "WHERE path <> ''::bytea"))
-    -- The counts: the dead worker's went with it (a worker tells its own
-    -- when it leaves); the others count the items it had not done, and
-    -- the lead those it ran again.
-    local victim_done
+    -- The counts are the commits': a worker's commit with its batches,
+    -- so the workers' add up to each item once (the dead worker's what
+    -- it committed, the other's the rest), and the lead's are those it
+    -- ran again (twice).
+    local victim_done, sum = nil, 0
     for _, w in ipairs(r.workers) do
       if w.pid == victim.pid then victim_done = w.done end
+      if type(w.components) == "table" then
+        sum = sum + w.components.reprocessed
+      end
     end
     assert.is_true(victim_done >= 10)
-    assert.are.equal(150 - victim_done + twice, r.components.reprocessed)
+    assert.are.equal(150 + twice, r.components.reprocessed)
+    assert.are.equal(150, sum)
     -- And a run after it has nothing to do.
     local again = update(d, db, "", "SLEEP_MS=40")
     assert.are.equal(150, again.components.unchanged)
@@ -788,9 +793,12 @@ end)
     assert.is_true(helpers.exists(d .. "/died"))
     -- The lead's end cleaned up after the dead worker.
     assert.is_true(helpers.exists(d .. "/recovered"))
-    -- (The dead worker's counts died with it: the report has the rest.)
+    -- The dead worker's counts were committed with its batch: each
+    -- component is added once, and those whose intent it left are run
+    -- again by the lead, which counts them again.
     assert.are.equal(0, r.components.errors)
-    assert.is_true(r.components.added < 100)
+    assert.are.equal(100, r.components.added)
+    assert.is_true(r.components.reprocessed >= 1)
     -- Every file is written, the intent left by the dead worker redone.
     for i = 1, 100 do
       assert.are.equal("item " .. i,
@@ -1066,6 +1074,11 @@ end)
                      "--workers 2 --lease 1 --max-inflight 4", "DIE=1")
     assert.is_true(helpers.exists(two .. "/died"))
     assert.are.equal(0, r.components.errors)
+    -- Each of the 40 components was added once, the dead worker's among
+    -- them (its counts are committed with its batches), and each row
+    -- inserted once; what the lead ran again, the crash's, counts again.
+    assert.are.equal(40, r.components.added)
+    assert.are.equal(20, r.targets.inserted)
     assert.is_truthy(lines_of(one):find("a.txt=text of a", 1, true))
     assert.are.equal(lines_of(one), lines_of(two))
     assert.are.equal(store_content("one_takeover"),
@@ -1088,7 +1101,7 @@ end)
     edit_both(d, clean, 60, "edited")
     -- It ends (the worker leaves, its items are run by the others or the
     -- lead), and says why it failed.
-    local _, err, code = helpers.run(("cd %s && SLEEP_MS=40 timeout 60 %s "
+    local out, err, code = helpers.run(("cd %s && SLEEP_MS=40 timeout 60 %s "
       .. "update pipeline.lua --db %s --workers 2 --max-inflight 2 --json")
       :format(q(d), helpers.tide, q(db)))
     assert.are_not.equal(124, code, err)
@@ -1100,6 +1113,19 @@ end)
     assert.is_truthy(err:find("refused once", 1, true), err)
     assert.is_falsy(err:find("component /process/", 1, true), err)
     assert.is_falsy(err:find("traceback", 1, true), err)
+    -- Its counts are one process's: each component counted once, by
+    -- whoever committed it (the lost batch's, by those that ran them
+    -- again), its workers' adding up to them.
+    local lost = cjson.decode(out)
+    assert.are.equal(60, lost.components.reprocessed)
+    assert.are.equal(60, lost.targets.updated)
+    local sum = 0
+    for _, w in ipairs(lost.workers) do
+      if type(w.components) == "table" then
+        sum = sum + w.components.reprocessed
+      end
+    end
+    assert.are.equal(60, sum)
     update(clean, location("lost_clean"))
     assert.are.equal(target_rows(clean), target_rows(d))
     local r = update(d, db, "--workers 2")
