@@ -41,17 +41,24 @@ local function pages_of(file)
 end
 
 local index_file = tide.fn("index_file", { memo = true }, function(file, chunks)
-  local n = 0
+  local found, texts = {}, {}
   for _, page in ipairs(pages_of(file)) do
     for _, c in ipairs(text.split(page.text, { size = 800,
                                                language = "markdown" })) do
-      n = n + 1
-      chunks:row(Chunk {
-        id = file.path .. "#" .. n, file = file.path, page = page.page,
-        line_start = c.start.line, line_end = c.stop.line, text = c.text,
-        embedding = embed(c.text),
-      })
+      found[#found + 1] = { page = page.page, chunk = c }
+      texts[#texts + 1] = c.text
     end
+  end
+  -- All of a document's chunks at once: a model server gets them in
+  -- batches, not one request per chunk in turn.
+  local vectors = tide.map(embed, texts)
+  for n, f in ipairs(found) do
+    local c = f.chunk
+    chunks:row(Chunk {
+      id = file.path .. "#" .. n, file = file.path, page = f.page,
+      line_start = c.start.line, line_end = c.stop.line, text = c.text,
+      embedding = vectors[n],
+    })
   end
 end)
 

@@ -950,6 +950,14 @@ end
 -- memoized calls it is inside of are copied to its own stack, so that
 -- the items' calls nest apart.
 
+-- Whether a traceback (user_traceback's) names a line of Lua code.
+local function has_user_frame(trace)
+  for line in trace:gmatch("\n\t([^\n]*)") do
+    if line:sub(1, 4) ~= "[C]:" then return true end
+  end
+  return false
+end
+
 -- The message handler of an item: keeps the traceback where the error
 -- happened (or where a memoized call inside it caught it) for the
 -- component's report, and the error value as raised.
@@ -1062,8 +1070,14 @@ function M.map(fn, list, ...)
   for i = 1, n do
     local item = items[i]
     if item.failed then
-      -- The component reports the item's traceback (body_handler).
-      task.traceback_of = { err = item.err, text = item.trace }
+      -- The component reports the item's traceback (body_handler), or
+      -- this call's when the item's holds none of the user's code (fn is
+      -- tide's own: an embedder's failure is the map's).
+      local trace = item.trace
+      if type(trace) == "string" and not has_user_frame(trace) then
+        trace = user_traceback(item.err, 2)
+      end
+      task.traceback_of = { err = item.err, text = trace }
       error(item.err, 0)
     end
     out[i] = item.result

@@ -282,6 +282,23 @@ describe("tide.map", function()
     app:close()
   end)
 
+  it("points a failure at the map's call when no Lua code of the item "
+     .. "failed (a function of C's or tide's own)", function()
+    local line
+    local app = tide.app("map_c_errors", function()
+      tide.mount("caller", tide.fn("caller", function()
+        line = debug.getinfo(1, "l").currentline + 1
+        tide.map(string.rep, { "ab", {} }, 2)
+      end))
+    end)
+    local _, errors = app:update { db = dir .. "/state.db" }
+    assert.are.equal(1, #errors)
+    assert.matches("bad argument #1 to", errors[1].message, 1, true)
+    assert.matches("concurrency_spec.lua:" .. line .. ":", errors[1].message,
+                   1, true)
+    app:close()
+  end)
+
   it("records its items' memoized calls and target states in the caller",
      function()
     local Row = tide.record("Row", { { "k", "string", key = true },

@@ -327,4 +327,31 @@ describe("examples/semantic_search", function()
       .. "--json"):format(q(dir), env, helpers.tide))))
     assert.are.equal(3, again.components.unchanged)
   end)
+
+  it("sends a long document's chunks to an embedding server in batches",
+     function()
+    local server = require("test.spec.model_helpers").start("--dims 16")
+    finally(server.stop)
+    local dir = copy_example("semantic_search")
+    local docs = helpers.tmpdir()
+    local parts = {}
+    for i = 1, 200 do
+      parts[i] = ("## Section %d\n\n%s\n"):format(i,
+        ("Words of section " .. i .. ", told at length. "):rep(20))
+    end
+    helpers.write(docs .. "/long.md", "# Long\n\n" .. table.concat(parts))
+    local env = ("TIDE_DOCS=%s TIDE_EMBED_URL=%s/v1 TIDE_EMBED_MODEL=m "
+      .. "TIDE_EMBED_DIMS=16"):format(q(docs), server.url)
+    local out, err, code = helpers.run(("cd %s && %s %s update main.lua --json")
+      :format(q(dir), env, helpers.tide))
+    assert.are.equal(0, code, err)
+    assert.are.equal(1, cjson.decode(out).components.added)
+    local chunks = tonumber(sql(dir .. "/out/search.db",
+                                "SELECT count(*) FROM chunks"))
+    assert.is_true(chunks >= 200, chunks)
+    -- Not a request a chunk, each waiting for the last: the embedder's
+    -- batches (64 texts at most) carry the document's chunks together.
+    local stats = server.stats()
+    assert.is_true(stats.requests <= chunks // 16, stats.requests)
+  end)
 end)
