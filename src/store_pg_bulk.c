@@ -1,10 +1,11 @@
 /*
 ** Set-based writes of the PostgreSQL store (store_pg.h): the rows of the
 ** writes a batch makes by the thousand (components, target states, file
-** states, work items recorded and done, a worker's counts) are kept here as they come, a
-** column each, and sent as one statement per kind over arrays (unnest), before any
-** other statement and before the pipeline is synchronised. So a batch
-** costs the server one statement per kind instead of one per row.
+** states, work items recorded and done, a worker's counts) are kept here
+** as they come, a column each, and sent as one statement per kind over
+** arrays (unnest), before any other statement and before the pipeline is
+** synchronised. So a batch costs the server one statement per kind
+** instead of one per row.
 **
 ** Order: rows of one kind keep theirs, and a key written twice in a batch
 ** is written once, with the last row's values (DISTINCT ON ... ORDER BY
