@@ -338,6 +338,17 @@ function lead_share(pipeline, db, n, lease_ms, forward, live, forked)
   return share
 end
 
+-- A command that ends (not --live) has no frames to keep short, and
+-- collects with Lua's incremental collector instead of the generational
+-- one the engine starts its state in (for live mode). A cold run's heap
+-- grows from start to end: the generational collector's major
+-- collections then free little, and it falls back to full collections
+-- that stop everything before it goes back to minor ones. In a cold run
+-- of 10k files it spent 8% of the time collecting, the incremental one 4%.
+local function collect_for(live)
+  if not live then collectgarbage("incremental") end
+end
+
 function commands.update(...)
   local opts, pos = parse({ ... }, {
     ["full-reprocess"] = "bool", reset = "bool", preview = "bool",
@@ -355,6 +366,7 @@ function commands.update(...)
     io_stderr:write(M.usage)
     return 2
   end
+  collect_for(opts.live)
   -- --max-inflight, else TIDE_MAX_INFLIGHT, else the app's own.
   local given, from = opts["max-inflight"], "--max-inflight"
   if not given and os.getenv("TIDE_MAX_INFLIGHT") then
@@ -550,6 +562,7 @@ function commands.worker(...)
     io_stderr:write(M.usage)
     return 2
   end
+  collect_for(opts.live)
   local _, lease, why = share_options(opts, "worker")
   if why then
     say("%s", why)

@@ -483,6 +483,31 @@ end)
   end)
 end)
 
+  it("collects garbage incrementally in an update that ends, by "
+     .. "generations in live mode", function()
+    local dir = setup()
+    -- Each cycle's main appends the collector's mode it runs under
+    -- (asking for one mode answers the mode before; it is set back).
+    local pipeline = helpers.read(dir .. "/pipeline.lua"):gsub(
+      'return tide.app%("live", function%(%)', [[
+return tide.app("live", function()
+  local mode = collectgarbage("incremental")
+  collectgarbage(mode)
+  local f = assert(io.open("modes", "a"))
+  f:write(mode, "\n")
+  f:close()]])
+    helpers.write(dir .. "/pipeline.lua", pipeline)
+    local _, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+      .. "--quiet"):format(q(dir), q(helpers.tide)))
+    assert.are.equal(0, code, err)
+    assert.are.equal("incremental\n", helpers.read(dir .. "/modes"))
+    os.remove(dir .. "/modes")
+    local pid = start(dir)
+    assert.are.equal(0, stop(dir, pid, "INT"))
+    assert.matches("^generational\n", helpers.read(dir .. "/modes"))
+    assert.is_nil(helpers.read(dir .. "/modes"):find("incremental"))
+  end)
+
 -- The stock lua5.4 cannot load a ThreadSanitizer build (make tsan): its
 -- hosts are pending there.
 local function needs_stock_lua()
