@@ -67,6 +67,11 @@
 /* The length of a fingerprint (BLAKE2b-128). */
 #define TIDE_FP_SIZE 16
 
+/* The run log, and the log of shared updates with their workers, keep
+** this many of each app's latest: a live session records one a cycle,
+** and its store would otherwise grow with its age, not its content. */
+#define TIDE_STORE_LOG_KEPT 100
+
 /* Batch defaults for tide_store_maybe_flush. */
 #define TIDE_STORE_BATCH_WRITES 2000
 #define TIDE_STORE_BATCH_MS 100
@@ -614,7 +619,9 @@ typedef struct tide_StoreRun {
 
 typedef int (*tide_StoreRunFn)(void *arg, const tide_StoreRun *run);
 
-/* Records the start of a run now; *run_id receives its id. */
+/* Records the start of a run now; *run_id receives its id. The app's
+** runs before its latest TIDE_STORE_LOG_KEPT go, in the same
+** transaction. */
 int tide_store_run_begin(tide_Store *s, int64_t app_id, int64_t *run_id);
 /* Records the end of the run now, with its status and stats (JSON text,
 ** may be NULL); TIDE_ENOTFOUND when there is no such run. */
@@ -674,7 +681,8 @@ typedef int (*tide_StoreWorkerFn)(void *arg, const tide_StoreWorker *w);
 
 /* Records a new update of the app, TIDE_UPDATE_LISTING; *id receives it.
 ** Ends any earlier update of the app left open (its process died), and
-** drops that update's work items. */
+** drops that update's work items. The app's finished updates before its
+** latest TIDE_STORE_LOG_KEPT go, with their workers and their counts. */
 int tide_store_update_open(tide_Store *s, int64_t app_id, int64_t *id);
 /* Sets the update's state, and what the lead tells its workers (info,
 ** CBOR; NULL keeps what it was). Listed, or listing with info (opened to

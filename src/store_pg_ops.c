@@ -1143,8 +1143,14 @@ int tide_pgs_run_begin(PgStore *s, int64_t app_id, int64_t *run_id) {
   PgParams p = {0};
   pg_param_int(&p, app_id);
   pg_param_int(&p, tide_store_now_ns());
+  pg_param_int(&p, TIDE_STORE_LOG_KEPT - 1);
+  /* The statement's snapshot lacks the new run: the latest
+  ** TIDE_STORE_LOG_KEPT - 1 stay beside it. */
   return tide_pgs_write_returning(s, PG_RUN_BEGIN,
-                         "INSERT INTO runs(app_id, started_ns)"
+                         "WITH o AS (DELETE FROM runs WHERE app_id = $1"
+                         " AND id <= (SELECT id FROM runs WHERE app_id = $1"
+                         " ORDER BY id DESC OFFSET $3 LIMIT 1))"
+                         " INSERT INTO runs(app_id, started_ns)"
                          " VALUES($1, $2) RETURNING id",
                          &p, "cannot record a run", run_id);
 }

@@ -19,18 +19,34 @@
 #include "store_pg.h"
 
 int tide_pgs_update_open(PgStore *s, int64_t app_id, int64_t *id) {
-  PgParams p = {0};
+  PgParams p = {0}, old = {0};
   int rc;
   pg_param_int(&p, app_id);
   pg_param_int(&p, tide_store_now_ns());
+  pg_param_int(&old, app_id);
+  pg_param_int(&old, tide_store_now_ns());
+  pg_param_int(&old, TIDE_STORE_LOG_KEPT - 1);
   /* An update left unfinished (its lead stopped) ends here, and its work
-  ** items go as a finished one's do. */
+  ** items go as a finished one's do. The updates finished before it,
+  ** beyond the latest TIDE_STORE_LOG_KEPT - 1 (the new one is the last),
+  ** go with their workers and their counts: a row is changed by one part
+  ** of the statement only (those it ends were not finished in its
+  ** snapshot). */
   rc = tide_pgs_write(s, PG_UPDATE_CLOSE_OLD,
                       "WITH c AS (UPDATE updates SET state = 2,"
                       " finished_ns = $2 WHERE app_id = $1 AND state < 2"
-                      " RETURNING id) DELETE FROM work_items"
+                      " RETURNING id),"
+                      " o AS (DELETE FROM updates WHERE app_id = $1"
+                      " AND state = 2 AND id <= (SELECT id FROM updates"
+                      " WHERE app_id = $1 ORDER BY id DESC OFFSET $3"
+                      " LIMIT 1) RETURNING id),"
+                      " w AS (DELETE FROM workers WHERE update_id IN"
+                      " (SELECT id FROM o) RETURNING id),"
+                      " k AS (DELETE FROM worker_counts WHERE worker_id IN"
+                      " (SELECT id FROM w))"
+                      " DELETE FROM work_items"
                       " WHERE update_id IN (SELECT id FROM c)",
-                      &p, "cannot record an update");
+                      &old, "cannot record an update");
   if (rc) return rc;
   return tide_pgs_write_returning(s, PG_UPDATE_OPEN,
                                   "INSERT INTO updates(app_id, started_ns)"

@@ -998,6 +998,17 @@ int tide_sqs_run_begin(SqStore *s, int64_t app_id, int64_t *run_id) {
     return bind_failed(s, what);
   rc = run_returning(s, st, what, run_id);
   if (rc) return rc;
+  /* The new run is the first by id: those from TIDE_STORE_LOG_KEPT on go. */
+  rc = tide_sqs_stmt(s, TIDE_STMT_RUN_TRIM,
+                     "DELETE FROM runs WHERE app_id = ?1 AND id <= (SELECT id"
+                     " FROM runs WHERE app_id = ?1 ORDER BY id DESC"
+                     " LIMIT 1 OFFSET ?2)",
+                     &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, app_id) || bind_int(st, 2, TIDE_STORE_LOG_KEPT))
+    return bind_failed(s, what);
+  rc = run(s, st, what);
+  if (rc) return rc;
   tide_sqs_write_done(s);
   return 0;
 }

@@ -1603,7 +1603,8 @@ static void test_runs(void) {
   Tmp t;
   tide_Store *s;
   TextWalk w;
-  int64_t r1 = 0, r2 = 0, r3 = 0, r4 = 0;
+  int64_t r1 = 0, r2 = 0, r3 = 0, r4 = 0, last = 0;
+  int i;
   tmp_init(&t, "state.db");
   s = open_ok(t.path, TIDE_STORE_WRITE);
   CHECK_EQ_INT(tide_store_run_begin(s, 1, &r1), 0);
@@ -1623,6 +1624,19 @@ static void test_runs(void) {
   memset(&w, 0, sizeof w);
   CHECK_EQ_INT(tide_store_run_each_latest(s, 1, 2, walk_run, &w), 0);
   CHECK_STR_EQ(w.text, "4:open:0:- 2:done:1:-");
+  /* The log keeps each app's latest TIDE_STORE_LOG_KEPT runs, in the
+  ** transaction that begins the next. */
+  for (i = 0; i < TIDE_STORE_LOG_KEPT + 20; i++)
+    CHECK_EQ_INT(tide_store_run_begin(s, 1, &last), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_run_each_latest(s, 1, 1000, walk_run, &w), 0);
+  CHECK_EQ_INT(w.count, TIDE_STORE_LOG_KEPT);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT min(id) FROM runs WHERE app_id = 1"),
+               last - TIDE_STORE_LOG_KEPT + 1);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_run_each_latest(s, 2, 1000, walk_run, &w), 0);
+  CHECK_EQ_INT(w.count, 1);
   tide_store_close(s);
   tmp_close(&t);
 }
@@ -3080,6 +3094,46 @@ static void test_pg_work(void) {
   tmp_close(&t);
 }
 
+/* The log of shared updates keeps each app's latest TIDE_STORE_LOG_KEPT,
+** finished ones only going, with their workers and their counts. */
+static void test_pg_log_kept(void) {
+  Tmp t;
+  tide_Store *s;
+  int64_t app, u = 0, first = 0, w;
+  int i;
+  tmp_init(&t, "unused");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  for (i = 0; i < TIDE_STORE_LOG_KEPT + 10; i++) {
+    CHECK_EQ_INT(tide_store_update_open(s, app, &u), 0);
+    if (i == 0) first = u;
+    CHECK_EQ_INT(tide_store_worker_join(s, u, LIT("here"), 11, &w), 0);
+    CHECK_EQ_INT(tide_store_worker_count(s, w, LIT("components.added"), 3),
+                 0);
+    /* The last but one is left open: it is ended, not dropped. */
+    if (i != TIDE_STORE_LOG_KEPT + 8)
+      CHECK_EQ_INT(tide_store_update_set(s, u, TIDE_UPDATE_FINISHED, NULL,
+                                         0), 0);
+    CHECK_EQ_INT(tide_store_flush(s), 0);
+  }
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM updates"),
+               TIDE_STORE_LOG_KEPT);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT min(id) FROM updates"),
+               u - TIDE_STORE_LOG_KEPT + 1);
+  CHECK(u - TIDE_STORE_LOG_KEPT + 1 > first);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM workers"),
+               TIDE_STORE_LOG_KEPT);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM worker_counts"),
+               TIDE_STORE_LOG_KEPT);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM workers w WHERE NOT"
+                               " EXISTS (SELECT 1 FROM updates u"
+                               " WHERE u.id = w.update_id)"), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM updates"
+                               " WHERE state < 2"), 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 /* Whether fd becomes readable within ms. */
 static int readable_within(int fd, int ms) {
   struct pollfd p;
@@ -3504,6 +3558,7 @@ static const CheckTest pg_tests[] = {
   { "a worker's counts committed with its batches", test_pg_worker_counts },
   { "work items run, finished by their worker or reopened",
     test_pg_work_ran },
+  { "the log of updates keeps the latest", test_pg_log_kept },
   { NULL, NULL },
 };
 
