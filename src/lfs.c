@@ -368,17 +368,22 @@ static int fs_read(lua_State *L) {
 }
 
 /* utf8_clean(s): s as UTF-8 text: a leading byte order mark dropped, each
-** byte that starts no valid sequence replaced by U+FFFD. */
+** byte that starts no valid sequence replaced by U+FFFD. Valid text
+** without a mark is s itself, not a copy (a file's whole content). */
 static int utf8_clean(lua_State *L) {
   size_t len, i, n;
   const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &len);
+  int bom = len >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf;
   luaL_Buffer b;
-  if (len >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf) {
+  if (bom) {
     s += 3;
     len -= 3;
   }
   if (tide_utf8_valid(s, len)) {
-    lua_pushlstring(L, (const char *)s, len);
+    if (bom)
+      lua_pushlstring(L, (const char *)s, len);
+    else
+      lua_settop(L, 1);
     return 1;
   }
   luaL_buffinit(L, &b);

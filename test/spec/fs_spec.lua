@@ -249,6 +249,9 @@ print(n)
                     "# Title\n\nna\195\175ve \240\159\152\128\n")
       local f = only_file(dir)
       assert.are.equal(f:bytes(), f:text())
+      -- Valid text after a byte order mark: the text after the mark.
+      helpers.write(dir .. "/t.md", "\239\187\191caf\195\169\n")
+      assert.are.equal("caf\195\169\n", f:text())
     end)
 
     it("raise naming the path and the reason when the file is gone",
