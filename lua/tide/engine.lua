@@ -226,10 +226,7 @@ local function unchanged(run, frame, prev)
   return true
 end
 
--- Whether the run is a worker's part of a shared update (share.lua).
-local function worker_of(run)
-  return run.share ~= nil and run.share.role == "worker"
-end
+local worker_of = sharemod.is_worker
 
 -- A component that failed keeps what it had: its target states and its
 -- children stay as the last successful run left them.

@@ -409,6 +409,7 @@ end
 -- intents dropped, and the states whose apply failed marked pending.
 local function finish_apply(run, b)
   local store, preview = run.store, run.opts.preview
+  local worker = sharemod.is_worker(run)
   local groups, order = b.groups, b.order
   wait_background(b)
   local failed = b.failed
@@ -427,7 +428,7 @@ local function finish_apply(run, b)
       run.apply_failed[container.id] = true
       -- A worker counted them as it recorded them: they count once
       -- applied, as in one process (M.retry_failed).
-      if run.share and run.share.role == "worker" then
+      if worker then
         local t = run.stats.targets
         for _, ch in ipairs(list) do t[ch.write] = t[ch.write] - 1 end
       end
@@ -438,7 +439,7 @@ local function finish_apply(run, b)
         run.retry_order[#run.retry_order + 1] = container
       end
       for _, ch in ipairs(list) do retry[#retry + 1] = ch end
-    elseif not (run.share and run.share.role == "worker") then
+    elseif not worker then
       local t = run.stats.targets
       for _, ch in ipairs(list) do
         t[ch.write] = t[ch.write] + 1
@@ -450,7 +451,7 @@ local function finish_apply(run, b)
       -- A worker whose later batch is lost drops these again as it
       -- leaves (share.leave): applied in full, they would have the lead
       -- run their items once more.
-      if not err and run.share and run.share.role == "worker" then
+      if not err and worker then
         local applied = run.share.applied_intents
         applied[#applied + 1] = intent
       end
@@ -530,7 +531,7 @@ function write_batch(run, batch, defer)
   end
   -- A worker counts what it records, in the batch that records it
   -- (share.send_counts); one process counts as it goes.
-  local worker = run.share ~= nil and run.share.role == "worker"
+  local worker = sharemod.is_worker(run)
   local counted = run.stats.components
   for b = 1, #batch do
     local frame = batch[b]

@@ -139,7 +139,7 @@ end
 
 function Run:load()
   local store, app_id = self.store, self.app_id
-  if self.share and self.share.role == "worker" then
+  if sharemod.is_worker(self) then
     -- A worker's index holds what is below the items it claims, read as
     -- it claims them (Run:load_under), not the app's whole index.
     self.index:scope()

@@ -196,6 +196,11 @@ end
 -- its target writes, as it records them (engine.lua, reconcile.lua),
 -- not as it finishes and applies them, as one process does.
 
+-- Whether the run is a worker's part of a shared update.
+function M.is_worker(run)
+  return run.share ~= nil and run.share.role == "worker"
+end
+
 -- Queues in the store's open batch what the worker's counts grew by
 -- since it last sent them; called before each commit of a worker's
 -- records: its batches (reconcile.lua), its claims and its leave.
