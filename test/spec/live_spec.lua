@@ -481,7 +481,6 @@ end)
     assert.are.equal(2, code)
     assert.matches("cannot %-%-preview", err)
   end)
-end)
 
   it("collects garbage incrementally in an update that ends, by "
      .. "generations in live mode", function()
@@ -507,6 +506,7 @@ return tide.app("live", function()
     assert.matches("^generational\n", helpers.read(dir .. "/modes"))
     assert.is_nil(helpers.read(dir .. "/modes"):find("incremental"))
   end)
+end)
 
 -- The stock lua5.4 cannot load a ThreadSanitizer build (make tsan): its
 -- hosts are pending there.
