@@ -1217,6 +1217,31 @@ static int store_targets_by_container(lua_State *L) {
   return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
+static int add_path(void *arg, const char *path, size_t len) {
+  lua_State *L = arg;
+  lua_pushlstring(L, path, len);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* store:target_owners(container_id, held_only) -> the paths of the
+** components that own states of the container (held_only: of states the
+** target may hold), each once. */
+static int store_target_owners(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t container = luaL_checkinteger(L, 2);
+  int held_only = lua_toboolean(L, 3), rc;
+  lua_newtable(L);
+  rc = tide_store_target_owner_each(s, container, held_only, add_path, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+static int store_targets_mark_unknown(lua_State *L) {
+  tide_Store *s = check_store(L);
+  return ok_or_raise(L, s, tide_store_targets_mark_unknown(
+                               s, luaL_checkinteger(L, 2)));
+}
+
 static int store_targets_pending(lua_State *L) {
   tide_Store *s = check_store(L);
   int rc;
@@ -1411,6 +1436,8 @@ void tide_lstore_open(lua_State *L) {
     {"targets_by_owner", store_targets_by_owner},
     {"target_committed", store_target_committed},
     {"targets_by_container", store_targets_by_container},
+    {"target_owners", store_target_owners},
+    {"targets_mark_unknown", store_targets_mark_unknown},
     {"targets_pending", store_targets_pending},
     {"source_items", store_source_items}, {"source_put", store_source_put},
     {"source_delete", store_source_delete}, {"run_begin", store_run_begin},

@@ -611,6 +611,21 @@ int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
   return tide_sqs_target_each_by_container(sq(s), container_id, fn, arg);
 }
 
+int tide_store_target_owner_each(tide_Store *s, int64_t container_id,
+                                 int held_only, tide_StorePathFn fn,
+                                 void *arg) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_owner_each(pg(s), container_id, held_only, fn,
+                                      arg);
+  return tide_sqs_target_owner_each(sq(s), container_id, held_only, fn, arg);
+}
+
+int tide_store_targets_mark_unknown(tide_Store *s, int64_t container_id) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_targets_mark_unknown(pg(s), container_id);
+  return tide_sqs_targets_mark_unknown(sq(s), container_id);
+}
+
 int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
                                    tide_StoreTargetFn fn, void *arg) {
   if (s->backend == TIDE_STORE_POSTGRES)

@@ -543,6 +543,19 @@ int tide_store_target_each_by_owner_committed(tide_Store *s,
 /* Every target state of the container, by key. */
 int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
                                         tide_StoreTargetFn fn, void *arg);
+/* The path of each component that owns a state of the container, once
+** each, by path (held_only: only the owners of states the target may
+** hold, neither released nor being deleted). What must run again when
+** the container's content is lost: one statement, not a read a state. */
+typedef int (*tide_StorePathFn)(void *arg, const char *path, size_t len);
+int tide_store_target_owner_each(tide_Store *s, int64_t container_id,
+                                 int held_only, tide_StorePathFn fn,
+                                 void *arg);
+/* Every state of the container that the target may hold (neither
+** released nor being deleted) becomes unknown (TIDE_TARGET_UNKNOWN, no
+** value fingerprint): the container's content was lost, so its owners
+** write them again. */
+int tide_store_targets_mark_unknown(tide_Store *s, int64_t container_id);
 /* Every pending target state of the app, by container then key. */
 int tide_store_target_each_pending(tide_Store *s, int64_t app_id,
                                    tide_StoreTargetFn fn, void *arg);

@@ -113,6 +113,9 @@ enum {
   PG_TARGET_EACH_FIRST,
   PG_TARGET_EACH_NEXT,
   PG_TARGET_EACH_PENDING,
+  PG_TARGET_OWNERS_FIRST,
+  PG_TARGET_OWNERS_NEXT,
+  PG_TARGETS_UNKNOWN,
   PG_INTENT_ADD,
   PG_INTENT_DEL,
   PG_INTENT_EACH,
@@ -527,6 +530,9 @@ int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,
                                       tide_StoreTargetFn fn, void *arg);
 int tide_pgs_target_each_pending(PgStore *s, int64_t app_id,
                                  tide_StoreTargetFn fn, void *arg);
+int tide_pgs_target_owner_each(PgStore *s, int64_t container_id,
+                               int held_only, tide_StorePathFn fn, void *arg);
+int tide_pgs_targets_mark_unknown(PgStore *s, int64_t container_id);
 int tide_pgs_intent_add(PgStore *s, int64_t app_id, int64_t container_id,
                         const void *keys, size_t keys_len, int64_t *id);
 int tide_pgs_intent_delete(PgStore *s, int64_t id);

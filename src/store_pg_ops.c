@@ -964,6 +964,43 @@ int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,
                    emit_target, &fn, arg);
 }
 
+static int emit_path(const PGresult *r, int row, const void *cb, void *arg) {
+  size_t len;
+  const char *path = pg_bytes(r, row, 0, &len);
+  return (*(const tide_StorePathFn *)cb)(arg, path, len);
+}
+
+/* Released (4) and being deleted (2): states the target does not hold. */
+#define OWNERS_OF \
+  "SELECT DISTINCT c.path FROM target_states t" \
+  " JOIN components c ON c.id = t.owner_id WHERE t.container_id = $1" \
+  " AND ($2::int8 = 0 OR (t.pending <> 2 AND t.pending <> 4))"
+
+int tide_pgs_target_owner_each(PgStore *s, int64_t container_id,
+                               int held_only, tide_StorePathFn fn,
+                               void *arg) {
+  static const int keys[] = { 0 };
+  PgParams p;
+  id_param(&p, container_id);
+  pg_param_int(&p, held_only != 0);
+  return each_page(s, PG_TARGET_OWNERS_FIRST,
+                   OWNERS_OF " ORDER BY c.path" PAGE,
+                   PG_TARGET_OWNERS_NEXT,
+                   OWNERS_OF " AND c.path > $3 ORDER BY c.path" PAGE,
+                   &p, keys, 1, "cannot list the owners of target states",
+                   emit_path, &fn, arg);
+}
+
+int tide_pgs_targets_mark_unknown(PgStore *s, int64_t container_id) {
+  PgParams p;
+  id_param(&p, container_id);
+  return send_write(s, PG_TARGETS_UNKNOWN,
+                    "UPDATE target_states SET pending = 3, value_fp = NULL"
+                    " WHERE container_id = $1 AND pending <> 2"
+                    " AND pending <> 4",
+                    &p, "cannot mark target states unknown");
+}
+
 int tide_pgs_target_each_pending(PgStore *s, int64_t app_id,
                                  tide_StoreTargetFn fn, void *arg) {
   PgParams p;

@@ -77,6 +77,8 @@ enum {
   TIDE_STMT_TARGET_EACH_OWNER,
   TIDE_STMT_TARGET_EACH_CONTAINER,
   TIDE_STMT_TARGET_EACH_PENDING,
+  TIDE_STMT_TARGET_OWNERS,
+  TIDE_STMT_TARGETS_UNKNOWN,
   TIDE_STMT_SOURCE_GET,
   TIDE_STMT_SOURCE_PUT,
   TIDE_STMT_SOURCE_DEL,
@@ -360,6 +362,9 @@ int tide_sqs_target_each_by_container(SqStore *s, int64_t container_id,
                                       tide_StoreTargetFn fn, void *arg);
 int tide_sqs_target_each_pending(SqStore *s, int64_t app_id,
                                  tide_StoreTargetFn fn, void *arg);
+int tide_sqs_target_owner_each(SqStore *s, int64_t container_id,
+                               int held_only, tide_StorePathFn fn, void *arg);
+int tide_sqs_targets_mark_unknown(SqStore *s, int64_t container_id);
 /* Inserts an intent with the id the queue gave it. */
 int tide_sqs_intent_add(SqStore *s, int64_t id, int64_t app_id,
                         int64_t container_id, const void *keys,

@@ -861,6 +861,46 @@ int tide_sqs_target_each_pending(SqStore *s, int64_t app_id,
                      app_id, "cannot list the pending target states", fn, arg);
 }
 
+static int emit_path(sqlite3_stmt *st, const void *cb, void *arg) {
+  size_t len;
+  const char *path = col_text(st, 0, &len);
+  return (*(const tide_StorePathFn *)cb)(arg, path, len);
+}
+
+/* Released (4) and being deleted (2): states the target does not hold. */
+int tide_sqs_target_owner_each(SqStore *s, int64_t container_id,
+                               int held_only, tide_StorePathFn fn,
+                               void *arg) {
+  sqlite3_stmt *st;
+  const char *what = "cannot list the owners of target states";
+  int rc = tide_sqs_stmt(s, TIDE_STMT_TARGET_OWNERS,
+                         "SELECT DISTINCT c.path FROM target_states t"
+                         " JOIN components c ON c.id = t.owner_id"
+                         " WHERE t.container_id = ?1 AND (?2 = 0"
+                         " OR (t.pending <> 2 AND t.pending <> 4))"
+                         " ORDER BY c.path", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, container_id) || bind_int(st, 2, held_only != 0))
+    return bind_failed(s, what);
+  return each(s, st, what, emit_path, &fn, arg);
+}
+
+int tide_sqs_targets_mark_unknown(SqStore *s, int64_t container_id) {
+  sqlite3_stmt *st;
+  const char *what = "cannot mark target states unknown";
+  int rc = tide_sqs_write_begin(s);
+  if (rc) return rc;
+  rc = tide_sqs_stmt(s, TIDE_STMT_TARGETS_UNKNOWN,
+                     "UPDATE target_states SET pending = 3, value_fp = NULL"
+                     " WHERE container_id = ?1 AND pending <> 2"
+                     " AND pending <> 4", &st);
+  if (rc) return rc;
+  if (bind_int(st, 1, container_id)) return bind_failed(s, what);
+  if ((rc = run(s, st, what)) != 0) return rc;
+  tide_sqs_write_done(s);
+  return 0;
+}
+
 /* ---- Source items ---- */
 
 static void fill_source(sqlite3_stmt *st, tide_StoreSourceItem *item) {

@@ -202,9 +202,8 @@ function Run:find_gone_containers()
         self.list_whole = true
         local owner = self:path_of(c.owner_id)
         if owner then self:force(owner) end
-        for _, t in ipairs(self.store:targets_by_container(id)) do
-          local path = self:path_of(t.owner_id)
-          if path then self:force(path) end
+        for _, path in ipairs(self.store:target_owners(id)) do
+          self:force(path)
         end
       end
     end
@@ -427,14 +426,10 @@ function Run:setup_container(tt, spec, c, row)
   -- every state in it becomes UNKNOWN and its owners run again, recorded
   -- in the same commit that ends the setup.
   if prev_spec ~= nil and (survived == false or gone or interrupted) then
-    for _, t in ipairs(store:targets_by_container(row.id)) do
-      if t.pending ~= reconcile.RELEASED
-         and t.pending ~= reconcile.PENDING_DELETE then
-        local path = self:path_of(t.owner_id)
-        if path then self:force(path) end
-        store:target_put(row.id, t.key, t.owner_id, nil, reconcile.UNKNOWN)
-      end
+    for _, path in ipairs(store:target_owners(row.id, true)) do
+      self:force(path)
     end
+    store:targets_mark_unknown(row.id)
   end
   store:container_update { id = row.id, spec = c.spec_bytes,
                            owner_id = row.owner_id, state = 0 }

@@ -2556,6 +2556,139 @@ static void test_targets_mark_applied(void) {
 }
 
 typedef struct {
+  int count, ordered;
+  char first[32], last[32];
+  char text[128];
+} PathWalk;
+
+static int walk_path(void *arg, const char *path, size_t len) {
+  PathWalk *w = arg;
+  char here[32];
+  snprintf(here, sizeof here, "%.*s", (int)len, path);
+  if (w->count == 0) snprintf(w->first, sizeof w->first, "%s", here);
+  else if (strcmp(w->last, here) >= 0) w->ordered = 0;
+  snprintf(w->last, sizeof w->last, "%s", here);
+  if (w->count < 4) {
+    size_t n = strlen(w->text);
+    snprintf(w->text + n, sizeof w->text - n, "%s%s", n ? " " : "", here);
+  }
+  w->count++;
+  return 0;
+}
+
+static PathWalk owners_of(tide_Store *s, int64_t container, int held_only) {
+  PathWalk w;
+  memset(&w, 0, sizeof w);
+  w.ordered = 1;
+  CHECK_EQ_INT(tide_store_target_owner_each(s, container, held_only,
+                                            walk_path, &w), 0);
+  return w;
+}
+
+/* The owners of a container's states, each once and by path (of the
+** states the target holds, or of all), and the container's states turned
+** unknown at once; more owners than a page of the PostgreSQL store's. */
+static void test_target_owners(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c;
+  tide_StoreTarget tg;
+  PathWalk w;
+  int64_t app, c1, c2, big, ids[3];
+  char path[32];
+  int i;
+  static const uint8_t fp[TIDE_FP_SIZE] = {7};
+  static const char *const paths[] = { "/main/b", "/main/a", "/main/c" };
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("k"),
+                                                  LIT("one"), &c1, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("k"),
+                                                  LIT("two"), &c2, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("k"),
+                                                  LIT("big"), &big, NULL), 0);
+  memset(&c, 0, sizeof c);
+  c.app_id = app;
+  SET_STR(c.fn_name, "f");
+  for (i = 0; i < 3; i++) {
+    c.path = paths[i];
+    c.path_len = strlen(paths[i]);
+    CHECK_EQ_INT(tide_store_component_put(s, &c, &ids[i]), 0);
+  }
+  memset(&tg, 0, sizeof tg);
+  tg.value_fp = fp;
+  tg.key_len = 2;
+  /* c1: /main/b owns two applied states, /main/a a released one, /main/c
+  ** one being deleted and an unknown one; c2: /main/a, applied. */
+  tg.container_id = c1;
+  tg.owner_id = ids[0];
+  tg.key = "k1";
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  tg.key = "k2";
+  tg.pending = TIDE_TARGET_UPSERT_PENDING;
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  tg.owner_id = ids[1];
+  tg.key = "k3";
+  tg.pending = TIDE_TARGET_RELEASED;
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  tg.owner_id = ids[2];
+  tg.key = "k4";
+  tg.pending = TIDE_TARGET_DELETE_PENDING;
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  tg.container_id = c2;
+  tg.owner_id = ids[1];
+  tg.key = "k1";
+  tg.pending = TIDE_TARGET_APPLIED;
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  w = owners_of(s, c1, 0);
+  CHECK_STR_EQ(w.text, "/main/a /main/b /main/c");
+  w = owners_of(s, c1, 1);
+  CHECK_STR_EQ(w.text, "/main/b");
+  w = owners_of(s, c2, 1);
+  CHECK_STR_EQ(w.text, "/main/a");
+  CHECK_EQ_INT(tide_store_targets_mark_unknown(s, c1), 0);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "k1", 2, &tg), 0);
+  CHECK_EQ_INT(tg.pending, TIDE_TARGET_UNKNOWN);
+  CHECK(tg.value_fp == NULL);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "k2", 2, &tg), 0);
+  CHECK_EQ_INT(tg.pending, TIDE_TARGET_UNKNOWN);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "k3", 2, &tg), 0);
+  CHECK_EQ_INT(tg.pending, TIDE_TARGET_RELEASED);
+  CHECK(tg.value_fp != NULL);
+  CHECK_EQ_INT(tide_store_target_get(s, c1, "k4", 2, &tg), 0);
+  CHECK_EQ_INT(tg.pending, TIDE_TARGET_DELETE_PENDING);
+  CHECK_EQ_INT(tide_store_target_get(s, c2, "k1", 2, &tg), 0);
+  CHECK_EQ_INT(tg.pending, TIDE_TARGET_APPLIED);
+  CHECK(tg.value_fp != NULL);
+  /* 5000 owners, one state each, and one owner of two: each once. */
+  memset(&tg, 0, sizeof tg);
+  tg.container_id = big;
+  tg.value_fp = fp;
+  for (i = 0; i < 5000; i++) {
+    snprintf(path, sizeof path, "/main/f/%05d", 4999 - i);
+    c.id = TIDE_STORE_NEW_ID;
+    c.path = path;
+    c.path_len = strlen(path);
+    CHECK_EQ_INT(tide_store_component_put(s, &c, &tg.owner_id), 0);
+    tg.key = path;
+    tg.key_len = c.path_len;
+    CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  }
+  tg.key = "again";
+  tg.key_len = 5;
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  w = owners_of(s, big, 1);
+  CHECK_EQ_INT(w.count, 5000);
+  CHECK_EQ_INT(w.ordered, 1);
+  CHECK_STR_EQ(w.first, "/main/f/00000");
+  CHECK_STR_EQ(w.last, "/main/f/04999");
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
+typedef struct {
   int count;
   int64_t ids[4], containers[4];
   char keys[4][16];
@@ -3496,6 +3629,8 @@ static void test_pg_beat(void) {
 static const CheckTest tests[] = {
   { "intents", test_intents },
   { "targets mark applied", test_targets_mark_applied },
+  { "owners of a container's states, states made unknown",
+    test_target_owners },
   { "memo references", test_memo_refs },
   { "unused memo entries deleted", test_memo_unused },
   { "previous rows read in one go", test_components_before },
