@@ -919,6 +919,28 @@ static int store_components_before(lua_State *L) {
   return 2;
 }
 
+/* store:targets_read_ahead({ owner id, ... }): the committed states of
+** those owners read in one go, for their diffs (store.h). */
+static int store_targets_read_ahead(lua_State *L) {
+  tide_Store *s = check_store(L);
+  lua_Integer i, n;
+  int64_t *ids;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 2);
+  ids = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *ids, 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    ids[i] = (int64_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  return ok_or_raise(L, s, tide_store_targets_read_ahead(s, ids, (size_t)n));
+}
+
+static int store_targets_forget_ahead(lua_State *L) {
+  tide_store_targets_forget_ahead(check_store(L));
+  return 0;
+}
+
 static int store_component_delete(lua_State *L) {
   tide_Store *s = check_store(L);
   return ok_or_raise(L, s,
@@ -1417,6 +1439,8 @@ void tide_lstore_open(lua_State *L) {
     {"component_path", store_component_path},
     {"component_state", store_component_state},
     {"components_before", store_components_before},
+    {"targets_read_ahead", store_targets_read_ahead},
+    {"targets_forget_ahead", store_targets_forget_ahead},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
     {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},
     {"intent_add", store_intent_add}, {"intent_delete", store_intent_delete},

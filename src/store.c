@@ -611,6 +611,17 @@ int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
   return tide_sqs_target_each_by_container(sq(s), container_id, fn, arg);
 }
 
+int tide_store_targets_read_ahead(tide_Store *s, const int64_t *ids,
+                                  size_t n) {
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_ahead_read(pg(s), ids, n);
+  return 0;
+}
+
+void tide_store_targets_forget_ahead(tide_Store *s) {
+  if (s->backend == TIDE_STORE_POSTGRES) tide_pgs_ahead_forget(pg(s));
+}
+
 int tide_store_target_owner_each(tide_Store *s, int64_t container_id,
                                  int held_only, tide_StorePathFn fn,
                                  void *arg) {

@@ -540,6 +540,21 @@ int tide_store_target_each_by_owner_committed(tide_Store *s,
                                               int64_t owner_id,
                                               tide_StoreTargetFn fn,
                                               void *arg);
+/*
+** Reads ahead the committed states of the owners ids[0..n) (an id given
+** twice is read once), so that tide_store_target_each_by_owner_committed
+** answers each of them once from what was read, and the next time from
+** the store again. For the components about to run again, which are each
+** diffed against the states they owned (lclaims.c): on PostgreSQL one
+** statement instead of a round trip a component; on SQLite, whose reads
+** are local, nothing is read ahead. What was read ahead answers as the
+** committed read would have when it was made. tide_store_targets_forget
+** _ahead lets go of what was not asked for (the end of a run); a
+** rollback does too.
+*/
+int tide_store_targets_read_ahead(tide_Store *s, const int64_t *ids,
+                                  size_t n);
+void tide_store_targets_forget_ahead(tide_Store *s);
 /* Every target state of the container, by key. */
 int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
                                         tide_StoreTargetFn fn, void *arg);

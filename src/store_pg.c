@@ -511,6 +511,7 @@ int tide_pgs_maybe_flush(PgStore *s) {
 int tide_pgs_rollback(PgStore *s) {
   int rc;
   tide_pgs_release(s);
+  tide_pgs_ahead_forget(s);
   if (!s->base.in_batch) return sync_pipeline(s, NULL);
   rc = send_plain(s, "ROLLBACK", "cannot roll back");
   s->base.in_batch = 0;
@@ -792,6 +793,7 @@ static int make_store(PgStore **out, tide_Alloc alloc, void *ud) {
   tide_hashmap_init(&s->ref_owners, alloc, ud);
   tide_hashmap_init(&s->memos_kept, alloc, ud);
   tide_hashmap_init(&s->components_kept, alloc, ud);
+  tide_hashmap_init(&s->ahead, alloc, ud);
   tide_store_set_batch_limits(&s->base, 0, 0);
   *out = s;
   return 0;
@@ -916,6 +918,8 @@ int tide_pgs_close(PgStore *s) {
   /* Closing the connection lets the writer lock go. */
   if (s->conn) PQfinish(s->conn);
   if (s->later) PQclear(s->later);
+  tide_pgs_ahead_forget(s);
+  tide_hashmap_close(&s->ahead);
   tide_pgs_bulk_free(s);
   if (s->sent_msg)
     s->base.alloc(s->base.ud, s->sent_msg, s->sent_msg_size, 0);

@@ -113,6 +113,7 @@ enum {
   PG_TARGET_EACH_FIRST,
   PG_TARGET_EACH_NEXT,
   PG_TARGET_EACH_PENDING,
+  PG_TARGET_AHEAD,
   PG_TARGET_OWNERS_FIRST,
   PG_TARGET_OWNERS_NEXT,
   PG_TARGETS_UNKNOWN,
@@ -228,6 +229,11 @@ struct PgStore {
   tide_HashMap ref_owners;   /* components whose memo references are kept */
   tide_HashMap memos_kept;   /* the keys of the memo entries kept */
   tide_HashMap components_kept; /* the ids of the components kept */
+  tide_HashMap ahead;        /* owners whose states were read ahead
+                             ** (store_pg_ahead.c) */
+  PGresult **ahead_results;  /* owned: what they were read from */
+  size_t ahead_count, ahead_cap;
+  size_t ahead_left;         /* entries not taken yet */
   int64_t claim_update, claim_worker; /* whose claims claim_mark is */
   int64_t claim_mark;        /* the last item id this worker claimed */
   PGresult *later;           /* owned: tide_pgs_write_commit_send's result,
@@ -530,6 +536,19 @@ int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,
                                       tide_StoreTargetFn fn, void *arg);
 int tide_pgs_target_each_pending(PgStore *s, int64_t app_id,
                                  tide_StoreTargetFn fn, void *arg);
+/* Reads ahead the committed states of the owners ids[0..count) in one
+** statement (store_pg_ahead.c). */
+int tide_pgs_ahead_read(PgStore *s, const int64_t *ids, size_t count);
+/* Answers fn for the owner's states read ahead, once, and sets *taken; 0
+** with *taken unset when they were not read ahead. */
+int tide_pgs_ahead_take(PgStore *s, int64_t owner, tide_StoreTargetFn fn,
+                        void *arg, int *taken);
+/* Lets go what was read ahead and not taken. */
+void tide_pgs_ahead_forget(PgStore *s);
+/* The columns of a target state, and one filled from a row of them. */
+#define TIDE_PG_TARGET_COLUMNS \
+  "container_id, key, owner_id, value_fp, pending, written_ns"
+void tide_pgs_fill_target(const PGresult *r, int row, tide_StoreTarget *t);
 int tide_pgs_target_owner_each(PgStore *s, int64_t container_id,
                                int held_only, tide_StorePathFn fn, void *arg);
 int tide_pgs_targets_mark_unknown(PgStore *s, int64_t container_id);

@@ -821,10 +821,9 @@ int tide_pgs_container_each(PgStore *s, int64_t app_id,
 
 /* ---- Target states ---- */
 
-#define TARGET_COLUMNS \
-  "container_id, key, owner_id, value_fp, pending, written_ns"
+#define TARGET_COLUMNS TIDE_PG_TARGET_COLUMNS
 
-static void fill_target(const PGresult *r, int row, tide_StoreTarget *t) {
+void tide_pgs_fill_target(const PGresult *r, int row, tide_StoreTarget *t) {
   t->container_id = pg_int(r, row, 0);
   t->key = pg_bytes(r, row, 1, &t->key_len);
   t->owner_id = pg_int(r, row, 2);
@@ -837,7 +836,7 @@ static void fill_target(const PGresult *r, int row, tide_StoreTarget *t) {
 static int emit_target(const PGresult *r, int row, const void *cb,
                        void *arg) {
   tide_StoreTarget t;
-  fill_target(r, row, &t);
+  tide_pgs_fill_target(r, row, &t);
   return (*(const tide_StoreTargetFn *)cb)(arg, &t);
 }
 
@@ -910,7 +909,7 @@ static int target_get(PgStore *s, int apart, int64_t container_id,
     " WHERE container_id = $1 AND key = $2",
     &p, "cannot read a target state", &r);
   if (rc) return rc;
-  fill_target(r, 0, t);
+  tide_pgs_fill_target(r, 0, t);
   return 0;
 }
 
@@ -946,7 +945,8 @@ int tide_pgs_target_each_by_owner(PgStore *s, int64_t owner_id,
 int tide_pgs_target_each_by_owner_committed(PgStore *s, int64_t owner_id,
                                             tide_StoreTargetFn fn,
                                             void *arg) {
-  return target_each_by_owner(s, 1, owner_id, fn, arg);
+  int taken, rc = tide_pgs_ahead_take(s, owner_id, fn, arg, &taken);
+  return taken ? rc : target_each_by_owner(s, 1, owner_id, fn, arg);
 }
 
 int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,

@@ -822,6 +822,12 @@ function M.mount_each(...)
       for i = 2, n do args[i] = rest[i] end
       local frame = mount(parent, path, fn, args, source_key)
       frame.input = input
+      -- It runs when it was not carried over, or when nothing is (every
+      -- body runs, or its function is not memoized): its states are read
+      -- ahead for it.
+      if frame.prev and (input or not carry) then
+        reconcile.will_run(run, frame)
+      end
       sched.throttle(run.sched)
     end
     ::next::
@@ -919,6 +925,8 @@ function M.mount_each_walk(parent, base, fn, rest, on_error, call)
       end
       local frame = mount(parent, base .. "/" .. file.path, fn, args,
                           source_name .. ":" .. file.path)
+      -- The walk found it changed: it runs.
+      if frame.prev then reconcile.will_run(run, frame) end
       -- file._walk: true when the walk did not read the file (it is
       -- fingerprinted from the bytes the component reads, File:bytes, and
       -- its input computed once it has run), else the input fingerprint,

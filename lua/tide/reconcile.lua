@@ -146,11 +146,26 @@ local function component_state(frame)
                 frame.fn.result_what)
 end
 
+-- A component that ran before and is known to run again, mounted now:
+-- the states it owned are read ahead with those of the others known so
+-- far, when the first of them is diffed (M.submit; store.h).
+function M.will_run(run, frame)
+  local ahead = run.read_ahead
+  ahead[#ahead + 1] = frame.prev.id
+end
+
 -- Diffs a component's declarations against what it owned and queues the
 -- changes for the next batch. Raises (the component's error) when its
 -- value cannot be stored or a declaration conflicts.
 function M.submit(run, frame)
   local store = run.store
+  -- The states of the components known to run again are read in one go
+  -- with this one's (a round trip for many on PostgreSQL).
+  local ahead = run.read_ahead
+  if frame.prev and ahead[1] then
+    run.read_ahead = {}
+    store:targets_read_ahead(ahead)
+  end
   -- Encoded here, in the component's own protected call, so that a value
   -- that cannot be stored fails this component only.
   frame.state_bytes = component_state(frame)

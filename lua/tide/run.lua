@@ -52,6 +52,7 @@ function M.new(app, opts, parts)
     reopened = parts.reopened, -- another connection wrote the store
     list_whole = false, -- a container is gone (find_gone_containers)
     released = auto_tables(), taken = auto_tables(),
+    read_ahead = {}, -- components about to run again (reconcile.read_ahead)
     -- Who declared each (container, key), and the paths mounted
     -- (lclaims.c).
     claims = core.claims_new(),
@@ -734,6 +735,9 @@ function Run:execute()
   self.claims:mount("")
   sched.spawn(self.sched, root)
   sched.run(self.sched)
+  -- What was read ahead for components that then did not run (reconcile
+  -- .read_ahead) is not this run's to answer any more.
+  self.store:targets_forget_ahead()
   -- The memo hits answered in C join the counts.
   self.memo_hits:count()
   -- A stop (core.stop_requested) leaves components unfinished: what

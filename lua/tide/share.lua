@@ -650,6 +650,7 @@ local function mount_item(run, root, item, mount)
   -- at the end of its run what the item no longer mounts.
   if share.role == "lead" then run.index:unkeep_below(item.path) end
   local frame = mount(root, item.path, b.fn, args, t[5] or nil, item.id)
+  if frame.prev then require("tide.reconcile").will_run(run, frame) end
   -- Claimed before, by a worker that died: it may have recorded some of
   -- what the item mounts, which the lead's index (loaded at its start)
   -- lacks; those components are read from the store (engine.mount).

@@ -2555,6 +2555,90 @@ static void test_targets_mark_applied(void) {
   tmp_close(&t);
 }
 
+static void put_state(tide_Store *s, int64_t container, const char *key,
+                      int64_t owner) {
+  static const uint8_t fp[TIDE_FP_SIZE] = {3};
+  tide_StoreTarget tg;
+  memset(&tg, 0, sizeof tg);
+  tg.container_id = container;
+  tg.key = key;
+  tg.key_len = strlen(key);
+  tg.owner_id = owner;
+  tg.value_fp = fp;
+  CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+}
+
+static const char *owned_committed(tide_Store *s, int64_t owner,
+                                   TextWalk *w) {
+  memset(w, 0, sizeof *w);
+  CHECK_EQ_INT(tide_store_target_each_by_owner_committed(s, owner,
+                                                         walk_target, w), 0);
+  return w->text;
+}
+
+/* States read ahead answer the committed reads of their owners once, as
+** the store held them when read (on PostgreSQL, from what one statement
+** read: a write since is not seen; SQLite reads nothing ahead), then the
+** store answers again; a rollback or a forget lets them go. */
+static void test_targets_read_ahead(void) {
+  Tmp t;
+  tide_Store *s;
+  TextWalk w;
+  int64_t app, c, ids[4] = { 1, 2, 3, 1 };
+  int ahead = pg_base() != NULL;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("k"),
+                                                  LIT("one"), &c, NULL), 0);
+  put_state(s, c, "b", 1);
+  put_state(s, c, "a", 1);
+  put_state(s, c, "x", 2);
+  CHECK_EQ_INT(tide_store_targets_read_ahead(s, ids, 4), 0);
+  put_state(s, c, "y", 2);
+  CHECK_STR_EQ(owned_committed(s, 1, &w), "1:a:1:0 1:b:1:0");
+  CHECK_STR_EQ(owned_committed(s, 2, &w),
+               ahead ? "1:x:2:0" : "1:x:2:0 1:y:2:0");
+  CHECK_STR_EQ(owned_committed(s, 3, &w), "");
+  /* Taken once: the store answers the next read. */
+  CHECK_STR_EQ(owned_committed(s, 2, &w), "1:x:2:0 1:y:2:0");
+  put_state(s, c, "c", 1);
+  CHECK_STR_EQ(owned_committed(s, 1, &w), "1:a:1:0 1:b:1:0 1:c:1:0");
+  /* Let go by a forget and by a rollback. */
+  CHECK_EQ_INT(tide_store_targets_read_ahead(s, ids, 2), 0);
+  tide_store_targets_forget_ahead(s);
+  put_state(s, c, "d", 1);
+  CHECK_STR_EQ(owned_committed(s, 1, &w),
+               "1:a:1:0 1:b:1:0 1:c:1:0 1:d:1:0");
+  CHECK_EQ_INT(tide_store_targets_read_ahead(s, ids, 2), 0);
+  CHECK_EQ_INT(tide_store_rollback(s), 0);
+  put_state(s, c, "z", 2);
+  CHECK_STR_EQ(owned_committed(s, 2, &w), "1:x:2:0 1:y:2:0 1:z:2:0");
+  /* An owner waiting is not read again; 500 owners in one read. */
+  {
+    int64_t many[500];
+    int i;
+    char key[16];
+    CHECK_EQ_INT(tide_store_targets_read_ahead(s, ids, 1), 0);
+    put_state(s, c, "e", 1);
+    for (i = 0; i < 500; i++) {
+      many[i] = 100 + i;
+      snprintf(key, sizeof key, "m%03d", i);
+      put_state(s, c, key, many[i]);
+    }
+    CHECK_EQ_INT(tide_store_targets_read_ahead(s, many, 500), 0);
+    CHECK_EQ_INT(tide_store_targets_read_ahead(s, ids, 1), 0);
+    CHECK_STR_EQ(owned_committed(s, 1, &w),
+                 ahead ? "1:a:1:0 1:b:1:0 1:c:1:0 1:d:1:0"
+                       : "1:a:1:0 1:b:1:0 1:c:1:0 1:d:1:0 1:e:1:0");
+    CHECK_STR_EQ(owned_committed(s, 100, &w), "1:m000:100:0");
+    CHECK_STR_EQ(owned_committed(s, 599, &w), "1:m499:599:0");
+  }
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
 typedef struct {
   int count, ordered;
   char first[32], last[32];
@@ -3631,6 +3715,7 @@ static const CheckTest tests[] = {
   { "targets mark applied", test_targets_mark_applied },
   { "owners of a container's states, states made unknown",
     test_target_owners },
+  { "target states read ahead", test_targets_read_ahead },
   { "memo references", test_memo_refs },
   { "unused memo entries deleted", test_memo_unused },
   { "previous rows read in one go", test_components_before },
