@@ -895,26 +895,37 @@ static int put_ref(void *arg, int64_t id, const uint8_t *key) {
   return 0;
 }
 
-/* store:components_before({ id, ... }) -> { [id] = state }, { [id] =
-** { memo key, ... } }: what a batch keeps of its components' previous
-** rows, read in one go (a component without a state or references has
-** no entry). */
+/* The ids in the list at index i, in a userdata pushed (freed with it). */
+static int64_t *check_ids(lua_State *L, int i, size_t *n) {
+  lua_Integer k, len = (lua_Integer)lua_rawlen(L, i);
+  int64_t *ids = lua_newuserdatauv(L, (size_t)(len > 0 ? len : 1)
+                                        * sizeof *ids, 0);
+  for (k = 0; k < len; k++) {
+    lua_rawgeti(L, i, k + 1);
+    ids[k] = (int64_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  *n = (size_t)len;
+  return ids;
+}
+
+/* store:components_before({ id, ... }, refs_only) -> { [id] = state },
+** { [id] = { memo key, ... } }: what a batch keeps of its components'
+** previous rows, read in one go (a component without a state or
+** references has no entry; refs_only: the states are not read). */
 static int store_components_before(lua_State *L) {
   tide_Store *s = check_store(L);
-  lua_Integer i, n;
+  int refs_only = lua_toboolean(L, 3);
+  size_t n;
   int64_t *ids;
   int rc;
   luaL_checktype(L, 2, LUA_TTABLE);
-  n = (lua_Integer)lua_rawlen(L, 2);
-  ids = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *ids, 0);
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, 2, i + 1);
-    ids[i] = (int64_t)luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
-  }
+  ids = check_ids(L, 2, &n);
   lua_newtable(L);
   lua_newtable(L);
-  rc = tide_store_components_before(s, ids, (size_t)n, put_state, put_ref, L);
+  rc = tide_store_components_before(s, ids, n,
+                                    refs_only ? NULL : put_state,
+                                    put_ref, L);
   if (rc != 0) return ok_or_raise(L, s, rc);
   return 2;
 }
@@ -923,17 +934,11 @@ static int store_components_before(lua_State *L) {
 ** those owners read in one go, for their diffs (store.h). */
 static int store_targets_read_ahead(lua_State *L) {
   tide_Store *s = check_store(L);
-  lua_Integer i, n;
+  size_t n;
   int64_t *ids;
   luaL_checktype(L, 2, LUA_TTABLE);
-  n = (lua_Integer)lua_rawlen(L, 2);
-  ids = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *ids, 0);
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, 2, i + 1);
-    ids[i] = (int64_t)luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
-  }
-  return ok_or_raise(L, s, tide_store_targets_read_ahead(s, ids, (size_t)n));
+  ids = check_ids(L, 2, &n);
+  return ok_or_raise(L, s, tide_store_targets_read_ahead(s, ids, n));
 }
 
 static int store_targets_forget_ahead(lua_State *L) {
@@ -1264,6 +1269,45 @@ static int store_targets_mark_unknown(lua_State *L) {
                                s, luaL_checkinteger(L, 2)));
 }
 
+/* store:targets_by_owners({ owner id, ... }) -> the states each owns, as
+** targets_by_owner gives them, one after the other. */
+static int store_targets_by_owners(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t n;
+  int64_t *ids;
+  int rc;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  ids = check_ids(L, 2, &n);
+  lua_newtable(L);
+  rc = tide_store_target_each_by_owners(s, ids, n, add_target, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
+/* store:targets_of_keys(container_id, { key, ... }) -> the container's
+** states among those keys, by key (a missing one is left out). */
+static int store_targets_of_keys(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t container = luaL_checkinteger(L, 2);
+  lua_Integer i, n;
+  const char **keys;
+  size_t *lens;
+  int rc;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 3);
+  keys = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *keys, 0);
+  lens = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *lens, 0);
+  /* The keys stay in the table at 3 meanwhile: their bytes are borrowed. */
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    keys[i] = luaL_checklstring(L, -1, &lens[i]);
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  rc = tide_store_target_each_of_keys(s, container, keys, lens, (size_t)n,
+                                      add_target, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
+}
+
 static int store_targets_pending(lua_State *L) {
   tide_Store *s = check_store(L);
   int rc;
@@ -1461,6 +1505,8 @@ void tide_lstore_open(lua_State *L) {
     {"target_committed", store_target_committed},
     {"targets_by_container", store_targets_by_container},
     {"target_owners", store_target_owners},
+    {"targets_by_owners", store_targets_by_owners},
+    {"targets_of_keys", store_targets_of_keys},
     {"targets_mark_unknown", store_targets_mark_unknown},
     {"targets_pending", store_targets_pending},
     {"source_items", store_source_items}, {"source_put", store_source_put},

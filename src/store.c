@@ -611,6 +611,68 @@ int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
   return tide_sqs_target_each_by_container(sq(s), container_id, fn, arg);
 }
 
+int tide_store_target_each_by_owners(tide_Store *s, const int64_t *ids,
+                                     size_t n, tide_StoreTargetFn fn,
+                                     void *arg) {
+  size_t i;
+  int rc = 0;
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_each_by_owners(pg(s), ids, n, fn, arg);
+  for (i = 0; i < n && rc == 0; i++)
+    rc = tide_sqs_target_each_by_owner(sq(s), ids[i], fn, arg);
+  return rc;
+}
+
+/* Sorts the keys' indexes by key, for the answers' order. */
+typedef struct {
+  const char *const *keys;
+  const size_t *lens;
+} KeyOrder;
+
+static int key_cmp(const KeyOrder *o, size_t a, size_t b) {
+  size_t la = o->lens[a], lb = o->lens[b];
+  int c = memcmp(o->keys[a], o->keys[b], la < lb ? la : lb);
+  return c ? c : (la > lb) - (la < lb);
+}
+
+int tide_store_target_each_of_keys(tide_Store *s, int64_t container_id,
+                                   const char *const *keys,
+                                   const size_t *lens, size_t n,
+                                   tide_StoreTargetFn fn, void *arg) {
+  KeyOrder o;
+  size_t *order, i, j;
+  int rc = 0;
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_target_each_of_keys(pg(s), container_id, keys, lens, n,
+                                        fn, arg);
+  if (n == 0) return 0;
+  order = n <= SIZE_MAX / sizeof *order
+    ? s->alloc(s->ud, NULL, 0, n * sizeof *order) : NULL;
+  if (order == NULL) {
+    s->errmsg = out_of_memory;
+    return TIDE_ENOMEM;
+  }
+  /* Insertion sort: the callers give a few hundred keys at most a call. */
+  o.keys = keys;
+  o.lens = lens;
+  for (i = 0; i < n; i++) {
+    size_t k = i;
+    for (j = i; j > 0 && key_cmp(&o, order[j - 1], k) > 0; j--)
+      order[j] = order[j - 1];
+    order[j] = k;
+  }
+  for (i = 0; i < n && rc == 0; i++) {
+    tide_StoreTarget t;
+    if (i > 0 && key_cmp(&o, order[i - 1], order[i]) == 0) continue;
+    rc = tide_sqs_target_get(sq(s), container_id, keys[order[i]],
+                             lens[order[i]], &t);
+    if (rc == TIDE_ENOTFOUND) rc = 0;
+    else if (rc == 0) rc = fn(arg, &t);
+  }
+  s->alloc(s->ud, order, n * sizeof *order, 0);
+  return rc;
+}
+
 int tide_store_targets_read_ahead(tide_Store *s, const int64_t *ids,
                                   size_t n) {
   if (s->backend == TIDE_STORE_POSTGRES)

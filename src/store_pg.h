@@ -114,6 +114,8 @@ enum {
   PG_TARGET_EACH_NEXT,
   PG_TARGET_EACH_PENDING,
   PG_TARGET_AHEAD,
+  PG_TARGET_EACH_OWNERS,
+  PG_TARGET_EACH_KEYS,
   PG_TARGET_OWNERS_FIRST,
   PG_TARGET_OWNERS_NEXT,
   PG_TARGETS_UNKNOWN,
@@ -536,6 +538,11 @@ int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,
                                       tide_StoreTargetFn fn, void *arg);
 int tide_pgs_target_each_pending(PgStore *s, int64_t app_id,
                                  tide_StoreTargetFn fn, void *arg);
+int tide_pgs_target_each_by_owners(PgStore *s, const int64_t *ids, size_t n,
+                                   tide_StoreTargetFn fn, void *arg);
+int tide_pgs_target_each_of_keys(PgStore *s, int64_t container_id,
+                                 const char *const *keys, const size_t *lens,
+                                 size_t n, tide_StoreTargetFn fn, void *arg);
 /* Reads ahead the committed states of the owners ids[0..count) in one
 ** statement (store_pg_ahead.c). */
 int tide_pgs_ahead_read(PgStore *s, const int64_t *ids, size_t count);

@@ -1001,6 +1001,111 @@ int tide_pgs_targets_mark_unknown(PgStore *s, int64_t container_id) {
                     &p, "cannot mark target states unknown");
 }
 
+/* The ids as an int8[] literal (NUL-terminated) in list. */
+static int ids_literal(tide_Buf *list, const int64_t *ids, size_t n) {
+  char digits[24];
+  size_t i;
+  if (tide_buf_push(list, '{') != 0) return TIDE_ENOMEM;
+  for (i = 0; i < n; i++) {
+    int len = snprintf(digits, sizeof digits, "%s%lld", i ? "," : "",
+                       (long long)ids[i]);
+    if (tide_buf_append(list, digits, (size_t)len) != 0) return TIDE_ENOMEM;
+  }
+  return tide_buf_append(list, "}", 2); /* and its NUL */
+}
+
+/* Emits the rows of r in the order of ids: r is ordered by owner, and an
+** owner given twice is answered twice. */
+static int emit_by_owners(const PGresult *r, const int64_t *ids, size_t n,
+                          tide_StoreTargetFn fn, void *arg) {
+  int rows = PQntuples(r), lo, hi, row, rc = 0;
+  size_t i;
+  for (i = 0; i < n && rc == 0; i++) {
+    /* The first row of the owner: a binary search over the owners. */
+    lo = 0;
+    hi = rows;
+    while (lo < hi) {
+      int mid = lo + (hi - lo) / 2;
+      if (pg_int(r, mid, 2) < ids[i]) lo = mid + 1;
+      else hi = mid;
+    }
+    for (row = lo; row < rows && pg_int(r, row, 2) == ids[i] && rc == 0;
+         row++) {
+      tide_StoreTarget t;
+      tide_pgs_fill_target(r, row, &t);
+      rc = fn(arg, &t);
+    }
+  }
+  return rc;
+}
+
+int tide_pgs_target_each_by_owners(PgStore *s, const int64_t *ids, size_t n,
+                                   tide_StoreTargetFn fn, void *arg) {
+  tide_Buf list;
+  PgParams p;
+  PGresult *r;
+  int rc;
+  if (n == 0) return 0;
+  tide_buf_init(&list, s->base.alloc, s->base.ud);
+  if (ids_literal(&list, ids, n) != 0) {
+    tide_buf_close(&list);
+    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
+  }
+  memset(&p, 0, sizeof p);
+  p.n = 1;
+  p.values[0] = (const char *)list.data;
+  rc = tide_pgs_read(s, PG_TARGET_EACH_OWNERS,
+                     "SELECT " TARGET_COLUMNS " FROM target_states"
+                     " WHERE owner_id = ANY($1::int8[])"
+                     " ORDER BY owner_id, container_id, key",
+                     &p, "cannot list the target states", &r);
+  tide_buf_close(&list);
+  if (rc) return rc;
+  rc = emit_by_owners(r, ids, n, fn, arg);
+  PQclear(r);
+  return rc;
+}
+
+int tide_pgs_target_each_of_keys(PgStore *s, int64_t container_id,
+                                 const char *const *keys, const size_t *lens,
+                                 size_t n, tide_StoreTargetFn fn, void *arg) {
+  tide_Buf list;
+  char id[24];
+  PgParams p;
+  PGresult *r;
+  size_t i;
+  int rc = 0, row, rows;
+  if (n == 0) return 0;
+  tide_buf_init(&list, s->base.alloc, s->base.ud);
+  for (i = 0; i < n && rc == 0; i++)
+    rc = tide_pgs_array_bytes(&list, keys[i], lens[i]);
+  if (rc == 0) rc = tide_buf_append(&list, "}", 2); /* and its NUL */
+  if (rc != 0) {
+    tide_buf_close(&list);
+    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
+  }
+  snprintf(id, sizeof id, "%lld", (long long)container_id);
+  memset(&p, 0, sizeof p);
+  p.n = 2;
+  p.values[0] = id;
+  p.values[1] = (const char *)list.data;
+  rc = tide_pgs_read(s, PG_TARGET_EACH_KEYS,
+                     "SELECT " TARGET_COLUMNS " FROM target_states"
+                     " WHERE container_id = $1::int8"
+                     " AND key = ANY($2::bytea[]) ORDER BY key",
+                     &p, "cannot read the target states", &r);
+  tide_buf_close(&list);
+  if (rc) return rc;
+  rows = PQntuples(r);
+  for (row = 0; row < rows && rc == 0; row++) {
+    tide_StoreTarget t;
+    tide_pgs_fill_target(r, row, &t);
+    rc = fn(arg, &t);
+  }
+  PQclear(r);
+  return rc;
+}
+
 int tide_pgs_target_each_pending(PgStore *s, int64_t app_id,
                                  tide_StoreTargetFn fn, void *arg) {
   PgParams p;

@@ -56,6 +56,8 @@ local M = {}
 local EMPTY = {}
 local NO_DEPS = { fns = {}, ctx = {} }
 local NO_DEPS_FP = fingerprint_raw(NO_DEPS)
+-- How many released states are read at once (M.delete_released).
+local CHUNK = 1024
 
 local APPLIED, PENDING_UPSERT, PENDING_DELETE, UNKNOWN, RELEASED =
   0, 1, 2, 3, 4
@@ -660,10 +662,16 @@ function M.delete_released(run)
   local store = run.store
   local groups, order = {}, {}
   for cid, per in pairs(run.released) do
-    for kb in pairs(per) do
-      local container = run:container_by_id(cid)
-      local row = store:target(cid, kb)
-      if row then
+    local container, keys = nil, {}
+    for kb in pairs(per) do keys[#keys + 1] = kb end
+    -- Those still in the store, a chunk at a time (on PostgreSQL one
+    -- statement a chunk, not a round trip a state).
+    for first = 1, #keys, CHUNK do
+      local chunk = table.move(keys, first,
+                               math.min(first + CHUNK - 1, #keys), 1, {})
+      for _, row in ipairs(store:targets_of_keys(cid, chunk)) do
+        local kb = row.key
+        container = container or run:container_by_id(cid)
         store:target_put(cid, kb, row.owner_id, row.value_fp, PENDING_DELETE)
         group(groups, order, container, { key = decode(kb), value = nil,
                                           kb = kb })

@@ -600,19 +600,34 @@ local function unmake_containers(run)
   end
 end
 
--- A component that goes (row: its id and path): release(t) for each
--- target state it owns, its memo entries become candidates for
--- collection, its references go, and it counts as deleted. The caller
--- deletes its row once its states are dealt with.
-function Run:let_go(row, release)
-  local store = self.store
-  for _, t in ipairs(store:targets_by_owner(row.id)) do release(t) end
-  for _, k in ipairs(store:memo_refs(row.id)) do
-    self.memo_candidates[k] = true
-  end
-  store:memo_refs_clear(row.id)
-  if row.path ~= "" then
-    self.stats.components.deleted = self.stats.components.deleted + 1
+-- How many components going, or states being deleted, are read at once.
+local CHUNK = 1024
+
+-- Components that go (rows: their ids and paths): release(t) for each
+-- target state they own, their memo entries become candidates for
+-- collection, their references go, and they count as deleted. Read a
+-- chunk at a time: on PostgreSQL a statement for their states and one
+-- for their references, not two round trips a component. The caller
+-- deletes their rows once their states are dealt with.
+function Run:let_go(rows, release)
+  local store, candidates = self.store, self.memo_candidates
+  local components = self.stats.components
+  for first = 1, #rows, CHUNK do
+    local ids = {}
+    for i = first, math.min(first + CHUNK - 1, #rows) do
+      ids[#ids + 1] = rows[i].id
+    end
+    for _, t in ipairs(store:targets_by_owners(ids)) do release(t) end
+    local _, refs = store:components_before(ids, true)
+    for _, keys in pairs(refs) do
+      for _, k in ipairs(keys) do candidates[k] = true end
+    end
+    for i = first, first + #ids - 1 do
+      store:memo_refs_clear(rows[i].id)
+      if rows[i].path ~= "" then
+        components.deleted = components.deleted + 1
+      end
+    end
   end
 end
 
@@ -621,7 +636,7 @@ local function finish_deletions(run)
   if run.main_failed then unmake_containers(run) end
   local dead = run.index:unseen()
   local function release(t) run.released[t.container_id][t.key] = true end
-  for _, row in ipairs(dead) do run:let_go(row, release) end
+  run:let_go(dead, release)
   reconcile.delete_released(run)
   if not run.opts.preview then reconcile.retry_failed(run) end
   for _, row in ipairs(dead) do store:component_delete(row.id) end

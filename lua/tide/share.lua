@@ -891,19 +891,20 @@ function M.finish_items(run)
         reconcile.RELEASED)
     end
   end
-  local below = {}
+  local below, going = {}, {}
   for _, frame in ipairs(run.shrunk) do
     below[#below + 1] = frame.path .. "/"
   end
   for _, row in ipairs(run.index:unseen()) do
     for _, prefix in ipairs(below) do
       if row.path:sub(1, #prefix) == prefix then
-        run:let_go(row, release)
-        store:component_delete(row.id)
+        going[#going + 1] = row
         break
       end
     end
   end
+  run:let_go(going, release)
+  for _, row in ipairs(going) do store:component_delete(row.id) end
   reconcile.complete_shrunk(run)
 end
 

@@ -2639,6 +2639,59 @@ static void test_targets_read_ahead(void) {
   tmp_close(&t);
 }
 
+/* The states of many owners, and of many keys of a container, read in
+** one go: the answers of the reads one by one, in their order. */
+static void test_targets_of_many(void) {
+  Tmp t;
+  tide_Store *s;
+  TextWalk w;
+  int64_t app, c, d, owners[4] = { 2, 9, 1, 2 };
+  const char *keys[5] = { "b", "zz", "a", "b", "c" };
+  size_t lens[5] = { 1, 2, 1, 1, 1 };
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("k"),
+                                                  LIT("one"), &c, NULL), 0);
+  CHECK_EQ_INT(tide_store_container_get_or_create(s, app, LIT("k"),
+                                                  LIT("two"), &d, NULL), 0);
+  put_state(s, c, "b", 1);
+  put_state(s, c, "a", 1);
+  put_state(s, d, "a", 1);
+  put_state(s, c, "c", 2);
+  put_state(s, d, "c", 3);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_owners(s, owners, 4, walk_target,
+                                                &w), 0);
+  CHECK_STR_EQ(w.text, "1:c:2:0 1:a:1:0 1:b:1:0 2:a:1:0 1:c:2:0");
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_by_owners(s, owners, 0, walk_target,
+                                                &w), 0);
+  CHECK_EQ_INT(w.count, 0);
+  /* A state written and not yet committed is read too. */
+  {
+    static const uint8_t fp[TIDE_FP_SIZE] = {3};
+    tide_StoreTarget tg;
+    memset(&tg, 0, sizeof tg);
+    tg.container_id = c;
+    tg.key = "zz";
+    tg.key_len = 2;
+    tg.owner_id = 9;
+    tg.value_fp = fp;
+    CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
+  }
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_of_keys(s, c, keys, lens, 5,
+                                              walk_target, &w), 0);
+  CHECK_STR_EQ(w.text, "1:a:1:0 1:b:1:0 1:c:2:0 1:zz:9:0");
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_of_keys(s, d, keys, lens, 3,
+                                              walk_target, &w), 0);
+  CHECK_STR_EQ(w.text, "2:a:1:0");
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
 typedef struct {
   int count, ordered;
   char first[32], last[32];
@@ -3716,6 +3769,7 @@ static const CheckTest tests[] = {
   { "owners of a container's states, states made unknown",
     test_target_owners },
   { "target states read ahead", test_targets_read_ahead },
+  { "target states of many owners and keys", test_targets_of_many },
   { "memo references", test_memo_refs },
   { "unused memo entries deleted", test_memo_unused },
   { "previous rows read in one go", test_components_before },
