@@ -941,6 +941,14 @@ static int store_targets_read_ahead(lua_State *L) {
   return ok_or_raise(L, s, tide_store_targets_read_ahead(s, ids, n));
 }
 
+/* store:backend() -> "sqlite" or "postgresql": whether its reads cross a
+** connection to a server, which the engine then groups. */
+static int store_backend(lua_State *L) {
+  tide_Store *s = check_store(L);
+  lua_pushstring(L, tide_store_is_remote(s) ? "postgresql" : "sqlite");
+  return 1;
+}
+
 static int store_targets_forget_ahead(lua_State *L) {
   tide_store_targets_forget_ahead(check_store(L));
   return 0;
@@ -1283,11 +1291,13 @@ static int store_targets_by_owners(lua_State *L) {
   return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
-/* store:targets_of_keys(container_id, { key, ... }) -> the container's
-** states among those keys, by key (a missing one is left out). */
+/* store:targets_of_keys(container_id, { key, ... }, committed) -> the
+** container's states among those keys, by key (a missing one is left
+** out); committed: as target_committed reads them. */
 static int store_targets_of_keys(lua_State *L) {
   tide_Store *s = check_store(L);
   int64_t container = luaL_checkinteger(L, 2);
+  int committed = lua_toboolean(L, 4);
   lua_Integer i, n;
   const char **keys;
   size_t *lens;
@@ -1304,7 +1314,7 @@ static int store_targets_of_keys(lua_State *L) {
   }
   lua_newtable(L);
   rc = tide_store_target_each_of_keys(s, container, keys, lens, (size_t)n,
-                                      add_target, L);
+                                      committed, add_target, L);
   return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
@@ -1484,6 +1494,7 @@ void tide_lstore_open(lua_State *L) {
     {"component_state", store_component_state},
     {"components_before", store_components_before},
     {"targets_read_ahead", store_targets_read_ahead},
+    {"backend", store_backend},
     {"targets_forget_ahead", store_targets_forget_ahead},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},
     {"memo_delete", store_memo_delete}, {"memo_keys", store_memo_keys},

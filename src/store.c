@@ -638,13 +638,14 @@ static int key_cmp(const KeyOrder *o, size_t a, size_t b) {
 int tide_store_target_each_of_keys(tide_Store *s, int64_t container_id,
                                    const char *const *keys,
                                    const size_t *lens, size_t n,
-                                   tide_StoreTargetFn fn, void *arg) {
+                                   int committed, tide_StoreTargetFn fn,
+                                   void *arg) {
   KeyOrder o;
   size_t *order, i, j;
   int rc = 0;
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_target_each_of_keys(pg(s), container_id, keys, lens, n,
-                                        fn, arg);
+                                        committed, fn, arg);
   if (n == 0) return 0;
   order = n <= SIZE_MAX / sizeof *order
     ? s->alloc(s->ud, NULL, 0, n * sizeof *order) : NULL;
@@ -664,8 +665,8 @@ int tide_store_target_each_of_keys(tide_Store *s, int64_t container_id,
   for (i = 0; i < n && rc == 0; i++) {
     tide_StoreTarget t;
     if (i > 0 && key_cmp(&o, order[i - 1], order[i]) == 0) continue;
-    rc = tide_sqs_target_get(sq(s), container_id, keys[order[i]],
-                             lens[order[i]], &t);
+    rc = (committed ? tide_sqs_target_get_committed : tide_sqs_target_get)(
+      sq(s), container_id, keys[order[i]], lens[order[i]], &t);
     if (rc == TIDE_ENOTFOUND) rc = 0;
     else if (rc == 0) rc = fn(arg, &t);
   }
@@ -678,6 +679,10 @@ int tide_store_targets_read_ahead(tide_Store *s, const int64_t *ids,
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_ahead_read(pg(s), ids, n);
   return 0;
+}
+
+int tide_store_is_remote(const tide_Store *s) {
+  return s->backend == TIDE_STORE_POSTGRES;
 }
 
 void tide_store_targets_forget_ahead(tide_Store *s) {

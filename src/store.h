@@ -554,6 +554,9 @@ int tide_store_target_each_by_owner_committed(tide_Store *s,
 */
 int tide_store_targets_read_ahead(tide_Store *s, const int64_t *ids,
                                   size_t n);
+/* Whether the store's reads cross a connection to a server (PostgreSQL):
+** the engine then reads what it can in groups (reconcile.lua). */
+int tide_store_is_remote(const tide_Store *s);
 void tide_store_targets_forget_ahead(tide_Store *s);
 /* Every target state owned by the components ids[0..n), by owner in the
 ** order given (an id given twice is answered twice), then container and
@@ -564,12 +567,13 @@ int tide_store_target_each_by_owners(tide_Store *s, const int64_t *ids,
                                      void *arg);
 /* The container's target states among the keys keys[i] (lens[i] bytes,
 ** i < n), each once, by key (those missing are not answered): the same
-** answers as tide_store_target_get for each, on PostgreSQL from one
-** statement. */
+** answers as tide_store_target_get for each (committed: as
+** tide_store_target_get_committed), on PostgreSQL from one statement. */
 int tide_store_target_each_of_keys(tide_Store *s, int64_t container_id,
                                    const char *const *keys,
                                    const size_t *lens, size_t n,
-                                   tide_StoreTargetFn fn, void *arg);
+                                   int committed, tide_StoreTargetFn fn,
+                                   void *arg);
 /* Every target state of the container, by key. */
 int tide_store_target_each_by_container(tide_Store *s, int64_t container_id,
                                         tide_StoreTargetFn fn, void *arg);

@@ -542,7 +542,8 @@ int tide_pgs_target_each_by_owners(PgStore *s, const int64_t *ids, size_t n,
                                    tide_StoreTargetFn fn, void *arg);
 int tide_pgs_target_each_of_keys(PgStore *s, int64_t container_id,
                                  const char *const *keys, const size_t *lens,
-                                 size_t n, tide_StoreTargetFn fn, void *arg);
+                                 size_t n, int committed,
+                                 tide_StoreTargetFn fn, void *arg);
 /* Reads ahead the committed states of the owners ids[0..count) in one
 ** statement (store_pg_ahead.c). */
 int tide_pgs_ahead_read(PgStore *s, const int64_t *ids, size_t count);

@@ -1068,7 +1068,8 @@ int tide_pgs_target_each_by_owners(PgStore *s, const int64_t *ids, size_t n,
 
 int tide_pgs_target_each_of_keys(PgStore *s, int64_t container_id,
                                  const char *const *keys, const size_t *lens,
-                                 size_t n, tide_StoreTargetFn fn, void *arg) {
+                                 size_t n, int committed,
+                                 tide_StoreTargetFn fn, void *arg) {
   tide_Buf list;
   char id[24];
   PgParams p;
@@ -1089,11 +1090,12 @@ int tide_pgs_target_each_of_keys(PgStore *s, int64_t container_id,
   p.n = 2;
   p.values[0] = id;
   p.values[1] = (const char *)list.data;
-  rc = tide_pgs_read(s, PG_TARGET_EACH_KEYS,
-                     "SELECT " TARGET_COLUMNS " FROM target_states"
-                     " WHERE container_id = $1::int8"
-                     " AND key = ANY($2::bytea[]) ORDER BY key",
-                     &p, "cannot read the target states", &r);
+  /* Committed: apart from the rows kept for the batch (store.h). */
+  rc = (committed ? tide_pgs_read_apart : tide_pgs_read)(
+    s, PG_TARGET_EACH_KEYS,
+    "SELECT " TARGET_COLUMNS " FROM target_states"
+    " WHERE container_id = $1::int8 AND key = ANY($2::bytea[]) ORDER BY key",
+    &p, "cannot read the target states", &r);
   tide_buf_close(&list);
   if (rc) return rc;
   rows = PQntuples(r);

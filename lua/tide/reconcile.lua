@@ -148,6 +148,71 @@ local function component_state(frame)
                 frame.fn.result_what)
 end
 
+-- The rows the store committed for the states a component declares and
+-- did not own (need: those declarations), as { [declaration] = row }. On
+-- a store whose reads cross a connection (PostgreSQL), the components
+-- that submit at about the same time read theirs together, a statement a
+-- container: the first opens a wave, lets the tasks ready now run up to
+-- their own submit (they join the wave and park), then reads every key
+-- of the wave and wakes them. A component's declarations are new rows
+-- more often than not (a file added), whose reads cannot be made ahead
+-- as its owned states are (M.will_run). Elsewhere each is read alone.
+local function committed_rows(run, need)
+  local store, rows = run.store, {}
+  local task = sched.current()
+  if not run.remote_store or not task then
+    for _, d in ipairs(need) do
+      rows[d] = store:target_committed(d.container.id, d.kb) or false
+    end
+    return rows
+  end
+  local wave, lead = run.rows_wave, false
+  if not wave then
+    wave, lead = { keys = {}, rows = {}, tasks = {} }, true
+    run.rows_wave = wave
+  end
+  for _, d in ipairs(need) do
+    local cid = d.container.id
+    local keys = wave.keys[cid]
+    if not keys then
+      keys = { seen = {} }
+      wave.keys[cid] = keys
+    end
+    if not keys.seen[d.kb] then
+      keys.seen[d.kb] = true
+      keys[#keys + 1] = d.kb
+    end
+  end
+  if lead then
+    sched.pass(run.sched)
+    run.rows_wave = nil
+    local ok, err = pcall(function()
+      for cid, keys in pairs(wave.keys) do
+        local found = {}
+        wave.rows[cid] = found
+        keys.seen = nil
+        for first = 1, #keys, CHUNK do
+          local chunk = table.move(keys, first,
+                                   math.min(first + CHUNK - 1, #keys), 1, {})
+          for _, row in ipairs(store:targets_of_keys(cid, chunk, true)) do
+            found[row.key] = row
+          end
+        end
+      end
+    end)
+    wave.err, wave.done = not ok and err or nil, true
+    for _, t in ipairs(wave.tasks) do sched.wake(run.sched, t) end
+  else
+    wave.tasks[#wave.tasks + 1] = task
+    while not wave.done do sched.park(run.sched) end
+  end
+  if wave.err then error(wave.err, 0) end
+  for _, d in ipairs(need) do
+    rows[d] = wave.rows[d.container.id][d.kb] or false
+  end
+  return rows
+end
+
 -- A component that ran before and is known to run again, mounted now:
 -- the states it owned are read ahead with those of the others known so
 -- far, when the first of them is diffed (M.submit; store.h).
@@ -181,14 +246,22 @@ function M.submit(run, frame)
   local full = run.opts.full_reprocess
   local left = frame.prev and run.claims:diff(store, frame.prev.id, declared,
                                               full) or EMPTY
+  -- A container created in this run holds no states yet.
+  local need
+  for i = 1, #declared do
+    local d = declared[i]
+    if not d.owned and not d.container.fresh then
+      need = need or {}
+      need[#need + 1] = d
+    end
+  end
+  local rows = need and committed_rows(run, need) or EMPTY
   for i = 1, #declared do
     local d = declared[i]
     if not d.owned then
       local container, kb = d.container, d.kb
       local write, take
-      -- A container created in this run holds no states yet.
-      local row = not container.fresh
-        and store:target_committed(container.id, kb)
+      local row = rows[d]
       if row then
         -- A state its owner released (or a crash left being deleted) is
         -- free; otherwise an owner that keeps it is a conflict.

@@ -52,7 +52,9 @@ function M.new(app, opts, parts)
     reopened = parts.reopened, -- another connection wrote the store
     list_whole = false, -- a container is gone (find_gone_containers)
     released = auto_tables(), taken = auto_tables(),
-    read_ahead = {}, -- components about to run again (reconcile.read_ahead)
+    read_ahead = {}, -- components about to run again (reconcile.will_run)
+    -- Reads that cross a connection are grouped (reconcile.lua).
+    remote_store = store:backend() == "postgresql", rows_wave = nil,
     -- Who declared each (container, key), and the paths mounted
     -- (lclaims.c).
     claims = core.claims_new(),

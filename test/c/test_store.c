@@ -2681,13 +2681,19 @@ static void test_targets_of_many(void) {
     CHECK_EQ_INT(tide_store_target_put(s, &tg), 0);
   }
   memset(&w, 0, sizeof w);
-  CHECK_EQ_INT(tide_store_target_each_of_keys(s, c, keys, lens, 5,
+  CHECK_EQ_INT(tide_store_target_each_of_keys(s, c, keys, lens, 5, 0,
                                               walk_target, &w), 0);
   CHECK_STR_EQ(w.text, "1:a:1:0 1:b:1:0 1:c:2:0 1:zz:9:0");
   memset(&w, 0, sizeof w);
-  CHECK_EQ_INT(tide_store_target_each_of_keys(s, d, keys, lens, 3,
+  CHECK_EQ_INT(tide_store_target_each_of_keys(s, d, keys, lens, 3, 0,
                                               walk_target, &w), 0);
   CHECK_STR_EQ(w.text, "2:a:1:0");
+  /* Committed: the state written since may or may not be read. */
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_target_each_of_keys(s, c, keys, lens, 5, 1,
+                                              walk_target, &w), 0);
+  CHECK_STR_EQ(w.text, "1:a:1:0 1:b:1:0 1:c:2:0 1:zz:9:0");
   CHECK_EQ_INT(tide_store_close(s), 0);
   tmp_close(&t);
 }

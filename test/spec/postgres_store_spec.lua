@@ -172,6 +172,68 @@ describe("the state store on PostgreSQL", function()
     assert.are.equal(20000, both().components.unchanged)
   end)
 
+  -- On PostgreSQL the states the components owned are read ahead, those
+  -- they declare and did not own are read in waves, and a run's
+  -- deletions a chunk at a time (reconcile.lua): the same verdicts as
+  -- the SQLite store's reads one by one.
+  it("reads states in groups: the same reports, rows and conflicts as a "
+     .. "SQLite store through additions, conflicts, deletions and a full "
+     .. "reprocess", function()
+    local keyed = PIPELINE:gsub('{ "path", "string", key = true },\n'
+      .. '  { "title", "string" },', '{ "path", "string" },\n'
+      .. '  { "title", "string", key = true },')
+    assert.are_not.equal(PIPELINE, keyed)
+    local a, b = project(60), project(60)
+    for _, d in ipairs { a, b } do helpers.write(d .. "/pipeline.lua", keyed) end
+    local lite, srv = a .. "/state.db", location("grouped_reads")
+    local function both(...)
+      local ra, ea, ca = tide(a, lite, "update --json", ...)
+      local rb, eb, cb = tide(b, srv, "update --json", ...)
+      assert.are.equal(ca, cb, eb)
+      ra, rb = cjson.decode(ra), cjson.decode(rb)
+      assert.are.equal(counts(ra), counts(rb))
+      assert.are.equal(target_rows(a), target_rows(b))
+      -- The same components fail, for the same reasons.
+      local function failed(err)
+        local lines = {}
+        for line in err:gmatch("component (%S+ failed: [^\n]*)") do
+          lines[#lines + 1] = line
+        end
+        table.sort(lines)
+        return table.concat(lines, "\n")
+      end
+      assert.are.equal(failed(ea), failed(eb))
+      return rb, eb
+    end
+    assert.are.equal(60, both().components.added)
+    -- 40 more: 38 new titles, 2 that files left unchanged hold.
+    for _, d in ipairs { a, b } do
+      for i = 61, 100 do
+        local title = (i == 70 and "Document 5") or (i == 80 and "Document 9")
+          or ("Document %d"):format(i)
+        helpers.write(("%s/docs/d%03d.txt"):format(d, i), title .. "\nmore\n")
+      end
+    end
+    local r, err = both()
+    assert.are.equal(38, r.components.added)
+    assert.are.equal(2, r.components.errors)
+    assert.are.equal(38, r.targets.inserted)
+    assert.is_truthy(err:find('"Document 5" of docs declared by both '
+                              .. "/process/d005.txt and /process/d070.txt",
+                              1, true), err)
+    -- 30 go, among them the holders of both: d070 and d080 take them.
+    for _, d in ipairs { a, b } do
+      for i = 1, 30 do os.remove(("%s/docs/d%03d.txt"):format(d, i)) end
+    end
+    r = both()
+    assert.are.equal(30, r.components.deleted)
+    assert.are.equal(2, r.components.added)
+    assert.are.equal(0, r.components.errors)
+    r = both("--full-reprocess")
+    assert.are.equal(70, r.components.reprocessed)
+    assert.are.equal(0, r.components.errors)
+  end)
+
   it("converges after kill -9 at random moments", function()
     local d = project(300)
     local clean = project(300)
