@@ -962,18 +962,54 @@ static int store_component_delete(lua_State *L) {
 
 /* ---- Memo entries ---- */
 
+static void push_memo(lua_State *L, const tide_StoreMemo *m) {
+  lua_createtable(L, 0, 4);
+  set_str(L, "fn", m->fn_name, m->fn_name_len);
+  set_blob(L, "value", m->value, m->value_len);
+  set_blob(L, "deps", m->deps, m->deps_len);
+  set_blob(L, "targets", m->targets, m->targets_len);
+}
+
 static int store_memo_get(lua_State *L) {
   tide_Store *s = check_store(L);
   tide_StoreMemo m;
   int rc = tide_store_memo_get(s, luaL_checkinteger(L, 2), opt_fp(L, 3), &m);
   if (rc == TIDE_ENOTFOUND) return 0;
   if (rc != 0) return ok_or_raise(L, s, rc);
-  lua_createtable(L, 0, 4);
-  set_str(L, "fn", m.fn_name, m.fn_name_len);
-  set_blob(L, "value", m.value, m.value_len);
-  set_blob(L, "deps", m.deps, m.deps_len);
-  set_blob(L, "targets", m.targets, m.targets_len);
+  push_memo(L, &m);
   return 1;
+}
+
+/* Into the table at -1: key -> entry. */
+static int put_memo(void *arg, const tide_StoreMemo *m) {
+  lua_State *L = arg;
+  lua_pushlstring(L, (const char *)m->key, TIDE_FP_SIZE);
+  push_memo(L, m);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* store:memos_of(app_id, { key, ... }) -> { [key] = entry }: the entries
+** found among those keys, as memo_get gives them, read in one go. */
+static int store_memos_of(lua_State *L) {
+  tide_Store *s = check_store(L);
+  int64_t app = luaL_checkinteger(L, 2);
+  lua_Integer i, n;
+  const uint8_t **keys;
+  int rc;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 3);
+  keys = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *keys, 0);
+  /* The keys stay in the table at 3 meanwhile: their bytes are borrowed. */
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    keys[i] = opt_fp(L, -1);
+    luaL_argcheck(L, keys[i] != NULL, 3, "memo keys expected");
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  rc = tide_store_memo_each_of(s, app, keys, (size_t)n, put_memo, L);
+  return rc ? ok_or_raise(L, s, rc) : 1;
 }
 
 /* store:memo_put(app_id, key, fn, value, deps, targets) */
@@ -1494,6 +1530,7 @@ void tide_lstore_open(lua_State *L) {
     {"component_state", store_component_state},
     {"components_before", store_components_before},
     {"targets_read_ahead", store_targets_read_ahead},
+    {"memos_of", store_memos_of},
     {"backend", store_backend},
     {"targets_forget_ahead", store_targets_forget_ahead},
     {"memo_get", store_memo_get}, {"memo_put", store_memo_put},

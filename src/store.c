@@ -404,6 +404,27 @@ int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
   return tide_sqs_memo_get(sq(s), app_id, key, m);
 }
 
+int tide_store_memo_each_of(tide_Store *s, int64_t app_id,
+                            const uint8_t *const *keys, size_t n,
+                            tide_StoreMemoFn fn, void *arg) {
+  size_t i;
+  int rc = 0;
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_memo_each_of(pg(s), app_id, keys, n, fn, arg);
+  for (i = 0; i < n && rc == 0; i++) {
+    tide_StoreMemo m;
+    /* A key given twice is answered once. */
+    size_t j;
+    for (j = 0; j < i; j++)
+      if (memcmp(keys[j], keys[i], TIDE_FP_SIZE) == 0) break;
+    if (j < i) continue;
+    rc = tide_sqs_memo_get(sq(s), app_id, keys[i], &m);
+    if (rc == TIDE_ENOTFOUND) rc = 0;
+    else if (rc == 0) rc = fn(arg, &m);
+  }
+  return rc;
+}
+
 int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m) {
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_memo_put(pg(s), m);

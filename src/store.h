@@ -412,6 +412,14 @@ typedef int (*tide_StoreMemoKeyFn)(void *arg, const uint8_t *key,
 /* Fills *m; TIDE_ENOTFOUND when there is no entry. */
 int tide_store_memo_get(tide_Store *s, int64_t app_id, const uint8_t *key,
                         tide_StoreMemo *m);
+/* The entries of the app among the keys keys[0..n) (an entry found is
+** answered once, in no set order; those missing are not answered): the
+** same answers as tide_store_memo_get for each, on PostgreSQL from one
+** statement. */
+typedef int (*tide_StoreMemoFn)(void *arg, const tide_StoreMemo *m);
+int tide_store_memo_each_of(tide_Store *s, int64_t app_id,
+                            const uint8_t *const *keys, size_t n,
+                            tide_StoreMemoFn fn, void *arg);
 /* Inserts or replaces the entry at (m->app_id, m->key). */
 int tide_store_memo_put(tide_Store *s, const tide_StoreMemo *m);
 int tide_store_memo_delete(tide_Store *s, int64_t app_id,

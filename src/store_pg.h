@@ -115,6 +115,7 @@ enum {
   PG_TARGET_EACH_PENDING,
   PG_TARGET_AHEAD,
   PG_TARGET_EACH_OWNERS,
+  PG_MEMO_EACH_OF,
   PG_TARGET_EACH_KEYS,
   PG_TARGET_OWNERS_FIRST,
   PG_TARGET_OWNERS_NEXT,
@@ -538,6 +539,9 @@ int tide_pgs_target_each_by_container(PgStore *s, int64_t container_id,
                                       tide_StoreTargetFn fn, void *arg);
 int tide_pgs_target_each_pending(PgStore *s, int64_t app_id,
                                  tide_StoreTargetFn fn, void *arg);
+int tide_pgs_memo_each_of(PgStore *s, int64_t app_id,
+                          const uint8_t *const *keys, size_t n,
+                          tide_StoreMemoFn fn, void *arg);
 int tide_pgs_target_each_by_owners(PgStore *s, const int64_t *ids, size_t n,
                                    tide_StoreTargetFn fn, void *arg);
 int tide_pgs_target_each_of_keys(PgStore *s, int64_t container_id,

@@ -622,6 +622,56 @@ int tide_pgs_memo_get(PgStore *s, int64_t app_id, const uint8_t *key,
   return 0;
 }
 
+int tide_pgs_memo_each_of(PgStore *s, int64_t app_id,
+                          const uint8_t *const *keys, size_t n,
+                          tide_StoreMemoFn fn, void *arg) {
+  tide_Buf list;
+  char id[24];
+  PgParams p;
+  PGresult *r;
+  size_t i;
+  int rc = 0, row, rows, kept = 0;
+  if (n == 0) return 0;
+  tide_buf_init(&list, s->base.alloc, s->base.ud);
+  for (i = 0; i < n && rc == 0; i++) {
+    rc = tide_pgs_array_bytes(&list, keys[i], TIDE_FP_SIZE);
+    if (tide_pgs_bulk_memo_kept(s, keys[i])) kept = 1;
+  }
+  if (rc == 0) rc = tide_buf_append(&list, "}", 2); /* and its NUL */
+  if (rc != 0) {
+    tide_buf_close(&list);
+    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
+  }
+  snprintf(id, sizeof id, "%lld", (long long)app_id);
+  memset(&p, 0, sizeof p);
+  p.n = 2;
+  p.values[0] = id;
+  p.values[1] = (const char *)list.data;
+  /* Apart from the rows kept, unless an entry asked for is one of them
+  ** (tide_pgs_memo_get). */
+  rc = (kept ? tide_pgs_read : tide_pgs_read_apart)(
+    s, PG_MEMO_EACH_OF,
+    "SELECT app_id, key, fn_name, value, deps, targets, updated_ns"
+    " FROM memos WHERE app_id = $1::int8 AND key = ANY($2::bytea[])",
+    &p, "cannot read the memo entries", &r);
+  tide_buf_close(&list);
+  if (rc) return rc;
+  rows = PQntuples(r);
+  for (row = 0; row < rows && rc == 0; row++) {
+    tide_StoreMemo m;
+    m.app_id = pg_int(r, row, 0);
+    m.key = pg_fp(r, row, 1);
+    m.fn_name = pg_bytes(r, row, 2, &m.fn_name_len);
+    m.value = pg_bytes(r, row, 3, &m.value_len);
+    m.deps = pg_bytes(r, row, 4, &m.deps_len);
+    m.targets = pg_bytes(r, row, 5, &m.targets_len);
+    m.updated_ns = pg_int(r, row, 6);
+    rc = fn(arg, &m);
+  }
+  PQclear(r);
+  return rc;
+}
+
 int tide_pgs_memo_put(PgStore *s, const tide_StoreMemo *m) {
   PgCell row[7];
   memset(row, 0, sizeof row);

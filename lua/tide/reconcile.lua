@@ -159,54 +159,41 @@ end
 -- as its owned states are (M.will_run). Elsewhere each is read alone.
 local function committed_rows(run, need)
   local store, rows = run.store, {}
-  local task = sched.current()
-  if not run.remote_store or not task then
+  if not run.remote_store or not sched.current() then
     for _, d in ipairs(need) do
       rows[d] = store:target_committed(d.container.id, d.kb) or false
     end
     return rows
   end
-  local wave, lead = run.rows_wave, false
-  if not wave then
-    wave, lead = { keys = {}, rows = {}, tasks = {} }, true
-    run.rows_wave = wave
-  end
-  for _, d in ipairs(need) do
-    local cid = d.container.id
-    local keys = wave.keys[cid]
-    if not keys then
-      keys = { seen = {} }
-      wave.keys[cid] = keys
+  local wave = sched.gather(run.sched, run, "rows_wave", function(group)
+    local keys = group.keys or {}
+    group.keys = keys
+    for _, d in ipairs(need) do
+      local cid = d.container.id
+      local these = keys[cid]
+      if not these then
+        these = { seen = {} }
+        keys[cid] = these
+      end
+      if not these.seen[d.kb] then
+        these.seen[d.kb] = true
+        these[#these + 1] = d.kb
+      end
     end
-    if not keys.seen[d.kb] then
-      keys.seen[d.kb] = true
-      keys[#keys + 1] = d.kb
-    end
-  end
-  if lead then
-    sched.pass(run.sched)
-    run.rows_wave = nil
-    local ok, err = pcall(function()
-      for cid, keys in pairs(wave.keys) do
-        local found = {}
-        wave.rows[cid] = found
-        keys.seen = nil
-        for first = 1, #keys, CHUNK do
-          local chunk = table.move(keys, first,
-                                   math.min(first + CHUNK - 1, #keys), 1, {})
-          for _, row in ipairs(store:targets_of_keys(cid, chunk, true)) do
-            found[row.key] = row
-          end
+  end, function(group)
+    group.rows = {}
+    for cid, keys in pairs(group.keys) do
+      local found = {}
+      group.rows[cid] = found
+      for first = 1, #keys, CHUNK do
+        local chunk = table.move(keys, first,
+                                 math.min(first + CHUNK - 1, #keys), 1, {})
+        for _, row in ipairs(store:targets_of_keys(cid, chunk, true)) do
+          found[row.key] = row
         end
       end
-    end)
-    wave.err, wave.done = not ok and err or nil, true
-    for _, t in ipairs(wave.tasks) do sched.wake(run.sched, t) end
-  else
-    wave.tasks[#wave.tasks + 1] = task
-    while not wave.done do sched.park(run.sched) end
-  end
-  if wave.err then error(wave.err, 0) end
+    end
+  end)
   for _, d in ipairs(need) do
     rows[d] = wave.rows[d.container.id][d.kb] or false
   end

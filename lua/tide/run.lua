@@ -53,8 +53,10 @@ function M.new(app, opts, parts)
     list_whole = false, -- a container is gone (find_gone_containers)
     released = auto_tables(), taken = auto_tables(),
     read_ahead = {}, -- components about to run again (reconcile.will_run)
-    -- Reads that cross a connection are grouped (reconcile.lua).
+    -- Reads that cross a connection are grouped (sched.gather): the
+    -- groups open now, of target states and of memo entries.
     remote_store = store:backend() == "postgresql", rows_wave = nil,
+    memo_wave = nil,
     -- Who declared each (container, key), and the paths mounted
     -- (lclaims.c).
     claims = core.claims_new(),
@@ -486,8 +488,22 @@ end
 
 -- A stored memo entry (looked up once per key and run: a valid one joins
 -- the run's memo cache, an invalid one is replaced by the call's result).
+-- A stored memo entry, or nil. On a store whose reads cross a connection
+-- the lookups of the tasks that call at about the same time are read
+-- together (sched.gather): a component's calls miss on the keys of what
+-- it has not computed before, which no read ahead can know.
 function Run:memo_lookup(key)
-  return self.store:memo_get(self.app_id, key)
+  if not self.remote_store or not sched.current() then
+    return self.store:memo_get(self.app_id, key)
+  end
+  local store, app_id = self.store, self.app_id
+  return sched.gather(self.sched, self, "memo_wave", function(group)
+    local keys = group.keys or {}
+    group.keys = keys
+    keys[#keys + 1] = key
+  end, function(group)
+    group.found = store:memos_of(app_id, group.keys)
+  end).found[key]
 end
 
 function Run:memo_store(key, fn_name, value, deps, targets)

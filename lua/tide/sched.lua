@@ -85,6 +85,34 @@ function M.own(loop, runner, on_abort)
   return s
 end
 
+-- Gathers what the tasks ready now ask for into one read (a store's
+-- reads that cross a connection): the first task to ask opens a group
+-- at holder[field], lets the tasks ready at that moment run up to their
+-- own ask (each joins the group and parks), then calls read(group) once
+-- and wakes them. add(group) adds the asking task's part. Returns the
+-- group, read; what read raised is raised in every task of the group. A
+-- task that asks outside the scheduler reads alone.
+function M.gather(s, holder, field, add, read)
+  local group, lead = holder[field], false
+  if not group then
+    group, lead = { tasks = {} }, true
+    holder[field] = group
+  end
+  add(group)
+  if lead then
+    s:pass()
+    holder[field] = nil
+    local ok, err = pcall(read, group)
+    group.err, group.done = not ok and err or nil, true
+    for _, task in ipairs(group.tasks) do s:wake(task) end
+  else
+    group.tasks[#group.tasks + 1] = M.current()
+    while not group.done do s:park() end
+  end
+  if group.err then error(group.err, 0) end
+  return group
+end
+
 function M.spawn(s, task) return s:spawn(task) end
 function M.wait(s, task) return s:wait(task) end
 function M.wait_any(s, tasks, n) return s:wait_any(tasks, n) end

@@ -2699,6 +2699,73 @@ static void test_targets_of_many(void) {
 }
 
 typedef struct {
+  int count;
+  int seen[8]; /* by the key's seed */
+} MemoOf;
+
+static int walk_memo_of(void *arg, const tide_StoreMemo *m) {
+  MemoOf *w = arg;
+  w->count++;
+  if (m->key[0] < 8 && m->value_len == 1 &&
+      ((const uint8_t *)m->value)[0] == m->key[0])
+    w->seen[m->key[0]]++;
+  return 0;
+}
+
+/* The entries among many keys read in one go: each found once (a key
+** given twice included), the missing left out, one kept for the batch
+** and not yet committed read too. */
+static void test_memos_of(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreMemo m;
+  MemoOf w;
+  uint8_t keys[5][TIDE_FP_SIZE], v[5];
+  const uint8_t *ask[6];
+  int i;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  for (i = 0; i < 5; i++) {
+    memset(keys[i], 0, TIDE_FP_SIZE);
+    keys[i][0] = (uint8_t)i;
+    keys[i][15] = 0x5a;
+    v[i] = (uint8_t)i;
+  }
+  memset(&m, 0, sizeof m);
+  m.app_id = 1;
+  SET_STR(m.fn_name, "f");
+  m.value_len = 1;
+  for (i = 1; i <= 3; i++) {
+    m.key = keys[i];
+    m.value = &v[i];
+    CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+    if (i == 2) CHECK_EQ_INT(tide_store_flush(s), 0);
+  }
+  /* Another app's entry under key 4 is not this app's. */
+  m.app_id = 2;
+  m.key = keys[4];
+  m.value = &v[4];
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  ask[0] = keys[1];
+  ask[1] = keys[0];
+  ask[2] = keys[3];
+  ask[3] = keys[1];
+  ask[4] = keys[4];
+  ask[5] = keys[2];
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_memo_each_of(s, 1, ask, 6, walk_memo_of, &w), 0);
+  CHECK_EQ_INT(w.count, 3);
+  CHECK_EQ_INT(w.seen[1], 1);
+  CHECK_EQ_INT(w.seen[2], 1);
+  CHECK_EQ_INT(w.seen[3], 1);
+  memset(&w, 0, sizeof w);
+  CHECK_EQ_INT(tide_store_memo_each_of(s, 1, ask, 0, walk_memo_of, &w), 0);
+  CHECK_EQ_INT(w.count, 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
+typedef struct {
   int count, ordered;
   char first[32], last[32];
   char text[128];
@@ -3776,6 +3843,7 @@ static const CheckTest tests[] = {
     test_target_owners },
   { "target states read ahead", test_targets_read_ahead },
   { "target states of many owners and keys", test_targets_of_many },
+  { "memo entries of many keys", test_memos_of },
   { "memo references", test_memo_refs },
   { "unused memo entries deleted", test_memo_unused },
   { "previous rows read in one go", test_components_before },

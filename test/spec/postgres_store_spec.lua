@@ -234,6 +234,43 @@ describe("the state store on PostgreSQL", function()
     assert.are.equal(0, r.components.errors)
   end)
 
+  -- On PostgreSQL the memo lookups of the calls made at about the same
+  -- time are read together (Run:memo_lookup): the same hits and misses.
+  it("looks memo entries up in groups: the same hits, misses and rows as "
+     .. "a SQLite store", function()
+    local memoized = PIPELINE:gsub('local process = tide.fn',
+      'local words = tide.fn("words", { memo = true }, function(text)\n'
+      .. '  local n = 0\n'
+      .. '  for _ in text:gmatch("%%S+") do n = n + 1 end\n'
+      .. '  return n\n'
+      .. 'end)\n'
+      .. 'local process = tide.fn'):gsub('words = n }', 'words = words(text) }')
+    assert.is_truthy(memoized:find("words(text)", 1, true))
+    local a, b = project(50), project(50)
+    local lite, srv = a .. "/state.db", location("grouped_memos")
+    local function both(code)
+      for _, d in ipairs { a, b } do
+        helpers.write(d .. "/pipeline.lua", code)
+        -- Two files alike: one key asked twice in a group.
+        helpers.write(d .. "/docs/d002.txt", "Document 1\nwith 1 words \n")
+      end
+      local ra, rb = update(a, lite), update(b, srv)
+      assert.are.equal(counts(ra), counts(rb))
+      assert.are.equal(cjson.encode(ra.functions), cjson.encode(rb.functions))
+      assert.are.equal(target_rows(a), target_rows(b))
+      return rb
+    end
+    local r = both(memoized)
+    assert.are.equal(50, r.functions.words.calls)
+    -- The components' code changes, not words': every component runs
+    -- again and finds words' entries in the store.
+    r = both((memoized:gsub("local text = file:text%(%)",
+                            'local text = file:text() .. ""')))
+    assert.are.equal(50, r.components.reprocessed)
+    assert.are.equal(50, r.functions.words.hits)
+    assert.are.equal(0, r.functions.words.misses)
+  end)
+
   it("converges after kill -9 at random moments", function()
     local d = project(300)
     local clean = project(300)
