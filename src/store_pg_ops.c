@@ -519,6 +519,37 @@ int tide_pgs_component_each_brief(PgStore *s, int64_t app_id,
                    emit_component_brief, &fn, arg);
 }
 
+/* Reads sql with an id as $1 and, as $2, the bytea[] of keys[0..n)
+** (lens[i] bytes each, or a fingerprint's when lens is NULL): apart from
+** the rows kept for the open batch when apart is set. */
+static int read_id_keys(PgStore *s, int slot, const char *sql, int64_t id,
+                        const void *const *keys, const size_t *lens,
+                        size_t n, int apart, const char *what,
+                        PGresult **out) {
+  tide_Buf list;
+  char digits[24];
+  PgParams p;
+  size_t i;
+  int rc = 0;
+  tide_buf_init(&list, s->base.alloc, s->base.ud);
+  for (i = 0; i < n && rc == 0; i++)
+    rc = tide_pgs_array_bytes(&list, keys[i], lens ? lens[i] : TIDE_FP_SIZE);
+  if (rc == 0) rc = tide_buf_append(&list, n ? "}" : "{}", n ? 2 : 3);
+  if (rc != 0) {
+    tide_buf_close(&list);
+    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
+  }
+  snprintf(digits, sizeof digits, "%lld", (long long)id);
+  memset(&p, 0, sizeof p);
+  p.n = 2;
+  p.values[0] = digits;
+  p.values[1] = (const char *)list.data;
+  rc = (apart ? tide_pgs_read_apart : tide_pgs_read)(s, slot, sql, &p, what,
+                                                     out);
+  tide_buf_close(&list);
+  return rc;
+}
+
 /* One statement for every path: each path's run of the (app_id, path)
 ** index, from the path itself to path + "0" ('0' is the byte after '/'),
 ** less its siblings that sort between (path + "." and the like). A
@@ -535,38 +566,20 @@ int tide_pgs_component_each_under(PgStore *s, int64_t app_id,
                                   const char *const *paths,
                                   const size_t *lens, size_t n,
                                   tide_StoreComponentFn fn, void *arg) {
-  const char *what = "cannot list the components";
-  tide_Buf list;
-  char id[24];
-  PgParams p;
   PGresult *r;
-  size_t i;
-  int rc = 0, row, rows;
-  tide_buf_init(&list, s->base.alloc, s->base.ud);
-  for (i = 0; i < n && rc == 0; i++)
-    rc = tide_pgs_array_bytes(&list, paths[i], lens[i]);
-  if (rc == 0) rc = tide_buf_append(&list, "}", 2); /* and its NUL */
-  if (rc != 0) {
-    tide_buf_close(&list);
-    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
-  }
-  snprintf(id, sizeof id, "%lld", (long long)app_id);
-  memset(&p, 0, sizeof p);
-  p.n = 2;
-  p.values[0] = id;
-  p.values[1] = (const char *)list.data;
-  rc = tide_pgs_read_apart(s, PG_COMPONENT_UNDER,
-                           "SELECT c.id, c.app_id, c.path, c.logic_fp,"
-                           " c.input_fp, c.deps_fp, c.status"
-                           " FROM unnest($2::bytea[]) AS u(p), LATERAL"
-                           " (SELECT * FROM components WHERE app_id ="
-                           " $1::int8 AND path >= u.p AND path <"
-                           " (u.p || '\\x30'::bytea) ORDER BY path) c"
-                           " WHERE octet_length(c.path) = octet_length(u.p)"
-                           " OR substring(c.path FROM octet_length(u.p) + 1"
-                           " FOR 1) = '\\x2f'::bytea",
-                           &p, what, &r);
-  tide_buf_close(&list);
+  int rc, row, rows;
+  rc = read_id_keys(s, PG_COMPONENT_UNDER,
+                    "SELECT c.id, c.app_id, c.path, c.logic_fp,"
+                    " c.input_fp, c.deps_fp, c.status"
+                    " FROM unnest($2::bytea[]) AS u(p), LATERAL"
+                    " (SELECT * FROM components WHERE app_id ="
+                    " $1::int8 AND path >= u.p AND path <"
+                    " (u.p || '\\x30'::bytea) ORDER BY path) c"
+                    " WHERE octet_length(c.path) = octet_length(u.p)"
+                    " OR substring(c.path FROM octet_length(u.p) + 1"
+                    " FOR 1) = '\\x2f'::bytea",
+                    app_id, (const void *const *)paths, lens, n, 1,
+                    "cannot list the components", &r);
   if (rc) return rc;
   rows = PQntuples(r);
   for (row = 0; row < rows && rc == 0; row++)
@@ -625,36 +638,19 @@ int tide_pgs_memo_get(PgStore *s, int64_t app_id, const uint8_t *key,
 int tide_pgs_memo_each_of(PgStore *s, int64_t app_id,
                           const uint8_t *const *keys, size_t n,
                           tide_StoreMemoFn fn, void *arg) {
-  tide_Buf list;
-  char id[24];
-  PgParams p;
   PGresult *r;
   size_t i;
-  int rc = 0, row, rows, kept = 0;
+  int rc, row, rows, kept = 0;
   if (n == 0) return 0;
-  tide_buf_init(&list, s->base.alloc, s->base.ud);
-  for (i = 0; i < n && rc == 0; i++) {
-    rc = tide_pgs_array_bytes(&list, keys[i], TIDE_FP_SIZE);
-    if (tide_pgs_bulk_memo_kept(s, keys[i])) kept = 1;
-  }
-  if (rc == 0) rc = tide_buf_append(&list, "}", 2); /* and its NUL */
-  if (rc != 0) {
-    tide_buf_close(&list);
-    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
-  }
-  snprintf(id, sizeof id, "%lld", (long long)app_id);
-  memset(&p, 0, sizeof p);
-  p.n = 2;
-  p.values[0] = id;
-  p.values[1] = (const char *)list.data;
+  for (i = 0; i < n && !kept; i++) kept = tide_pgs_bulk_memo_kept(s, keys[i]);
   /* Apart from the rows kept, unless an entry asked for is one of them
   ** (tide_pgs_memo_get). */
-  rc = (kept ? tide_pgs_read : tide_pgs_read_apart)(
-    s, PG_MEMO_EACH_OF,
-    "SELECT app_id, key, fn_name, value, deps, targets, updated_ns"
-    " FROM memos WHERE app_id = $1::int8 AND key = ANY($2::bytea[])",
-    &p, "cannot read the memo entries", &r);
-  tide_buf_close(&list);
+  rc = read_id_keys(s, PG_MEMO_EACH_OF,
+                    "SELECT app_id, key, fn_name, value, deps, targets,"
+                    " updated_ns FROM memos WHERE app_id = $1::int8"
+                    " AND key = ANY($2::bytea[])",
+                    app_id, (const void *const *)keys, NULL, n, !kept,
+                    "cannot read the memo entries", &r);
   if (rc) return rc;
   rows = PQntuples(r);
   for (row = 0; row < rows && rc == 0; row++) {
@@ -1120,33 +1116,16 @@ int tide_pgs_target_each_of_keys(PgStore *s, int64_t container_id,
                                  const char *const *keys, const size_t *lens,
                                  size_t n, int committed,
                                  tide_StoreTargetFn fn, void *arg) {
-  tide_Buf list;
-  char id[24];
-  PgParams p;
   PGresult *r;
-  size_t i;
-  int rc = 0, row, rows;
+  int rc, row, rows;
   if (n == 0) return 0;
-  tide_buf_init(&list, s->base.alloc, s->base.ud);
-  for (i = 0; i < n && rc == 0; i++)
-    rc = tide_pgs_array_bytes(&list, keys[i], lens[i]);
-  if (rc == 0) rc = tide_buf_append(&list, "}", 2); /* and its NUL */
-  if (rc != 0) {
-    tide_buf_close(&list);
-    return tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
-  }
-  snprintf(id, sizeof id, "%lld", (long long)container_id);
-  memset(&p, 0, sizeof p);
-  p.n = 2;
-  p.values[0] = id;
-  p.values[1] = (const char *)list.data;
   /* Committed: apart from the rows kept for the batch (store.h). */
-  rc = (committed ? tide_pgs_read_apart : tide_pgs_read)(
-    s, PG_TARGET_EACH_KEYS,
-    "SELECT " TARGET_COLUMNS " FROM target_states"
-    " WHERE container_id = $1::int8 AND key = ANY($2::bytea[]) ORDER BY key",
-    &p, "cannot read the target states", &r);
-  tide_buf_close(&list);
+  rc = read_id_keys(s, PG_TARGET_EACH_KEYS,
+                    "SELECT " TARGET_COLUMNS " FROM target_states"
+                    " WHERE container_id = $1::int8"
+                    " AND key = ANY($2::bytea[]) ORDER BY key",
+                    container_id, (const void *const *)keys, lens, n,
+                    committed, "cannot read the target states", &r);
   if (rc) return rc;
   rows = PQntuples(r);
   for (row = 0; row < rows && rc == 0; row++) {
