@@ -644,16 +644,16 @@ int tide_store_target_each_by_owners(tide_Store *s, const int64_t *ids,
   return rc;
 }
 
-/* Sorts the keys' indexes by key, for the answers' order. */
+/* A key to read, sorted by its bytes for the answers' order. */
 typedef struct {
-  const char *const *keys;
-  const size_t *lens;
-} KeyOrder;
+  const char *key;
+  size_t len;
+} KeyRef;
 
-static int key_cmp(const KeyOrder *o, size_t a, size_t b) {
-  size_t la = o->lens[a], lb = o->lens[b];
-  int c = memcmp(o->keys[a], o->keys[b], la < lb ? la : lb);
-  return c ? c : (la > lb) - (la < lb);
+static int compare_keys(const void *a, const void *b) {
+  const KeyRef *x = a, *y = b;
+  int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+  return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
 int tide_store_target_each_of_keys(tide_Store *s, int64_t container_id,
@@ -661,8 +661,8 @@ int tide_store_target_each_of_keys(tide_Store *s, int64_t container_id,
                                    const size_t *lens, size_t n,
                                    int committed, tide_StoreTargetFn fn,
                                    void *arg) {
-  KeyOrder o;
-  size_t *order, i, j;
+  KeyRef *order;
+  size_t i;
   int rc = 0;
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_target_each_of_keys(pg(s), container_id, keys, lens, n,
@@ -674,20 +674,16 @@ int tide_store_target_each_of_keys(tide_Store *s, int64_t container_id,
     s->errmsg = out_of_memory;
     return TIDE_ENOMEM;
   }
-  /* Insertion sort: the callers give a few hundred keys at most a call. */
-  o.keys = keys;
-  o.lens = lens;
   for (i = 0; i < n; i++) {
-    size_t k = i;
-    for (j = i; j > 0 && key_cmp(&o, order[j - 1], k) > 0; j--)
-      order[j] = order[j - 1];
-    order[j] = k;
+    order[i].key = keys[i];
+    order[i].len = lens[i];
   }
+  qsort(order, n, sizeof *order, compare_keys);
   for (i = 0; i < n && rc == 0; i++) {
     tide_StoreTarget t;
-    if (i > 0 && key_cmp(&o, order[i - 1], order[i]) == 0) continue;
+    if (i > 0 && compare_keys(&order[i - 1], &order[i]) == 0) continue;
     rc = (committed ? tide_sqs_target_get_committed : tide_sqs_target_get)(
-      sq(s), container_id, keys[order[i]], lens[order[i]], &t);
+      sq(s), container_id, order[i].key, order[i].len, &t);
     if (rc == TIDE_ENOTFOUND) rc = 0;
     else if (rc == 0) rc = fn(arg, &t);
   }

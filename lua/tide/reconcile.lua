@@ -201,9 +201,11 @@ local function committed_rows(run, need)
 end
 
 -- A component that ran before and is known to run again, mounted now:
--- the states it owned are read ahead with those of the others known so
--- far, when the first of them is diffed (M.submit; store.h).
+-- on a store whose reads cross a connection, the states it owned are
+-- read ahead with those of the others known so far, when the first of
+-- them is diffed (M.submit; store.h).
 function M.will_run(run, frame)
+  if not run.remote_store then return end
   local ahead = run.read_ahead
   ahead[#ahead + 1] = frame.prev.id
 end

@@ -486,12 +486,12 @@ end
 
 -- ---- Memo entries and context ----
 
--- A stored memo entry (looked up once per key and run: a valid one joins
--- the run's memo cache, an invalid one is replaced by the call's result).
--- A stored memo entry, or nil. On a store whose reads cross a connection
--- the lookups of the tasks that call at about the same time are read
--- together (sched.gather): a component's calls miss on the keys of what
--- it has not computed before, which no read ahead can know.
+-- A stored memo entry, or nil (looked up once per key and run: a valid one
+-- joins the run's memo cache, an invalid one is replaced by the call's
+-- result). On a store whose reads cross a connection the lookups of the
+-- tasks that call at about the same time are read together
+-- (sched.gather): a call misses on the key of what was not computed
+-- before, which no read ahead can know.
 function Run:memo_lookup(key)
   if not self.remote_store or not sched.current() then
     return self.store:memo_get(self.app_id, key)
@@ -768,8 +768,8 @@ function Run:execute()
   self.claims:mount("")
   sched.spawn(self.sched, root)
   sched.run(self.sched)
-  -- What was read ahead for components that then did not run (reconcile
-  -- .read_ahead) is not this run's to answer any more.
+  -- What was read ahead for components that then did not run
+  -- (reconcile.will_run) is not this run's to answer any more.
   self.store:targets_forget_ahead()
   -- The memo hits answered in C join the counts.
   self.memo_hits:count()
