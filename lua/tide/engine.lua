@@ -1263,6 +1263,13 @@ local function call(frame, fn, ...)
       return hit(frame, scope, fs, id, cache:results(id))
     end
   end
+  -- A lookup read in a group (Run:memo_lookup) let the other tasks run:
+  -- one that called with the same key meanwhile has put its entry in the
+  -- cache, and this call is a hit, as it would be had it come later.
+  if run.remote_store and not run.opts.full_reprocess then
+    local id = cache:probe(logic, n, ...)
+    if id then return hit(frame, scope, fs, id, cache:results(id)) end
+  end
   fs.misses = fs.misses + 1
   local memo = { fn = fn, deps = new_deps(), targets = {} }
   local results = within(frame, memo, invoke, frame, fs, fn, ...)

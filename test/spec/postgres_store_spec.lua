@@ -251,8 +251,9 @@ describe("the state store on PostgreSQL", function()
     local function both(code)
       for _, d in ipairs { a, b } do
         helpers.write(d .. "/pipeline.lua", code)
-        -- Two files alike: one key asked twice in a group.
-        helpers.write(d .. "/docs/d002.txt", "Document 1\nwith 1 words \n")
+        -- Two files alike: one key asked twice in a group, computed once.
+        helpers.write(d .. "/docs/d002.txt",
+                      "Document 1\nwith 1 words x \n")
       end
       local ra, rb = update(a, lite), update(b, srv)
       assert.are.equal(counts(ra), counts(rb))
@@ -262,6 +263,7 @@ describe("the state store on PostgreSQL", function()
     end
     local r = both(memoized)
     assert.are.equal(50, r.functions.words.calls)
+    assert.are.equal(1, r.functions.words.hits)
     -- The components' code changes, not words': every component runs
     -- again and finds words' entries in the store.
     r = both((memoized:gsub("local text = file:text%(%)",
