@@ -1,15 +1,16 @@
 /*
 ** Lua binding of the state store: core.store_open(path, mode) returns a
 ** store object whose methods mirror store.h; core.store_is_postgres and
-** core.store_public read a location (store.h). Fingerprints and CBOR blobs
-** cross as Lua strings. Misuse (a bad argument, a closed store) raises;
-** runtime failures of opening, closing, store:reclaim() and store:space()
-** return nil, message, code name; any other runtime failure is a write or
-** read the engine cannot go on without, and raises the store's message as
-** it is ("PATH: cannot record a component: database or disk is full"),
-** without a position in tide's own code. Text crosses with its length both
-** ways (lua_tolstring, lua_pushlstring), so a path, key or identity
-** holding NUL reaches the store whole.
+** core.store_public read a location (store.h); the shared-update methods
+** are lstore_work.c's. Fingerprints and CBOR blobs cross as Lua strings.
+** Misuse (a bad argument, a closed store) raises; runtime failures of
+** opening, closing, store:reclaim() and store:space() return nil,
+** message, code name; any other runtime failure is a write or read the
+** engine cannot go on without, and raises the store's message as it is
+** ("PATH: cannot record a component: database or disk is full"), without
+** a position in tide's own code. Text crosses with its length both ways
+** (lua_tolstring, lua_pushlstring), so a path, key or identity holding
+** NUL reaches the store whole.
 */
 #include <string.h>
 
@@ -17,7 +18,7 @@
 #include <lua.h>
 
 #include "lcore.h"
-#include "scheduler.h"
+#include "lstore.h"
 #include "store.h"
 
 #define STORE_TYPE "tide.Store"
@@ -56,10 +57,7 @@ static int fail(lua_State *L, tide_Store *s, int rc) {
   return 3;
 }
 
-/* Returns true, or raises with the store's message: a write the engine
-** cannot go on without. The message names the store; a position in the
-** engine's Lua code would tell the user nothing. */
-static int ok_or_raise(lua_State *L, tide_Store *s, int rc) {
+int tide_lstore_ok_or_raise(lua_State *L, tide_Store *s, int rc) {
   if (rc != 0) {
     lua_pushstring(L, tide_store_errmsg(s));
     return lua_error(L);
@@ -74,24 +72,6 @@ static const uint8_t *opt_fp(lua_State *L, int idx) {
   if (p && len != TIDE_FP_SIZE)
     luaL_argerror(L, idx, "fingerprint of 16 bytes expected");
   return (const uint8_t *)p;
-}
-
-static void set_str(lua_State *L, const char *k, const char *v,
-                    size_t n) {
-  if (v == NULL) return;
-  lua_pushlstring(L, v, n);
-  lua_setfield(L, -2, k);
-}
-
-static void set_blob(lua_State *L, const char *k, const void *v, size_t n) {
-  if (v == NULL) return;
-  lua_pushlstring(L, (const char *)v, n);
-  lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, int64_t v) {
-  lua_pushinteger(L, (lua_Integer)v);
-  lua_setfield(L, -2, k);
 }
 
 /* Table fields read for puts: a string (or NULL) and its length. The
@@ -117,6 +97,29 @@ static const uint8_t *get_fp(lua_State *L, int t, const char *k) {
   return v;
 }
 
+/* The strings of the list at t, borrowed: pointers and lengths in two
+** userdata pushed on the stack, valid while the list is (the caller's
+** argument, so for the call). Raises for a list holding a non-string. */
+static const char **borrow_keys(lua_State *L, int t, size_t *n,
+                                size_t **lens) {
+  size_t i, count, room;
+  const char **keys;
+  luaL_checktype(L, t, LUA_TTABLE);
+  count = (size_t)lua_rawlen(L, t);
+  room = count > 0 ? count : 1;
+  keys = lua_newuserdatauv(L, room * sizeof *keys, 0);
+  *lens = lua_newuserdatauv(L, room * sizeof **lens, 0);
+  for (i = 0; i < count; i++) {
+    lua_rawgeti(L, t, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, t, "a list of strings expected");
+    keys[i] = lua_tolstring(L, -1, &(*lens)[i]);
+    lua_pop(L, 1);
+  }
+  *n = count;
+  return keys;
+}
+
 static int64_t get_int(lua_State *L, int t, const char *k) {
   int64_t v;
   lua_getfield(L, t, k);
@@ -127,408 +130,6 @@ static int64_t get_int(lua_State *L, int t, const char *k) {
 
 /* ---- Open, close, batches ---- */
 
-
-/* ---- Shared updates (store.h): a PostgreSQL store's ---- */
-
-/* store:update_open(app_id) -> id */
-static int store_update_open(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int64_t id;
-  int rc = tide_store_update_open(s, luaL_checkinteger(L, 2), &id);
-  if (rc) return ok_or_raise(L, s, rc);
-  lua_pushinteger(L, (lua_Integer)id);
-  return 1;
-}
-
-/* store:update_set(id, state[, info]) */
-static int store_update_set(lua_State *L) {
-  tide_Store *s = check_store(L);
-  size_t len;
-  const char *info = luaL_optlstring(L, 4, NULL, &len);
-  return ok_or_raise(L, s, tide_store_update_set(s, luaL_checkinteger(L, 2),
-                                                 (int)luaL_checkinteger(L, 3),
-                                                 info, info ? len : 0));
-}
-
-/* store:update_current(app_id) -> id, state, info | nothing */
-static int store_update_current(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int64_t id;
-  int state;
-  const void *info;
-  size_t len;
-  int rc = tide_store_update_current(s, luaL_checkinteger(L, 2), &id,
-                                     &state, &info, &len);
-  if (rc == TIDE_ENOTFOUND) return 0;
-  if (rc) return ok_or_raise(L, s, rc);
-  lua_pushinteger(L, (lua_Integer)id);
-  lua_pushinteger(L, state);
-  if (info)
-    lua_pushlstring(L, (const char *)info, len);
-  else
-    lua_pushnil(L);
-  return 3;
-}
-
-/* store:work_add(update_id, path, item) */
-static int store_work_add(lua_State *L) {
-  tide_Store *s = check_store(L);
-  size_t path_len, item_len;
-  const char *path = luaL_checklstring(L, 3, &path_len);
-  const char *item = luaL_optlstring(L, 4, NULL, &item_len);
-  return ok_or_raise(L, s, tide_store_work_add(s, luaL_checkinteger(L, 2),
-                                               path, path_len, item,
-                                               item ? item_len : 0));
-}
-
-/* store:worker_join(update_id, host, pid) -> id */
-static int store_worker_join(lua_State *L) {
-  tide_Store *s = check_store(L);
-  size_t host_len;
-  const char *host = luaL_checklstring(L, 3, &host_len);
-  int64_t id;
-  int rc = tide_store_worker_join(s, luaL_checkinteger(L, 2), host, host_len,
-                                  luaL_checkinteger(L, 4), &id);
-  if (rc) return ok_or_raise(L, s, rc);
-  lua_pushinteger(L, (lua_Integer)id);
-  return 1;
-}
-
-/* store:worker_beat(worker_id) */
-static int store_worker_beat(lua_State *L) {
-  tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_worker_beat(s, luaL_checkinteger(L,
-                                                                       2)));
-}
-
-static int add_work_item(void *arg, const tide_StoreWorkItem *w) {
-  lua_State *L = arg;
-  lua_createtable(L, 0, 3);
-  set_int(L, "id", w->id);
-  set_int(L, "tries", w->tries);
-  set_str(L, "path", w->path, w->path_len);
-  set_blob(L, "item", w->item, w->item_len);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  return 0;
-}
-
-/* The claim of tide_store_work_claim, its arguments at 2..5: pushes its
-** items and how many items of the update are open (-1 when it took
-** some). */
-static int claim_now(lua_State *L, tide_Store *s) {
-  int64_t open = 0;
-  int rc;
-  lua_newtable(L);
-  rc = tide_store_work_claim(s, lua_tointeger(L, 2), lua_tointeger(L, 3),
-                             (int)lua_tointeger(L, 4), lua_tointeger(L, 5),
-                             add_work_item, L, &open);
-  if (rc) return ok_or_raise(L, s, rc);
-  lua_pushinteger(L, (lua_Integer)open);
-  return 2;
-}
-
-/* A task's wait for a claim's answer: the store's socket readable, or
-** the answer read meanwhile by another call of the store (a task's read),
-** which a timer looks for every millisecond. Its callbacks touch neither
-** the store nor Lua: they close the handles, and the task, resumed,
-** looks, and reads or waits again. */
-typedef struct {
-  tide_Wait w; /* first */
-  uv_poll_t poll;
-  uv_timer_t timer;
-  int made;     /* handles made and not closed yet */
-  int readable; /* the socket was (or cannot be watched: read at once) */
-  lua_Alloc alloc;
-  void *ud;
-} Answer;
-
-static void answer_closed(uv_handle_t *h) {
-  Answer *a = h->data;
-  if (--a->made == 0) tide_wait_done(&a->w);
-}
-
-static void close_handle(uv_handle_t *h) {
-  if (!uv_is_closing(h)) uv_close(h, answer_closed);
-}
-
-/* Ends the wait: its handles closed, then done. */
-static void answer_stop(Answer *a) {
-  if (a->poll.data) close_handle((uv_handle_t *)&a->poll);
-  if (a->timer.data) close_handle((uv_handle_t *)&a->timer);
-}
-
-static void answer_readable(uv_poll_t *p, int status, int events) {
-  Answer *a = p->data;
-  (void)status; /* an error on the socket: the read reports it */
-  (void)events;
-  a->readable = 1;
-  answer_stop(a);
-}
-
-static void answer_tick(uv_timer_t *t) { answer_stop(t->data); }
-
-static void answer_cancel(tide_Wait *w) { answer_stop((Answer *)w); }
-
-static void answer_release(tide_Wait *w) {
-  Answer *a = (Answer *)w;
-  a->alloc(a->ud, a, sizeof *a, 0);
-}
-
-/* Reads a claim sent: pushes its items and -1, or, when it took none (and
-** max, at 4, asked for some), what tide_store_work_claim gives. */
-static int claim_read(lua_State *L, tide_Store *s) {
-  int count = 0, rc;
-  lua_newtable(L);
-  rc = tide_store_claim_read(s, add_work_item, L, &count);
-  if (rc) return ok_or_raise(L, s, rc);
-  if (count == 0 && lua_tointeger(L, 4) > 0) {
-    lua_pop(L, 1);
-    return claim_now(L, s);
-  }
-  lua_pushinteger(L, -1);
-  return 2;
-}
-
-static int claim_k(lua_State *L, int status, lua_KContext ctx);
-
-/* Suspends the task until the answer of the claim sent may be in
-** (claim_k), or reads it now when the task cannot wait. */
-static int claim_wait(lua_State *L, tide_Store *s) {
-  int fd = tide_store_claim_socket(s), anchor;
-  tide_Sched *sched;
-  uv_loop_t *loop;
-  Answer *a;
-  void *ud;
-  lua_Alloc alloc = lua_getallocf(L, &ud);
-  if (fd < 0) return claim_read(L, s);
-  if ((a = alloc(ud, NULL, 0, sizeof *a)) == NULL)
-    return luaL_error(L, "not enough memory");
-  if ((sched = tide_lsched_suspend(L, &anchor)) == NULL) {
-    alloc(ud, a, sizeof *a, 0);
-    return claim_read(L, s);
-  }
-  memset(a, 0, sizeof *a);
-  a->alloc = alloc;
-  a->ud = ud;
-  a->w.cancel = answer_cancel;
-  a->w.release = answer_release;
-  tide_sched_wait_begin(sched, &a->w, anchor);
-  loop = tide_sched_loop(sched);
-  if (uv_poll_init_socket(loop, &a->poll, fd) == 0) {
-    a->poll.data = a;
-    a->made++;
-    if (uv_poll_start(&a->poll, UV_READABLE, answer_readable) != 0)
-      a->readable = 1;
-  } else {
-    a->readable = 1;
-  }
-  /* Without its timer, an answer another call read would go unnoticed. */
-  if (!a->readable && uv_timer_init(loop, &a->timer) == 0) {
-    a->timer.data = a;
-    a->made++;
-    if (uv_timer_start(&a->timer, answer_tick, 1, 1) != 0) a->readable = 1;
-  } else {
-    a->readable = 1;
-  }
-  if (a->made == 0) tide_wait_done(&a->w);
-  else if (a->readable) answer_stop(a);
-  return tide_lsched_yield(L, (lua_KContext)a, claim_k);
-}
-
-static int claim_k(lua_State *L, int status, lua_KContext ctx) {
-  Answer *a = (Answer *)ctx;
-  int readable = a->readable;
-  tide_Store *s;
-  (void)status;
-  tide_sched_wait_end(&a->w);
-  lua_settop(L, 5);
-  s = check_store(L);
-  if (!readable && tide_store_claim_socket(s) >= 0) return claim_wait(L, s);
-  return claim_read(L, s);
-}
-
-/* store:work_claim(update_id, worker_id, max, lease_ms [, wait]) -> {
-** {id, path, item, tries} ... }, open (the items of the update not done,
-** or -1 when some were claimed). wait, in a task: the first step's answer
-** is waited for while the other tasks run (tide_store_claim_send);
-** elsewhere, or without wait, the call blocks. */
-static int store_work_claim(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int rc;
-  luaL_checkinteger(L, 2);
-  luaL_checkinteger(L, 3);
-  luaL_checkinteger(L, 4);
-  luaL_checkinteger(L, 5);
-  if (!lua_toboolean(L, 6) || !lua_isyieldable(L)) {
-    lua_settop(L, 5);
-    return claim_now(L, s);
-  }
-  lua_settop(L, 5);
-  rc = tide_store_claim_send(s, lua_tointeger(L, 2), lua_tointeger(L, 3),
-                             (int)lua_tointeger(L, 4));
-  if (rc) return ok_or_raise(L, s, rc);
-  return claim_wait(L, s);
-}
-
-#define BEAT_TYPE "tide.StoreBeat"
-
-static int beat_stop(lua_State *L) {
-  tide_StoreBeat **b = luaL_checkudata(L, 1, BEAT_TYPE);
-  tide_store_beat_stop(*b);
-  *b = NULL;
-  return 0;
-}
-
-/* store:beat_start(worker_id, interval_ms) -> beat, whose :stop() (or
-** collection) ends it */
-static int store_beat_start(lua_State *L) {
-  tide_Store *s = check_store(L);
-  tide_StoreBeat **b = lua_newuserdatauv(L, sizeof *b, 0);
-  int rc;
-  *b = NULL;
-  if (luaL_newmetatable(L, BEAT_TYPE)) {
-    lua_pushcfunction(L, beat_stop);
-    lua_setfield(L, -2, "__gc");
-    lua_newtable(L);
-    lua_pushcfunction(L, beat_stop);
-    lua_setfield(L, -2, "stop");
-    lua_setfield(L, -2, "__index");
-  }
-  lua_setmetatable(L, -2);
-  rc = tide_store_beat_start(s, luaL_checkinteger(L, 2),
-                             (int)luaL_checkinteger(L, 3), b);
-  if (rc) return ok_or_raise(L, s, rc);
-  return 1;
-}
-
-/* store:work_done(item_id, worker_id) */
-static int store_work_done(lua_State *L) {
-  tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_work_done(s, luaL_checkinteger(L, 2),
-                                                luaL_checkinteger(L, 3)));
-}
-
-/* store:work_ran(item_id, worker_id) */
-static int store_work_ran(lua_State *L) {
-  tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_work_ran(s, luaL_checkinteger(L, 2),
-                                               luaL_checkinteger(L, 3)));
-}
-
-/* store:work_reopen(update_id) -> how many items run and not done it
-** made ready again */
-static int store_work_reopen(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int64_t n;
-  int rc = tide_store_work_reopen(s, luaL_checkinteger(L, 2), &n);
-  if (rc) return ok_or_raise(L, s, rc);
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
-}
-
-/* store:worker_leave(worker_id, stats JSON) */
-static int store_worker_leave(lua_State *L) {
-  tide_Store *s = check_store(L);
-  size_t len;
-  const char *stats = luaL_optlstring(L, 3, NULL, &len);
-  return ok_or_raise(L, s, tide_store_worker_leave(s, luaL_checkinteger(L,
-                                                                        2),
-                                                   stats, stats ? len : 0));
-}
-
-/* store:work_open(update_id) -> the items not done */
-static int store_work_open(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int64_t open;
-  int rc = tide_store_work_open(s, luaL_checkinteger(L, 2), &open);
-  if (rc) return ok_or_raise(L, s, rc);
-  lua_pushinteger(L, (lua_Integer)open);
-  return 1;
-}
-
-/* store:workers_alive(update_id, lease_ms) -> how many may be at work */
-static int store_workers_alive(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int64_t alive;
-  int rc = tide_store_workers_alive(s, luaL_checkinteger(L, 2),
-                                    luaL_checkinteger(L, 3), &alive);
-  if (rc) return ok_or_raise(L, s, rc);
-  lua_pushinteger(L, (lua_Integer)alive);
-  return 1;
-}
-
-/* store:work_redo(update_id, path) */
-static int store_work_redo(lua_State *L) {
-  tide_Store *s = check_store(L);
-  size_t len;
-  const char *path = luaL_checklstring(L, 3, &len);
-  return ok_or_raise(L, s, tide_store_work_redo(s, luaL_checkinteger(L, 2),
-                                                path, len));
-}
-
-static int add_worker(void *arg, const tide_StoreWorker *w) {
-  lua_State *L = arg;
-  lua_createtable(L, 0, 8);
-  set_int(L, "id", w->id);
-  set_int(L, "update_id", w->update_id);
-  set_str(L, "host", w->host, w->host_len);
-  set_int(L, "pid", w->pid);
-  set_int(L, "claimed", w->claimed);
-  set_int(L, "done", w->done);
-  set_int(L, "seen_ms_ago", w->seen_ms_ago);
-  lua_pushboolean(L, w->left);
-  lua_setfield(L, -2, "left");
-  set_str(L, "stats", w->stats, w->stats_len);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  return 0;
-}
-
-/* store:workers(update_id) -> { worker ... } */
-static int store_workers(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int rc;
-  lua_newtable(L);
-  rc = tide_store_worker_each(s, luaL_checkinteger(L, 2), add_worker, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
-}
-
-/* store:worker_count(worker_id, name, n): adds n to the worker's count,
-** in the open batch */
-static int store_worker_count(lua_State *L) {
-  tide_Store *s = check_store(L);
-  size_t len;
-  const char *name = luaL_checklstring(L, 3, &len);
-  return ok_or_raise(L, s, tide_store_worker_count(s, luaL_checkinteger(L,
-                                                                        2),
-                                                   name, len,
-                                                   luaL_checkinteger(L, 4)));
-}
-
-static int add_count(void *arg, int64_t worker_id, const char *name,
-                     size_t name_len, int64_t n) {
-  lua_State *L = arg;
-  lua_rawgeti(L, -1, (lua_Integer)worker_id);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, (lua_Integer)worker_id);
-  }
-  lua_pushlstring(L, name, name_len);
-  lua_pushinteger(L, (lua_Integer)n);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  return 0;
-}
-
-/* store:worker_counts(update_id) -> { [worker_id] = { [name] = n } } */
-static int store_worker_counts(lua_State *L) {
-  tide_Store *s = check_store(L);
-  int rc;
-  lua_newtable(L);
-  rc = tide_store_worker_counts(s, luaL_checkinteger(L, 2), add_count, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
-}
 
 /* core.store_is_postgres(location) -> whether it names a PostgreSQL
 ** store (a location, not a file path). */
@@ -607,27 +208,27 @@ static int store_close(lua_State *L) {
 
 static int store_flush(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_flush(s));
+  return tide_lstore_ok_or_raise(L, s, tide_store_flush(s));
 }
 
 static int store_flush_send(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_flush_send(s));
+  return tide_lstore_ok_or_raise(L, s, tide_store_flush_send(s));
 }
 
 static int store_flush_wait(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_flush_wait(s));
+  return tide_lstore_ok_or_raise(L, s, tide_store_flush_wait(s));
 }
 
 static int store_maybe_flush(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_maybe_flush(s));
+  return tide_lstore_ok_or_raise(L, s, tide_store_maybe_flush(s));
 }
 
 static int store_rollback(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_rollback(s));
+  return tide_lstore_ok_or_raise(L, s, tide_store_rollback(s));
 }
 
 /* store:batches_lost() -> tide_store_batches_lost, and
@@ -696,7 +297,7 @@ static int store_app(lua_State *L) {
     id = app.id;
   }
   if (rc == TIDE_ENOTFOUND) return 0;
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   lua_pushinteger(L, (lua_Integer)id);
   lua_pushboolean(L, created);
   return 2;
@@ -717,12 +318,12 @@ static int store_apps(lua_State *L) {
   int rc;
   lua_newtable(L);
   rc = tide_store_app_each(s, push_app, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 static int store_app_delete(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_app_delete(s, luaL_checkinteger(L, 2)));
+  return tide_lstore_ok_or_raise(L, s, tide_store_app_delete(s, luaL_checkinteger(L, 2)));
 }
 
 /* ---- Components ---- */
@@ -758,7 +359,7 @@ static int store_components(lua_State *L) {
   lua_newtable(L);
   rc = tide_store_component_each(s, luaL_checkinteger(L, 2), add_component,
                                  L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 static int store_component(lua_State *L) {
@@ -769,7 +370,7 @@ static int store_component(lua_State *L) {
   int rc = tide_store_component_get(s, luaL_checkinteger(L, 2), path, len,
                                     &c);
   if (rc == TIDE_ENOTFOUND) return 0;
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   push_component(L, &c);
   return 1;
 }
@@ -797,7 +398,7 @@ static int store_component_put(lua_State *L) {
   if (c.path == NULL || c.fn_name == NULL)
     return luaL_error(L, "component_put: path and fn are required");
   rc = tide_store_component_put(s, &c, &id);
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -838,7 +439,7 @@ static int store_component_record(lua_State *L) {
   if (c.source_key == NULL) c.source_key_len = 0;
   if (c.state == NULL) c.state_len = 0;
   rc = tide_store_component_put(s, &c, &id);
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -851,7 +452,7 @@ static int store_component_path(lua_State *L) {
   int rc = tide_store_component_path(s, luaL_checkinteger(L, 2), &path,
                                      &len);
   if (rc == TIDE_ENOTFOUND) return 0;
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   lua_pushlstring(L, path, len);
   return 1;
 }
@@ -865,7 +466,7 @@ static int store_component_state(lua_State *L) {
   int rc = tide_store_component_state(s, luaL_checkinteger(L, 2), &state,
                                       &len);
   if (rc == TIDE_ENOTFOUND) return 0;
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   if (state == NULL) return 0;
   lua_pushlstring(L, state, len);
   return 1;
@@ -926,7 +527,7 @@ static int store_components_before(lua_State *L) {
   rc = tide_store_components_before(s, ids, n,
                                     refs_only ? NULL : put_state,
                                     put_ref, L);
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   return 2;
 }
 
@@ -938,7 +539,7 @@ static int store_targets_read_ahead(lua_State *L) {
   int64_t *ids;
   luaL_checktype(L, 2, LUA_TTABLE);
   ids = check_ids(L, 2, &n);
-  return ok_or_raise(L, s, tide_store_targets_read_ahead(s, ids, n));
+  return tide_lstore_ok_or_raise(L, s, tide_store_targets_read_ahead(s, ids, n));
 }
 
 /* store:backend() -> "sqlite" or "postgresql": whether its reads cross a
@@ -956,7 +557,7 @@ static int store_targets_forget_ahead(lua_State *L) {
 
 static int store_component_delete(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s,
+  return tide_lstore_ok_or_raise(L, s,
                      tide_store_component_delete(s, luaL_checkinteger(L, 2)));
 }
 
@@ -975,7 +576,7 @@ static int store_memo_get(lua_State *L) {
   tide_StoreMemo m;
   int rc = tide_store_memo_get(s, luaL_checkinteger(L, 2), opt_fp(L, 3), &m);
   if (rc == TIDE_ENOTFOUND) return 0;
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   push_memo(L, &m);
   return 1;
 }
@@ -994,22 +595,15 @@ static int put_memo(void *arg, const tide_StoreMemo *m) {
 static int store_memos_of(lua_State *L) {
   tide_Store *s = check_store(L);
   int64_t app = luaL_checkinteger(L, 2);
-  lua_Integer i, n;
-  const uint8_t **keys;
+  size_t i, n, *lens;
+  const char **keys = borrow_keys(L, 3, &n, &lens);
   int rc;
-  luaL_checktype(L, 3, LUA_TTABLE);
-  n = (lua_Integer)lua_rawlen(L, 3);
-  keys = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *keys, 0);
-  /* The keys stay in the table at 3 meanwhile: their bytes are borrowed. */
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, 3, i + 1);
-    keys[i] = opt_fp(L, -1);
-    luaL_argcheck(L, keys[i] != NULL, 3, "memo keys expected");
-    lua_pop(L, 1);
-  }
+  for (i = 0; i < n; i++)
+    luaL_argcheck(L, lens[i] == TIDE_FP_SIZE, 3, "memo keys expected");
   lua_newtable(L);
-  rc = tide_store_memo_each_of(s, app, keys, (size_t)n, put_memo, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  rc = tide_store_memo_each_of(s, app, (const uint8_t **)keys, n, put_memo,
+                               L);
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 /* store:memo_put(app_id, key, fn, value, deps, targets) */
@@ -1024,12 +618,12 @@ static int store_memo_put(lua_State *L) {
   m.deps = luaL_optlstring(L, 6, NULL, &m.deps_len);
   m.targets = luaL_optlstring(L, 7, NULL, &m.targets_len);
   luaL_argcheck(L, m.key != NULL, 3, "memo key expected");
-  return ok_or_raise(L, s, tide_store_memo_put(s, &m));
+  return tide_lstore_ok_or_raise(L, s, tide_store_memo_put(s, &m));
 }
 
 static int store_memo_delete(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_memo_delete(s, luaL_checkinteger(L, 2),
+  return tide_lstore_ok_or_raise(L, s, tide_store_memo_delete(s, luaL_checkinteger(L, 2),
                                                   opt_fp(L, 3)));
 }
 
@@ -1049,14 +643,14 @@ static int store_memo_keys(lua_State *L) {
   int rc;
   lua_newtable(L);
   rc = tide_store_memo_each_key(s, luaL_checkinteger(L, 2), add_memo_key, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 /* ---- Memo references ---- */
 
 static int store_memo_ref_add(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_memo_ref_add(
+  return tide_lstore_ok_or_raise(L, s, tide_store_memo_ref_add(
                                s, luaL_checkinteger(L, 2),
                                luaL_checkinteger(L, 3), opt_fp(L, 4)));
 }
@@ -1074,19 +668,19 @@ static int store_memo_refs(lua_State *L) {
   int rc;
   lua_newtable(L);
   rc = tide_store_memo_refs_each(s, luaL_checkinteger(L, 2), add_ref, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 static int store_memo_refs_clear(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s,
+  return tide_lstore_ok_or_raise(L, s,
                      tide_store_memo_refs_clear(s, luaL_checkinteger(L, 2)));
 }
 
 /* store:memo_delete_unreferenced(app_id): every entry no component uses */
 static int store_memo_delete_unreferenced(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_memo_delete_unreferenced(
+  return tide_lstore_ok_or_raise(L, s, tide_store_memo_delete_unreferenced(
                               s, luaL_checkinteger(L, 2)));
 }
 
@@ -1110,7 +704,7 @@ static int store_memo_delete_unused(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
-  return ok_or_raise(L, s, tide_store_memo_delete_unused(
+  return tide_lstore_ok_or_raise(L, s, tide_store_memo_delete_unused(
                                s, app_id, (const uint8_t *)lua_tostring(L, -1),
                                (size_t)n));
 }
@@ -1142,7 +736,7 @@ static int store_container(lua_State *L) {
                                           identity, identity_len, &id,
                                           &created);
   if (rc == 0) rc = tide_store_container_get(s, id, &c);
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   push_container(L, &c);
   lua_pushboolean(L, created);
   return 2;
@@ -1159,12 +753,12 @@ static int store_container_update(lua_State *L) {
   c.schema_fp = get_fp(L, 2, "schema_fp");
   c.owner_id = get_int(L, 2, "owner_id");
   c.state = (int)get_int(L, 2, "state");
-  return ok_or_raise(L, s, tide_store_container_update(s, &c));
+  return tide_lstore_ok_or_raise(L, s, tide_store_container_update(s, &c));
 }
 
 static int store_container_delete(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s,
+  return tide_lstore_ok_or_raise(L, s,
                      tide_store_container_delete(s, luaL_checkinteger(L, 2)));
 }
 
@@ -1181,7 +775,7 @@ static int store_containers(lua_State *L) {
   lua_newtable(L);
   rc = tide_store_container_each(s, luaL_checkinteger(L, 2), add_container,
                                  L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 /* ---- Target states ---- */
@@ -1216,7 +810,7 @@ static int store_target_put(lua_State *L) {
   t.value_fp = opt_fp(L, 5);
   t.pending = (int)luaL_optinteger(L, 6, TIDE_TARGET_APPLIED);
   t.written = lua_toboolean(L, 7);
-  return ok_or_raise(L, s, tide_store_target_put(s, &t));
+  return tide_lstore_ok_or_raise(L, s, tide_store_target_put(s, &t));
 }
 
 static int store_target_mark_applied(lua_State *L) {
@@ -1224,13 +818,13 @@ static int store_target_mark_applied(lua_State *L) {
   size_t len;
   int64_t container = luaL_checkinteger(L, 2);
   const char *key = luaL_checklstring(L, 3, &len);
-  return ok_or_raise(L, s,
+  return tide_lstore_ok_or_raise(L, s,
                      tide_store_target_mark_applied(s, container, key, len));
 }
 
 static int store_targets_mark_applied(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_targets_mark_applied(
+  return tide_lstore_ok_or_raise(L, s, tide_store_targets_mark_applied(
                                s, luaL_checkinteger(L, 2)));
 }
 
@@ -1239,7 +833,7 @@ static int store_target_delete(lua_State *L) {
   size_t len;
   int64_t container = luaL_checkinteger(L, 2);
   const char *key = luaL_checklstring(L, 3, &len);
-  return ok_or_raise(L, s, tide_store_target_delete(s, container, key, len));
+  return tide_lstore_ok_or_raise(L, s, tide_store_target_delete(s, container, key, len));
 }
 
 static int store_target(lua_State *L) {
@@ -1250,7 +844,7 @@ static int store_target(lua_State *L) {
   tide_StoreTarget t;
   int rc = tide_store_target_get(s, container, key, len, &t);
   if (rc == TIDE_ENOTFOUND) return 0;
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   push_target(L, &t);
   return 1;
 }
@@ -1261,7 +855,7 @@ static int store_targets_by_owner(lua_State *L) {
   lua_newtable(L);
   rc = tide_store_target_each_by_owner(s, luaL_checkinteger(L, 2), add_target,
                                        L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 /* store.h's committed read of a state, for reconcile.lua's submit (the
@@ -1274,7 +868,7 @@ static int store_target_committed(lua_State *L) {
   tide_StoreTarget t;
   int rc = tide_store_target_get_committed(s, container, key, len, &t);
   if (rc == TIDE_ENOTFOUND) return 0;
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   push_target(L, &t);
   return 1;
 }
@@ -1285,7 +879,7 @@ static int store_targets_by_container(lua_State *L) {
   lua_newtable(L);
   rc = tide_store_target_each_by_container(s, luaL_checkinteger(L, 2),
                                            add_target, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 static int add_path(void *arg, const char *path, size_t len) {
@@ -1304,12 +898,12 @@ static int store_target_owners(lua_State *L) {
   int held_only = lua_toboolean(L, 3), rc;
   lua_newtable(L);
   rc = tide_store_target_owner_each(s, container, held_only, add_path, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 static int store_targets_mark_unknown(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s, tide_store_targets_mark_unknown(
+  return tide_lstore_ok_or_raise(L, s, tide_store_targets_mark_unknown(
                                s, luaL_checkinteger(L, 2)));
 }
 
@@ -1324,7 +918,7 @@ static int store_targets_by_owners(lua_State *L) {
   ids = check_ids(L, 2, &n);
   lua_newtable(L);
   rc = tide_store_target_each_by_owners(s, ids, n, add_target, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 /* store:targets_of_keys(container_id, { key, ... }, committed) -> the
@@ -1334,24 +928,13 @@ static int store_targets_of_keys(lua_State *L) {
   tide_Store *s = check_store(L);
   int64_t container = luaL_checkinteger(L, 2);
   int committed = lua_toboolean(L, 4);
-  lua_Integer i, n;
-  const char **keys;
-  size_t *lens;
+  size_t n, *lens;
+  const char **keys = borrow_keys(L, 3, &n, &lens);
   int rc;
-  luaL_checktype(L, 3, LUA_TTABLE);
-  n = (lua_Integer)lua_rawlen(L, 3);
-  keys = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *keys, 0);
-  lens = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *lens, 0);
-  /* The keys stay in the table at 3 meanwhile: their bytes are borrowed. */
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, 3, i + 1);
-    keys[i] = luaL_checklstring(L, -1, &lens[i]);
-    lua_pop(L, 1);
-  }
   lua_newtable(L);
-  rc = tide_store_target_each_of_keys(s, container, keys, lens, (size_t)n,
+  rc = tide_store_target_each_of_keys(s, container, keys, lens, n,
                                       committed, add_target, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 static int store_targets_pending(lua_State *L) {
@@ -1360,7 +943,7 @@ static int store_targets_pending(lua_State *L) {
   lua_newtable(L);
   rc = tide_store_target_each_pending(s, luaL_checkinteger(L, 2), add_target,
                                       L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 /* ---- Intents ---- */
@@ -1374,14 +957,14 @@ static int store_intent_add(lua_State *L) {
   int64_t id = 0;
   int rc = tide_store_intent_add(s, luaL_checkinteger(L, 2),
                                  luaL_checkinteger(L, 3), keys, len, &id);
-  if (rc) return ok_or_raise(L, s, rc);
+  if (rc) return tide_lstore_ok_or_raise(L, s, rc);
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
 
 static int store_intent_delete(lua_State *L) {
   tide_Store *s = check_store(L);
-  return ok_or_raise(L, s,
+  return tide_lstore_ok_or_raise(L, s,
                      tide_store_intent_delete(s, luaL_checkinteger(L, 2)));
 }
 
@@ -1401,7 +984,7 @@ static int store_intents(lua_State *L) {
   int rc;
   lua_newtable(L);
   rc = tide_store_intent_each(s, luaL_checkinteger(L, 2), add_intent, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 /* ---- Source items ---- */
@@ -1433,7 +1016,7 @@ static int store_source_items(lua_State *L) {
   int rc;
   lua_newtable(L);
   rc = tide_store_source_each(s, app_id, source, len, add_source, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 /* store:source_put(app_id, source, key, size, mtime_ns, inode, fp) */
@@ -1447,7 +1030,7 @@ static int store_source_put(lua_State *L) {
   i.mtime_ns = luaL_checkinteger(L, 6);
   i.inode = luaL_checkinteger(L, 7);
   i.content_fp = opt_fp(L, 8);
-  return ok_or_raise(L, s, tide_store_source_put(s, &i));
+  return tide_lstore_ok_or_raise(L, s, tide_store_source_put(s, &i));
 }
 
 static int store_source_delete(lua_State *L) {
@@ -1456,7 +1039,7 @@ static int store_source_delete(lua_State *L) {
   int64_t app_id = luaL_checkinteger(L, 2);
   const char *source = luaL_checklstring(L, 3, &source_len);
   const char *key = luaL_checklstring(L, 4, &key_len);
-  return ok_or_raise(L, s, tide_store_source_delete(s, app_id, source,
+  return tide_lstore_ok_or_raise(L, s, tide_store_source_delete(s, app_id, source,
                                                     source_len, key,
                                                     key_len));
 }
@@ -1467,7 +1050,7 @@ static int store_run_begin(lua_State *L) {
   tide_Store *s = check_store(L);
   int64_t id;
   int rc = tide_store_run_begin(s, luaL_checkinteger(L, 2), &id);
-  if (rc != 0) return ok_or_raise(L, s, rc);
+  if (rc != 0) return tide_lstore_ok_or_raise(L, s, rc);
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -1478,7 +1061,7 @@ static int store_run_finish(lua_State *L) {
   int64_t run_id = luaL_checkinteger(L, 2);
   int status = (int)luaL_checkinteger(L, 3);
   const char *stats = luaL_optlstring(L, 4, NULL, &len);
-  return ok_or_raise(L, s,
+  return tide_lstore_ok_or_raise(L, s,
                      tide_store_run_finish(s, run_id, status, stats, len));
 }
 
@@ -1500,7 +1083,7 @@ static int store_runs(lua_State *L) {
   lua_newtable(L);
   rc = tide_store_run_each_latest(s, luaL_checkinteger(L, 2),
                                   (int)luaL_optinteger(L, 3, 10), add_run, L);
-  return rc ? ok_or_raise(L, s, rc) : 1;
+  return rc ? tide_lstore_ok_or_raise(L, s, rc) : 1;
 }
 
 static int store_gc(lua_State *L) {
@@ -1560,21 +1143,11 @@ void tide_lstore_open(lua_State *L) {
     {"source_items", store_source_items}, {"source_put", store_source_put},
     {"source_delete", store_source_delete}, {"run_begin", store_run_begin},
     {"run_finish", store_run_finish}, {"runs", store_runs},
-    {"update_open", store_update_open}, {"update_set", store_update_set},
-    {"update_current", store_update_current},
-    {"work_add", store_work_add}, {"worker_join", store_worker_join},
-    {"worker_beat", store_worker_beat}, {"work_claim", store_work_claim},
-    {"work_done", store_work_done}, {"worker_leave", store_worker_leave},
-    {"workers", store_workers}, {"worker_count", store_worker_count},
-    {"worker_counts", store_worker_counts},
-    {"workers_alive", store_workers_alive}, {"work_open", store_work_open},
-    {"beat_start", store_beat_start},
-    {"work_redo", store_work_redo}, {"work_ran", store_work_ran},
-    {"work_reopen", store_work_reopen},
     {NULL, NULL},
   };
   if (luaL_newmetatable(L, STORE_TYPE)) {
     luaL_newlib(L, methods);
+    tide_lstore_work_methods(L);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, store_gc);
     lua_setfield(L, -2, "__gc");
