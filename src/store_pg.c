@@ -123,6 +123,7 @@ static int send_plain(PgStore *s, const char *sql, const char *what) {
     tide_pgs_bulk_drop(s);
     if (!s->begun) return 0; /* nothing of it reached the server */
   } else if ((rc = tide_pgs_bulk_send(s)) != 0 ||
+             (rc = tide_pgs_bulk_send_memos(s)) != 0 ||
              (rc = send_begin(s)) != 0) {
     return rc;
   }
@@ -505,7 +506,8 @@ int tide_pgs_flush_wait(PgStore *s) {
 }
 
 int tide_pgs_maybe_flush(PgStore *s) {
-  return tide_store_batch_due(&s->base) ? tide_pgs_flush(s) : 0;
+  return tide_store_batch_due(&s->base) || tide_pgs_bulk_memos_due(s)
+         ? tide_pgs_flush(s) : 0;
 }
 
 int tide_pgs_rollback(PgStore *s) {

@@ -306,9 +306,14 @@ int tide_pgs_read_apart(PgStore *s, int slot, const char *sql,
 /* Keeps one row of kind (PG_KIND_*) for its set-based statement, in
 ** the open batch (store_pg_bulk.c). */
 int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells);
-/* Sends the rows kept, a statement per kind; the next statement sent and
-** every synchronisation do it first. */
+/* Sends the rows kept, a statement per kind, but memo entries; the next
+** statement sent and every synchronisation do it first. */
 int tide_pgs_bulk_send(PgStore *s);
+/* Sends the memo entries kept, in key order: the commit does it last,
+** a statement that reads or deletes memo entries first. Whether they are
+** many enough that the batch should commit at its next chance. */
+int tide_pgs_bulk_send_memos(PgStore *s);
+int tide_pgs_bulk_memos_due(const PgStore *s);
 /* Keeps a memo reference (tide_store_memo_ref_add), and a clear of a
 ** component's (tide_store_memo_refs_clear): clears are sent before
 ** additions, and a clear that follows additions to the same component

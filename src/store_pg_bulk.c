@@ -21,6 +21,18 @@
 ** memos_kept, components_kept, ref_owners): a read in each component
 ** would otherwise send every kind's rows one by one.
 **
+** Memo entries are the rows two processes sharing an update write alike
+** (a function computed by both): each upsert locks its entry's row
+** until the commit, so two batches that upserted the same entries in
+** more than one statement each, in different orders, would deadlock (the
+** server rolls one back). So a batch's entries are kept until its commit
+** and sent last, in one statement that writes them in key order: of two
+** batches, the one that waits for an entry holds none the other needs.
+** Only a statement that reads or deletes memo entries sends them earlier
+** (tide_pgs_bulk_send_memos), and a batch whose entries reach
+** BULK_MAX_BYTES commits at its next chance (tide_pgs_bulk_memos_due)
+** before MEMO_MAX_BYTES forces a statement of them.
+**
 ** The arrays travel as text: int8 elements as decimal digits, bytea
 ** elements as "\\x" and hex, NULL as NULL.
 */
@@ -33,6 +45,10 @@
 ** value may be large: an embedding). */
 #define BULK_MAX_ROWS 2048
 #define BULK_MAX_BYTES (8 << 20)
+/* A batch's memo entries, sent at its commit: the most rows and bytes
+** kept before they are sent anyway (a component that memoizes more). */
+#define MEMO_MAX_ROWS (8 * BULK_MAX_ROWS)
+#define MEMO_MAX_BYTES (4 * BULK_MAX_BYTES)
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -164,10 +180,18 @@ int tide_pgs_array_bytes(tide_Buf *b, const void *p, size_t len) {
   return add_cell(b, 'b', &cell);
 }
 
+/* The bytes of the rows of a kind kept. */
+static size_t kept_bytes(const PgStore *s, int kind) {
+  const char *t = kinds[kind].types;
+  size_t bytes = 0;
+  int i;
+  for (i = 0; t[i]; i++) bytes += s->bulk[kind].cols[i].len;
+  return bytes;
+}
+
 int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells) {
   PgBulk *k = &s->bulk[kind];
   const char *t = kinds[kind].types;
-  size_t bytes;
   int i, rc;
   if ((rc = tide_pgs_write_begin(s)) != 0) return rc;
   tide_pgs_release(s);
@@ -178,9 +202,11 @@ int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells) {
   }
   k->rows++;
   s->base.batch_writes++;
-  if (k->rows >= BULK_MAX_ROWS) return tide_pgs_bulk_send(s);
-  for (i = 0, bytes = 0; t[i]; i++) bytes += k->cols[i].len;
-  if (bytes >= BULK_MAX_BYTES) return tide_pgs_bulk_send(s);
+  if (kind == PG_KIND_MEMOS)
+    return k->rows >= MEMO_MAX_ROWS || kept_bytes(s, kind) >= MEMO_MAX_BYTES
+           ? tide_pgs_bulk_send_memos(s) : 0;
+  if (k->rows >= BULK_MAX_ROWS || kept_bytes(s, kind) >= BULK_MAX_BYTES)
+    return tide_pgs_bulk_send(s);
   return 0;
 }
 
@@ -224,11 +250,24 @@ static void forget_kept(PgStore *s) {
 int tide_pgs_bulk_send(PgStore *s) {
   int kind, rc;
   for (kind = 0; kind < PG_BULK_KINDS; kind++) {
-    if (s->bulk[kind].rows == 0) continue;
+    if (s->bulk[kind].rows == 0 || kind == PG_KIND_MEMOS) continue;
     if ((rc = send_kind(s, kind)) != 0) return rc;
   }
-  forget_kept(s);
+  forget_map(s, &s->ref_owners);
+  forget_map(s, &s->components_kept);
   return 0;
+}
+
+int tide_pgs_bulk_send_memos(PgStore *s) {
+  int rc;
+  if (s->bulk[PG_KIND_MEMOS].rows == 0) return 0;
+  if ((rc = send_kind(s, PG_KIND_MEMOS)) != 0) return rc;
+  forget_map(s, &s->memos_kept);
+  return 0;
+}
+
+int tide_pgs_bulk_memos_due(const PgStore *s) {
+  return kept_bytes(s, PG_KIND_MEMOS) >= BULK_MAX_BYTES;
 }
 
 /* ref_owners' values: a component's references cleared, or added (and
@@ -291,6 +330,8 @@ int tide_pgs_bulk_component_kept(const PgStore *s, int64_t id) {
 
 int tide_pgs_memo_delete_unreferenced(PgStore *s, int64_t app_id) {
   PgParams p = {0};
+  int rc = tide_pgs_bulk_send_memos(s);
+  if (rc) return rc;
   pg_param_int(&p, app_id);
   return tide_pgs_write(s, PG_MEMO_DELETE_UNREFERENCED,
                         "DELETE FROM memos m WHERE app_id = $1"
@@ -307,7 +348,7 @@ int tide_pgs_memo_delete_unused(PgStore *s, int64_t app_id,
   char id[24];
   PgParams p;
   size_t i, at;
-  int rc = 0;
+  int rc = tide_pgs_bulk_send_memos(s);
   tide_buf_init(&list, s->base.alloc, s->base.ud);
   snprintf(id, sizeof id, "%lld", (long long)app_id);
   for (at = 0; at < n && rc == 0; at += BULK_MAX_ROWS) {

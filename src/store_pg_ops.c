@@ -194,6 +194,8 @@ int tide_pgs_app_each(PgStore *s, tide_StoreAppFn fn, void *arg) {
 ** go with their containers. */
 int tide_pgs_app_delete(PgStore *s, int64_t app_id) {
   PgParams p;
+  int rc = tide_pgs_bulk_send_memos(s);
+  if (rc) return rc;
   id_param(&p, app_id);
   return send_write(s, PG_APP_DELETE,
                "WITH c AS (DELETE FROM containers WHERE app_id = $1"
@@ -617,9 +619,13 @@ int tide_pgs_memo_get(PgStore *s, int64_t app_id, const uint8_t *key,
   int rc;
   pg_param_int(&p, app_id);
   pg_param_fp(&p, key);
-  /* Apart from the rows kept, unless the entry is one of them: a memo
-  ** miss in each component would otherwise send every kind's rows. */
-  rc = (tide_pgs_bulk_memo_kept(s, key) ? tide_pgs_get : tide_pgs_get_apart)(
+  /* Apart from the rows kept (a memo miss in each component would
+  ** otherwise send every kind's rows), after the entries kept when the
+  ** entry is one of them. */
+  if (tide_pgs_bulk_memo_kept(s, key) &&
+      (rc = tide_pgs_bulk_send_memos(s)) != 0)
+    return rc;
+  rc = tide_pgs_get_apart(
     s, PG_MEMO_GET,
     "SELECT app_id, key, fn_name, value, deps, targets,"
     " updated_ns FROM memos WHERE app_id = $1 AND key = $2",
@@ -643,13 +649,14 @@ int tide_pgs_memo_each_of(PgStore *s, int64_t app_id,
   int rc, row, rows, kept = 0;
   if (n == 0) return 0;
   for (i = 0; i < n && !kept; i++) kept = tide_pgs_bulk_memo_kept(s, keys[i]);
-  /* Apart from the rows kept, unless an entry asked for is one of them
-  ** (tide_pgs_memo_get). */
+  /* Apart from the rows kept, after the entries kept when an entry asked
+  ** for is one of them (tide_pgs_memo_get). */
+  if (kept && (rc = tide_pgs_bulk_send_memos(s)) != 0) return rc;
   rc = read_id_keys(s, PG_MEMO_EACH_OF,
                     "SELECT app_id, key, fn_name, value, deps, targets,"
                     " updated_ns FROM memos WHERE app_id = $1::int8"
                     " AND key = ANY($2::bytea[])",
-                    app_id, (const void *const *)keys, NULL, n, !kept,
+                    app_id, (const void *const *)keys, NULL, n, 1,
                     "cannot read the memo entries", &r);
   if (rc) return rc;
   rows = PQntuples(r);
@@ -685,6 +692,8 @@ int tide_pgs_memo_put(PgStore *s, const tide_StoreMemo *m) {
 
 int tide_pgs_memo_delete(PgStore *s, int64_t app_id, const uint8_t *key) {
   PgParams p = {0};
+  int rc = tide_pgs_bulk_send_memos(s);
+  if (rc) return rc;
   pg_param_int(&p, app_id);
   pg_param_fp(&p, key);
   return send_write(s, PG_MEMO_DEL,
@@ -704,6 +713,8 @@ int tide_pgs_memo_each_key(PgStore *s, int64_t app_id, tide_StoreMemoKeyFn fn,
                            void *arg) {
   static const int keys[] = { 0 };
   PgParams p;
+  int rc = tide_pgs_bulk_send_memos(s);
+  if (rc) return rc;
   id_param(&p, app_id);
   return each_page(s, PG_MEMO_KEYS_FIRST,
                    "SELECT key, fn_name FROM memos WHERE app_id = $1"

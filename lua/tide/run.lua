@@ -496,13 +496,24 @@ function Run:memo_lookup(key)
   if not self.remote_store or not sched.current() then
     return self.store:memo_get(self.app_id, key)
   end
-  local store, app_id = self.store, self.app_id
+  local store, app_id, stored = self.store, self.app_id, self.memo_candidates
   return sched.gather(self.sched, self, "memo_wave", function(group)
     local keys = group.keys or {}
     group.keys = keys
     keys[#keys + 1] = key
   end, function(group)
-    group.found = store:memos_of(app_id, group.keys)
+    -- A key this run stored while the group gathered is not read: its
+    -- caller finds it in the run's memo cache (engine.lua's call). Read,
+    -- it would send the batch's memo entries before its commit, which
+    -- must send them in one statement (store_pg_bulk.c).
+    local keys, n = {}, 0
+    for _, k in ipairs(group.keys) do
+      if not stored[k] then
+        n = n + 1
+        keys[n] = k
+      end
+    end
+    group.found = n > 0 and store:memos_of(app_id, keys) or {}
   end).found[key]
 end
 

@@ -3628,6 +3628,66 @@ static int see_count(void *arg, int64_t worker_id, const char *name,
 
 /* A worker's counts go with the batch that records what they count: a
 ** batch rolled back takes its counts with it; names are bytes. */
+/* Two processes record the same memo entries in one batch each, in
+** opposite orders, with a read between their two entries: had each
+** upserted its first entry at the read, each commit would wait for an
+** entry the other holds, and the server would roll one back (a
+** deadlock). A batch's entries go at its commit, in key order, so both
+** commit. */
+static void test_pg_memos_alike(void) {
+  Tmp t;
+  tide_Store *s, *a, *b;
+  tide_StoreMemo m, got;
+  uint8_t k1[TIDE_FP_SIZE], k2[TIDE_FP_SIZE], va = 'a', vb = 'b', first;
+  int64_t app, u, cur;
+  const void *info;
+  size_t info_len;
+  int state;
+  tmp_init(&t, "unused");
+  s = listed_update(t.path, 0, NULL, &app, &u);
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  b = open_ok(t.path, TIDE_STORE_SHARED);
+  memset(k1, 1, sizeof k1);
+  memset(k2, 2, sizeof k2);
+  memset(&m, 0, sizeof m);
+  m.app_id = app;
+  SET_STR(m.fn_name, "f");
+  m.value_len = 1;
+  m.value = &va;
+  m.key = k2;
+  CHECK_EQ_INT(tide_store_memo_put(a, &m), 0);
+  CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state, &info,
+                                         &info_len), 0);
+  m.value = &vb;
+  m.key = k1;
+  CHECK_EQ_INT(tide_store_memo_put(b, &m), 0);
+  CHECK_EQ_INT(tide_store_update_current(b, app, &cur, &state, &info,
+                                         &info_len), 0);
+  m.value = &va;
+  CHECK_EQ_INT(tide_store_memo_put(a, &m), 0);
+  m.value = &vb;
+  m.key = k2;
+  CHECK_EQ_INT(tide_store_memo_put(b, &m), 0);
+  /* Both commits under way at once: b's waits for a's. */
+  CHECK_EQ_INT(tide_store_flush_send(a), 0);
+  CHECK_EQ_INT(tide_store_flush_send(b), 0);
+  CHECK_EQ_INT(tide_store_flush_wait(a), 0);
+  CHECK_EQ_INT(tide_store_flush_wait(b), 0);
+  CHECK_EQ_INT(tide_store_batches_lost(a) + tide_store_batches_lost(b), 0);
+  /* One batch waited for the other, whose entries its own replaced:
+  ** both entries hold one batch's values. */
+  CHECK_EQ_INT(tide_store_memo_get(s, app, k1, &got), 0);
+  CHECK_EQ_INT(got.value_len, 1);
+  first = *(const uint8_t *)got.value;
+  CHECK(first == 'a' || first == 'b');
+  CHECK_EQ_INT(tide_store_memo_get(s, app, k2, &got), 0);
+  CHECK(blob_equal(got.value, got.value_len, &first, 1));
+  CHECK_EQ_INT(tide_store_close(a), 0);
+  CHECK_EQ_INT(tide_store_close(b), 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
 static void test_pg_worker_counts(void) {
   Tmp t;
   tide_Store *s, *a, *b;
@@ -3907,6 +3967,7 @@ static const CheckTest pg_tests[] = {
   { "work items run, finished by their worker or reopened",
     test_pg_work_ran },
   { "the log of updates keeps the latest", test_pg_log_kept },
+  { "memo entries two processes record alike", test_pg_memos_alike },
   { NULL, NULL },
 };
 

@@ -333,6 +333,64 @@ describe("an update shared by workers", function()
     assert.are.equal(0, b.components.added + b.components.reprocessed)
   end)
 
+  it("commits the memo entries two workers compute alike without a "
+     .. "deadlock", function()
+    -- Each document holds 40 of 60 lines, in its own order, and a
+    -- memoized function counts each line's words: the two workers
+    -- record the same entries in their batches, in other orders. Sent
+    -- as they came, two batches could each hold an entry the other
+    -- waits for, and the server rolled one back (its worker left the
+    -- update, the lead ran its items again).
+    local pipeline = [=[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "path", "string", key = true },
+                                 { "words", "integer" } })
+local count = tide.fn("count", { memo = true }, function(line)
+  local n = 0
+  for _ in line:gmatch("%S+") do n = n + 1 end
+  return n
+end)
+local process = tide.fn("process", { memo = true }, function(file, docs)
+  local words = 0
+  for line in file:text():gmatch("[^\n]+") do words = words + count(line) end
+  docs:row(Doc { path = file.path, words = words })
+end)
+return tide.app("alike", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), docs)
+end)
+]=]
+    local d = project_with(0, pipeline)
+    local pool = {}
+    for i = 1, 60 do pool[i] = ("line %d of the shared text"):format(i) end
+    math.randomseed(7)
+    for f = 1, 300 do
+      for i = 60, 2, -1 do
+        local j = math.random(i)
+        pool[i], pool[j] = pool[j], pool[i]
+      end
+      helpers.write(("%s/docs/d%03d.txt"):format(d, f),
+                    table.concat(pool, "\n", 1, 40) .. "\n")
+    end
+    for run = 1, 3 do
+      os.remove(d .. "/out.db")
+      local out, err, code = tide(d, "", ("update pipeline.lua --db %s "
+        .. "--workers 2 --json"):format(q(location("alike" .. run))))
+      assert.are.equal(0, code, err)
+      assert.are.equal("", err)
+      local r = cjson.decode(out)
+      assert.are.equal(300, r.components.added)
+      assert.are.equal(0, r.components.errors)
+      -- Each item done once: none ran again after a lost batch.
+      local done = 0
+      for _, w in ipairs(r.workers) do done = done + w.done end
+      assert.are.equal(300, done)
+      assert.are.equal(12000, r.functions.count.calls)
+    end
+  end)
+
   it("deletes the rows a worker's component stopped declaring, as one "
      .. "process does", function()
     local env, shared = "SLEEP_MS=5", "--workers 2 --max-inflight 2"
