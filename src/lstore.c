@@ -561,6 +561,17 @@ static int store_component_delete(lua_State *L) {
                      tide_store_component_delete(s, luaL_checkinteger(L, 2)));
 }
 
+/* store:components_delete({ id, ... }) */
+static int store_components_delete(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t n;
+  int64_t *ids;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  ids = check_ids(L, 2, &n);
+  return tide_lstore_ok_or_raise(L, s,
+                                 tide_store_components_delete(s, ids, n));
+}
+
 /* ---- Memo entries ---- */
 
 static void push_memo(lua_State *L, const tide_StoreMemo *m) {
@@ -1108,6 +1119,7 @@ void tide_lstore_open(lua_State *L) {
     {"app_delete", store_app_delete}, {"components", store_components},
     {"component", store_component}, {"component_put", store_component_put},
     {"component_delete", store_component_delete},
+    {"components_delete", store_components_delete},
     {"component_record", store_component_record},
     {"component_path", store_component_path},
     {"component_state", store_component_state},

@@ -350,6 +350,19 @@ int tide_store_component_delete(tide_Store *s, int64_t id) {
   return tide_sqs_component_delete(sq(s), id);
 }
 
+int tide_store_components_delete(tide_Store *s, const int64_t *ids,
+                                 size_t n) {
+  size_t i;
+  int rc = 0;
+  for (i = 0; i < n; i++) note_written(s, NULL, 0, ids[i]);
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_components_delete(pg(s), ids, n);
+  /* Each a queued write: nothing to gain from one statement. */
+  for (i = 0; i < n && rc == 0; i++)
+    rc = tide_sqs_component_delete(sq(s), ids[i]);
+  return rc;
+}
+
 int tide_store_component_state(tide_Store *s, int64_t id, const void **state,
                                size_t *state_len) {
   if (s->backend == TIDE_STORE_POSTGRES)

@@ -316,6 +316,11 @@ int tide_store_component_get(tide_Store *s, int64_t app_id,
                              const char *path, size_t path_len,
                              tide_StoreComponent *c);
 int tide_store_component_delete(tide_Store *s, int64_t id);
+/* Deletes the components of the n row ids given (one already gone is no
+** matter), in the open batch: on PostgreSQL one statement for up to 1024
+** of them. */
+int tide_store_components_delete(tide_Store *s, const int64_t *ids,
+                                 size_t n);
 /* Sets *path and *path_len to the path of the component with row id id
 ** (borrowed until the next call on the store); TIDE_ENOTFOUND if none. */
 int tide_store_component_path(tide_Store *s, int64_t id, const char **path,

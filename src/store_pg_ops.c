@@ -471,6 +471,33 @@ int tide_pgs_component_delete(PgStore *s, int64_t id) {
                &p, "cannot delete a component");
 }
 
+/* A statement per IDS_MAX ids, after the rows kept (one of them may be
+** a component's). */
+#define IDS_MAX 1024
+
+int tide_pgs_components_delete(PgStore *s, const int64_t *ids, size_t n) {
+  tide_Buf list;
+  PgParams p;
+  size_t at;
+  int kept, rc = 0;
+  tide_buf_init(&list, s->base.alloc, s->base.ud);
+  for (at = 0; at < n && rc == 0; at += IDS_MAX) {
+    size_t count = n - at < IDS_MAX ? n - at : IDS_MAX;
+    if (id_list(s, &list, ids + at, count, 1, &kept) != 0) {
+      rc = tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
+      break;
+    }
+    memset(&p, 0, sizeof p);
+    p.n = 1;
+    p.values[0] = (const char *)list.data;
+    rc = tide_pgs_write(s, PG_COMPONENTS_DEL,
+                        "DELETE FROM components WHERE id = ANY($1::int8[])",
+                        &p, "cannot delete the components");
+  }
+  tide_buf_close(&list);
+  return rc;
+}
+
 int tide_pgs_component_each(PgStore *s, int64_t app_id,
                             tide_StoreComponentFn fn, void *arg) {
   static const int keys[] = { 2 };

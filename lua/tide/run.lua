@@ -660,6 +660,18 @@ function Run:let_go(rows, release)
   end
 end
 
+-- Deletes the components of rows (store rows, with .id), CHUNK at a
+-- time.
+function Run:delete_components(rows)
+  for first = 1, #rows, CHUNK do
+    local ids = {}
+    for i = first, math.min(first + CHUNK - 1, #rows) do
+      ids[#ids + 1] = rows[i].id
+    end
+    self.store:components_delete(ids)
+  end
+end
+
 local function finish_deletions(run)
   local store = run.store
   if run.main_failed then unmake_containers(run) end
@@ -668,7 +680,7 @@ local function finish_deletions(run)
   run:let_go(dead, release)
   reconcile.delete_released(run)
   if not run.opts.preview then reconcile.retry_failed(run) end
-  for _, row in ipairs(dead) do store:component_delete(row.id) end
+  run:delete_components(dead)
   reconcile.complete_shrunk(run)
   -- A container is dropped when its owner is gone, or ran again without
   -- declaring it; a carried-over owner still declares it.

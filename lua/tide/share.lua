@@ -904,7 +904,7 @@ function M.finish_items(run)
     end
   end
   run:let_go(going, release)
-  for _, row in ipairs(going) do store:component_delete(row.id) end
+  run:delete_components(going)
   reconcile.complete_shrunk(run)
 end
 

@@ -1035,6 +1035,22 @@ static void test_components(void) {
                                         &got),
                0);
   CHECK_EQ_INT(tide_store_component_delete(s, child), 0);
+  /* Many at once: the root and the other app's, with one gone already;
+  ** none is no matter. */
+  {
+    int64_t ids[3];
+    ids[0] = id;
+    ids[1] = child;
+    ids[2] = id2;
+    CHECK_EQ_INT(tide_store_components_delete(s, ids, 3), 0);
+    CHECK_EQ_INT(tide_store_components_delete(s, ids, 0), 0);
+    CHECK_EQ_INT(tide_store_flush(s), 0);
+    CHECK_EQ_INT(tide_store_component_get(s, app, LIT("/main"), &got),
+                 TIDE_ENOTFOUND);
+    CHECK_EQ_INT(tide_store_component_get(s, app + 1, c.path, c.path_len,
+                                          &got),
+                 TIDE_ENOTFOUND);
+  }
   tide_store_close(s);
   tmp_close(&t);
 }
