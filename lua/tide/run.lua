@@ -64,6 +64,7 @@ function M.new(app, opts, parts)
     batch = {}, batch_size = opts.batch_size or 256,
     flushing = false, flush_queue = sched.line(),
     memo_hits = core.memo_cache_new(), memo_extra = {}, memo_candidates = {},
+    memo_stored = {},
     call_states = {}, -- tide.fn -> its calls' limit and batch queue (calls.lua)
     file_sources = {}, -- walked folder -> its file-state source name
     walked = {}, -- absolute folder -> the fs.walk a component listed (live mode)
@@ -496,7 +497,7 @@ function Run:memo_lookup(key)
   if not self.remote_store or not sched.current() then
     return self.store:memo_get(self.app_id, key)
   end
-  local store, app_id, stored = self.store, self.app_id, self.memo_candidates
+  local store, app_id, stored = self.store, self.app_id, self.memo_stored
   return sched.gather(self.sched, self, "memo_wave", function(group)
     local keys = group.keys or {}
     group.keys = keys
@@ -520,6 +521,7 @@ end
 function Run:memo_store(key, fn_name, value, deps, targets)
   self.store:memo_put(self.app_id, key, fn_name, value, deps, targets)
   self.memo_candidates[key] = true -- collected unless a component uses it
+  if self.remote_store then self.memo_stored[key] = true end -- memo_lookup
 end
 
 function Run:context_fp(key)

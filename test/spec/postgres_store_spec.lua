@@ -271,6 +271,32 @@ describe("the state store on PostgreSQL", function()
     assert.are.equal(50, r.components.reprocessed)
     assert.are.equal(50, r.functions.words.hits)
     assert.are.equal(0, r.functions.words.misses)
+    -- An entry a component stops using stays in the store until the
+    -- run's end collects what none uses: another component that asks
+    -- for it later in the same run finds it there. One component a
+    -- batch, one at a time (app:update's options): d001's batch is
+    -- written (its old entry let go) before d040 asks for that entry.
+    local function one_by_one(d, db)
+      helpers.write(d .. "/one_by_one.lua", [=[
+local app = dofile("pipeline.lua")
+local stats = assert(app:update { db = arg[1], batch_size = 1,
+                                  max_inflight = 1 })
+io.write(require("cjson").encode(stats.functions.words))
+]=])
+      local out, err, code = helpers.run(("cd %s && %s run one_by_one.lua %s")
+        :format(q(d), helpers.tide, q(db)))
+      assert(code == 0, tostring(err) .. out)
+      return cjson.decode(out)
+    end
+    for _, d in ipairs { a, b } do
+      helpers.write(d .. "/docs/d001.txt", "Document 1, edited\n")
+      helpers.write(d .. "/docs/d040.txt", "Document 1\nwith 1 words x \n")
+    end
+    local wa, wb = one_by_one(a, lite), one_by_one(b, srv)
+    assert.are.equal(1, wa.hits)
+    assert.are.equal(1, wa.misses)
+    assert.are.same(wa, wb)
+    assert.are.equal(target_rows(a), target_rows(b))
   end)
 
   it("converges after kill -9 at random moments", function()
