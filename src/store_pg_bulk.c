@@ -29,9 +29,10 @@
 ** and sent last, in one statement that writes them in key order: of two
 ** batches, the one that waits for an entry holds none the other needs.
 ** Only a statement that reads or deletes memo entries sends them earlier
-** (tide_pgs_bulk_send_memos), and a batch whose entries reach
-** BULK_MAX_BYTES commits at its next chance (tide_pgs_bulk_memos_due)
-** before MEMO_MAX_BYTES forces a statement of them.
+** (tide_pgs_bulk_send_memos), and so do a batch's MEMO_MAX_ROWS-th entry
+** and its MEMO_MAX_BYTES-th byte of them; a batch whose entries reach
+** BULK_MAX_BYTES commits at tide_store_maybe_flush
+** (tide_pgs_bulk_memos_due).
 **
 ** The arrays travel as text: int8 elements as decimal digits, bytea
 ** elements as "\\x" and hex, NULL as NULL.
