@@ -357,7 +357,7 @@ int tide_store_components_delete(tide_Store *s, const int64_t *ids,
   for (i = 0; i < n; i++) note_written(s, NULL, 0, ids[i]);
   if (s->backend == TIDE_STORE_POSTGRES)
     return tide_pgs_components_delete(pg(s), ids, n);
-  /* Each a queued write: nothing to gain from one statement. */
+  /* Each a prepared statement run in process: one for all saves nothing. */
   for (i = 0; i < n && rc == 0; i++)
     rc = tide_sqs_component_delete(sq(s), ids[i]);
   return rc;
