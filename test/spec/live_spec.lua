@@ -407,8 +407,12 @@ end)
     assert.is_true(wait_for(function()
       return helpers.read(dir .. "/listed") == "xx"
     end, 10), helpers.read(dir .. "/listed"))
-    -- An update, a delete and an insert, seen by the watch's polling.
-    helpers.write(dir .. "/feed.txt", "a ALPHA\nc gamma\nd delta\n")
+    -- An update, a delete and an insert, seen by the watch's polling. The
+    -- file is replaced whole: a poll between the truncation and the write
+    -- of a rewrite in place would see an empty feed and emit three
+    -- deletes, then three inserts.
+    helpers.write(dir .. "/feed.new", "a ALPHA\nc gamma\nd delta\n")
+    assert(os.rename(dir .. "/feed.new", dir .. "/feed.txt"))
     reaches(dir, { a = "ALPHA", c = "gamma", d = "delta" }, 10)
     -- The cycle processed the three keys emitted and kept the fourth,
     -- without listing the source. Its rows are written before its report
