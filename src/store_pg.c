@@ -121,12 +121,14 @@ static int send_plain(PgStore *s, const char *sql, const char *what) {
   if ((rc = finish_sent(s)) != 0) return rc;
   if (strcmp(sql, "ROLLBACK") == 0) {
     tide_pgs_bulk_drop(s);
+    s->memo_lock = PG_MEMOS_UNLOCKED;
     if (!s->begun) return 0; /* nothing of it reached the server */
   } else if ((rc = tide_pgs_bulk_send(s)) != 0 ||
-             (rc = tide_pgs_bulk_send_memos(s)) != 0 ||
+             (rc = tide_pgs_bulk_commit_memos(s)) != 0 ||
              (rc = send_begin(s)) != 0) {
     return rc;
   }
+  s->memo_lock = PG_MEMOS_UNLOCKED; /* the transaction's end frees it */
   return send_text(s, sql, what);
 }
 
@@ -275,6 +277,7 @@ int tide_pgs_write_begin(PgStore *s) {
   if (s->base.in_batch) return 0;
   s->base.in_batch = 1;
   s->begun = 0;
+  s->memo_lock = PG_MEMOS_UNLOCKED;
   s->base.batch_writes = 0;
   s->base.batch_started_ns = tide_store_monotonic_ns();
   return 0;

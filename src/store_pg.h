@@ -151,6 +151,8 @@ enum {
   PG_WORK_REDO,
   PG_WORK_REOPEN,
   PG_MEMO_DELETE_UNREFERENCED,
+  PG_MEMO_LOCK_SHARED,
+  PG_MEMO_LOCK_ALONE,
   PG_BULK_COMPONENTS,
   PG_BULK_TARGETS,
   PG_BULK_SOURCES,
@@ -243,6 +245,7 @@ struct PgStore {
   PGresult *later;           /* owned: tide_pgs_write_commit_send's result,
                              ** read and not taken yet */
   int begun;                 /* the open batch's BEGIN was sent */
+  int memo_lock;             /* the open batch's memo lock: PG_MEMOS_* */
   int sent;                  /* a commit was sent, its answer not read */
   int sent_rc;               /* the outcome of the last commit sent */
   char *sent_msg;            /* owned: its message, when it failed */
@@ -310,11 +313,20 @@ int tide_pgs_bulk_row(PgStore *s, int kind, const PgCell *cells);
 /* Sends the rows kept, a statement per kind, but memo entries; the next
 ** statement sent and every synchronisation do it first. */
 int tide_pgs_bulk_send(PgStore *s);
-/* Sends the memo entries kept, in key order: the commit does it last,
-** a statement that reads or deletes memo entries first. Whether they are
-** many enough that the batch should commit at its next chance. */
+/* Sends the memo entries kept, in key order, before a statement that
+** reads or deletes memo entries (under the memo lock alone); the commit
+** sends them last (tide_pgs_bulk_commit_memos, under the lock shared).
+** Whether they are many enough that the batch should commit at its next
+** chance. */
 int tide_pgs_bulk_send_memos(PgStore *s);
+int tide_pgs_bulk_commit_memos(PgStore *s);
 int tide_pgs_bulk_memos_due(const PgStore *s);
+/* The memo lock, a transaction's advisory lock keyed by the schema: a
+** batch takes it shared to send its memo entries at its commit, alone
+** before any other statement that writes memo entries (sent early, or
+** deleted), and holds it until it ends. See store_pg_bulk.c. */
+enum { PG_MEMOS_UNLOCKED, PG_MEMOS_SHARED, PG_MEMOS_ALONE };
+int tide_pgs_memos_lock(PgStore *s, int mode);
 /* Keeps a memo reference (tide_store_memo_ref_add), and a clear of a
 ** component's (tide_store_memo_refs_clear): clears are sent before
 ** additions, and a clear that follows additions to the same component

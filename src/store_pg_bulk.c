@@ -34,6 +34,17 @@
 ** BULK_MAX_BYTES commits at tide_store_maybe_flush
 ** (tide_pgs_bulk_memos_due).
 **
+** A batch that sends entries early, or deletes some, locks rows in more
+** than one statement, and could deadlock with another such batch, or
+** with a batch whose commit waits for one of its entries while it waits
+** for one of the other's. The memo lock rules that out: an advisory lock
+** of the transaction, keyed by the schema, which a batch takes shared
+** just before its entries at its commit, and alone before it first sends
+** them early or deletes any. A batch that holds memo entries early holds
+** the lock alone, so no other batch holds any entry until it ends; the
+** lock is sent in the pipeline with the statement it guards, and costs
+** no round trip.
+**
 ** The arrays travel as text: int8 elements as decimal digits, bytea
 ** elements as "\\x" and hex, NULL as NULL.
 */
@@ -50,6 +61,9 @@
 ** kept before they are sent anyway (a component that memoizes more). */
 #define MEMO_MAX_ROWS (8 * BULK_MAX_ROWS)
 #define MEMO_MAX_BYTES (4 * BULK_MAX_BYTES)
+/* The memo lock's keys: "TIDM", the schema's name hashed (the writer lock
+** is "TIDE"'s, store_pg.c). */
+#define MEMO_LOCK_KEYS "1414087757, hashtext($1::text)"
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -259,12 +273,42 @@ int tide_pgs_bulk_send(PgStore *s) {
   return 0;
 }
 
-int tide_pgs_bulk_send_memos(PgStore *s) {
+int tide_pgs_memos_lock(PgStore *s, int mode) {
+  static const char *const sql[] = {
+    NULL,
+    "SELECT pg_advisory_xact_lock_shared(" MEMO_LOCK_KEYS ")",
+    "SELECT pg_advisory_xact_lock(" MEMO_LOCK_KEYS ")"
+  };
+  PgParams p;
+  int rc;
+  if (s->memo_lock >= mode) return 0;
+  if ((rc = tide_pgs_write_begin(s)) != 0) return rc;
+  memset(&p, 0, sizeof p);
+  p.n = 1;
+  p.values[0] = s->schema; /* text */
+  rc = tide_pgs_send(s, mode == PG_MEMOS_ALONE ? PG_MEMO_LOCK_ALONE
+                                               : PG_MEMO_LOCK_SHARED,
+                     sql[mode], &p, "cannot lock the memo entries");
+  if (rc == 0) s->memo_lock = mode;
+  return rc;
+}
+
+static int send_memos(PgStore *s, int lock) {
   int rc;
   if (s->bulk[PG_KIND_MEMOS].rows == 0) return 0;
-  if ((rc = send_kind(s, PG_KIND_MEMOS)) != 0) return rc;
+  if ((rc = tide_pgs_memos_lock(s, lock)) != 0 ||
+      (rc = send_kind(s, PG_KIND_MEMOS)) != 0)
+    return rc;
   forget_map(s, &s->memos_kept);
   return 0;
+}
+
+int tide_pgs_bulk_send_memos(PgStore *s) {
+  return send_memos(s, PG_MEMOS_ALONE);
+}
+
+int tide_pgs_bulk_commit_memos(PgStore *s) {
+  return send_memos(s, PG_MEMOS_SHARED);
 }
 
 int tide_pgs_bulk_memos_due(const PgStore *s) {
@@ -331,8 +375,8 @@ int tide_pgs_bulk_component_kept(const PgStore *s, int64_t id) {
 
 int tide_pgs_memo_delete_unreferenced(PgStore *s, int64_t app_id) {
   PgParams p = {0};
-  int rc = tide_pgs_bulk_send_memos(s);
-  if (rc) return rc;
+  int rc = tide_pgs_memos_lock(s, PG_MEMOS_ALONE);
+  if (rc || (rc = tide_pgs_bulk_send_memos(s)) != 0) return rc;
   pg_param_int(&p, app_id);
   return tide_pgs_write(s, PG_MEMO_DELETE_UNREFERENCED,
                         "DELETE FROM memos m WHERE app_id = $1"
@@ -349,7 +393,8 @@ int tide_pgs_memo_delete_unused(PgStore *s, int64_t app_id,
   char id[24];
   PgParams p;
   size_t i, at;
-  int rc = tide_pgs_bulk_send_memos(s);
+  int rc = n ? tide_pgs_memos_lock(s, PG_MEMOS_ALONE) : 0;
+  if (rc == 0) rc = tide_pgs_bulk_send_memos(s);
   tide_buf_init(&list, s->base.alloc, s->base.ud);
   snprintf(id, sizeof id, "%lld", (long long)app_id);
   for (at = 0; at < n && rc == 0; at += BULK_MAX_ROWS) {

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -3642,8 +3643,6 @@ static int see_count(void *arg, int64_t worker_id, const char *name,
   return 0;
 }
 
-/* A worker's counts go with the batch that records what they count: a
-** batch rolled back takes its counts with it; names are bytes. */
 /* Two processes record the same memo entries in one batch each, in
 ** opposite orders, with a read between their two entries: had each
 ** upserted its first entry at the read, each commit would wait for an
@@ -3704,6 +3703,106 @@ static void test_pg_memos_alike(void) {
   tmp_close(&t);
 }
 
+/* Store b's side of test_pg_memos_early, in a thread of its own: an
+** entry sent early (the delete of another entry sends it), a read, which
+** waits for the server, then a second entry and the commit. */
+typedef struct {
+  tide_Store *s;
+  int64_t app;
+  int rc[4];
+  int read_done; /* set by the thread, atomically */
+} EarlySide;
+
+static void *early_side(void *arg) {
+  EarlySide *e = arg;
+  tide_StoreMemo m;
+  uint8_t k1[TIDE_FP_SIZE], k2[TIDE_FP_SIZE], k9[TIDE_FP_SIZE], vb = 'b';
+  int64_t cur;
+  const void *info;
+  size_t info_len;
+  int state;
+  memset(k1, 1, sizeof k1);
+  memset(k2, 2, sizeof k2);
+  memset(k9, 9, sizeof k9);
+  memset(&m, 0, sizeof m);
+  m.app_id = e->app;
+  SET_STR(m.fn_name, "f");
+  m.value_len = 1;
+  m.value = &vb;
+  m.key = k1;
+  e->rc[0] = tide_store_memo_put(e->s, &m);
+  e->rc[1] = tide_store_memo_delete(e->s, e->app, k9);
+  e->rc[2] = tide_store_update_current(e->s, e->app, &cur, &state, &info,
+                                       &info_len);
+  __atomic_store_n(&e->read_done, 1, __ATOMIC_SEQ_CST);
+  m.key = k2;
+  if (e->rc[0] == 0) e->rc[0] = tide_store_memo_put(e->s, &m);
+  e->rc[3] = tide_store_flush(e->s);
+  return NULL;
+}
+
+/* Two processes each send a memo entry before their commit (a delete of
+** another entry makes them go), the other's entry at the commit: had
+** both held their first entry at once, each commit would wait for the
+** other's (a deadlock, which the server ends by rolling one back). The
+** batch that sends entries early takes the memo lock alone, so the
+** second waits for the first's end before it holds any entry. */
+static void test_pg_memos_early(void) {
+  Tmp t;
+  tide_Store *s, *a;
+  tide_StoreMemo m, got;
+  EarlySide b;
+  pthread_t thread;
+  uint8_t k1[TIDE_FP_SIZE], k2[TIDE_FP_SIZE], k8[TIDE_FP_SIZE], va = 'a';
+  int64_t app, u, cur;
+  const void *info;
+  size_t info_len;
+  int state, i, waited = 0;
+  tmp_init(&t, "unused");
+  s = listed_update(t.path, 0, NULL, &app, &u);
+  a = open_ok(t.path, TIDE_STORE_SHARED);
+  memset(&b, 0, sizeof b);
+  b.s = open_ok(t.path, TIDE_STORE_SHARED);
+  b.app = app;
+  memset(k1, 1, sizeof k1);
+  memset(k2, 2, sizeof k2);
+  memset(k8, 8, sizeof k8);
+  memset(&m, 0, sizeof m);
+  m.app_id = app;
+  SET_STR(m.fn_name, "f");
+  m.value_len = 1;
+  m.value = &va;
+  m.key = k2;
+  CHECK_EQ_INT(tide_store_memo_put(a, &m), 0);
+  CHECK_EQ_INT(tide_store_memo_delete(a, app, k8), 0);
+  CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state, &info,
+                                         &info_len), 0);
+  /* a holds its first entry; b's early entry waits for a's end. */
+  CHECK_EQ_INT(pthread_create(&thread, NULL, early_side, &b), 0);
+  for (i = 0; i < 50 && !waited; i++) {
+    sleep_ms(10);
+    waited = __atomic_load_n(&b.read_done, __ATOMIC_SEQ_CST);
+  }
+  CHECK_EQ_INT(waited, 0);
+  m.key = k1;
+  CHECK_EQ_INT(tide_store_memo_put(a, &m), 0);
+  CHECK_EQ_INT(tide_store_flush(a), 0);
+  CHECK_EQ_INT(pthread_join(thread, NULL), 0);
+  for (i = 0; i < 4; i++) CHECK_EQ_INT(b.rc[i], 0);
+  CHECK_EQ_INT(tide_store_batches_lost(a) + tide_store_batches_lost(b.s), 0);
+  /* b committed after a: its values hold. */
+  CHECK_EQ_INT(tide_store_memo_get(s, app, k1, &got), 0);
+  CHECK(blob_equal(got.value, got.value_len, "b", 1));
+  CHECK_EQ_INT(tide_store_memo_get(s, app, k2, &got), 0);
+  CHECK(blob_equal(got.value, got.value_len, "b", 1));
+  CHECK_EQ_INT(tide_store_close(a), 0);
+  CHECK_EQ_INT(tide_store_close(b.s), 0);
+  CHECK_EQ_INT(tide_store_close(s), 0);
+  tmp_close(&t);
+}
+
+/* A worker's counts go with the batch that records what they count: a
+** batch rolled back takes its counts with it; names are bytes. */
 static void test_pg_worker_counts(void) {
   Tmp t;
   tide_Store *s, *a, *b;
@@ -3984,6 +4083,7 @@ static const CheckTest pg_tests[] = {
     test_pg_work_ran },
   { "the log of updates keeps the latest", test_pg_log_kept },
   { "memo entries two processes record alike", test_pg_memos_alike },
+  { "memo entries two processes send early", test_pg_memos_early },
   { NULL, NULL },
 };
 
