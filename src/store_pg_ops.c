@@ -387,22 +387,22 @@ int tide_pgs_component_state(PgStore *s, int64_t id, const void **state,
   return 0;
 }
 
-/* The ids as an int8[] literal in *list (NUL-terminated), and whether a
-** row of any of them is kept for the batch (states: its component's row;
-** else its memo references). */
+/* The ids as an int8[] literal in *list (NUL-terminated), and, unless
+** kept is NULL, whether a row of any of them is kept for the batch
+** (states: its component's row; else its memo references). */
 static int id_list(PgStore *s, tide_Buf *list, const int64_t *ids, size_t n,
                    int states, int *kept) {
   size_t i;
   char digits[24];
-  *kept = 0;
+  if (kept) *kept = 0;
   list->len = 0;
   if (tide_buf_push(list, '{') != 0) return TIDE_ENOMEM;
   for (i = 0; i < n; i++) {
     int len = snprintf(digits, sizeof digits, "%s%lld", i ? "," : "",
                        (long long)ids[i]);
     if (tide_buf_append(list, digits, (size_t)len) != 0) return TIDE_ENOMEM;
-    if (states ? tide_pgs_bulk_component_kept(s, ids[i])
-               : tide_pgs_bulk_refs_kept(s, ids[i]))
+    if (kept && (states ? tide_pgs_bulk_component_kept(s, ids[i])
+                        : tide_pgs_bulk_refs_kept(s, ids[i])))
       *kept = 1;
   }
   if (tide_buf_push(list, '}') != 0 || tide_buf_push(list, '\0') != 0)
@@ -479,11 +479,11 @@ int tide_pgs_components_delete(PgStore *s, const int64_t *ids, size_t n) {
   tide_Buf list;
   PgParams p;
   size_t at;
-  int kept, rc = 0;
+  int rc = 0;
   tide_buf_init(&list, s->base.alloc, s->base.ud);
   for (at = 0; at < n && rc == 0; at += IDS_MAX) {
     size_t count = n - at < IDS_MAX ? n - at : IDS_MAX;
-    if (id_list(s, &list, ids + at, count, 1, &kept) != 0) {
+    if (id_list(s, &list, ids + at, count, 1, NULL) != 0) {
       rc = tide_pgs_fail(s, TIDE_ENOMEM, "out of memory");
       break;
     }

@@ -634,6 +634,15 @@ end
 -- How many components going, or states being deleted, are read at once.
 local CHUNK = 1024
 
+-- The ids of rows[first .. first + CHUNK - 1] (store rows, with .id).
+local function chunk_ids(rows, first)
+  local ids = {}
+  for i = first, math.min(first + CHUNK - 1, #rows) do
+    ids[#ids + 1] = rows[i].id
+  end
+  return ids
+end
+
 -- Components that go (rows: their ids and paths): release(t) for each
 -- target state they own, their memo entries become candidates for
 -- collection, their references go, and they count as deleted. Read a
@@ -644,10 +653,7 @@ function Run:let_go(rows, release)
   local store, candidates = self.store, self.memo_candidates
   local components = self.stats.components
   for first = 1, #rows, CHUNK do
-    local ids = {}
-    for i = first, math.min(first + CHUNK - 1, #rows) do
-      ids[#ids + 1] = rows[i].id
-    end
+    local ids = chunk_ids(rows, first)
     for _, t in ipairs(store:targets_by_owners(ids)) do release(t) end
     local _, refs = store:components_before(ids, true)
     for _, keys in pairs(refs) do
@@ -666,11 +672,7 @@ end
 -- time.
 function Run:delete_components(rows)
   for first = 1, #rows, CHUNK do
-    local ids = {}
-    for i = first, math.min(first + CHUNK - 1, #rows) do
-      ids[#ids + 1] = rows[i].id
-    end
-    self.store:components_delete(ids)
+    self.store:components_delete(chunk_ids(rows, first))
   end
 end
 
