@@ -31,6 +31,10 @@
 **   and gives nothing back itself; there are no checkpoints to move.
 ** - Another writer's commits are seen through the generation sequence,
 **   which every committed batch advances.
+** - Processes that share an update write memo entries alike: a batch
+**   writes its entries at its commit, in key order, under the memo lock
+**   taken shared, and takes that lock alone before it writes any earlier
+**   (store_pg_bulk.c), so that no two batches deadlock over them.
 */
 #ifndef TIDE_STORE_PG_H
 #define TIDE_STORE_PG_H
