@@ -510,7 +510,11 @@ static int record_fast(Check *c, int n, int v) {
     }
     c->depth--;
     if (c->plan->nodes[f->node].kind != K_OPTIONAL) required++;
-    lua_setfield(L, out, f->name);
+    /* Under the key lua_next gave, a string already made (lua_setfield
+    ** would make it again from f->name). */
+    lua_pushvalue(L, out + 1);
+    lua_insert(L, -2);
+    lua_rawset(L, out);
   }
   if (bad || required != node->required) return 1;
   finish_record(c, n, v);
