@@ -3643,6 +3643,16 @@ static int see_count(void *arg, int64_t worker_id, const char *name,
   return 0;
 }
 
+/* A memo entry of app, function "f", whose value is the byte at value. */
+static void one_byte_memo(tide_StoreMemo *m, int64_t app,
+                          const uint8_t *value) {
+  memset(m, 0, sizeof *m);
+  m->app_id = app;
+  SET_STR(m->fn_name, "f");
+  m->value_len = 1;
+  m->value = value;
+}
+
 /* Two processes record the same memo entries in one batch each, in
 ** opposite orders, with a read between their two entries: had each
 ** upserted its first entry at the read, each commit would wait for an
@@ -3664,11 +3674,7 @@ static void test_pg_memos_alike(void) {
   b = open_ok(t.path, TIDE_STORE_SHARED);
   memset(k1, 1, sizeof k1);
   memset(k2, 2, sizeof k2);
-  memset(&m, 0, sizeof m);
-  m.app_id = app;
-  SET_STR(m.fn_name, "f");
-  m.value_len = 1;
-  m.value = &va;
+  one_byte_memo(&m, app, &va);
   m.key = k2;
   CHECK_EQ_INT(tide_store_memo_put(a, &m), 0);
   CHECK_EQ_INT(tide_store_update_current(a, app, &cur, &state, &info,
@@ -3724,11 +3730,7 @@ static void *early_side(void *arg) {
   memset(k1, 1, sizeof k1);
   memset(k2, 2, sizeof k2);
   memset(k9, 9, sizeof k9);
-  memset(&m, 0, sizeof m);
-  m.app_id = e->app;
-  SET_STR(m.fn_name, "f");
-  m.value_len = 1;
-  m.value = &vb;
+  one_byte_memo(&m, e->app, &vb);
   m.key = k1;
   e->rc[0] = tide_store_memo_put(e->s, &m);
   e->rc[1] = tide_store_memo_delete(e->s, e->app, k9);
@@ -3767,11 +3769,7 @@ static void test_pg_memos_early(void) {
   memset(k1, 1, sizeof k1);
   memset(k2, 2, sizeof k2);
   memset(k8, 8, sizeof k8);
-  memset(&m, 0, sizeof m);
-  m.app_id = app;
-  SET_STR(m.fn_name, "f");
-  m.value_len = 1;
-  m.value = &va;
+  one_byte_memo(&m, app, &va);
   m.key = k2;
   CHECK_EQ_INT(tide_store_memo_put(a, &m), 0);
   CHECK_EQ_INT(tide_store_memo_delete(a, app, k8), 0);
