@@ -88,6 +88,11 @@ $(BUILD)/test/%: test/c/%.c test/c/check.h $(BUILD)/libtide.a
 	$(CC) $(XCFLAGS) -Itest/c -o $@ $< $(BUILD)/libtide.a \
 	  $(LUA_LIBS) $(DEP_LIBS) $(TEST_LIBS) $(LDFLAGS)
 
+# The state store's tests share their fixture.
+$(BUILD)/test/test_store $(BUILD)/test/test_store_rows \
+  $(BUILD)/test/test_store_batch $(BUILD)/test/test_store_reads \
+  $(BUILD)/test/test_store_pg: test/c/store_fixture.h
+
 # Replays a fuzz target's committed corpus without libFuzzer.
 $(BUILD)/test/replay_%: test/fuzz/%.c test/fuzz/replay.c $(BUILD)/libtide.a
 	@mkdir -p $(@D)
@@ -129,7 +134,9 @@ tsan: deps
 
 tsan-run: all $(BUILD)/test/test_scheduler $(BUILD)/test/test_checkpointer \
   $(BUILD)/test/test_index $(BUILD)/test/test_store \
-  $(BUILD)/test/test_sqlite_db $(BUILD)/test/test_readahead
+  $(BUILD)/test/test_store_rows $(BUILD)/test/test_store_batch \
+  $(BUILD)/test/test_store_reads $(BUILD)/test/test_sqlite_db \
+  $(BUILD)/test/test_readahead
 	@BUILD=$(BUILD) BUSTED=$(BUSTED) sh scripts/run-tsan.sh
 
 fuzz: deps

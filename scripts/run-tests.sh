@@ -27,21 +27,25 @@ for t in "$BUILD"/test/test_*; do
     failed=$((failed + 1))
 done
 
-# The state store's suite once more on a PostgreSQL store (one suite, two
-# backends), with a server of its own.
+# The state store's suites once more on a PostgreSQL store (one suite, two
+# backends; test_store_pg has tests of PostgreSQL only), with a server of
+# its own.
 pgdir=$(mktemp -d /tmp/tide-store-pg.XXXXXX)
 rmdir "$pgdir"
 if sh scripts/pg_server.sh start "$pgdir" >"$log" 2>&1; then
-  TIDE_TEST_PG="postgresql:///postgres?host=$pgdir&user=tide" \
-    "$BUILD/test/test_store" >"$log" 2>&1; status=$?
-  grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
-  count "test_store on PostgreSQL"
-  [ $status -ne 0 ] && [ -z "$(grep -E ' [1-9][0-9]* failed' "$log")" ] &&
-    failed=$((failed + 1))
+  for t in test_store test_store_rows test_store_batch test_store_reads \
+           test_store_pg; do
+    TIDE_TEST_PG="postgresql:///postgres?host=$pgdir&user=tide" \
+      "$BUILD/test/$t" >"$log" 2>&1; status=$?
+    grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
+    count "$t on PostgreSQL"
+    [ $status -ne 0 ] && [ -z "$(grep -E ' [1-9][0-9]* failed' "$log")" ] &&
+      failed=$((failed + 1))
+  done
   sh scripts/pg_server.sh stop "$pgdir" >/dev/null 2>&1
 else
   cat "$log"
-  echo "test_store on PostgreSQL: the server did not start"
+  echo "the store's suites on PostgreSQL: the server did not start"
   failed=$((failed + 1))
 fi
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # `make tsan`: the concurrency code under ThreadSanitizer. Runs the
-# scheduler's, the checkpointer's, the index's, the store's and the
+# scheduler's, the checkpointer's, the index's, the store's on files, the
 # SQLite connector's and the read-ahead's C tests (the SQLite store
 # commits on a writer thread, a sqlite.table batch is written on its
 # connection's, a walk's files are read ahead on one) and the concurrency,
@@ -20,7 +20,8 @@ run() { setarch "$(uname -m)" -R "$@"; }
 failed=0
 passed=0
 for t in test_scheduler test_checkpointer test_index test_store \
-         test_sqlite_db test_readahead; do
+         test_store_rows test_store_batch test_store_reads test_sqlite_db \
+         test_readahead; do
   if run "$BUILD/test/$t" >"$log" 2>&1; then
     passed=$((passed + 1))
   else
