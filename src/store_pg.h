@@ -331,6 +331,9 @@ int tide_pgs_bulk_memos_due(const PgStore *s);
 ** deleted), and holds it until it ends. See store_pg_bulk.c. */
 enum { PG_MEMOS_UNLOCKED, PG_MEMOS_SHARED, PG_MEMOS_ALONE };
 int tide_pgs_memos_lock(PgStore *s, int mode);
+/* Before a statement that deletes memo entries: the memo lock alone, then
+** the entries kept so far sent, so that the statement sees them. */
+int tide_pgs_memos_delete_begin(PgStore *s);
 /* Keeps a memo reference (tide_store_memo_ref_add), and a clear of a
 ** component's (tide_store_memo_refs_clear): clears are sent before
 ** additions, and a clear that follows additions to the same component

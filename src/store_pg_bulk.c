@@ -311,6 +311,11 @@ int tide_pgs_bulk_commit_memos(PgStore *s) {
   return send_memos(s, PG_MEMOS_SHARED);
 }
 
+int tide_pgs_memos_delete_begin(PgStore *s) {
+  int rc = tide_pgs_memos_lock(s, PG_MEMOS_ALONE);
+  return rc ? rc : send_memos(s, PG_MEMOS_ALONE);
+}
+
 int tide_pgs_bulk_memos_due(const PgStore *s) {
   return kept_bytes(s, PG_KIND_MEMOS) >= BULK_MAX_BYTES;
 }
@@ -375,8 +380,8 @@ int tide_pgs_bulk_component_kept(const PgStore *s, int64_t id) {
 
 int tide_pgs_memo_delete_unreferenced(PgStore *s, int64_t app_id) {
   PgParams p = {0};
-  int rc = tide_pgs_memos_lock(s, PG_MEMOS_ALONE);
-  if (rc || (rc = tide_pgs_bulk_send_memos(s)) != 0) return rc;
+  int rc = tide_pgs_memos_delete_begin(s);
+  if (rc) return rc;
   pg_param_int(&p, app_id);
   return tide_pgs_write(s, PG_MEMO_DELETE_UNREFERENCED,
                         "DELETE FROM memos m WHERE app_id = $1"
@@ -393,8 +398,7 @@ int tide_pgs_memo_delete_unused(PgStore *s, int64_t app_id,
   char id[24];
   PgParams p;
   size_t i, at;
-  int rc = n ? tide_pgs_memos_lock(s, PG_MEMOS_ALONE) : 0;
-  if (rc == 0) rc = tide_pgs_bulk_send_memos(s);
+  int rc = n ? tide_pgs_memos_delete_begin(s) : 0;
   tide_buf_init(&list, s->base.alloc, s->base.ud);
   snprintf(id, sizeof id, "%lld", (long long)app_id);
   for (at = 0; at < n && rc == 0; at += BULK_MAX_ROWS) {

@@ -194,8 +194,8 @@ int tide_pgs_app_each(PgStore *s, tide_StoreAppFn fn, void *arg) {
 ** go with their containers. */
 int tide_pgs_app_delete(PgStore *s, int64_t app_id) {
   PgParams p;
-  int rc = tide_pgs_memos_lock(s, PG_MEMOS_ALONE);
-  if (rc || (rc = tide_pgs_bulk_send_memos(s)) != 0) return rc;
+  int rc = tide_pgs_memos_delete_begin(s);
+  if (rc) return rc;
   id_param(&p, app_id);
   return send_write(s, PG_APP_DELETE,
                "WITH c AS (DELETE FROM containers WHERE app_id = $1"
@@ -719,8 +719,8 @@ int tide_pgs_memo_put(PgStore *s, const tide_StoreMemo *m) {
 
 int tide_pgs_memo_delete(PgStore *s, int64_t app_id, const uint8_t *key) {
   PgParams p = {0};
-  int rc = tide_pgs_memos_lock(s, PG_MEMOS_ALONE);
-  if (rc || (rc = tide_pgs_bulk_send_memos(s)) != 0) return rc;
+  int rc = tide_pgs_memos_delete_begin(s);
+  if (rc) return rc;
   pg_param_int(&p, app_id);
   pg_param_fp(&p, key);
   return send_write(s, PG_MEMO_DEL,
