@@ -254,6 +254,13 @@ function M.component_failed(run, frame, message)
   return false, message
 end
 
+-- How a component that ran and succeeded counts: one that never
+-- succeeded before is added now.
+local function counted_as(prev)
+  return (prev and (prev.status == STATUS_OK or prev.logic))
+    and "reprocessed" or "added"
+end
+
 -- The body of a component's task (the scheduler's runner: the frame is the
 -- task).
 local function run_component(frame)
@@ -329,6 +336,11 @@ local function run_component(frame)
       end
       frame.child_frames = nil
     end
+    -- A worker counts a component in the batch that records it
+    -- (reconcile.lua, share.send_counts), which the submit may write.
+    if not frame.is_root and worker_of(run) then
+      frame.count_as = counted_as(prev)
+    end
     ok, results = pcall(reconcile.submit, run, frame)
   end
   if not ok then
@@ -344,16 +356,9 @@ local function run_component(frame)
     return M.component_failed(run, frame,
       type(results) == "table" and results.message or results)
   end
-  if not frame.is_root then
-    -- A component that never succeeded before is added now. A worker
-    -- counts it as it records it (reconcile.lua, share.send_counts).
-    local as = (prev and (prev.status == STATUS_OK or prev.logic))
-      and "reprocessed" or "added"
-    if worker_of(run) then
-      frame.count_as = as
-    else
-      stats.components[as] = stats.components[as] + 1
-    end
+  if not frame.is_root and not worker_of(run) then
+    local as = counted_as(prev)
+    stats.components[as] = stats.components[as] + 1
   end
   return true
 end

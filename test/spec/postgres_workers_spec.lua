@@ -255,6 +255,44 @@ end)
     assert.are.equal(0, b.components.reprocessed + b.components.deleted)
   end)
 
+  it("counts every component a worker records, in batches its items' "
+     .. "components fill before its next claim", function()
+    -- 100 documents of 5 lines, a component per line below each: a
+    -- worker holds more items than a batch records components (256), so
+    -- a batch fills, and is written, as a component submits.
+    local function lines_project()
+      local d = project_with(100, [=[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+@LINE@
+local process = tide.fn("process", { memo = true }, function(file, t)
+  local i = 0
+  for l in file:text():gmatch("[^\n]+") do
+    i = i + 1
+    tide.mount(tostring(i), line, file.path .. "#" .. i, l, t)
+  end
+end)
+return tide.app("many_lines", function()
+  local t = sqlite.table { db = "out.db", name = "lines", schema = Line }
+  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), t)
+end)
+]=])
+      for i = 1, 100 do
+        helpers.write(("%s/docs/d%03d.txt"):format(d, i),
+                      ("a%d\nb%d\nc%d\nd%d\ne%d\n"):format(i, i, i, i, i))
+      end
+      return d
+    end
+    local one, two = lines_project(), lines_project()
+    local a = update(one, location("one_many_lines"))
+    local b = update(two, location("two_many_lines"), "--workers 1")
+    assert.are.equal(600, a.components.added)
+    assert.are.equal(counts(a), counts(b))
+    assert.are.equal(600, b.workers[1].components.added)
+    assert.are.equal(lines_of(one), lines_of(two))
+  end)
+
   it("spreads long items over the workers: none takes them all at once",
      function()
     -- 30 items of 100 ms of CPU each: a worker holds about a second of
