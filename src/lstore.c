@@ -226,6 +226,12 @@ static int store_maybe_flush(lua_State *L) {
   return tide_lstore_ok_or_raise(L, s, tide_store_maybe_flush(s));
 }
 
+/* store:holds_memo_lock() -> tide_store_holds_memo_lock, as a boolean */
+static int store_holds_memo_lock(lua_State *L) {
+  lua_pushboolean(L, tide_store_holds_memo_lock(check_store(L)));
+  return 1;
+}
+
 static int store_rollback(lua_State *L) {
   tide_Store *s = check_store(L);
   return tide_lstore_ok_or_raise(L, s, tide_store_rollback(s));
@@ -1112,6 +1118,7 @@ void tide_lstore_open(lua_State *L) {
     {"close", store_close}, {"flush", store_flush},
     {"flush_send", store_flush_send}, {"flush_wait", store_flush_wait},
     {"maybe_flush", store_maybe_flush}, {"rollback", store_rollback},
+    {"holds_memo_lock", store_holds_memo_lock},
     {"batches_lost", store_batches_lost},
     {"set_batch_limits", store_set_batch_limits}, {"path", store_path},
     {"reclaim", store_reclaim}, {"space", store_space},

@@ -127,6 +127,11 @@ int64_t tide_store_batch_writes(const tide_Store *s) {
   return s->in_batch ? s->batch_writes : 0;
 }
 
+int tide_store_holds_memo_lock(const tide_Store *s) {
+  return s->backend == TIDE_STORE_POSTGRES && s->in_batch &&
+         cpg(s)->memo_lock == PG_MEMOS_ALONE;
+}
+
 int tide_store_batch_due(const tide_Store *s) {
   return s->in_batch &&
          (s->batch_writes >= s->max_batch_writes ||

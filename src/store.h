@@ -212,6 +212,14 @@ void tide_store_set_batch_limits(tide_Store *s, int64_t max_writes,
 /* The number of writes in the open batch (0 when none is open). */
 int64_t tide_store_batch_writes(const tide_Store *s);
 
+/* 1 when the open batch holds the memo lock alone, which every other
+** batch's commit waits for until this one ends: on PostgreSQL, once it
+** has sent memo entries before its commit or deleted some
+** (store_pg_bulk.c). Its writer should commit at its next chance rather
+** than at its batch's end. Always 0 on SQLite, whose one writer waits
+** for no other. */
+int tide_store_holds_memo_lock(const tide_Store *s);
+
 /* ---- Space ---- */
 
 /* tide_store_reclaim gives free pages back when more than this percentage

@@ -315,7 +315,16 @@ function M.submit(run, frame)
   end
   frame.released = released
   run.batch[#run.batch + 1] = frame
-  if #run.batch >= run.batch_size then M.flush(run, true) end
+  -- A batch that holds the PostgreSQL store's memo lock alone (it sent
+  -- memo entries before its commit, or deleted some) holds back every
+  -- other process's commit until it ends: it commits with the next
+  -- component submitted, not at its batch's end. A preview commits
+  -- nothing.
+  if #run.batch >= run.batch_size
+     or run.remote_store and not run.opts.preview
+        and store:holds_memo_lock() then
+    M.flush(run, true)
+  end
 end
 
 -- Records which memo entries the component uses now; those it used before

@@ -212,6 +212,47 @@ static void test_app_delete(void) {
   tmp_close(&t);
 }
 
+/* A batch holds the memo lock alone on PostgreSQL once it deletes a memo
+** entry or sends entries before its commit (the delete sends those kept),
+** until its commit is sent; one that only keeps entries for its commit
+** does not. SQLite has no such lock. */
+static void test_memo_lock_held(void) {
+  static const uint8_t value = 7;
+  uint8_t k1[TIDE_FP_SIZE], k2[TIDE_FP_SIZE];
+  tide_StoreMemo m;
+  Tmp t;
+  tide_Store *s;
+  int64_t app;
+  int alone = pg_base() != NULL;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("a"), &app, NULL), 0);
+  CHECK_EQ_INT(tide_store_holds_memo_lock(s), 0);
+  fp_fill(k1, 1);
+  fp_fill(k2, 2);
+  memset(&m, 0, sizeof m);
+  m.app_id = app;
+  SET_STR(m.fn_name, "f");
+  m.value = &value;
+  m.value_len = 1;
+  m.key = k1;
+  CHECK_EQ_INT(tide_store_memo_put(s, &m), 0);
+  CHECK_EQ_INT(tide_store_holds_memo_lock(s), 0);
+  CHECK_EQ_INT(tide_store_memo_delete(s, app, k2), 0);
+  CHECK_EQ_INT(tide_store_holds_memo_lock(s), alone);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_holds_memo_lock(s), 0);
+  CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM memos"), 1);
+  /* A commit sent lets it go at once, answered or not. */
+  CHECK_EQ_INT(tide_store_memo_delete(s, app, k2), 0);
+  CHECK_EQ_INT(tide_store_holds_memo_lock(s), alone);
+  CHECK_EQ_INT(tide_store_flush_send(s), 0);
+  CHECK_EQ_INT(tide_store_holds_memo_lock(s), 0);
+  CHECK_EQ_INT(tide_store_flush_wait(s), 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 /* Keys are bytes: text that differs only after a NUL is other text. */
 typedef struct {
   int count;
@@ -747,6 +788,7 @@ static const CheckTest tests[] = {
   { "group commit", test_group_commit },
   { "commits sent, waited for later", test_flush_send },
   { "app delete", test_app_delete },
+  { "the memo lock held alone", test_memo_lock_held },
   { "text with NUL bytes", test_nul_bytes },
   { "failed statement", test_failed_statement },
   { "a batch that fails is rolled back", test_failed_batch },

@@ -299,6 +299,56 @@ io.write(require("cjson").encode(stats.functions.words))
     assert.are.equal(target_rows(a), target_rows(b))
   end)
 
+  it("commits a batch that holds the memo lock alone once the component "
+     .. "it was written for is recorded", function()
+    -- many's 20,000 memo entries are more than a batch keeps for its
+    -- commit: some go before it, under the memo lock alone, which holds
+    -- back any other process's commit. One component at a time: later
+    -- runs once many is recorded, and looks for many's row from a
+    -- connection of its own; the batch would otherwise commit at the
+    -- run's end.
+    local d = helpers.tmpdir()
+    local db = location("memo_lock_alone")
+    helpers.write(d .. "/pipeline.lua", [=[
+local tide = require "tide"
+local postgres = require "tide.postgres"
+local sqlite = require "tide.sqlite"
+local Row = tide.record("Row", { { "id", "string", key = true },
+                                 { "seen", "integer" } })
+local square = tide.fn("square", { memo = true }, function(i) return i * i end)
+local many = tide.fn("many", { memo = true }, function(t)
+  for i = 1, 20000 do square(i) end
+  t:row(Row { id = "many", seen = 0 })
+end)
+local later = tide.fn("later", { memo = true }, function(t)
+  local sql = "SELECT count(*) AS n FROM memo_lock_alone.components"
+    .. " WHERE fn_name = 'many'::bytea"
+  local n
+  for _ = 1, 100 do
+    local r = assert(postgres.query(os.getenv("PG_CONN"), sql))
+    n = math.tointeger(r.rows[1].n)
+    if n > 0 then break end
+    tide.sleep(0.05)
+  end
+  t:row(Row { id = "later", seen = n })
+end)
+return tide.app("lock", function()
+  local t = sqlite.table { db = "out.db", name = "rows", schema = Row }
+  tide.mount("many", many, t)
+  tide.mount("later", later, t)
+end)
+]=])
+    local out, err, code = helpers.run(("cd %s && PG_CONN=%s %s update "
+      .. "pipeline.lua --db %s --max-inflight 1 --json"):format(q(d), q(conn),
+      helpers.tide, q(db)))
+    assert(code == 0, tostring(err) .. out)
+    assert.are.equal(20000, cjson.decode(out).functions.square.misses)
+    local db_out = assert(sqlite.open(d .. "/out.db", "read"))
+    local seen = assert(db_out:rows("SELECT seen FROM rows WHERE id = 'later'"))
+    db_out:close()
+    assert.are.equal(1, seen[1].seen)
+  end)
+
   it("converges after kill -9 at random moments", function()
     local d = project(300)
     local clean = project(300)
