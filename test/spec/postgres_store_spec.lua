@@ -324,7 +324,7 @@ local later = tide.fn("later", { memo = true }, function(t)
   local sql = "SELECT count(*) AS n FROM memo_lock_alone.components"
     .. " WHERE fn_name = 'many'::bytea"
   local n
-  for _ = 1, 100 do
+  for _ = 1, 400 do -- 20 s at most: what an ASan build may need
     local r = assert(postgres.query(os.getenv("PG_CONN"), sql))
     n = math.tointeger(r.rows[1].n)
     if n > 0 then break end
