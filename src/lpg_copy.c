@@ -138,10 +138,16 @@ static int put_value(tide_Buf *b, const tide_RowColumn *col,
   }
 }
 
-/* The line of change i, whose values are in s->vals. */
+/* The line of change i, whose values are in s->vals. A text holding a
+** NUL byte, which PostgreSQL cannot store, fails the change; but a delete
+** of a key that holds one has no row to delete (none could have been
+** stored; tide refuses such a row where it is declared, postgres.table's
+** check_row) and writes no line, so that such a state, recorded by a
+** version that did not refuse it, goes without blocking the table. */
 static int put_line(tide_RowPlan *s, tide_Buf *b, lua_Integer i,
                     int is_delete, int pgvector, int bare) {
   char head[32];
+  size_t start = b->len;
   int c, k, rc = bare ? 0 : put(b, head, (size_t)snprintf(head, sizeof head,
                      "%lld\t%s", (long long)i, is_delete ? "t" : "f"));
   for (c = 0; c < s->table.ncols && rc == 0; c++) {
@@ -157,6 +163,10 @@ static int put_line(tide_RowPlan *s, tide_Buf *b, lua_Integer i,
       }
     }
     if (rc == 0) rc = put_value(b, &s->cols[c], v, pgvector);
+    if (rc == TIDE_EINVAL && is_delete) {
+      b->len = start;
+      return 0;
+    }
     if (rc == TIDE_EINVAL) {
       snprintf(s->err, sizeof s->err, "change %lld: column %.100s: text "
                "holds a NUL byte, which PostgreSQL cannot store",

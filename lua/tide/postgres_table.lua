@@ -34,7 +34,7 @@ local fmt, concat = string.format, table.concat
 local pg_script, pg_query, pg_copy_rows, pg_copy_begin, pg_identity,
       public_conninfo = core.pg_script, core.pg_query, core.pg_copy_rows,
   core.pg_copy_begin, core.pg_identity, core.pg_public_conninfo
-local cbor_encode = core.cbor_encode
+local cbor_encode, nul_at = core.cbor_encode, core.nul_at
 
 local M = {}
 
@@ -609,7 +609,28 @@ end
 
 -- ---- postgres.table ----
 
-local Table = sql_table.handle_class("tide.postgres.table", target)
+-- A row whose text (a text column's, or a string inside a jsonb one)
+-- holds a NUL byte, which PostgreSQL cannot store, fails its component
+-- where it is declared: in a batch, it would fail every component the
+-- batch writes to the table.
+local function check_row(self, v)
+  for _, name in ipairs(self.text_fields) do
+    local at = nul_at(v[name])
+    if at then
+      local what = "the text at " .. at
+      if at == "" then
+        what = "text"
+      elseif at:sub(-8) == " (a key)" then
+        what = at == " (a key)" and "a key" or "a key at " .. at:sub(1, -9)
+      end
+      error(fmt("postgres.table %s: column %s: %s holds a NUL byte, which "
+        .. "PostgreSQL cannot store", self.spec.name, name, what), 3)
+    end
+  end
+end
+
+local Table = sql_table.handle_class("tide.postgres.table", target,
+                                     check_row)
 
 local table_options = { conn = true, name = true, schema = true, fts = true,
                         fts_config = true, vector_index = true,
@@ -697,9 +718,19 @@ function M.table(opts)
                  vectors = has_vector(fields) and vectors_style(conn, server)
                    or nil,
                  vector_index = opts.vector_index, adopt = opts.adopt or nil }
+  -- The fields that may hold text: all but bytes and vectors.
+  local text_fields = {}
+  for _, f in ipairs(fields) do
+    local t = f.type
+    while type(t) == "table" and t[1] == "optional" do t = t[2] end
+    if t ~= "bytes" and not (type(t) == "table" and t[1] == "vector") then
+      text_fields[#text_fields + 1] = f.name
+    end
+  end
   local engine = require "tide.engine"
   return setmetatable({ target = engine.declare_target(target, spec),
-                        spec = spec, schema = rt }, Table)
+                        spec = spec, schema = rt, text_fields = text_fields },
+                      Table)
 end
 
 M.ident, M.table_ident, M.conn_of, M.remember_conn = ident, table_ident,

@@ -20,9 +20,11 @@ local M = {}
 -- ---- Handles ----
 
 -- A handle class for a target type: handle:row(rec) declares one row
--- (a record of the schema's type, or a plain table, checked); as a memo
--- argument a handle counts by its container's identity.
-function M.handle_class(name, target)
+-- (a record of the schema's type, or a plain table, checked, then given
+-- to check_row(handle, record) when there is one, which raises at level
+-- 3 what the table cannot hold); as a memo argument a handle counts by
+-- its container's identity.
+function M.handle_class(name, target, check_row)
   local Table = { __name = name }
   Table.__index = Table
   function Table.__tide_key(self) return target.identity(self.spec) end
@@ -35,6 +37,7 @@ function M.handle_class(name, target)
       v, err = check(rt, rec, rt.name)
       if err then error(err, 2) end
     end
+    if check_row then check_row(self, v) end
     -- Made at its size: a key grown one field at a time is rehashed.
     local keys = rt.keys
     local n, key = #keys, nil

@@ -191,4 +191,21 @@ describe("tide.json", function()
                        err_of(json.lines, "p.jsonl", "id"))
     end)
   end)
+
+  -- core.nul_at: what postgres.table refuses before PostgreSQL would.
+  it("finds the place of a NUL byte in a string, a key or below", function()
+    local nul_at = require("tide.core").nul_at
+    assert.is_nil(nul_at("plain"))
+    assert.is_nil(nul_at(42))
+    assert.is_nil(nul_at({ a = "x", b = { 1, "y", { c = true } } }))
+    assert.are.equal("", nul_at("x\0y"))
+    assert.are.equal("[2]", nul_at({ "a", "b\0" }))
+    assert.are.equal(".tags[2].b", nul_at({ tags = { "a", { b = "c\0" } } }))
+    assert.are.equal(" (a key)", nul_at({ ["k\0"] = 1 }))
+    assert.are.equal(".a (a key)", nul_at({ a = { ["k\0"] = 1 } }))
+    -- A cycle ends where the JSON writer would stop.
+    local loop = {}
+    loop.self = loop
+    assert.is_nil(nul_at(loop))
+  end)
 end)

@@ -182,6 +182,48 @@ describe("postgres.table", function()
     assert.are.equal(0, #rows("SELECT * FROM nul"))
   end)
 
+  it("fails only the component whose row holds a NUL, where it declares "
+     .. "it, and goes on with the others", function()
+    local d, update = project(pipeline(conn, "nul_rows", [[{
+      { "id", "string", key = true }, { "v", "integer" },
+      { "meta", "json" } }]],
+      [[Rec { id = item.id, v = item.v, meta = item.meta or {} }]]))
+    items(d, { { id = "a", v = 1 }, { id = "b", v = 2 } })
+    local report, err, code = update()
+    assert.are.equal(0, code, err)
+    -- a changes beside two rows PostgreSQL cannot store: in its batch,
+    -- either would have failed a too.
+    helpers.write(d .. "/items.json", '{"a": {"id": "a", "v": 10}, '
+      .. '"b": {"id": "b", "v": 2}, "x": {"id": "x\\u0000y", "v": 3}, '
+      .. '"c": {"id": "c", "v": 4, "meta": {"k": ["p\\u0000q"]}}}')
+    report, err, code = update()
+    assert.are.equal(1, code)
+    assert.are.equal(2, report.components.errors)
+    assert.are.equal(1, report.targets.updated)
+    assert.truthy(err:find("column id: text holds a NUL byte, which "
+      .. "PostgreSQL cannot store", 1, true), err)
+    assert.truthy(err:find("column meta: the text at .k[1] holds a NUL "
+      .. "byte", 1, true), err)
+    local function got()
+      local out = {}
+      for _, r in ipairs(rows("SELECT id, v FROM nul_rows ORDER BY id")) do
+        out[#out + 1] = r.id .. "=" .. r.v
+      end
+      return table.concat(out, " ")
+    end
+    assert.are.equal("a=10 b=2", got())
+    -- Without them, and without b: nothing left to fail.
+    items(d, { { id = "a", v = 10 } })
+    report, err, code = update()
+    assert.are.equal(0, code, err)
+    assert.are.equal(0, report.components.errors)
+    assert.are.equal("a=10", got())
+    local out, derr, dcode = helpers.run(("cd %s && %s verify pipeline.lua")
+      :format(q(d), helpers.tide))
+    assert.are.equal(0, dcode, tostring(derr) .. out)
+    assert.truthy(out:find("in step", 1, true), out)
+  end)
+
   it("keys by several fields and keeps keys with quotes", function()
     local d, update = project(pipeline(conn, "pairs", [[{
       { "a", "string", key = true }, { "b", "integer", key = true },
