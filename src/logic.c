@@ -1,6 +1,7 @@
 /* Logic fingerprints from Lua 5.4 bytecode dumps. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <blake2.h>
@@ -22,6 +23,7 @@ enum { K_NIL = 0, K_FALSE = 1, K_TRUE = 17, K_INT = 3, K_FLT = 19,
 typedef struct {
   lua_State *L;
   int cache;       /* stack index: function -> fingerprint bytes */
+  int own;         /* stack index: tide's own module tables -> true */
   int depth;
   int low;         /* lowest stack level a back-reference reached */
   const void *stack[MAX_DEPTH];
@@ -88,16 +90,45 @@ static void note_global(lua_State *L, int names, const uint8_t *s,
   lua_pop(L, 1);
 }
 
+/* Records in fields (stack index) each constant key read from the
+** outermost closure's upvalue number up (from 0) that is not _ENV
+** (util.head, where util is a module table), once, as "up\0key". The
+** keys the closure's functions read from such a table are the helpers it
+** reaches there. [-0, +0, m] */
+static void note_field(lua_State *L, int fields, int up, const uint8_t *s,
+                       size_t len) {
+  luaL_Buffer b;
+  char num[8];
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, num, (size_t)snprintf(num, sizeof num, "%d", up));
+  luaL_addchar(&b, '\0');
+  luaL_addlstring(&b, (const char *)s, len);
+  luaL_pushresult(&b);
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, fields) == LUA_TNIL) {
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, fields);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, fields, (lua_Integer)lua_rawlen(L, fields) + 1);
+  }
+  lua_pop(L, 2);
+}
+
 /* Hashes one function prototype without its source name, line numbers and
-** debug information, and notes the globals it reads. For the outermost
-** prototype (top), env[i] says whether its upvalue i is the closure's _ENV;
-** for a nested one, env is its parent's and its own follow from its
-** upvalue descriptors. */
+** debug information, and notes the globals it reads and the keys it reads
+** from the closure's other upvalues. For the outermost prototype (top),
+** env[i] says whether its upvalue i is the closure's _ENV (up is unused:
+** its upvalue i is the closure's i); for a nested one, env and up are its parent's, and its own follow
+** from its upvalue descriptors (up: the closure's upvalue a nested one's
+** is, or -1 for a local of its parent, whose value a dump cannot tell). */
 static void read_proto(Logic *lg, Reader *r, blake2b_state *st,
-                       const uint8_t *env, int top, int names) {
+                       const uint8_t *env, const int16_t *up, int top,
+                       int names, int fields) {
   size_t ncode, nk, nup, nproto, i, n;
   const uint8_t *code, *from;
   uint8_t my_env[256];
+  int16_t my_up[256];
   const uint8_t **kstr;
   size_t *klen;
 
@@ -144,6 +175,7 @@ static void read_proto(Logic *lg, Reader *r, blake2b_state *st,
     const uint8_t *u = skip(r, 3); /* instack, idx, kind */
     if (u == NULL) break;
     my_env[i] = top ? env[i] : (uint8_t)(u[0] == 0 && env[u[1]]);
+    my_up[i] = top ? (int16_t)i : u[0] == 0 ? up[u[1]] : -1;
   }
   if (!r->ok) {
     lua_pop(lg->L, 1);
@@ -157,11 +189,14 @@ static void read_proto(Logic *lg, Reader *r, blake2b_state *st,
       size_t b = (ins >> 16) & 0xff, c = (ins >> 24) & 0xff;
       if (b < nup && c < nk && kstr[c] && my_env[b])
         note_global(lg->L, names, kstr[c], klen[c]);
+      else if (b < nup && c < nk && kstr[c] && my_up[b] >= 0)
+        note_field(lg->L, fields, my_up[b], kstr[c], klen[c]);
     }
   }
   lua_pop(lg->L, 1);
   nproto = read_size(r);
-  for (i = 0; i < nproto && r->ok; i++) read_proto(lg, r, st, my_env, 0, names);
+  for (i = 0; i < nproto && r->ok; i++)
+    read_proto(lg, r, st, my_env, my_up, 0, names, fields);
   /* Debug information: absent when stripped, skipped in any case. */
   n = read_size(r);
   skip(r, n);
@@ -174,9 +209,23 @@ static void read_proto(Logic *lg, Reader *r, blake2b_state *st,
   for (i = 0; i < n && r->ok; i++) skip_string(r);
 }
 
+/* A dump's text, gathered as lstrlib's string.dump does: the buffer is
+** opened at the first piece, above the function being dumped, so that
+** the buffer's box stays on top of the stack as it grows (a buffer opened
+** below the function would grow into the function's slot once the dump
+** passed LUAL_BUFFERSIZE bytes). */
+typedef struct {
+  luaL_Buffer b;
+  int open;
+} Dump;
+
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
-  (void)L;
-  luaL_addlstring((luaL_Buffer *)ud, (const char *)p, n);
+  Dump *d = ud;
+  if (!d->open) {
+    d->open = 1;
+    luaL_buffinit(L, &d->b);
+  }
+  luaL_addlstring(&d->b, (const char *)p, n);
   return 0;
 }
 
@@ -236,10 +285,10 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
   lua_State *L = lg->L;
   const void *self = lua_topointer(L, f);
   blake2b_state st;
-  luaL_Buffer dump;
+  Dump dump;
   Reader r;
   uint8_t env[256];
-  int i, env_up = 0, names, saved_low, level;
+  int i, env_up = 0, names, fields, saved_low, level;
   size_t len;
 
   if (lua_rawgetp(L, lg->cache, self) == LUA_TSTRING) {
@@ -266,14 +315,17 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
 
   blake2b_init(&st, TIDE_FP_SIZE);
   feed(&st, "tide-logic/1 function", 21);
-  luaL_buffinit(L, &dump);
   lua_pushvalue(L, f);
+  dump.open = 0;
   lua_dump(L, dump_writer, &dump, 1);
-  lua_pop(L, 1);
-  luaL_pushresult(&dump);
+  if (!dump.open) luaL_buffinit(L, &dump.b);
+  luaL_pushresult(&dump.b);
+  lua_remove(L, -2); /* the function */
   lua_newtable(L);
   names = lua_gettop(L);
-  r.p = (const uint8_t *)lua_tolstring(L, -2, &len);
+  lua_newtable(L);
+  fields = lua_gettop(L);
+  r.p = (const uint8_t *)lua_tolstring(L, -3, &len);
   r.end = r.p + len;
   r.ok = len > 32 && memcmp(r.p, "\x1bLua\x54\x00", 6) == 0;
   if (r.ok) {
@@ -281,7 +333,7 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
     r.num_size = r.p[14];
     r.p += 15 + r.int_size + r.num_size + 1; /* header, main's nupvalues */
     closure_env(L, f, env, &env_up);
-    read_proto(lg, &r, &st, env, 1, names);
+    read_proto(lg, &r, &st, env, NULL, 1, names, fields);
   }
   if (!r.ok && !lg->failed) {
     lg->failed = 1;
@@ -312,7 +364,40 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
     }
     lua_pop(L, 1);
   }
-  lua_pop(L, 2); /* dump, names */
+  /* Functions read by key from a table upvalue (util.head): a module's
+  ** helpers, each by its fingerprint. Its other values are not logic: a
+  ** table a function reads is often one it writes too (a counter). */
+  if (r.ok && !lg->self_only) {
+    lua_Integer k, count = (lua_Integer)lua_rawlen(L, fields);
+    for (k = 1; k <= count; k++) {
+      size_t flen, ulen;
+      const char *field;
+      lua_rawgeti(L, fields, k);
+      field = lua_tolstring(L, -1, &flen);
+      ulen = strlen(field);
+      lua_getupvalue(L, f, atoi(field) + 1);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, lg->own) != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushnil(L); /* tide's own code is not the pipeline's logic */
+        lua_replace(L, -2);
+      } else {
+        lua_pop(L, 1);
+      }
+      if (lua_type(L, -1) == LUA_TTABLE &&
+          luaL_getmetafield(L, -1, "__tide_logic") == LUA_TNIL) {
+        lua_pushlstring(L, field + ulen + 1, flen - ulen - 1);
+        lookup_global(L, lua_gettop(L) - 1, lua_gettop(L));
+        if (lua_type(L, -1) == LUA_TFUNCTION)
+          fp_value(lg, lua_gettop(L), &st, 'f', field, flen);
+        lua_pop(L, 2);
+      } else if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pop(L, 1); /* the metafield */
+      }
+      lua_pop(L, 2);
+    }
+  }
+  lua_pop(L, 3); /* dump, names, fields */
   blake2b_final(&st, out, TIDE_FP_SIZE);
   lg->depth--;
   if (lg->low >= level) {
@@ -382,6 +467,32 @@ static void fp_value(Logic *lg, int idx, blake2b_state *st, char kind,
   }
 }
 
+/* Pushes a set of the module tables package.loaded holds under "tide" and
+** "tide.*": a pipeline reaches tide's functions through them (fs.walk,
+** text.split), whose code, and whose state in upvalues, are tide's, not
+** the pipeline's logic. [-0, +1, m] */
+static void own_modules(lua_State *L) {
+  lua_newtable(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      size_t len;
+      const char *name = lua_type(L, -2) == LUA_TSTRING
+                           ? lua_tolstring(L, -2, &len) : NULL;
+      if (name && lua_type(L, -1) == LUA_TTABLE &&
+          ((len == 4 && memcmp(name, "tide", 4) == 0) ||
+           (len > 5 && memcmp(name, "tide.", 5) == 0))) {
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -5);
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+  }
+  lua_pop(L, 1);
+}
+
 int tide_logic_fingerprint(lua_State *L, int idx, int self_only,
                            tide_Fp *fp, char *err, size_t errlen) {
   Logic lg;
@@ -404,10 +515,12 @@ int tide_logic_fingerprint(lua_State *L, int idx, int self_only,
   }
   lua_newtable(L);
   lg.cache = lua_gettop(L);
+  own_modules(L);
+  lg.own = lua_gettop(L);
   blake2b_init(&st, TIDE_FP_SIZE);
   feed(&st, LUA_RELEASE, sizeof LUA_RELEASE - 1);
   fp_value(&lg, idx, &st, 'r', "", 0);
   blake2b_final(&st, fp->bytes, TIDE_FP_SIZE);
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   return lg.failed ? TIDE_EINVAL : 0;
 }

@@ -63,6 +63,54 @@ return function(doc) return helper(doc) end]]
     assert.are_not.equal(base, lfp(fn(tpl:format("_", 80))))
   end)
 
+  it("reads a long function, whose bytecode is many kilobytes", function()
+    -- Its dump outgrows the first buffer Lua's C API gives a dump.
+    local function long(k)
+      local lines = { "return function(s)", "  local n = 0" }
+      for i = 1, 300 do
+        lines[#lines + 1] = ("  n = n + %d * #s"):format(i == 150 and k or i)
+      end
+      lines[#lines + 1] = "  return n"
+      lines[#lines + 1] = "end"
+      return table.concat(lines, "\n")
+    end
+    assert.is_true(#string.dump(fn(long(150)), true) > 4096)
+    local base = lfp(fn(long(150)))
+    assert.are.equal(base, lfp(fn(long(150))))
+    assert.are_not.equal(base, lfp(fn(long(151))))
+  end)
+
+  it("changes when a helper read from a table upvalue changes, not when "
+     .. "the table's other values do", function()
+    -- util.head: a module's helper (local util = require "util" reads
+    -- the same way), also from a closure made inside the function.
+    local src = [[
+local util = { hits = 0 }
+function util.head(s) return s:sub(1, LEN) end
+return function(s)
+  util.hits = util.hits + 1
+  local function first(x) return util.head(x) end
+  return first(s)
+end]]
+    local f20 = fn((src:gsub("LEN", "20")))
+    assert.are.equal(lfp(f20), lfp(fn((src:gsub("LEN", "20")))))
+    assert.are_not.equal(lfp(f20), lfp(fn((src:gsub("LEN", "2")))))
+    -- A value it writes (a counter) is not its logic.
+    local before = lfp(f20)
+    f20("text")
+    assert.are.equal(before, lfp(f20))
+    -- Nor is tide's own code, reached through its modules (fs.walk).
+    local fsmod = require "tide.fs"
+    local walks = fn([[
+local fs = require "tide.fs"
+return function(dir) return fs.walk(dir) end]])
+    local walk, was = fsmod.walk, lfp(walks)
+    fsmod.walk = function(dir) return dir end
+    local now = lfp(walks)
+    fsmod.walk = walk
+    assert.are.equal(was, now)
+  end)
+
   it("changes when a scalar upvalue changes", function()
     local tpl = "local SIZE, NAME, ON = %s, %q, %s\n"
       .. "return function() return SIZE, NAME, ON end"
