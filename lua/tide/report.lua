@@ -468,7 +468,10 @@ end
 function M.error_printer(say)
   local seen, same_trace, repeats, order = {}, {}, {}, {}
   local p = {}
+  -- A path is any bytes: its control bytes are shown as \xHH, as show
+  -- shows them, not written to the terminal.
   function p.component(path, message)
+    path = printable(path)
     local first, trace = message:match("^([^\n]*)\n(.*)$")
     first, trace = first or message, trace or ""
     local earlier = seen[message]

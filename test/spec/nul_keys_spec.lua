@@ -164,4 +164,23 @@ end)]])
     assert.are.equal(4, ph.store_count(dir,
       "SELECT count(*) FROM components WHERE path LIKE '/per_file/%'"))
   end)
+
+  it("are shown as \\xHH in the messages of the components that fail",
+     function()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local f = tide.fn("f", { memo = true }, function(v) error("bad " .. v) end)
+local g = tide.fn("g", { memo = true }, function(v) error("same") end)
+return tide.app("shown", function()
+  tide.mount_each(f, { ["a\0b"] = "x", ["c\1d"] = "y" })
+  tide.mount_each(g, { ["e\nf"] = 1, ["h\0i"] = 2 })
+end)]])
+    local _, err = ph.update(dir)
+    assert.truthy(err:find("component /f/a\\x00b failed: ", 1, true), err)
+    assert.truthy(err:find("component /f/c\\x01d failed: ", 1, true), err)
+    assert.truthy(err:find("1 more component failed with the same error as "
+      .. "/g/e\\x0af: /g/h\\x00i", 1, true) or err:find("1 more component "
+      .. "failed with the same error as /g/h\\x00i: /g/e\\x0af", 1, true), err)
+    assert.is_nil(err:find("[%z\1]"), err)
+  end)
 end)
