@@ -62,7 +62,9 @@ end
 
 -- ---- Dependencies recorded while a component or memoized call runs ----
 
--- deps = { fns = { name = logic hex }, ctx = { key name = value fp hex } }
+-- deps = { fns = { name = logic hex }, ctx = { key name = value fp hex },
+--          walks = { walk key = listing fp } } (walks only once a folder
+-- was listed: fs.Walk:listed, M.walk_listed)
 local function new_deps() return { fns = {}, ctx = {} } end
 
 -- What a component that recorded no dependency stores (never written to:
@@ -87,6 +89,11 @@ local function merge_deps(into, from)
   if next(from.ctx) then
     for k, v in pairs(from.ctx) do into.ctx[k] = v end
   end
+  if from.walks then
+    local walks = into.walks or {}
+    into.walks = walks
+    for k, v in pairs(from.walks) do walks[k] = v end
+  end
 end
 
 -- Whether recorded dependencies still hold in this run.
@@ -102,6 +109,9 @@ local function deps_valid(run, deps)
   for name, fp in pairs(deps.ctx or {}) do
     if run:context_fp(name) ~= fp then return false end
   end
+  for key, fp in pairs(deps.walks or {}) do
+    if run:walk_fp(key) ~= fp then return false end
+  end
   return true
 end
 M.deps_valid = deps_valid
@@ -112,6 +122,20 @@ M.deps_valid = deps_valid
 local function scope_of(task)
   local stack = task.memo_stack
   return stack and stack[#stack] or task
+end
+
+-- A folder listed (fs.Walk:listed) inside a memoized call, or a memoized
+-- component, is what it reads beside its arguments: the listing joins
+-- its dependencies, so that a file added, removed or changed there makes
+-- it run again instead of being carried over.
+function M.walk_listed(task, walk)
+  local scope, frame = scope_of(task), task.frame or task
+  if scope == task and (frame.is_root or not frame.fn.memo) then return end
+  local key = walk:dependency_key()
+  local deps = deps_of(scope)
+  local walks = deps.walks or {}
+  deps.walks = walks
+  walks[key] = frame.run:walk_fp(key)
 end
 
 -- ---- Components ----

@@ -47,7 +47,8 @@ local sched = require "tide.sched"
 local type, error, pairs, ipairs, setmetatable, tostring, require =
   type, error, pairs, ipairs, setmetatable, tostring, require
 local fmt = string.format
-local sort = table.sort
+local sort, concat = table.sort, table.concat
+local cbor_encode, cbor_decode = core.cbor_encode, core.cbor_decode
 local fs_glob, fs_walk, fs_selects, fs_read, fs_mkdir =
   core.fs_glob, core.fs_walk, core.fs_selects, core.fs_read, core.fs_mkdir
 local fs_apply, fs_remove, fs_rmdir, fs_abspath, utf8_clean =
@@ -278,6 +279,41 @@ function Walk:listed()
   if watch_folder and self.live then
     watch_folder(self.abs, self.follow_symlinks)
   end
+  require("tide.engine").walk_listed(sched.current(), self)
+end
+
+-- What a memoized component that listed the walk depends on (engine's
+-- walk_listed): the walk, as a key fs.walk_of makes it again from.
+function Walk:dependency_key()
+  return cbor_encode({ self.dir, self.include or false,
+                       self.exclude or false, self.follow_symlinks,
+                       self.live })
+end
+
+-- The walk a dependency key was made from.
+function fs.walk_of(key)
+  local spec = cbor_decode(key)
+  return fs.walk(spec[1], { include = spec[2] or nil,
+                            exclude = spec[3] or nil,
+                            follow_symlinks = spec[4], live = spec[5] })
+end
+
+-- The fingerprint of what the walk lists now: each file's path, size and
+-- modification time, and the parts it could not read; false when the
+-- folder cannot be walked at all.
+function Walk:listing_fp()
+  local inc, exc = globs(self)
+  local files, errors = fs_walk(self.dir, inc, exc, self.follow_symlinks,
+                                File)
+  if not files then return false end
+  local parts = {}
+  for i, f in ipairs(files) do
+    parts[i] = fmt("%s\0%d\0%d", f.path, f.size, f.mtime_ns)
+  end
+  for _, e in ipairs(errors or {}) do
+    parts[#parts + 1] = "!" .. e.path .. "\0" .. e.message
+  end
+  return core.fingerprint(concat(parts, "\n"))
 end
 
 -- Iterates relpath, file in walk order. The walk happens here, at once.

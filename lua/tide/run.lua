@@ -68,6 +68,7 @@ function M.new(app, opts, parts)
     call_states = {}, -- tide.fn -> its calls' limit and batch queue (calls.lua)
     file_sources = {}, -- walked folder -> its file-state source name
     walked = {}, -- absolute folder -> the fs.walk a component listed (live mode)
+    walk_fps = {}, -- walk dependency key -> its listing's fingerprint
     walks_now = {}, -- what each walk of this cycle was (live mode)
     watched_now = {}, -- the live sources it mounted (live mode)
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
@@ -522,6 +523,23 @@ function Run:memo_store(key, fn_name, value, deps, targets)
   self.store:memo_put(self.app_id, key, fn_name, value, deps, targets)
   self.memo_candidates[key] = true -- collected unless a component uses it
   if self.remote_store then self.memo_stored[key] = true end -- memo_lookup
+end
+
+-- What the walk of a dependency key lists now (engine's walk_listed,
+-- deps_valid), read once a run: a memoized component carried over on it
+-- has its folder watched in live mode, as one that listed it has.
+function Run:walk_fp(key)
+  local fp = self.walk_fps[key]
+  if fp ~= nil then return fp end
+  local fs = require "tide.fs"
+  local ok, walk = pcall(fs.walk_of, key)
+  local watch_folder = self.opts.watch_folder
+  if ok and watch_folder and walk.live then -- before it is listed
+    watch_folder(walk.abs, walk.follow_symlinks)
+  end
+  fp = ok and walk:listing_fp() or false
+  self.walk_fps[key] = fp
+  return fp
 end
 
 function Run:context_fp(key)

@@ -358,6 +358,61 @@ describe("tide live", function()
     assert.are.equal("", helpers.read(dir .. "/slow.out"))
   end)
 
+  it("runs again a memoized component whose own walk's folder changed, "
+     .. "in an update and once it watches after a restart", function()
+    -- One component per folder under data, memoized on the folder's
+    -- name: it lists the folder itself (a row per file, and the count).
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [=[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "path", "string", key = true },
+                                 { "title", "string" } })
+local per_folder = tide.fn("per_folder", { memo = true }, function(name, docs)
+  local n = 0
+  for path, file in fs.walk("data/" .. name):items() do
+    n = n + 1
+    docs:row(Doc { path = name .. "/" .. path,
+                   title = file:text():match("^[^\n]*") })
+  end
+  docs:row(Doc { path = name, title = tostring(n) })
+end)
+return tide.app("walk_deps", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  for _, name in ipairs { "a", "b" } do
+    tide.mount(tide.path("folder", name), per_folder, name, docs)
+  end
+end)
+]=])
+    helpers.write(dir .. "/data/a/x.md", "ex\n")
+    helpers.write(dir .. "/data/b/y.md", "why\n")
+    local function update()
+      local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+        .. "--json"):format(q(dir), helpers.tide))
+      assert(code == 0, tostring(err) .. out)
+      return cjson.decode(out).components
+    end
+    assert.are.equal(2, update().added)
+    assert.are.equal(2, update().unchanged)
+    helpers.write(dir .. "/data/a/z.md", "zed\n")
+    local c = update()
+    assert.are.equal(1, c.reprocessed)
+    assert.are.equal(1, c.unchanged)
+    assert.are.same({ a = "2", ["a/x.md"] = "ex", ["a/z.md"] = "zed",
+                      b = "1", ["b/y.md"] = "why" }, rows(dir))
+    -- Live mode after a restart: both carried over, their folders
+    -- watched all the same.
+    local pid = start(dir)
+    assert.truthy(helpers.read(dir .. "/stderr"):find("watching 2 folders",
+                                                      1, true))
+    helpers.write(dir .. "/data/b/w.md", "double\n")
+    os.remove(dir .. "/data/a/x.md")
+    reaches(dir, { a = "1", ["a/z.md"] = "zed", b = "2",
+                   ["b/w.md"] = "double", ["b/y.md"] = "why" })
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
   it("leaves a walk with live = false to the periodic rescan", function()
     local dir = setup(false)
     local pid = start(dir, "--rescan 1")
