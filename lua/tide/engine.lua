@@ -21,7 +21,7 @@ local sharemod = require "tide.share"
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
       next = type, error, pairs, ipairs, tostring, setmetatable, select,
       pcall, next
-local xpcall, traceback = xpcall, debug.traceback
+local xpcall, getinfo = xpcall, debug.getinfo
 local fmt, concat = string.format, table.concat
 local encode, decode = core.cbor_encode, core.cbor_decode
 local memo_key = core.memo_key
@@ -161,20 +161,42 @@ function M.clean_message(message)
   return (message:gsub(own_position, ""))
 end
 
--- A traceback of the user's code: tide's frames left out.
+-- Whether a frame (debug.getinfo's) is of the user's code: Lua code
+-- outside tide's own files.
+local function user_frame(info)
+  return info.what ~= "C"
+    and not (own_dir and info.source:find(own_dir, 2, true) == 2)
+end
+
+-- A traceback of the user's code, from the given level up: tide's frames
+-- and C functions (error, pcall, the calls tide makes through C) left
+-- out. A function is named as its caller named it when that caller is
+-- the user's code, else by where it is defined ("function <main.lua:3>"),
+-- not by the name tide's own code holds it under.
 local function user_traceback(message, level)
-  local tb = traceback(M.clean_message(tostring(message)), level + 1)
-  if not own_dir then return tb end
-  local out = {}
-  for line in (tb .. "\n"):gmatch("(.-)\n") do
-    if not line:find(own_dir, 1, true) and line ~= "\t(...tail calls...)"
-       and line ~= "\t[C]: in function 'xpcall'"
-       and line ~= "\t[C]: in function 'pcall'" then
-      out[#out + 1] = line
+  local lines = { M.clean_message(tostring(message)), "stack traceback:" }
+  local l = level + 1
+  local info = getinfo(l, "Sln")
+  while info do
+    local caller = getinfo(l + 1, "S")
+    if user_frame(info) then
+      local name
+      if info.what == "main" then
+        name = "main chunk"
+      elseif info.name and caller and user_frame(caller) then
+        name = fmt("%s '%s'", info.namewhat == "global" and "function"
+                   or info.namewhat, info.name)
+      else
+        name = fmt("function <%s:%d>", info.short_src, info.linedefined)
+      end
+      lines[#lines + 1] = fmt("\t%s:%d: in %s", info.short_src,
+                              info.currentline, name)
     end
+    l = l + 1
+    info = getinfo(l, "Sln")
   end
-  if out[#out] == "stack traceback:" then out[#out] = nil end
-  return concat(out, "\n")
+  if #lines == 2 then lines[2] = nil end
+  return concat(lines, "\n")
 end
 
 -- Runs a component's function in protected mode inside its coroutine.
@@ -984,6 +1006,21 @@ end
 -- memoized calls it is inside of are copied to its own stack, so that
 -- the items' calls nest apart.
 
+-- The traceback of an item of tide.map that failed (i, in input order),
+-- ended with the line that called tide.map (the caller at level, from
+-- map_site's caller): an item runs in a task of its own, whose stack
+-- starts at the item.
+local function map_site(trace, i, level)
+  if type(trace) ~= "string" then return trace end
+  local info = getinfo(level + 1, "Sl")
+  if not info or not user_frame(info) then return trace end
+  if not trace:find("\nstack traceback:", 1, true) then
+    trace = trace .. "\nstack traceback:"
+  end
+  return fmt("%s\n\t%s:%d: in tide.map, at item %d", trace, info.short_src,
+             info.currentline, i)
+end
+
 -- Whether a traceback (user_traceback's) names a line of Lua code.
 local function has_user_frame(trace)
   for line in trace:gmatch("\n\t([^\n]*)") do
@@ -1051,7 +1088,8 @@ local function map_parallel(task, run, fn, list, n, extra, out)
   if first then
     -- The component reports the item's traceback (body_handler).
     if first_trace then
-      task.traceback_of = { err = first_err, text = first_trace }
+      task.traceback_of = { err = first_err,
+                            text = map_site(first_trace, first, 3) }
     end
     error(first_err, 0)
   end
@@ -1110,6 +1148,8 @@ function M.map(fn, list, ...)
       local trace = item.trace
       if type(trace) == "string" and not has_user_frame(trace) then
         trace = user_traceback(item.err, 2)
+      else
+        trace = map_site(trace, i, 2)
       end
       task.traceback_of = { err = item.err, text = trace }
       error(item.err, 0)

@@ -47,6 +47,36 @@ end)
                    .. "expected integer, got string", err)
   end)
 
+  it("name an item of tide.map that failed, and the line that mapped it",
+     function()
+    ph.write_pipeline(dir, [[
+local function check(x)
+  if x == 3 then error("three is bad") end
+  return x
+end
+local sq = tide.fn("sq", { memo = true }, function(x) return check(x) * 2 end)
+local all = tide.fn("all", { memo = true }, function(list)
+  local out = tide.map(sq, list)
+  return out
+end)
+return tide.app("messages", function()
+  tide.mount(all, { 1, 2, 3, 4 })
+end)
+]])
+    local err, code = update()
+    assert.are.equal(1, code)
+    local p = (dir .. "/pipeline.lua:"):gsub("%p", "%%%0")
+    -- The user's frames, each named by where it is defined or by its name
+    -- in the user's code; none of tide's, none in C.
+    assert.matches("component /all failed: " .. p .. "%d+: three is bad\n"
+      .. "stack traceback:\n"
+      .. "\t" .. p .. "%d+: in upvalue 'check'\n"
+      .. "\t" .. p .. "%d+: in function <" .. p .. "%d+>\n"
+      .. "\t" .. p .. "%d+: in tide.map, at item 3", err)
+    assert.not_matches("%[C%]", err)
+    assert.not_matches("'body'", err, 1, true)
+  end)
+
   it("say a plain function was given where a tide.fn is needed", function()
     ph.write_pipeline(dir, [[
 return tide.app("messages", function()
