@@ -439,6 +439,8 @@ function commands.update(...)
   local failures = report.error_printer(say)
   local live_hooks = opts.live and M.live_output(opts, progress)
     or {}
+  -- A preview with --json lists its changes in the one JSON object.
+  local changes = opts.preview and opts.json and {} or nil
   local stats, errors = app:update {
     db = db, full_reprocess = opts["full-reprocess"], reset = opts.reset,
     preview = opts.preview, jobs = jobs, allow_empty = opts["allow-empty"],
@@ -456,7 +458,7 @@ function commands.update(...)
       end
     end,
     on_preview = opts.preview and report.preview_printer(io_stdout,
-                                                         opts.json) or nil,
+                                                         changes) or nil,
     on_progress = progress.update, share = share,
   }
   if share then share.finish(not stats) end
@@ -473,6 +475,7 @@ function commands.update(...)
     return 0
   end
   if opts.json then -- interrupted: one more member in the one object
+    stats.changes = changes
     io_stdout:write(report.stats_json(stats), "\n")
   elseif not opts.quiet then
     io_stdout:write(report.stats_line(stats), "\n")

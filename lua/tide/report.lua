@@ -45,6 +45,7 @@ local WORKERS_SHOWN = order { "app", "update", "listed", "workers" }
 local COMPONENTS = order { "added", "reprocessed", "deleted", "unchanged",
                            "errors" }
 local TARGETS = order { "inserted", "updated", "deleted" }
+local CHANGE = order { "op", "target", "key" }
 local CALLS = order { "calls", "hits", "misses", "errors" }
 local SHOWN = order { "app", "components" }
 local COMPONENT = order { "path", "fn", "status", "error", "source",
@@ -88,6 +89,12 @@ function M.stats_json(stats)
   o.components = ordered(stats.components, COMPONENTS)
   o.targets = ordered(stats.targets, TARGETS)
   o.functions = fns
+  -- A preview's: the changes it would make (preview_printer's list).
+  if stats.changes then
+    local list = {}
+    for i, ch in ipairs(stats.changes) do list[i] = ordered(ch, CHANGE) end
+    o.changes = as_list(list)
+  end
   -- A shared update's: what each worker did.
   if stats.workers then
     local list = {}
@@ -193,13 +200,21 @@ local function key_text(key)
 end
 M.key_text = key_text
 
-function M.preview_printer(out, quiet)
+-- What a preview would change, a line each on out ("insert chunks
+-- "a.md#1""); or, given a list (--json), appended to it as { op, target,
+-- key } for stats_json (stats.changes).
+function M.preview_printer(out, list)
   return function(container, changes)
-    if quiet then return end
     for _, ch in ipairs(changes) do
       local what = ch.value == nil and "delete"
         or (ch.write == "inserted" and "insert" or "update")
-      out:write(fmt("%s %s %s\n", what, container.short, key_text(ch.key)))
+      if list then
+        local key = ch.key
+        if type(key) == "table" and #key == 1 then key = key[1] end
+        list[#list + 1] = { op = what, target = container.short, key = key }
+      else
+        out:write(fmt("%s %s %s\n", what, container.short, key_text(ch.key)))
+      end
     end
   end
 end

@@ -507,6 +507,15 @@ return tide.app("slow", function() tide.mount_each(slow, items) end)]])
     assert.matches('insert out.json "k1"\ninsert out.json "k2"\n', out, 1,
                    true)
     assert.is_nil(kv(dir .. "/out.json"))
+    -- With --json, the changes are members of the one JSON object.
+    out, err, code = ph.tide(dir, "update pipeline.lua --preview --json")
+    assert.are.equal(0, code, err)
+    local r = require("cjson").decode(out)
+    assert.are.same({ { op = "insert", target = "out.json", key = "k1" },
+                      { op = "insert", target = "out.json", key = "k2" } },
+                    r.changes)
+    assert.are.equal(2, r.targets.inserted)
+    assert.is_nil(kv(dir .. "/out.json"))
     local stats = update(dir)
     assert.are.equal(2, stats.components.added)
   end)
