@@ -446,7 +446,7 @@ function App:drop(opts)
     local store = parts.store
     local deleted = 0
     local app_id = store:app(self.name, false)
-    if not app_id then return 0 end
+    if not app_id then return 0, false end
     local owner = runmod.owner(store, self.name)
     for _, row in ipairs(store:containers(app_id)) do
       local tt = target.type_named(row.kind)
@@ -471,7 +471,7 @@ function App:drop(opts)
     store:app_delete(app_id)
     store:flush()
     runmod.close_target_connections()
-    return deleted
+    return deleted, true
   end)
 end
 

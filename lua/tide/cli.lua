@@ -707,6 +707,11 @@ function commands.drop(...)
     say("%s", err)
     return 2
   end
+  if err == false then -- nothing of it there (dropped before, or never run)
+    io_stdout:write(fmt("nothing to drop: app %s has no state in %s\n",
+                        app.name, core.store_public(db) or "its store"))
+    return 0
+  end
   io_stdout:write(fmt("dropped app %s: %d target states deleted\n", app.name,
                       deleted))
   return 0

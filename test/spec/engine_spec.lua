@@ -548,6 +548,10 @@ return tide.app("slow", function() tide.mount_each(slow, items) end)]])
     assert.are.equal(0, ph.store_count(dir, "SELECT count(*) FROM apps"))
     assert.are.equal(0, ph.store_count(dir, "SELECT count(*) FROM components"))
     assert.are.equal(0, ph.store_count(dir, "SELECT count(*) FROM memos"))
+    -- Once more: nothing of it is left to drop, and it says so.
+    out, err, code = ph.tide(dir, "drop pipeline.lua --force")
+    assert.are.equal(0, code, err)
+    assert.matches("^nothing to drop: app items has no state in ", out)
   end)
 
   it("records a memo hit's dependencies in every component that hits it",
