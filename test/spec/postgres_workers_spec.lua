@@ -208,11 +208,10 @@ end)
     assert.are.equal(kept, tables(two))
   end)
 
-  it("deletes what a worker's item no longer mounts, as one process does",
-     function()
-    -- Each document mounts a component per line, which writes its row.
-    local function lines_project()
-      local d = project_with(10, [=[
+  -- A project of n documents of `lines` lines each ("a1", "b1", ...),
+  -- each mounting a component per line, which writes its row.
+  local function lines_project(n, lines)
+    local d = project_with(n, [=[
 local tide = require "tide"
 local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
@@ -229,13 +228,19 @@ return tide.app("lines", function()
   tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), t)
 end)
 ]=])
-      for i = 1, 10 do
-        helpers.write(("%s/docs/d%03d.txt"):format(d, i),
-                      ("a%d\nb%d\nc%d\n"):format(i, i, i))
+    for i = 1, n do
+      local text = {}
+      for k = 1, lines do
+        text[k] = ("abcdefghij"):sub(k, k) .. i .. "\n"
       end
-      return d
+      helpers.write(("%s/docs/d%03d.txt"):format(d, i), table.concat(text))
     end
-    local one, two = lines_project(), lines_project()
+    return d
+  end
+
+  it("deletes what a worker's item no longer mounts, as one process does",
+     function()
+    local one, two = lines_project(10, 3), lines_project(10, 3)
     update(one, location("one_lines"))
     update(two, location("two_lines"), "--workers 2")
     for _, d in ipairs { one, two } do
@@ -257,34 +262,10 @@ end)
 
   it("counts every component a worker records, in batches its items' "
      .. "components fill before its next claim", function()
-    -- 100 documents of 5 lines, a component per line below each: a
-    -- worker holds more items than a batch records components (256), so
-    -- a batch fills, and is written, as a component submits.
-    local function lines_project()
-      local d = project_with(100, [=[
-local tide = require "tide"
-local fs = require "tide.fs"
-local sqlite = require "tide.sqlite"
-@LINE@
-local process = tide.fn("process", { memo = true }, function(file, t)
-  local i = 0
-  for l in file:text():gmatch("[^\n]+") do
-    i = i + 1
-    tide.mount(tostring(i), line, file.path .. "#" .. i, l, t)
-  end
-end)
-return tide.app("many_lines", function()
-  local t = sqlite.table { db = "out.db", name = "lines", schema = Line }
-  tide.mount_each(process, fs.walk("docs", { include = { "*.txt" } }), t)
-end)
-]=])
-      for i = 1, 100 do
-        helpers.write(("%s/docs/d%03d.txt"):format(d, i),
-                      ("a%d\nb%d\nc%d\nd%d\ne%d\n"):format(i, i, i, i, i))
-      end
-      return d
-    end
-    local one, two = lines_project(), lines_project()
+    -- 100 documents of 5 lines: a worker holds more items than a batch
+    -- records components (256), so a batch fills, and is written, as a
+    -- component submits.
+    local one, two = lines_project(100, 5), lines_project(100, 5)
     local a = update(one, location("one_many_lines"))
     local b = update(two, location("two_many_lines"), "--workers 1")
     assert.are.equal(600, a.components.added)
