@@ -448,6 +448,7 @@ function App:drop(opts)
     local app_id = store:app(self.name, false)
     if not app_id then return 0, false end
     local owner = runmod.owner(store, self.name)
+    local dropped = {}
     for _, row in ipairs(store:containers(app_id)) do
       local tt = target.type_named(row.kind)
       if not tt then
@@ -465,12 +466,21 @@ function App:drop(opts)
         if #changes > 0 and present then tt.apply(spec, changes) end
         deleted = deleted + #changes
         tt.drop(spec, owner)
+        dropped[#dropped + 1] = { type = tt, spec = spec,
+                                  made = target.folders_made(row.state) }
       end
       store:container_delete(row.id)
     end
     store:app_delete(app_id)
     store:flush()
     runmod.close_target_connections()
+    -- Last: a folder that cannot be removed (a permission) is said, but
+    -- the app is dropped all the same.
+    local ok, err = target.remove_made_folders(dropped)
+    if not ok then
+      error(fmt("app %s dropped, but a folder made for its targets could "
+                .. "not be removed: %s", self.name, err), 0)
+    end
     return deleted, true
   end)
 end

@@ -411,11 +411,13 @@ function dir_target.exists(spec)
   return f ~= nil
 end
 
--- Creates the folder; the files already in it stay.
+-- Creates the folder; the files already in it stay. Returns how many
+-- folders it made, counted from the folder up (target.lua).
 function dir_target.setup(spec)
-  must(fs_mkdir(spec.dir))
-  return true
+  return true, must(fs_mkdir(spec.dir))
 end
+
+function dir_target.folder(spec) return spec.dir end
 
 local function depth(rel)
   local _, n = rel:gsub("/", "")

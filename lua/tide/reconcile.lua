@@ -43,6 +43,7 @@ local core = require "tide.core"
 local sched = require "tide.sched"
 local verify = require "tide.verify"
 local sharemod = require "tide.share"
+local target = require "tide.target"
 
 local type, error, pairs, ipairs, tostring, pcall =
   type, error, pairs, ipairs, tostring, pcall
@@ -349,8 +350,9 @@ local function record_container_owner(run, frame, id)
   if not declared then return end
   for c in pairs(declared) do
     if c.owner_id ~= id then
-      run.store:container_update { id = c.id, spec = c.spec_bytes,
-                                   owner_id = id, state = 0 }
+      run.store:container_update {
+        id = c.id, spec = c.spec_bytes, owner_id = id,
+        state = target.container_state(false, c.made or 0) }
       c.owner_id = id
     end
   end

@@ -198,7 +198,8 @@ end
 -- have been carried over. Found again by every run until it is made.
 function Run:find_gone_containers()
   for id, c in pairs(self.stored_containers) do
-    local tt = c.spec and c.state == 0 and target.type_named(c.kind)
+    local tt = c.spec and not target.setup_pending(c.state)
+               and target.type_named(c.kind)
     if tt and tt.exists then
       local ok, spec = pcall(decode, c.spec)
       local fine, present = pcall(tt.exists, ok and spec or nil)
@@ -399,10 +400,6 @@ function Run:container(tt, spec, frame, level)
   return c
 end
 
--- A container's state while its setup runs: a kill then leaves the
--- instruction to set it up again.
-local SETUP_PENDING = 1
-
 -- Sets the container up when its spec changed, a setup was interrupted,
 -- or it is gone from the target (a deleted database, a dropped table, a
 -- removed folder). When what it held did not survive, every state in it
@@ -410,7 +407,9 @@ local SETUP_PENDING = 1
 -- crash before they ran still leaves the instruction.
 function Run:setup_container(tt, spec, c, row)
   local prev_spec = row.spec and decode(row.spec) or nil
-  local interrupted = row.state == SETUP_PENDING
+  local interrupted = target.setup_pending(row.state)
+  local made = target.folders_made(row.state)
+  c.made = made
   -- Looked for once, when the run started (find_gone_containers).
   local gone = self.gone[row.id] and row.spec == c.spec_bytes or false
   if row.spec == c.spec_bytes and not interrupted and not gone then return end
@@ -418,17 +417,28 @@ function Run:setup_container(tt, spec, c, row)
   -- a run that cannot run leaves no table or folder behind.
   if prev_spec == nil and tt.exists then c.made_now = not tt.exists(spec) end
   local store = self.store
-  store:container_update { id = row.id, spec = row.spec,
-                           owner_id = row.owner_id, state = SETUP_PENDING }
+  store:container_update {
+    id = row.id, spec = row.spec, owner_id = row.owner_id,
+    state = target.container_state(true, made) }
   store:flush()
-  local ok, survived = pcall(tt.setup, spec, prev_spec, self.owner)
+  local ok, survived, made_now = pcall(tt.setup, spec, prev_spec, self.owner)
+  if ok and made_now ~= nil
+     and (math.type(made_now) ~= "integer" or made_now < 0) then
+    ok, survived = false, fmt("target type %s: setup returned %s as the "
+      .. "number of folders it made (expected nil or a count)", tt.name,
+      tostring(made_now))
+  end
   if not ok then
     -- Refused or failed: as if it had never been tried.
-    store:container_update { id = row.id, spec = row.spec,
-                             owner_id = row.owner_id, state = 0 }
+    store:container_update {
+      id = row.id, spec = row.spec, owner_id = row.owner_id,
+      state = target.container_state(false, made) }
     store:flush()
     error(survived, 0)
   end
+  -- Folders a setup found there are not its own: the count stays the one
+  -- of the setup that made them (until they are gone and made again).
+  if made_now and made_now > 0 then c.made = made_now end
   -- What it held may be gone (recreated, or a setup a kill interrupted):
   -- every state in it becomes UNKNOWN and its owners run again, recorded
   -- in the same commit that ends the setup.
@@ -438,8 +448,9 @@ function Run:setup_container(tt, spec, c, row)
     end
     store:targets_mark_unknown(row.id)
   end
-  store:container_update { id = row.id, spec = c.spec_bytes,
-                           owner_id = row.owner_id, state = 0 }
+  store:container_update {
+    id = row.id, spec = c.spec_bytes, owner_id = row.owner_id,
+    state = target.container_state(false, c.made) }
   store:flush()
 end
 
@@ -634,19 +645,33 @@ end
 
 -- ---- The run ----
 
+-- Removes, once empty, the folders made for the containers just dropped
+-- (each with .made: how many its setups made).
+function Run:remove_made_folders(dropped)
+  local ok, err = target.remove_made_folders(dropped)
+  if not ok then
+    self:report_error("folders", "removing the folders made for targets "
+                      .. "failed: " .. err)
+  end
+end
+
 -- After main failed: the containers this run made and wrote nothing to
 -- are removed again (their record stays, so the next run makes them).
 local function unmake_containers(run)
   if run.opts.preview then return end
+  local dropped = {}
   for _, c in pairs(run.containers) do
     if c.made_now and #run.store:targets_by_container(c.id) == 0 then
       local ok, err = pcall(c.type.drop, c.spec, run.owner)
-      if not ok then
+      if ok then
+        dropped[#dropped + 1] = c
+      else
         run:report_error(c.short, "removing " .. c.short .. " failed: "
                          .. tostring(err))
       end
     end
   end
+  run:remove_made_folders(dropped)
 end
 
 -- How many components going, or states being deleted, are read at once.
@@ -708,6 +733,7 @@ local function finish_deletions(run)
   -- declaring it; a carried-over owner still declares it.
   -- It must hold no state any more: components carried over may still
   -- own rows in it.
+  local dropped = {}
   for id, row in pairs(run.stored_containers) do
     local owner = run:path_of(row.owner_id)
     local declared = run.declared_ids[id] ~= nil
@@ -721,6 +747,8 @@ local function finish_deletions(run)
         local ok, err = pcall(c.type.drop, c.spec, run.owner)
         if ok then
           store:container_delete(id)
+          c.made = target.folders_made(row.state)
+          dropped[#dropped + 1] = c
         else
           run:report_error(c.short, "dropping " .. c.short .. " failed: "
                            .. tostring(err))
@@ -728,6 +756,7 @@ local function finish_deletions(run)
       end
     end
   end
+  run:remove_made_folders(dropped)
 end
 
 -- The containers the run declared whose type has a finish (work a target

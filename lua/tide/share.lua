@@ -33,6 +33,7 @@
 -- worker that runs the item.
 local core = require "tide.core"
 local sched = require "tide.sched"
+local target = require "tide.target"
 
 local encode, decode = core.cbor_encode, core.cbor_decode
 local fmt = string.format
@@ -564,7 +565,8 @@ function M.await_container(run, tt, spec, identity, spec_bytes)
   local function made()
     for _, row in ipairs(run.store:containers(run.app_id)) do
       if row.kind == tt.name and row.identity == identity then
-        return row.spec == spec_bytes and row.state == 0
+        return row.spec == spec_bytes
+               and not target.setup_pending(row.state)
       end
     end
     return false

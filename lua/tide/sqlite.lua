@@ -409,9 +409,18 @@ function target.identity(spec) return spec.db .. "#" .. spec.name end
 
 function target.short_name(spec) return spec.name end
 
+-- The folder the database file is in; nil for one in the current folder.
+function target.folder(spec) return spec.db:match("^(.*[^/])/+[^/]+$") end
+
 -- Creates or alters the table (and its FTS index) in one transaction;
--- returns whether the rows written last run are still there.
+-- returns whether the rows written last run are still there, and how many
+-- folders it made for the database file, counted from its folder up
+-- (target.lua). They are made here rather than by the open to learn
+-- that; one that cannot be made is left to the open, which says why in
+-- its own words.
 function target.setup(spec, prev, owner)
+  local folder = target.folder(spec)
+  local made = folder and core.fs_mkdir(folder) or 0
   local db = connect(spec)
   must(spec, db:exec("BEGIN IMMEDIATE"))
   local ok, survived = pcall(setup_in, spec, prev, db, owner)
@@ -420,7 +429,7 @@ function target.setup(spec, prev, owner)
     error(survived, 0)
   end
   must(spec, db:exec("COMMIT"))
-  return survived
+  return survived, made
 end
 
 -- Upserts and deletes a batch of { key, value } in one transaction.
@@ -470,7 +479,8 @@ function target.exists(spec)
 end
 
 -- Drops the table tide created; an adopted table stays (the engine has
--- deleted the rows tide wrote).
+-- deleted the rows tide wrote). A database left holding nothing is
+-- removed (the engine then removes the folders setup made for it).
 function target.drop(spec, owner)
   if not core.exists(spec.db) then return end
   local db = connect(spec)

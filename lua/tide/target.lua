@@ -2,8 +2,13 @@
 -- components declare target states through.
 --
 -- A target type is { name, identity(spec), short_name(spec),
--- setup(spec, prev) -> survived, apply(spec, changes), drop(spec),
--- recover(spec), exists(spec), batch_size }; see tide.target_type.
+-- setup(spec, prev, owner) -> survived, made, apply(spec, changes),
+-- drop(spec, owner), recover(spec), exists(spec), folder(spec),
+-- batch_size }; see tide.target_type. made, optional, is how many folders
+-- the setup created for the container, counted from folder(spec) up (a
+-- database's folder and its parents): the store keeps it, and once the
+-- container is dropped the engine removes them when they are empty
+-- (remove_made_folders).
 -- batch_size, optional, is the number of components a run's batches
 -- should hold at least once the target is declared (a target whose
 -- every apply costs a round trip to a server). finish(spec), optional,
@@ -22,9 +27,9 @@
 local core = require "tide.core"
 local sched = require "tide.sched"
 
-local type, error, pairs, setmetatable, tostring, pcall =
-  type, error, pairs, setmetatable, tostring, pcall
-local fmt = string.format
+local type, error, pairs, ipairs, setmetatable, tostring, pcall =
+  type, error, pairs, ipairs, setmetatable, tostring, pcall
+local fmt, sort = string.format, table.sort
 
 local M = {}
 
@@ -33,6 +38,55 @@ local types = {} -- name -> target type
 function M.register(tt)
   types[tt.name] = tt
   return tt
+end
+
+-- A container's state in the store, one integer: whether its setup is
+-- under way (a kill then leaves the instruction to set it up again) and
+-- how many folders setups made for it: pending + 2 * made.
+function M.container_state(pending, made)
+  return (pending and 1 or 0) + 2 * made
+end
+
+function M.setup_pending(state) return state % 2 == 1 end
+
+function M.folders_made(state) return state // 2 end
+
+local function depth(path)
+  local _, n = path:gsub("/", "")
+  return n
+end
+
+-- Removes the folders setups made for the dropped containers list ({
+-- type, spec, made }), each once empty: deepest first, since one
+-- container's folder may hold another's (out/ made for out/docs.db, and
+-- out/site). A folder that is not empty stays, and so do its parents.
+-- Returns true, or nil and a message naming the first folder that could
+-- not be removed for another reason.
+function M.remove_made_folders(list)
+  local seen, folders = {}, {}
+  for _, c in ipairs(list) do
+    local dir = c.made > 0 and c.type.folder and c.type.folder(c.spec)
+    for _ = 1, dir and c.made or 0 do
+      if not seen[dir] then
+        seen[dir] = true
+        folders[#folders + 1] = dir
+      end
+      dir = dir:match("^(.*[^/])/+[^/]+/*$")
+      if not dir then break end
+    end
+  end
+  sort(folders, function(a, b)
+    local da, db = depth(a), depth(b)
+    if da ~= db then return da > db end
+    return a < b
+  end)
+  local first
+  for _, dir in ipairs(folders) do
+    local ok, err = core.fs_rmdir(dir)
+    if ok == nil then first = first or err end
+  end
+  if first then return nil, first end
+  return true
 end
 
 -- Built-in target types live in modules a pipeline may not have loaded
@@ -69,7 +123,7 @@ function M.target_type(def)
     error(fmt("tide.target_type %s: apply must be a function", def.name), 2)
   end
   for _, k in ipairs { "setup", "drop", "identity", "short_name",
-                       "recover", "exists", "finish" } do
+                       "recover", "exists", "finish", "folder" } do
     if def[k] ~= nil and type(def[k]) ~= "function" then
       error(fmt("tide.target_type %s: %s must be a function", def.name, k),
             2)
@@ -77,7 +131,7 @@ function M.target_type(def)
   end
   local tt = {
     name = def.name, apply = def.apply, exists = def.exists,
-    recover = def.recover, finish = def.finish,
+    recover = def.recover, finish = def.finish, folder = def.folder,
     setup = def.setup or function() return true end,
     drop = def.drop or function() end,
     identity = def.identity or function(spec)

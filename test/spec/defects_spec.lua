@@ -230,7 +230,8 @@ local fs = require "tide.fs"
 local sqlite = require "tide.sqlite"
 local Doc = tide.record("Doc", { { "id", "string", key = true } })
 return tide.app("defects", function()
-  local docs = sqlite.table { db = "out/docs.db", name = "docs", schema = Doc }
+  local docs = sqlite.table { db = "out/data/docs.db", name = "docs",
+                              schema = Doc }
   local site = fs.dir("out/site")
   error("main cannot go on")
 end)
@@ -238,14 +239,14 @@ end)
     local _, err, code = update(dir)
     assert.are.equal(2, code)
     assert.matches("main cannot go on", err, 1, true)
-    assert.is_nil(helpers.read(dir .. "/out/docs.db"))
-    assert.is_nil(io.open(dir .. "/out/site"))
+    -- Nor the folders made for them.
+    assert.is_nil(io.open(dir .. "/out"))
     -- Fixed, the next run makes them.
     helpers.write(dir .. "/pipeline.lua", (helpers.read(dir
       .. "/pipeline.lua"):gsub('error%("main cannot go on"%)', "")))
     _, err, code = update(dir)
     assert.are.equal(0, code, err)
-    assert.is_not_nil(helpers.read(dir .. "/out/docs.db"))
+    assert.is_not_nil(helpers.read(dir .. "/out/data/docs.db"))
     assert.is_not_nil(io.open(dir .. "/out/site"))
   end)
 

@@ -224,6 +224,53 @@ describe("postgres.table", function()
     assert.truthy(out:find("in step", 1, true), out)
   end)
 
+  it("deletes a recorded key holding a NUL without writing it, so that "
+     .. "the table is not blocked", function()
+    local d, update = project(pipeline(conn, "nul_state", [[{
+      { "id", "string", key = true }, { "v", "integer" } }]],
+      [[Rec { id = item.id, v = item.v }]]))
+    items(d, { { id = "a", v = 1 }, { id = "b", v = 2 } })
+    local _, err, code = update()
+    assert.are.equal(0, code, err)
+    -- b's component also owns a state whose key holds a NUL: what a
+    -- version that did not refuse such a row recorded.
+    local core = require "tide.core"
+    local sqlite = require "tide.sqlite"
+    local store = assert(sqlite.open(d .. "/.tide/state.db"))
+    local b
+    for _, r in ipairs(assert(store:rows(
+        "SELECT container_id, key, owner_id FROM target_states"))) do
+      local key = core.cbor_decode(r.key)
+      if (type(key) == "table" and key[1] or key) == "b" then b = r end
+    end
+    assert.is_table(b)
+    local key = core.cbor_decode(b.key)
+    local poisoned = core.cbor_encode(type(key) == "table" and { "x\0y" }
+                                      or "x\0y")
+    assert(store:exec(("INSERT INTO target_states(container_id, key, "
+      .. "owner_id, pending) VALUES(%d, x'%s', %d, 0)"):format(
+      b.container_id, (poisoned:gsub(".", function(c)
+        return ("%02x"):format(c:byte())
+      end)), b.owner_id)))
+    store:close()
+    -- b goes, and with it both its states: the NUL key's delete writes
+    -- nothing, b's row is deleted, and nothing is left to fail.
+    items(d, { { id = "a", v = 1 } })
+    local report
+    report, err, code = update()
+    assert.are.equal(0, code, err)
+    assert.are.equal(0, report.components.errors)
+    assert.are.equal(1, report.components.deleted)
+    local ids = {}
+    for _, r in ipairs(rows("SELECT id FROM nul_state ORDER BY id")) do
+      ids[#ids + 1] = r.id
+    end
+    assert.are.same({ "a" }, ids)
+    local out, derr, dcode = helpers.run(("cd %s && %s drop pipeline.lua "
+      .. "--force"):format(q(d), helpers.tide))
+    assert.are.equal(0, dcode, tostring(derr) .. out)
+  end)
+
   it("keys by several fields and keeps keys with quotes", function()
     local d, update = project(pipeline(conn, "pairs", [[{
       { "a", "string", key = true }, { "b", "integer", key = true },

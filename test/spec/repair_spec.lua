@@ -82,6 +82,56 @@ describe("self-repairing targets", function()
     assert.is_nil(helpers.read(dir .. "/out/site/a.md.txt"))
   end)
 
+  it("removes on drop the folders it made once they are empty, and never "
+     .. "one it found", function()
+    local function deep(dir)
+      helpers.write(dir .. "/pipeline.lua", (pipeline()
+        :gsub('"out/docs.db"', '"out/data/docs.db"')
+        :gsub('"out/site"', '"out/www/site"')))
+      return dir
+    end
+    local function exists(path)
+      local f = io.open(path)
+      if f then f:close() end
+      return f ~= nil
+    end
+    local function drop(dir)
+      local _, err, code = ph.tide(dir, "drop pipeline.lua --force")
+      assert.are.equal(0, code, err)
+    end
+    -- Every folder tide made is removed: nothing is left of out.
+    local dir = deep(setup())
+    ok_update(dir)
+    assert.is_true(exists(dir .. "/out/www/site/a.md.txt"))
+    drop(dir)
+    assert.is_false(exists(dir .. "/out"))
+    assert.is_true(exists(dir .. "/in/a.md"))
+    -- out was there before: it stays, what tide made in it goes.
+    dir = deep(setup())
+    assert.is_true(os.execute("mkdir " .. q(dir .. "/out")))
+    ok_update(dir)
+    drop(dir)
+    assert.is_true(exists(dir .. "/out"))
+    assert.is_false(exists(dir .. "/out/data"))
+    assert.is_false(exists(dir .. "/out/www"))
+    -- A folder holding a file of the user's stays, and so do its parents.
+    dir = deep(setup())
+    ok_update(dir)
+    helpers.write(dir .. "/out/www/notes.txt", "mine")
+    drop(dir)
+    assert.are.equal("mine", helpers.read(dir .. "/out/www/notes.txt"))
+    assert.is_false(exists(dir .. "/out/www/site"))
+    assert.is_false(exists(dir .. "/out/data"))
+    -- Removed by hand and made again by a run: still tide's to remove.
+    dir = deep(setup())
+    ok_update(dir)
+    assert.is_true(os.execute("rm -rf " .. q(dir .. "/out")))
+    ok_update(dir)
+    assert.is_true(exists(dir .. "/out/data/docs.db"))
+    drop(dir)
+    assert.is_false(exists(dir .. "/out"))
+  end)
+
   it("recreates and refills a removed folder", function()
     local dir = setup()
     ok_update(dir)
@@ -150,9 +200,8 @@ describe("self-repairing targets", function()
     local _, err, code = ph.tide(dir, "drop pipeline.lua --force")
     assert.are.equal(0, code, err)
     assert.is_nil(helpers.read(dir .. "/out/site/a.md.txt"))
-    local out = sql(dir .. "/out/docs.db", "SELECT count(*) FROM "
-                    .. "sqlite_master WHERE name = 'docs'")
-    assert.are.equal("0\n", out)
+    -- The table is dropped, the database it left empty removed.
+    assert.is_nil(helpers.read(dir .. "/out/docs.db"))
   end)
 
   it("refuses a second state store claiming the same table", function()
@@ -261,5 +310,36 @@ end)
     ok_update(dir)
     assert.are.equal("x\ny\n", sql(dir .. "/out/docs.db",
                                     "SELECT id FROM docs ORDER BY id"))
+  end)
+
+  it("removes the folders made for a folder target whose component is "
+     .. "deleted", function()
+    local dir = helpers.tmpdir()
+    local function write(names)
+      helpers.write(dir .. "/pipeline.lua", ([[
+local tide = require "tide"
+local fs = require "tide.fs"
+local write = tide.fn("write", { memo = true }, function(name)
+  fs.dir("out/" .. name .. "/pages"):file("index.md", name)
+end)
+return tide.app("repair", function()
+  tide.mount_each(write, { %s })
+end)
+]]):format(names))
+    end
+    assert.is_true(os.execute("mkdir " .. q(dir .. "/out")))
+    write('x = "x", y = "y"')
+    ok_update(dir)
+    assert.are.equal("y", helpers.read(dir .. "/out/y/pages/index.md"))
+    write('x = "x"')
+    ok_update(dir)
+    assert.is_nil(io.open(dir .. "/out/y"))
+    assert.are.equal("x", helpers.read(dir .. "/out/x/pages/index.md"))
+    write('')
+    ok_update(dir)
+    assert.is_nil(io.open(dir .. "/out/x"))
+    -- out was there before tide.
+    local f = assert(io.open(dir .. "/out"))
+    f:close()
   end)
 end)
