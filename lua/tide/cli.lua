@@ -718,7 +718,8 @@ function commands.drop(...)
 end
 
 -- tide verify: exit 0 when every target holds what the store says (or
--- --repair wrote it back), 1 when drift remains or a component failed, 2
+-- --repair wrote it back), 1 when drift remains, 3 when there is none but
+-- a component or a source failed (what it declares was not checked), 2
 -- when the pipeline could not run.
 function commands.verify(...)
   local opts, app, db = with_pipeline("verify", { ... },
@@ -740,8 +741,9 @@ function commands.verify(...)
     return 2
   end
   io_stdout:write(report.verify(app.name, result, opts.json))
-  if #errors > 0 then return 1 end
-  return require("tide.verify").drifted(result) and 1 or 0
+  local verify = require "tide.verify"
+  if verify.drifted(result) then return 1 end
+  return verify.checked_all(result) and 0 or 3
 end
 
 -- Runs a report (show, why, ls) on the store opened read-only and prints

@@ -274,6 +274,31 @@ end
 
 local worker_of = sharemod.is_worker
 
+-- A verify run checks the targets against what the last update wrote; it
+-- runs nothing new (verify.lua). What would run again is raised as this:
+-- the component is out of date, left to `tide update`, neither run nor
+-- counted as a failure.
+local function out_of_date(why)
+  error({ tide_error = true, out_of_date = true, message = why }, 0)
+end
+
+-- Whether a memoized component's sources or code changed since the last
+-- update that ran it (or it never succeeded): a verify leaves it alone.
+local function changed_since(frame, prev)
+  return not prev or prev.input ~= frame.input
+    or prev.logic ~= frame.fn:logic_raw() or prev.fn ~= frame.fn.name
+end
+
+-- A component a verify did not run, or stopped where it would have run
+-- something again: it keeps what it had, and what it owns is counted out
+-- of date (verify.lua). Its parent's use_mount is out of date too.
+local function component_out_of_date(run, frame, message)
+  if frame.prev then run:keep_subtree(frame.path) end
+  frame.out_of_date, frame.error = true, message
+  run.verify_out_of_date = run.verify_out_of_date + 1
+  return false, message
+end
+
 -- A component that failed keeps what it had: its target states and its
 -- children stay as the last successful run left them.
 function M.component_failed(run, frame, message)
@@ -326,6 +351,11 @@ local function run_component(frame)
                                   frame.args.n, fnmod.unpack(frame.args))
     end
     if input_ok then frame.input = input_err end
+  end
+  if input_ok and run.opts.verify and fn.memo and not frame.is_root
+     and changed_since(frame, prev) then
+    return component_out_of_date(run, frame, "out of date: its sources or "
+                                 .. "code changed since the last update")
   end
   if input_ok and not frame.is_root and unchanged(run, frame, prev) then
     run:keep_subtree(frame.path)
@@ -398,6 +428,10 @@ local function run_component(frame)
     if not frame.is_root and worker_of(run) and core.stop_requested() then
       frame.incomplete = true
       return false
+    end
+    if run.opts.verify and not frame.is_root and type(results) == "table"
+       and results.out_of_date then
+      return component_out_of_date(run, frame, results.message)
     end
     return M.component_failed(run, frame,
       type(results) == "table" and results.message or results)
@@ -577,6 +611,7 @@ function M.use_mount(...)
   local frame = mount(parent, path, fn, args)
   frame.value_only = value_only
   sched.wait(parent.run.sched, frame)
+  if frame.out_of_date then out_of_date(frame.error) end
   if frame.error then
     error(fmt("component %s failed: %s", frame.path, frame.error), 0)
   end
@@ -1338,6 +1373,11 @@ local function call(frame, fn, ...)
   if run.remote_store and not run.opts.full_reprocess then
     local id = cache:probe(logic, n, ...)
     if id then return hit(frame, scope, fs, id, cache:results(id)) end
+  end
+  if run.opts.verify then
+    out_of_date(fmt("memoized function %s would run again: its inputs or "
+                    .. "code changed since the last update (run tide update "
+                    .. "first)", fn.name))
   end
   fs.misses = fs.misses + 1
   local memo = { fn = fn, deps = new_deps(), targets = {} }

@@ -53,7 +53,9 @@ local COMPONENT = order { "path", "fn", "status", "error", "source",
 local STATE = order { "target", "key", "pending" }
 local WHY = order { "target", "key", "owner", "fn", "source", "written",
                     "state" }
-local VERIFIED = order { "app", "drift", "targets" }
+local VERIFIED = order { "app", "drift", "checked_all", "components",
+                         "sources_failed", "targets" }
+local VERIFY_COMPONENTS = order { "checked", "out_of_date", "failed" }
 local VERIFY_TARGET = order { "target", "kind", "checked", "missing",
                               "changed", "extra", "out_of_date",
                               "unverifiable", "repaired", "gone" }
@@ -415,8 +417,12 @@ function M.verify(app, result, as_json)
                   repaired = r0.repaired or false, gone = r0.gone or false }
       items[i] = ordered(r, VERIFY_TARGET)
     end
+    local verify = require "tide.verify"
     return json(ordered({ app = app,
-      drift = require("tide.verify").drifted(result) and true or false,
+      drift = verify.drifted(result) and true or false,
+      checked_all = verify.checked_all(result),
+      components = ordered(result.components, VERIFY_COMPONENTS),
+      sources_failed = result.sources_failed,
       targets = as_list(items) }, VERIFIED)) .. "\n"
   end
   local out = {}
@@ -450,6 +456,25 @@ function M.verify(app, result, as_json)
         out[#out + 1] = fmt("  %s %s\n", what, printable(key_text(key)))
       end
     end
+  end
+  local counts = result.components
+  if counts.out_of_date > 0 then
+    out[#out + 1] = fmt("%d %s out of date (their sources or code changed "
+      .. "since the last update: run tide update)\n", counts.out_of_date,
+      counts.out_of_date == 1 and "component" or "components")
+  end
+  local unchecked = {}
+  if counts.failed > 0 then
+    unchecked[#unchecked + 1] = fmt("%d %s failed", counts.failed,
+      counts.failed == 1 and "component" or "components")
+  end
+  if result.sources_failed > 0 then
+    unchecked[#unchecked + 1] = fmt("%d %s failed", result.sources_failed,
+      result.sources_failed == 1 and "source" or "sources")
+  end
+  if #unchecked > 0 then
+    out[#out + 1] = fmt("not checked: %s (see above)\n",
+                        concat(unchecked, ", "))
   end
   return concat(out)
 end

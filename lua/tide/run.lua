@@ -90,7 +90,7 @@ function M.new(app, opts, parts)
   -- A verify run is a preview in which every component runs.
   if opts.verify then
     opts.preview = true
-    run.verified = {}
+    run.verified, run.verify_out_of_date = {}, 0
   end
   run.app_id = store:app(app.name, true)
   -- A shared update (share.lua): opts.share = { role = "lead" | "worker",

@@ -11,7 +11,12 @@
 -- keys missing, changed and extra (present, never written by tide).
 -- States the store does not vouch for (out of date: the sources changed
 -- since the last update, or a write is pending) are counted apart and
--- left to `tide update`. A repair applies upserts for what is missing or
+-- left to `tide update`. A verify runs nothing new: a memoized component
+-- whose input or code changed is not run, and a component that would
+-- call a memoized function that misses stops there (engine.lua); both are
+-- out of date, and what they own is counted so. A component or a source
+-- that fails leaves what it declares unchecked: the report says so
+-- (checked_all), apart from drift. A repair applies upserts for what is missing or
 -- changed and deletes for what is extra, through the target's own
 -- idempotent apply; the store already records that state, so it does
 -- not change.
@@ -80,9 +85,21 @@ local function check_container(run, container, declared)
   return result
 end
 
--- The report of a verify run: a list of container results, by name.
+-- The report of a verify run: a list of container results, by name,
+-- with how many components were checked, out of date or failed, and how
+-- many sources failed.
 function M.check(run)
   local out = {}
+  local counts = run.stats.components
+  local failed, sources_failed = 0, 0
+  for _, e in ipairs(run.errors) do
+    if e.kind == "source" then sources_failed = sources_failed + 1
+    elseif e.path ~= "" then failed = failed + 1
+    end
+  end
+  out.components = { checked = counts.added + counts.reprocessed,
+                     out_of_date = run.verify_out_of_date, failed = failed }
+  out.sources_failed = sources_failed
   for _, container in pairs(run.containers) do
     out[#out + 1] = check_container(run, container,
       run.verified[container] or { kbs = {} })
@@ -114,6 +131,12 @@ function M.drifted(report)
     end
   end
   return false
+end
+
+-- Whether every component ran and every source was read: otherwise what
+-- they declare was not checked.
+function M.checked_all(report)
+  return report.components.failed == 0 and report.sources_failed == 0
 end
 
 return M

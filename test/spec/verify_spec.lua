@@ -144,7 +144,130 @@ describe("tide verify", function()
     assert.are.equal(0, code)
     assert.is_false(report.drift)
     assert.are.equal(2, by.docs.checked)
+    -- c.md's recorded row; d.md's is not recorded yet: neither component
+    -- runs, both are out of date.
+    assert.are.equal(1, by.docs.out_of_date)
+    assert.are.equal(2, report.components.out_of_date)
+  end)
+
+  -- A pipeline whose memoized "model" appends each call to calls.log,
+  -- over JSON Lines items, through a memoized component (process) and a
+  -- plain one (plain); process fails while fail.flag names its item.
+  local MODEL_PIPELINE = [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "id", "string", key = true },
+                                 { "n", "integer" } })
+local model = tide.fn("model", { memo = true }, function(s)
+  local f = assert(io.open("calls.log", "a"))
+  f:write(s, "\n")
+  f:close()
+  return #s
+end)
+local process = tide.fn("process", { memo = true }, function(item, docs)
+  local flag = io.open("fail.flag")
+  if flag and flag:read("a") == item.id then error("cannot process " .. item.id) end
+  if flag then flag:close() end
+  docs:row(Doc { id = item.id, n = model(item.text) })
+end)
+local plain = tide.fn("plain", function(item, docs)
+  docs:row(Doc { id = "plain-" .. item.id, n = model("plain " .. item.text) })
+end)
+return tide.app("models", function()
+  local docs = sqlite.table { db = "out/docs.db", name = "docs", schema = Doc }
+  tide.mount_each(process, tide.json.lines("items.jsonl", { key = "id" }),
+                  docs)
+  tide.mount_each(plain, tide.json.lines("items.jsonl", { key = "id" }), docs)
+end)
+]]
+
+  local function model_setup()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", MODEL_PIPELINE)
+    helpers.write(dir .. "/items.jsonl", '{"id":"a","text":"alpha"}\n'
+                  .. '{"id":"b","text":"beta"}\n')
+    local _, err, code = ph.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal("alpha\nbeta\nplain alpha\nplain beta\n",
+                     helpers.read(dir .. "/calls.log"))
+    return dir
+  end
+
+  it("runs no model for an item whose source changed: it is out of date",
+     function()
+    local dir = model_setup()
+    helpers.write(dir .. "/items.jsonl", '{"id":"a","text":"alpha"}\n'
+                  .. '{"id":"b","text":"beta 2"}\n')
+    local by, report, code, err = verify(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal("", err)
+    assert.is_false(report.drift)
+    assert.is_true(report.checked_all)
+    -- process/b is not run; plain/b runs and stops at the model's miss.
+    assert.are.same({ checked = 2, out_of_date = 2, failed = 0 },
+                    report.components)
+    assert.are.equal(2, by.docs.checked)
     assert.are.equal(2, by.docs.out_of_date)
+    assert.are.equal("alpha\nbeta\nplain alpha\nplain beta\n",
+                     helpers.read(dir .. "/calls.log"))
+    local text = ph.tide(dir, "verify pipeline.lua")
+    assert.matches("2 components out of date (their sources or code changed "
+                   .. "since the last update: run tide update)", text, 1, true)
+    -- The update pays for the change once, as it would have anyway.
+    local stats = ph.update(dir)
+    assert.are.equal(2, stats.functions.model.misses)
+    assert.are.equal("alpha\nbeta\nplain alpha\nplain beta\nbeta 2\n"
+                     .. "plain beta 2\n", helpers.read(dir .. "/calls.log"))
+  end)
+
+  it("exits 3 when a component fails: what it declares was not checked",
+     function()
+    local dir = model_setup()
+    helpers.write(dir .. "/fail.flag", "a")
+    local by, report, code, err = verify(dir)
+    assert.are.equal(3, code)
+    assert.matches("component /process/a failed: .*cannot process a", err)
+    assert.is_false(report.drift)
+    assert.is_false(report.checked_all)
+    assert.are.same({ checked = 3, out_of_date = 0, failed = 1 },
+                    report.components)
+    assert.are.equal(0, report.sources_failed)
+    assert.are.equal(3, by.docs.checked)
+    -- Drift elsewhere is repaired; the failure still says the check is
+    -- incomplete, never that drift remains.
+    sql(dir, "DELETE FROM docs WHERE id = 'b'")
+    local out
+    out, err, code = ph.tide(dir, "verify pipeline.lua --repair")
+    assert.are.equal(3, code, err)
+    assert.matches("docs: 1 missing, 0 changed, 0 extra: repaired", out, 1,
+                   true)
+    assert.matches("not checked: 1 component failed (see above)", out, 1,
+                   true)
+    assert.are.equal("a|5\nb|4\nplain-a|11\nplain-b|10\n",
+                     sql(dir, "SELECT * FROM docs ORDER BY id"))
+    -- With drift left, drift wins: exit 1.
+    sql(dir, "DELETE FROM docs WHERE id = 'b'")
+    by, report, code = verify(dir)
+    assert.are.equal(1, code)
+    assert.is_true(report.drift)
+    assert.is_false(report.checked_all)
+  end)
+
+  it("exits 3 when a source fails, after repairing what it could check",
+     function()
+    local dir = model_setup()
+    helpers.write(dir .. "/items.jsonl", '{"id":"a","text":"alpha"}\n'
+                  .. '{"id":"b","text":"beta"}\nnot json\n')
+    sql(dir, "DELETE FROM docs WHERE id = 'a'")
+    local by, report, code, err = verify(dir, "--repair")
+    assert.are.equal(3, code, err)
+    assert.matches("tide: source json.lines items.jsonl: ", err, 1, true)
+    assert.is_false(report.drift)
+    assert.is_false(report.checked_all)
+    assert.are.equal(2, report.sources_failed)
+    assert.is_true(by.docs.repaired)
+    assert.are.equal("a|5\nb|4\nplain-a|11\nplain-b|10\n",
+                     sql(dir, "SELECT * FROM docs ORDER BY id"))
   end)
 
   it("reports a dropped table as gone and leaves it to tide update",
