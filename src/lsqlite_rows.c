@@ -124,8 +124,24 @@ static int order_columns(Rows *r) {
   return 1;
 }
 
-/* Appends a key column's value as sqlite.lua's key_text writes it. */
-static int put_key_part(tide_Buf *b, const tide_SqlValue *v) {
+/* Appends text with each '\\' and '/' escaped by a '\\': a part of a key
+** of several columns, joined as rows.lua's key_join joins them. */
+static int put_escaped(tide_Buf *b, const char *p, size_t len) {
+  size_t i, from = 0;
+  int rc;
+  for (i = 0; i < len; i++) {
+    if (p[i] != '\\' && p[i] != '/') continue;
+    if ((rc = tide_buf_append(b, p + from, i - from)) != 0 ||
+        (rc = tide_buf_push(b, '\\')) != 0)
+      return rc;
+    from = i;
+  }
+  return tide_buf_append(b, p + from, len - from);
+}
+
+/* Appends a key column's value as sqlite.lua's key_text writes it, its
+** text escaped when the key has several columns (numbers need none). */
+static int put_key_part(tide_Buf *b, const tide_SqlValue *v, int escaped) {
   char num[40];
   int n;
   switch (v->type) {
@@ -140,7 +156,8 @@ static int put_key_part(tide_Buf *b, const tide_SqlValue *v) {
       n = snprintf(num, sizeof num, "%.17g", v->d);
     return tide_buf_append(b, num, (size_t)n);
   default:
-    return tide_buf_append(b, v->p, v->len);
+    return escaped ? put_escaped(b, v->p, v->len)
+                   : tide_buf_append(b, v->p, v->len);
   }
 }
 
@@ -202,7 +219,7 @@ static int read_row(Rows *r, tide_IndexEach *each, int64_t row,
       return 1;
     }
     if ((j > 0 && (rc = tide_buf_push(&r->key, '/')) != 0) ||
-        (rc = put_key_part(&r->key, &v)) != 0)
+        (rc = put_key_part(&r->key, &v, r->nkeys > 1)) != 0)
       return rc;
   }
   if ((rc = tide_index_each_find(each, (const char *)r->key.data,

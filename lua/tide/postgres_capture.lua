@@ -32,7 +32,7 @@ local pg_query, pg_script, pg_listen, pg_identity, public_conninfo =
   core.pg_query, core.pg_script, core.pg_listen, core.pg_identity,
   core.pg_public_conninfo
 local ident, table_ident = ptable.ident, ptable.table_ident
-local key_text = keyed_rows.key_text
+local key_text, key_join = keyed_rows.key_text, keyed_rows.key_join
 
 local M = {}
 
@@ -228,14 +228,14 @@ local function emit_rows(spec, conn, types, keys, emit)
   for _, row in ipairs(r.rows) do
     local parts = {}
     for j, k in ipairs(spec.key) do parts[j] = key_text(row[k]) end
-    local key = concat(parts, "/")
+    local key = key_join(parts)
     found[key] = true
     emit(key, row)
   end
   for _, values in ipairs(keys) do
     local parts = {}
     for j = 1, #spec.key do parts[j] = key_text(values[j]) end
-    local key = concat(parts, "/")
+    local key = key_join(parts)
     if not found[key] then
       found[key] = true
       emit(key, nil)

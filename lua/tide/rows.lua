@@ -32,10 +32,24 @@ local function key_text(v)
 end
 M.key_text = key_text
 
+-- The key of several key columns' texts: joined with "/", each part's "\"
+-- and "/" escaped with a "\", so that two rows whose parts differ have two
+-- keys ("x/y", "z" is x\/y/z; "x", "y/z" is x/y\/z); a key whose parts
+-- hold neither keeps the plain form. One part is the key as it is.
+-- (lsqlite_rows.c joins them the same way.)
+local function key_join(parts)
+  if #parts == 1 then return parts[1] end
+  for i, part in ipairs(parts) do
+    parts[i] = part:gsub("[\\/]", "\\%0")
+  end
+  return concat(parts, "/")
+end
+M.key_join = key_join
+
 -- An iterator of key, row over rows (tables of column = value) whose
--- columns are names, keyed by key (a name or a list: values joined with
--- "/"). fail(msg, ...) raises; it is called for a key column missing from
--- names, NULL in a row, or a key found twice, naming sql.
+-- columns are names, keyed by key (a name or a list: values joined by
+-- key_join). fail(msg, ...) raises; it is called for a key column missing
+-- from names, NULL in a row, or a key found twice, naming sql.
 function M.keyed(rows, names, key, sql, fail)
   local keys = type(key) == "string" and { key } or key
   local columns = {}
@@ -55,7 +69,7 @@ function M.keyed(rows, names, key, sql, fail)
       end
       parts[j] = key_text(v)
     end
-    local k = concat(parts, "/")
+    local k = key_join(parts)
     if seen[k] then fail("duplicate key %s in the result of: %s", k, sql) end
     seen[k], out[i] = true, k
   end

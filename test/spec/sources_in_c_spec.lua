@@ -163,4 +163,39 @@ end)
     assert.are.same({ added = 0, reprocessed = 0, deleted = 1,
                       unchanged = 2, errors = 0 }, stats.components)
   end)
+
+  it("keeps rows whose key parts hold / or \\ apart", function()
+    local db = dir .. "/in.db"
+    sql(db, "CREATE TABLE t(a, b, v); INSERT INTO t VALUES ('x/y', 'z', 3),"
+      .. " ('x', 'y/z', 4), ('p\\', 'q', 5), ('p', '\\q', 6),"
+      .. " ('m', 'n', 7)")
+    ph.write_pipeline(dir, [[
+local sqlite = require "tide.sqlite"
+local process = tide.fn("process", { memo = true }, function(row, out)
+  out:declare(row.a .. "|" .. row.b, row.v)
+end)
+return tide.app("rows", function()
+  tide.mount_each(process, sqlite.rows("in.db", "SELECT a, b, v FROM t",
+                                       { key = { "a", "b" } }), kv("out.json"))
+end)
+]])
+    local stats, err, code = ph.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal(5, stats.components.added)
+    assert.are.same({ ["x/y|z"] = 3, ["x|y/z"] = 4, ["p\\|q"] = 5,
+                      ["p|\\q"] = 6, ["m|n"] = 7 }, ph.kv(dir .. "/out.json"))
+    -- Each part's / and \\ escaped with \\; a key without them as before.
+    local out = ph.tide(dir, "show pipeline.lua --json")
+    local paths = {}
+    for _, c in ipairs(require("cjson").decode(out).components) do
+      paths[#paths + 1] = c.path
+    end
+    table.sort(paths)
+    assert.are.same({ "/", "/process/m/n", "/process/p/\\\\q",
+                      "/process/p\\\\/q", "/process/x/y\\/z",
+                      "/process/x\\/y/z" }, paths)
+    stats, err, code = ph.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal(5, stats.components.unchanged)
+  end)
 end)

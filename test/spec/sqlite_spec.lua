@@ -889,6 +889,17 @@ describe("tide.sqlite", function()
       local keys = collect(sqlite.rows(db, "SELECT cat, id, title FROM "
         .. "items ORDER BY id", { key = { "cat", "id" } }))
       assert.are.same({ "a/1", "a/2", "b/3" }, keys)
+      -- A part's / and \\ are escaped with \\: two rows, two keys.
+      sql(db, "CREATE TABLE t(a, b); INSERT INTO t VALUES ('x/y', 'z'), "
+        .. "('x', 'y/z'), ('p\\', 'q'), ('p', '\\q')")
+      keys = collect(sqlite.rows(db, "SELECT a, b FROM t ORDER BY rowid",
+                                 { key = { "a", "b" } }))
+      assert.are.same({ "x\\/y/z", "x/y\\/z", "p\\\\/q", "p/\\\\q" },
+                      keys)
+      -- One key column is taken as it is.
+      keys = collect(sqlite.rows(db, "SELECT a FROM t WHERE b = 'z'",
+                                 { key = "a" }))
+      assert.are.same({ "x/y" }, keys)
     end)
 
     it("keeps a path inside the project relative, others absolute", function()
