@@ -718,6 +718,29 @@ local function keep_what_failed(run, base, items, mounted, failed)
   end
 end
 
+-- A source's message without the name it starts with (a source's own
+-- errors name it, to stand alone where its items() is called directly):
+-- the report names the source once.
+local function without_source_name(message, items)
+  if type(items) ~= "table" or type(items.kind) ~= "string" then
+    return message
+  end
+  local what = items.given or items.dir or items.path or items.db
+    or items.name
+  local prefixes = { source_label(items) .. ": " }
+  if what then
+    prefixes[2] = items.kind .. ": " .. tostring(what) .. ": "
+    prefixes[3] = tostring(what) .. ": "
+  end
+  prefixes[#prefixes + 1] = items.kind .. ": "
+  for _, prefix in ipairs(prefixes) do
+    if message:sub(1, #prefix) == prefix then
+      return message:sub(#prefix + 1)
+    end
+  end
+  return message
+end
+
 -- The on_error a mount_each gives its source: on_error(relpath, why) for
 -- a part it could not read (a directory), on_error(nil, message) when it
 -- failed as a whole or for an item it cannot key. Reports the error (exit
@@ -726,7 +749,11 @@ local function source_error_handler(run, base, items, failed)
   return function(relpath, message)
     run.stats.components.errors = run.stats.components.errors + 1
     failed[#failed + 1] = relpath and (base .. "/" .. relpath) or base
-    if relpath then message = fmt("cannot read %s: %s", relpath, message) end
+    if relpath then
+      message = fmt("cannot read %s: %s", relpath, message)
+    elseif type(message) == "string" then
+      message = without_source_name(message, items)
+    end
     run:report_error(base, fmt("source %s: %s", source_label(items),
                                message), "source")
   end

@@ -148,8 +148,8 @@ end)
     } do
       stats, err, code = run(query)
       assert.are.equal(1, code, err)
-      assert.matches("source sqlite.rows in.db: sqlite.rows in.db: "
-                     .. message .. query, err, 1, true)
+      assert.matches("tide: source sqlite.rows in.db: " .. message .. query
+                     .. "\n", err, 1, true)
       assert.are.same({ added = 0, reprocessed = 0, deleted = 0,
                         unchanged = 0, errors = 1 }, stats.components)
     end
