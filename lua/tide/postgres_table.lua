@@ -286,7 +286,7 @@ local function claim_state(spec, owner)
   if not r then return nil end
   if r.owner == owner.id then return "mine" end
   if sql_table.claim_alive(r) then
-    fail(spec, sql_table.kept_by_another(spec.name, r))
+    fail(spec, sql_table.kept_by_another(spec.name, r, owner))
   end
   return "orphan"
 end

@@ -226,12 +226,19 @@ function M.claim_alive(r)
   return false
 end
 
--- The message for a second store claiming a table another store keeps.
-function M.kept_by_another(name, r)
+-- The message for owner (run.lua's M.owner) claiming a table that
+-- another app keeps (r, as in claim_alive): of another store, or of the
+-- same store.
+function M.kept_by_another(name, r, owner)
+  local app = r.owner:match("^(.*)@%d+$") or r.owner
+  if owner and owner.store == r.store then
+    return fmt("table %s is kept by app %s of this tide state store, %s: a "
+      .. "table has one owner; drop that app first (tide drop), or choose "
+      .. "another name", name, app, r.store)
+  end
   return fmt("table %s is kept by another tide state store, %s (app %s): "
     .. "a table has one owner; drop the app there first, or choose "
-    .. "another name", name, r.store, r.owner:match("^(.*)@%d+$")
-    or r.owner)
+    .. "another name", name, r.store, app)
 end
 
 return M

@@ -348,7 +348,8 @@ local function claim(spec, db, owner)
   if r and r.owner == owner.id then return "mine" end
   if r then
     if sql_table.claim_alive(r) then
-      error(where(spec) .. ": " .. sql_table.kept_by_another(spec.name, r), 0)
+      error(where(spec) .. ": "
+            .. sql_table.kept_by_another(spec.name, r, owner), 0)
     end
     orphan = true
   end

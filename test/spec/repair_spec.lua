@@ -223,6 +223,22 @@ describe("self-repairing targets", function()
     assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
   end)
 
+  it("refuses a second app of the same store claiming the same table",
+     function()
+    local dir = setup()
+    ok_update(dir)
+    helpers.write(dir .. "/second.lua", (pipeline():gsub('tide.app%("repair"',
+      'tide.app("second"')))
+    local _, err, code = helpers.run(("cd %s && %s update second.lua --quiet")
+      :format(q(dir), q(helpers.tide)))
+    assert.are.equal(2, code)
+    assert.matches("table docs is kept by app repair of this tide state "
+                   .. "store, " .. dir .. "/.tide/state.db: a table has one "
+                   .. "owner; drop that app first (tide drop), or choose "
+                   .. "another name", err, 1, true)
+    assert.are.equal("a.md|alpha\nb.md|beta\n", rows(dir))
+  end)
+
   it("makes again a table whose first setup a kill cut short", function()
     -- main kills the process once the table is declared; the store is
     -- then put back to what a kill between the table's setup and the
