@@ -358,7 +358,8 @@ function M.why(store, app, target_name, key_text_arg, opts)
     end
   end
   if #matches == 0 then
-    return fmt("app %s has no target named %s", app.name, target_name), false
+    return printable(fmt("app %s has no target named %s", app.name,
+                         target_name)), false
   end
   local candidates = { { key_text_arg }, key_text_arg }
   local n = math.tointeger(tonumber(key_text_arg))
@@ -388,14 +389,15 @@ function M.why(store, app, target_name, key_text_arg, opts)
         }
         if opts.json then return json(ordered(info, WHY)) .. "\n", true end
         return fmt("%s %s\n  owner component: %s (%s)\n  source item: %s\n"
-          .. "  last written: %s (%s)\n", info.target, key_text(info.key),
-          info.owner or "?", info.fn or "?", info.source or "none",
+          .. "  last written: %s (%s)\n", printable(info.target),
+          printable(key_text(info.key)), printable(info.owner or "?"),
+          printable(info.fn or "?"), printable(info.source or "none"),
           info.written, info.state), true
       end
     end
   end
-  return fmt("%s has no target state with key %s", target_name,
-             key_text_arg), false
+  return printable(fmt("%s has no target state with key %s", target_name,
+                       key_text_arg)), false
 end
 
 -- The report of tide verify, as text or one JSON object.

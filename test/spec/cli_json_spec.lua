@@ -95,6 +95,22 @@ describe("tide --json output", function()
     assert.matches("owner component: /copy/" .. bad, out, 1, true)
   end)
 
+  it("why shows a key's control bytes as \\xHH in its text", function()
+    local _, err, code = tide(dir, "why pipeline.lua files "
+                                   .. q("bad\xff\x01name"))
+    assert.are.equal(1, code)
+    assert.are.equal("tide: files has no target state with key bad\xff"
+                     .. "\\x01name\n", err)
+    helpers.write(dir .. "/in/e\x01f.txt", "four")
+    tide(dir, "update pipeline.lua")
+    local out
+    out, err, code = tide(dir, "why pipeline.lua files " .. q("e\x01f.txt"))
+    assert.are.equal(0, code, err)
+    assert.matches('^files "e\\u0001f%.txt"\n  owner component: '
+                   .. '/copy/e\\x01f%.txt %(copy%)\n  source item: '
+                   .. 'fs%.walk:in:e\\x01f%.txt\n', out)
+  end)
+
   it("update writes \\ufffd in a function name that is not UTF-8",
      function()
     helpers.write(dir .. "/pipeline.lua",
