@@ -235,7 +235,8 @@ local function post(client, url, payload, tokens)
     backoff = backoff * (0.5 + random() * 0.5)
     sleep(math.max(backoff, wait or 0))
   end
-  return nil, fmt("%s (after %d attempts)", last, client.retry.attempts)
+  return nil, fmt("%s (after %d attempt%s)", last, client.retry.attempts,
+                  client.retry.attempts == 1 and "" or "s")
 end
 
 local function new_client(what, opts)

@@ -309,6 +309,18 @@ describe("ai.embedder", function()
     assert.are.equal(3, server.stats().requests)
   end)
 
+  it("says one attempt in the singular", function()
+    local dir = helpers.tmpdir()
+    docs(dir, 1)
+    embed_pipeline(dir, 'model = "m1", dims = 8, retry = false')
+    server.faults{ { status = 500 } }
+    local report, err = update(dir)
+    assert.are.equal(1, report.components.errors)
+    assert.truthy(err:find("/v1/embeddings: HTTP 500: injected (after 1 "
+      .. "attempt)\n", 1, true), err)
+    assert.are.equal(1, server.stats().requests)
+  end)
+
   it("fails only the component whose text the server refuses", function()
     local dir = helpers.tmpdir()
     docs(dir, 7)
