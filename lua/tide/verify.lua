@@ -2,9 +2,10 @@
 -- holds, and with --repair writes what drifted back.
 --
 -- A verify run is a preview (nothing is written to the store, and nothing
--- to the targets until the repair) in which every component runs, so
--- that every declared value is known (memo hits still stand: a verify
--- does not call a model again). For each container, the states whose
+-- to the targets until the repair) in which every component whose
+-- sources and code are unchanged runs, so that what it declares is known
+-- (memo hits still stand: a verify does not call a model again). For
+-- each container, the states whose
 -- declared value is the one the store records as applied are what the
 -- target should hold ("expected"); the target type's verify(spec,
 -- expected, others) compares the container with them and returns the
@@ -16,10 +17,10 @@
 -- call a memoized function that misses stops there (engine.lua); both are
 -- out of date, and what they own is counted so. A component or a source
 -- that fails leaves what it declares unchecked: the report says so
--- (checked_all), apart from drift. A repair applies upserts for what is missing or
--- changed and deletes for what is extra, through the target's own
--- idempotent apply; the store already records that state, so it does
--- not change.
+-- (checked_all), apart from drift. A repair applies upserts for what is
+-- missing or changed and deletes for what is extra, through the target's
+-- own idempotent apply; the store already records that state, so it
+-- does not change.
 local core = require "tide.core"
 
 local ipairs, pairs, sort = ipairs, pairs, table.sort

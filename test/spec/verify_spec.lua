@@ -166,7 +166,9 @@ local model = tide.fn("model", { memo = true }, function(s)
 end)
 local process = tide.fn("process", { memo = true }, function(item, docs)
   local flag = io.open("fail.flag")
-  if flag and flag:read("a") == item.id then error("cannot process " .. item.id) end
+  if flag and flag:read("a") == item.id then
+    error("cannot process " .. item.id)
+  end
   if flag then flag:close() end
   docs:row(Doc { id = item.id, n = model(item.text) })
 end)
