@@ -19,8 +19,9 @@
 -- caller of one model function through two token buckets holding one
 -- second's worth each (at least one request). An embedder batches
 -- callers' texts (batch = count, batch_tokens = an estimate of tokens at
--- 4 bytes each); a batch the server refuses with a 4xx is split in
--- halves down to the text it refuses, whose caller alone fails.
+-- 4 bytes each); a batch the server refuses for what it holds (400, 413,
+-- 422) is split in halves down to the text it refuses, whose caller alone
+-- fails; any other 4xx (a key refused, a wrong URL) fails the batch.
 local core = require "tide.core"
 local fnmod = require "tide.fn"
 local calls = require "tide.calls"
@@ -171,7 +172,7 @@ local function retry_after(headers)
 end
 
 -- The server's own words for a refused request, at most 300 bytes, the
--- key replaced.
+-- key replaced (before the cut, which would leave a key it cuts through).
 local function server_words(body, key)
   local obj = json.decode(body or "")
   local msg
@@ -181,12 +182,11 @@ local function server_words(body, key)
     elseif type(e) == "string" then msg = e end
     msg = msg or obj.message or obj.detail
   end
-  if type(msg) ~= "string" then msg = (body or ""):sub(1, 300) end
-  msg = msg:gsub("[%c]", " "):sub(1, 300)
+  if type(msg) ~= "string" then msg = body or "" end
   if key and #key > 0 then
     msg = msg:gsub(key:gsub("%W", "%%%0"), "***")
   end
-  return msg
+  return (msg:gsub("[%c]", " "):sub(1, 300))
 end
 
 -- Client: what one model function sends with (its url, headers, pacing).
@@ -267,11 +267,14 @@ local function new_client(what, opts)
   }
 end
 
--- The endpoint: url as given when it already names one, else url + path.
+-- The endpoint: url as given when its path already names one, else its
+-- path + the endpoint's, before the query (an api-version) and fragment.
 local function endpoint(client, openai_path, ollama_path)
   local path = client.api == "ollama" and ollama_path or openai_path
-  if client.url:sub(-#path) == path then return client.url end
-  return client.url .. path
+  local base, rest = client.url:match("^([^?#]*)(.*)$")
+  base = base:gsub("/+$", "")
+  if base:sub(-#path) == path then return base .. rest end
+  return base .. path .. rest
 end
 
 local function fn_name(prefix, model)
@@ -279,6 +282,11 @@ local function fn_name(prefix, model)
 end
 
 -- ---- embeddings ----
+
+-- The statuses that may come of one text in a batch (too long, not
+-- valid): the batch is split to find it. A 401, 403 or 404 is not about
+-- a text: every part would be refused the same way.
+local REFUSES_INPUT = { [400] = true, [413] = true, [422] = true }
 
 local function estimate_tokens(text)
   return floor(#text / 4) + 1
@@ -339,7 +347,7 @@ function M.embedder(opts)
     for k, v in pairs(client.options) do payload[k] = v end
     local answer, err, status = post(client, url, payload, tokens)
     if not answer then
-      if status and #texts > 1 then calls.smaller_batch() end
+      if REFUSES_INPUT[status] and #texts > 1 then calls.smaller_batch() end
       error(what .. ": " .. err, 0)
     end
     local vectors, why = vectors_of(answer, #texts, dims)

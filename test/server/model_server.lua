@@ -13,7 +13,8 @@
 -- accepts connections. Endpoints:
 --   POST /v1/embeddings, /api/embed   { model, input = string or list }
 --   POST /v1/chat/completions         { model, messages, ... }
---   GET  /control/stats   { requests, batches = { sizes }, paths, auth,
+--   GET  /control/stats   { requests, batches = { sizes }, paths, queries
+--                           (each request's query string, "" for none), auth,
 --                           models, bodies = { the last 50 request bodies },
 --                           max_inflight (requests answered at once),
 --                           proxied (requests that named a whole URL, as
@@ -24,7 +25,8 @@
 --     { status = 429, retry_after = S } | { status = 429,
 --     retry_after_date = S } (an HTTP date S seconds ahead) | { status = 500 } |
 --     { delay_ms = N } | { reset = true } | { malformed = true } |
---     { echo_auth = true } (a 401 whose message quotes the key)
+--     { echo_auth = true, pad = N } (a 401 whose message quotes the key,
+--     after N bytes of padding)
 --   POST /control/chat    { replies = { "...", ... } }: the next chat
 --     answers' content, in order (then the last user message is echoed)
 -- An input holding "FAIL" is refused with a 400 every time (a permanently
@@ -51,8 +53,9 @@ end
 local stats, faults, replies
 
 local function reset()
-  stats = { requests = 0, batches = {}, paths = {}, auth = {}, models = {},
-            bodies = {}, inflight = 0, max_inflight = 0, proxied = 0 }
+  stats = { requests = 0, batches = {}, paths = {}, queries = {}, auth = {},
+            models = {}, bodies = {}, inflight = 0, max_inflight = 0,
+            proxied = 0 }
   faults, replies = {}, {}
 end
 reset()
@@ -137,7 +140,8 @@ local function model_answer(path, req)
     elseif fault.echo_auth then
       -- A refusal that quotes the credentials, as some servers do.
       return fault.status or 401, cjson.encode({ error = { message =
-        "invalid key " .. (req._auth or "") } }), nil, delay
+        ("x"):rep(fault.pad or 0) .. "invalid key " .. (req._auth or "") } }),
+        nil, delay
     elseif fault.status then
       local h = {}
       if fault.retry_after then h["Retry-After"] = tostring(fault.retry_after) end
@@ -194,6 +198,8 @@ local function model_answer(path, req)
 end
 
 local function handle(method, path, headers, body, reply)
+  local query = path:match("%?(.*)$")
+  path = path:gsub("%?.*$", "")
   if path == "/control/stats" then
     return reply(response(200, cjson.encode(stats)))
   elseif path == "/control/reset" then
@@ -214,6 +220,7 @@ local function handle(method, path, headers, body, reply)
   end
   stats.requests = stats.requests + 1
   stats.paths[#stats.paths + 1] = path
+  stats.queries[#stats.queries + 1] = query or ""
   stats.auth[#stats.auth + 1] = headers["authorization"] or ""
   stats.bodies[#stats.bodies + 1] = body
   if #stats.bodies > 50 then table.remove(stats.bodies, 1) end
@@ -268,7 +275,7 @@ local function serve(client)
       stats.proxied = stats.proxied + 1
       path = path:gsub("^https?://[^/]*", "")
     end
-    handle(method, path:gsub("%?.*", ""), headers, body, function(bytes)
+    handle(method, path, headers, body, function(bytes)
       if closed then return end
       if bytes == nil then
         -- A reset: the connection is closed with the request unanswered.

@@ -342,6 +342,38 @@ describe("ai.embedder", function()
     assert.are.same({ 1, 1, 2, 2, 3, 4, 7 }, sizes)
   end)
 
+  it("fails a batch refused for its key or URL without splitting it",
+     function()
+    local dir = helpers.tmpdir()
+    docs(dir, 7)
+    embed_pipeline(dir, 'model = "m1", dims = 8, batch = 4, '
+                   .. 'retry = { attempts = 1 }')
+    local faults = {}
+    for i = 1, 8 do faults[i] = { status = i % 2 == 0 and 403 or 401 } end
+    server.faults(faults)
+    local report, err, code = update(dir)
+    assert.are.equal(1, code)
+    assert.are.equal(7, report.components.errors)
+    assert.truthy(err:find("HTTP 401: injected", 1, true), err)
+    -- One request a batch (4 + 3), none split.
+    local sizes = server.stats().batches
+    table.sort(sizes)
+    assert.are.same({ 3, 4 }, sizes)
+  end)
+
+  it("keeps the query of its url after the endpoint's path", function()
+    local dir = helpers.tmpdir()
+    docs(dir, 2)
+    embed_pipeline(dir, 'model = "m1", dims = 8, batch = 4')
+    helpers.write(dir .. "/pipeline.lua", (helpers.read(dir
+      .. "/pipeline.lua"):gsub('/v1"', '/v1/?api-version=2024-02"')))
+    local _, err, code = update(dir)
+    assert.are.equal(0, code, err)
+    local s = server.stats()
+    assert.are.same({ "/v1/embeddings" }, s.paths)
+    assert.are.same({ "api-version=2024-02" }, s.queries)
+  end)
+
   it("speaks Ollama's /api/embed", function()
     local dir = helpers.tmpdir()
     docs(dir, 3)
@@ -383,12 +415,19 @@ end)
     local report2, err2, _, raw2 = update(dir, env)
     assert.are.equal(1, report2.components.errors)
     assert.truthy(err2:find("HTTP 401: invalid key ***", 1, true), err2)
+    -- Quoted where the message is cut (300 bytes): masked all the same.
+    server.faults{ { echo_auth = true, pad = 270 } }
+    local report3, err4, _, raw3 = update(dir, env)
+    assert.are.equal(1, report3.components.errors)
+    assert.truthy(err4:find("xxinvalid key ***", 1, true), err4)
+    local shown = helpers.run(("cd %s && %s show pipeline.lua --json")
+      :format(q(dir), helpers.tide))
     -- A key that is not set is named by its variable only.
     local _, err3 = update(dir, "TEST_KEY=")
     assert.truthy(err3:find("the environment variable TEST_KEY "
                             .. "(api_key_env) is not set", 1, true), err3)
     local found = {}
-    for _, bytes in ipairs { raw, err, raw2, err2, err3,
+    for _, bytes in ipairs { raw, err, raw2, err2, err3, raw3, err4, shown,
         helpers.read(dir .. "/.tide/state.db") or "",
         helpers.read(dir .. "/.tide/state.db-wal") or "",
         helpers.read(dir .. "/out.db") or "" } do
