@@ -626,12 +626,20 @@ end
 function Run:record_failure(frame, message)
   if self.opts.preview or frame.is_root then return end
   local prev = frame.prev or {}
-  self.store:component_put {
+  local id = self.store:component_put {
     app_id = self.app_id, path = frame.path, fn = frame.fn.name,
     logic = prev.logic, input = prev.input, state = prev.state,
     deps_fp = prev.deps_fp, source_key = frame.source_key,
     status = engine.STATUS_ERROR, error = message,
   }
+  -- The memo entries its calls made or hit before it failed stay in use,
+  -- beside those of the state it keeps: an embedding paid for is not paid
+  -- again while another part of the component fails run after run. (Its
+  -- next success records only what it then uses.)
+  local cache = self.memo_hits
+  for entry in pairs(frame.memos or {}) do
+    self.store:memo_ref_add(self.app_id, id, cache:key(entry))
+  end
   -- A shared update's item is done, failed: the next update runs it
   -- (unless its batch marked it already: its apply failed).
   if frame.work_item and not frame.item_marked then

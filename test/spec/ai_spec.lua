@@ -342,6 +342,53 @@ describe("ai.embedder", function()
     assert.are.same({ 1, 1, 2, 2, 3, 4, 7 }, sizes)
   end)
 
+  it("keeps the vectors a failing component was given: the next run asks "
+     .. "only for the text refused", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/doc.txt", "one\ntwo\nthis will FAIL\nfour\nfive")
+    helpers.write(dir .. "/pipeline.lua", ([[
+local tide = require "tide"
+local ai = require "tide.ai"
+local sqlite = require "tide.sqlite"
+local embed = ai.embedder{ url = %q, model = "m1", dims = 8, batch = 2,
+                           retry = false }
+local Row = tide.record("Row", { { "line", "string", key = true },
+                                 { "v", tide.vector(8) } })
+local index = tide.fn("index", function(path, t)
+  local f = assert(io.open(path))
+  local lines = {}
+  for line in f:lines() do lines[#lines + 1] = line end
+  f:close()
+  local vectors = tide.map(embed, lines)
+  for i, line in ipairs(lines) do t:row(Row{ line = line, v = vectors[i] }) end
+end)
+return tide.app("emb", function()
+  local t = sqlite.table{ db = "out.db", name = "rows", schema = Row }
+  tide.mount_each(index, { doc = "doc.txt" }, t)
+end)
+]]):format(server.url .. "/v1"))
+    local report, err, code = update(dir)
+    assert.are.equal(1, code, err)
+    assert.are.equal(1, report.components.errors)
+    assert.are.same({ calls = 5, hits = 0, misses = 5, errors = 1 },
+                    report.functions.embed_m1)
+    -- Still refused: the four vectors it had are hits, one request goes.
+    server.reset()
+    report, err, code = update(dir)
+    assert.are.equal(1, code, err)
+    assert.are.same({ calls = 5, hits = 4, misses = 1, errors = 1 },
+                    report.functions.embed_m1)
+    assert.are.same({ 1 }, server.stats().batches)
+    -- Fixed: the last text is asked for, and the others are still hits.
+    helpers.write(dir .. "/doc.txt", "one\ntwo\nthis works\nfour\nfive")
+    server.reset()
+    report, err, code = update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({ calls = 5, hits = 4, misses = 1, errors = 0 },
+                    report.functions.embed_m1)
+    assert.are.equal(5, #rows(dir, "SELECT line FROM rows"))
+  end)
+
   it("fails a batch refused for its key or URL without splitting it",
      function()
     local dir = helpers.tmpdir()
