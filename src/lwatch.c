@@ -3,8 +3,11 @@
 ** core.watch_new(loop) returns a watch on the engine's loop, or nil and a
 ** message when the system refuses one. watch:add(dir, follow_symlinks)
 ** watches a folder and returns its root number (nil, message when it is
-** not a folder); watch:take() returns the changes waiting, a list of
-** { dir = root folder, path = relative path, or nil for the whole root },
+** not a folder); watch:add_file(path) watches a file through its folder
+** (nil, message when the folder is not there or cannot be watched);
+** watch:take() returns the changes waiting, a list of { dir = root
+** folder (a file root's folder), path = relative path (a file root's
+** name), or nil for the whole root },
 ** and forgets them; watch:messages() returns what was lost or could not
 ** be watched (nil when nothing); watch:wait([ms]) runs the loop until
 ** something happens, at most ms milliseconds when given; watch:pending()
@@ -90,6 +93,21 @@ static int watch_add(lua_State *L) {
   return 1;
 }
 
+/* watch:add_file(path) -> root number | nil, message */
+static int watch_add_file(lua_State *L) {
+  Box *b = check_box(L);
+  size_t root;
+  int rc = tide_watch_add_file(b->w, luaL_checkstring(L, 2), &root);
+  if (rc == TIDE_ENOMEM) return luaL_error(L, "out of memory");
+  if (rc != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, tide_watch_errmsg(b->w));
+    return 2;
+  }
+  lua_pushinteger(L, (lua_Integer)root + 1);
+  return 1;
+}
+
 static int push_change(void *arg, const tide_WatchChange *c) {
   lua_State *L = arg;
   Box *b = lua_touserdata(L, 1);
@@ -156,7 +174,8 @@ static int watch_wait(lua_State *L) {
 
 void tide_lwatch_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"add", watch_add}, {"take", watch_take}, {"messages", watch_messages},
+    {"add", watch_add}, {"add_file", watch_add_file},
+    {"take", watch_take}, {"messages", watch_messages},
     {"pending", watch_pending}, {"count", watch_count},
     {"wait", watch_wait}, {"close", watch_close}, {NULL, NULL},
   };

@@ -20,15 +20,32 @@
   (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB |       \
    IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR | IN_EXCL_UNLINK)
 
+/* What a file's stat says of it, to tell a change from an event that
+** changed nothing (a read that made and removed a side file). */
+typedef struct {
+  int exists;
+  long long size, mtime_ns;
+  unsigned long long ino;
+} FileSig;
+
+/* A folder root, or a file root: the file name (name_len > 0) in the
+** folder path, whose directory's watch descriptor is wd (-1 when lost),
+** and the file as it was when the root was last added. */
 typedef struct {
   size_t path_off, path_len; /* in strings: the absolute folder */
   int follow;
+  size_t name_off, name_len; /* a file root's name, in strings */
+  int wd;
+  FileSig sig;
 } Root;
+
+/* A directory watched only for file roots has no folder root. */
+#define NO_ROOT ((size_t)-1)
 
 /* A watched directory, at index wd of dirs. */
 typedef struct {
   int used;
-  size_t root;
+  size_t root;             /* the folder root it is under, or NO_ROOT */
   size_t rel_off, rel_len; /* in strings: relative to the root ("" for it) */
 } Dir;
 
@@ -45,7 +62,6 @@ struct tide_Watch {
   int polling;
   tide_Buf roots;     /* Root */
   tide_Buf dirs;      /* Dir, indexed by watch descriptor */
-  size_t watched;     /* dirs in use */
   tide_Buf strings;   /* the roots' and directories' paths */
   tide_HashMap seen;  /* pending keys: the root's number (8 bytes), then
                       ** the path, or a NUL for the whole root */
@@ -85,7 +101,14 @@ const char *tide_watch_root(const tide_Watch *w, size_t root) {
                               : NULL;
 }
 
-size_t tide_watch_count(const tide_Watch *w) { return w->watched; }
+size_t tide_watch_count(const tide_Watch *w) {
+  size_t wd, n = w->dirs.len / sizeof(Dir), count = 0;
+  for (wd = 0; wd < n; wd++) {
+    const Dir *d = (const Dir *)w->dirs.data + wd;
+    if (d->used && d->root != NO_ROOT) count++;
+  }
+  return count;
+}
 
 size_t tide_watch_pending(const tide_Watch *w) {
   return w->pending.len / sizeof(Pending);
@@ -183,7 +206,6 @@ static int watch_dir(tide_Watch *w, size_t root, const char *rel,
   }
   if ((rc = keep_string(w, rel, len, &off)) != 0) return rc;
   d = (Dir *)w->dirs.data + wd;
-  if (!d->used) w->watched++;
   d->used = 1;
   d->root = root;
   d->rel_off = off;
@@ -232,7 +254,16 @@ static int watch_tree(tide_Watch *w, size_t root, const char *rel,
   return rc;
 }
 
-/* Forgets the directory rel of root and every directory under it. */
+/* Whether a file root watches its file through directory wd. */
+static int file_root_on(const tide_Watch *w, int wd) {
+  size_t i;
+  for (i = 0; i < root_count(w); i++)
+    if (root_at(w, i)->name_len > 0 && root_at(w, i)->wd == wd) return 1;
+  return 0;
+}
+
+/* Forgets the directory rel of root and every directory under it (the
+** watch of one a file root uses stays, for it alone). */
 static void forget_tree(tide_Watch *w, size_t root, const char *rel,
                         size_t len) {
   size_t wd, n = w->dirs.len / sizeof(Dir);
@@ -244,10 +275,64 @@ static void forget_tree(tide_Watch *w, size_t root, const char *rel,
     if (memcmp(p, rel, len) != 0 ||
         (d->rel_len > len && (len > 0 && p[len] != '/')))
       continue;
+    if (file_root_on(w, (int)wd)) {
+      d->root = NO_ROOT;
+      continue;
+    }
     (void)inotify_rm_watch(w->fd, (int)wd);
     d->used = 0;
-    w->watched--;
   }
+}
+
+static FileSig file_sig(const char *path) {
+  FileSig s;
+  struct stat st;
+  memset(&s, 0, sizeof s);
+  if (stat(path, &st) != 0) return s;
+  s.exists = 1;
+  s.size = (long long)st.st_size;
+  s.mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL +
+               st.st_mtim.tv_nsec;
+  s.ino = (unsigned long long)st.st_ino;
+  return s;
+}
+
+static int same_sig(const FileSig *a, const FileSig *b) {
+  return a->exists == b->exists && a->size == b->size &&
+         a->mtime_ns == b->mtime_ns && a->ino == b->ino;
+}
+
+/* The file of file root r, into out (PATH_MAX bytes). */
+static void file_path(const tide_Watch *w, const Root *r, char *out) {
+  snprintf(out, PATH_MAX, "%s/%s",
+           r->path_len == 1 ? "" : string_at(w, r->path_off),
+           string_at(w, r->name_off));
+}
+
+/* An event on name in directory wd marks the file roots of that name
+** there whose file is not as it was when they were last added; the
+** directory gone (lost: name NULL) marks every file root it held whole,
+** its watch lost until the file root is added again. */
+static int mark_files(tide_Watch *w, int wd, const char *name) {
+  size_t i, len = name ? strlen(name) : 0;
+  int rc = 0;
+  for (i = 0; i < root_count(w) && rc == 0; i++) {
+    Root *r = root_at(w, i);
+    char path[PATH_MAX];
+    FileSig now;
+    if (r->name_len == 0 || r->wd != wd) continue;
+    if (name == NULL) {
+      r->wd = -1;
+      rc = mark(w, i, NULL, 0);
+      continue;
+    }
+    if (r->name_len != len || memcmp(string_at(w, r->name_off), name, len))
+      continue;
+    file_path(w, r, path);
+    now = file_sig(path);
+    if (!same_sig(&now, &r->sig)) rc = mark(w, i, name, len);
+  }
+  return rc;
 }
 
 /* One event: its path marked, directories watched or forgotten. */
@@ -268,10 +353,11 @@ static int on_event(tide_Watch *w, const struct inotify_event *ev) {
   if (!d->used) return 0;
   if (ev->mask & IN_IGNORED) {
     d->used = 0;
-    w->watched--;
-    return 0;
+    return mark_files(w, ev->wd, NULL);
   }
   if (ev->len == 0) return 0; /* an event on the directory itself */
+  if ((rc = mark_files(w, ev->wd, ev->name)) != 0) return rc;
+  if (d->root == NO_ROOT) return 0; /* watched for file roots only */
   name_len = strlen(ev->name);
   tide_buf_init(&path, w->alloc, w->ud);
   if ((d->rel_len > 0 &&
@@ -389,15 +475,17 @@ int tide_watch_add(tide_Watch *w, const char *dir, int follow_symlinks,
                       dir);
   for (i = 0; i < root_count(w); i++) {
     Root *have = root_at(w, i);
-    if (have->path_len == len &&
+    if (have->name_len == 0 && have->path_len == len &&
         memcmp(string_at(w, have->path_off), dir, len) == 0) {
       have->follow = follow_symlinks;
       *root = i;
       return 0;
     }
   }
+  memset(&r, 0, sizeof r);
   r.path_len = len;
   r.follow = follow_symlinks;
+  r.wd = -1;
   if ((rc = keep_string(w, dir, len, &r.path_off)) != 0 ||
       (rc = tide_buf_append(&w->roots, &r, sizeof r)) != 0)
     return watch_fail(w, rc, "out of memory");
@@ -405,6 +493,87 @@ int tide_watch_add(tide_Watch *w, const char *dir, int follow_symlinks,
   if ((rc = watch_tree(w, *root, "", 0, 0)) != 0)
     return watch_fail(w, rc, "out of memory");
   return 0;
+}
+
+/* Watches directory dir (a C string) for the file root root: its watch
+** descriptor goes to the root, and to a Dir of no folder root unless one
+** watches it already. */
+static int watch_file_dir(tide_Watch *w, size_t root, const char *dir) {
+  Dir *d;
+  size_t need, off;
+  int wd = inotify_add_watch(w->fd, dir, WATCH_EVENTS), rc;
+  if (wd < 0) {
+    char text[TIDE_ERRNO_TEXT_SIZE];
+    int e = errno;
+    return watch_fail(w, TIDE_EIO, "cannot watch %s: %s%s", dir,
+                      tide_error_errno_text(e, text, sizeof text),
+                      e == ENOSPC ? " (the limit of inotify watches, "
+                                    "fs.inotify.max_user_watches, is "
+                                    "reached)" : "");
+  }
+  need = ((size_t)wd + 1) * sizeof(Dir);
+  if (w->dirs.len < need) {
+    if ((rc = tide_buf_reserve(&w->dirs, need - w->dirs.len)) != 0)
+      return watch_fail(w, rc, "out of memory");
+    memset(w->dirs.data + w->dirs.len, 0, need - w->dirs.len);
+    w->dirs.len = need;
+  }
+  if ((rc = keep_string(w, "", 0, &off)) != 0)
+    return watch_fail(w, rc, "out of memory");
+  d = (Dir *)w->dirs.data + wd;
+  if (!d->used) {
+    d->used = 1;
+    d->root = NO_ROOT;
+    d->rel_off = off;
+    d->rel_len = 0;
+  }
+  root_at(w, root)->wd = wd;
+  return 0;
+}
+
+int tide_watch_add_file(tide_Watch *w, const char *file, size_t *root) {
+  const char *slash = strrchr(file, '/');
+  size_t i, dir_len, name_len;
+  struct stat st;
+  char dir[PATH_MAX];
+  Root r;
+  int rc;
+  if (slash == NULL || slash[1] == '\0')
+    return watch_fail(w, TIDE_EINVAL, "cannot watch %s: not an absolute "
+                      "path to a file", file);
+  dir_len = slash == file ? 1 : (size_t)(slash - file);
+  name_len = strlen(slash + 1);
+  if (dir_len >= sizeof dir)
+    return watch_fail(w, TIDE_EINVAL, "cannot watch %s: name too long",
+                      file);
+  memcpy(dir, file, dir_len);
+  dir[dir_len] = '\0';
+  for (i = 0; i < root_count(w); i++) {
+    Root *have = root_at(w, i);
+    if (have->name_len == name_len && have->path_len == dir_len &&
+        memcmp(string_at(w, have->name_off), slash + 1, name_len) == 0 &&
+        memcmp(string_at(w, have->path_off), dir, dir_len) == 0) {
+      *root = i;
+      have->sig = file_sig(file);
+      if (have->wd >= 0) return 0;
+      break; /* its directory was deleted since: watched again once back */
+    }
+  }
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    return watch_fail(w, TIDE_ENOTFOUND, "cannot watch %s: its folder is "
+                      "not there", file);
+  if (i < root_count(w)) return watch_file_dir(w, i, dir);
+  memset(&r, 0, sizeof r);
+  r.path_len = dir_len;
+  r.name_len = name_len;
+  r.wd = -1;
+  r.sig = file_sig(file);
+  if ((rc = keep_string(w, dir, dir_len, &r.path_off)) != 0 ||
+      (rc = keep_string(w, slash + 1, name_len, &r.name_off)) != 0 ||
+      (rc = tide_buf_append(&w->roots, &r, sizeof r)) != 0)
+    return watch_fail(w, rc, "out of memory");
+  *root = root_count(w) - 1;
+  return watch_file_dir(w, *root, dir);
 }
 
 int tide_watch_take(tide_Watch *w, tide_WatchFn fn, void *arg) {

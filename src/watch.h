@@ -19,6 +19,17 @@
 ** - The kernel's queue overflowing (events lost), or a directory that
 **   cannot be watched (the user's limit of watches, a permission), marks
 **   the root for a full rescan and leaves a message saying so.
+** - A file root (a file a source reads: a JSON Lines file, an SQLite
+**   database) watches the directory holding it, not what is below it, and
+**   marks its name when an event names it (written, replaced by a rename,
+**   deleted, made again) and the file's stat (size, modification time,
+**   inode, or its absence) is not what it was when the file root was last
+**   added: adding it again as a source starts to read it keeps that
+**   read's own traces (SQLite's log made and removed by a reader) from
+**   starting a cycle. The directory deleted marks the file root whole
+**   and loses its watch; adding the file root again watches it again. A
+**   directory that is both in a folder root and holding a file root has
+**   one watch, which serves both.
 ** - A change is a hint: the engine walks and compares as a catch-up run
 **   does, so a path marked changed that did not change costs a stat.
 **
@@ -66,6 +77,14 @@ void tide_watch_free(tide_Watch *w);
 int tide_watch_add(tide_Watch *w, const char *dir, int follow_symlinks,
                    size_t *root);
 
+/* Watches the file at the absolute path file through its directory (the
+** file itself need not exist); *root receives its number, whose folder is
+** the directory and whose changes name the file. A file root added again
+** keeps its number, and is watched again if its directory's watch was
+** lost. TIDE_ENOTFOUND when the directory is not there; TIDE_EIO when the
+** system refuses the watch (the message says why). */
+int tide_watch_add_file(tide_Watch *w, const char *file, size_t *root);
+
 /* How many changes are waiting to be taken. */
 size_t tide_watch_pending(const tide_Watch *w);
 
@@ -83,7 +102,8 @@ const char *tide_watch_messages(tide_Watch *w);
 /* The root folder numbered root (borrowed), NULL when there is none. */
 const char *tide_watch_root(const tide_Watch *w, size_t root);
 
-/* The number of directories watched. */
+/* The number of directories watched under folder roots (not those
+** watched only for file roots). */
 size_t tide_watch_count(const tide_Watch *w);
 
 const char *tide_watch_errmsg(const tide_Watch *w);

@@ -250,9 +250,11 @@ local function live_parts(app, opts, level)
   if not folders then return nil, why end
   -- live_walks: what each folder's last walk was (engine.lua,
   -- mount_each_walk), so that the next walks only what changed;
-  -- watch_folder watches a folder before a walk lists it.
+  -- watch_folder watches a folder before a walk lists it, watch_file a
+  -- file before a source reads it.
   local cycle_opts = { live_cycle = true, live_walks = {},
-                       watch_folder = folders.add }
+                       watch_folder = folders.add,
+                       watch_file = folders.add_file }
   for k, v in pairs(opts) do
     if k ~= "live" then cycle_opts[k] = v end
   end

@@ -499,11 +499,11 @@ end
 -- catch-up run prints them; nothing but failures with --quiet.
 function M.live_output(opts, progress)
   local tty = core.isatty(2) and not opts.quiet
-  local folders, sources, applied, last = 0, 0, 0, nil
+  local folders, sources, files, applied, last = 0, 0, 0, 0, nil
   local function status()
     if tty then
       io_stderr:write("\r\27[K", live.status(folders, applied, last,
-                                               sources))
+                                               sources, files))
       io_stderr:flush()
     end
   end
@@ -511,12 +511,12 @@ function M.live_output(opts, progress)
     if tty then io_stderr:write("\r\27[K") end
   end
   local hooks = {}
-  function hooks.on_watching(n, watched_sources)
-    folders, sources = n, watched_sources
+  function hooks.on_watching(n, watched_sources, watched_files)
+    folders, sources, files = n, watched_sources, watched_files
     if tty then
       status()
     elseif not opts.quiet then
-      say("watching %s for changes", live.watching(n, sources))
+      say("watching %s for changes", live.watching(n, sources, files))
     end
   end
   function hooks.on_message(text)

@@ -138,6 +138,18 @@ function M.walk_listed(task, walk)
   walks[key] = frame.run:walk_fp(key)
 end
 
+-- A file a source reads (a JSON Lines file, an SQLite database), listed
+-- in a live cycle: watched (live.lua, folders.add_file), so that a change
+-- to it starts a cycle, which lists the source again. side: a file
+-- written beside it (a database's log), not named as watched.
+function M.file_listed(path, side)
+  local frame = sched.current_frame()
+  local watch_file = frame and frame.run.opts.watch_file
+  if not watch_file then return end
+  local abs = core.fs_abspath(path)
+  if abs then watch_file(abs, side) end
+end
+
 -- ---- Components ----
 
 local function child_path(parent, ...)

@@ -75,10 +75,20 @@ M.GC_GROWTH = 1.5
 -- watch. A folder that cannot be watched is said, and walked whole at
 -- every cycle (folders.unwatched). nil, message when the system refuses
 -- a watch.
+--
+-- folders.add_file(abs) watches a file a source reads (a JSON Lines file,
+-- an SQLite database and its log) through its folder, so that a change
+-- to it starts a cycle, which lists the source again (json.lua,
+-- sqlite.lua, when a cycle lists them). Called at every listing: a file
+-- whose folder was deleted and made again is watched again. One that
+-- cannot be watched is said once; its changes wait for the next cycle.
+-- A side file (a database's log) is watched but not counted in what live
+-- mode says it watches.
 function M.folders(loop, say)
   local watch, err = core.watch_new(loop)
   if not watch then return nil, err end
-  local folders = { watch = watch, watched = {}, unwatched = {} }
+  local folders = { watch = watch, watched = {}, unwatched = {},
+                    files = {} }
   function folders.add(abs, follow_symlinks)
     if folders.watched[abs] then return end
     folders.watched[abs] = true
@@ -86,6 +96,16 @@ function M.folders(loop, say)
     if not root then
       folders.unwatched[abs] = true
       say(why .. "; it is walked whole at every cycle")
+    end
+  end
+  function folders.add_file(abs, side)
+    local root, why = watch:add_file(abs)
+    if root then
+      folders.files[abs] = not side and true or nil
+    elseif folders.files[abs] ~= false then
+      folders.files[abs] = false
+      say(why .. "; its changes are found at the next cycle (another "
+          .. "change, or the periodic rescan)")
     end
   end
   return folders
@@ -340,9 +360,12 @@ function M.run(e, update, seen, hooks)
     end
     schedule()
     if hooks.on_watching then
-      local sources = 0
+      local sources, files = 0, 0
       for _ in pairs(watchers.tasks) do sources = sources + 1 end
-      hooks.on_watching(watch:count(), sources)
+      for _, watched in pairs(folders.files) do
+        if watched then files = files + 1 end
+      end
+      hooks.on_watching(watch:count(), sources, files)
     end
     while not stopped() do
       if watchers.rescan then
@@ -486,9 +509,13 @@ function M.start(e, update, seen, hooks, caught_up)
   return session
 end
 
--- "N folders[ and M sources]": what a live run watches.
-function M.watching(folders, sources)
+-- "N folders[, F files][ and M sources]": what a live run watches.
+function M.watching(folders, sources, files)
   local text = fmt("%d folder%s", folders, folders == 1 and "" or "s")
+  if (files or 0) > 0 then
+    text = text .. fmt("%s%d file%s", (sources or 0) > 0 and ", " or " and ",
+                       files, files == 1 and "" or "s")
+  end
   if (sources or 0) > 0 then
     text = text .. fmt(" and %d source%s", sources,
                        sources == 1 and "" or "s")
@@ -497,9 +524,9 @@ function M.watching(folders, sources)
 end
 
 -- The status line of a live run on a terminal.
-function M.status(folders, applied, last, sources)
+function M.status(folders, applied, last, sources, files)
   local text = fmt("tide: watching %s; %d change%s applied",
-                   M.watching(folders, sources), applied,
+                   M.watching(folders, sources, files), applied,
                    applied == 1 and "" or "s")
   if last then text = text .. "; last: " .. last end
   return text

@@ -1,7 +1,7 @@
 /* C tests of watching folders (watch.h) with real inotify on a real
 ** folder: changes marked once each, folders made later watched, folders
-** removed forgotten, a root that is not a folder refused, and nothing
-** left on the loop once freed. */
+** removed forgotten, a root that is not a folder refused, files watched
+** through their folder, and nothing left on the loop once freed. */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,9 +183,122 @@ static void test_changes(void) {
   CHECK_EQ_INT(uv_loop_close(&loop), 0);
 }
 
+/* Runs the loop for 100 ms: what arrives in that time is waiting. */
+static void quiet(uv_loop_t *loop) {
+  int i;
+  for (i = 0; i < 10; i++) {
+    usleep(10000);
+    uv_run(loop, UV_RUN_NOWAIT);
+  }
+}
+
+static void test_file_roots(void) {
+  uv_loop_t loop;
+  tide_Watch *w;
+  size_t root, again, tree;
+  char path[256], folder[256];
+  Taken t;
+  FILE *f;
+  CHECK_EQ_INT(uv_loop_init(&loop), 0);
+  CHECK_EQ_INT(tide_watch_new(&w, &loop, NULL, NULL), 0);
+  make_dir("files");
+  make_dir("files/below");
+  put("files/items.jsonl", "{}\n");
+  snprintf(path, sizeof path, "%s/files/items.jsonl", dir);
+  snprintf(folder, sizeof folder, "%s/files", dir);
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &root), 0);
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+  CHECK_EQ_INT(again, root);
+  CHECK(strcmp(tide_watch_root(w, root), folder) == 0);
+  /* Folders are counted, not a file's. */
+  CHECK_EQ_INT(tide_watch_count(w), 0);
+
+  /* Written: its name, once. */
+  put("files/items.jsonl", "{}\n{}\n");
+  put("files/items.jsonl", "{}\n{}\n{}\n");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "items.jsonl") == 0);
+  /* As a cycle's source adds it again before it reads it. */
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+
+  /* Other names beside it, what is below, a read: nothing. */
+  put("files/other.txt", "x");
+  put("files/below/deep.txt", "x");
+  make_dir("files/made");
+  f = fopen(path, "r");
+  CHECK(f != NULL);
+  if (f) fclose(f);
+  quiet(&loop);
+  CHECK_EQ_INT(tide_watch_pending(w), 0);
+
+  /* An event that leaves it as it was last added (opened for writing,
+  ** closed unwritten) is not a change. */
+  f = fopen(path, "a");
+  CHECK(f != NULL);
+  if (f) fclose(f);
+  quiet(&loop);
+  CHECK_EQ_INT(tide_watch_pending(w), 0);
+
+  /* Replaced by a rename, as editors save: a change. */
+  put("files/items.tmp", "{}\n");
+  snprintf(folder, sizeof folder, "%s/files/items.tmp", dir);
+  CHECK_EQ_INT(rename(folder, path), 0);
+  settle(&loop, w);
+  take(w, &t);
+  CHECK_EQ_INT(count(t.text, "items.jsonl"), 1);
+  CHECK_EQ_INT(count(t.text, "items.tmp"), 0);
+
+  /* Deleted, then made again. */
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+  CHECK_EQ_INT(remove(path), 0);
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "items.jsonl") == 0);
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+  put("files/items.jsonl", "{}\n");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "items.jsonl") == 0);
+
+  /* The folder also walked: one watch serves both, and a folder root
+  ** that forgets it leaves the file root its watch. */
+  snprintf(folder, sizeof folder, "%s/files", dir);
+  CHECK_EQ_INT(tide_watch_add(w, folder, 0, &tree), 0);
+  CHECK(tree != root);
+  CHECK_EQ_INT(tide_watch_count(w), 3);
+  put("files/items.jsonl", "{}\n{}\n");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK_EQ_INT(count(t.text, "items.jsonl"), 2);
+
+  /* Its folder deleted: the whole file root; added again once the folder
+  ** is back, it is watched again. */
+  CHECK_EQ_INT(nftw(folder, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+  settle(&loop, w);
+  take(w, &t);
+  CHECK_EQ_INT(count(t.text, "*"), 1);
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), TIDE_ENOTFOUND);
+  CHECK(strstr(tide_watch_errmsg(w), "its folder is not there") != NULL);
+  make_dir("files");
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+  CHECK_EQ_INT(again, root);
+  put("files/items.jsonl", "back");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "items.jsonl") == 0);
+
+  CHECK_EQ_INT(tide_watch_add_file(w, "items.jsonl", &again), TIDE_EINVAL);
+  tide_watch_free(w);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK_EQ_INT(uv_loop_alive(&loop), 0);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"changes, folders made and removed", test_changes},
+    {"files watched through their folder", test_file_roots},
     {NULL, NULL},
   };
   int rc;

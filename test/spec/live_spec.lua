@@ -423,6 +423,63 @@ end)
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
+  it("follows a JSON Lines file and an SQLite database a component reads, "
+     .. "and comes to rest", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "path", "string", key = true },
+  { "title", "string" },
+})
+local put = tide.fn("put", { memo = true }, function(item, docs)
+  docs:row(Doc { path = item.id, title = item.title })
+end)
+return tide.app("files", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(put, tide.json.lines("data/items.jsonl", { key = "id" }),
+                  docs)
+  tide.mount_each(put, sqlite.rows("data/src.db", "SELECT id, title FROM t",
+                                   { key = "id" }), docs)
+end)
+]])
+    helpers.write(dir .. "/data/items.jsonl",
+                  '{"id": "j1", "title": "one"}\n')
+    local function src(sql)
+      local db = assert(sqlite.open(dir .. "/data/src.db", "create"))
+      assert(db:exec(sql))
+      db:close()
+    end
+    src("PRAGMA journal_mode = WAL; CREATE TABLE t(id TEXT PRIMARY KEY, "
+        .. "title TEXT); INSERT INTO t VALUES ('s1', 'first')")
+    local pid = start(dir, "--rescan 3600")
+    assert.truthy(helpers.read(dir .. "/stderr"):find(
+      "watching 0 folders and 2 files for changes", 1, true),
+      helpers.read(dir .. "/stderr"))
+    reaches(dir, { j1 = "one", s1 = "first" })
+    -- An editor's save (a new file renamed over it), an append.
+    helpers.write(dir .. "/data/items.tmp", '{"id": "j1", "title": "ONE"}\n'
+                  .. '{"id": "j2", "title": "two"}\n')
+    assert(os.rename(dir .. "/data/items.tmp", dir .. "/data/items.jsonl"))
+    reaches(dir, { j1 = "ONE", j2 = "two", s1 = "first" })
+    -- Another process writes the database (into its log, in WAL mode).
+    src("UPDATE t SET title = 'FIRST'; INSERT INTO t VALUES ('s2', 'second')")
+    reaches(dir, { j1 = "ONE", j2 = "two", s1 = "FIRST", s2 = "second" })
+    -- Its own reads of the database start no cycle: it comes to rest.
+    local function count() return #cycles(dir) end
+    local settled = wait_for(function()
+      local n = count()
+      os.execute("sleep 0.5")
+      return count() == n
+    end, 10)
+    assert.is_true(settled, "cycles go on: " .. count())
+    local n = count()
+    os.execute("sleep 0.5")
+    assert.are.equal(n, count())
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
   it("re-runs an auto_refresh component every period", function()
     local dir = helpers.tmpdir()
     helpers.write(dir .. "/price.txt", "10")
