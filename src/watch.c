@@ -284,11 +284,13 @@ static void forget_tree(tide_Watch *w, size_t root, const char *rel,
   }
 }
 
+/* An empty file is as good as none: a reader of an SQLite database in
+** WAL mode leaves an empty log behind, which holds no change. */
 static FileSig file_sig(const char *path) {
   FileSig s;
   struct stat st;
   memset(&s, 0, sizeof s);
-  if (stat(path, &st) != 0) return s;
+  if (stat(path, &st) != 0 || st.st_size == 0) return s;
   s.exists = 1;
   s.size = (long long)st.st_size;
   s.mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL +

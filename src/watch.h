@@ -23,7 +23,8 @@
 **   database) watches the directory holding it, not what is below it, and
 **   marks its name when an event names it (written, replaced by a rename,
 **   deleted, made again) and the file's stat (size, modification time,
-**   inode, or its absence) is not what it was when the file root was last
+**   inode; or its absence, as an empty file's) is not what it was when
+**   the file root was last
 **   added: adding it again as a source starts to read it keeps that
 **   read's own traces (SQLite's log made and removed by a reader) from
 **   starting a cycle. The directory deleted marks the file root whole

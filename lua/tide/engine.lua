@@ -63,8 +63,11 @@ end
 -- ---- Dependencies recorded while a component or memoized call runs ----
 
 -- deps = { fns = { name = logic hex }, ctx = { key name = value fp hex },
---          walks = { walk key = listing fp } } (walks only once a folder
--- was listed: fs.Walk:listed, M.walk_listed)
+--          walks = { walk key = listing fp },
+--          files = { path = { fp = what its stat says, log } } } (walks
+-- only once a
+-- folder was listed: fs.Walk:listed, M.walk_listed; files once a source
+-- read one: M.file_listed)
 local function new_deps() return { fns = {}, ctx = {} } end
 
 -- What a component that recorded no dependency stores (never written to:
@@ -94,6 +97,11 @@ local function merge_deps(into, from)
     into.walks = walks
     for k, v in pairs(from.walks) do walks[k] = v end
   end
+  if from.files then
+    local files = into.files or {}
+    into.files = files
+    for k, v in pairs(from.files) do files[k] = v end
+  end
 end
 
 -- Whether recorded dependencies still hold in this run.
@@ -111,6 +119,9 @@ local function deps_valid(run, deps)
   end
   for key, fp in pairs(deps.walks or {}) do
     if run:walk_fp(key) ~= fp then return false end
+  end
+  for path, f in pairs(deps.files or {}) do
+    if run:source_file_fp(path, f.log) ~= f.fp then return false end
   end
   return true
 end
@@ -138,16 +149,24 @@ function M.walk_listed(task, walk)
   walks[key] = frame.run:walk_fp(key)
 end
 
--- A file a source reads (a JSON Lines file, an SQLite database), listed
--- in a live cycle: watched (live.lua, folders.add_file), so that a change
--- to it starts a cycle, which lists the source again. side: a file
--- written beside it (a database's log), not named as watched.
-function M.file_listed(path, side)
-  local frame = sched.current_frame()
-  local watch_file = frame and frame.run.opts.watch_file
-  if not watch_file then return end
-  local abs = core.fs_abspath(path)
-  if abs then watch_file(abs, side) end
+-- A file a source reads (a JSON Lines file, an SQLite database; path as
+-- the project names it), about to be read: in a live cycle it is watched
+-- (live.lua, folders.add_file), so that a change to it starts a cycle,
+-- which lists the source again; inside a memoized call or component it
+-- joins its dependencies, as a folder listed there does (walk_listed).
+-- log: a file written beside it that is part of it (a database's log).
+function M.file_listed(path, log)
+  local task = sched.current()
+  local frame = task and (task.frame or task)
+  local run = frame and frame.run
+  if not run then return end
+  run:watch_source_file(path, log)
+  local scope = scope_of(task)
+  if scope == task and (frame.is_root or not frame.fn.memo) then return end
+  local deps = deps_of(scope)
+  local files = deps.files or {}
+  deps.files = files
+  files[path] = { fp = run:source_file_fp(path, log), log = log }
 end
 
 -- ---- Components ----

@@ -69,6 +69,7 @@ function M.new(app, opts, parts)
     file_sources = {}, -- walked folder -> its file-state source name
     walked = {}, -- absolute folder -> the fs.walk a component listed (live mode)
     walk_fps = {}, -- walk dependency key -> its listing's fingerprint
+    source_file_fps = {}, -- a file a source read -> its stat (file_listed)
     walks_now = {}, -- what each walk of this cycle was (live mode)
     watched_now = {}, -- the live sources it mounted (live mode)
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
@@ -550,6 +551,39 @@ function Run:walk_fp(key)
   end
   fp = ok and walk:listing_fp() or false
   self.walk_fps[key] = fp
+  return fp
+end
+
+-- A file a source reads, and its log (a database's, or nil), watched in
+-- a live cycle (engine's file_listed); the log is not named as watched.
+function Run:watch_source_file(path, log)
+  local watch_file = self.opts.watch_file
+  if not watch_file then return end
+  local abs = core.fs_abspath(path)
+  if abs then watch_file(abs) end
+  abs = log and core.fs_abspath(log)
+  if abs then watch_file(abs, true) end
+end
+
+-- A file's size, modification time and inode, or "none" (missing or
+-- empty: a reader of an SQLite database in WAL mode leaves an empty log
+-- behind).
+local function stat_fp(path)
+  local dir, name = path:match("^(.*)/([^/]+)$")
+  local f = core.fs_file(dir or ".", name or path, {})
+  return f and f.size > 0 and fmt("%d:%d:%d", f.size, f.mtime_ns, f.inode)
+    or "none"
+end
+
+-- What a file a source read inside a memoized scope is now, with its log
+-- (engine's file_listed, deps_valid): read once a run; in a live cycle
+-- it is watched from then on.
+function Run:source_file_fp(path, log)
+  local fp = self.source_file_fps[path]
+  if fp then return fp end
+  self:watch_source_file(path, log)
+  fp = stat_fp(path) .. (log and "|" .. stat_fp(log) or "")
+  self.source_file_fps[path] = fp
   return fp
 end
 

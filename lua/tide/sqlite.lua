@@ -665,11 +665,9 @@ end
 
 -- Runs the query and iterates key, row; raises on any failure.
 local function items(self, _, each)
-  -- In live mode, a write to the database (to its log first) starts a
-  -- cycle.
-  local engine = require "tide.engine"
-  engine.file_listed(self.db)
-  engine.file_listed(self.db .. "-wal", true)
+  -- In live mode a write to the database (to its log first) starts a
+  -- cycle; in a memoized scope it is a dependency.
+  require("tide.engine").file_listed(self.db, self.db .. "-wal")
   if each then
     local it = carried_items(self, each)
     if it then return it end

@@ -413,6 +413,73 @@ end)
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
+  it("runs again a memoized component whose own JSON Lines file or "
+     .. "database changed, in an update and once it watches after a restart",
+     function()
+    -- One component per source, memoized on its name: it reads the
+    -- source itself (a row per item).
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [=[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "path", "string", key = true },
+                                 { "title", "string" } })
+local read = tide.fn("read", { memo = true }, function(name, docs)
+  local source = name == "lines"
+    and tide.json.lines("data/items.jsonl", { key = "id" })
+    or sqlite.rows("data/src.db", "SELECT id, title FROM t", { key = "id" })
+  for key, item in source:items() do
+    docs:row(Doc { path = name .. "/" .. key, title = item.title })
+  end
+end)
+return tide.app("file_deps", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  for _, name in ipairs { "lines", "rows" } do
+    tide.mount(tide.path("source", name), read, name, docs)
+  end
+end)
+]=])
+    helpers.write(dir .. "/data/items.jsonl", '{"id": "j1", "title": "one"}\n')
+    local function src(sql)
+      local db = assert(sqlite.open(dir .. "/data/src.db", "create"))
+      assert(db:exec(sql))
+      db:close()
+    end
+    src("PRAGMA journal_mode = WAL; CREATE TABLE t(id TEXT PRIMARY KEY, "
+        .. "title TEXT); INSERT INTO t VALUES ('s1', 'first')")
+    local function update()
+      local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+        .. "--json"):format(q(dir), helpers.tide))
+      assert(code == 0, tostring(err) .. out)
+      return cjson.decode(out).components
+    end
+    assert.are.equal(2, update().added)
+    assert.are.equal(2, update().unchanged)
+    helpers.write(dir .. "/data/items.jsonl", '{"id": "j1", "title": "ONE"}\n')
+    local c = update()
+    assert.are.equal(1, c.reprocessed)
+    assert.are.equal(1, c.unchanged)
+    src("INSERT INTO t VALUES ('s2', 'second')")
+    c = update()
+    assert.are.equal(1, c.reprocessed)
+    assert.are.same({ ["lines/j1"] = "ONE", ["rows/s1"] = "first",
+                      ["rows/s2"] = "second" }, rows(dir))
+    -- Settled (the read that checkpointed the log is behind it).
+    update()
+    assert.are.equal(2, update().unchanged)
+    -- Live mode after a restart: both carried over, their files watched
+    -- all the same.
+    local pid = start(dir)
+    assert.truthy(helpers.read(dir .. "/stderr"):find(
+      "watching 0 folders and 2 files", 1, true),
+      helpers.read(dir .. "/stderr"))
+    helpers.write(dir .. "/data/items.jsonl", '{"id": "j2", "title": "two"}\n')
+    src("UPDATE t SET title = 'FIRST' WHERE id = 's1'")
+    reaches(dir, { ["lines/j2"] = "two", ["rows/s1"] = "FIRST",
+                   ["rows/s2"] = "second" })
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
   it("leaves a walk with live = false to the periodic rescan", function()
     local dir = setup(false)
     local pid = start(dir, "--rescan 1")
