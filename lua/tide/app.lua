@@ -70,6 +70,10 @@ function M.app(name, main, opts)
     engines = {}, -- store path -> engine: the app's sessions
     luv_of = setmetatable({}, { __mode = "k" }), -- engine -> luv, its loop's
     fns_seen = {}, -- name -> the tide.fn its cycles called last
+    -- deps fingerprint -> dependencies that can change between the
+    -- cycles of a session (a folder listed, a source's file read):
+    -- checked again by every cycle (Run:index_ready).
+    volatile_deps = {},
   }, App)
 end
 

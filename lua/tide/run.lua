@@ -10,8 +10,9 @@ local reconcile = require "tide.reconcile"
 local verify = require "tide.verify"
 local sharemod = require "tide.share"
 
-local type, error, pairs, ipairs, tostring, setmetatable, pcall, rawget =
-  type, error, pairs, ipairs, tostring, setmetatable, pcall, rawget
+local type, error, pairs, ipairs, tostring, setmetatable, pcall, rawget,
+      next = type, error, pairs, ipairs, tostring, setmetatable, pcall,
+      rawget, next
 local fmt, concat = string.format, table.concat
 local encode, decode = core.cbor_encode, core.cbor_decode
 
@@ -164,21 +165,44 @@ end
 
 -- Each distinct set of dependencies the index holds is checked once,
 -- before the first verdict that trusts it (index:walk, index:carry,
--- index:each); until then no component is carried over on it.
+-- index:each); until then no component is carried over on it. The index
+-- of a session stays warm from cycle to cycle, and so do its verdicts,
+-- but for the sets that hold a folder listed or a source's file read:
+-- those may change between two cycles, and every cycle checks them.
 function Run:index_ready()
   if self.deps_checked then return end
   self.deps_checked = true
+  self:check_volatile_deps()
   self:check_deps()
+end
+
+-- Whether deps can change between the cycles of a session.
+local function volatile(deps)
+  return deps.walks ~= nil or deps.files ~= nil
 end
 
 -- Checks the dependency sets the index holds that are not checked yet.
 function Run:check_deps()
   local store, app_id, index = self.store, self.app_id, self.index
+  local kept = self.app.volatile_deps
   for _, d in ipairs(index:deps(true)) do
     local row = store:component(app_id, d[2])
     local state = row and row.state and decode(row.state)
+    local deps = state and state.deps or {}
+    if kept and volatile(deps) then kept[d[1]] = deps end
     index:set_deps_valid(d[3], state ~= nil
-                         and engine.deps_valid(self, state.deps or {}))
+                         and engine.deps_valid(self, deps))
+  end
+end
+
+-- Checks again the sets an earlier cycle of the session said valid or
+-- not that can have changed since.
+function Run:check_volatile_deps()
+  local kept, index = self.app.volatile_deps, self.index
+  if not kept or next(kept) == nil then return end
+  for _, d in ipairs(index:deps(false)) do
+    local deps = kept[d[1]]
+    if deps then index:set_deps_valid(d[3], engine.deps_valid(self, deps)) end
   end
 end
 

@@ -413,6 +413,56 @@ end)
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
+  it("checks a folder or a file a memoized component read at every cycle "
+     .. "of a session, not only at its first", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/main.lua", [=[
+local tide = require "tide"
+local fs = require "tide.fs"
+local list = tide.fn("list", { memo = true }, function(name, out)
+  local names = {}
+  if name == "lines" then
+    for key in tide.json.lines("docs/items.jsonl", { key = "id" }):items() do
+      names[#names + 1] = key
+    end
+  else
+    for key in fs.walk("docs/" .. name):items() do names[#names + 1] = key end
+  end
+  table.sort(names)
+  out:file(name .. ".txt", table.concat(names, " "))
+end)
+return tide.app("session_deps", function()
+  tide.mount_each(list, { x = "x", lines = "lines" }, fs.dir("out"))
+end)
+]=])
+    helpers.write(dir .. "/docs/x/a.txt", "a")
+    helpers.write(dir .. "/docs/items.jsonl", '{"id": "j1"}\n')
+    -- Carried over by the session's first cycle, then changed.
+    helpers.write(dir .. "/drive.lua", [=[
+local app = dofile("main.lua")
+local function cycle()
+  local s = assert(app:update{})
+  io.write(s.components.reprocessed, " ", s.components.unchanged, "\n")
+end
+cycle()
+local f = assert(io.open("docs/x/b.txt", "w")) f:write("b") f:close()
+cycle()
+cycle()
+f = assert(io.open("docs/items.jsonl", "a")) f:write('{"id": "j2"}\n') f:close()
+cycle()
+]=])
+    local _, err, code = helpers.run(("cd %s && %s update main.lua")
+      :format(q(dir), helpers.tide))
+    assert.are.equal(0, code, err)
+    local out
+    out, err, code = helpers.run(("cd %s && %s run drive.lua")
+      :format(q(dir), helpers.tide))
+    assert.are.equal(0, code, err)
+    assert.are.equal("0 2\n1 1\n0 2\n1 1\n", out)
+    assert.are.equal("a.txt b.txt", helpers.read(dir .. "/out/x.txt"))
+    assert.are.equal("j1 j2", helpers.read(dir .. "/out/lines.txt"))
+  end)
+
   it("runs again a memoized component whose own JSON Lines file or "
      .. "database changed, in an update and once it watches after a restart",
      function()
