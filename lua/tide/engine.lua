@@ -727,12 +727,27 @@ end
 -- must not wipe an index.
 local EMPTY_GUARD = 100
 
+-- What a live session remembers of the walk of items mounted at base
+-- (run.walks_now, the next cycle's live_walks).
+local function walk_key(base, items) return base .. "\0" .. items.abs end
+
+-- A walk that could not be read whole, or whose empty listing was
+-- refused, is not remembered: the next cycle of a live session lists it
+-- whole, so that what this one kept is looked at again (the files whose
+-- deletion it refused).
+local function forget_walk(run, base, items)
+  if type(items) == "table" and items.kind == "fs.walk" then
+    run.walks_now[walk_key(base, items)] = nil
+  end
+end
+
 -- After a mount_each: the components under a part of the source that
 -- could not be read are kept, and so is everything when the source came
 -- back empty where it had many items (unless allowed).
 local function keep_what_failed(run, base, items, mounted, failed)
   local index = run.index
   for _, scope in ipairs(failed) do index:keep_subtree(scope) end
+  if #failed > 0 then forget_walk(run, base, items) end
   if mounted > 0 or #failed > 0 or run.opts.allow_empty then return end
   local guard = run.opts.empty_guard or EMPTY_GUARD
   local prefix, before = base .. "/", 0
@@ -741,6 +756,7 @@ local function keep_what_failed(run, base, items, mounted, failed)
   end
   if before > guard then
     index:keep_subtree(base)
+    forget_walk(run, base, items)
     run.stats.components.errors = run.stats.components.errors + 1
     run:report_error(base, fmt("source %s returned no items where it had "
       .. "%d: nothing was deleted (is a disk unmounted?); run with "
@@ -1022,7 +1038,7 @@ function M.mount_each_walk(parent, base, fn, rest, on_error, call)
   -- components is walked for the paths file events named only.
   local walks, key, signature = run.opts.live_walks
   if walks then
-    key = base .. "\0" .. items.abs
+    key = walk_key(base, items)
     signature = concat({ spec.logic, spec.extra, rest.n,
       concat(items.include or {}, "\n"), concat(items.exclude or {}, "\n"),
       tostring(items.follow_symlinks) }, "\0")

@@ -530,6 +530,27 @@ end)
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
+  it("lists whole, at the next cycle, a folder whose emptying it refused",
+     function()
+    local dir = setup()
+    for i = 1, 120 do
+      helpers.write(("%s/docs/n%03d.md"):format(dir, i), "n" .. i .. "\n")
+    end
+    local pid = start(dir)
+    assert.are.equal(123, #cycles(dir) > 0 and cycles(dir)[1].components.added)
+    -- Emptied: refused, as a disk unmounted would be.
+    assert.is_true(os.execute("rm " .. q(dir) .. "/docs/*.md"))
+    assert.is_true(wait_for(function()
+      return (helpers.read(dir .. "/stderr") or ""):find(
+        "returned no items where it had 123", 1, true) ~= nil
+    end, 20))
+    -- The next change: the folder is listed whole, the deletions the
+    -- refused cycle kept are made.
+    helpers.write(dir .. "/docs/new.md", "new\n")
+    reaches(dir, { ["new.md"] = "new" })
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
   it("leaves a walk with live = false to the periodic rescan", function()
     local dir = setup(false)
     local pid = start(dir, "--rescan 1")
