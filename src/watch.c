@@ -18,7 +18,7 @@
 
 #define WATCH_EVENTS                                                       \
   (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB |       \
-   IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR | IN_EXCL_UNLINK)
+   IN_MOVED_FROM | IN_MOVED_TO | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 
 /* What a file's stat says of it, to tell a change from an event that
 ** changed nothing (a read that made and removed a side file). */
@@ -29,8 +29,10 @@ typedef struct {
 } FileSig;
 
 /* A folder root, or a file root: the file name (name_len > 0) in the
-** folder path, whose directory's watch descriptor is wd (-1 when lost),
-** and the file as it was when the root was last added. */
+** folder path. wd is the watch descriptor of the folder root's own
+** folder, or of the directory holding the file root's file; -1 when it
+** was lost (deleted, moved away). sig: the file as it was when the file
+** root was last added. */
 typedef struct {
   size_t path_off, path_len; /* in strings: the absolute folder */
   int follow;
@@ -210,6 +212,7 @@ static int watch_dir(tide_Watch *w, size_t root, const char *rel,
   d->root = root;
   d->rel_off = off;
   d->rel_len = len;
+  if (len == 0) root_at(w, root)->wd = wd;
   return 0;
 }
 
@@ -337,6 +340,32 @@ static int mark_files(tide_Watch *w, int wd, const char *name) {
   return rc;
 }
 
+/* A folder root whose own folder was deleted or moved away: its watches
+** go, it is marked whole, and the place it was at is watched as a file
+** root, so that a folder made or moved back there is an event (the
+** engine then lists the walk, which adds the root again: watched again,
+** tide_watch_add). */
+static int lose_root(tide_Watch *w, size_t root) {
+  size_t at;
+  int rc;
+  root_at(w, root)->wd = -1;
+  forget_tree(w, root, "", 0);
+  if ((rc = mark(w, root, NULL, 0)) != 0) return rc;
+  if ((rc = absolute(w, root, "", 0)) != 0) return rc;
+  if (tide_watch_add_file(w, (const char *)w->scratch.data, &at) != 0)
+    say(w, "%s; it is found again by the periodic rescan", w->err);
+  return 0;
+}
+
+/* Whether directory wd is the own folder of a folder root (*root). */
+static int root_folder(const tide_Watch *w, int wd, const Dir *d,
+                       size_t *root) {
+  if (d->root == NO_ROOT || d->rel_len != 0) return 0;
+  if (root_at(w, d->root)->wd != wd) return 0;
+  *root = d->root;
+  return 1;
+}
+
 /* One event: its path marked, directories watched or forgotten. */
 static int on_event(tide_Watch *w, const struct inotify_event *ev) {
   Dir *d;
@@ -353,9 +382,20 @@ static int on_event(tide_Watch *w, const struct inotify_event *ev) {
   if (ev->wd < 0 || (size_t)ev->wd >= n) return 0;
   d = (Dir *)w->dirs.data + ev->wd;
   if (!d->used) return 0;
-  if (ev->mask & IN_IGNORED) {
+  if (ev->mask & (IN_IGNORED | IN_MOVE_SELF)) {
+    /* Deleted (the kernel dropped the watch), or moved away (the watch
+    ** would follow it elsewhere): forgotten, with the file roots in it,
+    ** and a folder root's own folder lost. */
+    size_t root;
+    int top = root_folder(w, ev->wd, d, &root);
+    if (ev->mask & IN_MOVE_SELF) {
+      /* A folder below a root: its parent's events say where it went. */
+      if (!top && d->root != NO_ROOT) return 0;
+      (void)inotify_rm_watch(w->fd, ev->wd);
+    }
     d->used = 0;
-    return mark_files(w, ev->wd, NULL);
+    if ((rc = mark_files(w, ev->wd, NULL)) != 0) return rc;
+    return top ? lose_root(w, root) : 0;
   }
   if (ev->len == 0) return 0; /* an event on the directory itself */
   if ((rc = mark_files(w, ev->wd, ev->name)) != 0) return rc;
@@ -481,6 +521,11 @@ int tide_watch_add(tide_Watch *w, const char *dir, int follow_symlinks,
         memcmp(string_at(w, have->path_off), dir, len) == 0) {
       have->follow = follow_symlinks;
       *root = i;
+      if (have->wd >= 0) return 0;
+      /* Lost, and there again: watched again, and walked whole. */
+      if ((rc = watch_tree(w, i, "", 0, 0)) != 0 ||
+          (rc = mark(w, i, NULL, 0)) != 0)
+        return watch_fail(w, rc, "out of memory");
       return 0;
     }
   }

@@ -8,6 +8,10 @@
 ** many events it had (an editor's write, rename and chmod of one file are
 ** one change), and whether the whole root must be walked again because
 ** events were lost. The rules:
+** - A root's own folder deleted or moved away marks it whole and loses
+**   its watches; the place it was at is then watched as a file root, so
+**   that a folder made or moved back there is a change, and adding the
+**   root again (tide_watch_add) watches it again and marks it whole.
 ** - Adding a root watches it and every directory under it; symbolic links
 **   to directories below it are followed only when asked (a directory met
 **   twice on the way is watched once); a root that is a link is followed,

@@ -69,7 +69,8 @@ end
 M.GC_GROWTH = 1.5
 
 -- The folders a live session watches, on the engine's loop: folders:add
--- (abs, follow_symlinks) watches one (once), and a cycle's walk calls it
+-- (abs, follow_symlinks) watches one (once, and again after it was
+-- deleted or moved away and made again), and a cycle's walk calls it
 -- before it walks (fs.lua, Walk:listed, through the cycle's option
 -- watch_folder), so that nothing changes unseen between the walk and the
 -- watch. A folder that cannot be watched is said, and walked whole at
@@ -89,13 +90,19 @@ function M.folders(loop, say)
   if not watch then return nil, err end
   local folders = { watch = watch, watched = {}, unwatched = {},
                     files = {} }
+  -- Called at every walk: a folder deleted or moved away and made again
+  -- since is watched again (watch.h), and walked whole.
   function folders.add(abs, follow_symlinks)
-    if folders.watched[abs] then return end
     folders.watched[abs] = true
     local root, why = watch:add(abs, follow_symlinks)
-    if not root then
+    if root then
+      folders.unwatched[abs] = nil
+    elseif not folders.unwatched[abs] then
       folders.unwatched[abs] = true
-      say(why .. "; it is walked whole at every cycle")
+      -- One that is gone is said by its walk, and watched once back.
+      if core.exists(abs) then
+        say(why .. "; it is walked whole at every cycle")
+      end
     end
   end
   function folders.add_file(abs, side)

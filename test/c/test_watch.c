@@ -272,21 +272,56 @@ static void test_file_roots(void) {
   take(w, &t);
   CHECK_EQ_INT(count(t.text, "items.jsonl"), 2);
 
-  /* Its folder deleted: the whole file root; added again once the folder
-  ** is back, it is watched again. */
+  /* Its folder deleted: the whole file root, and the whole folder root,
+  ** whose own folder it was. */
   CHECK_EQ_INT(nftw(folder, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
   settle(&loop, w);
   take(w, &t);
-  CHECK_EQ_INT(count(t.text, "*"), 1);
+  CHECK_EQ_INT(count(t.text, "*"), 2);
+  CHECK_EQ_INT(tide_watch_count(w), 0);
   CHECK_EQ_INT(tide_watch_add_file(w, path, &again), TIDE_ENOTFOUND);
   CHECK(strstr(tide_watch_errmsg(w), "its folder is not there") != NULL);
+  CHECK_EQ_INT(tide_watch_add(w, folder, 0, &again), TIDE_ENOTFOUND);
+  /* Made again: the folder root's place is watched, so that says so. */
   make_dir("files");
-  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
-  CHECK_EQ_INT(again, root);
-  put("files/items.jsonl", "back");
   settle(&loop, w);
   take(w, &t);
-  CHECK(strcmp(t.text, "items.jsonl") == 0);
+  CHECK(strcmp(t.text, "files") == 0);
+  /* Added again, as the engine's next walk and read do: watched again,
+  ** the folder root marked whole (it is walked whole). */
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+  CHECK_EQ_INT(again, root);
+  CHECK_EQ_INT(tide_watch_add(w, folder, 0, &again), 0);
+  CHECK_EQ_INT(again, tree);
+  CHECK_EQ_INT(tide_watch_count(w), 1);
+  take(w, &t);
+  CHECK(strcmp(t.text, "*") == 0);
+  put("files/items.jsonl", "back");
+  put("files/below.txt", "x");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK_EQ_INT(count(t.text, "items.jsonl"), 2);
+  CHECK_EQ_INT(count(t.text, "below.txt"), 1);
+
+  /* Moved away: the same, and moved back, the same again. */
+  snprintf(path, sizeof path, "%s/moved", dir);
+  CHECK_EQ_INT(rename(folder, path), 0);
+  settle(&loop, w);
+  take(w, &t);
+  CHECK_EQ_INT(count(t.text, "*"), 2);
+  put("moved/after.txt", "x");
+  quiet(&loop);
+  CHECK_EQ_INT(tide_watch_pending(w), 0);
+  CHECK_EQ_INT(rename(path, folder), 0);
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "files") == 0);
+  CHECK_EQ_INT(tide_watch_add(w, folder, 0, &again), 0);
+  take(w, &t);
+  put("files/back.txt", "x");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "back.txt") == 0);
 
   CHECK_EQ_INT(tide_watch_add_file(w, "items.jsonl", &again), TIDE_EINVAL);
   tide_watch_free(w);

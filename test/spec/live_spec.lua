@@ -530,6 +530,32 @@ end)
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
+  it("watches again a walked folder deleted or moved away and made again",
+     function()
+    local dir = setup()
+    local pid = start(dir)
+    assert.is_true(os.execute("rm -rf " .. q(dir .. "/docs")))
+    assert.is_true(wait_for(function()
+      return (helpers.read(dir .. "/stderr") or ""):find(
+        "no such file or directory", 1, true) ~= nil
+    end, 20))
+    helpers.write(dir .. "/docs/d.md", "delta\n")
+    reaches(dir, { ["d.md"] = "delta" })
+    -- Watched again: a later change is seen, not left to the rescan.
+    helpers.write(dir .. "/docs/e.md", "epsilon\n")
+    reaches(dir, { ["d.md"] = "delta", ["e.md"] = "epsilon" })
+    -- Moved away (the watch would follow it) and another made in its place.
+    assert(os.rename(dir .. "/docs", dir .. "/away"))
+    helpers.write(dir .. "/away/x.md", "not here\n")
+    helpers.write(dir .. "/docs/f.md", "phi\n")
+    reaches(dir, { ["f.md"] = "phi" })
+    helpers.write(dir .. "/docs/g.md", "gamma\n")
+    reaches(dir, { ["f.md"] = "phi", ["g.md"] = "gamma" })
+    assert.are.equal(0, stop(dir, pid, "INT"))
+    assert.is_nil((helpers.read(dir .. "/stderr") or ""):find("cannot watch",
+                                                              1, true))
+  end)
+
   it("lists whole, at the next cycle, a folder whose emptying it refused",
      function()
     local dir = setup()
