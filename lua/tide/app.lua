@@ -22,7 +22,7 @@ local APP_OPTIONS = { context = true, max_inflight = true }
 -- The options only live mode reads.
 local LIVE_OPTIONS = {
   rescan = true, on_cycle = true, on_message = true, on_watching = true,
-  on_cycle_start = true,
+  on_cycle_start = true, code_files = true,
 }
 local UPDATE_OPTIONS = {
   db = true, full_reprocess = true, preview = true, reset = true,
@@ -30,7 +30,7 @@ local UPDATE_OPTIONS = {
   on_error = true, on_preview = true, on_progress = true,
   allow_empty = true, empty_guard = true,
   rescan = true, on_cycle = true, on_message = true, on_watching = true,
-  on_cycle_start = true, loop = true,
+  on_cycle_start = true, code_files = true, loop = true,
   -- A shared update's part (share.lua): what the CLI's update --workers
   -- and worker commands give.
   share = true,
@@ -293,10 +293,21 @@ local function live_parts(app, opts, level)
     cycle_opts.live_watched = finished and seen.watched or {}
     return stats, errors, c
   end
+  local code_files = opts.code_files
+  if code_files ~= nil then
+    local ok = type(code_files) == "table"
+    for _, path in ipairs(ok and code_files or {}) do
+      ok = ok and type(path) == "string" and path:sub(1, 1) == "/"
+    end
+    if not ok then
+      error(fmt("app %s: code_files must be a list of absolute paths",
+                app.name), level + 1)
+    end
+  end
   return e, update, seen, {
     on_cycle = opts.on_cycle or function() end,
     on_message = opts.on_message, on_watching = opts.on_watching,
-    rescan = rescan, folders = folders,
+    rescan = rescan, folders = folders, code_files = code_files,
   }
 end
 

@@ -125,6 +125,28 @@ local function load_pipeline(file, db_flag)
   return app, db
 end
 
+-- The pipeline's own code, for live mode to say when it changes: the
+-- pipeline file, and the modules it required from its folder.
+local function code_files(pipeline)
+  local files, dir = { pipeline }, pipeline:match("^(.*)/[^/]*$") .. "/"
+  local names = {}
+  for name in pairs(package.loaded) do
+    if type(name) == "string" and name ~= "tide"
+       and name:sub(1, 5) ~= "tide." then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local found = package.searchpath(name, package.path)
+    local abs = found and core.fs_abspath(found) -- from the pipeline's folder
+    if abs and abs:sub(1, #dir) == dir and abs ~= pipeline then
+      files[#files + 1] = abs
+    end
+  end
+  return files
+end
+
 local commands = {}
 
 function commands.help()
@@ -448,6 +470,7 @@ function commands.update(...)
     on_cycle = live_hooks.on_cycle, on_message = live_hooks.on_message,
     on_watching = live_hooks.on_watching,
     on_cycle_start = opts.live and progress.restart or nil,
+    code_files = opts.live and code_files(pipeline) or nil,
     on_error = function(path, message, kind)
       progress.clear()
       if kind == "source" then

@@ -338,6 +338,27 @@ function M.run(e, update, seen, hooks)
   end
   local watchers = new_watchers(e:loop())
   local function pending() return watch:pending() + watchers.count end
+  -- The pipeline's own files: live mode runs the code it loaded, so a
+  -- change to one is said, not processed.
+  local code = {}
+  for _, path in ipairs(hooks.code_files or {}) do
+    code[path] = true
+    folders.add_file(path, true)
+  end
+  local function without_code(changes)
+    local kept = {}
+    for _, c in ipairs(changes) do
+      local path = c.path and c.dir .. "/" .. c.path
+      if path and code[path] then
+        say(fmt("%s changed: live mode runs the code it loaded; restart it "
+                .. "to run the new code", path))
+        folders.add_file(path, true) -- said once a change
+      else
+        kept[#kept + 1] = c
+      end
+    end
+    return kept
+  end
   -- How the loop is waited on: blocking, or, when a host steps live mode
   -- (M.start), polled, the step then given back. The watches go on after.
   local wait_loop = hooks.wait and function(ms) hooks.wait(watch, ms) end
@@ -386,10 +407,13 @@ function M.run(e, update, seen, hooks)
       local changes, emits, emitted
       if pending() > 0 or relist then
         settle(pending, stopped, wait)
-        changes = watch:take()
+        local files_only = watchers.count == 0 and not relist
+        changes = without_code(watch:take())
         for abs in pairs(folders.unwatched) do
           changes[#changes + 1] = { dir = abs }
         end
+        -- Only the pipeline's code changed: no cycle.
+        if files_only and #changes == 0 then goto continue end
         emits, emitted = watchers:take()
         -- Listed again, the sources hold what they emitted.
         if relist then emits, emitted, relist = nil, nil, false end

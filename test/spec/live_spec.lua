@@ -556,6 +556,31 @@ end)
                                                               1, true))
   end)
 
+  it("says that the pipeline or a module of it changed, and runs no cycle "
+     .. "for it", function()
+    local dir = setup()
+    helpers.write(dir .. "/titles.lua", "return { first = 1 }\n")
+    helpers.write(dir .. "/pipeline.lua", 'local titles = require "titles"\n'
+                  .. helpers.read(dir .. "/pipeline.lua"))
+    local pid = start(dir)
+    local before = #cycles(dir)
+    for _, name in ipairs { "pipeline.lua", "titles.lua" } do
+      helpers.write(dir .. "/" .. name, helpers.read(dir .. "/" .. name)
+                    .. "-- edited\n")
+      assert.is_true(wait_for(function()
+        return (helpers.read(dir .. "/stderr") or ""):find(dir .. "/" .. name
+          .. " changed: live mode runs the code it loaded; restart it to "
+          .. "run the new code", 1, true) ~= nil
+      end, 20), helpers.read(dir .. "/stderr"))
+    end
+    os.execute("sleep 0.3")
+    assert.are.equal(before, #cycles(dir))
+    -- Data changes go on as before.
+    helpers.write(dir .. "/docs/a.md", "ALPHA\n")
+    reaches(dir, { ["a.md"] = "ALPHA", ["b.md"] = "beta", ["c.md"] = "gamma" })
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
   it("lists whole, at the next cycle, a folder whose emptying it refused",
      function()
     local dir = setup()
