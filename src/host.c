@@ -91,8 +91,8 @@ static int set_db(tide_Engine *e, const char *dir, const char *path) {
   return 0;
 }
 
-/* require("tide.app").attach(app, engine): binds the app to the engine;
-** raises when the value is not an app. */
+/* require("tide.app").attach(app, engine, pipeline): binds the app to
+** the engine; true, or nil and a message when the value is not an app. */
 static int attach(lua_State *L) {
   tide_Engine *e = lua_touserdata(L, 2);
   lua_getglobal(L, "require");
@@ -101,8 +101,9 @@ static int attach(lua_State *L) {
   lua_getfield(L, -1, "attach");
   lua_pushvalue(L, 1);
   tide_lengine_push(L, e);
-  lua_call(L, 2, 0);
-  return 0;
+  lua_pushvalue(L, 3);
+  lua_call(L, 3, 2);
+  return 2;
 }
 
 int tide_engine_load(tide_Engine *e, const char *pipeline) {
@@ -114,6 +115,7 @@ int tide_engine_load(tide_Engine *e, const char *pipeline) {
     return TIDE_EINVAL;
   if (e->app_ref != LUA_NOREF)
     return tide_engine_fail(e, TIDE_EINVAL, "a pipeline is already loaded");
+  e->msg[0] = '\0';
   if (e->db[0] == '\0') {
     /* .tide/state.db beside the pipeline file. */
     slash = strrchr(pipeline, '/');
@@ -136,12 +138,17 @@ int tide_engine_load(tide_Engine *e, const char *pipeline) {
   lua_pushcfunction(L, attach);
   lua_insert(L, -2);
   lua_pushlightuserdata(L, e);
-  if (tide_lua_pcall(L, 2, 0) != LUA_OK) {
-    luaL_unref(L, LUA_REGISTRYINDEX, e->app_ref);
-    e->app_ref = LUA_NOREF;
-    return lua_failed(e, TIDE_EINVAL);
+  lua_pushstring(L, pipeline);
+  rc = tide_lua_pcall(L, 3, 2) != LUA_OK ? TIDE_ELUA
+       : lua_isnil(L, -2) ? TIDE_EINVAL : 0;
+  if (rc == 0) {
+    lua_pop(L, 2);
+    return 0;
   }
-  return 0;
+  if (rc == TIDE_EINVAL) lua_remove(L, -2); /* nil, message */
+  luaL_unref(L, LUA_REGISTRYINDEX, e->app_ref);
+  e->app_ref = LUA_NOREF;
+  return lua_failed(e, rc);
 }
 
 /* app:update(opts) -> stats, errors | nil, message, code name */
@@ -201,6 +208,7 @@ int tide_engine_live_start(tide_Engine *e) {
   lua_State *L;
   int rc;
   if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
+  e->msg[0] = '\0';
   if ((rc = push_method(e, L, "start_live")) != 0) return rc;
   lua_newtable(L);
   if (tide_lua_pcall(L, 2, 3) != LUA_OK) return lua_failed(e, TIDE_ELUA);
@@ -220,6 +228,7 @@ int tide_engine_step(tide_Engine *e, long budget_us) {
   lua_State *L;
   int rc, live;
   if (e == NULL || (L = e->L) == NULL || budget_us < 0) return TIDE_EINVAL;
+  e->msg[0] = '\0';
   if (e->app_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);
     live = lua_getfield(L, -1, "live_session") != LUA_TNIL;
@@ -240,6 +249,7 @@ int tide_engine_live_stop(tide_Engine *e) {
   lua_State *L;
   int rc;
   if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
+  e->msg[0] = '\0';
   if ((rc = push_method(e, L, "stop")) != 0) return rc;
   if (tide_lua_pcall(L, 1, 2) != LUA_OK) return lua_failed(e, TIDE_ELUA);
   if (lua_isnil(L, -2)) {

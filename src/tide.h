@@ -153,7 +153,9 @@ TIDE_API int tide_engine_live_stop(tide_Engine *e);
 
 /* The last cycle's counts. */
 TIDE_API int tide_engine_stats(const tide_Engine *e, tide_Stats *out);
-/* The last error message, "" when none. Borrowed until the next call. */
+/* The message of the last call that failed, "" when the last call that
+** can fail (load, update, live start, step, stop) succeeded. Borrowed
+** until the next call. */
 TIDE_API const char *tide_engine_errmsg(const tide_Engine *e);
 /* The engine's Lua state: a host may register functions in it. */
 TIDE_API lua_State *tide_engine_lua(tide_Engine *e);

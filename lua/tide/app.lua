@@ -438,12 +438,15 @@ function App:verify(opts)
 end
 
 -- Binds the app to an engine a C host made (host.c, tide_engine_load).
-function M.attach(app, e)
+-- A pipeline (named name) that returned something else is the user's
+-- mistake, said as the tide command says it: nil, message.
+function M.attach(app, e, name)
   if not M.is_app(app) then
-    error(fmt("the pipeline must return an app (return tide.app(...)), "
-              .. "got %s", type(app)), 0)
+    return nil, fmt("%s must return an app (return tide.app(...)), got %s",
+                    name, type(app))
   end
   app.engine = e
+  return true
 end
 
 -- Closes the app's sessions: their stores and loops. The app can update

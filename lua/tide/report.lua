@@ -110,13 +110,15 @@ function M.stats_json(stats)
   return json(o)
 end
 
+-- One line of counts; a run a signal stopped says so (what it did not
+-- reach is left to the next run).
 function M.stats_line(stats)
   local c, t = stats.components, stats.targets
   return fmt("%s: components %d added, %d reprocessed, %d deleted, "
     .. "%d unchanged, %d errors; targets %d inserted, %d updated, "
-    .. "%d deleted (%.1f ms)", stats.app, c.added, c.reprocessed, c.deleted,
-    c.unchanged, c.errors, t.inserted, t.updated, t.deleted,
-    stats.elapsed_ms)
+    .. "%d deleted (%.1f ms%s)", stats.app, c.added, c.reprocessed,
+    c.deleted, c.unchanged, c.errors, t.inserted, t.updated, t.deleted,
+    stats.elapsed_ms, stats.interrupted and ", interrupted" or "")
 end
 
 -- ---- Progress on a terminal ----

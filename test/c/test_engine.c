@@ -210,10 +210,19 @@ static void test_errors(void) {
     memset(&o, 0, sizeof o);
     o.lua_dir = lua_dir;
     CHECK_EQ_INT(tide_engine_new(&e, &o), 0);
-    CHECK(tide_engine_load(e, p.pipeline) < 0);
-    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "must return an app");
+    CHECK_EQ_INT(tide_engine_load(e, p.pipeline), TIDE_EINVAL);
+    /* Named as the tide command names it, without tide's own frames. */
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), p.pipeline);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), " must return an app (return "
+                       "tide.app(...)), got number");
+    CHECK(strstr(tide_engine_errmsg(e), "traceback") == NULL);
     CHECK(tide_engine_update(e, 0) < 0);
     CHECK_STR_CONTAINS(tide_engine_errmsg(e), "no pipeline is loaded");
+    /* Fixed and loaded: the message of the failure is gone. */
+    write_file(p.pipeline, "return require('tide').app('fixed', "
+               "function() end)\n");
+    CHECK_EQ_INT(tide_engine_load(e, p.pipeline), 0);
+    CHECK(strcmp(tide_engine_errmsg(e), "") == 0);
     tide_engine_free(e);
   }
   project_free(&p);

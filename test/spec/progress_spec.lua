@@ -148,3 +148,19 @@ describe("the progress line", function()
                      report.progress_text(40, 40, 20, 2000, false))
   end)
 end)
+
+describe("the summary line", function()
+  it("says when a signal stopped the run", function()
+    local stats = { app = "docs", elapsed_ms = 12.34,
+      components = { added = 3, reprocessed = 0, deleted = 0, unchanged = 1,
+                     errors = 1 },
+      targets = { inserted = 3, updated = 0, deleted = 0 } }
+    assert.are.equal("docs: components 3 added, 0 reprocessed, 0 deleted, "
+      .. "1 unchanged, 1 errors; targets 3 inserted, 0 updated, 0 deleted "
+      .. "(12.3 ms)", report.stats_line(stats))
+    stats.interrupted = true
+    assert.are.equal("docs: components 3 added, 0 reprocessed, 0 deleted, "
+      .. "1 unchanged, 1 errors; targets 3 inserted, 0 updated, 0 deleted "
+      .. "(12.3 ms, interrupted)", report.stats_line(stats))
+  end)
+end)
