@@ -38,6 +38,7 @@ typedef struct {
   int follow;
   size_t name_off, name_len; /* a file root's name, in strings */
   int wd;
+  int lost; /* a folder root whose own folder was deleted or moved away */
   FileSig sig;
 } Root;
 
@@ -71,6 +72,7 @@ struct tide_Watch {
   tide_Buf messages;  /* lines waiting */
   tide_Buf taken;     /* the lines the last tide_watch_messages gave */
   tide_Buf scratch;   /* paths being built */
+  int draining;       /* reading the events waiting (drain) */
   char err[512];
 };
 
@@ -349,6 +351,7 @@ static int lose_root(tide_Watch *w, size_t root) {
   size_t at;
   int rc;
   root_at(w, root)->wd = -1;
+  root_at(w, root)->lost = 1;
   forget_tree(w, root, "", 0);
   if ((rc = mark(w, root, NULL, 0)) != 0) return rc;
   if ((rc = absolute(w, root, "", 0)) != 0) return rc;
@@ -424,12 +427,14 @@ static int on_event(tide_Watch *w, const struct inotify_event *ev) {
   return rc;
 }
 
-static void on_readable(uv_poll_t *handle, int status, int events) {
-  tide_Watch *w = handle->data;
+/* Reads and takes every event waiting (the descriptor does not block).
+** Not again from inside: an event's handling that adds a file root does
+** not read the next events before the rest of those read already. */
+static void drain(tide_Watch *w) {
   /* Aligned for struct inotify_event, as inotify(7) shows. */
   _Alignas(struct inotify_event) char buf[64 * 1024];
-  (void)events;
-  if (status < 0) return;
+  if (w->draining) return;
+  w->draining = 1;
   for (;;) {
     ssize_t got = read(w->fd, buf, sizeof buf), at = 0;
     if (got <= 0) break;
@@ -443,6 +448,13 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       at += (ssize_t)(sizeof *ev + ev->len);
     }
   }
+  w->draining = 0;
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  if (status < 0) return;
+  drain(handle->data);
 }
 
 int tide_watch_new(tide_Watch **out, uv_loop_t *loop, tide_Alloc alloc,
@@ -508,7 +520,7 @@ void tide_watch_free(tide_Watch *w) {
 
 int tide_watch_add(tide_Watch *w, const char *dir, int follow_symlinks,
                    size_t *root) {
-  size_t i, len = strlen(dir);
+  size_t i, len = strlen(dir), at;
   struct stat st;
   Root r;
   int rc;
@@ -521,11 +533,14 @@ int tide_watch_add(tide_Watch *w, const char *dir, int follow_symlinks,
         memcmp(string_at(w, have->path_off), dir, len) == 0) {
       have->follow = follow_symlinks;
       *root = i;
-      if (have->wd >= 0) return 0;
-      /* Lost, and there again: watched again, and walked whole. */
+      if (!have->lost) return 0;
+      /* Lost, and there again: watched again, and walked whole; the
+      ** place it was watched at meanwhile takes it as it is now. */
+      have->lost = 0;
       if ((rc = watch_tree(w, i, "", 0, 0)) != 0 ||
           (rc = mark(w, i, NULL, 0)) != 0)
         return watch_fail(w, rc, "out of memory");
+      (void)tide_watch_add_file(w, dir, &at);
       return 0;
     }
   }
@@ -548,7 +563,7 @@ int tide_watch_add(tide_Watch *w, const char *dir, int follow_symlinks,
 static int watch_file_dir(tide_Watch *w, size_t root, const char *dir) {
   Dir *d;
   size_t need, off;
-  int wd = inotify_add_watch(w->fd, dir, WATCH_EVENTS), rc;
+  int wd = inotify_add_watch(w->fd, dir, WATCH_EVENTS), rc, old;
   if (wd < 0) {
     char text[TIDE_ERRNO_TEXT_SIZE];
     int e = errno;
@@ -574,7 +589,17 @@ static int watch_file_dir(tide_Watch *w, size_t root, const char *dir) {
     d->rel_off = off;
     d->rel_len = 0;
   }
+  old = root_at(w, root)->wd;
   root_at(w, root)->wd = wd;
+  /* The directory it watched before, moved elsewhere, when nothing else
+  ** watches it now. */
+  if (old >= 0 && old != wd && !file_root_on(w, old)) {
+    Dir *was = (Dir *)w->dirs.data + old;
+    if (was->used && was->root == NO_ROOT) {
+      (void)inotify_rm_watch(w->fd, old);
+      was->used = 0;
+    }
+  }
   return 0;
 }
 
@@ -590,11 +615,14 @@ int tide_watch_add_file(tide_Watch *w, const char *file, size_t *root) {
                       "path to a file", file);
   dir_len = slash == file ? 1 : (size_t)(slash - file);
   name_len = strlen(slash + 1);
-  if (dir_len >= sizeof dir)
+  if (dir_len + 1 + name_len >= PATH_MAX)
     return watch_fail(w, TIDE_EINVAL, "cannot watch %s: name too long",
                       file);
   memcpy(dir, file, dir_len);
   dir[dir_len] = '\0';
+  /* A change made before the stat below is compared with the file as it
+  ** was last added, not with what the stat finds. */
+  drain(w);
   for (i = 0; i < root_count(w); i++) {
     Root *have = root_at(w, i);
     if (have->name_len == name_len && have->path_len == dir_len &&
@@ -602,13 +630,14 @@ int tide_watch_add_file(tide_Watch *w, const char *file, size_t *root) {
         memcmp(string_at(w, have->path_off), dir, dir_len) == 0) {
       *root = i;
       have->sig = file_sig(file);
-      if (have->wd >= 0) return 0;
-      break; /* its directory was deleted since: watched again once back */
+      break;
     }
   }
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
     return watch_fail(w, TIDE_ENOTFOUND, "cannot watch %s: its folder is "
                       "not there", file);
+  /* Watched again every time: the directory may be another one now (made
+  ** again), or the watch may have gone with it (moved away). */
   if (i < root_count(w)) return watch_file_dir(w, i, dir);
   memset(&r, 0, sizeof r);
   r.path_len = dir_len;

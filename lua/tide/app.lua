@@ -491,12 +491,13 @@ function App:drop(opts)
       end
       store:container_delete(row.id)
     end
+    -- Before the commit that forgets them (a kill in between leaves them
+    -- to the next drop); one that cannot be removed (a permission) is
+    -- said after it, the app dropped all the same.
+    runmod.close_target_connections()
+    local ok, err = target.remove_made_folders(dropped)
     store:app_delete(app_id)
     store:flush()
-    runmod.close_target_connections()
-    -- Last: a folder that cannot be removed (a permission) is said, but
-    -- the app is dropped all the same.
-    local ok, err = target.remove_made_folders(dropped)
     if not ok then
       error(fmt("app %s dropped, but a folder made for its targets could "
                 .. "not be removed: %s", self.name, err), 0)

@@ -128,6 +128,7 @@ end
 -- The pipeline's own code, for live mode to say when it changes: the
 -- pipeline file, and the modules it required from its folder.
 local function code_files(pipeline)
+  pipeline = core.fs_abspath(pipeline) or pipeline -- ./p.lua, ../x/p.lua
   local files, dir = { pipeline }, pipeline:match("^(.*)/[^/]*$") .. "/"
   local names = {}
   for name in pairs(package.loaded) do

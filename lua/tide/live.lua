@@ -345,14 +345,26 @@ function M.run(e, update, seen, hooks)
     code[path] = true
     folders.add_file(path, true)
   end
+  -- Whether a walked folder holds path: then its change is a file's too.
+  local function walked(path)
+    for abs in pairs(folders.watched) do
+      if path:sub(1, #abs + 1) == abs .. "/" then return true end
+    end
+    return false
+  end
   local function without_code(changes)
-    local kept = {}
+    local kept, said = {}, {}
     for _, c in ipairs(changes) do
       local path = c.path and c.dir .. "/" .. c.path
       if path and code[path] then
-        say(fmt("%s changed: live mode runs the code it loaded; restart it "
-                .. "to run the new code", path))
-        folders.add_file(path, true) -- said once a change
+        -- Once, though a walked folder holding it marks it too.
+        if not said[path] then
+          said[path] = true
+          say(fmt("%s changed: live mode runs the code it loaded; restart "
+                  .. "it to run the new code", path))
+          folders.add_file(path, true)
+        end
+        if walked(path) then kept[#kept + 1] = c end
       else
         kept[#kept + 1] = c
       end

@@ -425,6 +425,17 @@ function Run:container(tt, spec, frame, level)
   return c
 end
 
+-- How many of dir and its parents are not there: the folders a setup
+-- that makes dir (mkdir -p) will make.
+local function missing_folders(dir)
+  local n = 0
+  while dir and not core.exists(dir) do
+    n = n + 1
+    dir = dir:match("^(.*[^/])/+[^/]+/*$")
+  end
+  return n
+end
+
 -- Sets the container up when its spec changed, a setup was interrupted,
 -- or it is gone from the target (a deleted database, a dropped table, a
 -- removed folder). When what it held did not survive, every state in it
@@ -442,9 +453,12 @@ function Run:setup_container(tt, spec, c, row)
   -- a run that cannot run leaves no table or folder behind.
   if prev_spec == nil and tt.exists then c.made_now = not tt.exists(spec) end
   local store = self.store
+  -- The folders it will make are recorded before it runs: a kill after
+  -- its mkdir leaves them counted (a setup run again finds them there).
+  local missing = tt.folder and missing_folders(tt.folder(spec)) or 0
   store:container_update {
     id = row.id, spec = row.spec, owner_id = row.owner_id,
-    state = target.container_state(true, made) }
+    state = target.container_state(true, math.max(made, missing)) }
   store:flush()
   local ok, survived, made_now = pcall(tt.setup, spec, prev_spec, self.owner)
   if ok and made_now ~= nil
@@ -454,16 +468,20 @@ function Run:setup_container(tt, spec, c, row)
       tostring(made_now))
   end
   if not ok then
-    -- Refused or failed: as if it had never been tried.
+    -- Refused or failed: as if it had never been tried, the folders it
+    -- made removed again (those that stayed empty).
+    if missing > 0 then
+      target.remove_made_folders { { type = tt, spec = spec, made = missing } }
+    end
     store:container_update {
       id = row.id, spec = row.spec, owner_id = row.owner_id,
       state = target.container_state(false, made) }
     store:flush()
     error(survived, 0)
   end
-  -- Folders a setup found there are not its own: the count stays the one
-  -- of the setup that made them (until they are gone and made again).
-  if made_now and made_now > 0 then c.made = made_now end
+  -- Folders a setup found there are not its own; those it made join the
+  -- count (a folder of the chain removed and made again is counted once).
+  c.made = math.max(made, missing, made_now or 0)
   -- What it held may be gone (recreated, or a setup a kill interrupted):
   -- every state in it becomes UNKNOWN and its owners run again, recorded
   -- in the same commit that ends the setup.

@@ -98,6 +98,8 @@ static void test_changes(void) {
   CHECK_EQ_INT(tide_watch_count(w), 2);
   CHECK_EQ_INT(tide_watch_add(w, dir, 0, &again), 0);
   CHECK_EQ_INT(again, root);
+  /* Added again while watched: nothing to walk. */
+  CHECK_EQ_INT(tide_watch_pending(w), 0);
   CHECK(strcmp(tide_watch_root(w, root), dir) == 0);
   CHECK(tide_watch_root(w, root + 1) == NULL);
 
@@ -222,6 +224,14 @@ static void test_file_roots(void) {
   /* As a cycle's source adds it again before it reads it. */
   CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
 
+  /* Written, and added again before the loop read the event: the change
+  ** is still one (the event is compared with the file as it was). */
+  put("files/items.jsonl", "{}\n{}\n{}\n{}\n");
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+  settle(&loop, w);
+  take(w, &t);
+  CHECK(strcmp(t.text, "items.jsonl") == 0);
+
   /* Other names beside it, what is below, a read: nothing. */
   put("files/other.txt", "x");
   put("files/below/deep.txt", "x");
@@ -322,6 +332,32 @@ static void test_file_roots(void) {
   settle(&loop, w);
   take(w, &t);
   CHECK(strcmp(t.text, "back.txt") == 0);
+
+  /* Its folder, below a folder root, moved away (no event of its own says
+  ** so) and made again: added again, it is watched where it is now. */
+  make_dir("files/deep");
+  put("files/deep/rows.jsonl", "1");
+  snprintf(path, sizeof path, "%s/files/deep/rows.jsonl", dir);
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+  settle(&loop, w);
+  take(w, &t);
+  snprintf(folder, sizeof folder, "%s/files/deep", dir);
+  snprintf(path, sizeof path, "%s/files/gone", dir);
+  CHECK_EQ_INT(rename(folder, path), 0);
+  make_dir("files/deep");
+  put("files/deep/rows.jsonl", "2");
+  settle(&loop, w);
+  take(w, &t);
+  snprintf(path, sizeof path, "%s/files/deep/rows.jsonl", dir);
+  CHECK_EQ_INT(tide_watch_add_file(w, path, &again), 0);
+  put("files/gone/rows.jsonl", "elsewhere");
+  quiet(&loop);
+  take(w, &t);
+  CHECK_EQ_INT(count(t.text, "rows.jsonl"), 0);
+  put("files/deep/rows.jsonl", "3");
+  settle(&loop, w);
+  take(w, &t);
+  CHECK_EQ_INT(count(t.text, "rows.jsonl"), 1);
 
   CHECK_EQ_INT(tide_watch_add_file(w, "items.jsonl", &again), TIDE_EINVAL);
   tide_watch_free(w);

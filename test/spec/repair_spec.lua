@@ -132,6 +132,41 @@ describe("self-repairing targets", function()
     assert.is_false(exists(dir .. "/out"))
   end)
 
+  it("removes the folders a setup that failed made, and counts those of a "
+     .. "custom type's folder", function()
+    local dir = helpers.tmpdir()
+    local function write(fail)
+      helpers.write(dir .. "/pipeline.lua", ([[
+local tide = require "tide"
+local made = tide.target_type { name = "made",
+  folder = function(spec) return spec.dir end,
+  setup = function(spec)
+    assert(os.execute("mkdir -p " .. spec.dir))
+    if %s then error("refused after its mkdir") end
+    return true
+  end,
+  apply = function() end,
+}
+local put = tide.fn("put", function(t) t:declare("k", "v") end)
+return tide.app("made", function()
+  tide.mount(tide.path("put", "one"), put,
+             tide.declare_target(made, { dir = "a/b/c" }))
+end)
+]]):format(tostring(fail)))
+    end
+    write(true)
+    local _, err, code = ph.update(dir)
+    assert.are.equal(2, code)
+    assert.matches("refused after its mkdir", err, 1, true)
+    assert.is_nil(io.open(dir .. "/a"))
+    write(false)
+    ok_update(dir)
+    assert.is_not_nil(io.open(dir .. "/a/b/c"))
+    local _, derr, dcode = ph.tide(dir, "drop pipeline.lua --force")
+    assert.are.equal(0, dcode, derr)
+    assert.is_nil(io.open(dir .. "/a"))
+  end)
+
   it("recreates and refills a removed folder", function()
     local dir = setup()
     ok_update(dir)
