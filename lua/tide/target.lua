@@ -35,6 +35,11 @@ local M = {}
 
 local types = {} -- name -> target type
 
+local function ipairs_has(list, v)
+  for _, x in ipairs(list) do if x == v then return true end end
+  return false
+end
+
 function M.register(tt)
   types[tt.name] = tt
   return tt
@@ -122,16 +127,31 @@ function M.target_type(def)
   if type(def.apply) ~= "function" then
     error(fmt("tide.target_type %s: apply must be a function", def.name), 2)
   end
-  for _, k in ipairs { "setup", "drop", "identity", "short_name",
-                       "recover", "exists", "finish", "folder" } do
+  local functions = { "setup", "drop", "identity", "short_name", "recover",
+                      "exists", "finish", "folder", "verify" }
+  for _, k in ipairs(functions) do
     if def[k] ~= nil and type(def[k]) ~= "function" then
       error(fmt("tide.target_type %s: %s must be a function", def.name, k),
             2)
     end
   end
+  for k in pairs(def) do
+    if k ~= "name" and k ~= "apply" and k ~= "batch_size"
+       and not ipairs_has(functions, k) then
+      error(fmt("tide.target_type %s: unknown field %s (expected name, "
+        .. "apply, batch_size, %s)", def.name, tostring(k),
+        table.concat(functions, ", ")), 2)
+    end
+  end
+  local batch = def.batch_size
+  if batch ~= nil and (math.type(batch) ~= "integer" or batch < 1) then
+    error(fmt("tide.target_type %s: batch_size must be a positive integer",
+              def.name), 2)
+  end
   local tt = {
     name = def.name, apply = def.apply, exists = def.exists,
     recover = def.recover, finish = def.finish, folder = def.folder,
+    verify = def.verify, batch_size = batch,
     setup = def.setup or function() return true end,
     drop = def.drop or function() end,
     identity = def.identity or function(spec)

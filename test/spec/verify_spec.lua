@@ -84,6 +84,44 @@ describe("tide verify", function()
                    .. "no verify)", text, 1, true)
   end)
 
+  it("asks a custom target type's verify, and refuses a field it does not "
+     .. "know", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local held = tide.target_type { name = "held", batch_size = 4,
+  identity = function() return "held" end,
+  apply = function() end,
+  -- What it holds: every key but "b".
+  verify = function(spec, expected)
+    local missing = {}
+    for _, e in ipairs(expected) do
+      if e.key == "b" then missing[#missing + 1] = e.key end
+    end
+    return { missing = missing, changed = {}, extra = {} }
+  end,
+}
+local put = tide.fn("put", function(k, t) t:declare(k, k) end)
+return tide.app("held", function()
+  tide.mount_each(put, { a = "a", b = "b" }, tide.declare_target(held, {}))
+end)
+]])
+    local _, err, code = ph.update(dir)
+    assert.are.equal(0, code, err)
+    local by, report
+    by, report, code = verify(dir)
+    assert.are.equal(1, code)
+    assert.is_true(report.drift)
+    assert.are.equal(2, by.held.checked)
+    assert.are.same({ "b" }, by.held.missing)
+    -- A misspelt field is refused where the type is made.
+    helpers.write(dir .. "/pipeline.lua", (helpers.read(dir .. "/pipeline.lua")
+      :gsub("verify = function", "verfy = function")))
+    _, err, code = ph.update(dir)
+    assert.are.equal(2, code)
+    assert.matches("tide.target_type held: unknown field verfy", err, 1, true)
+  end)
+
   it("reports missing, changed and extra rows and files, writing nothing",
      function()
     local dir = setup()
