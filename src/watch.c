@@ -580,10 +580,11 @@ static int watch_file_dir(tide_Watch *w, size_t root, const char *dir) {
     memset(w->dirs.data + w->dirs.len, 0, need - w->dirs.len);
     w->dirs.len = need;
   }
-  if ((rc = keep_string(w, "", 0, &off)) != 0)
-    return watch_fail(w, rc, "out of memory");
   d = (Dir *)w->dirs.data + wd;
   if (!d->used) {
+    /* (Only then: a file root is added again at every listing.) */
+    if ((rc = keep_string(w, "", 0, &off)) != 0)
+      return watch_fail(w, rc, "out of memory");
     d->used = 1;
     d->root = NO_ROOT;
     d->rel_off = off;
