@@ -77,12 +77,8 @@ static int watch_new(lua_State *L) {
   return 1;
 }
 
-/* watch:add(dir, follow_symlinks) -> root number | nil, message */
-static int watch_add(lua_State *L) {
-  Box *b = check_box(L);
-  const char *dir = luaL_checkstring(L, 2);
-  size_t root;
-  int rc = tide_watch_add(b->w, dir, lua_toboolean(L, 3), &root);
+/* What an add returns: the root's number, or nil and the message. */
+static int push_root(lua_State *L, Box *b, int rc, size_t root) {
   if (rc == TIDE_ENOMEM) return luaL_error(L, "out of memory");
   if (rc != 0) {
     luaL_pushfail(L);
@@ -93,19 +89,21 @@ static int watch_add(lua_State *L) {
   return 1;
 }
 
+/* watch:add(dir, follow_symlinks) -> root number | nil, message */
+static int watch_add(lua_State *L) {
+  Box *b = check_box(L);
+  const char *dir = luaL_checkstring(L, 2);
+  size_t root = 0;
+  int rc = tide_watch_add(b->w, dir, lua_toboolean(L, 3), &root);
+  return push_root(L, b, rc, root);
+}
+
 /* watch:add_file(path) -> root number | nil, message */
 static int watch_add_file(lua_State *L) {
   Box *b = check_box(L);
-  size_t root;
+  size_t root = 0;
   int rc = tide_watch_add_file(b->w, luaL_checkstring(L, 2), &root);
-  if (rc == TIDE_ENOMEM) return luaL_error(L, "out of memory");
-  if (rc != 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, tide_watch_errmsg(b->w));
-    return 2;
-  }
-  lua_pushinteger(L, (lua_Integer)root + 1);
-  return 1;
+  return push_root(L, b, rc, root);
 }
 
 static int push_change(void *arg, const tide_WatchChange *c) {
