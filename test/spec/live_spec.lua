@@ -117,6 +117,15 @@ local function stop(dir, pid, sig)
   return tonumber(helpers.read(dir .. "/status"):match("%d+"))
 end
 
+-- One `tide update --json` in dir, which must pass: its components'
+-- counts.
+local function updated_components(dir)
+  local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+    .. "--json"):format(q(dir), helpers.tide))
+  assert(code == 0, tostring(err) .. out)
+  return cjson.decode(out).components
+end
+
 -- path -> title, as the target holds them now.
 local function rows(dir)
   local db = sqlite.open(dir .. "/out.db")
@@ -387,12 +396,7 @@ end)
 ]=])
     helpers.write(dir .. "/data/a/x.md", "ex\n")
     helpers.write(dir .. "/data/b/y.md", "why\n")
-    local function update()
-      local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
-        .. "--json"):format(q(dir), helpers.tide))
-      assert(code == 0, tostring(err) .. out)
-      return cjson.decode(out).components
-    end
+    local function update() return updated_components(dir) end
     assert.are.equal(2, update().added)
     assert.are.equal(2, update().unchanged)
     helpers.write(dir .. "/data/a/z.md", "zed\n")
@@ -497,12 +501,7 @@ end)
     end
     src("PRAGMA journal_mode = WAL; CREATE TABLE t(id TEXT PRIMARY KEY, "
         .. "title TEXT); INSERT INTO t VALUES ('s1', 'first')")
-    local function update()
-      local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
-        .. "--json"):format(q(dir), helpers.tide))
-      assert(code == 0, tostring(err) .. out)
-      return cjson.decode(out).components
-    end
+    local function update() return updated_components(dir) end
     assert.are.equal(2, update().added)
     assert.are.equal(2, update().unchanged)
     helpers.write(dir .. "/data/items.jsonl", '{"id": "j1", "title": "ONE"}\n')
