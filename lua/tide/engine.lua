@@ -17,12 +17,15 @@ local reconcile = require "tide.reconcile"
 local calls = require "tide.calls"
 local parallel = require "tide.parallel"
 local sharemod = require "tide.share"
+local depsmod = require "tide.deps"
 
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
       next = type, error, pairs, ipairs, tostring, setmetatable, select,
       pcall, next
 local xpcall, getinfo = xpcall, debug.getinfo
 local fmt, concat = string.format, table.concat
+local new_deps, deps_of, merge_deps, deps_valid, scope_of =
+  depsmod.new, depsmod.of, depsmod.merge, depsmod.valid, depsmod.scope_of
 local encode, decode = core.cbor_encode, core.cbor_decode
 local memo_key = core.memo_key
 local fingerprint_args = core.fingerprint_args
@@ -54,119 +57,10 @@ local function fn_stats(run, fn)
     run.fns[fn.name] = fn
   end
   -- The app's own function of that name, for the next cycles' checks of
-  -- recorded dependencies (deps_valid).
+  -- recorded dependencies (deps.lua, valid).
   run.app.fns_seen[fn.name] = fn
   run.fstats[fn] = s
   return s
-end
-
--- ---- Dependencies recorded while a component or memoized call runs ----
-
--- deps = { fns = { name = logic hex }, ctx = { key name = value fp hex },
---          walks = { walk key = listing fp },
---          files = { path = { fp = what its stat says, log } } } (walks
--- only once a
--- folder was listed: fs.Walk:listed, M.walk_listed; files once a source
--- read one: M.file_listed)
-local function new_deps() return { fns = {}, ctx = {} } end
-
--- What a component that recorded no dependency stores (never written to:
--- a scope gets its own table on its first dependency, deps_of).
-local NO_DEPS = new_deps()
-M.NO_DEPS = NO_DEPS
-
--- A recording scope's dependency table, made on first use.
-local function deps_of(scope)
-  local deps = scope.deps
-  if not deps then
-    deps = new_deps()
-    scope.deps = deps
-  end
-  return deps
-end
-
-local function merge_deps(into, from)
-  if next(from.fns) then
-    for k, v in pairs(from.fns) do into.fns[k] = v end
-  end
-  if next(from.ctx) then
-    for k, v in pairs(from.ctx) do into.ctx[k] = v end
-  end
-  if from.walks then
-    local walks = into.walks or {}
-    into.walks = walks
-    for k, v in pairs(from.walks) do walks[k] = v end
-  end
-  if from.files then
-    local files = into.files or {}
-    into.files = files
-    for k, v in pairs(from.files) do files[k] = v end
-  end
-end
-
--- Whether recorded dependencies still hold in this run.
-local function deps_valid(run, deps)
-  for name, fp in pairs(deps.fns or {}) do
-    -- This run's function of that name, else the one the app's earlier
-    -- cycles called (two apps in one Lua state may each have a function
-    -- of that name), else, in an app's first cycle, the latest defined.
-    local f = run.fns[name] or run.app.fns_seen[name]
-      or fnmod.registry[name]
-    if not f or f:logic() ~= fp then return false end
-  end
-  for name, fp in pairs(deps.ctx or {}) do
-    if run:context_fp(name) ~= fp then return false end
-  end
-  for key, fp in pairs(deps.walks or {}) do
-    if run:walk_fp(key) ~= fp then return false end
-  end
-  for path, f in pairs(deps.files or {}) do
-    if run:source_file_fp(path, f.log) ~= f.fp then return false end
-  end
-  return true
-end
-M.deps_valid = deps_valid
-
--- The innermost recording scope of a task: its innermost memoized call,
--- else the task itself (a component's frame, or a map item, whose deps
--- are its component's).
-local function scope_of(task)
-  local stack = task.memo_stack
-  return stack and stack[#stack] or task
-end
-
--- A folder listed (fs.Walk:listed) inside a memoized call, or a memoized
--- component, is what it reads beside its arguments: the listing joins
--- its dependencies, so that a file added, removed or changed there makes
--- it run again instead of being carried over.
-function M.walk_listed(task, walk)
-  local scope, frame = scope_of(task), task.frame or task
-  if scope == task and (frame.is_root or not frame.fn.memo) then return end
-  local key = walk:dependency_key()
-  local deps = deps_of(scope)
-  local walks = deps.walks or {}
-  deps.walks = walks
-  walks[key] = frame.run:walk_fp(key)
-end
-
--- A file a source reads (a JSON Lines file, an SQLite database; path as
--- the project names it), about to be read: in a live cycle it is watched
--- (live.lua, folders.add_file), so that a change to it starts a cycle,
--- which lists the source again; inside a memoized call or component it
--- joins its dependencies, as a folder listed there does (walk_listed).
--- log: a file written beside it that is part of it (a database's log).
-function M.file_listed(path, log)
-  local task = sched.current()
-  local frame = task and (task.frame or task)
-  local run = frame and frame.run
-  if not run then return end
-  run:watch_source_file(path, log)
-  local scope = scope_of(task)
-  if scope == task and (frame.is_root or not frame.fn.memo) then return end
-  local deps = deps_of(scope)
-  local files = deps.files or {}
-  deps.files = files
-  files[path] = { fp = run:source_file_fp(path, log), log = log }
 end
 
 -- ---- Components ----
@@ -1521,7 +1415,6 @@ M.Key = Key
 M.declare_target = target.declare_target
 M.STATUS_OK, M.STATUS_ERROR, M.STATUS_INCOMPLETE =
   STATUS_OK, STATUS_ERROR, STATUS_INCOMPLETE
-M.new_deps = new_deps
 M.run_component = run_component
 
 -- The scheduler's runner: a component, or an item of a tide.map.

@@ -279,7 +279,7 @@ function Walk:listed()
   if watch_folder and self.live then
     watch_folder(self.abs, self.follow_symlinks)
   end
-  require("tide.engine").walk_listed(sched.current(), self)
+  require("tide.deps").walk_listed(sched.current(), self)
 end
 
 -- What a memoized component that listed the walk depends on (engine's

@@ -213,7 +213,7 @@ end
 -- checked as a whole first: a line that cannot be used raises before any
 -- item is returned.
 function Lines:items(on_error, each)
-  require("tide.engine").file_listed(self.path)
+  require("tide.deps").file_listed(self.path)
   if on_error and each and type(self.key) ~= "function" then
     return carried_items(self, on_error, each)
   end

@@ -9,6 +9,7 @@ local engine = require "tide.engine"
 local reconcile = require "tide.reconcile"
 local verify = require "tide.verify"
 local sharemod = require "tide.share"
+local depsmod = require "tide.deps"
 
 local type, error, pairs, ipairs, tostring, setmetatable, pcall, rawget,
       next = type, error, pairs, ipairs, tostring, setmetatable, pcall,
@@ -191,7 +192,7 @@ function Run:check_deps()
     local deps = state and state.deps or {}
     if kept and volatile(deps) then kept[d[1]] = deps end
     index:set_deps_valid(d[3], state ~= nil
-                         and engine.deps_valid(self, deps))
+                         and depsmod.valid(self, deps))
   end
 end
 
@@ -202,7 +203,7 @@ function Run:check_volatile_deps()
   if not kept or next(kept) == nil then return end
   for _, d in ipairs(index:deps(false)) do
     local deps = kept[d[1]]
-    if deps then index:set_deps_valid(d[3], engine.deps_valid(self, deps)) end
+    if deps then index:set_deps_valid(d[3], depsmod.valid(self, deps)) end
   end
 end
 
@@ -919,7 +920,7 @@ function Run:execute()
                             on_progress = self.opts.on_progress })
   local root = {
     run = self, path = "", fn = self.app.root_fn, args = { n = 0 },
-    memo_stack = {}, deps = engine.new_deps(), memos = {},
+    memo_stack = {}, deps = depsmod.new(), memos = {},
     declared = {}, prev = self.store:component(self.app_id, ""),
     is_root = true,
   }

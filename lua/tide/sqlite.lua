@@ -667,7 +667,7 @@ end
 local function items(self, _, each)
   -- In live mode a write to the database (to its log first) starts a
   -- cycle; in a memoized scope it is a dependency.
-  require("tide.engine").file_listed(self.db, self.db .. "-wal")
+  require("tide.deps").file_listed(self.db, self.db .. "-wal")
   if each then
     local it = carried_items(self, each)
     if it then return it end
