@@ -368,6 +368,15 @@ local function run_component(frame)
   return true
 end
 
+-- A path is mounted once a run; two mount_each over different sources with
+-- one function (fs.walk("a") and fs.walk("b") holding the same name) meet
+-- under the function's name unless one is given a path of its own.
+function M.same_path_message(path)
+  return fmt("two components mounted at the same path %s (give each "
+    .. "mount its own path: tide.mount_each(\"name\", fn, items, ...), "
+    .. "tide.mount(\"name\", fn, ...))", path)
+end
+
 -- Creates a child component frame and its task. `mode` is "mount" (a
 -- failure stays in the child) or "use" (the caller gets the value).
 local function mount(parent, path, fn, args, source_key, work_item)
@@ -386,7 +395,7 @@ local function mount(parent, path, fn, args, source_key, work_item)
   if not work_item then
     local seen = run:seen(path)
     if (seen and seen ~= "none") or not run.claims:mount(path) then
-      fail(fmt("two components mounted at the same path %s", path), 3)
+      fail(M.same_path_message(path), 3)
     end
   end
   -- memo_stack, deps, memos and declared are made when

@@ -148,7 +148,7 @@ function M.delegate(run, path, call, key, file_path, value, source_key)
                                     call.logic })
   if not ok then return false end
   if not run.claims:mount(path) then
-    error(fmt("two components mounted at the same path %s", path), 0)
+    error(require("tide.engine").same_path_message(path), 0)
   end
   run.store:work_add(share.update_id, path, bytes)
   local delegated = share.delegated

@@ -363,6 +363,22 @@ end)]])
       assert.matches("two components mounted at the same path /x", err, 1,
                      true)
     end)
+
+    it("says how to part two mount_each of one function whose items "
+       .. "share a key", function()
+      ph.write_pipeline(dir, [[
+local leaf = tide.fn("leaf", function() end)
+return tide.app("m", function()
+  tide.mount_each(leaf, { a = 1, b = 2 })
+  tide.mount_each(leaf, { b = 3 })
+end)]])
+      local _, err, code = update(dir)
+      assert.are.equal(2, code)
+      assert.matches("two components mounted at the same path /leaf/b "
+        .. "(give each mount its own path: tide.mount_each(\"name\", fn, "
+        .. "items, ...)", err, 1, true)
+      assert.matches("pipeline%.lua:%d+: two components mounted", err)
+    end)
   end)
 
   it("returns a child's value through use_mount and raises its failure", function()
