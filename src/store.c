@@ -1,7 +1,8 @@
 /*
 ** The state store's calls (store.h), each handed to the backend the store
 ** was opened with: PostgreSQL for a location that starts with
-** postgresql:// or postgres://, SQLite for any other (a file path). Both
+** postgresql:// or postgres://, or is a libpq keyword=value string,
+** SQLite for any other (a file path). Both
 ** keep the same content under the same contract; store_backend.h says
 ** how a store says which it is.
 */
@@ -23,9 +24,22 @@ static const SqStore *csq(const tide_Store *s) { return (const SqStore *)s; }
 static PgStore *pg(tide_Store *s) { return (PgStore *)s; }
 static const PgStore *cpg(const tide_Store *s) { return (const PgStore *)s; }
 
+/* A libpq keyword=value string starts with a keyword (lowercase letters
+** and underscores) and '=': "host=/run/postgresql dbname=docs". A SQLite
+** file whose name starts so is named ./NAME. */
+static int keyword_form(const char *p) {
+  const char *word;
+  while (*p == ' ' || *p == '\t') p++;
+  for (word = p; (*p >= 'a' && *p <= 'z') || *p == '_'; p++) {}
+  if (p == word) return 0;
+  while (*p == ' ' || *p == '\t') p++;
+  return *p == '=';
+}
+
 int tide_store_is_postgres(const char *location) {
   return location && (strncmp(location, "postgresql://", 13) == 0 ||
-                      strncmp(location, "postgres://", 11) == 0);
+                      strncmp(location, "postgres://", 11) == 0 ||
+                      keyword_form(location));
 }
 
 int tide_store_public_location(const char *location, char *out,

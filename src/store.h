@@ -161,7 +161,9 @@ const char *tide_store_errmsg(const tide_Store *s);
 const char *tide_store_path(const tide_Store *s);
 
 /* 1 when location names a PostgreSQL store (it starts with postgresql://
-** or postgres://): a location, never a path to join to a folder. */
+** or postgres://, or is a libpq keyword=value string such as
+** "host=/run/postgresql dbname=docs"): a location, never a path to join
+** to a folder. */
 int tide_store_is_postgres(const char *location);
 
 /* Writes location as tide_store_path would show it into out (size bytes,

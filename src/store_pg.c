@@ -574,16 +574,110 @@ static int schema_char(char c, int first) {
                                                 c <= '9');
 }
 
+/* Checks a schema name of n bytes at p and copies it into schema. */
+static int take_schema(const char *p, size_t n, char *schema,
+                       const char **error) {
+  size_t i;
+  if (n == 0 || n >= TIDE_PG_SCHEMA_SIZE) {
+    *error = "state store location: the schema must be 1 to 63 "
+             "characters long";
+    return TIDE_EINVAL;
+  }
+  for (i = 0; i < n; i++)
+    if (!schema_char(p[i], i == 0)) {
+      *error = "state store location: the schema must be lowercase "
+               "letters, digits and underscores, not starting with a "
+               "digit";
+      return TIDE_EINVAL;
+    }
+  memcpy(schema, p, n);
+  schema[n] = '\0';
+  return 0;
+}
+
+static int blank(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The keyword=value form: pairs apart by blanks, a value bare (a
+** backslash escapes the next character) or in single quotes (inside
+** which \' and \\ are escapes), as libpq reads it. Each pair is copied
+** as written, bar the blanks around its '='; schema= is taken out of
+** what libpq reads, and password= out of the public form. */
+static int split_keywords(const char *p, char *conninfo,
+                          char *public_location, char *schema,
+                          const char **error) {
+  size_t c = 0, l = 0;
+  for (;;) {
+    const char *key, *value;
+    size_t key_len, value_len;
+    while (blank(*p)) p++;
+    if (*p == '\0') break;
+    for (key = p; *p && *p != '=' && !blank(*p); p++) {}
+    key_len = (size_t)(p - key);
+    while (blank(*p)) p++;
+    if (*p != '=' || key_len == 0) {
+      *error = "state store location: expected keyword=value pairs "
+               "(host=/run/postgresql dbname=docs) or a postgresql:// URI";
+      return TIDE_EINVAL;
+    }
+    for (p++; blank(*p); p++) {}
+    value = p;
+    if (*p == '\'') {
+      for (p++; *p && *p != '\''; p++)
+        if (*p == '\\' && p[1]) p++;
+      if (*p != '\'') {
+        *error = "state store location: a quoted value has no closing "
+                 "quote";
+        return TIDE_EINVAL;
+      }
+      p++;
+    } else {
+      for (; *p && !blank(*p); p++)
+        if (*p == '\\' && p[1]) p++;
+    }
+    value_len = (size_t)(p - value);
+    if (key_len == 6 && memcmp(key, "schema", 6) == 0) {
+      int quoted = value_len >= 2 && value[0] == '\'';
+      int rc = take_schema(value + quoted, value_len - 2 * (size_t)quoted,
+                           schema, error);
+      if (rc != 0) return rc;
+    } else {
+      if (c > 0) conninfo[c++] = ' ';
+      memcpy(conninfo + c, key, key_len);
+      conninfo[c + key_len] = '=';
+      memcpy(conninfo + c + key_len + 1, value, value_len);
+      c += key_len + 1 + value_len;
+    }
+    if (!(key_len == 8 && memcmp(key, "password", 8) == 0)) {
+      if (l > 0) public_location[l++] = ' ';
+      memcpy(public_location + l, key, key_len);
+      public_location[l + key_len] = '=';
+      memcpy(public_location + l + key_len + 1, value, value_len);
+      l += key_len + 1 + value_len;
+    }
+  }
+  conninfo[c] = '\0';
+  public_location[l] = '\0';
+  return 0;
+}
+
 int tide_pgs_split_location(const char *location, char *conninfo,
                             char *public_location, char *schema,
                             const char **error) {
-  size_t len = strlen(location), c, l, i;
-  const char *auth = strstr(location, "://"), *end, *query, *p, *userinfo;
+  size_t len = strlen(location), c, l;
+  const char *auth = strncmp(location, "postgresql://", 13) == 0
+                         ? location + 13
+                     : strncmp(location, "postgres://", 11) == 0
+                         ? location + 11 : NULL;
+  const char *end, *query, *p, *userinfo;
   const char *stop;
   int c_first = 1, l_first = 1;
   *error = NULL;
   strcpy(schema, "tide");
-  auth = auth ? auth + 3 : location;
+  if (auth == NULL)
+    return split_keywords(location, conninfo, public_location, schema,
+                          error);
   end = auth + strcspn(auth, "/?");
   query = end + strcspn(end, "?");
   /* Up to the query, whole for libpq; without the password for messages:
@@ -609,20 +703,8 @@ int tide_pgs_split_location(const char *location, char *conninfo,
     stop = p + strcspn(p, "&");
     n = (size_t)(stop - p);
     if (n >= 7 && memcmp(p, "schema=", 7) == 0) {
-      if (n == 7 || n - 7 >= TIDE_PG_SCHEMA_SIZE) {
-        *error = "state store location: the schema must be 1 to 63 "
-                 "characters long";
-        return TIDE_EINVAL;
-      }
-      for (i = 7; i < n; i++)
-        if (!schema_char(p[i], i == 7)) {
-          *error = "state store location: the schema must be lowercase "
-                   "letters, digits and underscores, not starting with a "
-                   "digit";
-          return TIDE_EINVAL;
-        }
-      memcpy(schema, p + 7, n - 7);
-      schema[n - 7] = '\0';
+      int rc = take_schema(p + 7, n - 7, schema, error);
+      if (rc != 0) return rc;
     } else if (n > 0) {
       conninfo[c++] = c_first ? '?' : '&';
       c_first = 0;

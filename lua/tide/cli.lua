@@ -53,9 +53,9 @@ commands:
   --version                  tide's, Lua's, SQLite's and libuv's versions
 
 The state store is --db PATH, else $TIDE_DB, else .tide/state.db beside the
-pipeline file; a postgresql:// location keeps it in PostgreSQL. A pipeline
-runs from its own folder: relative paths in it are relative to the
-pipeline file.
+pipeline file; a postgresql:// location, or a libpq "host=... dbname=..."
+string, keeps it in PostgreSQL. A pipeline runs from its own folder:
+relative paths in it are relative to the pipeline file.
 ]]
 
 local function say(...) io_stderr:write("tide: ", fmt(...), "\n") end

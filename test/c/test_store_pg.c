@@ -107,6 +107,28 @@ static void test_pg_refused(void) {
                    "digit");
 }
 
+/* libpq's keyword=value form is a PostgreSQL location too; its public
+** form keeps each pair as written but the password. */
+static void test_pg_keywords(void) {
+  char out[256];
+  CHECK(tide_store_is_postgres("host=/run/postgresql dbname=docs"));
+  CHECK(tide_store_is_postgres(" dbname = docs"));
+  CHECK(!tide_store_is_postgres("./host=x.db"));
+  CHECK(!tide_store_is_postgres("state.db"));
+  CHECK(!tide_store_is_postgres("/tmp/host=x.db"));
+  CHECK(!tide_store_is_postgres("Host=x"));
+  CHECK_EQ_INT(tide_store_public_location(
+                   "host=/run/pg password='s3 cr\\'et' dbname = 'my db' "
+                   "schema=docs", out, sizeof out), 0);
+  CHECK_STR_EQ(out, "host=/run/pg dbname='my db' schema=docs");
+  CHECK_EQ_INT(tide_store_public_location("host=/x schema='' ", out,
+                                          sizeof out), TIDE_EINVAL);
+  CHECK_STR_EQ(out, "state store location: the schema must be 1 to 63 "
+               "characters long");
+  CHECK_EQ_INT(tide_store_public_location("host=/x dbname", out,
+                                          sizeof out), TIDE_EINVAL);
+}
+
 /* The location's password never reaches the path or a message. */
 static void test_pg_password(void) {
   Tmp t;
@@ -844,6 +866,7 @@ static const CheckTest pg_tests[] = {
   { "schema created, read and reopened", test_pg_schema },
   { "schemas that are not stores refused", test_pg_refused },
   { "the password never shown", test_pg_password },
+  { "keyword=value locations", test_pg_keywords },
   { "work items shared by workers", test_pg_work },
   { "a claim read once its answer is in", test_pg_claim_later },
   { "a worker's heartbeat", test_pg_beat },

@@ -484,6 +484,39 @@ print(first.components.added, second.components.reprocessed,
     end
   end)
 
+  it("takes a keyword=value location as libpq does, its password unshown",
+     function()
+    local d = project(3)
+    local db = ("host=%s dbname=postgres user=tide schema=keywords "
+      .. "password='%s'"):format(dir, SECRET)
+    local stats = update(d, db)
+    assert.are.equal(3, stats.components.added)
+    assert.are.equal(3, tonumber(rows("SELECT count(*) AS n FROM "
+      .. "keywords.components WHERE path LIKE '/process/%'")[1].n))
+    -- Not a SQLite file named after the location, beside the pipeline.
+    local listed = helpers.run(("ls -A %s"):format(q(d)))
+    assert.is_nil(listed:find("host=", 1, true), listed)
+    -- The same store again (blanks around '=' as libpq allows): nothing
+    -- to do.
+    stats = update(d, ("host=%s  dbname = postgres user=tide "
+      .. "schema=keywords"):format(dir))
+    assert.are.equal(3, stats.components.unchanged)
+    local owners = target_rows(d, "tide_owners")
+    assert.is_truthy(owners:find("schema=keywords", 1, true), owners)
+    assert.is_nil(owners:find(SECRET, 1, true))
+    -- Unreachable: the message shows the location without the password.
+    local out, err, code = tide(d, ("host=%s/none dbname=postgres "
+      .. "password=%s schema=keywords"):format(dir, SECRET), "update")
+    assert.are_not.equal(0, code)
+    assert.is_truthy((out .. err):find(("host=%s/none dbname=postgres "
+      .. "schema=keywords: cannot connect"):format(dir), 1, true), out .. err)
+    assert.is_nil((out .. err):find(SECRET, 1, true))
+    out, err, code = tide(d, "host=" .. dir .. " dbname='postgres", "update")
+    assert.are.equal(2, code)
+    assert.is_truthy(err:find("a quoted value has no closing quote", 1,
+                              true), err)
+  end)
+
   it("refuses a schema that is not a store, and a bad schema name",
      function()
     local d = project(2)
