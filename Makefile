@@ -37,7 +37,7 @@ BENCH_BIN = $(BENCH_C:scripts/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test test-run demo demo-run asan tsan tsan-run fuzz \
         fuzz-run bench bench-run crash crash-run crash-workers \
-        crash-workers-run install clean
+        crash-workers-run crash-live crash-live-run install clean
 
 all: $(BUILD)/tide $(BUILD)/tide.so $(BUILD)/libtide.a $(BUILD)/libtide.so \
      $(BUILD)/tide_vec.so $(BUILD)/examples/embed_host
@@ -185,6 +185,18 @@ crash-workers-run: all
 	@$(BUILD)/tide run test/crash/campaign.lua \
 	  --trials $(CRASH_WORKERS_TRIALS) --workers $(CRASH_WORKERS) \
 	  --tide $(BUILD)/tide $(if $(CRASH_SEED),--seed $(CRASH_SEED))
+
+# Live mode's: tide live under a random stream of file and folder changes,
+# killed with SIGKILL and started again, must reach a clean run's targets
+# (test/crash/live_campaign.lua); CRASH_SEED replays one.
+CRASH_LIVE_TRIALS ?= 20
+crash-live: deps
+	@$(MAKE) --no-print-directory crash-live-run
+
+crash-live-run: all
+	@$(BUILD)/tide run test/crash/live_campaign.lua \
+	  --trials $(CRASH_LIVE_TRIALS) --tide $(BUILD)/tide \
+	  $(if $(CRASH_SEED),--seed $(CRASH_SEED))
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-run

@@ -46,6 +46,11 @@ local fmt, concat = string.format, table.concat
 local now_ms = core.now_ms
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local C = dofile(here .. "/common.lua")
+local q, sh, capture, write, read, mkdirs =
+  C.q, C.sh, C.capture, C.write, C.read, C.mkdirs
+local file_name, content = C.file_name, C.content
+local snapshot, compare, show = C.snapshot, C.compare, C.show
 
 -- ---- Options ----
 
@@ -79,71 +84,10 @@ if opts.tide:sub(1, 1) ~= "/" then
   opts.tide = os.getenv("PWD") .. "/" .. opts.tide
 end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd)
-  return ok and 0 or code
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
-
-local function write(path, content)
-  local f = assert(io.open(path, "wb"))
-  f:write(content)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function mkdirs(path) sh("mkdir -p " .. q(path)) end
-
 -- ---- Inputs and code ----
 
-local template = assert(read(here .. "/pipeline.lua.in"),
-                        "campaign: cannot read pipeline.lua.in")
-
-local SHAPES = {
-  v1 = "return s:upper()",
-  v2 = 'return (s:gsub("%w+", function(w) return w:reverse() end))',
-}
-
 local function pipeline(version)
-  return (template:gsub("@([%u_]+)@", { SHAPE = SHAPES[version],
-    WORK = tostring(opts.work),
-    APPLY_MS = tostring(opts["apply-ms"] or opts.apply_ms) }))
-end
-
-local WORDS = { "tide", "crash", "state", "store", "row", "file", "kill",
-                "commit", "batch", "intent", "apply", "pending", "memo" }
-
-local function paragraph(i, p, salt)
-  local out = {}
-  for w = 1, 4 + (i + p) % 9 do
-    out[w] = WORDS[(i * 7 + p * 3 + w + salt) % #WORDS + 1]
-  end
-  return concat(out, " ") .. " " .. i .. "." .. p
-end
-
-local function file_name(i)
-  return fmt("d%02d/f%05d.md", i % 20, i)
-end
-
-local function content(i, paragraphs, salt)
-  local ps = {}
-  for p = 1, paragraphs do ps[p] = paragraph(i, p, salt) end
-  return concat(ps, "\n\n") .. "\n"
+  return C.pipeline(version, opts.work, opts["apply-ms"] or opts.apply_ms)
 end
 
 -- An input state: relative path -> content.
@@ -294,61 +238,6 @@ local function update_killed(dir, delay_ms, victim)
     tonumber(out:match("status (%d+)"))
 end
 
--- ---- What the targets hold ----
-
--- { rows = { id = text }, files = { path = content },
---   ledger = { key = words } }
-local function snapshot(dir)
-  local snap = { rows = {}, files = {}, ledger = {} }
-  local ledger = sqlite.open(dir .. "/out/ledger.db", "read")
-  if ledger then
-    for _, r in ipairs(ledger:rows("SELECT key, words FROM ledger") or {}) do
-      snap.ledger[r.key] = tostring(r.words)
-    end
-    ledger:close()
-  end
-  local db_path = dir .. "/out/chunks.db"
-  if read(db_path) then
-    local db = sqlite.open(db_path, "read")
-    if db then
-      local rows = db:rows("SELECT id, file, words, text FROM chunks")
-      if rows then
-        for _, r in ipairs(rows) do
-          snap.rows[r.id] = concat({ r.file, tostring(r.words), r.text },
-                                   "\0")
-        end
-      end
-      db:close()
-    end
-  end
-  local list = capture(fmt("cd %s 2>/dev/null && find out/site -type f "
-                           .. "2>/dev/null", q(dir)))
-  for path in list:gmatch("[^\n]+") do
-    snap.files[path] = read(dir .. "/" .. path)
-  end
-  return snap
-end
-
--- Differences of got against want, as { missing, extra, old } lists.
-local function compare(want, got)
-  local d = { missing = {}, extra = {}, old = {} }
-  for _, kind in ipairs { "rows", "files", "ledger" } do
-    for k, v in pairs(want[kind]) do
-      local g = got[kind][k]
-      if g == nil then
-        d.missing[#d.missing + 1] = kind .. " " .. k
-      elseif g ~= v then
-        d.old[#d.old + 1] = kind .. " " .. k
-      end
-    end
-    for k in pairs(got[kind]) do
-      if want[kind][k] == nil then d.extra[#d.extra + 1] = kind .. " " .. k end
-    end
-  end
-  for _, l in pairs(d) do table.sort(l) end
-  return d
-end
-
 local function pending_states(dir)
   if pg then
     local r = require("tide.postgres").query(fmt(
@@ -468,13 +357,6 @@ end
 
 local totals = { trials = 0, converged = 0, lost = 0, stale = 0,
                  landed = 0, double = 0 }
-
-local function show(list, n)
-  local out = {}
-  for i = 1, math.min(n, #list) do out[i] = list[i] end
-  if #list > n then out[#out + 1] = fmt("... (%d in all)", #list) end
-  return concat(out, ", ")
-end
 
 local function trial(k)
   local rng = math.random
