@@ -1032,6 +1032,22 @@ local function has_user_frame(trace)
   return false
 end
 
+-- The traceback of item i that failed with err, given the one kept where
+-- it failed (trace, or nil), ended with the line that called tide.map
+-- (level as for map_site). When no Lua code of the user's failed there
+-- (an argument that cannot be encoded, a function of C's or tide's own),
+-- the message alone is ended so: which item failed is what a user needs.
+local function item_traceback(trace, err, i, level)
+  if trace == nil or (type(trace) == "string" and not has_user_frame(trace))
+  then
+    if type(err) ~= "string" then return trace end
+    trace = M.clean_message(err)
+  end
+  -- Not a tail call, which would take this frame off the count.
+  trace = map_site(trace, i, level + 1)
+  return trace
+end
+
 -- The message handler of an item: keeps the traceback where the error
 -- happened (or where a memoized call inside it caught it) for the
 -- component's report, and the error value as raised.
@@ -1090,10 +1106,8 @@ local function map_parallel(task, run, fn, list, n, extra, out)
     end)
   if first then
     -- The component reports the item's traceback (body_handler).
-    if first_trace then
-      task.traceback_of = { err = first_err,
-                            text = map_site(first_trace, first, 3) }
-    end
+    local trace = item_traceback(first_trace, first_err, first, 3)
+    if trace then task.traceback_of = { err = first_err, text = trace } end
     error(first_err, 0)
   end
   return out
@@ -1118,7 +1132,9 @@ function M.map(fn, list, ...)
   local extra = fnmod.pack(...)
   if type(fn) == "table" and fn.parallel and not fn.memo
      and not fn.batch and not fn.concurrency then
-    return map_parallel(task, run, fn, list, n, extra, out)
+    -- Not a tail call: map_parallel names this call's caller by level.
+    out = map_parallel(task, run, fn, list, n, extra, out)
+    return out
   end
   local stack = task.memo_stack
   if stack and #stack == 0 then stack = nil end
@@ -1148,13 +1164,8 @@ function M.map(fn, list, ...)
       -- The component reports the item's traceback (body_handler), or
       -- this call's when the item's holds none of the user's code (fn is
       -- tide's own: an embedder's failure is the map's).
-      local trace = item.trace
-      if type(trace) == "string" and not has_user_frame(trace) then
-        trace = user_traceback(item.err, 2)
-      else
-        trace = map_site(trace, i, 2)
-      end
-      task.traceback_of = { err = item.err, text = trace }
+      task.traceback_of = { err = item.err,
+                            text = item_traceback(item.trace, item.err, i, 2) }
       error(item.err, 0)
     end
     out[i] = item.result
