@@ -102,7 +102,7 @@ end)
       .. "bad\nstack traceback:\n.-\t%(in a worker%)\n"
       .. "\t" .. p .. "%d+: in tide.map, at item 3\n", err)
     -- No Lua code of the user's failed: the message, and the item.
-    assert.matches("component /to_worker failed: echo argument.-: cannot "
+    assert.matches("component /to_worker failed: echo argument 1: cannot "
       .. "encode a function\nstack traceback:\n"
       .. "\t" .. p .. "%d+: in tide.map, at item 3\n", err)
     assert.matches("component /memo_key failed: memo argument 1: cannot "
