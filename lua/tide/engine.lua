@@ -18,6 +18,7 @@ local calls = require "tide.calls"
 local parallel = require "tide.parallel"
 local sharemod = require "tide.share"
 local depsmod = require "tide.deps"
+local tracebacks = require "tide.traceback"
 
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
       next = type, error, pairs, ipairs, tostring, setmetatable, select,
@@ -74,55 +75,9 @@ local function child_path(parent, ...)
   return concat(parts, "/")
 end
 
--- tide's own Lua files: their frames are left out of the tracebacks, and
--- their positions out of the messages, that a user reads.
-local own_dir = debug.getinfo(1, "S").source:match("^@(.*/)[^/]*$")
-local own_position = own_dir
-  and (own_dir:gsub("%p", "%%%0") .. "[%w_]+%.lua:%d+: ")
-
--- A message without positions in tide's own files.
-function M.clean_message(message)
-  if not own_position or type(message) ~= "string" then return message end
-  return (message:gsub(own_position, ""))
-end
-
--- Whether a frame (debug.getinfo's) is of the user's code: Lua code
--- outside tide's own files.
-local function user_frame(info)
-  return info.what ~= "C"
-    and not (own_dir and info.source:find(own_dir, 2, true) == 2)
-end
-
--- A traceback of the user's code, from the given level up: tide's frames
--- and C functions (error, pcall, the calls tide makes through C) left
--- out. A function is named as its caller named it when that caller is
--- the user's code, else by where it is defined ("function <main.lua:3>"),
--- not by the name tide's own code holds it under.
-local function user_traceback(message, level)
-  local lines = { M.clean_message(tostring(message)), "stack traceback:" }
-  local l = level + 1
-  local info = getinfo(l, "Sln")
-  while info do
-    local caller = getinfo(l + 1, "S")
-    if user_frame(info) then
-      local name
-      if info.what == "main" then
-        name = "main chunk"
-      elseif info.name and caller and user_frame(caller) then
-        name = fmt("%s '%s'", info.namewhat == "global" and "function"
-                   or info.namewhat, info.name)
-      else
-        name = fmt("function <%s:%d>", info.short_src, info.linedefined)
-      end
-      lines[#lines + 1] = fmt("\t%s:%d: in %s", info.short_src,
-                              info.currentline, name)
-    end
-    l = l + 1
-    info = getinfo(l, "Sln")
-  end
-  if #lines == 2 then lines[2] = nil end
-  return concat(lines, "\n")
-end
+-- Messages and tracebacks as a user reads them (traceback.lua).
+M.clean_message = tracebacks.clean_message
+local user_frame, user_traceback = tracebacks.user_frame, tracebacks.of_user
 
 -- Runs a component's function in protected mode inside its coroutine.
 -- The message handler of a component's body (the frame is the running
@@ -426,11 +381,22 @@ end
 
 -- ---- The public component API (tide.mount and friends) ----
 
+-- Why what cannot be called here, outside any component: a parallel
+-- function's body runs in a worker (worker.lua), apart from the component
+-- that called it, which "inside a component" would not tell its author.
+local function outside_component(what)
+  local app = package.loaded["tide.app"]
+  if app and app.in_worker then
+    return what .. " cannot be called in a parallel function: it runs in "
+      .. "a worker, apart from its caller's component (pass what it needs "
+      .. "as arguments, or call it where the function is called)"
+  end
+  return what .. " can only be called inside a component"
+end
+
 local function need_frame(what, level)
   local frame = current_frame()
-  if not frame then
-    fail(what .. " can only be called inside a component", level + 1)
-  end
+  if not frame then fail(outside_component(what), level + 1) end
   return frame
 end
 
@@ -1120,7 +1086,7 @@ end
 function M.map(fn, list, ...)
   local task = sched.current()
   if not task then
-    fail("tide.map can only be called inside a component", 2)
+    fail(outside_component("tide.map"), 2)
   end
   if type(list) ~= "table" then fail("tide.map: expected a list", 2) end
   local n = #list

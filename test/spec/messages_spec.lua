@@ -110,6 +110,43 @@ end)
       .. "\t" .. p .. "%d+: in tide.map, at item 2\n", err)
   end)
 
+  it("point at the user's code in a worker too, and say what a parallel "
+     .. "function cannot call", function()
+    ph.write_pipeline(dir, [[
+local K = tide.key("k")
+local function deep(x) error("deep " .. x) end
+local fails = tide.fn("fails", { parallel = true }, function(x)
+  local r = deep(x)
+  return r
+end)
+local reads = tide.fn("reads", { parallel = true }, function(x)
+  local v = tide.use(K)
+  return v
+end)
+return tide.app("messages", function()
+  tide.mount("a", tide.fn("a", function() fails(1) end))
+  tide.mount("b", tide.fn("b", function() reads(1) end))
+end, { context = { [K] = 1 } })
+]])
+    local err, code = update()
+    assert.are.equal(1, code)
+    assert.not_matches("/lua/tide/", err, 1, true)
+    assert.not_matches("%[C%]", err)
+    assert.not_matches("'fail'", err, 1, true)
+    local p = (dir .. "/pipeline.lua:"):gsub("%p", "%%%0")
+    assert.matches("component /a failed: " .. p .. "%d+: deep 1\n"
+      .. "stack traceback:\n"
+      .. "\t" .. p .. "%d+: in upvalue 'deep'\n"
+      .. "\t" .. p .. "%d+: in function <" .. p .. "%d+>\n"
+      .. "\t%(in a worker%)\n", err)
+    assert.matches("component /b failed: " .. p .. "%d+: tide.use cannot be "
+      .. "called in a parallel function: it runs in a worker, apart from "
+      .. "its caller's component %(pass what it needs as arguments, or "
+      .. "call it where the function is called%)\nstack traceback:\n"
+      .. "\t" .. p .. "%d+: in function <" .. p .. "%d+>\n"
+      .. "\t%(in a worker%)\n", err)
+  end)
+
   it("say a plain function was given where a tide.fn is needed", function()
     ph.write_pipeline(dir, [[
 return tide.app("messages", function()
