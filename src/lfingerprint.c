@@ -37,6 +37,16 @@ static int fingerprint(lua_State *L) {
   return 1;
 }
 
+/* raise_encode_error(value, name): raises the encoder's message for
+** value. Called through lua_pcall from C, it has no Lua caller, so the
+** message carries no position: the one luaL_where would add is tide's own
+** code that computes the key, never the user's. */
+static int raise_encode_error(lua_State *L) {
+  size_t len;
+  tide_lcbor_encode(L, 1, lua_tostring(L, 2), &len);
+  return 0;
+}
+
 /* Feeds st the canonical encodings of the n values from stack index
 ** first on, each named "<name> argument i" in error messages: the name is
 ** formatted only for a value that cannot be encoded (then encoded again to
@@ -49,8 +59,11 @@ static void hash_args(lua_State *L, blake2b_state *st, const char *name,
     size_t len;
     const uint8_t *p = tide_lcbor_encode_try(L, first + i, "argument", &len);
     if (p == NULL) {
+      lua_pushcfunction(L, raise_encode_error);
+      lua_pushvalue(L, first + i);
       lua_pushfstring(L, "%s argument %d", name, i + 1);
-      tide_lcbor_encode(L, first + i, lua_tostring(L, -1), &len);
+      lua_pcall(L, 2, 0, 0);
+      lua_error(L);
     }
     blake2b_update(st, p, len);
     lua_pop(L, 1);

@@ -60,6 +60,45 @@ static int encode_message(lua_State *L) {
   return 0;
 }
 
+/* Pushes the message for the value at stack index idx that cannot be
+** encoded, named "<what> <position>" as a memoized call names its
+** arguments ("embed argument 2.opts: cannot encode a function"), or
+** "<what>" for position 0. A packed list (packed: a table of the values,
+** n and all, as table.pack makes) names the first of its values that
+** cannot be encoded by its position. [-0, +1] */
+static void push_encode_message(lua_State *L, int idx, const char *what,
+                                int position, int packed) {
+  size_t len;
+  idx = lua_absindex(L, idx);
+  if (packed && lua_istable(L, idx)) {
+    lua_Integer i, n;
+    lua_getfield(L, idx, "n");
+    n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      if (tide_lcbor_encode_try(L, -1, what, &len) == NULL) {
+        lua_pop(L, 1); /* the encoder */
+        push_encode_message(L, -1, what, (int)i, 0);
+        lua_remove(L, -2);
+        return;
+      }
+      lua_pop(L, 2);
+    }
+  }
+  lua_pushcfunction(L, encode_message);
+  lua_pushvalue(L, idx);
+  if (position > 0)
+    lua_pushfstring(L, "%s %d", what, position);
+  else
+    lua_pushstring(L, what);
+  lua_pcall(L, 2, 1, 0);
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s: cannot be encoded", what);
+  }
+}
+
 /* A worker's job runner: the request decoded straight from the job,
 ** tide.worker's run (the upvalue) called on it, and the answer it returns
 ** encoded straight into the job; an answer that cannot be encoded becomes
@@ -80,12 +119,10 @@ static int run_job(lua_State *L) {
       return luaL_error(L, "not enough memory");
     return 0;
   }
-  /* Encoded again for its message, in protected mode. */
+  /* Encoded again for its message, in protected mode: the results are
+  ** packed, each named by its position ("split result 2"). */
   lua_pop(L, 1);
-  lua_pushcfunction(L, encode_message);
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_pcall(L, 2, 1, 0);
+  push_encode_message(L, 1, luaL_optstring(L, 2, "result"), 0, 1);
   {
     size_t mlen;
     const char *m = lua_tolstring(L, -1, &mlen);
@@ -216,13 +253,8 @@ static int write_request(lua_State *L, tide_Job *job, const char *head,
     if (p == NULL) {
       /* The message, from the raising encoder in protected mode. */
       lua_pop(L, 1);
-      lua_pushcfunction(L, encode_message);
-      lua_pushvalue(L, first + i);
-      lua_pushstring(L, what);
-      lua_pcall(L, 2, 0, 0);
+      push_encode_message(L, first + i, what, n < 0 ? 0 : i + 1, n < 0);
       tide_job_free(job);
-      if (lua_type(L, -1) != LUA_TSTRING) lua_pushfstring(L, "%s: cannot be "
-                                                          "encoded", what);
       return 1;
     }
     rc |= tide_buf_append(in, p, len);

@@ -36,6 +36,9 @@ local UPDATE_OPTIONS = {
   share = true,
 }
 
+-- The most worker threads a run may have for parallel functions.
+M.MAX_JOBS = runmod.MAX_JOBS
+
 -- A limit option's value: a positive integer. [level: the caller's]
 local function check_limit(what, name, v, level)
   if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
@@ -93,6 +96,10 @@ local function check_options(app, opts, level)
   check_limit("app " .. app.name, "max_inflight", opts.max_inflight,
               level + 1)
   check_limit("app " .. app.name, "jobs", opts.jobs, level + 1)
+  if opts.jobs ~= nil and opts.jobs > M.MAX_JOBS then
+    error(fmt("app %s: jobs must be at most %d", app.name, M.MAX_JOBS),
+          level + 1)
+  end
   check_limit("app " .. app.name, "batch_size", opts.batch_size, level + 1)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end

@@ -70,7 +70,7 @@ function M.batch_option(v)
     return nil, "batch.cost must be a function of an item"
   end
   if v.max_cost ~= nil and (type(v.max_cost) ~= "number"
-                            or v.max_cost <= 0) then
+                            or not (v.max_cost > 0)) then -- NaN too
     return nil, "batch.max_cost must be a positive number"
   end
   if v.size == nil and v.cost == nil then

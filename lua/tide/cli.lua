@@ -4,6 +4,7 @@
 local core = require "tide.core"
 local report = require "tide.report"
 local live = require "tide.live"
+local appmod = require "tide.app"
 
 local io_stdout, io_stderr = io.stdout, io.stderr
 local type, pairs, ipairs, tostring, tonumber, pcall, loadfile =
@@ -400,9 +401,10 @@ function commands.update(...)
     say("update: %s must be a positive integer", from)
     return 2
   end
-  local jobs = opts.jobs and tonumber(opts.jobs)
-  if opts.jobs and (not jobs or jobs < 1 or jobs ~= math.floor(jobs)) then
-    say("update: --jobs must be a positive integer")
+  local jobs = opts.jobs and math.tointeger(tonumber(opts.jobs))
+  if opts.jobs and (not jobs or jobs < 1 or jobs > appmod.MAX_JOBS) then
+    say("update: --jobs must be a positive integer, at most %d",
+        appmod.MAX_JOBS)
     return 2
   end
   local rescan = opts.rescan and tonumber(opts.rescan)
@@ -608,10 +610,11 @@ function commands.worker(...)
     and math.tointeger(tonumber(opts["max-inflight"]))
   if (opts.update and (not update or update < 1))
      or (opts.wait and (not wait or wait < 0))
-     or (opts.jobs and (not jobs or jobs < 1))
+     or (opts.jobs and (not jobs or jobs < 1 or jobs > appmod.MAX_JOBS))
      or (opts["max-inflight"] and (not inflight or inflight < 1)) then
     say("worker: --update, --jobs and --max-inflight take a positive "
-        .. "integer, --wait a number of seconds")
+        .. "integer (--jobs at most %d), --wait a number of seconds",
+        appmod.MAX_JOBS)
     return 2
   end
   local app, db = load_pipeline(pos[1], opts.db)

@@ -18,6 +18,7 @@ local calls = require "tide.calls"
 local parallel = require "tide.parallel"
 local sharemod = require "tide.share"
 local depsmod = require "tide.deps"
+local tracebacks = require "tide.traceback"
 
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
       next = type, error, pairs, ipairs, tostring, setmetatable, select,
@@ -74,55 +75,9 @@ local function child_path(parent, ...)
   return concat(parts, "/")
 end
 
--- tide's own Lua files: their frames are left out of the tracebacks, and
--- their positions out of the messages, that a user reads.
-local own_dir = debug.getinfo(1, "S").source:match("^@(.*/)[^/]*$")
-local own_position = own_dir
-  and (own_dir:gsub("%p", "%%%0") .. "[%w_]+%.lua:%d+: ")
-
--- A message without positions in tide's own files.
-function M.clean_message(message)
-  if not own_position or type(message) ~= "string" then return message end
-  return (message:gsub(own_position, ""))
-end
-
--- Whether a frame (debug.getinfo's) is of the user's code: Lua code
--- outside tide's own files.
-local function user_frame(info)
-  return info.what ~= "C"
-    and not (own_dir and info.source:find(own_dir, 2, true) == 2)
-end
-
--- A traceback of the user's code, from the given level up: tide's frames
--- and C functions (error, pcall, the calls tide makes through C) left
--- out. A function is named as its caller named it when that caller is
--- the user's code, else by where it is defined ("function <main.lua:3>"),
--- not by the name tide's own code holds it under.
-local function user_traceback(message, level)
-  local lines = { M.clean_message(tostring(message)), "stack traceback:" }
-  local l = level + 1
-  local info = getinfo(l, "Sln")
-  while info do
-    local caller = getinfo(l + 1, "S")
-    if user_frame(info) then
-      local name
-      if info.what == "main" then
-        name = "main chunk"
-      elseif info.name and caller and user_frame(caller) then
-        name = fmt("%s '%s'", info.namewhat == "global" and "function"
-                   or info.namewhat, info.name)
-      else
-        name = fmt("function <%s:%d>", info.short_src, info.linedefined)
-      end
-      lines[#lines + 1] = fmt("\t%s:%d: in %s", info.short_src,
-                              info.currentline, name)
-    end
-    l = l + 1
-    info = getinfo(l, "Sln")
-  end
-  if #lines == 2 then lines[2] = nil end
-  return concat(lines, "\n")
-end
+-- Messages and tracebacks as a user reads them (traceback.lua).
+M.clean_message = tracebacks.clean_message
+local user_frame, user_traceback = tracebacks.user_frame, tracebacks.of_user
 
 -- Runs a component's function in protected mode inside its coroutine.
 -- The message handler of a component's body (the frame is the running
@@ -435,11 +390,22 @@ end
 
 -- ---- The public component API (tide.mount and friends) ----
 
+-- Why what cannot be called here, outside any component: a parallel
+-- function's body runs in a worker (worker.lua), apart from the component
+-- that called it, which "inside a component" would not tell its author.
+local function outside_component(what)
+  local app = package.loaded["tide.app"]
+  if app and app.in_worker then
+    return what .. " cannot be called in a parallel function: it runs in "
+      .. "a worker, apart from its caller's component (pass what it needs "
+      .. "as arguments, or call it where the function is called)"
+  end
+  return what .. " can only be called inside a component"
+end
+
 local function need_frame(what, level)
   local frame = current_frame()
-  if not frame then
-    fail(what .. " can only be called inside a component", level + 1)
-  end
+  if not frame then fail(outside_component(what), level + 1) end
   return frame
 end
 
@@ -1041,6 +1007,22 @@ local function has_user_frame(trace)
   return false
 end
 
+-- The traceback of item i that failed with err, given the one kept where
+-- it failed (trace, or nil), ended with the line that called tide.map
+-- (level as for map_site). When no Lua code of the user's failed there
+-- (an argument that cannot be encoded, a function of C's or tide's own),
+-- the message alone is ended so: which item failed is what a user needs.
+local function item_traceback(trace, err, i, level)
+  if trace == nil or (type(trace) == "string" and not has_user_frame(trace))
+  then
+    if type(err) ~= "string" then return trace end
+    trace = M.clean_message(err)
+  end
+  -- Not a tail call, which would take this frame off the count.
+  trace = map_site(trace, i, level + 1)
+  return trace
+end
+
 -- The message handler of an item: keeps the traceback where the error
 -- happened (or where a memoized call inside it caught it) for the
 -- component's report, and the error value as raised.
@@ -1099,10 +1081,8 @@ local function map_parallel(task, run, fn, list, n, extra, out)
     end)
   if first then
     -- The component reports the item's traceback (body_handler).
-    if first_trace then
-      task.traceback_of = { err = first_err,
-                            text = map_site(first_trace, first, 3) }
-    end
+    local trace = item_traceback(first_trace, first_err, first, 3)
+    if trace then task.traceback_of = { err = first_err, text = trace } end
     error(first_err, 0)
   end
   return out
@@ -1115,7 +1095,7 @@ end
 function M.map(fn, list, ...)
   local task = sched.current()
   if not task then
-    fail("tide.map can only be called inside a component", 2)
+    fail(outside_component("tide.map"), 2)
   end
   if type(list) ~= "table" then fail("tide.map: expected a list", 2) end
   local n = #list
@@ -1127,7 +1107,9 @@ function M.map(fn, list, ...)
   local extra = fnmod.pack(...)
   if type(fn) == "table" and fn.parallel and not fn.memo
      and not fn.batch and not fn.concurrency then
-    return map_parallel(task, run, fn, list, n, extra, out)
+    -- Not a tail call: map_parallel names this call's caller by level.
+    out = map_parallel(task, run, fn, list, n, extra, out)
+    return out
   end
   local stack = task.memo_stack
   if stack and #stack == 0 then stack = nil end
@@ -1157,13 +1139,8 @@ function M.map(fn, list, ...)
       -- The component reports the item's traceback (body_handler), or
       -- this call's when the item's holds none of the user's code (fn is
       -- tide's own: an embedder's failure is the map's).
-      local trace = item.trace
-      if type(trace) == "string" and not has_user_frame(trace) then
-        trace = user_traceback(item.err, 2)
-      else
-        trace = map_site(trace, i, 2)
-      end
-      task.traceback_of = { err = item.err, text = trace }
+      task.traceback_of = { err = item.err,
+                            text = item_traceback(item.trace, item.err, i, 2) }
       error(item.err, 0)
     end
     out[i] = item.result

@@ -62,6 +62,9 @@ function M.new(name, opts, body, unregistered)
   if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
     error(fmt("tide.fn %s: concurrency must be a positive integer", name), 3)
   end
+  if opts.memo ~= nil and type(opts.memo) ~= "boolean" then
+    error(fmt("tide.fn %s: memo must be true or false", name), 3)
+  end
   if opts.parallel ~= nil and type(opts.parallel) ~= "boolean" then
     error(fmt("tide.fn %s: parallel must be true or false", name), 3)
   end

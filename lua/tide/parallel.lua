@@ -106,6 +106,10 @@ local function outcome(fn, answer, err, handles)
   local count = answer.n
   if count == nil then
     local traceback = answer.traceback
+    if traceback and not traceback:find("\nstack traceback:", 1, true) then
+      -- None of the user's frames: the mark still reads as a frame.
+      traceback = traceback .. "\nstack traceback:"
+    end
     return false, answer.error, traceback and traceback .. "\n\t(in a worker)"
   end
   local made = answer.calls

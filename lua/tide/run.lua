@@ -529,13 +529,18 @@ function Run:declare(task, container, key, value, level)
   reconcile.declare(task, container, key, value, level + 1)
 end
 
+-- The most worker threads a pool holds (lengine.c refuses more).
+M.MAX_JOBS = 1024
+
 -- The engine's worker pool for this run's parallel functions (opts.jobs
 -- threads, by default one per CPU), started at the first parallel call.
 function Run:workers()
   local pool = self.pool
   if not pool then
-    pool = self.engine:workers(self.opts.jobs or core.cpu_count(),
-                               package.path, package.cpath)
+    -- One per CPU by default, within what the pool can hold.
+    local jobs = self.opts.jobs
+      or math.min(core.cpu_count(), M.MAX_JOBS)
+    pool = self.engine:workers(jobs, package.path, package.cpath)
     self.pool = pool
   end
   return pool

@@ -19,6 +19,7 @@
 -- calls it on the real handle, in order, when the result comes back, so
 -- that target states declared in a worker land in the caller's component.
 local core = require "tide.core"
+local tracebacks = require "tide.traceback"
 
 local type, pairs, getmetatable, setmetatable, select, error, tostring =
   type, pairs, getmetatable, setmetatable, select, error, tostring
@@ -145,22 +146,12 @@ local function find(file, name, logic)
   return fn
 end
 
--- A traceback of the user's code: this file's frames and the protected
--- calls around the body left out.
-local own = debug.getinfo(1, "S").source:sub(2)
+-- A traceback of the user's code, as a component's failure has it
+-- (traceback.lua): tide's frames, this file's and the C functions
+-- between them left out. The message handler of the body's call.
 local traceback_text
 local function user_traceback(e)
-  local out = {}
-  for line in (debug.traceback(tostring(e), 2) .. "\n"):gmatch("(.-)\n") do
-    if not line:find(own, 1, true) and not line:find("tide.worker", 1, true)
-       and line ~= "\t[C]: in function 'xpcall'"
-       and line ~= "\t[C]: in function 'pcall'" then
-      out[#out + 1] = line
-    end
-  end
-  -- The C frame that called the body (xpcall) ends it.
-  if out[#out] == "\t[C]: in ?" then out[#out] = nil end
-  traceback_text = table.concat(out, "\n")
+  traceback_text = tracebacks.of_user(e, 2)
   return e
 end
 

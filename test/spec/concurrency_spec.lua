@@ -556,6 +556,17 @@ describe("a tide.fn's concurrency and batch options", function()
     assert.has_error(function()
       tide.fn("b2", { batch = { size = 2, per = 3 } }, function() end)
     end, "tide.fn b2: unknown batch option per")
+    -- A NaN is no limit at all (every comparison with it is false).
+    assert.has_error(function()
+      tide.fn("b4", { batch = { cost = function() return 1 end,
+                                max_cost = 0 / 0 } }, function() end)
+    end, "tide.fn b4: batch.max_cost must be a positive number")
+    -- memo = "false" would memoize: anything but a boolean is refused.
+    for _, v in ipairs { "false", 0, {} } do
+      assert.has_error(function()
+        tide.fn("m0", { memo = v }, function() end)
+      end, "tide.fn m0: memo must be true or false")
+    end
     local b = tide.fn("b3", { batch = 2 }, function(items) return items end)
     assert.has_error(function() b(1, 2) end,
       "tide.fn b3 is batched: it takes one argument per call")

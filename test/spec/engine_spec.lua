@@ -323,6 +323,23 @@ end)]])
                      err, 1, true)
     end)
 
+    it("hands a pcall the argument's message without tide's position",
+       function()
+      ph.write_pipeline(dir, [[
+local inner = tide.fn("inner", { memo = true }, function(x, opts) return 1 end)
+local process = tide.fn("process", { memo = true }, function(item, out)
+  local ok, err = pcall(inner, 1, { callback = print })
+  out:declare("k", err)
+end)
+return tide.app("enc", function()
+  tide.mount(process, { }, kv("out.json"))
+end)]])
+      local _, err, code = update(dir)
+      assert.are.equal(0, code, err)
+      assert.are.same({ k = "inner argument 2.callback: cannot encode a "
+                        .. "function" }, ph.kv(dir .. "/out.json"))
+    end)
+
     it("names both components declaring the same target key", function()
       ph.write_pipeline(dir, [[
 local process = tide.fn("process", { memo = true }, function(item, out)

@@ -77,6 +77,76 @@ end)
     assert.not_matches("'body'", err, 1, true)
   end)
 
+  it("name the item of tide.map that failed in a worker, or whose "
+     .. "argument could not be used", function()
+    ph.write_pipeline(dir, [[
+local sq = tide.fn("sq", { parallel = true }, function(x)
+  if x == 3 then error("three is bad") end
+  return x * 2
+end)
+local echo = tide.fn("echo", { parallel = true }, function(x) return x end)
+local memo = tide.fn("memo", { memo = true }, function(x) return x end)
+local function mapper(name, f, list)
+  return tide.fn(name, function() tide.map(f, list) end)
+end
+return tide.app("messages", function()
+  tide.mount("in_worker", mapper("in_worker", sq, { 1, 2, 3, 4 }))
+  tide.mount("to_worker", mapper("to_worker", echo, { 1, 2, print }))
+  tide.mount("memo_key", mapper("memo_key", memo, { 1, print }))
+end)
+]])
+    local err, code = update()
+    assert.are.equal(1, code)
+    local p = (dir .. "/pipeline.lua:"):gsub("%p", "%%%0")
+    assert.matches("component /in_worker failed: " .. p .. "%d+: three is "
+      .. "bad\nstack traceback:\n.-\t%(in a worker%)\n"
+      .. "\t" .. p .. "%d+: in tide.map, at item 3\n", err)
+    -- No Lua code of the user's failed: the message, and the item.
+    assert.matches("component /to_worker failed: echo argument 1: cannot "
+      .. "encode a function\nstack traceback:\n"
+      .. "\t" .. p .. "%d+: in tide.map, at item 3\n", err)
+    assert.matches("component /memo_key failed: memo argument 1: cannot "
+      .. "encode a function\nstack traceback:\n"
+      .. "\t" .. p .. "%d+: in tide.map, at item 2\n", err)
+  end)
+
+  it("point at the user's code in a worker too, and say what a parallel "
+     .. "function cannot call", function()
+    ph.write_pipeline(dir, [[
+local K = tide.key("k")
+local function deep(x) error("deep " .. x) end
+local fails = tide.fn("fails", { parallel = true }, function(x)
+  local r = deep(x)
+  return r
+end)
+local reads = tide.fn("reads", { parallel = true }, function(x)
+  local v = tide.use(K)
+  return v
+end)
+return tide.app("messages", function()
+  tide.mount("a", tide.fn("a", function() fails(1) end))
+  tide.mount("b", tide.fn("b", function() reads(1) end))
+end, { context = { [K] = 1 } })
+]])
+    local err, code = update()
+    assert.are.equal(1, code)
+    assert.not_matches("/lua/tide/", err, 1, true)
+    assert.not_matches("%[C%]", err)
+    assert.not_matches("'fail'", err, 1, true)
+    local p = (dir .. "/pipeline.lua:"):gsub("%p", "%%%0")
+    assert.matches("component /a failed: " .. p .. "%d+: deep 1\n"
+      .. "stack traceback:\n"
+      .. "\t" .. p .. "%d+: in upvalue 'deep'\n"
+      .. "\t" .. p .. "%d+: in function <" .. p .. "%d+>\n"
+      .. "\t%(in a worker%)\n", err)
+    assert.matches("component /b failed: " .. p .. "%d+: tide.use cannot be "
+      .. "called in a parallel function: it runs in a worker, apart from "
+      .. "its caller's component %(pass what it needs as arguments, or "
+      .. "call it where the function is called%)\nstack traceback:\n"
+      .. "\t" .. p .. "%d+: in function <" .. p .. "%d+>\n"
+      .. "\t%(in a worker%)\n", err)
+  end)
+
   it("say a plain function was given where a tide.fn is needed", function()
     ph.write_pipeline(dir, [[
 return tide.app("messages", function()

@@ -296,6 +296,43 @@ end)
                     stats.functions.square)
   end)
 
+  it("names the argument or result that cannot cross by its position",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local second = tide.fn("second", { parallel = true }, function(a, b)
+  return b
+end)
+local gives = tide.fn("gives", { parallel = true }, function()
+  return 1, print
+end)
+local function fails(f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "no error")
+  return err
+end
+return tide.app("positions", function()
+  tide.mount("c", tide.fn("caller", function()
+    local out = assert(io.open("messages.txt", "w"))
+    out:write(fails(second, 1, print), "\n")
+    out:write(fails(second, nil, { x = { print } }), "\n")
+    out:write(fails(gives), "\n")
+    out:write(fails(tide.map, second, { 1, 2 }, print), "\n")
+    out:close()
+  end))
+end)
+]])
+    local _, err, code = update(dir, "--jobs 1")
+    assert.are.equal(0, code, err)
+    assert.are.equal(table.concat({
+      "second argument 2: cannot encode a function",
+      "second argument 2.x[1]: cannot encode a function",
+      "gives result 2: cannot encode a function",
+      "second argument 2: cannot encode a function", "" }, "\n"),
+      helpers.read(dir .. "/messages.txt"))
+  end)
+
   it("refuses bad parallel and jobs options", function()
     local tide = require "tide"
     assert.has_error(function()
@@ -308,5 +345,34 @@ end)
     assert.has_error(function()
       app:update { db = helpers.tmpdir() .. "/s.db", jobs = 0 }
     end, "app jobs_opt: jobs must be a positive integer")
+    -- More threads than a pool holds: refused naming the option, not
+    -- at each parallel call.
+    assert.has_error(function()
+      app:update { db = helpers.tmpdir() .. "/s.db", jobs = 1025 }
+    end, "app jobs_opt: jobs must be at most 1024")
+  end)
+
+  it("refuses a --jobs the pool cannot hold before anything runs",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local echo = tide.fn("echo", { parallel = true }, function(x) return x end)
+return tide.app("many_jobs", function()
+  tide.mount("c", tide.fn("caller", function() echo(1) end))
+end)
+]])
+    for _, jobs in ipairs { "2000", "1e400" } do
+      local stats, err, code = update(dir, "--jobs " .. jobs)
+      assert.are.equal(2, code)
+      assert.is_nil(stats)
+      assert.are.equal("tide: update: --jobs must be a positive integer, "
+                       .. "at most 1024\n", err)
+    end
+    -- A whole number written as a float is that number, as for
+    -- --max-inflight.
+    local stats, err, code = update(dir, "--jobs 2.0")
+    assert.are.equal(0, code, err)
+    assert.are.equal(1, stats.components.added)
   end)
 end)
