@@ -1284,6 +1284,30 @@ local function remember(run, fs, logic, key, value, deps, targets, n, ...)
   return id
 end
 
+-- The same memoized call (its memo key) computed by another task: a
+-- batch's items are all in flight at once, and so are concurrent
+-- components' model calls. A second caller waits for the first and hits
+-- the entry it leaves rather than compute it again (a model paid twice);
+-- when the first fails, the next computes in its turn.
+local function await_flight(run, key)
+  local flight = run.in_flight[key]
+  while flight do
+    sched.wait_in_line(run.sched, flight, sched.current())
+    flight = run.in_flight[key]
+  end
+end
+
+local function take_off(run, key)
+  local flight = sched.line()
+  run.in_flight[key] = flight
+  return flight
+end
+
+local function land(run, key, flight)
+  run.in_flight[key] = nil
+  while sched.wake_first(run.sched, flight) do end
+end
+
 -- Every tide.fn called inside a component: its hit path (a valid entry
 -- this run already knows) is written for speed, one probe of the memo
 -- cache in C and no table made.
@@ -1333,9 +1357,20 @@ local function call(frame, fn, ...)
                     .. "code changed since the last update (run tide update "
                     .. "first)", fn.name))
   end
+  -- A full reprocess runs every call's body again.
+  if run.in_flight[key] and not run.opts.full_reprocess then
+    await_flight(run, key)
+    local id = cache:probe(logic, n, ...)
+    if id then return hit(frame, scope, fs, id, cache:results(id)) end
+  end
   fs.misses = fs.misses + 1
   local memo = { fn = fn, deps = new_deps(), targets = {} }
-  local results = within(frame, memo, invoke, frame, fs, fn, ...)
+  local flight = take_off(run, key)
+  local ok, results = pcall(within, frame, memo, invoke, frame, fs, fn, ...)
+  if not ok then
+    land(run, key, flight)
+    error(results, 0)
+  end
   merge_deps(deps_of(scope), memo.deps)
   local stack = frame.memo_stack
   local outer = stack[#stack]
@@ -1346,6 +1381,7 @@ local function call(frame, fn, ...)
   run:memo_store(key, fn.name, value, encode(memo.deps), encode(memo.targets))
   use_entry(frame, remember(run, fs, logic, key, value, memo.deps,
                             memo.targets, n, ...))
+  land(run, key, flight)
   return fnmod.unpack(results)
 end
 

@@ -401,6 +401,47 @@ describe("a tide.fn's concurrency and batch options", function()
     app:close()
   end)
 
+  it("computes a call once while callers with the same arguments wait "
+     .. "for it, in a batch and across components", function()
+    local seen, sizes = {}, {}
+    local double = tide.fn("double_once", { memo = true, batch = 4 },
+      function(items)
+        sizes[#sizes + 1] = #items
+        tide.sleep(0.005)
+        local out = {}
+        for i, x in ipairs(items) do
+          seen[x] = (seen[x] or 0) + 1
+          if x == 13 then error("thirteen refused") end
+          out[i] = x * 2
+        end
+        return out
+      end)
+    local got, doubled = nil, {}
+    local each = tide.fn("each_double", function(x) doubled[x] = double(x) end)
+    local app = tide.app("once_app", function()
+      got = tide.map(double, { 1, 2, 1, 3, 2, 1 })
+      tide.mount_each(each, { a = 5, b = 5, c = 5, d = 6 })
+    end)
+    local stats = assert(app:update { db = dir .. "/state.db" })
+    assert.are.same({ 2, 4, 2, 6, 4, 2 }, got)
+    assert.are.same({ [5] = 10, [6] = 12 }, doubled)
+    assert.are.same({ [1] = 1, [2] = 1, [3] = 1, [5] = 1, [6] = 1 }, seen)
+    assert.are.same({ calls = 10, hits = 5, misses = 5, errors = 0 },
+                    stats.functions.double_once)
+    -- A call that fails fails each caller, each trying it in its turn.
+    seen = {}
+    local refused = tide.fn("refused", function(x) double(x) end)
+    local app2 = tide.app("once_fail", function()
+      tide.mount_each(refused, { a = 13, b = 13 })
+    end)
+    local _, errors = assert(app2:update { db = dir .. "/state2.db" })
+    assert.are.equal(2, #errors)
+    assert.matches("thirteen refused", errors[1].message, 1, true)
+    assert.are.equal(2, seen[13])
+    app:close()
+    app2:close()
+  end)
+
   it("sends a full batch at once, and the next before the last one's "
      .. "callers resume", function()
     local log, arrived = {}, 0
