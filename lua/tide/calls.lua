@@ -209,9 +209,10 @@ local function run_batch(fn, reqs, call_body)
     return
   end
   if ok and (type(results) ~= "table" or #results ~= #reqs) then
-    ok, results = false, fmt("tide.fn %s: a batch of %d items returned %s",
-      fn.name, #reqs, type(results) == "table"
-      and (#results .. " results") or type(results))
+    ok, results = false, fmt("tide.fn %s: a batch of %d item%s returned %s",
+      fn.name, #reqs, #reqs == 1 and "" or "s", type(results) == "table"
+      and (#results .. (#results == 1 and " result" or " results"))
+      or type(results))
   end
   for i = 1, #reqs do
     local req = reqs[i]
