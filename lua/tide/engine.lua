@@ -1288,23 +1288,26 @@ end
 -- batch's items are all in flight at once, and so are concurrent
 -- components' model calls. A second caller waits for the first and hits
 -- the entry it leaves rather than compute it again (a model paid twice);
--- when the first fails, the next computes in its turn.
+-- when the first fails, the next computes in its turn. A call the
+-- computing task makes again (recursion) is not made to wait for itself.
 local function await_flight(run, key)
+  local task = sched.current()
   local flight = run.in_flight[key]
-  while flight do
-    sched.wait_in_line(run.sched, flight, sched.current())
+  while flight and flight.task ~= task do
+    sched.wait_in_line(run.sched, flight, task)
     flight = run.in_flight[key]
   end
 end
 
 local function take_off(run, key)
   local flight = sched.line()
+  flight.task = sched.current()
   run.in_flight[key] = flight
   return flight
 end
 
 local function land(run, key, flight)
-  run.in_flight[key] = nil
+  if run.in_flight[key] == flight then run.in_flight[key] = nil end
   while sched.wake_first(run.sched, flight) do end
 end
 

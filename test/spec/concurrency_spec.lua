@@ -438,8 +438,38 @@ describe("a tide.fn's concurrency and batch options", function()
     assert.are.equal(2, #errors)
     assert.matches("thirteen refused", errors[1].message, 1, true)
     assert.are.equal(2, seen[13])
+    -- Recursion: a call computing waits for no call of its own task, and
+    -- three components computing the same numbers share them.
+    local fib
+    fib = tide.fn("fib_once", { memo = true }, function(n)
+      if n <= 1 then return n end
+      tide.sleep(0)
+      return fib(n - 1) + fib(n - 2)
+    end)
+    local fibs = {}
+    local each_fib = tide.fn("each_fib", function(n) fibs[n] = fib(n) end)
+    local app3 = tide.app("once_fib", function()
+      tide.mount_each(each_fib, { a = 20, b = 20, c = 19 })
+    end)
+    stats = assert(app3:update { db = dir .. "/state3.db" })
+    assert.are.same({ [19] = 4181, [20] = 6765 }, fibs)
+    assert.are.equal(21, stats.functions.fib_once.misses)
+    -- A call that calls itself with the same arguments recurses, as
+    -- without the wait (not 'they wait for each other').
+    local again
+    again = tide.fn("again_once", { memo = true }, function(n)
+      return again(n)
+    end)
+    local app4 = tide.app("once_again", function()
+      tide.mount_each(again, { a = 1 })
+    end)
+    _, errors = assert(app4:update { db = dir .. "/state4.db" })
+    assert.are.equal(1, #errors)
+    assert.matches("stack overflow", errors[1].message, 1, true)
+    app4:close()
     app:close()
     app2:close()
+    app3:close()
   end)
 
   it("sends a full batch at once, and the next before the last one's "
