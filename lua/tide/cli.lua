@@ -59,6 +59,19 @@ string, keeps it in PostgreSQL. A pipeline runs from its own folder:
 relative paths in it are relative to the pipeline file.
 ]]
 
+-- The usage lines of one command (each of its forms), after a mistake in
+-- its arguments: the whole list is for `tide help`.
+local function usage_of(name)
+  local out, inside = { "usage of tide " .. name .. ":" }, false
+  for line in M.usage:gmatch("[^\n]*\n") do
+    local word = line:match("^  (%S+)")
+    if word then inside = word == name end
+    if inside and (word or line:match("^   ")) then out[#out + 1] = line end
+  end
+  out[#out + 1] = "(tide help lists every command)\n"
+  return (table.concat(out, "\n"):gsub("\n\n", "\n"))
+end
+
 local function say(...) io_stderr:write("tide: ", fmt(...), "\n") end
 
 -- Parses flags; `spec` maps a flag to "bool" or "value". Returns the
@@ -382,12 +395,12 @@ function commands.update(...)
   }, { ["-L"] = "live" })
   if not opts then
     say("update: %s", pos)
-    io_stderr:write(M.usage)
+    io_stderr:write(usage_of("update"))
     return 2
   end
   if #pos ~= 1 then
     say("update: expected one pipeline file")
-    io_stderr:write(M.usage)
+    io_stderr:write(usage_of("update"))
     return 2
   end
   collect_for(opts.live)
@@ -588,7 +601,7 @@ function commands.worker(...)
   }, { ["-L"] = "live" })
   if not opts or #pos ~= 1 then
     say("worker: %s", opts and "expected one pipeline file" or pos)
-    io_stderr:write(M.usage)
+    io_stderr:write(usage_of("worker"))
     return 2
   end
   collect_for(opts.live)
@@ -703,7 +716,7 @@ local function with_pipeline(name, args, flags)
   local opts, pos = parse(args, flags)
   if not opts or #pos ~= 1 then
     say("%s: %s", name, opts and "expected one pipeline file" or pos)
-    io_stderr:write(M.usage)
+    io_stderr:write(usage_of(name))
     return nil, 2
   end
   local app, db = load_pipeline(pos[1], opts.db)

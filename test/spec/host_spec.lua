@@ -101,6 +101,13 @@ outer()]])
     out, err, code = helpers.run(tide)
     assert.are.equal(2, code)
     assert.matches("^usage: tide", err)
+    -- A command's own mistake shows that command's usage, not the list.
+    out, err, code = helpers.run(tide .. " update x.lua --bogus")
+    assert.are.equal(2, code)
+    assert.matches("^tide: update: unknown option %-%-bogus\nusage of tide "
+      .. "update:\n  update PIPELINE%.lua", err)
+    assert.is_nil(err:find("worker PIPELINE", 1, true))
+    assert.matches("(tide help lists every command)", err, 1, true)
   end)
 
   it("works as require \"tide\" from the stock lua5.4", function()
