@@ -80,7 +80,7 @@ count "crash campaign"
 
 # And live mode's, short (make crash-live runs the long one).
 "$BUILD/tide" run test/crash/live_campaign.lua \
-  --trials "${CRASH_LIVE_TRIALS:-3}" --tide "$BUILD/tide" \
+  --trials "${CRASH_LIVE_TRIALS:-3}" --ops 150 --tide "$BUILD/tide" \
   ${CRASH_SEED:+--seed "$CRASH_SEED"} >"$log" 2>&1
 grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
 count "live crash campaign"
