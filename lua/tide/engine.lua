@@ -1311,6 +1311,26 @@ local function land(run, key, flight)
   while sched.wake_first(run.sched, flight) do end
 end
 
+-- A memo miss: the body runs in a recording scope of its own, whose
+-- dependencies and target states go to the caller's, and its results are
+-- stored and join the run's memo cache.
+local function compute(frame, scope, fs, fn, logic, key, n, ...)
+  local run = frame.run
+  local memo = { fn = fn, deps = new_deps(), targets = {} }
+  local results = within(frame, memo, invoke, frame, fs, fn, ...)
+  merge_deps(deps_of(scope), memo.deps)
+  local stack = frame.memo_stack
+  local outer = stack[#stack]
+  if outer then
+    for _, t in ipairs(memo.targets) do outer.targets[#outer.targets + 1] = t end
+  end
+  local value = encode(results, fn.result_what)
+  run:memo_store(key, fn.name, value, encode(memo.deps), encode(memo.targets))
+  use_entry(frame, remember(run, fs, logic, key, value, memo.deps,
+                            memo.targets, n, ...))
+  return results
+end
+
 -- Every tide.fn called inside a component: its hit path (a valid entry
 -- this run already knows) is written for speed, one probe of the memo
 -- cache in C and no table made.
@@ -1367,24 +1387,13 @@ local function call(frame, fn, ...)
     if id then return hit(frame, scope, fs, id, cache:results(id)) end
   end
   fs.misses = fs.misses + 1
-  local memo = { fn = fn, deps = new_deps(), targets = {} }
+  -- Landed however it ends (a body that fails, a result that cannot be
+  -- stored), so that no caller waits for it past its end.
   local flight = take_off(run, key)
-  local ok, results = pcall(within, frame, memo, invoke, frame, fs, fn, ...)
-  if not ok then
-    land(run, key, flight)
-    error(results, 0)
-  end
-  merge_deps(deps_of(scope), memo.deps)
-  local stack = frame.memo_stack
-  local outer = stack[#stack]
-  if outer then
-    for _, t in ipairs(memo.targets) do outer.targets[#outer.targets + 1] = t end
-  end
-  local value = encode(results, fn.result_what)
-  run:memo_store(key, fn.name, value, encode(memo.deps), encode(memo.targets))
-  use_entry(frame, remember(run, fs, logic, key, value, memo.deps,
-                            memo.targets, n, ...))
+  local ok, results = pcall(compute, frame, scope, fs, fn, logic, key, n,
+                            ...)
   land(run, key, flight)
+  if not ok then error(results, 0) end
   return fnmod.unpack(results)
 end
 
