@@ -2,6 +2,7 @@
 -- progress line on a terminal, previews, and `show`, `why`, `ls`.
 local core = require "tide.core"
 local target = require "tide.target"
+local key_arg = require "tide.key_arg"
 
 local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring,
   pcall
@@ -363,16 +364,7 @@ function M.why(store, app, target_name, key_text_arg, opts)
     return printable(fmt("app %s has no target named %s", app.name,
                          target_name)), false
   end
-  local candidates = { { key_text_arg }, key_text_arg }
-  local n = math.tointeger(tonumber(key_text_arg))
-  if n then
-    candidates[#candidates + 1] = { n }
-    candidates[#candidates + 1] = n
-  end
-  local ok, parsed = pcall(function()
-    return require("cjson").decode(key_text_arg)
-  end)
-  if ok and parsed ~= nil then candidates[#candidates + 1] = parsed end
+  local candidates = key_arg.candidates(key_text_arg)
   for _, c in ipairs(matches) do
     for _, key in ipairs(candidates) do
       local okk, kb = pcall(core.cbor_encode, key)
