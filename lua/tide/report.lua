@@ -436,7 +436,8 @@ function M.verify(app, result, as_json)
                  r.repaired and ": repaired" or "")
     end
     if r.gone then
-      line = line .. "; it is gone: tide update makes it again and refills it"
+      line = line .. "; " .. (r.gone_why or "it is gone")
+        .. ": tide update makes it again and refills it"
     end
     if r.out_of_date > 0 then
       line = line .. fmt("; %d states out of date (run tide update)",

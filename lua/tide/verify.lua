@@ -63,7 +63,10 @@ local function check_container(run, container, declared)
   end
   -- A container removed by hand is `tide update`'s to make again: it
   -- refills it from every component, which a repair cannot.
-  result.gone = tt.exists ~= nil and not tt.exists(container.spec)
+  if tt.exists then
+    local present, why = tt.exists(container.spec)
+    result.gone, result.gone_why = not present, why
+  end
   local drift = tt.verify(container.spec, expected, others)
   result.missing = drift.missing or {}
   result.changed = drift.changed or {}
