@@ -77,6 +77,34 @@ end)
     assert.not_matches("'body'", err, 1, true)
   end)
 
+  it("give a runtime error in a component or in main the traceback "
+     .. "error() gets", function()
+    ph.write_pipeline(dir, [[
+local function field(t) local v = t.nope.deeper; return v end
+local f = tide.fn("f", function(v)
+  local r = field({})
+  return r
+end)
+return tide.app("t", function()
+  tide.mount("f", f, 1)
+  local broken = nil
+  broken.call()
+end)
+]])
+    local err, code = update()
+    assert.are.equal(2, code, err)
+    local p = helpers.q(dir):sub(2, -2) .. "/pipeline.lua:"
+    local line = #ph.KV_TARGET:gsub("[^\n]", "") + 1
+    assert.matches(("component /f failed: %s%d: attempt to index a nil "
+      .. "value (field 'nope')\nstack traceback:\n\t%s%d: in upvalue "
+      .. "'field'\n\t%s%d: in function <%s%d>\n"):format(p, line, p, line, p,
+      line + 2, p, line + 1), err, 1, true)
+    assert.matches(("main of app t failed: %s%d: attempt to index a nil "
+      .. "value (local 'broken')\nstack traceback:\n\t%s%d: in function "
+      .. "<%s%d>"):format(p, line + 8, p, line + 8, p, line + 5), err, 1,
+      true)
+  end)
+
   it("say a plain function was given where a tide.fn is needed", function()
     ph.write_pipeline(dir, [[
 return tide.app("messages", function()
