@@ -90,6 +90,18 @@ local function check_options(app, opts, level)
             level + 1)
     end
   end
+  if opts.db ~= nil and (type(opts.db) ~= "string" or opts.db == "") then
+    error(fmt("app %s: db must be a non-empty string (a state store's "
+              .. "path or location), got %s", app.name, type(opts.db)),
+          level + 1)
+  end
+  for k, v in pairs(opts) do
+    if type(k) == "string" and k:match("^on_") and v ~= false
+       and type(v) ~= "function" then
+      error(fmt("app %s: %s must be a function, got %s", app.name, k,
+                type(v)), level + 1)
+    end
+  end
   check_limit("app " .. app.name, "max_inflight", opts.max_inflight,
               level + 1)
   check_limit("app " .. app.name, "jobs", opts.jobs, level + 1)
