@@ -425,6 +425,17 @@ function App:cycle(opts, seen)
   return stats, errors
 end
 
+-- The path of the SQLite store file at db when it is not there and no
+-- session of the app has it open; else nil.
+local function absent_store(app, db)
+  db = db or ".tide/state.db"
+  if app.engine or core.store_is_postgres(db) then return nil end
+  local abs = db:sub(1, 1) == "/" and db or (assert(core.getcwd()) .. "/"
+                                              .. db)
+  if app.engines[abs] or core.exists(abs) then return nil end
+  return abs
+end
+
 -- Runs every component without writing anything and compares every
 -- target with what the store says it holds (tide.verify); with
 -- opts.repair, writes back what drifted. Returns the report (a list per
@@ -435,11 +446,25 @@ function App:verify(opts)
   for k, v in pairs(opts or {}) do if k ~= "repair" then o[k] = v end end
   o = check_options(self, o, 2)
   o.verify, o.repair = true, repair
+  -- Verify compares the targets with what an update recorded: with no
+  -- record there is nothing to compare, which must not read as "in step"
+  -- (a mistyped --db would pass), nor make an empty store.
+  local absent = absent_store(self, o.db)
+  if absent then
+    return nil, fmt("%s: no such state store: nothing to verify (run tide "
+                    .. "update first)", core.store_public(absent) or absent)
+  end
   local report, errors = cycle(self, o, function(parts)
+    if not parts.store:app(self.name, false) then return false end
     local run = runmod.new(self, o, parts)
     run:execute()
     return run.verify_report, run.errors
   end)
+  if report == false then
+    return nil, fmt("nothing to verify: app %s has no state in %s (run tide "
+                    .. "update first)", self.name,
+                    core.store_public(o.db or ".tide/state.db") or "its store")
+  end
   if not report then return nil, errors end
   for _, e in ipairs(errors) do
     if e.path == "" and e.kind == nil then

@@ -84,6 +84,22 @@ describe("tide verify", function()
                    .. "no verify)", text, 1, true)
   end)
 
+  it("refuses a store or an app that is not there, making no store",
+     function()
+    local dir = setup()
+    local _, err, code = ph.tide(dir, "verify pipeline.lua --db nowhere.db")
+    assert.are.equal(2, code)
+    assert.matches(dir .. "/nowhere.db: no such state store: nothing to "
+                   .. "verify (run tide update first)", err, 1, true)
+    assert.is_false(helpers.exists(dir .. "/nowhere.db"))
+    helpers.write(dir .. "/other.lua", (helpers.read(dir .. "/pipeline.lua")
+      :gsub('tide.app%("verify"', 'tide.app("other"')))
+    _, err, code = ph.tide(dir, "verify other.lua")
+    assert.are.equal(2, code)
+    assert.matches("nothing to verify: app other has no state in " .. dir
+                   .. "/.tide/state.db (run tide update first)", err, 1, true)
+  end)
+
   it("asks a custom target type's verify, and refuses a field it does not "
      .. "know", function()
     local dir = helpers.tmpdir()
