@@ -506,7 +506,18 @@ function App:drop(opts)
     if not app_id then return 0, false end
     local owner = runmod.owner(store, self.name)
     local dropped = {}
-    for _, row in ipairs(store:containers(app_id)) do
+    local containers = store:containers(app_id)
+    -- Before a target is touched, every state becomes unknown, in a commit
+    -- of its own: a kill during the deletions leaves states the store
+    -- would otherwise call applied, and the next update, which trusts
+    -- them, would carry over components whose rows and files are gone.
+    -- Unknown, their owners run again and write them back (a drop run
+    -- again deletes them all the same).
+    for _, row in ipairs(containers) do
+      store:targets_mark_unknown(row.id)
+    end
+    store:flush()
+    for _, row in ipairs(containers) do
       local tt = target.type_named(row.kind)
       if not tt then
         error(fmt("target type %s (of %s) is not loaded", row.kind,
