@@ -123,6 +123,7 @@ local function user_traceback(message, level)
   if #lines == 2 then lines[2] = nil end
   return concat(lines, "\n")
 end
+M.user_traceback = user_traceback
 
 -- Runs a component's function in protected mode inside its coroutine.
 -- The message handler of a component's body (the frame is the running

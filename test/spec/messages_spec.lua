@@ -105,6 +105,23 @@ end)
       true)
   end)
 
+  it("of a pipeline that fails as it loads name its lines, not tide's",
+     function()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local function field(name, type) return { name, type } end
+local R = tide.record("R", { field("id", "strin") })
+return tide.app("t", function() end)
+]])
+    local err, code = update()
+    assert.are.equal(2, code, err)
+    local p = helpers.q(dir):sub(2, -2) .. "/pipeline.lua:"
+    assert.are.equal(("tide: %s3: tide.record R.id: unknown type \"strin\" "
+      .. "(expected one of string, integer, number, boolean, bytes, json, "
+      .. "tide.list(T), tide.vector(N), tide.optional(T) or a record "
+      .. "type)\nstack traceback:\n\t%s3: in main chunk\n"):format(p, p), err)
+  end)
+
   it("say a plain function was given where a tide.fn is needed", function()
     ph.write_pipeline(dir, [[
 return tide.app("messages", function()
