@@ -59,7 +59,9 @@ local VERIFIED = order { "app", "drift", "checked_all", "components",
 local VERIFY_COMPONENTS = order { "checked", "out_of_date", "failed" }
 local VERIFY_TARGET = order { "target", "kind", "checked", "missing",
                               "changed", "extra", "out_of_date",
-                              "unverifiable", "repaired", "gone" }
+                              "unverifiable", "repaired", "gone",
+                              "unrepaired" }
+local UNREPAIRED = order { "key", "message" }
 local APP = order { "name", "last_run", "status" }
 
 -- A copy of the keys of obj that mt orders, to be written in that order.
@@ -411,6 +413,14 @@ function M.verify(app, result, as_json)
                   extra = plain(r0.extra), out_of_date = r0.out_of_date,
                   unverifiable = r0.unverifiable or false,
                   repaired = r0.repaired or false, gone = r0.gone or false }
+      local unrepaired = {}
+      for j, u in ipairs(r0.unrepaired or {}) do
+        local key = u.key
+        if type(key) == "table" and #key == 1 then key = key[1] end
+        unrepaired[j] = ordered({ key = key, message = u.message },
+                                UNREPAIRED)
+      end
+      r.unrepaired = as_list(unrepaired)
       items[i] = ordered(r, VERIFY_TARGET)
     end
     local verify = require "tide.verify"
@@ -431,9 +441,14 @@ function M.verify(app, result, as_json)
     elseif n == 0 then
       line = fmt("%s: in step (%d states checked)", r.target, r.checked)
     else
+      local repaired = ""
+      if r.repaired and #r.unrepaired > 0 then
+        repaired = fmt(": repaired but for %d", #r.unrepaired)
+      elseif r.repaired then
+        repaired = ": repaired"
+      end
       line = fmt("%s: %d missing, %d changed, %d extra%s", r.target,
-                 #r.missing, #r.changed, #r.extra,
-                 r.repaired and ": repaired" or "")
+                 #r.missing, #r.changed, #r.extra, repaired)
     end
     if r.gone then
       line = line .. "; " .. (r.gone_why or "it is gone")
@@ -452,6 +467,15 @@ function M.verify(app, result, as_json)
         end
         out[#out + 1] = fmt("  %s %s\n", what, printable(key_text(key)))
       end
+    end
+    for i, u in ipairs(r.unrepaired or {}) do
+      if i > 10 then
+        out[#out + 1] = fmt("  ... %d more not repaired\n",
+                            #r.unrepaired - 10)
+        break
+      end
+      out[#out + 1] = fmt("  not repaired %s: %s\n",
+                          printable(key_text(u.key)), printable(u.message))
     end
   end
   local counts = result.components
