@@ -291,11 +291,20 @@ function M.show(store, app, under, opts)
   local app_id = app_id_of(store, app)
   local containers = containers_by_id(store, app_id)
   local rows, paths = store:components(app_id), {}
+  -- A path as show prints it, or as a shell completes it: index/a.md and
+  -- /index/ name /index/a.md and /index.
+  if under then
+    under = "/" .. under:gsub("^/+", ""):gsub("/+$", "")
+  end
   for path in pairs(rows) do
     if not under or under == "/" or path == under
        or path:sub(1, #under + 1) == under .. "/" then
       paths[#paths + 1] = path
     end
+  end
+  if under and under ~= "/" and #paths == 0 then
+    return printable(fmt("app %s has no component at %s or below it",
+                         app.name, under)), false
   end
   sort(paths)
   local list = {}

@@ -1,6 +1,7 @@
 -- `tide why TARGET KEY` finds every key `tide show --target-states`
 -- prints, whatever the types of its key fields: integers, floats (7.0 is
--- not 7), booleans, and composite keys mixing them.
+-- not 7), booleans, and composite keys mixing them; `tide show PATH`
+-- takes a path as a shell completes it, and says when nothing is there.
 local helpers = require "test.spec.helpers"
 
 local q = helpers.q
@@ -37,7 +38,7 @@ local function tide(dir, args)
                                                 args))
 end
 
-describe("tide why", function()
+describe("tide why and show", function()
   local dir
 
   before_each(function()
@@ -62,6 +63,20 @@ describe("tide why", function()
       assert.are.equal(0, code, k[1] .. " " .. k[2] .. ": " .. err)
       assert.matches("owner component: /rows (rows)", out, 1, true)
     end
+  end)
+
+  it("show takes a path without its first slash or with a last one, and "
+     .. "says when no component is there", function()
+    for _, path in ipairs { "/rows", "rows", "/rows/", "rows/" } do
+      local out, err, code = tide(dir, "show pipeline.lua " .. path)
+      assert.are.equal(0, code, err)
+      assert.matches("^app keys: 1 components\n/rows ", out)
+    end
+    local out, err, code = tide(dir, "show pipeline.lua /row")
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.are.equal("tide: app keys has no component at /row or below it\n",
+                     err)
   end)
 
   it("reads a composite key's integers and floats as written", function()
