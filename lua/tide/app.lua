@@ -93,6 +93,18 @@ local function check_options(app, opts, level)
             level + 1)
     end
   end
+  if opts.db ~= nil and (type(opts.db) ~= "string" or opts.db == "") then
+    error(fmt("app %s: db must be a non-empty string (a state store's "
+              .. "path or location), got %s", app.name, type(opts.db)),
+          level + 1)
+  end
+  for k, v in pairs(opts) do
+    if type(k) == "string" and k:match("^on_") and v ~= false
+       and type(v) ~= "function" then
+      error(fmt("app %s: %s must be a function, got %s", app.name, k,
+                type(v)), level + 1)
+    end
+  end
   check_limit("app " .. app.name, "max_inflight", opts.max_inflight,
               level + 1)
   check_limit("app " .. app.name, "jobs", opts.jobs, level + 1)
@@ -420,6 +432,17 @@ function App:cycle(opts, seen)
   return stats, errors
 end
 
+-- The path of the SQLite store file at db when it is not there and no
+-- session of the app has it open; else nil.
+local function absent_store(app, db)
+  db = db or ".tide/state.db"
+  if app.engine or core.store_is_postgres(db) then return nil end
+  local abs = db:sub(1, 1) == "/" and db or (assert(core.getcwd()) .. "/"
+                                              .. db)
+  if app.engines[abs] or core.exists(abs) then return nil end
+  return abs
+end
+
 -- Runs every component without writing anything and compares every
 -- target with what the store says it holds (tide.verify); with
 -- opts.repair, writes back what drifted. Returns the report (a list per
@@ -430,11 +453,25 @@ function App:verify(opts)
   for k, v in pairs(opts or {}) do if k ~= "repair" then o[k] = v end end
   o = check_options(self, o, 2)
   o.verify, o.repair = true, repair
+  -- Verify compares the targets with what an update recorded: with no
+  -- record there is nothing to compare, which must not read as "in step"
+  -- (a mistyped --db would pass), nor make an empty store.
+  local absent = absent_store(self, o.db)
+  if absent then
+    return nil, fmt("%s: no such state store: nothing to verify (run tide "
+                    .. "update first)", core.store_public(absent) or absent)
+  end
   local report, errors = cycle(self, o, function(parts)
+    if not parts.store:app(self.name, false) then return false end
     local run = runmod.new(self, o, parts)
     run:execute()
     return run.verify_report, run.errors
   end)
+  if report == false then
+    return nil, fmt("nothing to verify: app %s has no state in %s (run tide "
+                    .. "update first)", self.name,
+                    core.store_public(o.db or ".tide/state.db") or "its store")
+  end
   if not report then return nil, errors end
   for _, e in ipairs(errors) do
     if e.path == "" and e.kind == nil then
@@ -476,7 +513,18 @@ function App:drop(opts)
     if not app_id then return 0, false end
     local owner = runmod.owner(store, self.name)
     local dropped = {}
-    for _, row in ipairs(store:containers(app_id)) do
+    local containers = store:containers(app_id)
+    -- Before a target is touched, every state becomes unknown, in a commit
+    -- of its own: a kill during the deletions leaves states the store
+    -- would otherwise call applied, and the next update, which trusts
+    -- them, would carry over components whose rows and files are gone.
+    -- Unknown, their owners run again and write them back (a drop run
+    -- again deletes them all the same).
+    for _, row in ipairs(containers) do
+      store:targets_mark_unknown(row.id)
+    end
+    store:flush()
+    for _, row in ipairs(containers) do
       local tt = target.type_named(row.kind)
       if not tt then
         error(fmt("target type %s (of %s) is not loaded", row.kind,

@@ -129,7 +129,12 @@ local function load_pipeline(file, db_flag)
   if not ok then return nil, err end
   local chunk, lerr = loadfile(path)
   if not chunk then return nil, lerr end
-  local res = table.pack(xpcall(chunk, debug.traceback))
+  -- What the user reads names the pipeline's lines, not tide's own (a
+  -- tide.record or fs.walk it called at the top level that raised).
+  local res = table.pack(xpcall(chunk, function(e)
+    local trace = require("tide.traceback").of_user(e, 2)
+    return trace
+  end))
   if not res[1] then return nil, tostring(res[2]) end
   local app = res[2]
   if not require("tide.app").is_app(app) then

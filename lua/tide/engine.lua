@@ -87,7 +87,10 @@ local function body_handler(e)
   local frame = current_frame()
   local nested = frame and frame.traceback_of
   if nested and nested.err == e then return nested.text end
-  return user_traceback(e, 2)
+  -- Not a tail call: that would drop this frame, and level 2 would then
+  -- skip the function a runtime error (not error()) happened in.
+  local trace = user_traceback(e, 2)
+  return trace
 end
 
 -- What a body that returned nothing returns: shared, never changed.

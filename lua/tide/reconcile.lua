@@ -705,23 +705,52 @@ end
 -- Applies once more the changes whose apply failed in this run (after
 -- the deletions); a failure now fails their components, whose states stay
 -- pending so that the next run redoes them.
+-- The changes of list, by the component that declared them, in order.
+local function by_component(list)
+  local lists, frames = {}, {}
+  for _, ch in ipairs(list) do
+    local own = lists[ch.frame]
+    if not own then
+      own = {}
+      lists[ch.frame] = own
+      frames[#frames + 1] = ch.frame
+    end
+    own[#own + 1] = ch
+  end
+  return lists, frames
+end
+
+-- Applies list to container once more: true when written, its states
+-- then marked applied and counted; else false and the message.
+local function reapply(run, container, list)
+  local ok, err = pcall(container.type.apply, container.spec, list)
+  if not ok then return false, tostring(err) end
+  local t = run.stats.targets
+  for _, ch in ipairs(list) do
+    t[ch.write] = t[ch.write] + 1
+    run.store:target_mark_applied(container.id, ch.kb)
+  end
+  return true
+end
+
 function M.retry_failed(run)
   local store = run.store
   for _, container in ipairs(run.retry_order) do
     local list = run.retry[container]
-    local ok, err = pcall(container.type.apply, container.spec, list)
-    if ok then
-      local t = run.stats.targets
-      for _, ch in ipairs(list) do
-        t[ch.write] = t[ch.write] + 1
-        store:target_mark_applied(container.id, ch.kb)
-      end
-    else
-      for _, ch in ipairs(list) do
-        if not ch.frame.apply_failed then
-          ch.frame.apply_failed = true
-          run:component_failed(ch.frame, fmt("writing to %s failed: %s",
-                                             container.short, tostring(err)))
+    local ok, err = reapply(run, container, list)
+    if not ok then
+      -- One component's change fails the whole batch (a table's batch is
+      -- one transaction; a folder's stops at the file that cannot be
+      -- written): with more than one component in it, each one's changes
+      -- are tried alone, so that only those whose own cannot be written
+      -- fail, with their own message.
+      local lists, frames = by_component(list)
+      for _, frame in ipairs(frames) do
+        if #frames > 1 then ok, err = reapply(run, container, lists[frame]) end
+        if not ok and not frame.apply_failed then
+          frame.apply_failed = true
+          run:component_failed(frame, fmt("writing to %s failed: %s",
+                                          container.short, err))
         end
       end
     end

@@ -2,6 +2,7 @@
 -- progress line on a terminal, previews, and `show`, `why`, `ls`.
 local core = require "tide.core"
 local target = require "tide.target"
+local key_arg = require "tide.key_arg"
 
 local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring,
   pcall
@@ -58,7 +59,9 @@ local VERIFIED = order { "app", "drift", "checked_all", "components",
 local VERIFY_COMPONENTS = order { "checked", "out_of_date", "failed" }
 local VERIFY_TARGET = order { "target", "kind", "checked", "missing",
                               "changed", "extra", "out_of_date",
-                              "unverifiable", "repaired", "gone" }
+                              "unverifiable", "repaired", "gone",
+                              "unrepaired" }
+local UNREPAIRED = order { "key", "message" }
 local APP = order { "name", "last_run", "status" }
 
 -- A copy of the keys of obj that mt orders, to be written in that order.
@@ -288,11 +291,20 @@ function M.show(store, app, under, opts)
   local app_id = app_id_of(store, app)
   local containers = containers_by_id(store, app_id)
   local rows, paths = store:components(app_id), {}
+  -- A path as show prints it, or as a shell completes it: index/a.md and
+  -- /index/ name /index/a.md and /index.
+  if under then
+    under = "/" .. under:gsub("^/+", ""):gsub("/+$", "")
+  end
   for path in pairs(rows) do
     if not under or under == "/" or path == under
        or path:sub(1, #under + 1) == under .. "/" then
       paths[#paths + 1] = path
     end
+  end
+  if under and under ~= "/" and #paths == 0 then
+    return printable(fmt("app %s has no component at %s or below it",
+                         app.name, under)), false
   end
   sort(paths)
   local list = {}
@@ -363,16 +375,7 @@ function M.why(store, app, target_name, key_text_arg, opts)
     return printable(fmt("app %s has no target named %s", app.name,
                          target_name)), false
   end
-  local candidates = { { key_text_arg }, key_text_arg }
-  local n = math.tointeger(tonumber(key_text_arg))
-  if n then
-    candidates[#candidates + 1] = { n }
-    candidates[#candidates + 1] = n
-  end
-  local ok, parsed = pcall(function()
-    return require("cjson").decode(key_text_arg)
-  end)
-  if ok and parsed ~= nil then candidates[#candidates + 1] = parsed end
+  local candidates = key_arg.candidates(key_text_arg)
   for _, c in ipairs(matches) do
     for _, key in ipairs(candidates) do
       local okk, kb = pcall(core.cbor_encode, key)
@@ -419,6 +422,14 @@ function M.verify(app, result, as_json)
                   extra = plain(r0.extra), out_of_date = r0.out_of_date,
                   unverifiable = r0.unverifiable or false,
                   repaired = r0.repaired or false, gone = r0.gone or false }
+      local unrepaired = {}
+      for j, u in ipairs(r0.unrepaired or {}) do
+        local key = u.key
+        if type(key) == "table" and #key == 1 then key = key[1] end
+        unrepaired[j] = ordered({ key = key, message = u.message },
+                                UNREPAIRED)
+      end
+      r.unrepaired = as_list(unrepaired)
       items[i] = ordered(r, VERIFY_TARGET)
     end
     local verify = require "tide.verify"
@@ -439,12 +450,18 @@ function M.verify(app, result, as_json)
     elseif n == 0 then
       line = fmt("%s: in step (%d states checked)", r.target, r.checked)
     else
+      local repaired = ""
+      if r.repaired and #r.unrepaired > 0 then
+        repaired = fmt(": repaired but for %d", #r.unrepaired)
+      elseif r.repaired then
+        repaired = ": repaired"
+      end
       line = fmt("%s: %d missing, %d changed, %d extra%s", r.target,
-                 #r.missing, #r.changed, #r.extra,
-                 r.repaired and ": repaired" or "")
+                 #r.missing, #r.changed, #r.extra, repaired)
     end
     if r.gone then
-      line = line .. "; it is gone: tide update makes it again and refills it"
+      line = line .. "; " .. (r.gone_why or "it is gone")
+        .. ": tide update makes it again and refills it"
     end
     if r.out_of_date > 0 then
       line = line .. fmt("; %d states out of date (run tide update)",
@@ -459,6 +476,15 @@ function M.verify(app, result, as_json)
         end
         out[#out + 1] = fmt("  %s %s\n", what, printable(key_text(key)))
       end
+    end
+    for i, u in ipairs(r.unrepaired or {}) do
+      if i > 10 then
+        out[#out + 1] = fmt("  ... %d more not repaired\n",
+                            #r.unrepaired - 10)
+        break
+      end
+      out[#out + 1] = fmt("  not repaired %s: %s\n",
+                          printable(key_text(u.key)), printable(u.message))
     end
   end
   local counts = result.components

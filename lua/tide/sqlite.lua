@@ -321,6 +321,20 @@ local function sync_fts(spec, prev, db, fresh)
   if wanted then must(spec, db:exec(triggers_sql(spec))) end
 end
 
+-- Whether the FTS index and the three triggers that keep it in step are
+-- all there: one dropped by hand leaves every later write failing (the
+-- triggers name the index) or the index behind the table.
+local function fts_intact(spec, db)
+  local names = { literal(fts_name(spec)) }
+  for _, suffix in ipairs(trigger_suffixes) do
+    names[#names + 1] = literal(fts_name(spec) .. suffix)
+  end
+  local rows = must(spec, db:rows(fmt("SELECT count(*) AS n FROM "
+    .. "sqlite_master WHERE name IN (%s) COLLATE NOCASE",
+    concat(names, ", "))))
+  return rows[1].n == #names
+end
+
 local function drop_triggers(spec, db)
   for _, suffix in ipairs(trigger_suffixes) do
     must(spec, db:exec("DROP TRIGGER IF EXISTS "
@@ -388,6 +402,10 @@ local function setup_in(spec, prev, db, owner)
   local fresh, survived = false, true
   sql_table.refuse_foreign("sqlite.table", spec, prev, claimed, have, other,
     want, function(...) foreign(spec, ...) end)
+  -- An index or trigger dropped by hand: the index is made again from
+  -- the table's rows.
+  local rebuild = spec.fts ~= nil and have ~= nil and prev ~= nil
+    and not fts_intact(spec, db)
   drop_triggers(spec, db)
   if not have then
     fresh, survived = true, prev == nil
@@ -397,7 +415,7 @@ local function setup_in(spec, prev, db, owner)
     fresh, survived = true, false
   end
   if fresh then must(spec, db:exec(create_sql(spec))) end
-  sync_fts(spec, prev, db, fresh)
+  sync_fts(spec, prev, db, fresh or rebuild)
   return survived
 end
 
@@ -465,9 +483,9 @@ function target.apply_wait(spec)
   must(spec, db:apply_wait())
 end
 
--- Whether the table is still there (the database file may have been
--- deleted, the table dropped).
-function target.exists(spec)
+-- Whether the table itself is still there (the database file may have
+-- been deleted, the table dropped).
+local function table_exists(spec)
   -- Not opened to look (core.exists): closing a descriptor of the file
   -- would drop the locks of this process's connections to it. Through the
   -- shared connection: closing a second one would do the same.
@@ -477,6 +495,17 @@ function target.exists(spec)
     .. "WHERE type = 'table' AND name = %s COLLATE NOCASE",
     literal(spec.name))))
   return rows[1] ~= nil
+end
+
+-- Whether the table is there whole: with fts, its index and triggers
+-- too. When not, also what is missing, for tide verify.
+function target.exists(spec)
+  if not table_exists(spec) then return false end
+  if spec.fts and not fts_intact(spec, connect(spec)) then
+    return false, fmt("its full-text index %s or a trigger that keeps it "
+                      .. "in step is gone", fts_name(spec))
+  end
+  return true
 end
 
 -- Drops the table tide created; an adopted table stays (the engine has
@@ -518,7 +547,7 @@ end
 -- of keys; extra is the rows tide did not write, and is empty for an
 -- adopted table (its other rows are the user's).
 function target.verify(spec, expected, others)
-  if not target.exists(spec) then return sql_table.all_missing(expected) end
+  if not table_exists(spec) then return sql_table.all_missing(expected) end
   local scratch = os.tmpname()
   local sdb, err = sqlite_open(scratch, "create")
   if not sdb then error(where(spec) .. ": scratch database: " .. err, 0) end

@@ -29,7 +29,8 @@ local encode, decode = core.cbor_encode, core.cbor_decode
 local M = {}
 
 -- The drift of one container: { target, kind, checked, missing, changed,
--- extra, out_of_date, unverifiable, repaired }.
+-- extra, out_of_date, unverifiable, repaired, unrepaired }, unrepaired
+-- listing { key, message } for each change a repair could not write.
 local function check_container(run, container, declared)
   local store = run.store
   local recorded = {}
@@ -55,7 +56,7 @@ local function check_container(run, container, declared)
   end
   local result = { target = container.short, kind = container.kind,
                    checked = #expected, out_of_date = out_of_date,
-                   missing = {}, changed = {}, extra = {} }
+                   missing = {}, changed = {}, extra = {}, unrepaired = {} }
   local tt = container.type
   if not tt.verify then
     result.unverifiable = true
@@ -63,7 +64,10 @@ local function check_container(run, container, declared)
   end
   -- A container removed by hand is `tide update`'s to make again: it
   -- refills it from every component, which a repair cannot.
-  result.gone = tt.exists ~= nil and not tt.exists(container.spec)
+  if tt.exists then
+    local present, why = tt.exists(container.spec)
+    result.gone, result.gone_why = not present, why
+  end
   local drift = tt.verify(container.spec, expected, others)
   result.missing = drift.missing or {}
   result.changed = drift.changed or {}
@@ -80,7 +84,18 @@ local function check_container(run, container, declared)
     for _, key in ipairs(result.extra) do
       changes[#changes + 1] = { key = key, value = nil }
     end
-    tt.apply(container.spec, changes)
+    if not pcall(tt.apply, container.spec, changes) then
+      -- One change the target refuses (a folder of the user's where a
+      -- file goes) fails the whole apply: each is tried alone, so that
+      -- the others are repaired and those refused stay drift, with why.
+      for _, ch in ipairs(changes) do
+        local ok, err = pcall(tt.apply, container.spec, { ch })
+        if not ok then
+          result.unrepaired[#result.unrepaired + 1] =
+            { key = ch.key, message = tostring(err) }
+        end
+      end
+    end
     result.repaired = true
   end
   return result
@@ -126,8 +141,8 @@ end
 -- Whether a report shows drift that is still there.
 function M.drifted(report)
   for _, r in ipairs(report) do
-    if r.gone or not r.repaired and #r.missing + #r.changed + #r.extra > 0
-    then
+    if r.gone or #r.unrepaired > 0
+       or not r.repaired and #r.missing + #r.changed + #r.extra > 0 then
       return true
     end
   end

@@ -74,6 +74,25 @@ describe("require \"tide\"", function()
                      "app x: unknown option dbb")
   end)
 
+  it("rejects a db that is not a path and a callback that is not a "
+     .. "function, naming the option", function()
+    local app = tide.app("x", function() end)
+    local ok, err = pcall(app.update, app, { db = 42 })
+    assert.is_false(ok)
+    assert.matches("app x: db must be a non-empty string (a state store's "
+                   .. "path or location), got number", err, 1, true)
+    ok, err = pcall(app.update, app, { db = "" })
+    assert.is_false(ok)
+    assert.matches("app x: db must be a non-empty string", err, 1, true)
+    ok, err = pcall(app.update, app, { db = "s.db", on_error = 5 })
+    assert.is_false(ok)
+    assert.matches("app x: on_error must be a function, got number", err, 1,
+                   true)
+    ok, err = pcall(app.drop, app, { db = 42 })
+    assert.is_false(ok)
+    assert.matches("app x: db must be a non-empty string", err, 1, true)
+  end)
+
   it("runs a pipeline from the stock lua5.4", function()
     local dir = helpers.tmpdir()
     helpers.write(dir .. "/in/a.md", "# A\n")

@@ -101,6 +101,46 @@ end
 describe("the crash protocol", function()
   after_each(helpers.cleanup)
 
+  it("writes back on the next update what a drop a kill cut short had "
+     .. "deleted", function()
+    local dir = helpers.tmpdir()
+    -- A folder, then the kv file, whose apply kills on a flag: the drop
+    -- deletes the folder's files and is killed before it commits.
+    helpers.write(dir .. "/pipeline.lua", (PIPELINE:gsub(
+      'local out = tide.declare_target%(kv_type, { file = "out.json" }%)',
+      'local site = require("tide.fs").dir("site")\n'
+      .. '  local out = tide.declare_target(kv_type, { file = "out.json" })'):gsub(
+      "tide.mount%(name, lines, name, text, out%)",
+      "tide.mount(name, lines, name, text, out, site)"):gsub(
+      'local lines = tide.fn%("lines", { memo = true }, function%(name, text, out%)',
+      'local lines = tide.fn("lines", { memo = true }, function(name, text, out, site)\n'
+      .. '  site:file(name .. ".txt", text)')))
+    helpers.write(dir .. "/in/a", "a1\n")
+    helpers.write(dir .. "/in/b", "b1\n")
+    -- A file of the user's keeps the folder there through the drop.
+    helpers.write(dir .. "/site/notes", "mine")
+    local stats, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal("a1\n", helpers.read(dir .. "/site/a.txt"))
+    flag(dir, "kill-on-a#1", true)
+    _, err, code = pl.tide(dir, "drop pipeline.lua --force")
+    assert.are_not.equal(0, code, err)
+    flag(dir, "kill-on-a#1", false)
+    assert.is_nil(helpers.read(dir .. "/site/a.txt"))
+    stats, err, code = pl.update(dir)
+    assert.are.equal(0, code, err)
+    assert.are.equal("a1\n", helpers.read(dir .. "/site/a.txt"))
+    assert.are.equal("b1\n", helpers.read(dir .. "/site/b.txt"))
+    assert.are.same({ ["a#1"] = "a1", ["b#1"] = "b1" },
+                    pl.kv(dir .. "/out.json"))
+    assert.are.equal(2, stats.components.reprocessed)
+    -- And a drop after it ends as a drop does.
+    _, err, code = pl.tide(dir, "drop pipeline.lua --force")
+    assert.are.equal(0, code, err)
+    assert.is_nil(helpers.read(dir .. "/site/a.txt"))
+    assert.are.equal("mine", helpers.read(dir .. "/site/notes"))
+  end)
+
   it("deletes a released state after a kill that follows its commit",
      function()
     local dir = setup()

@@ -147,6 +147,51 @@ end, { context = { [K] = 1 } })
       .. "\t%(in a worker%)\n", err)
   end)
 
+  it("give a runtime error in a component or in main the traceback "
+     .. "error() gets", function()
+    ph.write_pipeline(dir, [[
+local function field(t) local v = t.nope.deeper; return v end
+local f = tide.fn("f", function(v)
+  local r = field({})
+  return r
+end)
+return tide.app("t", function()
+  tide.mount("f", f, 1)
+  local broken = nil
+  broken.call()
+end)
+]])
+    local err, code = update()
+    assert.are.equal(2, code, err)
+    local p = helpers.q(dir):sub(2, -2) .. "/pipeline.lua:"
+    local line = #ph.KV_TARGET:gsub("[^\n]", "") + 1
+    assert.matches(("component /f failed: %s%d: attempt to index a nil "
+      .. "value (field 'nope')\nstack traceback:\n\t%s%d: in upvalue "
+      .. "'field'\n\t%s%d: in function <%s%d>\n"):format(p, line, p, line, p,
+      line + 2, p, line + 1), err, 1, true)
+    assert.matches(("main of app t failed: %s%d: attempt to index a nil "
+      .. "value (local 'broken')\nstack traceback:\n\t%s%d: in function "
+      .. "<%s%d>"):format(p, line + 8, p, line + 8, p, line + 5), err, 1,
+      true)
+  end)
+
+  it("of a pipeline that fails as it loads name its lines, not tide's",
+     function()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local function field(name, type) return { name, type } end
+local R = tide.record("R", { field("id", "strin") })
+return tide.app("t", function() end)
+]])
+    local err, code = update()
+    assert.are.equal(2, code, err)
+    local p = helpers.q(dir):sub(2, -2) .. "/pipeline.lua:"
+    assert.are.equal(("tide: %s3: tide.record R.id: unknown type \"strin\" "
+      .. "(expected one of string, integer, number, boolean, bytes, json, "
+      .. "tide.list(T), tide.vector(N), tide.optional(T) or a record "
+      .. "type)\nstack traceback:\n\t%s3: in main chunk\n"):format(p, p), err)
+  end)
+
   it("say a plain function was given where a tide.fn is needed", function()
     ph.write_pipeline(dir, [[
 return tide.app("messages", function()

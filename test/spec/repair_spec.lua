@@ -82,6 +82,40 @@ describe("self-repairing targets", function()
     assert.is_nil(helpers.read(dir .. "/out/site/a.md.txt"))
   end)
 
+  it("makes again a full-text index or trigger dropped by hand, and verify "
+     .. "says so", function()
+    local dir = setup { table_opts = ', fts = { "text" }' }
+    ok_update(dir)
+    local db = dir .. "/out/docs.db"
+    local function matches(word)
+      return (sql(db, "SELECT docs.id FROM docs_fts JOIN docs ON docs.rowid "
+        .. "= docs_fts.rowid WHERE docs_fts MATCH '" .. word .. "'"))
+    end
+    sql(db, "DROP TABLE docs_fts")
+    local out, err, code = ph.tide(dir, "verify pipeline.lua")
+    assert.are.equal(1, code, err)
+    assert.matches("docs: in step (2 states checked); its full-text index "
+      .. "docs_fts or a trigger that keeps it in step is gone: tide update "
+      .. "makes it again and refills it", out, 1, true)
+    -- Without the index, the triggers failed every later write.
+    helpers.write(dir .. "/in/a.md", "gamma")
+    ok_update(dir)
+    assert.are.equal("a.md|gamma\nb.md|beta\n", rows(dir))
+    assert.are.equal("a.md\n", matches("gamma"))
+    assert.are.equal("b.md\n", matches("beta"))
+    -- A trigger dropped: the index would fall behind the table.
+    sql(db, "DROP TRIGGER docs_fts_au")
+    _, err, code = ph.tide(dir, "verify pipeline.lua")
+    assert.are.equal(1, code, err)
+    ok_update(dir)
+    helpers.write(dir .. "/in/b.md", "delta")
+    ok_update(dir)
+    assert.are.equal("b.md\n", matches("delta"))
+    assert.are.equal("", matches("beta"))
+    _, err, code = ph.tide(dir, "verify pipeline.lua")
+    assert.are.equal(0, code, err)
+  end)
+
   it("removes on drop the folders it made once they are empty, and never "
      .. "one it found", function()
     local function deep(dir)

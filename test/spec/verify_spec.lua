@@ -84,6 +84,49 @@ describe("tide verify", function()
                    .. "no verify)", text, 1, true)
   end)
 
+  it("refuses a store or an app that is not there, making no store",
+     function()
+    local dir = setup()
+    local _, err, code = ph.tide(dir, "verify pipeline.lua --db nowhere.db")
+    assert.are.equal(2, code)
+    assert.matches(dir .. "/nowhere.db: no such state store: nothing to "
+                   .. "verify (run tide update first)", err, 1, true)
+    assert.is_false(helpers.exists(dir .. "/nowhere.db"))
+    helpers.write(dir .. "/other.lua", (helpers.read(dir .. "/pipeline.lua")
+      :gsub('tide.app%("verify"', 'tide.app("other"')))
+    _, err, code = ph.tide(dir, "verify other.lua")
+    assert.are.equal(2, code)
+    assert.matches("nothing to verify: app other has no state in " .. dir
+                   .. "/.tide/state.db (run tide update first)", err, 1, true)
+  end)
+
+  it("repairs what it can when the target refuses one change, and says "
+     .. "which", function()
+    local dir = setup()
+    -- A folder of the user's where a file of tide's was, and a file gone.
+    os.remove(dir .. "/out/site/a.md.txt")
+    helpers.write(dir .. "/out/site/a.md.txt/mine", "the user's")
+    os.remove(dir .. "/out/site/b.md.txt")
+    sql(dir, "DELETE FROM docs WHERE id = 'c.md'")
+    local by, report, code = verify(dir, "--repair")
+    assert.are.equal(1, code)
+    assert.is_true(report.drift)
+    assert.are.same({ "a.md.txt", "b.md.txt" }, by["out/site"].missing)
+    assert.are.same({ { key = "a.md.txt",
+                        message = "fs.dir: out/site/a.md.txt: is a directory" } },
+                    by["out/site"].unrepaired)
+    assert.are.same({}, by.docs.unrepaired)
+    assert.are.equal("BETA", helpers.read(dir .. "/out/site/b.md.txt"))
+    assert.are.equal("c.md|gamma\n", sql(dir, "SELECT id, text FROM docs "
+                                            .. "WHERE id = 'c.md'"))
+    local out
+    out, _, code = ph.tide(dir, "verify pipeline.lua --repair")
+    assert.are.equal(1, code)
+    assert.matches('out/site: 1 missing, 0 changed, 0 extra: repaired but '
+      .. 'for 1\n  missing "a.md.txt"\n  not repaired "a.md.txt": fs.dir: '
+      .. 'out/site/a.md.txt: is a directory\n', out, 1, true)
+  end)
+
   it("asks a custom target type's verify, and refuses a field it does not "
      .. "know", function()
     local dir = helpers.tmpdir()

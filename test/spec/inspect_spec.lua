@@ -1,0 +1,93 @@
+-- `tide why TARGET KEY` finds every key `tide show --target-states`
+-- prints, whatever the types of its key fields: integers, floats (7.0 is
+-- not 7), booleans, and composite keys mixing them; `tide show PATH`
+-- takes a path as a shell completes it, and says when nothing is there.
+local helpers = require "test.spec.helpers"
+
+local q = helpers.q
+
+local PIPELINE = [[
+local tide = require "tide"
+local sqlite = require "tide.sqlite"
+local Int = tide.record("Int", { { "k", "integer", key = true } })
+local Num = tide.record("Num", { { "k", "number", key = true } })
+local Mixed = tide.record("Mixed", {
+  { "path", "string", key = true },
+  { "chunk", "integer", key = true },
+  { "weight", "number", key = true },
+})
+local Flag = tide.record("Flag", { { "on", "boolean", key = true } })
+return tide.app("keys", function()
+  local ints = sqlite.table { db = "out.db", name = "ints", schema = Int }
+  local nums = sqlite.table { db = "out.db", name = "nums", schema = Num }
+  local mixed = sqlite.table { db = "out.db", name = "mixed", schema = Mixed }
+  local flags = sqlite.table { db = "out.db", name = "flags", schema = Flag }
+  tide.mount("rows", tide.fn("rows", function()
+    ints:row { k = 7 }
+    nums:row { k = 1.5 }
+    nums:row { k = 2.0 }
+    mixed:row { path = "a.md", chunk = 1, weight = 4.0 }
+    mixed:row { path = "a.md", chunk = 2, weight = 0.25 }
+    flags:row { on = true }
+  end))
+end)
+]]
+
+local function tide(dir, args)
+  return helpers.run(("cd %s && %s %s"):format(q(dir), q(helpers.tide),
+                                                args))
+end
+
+describe("tide why and show", function()
+  local dir
+
+  before_each(function()
+    dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", PIPELINE)
+    local _, err, code = tide(dir, "update pipeline.lua")
+    assert.are.equal(0, code, err)
+  end)
+
+  after_each(helpers.cleanup)
+
+  it("finds every key show prints", function()
+    local shown = tide(dir, "show pipeline.lua /rows --target-states")
+    local keys = {}
+    for name, key in shown:gmatch("\n    (%S+) ([^\n]+)") do
+      keys[#keys + 1] = { name, key }
+    end
+    assert.are.equal(6, #keys, shown)
+    for _, k in ipairs(keys) do
+      local out, err, code = tide(dir, ("why pipeline.lua %s %s")
+        :format(q(k[1]), q(k[2])))
+      assert.are.equal(0, code, k[1] .. " " .. k[2] .. ": " .. err)
+      assert.matches("owner component: /rows (rows)", out, 1, true)
+    end
+  end)
+
+  it("show takes a path without its first slash or with a last one, and "
+     .. "says when no component is there", function()
+    for _, path in ipairs { "/rows", "rows", "/rows/", "rows/" } do
+      local out, err, code = tide(dir, "show pipeline.lua " .. path)
+      assert.are.equal(0, code, err)
+      assert.matches("^app keys: 1 components\n/rows ", out)
+    end
+    local out, err, code = tide(dir, "show pipeline.lua /row")
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.are.equal("tide: app keys has no component at /row or below it\n",
+                     err)
+  end)
+
+  it("reads a composite key's integers and floats as written", function()
+    local out, err, code = tide(dir,
+      "why pipeline.lua mixed '[\"a.md\",1,4.0]' --json")
+    assert.are.equal(0, code, err)
+    assert.matches('"key":["a.md",1,4.0]', out, 1, true)
+    -- 4 is an integer, and the key holds the float 4.0: another key.
+    _, err, code = tide(dir, "why pipeline.lua mixed '[\"a.md\",1,4]'")
+    assert.are.equal(1, code)
+    assert.matches('mixed has no target state with key ["a.md",1,4]', err,
+                   1, true)
+  end)
+end)
