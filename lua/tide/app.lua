@@ -404,9 +404,11 @@ end
 -- One catch-up cycle. seen (a table, may be nil) receives what live mode
 -- follows: seen.walked, the folders the cycle listed (absolute path ->
 -- fs.walk), seen.refresh, the shortest auto_refresh period, if any,
--- seen.walks, what each of its walks was, and seen.watched, the sources
+-- seen.walks, what each of its walks was, seen.watched, the sources
 -- with a watch function it mounted (base path -> { source, signature },
--- engine.lua).
+-- engine.lua), seen.own, the files and folders tide itself writes
+-- (absolute paths: Run:own_paths), and seen.walks_at, the walks listed at
+-- each folder: events on what they leave out start no cycle.
 function App:cycle(opts, seen)
   local stats, errors, code = cycle(self, opts, function(parts)
     local run = runmod.new(self, opts, parts)
@@ -415,6 +417,8 @@ function App:cycle(opts, seen)
       seen.walked, seen.refresh = run.walked, run.refresh_every
       seen.walks = run.walks_now
       seen.watched = run.watched_now
+      seen.own = run:own_paths()
+      seen.walks_at = run.walks_at
     end
     return table.unpack(results, 1, results.n)
   end, true)

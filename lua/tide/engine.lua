@@ -895,7 +895,7 @@ function M.mount_each_walk(parent, base, fn, rest, on_error, call)
   local source = "fs:" .. items.dir
   items:listed()
   -- The sets fs.walk compiled once (not the pattern lists again).
-  local include, exclude = fsmod.Walk.globs(items)
+  local include, exclude = fsmod.Walk.globs(items, run)
   local spec = {
     store = run.store, app_id = run.app_id, dir = items.dir,
     source = source, base = base, logic = fn:logic_raw(),

@@ -202,7 +202,7 @@ end
 -- copy compiles its own on first use.
 local compiled = setmetatable({}, { __mode = "k" })
 
-local function globs(walk)
+local function walk_globs(walk)
   local sets = compiled[walk]
   if not sets then
     local inc, err = compile("include", walk.include)
@@ -214,6 +214,43 @@ local function globs(walk)
     compiled[walk] = sets
   end
   return sets[1] or nil, sets[2] or nil
+end
+
+-- A walk never lists what tide itself writes below its folder (the run's
+-- own_paths: the state store and the files SQLite keeps beside it, the
+-- targets' databases and folders): read back as input, they would differ
+-- at every run, which would then never find the last one's result, and
+-- in live mode each cycle's writes would start the next. They join the
+-- walk's exclude patterns after the user's (the last pattern that
+-- matches decides, so no `!` pattern lists them again).
+local function escape_glob(path) return (path:gsub("[^%w/._-]", "\\%0")) end
+
+local function own_excludes(walk, run)
+  local root, rel = walk.abs .. "/", {}
+  for _, path in ipairs(run:own_paths()) do
+    if path:sub(1, #root) == root then
+      rel[#rel + 1] = escape_glob(path:sub(#root + 1))
+    end
+  end
+  if #rel == 0 then return nil end
+  local key = concat(rel, "\0")
+  local kept = run.own_globs[walk]
+  if kept and kept.key == key then return kept.set end
+  local list = {}
+  for i, p in ipairs(walk.exclude or {}) do list[i] = p end
+  for _, p in ipairs(rel) do list[#list + 1] = p end
+  local set, err = compile("exclude", list)
+  if err then error("fs.walk: " .. err, 0) end
+  run.own_globs[walk] = { key = key, set = set }
+  return set
+end
+
+-- The walk's include and exclude sets in a run (tide's own files left
+-- out), or, without one, as the walk was made.
+local function globs(walk, run)
+  local inc, exc = walk_globs(walk)
+  if run then exc = own_excludes(walk, run) or exc end
+  return inc, exc
 end
 
 local walk_options = { include = true, exclude = true,
@@ -263,8 +300,8 @@ function fs.walk(dir, opts)
   return walk
 end
 
--- The walk's compiled include and exclude sets (nil for none), for C
--- functions that walk: core.fs_walk, core.fs_selects, index:walk.
+-- The walk's compiled include and exclude sets (nil for none) in a run,
+-- for C functions that walk: core.fs_walk, core.fs_selects, index:walk.
 Walk.globs = globs
 
 -- A walk listed inside a component is watched in live mode (live.lua),
@@ -275,6 +312,12 @@ function Walk:listed()
   if not frame then return end
   local run = frame.run
   run.walked[self.abs] = self
+  local at = run.walks_at[self.abs]
+  if not at then
+    at = {}
+    run.walks_at[self.abs] = at
+  end
+  at[self] = true
   local watch_folder = run.opts.watch_folder
   if watch_folder and self.live then
     watch_folder(self.abs, self.follow_symlinks)
@@ -301,8 +344,8 @@ end
 -- The fingerprint of what the walk lists now: each file's path, size and
 -- modification time, and the parts it could not read; false when the
 -- folder cannot be walked at all.
-function Walk:listing_fp()
-  local inc, exc = globs(self)
+function Walk:listing_fp(run)
+  local inc, exc = globs(self, run)
   local files, errors = fs_walk(self.dir, inc, exc, self.follow_symlinks,
                                 File)
   if not files then return false end
@@ -322,7 +365,8 @@ function Walk:items(on_error)
     error("fs.walk: on_error must be a function", 2)
   end
   self:listed()
-  local inc, exc = globs(self)
+  local frame = sched.current_frame()
+  local inc, exc = globs(self, frame and frame.run)
   local files, errors = fs_walk(self.dir, inc, exc, self.follow_symlinks,
                                 File)
   if not files then error("fs.walk: " .. errors, 0) end
@@ -340,6 +384,13 @@ function Walk:items(on_error)
     local f = files[i]
     if f then return f.path, f end
   end
+end
+
+-- Whether the walk's exclude patterns leave relpath out (and what is
+-- under it): an event there starts no cycle in live mode.
+function Walk:excludes(relpath)
+  local _, exc = walk_globs(self)
+  return exc ~= nil and not fs_selects(nil, exc, relpath)
 end
 
 -- Whether the walk lists a file at relpath (when it exists): for file
@@ -418,6 +469,9 @@ function dir_target.setup(spec)
 end
 
 function dir_target.folder(spec) return spec.dir end
+
+-- What a walk over a folder holding it must not list (fs.walk).
+function dir_target.own_files(spec) return { spec.dir } end
 
 local function depth(rel)
   local _, n = rel:gsub("/", "")

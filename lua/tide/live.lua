@@ -89,7 +89,7 @@ function M.folders(loop, say)
   local watch, err = core.watch_new(loop)
   if not watch then return nil, err end
   local folders = { watch = watch, watched = {}, unwatched = {},
-                    files = {} }
+                    files = {}, file_roots = {} }
   -- Called at every walk: a folder deleted or moved away and made again
   -- since is watched again (watch.h), and walked whole.
   function folders.add(abs, follow_symlinks)
@@ -107,6 +107,7 @@ function M.folders(loop, say)
   end
   function folders.add_file(abs, side)
     local root, why = watch:add_file(abs)
+    folders.file_roots[abs] = true
     if root then
       folders.files[abs] = not side and true or nil
     elseif folders.files[abs] ~= false then
@@ -352,7 +353,42 @@ function M.run(e, update, seen, hooks)
     end
     return false
   end
-  local function without_code(changes)
+  local function under(path, folder)
+    return path == folder or path:sub(1, #folder + 1) == folder .. "/"
+  end
+  -- tide's own write (the store's files, a target's below a walked
+  -- folder: seen.own), which no walk lists; a folder walked on purpose (a
+  -- target's folder read back) is not one.
+  local function own_write(path)
+    for _, own in ipairs(seen.own or {}) do
+      if under(path, own) then
+        for root in pairs(seen.walked or {}) do
+          if under(root, own) then return false end
+        end
+        return true
+      end
+    end
+    return false
+  end
+  -- A path that every walk over it excludes (a log the user writes
+  -- there, the live command's own output redirected there).
+  local function excluded(path)
+    local any = false
+    for root, walks in pairs(seen.walks_at or {}) do
+      if path:sub(1, #root + 1) == root .. "/" then
+        local rel = path:sub(#root + 2)
+        for walk in pairs(walks) do
+          if not walk:excludes(rel) then return false end
+          any = true
+        end
+      end
+    end
+    return any
+  end
+  -- The changes that may change what a source lists: not tide's own
+  -- writes, nor what every walk over them excludes; the pipeline's code
+  -- changed is said.
+  local function listed_changes(changes)
     local kept, said = {}, {}
     for _, c in ipairs(changes) do
       local path = c.path and c.dir .. "/" .. c.path
@@ -364,10 +400,14 @@ function M.run(e, update, seen, hooks)
                   .. "it to run the new code", path))
           folders.add_file(path, true)
         end
-        if walked(path) then kept[#kept + 1] = c end
-      else
-        kept[#kept + 1] = c
       end
+      -- What no walk lists starts no cycle; a file a source reads is its
+      -- source's change, whatever the walks.
+      local source_file = path and folders.file_roots[path]
+        and not code[path]
+      local unlisted = path and not source_file and (own_write(path)
+        or excluded(path) or code[path] and not walked(path))
+      if not unlisted then kept[#kept + 1] = c end
     end
     return kept
   end
@@ -420,7 +460,7 @@ function M.run(e, update, seen, hooks)
       if pending() > 0 or relist then
         settle(pending, stopped, wait)
         local files_only = watchers.count == 0 and not relist
-        changes = without_code(watch:take())
+        changes = listed_changes(watch:take())
         for abs in pairs(folders.unwatched) do
           changes[#changes + 1] = { dir = abs }
         end

@@ -72,8 +72,11 @@ function M.new(app, opts, parts)
     file_sources = {}, -- walked folder -> its file-state source name
     walked = {}, -- absolute folder -> the fs.walk a component listed (live mode)
     walk_fps = {}, -- walk dependency key -> its listing's fingerprint
+    own_globs = setmetatable({}, { __mode = "k" }), -- fs.walk -> its
+      -- exclude set with tide's own files (fs.lua)
     source_file_fps = {}, -- a file a source read -> its stat (file_listed)
     walks_now = {}, -- what each walk of this cycle was (live mode)
+    walks_at = {}, -- absolute folder -> { fs.walk = true } listed there
     watched_now = {}, -- the live sources it mounted (live mode)
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
@@ -384,6 +387,29 @@ end
 
 -- ---- Containers ----
 
+-- What tide writes in this run, as absolute paths, which no walk lists
+-- (fs.lua): the state store's files (SQLite's), and the files and
+-- folders of the targets declared so far whose type names them
+-- (own_files(spec)).
+function Run:own_paths()
+  local paths = {}
+  local store = self.store:path()
+  if store:sub(1, 1) == "/" then
+    for _, side in ipairs { "", "-wal", "-shm", "-journal", "-lock" } do
+      paths[#paths + 1] = store .. side
+    end
+  end
+  for _, c in pairs(self.containers) do
+    local own = c.type.own_files
+    if own then
+      for _, path in ipairs(own(c.spec)) do
+        paths[#paths + 1] = core.fs_abspath(path) or path
+      end
+    end
+  end
+  return paths
+end
+
 function Run:container(tt, spec, frame, level)
   local identity = tt.identity(spec)
   local ckey = tt.name .. "\0" .. identity
@@ -598,7 +624,7 @@ function Run:walk_fp(key)
   if ok and watch_folder and walk.live then -- before it is listed
     watch_folder(walk.abs, walk.follow_symlinks)
   end
-  fp = ok and walk:listing_fp() or false
+  fp = ok and walk:listing_fp(self) or false
   self.walk_fps[key] = fp
   return fp
 end

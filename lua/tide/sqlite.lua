@@ -431,6 +431,13 @@ function target.short_name(spec) return spec.name end
 -- The folder the database file is in; nil for one in the current folder.
 function target.folder(spec) return spec.db:match("^(.*[^/])/+[^/]+$") end
 
+-- The database and the files SQLite keeps beside it: what a walk over a
+-- folder holding them must not list (fs.walk).
+function target.own_files(spec)
+  return { spec.db, spec.db .. "-wal", spec.db .. "-shm",
+           spec.db .. "-journal" }
+end
+
 -- Creates or alters the table (and its FTS index) in one transaction;
 -- returns whether the rows written last run are still there, and how many
 -- folders it made for the database file, counted from its folder up

@@ -4,7 +4,9 @@
 -- A target type is { name, identity(spec), short_name(spec),
 -- setup(spec, prev, owner) -> survived, made, apply(spec, changes),
 -- drop(spec, owner), recover(spec), exists(spec), folder(spec),
--- batch_size }; see tide.target_type. made, optional, is how many folders
+-- own_files(spec), batch_size }; see tide.target_type. own_files, optional,
+-- lists the files and folders the container writes, which no walk lists
+-- (fs.lua). made, optional, is how many folders
 -- the setup created for the container, counted from folder(spec) up (a
 -- database's folder and its parents): the store keeps it, and once the
 -- container is dropped the engine removes them when they are empty
@@ -128,7 +130,7 @@ function M.target_type(def)
     error(fmt("tide.target_type %s: apply must be a function", def.name), 2)
   end
   local functions = { "setup", "drop", "identity", "short_name", "recover",
-                      "exists", "finish", "folder", "verify" }
+                      "exists", "finish", "folder", "verify", "own_files" }
   for _, k in ipairs(functions) do
     if def[k] ~= nil and type(def[k]) ~= "function" then
       error(fmt("tide.target_type %s: %s must be a function", def.name, k),
@@ -151,7 +153,7 @@ function M.target_type(def)
   local tt = {
     name = def.name, apply = def.apply, exists = def.exists,
     recover = def.recover, finish = def.finish, folder = def.folder,
-    verify = def.verify, batch_size = batch,
+    verify = def.verify, own_files = def.own_files, batch_size = batch,
     setup = def.setup or function() return true end,
     drop = def.drop or function() end,
     identity = def.identity or function(spec)

@@ -185,6 +185,40 @@ describe("tide.fs", function()
                        err)
     end)
 
+    it("never lists the state store or the run's own targets, and a run "
+       .. "over them finds the last one's result", function()
+      local dir = tree(helpers.tmpdir(), { ["a.md"] = "alpha" })
+      helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { { "path", "string", key = true },
+                                 { "size", "integer" } })
+local put = tide.fn("put", { memo = true }, function(file, docs, site)
+  docs:row(Doc { path = file.path, size = file.size })
+  site:file(file.path .. ".txt", file:text())
+end)
+return tide.app("own", function()
+  local docs = sqlite.table { db = "out/docs.db", name = "docs", schema = Doc }
+  -- A `!` of the user's does not list them again.
+  tide.mount_each(put, fs.walk(".", { exclude = { "*.tmp", "!.tide/**",
+                                                  "!out/**", "!site/**" } }),
+                  docs, fs.dir("site"))
+end)
+]])
+      local function update()
+        local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+          .. "--json"):format(q(dir), helpers.tide))
+        assert.are.equal(0, code, err)
+        return require("cjson").decode(out).components
+      end
+      assert.are.equal(2, update().added)
+      local again = update()
+      assert.are.same({ 0, 0, 2 }, { again.added, again.reprocessed,
+                                     again.unchanged })
+      assert.are.equal("a.md.txt pipeline.lua.txt", contents(dir .. "/site"))
+    end)
+
     it("reports an unreadable directory, or hands it to on_error",
        function()
       -- Run as an unprivileged user so permissions apply even to root.

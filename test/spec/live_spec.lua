@@ -670,6 +670,59 @@ end)
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
+  it("walks a folder holding its own store and targets and comes to rest",
+     function()
+    local dir = helpers.tmpdir()
+    -- The live command's own output files are the user's: left out here.
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "path", "string", key = true },
+  { "title", "string" },
+})
+local put = tide.fn("put", { memo = true }, function(file, docs, site)
+  docs:row(Doc { path = file.path, title = file:text() })
+  site:file(file.path .. ".txt", file:text())
+end)
+local item = tide.fn("item", function(it, docs)
+  docs:row(Doc { path = it.id, title = it.title })
+end)
+return tide.app("own", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(put, fs.walk(".", { exclude = { "stdout", "stderr",
+    "pid", "status", "items.jsonl" } }), docs, fs.dir("site"))
+  -- A file a source reads, which the walk leaves out, is followed.
+  tide.mount_each(item, tide.json.lines("items.jsonl", { key = "id" }), docs)
+end)
+]])
+    helpers.write(dir .. "/a.md", "alpha")
+    helpers.write(dir .. "/items.jsonl", '{"id": "i1", "title": "one"}\n')
+    local code = helpers.read(dir .. "/pipeline.lua")
+    local pid = start(dir, "--rescan 3600")
+    reaches(dir, { ["a.md"] = "alpha", ["pipeline.lua"] = code, i1 = "one" })
+    helpers.write(dir .. "/b.md", "beta")
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta",
+                   ["pipeline.lua"] = code, i1 = "one" })
+    helpers.write(dir .. "/items.jsonl", '{"id": "i1", "title": "ONE"}\n')
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta",
+                   ["pipeline.lua"] = code, i1 = "ONE" })
+    -- Its own writes (the store, out.db, site/) start no cycle.
+    local function count() return #cycles(dir) end
+    local settled = wait_for(function()
+      local n = count()
+      os.execute("sleep 0.5")
+      return count() == n
+    end, 10)
+    assert.is_true(settled, "cycles go on: " .. count())
+    local n = count()
+    os.execute("sleep 1")
+    assert.are.equal(n, count())
+    assert.are.equal(0, stop(dir, pid, "INT"))
+    assert.is_nil(helpers.read(dir .. "/site/site/a.md.txt.txt"))
+  end)
+
   it("re-runs an auto_refresh component every period", function()
     local dir = helpers.tmpdir()
     helpers.write(dir .. "/price.txt", "10")
