@@ -1295,23 +1295,33 @@ end
 -- computing task makes again (recursion) is not made to wait for itself.
 local function await_flight(run, key)
   local task = sched.current()
-  local flight = run.in_flight[key]
-  while flight and flight.task ~= task do
-    sched.wait_in_line(run.sched, flight, task)
-    flight = run.in_flight[key]
+  local owner = run.in_flight[key]
+  while owner and owner ~= task do
+    local line = run.flight_lines[key]
+    if not line then
+      line = sched.line()
+      run.flight_lines[key] = line
+    end
+    sched.wait_in_line(run.sched, line, task)
+    owner = run.in_flight[key]
   end
 end
 
+-- The computing task is the flight's owner; a line of waiters is made
+-- only when one comes.
 local function take_off(run, key)
-  local flight = sched.line()
-  flight.task = sched.current()
-  run.in_flight[key] = flight
-  return flight
+  local task = sched.current() or true
+  run.in_flight[key] = task
+  return task
 end
 
-local function land(run, key, flight)
-  if run.in_flight[key] == flight then run.in_flight[key] = nil end
-  while sched.wake_first(run.sched, flight) do end
+local function land(run, key, owner)
+  if run.in_flight[key] == owner then run.in_flight[key] = nil end
+  local line = run.flight_lines[key]
+  if line then
+    run.flight_lines[key] = nil
+    while sched.wake_first(run.sched, line) do end
+  end
 end
 
 -- A memo miss: the body runs in a recording scope of its own, whose

@@ -66,7 +66,8 @@ function M.new(app, opts, parts)
     batch = {}, batch_size = opts.batch_size or 256,
     flushing = false, flush_queue = sched.line(),
     memo_hits = core.memo_cache_new(), memo_extra = {}, memo_candidates = {},
-    in_flight = {}, -- memo key -> the tasks waiting for its computation
+    in_flight = {}, -- memo key -> the task computing it (engine.lua)
+    flight_lines = {}, -- memo key -> the tasks waiting for it
     memo_stored = {},
     call_states = {}, -- tide.fn -> its calls' limit and batch queue (calls.lua)
     file_sources = {}, -- walked folder -> its file-state source name
