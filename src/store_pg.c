@@ -631,7 +631,13 @@ static int split_keywords(const char *p, char *conninfo,
                  "quote";
         return TIDE_EINVAL;
       }
-      p++;
+      /* A blank before the next pair: the copy puts one there, and the
+      ** copies take no more room than the location. */
+      if (*++p != '\0' && !blank(*p)) {
+        *error = "state store location: a quoted value must be followed "
+                 "by a blank";
+        return TIDE_EINVAL;
+      }
     } else {
       for (; *p && !blank(*p); p++)
         if (*p == '\\' && p[1]) p++;

@@ -418,7 +418,14 @@ function App:cycle(opts, seen)
       seen.walks = run.walks_now
       seen.watched = run.watched_now
       seen.own = run:own_paths()
-      seen.walks_at = run.walks_at
+      -- Kept over the session: a walk checked in an earlier cycle only
+      -- (its verdict warm since) still decides for its folder's events.
+      local at = seen.walks_at or {}
+      for abs, walks in pairs(run.walks_at) do
+        at[abs] = at[abs] or {}
+        for key, walk in pairs(walks) do at[abs][key] = walk end
+      end
+      seen.walks_at = at
     end
     return table.unpack(results, 1, results.n)
   end, true)

@@ -1309,14 +1309,28 @@ end
 
 -- The computing task is the flight's owner; a line of waiters is made
 -- only when one comes.
+-- The task keeps its flights (task.flights) until they land: one the
+-- scheduler aborts (its code yielded to it) never returns to land them,
+-- and abort_component lands them for it.
 local function take_off(run, key)
-  local task = sched.current() or true
+  local task = sched.current()
+  if not task then
+    run.in_flight[key] = true
+    return true
+  end
+  local flights = task.flights
+  if not flights then
+    flights = {}
+    task.flights = flights
+  end
+  flights[key] = true
   run.in_flight[key] = task
   return task
 end
 
 local function land(run, key, owner)
   if run.in_flight[key] == owner then run.in_flight[key] = nil end
+  if owner ~= true then owner.flights[key] = nil end
   local line = run.flight_lines[key]
   if line then
     run.flight_lines[key] = nil
@@ -1473,6 +1487,10 @@ end
 -- The scheduler's on_abort: a task whose own code yielded to the
 -- scheduler fails (an item fails its map's caller).
 function M.abort_component(task, message)
+  local flights, run = task.flights, task.run or task.frame.run
+  if flights then
+    for key in pairs(flights) do land(run, key, task) end
+  end
   if task.item then
     task.failed, task.err, task.trace = true, message, message
     return

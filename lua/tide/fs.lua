@@ -239,8 +239,9 @@ local function own_excludes(walk, run)
   local list = {}
   for i, p in ipairs(walk.exclude or {}) do list[i] = p end
   for _, p in ipairs(rel) do list[#list + 1] = p end
-  local set, err = compile("exclude", list)
-  if err then error("fs.walk: " .. err, 0) end
+  -- A path no pattern can name (never, from fs_abspath) leaves the
+  -- walk's own patterns as they are.
+  local set = compile("exclude", list)
   run.own_globs[walk] = { key = key, set = set }
   return set
 end
@@ -317,7 +318,7 @@ function Walk:listed()
     at = {}
     run.walks_at[self.abs] = at
   end
-  at[self] = true
+  at[self:dependency_key()] = self
   local watch_folder = run.opts.watch_folder
   if watch_folder and self.live then
     watch_folder(self.abs, self.follow_symlinks)

@@ -377,7 +377,7 @@ function M.run(e, update, seen, hooks)
     for root, walks in pairs(seen.walks_at or {}) do
       if path:sub(1, #root + 1) == root .. "/" then
         local rel = path:sub(#root + 2)
-        for walk in pairs(walks) do
+        for _, walk in pairs(walks) do
           if not walk:excludes(rel) then return false end
           any = true
         end

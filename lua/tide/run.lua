@@ -77,7 +77,7 @@ function M.new(app, opts, parts)
       -- exclude set with tide's own files (fs.lua)
     source_file_fps = {}, -- a file a source read -> its stat (file_listed)
     walks_now = {}, -- what each walk of this cycle was (live mode)
-    walks_at = {}, -- absolute folder -> { fs.walk = true } listed there
+    walks_at = {}, -- absolute folder -> { dependency key -> fs.walk }
     watched_now = {}, -- the live sources it mounted (live mode)
     fstats = setmetatable({}, { __mode = "k" }), context = {}, context_by_name = {},
     apply_failed = {}, retry = {}, retry_order = {}, shrunk = {},
@@ -394,17 +394,32 @@ end
 -- (own_files(spec)).
 function Run:own_paths()
   local paths = {}
+  local function add(path)
+    paths[#paths + 1] = core.fs_abspath(path) or path
+  end
   local store = self.store:path()
   if store:sub(1, 1) == "/" then
     for _, side in ipairs { "", "-wal", "-shm", "-journal", "-lock" } do
-      paths[#paths + 1] = store .. side
+      add(store .. side)
     end
   end
+  -- The containers of earlier runs too: a target a component declares
+  -- after (or below) the walk that would list it is known from the start.
   for _, c in pairs(self.containers) do
     local own = c.type.own_files
     if own then
-      for _, path in ipairs(own(c.spec)) do
-        paths[#paths + 1] = core.fs_abspath(path) or path
+      for _, path in ipairs(own(c.spec)) do add(path) end
+    end
+  end
+  for _, c in pairs(self.stored_containers) do
+    local tt = c.spec and target.type_named(c.kind)
+    if tt and tt.own_files then
+      local ok, spec = pcall(decode, c.spec)
+      local fine, list = pcall(tt.own_files, ok and spec or nil)
+      if ok and fine and type(list) == "table" then
+        for _, path in ipairs(list) do
+          if type(path) == "string" then add(path) end
+        end
       end
     end
   end
@@ -624,6 +639,14 @@ function Run:walk_fp(key)
   local watch_folder = self.opts.watch_folder
   if ok and watch_folder and walk.live then -- before it is listed
     watch_folder(walk.abs, walk.follow_symlinks)
+  end
+  -- A walk a memoized component carried over on is one of the cycle's
+  -- walks for live mode's events too (live.lua), as if listed.
+  if ok then
+    local at = self.walks_at[walk.abs] or {}
+    self.walks_at[walk.abs] = at
+    at[key] = walk
+    self.walked[walk.abs] = self.walked[walk.abs] or walk
   end
   fp = ok and walk:listing_fp(self) or false
   self.walk_fps[key] = fp

@@ -127,6 +127,12 @@ static void test_pg_keywords(void) {
                "characters long");
   CHECK_EQ_INT(tide_store_public_location("host=/x dbname", out,
                                           sizeof out), TIDE_EINVAL);
+  /* Pairs run together after a quote: refused, not copied with a blank
+  ** the location has no room for. */
+  CHECK_EQ_INT(tide_store_public_location("a='x'b=y", out, sizeof out),
+               TIDE_EINVAL);
+  CHECK_STR_EQ(out, "state store location: a quoted value must be "
+               "followed by a blank");
 }
 
 /* The location's password never reaches the path or a message. */

@@ -251,7 +251,15 @@ local function trial(k)
     if state.restart or rng(25) == 1 then
       sleep_ms(rng(0, 80))
       sh(fmt("kill -9 %d 2>/dev/null", pid))
-      while alive(pid) do sleep_ms(5) end
+      local waited = 0
+      while alive(pid) and waited < 2000 do
+        sleep_ms(5)
+        waited = waited + 1
+      end
+      if alive(pid) then
+        problems[#problems + 1] = fmt("tide live (pid %d) outlived SIGKILL "
+                                      .. "by 10 s", pid)
+      end
       kills = kills + 1
       log[#log + 1] = "kill -9 and start again"
       state.restart = false

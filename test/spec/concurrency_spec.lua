@@ -481,6 +481,24 @@ describe("a tide.fn's concurrency and batch options", function()
     assert.matches("cannot encode a function", errors[2].message, 1, true)
     assert.are.equal(2, stats.functions.unstorable_once.misses)
     app5:close()
+    -- A computing task the scheduler aborts (its code yielded to it)
+    -- lands its flight: the waiter fails on its own, not waiting for ever.
+    local yields = tide.fn("yields_once", { memo = true }, function(n)
+      tide.sleep(0.005)
+      coroutine.yield()
+      return n
+    end)
+    local app6 = tide.app("once_yields", function()
+      tide.mount_each(tide.fn("each_yields", function(n) yields(n) end),
+                      { a = 1, b = 1 })
+    end)
+    stats, errors = assert(app6:update { db = dir .. "/state6.db" })
+    assert.are.equal(2, #errors)
+    for _, e in ipairs(errors) do
+      assert.matches("component code cannot yield to tide", e.message, 1,
+                     true)
+    end
+    app6:close()
     app:close()
     app2:close()
     app3:close()

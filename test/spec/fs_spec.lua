@@ -217,6 +217,31 @@ end)
       assert.are.same({ 0, 0, 2 }, { again.added, again.reprocessed,
                                      again.unchanged })
       assert.are.equal("a.md.txt pipeline.lua.txt", contents(dir .. "/site"))
+      -- A folder target declared in the component, below the walk, and a
+      -- store named through "..": left out from the first run on.
+      dir = tree(helpers.tmpdir(), { ["a.md"] = "alpha", ["sub/x"] = "" })
+      helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local put = tide.fn("put", function(file)
+  fs.dir("site"):file(file.path .. ".txt", file:text())
+end)
+return tide.app("own", function()
+  tide.mount_each(put, fs.walk(".", { include = { "**/*.md", "*.db*",
+                                                  "**/*.txt" } }))
+end)
+]])
+      local function update_at(db)
+        local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+          .. "--json --db %s"):format(q(dir), helpers.tide, db))
+        assert.are.equal(0, code, err)
+        return require("cjson").decode(out).components
+      end
+      assert.are.equal(1, update_at("sub/../st.db").added)
+      again = update_at("sub/../st.db")
+      assert.are.same({ 0, 1, 0 }, { again.added, again.reprocessed,
+                                     again.deleted })
+      assert.are.equal("a.md.txt", contents(dir .. "/site"))
     end)
 
     it("reports an unreadable directory, or hands it to on_error",

@@ -723,6 +723,47 @@ end)
     assert.is_nil(helpers.read(dir .. "/site/site/a.md.txt.txt"))
   end)
 
+  it("follows a folder a carried-over component listed, though another "
+     .. "walk excludes it", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "path", "string", key = true },
+  { "title", "string" },
+})
+local count = tide.fn("count", { memo = true }, function(docs)
+  local n = 0
+  for _ in fs.walk("data"):items() do n = n + 1 end
+  docs:row(Doc { path = "data", title = tostring(n) })
+end)
+local put = tide.fn("put", function(file, docs)
+  docs:row(Doc { path = file.path, title = file:text() })
+end)
+return tide.app("carried", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(put, fs.walk(".", { exclude = { "data/**", "*.lua",
+    "stdout", "stderr", "pid", "status" } }), docs)
+  tide.mount("count", count, docs)
+end)
+]])
+    helpers.write(dir .. "/a.md", "alpha")
+    helpers.write(dir .. "/data/one.txt", "1")
+    -- Live mode after an update: its cycles carry count over (its folder
+    -- unchanged), never listing that folder themselves...
+    updated_components(dir)
+    local pid = start(dir, "--rescan 3600")
+    reaches(dir, { ["a.md"] = "alpha", data = "1" })
+    helpers.write(dir .. "/a.md", "ALPHA")
+    reaches(dir, { ["a.md"] = "ALPHA", data = "1" })
+    -- ...and its folder's events start a cycle.
+    helpers.write(dir .. "/data/two.txt", "2")
+    reaches(dir, { ["a.md"] = "ALPHA", data = "2" })
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
   it("re-runs an auto_refresh component every period", function()
     local dir = helpers.tmpdir()
     helpers.write(dir .. "/price.txt", "10")
