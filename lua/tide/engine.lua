@@ -18,6 +18,7 @@ local calls = require "tide.calls"
 local parallel = require "tide.parallel"
 local sharemod = require "tide.share"
 local depsmod = require "tide.deps"
+local flights = require "tide.flights"
 local tracebacks = require "tide.traceback"
 
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall,
@@ -1287,57 +1288,6 @@ local function remember(run, fs, logic, key, value, deps, targets, n, ...)
   return id
 end
 
--- The same memoized call (its memo key) computed by another task: a
--- batch's items are all in flight at once, and so are concurrent
--- components' model calls. A second caller waits for the first and hits
--- the entry it leaves rather than compute it again (a model paid twice);
--- when the first fails, the next computes in its turn. A call the
--- computing task makes again (recursion) is not made to wait for itself.
-local function await_flight(run, key)
-  local task = sched.current()
-  local owner = run.in_flight[key]
-  while owner and owner ~= task do
-    local line = run.flight_lines[key]
-    if not line then
-      line = sched.line()
-      run.flight_lines[key] = line
-    end
-    sched.wait_in_line(run.sched, line, task)
-    owner = run.in_flight[key]
-  end
-end
-
--- The computing task is the flight's owner; a line of waiters is made
--- only when one comes.
--- The task keeps its flights (task.flights) until they land: one the
--- scheduler aborts (its code yielded to it) never returns to land them,
--- and abort_component lands them for it.
-local function take_off(run, key)
-  local task = sched.current()
-  if not task then
-    run.in_flight[key] = true
-    return true
-  end
-  local flights = task.flights
-  if not flights then
-    flights = {}
-    task.flights = flights
-  end
-  flights[key] = true
-  run.in_flight[key] = task
-  return task
-end
-
-local function land(run, key, owner)
-  if run.in_flight[key] == owner then run.in_flight[key] = nil end
-  if owner ~= true then owner.flights[key] = nil end
-  local line = run.flight_lines[key]
-  if line then
-    run.flight_lines[key] = nil
-    while sched.wake_first(run.sched, line) do end
-  end
-end
-
 -- A memo miss: the body runs in a recording scope of its own, whose
 -- dependencies and target states go to the caller's, and its results are
 -- stored and join the run's memo cache.
@@ -1409,17 +1359,17 @@ local function call(frame, fn, ...)
   end
   -- A full reprocess runs every call's body again.
   if run.in_flight[key] and not run.opts.full_reprocess then
-    await_flight(run, key)
+    flights.await(run, key)
     local id = cache:probe(logic, n, ...)
     if id then return hit(frame, scope, fs, id, cache:results(id)) end
   end
   fs.misses = fs.misses + 1
   -- Landed however it ends (a body that fails, a result that cannot be
   -- stored), so that no caller waits for it past its end.
-  local flight = take_off(run, key)
+  local flight = flights.take_off(run, key)
   local ok, results = pcall(compute, frame, scope, fs, fn, logic, key, n,
                             ...)
-  land(run, key, flight)
+  flights.land(run, key, flight)
   if not ok then error(results, 0) end
   return fnmod.unpack(results)
 end
@@ -1487,10 +1437,7 @@ end
 -- The scheduler's on_abort: a task whose own code yielded to the
 -- scheduler fails (an item fails its map's caller).
 function M.abort_component(task, message)
-  local flights, run = task.flights, task.run or task.frame.run
-  if flights then
-    for key in pairs(flights) do land(run, key, task) end
-  end
+  flights.abort(task.run or task.frame.run, task)
   if task.item then
     task.failed, task.err, task.trace = true, message, message
     return
