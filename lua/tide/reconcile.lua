@@ -589,11 +589,47 @@ local function apply_sent(run, defer)
   end
 end
 
+-- The ancestors of a batch's components that ran again and are not
+-- recorded yet, whose records still say ok (the previous run's): a crash
+-- after this batch's commit and before theirs would leave them carried
+-- over next time, with this batch's new descendants below them, which
+-- would then stand for them if their input or code went back to what the
+-- record says. Each is found once a run (frame.held_open, also set once
+-- it is recorded: a component is recorded after its children).
+local function ancestors_to_hold(batch)
+  local list
+  for b = 1, #batch do
+    local a = batch[b].parent
+    while a and not a.is_root and not a.held_open do
+      a.held_open = true
+      local prev = a.prev
+      if prev and prev.status == 0 then -- engine.STATUS_OK
+        list = list or {}
+        list[#list + 1] = a
+      end
+      a = a.parent
+    end
+  end
+  return list
+end
+
+-- Records, in the batch that records its first descendants, an ancestor
+-- ancestors_to_hold found and the batch did not record: its previous row
+-- again, marked incomplete (engine.STATUS_INCOMPLETE), so that it runs
+-- again until the run records it, as record_failure writes it failed.
+local function hold_open(run, frame)
+  local prev = frame.prev
+  run.store:component_record(run.app_id, frame.path, frame.fn.name,
+    prev.logic, prev.input, frame.source_key, prev.state,
+    prev.deps_fp, 2, prev.id)
+end
+
 function write_batch(run, batch, defer)
   apply_sent(run, defer)
   if #batch == 0 then return end
   local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}
+  local held = not preview and ancestors_to_hold(batch)
   -- The memo entries the batch's components used before, read before the
   -- batch's first write: a read after it would run the writes queued so
   -- far on this thread, and wait for the store's writer (the SQLite
@@ -609,6 +645,7 @@ function write_batch(run, batch, defer)
       if frame.id and frame.id ~= prev.id then ids[#ids + 1] = frame.id end
     end
   end
+  for i = 1, held and #held or 0 do ids[#ids + 1] = held[i].prev.id end
   if #ids > 0 then
     local states, refs = store:components_before(ids)
     for b = 1, #batch do
@@ -618,6 +655,7 @@ function write_batch(run, batch, defer)
         old_refs[b] = refs[frame.id or frame.prev.id] or {}
       end
     end
+    for i = 1, held and #held or 0 do run:keep_prev_row(held[i], states) end
   end
   -- A worker counts what it records, in the batch that records it
   -- (share.send_counts); one process counts as it goes.
@@ -627,7 +665,7 @@ function write_batch(run, batch, defer)
     local frame = batch[b]
     local id = put_component(run, frame,
       (frame.incomplete or frame.shrunk) and 2 or 0) -- engine.STATUS_*
-    frame.id = id
+    frame.id, frame.held_open = id, true
     if frame.count_as then
       counted[frame.count_as] = counted[frame.count_as] + 1
       frame.count_as = nil
@@ -678,6 +716,11 @@ function write_batch(run, batch, defer)
     -- What only the submit needed is not kept while a parent waits.
     frame.declared, frame.args = nil, nil
     if not frame.shrunk then frame.state_bytes = nil end
+  end
+  for i = 1, held and #held or 0 do
+    local frame = held[i]
+    -- Not recorded by this batch (held_open is then its record's).
+    if not frame.id then hold_open(run, frame) end
   end
   if worker then sharemod.send_counts(run) end
   -- One intent per container: the keys of the states about to be

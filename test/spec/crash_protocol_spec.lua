@@ -87,12 +87,13 @@ end
 local RUNNER = [[
 local cjson = require "cjson"
 local app = dofile("pipeline.lua")
-local stats, errors = app:update { db = ".tide/state.db", batch_size = 1 }
+local stats, errors = app:update { db = ".tide/state.db",
+                                   batch_size = tonumber(arg[1]) or 1 }
 io.write(cjson.encode({ stats = stats, errors = errors or {} }))
 ]]
-local function small_batches(dir)
+local function small_batches(dir, size)
   helpers.write(dir .. "/runner.lua", RUNNER)
-  local out, err, code = pl.tide(dir, "run runner.lua")
+  local out, err, code = pl.tide(dir, "run runner.lua " .. (size or 1))
   local ok, t = pcall(require("cjson").decode, out or "")
   if not ok then t = {} end
   return t.stats, t.errors, code, err
@@ -320,6 +321,73 @@ end)
     table.sort(old)
     assert.are.same({}, old)
     stats = pl.update(dir)
+    assert.are.equal(0, stats.targets.updated + stats.targets.inserted)
+  end)
+
+  it("runs again a component whose children an update killed before its "
+     .. "record had rerun, when its input goes back", function()
+    -- Parents a and b, 300 leaves each, in batches of 10: a's leaves are
+    -- recorded under v2 (their batches applied, nothing left pending of
+    -- theirs) while a waits its turn behind b's leaves, and a kill in b's
+    -- leaves comes before a is recorded. a's record still says v1: with
+    -- the input back at v1 it must not carry over leaves of v2.
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local cjson = require "cjson"
+local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
+local kv_type = tide.target_type{
+  name = "kv",
+  identity = function(spec) return spec.file end,
+  apply = function(spec, changes)
+    local f = io.open(spec.file)
+    local t = f and cjson.decode(f:read("a")) or {}
+    if f then f:close() end
+    for _, c in ipairs(changes) do t[c.key] = c.value end
+    f = assert(io.open(spec.file .. ".tmp", "w"))
+    f:write(cjson.encode(t))
+    f:close()
+    assert(os.rename(spec.file .. ".tmp", spec.file))
+  end,
+}
+local leaf = tide.fn("leaf", { memo = true }, function(key, version, out)
+  if exists("kill-in-" .. key) then os.execute("kill -9 $PPID") end
+  out:declare(key, version)
+end)
+local parent = tide.fn("parent", { memo = true }, function(name, version, out)
+  for i = 1, 300 do
+    tide.mount(tide.path("leaf", i), leaf, name .. i, version, out)
+  end
+end)
+return tide.app("nested", function()
+  local f = io.open("version")
+  local version = f and f:read("l") or "v1"
+  if f then f:close() end
+  local out = tide.declare_target(kv_type, { file = "out.json" })
+  tide.mount(tide.path("a"), parent, "a", version, out)
+  tide.mount(tide.path("b"), parent, "b", version, out)
+end)
+]])
+    local _, err, code = small_batches(dir, 10)
+    assert.are.equal(0, code, err)
+    helpers.write(dir .. "/version", "v2\n")
+    helpers.write(dir .. "/kill-in-b250", "")
+    assert.are_not.equal(0, select(3, small_batches(dir, 10)))
+    os.remove(dir .. "/kill-in-b250")
+    assert.are.equal(300, pl.store_count(dir, "SELECT count(*) FROM "
+      .. "target_states t JOIN components c ON c.id = t.owner_id "
+      .. "WHERE c.path LIKE '/a/leaf/%' AND t.pending = 0"))
+    helpers.write(dir .. "/version", "v1\n")
+    local stats
+    stats, err, code = small_batches(dir, 10)
+    assert.are.equal(0, code, err)
+    local old = {}
+    for k, v in pairs(pl.kv(dir .. "/out.json")) do
+      if v ~= "v1" then old[#old + 1] = k end
+    end
+    table.sort(old)
+    assert.are.same({}, old)
+    stats = small_batches(dir, 10)
     assert.are.equal(0, stats.targets.updated + stats.targets.inserted)
   end)
 end)
