@@ -43,6 +43,38 @@ local function mkdirs(path) sh("mkdir -p " .. q(path)) end
 M.q, M.sh, M.capture, M.write, M.read, M.mkdirs =
   q, sh, capture, write, read, mkdirs
 
+-- ---- Options ----
+
+-- Reads the command line into opts (its defaults): --keep and --verbose
+-- set true, the names in valued take a value (a number when it reads as
+-- one); anything else ends the campaign (who names it). Then a seed from
+-- the clock unless given, and the tide binary's path made absolute.
+function M.options(opts, valued, who)
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    local name = a:match("^%-%-([%w-]+)$")
+    if name == "keep" or name == "verbose" then
+      opts[name] = true
+    elseif name and valued[name] then
+      i = i + 1
+      local v = arg[i]
+      if v == nil then error("option " .. a .. " needs a value", 0) end
+      opts[name] = tonumber(v) or v
+    else
+      io.stderr:write(who, ": unknown argument ", a, "\n")
+      os.exit(2)
+    end
+    i = i + 1
+  end
+  local now_ms = require("tide.core").now_ms
+  opts.seed = opts.seed or (os.time() * 1000 + math.floor(now_ms()) % 1000)
+  if opts.tide:sub(1, 1) ~= "/" then
+    opts.tide = os.getenv("PWD") .. "/" .. opts.tide
+  end
+  return opts
+end
+
 -- ---- The pipeline and its inputs ----
 
 local template = assert(read(here .. "/pipeline.lua.in"),

@@ -45,28 +45,7 @@ local opts = { trials = 10, seed = nil, only = nil, files = 300, ops = 200,
                verbose = false }
 local VALUED = { trials = true, seed = true, only = true, files = true,
                  ops = true, tide = true }
-do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    local name = a:match("^%-%-([%w-]+)$")
-    if name == "keep" or name == "verbose" then
-      opts[name] = true
-    elseif name and VALUED[name] then
-      i = i + 1
-      if arg[i] == nil then error("option " .. a .. " needs a value", 0) end
-      opts[name] = tonumber(arg[i]) or arg[i]
-    else
-      io.stderr:write("live campaign: unknown argument ", a, "\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
-end
-opts.seed = opts.seed or (os.time() * 1000 + math.floor(now_ms()) % 1000)
-if opts.tide:sub(1, 1) ~= "/" then
-  opts.tide = os.getenv("PWD") .. "/" .. opts.tide
-end
+C.options(opts, VALUED, "live campaign")
 
 -- Light work per file and a quick custom target: a live cycle is short,
 -- and kills land in cycles as often as between them.

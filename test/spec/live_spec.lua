@@ -163,6 +163,21 @@ local function cycles(dir)
   return list
 end
 
+-- Asserts that live mode in dir stops starting cycles: none for half a
+-- second within 10 s, then none for a second more.
+local function comes_to_rest(dir)
+  local function count() return #cycles(dir) end
+  local settled = wait_for(function()
+    local n = count()
+    os.execute("sleep 0.5")
+    return count() == n
+  end, 10)
+  assert.is_true(settled, "cycles go on: " .. count())
+  local n = count()
+  os.execute("sleep 1")
+  assert.are.equal(n, count())
+end
+
 local function setup(live)
   local dir = helpers.tmpdir()
   helpers.write(dir .. "/pipeline.lua",
@@ -657,16 +672,7 @@ end)
     src("UPDATE t SET title = 'FIRST'; INSERT INTO t VALUES ('s2', 'second')")
     reaches(dir, { j1 = "ONE", j2 = "two", s1 = "FIRST", s2 = "second" })
     -- Its own reads of the database start no cycle: it comes to rest.
-    local function count() return #cycles(dir) end
-    local settled = wait_for(function()
-      local n = count()
-      os.execute("sleep 0.5")
-      return count() == n
-    end, 10)
-    assert.is_true(settled, "cycles go on: " .. count())
-    local n = count()
-    os.execute("sleep 0.5")
-    assert.are.equal(n, count())
+    comes_to_rest(dir)
     assert.are.equal(0, stop(dir, pid, "INT"))
   end)
 
@@ -709,16 +715,7 @@ end)
     reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta",
                    ["pipeline.lua"] = code, i1 = "ONE" })
     -- Its own writes (the store, out.db, site/) start no cycle.
-    local function count() return #cycles(dir) end
-    local settled = wait_for(function()
-      local n = count()
-      os.execute("sleep 0.5")
-      return count() == n
-    end, 10)
-    assert.is_true(settled, "cycles go on: " .. count())
-    local n = count()
-    os.execute("sleep 1")
-    assert.are.equal(n, count())
+    comes_to_rest(dir)
     assert.are.equal(0, stop(dir, pid, "INT"))
     assert.is_nil(helpers.read(dir .. "/site/site/a.md.txt.txt"))
   end)
