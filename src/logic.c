@@ -13,8 +13,12 @@
 /* Deeper dependency chains are cut with a fixed marker. */
 #define MAX_DEPTH 100
 
-/* Lua 5.4's OP_GETTABUP: R[A] := UpValue[B][K[C]:shortstring]. */
+/* Lua 5.4's OP_GETTABUP: R[A] := UpValue[B][K[C]:shortstring];
+** OP_GETFIELD: R[A] := R[B][K[C]:shortstring]; OP_SELF: R[A+1] := R[B];
+** R[A] := R[B][RK(C):string] (K[C] when the k bit is set). */
 #define OP_GETTABUP 11
+#define OP_GETFIELD 14
+#define OP_SELF 20
 
 /* Constant tags in a 5.4 dump (lobject.h's makevariant values). */
 enum { K_NIL = 0, K_FALSE = 1, K_TRUE = 17, K_INT = 3, K_FLT = 19,
@@ -75,10 +79,11 @@ static void skip_string(Reader *r) {
   if (n > 0) skip(r, n - 1);
 }
 
-/* Records in names (stack index) each global read through an upvalue that
-** is _ENV, in order of first appearance. [-0, +0, m] */
-static void note_global(lua_State *L, int names, const uint8_t *s,
-                        size_t len) {
+/* Records in names (stack index) a name, once, in order of first
+** appearance: each global read through an upvalue that is _ENV, or each
+** member name read from a register (a.b.c, obj:method()). [-0, +0, m] */
+static void note_name(lua_State *L, int names, const uint8_t *s,
+                      size_t len) {
   lua_pushlstring(L, (const char *)s, len);
   if (lua_rawget(L, names) == LUA_TNIL) {
     lua_pushlstring(L, (const char *)s, len);
@@ -116,15 +121,16 @@ static void note_field(lua_State *L, int fields, int up, const uint8_t *s,
 }
 
 /* Hashes one function prototype without its source name, line numbers and
-** debug information, and notes the globals it reads and the keys it reads
-** from the closure's other upvalues. For the outermost prototype (top),
+** debug information, and notes the globals it reads, the keys it reads
+** from the closure's other upvalues and the member names it reads from
+** values in registers (members). For the outermost prototype (top),
 ** env[i] says whether its upvalue i is the closure's _ENV (up is unused:
 ** its upvalue i is the closure's i); for a nested one, env and up are its parent's, and its own follow
 ** from its upvalue descriptors (up: the closure's upvalue a nested one's
 ** is, or -1 for a local of its parent, whose value a dump cannot tell). */
 static void read_proto(Logic *lg, Reader *r, blake2b_state *st,
                        const uint8_t *env, const int16_t *up, int top,
-                       int names, int fields) {
+                       int names, int fields, int members) {
   size_t ncode, nk, nup, nproto, i, n;
   const uint8_t *code, *from;
   uint8_t my_env[256];
@@ -185,18 +191,22 @@ static void read_proto(Logic *lg, Reader *r, blake2b_state *st,
   for (i = 0; i < ncode; i++) {
     uint32_t ins;
     memcpy(&ins, code + 4 * i, 4);
-    if ((ins & 0x7f) == OP_GETTABUP) {
-      size_t b = (ins >> 16) & 0xff, c = (ins >> 24) & 0xff;
+    uint32_t op = ins & 0x7f;
+    size_t b = (ins >> 16) & 0xff, c = (ins >> 24) & 0xff;
+    if (op == OP_GETTABUP) {
       if (b < nup && c < nk && kstr[c] && my_env[b])
-        note_global(lg->L, names, kstr[c], klen[c]);
+        note_name(lg->L, names, kstr[c], klen[c]);
       else if (b < nup && c < nk && kstr[c] && my_up[b] >= 0)
         note_field(lg->L, fields, my_up[b], kstr[c], klen[c]);
+    } else if ((op == OP_GETFIELD || (op == OP_SELF && (ins >> 15) & 1)) &&
+               c < nk && kstr[c]) {
+      note_name(lg->L, members, kstr[c], klen[c]);
     }
   }
   lua_pop(lg->L, 1);
   nproto = read_size(r);
   for (i = 0; i < nproto && r->ok; i++)
-    read_proto(lg, r, st, my_env, my_up, 0, names, fields);
+    read_proto(lg, r, st, my_env, my_up, 0, names, fields, members);
   /* Debug information: absent when stripped, skipped in any case. */
   n = read_size(r);
   skip(r, n);
@@ -281,6 +291,44 @@ static void lookup_global(lua_State *L, int env, int name) {
   lua_remove(L, -2);
 }
 
+/* Adds the Lua functions the table at t holds under the member names the
+** function reads (members: a.b.c, obj:method()), each by its fingerprint,
+** after where (which table it is): a class's methods, a sub-module's
+** helpers. Read raw, so no metamethod runs and no __index leads into
+** tide's own classes; nothing for one of tide's own modules or a value
+** with __tide_logic, nor for C functions, which are not the pipeline's
+** logic. [-0, +0, m] */
+static void fp_members(Logic *lg, int t, int members, blake2b_state *st,
+                       const char *where, size_t where_len) {
+  lua_State *L = lg->L;
+  lua_Integer k, count = (lua_Integer)lua_rawlen(L, members);
+  if (count == 0 || lua_type(L, t) != LUA_TTABLE) return;
+  lua_pushvalue(L, t);
+  if (lua_rawget(L, lg->own) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  if (luaL_getmetafield(L, t, "__tide_logic") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  for (k = 1; k <= count; k++) {
+    size_t len;
+    const char *name;
+    lua_rawgeti(L, members, k);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, t) == LUA_TFUNCTION && !lua_iscfunction(L, -1)) {
+      name = lua_tolstring(L, -2, &len);
+      feed(st, "m", 1);
+      feed(st, where, where_len);
+      feed(st, "", 1);
+      fp_value(lg, lua_gettop(L), st, 'm', name, len);
+    }
+    lua_pop(L, 2);
+  }
+}
+
 static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
   lua_State *L = lg->L;
   const void *self = lua_topointer(L, f);
@@ -288,7 +336,7 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
   Dump dump;
   Reader r;
   uint8_t env[256];
-  int i, env_up = 0, names, fields, saved_low, level;
+  int i, env_up = 0, names, fields, members, saved_low, level;
   size_t len;
 
   if (lua_rawgetp(L, lg->cache, self) == LUA_TSTRING) {
@@ -304,7 +352,7 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
       return;
     }
   }
-  if (lg->depth >= MAX_DEPTH || !lua_checkstack(L, 16)) {
+  if (lg->depth >= MAX_DEPTH || !lua_checkstack(L, 24)) {
     fp_marker(out, "deep", 0);
     return;
   }
@@ -325,7 +373,9 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
   names = lua_gettop(L);
   lua_newtable(L);
   fields = lua_gettop(L);
-  r.p = (const uint8_t *)lua_tolstring(L, -3, &len);
+  lua_newtable(L);
+  members = lua_gettop(L);
+  r.p = (const uint8_t *)lua_tolstring(L, -4, &len);
   r.end = r.p + len;
   r.ok = len > 32 && memcmp(r.p, "\x1bLua\x54\x00", 6) == 0;
   if (r.ok) {
@@ -333,7 +383,7 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
     r.num_size = r.p[14];
     r.p += 15 + r.int_size + r.num_size + 1; /* header, main's nupvalues */
     closure_env(L, f, env, &env_up);
-    read_proto(lg, &r, &st, env, NULL, 1, names, fields);
+    read_proto(lg, &r, &st, env, NULL, 1, names, fields, members);
   }
   if (!r.ok && !lg->failed) {
     lg->failed = 1;
@@ -390,6 +440,8 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
         lookup_global(L, lua_gettop(L) - 1, lua_gettop(L));
         if (lua_type(L, -1) == LUA_TFUNCTION)
           fp_value(lg, lua_gettop(L), &st, 'f', field, flen);
+        else /* a sub-module: util.text.clean */
+          fp_members(lg, lua_gettop(L), members, &st, field, flen);
         lua_pop(L, 2);
       } else if (lua_type(L, -1) == LUA_TTABLE) {
         lua_pop(L, 1); /* the metafield */
@@ -397,7 +449,18 @@ static void fp_function(Logic *lg, int f, uint8_t out[TIDE_FP_SIZE]) {
       lua_pop(L, 2);
     }
   }
-  lua_pop(L, 3); /* dump, names, fields */
+  /* A class's methods and a table's helpers read through a register
+  ** (Parser.new(s):parse(), where Parser is a table upvalue). */
+  if (r.ok && !lg->self_only) {
+    for (i = 1; i <= 255 && lua_getupvalue(L, f, i) != NULL; i++) {
+      char tag[16];
+      int n = snprintf(tag, sizeof tag, "upvalue %d", i);
+      if (!env[i - 1]) fp_members(lg, lua_gettop(L), members, &st, tag,
+                                  (size_t)n);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 4); /* dump, names, fields, members */
   blake2b_final(&st, out, TIDE_FP_SIZE);
   lg->depth--;
   if (lg->low >= level) {

@@ -111,6 +111,32 @@ return function(dir) return fs.walk(dir) end]])
     assert.are.equal(was, now)
   end)
 
+  it("changes when a class's method or a sub-module's helper it calls "
+     .. "changes, not when another function of theirs does", function()
+    -- Parser:parse is called on an object, util.text.clean through a
+    -- table read from a table upvalue: neither is read from an upvalue
+    -- by name.
+    local src = [[
+local Parser = {}
+Parser.__index = Parser
+function Parser.new(s) return setmetatable({ s = s }, Parser) end
+function Parser:parse() return self.s:upper() end
+function Parser:unused() return OTHER end
+local util = { text = {} }
+function util.text.clean(s) return (s:gsub("%s+", SEP)) end
+function util.text.unused() return OTHER end
+return function(s) return util.text.clean(Parser.new(s):parse()) end]]
+    local function variant(upper, sep, other)
+      return lfp(fn((src:gsub("upper", upper):gsub("SEP", sep)
+                        :gsub("OTHER", other))))
+    end
+    local base = variant("upper", '" "', "1")
+    assert.are.equal(base, variant("upper", '" "', "1"))
+    assert.are_not.equal(base, variant("lower", '" "', "1"))
+    assert.are_not.equal(base, variant("upper", '"_"', "1"))
+    assert.are.equal(base, variant("upper", '" "', "2"))
+  end)
+
   it("changes when a scalar upvalue changes", function()
     local tpl = "local SIZE, NAME, ON = %s, %q, %s\n"
       .. "return function() return SIZE, NAME, ON end"
