@@ -4,7 +4,7 @@
 --
 --   tide run test/crash/campaign.lua [--trials N] [--seed S] [--only K]
 --     [--files N] [--work N] [--apply-ms N] [--tide PATH] [--dir SCRATCH]
---     [--workers N] [--keep] [--verbose]
+--     [--workers N] [--scenario NAME] [--keep] [--verbose]
 --
 -- With --workers N, every run but the reference is an update shared by N
 -- worker processes (`--workers N --lease 1`) on a PostgreSQL state store
@@ -21,7 +21,9 @@
 -- Scenarios (each trial picks one): a cold run, an edit run (a third of
 -- the files edited, paragraphs added and removed, files and a folder
 -- deleted, files added), a logic change (the transform's code edited), a
--- delete run, and a mixed run (edits and a logic change at once). A trial
+-- delete run, a mixed run (edits and a logic change at once), and a
+-- revert (the killed updates run the changed code, the last one the old
+-- code again); --scenario NAME runs only that one. A trial
 -- copies the scenario's "before" folder (inputs, targets and store after a
 -- clean run), applies the change, starts `tide update`, kills it at a
 -- random moment within the scenario's clean duration; a third of the
@@ -59,7 +61,7 @@ local opts = { trials = 20, seed = nil, only = nil, files = 2000,
                keep = false, verbose = false, dir = nil, workers = nil }
 local VALUED = { trials = true, seed = true, only = true, files = true,
                  work = true, tide = true, dir = true, ["apply-ms"] = true,
-                 workers = true }
+                 workers = true, scenario = true }
 C.options(opts, VALUED, "campaign")
 
 -- ---- Inputs and code ----
@@ -328,6 +330,15 @@ local function changer(from, to)
     end
     mkdirs(dir .. "/in")
     apply_state(dir, from and states[from[1]] or {}, states[to[1]])
+  end
+end
+if opts.scenario then
+  for _, sc in ipairs(SCENARIOS) do
+    if sc.name == opts.scenario then SCENARIOS = { sc } end
+  end
+  if #SCENARIOS > 1 or SCENARIOS[1].name ~= opts.scenario then
+    io.stderr:write("campaign: no scenario named ", opts.scenario, "\n")
+    os.exit(2)
   end
 end
 for _, sc in ipairs(SCENARIOS) do
