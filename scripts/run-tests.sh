@@ -78,6 +78,13 @@ done
 grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
 count "crash campaign"
 
+# And live mode's, short (make crash-live runs the long one).
+"$BUILD/tide" run test/crash/live_campaign.lua \
+  --trials "${CRASH_LIVE_TRIALS:-3}" --ops 150 --tide "$BUILD/tide" \
+  ${CRASH_SEED:+--seed "$CRASH_SEED"} >"$log" 2>&1
+grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$log"
+count "live crash campaign"
+
 # The specs run inside the tide host itself (a Lua 5.4 interpreter), so an
 # ASan build checks the C core under the whole spec suite too.
 TIDE_BUILD=$BUILD "$BUILD/tide" run "$BUSTED" -o utfTerminal \
