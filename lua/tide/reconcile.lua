@@ -246,6 +246,7 @@ function M.submit(run, frame)
     end
   end
   local rows = need and committed_rows(run, need) or EMPTY
+  local owners
   for i = 1, #declared do
     local d = declared[i]
     if not d.owned then
@@ -262,6 +263,14 @@ function M.submit(run, frame)
             error(fmt("target key %s of %s declared by both %s and %s",
                       describe_key(d.key), container.short, owner,
                       frame.path), 0)
+          end
+          -- Taken from an owner this run has not recorded yet (one that
+          -- recorded released it): its record is held open with this one
+          -- (write_batch, owners_to_hold).
+          if owner and owner ~= frame.path
+             and not run.released[container.id][kb] then
+            owners = owners or {}
+            owners[#owners + 1] = owner
           end
         end
         if row.value_fp ~= d.fp or not holds_value(row) then
@@ -314,7 +323,7 @@ function M.submit(run, frame)
     run.shrunk[#run.shrunk + 1] = frame
     if run.share then require("tide.share").finish_later(run, frame) end
   end
-  frame.released = released
+  frame.released, frame.hold_owners = released, owners
   run.batch[#run.batch + 1] = frame
   -- A batch that holds the PostgreSQL store's memo lock alone (it sent
   -- memo entries before its commit, or deleted some) holds back every
@@ -624,12 +633,44 @@ local function hold_open(run, frame)
     prev.deps_fp, 2, prev.id)
 end
 
+-- The rows to hold open for the states a batch's components take from
+-- owners this run has not recorded yet (M.submit): the owner's and its
+-- ancestors', those that still say ok, each read once a run (run.held,
+-- which only such owners join). The owner may be carried over later in
+-- the run, or not mounted any more (deleted at its end), or run again and
+-- be killed before its record: its record, which still says ok and no
+-- longer owns the state, would be carried over next time, and the state
+-- deleted or overwritten by its new owner's next change. Read before the
+-- batch's first write, from the store: an ancestor this run recorded
+-- (shrunk) is not written back to its previous row.
+local function owners_to_hold(run, batch)
+  local list, held = nil, run.held
+  for b = 1, #batch do
+    local owners = batch[b].hold_owners
+    batch[b].hold_owners = nil
+    for i = 1, owners and #owners or 0 do
+      local path = owners[i]
+      while path and path ~= "" and not held[path] do
+        held[path] = true
+        local row = run.store:component(run.app_id, path)
+        if row and row.status == 0 then -- engine.STATUS_OK
+          list = list or {}
+          list[#list + 1] = row
+        end
+        path = path:match("^(.*)/[^/]*$")
+      end
+    end
+  end
+  return list
+end
+
 function write_batch(run, batch, defer)
   apply_sent(run, defer)
   if #batch == 0 then return end
   local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}
   local held = not preview and ancestors_to_hold(batch)
+  local owners = not preview and owners_to_hold(run, batch)
   -- The memo entries the batch's components used before, read before the
   -- batch's first write: a read after it would run the writes queued so
   -- far on this thread, and wait for the store's writer (the SQLite
@@ -656,6 +697,13 @@ function write_batch(run, batch, defer)
       end
     end
     for i = 1, held and #held or 0 do run:keep_prev_row(held[i], states) end
+  end
+  -- Before the batch's records: an owner the batch records writes its
+  -- own over it.
+  for i = 1, owners and #owners or 0 do
+    local row = owners[i]
+    store:component_record(run.app_id, row.path, row.fn, row.logic,
+      row.input, row.source_key, row.state, row.deps_fp, 2, row.id)
   end
   -- A worker counts what it records, in the batch that records it
   -- (share.send_counts); one process counts as it goes.

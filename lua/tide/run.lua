@@ -54,6 +54,7 @@ function M.new(app, opts, parts)
     reopened = parts.reopened, -- another connection wrote the store
     list_whole = false, -- a container is gone (find_gone_containers)
     released = auto_tables(), taken = auto_tables(),
+    held = {}, -- owners of taken states held open (reconcile.lua)
     read_ahead = {}, -- components about to run again (reconcile.will_run)
     -- Reads that cross a connection are grouped (sched.gather): the
     -- groups open now, of target states and of memo entries.

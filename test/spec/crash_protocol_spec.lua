@@ -390,4 +390,79 @@ end)
     stats = small_batches(dir, 10)
     assert.are.equal(0, stats.targets.updated + stats.targets.inserted)
   end)
+  -- x takes the key k from y, whose record (v1, ok) a kill leaves:
+  -- recorded in batches of one, x's batch (k applied as x's) and w1's
+  -- commit before the apply of w1's is killed, and y (which runs again,
+  -- or which g no longer mounts) is not recorded. With the version back
+  -- at v1, x releases k: y must not carry over a record that no longer
+  -- owns it.
+  local MOVING = [[
+local tide = require "tide"
+local cjson = require "cjson"
+local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
+local kv_type = tide.target_type{
+  name = "kv",
+  identity = function(spec) return spec.file end,
+  apply = function(spec, changes)
+    local f = io.open(spec.file)
+    local t = f and cjson.decode(f:read("a")) or {}
+    if f then f:close() end
+    for _, c in ipairs(changes) do
+      if exists("kill-on-" .. c.key) then os.execute("kill -9 $PPID") end
+      t[c.key] = c.value
+    end
+    f = assert(io.open(spec.file .. ".tmp", "w"))
+    f:write(cjson.encode(t))
+    f:close()
+    assert(os.rename(spec.file .. ".tmp", spec.file))
+  end,
+}
+local part = tide.fn("part", { memo = true }, function(name, v, out)
+  if name == "x" and v == "v2" then out:declare("k", "x2") end
+  if name == "y" and v == "v1" then out:declare("k", "y1") end
+  out:declare(name, v)
+end)
+local group = tide.fn("group", { memo = true }, function(v, out)
+  if v == "v1" or not exists("unmount-y") then
+    tide.mount("y", part, "y", v, out)
+  end
+  tide.mount("z", part, "z", v, out)
+end)
+return tide.app("moving", function()
+  local f = io.open("version")
+  local v = f and f:read("l") or "v1"
+  if f then f:close() end
+  local out = tide.declare_target(kv_type, { file = "out.json" })
+  tide.mount("x", part, "x", v, out)
+  tide.mount("w1", part, "w1", v, out)
+  tide.mount("w2", part, "w2", v, out)
+  tide.mount("g", group, v, out)
+end)
+]]
+  for _, case in ipairs { "runs again", "is no longer mounted" } do
+    it("runs again a component whose target state another took before a "
+       .. "kill, when its input goes back (it " .. case .. ")", function()
+      local dir = helpers.tmpdir()
+      helpers.write(dir .. "/pipeline.lua", MOVING)
+      if case == "is no longer mounted" then
+        helpers.write(dir .. "/unmount-y", "")
+      end
+      local _, _, code, err = small_batches(dir)
+      assert.are.equal(0, code, err)
+      assert.are.equal("y1", pl.kv(dir .. "/out.json").k)
+      helpers.write(dir .. "/version", "v2\n")
+      flag(dir, "kill-on-w1", true)
+      assert.are_not.equal(0, select(3, small_batches(dir)))
+      flag(dir, "kill-on-w1", false)
+      assert.are.equal("x2", pl.kv(dir .. "/out.json").k)
+      helpers.write(dir .. "/version", "v1\n")
+      _, _, code, err = small_batches(dir)
+      assert.are.equal(0, code, err)
+      assert.are.same({ k = "y1", x = "v1", w1 = "v1", w2 = "v1", y = "v1",
+                        z = "v1" }, pl.kv(dir .. "/out.json"))
+      local stats = small_batches(dir)
+      assert.are.equal(0, stats.targets.updated + stats.targets.inserted
+                       + stats.targets.deleted)
+    end)
+  end
 end)
