@@ -664,9 +664,23 @@ local function owners_to_hold(run, batch)
   return list
 end
 
+-- The failure that lost a batch of this run (the store rolled back its
+-- writes: a disk full, a connection gone), or nil. One process records
+-- nothing after it (write_batch): what that batch recorded is gone, and
+-- the components recorded after it, their ancestors among them, would be
+-- recorded ok over children whose records and changes are not there. The
+-- next update does it again, as after a kill. A worker leaves its update
+-- instead (share.lua, batch_lost).
+function M.lost(run)
+  local n, message = run.store:batches_lost()
+  if n > run.lost0 then return message or "a batch was rolled back" end
+  return nil
+end
+
 function write_batch(run, batch, defer)
   apply_sent(run, defer)
   if #batch == 0 then return end
+  if not sharemod.is_worker(run) and M.lost(run) then return end
   local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}
   local held = not preview and ancestors_to_hold(batch)

@@ -465,4 +465,70 @@ end)
                        + stats.targets.deleted)
     end)
   end
+  it("records nothing more in a run once the store rolled a batch back",
+     function()
+    -- p's leaf l2 cannot be recorded (a trigger in the store): its batch
+    -- is rolled back on the store's writer thread, and q's leaf l1, which
+    -- submits next, learns of it. p's other leaves were recorded: p must
+    -- not be recorded ok over l2's old record and change (l2's v1 would
+    -- stay in out.json, p carried over from then on).
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local cjson = require "cjson"
+local kv_type = tide.target_type{
+  name = "kv",
+  identity = function(spec) return spec.file end,
+  apply = function(spec, changes)
+    local f = io.open(spec.file)
+    local t = f and cjson.decode(f:read("a")) or {}
+    if f then f:close() end
+    for _, c in ipairs(changes) do t[c.key] = c.value end
+    f = assert(io.open(spec.file .. ".tmp", "w"))
+    f:write(cjson.encode(t))
+    f:close()
+    assert(os.rename(spec.file .. ".tmp", spec.file))
+  end,
+}
+-- l0 writes nothing new: no intent of the batch before l2's is left.
+local leaf = tide.fn("leaf", { memo = true }, function(name, v, out)
+  out:declare(name, name:match("l0$") and "c" or v)
+end)
+local parent = tide.fn("parent", { memo = true }, function(name, v, out)
+  for _, l in ipairs { "l1", "l0", "l2" } do
+    tide.mount(l, leaf, name .. l, v, out)
+  end
+end)
+return tide.app("lost", function()
+  local f = io.open("version")
+  local v = f and f:read("l") or "v1"
+  if f then f:close() end
+  local out = tide.declare_target(kv_type, { file = "out.json" })
+  tide.mount("p", parent, "p", v, out)
+  tide.mount("q", parent, "q", v, out)
+end)
+]])
+    local _, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    local store = q(dir .. "/.tide/state.db")
+    os.execute("sqlite3 " .. store .. " \"CREATE TRIGGER lose BEFORE UPDATE "
+      .. "ON components WHEN new.path = '/p/l2' BEGIN SELECT "
+      .. "RAISE(ABORT, 'injected'); END\"")
+    helpers.write(dir .. "/version", "v2\n")
+    _, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    local said = {}
+    for _, e in ipairs(errors) do said[#said + 1] = e.message end
+    assert.matches("the state store lost a batch of this run, and nothing "
+      .. "after it was recorded (the next update does it again): ",
+      table.concat(said, "\n"), 1, true)
+    os.execute("sqlite3 " .. store .. " 'DROP TRIGGER lose'")
+    _, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({}, errors)
+    assert.are.same({ pl1 = "v2", pl0 = "c", pl2 = "v2", ql1 = "v2",
+                      ql0 = "c", ql2 = "v2" }, pl.kv(dir .. "/out.json"))
+    local stats = small_batches(dir)
+    assert.are.equal(0, stats.components.reprocessed)
+  end)
 end)
