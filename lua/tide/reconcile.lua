@@ -604,7 +604,9 @@ end
 -- over next time, with this batch's new descendants below them, which
 -- would then stand for them if their input or code went back to what the
 -- record says. Each is found once a run (frame.held_open, also set once
--- it is recorded: a component is recorded after its children).
+-- it is recorded: a component is recorded after its children). One that
+-- failed is recorded failed already (Run:record_failure), which says more
+-- than incomplete: its ancestors are held open above it.
 local function ancestors_to_hold(batch)
   local list
   for b = 1, #batch do
@@ -612,7 +614,7 @@ local function ancestors_to_hold(batch)
     while a and not a.is_root and not a.held_open do
       a.held_open = true
       local prev = a.prev
-      if prev and prev.status == 0 then -- engine.STATUS_OK
+      if prev and prev.status == 0 and not a.error then -- engine.STATUS_OK
         list = list or {}
         list[#list + 1] = a
       end
@@ -781,8 +783,9 @@ function write_batch(run, batch, defer)
   end
   for i = 1, held and #held or 0 do
     local frame = held[i]
-    -- Not recorded by this batch (held_open is then its record's).
-    if not frame.id then hold_open(run, frame) end
+    -- Not recorded by this batch (held_open is then its record's), nor
+    -- failed since.
+    if not frame.id and not frame.error then hold_open(run, frame) end
   end
   if worker then sharemod.send_counts(run) end
   -- One intent per container: the keys of the states about to be

@@ -531,4 +531,45 @@ end)
     local stats = small_batches(dir)
     assert.are.equal(0, stats.components.reprocessed)
   end)
+  it("keeps the failure of a component that failed after mounting its "
+     .. "children, and holds its ancestors open above it", function()
+    -- p fails under v2 once it has mounted its leaves, whose new records
+    -- commit; g, which runs again, is not recorded before the kill (in
+    -- the apply of l2's batch). p's row says failed, with its message (an
+    -- incomplete mark written over it would lose both), and g runs again
+    -- when the version goes back.
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", (MOVING:gsub(
+      'local group = .*$', [[
+local parent = tide.fn("parent", { memo = true }, function(v, out)
+  for i = 1, 3 do tide.mount(tide.path("l", i), part, "l" .. i, v, out) end
+  if v == "v2" then error("parent broke") end
+end)
+local group = tide.fn("group", { memo = true }, function(v, out)
+  tide.mount("p", parent, v, out)
+  tide.mount("w1", part, "w1", v, out)
+  tide.mount("w2", part, "w2", v, out)
+end)
+return tide.app("failing", function()
+  local f = io.open("version")
+  local v = f and f:read("l") or "v1"
+  if f then f:close() end
+  tide.mount("g", group, v, tide.declare_target(kv_type, { file = "out.json" }))
+end)
+]])))
+    local _, _, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    helpers.write(dir .. "/version", "v2\n")
+    flag(dir, "kill-on-l2", true)
+    assert.are_not.equal(0, select(3, small_batches(dir)))
+    flag(dir, "kill-on-l2", false)
+    assert.are.equal(1, pl.store_count(dir, "SELECT status FROM components "
+      .. "WHERE path = '/g/p' AND error LIKE '%parent broke%'"))
+    assert.are.equal("v2", pl.kv(dir .. "/out.json").l1)
+    helpers.write(dir .. "/version", "v1\n")
+    _, _, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({ l1 = "v1", l2 = "v1", l3 = "v1", w1 = "v1", w2 = "v1" },
+                    pl.kv(dir .. "/out.json"))
+  end)
 end)
