@@ -211,6 +211,31 @@ function M.will_run(run, frame)
   ahead[#ahead + 1] = frame.prev.id
 end
 
+-- The owners of states taken before they were recorded (M.submit), by
+-- each of their ancestors' paths (run.taken_under): one of them carried
+-- over still declares the state by its record, a conflict its carry-over
+-- did not see.
+local function note_taken_from(run, owner)
+  local under, path = run.taken_under, owner:match("^(.*)/[^/]*$")
+  while path and path ~= "" do
+    local list = under[path]
+    if not list then
+      list = {}
+      under[path] = list
+    end
+    list[#list + 1] = owner
+    path = path:match("^(.*)/[^/]*$")
+  end
+end
+
+local function carried_owner_below(run, path)
+  local list = run.taken_under[path]
+  for i = 1, list and #list or 0 do
+    if run:seen(list[i]) == "unchanged" then return true end
+  end
+  return false
+end
+
 -- Diffs a component's declarations against what it owned and queues the
 -- changes for the next batch. Raises (the component's error) when its
 -- value cannot be stored or a declaration conflicts.
@@ -323,6 +348,13 @@ function M.submit(run, frame)
     run.shrunk[#run.shrunk + 1] = frame
     if run.share then require("tide.share").finish_later(run, frame) end
   end
+  -- One carried over below it whose state another took in this run is
+  -- held open (write_batch, owners_to_hold), and so is this one: recorded
+  -- ok, it would carry that record over next time with its subtree.
+  if not frame.is_root and carried_owner_below(run, frame.path) then
+    frame.incomplete = true
+  end
+  for i = 1, owners and #owners or 0 do note_taken_from(run, owners[i]) end
   frame.released, frame.hold_owners = released, owners
   run.batch[#run.batch + 1] = frame
   -- A batch that holds the PostgreSQL store's memo lock alone (it sent

@@ -55,6 +55,7 @@ function M.new(app, opts, parts)
     list_whole = false, -- a container is gone (find_gone_containers)
     released = auto_tables(), taken = auto_tables(),
     held = {}, -- owners of taken states held open (reconcile.lua)
+    taken_under = {}, -- their paths by their ancestors' (reconcile.lua)
     lost0 = store:batches_lost(), -- the store's lost batches before it
     read_ahead = {}, -- components about to run again (reconcile.will_run)
     -- Reads that cross a connection are grouped (sched.gather): the
