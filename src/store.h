@@ -196,9 +196,9 @@ int tide_store_maybe_flush(tide_Store *s);
 int tide_store_rollback(tide_Store *s);
 
 /* How many batches a failure rolled back since the store was opened (the
-** caller's own rollbacks aside). PostgreSQL only: a shared update's
-** worker whose batch was lost leaves the update (its items' records and
-** done marks went with it); one process on SQLite fails its run. */
+** caller's own rollbacks aside): a shared update's worker whose batch was
+** lost leaves the update (its items' records and done marks went with
+** it); one process records nothing more in its run. */
 int64_t tide_store_batches_lost(const tide_Store *s);
 
 /* The failure that rolled back the last batch lost ("LOCATION: cannot

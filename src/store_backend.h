@@ -33,7 +33,7 @@ struct tide_Store {
   int64_t batch_started_ns; /* CLOCK_MONOTONIC */
   int64_t max_batch_writes;
   int64_t max_batch_ms;
-  int64_t batches_lost; /* batches a failure rolled back (PostgreSQL) */
+  int64_t batches_lost; /* batches a failure rolled back */
   char *lost_msg;       /* the last one's failure, or NULL (alloc'd) */
 };
 

@@ -84,7 +84,11 @@ int tide_sqs_fail_db(SqStore *s, const char *what) {
   }
   tide_sqlite_conn_explain(s->db, rc, s->path, conn_mode(s), "state store",
                            what, msg, sizeof msg);
-  return fail_conn(s, code_of(rc), msg, note);
+  rc = fail_conn(s, code_of(rc), msg, note);
+  /* Lost on the loop's thread by a write of its own; queued writes count
+  ** theirs as the loop's thread learns of it. */
+  if (*note && !tide_sqs_running_queue()) tide_sqs_batch_lost(s);
+  return rc;
 }
 
 const char *tide_sqs_path(const SqStore *s) {

@@ -262,6 +262,15 @@ void tide_sqs_writer_stop(SqStore *s);
 ** (after a rollback, an unlock, a put that let SQLite choose an id). */
 void tide_sqs_forget_ids(SqStore *s);
 
+/* Counts a batch a failure lost on the loop's thread (its writes rolled
+** back, or never run), keeping the store's message as the failure's
+** (tide_store_batches_lost, tide_store_lost_message). */
+void tide_sqs_batch_lost(SqStore *s);
+
+/* Whether the calling thread is running queued writes (a failure then
+** reaches the loop's thread through the queue, which counts it). */
+int tide_sqs_running_queue(void);
+
 /* Checks the file's format: 0 for a tide store of a version this tide
 ** reads (s->version says which), 1 for a database without any table (a
 ** new or empty file), or an error. */

@@ -259,11 +259,24 @@ void tide_sqs_committed(SqStore *s) {
   tide_sqs_reader_end(s);
 }
 
-/* After a failure: what was queued after it is dropped with its batch. */
+int tide_sqs_running_queue(void) { return running_queue; }
+
+void tide_sqs_batch_lost(SqStore *s) {
+  size_t len = strlen(s->base.errmsg);
+  char *kept = s->base.alloc(s->base.ud, NULL, 0, len + 1);
+  s->base.batches_lost++;
+  if (kept) memcpy(kept, s->base.errmsg, len + 1);
+  tide_store_keep_lost(&s->base, kept);
+}
+
+/* After a failure: what was queued after it is dropped with its batch,
+** which is lost (a failure of queued writes or of their commit rolls the
+** batch back). */
 static int failed(SqStore *s, int rc) {
   s->queue.len = 0;
   s->queued = 0;
   tide_sqs_forget_ids(s);
+  if (rc) tide_sqs_batch_lost(s);
   return rc;
 }
 

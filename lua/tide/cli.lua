@@ -494,7 +494,7 @@ function commands.update(...)
     code_files = opts.live and code_files(pipeline) or nil,
     on_error = function(path, message, kind)
       progress.clear()
-      if kind == "source" then
+      if kind == "source" or kind == "store" then
         say("%s", message)
       elseif path ~= "" then
         -- main's own failure is the run's, reported once below.

@@ -211,6 +211,31 @@ function M.will_run(run, frame)
   ahead[#ahead + 1] = frame.prev.id
 end
 
+-- The owners of states taken before they were recorded (M.submit), by
+-- each of their ancestors' paths (run.taken_under): one of them carried
+-- over still declares the state by its record, a conflict its carry-over
+-- did not see.
+local function note_taken_from(run, owner)
+  local under, path = run.taken_under, owner:match("^(.*)/[^/]*$")
+  while path and path ~= "" do
+    local list = under[path]
+    if not list then
+      list = {}
+      under[path] = list
+    end
+    list[#list + 1] = owner
+    path = path:match("^(.*)/[^/]*$")
+  end
+end
+
+local function carried_owner_below(run, path)
+  local list = run.taken_under[path]
+  for i = 1, list and #list or 0 do
+    if run:seen(list[i]) == "unchanged" then return true end
+  end
+  return false
+end
+
 -- Diffs a component's declarations against what it owned and queues the
 -- changes for the next batch. Raises (the component's error) when its
 -- value cannot be stored or a declaration conflicts.
@@ -246,6 +271,7 @@ function M.submit(run, frame)
     end
   end
   local rows = need and committed_rows(run, need) or EMPTY
+  local owners
   for i = 1, #declared do
     local d = declared[i]
     if not d.owned then
@@ -262,6 +288,14 @@ function M.submit(run, frame)
             error(fmt("target key %s of %s declared by both %s and %s",
                       describe_key(d.key), container.short, owner,
                       frame.path), 0)
+          end
+          -- Taken from an owner this run has not recorded yet (one that
+          -- recorded released it): its record is held open with this one
+          -- (write_batch, owners_to_hold).
+          if owner and owner ~= frame.path
+             and not run.released[container.id][kb] then
+            owners = owners or {}
+            owners[#owners + 1] = owner
           end
         end
         if row.value_fp ~= d.fp or not holds_value(row) then
@@ -314,7 +348,14 @@ function M.submit(run, frame)
     run.shrunk[#run.shrunk + 1] = frame
     if run.share then require("tide.share").finish_later(run, frame) end
   end
-  frame.released = released
+  -- One carried over below it whose state another took in this run is
+  -- held open (write_batch, owners_to_hold), and so is this one: recorded
+  -- ok, it would carry that record over next time with its subtree.
+  if not frame.is_root and carried_owner_below(run, frame.path) then
+    frame.incomplete = true
+  end
+  for i = 1, owners and #owners or 0 do note_taken_from(run, owners[i]) end
+  frame.released, frame.hold_owners = released, owners
   run.batch[#run.batch + 1] = frame
   -- A batch that holds the PostgreSQL store's memo lock alone (it sent
   -- memo entries before its commit, or deleted some) holds back every
@@ -595,7 +636,9 @@ end
 -- over next time, with this batch's new descendants below them, which
 -- would then stand for them if their input or code went back to what the
 -- record says. Each is found once a run (frame.held_open, also set once
--- it is recorded: a component is recorded after its children).
+-- it is recorded: a component is recorded after its children). One that
+-- failed is recorded failed already (Run:record_failure), which says more
+-- than incomplete: its ancestors are held open above it.
 local function ancestors_to_hold(batch)
   local list
   for b = 1, #batch do
@@ -603,7 +646,7 @@ local function ancestors_to_hold(batch)
     while a and not a.is_root and not a.held_open do
       a.held_open = true
       local prev = a.prev
-      if prev and prev.status == 0 then -- engine.STATUS_OK
+      if prev and prev.status == 0 and not a.error then -- engine.STATUS_OK
         list = list or {}
         list[#list + 1] = a
       end
@@ -624,12 +667,58 @@ local function hold_open(run, frame)
     prev.deps_fp, 2, prev.id)
 end
 
+-- The rows to hold open for the states a batch's components take from
+-- owners this run has not recorded yet (M.submit): the owner's and its
+-- ancestors', those that still say ok, each read once a run (run.held,
+-- which only such owners join). The owner may be carried over later in
+-- the run, or not mounted any more (deleted at its end), or run again and
+-- be killed before its record: its record, which still says ok and no
+-- longer owns the state, would be carried over next time, and the state
+-- deleted or overwritten by its new owner's next change. Read before the
+-- batch's first write, from the store: an ancestor this run recorded
+-- (shrunk) is not written back to its previous row.
+local function owners_to_hold(run, batch)
+  local list, held = nil, run.held
+  for b = 1, #batch do
+    local owners = batch[b].hold_owners
+    batch[b].hold_owners = nil
+    for i = 1, owners and #owners or 0 do
+      local path = owners[i]
+      while path and path ~= "" and not held[path] do
+        held[path] = true
+        local row = run.store:component(run.app_id, path)
+        if row and row.status == 0 then -- engine.STATUS_OK
+          list = list or {}
+          list[#list + 1] = row
+        end
+        path = path:match("^(.*)/[^/]*$")
+      end
+    end
+  end
+  return list
+end
+
+-- The failure that lost a batch of this run (the store rolled back its
+-- writes: a disk full, a connection gone), or nil. One process records
+-- nothing after it (write_batch): what that batch recorded is gone, and
+-- the components recorded after it, their ancestors among them, would be
+-- recorded ok over children whose records and changes are not there. The
+-- next update does it again, as after a kill. A worker leaves its update
+-- instead (share.lua, batch_lost).
+function M.lost(run)
+  local n, message = run.store:batches_lost()
+  if n > run.lost0 then return message or "a batch was rolled back" end
+  return nil
+end
+
 function write_batch(run, batch, defer)
   apply_sent(run, defer)
   if #batch == 0 then return end
+  if not sharemod.is_worker(run) and M.lost(run) then return end
   local store, preview = run.store, run.opts.preview
   local groups, order = {}, {}
   local held = not preview and ancestors_to_hold(batch)
+  local owners = not preview and owners_to_hold(run, batch)
   -- The memo entries the batch's components used before, read before the
   -- batch's first write: a read after it would run the writes queued so
   -- far on this thread, and wait for the store's writer (the SQLite
@@ -656,6 +745,13 @@ function write_batch(run, batch, defer)
       end
     end
     for i = 1, held and #held or 0 do run:keep_prev_row(held[i], states) end
+  end
+  -- Before the batch's records: an owner the batch records writes its
+  -- own over it.
+  for i = 1, owners and #owners or 0 do
+    local row = owners[i]
+    store:component_record(run.app_id, row.path, row.fn, row.logic,
+      row.input, row.source_key, row.state, row.deps_fp, 2, row.id)
   end
   -- A worker counts what it records, in the batch that records it
   -- (share.send_counts); one process counts as it goes.
@@ -719,8 +815,9 @@ function write_batch(run, batch, defer)
   end
   for i = 1, held and #held or 0 do
     local frame = held[i]
-    -- Not recorded by this batch (held_open is then its record's).
-    if not frame.id then hold_open(run, frame) end
+    -- Not recorded by this batch (held_open is then its record's), nor
+    -- failed since.
+    if not frame.id and not frame.error then hold_open(run, frame) end
   end
   if worker then sharemod.send_counts(run) end
   -- One intent per container: the keys of the states about to be

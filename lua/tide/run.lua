@@ -54,6 +54,9 @@ function M.new(app, opts, parts)
     reopened = parts.reopened, -- another connection wrote the store
     list_whole = false, -- a container is gone (find_gone_containers)
     released = auto_tables(), taken = auto_tables(),
+    held = {}, -- owners of taken states held open (reconcile.lua)
+    taken_under = {}, -- their paths by their ancestors' (reconcile.lua)
+    lost0 = store:batches_lost(), -- the store's lost batches before it
     read_ahead = {}, -- components about to run again (reconcile.will_run)
     -- Reads that cross a connection are grouped (sched.gather): the
     -- groups open now, of target states and of memo entries.
@@ -1021,11 +1024,21 @@ function Run:execute()
     reconcile.flush(self)
   end
   s:give_back()
+  -- A batch the store lost ends what the run records there (as a kill
+  -- would): nothing is deleted or collected, and the next update does
+  -- again what it left unrecorded.
+  local lost = not worker and reconcile.lost(self)
+  if lost then
+    self.stats.components.errors = self.stats.components.errors + 1
+    self:report_error("", "the state store lost a batch of this run, and "
+      .. "nothing after it was recorded (the next update does it again): "
+      .. lost, "store")
+  end
   if interrupted then
     -- Components record themselves only after all they mounted, so what
     -- was cut short leaves nothing recorded over unfinished children.
     self.stats.interrupted = true
-  elseif not worker then
+  elseif not worker and not lost then
     finish_deletions(self)
     s:give_back()
     collect_memos(self)

@@ -390,4 +390,186 @@ end)
     stats = small_batches(dir, 10)
     assert.are.equal(0, stats.targets.updated + stats.targets.inserted)
   end)
+  -- x takes the key k from y, whose record (v1, ok) a kill leaves:
+  -- recorded in batches of one, x's batch (k applied as x's) and w1's
+  -- commit before the apply of w1's is killed, and y (which runs again,
+  -- or which g no longer mounts) is not recorded. With the version back
+  -- at v1, x releases k: y must not carry over a record that no longer
+  -- owns it.
+  local MOVING = [[
+local tide = require "tide"
+local cjson = require "cjson"
+local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
+local kv_type = tide.target_type{
+  name = "kv",
+  identity = function(spec) return spec.file end,
+  apply = function(spec, changes)
+    local f = io.open(spec.file)
+    local t = f and cjson.decode(f:read("a")) or {}
+    if f then f:close() end
+    for _, c in ipairs(changes) do
+      if exists("kill-on-" .. c.key) then os.execute("kill -9 $PPID") end
+      t[c.key] = c.value
+    end
+    f = assert(io.open(spec.file .. ".tmp", "w"))
+    f:write(cjson.encode(t))
+    f:close()
+    assert(os.rename(spec.file .. ".tmp", spec.file))
+  end,
+}
+local part = tide.fn("part", { memo = true }, function(name, v, out)
+  if name == "x" and v == "v2" then out:declare("k", "x2") end
+  if name == "y" and v == "v1" then out:declare("k", "y1") end
+  out:declare(name, v)
+end)
+local group = tide.fn("group", { memo = true }, function(v, out)
+  if v == "v1" or not exists("unmount-y") then
+    tide.mount("y", part, "y", v, out)
+  end
+  tide.mount("z", part, "z", v, out)
+end)
+return tide.app("moving", function()
+  local f = io.open("version")
+  local v = f and f:read("l") or "v1"
+  if f then f:close() end
+  local out = tide.declare_target(kv_type, { file = "out.json" })
+  tide.mount("x", part, "x", v, out)
+  tide.mount("w1", part, "w1", v, out)
+  tide.mount("w2", part, "w2", v, out)
+  tide.mount("g", group, v, out)
+end)
+]]
+  for _, case in ipairs { "runs again", "is no longer mounted" } do
+    it("runs again a component whose target state another took before a "
+       .. "kill, when its input goes back (it " .. case .. ")", function()
+      local dir = helpers.tmpdir()
+      helpers.write(dir .. "/pipeline.lua", MOVING)
+      if case == "is no longer mounted" then
+        helpers.write(dir .. "/unmount-y", "")
+      end
+      local _, _, code, err = small_batches(dir)
+      assert.are.equal(0, code, err)
+      assert.are.equal("y1", pl.kv(dir .. "/out.json").k)
+      helpers.write(dir .. "/version", "v2\n")
+      flag(dir, "kill-on-w1", true)
+      assert.are_not.equal(0, select(3, small_batches(dir)))
+      flag(dir, "kill-on-w1", false)
+      assert.are.equal("x2", pl.kv(dir .. "/out.json").k)
+      helpers.write(dir .. "/version", "v1\n")
+      _, _, code, err = small_batches(dir)
+      assert.are.equal(0, code, err)
+      assert.are.same({ k = "y1", x = "v1", w1 = "v1", w2 = "v1", y = "v1",
+                        z = "v1" }, pl.kv(dir .. "/out.json"))
+      local stats = small_batches(dir)
+      assert.are.equal(0, stats.targets.updated + stats.targets.inserted
+                       + stats.targets.deleted)
+    end)
+  end
+  it("records nothing more in a run once the store rolled a batch back",
+     function()
+    -- p's leaf l2 cannot be recorded (a trigger in the store): its batch
+    -- is rolled back on the store's writer thread, and q's leaf l1, which
+    -- submits next, learns of it. p's other leaves were recorded: p must
+    -- not be recorded ok over l2's old record and change (l2's v1 would
+    -- stay in out.json, p carried over from then on).
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local cjson = require "cjson"
+local kv_type = tide.target_type{
+  name = "kv",
+  identity = function(spec) return spec.file end,
+  apply = function(spec, changes)
+    local f = io.open(spec.file)
+    local t = f and cjson.decode(f:read("a")) or {}
+    if f then f:close() end
+    for _, c in ipairs(changes) do t[c.key] = c.value end
+    f = assert(io.open(spec.file .. ".tmp", "w"))
+    f:write(cjson.encode(t))
+    f:close()
+    assert(os.rename(spec.file .. ".tmp", spec.file))
+  end,
+}
+-- l0 writes nothing new: no intent of the batch before l2's is left.
+local leaf = tide.fn("leaf", { memo = true }, function(name, v, out)
+  out:declare(name, name:match("l0$") and "c" or v)
+end)
+local parent = tide.fn("parent", { memo = true }, function(name, v, out)
+  for _, l in ipairs { "l1", "l0", "l2" } do
+    tide.mount(l, leaf, name .. l, v, out)
+  end
+end)
+return tide.app("lost", function()
+  local f = io.open("version")
+  local v = f and f:read("l") or "v1"
+  if f then f:close() end
+  local out = tide.declare_target(kv_type, { file = "out.json" })
+  tide.mount("p", parent, "p", v, out)
+  tide.mount("q", parent, "q", v, out)
+end)
+]])
+    local _, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    local store = q(dir .. "/.tide/state.db")
+    os.execute("sqlite3 " .. store .. " \"CREATE TRIGGER lose BEFORE UPDATE "
+      .. "ON components WHEN new.path = '/p/l2' BEGIN SELECT "
+      .. "RAISE(ABORT, 'injected'); END\"")
+    helpers.write(dir .. "/version", "v2\n")
+    _, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    local said = {}
+    for _, e in ipairs(errors) do said[#said + 1] = e.message end
+    assert.matches("the state store lost a batch of this run, and nothing "
+      .. "after it was recorded (the next update does it again): ",
+      table.concat(said, "\n"), 1, true)
+    os.execute("sqlite3 " .. store .. " 'DROP TRIGGER lose'")
+    _, errors, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({}, errors)
+    assert.are.same({ pl1 = "v2", pl0 = "c", pl2 = "v2", ql1 = "v2",
+                      ql0 = "c", ql2 = "v2" }, pl.kv(dir .. "/out.json"))
+    local stats = small_batches(dir)
+    assert.are.equal(0, stats.components.reprocessed)
+  end)
+  it("keeps the failure of a component that failed after mounting its "
+     .. "children, and holds its ancestors open above it", function()
+    -- p fails under v2 once it has mounted its leaves, whose new records
+    -- commit; g, which runs again, is not recorded before the kill (in
+    -- the apply of l2's batch). p's row says failed, with its message (an
+    -- incomplete mark written over it would lose both), and g runs again
+    -- when the version goes back.
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", (MOVING:gsub(
+      'local group = .*$', [[
+local parent = tide.fn("parent", { memo = true }, function(v, out)
+  for i = 1, 3 do tide.mount(tide.path("l", i), part, "l" .. i, v, out) end
+  if v == "v2" then error("parent broke") end
+end)
+local group = tide.fn("group", { memo = true }, function(v, out)
+  tide.mount("p", parent, v, out)
+  tide.mount("w1", part, "w1", v, out)
+  tide.mount("w2", part, "w2", v, out)
+end)
+return tide.app("failing", function()
+  local f = io.open("version")
+  local v = f and f:read("l") or "v1"
+  if f then f:close() end
+  tide.mount("g", group, v, tide.declare_target(kv_type, { file = "out.json" }))
+end)
+]])))
+    local _, _, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    helpers.write(dir .. "/version", "v2\n")
+    flag(dir, "kill-on-l2", true)
+    assert.are_not.equal(0, select(3, small_batches(dir)))
+    flag(dir, "kill-on-l2", false)
+    assert.are.equal(1, pl.store_count(dir, "SELECT status FROM components "
+      .. "WHERE path = '/g/p' AND error LIKE '%parent broke%'"))
+    assert.are.equal("v2", pl.kv(dir .. "/out.json").l1)
+    helpers.write(dir .. "/version", "v1\n")
+    _, _, code, err = small_batches(dir)
+    assert.are.equal(0, code, err)
+    assert.are.same({ l1 = "v1", l2 = "v1", l3 = "v1", w1 = "v1", w2 = "v1" },
+                    pl.kv(dir .. "/out.json"))
+  end)
 end)

@@ -354,6 +354,75 @@ end)]])
                      .. '/process/a and /process/b', err, 1, true)
     end)
 
+    it("keeps a key for a carried-over component that a component run "
+       .. "before it declared as well", function()
+      -- x, run first, declares y's key k in v2; y is carried over after
+      -- it, its record still declaring k: the conflict is reported (by the
+      -- next update, where y runs), and once x lets k go it is y's again.
+      ph.write_pipeline(dir, [[
+local part = tide.fn("part", { memo = true }, function(name, v, out)
+  if name == "y" or v == "v2" then out:declare("k", name) end
+end)
+return tide.app("taken", function()
+  local f = io.open("version")
+  local v = f and f:read("l") or "v1"
+  if f then f:close() end
+  local out = kv("out.json")
+  tide.mount("x", part, "x", v, out)
+  tide.mount("y", part, "y", "v1", out)
+end)]])
+      local _, err, code = update(dir)
+      assert.are.equal(0, code, err)
+      helpers.write(dir .. "/version", "v2\n")
+      local errs = {}
+      for _ = 1, 2 do
+        _, err = update(dir)
+        errs[#errs + 1] = err
+      end
+      assert.matches('target key "k" of out.json declared by both /x and /y',
+                     table.concat(errs), 1, true)
+      helpers.write(dir .. "/version", "v1\n")
+      _, err, code = update(dir)
+      assert.are.equal(0, code, err)
+      assert.are.same({ k = "y" }, kv(dir .. "/out.json"))
+    end)
+
+    it("keeps a key for a component carried over inside a parent that "
+       .. "ran again, when one run before it declared the key as well",
+       function()
+      -- g runs again (its input changed) and carries y over, after x took
+      -- y's key k: g, recorded ok, would carry y's record, which still
+      -- declares k, over from then on, and k be deleted once x lets it go.
+      ph.write_pipeline(dir, [[
+local part = tide.fn("part", { memo = true }, function(name, v, out)
+  if name == "y" or v == "v2" then out:declare("k", name) end
+end)
+local group = tide.fn("group", { memo = true }, function(g, out)
+  tide.mount("y", part, "y", "v1", out)
+end)
+local function read(file, default)
+  local f = io.open(file)
+  local v = f and f:read("l") or default
+  if f then f:close() end
+  return v
+end
+return tide.app("taken_below", function()
+  local out = kv("out.json")
+  tide.mount("x", part, "x", read("version", "v1"), out)
+  tide.mount("g", group, read("group", "g1"), out)
+end)]])
+      local _, err, code = update(dir)
+      assert.are.equal(0, code, err)
+      helpers.write(dir .. "/version", "v2\n")
+      helpers.write(dir .. "/group", "g2\n")
+      _, err = update(dir)
+      assert.are.same({ k = "x" }, kv(dir .. "/out.json"))
+      helpers.write(dir .. "/version", "v1\n")
+      _, err, code = update(dir)
+      assert.are.equal(0, code, err)
+      assert.are.same({ k = "y" }, kv(dir .. "/out.json"))
+    end)
+
     it("refuses to mount inside a memoized function", function()
       ph.write_pipeline(dir, [[
 local leaf = tide.fn("leaf", function() end)
