@@ -567,6 +567,15 @@ static int store_component_delete(lua_State *L) {
                      tide_store_component_delete(s, luaL_checkinteger(L, 2)));
 }
 
+/* store:component_hold(id, path): tide_store_component_hold. */
+static int store_component_hold(lua_State *L) {
+  tide_Store *s = check_store(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 3, &len);
+  return tide_lstore_ok_or_raise(L, s, tide_store_component_hold(s,
+                                 luaL_checkinteger(L, 2), path, len));
+}
+
 /* store:components_delete({ id, ... }) */
 static int store_components_delete(lua_State *L) {
   tide_Store *s = check_store(L);
@@ -1126,6 +1135,7 @@ void tide_lstore_open(lua_State *L) {
     {"app_delete", store_app_delete}, {"components", store_components},
     {"component", store_component}, {"component_put", store_component_put},
     {"component_delete", store_component_delete},
+    {"component_hold", store_component_hold},
     {"components_delete", store_components_delete},
     {"component_record", store_component_record},
     {"component_path", store_component_path},

@@ -369,6 +369,14 @@ int tide_store_component_delete(tide_Store *s, int64_t id) {
   return tide_sqs_component_delete(sq(s), id);
 }
 
+int tide_store_component_hold(tide_Store *s, int64_t id, const char *path,
+                              size_t path_len) {
+  note_written(s, path, path_len, id);
+  if (s->backend == TIDE_STORE_POSTGRES)
+    return tide_pgs_component_hold(pg(s), id);
+  return tide_sqs_queue_component_hold(sq(s), id);
+}
+
 int tide_store_components_delete(tide_Store *s, const int64_t *ids,
                                  size_t n) {
   size_t i;

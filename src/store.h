@@ -326,6 +326,14 @@ int tide_store_component_get(tide_Store *s, int64_t app_id,
                              const char *path, size_t path_len,
                              tide_StoreComponent *c);
 int tide_store_component_delete(tide_Store *s, int64_t id);
+/* Marks the component with row id id incomplete (status 2) if its row
+** says ok, in the open batch, without reading it: a component that runs
+** again while its descendants are recorded, which a crash must not leave
+** carried over (reconcile.lua). path is its path, for the notes of
+** component writes (tide_store_track_components). Queued on SQLite,
+** after the puts queued before it. */
+int tide_store_component_hold(tide_Store *s, int64_t id, const char *path,
+                              size_t path_len);
 /* Deletes the components of the n row ids given (one already gone is no
 ** matter), in the open batch: on PostgreSQL one statement for up to 1024
 ** of them. */

@@ -88,6 +88,7 @@ enum {
   PG_COMPONENTS_STATES,
   PG_MEMO_REFS_OF,
   PG_COMPONENT_DEL,
+  PG_COMPONENT_HOLD,
   PG_COMPONENTS_DEL,
   PG_COMPONENT_EACH_FIRST,
   PG_COMPONENT_EACH_NEXT,
@@ -501,6 +502,7 @@ int tide_pgs_component_put(PgStore *s, const tide_StoreComponent *c,
 int tide_pgs_component_get(PgStore *s, int64_t app_id, const char *path,
                            size_t path_len, tide_StoreComponent *c);
 int tide_pgs_component_delete(PgStore *s, int64_t id);
+int tide_pgs_component_hold(PgStore *s, int64_t id);
 int tide_pgs_components_delete(PgStore *s, const int64_t *ids, size_t n);
 int tide_pgs_component_state(PgStore *s, int64_t id, const void **state,
                              size_t *state_len);

@@ -471,6 +471,15 @@ int tide_pgs_component_delete(PgStore *s, int64_t id) {
                &p, "cannot delete a component");
 }
 
+int tide_pgs_component_hold(PgStore *s, int64_t id) {
+  PgParams p;
+  id_param(&p, id);
+  return send_write(s, PG_COMPONENT_HOLD,
+                    "UPDATE components SET status = 2"
+                    " WHERE id = $1 AND status = 0",
+                    &p, "cannot mark a component incomplete");
+}
+
 /* A statement per IDS_MAX ids, after the rows kept (one of them may be
 ** a component's). */
 #define IDS_MAX 1024

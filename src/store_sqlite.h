@@ -51,6 +51,7 @@ enum {
   TIDE_STMT_COMPONENT_PATH,
   TIDE_STMT_COMPONENT_STATE,
   TIDE_STMT_COMPONENT_DEL,
+  TIDE_STMT_COMPONENT_HOLD,
   TIDE_STMT_COMPONENT_EACH,
   TIDE_STMT_COMPONENT_EACH_BRIEF,
   TIDE_STMT_COMPONENT_EACH_UNDER,
@@ -232,6 +233,7 @@ int tide_sqs_queue_memo(SqStore *s, const tide_StoreMemo *m);
 int tide_sqs_queue_memo_ref(SqStore *s, int64_t app_id, int64_t component_id,
                             const uint8_t *key);
 int tide_sqs_queue_memo_refs_clear(SqStore *s, int64_t component_id);
+int tide_sqs_queue_component_hold(SqStore *s, int64_t id);
 int tide_sqs_queue_intent(SqStore *s, int64_t app_id, int64_t container_id,
                           const void *keys, size_t keys_len, int64_t *id);
 int tide_sqs_queue_intent_delete(SqStore *s, int64_t id);
@@ -314,6 +316,7 @@ int tide_sqs_component_insert(SqStore *s, const tide_StoreComponent *c);
 int tide_sqs_component_get(SqStore *s, int64_t app_id, const char *path,
                            size_t path_len, tide_StoreComponent *c);
 int tide_sqs_component_delete(SqStore *s, int64_t id);
+int tide_sqs_component_hold(SqStore *s, int64_t id);
 int tide_sqs_component_state(SqStore *s, int64_t id, const void **state,
                              size_t *state_len);
 int tide_sqs_component_path(SqStore *s, int64_t id, const char **path,

@@ -25,7 +25,7 @@ int tide_sqs_intent_add(SqStore *s, int64_t id, int64_t app_id,
 }
 
 int tide_sqs_intent_delete(SqStore *s, int64_t id) {
-  return write_delete_by_id(s, TIDE_STMT_INTENT_DEL,
+  return write_by_id(s, TIDE_STMT_INTENT_DEL,
                             "DELETE FROM intents WHERE id = ?1", id,
                             "cannot delete an intent");
 }

@@ -275,9 +275,16 @@ int tide_sqs_component_state(SqStore *s, int64_t id, const void **state,
 }
 
 int tide_sqs_component_delete(SqStore *s, int64_t id) {
-  return write_delete_by_id(s, TIDE_STMT_COMPONENT_DEL,
+  return write_by_id(s, TIDE_STMT_COMPONENT_DEL,
                             "DELETE FROM components WHERE id = ?1", id,
                             "cannot delete a component");
+}
+
+int tide_sqs_component_hold(SqStore *s, int64_t id) {
+  return write_by_id(s, TIDE_STMT_COMPONENT_HOLD,
+                     "UPDATE components SET status = 2"
+                     " WHERE id = ?1 AND status = 0", id,
+                     "cannot mark a component incomplete");
 }
 
 int tide_sqs_component_each(SqStore *s, int64_t app_id,

@@ -40,7 +40,8 @@ enum {
   OP_MEMO_REF,
   OP_INTENT,
   OP_INTENT_DELETE,
-  OP_MEMO_REFS_CLEAR
+  OP_MEMO_REFS_CLEAR,
+  OP_COMPONENT_HOLD
 };
 
 static _Thread_local int running_queue;
@@ -175,6 +176,8 @@ static int run_record(SqStore *s, Reader *r) {
     return tide_sqs_intent_delete(s, get_i64(r));
   case OP_MEMO_REFS_CLEAR:
     return tide_sqs_memo_refs_clear(s, get_i64(r));
+  case OP_COMPONENT_HOLD:
+    return tide_sqs_component_hold(s, get_i64(r));
   default:
     return tide_sqs_fail(s, TIDE_EINVAL, "%s: unknown queued write %d",
                          s->path, kind);
@@ -475,6 +478,13 @@ int tide_sqs_queue_memo_refs_clear(SqStore *s, int64_t component_id) {
   int rc = record_begin(s, OP_MEMO_REFS_CLEAR, &start);
   if (rc) return rc;
   return record_end(s, start, put_i64(&s->queue, component_id));
+}
+
+int tide_sqs_queue_component_hold(SqStore *s, int64_t id) {
+  size_t start;
+  int rc = record_begin(s, OP_COMPONENT_HOLD, &start);
+  if (rc) return rc;
+  return record_end(s, start, put_i64(&s->queue, id));
 }
 
 int tide_sqs_queue_intent(SqStore *s, int64_t app_id, int64_t container_id,

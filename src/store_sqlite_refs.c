@@ -41,7 +41,7 @@ int tide_sqs_memo_refs_each(SqStore *s, int64_t component_id,
 }
 
 int tide_sqs_memo_refs_clear(SqStore *s, int64_t component_id) {
-  return write_delete_by_id(s, TIDE_STMT_MEMO_REFS_CLEAR,
+  return write_by_id(s, TIDE_STMT_MEMO_REFS_CLEAR,
                             "DELETE FROM memo_refs WHERE component_id = ?1",
                             component_id, "cannot delete memo references");
 }

@@ -180,8 +180,9 @@ static inline int delete_by_id(SqStore *s, int slot, const char *sql,
   return run(s, st, what);
 }
 
-/* A write that is one delete keyed by an id, in the open batch. */
-static inline int write_delete_by_id(SqStore *s, int slot,
+/* A write that is one statement keyed by an id (a delete, an update), in
+** the open batch. */
+static inline int write_by_id(SqStore *s, int slot,
                                      const char *sql, int64_t id,
                                      const char *what) {
   int rc = tide_sqs_write_begin(s);

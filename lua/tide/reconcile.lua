@@ -656,27 +656,25 @@ local function ancestors_to_hold(batch)
   return list
 end
 
--- Records, in the batch that records its first descendants, an ancestor
--- ancestors_to_hold found and the batch did not record: its previous row
--- again, marked incomplete (engine.STATUS_INCOMPLETE), so that it runs
--- again until the run records it, as record_failure writes it failed.
+-- Marks incomplete, in the batch that records its first descendants, an
+-- ancestor ancestors_to_hold found and the batch did not record, so that
+-- it runs again until the run records it (its row is not read: only its
+-- status changes, and only from ok).
 local function hold_open(run, frame)
-  local prev = frame.prev
-  run.store:component_record(run.app_id, frame.path, frame.fn.name,
-    prev.logic, prev.input, frame.source_key, prev.state,
-    prev.deps_fp, 2, prev.id)
+  run.store:component_hold(frame.prev.id, frame.path)
 end
 
--- The rows to hold open for the states a batch's components take from
--- owners this run has not recorded yet (M.submit): the owner's and its
--- ancestors', those that still say ok, each read once a run (run.held,
--- which only such owners join). The owner may be carried over later in
--- the run, or not mounted any more (deleted at its end), or run again and
--- be killed before its record: its record, which still says ok and no
--- longer owns the state, would be carried over next time, and the state
--- deleted or overwritten by its new owner's next change. Read before the
--- batch's first write, from the store: an ancestor this run recorded
--- (shrunk) is not written back to its previous row.
+-- The ids of the components to hold open for the states a batch's
+-- components take from owners this run has not recorded yet (M.submit):
+-- the owner's and its ancestors', each once a run (run.held, which only
+-- such owners join), as the index knows them (an owner is a component of
+-- an earlier run, and so are its ancestors), or a worker's store. The owner may be carried
+-- over later in the run, or not mounted any more (deleted at its end),
+-- or run again and be killed before its record: its record, which still
+-- says ok and no longer owns the state, would be carried over next time,
+-- and the state deleted or overwritten by its new owner's next change.
+-- The store marks only those whose rows say ok (one this run recorded
+-- incomplete stays so; one it recorded ok runs once more next time).
 local function owners_to_hold(run, batch)
   local list, held = nil, run.held
   for b = 1, #batch do
@@ -686,10 +684,12 @@ local function owners_to_hold(run, batch)
       local path = owners[i]
       while path and path ~= "" and not held[path] do
         held[path] = true
-        local row = run.store:component(run.app_id, path)
-        if row and row.status == 0 then -- engine.STATUS_OK
+        -- A worker's index holds only what is under its items.
+        local prev = run.index:prev(path)
+          or run.share and run.store:component(run.app_id, path)
+        if prev and prev.status == 0 then -- engine.STATUS_OK
           list = list or {}
-          list[#list + 1] = row
+          list[#list + 1] = prev
         end
         path = path:match("^(.*)/[^/]*$")
       end
@@ -734,7 +734,6 @@ function write_batch(run, batch, defer)
       if frame.id and frame.id ~= prev.id then ids[#ids + 1] = frame.id end
     end
   end
-  for i = 1, held and #held or 0 do ids[#ids + 1] = held[i].prev.id end
   if #ids > 0 then
     local states, refs = store:components_before(ids)
     for b = 1, #batch do
@@ -744,14 +743,11 @@ function write_batch(run, batch, defer)
         old_refs[b] = refs[frame.id or frame.prev.id] or {}
       end
     end
-    for i = 1, held and #held or 0 do run:keep_prev_row(held[i], states) end
   end
   -- Before the batch's records: an owner the batch records writes its
   -- own over it.
   for i = 1, owners and #owners or 0 do
-    local row = owners[i]
-    store:component_record(run.app_id, row.path, row.fn, row.logic,
-      row.input, row.source_key, row.state, row.deps_fp, 2, row.id)
+    store:component_hold(owners[i].id, owners[i].path)
   end
   -- A worker counts what it records, in the batch that records it
   -- (share.send_counts); one process counts as it goes.
