@@ -138,8 +138,19 @@ int tide_sqlite_conn_settle(sqlite3 *db, const char *path, int mode,
   int rc;
   if (mode == TIDE_SQLITE_READONLY) return 0;
   if (mode == TIDE_SQLITE_CREATE) {
+    int waited_ms = 0;
     rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    /* SQLite answers SQLITE_BUSY at once, without the busy handler, when
+    ** another connection switches the same new file at the same time
+    ** (two processes setting up tables in one database): tried again for
+    ** as long as the busy timeout. */
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_BUSY &&
+           waited_ms < TIDE_SQLITE_BUSY_MS) {
+      int slept = (sqlite3_reset(st), sqlite3_sleep(5));
+      waited_ms += slept > 0 ? slept : 5;
+      rc = SQLITE_OK;
+    }
+    if (rc == SQLITE_ROW) {
       journal = (const char *)sqlite3_column_text(st, 0);
       rc = journal && strcmp(journal, "wal") == 0 ? 0
            : say(msg, cap, TIDE_EIO, "cannot switch to WAL mode: the "

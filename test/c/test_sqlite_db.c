@@ -1,5 +1,7 @@
 /* The SQLite connector's C layer: connections, batches, queries, and
 ** batches sent to a connection's own thread. */
+#include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,8 +225,37 @@ static void test_send(void) {
   tide_sqlite_db_close(db);
 }
 
+/* A connection in a write transaction, ended by a thread 100 ms later. */
+static void *commit_later(void *db) {
+  usleep(100 * 1000);
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  return NULL;
+}
+
+/* A new database's switch to WAL while another connection writes it (two
+** processes setting up tables in one file): SQLite refuses it at once,
+** without its busy handler; the switch waits for the writer instead. */
+static void test_wal_switch_waits(void) {
+  const char *path = path_of("busy.db");
+  char msg[TIDE_SQLITE_MSG_SIZE];
+  sqlite3 *writer, *db = NULL;
+  pthread_t t;
+  CHECK_EQ_INT(SQLITE_OK, sqlite3_open(path, &writer));
+  CHECK_EQ_INT(SQLITE_OK, sqlite3_exec(writer, "CREATE TABLE t(x);"
+    " BEGIN IMMEDIATE; INSERT INTO t VALUES (1)", NULL, NULL, NULL));
+  CHECK_EQ_INT(0, tide_sqlite_conn_open(&db, path, TIDE_SQLITE_CREATE,
+                                        "database", msg, sizeof msg));
+  CHECK_EQ_INT(0, pthread_create(&t, NULL, commit_later, writer));
+  CHECK_EQ_INT(0, tide_sqlite_conn_settle(db, path, TIDE_SQLITE_CREATE,
+                                          "database", msg, sizeof msg));
+  pthread_join(t, NULL);
+  sqlite3_close_v2(db);
+  sqlite3_close_v2(writer);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
+    {"WAL switch waits for a writer", test_wal_switch_waits},
     {"open modes", test_open_modes},
     {"batch", test_batch},
     {"staged batch", test_batch_staged},
