@@ -533,7 +533,9 @@ end
 -- Prints component failures as they come, each traceback once: a
 -- failure with the same message as one printed before is counted, not
 -- printed again, and one with the same traceback under another first line
--- prints that line only. finish() then says how many repeated.
+-- prints that line only. finish() then says how many repeated, and
+-- starts over: live mode finishes each cycle, so that a failure a later
+-- cycle meets again is said again, not only counted until the end.
 -- say(fmt, ...) prints one "tide: " line.
 function M.error_printer(say)
   local seen, same_trace, repeats, order = {}, {}, {}, {}
@@ -572,6 +574,7 @@ function M.error_printer(say)
           #r.paths, #r.paths == 1 and "" or "s", r.first, concat(shown, ", "),
           #r.paths > 5 and ", ..." or "")
     end
+    seen, same_trace, repeats, order = {}, {}, {}, {}
   end
   return p
 end

@@ -1,0 +1,96 @@
+-- What `tide live` says of failing components, cycle after cycle: a
+-- failure is said in the cycle it happens, even when an earlier cycle said
+-- the same failure (the component was fixed and broken again).
+local helpers = require "test.spec.helpers"
+local cjson = require "cjson"
+
+local q, wait_for = helpers.q, helpers.wait_for
+
+local PIPELINE = [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "path", "string", key = true },
+  { "title", "string" },
+})
+local index_file = tide.fn("index_file", { memo = true }, function(file, docs)
+  local title = file:text():match("^[^\n]*")
+  if title == "BOOM" then error("cannot index " .. file.path, 0) end
+  docs:row(Doc { path = file.path, title = title })
+end)
+return tide.app("live", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(index_file, fs.walk("docs"), docs)
+end)
+]]
+
+local running = {}
+
+local function start(dir)
+  os.execute(("cd %s && (sh -c 'echo $$ >pid; exec env --default-signal=INT "
+    .. "\"$0\" live pipeline.lua --json' %s >stdout 2>stderr; "
+    .. "echo $? >status) >/dev/null 2>&1 &"):format(q(dir), q(helpers.tide)))
+  assert.is_true(wait_for(function()
+    return (helpers.read(dir .. "/stderr") or ""):find("watching") ~= nil
+  end, 60), "live mode never watched: "
+    .. tostring(helpers.read(dir .. "/stderr")))
+  local pid = assert(tonumber(helpers.read(dir .. "/pid"):match("%d+")))
+  running[#running + 1] = pid
+  return pid
+end
+
+local function cycles(dir)
+  local n = 0
+  for _ in (helpers.read(dir .. "/stdout") or ""):gmatch("[^\n]+") do
+    n = n + 1
+  end
+  return n
+end
+
+-- Writes docs/a.md and waits for the cycle it starts.
+local function edit(dir, text)
+  local before = cycles(dir)
+  helpers.write(dir .. "/docs/a.md", text)
+  assert.is_true(wait_for(function() return cycles(dir) > before end, 20),
+                 "no cycle after the edit")
+end
+
+local function said_failures(dir)
+  local n = 0
+  for _ in (helpers.read(dir .. "/stderr") or ""):gmatch(
+      "component /index_file/a%.md failed: cannot index a%.md") do
+    n = n + 1
+  end
+  return n
+end
+
+describe("tide live's failures", function()
+  after_each(function()
+    for _, pid in ipairs(running) do
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+    end
+    running = {}
+    helpers.cleanup()
+  end)
+
+  it("are said again in a later cycle that fails the same way", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", PIPELINE)
+    helpers.write(dir .. "/docs/a.md", "alpha\n")
+    local pid = start(dir)
+    edit(dir, "BOOM\n")
+    assert.are.equal(1, said_failures(dir), helpers.read(dir .. "/stderr"))
+    edit(dir, "fixed\n")
+    edit(dir, "BOOM\n")
+    assert.are.equal(2, said_failures(dir), helpers.read(dir .. "/stderr"))
+    local last = (helpers.read(dir .. "/stdout")):match("([^\n]+)\n$")
+    assert.are.equal(1, cjson.decode(last).components.errors)
+    os.execute("kill -INT " .. pid)
+    assert.is_true(wait_for(function()
+      return (helpers.read(dir .. "/status") or ""):match("%d") ~= nil
+    end, 60), "tide live did not exit")
+    -- Nothing is left to sum up at the end: each cycle said its own.
+    assert.is_nil(helpers.read(dir .. "/stderr"):find("more component"))
+  end)
+end)
