@@ -227,8 +227,11 @@ int tide_engine_live_start(tide_Engine *e) {
 int tide_engine_step(tide_Engine *e, long budget_us) {
   lua_State *L;
   int rc, live;
-  if (e == NULL || (L = e->L) == NULL || budget_us < 0) return TIDE_EINVAL;
+  if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
   e->msg[0] = '\0';
+  if (budget_us < 0)
+    return tide_engine_fail(e, TIDE_EINVAL, "tide_engine_step: budget_us "
+                            "must be 0 or more, got %ld", budget_us);
   if (e->app_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);
     live = lua_getfield(L, -1, "live_session") != LUA_TNIL;

@@ -303,6 +303,12 @@ local function live_parts(app, opts, level)
     cycle_opts.live_emits = emits
     if opts.on_cycle_start then opts.on_cycle_start() end
     local stats, errors, c = app:cycle(cycle_opts, seen)
+    -- A host stepping live mode (tide_engine_step) finds a component's
+    -- failure on the engine, as after tide_engine_update: the stats only
+    -- count it.
+    if stats and errors and errors[1] then
+      e:fail(errors[1].path .. ": " .. errors[1].message)
+    end
     -- (A catch-up that could not run is tried again as it was asked.)
     if stats then cycle_opts.full_reprocess, cycle_opts.reset = nil, nil end
     -- Only the walks and live sources of a cycle that finished are known

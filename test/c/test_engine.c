@@ -325,11 +325,45 @@ static void test_live_steps(void) {
   project_free(&b);
 }
 
+/* Live mode's failures, as a host sees them: a step that ends a cycle in
+** which a component failed leaves the failure's path and message on the
+** engine (the stats count it), as tide_engine_update does; a step given
+** a negative budget says so, not what failed before. */
+static void test_live_failures(void) {
+  Project p;
+  tide_Stats st;
+  char path[256], said[1024] = "";
+  int i;
+  project_init(&p, "delta", 2);
+  engine_open(&p);
+  CHECK_EQ_INT(tide_engine_live_start(p.e), 0);
+  snprintf(path, sizeof path, "%s/1.md", p.docs);
+  write_file(path, "no heading\n");
+  for (i = 0; i < 2500; i++) {
+    CHECK_EQ_INT(tide_engine_step(p.e, 2000), 0);
+    if (tide_engine_errmsg(p.e)[0])
+      snprintf(said, sizeof said, "%s", tide_engine_errmsg(p.e));
+    tide_engine_stats(p.e, &st);
+    if (st.cycles == 2) break;
+    usleep(2000);
+  }
+  CHECK_EQ_INT(st.components.errors, 1);
+  CHECK_STR_CONTAINS(said, "/per_file/1.md: ");
+  CHECK_STR_CONTAINS(said, "Doc.title");
+  CHECK_EQ_INT(tide_engine_step(p.e, -1), TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "budget_us");
+  CHECK_EQ_INT(tide_engine_live_stop(p.e), 0);
+  tide_engine_free(p.e);
+  CHECK_EQ_INT(p.held, 0);
+  project_free(&p);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"two engines in one process", test_two_engines},
     {"failures and messages", test_errors},
     {"live mode stepped from the host's loop", test_live_steps},
+    {"live mode's failures on the engine", test_live_failures},
     {NULL, NULL},
   };
   if (realpath("lua", lua_dir) == NULL) {
