@@ -372,8 +372,14 @@ function M.why(store, app, target_name, key_text_arg, opts)
     end
   end
   if #matches == 0 then
-    return printable(fmt("app %s has no target named %s", app.name,
-                         target_name)), false
+    -- A user who guessed the name (a variable's, a folder's last part)
+    -- learns the names that work.
+    local names = {}
+    for _, c in pairs(containers) do names[#names + 1] = c.short end
+    sort(names)
+    return printable(fmt("app %s has no target named %s (%s)", app.name,
+      target_name, #names == 0 and "it has none"
+      or "its targets: " .. concat(names, ", "))), false
   end
   local candidates = key_arg.candidates(key_text_arg)
   for _, c in ipairs(matches) do

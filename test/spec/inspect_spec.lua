@@ -65,6 +65,15 @@ describe("tide why and show", function()
     end
   end)
 
+  it("why names the targets there are when the one asked for is not one "
+     .. "of them", function()
+    local out, err, code = tide(dir, "why pipeline.lua chunks 7")
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.are.equal("tide: app keys has no target named chunks (its "
+                     .. "targets: flags, ints, mixed, nums)\n", err)
+  end)
+
   it("show takes a path without its first slash or with a last one, and "
      .. "says when no component is there", function()
     for _, path in ipairs { "/rows", "rows", "/rows/", "rows/" } do
