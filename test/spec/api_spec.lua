@@ -138,6 +138,27 @@ describe("require \"tide\"", function()
     app:close()
   end)
 
+  it("says an error its on_error callback raised, rather than losing it",
+     function()
+    local dir = helpers.tmpdir()
+    local fails = tide.fn("fails", function() error("no good", 0) end)
+    local app = tide.app("x", function() tide.mount("one", fails) end)
+    local seen = {}
+    local stats, err = app:update { db = dir .. "/s.db",
+      on_error = function(path)
+        seen[#seen + 1] = path
+        error("callback broke", 0)
+      end }
+    assert.is_nil(stats)
+    assert.are.equal("app x: on_error raised an error: callback broke", err)
+    assert.are.same({ "/one" }, seen)
+    local errors
+    stats, errors = app:update { db = dir .. "/s.db" }
+    assert.are.equal(1, stats.components.errors)
+    assert.matches("^no good\n", errors[1].message)
+    app:close()
+  end)
+
   it("runs a pipeline from the stock lua5.4", function()
     local dir = helpers.tmpdir()
     helpers.write(dir .. "/in/a.md", "# A\n")
