@@ -111,8 +111,10 @@ int tide_engine_load(tide_Engine *e, const char *pipeline) {
   char dir[PATH_MAX];
   const char *slash;
   int rc;
-  if (e == NULL || (L = e->L) == NULL || e->db == NULL || pipeline == NULL)
-    return TIDE_EINVAL;
+  if (e == NULL || (L = e->L) == NULL || e->db == NULL) return TIDE_EINVAL;
+  if (pipeline == NULL)
+    return tide_engine_fail(e, TIDE_EINVAL, "tide_engine_load: pipeline "
+                            "must be the path of a Lua file, got NULL");
   if (e->app_ref != LUA_NOREF)
     return tide_engine_fail(e, TIDE_EINVAL, "a pipeline is already loaded");
   e->msg[0] = '\0';
@@ -151,11 +153,21 @@ int tide_engine_load(tide_Engine *e, const char *pipeline) {
   return lua_failed(e, rc);
 }
 
+/* The flags tide_engine_update knows: any other bit is refused, not
+** ignored (a host built against a later tide.h asks for something this
+** one cannot do). */
+#define UPDATE_FLAGS (TIDE_UPDATE_FULL_REPROCESS | TIDE_UPDATE_RESET | \
+                      TIDE_UPDATE_PREVIEW | TIDE_UPDATE_ALLOW_EMPTY)
+
 /* app:update(opts) -> stats, errors | nil, message, code name */
 int tide_engine_update(tide_Engine *e, int flags) {
   lua_State *L;
   int code;
   if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
+  if (flags & ~UPDATE_FLAGS)
+    return tide_engine_fail(e, TIDE_EINVAL, "tide_engine_update: unknown "
+                            "flags 0x%x (expected TIDE_UPDATE_* values)",
+                            (unsigned)(flags & ~UPDATE_FLAGS));
   if (e->app_ref == LUA_NOREF)
     return tide_engine_fail(e, TIDE_EINVAL, "no pipeline is loaded");
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);

@@ -125,7 +125,7 @@ TIDE_API int tide_engine_load(tide_Engine *e, const char *pipeline);
 /* Runs one catch-up cycle of the loaded app. TIDE_EFAILED when some
 ** components failed (the others were committed; the message names the
 ** first failure), TIDE_ELOCKED when another process is updating the
-** store. */
+** store, TIDE_EINVAL for a flag other than the TIDE_UPDATE_* above. */
 TIDE_API int tide_engine_update(tide_Engine *e, int flags);
 /*
 ** Live mode in the host's own loop (README.md, Live mode).

@@ -218,10 +218,26 @@ static void test_errors(void) {
     CHECK(strstr(tide_engine_errmsg(e), "traceback") == NULL);
     CHECK(tide_engine_update(e, 0) < 0);
     CHECK_STR_CONTAINS(tide_engine_errmsg(e), "no pipeline is loaded");
+    /* Misuse is said, not left with the message of the call before. */
+    CHECK_EQ_INT(tide_engine_load(e, NULL), TIDE_EINVAL);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "tide_engine_load: pipeline "
+                       "must be the path of a Lua file, got NULL");
     /* Fixed and loaded: the message of the failure is gone. */
     write_file(p.pipeline, "return require('tide').app('fixed', "
                "function() end)\n");
     CHECK_EQ_INT(tide_engine_load(e, p.pipeline), 0);
+    CHECK(strcmp(tide_engine_errmsg(e), "") == 0);
+    /* A flag this tide does not know is refused before anything runs. */
+    CHECK_EQ_INT(tide_engine_update(e, 64 | TIDE_UPDATE_PREVIEW),
+                 TIDE_EINVAL);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "tide_engine_update: unknown "
+                       "flags 0x40 (expected TIDE_UPDATE_* values)");
+    {
+      tide_Stats st;
+      tide_engine_stats(e, &st);
+      CHECK_EQ_INT(st.cycles, 0);
+    }
+    CHECK_EQ_INT(tide_engine_update(e, TIDE_UPDATE_PREVIEW), 0);
     CHECK(strcmp(tide_engine_errmsg(e), "") == 0);
     tide_engine_free(e);
   }
