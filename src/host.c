@@ -226,7 +226,8 @@ int tide_engine_live_start(tide_Engine *e) {
   if (tide_lua_pcall(L, 2, 3) != LUA_OK) return lua_failed(e, TIDE_ELUA);
   if (lua_isnil(L, -3)) {
     const char *name = lua_tostring(L, -1);
-    rc = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED : TIDE_ELUA;
+    rc = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED
+         : name && strcmp(name, "invalid") == 0 ? TIDE_EINVAL : TIDE_ELUA;
     lua_pop(L, 1);
     lua_remove(L, -2);
     return lua_failed(e, rc);

@@ -144,11 +144,12 @@ TIDE_API int tide_engine_update(tide_Engine *e, int flags);
 ** itself (an engine made on the host's loop) must still call
 ** tide_engine_step: the file events are taken there. All three are
 ** called from the engine's thread; TIDE_EINVAL when no pipeline is
-** loaded, or (step, stop) when live mode is not running, or (step) when
-** budget_us is negative. A cycle that could not run, or whose components
-** failed, still returns 0 from the step that ended it, with its message
-** on the engine until the next call (for failed components, the first's
-** path and message, as tide_engine_update gives them).
+** loaded, (start) when live mode runs already, (step, stop) when it
+** does not, or (step) when budget_us is negative. A cycle that could
+** not run, or whose components failed, still returns 0 from the step
+** that ended it, with its message on the engine until the next call
+** (for failed components, the first's path and message, as
+** tide_engine_update gives them).
 */
 TIDE_API int tide_engine_live_start(tide_Engine *e);
 TIDE_API int tide_engine_step(tide_Engine *e, long budget_us);

@@ -393,7 +393,9 @@ M.stepped = setmetatable({}, { __mode = "k" })
 function App:start_live(opts)
   opts = check_options(self, opts, 2)
   if self.live_session then
-    return nil, fmt("app %s is live already", self.name)
+    -- (The code name is what tide_engine_live_start turns into
+    -- TIDE_EINVAL: a host's misuse, not an error in its Lua code.)
+    return nil, fmt("app %s is live already", self.name), "invalid"
   end
   local e, update, seen, hooks = live_parts(self, opts, 2)
   if not e then return nil, update, seen end

@@ -353,6 +353,8 @@ static void test_live_failures(void) {
   project_init(&p, "delta", 2);
   engine_open(&p);
   CHECK_EQ_INT(tide_engine_live_start(p.e), 0);
+  CHECK_EQ_INT(tide_engine_live_start(p.e), TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "app delta is live already");
   snprintf(path, sizeof path, "%s/1.md", p.docs);
   write_file(path, "no heading\n");
   for (i = 0; i < 2500; i++) {
