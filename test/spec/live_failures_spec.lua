@@ -25,6 +25,25 @@ return tide.app("live", function()
 end)
 ]]
 
+-- One row per first line: two files with the same first line declare
+-- the same key, and the second fails until the first lets it go.
+local BY_TITLE = [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", {
+  { "title", "string", key = true },
+  { "path", "string" },
+})
+local index_file = tide.fn("index_file", { memo = true }, function(file, docs)
+  docs:row(Doc { title = file:text():match("^[^\n]*"), path = file.path })
+end)
+return tide.app("live", function()
+  local docs = sqlite.table { db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(index_file, fs.walk("docs"), docs)
+end)
+]]
+
 local running = {}
 
 local function start(dir)
@@ -65,6 +84,18 @@ local function said_failures(dir)
   return n
 end
 
+-- title -> path, as the target holds them now.
+local function rows(dir)
+  local sqlite = require "tide.sqlite"
+  local db = sqlite.open(dir .. "/out.db")
+  if not db then return {} end
+  local ok, list = pcall(db.rows, db, "SELECT title, path FROM docs")
+  db:close()
+  local t = {}
+  for _, r in ipairs(ok and list or {}) do t[r.title] = r.path end
+  return t
+end
+
 describe("tide live's failures", function()
   after_each(function()
     for _, pid in ipairs(running) do
@@ -92,5 +123,38 @@ describe("tide live's failures", function()
     end, 60), "tide live did not exit")
     -- Nothing is left to sum up at the end: each cycle said its own.
     assert.is_nil(helpers.read(dir .. "/stderr"):find("more component"))
+  end)
+
+  it("run again once what made them fail is gone elsewhere: a key "
+     .. "another component let go", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", BY_TITLE)
+    helpers.write(dir .. "/docs/a.md", "alpha\n")
+    helpers.write(dir .. "/docs/b.md", "beta\n")
+    local pid = start(dir)
+    local before = cycles(dir)
+    helpers.write(dir .. "/docs/b.md", "alpha\n")
+    assert.is_true(wait_for(function()
+      return (helpers.read(dir .. "/stderr") or ""):find(
+        "declared by both /index_file/a.md and /index_file/b.md", 1, true)
+        ~= nil and cycles(dir) > before
+    end, 20), helpers.read(dir .. "/stderr"))
+    os.remove(dir .. "/docs/a.md")
+    -- What a fresh update would make: b.md holds alpha now.
+    assert.is_true(wait_for(function()
+      local now = rows(dir)
+      return now.alpha == "b.md" and now.beta == nil
+    end, 20), cjson.encode(rows(dir)) .. "\n"
+      .. helpers.read(dir .. "/stdout") .. helpers.read(dir .. "/stderr"))
+    os.execute("kill -INT " .. pid)
+    assert.is_true(wait_for(function()
+      return (helpers.read(dir .. "/status") or ""):match("%d") ~= nil
+    end, 60), "tide live did not exit")
+    local out, err, code = helpers.run(("cd %s && %s update pipeline.lua "
+      .. "--json"):format(q(dir), q(helpers.tide)))
+    assert.are.equal(0, code, err)
+    assert.are.same({ added = 0, reprocessed = 0, deleted = 0,
+                      unchanged = 1, errors = 0 },
+                    cjson.decode(out).components)
   end)
 end)
