@@ -334,7 +334,12 @@ function M.show(store, app, under, opts)
                         SHOWN)) .. "\n"
   end
   local out = { fmt("app %s: %d components\n", app.name, #list) }
-  for _, c in ipairs(list) do
+  local rows = {}
+  -- Columns as wide as their longest cell (at least the widths a short
+  -- listing had), so that a deep path or an incomplete status does not
+  -- push the rest of its line out of line with the others.
+  local widths = { 40, 16, 6 }
+  for i, c in ipairs(list) do
     local label = c.path
     if opts.tree then
       local depth = 0
@@ -346,9 +351,23 @@ function M.show(store, app, under, opts)
       end
       label = ("  "):rep(depth) .. c.path
     end
-    out[#out + 1] = fmt("%-40s %-16s %-6s %3d target states%s\n",
-      printable(label), printable(c.fn), c.status, #c.states, c.error and fmt("  since %s: %s", c.updated,
-      c.error:match("[^\n]*")) or "")
+    rows[i] = { printable(label), printable(c.fn), c.status }
+    for j, cell in ipairs(rows[i]) do
+      local n = utf8.len(cell) or #cell
+      if n > widths[j] then widths[j] = n end
+    end
+  end
+  -- Padded by hand: format's widths stop at 99 and count bytes.
+  local function pad(cell, width)
+    return cell .. (" "):rep(width - (utf8.len(cell) or #cell))
+  end
+  for i, c in ipairs(list) do
+    local cells = rows[i]
+    out[#out + 1] = fmt("%s %s %s %3d target states%s\n",
+      pad(cells[1], widths[1]), pad(cells[2], widths[2]),
+      pad(cells[3], widths[3]), #c.states,
+      c.error and fmt("  since %s: %s", c.updated,
+                      c.error:match("[^\n]*")) or "")
     if opts["target-states"] then
       for _, s in ipairs(c.states) do
         out[#out + 1] = fmt("    %s %s%s\n", s.target, key_text(s.key),
