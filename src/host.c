@@ -186,7 +186,8 @@ int tide_engine_update(tide_Engine *e, int flags) {
   if (lua_isnil(L, -3)) {
     const char *name = lua_tostring(L, -1);
     code = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED
-           : name && strcmp(name, "store") == 0 ? TIDE_ESTORE : TIDE_ELUA;
+           : name && strcmp(name, "store") == 0 ? TIDE_ESTORE
+           : name && strcmp(name, "invalid") == 0 ? TIDE_EINVAL : TIDE_ELUA;
     lua_pop(L, 1);
     lua_remove(L, -2);
     return lua_failed(e, code);

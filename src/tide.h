@@ -125,7 +125,9 @@ TIDE_API int tide_engine_load(tide_Engine *e, const char *pipeline);
 /* Runs one catch-up cycle of the loaded app. TIDE_EFAILED when some
 ** components failed (the others were committed; the message names the
 ** first failure), TIDE_ELOCKED when another process is updating the
-** store, TIDE_EINVAL for a flag other than the TIDE_UPDATE_* above. */
+** store, TIDE_EINVAL for a flag other than the TIDE_UPDATE_* above, or
+** while a live cycle is under way (a step gave back before its end:
+** update between cycles, or after tide_engine_live_stop). */
 TIDE_API int tide_engine_update(tide_Engine *e, int flags);
 /*
 ** Live mode in the host's own loop (README.md, Live mode).

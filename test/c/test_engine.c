@@ -376,12 +376,69 @@ static void test_live_failures(void) {
   project_free(&p);
 }
 
+/* Set by the pipeline's components through a function the host
+** registered in the engine's Lua state. */
+static int components_ran;
+
+static int note_component(lua_State *L) {
+  (void)L;
+  components_ran++;
+  return 0;
+}
+
+/* An update asked for while a live cycle is under way (a step gave back
+** between its components) is the host's misuse: TIDE_EINVAL, saying so;
+** the cycle then ends as if nothing had been asked. */
+static void test_update_during_live_cycle(void) {
+  Project p;
+  tide_Stats st;
+  char path[256], text[1024];
+  int i, rc = 0;
+  int64_t cycles;
+  project_init(&p, "epsilon", 50);
+  snprintf(text, sizeof text,
+    "local tide = require 'tide'\n"
+    "local fs = require 'tide.fs'\n"
+    "local each = tide.fn('each', { memo = true }, function(f)\n"
+    "  note_component()\n"
+    "end)\n"
+    "return tide.app('epsilon', function()\n"
+    "  tide.mount_each(each, fs.walk('%s'))\n"
+    "end)\n", p.docs);
+  write_file(p.pipeline, text);
+  engine_open(&p);
+  lua_register(tide_engine_lua(p.e), "note_component", note_component);
+  CHECK_EQ_INT(tide_engine_live_start(p.e), 0);
+  tide_engine_stats(p.e, &st);
+  cycles = st.cycles;
+  for (i = 0; i < 50; i++) {
+    snprintf(path, sizeof path, "%s/%d.md", p.docs, i);
+    write_file(path, "# changed\n");
+  }
+  components_ran = 0;
+  for (i = 0; i < 100000 && rc == 0; i++) {
+    CHECK_EQ_INT(tide_engine_step(p.e, 1), 0);
+    tide_engine_stats(p.e, &st);
+    if (st.cycles != cycles) break; /* the cycle ended in one step */
+    if (components_ran > 0) rc = tide_engine_update(p.e, 0);
+  }
+  CHECK_EQ_INT(rc, TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "a live cycle is under way");
+  CHECK_EQ_INT(tide_engine_live_stop(p.e), 0);
+  tide_engine_stats(p.e, &st);
+  CHECK_EQ_INT(st.components.reprocessed, 50);
+  tide_engine_free(p.e);
+  CHECK_EQ_INT(p.held, 0);
+  project_free(&p);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"two engines in one process", test_two_engines},
     {"failures and messages", test_errors},
     {"live mode stepped from the host's loop", test_live_steps},
     {"live mode's failures on the engine", test_live_failures},
+    {"an update during a live cycle", test_update_during_live_cycle},
     {NULL, NULL},
   };
   if (realpath("lua", lua_dir) == NULL) {
