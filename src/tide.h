@@ -139,7 +139,9 @@ TIDE_API int tide_engine_update(tide_Engine *e, int flags);
 ** most about budget_us of work (the scheduler gives the step back
 ** between components once the budget is spent, so a single component's
 ** own code, a folder walked whole, or the commit that ends a cycle may
-** run past it); the counts of each finished cycle are tide_engine_stats'.
+** run past it; each step does at least one such part, so a budget of 0
+** still moves a cycle on); the counts of each finished cycle are
+** tide_engine_stats'.
 ** Folders are watched before the catch-up walks them.
 ** tide_engine_live_stop finishes the cycle under
 ** way (blocking), commits and stops watching. A host that runs the loop

@@ -432,6 +432,32 @@ static void test_update_during_live_cycle(void) {
   project_free(&p);
 }
 
+/* A host with no time to give a frame steps with a budget of 0: each
+** step still moves live mode on (a part of the cycle, or one component),
+** so a change shows up after enough frames instead of never. */
+static void test_zero_budget_steps(void) {
+  Project p;
+  tide_Stats st;
+  char path[256];
+  int i;
+  project_init(&p, "zeta", 3);
+  engine_open(&p);
+  CHECK_EQ_INT(tide_engine_live_start(p.e), 0);
+  snprintf(path, sizeof path, "%s/1.md", p.docs);
+  write_file(path, "# edited\n");
+  for (i = 0; i < 200000 && !has_edit(&p); i++) {
+    CHECK_EQ_INT(tide_engine_step(p.e, 0), 0);
+    if (i % 100 == 99) usleep(1000); /* the events' quiet time passes */
+  }
+  CHECK(has_edit(&p));
+  tide_engine_stats(p.e, &st);
+  CHECK_EQ_INT(st.components.reprocessed, 1);
+  CHECK_EQ_INT(tide_engine_live_stop(p.e), 0);
+  tide_engine_free(p.e);
+  CHECK_EQ_INT(p.held, 0);
+  project_free(&p);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"two engines in one process", test_two_engines},
@@ -439,6 +465,7 @@ int main(void) {
     {"live mode stepped from the host's loop", test_live_steps},
     {"live mode's failures on the engine", test_live_failures},
     {"an update during a live cycle", test_update_during_live_cycle},
+    {"live mode stepped with a budget of 0", test_zero_budget_steps},
     {NULL, NULL},
   };
   if (realpath("lua", lua_dir) == NULL) {
