@@ -47,6 +47,21 @@ static int lua_failed(tide_Engine *e, int code) {
   return code;
 }
 
+/* A lua_dir without tide's Lua files is said now, naming it, rather than
+** at load as Lua's list of the dozen places `require "tide"` looked. */
+static int check_lua_dir(tide_Engine *e, const char *lua_dir) {
+  char path[PATH_MAX];
+  if (lua_dir == NULL) return 0;
+  if ((size_t)snprintf(path, sizeof path, "%s/tide/init.lua", lua_dir) <
+      sizeof path && access(path, R_OK) == 0)
+    return 0;
+  return tide_engine_fail(e, TIDE_EINVAL, "lua_dir %s holds no "
+                          "tide/init.lua: give the folder of tide's Lua "
+                          "files (lua/ in tide's repository, "
+                          "PREFIX/share/lua/5.4 after make install)",
+                          lua_dir);
+}
+
 int tide_engine_new(tide_Engine **out, const tide_EngineOptions *opts) {
   static const tide_EngineOptions none = {0};
   tide_Alloc alloc;
@@ -79,7 +94,7 @@ int tide_engine_new(tide_Engine **out, const tide_EngineOptions *opts) {
   else
     lua_pushnil(L);
   if (tide_lua_pcall(L, 1, 0) != LUA_OK) return lua_failed(e, TIDE_ELUA);
-  return 0;
+  return check_lua_dir(e, opts->lua_dir);
 }
 
 /* Replaces the engine's store path with dir + "/" + path. */

@@ -92,8 +92,9 @@ typedef struct tide_EngineOptions {
   const char *db;        /* the state store; NULL: .tide/state.db beside
                             the pipeline file; relative: to the working
                             directory */
-  const char *lua_dir;   /* the folder holding tide/init.lua; NULL: found
-                            on Lua's package.path */
+  const char *lua_dir;   /* the folder holding tide/init.lua (one that
+                            does not: TIDE_EINVAL from tide_engine_new);
+                            NULL: found on Lua's package.path */
   tide_Alloc alloc;      /* NULL: realloc and free; thread-safe when the
                             pipeline has parallel functions */
   void *alloc_ud;

@@ -202,6 +202,18 @@ static void test_errors(void) {
   tide_engine_free(p.e);
   CHECK_EQ_INT(p.held, 0);
 
+  /* A lua_dir without tide's Lua files, said at once and by name. */
+  {
+    tide_EngineOptions o;
+    tide_Engine *e;
+    memset(&o, 0, sizeof o);
+    o.lua_dir = p.docs;
+    CHECK_EQ_INT(tide_engine_new(&e, &o), TIDE_EINVAL);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "holds no tide/init.lua");
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), p.docs);
+    tide_engine_free(e);
+  }
+
   /* A pipeline that does not return an app. */
   write_file(p.pipeline, "return 42\n");
   {
