@@ -97,12 +97,17 @@ function M.folders(loop, say)
     local root, why = watch:add(abs, follow_symlinks)
     if root then
       folders.unwatched[abs] = nil
-    elseif not folders.unwatched[abs] then
+      return
+    end
+    -- One not there (yet: never made, or gone before live mode started)
+    -- is watched as a file is, through its folder, so that its making
+    -- starts a cycle, which walks it whole and watches it then.
+    local there = core.exists(abs)
+    if not there then watch:add_file(abs) end
+    if not folders.unwatched[abs] then
       folders.unwatched[abs] = true
       -- One that is gone is said by its walk, and watched once back.
-      if core.exists(abs) then
-        say(why .. "; it is walked whole at every cycle")
-      end
+      if there then say(why .. "; it is walked whole at every cycle") end
     end
   end
   function folders.add_file(abs, side)

@@ -125,6 +125,33 @@ describe("tide live's failures", function()
     assert.is_nil(helpers.read(dir .. "/stderr"):find("more component"))
   end)
 
+  it("of a walk whose folder is not there end once the folder is made, "
+     .. "without a restart", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", PIPELINE)
+    local pid = start(dir)
+    assert.matches("source fs.walk docs: no such file or directory",
+                   helpers.read(dir .. "/stderr"), 1, true)
+    helpers.write(dir .. "/docs/a.md", "alpha\n")
+    local function titles()
+      local sqlite = require "tide.sqlite"
+      local db = sqlite.open(dir .. "/out.db")
+      if not db then return {} end
+      local ok, list = pcall(db.rows, db, "SELECT path, title FROM docs")
+      db:close()
+      local t = {}
+      for _, r in ipairs(ok and list or {}) do t[r.path] = r.title end
+      return t
+    end
+    assert.is_true(wait_for(function() return titles()["a.md"] == "alpha"
+    end, 20), helpers.read(dir .. "/stdout") .. helpers.read(dir .. "/stderr"))
+    -- Watched from then on: the next file shows up too.
+    helpers.write(dir .. "/docs/b.md", "beta\n")
+    assert.is_true(wait_for(function() return titles()["b.md"] == "beta"
+    end, 20), helpers.read(dir .. "/stdout") .. helpers.read(dir .. "/stderr"))
+    os.execute("kill -INT " .. pid)
+  end)
+
   it("run again once what made them fail is gone elsewhere: a key "
      .. "another component let go", function()
     local dir = helpers.tmpdir()
