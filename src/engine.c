@@ -131,8 +131,10 @@ int tide_engine_cycle_begin(tide_Engine *e, int *reopened) {
   *reopened = 0;
   if (e->in_cycle)
     return tide_engine_fail(e, TIDE_EINVAL, "an update of this app is "
-                            "already running (update called from inside "
-                            "a component?)");
+                            "already running: a component's code called "
+                            "update, or a live cycle is under way (a step "
+                            "gave back before its end; update between "
+                            "cycles, or stop live mode first)");
   if (e->store != NULL &&
       (rc = tide_store_relock(e->store, &changed)) != 0) {
     /* Locked by another process: the connection stays for next time. */

@@ -47,6 +47,21 @@ static int lua_failed(tide_Engine *e, int code) {
   return code;
 }
 
+/* A lua_dir without tide's Lua files is said now, naming it, rather than
+** at load as Lua's list of the dozen places `require "tide"` looked. */
+static int check_lua_dir(tide_Engine *e, const char *lua_dir) {
+  char path[PATH_MAX];
+  if (lua_dir == NULL) return 0;
+  if ((size_t)snprintf(path, sizeof path, "%s/tide/init.lua", lua_dir) <
+      sizeof path && access(path, R_OK) == 0)
+    return 0;
+  return tide_engine_fail(e, TIDE_EINVAL, "lua_dir %s holds no "
+                          "tide/init.lua: give the folder of tide's Lua "
+                          "files (lua/ in tide's repository, "
+                          "PREFIX/share/lua/5.4 after make install)",
+                          lua_dir);
+}
+
 int tide_engine_new(tide_Engine **out, const tide_EngineOptions *opts) {
   static const tide_EngineOptions none = {0};
   tide_Alloc alloc;
@@ -79,7 +94,7 @@ int tide_engine_new(tide_Engine **out, const tide_EngineOptions *opts) {
   else
     lua_pushnil(L);
   if (tide_lua_pcall(L, 1, 0) != LUA_OK) return lua_failed(e, TIDE_ELUA);
-  return 0;
+  return check_lua_dir(e, opts->lua_dir);
 }
 
 /* Replaces the engine's store path with dir + "/" + path. */
@@ -111,8 +126,10 @@ int tide_engine_load(tide_Engine *e, const char *pipeline) {
   char dir[PATH_MAX];
   const char *slash;
   int rc;
-  if (e == NULL || (L = e->L) == NULL || e->db == NULL || pipeline == NULL)
-    return TIDE_EINVAL;
+  if (e == NULL || (L = e->L) == NULL || e->db == NULL) return TIDE_EINVAL;
+  if (pipeline == NULL)
+    return tide_engine_fail(e, TIDE_EINVAL, "tide_engine_load: pipeline "
+                            "must be the path of a Lua file, got NULL");
   if (e->app_ref != LUA_NOREF)
     return tide_engine_fail(e, TIDE_EINVAL, "a pipeline is already loaded");
   e->msg[0] = '\0';
@@ -151,11 +168,21 @@ int tide_engine_load(tide_Engine *e, const char *pipeline) {
   return lua_failed(e, rc);
 }
 
+/* The flags tide_engine_update knows: any other bit is refused, not
+** ignored (a host built against a later tide.h asks for something this
+** one cannot do). */
+#define UPDATE_FLAGS (TIDE_UPDATE_FULL_REPROCESS | TIDE_UPDATE_RESET | \
+                      TIDE_UPDATE_PREVIEW | TIDE_UPDATE_ALLOW_EMPTY)
+
 /* app:update(opts) -> stats, errors | nil, message, code name */
 int tide_engine_update(tide_Engine *e, int flags) {
   lua_State *L;
   int code;
   if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
+  if (flags & ~UPDATE_FLAGS)
+    return tide_engine_fail(e, TIDE_EINVAL, "tide_engine_update: unknown "
+                            "flags 0x%x (expected TIDE_UPDATE_* values)",
+                            (unsigned)(flags & ~UPDATE_FLAGS));
   if (e->app_ref == LUA_NOREF)
     return tide_engine_fail(e, TIDE_EINVAL, "no pipeline is loaded");
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);
@@ -174,7 +201,8 @@ int tide_engine_update(tide_Engine *e, int flags) {
   if (lua_isnil(L, -3)) {
     const char *name = lua_tostring(L, -1);
     code = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED
-           : name && strcmp(name, "store") == 0 ? TIDE_ESTORE : TIDE_ELUA;
+           : name && strcmp(name, "store") == 0 ? TIDE_ESTORE
+           : name && strcmp(name, "invalid") == 0 ? TIDE_EINVAL : TIDE_ELUA;
     lua_pop(L, 1);
     lua_remove(L, -2);
     return lua_failed(e, code);
@@ -214,7 +242,8 @@ int tide_engine_live_start(tide_Engine *e) {
   if (tide_lua_pcall(L, 2, 3) != LUA_OK) return lua_failed(e, TIDE_ELUA);
   if (lua_isnil(L, -3)) {
     const char *name = lua_tostring(L, -1);
-    rc = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED : TIDE_ELUA;
+    rc = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED
+         : name && strcmp(name, "invalid") == 0 ? TIDE_EINVAL : TIDE_ELUA;
     lua_pop(L, 1);
     lua_remove(L, -2);
     return lua_failed(e, rc);
@@ -227,8 +256,11 @@ int tide_engine_live_start(tide_Engine *e) {
 int tide_engine_step(tide_Engine *e, long budget_us) {
   lua_State *L;
   int rc, live;
-  if (e == NULL || (L = e->L) == NULL || budget_us < 0) return TIDE_EINVAL;
+  if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
   e->msg[0] = '\0';
+  if (budget_us < 0)
+    return tide_engine_fail(e, TIDE_EINVAL, "tide_engine_step: budget_us "
+                            "must be 0 or more, got %ld", budget_us);
   if (e->app_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);
     live = lua_getfield(L, -1, "live_session") != LUA_TNIL;

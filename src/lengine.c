@@ -41,6 +41,7 @@ static const char *code_name(int rc) {
   case TIDE_ENOTSTORE: return "notstore";
   case TIDE_ENOTFOUND: return "notfound";
   case TIDE_ENOMEM: return "nomem";
+  case TIDE_EINVAL: return "invalid"; /* a host's misuse: tide_engine_* */
   default: return "engine";
   }
 }

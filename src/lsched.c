@@ -82,8 +82,11 @@ typedef struct {
   int nowait;    /* in run_ready: an empty queue ends the run */
   int stopped;   /* a stop came while it ran */
   /* A host's step (live.lua): past deadline (uv_hrtime), or with nothing
-  ** ready, run in driver gives the step back by yielding driver. */
+  ** ready, run in driver gives the step back by yielding driver, once
+  ** the step made some progress (a budget of 0 still moves the cycle on
+  ** by one task or one part a step, instead of never). */
   uint64_t deadline;
+  int progressed;
   lua_State *driver;
 } Box;
 
@@ -385,7 +388,8 @@ static void step(lua_State *L, Box *b, int idx, int t) {
 
 /* Whether run, in a host's step, must give the step back now. */
 static int step_over(lua_State *L, Box *b) {
-  return b->driver == L && lua_isyieldable(L) && uv_hrtime() >= b->deadline;
+  return b->driver == L && lua_isyieldable(L) && b->progressed &&
+         uv_hrtime() >= b->deadline;
 }
 
 /* Runs tasks until the one at until is done (or none is left). Returns 1
@@ -420,6 +424,7 @@ static int run_tasks(lua_State *L, Box *b, int until, int base) {
       break;
     }
     unanchor(L, b, 1, anchor);
+    b->progressed = 1;
     step(L, b, 1, base + 1);
     lua_settop(L, base);
     /* The loop is polled once the ready tasks ran (and every POLL_EVERY
@@ -496,6 +501,7 @@ static int sched_run_ready(lua_State *L) {
 static int sched_give_back(lua_State *L) {
   Box *b = check_box(L, 1);
   if (step_over(L, b)) return lua_yield(L, 0);
+  b->progressed = 1; /* the part that follows runs in this step */
   return 0;
 }
 
@@ -513,6 +519,7 @@ static int sched_step(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTHREAD);
   b->driver = lua_tothread(L, 2);
   b->deadline = uv_hrtime() + (uint64_t)(luaL_checknumber(L, 3) * 1e6);
+  b->progressed = 0;
   return 0;
 }
 
@@ -837,6 +844,7 @@ static Box *push_box(lua_State *L, tide_Sched *s) {
   b->nowait = 0;
   b->stopped = 0;
   b->deadline = 0;
+  b->progressed = 0;
   b->driver = NULL;
   luaL_setmetatable(L, SCHED_TYPE);
   return b;

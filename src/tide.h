@@ -92,8 +92,9 @@ typedef struct tide_EngineOptions {
   const char *db;        /* the state store; NULL: .tide/state.db beside
                             the pipeline file; relative: to the working
                             directory */
-  const char *lua_dir;   /* the folder holding tide/init.lua; NULL: found
-                            on Lua's package.path */
+  const char *lua_dir;   /* the folder holding tide/init.lua (one that
+                            does not: TIDE_EINVAL from tide_engine_new);
+                            NULL: found on Lua's package.path */
   tide_Alloc alloc;      /* NULL: realloc and free; thread-safe when the
                             pipeline has parallel functions */
   void *alloc_ud;
@@ -125,7 +126,9 @@ TIDE_API int tide_engine_load(tide_Engine *e, const char *pipeline);
 /* Runs one catch-up cycle of the loaded app. TIDE_EFAILED when some
 ** components failed (the others were committed; the message names the
 ** first failure), TIDE_ELOCKED when another process is updating the
-** store. */
+** store, TIDE_EINVAL for a flag other than the TIDE_UPDATE_* above, or
+** while a live cycle is under way (a step gave back before its end:
+** update between cycles, or after tide_engine_live_stop). */
 TIDE_API int tide_engine_update(tide_Engine *e, int flags);
 /*
 ** Live mode in the host's own loop (README.md, Live mode).
@@ -137,15 +140,21 @@ TIDE_API int tide_engine_update(tide_Engine *e, int flags);
 ** most about budget_us of work (the scheduler gives the step back
 ** between components once the budget is spent, so a single component's
 ** own code, a folder walked whole, or the commit that ends a cycle may
-** run past it); the counts of each finished cycle are tide_engine_stats'.
+** run past it; each step does at least one such part, so a budget of 0
+** still moves a cycle on); the counts of each finished cycle are
+** tide_engine_stats'.
 ** Folders are watched before the catch-up walks them.
 ** tide_engine_live_stop finishes the cycle under
 ** way (blocking), commits and stops watching. A host that runs the loop
 ** itself (an engine made on the host's loop) must still call
 ** tide_engine_step: the file events are taken there. All three are
 ** called from the engine's thread; TIDE_EINVAL when no pipeline is
-** loaded, or (step, stop) when live mode is not running; a failing
-** cycle's message is on the engine.
+** loaded, (start) when live mode runs already, (step, stop) when it
+** does not, or (step) when budget_us is negative. A cycle that could
+** not run, or whose components failed, still returns 0 from the step
+** that ended it, with its message on the engine until the next call
+** (for failed components, the first's path and message, as
+** tide_engine_update gives them).
 */
 TIDE_API int tide_engine_live_start(tide_Engine *e);
 TIDE_API int tide_engine_step(tide_Engine *e, long budget_us);

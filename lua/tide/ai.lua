@@ -356,13 +356,15 @@ function M.embedder(opts)
     end
     return vectors
   end
-  return fnmod.new(opts.name or fn_name("embed", client.model), {
+  -- Not a tail call: fnmod.new raises at level 3, the caller's line.
+  local f = fnmod.new(opts.name or fn_name("embed", client.model), {
     memo = opts.memo ~= false, logic = "none", version = "tide.ai.embedder 1",
     deps = { url = public_url(url), model = client.model, api = client.api,
              dims = dims or false, options = client.options },
     batch = { size = size, cost = estimate_tokens, max_cost = max_tokens },
     concurrency = concurrency,
   }, body)
+  return f
 end
 
 -- ---- the embedder without a model ----

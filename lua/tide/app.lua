@@ -36,6 +36,23 @@ local UPDATE_OPTIONS = {
   share = true,
 }
 
+-- What app:drop and app:verify take of app:update's options (loop: the
+-- luv module, undocumented).
+local function options_of(method, list)
+  local names = { loop = true }
+  for _, k in ipairs(list) do names[k] = true end
+  return { method = method, names = names,
+           list = table.concat(list, ", ") }
+end
+local DROP_OPTIONS = options_of("app:drop", { "db" })
+local VERIFY_OPTIONS = options_of("app:verify", {
+  "db", "jobs", "max_inflight", "batch_size", "allow_empty", "on_error",
+  "on_progress" })
+
+-- The update options that are true or false.
+local SWITCHES = { "full_reprocess", "reset", "preview", "allow_empty",
+                   "live" }
+
 -- The most worker threads a run may have for parallel functions.
 M.MAX_JOBS = runmod.MAX_JOBS
 
@@ -82,7 +99,10 @@ end
 
 function M.is_app(v) return getmetatable(v) == App end
 
-local function check_options(app, opts, level)
+-- Checks the options of app:update, or of another method that takes
+-- fewer (only: the names it takes, which its message lists), and returns
+-- a copy. [level: the caller's]
+local function check_options(app, opts, level, only)
   if opts ~= nil and type(opts) ~= "table" then
     error(fmt("app %s: options must be a table", app.name), level + 1)
   end
@@ -92,11 +112,26 @@ local function check_options(app, opts, level)
       error(fmt("app %s: unknown option %s", app.name, tostring(k)),
             level + 1)
     end
+    -- An update's option another method would ignore is refused: a drop
+    -- given preview = true would delete all the same.
+    if only and not only.names[k] then
+      error(fmt("app %s: %s has no option %s (it takes %s)", app.name,
+                only.method, tostring(k), only.list), level + 1)
+    end
   end
   if opts.db ~= nil and (type(opts.db) ~= "string" or opts.db == "") then
     error(fmt("app %s: db must be a non-empty string (a state store's "
               .. "path or location), got %s", app.name, type(opts.db)),
           level + 1)
+  end
+  -- A switch given a string or a number is a mistake, not a yes: 0 and
+  -- "no" are true in Lua, and would reprocess, reset or preview.
+  for _, k in ipairs(SWITCHES) do
+    local v = opts[k]
+    if v ~= nil and type(v) ~= "boolean" then
+      error(fmt("app %s: %s must be true or false, got %s", app.name, k,
+                type(v)), level + 1)
+    end
   end
   for k, v in pairs(opts) do
     if type(k) == "string" and k:match("^on_") and v ~= false
@@ -303,6 +338,12 @@ local function live_parts(app, opts, level)
     cycle_opts.live_emits = emits
     if opts.on_cycle_start then opts.on_cycle_start() end
     local stats, errors, c = app:cycle(cycle_opts, seen)
+    -- A host stepping live mode (tide_engine_step) finds a component's
+    -- failure on the engine, as after tide_engine_update: the stats only
+    -- count it.
+    if stats and errors and errors[1] then
+      e:fail(errors[1].path .. ": " .. errors[1].message)
+    end
     -- (A catch-up that could not run is tried again as it was asked.)
     if stats then cycle_opts.full_reprocess, cycle_opts.reset = nil, nil end
     -- Only the walks and live sources of a cycle that finished are known
@@ -352,7 +393,9 @@ M.stepped = setmetatable({}, { __mode = "k" })
 function App:start_live(opts)
   opts = check_options(self, opts, 2)
   if self.live_session then
-    return nil, fmt("app %s is live already", self.name)
+    -- (The code name is what tide_engine_live_start turns into
+    -- TIDE_EINVAL: a host's misuse, not an error in its Lua code.)
+    return nil, fmt("app %s is live already", self.name), "invalid"
   end
   local e, update, seen, hooks = live_parts(self, opts, 2)
   if not e then return nil, update, seen end
@@ -462,7 +505,7 @@ function App:verify(opts)
   local repair = opts and opts.repair
   local o = {}
   for k, v in pairs(opts or {}) do if k ~= "repair" then o[k] = v end end
-  o = check_options(self, o, 2)
+  o = check_options(self, o, 2, VERIFY_OPTIONS)
   o.verify, o.repair = true, repair
   -- Verify compares the targets with what an update recorded: with no
   -- record there is nothing to compare, which must not read as "in step"
@@ -516,7 +559,7 @@ end
 -- Deletes every target state the app owns and drops its containers, then
 -- forgets the app. Returns the number of target states deleted.
 function App:drop(opts)
-  opts = check_options(self, opts, 2)
+  opts = check_options(self, opts, 2, DROP_OPTIONS)
   return cycle(self, opts, function(parts)
     local store = parts.store
     local deleted = 0

@@ -480,7 +480,7 @@ function commands.update(...)
   core.trap_signals(debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$"))
   local progress = report.progress(opts.quiet or not core.isatty(2))
   local failures = report.error_printer(say)
-  local live_hooks = opts.live and M.live_output(opts, progress)
+  local live_hooks = opts.live and M.live_output(opts, progress, failures)
     or {}
   -- A preview with --json lists its changes in the one JSON object.
   local changes = opts.preview and opts.json and {} or nil
@@ -540,8 +540,10 @@ end
 -- cycle, one per line; else, on a terminal, a status line (rewritten in
 -- place) saying what is watched, how many changes were applied and the
 -- last one, and otherwise one stats line per cycle; failures as a
--- catch-up run prints them; nothing but failures with --quiet.
-function M.live_output(opts, progress)
+-- catch-up run prints them, each cycle's own (failures: the error
+-- printer, finished at every cycle's end); nothing but failures with
+-- --quiet.
+function M.live_output(opts, progress, failures)
   local tty = core.isatty(2) and not opts.quiet
   local folders, sources, files, applied, last = 0, 0, 0, 0, nil
   local function status()
@@ -571,6 +573,7 @@ function M.live_output(opts, progress)
   function hooks.on_cycle(stats, _, changes)
     progress.clear()
     clear()
+    if failures then failures.finish() end
     for _, c in ipairs(changes or {}) do
       applied = applied + 1
       if c.source then

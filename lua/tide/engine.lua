@@ -1383,6 +1383,19 @@ Key.__index = Key
 
 function M.key(name, opts)
   if type(name) ~= "string" then fail("tide.key: name must be a string", 2) end
+  if opts ~= nil and type(opts) ~= "table" then
+    fail(fmt("tide.key %s: options must be a table, got %s", name,
+             type(opts)), 2)
+  end
+  for k, v in pairs(opts or {}) do
+    if k ~= "detect_change" then
+      fail(fmt("tide.key %s: unknown option %s (expected detect_change)",
+               name, tostring(k)), 2)
+    elseif type(v) ~= "boolean" then
+      fail(fmt("tide.key %s: detect_change must be true or false, got %s",
+               name, type(v)), 2)
+    end
+  end
   return setmetatable({ name = name,
                         detect_change = opts and opts.detect_change or false },
                       Key)

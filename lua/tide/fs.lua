@@ -125,8 +125,18 @@ local function inflate(file, s)
   return out
 end
 
+-- file.text() for file:text(), a Lua slip said as such, not as a nil
+-- indexed inside tide. [level: the method's caller]
+local function check_file(self, method)
+  if getmetatable(self) ~= File then
+    error(fmt("file:%s: call it with a colon (file:%s()), not a dot",
+              method, method), 3)
+  end
+end
+
 -- The raw bytes of the file ({ decompress = true }: see above).
 function File:bytes(opts)
+  check_file(self, "bytes")
   if opts == nil then return read(self) end
   if decompress(opts, "bytes") then return inflate(self, read(self)) end
   return read(self)
@@ -134,6 +144,7 @@ end
 
 -- The content as UTF-8 text ({ decompress = true }: see above).
 function File:text(opts)
+  check_file(self, "text")
   if opts == nil then return utf8_clean(read(self)) end
   if decompress(opts, "text") then
     return utf8_clean(inflate(self, read(self)))
@@ -362,6 +373,9 @@ end
 
 -- Iterates relpath, file in walk order. The walk happens here, at once.
 function Walk:items(on_error)
+  if getmetatable(self) ~= Walk then
+    error("fs.walk: call items with a colon (walk:items()), not a dot", 2)
+  end
   if on_error ~= nil and type(on_error) ~= "function" then
     error("fs.walk: on_error must be a function", 2)
   end
@@ -564,6 +578,10 @@ function Dir.__tide_key(self) return dir_target.identity(self.spec) end
 
 -- Declares the file `name` (relative, `/`-separated) with content.
 function Dir:file(name, content)
+  if getmetatable(self) ~= Dir then
+    error("fs.dir: call file with a colon (d:file(name, content)), not a "
+          .. "dot", 2)
+  end
   local why = bad_name(name)
   if why then error("fs.dir: " .. why, 2) end
   if type(content) ~= "string" then

@@ -50,7 +50,9 @@ local tide = {
 }
 
 function tide.fn(name, opts, f)
-  return fnmod.new(name, opts, f)
+  -- Not a tail call: fnmod.new raises at level 3, the caller's line.
+  local tracked = fnmod.new(name, opts, f)
+  return tracked
 end
 
 -- One step of every app this Lua state runs live (app:start_live), each

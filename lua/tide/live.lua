@@ -97,12 +97,17 @@ function M.folders(loop, say)
     local root, why = watch:add(abs, follow_symlinks)
     if root then
       folders.unwatched[abs] = nil
-    elseif not folders.unwatched[abs] then
+      return
+    end
+    -- One not there (yet: never made, or gone before live mode started)
+    -- is watched as a file is, through its folder, so that its making
+    -- starts a cycle, which walks it whole and watches it then.
+    local there = core.exists(abs)
+    if not there then watch:add_file(abs) end
+    if not folders.unwatched[abs] then
       folders.unwatched[abs] = true
       -- One that is gone is said by its walk, and watched once back.
-      if core.exists(abs) then
-        say(why .. "; it is walked whole at every cycle")
-      end
+      if there then say(why .. "; it is walked whole at every cycle") end
     end
   end
   function folders.add_file(abs, side)
@@ -427,6 +432,12 @@ function M.run(e, update, seen, hooks)
     -- After a cycle that could not run: the delay before the next try,
     -- and what was said of the failure (said again only when it changes).
     local retry_ms, failed_with
+    -- Whether a component may still be failed since the last whole walk:
+    -- a failed component runs again when its file changes or at a whole
+    -- walk, but one that failed over something another component held (a
+    -- target key) may succeed once that one lets go of it, with no change
+    -- to its own file. A cycle that deletes then has a whole walk follow.
+    local failed_left = stats.components.errors > 0
     local function schedule()
       local period = rescan_ms
       if seen.refresh then period = math.min(period, seen.refresh * 1000) end
@@ -497,6 +508,12 @@ function M.run(e, update, seen, hooks)
       end
       retry_ms, failed_with = nil, nil
       stats, errors = fresh, errs
+      if changes == nil then failed_left = false end
+      failed_left = failed_left or stats.components.errors > 0
+      if failed_left and changes ~= nil and (stats.components.deleted > 0
+                                             or stats.targets.deleted > 0) then
+        next_rescan = 0
+      end
       if emitted then table.move(emitted, 1, #emitted, #changes + 1, changes) end
       if hooks.on_cycle(stats, errors, changes) == false
          or stats.interrupted then

@@ -158,6 +158,22 @@ function M.check(t, v, path)
   return r
 end
 
+-- A field is { name, type, key = true }: anything else in it (primary =
+-- true, a third entry) would be ignored, the field not made a key.
+-- [level: M.record's caller]
+local function check_field_options(name, fname, spec)
+  for k in pairs(spec) do
+    if k ~= 1 and k ~= 2 and k ~= "key" then
+      error(fmt("tide.record %s.%s: unknown option %s (a field is { name, "
+        .. "type, key = true })", name, fname, tostring(k)), 3)
+    end
+  end
+  if spec.key ~= nil and type(spec.key) ~= "boolean" then
+    error(fmt("tide.record %s.%s: key must be true or false, got %s", name,
+              fname, type(spec.key)), 3)
+  end
+end
+
 function M.record(name, fields)
   if type(name) ~= "string" or not name:match "^[%a_][%w_.]*$" then
     error("tide.record: name must be an identifier string", 2)
@@ -178,6 +194,7 @@ function M.record(name, fields)
     if rt.by_name[fname] then
       error(fmt("tide.record %s: field %s declared twice", name, fname), 2)
     end
+    check_field_options(name, fname, spec)
     local f = { name = fname, type = resolve(spec[2],
       fmt("tide.record %s.%s", name, fname), 2), key = spec.key and true }
     rt.fields[i], rt.by_name[fname] = f, f

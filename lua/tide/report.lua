@@ -334,7 +334,12 @@ function M.show(store, app, under, opts)
                         SHOWN)) .. "\n"
   end
   local out = { fmt("app %s: %d components\n", app.name, #list) }
-  for _, c in ipairs(list) do
+  local rows = {}
+  -- Columns as wide as their longest cell (at least the widths a short
+  -- listing had), so that a deep path or an incomplete status does not
+  -- push the rest of its line out of line with the others.
+  local widths = { 40, 16, 6 }
+  for i, c in ipairs(list) do
     local label = c.path
     if opts.tree then
       local depth = 0
@@ -346,9 +351,23 @@ function M.show(store, app, under, opts)
       end
       label = ("  "):rep(depth) .. c.path
     end
-    out[#out + 1] = fmt("%-40s %-16s %-6s %3d target states%s\n",
-      printable(label), printable(c.fn), c.status, #c.states, c.error and fmt("  since %s: %s", c.updated,
-      c.error:match("[^\n]*")) or "")
+    rows[i] = { printable(label), printable(c.fn), c.status }
+    for j, cell in ipairs(rows[i]) do
+      local n = utf8.len(cell) or #cell
+      if n > widths[j] then widths[j] = n end
+    end
+  end
+  -- Padded by hand: format's widths stop at 99 and count bytes.
+  local function pad(cell, width)
+    return cell .. (" "):rep(width - (utf8.len(cell) or #cell))
+  end
+  for i, c in ipairs(list) do
+    local cells = rows[i]
+    out[#out + 1] = fmt("%s %s %s %3d target states%s\n",
+      pad(cells[1], widths[1]), pad(cells[2], widths[2]),
+      pad(cells[3], widths[3]), #c.states,
+      c.error and fmt("  since %s: %s", c.updated,
+                      c.error:match("[^\n]*")) or "")
     if opts["target-states"] then
       for _, s in ipairs(c.states) do
         out[#out + 1] = fmt("    %s %s%s\n", s.target, key_text(s.key),
@@ -372,8 +391,14 @@ function M.why(store, app, target_name, key_text_arg, opts)
     end
   end
   if #matches == 0 then
-    return printable(fmt("app %s has no target named %s", app.name,
-                         target_name)), false
+    -- A user who guessed the name (a variable's, a folder's last part)
+    -- learns the names that work.
+    local names = {}
+    for _, c in pairs(containers) do names[#names + 1] = c.short end
+    sort(names)
+    return printable(fmt("app %s has no target named %s (%s)", app.name,
+      target_name, #names == 0 and "it has none"
+      or "its targets: " .. concat(names, ", "))), false
   end
   local candidates = key_arg.candidates(key_text_arg)
   for _, c in ipairs(matches) do
@@ -533,7 +558,9 @@ end
 -- Prints component failures as they come, each traceback once: a
 -- failure with the same message as one printed before is counted, not
 -- printed again, and one with the same traceback under another first line
--- prints that line only. finish() then says how many repeated.
+-- prints that line only. finish() then says how many repeated, and
+-- starts over: live mode finishes each cycle, so that a failure a later
+-- cycle meets again is said again, not only counted until the end.
 -- say(fmt, ...) prints one "tide: " line.
 function M.error_printer(say)
   local seen, same_trace, repeats, order = {}, {}, {}, {}
@@ -572,6 +599,7 @@ function M.error_printer(say)
           #r.paths, #r.paths == 1 and "" or "s", r.first, concat(shown, ", "),
           #r.paths > 5 and ", ..." or "")
     end
+    seen, same_trace, repeats, order = {}, {}, {}, {}
   end
   return p
 end

@@ -746,7 +746,15 @@ function Run:report_error(path, message, kind)
   message = engine.clean_message(message)
   self.errors[#self.errors + 1] = { path = path, message = message,
                                     kind = kind }
-  if self.on_error then self.on_error(path, message, kind) end
+  -- Called where a component's failure is being recorded: an error the
+  -- callback raises there would be lost, and the failure not recorded.
+  -- The first is kept, and ends the run once its components are done.
+  if self.on_error then
+    local ok, err = pcall(self.on_error, path, message, kind)
+    if not ok and not self.on_error_failed then
+      self.on_error_failed = tostring(err)
+    end
+  end
 end
 
 function Run:component_failed(frame, message)
@@ -986,6 +994,10 @@ function Run:execute()
   self.claims:mount("")
   sched.spawn(self.sched, root)
   sched.run(self.sched)
+  if self.on_error_failed then
+    error({ tide_fatal = true, message = "app " .. self.app.name
+            .. ": on_error raised an error: " .. self.on_error_failed }, 0)
+  end
   -- What was read ahead for components that then did not run
   -- (reconcile.will_run) is not this run's to answer any more.
   self.store:targets_forget_ahead()

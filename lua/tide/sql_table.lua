@@ -28,8 +28,12 @@ function M.handle_class(name, target, check_row)
   local Table = { __name = name }
   Table.__index = Table
   function Table.__tide_key(self) return target.identity(self.spec) end
+  local dotted = name:gsub("^tide%.", "") .. ": call row with a colon "
+    .. "(t:row{...}), not a dot"
   function Table:row(rec)
     local rt = self.schema
+    -- t.row{...}: self is the row, rec nil (checked only then: a hot path).
+    if rt == nil and getmetatable(self) ~= Table then error(dotted, 2) end
     local v, err = rec, nil
     -- A record built by this type's constructor was checked when built.
     local mt = getmetatable(rec)

@@ -183,6 +183,10 @@ end
 
 -- Declarations go to the run of the component they are made in.
 function Handle:declare(key, value)
+  if getmetatable(self) ~= Handle then
+    error("target: call declare with a colon (h:declare(key, value)), not "
+          .. "a dot", 2)
+  end
   if key == nil then error("target key must not be nil", 2) end
   -- The running task: its component's frame, or an item of a concurrent
   -- map working for one (whose memoized calls nest in the item).

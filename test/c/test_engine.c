@@ -202,6 +202,18 @@ static void test_errors(void) {
   tide_engine_free(p.e);
   CHECK_EQ_INT(p.held, 0);
 
+  /* A lua_dir without tide's Lua files, said at once and by name. */
+  {
+    tide_EngineOptions o;
+    tide_Engine *e;
+    memset(&o, 0, sizeof o);
+    o.lua_dir = p.docs;
+    CHECK_EQ_INT(tide_engine_new(&e, &o), TIDE_EINVAL);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "holds no tide/init.lua");
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), p.docs);
+    tide_engine_free(e);
+  }
+
   /* A pipeline that does not return an app. */
   write_file(p.pipeline, "return 42\n");
   {
@@ -218,10 +230,26 @@ static void test_errors(void) {
     CHECK(strstr(tide_engine_errmsg(e), "traceback") == NULL);
     CHECK(tide_engine_update(e, 0) < 0);
     CHECK_STR_CONTAINS(tide_engine_errmsg(e), "no pipeline is loaded");
+    /* Misuse is said, not left with the message of the call before. */
+    CHECK_EQ_INT(tide_engine_load(e, NULL), TIDE_EINVAL);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "tide_engine_load: pipeline "
+                       "must be the path of a Lua file, got NULL");
     /* Fixed and loaded: the message of the failure is gone. */
     write_file(p.pipeline, "return require('tide').app('fixed', "
                "function() end)\n");
     CHECK_EQ_INT(tide_engine_load(e, p.pipeline), 0);
+    CHECK(strcmp(tide_engine_errmsg(e), "") == 0);
+    /* A flag this tide does not know is refused before anything runs. */
+    CHECK_EQ_INT(tide_engine_update(e, 64 | TIDE_UPDATE_PREVIEW),
+                 TIDE_EINVAL);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(e), "tide_engine_update: unknown "
+                       "flags 0x40 (expected TIDE_UPDATE_* values)");
+    {
+      tide_Stats st;
+      tide_engine_stats(e, &st);
+      CHECK_EQ_INT(st.cycles, 0);
+    }
+    CHECK_EQ_INT(tide_engine_update(e, TIDE_UPDATE_PREVIEW), 0);
     CHECK(strcmp(tide_engine_errmsg(e), "") == 0);
     tide_engine_free(e);
   }
@@ -325,11 +353,131 @@ static void test_live_steps(void) {
   project_free(&b);
 }
 
+/* Live mode's failures, as a host sees them: a step that ends a cycle in
+** which a component failed leaves the failure's path and message on the
+** engine (the stats count it), as tide_engine_update does; a step given
+** a negative budget says so, not what failed before. */
+static void test_live_failures(void) {
+  Project p;
+  tide_Stats st;
+  char path[256], said[1024] = "";
+  int i;
+  project_init(&p, "delta", 2);
+  engine_open(&p);
+  CHECK_EQ_INT(tide_engine_live_start(p.e), 0);
+  CHECK_EQ_INT(tide_engine_live_start(p.e), TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "app delta is live already");
+  snprintf(path, sizeof path, "%s/1.md", p.docs);
+  write_file(path, "no heading\n");
+  for (i = 0; i < 2500; i++) {
+    CHECK_EQ_INT(tide_engine_step(p.e, 2000), 0);
+    if (tide_engine_errmsg(p.e)[0])
+      snprintf(said, sizeof said, "%s", tide_engine_errmsg(p.e));
+    tide_engine_stats(p.e, &st);
+    if (st.cycles == 2) break;
+    usleep(2000);
+  }
+  CHECK_EQ_INT(st.components.errors, 1);
+  CHECK_STR_CONTAINS(said, "/per_file/1.md: ");
+  CHECK_STR_CONTAINS(said, "Doc.title");
+  CHECK_EQ_INT(tide_engine_step(p.e, -1), TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "budget_us");
+  CHECK_EQ_INT(tide_engine_live_stop(p.e), 0);
+  tide_engine_free(p.e);
+  CHECK_EQ_INT(p.held, 0);
+  project_free(&p);
+}
+
+/* Set by the pipeline's components through a function the host
+** registered in the engine's Lua state. */
+static int components_ran;
+
+static int note_component(lua_State *L) {
+  (void)L;
+  components_ran++;
+  return 0;
+}
+
+/* An update asked for while a live cycle is under way (a step gave back
+** between its components) is the host's misuse: TIDE_EINVAL, saying so;
+** the cycle then ends as if nothing had been asked. */
+static void test_update_during_live_cycle(void) {
+  Project p;
+  tide_Stats st;
+  char path[256], text[1024];
+  int i, rc = 0;
+  int64_t cycles;
+  project_init(&p, "epsilon", 50);
+  snprintf(text, sizeof text,
+    "local tide = require 'tide'\n"
+    "local fs = require 'tide.fs'\n"
+    "local each = tide.fn('each', { memo = true }, function(f)\n"
+    "  note_component()\n"
+    "end)\n"
+    "return tide.app('epsilon', function()\n"
+    "  tide.mount_each(each, fs.walk('%s'))\n"
+    "end)\n", p.docs);
+  write_file(p.pipeline, text);
+  engine_open(&p);
+  lua_register(tide_engine_lua(p.e), "note_component", note_component);
+  CHECK_EQ_INT(tide_engine_live_start(p.e), 0);
+  tide_engine_stats(p.e, &st);
+  cycles = st.cycles;
+  for (i = 0; i < 50; i++) {
+    snprintf(path, sizeof path, "%s/%d.md", p.docs, i);
+    write_file(path, "# changed\n");
+  }
+  components_ran = 0;
+  for (i = 0; i < 100000 && rc == 0; i++) {
+    CHECK_EQ_INT(tide_engine_step(p.e, 1), 0);
+    tide_engine_stats(p.e, &st);
+    if (st.cycles != cycles) break; /* the cycle ended in one step */
+    if (components_ran > 0) rc = tide_engine_update(p.e, 0);
+  }
+  CHECK_EQ_INT(rc, TIDE_EINVAL);
+  CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "a live cycle is under way");
+  CHECK_EQ_INT(tide_engine_live_stop(p.e), 0);
+  tide_engine_stats(p.e, &st);
+  CHECK_EQ_INT(st.components.reprocessed, 50);
+  tide_engine_free(p.e);
+  CHECK_EQ_INT(p.held, 0);
+  project_free(&p);
+}
+
+/* A host with no time to give a frame steps with a budget of 0: each
+** step still moves live mode on (a part of the cycle, or one component),
+** so a change shows up after enough frames instead of never. */
+static void test_zero_budget_steps(void) {
+  Project p;
+  tide_Stats st;
+  char path[256];
+  int i;
+  project_init(&p, "zeta", 3);
+  engine_open(&p);
+  CHECK_EQ_INT(tide_engine_live_start(p.e), 0);
+  snprintf(path, sizeof path, "%s/1.md", p.docs);
+  write_file(path, "# edited\n");
+  for (i = 0; i < 200000 && !has_edit(&p); i++) {
+    CHECK_EQ_INT(tide_engine_step(p.e, 0), 0);
+    if (i % 100 == 99) usleep(1000); /* the events' quiet time passes */
+  }
+  CHECK(has_edit(&p));
+  tide_engine_stats(p.e, &st);
+  CHECK_EQ_INT(st.components.reprocessed, 1);
+  CHECK_EQ_INT(tide_engine_live_stop(p.e), 0);
+  tide_engine_free(p.e);
+  CHECK_EQ_INT(p.held, 0);
+  project_free(&p);
+}
+
 int main(void) {
   static const CheckTest tests[] = {
     {"two engines in one process", test_two_engines},
     {"failures and messages", test_errors},
     {"live mode stepped from the host's loop", test_live_steps},
+    {"live mode's failures on the engine", test_live_failures},
+    {"an update during a live cycle", test_update_during_live_cycle},
+    {"live mode stepped with a budget of 0", test_zero_budget_steps},
     {NULL, NULL},
   };
   if (realpath("lua", lua_dir) == NULL) {

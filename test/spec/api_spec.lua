@@ -93,6 +93,72 @@ describe("require \"tide\"", function()
     assert.matches("app x: db must be a non-empty string", err, 1, true)
   end)
 
+  it("refuses a switch that is not a boolean, naming it, rather than "
+     .. "taking any value as true", function()
+    local app = tide.app("x", function() end)
+    for _, name in ipairs { "full_reprocess", "reset", "preview",
+                            "allow_empty", "live" } do
+      for _, v in ipairs { "no", 0 } do
+        local ok, err = pcall(app.update, app, { db = "s.db", [name] = v })
+        assert.is_false(ok)
+        assert.matches(("app x: %s must be true or false, got %s")
+                       :format(name, type(v)), err, 1, true)
+      end
+    end
+  end)
+
+  it("refuses an update's option that app:drop or app:verify would "
+     .. "ignore: a drop asked to preview deletes nothing", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/in/a.md", "# A\n")
+    local fs = require "tide.fs"
+    local copy = tide.fn("copy", function(file, out)
+      out:file(file.path, file:text())
+    end)
+    local app = tide.app("x", function()
+      tide.mount_each(copy, fs.walk(dir .. "/in"), fs.dir(dir .. "/out"))
+    end)
+    local db = dir .. "/s.db"
+    assert(app:update { db = db })
+    local ok, err = pcall(app.drop, app, { db = db, preview = true })
+    assert.is_false(ok)
+    assert.matches("app x: app:drop has no option preview (it takes db)",
+                   err, 1, true)
+    assert.are.equal("# A\n", helpers.read(dir .. "/out/a.md"))
+    for _, name in ipairs { "preview", "full_reprocess", "reset", "live" } do
+      ok, err = pcall(app.verify, app, { db = db, [name] = true })
+      assert.is_false(ok)
+      assert.matches("app x: app:verify has no option " .. name
+                     .. " (it takes db, jobs, max_inflight, batch_size, "
+                     .. "allow_empty, on_error, on_progress)", err, 1, true)
+    end
+    assert(app:verify { db = db, jobs = 1 })
+    assert.are.same({ 1, true }, { app:drop { db = db } })
+    assert.is_nil(helpers.read(dir .. "/out/a.md"))
+    app:close()
+  end)
+
+  it("says an error its on_error callback raised, rather than losing it",
+     function()
+    local dir = helpers.tmpdir()
+    local fails = tide.fn("fails", function() error("no good", 0) end)
+    local app = tide.app("x", function() tide.mount("one", fails) end)
+    local seen = {}
+    local stats, err = app:update { db = dir .. "/s.db",
+      on_error = function(path)
+        seen[#seen + 1] = path
+        error("callback broke", 0)
+      end }
+    assert.is_nil(stats)
+    assert.are.equal("app x: on_error raised an error: callback broke", err)
+    assert.are.same({ "/one" }, seen)
+    local errors
+    stats, errors = app:update { db = dir .. "/s.db" }
+    assert.are.equal(1, stats.components.errors)
+    assert.matches("^no good\n", errors[1].message)
+    app:close()
+  end)
+
   it("runs a pipeline from the stock lua5.4", function()
     local dir = helpers.tmpdir()
     helpers.write(dir .. "/in/a.md", "# A\n")

@@ -65,6 +65,38 @@ describe("tide why and show", function()
     end
   end)
 
+  it("why names the targets there are when the one asked for is not one "
+     .. "of them", function()
+    local out, err, code = tide(dir, "why pipeline.lua chunks 7")
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.are.equal("tide: app keys has no target named chunks (its "
+                     .. "targets: flags, ints, mixed, nums)\n", err)
+  end)
+
+  it("show keeps its columns in line whatever the length of a path",
+     function()
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fail = tide.fn("fail", function() error("no", 0) end)
+local ok = tide.fn("ok", function() end)
+return tide.app("keys", function()
+  tide.mount("a", ok)
+  tide.mount("a_folder_deep_down/with_a_name_far_longer_than_forty.txt", ok)
+  tide.mount("b", fail)
+end)
+]])
+    tide(dir, "update pipeline.lua")
+    local out = tide(dir, "show pipeline.lua")
+    local at
+    for line in out:gmatch("\n([^\n]+)") do
+      local col = line:find("%d+ target states")
+      at = at or col
+      assert.are.equal(at, col, out)
+    end
+    assert.matches("\n/b +fail +failed +0 target states  since ", out)
+  end)
+
   it("show takes a path without its first slash or with a last one, and "
      .. "says when no component is there", function()
     for _, path in ipairs { "/rows", "rows", "/rows/", "rows/" } do

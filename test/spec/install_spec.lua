@@ -82,5 +82,19 @@ end)
                       q(prefix .. "/share/lua/5.4")))
     assert.are.equal(0, rcode, rerr)
     assert.matches("^%d+%.%d+%.%d+ added 2 inserted 2\n$", out)
+    -- The archive, as README says to link it: pkg-config --static alone
+    -- still links libtide.so, which the linker prefers when both are
+    -- there, and the host then does not start without LD_LIBRARY_PATH.
+    _, cerr, ccode = helpers.run(("cd %s && %s %s -o host_static host.c "
+      .. "%s $(%s pkg-config --static --cflags --libs tide)"):format(q(dir),
+      env, cc, q(prefix .. "/lib/libtide.a"), env))
+    assert.are.equal(0, ccode, cerr)
+    ldd = helpers.run(("ldd %s/host_static"):format(q(dir)))
+    assert.is_nil(ldd:find("libtide", 1, true), ldd)
+    out, rerr, rcode = helpers.run(("%s/host_static %s %s %s"):format(
+      q(dir), q(dir .. "/pipeline.lua"), q(dir .. "/state.db"),
+      q(prefix .. "/share/lua/5.4")))
+    assert.are.equal(0, rcode, rerr)
+    assert.matches("^%d+%.%d+%.%d+ added 0 inserted 0\n$", out)
   end)
 end)
