@@ -99,6 +99,32 @@ local function small_batches(dir, size)
   return t.stats, t.errors, code, err
 end
 
+-- The head of the pipelines below: a kv target of one JSON object file,
+-- whose apply kills the process when a flag file `kill-on-<key>` exists
+-- for a key in its batch.
+local KV_HEAD = [[
+local tide = require "tide"
+local cjson = require "cjson"
+local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
+local kv_type = tide.target_type{
+  name = "kv",
+  identity = function(spec) return spec.file end,
+  apply = function(spec, changes)
+    local f = io.open(spec.file)
+    local t = f and cjson.decode(f:read("a")) or {}
+    if f then f:close() end
+    for _, c in ipairs(changes) do
+      if exists("kill-on-" .. c.key) then os.execute("kill -9 $PPID") end
+      t[c.key] = c.value
+    end
+    f = assert(io.open(spec.file .. ".tmp", "w"))
+    f:write(cjson.encode(t))
+    f:close()
+    assert(os.rename(spec.file .. ".tmp", spec.file))
+  end,
+}
+]]
+
 describe("the crash protocol", function()
   after_each(helpers.cleanup)
 
@@ -268,27 +294,7 @@ describe("the crash protocol", function()
   it("never records a memoized component before the children it mounted",
      function()
     local dir = helpers.tmpdir()
-    helpers.write(dir .. "/pipeline.lua", [[
-local tide = require "tide"
-local cjson = require "cjson"
-local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
-local kv_type = tide.target_type{
-  name = "kv",
-  identity = function(spec) return spec.file end,
-  apply = function(spec, changes)
-    local f = io.open(spec.file)
-    local t = f and cjson.decode(f:read("a")) or {}
-    if f then f:close() end
-    for _, c in ipairs(changes) do
-      if exists("kill-on-" .. c.key) then os.execute("kill -9 $PPID") end
-      t[c.key] = c.value
-    end
-    f = assert(io.open(spec.file .. ".tmp", "w"))
-    f:write(cjson.encode(t))
-    f:close()
-    assert(os.rename(spec.file .. ".tmp", spec.file))
-  end,
-}
+    helpers.write(dir .. "/pipeline.lua", KV_HEAD .. [[
 local leaf = tide.fn("leaf", { memo = true }, function(i, version, out)
   if exists(("kill-in-k%03d"):format(i)) then os.execute("kill -9 $PPID") end
   out:declare(("k%03d"):format(i), version)
@@ -332,24 +338,7 @@ end)
     -- leaves comes before a is recorded. a's record still says v1: with
     -- the input back at v1 it must not carry over leaves of v2.
     local dir = helpers.tmpdir()
-    helpers.write(dir .. "/pipeline.lua", [[
-local tide = require "tide"
-local cjson = require "cjson"
-local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
-local kv_type = tide.target_type{
-  name = "kv",
-  identity = function(spec) return spec.file end,
-  apply = function(spec, changes)
-    local f = io.open(spec.file)
-    local t = f and cjson.decode(f:read("a")) or {}
-    if f then f:close() end
-    for _, c in ipairs(changes) do t[c.key] = c.value end
-    f = assert(io.open(spec.file .. ".tmp", "w"))
-    f:write(cjson.encode(t))
-    f:close()
-    assert(os.rename(spec.file .. ".tmp", spec.file))
-  end,
-}
+    helpers.write(dir .. "/pipeline.lua", KV_HEAD .. [[
 local leaf = tide.fn("leaf", { memo = true }, function(key, version, out)
   if exists("kill-in-" .. key) then os.execute("kill -9 $PPID") end
   out:declare(key, version)
@@ -396,27 +385,7 @@ end)
   -- or which g no longer mounts) is not recorded. With the version back
   -- at v1, x releases k: y must not carry over a record that no longer
   -- owns it.
-  local MOVING = [[
-local tide = require "tide"
-local cjson = require "cjson"
-local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
-local kv_type = tide.target_type{
-  name = "kv",
-  identity = function(spec) return spec.file end,
-  apply = function(spec, changes)
-    local f = io.open(spec.file)
-    local t = f and cjson.decode(f:read("a")) or {}
-    if f then f:close() end
-    for _, c in ipairs(changes) do
-      if exists("kill-on-" .. c.key) then os.execute("kill -9 $PPID") end
-      t[c.key] = c.value
-    end
-    f = assert(io.open(spec.file .. ".tmp", "w"))
-    f:write(cjson.encode(t))
-    f:close()
-    assert(os.rename(spec.file .. ".tmp", spec.file))
-  end,
-}
+  local MOVING = KV_HEAD .. [[
 local part = tide.fn("part", { memo = true }, function(name, v, out)
   if name == "x" and v == "v2" then out:declare("k", "x2") end
   if name == "y" and v == "v1" then out:declare("k", "y1") end
@@ -473,23 +442,7 @@ end)
     -- not be recorded ok over l2's old record and change (l2's v1 would
     -- stay in out.json, p carried over from then on).
     local dir = helpers.tmpdir()
-    helpers.write(dir .. "/pipeline.lua", [[
-local tide = require "tide"
-local cjson = require "cjson"
-local kv_type = tide.target_type{
-  name = "kv",
-  identity = function(spec) return spec.file end,
-  apply = function(spec, changes)
-    local f = io.open(spec.file)
-    local t = f and cjson.decode(f:read("a")) or {}
-    if f then f:close() end
-    for _, c in ipairs(changes) do t[c.key] = c.value end
-    f = assert(io.open(spec.file .. ".tmp", "w"))
-    f:write(cjson.encode(t))
-    f:close()
-    assert(os.rename(spec.file .. ".tmp", spec.file))
-  end,
-}
+    helpers.write(dir .. "/pipeline.lua", KV_HEAD .. [[
 -- l0 writes nothing new: no intent of the batch before l2's is left.
 local leaf = tide.fn("leaf", { memo = true }, function(name, v, out)
   out:declare(name, name:match("l0$") and "c" or v)
