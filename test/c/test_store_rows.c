@@ -767,9 +767,75 @@ static void test_runs(void) {
   tmp_close(&t);
 }
 
+/* The status of the component at path, read back after a flush. */
+static int status_at(tide_Store *s, int64_t app, const char *path) {
+  tide_StoreComponent got;
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  CHECK_EQ_INT(tide_store_component_get(s, app, path, strlen(path), &got),
+               0);
+  return got.status;
+}
+
+static int count_note(void *arg, const char *path, size_t len, int64_t id) {
+  (void)path, (void)len, (void)id;
+  ++*(int *)arg;
+  return 0;
+}
+
+/* A hold marks an ok component incomplete and leaves the rest of its row;
+** a failed one stays failed; a put after it in the batch wins; a hold is
+** noted for a tracked index. */
+static void test_component_hold(void) {
+  Tmp t;
+  tide_Store *s;
+  tide_StoreComponent c, got;
+  static const uint8_t state[] = { 0xa0 };
+  int64_t app = 0, ok_id = 0, failed_id = 0;
+  int all = 0, notes = 0;
+  tmp_init(&t, "state.db");
+  s = open_ok(t.path, TIDE_STORE_WRITE);
+  CHECK_EQ_INT(tide_store_app_get_or_create(s, LIT("docs"), &app, NULL), 0);
+  memset(&c, 0, sizeof c);
+  c.app_id = app;
+  SET_STR(c.fn_name, "f");
+  c.state = state;
+  c.state_len = sizeof state;
+  SET_STR(c.path, "/f/ok");
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &ok_id), 0);
+  SET_STR(c.path, "/f/failed");
+  c.status = 1;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, &failed_id), 0);
+  CHECK_EQ_INT(tide_store_flush(s), 0);
+  tide_store_track_components(s, 1);
+  CHECK_EQ_INT(tide_store_component_hold(s, ok_id, LIT("/f/ok")), 0);
+  CHECK_EQ_INT(tide_store_component_hold(s, failed_id, LIT("/f/failed")),
+               0);
+  CHECK_EQ_INT(status_at(s, app, "/f/ok"), 2);
+  CHECK_EQ_INT(status_at(s, app, "/f/failed"), 1);
+  CHECK_EQ_INT(tide_store_component_get(s, app, LIT("/f/ok"), &got), 0);
+  CHECK(blob_equal(got.state, got.state_len, state, sizeof state));
+  CHECK_STR_EQ(got.fn_name, "f");
+  CHECK_EQ_INT(tide_store_written(s, &all, count_note, &notes), 0);
+  CHECK_EQ_INT(all, 0);
+  CHECK_EQ_INT(notes, 2);
+  tide_store_track_components(s, 0);
+  /* Held, then recorded ok again in the same batch. */
+  SET_STR(c.path, "/f/ok");
+  c.status = 0;
+  c.id = ok_id;
+  CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
+  CHECK_EQ_INT(status_at(s, app, "/f/ok"), 0);
+  CHECK_EQ_INT(tide_store_component_hold(s, ok_id, LIT("/f/ok")), 0);
+  CHECK_EQ_INT(tide_store_component_put(s, &c, NULL), 0);
+  CHECK_EQ_INT(status_at(s, app, "/f/ok"), 0);
+  tide_store_close(s);
+  tmp_close(&t);
+}
+
 static const CheckTest tests[] = {
   { "apps", test_apps },
   { "components", test_components },
+  { "component hold", test_component_hold },
   { "component bulk iteration", test_component_each_bulk },
   { "components under paths", test_component_each_under },
   { "memos", test_memos },
