@@ -664,17 +664,18 @@ local function hold_open(run, frame)
   run.store:component_hold(frame.prev.id, frame.path)
 end
 
--- The ids of the components to hold open for the states a batch's
--- components take from owners this run has not recorded yet (M.submit):
--- the owner's and its ancestors', each once a run (run.held, which only
--- such owners join), as the index knows them (an owner is a component of
--- an earlier run, and so are its ancestors), or a worker's store. The owner may be carried
--- over later in the run, or not mounted any more (deleted at its end),
--- or run again and be killed before its record: its record, which still
--- says ok and no longer owns the state, would be carried over next time,
--- and the state deleted or overwritten by its new owner's next change.
--- The store marks only those whose rows say ok (one this run recorded
--- incomplete stays so; one it recorded ok runs once more next time).
+-- The rows ({ id, path }) of the components to hold open for the states
+-- a batch's components take from owners this run has not recorded yet
+-- (M.submit): the owner's and its ancestors', each once a run (run.held,
+-- which only such owners join), as the index knows them (an owner is a
+-- component of an earlier run, and so are its ancestors), or a worker's
+-- store. The owner may be carried over later in the run, or not mounted
+-- any more (deleted at its end), or run again and be killed before its
+-- record: its record, which still says ok and no longer owns the state,
+-- would be carried over next time, and the state deleted or overwritten
+-- by its new owner's next change. The store marks only those whose rows
+-- say ok (one this run recorded incomplete stays so; one it recorded ok
+-- runs once more next time).
 local function owners_to_hold(run, batch)
   local list, held = nil, run.held
   for b = 1, #batch do
