@@ -59,6 +59,22 @@ function M.read(path)
   return s
 end
 
+-- Starts `tide live pipeline.lua --json ARGS` in dir in the background
+-- (its pid in dir/pid, its output in dir/stdout and dir/stderr, its exit
+-- status in dir/status; SIGINT given back its default action, which a
+-- shell's background job inherits ignored) and returns its pid once it
+-- watches (after its catch-up cycle).
+function M.start_live(dir, args)
+  os.execute(("cd %s && (sh -c 'echo $$ >pid; exec env --default-signal=INT "
+    .. "\"$0\" live pipeline.lua --json %s' %s >stdout 2>stderr; "
+    .. "echo $? >status) >/dev/null 2>&1 &"):format(M.q(dir), args or "",
+                                                    M.q(M.tide)))
+  assert(M.wait_for(function()
+    return (M.read(dir .. "/stderr") or ""):find("watching") ~= nil
+  end, 60), "live mode never watched: " .. tostring(M.read(dir .. "/stderr")))
+  return assert(tonumber(M.read(dir .. "/pid"):match("%d+")))
+end
+
 -- Runs a shell command; returns stdout, stderr and the exit status.
 function M.run(cmd, stdin)
   local dir = M.tmpdir()

@@ -47,14 +47,7 @@ end)
 local running = {}
 
 local function start(dir)
-  os.execute(("cd %s && (sh -c 'echo $$ >pid; exec env --default-signal=INT "
-    .. "\"$0\" live pipeline.lua --json' %s >stdout 2>stderr; "
-    .. "echo $? >status) >/dev/null 2>&1 &"):format(q(dir), q(helpers.tide)))
-  assert.is_true(wait_for(function()
-    return (helpers.read(dir .. "/stderr") or ""):find("watching") ~= nil
-  end, 60), "live mode never watched: "
-    .. tostring(helpers.read(dir .. "/stderr")))
-  local pid = assert(tonumber(helpers.read(dir .. "/pid"):match("%d+")))
+  local pid = helpers.start_live(dir)
   running[#running + 1] = pid
   return pid
 end

@@ -95,15 +95,7 @@ local running = {}
 -- Starts `tide live pipeline.lua --json ARGS` in dir; returns its pid
 -- once it watches (after its catch-up cycle).
 local function start(dir, args)
-  os.execute(("cd %s && (sh -c 'echo $$ >pid; exec env --default-signal=INT "
-    .. "\"$0\" live pipeline.lua --json %s' %s >stdout 2>stderr; "
-    .. "echo $? >status) >/dev/null 2>&1 &"):format(q(dir), args or "",
-                                                    q(helpers.tide)))
-  assert.is_true(wait_for(function()
-    return (helpers.read(dir .. "/stderr") or ""):find("watching") ~= nil
-  end, 60), "live mode never watched: "
-    .. tostring(helpers.read(dir .. "/stderr")))
-  local pid = assert(tonumber(helpers.read(dir .. "/pid"):match("%d+")))
+  local pid = helpers.start_live(dir, args)
   running[#running + 1] = pid
   return pid
 end

@@ -74,16 +74,7 @@ local function target(d)
 end
 
 local function start(d)
-  -- SIGINT as the default action: a background job inherits it ignored.
-  os.execute(("cd %s && (sh -c 'echo $$ >pid; exec env "
-    .. "--default-signal=INT \"$0\" live pipeline.lua --json' %s "
-    .. ">stdout 2>stderr; echo $? >status) "
-    .. ">/dev/null 2>&1 &"):format(q(d), q(helpers.tide)))
-  assert.is_true(helpers.wait_for(function()
-    return (helpers.read(d .. "/stderr") or ""):find("watching") ~= nil
-  end, 60), "live mode never watched: "
-    .. tostring(helpers.read(d .. "/stderr")))
-  local pid = assert(tonumber(helpers.read(d .. "/pid"):match("%d+")))
+  local pid = helpers.start_live(d)
   running[#running + 1] = pid
   return pid
 end
