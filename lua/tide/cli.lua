@@ -391,7 +391,9 @@ local function collect_for(live)
   if not live then collectgarbage("incremental") end
 end
 
-function commands.update(...)
+-- tide update and tide live (update --live): name is the command the
+-- user typed, which every message about its arguments names.
+local function update_command(name, ...)
   local opts, pos = parse({ ... }, {
     ["full-reprocess"] = "bool", reset = "bool", preview = "bool",
     db = "value", jobs = "value", quiet = "bool", json = "bool",
@@ -399,12 +401,12 @@ function commands.update(...)
     rescan = "value", workers = "value", lease = "value",
   }, { ["-L"] = "live" })
   if not opts then
-    say("update: %s", pos)
+    say("%s: %s", name, pos)
     io_stderr:write(usage_of("update"))
     return 2
   end
   if #pos ~= 1 then
-    say("update: expected one pipeline file")
+    say("%s: expected one pipeline file", name)
     io_stderr:write(usage_of("update"))
     return 2
   end
@@ -416,36 +418,38 @@ function commands.update(...)
   end
   local inflight = given and math.tointeger(tonumber(given))
   if given and (not inflight or inflight < 1) then
-    say("update: %s must be a positive integer", from)
+    say("%s: %s must be a positive integer", name, from)
     return 2
   end
   local jobs = opts.jobs and math.tointeger(tonumber(opts.jobs))
   if opts.jobs and (not jobs or jobs < 1 or jobs > appmod.MAX_JOBS) then
-    say("update: --jobs must be a positive integer, at most %d",
+    say("%s: --jobs must be a positive integer, at most %d", name,
         appmod.MAX_JOBS)
     return 2
   end
   local rescan = opts.rescan and tonumber(opts.rescan)
   if opts.rescan and (not opts.live or not rescan or rescan <= 0) then
-    say(opts.live and "update: --rescan must be a positive number of seconds"
-        or "update: --rescan is for live mode (--live)")
+    say(opts.live and "%s: --rescan must be a positive number of seconds"
+        or "%s: --rescan is for live mode (--live)", name)
     return 2
   end
   if opts.live and opts.preview then
-    say("update: --live cannot --preview: live mode writes as it goes")
+    say(name == "live" and "live: --preview is for tide update: live mode "
+        .. "writes as it goes" or "update: --live cannot --preview: live "
+        .. "mode writes as it goes")
     return 2
   end
-  local workers, lease, why = share_options(opts, "update")
+  local workers, lease, why = share_options(opts, name)
   if why then
     say("%s", why)
     return 2
   end
   if opts.lease and not workers then
-    say("update: --lease is for --workers")
+    say("%s: --lease is for --workers", name)
     return 2
   end
   if workers and opts.preview then
-    say("update: --workers shares an update; it cannot preview")
+    say("%s: --workers shares an update; it cannot preview", name)
     return 2
   end
   local pipeline = absolute(pos[1], assert(core.getcwd()))
@@ -460,8 +464,8 @@ function commands.update(...)
   if workers then
     if not core.store_is_postgres(db) then
       release_workers(forked)
-      say("update: --workers needs a PostgreSQL state store (--db "
-          .. "postgresql://...): workers share the update through it")
+      say("%s: --workers needs a PostgreSQL state store (--db "
+          .. "postgresql://...): workers share the update through it", name)
       return 2
     end
     -- Each worker runs as this process would.
@@ -595,8 +599,12 @@ function M.live_output(opts, progress, failures)
   return hooks
 end
 
+function commands.update(...)
+  return update_command("update", ...)
+end
+
 function commands.live(...)
-  return commands.update("--live", ...)
+  return update_command("live", "--live", ...)
 end
 
 -- tide worker: joins an update the lead runs, takes items until none is

@@ -188,6 +188,34 @@ describe("tide live", function()
     helpers.cleanup()
   end)
 
+  it("names itself, not tide update, in what it says of its arguments",
+     function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", PIPELINE)
+    local function said(args)
+      local out, err, code = helpers.run(("cd %s && %s live pipeline.lua %s")
+        :format(q(dir), helpers.tide, args))
+      assert.are.equal(2, code, out)
+      return err:match("^[^\n]*")
+    end
+    assert.are.equal("tide: live: --jobs must be a positive integer, at most "
+                     .. "1024", said("--jobs 0"))
+    assert.are.equal("tide: live: unknown option --bogus", said("--bogus"))
+    assert.are.equal("tide: live: --preview is for tide update: live mode "
+                     .. "writes as it goes", said("--preview"))
+    assert.are.equal("tide: live: --rescan must be a positive number of "
+                     .. "seconds", said("--rescan -1"))
+    assert.are.equal("tide: live: --workers must be a positive integer",
+                     said("--workers x"))
+    assert.are.equal("tide: live: expected one pipeline file",
+                     said("other.lua"))
+    -- tide update says what it always said.
+    local _, err = helpers.run(("cd %s && %s update pipeline.lua --live "
+      .. "--preview"):format(q(dir), helpers.tide))
+    assert.are.equal("tide: update: --live cannot --preview: live mode "
+                     .. "writes as it goes\n", err)
+  end)
+
   it("applies a create, a modify, a delete and a rename, a new folder and "
      .. "a deleted one, and exits 0 on SIGINT", function()
     local dir = setup()
