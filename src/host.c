@@ -174,50 +174,26 @@ int tide_engine_load(tide_Engine *e, const char *pipeline) {
 #define UPDATE_FLAGS (TIDE_UPDATE_FULL_REPROCESS | TIDE_UPDATE_RESET | \
                       TIDE_UPDATE_PREVIEW | TIDE_UPDATE_ALLOW_EMPTY)
 
-/* app:update(opts) -> stats, errors | nil, message, code name */
-int tide_engine_update(tide_Engine *e, int flags) {
-  lua_State *L;
+/* The engine's code for the code name an app method returned with nil
+** and its message (app.lua: "locked", "store", "invalid"). */
+static int code_of(const char *name) {
+  if (name == NULL) return TIDE_ELUA;
+  if (strcmp(name, "locked") == 0) return TIDE_ELOCKED;
+  if (strcmp(name, "store") == 0) return TIDE_ESTORE;
+  if (strcmp(name, "invalid") == 0) return TIDE_EINVAL;
+  return TIDE_ELUA;
+}
+
+/* After a call of an app method that returns stats, errors | nil,
+** message, code name: TIDE_E* with the message on e and the three
+** results popped when it failed, else 0 with them left. */
+static int method_failed(tide_Engine *e, lua_State *L) {
   int code;
-  if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
-  if (flags & ~UPDATE_FLAGS)
-    return tide_engine_fail(e, TIDE_EINVAL, "tide_engine_update: unknown "
-                            "flags 0x%x (expected TIDE_UPDATE_* values)",
-                            (unsigned)(flags & ~UPDATE_FLAGS));
-  if (e->app_ref == LUA_NOREF)
-    return tide_engine_fail(e, TIDE_EINVAL, "no pipeline is loaded");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, e->app_ref);
-  lua_getfield(L, -1, "update");
-  lua_insert(L, -2);
-  lua_createtable(L, 0, 4);
-  lua_pushboolean(L, flags & TIDE_UPDATE_FULL_REPROCESS);
-  lua_setfield(L, -2, "full_reprocess");
-  lua_pushboolean(L, flags & TIDE_UPDATE_RESET);
-  lua_setfield(L, -2, "reset");
-  lua_pushboolean(L, flags & TIDE_UPDATE_PREVIEW);
-  lua_setfield(L, -2, "preview");
-  lua_pushboolean(L, flags & TIDE_UPDATE_ALLOW_EMPTY);
-  lua_setfield(L, -2, "allow_empty");
-  if (tide_lua_pcall(L, 2, 3) != LUA_OK) return lua_failed(e, TIDE_ELUA);
-  if (lua_isnil(L, -3)) {
-    const char *name = lua_tostring(L, -1);
-    code = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED
-           : name && strcmp(name, "store") == 0 ? TIDE_ESTORE
-           : name && strcmp(name, "invalid") == 0 ? TIDE_EINVAL : TIDE_ELUA;
-    lua_pop(L, 1);
-    lua_remove(L, -2);
-    return lua_failed(e, code);
-  }
-  code = 0;
-  if (lua_istable(L, -2) && lua_rawgeti(L, -2, 1) == LUA_TTABLE) {
-    lua_getfield(L, -1, "path");
-    lua_getfield(L, -2, "message");
-    tide_engine_fail(e, TIDE_EFAILED, "%s: %s", lua_tostring(L, -2),
-                     lua_tostring(L, -1));
-    lua_pop(L, 2);
-    code = TIDE_EFAILED;
-  }
-  lua_pop(L, 4);
-  return code;
+  if (!lua_isnil(L, -3)) return 0;
+  code = code_of(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  lua_remove(L, -2);
+  return lua_failed(e, code);
 }
 
 /* Pushes app.METHOD and the app, for a call with more arguments pushed
@@ -231,6 +207,39 @@ static int push_method(tide_Engine *e, lua_State *L, const char *method) {
   return 0;
 }
 
+/* app:update(opts) -> stats, errors | nil, message, code name */
+int tide_engine_update(tide_Engine *e, int flags) {
+  lua_State *L;
+  int code;
+  if (e == NULL || (L = e->L) == NULL) return TIDE_EINVAL;
+  if (flags & ~UPDATE_FLAGS)
+    return tide_engine_fail(e, TIDE_EINVAL, "tide_engine_update: unknown "
+                            "flags 0x%x (expected TIDE_UPDATE_* values)",
+                            (unsigned)(flags & ~UPDATE_FLAGS));
+  if ((code = push_method(e, L, "update")) != 0) return code;
+  lua_createtable(L, 0, 4);
+  lua_pushboolean(L, flags & TIDE_UPDATE_FULL_REPROCESS);
+  lua_setfield(L, -2, "full_reprocess");
+  lua_pushboolean(L, flags & TIDE_UPDATE_RESET);
+  lua_setfield(L, -2, "reset");
+  lua_pushboolean(L, flags & TIDE_UPDATE_PREVIEW);
+  lua_setfield(L, -2, "preview");
+  lua_pushboolean(L, flags & TIDE_UPDATE_ALLOW_EMPTY);
+  lua_setfield(L, -2, "allow_empty");
+  if (tide_lua_pcall(L, 2, 3) != LUA_OK) return lua_failed(e, TIDE_ELUA);
+  if ((code = method_failed(e, L)) != 0) return code;
+  if (lua_istable(L, -2) && lua_rawgeti(L, -2, 1) == LUA_TTABLE) {
+    lua_getfield(L, -1, "path");
+    lua_getfield(L, -2, "message");
+    tide_engine_fail(e, TIDE_EFAILED, "%s: %s", lua_tostring(L, -2),
+                     lua_tostring(L, -1));
+    lua_pop(L, 2);
+    code = TIDE_EFAILED;
+  }
+  lua_pop(L, 4);
+  return code;
+}
+
 /* app:start_live{} -> stats, errors | nil, message, code name */
 int tide_engine_live_start(tide_Engine *e) {
   lua_State *L;
@@ -240,14 +249,7 @@ int tide_engine_live_start(tide_Engine *e) {
   if ((rc = push_method(e, L, "start_live")) != 0) return rc;
   lua_newtable(L);
   if (tide_lua_pcall(L, 2, 3) != LUA_OK) return lua_failed(e, TIDE_ELUA);
-  if (lua_isnil(L, -3)) {
-    const char *name = lua_tostring(L, -1);
-    rc = name && strcmp(name, "locked") == 0 ? TIDE_ELOCKED
-         : name && strcmp(name, "invalid") == 0 ? TIDE_EINVAL : TIDE_ELUA;
-    lua_pop(L, 1);
-    lua_remove(L, -2);
-    return lua_failed(e, rc);
-  }
+  if ((rc = method_failed(e, L)) != 0) return rc;
   lua_pop(L, 3);
   return 0;
 }

@@ -6,10 +6,12 @@
 ** And live mode stepped from a host's own loop, two engines on it.
 ** Run from the repository root (the Lua files are in ./lua).
 */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,6 +194,20 @@ static void test_errors(void) {
     CHECK_EQ_INT(tide_engine_update(p.e, 0), 0);
     tide_engine_free(q.e);
     CHECK_EQ_INT(q.held, 0);
+  }
+  /* The store's writer lock held by someone else (the flock another
+  ** process's update takes): TIDE_ELOCKED, said as tide update says it;
+  ** the next update, once it is let go, runs. */
+  {
+    int fd;
+    snprintf(path, sizeof path, "%s/.tide/state.db-lock", p.dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    CHECK_EQ_INT(tide_engine_update(p.e, 0), TIDE_ELOCKED);
+    CHECK_STR_CONTAINS(tide_engine_errmsg(p.e), "locked by another running "
+                       "update");
+    close(fd);
+    CHECK_EQ_INT(tide_engine_update(p.e, 0), 0);
   }
   /* A component that fails: TIDE_EFAILED, its path in the message. */
   snprintf(path, sizeof path, "%s/bad.md", p.docs);
