@@ -1115,6 +1115,17 @@ void tide_index_unkeep_below(tide_Index *ix, const char *path, size_t len) {
   }
 }
 
+size_t tide_index_failed_below(tide_Index *ix, const char *path,
+                               size_t len) {
+  size_t i = tide_index_below_first(ix, path, len), n = 0;
+  for (; i < tide_index_count(ix); i++) {
+    const tide_IndexEntry *e = tide_index_at(ix, i);
+    if (!tide_index_is_below(ix, e, path, len)) break;
+    if (e->seen == TIDE_SEEN_NONE && e->status != 0) n++;
+  }
+  return n;
+}
+
 /* Not a state a run gives: what keep_below_except holds back. */
 #define SEEN_HELD 0xff
 

@@ -182,6 +182,13 @@ size_t tide_index_keep_subtree(tide_Index *ix, const char *path, size_t len);
 ** out; when it runs one itself, what the item mounts marks them anew. */
 void tide_index_unkeep_below(tide_Index *ix, const char *path, size_t len);
 
+/* How many entries below path (not path's own), not marked in this run,
+** were not recorded ok last time (they failed, or are incomplete): a live
+** source's cycle that processes only what it emitted keeps the others
+** as they are, which for these would be to keep them failed. */
+size_t tide_index_failed_below(tide_Index *ix, const char *path,
+                               size_t len);
+
 /* Marks every entry below path (not path's own) as unchanged, unless
 ** already marked, except that the n entries at except[i] (of lens[i]
 ** bytes) and those below them stay as they are: the items of a live

@@ -264,15 +264,20 @@ static void touch(tide_Index *ix, const tide_Buf *path, int seen) {
   }
 }
 
-/* Keeps every component below the base that no changed path touches,
-** counting in *kept the file components it kept. The touched ones are
-** marked (as ran) first, so that the pass over the others compares
-** nothing, and unmarked after it. Returns 0 or TIDE_ENOMEM (then nothing
-** is kept). */
+/* Keeps every component below the base that no changed path touches and
+** that may be carried over, counting in *kept the file components it
+** kept. One that may not (it failed last cycle, or is incomplete, or a
+** file it read changed) runs again, as a whole walk would run it: its
+** path, relative to the walk's folder, is added to rerun (each followed
+** by a NUL) for the caller to walk as a changed one. The touched ones,
+** and those, are marked (as ran) first, so that the pass over the others
+** compares nothing, and unmarked after it. Returns 0 or TIDE_ENOMEM (then
+** nothing is kept). */
 static int keep_untouched(tide_Index *ix, const tide_IndexWalk *spec,
                           const char *const *paths, const size_t *lens,
-                          size_t n, tide_Buf *path, size_t *kept) {
-  size_t i, touched, count = tide_index_count(ix);
+                          size_t n, tide_Buf *path, tide_Buf *rerun,
+                          size_t *kept) {
+  size_t i, touched, count = tide_index_count(ix), at;
   int rc = 0;
   *kept = 0;
   for (i = 0; i < n && rc == 0; i++) {
@@ -284,10 +289,22 @@ static int keep_untouched(tide_Index *ix, const tide_IndexWalk *spec,
   for (i = tide_index_below_first(ix, spec->base, spec->base_len);
        rc == 0 && i < count; i++) {
     tide_IndexEntry *e = tide_index_at(ix, i);
+    const char *p;
     if (!tide_index_is_below(ix, e, spec->base, spec->base_len)) break;
     if (e->seen != TIDE_SEEN_NONE) continue;
-    tide_index_keep(ix, e);
-    (*kept)++;
+    if (tide_index_may_carry(ix, e, spec->logic)) {
+      tide_index_keep(ix, e);
+      (*kept)++;
+      continue;
+    }
+    p = tide_index_path(ix, e);
+    if ((rc = tide_buf_append(rerun, p + spec->base_len + 1,
+                              e->path_len - spec->base_len - 1)) != 0 ||
+        (rc = tide_buf_push(rerun, '\0')) != 0)
+      break;
+    path->len = 0;
+    if ((rc = tide_buf_append(path, p, e->path_len)) != 0) break;
+    touch(ix, path, TIDE_SEEN_RAN);
   }
   for (i = 0; i < touched; i++) {
     /* The buffer held these already: no allocation, no failure. */
@@ -295,6 +312,14 @@ static int keep_untouched(tide_Index *ix, const tide_IndexWalk *spec,
     (void)tide_buf_append(path, paths[i], lens[i]);
     touch(ix, path, TIDE_SEEN_NONE);
   }
+  for (at = 0; at < rerun->len; at += strlen((char *)rerun->data + at) + 1) {
+    path->len = spec->base_len + 1;
+    (void)tide_buf_append(path, rerun->data + at,
+                          strlen((char *)rerun->data + at));
+    touch(ix, path, TIDE_SEEN_NONE);
+  }
+  if (rc != 0) rerun->len = 0;
+  path->len = spec->base_len + 1;
   return rc;
 }
 
@@ -333,7 +358,8 @@ int tide_index_walk_changes(tide_Index *ix, tide_Walker *w,
                             const char *const *paths, const size_t *lens,
                             size_t n, tide_Buf *out, size_t *unchanged) {
   WalkState ws;
-  size_t i;
+  tide_Buf rerun; /* the components that may not be carried over */
+  size_t i, at, len;
   int rc, root_fd;
   *unchanged = 0;
   /* A walk that follows links may reach a file by two paths. */
@@ -350,14 +376,21 @@ int tide_index_walk_changes(tide_Index *ix, tide_Walker *w,
       return 1;
     }
   }
+  tide_buf_init(&rerun, w->alloc, w->ud);
   if ((rc = walk_begin(&ws, ix, w, spec, out)) == 0) {
-    rc = keep_untouched(ix, spec, paths, lens, n, &ws.path, &ws.unchanged);
+    rc = keep_untouched(ix, spec, paths, lens, n, &ws.path, &rerun,
+                        &ws.unchanged);
     for (i = 0; i < n && rc == 0; i++)
       rc = walk_changed(&ws, root_fd, paths[i], lens[i]);
+    for (at = 0; at < rerun.len && rc == 0; at += len + 1) {
+      len = strlen((char *)rerun.data + at);
+      rc = walk_changed(&ws, root_fd, (char *)rerun.data + at, len);
+    }
     if (rc == 1) rc = 0; /* became a folder since: the next event says */
     if (rc == TIDE_ENOMEM) rc = tide_index_fail(ix, rc, "out of memory");
   }
   close(root_fd);
+  tide_buf_close(&rerun);
   walk_end(&ws, unchanged);
   return rc;
 }

@@ -301,6 +301,16 @@ static int index_keep_subtree(lua_State *L) {
   return 1;
 }
 
+/* index:failed_below(path) -> how many components below path, not marked
+** in this run, were not recorded ok (tide_index_failed_below) */
+static int index_failed_below(lua_State *L) {
+  Box *b = check_box(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  lua_pushinteger(L, (lua_Integer)tide_index_failed_below(b->ix, path, len));
+  return 1;
+}
+
 /* index:unkeep_below(path): what is below path and kept is not marked
 ** any more (tide_index_unkeep_below) */
 static int index_unkeep_below(lua_State *L) {
@@ -853,6 +863,7 @@ void tide_lindex_open(lua_State *L) {
     {"seen", index_seen}, {"mark", index_mark}, {"force", index_force},
     {"keep_subtree", index_keep_subtree}, {"keep_below", index_keep_below},
     {"unkeep_below", index_unkeep_below},
+    {"failed_below", index_failed_below},
     {"unseen", index_unseen},
     {"carry", index_carry},
     {"has_unseen_below", index_has_unseen_below},

@@ -719,6 +719,11 @@ local function watched_changes(run, base, fn, rest)
      or run.opts.verify then
     return nil
   end
+  -- A component of a key it did not emit that failed (or is incomplete)
+  -- runs again, as a whole cycle would run it: that takes its value, so
+  -- the source is listed whole while one does.
+  run:index_ready()
+  if run.index:failed_below(base) > 0 then return nil end
   return changes
 end
 

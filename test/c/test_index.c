@@ -195,6 +195,21 @@ static void test_keep_below_except(void) {
   tide_index_free(ix);
 }
 
+/* The components below a base whose last record is not ok, not counting
+** those marked in this run. */
+static void test_failed_below(void) {
+  tide_Index *ix = loaded();
+  CHECK_EQ_INT(tide_index_failed_below(ix, "/a", 2), 0);
+  tide_index_find(ix, "/a/c", 4)->status = 1;    /* failed */
+  tide_index_find(ix, "/a/b/c", 6)->status = 2;  /* incomplete */
+  tide_index_find(ix, "/a.x", 4)->status = 1;    /* not below /a */
+  CHECK_EQ_INT(tide_index_failed_below(ix, "/a", 2), 2);
+  tide_index_find(ix, "/a/c", 4)->seen = TIDE_SEEN_RAN;
+  CHECK_EQ_INT(tide_index_failed_below(ix, "/a", 2), 1);
+  CHECK_EQ_INT(tide_index_failed_below(ix, "/q", 2), 0);
+  tide_index_free(ix);
+}
+
 static void test_deps(void) {
   tide_Index *ix = loaded();
   const tide_IndexEntry *example;
@@ -905,6 +920,7 @@ int main(void) {
     {"lookups by path and id", test_lookups},
     {"subtrees and siblings between", test_subtrees},
     {"keeping below a base except some paths", test_keep_below_except},
+    {"counting what failed below a base", test_failed_below},
     {"dependency sets", test_deps},
     {"scoped: loaded under paths", test_load_under},
     {"file states", test_file_states},

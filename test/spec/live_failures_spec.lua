@@ -44,6 +44,14 @@ return tide.app("live", function()
 end)
 ]]
 
+-- PIPELINE, and every component fails while a file "down" is beside the
+-- pipeline (outside the walked folder: no event tells when it goes), as a
+-- model call fails while its server is down.
+local FLAKY = PIPELINE:gsub("  docs:row", [[
+  local down = io.open("down")
+  if down then down:close(); error("the service is down", 0) end
+  docs:row]], 1)
+
 local running = {}
 
 local function start(dir)
@@ -116,6 +124,40 @@ describe("tide live's failures", function()
     end, 60), "tide live did not exit")
     -- Nothing is left to sum up at the end: each cycle said its own.
     assert.is_nil(helpers.read(dir .. "/stderr"):find("more component"))
+  end)
+
+  it("are counted in every cycle while they last, and run again in a cycle "
+     .. "whatever changed", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/pipeline.lua", FLAKY)
+    helpers.write(dir .. "/docs/a.md", "alpha\n")
+    helpers.write(dir .. "/docs/b.md", "BOOM\n")
+    local pid = start(dir)
+    local function last()
+      local line = (helpers.read(dir .. "/stdout")):match("([^\n]+)\n$")
+      return cjson.decode(line).components
+    end
+    assert.are.same({ added = 1, reprocessed = 0, deleted = 0,
+                      unchanged = 0, errors = 1 }, last())
+    -- b.md still fails: counted as such, not as unchanged (it is run
+    -- again, and said again, as tide update would).
+    edit(dir, "alpha 2\n")
+    assert.are.same({ added = 0, reprocessed = 1, deleted = 0,
+                      unchanged = 0, errors = 1 }, last())
+    -- A failure from outside its file: c.md fails while the service is
+    -- down, and is indexed by the first cycle after it is back, though
+    -- c.md itself has not changed since.
+    helpers.write(dir .. "/down", "")
+    local before = cycles(dir)
+    helpers.write(dir .. "/docs/c.md", "gamma\n")
+    assert.is_true(wait_for(function() return cycles(dir) > before end, 20))
+    assert.are.equal(2, last().errors)
+    os.remove(dir .. "/down")
+    edit(dir, "alpha 3\n")
+    assert.are.same({ added = 1, reprocessed = 1, deleted = 0,
+                      unchanged = 0, errors = 1 }, last())
+    assert.are.equal("c.md", rows(dir).gamma)
+    os.execute("kill -INT " .. pid)
   end)
 
   it("of a walk whose folder is not there end once the folder is made, "

@@ -852,6 +852,35 @@ end)
                       unchanged = 3, errors = 0 }, stats.components)
   end)
 
+  it("runs again, in a cycle of what a tide.source emitted, a component "
+     .. "of a key it did not emit that failed", function()
+    local dir = helpers.tmpdir()
+    helpers.write(dir .. "/feed.txt", "a alpha\n")
+    -- Each item fails while a file "down" is there, as a model call fails
+    -- while its server is down: nothing the source emits says when it is
+    -- back.
+    helpers.write(dir .. "/pipeline.lua", (FEED_PIPELINE:gsub(
+      "  docs:row%(", [[
+  local down = io.open("down")
+  if down then down:close(); error("the service is down", 0) end
+  docs:row(]], 1)))
+    local pid = start(dir)
+    reaches(dir, { a = "alpha" })
+    helpers.write(dir .. "/down", "")
+    helpers.write(dir .. "/feed.new", "a alpha\nb beta\n")
+    assert(os.rename(dir .. "/feed.new", dir .. "/feed.txt"))
+    assert.is_true(wait_for(function()
+      local l = cycles(dir)
+      return l[#l].components.errors == 1
+    end, 10), helpers.read(dir .. "/stdout"))
+    os.remove(dir .. "/down")
+    -- Only a's title changes: b, not emitted, runs again all the same.
+    helpers.write(dir .. "/feed.new", "a ALPHA\nb beta\n")
+    assert(os.rename(dir .. "/feed.new", dir .. "/feed.txt"))
+    reaches(dir, { a = "ALPHA", b = "beta" }, 10)
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
   it("says when a watch function fails, and lists its source in full "
      .. "from then on", function()
     local dir = helpers.tmpdir()
