@@ -298,7 +298,7 @@ local function run_component(frame)
     end
     -- A worker counts a component in the batch that records it
     -- (reconcile.lua, share.send_counts), which the submit may write.
-    if not frame.is_root and worker_of(run) then
+    if not frame.is_root and run.share and worker_of(run) then
       frame.count_as = counted_as(prev)
     end
     ok, results = pcall(reconcile.submit, run, frame)
@@ -320,7 +320,7 @@ local function run_component(frame)
     return M.component_failed(run, frame,
       type(results) == "table" and results.message or results)
   end
-  if not frame.is_root and not worker_of(run) then
+  if not frame.is_root and not (run.share and worker_of(run)) then
     local as = counted_as(prev)
     stats.components[as] = stats.components[as] + 1
   end
@@ -378,7 +378,7 @@ local function mount(parent, path, fn, args, source_key, work_item)
   frame.work_item = work_item
   if parent.redo then frame.redo = true end
   -- The frame is the scheduler's task (co and done are the scheduler's).
-  sched.spawn(run.sched, frame)
+  run.sched:spawn(frame)
   -- A component waits for its children before it is recorded (see
   -- run_component); the root is never carried over, so it keeps no list.
   if not parent.is_root then
@@ -866,7 +866,7 @@ function M.mount_each(...)
       if frame.prev and (input or not carry) then
         reconcile.will_run(run, frame)
       end
-      sched.throttle(run.sched)
+      run.sched:throttle()
     end
     ::next::
     mounted = mounted + 1
@@ -977,7 +977,7 @@ function M.mount_each_walk(parent, base, fn, rest, on_error, call)
         frame.input = walked
         file._walk = nil
       end
-      sched.throttle(run.sched)
+      run.sched:throttle()
     end
   end
   return unchanged + expected

@@ -571,10 +571,6 @@ Run.call = engine.call
 
 -- A target state declared by the running task (its component's frame, or
 -- a map item working for it).
-function Run:declare(task, container, key, value, level)
-  reconcile.declare(task, container, key, value, level + 1)
-end
-
 -- The most worker threads a pool holds (lengine.c refuses more).
 M.MAX_JOBS = 1024
 

@@ -181,6 +181,14 @@ Handle.__tostring = function(h)
   return fmt("target %s %s", h.container.kind, h.container.identity)
 end
 
+-- reconcile.declare (which requires this module): looked up once, at the
+-- first declaration.
+local declare_in
+declare_in = function(...)
+  declare_in = require("tide.reconcile").declare
+  return declare_in(...)
+end
+
 -- Declarations go to the run of the component they are made in.
 function Handle:declare(key, value)
   if getmetatable(self) ~= Handle then
@@ -194,7 +202,7 @@ function Handle:declare(key, value)
   if not task then
     error("target states can only be declared inside a component", 2)
   end
-  task.run:declare(task, self.container, key, value, 2)
+  declare_in(task, self.container, key, value, 2)
 end
 
 -- Declares the container in the running component and returns a handle.
