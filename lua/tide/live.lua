@@ -449,15 +449,23 @@ function M.run(e, update, seen, hooks)
       if watchers:start(seen.watched) then relist = true end
       watchers:run(say)
     end
-    schedule()
-    if hooks.on_watching then
+    -- What is watched, said at the start and again when a cycle changed
+    -- it (a folder made or removed, a file a component reads).
+    local told
+    local function tell_watching()
+      if not hooks.on_watching then return end
       local sources, files = 0, 0
       for _ in pairs(watchers.tasks) do sources = sources + 1 end
       for _, watched in pairs(folders.files) do
         if watched then files = files + 1 end
       end
+      local now = fmt("%d %d %d", watch:count(), sources, files)
+      if now == told then return end
+      told = now
       hooks.on_watching(watch:count(), sources, files)
     end
+    schedule()
+    tell_watching()
     while not stopped() do
       if watchers.rescan then
         watchers.rescan, next_rescan = false, 0
@@ -491,6 +499,7 @@ function M.run(e, update, seen, hooks)
       if stopped() then break end
       local fresh, errs, code_now = update(changes, emits)
       schedule()
+      tell_watching()
       if not fresh then
         -- Main failed, or another update holds the store (another
         -- process, or another app of this one on the same store): the

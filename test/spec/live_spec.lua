@@ -216,6 +216,32 @@ describe("tide live", function()
                      .. "writes as it goes\n", err)
   end)
 
+  it("says what it watches again when a cycle changed it", function()
+    local dir = setup()
+    local pid = start(dir)
+    local function said()
+      local list = {}
+      for n in (helpers.read(dir .. "/stderr") or ""):gmatch(
+          "watching (%d+) folders? for changes") do
+        list[#list + 1] = tonumber(n)
+      end
+      return list
+    end
+    assert.are.same({ 1 }, said())
+    helpers.write(dir .. "/docs/sub/d.md", "delta\n")
+    reaches(dir, { ["a.md"] = "alpha", ["b.md"] = "beta", ["c.md"] = "gamma",
+                   ["sub/d.md"] = "delta" })
+    assert.is_true(wait_for(function() return #said() == 2 end, 10),
+                   helpers.read(dir .. "/stderr"))
+    assert.are.same({ 1, 2 }, said())
+    -- A cycle that watches what it watched says nothing more.
+    helpers.write(dir .. "/docs/a.md", "alpha 2\n")
+    reaches(dir, { ["a.md"] = "alpha 2", ["b.md"] = "beta",
+                   ["c.md"] = "gamma", ["sub/d.md"] = "delta" })
+    assert.are.same({ 1, 2 }, said())
+    assert.are.equal(0, stop(dir, pid, "INT"))
+  end)
+
   it("applies a create, a modify, a delete and a rename, a new folder and "
      .. "a deleted one, and exits 0 on SIGINT", function()
     local dir = setup()
