@@ -44,6 +44,12 @@ M.DEFAULT_RESCAN = 3600
 -- each failure in a row up to RETRY_MAX_MS (or the rescan period).
 M.RETRY_MS = 100
 M.RETRY_MAX_MS = 30000
+-- After a cycle that ends with failed components, a whole walk runs them
+-- again this long after, doubled while they go on failing up to
+-- FAILED_RETRY_MAX_MS (or the rescan period): a failure from outside the
+-- sources (a model's server down) ends without a change to wait for.
+M.FAILED_RETRY_MS = 1000
+M.FAILED_RETRY_MAX_MS = 300000
 
 -- The delay before the next try after one of retry_ms (nil: the first).
 function M.next_retry(retry_ms)
@@ -433,11 +439,22 @@ function M.run(e, update, seen, hooks)
     -- and what was said of the failure (said again only when it changes).
     local retry_ms, failed_with
     -- Whether a component may still be failed since the last whole walk:
-    -- a failed component runs again when its file changes or at a whole
-    -- walk, but one that failed over something another component held (a
-    -- target key) may succeed once that one lets go of it, with no change
-    -- to its own file. A cycle that deletes then has a whole walk follow.
+    -- a failed component runs again at every cycle, but one that failed
+    -- over something another component held (a target key) succeeds only
+    -- once that one's state is gone, deleted at the end of a cycle. A
+    -- cycle that deletes then has a whole walk follow.
     local failed_left = stats.components.errors > 0
+    local failed_retry_ms
+    -- Brings the next whole walk forward while components fail.
+    local function retry_failed()
+      if stats.components.errors == 0 then
+        failed_retry_ms = nil
+        return
+      end
+      failed_retry_ms = math.min(failed_retry_ms and failed_retry_ms * 2
+        or M.FAILED_RETRY_MS, M.FAILED_RETRY_MAX_MS, rescan_ms)
+      next_rescan = math.min(next_rescan, now_ms() + failed_retry_ms)
+    end
     local function schedule()
       local period = rescan_ms
       if seen.refresh then period = math.min(period, seen.refresh * 1000) end
@@ -465,6 +482,7 @@ function M.run(e, update, seen, hooks)
       hooks.on_watching(watch:count(), sources, files)
     end
     schedule()
+    retry_failed()
     tell_watching()
     while not stopped() do
       if watchers.rescan then
@@ -523,6 +541,7 @@ function M.run(e, update, seen, hooks)
                                              or stats.targets.deleted > 0) then
         next_rescan = 0
       end
+      retry_failed()
       if emitted then table.move(emitted, 1, #emitted, #changes + 1, changes) end
       if hooks.on_cycle(stats, errors, changes) == false
          or stats.interrupted then
