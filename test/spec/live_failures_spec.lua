@@ -136,23 +136,32 @@ describe("tide live's failures", function()
     -- b.md still fails in the cycle of a.md's edit: counted as such, not
     -- as unchanged, and said again, as tide update would (and so in the
     -- cycles that try it again meanwhile, below).
-    edit(dir, "alpha 2\n")
-    assert.is_true(wait_for(function() return rows(dir)["alpha 2"] end, 20))
-    local n, edited = 0, nil
-    for line in helpers.read(dir .. "/stdout"):gmatch("[^\n]+") do
-      local c = cjson.decode(line).components
-      assert.are.equal(1, c.errors, line)
-      if c.reprocessed == 1 then edited = c end
-      n = n + 1
+    helpers.write(dir .. "/docs/a.md", "alpha 2\n")
+    local n, edited
+    local function scan()
+      n, edited = 0, nil
+      for line in helpers.read(dir .. "/stdout"):gmatch("[^\n]+") do
+        local c = cjson.decode(line).components
+        if c.reprocessed == 1 then edited = c end
+        n = n + 1
+      end
+      return edited ~= nil
     end
+    assert.is_true(wait_for(scan, 20), helpers.read(dir .. "/stdout"))
     assert.are.same({ added = 0, reprocessed = 1, deleted = 0,
                       unchanged = 0, errors = 1 }, edited)
+    for line in helpers.read(dir .. "/stdout"):gmatch("[^\n]+") do
+      assert.are.equal(1, cjson.decode(line).components.errors, line)
+    end
+    -- Each cycle said it before its report (a cycle trying it again may
+    -- have said it since the reports were read).
+    scan()
     local said = 0
     for _ in helpers.read(dir .. "/stderr"):gmatch(
         "component /index_file/b%.md failed") do
       said = said + 1
     end
-    assert.are.equal(n, said)
+    assert.is_true(said == n or said == n + 1, said .. " for " .. n)
     os.execute("kill -INT " .. pid)
   end)
 
@@ -166,11 +175,17 @@ describe("tide live's failures", function()
     assert.matches("component /index_file/a%.md failed: the service is down",
                    helpers.read(dir .. "/stderr"))
     os.remove(dir .. "/down")
-    -- Tried again a second after the failure, then later and later.
-    assert.is_true(wait_for(function() return rows(dir).alpha == "a.md" end,
-                            20), helpers.read(dir .. "/stdout"))
-    local last = (helpers.read(dir .. "/stdout")):match("([^\n]+)\n$")
-    assert.are.equal(0, cjson.decode(last).components.errors)
+    -- Tried again a second after the failure, then later and later. The
+    -- cycle's rows are written before its report is: both waited for.
+    local function last()
+      local line = (helpers.read(dir .. "/stdout")):match("([^\n]+)\n$")
+      return cjson.decode(line).components
+    end
+    assert.is_true(wait_for(function()
+      return rows(dir).alpha == "a.md" and last().errors == 0
+    end, 20), helpers.read(dir .. "/stdout"))
+    assert.are.same({ added = 1, reprocessed = 0, deleted = 0,
+                      unchanged = 0, errors = 0 }, last())
     os.execute("kill -INT " .. pid)
   end)
 
