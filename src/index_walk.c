@@ -271,8 +271,8 @@ static void touch(tide_Index *ix, const tide_Buf *path, int seen) {
 ** path, relative to the walk's folder, is added to rerun (each followed
 ** by a NUL) for the caller to walk as a changed one. The touched ones,
 ** and those, are marked (as ran) first, so that the pass over the others
-** compares nothing, and unmarked after it. Returns 0 or TIDE_ENOMEM (then
-** nothing is kept). */
+** compares nothing, and unmarked after it. Returns 0 or TIDE_ENOMEM (the
+** walk then fails, and so does the run). */
 static int keep_untouched(tide_Index *ix, const tide_IndexWalk *spec,
                           const char *const *paths, const size_t *lens,
                           size_t n, tide_Buf *path, tide_Buf *rerun,
@@ -298,12 +298,15 @@ static int keep_untouched(tide_Index *ix, const tide_IndexWalk *spec,
       continue;
     }
     p = tide_index_path(ix, e);
+    at = rerun->len;
+    path->len = 0;
     if ((rc = tide_buf_append(rerun, p + spec->base_len + 1,
                               e->path_len - spec->base_len - 1)) != 0 ||
-        (rc = tide_buf_push(rerun, '\0')) != 0)
+        (rc = tide_buf_push(rerun, '\0')) != 0 ||
+        (rc = tide_buf_append(path, p, e->path_len)) != 0) {
+      rerun->len = at; /* each path in it whole, and marked */
       break;
-    path->len = 0;
-    if ((rc = tide_buf_append(path, p, e->path_len)) != 0) break;
+    }
     touch(ix, path, TIDE_SEEN_RAN);
   }
   for (i = 0; i < touched; i++) {

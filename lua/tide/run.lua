@@ -569,8 +569,6 @@ end
 -- A tide.fn called inside a component (tide.fn's __call).
 Run.call = engine.call
 
--- A target state declared by the running task (its component's frame, or
--- a map item working for it).
 -- The most worker threads a pool holds (lengine.c refuses more).
 M.MAX_JOBS = 1024
 
