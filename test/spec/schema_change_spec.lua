@@ -1,0 +1,67 @@
+-- A sqlite.table whose key changes between updates, end to end: the table
+-- is recreated, refilled, and the states recorded under the old key go
+-- without an error (no row of theirs can be in the new table).
+local helpers = require "test.spec.helpers"
+local ph = require "test.spec.pipeline_helpers"
+
+local function pipeline(fields, row)
+  return ([[
+local sqlite = require "tide.sqlite"
+local Doc = tide.record("Doc", { %s })
+local process = tide.fn("process", { memo = true }, function(name, out)
+  for i = 1, 2 do out:row(Doc(%s)) end
+end)
+return tide.app("schema", function()
+  local out = sqlite.table{ db = "out.db", name = "docs", schema = Doc }
+  tide.mount_each(process, { a = "a", b = "b" }, out)
+end)
+]]):format(fields, row)
+end
+
+local function rows(dir)
+  return helpers.run(("sqlite3 %s 'SELECT * FROM docs ORDER BY 1, 2'")
+    :format(helpers.q(dir .. "/out.db")))
+end
+
+describe("a sqlite.table's key changed between updates", function()
+  local dir
+  before_each(function() dir = helpers.tmpdir() end)
+  after_each(helpers.cleanup)
+
+  local function update_clean(expect)
+    local stats, err, code = ph.update(dir)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.same(expect, stats.targets)
+  end
+
+  it("to other key fields deletes the old states without an error",
+     function()
+    ph.write_pipeline(dir, pipeline([[{ "id", "string", key = true },
+      { "name", "string" }, { "n", "integer" }]],
+      [[{ id = name .. i, name = name, n = i }]]))
+    update_clean { inserted = 4, updated = 0, deleted = 0 }
+    ph.write_pipeline(dir, pipeline([[{ "id", "string" },
+      { "name", "string", key = true }, { "n", "integer", key = true }]],
+      [[{ id = name .. i, name = name, n = i }]]))
+    update_clean { inserted = 4, updated = 0, deleted = 4 }
+    assert.are.equal("a1|a|1\na2|a|2\nb1|b|1\nb2|b|2\n", rows(dir))
+    update_clean { inserted = 0, updated = 0, deleted = 0 }
+    local out = ph.tide(dir, "show pipeline.lua /process/a")
+    assert.matches("/process/a +process +ok +2 target states\n", out)
+    out = ph.tide(dir, "verify pipeline.lua")
+    assert.are.equal("docs: in step (4 states checked)\n", out)
+  end)
+
+  it("to another type deletes the old states without an error", function()
+    ph.write_pipeline(dir, pipeline([[{ "id", "integer", key = true },
+      { "name", "string" }]],
+      [[{ id = (name == "a" and 0 or 10) + i, name = name .. i }]]))
+    update_clean { inserted = 4, updated = 0, deleted = 0 }
+    ph.write_pipeline(dir, pipeline([[{ "id", "string", key = true },
+      { "name", "string" }]], [[{ id = name .. i, name = name .. i }]]))
+    update_clean { inserted = 4, updated = 0, deleted = 4 }
+    assert.are.equal("a1|a1\na2|a2\nb1|b1\nb2|b2\n", rows(dir))
+    update_clean { inserted = 0, updated = 0, deleted = 0 }
+  end)
+end)
