@@ -383,7 +383,7 @@ function Run:clean_up_targets()
       local fine, err = pcall(c.type.recover, c.spec)
       if not fine then
         self:report_error(c.short, "cleaning up " .. c.short .. " after "
-                          .. "a crash failed: " .. tostring(err))
+                          .. "a crash failed: " .. tostring(err), "target")
       end
     end
   end
@@ -738,6 +738,9 @@ end
 -- kind is nil for a component's failure, "source" for what a source
 -- could not read (path is then where its components are mounted), "left"
 -- for a worker that leaves its update early (share.left_why; path "").
+-- kind: nil for a component's failure (path is its path; "" for main),
+-- "source", "store", "left", or "target" for a target's own (path is its
+-- short name, and the message names it: it is no component).
 function Run:report_error(path, message, kind)
   message = engine.clean_message(message)
   self.errors[#self.errors + 1] = { path = path, message = message,
@@ -799,7 +802,7 @@ function Run:remove_made_folders(dropped)
   local ok, err = target.remove_made_folders(dropped)
   if not ok then
     self:report_error("folders", "removing the folders made for targets "
-                      .. "failed: " .. err)
+                      .. "failed: " .. err, "target")
   end
 end
 
@@ -815,7 +818,7 @@ local function unmake_containers(run)
         dropped[#dropped + 1] = c
       else
         run:report_error(c.short, "removing " .. c.short .. " failed: "
-                         .. tostring(err))
+                         .. tostring(err), "target")
       end
     end
   end
@@ -899,7 +902,7 @@ local function finish_deletions(run)
           dropped[#dropped + 1] = c
         else
           run:report_error(c.short, "dropping " .. c.short .. " failed: "
-                           .. tostring(err))
+                           .. tostring(err), "target")
         end
       end
     end
@@ -917,7 +920,7 @@ local function finish_containers(run)
       local ok, err = pcall(c.type.finish, c.spec)
       if not ok then
         run:report_error(c.short, "finishing " .. c.short .. " failed: "
-                         .. tostring(err))
+                         .. tostring(err), "target")
       end
     end
   end
