@@ -52,8 +52,8 @@ local SHOWN = order { "app", "components" }
 local COMPONENT = order { "path", "fn", "status", "error", "source",
                           "updated", "target_states" }
 local STATE = order { "target", "key", "pending" }
-local WHY = order { "target", "key", "owner", "fn", "source", "written",
-                    "state" }
+local WHY = order { "target", "key", "owner", "fn", "source", "source_of",
+                    "written", "state" }
 local VERIFIED = order { "app", "drift", "checked_all", "components",
                          "sources_failed", "targets" }
 local VERIFY_COMPONENTS = order { "checked", "out_of_date", "failed" }
@@ -407,22 +407,34 @@ function M.why(store, app, target_name, key_text_arg, opts)
       local t = okk and store:target(c.id, kb)
       if t then
         local owner
+        local by_path = {}
         for _, row in pairs(store:components(app_id)) do
-          if row.id == t.owner_id then owner = row break end
+          if row.id == t.owner_id then owner = row end
+          by_path[row.path] = row
         end
+        -- A component its parent mounted (tide.mount) came from the source
+        -- item its nearest ancestor came from: that one is named, with
+        -- the ancestor's path.
+        local from = owner
+        while from and not from.source_key and from.path ~= "" do
+          from = by_path[from.path:match("^(.*)/[^/]*$")]
+        end
+        local source = from and from.source_key
         local info = {
           target = c.short, key = decode(kb),
           owner = owner and (owner.path == "" and "/" or owner.path) or nil,
-          fn = owner and owner.fn, source = owner and owner.source_key,
+          fn = owner and owner.fn, source = source,
+          source_of = source and from ~= owner and from.path or nil,
           written = iso_time(t.written_ns),
           state = t.pending == 0 and "applied" or "pending",
         }
         if opts.json then return json(ordered(info, WHY)) .. "\n", true end
-        return fmt("%s %s\n  owner component: %s (%s)\n  source item: %s\n"
+        return fmt("%s %s\n  owner component: %s (%s)\n  source item: %s%s\n"
           .. "  last written: %s (%s)\n", printable(info.target),
           printable(key_text(info.key)), printable(info.owner or "?"),
           printable(info.fn or "?"), printable(info.source or "none"),
-          info.written, info.state), true
+          info.source_of and " (of " .. printable(info.source_of) .. ")"
+          or "", info.written, info.state), true
       end
     end
   end
