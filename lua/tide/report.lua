@@ -47,6 +47,7 @@ local COMPONENTS = order { "added", "reprocessed", "deleted", "unchanged",
                            "errors" }
 local TARGETS = order { "inserted", "updated", "deleted" }
 local CHANGE = order { "op", "target", "key" }
+local SETUP = order { "op", "target" }
 local CALLS = order { "calls", "hits", "misses", "errors" }
 local SHOWN = order { "app", "components" }
 local COMPONENT = order { "path", "fn", "status", "error", "source",
@@ -97,7 +98,9 @@ function M.stats_json(stats)
   -- A preview's: the changes it would make (preview_printer's list).
   if stats.changes then
     local list = {}
-    for i, ch in ipairs(stats.changes) do list[i] = ordered(ch, CHANGE) end
+    for i, ch in ipairs(stats.changes) do
+      list[i] = ordered(ch, ch.op == "setup" and SETUP or CHANGE)
+    end
     o.changes = as_list(list)
   end
   -- A shared update's: what each worker did.
@@ -209,9 +212,19 @@ M.key_text = key_text
 
 -- What a preview would change, a line each on out ("insert chunks
 -- "a.md#1""); or, given a list (--json), appended to it as { op, target,
--- key } for stats_json (stats.changes).
+-- key } for stats_json (stats.changes). A container whose declaration
+-- changed (what = "setup") is a line of its own, { op = "setup", target }.
 function M.preview_printer(out, list)
-  return function(container, changes)
+  return function(container, changes, what)
+    if what == "setup" then
+      if list then
+        list[#list + 1] = { op = "setup", target = container.short }
+      else
+        out:write(fmt("setup %s (its declaration changed: tide update sets "
+          .. "it up again, and one it must make again is refilled by every "
+          .. "component that wrote to it)\n", container.short))
+      end
+    end
     for _, ch in ipairs(changes) do
       local what = ch.value == nil and "delete"
         or (ch.write == "inserted" and "insert" or "update")

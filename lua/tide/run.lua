@@ -456,7 +456,15 @@ function Run:container(tt, spec, frame, level)
         fresh = created or (self.share ~= nil and self.share.fresh[row.id]
                             == true),
         key_what = short .. " key", value_what = short .. " value" }
-  if not self.opts.preview then self:setup_container(tt, spec, c, row) end
+  if not self.opts.preview then
+    self:setup_container(tt, spec, c, row)
+  elseif row.spec and row.spec ~= spec_bytes then
+    -- What a setup would do is the target's to find out (a table
+    -- altered in place, or made again and refilled by every component
+    -- that wrote to it), which a preview must not do: it says so rather
+    -- than count the components as unchanged and nothing more.
+    self:preview(c, {}, "setup")
+  end
   -- A target whose writes cost much per batch (a database round trip)
   -- asks for bigger ones, unless the run was given a size.
   if tt.batch_size and not self.opts.batch_size
@@ -790,8 +798,10 @@ function Run:record_failure(frame, message)
   end
 end
 
-function Run:preview(container, changes)
-  if self.on_preview then self.on_preview(container, changes) end
+-- what: nil for changes of target states, "setup" (changes empty) for a
+-- container whose declaration changed, which an update sets up again.
+function Run:preview(container, changes, what)
+  if self.on_preview then self.on_preview(container, changes, what) end
 end
 
 -- ---- The run ----

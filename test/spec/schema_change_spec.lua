@@ -1,4 +1,5 @@
--- A sqlite.table whose key changes between updates, end to end: the table
+-- A sqlite.table whose key or a field type changes between updates, end to
+-- end: the table
 -- is recreated, refilled, and the states recorded under the old key go
 -- without an error (no row of theirs can be in the new table).
 local helpers = require "test.spec.helpers"
@@ -23,7 +24,7 @@ local function rows(dir)
     :format(helpers.q(dir .. "/out.db")))
 end
 
-describe("a sqlite.table's key changed between updates", function()
+describe("a sqlite.table's key or a field's type changed between updates", function()
   local dir
   before_each(function() dir = helpers.tmpdir() end)
   after_each(helpers.cleanup)
@@ -63,5 +64,27 @@ describe("a sqlite.table's key changed between updates", function()
     update_clean { inserted = 4, updated = 0, deleted = 4 }
     assert.are.equal("a1|a1\na2|a2\nb1|b1\nb2|b2\n", rows(dir))
     update_clean { inserted = 0, updated = 0, deleted = 0 }
+  end)
+
+  it("is said by --preview, which leaves the table as it is", function()
+    ph.write_pipeline(dir, pipeline([[{ "id", "string", key = true },
+      { "n", "integer" }]], [[{ id = name .. i, n = i }]]))
+    update_clean { inserted = 4, updated = 0, deleted = 0 }
+    ph.write_pipeline(dir, pipeline([[{ "id", "string", key = true },
+      { "n", "number" }]], [[{ id = name .. i, n = i }]]))
+    local out, err, code = ph.tide(dir, "update pipeline.lua --preview")
+    assert.are.equal(0, code, err)
+    assert.matches("^setup docs %(its declaration changed: tide update sets "
+      .. "it up again, and one it must make again is refilled by every "
+      .. "component that wrote to it%)\nschema: ", out)
+    local stats = ph.update(dir, "--preview")
+    assert.are.same({ { op = "setup", target = "docs" } }, stats.changes)
+    local schema = helpers.run(("sqlite3 %s '.schema docs'")
+      :format(helpers.q(dir .. "/out.db")))
+    assert.matches('"n" INTEGER NOT NULL', schema, 1, true)
+    -- The update does what the preview said.
+    update_clean { inserted = 0, updated = 4, deleted = 0 }
+    out = ph.tide(dir, "update pipeline.lua --preview")
+    assert.matches("^schema: ", out)
   end)
 end)
