@@ -1,7 +1,7 @@
 -- A sqlite.table whose key or a field type changes between updates, end to
--- end: the table
--- is recreated, refilled, and the states recorded under the old key go
--- without an error (no row of theirs can be in the new table).
+-- end: the table is recreated, refilled, and the states recorded under
+-- the old key go without an error (no row of theirs can be in the new
+-- table); a preview says the table will be set up again.
 local helpers = require "test.spec.helpers"
 local ph = require "test.spec.pipeline_helpers"
 
