@@ -184,6 +184,18 @@ function M.must_recreate(spec, prev, have, want)
   return false
 end
 
+-- What an adopted table's setup says when the record type changed so
+-- that the table would have to be made again (its key, or a field's
+-- type): an adopted table holds the user's rows, and is never dropped.
+function M.adopted_remake(caller, spec)
+  return fmt("the table was adopted (adopt = true) and tide never drops "
+    .. "it, but %s's key or a field's type changed, which needs the table "
+    .. "made again: run tide drop with the pipeline as it was (it deletes "
+    .. "only the rows tide wrote), change the table to the new columns "
+    .. "yourself and update again, or give %s{} another name", spec.schema[2],
+    caller)
+end
+
 -- Raises, through refuse(name, why, advice), for an existing table tide
 -- may not write into: another kind of object (other names it), a table
 -- it did not make (unless adopted; claimed says whether the store's

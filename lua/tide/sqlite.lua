@@ -411,6 +411,12 @@ local function setup_in(spec, prev, db, owner)
     fresh, survived = true, prev == nil
   elseif prev and (must_recreate(spec, prev, have, want)
                    or not alter(spec, db, have, want)) then
+    -- Its other rows are the user's (the transaction rolls back what
+    -- alter did).
+    if spec.adopt or prev.adopt then
+      error(where(spec) .. ": " .. sql_table.adopted_remake("sqlite.table",
+                                                            spec), 0)
+    end
     must(spec, db:exec("DROP TABLE " .. ident(spec.name)))
     fresh, survived = true, false
   end

@@ -430,6 +430,29 @@ describe("postgres.table", function()
       .. "store, " .. d .. "/.tide/state.db", 1, true), err)
   end)
 
+  it("never drops an adopted table whose key or field type changed",
+     function()
+    must(postgres.query(conn, "CREATE TABLE adopted (id text PRIMARY KEY, "
+      .. "n bigint NOT NULL)"))
+    must(postgres.query(conn, "INSERT INTO adopted VALUES ('mine', 7)"))
+    local d, update = project(pipeline(conn, "adopted", [[{
+      { "id", "string", key = true }, { "n", "integer" } }]],
+      [[Rec { id = item.id, n = item.n }]], ", adopt = true"))
+    items(d, { { id = "a", n = 1 } })
+    local _, err, code = update()
+    assert.are.equal(0, code, err)
+    helpers.write(d .. "/pipeline.lua", pipeline(conn, "adopted", [[{
+      { "id", "string", key = true }, { "n", "number" } }]],
+      [[Rec { id = item.id, n = item.n }]], ", adopt = true"))
+    _, err, code = update()
+    assert.are.equal(2, code)
+    assert.truthy(err:find("postgres.table adopted in tide@.*: the table was "
+      .. "adopted %(adopt = true%) and tide never drops it, but Rec's key or "
+      .. "a field's type changed"), err)
+    assert.are.same({ { id = "a", n = 1 }, { id = "mine", n = 7 } },
+                    rows("SELECT * FROM adopted ORDER BY id"))
+  end)
+
   it("keeps full-text search and vector search, exact without pgvector",
      function()
     local d, update = project(pipeline(conn, "chunks", [[{

@@ -5,7 +5,7 @@
 local helpers = require "test.spec.helpers"
 local ph = require "test.spec.pipeline_helpers"
 
-local function pipeline(fields, row)
+local function pipeline(fields, row, opts)
   return ([[
 local sqlite = require "tide.sqlite"
 local Doc = tide.record("Doc", { %s })
@@ -13,10 +13,10 @@ local process = tide.fn("process", { memo = true }, function(name, out)
   for i = 1, 2 do out:row(Doc(%s)) end
 end)
 return tide.app("schema", function()
-  local out = sqlite.table{ db = "out.db", name = "docs", schema = Doc }
+  local out = sqlite.table{ db = "out.db", name = "docs", schema = Doc%s }
   tide.mount_each(process, { a = "a", b = "b" }, out)
 end)
-]]):format(fields, row)
+]]):format(fields, row, opts or "")
 end
 
 local function rows(dir)
@@ -86,5 +86,23 @@ describe("a sqlite.table's key or a field's type changed between updates", funct
     update_clean { inserted = 0, updated = 4, deleted = 0 }
     out = ph.tide(dir, "update pipeline.lua --preview")
     assert.matches("^schema: ", out)
+  end)
+
+  it("is refused for an adopted table, whose other rows stay", function()
+    helpers.run(("sqlite3 %s \"CREATE TABLE docs (id TEXT NOT NULL "
+      .. "PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO docs VALUES "
+      .. "('mine', 7)\""):format(helpers.q(dir .. "/out.db")))
+    ph.write_pipeline(dir, pipeline([[{ "id", "string", key = true },
+      { "n", "integer" }]], [[{ id = name .. i, n = i }]], ", adopt = true"))
+    update_clean { inserted = 4, updated = 0, deleted = 0 }
+    ph.write_pipeline(dir, pipeline([[{ "id", "string", key = true },
+      { "n", "number" }]], [[{ id = name .. i, n = i }]], ", adopt = true"))
+    local _, err, code = ph.update(dir)
+    assert.are.equal(2, code)
+    assert.matches("sqlite.table docs in out.db: the table was adopted "
+      .. "(adopt = true) and tide never drops it, but Doc's key or a field's "
+      .. "type changed, which needs the table made again: run tide drop "
+      .. "with the pipeline as it was", err, 1, true)
+    assert.are.equal("a1|1\na2|2\nb1|1\nb2|2\nmine|7\n", rows(dir))
   end)
 end)
