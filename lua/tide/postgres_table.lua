@@ -360,6 +360,9 @@ function target.setup(spec, prev, owner)
     add(fmt("DROP TABLE %s;", t))
     fresh, survived = true, false
   elseif prev then
+    local refused = (spec.adopt or prev.adopt)
+      and sql_table.adopted_drops(spec, have, want)
+    if refused then fail(spec, refused) end
     add(alter_sql(spec, have, want))
   end
   local id = target.identity(spec)

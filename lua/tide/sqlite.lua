@@ -407,6 +407,11 @@ local function setup_in(spec, prev, db, owner)
   local rebuild = spec.fts ~= nil and have ~= nil and prev ~= nil
     and not fts_intact(spec, db)
   drop_triggers(spec, db)
+  if have and prev and (spec.adopt or prev.adopt)
+     and not must_recreate(spec, prev, have, want) then
+    local refused = sql_table.adopted_drops(spec, have, want)
+    if refused then error(where(spec) .. ": " .. refused, 0) end
+  end
   if not have then
     fresh, survived = true, prev == nil
   elseif prev and (must_recreate(spec, prev, have, want)

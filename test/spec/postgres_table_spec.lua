@@ -430,7 +430,7 @@ describe("postgres.table", function()
       .. "store, " .. d .. "/.tide/state.db", 1, true), err)
   end)
 
-  it("never drops an adopted table whose key or field type changed",
+  it("never drops an adopted table, nor a column of it",
      function()
     must(postgres.query(conn, "CREATE TABLE adopted (id text PRIMARY KEY, "
       .. "n bigint NOT NULL)"))
@@ -449,6 +449,17 @@ describe("postgres.table", function()
     assert.truthy(err:find("postgres.table adopted in tide@.*: the table was "
       .. "adopted %(adopt = true%) and tide never drops it, but Rec's key or "
       .. "a field's type changed"), err)
+    assert.are.same({ { id = "a", n = 1 }, { id = "mine", n = 7 } },
+                    rows("SELECT * FROM adopted ORDER BY id"))
+    -- A field removed: its column holds the user's values too.
+    helpers.write(d .. "/pipeline.lua", pipeline(conn, "adopted", [[{
+      { "id", "string", key = true } }]], [[Rec { id = item.id }]],
+      ", adopt = true"))
+    _, err, code = update()
+    assert.are.equal(2, code)
+    assert.truthy(err:find("the table was adopted (adopt = true), and Rec no "
+      .. "longer has the field n, whose values in your rows tide does not "
+      .. "delete", 1, true), err)
     assert.are.same({ { id = "a", n = 1 }, { id = "mine", n = 7 } },
                     rows("SELECT * FROM adopted ORDER BY id"))
   end)

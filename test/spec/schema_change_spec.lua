@@ -20,11 +20,12 @@ end)
 end
 
 local function rows(dir)
-  return helpers.run(("sqlite3 %s 'SELECT * FROM docs ORDER BY 1, 2'")
+  return helpers.run(("sqlite3 %s 'SELECT * FROM docs ORDER BY 1'")
     :format(helpers.q(dir .. "/out.db")))
 end
 
-describe("a sqlite.table's key or a field's type changed between updates", function()
+describe("a sqlite.table's key or a field's type changed between updates",
+         function()
   local dir
   before_each(function() dir = helpers.tmpdir() end)
   after_each(helpers.cleanup)
@@ -104,5 +105,29 @@ describe("a sqlite.table's key or a field's type changed between updates", funct
       .. "type changed, which needs the table made again: run tide drop "
       .. "with the pipeline as it was", err, 1, true)
     assert.are.equal("a1|1\na2|2\nb1|1\nb2|2\nmine|7\n", rows(dir))
+  end)
+
+  it("keeps an adopted table's column of a removed field, and says so",
+     function()
+    helpers.run(("sqlite3 %s \"CREATE TABLE docs (id TEXT NOT NULL "
+      .. "PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO docs VALUES "
+      .. "('mine', 7)\""):format(helpers.q(dir .. "/out.db")))
+    ph.write_pipeline(dir, pipeline([[{ "id", "string", key = true },
+      { "n", "integer" }]], [[{ id = name .. i, n = i }]], ", adopt = true"))
+    update_clean { inserted = 4, updated = 0, deleted = 0 }
+    ph.write_pipeline(dir, pipeline([[{ "id", "string", key = true }]],
+      [[{ id = name .. i }]], ", adopt = true"))
+    local _, err, code = ph.update(dir)
+    assert.are.equal(2, code)
+    assert.matches("sqlite.table docs in out.db: the table was adopted "
+      .. "(adopt = true), and Doc no longer has the field n, whose values "
+      .. "in your rows tide does not delete: drop the column yourself "
+      .. "(ALTER TABLE docs DROP COLUMN n) and update again", err, 1, true)
+    assert.are.equal("a1|1\na2|2\nb1|1\nb2|2\nmine|7\n", rows(dir))
+    -- Once the user dropped it, the update goes on.
+    helpers.run(("sqlite3 %s 'ALTER TABLE docs DROP COLUMN n'")
+      :format(helpers.q(dir .. "/out.db")))
+    update_clean { inserted = 0, updated = 4, deleted = 0 }
+    assert.are.equal("a1\na2\nb1\nb2\nmine\n", rows(dir))
   end)
 end)
