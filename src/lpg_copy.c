@@ -199,6 +199,10 @@ int tide_lpg_copy_rows(lua_State *L, int plan, int changes, int pgvector,
     lua_rawgeti(L, changes, i);
     rc = tide_rowplan_change(s, L, i, lua_gettop(L), names, names + 1,
                              &is_delete);
+    if (rc == 0 && is_delete == TIDE_ROW_NONE) {
+      lua_pop(L, 1);
+      continue;
+    }
     if (rc == 0 && is_delete && bare) rc = bare_delete(s, i);
     if (rc == 0) rc = put_line(s, out, i, is_delete, pgvector, bare);
     lua_pop(L, 1);

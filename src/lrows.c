@@ -414,7 +414,8 @@ int tide_rowplan_change(tide_RowPlan *s, lua_State *L, lua_Integer i,
   }
   lua_getfield(L, change, "value");
   value = lua_gettop(L);
-  *is_delete = lua_type(L, value) == LUA_TNIL;
+  *is_delete = lua_type(L, value) == LUA_TNIL ? TIDE_ROW_DELETE
+                                               : TIDE_ROW_UPSERT;
   if (*is_delete) {
     nvals = s->table.nkeys;
     if (lua_getfield(L, change, "key") != LUA_TTABLE) {
@@ -423,9 +424,14 @@ int tide_rowplan_change(tide_RowPlan *s, lua_State *L, lua_Integer i,
                (long long)i);
       return TIDE_EINVAL;
     }
-    for (c = 0; c < nvals && rc == 0; c++) {
+    /* A key of another shape was recorded under an earlier schema, in a
+    ** table since recreated: no row of it can be there. */
+    if (lua_rawlen(L, value + 1) != (lua_Unsigned)nvals)
+      *is_delete = TIDE_ROW_NONE;
+    for (c = 0; c < nvals && *is_delete == TIDE_ROW_DELETE; c++) {
       lua_rawgeti(L, value + 1, c + 1);
-      rc = convert(s, L, s->keyidx[c], types, &s->vals[c]);
+      if (convert(s, L, s->keyidx[c], types, &s->vals[c]) != 0)
+        *is_delete = TIDE_ROW_NONE;
     }
   } else if (lua_type(L, value) != LUA_TTABLE) {
     snprintf(s->err, sizeof s->err, "change %lld: value must be a record, "

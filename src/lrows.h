@@ -54,11 +54,18 @@ typedef struct tide_RowPlan {
 ** tide_rowplan_change takes): [-0, +3, v]. */
 tide_RowPlan *tide_rowplan_push(lua_State *L, int plan);
 
+/* What a change does (tide_rowplan_change's *is_delete). */
+#define TIDE_ROW_UPSERT 0
+#define TIDE_ROW_DELETE 1
+#define TIDE_ROW_NONE 2 /* a delete of a key the table cannot hold */
+
 /* Converts change i (a table at index change) into s->vals: *is_delete
 ** says whether it deletes (value nil: only the key's values, in key
-** order, are set) or upserts (every column). names and types are the
-** lists tide_rowplan_push pushed. 0, or non-zero with s->err set. The
-** stack is as it was. */
+** order, are set), upserts (every column) or does nothing: a delete of
+** a key that does not fit the table's key (another count or type of key
+** fields, a state written before a key change recreated the table) has
+** no row to delete. names and types are the lists tide_rowplan_push
+** pushed. 0, or non-zero with s->err set. The stack is as it was. */
 int tide_rowplan_change(tide_RowPlan *s, lua_State *L, lua_Integer i,
                         int change, int names, int types, int *is_delete);
 

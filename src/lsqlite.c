@@ -176,8 +176,9 @@ static int apply_rows(lua_State *L) {
     }
     /* By the value, not the count: a record of key fields only has as
     ** many values as keys. */
-    rc = is_delete ? tide_sqlite_batch_delete(db, s->vals)
-                   : tide_sqlite_batch_upsert(db, s->vals);
+    rc = is_delete == TIDE_ROW_NONE ? 0
+         : is_delete ? tide_sqlite_batch_delete(db, s->vals)
+                     : tide_sqlite_batch_upsert(db, s->vals);
     if (rc != 0) {
       lua_pushstring(L, tide_sqlite_db_errmsg(db));
       return 1;
@@ -257,7 +258,8 @@ static int db_apply_send(lua_State *L) {
       lua_pushstring(L, s->err);
       return 2;
     }
-    if (tide_sqlite_send_row(&d->send, is_delete, s->vals) != 0)
+    if (is_delete != TIDE_ROW_NONE
+        && tide_sqlite_send_row(&d->send, is_delete, s->vals) != 0)
       return luaL_error(L, "%s", d->send.msg);
     lua_pop(L, 1);
   }

@@ -171,9 +171,30 @@ local function retry_after(headers)
   return math.max(0, at - now)
 end
 
+-- What the URL holds that messages never show (tide.http's public URL
+-- leaves them out): its password and its query's values (a key given
+-- as ?key=...), as written and percent-decoded.
+local function url_secrets(url)
+  local list = {}
+  local function add(v)
+    if v and #v > 0 then
+      list[#list + 1] = v
+      local decoded = v:gsub("%%(%x%x)", function(h)
+        return string.char(tonumber(h, 16))
+      end)
+      if decoded ~= v then list[#list + 1] = decoded end
+    end
+  end
+  add(url:match("^%a[%w+.-]*://[^/?#@]-:([^/?#@]*)@"))
+  local query = url:match("%?([^#]*)")
+  for v in (query or ""):gmatch("[^&=]*=([^&]*)") do add(v) end
+  return list
+end
+
 -- The server's own words for a refused request, at most 300 bytes, the
--- key replaced (before the cut, which would leave a key it cuts through).
-local function server_words(body, key)
+-- key and the URL's secrets replaced (before the cut, which would leave
+-- one it cuts through).
+local function server_words(body, key, url)
   local obj = json.decode(body or "")
   local msg
   if type(obj) == "table" then
@@ -183,8 +204,12 @@ local function server_words(body, key)
     msg = msg or obj.message or obj.detail
   end
   if type(msg) ~= "string" then msg = body or "" end
-  if key and #key > 0 then
-    msg = msg:gsub(key:gsub("%W", "%%%0"), "***")
+  local secrets = url and url_secrets(url) or {}
+  if key and #key > 0 then secrets[#secrets + 1] = key end
+  -- The longest first: a secret holding another is replaced whole.
+  table.sort(secrets, function(a, b) return #a > #b end)
+  for _, secret in ipairs(secrets) do
+    msg = msg:gsub(secret:gsub("%W", "%%%0"), "***")
   end
   return (msg:gsub("[%c]", " "):sub(1, 300))
 end
@@ -219,7 +244,7 @@ local function post(client, url, payload, tokens)
                  why or "not a JSON object")
     elseif r then
       last = fmt("POST %s: HTTP %d: %s", shown, r.status,
-                 server_words(r.body, key))
+                 server_words(r.body, key, url))
       if r.status ~= 429 and r.status < 500 then
         return nil, last, r.status
       end

@@ -498,7 +498,8 @@ local function update_command(name, ...)
     code_files = opts.live and code_files(pipeline) or nil,
     on_error = function(path, message, kind)
       progress.clear()
-      if kind == "source" or kind == "store" then
+      -- A target's own failure names the target: it is no component.
+      if kind == "source" or kind == "store" or kind == "target" then
         say("%s", message)
       elseif path ~= "" then
         -- main's own failure is the run's, reported once below.
@@ -682,7 +683,7 @@ function commands.worker(...)
       share = { role = "worker", update_id = update, lease_ms = lease,
                 wait_s = wait, live = live, after = after },
       on_error = function(path, message, kind)
-        if kind == "left" then
+        if kind == "left" or kind == "target" then
           say("%s", message)
         elseif path ~= "" then
           failures.component(path, message)
@@ -785,7 +786,7 @@ function commands.verify(...)
   local result, errors = app:verify {
     db = db, repair = opts.repair,
     on_error = function(path, message, kind)
-      if kind == "source" then say("%s", message)
+      if kind == "source" or kind == "target" then say("%s", message)
       elseif path ~= "" then failures.component(path, message)
       end
     end,

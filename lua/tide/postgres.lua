@@ -91,7 +91,12 @@ function M.listed(conn, identity, sql, key)
     error(fmt("postgres.rows %s: " .. msg, identity, ...), 0)
   end
   local r, err = M.query(conn, sql)
-  if not r then fail("%s", (err:gsub("^postgres [^:]*: ", ""))) end
+  -- The query's message names the server as fail does: said once. (The
+  -- identity holds a colon, user@host:port/db: a pattern up to the
+  -- first colon would not find its end.)
+  local said = "postgres " .. identity .. ": "
+  if r == nil and err:sub(1, #said) == said then err = err:sub(#said + 1) end
+  if not r then fail("%s", err) end
   return keyed_rows.keyed(r.rows, r.columns, key, sql, fail)
 end
 
@@ -126,8 +131,10 @@ function M.rows(conn, sql, opts)
   end
   local identity, err = pg_identity(conn)
   if not identity then error("postgres.rows: " .. err, 2) end
+  -- given: the name a failure of the source is said with (engine.lua),
+  -- the server's identity, which the source's own messages start with.
   return { kind = "postgres.rows", conn = conn, identity = identity,
-           sql = sql, key = key, items = items }
+           given = identity, sql = sql, key = key, items = items }
 end
 
 -- ---- The target and the searches ----

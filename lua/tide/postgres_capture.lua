@@ -336,9 +336,13 @@ function M.rows(conn, opts)
     ptable.remember_conn(spec.conn, conn)
     engine.declare_target(capture, spec)
   end
-  return engine.source { name = "postgres.rows",
+  local source = engine.source { name = "postgres.rows",
     items = function() return items(self) end,
     watch = opts.live and watch(self) or nil }
+  -- The name its failures are said with (engine.lua), the server's
+  -- identity, which its own messages start with: said once.
+  source.given = spec.server
+  return source
 end
 
 return M

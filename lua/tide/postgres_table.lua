@@ -353,9 +353,16 @@ function target.setup(spec, prev, owner)
   if not have then
     fresh, survived = true, prev == nil
   elseif prev and must_recreate(spec, prev, have, want) then
+    -- Its other rows are the user's.
+    if spec.adopt or prev.adopt then
+      fail(spec, sql_table.adopted_remake("postgres.table", spec))
+    end
     add(fmt("DROP TABLE %s;", t))
     fresh, survived = true, false
   elseif prev then
+    local refused = (spec.adopt or prev.adopt)
+      and sql_table.adopted_drops(spec, have, want)
+    if refused then fail(spec, refused) end
     add(alter_sql(spec, have, want))
   end
   local id = target.identity(spec)

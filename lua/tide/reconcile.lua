@@ -924,7 +924,7 @@ function M.delete_released(run)
     if failed[container] then
       run.apply_failed[container.id] = true
       run:report_error(container.short, "deleting from " .. container.short
-                       .. " failed: " .. failed[container])
+                       .. " failed: " .. failed[container], "target")
     else
       run.stats.targets.deleted = run.stats.targets.deleted
         + #groups[container]

@@ -47,13 +47,14 @@ local COMPONENTS = order { "added", "reprocessed", "deleted", "unchanged",
                            "errors" }
 local TARGETS = order { "inserted", "updated", "deleted" }
 local CHANGE = order { "op", "target", "key" }
+local SETUP = order { "op", "target" }
 local CALLS = order { "calls", "hits", "misses", "errors" }
 local SHOWN = order { "app", "components" }
 local COMPONENT = order { "path", "fn", "status", "error", "source",
                           "updated", "target_states" }
 local STATE = order { "target", "key", "pending" }
-local WHY = order { "target", "key", "owner", "fn", "source", "written",
-                    "state" }
+local WHY = order { "target", "key", "owner", "fn", "source", "source_of",
+                    "written", "state" }
 local VERIFIED = order { "app", "drift", "checked_all", "components",
                          "sources_failed", "targets" }
 local VERIFY_COMPONENTS = order { "checked", "out_of_date", "failed" }
@@ -97,7 +98,9 @@ function M.stats_json(stats)
   -- A preview's: the changes it would make (preview_printer's list).
   if stats.changes then
     local list = {}
-    for i, ch in ipairs(stats.changes) do list[i] = ordered(ch, CHANGE) end
+    for i, ch in ipairs(stats.changes) do
+      list[i] = ordered(ch, ch.op == "setup" and SETUP or CHANGE)
+    end
     o.changes = as_list(list)
   end
   -- A shared update's: what each worker did.
@@ -209,9 +212,19 @@ M.key_text = key_text
 
 -- What a preview would change, a line each on out ("insert chunks
 -- "a.md#1""); or, given a list (--json), appended to it as { op, target,
--- key } for stats_json (stats.changes).
+-- key } for stats_json (stats.changes). A container whose declaration
+-- changed (what = "setup") is a line of its own, { op = "setup", target }.
 function M.preview_printer(out, list)
-  return function(container, changes)
+  return function(container, changes, what)
+    if what == "setup" then
+      if list then
+        list[#list + 1] = { op = "setup", target = container.short }
+      else
+        out:write(fmt("setup %s (its declaration changed: tide update sets "
+          .. "it up again, and one it must make again is refilled by every "
+          .. "component that wrote to it)\n", container.short))
+      end
+    end
     for _, ch in ipairs(changes) do
       local what = ch.value == nil and "delete"
         or (ch.write == "inserted" and "insert" or "update")
@@ -407,22 +420,34 @@ function M.why(store, app, target_name, key_text_arg, opts)
       local t = okk and store:target(c.id, kb)
       if t then
         local owner
+        local by_path = {}
         for _, row in pairs(store:components(app_id)) do
-          if row.id == t.owner_id then owner = row break end
+          if row.id == t.owner_id then owner = row end
+          by_path[row.path] = row
         end
+        -- A component its parent mounted (tide.mount) came from the source
+        -- item its nearest ancestor came from: that one is named, with
+        -- the ancestor's path.
+        local from = owner
+        while from and not from.source_key and from.path ~= "" do
+          from = by_path[from.path:match("^(.*)/[^/]*$")]
+        end
+        local source = from and from.source_key
         local info = {
           target = c.short, key = decode(kb),
           owner = owner and (owner.path == "" and "/" or owner.path) or nil,
-          fn = owner and owner.fn, source = owner and owner.source_key,
+          fn = owner and owner.fn, source = source,
+          source_of = source and from ~= owner and from.path or nil,
           written = iso_time(t.written_ns),
           state = t.pending == 0 and "applied" or "pending",
         }
         if opts.json then return json(ordered(info, WHY)) .. "\n", true end
-        return fmt("%s %s\n  owner component: %s (%s)\n  source item: %s\n"
+        return fmt("%s %s\n  owner component: %s (%s)\n  source item: %s%s\n"
           .. "  last written: %s (%s)\n", printable(info.target),
           printable(key_text(info.key)), printable(info.owner or "?"),
           printable(info.fn or "?"), printable(info.source or "none"),
-          info.written, info.state), true
+          info.source_of and " (of " .. printable(info.source_of) .. ")"
+          or "", info.written, info.state), true
       end
     end
   end

@@ -383,7 +383,7 @@ function Run:clean_up_targets()
       local fine, err = pcall(c.type.recover, c.spec)
       if not fine then
         self:report_error(c.short, "cleaning up " .. c.short .. " after "
-                          .. "a crash failed: " .. tostring(err))
+                          .. "a crash failed: " .. tostring(err), "target")
       end
     end
   end
@@ -456,7 +456,15 @@ function Run:container(tt, spec, frame, level)
         fresh = created or (self.share ~= nil and self.share.fresh[row.id]
                             == true),
         key_what = short .. " key", value_what = short .. " value" }
-  if not self.opts.preview then self:setup_container(tt, spec, c, row) end
+  if not self.opts.preview then
+    self:setup_container(tt, spec, c, row)
+  elseif row.spec and row.spec ~= spec_bytes then
+    -- What a setup would do is the target's to find out (a table
+    -- altered in place, or made again and refilled by every component
+    -- that wrote to it), which a preview must not do: it says so rather
+    -- than count the components as unchanged and nothing more.
+    self:preview(c, {}, "setup")
+  end
   -- A target whose writes cost much per batch (a database round trip)
   -- asks for bigger ones, unless the run was given a size.
   if tt.batch_size and not self.opts.batch_size
@@ -736,6 +744,9 @@ end
 -- kind is nil for a component's failure, "source" for what a source
 -- could not read (path is then where its components are mounted), "left"
 -- for a worker that leaves its update early (share.left_why; path "").
+-- kind: nil for a component's failure (path is its path; "" for main),
+-- "source", "store", "left", or "target" for a target's own (path is its
+-- short name, and the message names it: it is no component).
 function Run:report_error(path, message, kind)
   message = engine.clean_message(message)
   self.errors[#self.errors + 1] = { path = path, message = message,
@@ -785,8 +796,10 @@ function Run:record_failure(frame, message)
   end
 end
 
-function Run:preview(container, changes)
-  if self.on_preview then self.on_preview(container, changes) end
+-- what: nil for changes of target states, "setup" (changes empty) for a
+-- container whose declaration changed, which an update sets up again.
+function Run:preview(container, changes, what)
+  if self.on_preview then self.on_preview(container, changes, what) end
 end
 
 -- ---- The run ----
@@ -797,7 +810,7 @@ function Run:remove_made_folders(dropped)
   local ok, err = target.remove_made_folders(dropped)
   if not ok then
     self:report_error("folders", "removing the folders made for targets "
-                      .. "failed: " .. err)
+                      .. "failed: " .. err, "target")
   end
 end
 
@@ -813,7 +826,7 @@ local function unmake_containers(run)
         dropped[#dropped + 1] = c
       else
         run:report_error(c.short, "removing " .. c.short .. " failed: "
-                         .. tostring(err))
+                         .. tostring(err), "target")
       end
     end
   end
@@ -897,7 +910,7 @@ local function finish_deletions(run)
           dropped[#dropped + 1] = c
         else
           run:report_error(c.short, "dropping " .. c.short .. " failed: "
-                           .. tostring(err))
+                           .. tostring(err), "target")
         end
       end
     end
@@ -915,7 +928,7 @@ local function finish_containers(run)
       local ok, err = pcall(c.type.finish, c.spec)
       if not ok then
         run:report_error(c.short, "finishing " .. c.short .. " failed: "
-                         .. tostring(err))
+                         .. tostring(err), "target")
       end
     end
   end

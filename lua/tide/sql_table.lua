@@ -11,6 +11,7 @@ local type, error, pairs, ipairs, tostring, setmetatable, getmetatable,
       pcall = type, error, pairs, ipairs, tostring, setmetatable,
   getmetatable, pcall
 local fmt = string.format
+local concat = table.concat
 local check, describe, is_type = record.check, record.describe,
   record.is_type
 local cbor_encode = core.cbor_encode
@@ -182,6 +183,35 @@ function M.must_recreate(spec, prev, have, want)
     end
   end
   return false
+end
+
+-- What an adopted table's setup says when the record type changed so
+-- that the table would have to be made again (its key, or a field's
+-- type): an adopted table holds the user's rows, and is never dropped.
+function M.adopted_remake(caller, spec)
+  return fmt("the table was adopted (adopt = true) and tide never drops "
+    .. "it, but %s's key or a field's type changed, which needs the table "
+    .. "made again: run tide drop with the pipeline as it was (it deletes "
+    .. "only the rows tide wrote), change the table to the new columns "
+    .. "yourself and update again, or give %s{} another name", spec.schema[2],
+    caller)
+end
+
+-- The columns an alter would drop from an adopted table (fields removed
+-- from its record type), or nil: they hold the user's rows' values too,
+-- so tide leaves dropping them to the user.
+function M.adopted_drops(spec, have, want)
+  local drops = {}
+  for name in pairs(have) do
+    if not want[name] then drops[#drops + 1] = name end
+  end
+  if #drops == 0 then return nil end
+  table.sort(drops)
+  return fmt("the table was adopted (adopt = true), and %s no longer has "
+    .. "%s %s, whose values in your rows tide does not delete: drop %s "
+    .. "yourself (ALTER TABLE %s DROP COLUMN %s) and update again",
+    spec.schema[2], #drops == 1 and "the field" or "the fields", concat(drops, ", "),
+    #drops == 1 and "the column" or "the columns", spec.name, drops[1])
 end
 
 -- Raises, through refuse(name, why, advice), for an existing table tide

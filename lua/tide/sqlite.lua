@@ -407,10 +407,21 @@ local function setup_in(spec, prev, db, owner)
   local rebuild = spec.fts ~= nil and have ~= nil and prev ~= nil
     and not fts_intact(spec, db)
   drop_triggers(spec, db)
+  if have and prev and (spec.adopt or prev.adopt)
+     and not must_recreate(spec, prev, have, want) then
+    local refused = sql_table.adopted_drops(spec, have, want)
+    if refused then error(where(spec) .. ": " .. refused, 0) end
+  end
   if not have then
     fresh, survived = true, prev == nil
   elseif prev and (must_recreate(spec, prev, have, want)
                    or not alter(spec, db, have, want)) then
+    -- Its other rows are the user's (the transaction rolls back what
+    -- alter did).
+    if spec.adopt or prev.adopt then
+      error(where(spec) .. ": " .. sql_table.adopted_remake("sqlite.table",
+                                                            spec), 0)
+    end
     must(spec, db:exec("DROP TABLE " .. ident(spec.name)))
     fresh, survived = true, false
   end

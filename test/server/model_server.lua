@@ -26,7 +26,8 @@
 --     retry_after_date = S } (an HTTP date S seconds ahead) | { status = 500 } |
 --     { delay_ms = N } | { reset = true } | { malformed = true } |
 --     { echo_auth = true, pad = N } (a 401 whose message quotes the key,
---     after N bytes of padding)
+--     after N bytes of padding) | { echo_query = true } (a 401 whose
+--     message quotes the request's query, a key given in the URL)
 --   POST /control/chat    { replies = { "...", ... } }: the next chat
 --     answers' content, in order (then the last user message is echoed)
 -- An input holding "FAIL" is refused with a 400 every time (a permanently
@@ -137,6 +138,9 @@ local function model_answer(path, req)
     if fault.delay_ms then delay = delay + fault.delay_ms
     elseif fault.reset then return "reset"
     elseif fault.malformed then return 200, "{\"data\": [ this is not json"
+    elseif fault.echo_query then
+      return 401, cjson.encode({ error = { message = "no access for "
+        .. (req._query or "") } }), nil, delay
     elseif fault.echo_auth then
       -- A refusal that quotes the credentials, as some servers do.
       return fault.status or 401, cjson.encode({ error = { message =
@@ -227,6 +231,7 @@ local function handle(method, path, headers, body, reply)
   local req = cjson.decode(body)
   if type(req) ~= "table" then return reply(json_error(400, "bad json")) end
   req._auth = (headers["authorization"] or ""):gsub("^Bearer ", "")
+  req._query = query
   stats.inflight = stats.inflight + 1
   stats.max_inflight = math.max(stats.max_inflight, stats.inflight)
   local function answer(bytes)

@@ -445,6 +445,34 @@ end)
     assert.are.equal(8, #v)
   end)
 
+  it("keeps a secret of the URL out of a server's message that quotes it",
+     function()
+    local dir = helpers.tmpdir()
+    docs(dir, 1)
+    helpers.write(dir .. "/pipeline.lua", ([[
+local tide = require "tide"
+local fs = require "tide.fs"
+local ai = require "tide.ai"
+local embed = ai.embedder{ url = %q, model = "m1", dims = 8, retry = false }
+local index = tide.fn("index", function(file, out)
+  out:file(file.path .. ".json", tide.json.encode(embed(file:text())))
+end)
+return tide.app("emb", function()
+  tide.mount_each(index, fs.walk("docs"), fs.dir("out"))
+end)
+]]):format(server.url .. "/v1?key=Qs3cret%%21Value&api-version=2"))
+    server.faults{ { echo_query = true } }
+    local report, err, _, raw = update(dir)
+    assert.are.equal(1, report.components.errors)
+    assert.truthy(err:find("HTTP 401: no access for key=***&api-version=***",
+                           1, true), err)
+    local store = helpers.read(dir .. "/.tide/state.db") .. (helpers.read(
+      dir .. "/.tide/state.db-wal") or "")
+    for _, text in ipairs { err, raw, store } do
+      assert.is_nil(text:find("s3cret", 1, true))
+    end
+  end)
+
   it("keeps the API key out of the store, the report and every message",
      function()
     local dir = helpers.tmpdir()

@@ -122,4 +122,34 @@ end)
     assert.matches('mixed has no target state with key ["a.md",1,4]', err,
                    1, true)
   end)
+
+  it("why names the source item a mounted child came from through its "
+     .. "parent", function()
+    helpers.write(dir .. "/in.jsonl", '{"id":"a"}\n')
+    helpers.write(dir .. "/pipeline.lua", [[
+local tide = require "tide"
+local fs = require "tide.fs"
+local put = tide.fn("put", function(x, out) out:file(x .. ".txt", x) end)
+local item = tide.fn("item", { memo = true }, function(obj, out)
+  tide.mount("one", put, obj.id .. "1", out)
+end)
+return tide.app("nested", function()
+  local out = fs.dir("out")
+  tide.mount_each(item, tide.json.lines("in.jsonl"), out)
+  tide.mount("alone", put, "z", out)
+end)
+]])
+    local _, err, code = tide(dir, "update pipeline.lua")
+    assert.are.equal(0, code, err)
+    local out = tide(dir, "why pipeline.lua out a1.txt")
+    assert.are.equal('out "a1.txt"\n  owner component: /item/a/one (put)\n'
+      .. "  source item: json.lines:in.jsonl:a (of /item/a)\n", out:match(
+      "^(.-  source item: [^\n]*\n)"))
+    local why = require("cjson").decode((tide(dir,
+      "why pipeline.lua out a1.txt --json")))
+    assert.are.equal("json.lines:in.jsonl:a", why.source)
+    assert.are.equal("/item/a", why.source_of)
+    out = tide(dir, "why pipeline.lua out z.txt")
+    assert.matches("\n  source item: none\n", out, 1, true)
+  end)
 end)

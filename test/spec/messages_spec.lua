@@ -226,4 +226,25 @@ end)
                    .. "/process/k04, /process/k05, /process/k06, ...", err,
                    1, true)
   end)
+
+  it("say a target's own failure as the target's, not a component's",
+     function()
+    ph.write_pipeline(dir, [[
+local broken = tide.target_type{
+  name = "broken",
+  identity = function(spec) return spec.file end,
+  short_name = function(spec) return spec.file end,
+  apply = function(spec, changes) end,
+  finish = function(spec) error("no room left", 0) end,
+}
+local put = tide.fn("put", function(x, o) o:declare(x, x) end)
+return tide.app("finish", function()
+  tide.mount_each(put, { a = "a" },
+                  tide.declare_target(broken, { file = "out.kv" }))
+end)
+]])
+    local err, code = update()
+    assert.are.equal(1, code)
+    assert.are.equal("tide: finishing out.kv failed: no room left\n", err)
+  end)
 end)

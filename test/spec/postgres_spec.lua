@@ -155,6 +155,39 @@ end)
     end
   end)
 
+  it("names the server once when its query fails in a pipeline", function()
+    d = helpers.tmpdir()
+    helpers.write(d .. "/pipeline.lua", ([[
+local tide = require "tide"
+local postgres = require "tide.postgres"
+local copy = tide.fn("copy", { memo = true }, function(row) end)
+return tide.app("pgfail", function()
+  tide.mount_each(copy, postgres.rows(%q, "SELECT * FROM no_such_table",
+                                      { key = "id" }))
+end)
+]]):format(conn .. " password=" .. SECRET))
+    local _, err, code = update()
+    assert.are.equal(1, code)
+    local who = must(postgres.identity(conn))
+    assert.are.equal("tide: source postgres.rows " .. who .. ": ERROR:  "
+      .. 'relation "no_such_table" does not exist', err:match("^[^\n]*"))
+    assert.is_nil(err:find(SECRET, 1, true))
+    -- A whole table's rows, keyed by a column it does not have.
+    must(postgres.query(conn, "CREATE TABLE keyless (x int)"))
+    helpers.write(d .. "/pipeline.lua", ([[
+local tide = require "tide"
+local postgres = require "tide.postgres"
+local copy = tide.fn("copy", { memo = true }, function(row) end)
+return tide.app("pgfail", function()
+  tide.mount_each(copy, postgres.rows(%q, { table = "keyless", key = "id" }))
+end)
+]]):format(conn .. " password=" .. SECRET))
+    _, err, code = update()
+    assert.are.equal(1, code)
+    assert.are.equal("tide: source postgres.rows " .. who .. ": key column "
+      .. 'id is not in the result of: SELECT * FROM "keyless"\n', err)
+  end)
+
   it("keys by several columns and refuses duplicate and NULL keys",
      function()
     must(postgres.query(conn, "CREATE TABLE pairs (a text, b int, v text)"))

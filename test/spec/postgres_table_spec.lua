@@ -353,6 +353,45 @@ describe("postgres.table", function()
       rows("SELECT * FROM evolve ORDER BY id"))
   end)
 
+  it("follows a changed key, deleting the states of the old one without "
+     .. "an error", function()
+    local source = function(record, row)
+      return pipeline(conn, "rekeyed", record, row)
+    end
+    local d, update = project(source([[{
+      { "id", "string", key = true }, { "n", "integer" } }]],
+      [[Rec { id = item.id, n = item.n }]]))
+    items(d, { { id = "a", n = 1 }, { id = "b", n = 2 } })
+    local _, err, code = update()
+    assert.are.equal(0, code, err)
+    -- Another key field: the table is made again with the new key; the
+    -- states recorded under the old key are deleted without a statement.
+    helpers.write(d .. "/pipeline.lua", source([[{
+      { "id", "string" }, { "n", "integer", key = true } }]],
+      [[Rec { id = item.id, n = item.n }]]))
+    local report
+    report, err, code = update()
+    assert.are.equal(0, code, err)
+    assert.are.equal("", err)
+    assert.are.same({ inserted = 2, updated = 0, deleted = 2 },
+                    report.targets)
+    -- The key's type changed: the old keys cannot be converted.
+    helpers.write(d .. "/pipeline.lua", source([[{
+      { "id", "string" }, { "n", "string", key = true } }]],
+      [[Rec { id = item.id, n = ("#%d"):format(item.n) }]]))
+    report, err, code = update()
+    assert.are.equal(0, code, err)
+    assert.are.equal("", err)
+    assert.are.same({ inserted = 2, updated = 0, deleted = 2 },
+                    report.targets)
+    report, err, code = update()
+    assert.are.equal(0, code, err)
+    assert.are.same({ inserted = 0, updated = 0, deleted = 0 },
+                    report.targets)
+    assert.are.same({ { id = "a", n = "#1" }, { id = "b", n = "#2" } },
+      rows("SELECT * FROM rekeyed ORDER BY id"))
+  end)
+
   it("never destroys a table it did not make, and adopts one when told",
      function()
     must(postgres.query(conn, "CREATE TABLE theirs (id text PRIMARY KEY, "
@@ -389,6 +428,40 @@ describe("postgres.table", function()
     assert.are_not.equal(0, code)
     assert.truthy(err:find("table theirs is kept by another tide state "
       .. "store, " .. d .. "/.tide/state.db", 1, true), err)
+  end)
+
+  it("never drops an adopted table, nor a column of it",
+     function()
+    must(postgres.query(conn, "CREATE TABLE adopted (id text PRIMARY KEY, "
+      .. "n bigint NOT NULL)"))
+    must(postgres.query(conn, "INSERT INTO adopted VALUES ('mine', 7)"))
+    local d, update = project(pipeline(conn, "adopted", [[{
+      { "id", "string", key = true }, { "n", "integer" } }]],
+      [[Rec { id = item.id, n = item.n }]], ", adopt = true"))
+    items(d, { { id = "a", n = 1 } })
+    local _, err, code = update()
+    assert.are.equal(0, code, err)
+    helpers.write(d .. "/pipeline.lua", pipeline(conn, "adopted", [[{
+      { "id", "string", key = true }, { "n", "number" } }]],
+      [[Rec { id = item.id, n = item.n }]], ", adopt = true"))
+    _, err, code = update()
+    assert.are.equal(2, code)
+    assert.truthy(err:find("postgres.table adopted in tide@.*: the table was "
+      .. "adopted %(adopt = true%) and tide never drops it, but Rec's key or "
+      .. "a field's type changed"), err)
+    assert.are.same({ { id = "a", n = 1 }, { id = "mine", n = 7 } },
+                    rows("SELECT * FROM adopted ORDER BY id"))
+    -- A field removed: its column holds the user's values too.
+    helpers.write(d .. "/pipeline.lua", pipeline(conn, "adopted", [[{
+      { "id", "string", key = true } }]], [[Rec { id = item.id }]],
+      ", adopt = true"))
+    _, err, code = update()
+    assert.are.equal(2, code)
+    assert.truthy(err:find("the table was adopted (adopt = true), and Rec no "
+      .. "longer has the field n, whose values in your rows tide does not "
+      .. "delete", 1, true), err)
+    assert.are.same({ { id = "a", n = 1 }, { id = "mine", n = 7 } },
+                    rows("SELECT * FROM adopted ORDER BY id"))
   end)
 
   it("keeps full-text search and vector search, exact without pgvector",
