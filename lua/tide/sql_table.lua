@@ -162,6 +162,37 @@ function M.same_columns(have, want)
   return true
 end
 
+-- A column as a reader of the table's definition knows it.
+local function column_text(c)
+  return c.type .. (c.notnull and " NOT NULL" or "")
+    .. (c.pk > 0 and " PRIMARY KEY" or "")
+end
+
+-- How an existing table's columns differ from the record type's (name,
+-- its type's name), one column after another in name order: what to
+-- change for the type to adopt it.
+function M.column_differences(have, want, name)
+  local names, seen, out = {}, {}, {}
+  for n in pairs(have) do names[#names + 1], seen[n] = n, true end
+  for n in pairs(want) do
+    if not seen[n] then names[#names + 1] = n end
+  end
+  table.sort(names)
+  for _, n in ipairs(names) do
+    local h, w = have[n], want[n]
+    if not w then
+      out[#out + 1] = fmt("%s is not a field of %s", n, name)
+    elseif not h then
+      out[#out + 1] = fmt("%s is missing (%s's is %s)", n, name,
+                          column_text(w))
+    elseif not same_column(h, w) then
+      out[#out + 1] = fmt("%s is %s, %s's is %s", n, column_text(h), name,
+                          column_text(w))
+    end
+  end
+  return concat(out, "; ")
+end
+
 -- Whether the table must be dropped and recreated: a key changed, or a
 -- field kept its name but changed its type.
 function M.must_recreate(spec, prev, have, want)
@@ -228,8 +259,10 @@ function M.refuse_foreign(caller, spec, prev, claimed, have, other, want,
       .. "tide write into it (it then deletes only the rows it wrote), or "
       .. "choose another name")
   elseif have and prev == nil and not M.same_columns(have, want) then
-    refuse(spec.name, " and its columns differ from " .. spec.schema[2]
-      .. "'s")
+    local name = spec.schema[2]
+    refuse(spec.name, fmt(" and its columns differ from %s's (%s)", name,
+      M.column_differences(have, want, name)), fmt("make them %s's, or "
+      .. "choose another name", name))
   end
 end
 

@@ -428,6 +428,18 @@ describe("postgres.table", function()
     assert.are_not.equal(0, code)
     assert.truthy(err:find("table theirs is kept by another tide state "
       .. "store, " .. d .. "/.tide/state.db", 1, true), err)
+    -- An adopted table must have the record type's columns: what differs
+    -- is said, with what the type wants.
+    must(postgres.query(conn, "CREATE TABLE loose (id text PRIMARY KEY, "
+      .. "title text, note text)"))
+    local d3, update3 = project(pipeline(conn, "loose", record, row,
+                                         ", adopt = true"))
+    items(d3, { { id = "c", title = "C" } })
+    _, err, code = update3()
+    assert.are.equal(2, code, err)
+    assert.truthy(err:find("its columns differ from Rec's (note is not a "
+      .. "field of Rec; title is text, Rec's is text NOT NULL); make them "
+      .. "Rec's, or choose another name", 1, true), err)
   end)
 
   it("never drops an adopted table, nor a column of it",

@@ -349,8 +349,14 @@ describe("tide.sqlite", function()
         .. "let tide write into it (it then deletes only the rows it wrote), "
         .. "or choose another name"):format(spec.db), err)
       spec.adopt = true
+      -- Adopted, it must have the record type's columns: each difference
+      -- is said, with what the type wants.
       assert.are.equal(("sqlite.table chunks in %s: table chunks exists and "
-        .. "was not created by tide and its columns differ from Chunk's; "
+        .. "was not created by tide and its columns differ from Chunk's "
+        .. "(body is not a field of Chunk; file is missing (Chunk's is TEXT "
+        .. "NOT NULL); id is TEXT PRIMARY KEY, Chunk's is TEXT NOT NULL "
+        .. "PRIMARY KEY; line is missing (Chunk's is INTEGER NOT NULL); text "
+        .. "is missing (Chunk's is TEXT NOT NULL)); make them Chunk's, or "
         .. "choose another name"):format(spec.db),
         err_of(target.setup, spec, nil))
       assert.are.equal("mine|precious\n", sql(spec.db,
