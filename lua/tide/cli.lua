@@ -827,6 +827,7 @@ function commands.show(...)
   if not opts or #pos < 1 or #pos > 2 then
     say("show: %s", opts and "expected a pipeline file and an optional path"
         or pos)
+    io_stderr:write(usage_of("show"))
     return 2
   end
   if opts.workers and (pos[2] or opts.tree or opts["target-states"]) then
@@ -851,6 +852,7 @@ function commands.why(...)
   local opts, pos = parse({ ... }, { json = "bool", db = "value" })
   if not opts or #pos ~= 3 then
     say("why: %s", opts and "expected PIPELINE TARGET KEY" or pos)
+    io_stderr:write(usage_of("why"))
     return 2
   end
   local app, db = load_pipeline(pos[1], opts.db)
@@ -862,6 +864,7 @@ function commands.ls(...)
   local opts, pos = parse({ ... }, { db = "value", json = "bool" })
   if not opts or #pos > 0 then
     say("ls: %s", opts and "takes no arguments" or pos)
+    io_stderr:write(usage_of("ls"))
     return 2
   end
   local cwd = assert(core.getcwd())

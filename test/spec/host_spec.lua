@@ -108,6 +108,19 @@ outer()]])
       .. "update:\n  update PIPELINE%.lua", err)
     assert.is_nil(err:find("worker PIPELINE", 1, true))
     assert.matches("(tide help lists every command)", err, 1, true)
+    -- So does every command that reads a store.
+    for _, case in ipairs {
+      { "show x.lua --bogus", "show: unknown option %-%-bogus", "show" },
+      { "why x.lua t", "why: expected PIPELINE TARGET KEY", "why" },
+      { "ls extra", "ls: takes no arguments", "ls" },
+      { "verify x.lua --bogus", "verify: unknown option %-%-bogus", "verify" },
+      { "drop x.lua --bogus", "drop: unknown option %-%-bogus", "drop" },
+    } do
+      out, err, code = helpers.run(tide .. " " .. case[1])
+      assert.are.equal(2, code, case[1])
+      assert.matches("^tide: " .. case[2] .. "\nusage of tide " .. case[3]
+        .. ":\n  " .. case[3] .. " ", err)
+    end
   end)
 
   it("works as require \"tide\" from the stock lua5.4", function()
