@@ -453,7 +453,9 @@ int tide_rowplan_change(tide_RowPlan *s, lua_State *L, lua_Integer i,
              why);
     return rc;
   }
-  fix_row(s, s->vals, nvals);
+  /* A delete that does nothing sets no value (one it could not convert
+  ** is half made): none is read. */
+  if (*is_delete != TIDE_ROW_NONE) fix_row(s, s->vals, nvals);
   return 0;
 }
 

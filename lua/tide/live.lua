@@ -101,6 +101,12 @@ function M.folders(loop, say)
   function folders.add(abs, follow_symlinks)
     folders.watched[abs] = true
     local root, why = watch:add(abs, follow_symlinks)
+    -- Made again between the watch's look and the one below (a folder
+    -- moved away and another made in its place): tried once more, not
+    -- said to be unwatchable.
+    if not root and core.exists(abs) then
+      root, why = watch:add(abs, follow_symlinks)
+    end
     if root then
       folders.unwatched[abs] = nil
       return

@@ -612,8 +612,8 @@ end)
     helpers.write(dir .. "/docs/g.md", "gamma\n")
     reaches(dir, { ["f.md"] = "phi", ["g.md"] = "gamma" })
     assert.are.equal(0, stop(dir, pid, "INT"))
-    assert.is_nil((helpers.read(dir .. "/stderr") or ""):find("cannot watch",
-                                                              1, true))
+    local said = helpers.read(dir .. "/stderr") or ""
+    assert.is_nil(said:find("cannot watch", 1, true), said)
   end)
 
   it("says that the pipeline or a module of it changed, and runs no cycle "
